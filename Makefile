@@ -1,0 +1,38 @@
+# The two commands a newcomer runs: `make demo` and `make test`. `make dev` opens the Dagster UI.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test dev lint typecheck bench clean stop
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/leads demo
+
+test: $(STAMP) lint typecheck
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+dev: $(STAMP)
+	$(BIN)/leads dev
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
+stop: $(STAMP)
+	$(BIN)/leads db stop
+
+clean: stop
+	rm -rf .leads

@@ -1,0 +1,506 @@
+"""The ``leads`` command: lists, imports and (as they land) enrichment, scoring and sync, from a terminal.
+
+Every command prepares the environment first (embedded PostgreSQL unless DATABASE_URL is set, migrations) and
+launches the same Dagster assets the UI and sensors run; errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.lib.runtime import Environment, leads_home, prepare_environment, stop_embedded_postgres
+from leads_pipeline.sandbox.cli import app as sandbox_app
+
+app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
+lists_app = typer.Typer(help="Create and inspect lead lists.", no_args_is_help=True)
+imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
+db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
+app.add_typer(lists_app, name="lists")
+app.add_typer(imports_app, name="imports")
+app.add_typer(db_app, name="db")
+app.add_typer(sandbox_app, name="sandbox")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def _fail(message: str) -> NoReturn:
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code=1)
+
+
+def _run(action: Callable[[], T]) -> T:
+    """Run a command body, turning the project's errors into one line and exit code 1."""
+    try:
+        return action()
+    except LeadsError as exc:
+        _fail(str(exc))
+
+
+def _environment() -> Environment:
+    from leads_pipeline.lib.store.migrations import apply_migrations
+
+    env = prepare_environment()
+    apply_migrations(env.database_url)
+    return env
+
+
+def _user() -> str:
+    return os.environ.get("LEADS_USER") or getpass.getuser()
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (if DATABASE_URL is not set) and apply migrations."""
+    env = _run(_environment)
+    where = "embedded server in " + str(env.home / "postgres") if env.embedded else "DATABASE_URL"
+    console.print(f"database ready ({where})")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    stopped = stop_embedded_postgres(leads_home())
+    console.print("embedded PostgreSQL stopped" if stopped else "embedded PostgreSQL was not running")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the database URL the project uses (for psql and other tools)."""
+    console.print(_run(_environment).database_url, highlight=False)
+
+
+@lists_app.command("create")
+def lists_create(
+    name: str,
+    dedupe: Annotated[str, typer.Option(help="Duplicate key within the list: email, phone or both.")] = "email",
+    description: Annotated[str | None, typer.Option(help="What the list is for.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
+) -> None:
+    """Create a lead list."""
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import create_list
+
+    env = _run(_environment)
+
+    def create() -> dict[str, object]:
+        with connect(env.database_url) as conn:
+            return create_list(conn, name, owner=_user(), dedupe=dedupe, description=description).as_json(0)  # type: ignore[arg-type]
+
+    document = _run(create)
+    if as_json:
+        _print_json(document)
+    else:
+        console.print(f"created list [bold]{document['name']}[/bold] (id {document['listId']}, dedupe by {dedupe})")
+
+
+@lists_app.command("show")
+def lists_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show a list and its lead count."""
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list, lead_count
+
+    env = _run(_environment)
+
+    def show() -> dict[str, object]:
+        with connect(env.database_url) as conn:
+            lead_list = get_list(conn, name)
+            return lead_list.as_json(lead_count(conn, lead_list.id))
+
+    document = _run(show)
+    if as_json:
+        _print_json(document)
+        return
+    table = Table(show_header=False)
+    for key, value in document.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def _load_mapping(mapping_file: Path | None, headers: tuple[str, ...]) -> dict[str, str | None]:
+    from leads_pipeline.lib.mapping import load_mapping_file
+
+    return load_mapping_file(mapping_file, headers) if mapping_file else {}
+
+
+def _show_plan(plan_json: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]{plan_json['file']}[/bold]: {plan_json['totalRows']:,} rows, encoding {plan_json['encoding']}, "
+        f"delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
+        highlight=False,
+    )
+    table = Table("column", "field", "confidence", "why")
+    for s in plan_json["suggestions"]:
+        chosen = plan_json["mapping"].get(s["column"])
+        table.add_row(s["column"], chosen or "[dim](custom)[/dim]", f"{s['confidence']:.2f}", s["reason"])
+    console.print(table)
+    if plan_json["sampleErrors"]:
+        sample = Table("row", "column", "value", "problem", "severity", title="problems in the first 200 rows")
+        for e in plan_json["sampleErrors"]:
+            sample.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
+        console.print(sample)
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    results = status["results"]
+    console.print(
+        f"import {status['importId']} {status['status']}: {results['imported']:,} imported, "
+        f"{results['updated']:,} updated, {results['skipped']:,} skipped, {results['errors']:,} rejected, "
+        f"{status['warnings']:,} warnings ({status['progress']['processed']:,} rows)",
+        highlight=False,
+    )
+    if status["errors"]:
+        table = Table("row", "column", "value", "problem", "severity", title="first problems")
+        for e in status["errors"][:10]:
+            table.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
+        console.print(table)
+        console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
+
+
+def _watch_progress(database_url: str, batch_key: str, total: int, stop: threading.Event) -> None:
+    """Show a progress bar from the import's own progress record while the run works."""
+    from leads_pipeline.lib.store.db import connect
+
+    columns = (
+        TextColumn("importing"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TimeRemainingColumn(),
+    )
+    with (
+        Progress(*columns, console=errors, transient=True) as progress,
+        connect(database_url, autocommit=True) as conn,
+    ):
+        task = progress.add_task("import", total=total, rate=0.0)
+        while not stop.wait(0.5):
+            row = conn.execute(
+                "SELECT processed_rows, created_at FROM imports WHERE batch_id = %s", (batch_key,)
+            ).fetchone()
+            if row is not None:
+                progress.update(task, completed=int(row["processed_rows"]))
+                speed = progress.tasks[0].speed
+                progress.update(task, rate=speed or 0.0)
+
+
+def run_cli_import(
+    env: Environment,
+    file: Path,
+    list_name: str,
+    *,
+    on_duplicate: str,
+    mapping: dict[str, str | None],
+    default_region: str,
+    show_progress: bool,
+    create_list: bool = False,
+) -> dict[str, Any]:
+    """Import a file through Dagster, resuming an unfinished import of the same file into the same list."""
+    from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig
+    from leads_pipeline.launcher import materialize_import
+    from leads_pipeline.lib.batches import import_batch_key
+    from leads_pipeline.lib.csvfile import inspect_file
+    from leads_pipeline.lib.store import imports as store
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import ensure_list, get_list
+
+    layout = inspect_file(file)
+    with connect(env.database_url) as conn:
+        lead_list = ensure_list(conn, list_name, owner=_user()) if create_list else get_list(conn, list_name)
+        unfinished = store.unfinished_import(conn, lead_list.id, layout.sha256)
+    batch_key = unfinished["batch_id"] if unfinished else import_batch_key(lead_list.name, layout.sha256)
+    config = ImportConfig(
+        path=str(file.resolve()),
+        list_name=lead_list.name,
+        on_duplicate=on_duplicate,  # type: ignore[arg-type]
+        mapping={column: (target or UNMAPPED) for column, target in mapping.items()},
+        default_region=default_region,
+        user=_user(),
+    )
+    stop = threading.Event()
+    watcher = None
+    if show_progress:
+        watcher = threading.Thread(
+            target=_watch_progress, args=(env.database_url, batch_key, layout.total_rows, stop), daemon=True
+        )
+        watcher.start()
+    try:
+        materialize_import(batch_key, config)
+    finally:
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+    with connect(env.database_url) as conn:
+        record = store.import_for_batch(conn, batch_key)
+        assert record is not None
+        return store.import_status(conn, record["id"])
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="The CSV file to import.")],
+    list_name: Annotated[str, typer.Option("--list", help="The list to import into.")],
+    mapping_file: Annotated[
+        Path | None, typer.Option("--mapping", help="YAML {csvColumn: field or null} overriding suggestions.")
+    ] = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(help="skip: keep the existing lead; update: fill and overwrite with new non-empty values."),
+    ] = "skip",
+    default_region: Annotated[
+        str, typer.Option(help="Country (ISO alpha-2) for phone numbers of rows without one.")
+    ] = "US",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show mapping, row count and sample errors only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Import a CSV file of leads into a list (through the Dagster asset graph)."""
+    from leads_pipeline.lib.csvfile import inspect_file
+    from leads_pipeline.lib.importer import ImportOptions, plan_import
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    if on_duplicate not in ("skip", "update"):
+        _fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
+    env = _run(_environment)
+
+    def run() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            lead_list = get_list(conn, list_name)
+        mapping = _load_mapping(mapping_file, inspect_file(file).headers)
+        if dry_run:
+            options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=default_region)  # type: ignore[arg-type]
+            return plan_import(file, options, dedupe=lead_list.dedupe).as_json()
+        return run_cli_import(
+            env,
+            file,
+            list_name,
+            on_duplicate=on_duplicate,
+            mapping=mapping,
+            default_region=default_region,
+            show_progress=not as_json and sys.stderr.isatty(),
+        )
+
+    document = _run(run)
+    if as_json:
+        _print_json(document)
+    elif dry_run:
+        _show_plan(document)
+    else:
+        _print_status(document)
+
+
+@imports_app.command("list")
+def imports_list(
+    list_name: Annotated[str | None, typer.Option("--list", help="Only imports into this list.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recent imports, newest first."""
+    from leads_pipeline.lib.store import imports as store
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    env = _run(_environment)
+
+    def fetch() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            list_id = get_list(conn, list_name).id if list_name else None
+            return store.list_imports(conn, list_id)
+
+    rows = _run(fetch)
+    if as_json:
+        _print_json(
+            [
+                {
+                    k: r[k]
+                    for k in (
+                        "id",
+                        "batch_id",
+                        "list_name",
+                        "file_path",
+                        "status",
+                        "total_rows",
+                        "imported",
+                        "updated",
+                        "skipped",
+                        "errors",
+                        "created_at",
+                        "completed_at",
+                    )
+                }
+                for r in rows
+            ]
+        )
+        return
+    table = Table("id", "list", "file", "status", "rows", "imported", "updated", "skipped", "rejected", "when")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["list_name"],
+            Path(r["file_path"]).name,
+            r["status"],
+            f"{r['total_rows'] or 0:,}",
+            f"{r['imported']:,}",
+            f"{r['updated']:,}",
+            f"{r['skipped']:,}",
+            f"{r['errors']:,}",
+            f"{r['created_at']:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@imports_app.command("show")
+def imports_show(import_id: int, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """An import's status, counts and first problems (the PRD's "Get Import Status")."""
+    from leads_pipeline.lib.store import imports as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = _run(_environment)
+
+    def fetch() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            return store.import_status(conn, import_id)
+
+    document = _run(fetch)
+    if as_json:
+        _print_json(document)
+    else:
+        _print_status(document)
+
+
+@imports_app.command("errors")
+def imports_errors(
+    import_id: int,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to standard output.")] = False,
+) -> None:
+    """Every problem an import found: row, column, value, reason, severity."""
+    from leads_pipeline.lib.store import imports as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = _run(_environment)
+
+    def fetch() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            store.find_import(conn, import_id)
+            return store.import_errors(conn, import_id)
+
+    rows = _run(fetch)
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["row", "column", "value", "reason", "severity"])
+        for r in rows:
+            writer.writerow([r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"]])
+        return
+    table = Table("row", "column", "value", "problem", "severity")
+    for r in rows:
+        table.add_row(
+            str(r["row_number"]),
+            r["column_name"] or "",
+            str(r["value"] or "")[:50],
+            r["reason"],
+            r["severity"],
+        )
+    console.print(table)
+
+
+@imports_app.command("undo")
+def imports_undo(import_id: int) -> None:
+    """Remove the leads an import created and restore those it updated, exactly as they were."""
+    from leads_pipeline.lib.store import imports as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = _run(_environment)
+
+    def undo() -> dict[str, int]:
+        with connect(env.database_url) as conn:
+            return store.undo_import(conn, import_id)
+
+    result = _run(undo)
+    console.print(f"import {import_id} undone: {result['removed']:,} leads removed, {result['restored']:,} restored")
+
+
+def main() -> None:
+    app()
+
+
+DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo_leads.csv"
+
+
+@app.command("demo")
+def demo() -> None:
+    """Run the pipeline on the shipped sample file and say what it did."""
+    from datetime import datetime
+
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import create_list
+
+    env = _run(_environment)
+    where = f"embedded PostgreSQL in {env.home / 'postgres'}" if env.embedded else "the server in DATABASE_URL"
+    console.print(f"[bold]1.[/bold] database: {where}, migrations applied")
+    list_name = f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+    with connect(env.database_url) as conn:
+        create_list(conn, list_name, owner=_user(), dedupe="email", description="leads_pipeline demo")
+    console.print(f"[bold]2.[/bold] created list [bold]{list_name}[/bold] (duplicates detected by email)")
+    console.print(f"[bold]3.[/bold] importing {DEMO_FILE.name} through the Dagster asset batch_leads ...")
+    status = _run(
+        lambda: run_cli_import(
+            env,
+            DEMO_FILE,
+            list_name,
+            on_duplicate="skip",
+            mapping={},
+            default_region="US",
+            show_progress=False,
+        )
+    )
+    console.print("    mapping used:", highlight=False)
+    for column, target in status["mapping"].items():
+        console.print(f"      {column:>22} -> {target or '(custom field)'}", highlight=False)
+    _print_status(status)
+    console.print(
+        f"\nNext: `{sys.argv[0]} imports show {status['importId']}`, `make dev` for the Dagster UI "
+        f"(run for batch {status['batchId']}), or drop a CSV into {env.inbox}/<list name>/.",
+        highlight=False,
+    )
+
+
+@app.command("dev")
+def dev(
+    host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for the UI.")] = 3000,
+) -> None:
+    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database."""
+    import subprocess
+
+    env = _run(_environment)
+    console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
+    bin_dir = Path(sys.executable).parent
+    command = [
+        str(bin_dir / "dagster"),
+        "dev",
+        "-h",
+        host,
+        "-p",
+        str(port),
+        "-m",
+        "leads_pipeline.definitions",
+    ]
+    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))

@@ -1,0 +1,13 @@
+"""The one Dagster ``Definitions`` of the project: every stage's assets, checks, sensors and resources."""
+
+import dagster as dg
+
+from leads_pipeline.defs.imports.assets import batch_leads
+from leads_pipeline.defs.imports.sensors import inbox_sensor
+from leads_pipeline.defs.resources import default_resources
+
+defs = dg.Definitions(
+    assets=[batch_leads],
+    sensors=[inbox_sensor],
+    resources=default_resources(),
+)

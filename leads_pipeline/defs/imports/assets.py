@@ -1,0 +1,101 @@
+"""The import stage: a batch's file becomes leads in its list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+
+from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.importer import DEFAULT_CHUNK_ROWS, ImportOptions, run_import
+from leads_pipeline.lib.store.lists import get_list
+
+UNMAPPED = "custom"
+"""The mapping value that sends a column to the lead's custom fields (run config cannot carry nulls in a map)."""
+
+
+class ImportConfig(dg.Config):
+    """What to import into the batch: the launcher (CLI or sensor) fills it in."""
+
+    path: str
+    list_name: str
+    on_duplicate: Literal["skip", "update"] = "skip"
+    mapping: dict[str, str] = {}  # noqa: RUF012 - pydantic copies defaults
+    default_region: str = "US"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    user: str | None = None
+    create_list: bool = False
+
+    def options(self) -> ImportOptions:
+        overrides = {column: (None if target == UNMAPPED else target) for column, target in self.mapping.items()}
+        return ImportOptions(
+            on_duplicate=self.on_duplicate,
+            mapping_overrides=overrides,
+            default_region=self.default_region,
+            chunk_rows=self.chunk_rows,
+            create_list=self.create_list,
+        )
+
+
+def _errors_table(errors: list[dict[str, object]]) -> str:
+    if not errors:
+        return "none"
+    lines = ["| row | column | value | reason | severity |", "|---|---|---|---|---|"]
+    for e in errors:
+        value = str(e["value"] or "").replace("|", "\\|")[:60]
+        lines.append(f"| {e['row']} | {e['column'] or ''} | {value} | {e['reason']} | {e['severity']} |")
+    return "\n".join(lines)
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="imports",
+    kinds={"postgres", "csv"},
+    check_specs=CHECK_SPECS,
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+)
+def batch_leads(
+    context: dg.AssetExecutionContext, config: ImportConfig, database: LeadsDatabase
+) -> dg.MaterializeResult:
+    """The leads of one batch: the rows of an imported file, mapped, normalized, validated and merged into the
+    list (new leads inserted, duplicates skipped or updated by the list's dedupe setting). Resumable: a re-run
+    continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
+    batch_id = context.partition_key
+    status = run_import(
+        database.database_url,
+        batch_id=batch_id,
+        path=Path(config.path),
+        list_name=config.list_name,
+        options=config.options(),
+        user=config.user,
+        on_progress=lambda done, total: context.log.info(f"imported {done:,} of {total:,} rows"),
+    )
+    with database.connection() as conn:
+        lead_list = get_list(conn, config.list_name)
+        checks = [
+            stored_leads_check(conn, batch_id),
+            no_duplicates_check(conn, lead_list.id, lead_list.dedupe),
+        ]
+    results = status["results"]
+    mapping_table = "\n".join(
+        ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "import_id": dg.MetadataValue.text(status["importId"]),
+            "list": dg.MetadataValue.text(config.list_name),
+            "file": dg.MetadataValue.path(config.path),
+            "rows": dg.MetadataValue.int(status["progress"]["total"]),
+            "imported": dg.MetadataValue.int(results["imported"]),
+            "updated": dg.MetadataValue.int(results["updated"]),
+            "skipped": dg.MetadataValue.int(results["skipped"]),
+            "rejected": dg.MetadataValue.int(results["errors"]),
+            "warnings": dg.MetadataValue.int(status["warnings"]),
+            "mapping": dg.MetadataValue.md(mapping_table),
+            "errors_preview": dg.MetadataValue.md(_errors_table(status["errors"])),
+        },
+        check_results=checks,
+    )

@@ -1,0 +1,98 @@
+"""Checks on what an import stored: the stored-lead schema, and no duplicate left in the list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from leads_pipeline.lib.prepare import STORED_COLUMNS
+from leads_pipeline.lib.schemas import validate_leads
+
+SCHEMA_CHECK = "stored_leads_match_schema"
+DUPLICATES_CHECK = "no_duplicate_leads_in_list"
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        SCHEMA_CHECK,
+        asset="batch_leads",
+        description="Every lead the batch wrote passes the stored-lead pandera schema.",
+    ),
+    dg.AssetCheckSpec(
+        DUPLICATES_CHECK,
+        asset="batch_leads",
+        description="No two live leads of the batch's list share a key of the list's dedupe setting.",
+    ),
+]
+
+_PREVIEW_ROWS = 20
+
+
+def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
+    """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now."""
+    columns = sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT l.id, {cols} FROM leads l JOIN batch_leads b ON b.lead_id = l.id"
+            " WHERE b.batch_id = %s AND l.deleted_at IS NULL"
+        ).format(cols=columns),
+        (batch_id,),
+    ).fetchall()
+    frame = pd.DataFrame(rows, columns=["id", *STORED_COLUMNS])
+    for name in STORED_COLUMNS:
+        if name == "employee_count":
+            frame[name] = frame[name].astype("Int64")
+        elif name == "annual_revenue":
+            frame[name] = pd.to_numeric(frame[name]).astype("Float64")
+        else:
+            frame[name] = frame[name].astype("str")
+    failures = validate_leads(frame.set_index("id"))
+    failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]
+    preview = "\n".join(
+        f"| {f.index} | {f.column or '(row)'} | {f.value} | {f.reason} |" for f in failures[:_PREVIEW_ROWS]
+    )
+    return dg.AssetCheckResult(
+        check_name=SCHEMA_CHECK,
+        passed=not failures,
+        metadata={
+            "leads_checked": dg.MetadataValue.int(len(frame)),
+            "failing_leads": dg.MetadataValue.int(len(failing_ids)),
+            "failing_columns": dg.MetadataValue.text(", ".join(sorted({f.column or "(row)" for f in failures}))),
+            "failures": dg.MetadataValue.md(
+                "| lead | column | value | reason |\n|---|---|---|---|\n" + preview if failures else "none"
+            ),
+        },
+    )
+
+
+def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: str) -> list[dict[str, Any]]:
+    """Groups of live leads in the list sharing a dedupe key: (key, value, lead ids)."""
+    keys = {"email": ["email"], "phone": ["phone"], "both": ["email", "phone"]}[dedupe]
+    queries = [
+        sql.SQL(
+            "SELECT {name} AS key, {col} AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
+            " WHERE list_id = {list} AND deleted_at IS NULL AND {col} IS NOT NULL"
+            " GROUP BY {col} HAVING count(*) > 1"
+        ).format(name=sql.Literal(key), col=sql.Identifier(key), list=sql.Literal(list_id))
+        for key in keys
+    ]
+    return list(conn.execute(sql.SQL(" UNION ALL ").join(queries) + sql.SQL(" LIMIT 1000")))
+
+
+def no_duplicates_check(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: str) -> dg.AssetCheckResult:
+    groups = duplicate_groups(conn, list_id, dedupe)
+    preview = "\n".join(
+        f"| {g['key']} | {g['value']} | {', '.join(map(str, g['lead_ids']))} |" for g in groups[:_PREVIEW_ROWS]
+    )
+    return dg.AssetCheckResult(
+        check_name=DUPLICATES_CHECK,
+        passed=not groups,
+        metadata={
+            "dedupe_setting": dg.MetadataValue.text(dedupe),
+            "duplicate_groups": dg.MetadataValue.int(len(groups)),
+            "groups": dg.MetadataValue.md("| key | value | leads |\n|---|---|---|\n" + preview if groups else "none"),
+        },
+    )

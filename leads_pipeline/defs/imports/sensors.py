@@ -1,0 +1,107 @@
+"""The drop folder: a CSV saved under ``$LEADS_INBOX/<list name>/`` is imported into that list."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.batches import import_batch_key
+from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store.lists import get_list
+
+IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+
+
+@dataclass(frozen=True)
+class DroppedFile:
+    path: Path
+    list_name: str
+    size: int
+    mtime: float
+
+
+def inbox_folder() -> Path:
+    return Path(os.environ.get("LEADS_INBOX") or Path(os.environ.get("LEADS_HOME") or ".leads") / "inbox")
+
+
+def dropped_files(inbox: Path) -> list[DroppedFile]:
+    """Files one level below the inbox; the folder they are in names the list."""
+    found: list[DroppedFile] = []
+    if not inbox.is_dir():
+        return found
+    for folder in sorted(p for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and path.suffix.lower() in IMPORTABLE_SUFFIXES and not path.name.startswith("."):
+                stat = path.stat()
+                found.append(DroppedFile(path, folder.name, stat.st_size, stat.st_mtime))
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(8 * 1024 * 1024):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _already_imported(database: LeadsDatabase, list_name: str, sha256: str) -> bool:
+    with database.connection() as conn:
+        try:
+            lead_list = get_list(conn, list_name)
+        except NotFoundError:
+            return False
+        return store.completed_import_of_file(conn, lead_list.id, sha256) is not None
+
+
+@dg.sensor(
+    target=[batch_leads],
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Imports each CSV dropped in $LEADS_INBOX/<list>/ once it stops growing, once per list and content.",
+)
+def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -> dg.SensorResult:
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    previous: dict[str, list[float]] = cursor.get("seen", {})
+    requested: set[str] = set(cursor.get("requested", []))
+    seen: dict[str, list[float]] = {}
+    run_requests: list[dg.RunRequest] = []
+    new_partitions: list[str] = []
+    for dropped in dropped_files(inbox_folder()):
+        key = str(dropped.path)
+        seen[key] = [dropped.size, dropped.mtime]
+        if previous.get(key) != seen[key]:
+            continue  # new or still growing: look again on the next tick
+        sha = _sha256(dropped.path)
+        identity = f"{dropped.list_name.casefold()}|{sha}"
+        if identity in requested:
+            continue
+        requested.add(identity)
+        if _already_imported(database, dropped.list_name, sha):
+            context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
+            continue
+        batch_key = import_batch_key(dropped.list_name, sha)
+        new_partitions.append(batch_key)
+        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True)
+        run_requests.append(
+            dg.RunRequest(
+                run_key=identity,
+                partition_key=batch_key,
+                run_config=dg.RunConfig(ops={"batch_leads": config}),
+                tags={"leads/source": "inbox", "leads/list": dropped.list_name},
+            )
+        )
+    return dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=[batches.build_add_request(new_partitions)] if new_partitions else [],
+        cursor=json.dumps({"seen": seen, "requested": sorted(requested)}),
+    )

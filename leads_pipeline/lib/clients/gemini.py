@@ -1,0 +1,171 @@
+"""Company research with Google Gemini (``google-genai``) grounded in Google Search, answered as typed JSON.
+
+``google-generativeai`` is end-of-life; ``google-genai`` is its successor. The answer is constrained by
+``response_schema=CompanyFacts``, so ``response.parsed`` is a ``CompanyFacts`` instance, or None when the
+model's text is not valid JSON for it: the SDK does not raise then, so this module does. The SDK retries
+nothing by default; ``retry_options`` here retries 408/429/5xx and network errors with exponential backoff and
+jitter. Sources are the pages Google Search grounded the answer in. Structured output combined with the Google
+Search tool needs a Gemini 3 model: Gemini 2.x rejects that combination with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import ClassVar
+
+import dagster as dg
+import httpx
+import httpx2
+from google import genai
+from google.genai import errors, types
+from pydantic import BaseModel, Field, PrivateAttr
+
+from leads_pipeline.lib.clients.http import MalformedResponseError, redact, require
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
+
+
+class CompanyFacts(BaseModel):
+    """What the model is asked to return; every field is null when no source supports it."""
+
+    found: bool = Field(description="Whether the company could be identified with confidence.")
+    name: str | None = Field(default=None, description="The company's name.")
+    website: str | None = Field(default=None, description="Homepage URL.")
+    industry: str | None = None
+    employee_count: int | None = None
+    annual_revenue_usd: float | None = None
+    technologies: list[str] = Field(default_factory=list, description="Software the company is known to use.")
+    linkedin_url: str | None = None
+    twitter_url: str | None = None
+    facebook_url: str | None = None
+    hq_city: str | None = None
+    hq_country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 country code of the headquarters.")
+
+
+class Source(BaseModel):
+    uri: str
+    title: str | None = None
+
+
+class CompanyResearch(CompanyFacts):
+    """The model's facts plus where they came from and what the call consumed."""
+
+    sources: list[Source] = Field(default_factory=list)
+    search_queries: list[str] = Field(default_factory=list)
+    model: str
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+PROMPT = """Research the company {name}{domain_clause} using Google Search.
+Report only facts that a source supports, and null for anything you cannot find; never guess.
+Set found to false if you cannot identify this exact company. hq_country is an ISO 3166-1 alpha-2 code;
+annual_revenue_usd is in US dollars; employee_count is a number of people."""
+
+
+class GeminiResource(dg.ConfigurableResource):
+    """Gemini API access; ``api_key`` comes from ``GEMINI_API_KEY``."""
+
+    api_key: str | None = Field(default=None, repr=False, description="Gemini API key (secret).")
+    base_url: str | None = Field(default=None, description="API root; None means Google's endpoint.")
+    api_version: str = "v1beta"
+    model: str = "gemini-3-flash-preview"
+    timeout_s: float = 60.0
+    retry_attempts: int = Field(default=5, description="Attempts per call, the first one included.")
+    retry_initial_delay_s: float = 1.0
+    retry_max_delay_s: float = 30.0
+    use_google_search: bool = True
+
+    ENV_VAR: ClassVar[str] = "GEMINI_API_KEY"
+    URL_ENV_VAR: ClassVar[str] = "GOOGLE_GEMINI_BASE_URL"  # google-genai reads it itself when base_url is None
+
+    _client: genai.Client | None = PrivateAttr(default=None)
+    _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.api_key)
+
+    def research_company(self, name: str, domain: str | None = None) -> CompanyResearch:
+        """What Gemini, grounded in Google Search, finds about the company; ``found`` False if nothing."""
+        client = self._api()
+        prompt = PROMPT.format(name=name, domain_clause=f" (website domain: {domain})" if domain else "")
+        tools: types.ToolListUnion | None = (
+            [types.Tool(google_search=types.GoogleSearch())] if self.use_google_search else None
+        )
+        config = types.GenerateContentConfig(
+            tools=tools, response_mime_type="application/json", response_schema=CompanyFacts
+        )
+        try:
+            response = client.models.generate_content(model=self.model, contents=prompt, config=config)
+        except errors.APIError as exc:
+            raise self._api_error(exc) from None
+        except (httpx.TimeoutException, httpx2.TimeoutException):
+            raise TransientError(
+                f"Gemini did not answer within {self.timeout_s} s ({self.retry_attempts} attempts)"
+            ) from None
+        except (httpx.TransportError, httpx2.TransportError) as exc:
+            raise TransientError(f"could not reach Gemini: {redact(str(exc), self.api_key)}") from None
+        except ValueError as exc:
+            raise MalformedResponseError(
+                f"Gemini answered with a body that is not valid JSON: {redact(str(exc), self.api_key)}"
+            ) from None
+        facts = response.parsed
+        if not isinstance(facts, CompanyFacts):
+            candidate = response.candidates[0] if response.candidates else None
+            reason = candidate.finish_reason if candidate else "no candidate"
+            raise MalformedResponseError(
+                f"Gemini ({self.model}) did not return JSON matching CompanyFacts for {name!r} "
+                f"(finish reason {reason}): {(response.text or '')[:200]!r}"
+            )
+        return CompanyResearch(
+            **facts.model_dump(),
+            sources=_sources(response),
+            search_queries=_queries(response),
+            model=self.model,
+            prompt_tokens=response.usage_metadata.prompt_token_count if response.usage_metadata else None,
+            output_tokens=response.usage_metadata.candidates_token_count if response.usage_metadata else None,
+            total_tokens=response.usage_metadata.total_token_count if response.usage_metadata else None,
+        )
+
+    def _api(self) -> genai.Client:
+        key = require(self.api_key, provider="Gemini", env_var=self.ENV_VAR)
+        with self._client_lock:
+            if self._client is None:
+                retry = types.HttpRetryOptions(
+                    attempts=self.retry_attempts,
+                    initial_delay=self.retry_initial_delay_s,
+                    max_delay=self.retry_max_delay_s,
+                )
+                options = types.HttpOptions(
+                    base_url=self.base_url,
+                    api_version=self.api_version,
+                    timeout=int(self.timeout_s * 1000),
+                    retry_options=retry,
+                )
+                self._client = genai.Client(api_key=key, http_options=options)
+            return self._client
+
+    def _api_error(self, exc: errors.APIError) -> LeadsError:
+        detail = f"HTTP {exc.code} {exc.status}: {redact(str(exc.message), self.api_key)}"
+        if exc.code in (401, 403) or (exc.code == 400 and "api key" in str(exc.message).lower()):
+            return ConfigurationError(f"Gemini rejected the API key ({detail}); check {self.ENV_VAR}")
+        if exc.code in (408, 429) or exc.code >= 500:
+            return TransientError(f"Gemini failed after {self.retry_attempts} attempts ({detail})")
+        return PermanentError(f"Gemini refused the request for model {self.model} ({detail})")
+
+
+def _grounding(response: types.GenerateContentResponse) -> types.GroundingMetadata | None:
+    candidate = response.candidates[0] if response.candidates else None
+    return candidate.grounding_metadata if candidate else None
+
+
+def _sources(response: types.GenerateContentResponse) -> list[Source]:
+    metadata = _grounding(response)
+    chunks = metadata.grounding_chunks if metadata and metadata.grounding_chunks else []
+    return [Source(uri=c.web.uri, title=c.web.title) for c in chunks if c.web and c.web.uri]
+
+
+def _queries(response: types.GenerateContentResponse) -> list[str]:
+    metadata = _grounding(response)
+    return list(metadata.web_search_queries or []) if metadata else []

@@ -1,0 +1,252 @@
+"""Plumbing shared by the provider clients built on ``requests``: retries, error mapping and secret redaction.
+
+Why not urllib3's ``Retry``: providers signal throttling in ways it cannot see (NeverBounce answers HTTP 200
+with ``status: throttle_triggered``), and every failure must end as a ``TransientError`` or ``PermanentError``
+whose message names the provider and the fix but never a key. Exceptions from ``requests`` carry the full URL,
+query string and all, so they are re-raised ``from None`` with a redacted message.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import dagster as dg
+import requests
+from pydantic import PrivateAttr
+
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
+
+MASK = "***"
+
+_SECRET_PARAM = r"(?:api[_-]?key|apikey|key|token|access[_-]?token|auth[_-]?token|secret|password|signature|sig)"
+_QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)[^&#\s'\"]+")
+_FIELD_SECRET = re.compile(rf"(?i)(['\"]{_SECRET_PARAM}['\"]\s*:\s*['\"])[^'\"]+")
+_HEADER_SECRET = re.compile(r"(?i)\b(authorization|x-goog-api-key|x-api-key)(['\"]?\s*[:=]\s*['\"]?)[^'\",}\r\n]+")
+_SCHEME_SECRET = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` without credentials: the given secret values, key-like query parameters and fields
+    (``api_key=``, ``key=``, ``token=``...), ``Authorization``/``x-goog-api-key`` headers and bearer/basic
+    tokens.
+    """
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, MASK)
+    text = _QUERY_SECRET.sub(rf"\1{MASK}", text)
+    text = _FIELD_SECRET.sub(rf"\1{MASK}", text)
+    text = _HEADER_SECRET.sub(rf"\1\2{MASK}", text)
+    return _SCHEME_SECRET.sub(rf"\1 {MASK}", text)
+
+
+class MalformedResponseError(TransientError):
+    """The provider answered, but not with what its API documents (cut JSON, missing fields).
+
+    Transient because a truncated body usually is; if it persists, the provider's API has changed.
+    """
+
+
+def require(value: str | None, *, provider: str, env_var: str) -> str:
+    """``value`` if set; else an error naming the environment variable that configures the provider."""
+    if not value:
+        raise ConfigurationError(f"{provider} is not configured: set the {env_var} environment variable to use it")
+    return value
+
+
+def body_snippet(response: requests.Response, *secrets: str | None, limit: int = 200) -> str:
+    text = response.text
+    return redact(text[:limit] + ("..." if len(text) > limit else ""), *secrets)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; a ``Retry-After`` hint wins, unless it asks for too long."""
+
+    max_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 60.0
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+
+    def delay(self, retry: int, retry_after: str | None = None) -> float | None:
+        """Seconds before retry ``retry`` (0-based); None when the server asks for longer than we wait."""
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2**retry)
+        hinted = parse_retry_after(retry_after)
+        if hinted is None:
+            return random.uniform(backoff / 2, backoff)
+        if hinted > self.retry_after_max_s:
+            return None
+        return hinted + random.uniform(0, self.backoff_base_s)
+
+
+class RetryingSession(requests.Session):
+    """A ``requests.Session`` whose every request retries timeouts, connection errors and retryable answers.
+
+    ``retry_when`` decides which answers are retryable (default: the policy's statuses). Each attempt waits at
+    most ``timeout_s`` unless the call passes its own ``timeout``. Any method is retried: use it for
+    idempotent calls (the provider calls here are all lookups).
+    """
+
+    def __init__(
+        self,
+        policy: RetryPolicy,
+        timeout_s: float,
+        retry_when: Callable[[requests.Response], bool] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        super().__init__()
+        self.policy = policy
+        self.timeout_s = timeout_s
+        self._retry_when = retry_when or (lambda response: response.status_code in policy.statuses)
+        self._sleep = sleep
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs.setdefault("timeout", self.timeout_s)
+        retry = 0
+        while True:
+            try:
+                response = super().request(method, url, *args, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if retry >= self.policy.max_retries:
+                    raise
+                self._sleep(self.policy.delay(retry) or 0.0)
+                retry += 1
+                continue
+            if retry >= self.policy.max_retries or not self._retry_when(response):
+                return response
+            delay = self.policy.delay(retry, response.headers.get("Retry-After"))
+            if delay is None:
+                return response
+            response.close()
+            self._sleep(delay)
+            retry += 1
+
+
+def retrying_session(
+    *,
+    policy: RetryPolicy,
+    timeout_s: float,
+    retry_when: Callable[[requests.Response], bool] | None = None,
+    trust_env: bool = True,
+    ca_bundle: str | None = None,
+) -> RetryingSession:
+    """A configured ``RetryingSession``.
+
+    ``ca_bundle`` (a PEM file, e.g. the sandbox CA) turns ``trust_env`` off: with it on,
+    ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` from the environment override ``session.verify``
+    (PROVIDERS.md, General).
+    """
+    session = RetryingSession(policy, timeout_s, retry_when)
+    session.trust_env = trust_env and ca_bundle is None
+    if ca_bundle is not None:
+        session.verify = ca_bundle
+    session.headers["User-Agent"] = f"leads-pipeline {requests.utils.default_user_agent()}"
+    return session
+
+
+def send(
+    session: RetryingSession,
+    method: str,
+    url: str,
+    *,
+    provider: str,
+    env_var: str,
+    secrets: tuple[str | None, ...],
+    **kwargs: Any,
+) -> requests.Response:
+    """Send through ``session`` and turn every failure into a project error with a redacted message.
+
+    Answers with a status below 400 are returned; 401/403 mean bad credentials
+    (``ConfigurationError`` naming ``env_var``), 429 and 5xx left after the retries are transient, other 4xx
+    are permanent.
+    """
+    attempts = session.policy.max_retries + 1
+    try:
+        response = session.request(method, url, **kwargs)
+    except requests.Timeout as exc:
+        message = f"{provider} did not answer within {kwargs.get('timeout', session.timeout_s)} s"
+        raise TransientError(f"{message} ({attempts} attempts): {redact(str(exc), *secrets)}") from None
+    except requests.ConnectionError as exc:
+        message = f"could not connect to {provider} ({attempts} attempts)"
+        raise TransientError(f"{message}: {redact(str(exc), *secrets)}") from None
+    except requests.RequestException as exc:
+        raise PermanentError(f"{provider} request failed: {redact(str(exc), *secrets)}") from None
+    status = response.status_code
+    if status < 400:
+        return response
+    detail = f"HTTP {status} from {provider}: {body_snippet(response, *secrets)}"
+    if status in (401, 403):
+        raise ConfigurationError(f"{provider} rejected the credentials ({detail}); check {env_var}")
+    if status == 429:
+        hint = response.headers.get("Retry-After")
+        raise TransientError(f"{provider} is rate limiting (after {attempts} attempts, Retry-After: {hint}): {detail}")
+    if status >= 500:
+        raise TransientError(f"{provider} failed on its side (after {attempts} attempts): {detail}")
+    raise PermanentError(f"{provider} refused the request: {detail}")
+
+
+def json_body(response: requests.Response, *, provider: str, secrets: tuple[str | None, ...]) -> Any:
+    """The JSON body, or a ``MalformedResponseError`` that shows (redacted) what came instead."""
+    try:
+        return response.json()
+    except ValueError:
+        snippet = body_snippet(response, *secrets)
+        raise MalformedResponseError(
+            f"{provider} answered HTTP {response.status_code} with a body that is not valid JSON: {snippet!r}"
+        ) from None
+
+
+class RequestsResource(dg.ConfigurableResource):
+    """Connection settings shared by the ``requests``-based provider resources."""
+
+    timeout_s: float = 30.0
+    max_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    retry_after_max_s: float = 60.0
+    trust_env: bool = True
+    ca_bundle: str | None = None
+
+    _session: RetryingSession | None = PrivateAttr(default=None)
+    _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def retry_when(self, response: requests.Response) -> bool:
+        """Which answers are worth retrying; providers with in-body throttling extend it."""
+        return response.status_code in self.policy().statuses
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.max_retries, self.backoff_base_s, self.backoff_max_s, self.retry_after_max_s)
+
+    def session(self) -> RetryingSession:
+        """One session per resource instance (connection pooling), created on first use."""
+        with self._session_lock:
+            if self._session is None:
+                self._session = retrying_session(
+                    policy=self.policy(),
+                    timeout_s=self.timeout_s,
+                    retry_when=self.retry_when,
+                    trust_env=self.trust_env,
+                    ca_bundle=self.ca_bundle,
+                )
+            return self._session

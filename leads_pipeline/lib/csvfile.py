@@ -1,0 +1,294 @@
+"""Reading lead files as they come: any common encoding, delimiter, preamble, quoting.
+
+A file is first *inspected* once from end to end (:func:`inspect_file`): encoding, delimiter, header position,
+record count and every file-level defect are found before anything is written, so a file that cannot be
+imported is refused whole with a one-line error. Then :func:`iter_chunks` streams the records in chunks of a
+bounded size, each record with its line number in the file and each malformed record as a problem, not a crash.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import charset_normalizer
+
+from leads_pipeline.lib.errors import InputFileError
+
+DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD_BYTES = 1_000_000
+"""A field longer than this is not lead data (a 10 MB cell is a broken export or an attack): the file is refused."""
+
+_SAMPLE_BYTES = 256 * 1024
+_BLOCK_BYTES = 8 * 1024 * 1024
+_HEADER_SEARCH_ROWS = 60
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """What :func:`inspect_file` learned about a file: enough to read it again exactly the same way."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    header_line: int  # 1-based line number of the header row
+    skip_records: int  # records before the header (preamble lines such as LinkedIn's "Notes:")
+    headers: tuple[str, ...]
+    total_rows: int  # data records after the header, blank lines excluded
+    size: int
+    sha256: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
+            "header_line": self.header_line,
+            "skip_records": self.skip_records,
+            "total_rows": self.total_rows,
+        }
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A record that could not be taken: its line, the column (if one), the value and what was expected."""
+
+    row_number: int
+    column: str | None
+    value: str | None
+    reason: str
+
+
+@dataclass
+class RawChunk:
+    """Up to ``chunk_rows`` consecutive records: the well-formed ones and the problems of the others."""
+
+    index: int
+    row_numbers: list[int] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    problems: list[RowProblem] = field(default_factory=list)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.rows) + len(self.problems)
+
+
+def _read_sample(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(_SAMPLE_BYTES)
+
+
+def _detect_encoding(path: Path, sample: bytes) -> str:
+    """UTF-8 (with or without BOM) when the whole file decodes as such, else what charset-normalizer finds."""
+    if not sample:
+        raise InputFileError(path, "the file is empty; expected a CSV file with a header row and data rows")
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if b"\x00" in sample:
+        raise InputFileError(path, "this is a binary file, not a CSV text file (it contains NUL bytes)")
+    candidate = "utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8"
+    if _decodes(path, candidate):
+        return candidate
+    matches = charset_normalizer.from_bytes(sample)
+    # Excel's "CSV" on Western systems is cp1252; a short sample often fits several code pages equally well,
+    # so cp1252 wins whenever it explains the bytes as well as the best guess does.
+    if any("cp1252" in match.could_be_from_charset for match in matches) and _decodes(path, "cp1252"):
+        return "cp1252"
+    best = matches.best()
+    if best is not None and _decodes(path, best.encoding):
+        return str(best.encoding)
+    raise InputFileError(
+        path, "cannot tell the text encoding (not UTF-8, not cp1252); save the file as UTF-8 CSV and retry"
+    )
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(_BLOCK_BYTES):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _looks_binary(text: str) -> bool:
+    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\r\n\t\f")
+    return controls > max(8, len(text) // 100)
+
+
+def _sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str]]:
+    lines = text.splitlines(keepends=True)
+    if truncated and len(lines) > 1:
+        lines = lines[:-1]  # the sample's last line may be cut in the middle
+    reader = csv.reader(io.StringIO("".join(lines)), delimiter=delimiter)
+    records: list[list[str]] = []
+    try:
+        for record in reader:
+            records.append(record)
+            if len(records) >= _HEADER_SEARCH_ROWS * 4:
+                break
+    except csv.Error:
+        pass
+    return records
+
+
+def _choose_delimiter(text: str, truncated: bool) -> tuple[str, list[list[str]]]:
+    """The delimiter under which most sampled records share one field count (and that count is the largest)."""
+    best: tuple[float, int, str, list[list[str]]] | None = None
+    for delimiter in DELIMITERS:
+        records = [r for r in _sample_records(text, delimiter, truncated) if r]
+        counts = Counter(len(r) for r in records if len(r) > 1)
+        if not counts:
+            continue
+        width, seen = counts.most_common(1)[0]
+        score = (seen / len(records), width, delimiter, records)
+        if best is None or score[:2] > best[:2]:
+            best = score
+    if best is None:
+        return ",", [r for r in _sample_records(text, ",", truncated) if r]
+    return best[2], best[3]
+
+
+def _header_index(records: list[list[str]]) -> int:
+    """Index of the header among sampled records: the first one as wide as most records and with no blank name."""
+    counts = Counter(len(r) for r in records)
+    width = (
+        counts.most_common(1)[0][0]
+        if len(counts) == 1
+        else max((w for w in counts if w > 1), key=lambda w: (counts[w], w))
+    )
+    for index, record in enumerate(records[:_HEADER_SEARCH_ROWS]):
+        if len(record) == width and sum(1 for name in record if name.strip()) >= max(1, width - 1):
+            return index
+    return 0
+
+
+def _check_headers(path: Path, headers: list[str]) -> tuple[str, ...]:
+    cleaned = [h.strip().strip("\ufeff") for h in headers]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(cleaned, start=1):
+        if not name:
+            raise InputFileError(path, f"header column {position} has no name; give every column a header")
+        key = name.casefold()
+        if key in seen:
+            raise InputFileError(
+                path,
+                f"duplicate header name {name!r} (columns {seen[key]} and {position}); rename one of them",
+            )
+        seen[key] = position
+    return tuple(cleaned)
+
+
+def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
+    return open(path, encoding=encoding, newline="")
+
+
+def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number where the record starts, fields) for every non-blank record, raising on a huge field."""
+    csv.field_size_limit(MAX_FIELD_BYTES)
+    with _open_text(path, layout_encoding) as handle:
+        reader = csv.reader(handle, delimiter=delimiter, strict=False)
+        line = 1
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputFileError(
+                    path, f"line {line}: {exc}; expected fields under {MAX_FIELD_BYTES:,} characters"
+                ) from exc
+            if record:
+                yield line, record
+            line = reader.line_num + 1
+
+
+def inspect_file(path: Path) -> FileLayout:
+    """Find encoding, delimiter, header and record count, refusing files that cannot be imported at all."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(path, "no such file")
+    size = path.stat().st_size
+    sample = _read_sample(path)
+    encoding = _detect_encoding(path, sample)
+    text = sample.decode(encoding, errors="ignore")
+    if not text.strip():
+        raise InputFileError(path, "the file has no text; expected a header row and data rows")
+    if _looks_binary(text):
+        raise InputFileError(path, "this does not look like a CSV text file (too many control characters)")
+    delimiter, records = _choose_delimiter(text, truncated=len(sample) >= _SAMPLE_BYTES)
+    if not records:
+        raise InputFileError(path, "the file has no rows; expected a header row and data rows")
+    skip = _header_index(records)
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            digest.update(block)
+
+    header_line = 0
+    headers: list[str] = []
+    total = 0
+    for position, (line, record) in enumerate(_records(path, encoding, delimiter)):
+        if position < skip:
+            continue
+        if position == skip:
+            header_line, headers = line, record
+            continue
+        total += 1
+    if not headers:
+        raise InputFileError(path, "no header row found; expected column names in the first row")
+    checked = _check_headers(path, headers)
+    if total == 0:
+        raise InputFileError(path, f"only a header row (line {header_line}), no data rows to import")
+    return FileLayout(
+        path=path,
+        encoding=encoding,
+        delimiter=delimiter,
+        header_line=header_line,
+        skip_records=skip,
+        headers=checked,
+        total_rows=total,
+        size=size,
+        sha256=digest.hexdigest(),
+    )
+
+
+def first_chunk(layout: FileLayout, limit: int = 200) -> RawChunk:
+    """The first ``limit`` data records (for mapping suggestions and previews)."""
+    return next(iter_chunks(layout, chunk_rows=limit), RawChunk(index=0))
+
+
+def iter_chunks(layout: FileLayout, chunk_rows: int, start_chunk: int = 0) -> Iterator[RawChunk]:
+    """Stream data records in chunks of ``chunk_rows`` records; chunks before ``start_chunk`` are skipped unparsed
+    into fields only as far as counting them (a resumed import starts where the last committed chunk ended)."""
+    width = len(layout.headers)
+    chunk = RawChunk(index=0)
+    for position, (line, record) in enumerate(_records(layout.path, layout.encoding, layout.delimiter)):
+        if position <= layout.skip_records:
+            continue
+        if chunk.index >= start_chunk:
+            if len(record) == width:
+                chunk.rows.append(record)
+                chunk.row_numbers.append(line)
+            else:
+                raw = layout.delimiter.join(record)
+                chunk.problems.append(
+                    RowProblem(line, None, raw[:200], f"expected {width} fields, found {len(record)}")
+                )
+        else:
+            chunk.row_numbers.append(line)  # counted only, to know where the chunk ends
+        if len(chunk.row_numbers) + len(chunk.problems) >= chunk_rows:
+            if chunk.index >= start_chunk:
+                yield chunk
+            chunk = RawChunk(index=chunk.index + 1)
+    if chunk.index >= start_chunk and (chunk.rows or chunk.problems):
+        yield chunk

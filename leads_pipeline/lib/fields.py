@@ -1,0 +1,44 @@
+"""The canonical lead fields: the one vocabulary shared by the CLI, mapping files, JSON output and the store.
+
+Anything in an imported file that is not one of these goes to the lead's ``custom`` JSON object, keyed by the
+file's original header.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+CANONICAL_FIELDS: Final[tuple[str, ...]] = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "mobile_phone",
+    "title",
+    "seniority",
+    "department",
+    "company",
+    "company_domain",
+    "website",
+    "linkedin_url",
+    "industry",
+    "employee_count",
+    "annual_revenue",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "country",
+    "source",
+    "notes",
+)
+
+INTEGER_FIELDS: Final[frozenset[str]] = frozenset({"employee_count"})
+NUMERIC_FIELDS: Final[frozenset[str]] = frozenset({"annual_revenue"})
+PHONE_FIELDS: Final[tuple[str, ...]] = ("phone", "mobile_phone")
+
+
+def is_canonical(name: str) -> bool:
+    """True when ``name`` is one of the canonical lead fields."""
+    return name in CANONICAL_FIELDS

@@ -1,0 +1,214 @@
+"""Importing a lead file into a list: the one code path behind `leads import`, the drop-folder sensor's runs and
+the benchmark.
+
+The file is inspected whole first (refused with a one-line error if it cannot be imported), then streamed in
+chunks: each chunk is prepared (mapped, normalized, validated, de-duplicated) in a worker process while the
+previous one is merged into PostgreSQL, so both cores work and memory stays bounded by a few chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leads_pipeline.lib.csvfile import FileLayout, RawChunk, first_chunk, inspect_file, iter_chunks
+from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
+from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
+from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import ensure_list, get_list
+
+DEFAULT_CHUNK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How to import a file: what a user can choose on the command line or in the run config."""
+
+    on_duplicate: OnDuplicate = "skip"
+    mapping_overrides: Mapping[str, str | None] = field(default_factory=dict)
+    default_region: str = "US"
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    workers: int = 0  # processes preparing chunks; 0 = one per core, 1 = in this process
+    create_list: bool = False  # a drop folder named after a list that does not exist yet creates it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"on_duplicate": self.on_duplicate, "default_region": self.default_region}
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """What a dry run reports: the file's layout, the mapping that would be used, and sample problems."""
+
+    layout: FileLayout
+    suggestion: MappingSuggestion
+    mapping: dict[str, str | None]
+    sample_problems: list[dict[str, Any]]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.layout.path),
+            "totalRows": self.layout.total_rows,
+            "encoding": self.layout.encoding,
+            "delimiter": self.layout.delimiter,
+            "headerLine": self.layout.header_line,
+            "mapping": self.mapping,
+            "suggestions": [
+                {
+                    "column": s.column,
+                    "field": s.field,
+                    "confidence": round(s.confidence, 2),
+                    "reason": s.reason,
+                }
+                for s in self.suggestion.columns
+            ],
+            "sampleErrors": self.sample_problems,
+        }
+
+
+ProgressCallback = Callable[[int, int], None]
+"""Called after each committed chunk with (records processed, total records)."""
+
+
+def plan_import(path: Path, options: ImportOptions, *, dedupe: DedupeKey = "email") -> ImportPlan:
+    """Inspect a file and work out its mapping without writing anything (also the first step of every import)."""
+    layout = inspect_file(path)
+    sample = first_chunk(layout, limit=200)
+    suggestion = suggest_mapping(layout.headers, sample.rows)
+    mapping = apply_overrides(suggestion, options.mapping_overrides)
+    preview = prepare_chunk(
+        sample,
+        layout.headers,
+        mapping,
+        dedupe=dedupe,
+        on_duplicate=options.on_duplicate,
+        default_region=options.default_region,
+    )
+    problems = [
+        {
+            "row": p.row_number,
+            "column": p.column,
+            "value": p.value,
+            "reason": p.reason,
+            "severity": p.severity,
+        }
+        for p in preview.problems[:20]
+    ]
+    return ImportPlan(layout, suggestion, mapping, problems)
+
+
+def _prepare(
+    raw: RawChunk,
+    headers: tuple[str, ...],
+    mapping: dict[str, str | None],
+    dedupe: DedupeKey,
+    on_duplicate: OnDuplicate,
+    default_region: str,
+) -> StagedChunk:
+    return stage_chunk(
+        prepare_chunk(raw, headers, mapping, dedupe=dedupe, on_duplicate=on_duplicate, default_region=default_region)
+    )
+
+
+def _prepared_chunks(
+    layout: FileLayout,
+    mapping: dict[str, str | None],
+    options: ImportOptions,
+    dedupe: DedupeKey,
+    start_chunk: int,
+) -> Iterator[StagedChunk]:
+    """Prepared chunks in file order; with workers, up to two chunks are prepared ahead of the merge."""
+    raw_chunks = iter_chunks(layout, options.chunk_rows, start_chunk=start_chunk)
+    args = (layout.headers, mapping, dedupe, options.on_duplicate, options.default_region)
+    workers = options.workers or min(2, os.cpu_count() or 1)
+    if workers <= 1:
+        for raw in raw_chunks:
+            yield _prepare(raw, *args)
+        return
+    # forkserver, not fork: a forked child would inherit (and on exit close) the parent's database connection.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["leads_pipeline.lib.prepare"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pending: list[Future[StagedChunk]] = []
+        for raw in raw_chunks:
+            pending.append(pool.submit(_prepare, raw, *args))
+            if len(pending) > workers:
+                yield pending.pop(0).result()
+        for future in pending:
+            yield future.result()
+
+
+def run_import(
+    database_url: str,
+    *,
+    batch_id: str,
+    path: Path,
+    list_name: str,
+    options: ImportOptions,
+    user: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Import ``path`` into the list as batch ``batch_id``; resumable; returns the import's status document.
+
+    Re-running a batch continues after its last committed chunk; a completed batch is returned as it is.
+    """
+    owner = user or os.environ.get("LEADS_USER") or getpass.getuser()
+    with connect(database_url) as conn:
+        lead_list = ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name)
+        existing = store.import_for_batch(conn, batch_id)
+    if existing is not None and existing["status"] in ("completed", "undone"):
+        with connect(database_url) as conn:
+            return store.import_status(conn, existing["id"])
+    plan = plan_import(path, options, dedupe=lead_list.dedupe)
+    layout = plan.layout
+    chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
+    options = dataclasses.replace(options, chunk_rows=chunk_rows)
+    with connect(database_url) as conn:
+        record = store.start_import(
+            conn,
+            batch_id=batch_id,
+            list_id=lead_list.id,
+            file_path=str(path),
+            sha256=layout.sha256,
+            size=layout.size,
+            mapping=plan.mapping,
+            options=options.as_dict(),
+            dialect=layout.as_dict(),
+            chunk_rows=chunk_rows,
+            total_rows=layout.total_rows,
+            user=owner,
+        )
+    import_id = int(record["id"])
+    mapping = dict(record["mapping"]) if existing is not None else plan.mapping
+    try:
+        with connect(database_url) as conn:
+            processed = int(record["processed_rows"])
+            for chunk in _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"])):
+                with conn.transaction():
+                    counts = store.merge_chunk(
+                        conn,
+                        import_id=import_id,
+                        batch_id=batch_id,
+                        list_id=lead_list.id,
+                        chunk=chunk,
+                        dedupe=lead_list.dedupe,
+                        on_duplicate=options.on_duplicate,
+                    )
+                if counts is not None:
+                    processed += chunk.record_count
+                    if on_progress is not None:
+                        on_progress(processed, layout.total_rows)
+            with conn.transaction():
+                store.finish_import(conn, import_id)
+            return store.import_status(conn, import_id)
+    except BaseException as exc:
+        with connect(database_url) as conn:
+            store.fail_import(conn, import_id, f"{type(exc).__name__}: {exc}")
+        raise

@@ -1,0 +1,266 @@
+"""Turning a raw chunk of CSV records into rows ready to merge: mapped, normalized, validated, de-duplicated.
+
+Pure and database-free, so it can run in worker processes and be tested on its own. Field-level problems (a
+phone that is not a phone, an unknown country) are *warnings*: the value is kept in the lead's custom fields under
+its original header and the row is imported. A row is *rejected* only when, after normalization, nothing is left
+to reach or identify the lead, or when it fails the stored-lead schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from leads_pipeline.lib import normalize as norm
+from leads_pipeline.lib.csvfile import RawChunk
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.schemas import validate_leads
+
+DedupeKey = Literal["email", "phone", "both"]
+OnDuplicate = Literal["skip", "update"]
+
+STORED_COLUMNS: tuple[str, ...] = (
+    *CANONICAL_FIELDS,
+    "phone_ext",
+    "mobile_phone_ext",
+    "company_key",
+    "name_key",
+)
+"""The lead columns an import writes, besides ``custom``."""
+
+
+_DTYPES = {"employee_count": "Int64", "annual_revenue": "Float64"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    row_number: int
+    column: str | None
+    value: str | None
+    reason: str
+    severity: Literal["error", "warning"]
+
+
+@dataclass
+class PreparedChunk:
+    """A chunk after preparation.
+
+    ``frame`` has one row per lead to merge: ``row_number``, the :data:`STORED_COLUMNS`, one ``custom_<i>``
+    column per unmapped file column and ``moved_<i>`` per mapped column whose invalid values move to custom.
+    ``custom_headers`` names those columns' original headers.
+    """
+
+    index: int
+    record_count: int
+    frame: pd.DataFrame
+    custom_headers: dict[str, str]
+    problems: list[Problem] = field(default_factory=list)
+    duplicates_in_file: int = 0
+
+    @property
+    def rejected(self) -> int:
+        return len({p.row_number for p in self.problems if p.severity == "error"})
+
+
+def _column(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    return frame[name] if name in frame.columns else None
+
+
+def _problem_rows(
+    problems: pd.Series,
+    values: pd.Series,
+    rows: pd.Series,
+    header: str,
+    severity: Literal["error", "warning"],
+) -> list[Problem]:
+    mask = problems.notna()
+    if not mask.any():
+        return []
+    return [
+        Problem(int(r), header, None if pd.isna(v) else str(v), str(p), severity)
+        for r, v, p in zip(rows[mask], values[mask], problems[mask], strict=True)
+    ]
+
+
+def prepare_chunk(
+    raw: RawChunk,
+    headers: Sequence[str],
+    mapping: Mapping[str, str | None],
+    *,
+    dedupe: DedupeKey,
+    on_duplicate: OnDuplicate,
+    default_region: str,
+) -> PreparedChunk:
+    """Map, normalize, validate and de-duplicate one chunk. ``mapping`` is {csvColumn: field or None}."""
+    problems = [Problem(p.row_number, p.column, p.value, p.reason, "error") for p in raw.problems]
+    columns = list(zip(*raw.rows, strict=True)) if raw.rows else [() for _ in headers]
+    source = pd.DataFrame(
+        {f"c{i}": pd.array(list(col), dtype="str") for i, col in enumerate(columns)},
+        index=pd.RangeIndex(len(raw.rows)),
+    )
+    rows = pd.Series(raw.row_numbers, index=source.index, dtype="int64")
+    out = pd.DataFrame(index=source.index)
+    out["row_number"] = rows
+    header_of: dict[str, str] = {}  # canonical field -> original header
+    custom_headers: dict[str, str] = {}
+    for i, header in enumerate(headers):
+        target = mapping.get(header)
+        cleaned = norm.clean_text(source[f"c{i}"])
+        if target is None:
+            custom_headers[f"custom_{i}"] = header
+            out[f"custom_{i}"] = cleaned
+        else:
+            header_of[target] = header
+            out[target] = cleaned
+
+    def move_invalid(target: str, result: norm.Normalized | norm.NormalizedPhones, values: pd.Series) -> None:
+        bad = result.problems.notna()
+        problems.extend(_problem_rows(result.problems, values, rows, header_of[target], "warning"))
+        if bad.any():
+            slot = f"moved_{headers.index(header_of[target])}"
+            custom_headers[slot] = header_of[target]
+            out[slot] = values.where(bad)
+
+    country = _column(out, "country")
+    if country is not None:
+        result = norm.country_codes(country)
+        move_invalid("country", result, country)
+        out["country"] = result.values
+    for target, fn in (
+        ("email", norm.normalize_emails),
+        ("website", norm.website_to_domain),
+        ("company_domain", norm.website_to_domain),
+        ("linkedin_url", norm.linkedin_urls),
+        ("employee_count", norm.to_int),
+        ("annual_revenue", norm.to_number),
+    ):
+        values = _column(out, target)
+        if values is not None:
+            result = fn(values)
+            move_invalid(target, result, values)
+            out[target] = result.values
+    for target in ("phone", "mobile_phone"):
+        values = _column(out, target)
+        if values is not None:
+            phones = norm.normalize_phones(values, _column(out, "country"), default_region)
+            move_invalid(target, phones, values)
+            out[target] = phones.e164
+            out[f"{target}_ext"] = phones.extension
+    if "company_domain" not in out.columns and "website" in out.columns:
+        out["company_domain"] = out["website"]
+    names = norm.complete_names(
+        _column(out, "first_name"), _column(out, "last_name"), _column(out, "full_name"), out.index
+    )
+    out["first_name"], out["last_name"], out["full_name"] = names.first_name, names.last_name, names.full_name
+    company = _column(out, "company")
+    out["company_key"] = (
+        norm.company_key(company) if company is not None else pd.Series(pd.NA, index=out.index, dtype="str")
+    )
+    out["name_key"] = norm.name_key(out["first_name"], out["last_name"], out["company_key"])
+    for name in STORED_COLUMNS:
+        if name not in out.columns:
+            out[name] = pd.Series(pd.NA, index=out.index, dtype=_DTYPES.get(name, "str"))
+
+    rejected: set[int] = set()
+    seen_rejections: set[tuple[int, str | None]] = set()
+    for failure in validate_leads(out[list(STORED_COLUMNS)]):
+        position = int(failure.index)  # type: ignore[call-overload]
+        rejected.add(position)
+        row_number = int(rows.iloc[position])
+        if (row_number, failure.column) in seen_rejections:
+            continue
+        seen_rejections.add((row_number, failure.column))
+        column_header = header_of.get(failure.column) if failure.column else None
+        value = None if failure.column is None or pd.isna(cast(Any, failure.value)) else str(failure.value)
+        problems.append(Problem(row_number, column_header, value, failure.reason, "error"))
+    if rejected:
+        out = out.drop(index=sorted(rejected))
+
+    before = len(out)
+    out = _dedupe_within(out, dedupe, on_duplicate)
+    problems.sort(key=lambda p: (p.row_number, p.severity))
+    return PreparedChunk(
+        index=raw.index,
+        record_count=raw.record_count,
+        frame=out.reset_index(drop=True),
+        custom_headers=custom_headers,
+        problems=problems,
+        duplicates_in_file=before - len(out),
+    )
+
+
+@dataclass
+class StagedChunk:
+    """A prepared chunk encoded for ``COPY ... (FORMAT csv)``: small to send between processes, ready to load."""
+
+    index: int
+    record_count: int
+    lead_count: int
+    columns: list[str]
+    data: bytes
+    custom_headers: dict[str, str]
+    problems: list[Problem]
+    duplicates_in_file: int
+
+    @property
+    def rejected(self) -> int:
+        return len({p.row_number for p in self.problems if p.severity == "error"})
+
+
+def stage_chunk(chunk: PreparedChunk) -> StagedChunk:
+    """Encode the chunk's rows as CSV for COPY (unquoted empty = NULL), in the worker that prepared it."""
+    custom = sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))
+    columns = ["row_number", *STORED_COLUMNS, *custom]
+    table = pa.Table.from_pandas(chunk.frame[columns], preserve_index=False)
+    buffer = pa.BufferOutputStream()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return StagedChunk(
+        index=chunk.index,
+        record_count=chunk.record_count,
+        lead_count=len(chunk.frame),
+        columns=columns,
+        data=buffer.getvalue().to_pybytes(),
+        custom_headers=chunk.custom_headers,
+        problems=chunk.problems,
+        duplicates_in_file=chunk.duplicates_in_file,
+    )
+
+
+def identity_keys(frame: pd.DataFrame, dedupe: DedupeKey) -> list[pd.Series]:
+    """The keys two rows of one list must not share, in the order they are tried.
+
+    The list's dedupe setting names the primary keys (email, phone, or both); a row with none of them is
+    identified by its LinkedIn URL, then by name + company.
+    """
+    fallback = ("l:" + frame["linkedin_url"]).fillna("n:" + frame["name_key"])
+    email, phone = "e:" + frame["email"], "p:" + frame["phone"]
+    if dedupe == "email":
+        return [email.fillna(fallback)]
+    if dedupe == "phone":
+        return [phone.fillna(fallback)]
+    return [email.fillna(phone).fillna(fallback), phone]
+
+
+def _dedupe_within(frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate) -> pd.DataFrame:
+    """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
+    into it (update)."""
+    for key in identity_keys(frame, dedupe):
+        key = key.reindex(frame.index)
+        duplicated = key.notna() & key.duplicated(keep="first")
+        if not duplicated.any():
+            continue
+        if on_duplicate == "skip":
+            frame = frame[~duplicated]
+            continue
+        keyed = frame[key.notna()]
+        folded = keyed.groupby(key[key.notna()], sort=False).last()
+        firsts = keyed[~duplicated[key.notna()]]
+        folded.index = firsts.index
+        folded["row_number"] = firsts["row_number"]
+        frame = pd.concat([folded[frame.columns], frame[key.isna()]]).sort_index()
+    return frame

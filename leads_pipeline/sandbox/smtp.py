@@ -1,0 +1,258 @@
+"""The sandbox mail hosts: one SMTP server per mail-server behaviour, each on its own loopback address.
+
+An MX record has no port and a probe cannot tell hosts apart by name once it has connected, so each behaviour
+(strict, catch_all, accepts, greylist, timeout) gets an address of its own (127.0.0.2, 127.0.0.3, ...) and the
+DNS server points every MX host name at the address of its domain's behaviour. All hosts listen on one port,
+configurable because port 25 needs root. They answer RCPT TO from the world's mailboxes, never deliver mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from leads_pipeline.sandbox.world import World
+
+Recorder = Callable[[str, str, dict[str, Any]], None]
+"""Receives (service, client address, details) for every RCPT: the sandbox's request log."""
+
+DEFAULT_MAIL_ADDRESSES: dict[str, str] = {
+    "strict": "127.0.0.2",
+    "catch_all": "127.0.0.3",
+    "accepts": "127.0.0.4",
+    "greylist": "127.0.0.5",
+    "timeout": "127.0.0.6",
+}
+"""Behaviour -> listening address. no_mx domains have none: their A record points at the strict host."""
+
+HOSTNAME = "mail.sandbox.invalid"
+MAX_LINE = 1000  # RFC 5321 4.5.3.1.6: a command line is at most 1000 octets with CRLF
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Timing of the behaviours that depend on time.
+
+    greylist_delay: a retry sooner than this (seconds after the first try) is greylisted again; real
+    greylisting uses 60-300 s, tests use 0. greylist_window: how long a (client, address) pair is remembered.
+    timeout_delay: None makes "timeout" hosts accept the connection and never greet; a number greets after
+    that many seconds and then answers as strict (a slow host rather than a dead one).
+    idle_timeout: a session silent this long is closed, so abandoned connections do not pile up.
+    """
+
+    greylist_delay: float = 0.0
+    greylist_window: float = 3600.0
+    timeout_delay: float | None = None
+    idle_timeout: float = 300.0
+
+
+class MailHosts:
+    """The SMTP servers of every behaviour, sharing the world's mailboxes and one greylist memory."""
+
+    def __init__(
+        self,
+        world: World,
+        addresses: Mapping[str, str] = DEFAULT_MAIL_ADDRESSES,
+        port: int = 0,
+        settings: SmtpSettings | None = None,
+        record: Recorder | None = None,
+    ) -> None:
+        self.addresses = dict(addresses)
+        self.port = port
+        self.settings = settings or SmtpSettings()
+        self._record = record
+        self._mailboxes = frozenset(p.email.casefold() for p in world.people if p.email)
+        self._domains = frozenset(c.domain.casefold() for c in world.companies)
+        self._greylist: dict[tuple[str, str], float] = {}
+        self._servers: list[asyncio.Server] = []
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Listen on every address on one port (``port=0``: a port free on all of them); return the port."""
+        requested = self.port
+        problem: OSError | None = None
+        for _ in range(1 if requested else 20):
+            port = requested
+            try:
+                for address in self.addresses.values():
+                    server = await asyncio.start_server(self._session_for(address), address, port)
+                    self._servers.append(server)
+                    port = server.sockets[0].getsockname()[1]  # the first bind draws it; the rest reuse it
+            except OSError as error:
+                await self._close_servers()
+                problem = error
+                continue
+            self.port = port
+            return port
+        raise OSError(
+            f"cannot listen for SMTP on port {requested or 'any free port'} of all of"
+            f" {list(self.addresses.values())}: {problem}; pick another SMTP port"
+            " (on macOS, alias 127.0.0.2-127.0.0.6 to lo0 first)"
+        )
+
+    async def stop(self) -> None:
+        await self._close_servers()
+        sessions = list(self._sessions)
+        for task in sessions:
+            task.cancel()
+        await asyncio.gather(*sessions, return_exceptions=True)
+
+    async def _close_servers(self) -> None:
+        for server in self._servers:
+            server.close()
+        self._servers = []
+
+    def _session_for(self, address: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
+        behaviour = next(b for b, a in self.addresses.items() if a == address)
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._sessions.add(task)
+            try:
+                await _Session(self, behaviour, address, reader, writer).run()
+            except (ConnectionError, asyncio.CancelledError, TimeoutError):
+                pass
+            finally:
+                self._sessions.discard(task)
+                writer.close()
+
+        return serve
+
+    def rcpt_reply(self, behaviour: str, client: str, address: str) -> tuple[int, str]:
+        """The reply a host of ``behaviour`` gives to RCPT TO:<address> from ``client``."""
+        key = address.casefold()
+        if behaviour in ("catch_all", "accepts"):
+            return 250, "2.1.5 Ok"
+        if behaviour == "greylist":
+            now = time.monotonic()
+            first = self._greylist.get((client, key))
+            if first is None or now - first > self.settings.greylist_window:
+                self._greylist[(client, key)] = now
+                return _greylisted(address, self.settings.greylist_delay)
+            if now - first < self.settings.greylist_delay:
+                return _greylisted(address, self.settings.greylist_delay - (now - first))
+        domain = key.rpartition("@")[2]
+        if domain not in self._domains:
+            return 550, f"5.7.1 <{address}>: Relay access denied"
+        if key in self._mailboxes or key.partition("@")[0] == "postmaster":
+            return 250, "2.1.5 Ok"
+        return 550, f"5.1.1 <{address}>: Recipient address rejected: User unknown in virtual mailbox table"
+
+    def log_rcpt(self, client: str, details: dict[str, Any]) -> None:
+        if self._record is not None:
+            self._record("smtp", client, details)
+
+
+def _greylisted(address: str, wait: float) -> tuple[int, str]:
+    seconds = math.ceil(wait)
+    return 451, f"4.7.1 <{address}>: Recipient address rejected: Greylisted, retry in {seconds} seconds"
+
+
+class _Session:
+    """One SMTP conversation: the commands a verifier uses (EHLO/HELO, MAIL, RCPT, RSET, NOOP, QUIT)."""
+
+    def __init__(
+        self,
+        hosts: MailHosts,
+        behaviour: str,
+        address: str,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        self.hosts = hosts
+        self.behaviour = behaviour
+        self.address = address
+        self.reader = reader
+        self.writer = writer
+        self.client = str(writer.get_extra_info("peername")[0])
+        self.greeted = False
+        self.sender: str | None = None
+
+    async def run(self) -> None:
+        if self.behaviour == "timeout":
+            delay = self.hosts.settings.timeout_delay
+            if delay is None:
+                await self.reader.read()  # never answer; wait for the client to give up
+                return
+            await asyncio.sleep(delay)
+            self.behaviour = "strict"
+        await self.reply(220, f"{HOSTNAME} ESMTP ready")
+        idle = self.hosts.settings.idle_timeout
+        while True:
+            line = await asyncio.wait_for(self.reader.readline(), idle)
+            if not line:
+                return
+            if len(line) > MAX_LINE or not line.endswith(b"\n"):
+                await self.reply(500, "5.5.2 Error: line too long")
+                return
+            if not await self.command(line.decode("utf-8", "replace").strip()):
+                return
+
+    async def reply(self, code: int, text: str, *extra: str) -> None:
+        lines = [text, *extra]
+        payload = "".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{t}\r\n" for i, t in enumerate(lines))
+        self.writer.write(payload.encode())
+        await self.writer.drain()
+
+    async def command(self, line: str) -> bool:
+        """Answer one command line; False when the session is over."""
+        verb, _, argument = line.partition(" ")
+        verb = verb.upper()
+        if verb == "EHLO":
+            self.greeted, self.sender = True, None
+            await self.reply(250, f"{HOSTNAME}", "PIPELINING", "SIZE 35882577", "8BITMIME", "ENHANCEDSTATUSCODES")
+        elif verb == "HELO":
+            self.greeted, self.sender = True, None
+            await self.reply(250, HOSTNAME)
+        elif verb == "MAIL":
+            await self.mail(argument)
+        elif verb == "RCPT":
+            await self.rcpt(argument)
+        elif verb == "RSET":
+            self.sender = None
+            await self.reply(250, "2.0.0 Ok")
+        elif verb == "NOOP":
+            await self.reply(250, "2.0.0 Ok")
+        elif verb == "VRFY":
+            await self.reply(252, "2.0.0 Cannot VRFY user, but will accept message and attempt delivery")
+        elif verb == "DATA":
+            await self.reply(554, "5.7.1 The sandbox never delivers mail")
+        elif verb == "QUIT":
+            await self.reply(221, "2.0.0 Bye")
+            return False
+        else:
+            await self.reply(502, "5.5.2 Error: command not recognized")
+        return True
+
+    async def mail(self, argument: str) -> None:
+        if not self.greeted:
+            await self.reply(503, "5.5.1 Error: send HELO/EHLO first")
+            return
+        match = re.fullmatch(r"FROM:\s*<([^>]*)>.*", argument, re.IGNORECASE)
+        if match is None:
+            await self.reply(501, "5.5.4 Syntax: MAIL FROM:<address>")
+            return
+        self.sender = match.group(1)
+        await self.reply(250, "2.1.0 Ok")
+
+    async def rcpt(self, argument: str) -> None:
+        if self.sender is None:
+            await self.reply(503, "5.5.1 Error: need MAIL command")
+            return
+        match = re.fullmatch(r"TO:\s*<([^>]+@[^>]+)>.*", argument, re.IGNORECASE)
+        if match is None:
+            await self.reply(501, "5.5.4 Syntax: RCPT TO:<address>")
+            return
+        recipient = match.group(1)
+        code, text = self.hosts.rcpt_reply(self.behaviour, self.client, recipient)
+        self.hosts.log_rcpt(
+            self.client,
+            {"host": self.address, "behaviour": self.behaviour, "rcpt": recipient, "code": code},
+        )
+        await self.reply(code, text)

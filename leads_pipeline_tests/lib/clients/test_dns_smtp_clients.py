@@ -1,0 +1,128 @@
+"""MxResolver and SmtpProber on their own: configuration, caching, failures and fallbacks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from leads_pipeline.lib.clients.dns import MxResolver, parse_nameserver
+from leads_pipeline.lib.clients.smtp import SmtpProber
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("127.0.0.1:5353", ("127.0.0.1", 5353)), ("10.0.0.1", ("10.0.0.1", 53)), ("[::1]:5300", ("::1", 5300))],
+)
+def test_parse_nameserver(text: str, expected: tuple[str, int]) -> None:
+    assert parse_nameserver(text) == expected
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:port", ":53", "127.0.0.1:70000"])
+def test_parse_nameserver_rejects_garbage(text: str) -> None:
+    with pytest.raises(ConfigurationError, match="expected host:port"):
+        parse_nameserver(text)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _queries(sandbox: Sandbox, name: str) -> int:
+    return sum(1 for e in sandbox.log.entries("dns") if e.details["name"] == f"{name}.")
+
+
+def test_results_are_cached_per_domain_for_their_ttl(sandbox: Sandbox, sandbox_world: World) -> None:
+    clock = _Clock()
+    resolver = MxResolver(sandbox.env()["LEADS_DNS_SERVER"], max_ttl=60, clock=clock)
+    domain = next(c.domain for c in sandbox_world.companies if c.mx_hosts)
+    before = _queries(sandbox, domain)
+    first = resolver.lookup_mx(domain)
+    assert resolver.lookup_mx(domain.upper() + ".") == first
+    assert _queries(sandbox, domain) == before + 1
+    clock.now += 61
+    assert resolver.lookup_mx(domain) == first
+    assert _queries(sandbox, domain) == before + 2
+
+
+def test_lookup_many_dedupes_keeps_order_and_reports_each_outcome(sandbox: Sandbox, sandbox_world: World) -> None:
+    resolver = MxResolver(sandbox.env()["LEADS_DNS_SERVER"])
+    with_mx = next(c for c in sandbox_world.companies if c.mx_hosts)
+    without = next(c for c in sandbox_world.companies if c.mx_behaviour == "no_mx")
+    domains = [with_mx.domain.upper(), "missing.example", without.domain, with_mx.domain]
+    results = resolver.lookup_many(domains, concurrency=2)
+    assert list(results) == [with_mx.domain, "missing.example", without.domain]
+    assert results[with_mx.domain].hosts == with_mx.mx_hosts
+    assert results["missing.example"].error is not None and "NXDOMAIN" in results["missing.example"].error
+    assert results[without.domain].hosts == (without.domain,) and results[without.domain].fallback_a
+
+
+@pytest.fixture
+def silent_nameserver() -> Iterator[str]:
+    """A UDP port that receives queries and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sink.getsockname()[1]}"
+
+
+def test_timeout_is_transient_and_not_cached(silent_nameserver: str) -> None:
+    resolver = MxResolver(silent_nameserver, timeout=0.3)
+    result = resolver.lookup_mx("example.com")
+    assert result.transient and result.hosts == ()
+    assert result.error is not None and "timeout" in result.error
+    assert resolver._cache == {}
+
+
+def test_prober_without_hosts_or_address_is_unknown() -> None:
+    assert SmtpProber().probe("someone@example.com", []).status == "unknown"
+    assert "not an email address" in SmtpProber().probe("someone.example.com", ["mx.test"]).message
+
+
+def _free_port_nobody_listens_on() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_refused_host_falls_through_to_the_next_and_routes_win(sandbox: Sandbox, sandbox_world: World) -> None:
+    company = next(c for c in sandbox_world.companies if c.mx_behaviour == "strict")
+    person = sandbox_world.people_at(company.domain)[0]
+    assert person.email is not None
+    dead = "127.0.0.9"  # on loopback, nothing listens there: connection refused at once
+    routes = {"dead.mx.test": dead, "MX.Alive.Test": sandbox.mail_addresses["strict"]}
+    prober = SmtpProber(port=sandbox.smtp_port, timeout=1, routes=routes)
+    result = prober.probe(person.email, ["dead.mx.test", "mx.alive.test"])
+    assert (result.status, result.host) == ("deliverable", "mx.alive.test")
+    nothing = SmtpProber(port=_free_port_nobody_listens_on(), timeout=1, routes=routes)
+    failed = nothing.probe(person.email, ["dead.mx.test"])
+    assert failed.status == "unknown" and "cannot be reached" in failed.message
+
+
+def test_policy_rejection_is_unknown_not_undeliverable(sandbox: Sandbox) -> None:
+    prober = SmtpProber(port=sandbox.smtp_port, timeout=1, routes={"mx.test": sandbox.mail_addresses["strict"]})
+    result = prober.probe("someone@not-in-the-world.example", ["mx.test"])
+    assert (result.status, result.code) == ("unknown", 550)
+    assert "policy" in result.message
+
+
+def test_catch_all_verdict_is_cached_per_domain(sandbox: Sandbox, sandbox_world: World) -> None:
+    company = next(c for c in sandbox_world.companies if c.mx_behaviour == "catch_all")
+    people = sandbox_world.people_at(company.domain)
+    prober = SmtpProber(port=sandbox.smtp_port, timeout=1, routes={"mx.test": sandbox.mail_addresses["catch_all"]})
+
+    def rcpts() -> int:
+        return sum(1 for e in sandbox.log.entries("smtp") if e.details["rcpt"].endswith("@" + company.domain))
+
+    before = rcpts()
+    assert prober.probe(people[0].email or "", ["mx.test"]).status == "catch_all"
+    assert rcpts() == before + 2
+    assert prober.probe(f"other.{people[0].email}", ["mx.test"]).status == "catch_all"
+    assert rcpts() == before + 3

@@ -1,0 +1,131 @@
+"""Reading files as users export them: encodings, delimiters, preambles, quoting, and files that must be refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.csvfile import MAX_FIELD_BYTES, first_chunk, inspect_file, iter_chunks
+from leads_pipeline.lib.errors import InputFileError
+from leads_pipeline_tests.paths import DATABLIST, EXPORTS
+
+ROWS = [
+    ["First Name", "Last Name", "Email"],
+    ["José", "Núñez", "jose@example.es"],
+    ["Zoë", "Brontë", "zoe@example.co.uk"],
+]
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _csv(rows: list[list[str]], delimiter: str = ",", newline: str = "\n") -> str:
+    return newline.join(delimiter.join(r) for r in rows) + newline
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [("utf-8", "utf-8"), ("utf-8-sig", "utf-8-sig"), ("cp1252", "cp1252"), ("utf-16", "utf-16")],
+)
+def test_detects_encoding_and_decodes_names(tmp_path: Path, encoding: str, expected: str) -> None:
+    path = _write(tmp_path / "leads.csv", _csv(ROWS), encoding)
+    layout = inspect_file(path)
+    assert layout.encoding == expected
+    assert layout.headers == ("First Name", "Last Name", "Email")
+    assert first_chunk(layout).rows[0][:2] == ["José", "Núñez"]
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_sniffs_delimiter(tmp_path: Path, delimiter: str) -> None:
+    rows = [*ROWS, ["Ann", "Lee, Jr.", "ann@example.com"]] if delimiter != "," else ROWS
+    path = _write(tmp_path / "leads.csv", _csv(rows, delimiter))
+    layout = inspect_file(path)
+    assert layout.delimiter == delimiter
+    assert layout.total_rows == len(rows) - 1
+
+
+def test_quoted_fields_with_embedded_newlines_keep_line_numbers(tmp_path: Path) -> None:
+    text = 'Name,Email,Notes\r\nAnn,ann@example.com,"line one\r\nline two"\r\nBob,bob@example.com,plain\r\n'
+    layout = inspect_file(_write(tmp_path / "leads.csv", text))
+    chunk = first_chunk(layout)
+    assert chunk.rows[0][2] == "line one\r\nline two"
+    assert chunk.row_numbers == [2, 4]  # Bob starts on line 4 because Ann's note spans two lines
+    assert layout.total_rows == 2
+
+
+def test_linkedin_connections_preamble_is_skipped(tmp_path: Path) -> None:
+    export = (EXPORTS / "linkedin_Connections_header.csv").read_text(encoding="utf-8")
+    row = "Ann,Lee,https://www.linkedin.com/in/annlee,,Acme,CTO,01 Jan 2024\n"
+    layout = inspect_file(_write(tmp_path / "Connections.csv", export + row))
+    assert layout.headers == (
+        "First Name",
+        "Last Name",
+        "URL",
+        "Email Address",
+        "Company",
+        "Position",
+        "Connected On",
+    )
+    assert layout.skip_records == 2
+    assert first_chunk(layout).rows == [row.strip().split(",")]
+
+
+def test_preamble_before_header_with_data(tmp_path: Path) -> None:
+    text = 'Notes:\n"Exported by someone, with a comma"\n\nFirst Name,Last Name,Email\nAnn,Lee,ann@example.com\n'
+    layout = inspect_file(_write(tmp_path / "Connections.csv", text))
+    assert layout.header_line == 4
+    assert first_chunk(layout).row_numbers == [5]
+
+
+def test_wrong_field_count_is_a_row_problem_not_a_failure(tmp_path: Path) -> None:
+    text = _csv([*ROWS, ["Too", "Many", "x@example.com", "extra"], ["Ann", "Lee", "ann@example.com"]])
+    chunk = first_chunk(inspect_file(_write(tmp_path / "leads.csv", text)))
+    assert [p.row_number for p in chunk.problems] == [4]
+    assert chunk.problems[0].reason == "expected 3 fields, found 4"
+    assert len(chunk.rows) == 3
+
+
+def test_chunks_cover_every_record_once_and_resume_skips_committed_chunks() -> None:
+    layout = inspect_file(DATABLIST / "customers-1000.csv")
+    chunks = list(iter_chunks(layout, chunk_rows=300))
+    assert [len(c.rows) for c in chunks] == [300, 300, 300, 100]
+    resumed = list(iter_chunks(layout, chunk_rows=300, start_chunk=2))
+    assert [c.index for c in resumed] == [2, 3]
+    assert resumed[0].row_numbers == chunks[2].row_numbers
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"First Name,Last Name,Email\n", "only a header row"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "binary"),
+        (b"Email,Email\nann@example.com,ann@example.org\n", "duplicate header name 'Email'"),
+        (b"Email,,Phone\na@example.com,x,1\n", "header column 2 has no name"),
+    ],
+)
+def test_files_that_cannot_be_imported_get_one_line_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(InputFileError) as info:
+        inspect_file(path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_huge_field_refuses_the_file_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text("Email,Notes\na@example.com,ok\nb@example.com," + "x" * (10 * 1024 * 1024) + "\n")
+    with pytest.raises(InputFileError) as info:
+        inspect_file(path)
+    assert "line 3" in str(info.value)
+    assert f"{MAX_FIELD_BYTES:,}" in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="no such file"):
+        inspect_file(tmp_path / "nope.csv")

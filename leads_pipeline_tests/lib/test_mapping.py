@@ -1,0 +1,650 @@
+"""Tests for automatic column detection (``leads_pipeline.lib.mapping``).
+
+The expectations are checked against real export headers (Apollo, HubSpot, LinkedIn, Salesforce) and the
+datablist sample files in ``shared/data`` next to the repository, both from the header alone and with sampled
+values, because the importer calls ``suggest_mapping`` both ways (header-only preview, then with a sample).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.mapping import (
+    ColumnSuggestion,
+    MappingSuggestion,
+    apply_overrides,
+    load_mapping_file,
+    suggest_mapping,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SAMPLE_ROWS = 200
+
+
+def read_sample(path: Path, limit: int = SAMPLE_ROWS) -> tuple[list[str], list[list[str]]]:
+    """Header and first rows of a CSV (gzip or not); skips preambles such as LinkedIn's ``Notes:`` block."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header: list[str] = []
+        for row in reader:
+            if sum(bool(cell.strip()) for cell in row) > 1:
+                header = row
+                break
+        rows = [row for _, row in zip(range(limit), reader, strict=False)]
+    assert header, f"no header row found in {path}"
+    return header, rows
+
+
+_APOLLO_CONTACTS = {
+    "First Name": "first_name",
+    "Last Name": "last_name",
+    "Title": "title",
+    "Company": "company",
+    "Company Name for Emails": None,
+    "Email": "email",
+    "Email Status": None,
+    "Seniority": "seniority",
+    "Departments": "department",
+    "Contact Owner": None,
+    "Work Direct Phone": "phone",
+    "Home Phone": None,
+    "Mobile Phone": "mobile_phone",
+    "Corporate Phone": None,
+    "Other Phone": None,
+    "Account Owner": None,
+    "# Employees": "employee_count",
+    "Industry": "industry",
+    "Person Linkedin Url": "linkedin_url",
+    "Website": "website",
+    "Company Linkedin Url": None,
+    "Facebook Url": None,
+    "Twitter Url": None,
+    "City": "city",
+    "State": "state",
+    "Country": "country",
+    "Company Address": None,
+    "Company City": None,
+    "Company State": None,
+    "Company Country": None,
+    "Company Phone": None,
+    "Annual Revenue": "annual_revenue",
+    "Apollo Contact Id": None,
+    "Apollo Account Id": None,
+}
+_SALESFORCE_LEADS = {
+    "Id": None,
+    "FirstName": "first_name",
+    "LastName": "last_name",
+    "Salutation": None,
+    "Title": "title",
+    "Company": "company",
+    "Street": "street",
+    "City": "city",
+    "State": "state",
+    "PostalCode": "postal_code",
+    "Country": "country",
+    "StateCode": None,
+    "CountryCode": None,
+    "Phone": "phone",
+    "MobilePhone": "mobile_phone",
+    "Fax": None,
+    "Email": "email",
+    "HasOptedOutOfEmail": None,
+    "Website": "website",
+    "Description": "notes",
+    "LeadSource": "source",
+    "Status": None,
+    "Industry": "industry",
+    "AnnualRevenue": "annual_revenue",
+    "NumberOfEmployees": "employee_count",
+    "OwnerId": None,
+}
+
+# file name -> {column: expected field}; every file in exports/ and datablist/ must be listed.
+EXPECTED: dict[str, dict[str, str | None]] = {
+    "apollo_accounts_export_no_owner.csv": {
+        "Company": "company",
+        "Company Name for Emails": None,
+        "# Employees": "employee_count",
+        "Industry": "industry",
+        "Website": "website",
+        "Company Linkedin Url": None,
+        "Facebook Url": None,
+        "Twitter Url": None,
+        "Company Street": "street",
+        "Company City": "city",
+        "Company State": "state",
+        "Company Country": "country",
+        "Company Postal Code": "postal_code",
+        "Company Phone": "phone",
+        "Annual Revenue": "annual_revenue",
+        "Total Funding": None,
+        "Apollo Account Id": None,
+        "Logo Url": None,
+    },
+    "apollo_contacts_export_header_a.csv": {**_APOLLO_CONTACTS, "First Phone": None},
+    "apollo_contacts_export_header_b.csv": {**_APOLLO_CONTACTS, "First Phone": None},
+    "apollo_contacts_export_header_c.csv": {
+        **_APOLLO_CONTACTS,
+        "Secondary Email": None,
+        "Tertiary Email": None,
+        "Primary Email Source": None,
+    },
+    "hubspot_contacts_export_header.csv": {
+        "Record ID": None,
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Email": "email",
+        "Phone Number": "phone",
+        "Contact owner": None,
+        "Primary Associated Company ID": None,
+        "Additional email addresses": None,
+        "Associated Company": "company",
+    },
+    "linkedin_Connections_header.csv": {
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "URL": "linkedin_url",
+        "Email Address": "email",
+        "Company": "company",
+        "Position": "title",
+        "Connected On": None,
+    },
+    "salesforce_Lead_data_export_header_a.csv": {
+        **_SALESFORCE_LEADS,
+        "Department__c": "department",
+        "LinkedIn__c": "linkedin_url",
+        "Region__c": None,
+    },
+    "salesforce_Lead_data_export_header_b.csv": _SALESFORCE_LEADS,
+    "salesforce_leads_sample_jp.csv": {
+        "Id": None,
+        "Company": "company",
+        "CorporateNumber__c": None,
+        "Status": None,
+        "Owner.Name": None,
+    },
+    "customers-100.csv": {
+        "Index": None,
+        "Customer Id": None,
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Company": "company",
+        "City": "city",
+        "Country": "country",
+        "Phone 1": "phone",
+        "Phone 2": None,
+        "Email": "email",
+        "Subscription Date": None,
+        "Website": "website",
+    },
+    "leads-10000.csv.gz": {
+        "Index": None,
+        "Account Id": None,
+        "Lead Owner": None,
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Company": "company",
+        "Phone 1": "phone",
+        "Phone 2": None,
+        "Email 1": "email",
+        "Email 2": None,
+        "Website": "website",
+        "Source": "source",
+        "Deal Stage": None,
+        "Notes": "notes",
+    },
+    "people-10000.csv.gz": {
+        "Index": None,
+        "User Id": None,
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Sex": None,
+        "Email": "email",
+        "Phone": "phone",
+        "Date of birth": None,
+        "Job Title": "title",
+    },
+    "organizations-10000.csv.gz": {
+        "Index": None,
+        "Organization Id": None,
+        "Name": "company",
+        "Website": "website",
+        "Country": "country",
+        "Description": "notes",
+        "Founded": None,
+        "Industry": "industry",
+        "Number of employees": "employee_count",
+    },
+}
+EXPECTED["customers-1000.csv"] = EXPECTED["customers-100.csv"]
+EXPECTED["customers-10000.csv.gz"] = EXPECTED["customers-100.csv"]
+
+
+def data_files() -> list[Path]:
+    return sorted([*(SHARED_DATA / "exports").glob("*.csv"), *(SHARED_DATA / "datablist").glob("*.csv*")])
+
+
+def test_every_shared_data_file_has_expectations() -> None:
+    names = {path.name for path in data_files()}
+    assert names, f"no data files found under {SHARED_DATA}"
+    assert names == set(EXPECTED)
+
+
+@pytest.mark.parametrize("with_values", [False, True], ids=["header-only", "with-values"])
+@pytest.mark.parametrize("file_name", sorted(EXPECTED))
+def test_real_exports_map_important_columns(file_name: str, with_values: bool) -> None:
+    path = next(p for p in data_files() if p.name == file_name)
+    header, rows = read_sample(path)
+    suggestion = suggest_mapping(header, rows if with_values else [])
+    mapping = suggestion.as_dict()
+
+    assert [c.column for c in suggestion.columns] == header
+    missing = set(EXPECTED[file_name]) - set(header)
+    assert not missing, f"expected columns not in {file_name}: {missing}"
+    actual = {column: mapping[column] for column in EXPECTED[file_name]}
+    assert actual == EXPECTED[file_name]
+
+    fields = [c.field for c in suggestion.columns if c.field is not None]
+    assert len(fields) == len(set(fields)), Counter(fields).most_common(3)
+    for column in suggestion.columns:
+        assert 0.0 <= column.confidence <= 1.0
+        assert column.reason
+        # every header of the real exports is covered by the tables: either mapped, a known custom-only
+        # column, or a named loser of a conflict; nothing is left to chance
+        if column.field is None:
+            assert column.reason.startswith("known column") or " taken by " in column.reason, column
+
+
+@pytest.mark.parametrize(
+    ("header", "field"),
+    [
+        ("Email", "email"),
+        ("Email 1", "email"),
+        ("Email Address", "email"),
+        ("E-mail", "email"),
+        ("EMAIL_ADDRESS", "email"),
+        ("Phone 1", "phone"),
+        ("Phone", "phone"),
+        ("Phone Number", "phone"),
+        ("Work Direct Phone", "phone"),
+        ("First Phone", "phone"),
+        ("phone_number", "phone"),
+        ("Mobile Phone", "mobile_phone"),
+        ("MobilePhone", "mobile_phone"),
+        ("Title", "title"),
+        ("Job Title", "title"),
+        ("Position", "title"),
+        ("Company", "company"),
+        ("Company Name", "company"),
+        ("Account Name", "company"),
+        ("Associated Company", "company"),
+        ("Website", "website"),
+        ("Company Website", "website"),
+        ("URL", "website"),
+        ("Person Linkedin Url", "linkedin_url"),
+        ("LinkedIn__c", "linkedin_url"),
+        ("LinkedIn", "linkedin_url"),
+        ("# Employees", "employee_count"),
+        ("NumberOfEmployees", "employee_count"),
+        ("Number of employees", "employee_count"),
+        ("Employees", "employee_count"),
+        ("Annual Revenue", "annual_revenue"),
+        ("AnnualRevenue", "annual_revenue"),
+        ("Street", "street"),
+        ("Address", "street"),
+        ("City", "city"),
+        ("State", "state"),
+        ("PostalCode", "postal_code"),
+        ("Zip", "postal_code"),
+        ("Postal Code", "postal_code"),
+        ("Country", "country"),
+        ("CountryCode", "country"),
+        ("Lead Source", "source"),
+        ("LeadSource", "source"),
+        ("Source", "source"),
+        ("Notes", "notes"),
+        ('"Notes:"', "notes"),
+        ("Description", "notes"),
+        ("Seniority", "seniority"),
+        ("Departments", "department"),
+        ("Department__c", "department"),
+        ("Industry", "industry"),
+        ("Full Name", "full_name"),
+        ("Name", "full_name"),
+        ("Contact Name", "full_name"),
+        ("FirstName", "first_name"),
+        ("  first_name ", "first_name"),
+        ("first-name", "first_name"),
+        ("Last.Name", "last_name"),
+        ("Email 2", None),
+        ("Secondary Email", None),
+        ("Additional email addresses", None),
+        ("Phone 2", None),
+        ("Home Phone", None),
+        ("Other Phone", None),
+        ("Fax", None),
+        ("Company Linkedin Url", None),
+        ("Facebook Url", None),
+        ("Twitter Url", None),
+        ("Index", None),
+        ("Customer Id", None),
+        ("Record ID", None),
+        ("Id", None),
+        ("Lead Owner", None),
+        ("Contact owner", None),
+        ("Subscription Date", None),
+        ("Something Else", None),
+    ],
+)
+def test_single_header_synonyms(header: str, field: str | None) -> None:
+    (column,) = suggest_mapping([header], []).columns
+    assert column == ColumnSuggestion(header, field, column.confidence, column.reason)
+    if field is not None:
+        assert column.confidence >= 0.6
+        assert "header" in column.reason
+
+
+# ----------------------------------------------------------------------------------------------------
+# Conflicts
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_person_phone_beats_company_phone_and_loser_names_winner() -> None:
+    suggestion = suggest_mapping(["Company Phone", "Corporate Phone", "Phone"], [])
+    assert suggestion.as_dict() == {"Company Phone": None, "Corporate Phone": None, "Phone": "phone"}
+    assert "'Phone'" in suggestion.columns[0].reason
+    assert "taken by" in suggestion.columns[0].reason
+
+
+def test_company_name_for_emails_does_not_beat_company() -> None:
+    mapping = suggest_mapping(["Company Name for Emails", "Company"], []).as_dict()
+    assert mapping == {"Company Name for Emails": None, "Company": "company"}
+
+
+def test_company_location_used_only_without_person_location() -> None:
+    both = suggest_mapping(["Company City", "City", "Company Country", "Country"], []).as_dict()
+    assert both == {"Company City": None, "City": "city", "Company Country": None, "Country": "country"}
+    alone = suggest_mapping(["Company City", "Company Country"], []).as_dict()
+    assert alone == {"Company City": "city", "Company Country": "country"}
+
+
+def test_full_country_beats_country_code() -> None:
+    mapping = suggest_mapping(["CountryCode", "Country"], []).as_dict()
+    assert mapping == {"CountryCode": None, "Country": "country"}
+
+
+def test_tie_broken_by_synonym_preference_then_file_order() -> None:
+    # same confidence: "Phone" precedes "Phone Number" in the synonym table, even when later in the file
+    by_preference = suggest_mapping(["Phone Number", "Phone"], []).as_dict()
+    assert by_preference == {"Phone Number": None, "Phone": "phone"}
+    by_order = suggest_mapping(["First Name", "first_name"], []).as_dict()
+    assert by_order == {"First Name": "first_name", "first_name": None}
+
+
+def test_values_break_header_ties_for_empty_columns() -> None:
+    headers = ["Work Direct Phone", "First Phone"]
+    rows = [["", "+1 415 555 0100"], ["", "+44 20 7946 0000"], ["", "(212) 555-0199"]]
+    mapping = suggest_mapping(headers, rows).as_dict()
+    assert mapping == {"Work Direct Phone": None, "First Phone": "phone"}
+
+
+def test_header_email_with_non_email_values_gets_low_confidence_and_loses() -> None:
+    headers = ["Email", "Contact"]
+    rows = [["yes", f"person{i}@example.com"] for i in range(10)]
+    suggestion = suggest_mapping(headers, rows)
+    assert suggestion.as_dict() == {"Email": None, "Contact": "email"}
+    alone = suggest_mapping(["Email"], [["yes"], ["no"], ["yes"], ["unknown"]]).columns[0]
+    assert alone.field == "email"
+    assert alone.confidence < 0.3
+    assert "0% of sampled values look like emails" in alone.reason
+
+
+# ----------------------------------------------------------------------------------------------------
+# Value sniffing
+# ----------------------------------------------------------------------------------------------------
+
+
+def test_unlabeled_column_of_emails_maps_with_share_as_confidence() -> None:
+    rows = [
+        ["a@example.com"],
+        ["b@example.org"],
+        ["c@example.net"],
+        ["d@example.com"],
+        ["not an email"],
+        [""],
+    ]
+    (column,) = suggest_mapping(["Contact"], rows).columns
+    assert column.field == "email"
+    # 4 of the 5 non-empty values; the empty cell is ignored for the share, not for the fill rate
+    assert column.confidence == pytest.approx(0.8 * (0.9 + 0.1 * 5 / 6), abs=1e-3)
+    assert "80% of sampled values look like emails" in column.reason
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        (
+            ["https://www.linkedin.com/in/jane-doe", "linkedin.com/in/bob", "http://uk.linkedin.com/in/x-y"],
+            "linkedin_url",
+        ),
+        (["https://acme.com", "http://www.example.org/", "www.initech.io"], "website"),
+        (["+1 415 555 0100", "(212) 555-0199", "020 7946 0000", "+49 30 123456"], "phone"),
+        (["Germany", "France", "United States", "Japan", "Netherlands"], "country"),
+        (["Michael", "Jennifer", "David", "Sarah", "Robert"], "first_name"),
+        (["2020-08-24", "2021-04-23", "2020-03-25"], None),
+        (["1", "2", "3", "4"], None),
+        (["52.3676", "-122.419416", "48.8566"], None),
+        (["3200000000", "1250000000", "9800000000"], None),  # bare digits: half a phone each, below threshold
+    ],
+)
+def test_unlabeled_column_sniffing(values: list[str], field: str | None) -> None:
+    (column,) = suggest_mapping(["Column X"], [[value] for value in values]).columns
+    assert column.field == field, column
+
+
+def test_sniffing_does_not_pull_known_custom_columns_into_fields() -> None:
+    headers = ["Email 2", "Lead Owner", "Phone 2"]
+    rows = [["x@example.com", "Selena Doyle", "+1 415 555 0100"]] * 5
+    assert suggest_mapping(headers, rows).as_dict() == {"Email 2": None, "Lead Owner": None, "Phone 2": None}
+
+
+def test_linkedin_url_column_detected_from_values() -> None:
+    headers = ["Profile", "URL", "Website"]
+    rows = [["Engineer", f"https://www.linkedin.com/in/person-{i}", f"https://company{i}.com"] for i in range(5)]
+    mapping = suggest_mapping(headers, rows).as_dict()
+    assert mapping == {"Profile": None, "URL": "linkedin_url", "Website": "website"}
+
+
+def test_url_with_website_values_is_website() -> None:
+    rows = [[f"https://company{i}.com"] for i in range(5)]
+    assert suggest_mapping(["URL"], rows).as_dict() == {"URL": "website"}
+
+
+def test_linkedin_connections_url_from_header_context_and_from_values() -> None:
+    header, rows = read_sample(SHARED_DATA / "exports" / "linkedin_Connections_header.csv")
+    assert rows == []  # header-only export: the decision must come from the 'Connected On' context
+    assert suggest_mapping(header, []).as_dict()["URL"] == "linkedin_url"
+    filled = [["Jane", "Doe", "https://www.linkedin.com/in/janedoe", "", "Acme", "CTO", "01 Jan 2024"]] * 3
+    assert suggest_mapping(header, filled).as_dict()["URL"] == "linkedin_url"
+
+
+def test_website_column_full_of_linkedin_profiles_goes_to_linkedin_url() -> None:
+    rows = [[f"https://www.linkedin.com/in/p{i}"] for i in range(5)]
+    (column,) = suggest_mapping(["Website"], rows).columns
+    assert column.field == "linkedin_url"
+
+
+def test_name_in_organizations_file_is_company_by_values_and_by_context() -> None:
+    header, rows = read_sample(SHARED_DATA / "datablist" / "organizations-10000.csv.gz")
+    by_values = suggest_mapping(header, rows).columns[header.index("Name")]
+    assert by_values.field == "company"
+    assert "person names" in by_values.reason
+    by_context = suggest_mapping(header, []).columns[header.index("Name")]
+    assert by_context.field == "company"
+    assert "company columns" in by_context.reason
+
+
+def test_name_with_person_values_or_person_context_is_full_name() -> None:
+    rows = [["Sheryl Baxter", "Sri Lanka"], ["Preston Lozano", "Chile"], ["Roy Berry", "Nepal"]]
+    assert suggest_mapping(["Name", "Industry"], rows).as_dict()["Name"] == "full_name"
+    assert suggest_mapping(["Name", "Email", "Industry"], []).as_dict()["Name"] == "full_name"
+
+
+def test_ragged_rows_and_empty_sample_are_accepted() -> None:
+    rows = [["a@example.com"], ["b@example.com", "extra", "cells"], [], ["c@example.com", "x"]]
+    mapping = suggest_mapping(["Email", "City"], rows).as_dict()
+    assert mapping == {"Email": "email", "City": "city"}
+    assert suggest_mapping([], []).columns == ()
+
+
+def test_as_dict_keeps_file_order_and_first_duplicate() -> None:
+    suggestion = suggest_mapping(["Email", "Notes", "Email"], [])
+    assert list(suggestion.as_dict().items()) == [("Email", "email"), ("Notes", "notes")]
+    assert [c.field for c in suggestion.columns] == ["email", "notes", None]
+
+
+def test_suggest_mapping_is_fast_on_60_columns_by_200_rows() -> None:
+    header, rows = read_sample(SHARED_DATA / "datablist" / "leads-10000.csv.gz")
+    extra_header, extra_rows = read_sample(SHARED_DATA / "datablist" / "customers-1000.csv")
+    width = len(header) + len(extra_header)
+    repeat = -(-60 // width)
+    headers = [f"{h} {n}" if n else h for n in range(repeat) for h in [*header, *extra_header]][:60]
+    sample = [([*a, *b] * repeat)[:60] for a, b in zip(rows, extra_rows, strict=True)]
+    assert len(headers) == 60 and len(sample) == SAMPLE_ROWS and all(len(r) == 60 for r in sample)
+
+    suggest_mapping(headers, sample)  # warm-up: the country table is loaded once per process
+    timings = []
+    for _ in range(5):
+        start = time.perf_counter()
+        suggest_mapping(headers, sample)
+        timings.append(time.perf_counter() - start)
+    assert statistics.median(timings) < 0.05, timings
+
+
+# ----------------------------------------------------------------------------------------------------
+# Mapping files and overrides
+# ----------------------------------------------------------------------------------------------------
+
+HEADERS = ["First Name", "Last Name", "Email 1", "Email 2", "Phone 1", "Notes"]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_load_mapping_file_flat_and_nested(tmp_path: Path) -> None:
+    flat = write(tmp_path, '"Email 2": email\n"Email 1": null\n')
+    assert load_mapping_file(flat, HEADERS) == {"Email 2": "email", "Email 1": None}
+    nested = write(tmp_path, "columns:\n  Phone 1: mobile_phone\n  Notes: ~\n")
+    assert load_mapping_file(nested, HEADERS) == {"Phone 1": "mobile_phone", "Notes": None}
+    assert load_mapping_file(write(tmp_path, ""), HEADERS) == {}
+
+
+def test_load_mapping_file_unknown_field_suggests_closest(tmp_path: Path) -> None:
+    path = write(tmp_path, "Email 1: emial\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping_file(path, HEADERS)
+    message = str(raised.value)
+    assert str(path) in message
+    assert "'Email 1'" in message
+    assert "unknown field 'emial'" in message
+    assert "Did you mean 'email'?" in message
+    assert ", ".join(CANONICAL_FIELDS) in message
+
+
+def test_load_mapping_file_unknown_column_lists_headers(tmp_path: Path) -> None:
+    path = write(tmp_path, "E-mail: email\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping_file(path, HEADERS)
+    message = str(raised.value)
+    assert str(path) in message
+    assert "'E-mail' is not in the file's header" in message
+    assert all(repr(h) in message for h in HEADERS)
+
+
+def test_load_mapping_file_duplicate_target(tmp_path: Path) -> None:
+    path = write(tmp_path, "columns:\n  Email 1: email\n  Email 2: email\n")
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping_file(path, HEADERS)
+    message = str(raised.value)
+    assert str(path) in message
+    assert "'Email 1' and 'Email 2' are both mapped to field 'email'" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Email 1: email\nEmail 1: phone\n", "duplicate key 'Email 1'"),
+        ("- Email 1\n- email\n", "found list"),
+        ("Email 1: [email, phone]\n", "expected a canonical field name"),
+        ("Email 1: email\n  bad: : indent\n", "invalid YAML"),
+        ("columns: {Email 1: email}\nstrict: true\n", "unexpected top-level key(s) 'strict'"),
+    ],
+)
+def test_load_mapping_file_malformed(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigurationError) as raised:
+        load_mapping_file(path, HEADERS)
+    assert str(path) in str(raised.value)
+    assert expected in str(raised.value)
+
+
+def test_load_mapping_file_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot read mapping file"):
+        load_mapping_file(tmp_path / "nope.yaml", HEADERS)
+
+
+def test_apply_overrides_replaces_suggestions_and_frees_claimed_fields() -> None:
+    suggestion = suggest_mapping(HEADERS, [])
+    assert suggestion.as_dict()["Email 1"] == "email"
+    result = apply_overrides(suggestion, {"Email 2": "email", "Notes": None})
+    assert result == {
+        "First Name": "first_name",
+        "Last Name": "last_name",
+        "Email 1": None,  # its field was claimed by an explicit override
+        "Email 2": "email",
+        "Phone 1": "phone",
+        "Notes": None,
+    }
+    assert list(result) == HEADERS
+
+
+def test_apply_overrides_with_loaded_file(tmp_path: Path) -> None:
+    overrides = load_mapping_file(write(tmp_path, "columns:\n  Phone 1: mobile_phone\n"), HEADERS)
+    result = apply_overrides(suggest_mapping(HEADERS, []), overrides)
+    assert result["Phone 1"] == "mobile_phone"
+    assert "phone" not in result.values()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"Email 1": "e-mail"}, "Did you mean 'email'?"),
+        ({"Fax": None}, "'Fax' is not in the file's header"),
+        ({"Email 1": "phone", "Phone 1": "phone"}, "both mapped to field 'phone'"),
+    ],
+)
+def test_apply_overrides_validates(overrides: dict[str, str | None], expected: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        apply_overrides(suggest_mapping(HEADERS, []), overrides)
+    assert expected in str(raised.value)
+    assert "overrides" in str(raised.value)
+
+
+def test_mapping_suggestion_is_immutable() -> None:
+    suggestion = MappingSuggestion((ColumnSuggestion("Email", "email", 1.0, "test"),))
+    with pytest.raises(AttributeError):
+        suggestion.columns = ()  # type: ignore[misc]

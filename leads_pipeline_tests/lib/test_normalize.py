@@ -1,0 +1,669 @@
+"""Tests for leads_pipeline.lib.normalize: the values a user imports, and the fast paths' equivalence."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+import pytest
+from nameparser import HumanName
+
+from leads_pipeline.lib.normalize import (
+    COUNTRY_PROBLEM,
+    EMAIL_PROBLEM,
+    FORMER_COUNTRY_PROBLEM,
+    INT_PROBLEM,
+    LINKEDIN_PROBLEM,
+    NUMBER_PROBLEM,
+    STRING,
+    WEBSITE_PROBLEM,
+    clean_text,
+    company_key,
+    complete_names,
+    country_codes,
+    linkedin_urls,
+    name_key,
+    normalize_emails,
+    normalize_phones,
+    to_int,
+    to_number,
+    website_to_domain,
+)
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATABLIST = DATA / "datablist"
+
+NA = None  # expected-value spelling of "missing"
+
+
+def one(value: str | None) -> pd.Series:
+    return pd.Series([value], dtype="str")
+
+
+def py(value: Any) -> Any:
+    """A Series element as a plain Python value, with every kind of missing as None."""
+    return None if value is None or value is pd.NA or value != value else value
+
+
+def values(s: pd.Series) -> list[object]:
+    return [py(v) for v in s]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Shape: every function keeps the index and uses pd.NA
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_results_keep_the_index_and_use_pandas_na() -> None:
+    s = pd.Series(["  Acme ", None, ""], index=[10, 7, 3], dtype="str")
+    for result in (
+        clean_text(s),
+        company_key(s),
+        normalize_emails(s).values,
+        normalize_emails(s).problems,
+        website_to_domain(s).values,
+        normalize_phones(s, None).e164,
+    ):
+        assert list(result.index) == [10, 7, 3]
+        assert result.dtype == STRING
+        assert result.iloc[1] is pd.NA
+    assert to_int(s).values.dtype == "Int64"
+    assert to_number(s).values.dtype == "Float64"
+
+
+def test_missing_values_are_not_problems() -> None:
+    s = pd.Series([None, "", "   "], dtype="str")
+    for normalized in (
+        normalize_emails(s),
+        website_to_domain(s),
+        linkedin_urls(s),
+        country_codes(s),
+        to_int(s),
+        to_number(s),
+    ):
+        assert normalized.values.isna().all()
+        assert normalized.problems.isna().all()
+    assert normalize_phones(s, None).problems.isna().all()
+
+
+def test_object_and_numeric_input_columns_are_accepted() -> None:
+    assert values(clean_text(pd.Series([" a ", None, 3], dtype=object))) == ["a", NA, "3"]
+    # read_csv turns a phone column with gaps into float64: no ".0" may leak into the number.
+    phones = normalize_phones(pd.Series([4155550123.0, float("nan")]), None)
+    assert values(phones.e164) == ["+14155550123", NA]
+
+
+# --------------------------------------------------------------------------------------------------------
+# clean_text
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("  Acme   Corp  ", "Acme Corp"),
+        ("Acme\u00a0\u00a0Corp", "Acme Corp"),  # Excel's non-breaking spaces
+        ("Acme\tCorp\n", "Acme Corp"),
+        ("Ac\u200bme", "Acme"),  # zero-width space from copy-paste
+        ("'+31 88 659 9111", "+31 88 659 9111"),  # Apollo's text-forcing apostrophe
+        ("'0049 30 901820", "0049 30 901820"),
+        ("'Ohana Cafe", "'Ohana Cafe"),  # an apostrophe before a letter may be part of the name
+        ("", NA),
+        ("  \u00a0 ", NA),
+        (NA, NA),
+    ],
+)
+def test_clean_text(raw: str | None, expected: str | None) -> None:
+    assert py(clean_text(one(raw)).iloc[0]) == expected
+
+
+# --------------------------------------------------------------------------------------------------------
+# Emails
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("John.Smith@Example.COM", "john.smith@example.com"),
+        (" mailto:Sales@Acme.io ", "sales@acme.io"),
+        ("MAILTO:sales@acme.io", "sales@acme.io"),
+        ("Jane Doe <jane@example.com>", "jane@example.com"),
+        ("o'brien+leads@example.co.uk", "o'brien+leads@example.co.uk"),
+        ("user@Bücher.de", "user@bücher.de"),  # IDN domain, kept in Unicode
+        ("user@xn--bcher-kva.de", "user@bücher.de"),  # its punycode spelling gives the same address
+        ("Jörg@Bücher.DE", "jörg@bücher.de"),  # Unicode local part
+    ],
+)
+def test_valid_emails(raw: str, expected: str) -> None:
+    result = normalize_emails(one(raw))
+    assert py(result.values.iloc[0]) == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "john.smith",
+        "john@",
+        "@example.com",
+        "john@example",  # no dot in the domain
+        "john@@example.com",
+        "john..smith@example.com",
+        ".john@example.com",
+        "john smith@example.com",
+        "john@exa_mple.com",
+        "john@example.test",  # special-use domain
+        "a@b.com, c@d.com",  # two addresses in one cell
+        "jörg@bücher",
+        "n/a",
+    ],
+)
+def test_invalid_emails(raw: str) -> None:
+    result = normalize_emails(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == EMAIL_PROBLEM
+
+
+def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
+    """The ASCII fast path must accept what email_validator accepts (checked on real sample data)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    emails = pd.read_csv(DATABLIST / "customers-1000.csv", usecols=["Email"], dtype="str")["Email"]
+    result = normalize_emails(emails)
+    for raw, got in zip(emails, result.values, strict=True):
+        try:
+            expected: str | None = validate_email(raw, check_deliverability=False).normalized.lower()
+        except EmailNotValidError:
+            expected = None
+        assert py(got) == expected, raw
+
+
+# --------------------------------------------------------------------------------------------------------
+# Phones
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "default", "e164", "extension"),
+    [
+        # UK
+        ("020 7946 0958", "GB", "US", "+442079460958", NA),
+        ("07911 123456", "GB", "US", "+447911123456", NA),
+        ("+44 20 7946 0958", NA, "US", "+442079460958", NA),
+        ("+44 (0)20 7946 0958", "US", "US", "+442079460958", NA),
+        ("0044 20 7946 0958", NA, "US", "+442079460958", NA),
+        ("020 7946 0958", NA, "GB", "+442079460958", NA),  # national form with the default region
+        # Germany
+        ("030 901820", "DE", "US", "+4930901820", NA),
+        ("+49 30 901820", NA, "US", "+4930901820", NA),
+        ("030 901820", "de", "US", "+4930901820", NA),  # lower-case country code
+        # France
+        ("01 23 45 67 89", "FR", "US", "+33123456789", NA),
+        ("+33 1 23 45 67 89", "US", "US", "+33123456789", NA),
+        # India
+        ("98765 43210", "IN", "US", "+919876543210", NA),
+        ("+91 98765 43210", NA, "US", "+919876543210", NA),
+        # Japan
+        ("03-1234-5678", "JP", "US", "+81312345678", NA),
+        ("+81 3-1234-5678", NA, "US", "+81312345678", NA),
+        ("03-1234-5678", NA, "JP", "+81312345678", NA),
+        # Brazil
+        ("(11) 91234-5678", "BR", "US", "+5511912345678", NA),
+        ("+55 11 91234-5678", NA, "US", "+5511912345678", NA),
+        # Netherlands, with the apostrophe Apollo exports put in front
+        ("'+31 88 659 9111", "NL", "US", "+31886599111", NA),
+        # US, including datablist's extensions and "001-" international prefix
+        ("(415) 555-0123", NA, "US", "+14155550123", NA),
+        ("415.555.0123", "US", "US", "+14155550123", NA),
+        ("1-415-555-0123", NA, "US", "+14155550123", NA),
+        ("397.884.0519x718", NA, "US", "+13978840519", "718"),
+        ("001-599-042-7428x143", NA, "US", "+15990427428", "143"),
+        ("+1-114-355-1841x78347", NA, "US", "+11143551841", "78347"),
+        ("(971)643-6089x9160", NA, "US", "+19716436089", "9160"),
+        ("+1 (415) 555-0123 ext. 12", NA, "US", "+14155550123", "12"),
+        ("415-555-0123 #12", NA, "US", "+14155550123", "12"),
+        ("415 555 0123 extension 7", NA, "US", "+14155550123", "7"),
+        # A US number on a row whose country is GB is not valid there: the default region is tried next.
+        ("(415) 555-0123", "GB", "US", "+14155550123", NA),
+        # A country that is not an ISO code counts as missing: the default region is used.
+        ("(415) 555-0123", "Germany", "US", "+14155550123", NA),
+    ],
+)
+def test_valid_phones(raw: str, country: str | None, default: str, e164: str, extension: str | None) -> None:
+    result = normalize_phones(one(raw), one(country), default_region=default)
+    assert py(result.problems.iloc[0]) is None
+    assert result.e164.iloc[0] == e164
+    assert py(result.extension.iloc[0]) == extension
+
+
+@pytest.mark.parametrize(
+    ("raw", "country", "problem"),
+    [
+        ("12345", NA, "expected a phone number valid for US"),
+        ("n/a", "DE", "expected a phone number valid for DE"),  # DE accepts very short numbers
+        ("call me", "GB", "expected a phone number valid for GB"),
+        ("+99 123 4567", NA, "expected a phone number valid for US"),
+        ("020 7946 0958", NA, "expected a phone number valid for US"),  # a UK number without its country
+        ("x123", NA, "expected a phone number valid for US"),
+        ("415-555-01234567890", NA, "expected a phone number valid for US"),
+    ],
+)
+def test_invalid_phones(raw: str, country: str | None, problem: str) -> None:
+    result = normalize_phones(one(raw), one(country))
+    assert py(result.e164.iloc[0]) is None
+    assert py(result.extension.iloc[0]) is None
+    assert result.problems.iloc[0] == problem
+
+
+def test_phone_countries_are_optional_and_default_region_is_checked() -> None:
+    result = normalize_phones(pd.Series(["(415) 555-0123", None]), None)
+    assert values(result.e164) == ["+14155550123", NA]
+    with pytest.raises(ValueError, match="default_region"):
+        normalize_phones(one("1"), None, default_region="XX")
+
+
+def _reference_e164(raw: str, region: str | None, default: str) -> str | None:
+    """The documented rule, spelled out with phonenumbers alone (no fast path, no shortcuts)."""
+    number = raw.removeprefix("'")
+    if number.startswith("00"):
+        number = "+" + number[2:]
+
+    def parse(parse_region: str | None) -> phonenumbers.PhoneNumber | None:
+        try:
+            return phonenumbers.parse(number, parse_region)
+        except phonenumbers.NumberParseException:
+            return None
+
+    if number.startswith("+"):
+        candidates = [parse(None)]
+    elif region is None or region == default:
+        candidates = [parse(default)]
+    else:
+        candidates = [parse(region), parse(default)]
+        for parsed in candidates:
+            if parsed is not None and phonenumbers.is_valid_number(parsed):
+                return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    for parsed in candidates:
+        if parsed is not None and (phonenumbers.is_valid_number(parsed) or phonenumbers.is_possible_number(parsed)):
+            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def test_phone_fast_path_matches_phonenumbers() -> None:
+    """North American numbers skip phonenumbers; the result must be what phonenumbers would give."""
+    rng = random.Random(7)
+    formats = ["{}", "+{}", "1-{}", "({}) ", "00{}", "+1 {}", "'{}", "{}-", "+1{}", "1 ({})"]
+    regions = [None, "US", "CA", "PR", "GB", "DE", "MX"]
+    raws, countries = [], []
+    for _ in range(1500):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice([7, 9, 10, 10, 10, 11, 12])))
+        raws.append(rng.choice(formats).format(digits))
+        countries.append(rng.choice(regions))
+    for default in ("US", "CA"):
+        result = normalize_phones(pd.Series(raws), pd.Series(countries), default_region=default)
+        for raw, country, got in zip(raws, countries, result.e164, strict=True):
+            assert py(got) == _reference_e164(raw, country, default), (raw, country, default)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Websites and LinkedIn
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("http://www.Stephenson.com/about?x=1", "stephenson.com"),
+        ("https://tyler-pugh.info/", "tyler-pugh.info"),
+        ("www.ah.nl", "ah.nl"),
+        ("stephenson.com", "stephenson.com"),
+        ("HTTPS://WWW.EXAMPLE.COM.", "example.com"),  # trailing root dot
+        ("https://user:secret@shop.example.co.uk:8443/cart#top", "shop.example.co.uk"),
+        ("//cdn.example.com/x.js", "cdn.example.com"),
+        ("www2.example.com", "example.com"),
+        ("https://münchen.de", "münchen.de"),  # IDN: Unicode kept
+        ("https://MÜNCHEN.de/", "münchen.de"),
+        ("https://mu\u0308nchen.de", "münchen.de"),  # decomposed ü is NFC-normalized
+        ("http://xn--mnchen-3ya.de", "münchen.de"),  # punycode decoded to the same domain
+        ("https://例え.jp/パス", "例え.jp"),
+        ("bücher。de", "bücher.de"),  # ideographic full stop is a label separator
+    ],
+)
+def test_website_to_domain(raw: str, expected: str) -> None:
+    result = website_to_domain(one(raw))
+    assert result.values.iloc[0] == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize(
+    "raw", ["Acme Corp", "n/a", "localhost", "http://192.168.0.1/", "https://", "-acme.com", "acme..com"]
+)
+def test_invalid_websites(raw: str) -> None:
+    result = website_to_domain(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == WEBSITE_PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("linkedin.com/in/JaneDoe", "https://www.linkedin.com/in/janedoe"),
+        ("http://uk.linkedin.com/in/jane-doe-12345/", "https://www.linkedin.com/in/jane-doe-12345"),
+        ("www.linkedin.com/in/jane?trk=public_profile", "https://www.linkedin.com/in/jane"),
+        ("https://www.linkedin.com/in/jane/details/experience/", "https://www.linkedin.com/in/jane"),
+        ("http://www.linkedin.com/company/albert-heijn", "https://www.linkedin.com/company/albert-heijn"),
+        ("linkedin.com/company/Acme/", "https://www.linkedin.com/company/acme"),
+    ],
+)
+def test_linkedin_urls(raw: str, expected: str) -> None:
+    result = linkedin_urls(one(raw))
+    assert result.values.iloc[0] == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "https://www.linkedin.com/feed/",
+        "https://www.linkedin.com/pub/jane-doe/1/2/3",
+        "https://www.linkedin.com/in/",
+        "https://notlinkedin.org/in/jane",
+        "jane-doe",
+        "https://twitter.com/jane",
+    ],
+)
+def test_invalid_linkedin_urls(raw: str) -> None:
+    result = linkedin_urls(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == LINKEDIN_PROBLEM
+
+
+# --------------------------------------------------------------------------------------------------------
+# Countries
+# --------------------------------------------------------------------------------------------------------
+
+
+def test_every_datablist_country_is_known_except_netherlands_antilles() -> None:
+    countries = pd.read_csv(DATABLIST / "customers-10000.csv.gz", usecols=["Country"], dtype="str")["Country"]
+    distinct = pd.Series(countries.dropna().unique(), dtype="str")
+    result = country_codes(distinct)
+    unknown = dict(zip(distinct[result.values.isna()], result.problems[result.values.isna()], strict=True))
+    assert unknown == {"Netherlands Antilles": FORMER_COUNTRY_PROBLEM}
+    codes = dict(zip(distinct, result.values, strict=True))
+    assert len(set(codes.values()) - {pd.NA}) == len(distinct) - 1  # no two names share a code
+    assert codes["United States of America"] == "US"
+    assert codes["Korea"] == "KR"
+    assert codes["Libyan Arab Jamahiriya"] == "LY"
+    assert codes["Holy See (Vatican City State)"] == "VA"
+    assert codes["Saint Barthelemy"] == "BL"
+    assert codes["Saint Martin"] == "MF"
+    assert codes["Cote d'Ivoire"] == "CI"
+    assert codes["Antarctica (the territory South of 60 deg S)"] == "AQ"
+    assert codes["Svalbard & Jan Mayen Islands"] == "SJ"
+    assert codes["British Virgin Islands"] == "VG"
+    assert codes["United States Virgin Islands"] == "VI"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("US", "US"),
+        ("us", "US"),
+        ("USA", "US"),
+        ("U.S.A.", "US"),
+        ("United States", "US"),
+        ("UK", "GB"),
+        ("Great Britain", "GB"),
+        ("England", "GB"),
+        ("Scotland", "GB"),
+        ("Wales", "GB"),
+        ("Northern Ireland", "GB"),
+        ("South Korea", "KR"),
+        ("Korea, Republic of", "KR"),
+        ("North Korea", "KP"),
+        ("Russia", "RU"),
+        ("Iran", "IR"),
+        ("Vietnam", "VN"),
+        ("Bolivia", "BO"),
+        ("Venezuela", "VE"),
+        ("Tanzania", "TZ"),
+        ("Syria", "SY"),
+        ("Laos", "LA"),
+        ("Moldova", "MD"),
+        ("Czech Republic", "CZ"),
+        ("Ivory Coast", "CI"),
+        ("Côte d\u2019Ivoire", "CI"),  # typographic apostrophe
+        ("Palestine", "PS"),
+        ("Macedonia", "MK"),
+        ("DEU", "DE"),
+        ("Deutschland", "DE"),
+        ("the Netherlands", "NL"),
+        ("Türkiye", "TR"),
+        ("Turkey", "TR"),
+        ("St. Lucia", "LC"),
+        ("Democratic Republic of the Congo", "CD"),
+        ("Congo", "CG"),
+        ("日本", "JP"),
+    ],
+)
+def test_country_codes(raw: str, expected: str) -> None:
+    result = country_codes(one(raw))
+    assert result.values.iloc[0] == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ("Narnia", COUNTRY_PROBLEM),
+        ("840", COUNTRY_PROBLEM),
+        ("Virgin Islands", COUNTRY_PROBLEM),  # British or U.S.: not guessed
+        ("Netherlands Antilles", FORMER_COUNTRY_PROBLEM),
+        ("Yugoslavia", FORMER_COUNTRY_PROBLEM),
+    ],
+)
+def test_unknown_countries(raw: str, problem: str) -> None:
+    result = country_codes(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == problem
+
+
+# --------------------------------------------------------------------------------------------------------
+# Names
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("full", "first", "last"),
+    [
+        ("Ludwig van Beethoven", "Ludwig", "van Beethoven"),
+        ("John von Neumann", "John", "von Neumann"),
+        ("Ursula von der Leyen", "Ursula", "von der Leyen"),
+        ("Juan de la Cruz", "Juan", "de la Cruz"),
+        ("Leonardo di Caprio", "Leonardo", "di Caprio"),
+        ("María José García-López", "María José", "García-López"),  # middle names stay with the first
+        ("Zoë Saldaña", "Zoë", "Saldaña"),
+        ("Björn Ångström", "Björn", "Ångström"),
+        ("Smith, John", "John", "Smith"),
+        ("Beethoven, Ludwig van", "Ludwig", "van Beethoven"),
+        ("O'Neil, Shaquille", "Shaquille", "O'Neil"),
+        ("Dr. Jane Smith", "Jane", "Smith"),
+        ("Prof. Dr. Hans Müller", "Hans", "Müller"),
+        ("Martin Luther King Jr.", "Martin Luther", "King"),
+        ("Madonna", "Madonna", NA),
+        ("  Jane   Smith ", "Jane", "Smith"),
+    ],
+)
+def test_full_names_are_split(full: str, first: str, last: str | None) -> None:
+    names = complete_names(None, None, one(full), pd.RangeIndex(1))
+    assert (py(names.first_name.iloc[0]), py(names.last_name.iloc[0])) == (first, last)
+    assert names.full_name.iloc[0] == " ".join(full.split())  # the full name is kept as written
+
+
+def test_complete_names_fills_only_what_is_missing() -> None:
+    index = pd.Index(["a", "b", "c", "d", "e", "f"])
+    first = pd.Series(["Jane", None, "Ludwig", None, "Ann", None], index=index, dtype="str")
+    last = pd.Series(["Smith", "Curie", None, None, None, None], index=index, dtype="str")
+    full = pd.Series([None, None, "Ludwig van Beethoven", "Marie Curie", "Ann Lee", None], index=index, dtype="str")
+    names = complete_names(first, last, full, index)
+    assert values(names.first_name) == ["Jane", NA, "Ludwig", "Marie", "Ann", NA]
+    assert values(names.last_name) == ["Smith", "Curie", "van Beethoven", "Curie", "Lee", NA]
+    assert values(names.full_name) == [
+        "Jane Smith",
+        "Curie",
+        "Ludwig van Beethoven",
+        "Marie Curie",
+        "Ann Lee",
+        NA,
+    ]
+    assert list(names.full_name.index) == list(index)
+
+
+def test_complete_names_with_only_first_and_last() -> None:
+    names = complete_names(pd.Series(["Zoë", None]), pd.Series(["Saldaña", None]), None, pd.RangeIndex(2))
+    assert values(names.full_name) == ["Zoë Saldaña", NA]
+
+
+def test_name_fast_path_matches_nameparser() -> None:
+    """Plain two-word names are split without nameparser; the answer must be the one nameparser gives."""
+    people = pd.read_csv(DATABLIST / "people-10000.csv.gz", usecols=["First Name", "Last Name"], dtype="str")
+    full = (people["First Name"] + " " + people["Last Name"]).drop_duplicates().head(1500)
+    tricky = [
+        "Dean Martin",
+        "Sir Elton",
+        "John E",
+        "Ben Y",
+        "Mary Ann",
+        "Van Damme",
+        "Abu Bakr",
+        "Bob Jr",
+        "Mr Bean",
+    ]
+    full = pd.concat([full, pd.Series(tricky)], ignore_index=True)
+    names = complete_names(None, None, full, full.index)
+    for raw, first, last in zip(full, names.first_name, names.last_name, strict=True):
+        parsed = HumanName(raw)
+        expected_first = " ".join(p for p in (parsed.first, parsed.middle) if p) or None
+        assert (py(first), py(last)) == (expected_first, parsed.last or None), raw
+
+
+# --------------------------------------------------------------------------------------------------------
+# Matching keys
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Rasmussen Group", "rasmussen group"),
+        ("Vega-Gentry", "vega gentry"),
+        ("Acme, Inc.", "acme"),
+        ("ACME INC", "acme"),
+        ("Acme Incorporated", "acme"),
+        ("Acme L.L.C.", "acme"),
+        ("Acme Co., Ltd.", "acme"),
+        ("Acme Pty Ltd", "acme"),
+        ("Müller GmbH & Co. KG", "muller"),
+        ("Nestlé S.A.", "nestle"),
+        ("Philips N.V.", "philips"),
+        ("ING B.V.", "ing"),
+        ("Procter & Gamble", "procter and gamble"),
+        ("The Coca-Cola Company", "coca cola"),
+        ("Horn, Shepard and Watson", "horn shepard and watson"),
+        ("Mckinney PLC", "mckinney"),
+        ("Ørsted A/S", "orsted a s"),
+        ("\uff34\uff4f\uff59\uff4f\uff54\uff41", "toyota"),  # full-width letters
+        ("日産化学㈱", "日産化学"),
+        ("ガス株式会社", "ガス"),  # the voicing mark is not an accent: ガ does not become カ
+        ("Inc.", "inc"),  # a name that is only a legal form keeps it
+        ("", NA),
+    ],
+)
+def test_company_key(raw: str, expected: str | None) -> None:
+    assert py(company_key(one(raw)).iloc[0]) == expected
+
+
+def test_company_key_on_japanese_salesforce_export() -> None:
+    companies = pd.read_csv(DATA / "exports" / "salesforce_leads_sample_jp.csv", dtype="str")["Company"]
+    assert values(company_key(companies)) == ["五洋建設", "アイ アイ エム", "日産化学", "どこにもない商事"]
+
+
+def test_name_key() -> None:
+    first = pd.Series(["Zoë", "ZOE", None, "Jane", None], dtype="str")
+    last = pd.Series(["Saldaña", "saldana", "Smith", "Doe", None], dtype="str")
+    companies = company_key(pd.Series(["Acme, Inc.", "ACME", "Acme", None, "Acme"], dtype="str"))
+    assert values(name_key(first, last, companies)) == [
+        "zoe saldana|acme",
+        "zoe saldana|acme",
+        "smith|acme",
+        NA,
+        NA,
+    ]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Numbers
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("1200", 1200),
+        ("1,200", 1200),
+        ("1 200", 1200),
+        ("1.200.000", 1200000),
+        ("1.2k", 1200),
+        ("4.35K", 4350),
+        ("51-200", 51),  # a size band becomes its lower bound
+        ("51 - 200", 51),
+        ("10,001+", 10001),
+        ("1200.0", 1200),
+        ("-3", -3),
+    ],
+)
+def test_to_int(raw: str, expected: int) -> None:
+    result = to_int(one(raw))
+    assert result.values.iloc[0] == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize("raw", ["1.5", "1.200", "many", "1,2,3", "12%", "1.2x"])
+def test_to_int_problems(raw: str) -> None:
+    result = to_int(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == INT_PROBLEM
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("$3.2B", 3_200_000_000.0),
+        ("3200000000", 3_200_000_000.0),
+        ("$3,200,000.50", 3_200_000.5),
+        ("3.2 million", 3_200_000.0),
+        ("USD 12M", 12_000_000.0),
+        ("1,5 Mio", 1_500_000.0),
+        ("€ 1.200.000,50", 1_200_000.5),
+        ("2,5 Mrd. €", 2_500_000_000.0),
+        ("12,50", 12.5),
+        ("$1M-$10M", 1_000_000.0),
+        ("1-10M", 1_000_000.0),  # the band's unit applies to its lower bound
+        ("0.1", 0.1),
+    ],
+)
+def test_to_number(raw: str, expected: float) -> None:
+    result = to_number(one(raw))
+    assert result.values.iloc[0] == expected
+    assert py(result.problems.iloc[0]) is None
+
+
+@pytest.mark.parametrize("raw", ["n/a", "3.2 zillion", "1..2", "$", "ten"])
+def test_to_number_problems(raw: str) -> None:
+    result = to_number(one(raw))
+    assert py(result.values.iloc[0]) is None
+    assert result.problems.iloc[0] == NUMBER_PROBLEM
