@@ -475,11 +475,36 @@ def demo() -> None:
     for column, target in status["mapping"].items():
         console.print(f"      {column:>22} -> {target or '(custom field)'}", highlight=False)
     _print_status(status)
+    _demo_sandbox()
     console.print(
-        f"\nNext: `{sys.argv[0]} imports show {status['importId']}`, `make dev` for the Dagster UI "
+        f"\nNext: `leads imports show {status['importId']}`, `make dev` for the Dagster UI "
         f"(run for batch {status['batchId']}), or drop a CSV into {env.inbox}/<list name>/.",
         highlight=False,
     )
+
+
+def _demo_sandbox() -> None:
+    """Start the provider sandbox on a small world and call every provider's real client once against it."""
+    from leads_pipeline.lib.errors import ConfigurationError
+    from leads_pipeline.sandbox.demo_world import demo_world
+    from leads_pipeline.sandbox.server import Sandbox
+    from leads_pipeline.sandbox.tour import run_tour
+
+    console.print(
+        "[bold]4.[/bold] provider sandbox: every provider's real client, over the wire, against the emulators"
+    )
+    try:
+        world = demo_world()
+    except (ConfigurationError, OSError) as exc:
+        console.print(f"    skipped: the demo world is built from ../shared/data ({exc})", highlight=False)
+        return
+    with Sandbox.start(world) as sandbox:
+        steps = run_tour(sandbox, world)
+    table = Table("provider", "call", "answer", "matches the world")
+    for step in steps:
+        mark = "[green]yes[/green]" if step.ok else f"[red]no[/red]: {step.detail}"
+        table.add_row(step.provider, step.call, step.answer, mark)
+    console.print(table)
 
 
 @app.command("dev")

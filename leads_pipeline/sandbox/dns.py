@@ -4,15 +4,19 @@ Email discovery and verification need MX lookups that answer like the internet d
 preference, NXDOMAIN for names that do not exist, NOERROR without records for a domain that has no MX. The
 server answers from a zone computed once from the world, so a lookup costs a parse and a serialization (well
 over 1,000 lookups/s on one core). It runs on an asyncio loop that the caller owns (``Sandbox`` runs one).
+Like the HTTP emulators it can be slow and fail on purpose (``DnsSettings``): the failures a resolver meets on
+the internet are a SERVFAIL from a broken authoritative server and a query that is never answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import struct
 from collections.abc import Callable, Mapping
-from typing import Any, cast
+from dataclasses import dataclass, field
+from typing import Any, Literal, cast
 
 import dns.exception
 import dns.flags
@@ -22,12 +26,34 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
 from leads_pipeline.sandbox.world import World
 
 Recorder = Callable[[str, str, dict[str, Any]], None]
 """Receives (service, client address, details) for every query: the sandbox's request log."""
 
 TTL = 300
+
+DnsFault = Literal["servfail", "timeout"]
+
+
+@dataclass(frozen=True)
+class DnsSettings:
+    """How the DNS server degrades: per query, a delay drawn from ``latency``, then at most one fault.
+
+    servfail: share of queries answered SERVFAIL (no records), what a broken or overloaded authoritative
+    server answers; a resolver must treat it as "try again later", never as "no such domain". timeout: share
+    of queries never answered (UDP and TCP alike), so the client's own timeout has to fire. seed: the same seed
+    fails the same queries of the same sequence.
+    """
+
+    latency: Latency = field(default_factory=Latency)
+    servfail: float = 0.0
+    timeout: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_rates("DnsSettings", servfail=self.servfail, timeout=self.timeout)
 
 
 class Zone:
@@ -91,23 +117,48 @@ def _formerr(wire: bytes) -> bytes | None:
 
 
 class DnsServer:
-    """Serves a ``Zone`` on UDP and TCP on the same port; ``port=0`` picks a free one (see ``.port``)."""
+    """Serves a ``Zone`` on UDP and TCP on the same port; ``port=0`` picks a free one (see ``.port``).
 
-    def __init__(self, zone: Zone, host: str = "127.0.0.1", port: int = 0, record: Recorder | None = None) -> None:
+    Every query is logged through ``record`` with its name, type, transport, the rcode sent (None when the
+    query was left unanswered) and the injected fault (None for an honest answer).
+    """
+
+    def __init__(
+        self,
+        zone: Zone,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record: Recorder | None = None,
+        settings: DnsSettings | None = None,
+    ) -> None:
         self.zone = zone
         self.host = host
         self.port = port
+        self.settings = settings or DnsSettings()
         self._record = record
+        self._rng = random.Random(self.settings.seed)  # used on the loop thread only: no lock
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
 
+    def delay(self) -> float:
+        """Seconds to wait before sending the next reply (a draw from the settings' latency)."""
+        return self.settings.latency.sample(self._rng)
+
     def answer(self, wire: bytes, client: str, transport: str, limit: int) -> bytes | None:
-        """The reply bytes for one query, truncated (TC flag) when it exceeds ``limit`` bytes."""
+        """The reply bytes for one query, truncated (TC flag) when it exceeds ``limit`` bytes; None when nothing
+        is to be sent (a packet without even a header, or an injected timeout)."""
         try:
             query = dns.message.from_wire(wire)
         except dns.exception.DNSException:
             return _formerr(wire)
-        response = self.zone.respond(query)
+        fault: DnsFault | None = draw_fault(
+            ((self.settings.servfail, "servfail"), (self.settings.timeout, "timeout")), self._rng
+        )
+        if fault == "servfail":
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.SERVFAIL)
+        else:
+            response = self.zone.respond(query)
         if self._record is not None and query.question:
             question = query.question[0]
             self._record(
@@ -116,10 +167,13 @@ class DnsServer:
                 {
                     "name": question.name.to_text(),
                     "type": dns.rdatatype.to_text(question.rdtype),
-                    "rcode": dns.rcode.to_text(response.rcode()),
+                    "rcode": None if fault == "timeout" else dns.rcode.to_text(response.rcode()),
                     "transport": transport,
+                    "fault": fault,
                 },
             )
+        if fault == "timeout":
+            return None
         if query.edns >= 0:
             limit = min(limit, max(512, query.payload))
         try:
@@ -166,11 +220,14 @@ class DnsServer:
         with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
             while True:
                 (length,) = struct.unpack("!H", await reader.readexactly(2))
-                reply = self.answer(await reader.readexactly(length), client, "tcp", 65535)
-                if reply is None:
-                    break
-                writer.write(struct.pack("!H", len(reply)) + reply)
-                await writer.drain()
+                wire = await reader.readexactly(length)
+                delay = self.delay()
+                if delay:
+                    await asyncio.sleep(delay)
+                reply = self.answer(wire, client, "tcp", 65535)
+                if reply is not None:  # None: stay silent, as a stalled server does, until the client hangs up
+                    writer.write(struct.pack("!H", len(reply)) + reply)
+                    await writer.drain()
         writer.close()
 
 
@@ -183,6 +240,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        delay = self._server.delay()
         reply = self._server.answer(data, str(addr[0]), "udp", 512)
-        if reply is not None and self._transport is not None:
+        if reply is None or self._transport is None:
+            return
+        if delay:  # call_later, not sleep: other queries keep being answered meanwhile
+            asyncio.get_running_loop().call_later(delay, self._transport.sendto, reply, addr)
+        else:
             self._transport.sendto(reply, addr)

@@ -3,34 +3,37 @@
 Tests, benchmarks and ``leads sandbox up`` all start it the same way, ``Sandbox.start(world)``, and configure
 clients with ``sandbox.env()``. DNS and SMTP share one asyncio loop thread (both are I/O-bound and tiny per
 request); the HTTP emulators run on a threaded WSGI server so that a slow or stalled emulator answer (a
-timeout fault) does not hold up other clients.
+timeout fault) does not hold up other clients. Latency and faults are set per service: ``DnsSettings``,
+``SmtpSettings`` and the HTTP emulators' ``EmulatorSettings``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
-import importlib.util
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from leads_pipeline.sandbox.dns import DnsServer, Zone
+from leads_pipeline.sandbox.dns import DnsServer, DnsSettings, Zone
 from leads_pipeline.sandbox.smtp import DEFAULT_MAIL_ADDRESSES, MailHosts, SmtpSettings
 from leads_pipeline.sandbox.world import World
 
+if TYPE_CHECKING:  # the HTTP emulators import the provider clients (~2 s): only a sandbox that serves them pays
+    from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator
+
 T = TypeVar("T")
-HTTP_MODULE = "leads_pipeline.sandbox.http"
-"""Optional module with ``build_http_app(world, settings)`` -> WSGI app (settings None means defaults) and,
-optionally, ``http_env(base_url) -> dict[str, str]``: the settings that point clients at the emulators."""
+EMAIL_LISTS_DIR = Path(__file__).resolve().parents[1] / "data" / "email_lists"
+"""The free-mail, disposable and role lists shipped with the package (see ATTRIBUTION.md there): what the
+verifier emulators flag addresses with unless the HTTP settings bring their own."""
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class _Mounts:
 
 class Sandbox:
     """A running sandbox serving one world. Start it with ``Sandbox.start(world)``; stop it with ``stop()`` or
-    by leaving a ``with`` block. ``log`` records every DNS query, RCPT and HTTP request."""
+    by leaving a ``with`` block. ``log`` records every DNS query, RCPT, injected SMTP fault and HTTP request."""
 
     def __init__(
         self,
@@ -135,15 +138,17 @@ class Sandbox:
         *,
         host: str = "127.0.0.1",
         mail_addresses: Mapping[str, str] = DEFAULT_MAIL_ADDRESSES,
+        dns_settings: DnsSettings | None = None,
         smtp_settings: SmtpSettings | None = None,
-        http_settings: object | None = None,
+        http_settings: EmulatorSettings | None = None,
     ) -> None:
         self.world = world
         self.host = host
         self.log = RequestLog()
         self.mail_addresses = dict(mail_addresses)
-        self.http_app: WSGIApplication | None = None
-        """The emulators' own app from ``HTTP_MODULE``, if present (tests reach its fault injection here)."""
+        self.http_app: HttpEmulator | None = None
+        """The HTTP emulators' app once started (tests reach its fault injection and its own log here)."""
+        self._dns_settings = dns_settings
         self._smtp_settings = smtp_settings
         self._http_settings = http_settings
         self._mounts = _Mounts(self.log)
@@ -163,17 +168,21 @@ class Sandbox:
         http_port: int = 0,
         *,
         mail_addresses: Mapping[str, str] = DEFAULT_MAIL_ADDRESSES,
+        dns_settings: DnsSettings | None = None,
         smtp_settings: SmtpSettings | None = None,
-        http_settings: object | None = None,
+        http_settings: EmulatorSettings | None = None,
         http_emulators: bool = True,
     ) -> Sandbox:
         """Start DNS on ``host:dns_port``, the mail hosts on ``mail_addresses`` at ``smtp_port`` and the HTTP
         emulators on ``host:http_port``; a port of 0 takes a free one. Everything is stopped again if any part
-        fails to start. ``http_emulators=False`` leaves ``HTTP_MODULE`` out (nothing mounted at the root)."""
+        fails to start. Settings left None are the defaults: no latency, no faults, and for HTTP the packaged
+        email lists (``EMAIL_LISTS_DIR``). ``http_emulators=False`` mounts no emulator (and skips importing
+        them), for tests of DNS, SMTP or the mounting itself."""
         sandbox = cls(
             world,
             host=host,
             mail_addresses=mail_addresses,
+            dns_settings=dns_settings,
             smtp_settings=smtp_settings,
             http_settings=http_settings,
         )
@@ -187,7 +196,7 @@ class Sandbox:
     def _start(self, dns_port: int, smtp_port: int, http_port: int, http_emulators: bool) -> None:
         self._loop = _LoopThread()
         zone = Zone(self.world, self.mail_addresses, web_address=self.host)
-        self._dns = DnsServer(zone, self.host, dns_port, self.log.record)
+        self._dns = DnsServer(zone, self.host, dns_port, self.log.record, self._dns_settings)
         self._loop.run(self._dns.start())
         self._smtp = MailHosts(self.world, self.mail_addresses, smtp_port, self._smtp_settings, self.log.record)
         self._loop.run(self._smtp.start())
@@ -202,15 +211,13 @@ class Sandbox:
         threading.Thread(target=serve, name="sandbox-http", daemon=True).start()
 
     def _mount_emulators(self) -> None:
-        if importlib.util.find_spec(HTTP_MODULE) is None:
-            return
-        module = importlib.import_module(HTTP_MODULE)
-        build = getattr(module, "build_http_app", None)
-        if build is None:
-            return
-        self.http_app = build(self.world, self._http_settings)
-        env_hook = getattr(module, "http_env", None)
-        self.register_http_app("", self.http_app, env_hook)
+        from leads_pipeline.sandbox.http import EmailLists, EmulatorSettings, build_http_app, http_env
+
+        settings = self._http_settings
+        if settings is None:
+            settings = EmulatorSettings(email_lists=EmailLists.load(EMAIL_LISTS_DIR))
+        self.http_app = build_http_app(self.world, settings)
+        self.register_http_app("", self.http_app, http_env)
 
     def register_http_app(
         self,

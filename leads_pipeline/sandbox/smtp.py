@@ -4,22 +4,28 @@ An MX record has no port and a probe cannot tell hosts apart by name once it has
 (strict, catch_all, accepts, greylist, timeout) gets an address of its own (127.0.0.2, 127.0.0.3, ...) and the
 DNS server points every MX host name at the address of its domain's behaviour. All hosts listen on one port,
 configurable because port 25 needs root. They answer RCPT TO from the world's mailboxes, never deliver mail.
+Like the HTTP emulators they can be slow and fail on purpose (``SmtpSettings``), the way real mail hosts
+fail a verifier: 421 at connect (overloaded), 451 to a RCPT (a local lookup failed) and dropped connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import random
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
 from leads_pipeline.sandbox.world import World
 
 Recorder = Callable[[str, str, dict[str, Any]], None]
-"""Receives (service, client address, details) for every RCPT: the sandbox's request log."""
+"""Receives (service, client address, details) for every RCPT and every injected fault: the request log."""
+
+SmtpFault = Literal["unavailable", "temporary_failure", "dropped"]
 
 DEFAULT_MAIL_ADDRESSES: dict[str, str] = {
     "strict": "127.0.0.2",
@@ -36,19 +42,38 @@ MAX_LINE = 1000  # RFC 5321 4.5.3.1.6: a command line is at most 1000 octets wit
 
 @dataclass(frozen=True)
 class SmtpSettings:
-    """Timing of the behaviours that depend on time.
+    """Timing of the behaviours that depend on time, and the faults every host injects.
 
     greylist_delay: a retry sooner than this (seconds after the first try) is greylisted again; real
     greylisting uses 60-300 s, tests use 0. greylist_window: how long a (client, address) pair is remembered.
     timeout_delay: None makes "timeout" hosts accept the connection and never greet; a number greets after
     that many seconds and then answers as strict (a slow host rather than a dead one).
     idle_timeout: a session silent this long is closed, so abandoned connections do not pile up.
+
+    latency: delay before every reply, the greeting included (a probe waits for seven). Fault rates,
+    each an independent draw: unavailable, per connection, greets 421 and hangs up; temporary_failure, per
+    RCPT, answers 451 instead of the behaviour's answer; dropped, per command, closes the connection without
+    a reply. A verifier must call all three "unknown", never "undeliverable". seed: the same seed injects the
+    same faults into the same sequence of sessions.
     """
 
     greylist_delay: float = 0.0
     greylist_window: float = 3600.0
     timeout_delay: float | None = None
     idle_timeout: float = 300.0
+    latency: Latency = field(default_factory=Latency)
+    unavailable: float = 0.0
+    temporary_failure: float = 0.0
+    dropped: float = 0.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        check_rates(
+            "SmtpSettings",
+            unavailable=self.unavailable,
+            temporary_failure=self.temporary_failure,
+            dropped=self.dropped,
+        )
 
 
 class MailHosts:
@@ -69,6 +94,7 @@ class MailHosts:
         self._mailboxes = frozenset(p.email.casefold() for p in world.people if p.email)
         self._domains = frozenset(c.domain.casefold() for c in world.companies)
         self._greylist: dict[tuple[str, str], float] = {}
+        self._rng = random.Random(self.settings.seed)  # used on the loop thread only: no lock
         self._servers: list[asyncio.Server] = []
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -144,7 +170,15 @@ class MailHosts:
             return 250, "2.1.5 Ok"
         return 550, f"5.1.1 <{address}>: Recipient address rejected: User unknown in virtual mailbox table"
 
-    def log_rcpt(self, client: str, details: dict[str, Any]) -> None:
+    def delay(self) -> float:
+        """Seconds to wait before the next reply (a draw from the settings' latency)."""
+        return self.settings.latency.sample(self._rng)
+
+    def fails(self, rate: float) -> bool:
+        """One fault draw at ``rate``: for a connection, a RCPT or a command, as the setting says."""
+        return draw_fault(((rate, True),), self._rng) is not None
+
+    def log(self, client: str, details: dict[str, Any]) -> None:
         if self._record is not None:
             self._record("smtp", client, details)
 
@@ -175,26 +209,41 @@ class _Session:
         self.sender: str | None = None
 
     async def run(self) -> None:
+        settings = self.hosts.settings
         if self.behaviour == "timeout":
-            delay = self.hosts.settings.timeout_delay
-            if delay is None:
+            if settings.timeout_delay is None:
                 await self.reader.read()  # never answer; wait for the client to give up
                 return
-            await asyncio.sleep(delay)
+            await asyncio.sleep(settings.timeout_delay)
             self.behaviour = "strict"
+        if self.hosts.fails(settings.unavailable):
+            self.log("CONNECT", None, 421, "unavailable")
+            await self.reply(421, f"4.3.2 {HOSTNAME} Service not available, closing transmission channel")
+            return
         await self.reply(220, f"{HOSTNAME} ESMTP ready")
-        idle = self.hosts.settings.idle_timeout
         while True:
-            line = await asyncio.wait_for(self.reader.readline(), idle)
+            line = await asyncio.wait_for(self.reader.readline(), settings.idle_timeout)
             if not line:
                 return
             if len(line) > MAX_LINE or not line.endswith(b"\n"):
                 await self.reply(500, "5.5.2 Error: line too long")
                 return
-            if not await self.command(line.decode("utf-8", "replace").strip()):
+            text = line.decode("utf-8", "replace").strip()
+            if self.hosts.fails(settings.dropped):
+                self.log(text.partition(" ")[0].upper(), None, None, "dropped")
+                return  # the caller closes the connection: no reply, no 421, just gone
+            if not await self.command(text):
                 return
 
+    def log(self, command: str, rcpt: str | None, code: int | None, fault: SmtpFault | None) -> None:
+        """One log entry; every entry has the same keys so that tests can filter on any of them."""
+        details = {"host": self.address, "behaviour": self.behaviour, "command": command, "rcpt": rcpt}
+        self.hosts.log(self.client, {**details, "code": code, "fault": fault})
+
     async def reply(self, code: int, text: str, *extra: str) -> None:
+        delay = self.hosts.delay()
+        if delay:
+            await asyncio.sleep(delay)
         lines = [text, *extra]
         payload = "".join(f"{code}{'-' if i < len(lines) - 1 else ' '}{t}\r\n" for i, t in enumerate(lines))
         self.writer.write(payload.encode())
@@ -250,9 +299,10 @@ class _Session:
             await self.reply(501, "5.5.4 Syntax: RCPT TO:<address>")
             return
         recipient = match.group(1)
-        code, text = self.hosts.rcpt_reply(self.behaviour, self.client, recipient)
-        self.hosts.log_rcpt(
-            self.client,
-            {"host": self.address, "behaviour": self.behaviour, "rcpt": recipient, "code": code},
-        )
+        fault: SmtpFault | None = None
+        if self.hosts.fails(self.hosts.settings.temporary_failure):
+            fault, code, text = "temporary_failure", 451, f"4.3.0 <{recipient}>: Temporary lookup failure"
+        else:
+            code, text = self.hosts.rcpt_reply(self.behaviour, self.client, recipient)
+        self.log("RCPT", recipient, code, fault)
         await self.reply(code, text)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.query
@@ -11,6 +15,8 @@ import dns.rcode
 import dns.resolver
 import pytest
 
+from leads_pipeline.sandbox.dns import DnsSettings
+from leads_pipeline.sandbox.faults import Latency
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import Company, World
 
@@ -99,4 +105,69 @@ def test_malformed_packet_gets_formerr_and_queries_are_logged(sandbox: Sandbox) 
     query = dns.message.make_query("logged-name.example", "MX")
     dns.query.udp(query, sandbox.host, port=sandbox.dns_port, timeout=2)
     logged = [e.details for e in sandbox.log.entries("dns") if e.details["name"] == "logged-name.example."]
-    assert logged == [{"name": "logged-name.example.", "type": "MX", "rcode": "NXDOMAIN", "transport": "udp"}]
+    assert logged == [
+        {"name": "logged-name.example.", "type": "MX", "rcode": "NXDOMAIN", "transport": "udp", "fault": None}
+    ]
+
+
+@contextmanager
+def _dns_only(world: World, settings: DnsSettings) -> Iterator[Sandbox]:
+    """A sandbox of its own: faults injected into the session's sandbox would break every other test."""
+    with Sandbox.start(world, http_emulators=False, dns_settings=settings) as box:
+        yield box
+
+
+def _ask(box: Sandbox, name: str, tcp: bool, timeout: float = 2.0) -> dns.message.Message:
+    query = dns.message.make_query(name, "MX")
+    send = dns.query.tcp if tcp else dns.query.udp
+    return send(query, box.host, port=box.dns_port, timeout=timeout)
+
+
+def test_servfail_is_injected_and_logged(sandbox_world: World, tcp: bool) -> None:
+    company = _company(sandbox_world, "strict")
+    with _dns_only(sandbox_world, DnsSettings(servfail=1.0)) as box:
+        response = _ask(box, company.domain, tcp)
+        assert response.rcode() == dns.rcode.SERVFAIL
+        assert not response.answer
+        logged = [e.details for e in box.log.entries("dns")]
+    transport = "tcp" if tcp else "udp"
+    expected = {"name": f"{company.domain}.", "type": "MX", "rcode": "SERVFAIL", "transport": transport}
+    assert logged == [{**expected, "fault": "servfail"}]
+
+
+def test_timeout_fault_leaves_the_query_unanswered(sandbox_world: World, tcp: bool) -> None:
+    company = _company(sandbox_world, "strict")
+    with _dns_only(sandbox_world, DnsSettings(timeout=1.0)) as box:
+        started = time.monotonic()
+        with pytest.raises(dns.exception.Timeout):
+            _ask(box, company.domain, tcp, timeout=0.3)
+        assert time.monotonic() - started < 1.5
+        assert [(e.details["rcode"], e.details["fault"]) for e in box.log.entries("dns")] == [(None, "timeout")]
+
+
+def test_latency_delays_every_answer(sandbox_world: World, tcp: bool) -> None:
+    company = _company(sandbox_world, "strict")
+    with _dns_only(sandbox_world, DnsSettings(latency=Latency(median_s=0.15, p95_s=0.15))) as box:
+        started = time.monotonic()
+        assert _ask(box, company.domain, tcp).rcode() == dns.rcode.NOERROR
+        assert _ask(box, company.domain, tcp).rcode() == dns.rcode.NOERROR
+        assert time.monotonic() - started >= 0.3
+
+
+def test_fault_rate_is_a_seeded_share_of_queries(sandbox_world: World) -> None:
+    domain = _company(sandbox_world, "strict").domain
+
+    def rcodes(seed: int) -> list[int]:
+        with _dns_only(sandbox_world, DnsSettings(servfail=0.3, seed=seed)) as box:
+            return [_ask(box, domain, tcp=False).rcode() for _ in range(60)]
+
+    first = rcodes(seed=4)
+    assert 8 <= first.count(dns.rcode.SERVFAIL) <= 30
+    assert set(first) == {dns.rcode.SERVFAIL, dns.rcode.NOERROR}
+    assert rcodes(seed=4) == first
+
+
+@pytest.mark.parametrize("rates", [{"servfail": 1.5}, {"timeout": -0.1}])
+def test_rates_must_be_probabilities(rates: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=f"DnsSettings.{next(iter(rates))}: expected a probability"):
+        DnsSettings(**rates)

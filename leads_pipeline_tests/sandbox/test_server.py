@@ -8,9 +8,11 @@ from collections.abc import Iterable
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 import pytest
+import requests
 
-from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.server import EMAIL_LISTS_DIR, Sandbox
 from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.paths import SHARED_DATA
 
 
 def _echo(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -67,3 +69,31 @@ def test_stopped_sandbox_says_so(sandbox_world: World) -> None:
     box.stop()
     with pytest.raises(RuntimeError, match="not running"):
         box.env()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "disposable_email_blocklist.conf",
+        "free_email_provider_domains_freemail.txt",
+        "role_based_local_parts_mixmax.csv",
+    ],
+)
+def test_packaged_email_lists_are_exact_copies_of_the_shared_data(name: str) -> None:
+    assert (EMAIL_LISTS_DIR / name).read_bytes() == (SHARED_DATA / "email_lists" / name).read_bytes()
+    assert name in (EMAIL_LISTS_DIR / "ATTRIBUTION.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("email", "status", "sub_status"),
+    [("someone@mailinator.com", "do_not_mail", "disposable"), ("info@gmail.com", "invalid", "mailbox_not_found")],
+)
+def test_sandbox_verifiers_use_the_packaged_lists_by_default(
+    sandbox: Sandbox, email: str, status: str, sub_status: str
+) -> None:
+    response = requests.get(
+        f"{sandbox.http_url}/zerobounce/v2/validate", params={"api_key": "k", "email": email}, timeout=5
+    )
+    payload = response.json()
+    assert (payload["status"], payload["sub_status"]) == (status, sub_status)
+    assert payload["free_email"] is (email.endswith("@gmail.com"))

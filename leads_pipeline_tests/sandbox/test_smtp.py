@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import smtplib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from leads_pipeline.lib.clients.dns import MxResolver
 from leads_pipeline.lib.clients.smtp import SmtpProber
+from leads_pipeline.sandbox.faults import Latency
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.smtp import SmtpSettings
 from leads_pipeline.sandbox.world import Company, Person, World
@@ -117,3 +120,74 @@ def test_protocol_errors_data_and_rcpt_log(sandbox: Sandbox, sandbox_world: Worl
         assert client.docmd("DATA")[0] == 554
     logged = [e.details for e in sandbox.log.entries("smtp") if e.details["rcpt"] == person.email]
     assert {"host": sandbox.mail_addresses["strict"], "behaviour": "strict", "code": 250}.items() <= logged[-1].items()
+
+
+@contextmanager
+def _strict_host(world: World, settings: SmtpSettings) -> Iterator[tuple[Sandbox, Person]]:
+    """A sandbox of its own with these settings, and someone whose mailbox is on a strict host."""
+    with Sandbox.start(world, http_emulators=False, smtp_settings=settings) as box:
+        yield box, _staff(world, "strict")[1]
+
+
+def _connect(box: Sandbox) -> smtplib.SMTP:
+    return smtplib.SMTP(box.mail_addresses["strict"], box.smtp_port, "t.test", timeout=2)
+
+
+def _faults(box: Sandbox) -> list[tuple[str, int | None, str | None]]:
+    return [(e.details["command"], e.details["code"], e.details["fault"]) for e in box.log.entries("smtp")]
+
+
+def test_unavailable_host_greets_421_and_hangs_up(sandbox_world: World) -> None:
+    with _strict_host(sandbox_world, SmtpSettings(unavailable=1.0)) as (box, _):
+        with pytest.raises(smtplib.SMTPConnectError) as refused:
+            _connect(box)
+        assert refused.value.smtp_code == 421
+        assert _faults(box) == [("CONNECT", 421, "unavailable")]
+
+
+def test_temporary_failure_answers_rcpt_451(sandbox_world: World) -> None:
+    with _strict_host(sandbox_world, SmtpSettings(temporary_failure=1.0)) as (box, person):
+        with _connect(box) as client:
+            client.ehlo()
+            assert client.mail("sender@leads.test")[0] == 250
+            code, message = client.rcpt(person.email or "")
+        assert (code, message[:5]) == (451, b"4.3.0")
+        assert _faults(box) == [("RCPT", 451, "temporary_failure")]
+        assert box.log.entries("smtp")[0].details["rcpt"] == person.email
+
+
+def test_dropped_connection_closes_without_a_reply(sandbox_world: World) -> None:
+    with _strict_host(sandbox_world, SmtpSettings(dropped=1.0)) as (box, _):
+        client = _connect(box)
+        with pytest.raises(smtplib.SMTPServerDisconnected):
+            client.ehlo()
+        client.close()
+        assert _faults(box) == [("EHLO", None, "dropped")]
+
+
+def test_latency_delays_every_reply(sandbox_world: World) -> None:
+    with _strict_host(sandbox_world, SmtpSettings(latency=Latency(median_s=0.1, p95_s=0.1))) as (box, _):
+        started = time.monotonic()
+        with _connect(box) as client:
+            client.ehlo()  # the greeting and the EHLO reply: two delays
+        assert time.monotonic() - started >= 0.2
+
+
+def test_fault_rates_are_seeded_shares(sandbox_world: World) -> None:
+    def outcomes(seed: int) -> list[int]:
+        settings = SmtpSettings(temporary_failure=0.3, seed=seed)
+        with _strict_host(sandbox_world, settings) as (box, person), _connect(box) as client:
+            client.ehlo()
+            client.mail("sender@leads.test")
+            return [client.rcpt(person.email or "")[0] for _ in range(60)]
+
+    first = outcomes(seed=4)
+    assert 8 <= first.count(451) <= 30
+    assert set(first) == {250, 451}
+    assert outcomes(seed=4) == first
+
+
+@pytest.mark.parametrize("rates", [{"unavailable": 2.0}, {"temporary_failure": -1.0}, {"dropped": 1.01}])
+def test_rates_must_be_probabilities(rates: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match=f"SmtpSettings.{next(iter(rates))}: expected a probability"):
+        SmtpSettings(**rates)

@@ -1,7 +1,5 @@
 """The import stage: a batch's file becomes leads in its list."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Literal
 

@@ -36,7 +36,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
     columns = sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
     rows = conn.execute(
         sql.SQL(
-            "SELECT l.id, {cols} FROM leads l JOIN batch_leads b ON b.lead_id = l.id"
+            "SELECT l.id, {cols} FROM leads l JOIN batch_members b ON b.lead_id = l.id"
             " WHERE b.batch_id = %s AND l.deleted_at IS NULL"
         ).format(cols=columns),
         (batch_id,),

@@ -1,7 +1,5 @@
 """The drop folder: a CSV saved under ``$LEADS_INBOX/<list name>/`` is imported into that list."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

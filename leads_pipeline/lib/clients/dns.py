@@ -20,7 +20,7 @@ import dns.name
 import dns.rdatatype
 import dns.resolver
 
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, TransientError
 
 
 @dataclass(frozen=True)
@@ -99,9 +99,20 @@ class MxResolver:
         return asyncio.run(self.lookup_many_async(domains, concurrency))
 
     def resolve_address(self, host: str) -> str | None:
-        """The first IPv4 address of ``host`` through this resolver (None if it has none): the route a prober
-        needs for sandbox mail hosts, which exist only in the sandbox DNS."""
-        return asyncio.run(self._first_address(host))
+        """The first address of ``host`` through this resolver (None if it has none): the route a prober
+        needs for sandbox mail hosts, which exist only in the sandbox DNS.
+
+        Raises ``TransientError`` when the nameserver does not answer or answers SERVFAIL: that says nothing
+        about the host, so it must not read as "no address".
+        """
+        try:
+            return asyncio.run(self._first_address(host))
+        except dns.exception.Timeout:
+            message = f"no address for {host}: timeout: no answer within {self.timeout:g} s"
+            raise TransientError(message) from None
+        except dns.resolver.NoNameservers as error:
+            message = f"no address for {host}: no nameserver answered (SERVFAIL or refused): {error}"
+            raise TransientError(message) from None
 
     async def lookup_many_async(self, domains: Iterable[str], concurrency: int = 50) -> dict[str, MxResult]:
         if concurrency < 1:
@@ -156,13 +167,17 @@ class MxResolver:
                 return MxResult(name, (name,), fallback_a=True), self.negative_ttl
         except dns.exception.Timeout:
             return self._transient(name, f"timeout: no answer within {self.timeout:g} s"), 0.0
+        except dns.resolver.NoNameservers as error:
+            return self._transient(name, f"no nameserver answered (SERVFAIL or refused): {error}"), 0.0
         return MxResult(name, (), error="no MX and no address record: the domain receives no mail"), self.negative_ttl
 
     async def _first_address(self, host: str) -> str | None:
+        """A then AAAA; None only when the nameserver says there is none. A timeout or SERVFAIL propagates:
+        read as "no address" it would turn a DNS hiccup into "the domain receives no mail"."""
         for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
             try:
                 answer = await self._resolver.resolve(_normalize(host), rdtype)
-            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN, dns.resolver.NoNameservers):
+            except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
                 continue
             return str(answer[0].address)
         return None

@@ -3,7 +3,8 @@
 The conversation is EHLO, MAIL FROM, RCPT TO the address, RCPT TO a made-up address at the same domain, RSET.
 The made-up address tells a catch-all host (it accepts anything, so its 250 proves nothing) from one that
 checks mailboxes. Only a 5xx about the mailbox makes an address undeliverable: timeouts, disconnects,
-greylisting (4xx) and policy rejections (5.7.x, e.g. our IP is blocklisted) are "unknown", to retry later.
+refused sessions (421 at connect), temporary failures (4xx: greylisting, a failed lookup), policy rejections
+(5.7.x, e.g. our IP is blocklisted) and DNS failures on the way to the host are "unknown", to retry later.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from leads_pipeline.lib.errors import TransientError
 
 ProbeStatus = Literal["deliverable", "undeliverable", "catch_all", "unknown"]
 
@@ -40,8 +43,9 @@ class SmtpProber:
     record), or many hosts refuse the session. mail_from: the envelope sender ("" sends the null sender <>).
     port: 25 in production; the sandbox's LEADS_SMTP_PORT otherwise. timeout: seconds per socket operation.
     routes: MX host name -> address to connect to, checked first; resolve: a fallback lookup of the same
-    (e.g. ``MxResolver(LEADS_DNS_SERVER).resolve_address`` when LEADS_SMTP_ROUTES is "dns"); a host in
-    neither is connected to by name through the system resolver.
+    (e.g. ``MxResolver(LEADS_DNS_SERVER).resolve_address`` when LEADS_SMTP_ROUTES is "dns"), which returns
+    None for a host without an address and raises ``TransientError`` when DNS fails; a host in neither is
+    connected to by name through the system resolver.
     """
 
     def __init__(
@@ -75,8 +79,9 @@ class SmtpProber:
     def probe(self, email: str, mx_hosts: Sequence[str]) -> ProbeResult:
         """Probe ``email`` on its domain's MX hosts (in preference order, e.g. ``MxResult.hosts``).
 
-        The next host is tried only when a connection is refused or unreachable; a host that connects and then
-        stalls ends the probe as "unknown" so one probe takes at most about ``timeout`` seconds per host.
+        The next host is tried only when its address cannot be resolved or a connection is refused or
+        unreachable; a host that connects and then stalls, hangs up or refuses the session ends the probe as
+        "unknown", so one probe takes at most about ``timeout`` seconds per host.
         """
         local, at, domain = email.rpartition("@")
         domain = domain.lower()
@@ -86,10 +91,16 @@ class SmtpProber:
             return ProbeResult("unknown", None, "no mail host to probe: look up the domain's MX first", None)
         problem = ""
         for host in mx_hosts:
-            address = self._route(host)
+            try:
+                address = self._route(host)
+            except TransientError as error:
+                problem = f"{host} cannot be resolved: {error}"
+                continue
             smtp = smtplib.SMTP(local_hostname=self.helo_name, timeout=self.timeout)
             try:
-                smtp.connect(address, self.port)
+                code, greeting = smtp.connect(address, self.port)
+                if code != 220:  # 421: overloaded or shutting down; it closes the connection after saying so
+                    return self._verdict("unknown", code, greeting, host, "the host refused the session")
                 return self._converse(smtp, email, domain, host)
             except smtplib.SMTPServerDisconnected as error:
                 return self._unknown(host, f"the host closed or stalled the session: {error}")

@@ -203,22 +203,18 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -
     return conn.execute(statement).rowcount
 
 
-def _insert_new(conn: Connection, import_id: int, list_id: int, batch_id: str, custom: sql.Composable) -> int:
+def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Composable) -> int:
     columns = sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS))
     selected = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
     statement = sql.SQL(
-        "WITH created AS ("
-        " INSERT INTO leads (list_id, {columns}, custom, created_by_import)"
+        "INSERT INTO leads (list_id, {columns}, custom, created_by_import)"
         " SELECT {list}, {selected}, {custom}, {imp} FROM stg s WHERE s.lead_id IS NULL ORDER BY s.row_number"
-        " RETURNING id)"
-        " INSERT INTO batch_leads (batch_id, lead_id) SELECT {batch}, id FROM created"
     ).format(
         columns=columns,
         selected=selected,
         custom=custom,
         list=sql.Literal(list_id),
         imp=sql.Literal(import_id),
-        batch=sql.Literal(batch_id),
     )
     return conn.execute(statement).rowcount
 
@@ -257,7 +253,7 @@ def merge_chunk(
     matched_row = conn.execute("SELECT count(*) FILTER (WHERE lead_id IS NOT NULL) AS matched FROM stg").fetchone()
     matched = int(matched_row["matched"]) if matched_row else 0
     updated = _update_existing(conn, import_id, custom) if on_duplicate == "update" else 0
-    imported = _insert_new(conn, import_id, list_id, batch_id, custom)
+    imported = _insert_new(conn, import_id, list_id, custom)
     conn.execute(
         "INSERT INTO batch_leads (batch_id, lead_id) SELECT DISTINCT %s, lead_id FROM stg"
         " WHERE lead_id IS NOT NULL ON CONFLICT DO NOTHING",
@@ -376,11 +372,6 @@ def undo_import(conn: Connection, import_id: int) -> dict[str, int]:
             " FROM import_updates u WHERE u.import_id = {imp} AND u.lead_id = l.id"
         ).format(cols=restore_columns, imp=sql.Literal(import_id))
     ).rowcount
-    conn.execute(
-        "DELETE FROM batch_leads WHERE batch_id = %s AND lead_id IN"
-        " (SELECT id FROM leads WHERE created_by_import = %s)",
-        (row["batch_id"], import_id),
-    )
     removed = conn.execute("DELETE FROM leads WHERE created_by_import = %s", (import_id,)).rowcount
     conn.execute("UPDATE imports SET status = 'undone', undone_at = now() WHERE id = %s", (import_id,))
     return {"removed": removed, "restored": restored}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import gzip
 import json
-import math
 import random
 import threading
 import time
@@ -24,32 +23,13 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
 
 from leads_pipeline.lib.clients.apify import DEFAULT_ACTORS, ActorKind
+from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
 
 Fault = Literal["429", "500", "503", "timeout", "malformed"]
 """A fault the emulator can inject: an HTTP error, an answer slower than the client's timeout, or a cut
 body."""
 
 CostUnit = Literal["usd", "credits", "tokens"]
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Service time of one request: a log-normal distribution given by its median and 95th percentile.
-
-    Real APIs have long tails; a log-normal with a median and a p95 is the simplest shape that has one.
-    ``Latency()`` (both zero) adds no delay, which is what fast tests want.
-    """
-
-    median_s: float = 0.0
-    p95_s: float = 0.0
-
-    def sample(self, rng: random.Random) -> float:
-        if self.median_s <= 0:
-            return 0.0
-        if self.p95_s <= self.median_s:
-            return self.median_s
-        sigma = (math.log(self.p95_s) - math.log(self.median_s)) / 1.645
-        return rng.lognormvariate(math.log(self.median_s), sigma)
 
 
 @dataclass(frozen=True)
@@ -62,6 +42,16 @@ class FaultRates:
     timeout: float = 0.0
     malformed: float = 0.0
 
+    def __post_init__(self) -> None:
+        check_rates(
+            "FaultRates",
+            rate_limited=self.rate_limited,
+            server_error=self.server_error,
+            unavailable=self.unavailable,
+            timeout=self.timeout,
+            malformed=self.malformed,
+        )
+
     def draw(self, rng: random.Random) -> Fault | None:
         faults: tuple[tuple[float, Fault], ...] = (
             (self.rate_limited, "429"),
@@ -70,10 +60,7 @@ class FaultRates:
             (self.timeout, "timeout"),
             (self.malformed, "malformed"),
         )
-        for rate, fault in faults:
-            if rate > 0 and rng.random() < rate:
-                return fault
-        return None
+        return draw_fault(faults, rng)
 
 
 @dataclass(frozen=True)
@@ -88,7 +75,7 @@ class RateLimit:
 class ProviderSettings:
     """How one emulated provider behaves. ``api_keys=None`` accepts any non-empty key."""
 
-    latency: Latency = Latency()
+    latency: Latency = field(default_factory=Latency)
     faults: FaultRates = FaultRates()
     rate_limit: RateLimit | None = None
     api_keys: frozenset[str] | None = None

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 
+import dns.message
+import dns.rcode
+import dns.rdatatype
 import pytest
 
 from leads_pipeline.lib.clients.dns import MxResolver, parse_nameserver
 from leads_pipeline.lib.clients.smtp import SmtpProber
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.sandbox.dns import DnsSettings
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline.sandbox.world import World
+from leads_pipeline.sandbox.smtp import SmtpSettings
+from leads_pipeline.sandbox.world import Person, World
 
 
 @pytest.mark.parametrize(
@@ -119,10 +125,105 @@ def test_catch_all_verdict_is_cached_per_domain(sandbox: Sandbox, sandbox_world:
     prober = SmtpProber(port=sandbox.smtp_port, timeout=1, routes={"mx.test": sandbox.mail_addresses["catch_all"]})
 
     def rcpts() -> int:
-        return sum(1 for e in sandbox.log.entries("smtp") if e.details["rcpt"].endswith("@" + company.domain))
+        return sum(1 for e in sandbox.log.entries("smtp") if (e.details["rcpt"] or "").endswith("@" + company.domain))
 
     before = rcpts()
     assert prober.probe(people[0].email or "", ["mx.test"]).status == "catch_all"
     assert rcpts() == before + 2
     assert prober.probe(f"other.{people[0].email}", ["mx.test"]).status == "catch_all"
     assert rcpts() == before + 3
+
+
+# --- injected DNS and SMTP faults: always transient or unknown, never a verdict about the address ---------------
+
+
+def _strict_person(world: World) -> Person:
+    company = next(c for c in world.companies if c.mx_behaviour == "strict")
+    return world.people_at(company.domain)[0]
+
+
+@pytest.mark.parametrize(
+    ("settings", "error"),
+    [(DnsSettings(servfail=1.0), "SERVFAIL"), (DnsSettings(timeout=1.0), "timeout")],
+    ids=["servfail", "timeout"],
+)
+def test_dns_faults_are_transient_and_not_cached(sandbox_world: World, settings: DnsSettings, error: str) -> None:
+    domains = [next(c.domain for c in sandbox_world.companies if c.mx_behaviour == b) for b in ("strict", "no_mx")]
+    with Sandbox.start(sandbox_world, http_emulators=False, dns_settings=settings) as box:
+        resolver = MxResolver(box.env()["LEADS_DNS_SERVER"], timeout=0.2)
+        for domain in domains:
+            result = resolver.lookup_mx(domain)
+            assert (result.transient, result.hosts, result.fallback_a) == (True, (), False)
+            assert result.error is not None and error in result.error
+        assert resolver._cache == {}
+        with pytest.raises(TransientError, match=error):
+            resolver.resolve_address(f"mx1.{domains[0]}")
+
+
+@pytest.fixture
+def mx_empty_then_servfail() -> Iterator[str]:
+    """A nameserver that answers MX with NOERROR and no records, and every other type with SERVFAIL: the
+    A-record fallback of a domain without MX is the query that fails."""
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.settimeout(0.05)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    wire, client = server.recvfrom(512)
+                except TimeoutError:
+                    continue
+                query = dns.message.from_wire(wire)
+                response = dns.message.make_response(query)
+                if query.question[0].rdtype != dns.rdatatype.MX:
+                    response.set_rcode(dns.rcode.SERVFAIL)
+                server.sendto(response.to_wire(), client)
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+        stop.set()
+        thread.join(1)
+
+
+def test_servfail_on_the_address_fallback_is_transient_not_no_mail(mx_empty_then_servfail: str) -> None:
+    result = MxResolver(mx_empty_then_servfail, timeout=0.5).lookup_mx("no-mx.example")
+    assert result.transient and result.hosts == ()
+    assert result.error is not None and "SERVFAIL" in result.error
+
+
+@pytest.mark.parametrize(
+    ("settings", "code", "message"),
+    [
+        (SmtpSettings(unavailable=1.0), 421, "refused the session"),
+        (SmtpSettings(temporary_failure=1.0), 451, "temporary failure"),
+        (SmtpSettings(dropped=1.0), None, "closed or stalled"),
+    ],
+    ids=["421-at-connect", "451-to-rcpt", "dropped"],
+)
+def test_smtp_faults_make_the_probe_unknown(
+    sandbox_world: World, settings: SmtpSettings, code: int | None, message: str
+) -> None:
+    person = _strict_person(sandbox_world)
+    assert person.email is not None
+    with Sandbox.start(sandbox_world, http_emulators=False, smtp_settings=settings) as box:
+        resolver = MxResolver(box.env()["LEADS_DNS_SERVER"])
+        prober = SmtpProber(port=box.smtp_port, timeout=1, resolve=resolver.resolve_address)
+        result = prober.probe(person.email, resolver.lookup_mx(person.email.rpartition("@")[2]).hosts)
+    assert (result.status, result.code) == ("unknown", code)
+    assert message in result.message
+    assert (result.retry_after is not None) == (code is not None)  # a 4xx asks to come back later
+
+
+def test_dns_failure_on_the_way_to_the_mail_host_makes_the_probe_unknown(sandbox_world: World) -> None:
+    person = _strict_person(sandbox_world)
+    assert person.email is not None
+    hosts = next(c.mx_hosts for c in sandbox_world.companies if c.domain == person.company_domain)
+    with Sandbox.start(sandbox_world, http_emulators=False, dns_settings=DnsSettings(servfail=1.0)) as box:
+        resolver = MxResolver(box.env()["LEADS_DNS_SERVER"])
+        prober = SmtpProber(port=box.smtp_port, timeout=1, resolve=resolver.resolve_address)
+        result = prober.probe(person.email, hosts)
+    assert (result.status, result.code) == ("unknown", None)
+    assert "cannot be resolved" in result.message and "SERVFAIL" in result.message

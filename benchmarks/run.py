@@ -1,0 +1,121 @@
+"""`make bench`: the import benchmark, end to end through the same code path as `leads import`.
+
+Writes ``benchmarks/out/report.json`` with rows/s, wall time, peak RSS of the whole process tree (the CLI process
+and its chunk-preparing workers) and the ratio to a bare ``COPY`` of the same file into an empty table. Uses its
+own embedded PostgreSQL under ``benchmarks/out/home`` unless DATABASE_URL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+OUT = Path(__file__).resolve().parent / "out"
+
+
+class PeakRss:
+    """Samples the resident memory of this process and all its children every 50 ms; keeps the peak sum."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.wait(0.05):
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bare_copy_seconds(database_url: str, path: Path, columns: int) -> float:
+    """Seconds to COPY the file into an empty table of text columns: the floor any import is compared to."""
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(database_url) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_bare_copy")
+        conn.execute(f"CREATE TABLE bench_bare_copy ({', '.join(f'c{i} text' for i in range(columns))})")
+        conn.commit()
+        started = time.perf_counter()
+        with (
+            conn.cursor().copy("COPY bench_bare_copy FROM STDIN (FORMAT csv, HEADER true)") as copy,
+            path.open("rb") as handle,
+        ):
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_bare_copy")
+    return elapsed
+
+
+def import_benchmark(rows: int) -> dict[str, Any]:
+    from benchmarks.generate_import import HEADER, generate
+    from leads_pipeline.cli import run_cli_import
+    from leads_pipeline.lib.runtime import prepare_environment
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import create_list
+    from leads_pipeline.lib.store.migrations import apply_migrations
+
+    os.environ.setdefault("LEADS_HOME", str(OUT / "home"))
+    env = prepare_environment()
+    apply_migrations(env.database_url)
+    path = OUT / f"import_{rows}.csv"
+    if not path.exists():
+        generate(path, rows)
+    copy_seconds = bare_copy_seconds(env.database_url, path, len(HEADER))
+    list_name = f"bench-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    with connect(env.database_url) as conn:
+        create_list(conn, list_name, owner="bench")
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        status = run_cli_import(
+            env, path, list_name, on_duplicate="skip", mapping={}, default_region="US", show_progress=False
+        )
+        seconds = time.perf_counter() - started
+    return {
+        "rows": rows,
+        "file_mb": round(path.stat().st_size / 1e6, 1),
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / seconds),
+        "peak_rss_mb": round(rss.peak / 1e6),
+        "bare_copy_seconds": round(copy_seconds, 2),
+        "ratio_to_bare_copy": round(seconds / copy_seconds, 2),
+        "results": status["results"],
+        "warnings": status["warnings"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
+    (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
