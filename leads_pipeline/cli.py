@@ -22,7 +22,13 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from leads_pipeline.lib.errors import LeadsError
-from leads_pipeline.lib.runtime import Environment, leads_home, prepare_environment, stop_embedded_postgres
+from leads_pipeline.lib.runtime import (
+    PROJECT_ROOT,
+    Environment,
+    leads_home,
+    prepare_environment,
+    stop_embedded_postgres,
+)
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
 app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
@@ -163,11 +169,17 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
 def _print_status(status: dict[str, Any]) -> None:
     results = status["results"]
     console.print(
-        f"import {status['importId']} {status['status']}: {results['imported']:,} imported, "
-        f"{results['updated']:,} updated, {results['skipped']:,} skipped, {results['errors']:,} rejected, "
-        f"{status['warnings']:,} warnings ({status['progress']['processed']:,} rows)",
+        f"import {status['importId']} {status['status']} ({status['progress']['processed']:,} rows):",
         highlight=False,
     )
+    console.print(f"  {results['imported']:,} imported as new leads", highlight=False)
+    console.print(f"  {results['updated']:,} updated existing leads with new values", highlight=False)
+    console.print(
+        f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
+        "or earlier in the file",
+        highlight=False,
+    )
+    console.print(f"  {results['errors']:,} rejected, {status['warnings']:,} warnings:", highlight=False)
     if status["errors"]:
         table = Table("row", "column", "value", "problem", "severity", title="first problems")
         for e in status["errors"][:10]:
@@ -512,20 +524,38 @@ def dev(
     host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the UI.")] = 3000,
 ) -> None:
-    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database."""
+    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database.
+
+    The two processes are started directly rather than through ``dagster dev``, which ignores SIGTERM when
+    started without job control; both stop cleanly on Ctrl-C or SIGTERM.
+    """
+    import signal
     import subprocess
 
     env = _run(_environment)
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
     bin_dir = Path(sys.executable).parent
-    command = [
-        str(bin_dir / "dagster"),
-        "dev",
-        "-h",
-        host,
-        "-p",
-        str(port),
-        "-m",
-        "leads_pipeline.definitions",
+    location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
+    processes = [
+        subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *location]),
+        subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *location]),
     ]
-    raise typer.Exit(subprocess.call(command, env=os.environ.copy()))
+
+    def stop(*_: object) -> None:
+        for process in processes:
+            process.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while all(process.poll() is None for process in processes):
+            try:
+                processes[0].wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                continue
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop()
+        for process in processes:
+            process.wait()
+    raise typer.Exit(0)

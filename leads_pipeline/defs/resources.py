@@ -6,9 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import os
+
 import dagster as dg
 import psycopg
 
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.clients.twilio import TwilioLookupResource
+from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import apply_migrations
 
@@ -28,6 +34,37 @@ class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
             yield conn
 
 
+def _from_env(**fields: str) -> dict[str, Any]:
+    """``EnvVar`` bindings for the fields whose variable is set.
+
+    Only the variable's presence is looked at here; its value is resolved by Dagster at run time and never
+    enters the Definitions. An unset variable leaves the field empty, so the provider reports itself as not
+    configured instead of failing every run (Dagster refuses to start a run with an unset ``EnvVar``).
+    """
+    return {field: dg.EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
+
+
+def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
+    """One resource per external provider, pointed at the real service unless its URL variable says otherwise."""
+    return {
+        "apify": ApifyResource(**_from_env(token=ApifyResource.ENV_VAR, api_url=ApifyResource.URL_ENV_VAR)),
+        "gemini": GeminiResource(**_from_env(api_key=GeminiResource.ENV_VAR, base_url=GeminiResource.URL_ENV_VAR)),
+        "zerobounce": ZeroBounceResource(
+            **_from_env(api_key=ZeroBounceResource.ENV_VAR, base_url=ZeroBounceResource.URL_ENV_VAR)
+        ),
+        "neverbounce": NeverBounceResource(
+            **_from_env(api_key=NeverBounceResource.ENV_VAR, base_url=NeverBounceResource.URL_ENV_VAR)
+        ),
+        "twilio": TwilioLookupResource(
+            **_from_env(
+                account_sid=TwilioLookupResource.SID_ENV_VAR,
+                auth_token=TwilioLookupResource.TOKEN_ENV_VAR,
+                base_url=TwilioLookupResource.URL_ENV_VAR,
+            )
+        ),
+    }
+
+
 def default_resources() -> dict[str, Any]:
     """Resource bindings for the Definitions: secrets and endpoints come from the environment at run time."""
-    return {"database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL"))}
+    return {"database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL")), **provider_resources()}

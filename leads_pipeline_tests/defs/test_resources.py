@@ -1,0 +1,30 @@
+"""Provider resources in the Definitions: configured from the environment at run time, never from literals."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.resources import provider_resources
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.errors import ConfigurationError
+
+
+def test_unset_credentials_leave_the_provider_not_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("APIFY_TOKEN", "APIFY_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    apify = provider_resources()["apify"]
+    assert isinstance(apify, ApifyResource)
+    assert not apify.is_configured
+    with pytest.raises(ConfigurationError, match="APIFY_TOKEN"):
+        apify.google_search("acme")
+
+
+def test_set_credentials_are_bound_as_env_vars_not_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APIFY_TOKEN", "canary-secret-token")
+    monkeypatch.setenv("APIFY_API_URL", "http://127.0.0.1:9/apify")
+    apify = provider_resources()["apify"]
+    fields = apify._get_non_default_public_field_values()  # noqa: SLF001 - what the Definitions carry
+    assert fields["token"] == dg.EnvVar("APIFY_TOKEN")
+    assert fields["api_url"] == dg.EnvVar("APIFY_API_URL")
+    assert "canary-secret-token" not in repr(apify)
