@@ -24,7 +24,7 @@ def test_set_credentials_are_bound_as_env_vars_not_values(monkeypatch: pytest.Mo
     monkeypatch.setenv("APIFY_TOKEN", "canary-secret-token")
     monkeypatch.setenv("APIFY_API_URL", "http://127.0.0.1:9/apify")
     apify = provider_resources()["apify"]
-    fields = apify._get_non_default_public_field_values()  # noqa: SLF001 - what the Definitions carry
+    fields = apify._get_non_default_public_field_values()
     assert fields["token"] == dg.EnvVar("APIFY_TOKEN")
     assert fields["api_url"] == dg.EnvVar("APIFY_API_URL")
     assert "canary-secret-token" not in repr(apify)
