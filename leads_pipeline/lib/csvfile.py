@@ -230,9 +230,18 @@ def inspect_file(path: Path) -> FileLayout:
     skip = _header_index(records)
 
     digest = hashlib.sha256()
+    nul_at: int | None = None
+    offset = 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
             digest.update(block)
+            if nul_at is None and not encoding.startswith("utf-16") and (found := block.find(b"\x00")) >= 0:
+                nul_at = offset + found
+            offset += len(block)
+    if nul_at is not None:  # PostgreSQL text cannot hold NUL: refuse now rather than fail half-way
+        with path.open("rb") as handle:
+            line = handle.read(nul_at).count(b"\n") + 1
+        raise InputFileError(path, f"line {line}: contains a NUL byte, which a CSV text file never has; re-export it")
 
     header_line = 0
     headers: list[str] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import json
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from leads_pipeline.lib.csvfile import FileLayout, RawChunk, first_chunk, inspect_file, iter_chunks
+from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
 from leads_pipeline.lib.store import imports as store
@@ -186,8 +188,16 @@ def run_import(
             user=owner,
         )
     import_id = int(record["id"])
-    mapping = dict(record["mapping"]) if existing is not None else plan.mapping
     try:
+        mapping = plan.mapping
+        if existing is not None and dict(record["mapping"]) != mapping:
+            if int(record["chunks_done"]) > 0:
+                raise PermanentError(
+                    f"{path}: import {import_id} stopped after {int(record['processed_rows']):,} rows with another "
+                    f"mapping; rerun it with the same mapping, or undo it (`leads imports undo {import_id}`) first"
+                )
+            with connect(database_url) as conn:  # nothing merged yet: the new mapping replaces the old one
+                conn.execute("UPDATE imports SET mapping = %s WHERE id = %s", (json.dumps(mapping), import_id))
         with connect(database_url) as conn:
             processed = int(record["processed_rows"])
             for chunk in _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"])):

@@ -235,14 +235,15 @@ def identity_keys(frame: pd.DataFrame, dedupe: DedupeKey) -> list[pd.Series]:
     """The keys two rows of one list must not share, in the order they are tried.
 
     The list's dedupe setting names the primary keys (email, phone, or both); a row with none of them is
-    identified by its LinkedIn URL, then by name + company.
+    identified by the other contact key (phone in an email list, email in a phone list), then by its LinkedIn
+    URL, then by name + company.
     """
     fallback = ("l:" + frame["linkedin_url"]).fillna("n:" + frame["name_key"])
     email, phone = "e:" + frame["email"], "p:" + frame["phone"]
     if dedupe == "email":
-        return [email.fillna(fallback)]
+        return [email.fillna(phone).fillna(fallback)]
     if dedupe == "phone":
-        return [phone.fillna(fallback)]
+        return [phone.fillna(email).fillna(fallback)]
     return [email.fillna(phone).fillna(fallback), phone]
 
 

@@ -58,7 +58,7 @@ LEAD_SCHEMA = pa.DataFrameSchema(
             "Float64", pa.Check.ge(0, error="expected an annual revenue >= 0"), nullable=True, required=False
         ),
     },
-    checks=[pa.Check(has_identity, error=f"expected {IDENTITY_RULE}")],
+    checks=[pa.Check(has_identity, ignore_na=False, error=f"expected {IDENTITY_RULE}")],
     strict=False,
     coerce=False,
 )

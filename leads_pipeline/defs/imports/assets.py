@@ -8,6 +8,7 @@ import dagster as dg
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.importer import DEFAULT_CHUNK_ROWS, ImportOptions, run_import
 from leads_pipeline.lib.store.lists import get_list
 
@@ -62,15 +63,18 @@ def batch_leads(
     list (new leads inserted, duplicates skipped or updated by the list's dedupe setting). Resumable: a re-run
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
     batch_id = context.partition_key
-    status = run_import(
-        database.database_url,
-        batch_id=batch_id,
-        path=Path(config.path),
-        list_name=config.list_name,
-        options=config.options(),
-        user=config.user,
-        on_progress=lambda done, total: context.log.info(f"imported {done:,} of {total:,} rows"),
-    )
+    try:
+        status = run_import(
+            database.database_url,
+            batch_id=batch_id,
+            path=Path(config.path),
+            list_name=config.list_name,
+            options=config.options(),
+            user=config.user,
+            on_progress=lambda done, total: context.log.info(f"imported {done:,} of {total:,} rows"),
+        )
+    except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
     with database.connection() as conn:
         lead_list = get_list(conn, config.list_name)
         checks = [

@@ -154,6 +154,8 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     primary = {"email": ["email"], "phone": ["phone"], "both": ["email", "phone"]}[dedupe]
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     steps: list[tuple[str, sql.Composable]] = [(key, sql.SQL("TRUE")) for key in primary]
+    secondary = {"email": ["phone"], "phone": ["email"], "both": []}[dedupe]
+    steps.extend((key, no_primary) for key in secondary)
     steps.append(("linkedin_url", no_primary))
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
     # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner

@@ -1,0 +1,140 @@
+"""Materializing a batch partition of ``batch_leads``: the leads are written, the checks run, re-running is safe."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_leads
+from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline_tests.paths import DEMO_FILE
+
+
+def _materialize(
+    database_url: str,
+    instance: dg.DagsterInstance,
+    partition: str,
+    config: dict[str, Any],
+    *,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    if partition not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [partition])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            [batch_leads],
+            partition_key=partition,
+            instance=instance,
+            resources={"database": LeadsDatabase(database_url=database_url)},
+            run_config={"ops": {"batch_leads": {"config": config}}},
+            raise_on_error=raise_on_error,
+        )
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [materialization] = result.asset_materializations_for_node("batch_leads")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
+
+
+def _leads(database_url: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM leads ORDER BY id"))
+
+
+@pytest.fixture
+def instance() -> dg.DagsterInstance:
+    return dg.DagsterInstance.ephemeral()
+
+
+def test_materializing_a_batch_partition_writes_the_leads_and_passes_the_checks(
+    database_url: str, instance: dg.DagsterInstance
+) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    config = {"path": str(DEMO_FILE), "list_name": "demo"}
+
+    result = _materialize(database_url, instance, "import-demo-1", config)
+
+    assert result.success
+    leads = _leads(database_url)
+    assert len(leads) == 33
+    assert "ana.garcia@acme.es" in {lead["email"] for lead in leads}
+    metadata = _metadata(result)
+    assert (metadata["rows"], metadata["imported"], metadata["skipped"], metadata["rejected"]) == (36, 33, 1, 2)
+    assert metadata["list"] == "demo"
+    assert "| Email | email |" in metadata["mapping"]
+    assert "expected 12 fields, found 13" in metadata["errors_preview"]
+    checks = _checks(result)
+    assert set(checks) == {SCHEMA_CHECK, DUPLICATES_CHECK}
+    assert all(check.passed for check in checks.values())
+    assert checks[SCHEMA_CHECK].metadata["leads_checked"].value == 33
+    assert checks[DUPLICATES_CHECK].metadata["duplicate_groups"].value == 0
+
+    # Re-running the partition is safe: the completed batch is not imported again.
+    again = _materialize(database_url, instance, "import-demo-1", config)
+    assert again.success
+    assert _leads(database_url) == leads
+    assert _metadata(again)["import_id"] == metadata["import_id"]
+
+
+def test_config_mapping_overrides_and_create_list(database_url: str, instance: dg.DagsterInstance) -> None:
+    """The sensor creates the list named by the drop folder; a mapping sends a column to custom or a field."""
+    config = ImportConfig(
+        path=str(DEMO_FILE),
+        list_name="Dropped",
+        create_list=True,
+        mapping={"City": UNMAPPED, "Customer Id": "notes"},
+    )
+    result = _materialize(database_url, instance, "import-dropped-1", config.model_dump(exclude_none=True))
+    assert result.success
+    with connect(database_url) as conn:
+        lead_list = get_list(conn, "dropped")
+    ana = next(lead for lead in _leads(database_url) if lead["email"] == "ana.garcia@acme.es")
+    assert ana["list_id"] == lead_list.id
+    assert ana["city"] is None and ana["custom"]["City"] == "Madrid"
+    assert ana["notes"] == "X2"
+
+
+def test_a_bad_file_fails_the_run_with_its_one_line_error(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = _materialize(
+        database_url, instance, "import-empty-1", {"path": str(empty), "list_name": "demo"}, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.failure_data_for_node("batch_leads")
+    assert failure is not None
+    assert f"{empty}: the file is empty" in str(failure.error)
+    assert _leads(database_url) == []
+
+
+def test_a_permanent_error_is_not_retried(database_url: str, instance: dg.DagsterInstance, tmp_path: Path) -> None:
+    """An empty file stays empty: the asset's RetryPolicy (2 retries with backoff) must not spend them on a
+    PermanentError; only transient failures are worth retrying."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    result = _materialize(
+        database_url, instance, "import-empty-2", {"path": str(empty), "list_name": "demo"}, raise_on_error=False
+    )
+    assert not result.success
+    retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retries == []

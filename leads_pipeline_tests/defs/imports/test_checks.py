@@ -1,0 +1,147 @@
+"""The import checks on what is stored: they pass on a clean import and fail, naming the lead, on bad data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads_pipeline.defs.imports.checks import (
+    DUPLICATES_CHECK,
+    SCHEMA_CHECK,
+    no_duplicates_check,
+    stored_leads_check,
+)
+from leads_pipeline.lib.importer import ImportOptions, run_import
+from leads_pipeline.lib.prepare import DedupeKey
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+
+ROWS = [
+    ("Email", "Phone", "First Name", "Last Name", "Company"),
+    ("ann@example.com", "+1 415 555 0101", "Ann", "Lee", "Acme"),
+    ("bob@example.com", "+1 415 555 0102", "Bob", "Ng", "Acme"),
+    ("cy@example.com", "+1 415 555 0103", "Cy", "Ito", "Globex"),
+]
+
+
+def _imported(database_url: str, tmp_path: Path, dedupe: DedupeKey = "email") -> tuple[int, str]:
+    """A list with three clean leads imported as one batch: (list id, batch id)."""
+    path = tmp_path / "clean.csv"
+    path.write_text("\n".join(",".join(row) for row in ROWS) + "\n", encoding="utf-8")
+    with connect(database_url) as conn:
+        list_id = create_list(conn, "checked", owner="tester", dedupe=dedupe).id
+    status = run_import(
+        database_url,
+        batch_id="batch-checked",
+        path=path,
+        list_name="checked",
+        options=ImportOptions(workers=1),
+        user="tester",
+    )
+    assert status["results"]["imported"] == 3
+    return list_id, "batch-checked"
+
+
+def _execute(database_url: str, query: str, params: tuple[Any, ...] = ()) -> int:
+    """Run one statement and return the id of the first affected lead."""
+    with connect(database_url) as conn:
+        row = conn.execute(query, params).fetchone()
+        assert row is not None
+        return int(row["id"])
+
+
+def test_checks_pass_on_a_clean_import(database_url: str, tmp_path: Path) -> None:
+    list_id, batch_id = _imported(database_url, tmp_path)
+    with connect(database_url) as conn:
+        schema = stored_leads_check(conn, batch_id)
+        duplicates = no_duplicates_check(conn, list_id, "email")
+    assert (schema.check_name, schema.passed) == (SCHEMA_CHECK, True)
+    assert schema.metadata["leads_checked"].value == 3
+    assert (duplicates.check_name, duplicates.passed) == (DUPLICATES_CHECK, True)
+
+
+def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(database_url: str, tmp_path: Path) -> None:
+    _, batch_id = _imported(database_url, tmp_path)
+    bad = _execute(database_url, "UPDATE leads SET email = 'not-an-email' WHERE email = 'bob@example.com' RETURNING id")
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id)
+    assert result.passed is False
+    assert result.metadata["failing_leads"].value == 1
+    assert result.metadata["failing_columns"].value == "email"
+    failures = str(result.metadata["failures"].value)
+    assert f"| {bad} | email | not-an-email |" in failures
+    assert "expected an email address" in failures
+
+
+def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_path: Path) -> None:
+    _, batch_id = _imported(database_url, tmp_path)
+    bad = _execute(
+        database_url,
+        "UPDATE leads SET phone = '555-0101', website = 'http://example.com/x' WHERE email = 'ann@example.com'"
+        " RETURNING id",
+    )
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id)
+    assert result.passed is False
+    assert result.metadata["failing_leads"].value == 1
+    assert result.metadata["failing_columns"].value == "phone, website"
+    assert f"| {bad} | phone | 555-0101 |" in str(result.metadata["failures"].value)
+
+
+def test_schema_check_fails_on_a_lead_with_no_identity(database_url: str, tmp_path: Path) -> None:
+    """A stored lead with nothing to reach or identify it by (every identity field empty) breaks the rule the
+    import enforces; the check must report it as a row failure."""
+    _, batch_id = _imported(database_url, tmp_path)
+    bad = _execute(
+        database_url,
+        "UPDATE leads SET email = NULL, phone = NULL, first_name = NULL, last_name = NULL, full_name = NULL,"
+        " company = NULL, company_key = NULL, name_key = NULL WHERE email = 'cy@example.com' RETURNING id",
+    )
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id)
+    assert result.passed is False
+    assert result.metadata["failing_leads"].value == 1
+    assert f"| {bad} | (row) |" in str(result.metadata["failures"].value)
+
+
+def test_schema_check_only_looks_at_the_batch(database_url: str, tmp_path: Path) -> None:
+    list_id, batch_id = _imported(database_url, tmp_path)
+    with connect(database_url) as conn:
+        conn.execute("INSERT INTO leads (list_id, email) VALUES (%s, 'outside-the-batch')", (list_id,))
+        result = stored_leads_check(conn, batch_id)
+    assert result.passed is True
+    assert result.metadata["leads_checked"].value == 3
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "column", "value"),
+    [("email", "email", "ann@example.com"), ("phone", "phone", "+14155550101"), ("both", "phone", "+14155550101")],
+)
+def test_duplicates_check_fails_naming_the_key_value_and_leads(
+    database_url: str, tmp_path: Path, dedupe: DedupeKey, column: str, value: str
+) -> None:
+    list_id, _ = _imported(database_url, tmp_path, dedupe)
+    with connect(database_url) as conn:
+        [first] = conn.execute(f"SELECT id FROM leads WHERE {column} = %s", (value,)).fetchall()
+    duplicate = _execute(
+        database_url, f"UPDATE leads SET {column} = %s WHERE email = 'cy@example.com' RETURNING id", (value,)
+    )
+    with connect(database_url) as conn:
+        result = no_duplicates_check(conn, list_id, dedupe)
+    assert result.passed is False
+    assert result.metadata["dedupe_setting"].value == dedupe
+    assert result.metadata["duplicate_groups"].value == 1
+    assert f"| {column} | {value} | {first['id']}, {duplicate} |" in str(result.metadata["groups"].value)
+
+
+def test_duplicates_check_ignores_keys_outside_the_dedupe_setting_and_deleted_leads(
+    database_url: str, tmp_path: Path
+) -> None:
+    list_id, _ = _imported(database_url, tmp_path, "email")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET phone = '+14155550101'")  # same phone everywhere: fine for an email list
+        conn.execute("INSERT INTO leads (list_id, email, deleted_at) VALUES (%s, 'ann@example.com', now())", (list_id,))
+        result = no_duplicates_check(conn, list_id, "email")
+    assert result.passed is True

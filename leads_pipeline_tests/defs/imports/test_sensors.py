@@ -1,0 +1,153 @@
+"""The drop-folder sensor: one run per new, stable file; never twice for the same content in the same list."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.imports.sensors import inbox_sensor
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.importer import ImportOptions, run_import
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.paths import DEMO_FILE
+
+
+class Inbox:
+    """Ticks the sensor against a temporary inbox, carrying the cursor from tick to tick like the daemon."""
+
+    def __init__(self, folder: Path, database_url: str) -> None:
+        self.folder = folder
+        self.database = LeadsDatabase(database_url=database_url)
+        self.instance = dg.DagsterInstance.ephemeral()
+        self.cursor: str | None = None
+
+    def drop(self, list_name: str, name: str, source: Path = DEMO_FILE) -> Path:
+        target = self.folder / list_name / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        return target
+
+    def tick(self) -> dg.SensorResult:
+        context = dg.build_sensor_context(
+            cursor=self.cursor, resources={"database": self.database}, instance=self.instance
+        )
+        result = inbox_sensor(context)
+        assert isinstance(result, dg.SensorResult)
+        self.cursor = result.cursor
+        return result
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Inbox:
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    monkeypatch.setenv("LEADS_INBOX", str(folder))
+    return Inbox(folder, database_url)
+
+
+def _run_config(request: dg.RunRequest) -> dict[str, Any]:
+    config = request.run_config
+    as_dict = config.to_config_dict() if isinstance(config, dg.RunConfig) else dict(config)
+    return as_dict["ops"]["batch_leads"]["config"]
+
+
+def _added_partitions(result: dg.SensorResult) -> list[str]:
+    added: list[str] = []
+    for request in result.dynamic_partitions_requests or []:
+        assert isinstance(request, dg.AddDynamicPartitionsRequest)
+        assert request.partitions_def_name == BATCHES
+        added.extend(request.partition_keys)
+    return added
+
+
+def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: Inbox) -> None:
+    path = inbox.drop("Spring Fair", "leads.csv")
+
+    first = inbox.tick()
+    assert first.run_requests == [], "a new file may still be copying: wait a tick"
+    assert _added_partitions(first) == []
+    assert first.cursor is not None and str(path) in json.loads(first.cursor)["seen"]
+
+    second = inbox.tick()
+    [request] = second.run_requests or []
+    assert request.partition_key is not None and request.partition_key.startswith("import-spring-fair-")
+    assert _added_partitions(second) == [request.partition_key]
+    config = _run_config(request)
+    assert config["path"] == str(path)
+    assert config["list_name"] == "Spring Fair"
+    assert config["create_list"] is True
+    assert request.tags["leads/list"] == "Spring Fair"
+
+    third = inbox.tick()
+    assert third.run_requests == []
+    assert _added_partitions(third) == []
+
+
+def test_a_growing_file_waits_until_it_is_stable(inbox: Inbox) -> None:
+    path = inbox.drop("fair", "leads.csv")
+    assert inbox.tick().run_requests == []
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("99,X9,Late,Row,Late Inc,City,Chile,,,late@example.cl,2021-01-01,http://late.cl/\n")
+    assert inbox.tick().run_requests == [], "the file grew since the last tick"
+    assert len(inbox.tick().run_requests or []) == 1
+
+
+def test_a_copy_under_another_name_in_the_same_list_is_not_requested_again(inbox: Inbox) -> None:
+    inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    assert len(inbox.tick().run_requests or []) == 1
+
+    inbox.drop("fair", "leads (copy).csv")
+    assert inbox.tick().run_requests == []
+    assert inbox.tick().run_requests == [], "same content, same list: already requested"
+
+
+def test_the_same_file_in_two_lists_is_requested_for_each(inbox: Inbox) -> None:
+    inbox.drop("fair", "leads.csv")
+    inbox.drop("webinar", "leads.csv")
+    inbox.tick()
+    requests = inbox.tick().run_requests or []
+    assert sorted(_run_config(r)["list_name"] for r in requests) == ["fair", "webinar"]
+    assert len({r.partition_key for r in requests}) == 2
+
+
+def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database_url: str) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    run_import(
+        database_url,
+        batch_id="batch-earlier",
+        path=DEMO_FILE,
+        list_name="customers",
+        options=ImportOptions(workers=1),
+        user="tester",
+    )
+    inbox.drop("customers", "again.csv")
+    inbox.drop("prospects", "again.csv")  # not imported into this list yet
+
+    assert inbox.tick().run_requests == []
+    requests = inbox.tick().run_requests or []
+    assert [_run_config(r)["list_name"] for r in requests] == ["prospects"]
+
+
+def test_other_files_are_ignored(inbox: Inbox) -> None:
+    inbox.drop("fair", ".hidden.csv")
+    inbox.drop("fair", "notes.pdf")
+    (inbox.folder / "loose.csv").write_text("Email\nann@example.com\n", encoding="utf-8")  # no list folder
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+
+
+def test_no_inbox_folder_is_not_an_error(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADS_INBOX", str(tmp_path / "missing"))
+    inbox = Inbox(tmp_path / "missing", database_url)
+    assert inbox.tick().run_requests == []
+    assert not os.path.exists(tmp_path / "missing")

@@ -1,0 +1,804 @@
+"""Importing files into lists on the embedded PostgreSQL: real datablist files, dedupe, update, undo, bad input,
+and an import that dies half-way (simulated and with a real ``kill -9`` of ``leads import``)."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
+from leads_pipeline.lib.importer import ImportOptions, run_import
+from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
+from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
+
+# --------------------------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def datablist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The gzipped datablist files, unpacked once for the module."""
+    folder = tmp_path_factory.mktemp("datablist")
+    for name in ("customers-10000", "leads-10000"):
+        with gzip.open(DATABLIST / f"{name}.csv.gz", "rb") as source, (folder / f"{name}.csv").open("wb") as target:
+            shutil.copyfileobj(source, target)
+    return folder
+
+
+@pytest.fixture
+def customers_10000(datablist_dir: Path) -> Path:
+    return datablist_dir / "customers-10000.csv"
+
+
+@pytest.fixture
+def leads_10000(datablist_dir: Path) -> Path:
+    return datablist_dir / "leads-10000.csv"
+
+
+CUSTOMERS_1000 = DATABLIST / "customers-1000.csv"
+
+
+def _new_list(database_url: str, name: str = "prospects", dedupe: DedupeKey = "email") -> int:
+    with connect(database_url) as conn:
+        return create_list(conn, name, owner="tester", dedupe=dedupe).id
+
+
+def _import(
+    database_url: str,
+    path: Path,
+    list_name: str = "prospects",
+    *,
+    batch_id: str | None = None,
+    on_duplicate: OnDuplicate = "skip",
+    workers: int = 1,
+    chunk_rows: int = 50_000,
+) -> dict[str, Any]:
+    return run_import(
+        database_url,
+        batch_id=batch_id or f"batch-{path.stem}-{time.monotonic_ns()}",
+        path=path,
+        list_name=list_name,
+        options=ImportOptions(on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows),
+        user="tester",
+    )
+
+
+def _query(database_url: str, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute(query, params))  # type: ignore[arg-type]
+
+
+def _scalar(database_url: str, query: str, params: Sequence[Any] = ()) -> Any:
+    rows = _query(database_url, query, params)
+    return next(iter(rows[0].values()))
+
+
+def _lead_count(database_url: str, list_id: int | None = None) -> int:
+    if list_id is None:
+        return int(_scalar(database_url, "SELECT count(*) FROM leads WHERE deleted_at IS NULL"))
+    return int(_scalar(database_url, "SELECT count(*) FROM leads WHERE list_id = %s AND deleted_at IS NULL", [list_id]))
+
+
+def _duplicate_emails(database_url: str) -> list[dict[str, Any]]:
+    return _query(
+        database_url,
+        "SELECT list_id, email, count(*) AS n FROM leads WHERE email IS NOT NULL AND deleted_at IS NULL"
+        " GROUP BY list_id, email HAVING count(*) > 1",
+    )
+
+
+def _batch_size(database_url: str, batch_id: str) -> int:
+    """How many live leads belong to the batch (through the batch_members view where the schema has one)."""
+    view = _scalar(database_url, "SELECT to_regclass('batch_members') IS NOT NULL")
+    members = "batch_members" if view else "batch_leads"
+    return int(
+        _scalar(
+            database_url,
+            f"SELECT count(*) FROM {members} b JOIN leads l ON l.id = b.lead_id"
+            " WHERE b.batch_id = %s AND l.deleted_at IS NULL",
+            [batch_id],
+        )
+    )
+
+
+def _lead_by_index(database_url: str, index: str) -> dict[str, Any]:
+    rows = _query(database_url, "SELECT * FROM leads WHERE custom->>'Index' = %s", [index])
+    assert len(rows) == 1, f"expected one lead with Index {index}, found {len(rows)}"
+    return rows[0]
+
+
+def _all_leads(database_url: str) -> list[dict[str, Any]]:
+    return _query(database_url, "SELECT * FROM leads ORDER BY id")
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    return rows[0], rows[1:]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The datablist files
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_import_customers_10000(database_url: str, customers_10000: Path) -> None:
+    list_id = _new_list(database_url)
+    status = _import(database_url, customers_10000)
+
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
+    assert status["progress"] == {"processed": 10_000, "total": 10_000, "percentage": 100.0}
+    assert _lead_count(database_url, list_id) == 10_000
+    assert _duplicate_emails(database_url) == []
+    assert _batch_size(database_url, status["batchId"]) == 10_000
+
+    _, rows = _read_csv(customers_10000)
+    stored = {r["email"] for r in _query(database_url, "SELECT email FROM leads")}
+    assert stored == {r[9].strip().lower() for r in rows}
+
+    # 2,10dAcafEBbA5FcA,Kristina,Ferrell,"Horn, Shepard and Watson",Aaronville,Andorra,932-062-1802,...
+    kristina = _lead_by_index(database_url, "2")
+    assert kristina["country"] == "AD"
+    assert kristina["website"] == "tyler-pugh.info"  # https://tyler-pugh.info/ -> bare domain
+    assert kristina["full_name"] == "Kristina Ferrell"
+    assert kristina["company"] == "Horn, Shepard and Watson"
+    assert kristina["custom"] == {
+        "Index": "2",
+        "Customer Id": "10dAcafEBbA5FcA",
+        "Phone 2": "(209)172-7124x3651",
+        "Subscription Date": "2020-04-27",
+    }
+    # 6,...,Senegal,+1-134-348-0265x9132,...: international number, extension split off
+    trevor = _lead_by_index(database_url, "6")
+    assert (trevor["phone"], trevor["phone_ext"], trevor["country"]) == ("+11343480265", "9132", "SN")
+    # 10,...,Ukraine,001-315-224-3556,...: "00" international prefix
+    assert _lead_by_index(database_url, "10")["phone"] == "+13152243556"
+    # 11,...,Lopez Inc,...: legal suffix kept in the name, not in the key
+    lopez = _lead_by_index(database_url, "11")
+    assert (lopez["company"], lopez["company_key"]) == ("Lopez Inc", "lopez")
+    assert lopez["website"] == "newman.com"  # https://www.newman.com/
+
+    # Every invalid phone/country is a warning whose value is kept in custom under its header.
+    warnings = _query(
+        database_url,
+        "SELECT e.row_number, e.column_name, e.value FROM import_errors e WHERE e.import_id = %s",
+        [int(status["importId"])],
+    )
+    assert len(warnings) == status["warnings"] > 0
+    index_of_line = {str(line): r[0] for line, r in enumerate(rows, start=2)}
+    for warning in warnings[:20]:
+        lead = _lead_by_index(database_url, index_of_line[str(warning["row_number"])])
+        assert lead["custom"][warning["column_name"]] == warning["value"]
+        field = {"Phone 1": "phone", "Country": "country"}[warning["column_name"]]
+        assert lead[field] is None
+
+
+def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_url: str, leads_10000: Path) -> None:
+    """leads-10000 has "Email 1" and "Email 2": the first is the lead's email, the second stays in custom.
+    Two worker processes prepare chunks ahead of the merge; the leads still arrive in file order."""
+    list_id = _new_list(database_url)
+    status = _import(database_url, leads_10000, workers=2, chunk_rows=2_500)
+
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
+    assert _lead_count(database_url, list_id) == 10_000
+    assert status["mapping"]["Email 1"] == "email"
+    assert status["mapping"]["Email 2"] is None
+
+    header, rows = _read_csv(leads_10000)
+    first = dict(zip(header, rows[0], strict=True))
+    lead = _lead_by_index(database_url, first["Index"])
+    assert lead["email"] == first["Email 1"].lower()
+    assert lead["custom"]["Email 2"] == first["Email 2"]
+    assert lead["notes"] == first["Notes"]
+    assert lead["website"] == "black.com"  # https://black.com/
+
+    order = [int(r["idx"]) for r in _query(database_url, "SELECT custom->>'Index' AS idx FROM leads ORDER BY id")]
+    assert order == list(range(1, 10_001)), "chunks prepared in parallel are merged in file order"
+    imports = _query(database_url, "SELECT chunks_done, processed_rows FROM imports")
+    assert imports == [{"chunks_done": 4, "processed_rows": 10_000}]
+
+
+def test_reimporting_the_same_file_skips_every_row(database_url: str) -> None:
+    list_id = _new_list(database_url)
+    first = _import(database_url, CUSTOMERS_1000)
+    before = _all_leads(database_url)
+    again = _import(database_url, CUSTOMERS_1000)
+
+    assert first["results"]["imported"] == 1_000
+    assert again["status"] == "completed"
+    assert again["results"] == {"imported": 0, "updated": 0, "skipped": 1_000, "errors": 0}
+    assert _lead_count(database_url, list_id) == 1_000
+    assert _duplicate_emails(database_url) == []
+    assert _all_leads(database_url) == before, "skipping must not touch the existing leads"
+
+
+def test_same_file_into_another_list_is_imported_again(database_url: str) -> None:
+    first_list = _new_list(database_url, "first")
+    second_list = _new_list(database_url, "second")
+    _import(database_url, CUSTOMERS_1000, "first")
+    status = _import(database_url, CUSTOMERS_1000, "second")
+    assert status["results"]["imported"] == 1_000
+    assert _lead_count(database_url, first_list) == _lead_count(database_url, second_list) == 1_000
+
+
+# --------------------------------------------------------------------------------------------------------------
+# on_duplicate="update"
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _modified_customers(tmp_path: Path) -> Path:
+    """customers-1000 with three changed rows, one row with blanked cells only, and two new rows."""
+    header, rows = _read_csv(CUSTOMERS_1000)
+    col = {name: i for i, name in enumerate(header)}
+    rows = [list(r) for r in rows]
+    rows[0][col["First Name"]] = "Andy"  # overwrite
+    rows[0][col["Company"]] = ""  # empty: must not erase
+    rows[1][col["Website"]] = "https://www.new-domain.example/"  # overwrite a normalized field
+    rows[2][col["City"]] = ""  # only blanks in this row: nothing changes
+    rows[2][col["Phone 2"]] = ""  # (a custom column)
+    rows[3][col["Subscription Date"]] = "2030-01-01"  # custom values are overwritten too
+    for n, template in enumerate(rows[4:6]):
+        new = list(template)
+        new[col["Index"]] = f"new-{n}"
+        new[col["Email"]] = f"new{n}@new-domain.example"
+        rows.append(new)
+    return _write_csv(tmp_path / "customers-1000-modified.csv", header, rows)
+
+
+def test_update_fills_and_overwrites_with_new_values_and_never_erases(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    _import(database_url, CUSTOMERS_1000)
+    before = {r["custom"]["Index"]: r for r in _all_leads(database_url)}
+
+    status = _import(database_url, _modified_customers(tmp_path), on_duplicate="update")
+
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 2, "updated": 3, "skipped": 997, "errors": 0}
+    after = {r["custom"]["Index"]: r for r in _all_leads(database_url)}
+    assert len(after) == 1_002
+
+    andy = after["1"]
+    assert (andy["first_name"], andy["full_name"]) == ("Andy", "Andy Goodman")
+    assert andy["company"] == before["1"]["company"] == "Stewart-Flynn"
+    assert after["2"]["website"] == "new-domain.example"
+    assert after["3"] == before["3"], "a row whose only differences are empty cells changes nothing"
+    assert after["4"]["custom"]["Subscription Date"] == "2030-01-01"
+    assert {k: v for k, v in after["4"]["custom"].items() if k != "Subscription Date"} == {
+        k: v for k, v in before["4"]["custom"].items() if k != "Subscription Date"
+    }
+    untouched = [i for i in before if i not in ("1", "2", "4")]
+    assert all(after[i] == before[i] for i in untouched)
+    assert after["new-0"]["email"] == "new0@new-domain.example"
+
+
+def test_update_of_the_same_file_changes_nothing(database_url: str) -> None:
+    _new_list(database_url)
+    _import(database_url, CUSTOMERS_1000)
+    before = _all_leads(database_url)
+    status = _import(database_url, CUSTOMERS_1000, on_duplicate="update")
+    assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1_000, "errors": 0}
+    assert _all_leads(database_url) == before
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dedupe settings against the list
+# --------------------------------------------------------------------------------------------------------------
+
+DEDUPE_HEADER = ["Email", "Phone", "First Name"]
+EXISTING = [["ann@example.com", "+1 415 555 0101", "Ann"], ["bob@example.com", "+1 415 555 0102", "Bob"]]
+INCOMING = [
+    ["ANN@Example.com", "+1 415 555 0199", "Ann2"],  # Ann's email, new phone
+    ["cat@example.com", "(415) 555-0102", "Cat"],  # Bob's phone, new email
+    ["dan@example.com", "(415) 555-0104", "Dan"],  # nothing in common
+    ["dan@example.com", "(415) 555-0104", "Dan again"],  # Dan twice in the file
+]
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "imported", "names"),
+    [
+        ("email", ["Cat", "Dan"], {"Ann", "Bob", "Cat", "Dan"}),
+        ("phone", ["Ann2", "Dan"], {"Ann", "Ann2", "Bob", "Dan"}),
+        ("both", ["Dan"], {"Ann", "Bob", "Dan"}),
+    ],
+)
+def test_duplicates_against_the_list_follow_its_dedupe_setting(
+    database_url: str, tmp_path: Path, dedupe: DedupeKey, imported: list[str], names: set[str]
+) -> None:
+    list_id = _new_list(database_url, dedupe=dedupe)
+    _import(database_url, _write_csv(tmp_path / "existing.csv", DEDUPE_HEADER, EXISTING))
+    status = _import(database_url, _write_csv(tmp_path / "incoming.csv", DEDUPE_HEADER, INCOMING))
+
+    assert status["results"]["imported"] == len(imported)
+    assert status["results"]["skipped"] == len(INCOMING) - len(imported)
+    assert status["results"]["errors"] == 0
+    stored = {
+        r["first_name"] for r in _query(database_url, "SELECT first_name FROM leads WHERE list_id = %s", [list_id])
+    }
+    assert stored == names
+    assert _lead_count(database_url, list_id) == len(names)
+
+
+@pytest.mark.parametrize("dedupe", ["email", "phone", "both"])
+def test_update_with_each_dedupe_setting_updates_the_matched_lead(
+    database_url: str, tmp_path: Path, dedupe: DedupeKey
+) -> None:
+    _new_list(database_url, dedupe=dedupe)
+    _import(database_url, _write_csv(tmp_path / "existing.csv", [*DEDUPE_HEADER, "Title"], [[*EXISTING[1], ""]]))
+    same_email = ["bob@example.com", "", "", "CTO"]
+    same_phone = ["", "(415) 555-0102", "", "CFO"]
+    incoming = {"email": [same_email], "phone": [same_phone], "both": [same_email, same_phone]}[dedupe]
+    status = _import(
+        database_url,
+        _write_csv(tmp_path / "incoming.csv", [*DEDUPE_HEADER, "Title"], incoming),
+        on_duplicate="update",
+    )
+    [bob] = _all_leads(database_url)
+    assert status["results"]["imported"] == 0
+    assert bob["first_name"] == "Bob" and bob["email"] == "bob@example.com" and bob["phone"] == "+14155550102"
+    # with "both", both rows are the same lead: the first fills the title, the second (same phone) is a duplicate
+    assert bob["title"] == {"email": "CTO", "phone": "CFO", "both": "CTO"}[dedupe]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Undo
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _undo(database_url: str, import_id: str | int) -> dict[str, int]:
+    with connect(database_url) as conn:
+        return store.undo_import(conn, int(import_id))
+
+
+def test_undo_removes_the_leads_an_import_created(database_url: str) -> None:
+    list_id = _new_list(database_url)
+    kept = _import(database_url, DEMO_FILE)
+    kept_leads = _all_leads(database_url)
+    status = _import(database_url, CUSTOMERS_1000)
+    assert _lead_count(database_url, list_id) == len(kept_leads) + status["results"]["imported"]
+
+    result = _undo(database_url, status["importId"])
+
+    assert result == {"removed": status["results"]["imported"], "restored": 0}
+    assert _all_leads(database_url) == kept_leads, "only the undone import's leads are gone"
+    assert _batch_size(database_url, status["batchId"]) == 0
+    with connect(database_url) as conn:
+        after = store.import_status(conn, int(status["importId"]))
+    assert after["status"] == "undone"
+    assert kept["status"] == "completed"
+
+
+def test_undo_restores_updated_leads_exactly(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    _import(database_url, CUSTOMERS_1000)
+    before = _all_leads(database_url)
+
+    update = _import(database_url, _modified_customers(tmp_path), on_duplicate="update")
+    assert update["results"]["updated"] == 3
+    assert _all_leads(database_url) != before
+
+    result = _undo(database_url, update["importId"])
+
+    assert result == {"removed": 2, "restored": 3}
+    assert _all_leads(database_url) == before, "every column of every lead is back as it was"
+
+
+def test_undo_twice_is_a_clear_error(database_url: str) -> None:
+    _new_list(database_url)
+    status = _import(database_url, DEMO_FILE)
+    _undo(database_url, status["importId"])
+    with pytest.raises(PermanentError, match=rf"import {status['importId']} was already undone") as info:
+        _undo(database_url, status["importId"])
+    assert "\n" not in str(info.value)
+
+
+def test_undo_of_an_unknown_import(database_url: str) -> None:
+    with pytest.raises(NotFoundError, match="no import with id 999"):
+        _undo(database_url, 999)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Bad input: a one-line error naming the file, and nothing written
+# --------------------------------------------------------------------------------------------------------------
+
+# Bytes that decode as no encoding charset-normalizer can tell (found by search; they are not text).
+UNDECODABLE = b"Email,Name\n" + b"".join(
+    b"a%d@example.com,\xeb\x80\xbc\xfa\xd8\xa9\x8b\xaa\xe2\n" % i for i in range(3)
+)
+
+
+def _huge_field(path: Path) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write("Email,Notes\n")
+        for i in range(1_000):
+            handle.write(f"user{i}@example.com,fine\n")
+        handle.write("huge@example.com," + "x" * (10 * 1024 * 1024) + "\n")
+        handle.write("after@example.com,fine\n")
+
+
+def _nul_byte_after_the_sample(path: Path) -> None:
+    """A text file whose NUL byte comes after the first 256 KB that encoding detection samples."""
+    with path.open("wb") as handle:
+        handle.write(b"Email,Notes\n")
+        for i in range(8_000):
+            handle.write(b"user%d@example.com,some notes to pad the file out\n" % i)
+        handle.write(b"nul@example.com,bad\x00value\n")
+
+
+GENERATED: dict[str, Any] = {"ten-megabyte-field": _huge_field, "nul-byte-after-sample": _nul_byte_after_the_sample}
+
+BAD_FILES: dict[str, tuple[bytes | None, str]] = {
+    "empty": (b"", "empty"),
+    "header-only": (b"First Name,Last Name,Email\n", "only a header row"),
+    "binary": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00" * 20, "binary"),
+    "undecodable": (UNDECODABLE, "encoding"),
+    "ten-megabyte-field": (None, "line 1002"),
+    "duplicate-headers": (b"Email,Name,email\nann@example.com,Ann,ann@example.org\n", "duplicate header name"),
+    "nul-byte-after-sample": (None, "line 8002"),
+}
+
+
+def _assert_nothing_written(database_url: str) -> None:
+    for table in ("leads", "imports", "import_errors", "batches", "batch_leads", "import_updates"):
+        assert _scalar(database_url, f"SELECT count(*) FROM {table}") == 0, f"{table} has rows"
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_is_refused_with_one_line_and_nothing_is_written(database_url: str, tmp_path: Path, case: str) -> None:
+    _new_list(database_url)
+    content, problem = BAD_FILES[case]
+    path = tmp_path / f"{case}.csv"
+    if content is None:
+        GENERATED[case](path)
+    else:
+        path.write_bytes(content)
+
+    with pytest.raises(LeadsError) as info:
+        _import(database_url, path, batch_id=f"bad-{case}", chunk_rows=1_000)
+
+    message = str(info.value)
+    assert isinstance(info.value, InputFileError)
+    assert str(path) in message
+    assert problem in message
+    assert "\n" not in message
+    assert len(message) < 400
+    _assert_nothing_written(database_url)
+
+
+def test_unknown_list_is_refused_with_one_line_and_nothing_is_written(database_url: str) -> None:
+    _new_list(database_url, "customers")
+    with pytest.raises(LeadsError) as info:
+        _import(database_url, DEMO_FILE, "no-such-list")
+    message = str(info.value)
+    assert isinstance(info.value, NotFoundError)
+    assert "'no-such-list'" in message
+    assert "customers" in message  # says which lists exist
+    assert "\n" not in message
+    _assert_nothing_written(database_url)
+
+
+def test_wrong_field_counts_and_rows_without_identity_do_not_block_good_rows(database_url: str) -> None:
+    _new_list(database_url)
+    status = _import(database_url, DEMO_FILE)
+    errors = {(e["row"], e["severity"]): e for e in status["errors"]}
+    assert errors[(36, "error")]["reason"] == "expected 12 fields, found 13"
+    assert "identify" in errors[(33, "error")]["reason"]
+    assert errors[(35, "warning")]["value"] == "not a phone"
+    assert status["results"]["errors"] == 2
+    assert _lead_count(database_url) == status["results"]["imported"] > 30
+
+
+def test_out_of_range_employee_count_is_a_row_warning_not_a_failed_import(database_url: str, tmp_path: Path) -> None:
+    """leads.employee_count is an integer column: a count above 2**31-1 must be caught like any invalid value
+    (warning, value kept in custom), not crash the COPY of the whole chunk."""
+    list_id = _new_list(database_url)
+    path = _write_csv(
+        tmp_path / "employees.csv",
+        ["Email", "Employees"],
+        [["big@example.com", "3000000000"], ["small@example.com", "12"]],
+    )
+    status = _import(database_url, path)
+    assert status["status"] == "completed"
+    assert status["results"]["imported"] == 2
+    leads = {r["email"]: r for r in _query(database_url, "SELECT * FROM leads WHERE list_id = %s", [list_id])}
+    assert leads["small@example.com"]["employee_count"] == 12
+    assert leads["big@example.com"]["employee_count"] is None
+    assert leads["big@example.com"]["custom"] == {"Employees": "3000000000"}
+    assert [(e["row"], e["column"], e["severity"]) for e in status["errors"]] == [(2, "Employees", "warning")]
+
+
+def test_leads_reachable_only_by_phone_are_not_duplicated_in_an_email_list(database_url: str, tmp_path: Path) -> None:
+    """A list deduplicated by email still must not double the leads that have no email when the same file is
+    imported twice (or the same phone-only lead appears twice in one file)."""
+    list_id = _new_list(database_url, dedupe="email")
+    path = _write_csv(
+        tmp_path / "phones.csv",
+        ["First Name", "Phone", "Email"],
+        [
+            ["Ann", "+1 415 555 0101", ""],
+            ["Bob", "+1 415 555 0102", ""],
+            ["Bob", "(415) 555-0102", ""],
+            ["Cy", "+1 415 555 0103", "cy@example.com"],
+        ],
+    )
+    first = _import(database_url, path)
+    second = _import(database_url, path)
+    assert _lead_count(database_url, list_id) == 3
+    assert first["results"]["imported"] == 3
+    assert second["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
+
+
+def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    tricky = 'She said "hi", then left; \\N ü 日本 🙂'
+    path = _write_csv(
+        tmp_path / "tricky.csv",
+        ["Email", "Company", "Remark", "Empty"],
+        [["ann@example.com", 'Acme "Rockets", Inc.', tricky, ""], ["bob@example.com", "Łódź Sp. z o.o.", "\\N", "x"]],
+    )
+    status = _import(database_url, path)
+    assert status["results"]["imported"] == 2
+    leads = {r["email"]: r for r in _all_leads(database_url)}
+    assert leads["ann@example.com"]["company"] == 'Acme "Rockets", Inc.'
+    assert leads["ann@example.com"]["custom"] == {"Remark": tricky}  # empty cells are not stored
+    assert leads["bob@example.com"]["company"] == "Łódź Sp. z o.o."
+    assert leads["bob@example.com"]["custom"] == {"Remark": "\\N", "Empty": "x"}
+
+
+def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title", "City"]
+    _import(
+        database_url,
+        _write_csv(
+            tmp_path / "a.csv", header, [["bob@example.com", "Bob", "", "Oslo"], ["cy@example.com", "Cy", "", ""]]
+        ),
+    )
+    before = _all_leads(database_url)
+    update = _import(
+        database_url,
+        _write_csv(
+            tmp_path / "b.csv",
+            header,
+            [
+                ["bob@example.com", "", "CTO", ""],
+                ["new@example.com", "New", "", ""],
+                ["new@example.com", "", "Intern", ""],  # a lead this import created, updated in the next chunk
+                ["bob@example.com", "Robert", "", "Bergen"],
+            ],
+        ),
+        on_duplicate="update",
+        chunk_rows=2,
+    )
+    bob = next(r for r in _all_leads(database_url) if r["email"] == "bob@example.com")
+    assert (bob["first_name"], bob["title"], bob["city"]) == ("Robert", "CTO", "Bergen")
+    new = next(r for r in _all_leads(database_url) if r["email"] == "new@example.com")
+    assert new["title"] == "Intern"
+    assert update["results"]["imported"] == 1
+
+    _undo(database_url, update["importId"])
+    assert _all_leads(database_url) == before
+
+
+# --------------------------------------------------------------------------------------------------------------
+# An import that dies half-way
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_crash_half_way_then_rerun_finishes_without_duplicates(
+    database_url: str, customers_10000: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    list_id = _new_list(database_url)
+    real_merge = store.merge_chunk
+    calls: list[int] = []
+
+    def crash_on_third_chunk(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["chunk"].index)
+        if len(calls) == 3:
+            # half of the chunk is written in the transaction, then the process "dies"
+            real_merge(*args, **kwargs)
+            raise RuntimeError("simulated crash")
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(store, "merge_chunk", crash_on_third_chunk)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _import(database_url, customers_10000, batch_id="batch-crash", chunk_rows=1_000)
+
+    [record] = _query(database_url, "SELECT * FROM imports")
+    assert (record["status"], record["chunks_done"], record["processed_rows"]) == ("failed", 2, 2_000)
+    assert "simulated crash" in record["failure"]
+    assert _lead_count(database_url, list_id) == 2_000, "the crashed chunk left nothing behind"
+
+    monkeypatch.setattr(store, "merge_chunk", real_merge)
+    status = _import(database_url, customers_10000, batch_id="batch-crash", chunk_rows=50_000)
+
+    assert status["importId"] == str(record["id"]), "the re-run resumes the same import"
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
+    assert status["progress"] == {"processed": 10_000, "total": 10_000, "percentage": 100.0}
+    assert status["completedAt"] is not None
+    assert _lead_count(database_url, list_id) == 10_000
+    assert _duplicate_emails(database_url) == []
+    assert _scalar(database_url, "SELECT count(*) FROM imports") == 1
+    [done] = _query(database_url, "SELECT chunks_done, chunk_rows FROM imports")
+    assert done == {"chunks_done": 10, "chunk_rows": 1_000}, "the resumed run kept the original chunk size"
+    # the rows each chunk recorded as problems are not recorded twice
+    assert (
+        _scalar(
+            database_url,
+            "SELECT count(*) FROM (SELECT row_number, column_name FROM import_errors"
+            " GROUP BY row_number, column_name HAVING count(*) > 1) d",
+        )
+        == 0
+    )
+
+    # a completed batch is returned as it is
+    assert _import(database_url, customers_10000, batch_id="batch-crash") == status
+
+
+def _big_file(path: Path, rows: int) -> Path:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write("Email,First Name,Last Name\n")
+        for i in range(rows):
+            handle.write(f"person{i}@example.com,First{i},Last{i}\n")
+    return path
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGSTER_", "LEADS_"))}
+    env.update(DATABASE_URL=database_url, LEADS_HOME=str(tmp_path / "home"), LEADS_USER="tester")
+    return env
+
+
+def _leads_command() -> list[str]:
+    executable = Path(sys.executable).parent / "leads"
+    return (
+        [str(executable)]
+        if executable.exists()
+        else [sys.executable, "-c", "from leads_pipeline.cli import main; main()"]
+    )
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes this test starts; their process groups are killed at the end whatever happens."""
+    processes: list[subprocess.Popen[bytes]] = []
+    yield processes
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the import's worker processes, if any are left
+        process.wait(timeout=30)
+
+
+def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
+    database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> None:
+    """The CLI has no chunk-size option (50,000 rows a chunk), so the file has 110,000 rows: three chunks."""
+    list_id = _new_list(database_url, "killed")
+    path = _big_file(tmp_path / "big.csv", 110_000)
+    command = [*_leads_command(), "import", str(path), "--list", "killed", "--json"]
+
+    process = subprocess.Popen(
+        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    started.append(process)
+    deadline = time.monotonic() + 120
+    record: dict[str, Any] | None = None
+    with connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline and process.poll() is None:
+            record = conn.execute("SELECT id, batch_id, chunks_done, status FROM imports").fetchone()
+            if record is not None and record["chunks_done"] >= 1:
+                break
+            time.sleep(0.02)
+    assert process.poll() is None, f"leads import ended before it could be killed: {process.communicate()}"
+    assert record is not None and record["chunks_done"] >= 1
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    if _group_alive(process.pid):
+        os.killpg(process.pid, signal.SIGKILL)  # what a crash of the machine would take down with it
+
+    [killed] = _query(database_url, "SELECT * FROM imports")
+    assert killed["status"] == "processing"
+    assert 1 <= killed["chunks_done"] < 3
+    assert _lead_count(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
+
+    rerun = subprocess.run(command, env=cli_env, capture_output=True, timeout=300, check=False)
+    assert rerun.returncode == 0, rerun.stderr.decode()
+    status = json.loads(rerun.stdout)
+    assert status["importId"] == str(killed["id"])
+    assert status["batchId"] == killed["batch_id"]
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 110_000, "updated": 0, "skipped": 0, "errors": 0}
+    assert _lead_count(database_url, list_id) == 110_000
+    assert _duplicate_emails(database_url) == []
+    assert _scalar(database_url, "SELECT count(*) FROM imports") == 1
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Status, history, errors
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_import_status_has_the_prd_shape(database_url: str) -> None:
+    list_id = _new_list(database_url)
+    status = _import(database_url, DEMO_FILE)
+    with connect(database_url) as conn:
+        assert store.import_status(conn, int(status["importId"])) == status
+        history = store.list_imports(conn, list_id)
+        errors = store.import_errors(conn, int(status["importId"]))
+
+    assert set(status) >= {"importId", "status", "progress", "results", "errors", "completedAt"}
+    assert isinstance(status["importId"], str) and status["importId"].isdigit()
+    assert status["status"] == "completed"
+    assert status["progress"] == {"processed": 36, "total": 36, "percentage": 100.0}
+    # 36 rows: 33 new, row 31 repeats row 4's email in upper case, rows 33 (no identity) and 36 (13 fields) rejected
+    assert status["results"] == {"imported": 33, "updated": 0, "skipped": 1, "errors": 2}
+    datetime.fromisoformat(status["completedAt"])
+    assert all(set(e) == {"row", "column", "value", "reason", "severity"} for e in status["errors"])
+    assert [(e["row"], e["severity"]) for e in status["errors"]] == [(33, "error"), (35, "warning"), (36, "error")]
+    assert json.loads(json.dumps(status)) == status, "the document is plain JSON"
+
+    assert [h["id"] for h in history] == [int(status["importId"])]
+    assert history[0]["list_name"] == "prospects"
+    assert [e["row_number"] for e in errors] == [33, 35, 36]
+
+
+def test_import_status_of_unknown_import(database_url: str) -> None:
+    with connect(database_url) as conn, pytest.raises(NotFoundError, match="no import with id 42"):
+        store.import_status(conn, 42)
+
+
+def test_list_lead_count_after_import(database_url: str) -> None:
+    _new_list(database_url)
+    status = _import(database_url, DEMO_FILE)
+    with connect(database_url) as conn:
+        lead_list = get_list(conn, "PROSPECTS")  # names are case-insensitive
+    assert lead_list.name == "prospects"
+    assert _lead_count(database_url, lead_list.id) == status["results"]["imported"]
+
+
+def test_migrations_are_applied_once(database_url: str) -> None:
+    from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
+
+    assert apply_migrations(database_url) == [], "the test database is already migrated: nothing to do"
+    versions = [r["version"] for r in _query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
+    assert versions == [m.version for m in discover(sql_dir())]

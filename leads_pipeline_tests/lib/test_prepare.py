@@ -1,0 +1,332 @@
+"""prepare_chunk: a raw chunk of records becomes rows ready to merge (mapped, normalized, validated, de-duplicated).
+
+Pure and database-free: every test builds a RawChunk by hand, as csvfile.iter_chunks would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from leads_pipeline.lib.csvfile import RawChunk, RowProblem
+from leads_pipeline.lib.prepare import (
+    STORED_COLUMNS,
+    DedupeKey,
+    OnDuplicate,
+    PreparedChunk,
+    prepare_chunk,
+    stage_chunk,
+)
+
+HEADERS = ("First Name", "Last Name", "E-mail", "Phone", "Country", "Web", "Company", "Favourite colour")
+MAPPING: dict[str, str | None] = {
+    "First Name": "first_name",
+    "Last Name": "last_name",
+    "E-mail": "email",
+    "Phone": "phone",
+    "Country": "country",
+    "Web": "website",
+    "Company": "company",
+    "Favourite colour": None,
+}
+
+
+def _chunk(rows: Sequence[Sequence[str]], problems: Sequence[RowProblem] = (), first_line: int = 2) -> RawChunk:
+    """A raw chunk whose records start on ``first_line`` (line 1 is the header)."""
+    return RawChunk(
+        index=0,
+        row_numbers=list(range(first_line, first_line + len(rows))),
+        rows=[list(r) for r in rows],
+        problems=list(problems),
+    )
+
+
+def _prepare(
+    rows: Sequence[Sequence[str]],
+    *,
+    headers: Sequence[str] = HEADERS,
+    mapping: dict[str, str | None] | None = None,
+    dedupe: DedupeKey = "email",
+    on_duplicate: OnDuplicate = "skip",
+    problems: Sequence[RowProblem] = (),
+) -> PreparedChunk:
+    return prepare_chunk(
+        _chunk(rows, problems),
+        headers,
+        MAPPING if mapping is None else mapping,
+        dedupe=dedupe,
+        on_duplicate=on_duplicate,
+        default_region="US",
+    )
+
+
+def _records(chunk: PreparedChunk) -> list[dict[str, Any]]:
+    """The prepared rows as plain dicts, missing values as None."""
+    frame = chunk.frame.astype(object).where(chunk.frame.notna(), None)
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _row(**values: str) -> list[str]:
+    """One record of HEADERS, empty cells unless given (keys are the canonical fields, 'colour' the custom one)."""
+    order = ["first_name", "last_name", "email", "phone", "country", "website", "company", "colour"]
+    return [values.get(name, "") for name in order]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Mapping and custom columns
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_mapping_puts_values_in_canonical_fields_and_unmapped_columns_keep_their_header() -> None:
+    chunk = _prepare(
+        [
+            _row(
+                first_name="  Ann ",
+                last_name="Lee",
+                email="Ann.Lee@Example.COM",
+                phone="(415) 555-0123",
+                country="United States",
+                website="https://www.example.com/about",
+                company="Acme Inc.",
+                colour="teal",
+            )
+        ]
+    )
+    [lead] = _records(chunk)
+    assert lead["row_number"] == 2
+    assert lead["first_name"] == "Ann"  # trimmed
+    assert lead["last_name"] == "Lee"
+    assert lead["full_name"] == "Ann Lee"
+    assert lead["email"] == "ann.lee@example.com"
+    assert lead["phone"] == "+14155550123"
+    assert lead["country"] == "US"
+    assert lead["website"] == "example.com"
+    assert lead["company_domain"] == "example.com"  # derived from the website when not mapped
+    assert lead["company"] == "Acme Inc."  # legal suffix kept ...
+    assert lead["company_key"] and "inc" not in lead["company_key"].split()  # ... but not in the key
+    # the unmapped column is kept under its original header
+    custom = {chunk.custom_headers[c]: lead[c] for c in chunk.custom_headers}
+    assert custom == {"Favourite colour": "teal"}
+    assert chunk.problems == []
+    assert chunk.rejected == 0
+
+
+def test_every_stored_column_is_present_even_when_not_mapped() -> None:
+    chunk = _prepare(
+        [["ann@example.com"]], headers=("Email",), mapping={"Email": "email"}
+    )  # only one column in the file
+    assert set(STORED_COLUMNS) <= set(chunk.frame.columns)
+    assert chunk.custom_headers == {}
+    [lead] = _records(chunk)
+    assert lead["email"] == "ann@example.com"
+    assert lead["phone"] is None and lead["country"] is None
+
+
+def test_mapping_a_column_to_none_sends_it_to_custom_even_if_it_looks_like_a_known_field() -> None:
+    mapping = {**MAPPING, "Phone": None}
+    chunk = _prepare([_row(email="ann@example.com", phone="(415) 555-0123")], mapping=mapping)
+    [lead] = _records(chunk)
+    assert lead["phone"] is None
+    assert {chunk.custom_headers[c]: lead[c] for c in chunk.custom_headers if lead[c] is not None} == {
+        "Phone": "(415) 555-0123"
+    }
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Invalid values: warnings, value moved to custom, row kept
+# --------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "header", "bad"),
+    [
+        ("phone", "Phone", "not a phone"),
+        ("country", "Country", "Atlantis"),
+        ("website", "Web", "not a website"),
+    ],
+)
+def test_invalid_value_is_a_warning_and_moves_to_custom(field: str, header: str, bad: str) -> None:
+    good = _row(email="ann@example.com", first_name="Ann")
+    bad_row = _row(email="bob@example.com", first_name="Bob", **{field: bad})
+    chunk = _prepare([good, bad_row])
+
+    assert len(chunk.frame) == 2, "a row with an invalid field value is still imported"
+    assert chunk.rejected == 0
+    [problem] = chunk.problems
+    assert problem.severity == "warning"
+    assert (problem.row_number, problem.column, problem.value) == (3, header, bad)
+    assert problem.reason.startswith("expected")
+
+    slot = f"moved_{HEADERS.index(header)}"
+    assert chunk.custom_headers[slot] == header
+    by_row = {r["row_number"]: r for r in _records(chunk)}
+    assert by_row[3][field] is None
+    assert by_row[3][slot] == bad
+    assert by_row[2][slot] is None, "only the invalid value moves, not the column"
+
+
+def test_invalid_email_with_another_identity_is_a_warning() -> None:
+    chunk = _prepare([_row(email="not-an-email", phone="+44 20 7946 0958")])
+    [lead] = _records(chunk)
+    assert lead["email"] is None
+    assert lead["phone"] == "+442079460958"
+    assert [(p.column, p.severity) for p in chunk.problems] == [("E-mail", "warning")]
+    assert lead[f"moved_{HEADERS.index('E-mail')}"] == "not-an-email"
+
+
+def test_staged_chunk_keeps_moved_and_custom_columns_for_copy() -> None:
+    chunk = _prepare([_row(email="ann@example.com", phone="nope", colour="red")])
+    staged = stage_chunk(chunk)
+    assert staged.lead_count == 1
+    assert staged.columns[: 1 + len(STORED_COLUMNS)] == ["row_number", *STORED_COLUMNS]
+    assert set(staged.columns[1 + len(STORED_COLUMNS) :]) == set(chunk.custom_headers)
+    line = staged.data.decode()
+    assert "ann@example.com" in line and "nope" in line and "red" in line
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Rejected rows
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_row_without_identity_is_rejected_with_its_row_number() -> None:
+    rows = [
+        _row(first_name="Ann", email="ann@example.com"),
+        _row(first_name="Nobody", colour="blue"),  # no email, phone, LinkedIn, nor name + company
+        _row(first_name="Cy", last_name="Ng", company="Acme"),  # name + company is enough
+    ]
+    chunk = _prepare(rows)
+    assert chunk.frame["row_number"].tolist() == [2, 4]
+    errors = [p for p in chunk.problems if p.severity == "error"]
+    assert [(p.row_number, p.column) for p in errors] == [(3, None)]
+    assert "identify" in errors[0].reason
+    assert chunk.rejected == 1
+
+
+@pytest.mark.parametrize(
+    "rejected",
+    [
+        pytest.param(_row(email="not-an-email"), id="only-an-invalid-email"),
+        pytest.param(_row(email="not-an-email", phone="nope"), id="invalid-email-and-phone"),
+        pytest.param(_row(colour="blue"), id="only-a-custom-value"),
+        pytest.param(_row(country="France", website="example.fr"), id="no-identity-fields"),
+    ],
+)
+def test_row_with_nothing_left_to_identify_the_lead_is_rejected(rejected: list[str]) -> None:
+    """A row whose mapped fields are all empty after normalization (every value invalid or unmapped) cannot
+    be reached or identified: it must be rejected like any other row without identity, not stored empty."""
+    chunk = _prepare([_row(email="ann@example.com"), rejected])
+    assert chunk.frame["row_number"].tolist() == [2]
+    errors = [p for p in chunk.problems if p.severity == "error"]
+    assert [p.row_number for p in errors] == [3]
+    assert "identify" in errors[0].reason
+    assert chunk.rejected == 1
+
+
+def test_malformed_records_from_the_reader_are_rejected_errors() -> None:
+    problem = RowProblem(5, None, "a,b,c,d,e,f,g,h,i", "expected 8 fields, found 9")
+    chunk = _prepare([_row(email="ann@example.com")], problems=[problem])
+    assert chunk.record_count == 2
+    assert chunk.rejected == 1
+    [error] = chunk.problems
+    assert (error.row_number, error.severity, error.reason) == (5, "error", "expected 8 fields, found 9")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Duplicates inside the chunk
+# --------------------------------------------------------------------------------------------------------------
+
+
+def test_duplicate_emails_differing_in_case_are_skipped_keeping_the_first() -> None:
+    rows = [
+        _row(first_name="Ann", email="Ann@Example.com", company="Acme"),
+        _row(first_name="Bob", email="bob@example.com"),
+        _row(first_name="Annie", email=" ann@example.COM ", company="Other"),
+    ]
+    chunk = _prepare(rows, on_duplicate="skip")
+    leads = _records(chunk)
+    assert [(r["row_number"], r["email"]) for r in leads] == [(2, "ann@example.com"), (3, "bob@example.com")]
+    assert leads[0]["first_name"] == "Ann" and leads[0]["company"] == "Acme"
+    assert chunk.duplicates_in_file == 1
+    assert chunk.rejected == 0
+
+
+def test_duplicate_emails_are_folded_on_update_later_non_empty_values_win() -> None:
+    rows = [
+        _row(first_name="Ann", last_name="Lee", email="ann@example.com", country="US", colour="teal"),
+        _row(first_name="Bob", email="bob@example.com"),
+        _row(first_name="Annie", email="ANN@example.com", company="Acme", colour=""),
+        _row(email="ann@example.com", phone="+1 415 555 0199"),
+    ]
+    chunk = _prepare(rows, on_duplicate="update")
+    leads = {r["email"]: r for r in _records(chunk)}
+    assert set(leads) == {"ann@example.com", "bob@example.com"}
+    ann = leads["ann@example.com"]
+    assert ann["row_number"] == 2, "the folded row keeps the first row's number"
+    assert ann["first_name"] == "Annie"  # overwritten by a later non-empty value
+    assert ann["last_name"] == "Lee"  # a later empty cell does not erase
+    assert ann["company"] == "Acme"  # filled
+    assert ann["phone"] == "+14155550199"  # filled by the third occurrence
+    assert ann["country"] == "US"
+    colour = next(c for c, h in chunk.custom_headers.items() if h == "Favourite colour")
+    assert ann[colour] == "teal"  # empty custom cell does not erase either
+    assert chunk.duplicates_in_file == 2
+    assert chunk.frame["row_number"].tolist() == sorted(chunk.frame["row_number"].tolist()), "file order kept"
+
+
+# Four leads: A and B share an email, A and C share a phone (written differently), D shares nothing.
+DEDUPE_ROWS = [
+    _row(first_name="A", email="a@example.com", phone="(415) 555-0101"),
+    _row(first_name="B", email="A@EXAMPLE.COM", phone="(415) 555-0102"),
+    _row(first_name="C", email="c@example.com", phone="+1 415.555.0101"),
+    _row(first_name="D", email="d@example.com", phone="(415) 555-0104"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dedupe", "kept"),
+    [("email", ["A", "C", "D"]), ("phone", ["A", "B", "D"]), ("both", ["A", "D"])],
+)
+def test_dedupe_setting_decides_which_rows_are_the_same_lead(dedupe: DedupeKey, kept: list[str]) -> None:
+    chunk = _prepare(DEDUPE_ROWS, dedupe=dedupe, on_duplicate="skip")
+    assert [r["first_name"] for r in _records(chunk)] == kept
+    assert chunk.duplicates_in_file == 4 - len(kept)
+
+
+@pytest.mark.parametrize("dedupe", ["email", "phone", "both"])
+def test_dedupe_update_folds_into_the_first_row(dedupe: DedupeKey) -> None:
+    chunk = _prepare(DEDUPE_ROWS, dedupe=dedupe, on_duplicate="update")
+    leads = _records(chunk)
+    assert leads[0]["row_number"] == 2
+    assert len(leads) == {"email": 3, "phone": 3, "both": 2}[dedupe]
+    assert chunk.duplicates_in_file == 4 - len(leads)
+
+
+def test_rows_without_the_dedupe_key_fall_back_to_name_and_company() -> None:
+    rows = [
+        _row(first_name="Ann", last_name="Lee", company="Acme Inc"),
+        _row(first_name="ann", last_name="LEE", company="ACME, Inc."),
+        _row(first_name="Ann", last_name="Lee", company="Globex"),
+    ]
+    chunk = _prepare(rows, dedupe="email")
+    assert [r["company"] for r in _records(chunk)] == ["Acme Inc", "Globex"]
+    assert chunk.duplicates_in_file == 1
+
+
+def test_rows_with_distinct_keys_and_missing_keys_are_never_merged_together() -> None:
+    rows = [_row(email="a@example.com"), _row(email="b@example.com"), _row(phone="(415) 555-0101")]
+    dedupes: tuple[DedupeKey, ...] = ("email", "phone", "both")
+    for dedupe in dedupes:
+        chunk = _prepare(rows, dedupe=dedupe, on_duplicate="update")
+        assert len(chunk.frame) == 3, dedupe
+        assert chunk.duplicates_in_file == 0
+
+
+def test_empty_chunk() -> None:
+    chunk = _prepare([])
+    assert len(chunk.frame) == 0
+    assert chunk.problems == []
+    assert isinstance(chunk.frame, pd.DataFrame)

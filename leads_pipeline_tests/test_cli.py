@@ -1,0 +1,224 @@
+"""The ``leads`` command as a user runs it: lists, dry runs, imports through Dagster, history, errors, undo, and
+one-line errors (exit code 1, no traceback) for everything a user can get wrong."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from leads_pipeline.cli import app
+from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.paths import DEMO_FILE
+
+
+@pytest.fixture
+def leads(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    """A runner whose environment is the test database, with everything the CLI derives from it set explicitly
+    (so that nothing leaks between tests: prepare_environment writes to os.environ)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADS_HOME", str(home))
+    monkeypatch.setenv("LEADS_INBOX", str(home / "inbox"))
+    monkeypatch.setenv("LEADS_USER", "tester")
+    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(database_url))
+    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    return CliRunner()
+
+
+def _ok(runner: CliRunner, *args: str) -> Result:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
+    return result
+
+
+def _json(runner: CliRunner, *args: str) -> Any:
+    return json.loads(_ok(runner, *args).stdout)
+
+
+def _fails(runner: CliRunner, *args: str) -> str:
+    """Run a command that must fail; return its one-line error."""
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def _count(database_url: str, table: str) -> int:
+    with connect(database_url) as conn:
+        row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def test_lists_create_and_show(leads: CliRunner) -> None:
+    created = _json(leads, "lists", "create", "Spring Fair", "--dedupe", "phone", "--json")
+    assert created["name"] == "Spring Fair"
+    assert created["leadCount"] == 0
+    assert created["settings"] == {"deduplication": "phone"}
+    shown = _json(leads, "lists", "show", "spring fair", "--json")
+    assert shown["listId"] == created["listId"]
+    assert shown["leadCount"] == 0
+    assert "Spring Fair" in _ok(leads, "lists", "show", "Spring Fair").stdout
+
+
+def test_lists_create_errors(leads: CliRunner) -> None:
+    _ok(leads, "lists", "create", "fair")
+    assert "already exists" in _fails(leads, "lists", "create", "FAIR")
+    assert "--dedupe must be email, phone or both" in _fails(leads, "lists", "create", "other", "--dedupe", "name")
+    assert "no list named 'nope'" in _fails(leads, "lists", "show", "nope", "--json")
+
+
+def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
+    _ok(leads, "lists", "create", "fair")
+    plan = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--dry-run", "--json")
+
+    assert plan["totalRows"] == 36
+    with DEMO_FILE.open(encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    assert list(plan["mapping"]) == header, "one entry per CSV column, in file order"
+    assert plan["mapping"]["Email"] == "email"
+    assert plan["mapping"]["Phone 1"] == "phone"
+    assert plan["mapping"]["Customer Id"] is None
+    assert {e["row"] for e in plan["sampleErrors"]} == {33, 35, 36}
+    for table in ("leads", "imports", "import_errors", "batches"):
+        assert _count(database_url, table) == 0, table
+
+
+def test_dry_run_with_a_mapping_file(leads: CliRunner, tmp_path: Path) -> None:
+    _ok(leads, "lists", "create", "fair")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("City: null\nCustomer Id: notes\n", encoding="utf-8")
+    plan = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run", "--json")
+    assert plan["mapping"]["City"] is None
+    assert plan["mapping"]["Customer Id"] == "notes"
+
+    mapping.write_text("City: town\n", encoding="utf-8")
+    error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
+    assert str(mapping) in error and "town" in error
+
+
+def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -> None:
+    _ok(leads, "lists", "create", "fair")
+    status = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")
+
+    assert status["status"] == "completed"
+    assert status["results"] == {"imported": 33, "updated": 0, "skipped": 1, "errors": 2}
+    assert status["progress"] == {"processed": 36, "total": 36, "percentage": 100.0}
+    import_id = status["importId"]
+    assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 33
+
+    shown = _json(leads, "imports", "show", import_id, "--json")
+    assert shown == status
+    assert "33 imported" in _ok(leads, "imports", "show", import_id).stdout
+
+    history = _json(leads, "imports", "list", "--json")
+    assert [(h["id"], h["list_name"], h["status"]) for h in history] == [(int(import_id), "fair", "completed")]
+
+    errors_csv = _ok(leads, "imports", "errors", import_id, "--csv").stdout
+    rows = list(csv.DictReader(io.StringIO(errors_csv)))
+    assert [(r["row"], r["severity"]) for r in rows] == [("33", "error"), ("35", "warning"), ("36", "error")]
+    assert rows[1]["column"] == "Phone 1" and rows[1]["value"] == "not a phone"
+    assert rows[2]["reason"] == "expected 12 fields, found 13"
+
+    undone = _ok(leads, "imports", "undo", import_id).stdout
+    assert "33 leads removed" in undone
+    assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 0
+    assert _json(leads, "imports", "show", import_id, "--json")["status"] == "undone"
+    assert f"import {import_id} was already undone" in _fails(leads, "imports", "undo", import_id)
+    assert _count(database_url, "leads") == 0
+
+
+def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
+    _ok(leads, "lists", "create", "fair")
+    for extra in ([], ["--dry-run"], ["--json"]):
+        error = _fails(leads, "import", str(DEMO_FILE), "--list", "nope", *extra)
+        assert "no list named 'nope'" in error
+        assert "fair" in error  # names the lists that do exist
+    assert _count(database_url, "imports") == 0
+    assert _count(database_url, "leads") == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "the file is empty"),
+        (b"Email,Name\n", "only a header row"),
+        (b"\x00\x01\x02\x03PK\x03\x04" * 50, "binary"),
+        (b"Email,Name,EMAIL\na@example.com,Ann,b@example.com\n", "duplicate header name"),
+    ],
+)
+def test_import_of_a_bad_file_is_one_line_and_writes_nothing(
+    leads: CliRunner, database_url: str, tmp_path: Path, content: bytes, problem: str
+) -> None:
+    _ok(leads, "lists", "create", "fair")
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    for extra in ([], ["--dry-run"], ["--json"]):
+        error = _fails(leads, "import", str(path), "--list", "fair", *extra)
+        assert str(path) in error and problem in error
+    assert _count(database_url, "imports") == 0
+    assert _count(database_url, "leads") == 0
+
+
+def test_import_of_a_missing_file_is_one_line(leads: CliRunner, tmp_path: Path) -> None:
+    _ok(leads, "lists", "create", "fair")
+    missing = tmp_path / "missing.csv"
+    error = _fails(leads, "import", str(missing), "--list", "fair")
+    assert str(missing) in error and "no such file" in error
+
+
+def test_bad_options_and_unknown_imports_are_one_line(leads: CliRunner) -> None:
+    _ok(leads, "lists", "create", "fair")
+    assert "--on-duplicate must be skip or update" in _fails(
+        leads, "import", str(DEMO_FILE), "--list", "fair", "--on-duplicate", "merge"
+    )
+    assert "no import with id 4242" in _fails(leads, "imports", "show", "4242")
+    assert "no import with id 4242" in _fails(leads, "imports", "errors", "4242", "--csv")
+    assert "no import with id 4242" in _fails(leads, "imports", "undo", "4242")
+
+
+def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mapping(
+    leads: CliRunner, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an import fails, the user fixes the mapping and runs the command again: the leads must be stored
+    with the mapping given now, not silently with the one of the failed attempt."""
+    from leads_pipeline.lib.importer import ImportOptions, run_import
+    from leads_pipeline.lib.store import imports as store
+
+    _ok(leads, "lists", "create", "fair")
+
+    def broken_merge(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "merge_chunk", broken_merge)
+        with pytest.raises(RuntimeError):
+            run_import(
+                database_url,
+                batch_id="import-fair-failed",
+                path=DEMO_FILE,
+                list_name="fair",
+                options=ImportOptions(workers=1),
+                user="tester",
+            )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("City: null\n", encoding="utf-8")
+    status = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--json")
+    assert status["status"] == "completed"
+    assert status["mapping"]["City"] is None
+    with connect(database_url) as conn:
+        ana = conn.execute("SELECT city, custom FROM leads WHERE email = 'ana.garcia@acme.es'").fetchone()
+    assert ana is not None
+    assert ana["city"] is None and ana["custom"]["City"] == "Madrid"

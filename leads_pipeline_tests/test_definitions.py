@@ -1,0 +1,57 @@
+"""The project's one Definitions object loads, with the import asset, its checks, the sensor and the resource."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from leads_pipeline.definitions import defs
+from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline_tests.paths import REPO
+
+
+def test_definitions_load() -> None:
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_has_the_import_asset_partitioned_by_batch_with_its_checks() -> None:
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey("batch_leads")
+    assert key in graph.get_all_asset_keys()
+    node = graph.get(key)
+    assert isinstance(node.partitions_def, dg.DynamicPartitionsDefinition)
+    assert node.partitions_def.name == BATCHES
+    assert node.group_name == "imports"
+    assert {check.name for check in graph.get_check_keys_for_assets({key})} == {SCHEMA_CHECK, DUPLICATES_CHECK}
+    spec = defs.resolve_assets_def(key).specs_by_key[key]
+    assert spec.description and "leads of one batch" in spec.description
+    assert {"postgres", "csv"} <= set(spec.kinds)
+
+
+def test_sensor_and_jobs_resolve() -> None:
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
+    assert job.partitions_def.name == BATCHES
+    assert "database" in job.resource_defs
+
+
+def test_definitions_import_without_environment() -> None:
+    """Nothing is read from the environment at import time: loading works with no DATABASE_URL at all."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "DAGSTER_", "LEADS_"))}
+    code = (
+        "import dagster as dg\n"
+        "from leads_pipeline.definitions import defs\n"
+        "dg.Definitions.validate_loadable(defs)\n"
+        "print(sorted(k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['batch_leads']"
