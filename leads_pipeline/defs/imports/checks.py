@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 import psycopg
 from psycopg import sql
 
-from leads_pipeline.lib.prepare import STORED_COLUMNS
-from leads_pipeline.lib.schemas import validate_leads
+from leads_pipeline.lib.schemas import SchemaFailure, validate_leads
+from leads_pipeline.lib.store.frames import batch_lead_frames
 
 SCHEMA_CHECK = "stored_leads_match_schema"
 DUPLICATES_CHECK = "no_duplicate_leads_in_list"
@@ -33,23 +32,11 @@ _PREVIEW_ROWS = 20
 
 def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
     """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now."""
-    columns = sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT l.id, {cols} FROM leads l JOIN batch_members b ON b.lead_id = l.id"
-            " WHERE b.batch_id = %s AND l.deleted_at IS NULL"
-        ).format(cols=columns),
-        (batch_id,),
-    ).fetchall()
-    frame = pd.DataFrame(rows, columns=["id", *STORED_COLUMNS])
-    for name in STORED_COLUMNS:
-        if name == "employee_count":
-            frame[name] = frame[name].astype("Int64")
-        elif name == "annual_revenue":
-            frame[name] = pd.to_numeric(frame[name]).astype("Float64")
-        else:
-            frame[name] = frame[name].astype("str")
-    failures = validate_leads(frame.set_index("id"))
+    failures: list[SchemaFailure] = []
+    checked = 0
+    for frame in batch_lead_frames(conn, batch_id):
+        checked += len(frame)
+        failures.extend(validate_leads(frame))
     failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]
     preview = "\n".join(
         f"| {f.index} | {f.column or '(row)'} | {f.value} | {f.reason} |" for f in failures[:_PREVIEW_ROWS]
@@ -58,7 +45,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
         check_name=SCHEMA_CHECK,
         passed=not failures,
         metadata={
-            "leads_checked": dg.MetadataValue.int(len(frame)),
+            "leads_checked": dg.MetadataValue.int(checked),
             "failing_leads": dg.MetadataValue.int(len(failing_ids)),
             "failing_columns": dg.MetadataValue.text(", ".join(sorted({f.column or "(row)" for f in failures}))),
             "failures": dg.MetadataValue.md(

@@ -1,0 +1,81 @@
+"""Reading stored leads back as DataFrames, fast: ``COPY ... TO STDOUT`` in CSV, parsed by pyarrow.
+
+Fetching a million leads as Python rows takes tens of seconds; the same rows as one CSV stream parsed by pyarrow
+take a few. The stream is parsed block by block, so memory stays bounded whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+from psycopg import sql
+
+from leads_pipeline.lib.prepare import STORED_COLUMNS
+from leads_pipeline.lib.store.lists import Connection
+
+BLOCK_BYTES = 32 * 1024 * 1024
+"""pyarrow parses the stream in blocks of this size: each yields one frame, so memory stays bounded."""
+_DTYPES = {"employee_count": "Int64", "annual_revenue": "Float64"}
+_NAMES = ["id", *STORED_COLUMNS]
+
+
+class _CopyStream(io.RawIOBase):
+    """The blocks of a ``COPY ... TO STDOUT`` as a readable file, for pyarrow's streaming CSV reader."""
+
+    def __init__(self, read_block: Callable[[], bytes | bytearray | memoryview]) -> None:
+        self._read_block = read_block
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            block = self._read_block()
+            if not block:
+                return 0
+            self._pending = bytes(block)
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _to_frame(batch: pa.RecordBatch) -> pd.DataFrame:
+    frame = batch.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
+    for name, dtype in _DTYPES.items():
+        frame[name] = frame[name].astype(dtype)
+    return frame.set_index("id")
+
+
+def batch_lead_frames(conn: Connection, batch_id: str) -> Iterator[pd.DataFrame]:
+    """The live leads of a batch (its :data:`STORED_COLUMNS`, indexed by lead id), one frame per block read."""
+    columns = sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
+    query = sql.SQL(
+        "COPY (SELECT l.id, {cols} FROM leads l JOIN batch_members b ON b.lead_id = l.id"
+        " WHERE b.batch_id = {batch} AND l.deleted_at IS NULL) TO STDOUT (FORMAT csv)"
+    ).format(cols=columns, batch=sql.Literal(batch_id))
+    types = {name: pa.large_string() for name in STORED_COLUMNS}
+    types.update({"id": pa.int64(), "employee_count": pa.int64(), "annual_revenue": pa.float64()})
+    with conn.cursor().copy(query) as copy:
+        stream = io.BufferedReader(_CopyStream(copy.read), buffer_size=1024 * 1024)
+        try:
+            reader = pacsv.open_csv(
+                stream,
+                read_options=pacsv.ReadOptions(column_names=_NAMES, block_size=BLOCK_BYTES),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
+                ),
+            )
+        except pa.ArrowInvalid as exc:
+            if "Empty CSV file" in str(exc):
+                return
+            raise
+        for batch in reader:
+            yield _to_frame(batch)
