@@ -119,32 +119,47 @@ def _prepare(
     )
 
 
+def _worker_count(options: ImportOptions) -> int:
+    return options.workers or min(2, os.cpu_count() or 1)
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """Worker processes for chunk preparation, started early so that their imports (pandas, pyarrow, pandera,
+    phonenumbers: ~2 s) overlap with the file inspection instead of delaying the first chunk."""
+    if workers <= 1:
+        return None
+    # forkserver, not fork: a forked child would inherit (and on exit close) the parent's database connection.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["leads_pipeline.lib.prepare"])
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(os.getpid)
+    return pool
+
+
 def _prepared_chunks(
     layout: FileLayout,
     mapping: dict[str, str | None],
     options: ImportOptions,
     dedupe: DedupeKey,
     start_chunk: int,
+    pool: ProcessPoolExecutor | None,
 ) -> Iterator[StagedChunk]:
-    """Prepared chunks in file order; with workers, up to two chunks are prepared ahead of the merge."""
+    """Prepared chunks in file order; with a pool, one chunk per worker is prepared ahead of the merge."""
     raw_chunks = iter_chunks(layout, options.chunk_rows, start_chunk=start_chunk)
     args = (layout.headers, mapping, dedupe, options.on_duplicate, options.default_region)
-    workers = options.workers or min(2, os.cpu_count() or 1)
-    if workers <= 1:
+    if pool is None:
         for raw in raw_chunks:
             yield _prepare(raw, *args)
         return
-    # forkserver, not fork: a forked child would inherit (and on exit close) the parent's database connection.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["leads_pipeline.lib.prepare"])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: list[Future[StagedChunk]] = []
-        for raw in raw_chunks:
-            pending.append(pool.submit(_prepare, raw, *args))
-            if len(pending) > workers:
-                yield pending.pop(0).result()
-        for future in pending:
-            yield future.result()
+    workers = _worker_count(options)
+    pending: list[Future[StagedChunk]] = []
+    for raw in raw_chunks:
+        pending.append(pool.submit(_prepare, raw, *args))
+        if len(pending) > workers:
+            yield pending.pop(0).result()
+    for future in pending:
+        yield future.result()
 
 
 def run_import(
@@ -168,57 +183,63 @@ def run_import(
     if existing is not None and existing["status"] in ("completed", "undone"):
         with connect(database_url) as conn:
             return store.import_status(conn, existing["id"])
-    plan = plan_import(path, options, dedupe=lead_list.dedupe)
-    layout = plan.layout
-    chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
-    options = dataclasses.replace(options, chunk_rows=chunk_rows)
-    with connect(database_url) as conn:
-        record = store.start_import(
-            conn,
-            batch_id=batch_id,
-            list_id=lead_list.id,
-            file_path=str(path),
-            sha256=layout.sha256,
-            size=layout.size,
-            mapping=plan.mapping,
-            options=options.as_dict(),
-            dialect=layout.as_dict(),
-            chunk_rows=chunk_rows,
-            total_rows=layout.total_rows,
-            user=owner,
-        )
-    import_id = int(record["id"])
+    pool = _start_pool(_worker_count(options))
     try:
-        mapping = plan.mapping
-        if existing is not None and dict(record["mapping"]) != mapping:
-            if int(record["chunks_done"]) > 0:
-                raise PermanentError(
-                    f"{path}: import {import_id} stopped after {int(record['processed_rows']):,} rows with another "
-                    f"mapping; rerun it with the same mapping, or undo it (`leads imports undo {import_id}`) first"
-                )
-            with connect(database_url) as conn:  # nothing merged yet: the new mapping replaces the old one
-                conn.execute("UPDATE imports SET mapping = %s WHERE id = %s", (json.dumps(mapping), import_id))
+        plan = plan_import(path, options, dedupe=lead_list.dedupe)
+        layout = plan.layout
+        chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
+        options = dataclasses.replace(options, chunk_rows=chunk_rows)
         with connect(database_url) as conn:
-            processed = int(record["processed_rows"])
-            for chunk in _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"])):
-                with conn.transaction():
-                    counts = store.merge_chunk(
-                        conn,
-                        import_id=import_id,
-                        batch_id=batch_id,
-                        list_id=lead_list.id,
-                        chunk=chunk,
-                        dedupe=lead_list.dedupe,
-                        on_duplicate=options.on_duplicate,
+            record = store.start_import(
+                conn,
+                batch_id=batch_id,
+                list_id=lead_list.id,
+                file_path=str(path),
+                sha256=layout.sha256,
+                size=layout.size,
+                mapping=plan.mapping,
+                options=options.as_dict(),
+                dialect=layout.as_dict(),
+                chunk_rows=chunk_rows,
+                total_rows=layout.total_rows,
+                user=owner,
+            )
+        import_id = int(record["id"])
+        try:
+            mapping = plan.mapping
+            if existing is not None and dict(record["mapping"]) != mapping:
+                if int(record["chunks_done"]) > 0:
+                    raise PermanentError(
+                        f"{path}: import {import_id} stopped after {int(record['processed_rows']):,} rows with another "
+                        f"mapping; rerun it with the same mapping, or undo it (`leads imports undo {import_id}`) first"
                     )
-                if counts is not None:
-                    processed += chunk.record_count
-                    if on_progress is not None:
-                        on_progress(processed, layout.total_rows)
-            with conn.transaction():
-                store.finish_import(conn, import_id)
-            return store.import_status(conn, import_id)
-    except BaseException as exc:
-        with connect(database_url) as conn:
-            store.fail_import(conn, import_id, f"{type(exc).__name__}: {exc}")
-        raise
+                with connect(database_url) as conn:  # nothing merged yet: the new mapping replaces the old one
+                    conn.execute("UPDATE imports SET mapping = %s WHERE id = %s", (json.dumps(mapping), import_id))
+            with connect(database_url) as conn:
+                processed = int(record["processed_rows"])
+                chunks = _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"]), pool)
+                for chunk in chunks:
+                    with conn.transaction():
+                        counts = store.merge_chunk(
+                            conn,
+                            import_id=import_id,
+                            batch_id=batch_id,
+                            list_id=lead_list.id,
+                            chunk=chunk,
+                            dedupe=lead_list.dedupe,
+                            on_duplicate=options.on_duplicate,
+                        )
+                    if counts is not None:
+                        processed += chunk.record_count
+                        if on_progress is not None:
+                            on_progress(processed, layout.total_rows)
+                with conn.transaction():
+                    store.finish_import(conn, import_id)
+                return store.import_status(conn, import_id)
+        except BaseException as exc:
+            with connect(database_url) as conn:
+                store.fail_import(conn, import_id, f"{type(exc).__name__}: {exc}")
+            raise
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
