@@ -160,12 +160,15 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
     # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner
     # believes about a list that grew since the last ANALYZE (a join here once picked a 50k x 50k nested loop).
+    # Only the rows that found a lead are rewritten.
     for key, guard in steps:
         conn.execute(
             sql.SQL(
-                "UPDATE stg s SET lead_id = (SELECT l.id FROM leads l WHERE l.list_id = {list}"
-                " AND l.{key} = s.{key} AND l.deleted_at IS NULL ORDER BY l.id LIMIT 1)"
-                " WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}"
+                "UPDATE stg t SET lead_id = m.id FROM ("
+                " SELECT s.row_number, (SELECT l.id FROM leads l WHERE l.list_id = {list}"
+                " AND l.{key} = s.{key} AND l.deleted_at IS NULL ORDER BY l.id LIMIT 1) AS id"
+                " FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}) m"
+                " WHERE m.id IS NOT NULL AND t.row_number = m.row_number"
             ).format(key=sql.Identifier(key), list=sql.Literal(list_id), guard=guard)
         )
     # Two rows of the chunk matching one lead: only the first (in file order) is merged.
@@ -210,9 +213,7 @@ def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Comp
     selected = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
     statement = sql.SQL(
         "INSERT INTO leads (list_id, {columns}, custom, created_by_import)"
-        # No ORDER BY: a sequential scan of the freshly filled staging table already returns file order, and
-        # the sort cost ~2 s of a 1M-row import.
-        " SELECT {list}, {selected}, {custom}, {imp} FROM stg s WHERE s.lead_id IS NULL"
+        " SELECT {list}, {selected}, {custom}, {imp} FROM stg s WHERE s.lead_id IS NULL ORDER BY s.row_number"
     ).format(
         columns=columns,
         selected=selected,
