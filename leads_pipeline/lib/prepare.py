@@ -46,6 +46,11 @@ class Problem:
     severity: Literal["error", "warning"]
 
 
+def rejected_rows(problems: list[Problem]) -> int:
+    """How many rows the problems rejected (a row can have several errors; warnings reject nothing)."""
+    return len({p.row_number for p in problems if p.severity == "error"})
+
+
 @dataclass
 class PreparedChunk:
     """A chunk after preparation.
@@ -64,7 +69,7 @@ class PreparedChunk:
 
     @property
     def rejected(self) -> int:
-        return len({p.row_number for p in self.problems if p.severity == "error"})
+        return rejected_rows(self.problems)
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series | None:
@@ -209,7 +214,7 @@ class StagedChunk:
 
     @property
     def rejected(self) -> int:
-        return len({p.row_number for p in self.problems if p.severity == "error"})
+        return rejected_rows(self.problems)
 
 
 def stage_chunk(chunk: PreparedChunk) -> StagedChunk:

@@ -27,7 +27,7 @@ class Environment:
 
     @property
     def inbox(self) -> Path:
-        return Path(os.environ.get("LEADS_INBOX") or self.home / "inbox")
+        return inbox_folder(self.home)
 
     @property
     def dagster_postgres_url(self) -> str:
@@ -37,6 +37,11 @@ class Environment:
 def leads_home() -> Path:
     """The folder for local state: embedded PostgreSQL, inbox, Dagster's artifacts and logs."""
     return Path(os.environ.get("LEADS_HOME") or Path.cwd() / ".leads").resolve()
+
+
+def inbox_folder(home: Path | None = None) -> Path:
+    """The drop folder: ``LEADS_INBOX``, else ``inbox/`` in the leads home. Each subfolder names a list."""
+    return Path(os.environ.get("LEADS_INBOX") or (home or leads_home()) / "inbox")
 
 
 def dagster_postgres_url(database_url: str) -> str:

@@ -2,7 +2,6 @@
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
 from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.lists import get_list
 
@@ -25,10 +25,6 @@ class DroppedFile:
     list_name: str
     size: int
     mtime: float
-
-
-def inbox_folder() -> Path:
-    return Path(os.environ.get("LEADS_INBOX") or Path(os.environ.get("LEADS_HOME") or ".leads") / "inbox")
 
 
 def dropped_files(inbox: Path) -> list[DroppedFile]:
