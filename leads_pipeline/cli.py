@@ -142,10 +142,13 @@ def lists_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="
     console.print(table)
 
 
-def _load_mapping(mapping_file: Path | None, headers: tuple[str, ...]) -> dict[str, str | None]:
+def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None]:
+    """The mapping file's entries, checked against the file's headers (which costs a full inspection, so only
+    when there is a mapping file)."""
+    from leads_pipeline.lib.csvfile import inspect_file
     from leads_pipeline.lib.mapping import load_mapping_file
 
-    return load_mapping_file(mapping_file, headers) if mapping_file else {}
+    return load_mapping_file(mapping_file, inspect_file(file).headers) if mapping_file else {}
 
 
 def _show_plan(plan_json: dict[str, Any]) -> None:
@@ -188,7 +191,7 @@ def _print_status(status: dict[str, Any]) -> None:
         console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
 
 
-def _watch_progress(database_url: str, batch_key: str, total: int, stop: threading.Event) -> None:
+def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) -> None:
     """Show a progress bar from the import's own progress record while the run works."""
     from leads_pipeline.lib.store.db import connect
 
@@ -204,13 +207,13 @@ def _watch_progress(database_url: str, batch_key: str, total: int, stop: threadi
         Progress(*columns, console=errors, transient=True) as progress,
         connect(database_url, autocommit=True) as conn,
     ):
-        task = progress.add_task("import", total=total, rate=0.0)
+        task = progress.add_task("import", total=None, rate=0.0)
         while not stop.wait(0.5):
             row = conn.execute(
-                "SELECT processed_rows, created_at FROM imports WHERE batch_id = %s", (batch_key,)
+                "SELECT processed_rows, total_rows FROM imports WHERE batch_id = %s", (batch_key,)
             ).fetchone()
             if row is not None:
-                progress.update(task, completed=int(row["processed_rows"]))
+                progress.update(task, completed=int(row["processed_rows"]), total=int(row["total_rows"] or 0) or None)
                 speed = progress.tasks[0].speed
                 progress.update(task, rate=speed or 0.0)
 
@@ -230,16 +233,16 @@ def run_cli_import(
     from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig
     from leads_pipeline.launcher import materialize_import
     from leads_pipeline.lib.batches import import_batch_key
-    from leads_pipeline.lib.csvfile import inspect_file
+    from leads_pipeline.lib.csvfile import file_sha256
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import ensure_list, get_list
 
-    layout = inspect_file(file)
+    sha256 = file_sha256(file)  # the run inspects the file; here only its identity is needed
     with connect(env.database_url) as conn:
         lead_list = ensure_list(conn, list_name, owner=_user()) if create_list else get_list(conn, list_name)
-        unfinished = store.unfinished_import(conn, lead_list.id, layout.sha256)
-    batch_key = unfinished["batch_id"] if unfinished else import_batch_key(lead_list.name, layout.sha256)
+        unfinished = store.unfinished_import(conn, lead_list.id, sha256)
+    batch_key = unfinished["batch_id"] if unfinished else import_batch_key(lead_list.name, sha256)
     config = ImportConfig(
         path=str(file.resolve()),
         list_name=lead_list.name,
@@ -251,9 +254,7 @@ def run_cli_import(
     stop = threading.Event()
     watcher = None
     if show_progress:
-        watcher = threading.Thread(
-            target=_watch_progress, args=(env.database_url, batch_key, layout.total_rows, stop), daemon=True
-        )
+        watcher = threading.Thread(target=_watch_progress, args=(env.database_url, batch_key, stop), daemon=True)
         watcher.start()
     try:
         materialize_import(batch_key, config)
@@ -285,7 +286,6 @@ def import_file(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Import a CSV file of leads into a list (through the Dagster asset graph)."""
-    from leads_pipeline.lib.csvfile import inspect_file
     from leads_pipeline.lib.importer import ImportOptions, plan_import
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
@@ -297,7 +297,7 @@ def import_file(
     def run() -> dict[str, Any]:
         with connect(env.database_url) as conn:
             lead_list = get_list(conn, list_name)
-        mapping = _load_mapping(mapping_file, inspect_file(file).headers)
+        mapping = _load_mapping(mapping_file, file)
         if dry_run:
             options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=default_region)  # type: ignore[arg-type]
             return plan_import(file, options, dedupe=lead_list.dedupe).as_json()

@@ -15,6 +15,7 @@ import dagster as dg
 from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.lib.errors import PermanentError
 
 
 def instance() -> dg.DagsterInstance:
@@ -28,15 +29,18 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
     dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
     run_config: dict[str, Any] = {"ops": {"batch_leads": {"config": config.model_dump(exclude_none=True)}}}
     if quiet:
-        run_config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
+        run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}  # the CLI reports errors itself
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return dg.materialize(
-            [batch_leads],
-            partition_key=batch_key,
-            instance=dagster_instance,
-            resources=default_resources(),
-            run_config=run_config,
-            tags={"leads/source": "cli", "leads/list": config.list_name},
-            raise_on_error=True,
-        )
+        try:
+            return dg.materialize(
+                [batch_leads],
+                partition_key=batch_key,
+                instance=dagster_instance,
+                resources=default_resources(),
+                run_config=run_config,
+                tags={"leads/source": "cli", "leads/list": config.list_name},
+                raise_on_error=True,
+            )
+        except dg.Failure as failure:  # the asset's own verdict on a bad file or an unknown list: one line
+            raise PermanentError(failure.description or str(failure)) from failure

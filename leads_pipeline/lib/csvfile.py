@@ -211,6 +211,17 @@ def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple
             line = reader.line_num + 1
 
 
+def file_sha256(path: Path) -> str:
+    """The file's content hash: with the list, what says "this file was imported here before"."""
+    if not Path(path).is_file():
+        raise InputFileError(path, "no such file")
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def inspect_file(path: Path) -> FileLayout:
     """Find encoding, delimiter, header and record count, refusing files that cannot be imported at all."""
     path = Path(path)

@@ -41,6 +41,7 @@ __all__ = [
     "Names",
     "Normalized",
     "NormalizedPhones",
+    "clean_arrow",
     "clean_text",
     "company_key",
     "complete_names",
@@ -236,6 +237,12 @@ def clean_text(s: pd.Series) -> pd.Series:
     removed; an apostrophe before a letter ("'Ohana") is kept because it may be part of the name.
     """
     return _series(_clean(_arrow(s)), s.index)
+
+
+def clean_arrow(arr: pa.Array, index: pd.Index) -> pd.Series:
+    """:func:`clean_text` of a column given as an Arrow string array (as read from a file: no nulls), on
+    ``index``; skips building a pandas column first."""
+    return _series(_clean(arr), index)
 
 
 # --------------------------------------------------------------------------------------------------------

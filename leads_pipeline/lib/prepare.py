@@ -104,18 +104,15 @@ def prepare_chunk(
     """Map, normalize, validate and de-duplicate one chunk. ``mapping`` is {csvColumn: field or None}."""
     problems = [Problem(p.row_number, p.column, p.value, p.reason, "error") for p in raw.problems]
     columns = list(zip(*raw.rows, strict=True)) if raw.rows else [() for _ in headers]
-    source = pd.DataFrame(
-        {f"c{i}": pd.array(list(col), dtype="str") for i, col in enumerate(columns)},
-        index=pd.RangeIndex(len(raw.rows)),
-    )
-    rows = pd.Series(raw.row_numbers, index=source.index, dtype="int64")
-    out = pd.DataFrame(index=source.index)
+    index = pd.RangeIndex(len(raw.rows))
+    rows = pd.Series(raw.row_numbers, index=index, dtype="int64")
+    out = pd.DataFrame(index=index)
     out["row_number"] = rows
     header_of: dict[str, str] = {}  # canonical field -> original header
     custom_headers: dict[str, str] = {}
     for i, header in enumerate(headers):
         target = mapping.get(header)
-        cleaned = norm.clean_text(source[f"c{i}"])
+        cleaned = norm.clean_arrow(pa.array(columns[i], type=pa.large_string()), index)
         if target is None:
             custom_headers[f"custom_{i}"] = header
             out[f"custom_{i}"] = cleaned

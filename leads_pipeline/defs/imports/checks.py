@@ -66,7 +66,11 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         ).format(name=sql.Literal(key), col=sql.Identifier(key), list=sql.Literal(list_id))
         for key in keys
     ]
-    return list(conn.execute(sql.SQL(" UNION ALL ").join(queries) + sql.SQL(" LIMIT 1000")))
+    # Enough memory to sort a 1M-lead list in memory: the planner then reads the table in one pass and sorts it,
+    # instead of walking the key index and fetching every lead from the heap at random (1.8 s instead of 3.5 s).
+    with conn.transaction():
+        conn.execute("SET LOCAL work_mem = '64MB'")
+        return list(conn.execute(sql.SQL(" UNION ALL ").join(queries) + sql.SQL(" LIMIT 1000")))
 
 
 def no_duplicates_check(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: str) -> dg.AssetCheckResult:

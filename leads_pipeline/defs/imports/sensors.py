@@ -1,6 +1,5 @@
 """The drop folder: a CSV saved under ``$LEADS_INBOX/<list name>/`` is imported into that list."""
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
+from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store import imports as store
@@ -40,14 +40,6 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(8 * 1024 * 1024):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _already_imported(database: LeadsDatabase, list_name: str, sha256: str) -> bool:
     with database.connection() as conn:
         try:
@@ -75,7 +67,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
         seen[key] = [dropped.size, dropped.mtime]
         if previous.get(key) != seen[key]:
             continue  # new or still growing: look again on the next tick
-        sha = _sha256(dropped.path)
+        sha = file_sha256(dropped.path)
         identity = f"{dropped.list_name.casefold()}|{sha}"
         if identity in requested:
             continue
