@@ -16,6 +16,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
 
 
 @pytest.fixture
@@ -194,7 +195,6 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
 ) -> None:
     """After an import fails, the user fixes the mapping and runs the command again: the leads must be stored
     with the mapping given now, not silently with the one of the failed attempt."""
-    from leads_pipeline.lib.importer import ImportOptions, run_import
     from leads_pipeline.lib.store import imports as store
 
     _ok(leads, "lists", "create", "fair")
@@ -205,14 +205,7 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
     with monkeypatch.context() as patch:
         patch.setattr(store, "merge_chunk", broken_merge)
         with pytest.raises(RuntimeError):
-            run_import(
-                database_url,
-                batch_id="import-fair-failed",
-                path=DEMO_FILE,
-                list_name="fair",
-                options=ImportOptions(workers=1),
-                user="tester",
-            )
+            import_file(database_url, DEMO_FILE, "fair", batch_id="import-fair-failed")
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("City: null\n", encoding="utf-8")
     status = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--json")

@@ -34,11 +34,8 @@ CANONICAL_FIELDS: Final[tuple[str, ...]] = (
     "notes",
 )
 
-INTEGER_FIELDS: Final[frozenset[str]] = frozenset({"employee_count"})
-NUMERIC_FIELDS: Final[frozenset[str]] = frozenset({"annual_revenue"})
-PHONE_FIELDS: Final[tuple[str, ...]] = ("phone", "mobile_phone")
-
-
-def is_canonical(name: str) -> bool:
-    """True when ``name`` is one of the canonical lead fields."""
-    return name in CANONICAL_FIELDS
+TYPED_FIELDS: Final[dict[str, tuple[str, str]]] = {
+    "employee_count": ("Int64", "integer"),
+    "annual_revenue": ("Float64", "numeric"),
+}
+"""The fields that are not text: their pandas dtype and their PostgreSQL type."""

@@ -18,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
 from leads_pipeline.lib.schemas import validate_leads
 
 DedupeKey = Literal["email", "phone", "both"]
@@ -34,7 +34,9 @@ STORED_COLUMNS: tuple[str, ...] = (
 """The lead columns an import writes, besides ``custom``."""
 
 
-_DTYPES = {"employee_count": "Int64", "annual_revenue": "Float64"}
+MATCH_KEYS: dict[DedupeKey, tuple[str, ...]] = {"email": ("email",), "phone": ("phone",), "both": ("email", "phone")}
+"""The keys two live leads of a list must not share, by the list's dedupe setting."""
+CONTACT_KEYS = ("email", "phone")
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,9 @@ def prepare_chunk(
     out["name_key"] = norm.name_key(out["first_name"], out["last_name"], out["company_key"])
     for name in STORED_COLUMNS:
         if name not in out.columns:
-            out[name] = pd.Series(pd.NA, index=out.index, dtype=_DTYPES.get(name, "str"))
+            out[name] = pd.Series(
+                pd.NA, index=out.index, dtype=TYPED_FIELDS[name][0] if name in TYPED_FIELDS else "str"
+            )
 
     rejected: set[int] = set()
     seen_rejections: set[tuple[int, str | None]] = set()
@@ -213,10 +217,15 @@ class StagedChunk:
     def rejected(self) -> int:
         return rejected_rows(self.problems)
 
+    @property
+    def custom_columns(self) -> list[str]:
+        """The staged columns that build the lead's custom JSON (after row_number and the stored columns)."""
+        return self.columns[1 + len(STORED_COLUMNS) :]
+
 
 def stage_chunk(chunk: PreparedChunk) -> StagedChunk:
     """Encode the chunk's rows as CSV for COPY (unquoted empty = NULL), in the worker that prepared it."""
-    custom = sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))
+    custom = sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))  # custom_i, moved_i
     columns = ["row_number", *STORED_COLUMNS, *custom]
     table = pa.Table.from_pandas(chunk.frame[columns], preserve_index=False)
     buffer = pa.BufferOutputStream()

@@ -8,6 +8,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
+from leads_pipeline.lib.prepare import MATCH_KEYS, DedupeKey
 from leads_pipeline.lib.schemas import SchemaFailure, validate_leads
 from leads_pipeline.lib.store.frames import batch_lead_frames
 
@@ -55,9 +56,9 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
     )
 
 
-def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: str) -> list[dict[str, Any]]:
+def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: DedupeKey) -> list[dict[str, Any]]:
     """Groups of live leads in the list sharing a dedupe key: (key, value, lead ids)."""
-    keys = {"email": ["email"], "phone": ["phone"], "both": ["email", "phone"]}[dedupe]
+    keys = MATCH_KEYS[dedupe]
     queries = [
         sql.SQL(
             "SELECT {name} AS key, {col} AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
@@ -73,7 +74,9 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         return list(conn.execute(sql.SQL(" UNION ALL ").join(queries) + sql.SQL(" LIMIT 1000")))
 
 
-def no_duplicates_check(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: str) -> dg.AssetCheckResult:
+def no_duplicates_check(
+    conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: DedupeKey
+) -> dg.AssetCheckResult:
     groups = duplicate_groups(conn, list_id, dedupe)
     preview = "\n".join(
         f"| {g['key']} | {g['value']} | {', '.join(map(str, g['lead_ids']))} |" for g in groups[:_PREVIEW_ROWS]

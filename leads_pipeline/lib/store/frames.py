@@ -15,12 +15,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from leads_pipeline.lib.fields import TYPED_FIELDS
 from leads_pipeline.lib.prepare import STORED_COLUMNS
 from leads_pipeline.lib.store.lists import Connection
 
 BLOCK_BYTES = 32 * 1024 * 1024
 """pyarrow parses the stream in blocks of this size: each yields one frame, so memory stays bounded."""
-_DTYPES = {"employee_count": "Int64", "annual_revenue": "Float64"}
 _NAMES = ["id", *STORED_COLUMNS]
 
 
@@ -54,7 +54,7 @@ class _CopyStream(io.RawIOBase):
 
 def _to_frame(batch: pa.RecordBatch) -> pd.DataFrame:
     frame = batch.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
-    for name, dtype in _DTYPES.items():
+    for name, (dtype, _) in TYPED_FIELDS.items():
         frame[name] = frame[name].astype(dtype)
     return frame.set_index("id")
 

@@ -14,10 +14,18 @@ from typing import Any
 from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
-from leads_pipeline.lib.prepare import STORED_COLUMNS, DedupeKey, OnDuplicate, Problem, StagedChunk
+from leads_pipeline.lib.fields import TYPED_FIELDS
+from leads_pipeline.lib.prepare import (
+    CONTACT_KEYS,
+    MATCH_KEYS,
+    STORED_COLUMNS,
+    DedupeKey,
+    OnDuplicate,
+    Problem,
+    StagedChunk,
+)
 from leads_pipeline.lib.store.lists import Connection
 
-_TYPED = {"employee_count": "integer", "annual_revenue": "numeric"}
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
 
@@ -109,10 +117,6 @@ def start_import(
     return row
 
 
-def _custom_columns(chunk: StagedChunk) -> list[str]:
-    return sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))
-
-
 def _staging_ddl(chunk: StagedChunk) -> sql.Composed:
     definitions: list[sql.Composable] = [
         sql.SQL("row_number integer"),
@@ -120,15 +124,19 @@ def _staging_ddl(chunk: StagedChunk) -> sql.Composed:
         sql.SQL("dup boolean DEFAULT false"),
     ]
     for name in STORED_COLUMNS:
-        definitions.append(sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(_TYPED.get(name, "text"))))
-    for name in _custom_columns(chunk):
+        definitions.append(
+            sql.SQL("{} {}").format(
+                sql.Identifier(name), sql.SQL(TYPED_FIELDS[name][1] if name in TYPED_FIELDS else "text")
+            )
+        )
+    for name in chunk.custom_columns:
         definitions.append(sql.SQL("{} text").format(sql.Identifier(name)))
     return sql.SQL("CREATE TEMP TABLE stg ({}) ON COMMIT DROP").format(sql.SQL(", ").join(definitions))
 
 
 def _custom_json(chunk: StagedChunk) -> sql.Composable:
     """SQL building a staged row's custom JSON (original header -> value) from its unmapped and moved columns."""
-    columns = _custom_columns(chunk)
+    columns = chunk.custom_columns
     if not columns:
         return sql.SQL("'{}'::jsonb")
     pairs = [
@@ -151,11 +159,11 @@ def _copy_staged(conn: Connection, chunk: StagedChunk) -> None:
 
 def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     """Point each staged row at the existing lead it duplicates, trying the list's keys in order."""
-    primary = {"email": ["email"], "phone": ["phone"], "both": ["email", "phone"]}[dedupe]
+    primary = MATCH_KEYS[dedupe]
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     steps: list[tuple[str, sql.Composable]] = [(key, sql.SQL("TRUE")) for key in primary]
-    secondary = {"email": ["phone"], "phone": ["email"], "both": []}[dedupe]
-    steps.extend((key, no_primary) for key in secondary)
+    # A row without the list's key is matched by the other contact key, then by LinkedIn URL, then by name.
+    steps.extend((key, no_primary) for key in CONTACT_KEYS if key not in primary)
     steps.append(("linkedin_url", no_primary))
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
     # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner

@@ -108,9 +108,11 @@ def test_config_mapping_overrides_and_create_list(database_url: str, instance: d
     assert ana["notes"] == "X2"
 
 
-def test_a_bad_file_fails_the_run_with_its_one_line_error(
+def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     database_url: str, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
+    """An empty file stays empty: the run fails with the one-line reason, and the asset's RetryPolicy (2 retries
+    with backoff) is not spent on a PermanentError; only transient failures are worth retrying."""
     with connect(database_url) as conn:
         create_list(conn, "demo", owner="tester")
     empty = tmp_path / "empty.csv"
@@ -123,18 +125,5 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error(
     assert failure is not None
     assert f"{empty}: the file is empty" in str(failure.error)
     assert _leads(database_url) == []
-
-
-def test_a_permanent_error_is_not_retried(database_url: str, instance: dg.DagsterInstance, tmp_path: Path) -> None:
-    """An empty file stays empty: the asset's RetryPolicy (2 retries with backoff) must not spend them on a
-    PermanentError; only transient failures are worth retrying."""
-    with connect(database_url) as conn:
-        create_list(conn, "demo", owner="tester")
-    empty = tmp_path / "empty.csv"
-    empty.write_bytes(b"")
-    result = _materialize(
-        database_url, instance, "import-empty-2", {"path": str(empty), "list_name": "demo"}, raise_on_error=False
-    )
-    assert not result.success
     retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []

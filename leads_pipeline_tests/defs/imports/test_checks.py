@@ -13,10 +13,10 @@ from leads_pipeline.defs.imports.checks import (
     no_duplicates_check,
     stored_leads_check,
 )
-from leads_pipeline.lib.importer import ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.support import import_file
 
 ROWS = [
     ("Email", "Phone", "First Name", "Last Name", "Company"),
@@ -32,14 +32,7 @@ def _imported(database_url: str, tmp_path: Path, dedupe: DedupeKey = "email") ->
     path.write_text("\n".join(",".join(row) for row in ROWS) + "\n", encoding="utf-8")
     with connect(database_url) as conn:
         list_id = create_list(conn, "checked", owner="tester", dedupe=dedupe).id
-    status = run_import(
-        database_url,
-        batch_id="batch-checked",
-        path=path,
-        list_name="checked",
-        options=ImportOptions(workers=1),
-        user="tester",
-    )
+    status = import_file(database_url, path, "checked", batch_id="batch-checked")
     assert status["results"]["imported"] == 3
     return list_id, "batch-checked"
 

@@ -14,10 +14,10 @@ import pytest
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
-from leads_pipeline.lib.importer import ImportOptions, run_import
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
 
 
 class Inbox:
@@ -122,14 +122,7 @@ def test_the_same_file_in_two_lists_is_requested_for_each(inbox: Inbox) -> None:
 def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database_url: str) -> None:
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
-    run_import(
-        database_url,
-        batch_id="batch-earlier",
-        path=DEMO_FILE,
-        list_name="customers",
-        options=ImportOptions(workers=1),
-        user="tester",
-    )
+    import_file(database_url, DEMO_FILE, "customers", batch_id="batch-earlier")
     inbox.drop("customers", "again.csv")
     inbox.drop("prospects", "again.csv")  # not imported into this list yet
 

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
-from leads_pipeline.lib.importer import ImportOptions, run_import
-from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
+from leads_pipeline.lib.prepare import DedupeKey
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
+from leads_pipeline_tests.support import import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -59,26 +59,6 @@ CUSTOMERS_1000 = DATABLIST / "customers-1000.csv"
 def _new_list(database_url: str, name: str = "prospects", dedupe: DedupeKey = "email") -> int:
     with connect(database_url) as conn:
         return create_list(conn, name, owner="tester", dedupe=dedupe).id
-
-
-def _import(
-    database_url: str,
-    path: Path,
-    list_name: str = "prospects",
-    *,
-    batch_id: str | None = None,
-    on_duplicate: OnDuplicate = "skip",
-    workers: int = 1,
-    chunk_rows: int = 50_000,
-) -> dict[str, Any]:
-    return run_import(
-        database_url,
-        batch_id=batch_id or f"batch-{path.stem}-{time.monotonic_ns()}",
-        path=path,
-        list_name=list_name,
-        options=ImportOptions(on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows),
-        user="tester",
-    )
 
 
 def _query(database_url: str, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
@@ -150,7 +130,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 def test_import_customers_10000(database_url: str, customers_10000: Path) -> None:
     list_id = _new_list(database_url)
-    status = _import(database_url, customers_10000)
+    status = import_file(database_url, customers_10000)
 
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
@@ -204,7 +184,7 @@ def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_ur
     """leads-10000 has "Email 1" and "Email 2": the first is the lead's email, the second stays in custom.
     Two worker processes prepare chunks ahead of the merge; the leads still arrive in file order."""
     list_id = _new_list(database_url)
-    status = _import(database_url, leads_10000, workers=2, chunk_rows=2_500)
+    status = import_file(database_url, leads_10000, workers=2, chunk_rows=2_500)
 
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
@@ -228,9 +208,9 @@ def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_ur
 
 def test_reimporting_the_same_file_skips_every_row(database_url: str) -> None:
     list_id = _new_list(database_url)
-    first = _import(database_url, CUSTOMERS_1000)
+    first = import_file(database_url, CUSTOMERS_1000)
     before = _all_leads(database_url)
-    again = _import(database_url, CUSTOMERS_1000)
+    again = import_file(database_url, CUSTOMERS_1000)
 
     assert first["results"]["imported"] == 1_000
     assert again["status"] == "completed"
@@ -243,8 +223,8 @@ def test_reimporting_the_same_file_skips_every_row(database_url: str) -> None:
 def test_same_file_into_another_list_is_imported_again(database_url: str) -> None:
     first_list = _new_list(database_url, "first")
     second_list = _new_list(database_url, "second")
-    _import(database_url, CUSTOMERS_1000, "first")
-    status = _import(database_url, CUSTOMERS_1000, "second")
+    import_file(database_url, CUSTOMERS_1000, "first")
+    status = import_file(database_url, CUSTOMERS_1000, "second")
     assert status["results"]["imported"] == 1_000
     assert _lead_count(database_url, first_list) == _lead_count(database_url, second_list) == 1_000
 
@@ -275,10 +255,10 @@ def _modified_customers(tmp_path: Path) -> Path:
 
 def test_update_fills_and_overwrites_with_new_values_and_never_erases(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
-    _import(database_url, CUSTOMERS_1000)
+    import_file(database_url, CUSTOMERS_1000)
     before = {r["custom"]["Index"]: r for r in _all_leads(database_url)}
 
-    status = _import(database_url, _modified_customers(tmp_path), on_duplicate="update")
+    status = import_file(database_url, _modified_customers(tmp_path), on_duplicate="update")
 
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 2, "updated": 3, "skipped": 997, "errors": 0}
@@ -301,9 +281,9 @@ def test_update_fills_and_overwrites_with_new_values_and_never_erases(database_u
 
 def test_update_of_the_same_file_changes_nothing(database_url: str) -> None:
     _new_list(database_url)
-    _import(database_url, CUSTOMERS_1000)
+    import_file(database_url, CUSTOMERS_1000)
     before = _all_leads(database_url)
-    status = _import(database_url, CUSTOMERS_1000, on_duplicate="update")
+    status = import_file(database_url, CUSTOMERS_1000, on_duplicate="update")
     assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1_000, "errors": 0}
     assert _all_leads(database_url) == before
 
@@ -334,8 +314,8 @@ def test_duplicates_against_the_list_follow_its_dedupe_setting(
     database_url: str, tmp_path: Path, dedupe: DedupeKey, imported: list[str], names: set[str]
 ) -> None:
     list_id = _new_list(database_url, dedupe=dedupe)
-    _import(database_url, _write_csv(tmp_path / "existing.csv", DEDUPE_HEADER, EXISTING))
-    status = _import(database_url, _write_csv(tmp_path / "incoming.csv", DEDUPE_HEADER, INCOMING))
+    import_file(database_url, _write_csv(tmp_path / "existing.csv", DEDUPE_HEADER, EXISTING))
+    status = import_file(database_url, _write_csv(tmp_path / "incoming.csv", DEDUPE_HEADER, INCOMING))
 
     assert status["results"]["imported"] == len(imported)
     assert status["results"]["skipped"] == len(INCOMING) - len(imported)
@@ -352,11 +332,11 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
     database_url: str, tmp_path: Path, dedupe: DedupeKey
 ) -> None:
     _new_list(database_url, dedupe=dedupe)
-    _import(database_url, _write_csv(tmp_path / "existing.csv", [*DEDUPE_HEADER, "Title"], [[*EXISTING[1], ""]]))
+    import_file(database_url, _write_csv(tmp_path / "existing.csv", [*DEDUPE_HEADER, "Title"], [[*EXISTING[1], ""]]))
     same_email = ["bob@example.com", "", "", "CTO"]
     same_phone = ["", "(415) 555-0102", "", "CFO"]
     incoming = {"email": [same_email], "phone": [same_phone], "both": [same_email, same_phone]}[dedupe]
-    status = _import(
+    status = import_file(
         database_url,
         _write_csv(tmp_path / "incoming.csv", [*DEDUPE_HEADER, "Title"], incoming),
         on_duplicate="update",
@@ -380,9 +360,9 @@ def _undo(database_url: str, import_id: str | int) -> dict[str, int]:
 
 def test_undo_removes_the_leads_an_import_created(database_url: str) -> None:
     list_id = _new_list(database_url)
-    kept = _import(database_url, DEMO_FILE)
+    kept = import_file(database_url, DEMO_FILE)
     kept_leads = _all_leads(database_url)
-    status = _import(database_url, CUSTOMERS_1000)
+    status = import_file(database_url, CUSTOMERS_1000)
     assert _lead_count(database_url, list_id) == len(kept_leads) + status["results"]["imported"]
 
     result = _undo(database_url, status["importId"])
@@ -398,10 +378,10 @@ def test_undo_removes_the_leads_an_import_created(database_url: str) -> None:
 
 def test_undo_restores_updated_leads_exactly(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
-    _import(database_url, CUSTOMERS_1000)
+    import_file(database_url, CUSTOMERS_1000)
     before = _all_leads(database_url)
 
-    update = _import(database_url, _modified_customers(tmp_path), on_duplicate="update")
+    update = import_file(database_url, _modified_customers(tmp_path), on_duplicate="update")
     assert update["results"]["updated"] == 3
     assert _all_leads(database_url) != before
 
@@ -413,7 +393,7 @@ def test_undo_restores_updated_leads_exactly(database_url: str, tmp_path: Path) 
 
 def test_undo_twice_is_a_clear_error(database_url: str) -> None:
     _new_list(database_url)
-    status = _import(database_url, DEMO_FILE)
+    status = import_file(database_url, DEMO_FILE)
     _undo(database_url, status["importId"])
     with pytest.raises(PermanentError, match=rf"import {status['importId']} was already undone") as info:
         _undo(database_url, status["importId"])
@@ -482,7 +462,7 @@ def test_bad_file_is_refused_with_one_line_and_nothing_is_written(database_url: 
         path.write_bytes(content)
 
     with pytest.raises(LeadsError) as info:
-        _import(database_url, path, batch_id=f"bad-{case}", chunk_rows=1_000)
+        import_file(database_url, path, batch_id=f"bad-{case}", chunk_rows=1_000)
 
     message = str(info.value)
     assert isinstance(info.value, InputFileError)
@@ -496,7 +476,7 @@ def test_bad_file_is_refused_with_one_line_and_nothing_is_written(database_url: 
 def test_unknown_list_is_refused_with_one_line_and_nothing_is_written(database_url: str) -> None:
     _new_list(database_url, "customers")
     with pytest.raises(LeadsError) as info:
-        _import(database_url, DEMO_FILE, "no-such-list")
+        import_file(database_url, DEMO_FILE, "no-such-list")
     message = str(info.value)
     assert isinstance(info.value, NotFoundError)
     assert "'no-such-list'" in message
@@ -507,7 +487,7 @@ def test_unknown_list_is_refused_with_one_line_and_nothing_is_written(database_u
 
 def test_wrong_field_counts_and_rows_without_identity_do_not_block_good_rows(database_url: str) -> None:
     _new_list(database_url)
-    status = _import(database_url, DEMO_FILE)
+    status = import_file(database_url, DEMO_FILE)
     errors = {(e["row"], e["severity"]): e for e in status["errors"]}
     assert errors[(36, "error")]["reason"] == "expected 12 fields, found 13"
     assert "identify" in errors[(33, "error")]["reason"]
@@ -525,7 +505,7 @@ def test_out_of_range_employee_count_is_a_row_warning_not_a_failed_import(databa
         ["Email", "Employees"],
         [["big@example.com", "3000000000"], ["small@example.com", "12"]],
     )
-    status = _import(database_url, path)
+    status = import_file(database_url, path)
     assert status["status"] == "completed"
     assert status["results"]["imported"] == 2
     leads = {r["email"]: r for r in _query(database_url, "SELECT * FROM leads WHERE list_id = %s", [list_id])}
@@ -549,8 +529,8 @@ def test_leads_reachable_only_by_phone_are_not_duplicated_in_an_email_list(datab
             ["Cy", "+1 415 555 0103", "cy@example.com"],
         ],
     )
-    first = _import(database_url, path)
-    second = _import(database_url, path)
+    first = import_file(database_url, path)
+    second = import_file(database_url, path)
     assert _lead_count(database_url, list_id) == 3
     assert first["results"]["imported"] == 3
     assert second["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
@@ -564,7 +544,7 @@ def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(databas
         ["Email", "Company", "Remark", "Empty"],
         [["ann@example.com", 'Acme "Rockets", Inc.', tricky, ""], ["bob@example.com", "Łódź Sp. z o.o.", "\\N", "x"]],
     )
-    status = _import(database_url, path)
+    status = import_file(database_url, path)
     assert status["results"]["imported"] == 2
     leads = {r["email"]: r for r in _all_leads(database_url)}
     assert leads["ann@example.com"]["company"] == 'Acme "Rockets", Inc.'
@@ -576,14 +556,14 @@ def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(databas
 def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Title", "City"]
-    _import(
+    import_file(
         database_url,
         _write_csv(
             tmp_path / "a.csv", header, [["bob@example.com", "Bob", "", "Oslo"], ["cy@example.com", "Cy", "", ""]]
         ),
     )
     before = _all_leads(database_url)
-    update = _import(
+    update = import_file(
         database_url,
         _write_csv(
             tmp_path / "b.csv",
@@ -630,7 +610,7 @@ def test_crash_half_way_then_rerun_finishes_without_duplicates(
 
     monkeypatch.setattr(store, "merge_chunk", crash_on_third_chunk)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        _import(database_url, customers_10000, batch_id="batch-crash", chunk_rows=1_000)
+        import_file(database_url, customers_10000, batch_id="batch-crash", chunk_rows=1_000)
 
     [record] = _query(database_url, "SELECT * FROM imports")
     assert (record["status"], record["chunks_done"], record["processed_rows"]) == ("failed", 2, 2_000)
@@ -638,7 +618,7 @@ def test_crash_half_way_then_rerun_finishes_without_duplicates(
     assert _lead_count(database_url, list_id) == 2_000, "the crashed chunk left nothing behind"
 
     monkeypatch.setattr(store, "merge_chunk", real_merge)
-    status = _import(database_url, customers_10000, batch_id="batch-crash", chunk_rows=50_000)
+    status = import_file(database_url, customers_10000, batch_id="batch-crash", chunk_rows=50_000)
 
     assert status["importId"] == str(record["id"]), "the re-run resumes the same import"
     assert status["status"] == "completed"
@@ -661,7 +641,7 @@ def test_crash_half_way_then_rerun_finishes_without_duplicates(
     )
 
     # a completed batch is returned as it is
-    assert _import(database_url, customers_10000, batch_id="batch-crash") == status
+    assert import_file(database_url, customers_10000, batch_id="batch-crash") == status
 
 
 def _big_file(path: Path, rows: int) -> Path:
@@ -760,7 +740,7 @@ def _group_alive(pgid: int) -> bool:
 
 def test_import_status_has_the_prd_shape(database_url: str) -> None:
     list_id = _new_list(database_url)
-    status = _import(database_url, DEMO_FILE)
+    status = import_file(database_url, DEMO_FILE)
     with connect(database_url) as conn:
         assert store.import_status(conn, int(status["importId"])) == status
         history = store.list_imports(conn, list_id)
@@ -789,7 +769,7 @@ def test_import_status_of_unknown_import(database_url: str) -> None:
 
 def test_list_lead_count_after_import(database_url: str) -> None:
     _new_list(database_url)
-    status = _import(database_url, DEMO_FILE)
+    status = import_file(database_url, DEMO_FILE)
     with connect(database_url) as conn:
         lead_list = get_list(conn, "PROSPECTS")  # names are case-insensitive
     assert lead_list.name == "prospects"
