@@ -7,32 +7,26 @@ launches the same Dagster assets the UI and sensors run; errors are one line, ne
 from __future__ import annotations
 
 import csv
-import getpass
-import json
-import os
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
     Environment,
     leads_home,
-    prepare_environment,
     stop_embedded_postgres,
 )
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
 app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
-lists_app = typer.Typer(help="Create and inspect lead lists.", no_args_is_help=True)
 imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
@@ -40,44 +34,11 @@ app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
 
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-
-def _fail(message: str) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code=1)
-
-
-def _run(action: Callable[[], T]) -> T:
-    """Run a command body, turning the project's errors into one line and exit code 1."""
-    try:
-        return action()
-    except LeadsError as exc:
-        _fail(str(exc))
-
-
-def _environment() -> Environment:
-    from leads_pipeline.lib.store.migrations import apply_migrations
-
-    env = prepare_environment()
-    apply_migrations(env.database_url)
-    return env
-
-
-def _user() -> str:
-    return os.environ.get("LEADS_USER") or getpass.getuser()
-
-
-def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
-
 
 @db_app.command("start")
 def db_start() -> None:
     """Start the embedded PostgreSQL (if DATABASE_URL is not set) and apply migrations."""
-    env = _run(_environment)
+    env = run_or_fail(environment)
     where = "embedded server in " + str(env.home / "postgres") if env.embedded else "DATABASE_URL"
     console.print(f"database ready ({where})")
 
@@ -92,54 +53,7 @@ def db_stop() -> None:
 @db_app.command("url")
 def db_url() -> None:
     """Print the database URL the project uses (for psql and other tools)."""
-    console.print(_run(_environment).database_url, highlight=False)
-
-
-@lists_app.command("create")
-def lists_create(
-    name: str,
-    dedupe: Annotated[str, typer.Option(help="Duplicate key within the list: email, phone or both.")] = "email",
-    description: Annotated[str | None, typer.Option(help="What the list is for.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
-) -> None:
-    """Create a lead list."""
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.lists import create_list
-
-    env = _run(_environment)
-
-    def create() -> dict[str, object]:
-        with connect(env.database_url) as conn:
-            return create_list(conn, name, owner=_user(), dedupe=dedupe, description=description).as_json(0)  # type: ignore[arg-type]
-
-    document = _run(create)
-    if as_json:
-        _print_json(document)
-    else:
-        console.print(f"created list [bold]{document['name']}[/bold] (id {document['listId']}, dedupe by {dedupe})")
-
-
-@lists_app.command("show")
-def lists_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show a list and its lead count."""
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.lists import get_list, lead_count
-
-    env = _run(_environment)
-
-    def show() -> dict[str, object]:
-        with connect(env.database_url) as conn:
-            lead_list = get_list(conn, name)
-            return lead_list.as_json(lead_count(conn, lead_list.id))
-
-    document = _run(show)
-    if as_json:
-        _print_json(document)
-        return
-    table = Table(show_header=False)
-    for key, value in document.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    console.print(run_or_fail(environment).database_url, highlight=False)
 
 
 def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None]:
@@ -240,7 +154,7 @@ def run_cli_import(
 
     sha256 = file_sha256(file)  # the run inspects the file; here only its identity is needed
     with connect(env.database_url) as conn:
-        lead_list = ensure_list(conn, list_name, owner=_user()) if create_list else get_list(conn, list_name)
+        lead_list = ensure_list(conn, list_name, owner=acting_user()) if create_list else get_list(conn, list_name)
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
     batch_key = unfinished["batch_id"] if unfinished else import_batch_key(lead_list.name, sha256)
     config = ImportConfig(
@@ -249,7 +163,7 @@ def run_cli_import(
         on_duplicate=on_duplicate,  # type: ignore[arg-type]
         mapping={column: (target or UNMAPPED) for column, target in mapping.items()},
         default_region=default_region,
-        user=_user(),
+        user=acting_user(),
     )
     stop = threading.Event()
     watcher = None
@@ -291,8 +205,8 @@ def import_file(
     from leads_pipeline.lib.store.lists import get_list
 
     if on_duplicate not in ("skip", "update"):
-        _fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
-    env = _run(_environment)
+        fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
+    env = run_or_fail(environment)
 
     def run() -> dict[str, Any]:
         with connect(env.database_url) as conn:
@@ -311,9 +225,9 @@ def import_file(
             show_progress=not as_json and sys.stderr.isatty(),
         )
 
-    document = _run(run)
+    document = run_or_fail(run)
     if as_json:
-        _print_json(document)
+        print_json(document)
     elif dry_run:
         _show_plan(document)
     else:
@@ -330,16 +244,16 @@ def imports_list(
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
 
     def fetch() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
             list_id = get_list(conn, list_name).id if list_name else None
             return store.list_imports(conn, list_id)
 
-    rows = _run(fetch)
+    rows = run_or_fail(fetch)
     if as_json:
-        _print_json(
+        print_json(
             [
                 {
                     k: r[k]
@@ -385,15 +299,15 @@ def imports_show(import_id: int, as_json: Annotated[bool, typer.Option("--json",
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
 
     def fetch() -> dict[str, Any]:
         with connect(env.database_url) as conn:
             return store.import_status(conn, import_id)
 
-    document = _run(fetch)
+    document = run_or_fail(fetch)
     if as_json:
-        _print_json(document)
+        print_json(document)
     else:
         _print_status(document)
 
@@ -407,14 +321,14 @@ def imports_errors(
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
 
     def fetch() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
             store.find_import(conn, import_id)
             return store.import_errors(conn, import_id)
 
-    rows = _run(fetch)
+    rows = run_or_fail(fetch)
     if as_csv:
         writer = csv.writer(sys.stdout)
         writer.writerow(["row", "column", "value", "reason", "severity"])
@@ -439,13 +353,13 @@ def imports_undo(import_id: int) -> None:
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
 
     def undo() -> dict[str, int]:
         with connect(env.database_url) as conn:
             return store.undo_import(conn, import_id)
 
-    result = _run(undo)
+    result = run_or_fail(undo)
     console.print(f"import {import_id} undone: {result['removed']:,} leads removed, {result['restored']:,} restored")
 
 
@@ -464,15 +378,15 @@ def demo() -> None:
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import create_list
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
     where = f"embedded PostgreSQL in {env.home / 'postgres'}" if env.embedded else "the server in DATABASE_URL"
     console.print(f"[bold]1.[/bold] database: {where}, migrations applied")
     list_name = f"demo-{datetime.now():%Y%m%d-%H%M%S}"
     with connect(env.database_url) as conn:
-        create_list(conn, list_name, owner=_user(), dedupe="email", description="leads_pipeline demo")
+        create_list(conn, list_name, owner=acting_user(), dedupe="email", description="leads_pipeline demo")
     console.print(f"[bold]2.[/bold] created list [bold]{list_name}[/bold] (duplicates detected by email)")
     console.print(f"[bold]3.[/bold] importing {DEMO_FILE.name} through the Dagster asset batch_leads ...")
-    status = _run(
+    status = run_or_fail(
         lambda: run_cli_import(
             env,
             DEMO_FILE,
@@ -532,7 +446,7 @@ def dev(
     import signal
     import subprocess
 
-    env = _run(_environment)
+    env = run_or_fail(environment)
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
