@@ -4,6 +4,9 @@ A file is first *inspected* once from end to end (:func:`inspect_file`): encodin
 record count and every file-level defect are found before anything is written, so a file that cannot be
 imported is refused whole with a one-line error. Then :func:`iter_chunks` streams the records in chunks of a
 bounded size, each record with its line number in the file and each malformed record as a problem, not a crash.
+When the file allows it (an ASCII-compatible encoding, line ends without lone CRs), :func:`chunk_ranges` instead
+cuts the file into byte ranges at chunk boundaries, so that worker processes parse the chunks themselves and the
+importing process never touches a record.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import codecs
 import csv
 import hashlib
 import io
+from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +47,8 @@ class FileLayout:
     total_rows: int  # data records after the header, blank lines excluded
     size: int
     sha256: str
+    # Line number of every data record, when the file can be cut into byte ranges (see chunk_ranges); else None.
+    record_lines: array[int] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -62,6 +68,21 @@ class RowProblem:
     column: str | None
     value: str | None
     reason: str
+
+
+@dataclass(frozen=True)
+class ChunkRange:
+    """Where chunk ``index`` lies in the file: enough for another process to read and parse it on its own."""
+
+    path: Path
+    encoding: str
+    delimiter: str
+    width: int
+    index: int
+    start: int  # byte offset of the chunk's first record
+    end: int  # byte offset after its last record
+    first_line: int
+    records: int
 
 
 @dataclass
@@ -191,24 +212,28 @@ def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
     return open(path, encoding=encoding, newline="")
 
 
-def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+def _parse(path: Path, lines: Iterable[str], delimiter: str, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
     """(line number where the record starts, fields) for every non-blank record, raising on a huge field."""
     csv.field_size_limit(MAX_FIELD_BYTES)
+    reader = csv.reader(lines, delimiter=delimiter, strict=False)
+    line = first_line
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputFileError(
+                path, f"line {line}: {exc}; expected fields under {MAX_FIELD_BYTES:,} characters"
+            ) from exc
+        if record:
+            yield line, record
+        line = first_line + reader.line_num
+
+
+def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     with _open_text(path, layout_encoding) as handle:
-        reader = csv.reader(handle, delimiter=delimiter, strict=False)
-        line = 1
-        while True:
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise InputFileError(
-                    path, f"line {line}: {exc}; expected fields under {MAX_FIELD_BYTES:,} characters"
-                ) from exc
-            if record:
-                yield line, record
-            line = reader.line_num + 1
+        yield from _parse(path, handle, delimiter)
 
 
 def file_sha256(path: Path) -> str:
@@ -243,12 +268,19 @@ def inspect_file(path: Path) -> FileLayout:
     digest = hashlib.sha256()
     nul_at: int | None = None
     offset = 0
+    lone_cr = False
+    previous = b""
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
             digest.update(block)
             if nul_at is None and not encoding.startswith("utf-16") and (found := block.find(b"\x00")) >= 0:
                 nul_at = offset + found
+            if not lone_cr:
+                joined = previous + block
+                lone_cr = joined.count(b"\r") - joined.count(b"\r\n") > (1 if joined.endswith(b"\r") else 0)
+            previous = block[-1:]
             offset += len(block)
+    lone_cr = lone_cr or previous == b"\r"
     if nul_at is not None:  # PostgreSQL text cannot hold NUL: refuse now rather than fail half-way
         with path.open("rb") as handle:
             line = handle.read(nul_at).count(b"\n") + 1
@@ -257,6 +289,7 @@ def inspect_file(path: Path) -> FileLayout:
     header_line = 0
     headers: list[str] = []
     total = 0
+    record_lines: array[int] | None = None if lone_cr or encoding.startswith("utf-16") else array("q")
     for position, (line, record) in enumerate(_records(path, encoding, delimiter)):
         if position < skip:
             continue
@@ -264,6 +297,8 @@ def inspect_file(path: Path) -> FileLayout:
             header_line, headers = line, record
             continue
         total += 1
+        if record_lines is not None:
+            record_lines.append(line)
     if not headers:
         raise InputFileError(path, "no header row found; expected column names in the first row")
     checked = _check_headers(path, headers)
@@ -279,6 +314,7 @@ def inspect_file(path: Path) -> FileLayout:
         total_rows=total,
         size=size,
         sha256=digest.hexdigest(),
+        record_lines=record_lines,
     )
 
 
@@ -296,14 +332,7 @@ def iter_chunks(layout: FileLayout, chunk_rows: int, start_chunk: int = 0) -> It
         if position <= layout.skip_records:
             continue
         if chunk.index >= start_chunk:
-            if len(record) == width:
-                chunk.rows.append(record)
-                chunk.row_numbers.append(line)
-            else:
-                raw = layout.delimiter.join(record)
-                chunk.problems.append(
-                    RowProblem(line, None, raw[:200], f"expected {width} fields, found {len(record)}")
-                )
+            _take(chunk, line, record, width, layout.delimiter)
         else:
             chunk.row_numbers.append(line)  # counted only, to know where the chunk ends
         if len(chunk.row_numbers) + len(chunk.problems) >= chunk_rows:
@@ -312,3 +341,82 @@ def iter_chunks(layout: FileLayout, chunk_rows: int, start_chunk: int = 0) -> It
             chunk = RawChunk(index=chunk.index + 1)
     if chunk.index >= start_chunk and (chunk.rows or chunk.problems):
         yield chunk
+
+
+def _line_offsets(path: Path, lines: list[int]) -> list[int]:
+    """Byte offset where each of the ascending 1-based ``lines`` starts (line ends are LF or CRLF here)."""
+    offsets: list[int] = []
+    wanted = iter(lines)
+    target = next(wanted, None)
+    seen = 1  # the line that starts at ``base``
+    base = 0
+    with path.open("rb") as handle:
+        while target is not None and (block := handle.read(_BLOCK_BYTES)):
+            newlines = block.count(b"\n")
+            position = 0
+            while target is not None and seen + newlines >= target:
+                while seen < target:
+                    position = block.index(b"\n", position) + 1
+                    seen += 1
+                    newlines -= 1
+                offsets.append(base + position)
+                target = next(wanted, None)
+            seen += newlines
+            base += len(block)
+    if target is not None:
+        raise InputFileError(path, f"the file changed while it was read (line {target} is gone); import it again")
+    return offsets
+
+
+def chunk_ranges(layout: FileLayout, chunk_rows: int, start_chunk: int = 0) -> list[ChunkRange] | None:
+    """The byte range of every chunk from ``start_chunk`` on, or None when the file cannot be cut (then read it
+    with :func:`iter_chunks`). Chunk ``k`` holds records ``k * chunk_rows`` onwards, exactly as in iter_chunks."""
+    lines = layout.record_lines
+    if lines is None:
+        return None
+    starts = list(range(start_chunk * chunk_rows, len(lines), chunk_rows))
+    if not starts:
+        return []
+    offsets = _line_offsets(layout.path, [lines[i] for i in starts])
+    ends = [*offsets[1:], layout.size]
+    return [
+        ChunkRange(
+            path=layout.path,
+            encoding="utf-8" if layout.encoding == "utf-8-sig" else layout.encoding,
+            delimiter=layout.delimiter,
+            width=len(layout.headers),
+            index=first // chunk_rows,
+            start=start,
+            end=end,
+            first_line=lines[first],
+            records=min(chunk_rows, len(lines) - first),
+        )
+        for first, start, end in zip(starts, offsets, ends, strict=True)
+    ]
+
+
+def read_range(chunk: ChunkRange) -> RawChunk:
+    """Parse one chunk's byte range (in whatever process holds it) into records and row problems."""
+    with chunk.path.open("rb") as handle:
+        handle.seek(chunk.start)
+        text = handle.read(chunk.end - chunk.start).decode(chunk.encoding)
+    raw = RawChunk(index=chunk.index)
+    for line, record in _parse(chunk.path, io.StringIO(text, newline=""), chunk.delimiter, chunk.first_line):
+        _take(raw, line, record, chunk.width, chunk.delimiter)
+    if raw.record_count != chunk.records:
+        raise InputFileError(
+            chunk.path,
+            f"chunk {chunk.index} (from line {chunk.first_line}) has {raw.record_count} records where "
+            f"{chunk.records} were counted; the file changed while it was imported, import it again",
+        )
+    return raw
+
+
+def _take(chunk: RawChunk, line: int, record: list[str], width: int, delimiter: str) -> None:
+    """Add a record to the chunk: as a row when it has the header's width, else as a problem."""
+    if len(record) == width:
+        chunk.rows.append(record)
+        chunk.row_numbers.append(line)
+    else:
+        raw = delimiter.join(record)
+        chunk.problems.append(RowProblem(line, None, raw[:200], f"expected {width} fields, found {len(record)}"))

@@ -13,13 +13,22 @@ import getpass
 import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.csvfile import FileLayout, RawChunk, first_chunk, inspect_file, iter_chunks
+from leads_pipeline.lib.csvfile import (
+    ChunkRange,
+    FileLayout,
+    RawChunk,
+    chunk_ranges,
+    first_chunk,
+    inspect_file,
+    iter_chunks,
+    read_range,
+)
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
@@ -107,13 +116,15 @@ def plan_import(path: Path, options: ImportOptions, *, dedupe: DedupeKey = "emai
 
 
 def _prepare(
-    raw: RawChunk,
+    raw: RawChunk | ChunkRange,
     headers: tuple[str, ...],
     mapping: dict[str, str | None],
     dedupe: DedupeKey,
     on_duplicate: OnDuplicate,
     default_region: str,
 ) -> StagedChunk:
+    if isinstance(raw, ChunkRange):
+        raw = read_range(raw)
     return stage_chunk(
         prepare_chunk(raw, headers, mapping, dedupe=dedupe, on_duplicate=on_duplicate, default_region=default_region)
     )
@@ -145,8 +156,14 @@ def _prepared_chunks(
     start_chunk: int,
     pool: ProcessPoolExecutor | None,
 ) -> Iterator[StagedChunk]:
-    """Prepared chunks in file order; with a pool, one chunk per worker is prepared ahead of the merge."""
-    raw_chunks = iter_chunks(layout, options.chunk_rows, start_chunk=start_chunk)
+    """Prepared chunks in file order; with a pool, one chunk per worker is prepared ahead of the merge.
+
+    Workers read their chunk's byte range themselves when the file can be cut so; otherwise this process parses
+    the records and ships them."""
+    ranges = chunk_ranges(layout, options.chunk_rows, start_chunk=start_chunk)
+    raw_chunks: Iterable[RawChunk | ChunkRange] = (
+        ranges if ranges is not None else iter_chunks(layout, options.chunk_rows, start_chunk=start_chunk)
+    )
     args = (layout.headers, mapping, dedupe, options.on_duplicate, options.default_region)
     if pool is None:
         for raw in raw_chunks:

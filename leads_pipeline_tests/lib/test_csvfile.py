@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib.csvfile import MAX_FIELD_BYTES, first_chunk, inspect_file, iter_chunks
+from leads_pipeline.lib.csvfile import (
+    MAX_FIELD_BYTES,
+    chunk_ranges,
+    first_chunk,
+    inspect_file,
+    iter_chunks,
+    read_range,
+)
 from leads_pipeline.lib.errors import InputFileError
 from leads_pipeline_tests.paths import DATABLIST, EXPORTS
 
@@ -95,6 +102,68 @@ def test_chunks_cover_every_record_once_and_resume_skips_committed_chunks() -> N
     resumed = list(iter_chunks(layout, chunk_rows=300, start_chunk=2))
     assert [c.index for c in resumed] == [2, 3]
     assert resumed[0].row_numbers == chunks[2].row_numbers
+
+
+TRICKY = (
+    'Notes:\r\nExported by someone, with a "quoted" note\r\n\r\n'
+    "First Name,Last Name,Email,Notes\r\n"
+    'Ana,Núñez,ana@example.es,"two\r\nlines"\r\n'
+    "\r\n"
+    "Bo,Li,bo@example.com\r\n"
+    'Cy,"O""Neil",cy@example.com,"three\nline\nnote"\r\n'
+    "Di,Ng,di@example.com,plain\r\n"
+    "\r\n\r\n"
+    "Ed,Ito,ed@example.com,last\r\n"
+)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 50])
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "cp1252"])
+def test_byte_ranges_read_exactly_what_the_sequential_reader_reads(
+    tmp_path: Path, chunk_rows: int, encoding: str
+) -> None:
+    layout = inspect_file(
+        _write(tmp_path / "tricky.csv", TRICKY.replace("ú", "u") if encoding == "cp1252" else TRICKY, encoding)
+    )
+    for start in range(3):
+        ranges = chunk_ranges(layout, chunk_rows, start_chunk=start)
+        assert ranges is not None
+        expected = [(c.index, c.row_numbers, c.rows, c.problems) for c in iter_chunks(layout, chunk_rows, start)]
+        assert [(c.index, c.row_numbers, c.rows, c.problems) for c in map(read_range, ranges)] == expected
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        DATABLIST / "customers-1000.csv",
+        EXPORTS / "apollo_accounts_export_no_owner.csv",
+        EXPORTS / "salesforce_leads_sample_jp.csv",
+    ],
+    ids=lambda p: str(p.name),
+)
+def test_byte_ranges_of_real_files_match_the_sequential_reader(path: Path) -> None:
+    layout = inspect_file(path)
+    ranges = chunk_ranges(layout, chunk_rows=7)
+    assert ranges is not None and sum(r.records for r in ranges) == layout.total_rows
+    assert [read_range(r).rows for r in ranges] == [c.rows for c in iter_chunks(layout, chunk_rows=7)]
+
+
+def test_a_file_with_lone_carriage_returns_is_read_sequentially(tmp_path: Path) -> None:
+    text = _csv(ROWS, newline="\r\n") + 'Al,"Old\rMac",al@example.com\r\n'
+    layout = inspect_file(_write(tmp_path / "mixed.csv", text))
+    assert chunk_ranges(layout, chunk_rows=1) is None
+    rows = [c.rows for c in iter_chunks(layout, chunk_rows=1)]
+    assert rows == [[ROWS[1]], [ROWS[2]], [["Al", "Old\rMac", "al@example.com"]]]
+
+
+def test_a_file_changed_after_inspection_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "leads.csv", _csv(ROWS))
+    layout = inspect_file(path)
+    ranges = chunk_ranges(layout, chunk_rows=1)
+    assert ranges is not None
+    path.write_text(_csv([ROWS[0], ["Only", "One", "row\nwith,a,break"], ROWS[2]]), encoding="utf-8")
+    with pytest.raises(InputFileError, match="changed while it was imported"):
+        read_range(ranges[0])
 
 
 @pytest.mark.parametrize(
