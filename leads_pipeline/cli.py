@@ -201,6 +201,7 @@ def import_file(
 ) -> None:
     """Import a CSV file of leads into a list (through the Dagster asset graph)."""
     from leads_pipeline.lib.importer import ImportOptions, plan_import
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
 
@@ -211,6 +212,8 @@ def import_file(
     def run() -> dict[str, Any]:
         with connect(env.database_url) as conn:
             lead_list = get_list(conn, list_name)
+            if not dry_run:
+                access.require(conn, lead_list.id, acting_user(), "editor", "importing into it")
         mapping = _load_mapping(mapping_file, file)
         if dry_run:
             options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=default_region)  # type: ignore[arg-type]
