@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.search import search_command
@@ -32,6 +33,7 @@ imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_he
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
 app.command("search")(search_command)
+app.add_typer(bulk_app, name="bulk")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
