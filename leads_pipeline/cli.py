@@ -18,7 +18,9 @@ from rich.table import Table
 
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.lists import app as lists_app
+from leads_pipeline.commands.merges import app as merges_app
 from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -34,6 +36,8 @@ db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_UR
 app.add_typer(lists_app, name="lists")
 app.command("search")(search_command)
 app.add_typer(bulk_app, name="bulk")
+app.command("dedupe")(dedupe_command)
+app.add_typer(merges_app, name="merges")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")

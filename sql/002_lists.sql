@@ -43,7 +43,8 @@ CREATE TABLE merges (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     survivor_id     bigint NOT NULL REFERENCES leads (id) ON DELETE CASCADE,
     merged_ids      bigint[] NOT NULL,
-    survivor_before jsonb NOT NULL,
+    survivor_before jsonb NOT NULL,               -- the survivor's row before the merge
+    survivor_after  timestamptz NOT NULL,         -- its updated_at after: undo refuses if it changed since
     survivor_tags   text[] NOT NULL DEFAULT '{}',
     moved_facts     jsonb NOT NULL DEFAULT '{}',   -- {fact id: the lead it belonged to}
     added_facts     bigint[] NOT NULL DEFAULT '{}',

@@ -32,6 +32,23 @@ BlockKey = Callable[[pd.DataFrame], pd.Series]
 _MIN_WORKERS: Final = 20_000  # below this many pairs, threads cost more than they save
 
 
+def column_key(name: str) -> BlockKey:
+    """Block on a column's value."""
+    return lambda records: records[name]
+
+
+def joined_key(*names: str) -> BlockKey:
+    """Block on several columns' values together; NA unless all of them are present."""
+
+    def key(records: pd.DataFrame) -> pd.Series:
+        joined = records[names[0]].astype("string")
+        for name in names[1:]:
+            joined = joined + "|" + records[name].astype("string")
+        return joined
+
+    return key
+
+
 @dataclass(frozen=True)
 class Comparison:
     """How one field counts towards a match."""
