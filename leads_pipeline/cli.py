@@ -16,8 +16,12 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.lists import app as lists_app
+from leads_pipeline.commands.merges import app as merges_app
+from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
     Environment,
@@ -30,6 +34,10 @@ app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on
 imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 app.add_typer(lists_app, name="lists")
+app.command("search")(search_command)
+app.add_typer(bulk_app, name="bulk")
+app.command("dedupe")(dedupe_command)
+app.add_typer(merges_app, name="merges")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
@@ -201,6 +209,7 @@ def import_file(
 ) -> None:
     """Import a CSV file of leads into a list (through the Dagster asset graph)."""
     from leads_pipeline.lib.importer import ImportOptions, plan_import
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
 
@@ -211,6 +220,8 @@ def import_file(
     def run() -> dict[str, Any]:
         with connect(env.database_url) as conn:
             lead_list = get_list(conn, list_name)
+            if not dry_run:
+                access.require(conn, lead_list.id, acting_user(), "editor", "importing into it")
         mapping = _load_mapping(mapping_file, file)
         if dry_run:
             options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=default_region)  # type: ignore[arg-type]

@@ -1,15 +1,47 @@
-"""``leads lists``: create lead lists and look at them."""
+"""``leads lists``: create, organise (folders, tags), share, archive and delete lead lists.
+
+Every command checks the acting user's role on the list (``LEADS_USER``, else the OS user) through
+``lib/store/access``: viewers read, editors change leads and list details, owners share, archive and delete.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
 
-app = typer.Typer(help="Create and inspect lead lists.", no_args_is_help=True)
+app = typer.Typer(help="Create, organise, share, archive and delete lead lists.", no_args_is_help=True)
+T = TypeVar("T")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _in_transaction(action: Callable[[Any], T]) -> T:
+    """Run ``action(conn)`` in one transaction on the prepared database, errors as one line."""
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def run() -> T:
+        with connect(env.database_url) as conn:
+            return action(conn)
+
+    return run_or_fail(run)
+
+
+def _document(conn: Any, lead_list: Any) -> dict[str, Any]:
+    """The PRD's list shape plus folder, tags, settings, members and counts by stage and enrichment state."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.lists import lead_count, list_breakdown
+
+    document = lead_list.as_json(lead_count(conn, lead_list.id))
+    document.update(list_breakdown(conn, lead_list.id))
+    document["members"] = [{"user": m["username"], "role": m["role"]} for m in access.members(conn, lead_list.id)]
+    return document
 
 
 @app.command("create")
@@ -17,43 +49,217 @@ def lists_create(
     name: str,
     dedupe: Annotated[str, typer.Option(help="Duplicate key within the list: email, phone or both.")] = "email",
     description: Annotated[str | None, typer.Option(help="What the list is for.")] = None,
+    folder: Annotated[str | None, typer.Option(help="Folder path, nested with '/': Sales/EMEA/Q3.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for the list (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
 ) -> None:
-    """Create a lead list."""
-    from leads_pipeline.lib.store.db import connect
+    """Create a lead list; you become its owner."""
     from leads_pipeline.lib.store.lists import create_list
 
-    env = run_or_fail(environment)
+    def create(conn: Any) -> dict[str, object]:
+        created = create_list(
+            conn,
+            name,
+            owner=acting_user(),
+            dedupe=dedupe,  # type: ignore[arg-type]
+            description=description,
+            folder=folder,
+            tags=tag or [],
+        )
+        return created.as_json(0)
 
-    def create() -> dict[str, object]:
-        with connect(env.database_url) as conn:
-            return create_list(conn, name, owner=acting_user(), dedupe=dedupe, description=description).as_json(0)  # type: ignore[arg-type]
-
-    document = run_or_fail(create)
+    document = _in_transaction(create)
     if as_json:
         print_json(document)
     else:
-        console.print(f"created list [bold]{document['name']}[/bold] (id {document['listId']}, dedupe by {dedupe})")
+        where = f" in {document['folder']}" if document["folder"] else ""
+        console.print(
+            f"created list [bold]{document['name']}[/bold]{where} (id {document['listId']}, dedupe by {dedupe})",
+            highlight=False,
+        )
 
 
 @app.command("show")
-def lists_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Show a list and its lead count."""
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.lists import get_list, lead_count
+def lists_show(name: str, as_json: JsonOption = False) -> None:
+    """Show a list: lead count, folder, tags, settings, members, counts by stage and enrichment state."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.lists import get_list
 
-    env = run_or_fail(environment)
+    def show(conn: Any) -> dict[str, Any]:
+        lead_list = get_list(conn, name)
+        access.require(conn, lead_list.id, acting_user(), "viewer", "viewing it", write=False)
+        return _document(conn, lead_list)
 
-    def show() -> dict[str, object]:
-        with connect(env.database_url) as conn:
-            lead_list = get_list(conn, name)
-            return lead_list.as_json(lead_count(conn, lead_list.id))
-
-    document = run_or_fail(show)
+    document = _in_transaction(show)
     if as_json:
         print_json(document)
         return
     table = Table(show_header=False)
     for key, value in document.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
+        elif isinstance(value, list):
+            value = ", ".join(f"{m['user']} ({m['role']})" if isinstance(m, dict) else str(m) for m in value) or "-"
         table.add_row(key, str(value))
     console.print(table)
+
+
+@app.command("ls")
+def lists_ls(
+    folder: Annotated[str | None, typer.Option(help="Only lists in this folder or folders nested in it.")] = None,
+    tag: Annotated[str | None, typer.Option(help="Only lists with this tag.")] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="Include archived lists.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The lists you can see (as owner, editor or viewer), by folder."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.lists import find_lists
+
+    def ls(conn: Any) -> list[dict[str, Any]]:
+        user = acting_user()
+        found = find_lists(conn, access.readable_list_ids(conn, user), folder=folder, tag=tag, archived=archived)
+        return [
+            {**lead_list.as_json(count), "role": access.role_on(conn, lead_list.id, user)} for lead_list, count in found
+        ]
+
+    rows = _in_transaction(ls)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("folder", "list", "leads", "tags", "role", "dedupe", "created")
+    for row in rows:
+        name = row["name"] + (" [dim](archived)[/dim]" if row["archived"] else "")
+        table.add_row(
+            row["folder"] or "/",
+            name,
+            f"{row['leadCount']:,}",
+            ", ".join(row["tags"]),
+            row["role"],
+            row["settings"]["deduplication"],
+            row["createdAt"][:10],
+        )
+    console.print(table)
+
+
+def _change(name: str, needed: str, action: str, change: Callable[[Any, Any], T], *, write: bool = True) -> T:
+    """Find the list, check the acting user's role for ``action``, apply ``change(conn, list)``."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.lists import get_list
+
+    def run(conn: Any) -> T:
+        lead_list = get_list(conn, name)
+        access.require(conn, lead_list.id, acting_user(), access.check_role(needed), action, write=write)
+        return change(conn, lead_list)
+
+    return _in_transaction(run)
+
+
+@app.command("rename")
+def lists_rename(name: str, new_name: str) -> None:
+    """Rename a list (editor or owner)."""
+    from leads_pipeline.lib.store.lists import rename_list
+
+    renamed = _change(name, "editor", "renaming it", lambda conn, lst: rename_list(conn, lst, new_name))
+    console.print(f"renamed list {name!r} to {renamed.name!r}", highlight=False)
+
+
+@app.command("move")
+def lists_move(
+    name: str,
+    folder: Annotated[str, typer.Option(help="The folder to move the list to ('/' for the top level).")],
+) -> None:
+    """Move a list into a folder (editor or owner); folders nest with '/'."""
+    from leads_pipeline.lib.store.lists import move_list
+
+    moved = _change(name, "editor", "moving it", lambda conn, lst: move_list(conn, lst, folder))
+    console.print(f"moved list {moved.name!r} to {moved.folder or 'the top level'}", highlight=False)
+
+
+@app.command("tag")
+def lists_tag(name: str, tags: Annotated[list[str], typer.Argument(help="Tags to add.")]) -> None:
+    """Add tags to a list (editor or owner)."""
+    from leads_pipeline.lib.store.lists import tag_list
+
+    tagged = _change(name, "editor", "tagging it", lambda conn, lst: tag_list(conn, lst, tags))
+    console.print(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}", highlight=False)
+
+
+@app.command("untag")
+def lists_untag(name: str, tags: Annotated[list[str], typer.Argument(help="Tags to remove.")]) -> None:
+    """Remove tags from a list (editor or owner)."""
+    from leads_pipeline.lib.store.lists import tag_list
+
+    tagged = _change(name, "editor", "untagging it", lambda conn, lst: tag_list(conn, lst, tags, remove=True))
+    console.print(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}", highlight=False)
+
+
+@app.command("archive")
+def lists_archive(name: str) -> None:
+    """Archive a list (owner): read-only and hidden from `lists ls` unless --archived."""
+    from leads_pipeline.lib.store.lists import set_archived
+
+    done = _change(name, "owner", "archiving it", lambda conn, lst: set_archived(conn, lst, True), write=False)
+    console.print(f"archived list {done.name!r} (read-only until `leads lists unarchive`)", highlight=False)
+
+
+@app.command("unarchive")
+def lists_unarchive(name: str) -> None:
+    """Make an archived list writable and visible again (owner)."""
+    from leads_pipeline.lib.store.lists import set_archived
+
+    done = _change(name, "owner", "unarchiving it", lambda conn, lst: set_archived(conn, lst, False), write=False)
+    console.print(f"unarchived list {done.name!r}", highlight=False)
+
+
+@app.command("delete")
+def lists_delete(
+    name: str,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Remove the list's leads for good (cannot be undone).")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a list (owner). Its leads are soft-deleted with it; --purge removes them for good."""
+    from leads_pipeline.lib.store.lists import delete_list, lead_count
+
+    if purge and not yes:
+        count = _change(name, "owner", "deleting it", lambda conn, lst: lead_count(conn, lst.id), write=False)
+        if not typer.confirm(f"remove list {name!r} and its {count:,} leads for good?"):
+            fail("nothing deleted (confirm, or pass --yes)")
+    removed = _change(name, "owner", "deleting it", lambda conn, lst: delete_list(conn, lst, purge=purge), write=False)
+    if purge:
+        console.print(f"deleted list {name!r} and purged {removed:,} leads for good", highlight=False)
+    else:
+        console.print(f"deleted list {name!r} ({removed:,} leads soft-deleted with it)", highlight=False)
+
+
+@app.command("share")
+def lists_share(
+    name: str,
+    user: str,
+    role: Annotated[str, typer.Option(help="owner, editor or viewer.")] = "viewer",
+) -> None:
+    """Give a user a role on a list (owner)."""
+    from leads_pipeline.lib.store import access
+
+    checked = run_or_fail(lambda: access.check_role(role))
+    _change(
+        name,
+        "owner",
+        "sharing it",
+        lambda conn, lst: access.grant(conn, lst.id, user, checked, granted_by=acting_user()),
+        write=False,
+    )
+    console.print(f"{user} is now {checked} of list {name!r}", highlight=False)
+
+
+@app.command("unshare")
+def lists_unshare(name: str, user: str) -> None:
+    """Take a user's role on a list away (owner)."""
+    from leads_pipeline.lib.store import access
+
+    removed = _change(name, "owner", "unsharing it", lambda conn, lst: access.revoke(conn, lst.id, user), write=False)
+    console.print(
+        f"{user} no longer has access to list {name!r}" if removed else f"{user} was not a member of list {name!r}",
+        highlight=False,
+    )

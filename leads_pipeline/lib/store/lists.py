@@ -56,21 +56,59 @@ def _from_row(row: dict[str, Any]) -> LeadList:
     )
 
 
+def normalize_folder(folder: str | None) -> str | None:
+    """A folder path as stored: segments separated by "/", trimmed, no empty segment ("Sales/EMEA/Q3").
+
+    None or an empty path means the list is at the top level.
+    """
+    if folder is None or not folder.strip().strip("/"):
+        return None
+    segments = [segment.strip() for segment in folder.strip().strip("/").split("/")]
+    if any(not segment for segment in segments):
+        raise ConfigurationError(f"--folder {folder!r} has an empty segment; write folders like Sales/EMEA/Q3")
+    return "/".join(segments)
+
+
+def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
+    """Tags trimmed, without blanks or repeats, in the order given."""
+    cleaned: list[str] = []
+    for tag in tags:
+        if not tag.strip():
+            raise ConfigurationError("a tag cannot be empty")
+        if tag.strip() not in cleaned:
+            cleaned.append(tag.strip())
+    return cleaned
+
+
 def create_list(
-    conn: Connection, name: str, *, owner: str, dedupe: DedupeKey = "email", description: str | None = None
+    conn: Connection,
+    name: str,
+    *,
+    owner: str,
+    dedupe: DedupeKey = "email",
+    description: str | None = None,
+    folder: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
 ) -> LeadList:
+    """Create a list; ``owner`` becomes its first member with the role owner."""
     if not name.strip():
         raise ConfigurationError("a list needs a name; got an empty one")
     if dedupe not in ("email", "phone", "both"):
         raise ConfigurationError(f"--dedupe must be email, phone or both; got {dedupe!r}")
     try:
-        row = conn.execute(
-            "INSERT INTO lists (name, owner, dedupe, description) VALUES (%s, %s, %s, %s) RETURNING *",
-            (name.strip(), owner, dedupe, description),
-        ).fetchone()
+        with conn.transaction():
+            row = conn.execute(
+                "INSERT INTO lists (name, owner, dedupe, description, folder, tags) VALUES (%s, %s, %s, %s, %s, %s)"
+                " RETURNING *",
+                (name.strip(), owner, dedupe, description, normalize_folder(folder), normalize_tags(tags)),
+            ).fetchone()
+            assert row is not None
+            conn.execute(
+                "INSERT INTO list_members (list_id, username, role, granted_by) VALUES (%s, %s, 'owner', %s)",
+                (row["id"], owner, owner),
+            )
     except psycopg.errors.UniqueViolation as exc:
         raise ConfigurationError(f"a list named {name!r} already exists; pick another name") from exc
-    assert row is not None
     return _from_row(row)
 
 
@@ -106,3 +144,103 @@ def lead_count(conn: Connection, list_id: int) -> int:
     ).fetchone()
     assert row is not None
     return int(row["n"])
+
+
+def _update(conn: Connection, list_id: int, assignments: str, params: dict[str, Any]) -> LeadList:
+    row = conn.execute(
+        f"UPDATE lists SET {assignments}, updated_at = now() WHERE id = %(id)s RETURNING *", {**params, "id": list_id}
+    ).fetchone()
+    assert row is not None
+    return _from_row(row)
+
+
+def rename_list(conn: Connection, lead_list: LeadList, new_name: str) -> LeadList:
+    if not new_name.strip():
+        raise ConfigurationError("a list needs a name; got an empty one")
+    try:
+        with conn.transaction():
+            return _update(conn, lead_list.id, "name = %(name)s", {"name": new_name.strip()})
+    except psycopg.errors.UniqueViolation as exc:
+        raise ConfigurationError(f"a list named {new_name!r} already exists; pick another name") from exc
+
+
+def move_list(conn: Connection, lead_list: LeadList, folder: str | None) -> LeadList:
+    """Put the list into ``folder`` (None: the top level)."""
+    return _update(conn, lead_list.id, "folder = %(folder)s", {"folder": normalize_folder(folder)})
+
+
+def tag_list(conn: Connection, lead_list: LeadList, tags: list[str], *, remove: bool = False) -> LeadList:
+    """Add (or with ``remove`` take away) tags on the list itself."""
+    wanted = normalize_tags(tags)
+    current = list(lead_list.tags)
+    updated = [t for t in current if t not in wanted] if remove else current + [t for t in wanted if t not in current]
+    return _update(conn, lead_list.id, "tags = %(tags)s", {"tags": updated})
+
+
+def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadList:
+    """Archive (read-only, hidden from ``ls`` by default) or unarchive the list."""
+    return _update(conn, lead_list.id, "archived_at = CASE WHEN %(archived)s THEN now() END", {"archived": archived})
+
+
+def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:
+    """Delete the list: hidden everywhere, its name free again. Its leads are soft-deleted with it, or with
+    ``purge`` removed for good (with their facts, tags and batch memberships). Returns how many leads."""
+    with conn.transaction():
+        conn.execute("UPDATE lists SET deleted_at = now(), updated_at = now() WHERE id = %s", (lead_list.id,))
+        if purge:
+            return conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
+        return conn.execute(
+            "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
+            (lead_list.id,),
+        ).rowcount
+
+
+def find_lists(
+    conn: Connection,
+    list_ids: list[int],
+    *,
+    folder: str | None = None,
+    tag: str | None = None,
+    archived: bool = False,
+) -> list[tuple[LeadList, int]]:
+    """The lists among ``list_ids`` (those the caller may read) with their live lead counts, by folder and name.
+
+    ``folder`` matches the folder and every folder nested in it; archived lists only appear with ``archived``.
+    """
+    folder = normalize_folder(folder)
+    rows = conn.execute(
+        "SELECT l.*, (SELECT count(*) FROM leads d WHERE d.list_id = l.id AND d.deleted_at IS NULL) AS lead_count"
+        " FROM lists l WHERE l.id = ANY(%(ids)s) AND l.deleted_at IS NULL"
+        " AND (%(archived)s OR l.archived_at IS NULL)"
+        " AND (%(folder)s::text IS NULL OR l.folder = %(folder)s OR l.folder LIKE %(prefix)s)"
+        " AND (%(tag)s::text IS NULL OR %(tag)s = ANY(l.tags))"
+        " ORDER BY coalesce(l.folder, ''), lower(l.name)",
+        {
+            "ids": list_ids,
+            "archived": archived,
+            "folder": folder,
+            "prefix": (folder.replace("%", r"\%").replace("_", r"\_") + "/%") if folder else None,
+            "tag": tag,
+        },
+    )
+    return [(_from_row(r), int(r["lead_count"])) for r in rows]
+
+
+def list_breakdown(conn: Connection, list_id: int) -> dict[str, Any]:
+    """Counts of the list's live leads by stage and by enrichment state (enriched = has at least one fact)."""
+    stages = {
+        r["stage"]: int(r["n"])
+        for r in conn.execute(
+            "SELECT stage, count(*) AS n FROM leads WHERE list_id = %s AND deleted_at IS NULL"
+            " GROUP BY stage ORDER BY stage",
+            (list_id,),
+        )
+    }
+    row = conn.execute(
+        "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id)) AS enriched,"
+        " count(*) AS total FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL",
+        (list_id,),
+    ).fetchone()
+    assert row is not None
+    enriched = int(row["enriched"])
+    return {"byStage": stages, "byEnrichment": {"enriched": enriched, "notEnriched": int(row["total"]) - enriched}}

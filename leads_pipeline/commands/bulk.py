@@ -1,0 +1,269 @@
+"""``leads bulk``: one action on every lead a selection matches (the same options as ``leads search``).
+
+Each action is one transaction, needs the editor or owner role on every list it touches (export needs viewer),
+and reports what it changed. ``delete`` shows the count and asks first (``--yes`` skips the question);
+``restore`` undoes it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.selection import (
+    IdOption,
+    ListOption,
+    ScoreMaxOption,
+    ScoreMinOption,
+    StageOption,
+    TagOption,
+    WhereOption,
+)
+from leads_pipeline.lib.filters import Selection
+
+app = typer.Typer(help="Tag, edit, move, copy, delete or export many leads at once.", no_args_is_help=True)
+
+QueryOption = Annotated[str | None, typer.Option("--query", help="Words that must appear (as in `leads search`).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _selection(
+    query: str | None,
+    lists: list[str] | None,
+    where: list[str] | None,
+    tags: list[str] | None,
+    stages: list[str] | None,
+    score_min: int | None,
+    score_max: int | None,
+    ids: list[int] | None,
+) -> Selection:
+    selection = run_or_fail(
+        lambda: Selection.build(
+            lists=lists,
+            where=where,
+            query=query,
+            tags=tags,
+            stages=stages,
+            score_min=score_min,
+            score_max=score_max,
+            ids=ids,
+        )
+    )
+    if selection == Selection():
+        fail("say which leads: give --list, --where, --query, --tag, --stage, --score-min/--score-max or --id")
+    return selection
+
+
+def _run(action: Callable[[Any], Any]) -> Any:
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def run() -> Any:
+        with connect(env.database_url) as conn:
+            return action(conn)
+
+    return run_or_fail(run)
+
+
+def _report(result: Any, as_json: bool, summary: str) -> None:
+    if as_json:
+        print_json(result.as_json())
+    else:
+        console.print(summary, highlight=False)
+
+
+@app.command("tag")
+def bulk_tag(
+    tag_names: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to add.")],
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add tags to the selected leads."""
+    from leads_pipeline.lib.store import bulk
+
+    selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names))
+    _report(result, as_json, f"tagged {result.matched:,} leads ({result.changed:,} new tags)")
+
+
+@app.command("untag")
+def bulk_untag(
+    tag_names: Annotated[list[str], typer.Argument(metavar="TAG...", help="Tags to remove.")],
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Remove tags from the selected leads."""
+    from leads_pipeline.lib.store import bulk
+
+    selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names, remove=True))
+    _report(result, as_json, f"removed {result.changed:,} tags from {result.matched:,} selected leads")
+
+
+@app.command("set")
+def bulk_set(
+    field: Annotated[str, typer.Argument(help="A canonical field, stage, or custom.NAME.")],
+    value: Annotated[str, typer.Argument(help="The new value ('' clears the field).")],
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Set a field on the selected leads (normalized as an import would)."""
+    from leads_pipeline.lib.store import bulk
+
+    selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+    result = _run(lambda conn: bulk.set_field(conn, selection, acting_user(), field, value))
+    _report(
+        result,
+        as_json,
+        f"set {field} on {result.changed:,} of {result.matched:,} selected leads ({result.skipped:,} had it already)",
+    )
+
+
+def _move_or_copy(copy: bool, target: str, selection: Selection, as_json: bool) -> None:
+    from leads_pipeline.lib.store import bulk
+    from leads_pipeline.lib.store.lists import get_list
+
+    def act(conn: Any) -> Any:
+        target_list = get_list(conn, target)
+        action = bulk.copy_to if copy else bulk.move_to
+        return action(conn, selection, acting_user(), target_list)
+
+    result = _run(act)
+    verb = "copied" if copy else "moved"
+    _report(
+        result,
+        as_json,
+        f"{verb} {result.changed:,} of {result.matched:,} selected leads to {target!r}; "
+        f"{result.skipped:,} skipped as duplicates of leads already there",
+    )
+
+
+@app.command("move")
+def bulk_move(
+    to: Annotated[str, typer.Option("--to", help="The list to move the leads to.")],
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Move the selected leads to another list (duplicates there by its dedupe key stay put)."""
+    _move_or_copy(False, to, _selection(query, lists, where, tags, stages, score_min, score_max, ids), as_json)
+
+
+@app.command("copy")
+def bulk_copy(
+    to: Annotated[str, typer.Option("--to", help="The list to copy the leads to.")],
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Copy the selected leads into another list (skipping duplicates there by its dedupe key)."""
+    _move_or_copy(True, to, _selection(query, lists, where, tags, stages, score_min, score_max, ids), as_json)
+
+
+@app.command("delete")
+def bulk_delete(
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete the selected leads (soft: `leads bulk restore --id ...` brings them back)."""
+    from leads_pipeline.lib.store import bulk
+
+    selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+    if not yes:
+        matched = _run(lambda conn: bulk.count(conn, selection, acting_user()))
+        if not typer.confirm(f"delete {matched:,} leads ({selection.describe()})?"):
+            fail("nothing deleted (confirm, or pass --yes)")
+    result = _run(lambda conn: bulk.delete(conn, selection, acting_user()))
+    _report(result, as_json, f"deleted {result.changed:,} leads; `leads bulk restore --id ...` brings them back")
+
+
+@app.command("restore")
+def bulk_restore(
+    ids: Annotated[list[int], typer.Option("--id", help="A deleted lead to restore (repeatable).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Restore leads deleted with `leads bulk delete`."""
+    from leads_pipeline.lib.store import bulk
+
+    result = _run(lambda conn: bulk.restore(conn, ids, acting_user()))
+    _report(result, as_json, f"restored {result.changed:,} of {result.matched:,} leads")
+
+
+@app.command("export")
+def bulk_export(
+    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default: standard output).")] = None,
+    query: QueryOption = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+) -> None:
+    """Export the selected leads to CSV; cells starting with = + - @ are neutralized against formula injection."""
+    from leads_pipeline.lib.export import write_leads_csv
+    from leads_pipeline.lib.store import bulk
+    from leads_pipeline.lib.store.search import LEAD_COLUMNS
+
+    selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+
+    def export(conn: Any) -> int:
+        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list"]
+        columns += bulk.export_custom_columns(conn, selection, acting_user())
+        rows = bulk.export_rows(conn, selection, acting_user())
+        if out is None:
+            return write_leads_csv(sys.stdout, rows, columns)
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            return write_leads_csv(handle, rows, columns)
+
+    written = _run(export)
+    if out is not None:
+        console.print(f"exported {written:,} leads to {out}", highlight=False)

@@ -1,0 +1,78 @@
+"""``leads dedupe``: find duplicate leads within and across lists, and merge them (``leads merges undo`` undoes)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
+
+
+def dedupe_command(
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    merge: Annotated[
+        bool, typer.Option("--merge", help="Merge the clusters (all, or those given with --cluster).")
+    ] = False,
+    cluster: Annotated[
+        list[int] | None, typer.Option("--cluster", help="With --merge: only this cluster number (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Report clusters of duplicate leads (same email, LinkedIn URL, or similar name + company/phone) with why
+    they matched and a score; --merge keeps one survivor per cluster and records the merge for undo."""
+    from leads_pipeline.lib.errors import ConfigurationError
+    from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.store import merges
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def run() -> dict[str, Any]:
+        selection = Selection.build(lists=lists, where=where, tags=tags, stages=stages)
+        user = acting_user()
+        with connect(env.database_url) as conn:
+            found = merges.detect(conn, selection, user)
+            chosen = [c for c in found if not cluster or c.number in cluster]
+            unknown = sorted(set(cluster or ()) - {c.number for c in found})
+            if unknown:
+                raise ConfigurationError(
+                    f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has "
+                    f"{len(found)} (numbers 1 to {len(found)})"
+                )
+            merged = (
+                [
+                    merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()
+                    for c in chosen
+                ]
+                if merge
+                else []
+            )
+        return {"clusters": [c.as_json() for c in found], "merges": merged}
+
+    document = run_or_fail(run)
+    if as_json:
+        print_json(document)
+        return
+    table = Table("cluster", "leads", "lists", "score", "why")
+    for c in document["clusters"]:
+        table.add_row(
+            str(c["cluster"]),
+            ", ".join(map(str, c["leadIds"])),
+            ", ".join(map(str, c["listIds"])),
+            f"{c['score']:.1f}",
+            ", ".join(c["reasons"]),
+        )
+    console.print(table)
+    console.print(f"{len(document['clusters'])} clusters of duplicates", highlight=False)
+    for m in document["merges"]:
+        console.print(
+            f"merge {m['mergeId']}: kept lead {m['survivorId']}, merged {', '.join(map(str, m['mergedIds']))}, "
+            f"filled {', '.join(m['filled']) or 'nothing'} (undo: leads merges undo {m['mergeId']})",
+            highlight=False,
+        )

@@ -1,0 +1,93 @@
+"""``leads search``: find leads by text and filters, a page at a time."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, errors, print_json, run_or_fail
+from leads_pipeline.commands.selection import (
+    IdOption,
+    ListOption,
+    ScoreMaxOption,
+    ScoreMinOption,
+    StageOption,
+    TagOption,
+    WhereOption,
+)
+
+
+def search_command(
+    query: Annotated[
+        str | None, typer.Argument(help="Words that must all appear in name, email, company or title.")
+    ] = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
+    ids: IdOption = None,
+    sort: Annotated[str | None, typer.Option(help="Sort field; prefix '-' for descending (default: id).")] = None,
+    limit: Annotated[int, typer.Option(help="Leads per page.")] = 50,
+    after: Annotated[str | None, typer.Option(help="The cursor a previous page printed: the next page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {leads, nextCursor}.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Write the page as CSV (formula-safe) to standard output.")
+    ] = False,
+) -> None:
+    """Search leads: substring text query plus exact filters, keyset-paginated (--after CURSOR for more)."""
+    from leads_pipeline.lib.export import custom_columns, write_leads_csv
+    from leads_pipeline.lib.filters import Selection, Sort
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search
+
+    env = run_or_fail(environment)
+
+    def run() -> Page:
+        selection = Selection.build(
+            lists=lists,
+            where=where,
+            query=query,
+            tags=tags,
+            stages=stages,
+            score_min=score_min,
+            score_max=score_max,
+            ids=ids,
+        )
+        with connect(env.database_url) as conn:
+            return search(conn, selection, acting_user(), sort=Sort.parse(sort), limit=limit, after=after)
+
+    page = run_or_fail(run)
+    if as_json:
+        print_json({"leads": page.leads, "nextCursor": page.next_cursor})
+        return
+    if as_csv:
+        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", *custom_columns(page.leads)]
+        write_leads_csv(sys.stdout, page.leads, columns)
+    else:
+        _print_table(page.leads)
+    if page.next_cursor:
+        errors.print(f"more: --after {page.next_cursor}", highlight=False)
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    table = Table("id", "list", "name", "email", "phone", "company", "title", "stage", "score")
+    for r in rows:
+        name = " ".join(p for p in (r["first_name"], r["last_name"]) if p) or (r["full_name"] or "")
+        table.add_row(
+            str(r["id"]),
+            r["list"],
+            name,
+            r["email"] or "",
+            r["phone"] or "",
+            r["company"] or "",
+            r["title"] or "",
+            r["stage"],
+            "" if r["score"] is None else str(r["score"]),
+        )
+    console.print(table)
+    console.print(f"{len(rows)} leads", highlight=False)

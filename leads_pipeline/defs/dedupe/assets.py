@@ -1,0 +1,73 @@
+"""Duplicate detection as a Dagster asset: the duplicate clusters a batch's leads form in their lists."""
+
+import dagster as dg
+
+from leads_pipeline.defs.dedupe.checks import CHECK_SPECS, batch_clusters, clusters_table, unmerged_check
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.lib.store import merges
+
+
+class DuplicateClustersConfig(dg.Config):
+    """``merge``: merge every cluster found (as ``user``, who needs the editor role on the lists involved)."""
+
+    merge: bool = False
+    user: str | None = None
+
+
+def _owner(database: LeadsDatabase, batch_id: str) -> str:
+    """Who reads the lists when no user is given: the owner of the batch's list (or of its leads' lists)."""
+    with database.connection() as conn:
+        row = conn.execute(
+            "SELECT s.owner FROM lists s WHERE s.id = coalesce((SELECT list_id FROM batches WHERE id = %(b)s),"
+            " (SELECT l.list_id FROM leads l JOIN batch_members m ON m.lead_id = l.id WHERE m.batch_id = %(b)s"
+            " LIMIT 1))",
+            {"b": batch_id},
+        ).fetchone()
+    if row is None:
+        raise dg.Failure(description=f"batch {batch_id} has no list and no leads to look for duplicates in")
+    return str(row["owner"])
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="dedupe",
+    kinds={"postgres", "python"},
+    deps=["batch_leads"],
+    check_specs=CHECK_SPECS,
+)
+def duplicate_clusters(
+    context: dg.AssetExecutionContext, config: DuplicateClustersConfig, database: LeadsDatabase
+) -> dg.MaterializeResult:
+    """Clusters of duplicate leads involving the batch, within and across the batch's lists: the same email or
+    LinkedIn URL, or a similar name at the same company (or with the same phone). With ``merge`` set, each
+    cluster is merged into its most complete lead (undo with `leads merges undo`); the check then reports what
+    is left unmerged."""
+    batch_id = context.partition_key
+    user = config.user or _owner(database, batch_id)
+    merged: list[int] = []
+    try:
+        with database.connection() as conn:
+            found = batch_clusters(conn, batch_id, user)
+        if config.merge and found:
+            with database.connection() as conn:
+                merged = [
+                    merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).merge_id
+                    for c in found
+                ]
+        with database.connection() as conn:
+            left = batch_clusters(conn, batch_id, user) if merged else found
+    except LeadsError as exc:  # an unknown list or a missing role: retrying cannot help
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    context.log.info(f"{len(found)} duplicate clusters, {len(merged)} merged, {len(left)} left")
+    return dg.MaterializeResult(
+        metadata={
+            "clusters": dg.MetadataValue.int(len(found)),
+            "duplicate_leads": dg.MetadataValue.int(sum(len(c.lead_ids) - 1 for c in found)),
+            "merged": dg.MetadataValue.int(len(merged)),
+            "merge_ids": dg.MetadataValue.text(", ".join(map(str, merged)) or "none"),
+            "preview": dg.MetadataValue.md(clusters_table(found)),
+        },
+        check_results=[unmerged_check(left)],
+    )

@@ -1,0 +1,208 @@
+"""A record matcher: blocking, field comparisons, a weighted score and clusters, vectorized end to end.
+
+Comparing every record with every other is quadratic (5*10^11 pairs for a million leads), so candidates come
+from **blocking**: records sharing a blocking key (an email, a phonetic code of the last name plus a company
+key, a postcode...) are compared. Inside a block sorted by a secondary key, each record is compared with its
+``window`` next neighbours (sorted neighbourhood): small blocks are compared fully, a huge block (a common name)
+costs ``window`` comparisons per record instead of quadratic work.
+
+Each candidate pair is then scored field by field (rapidfuzz's ``cpdist`` computes a whole column of
+Jaro-Winkler similarities in C), in the spirit of Fellegi-Sunter: a field both records have adds its
+agreement weight when the values are similar enough (``high``), a share of it in between, and subtracts its
+disagreement weight when they are dissimilar (below ``low``); a missing value adds nothing. A ``decisive``
+field (an email address) makes a pair a match on its own when equal. Pairs at or above the threshold are
+matches; clusters are the connected components of the matches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+import numpy as np
+import pandas as pd
+from rapidfuzz import process
+from rapidfuzz.distance import JaroWinkler
+
+Method = Literal["exact", "jaro_winkler"]
+BlockKey = Callable[[pd.DataFrame], pd.Series]
+"""A function of the records returning one key per record (NA: the record is in no block for this key)."""
+
+_MIN_WORKERS: Final = 20_000  # below this many pairs, threads cost more than they save
+
+
+def column_key(name: str) -> BlockKey:
+    """Block on a column's value."""
+    return lambda records: records[name]
+
+
+def joined_key(*names: str) -> BlockKey:
+    """Block on several columns' values together; NA unless all of them are present."""
+
+    def key(records: pd.DataFrame) -> pd.Series:
+        joined = records[names[0]].astype("string")
+        for name in names[1:]:
+            joined = joined + "|" + records[name].astype("string")
+        return joined
+
+    return key
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How one field counts towards a match."""
+
+    field: str
+    method: Method
+    agree: float
+    disagree: float = 0.0
+    high: float = 1.0
+    low: float = 1.0
+    decisive: bool = False
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.field.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Blocking:
+    """A blocking key and the key that orders records inside a block (for the sorted neighbourhood)."""
+
+    name: str
+    key: BlockKey
+    order: str | None = None
+
+
+@dataclass(frozen=True)
+class Matcher:
+    comparisons: tuple[Comparison, ...]
+    blockings: tuple[Blocking, ...]
+    threshold: float
+    window: int = 30
+
+    def candidate_pairs(self, records: pd.DataFrame) -> np.ndarray:
+        """Unique candidate pairs (positions i < j into ``records``) from every blocking, as an (n, 2) array."""
+        found: list[np.ndarray] = []
+        for blocking in self.blockings:
+            found.append(_block_pairs(blocking.key(records), records, blocking.order, self.window))
+        if not found:
+            return np.empty((0, 2), dtype=np.int64)
+        pairs = np.concatenate(found)
+        if len(pairs) == 0:
+            return pairs
+        encoded = np.unique(pairs[:, 0] * len(records) + pairs[:, 1])
+        return np.stack([encoded // len(records), encoded % len(records)], axis=1)
+
+    def score(self, records: pd.DataFrame, pairs: np.ndarray) -> Scores:
+        """The score of each pair, whether a decisive field agreed, and each field's similarity (NaN: missing)."""
+        total = np.zeros(len(pairs))
+        decisive = np.zeros(len(pairs), dtype=bool)
+        similarities: dict[str, np.ndarray] = {}
+        for comparison in self.comparisons:
+            similarity = _similarity(records[comparison.field], pairs, comparison.method)
+            similarities[comparison.name] = similarity
+            present = ~np.isnan(similarity)
+            s = np.where(present, similarity, 0.0)
+            span = max(comparison.high - comparison.low, 1e-9)
+            partial = np.clip((s - comparison.low) / span, 0.0, 1.0)
+            contribution = np.where(s >= comparison.high, comparison.agree, comparison.agree * partial)
+            contribution = np.where(s < comparison.low, -comparison.disagree, contribution)
+            total += np.where(present, contribution, 0.0)
+            if comparison.decisive:
+                decisive |= present & (s >= 1.0)
+        return Scores(total, decisive, similarities)
+
+    def match(self, records: pd.DataFrame) -> Matches:
+        """Candidate pairs, their scores, and the pairs that match."""
+        pairs = self.candidate_pairs(records)
+        scores = self.score(records, pairs)
+        matched = scores.decisive | (scores.total >= self.threshold)
+        return Matches(pairs, scores, matched)
+
+
+@dataclass(frozen=True)
+class Scores:
+    total: np.ndarray
+    decisive: np.ndarray
+    similarities: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Matches:
+    pairs: np.ndarray
+    scores: Scores
+    matched: np.ndarray
+
+    @property
+    def matched_pairs(self) -> np.ndarray:
+        return self.pairs[self.matched]
+
+
+def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, window: int) -> np.ndarray:
+    """Pairs of positions sharing a key: each record with its ``window`` next neighbours in key order."""
+    keys = keys.reset_index(drop=True)
+    valid = keys.notna().to_numpy()
+    if not valid.any():
+        return np.empty((0, 2), dtype=np.int64)
+    positions = np.flatnonzero(valid)
+    codes, _ = pd.factorize(keys[valid])
+    secondary = (
+        pd.factorize(records[order].reset_index(drop=True)[valid].fillna(""), sort=True)[0]
+        if order
+        else np.zeros(len(positions), dtype=np.int64)
+    )
+    ordering = np.lexsort((positions, secondary, codes))
+    codes, positions = codes[ordering], positions[ordering]
+    found: list[np.ndarray] = []
+    for offset in range(1, window + 1):
+        if offset >= len(codes):
+            break
+        same = codes[:-offset] == codes[offset:]
+        if not same.any():
+            break  # no block has more than ``offset`` records: larger offsets find nothing either
+        left, right = positions[:-offset][same], positions[offset:][same]
+        found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
+    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+
+
+def _similarity(column: pd.Series, pairs: np.ndarray, method: Method) -> np.ndarray:
+    """Similarity in [0, 1] of the two values of each pair; NaN where either is missing or empty."""
+    values = column.reset_index(drop=True).astype("string").fillna("").to_numpy(dtype=object)
+    left, right = values[pairs[:, 0]], values[pairs[:, 1]]
+    missing = (left == "") | (right == "")
+    if method == "exact":
+        similarity = (left == right).astype(float)
+    else:
+        workers = -1 if len(pairs) >= _MIN_WORKERS else 1
+        similarity = np.asarray(
+            process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity, workers=workers), dtype=float
+        )
+    similarity[missing] = np.nan
+    return similarity
+
+
+def clusters(n: int, pairs: np.ndarray) -> list[np.ndarray]:
+    """Connected components (of size 2 or more) of the graph on ``n`` positions with edges ``pairs``."""
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        root = i
+        while parent[root] != root:
+            root = parent[root]
+        while parent[i] != root:
+            parent[i], i = root, parent[i]
+        return root
+
+    for a, b in pairs.tolist():
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    members = np.unique(pairs) if len(pairs) else np.empty(0, dtype=np.int64)
+    roots = np.array([find(int(i)) for i in members], dtype=np.int64)
+    order = np.argsort(roots, kind="stable")
+    roots, members = roots[order], members[order]
+    boundaries = np.flatnonzero(np.diff(roots)) + 1
+    return [group for group in np.split(members, boundaries) if len(group) > 1]

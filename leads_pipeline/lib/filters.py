@@ -1,0 +1,289 @@
+"""The filter language: which leads a search, a bulk action, an enrichment or a CRM sync works on.
+
+A filter is one ``--where "FIELD OP VALUE"``; repeated filters all have to hold (AND). FIELD is a canonical lead
+field (``lib/fields.py``), one of ``id stage score created_at updated_at``, or a custom field written
+``custom.NAME`` (``custom."Lead Owner"`` when the name has spaces). Operators:
+
+=============================  =====================================================================
+``=``, ``!=``                  equal / not equal (text case-insensitively; ``!=`` also matches empty)
+``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one)
+``~``, ``!~``                  text contains / does not contain VALUE, case-insensitively
+``in``, ``not in``             one of a comma-separated list: ``country in DE, FR, ES``
+``is empty``, ``is not empty`` no value / some value (no VALUE after it)
+=============================  =====================================================================
+
+A bad filter raises ``ConfigurationError`` naming the filter, the field and the operators that field allows.
+``Selection`` bundles filters with lists, a text query, tags, stages, a score range and explicit ids; the
+store turns it into SQL (``lib/store/search.py``). This module is pure: parsing and validation only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Final, Literal
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+
+FieldKind = Literal["text", "integer", "numeric", "timestamp", "custom"]
+
+FIELD_KINDS: Final[dict[str, FieldKind]] = {
+    **{name: "text" for name in CANONICAL_FIELDS},
+    **{name: ("integer" if sql_type == "integer" else "numeric") for name, (_, sql_type) in TYPED_FIELDS.items()},
+    "id": "integer",
+    "stage": "text",
+    "score": "integer",
+    "created_at": "timestamp",
+    "updated_at": "timestamp",
+}
+"""Every field a filter (or ``--sort``) may name, by kind; custom fields are ``custom.NAME``."""
+
+CUSTOM_PREFIX: Final = "custom."
+EMPTY_OPS: Final = ("is empty", "is not empty")
+TEXT_OPS: Final = ("=", "!=", "~", "!~", "in", "not in", *EMPTY_OPS)
+ORDERED_OPS: Final = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", *EMPTY_OPS)
+ALLOWED_OPS: Final[dict[FieldKind, tuple[str, ...]]] = {
+    "text": TEXT_OPS,
+    "integer": ORDERED_OPS,
+    "numeric": ORDERED_OPS,
+    "timestamp": ORDERED_OPS,
+    "custom": ("=", "!=", "<", "<=", ">", ">=", "~", "!~", "in", "not in", *EMPTY_OPS),
+}
+# Longest first, so that "<=" wins over "<" and "is not empty" over "is empty".
+_OPERATORS: Final = (
+    "is not empty",
+    "is empty",
+    "not empty",
+    "not in",
+    "in",
+    "!=",
+    "<=",
+    ">=",
+    "!~",
+    "=",
+    "<",
+    ">",
+    "~",
+)
+_WORD_OPS: Final = frozenset({"is not empty", "is empty", "not empty", "not in", "in"})
+_BARE_FIELD: Final = re.compile(r"[^\s=!<>~]+")
+
+Value = str | int | Decimal | datetime
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One parsed ``--where``: a known field, an operator it allows, and typed values (none for the empty ops,
+    several for ``in``)."""
+
+    field: str
+    op: str
+    values: tuple[Value, ...] = ()
+    text: str = ""
+
+    @property
+    def kind(self) -> FieldKind:
+        return field_kind(self.field)
+
+    @property
+    def custom_name(self) -> str | None:
+        """The custom field's name for ``custom.NAME``; None for a canonical field."""
+        return self.field[len(CUSTOM_PREFIX) :] if self.field.startswith(CUSTOM_PREFIX) else None
+
+
+def field_kind(name: str) -> FieldKind:
+    """The kind of a filterable field; ``ConfigurationError`` listing the fields if it is unknown."""
+    if name.startswith(CUSTOM_PREFIX) and len(name) > len(CUSTOM_PREFIX):
+        return "custom"
+    if name in FIELD_KINDS:
+        return FIELD_KINDS[name]
+    raise ConfigurationError(
+        f"unknown field {name!r}; filter on one of {', '.join(FIELD_KINDS)}, or a custom field as custom.NAME"
+    )
+
+
+def _allowed(name: str, kind: FieldKind) -> str:
+    described = {"integer": "a number", "numeric": "a number", "timestamp": "a date", "text": "text"}
+    what = f" ({described[kind]})" if kind in described else ""
+    return f"allowed operators for {name}{what}: {', '.join(ALLOWED_OPS[kind])}"
+
+
+def _split_field(text: str) -> tuple[str, str]:
+    """The field name at the start of a filter and the rest of the text."""
+    if text.startswith(CUSTOM_PREFIX + '"'):
+        end = text.find('"', len(CUSTOM_PREFIX) + 1)
+        if end < 0:
+            raise ConfigurationError(f"--where {text!r}: the custom field name has no closing quote")
+        return CUSTOM_PREFIX + text[len(CUSTOM_PREFIX) + 1 : end], text[end + 1 :]
+    match = _BARE_FIELD.match(text)
+    if not match:
+        raise ConfigurationError(f'--where {text!r}: expected FIELD OP VALUE, like "country = DE"')
+    return match.group(0), text[match.end() :]
+
+
+def _split_op(text: str, rest: str, name: str, kind: FieldKind) -> tuple[str, str]:
+    stripped = rest.lstrip()
+    lowered = stripped.lower()
+    for op in _OPERATORS:
+        if not lowered.startswith(op):
+            continue
+        after = stripped[len(op) :]
+        if op in _WORD_OPS and after and not after[0].isspace():
+            continue
+        return ("is not empty" if op == "not empty" else op), after.strip()
+    raise ConfigurationError(f"--where {text!r}: no operator after {name}; {_allowed(name, kind)}")
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        return value[1:-1]
+    return value
+
+
+def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
+    if kind == "integer":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigurationError(f"--where {text!r}: {name} is a whole number; got {raw!r}") from None
+    if kind == "numeric":
+        try:
+            return Decimal(raw)
+        except InvalidOperation:
+            raise ConfigurationError(f"--where {text!r}: {name} is a number; got {raw!r}") from None
+    if kind == "timestamp":
+        try:
+            return datetime.fromisoformat(raw) if "T" in raw or " " in raw else _day(raw)
+        except ValueError:
+            raise ConfigurationError(
+                f"--where {text!r}: {name} is a date; got {raw!r} (write 2026-03-31 or 2026-03-31T12:00)"
+            ) from None
+    return raw
+
+
+def _day(raw: str) -> datetime:
+    day = date.fromisoformat(raw)
+    return datetime(day.year, day.month, day.day)
+
+
+def parse_filter(text: str) -> Filter:
+    """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows."""
+    stripped = text.strip()
+    if not stripped:
+        raise ConfigurationError('--where needs FIELD OP VALUE, like "country = DE"; got an empty filter')
+    name, rest = _split_field(stripped)
+    try:
+        kind = field_kind(name)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"--where {text!r}: {exc}") from None
+    op, raw = _split_op(text, rest, name, kind)
+    if op not in ALLOWED_OPS[kind]:
+        raise ConfigurationError(f"--where {text!r}: operator {op} does not apply to {name}; {_allowed(name, kind)}")
+    if raw[:1] in ("=", "<", ">", "!", "~"):
+        raise ConfigurationError(
+            f"--where {text!r}: unexpected {raw[0]!r} after {op}; {_allowed(name, kind)} "
+            "(quote a value that starts with it)"
+        )
+    if op in EMPTY_OPS:
+        if raw:
+            raise ConfigurationError(f"--where {text!r}: {op} takes no value; got {raw!r}")
+        return Filter(name, op, (), text)
+    if op in ("in", "not in"):
+        inner = raw[1:-1] if raw.startswith("(") and raw.endswith(")") else raw
+        items = [_unquote(item.strip()) for item in inner.split(",")]
+        if not any(items):
+            raise ConfigurationError(f"--where {text!r}: {op} needs a comma-separated list of values")
+        return Filter(name, op, tuple(_typed(text, name, kind, item) for item in items if item), text)
+    value = _unquote(raw)
+    if not value:
+        raise ConfigurationError(
+            f"--where {text!r}: {op} needs a value after it (use 'is empty' to find leads without {name})"
+        )
+    return Filter(name, op, (_typed(text, name, kind, value),), text)
+
+
+@dataclass(frozen=True)
+class Sort:
+    """``--sort FIELD`` (ascending) or ``--sort -FIELD`` (descending); empty values always come last."""
+
+    field: str = "id"
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str | None) -> Sort:
+        if not text:
+            return cls()
+        descending = text.startswith("-")
+        name = text.lstrip("-").strip()
+        if name.startswith(CUSTOM_PREFIX) or name not in FIELD_KINDS:
+            raise ConfigurationError(
+                f"--sort {text!r}: sort on one of {', '.join(FIELD_KINDS)} (prefix '-' for descending)"
+            )
+        return cls(name, descending)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which leads: everything given must hold. Empty ``lists`` means every list the user can read (archived ones
+    only when named). ``query`` is a substring search over names, email, company and title (every word must
+    appear); ``tags`` and ``stages`` match any of the given ones; ``ids`` restricts to explicit lead ids."""
+
+    lists: tuple[str, ...] = ()
+    where: tuple[Filter, ...] = ()
+    query: str | None = None
+    tags: tuple[str, ...] = ()
+    stages: tuple[str, ...] = ()
+    score_min: int | None = None
+    score_max: int | None = None
+    ids: tuple[int, ...] = field(default=())
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        lists: list[str] | None = None,
+        where: list[str] | None = None,
+        query: str | None = None,
+        tags: list[str] | None = None,
+        stages: list[str] | None = None,
+        score_min: int | None = None,
+        score_max: int | None = None,
+        ids: list[int] | None = None,
+    ) -> Selection:
+        """A selection from command-line options, with the ``--where`` strings parsed and checked."""
+        for bound, flag in ((score_min, "--score-min"), (score_max, "--score-max")):
+            if bound is not None and not 0 <= bound <= 100:
+                raise ConfigurationError(f"{flag} must be between 0 and 100; got {bound}")
+        if score_min is not None and score_max is not None and score_min > score_max:
+            raise ConfigurationError(f"--score-min {score_min} is above --score-max {score_max}")
+        return cls(
+            lists=tuple(lists or ()),
+            where=tuple(parse_filter(text) for text in where or ()),
+            query=(query or "").strip() or None,
+            tags=tuple(tags or ()),
+            stages=tuple(stages or ()),
+            score_min=score_min,
+            score_max=score_max,
+            ids=tuple(ids or ()),
+        )
+
+    def describe(self) -> str:
+        """A short human description, for batch records and confirmations."""
+        parts = [f"lists {', '.join(self.lists)}" if self.lists else "all readable lists"]
+        parts += [f.text.strip() for f in self.where]
+        if self.query:
+            parts.append(f"text {self.query!r}")
+        if self.tags:
+            parts.append(f"tag {'|'.join(self.tags)}")
+        if self.stages:
+            parts.append(f"stage {'|'.join(self.stages)}")
+        if self.score_min is not None or self.score_max is not None:
+            low = 0 if self.score_min is None else self.score_min
+            high = 100 if self.score_max is None else self.score_max
+            parts.append(f"score {low}-{high}")
+        if self.ids:
+            parts.append(f"{len(self.ids)} ids")
+        return "; ".join(parts)

@@ -1,0 +1,141 @@
+"""Who may do what on a lead list. Every access check of the project goes through this module.
+
+A list has members, each with a role: ``owner`` (everything, including sharing, archiving and deleting the list),
+``editor`` (import, edit, tag, move, merge and delete leads) and ``viewer`` (read and export only). The creator of
+a list is its first owner. An archived list is read-only for everyone until it is unarchived.
+
+The checks run in Python today; database enforcement (row-level security on ``leads`` and ``lists``) is a later
+step and belongs here too, so that no caller needs to change when it lands.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import psycopg
+
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError
+
+Connection = psycopg.Connection[dict[str, Any]]
+Role = Literal["owner", "editor", "viewer"]
+ROLES: Final[tuple[Role, ...]] = ("viewer", "editor", "owner")
+"""From least to most: each role may do everything the ones before it may."""
+
+_RANK: Final[dict[str, int]] = {role: rank for rank, role in enumerate(ROLES)}
+
+
+def check_role(role: str) -> Role:
+    """``role`` if it names a role; otherwise a configuration error listing the roles."""
+    if role not in _RANK:
+        raise ConfigurationError(f"--role must be one of {', '.join(ROLES)}; got {role!r}")
+    return role  # type: ignore[return-value]
+
+
+def role_on(conn: Connection, list_id: int, user: str) -> Role | None:
+    """The user's role on the list, or None if the user is not a member.
+
+    A list created outside ``create_list`` (no member rows) still belongs to the user in its ``owner`` column.
+    """
+    row = conn.execute(
+        "SELECT coalesce(m.role, CASE WHEN l.owner = %(user)s THEN 'owner' END) AS role"
+        " FROM lists l LEFT JOIN list_members m ON m.list_id = l.id AND m.username = %(user)s"
+        " WHERE l.id = %(list)s",
+        {"user": user, "list": list_id},
+    ).fetchone()
+    return None if row is None else row["role"]
+
+
+def _describe(needed: Role) -> str:
+    allowed = ROLES[_RANK[needed] :]
+    return " or ".join(allowed)
+
+
+def require(conn: Connection, list_id: int, user: str, needed: Role, action: str, *, write: bool = True) -> Role:
+    """The user's role if it is at least ``needed``; otherwise ``AccessDeniedError`` naming the user, the list,
+    the action and who can grant access. ``write`` actions are also refused on an archived list."""
+    row = conn.execute("SELECT name, owner, archived_at FROM lists WHERE id = %s", (list_id,)).fetchone()
+    if row is None:
+        raise AccessDeniedError(f"list {list_id} does not exist")
+    role = role_on(conn, list_id, user)
+    if role is None or _RANK[role] < _RANK[needed]:
+        what = f"a {role} of" if role else "not a member of"
+        raise AccessDeniedError(
+            f"user {user!r} is {what} list {row['name']!r}; {action} needs the role {_describe(needed)} "
+            f"(an owner such as {row['owner']!r} can grant it: "
+            f"`leads lists share {_quote(row['name'])} {user} --role {needed}`)"
+        )
+    if write and row["archived_at"] is not None:
+        raise AccessDeniedError(
+            f"list {row['name']!r} is archived and read-only; {action} is refused "
+            f"(an owner can run `leads lists unarchive {_quote(row['name'])}` first)"
+        )
+    return role
+
+
+def require_all(
+    conn: Connection, list_ids: list[int], user: str, needed: Role, action: str, *, write: bool = True
+) -> None:
+    """``require`` on every list, so that a bulk action touching several lists is refused before it writes."""
+    for list_id in sorted(set(list_ids)):
+        require(conn, list_id, user, needed, action, write=write)
+
+
+def readable_list_ids(conn: Connection, user: str, *, include_archived: bool = True) -> list[int]:
+    """The ids of the live lists the user can read (any role)."""
+    rows = conn.execute(
+        "SELECT l.id FROM lists l WHERE l.deleted_at IS NULL"
+        " AND (%(archived)s OR l.archived_at IS NULL)"
+        " AND (l.owner = %(user)s OR EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id"
+        " AND m.username = %(user)s)) ORDER BY l.id",
+        {"user": user, "archived": include_archived},
+    )
+    return [int(r["id"]) for r in rows]
+
+
+def members(conn: Connection, list_id: int) -> list[dict[str, Any]]:
+    """The list's members and their roles, owners first."""
+    return list(
+        conn.execute(
+            "SELECT username, role, granted_by, granted_at FROM list_members WHERE list_id = %s"
+            " ORDER BY array_position(ARRAY['owner', 'editor', 'viewer'], role), username",
+            (list_id,),
+        )
+    )
+
+
+def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: str) -> None:
+    """Give ``user`` the role on the list (replacing any role they had); the caller has checked ownership."""
+    if not user.strip():
+        raise ConfigurationError("a user name cannot be empty")
+    if role != "owner":
+        _keep_an_owner(conn, list_id, user)
+    conn.execute(
+        "INSERT INTO list_members (list_id, username, role, granted_by) VALUES (%s, %s, %s, %s)"
+        " ON CONFLICT (list_id, username) DO UPDATE SET role = EXCLUDED.role, granted_by = EXCLUDED.granted_by,"
+        " granted_at = now()",
+        (list_id, user.strip(), role, granted_by),
+    )
+
+
+def revoke(conn: Connection, list_id: int, user: str) -> bool:
+    """Remove the user from the list's members; False if they were not one. The last owner cannot leave."""
+    _keep_an_owner(conn, list_id, user)
+    return conn.execute("DELETE FROM list_members WHERE list_id = %s AND username = %s", (list_id, user)).rowcount > 0
+
+
+def _keep_an_owner(conn: Connection, list_id: int, user: str) -> None:
+    others = conn.execute(
+        "SELECT count(*) AS n FROM list_members WHERE list_id = %s AND role = 'owner' AND username <> %s",
+        (list_id, user),
+    ).fetchone()
+    is_owner = conn.execute(
+        "SELECT 1 FROM list_members WHERE list_id = %s AND role = 'owner' AND username = %s", (list_id, user)
+    ).fetchone()
+    if is_owner and others is not None and others["n"] == 0:
+        raise ConfigurationError(
+            f"{user!r} is the list's only owner; make someone else an owner first (`--role owner`)"
+        )
+
+
+def _quote(name: str) -> str:
+    return f'"{name}"' if " " in name else name

@@ -1,0 +1,323 @@
+"""Bulk actions on a selection of leads: tag, untag, set a field, move or copy to a list, delete, export.
+
+Each write is one transaction, checked first against the acting user's role on every list it touches (editor or
+owner; the lists must not be archived), and returns a ``BulkResult`` saying what it matched and changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pandas as pd
+from psycopg import sql
+
+from leads_pipeline.lib import normalize as norm
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
+from leads_pipeline.lib.prepare import MATCH_KEYS
+from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
+from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
+
+SETTABLE: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "stage")
+"""Fields ``set_field`` may write (plus custom fields as ``custom.NAME``)."""
+_KEY_INPUTS: Final = frozenset({"first_name", "last_name", "company"})
+# Columns copied by ``copy_to``: everything a lead carries except its identity, list and history.
+_COPIED: Final[tuple[str, ...]] = (
+    *CANONICAL_FIELDS,
+    "phone_ext",
+    "mobile_phone_ext",
+    "custom",
+    "company_key",
+    "name_key",
+    "stage",
+    "score",
+)
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """What a bulk action did: ``matched`` leads selected, ``changed`` leads written, ``skipped`` with why."""
+
+    action: str
+    matched: int
+    changed: int
+    skipped: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "matched": self.matched,
+            "changed": self.changed,
+            "skipped": self.skipped,
+            **self.details,
+        }
+
+
+def matched_leads(conn: Connection, selection: Selection, user: str, action: str) -> list[int]:
+    """The selected lead ids, after checking that ``user`` may edit every list they belong to."""
+    ids = select_lead_ids(conn, selection, user)
+    lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT list_id FROM leads WHERE id = ANY(%s)", (ids,))]
+    access.require_all(conn, lists, user, "editor", action)
+    return ids
+
+
+def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, remove: bool = False) -> BulkResult:
+    """Add (or with ``remove`` take away) tags on every selected lead."""
+    wanted = normalize_tags(tags)
+    with conn.transaction():
+        ids = matched_leads(conn, selection, user, "untagging its leads" if remove else "tagging its leads")
+        if remove:
+            changed = conn.execute(
+                "DELETE FROM lead_tags WHERE lead_id = ANY(%s) AND tag = ANY(%s)", (ids, wanted)
+            ).rowcount
+        else:
+            changed = conn.execute(
+                "INSERT INTO lead_tags (lead_id, tag) SELECT i, t FROM unnest(%s::bigint[]) i, unnest(%s::text[]) t"
+                " ON CONFLICT DO NOTHING",
+                (ids, wanted),
+            ).rowcount
+    return BulkResult("untag" if remove else "tag", len(ids), changed, details={"tags": wanted, "tagRows": changed})
+
+
+def _one(series: pd.Series) -> str | None:
+    value = series.iloc[0]
+    return None if pd.isna(value) else str(value)
+
+
+def normalized_value(name: str, raw: str) -> Any:
+    """The value as the import would store it in ``name``; ``ConfigurationError`` saying what was expected.
+    An empty value clears the field."""
+    if not raw.strip():
+        return None
+    one = pd.Series([raw.strip()], dtype=norm.STRING)
+    checked: norm.Normalized | None = None
+    if name == "email":
+        checked = norm.normalize_emails(one)
+    elif name == "country":
+        checked = norm.country_codes(one)
+    elif name in ("website", "company_domain"):
+        checked = norm.website_to_domain(one)
+    elif name == "linkedin_url":
+        checked = norm.linkedin_urls(one)
+    elif name in TYPED_FIELDS:
+        checked = norm.to_int(one) if TYPED_FIELDS[name][1] == "integer" else norm.to_number(one)
+    elif name in ("phone", "mobile_phone"):
+        phones = norm.normalize_phones(one, None)
+        if _one(phones.problems):
+            raise ConfigurationError(f"{name} {raw!r}: {_one(phones.problems)}")
+        return _one(phones.e164)
+    if checked is None:
+        return raw.strip()
+    if _one(checked.problems):
+        raise ConfigurationError(f"{name} {raw!r}: {_one(checked.problems)}")
+    value = checked.values.iloc[0]
+    return value.item() if hasattr(value, "item") else value
+
+
+def _refresh_keys(conn: Connection, ids: list[int]) -> None:
+    """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
+    rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
+    if not rows:
+        return
+    frame = pd.DataFrame(rows).astype({"first_name": norm.STRING, "last_name": norm.STRING, "company": norm.STRING})
+    company_key = norm.company_key(frame["company"])
+    name_key = norm.name_key(frame["first_name"], frame["last_name"], company_key)
+    conn.execute(
+        "UPDATE leads l SET company_key = k.company_key, name_key = k.name_key"
+        " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, company_key, name_key) WHERE l.id = k.id",
+        (
+            [int(i) for i in frame["id"]],
+            [None if pd.isna(v) else v for v in company_key],
+            [None if pd.isna(v) else v for v in name_key],
+        ),
+    )
+
+
+def set_field(conn: Connection, selection: Selection, user: str, name: str, raw: str) -> BulkResult:
+    """Set one field (canonical, ``stage`` or ``custom.NAME``) to a value on every selected lead; an empty value
+    clears it. Canonical values are normalized and checked as an import would."""
+    custom = name[len(CUSTOM_PREFIX) :] if name.startswith(CUSTOM_PREFIX) else None
+    if custom is None and name not in SETTABLE:
+        raise ConfigurationError(
+            f"cannot set {name!r}; settable fields: {', '.join(SETTABLE)}, or a custom field as custom.NAME"
+        )
+    value = normalized_value(name, raw) if custom is None else raw
+    with conn.transaction():
+        ids = matched_leads(conn, selection, user, "editing its leads")
+        if custom is not None:
+            assignment = (
+                sql.SQL("custom = custom - {}").format(sql.Literal(custom))
+                if not raw.strip()
+                else sql.SQL("custom = jsonb_set(custom, ARRAY[{}], to_jsonb({}::text))").format(
+                    sql.Literal(custom), sql.Literal(raw)
+                )
+            )
+            changed_test = sql.SQL("custom ->> {} IS DISTINCT FROM {}").format(
+                sql.Literal(custom), sql.Literal(raw if raw.strip() else None)
+            )
+        else:
+            if name == "stage" and value is None:
+                raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
+            assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
+            changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
+        changed_ids = [
+            r["id"]
+            for r in conn.execute(
+                sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
+                    assignment, sql.Literal(ids), changed_test
+                )
+            )
+        ]
+        if name in _KEY_INPUTS:
+            _refresh_keys(conn, changed_ids)
+    return BulkResult("set", len(ids), len(changed_ids), len(ids) - len(changed_ids), {"field": name, "value": value})
+
+
+def _collisions(conn: Connection, ids: list[int], target: LeadList) -> set[int]:
+    """Selected leads that would duplicate, by the target list's dedupe key, a live lead of the target or an
+    earlier selected lead (lowest id wins)."""
+    keys = MATCH_KEYS[target.dedupe]
+    rows = conn.execute(
+        sql.SQL("SELECT id, list_id, {} FROM leads WHERE id = ANY(%s) ORDER BY id").format(
+            sql.SQL(", ").join(sql.Identifier(k) for k in keys)
+        ),
+        (ids,),
+    )
+    taken: dict[str, set[str]] = {}
+    for key in keys:
+        taken[key] = {
+            r["v"]
+            for r in conn.execute(
+                sql.SQL(
+                    "SELECT {k} AS v FROM leads WHERE list_id = %s AND deleted_at IS NULL AND {k} IS NOT NULL"
+                    " AND NOT id = ANY(%s)"
+                ).format(k=sql.Identifier(key)),
+                (target.id, ids),
+            )
+        }
+    colliding: set[int] = set()
+    for row in rows:
+        values = {key: row[key] for key in keys if row[key] is not None}
+        if any(value in taken[key] for key, value in values.items()):
+            colliding.add(row["id"])
+            continue
+        for key, value in values.items():
+            taken[key].add(value)
+    return colliding
+
+
+def move_to(conn: Connection, selection: Selection, user: str, target: LeadList) -> BulkResult:
+    """Move the selected leads into ``target``; a lead that would be a duplicate there (by its dedupe key) stays
+    where it is and is reported as skipped."""
+    with conn.transaction():
+        access.require(conn, target.id, user, "editor", "moving leads into it")
+        ids = matched_leads(conn, selection, user, "moving its leads")
+        staying = _collisions(conn, ids, target)
+        moving = [i for i in ids if i not in staying]
+        changed = conn.execute(
+            "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s",
+            (target.id, moving, target.id),
+        ).rowcount
+    return BulkResult(
+        "move", len(ids), changed, len(staying), {"to": target.name, "skippedAsDuplicates": sorted(staying)}
+    )
+
+
+def copy_to(conn: Connection, selection: Selection, user: str, target: LeadList) -> BulkResult:
+    """Copy the selected leads (fields, custom fields and tags) into ``target`` as new leads; a lead that would
+    be a duplicate there is skipped. Copies start with no facts: provenance stays with the originals."""
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in _COPIED)
+    with conn.transaction():
+        access.require(conn, target.id, user, "editor", "copying leads into it")
+        ids = select_lead_ids(conn, selection, user)  # reading is enough on the source lists
+        skipped = _collisions(conn, ids, target)
+        copying = [i for i in ids if i not in skipped]
+        pairs = list(
+            conn.execute(
+                sql.SQL(
+                    "WITH source AS (SELECT * FROM leads WHERE id = ANY({ids}) ORDER BY id),"
+                    " copied AS (INSERT INTO leads (list_id, {cols}) SELECT {target}, {cols} FROM source"
+                    " ORDER BY id RETURNING id)"
+                    " SELECT s.id AS source, c.id AS copy FROM"
+                    " (SELECT id, row_number() OVER (ORDER BY id) AS n FROM source) s"
+                    " JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM copied) c USING (n)"
+                ).format(ids=sql.Literal(copying), cols=columns, target=sql.Literal(target.id))
+            )
+        )
+        conn.execute(
+            "INSERT INTO lead_tags (lead_id, tag) SELECT p.copy, t.tag FROM lead_tags t"
+            " JOIN unnest(%s::bigint[], %s::bigint[]) AS p(source, copy) ON p.source = t.lead_id",
+            ([p["source"] for p in pairs], [p["copy"] for p in pairs]),
+        )
+    return BulkResult(
+        "copy", len(ids), len(pairs), len(skipped), {"to": target.name, "skippedAsDuplicates": sorted(skipped)}
+    )
+
+
+def count(conn: Connection, selection: Selection, user: str) -> int:
+    """How many live leads the selection matches (for a confirmation prompt)."""
+    row = conn.execute(
+        sql.SQL("SELECT count(*) AS n FROM leads l WHERE {}").format(where_clause(conn, selection, user))
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
+    """Soft-delete the selected leads (``deleted_at``); ``restore`` brings them back."""
+    with conn.transaction():
+        ids = matched_leads(conn, selection, user, "deleting its leads")
+        stamp = conn.execute(
+            "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE id = ANY(%s) RETURNING deleted_at",
+            (ids,),
+        ).fetchone()
+    deleted_at = stamp["deleted_at"].isoformat() if stamp else None
+    return BulkResult("delete", len(ids), len(ids), details={"deletedAt": deleted_at, "ids": ids[:1000]})
+
+
+def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
+    """Bring soft-deleted leads back (not those a merge removed: `leads merges undo` restores those)."""
+    with conn.transaction():
+        rows = list(
+            conn.execute(
+                "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NOT NULL AND merged_into IS NULL",
+                (ids,),
+            )
+        )
+        access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "restoring its leads")
+        live = conn.execute(
+            "SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", ([r["list_id"] for r in rows],)
+        ).fetchone()
+        if live:
+            raise ConfigurationError("some of these leads belong to a deleted list; they cannot be restored")
+        changed = conn.execute(
+            "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],)
+        ).rowcount
+    return BulkResult("restore", len(ids), changed, len(ids) - changed)
+
+
+def export_custom_columns(conn: Connection, selection: Selection, user: str) -> list[str]:
+    """``custom.NAME`` for every custom field the selected leads carry, sorted: the export's extra columns."""
+    query = sql.SQL("SELECT DISTINCT jsonb_object_keys(l.custom) AS k FROM leads l WHERE {} ORDER BY 1").format(
+        where_clause(conn, selection, user)
+    )
+    return [f"{CUSTOM_PREFIX}{r['k']}" for r in conn.execute(query)]
+
+
+def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``), streamed through a server-side cursor in id
+    order so an export of a million leads does not hold them all in memory."""
+    query = sql.SQL(
+        "SELECT {cols}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id WHERE {w} ORDER BY l.id"
+    ).format(
+        cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
+        w=where_clause(conn, selection, user),
+    )
+    with conn.cursor(name="leads_export") as cursor:
+        cursor.itersize = batch_rows
+        yield from cursor.execute(query)

@@ -1,0 +1,272 @@
+"""Selections of leads in SQL: search pages with keyset pagination, matching ids, and selection batches.
+
+``Selection`` (``lib/filters.py``) says which leads; this module resolves its lists against the acting user's
+roles (``lib/store/access.py``), compiles its filters to parameterised SQL and runs it. Other stages use it as:
+
+- ``select_lead_ids(conn, selection, user)``: the matching live lead ids, in id order;
+- ``create_selection_batch(conn, selection, user)``: a ``batches`` row of kind 'selection' plus its
+  ``batch_leads``, whose id is the Dagster partition key for enrichment, scoring or CRM sync of those leads;
+- ``search(conn, selection, user, sort=..., limit=..., after=...)``: one page and the cursor of the next.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+import phonenumbers
+from psycopg import sql
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
+from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store.lists import Connection, get_list
+
+LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "stage", "score", "created_at")
+"""The columns a search returns (and a CSV export writes), custom fields aside."""
+
+_SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
+_LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
+_NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email, l.company, l.title)")
+"""The expression under the trigram index ``leads_search_trgm`` (sql/002_lists.sql): queries must use it as is."""
+
+
+@dataclass(frozen=True)
+class Page:
+    leads: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _column(name: str) -> sql.Composable:
+    return sql.SQL("l.{}").format(sql.Identifier(name))
+
+
+def _equal_value(name: str, value: str) -> str:
+    """The value as the store keeps that field (emails lower-case, countries upper-case, phones E.164)."""
+    if name in _LOWERCASE_STORED:
+        return value.strip().lower()
+    if name == "country":
+        return value.strip().upper()
+    if name in ("phone", "mobile_phone"):
+        try:
+            parsed = phonenumbers.parse(value, "US")
+        except phonenumbers.NumberParseException:
+            return value.strip()
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return value
+
+
+def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composable:
+    """Equality on text: exact on the normalized fields (their indexes stay usable), case-insensitive otherwise."""
+    exact = name in _LOWERCASE_STORED or name in ("country", "phone", "mobile_phone")
+    left = target if exact else sql.SQL("lower({})").format(target)
+    values = [_equal_value(name, str(v)) if exact else str(v).lower() for v in f.values]
+    if f.op == "=":
+        return sql.SQL("{} = {}").format(left, sql.Literal(values[0]))
+    if f.op == "!=":
+        return sql.SQL("{} IS DISTINCT FROM {}").format(left, sql.Literal(values[0]))
+    if f.op == "in":
+        return sql.SQL("{} = ANY({})").format(left, sql.Literal(values))
+    return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(values))
+
+
+def _filter_sql(f: Filter) -> sql.Composable:
+    """One filter as a parameterised SQL condition on the alias ``l`` (leads)."""
+    custom = f.custom_name
+    target: sql.Composable = sql.SQL("(l.custom ->> {})").format(sql.Literal(custom)) if custom else _column(f.field)
+    kind = f.kind
+    if f.op in ("is empty", "is not empty"):
+        empty = (
+            sql.SQL("({t} IS NULL OR {t} = '')").format(t=target)
+            if kind in ("text", "custom")
+            else sql.SQL("{} IS NULL").format(target)
+        )
+        return empty if f.op == "is empty" else sql.SQL("NOT {}").format(empty)
+    if f.op in ("~", "!~"):
+        contains = sql.SQL("{} ILIKE {}").format(target, sql.Literal(_like(str(f.values[0]))))
+        return contains if f.op == "~" else sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
+    numeric_custom = custom is not None and all(_is_number(v) for v in f.values)
+    if kind == "text" or (kind == "custom" and not numeric_custom):
+        if f.op in ("=", "!=", "in", "not in"):
+            return _text_compare(target, f.field, f)
+        return sql.SQL("lower({}) {} {}").format(target, sql.SQL(f.op), sql.Literal(str(f.values[0]).lower()))
+    if numeric_custom:
+        target = sql.SQL("(CASE WHEN {t} ~ {pattern} THEN ({t})::numeric END)").format(
+            t=target, pattern=sql.Literal(_NUMBER)
+        )
+        values: list[Any] = [Decimal(str(v)) for v in f.values]
+        cast = "numeric"
+    else:
+        values = list(f.values)
+        cast = _SQL_TYPES[kind]
+    if f.op in ("in", "not in"):
+        listed = sql.SQL("{} = ANY({}::{}[])").format(target, sql.Literal(values), sql.SQL(cast))
+        return listed if f.op == "in" else sql.SQL("({} IS NULL OR NOT {})").format(target, listed)
+    if f.op == "!=":
+        return sql.SQL("{} IS DISTINCT FROM {}::{}").format(target, sql.Literal(values[0]), sql.SQL(cast))
+    return sql.SQL("{} {} {}::{}").format(target, sql.SQL(f.op), sql.Literal(values[0]), sql.SQL(cast))
+
+
+def _is_number(value: object) -> bool:
+    if isinstance(value, int | Decimal):
+        return True
+    try:
+        Decimal(str(value))
+    except ArithmeticError:
+        return False
+    return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
+
+
+def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int]:
+    """The ids of the lists the selection covers: the named ones (each must be readable by ``user``), or every
+    live, unarchived list the user can read."""
+    if not selection.lists:
+        return access.readable_list_ids(conn, user, include_archived=False)
+    ids: list[int] = []
+    for name in selection.lists:
+        lead_list = get_list(conn, name)
+        access.require(conn, lead_list.id, user, "viewer", "reading its leads", write=False)
+        ids.append(lead_list.id)
+    return ids
+
+
+def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Composable:
+    """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read)."""
+    conditions: list[sql.Composable] = [
+        sql.SQL("l.deleted_at IS NULL"),
+        sql.SQL("l.list_id = ANY({})").format(sql.Literal(resolve_lists(conn, selection, user))),
+    ]
+    conditions += [_filter_sql(f) for f in selection.where]
+    for word in (selection.query or "").lower().split():
+        conditions.append(sql.SQL("{} LIKE {}").format(SEARCH_TEXT, sql.Literal(_like(word))))
+    if selection.tags:
+        conditions.append(
+            sql.SQL("EXISTS (SELECT 1 FROM lead_tags t WHERE t.lead_id = l.id AND t.tag = ANY({}))").format(
+                sql.Literal(list(selection.tags))
+            )
+        )
+    if selection.stages:
+        conditions.append(sql.SQL("l.stage = ANY({})").format(sql.Literal(list(selection.stages))))
+    if selection.score_min is not None:
+        conditions.append(sql.SQL("l.score >= {}").format(sql.Literal(selection.score_min)))
+    if selection.score_max is not None:
+        conditions.append(sql.SQL("l.score <= {}").format(sql.Literal(selection.score_max)))
+    if selection.ids:
+        conditions.append(sql.SQL("l.id = ANY({})").format(sql.Literal(list(selection.ids))))
+    return sql.SQL(" AND ").join(conditions)
+
+
+def select_lead_ids(conn: Connection, selection: Selection, user: str) -> list[int]:
+    """The ids of the live leads matching the selection, in id order."""
+    query = sql.SQL("SELECT l.id FROM leads l WHERE {} ORDER BY l.id").format(where_clause(conn, selection, user))
+    return [int(r["id"]) for r in conn.execute(query)]
+
+
+def create_selection_batch(
+    conn: Connection, selection: Selection, user: str, *, description: str | None = None
+) -> tuple[str, int]:
+    """Record the matching leads as a new batch of kind 'selection' (``batches`` + ``batch_leads``), in one
+    transaction; returns the batch id (the Dagster partition key to launch work on) and the number of leads.
+    The batch's list is set when the selection names exactly one list."""
+    list_ids = resolve_lists(conn, selection, user)
+    batch_id = f"selection-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",
+            (batch_id, list_ids[0] if len(selection.lists) == 1 else None, description or selection.describe()),
+        )
+        count = conn.execute(
+            sql.SQL("INSERT INTO batch_leads (batch_id, lead_id) SELECT {}, l.id FROM leads l WHERE {}").format(
+                sql.Literal(batch_id), where_clause(conn, selection, user)
+            )
+        ).rowcount
+    return batch_id, count
+
+
+def _encode_cursor(sort: Sort, last: dict[str, Any]) -> str:
+    value = last[sort.field]
+    if isinstance(value, datetime):
+        value = value.isoformat()
+    elif isinstance(value, Decimal):
+        value = str(value)
+    payload = json.dumps([sort.field, sort.descending, value, last["id"]])
+    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
+    try:
+        field, descending, value, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"--after {cursor!r} is not a cursor printed by `leads search`") from exc
+    if (field, descending) != (sort.field, sort.descending):
+        raise ConfigurationError(
+            f"--after {cursor!r} belongs to a search sorted by {'-' if descending else ''}{field}; "
+            "repeat that --sort, or start again without --after"
+        )
+    return value, int(last_id)
+
+
+def _after_sql(sort: Sort, value: Any, last_id: int) -> sql.Composable:
+    """Rows after (value, id) in the order ``sort`` NULLS LAST, id ascending."""
+    column = _column(sort.field)
+    if value is None:
+        return sql.SQL("({c} IS NULL AND l.id > {i})").format(c=column, i=sql.Literal(last_id))
+    typed = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(_SQL_TYPES[FIELD_KINDS[sort.field]]))
+    beyond = sql.SQL("<" if sort.descending else ">")
+    return sql.SQL("({c} {b} {v} OR ({c} = {v} AND l.id > {i}) OR {c} IS NULL)").format(
+        c=column, b=beyond, v=typed, i=sql.Literal(last_id)
+    )
+
+
+def search(
+    conn: Connection,
+    selection: Selection,
+    user: str,
+    *,
+    sort: Sort | None = None,
+    limit: int = 50,
+    after: str | None = None,
+) -> Page:
+    """One page of matching leads (``LEAD_COLUMNS`` plus ``custom`` and ``list``) in ``sort`` order, and the
+    cursor for the next page (None on the last). Keyset pagination: a page costs the same however deep it is."""
+    sort = sort or Sort()
+    if not 1 <= limit <= 10_000:
+        raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
+    condition = where_clause(conn, selection, user)
+    order: sql.Composable
+    if sort.field == "id":  # never empty: a plain comparison the primary key index serves
+        order = sql.SQL("l.id DESC") if sort.descending else sql.SQL("l.id")
+        if after:
+            _, last_id = _decode_cursor(after, sort)
+            beyond = sql.SQL("<" if sort.descending else ">")
+            condition = sql.SQL("{} AND l.id {} {}").format(condition, beyond, sql.Literal(last_id))
+    else:
+        direction = sql.SQL("DESC" if sort.descending else "ASC")
+        order = sql.SQL("{} {} NULLS LAST, l.id").format(_column(sort.field), direction)
+        if after:
+            condition = sql.SQL("{} AND {}").format(condition, _after_sql(sort, *_decode_cursor(after, sort)))
+    query = sql.SQL(
+        "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
+        " WHERE {condition} ORDER BY {order} LIMIT {limit}"
+    ).format(
+        columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
+        condition=condition,
+        order=order,
+        limit=sql.Literal(limit + 1),
+    )
+    rows = list(conn.execute(query))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return Page(rows, _encode_cursor(sort, rows[-1]) if more and rows else None)

@@ -1,0 +1,132 @@
+"""``leads bulk``: each action on a selection, what it reports, role checks, export escaping."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+@pytest.fixture
+def fair(leads: Leads, database_url: str) -> Leads:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    return leads
+
+
+def _rows(database_url: str, query: str, *params: Any) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute(query, params))
+
+
+def _snapshot(database_url: str) -> list[dict[str, Any]]:
+    return _rows(database_url, "SELECT * FROM leads ORDER BY id") + _rows(
+        database_url, "SELECT * FROM lead_tags ORDER BY lead_id, tag"
+    )
+
+
+def test_tag_untag_and_search_by_tag(fair: Leads) -> None:
+    result = fair.json("bulk", "tag", "hot", "emea", "--where", "country in ES, DE", "--json")
+    assert (result["matched"], result["changed"]) == (2, 4)
+    assert fair.json("bulk", "tag", "hot", "--where", "country in ES, DE", "--json")["changed"] == 0, "idempotent"
+    found = fair.json("search", "--tag", "hot", "--json")["leads"]
+    assert sorted(lead["email"] for lead in found) == ["ana.garcia@acme.es", "juergen@beispiel.de"]
+    assert fair.json("bulk", "untag", "hot", "--tag", "hot", "--json")["changed"] == 2
+    assert fair.json("search", "--tag", "hot", "--json")["leads"] == []
+    assert len(fair.json("search", "--tag", "emea", "--json")["leads"]) == 2
+
+
+def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> None:
+    result = fair.json("bulk", "set", "country", "Germany", "--where", "email ~ acme", "--json")
+    assert (result["matched"], result["changed"], result["value"]) == (1, 1, "DE")
+    assert fair.json("bulk", "set", "country", "de", "--where", "email ~ acme", "--json")["changed"] == 0
+    fair.ok("bulk", "set", "company", "ACME Iberia S.L.", "--where", "email ~ acme")
+    fair.ok("bulk", "set", "custom.Owner", "=cmd()", "--where", "email ~ acme")
+    fair.ok("bulk", "set", "employee_count", "1.2k", "--where", "email ~ acme")
+    [ana] = _rows(database_url, "SELECT * FROM leads WHERE email = 'ana.garcia@acme.es'")
+    assert (ana["country"], ana["company_key"], ana["employee_count"]) == ("DE", "acme iberia", 1200)
+    assert ana["name_key"] == "ana garcia-lopez|acme iberia"
+    assert ana["custom"]["Owner"] == "=cmd()"
+    fair.ok("bulk", "set", "custom.Owner", "", "--where", "email ~ acme")
+    assert (
+        "Owner" not in _rows(database_url, "SELECT custom FROM leads WHERE email = 'ana.garcia@acme.es'")[0]["custom"]
+    )
+    assert "email 'nope'" in fair.fails("bulk", "set", "email", "nope", "--where", "email ~ acme")
+    assert "cannot set 'id'" in fair.fails("bulk", "set", "id", "3", "--where", "email ~ acme")
+    assert "say which leads" in fair.fails("bulk", "set", "stage", "mql")
+
+
+def test_move_and_copy_skip_duplicates_in_the_target(fair: Leads, database_url: str) -> None:
+    fair.ok("lists", "create", "target")
+    fair.ok("bulk", "copy", "--to", "target", "--where", "country = ES")
+    fair.ok("bulk", "tag", "vip", "--where", "country in ES, IN")
+    moved = fair.json("bulk", "move", "--to", "target", "--where", "country in ES, IN", "--list", "fair", "--json")
+    assert (moved["matched"], moved["changed"], moved["skipped"]) == (2, 1, 1), "Ana is already in target"
+    copied = fair.json("bulk", "copy", "--to", "target", "--list", "fair", "--where", "country = CL", "--json")
+    assert (copied["matched"], copied["changed"]) == (1, 1)
+    assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 32
+    assert fair.json("lists", "show", "target", "--json")["leadCount"] == 3
+    target = {lead["email"]: lead for lead in fair.json("search", "--list", "target", "--json")["leads"]}
+    assert sorted(target) == ["ana.garcia@acme.es", "priya.sharma@infosys.example", "zunigavanessa@smith.info"]
+    assert len(fair.json("search", "--list", "target", "--tag", "vip", "--json")["leads"]) == 2  # Priya kept her tag
+
+
+def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, database_url: str) -> None:
+    before = _snapshot(database_url)
+    assert "nothing deleted" in fair.fails("bulk", "delete", "--where", "country = CL", stdin="n\n")
+    prompt = fair.run("bulk", "delete", "--where", "country = CL", stdin="n\n").output
+    assert "delete 1 leads (all readable lists; country = CL)?" in prompt
+    assert _snapshot(database_url) == before
+    deleted = fair.json("bulk", "delete", "--where", "country in CL, ES", "--yes", "--json")
+    assert deleted["changed"] == 2
+    assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
+    restored = fair.json("bulk", "restore", *[a for i in deleted["ids"] for a in ("--id", str(i))], "--json")
+    assert restored["changed"] == 2
+    assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33
+
+
+def test_a_viewer_is_refused_and_nothing_changes(fair: Leads, database_url: str) -> None:
+    fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
+    fair.ok("lists", "create", "mine", user="vic")
+    before = _snapshot(database_url)
+    for args in (
+        ("bulk", "tag", "x", "--list", "fair"),
+        ("bulk", "set", "stage", "mql", "--list", "fair"),
+        ("bulk", "move", "--to", "mine", "--list", "fair"),
+        ("bulk", "delete", "--list", "fair", "--yes"),
+    ):
+        error = fair.fails(*args, user="vic")
+        assert "user 'vic' is a viewer of list 'fair'" in error and "needs the role editor or owner" in error, error
+    assert _snapshot(database_url) == before
+    # a viewer may read and copy out of the list into their own one
+    assert fair.json("bulk", "copy", "--to", "mine", "--list", "fair", "--json", user="vic")["changed"] == 33
+    # nobody else's lead is touched by a selection without --list: only readable lists count
+    fair.ok("lists", "create", "other", user="olga")
+    assert fair.json("bulk", "tag", "t", "--where", "stage = new", "--json", user="olga")["matched"] == 0
+
+
+def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp_path: Path) -> None:
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET title = '=1+2', notes = E'\\tcmd', city = '-2+3', company = '@SUM(A1)',"
+            " custom = custom || '{\"Hack\": \"+HYPERLINK()\"}' WHERE email = 'ana.garcia@acme.es'"
+        )
+    out = tmp_path / "out.csv"
+    assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert len(rows) == 33
+    [ana] = [r for r in rows if r["email"] == "ana.garcia@acme.es"]
+    assert (ana["title"], ana["notes"], ana["city"], ana["company"]) == ("'=1+2", "'\tcmd", "'-2+3", "'@SUM(A1)")
+    assert ana["custom.Hack"] == "'+HYPERLINK()"
+    assert ana["phone"] == "'+34912345678"
+    assert ana["first_name"] == "Ana"
+    stdout = fair.ok("bulk", "export", "--where", "country = ES")
+    assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]

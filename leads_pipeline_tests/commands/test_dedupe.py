@@ -1,0 +1,139 @@
+"""``leads dedupe`` and ``leads merges``: clusters within and across lists with reasons, merge, exact undo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.support import import_file
+
+HEADER = "First Name,Last Name,Company,Title,Email,Phone,LinkedIn URL,City,Country\n"
+LIST_A = (
+    "Ana,García,Acme S.L.,,ana@acme.es,+34 912 345 678,,Madrid,Spain\n"
+    "Bob,Stone,Initech,Engineer,bob@initech.example,,,Austin,United States\n"
+    "Dana,Scully,FBI,Agent,dana@fbi.example,,https://www.linkedin.com/in/dscully,,United States\n"
+    "Zoe,Park,Umbrella,,zoe@umbrella.example,+1 415 555 0100,,,United States\n"
+)
+LIST_B = (
+    "Ana,Garcia,ACME SL,CTO,ana.garcia@gmail.example,,,Madrid,Spain\n"
+    "Robert,Stone,Globex,,bob@initech.example,,,,United States\n"
+    "Carl,Jung,Acme S.L.,,carl@acme.es,+34 912 345 678,,Madrid,Spain\n"
+    "D.,Scully,Bureau,,,,linkedin.com/in/dscully/,,United States\n"
+    "Yuri,Kim,Umbrella,,yuri@umbrella.example,+1 415 555 0100,,,United States\n"
+)
+
+
+@pytest.fixture
+def two_lists(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
+    for name, rows in (("A", LIST_A), ("B", LIST_B)):
+        leads.ok("lists", "create", name)
+        path = tmp_path / f"{name}.csv"
+        path.write_text(HEADER + rows, encoding="utf-8")
+        import_file(database_url, path, name)
+    return leads
+
+
+def _ids(database_url: str) -> dict[str, int]:
+    with connect(database_url) as conn:
+        return {
+            f"{r['first_name']} {r['list']}": r["id"]
+            for r in conn.execute(
+                "SELECT l.id, l.first_name, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
+            )
+        }
+
+
+def _snapshot(database_url: str) -> dict[str, list[dict[str, Any]]]:
+    with connect(database_url) as conn:
+        return {
+            table: list(conn.execute(f"SELECT * FROM {table} ORDER BY 1, 2"))
+            for table in ("leads", "lead_facts", "lead_tags")
+        }
+
+
+def test_clusters_within_and_across_lists_with_reasons(two_lists: Leads, database_url: str) -> None:
+    ids = _ids(database_url)
+    report = two_lists.json("dedupe", "--json")
+    clusters = {tuple(c["leadIds"]): c for c in report["clusters"]}
+    ana = (ids["Ana A"], ids["Ana B"])
+    bob = (ids["Bob A"], ids["Robert B"])
+    dana = (ids["Dana A"], ids["D. B"])
+    assert set(clusters) == {ana, bob, dana}, "same phone with other names (Carl, Yuri) is not a duplicate"
+    assert clusters[bob]["reasons"] == ["same email", "same last name"]
+    assert "same LinkedIn URL" in clusters[dana]["reasons"]
+    assert {"same first name", "same last name", "same company"} <= set(clusters[ana]["reasons"])
+    assert clusters[ana]["score"] >= clusters[ana]["threshold"]
+    assert [c["cluster"] for c in report["clusters"]] == [1, 2, 3]
+    assert len(clusters[ana]["listIds"]) == 2
+    # within one list only: none of these
+    assert two_lists.json("dedupe", "--list", "A", "--json")["clusters"] == []
+    assert "3 clusters of duplicates" in two_lists.ok("dedupe", "--list", "A", "--list", "B")
+
+
+def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, database_url: str) -> None:
+    ids = _ids(database_url)
+    with connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost)"
+            " VALUES (%s, 'title', 'CTO', 'apify', 70, 0.01)",
+            (ids["Ana B"],),
+        )
+        conn.execute("INSERT INTO lead_tags VALUES (%s, 'hot'), (%s, 'fair')", (ids["Ana B"], ids["Ana A"]))
+    before = _snapshot(database_url)
+    cluster = next(c for c in two_lists.json("dedupe", "--json")["clusters"] if ids["Ana A"] in c["leadIds"])
+
+    result = two_lists.json("dedupe", "--merge", "--cluster", str(cluster["cluster"]), "--json")
+    [merge] = result["merges"]
+    assert merge["survivorId"] == ids["Ana A"] and merge["mergedIds"] == [ids["Ana B"]]
+    assert merge["filled"] == {"title": ids["Ana B"]}
+    with connect(database_url) as conn:
+        survivor = conn.execute("SELECT * FROM leads WHERE id = %s", (ids["Ana A"],)).fetchone()
+        merged = conn.execute("SELECT * FROM leads WHERE id = %s", (ids["Ana B"],)).fetchone()
+        facts = list(
+            conn.execute(
+                "SELECT field, value, source, details FROM lead_facts WHERE lead_id = %s ORDER BY id", (ids["Ana A"],)
+            )
+        )
+        tags = [
+            r["tag"] for r in conn.execute("SELECT tag FROM lead_tags WHERE lead_id = %s ORDER BY tag", (ids["Ana A"],))
+        ]
+    assert survivor is not None and merged is not None
+    assert survivor["title"] == "CTO" and survivor["email"] == "ana@acme.es"
+    assert merged["deleted_at"] is not None and merged["merged_into"] == ids["Ana A"]
+    assert [(f["field"], f["source"]) for f in facts] == [("title", "apify"), ("title", "merge")]
+    assert facts[1]["details"] == {"from_lead": ids["Ana B"]}
+    assert tags == ["fair", "hot"]
+    remaining = two_lists.json("dedupe", "--json")["clusters"]
+    assert len(remaining) == 2 and all(ids["Ana A"] not in c["leadIds"] for c in remaining)
+
+    history = two_lists.json("merges", "list", "--json")
+    assert [h["id"] for h in history] == [merge["mergeId"]]
+    assert "restored" in two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    assert _snapshot(database_url) == before
+    assert "already undone" in two_lists.fails("merges", "undo", str(merge["mergeId"]))
+    assert "no merge with id 999" in two_lists.fails("merges", "undo", "999")
+
+
+def test_merge_everything_then_undo_refused_after_a_later_change(two_lists: Leads, database_url: str) -> None:
+    result = two_lists.json("dedupe", "--merge", "--json")
+    assert len(result["merges"]) == 3
+    assert two_lists.json("dedupe", "--json")["clusters"] == []
+    survivor = result["merges"][0]["survivorId"]
+    two_lists.ok("bulk", "set", "notes", "called", "--id", str(survivor))
+    error = two_lists.fails("merges", "undo", str(result["merges"][0]["mergeId"]))
+    assert f"lead {survivor} changed after merge" in error
+    assert "--cluster 9: no such cluster" in two_lists.fails("dedupe", "--merge", "--cluster", "9")
+
+
+def test_a_viewer_cannot_merge_and_nothing_changes(two_lists: Leads, database_url: str) -> None:
+    two_lists.ok("lists", "share", "A", "vic", "--role", "viewer")
+    two_lists.ok("lists", "share", "B", "vic", "--role", "editor")
+    before = _snapshot(database_url)
+    assert len(two_lists.json("dedupe", "--json", user="vic")["clusters"]) == 3
+    error = two_lists.fails("dedupe", "--merge", user="vic")
+    assert "user 'vic' is a viewer of list 'A'" in error and "merging its leads" in error
+    assert _snapshot(database_url) == before

@@ -1,0 +1,139 @@
+"""``leads lists``: folders, tags, sharing and roles, archive, delete and purge, as users run them."""
+
+from __future__ import annotations
+
+import pytest
+
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+def _live_leads(database_url: str) -> int:
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) AS n FROM leads WHERE deleted_at IS NULL").fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database_url: str) -> None:
+    created = leads.json(
+        "lists", "create", "Q3 EMEA", "--folder", "/Sales/ EMEA /Q3/", "--tag", "hot", "--tag", "fair", "--json"
+    )
+    assert created["folder"] == "Sales/EMEA/Q3"
+    assert created["tags"] == ["hot", "fair"]
+    import_file(database_url, DEMO_FILE, "Q3 EMEA")
+    shown = leads.json("lists", "show", "q3 emea", "--json")
+    assert shown["listId"] == created["listId"] and shown["leadCount"] == 33
+    assert shown["byStage"] == {"new": 33}
+    assert shown["byEnrichment"] == {"enriched": 0, "notEnriched": 33}
+    assert shown["members"] == [{"user": "tester", "role": "owner"}]
+    assert shown["settings"] == {"deduplication": "email"}
+
+
+def test_ls_filters_by_nested_folder_tag_and_hides_archived(leads: Leads) -> None:
+    leads.ok("lists", "create", "a", "--folder", "Sales/EMEA/Q3", "--tag", "hot")
+    leads.ok("lists", "create", "b", "--folder", "Sales/US")
+    leads.ok("lists", "create", "c", "--folder", "Salesforce")
+    leads.ok("lists", "create", "d")
+    names = lambda *args: [r["name"] for r in leads.json("lists", "ls", "--json", *args)]  # noqa: E731
+    assert names() == ["d", "a", "b", "c"]
+    assert names("--folder", "Sales") == ["a", "b"], "nested folders count, Salesforce is not inside Sales"
+    assert names("--folder", "Sales/EMEA") == ["a"]
+    assert names("--tag", "hot") == ["a"]
+    leads.ok("lists", "archive", "a")
+    assert names("--folder", "Sales") == ["b"]
+    assert names("--folder", "Sales", "--archived") == ["a", "b"]
+    leads.ok("lists", "unarchive", "a")
+    assert names("--tag", "hot") == ["a"]
+    assert "Sales/US" in leads.ok("lists", "ls")
+
+
+def test_rename_move_tag_untag(leads: Leads) -> None:
+    leads.ok("lists", "create", "fair", "--tag", "x")
+    leads.ok("lists", "rename", "fair", "Spring Fair")
+    leads.ok("lists", "move", "Spring Fair", "--folder", "Events/2026")
+    leads.ok("lists", "tag", "Spring Fair", "y", "z", "x")
+    leads.ok("lists", "untag", "Spring Fair", "x")
+    shown = leads.json("lists", "show", "spring fair", "--json")
+    assert (shown["name"], shown["folder"], shown["tags"]) == ("Spring Fair", "Events/2026", ["y", "z"])
+    leads.ok("lists", "move", "Spring Fair", "--folder", "/")
+    assert leads.json("lists", "show", "spring fair", "--json")["folder"] is None
+    leads.ok("lists", "create", "other")
+    assert "already exists" in leads.fails("lists", "rename", "other", "SPRING FAIR")
+    assert "empty segment" in leads.fails("lists", "move", "other", "--folder", "a//b")
+    assert "no list named 'fair'" in leads.fails("lists", "rename", "fair", "x")
+
+
+def test_sharing_roles_and_refusals_change_nothing(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    # not a member: cannot even see it
+    assert "user 'vic' is not a member of list 'fair'" in leads.fails("lists", "show", "fair", user="vic")
+    assert leads.json("lists", "ls", "--json", user="vic") == []
+    leads.ok("lists", "share", "fair", "vic", "--role", "viewer")
+    leads.ok("lists", "share", "fair", "eve", "--role", "editor")
+    assert leads.json("lists", "show", "fair", "--json", user="vic")["leadCount"] == 33
+    assert [r["role"] for r in leads.json("lists", "ls", "--json", user="vic")] == ["viewer"]
+
+    # a viewer cannot import, delete, tag, rename, share or archive
+    refusals = {
+        ("import", str(DEMO_FILE), "--list", "fair"): "importing into it needs the role editor or owner",
+        ("lists", "delete", "fair", "--purge", "--yes"): "deleting it needs the role owner",
+        ("lists", "tag", "fair", "x"): "tagging it needs the role editor or owner",
+        ("lists", "rename", "fair", "mine"): "renaming it needs the role editor or owner",
+        ("lists", "share", "fair", "vic", "--role", "owner"): "sharing it needs the role owner",
+        ("lists", "archive", "fair"): "archiving it needs the role owner",
+    }
+    for args, message in refusals.items():
+        error = leads.fails(*args, user="vic")
+        assert "user 'vic' is a viewer of list 'fair'" in error and message in error, error
+        assert "leads lists share fair vic --role" in error
+    # an editor can tag but not delete or share
+    leads.ok("lists", "tag", "fair", "checked", user="eve")
+    assert "needs the role owner" in leads.fails("lists", "delete", "fair", "--yes", user="eve")
+    assert "needs the role owner" in leads.fails("lists", "share", "fair", "vic", "--role", "editor", user="eve")
+    shown = leads.json("lists", "show", "fair", "--json")
+    assert (shown["name"], shown["tags"], shown["leadCount"], shown["archived"]) == ("fair", ["checked"], 33, False)
+    assert shown["members"] == [
+        {"user": "tester", "role": "owner"},
+        {"user": "eve", "role": "editor"},
+        {"user": "vic", "role": "viewer"},
+    ]
+    # unshare; the only owner cannot leave
+    leads.ok("lists", "unshare", "fair", "vic")
+    assert "not a member" in leads.fails("lists", "show", "fair", user="vic")
+    assert "only owner" in leads.fails("lists", "unshare", "fair", "tester")
+    assert "--role must be one of viewer, editor, owner" in leads.fails("lists", "share", "fair", "x", "--role", "boss")
+
+
+def test_archived_list_is_read_only(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "archive", "fair")
+    error = leads.fails("import", str(DEMO_FILE), "--list", "fair")
+    assert "archived and read-only" in error and "leads lists unarchive fair" in error
+    assert "archived and read-only" in leads.fails("lists", "tag", "fair", "x")
+    assert leads.json("lists", "show", "fair", "--json")["archived"] is True
+    leads.ok("lists", "unarchive", "fair")
+    leads.ok("import", str(DEMO_FILE), "--list", "fair")
+    assert _live_leads(database_url) == 33
+
+
+@pytest.mark.parametrize("purge", [False, True])
+def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> None:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    if purge:
+        assert "nothing deleted" in leads.fails("lists", "delete", "fair", "--purge", stdin="n\n")
+        assert _live_leads(database_url) == 33
+        out = leads.ok("lists", "delete", "fair", "--purge", stdin="y\n")
+        assert "purged 33 leads for good" in out
+    else:
+        assert "33 leads soft-deleted" in leads.ok("lists", "delete", "fair")
+    assert _live_leads(database_url) == 0
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) AS n FROM leads").fetchone()
+    assert row is not None and row["n"] == (0 if purge else 33)
+    assert "no list named 'fair'" in leads.fails("lists", "show", "fair")
+    leads.ok("lists", "create", "fair")  # the name is free again

@@ -1,0 +1,130 @@
+"""``leads search``: text and filters on the demo file, pagination, CSV, access, selection batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.search import create_selection_batch, select_lead_ids
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+@pytest.fixture
+def fair(leads: Leads, database_url: str) -> Leads:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    return leads
+
+
+def _emails(leads: Leads, *args: str, user: str = "tester") -> list[str]:
+    return [lead["email"] for lead in leads.json("search", *args, "--json", user=user)["leads"]]
+
+
+def test_text_query_matches_substrings_of_names_email_company_title(fair: Leads) -> None:
+    assert _emails(fair, "sheryl") == ["zunigavanessa@smith.info", "mariokhan@ryan-pope.org"]
+    assert _emails(fair, "SHERYL baxter") == ["zunigavanessa@smith.info"], "every word must appear"
+    assert _emails(fair, "rasmussen") == ["zunigavanessa@smith.info"]
+    assert _emails(fair, "@infosys.example") == ["priya.sharma@infosys.example"]
+    assert _emails(fair, "garcía") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "100%") == []
+
+
+def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
+    assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]
+    assert _emails(fair, "--where", "email = Ana.Garcia@ACME.es") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "phone = +34 912 345 678") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "company ~ llc", "--where", "last_name = mata") == ["jaredjuarez@carroll.org"]
+    assert len(_emails(fair, "--where", "phone is empty")) == 1  # Jürgen's "not a phone"
+    assert _emails(fair, "--where", "custom.Index > 34") == ["priya.sharma@infosys.example"]
+    assert _emails(fair, "--where", 'custom."Customer Id" = x5') == ["priya.sharma@infosys.example"]
+    assert _emails(fair, "--where", "custom.Index >= 33", "--where", "custom.Index <= 33") == ["ana.garcia@acme.es"]
+    assert len(_emails(fair, "--where", "first_name != sheryl")) == 31
+    assert len(_emails(fair, "--stage", "new")) == 33
+    assert _emails(fair, "--stage", "sql") == []
+    assert _emails(fair, "--score-min", "1") == [], "no lead is scored yet"
+
+
+def test_keyset_pagination_walks_every_lead_once_in_sort_order(fair: Leads, database_url: str) -> None:
+    with connect(database_url) as conn:  # some scores, some NULL, with ties: the hard case for keyset paging
+        conn.execute("UPDATE leads SET score = (id % 4) * 10 WHERE id % 3 <> 0")
+    for sort in ("id", "-id", "score", "-score", "last_name", "-created_at", "country"):
+        seen: list[dict[str, object]] = []
+        cursor: str | None = None
+        while True:
+            extra = ["--after", cursor] if cursor else []
+            page = fair.json("search", "--sort", sort, "--limit", "4", "--json", *extra)
+            seen.extend(page["leads"])
+            cursor = page["nextCursor"]
+            if cursor is None:
+                break
+        everything = fair.json("search", "--sort", sort, "--limit", "100", "--json")["leads"]
+        assert [lead["id"] for lead in seen] == [lead["id"] for lead in everything], sort
+        assert len(seen) == 33
+        field = sort.lstrip("-")
+        values = [lead[field] for lead in everything]
+        present = [v for v in values if v is not None]
+        assert present == sorted(present, reverse=sort.startswith("-")), sort  # type: ignore[type-var]
+        assert values[len(present) :] == [None] * (len(values) - len(present)), "empty values last"
+    assert "belongs to a search sorted by score" in fair.fails("search", "--sort", "id", "--after", _cursor(fair))
+    assert "is not a cursor" in fair.fails("search", "--after", "garbage")
+
+
+def _cursor(leads: Leads) -> str:
+    cursor = leads.json("search", "--sort", "score", "--limit", "2", "--json")["nextCursor"]
+    assert isinstance(cursor, str)
+    return cursor
+
+
+def test_bad_filters_and_options_are_one_line(fair: Leads) -> None:
+    error = fair.fails("search", "--where", "employee_count ~ big")
+    assert "operator ~ does not apply to employee_count" in error and ">=" in error
+    assert "unknown field 'colour'" in fair.fails("search", "--where", "colour = red")
+    assert "sort on one of" in fair.fails("search", "--sort", "colour")
+    assert "--limit must be between 1 and 10000" in fair.fails("search", "--limit", "0")
+    assert "no list named 'nope'" in fair.fails("search", "--list", "nope")
+
+
+def test_csv_output_is_formula_safe(fair: Leads, database_url: str) -> None:
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET title = '=HYPERLINK(\"http://evil\")', notes = '@SUM(A1)' WHERE id = 1")
+    out = fair.ok("search", "--id", "1", "--id", "2", "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["id"] for r in rows] == ["1", "2"]
+    assert rows[0]["title"] == '\'=HYPERLINK("http://evil")'
+    assert rows[0]["notes"] == "'@SUM(A1)"
+    assert rows[0]["phone"].startswith("'+")
+    assert rows[0]["list"] == "fair" and rows[0]["custom.Customer Id"] == "DD37Cf93aecA6Dc"
+
+
+def test_search_only_sees_lists_the_user_can_read(fair: Leads, database_url: str) -> None:
+    fair.ok("lists", "create", "private", user="mallory")
+    assert _emails(fair, "sheryl", user="mallory") == []
+    assert "not a member of list 'fair'" in fair.fails("search", "--list", "fair", user="mallory")
+    fair.ok("lists", "share", "fair", "mallory", "--role", "viewer")
+    assert len(_emails(fair, "sheryl", user="mallory")) == 2
+    fair.ok("lists", "archive", "fair")
+    assert _emails(fair, "sheryl") == [], "archived lists are hidden unless named"
+    assert len(_emails(fair, "sheryl", "--list", "fair")) == 2
+
+
+def test_selection_batch_records_the_matching_leads(fair: Leads, database_url: str) -> None:
+    selection = Selection.build(lists=["fair"], where=["country in ES, IN"])
+    with connect(database_url) as conn:
+        expected = select_lead_ids(conn, selection, "tester")
+        batch_id, count = create_selection_batch(conn, selection, "tester")
+        conn.commit()
+        batch = conn.execute("SELECT * FROM batches WHERE id = %s", (batch_id,)).fetchone()
+        members = [
+            r["lead_id"]
+            for r in conn.execute("SELECT lead_id FROM batch_members WHERE batch_id = %s ORDER BY lead_id", (batch_id,))
+        ]
+    assert count == 2 and members == expected
+    assert batch is not None and batch["kind"] == "selection"
+    assert batch["description"] == "lists fair; country in ES, IN"

@@ -1,0 +1,69 @@
+"""Materializing ``duplicate_clusters`` for an import batch: clusters found, the check warns, merge clears it."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from leads_pipeline.defs.dedupe.assets import duplicate_clusters
+from leads_pipeline.defs.dedupe.checks import UNMERGED_CHECK
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.support import import_file
+
+ROWS = (
+    "First Name,Last Name,Company,Email,Phone\n"
+    "Ann,Lee,Acme Inc,ann@acme.example,+1 415 555 0101\n"
+    "Ann,Lee,ACME,ann.lee@gmail.example,\n"
+    "Bob,Ng,Globex,bob@globex.example,+1 415 555 0101\n"
+)
+
+
+def _materialize(database_url: str, batch: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(BATCHES, [batch])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            [duplicate_clusters],
+            partition_key=batch,
+            instance=instance,
+            resources={"database": LeadsDatabase(database_url=database_url)},
+            run_config={"ops": {"duplicate_clusters": {"config": config}}},
+            raise_on_error=False,
+        )
+
+
+def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(ROWS, encoding="utf-8")
+    with connect(database_url) as conn:
+        create_list(conn, "fair", owner="tester")
+    import_file(database_url, path, "fair", batch_id="batch-fair")
+
+    result = _materialize(database_url, "batch-fair", {})
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("duplicate_clusters")
+    metadata = {key: value.value for key, value in materialization.metadata.items()}
+    assert (metadata["clusters"], metadata["duplicate_leads"], metadata["merged"]) == (1, 1, 0)
+    assert "same first name" in str(metadata["preview"])
+    [check] = result.get_asset_check_evaluations()
+    assert (check.check_name, check.passed) == (UNMERGED_CHECK, False)
+    assert check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["unmerged_clusters"].value == 1
+
+    denied = _materialize(database_url, "batch-fair", {"merge": True, "user": "stranger"})
+    assert not denied.success
+
+    merged = _materialize(database_url, "batch-fair", {"merge": True})
+    assert merged.success
+    [check] = merged.get_asset_check_evaluations()
+    assert check.passed and check.metadata["unmerged_clusters"].value == 0
+    with connect(database_url) as conn:
+        live = conn.execute("SELECT count(*) AS n FROM leads WHERE deleted_at IS NULL").fetchone()
+    assert live is not None and live["n"] == 2

@@ -1,0 +1,78 @@
+"""The filter language: what parses, and the errors a user gets for what does not."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("country = DE", Filter("country", "=", ("DE",))),
+        ("  email   ~ acme  ", Filter("email", "~", ("acme",))),
+        ("title != 'Head of Sales'", Filter("title", "!=", ("Head of Sales",))),
+        ("employee_count >= 50", Filter("employee_count", ">=", (50,))),
+        ("employee_count<10", Filter("employee_count", "<", (10,))),
+        ("annual_revenue > 1.5e6", Filter("annual_revenue", ">", (Decimal("1.5e6"),))),
+        ("country in DE, FR,ES", Filter("country", "in", ("DE", "FR", "ES"))),
+        ("country not in (DE, 'FR')", Filter("country", "not in", ("DE", "FR"))),
+        ("phone is empty", Filter("phone", "is empty", ())),
+        ("phone IS NOT EMPTY", Filter("phone", "is not empty", ())),
+        ("phone not empty", Filter("phone", "is not empty", ())),
+        ("custom.Visits > 3", Filter("custom.Visits", ">", ("3",))),
+        ('custom."Lead Owner" = Ann Lee', Filter("custom.Lead Owner", "=", ("Ann Lee",))),
+        ("created_at >= 2026-03-01", Filter("created_at", ">=", (datetime(2026, 3, 1),))),
+        ("stage in new, mql", Filter("stage", "in", ("new", "mql"))),
+        ("company ~ in", Filter("company", "~", ("in",))),
+        ("id = 7", Filter("id", "=", (7,))),
+    ],
+)
+def test_parses(text: str, expected: Filter) -> None:
+    parsed = parse_filter(text)
+    assert (parsed.field, parsed.op, parsed.values) == (expected.field, expected.op, expected.values)
+
+
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("colour = red", ["unknown field 'colour'", "first_name", "custom.NAME"]),
+        ("employee_count ~ 5", ["operator ~ does not apply to employee_count", "allowed operators", ">="]),
+        ("country > DE", ["operator > does not apply to country", "=, !=, ~, !~, in, not in, is empty, is not empty"]),
+        ("country", ["no operator after country", "allowed operators for country (text)"]),
+        ("country == DE", ["unexpected '=' after =", "allowed operators for country"]),
+        ("email =", ["= needs a value", "is empty"]),
+        ("employee_count > many", ["employee_count is a whole number", "'many'"]),
+        ("created_at > yesterday", ["created_at is a date", "2026-03-31"]),
+        ("phone is empty now", ["is empty takes no value"]),
+        ("country in ,", ["in needs a comma-separated list"]),
+        ('custom."Lead Owner = x', ["no closing quote"]),
+        ("", ["FIELD OP VALUE"]),
+        ("= DE", ["expected FIELD OP VALUE"]),
+    ],
+)
+def test_bad_filters_name_the_field_and_the_allowed_operators(text: str, fragments: list[str]) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_filter(text)
+    message = str(error.value)
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_sort_and_selection_options() -> None:
+    assert Sort.parse("-score") == Sort("score", True)
+    assert Sort.parse(None) == Sort("id", False)
+    with pytest.raises(ConfigurationError, match="sort on one of"):
+        Sort.parse("custom.Visits")
+    with pytest.raises(ConfigurationError, match="--score-min 80 is above --score-max 20"):
+        Selection.build(score_min=80, score_max=20)
+    with pytest.raises(ConfigurationError, match="between 0 and 100"):
+        Selection.build(score_min=-1)
+    selection = Selection.build(lists=["a"], where=["country = DE"], query="  acme ", tags=["hot"], ids=[1, 2])
+    assert selection.query == "acme"
+    assert selection.describe() == "lists a; country = DE; text 'acme'; tag hot; 2 ids"
