@@ -168,13 +168,17 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
     # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner
     # believes about a list that grew since the last ANALYZE (a join here once picked a 50k x 50k nested loop).
+    # The probe looks up the key alone behind an OFFSET 0 fence and filters deleted leads outside it: with the
+    # deleted_at condition inside, the (list_id, id) WHERE deleted_at IS NULL index qualifies too, and with stale
+    # statistics (a new list, a table never analyzed) the planner picked it and read the whole list per probe.
     # Only the rows that found a lead are rewritten.
     for key, guard in steps:
         conn.execute(
             sql.SQL(
                 "UPDATE stg t SET lead_id = m.id FROM ("
-                " SELECT s.row_number, (SELECT l.id FROM leads l WHERE l.list_id = {list}"
-                " AND l.{key} = s.{key} AND l.deleted_at IS NULL ORDER BY l.id LIMIT 1) AS id"
+                " SELECT s.row_number, (SELECT k.id FROM (SELECT l.id, l.deleted_at FROM leads l"
+                " WHERE l.list_id = {list} AND l.{key} = s.{key} OFFSET 0) k"
+                " WHERE k.deleted_at IS NULL ORDER BY k.id LIMIT 1) AS id"
                 " FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}) m"
                 " WHERE m.id IS NOT NULL AND t.row_number = m.row_number"
             ).format(key=sql.Identifier(key), list=sql.Literal(list_id), guard=guard)
