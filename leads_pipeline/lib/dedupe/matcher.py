@@ -74,6 +74,7 @@ class Blocking:
     name: str
     key: BlockKey
     order: str | None = None
+    window: int | None = None  # neighbours compared inside a block; None: the matcher's window
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Matcher:
         """Unique candidate pairs (positions i < j into ``records``) from every blocking, as an (n, 2) array."""
         found: list[np.ndarray] = []
         for blocking in self.blockings:
-            found.append(_block_pairs(blocking.key(records), records, blocking.order, self.window))
+            found.append(_block_pairs(blocking.key(records), records, blocking.order, blocking.window or self.window))
         if not found:
             return np.empty((0, 2), dtype=np.int64)
         pairs = np.concatenate(found)
