@@ -26,7 +26,6 @@ CREATE INDEX lead_tags_tag ON lead_tags (tag, lead_id);
 ALTER TABLE leads ADD COLUMN score smallint CHECK (score BETWEEN 0 AND 100);
 -- Set on a lead merged into another (it is soft-deleted at the same time); cleared by `leads merges undo`.
 ALTER TABLE leads ADD COLUMN merged_into bigint;
-CREATE INDEX leads_list_id ON leads (list_id, id) WHERE deleted_at IS NULL;
 
 -- The text substring search looks through: one trigram GIN index over one expression instead of one index per
 -- field (each trigram index costs an import about as much as all the others together).

@@ -48,7 +48,9 @@ LEAD_MATCHER: Final = Matcher(
     blockings=(
         Blocking("email", column_key("email"), "id"),
         Blocking("LinkedIn URL", column_key("linkedin_url"), "id"),
-        Blocking("phone", column_key("phone"), "last_key"),
+        # A switchboard number is shared by many people of a company: ordered by last name, a person's other
+        # records sit next to each other, so a few neighbours suffice.
+        Blocking("phone", column_key("phone"), "last_key", window=4),
         Blocking("company + phonetic last name", joined_key("company_key", "last_code"), "first_key"),
         Blocking("company + last name prefix", joined_key("company_key", "last_prefix"), "first_key"),
         Blocking("full name", joined_key("first_key", "last_key"), "company_key"),

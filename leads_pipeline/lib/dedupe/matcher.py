@@ -74,6 +74,7 @@ class Blocking:
     name: str
     key: BlockKey
     order: str | None = None
+    window: int | None = None  # neighbours compared inside a block; None: the matcher's window
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ class Matcher:
         """Unique candidate pairs (positions i < j into ``records``) from every blocking, as an (n, 2) array."""
         found: list[np.ndarray] = []
         for blocking in self.blockings:
-            found.append(_block_pairs(blocking.key(records), records, blocking.order, self.window))
+            found.append(_block_pairs(blocking.key(records), records, blocking.order, blocking.window or self.window))
         if not found:
             return np.empty((0, 2), dtype=np.int64)
         pairs = np.concatenate(found)
@@ -170,17 +171,20 @@ def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, wind
 
 def _similarity(column: pd.Series, pairs: np.ndarray, method: Method) -> np.ndarray:
     """Similarity in [0, 1] of the two values of each pair; NaN where either is missing or empty."""
-    values = column.reset_index(drop=True).astype("string").fillna("").to_numpy(dtype=object)
-    left, right = values[pairs[:, 0]], values[pairs[:, 1]]
-    missing = (left == "") | (right == "")
-    if method == "exact":
-        similarity = (left == right).astype(float)
-    else:
-        workers = -1 if len(pairs) >= _MIN_WORKERS else 1
-        similarity = np.asarray(
-            process.cpdist(left, right, scorer=JaroWinkler.normalized_similarity, workers=workers), dtype=float
-        )
-    similarity[missing] = np.nan
+    text = column.reset_index(drop=True).astype("string")
+    codes, uniques = pd.factorize(text.mask(text == ""))
+    left, right = codes[pairs[:, 0]], codes[pairs[:, 1]]
+    missing = (left < 0) | (right < 0)
+    similarity = np.full(len(pairs), np.nan)
+    if method == "exact":  # equal codes are equal values: integer comparisons, not string ones
+        similarity[~missing] = (left[~missing] == right[~missing]).astype(float)
+        return similarity
+    present = np.flatnonzero(~missing)
+    values = np.asarray(uniques, dtype=object)
+    workers = -1 if len(present) >= _MIN_WORKERS else 1
+    similarity[present] = process.cpdist(
+        values[left[present]], values[right[present]], scorer=JaroWinkler.normalized_similarity, workers=workers
+    )
     return similarity
 
 

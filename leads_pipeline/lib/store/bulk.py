@@ -290,10 +290,10 @@ def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
             )
         )
         access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "restoring its leads")
-        live = conn.execute(
+        in_deleted_list = conn.execute(
             "SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", ([r["list_id"] for r in rows],)
         ).fetchone()
-        if live:
+        if in_deleted_list:
             raise ConfigurationError("some of these leads belong to a deleted list; they cannot be restored")
         changed = conn.execute(
             "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],)

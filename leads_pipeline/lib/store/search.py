@@ -34,6 +34,7 @@ LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "sta
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
 _NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+_SEARCHED: Final = frozenset({"first_name", "last_name", "email", "company", "title"})
 SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email, l.company, l.title)")
 """The expression under the trigram index ``leads_search_trgm`` (sql/002_lists.sql): queries must use it as is."""
 
@@ -82,6 +83,14 @@ def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composabl
     return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(values))
 
 
+def _prefilter(name: str, value: str) -> sql.Composable:
+    """For a field inside the search text, the same substring condition on that text: implied by the filter
+    (so results do not change) and served by the trigram index, so "title ~ founder" needs no table scan."""
+    if name not in _SEARCHED:
+        return sql.SQL("TRUE")
+    return sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(value)))
+
+
 def _filter_sql(f: Filter) -> sql.Composable:
     """One filter as a parameterised SQL condition on the alias ``l`` (leads)."""
     custom = f.custom_name
@@ -96,10 +105,14 @@ def _filter_sql(f: Filter) -> sql.Composable:
         return empty if f.op == "is empty" else sql.SQL("NOT {}").format(empty)
     if f.op in ("~", "!~"):
         contains = sql.SQL("{} ILIKE {}").format(target, sql.Literal(_like(str(f.values[0]))))
-        return contains if f.op == "~" else sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
+        if f.op == "~":
+            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), contains)
+        return sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
     numeric_custom = custom is not None and all(_is_number(v) for v in f.values)
     if kind == "text" or (kind == "custom" and not numeric_custom):
-        if f.op in ("=", "!=", "in", "not in"):
+        if f.op == "=":
+            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), _text_compare(target, f.field, f))
+        if f.op in ("!=", "in", "not in"):
             return _text_compare(target, f.field, f)
         return sql.SQL("lower({}) {} {}").format(target, sql.SQL(f.op), sql.Literal(str(f.values[0]).lower()))
     if numeric_custom:
@@ -149,8 +162,8 @@ def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Compo
         sql.SQL("l.list_id = ANY({})").format(sql.Literal(resolve_lists(conn, selection, user))),
     ]
     conditions += [_filter_sql(f) for f in selection.where]
-    for word in (selection.query or "").lower().split():
-        conditions.append(sql.SQL("{} LIKE {}").format(SEARCH_TEXT, sql.Literal(_like(word))))
+    for word in (selection.query or "").split():
+        conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
     if selection.tags:
         conditions.append(
             sql.SQL("EXISTS (SELECT 1 FROM lead_tags t WHERE t.lead_id = l.id AND t.tag = ANY({}))").format(
