@@ -183,9 +183,14 @@ class ApifyResource(dg.ConfigurableResource):
 
     def people_search(self, first_name: str, last_name: str, domain: str) -> list[PersonMatch]:
         """People named ``first_name last_name`` at the company with ``domain``, with contact details."""
+        return self.search_people(first_name, last_name, domain)[0]
+
+    def search_people(self, first_name: str, last_name: str, domain: str) -> tuple[list[PersonMatch], float]:
+        """``people_search`` and what the run cost in USD (0 when the run reports no usage)."""
         run_input = {"firstName": first_name, "lastName": last_name, "domain": domain}
         run = self.run_actor(self.people_search_actor, run_input)
-        return [_person(item, self.people_search_actor) for item in run.items]
+        matches = [_person(item, self.people_search_actor) for item in run.items]
+        return matches, float(run.usage_total_usd or 0.0)
 
     def _api(self) -> ApifyClient:
         token = require(self.token, provider="Apify", env_var=self.ENV_VAR)

@@ -8,6 +8,7 @@ machine's public host name goes in ``LEADS_SMTP_HELO`` (many hosts refuse a HELO
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 import dagster as dg
@@ -77,3 +78,11 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             routes=routes,
             resolve=resolve,
         )
+
+
+def mail_check_from_env() -> MailCheckResource:
+    """The resource bound to the environment variables that are set (resolved by Dagster at run time)."""
+    fields: dict[str, object] = {f: dg.EnvVar(v) for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}
+    if os.environ.get(MailCheckResource.PORT_ENV):
+        fields["smtp_port"] = dg.EnvVar.int(MailCheckResource.PORT_ENV)
+    return MailCheckResource(**fields)  # type: ignore[arg-type]

@@ -1,0 +1,119 @@
+"""The contact stages of a batch: email (discover + verify), phone (type, validate, direct dials), LinkedIn."""
+
+from typing import Literal
+
+import dagster as dg
+
+from leads_pipeline.defs.contacts.checks import EMAIL_CHECK_SPECS, email_mx_check
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.mail import MailCheckResource
+from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store.contacts import batch_cost
+
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class EmailContactsConfig(dg.Config):
+    """How the email stage runs. overwrite=False keeps verified emails and fills only missing ones."""
+
+    overwrite: bool = False
+    discover: bool = True
+    max_candidates: int = 4
+    people_search: bool = True
+    verifier: Literal["auto", "zerobounce", "neverbounce", "none"] = "auto"
+    workers: int = 16
+    per_host: int = 4
+    greylist_wait_s: float = 30.0
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+def paid_verifier(
+    choice: str, zerobounce: ZeroBounceResource, neverbounce: NeverBounceResource
+) -> tuple[PaidVerifier | None, str | None]:
+    """The paid verifier asked for ("auto": the first configured one), or (None, None)."""
+    available: dict[str, ZeroBounceResource | NeverBounceResource] = {
+        name: r for name, r in (("zerobounce", zerobounce), ("neverbounce", neverbounce)) if r.is_configured
+    }
+    if choice == "none":
+        return None, None
+    if choice == "auto":
+        name = next(iter(available), None)
+        return (available[name], name) if name else (None, None)
+    if choice not in available:
+        env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
+        raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
+    return available[choice], choice
+
+
+def _counts(counter: dict[str, int]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(dict(sorted(counter.items())))
+
+
+def _email_metadata(stats: EmailStats, method: str, credits: float) -> dict[str, dg.MetadataValue]:
+    risky = stats.discovery["catch_all"] + stats.discovery["unknown"]
+    return {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "checked": dg.MetadataValue.int(sum(stats.checked.values())),
+        "verified": dg.MetadataValue.int(stats.verified),
+        "found": dg.MetadataValue.int(stats.found),
+        "risky": dg.MetadataValue.int(risky),
+        "not_found": dg.MetadataValue.int(stats.discovery["not_found"]),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "checked_by_status": _counts(stats.checked),
+        "discovered_by_status": _counts(stats.discovery),
+        "found_by_source": _counts(stats.found_by_source),
+        "catch_all_domains": dg.MetadataValue.int(len(stats.catch_all_domains)),
+        "mailbox_check": dg.MetadataValue.text(method),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "smtp"},
+    deps=["batch_leads"],
+    check_specs=EMAIL_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="email_verification",
+)
+def email_contacts(
+    context: dg.AssetExecutionContext,
+    config: EmailContactsConfig,
+    database: LeadsDatabase,
+    mail: MailCheckResource,
+    zerobounce: ZeroBounceResource,
+    neverbounce: NeverBounceResource,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """Emails of the batch's leads: existing addresses verified (syntax, MX, SMTP probe with catch-all
+    detection, or a paid verifier when probing is off) and missing ones discovered from each domain's learned
+    address pattern (the people-search actor as a fallback). Every verdict is a lead fact with its source,
+    confidence, cost and each provider's own answer; verified addresses fill the lead's email."""
+    paid, paid_name = paid_verifier(config.verifier, zerobounce, neverbounce)
+    resolver = mail.resolver()
+    settings = VerifierSettings(
+        probing=mail.probing, workers=config.workers, per_host=config.per_host, greylist_wait_s=config.greylist_wait_s
+    )
+    verifier = EmailVerifier(resolver, mail.prober(resolver), paid, paid_name, settings=settings)
+    options = EmailOptions(
+        overwrite=config.overwrite,
+        discover=config.discover,
+        max_candidates=config.max_candidates,
+        people_search=config.people_search,
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+    )
+    batch_id = context.partition_key
+    stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["email", "email_status", "person_match"])
+        check = email_mx_check(conn, batch_id)
+    return dg.MaterializeResult(metadata=_email_metadata(stats, verifier.method, credits), check_results=[check])
