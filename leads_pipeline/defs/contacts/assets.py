@@ -4,13 +4,15 @@ from typing import Literal
 
 import dagster as dg
 
-from leads_pipeline.defs.contacts.checks import EMAIL_CHECK_SPECS, email_mx_check
+from leads_pipeline.defs.contacts.checks import EMAIL_CHECK_SPECS, PHONE_CHECK_SPECS, email_mx_check, phone_e164_check
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
+from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store.contacts import batch_cost
@@ -114,6 +116,68 @@ def email_contacts(
     batch_id = context.partition_key
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info).run()
     with database.connection() as conn:
-        credits = batch_cost(conn, batch_id, ["email", "email_status", "person_match"])
+        credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
     return dg.MaterializeResult(metadata=_email_metadata(stats, verifier.method, credits), check_results=[check])
+
+
+class PhoneContactsConfig(dg.Config):
+    """How the phone stage runs. overwrite=False keeps the leads' numbers and fills only missing ones."""
+
+    overwrite: bool = False
+    default_region: str = "US"
+    twilio: Literal["ambiguous", "always", "never"] = "ambiguous"
+    direct_dials: bool = True
+    workers: int = 8
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "twilio"},
+    deps=["batch_leads"],
+    check_specs=PHONE_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="phone_lookup",
+)
+def phone_contacts(
+    context: dg.AssetExecutionContext,
+    config: PhoneContactsConfig,
+    database: LeadsDatabase,
+    twilio: TwilioLookupResource,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """Phones of the batch's leads: parsed with the lead's country, E.164 with extensions, validated and typed
+    (mobile, landline, VoIP, toll-free...) offline; Twilio Lookup settles mobile vs landline where the numbering
+    plan cannot (US/CA). Leads without a number get direct dials from the people-search actor. Mobiles fill
+    the lead's mobile_phone."""
+    options = PhoneOptions(
+        overwrite=config.overwrite,
+        default_region=config.default_region,
+        twilio=config.twilio,
+        direct_dials=config.direct_dials,
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+        workers=config.workers,
+    )
+    batch_id = context.partition_key
+    stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
+        check = phone_e164_check(conn, batch_id)
+    metadata = {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "checked": dg.MetadataValue.int(stats.checked),
+        "valid": dg.MetadataValue.int(stats.valid),
+        "found": dg.MetadataValue.int(stats.found),
+        "searched": dg.MetadataValue.int(stats.searched),
+        "mobile": dg.MetadataValue.int(stats.mobile),
+        "line_types": _counts(stats.line_types),
+        "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])

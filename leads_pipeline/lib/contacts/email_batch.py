@@ -291,6 +291,7 @@ class EmailStage:
                     lead["first_name"],
                     lead["last_name"],
                     domain,
+                    "email",
                 )
             except TransientError as error:
                 self.log(f"email: people search failed for lead {lead['id']}: {error}")

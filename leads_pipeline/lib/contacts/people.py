@@ -40,8 +40,10 @@ def search_person(
     first_name: str,
     last_name: str,
     domain: str,
+    stage: str,
 ) -> PersonMatch | None:
-    """Ask the actor once and record the answer (and its cost) at once; the best match or None."""
+    """Ask the actor once and record the answer (and its cost) at once; the best match or None. ``stage``
+    (email, phone) says which stage bought it, so each stage's credits can be told apart."""
     matches, cost = apify.search_people(first_name, last_name, domain)
     match = matches[0] if matches else None
     details: dict[str, Any] = {
@@ -49,6 +51,7 @@ def search_person(
         "match": dataclasses.asdict(match) if match else None,
         "results": len(matches),
         "cost_unit": "usd",
+        "stage": stage,
     }
     fact = Fact(lead_id, FIELD, match.email if match else None, source_name(apify), 80 if match else 0, cost, details)
     record_paid_fact(database_url, batch_id, fact)

@@ -127,10 +127,12 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
     return cursor.rowcount
 
 
-def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str]) -> float:
+def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str], stage: str | None = None) -> float:
+    """Credits the batch spent on facts of ``fields``, plus the shared people searches ``stage`` bought."""
     row = conn.execute(
-        "SELECT coalesce(sum(cost), 0) AS cost FROM lead_facts WHERE batch_id = %s AND field = ANY(%s)",
-        (batch_id, list(fields)),
+        "SELECT coalesce(sum(cost), 0) AS cost FROM lead_facts WHERE batch_id = %s"
+        " AND (field = ANY(%s) OR (field = 'person_match' AND details->>'stage' = %s))",
+        (batch_id, list(fields), stage),
     ).fetchone()
     return float(row["cost"]) if row else 0.0
 
