@@ -2,13 +2,13 @@
 
 import dagster as dg
 
-from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
+from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 
 defs = dg.Definitions(
-    assets=[batch_leads, email_contacts, phone_contacts],
+    assets=[batch_leads, email_contacts, phone_contacts, linkedin_profiles],
     sensors=[inbox_sensor],
     resources=default_resources(),
 )

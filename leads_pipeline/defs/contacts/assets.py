@@ -1,10 +1,18 @@
 """The contact stages of a batch: email (discover + verify), phone (type, validate, direct dials), LinkedIn."""
 
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
 
-from leads_pipeline.defs.contacts.checks import EMAIL_CHECK_SPECS, PHONE_CHECK_SPECS, email_mx_check, phone_e164_check
+from leads_pipeline.defs.contacts.checks import (
+    EMAIL_CHECK_SPECS,
+    LINKEDIN_CHECK_SPECS,
+    PHONE_CHECK_SPECS,
+    email_mx_check,
+    linkedin_url_check,
+    phone_e164_check,
+)
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -12,9 +20,11 @@ from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store.contacts import batch_cost
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -177,6 +187,81 @@ def phone_contacts(
         "mobile": dg.MetadataValue.int(stats.mobile),
         "line_types": _counts(stats.line_types),
         "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+class LinkedInProfilesConfig(dg.Config):
+    """How the LinkedIn stage runs. overwrite=False keeps the leads' LinkedIn URLs and fills only missing ones."""
+
+    overwrite: bool = False
+    discover: bool = True
+    extract: bool = True
+    threshold: float = 0.75
+    queries_per_run: int = 50
+    profiles_per_run: int = 50
+    max_concurrent_runs: int = 2
+    download_photos: bool = True
+    media_dir: str | None = None
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "apify"},
+    deps=["batch_leads"],
+    check_specs=LINKEDIN_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="apify",
+)
+def linkedin_profiles(
+    context: dg.AssetExecutionContext,
+    config: LinkedInProfilesConfig,
+    database: LeadsDatabase,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """LinkedIn profiles of the batch's leads: URLs found through the Google-search actor
+    ("site:linkedin.com/in first last company"), each candidate scored on name, company and title and accepted
+    above a threshold; profiles read by the scraper actor (headline, title, company, location, experience,
+    connection degree) and photos stored under the media folder by hash. Actor runs are batched."""
+    if not apify.is_configured:
+        raise dg.Failure(
+            description=f"LinkedIn discovery needs Apify: set {ApifyResource.ENV_VAR}", allow_retries=False
+        )
+    options = LinkedInOptions(
+        overwrite=config.overwrite,
+        discover=config.discover,
+        extract=config.extract,
+        threshold=config.threshold,
+        queries_per_run=config.queries_per_run,
+        profiles_per_run=config.profiles_per_run,
+        max_concurrent_runs=config.max_concurrent_runs,
+        download_photos=config.download_photos,
+        media_dir=Path(config.media_dir) if config.media_dir else leads_home() / "media",
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+    )
+    batch_id = context.partition_key
+    stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
+        check = linkedin_url_check(conn, batch_id)
+    scores = sorted(stats.scores)
+    metadata = {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "searched": dg.MetadataValue.int(stats.searched),
+        "found": dg.MetadataValue.int(stats.found),
+        "below_threshold": dg.MetadataValue.int(stats.below_threshold),
+        "profiles": dg.MetadataValue.int(stats.profiles),
+        "photos": dg.MetadataValue.int(stats.photos),
+        "photo_errors": dg.MetadataValue.int(stats.photo_errors),
+        "actor_runs": dg.MetadataValue.int(stats.runs),
+        "median_score": dg.MetadataValue.float(scores[len(scores) // 2] if scores else 0.0),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
         "credits_used": dg.MetadataValue.float(credits),
     }

@@ -9,6 +9,7 @@ already have bought). A number found to be mobile fills the lead's mobile_phone.
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,6 +85,7 @@ class PhoneStage:
         self.log = log
         self.stats = PhoneStats()
         self._max_age = timedelta(days=options.cache_days)
+        self._lock = threading.Lock()
 
     def run(self) -> PhoneStats:
         with connect(self.database_url, autocommit=True) as reader:
@@ -190,7 +192,8 @@ class PhoneStage:
             confidence = 90 if result.valid and result.line_type else 30
             fact = store.Fact(number.lead_id, "phone_line_type", value, TWILIO, confidence, result.cost_usd, details)
             store.record_paid_fact(self.database_url, self.batch_id, fact)
-            self.stats.twilio_lookups += 1
+            with self._lock:
+                self.stats.twilio_lookups += 1
             number.twilio = details
         if number.twilio.get("valid") and number.twilio.get("type"):
             number.line_type = twilio_line_type(str(number.twilio["type"]))
