@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.contacts import find_email, verify
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -33,6 +34,8 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("verify")(verify)
+app.command("find-email")(find_email)
 
 
 @db_app.command("start")

@@ -130,6 +130,17 @@ class EmailStage:
                     self.log(f"email: {self.stats.leads:,} leads done")
         return self.stats
 
+    def find(self, first_name: str, last_name: str, domain: str) -> Discovery:
+        """Discover one person's address outside any batch (``leads find-email``); nothing is bought."""
+        with connect(self.database_url, autocommit=True) as reader:
+            self.model = PatternModel.from_rows(store.pattern_counts(reader))
+            ledger = store.VerificationLedger(self.database_url, None, timedelta(days=self.options.cache_days))
+            with ledger:
+                self.verifier.ledger = ledger
+                mx = self._mx(reader, {domain.lower()})
+                lead = {"id": 0, "first_name": first_name, "last_name": last_name, "company_domain": domain}
+                return self._discover(lead, mx, {}, ledger)
+
     # --- one chunk ---------------------------------------------------------------------------------------
 
     def _chunk(self, reader: store.Conn, ledger: store.VerificationLedger, chunk: list[dict[str, Any]]) -> None:
