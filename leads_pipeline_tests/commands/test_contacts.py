@@ -32,9 +32,9 @@ def runner(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pyt
 def _person(world: World, behaviour: str, pattern: str | None = None) -> Person:
     for person in world.people:
         company = world.company(person.company_domain)
-        if company and company.mx_behaviour == behaviour and person.email and not person.email_exception:
-            if pattern is None or company.email_patterns[0].pattern == pattern:
-                return person
+        usable = company and company.mx_behaviour == behaviour and person.email and not person.email_exception
+        if usable and company and (pattern is None or company.email_patterns[0].pattern == pattern):
+            return person
     raise AssertionError(f"nobody at a {behaviour} domain")
 
 
