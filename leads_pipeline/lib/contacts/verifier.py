@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from leads_pipeline.lib.clients.dns import MxResolver, MxResult
-from leads_pipeline.lib.clients.smtp import SmtpProber
+from leads_pipeline.lib.clients.smtp import ProbeResult, SmtpProber
 from leads_pipeline.lib.clients.verifiers import EmailVerdict
 from leads_pipeline.lib.contacts.emails import EmailLists, ParsedEmail, default_lists, parse_email
 from leads_pipeline.lib.contacts.verdicts import (
@@ -66,13 +66,15 @@ class NoLedger:
 class VerifierSettings:
     """probing: SMTP probes on/off. fallback: ask the paid verifier when a probe gives no answer.
     workers: concurrent probes or paid calls; per_host: concurrent probes on one mail host;
-    greylist_wait_s: the longest greylisting delay waited for within a run."""
+    greylist_wait_s: the longest greylisting delay waited for within a run; silent_host_s: how long a mail host
+    that let a probe time out is not probed again (every probe of a dead host would wait the full timeout)."""
 
     probing: bool = True
     fallback: bool = True
     workers: int = 16
     per_host: int = 4
     greylist_wait_s: float = 30.0
+    silent_host_s: float = 600.0
 
 
 class EmailVerifier:
@@ -99,6 +101,7 @@ class EmailVerifier:
         self.ledger: Ledger = ledger or NoLedger()
         self.lists = lists or default_lists()
         self._host_gates: dict[str, threading.Semaphore] = {}
+        self._silent: dict[str, float] = {}
         self._gates_lock = threading.Lock()
 
     @property
@@ -146,8 +149,17 @@ class EmailVerifier:
 
     def _probe(self, parsed: ParsedEmail, mx: MxResult) -> Verdict:
         assert self.prober is not None
-        with self._gate(mx.hosts[0]):
+        host = mx.hosts[0]
+        with self._gates_lock:
+            silent_until = self._silent.get(host, 0.0)
+        if silent_until > time.monotonic():
+            probe = ProbeResult("unknown", None, "the host did not answer a probe moments ago; not asked again", host)
+            return smtp_verdict(parsed, mx, probe)
+        with self._gate(host):
             probe = self.prober.probe(parsed.email, mx.hosts)
+        if probe.status == "unknown" and probe.code is None and _silence(probe.message):
+            with self._gates_lock:
+                self._silent[host] = time.monotonic() + self.settings.silent_host_s
         return smtp_verdict(parsed, mx, probe)
 
     def _paid(self, parsed: ParsedEmail, mx: MxResult) -> Verdict:
@@ -178,3 +190,9 @@ class EmailVerifier:
             if gate is None:
                 gate = self._host_gates[host] = threading.Semaphore(max(1, self.settings.per_host))
             return gate
+
+
+def _silence(message: str) -> bool:
+    """A probe that ended because the host said nothing (timeouts), as opposed to one that was refused."""
+    text = message.lower()
+    return "timed out" in text or "no answer within" in text

@@ -136,3 +136,13 @@ def test_bad_mail_settings_are_explained(sandbox: Sandbox) -> None:
     with pytest.raises(ConfigurationError, match="LEADS_SMTP_ROUTES"):
         mail = mail_check(sandbox, smtp_routes="mx1.acme.com")
         mail.prober(mail.resolver())
+
+
+def test_a_silent_host_is_not_waited_for_twice(sandbox: Sandbox, sandbox_world: World) -> None:
+    person = person_at(sandbox_world, "timeout")
+    assert person.email is not None
+    check = verifier(sandbox, settings=VerifierSettings(workers=1))
+    first = check.verify_many([person.email])[person.email]
+    second = check.verify_many([f"other.{person.email}"])[f"other.{person.email}"]
+    assert first.status == second.status == "unknown"
+    assert "not asked again" in second.reasons[0] and "not asked again" not in first.reasons[0]
