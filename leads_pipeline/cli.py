@@ -18,6 +18,7 @@ from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.contacts import find_email, verify
+from leads_pipeline.commands.dnc import app as dnc_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -36,6 +37,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
 app.command("verify")(verify)
 app.command("find-email")(find_email)
+app.add_typer(dnc_app, name="dnc")
 
 
 @db_app.command("start")

@@ -40,3 +40,24 @@ CREATE INDEX email_pattern_evidence_pattern ON email_pattern_evidence (pattern);
 
 -- Reusing a batch's own facts after a crash ("do not pay twice") looks them up by batch, field and source.
 CREATE INDEX lead_facts_batch_field ON lead_facts (batch_id, field, source, lead_id) WHERE batch_id IS NOT NULL;
+
+-- Do-Not-Call registry copies: each loaded file (a full list, or a change list of additions or deletions) with
+-- the snapshot date it represents, and the numbers currently on the list (E.164) with the snapshot they came from.
+CREATE TABLE dnc_lists (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind          text NOT NULL CHECK (kind IN ('full', 'additions', 'deletions')),
+    format        text NOT NULL CHECK (format IN ('ftc', 'plain')),
+    snapshot_date date NOT NULL,
+    file_path     text NOT NULL,
+    file_sha256   text NOT NULL,
+    numbers       integer NOT NULL,
+    rejected      integer NOT NULL,
+    loaded_by     text NOT NULL,
+    loaded_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE dnc_numbers (
+    number        text PRIMARY KEY,
+    list_id       bigint NOT NULL REFERENCES dnc_lists (id),
+    snapshot_date date NOT NULL
+);

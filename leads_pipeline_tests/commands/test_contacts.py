@@ -3,30 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
-from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import Person, World
-
-
-@pytest.fixture
-def runner(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    home = tmp_path / "home"
-    for name, value in {
-        "DATABASE_URL": database_url,
-        "LEADS_HOME": str(home),
-        "DAGSTER_HOME": str(PROJECT_ROOT),
-        "DAGSTER_PG_URL": dagster_postgres_url(database_url),
-        "LEADS_DAGSTER_STORAGE": str(home / "dagster"),
-        **sandbox.env(),
-    }.items():
-        monkeypatch.setenv(name, value)
-    return CliRunner()
 
 
 def _person(world: World, behaviour: str, pattern: str | None = None) -> Person:

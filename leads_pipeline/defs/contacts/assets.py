@@ -9,6 +9,7 @@ from leads_pipeline.defs.contacts.checks import (
     EMAIL_CHECK_SPECS,
     LINKEDIN_CHECK_SPECS,
     PHONE_CHECK_SPECS,
+    dnc_fresh_check,
     email_mx_check,
     linkedin_url_check,
     phone_e164_check,
@@ -176,7 +177,7 @@ def phone_contacts(
     stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
-        check = phone_e164_check(conn, batch_id)
+        checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
         "already_done": dg.MetadataValue.int(stats.skipped_done),
@@ -187,10 +188,12 @@ def phone_contacts(
         "mobile": dg.MetadataValue.int(stats.mobile),
         "line_types": _counts(stats.line_types),
         "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "on_dnc_list": dg.MetadataValue.int(stats.dnc),
+        "dnc_snapshot": dg.MetadataValue.text(stats.dnc_snapshot or "none loaded"),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
         "credits_used": dg.MetadataValue.float(credits),
     }
-    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
 class LinkedInProfilesConfig(dg.Config):

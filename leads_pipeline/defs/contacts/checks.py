@@ -3,6 +3,7 @@ stored phone in E.164, every accepted LinkedIn URL a profile URL."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import dagster as dg
@@ -19,12 +20,20 @@ EMAIL_CHECK_SPECS = [
         description="No email of the batch is 'valid' while its domain has no MX (and no A-record fallback).",
     )
 ]
+DNC_FRESH_CHECK = "dnc_list_is_fresh"
+DNC_MAX_AGE_DAYS = 31
+
 PHONE_CHECK_SPECS = [
     dg.AssetCheckSpec(
         PHONE_E164_CHECK,
         asset="phone_contacts",
         description="Every phone and mobile phone of the batch's leads is in E.164 (+ and 8-15 digits).",
-    )
+    ),
+    dg.AssetCheckSpec(
+        DNC_FRESH_CHECK,
+        asset="phone_contacts",
+        description=f"The Do-Not-Call list the phones were checked against is at most {DNC_MAX_AGE_DAYS} days old.",
+    ),
 ]
 LINKEDIN_CHECK_SPECS = [
     dg.AssetCheckSpec(
@@ -99,4 +108,22 @@ def linkedin_url_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
             "failing_urls": dg.MetadataValue.int(len(rows)),
             "failures": dg.MetadataValue.md(_table(rows, ["lead_id", "value"])),
         },
+    )
+
+
+def dnc_fresh_check(snapshot: str | None, today: date | None = None) -> dg.AssetCheckResult:
+    """A warning (not a failure) when no DNC list is loaded or the newest is older than 31 days: calling
+    numbers checked against a stale list risks fines, but the phones themselves are fine."""
+    today = today or date.today()
+    age = (today - date.fromisoformat(snapshot)).days if snapshot else None
+    fresh = age is not None and age <= DNC_MAX_AGE_DAYS
+    if age is None:
+        note = "no DNC list loaded: run `leads dnc import FILE`"
+    else:
+        note = f"snapshot of {snapshot} is {age} days old" + ("" if fresh else "; load a newer one")
+    return dg.AssetCheckResult(
+        check_name=DNC_FRESH_CHECK,
+        passed=fresh,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"snapshot": dg.MetadataValue.text(snapshot or "none"), "note": dg.MetadataValue.text(note)},
     )

@@ -55,6 +55,8 @@ class PhoneStats:
     searched: int = 0
     found: int = 0
     mobile: int = 0
+    dnc: int = 0
+    dnc_snapshot: str | None = None
     leads_updated: int = 0
 
 
@@ -89,6 +91,8 @@ class PhoneStage:
 
     def run(self) -> PhoneStats:
         with connect(self.database_url, autocommit=True) as reader:
+            snapshot = store.dnc_snapshot(reader)
+            self.stats.dnc_snapshot = snapshot.isoformat() if snapshot else None
             for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                 self._chunk(reader, chunk)
                 self.log(f"phone: {self.stats.leads:,} leads done")
@@ -124,7 +128,9 @@ class PhoneStage:
                     n for n in numbers if n.info.valid and (self.options.twilio == "always" or n.line_type in AMBIGUOUS)
                 ]
                 list(pool.map(lambda n: self._line_type(n, latest), wanted))
-        self._write(chunk, numbers, to_search)
+        dialled = [n.info.e164 for n in numbers if n.info.e164]
+        on_dnc = store.dnc_numbers(reader, dialled) if self.stats.dnc_snapshot else set()
+        self._write(chunk, numbers, to_search, on_dnc)
 
     def _direct_dials(self, lead: dict[str, Any], latest: dict[tuple[int, str], dict[str, Any]]) -> list[_Number]:
         assert self.apify is not None
@@ -198,7 +204,9 @@ class PhoneStage:
         if number.twilio.get("valid") and number.twilio.get("type"):
             number.line_type = twilio_line_type(str(number.twilio["type"]))
 
-    def _write(self, chunk: list[dict[str, Any]], numbers: list[_Number], searched: list[dict[str, Any]]) -> None:
+    def _write(
+        self, chunk: list[dict[str, Any]], numbers: list[_Number], searched: list[dict[str, Any]], on_dnc: set[str]
+    ) -> None:
         leads = {lead["id"]: lead for lead in chunk}
         facts: list[store.Fact] = []
         phones: dict[int, str | None] = {}
@@ -209,7 +217,15 @@ class PhoneStage:
             self.stats.checked += n.source == "phonenumbers"
             self.stats.valid += info.valid
             self.stats.line_types[n.line_type] += 1
-            details = {**info.details(), "line_type": n.line_type, "raw": info.raw}
+            dnc = info.e164 in on_dnc
+            self.stats.dnc += dnc
+            details = {
+                **info.details(),
+                "line_type": n.line_type,
+                "raw": info.raw,
+                "dnc": dnc,
+                "dnc_snapshot": self.stats.dnc_snapshot,
+            }
             if n.twilio is not None:
                 details["twilio"] = n.twilio
             confidence = (90 if info.valid else 10) if n.source == "phonenumbers" else (80 if info.valid else 10)

@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import psycopg
@@ -287,3 +287,56 @@ def record_paid_fact(database_url: str, batch_id: str, fact: Fact) -> None:
     """Write one paid call's fact at once, in its own transaction (see the module docstring)."""
     with connect(database_url) as conn:
         insert_facts(conn, batch_id, [fact])
+
+
+# --- Do-Not-Call lists ------------------------------------------------------------------------------------
+
+
+def load_dnc(
+    conn: Conn,
+    numbers: set[str],
+    *,
+    kind: str,
+    fmt: str,
+    snapshot_date: date,
+    path: str,
+    sha256: str,
+    rejected: int,
+    user: str,
+) -> int:
+    """Apply one DNC file in the caller's transaction: a full list replaces the registry copy, additions add,
+    deletions remove. Returns the list id."""
+    row = conn.execute(
+        "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (kind, fmt, snapshot_date, path, sha256, len(numbers), rejected, user),
+    ).fetchone()
+    assert row is not None
+    list_id = int(row["id"])
+    if kind == "deletions":
+        conn.execute("DELETE FROM dnc_numbers WHERE number = ANY(%s)", (sorted(numbers),))
+        return list_id
+    if kind == "full":
+        conn.execute("DELETE FROM dnc_numbers")
+    conn.execute("CREATE TEMP TABLE dnc_load (number text) ON COMMIT DROP")
+    with conn.cursor().copy("COPY dnc_load (number) FROM STDIN") as copy:
+        for number in numbers:
+            copy.write_row((number,))
+    conn.execute(
+        "INSERT INTO dnc_numbers (number, list_id, snapshot_date) SELECT number, %s, %s FROM dnc_load"
+        " ON CONFLICT (number) DO UPDATE SET list_id = EXCLUDED.list_id, snapshot_date = EXCLUDED.snapshot_date",
+        (list_id, snapshot_date),
+    )
+    return list_id
+
+
+def dnc_snapshot(conn: Conn) -> date | None:
+    """The snapshot date of the newest DNC file loaded (None when none was)."""
+    row = conn.execute("SELECT max(snapshot_date) AS snapshot FROM dnc_lists").fetchone()
+    return row["snapshot"] if row else None
+
+
+def dnc_numbers(conn: Conn, numbers: Iterable[str]) -> set[str]:
+    """Which of ``numbers`` (E.164) are on the Do-Not-Call list."""
+    rows = conn.execute("SELECT number FROM dnc_numbers WHERE number = ANY(%s)", (sorted(set(numbers)),))
+    return {r["number"] for r in rows}
