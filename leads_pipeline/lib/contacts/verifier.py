@@ -67,7 +67,7 @@ class VerifierSettings:
     """probing: SMTP probes on/off. fallback: ask the paid verifier when a probe gives no answer.
     workers: concurrent probes or paid calls; per_host: concurrent probes on one mail host;
     greylist_wait_s: the longest greylisting delay waited for within a run; silent_host_s: how long a mail host
-    that let a probe time out is not probed again (every probe of a dead host would wait the full timeout)."""
+    that let two probes in a row time out is not probed again (every probe of a dead host would wait the full timeout)."""
 
     probing: bool = True
     fallback: bool = True
@@ -102,6 +102,7 @@ class EmailVerifier:
         self.lists = lists or default_lists()
         self._host_gates: dict[str, threading.Semaphore] = {}
         self._silent: dict[str, float] = {}
+        self._strikes: dict[str, int] = {}
         self._gates_lock = threading.Lock()
 
     @property
@@ -157,8 +158,11 @@ class EmailVerifier:
             return smtp_verdict(parsed, mx, probe)
         with self._gate(host):
             probe = self.prober.probe(parsed.email, mx.hosts)
-        if probe.status == "unknown" and probe.code is None and _silence(probe.message):
-            with self._gates_lock:
+        silent = probe.status == "unknown" and probe.code is None and _silence(probe.message)
+        with self._gates_lock:
+            # Two timeouts in a row: one alone may be a busy host (or our own load), not a dead one.
+            strikes = self._strikes[host] = self._strikes.get(host, 0) + 1 if silent else 0
+            if strikes >= 2:
                 self._silent[host] = time.monotonic() + self.settings.silent_host_s
         return smtp_verdict(parsed, mx, probe)
 
