@@ -2,13 +2,14 @@
 
 Syntax and normalization come from ``email-validator`` with deliverability checks off (the MX lookup is the
 verifier's job, cached per domain). The flags come from the public lists shipped in ``leads_pipeline/data/
-email_lists`` (see ATTRIBUTION.md there); ``EmailLists.load(folder)`` reads a refreshed copy from elsewhere.
+email_lists`` (see ATTRIBUTION.md there); refreshed copies in a folder named by ``LEADS_EMAIL_LISTS`` win.
 """
 
 from __future__ import annotations
 
 import csv
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +42,15 @@ class EmailLists:
         return cls(lines(DISPOSABLE_FILE), lines(FREE_FILE), roles)
 
 
+LISTS_ENV_VAR = "LEADS_EMAIL_LISTS"
+
+
 @functools.cache
 def default_lists() -> EmailLists:
-    """The packaged lists, read once per process."""
-    return EmailLists.load()
+    """The lists in ``LEADS_EMAIL_LISTS`` (a folder with refreshed copies of the three files), else the
+    packaged ones; read once per process."""
+    folder = os.environ.get(LISTS_ENV_VAR)
+    return EmailLists.load(Path(folder) if folder else LISTS_DIR)
 
 
 @dataclass(frozen=True)
