@@ -66,8 +66,9 @@ class NoLedger:
 class VerifierSettings:
     """probing: SMTP probes on/off. fallback: ask the paid verifier when a probe gives no answer.
     workers: concurrent probes or paid calls; per_host: concurrent probes on one mail host;
-    greylist_wait_s: the longest greylisting delay waited for within a run; silent_host_s: how long a mail host
-    that let two probes in a row time out is not probed again (every probe of a dead host would wait the full timeout)."""
+    greylist_wait_s: the longest greylisting delay waited for within a run; silent_host_s: how long a mail
+    host that let two probes in a row time out is not probed again (each probe of a dead host waits the full
+    timeout)."""
 
     probing: bool = True
     fallback: bool = True
