@@ -4,8 +4,9 @@ Generates a world (500 companies, 5,000 people by default), writes its people as
 of phones and 80% of LinkedIn URLs removed, imports them, runs ``email_contacts``, ``phone_contacts`` and
 ``linkedin_profiles`` through Dagster against a running sandbox (default latency), and compares what they
 stored with the world. Costs are in each provider's unit (USD for Apify and Twilio, credits for the
-verifiers). The email stage runs twice: patterns and SMTP only (what discovery achieves with no paid source), then with the paid sources as fallbacks (ZeroBounce where a probe gets no answer, the
-people-search actor where guessing fails) on a second copy of the batch.
+verifiers). The email stage runs twice: patterns and SMTP only (what discovery achieves with no paid source),
+then with the paid sources as fallbacks (ZeroBounce where a probe gets no answer, the people-search actor where
+guessing fails) on a second copy of the batch.
 """
 
 from __future__ import annotations
