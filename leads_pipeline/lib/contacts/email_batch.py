@@ -361,6 +361,7 @@ class EmailStage:
             self.stats.discovery[d.status] += 1
             details: dict[str, Any] = {
                 "status": d.status,
+                "risky": d.status in ("catch_all", "unknown"),
                 "reason": d.reason,
                 "tried": [{"email": e, "status": s, "method": m} for e, s, m in d.tried],
             }
