@@ -355,6 +355,9 @@ class EmailStage:
                         verdict.details(),
                     )
                 )
+            # the address the lead came with, as a fact like any discovered one: its source and how sure it is
+            status = {"status": verdict.status, "method": verdict.method, "risky": verdict.status != "valid"}
+            facts.append(store.Fact(lead_id, "email", verdict.email, "existing", verdict.confidence, 0.0, status))
             self._note_catch_all(verdict, catch_all)
         updates: dict[int, str | None] = {}
         for d in found:

@@ -43,8 +43,11 @@ def test_discovers_and_verifies_emails_against_the_truth(
     assert not wrong, [(emails[i], world_batch.truth[i]["true"]["email"]) for i in wrong]
     assert meta["found"] == len(found)
 
-    discovered = {f["lead_id"]: f for f in _facts(database_url, "email")}
-    assert set(discovered) == {i for i in blanked}
+    discovered = {f["lead_id"]: f for f in _facts(database_url, "email") if f["source"] != "existing"}
+    assert set(discovered) == set(blanked)
+    existing = {f["lead_id"]: f for f in _facts(database_url, "email") if f["source"] == "existing"}
+    assert set(existing) == set(world_batch.truth) - set(blanked)
+    assert all(f["value"] == world_batch.truth[i]["true"]["email"] for i, f in existing.items())
     risky = [f for f in discovered.values() if f["details"]["status"] in ("catch_all", "unknown") and f["value"]]
     assert risky and all(0 < f["confidence"] <= 85 for f in risky)
     right = sum(f["value"] == world_batch.truth[f["lead_id"]]["true"]["email"] for f in risky)
