@@ -232,9 +232,15 @@ def linkedin_profiles(
     ("site:linkedin.com/in first last company"), each candidate scored on name, company and title and accepted
     above a threshold; profiles read by the scraper actor (headline, title, company, location, experience,
     connection degree) and photos stored under the media folder by hash. Actor runs are batched."""
-    if not apify.is_configured:
-        raise dg.Failure(
-            description=f"LinkedIn discovery needs Apify: set {ApifyResource.ENV_VAR}", allow_retries=False
+    batch_id = context.partition_key
+    if not apify.is_configured:  # a source without credentials is skipped with the reason, never a crash
+        reason = f"skipped: LinkedIn discovery needs Apify; set {ApifyResource.ENV_VAR}"
+        context.log.warning(reason)
+        with database.connection() as conn:
+            check = linkedin_url_check(conn, batch_id)
+        return dg.MaterializeResult(
+            metadata={"found": dg.MetadataValue.int(0), "skipped": dg.MetadataValue.text(reason)},
+            check_results=[check],
         )
     options = LinkedInOptions(
         overwrite=config.overwrite,
@@ -249,7 +255,6 @@ def linkedin_profiles(
         chunk_size=config.chunk_size,
         cache_days=config.cache_days,
     )
-    batch_id = context.partition_key
     stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])

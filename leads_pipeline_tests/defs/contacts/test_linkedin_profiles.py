@@ -7,6 +7,7 @@ from typing import Any
 
 from leads_pipeline.defs.contacts.assets import linkedin_profiles
 from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
+from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -46,3 +47,12 @@ def test_finds_profiles_precisely_in_batched_runs(
     again = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
     assert again["actor_runs"] == 0 and again["credits_used"] == meta["credits_used"]
     assert len(_facts(database_url, "linkedin_search")) + len(_facts(database_url, "linkedin_profile")) == paid
+
+
+def test_without_apify_the_stage_is_skipped_with_the_reason(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    resources = {**sandbox_resources(sandbox, database_url), "apify": ApifyResource()}
+    meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources), "linkedin_profiles")
+    assert meta["found"] == 0 and "APIFY_TOKEN" in meta["skipped"]
+    assert not _facts(database_url, "linkedin_search")
