@@ -68,7 +68,14 @@ def _counts(counter: dict[str, int]) -> dg.MetadataValue:
     return dg.MetadataValue.json(dict(sorted(counter.items())))
 
 
-def _email_metadata(stats: EmailStats, method: str, credits: float) -> dict[str, dg.MetadataValue]:
+def _source_state(configured: bool, wanted: bool, env_var: str) -> str:
+    """How a source took part, for the metadata: a source left out says why."""
+    if not wanted:
+        return "off (config)"
+    return "on" if configured else f"skipped: {env_var} is not set"
+
+
+def _email_metadata(stats: EmailStats, method: str, credits: float, people_search: str) -> dict[str, dg.MetadataValue]:
     risky = stats.discovery["catch_all"] + stats.discovery["unknown"]
     return {
         "leads": dg.MetadataValue.int(stats.leads),
@@ -84,6 +91,7 @@ def _email_metadata(stats: EmailStats, method: str, credits: float) -> dict[str,
         "found_by_source": _counts(stats.found_by_source),
         "catch_all_domains": dg.MetadataValue.int(len(stats.catch_all_domains)),
         "mailbox_check": dg.MetadataValue.text(method),
+        "people_search": dg.MetadataValue.text(people_search),
         "credits_used": dg.MetadataValue.float(credits),
     }
 
@@ -129,7 +137,9 @@ def email_contacts(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
-    return dg.MaterializeResult(metadata=_email_metadata(stats, verifier.method, credits), check_results=[check])
+    people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
+    metadata = _email_metadata(stats, verifier.method, credits, people_search)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
 class PhoneContactsConfig(dg.Config):
@@ -189,6 +199,12 @@ def phone_contacts(
         "mobile": dg.MetadataValue.int(stats.mobile),
         "line_types": _counts(stats.line_types),
         "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "twilio": dg.MetadataValue.text(
+            _source_state(twilio.is_configured, config.twilio != "never", TwilioLookupResource.SID_ENV_VAR)
+        ),
+        "direct_dials": dg.MetadataValue.text(
+            _source_state(apify.is_configured, config.direct_dials, ApifyResource.ENV_VAR)
+        ),
         "on_dnc_list": dg.MetadataValue.int(stats.dnc),
         "dnc_snapshot": dg.MetadataValue.text(stats.dnc_snapshot or "none loaded"),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),

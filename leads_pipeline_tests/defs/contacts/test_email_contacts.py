@@ -34,6 +34,7 @@ def test_discovers_and_verifies_emails_against_the_truth(
     assert check.check_name == EMAIL_MX_CHECK and check.passed
     assert meta["leads"] == len(world_batch.truth) and meta["mailbox_check"] == "smtp"
     assert meta["credits_used"] == 0.0  # SMTP probes are free
+    assert meta["people_search"] == "off (config)"
 
     emails = _emails(database_url)
     blanked = [i for i, row in world_batch.truth.items() if "email" in row["blanked"]]
