@@ -244,7 +244,9 @@ class VerificationLedger:
                 self._db()
                 .execute(
                     "SELECT confidence, details, checked_at FROM email_verifications"
-                    " WHERE email = %s AND method = %s AND checked_at > now() - %s",
+                    " WHERE email = %s AND method = %s AND checked_at > now() - %s"
+                    # a free "unknown" (ZeroBounce charges nothing for it) is worth asking again later
+                    " AND NOT (status = 'unknown' AND cost = 0)",
                     (email, method, self.max_age),
                 )
                 .fetchone()

@@ -99,15 +99,12 @@ def test_probing_off_pays_the_verifier_once_per_address(
     paid = [f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]
     assert len(paid) == meta["checked"]
     assert meta["credits_used"] == float(sum(f["cost"] for f in paid)) > 0
-    # a restart with overwrite asks again, but every answer is reused from the stored verdicts: no new credits
-    again = metadata(
-        materialize(
-            [email_contacts],
-            world_batch.batch_id,
-            resources,
-            {"email_contacts": {"discover": False, "overwrite": True}},
-        ),
-        "email_contacts",
-    )
-    assert again["credits_used"] == meta["credits_used"]
-    assert len([f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]) == len(paid)
+    # a restart with overwrite asks again, but answers already bought are reused: only the free "unknown"
+    # answers (greylisting, silent hosts) are asked again, and only what they now cost is added
+    free_unknown = {f["details"]["email"] for f in paid if f["value"] == "unknown" and float(f["cost"]) == 0}
+    config = {"email_contacts": {"discover": False, "overwrite": True}}
+    again = metadata(materialize([email_contacts], world_batch.batch_id, resources, config), "email_contacts")
+    after = [f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]
+    asked_again = after[len(paid) :]
+    assert {f["details"]["email"] for f in asked_again} <= free_unknown
+    assert again["credits_used"] == meta["credits_used"] + float(sum(f["cost"] for f in asked_again))
