@@ -23,7 +23,6 @@ from leads_pipeline.lib.clients.verifiers import EmailVerdict
 from leads_pipeline.lib.contacts.emails import ParsedEmail
 
 Status = Literal["valid", "invalid", "catch_all", "unknown", "disposable", "role"]
-STATUSES: tuple[Status, ...] = ("valid", "invalid", "catch_all", "unknown", "disposable", "role")
 
 CONFIDENCE: dict[str, int] = {
     "valid": 95,
