@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from benchmarks import search
+from benchmarks.contacts import contacts_benchmark
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -116,6 +117,7 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
     report["lists_search_dedupe"] = search.bench_report(args.rows)
+    report["contacts"] = contacts_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -18,7 +18,9 @@ from rich.table import Table
 
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.contacts import find_email, verify
 from leads_pipeline.commands.dedupe import dedupe_command
+from leads_pipeline.commands.dnc import app as dnc_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
 from leads_pipeline.commands.search import search_command
@@ -41,6 +43,9 @@ app.add_typer(merges_app, name="merges")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("verify")(verify)
+app.command("find-email")(find_email)
+app.add_typer(dnc_app, name="dnc")
 
 
 @db_app.command("start")

@@ -12,6 +12,7 @@ import psycopg
 
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.clients.mail import mail_check_from_env
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.store.db import connect
@@ -61,6 +62,7 @@ def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[
                 base_url=TwilioLookupResource.URL_ENV_VAR,
             )
         ),
+        "mail": mail_check_from_env(),
     }
 
 

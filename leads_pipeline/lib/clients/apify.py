@@ -173,19 +173,52 @@ class ApifyResource(dg.ConfigurableResource):
             if result.get("url")
         ]
 
+    def google_search_many(self, queries: Iterable[str]) -> tuple[dict[str, list[SearchResult]], float]:
+        """Organic results per query for many queries in one actor run, and what the run cost in USD."""
+        wanted = list(dict.fromkeys(q.strip() for q in queries if q.strip()))
+        if not wanted:
+            return {}, 0.0
+        run_input = {"queries": "\n".join(wanted), "resultsPerPage": self.results_per_page, "maxPagesPerQuery": 1}
+        run = self.run_actor(self.google_search_actor, run_input)
+        results: dict[str, list[SearchResult]] = {query: [] for query in wanted}
+        for page in run.items:
+            term = str((page.get("searchQuery") or {}).get("term") or "")
+            for result in _objects(page.get("organicResults"), "organicResults", self.google_search_actor):
+                if result.get("url"):
+                    results.setdefault(term, []).append(
+                        SearchResult(
+                            term,
+                            int(result.get("position") or 0),
+                            str(result.get("title") or ""),
+                            str(result["url"]),
+                            result.get("description"),
+                        )
+                    )
+        return results, float(run.usage_total_usd or 0.0)
+
     def linkedin_profiles(self, urls: Iterable[str]) -> list[LinkedInProfileData]:
         """Profiles for the LinkedIn URLs the actor could read; URLs it could not are left out."""
+        return self.linkedin_profiles_run(urls)[0]
+
+    def linkedin_profiles_run(self, urls: Iterable[str]) -> tuple[list[LinkedInProfileData], float]:
+        """``linkedin_profiles`` and what the run cost in USD."""
         profile_urls = list(dict.fromkeys(urls))
         if not profile_urls:
-            return []
+            return [], 0.0
         run = self.run_actor(self.linkedin_profile_actor, {"profileUrls": profile_urls})
-        return [_profile(item) for item in run.items if not item.get("error") and item.get("linkedinUrl")]
+        profiles = [_profile(item) for item in run.items if not item.get("error") and item.get("linkedinUrl")]
+        return profiles, float(run.usage_total_usd or 0.0)
 
     def people_search(self, first_name: str, last_name: str, domain: str) -> list[PersonMatch]:
         """People named ``first_name last_name`` at the company with ``domain``, with contact details."""
+        return self.search_people(first_name, last_name, domain)[0]
+
+    def search_people(self, first_name: str, last_name: str, domain: str) -> tuple[list[PersonMatch], float]:
+        """``people_search`` and what the run cost in USD (0 when the run reports no usage)."""
         run_input = {"firstName": first_name, "lastName": last_name, "domain": domain}
         run = self.run_actor(self.people_search_actor, run_input)
-        return [_person(item, self.people_search_actor) for item in run.items]
+        matches = [_person(item, self.people_search_actor) for item in run.items]
+        return matches, float(run.usage_total_usd or 0.0)
 
     def _api(self) -> ApifyClient:
         token = require(self.token, provider="Apify", env_var=self.ENV_VAR)

@@ -162,6 +162,15 @@ class SmtpProber:
             return self._verdict("unknown", probe_code, probe_reply, host, "catch-all check not answered")
         return self._verdict("catch_all" if catch_all else "deliverable", code, reply, host)
 
+    def known_catch_all(self, domain: str) -> bool | None:
+        """The cached catch-all verdict of ``domain`` (None when not known or expired)."""
+        return self._cached_catch_all(domain.lower())
+
+    def remember_catch_all(self, domain: str, catch_all: bool) -> None:
+        """Seed the cache with a verdict stored elsewhere (e.g. the database), so the domain is not re-probed."""
+        with self._lock:
+            self._catch_all[domain.lower()] = (self._clock() + self.catch_all_ttl, catch_all)
+
     def _cached_catch_all(self, domain: str) -> bool | None:
         with self._lock:
             cached = self._catch_all.get(domain)

@@ -1,0 +1,113 @@
+"""``leads verify`` and ``leads find-email``: the email pipeline on addresses typed at the prompt.
+
+The same verifier and pattern model as the ``email_contacts`` asset, configured from the same environment
+variables (LEADS_DNS_SERVER, LEADS_SMTP_*, ZEROBOUNCE_API_KEY, NEVERBOUNCE_API_KEY). Paid verdicts are cached in
+the database like the asset's, so asking twice does not pay twice.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import console, environment, print_json, run_or_fail
+
+VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
+
+
+def _verifier(choice: str, workers: int = 16) -> Any:
+    from leads_pipeline.defs.contacts.assets import paid_verifier
+    from leads_pipeline.lib.clients.mail import MailCheckResource
+    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+    from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
+
+    fields: dict[str, Any] = {f: os.environ[v] for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}
+    if os.environ.get(MailCheckResource.PORT_ENV):
+        fields["smtp_port"] = int(os.environ[MailCheckResource.PORT_ENV])
+    mail = MailCheckResource(**fields)
+    zerobounce = ZeroBounceResource(
+        api_key=os.environ.get(ZeroBounceResource.ENV_VAR),
+        base_url=os.environ.get(ZeroBounceResource.URL_ENV_VAR) or ZeroBounceResource.model_fields["base_url"].default,
+    )
+    neverbounce = NeverBounceResource(
+        api_key=os.environ.get(NeverBounceResource.ENV_VAR),
+        base_url=os.environ.get(NeverBounceResource.URL_ENV_VAR)
+        or NeverBounceResource.model_fields["base_url"].default,
+    )
+    paid, name = paid_verifier(choice, zerobounce, neverbounce)
+    resolver = mail.resolver()
+    settings = VerifierSettings(probing=mail.probing, workers=workers)
+    return EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)
+
+
+def verify(
+    emails: Annotated[list[str], typer.Argument(help="Addresses to verify.")],
+    verifier: Annotated[str, typer.Option(help=VERIFIER_HELP)] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verify email addresses: syntax, MX, SMTP probe with catch-all detection (or a paid verifier)."""
+    from datetime import timedelta
+
+    from leads_pipeline.lib.store.contacts import VerificationLedger
+
+    env = run_or_fail(environment)
+
+    def check() -> list[dict[str, Any]]:
+        engine = _verifier(verifier)
+        with VerificationLedger(env.database_url, None, timedelta(days=30)) as ledger:
+            engine.ledger = ledger
+            verdicts = engine.verify_many(emails)
+        return [{"confidence": v.confidence, "cost": v.cost, **v.details()} for v in verdicts.values()]
+
+    rows = run_or_fail(check)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("email", "status", "confidence", "method", "reasons")
+    for row in rows:
+        table.add_row(row["email"], row["status"], str(row["confidence"]), row["method"], "; ".join(row["reasons"]))
+    console.print(table)
+
+
+def find_email(
+    first_name: str,
+    last_name: str,
+    domain: str,
+    candidates: Annotated[int, typer.Option(help="How many guesses to verify at most.")] = 4,
+    verifier: Annotated[str, typer.Option(help=VERIFIER_HELP)] = "auto",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find a person's address at DOMAIN from the domain's learned pattern, verifying guesses in order."""
+    from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage
+
+    env = run_or_fail(environment)
+
+    def find() -> dict[str, Any]:
+        options = EmailOptions(max_candidates=candidates, people_search=False)
+        stage = EmailStage(env.database_url, "", _verifier(verifier), None, options)
+        found = stage.find(first_name, last_name, domain)
+        return {
+            "email": found.email,
+            "status": found.status,
+            "confidence": found.confidence,
+            "source": found.source,
+            "pattern": found.candidate.pattern if found.candidate else None,
+            "reason": found.reason,
+            "tried": [{"email": e, "status": s, "method": m} for e, s, m in found.tried],
+        }
+
+    result = run_or_fail(find)
+    if as_json:
+        print_json(result)
+        return
+    if result["email"]:
+        console.print(
+            f"[bold]{result['email']}[/bold] {result['status']} (confidence {result['confidence']}): {result['reason']}"
+        )
+    else:
+        console.print(f"no address found: {result['reason']}")
+    for attempt in result["tried"]:
+        console.print(f"  tried {attempt['email']}: {attempt['status']} ({attempt['method']})")

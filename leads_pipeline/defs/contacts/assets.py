@@ -1,0 +1,294 @@
+"""The contact stages of a batch: email (discover + verify), phone (type, validate, direct dials), LinkedIn."""
+
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+
+from leads_pipeline.defs.contacts.checks import (
+    EMAIL_CHECK_SPECS,
+    LINKEDIN_CHECK_SPECS,
+    PHONE_CHECK_SPECS,
+    dnc_fresh_check,
+    email_mx_check,
+    linkedin_url_check,
+    phone_e164_check,
+)
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.mail import MailCheckResource
+from leads_pipeline.lib.clients.twilio import TwilioLookupResource
+from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
+from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
+from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.runtime import leads_home
+from leads_pipeline.lib.store.contacts import batch_cost
+
+RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class EmailContactsConfig(dg.Config):
+    """How the email stage runs. overwrite=False keeps verified emails and fills only missing ones."""
+
+    overwrite: bool = False
+    discover: bool = True
+    max_candidates: int = 4
+    people_search: bool = True
+    verifier: Literal["auto", "zerobounce", "neverbounce", "none"] = "auto"
+    workers: int = 16
+    per_host: int = 4
+    greylist_wait_s: float = 30.0
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+def paid_verifier(
+    choice: str, zerobounce: ZeroBounceResource, neverbounce: NeverBounceResource
+) -> tuple[PaidVerifier | None, str | None]:
+    """The paid verifier asked for ("auto": the first configured one), or (None, None)."""
+    available: dict[str, ZeroBounceResource | NeverBounceResource] = {
+        name: r for name, r in (("zerobounce", zerobounce), ("neverbounce", neverbounce)) if r.is_configured
+    }
+    if choice == "none":
+        return None, None
+    if choice == "auto":
+        name = next(iter(available), None)
+        return (available[name], name) if name else (None, None)
+    if choice not in available:
+        env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
+        raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
+    return available[choice], choice
+
+
+def _counts(counter: dict[str, int]) -> dg.MetadataValue:
+    return dg.MetadataValue.json(dict(sorted(counter.items())))
+
+
+def _source_state(configured: bool, wanted: bool, env_var: str) -> str:
+    """How a source took part, for the metadata: a source left out says why."""
+    if not wanted:
+        return "off (config)"
+    return "on" if configured else f"skipped: {env_var} is not set"
+
+
+def _email_metadata(stats: EmailStats, method: str, credits: float, people_search: str) -> dict[str, dg.MetadataValue]:
+    risky = stats.discovery["catch_all"] + stats.discovery["unknown"]
+    return {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "checked": dg.MetadataValue.int(sum(stats.checked.values())),
+        "verified": dg.MetadataValue.int(stats.verified),
+        "found": dg.MetadataValue.int(stats.found),
+        "risky": dg.MetadataValue.int(risky),
+        "not_found": dg.MetadataValue.int(stats.discovery["not_found"]),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "checked_by_status": _counts(stats.checked),
+        "discovered_by_status": _counts(stats.discovery),
+        "found_by_source": _counts(stats.found_by_source),
+        "catch_all_domains": dg.MetadataValue.int(len(stats.catch_all_domains)),
+        "mailbox_check": dg.MetadataValue.text(method),
+        "people_search": dg.MetadataValue.text(people_search),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "smtp"},
+    deps=["batch_leads"],
+    check_specs=EMAIL_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="email_verification",
+)
+def email_contacts(
+    context: dg.AssetExecutionContext,
+    config: EmailContactsConfig,
+    database: LeadsDatabase,
+    mail: MailCheckResource,
+    zerobounce: ZeroBounceResource,
+    neverbounce: NeverBounceResource,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """Emails of the batch's leads: existing addresses verified (syntax, MX, SMTP probe with catch-all
+    detection, or a paid verifier when probing is off) and missing ones discovered from each domain's learned
+    address pattern (the people-search actor as a fallback). Every verdict is a lead fact with its source,
+    confidence, cost and each provider's own answer; verified addresses fill the lead's email."""
+    paid, paid_name = paid_verifier(config.verifier, zerobounce, neverbounce)
+    resolver = mail.resolver()
+    settings = VerifierSettings(
+        probing=mail.probing, workers=config.workers, per_host=config.per_host, greylist_wait_s=config.greylist_wait_s
+    )
+    verifier = EmailVerifier(resolver, mail.prober(resolver), paid, paid_name, settings=settings)
+    options = EmailOptions(
+        overwrite=config.overwrite,
+        discover=config.discover,
+        max_candidates=config.max_candidates,
+        people_search=config.people_search,
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+    )
+    batch_id = context.partition_key
+    stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
+        check = email_mx_check(conn, batch_id)
+    people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
+    metadata = _email_metadata(stats, verifier.method, credits, people_search)
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])
+
+
+class PhoneContactsConfig(dg.Config):
+    """How the phone stage runs. overwrite=False keeps the leads' numbers and fills only missing ones."""
+
+    overwrite: bool = False
+    default_region: str = "US"
+    twilio: Literal["ambiguous", "always", "never"] = "ambiguous"
+    direct_dials: bool = True
+    workers: int = 8
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "twilio"},
+    deps=["batch_leads"],
+    check_specs=PHONE_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="phone_lookup",
+)
+def phone_contacts(
+    context: dg.AssetExecutionContext,
+    config: PhoneContactsConfig,
+    database: LeadsDatabase,
+    twilio: TwilioLookupResource,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """Phones of the batch's leads: parsed with the lead's country, E.164 with extensions, validated and typed
+    (mobile, landline, VoIP, toll-free...) offline; Twilio Lookup settles mobile vs landline where the numbering
+    plan cannot (US/CA). Leads without a number get direct dials from the people-search actor. Mobiles fill
+    the lead's mobile_phone."""
+    options = PhoneOptions(
+        overwrite=config.overwrite,
+        default_region=config.default_region,
+        twilio=config.twilio,
+        direct_dials=config.direct_dials,
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+        workers=config.workers,
+    )
+    batch_id = context.partition_key
+    stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
+        checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
+    metadata = {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "checked": dg.MetadataValue.int(stats.checked),
+        "valid": dg.MetadataValue.int(stats.valid),
+        "verified": dg.MetadataValue.int(stats.valid),
+        "found": dg.MetadataValue.int(stats.found),
+        "searched": dg.MetadataValue.int(stats.searched),
+        "mobile": dg.MetadataValue.int(stats.mobile),
+        "line_types": _counts(stats.line_types),
+        "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "twilio": dg.MetadataValue.text(
+            _source_state(twilio.is_configured, config.twilio != "never", TwilioLookupResource.SID_ENV_VAR)
+        ),
+        "direct_dials": dg.MetadataValue.text(
+            _source_state(apify.is_configured, config.direct_dials, ApifyResource.ENV_VAR)
+        ),
+        "on_dnc_list": dg.MetadataValue.int(stats.dnc),
+        "dnc_snapshot": dg.MetadataValue.text(stats.dnc_snapshot or "none loaded"),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=checks)
+
+
+class LinkedInProfilesConfig(dg.Config):
+    """How the LinkedIn stage runs. overwrite=False keeps the leads' LinkedIn URLs and fills only missing ones."""
+
+    overwrite: bool = False
+    discover: bool = True
+    extract: bool = True
+    threshold: float = 0.75
+    queries_per_run: int = 50
+    profiles_per_run: int = 50
+    max_concurrent_runs: int = 2
+    download_photos: bool = True
+    media_dir: str | None = None
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="contacts",
+    kinds={"postgres", "apify"},
+    deps=["batch_leads"],
+    check_specs=LINKEDIN_CHECK_SPECS,
+    retry_policy=RETRY,
+    pool="apify",
+)
+def linkedin_profiles(
+    context: dg.AssetExecutionContext,
+    config: LinkedInProfilesConfig,
+    database: LeadsDatabase,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """LinkedIn profiles of the batch's leads: URLs found through the Google-search actor
+    ("site:linkedin.com/in first last company"), each candidate scored on name, company and title and accepted
+    above a threshold; profiles read by the scraper actor (headline, title, company, location, experience,
+    connection degree) and photos stored under the media folder by hash. Actor runs are batched."""
+    batch_id = context.partition_key
+    if not apify.is_configured:  # a source without credentials is skipped with the reason, never a crash
+        reason = f"skipped: LinkedIn discovery needs Apify; set {ApifyResource.ENV_VAR}"
+        context.log.warning(reason)
+        with database.connection() as conn:
+            check = linkedin_url_check(conn, batch_id)
+        return dg.MaterializeResult(
+            metadata={"found": dg.MetadataValue.int(0), "skipped": dg.MetadataValue.text(reason)},
+            check_results=[check],
+        )
+    options = LinkedInOptions(
+        overwrite=config.overwrite,
+        discover=config.discover,
+        extract=config.extract,
+        threshold=config.threshold,
+        queries_per_run=config.queries_per_run,
+        profiles_per_run=config.profiles_per_run,
+        max_concurrent_runs=config.max_concurrent_runs,
+        download_photos=config.download_photos,
+        media_dir=Path(config.media_dir) if config.media_dir else leads_home() / "media",
+        chunk_size=config.chunk_size,
+        cache_days=config.cache_days,
+    )
+    stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info).run()
+    with database.connection() as conn:
+        credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
+        check = linkedin_url_check(conn, batch_id)
+    scores = sorted(stats.scores)
+    metadata = {
+        "leads": dg.MetadataValue.int(stats.leads),
+        "already_done": dg.MetadataValue.int(stats.skipped_done),
+        "searched": dg.MetadataValue.int(stats.searched),
+        "found": dg.MetadataValue.int(stats.found),
+        "verified": dg.MetadataValue.int(stats.found),
+        "below_threshold": dg.MetadataValue.int(stats.below_threshold),
+        "profiles": dg.MetadataValue.int(stats.profiles),
+        "photos": dg.MetadataValue.int(stats.photos),
+        "photo_errors": dg.MetadataValue.int(stats.photo_errors),
+        "actor_runs": dg.MetadataValue.int(stats.runs),
+        "median_score": dg.MetadataValue.float(scores[len(scores) // 2] if scores else 0.0),
+        "leads_updated": dg.MetadataValue.int(stats.leads_updated),
+        "credits_used": dg.MetadataValue.float(credits),
+    }
+    return dg.MaterializeResult(metadata=metadata, check_results=[check])

@@ -1,0 +1,1 @@
+"""Contact discovery and verification logic: email syntax and verdicts, address patterns, phones, LinkedIn."""

@@ -1,0 +1,274 @@
+"""The LinkedIn stage of one batch: find profile URLs for leads without one, read the profiles, keep the photos.
+
+Actor runs are batched (one Google-search run carries many leads' queries; one scraper run many profile URLs)
+and at most ``max_concurrent_runs`` run at once. Each run's answer is written as facts the moment it returns,
+with the run's cost shared among the leads it served, so a killed run never buys the same answer twice: a lead
+with a ``linkedin_search`` (or ``linkedin_profile``) fact from this batch, or a fresh one, is not asked again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from leads_pipeline.lib.clients.apify import ApifyResource, LinkedInProfileData
+from leads_pipeline.lib.contacts.linkedin import DEFAULT_THRESHOLD, best_profile, canonical_profile_url, search_query
+from leads_pipeline.lib.contacts.media import MediaError, store_image
+from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store.db import connect
+
+FIELDS = ("linkedin_url", "linkedin_search", "linkedin_profile")
+
+
+@dataclass(frozen=True)
+class LinkedInOptions:
+    overwrite: bool = False
+    discover: bool = True
+    extract: bool = True
+    threshold: float = DEFAULT_THRESHOLD
+    queries_per_run: int = 50
+    profiles_per_run: int = 50
+    max_concurrent_runs: int = 2
+    download_photos: bool = True
+    media_dir: Path = Path(".leads/media")
+    chunk_size: int = 500
+    cache_days: int = 30
+
+
+@dataclass
+class LinkedInStats:
+    leads: int = 0
+    skipped_done: int = 0
+    searched: int = 0
+    found: int = 0
+    below_threshold: int = 0
+    profiles: int = 0
+    photos: int = 0
+    photo_errors: int = 0
+    runs: int = 0
+    leads_updated: int = 0
+    scores: list[float] = field(default_factory=list)
+
+
+class LinkedInStage:
+    def __init__(
+        self,
+        database_url: str,
+        batch_id: str,
+        apify: ApifyResource,
+        options: LinkedInOptions,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.database_url = database_url
+        self.batch_id = batch_id
+        self.apify = apify
+        self.options = options
+        self.log = log
+        self.stats = LinkedInStats()
+        self._max_age = timedelta(days=options.cache_days)
+        self._lock = threading.Lock()
+
+    def run(self) -> LinkedInStats:
+        with connect(self.database_url, autocommit=True) as reader:
+            for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
+                self._chunk(reader, chunk)
+                self.log(f"linkedin: {self.stats.leads:,} leads done")
+        return self.stats
+
+    def _fresh(self, fact: dict[str, Any] | None) -> bool:
+        return fact is not None and fact["observed_at"] > datetime.now(UTC) - self._max_age
+
+    def _chunk(self, reader: store.Conn, chunk: list[dict[str, Any]]) -> None:
+        self.stats.leads += len(chunk)
+        leads = {lead["id"]: lead for lead in chunk}
+        latest = store.latest_facts(reader, list(leads), FIELDS)
+        accepted: dict[int, tuple[str, float, dict[str, Any]]] = {}
+        to_search: list[dict[str, Any]] = []
+        for lead in chunk:
+            search = latest.get((lead["id"], "linkedin_search"))
+            if lead["linkedin_url"] and not self.options.overwrite:
+                continue
+            if not self.options.discover or search_query(lead) is None:
+                continue
+            if self._fresh(search) and search is not None:
+                if search["value"] and not lead["linkedin_url"]:
+                    accepted[lead["id"]] = (search["value"], search["confidence"] / 100, search["details"])
+                self.stats.skipped_done += 1
+                continue
+            to_search.append(lead)
+        groups = [
+            to_search[i : i + self.options.queries_per_run]
+            for i in range(0, len(to_search), self.options.queries_per_run)
+        ]
+        with ThreadPoolExecutor(max(1, self.options.max_concurrent_runs)) as pool:
+            for found in pool.map(self._search, groups):
+                accepted.update(found)
+        profiles: dict[int, LinkedInProfileData] = {}
+        if self.options.extract:
+            wanted: dict[str, int] = {}
+            for lead in chunk:
+                url = accepted[lead["id"]][0] if lead["id"] in accepted else lead["linkedin_url"]
+                url = canonical_profile_url(url) if url else None
+                if url and (self.options.overwrite or not self._fresh(latest.get((lead["id"], "linkedin_profile")))):
+                    wanted.setdefault(url, lead["id"])
+            items = list(wanted.items())
+            size = self.options.profiles_per_run
+            with ThreadPoolExecutor(max(1, self.options.max_concurrent_runs)) as pool:
+                for got in pool.map(self._profiles, [dict(items[i : i + size]) for i in range(0, len(items), size)]):
+                    profiles.update(got)
+        self._write(leads, accepted, profiles)
+
+    def _search(self, group: list[dict[str, Any]]) -> dict[int, tuple[str, float, dict[str, Any]]]:
+        queries = {lead["id"]: search_query(lead) or "" for lead in group}
+        try:
+            results, cost = self.apify.google_search_many(queries.values())
+        except TransientError as error:
+            self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
+            return {}
+        with self._lock:
+            self.stats.runs += 1
+        share = round(cost / len(group), 6) if group else 0.0
+        facts, accepted = [], {}
+        for lead in group:
+            query = queries[lead["id"]]
+            found = [(r.url, r.title, r.description) for r in results.get(query, [])]
+            best, ranked = best_profile(lead, found, self.options.threshold)
+            details = {
+                "query": query,
+                "threshold": self.options.threshold,
+                "candidates": [
+                    {"url": s.url, "score": s.score, "matched": list(s.matched), "title": s.title} for s in ranked[:5]
+                ],
+                "cost_unit": "usd",
+            }
+            with self._lock:
+                self.stats.searched += 1
+                self.stats.below_threshold += best is None and bool(ranked)
+            confidence = round(best.score * 100) if best else 0
+            source = f"apify:{self.apify.google_search_actor}"
+            facts.append(
+                store.Fact(
+                    lead["id"], "linkedin_search", best.url if best else None, source, confidence, share, details
+                )
+            )
+            if best:
+                accepted[lead["id"]] = (best.url, best.score, details)
+        with connect(self.database_url) as conn:  # bought: record now
+            store.insert_facts(conn, self.batch_id, facts)
+        return accepted
+
+    def _profiles(self, wanted: dict[str, int]) -> dict[int, LinkedInProfileData]:
+        try:
+            found, cost = self.apify.linkedin_profiles_run(wanted)
+        except TransientError as error:
+            self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
+            return {}
+        with self._lock:
+            self.stats.runs += 1
+        by_url = {canonical_profile_url(p.url) or p.url: p for p in found}
+        share = round(cost / len(by_url), 6) if by_url else 0.0
+        source = f"apify:{self.apify.linkedin_profile_actor}"
+        facts, out = [], {}
+        for url, lead_id in wanted.items():
+            profile = by_url.get(url)
+            if profile is None:
+                facts.append(
+                    store.Fact(
+                        lead_id,
+                        "linkedin_profile",
+                        None,
+                        source,
+                        0,
+                        0.0,
+                        {"url": url, "error": "not found or not public"},
+                    )
+                )
+                continue
+            out[lead_id] = profile
+            details = {
+                "url": url,
+                "headline": profile.headline,
+                "job_title": profile.job_title,
+                "company": profile.company_name,
+                "location": profile.location,
+                "connection_degree": profile.connection_degree,
+                "photo_url": profile.photo_url,
+                "experience": [
+                    {"title": e.title, "company": e.company, "start": e.start, "end": e.end} for e in profile.experience
+                ],
+                "cost_unit": "usd",
+            }
+            facts.append(store.Fact(lead_id, "linkedin_profile", profile.headline, source, 90, share, details))
+        with connect(self.database_url) as conn:  # bought: record now
+            store.insert_facts(conn, self.batch_id, facts)
+        return out
+
+    def _write(
+        self,
+        leads: dict[int, dict[str, Any]],
+        accepted: dict[int, tuple[str, float, dict[str, Any]]],
+        profiles: dict[int, LinkedInProfileData],
+    ) -> None:
+        facts: list[store.Fact] = []
+        updates: dict[int, str | None] = {}
+        for lead_id, (url, score, details) in accepted.items():
+            self.stats.found += 1
+            self.stats.scores.append(score)
+            source = f"apify:{self.apify.google_search_actor}"
+            facts.append(
+                store.Fact(lead_id, "linkedin_url", url, source, round(score * 100), 0.0, {"score": score, **details})
+            )
+            if leads[lead_id]["linkedin_url"] != url:
+                updates[lead_id] = url
+        for lead_id, profile in profiles.items():
+            self.stats.profiles += 1
+            if profile.connection_degree is not None:
+                facts.append(
+                    store.Fact(
+                        lead_id,
+                        "linkedin_connection_degree",
+                        str(profile.connection_degree),
+                        f"apify:{self.apify.linkedin_profile_actor}",
+                        90,
+                    )
+                )
+            if self.options.download_photos and profile.photo_url:
+                try:
+                    path = store_image(profile.photo_url, self.options.media_dir, timeout=5.0)
+                except MediaError as error:
+                    self.stats.photo_errors += 1
+                    facts.append(
+                        store.Fact(
+                            lead_id,
+                            "linkedin_photo",
+                            None,
+                            "download",
+                            0,
+                            0.0,
+                            {"url": profile.photo_url, "error": str(error)},
+                        )
+                    )
+                    continue
+                self.stats.photos += 1
+                facts.append(
+                    store.Fact(
+                        lead_id,
+                        "linkedin_photo",
+                        str(path),
+                        "download",
+                        90,
+                        0.0,
+                        {"url": profile.photo_url, "sha256": path.stem},
+                    )
+                )
+        with connect(self.database_url) as conn:
+            store.insert_facts(conn, self.batch_id, facts)
+            self.stats.leads_updated += store.update_lead_columns(
+                conn, "linkedin_url", updates, overwrite=self.options.overwrite
+            )

@@ -1,0 +1,49 @@
+"""Profile images kept locally: downloaded once, stored under the media folder named by their SHA-256.
+
+Naming by content hash makes a second download of the same picture (the same person in two lists, a re-run)
+write nothing new, and never lets one URL's image overwrite another's. Only images are kept, at most
+``MAX_BYTES``: a URL that answers with a web page or a huge file is refused with the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import requests
+
+from leads_pipeline.lib.clients.http import redact
+
+MAX_BYTES = 5 * 1024 * 1024
+_EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
+
+
+class MediaError(Exception):
+    """The image could not be fetched or is not an image; the message says which and why."""
+
+
+def store_image(url: str, media_dir: Path, session: requests.Session | None = None, timeout: float = 10.0) -> Path:
+    """Download ``url`` into ``media_dir`` as ``<sha256><ext>``; return the file's path."""
+    http = session or requests.Session()
+    try:
+        with http.get(url, timeout=timeout, stream=True) as response:
+            if response.status_code != 200:
+                raise MediaError(f"{redact(url)} answered HTTP {response.status_code}")
+            kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+            if not kind.startswith("image/"):
+                raise MediaError(f"{redact(url)} is not an image (Content-Type {kind or 'missing'})")
+            body = bytearray()
+            for block in response.iter_content(64 * 1024):
+                body.extend(block)
+                if len(body) > MAX_BYTES:
+                    raise MediaError(f"{redact(url)} is larger than {MAX_BYTES // (1024 * 1024)} MiB")
+    except requests.RequestException as error:
+        raise MediaError(f"cannot download {redact(url)}: {redact(str(error))}") from None
+    digest = hashlib.sha256(body).hexdigest()
+    media_dir.mkdir(parents=True, exist_ok=True)
+    path = media_dir / f"{digest}{_EXTENSIONS.get(kind, '.img')}"
+    if not path.exists():
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_bytes(bytes(body))
+        temporary.replace(path)
+    return path

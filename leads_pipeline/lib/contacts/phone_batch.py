@@ -1,0 +1,256 @@
+"""The phone stage of one batch: type and validate the numbers leads have, find direct dials for those without.
+
+Numbers are typed offline (phonenumbers) with the lead's country, then the configured default. Where the
+numbering plan cannot tell a mobile from a landline (US/CA), Twilio Lookup v2 is asked when configured, once per
+number: its answer is a ``phone_line_type`` fact with its price, written as it is bought and reused after.
+Leads without a number get the direct dials of the people-search actor (the same answer the email stage may
+already have bought). A number found to be mobile fills the lead's mobile_phone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch
+from leads_pipeline.lib.clients.twilio import TwilioLookupResource
+from leads_pipeline.lib.contacts import people
+from leads_pipeline.lib.contacts.email_batch import lead_domain
+from leads_pipeline.lib.contacts.phones import AMBIGUOUS, PhoneInfo, analyze, twilio_line_type
+from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store.db import connect
+
+FIELDS = ("phone", "mobile_phone", "phone_line_type", people.FIELD)
+TWILIO = "twilio"
+
+
+@dataclass(frozen=True)
+class PhoneOptions:
+    """twilio: ask Twilio for numbers phonenumbers cannot type ("ambiguous"), for all, or never;
+    direct_dials: ask the people-search actor for leads without a number."""
+
+    overwrite: bool = False
+    default_region: str = "US"
+    twilio: Literal["ambiguous", "always", "never"] = "ambiguous"
+    direct_dials: bool = True
+    chunk_size: int = 500
+    cache_days: int = 30
+    workers: int = 8
+
+
+@dataclass
+class PhoneStats:
+    leads: int = 0
+    skipped_done: int = 0
+    checked: int = 0
+    valid: int = 0
+    line_types: Counter[str] = field(default_factory=Counter)
+    twilio_lookups: int = 0
+    searched: int = 0
+    found: int = 0
+    mobile: int = 0
+    dnc: int = 0
+    dnc_snapshot: str | None = None
+    leads_updated: int = 0
+
+
+@dataclass
+class _Number:
+    lead_id: int
+    info: PhoneInfo
+    source: str
+    line_type: str
+    twilio: dict[str, Any] | None = None
+
+
+class PhoneStage:
+    def __init__(
+        self,
+        database_url: str,
+        batch_id: str,
+        twilio: TwilioLookupResource | None,
+        apify: ApifyResource | None,
+        options: PhoneOptions,
+        log: Callable[[str], None] = lambda _m: None,
+    ) -> None:
+        self.database_url = database_url
+        self.batch_id = batch_id
+        self.twilio = twilio if twilio is not None and twilio.is_configured and options.twilio != "never" else None
+        self.apify = apify if apify is not None and apify.is_configured and options.direct_dials else None
+        self.options = options
+        self.log = log
+        self.stats = PhoneStats()
+        self._max_age = timedelta(days=options.cache_days)
+        self._lock = threading.Lock()
+
+    def run(self) -> PhoneStats:
+        with connect(self.database_url, autocommit=True) as reader:
+            snapshot = store.dnc_snapshot(reader)
+            self.stats.dnc_snapshot = snapshot.isoformat() if snapshot else None
+            for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
+                self._chunk(reader, chunk)
+                self.log(f"phone: {self.stats.leads:,} leads done")
+        return self.stats
+
+    def _chunk(self, reader: store.Conn, chunk: list[dict[str, Any]]) -> None:
+        self.stats.leads += len(chunk)
+        ids = [lead["id"] for lead in chunk]
+        latest = store.latest_facts(reader, ids, FIELDS)
+        done_here = {f["lead_id"] for f in store.batch_facts(reader, self.batch_id, ids, ["phone"])}
+        numbers: list[_Number] = []
+        to_search: list[dict[str, Any]] = []
+        for lead in chunk:
+            known = latest.get((lead["id"], "phone"))
+            if lead["phone"] or lead["mobile_phone"]:
+                if known and known["value"] == (lead["phone"] or lead["mobile_phone"]) and not self.options.overwrite:
+                    self.stats.skipped_done += 1
+                    continue
+                for column in ("phone", "mobile_phone"):
+                    if lead[column]:
+                        info = analyze(lead[column], lead["country"], self.options.default_region)
+                        numbers.append(_Number(lead["id"], info, "phonenumbers", info.line_type))
+            elif self.apify is not None:
+                if lead["id"] in done_here and not self.options.overwrite:
+                    self.stats.skipped_done += 1
+                    continue
+                to_search.append(lead)
+        with ThreadPoolExecutor(self.options.workers) as pool:
+            found = [n for batch in pool.map(lambda lead: self._direct_dials(lead, latest), to_search) for n in batch]
+            numbers += found
+            if self.twilio is not None:
+                wanted = [
+                    n for n in numbers if n.info.valid and (self.options.twilio == "always" or n.line_type in AMBIGUOUS)
+                ]
+                list(pool.map(lambda n: self._line_type(n, latest), wanted))
+        dialled = [n.info.e164 for n in numbers if n.info.e164]
+        on_dnc = store.dnc_numbers(reader, dialled) if self.stats.dnc_snapshot else set()
+        self._write(chunk, numbers, to_search, on_dnc)
+
+    def _direct_dials(self, lead: dict[str, Any], latest: dict[tuple[int, str], dict[str, Any]]) -> list[_Number]:
+        assert self.apify is not None
+        domain = lead_domain(lead)
+        if not (domain and lead["first_name"] and lead["last_name"]):
+            return []
+        usable, match = people.stored_match(latest.get((lead["id"], people.FIELD)), self._max_age)
+        if not usable:
+            try:
+                match = people.search_person(
+                    self.apify,
+                    self.database_url,
+                    self.batch_id,
+                    lead["id"],
+                    lead["first_name"],
+                    lead["last_name"],
+                    domain,
+                    "phone",
+                )
+            except TransientError as error:
+                self.log(f"phone: people search failed for lead {lead['id']}: {error}")
+                return []
+        return self._match_numbers(lead, match)
+
+    def _match_numbers(self, lead: dict[str, Any], match: PersonMatch | None) -> list[_Number]:
+        if match is None:
+            return []
+        source = people.source_name(self.apify) if self.apify else "apify"
+        out = []
+        for phone in match.phones:
+            info = analyze(phone.number, lead["country"], self.options.default_region)
+            if info.e164 is None:
+                continue
+            provider_type = (phone.type or "").strip()
+            line_type = twilio_line_type(provider_type) if provider_type in ("mobile", "landline") else info.line_type
+            out.append(_Number(lead["id"], info, source, line_type))
+        return out
+
+    def _line_type(self, number: _Number, latest: dict[tuple[int, str], dict[str, Any]]) -> None:
+        assert self.twilio is not None and number.info.e164 is not None
+        stored = latest.get((number.lead_id, "phone_line_type"))
+        fresh = stored is not None and stored["observed_at"] > datetime.now(UTC) - self._max_age
+        if (
+            fresh
+            and stored is not None
+            and stored["source"] == TWILIO
+            and stored["details"].get("number") == number.info.e164
+        ):
+            number.twilio = stored["details"]
+        else:
+            try:
+                result = self.twilio.lookup(number.info.e164)
+            except TransientError as error:
+                self.log(f"phone: Twilio lookup failed for lead {number.lead_id}: {error}")
+                return
+            details: dict[str, Any] = {
+                "number": number.info.e164,
+                "valid": result.valid,
+                "type": result.line_type,
+                "carrier": result.carrier_name,
+                "error_code": result.error_code,
+                "cost_unit": "usd",
+            }
+            value = twilio_line_type(result.line_type) if result.valid else "invalid"
+            confidence = 90 if result.valid and result.line_type else 30
+            fact = store.Fact(number.lead_id, "phone_line_type", value, TWILIO, confidence, result.cost_usd, details)
+            store.record_paid_fact(self.database_url, self.batch_id, fact)
+            with self._lock:
+                self.stats.twilio_lookups += 1
+            number.twilio = details
+        if number.twilio.get("valid") and number.twilio.get("type"):
+            number.line_type = twilio_line_type(str(number.twilio["type"]))
+
+    def _write(
+        self, chunk: list[dict[str, Any]], numbers: list[_Number], searched: list[dict[str, Any]], on_dnc: set[str]
+    ) -> None:
+        leads = {lead["id"]: lead for lead in chunk}
+        facts: list[store.Fact] = []
+        phones: dict[int, str | None] = {}
+        mobiles: dict[int, str | None] = {}
+        with_number: set[int] = set()
+        for n in numbers:
+            info = n.info
+            self.stats.checked += n.source == "phonenumbers"
+            self.stats.valid += info.valid
+            self.stats.line_types[n.line_type] += 1
+            dnc = info.e164 in on_dnc
+            self.stats.dnc += dnc
+            details = {
+                **info.details(),
+                "line_type": n.line_type,
+                "raw": info.raw,
+                "dnc": dnc,
+                "dnc_snapshot": self.stats.dnc_snapshot,
+            }
+            if n.twilio is not None:
+                details["twilio"] = n.twilio
+            confidence = (90 if info.valid else 10) if n.source == "phonenumbers" else (80 if info.valid else 10)
+            facts.append(store.Fact(n.lead_id, "phone", info.e164, n.source, confidence, 0.0, details))
+            if not info.valid or info.e164 is None:
+                continue
+            lead = leads[n.lead_id]
+            if n.source != "phonenumbers" and n.lead_id not in with_number:
+                with_number.add(n.lead_id)
+                self.stats.found += 1
+                phones.setdefault(n.lead_id, info.e164)
+            if n.line_type == "mobile" and n.lead_id not in mobiles:
+                facts.append(
+                    store.Fact(n.lead_id, "mobile_phone", info.e164, TWILIO if n.twilio else n.source, 85, 0.0, details)
+                )
+                if lead["mobile_phone"] != info.e164:
+                    mobiles[n.lead_id] = info.e164
+                self.stats.mobile += 1
+        for lead in searched:
+            self.stats.searched += 1
+            if lead["id"] not in with_number:
+                source = people.source_name(self.apify) if self.apify else "apify"
+                facts.append(store.Fact(lead["id"], "phone", None, source, 0, 0.0, {"reason": "no direct dial found"}))
+        with connect(self.database_url) as conn:
+            store.insert_facts(conn, self.batch_id, facts)
+            updated = store.update_lead_columns(conn, "phone", phones, overwrite=self.options.overwrite)
+            updated += store.update_lead_columns(conn, "mobile_phone", mobiles, overwrite=self.options.overwrite)
+        self.stats.leads_updated += updated

@@ -1,0 +1,344 @@
+"""Reads and writes of contact discovery: a batch's leads, their facts, per-domain mail caches, paid verdicts.
+
+Facts are append-only rows of ``lead_facts``; the lead's visible columns (email, phone, mobile_phone,
+linkedin_url) change only through ``update_lead_columns``, in the same transaction as the facts that justify
+them. Paid answers are written the moment they are bought (``VerificationLedger``, ``record_paid_fact``), in
+their own transaction, so a run killed afterwards still knows it paid and does not pay again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from leads_pipeline.lib.clients.dns import MxResult
+from leads_pipeline.lib.contacts.verdicts import Verdict
+from leads_pipeline.lib.store.db import connect
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+LEAD_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "phone_ext",
+    "mobile_phone",
+    "mobile_phone_ext",
+    "title",
+    "company",
+    "company_domain",
+    "website",
+    "linkedin_url",
+    "city",
+    "state",
+    "country",
+)
+UPDATABLE = frozenset({"email", "phone", "phone_ext", "mobile_phone", "mobile_phone_ext", "linkedin_url"})
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One row of ``lead_facts`` to write."""
+
+    lead_id: int
+    field: str
+    value: str | None
+    source: str
+    confidence: int
+    cost: float = 0.0
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def batch_lead_chunks(conn: Conn, batch_id: str, chunk_size: int = 500) -> Iterator[list[dict[str, Any]]]:
+    """The batch's live leads in chunks, by id (keyset pagination: a long batch never holds one cursor open)."""
+    columns = sql.SQL(", ").join(sql.Identifier("l", c) for c in LEAD_COLUMNS)
+    query = sql.SQL(
+        "SELECT {columns} FROM batch_members m JOIN leads l ON l.id = m.lead_id"
+        " WHERE m.batch_id = %s AND l.deleted_at IS NULL AND l.id > %s ORDER BY l.id LIMIT %s"
+    ).format(columns=columns)
+    after = 0
+    while True:
+        rows = list(conn.execute(query, (batch_id, after, chunk_size)))
+        if not rows:
+            return
+        yield rows
+        after = rows[-1]["id"]
+
+
+def latest_facts(conn: Conn, lead_ids: Sequence[int], fields: Sequence[str]) -> dict[tuple[int, str], dict[str, Any]]:
+    """The newest fact per (lead, field) among ``fields``."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (lead_id, field) lead_id, field, value, source, confidence, cost, batch_id, details,"
+        " observed_at FROM lead_facts WHERE lead_id = ANY(%s) AND field = ANY(%s)"
+        " ORDER BY lead_id, field, observed_at DESC, id DESC",
+        (list(lead_ids), list(fields)),
+    )
+    return {(r["lead_id"], r["field"]): r for r in rows}
+
+
+def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
+    """This batch's facts of ``fields`` for ``lead_ids`` (what a restarted run must not redo or pay again)."""
+    return list(
+        conn.execute(
+            "SELECT lead_id, field, value, source, confidence, cost, details FROM lead_facts"
+            " WHERE batch_id = %s AND field = ANY(%s) AND lead_id = ANY(%s) ORDER BY id",
+            (batch_id, list(fields), list(lead_ids)),
+        )
+    )
+
+
+def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int:
+    rows = [(f.lead_id, f.field, f.value, f.source, f.confidence, f.cost, batch_id, Jsonb(f.details)) for f in facts]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                rows,
+            )
+    return len(rows)
+
+
+def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
+    """Set ``column`` of the given leads; without ``overwrite`` only where it is empty. Returns rows changed."""
+    if column not in UPDATABLE:
+        raise ValueError(f"column: expected one of {sorted(UPDATABLE)}, found {column!r}")
+    if not values:
+        return 0
+    condition = sql.SQL("l.{col} IS DISTINCT FROM v.value").format(col=sql.Identifier(column))
+    if not overwrite:
+        condition = sql.SQL("l.{col} IS NULL").format(col=sql.Identifier(column))
+    query = sql.SQL(
+        "UPDATE leads l SET {col} = v.value, updated_at = now()"
+        " FROM unnest(%s::bigint[], %s::text[]) AS v(id, value) WHERE l.id = v.id AND {condition}"
+    ).format(col=sql.Identifier(column), condition=condition)
+    cursor = conn.execute(query, (list(values), list(values.values())))
+    return cursor.rowcount
+
+
+def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str], stage: str | None = None) -> float:
+    """Credits the batch spent on facts of ``fields``, plus the shared people searches ``stage`` bought."""
+    row = conn.execute(
+        "SELECT coalesce(sum(cost), 0) AS cost FROM lead_facts WHERE batch_id = %s"
+        " AND (field = ANY(%s) OR (field = 'person_match' AND details->>'stage' = %s))",
+        (batch_id, list(fields), stage),
+    ).fetchone()
+    return float(row["cost"]) if row else 0.0
+
+
+# --- per-domain mail caches ------------------------------------------------------------------------------
+
+
+def load_mx(conn: Conn, domains: Iterable[str]) -> dict[str, MxResult]:
+    """Stored MX answers that have not expired."""
+    rows = conn.execute(
+        "SELECT domain, mx_hosts, fallback_a, mx_error FROM mail_domains"
+        " WHERE domain = ANY(%s) AND mx_expires_at > now()",
+        (sorted(set(domains)),),
+    )
+    return {r["domain"]: MxResult(r["domain"], tuple(r["mx_hosts"]), r["fallback_a"], r["mx_error"]) for r in rows}
+
+
+def save_mx(conn: Conn, results: Iterable[MxResult], ttl: timedelta) -> None:
+    rows = [(r.domain, list(r.hosts), r.fallback_a, r.error, ttl) for r in results if not r.transient]
+    if rows:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO mail_domains (domain, mx_hosts, fallback_a, mx_error, mx_checked_at, mx_expires_at)"
+                " VALUES (%s, %s, %s, %s, now(), now() + %s) ON CONFLICT (domain) DO UPDATE SET"
+                " mx_hosts = EXCLUDED.mx_hosts, fallback_a = EXCLUDED.fallback_a, mx_error = EXCLUDED.mx_error,"
+                " mx_checked_at = EXCLUDED.mx_checked_at, mx_expires_at = EXCLUDED.mx_expires_at",
+                rows,
+            )
+
+
+def load_catch_all(conn: Conn, domains: Iterable[str], max_age: timedelta) -> dict[str, bool]:
+    rows = conn.execute(
+        "SELECT domain, catch_all FROM mail_domains WHERE domain = ANY(%s) AND catch_all IS NOT NULL"
+        " AND catch_all_at > now() - %s",
+        (sorted(set(domains)), max_age),
+    )
+    return {r["domain"]: r["catch_all"] for r in rows}
+
+
+def save_catch_all(conn: Conn, verdicts: dict[str, bool]) -> None:
+    if verdicts:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO mail_domains (domain, catch_all, catch_all_at) VALUES (%s, %s, now())"
+                " ON CONFLICT (domain) DO UPDATE SET catch_all = EXCLUDED.catch_all, catch_all_at = now()",
+                list(verdicts.items()),
+            )
+
+
+# --- address patterns -------------------------------------------------------------------------------------
+
+
+def pattern_counts(conn: Conn) -> list[tuple[str, str, int]]:
+    """(domain, pattern, known addresses) over the whole account."""
+    rows = conn.execute(
+        "SELECT domain, pattern, count(*) AS n FROM email_pattern_evidence GROUP BY domain, pattern ORDER BY 1, 2"
+    )
+    return [(r["domain"], r["pattern"], int(r["n"])) for r in rows]
+
+
+def add_pattern_evidence(conn: Conn, rows: Iterable[tuple[str, str, str, str]]) -> None:
+    """(domain, local part, pattern, source) rows; an address already known is not counted again."""
+    batch = list(rows)
+    if batch:
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO email_pattern_evidence (domain, local_part, pattern, source) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (domain, local_part) DO NOTHING",
+                batch,
+            )
+
+
+# --- paid calls ---------------------------------------------------------------------------------------------
+
+
+class VerificationLedger:
+    """Paid email verdicts: looked up before a call, recorded (cache row + the lead's fact) right after it.
+
+    ``lead_of`` maps the addresses this chunk may verify to their lead, so every paid call becomes a fact of
+    that lead in this batch with its cost. A verdict reused from the cache becomes a 0-cost fact of this batch
+    (provenance), unless the batch already has one for that address.
+    """
+
+    def __init__(self, database_url: str, batch_id: str | None, max_age: timedelta) -> None:
+        self.database_url = database_url
+        self.batch_id = batch_id
+        self.max_age = max_age
+        self.lead_of: dict[str, int] = {}
+        self._conn: Conn | None = None
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> VerificationLedger:
+        self._conn = connect(self.database_url, autocommit=True)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _db(self) -> Conn:
+        if self._conn is None:
+            raise RuntimeError("use the ledger inside a with block")
+        return self._conn
+
+    def lookup(self, email: str, method: str) -> Verdict | None:
+        with self._lock:
+            row = (
+                self._db()
+                .execute(
+                    "SELECT confidence, details, checked_at FROM email_verifications"
+                    " WHERE email = %s AND method = %s AND checked_at > now() - %s"
+                    # a free "unknown" (ZeroBounce charges nothing for it) is worth asking again later
+                    " AND NOT (status = 'unknown' AND cost = 0)",
+                    (email, method, self.max_age),
+                )
+                .fetchone()
+            )
+            if row is None:
+                return None
+            verdict = Verdict.from_details(row["details"], row["confidence"])
+            lead = self.lead_of.get(email)
+            if lead is not None and self.batch_id is not None:
+                known = self._db().execute(
+                    "SELECT 1 FROM lead_facts WHERE batch_id = %s AND field = 'email_status' AND source = %s"
+                    " AND lead_id = %s AND details->>'email' = %s",
+                    (self.batch_id, method, lead, email),
+                )
+                if known.fetchone() is None:
+                    details = {**verdict.details(), "reused_from": row["checked_at"].isoformat()}
+                    fact = Fact(lead, "email_status", verdict.status, method, verdict.confidence, 0.0, details)
+                    insert_facts(self._db(), self.batch_id, [fact])
+            return verdict
+
+    def record(self, verdict: Verdict) -> None:
+        details = verdict.details()
+        with self._lock, self._db().transaction():
+            self._db().execute(
+                "INSERT INTO email_verifications (email, method, status, confidence, cost, details)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email, method) DO UPDATE SET status = EXCLUDED.status,"
+                " confidence = EXCLUDED.confidence, cost = EXCLUDED.cost, details = EXCLUDED.details,"
+                " checked_at = now()",
+                (verdict.email, verdict.method, verdict.status, verdict.confidence, verdict.cost, Jsonb(details)),
+            )
+            lead = self.lead_of.get(verdict.email)
+            if lead is not None:
+                fact = Fact(
+                    lead, "email_status", verdict.status, verdict.method, verdict.confidence, verdict.cost, details
+                )
+                insert_facts(self._db(), self.batch_id, [fact])
+
+
+def record_paid_fact(database_url: str, batch_id: str, fact: Fact) -> None:
+    """Write one paid call's fact at once, in its own transaction (see the module docstring)."""
+    with connect(database_url) as conn:
+        insert_facts(conn, batch_id, [fact])
+
+
+# --- Do-Not-Call lists ------------------------------------------------------------------------------------
+
+
+def load_dnc(
+    conn: Conn,
+    numbers: set[str],
+    *,
+    kind: str,
+    fmt: str,
+    snapshot_date: date,
+    path: str,
+    sha256: str,
+    rejected: int,
+    user: str,
+) -> int:
+    """Apply one DNC file in the caller's transaction: a full list replaces the registry copy, additions add,
+    deletions remove. Returns the list id."""
+    row = conn.execute(
+        "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+        (kind, fmt, snapshot_date, path, sha256, len(numbers), rejected, user),
+    ).fetchone()
+    assert row is not None
+    list_id = int(row["id"])
+    if kind == "deletions":
+        conn.execute("DELETE FROM dnc_numbers WHERE number = ANY(%s)", (sorted(numbers),))
+        return list_id
+    if kind == "full":
+        conn.execute("DELETE FROM dnc_numbers")
+    conn.execute("CREATE TEMP TABLE dnc_load (number text) ON COMMIT DROP")
+    with conn.cursor().copy("COPY dnc_load (number) FROM STDIN") as copy:
+        for number in numbers:
+            copy.write_row((number,))
+    conn.execute(
+        "INSERT INTO dnc_numbers (number, list_id, snapshot_date) SELECT number, %s, %s FROM dnc_load"
+        " ON CONFLICT (number) DO UPDATE SET list_id = EXCLUDED.list_id, snapshot_date = EXCLUDED.snapshot_date",
+        (list_id, snapshot_date),
+    )
+    return list_id
+
+
+def dnc_snapshot(conn: Conn) -> date | None:
+    """The snapshot date of the newest DNC file loaded (None when none was)."""
+    row = conn.execute("SELECT max(snapshot_date) AS snapshot FROM dnc_lists").fetchone()
+    return row["snapshot"] if row else None
+
+
+def dnc_numbers(conn: Conn, numbers: Iterable[str]) -> set[str]:
+    """Which of ``numbers`` (E.164) are on the Do-Not-Call list."""
+    rows = conn.execute("SELECT number FROM dnc_numbers WHERE number = ANY(%s)", (sorted(set(numbers)),))
+    return {r["number"] for r in rows}

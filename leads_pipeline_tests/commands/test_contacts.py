@@ -1,0 +1,50 @@
+"""``leads verify`` and ``leads find-email`` against the sandbox, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from leads_pipeline.cli import app
+from leads_pipeline.sandbox.world import Person, World
+
+
+def _person(world: World, behaviour: str, pattern: str | None = None) -> Person:
+    for person in world.people:
+        company = world.company(person.company_domain)
+        usable = company and company.mx_behaviour == behaviour and person.email and not person.email_exception
+        if usable and company and (pattern is None or company.email_patterns[0].pattern == pattern):
+            return person
+    raise AssertionError(f"nobody at a {behaviour} domain")
+
+
+def test_verify_prints_each_verdict(runner: CliRunner, sandbox_world: World) -> None:
+    person = _person(sandbox_world, "strict")
+    assert person.email is not None
+    result = runner.invoke(app, ["verify", person.email, f"zz.nobody@{person.company_domain}", "bad@@x", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["email"]: r for r in json.loads(result.stdout)}
+    assert rows[person.email]["status"] == "valid" and rows[person.email]["method"] == "smtp"
+    assert rows[f"zz.nobody@{person.company_domain}"]["status"] == "invalid"
+    assert rows["bad@@x"]["method"] == "syntax"
+    table = runner.invoke(app, ["verify", person.email])
+    assert table.exit_code == 0 and "valid" in table.stdout
+
+
+def test_verify_without_a_configured_verifier_is_one_line(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NEVERBOUNCE_API_KEY", raising=False)
+    result = runner.invoke(app, ["verify", "a@b.com", "--verifier", "neverbounce"])
+    assert result.exit_code == 1 and "NEVERBOUNCE_API_KEY" in result.stderr and "Traceback" not in result.output
+
+
+def test_find_email_verifies_guesses_in_pattern_order(runner: CliRunner, sandbox_world: World) -> None:
+    person = _person(sandbox_world, "strict", "{first}.{last}")
+    result = runner.invoke(
+        app, ["find-email", person.first_name, person.last_name, person.company_domain, "--candidates", "6", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["email"] == person.email and found["status"] == "valid"
+    assert found["tried"][-1]["email"] == person.email

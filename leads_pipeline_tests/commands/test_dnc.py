@@ -1,0 +1,72 @@
+"""``leads dnc import`` and what the phone stage does with the list: dnc flags, snapshot date, freshness check."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from typer.testing import CliRunner
+
+from leads_pipeline.cli import app
+from leads_pipeline.defs.contacts.assets import phone_contacts
+from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, dnc_fresh_check
+from leads_pipeline.lib.contacts.dnc import read_dnc_file
+from leads_pipeline.lib.errors import InputFileError
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, sandbox_resources
+
+
+def test_ftc_and_plain_files(tmp_path: Path) -> None:
+    ftc = tmp_path / "201.txt"
+    ftc.write_text("201,5550123\n201,555-0124\nnot,a number\n\n")
+    parsed = read_dnc_file(ftc, "ftc")
+    assert parsed.numbers == {"+12015550123", "+12015550124"} and parsed.rejected == 1
+    assert parsed.problems[0].startswith(f"{ftc}:3: expected 'area code,number'")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("number\n(201) 555-0125\n+44 20 7946 0018\n")
+    assert read_dnc_file(plain, "plain").numbers == {"+12015550125", "+442079460018"}
+    with pytest.raises(InputFileError, match="no phone number found"):
+        read_dnc_file(plain, "ftc")
+
+
+def test_freshness_is_a_warning() -> None:
+    today = date(2026, 11, 28)
+    assert dnc_fresh_check((today - timedelta(days=3)).isoformat(), today).passed
+    stale = dnc_fresh_check((today - timedelta(days=40)).isoformat(), today)
+    assert not stale.passed and stale.severity == dg.AssetCheckSeverity.WARN
+    assert not dnc_fresh_check(None, today).passed
+
+
+def test_phones_on_the_list_are_flagged_with_the_snapshot(
+    runner: CliRunner,
+    database_url: str,
+    sandbox: Sandbox,
+    world_batch: WorldBatch,
+    tmp_path: Path,
+) -> None:
+    with connect(database_url) as conn:
+        numbers = [
+            r["phone"] for r in conn.execute("SELECT phone FROM leads WHERE phone LIKE '+1%' ORDER BY id LIMIT 3")
+        ]
+    assert numbers
+    listed = tmp_path / "dnc.txt"
+    listed.write_text("".join(f"{n[2:5]},{n[5:]}\n" for n in numbers) + "garbage\n")
+    snapshot = date.today().isoformat()
+    result = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", snapshot, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["numbers"] == len(numbers) and json.loads(result.stdout)["rejected"] == 1
+    bad = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", "yesterday"])
+    assert bad.exit_code == 1 and "expected a date" in bad.stderr
+
+    outcome = materialize([phone_contacts], world_batch.batch_id, sandbox_resources(sandbox, database_url))
+    checks = {c.check_name: c for c in outcome.get_asset_check_evaluations()}
+    assert checks[DNC_FRESH_CHECK].passed
+    with connect(database_url) as conn:
+        facts = list(conn.execute("SELECT value, details FROM lead_facts WHERE field = 'phone' AND value IS NOT NULL"))
+    flagged = {f["value"] for f in facts if f["details"]["dnc"]}
+    assert flagged == set(numbers)
+    assert all(f["details"]["dnc_snapshot"] == snapshot for f in facts)

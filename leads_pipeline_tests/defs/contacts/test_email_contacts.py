@@ -1,0 +1,110 @@
+"""email_contacts on a batch written from the sandbox world: verdicts and discoveries against the truth."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from leads_pipeline.defs.contacts.assets import email_contacts
+from leads_pipeline.defs.contacts.checks import EMAIL_MX_CHECK
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+
+
+def _facts(database_url: str, field: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM lead_facts WHERE field = %s ORDER BY id", (field,)))
+
+
+def _emails(database_url: str) -> dict[int, str | None]:
+    with connect(database_url) as conn:
+        return {r["id"]: r["email"] for r in conn.execute("SELECT id, email FROM leads")}
+
+
+def test_discovers_and_verifies_emails_against_the_truth(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, world_batch: WorldBatch
+) -> None:
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"email_contacts": {"people_search": False}}
+    result = materialize([email_contacts], world_batch.batch_id, resources, config)
+    meta = metadata(result, "email_contacts")
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == EMAIL_MX_CHECK and check.passed
+    assert meta["leads"] == len(world_batch.truth) and meta["mailbox_check"] == "smtp"
+    assert meta["credits_used"] == 0.0  # SMTP probes are free
+    assert meta["people_search"] == "off (config)"
+
+    emails = _emails(database_url)
+    blanked = [i for i, row in world_batch.truth.items() if "email" in row["blanked"]]
+    found = [i for i in blanked if emails[i]]
+    wrong = [i for i in found if emails[i] != world_batch.truth[i]["true"]["email"]]
+    assert len(found) >= 0.5 * len(blanked), meta
+    assert not wrong, [(emails[i], world_batch.truth[i]["true"]["email"]) for i in wrong]
+    assert meta["found"] == len(found)
+
+    discovered = {f["lead_id"]: f for f in _facts(database_url, "email") if f["source"] != "existing"}
+    assert set(discovered) == set(blanked)
+    existing = {f["lead_id"]: f for f in _facts(database_url, "email") if f["source"] == "existing"}
+    assert set(existing) == set(world_batch.truth) - set(blanked)
+    assert all(f["value"] == world_batch.truth[i]["true"]["email"] for i, f in existing.items())
+    risky = [f for f in discovered.values() if f["details"]["status"] in ("catch_all", "unknown") and f["value"]]
+    assert risky and all(0 < f["confidence"] <= 85 for f in risky)
+    right = sum(f["value"] == world_batch.truth[f["lead_id"]]["true"]["email"] for f in risky)
+    assert right >= 0.6 * len(risky)
+
+    statuses = {f["lead_id"]: f for f in _facts(database_url, "email_status") if f["source"] == "smtp"}
+    for lead_id, row in world_batch.truth.items():
+        company = sandbox_world.company(row["true"]["company_domain"])
+        assert company is not None
+        if "email" not in row["blanked"] and company.mx_behaviour in ("strict", "no_mx"):
+            assert statuses[lead_id]["value"] == "valid", statuses[lead_id]["details"]
+        if "email" not in row["blanked"] and company.mx_behaviour == "catch_all":
+            assert statuses[lead_id]["value"] == "catch_all"
+
+
+def test_rerun_skips_done_leads_and_overwrite_rechecks(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"email_contacts": {"people_search": False}}
+    materialize([email_contacts], world_batch.batch_id, resources, config)
+    facts_before = len(_facts(database_url, "email_status")) + len(_facts(database_url, "email"))
+    emails_before = _emails(database_url)
+    again = metadata(materialize([email_contacts], world_batch.batch_id, resources, config), "email_contacts")
+    unknown = Counter(f["value"] for f in _facts(database_url, "email_status"))["unknown"]
+    assert again["already_done"] >= len(world_batch.truth) - unknown - 5
+    assert _emails(database_url) == emails_before
+    assert len(_facts(database_url, "email_status")) + len(_facts(database_url, "email")) <= facts_before + 2 * unknown
+    forced = metadata(
+        materialize(
+            [email_contacts],
+            world_batch.batch_id,
+            resources,
+            {"email_contacts": {"overwrite": True, "people_search": False}},
+        ),
+        "email_contacts",
+    )
+    assert forced["already_done"] == 0 and forced["checked"] >= forced["leads"] * 0.35
+
+
+def test_probing_off_pays_the_verifier_once_per_address(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    config = {"email_contacts": {"discover": False}}
+    meta = metadata(materialize([email_contacts], world_batch.batch_id, resources, config), "email_contacts")
+    assert meta["mailbox_check"] == "zerobounce"
+    paid = [f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]
+    assert len(paid) == meta["checked"]
+    assert meta["credits_used"] == float(sum(f["cost"] for f in paid)) > 0
+    # a restart with overwrite asks again, but answers already bought are reused: only the free "unknown"
+    # answers (greylisting, silent hosts) are asked again, and only what they now cost is added
+    free_unknown = {f["details"]["email"] for f in paid if f["value"] == "unknown" and float(f["cost"]) == 0}
+    config = {"email_contacts": {"discover": False, "overwrite": True}}
+    again = metadata(materialize([email_contacts], world_batch.batch_id, resources, config), "email_contacts")
+    after = [f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]
+    asked_again = after[len(paid) :]
+    assert {f["details"]["email"] for f in asked_again} <= free_unknown
+    assert again["credits_used"] == meta["credits_used"] + float(sum(f["cost"] for f in asked_again))

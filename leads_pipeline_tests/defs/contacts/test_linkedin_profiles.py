@@ -1,0 +1,58 @@
+"""linkedin_profiles on a batch from the sandbox world: batched actor runs, precision against the truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from leads_pipeline.defs.contacts.assets import linkedin_profiles
+from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+
+
+def _facts(database_url: str, field: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM lead_facts WHERE field = %s ORDER BY id", (field,)))
+
+
+def test_finds_profiles_precisely_in_batched_runs(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, world_batch: WorldBatch, tmp_path: Path
+) -> None:
+    resources = sandbox_resources(sandbox, database_url)
+    config = {
+        "linkedin_profiles": {"queries_per_run": 100, "media_dir": str(tmp_path / "media"), "download_photos": False}
+    }
+    result = materialize([linkedin_profiles], world_batch.batch_id, resources, config)
+    meta = metadata(result, "linkedin_profiles")
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == LINKEDIN_URL_CHECK and check.passed
+    with connect(database_url) as conn:
+        urls = {r["id"]: r["linkedin_url"] for r in conn.execute("SELECT id, linkedin_url FROM leads")}
+    blanked = [i for i, row in world_batch.truth.items() if "linkedin" in row["blanked"] and row["true"]["linkedin"]]
+    found = [i for i in blanked if urls[i]]
+    right = [i for i in found if urls[i] == world_batch.truth[i]["true"]["linkedin"]]
+    assert len(right) >= 0.95 * len(found) and len(found) >= 0.8 * len(blanked), meta
+    searches = meta["searched"]
+    assert meta["actor_runs"] <= -(-searches // 100) + -(-len(world_batch.truth) // 50) + 2
+    profiles = [f for f in _facts(database_url, "linkedin_profile") if f["value"]]
+    assert profiles and all(f["details"]["url"] for f in profiles)
+    assert any(f["details"]["experience"] for f in profiles)
+    assert meta["credits_used"] > 0
+    # again: nothing is bought twice
+    paid = len(_facts(database_url, "linkedin_search")) + len(_facts(database_url, "linkedin_profile"))
+    again = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
+    assert again["actor_runs"] == 0 and again["credits_used"] == meta["credits_used"]
+    assert len(_facts(database_url, "linkedin_search")) + len(_facts(database_url, "linkedin_profile")) == paid
+
+
+def test_without_apify_the_stage_is_skipped_with_the_reason(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    resources = {**sandbox_resources(sandbox, database_url), "apify": ApifyResource()}
+    meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources), "linkedin_profiles")
+    assert meta["found"] == 0 and "APIFY_TOKEN" in meta["skipped"]
+    assert not _facts(database_url, "linkedin_search")

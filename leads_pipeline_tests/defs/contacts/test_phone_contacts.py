@@ -1,0 +1,74 @@
+"""phone_contacts on a batch from the sandbox world: typing, Twilio for ambiguous numbers, direct dials."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
+from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, PHONE_E164_CHECK
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+
+
+def _leads(database_url: str) -> dict[int, dict[str, Any]]:
+    with connect(database_url) as conn:
+        return {r["id"]: r for r in conn.execute("SELECT id, phone, mobile_phone FROM leads")}
+
+
+def _facts(database_url: str, field: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM lead_facts WHERE field = %s ORDER BY id", (field,)))
+
+
+def test_types_numbers_and_finds_direct_dials(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, world_batch: WorldBatch
+) -> None:
+    resources = sandbox_resources(sandbox, database_url)
+    result = materialize([phone_contacts], world_batch.batch_id, resources)
+    meta = metadata(result, "phone_contacts")
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks[PHONE_E164_CHECK].passed
+    assert not checks[DNC_FRESH_CHECK].passed  # no DNC list loaded: a warning, the run still succeeds
+    leads = _leads(database_url)
+    blanked = [i for i, row in world_batch.truth.items() if "phone" in row["blanked"]]
+    found = [i for i in blanked if leads[i]["phone"]]
+    assert len(found) >= 0.6 * len(blanked), meta
+    people = {p.id: p for p in sandbox_world.people}
+    for i in found:
+        person = people[world_batch.truth[i]["person_id"]]
+        assert leads[i]["phone"] in {p.number for p in person.phones}
+    # every mobile the lead ended with is a mobile in the world
+    for i, lead in leads.items():
+        if lead["mobile_phone"]:
+            person = people[world_batch.truth[i]["person_id"]]
+            assert {p.number: p.line_type for p in person.phones}[lead["mobile_phone"]] == "mobile"
+    assert meta["mobile"] > 0 and meta["found"] == len(found)
+    twilio = _facts(database_url, "phone_line_type")
+    assert twilio and all(f["source"] == "twilio" and float(f["cost"]) > 0 for f in twilio)
+    assert meta["twilio_lookups"] == len(twilio)
+    searches = _facts(database_url, "person_match")
+    assert searches and all(f["details"]["stage"] == "phone" for f in searches)
+    spent = sum(float(f["cost"]) for f in twilio + searches)
+    assert meta["credits_used"] == round(spent, 4) and spent > 0
+
+
+def test_phone_stage_reuses_the_people_search_the_email_stage_bought(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    resources = sandbox_resources(sandbox, database_url)
+    materialize([email_contacts], world_batch.batch_id, resources, {"email_contacts": {"max_candidates": 1}})
+    bought = len(_facts(database_url, "person_match"))
+    assert bought > 0
+    materialize([phone_contacts], world_batch.batch_id, resources, {"phone_contacts": {"twilio": "never"}})
+    searched_by_phone = len(_facts(database_url, "person_match")) - bought
+    leads_without_phone_searched = sum(1 for f in _facts(database_url, "phone") if f["source"].startswith("apify:"))
+    assert searched_by_phone < leads_without_phone_searched
+    # re-running pays nothing more
+    first = metadata(materialize([phone_contacts], world_batch.batch_id, resources), "phone_contacts")
+    paid = len(_facts(database_url, "person_match")) + len(_facts(database_url, "phone_line_type"))
+    again = metadata(materialize([phone_contacts], world_batch.batch_id, resources), "phone_contacts")
+    assert again["already_done"] >= first["found"] and again["leads_updated"] == 0
+    assert len(_facts(database_url, "person_match")) + len(_facts(database_url, "phone_line_type")) == paid
+    assert again["credits_used"] == first["credits_used"]

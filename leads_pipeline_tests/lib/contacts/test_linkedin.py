@@ -1,0 +1,98 @@
+"""LinkedIn candidate scoring and the hash-keyed image store."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.contacts.linkedin import best_profile, canonical_profile_url, score_result, search_query
+from leads_pipeline.lib.contacts.media import MediaError, store_image
+
+LEAD = {"first_name": "José", "last_name": "García", "company": "Acme Robotics", "title": "VP of Sales"}
+
+
+@pytest.mark.parametrize(
+    ("url", "canonical"),
+    [
+        ("linkedin.com/in/jose-garcia", "https://www.linkedin.com/in/jose-garcia"),
+        ("https://uk.linkedin.com/in/jose-garcia/?trk=x", "https://www.linkedin.com/in/jose-garcia"),
+        ("https://www.linkedin.com/company/acme", None),
+        ("https://example.com/in/jose", None),
+    ],
+)
+def test_canonical_profile_urls(url: str, canonical: str | None) -> None:
+    assert canonical_profile_url(url) == canonical
+
+
+def test_search_query_names_the_person_and_employer() -> None:
+    assert search_query(LEAD) == "site:linkedin.com/in José García Acme Robotics"
+    assert search_query({"first_name": "Ann", "last_name": None}) is None
+
+
+def test_scores_weigh_name_company_and_title() -> None:
+    full = score_result(
+        LEAD, "https://www.linkedin.com/in/jose-garcia", "Jose Garcia - VP of Sales - Acme Robotics | LinkedIn", None
+    )
+    assert full is not None and full.score == pytest.approx(1.0) and full.matched == ("name", "company", "title")
+    other_job = score_result(
+        LEAD, "https://www.linkedin.com/in/jose-garcia-2", "José García - Chef - Casa Pepe | LinkedIn", None
+    )
+    assert other_job is not None and other_job.score == pytest.approx(0.6)
+    stranger = score_result(LEAD, "https://www.linkedin.com/in/ann-lee", "Ann Lee - Acme Robotics | LinkedIn", None)
+    assert stranger is not None and stranger.score == 0.0
+    assert score_result(LEAD, "https://www.acme.com/", "Acme Robotics", None) is None
+
+
+def test_best_profile_needs_the_threshold_and_refuses_ties() -> None:
+    results = [
+        ("https://www.acme.com/", "Acme Robotics - Official Site", None),
+        ("https://www.linkedin.com/in/jose-garcia-2", "José García - Chef - Casa Pepe | LinkedIn", None),
+        ("https://www.linkedin.com/in/jose-garcia", "Jose Garcia - Acme Robotics | LinkedIn", "VP of Sales."),
+    ]
+    accepted, ranked = best_profile(LEAD, results)
+    assert accepted is not None and accepted.url.endswith("/jose-garcia") and len(ranked) == 2
+    accepted, _ = best_profile(LEAD, results[:2])
+    assert accepted is None
+    twins = [
+        ("https://www.linkedin.com/in/jose-garcia-a", "José García - Acme Robotics | LinkedIn", None),
+        ("https://www.linkedin.com/in/jose-garcia-b", "José García - Acme Robotics | LinkedIn", None),
+    ]
+    assert best_profile(LEAD, twins)[0] is None
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 10
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            kind, body = ("image/png", PNG) if self.path == "/photo.png" else ("text/html", b"<html></html>")
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_images_are_stored_once_by_hash(image_server: str, tmp_path: Path) -> None:
+    path = store_image(f"{image_server}/photo.png", tmp_path / "media")
+    assert path.name == hashlib.sha256(PNG).hexdigest() + ".png" and path.read_bytes() == PNG
+    assert store_image(f"{image_server}/photo.png", tmp_path / "media") == path
+    with pytest.raises(MediaError, match="not an image"):
+        store_image(f"{image_server}/page", tmp_path / "media")
+    with pytest.raises(MediaError, match="cannot download"):
+        store_image("http://127.0.0.1:9/photo.png", tmp_path / "media", timeout=1)
