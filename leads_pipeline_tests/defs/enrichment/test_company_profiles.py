@@ -1,0 +1,99 @@
+"""``company_profiles`` over the wire: Gemini and Apify emulators, real PostgreSQL, checked against the world."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
+
+
+def _gemini_calls(sandbox: Sandbox) -> int:
+    assert sandbox.http_app is not None
+    return len(sandbox.http_app.log.records("gemini"))
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [materialization] = result.asset_materializations_for_node("company_profiles")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _facts(database_url: str, batch_id: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM lead_facts WHERE batch_id = %s ORDER BY id", (batch_id,)))
+
+
+def test_company_profiles_match_the_world_with_one_lookup_per_company(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    resources = sandbox_resources(database_url, sandbox)
+
+    result = materialize_companies(resources, instance, imported_batch)
+
+    assert result.success
+    companies = {c.domain: c for c in sandbox_world.companies}
+    people = {p.email: p for p in sandbox_world.people if p.email}
+    checked = 0
+    for email, lead in leads_by_email(database_url).items():
+        truth = companies[people[email].company_domain]
+        assert lead["company_domain"] == truth.domain
+        assert lead["website"] == truth.domain
+        if truth.employee_count is not None:
+            assert lead["employee_count"] == truth.employee_count
+        if truth.industry and classify_industry(truth.industry):
+            assert lead["industry"] == classify_industry(truth.industry)
+        checked += 1
+    assert checked >= 200
+    gemini_calls = _gemini_calls(sandbox)
+    with connect(database_url) as conn:
+        lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
+    assert lookups is not None and gemini_calls == lookups["n"] <= len(companies) + 5
+    facts = _facts(database_url, imported_batch)
+    paid = [f for f in facts if f["cost"] > 0]
+    assert len(paid) == gemini_calls  # the cost is on one fact per lookup; the company's other leads pay nothing
+    assert all(f["source"] == "company/gemini" and float(f["cost"]) == 1.0 for f in paid)
+    grounded = next(f for f in facts if f["source"] == "company/gemini" and f["field"] == "industry")
+    assert grounded["details"]["sources"] and grounded["details"]["sources"][0]["uri"].startswith("https://")
+    assert grounded["details"]["raw"]
+    sizes = {(f["lead_id"], f["value"]) for f in facts if f["field"] == "company_size"}
+    assert all(v == size_range(int(v.split("-")[0].rstrip("+")) or 1) for _, v in sizes)
+    metadata = _metadata(result)
+    assert metadata["companies"] >= len({p.company_domain for p in sandbox_world.people}) - 5
+    assert metadata["credits_used_by_job"] == float(gemini_calls)
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
+def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    resources = sandbox_resources(database_url, sandbox)
+    materialize_companies(resources, instance, imported_batch)
+    with connect(database_url) as conn:
+        first = store.credits_used(conn, imported_batch)
+        facts_before = len(_facts(database_url, imported_batch))
+    sandbox.http_app.reset()
+
+    materialize_companies(resources, instance, imported_batch)  # a rerun (or a resumed, killed run)
+
+    assert _gemini_calls(sandbox) == 0
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, imported_batch) == first > 0
+        lead_ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id LIMIT 50")]
+        store.create_selection_batch(conn, "again", lead_ids, list_id=None, description="re-enrich")
+    assert len(_facts(database_url, imported_batch)) == facts_before
+
+    result = materialize_companies(resources, instance, "again", {"overwrite": True})
+
+    assert result.success and _gemini_calls(sandbox) == 0
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, "again") == 0  # a cached answer costs nothing
+    assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
