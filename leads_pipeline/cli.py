@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
@@ -33,6 +34,12 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("enrich")(enrich_commands.enrich)
+app.add_typer(enrich_commands.jobs_app, name="jobs")
+app.add_typer(enrich_commands.templates_app, name="templates")
+app.command("credits")(enrich_commands.credits)
+app.command("facts")(enrich_commands.facts)
+app.command("enrich-after-import")(enrich_commands.enrich_after_import)
 
 
 @db_app.command("start")

@@ -77,11 +77,11 @@ def materialize_job(
     resources: dict[str, Any] | None = None,
 ) -> store.Job:
     """Run the job's source assets in-process on the project's instance and settle it; returns the settled job."""
-    from leads_pipeline.definitions import defs  # the one Definitions; imported late (it imports this module)
+    from leads_pipeline.definitions import assets  # the Definitions' assets; imported late (it imports this module)
     from leads_pipeline.defs.resources import default_resources
 
-    available = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
-    keys = launchable_sources(job, available)
+    by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
+    keys = launchable_sources(job, set(by_key))
     dagster_instance = instance or dg.DagsterInstance.get()
     if job.id not in dagster_instance.get_dynamic_partitions(BATCHES):
         dagster_instance.add_dynamic_partitions(BATCHES, [job.id])
@@ -91,7 +91,7 @@ def materialize_job(
         warnings.simplefilter("ignore")
         try:
             result = dg.materialize(
-                [defs.resolve_assets_def(key) for key in keys],
+                [by_key[key] for key in keys],
                 partition_key=job.id,
                 instance=dagster_instance,
                 resources=resources or default_resources(),

@@ -583,3 +583,63 @@ def record_delivery(
 
 def deliveries(conn: Connection, job_id: str) -> list[dict[str, Any]]:
     return list(conn.execute("SELECT * FROM webhook_deliveries WHERE job_id = %s ORDER BY id", (job_id,)))
+
+
+# --- attribution --------------------------------------------------------------------------------------------
+
+
+def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
+    """Every field of a lead explained: its value, and each fact (source, confidence, cost, time) that won or lost.
+
+    A canonical column's winner is the fact carrying the lead's current value; a field without a column is won
+    by the best fact (confidence, then freshness), the rule the design gives for visible values.
+    """
+    lead = conn.execute("SELECT * FROM leads WHERE id = %s", (lead_id,)).fetchone()
+    if lead is None:
+        raise NotFoundError(f"no lead with id {lead_id}")
+    facts = list(
+        conn.execute(
+            """SELECT field, value, source, confidence, cost, observed_at, batch_id, details FROM lead_facts
+               WHERE lead_id = %s ORDER BY field, confidence DESC, observed_at DESC, id DESC""",
+            (lead_id,),
+        )
+    )
+    fields: dict[str, dict[str, Any]] = {}
+    for fact in facts:
+        entry = fields.setdefault(fact["field"], {"field": fact["field"], "value": None, "facts": []})
+        entry["facts"].append(
+            {
+                "value": fact["value"],
+                "source": fact["source"],
+                "confidence": fact["confidence"],
+                "cost": float(fact["cost"]),
+                "observedAt": fact["observed_at"].isoformat(),
+                "jobId": fact["batch_id"],
+                "sources": [s.get("uri") for s in fact["details"].get("sources", []) if isinstance(s, dict)],
+                "note": fact["details"].get("reason"),
+            }
+        )
+    for name, entry in fields.items():
+        current = lead.get(name)
+        if current is not None:
+            entry["value"] = str(current)
+            won = next((f for f in entry["facts"] if _equal(f["value"], current)), None)
+        else:
+            won = entry["facts"][0]
+            entry["value"] = won["value"]
+        for fact in entry["facts"]:
+            fact["won"] = fact is won
+        if current is not None and won is None:
+            entry["facts"].insert(0, {"value": str(current), "source": "import", "won": True})
+    return {"leadId": lead_id, "fields": list(fields.values())}
+
+
+def _equal(value: str | None, current: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(current, int | float | Decimal):
+        try:
+            return float(value) == float(current)
+        except ValueError:
+            return False
+    return value.strip().casefold() == str(current).strip().casefold()

@@ -16,18 +16,8 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline.sandbox.generate import write_leads_csv
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.support import import_file
-
-
-@pytest.fixture(scope="session")
-def world_leads_csv(sandbox_world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The world's 300 people as a lead file; a third lack their website, a fifth their email."""
-    folder = tmp_path_factory.mktemp("enrichment")
-    write_leads_csv(sandbox_world, folder / "leads.csv", folder / "truth.json", {"website": 0.35, "email": 0.2}, 3)
-    return folder / "leads.csv"
 
 
 @pytest.fixture
