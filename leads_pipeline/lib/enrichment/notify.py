@@ -7,6 +7,7 @@ is stored and logged without its query string and credentials, which is where we
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -18,6 +19,7 @@ from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 
 WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
+_QUERY = re.compile(r"\?[^\s'\")]*")
 TIMEOUT_S = 10.0
 
 
@@ -55,7 +57,7 @@ def notify_completion(
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {str(exc).replace(url, safe_url(url))[:300]}"
+        error = f"{type(exc).__name__}: {_QUERY.sub('?…', str(exc))[:300]}"  # tokens live in query strings
     ok = error is None
     log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
     with connect(database_url) as conn:

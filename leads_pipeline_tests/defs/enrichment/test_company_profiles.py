@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import dagster as dg
@@ -97,3 +98,74 @@ def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
     with connect(database_url) as conn:
         assert store.credits_used(conn, "again") == 0  # a cached answer costs nothing
     assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
+
+
+def _select(database_url: str, batch_id: str, where: str, *params: object) -> list[int]:
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute(f"SELECT id FROM leads WHERE {where} ORDER BY id", params)]
+        store.create_selection_batch(conn, batch_id, ids, list_id=None, description="test")
+    return ids
+
+
+def test_malformed_and_not_found_answers_cost_nothing_and_are_not_applied(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    domain = sandbox_world.people[0].company_domain
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET company_domain = 'no-such-company.example', website = NULL, industry = NULL"
+            " WHERE id = (SELECT min(id) FROM leads)"
+        )
+    ids = _select(database_url, "odd", "company_domain = %s OR id = (SELECT min(id) FROM leads)", domain)
+    sandbox.http_app.reset()
+    sandbox.http_app.inject("gemini", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed")
+    resources = sandbox_resources(database_url, sandbox)
+
+    try:
+        result = materialize_companies(resources, instance, "odd", {"concurrency": 1})
+    finally:
+        sandbox.http_app.reset()  # faults left unserved would hit the next test
+
+    assert result.success
+    with connect(database_url) as conn:
+        profiles = {
+            r["lookup_key"]: r for r in conn.execute("SELECT * FROM company_profiles WHERE provider = 'gemini'")
+        }
+        assert store.credits_used(conn, "odd") == 0
+        gemini_facts = conn.execute(
+            "SELECT count(*) AS n FROM lead_facts WHERE batch_id = 'odd' AND source = 'company/gemini'"
+        ).fetchone()
+        industries = {r["industry"] for r in conn.execute("SELECT industry FROM leads WHERE id = ANY(%s)", (ids,))}
+    assert {p["status"] for p in profiles.values()} <= {"rejected", "not_found"}
+    assert any(p["status"] == "rejected" and "not valid JSON" in json.dumps(p["profile"]) for p in profiles.values())
+    assert gemini_facts == {"n": 0} and industries == {None}
+    assert _metadata(result)["rejected_values"] >= 1
+
+
+def test_a_value_contradicting_a_more_confident_fact_is_recorded_not_applied(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    with connect(database_url) as conn:
+        lead = conn.execute("SELECT id FROM leads WHERE email IS NOT NULL ORDER BY id LIMIT 1").fetchone()
+        assert lead is not None
+        conn.execute("UPDATE leads SET industry = 'Utilities', employee_count = 3 WHERE id = %s", (lead["id"],))
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, 'industry', 'Utilities', 'crm', 95)",
+            (lead["id"],),
+        )
+    _select(database_url, "over", "id = %s", lead["id"])
+
+    materialize_companies(sandbox_resources(database_url, sandbox), instance, "over", {"overwrite": True})
+
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT industry, employee_count FROM leads WHERE id = %s", (lead["id"],)).fetchone()
+        attribution = store.lead_attribution(conn, lead["id"])
+    assert row is not None and row["industry"] == "Utilities"  # the CRM's 95 beats research's 80
+    assert row["employee_count"] != 3  # an imported value (confidence 50) is replaced when overwriting
+    industry = next(f for f in attribution["fields"] if f["field"] == "industry")
+    winner = next(f for f in industry["facts"] if f["won"])
+    loser = next(f for f in industry["facts"] if f["source"] == "company/gemini")
+    assert winner["source"] == "crm" and not loser["won"] and "higher confidence 95" in loser["note"]
