@@ -153,7 +153,8 @@ def test_a_value_contradicting_a_more_confident_fact_is_recorded_not_applied(
         assert lead is not None
         conn.execute("UPDATE leads SET industry = 'Utilities', employee_count = 3 WHERE id = %s", (lead["id"],))
         conn.execute(
-            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, 'industry', 'Utilities', 'crm', 95)",
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence)"
+            " VALUES (%s, 'industry', 'Utilities', 'crm', 95)",
             (lead["id"],),
         )
     _select(database_url, "over", "id = %s", lead["id"])
