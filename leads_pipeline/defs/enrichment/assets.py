@@ -28,6 +28,7 @@ class CompanyProfilesConfig(dg.Config):
     max_credits: float | None = None
     cache_ttl_days: int = 90
     concurrency: int = 8
+    requests_per_second: dict[str, float] = {}  # noqa: RUF012 - per provider (gemini, apify_search); pydantic copies
     user: str = "dagster"
 
 
@@ -96,6 +97,7 @@ def company_profiles(
         apify=apify,
         ttl=timedelta(days=config.cache_ttl_days),
         concurrency=config.concurrency,
+        requests_per_second=config.requests_per_second,
         log=context.log.warning,
     )
     stats = enricher.run()
@@ -130,6 +132,7 @@ def company_profiles(
             "max_credits": dg.MetadataValue.float(max_credits)
             if max_credits is not None
             else dg.MetadataValue.text("-"),
+            "requests_per_second": dg.MetadataValue.json(enricher.rates()),
             "skipped": dg.MetadataValue.md("\n".join(f"- {k} ({n}x)" for k, n in stats.skipped.items()) or "none"),
         },
         check_results=checks,

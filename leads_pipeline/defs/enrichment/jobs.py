@@ -30,7 +30,8 @@ JOB_TAG = "leads/job"
 def enrichment_job(asset_keys: Iterable[str]) -> dg.UnresolvedAssetJobDefinition:
     """The partitioned job over whichever enrichment assets the Definitions hold (contact assets join when
     deployed); runs narrow it to a job's sources with an asset selection."""
-    present = [key for key in SOURCE_ASSETS.values() if key in set(asset_keys)]
+    deployed = set(asset_keys)
+    present = [key for key in SOURCE_ASSETS.values() if key in deployed]
     return dg.define_asset_job(
         ENRICHMENT_JOB,
         selection=dg.AssetSelection.assets(*present),

@@ -121,8 +121,12 @@ def domains(values: list[str | None]) -> list[str | None]:
     return [None if pd.isna(v) else str(v) for v in website_to_domain(series).values]
 
 
+@lru_cache(maxsize=1 << 16)
 def normalize_company_name(name: str | None) -> str | None:
-    """The matching key of a company name: case, accents, punctuation and legal suffixes dropped."""
+    """The matching key of a company name: case, accents, punctuation and legal suffixes dropped.
+
+    Cached: the vectorized normalizer costs milliseconds per call, and a batch compares the same few names
+    once per lead."""
     if not name or not name.strip():
         return None
     value = company_key(pd.Series([name], dtype="string")).iloc[0]

@@ -9,6 +9,7 @@ answer is in the cache with the job that paid it, and the cost is written again 
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from leads_pipeline.lib.enrichment.companies import (
     identify,
     normalize_company_name,
 )
+from leads_pipeline.lib.enrichment.pacing import Pacer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, Outcome, run_waterfall
@@ -52,7 +54,6 @@ class Unit:
     identity: Identity
     leads: tuple[dict[str, Any], ...]
     needed: frozenset[str]
-    needs: dict[int, frozenset[str]]
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Stats:
     failed_leads: int = 0
     budget_stopped_companies: int = 0
     credits: float = 0.0
+    call_window: dict[str, tuple[float, float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -110,13 +112,12 @@ def plan_units(
     for members in groups.values():
         identity = members[0][0]
         name = next((r["company"] for _, r in members if r["company"]), identity.name)
-        needs = {r["id"]: lead_needs(r, template, overwrite) for _, r in members}
+        needed = frozenset().union(*(lead_needs(r, template, overwrite) for _, r in members))
         units.append(
             Unit(
                 Identity(identity.key, identity.domain, identity.domain_source, name),
                 tuple(r for _, r in members),
-                frozenset().union(*needs.values()),
-                needs,
+                needed,
             )
         )
     return units, orphans
@@ -152,6 +153,7 @@ class CompanyEnricher:
         apify: ApifyResource,
         ttl: timedelta,
         concurrency: int = 8,
+        requests_per_second: dict[str, float] | None = None,
         log: Callable[[str], None] = lambda message: None,
     ) -> None:
         self.database_url = database_url
@@ -166,6 +168,7 @@ class CompanyEnricher:
         self.log = log
         self.stats = Stats()
         self._local = threading.local()
+        self._pacers = {p: Pacer((requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
         self._connections: list[store.Connection] = []
 
     @contextmanager
@@ -197,6 +200,13 @@ class CompanyEnricher:
         return self.stats
 
     # --- one company ---------------------------------------------------------------------------------------
+
+    def rates(self) -> dict[str, float]:
+        """Calls per second each provider got while it was being called (first call's start to last call's end)."""
+        return {
+            p: round(self.stats.calls[p] / max(1e-6, end - start), 2)
+            for p, (start, end) in self.stats.call_window.items()
+        }
 
     def _unit(self, unit: Unit) -> None:
         lead_ids = [r["id"] for r in unit.leads]
@@ -247,7 +257,10 @@ class CompanyEnricher:
                 self.stats.cache_hits[provider] += 1
             answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
             return Lookup(answer, cached.credits if cached.job_id == self.job_id else 0.0, cached=True)
+        self._pacers[provider].wait()
+        started = time.monotonic()
         answer = self._call(identity, provider)
+        ended = time.monotonic()
         charged = COMPANY_PROVIDERS[provider].credits if answer.status == "found" else 0.0
         with self._connection() as conn:
             store.store_profile(
@@ -268,6 +281,8 @@ class CompanyEnricher:
         with self.stats.lock:
             self.stats.calls[provider] += 1
             self.stats.rejected += len(answer.rejected)
+            first, last = self.stats.call_window.get(provider, (started, ended))
+            self.stats.call_window[provider] = (min(first, started), max(last, ended))
         return Lookup(answer, charged, cached=False)
 
     def _call(self, identity: Identity, provider: str) -> ProviderAnswer:
