@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -171,3 +172,31 @@ def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ncompany:\n  fields:\n    industry: {sources: [apify_search]}\n")
     assert "apify_search cannot supply industry" in _error(leads, "templates", "validate", str(bad))
+
+
+def test_the_monthly_budget_stops_spending_with_a_clear_message(
+    leads: CliRunner, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2")
+
+    document = _json(leads, "enrich", "--list", "prospects", "--wait", "--json")
+
+    assert document["creditsUsed"] == 2 and document["status"] == "partial"
+    assert "monthly budget of 2 credits is used up" in document["sources"][0]["note"]
+    message = _error(leads, "enrich", "--list", "prospects")
+    assert "monthly budget of 2 credits is used up; raise LEADS_MONTHLY_CREDITS" in message
+    free = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")
+    assert free["status"] == "completed" and free["creditsUsed"] == 0
+
+
+def test_without_wait_the_job_runs_in_the_background(leads: CliRunner, prospects: list[int], database_url: str) -> None:
+    launched = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--priority", "high", "--json")
+
+    assert launched["status"] == "queued" and launched["leadsQueued"] == 300 and launched["estimatedCredits"] == 0
+    deadline = time.monotonic() + 120
+    document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+    while document["status"] in ("queued", "processing") and time.monotonic() < deadline:
+        time.sleep(1)
+        document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+    assert document["status"] == "completed", document
+    assert document["progress"]["processed"] == 300

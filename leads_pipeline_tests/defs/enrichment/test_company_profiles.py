@@ -170,3 +170,27 @@ def test_a_value_contradicting_a_more_confident_fact_is_recorded_not_applied(
     winner = next(f for f in industry["facts"] if f["won"])
     loser = next(f for f in industry["facts"] if f["source"] == "company/gemini")
     assert winner["source"] == "crm" and not loser["won"] and "higher confidence 95" in loser["note"]
+
+
+def test_a_job_stopped_by_its_cap_resumes_without_paying_twice(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    resources = sandbox_resources(database_url, sandbox)
+
+    first = materialize_companies(resources, instance, imported_batch, {"max_credits": 4})
+
+    assert first.success and _gemini_calls(sandbox) == 4
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, imported_batch) == 4
+        [progress] = store.progress_rows(conn, imported_batch)
+    assert progress["status"] == "skipped" and "--max-credits 4" in progress["note"]
+
+    second = materialize_companies(resources, instance, imported_batch, {"max_credits": 1000})
+
+    assert second.success
+    with connect(database_url) as conn:
+        lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
+        assert lookups is not None
+        assert store.credits_used(conn, imported_batch) == lookups["n"] == _gemini_calls(sandbox)
