@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.lib.enrichment.companies import normalize_company_name
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -194,3 +196,42 @@ def test_a_job_stopped_by_its_cap_resumes_without_paying_twice(
         lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
         assert lookups is not None
         assert store.credits_used(conn, imported_batch) == lookups["n"] == _gemini_calls(sandbox)
+
+
+def test_apify_search_discovers_the_website_of_a_company_known_only_by_name(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    company = next(c for c in sandbox_world.companies if c.linkedin_url)
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET email = NULL, website = NULL, company_domain = NULL WHERE company_key = %s",
+            (normalize_company_name(company.name),),
+        )
+    ids = _select(database_url, "by-name", "company_key = %s", normalize_company_name(company.name))
+    template = tmp_path / "search.yaml"
+    template.write_text(
+        "name: search\ncompany:\n  fields:\n"
+        "    website: {sources: [apify_search]}\n    company_linkedin_url: {sources: [apify_search]}\n"
+    )
+
+    result = materialize_companies(
+        sandbox_resources(database_url, sandbox), instance, "by-name", {"template": str(template)}
+    )
+
+    assert result.success and ids
+    with connect(database_url) as conn:
+        websites = {r["website"] for r in conn.execute("SELECT website FROM leads WHERE id = ANY(%s)", (ids,))}
+        linkedin = conn.execute(
+            "SELECT DISTINCT value FROM lead_facts WHERE batch_id = 'by-name' AND field = 'company_linkedin_url'"
+        ).fetchall()
+        assert store.credits_used(conn, "by-name") == 0.5  # one search for the company, charged once
+    assert websites == {company.domain}
+    assert linkedin == [{"value": company.linkedin_url}]
+    assert len(sandbox.http_app.log.records("apify")) >= 1 and _gemini_calls(sandbox) == 0
