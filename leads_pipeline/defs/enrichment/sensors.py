@@ -12,6 +12,7 @@ from leads_pipeline.defs.enrichment.jobs import (
 )
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import enrichment as store
@@ -61,10 +62,24 @@ def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: Le
     return dg.SensorResult(run_requests=requests)
 
 
+def _job_of(run: dg.DagsterRun) -> str | None:
+    """The enrichment job a run worked for: its tag (CLI, sensor), else its partition when the run materialized an
+    enrichment asset (a launch from the UI)."""
+    if JOB_TAG in run.tags:
+        return run.tags[JOB_TAG]
+    enrichment_keys = {dg.AssetKey(key) for key in SOURCE_ASSETS.values()}
+    if run.job_name == ENRICHMENT_JOB or (run.asset_selection and run.asset_selection & enrichment_keys):
+        return run.tags.get("dagster/partition")
+    return None
+
+
 def _settle(context: dg.RunStatusSensorContext, database: LeadsDatabase, *, success: bool) -> None:
-    job_id = context.dagster_run.tags.get(JOB_TAG)
+    job_id = _job_of(context.dagster_run)
     if not job_id:
         return
+    with database.connection() as conn:
+        if store.find_job(conn, job_id) is None:
+            return
     failure = None
     if not success and context.dagster_event is not None:
         failure = context.dagster_event.message or "the enrichment run failed"

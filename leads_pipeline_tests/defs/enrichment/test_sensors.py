@@ -191,3 +191,24 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
     assert job.status == "failed" and job.failure
     assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"]
     assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
+
+
+def test_runs_of_other_assets_are_left_alone_and_ui_launches_are_settled(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    _, event = _job_run(database_url, sandbox, instance, "http://127.0.0.1:9/unused")
+    import_run = dg.DagsterRun(job_name="__ASSET_JOB", run_id="import-run", tags={"dagster/partition": imported_batch})
+    enrichment_succeeded_sensor(_run_status_context(database_url, instance, import_run, event))
+    with connect(database_url) as conn:
+        assert store.deliveries(conn, imported_batch) == []  # an import run does not settle the enrichment job
+
+    ui_run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id="ui-run",
+        tags={"dagster/partition": imported_batch},
+        asset_selection=frozenset({dg.AssetKey("company_profiles")}),
+    )
+    enrichment_succeeded_sensor(_run_status_context(database_url, instance, ui_run, event))
+    with connect(database_url) as conn:
+        assert store.get_job(conn, imported_batch).status == "completed"
+        assert len(store.deliveries(conn, imported_batch)) == 1
