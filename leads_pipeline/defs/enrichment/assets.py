@@ -18,6 +18,7 @@ from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
 
 DEFAULT_TEMPLATE = "standard"
+TRANSIENT_RETRIES = 3
 
 
 class CompanyProfilesConfig(dg.Config):
@@ -101,6 +102,10 @@ def company_profiles(
         log=context.log.warning,
     )
     stats = enricher.run()
+    if stats.transient_failures and context.retry_number < TRANSIENT_RETRIES:
+        # Companies the provider could not answer right now (rate limit, outage): Dagster retries the run after a
+        # backoff; every company already answered comes from the cache, so only the failed ones are asked again.
+        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=5 * 2**context.retry_number)
     with database.connection() as conn:
         if stats.budget_stopped_companies:
             note = f"{budget.reason}: {stats.budget_stopped_companies} companies not (fully) looked up"

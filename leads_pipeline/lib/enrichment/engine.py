@@ -38,7 +38,7 @@ from leads_pipeline.lib.enrichment.pacing import Pacer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, Outcome, run_waterfall
-from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 
@@ -67,6 +67,7 @@ class Stats:
     facts: int = 0
     rejected: int = 0
     failed_leads: int = 0
+    transient_failures: int = 0
     budget_stopped_companies: int = 0
     credits: float = 0.0
     call_window: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -235,6 +236,7 @@ class CompanyEnricher:
                 store.advance_source(conn, self.job_id, SOURCE, len(lead_ids))
             with self.stats.lock:
                 self.stats.failed_leads += len(lead_ids)
+                self.stats.transient_failures += isinstance(exc, TransientError)
             return
         with self.stats.lock:
             for provider, reason in outcome.skipped:

@@ -235,3 +235,24 @@ def test_apify_search_discovers_the_website_of_a_company_known_only_by_name(
     assert websites == {company.domain}
     assert linkedin == [{"value": company.linkedin_url}]
     assert len(sandbox.http_app.log.records("apify")) >= 1 and _gemini_calls(sandbox) == 0
+
+
+def test_companies_the_provider_could_not_answer_are_retried_by_dagster(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    domain = sandbox_world.people[0].company_domain
+    ids = _select(database_url, "flaky", "company_domain = %s OR email LIKE %s", domain, f"%@{domain}")
+    sandbox.http_app.inject("gemini", "500", "500", "500")  # one lookup exhausts the client's 3 attempts
+    try:
+        result = materialize_companies(sandbox_resources(database_url, sandbox), instance, "flaky", {"concurrency": 1})
+    finally:
+        sandbox.http_app.reset()
+
+    assert result.success and ids
+    with connect(database_url) as conn:
+        failures = conn.execute("SELECT count(*) AS n FROM enrichment_failures WHERE job_id = 'flaky'").fetchone()
+        industries = {r["industry"] for r in conn.execute("SELECT industry FROM leads WHERE id = ANY(%s)", (ids,))}
+        assert store.credits_used(conn, "flaky") == 1
+    assert failures == {"n": 0} and None not in industries
