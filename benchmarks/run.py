@@ -20,6 +20,7 @@ import psutil
 
 from benchmarks import search
 from benchmarks.contacts import contacts_benchmark
+from benchmarks.enrichment import enrichment_benchmark
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -118,6 +119,7 @@ def main() -> None:
     report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
     report["lists_search_dedupe"] = search.bench_report(args.rows)
     report["contacts"] = contacts_benchmark()
+    report["enrichment"] = enrichment_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

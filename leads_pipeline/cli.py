@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.contacts import find_email, verify
@@ -46,6 +47,12 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("verify")(verify)
 app.command("find-email")(find_email)
 app.add_typer(dnc_app, name="dnc")
+app.command("enrich")(enrich_commands.enrich)
+app.add_typer(enrich_commands.jobs_app, name="jobs")
+app.add_typer(enrich_commands.templates_app, name="templates")
+app.command("credits")(enrich_commands.credits)
+app.command("facts")(enrich_commands.facts)
+app.command("enrich-after-import")(enrich_commands.enrich_after_import)
 
 
 @db_app.command("start")

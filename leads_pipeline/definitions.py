@@ -4,12 +4,22 @@ import dagster as dg
 
 from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
 from leads_pipeline.defs.dedupe.assets import duplicate_clusters
+from leads_pipeline.defs.enrichment.assets import company_profiles
+from leads_pipeline.defs.enrichment.jobs import enrichment_job
+from leads_pipeline.defs.enrichment.sensors import (
+    enrich_after_import_sensor,
+    enrichment_failed_sensor,
+    enrichment_succeeded_sensor,
+)
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 
+assets = [batch_leads, duplicate_clusters, email_contacts, phone_contacts, linkedin_profiles, company_profiles]
+
 defs = dg.Definitions(
-    assets=[batch_leads, duplicate_clusters, email_contacts, phone_contacts, linkedin_profiles],
-    sensors=[inbox_sensor],
+    assets=assets,
+    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys)],
+    sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
 )

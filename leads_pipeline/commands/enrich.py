@@ -1,0 +1,497 @@
+"""``leads enrich``, ``leads jobs``, ``leads templates``, ``leads credits``, ``leads facts`` and
+``leads enrich-after-import``: enrichment from the terminal, through the same Dagster assets as the UI and sensors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError
+from leads_pipeline.lib.runtime import Environment
+
+jobs_app = typer.Typer(help="Enrichment jobs: progress, results, credits.", no_args_is_help=True)
+templates_app = typer.Typer(help="Enrichment templates (waterfalls): list, show, validate.", no_args_is_help=True)
+
+Priority = Annotated[str, typer.Option(help="Run priority: low, normal or high.")]
+MaxCredits = Annotated[float | None, typer.Option("--max-credits", help="Never spend more than this on the job.")]
+
+
+def _check_priority(priority: str) -> str:
+    from leads_pipeline.lib.enrichment.jobs import PRIORITIES
+
+    if priority not in PRIORITIES:
+        raise ConfigurationError(f"--priority must be low, normal or high; got {priority!r}")
+    return priority
+
+
+def _selection(
+    env: Environment, list_name: str | None, where: str | None, ids_file: Path | None
+) -> tuple[list[int], int | None, str]:
+    """The lead ids to enrich, the list they belong to (if one) and a label for the job id."""
+    from leads_pipeline.lib.enrichment.jobs import parse_where, read_ids_file
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    if sum(x is not None for x in (list_name, ids_file)) != 1:
+        raise ConfigurationError(
+            "choose the leads with exactly one of --list NAME or --ids FILE (--where narrows --list)"
+        )
+    conditions = parse_where(where) if where else None
+    with connect(env.database_url) as conn:
+        if ids_file is not None:
+            if conditions:
+                raise ConfigurationError("--where filters a --list; it cannot be combined with --ids")
+            wanted = read_ids_file(ids_file)
+            found = store.existing_lead_ids(conn, wanted)
+            missing = sorted(set(wanted) - set(found))
+            if missing:
+                shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+                raise ConfigurationError(f"{ids_file}: {len(missing)} lead id(s) do not exist or are deleted: {shown}")
+            return found, None, ids_file.stem
+        assert list_name is not None
+        lead_list = get_list(conn, list_name)
+        return store.list_lead_ids(conn, lead_list.id, conditions), lead_list.id, lead_list.name
+
+
+def _create_job(
+    env: Environment,
+    *,
+    lead_ids: list[int],
+    list_id: int | None,
+    label: str,
+    sources: list[str],
+    template_name: str,
+    overwrite: bool,
+    priority: str,
+    max_credits: float | None,
+    notify_url: str | None,
+    estimate_only: bool,
+) -> tuple[dict[str, Any], Any]:
+    """Create the selection batch and job with its estimate, in one transaction (rolled back for --estimate)."""
+    from leads_pipeline.lib.enrichment.jobs import estimate, job_key, monthly_budget
+    from leads_pipeline.lib.enrichment.templates import load_template
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    if not lead_ids:
+        raise ConfigurationError("the selection holds no leads; nothing to enrich")
+    if max_credits is not None and max_credits < 0:
+        raise ConfigurationError(f"--max-credits must be >= 0; got {max_credits:g}")
+    template = load_template(template_name)
+    job_id = job_key(label)
+    with connect(env.database_url) as conn:
+        queued = store.create_selection_batch(
+            conn, job_id, lead_ids, list_id=list_id, description=f"enrich {','.join(sources)} ({template.name})"
+        )
+        plan = estimate(conn, job_id, sources, template, overwrite=overwrite)
+        if estimate_only:
+            conn.rollback()
+            return plan, None
+        budget = monthly_budget()
+        if budget is not None and plan["estimatedCredits"] > 0 and store.credits_this_month(conn) >= budget:
+            raise ConfigurationError(
+                f"the account's monthly budget of {budget:g} credits is used up; raise LEADS_MONTHLY_CREDITS "
+                "or wait for next month (free sources still run with --template basic)"
+            )
+        job = store.create_job(
+            conn,
+            job_id,
+            sources=sources,
+            template=template_name,
+            overwrite=overwrite,
+            priority=priority,
+            max_credits=max_credits,
+            estimate=plan,
+            leads_queued=queued,
+            notify_url=notify_url,
+            created_by=acting_user(),
+        )
+    return plan, job
+
+
+def _available_assets() -> set[str]:
+    from leads_pipeline.definitions import defs
+
+    return {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+
+
+def enrich(
+    list_name: Annotated[str | None, typer.Option("--list", help="Enrich the leads of this list.")] = None,
+    where: Annotated[
+        str | None, typer.Option(help="Only the list's leads where FIELD=VALUE[,FIELD=VALUE] (canonical fields).")
+    ] = None,
+    ids: Annotated[
+        Path | None, typer.Option("--ids", help="A file of lead ids, one per line (or a CSV id column).")
+    ] = None,
+    sources: Annotated[str, typer.Option(help="email, phone, linkedin, company (comma-separated) or all.")] = "company",
+    template: Annotated[str, typer.Option(help="basic, standard, premium, or a template YAML file.")] = "standard",
+    overwrite: Annotated[bool, typer.Option(help="Replace values the leads already have.")] = False,
+    priority: Priority = "normal",
+    max_credits: MaxCredits = None,
+    notify: Annotated[str | None, typer.Option(help="Webhook URL that gets the job summary when it ends.")] = None,
+    estimate_only: Annotated[bool, typer.Option("--estimate", help="Show credits and time; launch nothing.")] = False,
+    wait: Annotated[bool, typer.Option(help="Run now and show a live progress bar until the job ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
+) -> None:
+    """Enrich a selection of leads: creates a batch, launches the source assets through Dagster."""
+    from leads_pipeline.lib.enrichment.jobs import launch_response
+    from leads_pipeline.lib.enrichment.providers import parse_sources, require_assets
+
+    env = run_or_fail(environment)
+
+    def create() -> tuple[dict[str, Any], Any]:
+        chosen = parse_sources(sources)
+        require_assets(chosen, _available_assets())
+        _check_priority(priority)
+        lead_ids, list_id, label = _selection(env, list_name, where, ids)
+        return _create_job(
+            env,
+            lead_ids=lead_ids,
+            list_id=list_id,
+            label=label,
+            sources=chosen,
+            template_name=template,
+            overwrite=overwrite,
+            priority=priority,
+            max_credits=max_credits,
+            notify_url=notify,
+            estimate_only=estimate_only,
+        )
+
+    plan, job = run_or_fail(create)
+    if job is None:
+        if as_json:
+            print_json(plan)
+        else:
+            _print_estimate(plan)
+        return
+    if wait:
+        _run_with_progress(env, job.id, quiet=as_json)
+        document = _summary(env, job.id)
+        print_json(document) if as_json else _print_summary(document)
+        return
+    _spawn(env, job.id)
+    document = launch_response(job)
+    if as_json:
+        print_json(document)
+    else:
+        console.print(
+            f"job [bold]{job.id}[/bold] queued: {job.leads_queued:,} leads, ~{job.estimated_credits:g} credits, "
+            f"~{job.estimated_seconds:g} s. Follow it with `leads jobs show {job.id}`.",
+            highlight=False,
+        )
+
+
+def _print_estimate(plan: dict[str, Any]) -> None:
+    table = Table("source", "leads needing", "estimated credits", "at most", "time (s)", title="estimate")
+    for source, part in plan["sources"].items():
+        table.add_row(
+            source,
+            f"{part['leadsNeeding']:,}",
+            f"{part['estimatedCredits']:g}",
+            f"{part['maxCredits']:g}",
+            f"{part['estimatedTime']:.0f}",
+        )
+    console.print(table)
+    console.print(
+        f"{plan['leads']:,} leads, template {plan['template']}: ~{plan['estimatedCredits']:g} credits "
+        f"(at most {plan['maxCredits']:g}), ~{plan['estimatedTime']} s. Nothing was launched.",
+        highlight=False,
+    )
+
+
+def _spawn(env: Environment, job_id: str) -> None:
+    """Run the job in a detached ``leads jobs run`` process, logging to $LEADS_HOME/logs/<job>.log."""
+    logs = env.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with (logs / f"{job_id}.log").open("ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job_id],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
+
+
+def _execute(env: Environment, job_id: str) -> None:
+    from leads_pipeline.defs.enrichment.jobs import materialize_job
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(env.database_url) as conn:
+        job = store.get_job(conn, job_id)
+    materialize_job(env.database_url, job)
+
+
+def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
+    errors: list[LeadsError] = []
+
+    def work() -> None:
+        try:
+            _execute(env, job_id)
+        except LeadsError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    if quiet:
+        worker.join()
+    else:
+        _follow(env, job_id, worker.is_alive)
+    if errors:
+        fail(str(errors[0]))
+
+
+def _follow(env: Environment, job_id: str, running: Any) -> None:
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("enriching", total=None)
+        while True:
+            document = _summary(env, job_id)
+            done = document["status"] not in ("queued", "processing")
+            progress.update(
+                task,
+                total=document["progress"]["total"] or 1,
+                completed=document["progress"]["processed"],
+                description=f"enriching ({document['creditsUsed']:g} credits)",
+            )
+            if done or not running():
+                break
+            time.sleep(0.5)
+
+
+def _summary(env: Environment, job_id: str) -> dict[str, Any]:
+    from leads_pipeline.lib.enrichment.jobs import summary
+    from leads_pipeline.lib.store.db import connect
+
+    def read() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            return summary(conn, job_id)
+
+    return run_or_fail(read)
+
+
+def _print_summary(document: dict[str, Any]) -> None:
+    progress, results = document["progress"], document["results"]
+    console.print(
+        f"job [bold]{document['jobId']}[/bold]: {document['status']}, {progress['processed']:,}/{progress['total']:,} "
+        f"({progress['percentage']}%), {document['creditsUsed']:g} credits used"
+        + (f", ETA {document['eta']:.0f} s" if "eta" in document else ""),
+        highlight=False,
+    )
+    console.print(
+        f"enriched {results['enriched']:,}, no data {results['noDataFound']:,}, failed {results['failed']:,}",
+        highlight=False,
+    )
+    table = Table("source", "status", "processed", "note")
+    for source in document["sources"]:
+        table.add_row(
+            source["source"], source["status"], f"{source['processed']:,}/{source['total']:,}", source["note"] or ""
+        )
+    console.print(table)
+    b = document["breakdown"]
+    console.print(
+        f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "
+        f"{b['phone']['mobile']} mobile, linkedin {b['linkedin']['found']}, company {b['company']['found']}",
+        highlight=False,
+    )
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job_id: str,
+    wait: Annotated[bool, typer.Option(help="Show a live progress bar until the job ends.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
+) -> None:
+    """Progress, results, breakdown, credits and ETA of an enrichment job."""
+    env = run_or_fail(environment)
+    document = _summary(env, job_id)
+    if wait and document["status"] in ("queued", "processing") and not as_json:
+        _follow(env, job_id, lambda: True)
+        document = _summary(env, job_id)
+    print_json(document) if as_json else _print_summary(document)
+
+
+@jobs_app.command("ls")
+def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The most recent enrichment jobs."""
+    from leads_pipeline.lib.enrichment.jobs import launch_response
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+    with connect(env.database_url) as conn:
+        jobs = store.recent_jobs(conn)
+    if as_json:
+        print_json([launch_response(j) for j in jobs])
+        return
+    table = Table("job", "status", "leads", "sources", "template", "created")
+    for job in jobs:
+        table.add_row(
+            job.id,
+            job.status,
+            f"{job.leads_queued:,}",
+            ",".join(job.sources),
+            job.template,
+            f"{job.created_at:%Y-%m-%d %H:%M}",
+        )
+    console.print(table)
+
+
+@jobs_app.command("run", hidden=True)
+def jobs_run(job_id: str) -> None:
+    """Run a created job to its end in this process (what `leads enrich` starts in the background)."""
+    env = run_or_fail(environment)
+    run_or_fail(lambda: _execute(env, job_id))
+
+
+@templates_app.command("ls")
+def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """The shipped templates."""
+    from leads_pipeline.lib.enrichment.templates import builtin_templates
+
+    templates = run_or_fail(builtin_templates)
+    if as_json:
+        print_json([t.as_json() for t in templates.values()])
+        return
+    table = Table("template", "providers", "max credits/lead", "description")
+    for t in templates.values():
+        ceiling = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
+        table.add_row(t.name, ", ".join(t.providers()), ceiling, t.description)
+    console.print(table)
+
+
+@templates_app.command("show")
+def templates_show(name: str) -> None:
+    """A template's waterfall per field, as JSON (a shipped name or a YAML file)."""
+    from leads_pipeline.lib.enrichment.templates import load_template
+
+    print_json(run_or_fail(lambda: load_template(name)).as_json())
+
+
+@templates_app.command("validate")
+def templates_validate(path: Path) -> None:
+    """Check a template file; prints the first problem with its key path, or OK."""
+    from leads_pipeline.lib.enrichment.templates import load_template_file
+
+    template = run_or_fail(lambda: load_template_file(path))
+    console.print(
+        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})", highlight=False
+    )
+
+
+def credits(
+    by: Annotated[str, typer.Option(help="Group by source, job or month.")] = "source",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Credits spent, from the ledger (every charged provider call)."""
+    from leads_pipeline.lib.enrichment.jobs import monthly_budget
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def report() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            rows = store.credit_report(conn, by)
+            return {
+                "by": by,
+                "rows": rows,
+                "thisMonth": store.credits_this_month(conn),
+                "monthlyBudget": monthly_budget(),
+            }
+
+    document = run_or_fail(report)
+    if as_json:
+        print_json(document)
+        return
+    table = Table(by, "credits", "charges")
+    for row in document["rows"]:
+        table.add_row(str(row[by]), f"{row['credits']:g}", str(row["charges"]))
+    console.print(table)
+    budget = document["monthlyBudget"]
+    console.print(f"this month: {document['thisMonth']:g} credits" + (f" of {budget:g}" if budget is not None else ""))
+
+
+def facts(lead_id: int, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Where each field of a lead came from: value, source, confidence, cost, time, and the values that lost."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def read() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            return store.lead_attribution(conn, lead_id)
+
+    document = run_or_fail(read)
+    if as_json:
+        print_json(document)
+        return
+    table = Table("field", "value", "source", "confidence", "cost", "observed", "won", title=f"lead {lead_id}")
+    for entry in document["fields"]:
+        for fact in entry["facts"]:
+            table.add_row(
+                entry["field"],
+                str(fact["value"]),
+                fact["source"],
+                str(fact.get("confidence", "")),
+                f"{fact.get('cost', 0):g}",
+                str(fact.get("observedAt", ""))[:19],
+                "yes" if fact["won"] else (fact.get("note") or "no"),
+            )
+    console.print(table)
+
+
+def enrich_after_import(
+    list_name: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop enriching this list's imports.")] = False,
+    sources: Annotated[str, typer.Option(help="Sources to run after each import.")] = "company",
+    template: Annotated[str, typer.Option(help="Template for those runs.")] = "standard",
+    priority: Priority = "normal",
+    max_credits: MaxCredits = None,
+    notify: Annotated[str | None, typer.Option(help="Webhook URL for each job's summary.")] = None,
+) -> None:
+    """Turn enrichAfterImport on (or --off) for a list: the sensor enriches each new import of it."""
+    from leads_pipeline.lib.enrichment.providers import parse_sources
+    from leads_pipeline.lib.enrichment.templates import load_template
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    env = run_or_fail(environment)
+
+    def save() -> str:
+        chosen = parse_sources(sources)
+        load_template(template)
+        _check_priority(priority)
+        with connect(env.database_url) as conn:
+            lead_list = get_list(conn, list_name)
+            store.set_list_settings(
+                conn,
+                lead_list.id,
+                enrich_after_import=not off,
+                sources=chosen,
+                template=template,
+                priority=priority,
+                max_credits=max_credits,
+                notify_url=notify,
+            )
+            return lead_list.name
+
+    name = run_or_fail(save)
+    state = "off" if off else f"on ({sources}, template {template}, priority {priority})"
+    console.print(f"enrichAfterImport for list [bold]{name}[/bold]: {state}", highlight=False)

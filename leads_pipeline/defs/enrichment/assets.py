@@ -1,0 +1,144 @@
+"""The enrichment stage: company profiles for the leads of a batch (contact discovery adds email/phone/LinkedIn)."""
+
+from dataclasses import replace
+from datetime import timedelta
+
+import dagster as dg
+
+from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
+from leads_pipeline.defs.imports.assets import batch_leads
+from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.enrichment.engine import SOURCE, CompanyEnricher
+from leads_pipeline.lib.enrichment.jobs import estimate, job_budget
+from leads_pipeline.lib.enrichment.templates import load_template
+from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.store import enrichment as store
+
+DEFAULT_TEMPLATE = "standard"
+TRANSIENT_RETRIES = 3
+
+
+class CompanyProfilesConfig(dg.Config):
+    """Run settings; unset values come from the job (``leads enrich``) or, for a batch without one, the defaults."""
+
+    overwrite: bool = False
+    template: str | None = None
+    max_credits: float | None = None
+    cache_ttl_days: int = 90
+    concurrency: int = 8
+    requests_per_second: dict[str, float] = {}  # noqa: RUF012 - per provider (gemini, apify_search); pydantic copies
+    user: str = "dagster"
+
+
+def _job(conn: store.Connection, batch_id: str, config: CompanyProfilesConfig) -> store.Job:
+    """The batch's enrichment job, created with the run's settings when the batch was launched from the UI."""
+    job = store.find_job(conn, batch_id)
+    if job is not None:
+        return job
+    if not store.batch_exists(conn, batch_id):
+        raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")
+    template = load_template(config.template or DEFAULT_TEMPLATE)
+    plan = estimate(conn, batch_id, ["company"], template, overwrite=config.overwrite)
+    return store.create_job(
+        conn,
+        batch_id,
+        sources=["company"],
+        template=config.template or DEFAULT_TEMPLATE,
+        overwrite=config.overwrite,
+        priority="normal",
+        max_credits=config.max_credits,
+        estimate=plan,
+        leads_queued=plan["leads"],
+        notify_url=None,
+        created_by=config.user,
+    )
+
+
+@dg.asset(
+    partitions_def=batches,
+    group_name="enrichment",
+    kinds={"postgres", "gemini", "apify"},
+    deps=[batch_leads],
+    pool="gemini",
+    check_specs=CHECK_SPECS,
+    retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
+)
+def company_profiles(
+    context: dg.AssetExecutionContext,
+    config: CompanyProfilesConfig,
+    database: LeadsDatabase,
+    gemini: GeminiResource,
+    apify: ApifyResource,
+) -> dg.MaterializeResult:
+    """Company profiles for the batch's leads: website, industry (fixed taxonomy), size, revenue, technologies,
+    social profiles and HQ, looked up once per company domain through the job's template waterfall (the lead's
+    own domain, Gemini research grounded in Google Search, Apify web search), cached with a TTL and shared by all
+    the company's leads. Every value is a fact with its source, confidence, cited pages and cost; the job never
+    spends past its --max-credits or the account's monthly budget; a rerun pays nothing twice."""
+    batch_id = context.partition_key
+    try:
+        with database.connection() as conn:
+            job = _job(conn, batch_id, config)
+            max_credits = config.max_credits if config.max_credits is not None else job.max_credits
+            job = replace(job, max_credits=max_credits)
+            budget = job_budget(conn, job, exclude_prefix=store.COMPANY_SOURCE_PREFIX)
+        template = load_template(config.template or job.template)
+    except PermanentError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    enricher = CompanyEnricher(
+        database.database_url,
+        batch_id,
+        template,
+        overwrite=config.overwrite or job.overwrite,
+        budget=budget,
+        gemini=gemini,
+        apify=apify,
+        ttl=timedelta(days=config.cache_ttl_days),
+        concurrency=config.concurrency,
+        requests_per_second=config.requests_per_second,
+        log=context.log.warning,
+    )
+    stats = enricher.run()
+    if stats.transient_failures and context.retry_number < TRANSIENT_RETRIES:
+        # Companies the provider could not answer right now (rate limit, outage): Dagster retries the run after a
+        # backoff; every company already answered comes from the cache, so only the failed ones are asked again.
+        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=5 * 2**context.retry_number)
+    with database.connection() as conn:
+        if stats.budget_stopped_companies:
+            note = f"{budget.reason}: {stats.budget_stopped_companies} companies not (fully) looked up"
+            store.finish_source(conn, batch_id, SOURCE, "skipped", note)
+        else:
+            store.finish_source(conn, batch_id, SOURCE, "completed")
+        checks = [facts_check(conn, batch_id), budget_check(conn, job)]
+        used = store.credits_used(conn, batch_id)
+    lookups = "\n".join(
+        ["| provider | calls | cache hits |", "|---|---|---|"]
+        + [
+            f"| {p} | {stats.calls[p]} | {stats.cache_hits[p]} |"
+            for p in sorted(set(stats.calls) | set(stats.cache_hits))
+        ]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "template": dg.MetadataValue.text(template.name),
+            "leads": dg.MetadataValue.int(stats.leads),
+            "companies": dg.MetadataValue.int(stats.companies),
+            "leads_without_company": dg.MetadataValue.int(stats.no_identity),
+            "lookups": dg.MetadataValue.md(lookups),
+            "facts_written": dg.MetadataValue.int(stats.facts),
+            "rejected_values": dg.MetadataValue.int(stats.rejected),
+            "failed_leads": dg.MetadataValue.int(stats.failed_leads),
+            "credits_this_source": dg.MetadataValue.float(round(stats.credits, 4)),
+            "credits_used_by_job": dg.MetadataValue.float(round(used, 4)),
+            "estimated_credits": dg.MetadataValue.float(job.estimated_credits),
+            "max_credits": dg.MetadataValue.float(max_credits)
+            if max_credits is not None
+            else dg.MetadataValue.text("-"),
+            "requests_per_second": dg.MetadataValue.json(enricher.rates()),
+            "skipped": dg.MetadataValue.md("\n".join(f"- {k} ({n}x)" for k, n in stats.skipped.items()) or "none"),
+        },
+        check_results=checks,
+    )

@@ -1,0 +1,110 @@
+"""Launching an enrichment job through Dagster, and settling it when its run ends.
+
+A job is a batch partition; its sources are assets (``email_contacts``, ``phone_contacts``,
+``linkedin_profiles``, ``company_profiles``) run for that partition in one run tagged with the job id and its
+priority (``dagster/priority``: the run queue starts high-priority runs first). The CLI runs it in-process
+(orchestration through the daemon costs ~8-10 s per run); sensors and the UI go through the run queue. Either way
+``finish_run`` settles the job from what its sources reported and sends the completion webhook.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+
+from leads_pipeline.defs.partitions import BATCHES, batches
+from leads_pipeline.lib.enrichment.jobs import PRIORITIES
+from leads_pipeline.lib.enrichment.notify import notify_completion
+from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS, require_assets
+from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+
+ENRICHMENT_JOB = "enrichment"
+JOB_TAG = "leads/job"
+
+
+def enrichment_job(asset_keys: Iterable[str]) -> dg.UnresolvedAssetJobDefinition:
+    """The partitioned job over whichever enrichment assets the Definitions hold (contact assets join when
+    deployed); runs narrow it to a job's sources with an asset selection."""
+    deployed = set(asset_keys)
+    present = [key for key in SOURCE_ASSETS.values() if key in deployed]
+    return dg.define_asset_job(
+        ENRICHMENT_JOB,
+        selection=dg.AssetSelection.assets(*present),
+        partitions_def=batches,
+        description="Enrich a batch of leads with the sources of its enrichment job.",
+    )
+
+
+def run_tags(job: store.Job, origin: str) -> dict[str, str]:
+    return {
+        JOB_TAG: job.id,
+        "dagster/priority": str(PRIORITIES[job.priority]),
+        "leads/priority": job.priority,
+        "leads/source": origin,
+    }
+
+
+def run_config(job: store.Job, asset_keys: Iterable[str]) -> dict[str, Any]:
+    """Each source asset's config: ``overwrite`` for all (the contact assets' Config has it too)."""
+    return {"ops": {key: {"config": {"overwrite": job.overwrite}} for key in asset_keys}}
+
+
+def launchable_sources(job: store.Job, available: set[str]) -> list[str]:
+    """The job's asset keys; a source whose asset is not deployed is an error naming it."""
+    return require_assets(list(job.sources), available)
+
+
+def finish_run(database_url: str, job_id: str, run_id: str, *, success: bool, failure: str | None = None) -> store.Job:
+    """Settle the job after its run: sources still open become completed (or failed), then notify once."""
+    with connect(database_url) as conn:
+        for row in store.progress_rows(conn, job_id):
+            if row["status"] in ("queued", "processing"):
+                store.finish_source(conn, job_id, row["source"], "completed" if success else "failed", failure)
+        job = store.settle_job(conn, job_id, None if success else (failure or "the enrichment run failed"))
+    notify_completion(database_url, job_id, run_id)
+    return job
+
+
+def materialize_job(
+    database_url: str,
+    job: store.Job,
+    *,
+    instance: dg.DagsterInstance | None = None,
+    resources: dict[str, Any] | None = None,
+) -> store.Job:
+    """Run the job's source assets in-process on the project's instance and settle it; returns the settled job."""
+    from leads_pipeline.definitions import assets  # the Definitions' assets; imported late (it imports this module)
+    from leads_pipeline.defs.resources import default_resources
+
+    by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
+    keys = launchable_sources(job, set(by_key))
+    dagster_instance = instance or dg.DagsterInstance.get()
+    if job.id not in dagster_instance.get_dynamic_partitions(BATCHES):
+        dagster_instance.add_dynamic_partitions(BATCHES, [job.id])
+    config = run_config(job, keys)
+    config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = dg.materialize(
+                [by_key[key] for key in keys],
+                partition_key=job.id,
+                instance=dagster_instance,
+                resources=resources or default_resources(),
+                run_config=config,
+                tags=run_tags(job, "cli"),
+                raise_on_error=False,
+            )
+        except dg.DagsterError as exc:
+            finish_run(database_url, job.id, "-", success=False, failure=str(exc))
+            raise PermanentError(f"enrichment job {job.id} could not start: {exc}") from exc
+    failure = None
+    if not result.success:
+        failed = [e for e in result.all_events if e.is_failure]
+        failure = failed[0].message if failed else "the enrichment run failed"
+    return finish_run(database_url, job.id, result.run_id, success=result.success, failure=failure)

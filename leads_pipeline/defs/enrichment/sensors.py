@@ -1,0 +1,106 @@
+"""Enrichment sensors: enrich after an import (per-list setting) and settle + notify when an enrichment run ends."""
+
+import dagster as dg
+
+from leads_pipeline.defs.enrichment.jobs import (
+    ENRICHMENT_JOB,
+    JOB_TAG,
+    finish_run,
+    launchable_sources,
+    run_config,
+    run_tags,
+)
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
+from leads_pipeline.lib.enrichment.templates import load_template
+from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.lib.store import enrichment as store
+
+
+@dg.sensor(
+    job_name=ENRICHMENT_JOB,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Enriches each completed import whose list has enrichAfterImport on (leads enrich-after-import).",
+)
+def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -> dg.SensorResult:
+    available = {key.to_user_string() for key in context.repository_def.asset_graph.get_all_asset_keys()}  # type: ignore[union-attr]
+    requests: list[dg.RunRequest] = []
+    with database.connection() as conn:
+        for row in store.imports_to_enrich(conn):
+            try:
+                template = load_template(row["template"])
+                sources = list(row["sources"])
+                plan = estimate(conn, row["batch_id"], sources, template, overwrite=False)
+                job = store.create_job(
+                    conn,
+                    row["batch_id"],
+                    sources=sources,
+                    template=row["template"],
+                    overwrite=False,
+                    priority=row["priority"],
+                    max_credits=None if row["max_credits"] is None else float(row["max_credits"]),
+                    estimate=plan,
+                    leads_queued=plan["leads"],
+                    notify_url=row["notify_url"],
+                    created_by=row["created_by"],
+                )
+                keys = launchable_sources(job, available)
+            except LeadsError as exc:
+                context.log.warning(f"import {row['import_id']}: not enriched after import: {exc}")
+                continue
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"enrich-{job.id}",
+                    partition_key=job.id,
+                    asset_selection=[dg.AssetKey(key) for key in keys],
+                    run_config=run_config(job, keys),
+                    tags=run_tags(job, "enrich_after_import"),
+                )
+            )
+    return dg.SensorResult(run_requests=requests)
+
+
+def _job_of(run: dg.DagsterRun) -> str | None:
+    """The enrichment job a run worked for: its tag (CLI, sensor), else its partition when the run materialized an
+    enrichment asset (a launch from the UI)."""
+    if JOB_TAG in run.tags:
+        return run.tags[JOB_TAG]
+    enrichment_keys = {dg.AssetKey(key) for key in SOURCE_ASSETS.values()}
+    if run.job_name == ENRICHMENT_JOB or (run.asset_selection and run.asset_selection & enrichment_keys):
+        return run.tags.get("dagster/partition")
+    return None
+
+
+def _settle(context: dg.RunStatusSensorContext, database: LeadsDatabase, *, success: bool) -> None:
+    job_id = _job_of(context.dagster_run)
+    if not job_id:
+        return
+    with database.connection() as conn:
+        if store.find_job(conn, job_id) is None:
+            return
+    failure = None
+    if not success and context.dagster_event is not None:
+        failure = context.dagster_event.message or "the enrichment run failed"
+    try:
+        finish_run(database.database_url, job_id, context.dagster_run.run_id, success=success, failure=failure)
+    except LeadsError as exc:  # settling or notifying must never fail the job, nor the sensor
+        context.log.warning(f"could not settle enrichment job {job_id}: {exc}")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks an enrichment job done when its run succeeds and POSTs its summary to the webhook.",
+)
+def enrichment_succeeded_sensor(context: dg.RunStatusSensorContext, database: LeadsDatabase) -> None:
+    _settle(context, database, success=True)
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks an enrichment job failed or partial when its run fails and POSTs its summary to the webhook.",
+)
+def enrichment_failed_sensor(context: dg.RunFailureSensorContext, database: LeadsDatabase) -> None:
+    _settle(context, database, success=False)

@@ -1,0 +1,378 @@
+"""Company enrichment of one batch: group leads by company, run the waterfall once per company, write facts.
+
+Each company (a unit) is looked up once for all its leads; answers are cached per provider with a TTL, so a
+rerun, a resumed run or another job reuses them for free. A unit's facts and lead updates are written in one
+transaction, replacing what this batch wrote before, so a killed run resumes without paying twice: the paid
+answer is in the cache with the job that paid it, and the cost is written again on exactly one fact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.clients.http import MalformedResponseError
+from leads_pipeline.lib.enrichment.companies import (
+    LEAD_COLUMNS,
+    CompanyFact,
+    Identity,
+    ProviderAnswer,
+    Rejected,
+    domains,
+    from_research,
+    from_search,
+    identify,
+    normalize_company_name,
+)
+from leads_pipeline.lib.enrichment.pacing import Pacer
+from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
+from leads_pipeline.lib.enrichment.templates import Template
+from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, Outcome, run_waterfall
+from leads_pipeline.lib.errors import LeadsError, TransientError
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+
+SOURCE = "company"
+IMPORTED_CONFIDENCE = 50
+"""The confidence of a value a lead already had without any fact behind it (typed in, imported)."""
+REJECTED_TTL = timedelta(days=1)
+"""An answer that did not parse is retried the next day, not after the full cache TTL."""
+
+
+@dataclass(frozen=True)
+class Unit:
+    identity: Identity
+    leads: tuple[dict[str, Any], ...]
+    needed: frozenset[str]
+
+
+@dataclass
+class Stats:
+    leads: int = 0
+    companies: int = 0
+    no_identity: int = 0
+    calls: Counter[str] = field(default_factory=Counter)
+    cache_hits: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    facts: int = 0
+    rejected: int = 0
+    failed_leads: int = 0
+    transient_failures: int = 0
+    budget_stopped_companies: int = 0
+    credits: float = 0.0
+    call_window: dict[str, tuple[float, float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def lead_needs(row: dict[str, Any], template: Template, overwrite: bool) -> frozenset[str]:
+    """The template's fields this lead lacks (all of them when overwriting)."""
+    if overwrite:
+        return frozenset(template.company)
+    have = set(row["fact_fields"] or ())
+    return frozenset(
+        f for f in template.company if (row[LEAD_COLUMNS[f]] in (None, "") if f in LEAD_COLUMNS else f not in have)
+    )
+
+
+def plan_units(
+    rows: list[dict[str, Any]], template: Template, overwrite: bool
+) -> tuple[list[Unit], list[dict[str, Any]]]:
+    """Leads grouped by company identity (domain, else normalized name); leads nothing identifies come second."""
+    websites = domains([r["website"] for r in rows])
+    identities = [
+        identify(row["company"], row["company_key"], row["company_domain"], website, row["email"])
+        for row, website in zip(rows, websites, strict=True)
+    ]
+    # A lead known only by its company's name joins the company's domain when another lead of the batch with the
+    # same normalized name ("Acme, Inc." = "ACME Inc") has one: one lookup per company, not per spelling.
+    votes: dict[str, Counter[str]] = {}
+    for row, identity in zip(rows, identities, strict=True):
+        if identity is not None and identity.domain and row["company_key"]:
+            votes.setdefault(row["company_key"], Counter())[identity.domain] += 1
+    groups: dict[str, list[tuple[Identity, dict[str, Any]]]] = {}
+    orphans: list[dict[str, Any]] = []
+    for row, identity in zip(rows, identities, strict=True):
+        if identity is not None and identity.domain is None and row["company_key"] in votes:
+            domain = votes[row["company_key"]].most_common(1)[0][0]
+            identity = Identity(domain, domain, "company_name", identity.name)
+        if identity is None:
+            orphans.append(row)
+        else:
+            groups.setdefault(identity.key, []).append((identity, row))
+    units = []
+    for members in groups.values():
+        identity = members[0][0]
+        name = next((r["company"] for _, r in members if r["company"]), identity.name)
+        needed = frozenset().union(*(lead_needs(r, template, overwrite) for _, r in members))
+        units.append(
+            Unit(
+                Identity(identity.key, identity.domain, identity.domain_source, name),
+                tuple(r for _, r in members),
+                needed,
+            )
+        )
+    return units, orphans
+
+
+def domain_answer(identity: Identity) -> ProviderAnswer:
+    """The free, offline provider: the company's domain and website from the lead's own data."""
+    if identity.domain is None:
+        return ProviderAnswer("not_found")
+    confidence = {"company_domain": 90, "website": 85, "email": 60, "company_name": 60}[
+        identity.domain_source or "email"
+    ]
+    details = {"from": identity.domain_source}
+    facts = (
+        CompanyFact("company_domain", identity.domain, confidence, details),
+        CompanyFact("website", identity.domain, confidence, details),
+    )
+    return ProviderAnswer("found", facts=facts)
+
+
+class CompanyEnricher:
+    """Runs the company waterfall for every unit of a batch on a thread pool (providers are I/O bound)."""
+
+    def __init__(
+        self,
+        database_url: str,
+        job_id: str,
+        template: Template,
+        *,
+        overwrite: bool,
+        budget: Budget,
+        gemini: GeminiResource,
+        apify: ApifyResource,
+        ttl: timedelta,
+        concurrency: int = 8,
+        requests_per_second: dict[str, float] | None = None,
+        log: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        self.database_url = database_url
+        self.job_id = job_id
+        self.template = template
+        self.overwrite = overwrite
+        self.budget = budget
+        self.gemini = gemini
+        self.apify = apify
+        self.ttl = ttl
+        self.concurrency = max(1, concurrency)
+        self.log = log
+        self.stats = Stats()
+        self._local = threading.local()
+        self._pacers = {p: Pacer((requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
+        self._connections: list[store.Connection] = []
+
+    @contextmanager
+    def _connection(self) -> Iterator[store.Connection]:
+        """One connection per worker thread, reused across units; each ``with`` block is one transaction."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = connect(self.database_url)
+            self._local.conn = conn
+            self._connections.append(conn)
+        with conn.transaction():
+            yield conn
+
+    def run(self) -> Stats:
+        with connect(self.database_url) as conn:
+            rows = store.company_inputs(conn, self.job_id)
+            store.start_source(conn, self.job_id, SOURCE, len(rows))
+        units, orphans = plan_units(rows, self.template, self.overwrite)
+        self.stats.leads, self.stats.companies, self.stats.no_identity = len(rows), len(units), len(orphans)
+        with connect(self.database_url) as conn:
+            store.advance_source(conn, self.job_id, SOURCE, len(orphans))
+        try:
+            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="company") as pool:
+                for _ in pool.map(self._unit, units):
+                    pass
+        finally:
+            for conn in self._connections:
+                conn.close()
+        return self.stats
+
+    # --- one company ---------------------------------------------------------------------------------------
+
+    def rates(self) -> dict[str, float]:
+        """Calls per second each provider got while it was being called (first call's start to last call's end)."""
+        return {
+            p: round(self.stats.calls[p] / max(1e-6, end - start), 2)
+            for p, (start, end) in self.stats.call_window.items()
+        }
+
+    def _unit(self, unit: Unit) -> None:
+        lead_ids = [r["id"] for r in unit.leads]
+        if not unit.needed:
+            with self._connection() as conn:
+                store.replace_company_facts(conn, self.job_id, lead_ids, [], {})
+                store.advance_source(conn, self.job_id, SOURCE, len(lead_ids))
+            return
+        try:
+            outcome = run_waterfall(
+                self.template,
+                set(unit.needed),
+                lambda provider: self._lookup(unit.identity, provider),
+                self.budget,
+                is_cached=lambda provider: self._is_cached(unit.identity, provider),
+            )
+            with self._connection() as conn:
+                self._write(conn, unit, outcome)
+                if outcome.skipped:
+                    store.note_source(conn, self.job_id, SOURCE, "; ".join(sorted({r for _, r in outcome.skipped})))
+                store.advance_source(conn, self.job_id, SOURCE, len(lead_ids))
+        except LeadsError as exc:
+            self.log(f"company lookup failed for {unit.identity.key}: {exc}")
+            with self._connection() as conn:
+                store.record_failures(conn, self.job_id, SOURCE, lead_ids, str(exc))
+                store.advance_source(conn, self.job_id, SOURCE, len(lead_ids))
+            with self.stats.lock:
+                self.stats.failed_leads += len(lead_ids)
+                self.stats.transient_failures += isinstance(exc, TransientError)
+            return
+        with self.stats.lock:
+            for provider, reason in outcome.skipped:
+                self.stats.skipped[f"{provider}: {reason}"] += 1
+            self.stats.budget_stopped_companies += outcome.budget_exhausted
+
+    def _is_cached(self, identity: Identity, provider: str) -> bool:
+        if provider == "domain":
+            return True
+        with self._connection() as conn:
+            return store.cached_profile(conn, identity.key, provider) is not None
+
+    def _lookup(self, identity: Identity, provider: str) -> Lookup:
+        if provider == "domain":
+            return Lookup(domain_answer(identity), 0.0, cached=True)
+        with self._connection() as conn:
+            cached = store.cached_profile(conn, identity.key, provider)
+        if cached is not None:
+            with self.stats.lock:
+                self.stats.cache_hits[provider] += 1
+            answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
+            return Lookup(answer, cached.credits if cached.job_id == self.job_id else 0.0, cached=True)
+        self._pacers[provider].wait()
+        started = time.monotonic()
+        answer = self._call(identity, provider)
+        ended = time.monotonic()
+        charged = COMPANY_PROVIDERS[provider].credits if answer.status == "found" else 0.0
+        with self._connection() as conn:
+            store.store_profile(
+                conn,
+                lookup_key=identity.key,
+                provider=provider,
+                domain=identity.domain,
+                status=answer.status,
+                name=answer.name,
+                name_key=normalize_company_name(answer.name),
+                profile=answer.as_cache(),
+                sources=answer.sources,
+                credits=charged,
+                details=answer.details,
+                job_id=self.job_id,
+                ttl=REJECTED_TTL if answer.status == "rejected" else self.ttl,
+            )
+        with self.stats.lock:
+            self.stats.calls[provider] += 1
+            self.stats.rejected += len(answer.rejected)
+            first, last = self.stats.call_window.get(provider, (started, ended))
+            self.stats.call_window[provider] = (min(first, started), max(last, ended))
+        return Lookup(answer, charged, cached=False)
+
+    def _call(self, identity: Identity, provider: str) -> ProviderAnswer:
+        name = identity.name or identity.domain or ""
+        try:
+            if provider == "gemini":
+                return from_research(self.gemini.research_company(name, identity.domain), identity)
+            queries = [f"{name} site:linkedin.com/company"]
+            if identity.domain is None:
+                queries.insert(0, f"{name} official site")
+            return from_search(self.apify.google_search("\n".join(queries)), identity)
+        except MalformedResponseError as exc:  # recorded as a rejected answer, never applied, no charge
+            return ProviderAnswer(
+                "rejected", rejected=(Rejected("*", "", str(exc)[:500]),), details={"error": str(exc)[:500]}
+            )
+
+    # --- writing -------------------------------------------------------------------------------------------
+
+    def _write(self, conn: store.Connection, unit: Unit, outcome: Outcome) -> None:
+        lead_ids = sorted(r["id"] for r in unit.leads)
+        best: dict[str, tuple[CompanyFact, str]] = {}
+        for provider, lookup in outcome.answers:
+            for fact in lookup.answer.facts:
+                if fact.field not in best or fact.confidence > best[fact.field][0].confidence:
+                    best[fact.field] = (fact, provider)
+        column_fields = [f for f in best if f in LEAD_COLUMNS]
+        others = (
+            store.best_confidences(conn, lead_ids, column_fields, self.job_id)
+            if self.overwrite and column_fields
+            else {}
+        )
+        facts: list[store.FactRow] = []
+        updates: dict[int, dict[str, Any]] = {}
+        rows = {r["id"]: r for r in unit.leads}
+        unpaid = {p: lookup.charged for p, lookup in outcome.answers if lookup.charged > 0}
+        for lead_id in lead_ids:
+            row = rows[lead_id]
+            for provider, lookup in outcome.answers:
+                for fact in lookup.answer.facts:
+                    details = dict(fact.details)
+                    if fact.field in LEAD_COLUMNS:
+                        winner = best[fact.field][0] is fact
+                        applied, reason = self._decide(row, fact, others) if winner else (False, "a better value won")
+                        details["applied"] = applied
+                        if reason:
+                            details["reason"] = reason
+                        if applied:
+                            updates.setdefault(lead_id, {})[LEAD_COLUMNS[fact.field]] = _typed(fact.field, fact.value)
+                    cost = unpaid.pop(provider, 0.0)
+                    facts.append(
+                        store.FactRow(
+                            lead_id, fact.field, fact.value, f"company/{provider}", fact.confidence, cost, details
+                        )
+                    )
+        store.replace_company_facts(conn, self.job_id, lead_ids, facts, updates)
+        with self.stats.lock:
+            self.stats.facts += len(facts)
+            self.stats.credits += sum(f.cost for f in facts)
+
+    def _decide(
+        self, row: dict[str, Any], fact: CompanyFact, others: dict[tuple[int, str], int]
+    ) -> tuple[bool, str | None]:
+        """Whether the fact becomes the lead's visible value, and why not when it does not."""
+        column = LEAD_COLUMNS[fact.field]
+        current = row[column]
+        if current is None or current == "":
+            return True, None
+        if _same(fact.field, current, fact.value):
+            return False, "confirms the current value"
+        if not self.overwrite:
+            return False, f"the lead already has {current!r}; --overwrite replaces it"
+        held = others.get((row["id"], fact.field), IMPORTED_CONFIDENCE)
+        if fact.confidence >= held:
+            return True, None
+        return False, f"contradicts {current!r}, which has higher confidence {held}"
+
+
+def _typed(field_name: str, value: str) -> Any:
+    if field_name == "employee_count":
+        return int(value)
+    if field_name == "annual_revenue":
+        return Decimal(value)
+    return value
+
+
+def _same(field_name: str, current: Any, value: str) -> bool:
+    if field_name in ("employee_count", "annual_revenue"):
+        return float(current) == float(value)
+    if field_name == "company":
+        return normalize_company_name(str(current)) == normalize_company_name(value)
+    return str(current).strip().casefold() == value.strip().casefold()

@@ -1,0 +1,285 @@
+"""Enrichment jobs: selecting leads into a batch, estimating cost and time, and the PRD's result shapes.
+
+Estimates count what a job will really ask for: per source, the leads that lack the field (all when
+overwriting); for company enrichment, one lookup per company, walking the template's waterfall with cached
+answers free. ``estimatedCredits`` is the expected spend (each field stops at the first provider able to fill
+it); ``maxCredits`` in the estimate is the worst case (every paid provider asked for every company).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from leads_pipeline.lib.batches import slug
+from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
+from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
+from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
+from leads_pipeline.lib.enrichment.templates import Template
+from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, run_waterfall
+from leads_pipeline.lib.errors import ConfigurationError, InputFileError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.store import enrichment as store
+
+MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
+CONCURRENCY = 8
+CONTACT_SECONDS_PER_LEAD = 1.0
+PRIORITIES = {"low": -10, "normal": 0, "high": 10}
+"""``--priority`` as Dagster's ``dagster/priority`` run tag (higher runs first in the run queue)."""
+
+
+def job_key(label: str, now: datetime | None = None) -> str:
+    """``enrich-<label>-<UTC time with microseconds>``: a new batch per launch, readable in the Dagster UI."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
+    return f"enrich-{slug(label)}-{stamp}"
+
+
+def read_ids_file(path: Path) -> list[int]:
+    """Lead ids from a file: one per line, or a CSV whose first column (or ``id``/``leadId`` column) holds them."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read the ids file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, "not a UTF-8 text file of lead ids") from exc
+    ids: list[int] = []
+    column = 0
+    for number, line in enumerate(lines, start=1):
+        cells = [c.strip().strip('"') for c in line.split(",")]
+        if not cells[0] and len(cells) == 1:
+            continue
+        if number == 1 and not cells[0].isdigit():
+            names = [c.casefold() for c in cells]
+            column = next((i for i, c in enumerate(names) if c in ("id", "lead_id", "leadid")), 0)
+            continue
+        value = cells[column] if column < len(cells) else ""
+        if not value.isdigit():
+            raise InputFileError(path, f"line {number}: expected a lead id (a whole number), found {value!r}")
+        ids.append(int(value))
+    if not ids:
+        raise InputFileError(path, "no lead ids in the file")
+    return ids
+
+
+def parse_where(text: str) -> dict[str, str]:
+    """``FIELD=VALUE[,FIELD=VALUE]`` equality on canonical fields (the lists engine's filter language replaces it)."""
+    conditions: dict[str, str] = {}
+    for part in text.split(","):
+        field, sep, value = part.partition("=")
+        field = field.strip()
+        if not sep or not field:
+            raise ConfigurationError(f"--where {text!r}: expected FIELD=VALUE[,FIELD=VALUE], e.g. country=US")
+        if field not in CANONICAL_FIELDS:
+            raise ConfigurationError(
+                f"--where: unknown field {field!r}; canonical fields: {', '.join(CANONICAL_FIELDS)}"
+            )
+        conditions[field] = value.strip()
+    return conditions
+
+
+def monthly_budget() -> float | None:
+    """The account's monthly credit budget (``LEADS_MONTHLY_CREDITS``), read at run time; None = unlimited."""
+    raw = os.environ.get(MONTHLY_BUDGET_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{MONTHLY_BUDGET_ENV}={raw!r} is not a number of credits") from None
+    if value < 0:
+        raise ConfigurationError(f"{MONTHLY_BUDGET_ENV}={raw!r} must be >= 0")
+    return value
+
+
+def job_budget(conn: store.Connection, job: store.Job, *, exclude_prefix: str | None = None) -> Budget:
+    """What the job may still spend: its --max-credits minus what its other sources spent, and the month's rest."""
+    limits: list[tuple[float, str]] = []
+    if job.max_credits is not None:
+        spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
+        limits.append((job.max_credits - spent, f"job {job.id} reached its --max-credits {job.max_credits:g}"))
+    month = monthly_budget()
+    if month is not None:
+        used = store.credits_this_month(conn)
+        limits.append(
+            (
+                month - used,
+                f"the account's monthly budget of {month:g} credits is used up ({used:g} spent); raise "
+                f"{MONTHLY_BUDGET_ENV} or wait for next month",
+            )
+        )
+    if not limits:
+        return Budget(None)
+    limit, reason = min(limits)
+    return Budget(max(0.0, limit), reason)
+
+
+def _typical(provider: str, supplies: frozenset[str]) -> ProviderAnswer:
+    confidence = 80 if provider == "gemini" else 70
+    return ProviderAnswer("found", facts=tuple(CompanyFact(f, "?", confidence) for f in supplies))
+
+
+def _estimated_lookup(identity: Identity, hits: set[str], provider: str) -> Lookup:
+    """What a lookup would return for the estimate: typical facts, free when cached."""
+    if provider == "domain":
+        return Lookup(domain_answer(identity), 0.0, cached=True)
+    price = 0.0 if provider in hits else COMPANY_PROVIDERS[provider].credits
+    return Lookup(_typical(provider, COMPANY_PROVIDERS[provider].supplies), price, provider in hits)
+
+
+def estimate(
+    conn: store.Connection, batch_id: str, sources: list[str], template: Template, *, overwrite: bool
+) -> dict[str, Any]:
+    """Credits and seconds the job should take, per source, from the batch's leads and the cache."""
+    per_source: dict[str, dict[str, Any]] = {}
+    leads = store.batch_size(conn, batch_id)
+    for source in sources:
+        if source == "company":
+            per_source[source] = _company_estimate(conn, batch_id, template, overwrite=overwrite)
+            continue
+        column = SOURCE_FIELD[source]
+        row = conn.execute(
+            f"""SELECT count(*) FILTER (WHERE %s OR l.{column} IS NULL) AS n FROM leads l
+                JOIN batch_members m ON m.lead_id = l.id WHERE m.batch_id = %s AND l.deleted_at IS NULL""",
+            (overwrite, batch_id),
+        ).fetchone()
+        assert row is not None
+        needing = int(row["n"])
+        credits = needing * SOURCE_CREDITS_PER_LEAD[source]
+        per_source[source] = {
+            "leadsNeeding": needing,
+            "estimatedCredits": credits,
+            "maxCredits": credits,
+            "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
+        }
+    return {
+        "leads": leads,
+        "estimatedCredits": round(sum(s["estimatedCredits"] for s in per_source.values()), 4),
+        "maxCredits": round(sum(s["maxCredits"] for s in per_source.values()), 4),
+        "estimatedTime": math.ceil(1 + sum(s["estimatedTime"] for s in per_source.values())),
+        "sources": per_source,
+        "template": template.name,
+    }
+
+
+def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:
+    rows = store.company_inputs(conn, batch_id)
+    units, orphans = plan_units(rows, template, overwrite)
+    expected = worst = seconds = 0.0
+    lookups = cached = 0
+    for unit in units:
+        if not unit.needed:
+            continue
+        hits = {
+            p
+            for p in template.providers()
+            if p == "domain" or store.cached_profile(conn, unit.identity.key, p) is not None
+        }
+
+        outcome = run_waterfall(
+            template, set(unit.needed), partial(_estimated_lookup, unit.identity, hits), Budget(None)
+        )
+        for provider, result in outcome.answers:
+            if provider == "domain":
+                continue
+            lookups += 1
+            cached += result.cached
+            expected += result.charged
+            seconds += 0 if result.cached else COMPANY_PROVIDERS[provider].seconds
+        worst += sum(
+            COMPANY_PROVIDERS[p].credits
+            for p in template.providers()
+            if p not in hits and template.affordable(p) and COMPANY_PROVIDERS[p].supplies & unit.needed
+        )
+    return {
+        "leadsNeeding": sum(len(u.leads) for u in units if u.needed),
+        "companies": len(units),
+        "leadsWithoutCompany": len(orphans),
+        "lookups": lookups,
+        "cacheHits": cached,
+        "estimatedCredits": round(expected, 4),
+        "maxCredits": round(worst, 4),
+        "estimatedTime": seconds / CONCURRENCY,
+    }
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+def launch_response(job: store.Job) -> dict[str, Any]:
+    """The PRD's "Enrich Leads" response."""
+    return {
+        "jobId": job.id,
+        "status": job.status,
+        "leadsQueued": job.leads_queued,
+        "estimatedCredits": job.estimated_credits,
+        "estimatedTime": job.estimated_seconds,
+        "maxCredits": job.max_credits,
+        "sources": list(job.sources),
+        "template": job.template,
+        "priority": job.priority,
+    }
+
+
+def summary(conn: store.Connection, job_id: str, now: datetime | None = None) -> dict[str, Any]:
+    """The PRD's "Get Enrichment Results" shape, plus the ETA while running and per-source status."""
+    job = store.get_job(conn, job_id)
+    now = now or datetime.now(UTC)
+    rows = store.progress_rows(conn, job_id)
+    counts = store.result_counts(conn, job_id)
+    total = job.leads_queued
+    processed = sum(r["processed"] for r in rows) // max(1, len(rows)) if rows else 0
+    processed = min(processed, total)
+    enriched, failed = int(counts["enriched"]), int(counts["failed"])
+    no_data = max(0, processed - enriched - failed)
+    document: dict[str, Any] = {
+        "jobId": job.id,
+        "status": job.status,
+        "progress": {
+            "processed": processed,
+            "total": total,
+            "percentage": round(100.0 * processed / total, 1) if total else 100.0,
+        },
+        "results": {"enriched": enriched, "noDataFound": no_data, "failed": failed},
+        "breakdown": {
+            "email": {"found": int(counts["email_found"]), "verified": int(counts["email_verified"])},
+            "phone": {"found": int(counts["phone_found"]), "mobile": int(counts["phone_mobile"])},
+            "linkedin": {"found": int(counts["linkedin_found"])},
+            "company": {"found": int(counts["company_found"])},
+        },
+        "creditsUsed": round(store.credits_used(conn, job_id), 4),
+        "estimatedCredits": job.estimated_credits,
+        "maxCredits": job.max_credits,
+        "sources": [
+            {
+                "source": r["source"],
+                "status": r["status"],
+                "processed": r["processed"],
+                "total": r["total"],
+                "note": r["note"],
+            }
+            for r in rows
+        ],
+        "createdAt": job.created_at.isoformat(),
+        "startedAt": job.started_at.isoformat() if job.started_at else None,
+    }
+    if job.status in ("queued", "processing"):
+        document["eta"] = eta_seconds(job, processed, total, now)
+    if job.completed_at is not None:
+        document["completedAt"] = job.completed_at.isoformat()
+    if job.failure:
+        document["failure"] = job.failure
+    return document
+
+
+def eta_seconds(job: store.Job, processed: int, total: int, now: datetime) -> float:
+    """Seconds left: the observed rate once leads are done, else the estimate minus the time already spent."""
+    if job.started_at is None:
+        return job.estimated_seconds
+    elapsed = max(0.0, (now - job.started_at).total_seconds())
+    if processed > 0:
+        return round(elapsed / processed * (total - processed), 1)
+    return round(max(0.0, job.estimated_seconds - elapsed), 1)

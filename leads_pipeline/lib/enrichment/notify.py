@@ -1,0 +1,74 @@
+"""Completion notifications (``notifyOnComplete``): the job summary POSTed as JSON to a webhook, once per job.
+
+A delivery never fails the job: every error is caught, recorded in ``webhook_deliveries`` and logged. The URL
+is stored and logged without its query string and credentials, which is where webhook tokens live.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from leads_pipeline.lib.enrichment.jobs import summary
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+
+WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
+_QUERY = re.compile(r"\?[^\s'\")]*")
+TIMEOUT_S = 10.0
+
+
+def safe_url(url: str) -> str:
+    """The URL without credentials, query or fragment (``?token=...`` becomes ``?…``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+
+
+def webhook_url(job: store.Job) -> str | None:
+    """The job's own URL (from the launch or the list's settings), else ``LEADS_WEBHOOK_URL``."""
+    return job.notify_url or os.environ.get(WEBHOOK_ENV) or None
+
+
+def notify_completion(
+    database_url: str, job_id: str, run_id: str, log: Callable[[str], None] = lambda message: None
+) -> dict[str, Any] | None:
+    """POST the finished job's summary to its webhook unless already delivered; returns the delivery recorded."""
+    with connect(database_url) as conn:
+        job = store.find_job(conn, job_id)
+        if job is None or job.status in ("queued", "processing") or store.delivered(conn, job_id):
+            return None
+        url = webhook_url(job)
+        if url is None:
+            return None
+        payload = {"event": "enrichment.completed", **summary(conn, job_id)}
+    status_code: int | None = None
+    error: str | None = None
+    try:
+        response = requests.post(url, json=payload, timeout=TIMEOUT_S, headers={"User-Agent": "leads-pipeline"})
+        status_code = response.status_code
+        if not 200 <= status_code < 300:
+            error = f"HTTP {status_code}"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {_QUERY.sub('?…', str(exc))[:300]}"  # tokens live in query strings
+    ok = error is None
+    log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
+    with connect(database_url) as conn:
+        store.record_delivery(
+            conn,
+            job_id=job_id,
+            run_id=run_id,
+            url=safe_url(url),
+            payload=payload,
+            status_code=status_code,
+            error=error,
+            ok=ok,
+        )
+    return {"url": safe_url(url), "statusCode": status_code, "error": error, "delivered": ok}

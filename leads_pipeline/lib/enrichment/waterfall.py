@@ -1,0 +1,122 @@
+"""The company waterfall: providers in order per field, stop at the first good value, never overspend.
+
+``run_waterfall`` is pure: the caller hands it a ``lookup(provider)`` that reads the cache or calls the
+provider, and a ``Budget``. A provider is asked only while some field it can supply is still open, in the
+order the template's fields list their providers (ties go to the cheaper one). Every paid call reserves its
+price first, so concurrent lookups cannot together pass the job's cap; a call that found nothing releases the
+reservation ("no data, no charge").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from leads_pipeline.lib.enrichment.companies import ProviderAnswer
+from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
+from leads_pipeline.lib.enrichment.templates import Template
+from leads_pipeline.lib.errors import ConfigurationError
+
+
+class Budget:
+    """Credits a job may still spend: its ``--max-credits`` and the account's monthly budget, whichever is less."""
+
+    def __init__(self, limit: float | None, reason: str = "") -> None:
+        self.limit = limit
+        self.reason = reason
+        self.spent = 0.0
+        self._reserved = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, credits: float) -> bool:
+        """Hold ``credits`` for a call; False when the call could take spending past the limit."""
+        with self._lock:
+            if credits > 0 and self.limit is not None and self.spent + self._reserved + credits > self.limit + 1e-9:
+                return False
+            self._reserved += credits
+            return True
+
+    def settle(self, reserved: float, charged: float) -> None:
+        with self._lock:
+            self._reserved -= reserved
+            self.spent += charged
+
+    def add(self, charged: float) -> None:
+        """Count credits charged earlier by this job (a resumed run re-reading its own paid answers)."""
+        with self._lock:
+            self.spent += charged
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A provider's answer for a company and what it cost this job (0 for another job's cached answer)."""
+
+    answer: ProviderAnswer
+    charged: float
+    cached: bool
+
+
+@dataclass
+class Outcome:
+    answers: list[tuple[str, Lookup]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    budget_exhausted: bool = False
+
+
+def _next_provider(template: Template, open_fields: set[str], asked: set[str]) -> str | None:
+    best: tuple[int, float, str] | None = None
+    for name in open_fields:
+        for position, provider in enumerate(template.company[name].sources):
+            if provider in asked:
+                continue
+            candidate = (position, COMPANY_PROVIDERS[provider].credits, provider)
+            best = candidate if best is None or candidate < best else best
+            break
+    return None if best is None else best[2]
+
+
+def run_waterfall(
+    template: Template,
+    needed: set[str],
+    lookup: Callable[[str], Lookup],
+    budget: Budget,
+    *,
+    is_cached: Callable[[str], bool] = lambda provider: False,
+) -> Outcome:
+    """Ask providers in the template's order until every needed field has a good enough value (or none is left)."""
+    outcome = Outcome()
+    open_fields = {f for f in needed if f in template.company}
+    asked: set[str] = set()
+    while open_fields and (provider := _next_provider(template, open_fields, asked)) is not None:
+        asked.add(provider)
+        price = COMPANY_PROVIDERS[provider].credits
+        if not template.affordable(provider):
+            outcome.skipped.append((provider, f"costs {price} credits, above the template's per-lead ceiling"))
+            continue
+        cached = is_cached(provider)
+        reserved = 0.0 if cached else price
+        if not budget.reserve(reserved):
+            outcome.skipped.append((provider, budget.reason or "budget exhausted"))
+            outcome.budget_exhausted = True
+            continue
+        try:
+            result = lookup(provider)
+        except ConfigurationError as exc:  # a provider without credentials is skipped with its reason
+            budget.settle(reserved, 0.0)
+            outcome.skipped.append((provider, str(exc)))
+            continue
+        except BaseException:
+            budget.settle(reserved, 0.0)
+            raise
+        if result.cached:
+            budget.settle(reserved, 0.0)
+            budget.add(result.charged)
+        else:
+            budget.settle(reserved, result.charged)
+        outcome.answers.append((provider, result))
+        for fact in result.answer.facts:
+            rule = template.company.get(fact.field)
+            if rule is not None and rule.satisfied_by(fact.confidence):
+                open_fields.discard(fact.field)
+    return outcome

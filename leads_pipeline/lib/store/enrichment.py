@@ -1,0 +1,645 @@
+"""Enrichment jobs, their progress and failures, the company profile cache, list settings and webhook deliveries.
+
+Credits are never stored twice: a job's spend is ``SUM(lead_facts.cost)`` over the facts of its batch (the
+``credit_ledger`` view), so the ledger, ``creditsUsed`` and the budget checks read one truth.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+COMPANY_SOURCE_PREFIX = "company/"
+"""Facts written by company enrichment have source ``company/<provider>``."""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    sources: tuple[str, ...]
+    template: str
+    overwrite: bool
+    priority: str
+    max_credits: float | None
+    estimated_credits: float
+    estimated_seconds: float
+    leads_queued: int
+    notify_url: str | None
+    status: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    failure: str | None
+    estimate: dict[str, Any]
+
+
+def _job(row: dict[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        sources=tuple(row["sources"]),
+        template=row["template"],
+        overwrite=row["overwrite"],
+        priority=row["priority"],
+        max_credits=None if row["max_credits"] is None else float(row["max_credits"]),
+        estimated_credits=float(row["estimated_credits"]),
+        estimated_seconds=float(row["estimated_seconds"]),
+        leads_queued=row["leads_queued"],
+        notify_url=row["notify_url"],
+        status=row["status"],
+        created_by=row["created_by"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        failure=row["failure"],
+        estimate=row["estimate"],
+    )
+
+
+# --- batches and selections ---------------------------------------------------------------------------------
+
+
+def create_selection_batch(
+    conn: Connection, batch_id: str, lead_ids: Sequence[int], *, list_id: int | None, description: str
+) -> int:
+    """A ``selection`` batch of existing, non-deleted leads; returns how many leads it holds."""
+    conn.execute(
+        "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",
+        (batch_id, list_id, description),
+    )
+    cursor = conn.execute(
+        """INSERT INTO batch_leads (batch_id, lead_id)
+           SELECT %s, id FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL ON CONFLICT DO NOTHING""",
+        (batch_id, list(lead_ids)),
+    )
+    return cursor.rowcount
+
+
+def list_lead_ids(conn: Connection, list_id: int, where: dict[str, str] | None = None) -> list[int]:
+    """Ids of a list's live leads, optionally where canonical ``FIELD = VALUE`` (case-insensitive) holds."""
+    clauses, params = ["list_id = %s", "deleted_at IS NULL"], [list_id]
+    for column, value in (where or {}).items():
+        clauses.append(f'lower("{column}"::text) = lower(%s)')  # column names come from the canonical field list
+        params.append(value)  # type: ignore[arg-type]
+    rows = conn.execute(f"SELECT id FROM leads WHERE {' AND '.join(clauses)} ORDER BY id", params)
+    return [r["id"] for r in rows]
+
+
+def existing_lead_ids(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
+    rows = conn.execute("SELECT id FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL ORDER BY id", (list(lead_ids),))
+    return [r["id"] for r in rows]
+
+
+def batch_size(conn: Connection, batch_id: str) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM batch_members WHERE batch_id = %s", (batch_id,)).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
+def batch_exists(conn: Connection, batch_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is not None
+
+
+# --- jobs ---------------------------------------------------------------------------------------------------
+
+
+def create_job(
+    conn: Connection,
+    job_id: str,
+    *,
+    sources: Sequence[str],
+    template: str,
+    overwrite: bool,
+    priority: str,
+    max_credits: float | None,
+    estimate: dict[str, Any],
+    leads_queued: int,
+    notify_url: str | None,
+    created_by: str,
+) -> Job:
+    row = conn.execute(
+        """INSERT INTO enrichment_jobs (id, sources, template, overwrite, priority, max_credits, estimated_credits,
+               estimated_seconds, estimate, leads_queued, notify_url, created_by)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
+           RETURNING *""",
+        (
+            job_id,
+            list(sources),
+            template,
+            overwrite,
+            priority,
+            max_credits,
+            estimate["estimatedCredits"],
+            estimate["estimatedTime"],
+            Jsonb(estimate),
+            leads_queued,
+            notify_url,
+            created_by,
+        ),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        """INSERT INTO enrichment_progress (job_id, source, total) SELECT %s, s, %s FROM unnest(%s::text[]) s
+           ON CONFLICT DO NOTHING""",
+        (job_id, leads_queued, list(sources)),
+    )
+    return _job(row)
+
+
+def get_job(conn: Connection, job_id: str) -> Job:
+    row = conn.execute("SELECT * FROM enrichment_jobs WHERE id = %s", (job_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no enrichment job {job_id!r}; `leads jobs ls` lists them")
+    return _job(row)
+
+
+def find_job(conn: Connection, job_id: str) -> Job | None:
+    row = conn.execute("SELECT * FROM enrichment_jobs WHERE id = %s", (job_id,)).fetchone()
+    return None if row is None else _job(row)
+
+
+def recent_jobs(conn: Connection, limit: int = 20) -> list[Job]:
+    rows = conn.execute("SELECT * FROM enrichment_jobs ORDER BY created_at DESC LIMIT %s", (limit,))
+    return [_job(r) for r in rows]
+
+
+def start_source(conn: Connection, job_id: str, source: str, total: int) -> None:
+    """A source begins (or restarts) on the job: its progress counts from zero again."""
+    conn.execute(
+        """INSERT INTO enrichment_progress (job_id, source, total, processed, status, started_at, note)
+           VALUES (%s, %s, %s, 0, 'processing', now(), NULL)
+           ON CONFLICT (job_id, source) DO UPDATE SET total = EXCLUDED.total, processed = 0,
+               status = 'processing', started_at = now(), note = NULL, updated_at = now()""",
+        (job_id, source, total),
+    )
+    conn.execute("DELETE FROM enrichment_failures WHERE job_id = %s AND source = %s", (job_id, source))
+    conn.execute(
+        """UPDATE enrichment_jobs SET status = 'processing', started_at = coalesce(started_at, now()),
+               completed_at = NULL, failure = NULL WHERE id = %s""",
+        (job_id,),
+    )
+
+
+def advance_source(conn: Connection, job_id: str, source: str, processed: int) -> None:
+    conn.execute(
+        """UPDATE enrichment_progress SET processed = least(total, processed + %s), updated_at = now()
+           WHERE job_id = %s AND source = %s""",
+        (processed, job_id, source),
+    )
+
+
+def finish_source(conn: Connection, job_id: str, source: str, status: str, note: str | None = None) -> None:
+    """A source ended: ``completed`` (all leads processed), ``failed`` or ``skipped`` (with the reason)."""
+    processed = "total" if status == "completed" else "processed"
+    conn.execute(
+        f"""UPDATE enrichment_progress SET status = %s, note = coalesce(%s, note), processed = {processed},
+                updated_at = now() WHERE job_id = %s AND source = %s""",
+        (status, note, job_id, source),
+    )
+
+
+def note_source(conn: Connection, job_id: str, source: str, note: str) -> None:
+    conn.execute(
+        "UPDATE enrichment_progress SET note = %s, updated_at = now() WHERE job_id = %s AND source = %s",
+        (note, job_id, source),
+    )
+
+
+def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterable[int], reason: str) -> None:
+    conn.cursor().executemany(
+        """INSERT INTO enrichment_failures (job_id, lead_id, source, reason) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (job_id, lead_id, source) DO UPDATE SET reason = EXCLUDED.reason, at = now()""",
+        [(job_id, lead_id, source, reason[:1000]) for lead_id in lead_ids],
+    )
+
+
+def settle_job(conn: Connection, job_id: str, failure: str | None = None) -> Job:
+    """Derive the job's status from its sources: completed when all completed, partial when some did not."""
+    rows = list(conn.execute("SELECT status FROM enrichment_progress WHERE job_id = %s", (job_id,)))
+    statuses = {r["status"] for r in rows}
+    if statuses & {"queued", "processing"} and failure is None:
+        status = "processing"
+    elif statuses == {"completed"} and failure is None:
+        status = "completed"
+    elif "completed" in statuses or "skipped" in statuses:
+        status = "partial"
+    else:
+        status = "failed"
+    done = status != "processing"
+    row = conn.execute(
+        """UPDATE enrichment_jobs SET status = %s, failure = coalesce(%s, failure),
+               completed_at = CASE WHEN %s THEN coalesce(completed_at, now()) ELSE NULL END
+           WHERE id = %s RETURNING *""",
+        (status, failure, done, job_id),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no enrichment job {job_id!r}")
+    return _job(row)
+
+
+# --- credits ------------------------------------------------------------------------------------------------
+
+
+def credits_used(conn: Connection, job_id: str, *, exclude_prefix: str | None = None) -> float:
+    query = "SELECT coalesce(sum(cost), 0) AS c FROM lead_facts WHERE batch_id = %s AND cost > 0"
+    params: list[Any] = [job_id]
+    if exclude_prefix:
+        query += " AND source NOT LIKE %s"
+        params.append(exclude_prefix + "%")
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return float(row["c"])
+
+
+def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
+    start = (now or datetime.now(UTC)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = conn.execute(
+        "SELECT coalesce(sum(cost), 0) AS c FROM lead_facts WHERE cost > 0 AND observed_at >= %s", (start,)
+    ).fetchone()
+    assert row is not None
+    return float(row["c"])
+
+
+CREDIT_GROUPS = {
+    "source": "source",
+    "job": "coalesce(job_id, '(no job)')",
+    "month": "to_char(date_trunc('month', at), 'YYYY-MM')",
+}
+
+
+def credit_report(conn: Connection, by: str) -> list[dict[str, Any]]:
+    """Credits spent grouped by source, job or month, from the ledger."""
+    if by not in CREDIT_GROUPS:
+        raise ConfigurationError(f"--by must be one of {', '.join(CREDIT_GROUPS)}; got {by!r}")
+    rows = conn.execute(
+        f"""SELECT {CREDIT_GROUPS[by]} AS key, sum(credits) AS credits, count(*) AS charges
+            FROM credit_ledger GROUP BY 1 ORDER BY 1"""
+    )
+    return [{by: r["key"], "credits": float(r["credits"]), "charges": r["charges"]} for r in rows]
+
+
+# --- company enrichment inputs and outputs -----------------------------------------------------------------
+
+
+def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
+    """The batch's live leads with what identifies their company and which company fields they already have.
+
+    Columns this batch's company enrichment itself filled read as empty, so a rerun sees the leads as the
+    first run did and writes the same facts (the values come back from the cache, for free)."""
+    rows = list(
+        conn.execute(
+            """SELECT l.id, l.company, l.company_key, l.company_domain, l.website, l.email, l.industry,
+                      l.employee_count, l.annual_revenue,
+                      ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id AND f.value IS NOT NULL
+                            AND NOT (f.batch_id IS NOT DISTINCT FROM %(batch)s AND f.source LIKE %(prefix)s))
+                        AS fact_fields,
+                      ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id
+                            AND f.batch_id = %(batch)s AND f.source LIKE %(prefix)s
+                            AND f.details->>'applied' = 'true') AS applied_fields
+               FROM leads l JOIN batch_members m ON m.lead_id = l.id
+               WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL ORDER BY l.id""",
+            {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"},
+        )
+    )
+    for row in rows:
+        for field in row.pop("applied_fields"):
+            if field in LEAD_UPDATE_COLUMNS:
+                row[field] = None
+    return rows
+
+
+def best_confidences(
+    conn: Connection, lead_ids: Sequence[int], fields: Sequence[str], batch_id: str
+) -> dict[tuple[int, str], int]:
+    """The highest confidence of another source's fact per (lead, field): what a new value must match to win."""
+    rows = conn.execute(
+        """SELECT lead_id, field, max(confidence) AS c FROM lead_facts
+           WHERE lead_id = ANY(%s) AND field = ANY(%s) AND value IS NOT NULL
+             AND NOT (batch_id IS NOT DISTINCT FROM %s AND source LIKE %s)
+           GROUP BY lead_id, field""",
+        (list(lead_ids), list(fields), batch_id, COMPANY_SOURCE_PREFIX + "%"),
+    )
+    return {(r["lead_id"], r["field"]): r["c"] for r in rows}
+
+
+@dataclass(frozen=True)
+class CachedProfile:
+    status: str
+    name: str | None
+    profile: dict[str, Any]
+    sources: list[str]
+    credits: float
+    job_id: str | None
+    fetched_at: datetime
+
+
+def cached_profile(
+    conn: Connection, lookup_key: str, provider: str, now: datetime | None = None
+) -> CachedProfile | None:
+    """The provider's unexpired answer for the company, if any."""
+    row = conn.execute(
+        """SELECT status, name, profile, sources, credits, job_id, fetched_at FROM company_profiles
+           WHERE lookup_key = %s AND provider = %s AND expires_at > %s""",
+        (lookup_key, provider, now or datetime.now(UTC)),
+    ).fetchone()
+    if row is None:
+        return None
+    return CachedProfile(
+        row["status"],
+        row["name"],
+        row["profile"],
+        row["sources"],
+        float(row["credits"]),
+        row["job_id"],
+        row["fetched_at"],
+    )
+
+
+def store_profile(
+    conn: Connection,
+    *,
+    lookup_key: str,
+    provider: str,
+    domain: str | None,
+    status: str,
+    name: str | None,
+    name_key: str | None,
+    profile: dict[str, Any],
+    sources: Sequence[str],
+    credits: float,
+    details: dict[str, Any],
+    job_id: str,
+    ttl: timedelta,
+) -> None:
+    conn.execute(
+        """INSERT INTO company_profiles (lookup_key, provider, domain, status, name, name_key, profile, sources,
+               credits, details, job_id, fetched_at, expires_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now() + %s)
+           ON CONFLICT (lookup_key, provider) DO UPDATE SET domain = EXCLUDED.domain, status = EXCLUDED.status,
+               name = EXCLUDED.name, name_key = EXCLUDED.name_key, profile = EXCLUDED.profile,
+               sources = EXCLUDED.sources, credits = EXCLUDED.credits, details = EXCLUDED.details,
+               job_id = EXCLUDED.job_id, fetched_at = now(), expires_at = EXCLUDED.expires_at""",
+        (
+            lookup_key,
+            provider,
+            domain,
+            status,
+            name,
+            name_key,
+            Jsonb(profile),
+            Jsonb(list(sources)),
+            credits,
+            Jsonb(details),
+            job_id,
+            ttl,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class FactRow:
+    lead_id: int
+    field: str
+    value: str
+    source: str
+    confidence: int
+    cost: float
+    details: dict[str, Any]
+
+
+LEAD_UPDATE_COLUMNS = ("company", "company_domain", "website", "industry", "employee_count", "annual_revenue")
+
+
+def replace_company_facts(
+    conn: Connection,
+    batch_id: str,
+    lead_ids: Sequence[int],
+    facts: Sequence[FactRow],
+    updates: dict[int, dict[str, Any]],
+) -> None:
+    """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent)."""
+    conn.execute(
+        "DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s",
+        (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),
+    )
+    if facts:
+        with conn.cursor().copy(
+            "COPY lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details) FROM STDIN"
+        ) as copy:
+            for f in facts:
+                copy.write_row(
+                    (
+                        f.lead_id,
+                        f.field,
+                        f.value,
+                        f.source,
+                        f.confidence,
+                        Decimal(str(f.cost)),
+                        batch_id,
+                        json.dumps(f.details),
+                    )
+                )
+    if updates:
+        assignments = ", ".join(
+            f"{c} = CASE WHEN %({c}__set)s THEN %({c})s::{_TYPES[c]} ELSE {c} END" for c in LEAD_UPDATE_COLUMNS
+        )
+        params = [
+            {
+                "id": lead_id,
+                **{f"{c}__set": c in values for c in LEAD_UPDATE_COLUMNS},
+                **{c: values.get(c) for c in LEAD_UPDATE_COLUMNS},
+            }
+            for lead_id, values in updates.items()
+        ]
+        conn.cursor().executemany(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %(id)s", params)
+
+
+_TYPES = {
+    "company": "text",
+    "company_domain": "text",
+    "website": "text",
+    "industry": "text",
+    "employee_count": "integer",
+    "annual_revenue": "numeric",
+}
+
+
+# --- job results --------------------------------------------------------------------------------------------
+
+
+def result_counts(conn: Connection, job_id: str) -> dict[str, Any]:
+    """Enriched, no-data and failed leads, and the per-source breakdown, from the batch's facts and failures."""
+    row = conn.execute(
+        """WITH members AS (SELECT lead_id FROM batch_members WHERE batch_id = %(job)s),
+                facts AS (SELECT f.lead_id, f.field, f.confidence, f.value, f.details, f.source FROM lead_facts f
+                          WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
+                failed AS (SELECT DISTINCT lead_id FROM enrichment_failures WHERE job_id = %(job)s)
+           SELECT
+             (SELECT count(DISTINCT lead_id) FROM facts) AS enriched,
+             (SELECT count(*) FROM failed WHERE lead_id NOT IN (SELECT lead_id FROM facts)) AS failed,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'email') AS email_found,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'email'
+                AND (confidence >= 90 OR details->>'status' IN ('valid', 'deliverable')
+                     OR details->>'verified' = 'true')) AS email_verified,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE field IN ('phone', 'mobile_phone')) AS phone_found,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'mobile_phone'
+                OR (field = 'phone' AND details->>'line_type' = 'mobile')
+                OR (field IN ('phone_line_type', 'line_type') AND value = 'mobile')) AS phone_mobile,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'linkedin_url') AS linkedin_found,
+             (SELECT count(DISTINCT lead_id) FROM facts WHERE source LIKE 'company/%%'
+                AND field NOT IN ('company_domain', 'website')) AS company_found,
+             (SELECT count(*) FROM members) AS members""",
+        {"job": job_id},
+    ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def progress_rows(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    return list(conn.execute("SELECT * FROM enrichment_progress WHERE job_id = %s ORDER BY source", (job_id,)))
+
+
+# --- list settings and webhook deliveries ------------------------------------------------------------------
+
+
+def set_list_settings(
+    conn: Connection,
+    list_id: int,
+    *,
+    enrich_after_import: bool,
+    sources: Sequence[str],
+    template: str,
+    priority: str,
+    max_credits: float | None,
+    notify_url: str | None,
+) -> None:
+    conn.execute(
+        """INSERT INTO list_enrichment_settings (list_id, enrich_after_import, sources, template, priority,
+               max_credits, notify_url) VALUES (%s, %s, %s, %s, %s, %s, %s)
+           ON CONFLICT (list_id) DO UPDATE SET enrich_after_import = EXCLUDED.enrich_after_import,
+               sources = EXCLUDED.sources, template = EXCLUDED.template, priority = EXCLUDED.priority,
+               max_credits = EXCLUDED.max_credits, notify_url = EXCLUDED.notify_url, updated_at = now()""",
+        (list_id, enrich_after_import, list(sources), template, priority, max_credits, notify_url),
+    )
+
+
+def list_settings(conn: Connection, list_id: int) -> dict[str, Any] | None:
+    return conn.execute("SELECT * FROM list_enrichment_settings WHERE list_id = %s", (list_id,)).fetchone()
+
+
+def imports_to_enrich(conn: Connection) -> list[dict[str, Any]]:
+    """Imports completed since their list turned enrichAfterImport on, without a job for their batch yet.
+
+    The job row is the marker: an import is enriched once however often the sensor runs, and imports that
+    finish out of order are not missed (no id cursor to overtake them)."""
+    return list(
+        conn.execute(
+            """SELECT i.id AS import_id, i.batch_id, i.list_id, s.sources, s.template, s.priority, s.max_credits,
+                      s.notify_url, i.created_by
+               FROM imports i JOIN list_enrichment_settings s ON s.list_id = i.list_id
+               WHERE i.status = 'completed' AND s.enrich_after_import AND i.completed_at >= s.updated_at
+                 AND NOT EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.id = i.batch_id)
+               ORDER BY i.id"""
+        )
+    )
+
+
+def delivered(conn: Connection, job_id: str) -> bool:
+    return (
+        conn.execute("SELECT 1 FROM webhook_deliveries WHERE job_id = %s AND delivered", (job_id,)).fetchone()
+        is not None
+    )
+
+
+def record_delivery(
+    conn: Connection,
+    *,
+    job_id: str,
+    run_id: str,
+    url: str,
+    payload: dict[str, Any],
+    status_code: int | None,
+    error: str | None,
+    ok: bool,
+) -> None:
+    conn.execute(
+        """INSERT INTO webhook_deliveries (job_id, run_id, url, payload, status_code, error, delivered)
+           VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING""",
+        (job_id, run_id, url, Jsonb(payload), status_code, error, ok),
+    )
+
+
+def deliveries(conn: Connection, job_id: str) -> list[dict[str, Any]]:
+    return list(conn.execute("SELECT * FROM webhook_deliveries WHERE job_id = %s ORDER BY id", (job_id,)))
+
+
+# --- attribution --------------------------------------------------------------------------------------------
+
+
+def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
+    """Every field of a lead explained: its value, and each fact (source, confidence, cost, time) that won or lost.
+
+    A canonical column's winner is the fact carrying the lead's current value; a field without a column is won
+    by the best fact (confidence, then freshness), the rule the design gives for visible values.
+    """
+    lead = conn.execute("SELECT * FROM leads WHERE id = %s", (lead_id,)).fetchone()
+    if lead is None:
+        raise NotFoundError(f"no lead with id {lead_id}")
+    facts = list(
+        conn.execute(
+            """SELECT field, value, source, confidence, cost, observed_at, batch_id, details FROM lead_facts
+               WHERE lead_id = %s ORDER BY field, confidence DESC, observed_at DESC, id DESC""",
+            (lead_id,),
+        )
+    )
+    fields: dict[str, dict[str, Any]] = {}
+    for fact in facts:
+        entry = fields.setdefault(fact["field"], {"field": fact["field"], "value": None, "facts": []})
+        entry["facts"].append(
+            {
+                "value": fact["value"],
+                "source": fact["source"],
+                "confidence": fact["confidence"],
+                "cost": float(fact["cost"]),
+                "observedAt": fact["observed_at"].isoformat(),
+                "jobId": fact["batch_id"],
+                "sources": [s.get("uri") for s in fact["details"].get("sources", []) if isinstance(s, dict)],
+                "note": fact["details"].get("reason"),
+            }
+        )
+    for name, entry in fields.items():
+        current = lead.get(name)
+        if current is not None:
+            entry["value"] = str(current)
+            won = next((f for f in entry["facts"] if _equal(f["value"], current)), None)
+        else:
+            won = entry["facts"][0]
+            entry["value"] = won["value"]
+        for fact in entry["facts"]:
+            fact["won"] = fact is won
+        if current is not None and won is None:
+            entry["facts"].insert(0, {"value": str(current), "source": "import", "won": True})
+    return {"leadId": lead_id, "fields": list(fields.values())}
+
+
+def _equal(value: str | None, current: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(current, int | float | Decimal):
+        try:
+            return float(value) == float(current)
+        except ValueError:
+            return False
+    return value.strip().casefold() == str(current).strip().casefold()

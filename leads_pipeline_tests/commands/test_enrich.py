@@ -1,0 +1,202 @@
+"""``leads enrich`` and friends as a user runs them, against the sandbox and a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from leads_pipeline.cli import app
+from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.support import import_file
+
+
+@pytest.fixture
+def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    home = tmp_path / "home"
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "LEADS_HOME": str(home),
+        "LEADS_USER": "tester",
+        "DAGSTER_HOME": str(PROJECT_ROOT),
+        "DAGSTER_PG_URL": dagster_postgres_url(database_url),
+        "LEADS_DAGSTER_STORAGE": str(home / "dagster"),
+        **sandbox.env(),
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LEADS_MONTHLY_CREDITS", raising=False)
+    monkeypatch.delenv("LEADS_WEBHOOK_URL", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def prospects(database_url: str, world_leads_csv: Path) -> list[int]:
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="tester")
+    import_file(database_url, world_leads_csv)
+    with connect(database_url) as conn:
+        return [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - one server per test
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    handler = type("Hook", (_Hook,), {"received": received})
+    server = HTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/enrich?token=s3cret", received
+    server.shutdown()
+    server.server_close()
+
+
+def _run(runner: CliRunner, *args: str) -> Result:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
+    return result
+
+
+def _json(runner: CliRunner, *args: str) -> Any:
+    return json.loads(_run(runner, *args).stdout)
+
+
+def _error(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_estimate_then_enrich_a_list_and_show_the_job(
+    leads: CliRunner, prospects: list[int], database_url: str, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
+    plan = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--estimate", "--json")
+    assert plan["leads"] == 300 and plan["sources"]["company"]["lookups"] > 0
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM enrichment_jobs").fetchone() == {"n": 0}
+
+    document = _json(
+        leads, "enrich", "--list", "prospects", "--sources", "company", "--wait", "--json", "--notify", url
+    )
+
+    assert document["status"] == "completed"
+    assert document["progress"] == {"processed": 300, "total": 300, "percentage": 100.0}
+    assert document["results"]["enriched"] == 300 - document["results"]["noDataFound"] - document["results"]["failed"]
+    assert document["results"]["enriched"] >= 280
+    assert document["breakdown"]["company"]["found"] == document["results"]["enriched"]
+    assert document["creditsUsed"] == plan["estimatedCredits"]  # every lookup the estimate expected, and no more
+    assert "completedAt" in document and "eta" not in document
+    shown = _json(leads, "jobs", "show", document["jobId"], "--json")
+    assert shown["creditsUsed"] == document["creditsUsed"]
+    [payload] = received
+    assert payload["event"] == "enrichment.completed" and payload["jobId"] == document["jobId"]
+    with connect(database_url) as conn:
+        delivery = conn.execute("SELECT url, delivered, status_code FROM webhook_deliveries").fetchone()
+    assert delivery == {"url": url.split("?")[0] + "?…", "delivered": True, "status_code": 204}
+
+    credits = _json(leads, "credits", "--by", "job", "--json")
+    assert credits["rows"] == [
+        {"job": document["jobId"], "credits": document["creditsUsed"], "charges": credits["rows"][0]["charges"]}
+    ]
+    attribution = _json(leads, "facts", str(prospects[0]), "--json")
+    industry = next(f for f in attribution["fields"] if f["field"] == "industry")
+    assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
+
+
+def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(map(str, prospects)) + "\n")
+
+    document = _json(leads, "enrich", "--ids", str(ids), "--max-credits", "3", "--wait", "--json")
+
+    assert document["creditsUsed"] == 3.0
+    assert document["status"] == "partial"
+    [company] = document["sources"]
+    assert company["status"] == "skipped" and "--max-credits 3" in company["note"]
+
+
+def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+    assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
+    assert "email (asset email_contacts)" in _error(
+        leads, "enrich", "--list", "prospects", "--sources", "email,company"
+    )
+    assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")
+    assert "exactly one of --list" in _error(leads, "enrich")
+    bad_ids = tmp_path / "ids.txt"
+    bad_ids.write_text("1\nabc\n")
+    assert "line 2: expected a lead id" in _error(leads, "enrich", "--ids", str(bad_ids))
+    assert "no template named 'gold'" in _error(leads, "enrich", "--list", "prospects", "--template", "gold")
+    assert "unknown field 'colour'" in _error(leads, "enrich", "--list", "prospects", "--where", "colour=red")
+
+
+def test_where_narrows_the_list(leads: CliRunner, prospects: list[int], database_url: str) -> None:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT country, count(*) AS n FROM leads GROUP BY country ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+    assert row is not None
+
+    plan = _json(leads, "enrich", "--list", "prospects", "--where", f"country={row['country']}", "--estimate", "--json")
+
+    assert plan["leads"] == row["n"] < 300
+
+
+def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:
+    listing = _json(leads, "templates", "ls", "--json")
+    assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("name: mine\ncompany:\n  fields:\n    industry: {sources: [apify_search]}\n")
+    assert "apify_search cannot supply industry" in _error(leads, "templates", "validate", str(bad))
+
+
+def test_the_monthly_budget_stops_spending_with_a_clear_message(
+    leads: CliRunner, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2")
+
+    document = _json(leads, "enrich", "--list", "prospects", "--wait", "--json")
+
+    assert document["creditsUsed"] == 2 and document["status"] == "partial"
+    assert "monthly budget of 2 credits is used up" in document["sources"][0]["note"]
+    message = _error(leads, "enrich", "--list", "prospects")
+    assert "monthly budget of 2 credits is used up; raise LEADS_MONTHLY_CREDITS" in message
+    free = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")
+    assert free["status"] == "completed" and free["creditsUsed"] == 0
+
+
+def test_without_wait_the_job_runs_in_the_background(leads: CliRunner, prospects: list[int], database_url: str) -> None:
+    launched = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--priority", "high", "--json")
+
+    assert launched["status"] == "queued" and launched["leadsQueued"] == 300 and launched["estimatedCredits"] == 0
+    deadline = time.monotonic() + 120
+    document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+    while document["status"] in ("queued", "processing") and time.monotonic() < deadline:
+        time.sleep(1)
+        document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+    assert document["status"] == "completed", document
+    assert document["progress"]["processed"] == 300

@@ -1,0 +1,258 @@
+"""``company_profiles`` over the wire: Gemini and Apify emulators, real PostgreSQL, checked against the world."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from leads_pipeline.lib.enrichment.companies import normalize_company_name
+from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
+
+
+def _gemini_calls(sandbox: Sandbox) -> int:
+    assert sandbox.http_app is not None
+    return len(sandbox.http_app.log.records("gemini"))
+
+
+def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    [materialization] = result.asset_materializations_for_node("company_profiles")
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _facts(database_url: str, batch_id: str) -> list[dict[str, Any]]:
+    with connect(database_url) as conn:
+        return list(conn.execute("SELECT * FROM lead_facts WHERE batch_id = %s ORDER BY id", (batch_id,)))
+
+
+def test_company_profiles_match_the_world_with_one_lookup_per_company(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    resources = sandbox_resources(database_url, sandbox)
+
+    result = materialize_companies(resources, instance, imported_batch)
+
+    assert result.success
+    companies = {c.domain: c for c in sandbox_world.companies}
+    people = {p.email: p for p in sandbox_world.people if p.email}
+    checked = 0
+    for email, lead in leads_by_email(database_url).items():
+        truth = companies[people[email].company_domain]
+        assert lead["company_domain"] == truth.domain
+        assert lead["website"] == truth.domain
+        if truth.employee_count is not None:
+            assert lead["employee_count"] == truth.employee_count
+        if truth.industry and classify_industry(truth.industry):
+            assert lead["industry"] == classify_industry(truth.industry)
+        checked += 1
+    assert checked >= 200
+    gemini_calls = _gemini_calls(sandbox)
+    with connect(database_url) as conn:
+        lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
+    assert lookups is not None and gemini_calls == lookups["n"] <= len(companies) + 5
+    facts = _facts(database_url, imported_batch)
+    paid = [f for f in facts if f["cost"] > 0]
+    assert len(paid) == gemini_calls  # the cost is on one fact per lookup; the company's other leads pay nothing
+    assert all(f["source"] == "company/gemini" and float(f["cost"]) == 1.0 for f in paid)
+    grounded = next(f for f in facts if f["source"] == "company/gemini" and f["field"] == "industry")
+    assert grounded["details"]["sources"] and grounded["details"]["sources"][0]["uri"].startswith("https://")
+    assert grounded["details"]["raw"]
+    sizes = {(f["lead_id"], f["value"]) for f in facts if f["field"] == "company_size"}
+    assert all(v == size_range(int(v.split("-")[0].rstrip("+")) or 1) for _, v in sizes)
+    metadata = _metadata(result)
+    assert metadata["companies"] >= len({p.company_domain for p in sandbox_world.people}) - 5
+    assert metadata["credits_used_by_job"] == float(gemini_calls)
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+
+
+def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    resources = sandbox_resources(database_url, sandbox)
+    materialize_companies(resources, instance, imported_batch)
+    with connect(database_url) as conn:
+        first = store.credits_used(conn, imported_batch)
+        facts_before = len(_facts(database_url, imported_batch))
+    sandbox.http_app.reset()
+
+    materialize_companies(resources, instance, imported_batch)  # a rerun (or a resumed, killed run)
+
+    assert _gemini_calls(sandbox) == 0
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, imported_batch) == first > 0
+        lead_ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id LIMIT 50")]
+        store.create_selection_batch(conn, "again", lead_ids, list_id=None, description="re-enrich")
+    assert len(_facts(database_url, imported_batch)) == facts_before
+
+    result = materialize_companies(resources, instance, "again", {"overwrite": True})
+
+    assert result.success and _gemini_calls(sandbox) == 0
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, "again") == 0  # a cached answer costs nothing
+    assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
+
+
+def _select(database_url: str, batch_id: str, where: str, *params: object) -> list[int]:
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute(f"SELECT id FROM leads WHERE {where} ORDER BY id", params)]
+        store.create_selection_batch(conn, batch_id, ids, list_id=None, description="test")
+    return ids
+
+
+def test_malformed_and_not_found_answers_cost_nothing_and_are_not_applied(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    domain = sandbox_world.people[0].company_domain
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET company_domain = 'no-such-company.example', website = NULL, industry = NULL"
+            " WHERE id = (SELECT min(id) FROM leads)"
+        )
+    ids = _select(database_url, "odd", "company_domain = %s OR id = (SELECT min(id) FROM leads)", domain)
+    sandbox.http_app.reset()
+    sandbox.http_app.inject("gemini", "malformed", "malformed", "malformed", "malformed", "malformed", "malformed")
+    resources = sandbox_resources(database_url, sandbox)
+
+    try:
+        result = materialize_companies(resources, instance, "odd", {"concurrency": 1})
+    finally:
+        sandbox.http_app.reset()  # faults left unserved would hit the next test
+
+    assert result.success
+    with connect(database_url) as conn:
+        profiles = {
+            r["lookup_key"]: r for r in conn.execute("SELECT * FROM company_profiles WHERE provider = 'gemini'")
+        }
+        assert store.credits_used(conn, "odd") == 0
+        gemini_facts = conn.execute(
+            "SELECT count(*) AS n FROM lead_facts WHERE batch_id = 'odd' AND source = 'company/gemini'"
+        ).fetchone()
+        industries = {r["industry"] for r in conn.execute("SELECT industry FROM leads WHERE id = ANY(%s)", (ids,))}
+    assert {p["status"] for p in profiles.values()} <= {"rejected", "not_found"}
+    assert any(p["status"] == "rejected" and "not valid JSON" in json.dumps(p["profile"]) for p in profiles.values())
+    assert gemini_facts == {"n": 0} and industries == {None}
+    assert _metadata(result)["rejected_values"] >= 1
+
+
+def test_a_value_contradicting_a_more_confident_fact_is_recorded_not_applied(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    with connect(database_url) as conn:
+        lead = conn.execute("SELECT id FROM leads WHERE email IS NOT NULL ORDER BY id LIMIT 1").fetchone()
+        assert lead is not None
+        conn.execute("UPDATE leads SET industry = 'Utilities', employee_count = 3 WHERE id = %s", (lead["id"],))
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence)"
+            " VALUES (%s, 'industry', 'Utilities', 'crm', 95)",
+            (lead["id"],),
+        )
+    _select(database_url, "over", "id = %s", lead["id"])
+
+    materialize_companies(sandbox_resources(database_url, sandbox), instance, "over", {"overwrite": True})
+
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT industry, employee_count FROM leads WHERE id = %s", (lead["id"],)).fetchone()
+        attribution = store.lead_attribution(conn, lead["id"])
+    assert row is not None and row["industry"] == "Utilities"  # the CRM's 95 beats research's 80
+    assert row["employee_count"] != 3  # an imported value (confidence 50) is replaced when overwriting
+    industry = next(f for f in attribution["fields"] if f["field"] == "industry")
+    winner = next(f for f in industry["facts"] if f["won"])
+    loser = next(f for f in industry["facts"] if f["source"] == "company/gemini")
+    assert winner["source"] == "crm" and not loser["won"] and "higher confidence 95" in loser["note"]
+
+
+def test_a_job_stopped_by_its_cap_resumes_without_paying_twice(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    resources = sandbox_resources(database_url, sandbox)
+
+    first = materialize_companies(resources, instance, imported_batch, {"max_credits": 4})
+
+    assert first.success and _gemini_calls(sandbox) == 4
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, imported_batch) == 4
+        [progress] = store.progress_rows(conn, imported_batch)
+    assert progress["status"] == "skipped" and "--max-credits 4" in progress["note"]
+
+    second = materialize_companies(resources, instance, imported_batch, {"max_credits": 1000})
+
+    assert second.success
+    with connect(database_url) as conn:
+        lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
+        assert lookups is not None
+        assert store.credits_used(conn, imported_batch) == lookups["n"] == _gemini_calls(sandbox)
+
+
+def test_apify_search_discovers_the_website_of_a_company_known_only_by_name(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    company = next(c for c in sandbox_world.companies if c.linkedin_url)
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET email = NULL, website = NULL, company_domain = NULL WHERE company_key = %s",
+            (normalize_company_name(company.name),),
+        )
+    ids = _select(database_url, "by-name", "company_key = %s", normalize_company_name(company.name))
+    template = tmp_path / "search.yaml"
+    template.write_text(
+        "name: search\ncompany:\n  fields:\n"
+        "    website: {sources: [apify_search]}\n    company_linkedin_url: {sources: [apify_search]}\n"
+    )
+
+    result = materialize_companies(
+        sandbox_resources(database_url, sandbox), instance, "by-name", {"template": str(template)}
+    )
+
+    assert result.success and ids
+    with connect(database_url) as conn:
+        websites = {r["website"] for r in conn.execute("SELECT website FROM leads WHERE id = ANY(%s)", (ids,))}
+        linkedin = conn.execute(
+            "SELECT DISTINCT value FROM lead_facts WHERE batch_id = 'by-name' AND field = 'company_linkedin_url'"
+        ).fetchall()
+        assert store.credits_used(conn, "by-name") == 0.5  # one search for the company, charged once
+    assert websites == {company.domain}
+    assert linkedin == [{"value": company.linkedin_url}]
+    assert len(sandbox.http_app.log.records("apify")) >= 1 and _gemini_calls(sandbox) == 0
+
+
+def test_companies_the_provider_could_not_answer_are_retried_by_dagster(
+    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+) -> None:
+    assert sandbox.http_app is not None
+    sandbox.http_app.reset()
+    domain = sandbox_world.people[0].company_domain
+    ids = _select(database_url, "flaky", "company_domain = %s OR email LIKE %s", domain, f"%@{domain}")
+    sandbox.http_app.inject("gemini", "500", "500", "500")  # one lookup exhausts the client's 3 attempts
+    try:
+        result = materialize_companies(sandbox_resources(database_url, sandbox), instance, "flaky", {"concurrency": 1})
+    finally:
+        sandbox.http_app.reset()
+
+    assert result.success and ids
+    with connect(database_url) as conn:
+        failures = conn.execute("SELECT count(*) AS n FROM enrichment_failures WHERE job_id = 'flaky'").fetchone()
+        industries = {r["industry"] for r in conn.execute("SELECT industry FROM leads WHERE id = ANY(%s)", (ids,))}
+        assert store.credits_used(conn, "flaky") == 1
+    assert failures == {"n": 0} and None not in industries

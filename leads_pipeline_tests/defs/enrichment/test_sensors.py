@@ -1,0 +1,214 @@
+"""The enrichAfterImport sensor and the completion sensors (job settled, webhook posted once, never failing)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import warnings
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.definitions import defs
+from leads_pipeline.defs.enrichment.assets import company_profiles
+from leads_pipeline.defs.enrichment.jobs import JOB_TAG, run_tags
+from leads_pipeline.defs.enrichment.sensors import (
+    enrich_after_import_sensor,
+    enrichment_failed_sensor,
+    enrichment_succeeded_sensor,
+)
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.templates import load_template
+from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
+from leads_pipeline_tests.support import import_file
+
+
+def _settings(database_url: str, list_id: int, *, on: bool, notify_url: str | None = None) -> None:
+    with connect(database_url) as conn:
+        store.set_list_settings(
+            conn,
+            list_id,
+            enrich_after_import=on,
+            sources=["company"],
+            template="basic",
+            priority="high",
+            max_credits=5,
+            notify_url=notify_url,
+        )
+
+
+def _evaluate(database_url: str, instance: dg.DagsterInstance) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=instance, resources={"database": LeadsDatabase(database_url=database_url)}, definitions=defs
+    )
+    result = enrich_after_import_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def test_imports_into_lists_that_enrich_after_import_get_one_job(
+    database_url: str, world_leads_csv: Path, instance: dg.DagsterInstance
+) -> None:
+    with connect(database_url) as conn:
+        early = create_list(conn, "early", owner="tester")
+        auto = create_list(conn, "auto", owner="tester")
+    import_file(database_url, world_leads_csv, "early", batch_id="import-early")
+    _settings(database_url, early.id, on=True)  # turned on after that import: it is not enriched retroactively
+    _settings(database_url, auto.id, on=True)
+    import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
+
+    result = _evaluate(database_url, instance)
+
+    [request] = result.run_requests or []
+    assert request.partition_key == "import-auto"
+    assert request.asset_selection == [dg.AssetKey("company_profiles")]
+    assert request.tags["dagster/priority"] == "10" and request.tags[JOB_TAG] == "import-auto"
+    with connect(database_url) as conn:
+        job = store.get_job(conn, "import-auto")
+    assert (job.template, job.max_credits, job.leads_queued, job.status) == ("basic", 5.0, 300, "queued")
+    assert not _evaluate(database_url, instance).run_requests  # the job marks the import as handled
+
+
+class _Hook(BaseHTTPRequestHandler):
+    status = 200
+    received: list[dict[str, Any]] = []  # noqa: RUF012 - a subclass per test
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(self.status)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    received: list[dict[str, Any]] = []
+    server = HTTPServer(("127.0.0.1", 0), type("Hook", (_Hook,), {"received": received}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/hook", received
+    server.shutdown()
+    server.server_close()
+
+
+def _job_run(
+    database_url: str, sandbox: Sandbox, instance: dg.DagsterInstance, notify_url: str, *, fail: bool = False
+) -> tuple[dg.DagsterRun, dg.DagsterEvent]:
+    """Create a job for the imported batch and run company_profiles for it, tagged like the launcher does."""
+    with connect(database_url) as conn:
+        plan = estimate(conn, "import-world", ["company"], load_template("standard"), overwrite=False)
+        job = store.create_job(
+            conn,
+            "import-world",
+            sources=["company"],
+            template="standard",
+            overwrite=False,
+            priority="normal",
+            max_credits=None,
+            estimate=plan,
+            leads_queued=plan["leads"],
+            notify_url=notify_url,
+            created_by="tester",
+        )
+    instance.add_dynamic_partitions(BATCHES, [job.id])
+    resources = sandbox_resources(database_url, sandbox)
+    config = {"template": "no-such-template"} if fail else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [company_profiles],
+            partition_key=job.id,
+            instance=instance,
+            resources=resources,
+            tags=run_tags(job, "test"),
+            run_config={"ops": {"company_profiles": {"config": config}}},
+            raise_on_error=False,
+        )
+    run = instance.get_run_by_id(result.run_id)
+    assert run is not None
+    kind = dg.DagsterEventType.RUN_FAILURE if fail else dg.DagsterEventType.RUN_SUCCESS
+    [record] = instance.get_records_for_run(result.run_id, of_type=kind).records
+    assert record.event_log_entry.dagster_event is not None
+    return run, record.event_log_entry.dagster_event
+
+
+def _run_status_context(
+    database_url: str, instance: dg.DagsterInstance, run: dg.DagsterRun, event: dg.DagsterEvent
+) -> dg.RunStatusSensorContext:
+    return dg.build_run_status_sensor_context(
+        sensor_name="enrichment",
+        dagster_event=event,
+        dagster_instance=instance,
+        dagster_run=run,
+        resources={"database": LeadsDatabase(database_url=database_url)},
+    )
+
+
+def test_a_finished_run_settles_the_job_and_posts_the_summary_once(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    hook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, received = hook
+    run, event = _job_run(database_url, sandbox, instance, url)
+    context = _run_status_context(database_url, instance, run, event)
+
+    enrichment_succeeded_sensor(context)
+    enrichment_succeeded_sensor(context)  # the daemon may evaluate a run twice: one delivery
+
+    [payload] = received
+    assert payload["jobId"] == imported_batch and payload["status"] == "completed"
+    assert payload["progress"]["processed"] == payload["progress"]["total"] == 300
+    assert payload["creditsUsed"] > 0
+    with connect(database_url) as conn:
+        assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
+
+
+def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    run, event = _job_run(database_url, sandbox, instance, "http://127.0.0.1:9/nowhere?token=secret", fail=True)
+    context = _run_status_context(database_url, instance, run, event)
+
+    enrichment_failed_sensor(context)
+
+    with connect(database_url) as conn:
+        job = store.get_job(conn, imported_batch)
+        [delivery] = store.deliveries(conn, imported_batch)
+    assert job.status == "failed" and job.failure
+    assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"]
+    assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
+
+
+def test_runs_of_other_assets_are_left_alone_and_ui_launches_are_settled(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    _, event = _job_run(database_url, sandbox, instance, "http://127.0.0.1:9/unused")
+    import_run = dg.DagsterRun(job_name="__ASSET_JOB", run_id="import-run", tags={"dagster/partition": imported_batch})
+    enrichment_succeeded_sensor(_run_status_context(database_url, instance, import_run, event))
+    with connect(database_url) as conn:
+        assert store.deliveries(conn, imported_batch) == []  # an import run does not settle the enrichment job
+
+    ui_run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id="ui-run",
+        tags={"dagster/partition": imported_batch},
+        asset_selection=frozenset({dg.AssetKey("company_profiles")}),
+    )
+    enrichment_succeeded_sensor(_run_status_context(database_url, instance, ui_run, event))
+    with connect(database_url) as conn:
+        assert store.get_job(conn, imported_batch).status == "completed"
+        assert len(store.deliveries(conn, imported_batch)) == 1
