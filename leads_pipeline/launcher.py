@@ -44,3 +44,28 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
             )
         except dg.Failure as failure:  # the asset's own verdict on a bad file or an unknown list: one line
             raise PermanentError(failure.description or str(failure)) from failure
+
+
+def materialize_scores(batch_key: str, scoring: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+    """Add the selection's partition and materialize ``lead_scores`` for it with the given scoring run config."""
+    from leads_pipeline.defs.scoring.assets import lead_scores
+
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
+    run_config: dict[str, Any] = {"ops": {"lead_scores": {"config": scoring}}}
+    if quiet:
+        run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return dg.materialize(
+                [lead_scores],
+                partition_key=batch_key,
+                instance=dagster_instance,
+                resources=default_resources(),
+                run_config=run_config,
+                tags={"leads/source": "cli"},
+                raise_on_error=True,
+            )
+        except dg.Failure as failure:
+            raise PermanentError(failure.description or str(failure)) from failure

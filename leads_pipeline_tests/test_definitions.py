@@ -54,4 +54,4 @@ def test_definitions_import_without_environment() -> None:
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['batch_leads']"
+    assert "'batch_leads'" in done.stdout  # every stage adds its assets; the import asset is always there
