@@ -1,7 +1,7 @@
 """The daily rescore: scores decay with the age of the data and of the last activity, so scored leads are scored
 again every day, each under the configuration it was last scored with."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import dagster as dg
 
@@ -23,7 +23,7 @@ def daily_rescore(
 ) -> dg.SkipReason | list[dg.RunRequest]:
     """One selection batch per configuration in use (its scored, live leads), created once per day: a re-evaluated
     tick finds the same batches and the same run keys, so nothing is scored twice."""
-    moment = context.scheduled_execution_time or datetime.now(UTC)
+    moment = context.scheduled_execution_time
     with database.connection() as conn:
         groups = conn.execute(
             "SELECT s.config_version, c.config, array_agg(s.lead_id ORDER BY s.lead_id) AS lead_ids"
