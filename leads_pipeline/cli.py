@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands import score as score_commands
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
@@ -33,6 +34,10 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("score")(score_commands.score)
+app.command("show")(score_commands.show)
+app.add_typer(score_commands.stage_app, name="stage")
+app.add_typer(score_commands.model_app, name="model")
 
 
 @db_app.command("start")
