@@ -150,7 +150,7 @@ def lead_fit_model(
         store.save_model(
             conn,
             model.version,
-            kind="trees+logistic",
+            kind="histogram-gradient-boosting",
             features=model.spec.as_json(),
             metrics=metrics,
             training={"file": config.labelled_file, "label": config.label_column, "rows": len(data.rows)},

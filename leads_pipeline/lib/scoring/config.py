@@ -180,13 +180,15 @@ class Step(_Section):
 
 
 class Signal(_Section):
-    """One engagement signal: a numeric field scored by ``steps`` or a categorical one scored by ``values``."""
+    """One engagement signal: a numeric field scored by ``steps`` or a categorical one scored by ``values``.
+    ``default``: points for a value below every step or not listed; ``missing``: points when the field is empty."""
 
     field: str
     label: str | None = None
     steps: list[Step] | None = None
     values: dict[str, float] | None = None
     default: float = 0
+    missing: float = 0
 
     @model_validator(mode="after")
     def _valid(self) -> Signal:
@@ -203,7 +205,7 @@ class Signal(_Section):
 
     def best_points(self) -> float:
         options = [s.points for s in self.steps] if self.steps is not None else list((self.values or {}).values())
-        return max([*options, self.default, 0.0])
+        return max([*options, self.default, self.missing, 0.0])
 
 
 class Engagement(_Section):

@@ -161,13 +161,11 @@ def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Par
 
 
 def signal_points(signal: Signal, value: Any) -> tuple[float, str] | None:
-    """Points a signal gives a value, with the reason; ``None`` when the value is missing or not usable."""
-    if value is None:
-        return None
-    if signal.steps is not None:
-        number = _number(value)
-        if number is None:
-            return None
+    """Points a signal gives a value, with the reason; ``None`` when the value is missing and scores nothing."""
+    number = _number(value) if signal.steps is not None else None
+    if value is None or (signal.steps is not None and number is None):
+        return (signal.missing, f"{signal.name} unknown") if signal.missing else None
+    if signal.steps is not None and number is not None:
         reached = [s for s in signal.steps if number >= s.min]
         points = max(reached, key=lambda s: s.min).points if reached else signal.default
         return points, f"{signal.name} {number:g}"
