@@ -47,7 +47,12 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
 
 
 def _materialize_asset(
-    asset: dg.AssetsDefinition, run_config: dict[str, Any], *, partition_key: str | None, quiet: bool
+    asset: dg.AssetsDefinition,
+    run_config: dict[str, Any],
+    *,
+    dagster_instance: dg.DagsterInstance,
+    partition_key: str | None,
+    quiet: bool,
 ) -> dg.ExecuteInProcessResult:
     """Materialize one asset in-process on the instance; the asset's own failure verdict becomes one line."""
     full_config: dict[str, Any] = {"ops": {asset.key.path[-1]: {"config": run_config}}}
@@ -59,7 +64,7 @@ def _materialize_asset(
             return dg.materialize(
                 [asset],
                 partition_key=partition_key,
-                instance=instance(),
+                instance=dagster_instance,
                 resources=default_resources(),
                 run_config=full_config,
                 tags={"leads/source": "cli"},
@@ -73,12 +78,15 @@ def materialize_scores(batch_key: str, scoring: dict[str, Any], *, quiet: bool =
     """Add the selection's partition and materialize ``lead_scores`` for it with the given scoring run config."""
     from leads_pipeline.defs.scoring.assets import lead_scores
 
-    instance().add_dynamic_partitions(BATCHES, [batch_key])
-    return _materialize_asset(lead_scores, scoring, partition_key=batch_key, quiet=quiet)
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
+    return _materialize_asset(
+        lead_scores, scoring, dagster_instance=dagster_instance, partition_key=batch_key, quiet=quiet
+    )
 
 
 def materialize_fit_model(config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
     """Train and store the fit model (``lead_fit_model``) with the given training config."""
     from leads_pipeline.defs.scoring.assets import lead_fit_model
 
-    return _materialize_asset(lead_fit_model, config, partition_key=None, quiet=quiet)
+    return _materialize_asset(lead_fit_model, config, dagster_instance=instance(), partition_key=None, quiet=quiet)

@@ -21,9 +21,8 @@ CREATE TABLE scoring_models (
 );
 CREATE INDEX scoring_models_created ON scoring_models (created_at DESC);
 
--- The current score of each lead: one row per scored lead, replaced on every rescore.
--- stage_source says who set the lead's stage last ('auto' by a threshold, 'manual' by a person): automatic
--- progression never moves a lead below a stage a person set.
+-- The current score of each lead: one row per scored lead, replaced on every rescore. reasons are the top
+-- reasons in words. (Who set a lead's stage last is the newest stage_changes row.)
 CREATE TABLE lead_scores (
     lead_id        bigint PRIMARY KEY REFERENCES leads (id) ON DELETE CASCADE,
     score          smallint NOT NULL CHECK (score BETWEEN 0 AND 100),
@@ -33,7 +32,6 @@ CREATE TABLE lead_scores (
     config_version text NOT NULL REFERENCES scoring_configs (version),
     model_version  text REFERENCES scoring_models (version),
     batch_id       text REFERENCES batches (id) ON DELETE SET NULL,
-    stage_source   text NOT NULL DEFAULT 'auto' CHECK (stage_source IN ('auto', 'manual')),
     scored_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX lead_scores_score ON lead_scores (score);
@@ -52,7 +50,7 @@ CREATE TABLE score_history (
     batch_id       text,
     scored_at      timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX score_history_lead ON score_history (lead_id, scored_at);
+CREATE INDEX score_history_lead ON score_history (lead_id, id);
 
 -- Every stage change: by the scoring thresholds ('auto') or by a person ('manual', with who and why).
 CREATE TABLE stage_changes (
@@ -66,7 +64,7 @@ CREATE TABLE stage_changes (
     changed_by text,
     changed_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX stage_changes_lead ON stage_changes (lead_id, changed_at);
+CREATE INDEX stage_changes_lead ON stage_changes (lead_id, id);
 
 -- History is evidence: rows are appended, never rewritten (deleting a lead still removes its rows).
 CREATE FUNCTION refuse_history_update() RETURNS trigger LANGUAGE plpgsql AS $$
