@@ -12,8 +12,10 @@ from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_config
-from leads_pipeline.lib.scoring.model import FitModel, read_labelled_file, train
+from leads_pipeline.lib.scoring.model import FitModel, LabelledData, labelled_leads, read_labelled_file, train
+from leads_pipeline.lib.scoring.selection import list_lead_ids
 from leads_pipeline.lib.store import scoring as store
+from leads_pipeline.lib.store.lists import get_list
 
 
 class LeadScoresConfig(dg.PermissiveConfig):
@@ -98,10 +100,13 @@ def lead_scores(
 
 
 class FitModelConfig(dg.Config):
-    """Where the historical outcomes are: a CSV with an outcome column (1/0, yes/no, won/lost), its columns mapped
-    onto lead fields by ``mapping_file`` (YAML {column: field or null}; others become custom.<column>)."""
+    """Where the historical outcomes are, one of: ``labelled_file``, a CSV with an outcome column ``label_column``
+    (1/0, yes/no, won/lost), its columns mapped onto lead fields by ``mapping_file`` (YAML {column: field or null};
+    others become custom.<column>); or ``labelled_list``, stored leads whose outcome is in the lead field
+    ``label_column`` (e.g. custom.Converted pulled from a CRM)."""
 
-    labelled_file: str
+    labelled_file: str | None = None
+    labelled_list: str | None = None
     label_column: str = "Converted"
     mapping_file: str | None = None
     exclude_columns: list[str] = []  # noqa: RUF012 - pydantic copies defaults
@@ -130,6 +135,20 @@ def _calibration_md(table: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def _labelled_data(config: FitModelConfig, database: LeadsDatabase) -> LabelledData:
+    if (config.labelled_file is None) == (config.labelled_list is None):
+        raise ConfigurationError("give exactly one of labelled_file (a CSV) or labelled_list (stored leads)")
+    if config.labelled_file is not None:
+        mapping = read_mapping_file(Path(config.mapping_file)) if config.mapping_file else None
+        return read_labelled_file(
+            Path(config.labelled_file), config.label_column, mapping=mapping, exclude=config.exclude_columns
+        )
+    with database.connection() as conn:
+        lead_list = get_list(conn, config.labelled_list or "")
+        leads = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, lead_list.id))]
+    return labelled_leads(leads, config.label_column, source=f"list {lead_list.name}")
+
+
 @dg.asset(group_name="scoring", kinds={"scikitlearn", "postgres"})
 def lead_fit_model(
     context: dg.AssetExecutionContext, config: FitModelConfig, database: LeadsDatabase
@@ -138,10 +157,7 @@ def lead_fit_model(
     held-out part (accuracy, AUC, calibration); stored with a version that every score made with it records.
     Scoring uses it when the scoring configuration sets model.mode to component or replace."""
     try:
-        mapping = read_mapping_file(Path(config.mapping_file)) if config.mapping_file else None
-        data = read_labelled_file(
-            Path(config.labelled_file), config.label_column, mapping=mapping, exclude=config.exclude_columns
-        )
+        data = _labelled_data(config, database)
         model = train(data, holdout=config.holdout, seed=config.seed)
     except LeadsError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -153,7 +169,7 @@ def lead_fit_model(
             kind="histogram-gradient-boosting",
             features=model.spec.as_json(),
             metrics=metrics,
-            training={"file": config.labelled_file, "label": config.label_column, "rows": len(data.rows)},
+            training={"source": data.source, "label": config.label_column, "rows": len(data.rows)},
             model=model.serialize(),
         )
     context.log.info(f"trained {model.version}: accuracy {metrics['accuracy']}, AUC {metrics['auc']}")

@@ -248,6 +248,46 @@ def read_labelled_file(
     return LabelledData(rows, np.array(labels, dtype=int), str(path))
 
 
+IDENTITY_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "full_name",
+        "email",
+        "phone",
+        "mobile_phone",
+        "linkedin_url",
+        "street",
+        "postal_code",
+        "notes",
+        "company",
+        "company_domain",
+        "website",
+        "stage",
+        "created_at",
+        "updated_at",
+    }
+)
+"""Lead fields that identify a lead rather than describe it: never model features."""
+
+
+def labelled_leads(leads: Sequence[LeadInput], label_field: str, *, source: str) -> LabelledData:
+    """Stored leads whose outcome is in ``label_field`` (e.g. ``custom.Converted``, filled by a CRM pull) as
+    labelled rows; leads without a recognizable outcome are left out."""
+    rows: list[dict[str, Any]] = []
+    labels: list[int] = []
+    for lead in leads:
+        outcome = str(lead.value(label_field) or "").strip().casefold()
+        if outcome not in POSITIVE_LABELS and outcome not in NEGATIVE_LABELS:
+            continue
+        row = {k: v for k, v in lead.columns.items() if k not in IDENTITY_FIELDS and v is not None}
+        row.update({CUSTOM_PREFIX + k: v for k, v in lead.custom.items()})
+        row.pop(label_field, None)
+        rows.append(row)
+        labels.append(1 if outcome in POSITIVE_LABELS else 0)
+    return LabelledData(rows, np.array(labels, dtype=int), source)
+
+
 def infer_spec(rows: Sequence[Mapping[str, Any]], *, min_filled: float = 0.0) -> FeatureSpec:
     """Numeric where every filled value parses as a number; categorical otherwise. Columns with one value or
     none (nothing to learn from) are left out."""

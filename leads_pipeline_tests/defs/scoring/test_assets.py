@@ -172,3 +172,28 @@ def test_scoring_with_the_model_before_training_says_how_to_train(database_url: 
         assert not result.success
         failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
         assert failure is not None and "materializing the lead_fit_model asset" in str(failure.description)
+
+
+def test_fit_model_trains_on_outcomes_stored_with_leads(database_url: str) -> None:
+    rows = [
+        {
+            "industry": ["Retail", "Computer Software"][i % 2],
+            "custom": {"Visits": i % 10, "Won": "yes" if i % 2 else "no"},
+        }
+        for i in range(120)
+    ]
+    rows.append({"industry": "Retail", "custom": {"Visits": 3}})  # no outcome yet: left out
+    with connect(database_url) as conn:
+        add_leads(conn, rows, list_name="history")
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            database_url, instance, lead_fit_model, {"labelled_list": "history", "label_column": "custom.Won"}
+        )
+        assert result.success, result.get_step_failure_events()
+        meta = metadata(result, "lead_fit_model")
+        assert meta["training_rows"] == 120 and meta["accuracy"] == 1.0
+        assert "industry" in meta["features"]["categorical"]
+        both = materialize(
+            database_url, instance, lead_fit_model, {"labelled_list": "history", "labelled_file": "x.csv"}
+        )
+        assert not both.success
