@@ -59,15 +59,15 @@ class FeatureSpec:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
 
 
-def _clean_text(value: Any) -> str | None:
+def clean_text(value: Any) -> str | None:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value).strip()
     return None if text.casefold() in PLACEHOLDERS else text
 
 
-def _as_number(value: Any) -> float:
-    text = _clean_text(value)
+def as_number(value: Any) -> float:
+    text = clean_text(value)
     if text is None:
         return math.nan
     try:
@@ -80,9 +80,9 @@ def feature_frame(rows: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> pd.Da
     """The model's input: one row per lead (a mapping of field path to value), typed by the spec."""
     data: dict[str, Any] = {}
     for path in spec.numeric:
-        data[path] = np.array([_as_number(r.get(path)) for r in rows], dtype=float)
+        data[path] = np.array([as_number(r.get(path)) for r in rows], dtype=float)
     for path in spec.categorical:
-        data[path] = pd.Series([_clean_text(r.get(path)) for r in rows], dtype=object)
+        data[path] = pd.Series([clean_text(r.get(path)) for r in rows], dtype=object)
     return pd.DataFrame(data, columns=list(spec.columns))
 
 
@@ -295,11 +295,11 @@ def infer_spec(rows: Sequence[Mapping[str, Any]], *, min_filled: float = 0.0) ->
     categorical: list[str] = []
     paths = sorted({path for row in rows for path in row})
     for path in paths:
-        values = [_clean_text(row.get(path)) for row in rows]
+        values = [clean_text(row.get(path)) for row in rows]
         filled = [v for v in values if v is not None]
         if len(set(filled)) < 2 or len(filled) < min_filled * len(values):
             continue
-        if all(not math.isnan(_as_number(v)) for v in filled):
+        if all(not math.isnan(as_number(v)) for v in filled):
             numeric.append(path)
         else:
             categorical.append(path)

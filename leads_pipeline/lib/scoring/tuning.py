@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from leads_pipeline.lib.scoring.config import ScoringConfig, parse_config
-from leads_pipeline.lib.scoring.model import FeatureSpec, _as_number, _clean_text
+from leads_pipeline.lib.scoring.model import FeatureSpec, as_number, clean_text
 from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
 
 SMOOTHING = 20.0
@@ -31,7 +31,7 @@ def _log_odds(positives: float, total: float, base_rate: float) -> float:
 
 
 def _categorical_signal(path: str, values: Sequence[Any], labels: np.ndarray, base: float) -> dict[str, Any]:
-    keys = [_clean_text(v) for v in values]
+    keys = [clean_text(v) for v in values]
     totals = Counter(keys)
     positives = Counter(k for k, label in zip(keys, labels, strict=True) if label)
     points = {k: POINTS_PER_LOG_ODDS * _log_odds(positives[k], n, base) for k, n in totals.items()}
@@ -46,7 +46,7 @@ def _categorical_signal(path: str, values: Sequence[Any], labels: np.ndarray, ba
 
 
 def _numeric_signal(path: str, values: Sequence[Any], labels: np.ndarray, base: float) -> dict[str, Any]:
-    numbers = np.array([_as_number(v) for v in values], dtype=float)
+    numbers = np.array([as_number(v) for v in values], dtype=float)
     filled = ~np.isnan(numbers)
     edges = sorted(set(np.quantile(numbers[filled], np.linspace(0, 1, NUMERIC_BINS + 1)[:-1]).tolist()))
     bins = np.searchsorted(edges, numbers, side="right") - 1
