@@ -4,14 +4,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import yaml
 
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.scoring.batch import score_leads
-from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_config
+from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_config, read_yaml_file
 from leads_pipeline.lib.scoring.model import FitModel, LabelledData, labelled_leads, read_labelled_file, train
 from leads_pipeline.lib.scoring.selection import list_lead_ids
 from leads_pipeline.lib.store import scoring as store
@@ -116,12 +115,7 @@ class FitModelConfig(dg.Config):
 
 def read_mapping_file(path: Path) -> dict[str, str | None]:
     """A YAML mapping {column: lead field path, or null to leave the column out}."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read the mapping file ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    document = read_yaml_file(path, "mapping file")
     if not isinstance(document, dict) or not all(isinstance(v, str | None) for v in document.values()):
         raise ConfigurationError(f"{path}: expected a mapping of column: field (or null)")
     return {str(k): v for k, v in document.items()}

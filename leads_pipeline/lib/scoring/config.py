@@ -319,13 +319,17 @@ def parse_config(document: Any, *, source: str = "scoring configuration") -> Sco
         raise ConfigurationError(f"{source}: {problems}") from None
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """The document in a YAML file; an unreadable file or bad YAML is one line naming the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+
+
 def load_config(path: Path | None = None) -> ScoringConfig:
     """Read a YAML configuration file (default: the one shipped with the package)."""
     path = path or DEFAULT_CONFIG_FILE
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(f"{path}: cannot read the scoring configuration ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    return parse_config(document, source=str(path))
+    return parse_config(read_yaml_file(path, "scoring configuration"), source=str(path))
