@@ -21,6 +21,7 @@ import psutil
 from benchmarks import search
 from benchmarks.contacts import contacts_benchmark
 from benchmarks.enrichment import enrichment_benchmark
+from benchmarks.scoring import scoring_benchmark
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -120,6 +121,7 @@ def main() -> None:
     report["lists_search_dedupe"] = search.bench_report(args.rows)
     report["contacts"] = contacts_benchmark()
     report["enrichment"] = enrichment_benchmark()
+    report["scoring"] = scoring_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

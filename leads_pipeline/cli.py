@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from leads_pipeline.commands import enrich as enrich_commands
+from leads_pipeline.commands import score as score_commands
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.contacts import find_email, verify
@@ -53,6 +54,10 @@ app.add_typer(enrich_commands.templates_app, name="templates")
 app.command("credits")(enrich_commands.credits)
 app.command("facts")(enrich_commands.facts)
 app.command("enrich-after-import")(enrich_commands.enrich_after_import)
+app.command("score")(score_commands.score)
+app.command("show")(score_commands.show)
+app.add_typer(score_commands.stage_app, name="stage")
+app.add_typer(score_commands.model_app, name="model")
 
 
 @db_app.command("start")

@@ -14,12 +14,24 @@ from leads_pipeline.defs.enrichment.sensors import (
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
+from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job
 
-assets = [batch_leads, duplicate_clusters, email_contacts, phone_contacts, linkedin_profiles, company_profiles]
+assets = [
+    batch_leads,
+    duplicate_clusters,
+    email_contacts,
+    phone_contacts,
+    linkedin_profiles,
+    company_profiles,
+    lead_scores,
+    lead_fit_model,
+]
 
 defs = dg.Definitions(
     assets=assets,
-    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys)],
+    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys), rescore_job],
+    schedules=[daily_rescore],
     sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
 )

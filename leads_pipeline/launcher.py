@@ -44,3 +44,49 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
             )
         except dg.Failure as failure:  # the asset's own verdict on a bad file or an unknown list: one line
             raise PermanentError(failure.description or str(failure)) from failure
+
+
+def _materialize_asset(
+    asset: dg.AssetsDefinition,
+    run_config: dict[str, Any],
+    *,
+    dagster_instance: dg.DagsterInstance,
+    partition_key: str | None,
+    quiet: bool,
+) -> dg.ExecuteInProcessResult:
+    """Materialize one asset in-process on the instance; the asset's own failure verdict becomes one line."""
+    full_config: dict[str, Any] = {"ops": {asset.key.path[-1]: {"config": run_config}}}
+    if quiet:
+        full_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return dg.materialize(
+                [asset],
+                partition_key=partition_key,
+                instance=dagster_instance,
+                resources=default_resources(),
+                run_config=full_config,
+                tags={"leads/source": "cli"},
+                raise_on_error=True,
+            )
+        except dg.Failure as failure:
+            raise PermanentError(failure.description or str(failure)) from failure
+
+
+def materialize_scores(batch_key: str, scoring: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+    """Add the selection's partition and materialize ``lead_scores`` for it with the given scoring run config."""
+    from leads_pipeline.defs.scoring.assets import lead_scores
+
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
+    return _materialize_asset(
+        lead_scores, scoring, dagster_instance=dagster_instance, partition_key=batch_key, quiet=quiet
+    )
+
+
+def materialize_fit_model(config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+    """Train and store the fit model (``lead_fit_model``) with the given training config."""
+    from leads_pipeline.defs.scoring.assets import lead_fit_model
+
+    return _materialize_asset(lead_fit_model, config, dagster_instance=instance(), partition_key=None, quiet=quiet)

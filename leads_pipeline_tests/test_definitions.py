@@ -55,4 +55,4 @@ def test_definitions_import_without_environment() -> None:
     )
     assert done.returncode == 0, done.stderr
     names = set(done.stdout.strip().strip("[]").split(", "))
-    assert {"'batch_leads'", "'duplicate_clusters'", "'email_contacts'", "'company_profiles'"} <= names
+    assert {"'batch_leads'", "'duplicate_clusters'", "'email_contacts'", "'company_profiles'", "'lead_scores'"} <= names

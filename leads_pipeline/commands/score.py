@@ -1,0 +1,214 @@
+"""``leads score``, ``leads show``, ``leads stage set`` and ``leads model train``: scoring from a terminal.
+
+Scoring and training run through Dagster (the ``lead_scores`` and ``lead_fit_model`` assets) so every run shows up
+in the UI with its metadata and checks; showing a lead and setting a stage read and write the store directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+
+stage_app = typer.Typer(help="Qualification stages (new, mql, sql, ...): set one by hand.", no_args_is_help=True)
+model_app = typer.Typer(help="The learned fit model: train it on historical outcomes.", no_args_is_help=True)
+
+
+def run_cli_score(
+    database_url: str, list_name: str, *, ids_file: Path | None = None, config_file: Path | None = None
+) -> dict[str, Any]:
+    """Record the selection as a batch, materialize ``lead_scores`` for it and return the PRD's response."""
+    from leads_pipeline.launcher import materialize_scores
+    from leads_pipeline.lib.scoring.config import load_config
+    from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids, read_ids_file
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    if config_file is not None:
+        load_config(config_file)  # a bad file fails here, naming the key, before any batch is created
+    only = read_ids_file(ids_file) if ids_file else None
+    with connect(database_url) as conn:
+        lead_list = get_list(conn, list_name)
+        # A --where filter (the search language) plugs in here: it yields lead ids just as --ids does.
+        lead_ids = list_lead_ids(conn, lead_list.id, only)
+        what = f"list {lead_list.name}" + (f", ids from {ids_file.name}" if ids_file else "")
+        batch = create_selection(conn, lead_ids, label=lead_list.name, list_id=lead_list.id, description=what)
+    run_config = {"config_file": str(config_file.resolve())} if config_file else {}
+    result = materialize_scores(batch, run_config)
+    [materialization] = result.asset_materializations_for_node("lead_scores")
+    response: dict[str, Any] = dict(materialization.metadata["response"].value)  # type: ignore[arg-type]
+    return {**response, "batchId": batch}
+
+
+def score(
+    list_name: Annotated[str, typer.Option("--list", help="Score the live leads of this list.")],
+    ids_file: Annotated[
+        Path | None, typer.Option("--ids", help="Only these leads of the list: a file of lead ids, one per line.")
+    ] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="Scoring configuration (YAML); default: the shipped one.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON response.")] = False,
+) -> None:
+    """Score leads 0-100 (through the Dagster asset lead_scores) and move stages as thresholds are crossed."""
+    env = run_or_fail(environment)
+    document = run_or_fail(
+        lambda: run_cli_score(env.database_url, list_name, ids_file=ids_file, config_file=config_file)
+    )
+    if as_json:
+        print_json(document)
+        return
+    bands = document["distribution"]
+    console.print(
+        f"scored {document['scored']:,} leads (batch {document['batchId']}): average {document['averageScore']}, "
+        f"{bands['hot']:,} hot, {bands['warm']:,} warm, {bands['cold']:,} cold",
+        highlight=False,
+    )
+    stages = ", ".join(f"{count:,} {stage}" for stage, count in document["stages"].items())
+    console.print(f"stages now: {stages}; {document['stageChanges']:,} moved by this run", highlight=False)
+
+
+def _lead_document(conn: Any, lead_id: int, with_history: bool) -> dict[str, Any]:
+    from leads_pipeline.lib.fields import CANONICAL_FIELDS
+    from leads_pipeline.lib.store import scoring as store
+
+    lead = store.get_lead(conn, lead_id)
+    current = store.current_score(conn, lead_id)
+    document: dict[str, Any] = {
+        "leadId": lead_id,
+        "list": lead["list_name"],
+        "stage": lead["stage"],
+        "fields": {name: lead[name] for name in CANONICAL_FIELDS if lead[name] is not None},
+        "custom": lead["custom"],
+        "score": None,
+    }
+    if current is not None:
+        document["score"] = {
+            "score": current["score"],
+            "band": current["band"],
+            "components": current["components"],
+            "explanation": current["reasons"],
+            "configVersion": current["config_version"],
+            "modelVersion": current["model_version"],
+            "scoredAt": current["scored_at"],
+        }
+    if with_history:
+        document["scoreHistory"] = store.score_history(conn, lead_id)
+        document["stageChanges"] = store.stage_history(conn, lead_id)
+    return document
+
+
+def _print_lead(document: dict[str, Any]) -> None:
+    console.print(f"[bold]lead {document['leadId']}[/bold] in {document['list']}: stage {document['stage']}")
+    for name, value in document["fields"].items():
+        console.print(f"  {name}: {value}", highlight=False)
+    current = document["score"]
+    if current is None:
+        console.print("  not scored yet (leads score --list NAME)")
+    else:
+        parts = ", ".join(f"{name} {points}" for name, points in current["components"].items())
+        console.print(f"  score {current['score']} ({current['band']}): {parts}", highlight=False)
+        for reason in current["explanation"]:
+            console.print(f"    - {reason}", highlight=False)
+    if "scoreHistory" in document:
+        history = Table("scored at", "score", "band", "stage", "components", "config", "model", title="score history")
+        for h in document["scoreHistory"]:
+            history.add_row(
+                f"{h['scored_at']:%Y-%m-%d %H:%M}",
+                str(h["score"]),
+                h["band"],
+                h["stage"],
+                " ".join(f"{k}={v}" for k, v in h["components"].items()),
+                h["config_version"],
+                h["model_version"] or "",
+            )
+        console.print(history)
+        changes = Table("when", "from", "to", "by", "reason", title="stage changes")
+        for c in document["stageChanges"]:
+            who = c["changed_by"] if c["source"] == "manual" else "thresholds"
+            changes.add_row(f"{c['changed_at']:%Y-%m-%d %H:%M}", c["from_stage"], c["to_stage"], who, c["reason"] or "")
+        console.print(changes)
+
+
+def show(
+    lead_id: Annotated[int, typer.Argument(help="The lead's id.")],
+    score_history: Annotated[
+        bool, typer.Option("--score-history", help="Also every score change and stage change.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a lead: its fields, stage, current score with components and the reasons for it."""
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def fetch() -> dict[str, Any]:
+        with connect(env.database_url) as conn:
+            return _lead_document(conn, lead_id, score_history)
+
+    document = run_or_fail(fetch)
+    if as_json:
+        print_json(document)
+    else:
+        _print_lead(document)
+
+
+@stage_app.command("set")
+def stage_set(
+    lead_id: Annotated[int, typer.Argument(help="The lead's id.")],
+    stage: Annotated[str, typer.Argument(help="new, mql, sql, customer, disqualified or nurture.")],
+    reason: Annotated[str | None, typer.Option(help="Why (kept in the stage history).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Set a lead's stage by hand; automatic progression never moves it below this stage afterwards."""
+    from leads_pipeline.lib.scoring.stages import check_manual_stage
+    from leads_pipeline.lib.store import scoring as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def change() -> dict[str, Any]:
+        chosen = check_manual_stage(stage)
+        with connect(env.database_url) as conn:
+            return store.set_stage(conn, lead_id, chosen, user=acting_user(), reason=reason)
+
+    document = run_or_fail(change)
+    if as_json:
+        print_json(document)
+    else:
+        console.print(f"lead {lead_id}: {document['from']} -> {document['to']} (by {document['changedBy']})")
+
+
+@model_app.command("train")
+def model_train(
+    labelled_file: Annotated[Path, typer.Argument(help="CSV of past leads with an outcome column.")],
+    label: Annotated[str, typer.Option(help="The outcome column (1/0, yes/no, won/lost).")] = "Converted",
+    mapping_file: Annotated[
+        Path | None, typer.Option("--mapping", help="YAML {column: lead field or null}; others: custom.<column>.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Train the fit model (through the Dagster asset lead_fit_model) and print its held-out metrics."""
+    from leads_pipeline.launcher import materialize_fit_model
+
+    run_or_fail(environment)
+    config: dict[str, Any] = {"labelled_file": str(labelled_file.resolve()), "label_column": label}
+    if mapping_file is not None:
+        config["mapping_file"] = str(mapping_file.resolve())
+    result = run_or_fail(lambda: materialize_fit_model(config))
+    [materialization] = result.asset_materializations_for_node("lead_fit_model")
+    meta = {key: value.value for key, value in materialization.metadata.items()}
+    document = {key: meta[key] for key in ("version", "accuracy", "auc", "brier", "calibration_error", "holdout_rows")}
+    if as_json:
+        print_json(document)
+    else:
+        console.print(
+            f"trained {document['version']}: accuracy {document['accuracy']}, AUC {document['auc']}, "
+            f"calibration error {document['calibration_error']} on {document['holdout_rows']:,} held-out leads",
+            highlight=False,
+        )
+        console.print("use it with `model: {mode: component}` (or replace) in the scoring configuration")

@@ -1,0 +1,1 @@
+"""The scoring stage: lead scores per batch, the daily rescore, the learned fit model."""

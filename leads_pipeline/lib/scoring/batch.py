@@ -1,0 +1,129 @@
+"""Scoring a set of stored leads: read them in chunks, score, move stages, write; summarize for the caller.
+
+The summary is the PRD's response shape (``scored``, ``distribution``, ``averageScore``) plus what the Dagster
+asset shows: a histogram, the stages reached, how many stages moved and how many history rows were appended.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from leads_pipeline.lib.scoring.config import ScoringConfig
+from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
+from leads_pipeline.lib.scoring.stages import next_stage
+from leads_pipeline.lib.store import scoring as store
+
+CHUNK_LEADS = 20_000
+HISTOGRAM_BUCKETS = 10
+
+
+class FitProbabilities(Protocol):
+    """The learned model as scoring uses it: a version and a probability of converting per lead."""
+
+    version: str
+
+    def probabilities(self, leads: Sequence[LeadInput]) -> list[float]: ...
+
+
+@dataclass
+class BatchSummary:
+    scored: int = 0
+    total_score: int = 0
+    bands: Counter[str] = field(default_factory=Counter)
+    stages: Counter[str] = field(default_factory=Counter)
+    histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BUCKETS)
+    stage_changes: int = 0
+    history_appended: int = 0
+    config_version: str = ""
+    model_version: str | None = None
+
+    def add(self, score: int, band: str, stage: str) -> None:
+        self.scored += 1
+        self.total_score += score
+        self.bands[band] += 1
+        self.stages[stage] += 1
+        self.histogram[min(score // (100 // HISTOGRAM_BUCKETS), HISTOGRAM_BUCKETS - 1)] += 1
+
+    @property
+    def average(self) -> float:
+        return round(self.total_score / self.scored, 2) if self.scored else 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        """The PRD's "Score Leads" response, plus the stages, versions and what changed."""
+        return {
+            "scored": self.scored,
+            "distribution": {band: self.bands.get(band, 0) for band in ("hot", "warm", "cold")},
+            "averageScore": self.average,
+            "stages": dict(sorted(self.stages.items())),
+            "stageChanges": self.stage_changes,
+            "historyAppended": self.history_appended,
+            "configVersion": self.config_version,
+            "modelVersion": self.model_version,
+        }
+
+    def histogram_table(self) -> str:
+        """A Markdown table of scores by tens (the Dagster UI renders it)."""
+        width = 100 // HISTOGRAM_BUCKETS
+        lines = ["| score | leads |", "|---|---|"]
+        for i, count in enumerate(self.histogram):
+            upper = 100 if i == HISTOGRAM_BUCKETS - 1 else (i + 1) * width - 1
+            lines.append(f"| {i * width}-{upper} | {count} |")
+        return "\n".join(lines)
+
+
+def score_leads(
+    conn: psycopg.Connection[dict[str, Any]],
+    lead_ids: Sequence[int],
+    config: ScoringConfig,
+    *,
+    now: datetime,
+    batch_id: str | None = None,
+    model: FitProbabilities | None = None,
+    chunk_size: int = CHUNK_LEADS,
+) -> BatchSummary:
+    """Score the given leads in the caller's transaction; deleted or unknown ids are skipped."""
+    if config.model.mode != "off" and model is None:
+        raise ValueError("the configuration uses the fit model; load it and pass it as model=")
+    summary = BatchSummary(
+        config_version=store.save_config(conn, config), model_version=model.version if model else None
+    )
+    for start in range(0, len(lead_ids), chunk_size):
+        stored = list(store.load_leads(conn, lead_ids[start : start + chunk_size]))
+        probabilities: Sequence[float | None] = (
+            model.probabilities([s.lead for s in stored])
+            if model and config.model.mode != "off"
+            else [None] * len(stored)
+        )
+        rows: list[store.ScoreRow] = []
+        for item, probability in zip(stored, probabilities, strict=True):
+            result = score_lead(item.lead, config, now, fit_probability=probability)
+            stage = next_stage(item.stage, item.stage_source, result.score, config)  # type: ignore[arg-type]
+            rows.append(
+                store.ScoreRow(
+                    lead_id=item.lead.id,
+                    score=result.score,
+                    components=result.components,
+                    band=result.band,
+                    reasons=result.explanation(),
+                    stage=stage,
+                    previous_stage=item.stage,
+                )
+            )
+            summary.add(result.score, result.band, stage)
+        counts = store.write_scores(
+            conn,
+            rows,
+            batch_id=batch_id,
+            config_version=summary.config_version,
+            model_version=summary.model_version,
+            scored_at=now,
+        )
+        summary.stage_changes += counts["stage_changes"]
+        summary.history_appended += counts["history_appended"]
+    return summary

@@ -1,0 +1,356 @@
+"""The learned fit model: a scikit-learn classifier of "this lead converts", trained on labelled outcomes.
+
+Features are lead field paths (``source``, ``country``, ``custom.TotalVisits``), so a model trained on a labelled
+file scores stored leads that carry the same fields. A labelled file's columns are mapped onto field paths the
+way an import maps them (a mapping file, else ``custom.<header>``); ``country`` is normalized to ISO codes as
+the importer does. Numeric columns are those whose filled values all parse as numbers; everything else is
+categorical, with placeholder values such as "Select" treated as unfilled.
+
+The classifier is scikit-learn's histogram gradient boosting with native categorical splits. An average with a
+logistic regression on one-hot features was measured too (benchmarks/scoring.py on Leads.csv): no better on the
+held-out part and ten times slower to train, so it was dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+import pickle
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline, make_pipeline
+
+from leads_pipeline.lib.errors import ConfigurationError, InputFileError
+from leads_pipeline.lib.normalize import country_codes
+from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, check_field_path
+from leads_pipeline.lib.scoring.rules import LeadInput
+
+PLACEHOLDERS = frozenset({"", "select", "n/a", "na", "none", "null", "-"})
+POSITIVE_LABELS = frozenset({"1", "true", "yes", "y", "converted", "won", "closed won"})
+NEGATIVE_LABELS = frozenset({"0", "false", "no", "n", "not converted", "lost", "closed lost"})
+MIN_ROWS = 50
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which lead fields the model reads, and how."""
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.numeric + self.categorical
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"numeric": list(self.numeric), "categorical": list(self.categorical)}
+
+
+def clean_text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return None if text.casefold() in PLACEHOLDERS else text
+
+
+def as_number(value: Any) -> float:
+    text = clean_text(value)
+    if text is None:
+        return math.nan
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return math.nan
+
+
+def feature_frame(rows: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> pd.DataFrame:
+    """The model's input: one row per lead (a mapping of field path to value), typed by the spec."""
+    data: dict[str, Any] = {}
+    for path in spec.numeric:
+        data[path] = np.array([as_number(r.get(path)) for r in rows], dtype=float)
+    for path in spec.categorical:
+        data[path] = pd.Series([clean_text(r.get(path)) for r in rows], dtype=object)
+    return pd.DataFrame(data, columns=list(spec.columns))
+
+
+def lead_features(lead: LeadInput, spec: FeatureSpec) -> dict[str, Any]:
+    return {path: lead.value(path) for path in spec.columns}
+
+
+def _estimator(spec: FeatureSpec, seed: int) -> Pipeline:
+    """Gradient-boosted trees with native categorical splits (rare categories pooled): they find the
+    interactions between source, activity and profile that a linear model misses."""
+    from sklearn.preprocessing import OrdinalEncoder
+
+    numeric, categorical = list(spec.numeric), list(spec.categorical)
+    encode = ColumnTransformer(
+        [
+            ("numeric", "passthrough", numeric),
+            (
+                "categorical",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value="(unfilled)"),
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan, min_frequency=5),
+                ),
+                categorical,
+            ),
+        ]
+    )
+    trees = HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_depth=6,
+        min_samples_leaf=5,
+        categorical_features=[False] * len(numeric) + [True] * len(categorical),
+        random_state=seed,
+    )
+    return Pipeline([("encode", encode), ("trees", trees)])
+
+
+def calibration_table(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """Per probability bin: mean predicted probability vs observed conversion rate (a reliability diagram)."""
+    table = []
+    edges = np.linspace(0, 1, bins + 1)
+    for i in range(bins):
+        upper = probabilities <= edges[i + 1] if i == bins - 1 else probabilities < edges[i + 1]
+        mask = (probabilities >= edges[i]) & upper
+        if mask.any():
+            table.append(
+                {
+                    "from": round(float(edges[i]), 2),
+                    "to": round(float(edges[i + 1]), 2),
+                    "leads": int(mask.sum()),
+                    "predicted": round(float(probabilities[mask].mean()), 4),
+                    "observed": round(float(labels[mask].mean()), 4),
+                }
+            )
+    return table
+
+
+def evaluate(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Accuracy (at 0.5), ROC AUC, Brier score, log loss and expected calibration error."""
+    table = calibration_table(labels, probabilities)
+    ece = sum(row["leads"] * abs(row["predicted"] - row["observed"]) for row in table) / max(1, len(labels))
+    both = len(set(labels.tolist())) == 2
+    return {
+        "accuracy": round(float(accuracy_score(labels, probabilities >= 0.5)), 4),
+        "auc": round(float(roc_auc_score(labels, probabilities)), 4) if both else None,
+        "brier": round(float(brier_score_loss(labels, probabilities)), 4),
+        "log_loss": round(float(log_loss(labels, probabilities, labels=[0, 1])), 4),
+        "calibration_error": round(float(ece), 4),
+        "calibration": table,
+        "rows": len(labels),
+        "positive_rate": round(float(labels.mean()), 4),
+    }
+
+
+@dataclass
+class FitModel:
+    """A trained model with its features and version: what scoring loads to compute fit probabilities."""
+
+    version: str
+    spec: FeatureSpec
+    estimator: Any
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def predict(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if not rows:
+            return np.zeros(0)
+        return np.asarray(self.estimator.predict_proba(feature_frame(rows, self.spec))[:, 1], dtype=float)
+
+    def probabilities(self, leads: Sequence[LeadInput]) -> list[float]:
+        return [float(p) for p in self.predict([lead_features(lead, self.spec) for lead in leads])]
+
+    def serialize(self) -> bytes:
+        """Pickled estimator. Only ever loaded back from the project's own database."""
+        return pickle.dumps(self.estimator, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> FitModel:
+        features = row["features"]
+        spec = FeatureSpec(tuple(features["numeric"]), tuple(features["categorical"]))
+        return cls(row["version"], spec, pickle.loads(row["model"]), row["metrics"])  # our own table only
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    rows: list[dict[str, Any]]
+    labels: np.ndarray
+    source: str
+
+
+def read_labelled_file(
+    path: Path,
+    label_column: str,
+    *,
+    mapping: Mapping[str, str | None] | None = None,
+    exclude: Sequence[str] = (),
+) -> LabelledData:
+    """A CSV of past leads with an outcome column, as rows of field path -> value.
+
+    ``mapping`` sends a column to a lead field path (or ``None`` to drop it); other columns become
+    ``custom.<header>``. A label that is neither a yes nor a no names its line.
+    """
+    mapping = dict(mapping or {})
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read the labelled file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, "not UTF-8 text; save it as UTF-8 CSV") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    headers = reader.fieldnames or []
+    if label_column not in headers:
+        raise InputFileError(path, f"no label column {label_column!r}; columns are {', '.join(headers)}")
+    for column, target in mapping.items():
+        if column not in headers:
+            raise ConfigurationError(f"mapping: {column!r} is not a column of {path.name}")
+        if target is not None:
+            try:
+                check_field_path(target)
+            except ValueError as exc:
+                raise ConfigurationError(f"mapping.{column}: {exc}") from None
+    targets = {
+        column: mapping.get(column, CUSTOM_PREFIX + column)
+        for column in headers
+        if column != label_column and column not in exclude
+    }
+    rows: list[dict[str, Any]] = []
+    labels: list[int] = []
+    for line, record in enumerate(reader, start=2):
+        raw = str(record.get(label_column) or "").strip().casefold()
+        if raw in POSITIVE_LABELS:
+            labels.append(1)
+        elif raw in NEGATIVE_LABELS:
+            labels.append(0)
+        else:
+            raise InputFileError(
+                path, f"line {line}, column {label_column!r}: expected an outcome such as 1/0 or yes/no, got {raw!r}"
+            )
+        rows.append({target: record.get(column) for column, target in targets.items() if target is not None})
+    countries = [r.get("country") for r in rows]
+    if any(c is not None for c in countries):
+        codes = country_codes(pd.Series(countries, dtype="string")).values
+        for row, code in zip(rows, codes, strict=True):
+            row["country"] = None if pd.isna(code) else code
+    return LabelledData(rows, np.array(labels, dtype=int), str(path))
+
+
+IDENTITY_FIELDS = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "full_name",
+        "email",
+        "phone",
+        "mobile_phone",
+        "linkedin_url",
+        "street",
+        "postal_code",
+        "notes",
+        "company",
+        "company_domain",
+        "website",
+        "stage",
+        "created_at",
+        "updated_at",
+    }
+)
+"""Lead fields that identify a lead rather than describe it: never model features."""
+
+
+def labelled_leads(leads: Sequence[LeadInput], label_field: str, *, source: str) -> LabelledData:
+    """Stored leads whose outcome is in ``label_field`` (e.g. ``custom.Converted``, filled by a CRM pull) as
+    labelled rows; leads without a recognizable outcome are left out."""
+    rows: list[dict[str, Any]] = []
+    labels: list[int] = []
+    for lead in leads:
+        outcome = str(lead.value(label_field) or "").strip().casefold()
+        if outcome not in POSITIVE_LABELS and outcome not in NEGATIVE_LABELS:
+            continue
+        row = {k: v for k, v in lead.columns.items() if k not in IDENTITY_FIELDS and v is not None}
+        row.update({CUSTOM_PREFIX + k: v for k, v in lead.custom.items()})
+        row.pop(label_field, None)
+        rows.append(row)
+        labels.append(1 if outcome in POSITIVE_LABELS else 0)
+    return LabelledData(rows, np.array(labels, dtype=int), source)
+
+
+def infer_spec(rows: Sequence[Mapping[str, Any]], *, min_filled: float = 0.0) -> FeatureSpec:
+    """Numeric where every filled value parses as a number; categorical otherwise. Columns with one value or
+    none (nothing to learn from) are left out."""
+    numeric: list[str] = []
+    categorical: list[str] = []
+    paths = sorted({path for row in rows for path in row})
+    for path in paths:
+        values = [clean_text(row.get(path)) for row in rows]
+        filled = [v for v in values if v is not None]
+        if len(set(filled)) < 2 or len(filled) < min_filled * len(values):
+            continue
+        if all(not math.isnan(as_number(v)) for v in filled):
+            numeric.append(path)
+        else:
+            categorical.append(path)
+    return FeatureSpec(tuple(numeric), tuple(categorical))
+
+
+def model_version(estimator_bytes: bytes, now: datetime | None = None) -> str:
+    """``fit-<UTC time>-<hash of the trained model>``: sortable and unique per training."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    return f"fit-{stamp}-{hashlib.sha256(estimator_bytes).hexdigest()[:8]}"
+
+
+def fit_and_measure(
+    train_rows: Sequence[Mapping[str, Any]],
+    train_labels: np.ndarray,
+    test_rows: Sequence[Mapping[str, Any]],
+    test_labels: np.ndarray,
+    spec: FeatureSpec,
+    seed: int = 0,
+) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit on the training rows and measure on the held-out rows."""
+    estimator = _estimator(spec, seed).fit(feature_frame(train_rows, spec), train_labels)
+    probabilities = estimator.predict_proba(feature_frame(test_rows, spec))[:, 1]
+    return estimator, evaluate(np.asarray(test_labels), probabilities)
+
+
+def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float = 0.3, seed: int = 0) -> FitModel:
+    """Fit on a stratified split, measure on the held-out part, then refit on everything for use.
+
+    The metrics are those of the held-out part: the model in use has seen more data, never less.
+    """
+    if len(data.rows) < MIN_ROWS:
+        raise ConfigurationError(f"{data.source}: {len(data.rows)} labelled rows; training needs at least {MIN_ROWS}")
+    if len(set(data.labels.tolist())) < 2:
+        raise ConfigurationError(f"{data.source}: every outcome is the same; training needs converted and not")
+    spec = spec or infer_spec(data.rows)
+    if not spec.columns:
+        raise ConfigurationError(f"{data.source}: no column varies; nothing to learn from")
+    train_idx, test_idx = train_test_split(
+        np.arange(len(data.rows)), test_size=holdout, stratify=data.labels, random_state=seed
+    )
+    _, metrics = fit_and_measure(
+        [data.rows[i] for i in train_idx],
+        data.labels[train_idx],
+        [data.rows[i] for i in test_idx],
+        data.labels[test_idx],
+        spec,
+        seed,
+    )
+    metrics.update({"holdout": holdout, "seed": seed, "trained_rows": len(train_idx)})
+    final = _estimator(spec, seed).fit(feature_frame(data.rows, spec), data.labels)
+    model = FitModel("", spec, final, metrics)
+    model.version = model_version(model.serialize())
+    return model

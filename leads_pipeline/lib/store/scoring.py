@@ -1,0 +1,347 @@
+"""Reads and writes of scores: configurations, current scores, the append-only history, stage changes, models.
+
+Scores are written set-based: a chunk of results is COPY'd into a temporary table and merged with a few
+statements (history rows only for leads whose score, components, stage or rules changed; stage changes guarded
+against a concurrent manual change). Re-scoring the same leads with the same rules appends nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.scoring.config import ScoringConfig
+from leads_pipeline.lib.scoring.rules import LeadInput
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+_LEAD_COLUMNS = ", ".join(f"l.{name}" for name in CANONICAL_FIELDS)
+_LOAD_LEADS = f"""
+SELECT l.id, {_LEAD_COLUMNS}, l.custom, l.stage, l.created_at, l.updated_at,
+       greatest(l.updated_at, facts.last_observed) AS data_updated_at,
+       tech.value AS technologies,
+       coalesce(last_change.source, 'auto') AS stage_source
+FROM leads l
+LEFT JOIN LATERAL (SELECT max(observed_at) AS last_observed FROM lead_facts f WHERE f.lead_id = l.id) facts ON true
+LEFT JOIN LATERAL (
+    SELECT value FROM lead_facts f WHERE f.lead_id = l.id AND f.field = 'technologies'
+    ORDER BY confidence DESC, observed_at DESC LIMIT 1
+) tech ON true
+LEFT JOIN LATERAL (
+    SELECT source FROM stage_changes c WHERE c.lead_id = l.id ORDER BY c.id DESC LIMIT 1
+) last_change ON true
+WHERE l.id = ANY(%s) AND l.deleted_at IS NULL
+ORDER BY l.id
+"""
+
+
+@dataclass(frozen=True)
+class StoredLead:
+    """A lead as scoring sees it, with its current stage and who set that stage last."""
+
+    lead: LeadInput
+    stage: str
+    stage_source: str
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One lead's new score, ready to be written."""
+
+    lead_id: int
+    score: int
+    components: dict[str, int]
+    band: str
+    reasons: list[str]
+    stage: str
+    previous_stage: str
+
+
+def parse_technologies(value: str | None) -> tuple[str, ...]:
+    """The technologies fact: a JSON array, or names separated by commas or semicolons."""
+    if not value:
+        return ()
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = value.replace(";", ",").split(",")
+    if isinstance(parsed, str):
+        parsed = [parsed]
+    if not isinstance(parsed, list):
+        return ()
+    return tuple(str(item).strip() for item in parsed if str(item).strip())
+
+
+def save_config(conn: Connection, config: ScoringConfig) -> str:
+    """Record the configuration under its version (once) and return the version."""
+    conn.execute(
+        "INSERT INTO scoring_configs (version, config) VALUES (%s, %s) ON CONFLICT (version) DO NOTHING",
+        (config.version, json.dumps(config.as_document())),
+    )
+    return config.version
+
+
+def create_selection_batch(
+    conn: Connection, batch_id: str, lead_ids: Iterable[int], *, list_id: int | None, description: str
+) -> int:
+    """A batch of kind 'selection' holding the given leads; re-creating the same batch id is a no-op."""
+    inserted = conn.execute(
+        "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)"
+        " ON CONFLICT (id) DO NOTHING RETURNING id",
+        (batch_id, list_id, description),
+    ).fetchone()
+    if inserted is None:
+        return len(batch_lead_ids(conn, batch_id))
+    with conn.cursor().copy("COPY batch_leads (batch_id, lead_id) FROM STDIN") as copy:
+        for lead_id in lead_ids:
+            copy.write_row((batch_id, lead_id))
+    return len(batch_lead_ids(conn, batch_id))
+
+
+def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
+    """The live leads of a batch, by id."""
+    if conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is None:
+        raise NotFoundError(f"no batch {batch_id!r}; create it with `leads score --list NAME` or an import")
+    rows = conn.execute(
+        "SELECT DISTINCT m.lead_id FROM batch_members m JOIN leads l ON l.id = m.lead_id"
+        " WHERE m.batch_id = %s AND l.deleted_at IS NULL ORDER BY m.lead_id",
+        (batch_id,),
+    )
+    return [int(r["lead_id"]) for r in rows]
+
+
+def scored_lead_ids(conn: Connection) -> list[int]:
+    """Every live lead that has a score: what the daily rescore decays."""
+    rows = conn.execute(
+        "SELECT s.lead_id FROM lead_scores s JOIN leads l ON l.id = s.lead_id WHERE l.deleted_at IS NULL"
+        " ORDER BY s.lead_id"
+    )
+    return [int(r["lead_id"]) for r in rows]
+
+
+def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead]:
+    for row in conn.execute(_LOAD_LEADS, (list(lead_ids),)):
+        yield StoredLead(
+            lead=LeadInput(
+                id=int(row["id"]),
+                columns={name: row[name] for name in (*CANONICAL_FIELDS, "stage", "created_at", "updated_at")},
+                custom=row["custom"] or {},
+                technologies=parse_technologies(row["technologies"]),
+                data_updated_at=row["data_updated_at"],
+            ),
+            stage=row["stage"],
+            stage_source=row["stage_source"],
+        )
+
+
+_has_score_column: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
+
+
+def _leads_have_score_column(conn: Connection) -> bool:
+    """Whether ``leads.leads.score`` exists (added by the lists/search migration); looked up once per connection."""
+    if conn not in _has_score_column:
+        row = conn.execute(
+            "SELECT 1 FROM information_schema.columns"
+            " WHERE table_schema = 'leads' AND table_name = 'leads' AND column_name = 'score'"
+        ).fetchone()
+        _has_score_column[conn] = row is not None
+    return _has_score_column[conn]
+
+
+def write_scores(
+    conn: Connection,
+    rows: Sequence[ScoreRow],
+    *,
+    batch_id: str | None,
+    config_version: str,
+    model_version: str | None,
+    scored_at: datetime,
+) -> dict[str, int]:
+    """Store a chunk of scores: current scores replaced, history appended for changes, stages moved.
+
+    Returns how many history rows were appended and how many stages changed.
+    """
+    conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS scored (lead_id bigint PRIMARY KEY, score smallint, components jsonb,"
+        " band text, reasons jsonb, stage text, previous_stage text) ON COMMIT DROP"
+    )
+    conn.execute("TRUNCATE scored")
+    with conn.cursor().copy(
+        "COPY scored (lead_id, score, components, band, reasons, stage, previous_stage) FROM STDIN"
+    ) as copy:
+        for r in rows:
+            copy.write_row(
+                (r.lead_id, r.score, json.dumps(r.components), r.band, json.dumps(r.reasons), r.stage, r.previous_stage)
+            )
+    params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
+    moved = conn.execute(
+        """
+        WITH moved AS (
+            UPDATE leads l SET stage = t.stage FROM scored t
+            WHERE l.id = t.lead_id AND t.stage <> t.previous_stage AND l.stage = t.previous_stage
+            RETURNING l.id, t.previous_stage, t.stage, t.score
+        )
+        INSERT INTO stage_changes (lead_id, from_stage, to_stage, source, score, reason, changed_at)
+        SELECT id, previous_stage, stage, 'auto', score, 'score ' || score || ' crossed a threshold', %(at)s
+        FROM moved
+        """,
+        params,
+    ).rowcount
+    appended = conn.execute(
+        """
+        INSERT INTO score_history
+            (lead_id, score, components, band, stage, config_version, model_version, batch_id, scored_at)
+        SELECT t.lead_id, t.score, t.components, t.band, l.stage, %(cfg)s, %(model)s, %(batch)s, %(at)s
+        FROM scored t
+        JOIN leads l ON l.id = t.lead_id
+        LEFT JOIN lead_scores s ON s.lead_id = t.lead_id
+        LEFT JOIN LATERAL (
+            SELECT h.stage FROM score_history h WHERE h.lead_id = t.lead_id ORDER BY h.id DESC LIMIT 1
+        ) last ON true
+        WHERE s.lead_id IS NULL OR s.score <> t.score OR s.components <> t.components
+           OR s.config_version <> %(cfg)s OR s.model_version IS DISTINCT FROM %(model)s
+           OR last.stage IS DISTINCT FROM l.stage
+        """,
+        params,
+    ).rowcount
+    conn.execute(
+        """
+        INSERT INTO lead_scores
+            (lead_id, score, components, band, reasons, config_version, model_version, batch_id, scored_at)
+        SELECT lead_id, score, components, band, reasons, %(cfg)s, %(model)s, %(batch)s, %(at)s FROM scored
+        ON CONFLICT (lead_id) DO UPDATE SET
+            score = excluded.score, components = excluded.components, band = excluded.band,
+            reasons = excluded.reasons, config_version = excluded.config_version,
+            model_version = excluded.model_version, batch_id = excluded.batch_id, scored_at = excluded.scored_at
+        """,
+        params,
+    )
+    # >>> leads.leads.score: the lists/search migration adds this column; keep it equal to the current score.
+    if _leads_have_score_column(conn):
+        conn.execute(
+            "UPDATE leads l SET score = t.score FROM scored t"
+            " WHERE l.id = t.lead_id AND l.score IS DISTINCT FROM t.score"
+        )
+    # <<<
+    return {"history_appended": appended, "stage_changes": moved}
+
+
+def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:
+    """A person's stage change: recorded, and respected by automatic progression from then on."""
+    row = conn.execute("SELECT stage FROM leads WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (lead_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no lead with id {lead_id}")
+    current = conn.execute("SELECT score FROM lead_scores WHERE lead_id = %s", (lead_id,)).fetchone()
+    conn.execute("UPDATE leads SET stage = %s WHERE id = %s", (stage, lead_id))
+    conn.execute(
+        "INSERT INTO stage_changes (lead_id, from_stage, to_stage, source, score, reason, changed_by)"
+        " VALUES (%s, %s, %s, 'manual', %s, %s, %s)",
+        (lead_id, row["stage"], stage, current["score"] if current else None, reason, user),
+    )
+    return {"leadId": lead_id, "from": row["stage"], "to": stage, "changedBy": user, "reason": reason}
+
+
+def current_score(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    return conn.execute("SELECT * FROM lead_scores WHERE lead_id = %s", (lead_id,)).fetchone()
+
+
+def score_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    return list(
+        conn.execute(
+            "SELECT score, components, band, stage, config_version, model_version, batch_id, scored_at"
+            " FROM score_history WHERE lead_id = %s ORDER BY id",
+            (lead_id,),
+        )
+    )
+
+
+def stage_history(conn: Connection, lead_id: int) -> list[dict[str, Any]]:
+    return list(
+        conn.execute(
+            "SELECT from_stage, to_stage, source, score, reason, changed_by, changed_at"
+            " FROM stage_changes WHERE lead_id = %s ORDER BY id",
+            (lead_id,),
+        )
+    )
+
+
+def get_lead(conn: Connection, lead_id: int) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT l.*, li.name AS list_name FROM leads l JOIN lists li ON li.id = l.list_id"
+        " WHERE l.id = %s AND l.deleted_at IS NULL",
+        (lead_id,),
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no lead with id {lead_id} (deleted leads are not shown)")
+    return row
+
+
+def batch_score_problems(conn: Connection, batch_id: str, limit: int = 20) -> dict[str, Any]:
+    """What the batch check reports: leads of the batch without a score, and scores whose components do not sum
+    to the score."""
+    unscored = conn.execute(
+        "SELECT m.lead_id FROM batch_members m JOIN leads l ON l.id = m.lead_id"
+        " LEFT JOIN lead_scores s ON s.lead_id = m.lead_id"
+        " WHERE m.batch_id = %s AND l.deleted_at IS NULL AND s.lead_id IS NULL ORDER BY m.lead_id",
+        (batch_id,),
+    ).fetchall()
+    mismatched = conn.execute(
+        """
+        SELECT s.lead_id, s.score, s.components FROM lead_scores s
+        JOIN (SELECT DISTINCT lead_id FROM batch_members WHERE batch_id = %s) m ON m.lead_id = s.lead_id
+        WHERE s.score <> (SELECT coalesce(sum(value::numeric), -1) FROM jsonb_each_text(s.components))
+        ORDER BY s.lead_id
+        """,
+        (batch_id,),
+    ).fetchall()
+    checked = conn.execute(
+        "SELECT count(DISTINCT m.lead_id) AS n FROM batch_members m JOIN leads l ON l.id = m.lead_id"
+        " WHERE m.batch_id = %s AND l.deleted_at IS NULL",
+        (batch_id,),
+    ).fetchone()
+    return {
+        "checked": int(checked["n"]) if checked else 0,
+        "unscored": [int(r["lead_id"]) for r in unscored],
+        "mismatched": mismatched[:limit],
+        "mismatched_count": len(mismatched),
+    }
+
+
+def save_model(
+    conn: Connection,
+    version: str,
+    *,
+    kind: str,
+    features: dict[str, Any],
+    metrics: dict[str, Any],
+    training: dict[str, Any],
+    model: bytes,
+) -> None:
+    conn.execute(
+        "INSERT INTO scoring_models (version, kind, features, metrics, training, model)"
+        " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (version) DO NOTHING",
+        (version, kind, json.dumps(features), json.dumps(metrics), json.dumps(training), model),
+    )
+
+
+def load_model_row(conn: Connection, version: str | None) -> dict[str, Any]:
+    """The model of ``version``, or the newest; a clear error when there is none."""
+    if version:
+        row = conn.execute("SELECT * FROM scoring_models WHERE version = %s", (version,)).fetchone()
+    else:
+        row = conn.execute("SELECT * FROM scoring_models ORDER BY created_at DESC, version DESC LIMIT 1").fetchone()
+    if row is None:
+        which = f"model {version!r}" if version else "a trained fit model"
+        raise NotFoundError(
+            f"the scoring configuration uses {which}, but there is none; train one by materializing "
+            "the lead_fit_model asset (or set model.mode: off)"
+        )
+    return row

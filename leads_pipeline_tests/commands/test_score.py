@@ -1,0 +1,76 @@
+"""``leads score``, ``leads show``, ``leads stage set`` and ``leads model train`` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.paths import DEMO_FILE, SHARED_DATA
+from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.test_cli import _fails, _json, _ok, leads  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+
+def _demo_list(database_url: str) -> list[int]:
+    """The demo file imported into a list named "demo"; its lead ids."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    import_file(database_url, DEMO_FILE, "demo")
+    with connect(database_url) as conn:
+        return [int(r["id"]) for r in conn.execute("SELECT id FROM leads ORDER BY id")]
+
+
+def test_score_a_list_show_history_and_set_a_stage(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    ids = _demo_list(database_url)
+    config = tmp_path / "scoring.yaml"
+    config.write_text("thresholds: {mql: 20, sql: 60}\n")
+    response = _json(leads, "score", "--list", "demo", "--config", str(config), "--json")
+    assert response["scored"] == len(ids)
+    assert sum(response["distribution"].values()) == len(ids)
+    assert set(response) >= {"scored", "distribution", "averageScore", "batchId", "configVersion", "stages"}
+    assert 0 < response["averageScore"] < 100
+
+    shown = _json(leads, "show", str(ids[0]), "--score-history", "--json")
+    assert shown["score"]["score"] == sum(shown["score"]["components"].values())
+    assert shown["score"]["explanation"]
+    assert len(shown["scoreHistory"]) == 1
+
+    subset = tmp_path / "ids.txt"
+    subset.write_text(f"{ids[0]}\n{ids[1]}\n")
+    again = _json(leads, "score", "--list", "demo", "--ids", str(subset), "--json")
+    assert again["scored"] == 2
+
+    changed = _json(leads, "stage", "set", str(ids[0]), "Customer", "--reason", "signed", "--json")
+    assert changed["to"] == "customer" and changed["changedBy"] == "tester"
+    text = _ok(leads, "show", str(ids[0]), "--score-history").stdout
+    assert "stage customer" in text and "signed" in text and "score history" in text
+
+
+def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    _demo_list(database_url)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("weights: {engagment: 3}\n")
+    assert "weights.engagment: unknown key" in _fails(leads, "score", "--list", "demo", "--config", str(bad))
+    assert "no list named 'nope'" in _fails(leads, "score", "--list", "nope")
+    ids = tmp_path / "ids.txt"
+    ids.write_text("99999999\n")
+    assert "not live leads of the list: 99999999" in _fails(leads, "score", "--list", "demo", "--ids", str(ids))
+    assert "no lead with id 424242" in _fails(leads, "show", "424242")
+    assert "unknown stage 'won'" in _fails(leads, "stage", "set", "1", "won")
+
+
+def test_model_train_reports_held_out_metrics(leads: CliRunner, tmp_path: Path) -> None:  # noqa: F811
+    sample = tmp_path / "sample.csv"
+    with (SHARED_DATA / "lead_scoring" / "Leads.csv").open(newline="", encoding="utf-8") as source:
+        rows = list(csv.reader(source))[:301]
+    with sample.open("w", newline="", encoding="utf-8") as out:
+        csv.writer(out).writerows(rows)
+    trained = _json(leads, "model", "train", str(sample), "--json")
+    assert trained["version"].startswith("fit-") and trained["holdout_rows"] == 90
+    assert 0.5 < trained["auc"] <= 1

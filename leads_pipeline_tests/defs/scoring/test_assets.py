@@ -1,0 +1,199 @@
+"""Materializing ``lead_scores`` for a batch and ``lead_fit_model`` on a labelled sample, through Dagster."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
+from leads_pipeline.defs.scoring.checks import SCORES_CHECK
+from leads_pipeline.lib.scoring.selection import create_selection
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
+from leads_pipeline_tests.paths import SHARED_DATA
+
+pytestmark = pytest.mark.integration
+LEADS_CSV = SHARED_DATA / "lead_scoring" / "Leads.csv"
+
+
+def materialize(
+    database_url: str,
+    instance: dg.DagsterInstance,
+    asset: dg.AssetsDefinition,
+    config: dict[str, Any],
+    partition: str | None = None,
+) -> dg.ExecuteInProcessResult:
+    if partition and partition not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [partition])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            [asset],
+            partition_key=partition,
+            instance=instance,
+            resources={"database": LeadsDatabase(database_url=database_url)},
+            run_config={"ops": {asset.key.path[-1]: {"config": config}}},
+            raise_on_error=False,
+        )
+
+
+def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
+    [materialization] = result.asset_materializations_for_node(node)
+    return {key: value.value for key, value in materialization.metadata.items()}
+
+
+def _selection(database_url: str) -> tuple[str, list[int]]:
+    with connect(database_url) as conn:
+        list_id, ids = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "US", "custom": {"Visits": 2}},
+                {"industry": "Retail"},
+            ],
+        )
+        return create_selection(conn, ids, label="scoring", list_id=list_id, description="test"), ids
+
+
+def test_lead_scores_reports_the_prd_shape_and_passes_its_check(database_url: str) -> None:
+    batch, _ids = _selection(database_url)
+    with dg.instance_for_test() as instance:
+        result = materialize(database_url, instance, lead_scores, ICP, batch)
+        assert result.success
+        meta = metadata(result, "lead_scores")
+        assert meta["scored"] == 3
+        assert meta["distribution"] == {"hot": 1, "warm": 1, "cold": 1}
+        assert meta["averageScore"] == 50.0
+        assert "| 90-100 | 1 |" in meta["histogram"]
+        [check] = result.get_asset_check_evaluations()
+        assert check.check_name == SCORES_CHECK and check.passed
+        assert check.metadata["leads_checked"].value == 3
+
+        rerun = materialize(database_url, instance, lead_scores, ICP, batch)
+        assert metadata(rerun, "lead_scores")["history_appended"] == 0
+
+
+def test_bad_configuration_fails_the_run_with_the_key(database_url: str) -> None:
+    batch, _ = _selection(database_url)
+    with dg.instance_for_test() as instance:
+        result = materialize(database_url, instance, lead_scores, {"thresholds": {"mql": 90, "sql": 10}}, batch)
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert failure is not None and "thresholds: mql (90) must not be above sql (10)" in str(failure.description)
+
+
+def test_config_file_and_overrides(database_url: str, tmp_path: Path) -> None:
+    batch, _ids = _selection(database_url)
+    config_file = tmp_path / "scoring.yaml"
+    config_file.write_text(
+        "weights: {dataCompleteness: 0, companyFit: 1, engagement: 0, recency: 0}\ncompanyFit: {industries: [Retail]}\n"
+    )
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            database_url,
+            instance,
+            lead_scores,
+            {"config_file": str(config_file), "thresholds": {"mql": 10, "sql": 90}},
+            batch,
+        )
+        assert result.success
+        assert metadata(result, "lead_scores")["stages"] == {"sql": 2, "new": 1}  # Retail = 100 points
+
+
+def _sample(path: Path, rows: int) -> Path:
+    """The first ``rows`` leads of Leads.csv (a small labelled sample)."""
+    with LEADS_CSV.open(newline="", encoding="utf-8") as source, path.open("w", newline="", encoding="utf-8") as out:
+        reader = csv.reader(source)
+        writer = csv.writer(out)
+        for i, row in enumerate(reader):
+            if i > rows:
+                break
+            writer.writerow(row)
+    return path
+
+
+def test_fit_model_trains_on_a_labelled_sample_and_scores_with_it(database_url: str, tmp_path: Path) -> None:
+    sample = _sample(tmp_path / "sample.csv", 400)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("Prospect ID: null\nLead Number: null\nTotal Time Spent on Website: custom.Time On Site\n")
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            database_url, instance, lead_fit_model, {"labelled_file": str(sample), "mapping_file": str(mapping)}
+        )
+        assert result.success, result.get_step_failure_events()
+        meta = metadata(result, "lead_fit_model")
+        assert meta["version"].startswith("fit-")
+        assert 0.6 < meta["accuracy"] <= 1 and 0.6 < meta["auc"] <= 1
+        assert 0 <= meta["calibration_error"] < 0.3 and "observed rate" in meta["calibration"]
+        assert "custom.Time On Site" in meta["features"]["numeric"]
+        assert meta["holdout_rows"] == 120
+
+        with connect(database_url) as conn:
+            list_id, ids = add_leads(
+                conn,
+                [
+                    {"custom": {"Time On Site": "1500", "Lead Origin": "Lead Add Form", "Tags": "Closed by Horizzon"}},
+                    {"custom": {"Time On Site": "0", "Lead Origin": "API", "Tags": "Ringing"}},
+                ],
+            )
+            batch = create_selection(conn, ids, label="fit", list_id=list_id, description="test")
+        scored = materialize(database_url, instance, lead_scores, {"model": {"mode": "replace"}}, batch)
+        assert scored.success
+        assert metadata(scored, "lead_scores")["model_version"] == meta["version"]
+        with connect(database_url) as conn:
+            scores = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+            history = conn.execute("SELECT DISTINCT model_version FROM score_history").fetchall()
+        assert scores[ids[0]]["score"] > scores[ids[1]]["score"]
+        assert set(scores[ids[0]]["components"]) == {"fitModel"}
+        assert history == [{"model_version": meta["version"]}]
+
+
+def test_fit_model_refuses_a_bad_label(database_url: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Lead,Converted\na,1\nb,maybe\n")
+    with dg.instance_for_test() as instance:
+        result = materialize(database_url, instance, lead_fit_model, {"labelled_file": str(bad)})
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert failure is not None and "line 3, column 'Converted'" in str(failure.description)
+
+
+def test_scoring_with_the_model_before_training_says_how_to_train(database_url: str) -> None:
+    batch, _ = _selection(database_url)
+    with dg.instance_for_test() as instance:
+        result = materialize(database_url, instance, lead_scores, {"model": {"mode": "component"}}, batch)
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert failure is not None and "materializing the lead_fit_model asset" in str(failure.description)
+
+
+def test_fit_model_trains_on_outcomes_stored_with_leads(database_url: str) -> None:
+    rows = [
+        {
+            "industry": ["Retail", "Computer Software"][i % 2],
+            "custom": {"Visits": i % 10, "Won": "yes" if i % 2 else "no"},
+        }
+        for i in range(120)
+    ]
+    rows.append({"industry": "Retail", "custom": {"Visits": 3}})  # no outcome yet: left out
+    with connect(database_url) as conn:
+        add_leads(conn, rows, list_name="history")
+    with dg.instance_for_test() as instance:
+        result = materialize(
+            database_url, instance, lead_fit_model, {"labelled_list": "history", "label_column": "custom.Won"}
+        )
+        assert result.success, result.get_step_failure_events()
+        meta = metadata(result, "lead_fit_model")
+        assert meta["training_rows"] == 120 and meta["accuracy"] == 1.0
+        assert "industry" in meta["features"]["categorical"]
+        both = materialize(
+            database_url, instance, lead_fit_model, {"labelled_list": "history", "labelled_file": "x.csv"}
+        )
+        assert not both.success

@@ -1,0 +1,75 @@
+"""The daily rescore: one batch per configuration in use, idempotent per day, and scores decay with age."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.partitions import BATCHES
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.defs.scoring.assets import lead_scores
+from leads_pipeline.defs.scoring.schedules import daily_rescore
+from leads_pipeline.lib.scoring.batch import score_leads
+from leads_pipeline.lib.scoring.config import parse_config
+from leads_pipeline.lib.store import scoring as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.defs.scoring.test_assets import materialize
+from leads_pipeline_tests.lib.scoring.support import add_leads
+
+pytestmark = pytest.mark.integration
+RECENCY_ONLY = {
+    "weights": {"dataCompleteness": 0, "companyFit": 0, "engagement": 0, "recency": 1},
+    "recency": {"dataHalfLifeDays": 10},
+    "thresholds": {"mql": 30, "sql": 60},
+    "stages": {"regression": True},
+}
+
+
+def test_daily_rescore_decays_scores_under_each_leads_configuration(database_url: str) -> None:
+    now = datetime.now(UTC)
+    recency = parse_config(RECENCY_ONLY)
+    other = parse_config({**RECENCY_ONLY, "recency": {"dataHalfLifeDays": 20}})
+    with connect(database_url) as conn:
+        _, ids = add_leads(conn, [{"email": f"lead{i}@example.com"} for i in range(3)])
+        conn.execute("UPDATE leads SET updated_at = %s", (now,))
+        score_leads(conn, ids[:2], recency, now=now)
+        score_leads(conn, ids[2:], other, now=now)
+        assert {r["score"] for r in conn.execute("SELECT score FROM lead_scores")} == {100}
+
+    tick = now + timedelta(days=10)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=tick,
+            resources={"database": LeadsDatabase(database_url=database_url)},
+        )
+        requests = daily_rescore(context)
+        assert isinstance(requests, list) and len(requests) == 2
+        keys = sorted(r.partition_key or "" for r in requests)
+        assert keys == sorted(f"rescore-{tick:%Y%m%d}-{c.version}" for c in (recency, other))
+        assert set(keys) <= set(instance.get_dynamic_partitions(BATCHES))
+        again = daily_rescore(context)  # a re-evaluated tick: same batches, same run keys
+        assert isinstance(again, list) and sorted(r.run_key or "" for r in again) == keys
+
+        for request in requests:
+            config = request.run_config["ops"]["lead_scores"]["config"]
+            result = materialize(database_url, instance, lead_scores, config, request.partition_key)
+            assert result.success
+    with connect(database_url) as conn:
+        scores = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        assert [scores[i]["score"] for i in ids] == [50, 50, 71]  # half-life 10 days; 20 days: 2^-0.5
+        assert {scores[i]["config_version"] for i in ids[:2]} == {recency.version}
+        assert [h["score"] for h in store.score_history(conn, ids[0])] == [100, 50]
+        assert conn.execute("SELECT stage FROM leads WHERE id = %s", (ids[0],)).fetchone() == {"stage": "mql"}
+
+
+def test_no_scored_leads_means_no_run(database_url: str) -> None:
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime.now(UTC),
+            resources={"database": LeadsDatabase(database_url=database_url)},
+        )
+        assert isinstance(daily_rescore(context), dg.SkipReason)

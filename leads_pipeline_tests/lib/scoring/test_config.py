@@ -1,0 +1,82 @@
+"""The scoring configuration: defaults, the shipped file, and errors that name the bad key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.scoring.config import load_config, parse_config
+
+
+def test_shipped_default_file_is_valid_and_versioned() -> None:
+    config = load_config()
+    assert config.thresholds.mql == 50
+    assert config.company_fit.industries
+    assert config.version.startswith("cfg-")
+    assert load_config().version == config.version
+
+
+def test_partial_document_keeps_defaults_and_changes_version() -> None:
+    base = parse_config({})
+    changed = parse_config({"thresholds": {"mql": 40, "sql": 70}})
+    assert changed.weights == base.weights
+    assert changed.thresholds.mql == 40
+    assert changed.version != base.version
+
+
+def test_prd_body_shape_is_accepted() -> None:
+    config = parse_config(
+        {
+            "weights": {"dataCompleteness": 10, "companyFit": 40, "engagement": 40, "recency": 10},
+            "thresholds": {"mql": 55, "sql": 80},
+        }
+    )
+    assert config.component_weights() == {"dataCompleteness": 10, "companyFit": 40, "engagement": 40, "recency": 10}
+    assert config.band_floors() == (80, 55)
+
+
+@pytest.mark.parametrize(
+    ("document", "expected"),
+    [
+        ({"weights": {"engagment": 10}}, "weights.engagment: unknown key"),
+        ({"weights": {"recency": -1}}, "weights.recency: Input should be greater than or equal to 0"),
+        ({"thresholds": {"mql": 80, "sql": 60}}, "thresholds: mql (80) must not be above sql (60)"),
+        ({"thresholds": {"sql": 120}}, "thresholds.sql: Input should be less than or equal to 100"),
+        (
+            {"weights": {"dataCompleteness": 0, "companyFit": 0, "engagement": 0, "recency": 0}},
+            "weights: at least one component weight must be above 0",
+        ),
+        ({"companyFit": {"countries": ["USA"]}}, "companyFit: countries: 'USA' is not an ISO 3166 alpha-2 code"),
+        ({"companyFit": {"weights": {"size": 1}}}, "companyFit: weights.size: unknown criterion"),
+        ({"companyFit": {"employees": [{"min": 500, "max": 50}]}}, "companyFit.employees[0]: min (500) must not"),
+        (
+            {"engagement": {"signals": [{"field": "custom.Visits"}]}},
+            "engagement.signals[0]: give exactly one of steps (numeric field) or values",
+        ),
+        (
+            {"engagement": {"signals": [{"field": "vists", "values": {"a": 1}}]}},
+            "engagement.signals[0]: unknown lead field 'vists'",
+        ),
+        ({"engagement": {"signals": [{"field": "custom.V", "steps": [{"min": "x", "points": 1}]}]}}, "steps[0].min"),
+        ({"model": {"mode": "sometimes"}}, "model.mode: Input should be 'off', 'component' or 'replace'"),
+        ({"recency": {"dataHalfLifeDays": 0}}, "recency.dataHalfLifeDays: Input should be greater than 0"),
+        ({"bands": {"hot": 40, "warm": 60}}, "bands: warm (60) must not be above hot (40)"),
+        ([1, 2], "expected a mapping of sections"),
+    ],
+)
+def test_invalid_configuration_names_the_key(document: object, expected: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_config(document, source="my.yaml")
+    assert str(raised.value).startswith("my.yaml: ")
+    assert expected in str(raised.value)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "scoring.yaml"
+    path.write_text("weights: {companyFit: [\n")
+    with pytest.raises(ConfigurationError, match=r"scoring\.yaml: not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")

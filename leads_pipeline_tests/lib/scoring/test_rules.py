@@ -1,0 +1,133 @@
+"""Each component's arithmetic, the whole-point rounding, bands and explanations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from leads_pipeline.lib.scoring.config import parse_config
+from leads_pipeline.lib.scoring.rules import LeadInput, score_lead, whole_points
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def _config(**sections: Any) -> Any:
+    return parse_config(sections)
+
+
+def _only(component: str, **sections: Any) -> Any:
+    weights = {"dataCompleteness": 0, "companyFit": 0, "engagement": 0, "recency": 0, component: 1}
+    return parse_config({"weights": weights, **sections})
+
+
+def test_completeness_is_the_weighted_share_of_filled_fields() -> None:
+    config = _only("dataCompleteness", completeness={"fields": {"email": 3, "phone": 1, "custom.Notes": 1}})
+    lead = LeadInput(1, {"email": "a@b.co", "phone": "  "}, custom={"Notes": "called"})
+    result = score_lead(lead, config, NOW)
+    assert result.score == 80  # (3 + 1) / 5; a blank phone is missing
+    assert result.components == {"dataCompleteness": 80, "companyFit": 0, "engagement": 0, "recency": 0}
+    assert any("missing phone" in reason for reason in result.explanation(5))
+
+
+def test_company_fit_weights_each_configured_criterion() -> None:
+    icp = {
+        "industries": ["Computer Software"],
+        "employees": [{"min": 50, "max": 500}],
+        "countries": ["US"],
+        "titles": ["vp"],
+        "technologies": ["HubSpot"],
+        "weights": {"industries": 2, "employees": 2},
+    }
+    config = _only("companyFit", companyFit=icp)
+    lead = LeadInput(
+        1,
+        {"industry": "computer software", "employee_count": 120, "country": "DE", "title": "VP Sales"},
+        technologies=["hubspot", "AWS"],
+    )
+    result = score_lead(lead, config, NOW)
+    # matched: industry 2, employees 2, title 1, technologies 1 of a total of 7 (country missed)
+    assert result.score == round(100 * 6 / 7)
+    assert "outside the ICP on countries" in " ".join(result.explanation(10))
+    unknown = score_lead(LeadInput(2, {}), config, NOW)
+    assert unknown.score == 0
+
+
+def test_engagement_steps_values_and_cap() -> None:
+    signals = [
+        {"field": "custom.Visits", "steps": [{"min": 1, "points": 5}, {"min": 10, "points": 20}]},
+        {"field": "source", "values": {"Referral": 30, "Cold list": -10}},
+    ]
+    config = _only("engagement", engagement={"signals": signals})  # full = 20 + 30 = 50 points
+    assert score_lead(LeadInput(1, {"source": "referral"}, {"Visits": "12"}), config, NOW).score == 100
+    assert score_lead(LeadInput(2, {"source": "web"}, {"Visits": 3}), config, NOW).score == 10
+    assert score_lead(LeadInput(3, {"source": "Cold list"}, {"Visits": 0}), config, NOW).score == 0  # capped at 0
+    assert score_lead(LeadInput(4, {}, {"Visits": "n/a"}), config, NOW).explanation() == ["no engagement recorded"]
+
+
+def test_recency_halves_per_half_life_for_data_and_activity() -> None:
+    recency = {
+        "dataHalfLifeDays": 100,
+        "activityField": "custom.Last Activity",
+        "activityHalfLifeDays": 10,
+        "activityShare": 0.5,
+    }
+    config = _only("recency", recency=recency)
+    lead = LeadInput(
+        1,
+        {},
+        custom={"Last Activity": (NOW - timedelta(days=10)).isoformat()},
+        data_updated_at=NOW - timedelta(days=100),
+    )
+    assert score_lead(lead, config, NOW).score == 50  # 0.5 x 0.5 + 0.5 x 0.5
+    fresh = LeadInput(2, {}, custom={"Last Activity": NOW.date().isoformat()}, data_updated_at=NOW)
+    assert score_lead(fresh, config, NOW).score == 100
+    assert score_lead(fresh, config, NOW + timedelta(days=200)).score < 30
+
+
+def test_components_always_sum_to_the_score() -> None:
+    config = parse_config({})
+    lead = LeadInput(
+        1,
+        {"email": "x@y.io", "title": "Director of Sales", "industry": "Internet", "employee_count": 70},
+        custom={"Visits": 4},
+        data_updated_at=NOW - timedelta(days=33),
+    )
+    result = score_lead(lead, config, NOW)
+    assert sum(result.components.values()) == result.score
+    assert 0 < result.score < 100
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [{"a": 33.4, "b": 33.3, "c": 33.3}, {"a": 0.5, "b": 0.5}, {"a": 12.49, "b": 7.51, "c": 0.0}, {"a": 99.9}],
+)
+def test_whole_points_add_up(raw: dict[str, float]) -> None:
+    score, components = whole_points(raw)
+    assert score == round(sum(raw.values()))
+    assert sum(components.values()) == score
+
+
+def test_bands_follow_the_thresholds_unless_set() -> None:
+    config = _only("dataCompleteness", completeness={"fields": {"email": 1, "phone": 1}}, thresholds={"mql": 40})
+    assert score_lead(LeadInput(1, {"email": "a@b.co"}), config, NOW).band == "warm"
+    assert score_lead(LeadInput(1, {"email": "a@b.co", "phone": "+1"}), config, NOW).band == "hot"
+    assert score_lead(LeadInput(1, {}), config, NOW).band == "cold"
+    banded = _only("dataCompleteness", completeness={"fields": {"email": 1, "phone": 1}}, bands={"warm": 60})
+    assert score_lead(LeadInput(1, {"email": "a@b.co"}), banded, NOW).band == "cold"
+
+
+def test_fit_model_as_component_or_replacement() -> None:
+    component = parse_config(
+        {
+            "weights": {"dataCompleteness": 0, "companyFit": 0, "engagement": 0, "recency": 0},
+            "model": {"mode": "component", "weight": 10},
+        }
+    )
+    result = score_lead(LeadInput(1, {}), component, NOW, fit_probability=0.42)
+    assert result.components["fitModel"] == 42 and result.score == 42
+    replace = parse_config({"model": {"mode": "replace"}})
+    assert score_lead(LeadInput(1, {}), replace, NOW, fit_probability=0.9).components == {"fitModel": 90}
+    with pytest.raises(ValueError, match="no probability"):
+        score_lead(LeadInput(1, {}), replace, NOW)

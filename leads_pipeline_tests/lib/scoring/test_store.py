@@ -1,0 +1,156 @@
+"""Scores in PostgreSQL: current score, append-only history, automatic and manual stages, selections."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from leads_pipeline.lib.errors import InputFileError, NotFoundError
+from leads_pipeline.lib.scoring.batch import score_leads
+from leads_pipeline.lib.scoring.config import parse_config
+from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids, read_ids_file
+from leads_pipeline.lib.store import scoring as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+
+
+def test_scores_components_stages_and_history(database_url: str) -> None:
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _, (fit, engaged, cold) = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "US", "custom": {"Visits": "3"}},
+                {"industry": "Retail"},
+            ],
+        )
+        summary = score_leads(conn, [fit, engaged, cold], config, now=NOW, batch_id=None)
+        assert summary.as_json() | {"configVersion": None} == {
+            "scored": 3,
+            "distribution": {"hot": 1, "warm": 1, "cold": 1},
+            "averageScore": round((100 + 50 + 0) / 3, 2),
+            "stages": {"mql": 1, "new": 1, "sql": 1},
+            "stageChanges": 2,
+            "historyAppended": 3,
+            "configVersion": None,
+            "modelVersion": None,
+        }
+        stored = store.current_score(conn, fit)
+        assert stored is not None
+        assert stored["score"] == 100 and stored["components"]["companyFit"] == 50 and stored["band"] == "hot"
+        assert stored["config_version"] == config.version
+        assert any("industry Computer Software" in reason for reason in stored["reasons"])
+        stages = {r["id"]: r["stage"] for r in conn.execute("SELECT id, stage FROM leads")}
+        assert stages == {fit: "sql", engaged: "mql", cold: "new"}
+        assert [c["to_stage"] for c in store.stage_history(conn, fit)] == ["sql"]
+
+        again = score_leads(conn, [fit, engaged, cold], config, now=NOW + timedelta(hours=1))
+        assert again.history_appended == 0 and again.stage_changes == 0  # same inputs, same rules: nothing new
+
+        conn.execute("UPDATE leads SET custom = '{}' WHERE id = %s", (fit,))
+        dropped = score_leads(conn, [fit], config, now=NOW + timedelta(hours=2))
+        assert dropped.history_appended == 1 and dropped.stages == {"sql": 1}  # no regression by default
+        assert [h["score"] for h in store.score_history(conn, fit)] == [100, 50]
+
+        regress = parse_config({**ICP, "stages": {"regression": True}})
+        score_leads(conn, [fit], regress, now=NOW + timedelta(hours=3))
+        assert conn.execute("SELECT stage FROM leads WHERE id = %s", (fit,)).fetchone() == {"stage": "mql"}
+        history = store.score_history(conn, fit)
+        assert [(h["score"], h["stage"], h["config_version"]) for h in history][-1] == (50, "mql", regress.version)
+
+
+def test_manual_stage_is_recorded_and_respected(database_url: str) -> None:
+    config = parse_config({**ICP, "stages": {"regression": True}})
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(conn, [{"industry": "Retail"}])
+        score_leads(conn, [lead], config, now=NOW)
+        change = store.set_stage(conn, lead, "sql", user="ana", reason="asked for a demo")
+        assert change == {"leadId": lead, "from": "new", "to": "sql", "changedBy": "ana", "reason": "asked for a demo"}
+        summary = score_leads(conn, [lead], config, now=NOW + timedelta(days=1))
+        assert summary.stages == {"sql": 1} and summary.stage_changes == 0  # a person's stage is not lowered
+        changes = store.stage_history(conn, lead)
+        assert [(c["to_stage"], c["source"], c["changed_by"]) for c in changes] == [("sql", "manual", "ana")]
+        assert store.score_history(conn, lead)[-1]["stage"] == "sql"  # the manual change reaches the history
+        with pytest.raises(NotFoundError, match="no lead with id 999999"):
+            store.set_stage(conn, 999_999, "mql", user="ana", reason=None)
+
+
+def test_history_is_append_only(database_url: str) -> None:
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(conn, [{"industry": "Computer Software", "country": "US"}])
+        score_leads(conn, [lead], parse_config(ICP), now=NOW)
+        conn.commit()
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("UPDATE score_history SET score = 99")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            conn.execute("UPDATE stage_changes SET to_stage = 'sql'")
+
+
+def test_technologies_fact_counts_for_company_fit(database_url: str) -> None:
+    config = parse_config(
+        {
+            "weights": {"dataCompleteness": 0, "companyFit": 1, "engagement": 0, "recency": 0},
+            "companyFit": {"technologies": ["HubSpot"]},
+        }
+    )
+    with connect(database_url) as conn:
+        _, [lead, other] = add_leads(conn, [{}, {}])
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES"
+            " (%s, 'technologies', '[\"AWS\", \"HubSpot\"]', 'gemini', 80),"
+            " (%s, 'technologies', 'Shopify; Stripe', 'gemini', 80)",
+            (lead, other),
+        )
+        score_leads(conn, [lead, other], config, now=NOW)
+        scores = {r["lead_id"]: r["score"] for r in conn.execute("SELECT lead_id, score FROM lead_scores")}
+        assert scores == {lead: 100, other: 0}
+
+
+def test_leads_score_column_is_kept_when_it_exists(database_url: str) -> None:
+    with connect(database_url) as conn:
+        conn.execute("ALTER TABLE leads ADD COLUMN score smallint")
+        _, [lead] = add_leads(conn, [{"industry": "Computer Software", "country": "US"}])
+        score_leads(conn, [lead], parse_config(ICP), now=NOW)
+        assert conn.execute("SELECT score FROM leads").fetchone() == {"score": 50}
+
+
+def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> None:
+    with connect(database_url) as conn:
+        list_id, ids = add_leads(conn, [{}, {}, {}])
+        _, [stranger] = add_leads(conn, [{}], list_name="other")
+        assert list_lead_ids(conn, list_id) == ids
+        assert list_lead_ids(conn, list_id, [ids[2], ids[0]]) == [ids[0], ids[2]]
+        with pytest.raises(NotFoundError, match=f"not live leads of the list: {stranger}"):
+            list_lead_ids(conn, list_id, [ids[0], stranger])
+        batch = create_selection(conn, ids[:2], label="scoring", list_id=list_id, description="test", now=NOW)
+        assert batch.startswith("score-scoring-20261128T120000")
+        assert store.batch_lead_ids(conn, batch) == ids[:2]
+        kind = conn.execute("SELECT kind FROM batches WHERE id = %s", (batch,)).fetchone()
+        assert kind == {"kind": "selection"}
+    good = tmp_path / "ids.txt"
+    good.write_text("# leads to score\n12\n\n7  # a comment\n")
+    assert read_ids_file(good) == [12, 7]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("12\nabc\n")
+    with pytest.raises(InputFileError, match=r"bad\.txt: line 2: expected a lead id \(digits\), got 'abc'"):
+        read_ids_file(bad)
+
+
+def test_batch_problems_find_unscored_and_broken_sums(database_url: str) -> None:
+    with connect(database_url) as conn:
+        list_id, [a, b] = add_leads(conn, [{"industry": "Computer Software"}, {}])
+        batch = create_selection(conn, [a, b], label="x", list_id=list_id, description="test", now=NOW)
+        score_leads(conn, [a], parse_config(ICP), now=NOW, batch_id=batch)
+        conn.execute("UPDATE lead_scores SET score = score + 1 WHERE lead_id = %s", (a,))
+        problems = store.batch_score_problems(conn, batch)
+        assert problems["checked"] == 2
+        assert problems["unscored"] == [b]
+        assert [r["lead_id"] for r in problems["mismatched"]] == [a]
