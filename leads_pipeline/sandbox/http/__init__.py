@@ -11,6 +11,7 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.crm.hubspot import HubSpotResource
 from leads_pipeline.sandbox.http.app import HttpEmulator, build_http_app
 from leads_pipeline.sandbox.http.common import (
     EmailLists,
@@ -39,6 +40,8 @@ def http_env(base_url: str) -> dict[str, str]:
         TwilioLookupResource.URL_ENV_VAR: f"{base_url}/twilio",
         TwilioLookupResource.SID_ENV_VAR: "ACsandbox",
         TwilioLookupResource.TOKEN_ENV_VAR: "sandbox-twilio-token",
+        HubSpotResource.URL_ENV_VAR: f"{base_url}/hubspot",
+        HubSpotResource.ENV_VAR: "sandbox-hubspot-token",
     }
 
 

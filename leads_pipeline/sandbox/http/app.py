@@ -32,6 +32,7 @@ from leads_pipeline.sandbox.http.common import (
     redact_key,
 )
 from leads_pipeline.sandbox.http.gemini import GeminiEmulator
+from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.http.twilio import TwilioEmulator
 from leads_pipeline.sandbox.http.verifiers import NeverBounceEmulator, ZeroBounceEmulator
 from leads_pipeline.sandbox.world import World
@@ -56,6 +57,7 @@ class HttpEmulator:
             ZeroBounceEmulator(world, settings),
             NeverBounceEmulator(world, settings),
             TwilioEmulator(world, settings),
+            HubSpotEmulator(world, settings),
         ]
         self._emulators = {e.name: e for e in emulators}
 
@@ -64,6 +66,12 @@ class HttpEmulator:
         if provider not in self._emulators:
             raise ValueError(f"no emulator named {provider!r}; expected one of {sorted(self._emulators)}")
         self._script.push(provider, faults)
+
+    def emulator(self, name: str) -> Emulator:
+        """The emulator mounted at ``/{name}`` (tests reach the CRM emulators' records through it)."""
+        if name not in self._emulators:
+            raise ValueError(f"no emulator named {name!r}; expected one of {sorted(self._emulators)}")
+        return self._emulators[name]
 
     def reset(self) -> None:
         """Forget queued faults and logged requests (world state such as credits and runs is kept)."""

@@ -1,0 +1,52 @@
+"""A token bucket per connection: requests are spaced to the CRM's published limit instead of hitting 429s."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class TokenBucket:
+    """``capacity`` requests per ``per_seconds``, refilled continuously; ``acquire`` blocks until one is free.
+
+    A burst of ``capacity`` is allowed from full, as the CRMs' own windows allow. ``pause(s)`` empties the bucket
+    for ``s`` seconds: what a Retry-After asks of every caller, not just the one that got the 429.
+    """
+
+    def __init__(
+        self,
+        capacity: int,
+        per_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if capacity < 1 or per_seconds <= 0:
+            raise ValueError(f"rate limit: expected requests >= 1 per positive seconds, found {capacity}/{per_seconds}")
+        self.capacity = capacity
+        self.rate = capacity / per_seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._tokens = float(capacity)
+        self._updated = clock()
+        self._blocked_until = 0.0
+        self._lock = threading.Lock()
+        self.acquired = 0
+
+    def acquire(self) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if now >= self._blocked_until and self._tokens >= 1:
+                    self._tokens -= 1
+                    self.acquired += 1
+                    return
+                wait = max(self._blocked_until - now, (1 - self._tokens) / self.rate)
+            self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        with self._lock:
+            self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            self._tokens = 0.0
