@@ -337,8 +337,8 @@ def test_request_log_redacts_keys_and_records_faults_and_costs(app: HttpEmulator
 
 
 def test_inject_rejects_unknown_providers(app: HttpEmulator) -> None:
-    with pytest.raises(ValueError, match="hubspot"):
-        app.inject("hubspot", "500")
+    with pytest.raises(ValueError, match="zoho"):
+        app.inject("zoho", "500")
 
 
 def test_rate_limit_is_per_key_with_retry_after() -> None:
