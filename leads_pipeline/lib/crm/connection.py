@@ -52,7 +52,7 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 _KEYS = {
     "crm", "object", "match_key", "mapping", "pull_fields", "direction", "list", "where", "create_new",
     "update_existing", "conflict", "conflict_fields", "schedule", "batch_size", "bulk_threshold", "rate_limit",
-    "daily_quota", "external_id_field",
+    "daily_quota",
 }  # fmt: skip
 
 
@@ -229,10 +229,10 @@ def _mapping(value: Any, where: str) -> tuple[FieldMap, ...]:
     entries = []
     for local, target in value.items():
         local = str(local)
-        if local not in CANONICAL_FIELDS and not local.startswith("custom."):
+        if local not in CANONICAL_FIELDS and local != "id" and not local.startswith("custom."):
             raise ConfigurationError(
-                f"{where}: mapping: {local!r} is not a lead field; expected one of {', '.join(CANONICAL_FIELDS)} "
-                "or custom.<name>"
+                f"{where}: mapping: {local!r} is not a lead field; expected id (the lead's id, e.g. for an "
+                f"external id field), one of {', '.join(CANONICAL_FIELDS)} or custom.<name>"
             )
         transforms: tuple[str, ...] = ()
         if isinstance(target, str):

@@ -14,9 +14,12 @@ from leads_pipeline.lib.normalize import country_codes
 
 
 def to_lead_values(values: dict[str, Any]) -> dict[str, Any]:
-    """``{lead field: CRM value}`` normalized; misfits move to ``custom.<field>``."""
+    """``{lead field: CRM value}`` normalized; misfits move to ``custom.<field>``. The lead's ``id`` is never
+    taken from a CRM (it is only ever sent, e.g. as an external id)."""
     out: dict[str, Any] = {}
     for name, raw in values.items():
+        if name == "id":
+            continue
         value = None if raw is None or str(raw).strip() == "" else str(raw).strip()
         fitted, ok = _fit(name, value)
         out[name if ok else f"custom.{name}"] = fitted if ok else value

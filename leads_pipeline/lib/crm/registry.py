@@ -11,16 +11,22 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.hubspot import HubSpotResource
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource
+from leads_pipeline.lib.crm.salesforce import SalesforceResource
 
-RESOURCE_KEYS: dict[CrmName, str] = {"hubspot": "crm_hubspot"}
+RESOURCE_KEYS: dict[CrmName, str] = {"hubspot": "crm_hubspot", "salesforce": "crm_salesforce"}
 """The Dagster resource key of each CRM."""
 
 ENV_FIELDS: dict[CrmName, dict[str, str]] = {
     "hubspot": {"access_token": HubSpotResource.ENV_VAR, "base_url": HubSpotResource.URL_ENV_VAR},
+    "salesforce": {
+        "access_token": SalesforceResource.ENV_VAR,
+        "instance_url": SalesforceResource.URL_ENV_VAR,
+        "ca_bundle": SalesforceResource.CA_ENV_VAR,
+    },
 }
 """Resource field -> environment variable, per CRM."""
 
-RESOURCE_TYPES: dict[CrmName, type[CrmResource]] = {"hubspot": HubSpotResource}
+RESOURCE_TYPES: dict[CrmName, type[CrmResource]] = {"hubspot": HubSpotResource, "salesforce": SalesforceResource}
 
 
 def resource_from_env(crm: CrmName, env: Mapping[str, str] | None = None) -> CrmResource:

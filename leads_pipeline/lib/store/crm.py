@@ -175,6 +175,11 @@ def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[s
 
 def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dict[str, Any] | None:
     """A live lead of the list whose ``field`` equals ``value`` (case-insensitive for text), if any."""
+    if field == "id":
+        return conn.execute(
+            "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND l.id::text = %s",
+            (list_id, str(value)),
+        ).fetchone()
     if field not in CANONICAL_FIELDS:
         return None
     query = sql.SQL(

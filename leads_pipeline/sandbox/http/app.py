@@ -33,6 +33,7 @@ from leads_pipeline.sandbox.http.common import (
 )
 from leads_pipeline.sandbox.http.gemini import GeminiEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
 from leads_pipeline.sandbox.http.twilio import TwilioEmulator
 from leads_pipeline.sandbox.http.verifiers import NeverBounceEmulator, ZeroBounceEmulator
 from leads_pipeline.sandbox.world import World
@@ -58,6 +59,7 @@ class HttpEmulator:
             NeverBounceEmulator(world, settings),
             TwilioEmulator(world, settings),
             HubSpotEmulator(world, settings),
+            SalesforceEmulator(world, settings, ids),
         ]
         self._emulators = {e.name: e for e in emulators}
 

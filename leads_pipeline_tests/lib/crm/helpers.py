@@ -15,6 +15,14 @@ from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.support import import_file
 
 MAPPINGS: dict[str, dict[str, Any]] = {
+    "salesforce": {
+        "id": "Leads_Id__c",
+        "email": "Email",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "company": "Company",
+        "title": "Title",
+    },
     "hubspot": {
         "email": "email",
         "first_name": "firstname",
@@ -61,6 +69,8 @@ def import_leads(database_url: str, tmp_path: Path, rows: list[dict[str, str]], 
 
 def connection(crm: str, name: str | None = None, **settings: Any) -> Connection:
     data: dict[str, Any] = {"crm": crm, "mapping": MAPPINGS[crm], "direction": "bidirectional", **settings}
+    if crm == "salesforce":
+        data.setdefault("match_key", "id")
     return parse_connection(name or f"{crm}-test", data)
 
 
