@@ -8,12 +8,19 @@ from typing import Any
 
 from leads_pipeline.lib.crm.base import CrmName
 from leads_pipeline.lib.crm.connection import Connection
+from leads_pipeline.lib.crm.gohighlevel import GoHighLevelResource
 from leads_pipeline.lib.crm.hubspot import HubSpotResource
+from leads_pipeline.lib.crm.pipedrive import PipedriveResource
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource
 from leads_pipeline.lib.crm.salesforce import SalesforceResource
 
-RESOURCE_KEYS: dict[CrmName, str] = {"hubspot": "crm_hubspot", "salesforce": "crm_salesforce"}
+RESOURCE_KEYS: dict[CrmName, str] = {
+    "hubspot": "crm_hubspot",
+    "salesforce": "crm_salesforce",
+    "pipedrive": "crm_pipedrive",
+    "gohighlevel": "crm_gohighlevel",
+}
 """The Dagster resource key of each CRM."""
 
 ENV_FIELDS: dict[CrmName, dict[str, str]] = {
@@ -23,10 +30,21 @@ ENV_FIELDS: dict[CrmName, dict[str, str]] = {
         "instance_url": SalesforceResource.URL_ENV_VAR,
         "ca_bundle": SalesforceResource.CA_ENV_VAR,
     },
+    "pipedrive": {"api_token": PipedriveResource.ENV_VAR, "base_url": PipedriveResource.URL_ENV_VAR},
+    "gohighlevel": {
+        "token": GoHighLevelResource.ENV_VAR,
+        "location_id": GoHighLevelResource.LOCATION_ENV_VAR,
+        "base_url": GoHighLevelResource.URL_ENV_VAR,
+    },
 }
 """Resource field -> environment variable, per CRM."""
 
-RESOURCE_TYPES: dict[CrmName, type[CrmResource]] = {"hubspot": HubSpotResource, "salesforce": SalesforceResource}
+RESOURCE_TYPES: dict[CrmName, type[CrmResource]] = {
+    "hubspot": HubSpotResource,
+    "salesforce": SalesforceResource,
+    "pipedrive": PipedriveResource,
+    "gohighlevel": GoHighLevelResource,
+}
 
 
 def resource_from_env(crm: CrmName, env: Mapping[str, str] | None = None) -> CrmResource:

@@ -1,9 +1,10 @@
 """The WSGI application that mounts every HTTP emulator under its own path prefix.
 
-One app (and so one port) serves all providers: ``/apify``, ``/gemini``, ``/zerobounce``, ``/neverbounce`` and
-``/twilio``. Around each emulator it applies what the settings ask for, in the order a real service would:
-latency, then the per-key rate limit, then faults (scripted first, then random), then the answer; and it logs
-every request.
+One app (and so one port) serves all providers: ``/apify``, ``/gemini``, ``/zerobounce``,
+``/neverbounce``, ``/twilio`` and the CRMs ``/hubspot``, ``/salesforce`` (simple-salesforce speaks only
+https: see ``tls.py``), ``/pipedrive`` and ``/gohighlevel``. Around each emulator it applies what the
+settings ask for, in the order a real service would: latency, then the per-key rate limit, then faults
+(scripted first, then random), then the answer; and it logs every request.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from leads_pipeline.sandbox.http.common import (
     redact_key,
 )
 from leads_pipeline.sandbox.http.gemini import GeminiEmulator
+from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator
 from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
 from leads_pipeline.sandbox.http.twilio import TwilioEmulator
 from leads_pipeline.sandbox.http.verifiers import NeverBounceEmulator, ZeroBounceEmulator
@@ -60,6 +63,8 @@ class HttpEmulator:
             TwilioEmulator(world, settings),
             HubSpotEmulator(world, settings),
             SalesforceEmulator(world, settings, ids),
+            PipedriveEmulator(world, settings),
+            GoHighLevelEmulator(world, settings, ids),
         ]
         self._emulators = {e.name: e for e in emulators}
 

@@ -15,6 +15,20 @@ from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.support import import_file
 
 MAPPINGS: dict[str, dict[str, Any]] = {
+    "pipedrive": {
+        "email": "email",
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "title": "job_title",
+        "company": "Company",
+    },
+    "gohighlevel": {
+        "email": "email",
+        "first_name": "firstName",
+        "last_name": "lastName",
+        "company": "companyName",
+        "title": "Job Title",
+    },
     "salesforce": {
         "id": "Leads_Id__c",
         "email": "Email",
@@ -69,6 +83,7 @@ def import_leads(database_url: str, tmp_path: Path, rows: list[dict[str, str]], 
 
 def connection(crm: str, name: str | None = None, **settings: Any) -> Connection:
     data: dict[str, Any] = {"crm": crm, "mapping": MAPPINGS[crm], "direction": "bidirectional", **settings}
+    data.setdefault("rate_limit", {"requests": 1000, "per_seconds": 1})  # tests are not about the pacing
     if crm == "salesforce":
         data.setdefault("match_key", "id")
     return parse_connection(name or f"{crm}-test", data)
