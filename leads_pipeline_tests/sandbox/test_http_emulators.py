@@ -108,7 +108,7 @@ def start_run(base: str, body: bytes, headers: dict[str, str] | None = None) -> 
 
 
 def test_unknown_prefix_is_404_naming_the_mounted_emulators(base: str) -> None:
-    response = requests.get(f"{base}/salesforce/x", timeout=5)
+    response = requests.get(f"{base}/zoho/x", timeout=5)
     assert response.status_code == 404
     assert "apify" in response.json()["error"]
 
