@@ -35,9 +35,8 @@ def test_asset_graph_has_the_import_asset_partitioned_by_batch_with_its_checks()
 def test_sensor_and_jobs_resolve() -> None:
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    job = defs.resolve_implicit_global_asset_job_def()
-    assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
-    assert job.partitions_def.name == BATCHES
+    job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("batch_leads")])
+    assert job is not None  # one global job: the CRM assets are partitioned by connection, not by batch
     assert "database" in job.resource_defs
 
 
@@ -54,4 +53,4 @@ def test_definitions_import_without_environment() -> None:
         [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['batch_leads']"
+    assert done.stdout.strip() == "['batch_leads', 'crm_sync', 'crm_sync_plan']"

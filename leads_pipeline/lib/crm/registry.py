@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import dagster as dg
+
 from leads_pipeline.lib.crm.base import CrmName
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.gohighlevel import GoHighLevelResource
@@ -52,6 +54,32 @@ def resource_from_env(crm: CrmName, env: Mapping[str, str] | None = None) -> Crm
     env = os.environ if env is None else env
     values: dict[str, Any] = {field: env[name] for field, name in ENV_FIELDS[crm].items() if env.get(name)}
     return RESOURCE_TYPES[crm](**values)
+
+
+class CrmAccounts(dg.ConfigurableResource):  # type: ignore[type-arg]
+    """The four CRM accounts (resource ``crm``); a connection uses the one of its CRM."""
+
+    hubspot: HubSpotResource
+    salesforce: SalesforceResource
+    pipedrive: PipedriveResource
+    gohighlevel: GoHighLevelResource
+
+    def for_connection(self, connection: Connection) -> CrmResource:
+        resource: CrmResource = getattr(self, connection.crm)
+        return resource
+
+
+def crm_accounts() -> CrmAccounts:
+    """The Definitions' ``crm`` resource: each field bound to ``dg.EnvVar`` when its variable is set.
+
+    Only the variables' presence is read here; Dagster resolves the values at run time. A CRM without its
+    variables reports itself as not configured when a connection of it runs.
+    """
+    accounts: dict[str, CrmResource] = {}
+    for crm, fields in ENV_FIELDS.items():
+        bound: dict[str, Any] = {field: dg.EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
+        accounts[crm] = RESOURCE_TYPES[crm](**bound)
+    return CrmAccounts(**accounts)
 
 
 def limiter_for(connection: Connection) -> TokenBucket:
