@@ -17,6 +17,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.crm import crm_app, sync_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -33,6 +34,8 @@ app.add_typer(lists_app, name="lists")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(crm_app, name="crm")
+app.add_typer(sync_app, name="sync")
 
 
 @db_app.command("start")

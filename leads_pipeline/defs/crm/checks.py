@@ -2,7 +2,7 @@
 
 A lead that fails validation is never sent; the check lists those leads (a WARN: the others still go). The
 check fails with ERROR, and so blocks ``crm_sync``, when the push cannot be right at all: a mapped field the
-CRM does not have, or every lead to send failing validation.
+CRM does not have, or every lead of the list failing validation (a mapping that cannot be right).
 """
 
 from __future__ import annotations
@@ -43,12 +43,12 @@ def push_check(connection: Connection, plan: PushPlan, unknown: list[str]) -> dg
         "invalid_preview": dg.MetadataValue.md("\n".join(rows) if plan.invalid else "none"),
         "unknown_fields": dg.MetadataValue.text(", ".join(unknown) or "none"),
     }
-    all_invalid = bool(plan.invalid) and not plan.send
+    all_invalid = bool(plan.invalid) and not (plan.send or plan.unchanged or plan.held)
     if unknown or all_invalid:
         if unknown:
             reason = f"{connection.crm} has no field(s) {', '.join(unknown)}"
         else:
-            reason = "every lead to send fails validation"
+            reason = f"all {len(plan.invalid)} leads fail validation, e.g. {'; '.join(plan.invalid[0].reasons)}"
         metadata["reason"] = dg.MetadataValue.text(reason)
         return dg.AssetCheckResult(
             check_name=PUSH_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata

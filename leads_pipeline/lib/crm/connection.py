@@ -142,7 +142,7 @@ def load_connection(name: str, folder: Path | None = None) -> Connection:
         path = folder / f"{name}{suffix}"
         if path.is_file():
             return load_connection_file(path)
-    known = ", ".join(c.name for c in load_connections(folder)) or "none"
+    known = ", ".join(sorted(p.stem for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")])) or "none"
     raise NotFoundError(f"no CRM connection named {name!r} in {folder} (known: {known}); add {folder}/{name}.yaml")
 
 
