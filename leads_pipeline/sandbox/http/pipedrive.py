@@ -22,6 +22,8 @@ from leads_pipeline.sandbox.world import World
 CUSTOM_FIELDS = ("Company", "LinkedIn", "Lifecycle stage")
 STANDARD = ("name", "first_name", "last_name", "emails", "phones", "job_title", "org_id", "owner_id")
 PAGE_MAX = 500
+PRIMARY = "primary_email"
+"""The store's index of each person's primary email, so that an exact email search is a lookup."""
 
 
 def field_key(name: str) -> str:
@@ -34,8 +36,13 @@ class PipedriveEmulator:
 
     def __init__(self, world: World, settings: EmulatorSettings) -> None:
         self._settings = settings
-        self.store = CrmStore(key_fields=(), new_id=lambda n: str(n))
+        self.store = CrmStore(key_fields=(PRIMARY,), new_id=lambda n: str(n))
         self.custom = {field_key(name): name for name in CUSTOM_FIELDS}
+
+    def add_person(self, name: str, email: str, **fields: Any) -> CrmRecord:
+        """A person created in Pipedrive by a user (tests and benchmarks)."""
+        emails = [{"value": email, "primary": True, "label": "work"}]
+        return self.store.create({"name": name, "emails": emails, PRIMARY: email, **fields})
 
     def api_key(self, request: Request) -> str | None:
         return request.headers.get("x-api-token") or request.query.get("api_token")
@@ -112,6 +119,9 @@ class PipedriveEmulator:
             return self._fail(400, "term must be at least 2 characters")
         exact = query.get("exact_match") == "true"
         fields = query.get("fields", "email").split(",")
+        if exact and fields == ["email"]:
+            found = self.store.find(PRIMARY, term)
+            return self._ok({"items": [{"result_score": 1.0, "item": _search_item(found)}] if found else []})
         items = []
         for record in self.store.changed_since(None):
             values = [e["value"] for e in record.fields.get("emails") or []] if "email" in fields else []
@@ -136,6 +146,9 @@ class PipedriveEmulator:
             return self._fail(400, "Field 'name' is required")
         if name:
             fields["name"] = name
+        if "emails" in fields:
+            primary = next((e for e in fields["emails"] if e.get("primary")), None)
+            fields[PRIMARY] = primary.get("value") if primary else None
         fields["custom_fields"] = {**((record.fields.get("custom_fields") if record else None) or {}), **custom}
         if record is None:
             return self._ok(_person(self.store.create(fields)), status=201)

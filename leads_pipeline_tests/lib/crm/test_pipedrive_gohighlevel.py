@@ -33,9 +33,7 @@ def test_pipedrive_looks_up_before_create_and_resolves_custom_field_keys(
 ) -> None:
     list_id = import_leads(database_url, tmp_path, lead_rows(12, start=90_000))
     emulator = pipedrive(sandbox)
-    existing = emulator.store.create(
-        {"name": "Already There", "emails": [{"value": email_of(90_000), "primary": True}]}
-    )
+    existing = emulator.add_person("Already There", email_of(90_000))
     conn_ = connection("pipedrive", "pd-push")
     report = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (report.created, report.updated, report.failed) == (11, 1, 0)
@@ -64,8 +62,7 @@ def test_pipedrive_pull_pages(database_url: str, sandbox: Sandbox, tmp_path: Pat
     list_id = import_leads(database_url, tmp_path, lead_rows(1, start=92_000))
     emulator = pipedrive(sandbox)
     for i in range(520):  # more than one page of 500
-        emulator.store.create({"name": f"P {i}", "first_name": "P", "last_name": f"N{i}",
-                               "emails": [{"value": f"p{i}@pd.example", "primary": True}]})  # fmt: skip
+        emulator.add_person(f"P {i}", f"p{i}@pd.example", first_name="P", last_name=f"N{i}")
     report = engine(database_url, sandbox, connection("pipedrive", "pd-pull")).run("pull", list_id)
     assert report.pulled >= 520
     with connect(database_url) as db:
