@@ -26,12 +26,14 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
-from leads_pipeline.lib.crm.rest import JsonApi
+from leads_pipeline.lib.crm.rest import JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError
 
 API_VERSION = "2021-07-28"
 STANDARD = ("firstName", "lastName", "name", "email", "phone", "companyName", "website", "address1", "city",
             "state", "postalCode", "country", "source")  # fmt: skip
+WORKERS = 8
+"""Records in flight at once: one request each, so latency, not the rate limit, would bound a serial push."""
 PAGE = 100
 
 
@@ -104,13 +106,7 @@ class GoHighLevelConnector:
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         ids = self._custom_ids()
-        results = []
-        for record in records:
-            try:
-                results.append(self._push_one(record, ids))
-            except RetryableError as exc:
-                results.append(PushResult(record.lead_id, "failed", category="transient", message=str(exc)))
-        return results
+        return push_each(records, lambda record: self._push_one(record, ids), WORKERS)
 
     def _push_one(self, record: OutgoingRecord, ids: dict[str, str]) -> PushResult:
         body: dict[str, Any] = {"locationId": self._location}

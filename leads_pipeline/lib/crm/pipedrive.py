@@ -2,13 +2,15 @@
 
 Pipedrive has no upsert, so a push searches for the person by email first (``exact_match``) and creates only
 when nothing matches: a batch resent after a crash finds what the first attempt created. Creates are never
-retried blindly (the engine retries the record, which searches again). Custom fields are addressed by their
+retried blindly: a create whose answer was lost (timeout, cut body) waits out the server's possible processing
+time and searches again before the record counts as failed. Custom fields are addressed by their
 account-specific 40-character hash keys: the mapping names them by their display name and ``/personFields``
 resolves the keys once per connector.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -28,11 +30,13 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
-from leads_pipeline.lib.crm.rest import Answer, JsonApi
+from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError
 
 STANDARD = ("name", "first_name", "last_name", "email", "phone", "job_title")
 """CRM field names a mapping may use besides custom fields (email/phone become the primary entry)."""
+WORKERS = 8
+"""Records in flight at once: one request each, so latency, not the rate limit, would bound a serial push."""
 PAGE = 500
 
 
@@ -63,15 +67,16 @@ class PipedriveResource(CrmResource):
             env_var=self.ENV_VAR,
             secret=self.api_token,
         )
-        return PipedriveConnector(api, connection)
+        return PipedriveConnector(api, connection, settle_s=2 * self.timeout_s)
 
 
 class PipedriveConnector:
     crm: CrmName = "pipedrive"
     max_batch = 50
 
-    def __init__(self, api: JsonApi, connection: Connection) -> None:
+    def __init__(self, api: JsonApi, connection: Connection, settle_s: float) -> None:
         self._api = api
+        self._settle_s = settle_s
         self._connection = connection
         self._keys: dict[str, str] | None = None
 
@@ -102,13 +107,7 @@ class PipedriveConnector:
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         keys = self._custom_keys()
-        results = []
-        for record in records:
-            try:
-                results.append(self._push_one(record, keys))
-            except RetryableError as exc:
-                results.append(PushResult(record.lead_id, "failed", category="transient", message=str(exc)))
-        return results
+        return push_each(records, lambda record: self._push_one(record, keys), WORKERS)
 
     def _push_one(self, record: OutgoingRecord, keys: dict[str, str]) -> PushResult:
         body = self._body(record.values, keys)
@@ -121,7 +120,17 @@ class PipedriveConnector:
                     answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
             if person_id is not None:
                 return self._result(record, answer, "updated")
-        return self._result(record, self._api.call("POST", "/api/v2/persons", json=body), "created")
+        try:
+            answer = self._api.call("POST", "/api/v2/persons", json=body)
+        except RetryableError:
+            # The create may have landed (a timeout or a cut answer says nothing): give the server the time the
+            # request could still take, then look again, so that the retry never creates a second person.
+            time.sleep(self._settle_s)
+            found = self._find(record)
+            if found is None:
+                raise
+            return PushResult(record.lead_id, "created", found)
+        return self._result(record, answer, "created")
 
     def _find(self, record: OutgoingRecord) -> str | None:
         field = "email" if self._connection.match_remote == "email" else "custom_fields"

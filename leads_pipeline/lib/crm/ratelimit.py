@@ -8,26 +8,28 @@ from collections.abc import Callable
 
 
 class TokenBucket:
-    """``capacity`` requests per ``per_seconds``, refilled continuously; ``acquire`` blocks until one is free.
+    """``requests`` per ``per_seconds``, refilled continuously; ``acquire`` blocks until a token is free.
 
-    A burst of ``capacity`` is allowed from full, as the CRMs' own windows allow. ``pause(s)`` empties the bucket
-    for ``s`` seconds: what a Retry-After asks of every caller, not just the one that got the 429.
+    ``burst`` tokens (default: ``requests``) are available from full. ``pause(s)`` empties the bucket for ``s``
+    seconds: what a Retry-After asks of every caller, not just the one that got the 429.
     """
 
     def __init__(
         self,
-        capacity: int,
+        requests: int,
         per_seconds: float,
+        *,
+        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if capacity < 1 or per_seconds <= 0:
-            raise ValueError(f"rate limit: expected requests >= 1 per positive seconds, found {capacity}/{per_seconds}")
-        self.capacity = capacity
-        self.rate = capacity / per_seconds
+        if requests < 1 or per_seconds <= 0:
+            raise ValueError(f"rate limit: expected requests >= 1 per positive seconds, found {requests}/{per_seconds}")
+        self.capacity = burst or requests
+        self.rate = requests / per_seconds
         self._clock = clock
         self._sleep = sleep
-        self._tokens = float(capacity)
+        self._tokens = float(self.capacity)
         self._updated = clock()
         self._blocked_until = 0.0
         self._lock = threading.Lock()

@@ -83,4 +83,8 @@ def crm_accounts() -> CrmAccounts:
 
 
 def limiter_for(connection: Connection) -> TokenBucket:
-    return TokenBucket(connection.rate_limit.requests, connection.rate_limit.per_seconds)
+    """Steady pacing just under the connection's limit: the CRMs count requests in a rolling window, so a
+    bucket that starts full would burst past it; one token of burst and a rate of (limit - 1) per window never
+    can."""
+    limit = connection.rate_limit
+    return TokenBucket(max(limit.requests - 1, 1), limit.per_seconds, burst=1)

@@ -9,13 +9,15 @@ without looking it up first.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
-from leads_pipeline.lib.crm.base import RetryableError
+from leads_pipeline.lib.crm.base import OutgoingRecord, PushResult, RetryableError
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -75,3 +77,22 @@ class JsonApi:
         except ValueError:
             raise RetryableError(f"{self.label} answered a body that is not JSON: {snippet!r}") from None
         return Answer(status, body)
+
+
+def push_each(
+    records: Sequence[OutgoingRecord], push_one: Callable[[OutgoingRecord], PushResult], workers: int
+) -> list[PushResult]:
+    """Push records one request each, ``workers`` at a time (the token bucket still paces them all).
+
+    APIs without a batch endpoint are bound by latency, not by their rate limit, when records go one after
+    another. A transient failure of one record is that record's result; the others go on.
+    """
+
+    def one(record: OutgoingRecord) -> PushResult:
+        try:
+            return push_one(record)
+        except RetryableError as exc:
+            return PushResult(record.lead_id, "failed", category="transient", message=str(exc))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(records)))) as pool:
+        return list(pool.map(one, records))
