@@ -113,6 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
+    report["crm"] = __import__("benchmarks.crm", fromlist=["crm_benchmark"]).crm_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -41,8 +41,8 @@ class TokenBucket:
                 now = self._clock()
                 self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
                 self._updated = now
-                if now >= self._blocked_until and self._tokens >= 1:
-                    self._tokens -= 1
+                if now >= self._blocked_until and self._tokens >= 1 - 1e-9:  # float refills land just under 1
+                    self._tokens = max(0.0, self._tokens - 1)
                     self.acquired += 1
                     return
                 wait = max(self._blocked_until - now, (1 - self._tokens) / self.rate)
