@@ -73,6 +73,7 @@ class GoHighLevelResource(CrmResource):
 class GoHighLevelConnector:
     crm: CrmName = "gohighlevel"
     max_batch = 50
+    requests_per_record = 1
 
     def __init__(self, api: JsonApi, connection: Connection, location_id: str) -> None:
         self._api = api

@@ -73,6 +73,7 @@ class PipedriveResource(CrmResource):
 class PipedriveConnector:
     crm: CrmName = "pipedrive"
     max_batch = 50
+    requests_per_record = 2  # a search, then an update or a create
 
     def __init__(self, api: JsonApi, connection: Connection, settle_s: float) -> None:
         self._api = api

@@ -88,6 +88,7 @@ class SalesforceConnector:
     crm: CrmName = "salesforce"
     max_batch = COMPOSITE_MAX
     bulk_batch = BULK_JOB_MAX
+    bulk_requests = BULK_REQUESTS
 
     def __init__(
         self,

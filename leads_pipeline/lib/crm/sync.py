@@ -231,7 +231,11 @@ class SyncEngine:
         size = size if bulk else min(size, self.connection.batch_size)
         for start in range(0, len(plan.send), size):
             batch = plan.send[start : start + size]
-            if self._over_quota(report, len(batch) if not bulk else 5):
+            per_record = getattr(self.connector, "requests_per_record", None)  # APIs without a batch endpoint
+            needed = (
+                getattr(self.connector, "bulk_requests", 1) if bulk else per_record * len(batch) if per_record else 1
+            )
+            if self._over_quota(report, needed):
                 return
             before = self.limiter.acquired
             results, attempts = self._send(send, [record for record, _ in batch])

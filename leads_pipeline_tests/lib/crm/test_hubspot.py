@@ -161,3 +161,15 @@ def test_pull_pages_updates_leads_records_facts_and_resolves_conflicts(
     push = engine(database_url, sandbox, conn_).run("push", list_id)  # local_wins goes back to the CRM
     assert remote_by_email(sandbox, bob.fields["email"]).fields["company"] == "Local Co"
     assert push.failed == 0
+
+
+def test_a_sync_that_would_exceed_the_daily_quota_stops_early_and_says_so(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(250, start=100_000))
+    conn_ = connection("hubspot", "hs-quota", daily_quota=2)
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (report.status, report.created + report.updated, report.requests) == ("stopped", 200, 2)
+    assert report.message is not None and "daily quota of 2 requests" in report.message
+    later = engine(database_url, sandbox, conn_).run("push", list_id)  # same day: nothing more goes
+    assert (later.status, later.leads_to_sync, later.requests) == ("stopped", 50, 0)
