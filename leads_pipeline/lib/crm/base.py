@@ -51,6 +51,8 @@ class PushResult:
     remote_updated: datetime | None = None
     category: Category | None = None
     message: str | None = None
+    retry_after_s: float | None = None
+    """What the CRM asked to wait before a transient failure is retried (its Retry-After)."""
 
     @property
     def transient(self) -> bool:

@@ -92,7 +92,9 @@ def push_each(
         try:
             return push_one(record)
         except RetryableError as exc:
-            return PushResult(record.lead_id, "failed", category="transient", message=str(exc))
+            return PushResult(
+                record.lead_id, "failed", category="transient", message=str(exc), retry_after_s=exc.retry_after_s
+            )
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(records)))) as pool:
         return list(pool.map(one, records))

@@ -23,7 +23,7 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
-from leads_pipeline.lib.clients.http import redact
+from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import (
     Category,
     Connector,
@@ -81,7 +81,12 @@ class SalesforceResource(CrmResource):
         client = Salesforce(
             instance_url=self.instance_url, session_id=self.access_token, session=session, version=API_VERSION
         )
-        return SalesforceConnector(client, connection, limiter, self.timeout_s, self.bulk_wait_s, self.access_token)
+        connector = SalesforceConnector(
+            client, connection, limiter, self.timeout_s, self.bulk_wait_s, self.access_token
+        )
+        # simple-salesforce's exceptions drop the headers: keep the last Retry-After where _call can read it
+        session.hooks["response"].append(connector.remember_retry_after)
+        return connector
 
 
 class SalesforceConnector:
@@ -107,6 +112,10 @@ class SalesforceConnector:
         self._timeout = timeout_s
         self._bulk_wait = bulk_wait_s
         self._secret = token
+        self._retry_after: str | None = None
+
+    def remember_retry_after(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._retry_after = response.headers.get("Retry-After")
 
     def describe_fields(self) -> list[RemoteField]:
         answer = self._call(lambda: getattr(self._sf, self._object).describe())
@@ -195,7 +204,7 @@ class SalesforceConnector:
             status = getattr(exc, "status", 0)
             detail = redact(f"HTTP {status} from Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)
             if status in (429, 500, 502, 503, 504):
-                raise RetryableError(detail) from None
+                raise RetryableError(detail, parse_retry_after(self._retry_after)) from None
             raise PermanentError(detail) from None
         except SalesforceOperationError as exc:  # a Bulk job that failed or timed out on the server
             raise RetryableError(f"Salesforce Bulk API job failed: {redact(str(exc), self._secret)}") from None

@@ -277,6 +277,8 @@ class SyncEngine:
                 raise
             except PermanentError as exc:
                 results = [PushResult(r.lead_id, "failed", category="rejected", message=str(exc)) for r in todo]
+            hints = [r.retry_after_s for r in results if r.transient and r.retry_after_s is not None]
+            retry_after = max([*hints, *([retry_after] if retry_after is not None else [])], default=None)
             retry = {r.lead_id for r in results if r.transient and attempt < self.retry.attempts}
             final.update({r.lead_id: r for r in results if r.lead_id not in retry})
             todo = [record for record in todo if record.lead_id in retry]
