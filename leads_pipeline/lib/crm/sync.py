@@ -11,8 +11,10 @@ and sent again by every later sync until it succeeds or the CRM refuses it perma
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -160,6 +162,7 @@ class SyncEngine:
         retry: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         today: Callable[[], Any] = lambda: datetime.now(UTC).date(),
+        concurrency: int = 4,
     ) -> None:
         self.database_url = database_url
         self.connection = connection
@@ -169,6 +172,10 @@ class SyncEngine:
         self.retry = retry or RetrySettings()
         self._sleep = sleep
         self._today = today
+        self.concurrency = concurrency
+        self._lock = threading.Lock()
+        self._quota_start = 0
+        self._reserved = 0
 
     def run(self, direction: Direction, list_id: int | None, selection: store.LeadFilter | None = None) -> SyncReport:
         name = self.connection.name
@@ -192,6 +199,7 @@ class SyncEngine:
         finally:
             report.requests = self.limiter.acquired - started
             with transaction(self.database_url) as conn:
+                store.add_quota(conn, name, self._today(), report.requests)
                 store.update_run(
                     conn, sync_id, status=report.status, message=report.message, finished=True, **report.counts()
                 )
@@ -229,33 +237,41 @@ class SyncEngine:
             send = bulk_push
         size = getattr(self.connector, "bulk_batch", 10_000) if bulk else self.connector.max_batch
         size = size if bulk else min(size, self.connection.batch_size)
-        for start in range(0, len(plan.send), size):
-            batch = plan.send[start : start + size]
-            per_record = getattr(self.connector, "requests_per_record", None)  # APIs without a batch endpoint
-            needed = (
-                getattr(self.connector, "bulk_requests", 1) if bulk else per_record * len(batch) if per_record else 1
-            )
+        batches = [plan.send[start : start + size] for start in range(0, len(plan.send), size)]
+        with connect(self.database_url) as conn:
+            self._quota_start = store.quota_used(conn, self.connection.name, self._today())
+        self._reserved = 0
+        per_record = getattr(self.connector, "requests_per_record", None)  # APIs without a batch endpoint
+
+        def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
+            needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
-            before = self.limiter.acquired
             results, attempts = self._send(send, [record for record, _ in batch])
-            self._record(report, batch, results, attempts, self.limiter.acquired - before)
+            self._record(report, batch, results, attempts)
+
+        # batches in flight at once: a push is bound by each round trip (and recording it) long before the
+        # token bucket, which still paces every request
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for future in [pool.submit(run_batch, batch) for batch in batches]:
+                future.result()
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
         """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
         quota = self.connection.rate_limit.daily_quota
         if quota is None:
             return False
-        with connect(self.database_url) as conn:
-            used = store.quota_used(conn, self.connection.name, self._today())
-        if used + requests <= quota:
-            return False
-        report.status = "stopped"
-        report.message = (
-            f"stopped early: {used} of the daily quota of {quota} requests to {self.connection.crm} are used; "
-            "the leads not sent yet go with the next sync"
-        )
-        return True
+        with self._lock:
+            used = self._quota_start + self._reserved
+            if used + requests <= quota and report.status == "running":
+                self._reserved += requests
+                return False
+            report.status = "stopped"
+            report.message = (
+                f"stopped early: {used} of the daily quota of {quota} requests to {self.connection.crm} are used; "
+                "the leads not sent yet go with the next sync"
+            )
+            return True
 
     def _send(
         self, send: Callable[[Sequence[OutgoingRecord]], list[PushResult]], records: list[OutgoingRecord]
@@ -296,17 +312,17 @@ class SyncEngine:
         batch: list[tuple[OutgoingRecord, str]],
         results: dict[int, PushResult],
         attempts: dict[int, int],
-        requests: int,
     ) -> None:
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
-            if result.action == "failed":
-                report.failed += 1
-            elif result.action == "created":
-                report.created += 1
-            else:
-                report.updated += 1
+            with self._lock:
+                if result.action == "failed":
+                    report.failed += 1
+                elif result.action == "created":
+                    report.created += 1
+                else:
+                    report.updated += 1
             outcomes.append(
                 store.Outcome(
                     record.lead_id,
@@ -323,7 +339,6 @@ class SyncEngine:
             )
         with transaction(self.database_url) as conn:
             store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
-            store.add_quota(conn, self.connection.name, self._today(), requests)
             store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
 
     # pull ---------------------------------------------------------------------------------------------------
