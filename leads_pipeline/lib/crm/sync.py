@@ -188,6 +188,11 @@ class SyncEngine:
             if direction in ("pull", "bidirectional"):
                 self._pull(report, list_id)
             if direction in ("push", "bidirectional"):
+                if self.connection.where is not None and selection is None:
+                    raise ConfigurationError(
+                        f"{name}: where: {self.connection.where!r} needs the lists' filter language, which this "
+                        "build cannot compile yet; remove `where` (the whole list is synced) or pass a selection"
+                    )
                 if list_id is None:
                     raise ConfigurationError(f"{name}: a push needs a list: pass --list or set list: in the file")
                 self._push(report, list_id, selection)
