@@ -20,6 +20,7 @@ import psutil
 
 from benchmarks import search
 from benchmarks.contacts import contacts_benchmark
+from benchmarks.crm import crm_benchmark
 from benchmarks.enrichment import enrichment_benchmark
 from benchmarks.scoring import scoring_benchmark
 
@@ -122,6 +123,7 @@ def main() -> None:
     report["contacts"] = contacts_benchmark()
     report["enrichment"] = enrichment_benchmark()
     report["scoring"] = scoring_benchmark()
+    report["crm"] = crm_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -21,6 +21,7 @@ from leads_pipeline.commands import score as score_commands
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.contacts import find_email, verify
+from leads_pipeline.commands.crm import crm_app, sync_app
 from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.dnc import app as dnc_app
 from leads_pipeline.commands.lists import app as lists_app
@@ -58,6 +59,8 @@ app.command("score")(score_commands.score)
 app.command("show")(score_commands.show)
 app.add_typer(score_commands.stage_app, name="stage")
 app.add_typer(score_commands.model_app, name="model")
+app.add_typer(crm_app, name="crm")
+app.add_typer(sync_app, name="sync")
 
 
 @db_app.command("start")

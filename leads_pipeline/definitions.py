@@ -3,6 +3,8 @@
 import dagster as dg
 
 from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
+from leads_pipeline.defs.crm.assets import crm_sync, crm_sync_job, crm_sync_plan
+from leads_pipeline.defs.crm.schedules import crm_schedules
 from leads_pipeline.defs.dedupe.assets import duplicate_clusters
 from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.jobs import enrichment_job
@@ -26,12 +28,14 @@ assets = [
     company_profiles,
     lead_scores,
     lead_fit_model,
+    crm_sync_plan,
+    crm_sync,
 ]
 
 defs = dg.Definitions(
     assets=assets,
-    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys), rescore_job],
-    schedules=[daily_rescore],
+    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys), rescore_job, crm_sync_job],
+    schedules=[daily_rescore, *crm_schedules()],
     sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
 )

@@ -35,9 +35,8 @@ def test_asset_graph_has_the_import_asset_partitioned_by_batch_with_its_checks()
 def test_sensor_and_jobs_resolve() -> None:
     sensor = defs.resolve_sensor_def("inbox_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-    job = defs.resolve_implicit_global_asset_job_def()
-    assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
-    assert job.partitions_def.name == BATCHES
+    job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("batch_leads")])
+    assert job is not None  # one global job: the CRM assets are partitioned by connection, not by batch
     assert "database" in job.resource_defs
 
 
@@ -55,4 +54,11 @@ def test_definitions_import_without_environment() -> None:
     )
     assert done.returncode == 0, done.stderr
     names = set(done.stdout.strip().strip("[]").split(", "))
-    assert {"'batch_leads'", "'duplicate_clusters'", "'email_contacts'", "'company_profiles'", "'lead_scores'"} <= names
+    assert {
+        "'batch_leads'",
+        "'duplicate_clusters'",
+        "'email_contacts'",
+        "'company_profiles'",
+        "'lead_scores'",
+        "'crm_sync'",
+    } <= names

@@ -15,6 +15,7 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.mail import mail_check_from_env
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.crm.registry import crm_accounts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import apply_migrations
 
@@ -68,4 +69,8 @@ def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[
 
 def default_resources() -> dict[str, Any]:
     """Resource bindings for the Definitions: secrets and endpoints come from the environment at run time."""
-    return {"database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL")), **provider_resources()}
+    return {
+        "database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL")),
+        **provider_resources(),
+        "crm": crm_accounts(),
+    }

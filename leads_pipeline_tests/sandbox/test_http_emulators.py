@@ -108,7 +108,7 @@ def start_run(base: str, body: bytes, headers: dict[str, str] | None = None) -> 
 
 
 def test_unknown_prefix_is_404_naming_the_mounted_emulators(base: str) -> None:
-    response = requests.get(f"{base}/salesforce/x", timeout=5)
+    response = requests.get(f"{base}/zoho/x", timeout=5)
     assert response.status_code == 404
     assert "apify" in response.json()["error"]
 
@@ -337,8 +337,8 @@ def test_request_log_redacts_keys_and_records_faults_and_costs(app: HttpEmulator
 
 
 def test_inject_rejects_unknown_providers(app: HttpEmulator) -> None:
-    with pytest.raises(ValueError, match="hubspot"):
-        app.inject("hubspot", "500")
+    with pytest.raises(ValueError, match="zoho"):
+        app.inject("zoho", "500")
 
 
 def test_rate_limit_is_per_key_with_retry_after() -> None:

@@ -11,6 +11,9 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.crm.gohighlevel import GoHighLevelResource
+from leads_pipeline.lib.crm.hubspot import HubSpotResource
+from leads_pipeline.lib.crm.pipedrive import PipedriveResource
 from leads_pipeline.sandbox.http.app import HttpEmulator, build_http_app
 from leads_pipeline.sandbox.http.common import (
     EmailLists,
@@ -23,6 +26,7 @@ from leads_pipeline.sandbox.http.common import (
     RequestLog,
     RequestRecord,
 )
+from leads_pipeline.sandbox.http.gohighlevel import LOCATION as GOHIGHLEVEL_LOCATION
 
 
 def http_env(base_url: str) -> dict[str, str]:
@@ -39,6 +43,13 @@ def http_env(base_url: str) -> dict[str, str]:
         TwilioLookupResource.URL_ENV_VAR: f"{base_url}/twilio",
         TwilioLookupResource.SID_ENV_VAR: "ACsandbox",
         TwilioLookupResource.TOKEN_ENV_VAR: "sandbox-twilio-token",
+        HubSpotResource.URL_ENV_VAR: f"{base_url}/hubspot",
+        HubSpotResource.ENV_VAR: "sandbox-hubspot-token",
+        PipedriveResource.URL_ENV_VAR: f"{base_url}/pipedrive",
+        PipedriveResource.ENV_VAR: "sandbox-pipedrive-token",
+        GoHighLevelResource.URL_ENV_VAR: f"{base_url}/gohighlevel",
+        GoHighLevelResource.ENV_VAR: "sandbox-gohighlevel-token",
+        GoHighLevelResource.LOCATION_ENV_VAR: GOHIGHLEVEL_LOCATION,
     }
 
 

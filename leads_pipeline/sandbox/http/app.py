@@ -1,9 +1,10 @@
 """The WSGI application that mounts every HTTP emulator under its own path prefix.
 
-One app (and so one port) serves all providers: ``/apify``, ``/gemini``, ``/zerobounce``, ``/neverbounce`` and
-``/twilio``. Around each emulator it applies what the settings ask for, in the order a real service would:
-latency, then the per-key rate limit, then faults (scripted first, then random), then the answer; and it logs
-every request.
+One app (and so one port) serves all providers: ``/apify``, ``/gemini``, ``/zerobounce``,
+``/neverbounce``, ``/twilio`` and the CRMs ``/hubspot``, ``/salesforce`` (simple-salesforce speaks only
+https: see ``tls.py``), ``/pipedrive`` and ``/gohighlevel``. Around each emulator it applies what the
+settings ask for, in the order a real service would: latency, then the per-key rate limit, then faults
+(scripted first, then random), then the answer; and it logs every request.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ from leads_pipeline.sandbox.http.common import (
     redact_key,
 )
 from leads_pipeline.sandbox.http.gemini import GeminiEmulator
+from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
+from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator
+from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
 from leads_pipeline.sandbox.http.twilio import TwilioEmulator
 from leads_pipeline.sandbox.http.verifiers import NeverBounceEmulator, ZeroBounceEmulator
 from leads_pipeline.sandbox.world import World
@@ -56,6 +61,10 @@ class HttpEmulator:
             ZeroBounceEmulator(world, settings),
             NeverBounceEmulator(world, settings),
             TwilioEmulator(world, settings),
+            HubSpotEmulator(world, settings),
+            SalesforceEmulator(world, settings, ids),
+            PipedriveEmulator(world, settings),
+            GoHighLevelEmulator(world, settings, ids),
         ]
         self._emulators = {e.name: e for e in emulators}
 
@@ -64,6 +73,12 @@ class HttpEmulator:
         if provider not in self._emulators:
             raise ValueError(f"no emulator named {provider!r}; expected one of {sorted(self._emulators)}")
         self._script.push(provider, faults)
+
+    def emulator(self, name: str) -> Emulator:
+        """The emulator mounted at ``/{name}`` (tests reach the CRM emulators' records through it)."""
+        if name not in self._emulators:
+            raise ValueError(f"no emulator named {name!r}; expected one of {sorted(self._emulators)}")
+        return self._emulators[name]
 
     def reset(self) -> None:
         """Forget queued faults and logged requests (world state such as credits and runs is kept)."""

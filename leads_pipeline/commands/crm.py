@@ -1,0 +1,287 @@
+"""``leads crm`` (connection files: ls, show, test) and ``leads sync`` (run a sync, its history and errors).
+
+A sync is launched the way every pipeline run is: the CLI adds the connection's partition and materializes
+``crm_sync_plan`` and ``crm_sync`` in-process on the project's Dagster instance, so the run, its blocking check
+and its counts show up in the UI like a scheduled one.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import warnings
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+
+crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
+sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
+
+
+@crm_app.command("ls")
+def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List the connection files (``LEADS_CRM_DIR``, default ``.leads/crm``), with any file that does not parse."""
+    from leads_pipeline.lib.crm.connection import connections_folder, load_connection_file
+
+    folder = connections_folder()
+    rows: list[dict[str, Any]] = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []:
+        try:
+            c = load_connection_file(path)
+            rows.append({"name": c.name, "crm": c.crm, "object": c.object, "direction": c.direction,
+                         "list": c.list_name, "schedule": c.schedule, "error": None})  # fmt: skip
+        except LeadsError as exc:
+            rows.append({"name": path.stem, "crm": None, "object": None, "direction": None, "list": None,
+                         "schedule": None, "error": str(exc)})  # fmt: skip
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"no CRM connections in {folder}: add one YAML file per connection (see README, CRM sync)")
+        return
+    table = Table("name", "crm", "object", "direction", "list", "schedule", "problem")
+    for row in rows:
+        table.add_row(*[str(row[k] or "") for k in ("name", "crm", "object", "direction", "list", "schedule", "error")])
+    console.print(table)
+
+
+@crm_app.command("show")
+def crm_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Show a connection's settings and link count (never credentials: they live in the environment)."""
+    from leads_pipeline.lib.crm.connection import load_connection
+    from leads_pipeline.lib.store.db import connect
+
+    connection = run_or_fail(lambda: load_connection(name))
+    env = run_or_fail(environment)
+
+    def describe() -> dict[str, Any]:
+        document = connection.describe()
+        with connect(env.database_url) as conn:
+            row = conn.execute(
+                "SELECT count(*) AS links, max(synced_at) AS last_synced FROM crm_links WHERE connection = %s",
+                (name,),
+            ).fetchone()
+        document["links"] = row["links"] if row else 0
+        document["lastSynced"] = row["last_synced"] if row else None
+        return document
+
+    document = run_or_fail(describe)
+    if as_json:
+        print_json(document)
+        return
+    table = Table(show_header=False)
+    for key, value in document.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+@crm_app.command("test")
+def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check the credentials and the field mapping against the CRM's own field list."""
+    from leads_pipeline.defs.crm.checks import unknown_fields
+    from leads_pipeline.lib.crm.connection import load_connection
+    from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+
+    def test() -> dict[str, Any]:
+        connection = load_connection(name)
+        connector = resource_from_env(connection.crm).connector(connection, limiter_for(connection))
+        fields = connector.describe_fields()
+        unknown = unknown_fields(connection, fields)
+        if unknown:
+            raise ConfigurationError(
+                f"{connection.path or name}: mapping: {connection.crm} {connection.object} has no field(s) "
+                f"{', '.join(unknown)}; it has {len(fields)} fields, e.g. "
+                f"{', '.join(f.name for f in fields[:12])}"
+            )
+        return {"connection": name, "crm": connection.crm, "object": connection.object, "ok": True,
+                "crmFields": len(fields), "mappedFields": len(connection.mapping)}  # fmt: skip
+
+    document = run_or_fail(test)
+    if as_json:
+        print_json(document)
+    else:
+        console.print(
+            f"[green]ok[/green]: {name} reaches {document['crm']} {document['object']}; "
+            f"all {document['mappedFields']} mapped fields exist ({document['crmFields']} fields in the CRM)"
+        )
+
+
+@sync_app.callback(invoke_without_command=True)
+def sync(
+    context: typer.Context,
+    crm: Annotated[str | None, typer.Option("--crm", help="The CRM connection (its file name).")] = None,
+    list_name: Annotated[str | None, typer.Option("--list", help="The list to sync (default: the file's).")] = None,
+    direction: Annotated[
+        str | None, typer.Option(help="push, pull or bidirectional (default: the file's direction).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {syncId, status, leadsToSync, ...}.")] = False,
+) -> None:
+    """Run a sync now: ``leads sync --crm CONNECTION --list NAME [--direction push|pull|bidirectional]``."""
+    if context.invoked_subcommand is not None:
+        return
+    if crm is None:
+        console.print(context.get_help())
+        raise typer.Exit(code=2)
+    env = run_or_fail(environment)
+    report = run_or_fail(lambda: _launch(env.database_url, crm, list_name, direction))
+    if as_json:
+        print_json(report)
+        return
+    console.print(
+        f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
+        f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
+        f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled, "
+        f"{report['conflicts']} conflicts ({report['requests']} requests)"
+    )
+    if report.get("message"):
+        console.print(report["message"])
+    if report["failed"] or report["invalid"]:
+        console.print(f"see `leads sync errors {report['syncId']}`")
+
+
+def _launch(database_url: str, name: str, list_name: str | None, direction: str | None) -> dict[str, Any]:
+    import dagster as dg
+
+    from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_plan
+    from leads_pipeline.defs.resources import default_resources
+    from leads_pipeline.launcher import instance
+    from leads_pipeline.lib.crm.connection import DIRECTIONS, load_connection
+    from leads_pipeline.lib.store import crm as store
+    from leads_pipeline.lib.store.db import connect
+
+    connection = load_connection(name)
+    if direction is not None and direction not in DIRECTIONS:
+        raise ConfigurationError(f"--direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
+    config = {"list_name": list_name, "direction": direction, "user": acting_user()}
+    config = {k: v for k, v in config.items() if v is not None}
+    run_config = {
+        "ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(CRM_CONNECTIONS, [connection.name])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [crm_sync_plan, crm_sync],
+            partition_key=connection.name,
+            instance=dagster_instance,
+            resources=default_resources(),
+            run_config=run_config,
+            tags={"leads/source": "cli", "leads/crm": connection.name},
+            raise_on_error=False,
+        )
+    materialized = result.asset_materializations_for_node("crm_sync")
+    if not materialized:
+        raise PermanentError(_failure(result, name))
+    sync_id = int(materialized[0].metadata["sync_id"].value)  # type: ignore[arg-type]
+    with connect(database_url) as conn:
+        run = store.get_run(conn, sync_id)
+    return _run_json(run)
+
+
+def _failure(result: Any, name: str) -> str:
+    """The one-line reason a sync run did not reach ``crm_sync``: the blocking check, or the failed step."""
+    import dagster as dg
+
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            reason = evaluation.metadata.get("reason")
+            return f"{name}: the push was blocked by its check: {reason.value if reason else 'see the Dagster UI'}"
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return str(error.message).strip().splitlines()[0].split(": ", 1)[-1]
+    return f"{name}: the sync did not run; see the run in the Dagster UI"
+
+
+def _run_json(run: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "syncId": str(run["id"]),
+        "status": run["status"],
+        "leadsToSync": run["leads_to_sync"],
+        "connection": run["connection"],
+        "direction": run["direction"],
+        "created": run["created"],
+        "updated": run["updated"],
+        "unchanged": run["unchanged"],
+        "failed": run["failed"],
+        "invalid": run["invalid"],
+        "pulled": run["pulled"],
+        "conflicts": run["conflicts"],
+        "requests": run["requests"],
+        "message": run["message"],
+        "startedBy": run["started_by"],
+        "startedAt": run["started_at"],
+        "finishedAt": run["finished_at"],
+    }
+
+
+@sync_app.command("history")
+def sync_history(
+    crm: Annotated[str | None, typer.Option("--crm", help="Only this connection.")] = None,
+    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Past sync runs with their counts."""
+    from leads_pipeline.lib.store import crm as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def history() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            return [_run_json(run) for run in store.list_runs(conn, crm, limit)]
+
+    runs = run_or_fail(history)
+    if as_json:
+        print_json(runs)
+        return
+    table = Table("sync", "connection", "direction", "status", "to sync", "created", "updated", "failed",
+                  "invalid", "pulled", "conflicts", "started")  # fmt: skip
+    for r in runs:
+        table.add_row(r["syncId"], r["connection"], r["direction"], r["status"], str(r["leadsToSync"]),
+                      str(r["created"]), str(r["updated"]), str(r["failed"]), str(r["invalid"]), str(r["pulled"]),
+                      str(r["conflicts"]), str(r["startedAt"])[:19])  # fmt: skip
+    console.print(table)
+
+
+@sync_app.command("errors")
+def sync_errors(
+    sync_id: int,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The records a sync could not send: lead, email, category, message and attempts."""
+    from leads_pipeline.lib.store import crm as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def errors() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            return store.run_errors(conn, sync_id)
+
+    rows = run_or_fail(errors)
+    columns = ["lead_id", "email", "action", "category", "message", "attempts"]
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print(f"sync {sync_id} has no failed or invalid records")
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*[str(row[c] if row[c] is not None else "") for c in columns])
+    console.print(table)

@@ -1,0 +1,124 @@
+"""The CRM sync stage: per connection, a push plan guarded by a blocking check, then the sync itself.
+
+Partitioned by CRM connection (the connection files' names, added as dynamic partitions when a sync is
+launched). ``crm_sync_plan`` sorts the list's leads into send / invalid / unchanged and checks the mapping
+against the CRM's field list; its blocking check stops ``crm_sync`` when the push cannot be right. ``crm_sync``
+runs the engine and reports created, updated, unchanged, failed and conflicts.
+"""
+
+from typing import cast
+
+import dagster as dg
+
+from leads_pipeline.defs.crm.checks import CHECK_SPECS, push_check, unknown_fields
+from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
+from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.store.lists import get_list
+
+CRM_CONNECTIONS = "crm_connections"
+crm_connections = dg.DynamicPartitionsDefinition(name=CRM_CONNECTIONS)
+
+
+class CrmSyncConfig(dg.Config):
+    """What to sync: the list (default: the connection file's ``list``) and the direction (default: the file's)."""
+
+    list_name: str | None = None
+    direction: str | None = None
+    """push, pull or bidirectional (Dagster config cannot take an optional Literal)."""
+    user: str = "dagster"
+
+
+def _connection(context: dg.AssetExecutionContext) -> Connection:
+    try:
+        return load_connection(context.partition_key)
+    except LeadsError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+
+
+def _list_id(database: LeadsDatabase, connection: Connection, config: CrmSyncConfig) -> int | None:
+    name = config.list_name or connection.list_name
+    if name is None:
+        return None
+    with database.connection() as conn:
+        return get_list(conn, name).id
+
+
+@dg.asset(
+    partitions_def=crm_connections,
+    group_name="crm",
+    kinds={"postgres"},
+    check_specs=CHECK_SPECS,
+)
+def crm_sync_plan(
+    context: dg.AssetExecutionContext, config: CrmSyncConfig, database: LeadsDatabase, crm: CrmAccounts
+) -> dg.MaterializeResult:
+    """What a push of the connection would send: leads changed since their last push (by the hash of their mapped
+    values), leads failing validation (held back, listed by the check), and the mapping checked against the
+    CRM's own field list."""
+    connection = _connection(context)
+    try:
+        list_id = _list_id(database, connection, config)
+        resource = crm.for_connection(connection)
+        connector = resource.connector(connection, limiter_for(connection))
+        unknown = unknown_fields(connection, connector.describe_fields())
+        if list_id is None:  # a pull-only connection: nothing to push, the mapping is still checked
+            plan = PushPlan()
+        else:
+            with database.connection() as conn:
+                plan = plan_push(conn, connection, list_id)
+    except PermanentError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    return dg.MaterializeResult(
+        metadata={
+            "connection": dg.MetadataValue.text(connection.name),
+            "crm": dg.MetadataValue.text(f"{connection.crm} {connection.object}"),
+            "to_send": dg.MetadataValue.int(len(plan.send)),
+            "invalid": dg.MetadataValue.int(len(plan.invalid)),
+            "unchanged": dg.MetadataValue.int(plan.unchanged),
+            "held": dg.MetadataValue.int(plan.held),
+            "skipped": dg.MetadataValue.int(plan.skipped),
+        },
+        check_results=[push_check(connection, plan, unknown)],
+    )
+
+
+@dg.asset(
+    partitions_def=crm_connections,
+    group_name="crm",
+    kinds={"postgres"},
+    deps=[crm_sync_plan],
+)
+def crm_sync(
+    context: dg.AssetExecutionContext, config: CrmSyncConfig, database: LeadsDatabase, crm: CrmAccounts
+) -> dg.MaterializeResult:
+    """One sync run of the connection: pull CRM changes (conflict rules decide fields both sides changed), then
+    push the changed valid leads in batches, with retries that lose nothing; counts per run in the sync log."""
+    connection = _connection(context)
+    direction = cast(Direction, config.direction or connection.direction)
+    if direction not in DIRECTIONS:
+        raise dg.Failure(description=f"direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
+    try:
+        list_id = _list_id(database, connection, config)
+        limiter: TokenBucket = limiter_for(connection)
+        connector = crm.for_connection(connection).connector(connection, limiter)
+        engine = SyncEngine(database.database_url, connection, connector, limiter, user=config.user)
+        report = engine.run(direction, list_id)
+    except ConfigurationError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}
+    return dg.MaterializeResult(
+        metadata={
+            "sync_id": dg.MetadataValue.int(report.sync_id),
+            "status": dg.MetadataValue.text(report.status),
+            "direction": dg.MetadataValue.text(direction),
+            "message": dg.MetadataValue.text(report.message or ""),
+            **counts,
+        }
+    )
+
+
+crm_sync_job = dg.define_asset_job("crm_sync_job", selection=[crm_sync_plan, crm_sync], partitions_def=crm_connections)

@@ -1,0 +1,61 @@
+"""The blocking check in front of every push: the mapping fits the CRM, and invalid leads are held back.
+
+A lead that fails validation is never sent; the check lists those leads (a WARN: the others still go). The
+check fails with ERROR, and so blocks ``crm_sync``, when the push cannot be right at all: a mapped field the
+CRM does not have, or every lead of the list failing validation (a mapping that cannot be right).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from leads_pipeline.lib.crm.base import RemoteField
+from leads_pipeline.lib.crm.connection import Connection
+from leads_pipeline.lib.crm.sync import PushPlan
+
+PUSH_CHECK = "crm_push_is_valid"
+PREVIEW_ROWS = 20
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        PUSH_CHECK,
+        asset="crm_sync_plan",
+        blocking=True,
+        description="Mapped fields exist in the CRM; leads failing validation are listed and held back.",
+    )
+]
+
+
+def unknown_fields(connection: Connection, fields: list[RemoteField]) -> list[str]:
+    """Mapped CRM fields (and pull fields) the CRM's field list does not have, matched by name or label."""
+    known = {f.name for f in fields} | {f.label for f in fields}
+    wanted = [*connection.remote_fields, *connection.pull_fields]
+    return [name for name in wanted if name not in known]
+
+
+def push_check(connection: Connection, plan: PushPlan, unknown: list[str]) -> dg.AssetCheckResult:
+    rows = ["| lead | email | problems |", "|---|---|---|"] + [
+        f"| {i.lead_id} | {i.email or ''} | {'; '.join(i.reasons)} |" for i in plan.invalid[:PREVIEW_ROWS]
+    ]
+    metadata = {
+        "to_send": dg.MetadataValue.int(len(plan.send)),
+        "invalid": dg.MetadataValue.int(len(plan.invalid)),
+        "invalid_preview": dg.MetadataValue.md("\n".join(rows) if plan.invalid else "none"),
+        "unknown_fields": dg.MetadataValue.text(", ".join(unknown) or "none"),
+    }
+    all_invalid = bool(plan.invalid) and not (plan.send or plan.unchanged or plan.held)
+    if unknown or all_invalid:
+        if unknown:
+            reason = f"{connection.crm} has no field(s) {', '.join(unknown)}"
+        else:
+            reason = f"all {len(plan.invalid)} leads fail validation, e.g. {'; '.join(plan.invalid[0].reasons)}"
+        metadata["reason"] = dg.MetadataValue.text(reason)
+        return dg.AssetCheckResult(
+            check_name=PUSH_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
+        )
+    return dg.AssetCheckResult(
+        check_name=PUSH_CHECK,
+        passed=not plan.invalid,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )

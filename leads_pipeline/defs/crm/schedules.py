@@ -1,0 +1,46 @@
+"""One schedule per CRM connection file that has a ``schedule`` (a cron expression).
+
+Built when the code location loads, from the connection files; a file that does not parse is skipped here
+(``leads crm ls`` reports it) rather than taking the whole code location down.
+"""
+
+import dagster as dg
+
+from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync_job
+from leads_pipeline.lib.crm.connection import Connection, connections_folder, load_connection_file
+from leads_pipeline.lib.errors import LeadsError
+
+
+def loadable_connections() -> list[Connection]:
+    folder = connections_folder()
+    found = []
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []:
+        try:
+            found.append(load_connection_file(path))
+        except LeadsError:
+            continue
+    return found
+
+
+def schedule_for(connection: Connection) -> dg.ScheduleDefinition:
+    name = connection.name
+
+    @dg.schedule(
+        name=f"crm_sync_{name.replace('-', '_')}",
+        cron_schedule=connection.schedule or "@daily",
+        job=crm_sync_job,
+        description=f"Sync CRM connection {name} ({connection.crm}, {connection.direction}).",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        context.instance.add_dynamic_partitions(CRM_CONNECTIONS, [name])
+        return dg.RunRequest(
+            run_key=None,
+            partition_key=name,
+            tags={"leads/source": "schedule", "leads/crm": name},
+        )
+
+    return _schedule
+
+
+def crm_schedules() -> list[dg.ScheduleDefinition]:
+    return [schedule_for(c) for c in loadable_connections() if c.schedule]

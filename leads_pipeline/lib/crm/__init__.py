@@ -1,0 +1,1 @@
+"""CRM sync: one connector interface, four CRMs, connection files, mapping, conflict rules and the sync engine."""

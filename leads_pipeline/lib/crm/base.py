@@ -1,0 +1,93 @@
+"""The connector interface every CRM implements, and the records that cross it.
+
+A connector knows one CRM object (Salesforce Lead, HubSpot contacts, Pipedrive persons, GoHighLevel contacts)
+and one match key. It pushes batches by upsert (or look-up-then-write where the API has no upsert, so that a
+retried batch never creates a duplicate), pulls records changed since a cursor, and lists the object's fields.
+Whole-call failures that a retry can cure raise :class:`RetryableError` (with the server's Retry-After when it
+gave one); per-record refusals come back as failed :class:`PushResult` rows, each with a category.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from leads_pipeline.lib.errors import TransientError
+
+CrmName = Literal["salesforce", "hubspot", "pipedrive", "gohighlevel"]
+CRMS: tuple[CrmName, ...] = ("salesforce", "hubspot", "pipedrive", "gohighlevel")
+
+Category = Literal[
+    "transient", "invalid_email", "required_field", "duplicate", "invalid_value", "not_found", "rejected"
+]
+"""Why a record failed: ``transient`` is retried on later syncs, the rest only once the lead changes."""
+
+
+class RetryableError(TransientError):
+    """A whole request failed in a way a retry can cure (429, 5xx, timeout, dropped connection)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """One lead as the CRM should see it: ``values`` are CRM field names to values, the match key included."""
+
+    lead_id: int
+    key: str
+    values: dict[str, Any]
+    remote_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PushResult:
+    lead_id: int
+    action: Literal["created", "updated", "failed"]
+    remote_id: str | None = None
+    remote_updated: datetime | None = None
+    category: Category | None = None
+    message: str | None = None
+    retry_after_s: float | None = None
+    """What the CRM asked to wait before a transient failure is retried (its Retry-After)."""
+
+    @property
+    def transient(self) -> bool:
+        return self.action == "failed" and self.category == "transient"
+
+
+@dataclass(frozen=True)
+class RemoteRecord:
+    """A CRM record as pulled: its id, its last-modified time and the mapped fields' values."""
+
+    remote_id: str
+    updated_at: datetime
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteField:
+    name: str
+    label: str
+    type: str = "string"
+    required: bool = False
+
+
+class Connector(Protocol):
+    """One CRM object with one match key, as a sync sees it."""
+
+    crm: CrmName
+    max_batch: int
+    """The most records one push call sends (the API's batch limit)."""
+
+    def describe_fields(self) -> list[RemoteField]:
+        """The object's fields (also what proves the credentials work)."""
+
+    def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        """Upsert ``records`` (at most ``max_batch``); one result per record, in any order."""
+
+    def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
+        """Records modified after ``since`` (all when None), oldest first, with ``fields``' values."""

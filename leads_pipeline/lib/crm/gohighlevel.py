@@ -1,0 +1,166 @@
+"""GoHighLevel (LeadConnector API v2) contacts through requests: upsert to push, search to pull.
+
+``POST /contacts/upsert`` de-duplicates by the location's email/phone rule, so a resent record updates the
+contact the first attempt created. Every request carries the API ``Version`` header. Custom fields are
+addressed by id; the mapping names them by their display name, resolved from the location's field list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from leads_pipeline.lib.crm.base import (
+    Category,
+    Connector,
+    CrmName,
+    OutgoingRecord,
+    PushResult,
+    RemoteField,
+    RemoteRecord,
+    RetryableError,
+)
+from leads_pipeline.lib.crm.connection import Connection
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.resource import CrmResource, parse_time
+from leads_pipeline.lib.crm.rest import JsonApi, push_each
+from leads_pipeline.lib.errors import ConfigurationError
+
+API_VERSION = "2021-07-28"
+STANDARD = ("firstName", "lastName", "name", "email", "phone", "companyName", "website", "address1", "city",
+            "state", "postalCode", "country", "source")  # fmt: skip
+WORKERS = 8
+"""Records in flight at once: one request each, so latency, not the rate limit, would bound a serial push."""
+PAGE = 100
+
+
+class GoHighLevelResource(CrmResource):
+    """A GoHighLevel sub-account (location) reached with a private integration token."""
+
+    token: str | None = Field(default=None, repr=False, description="Private integration token (secret).")
+    location_id: str | None = None
+    base_url: str = "https://services.leadconnectorhq.com"
+
+    LABEL: ClassVar[str] = "GoHighLevel"
+    ENV_VAR: ClassVar[str] = "GOHIGHLEVEL_TOKEN"
+    LOCATION_ENV_VAR: ClassVar[str] = "GOHIGHLEVEL_LOCATION_ID"
+    URL_ENV_VAR: ClassVar[str] = "GOHIGHLEVEL_BASE_URL"
+    SECRET_ENV_VARS: ClassVar[tuple[str, ...]] = ("GOHIGHLEVEL_TOKEN", "GOHIGHLEVEL_LOCATION_ID")
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.token and self.location_id)
+
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+        self.require_configured()
+        assert self.location_id is not None
+        headers = {"Authorization": f"Bearer {self.token}", "Version": API_VERSION, "Accept": "application/json"}
+        api = JsonApi(
+            "GoHighLevel",
+            self.base_url,
+            headers,
+            limiter,
+            timeout_s=self.timeout_s,
+            env_var=self.ENV_VAR,
+            secret=self.token,
+        )
+        return GoHighLevelConnector(api, connection, self.location_id)
+
+
+class GoHighLevelConnector:
+    crm: CrmName = "gohighlevel"
+    max_batch = 50
+    requests_per_record = 1
+
+    def __init__(self, api: JsonApi, connection: Connection, location_id: str) -> None:
+        self._api = api
+        self._connection = connection
+        self._location = location_id
+        self._custom: dict[str, str] | None = None
+
+    def describe_fields(self) -> list[RemoteField]:
+        answer = self._api.call("GET", f"/locations/{self._location}/customFields", params={"model": "contact"})
+        if not answer.ok:
+            raise ConfigurationError(
+                f"GoHighLevel refused the custom fields of location {self._location} (HTTP {answer.status}: "
+                f"{answer.body}); check GOHIGHLEVEL_LOCATION_ID"
+            )
+        custom = [RemoteField(f["id"], f["name"], f.get("dataType", "TEXT")) for f in answer.body["customFields"]]
+        self._custom = {f.label: f.name for f in custom}
+        return [RemoteField(name, name) for name in STANDARD] + custom
+
+    def _custom_ids(self) -> dict[str, str]:
+        if self._custom is None:
+            self.describe_fields()
+        assert self._custom is not None
+        wanted = {n for n in [*self._connection.remote_fields, *self._connection.pull_fields] if n not in STANDARD}
+        missing = sorted(wanted - set(self._custom) - set(self._custom.values()))
+        if missing:
+            raise ConfigurationError(
+                f"{self._connection.name}: GoHighLevel has no contact field named {', '.join(missing)}; "
+                f"custom fields: {', '.join(sorted(self._custom)) or 'none'}"
+            )
+        return {name: self._custom.get(name, name) for name in wanted}
+
+    def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        ids = self._custom_ids()
+        return push_each(records, lambda record: self._push_one(record, ids), WORKERS)
+
+    def _push_one(self, record: OutgoingRecord, ids: dict[str, str]) -> PushResult:
+        body: dict[str, Any] = {"locationId": self._location}
+        custom = []
+        for name, value in record.values.items():
+            if name in STANDARD:
+                body[name] = value
+            else:
+                custom.append({"id": ids[name], "field_value": value})
+        if custom:
+            body["customFields"] = custom
+        answer = self._api.call("POST", "/contacts/upsert", json=body)
+        if answer.ok:
+            contact = answer.body["contact"]
+            updated = parse_time(contact.get("dateUpdated"))
+            if answer.body.get("new"):
+                return PushResult(record.lead_id, "created", contact["id"], updated)
+            return PushResult(record.lead_id, "updated", contact["id"], updated)
+        raw = (answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body
+        message = "; ".join(raw) if isinstance(raw, list) else str(raw)
+        category: Category = "rejected"
+        if "email must be" in message:
+            category = "invalid_email"
+        elif "required" in message:
+            category = "required_field"
+        return PushResult(record.lead_id, "failed", None, None, category, f"HTTP {answer.status}: {message}")
+
+    def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
+        ids = self._custom_ids()
+        after: list[Any] | None = None
+        while True:
+            body: dict[str, Any] = {
+                "locationId": self._location,
+                "pageLimit": PAGE,
+                "sort": [{"field": "dateUpdated", "direction": "asc"}],
+            }
+            if since is not None:
+                value = {"gt": since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"}
+                body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": value}]
+            if after:
+                body["searchAfter"] = after
+            answer = self._api.call("POST", "/contacts/search", json=body)
+            if not answer.ok:
+                raise RetryableError(f"GoHighLevel refused the contact search: HTTP {answer.status} {answer.body}")
+            contacts = answer.body.get("contacts") or []
+            for contact in contacts:
+                updated = parse_time(contact["dateUpdated"])
+                assert updated is not None
+                custom = {c["id"]: c.get("value") for c in contact.get("customFields") or []}
+                values = {f: contact.get(f) if f in STANDARD else custom.get(ids.get(f, f)) for f in fields}
+                yield RemoteRecord(contact["id"], updated, values)
+            if len(contacts) < PAGE:
+                return
+            after = contacts[-1].get("searchAfter")
+            if not after:
+                return

@@ -1,0 +1,174 @@
+"""HubSpot through hubspot-api-client: contacts batch upsert by email (or a unique id property), search to pull.
+
+The library does not retry by default (PROVIDERS.md); retries happen in the sync engine, paced by the
+connection's token bucket, so that every attempt is counted and a Retry-After pauses all callers. Search pages
+stop at 10,000 results per query in HubSpot, so a long pull restarts from the newest modification time seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.contacts import (
+    ApiException,
+    BatchInputSimplePublicObjectBatchInputUpsert,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInputUpsert,
+)
+from hubspot.crm.properties import ApiException as PropertiesApiException
+from pydantic import Field
+
+from leads_pipeline.lib.clients.http import parse_retry_after, redact
+from leads_pipeline.lib.crm.base import (
+    Category,
+    Connector,
+    CrmName,
+    OutgoingRecord,
+    PushResult,
+    RemoteField,
+    RemoteRecord,
+    RetryableError,
+)
+from leads_pipeline.lib.crm.connection import Connection
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.resource import CrmResource, epoch_ms, parse_time
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+
+SEARCH_PAGE = 200
+SEARCH_CAP = 10_000
+_CATEGORIES: dict[str, Category] = {
+    "INVALID_EMAIL": "invalid_email",
+    "CONFLICT": "duplicate",
+    "PROPERTY_DOESNT_EXIST": "invalid_value",
+    "READ_ONLY_VALUE": "invalid_value",
+    "VALIDATION_ERROR": "invalid_value",
+}
+
+
+class HubSpotResource(CrmResource):
+    """A HubSpot portal reached with a private-app token (``HUBSPOT_ACCESS_TOKEN``)."""
+
+    access_token: str | None = Field(default=None, repr=False, description="Private app access token (secret).")
+    base_url: str = "https://api.hubapi.com"
+
+    LABEL: ClassVar[str] = "HubSpot"
+    ENV_VAR: ClassVar[str] = "HUBSPOT_ACCESS_TOKEN"
+    URL_ENV_VAR: ClassVar[str] = "HUBSPOT_BASE_URL"
+    SECRET_ENV_VARS: ClassVar[tuple[str, ...]] = ("HUBSPOT_ACCESS_TOKEN",)
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.access_token)
+
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+        self.require_configured()
+        client = HubSpot(access_token=self.access_token, host=self.base_url.rstrip("/"), retry=urllib3.Retry(0))
+        return HubSpotConnector(client, connection, limiter, self.timeout_s, self.access_token)
+
+
+class HubSpotConnector:
+    crm: CrmName = "hubspot"
+    max_batch = 100
+
+    def __init__(
+        self, client: HubSpot, connection: Connection, limiter: TokenBucket, timeout_s: float, token: str | None
+    ) -> None:
+        self._batch = client.crm.contacts.batch_api  # each attribute access builds a new API client: keep them
+        self._search = client.crm.contacts.search_api
+        self._properties = client.crm.properties.core_api
+        self._connection = connection
+        self._limiter = limiter
+        self._timeout = timeout_s
+        self._secret = token
+
+    def describe_fields(self) -> list[RemoteField]:
+        answer = self._call(self._properties.get_all, "contacts")
+        return [RemoteField(p.name, p.label, p.type, False) for p in answer.results]
+
+    def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        id_property = self._connection.match_remote
+        inputs = [
+            SimplePublicObjectBatchInputUpsert(
+                id_property=id_property,
+                id=record.key,
+                properties={k: "" if v is None else str(v) for k, v in record.values.items()},
+            )
+            for record in records
+        ]
+        answer = self._call(self._batch.upsert, BatchInputSimplePublicObjectBatchInputUpsert(inputs=inputs))
+        by_key = {record.key.casefold(): record for record in records}
+        results: dict[int, PushResult] = {}
+        for item in answer.results or []:
+            key = str((item.properties or {}).get(id_property) or "").casefold()
+            record = by_key.get(key)
+            if record is not None:
+                results[record.lead_id] = PushResult(
+                    record.lead_id, "created" if item.new else "updated", str(item.id), parse_time(item.updated_at)
+                )
+        for error in getattr(answer, "errors", None) or []:
+            keys = [str(k).casefold() for k in (error.context or {}).get("id", [])]
+            category = _CATEGORIES.get(error.category, "rejected")
+            for key in keys or list(by_key):
+                record = by_key.get(key)
+                if record is not None and record.lead_id not in results:
+                    results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, category, error.message)
+        for record in records:
+            if record.lead_id not in results:
+                message = "HubSpot's batch answer did not mention this record"
+                results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
+        return list(results.values())
+
+    def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
+        properties = sorted({*fields, "lastmodifieddate"})
+        cursor = epoch_ms(since) if since else 0
+        while True:
+            after: str | None = None
+            seen = 0
+            newest = cursor
+            while True:
+                request = PublicObjectSearchRequest(
+                    filter_groups=[
+                        {"filters": [{"propertyName": "lastmodifieddate", "operator": "GT", "value": str(cursor)}]}
+                    ],
+                    sorts=[{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+                    properties=properties,
+                    limit=SEARCH_PAGE,
+                    after=after,
+                )
+                page = self._call(self._search.do_search, public_object_search_request=request)
+                for item in page.results:
+                    updated = parse_time(item.properties.get("lastmodifieddate")) or parse_time(item.updated_at)
+                    if updated is None:
+                        raise PermanentError(f"HubSpot contact {item.id} came back without lastmodifieddate")
+                    newest = max(newest, epoch_ms(updated))
+                    seen += 1
+                    yield RemoteRecord(str(item.id), updated, {f: item.properties.get(f) for f in fields})
+                after = page.paging.next.after if page.paging and page.paging.next else None
+                if after is None:
+                    return
+                if seen + SEARCH_PAGE > SEARCH_CAP:  # HubSpot refuses pages past 10,000: query again from here
+                    cursor = newest
+                    break
+
+    def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        self._limiter.acquire()
+        try:
+            return method(*args, _request_timeout=self._timeout, **kwargs)
+        except (ApiException, PropertiesApiException) as exc:
+            status = int(exc.status or 0)
+            detail = redact(f"HTTP {status} from HubSpot: {str(exc.body or exc.reason)[:300]}", self._secret)
+            if status in (401, 403):
+                message = f"HubSpot rejected the access token ({detail}); check HUBSPOT_ACCESS_TOKEN"
+                raise ConfigurationError(message) from None
+            if status == 429 or status >= 500 or status == 0:
+                headers = exc.headers or {}
+                raise RetryableError(detail, parse_retry_after(headers.get("Retry-After"))) from None
+            raise PermanentError(detail) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise RetryableError(f"could not reach HubSpot: {redact(str(exc), self._secret)}") from None
+        except ValueError as exc:  # the library's model validation of a cut or malformed body
+            raise RetryableError(f"HubSpot answered a body that does not parse: {exc}") from None

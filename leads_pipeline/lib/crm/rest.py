@@ -1,0 +1,100 @@
+"""A small JSON-over-HTTP helper for the CRMs without an official Python client (Pipedrive, GoHighLevel).
+
+Every call waits for the connection's token bucket, then maps the answer: 429, 5xx, timeouts, dropped
+connections and cut bodies become :class:`RetryableError` (with Retry-After), 401/403 a
+``ConfigurationError`` naming the variable to fix, other 4xx are returned for the connector to turn into a
+per-record error. No retries here: the sync engine retries, so that a non-idempotent create is never resent
+without looking it up first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from leads_pipeline.lib.clients.http import parse_retry_after, redact
+from leads_pipeline.lib.crm.base import OutgoingRecord, PushResult, RetryableError
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+
+class JsonApi:
+    def __init__(
+        self,
+        label: str,
+        base_url: str,
+        headers: dict[str, str],
+        limiter: TokenBucket,
+        *,
+        timeout_s: float,
+        env_var: str,
+        secret: str | None,
+        ca_bundle: str | None = None,
+    ) -> None:
+        self.label = label
+        self._base = base_url.rstrip("/")
+        self._limiter = limiter
+        self._timeout = timeout_s
+        self._env_var = env_var
+        self._secret = secret
+        self._session = requests.Session()
+        self._session.headers.update(headers)
+        if ca_bundle:
+            self._session.trust_env = False
+            self._session.verify = ca_bundle
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Answer:
+        self._limiter.acquire()
+        try:
+            response = self._session.request(method, self._base + path, timeout=self._timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise RetryableError(f"could not reach {self.label}: {redact(str(exc), self._secret)}") from None
+        status = response.status_code
+        snippet = redact(response.text[:300], self._secret)
+        if status in (401, 403):
+            raise ConfigurationError(
+                f"{self.label} rejected the credentials (HTTP {status}: {snippet}); check {self._env_var}"
+            )
+        if status == 429 or status >= 500:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            raise RetryableError(f"HTTP {status} from {self.label}: {snippet}", retry_after)
+        try:
+            body = response.json() if response.content else None
+        except ValueError:
+            raise RetryableError(f"{self.label} answered a body that is not JSON: {snippet!r}") from None
+        return Answer(status, body)
+
+
+def push_each(
+    records: Sequence[OutgoingRecord], push_one: Callable[[OutgoingRecord], PushResult], workers: int
+) -> list[PushResult]:
+    """Push records one request each, ``workers`` at a time (the token bucket still paces them all).
+
+    APIs without a batch endpoint are bound by latency, not by their rate limit, when records go one after
+    another. A transient failure of one record is that record's result; the others go on.
+    """
+
+    def one(record: OutgoingRecord) -> PushResult:
+        try:
+            return push_one(record)
+        except RetryableError as exc:
+            return PushResult(
+                record.lead_id, "failed", category="transient", message=str(exc), retry_after_s=exc.retry_after_s
+            )
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(records)))) as pool:
+        return list(pool.map(one, records))

@@ -1,0 +1,212 @@
+"""Salesforce through simple-salesforce: Lead or Contact upserts by an external id field, SOQL to pull.
+
+Small pushes go through the composite sObject collections upsert (200 records a request, one result per
+record); pushes at or above the connection's ``bulk_threshold`` go through Bulk API 2.0 (one ingest job per
+10,000 records, results read back as CSV). Both upsert by the external id, so resending a batch after a crash
+updates instead of duplicating. The library does not retry; the sync engine does, paced by the token bucket.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+from pydantic import Field
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceOperationError,
+)
+
+from leads_pipeline.lib.clients.http import parse_retry_after, redact
+from leads_pipeline.lib.crm.base import (
+    Category,
+    Connector,
+    CrmName,
+    OutgoingRecord,
+    PushResult,
+    RemoteField,
+    RemoteRecord,
+    RetryableError,
+)
+from leads_pipeline.lib.crm.connection import Connection
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.resource import CrmResource, parse_time
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+
+API_VERSION = "59.0"
+COMPOSITE_MAX = 200
+BULK_JOB_MAX = 10_000
+BULK_REQUESTS = 6  # create, upload, close, poll, two result downloads: what one ingest job costs in API calls
+_CATEGORIES: dict[str, Category] = {
+    "INVALID_EMAIL_ADDRESS": "invalid_email",
+    "REQUIRED_FIELD_MISSING": "required_field",
+    "DUPLICATES_DETECTED": "duplicate",
+    "DUPLICATE_VALUE": "duplicate",
+    "INVALID_FIELD": "invalid_value",
+    "STRING_TOO_LONG": "invalid_value",
+    "UNABLE_TO_LOCK_ROW": "transient",
+}
+
+
+class SalesforceResource(CrmResource):
+    """A Salesforce org: its instance URL and an OAuth access token (session id) from the environment."""
+
+    instance_url: str | None = None
+    access_token: str | None = Field(default=None, repr=False, description="OAuth access token (secret).")
+    ca_bundle: str | None = Field(default=None, description="PEM file of CAs to trust (the sandbox's CA).")
+    bulk_wait_s: float = 1.0
+
+    LABEL: ClassVar[str] = "Salesforce"
+    ENV_VAR: ClassVar[str] = "SALESFORCE_ACCESS_TOKEN"
+    URL_ENV_VAR: ClassVar[str] = "SALESFORCE_INSTANCE_URL"
+    CA_ENV_VAR: ClassVar[str] = "SALESFORCE_CA_BUNDLE"
+    SECRET_ENV_VARS: ClassVar[tuple[str, ...]] = ("SALESFORCE_INSTANCE_URL", "SALESFORCE_ACCESS_TOKEN")
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.instance_url and self.access_token)
+
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+        self.require_configured()
+        session = requests.Session()
+        if self.ca_bundle:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify (PROVIDERS.md)
+            session.verify = self.ca_bundle
+        client = Salesforce(
+            instance_url=self.instance_url, session_id=self.access_token, session=session, version=API_VERSION
+        )
+        connector = SalesforceConnector(
+            client, connection, limiter, self.timeout_s, self.bulk_wait_s, self.access_token
+        )
+        # simple-salesforce's exceptions drop the headers: keep the last Retry-After where _call can read it
+        session.hooks["response"].append(connector.remember_retry_after)
+        return connector
+
+
+class SalesforceConnector:
+    crm: CrmName = "salesforce"
+    max_batch = COMPOSITE_MAX
+    bulk_batch = BULK_JOB_MAX
+    bulk_requests = BULK_REQUESTS
+
+    def __init__(
+        self,
+        client: Salesforce,
+        connection: Connection,
+        limiter: TokenBucket,
+        timeout_s: float,
+        bulk_wait_s: float,
+        token: str | None,
+    ) -> None:
+        self._sf = client
+        self._connection = connection
+        self._object = connection.object
+        self._external = connection.match_remote
+        self._limiter = limiter
+        self._timeout = timeout_s
+        self._bulk_wait = bulk_wait_s
+        self._secret = token
+        self._retry_after: str | None = None
+
+    def remember_retry_after(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._retry_after = response.headers.get("Retry-After")
+
+    def describe_fields(self) -> list[RemoteField]:
+        answer = self._call(lambda: getattr(self._sf, self._object).describe())
+        return [
+            RemoteField(f["name"], f["label"], f["type"], not f["nillable"] and f.get("createable", True))
+            for f in answer["fields"]
+        ]
+
+    def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": self._object}, **self._values(r)} for r in records],
+        }
+        path = f"composite/sobjects/{self._object}/{self._external}"
+        answer = self._call(lambda: self._sf.restful(path, method="PATCH", json=body, timeout=self._timeout))
+        if not isinstance(answer, list) or len(answer) != len(records):
+            raise RetryableError(f"Salesforce answered {len(records)} records with {answer!r:.200}")
+        return [self._result(record, item) for record, item in zip(records, answer, strict=True)]
+
+    def push_bulk(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        """One Bulk API 2.0 upsert job; results are matched back to leads by the external id column."""
+        rows = [{k: str(v) for k, v in self._values(r).items()} for r in records]  # the library writes the CSV
+        for _ in range(BULK_REQUESTS - 1):
+            self._limiter.acquire()
+        bulk = getattr(self._sf.bulk2, self._object)
+        jobs = self._call(lambda: bulk.upsert(records=rows, external_id_field=self._external, wait=self._bulk_wait))
+        by_key = {r.key: r for r in records}
+        results: dict[int, PushResult] = {}
+        for job in jobs:
+            for row in csv.DictReader(io.StringIO(self._call(lambda j=job: bulk.get_successful_records(j["job_id"])))):
+                record = by_key.get(row.get(self._external, ""))
+                if record is not None:
+                    created = row["sf__Created"] == "true"
+                    results[record.lead_id] = PushResult(
+                        record.lead_id, "created" if created else "updated", row["sf__Id"] or None
+                    )
+            for row in csv.DictReader(io.StringIO(self._call(lambda j=job: bulk.get_failed_records(j["job_id"])))):
+                record = by_key.get(row.get(self._external, ""))
+                if record is not None:
+                    code, _, message = row["sf__Error"].partition(":")
+                    category = _CATEGORIES.get(code, "rejected")
+                    results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, category, message)
+        for record in records:
+            if record.lead_id not in results:
+                message = "the Bulk API job reported nothing for this record"
+                results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
+        return list(results.values())
+
+    def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
+        columns = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+        where = f" WHERE SystemModstamp > {since.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z" if since else ""
+        soql = f"SELECT {columns} FROM {self._object}{where} ORDER BY SystemModstamp ASC"
+        page = self._call(lambda: self._sf.query(soql))
+        while True:
+            for row in page["records"]:
+                updated = parse_time(row["SystemModstamp"])
+                assert updated is not None
+                yield RemoteRecord(row["Id"], updated, {f: row.get(f) for f in fields})
+            if page.get("done", True) or not page.get("nextRecordsUrl"):
+                return
+            following = page["nextRecordsUrl"]
+            page = self._call(lambda url=following: self._sf.query_more(url, identifier_is_url=True))
+
+    def _values(self, record: OutgoingRecord) -> dict[str, Any]:
+        return {k: "" if v is None else v for k, v in record.values.items()}
+
+    @staticmethod
+    def _result(record: OutgoingRecord, item: dict[str, Any]) -> PushResult:
+        if item.get("success"):
+            return PushResult(record.lead_id, "created" if item.get("created") else "updated", item.get("id"))
+        error = (item.get("errors") or [{}])[0]
+        category = _CATEGORIES.get(error.get("statusCode", ""), "rejected")
+        message = f"{error.get('statusCode')}: {error.get('message')}"
+        return PushResult(record.lead_id, "failed", None, None, category, message)
+
+    def _call(self, action: Any) -> Any:
+        self._limiter.acquire()
+        try:
+            return action()
+        except SalesforceExpiredSession as exc:
+            detail = redact(str(exc), self._secret)
+            raise ConfigurationError(
+                f"Salesforce refused the session ({detail}); refresh SALESFORCE_ACCESS_TOKEN"
+            ) from None
+        except SalesforceError as exc:
+            status = getattr(exc, "status", 0)
+            detail = redact(f"HTTP {status} from Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)
+            if status in (429, 500, 502, 503, 504):
+                raise RetryableError(detail, parse_retry_after(self._retry_after)) from None
+            raise PermanentError(detail) from None
+        except SalesforceOperationError as exc:  # a Bulk job that failed or timed out on the server
+            raise RetryableError(f"Salesforce Bulk API job failed: {redact(str(exc), self._secret)}") from None
+        except (requests.RequestException, ValueError) as exc:
+            raise RetryableError(f"could not talk to Salesforce: {redact(str(exc), self._secret)}") from None

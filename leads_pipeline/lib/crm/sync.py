@@ -1,0 +1,437 @@
+"""The sync engine: plan a push, send it in batches with retries that lose nothing, pull with conflict rules.
+
+A run is a state machine recorded in ``crm_sync_runs`` (running -> completed | partial | stopped | failed) with
+its counts. Each batch's results are written in one transaction right after the CRM answered: a crash between
+sending and recording leaves the leads unrecorded, so the next run sends them again, and the upsert by match key
+(or look-up before create) turns that resend into an update, never a duplicate. Transient failures are retried
+with backoff (and the server's Retry-After) within the run; what is still failing is kept in ``crm_rejects``
+and sent again by every later sync until it succeeds or the CRM refuses it permanently.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from leads_pipeline.lib.crm import validation
+from leads_pipeline.lib.crm.base import Connector, OutgoingRecord, PushResult, RemoteRecord, RetryableError
+from leads_pipeline.lib.crm.conflicts import merge
+from leads_pipeline.lib.crm.connection import Connection, Direction
+from leads_pipeline.lib.crm.inbound import to_lead_values
+from leads_pipeline.lib.crm.mapping import map_lead, values_hash
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.resource import parse_time
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store.db import connect, transaction
+
+PULL_CHUNK = 200
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """Attempts per record within one run, and the backoff between them."""
+
+    attempts: int = 6
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    retry_after_max_s: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_max_s) + random.uniform(0, self.backoff_base_s / 2)
+        backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return random.uniform(backoff / 2, backoff)
+
+
+@dataclass(frozen=True)
+class Invalid:
+    lead_id: int
+    email: str | None
+    reasons: tuple[str, ...]
+    values_hash: str
+
+
+@dataclass
+class PushPlan:
+    """What a push would do: records to send, leads that fail validation, and how many are already in sync."""
+
+    send: list[tuple[OutgoingRecord, str]] = field(default_factory=list)
+    invalid: list[Invalid] = field(default_factory=list)
+    unchanged: int = 0
+    held: int = 0
+    """Leads the CRM refused permanently and that have not changed since: sent again once they change."""
+    skipped: int = 0
+    """Leads that create_new / update_existing keep out."""
+
+
+@dataclass
+class SyncReport:
+    sync_id: int
+    connection: str
+    direction: Direction
+    status: str = "running"
+    leads_to_sync: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    invalid: int = 0
+    pulled: int = 0
+    conflicts: int = 0
+    requests: int = 0
+    message: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "leads_to_sync": self.leads_to_sync,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "pulled": self.pulled,
+            "conflicts": self.conflicts,
+            "requests": self.requests,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The PRD's sync response ({syncId, status, leadsToSync}) with the run's counts."""
+        return {
+            "syncId": str(self.sync_id),
+            "status": self.status,
+            "leadsToSync": self.leads_to_sync,
+            "connection": self.connection,
+            "direction": self.direction,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "invalid": self.invalid,
+            "pulled": self.pulled,
+            "conflicts": self.conflicts,
+            "requests": self.requests,
+            "message": self.message,
+        }
+
+
+def plan_push(
+    conn: store.Connection, connection: Connection, list_id: int, selection: store.LeadFilter | None = None
+) -> PushPlan:
+    """Sort the eligible leads of the list into send / invalid / unchanged / held / skipped."""
+    plan = PushPlan()
+    for lead in store.eligible_leads(conn, connection.name, list_id, selection):
+        values = map_lead(lead, connection.mapping)
+        digest = values_hash(values)
+        linked = lead["remote_id"] is not None
+        if linked and lead["last_hash"] == digest:
+            plan.unchanged += 1
+            continue
+        if (linked and not connection.update_existing) or (not linked and not connection.create_new):
+            plan.skipped += 1
+            continue
+        reasons = validation.problems(connection, values)
+        if reasons:
+            plan.invalid.append(Invalid(lead["id"], lead.get("email"), tuple(reasons), digest))
+            continue
+        if lead["reject_permanent"] and lead["reject_hash"] == digest:
+            plan.held += 1
+            continue
+        key = str(values[connection.match_remote])
+        plan.send.append((OutgoingRecord(lead["id"], key, values, lead["remote_id"]), digest))
+    return plan
+
+
+class SyncEngine:
+    """One run of one connection against one list; ``run`` records everything it does in the store."""
+
+    def __init__(
+        self,
+        database_url: str,
+        connection: Connection,
+        connector: Connector,
+        limiter: TokenBucket,
+        *,
+        user: str,
+        retry: RetrySettings | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        today: Callable[[], Any] = lambda: datetime.now(UTC).date(),
+        concurrency: int = 4,
+    ) -> None:
+        self.database_url = database_url
+        self.connection = connection
+        self.connector = connector
+        self.limiter = limiter
+        self.user = user
+        self.retry = retry or RetrySettings()
+        self._sleep = sleep
+        self._today = today
+        self.concurrency = concurrency
+        self._lock = threading.Lock()
+        self._quota_start = 0
+        self._reserved = 0
+
+    def run(self, direction: Direction, list_id: int | None, selection: store.LeadFilter | None = None) -> SyncReport:
+        name = self.connection.name
+        with transaction(self.database_url) as conn:
+            store.ensure_connection(conn, name, self.connection.crm)
+            sync_id = store.start_run(conn, name, direction, list_id, self.user)
+        report = SyncReport(sync_id, name, direction)
+        started = self.limiter.acquired
+        try:
+            if direction in ("pull", "bidirectional"):
+                self._pull(report, list_id)
+            if direction in ("push", "bidirectional"):
+                if self.connection.where is not None and selection is None:
+                    raise ConfigurationError(
+                        f"{name}: where: {self.connection.where!r} needs the lists' filter language, which this "
+                        "build cannot compile yet; remove `where` (the whole list is synced) or pass a selection"
+                    )
+                if list_id is None:
+                    raise ConfigurationError(f"{name}: a push needs a list: pass --list or set list: in the file")
+                self._push(report, list_id, selection)
+            if report.status == "running":
+                report.status = "partial" if report.failed else "completed"
+        except LeadsError as exc:
+            report.status, report.message = "failed", str(exc)
+            raise
+        finally:
+            report.requests = self.limiter.acquired - started
+            with transaction(self.database_url) as conn:
+                store.add_quota(conn, name, self._today(), report.requests)
+                store.update_run(
+                    conn, sync_id, status=report.status, message=report.message, finished=True, **report.counts()
+                )
+        return report
+
+    # push ---------------------------------------------------------------------------------------------------
+
+    def _push(self, report: SyncReport, list_id: int, selection: store.LeadFilter | None) -> None:
+        with connect(self.database_url) as conn:
+            plan = plan_push(conn, self.connection, list_id, selection)
+        report.leads_to_sync = len(plan.send)
+        report.unchanged += plan.unchanged + plan.held + plan.skipped
+        report.invalid = len(plan.invalid)
+        with transaction(self.database_url) as conn:
+            store.record_outcomes(
+                conn,
+                self.connection.name,
+                report.sync_id,
+                [
+                    store.Outcome(
+                        i.lead_id,
+                        "invalid",
+                        values_hash=i.values_hash,
+                        category="validation",
+                        message="; ".join(i.reasons),
+                    )
+                    for i in plan.invalid
+                ],
+            )
+            store.update_run(conn, report.sync_id, leads_to_sync=report.leads_to_sync, invalid=report.invalid)
+        bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
+        bulk = bulk_push is not None and len(plan.send) >= self.connection.bulk_threshold
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]] = self.connector.push
+        if bulk and bulk_push is not None:
+            send = bulk_push
+        size = getattr(self.connector, "bulk_batch", 10_000) if bulk else self.connector.max_batch
+        size = size if bulk else min(size, self.connection.batch_size)
+        batches = [plan.send[start : start + size] for start in range(0, len(plan.send), size)]
+        with connect(self.database_url) as conn:
+            self._quota_start = store.quota_used(conn, self.connection.name, self._today())
+        self._reserved = 0
+        per_record = getattr(self.connector, "requests_per_record", None)  # APIs without a batch endpoint
+
+        def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
+            needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
+            if self._over_quota(report, needed):
+                return
+            results, attempts = self._send(send, [record for record, _ in batch])
+            self._record(report, batch, results, attempts)
+
+        # batches in flight at once: a push is bound by each round trip (and recording it) long before the
+        # token bucket, which still paces every request
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for future in [pool.submit(run_batch, batch) for batch in batches]:
+                future.result()
+
+    def _over_quota(self, report: SyncReport, requests: int) -> bool:
+        """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
+        quota = self.connection.rate_limit.daily_quota
+        if quota is None:
+            return False
+        with self._lock:
+            used = self._quota_start + self._reserved
+            if used + requests <= quota and report.status == "running":
+                self._reserved += requests
+                return False
+            report.status = "stopped"
+            report.message = (
+                f"stopped early: {used} of the daily quota of {quota} requests to {self.connection.crm} are used; "
+                "the leads not sent yet go with the next sync"
+            )
+            return True
+
+    def _send(
+        self, send: Callable[[Sequence[OutgoingRecord]], list[PushResult]], records: list[OutgoingRecord]
+    ) -> tuple[dict[int, PushResult], dict[int, int]]:
+        """Send with retries; a record's result is final once it succeeded, failed permanently, or ran out."""
+        final: dict[int, PushResult] = {}
+        attempts = {record.lead_id: 0 for record in records}
+        todo = records
+        for attempt in range(1, self.retry.attempts + 1):
+            for record in todo:
+                attempts[record.lead_id] += 1
+            retry_after: float | None = None
+            try:
+                results = send(todo)
+            except RetryableError as exc:
+                retry_after = exc.retry_after_s
+                results = [PushResult(r.lead_id, "failed", category="transient", message=str(exc)) for r in todo]
+            except ConfigurationError:
+                raise
+            except PermanentError as exc:
+                results = [PushResult(r.lead_id, "failed", category="rejected", message=str(exc)) for r in todo]
+            hints = [r.retry_after_s for r in results if r.transient and r.retry_after_s is not None]
+            retry_after = max([*hints, *([retry_after] if retry_after is not None else [])], default=None)
+            retry = {r.lead_id for r in results if r.transient and attempt < self.retry.attempts}
+            final.update({r.lead_id: r for r in results if r.lead_id not in retry})
+            todo = [record for record in todo if record.lead_id in retry]
+            if not todo:
+                break
+            delay = self.retry.delay(attempt, retry_after)
+            if retry_after is not None:
+                self.limiter.pause(delay)
+            self._sleep(delay)
+        return final, attempts
+
+    def _record(
+        self,
+        report: SyncReport,
+        batch: list[tuple[OutgoingRecord, str]],
+        results: dict[int, PushResult],
+        attempts: dict[int, int],
+    ) -> None:
+        outcomes = []
+        for record, digest in batch:
+            result = results[record.lead_id]
+            with self._lock:
+                if result.action == "failed":
+                    report.failed += 1
+                elif result.action == "created":
+                    report.created += 1
+                else:
+                    report.updated += 1
+            outcomes.append(
+                store.Outcome(
+                    record.lead_id,
+                    result.action,
+                    remote_id=result.remote_id or record.remote_id,
+                    remote_updated=result.remote_updated,
+                    values=record.values,
+                    values_hash=digest,
+                    category=result.category,
+                    permanent=not result.transient,
+                    message=result.message,
+                    attempts=attempts[record.lead_id],
+                )
+            )
+        with transaction(self.database_url) as conn:
+            store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
+            store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+
+    # pull ---------------------------------------------------------------------------------------------------
+
+    def _pull(self, report: SyncReport, list_id: int | None) -> None:
+        connection = self.connection
+        with connect(self.database_url) as conn:
+            since = parse_time(store.pull_cursor(conn, connection.name))
+        fields = [*connection.remote_fields, *[f for f in connection.pull_fields if f not in connection.remote_fields]]
+        records = self._pull_records(fields, since)
+        while True:
+            chunk = [record for _, record in zip(range(PULL_CHUNK), records, strict=False)]
+            if not chunk:
+                return
+            with transaction(self.database_url) as conn:
+                for record in chunk:
+                    self._apply(conn, report, record, list_id)
+                newest = max(record.updated_at for record in chunk)
+                store.set_pull_cursor(conn, connection.name, newest.isoformat())
+                store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
+
+    def _pull_records(self, fields: list[str], since: datetime | None) -> Iterator[RemoteRecord]:
+        """The connector's pull, restarted from the last record seen when a page fails transiently."""
+        attempt = 0
+        while True:
+            try:
+                for record in self.connector.pull(fields, since):
+                    yield record
+                    since = record.updated_at
+                    attempt = 0
+                return
+            except RetryableError as exc:
+                attempt += 1
+                if attempt >= self.retry.attempts:
+                    raise
+                delay = self.retry.delay(attempt, exc.retry_after_s)
+                if exc.retry_after_s is not None:
+                    self.limiter.pause(delay)
+                self._sleep(delay)
+
+    def _apply(self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None) -> None:
+        connection = self.connection
+        by_remote = {m.remote: m.local for m in connection.mapping}
+        remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
+        lead = store.lead_for_remote(conn, connection.name, record.remote_id)
+        base: dict[str, Any] | None = lead["last_values"] if lead else None
+        if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
+            return  # our own push, or a change already pulled
+        if lead is None and list_id is not None:
+            key = remote_values.get(connection.match_remote)
+            lead = store.lead_by_field(conn, list_id, connection.match_field, key) if key else None
+        if lead is None:
+            if list_id is None or not connection.create_new:
+                return
+            values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
+            lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
+            action = "pulled_created"
+        else:
+            lead_id = lead["id"]
+            local = map_lead(lead, connection.mapping)
+            rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
+            result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
+            if result.take:
+                store.write_lead_fields(
+                    conn, lead_id, to_lead_values({by_remote[f]: v for f, v in result.take.items()})
+                )
+            store.record_conflicts(
+                conn,
+                report.sync_id,
+                [(lead_id, c.field, c.local, c.remote, c.rule, c.winner) for c in result.conflicts],
+            )
+            report.conflicts += len(result.conflicts)
+            action = "pulled_updated" if result.take else "pulled_unchanged"
+        facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
+        store.record_facts(conn, lead_id, f"crm:{connection.name}", facts)
+        store.record_outcomes(
+            conn,
+            connection.name,
+            report.sync_id,
+            [
+                store.Outcome(
+                    lead_id,
+                    action,
+                    remote_id=record.remote_id,
+                    remote_updated=record.updated_at,
+                    values=remote_values,
+                    values_hash=values_hash(remote_values),
+                )
+            ],
+        )
+        report.pulled += 1

@@ -1,0 +1,297 @@
+"""CRM sync state in PostgreSQL: connections, links, runs, rejected rows, the sync log and conflicts.
+
+``eligible_leads`` is the one query that decides which leads a push may consider: any rule about who must never
+be sent to a CRM (opt-out, do-not-sell) belongs in it and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+
+class LeadFilter(Protocol):
+    """A compiled selection (the lists' ``--where`` language): a boolean SQL expression over ``leads l``."""
+
+    def sql(self) -> tuple[sql.Composable, Sequence[Any]]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One record's result as the store records it."""
+
+    lead_id: int
+    action: str  # created, updated, failed, invalid, pulled_created, pulled_updated
+    remote_id: str | None = None
+    remote_updated: datetime | None = None
+    values: Mapping[str, Any] | None = None
+    values_hash: str | None = None
+    category: str | None = None
+    permanent: bool = True
+    message: str | None = None
+    attempts: int = 1
+
+
+def ensure_connection(conn: Connection, name: str, crm: str) -> None:
+    conn.execute(
+        "INSERT INTO crm_connections (name, crm) VALUES (%s, %s) "
+        "ON CONFLICT (name) DO UPDATE SET crm = excluded.crm, updated_at = now()",
+        (name, crm),
+    )
+
+
+def eligible_leads(
+    conn: Connection, connection: str, list_id: int, selection: LeadFilter | None = None
+) -> Iterator[dict[str, Any]]:
+    """The live leads of ``list_id`` a push may send, each with its link and open reject for ``connection``.
+
+    Every exclusion rule (deleted leads today; opt-out and do-not-sell flags later) lives here. ``selection``
+    narrows the list further (the lists' filter language).
+    """
+    where: sql.Composable = sql.SQL("l.list_id = %s AND l.deleted_at IS NULL")
+    params: list[Any] = [connection, connection, list_id]
+    if selection is not None:
+        expression, extra = selection.sql()
+        where = sql.SQL("{} AND ({})").format(where, expression)
+        params.extend(extra)
+    query = sql.SQL(
+        """
+        SELECT l.*, k.remote_id, k.last_hash, k.last_values, k.remote_updated,
+               r.values_hash AS reject_hash, r.permanent AS reject_permanent, r.attempts AS reject_attempts
+        FROM leads l
+        LEFT JOIN crm_links k ON k.lead_id = l.id AND k.connection = %s
+        LEFT JOIN crm_rejects r ON r.lead_id = l.id AND r.connection = %s AND r.resolved_at IS NULL
+        WHERE {}
+        ORDER BY l.id
+        """
+    ).format(where)
+    with conn.cursor(name="crm_eligible") as cursor:
+        cursor.itersize = 5_000
+        cursor.execute(query, params)
+        yield from cursor
+
+
+def start_run(conn: Connection, connection: str, direction: str, list_id: int | None, user: str) -> int:
+    row = conn.execute(
+        "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by) VALUES (%s, %s, %s, %s) RETURNING id",
+        (connection, direction, list_id, user),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def update_run(conn: Connection, run_id: int, **counts: Any) -> None:
+    """Set counters and status of a run (``status``, ``message``, ``finished=True`` for the end)."""
+    finished = counts.pop("finished", False)
+    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(key)) for key in counts]
+    if finished:
+        assignments.append(sql.SQL("finished_at = now()"))
+    if not assignments:
+        return
+    conn.execute(
+        sql.SQL("UPDATE crm_sync_runs SET {} WHERE id = %s").format(sql.SQL(", ").join(assignments)),
+        [*counts.values(), run_id],
+    )
+
+
+def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome]) -> None:
+    """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log."""
+    done = [o for o in outcomes]
+    good = [o for o in done if o.action not in ("failed", "invalid")]
+    bad = [o for o in done if o.action in ("failed", "invalid")]
+    with conn.cursor() as cursor:
+        if good:
+            cursor.executemany(
+                """
+                INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values)
+                VALUES (%s, %s, %s, %s, %s, %s)
+                ON CONFLICT (lead_id, connection) DO UPDATE SET remote_id = excluded.remote_id,
+                    remote_updated = coalesce(excluded.remote_updated, crm_links.remote_updated),
+                    last_hash = excluded.last_hash, last_values = excluded.last_values, synced_at = now()
+                """,
+                [
+                    (o.lead_id, connection, o.remote_id, o.remote_updated, o.values_hash, Jsonb(dict(o.values or {})))
+                    for o in good
+                ],
+            )
+            cursor.execute(
+                "UPDATE crm_rejects SET resolved_at = now() WHERE connection = %s AND lead_id = ANY(%s) "
+                "AND resolved_at IS NULL",
+                (connection, [o.lead_id for o in good]),
+            )
+        if bad:
+            cursor.executemany(
+                """
+                INSERT INTO crm_rejects (lead_id, connection, sync_id, category, permanent, message, values_hash,
+                                         attempts)
+                VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                ON CONFLICT (lead_id, connection) DO UPDATE SET sync_id = excluded.sync_id,
+                    category = excluded.category, permanent = excluded.permanent, message = excluded.message,
+                    values_hash = excluded.values_hash, last_at = now(), resolved_at = NULL,
+                    attempts = CASE WHEN crm_rejects.resolved_at IS NULL
+                                    THEN crm_rejects.attempts + excluded.attempts ELSE excluded.attempts END
+                """,
+                [
+                    (
+                        o.lead_id,
+                        connection,
+                        run_id,
+                        o.category or "rejected",
+                        o.permanent,
+                        o.message or "",
+                        o.values_hash,
+                        o.attempts,
+                    )
+                    for o in bad
+                ],
+            )
+        if done:
+            cursor.executemany(
+                "INSERT INTO crm_sync_log (sync_id, lead_id, remote_id, action, category, message, attempts) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(run_id, o.lead_id, o.remote_id, o.action, o.category, o.message, o.attempts) for o in done],
+            )
+
+
+def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[str, Any] | None:
+    """The linked lead of a CRM record, with its link's base values."""
+    return conn.execute(
+        "SELECT l.*, k.remote_id, k.last_values, k.remote_updated FROM crm_links k JOIN leads l ON l.id = k.lead_id "
+        "WHERE k.connection = %s AND k.remote_id = %s AND l.deleted_at IS NULL",
+        (connection, remote_id),
+    ).fetchone()
+
+
+def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dict[str, Any] | None:
+    """A live lead of the list whose ``field`` equals ``value`` (case-insensitive for text), if any."""
+    if field == "id":
+        return conn.execute(
+            "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND l.id::text = %s",
+            (list_id, str(value)),
+        ).fetchone()
+    if field not in CANONICAL_FIELDS:
+        return None
+    query = sql.SQL(
+        "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND lower(l.{}::text) = lower(%s) "
+        "ORDER BY l.id LIMIT 1"
+    ).format(sql.Identifier(field))
+    return conn.execute(query, (list_id, str(value))).fetchone()
+
+
+def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> None:
+    """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves."""
+    columns = {k: v for k, v in changes.items() if k in CANONICAL_FIELDS}
+    custom = {k[len("custom.") :]: v for k, v in changes.items() if k.startswith("custom.")}
+    assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns]
+    params: list[Any] = list(columns.values())
+    if custom:
+        assignments.append(sql.SQL("custom = custom || %s"))
+        params.append(Jsonb(custom))
+    assignments.append(sql.SQL("updated_at = now()"))
+    conn.execute(
+        sql.SQL("UPDATE leads SET {} WHERE id = %s").format(sql.SQL(", ").join(assignments)), [*params, lead_id]
+    )
+
+
+def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> int:
+    columns = {k: v for k, v in values.items() if k in CANONICAL_FIELDS}
+    custom = {k[len("custom.") :]: v for k, v in values.items() if k.startswith("custom.")}
+    names = [*columns, "list_id", "custom"]
+    query = sql.SQL("INSERT INTO leads ({}) VALUES ({}) RETURNING id").format(
+        sql.SQL(", ").join(sql.Identifier(n) for n in names), sql.SQL(", ").join(sql.Placeholder() * len(names))
+    )
+    row = conn.execute(query, [*columns.values(), list_id, Jsonb(custom)]).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def record_conflicts(conn: Connection, run_id: int, rows: Sequence[tuple[int, str, Any, Any, str, str]]) -> None:
+    """(lead, CRM field, local value, CRM value, rule, winner) per conflict."""
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO crm_conflicts (sync_id, lead_id, field, local_value, remote_value, rule, winner) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            [(run_id, lead, f, _text(a), _text(b), rule, winner) for lead, f, a, b, rule, winner in rows],
+        )
+
+
+def record_facts(conn: Connection, lead_id: int, source: str, facts: Mapping[str, Any]) -> None:
+    """Engagement values read from the CRM (lifecycle stage, last activity) as lead facts scoring can use."""
+    rows = [(lead_id, name, _text(value), source) for name, value in facts.items() if value not in (None, "")]
+    if rows:
+        conn.cursor().executemany(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, %s, %s, %s, 100)", rows
+        )
+
+
+def pull_cursor(conn: Connection, connection: str) -> str | None:
+    row = conn.execute("SELECT pull_cursor FROM crm_connections WHERE name = %s", (connection,)).fetchone()
+    return row["pull_cursor"] if row else None
+
+
+def set_pull_cursor(conn: Connection, connection: str, cursor: str) -> None:
+    conn.execute(
+        "UPDATE crm_connections SET pull_cursor = %s, updated_at = now() WHERE name = %s", (cursor, connection)
+    )
+
+
+def quota_used(conn: Connection, connection: str, today: date) -> int:
+    row = conn.execute("SELECT quota_day, quota_used FROM crm_connections WHERE name = %s", (connection,)).fetchone()
+    return int(row["quota_used"]) if row and row["quota_day"] == today else 0
+
+
+def add_quota(conn: Connection, connection: str, today: date, requests: int) -> None:
+    conn.execute(
+        "UPDATE crm_connections SET quota_used = CASE WHEN quota_day = %s THEN quota_used + %s ELSE %s END, "
+        "quota_day = %s WHERE name = %s",
+        (today, requests, requests, today, connection),
+    )
+
+
+def list_runs(conn: Connection, connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT r.*, li.name AS list_name FROM crm_sync_runs r LEFT JOIN lists li ON li.id = r.list_id "
+        "WHERE %s::text IS NULL OR r.connection = %s ORDER BY r.id DESC LIMIT %s",
+        (connection, connection, limit),
+    ).fetchall()
+
+
+def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
+    row = conn.execute("SELECT * FROM crm_sync_runs WHERE id = %s", (run_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no sync run {run_id}; `leads sync history` lists them")
+    return row
+
+
+def run_errors(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    """The records a run could not sync, with the lead's email and the attempts so far."""
+    get_run(conn, run_id)
+    return conn.execute(
+        "SELECT g.lead_id, l.email, g.action, g.category, g.message, g.attempts, g.at FROM crm_sync_log g "
+        "LEFT JOIN leads l ON l.id = g.lead_id WHERE g.sync_id = %s AND g.action IN ('failed', 'invalid') "
+        "ORDER BY g.lead_id",
+        (run_id,),
+    ).fetchall()
+
+
+def conflicts(conn: Connection, run_id: int) -> list[dict[str, Any]]:
+    return conn.execute("SELECT * FROM crm_conflicts WHERE sync_id = %s ORDER BY lead_id, field", (run_id,)).fetchall()
+
+
+def links(conn: Connection, connection: str) -> list[dict[str, Any]]:
+    return conn.execute("SELECT * FROM crm_links WHERE connection = %s ORDER BY lead_id", (connection,)).fetchall()
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)

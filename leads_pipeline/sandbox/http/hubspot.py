@@ -1,0 +1,204 @@
+"""HubSpot CRM v3 emulator: contacts batch upsert, search, and the contact properties list.
+
+Endpoints as hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/objects/contacts/batch/upsert``
+(by ``email`` or a unique custom property; 200 when every input succeeded, 207 with ``errors`` otherwise),
+``POST /crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging,
+at most 200 per page) and ``GET /crm/v3/properties/contacts``. Auth is a private-app bearer token. Per-record
+errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs to another
+contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
+Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.world import World
+
+PROPERTIES: dict[str, str] = {
+    "email": "string",
+    "firstname": "string",
+    "lastname": "string",
+    "phone": "string",
+    "mobilephone": "string",
+    "jobtitle": "string",
+    "company": "string",
+    "website": "string",
+    "city": "string",
+    "state": "string",
+    "zip": "string",
+    "country": "string",
+    "industry": "string",
+    "address": "string",
+    "hs_linkedin_url": "string",
+    "lifecyclestage": "enumeration",
+    "hs_lead_status": "enumeration",
+    "notes_last_updated": "datetime",
+    "leads_id": "string",
+    "createdate": "datetime",
+    "lastmodifieddate": "datetime",
+    "hs_object_id": "number",
+}
+READ_ONLY = frozenset({"createdate", "lastmodifieddate", "hs_object_id"})
+UNIQUE = ("email", "leads_id")
+SEARCH_PAGE_MAX = 200
+BATCH_MAX = 100
+
+
+class HubSpotEmulator:
+    name = "hubspot"
+
+    def __init__(self, world: World, settings: EmulatorSettings) -> None:
+        self._settings = settings
+        self.store = CrmStore(key_fields=UNIQUE, new_id=lambda n: str(1000 + n))
+
+    def api_key(self, request: Request) -> str | None:
+        return bearer(request.headers)
+
+    def error(self, status: int, retry_after_s: int | None) -> Response:
+        messages = {
+            429: ("RATE_LIMITS", "You have reached your ten_secondly_rolling limit."),
+            500: ("INTERNAL_ERROR", "Internal error"),
+            503: ("SERVICE_UNAVAILABLE", "Service unavailable"),
+        }
+        category, message = messages.get(status, ("INTERNAL_ERROR", "error"))
+        headers = [("Retry-After", str(retry_after_s))] if retry_after_s else []
+        body = _error(category, message)
+        if status == 429:
+            body["policyName"] = "TEN_SECONDLY_ROLLING"
+            body["errorType"] = "RATE_LIMIT"
+        return Response.json(status, body, [*headers, *self._limit_headers()])
+
+    def handle(self, request: Request) -> Response:
+        if not self._settings.for_provider(self.name).accepts(bearer(request.headers)):
+            body = _error("INVALID_AUTHENTICATION", "Authentication credentials not found or expired.")
+            return Response.json(401, body, self._limit_headers())
+        route = (request.method, request.path.rstrip("/"))
+        try:
+            if route == ("POST", "/crm/v3/objects/contacts/batch/upsert"):
+                return self._upsert(request.json())
+            if route == ("POST", "/crm/v3/objects/contacts/search"):
+                return self._search(request.json())
+            if route == ("GET", "/crm/v3/properties/contacts"):
+                return self._ok({"results": [_property(n, t) for n, t in PROPERTIES.items()]})
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return Response.json(400, _error("VALIDATION_ERROR", f"Invalid input JSON: {exc}"))
+        return Response.json(404, _error("OBJECT_NOT_FOUND", f"no route {request.method} {request.path}"))
+
+    def _ok(self, payload: Any, status: int = 200) -> Response:
+        return Response.json(status, payload, self._limit_headers())
+
+    def _limit_headers(self) -> list[tuple[str, str]]:
+        limit = self._settings.for_provider(self.name).rate_limit
+        if limit is None:
+            return []
+        return [
+            ("X-HubSpot-RateLimit-Max", str(limit.requests)),
+            ("X-HubSpot-RateLimit-Interval-Milliseconds", str(int(limit.per_seconds * 1000))),
+        ]
+
+    def _upsert(self, payload: Any) -> Response:
+        inputs = payload["inputs"]
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= BATCH_MAX:
+            return Response.json(400, _error("VALIDATION_ERROR", f"inputs: expected 1 to {BATCH_MAX} items"))
+        started = iso_ms(self.store.now_ms())
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            id_property, key = item["idProperty"], str(item["id"])
+            properties = {k: (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
+            problem = self._problem(id_property, key, properties)
+            if problem:
+                errors.append(_error(*problem, context={"id": [key]}))
+                continue
+            with self.store.lock:
+                record = self.store.find(id_property, key)
+                fields = {**properties, id_property: key}
+                if record is None:
+                    record, new = self.store.create(fields), True
+                else:
+                    record, new = self.store.update(record, fields), False
+                results.append({**_object(record, list(properties)), "new": new})
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": started}
+        body["completedAt"] = iso_ms(self.store.now_ms())
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+            return self._ok(body, 207)
+        return self._ok(body)
+
+    def _problem(self, id_property: str, key: str, properties: dict[str, Any]) -> tuple[str, str] | None:
+        if id_property not in UNIQUE:
+            return "VALIDATION_ERROR", f"{id_property} is not a unique property; use one of {', '.join(UNIQUE)}"
+        unknown = sorted(set(properties) - set(PROPERTIES))
+        if unknown:
+            return "PROPERTY_DOESNT_EXIST", f"Property values were not valid: {', '.join(unknown)} does not exist"
+        read_only = sorted(set(properties) & READ_ONLY)
+        if read_only:
+            return "READ_ONLY_VALUE", f"{', '.join(read_only)} is a read only property"
+        email = key if id_property == "email" else properties.get("email")
+        if not valid_email(email):
+            return "INVALID_EMAIL", f"Property values were not valid: email {email!r} is invalid (INVALID_EMAIL)"
+        if id_property != "email" and email:
+            owner = self.store.find("email", email)
+            if owner is not None and owner.fields.get(id_property) not in (None, "", key):
+                return "CONFLICT", f"Contact already exists. Existing ID: {owner.id} (duplicate email {email})"
+        return None
+
+    def _search(self, payload: Any) -> Response:
+        limit = min(int(payload.get("limit") or 10), SEARCH_PAGE_MAX)
+        offset = int(payload.get("after") or 0)
+        since: int | None = None
+        for group in payload.get("filterGroups") or []:
+            for item in group.get("filters") or []:
+                if item.get("propertyName") == "lastmodifieddate" and item.get("operator") in ("GT", "GTE"):
+                    since = int(item["value"]) - (1 if item["operator"] == "GTE" else 0)
+        found = list(self.store.changed_since(since))
+        page = found[offset : offset + limit]
+        properties = list(payload.get("properties") or ["email", "firstname", "lastname"])
+        body: dict[str, Any] = {"total": len(found), "results": [_object(r, properties) for r in page]}
+        if offset + limit < len(found):
+            body["paging"] = {"next": {"after": str(offset + limit), "link": None}}
+        return self._ok(body)
+
+
+def _object(record: CrmRecord, properties: list[str]) -> dict[str, Any]:
+    shown = {name: record.fields.get(name) for name in properties if name not in READ_ONLY}
+    shown.update(
+        hs_object_id=record.id, createdate=iso_ms(record.created_ms), lastmodifieddate=iso_ms(record.updated_ms)
+    )
+    return {
+        "id": record.id,
+        "properties": shown,
+        "createdAt": iso_ms(record.created_ms),
+        "updatedAt": iso_ms(record.updated_ms),
+        "archived": record.archived,
+    }
+
+
+def _property(name: str, kind: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": name.replace("_", " ").title(),
+        "type": kind,
+        "fieldType": {"string": "text", "enumeration": "select", "datetime": "date", "number": "number"}[kind],
+        "description": "",
+        "groupName": "contactinformation",
+        "options": [],
+        "hasUniqueValue": name in UNIQUE,
+        "modificationMetadata": {"archivable": True, "readOnlyValue": name in READ_ONLY, "readOnlyDefinition": True},
+    }
+
+
+def _error(category: str, message: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "status": "error",
+        "category": category,
+        "message": message,
+        "correlationId": str(uuid.uuid4()),
+        "context": context or {},
+        "links": {},
+        "errors": [],
+    }

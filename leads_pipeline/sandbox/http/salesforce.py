@@ -1,0 +1,296 @@
+"""Salesforce REST emulator: sObject describe, composite upsert by external id, Bulk API 2.0 ingest, SOQL query.
+
+Paths as simple-salesforce sends them (PROVIDERS.md), under ``/services/data/vXX.X/``:
+``GET sobjects/{Lead|Contact}/describe``, ``PATCH composite/sobjects/{object}/{externalIdField}`` (at most 200
+records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ingest/{id}/batches`` (CSV) ->
+``PATCH jobs/ingest/{id}`` {state: UploadComplete} -> ``GET jobs/ingest/{id}`` -> ``.../successfulResults`` and
+``.../failedResults`` (CSV with ``sf__Id``, ``sf__Created`` / ``sf__Error``), and ``GET query/?q=`` for
+``SELECT ... FROM {object} [WHERE SystemModstamp > T] ORDER BY SystemModstamp`` with ``nextRecordsUrl`` pages.
+simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sandbox.http.tls` serves this
+emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
+(Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
+record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import re
+import threading
+from datetime import datetime
+from typing import Any
+
+from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.world import World
+
+EXTERNAL_ID = "Leads_Id__c"
+FIELDS: dict[str, tuple[str, ...]] = {
+    "Lead": ("FirstName", "LastName", "Email", "Phone", "MobilePhone", "Title", "Company", "Website", "City",
+             "State", "PostalCode", "Country", "Industry", "NumberOfEmployees", "AnnualRevenue", "LeadSource",
+             "Status", "Rating", "Description", EXTERNAL_ID),
+    "Contact": ("FirstName", "LastName", "Email", "Phone", "MobilePhone", "Title", "MailingCity", "MailingState",
+                "MailingPostalCode", "MailingCountry", "LeadSource", "Description", EXTERNAL_ID),
+}  # fmt: skip
+REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
+SYSTEM = ("Id", "CreatedDate", "SystemModstamp", "LastModifiedDate")
+COMPOSITE_MAX = 200
+QUERY_PAGE = 2000
+DAILY_API_LIMIT = 100_000
+_PREFIX = {"Lead": "00Q", "Contact": "003"}
+_DATA = re.compile(r"^/services/data/v\d+\.\d+/(?P<rest>.*)$")
+_SOQL = re.compile(
+    r"^SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)"
+    r"(?:\s+WHERE\s+SystemModstamp\s*>\s*(?P<since>\S+))?(?:\s+ORDER\s+BY\s+SystemModstamp(?:\s+ASC)?)?\s*$",
+    re.IGNORECASE,
+)
+
+
+class SalesforceEmulator:
+    name = "salesforce"
+
+    def __init__(self, world: World, settings: EmulatorSettings, ids: SeededIds) -> None:
+        self._settings = settings
+        self._ids = ids
+        self.stores = {
+            obj: CrmStore(key_fields=(EXTERNAL_ID, "Email"), new_id=functools.partial(_record_id, _PREFIX[obj]))
+            for obj in FIELDS
+        }
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._queries: dict[str, tuple[list[dict[str, Any]], int]] = {}
+        self._lock = threading.Lock()
+        self._usage = 0
+
+    def api_key(self, request: Request) -> str | None:
+        return bearer(request.headers)
+
+    def error(self, status: int, retry_after_s: int | None) -> Response:
+        codes = {429: "REQUEST_LIMIT_EXCEEDED", 500: "UNKNOWN_EXCEPTION", 503: "SERVER_UNAVAILABLE"}
+        headers = [("Retry-After", str(retry_after_s))] if retry_after_s else []
+        body = [{"message": "The server could not answer", "errorCode": codes.get(status, "UNKNOWN_EXCEPTION")}]
+        return Response.json(status, body, [*headers, self._limit_header()])
+
+    def handle(self, request: Request) -> Response:
+        if not self._settings.for_provider(self.name).accepts(bearer(request.headers)):
+            return self._json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+        with self._lock:
+            self._usage += 1
+        match = _DATA.match(request.path)
+        if match is None:
+            return self._not_found(request)
+        parts = match["rest"].rstrip("/").split("/")
+        method = request.method
+        try:
+            if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe" and method == "GET":
+                return self._describe(parts[1])
+            if len(parts) == 4 and parts[:2] == ["composite", "sobjects"] and method == "PATCH":
+                return self._composite(parts[2], parts[3], request.json())
+            if parts[:2] == ["jobs", "ingest"]:
+                return self._ingest(method, parts[2:], request)
+            if parts[0] == "query":
+                return self._query(request.query.get("q"), parts[1] if len(parts) > 1 else None)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return self._json(400, [{"message": f"JSON_PARSER_ERROR: {exc}", "errorCode": "JSON_PARSER_ERROR"}])
+        return self._not_found(request)
+
+    def _json(self, status: int, payload: Any) -> Response:
+        return Response.json(status, payload, [self._limit_header()])
+
+    def _limit_header(self) -> tuple[str, str]:
+        return ("Sforce-Limit-Info", f"api-usage={self._usage}/{DAILY_API_LIMIT}")
+
+    def _not_found(self, request: Request) -> Response:
+        body = [{"message": f"The requested resource does not exist: {request.path}", "errorCode": "NOT_FOUND"}]
+        return self._json(404, body)
+
+    def _object(self, name: str) -> CrmStore:
+        if name not in self.stores:
+            raise KeyError(f"sObject type '{name}' is not supported")
+        return self.stores[name]
+
+    def _describe(self, obj: str) -> Response:
+        if obj not in FIELDS:
+            return self._json(404, [{"message": f"sObject type '{obj}' is not supported.", "errorCode": "NOT_FOUND"}])
+        fields = [
+            {"name": name, "label": name, "type": "id" if name == "Id" else "string", "nillable": name not in
+             REQUIRED[obj], "createable": name not in SYSTEM, "updateable": name not in SYSTEM,
+             "externalId": name == EXTERNAL_ID, "unique": name == EXTERNAL_ID}
+            for name in (*SYSTEM, *FIELDS[obj])
+        ]  # fmt: skip
+        return self._json(200, {"name": obj, "label": obj, "fields": fields})
+
+    # upsert ---------------------------------------------------------------------------------------------------
+
+    def _upsert(self, obj: str, external_field: str, values: dict[str, Any]) -> dict[str, Any]:
+        """One record's upsert as Salesforce reports it: {id, success, errors, created}."""
+        store = self._object(obj)
+        values = {k: v for k, v in values.items() if k != "attributes"}
+        unknown = sorted(set(values) - set(FIELDS[obj]))
+        if unknown:
+            return _failure("INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}", unknown[:1])
+        key = values.get(external_field)
+        if external_field != EXTERNAL_ID or key in (None, ""):
+            return _failure("MISSING_ARGUMENT", f"{external_field} not specified or not an External ID", [])
+        if not valid_email(values.get("Email")):
+            return _failure("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {values['Email']}", ["Email"])
+        with store.lock:
+            record = store.find(EXTERNAL_ID, key)
+            merged = {**(record.fields if record else {}), **values}
+            missing = [f for f in REQUIRED[obj] if merged.get(f) in (None, "")]
+            if missing:
+                return _failure(
+                    "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+                )
+            twin = store.find("Email", values.get("Email"))
+            if twin is not None and twin is not record:
+                message = f"Use one of these records? (duplicate rule: {obj} with the same email, {twin.id})"
+                return _failure("DUPLICATES_DETECTED", message, [])
+            clean = {k: None if v == "" else v for k, v in values.items()}
+            if record is None:
+                return {"id": store.create(clean).id, "success": True, "errors": [], "created": True}
+            return {"id": store.update(record, clean).id, "success": True, "errors": [], "created": False}
+
+    def _composite(self, obj: str, external_field: str, payload: Any) -> Response:
+        records = payload["records"]
+        if not isinstance(records, list) or len(records) > COMPOSITE_MAX:
+            return self._json(400, [{"message": f"records: at most {COMPOSITE_MAX}", "errorCode": "INVALID_BATCH"}])
+        return self._json(200, [self._upsert(obj, external_field, dict(r)) for r in records])
+
+    # bulk 2.0 -------------------------------------------------------------------------------------------------
+
+    def _ingest(self, method: str, rest: list[str], request: Request) -> Response:
+        if not rest and method == "POST":
+            spec = request.json()
+            job = {
+                "id": "750" + self._ids.new(15),
+                "operation": spec["operation"],
+                "object": spec["object"],
+                "externalIdFieldName": spec.get("externalIdFieldName"),
+                "state": "Open",
+                "contentType": "CSV",
+                "apiVersion": 59.0,
+                "numberRecordsProcessed": 0,
+                "numberRecordsFailed": 0,
+                "createdDate": datetime.now().astimezone().isoformat(),
+                "data": "",
+                "results": [],
+            }
+            self._object(job["object"])
+            with self._lock:
+                self._jobs[job["id"]] = job
+            return self._json(200, _public(job))
+        found = self._jobs.get(rest[0]) if rest else None
+        if found is None:
+            return self._json(404, [{"message": "Job not found", "errorCode": "NOT_FOUND"}])
+        job, tail = found, rest[1:]
+        if tail == ["batches"] and method == "PUT":
+            if job["state"] != "Open":
+                return self._json(400, [{"message": "Job is not open", "errorCode": "INVALIDJOBSTATE"}])
+            job["data"] += request.body.decode("utf-8")
+            return Response(201, b"", [self._limit_header()])
+        if not tail and method == "PATCH":
+            state = request.json()["state"]
+            if state == "UploadComplete" and job["state"] == "Open":
+                self._run_job(job)
+            elif state == "Aborted":
+                job["state"] = "Aborted"
+            return self._json(200, _public(job))
+        if not tail and method == "GET":
+            return self._json(200, _public(job))
+        if tail in (["successfulResults"], ["failedResults"]) and method == "GET":
+            return self._results(job, tail[0] == "successfulResults")
+        return self._json(404, [{"message": "Unknown ingest resource", "errorCode": "NOT_FOUND"}])
+
+    def _run_job(self, job: dict[str, Any]) -> None:
+        rows = list(csv.DictReader(io.StringIO(job["data"])))
+        for row in rows:
+            values = {k: (None if v == "" else v) for k, v in row.items()}
+            job["results"].append((row, self._upsert(job["object"], job["externalIdFieldName"], values)))
+        job["numberRecordsProcessed"] = len(rows)
+        job["numberRecordsFailed"] = sum(1 for _, r in job["results"] if not r["success"])
+        job["state"] = "JobComplete"
+
+    def _results(self, job: dict[str, Any], successful: bool) -> Response:
+        out = io.StringIO()
+        chosen = [(row, r) for row, r in job["results"] if r["success"] == successful]
+        columns = list(chosen[0][0]) if chosen else []
+        head = ["sf__Id", "sf__Created"] if successful else ["sf__Id", "sf__Error"]
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow([*head, *columns])
+        for row, result in chosen:
+            extra = "true" if result["created"] else "false"
+            if not successful:
+                error = result["errors"][0]
+                extra = f"{error['statusCode']}:{error['message']}"
+            writer.writerow([result.get("id") or "", extra, *[row[c] for c in columns]])
+        return Response(200, out.getvalue().encode("utf-8"), [("Content-Type", "text/csv"), self._limit_header()])
+
+    # query ----------------------------------------------------------------------------------------------------
+
+    def _query(self, soql: str | None, locator: str | None) -> Response:
+        if locator is not None:
+            with self._lock:
+                found = self._queries.get(locator)
+            if found is None:
+                return self._json(400, [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
+            return self._page(*found)
+        match = _SOQL.match((soql or "").strip())
+        if match is None:
+            return self._json(400, [{"message": f"unsupported SOQL: {soql}", "errorCode": "MALFORMED_QUERY"}])
+        obj = match["object"]
+        fields = [f.strip() for f in match["fields"].split(",")]
+        unknown = [f for f in fields if f not in (*SYSTEM, *FIELDS.get(obj, ()))]
+        if obj not in FIELDS or unknown:
+            return self._json(400, [{"message": f"No such column '{unknown}' on {obj}", "errorCode": "INVALID_FIELD"}])
+        since = _parse_soql_time(match["since"]) if match["since"] else None
+        rows = [_row(obj, r, fields) for r in self.stores[obj].changed_since(since)]
+        return self._page(rows, 0)
+
+    def _page(self, rows: list[dict[str, Any]], offset: int) -> Response:
+        page = rows[offset : offset + QUERY_PAGE]
+        body: dict[str, Any] = {"totalSize": len(rows), "done": offset + QUERY_PAGE >= len(rows), "records": page}
+        if not body["done"]:
+            locator = f"01g{self._ids.new(15)}-{offset + QUERY_PAGE}"
+            with self._lock:
+                self._queries[locator] = (rows, offset + QUERY_PAGE)
+            body["nextRecordsUrl"] = f"/services/data/v59.0/query/{locator}"
+        return self._json(200, body)
+
+
+def _record_id(prefix: str, number: int) -> str:
+    """An 18-character id with the object's key prefix, as Salesforce ids look."""
+    return f"{prefix}{number:015d}"
+
+
+def _row(obj: str, record: CrmRecord, fields: list[str]) -> dict[str, Any]:
+    row: dict[str, Any] = {"attributes": {"type": obj, "url": f"/services/data/v59.0/sobjects/{obj}/{record.id}"}}
+    for name in fields:
+        if name == "Id":
+            row[name] = record.id
+        elif name == "CreatedDate":
+            row[name] = _soql_time(record.created_ms)
+        elif name in ("SystemModstamp", "LastModifiedDate"):
+            row[name] = _soql_time(record.updated_ms)
+        else:
+            row[name] = record.fields.get(name)
+    return row
+
+
+def _soql_time(ms: int) -> str:
+    """Salesforce's datetime format: 2024-05-01T10:00:00.000+0000."""
+    return iso_ms(ms).replace("Z", "+0000")
+
+
+def _parse_soql_time(text: str) -> int:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(parsed.timestamp() * 1000)
+
+
+def _failure(code: str, message: str, fields: list[str]) -> dict[str, Any]:
+    return {"id": None, "success": False, "errors": [{"statusCode": code, "message": message, "fields": fields}]}
+
+
+def _public(job: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in job.items() if k not in ("data", "results")}

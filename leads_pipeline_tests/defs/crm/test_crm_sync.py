@@ -1,0 +1,131 @@
+"""``leads crm`` and ``leads sync`` as a user runs them: connection files, the Dagster assets with their blocking
+check, history and errors, against the HubSpot emulator; and the schedules built from connection files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+import yaml
+from typer.testing import CliRunner, Result
+
+from leads_pipeline.cli import app
+from leads_pipeline.defs.crm.assets import crm_sync, crm_sync_job, crm_sync_plan
+from leads_pipeline.defs.crm.schedules import crm_schedules
+from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.db import transaction
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.lib.crm.helpers import email_of, import_leads, lead_rows
+
+pytestmark = pytest.mark.integration
+
+CONNECTION = {
+    "crm": "hubspot",
+    "mapping": {"email": "email", "first_name": "firstname", "last_name": "lastname", "title": "jobtitle"},
+    "direction": "push",
+    "list": "prospects",
+    "schedule": "0 * * * *",
+    "rate_limit": {"requests": 1000, "per_seconds": 1},
+}
+
+
+@pytest.fixture
+def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    home = tmp_path / "home"
+    for key, value in sandbox.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADS_HOME", str(home))
+    monkeypatch.setenv("LEADS_USER", "tester")
+    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path / "crm"))
+    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
+    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(database_url))
+    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    write_connection(tmp_path / "crm", "hubspot-main", CONNECTION)
+    return CliRunner()
+
+
+def write_connection(folder: Path, name: str, settings: dict[str, Any]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    return path
+
+
+def ok(runner: CliRunner, *args: str) -> Result:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
+    return result
+
+
+def one_line_error(runner: CliRunner, *args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    return lines[0]
+
+
+def test_crm_ls_show_and_test(leads: CliRunner, tmp_path: Path) -> None:
+    write_connection(tmp_path / "crm", "broken", {"crm": "zoho", "mapping": {"email": "email"}})
+    listed = json.loads(ok(leads, "crm", "ls", "--json").stdout)
+    assert {r["name"]: r["crm"] for r in listed} == {"broken": None, "hubspot-main": "hubspot"}
+    assert "crm: expected one of" in next(r["error"] for r in listed if r["name"] == "broken")
+    shown = json.loads(ok(leads, "crm", "show", "hubspot-main", "--json").stdout)
+    assert shown["matchKey"] == {"field": "email", "crmField": "email"}
+    assert shown["links"] == 0
+    tested = json.loads(ok(leads, "crm", "test", "hubspot-main", "--json").stdout)
+    assert tested["ok"] is True
+    bad = dict(CONNECTION, mapping={"email": "email", "title": "job_title_typo"})
+    write_connection(tmp_path / "crm", "typo", bad)
+    assert "has no field(s) job_title_typo" in one_line_error(leads, "crm", "test", "typo")
+    assert "no CRM connection named 'nope'" in one_line_error(leads, "crm", "test", "nope")
+
+
+def test_sync_pushes_through_dagster_then_history_and_errors(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(40, start=110_000))
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET email = 'nobody@nowhere' WHERE email = %s", (email_of(110_000),))
+    report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--list", "prospects", "--json").stdout)
+    assert (report["status"], report["leadsToSync"], report["created"] + report["updated"]) == ("completed", 39, 39)
+    assert report["invalid"] == 1
+    again = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--json").stdout)
+    assert (again["leadsToSync"], again["unchanged"]) == (0, 39)
+    history = json.loads(ok(leads, "sync", "history", "--json").stdout)
+    assert [h["syncId"] for h in history] == [again["syncId"], report["syncId"]]
+    errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()
+    assert errors[0] == "lead_id,email,action,category,message,attempts"
+    assert "nobody@nowhere" in errors[1] and "not an email address" in errors[1]
+    assert "no sync run 999" in one_line_error(leads, "sync", "errors", "999")
+
+
+def test_blocking_check_stops_a_push_whose_mapping_the_crm_does_not_have(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(2, start=120_000))
+    write_connection(tmp_path / "crm", "typo", dict(CONNECTION, mapping={"email": "email", "title": "job_title_typo"}))
+    message = one_line_error(leads, "sync", "--crm", "typo", "--list", "prospects")
+    assert "blocked by its check" in message and "job_title_typo" in message
+    with transaction(database_url) as db:
+        runs = db.execute("SELECT count(*) AS n FROM crm_sync_runs").fetchone()
+    assert runs is not None and runs["n"] == 0
+
+
+def test_one_schedule_per_connection_file_with_a_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path))
+    write_connection(tmp_path, "hubspot-main", CONNECTION)
+    write_connection(tmp_path, "manual-only", {k: v for k, v in CONNECTION.items() if k != "schedule"})
+    write_connection(tmp_path, "broken", {"crm": "zoho"})
+    schedules = crm_schedules()
+    assert [s.name for s in schedules] == ["crm_sync_hubspot_main"]
+    assert schedules[0].cron_schedule == "0 * * * *"
+    defs = dg.Definitions(
+        assets=[crm_sync_plan, crm_sync], schedules=schedules, jobs=[crm_sync_job], resources=default_resources()
+    )
+    dg.Definitions.validate_loadable(defs)

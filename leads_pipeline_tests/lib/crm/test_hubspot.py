@@ -1,0 +1,175 @@
+"""HubSpot over the wire: hubspot-api-client against the sandbox emulator, with the real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+
+pytestmark = pytest.mark.integration
+
+
+def hubspot(sandbox: Sandbox) -> HubSpotEmulator:
+    assert sandbox.http_app is not None
+    return cast(HubSpotEmulator, sandbox.http_app.emulator("hubspot"))
+
+
+def remote_by_email(sandbox: Sandbox, email: str) -> Any:
+    record = hubspot(sandbox).store.find("email", email)
+    assert record is not None
+    return record
+
+
+def test_push_creates_links_then_sends_only_changes(database_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(230, start=10_000))
+    conn_ = connection("hubspot", "hs-push")
+    first = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (first.status, first.created, first.updated, first.failed) == ("completed", 230, 0, 0)
+    assert first.requests == 3  # batches of 100
+    assert remote_by_email(sandbox, email_of(10005)).fields["firstname"] == "Ann10005"
+    with connect(database_url) as db:
+        assert len(store.links(db, "hs-push")) == 230
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (again.leads_to_sync, again.unchanged, again.requests) == (0, 230, 0)
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'CTO' WHERE email = %s", (email_of(10007),))
+    third = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (third.leads_to_sync, third.updated, third.created) == (1, 1, 0)
+    assert remote_by_email(sandbox, email_of(10007)).fields["jobtitle"] == "CTO"
+
+
+def test_invalid_leads_are_not_sent_and_crm_refusals_are_recorded(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(3, start=20_000))
+    hubspot(sandbox).store.create({"email": "someone.else@example.com", "leads_id": "other"})
+    with transaction(database_url) as db:
+        for i, (email, crm_id) in enumerate([("not-an-email", "a"), (None, "b"), ("someone.else@example.com", "c")]):
+            db.execute(
+                "UPDATE leads SET email = coalesce(%s::text, email), custom = jsonb_build_object('crm id', %s::text) "
+                "WHERE email = %s",
+                (email, crm_id, email_of(20_000 + i)),
+            )
+    mapping = {"email": "email", "last_name": "lastname", "custom.crm id": "leads_id"}
+    conn_ = connection("hubspot", "hs-errors", mapping=mapping, match_key="custom.crm id")
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert report.invalid == 1  # not-an-email never left
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    categories = {e["email"]: (e["action"], e["category"]) for e in errors}
+    assert categories == {
+        "not-an-email": ("invalid", "validation"),
+        "someone.else@example.com": ("failed", "duplicate"),  # HubSpot: that email belongs to another contact
+    }
+    assert (report.created, report.status) == (1, "partial")
+    assert hubspot(sandbox).store.find("leads_id", "b") is not None
+
+
+def test_transient_faults_are_retried_and_429_retry_after_honoured(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(150, start=30_000))
+    assert sandbox.http_app is not None
+    before = hubspot(sandbox).store.count()
+    sandbox.http_app.inject("hubspot", "429", "500", "503", "malformed")
+    report = engine(database_url, sandbox, connection("hubspot", "hs-faults")).run("push", list_id)
+    # the cut answer arrived after HubSpot wrote the batch: the resend updates those contacts, no duplicates
+    assert (report.created + report.updated, report.failed, report.status) == (150, 0, "completed")
+    assert hubspot(sandbox).store.count() - before == 150
+    statuses = [r.status for r in sandbox.http_app.log.records("hubspot") if r.path.endswith("batch/upsert")]
+    assert 429 in statuses and 503 in statuses
+
+
+def test_persistent_failure_is_kept_and_sent_by_the_next_sync(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(5, start=40_000))
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject("hubspot", *(["503"] * 6))
+    conn_ = connection("hubspot", "hs-later")
+    failed = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (failed.failed, failed.status) == (5, "partial")
+    with connect(database_url) as db:
+        assert {e["category"] for e in store.run_errors(db, failed.sync_id)} == {"transient"}
+    later = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (later.leads_to_sync, later.created, later.failed) == (5, 5, 0)
+    with connect(database_url) as db:
+        open_rejects = db.execute("SELECT count(*) AS n FROM crm_rejects WHERE resolved_at IS NULL").fetchone()
+    assert open_rejects is not None and open_rejects["n"] == 0
+
+
+def test_expired_token_fails_the_run_with_the_variable_to_fix(
+    database_url: str, tmp_path: Path, sandbox_world: Any
+) -> None:
+    from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings
+
+    settings = EmulatorSettings(providers={"hubspot": ProviderSettings(api_keys=frozenset({"good-token"}))})
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=50_000))
+    with (
+        Sandbox.start(sandbox_world, http_settings=settings) as box,
+        pytest.raises(ConfigurationError, match="HUBSPOT_ACCESS_TOKEN"),
+    ):
+        engine(database_url, box, connection("hubspot", "hs-auth")).run("push", list_id)
+    with connect(database_url) as db:
+        runs = store.list_runs(db, "hs-auth")
+    assert runs[0]["status"] == "failed"
+
+
+def test_pull_pages_updates_leads_records_facts_and_resolves_conflicts(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(3, start=60_000))
+    conn_ = connection(
+        "hubspot", "hs-pull", pull_fields={"lifecyclestage": "lifecycle_stage"}, conflict="crm_wins",
+        conflict_fields={"company": "local_wins"},
+    )  # fmt: skip
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    emulator = hubspot(sandbox)
+    ann = remote_by_email(sandbox, email_of(60000))
+    emulator.store.touch(ann.id, jobtitle="VP Sales", lifecyclestage="opportunity")
+    bob = remote_by_email(sandbox, email_of(60001))
+    emulator.store.touch(bob.id, jobtitle="Remote title", company="Remote Co")
+    for i in range(250):  # new contacts in the CRM: more than one search page
+        emulator.store.create({"email": f"crm{i}@example.org", "firstname": f"C{i}", "lastname": "New"})
+    with transaction(database_url) as db:  # the pipeline changed the same fields of bob
+        db.execute(
+            "UPDATE leads SET title = 'Local title', company = 'Local Co' WHERE email = %s", (bob.fields["email"],)
+        )
+    report = engine(database_url, sandbox, conn_).run("pull", list_id)
+    assert report.pulled >= 252
+    with connect(database_url) as db:
+        leads = {r["email"]: r for r in db.execute("SELECT * FROM leads WHERE list_id = %s", (list_id,))}
+        decided = {
+            c["field"]: (c["winner"], c["local_value"], c["remote_value"]) for c in store.conflicts(db, report.sync_id)
+        }
+        facts = db.execute("SELECT field, value FROM lead_facts WHERE source = 'crm:hs-pull'").fetchall()
+    assert leads[email_of(60000)]["title"] == "VP Sales"
+    assert leads["crm249@example.org"]["first_name"] == "C249"
+    assert decided["jobtitle"] == ("crm", "Local title", "Remote title")
+    assert decided["company"] == ("local", "Local Co", "Remote Co")
+    assert leads[bob.fields["email"]]["title"] == "Remote title"
+    assert leads[bob.fields["email"]]["company"] == "Local Co"
+    assert {"field": "lifecycle_stage", "value": "opportunity"} in facts
+    push = engine(database_url, sandbox, conn_).run("push", list_id)  # local_wins goes back to the CRM
+    assert remote_by_email(sandbox, bob.fields["email"]).fields["company"] == "Local Co"
+    assert push.failed == 0
+
+
+def test_a_sync_that_would_exceed_the_daily_quota_stops_early_and_says_so(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(250, start=100_000))
+    conn_ = connection("hubspot", "hs-quota", daily_quota=2)
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (report.status, report.created + report.updated, report.requests) == ("stopped", 200, 2)
+    assert report.message is not None and "daily quota of 2 requests" in report.message
+    later = engine(database_url, sandbox, conn_).run("push", list_id)  # same day: nothing more goes
+    assert (later.status, later.leads_to_sync, later.requests) == ("stopped", 50, 0)

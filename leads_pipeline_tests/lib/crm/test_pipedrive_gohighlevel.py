@@ -1,0 +1,98 @@
+"""Pipedrive and GoHighLevel over the wire (requests against the sandbox emulators), with the real store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
+from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+
+pytestmark = pytest.mark.integration
+
+
+def pipedrive(sandbox: Sandbox) -> PipedriveEmulator:
+    assert sandbox.http_app is not None
+    return cast(PipedriveEmulator, sandbox.http_app.emulator("pipedrive"))
+
+
+def gohighlevel(sandbox: Sandbox) -> GoHighLevelEmulator:
+    assert sandbox.http_app is not None
+    return cast(GoHighLevelEmulator, sandbox.http_app.emulator("gohighlevel"))
+
+
+def test_pipedrive_looks_up_before_create_and_resolves_custom_field_keys(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(12, start=90_000))
+    emulator = pipedrive(sandbox)
+    existing = emulator.add_person("Already There", email_of(90_000))
+    conn_ = connection("pipedrive", "pd-push")
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (report.created, report.updated, report.failed) == (11, 1, 0)
+    assert emulator.store.get(existing.id) is not None
+    assert emulator.store.get(existing.id).fields["custom_fields"][field_key("Company")] == "Acme 9"  # type: ignore[union-attr]
+    with transaction(database_url) as db:  # a crash after sending: links lost, the resend must not duplicate
+        db.execute("DELETE FROM crm_links WHERE connection = 'pd-push'")
+    before = emulator.store.count()
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject("pipedrive", "503", "malformed", "429")
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (again.created, again.updated, again.failed) == (0, 12, 0)
+    assert emulator.store.count() == before
+
+
+def test_pipedrive_unknown_custom_field_is_a_configuration_error(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=91_000))
+    conn_ = connection("pipedrive", "pd-bad", mapping={"email": "email", "title": "Seniority Level"})
+    with pytest.raises(ConfigurationError, match="no person field named Seniority Level"):
+        engine(database_url, sandbox, conn_).run("push", list_id)
+
+
+def test_pipedrive_pull_pages(database_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=92_000))
+    emulator = pipedrive(sandbox)
+    for i in range(520):  # more than one page of 500
+        emulator.add_person(f"P {i}", f"p{i}@pd.example", first_name="P", last_name=f"N{i}")
+    report = engine(database_url, sandbox, connection("pipedrive", "pd-pull")).run("pull", list_id)
+    assert report.pulled >= 520
+    with connect(database_url) as db:
+        row = db.execute("SELECT count(*) AS n FROM leads WHERE email LIKE '%%@pd.example'").fetchone()
+    assert row is not None and row["n"] == 520
+
+
+def test_gohighlevel_upsert_errors_version_header_and_pull(database_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    list_id = import_leads(database_url, tmp_path, lead_rows(120, start=93_000))
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email = %s", (email_of(93_001),))
+    conn_ = connection("gohighlevel", "ghl-push", pull_fields={"Lifecycle Stage": "lifecycle_stage"})
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject("gohighlevel", "429", "500")
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (report.created + report.updated, report.failed) == (120, 0)
+    emulator = gohighlevel(sandbox)
+    contact = emulator.store.find("email", email_of(93_001))
+    assert contact is not None and contact.fields["customFields"]["cf_title"] == "Head of Ops"
+    emulator.store.touch(contact.id, customFields={"cf_stage": "customer", "cf_title": "COO"})
+    for i in range(130):
+        emulator.store.create({"email": f"g{i}@ghl.example", "firstName": "G", "lastName": f"{i}"})
+    pulled = engine(database_url, sandbox, conn_).run("pull", list_id)
+    assert pulled.pulled >= 131
+    with connect(database_url) as db:
+        lead = db.execute("SELECT * FROM leads WHERE email = %s", (email_of(93_001),)).fetchone()
+        facts = db.execute("SELECT value FROM lead_facts WHERE source = 'crm:ghl-push'").fetchall()
+        count = db.execute("SELECT count(*) AS n FROM leads WHERE email LIKE '%%@ghl.example'").fetchone()
+    assert lead is not None and lead["title"] == "COO"
+    assert {"value": "customer"} in facts
+    assert count is not None and count["n"] == 130
+    with connect(database_url) as db:
+        assert store.list_runs(db, "ghl-push")[0]["pulled"] == pulled.pulled

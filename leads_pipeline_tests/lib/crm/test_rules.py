@@ -1,0 +1,112 @@
+"""Pure rules of the CRM sync: conflict resolution, connection files, mapping and hashing, the token bucket."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.crm.conflicts import merge
+from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
+from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.crm.validation import problems
+from leads_pipeline.lib.errors import ConfigurationError
+
+EARLY = datetime(2026, 1, 1, tzinfo=UTC)
+LATE = EARLY + timedelta(hours=1)
+RULES = {"title": "most_recent", "company": "crm_wins", "phone": "local_wins"}
+
+
+def test_only_one_side_changed_is_no_conflict() -> None:
+    base = {"title": "CTO", "company": "Acme", "phone": "1"}
+    result = merge(base, {**base, "phone": "2"}, {**base, "title": "CEO"}, RULES, EARLY, LATE)  # type: ignore[arg-type]
+    assert result.take == {"title": "CEO"}
+    assert result.conflicts == []
+
+
+@pytest.mark.parametrize(
+    ("field", "local_time", "remote_time", "winner"),
+    [
+        ("company", LATE, EARLY, "crm"),  # crm_wins whatever the times
+        ("phone", EARLY, LATE, "local"),  # local_wins whatever the times
+        ("title", EARLY, LATE, "crm"),  # most_recent: the CRM changed later
+        ("title", LATE, EARLY, "local"),  # most_recent: the pipeline changed later
+    ],
+)
+def test_both_sides_changed_the_rule_decides_and_the_conflict_is_recorded(
+    field: str, local_time: datetime, remote_time: datetime, winner: str
+) -> None:
+    base = {field: "base"}
+    result = merge(base, {field: "ours"}, {field: "theirs"}, RULES, local_time, remote_time)  # type: ignore[arg-type]
+    assert [(c.field, c.local, c.remote, c.winner) for c in result.conflicts] == [(field, "ours", "theirs", winner)]
+    assert result.take == ({field: "theirs"} if winner == "crm" else {})
+
+
+def test_never_synced_fills_empty_fields_and_counts_differences_as_conflicts() -> None:
+    result = merge(None, {"title": None, "company": "Ours"}, {"title": "CEO", "company": "Theirs"},
+                   RULES, EARLY, LATE)  # type: ignore[arg-type]  # fmt: skip
+    assert result.take == {"title": "CEO", "company": "Theirs"}
+    assert [c.field for c in result.conflicts] == ["company"]
+
+
+def test_numbers_and_empty_values_compare_as_the_crm_stores_them() -> None:
+    assert merge({"n": "50"}, {"n": 50}, {"n": "50"}, {"n": "crm_wins"}, EARLY, LATE).take == {}  # type: ignore[dict-item]
+    assert values_hash({"a": 50, "b": ""}) == values_hash({"b": None, "a": "50"})
+
+
+def test_mapping_applies_transforms_and_reads_custom_fields() -> None:
+    mapping = (
+        FieldMap("email", "Email", ("strip", "lower")),
+        FieldMap("custom.Lead Owner", "Owner__c", ("upper",)),
+        FieldMap("company", "Company", ("default:Unknown", "truncate:5")),
+    )
+    lead = {"email": "  Ann@X.COM ", "custom": {"Lead Owner": "bo"}, "company": None}
+    assert map_lead(lead, mapping) == {"Email": "ann@x.com", "Owner__c": "BO", "Company": "Unkno"}
+
+
+def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_path: Path) -> None:
+    path = tmp_path / "main.yaml"
+    path.write_text("crm: hubspot\nmapping: {email: email, shoe_size: shoe}\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"main.yaml: mapping: 'shoe_size' is not a lead field"):
+        load_connection_file(path)
+    cases = {
+        "crm": ({"crm": "zoho"}, "crm: expected one of"),
+        "object": ({"crm": "salesforce", "object": "Account"}, "object: expected one of Lead, Contact"),
+        "conflict": ({"crm": "hubspot", "conflict": "newest"}, "conflict: expected one of"),
+        "transform": ({"crm": "hubspot", "mapping": {"email": {"crm_field": "email", "transforms": ["rot13"]}}},
+                      "unknown transform 'rot13'"),
+        "match": ({"crm": "hubspot", "match_key": "phone"}, "match_key: 'phone' must name a mapped lead field"),
+        "unknown": ({"crm": "hubspot", "shedule": "@daily"}, "unknown setting"),
+    }  # fmt: skip
+    for data, message in cases.values():
+        with pytest.raises(ConfigurationError, match=message):
+            parse_connection("c", {"mapping": {"email": "email"}, **data})
+
+
+def test_validation_holds_back_bad_emails_and_missing_required_fields() -> None:
+    connection = parse_connection(
+        "sf", {"crm": "salesforce", "match_key": "email",
+               "mapping": {"email": "Email", "last_name": "LastName", "company": "Company"}},
+    )  # fmt: skip
+    assert problems(connection, {"Email": "a@b.co", "LastName": "Lee", "Company": "Acme"}) == []
+    found = problems(connection, {"Email": "nope", "LastName": None, "Company": "Acme"})
+    assert found == ["Email 'nope' is not an email address", "LastName is required by salesforce Lead"]
+
+
+def test_token_bucket_paces_and_pauses() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    bucket = TokenBucket(10, 1.0, burst=1, clock=lambda: now[0], sleep=sleep)
+    for _ in range(11):
+        bucket.acquire()
+    assert now[0] == pytest.approx(1.0)  # one token of burst, then one every 0.1 s
+    bucket.pause(5.0)
+    bucket.acquire()
+    assert now[0] >= 6.0
