@@ -16,11 +16,13 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands.audit import audit_command
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
+from leads_pipeline.commands.privacy import app as privacy_app
 from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -41,6 +43,8 @@ app.add_typer(merges_app, name="merges")
 app.add_typer(imports_app, name="imports")
 app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
+app.command("audit")(audit_command)
+app.add_typer(privacy_app, name="privacy")
 
 
 @db_app.command("start")
