@@ -23,6 +23,7 @@ from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
 from leads_pipeline.commands.privacy import app as privacy_app
+from leads_pipeline.commands.retention import app as retention_app
 from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -45,6 +46,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(sandbox_app, name="sandbox")
 app.command("audit")(audit_command)
 app.add_typer(privacy_app, name="privacy")
+app.add_typer(retention_app, name="retention")
 
 
 @db_app.command("start")
