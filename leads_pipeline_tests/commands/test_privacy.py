@@ -133,3 +133,13 @@ def test_opt_out_flags_leads_now_and_later_and_export_leaves_them_out(ana: Leads
 def test_unknown_or_malformed_person(leads: Leads) -> None:
     assert leads.json("privacy", "export", "nobody@example.com")["leadIds"] == []
     assert "give an email address or a phone number" in leads.fails("privacy", "export", "not a phone")
+
+
+def test_only_owners_of_every_list_or_privacy_officers_may_act(
+    ana: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana.ok("lists", "share", "fair", "bob", "--role", "owner")
+    assert "list 'other'" in ana.fails("privacy", "export", EMAIL, user="bob"), "bob does not own 'other'"
+    assert "LEADS_PRIVACY_OFFICERS" in ana.fails("privacy", "delete", EMAIL, "--yes", user="bob")
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
+    assert len(ana.json("privacy", "export", EMAIL, user="bob")["leadIds"]) == 2

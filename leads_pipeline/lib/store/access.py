@@ -14,6 +14,7 @@ lists it belongs to. Membership changes made here take effect for that role imme
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final, Literal
 
 import psycopg
@@ -175,3 +176,19 @@ def service_bypasses_row_security(conn: Connection) -> bool:
         " pg_class c WHERE r.rolname = current_user AND c.oid = 'leads.leads'::regclass"
     ).fetchone()
     return bool(row and row["bypasses"])
+
+
+PRIVACY_OFFICERS_ENV: Final = "LEADS_PRIVACY_OFFICERS"
+"""Comma-separated users who may act on privacy requests (export, erase, opt out) whatever lists hold the person."""
+
+
+def require_privacy_request(conn: Connection, user: str, list_ids: list[int], action: str) -> None:
+    """A privacy request reveals or erases a person's data in every list: allowed to a privacy officer
+    (``LEADS_PRIVACY_OFFICERS``), else only to an owner of every list holding the person's leads."""
+    officers = {name.strip() for name in os.environ.get(PRIVACY_OFFICERS_ENV, "").split(",") if name.strip()}
+    if user in officers:
+        return
+    try:
+        require_all(conn, list_ids, user, "owner", action, write=False)
+    except AccessDeniedError as exc:
+        raise AccessDeniedError(f"{exc}; or add {user!r} to {PRIVACY_OFFICERS_ENV} (privacy officers)") from None

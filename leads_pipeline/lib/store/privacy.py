@@ -26,7 +26,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY
-from leads_pipeline.lib.store import audit
+from leads_pipeline.lib.store import access, audit
 from leads_pipeline.lib.store.lists import Connection
 
 SUPPRESSED_REASON: Final = (
@@ -59,6 +59,7 @@ class Person:
     kind: Kind
     value: str
     lead_ids: list[int] = field(default_factory=list)
+    list_ids: list[int] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
 
@@ -86,9 +87,11 @@ def find_person(conn: Connection, raw: str) -> Person:
     kind, value = identify(raw)
     column = "lower(email) = %(v)s" if kind == "email" else "(phone = %(v)s OR mobile_phone = %(v)s)"
     rows = list(
-        conn.execute(f"SELECT id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id", {"v": value})
+        conn.execute(
+            f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id", {"v": value}
+        )
     )  # type: ignore[arg-type]
-    person = Person(kind, value, lead_ids=[int(r["id"]) for r in rows])
+    person = Person(kind, value, [int(r["id"]) for r in rows], sorted({int(r["list_id"]) for r in rows}))
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
     for row in rows:
@@ -107,6 +110,7 @@ def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
     """Everything held about the person, table by table (``REGISTRY``), plus whether they are suppressed or
     opted out. The request itself is audited (by the person's keyed hash, not their address)."""
     person = find_person(conn, raw)
+    access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
     tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in REGISTRY}
     hashes = person.params()["subjects"]
     document = {
@@ -139,6 +143,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
     removed: dict[str, int] = {}
     with conn.transaction():
         person = find_person(conn, raw)
+        access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         params = person.params()
         for entry in REGISTRY:
             if entry.erase == "keep":
@@ -216,6 +221,7 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
     """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged."""
     with conn.transaction():
         person = find_person(conn, raw)
+        access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
         conn.execute(
             "INSERT INTO opt_outs (hash, kind, created_by) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING",
             (person.subject, person.kind, actor),
