@@ -52,7 +52,7 @@ def ana(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
         f"Ana,G,{EMAIL}; ana@home.example,,\n",
         encoding="utf-8",
     )
-    import_file(database_url, changed, "fair", on_duplicate="update")
+    leads.ok("import", str(changed), "--list", "fair", "--on-duplicate", "update")  # through Dagster: its event log
     _execute(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"

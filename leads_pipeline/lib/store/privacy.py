@@ -145,9 +145,17 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         params = person.params()
+        cleared: set[str] = set()
         for entry in REGISTRY:
             if entry.erase == "keep":
                 continue
+            for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
+                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE {w} AND {c} IS NOT NULL").format(
+                    c=sql.Identifier(column),
+                    t=sql.Identifier(entry.table),
+                    w=sql.SQL(entry.find),  # type: ignore[arg-type]
+                )
+                cleared.update(r["v"] for r in conn.execute(found, params))
             target = sql.SQL("{} t").format(sql.Identifier(entry.table))
             if entry.erase == "delete":
                 statement = sql.SQL("DELETE FROM {} WHERE {}").format(target, sql.SQL(entry.find))  # type: ignore[arg-type]
@@ -163,6 +171,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 " ON CONFLICT (hash) DO NOTHING",
                 (subject_hash(kind, value, key), kind, actor),
             )
+        removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
         files = erase_from_files(folders or [], person)
         audit.record(
             conn,
@@ -183,6 +192,40 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         "files": [str(f) for f in files],
         "suppressed": len(suppressed),
     }
+
+
+def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
+    """Replace the person's emails, numbers and the raw ``cells`` that mentioned them with ``<erased>`` in every
+    text column of Dagster's storage in this database (schema ``public``: event logs, asset and check metadata
+    such as import error previews, run records). Returns how many values changed."""
+    texts = sorted({*cells, *person.emails, *person.phones}, key=len, reverse=True)  # longest first
+    needles = [re.escape(v) for v in texts if len(v) >= 6]
+    if not needles:
+        return 0
+    pattern = "|".join(needles)
+    columns = list(
+        conn.execute(
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+            " AND c.data_type IN ('text', 'character varying', 'json', 'jsonb') ORDER BY 1, 2"
+        )
+    )
+    changed = 0
+    for column in columns:
+        target = sql.SQL("public.{}").format(sql.Identifier(column["table_name"]))
+        name = sql.Identifier(column["column_name"])
+        changed += conn.execute(
+            sql.SQL(
+                "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, '<erased>', 'gi')::{type}"
+                " WHERE {c}::text ~* %(p)s"
+            ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
+            {"p": pattern},
+        ).rowcount
+    return changed
+
+
+_SQL_TYPES: Final = {"text": "text", "character varying": "varchar", "json": "json", "jsonb": "jsonb"}
 
 
 def _mentions(line: str, person: Person) -> bool:
