@@ -18,6 +18,8 @@ from typing import Any
 
 import psutil
 
+from benchmarks.privacy_screening import screening_benchmark
+
 OUT = Path(__file__).resolve().parent / "out"
 
 
@@ -113,6 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
+    report["privacy_screening"] = screening_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

