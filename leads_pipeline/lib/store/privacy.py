@@ -9,8 +9,8 @@ snapshots, merge snapshots and facts are found. Which tables are searched, and h
 
 Erasure ends with suppression entries (keyed hashes, ``lib/privacy/keys.py``) of the requested identifier and
 of every email address and number of the erased leads; ``screen_staged`` drops matching rows from every later
-import and reports them. An opt-out sets ``leads.opted_out_at`` on the person's leads and records the hash, so that leads imported
-for them later are flagged too; ``sellable`` is the predicate exports and the CRM sync use.
+import and reports them. An opt-out sets ``leads.opted_out_at`` on the person's leads and records the hash, so
+that leads imported for them later are flagged too; ``sellable`` is the predicate exports and the CRM sync use.
 """
 
 from __future__ import annotations
