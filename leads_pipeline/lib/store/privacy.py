@@ -167,7 +167,8 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 assignments = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in entry.clear)
                 statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
             removed[entry.table] = conn.execute(statement, params).rowcount
-        suppressed = [("email", e) for e in person.emails] + [("phone", p) for p in person.phones]
+        suppressed: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
+        suppressed += [("phone", p) for p in person.phones]
         key = suppression_key()
         for kind, value in suppressed:
             conn.execute(
