@@ -71,9 +71,12 @@ CREATE UNIQUE INDEX retention_policies_scope ON retention_policies (coalesce(lis
 -- member of the group role leads_reader, which may SELECT the tables below; the policies show it only the rows
 -- of lists it belongs to. The member test reads the role's own name (current_user), not a session setting a
 -- client could set to anybody's name.
+-- Roles are server-wide: leads_reader is created once (when the migrating role may create roles; otherwise
+-- an administrator creates it and grants it as below), and reused by every database of the server.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'leads_reader') THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'leads_reader')
+       AND (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user) THEN
         CREATE ROLE leads_reader NOLOGIN;
     END IF;
     IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
@@ -88,11 +91,17 @@ CREATE FUNCTION may_read_list(p_list bigint, p_user text) RETURNS boolean
 $$ SELECT EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = p_list AND m.username = p_user)
        OR EXISTS (SELECT 1 FROM lists l WHERE l.id = p_list AND l.owner = p_user) $$;
 REVOKE ALL ON FUNCTION may_read_list(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION may_read_list(bigint, text) TO leads_reader;
-
-GRANT USAGE ON SCHEMA leads TO leads_reader;
-GRANT SELECT ON lists, list_members, leads, lead_facts, lead_tags, imports, import_errors, import_updates,
-    batches, batch_leads, merges TO leads_reader;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'leads_reader') THEN
+        GRANT EXECUTE ON FUNCTION may_read_list(bigint, text) TO leads_reader;
+        GRANT USAGE ON SCHEMA leads TO leads_reader;
+        GRANT SELECT ON lists, list_members, leads, lead_facts, lead_tags, imports, import_errors, import_updates,
+            batches, batch_leads, merges TO leads_reader;
+    ELSE
+        RAISE NOTICE 'role leads_reader does not exist: plain-SQL readers get no access until it is created';
+    END IF;
+END $$;
 
 ALTER TABLE lists ENABLE ROW LEVEL SECURITY;
 ALTER TABLE list_members ENABLE ROW LEVEL SECURITY;
