@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from leads_pipeline.commands.access import app as access_app
 from leads_pipeline.commands.audit import audit_command
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
@@ -47,6 +48,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("audit")(audit_command)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(retention_app, name="retention")
+app.add_typer(access_app, name="access")
 
 
 @db_app.command("start")

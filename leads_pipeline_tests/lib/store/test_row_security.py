@@ -101,3 +101,25 @@ def test_the_service_connection_is_the_explicit_exception(database_url: str, fai
         assert conn.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'leads_reader'").fetchone() == {
             "rolbypassrls": False
         }
+
+
+def test_leads_access_sql_login_creates_your_own_limited_login(
+    database_url: str, users: tuple[str, str], fair: int, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leads_pipeline.cli import app
+
+    member, _ = users
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    monkeypatch.setenv("SQL_PASSWORD", "s3cret-pass")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE "{member}"')  # type: ignore[arg-type]
+    result = CliRunner().invoke(
+        app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": member}
+    )
+    assert result.exit_code == 0, result.output
+    assert _counts(_as(database_url, member))["leads"] == 33
+    missing = CliRunner().invoke(app, ["access", "sql-login", "--password-env", "NOPE"], env={"LEADS_USER": member})
+    assert missing.exit_code == 1 and "not set" in missing.stderr
