@@ -22,6 +22,7 @@ from benchmarks import search
 from benchmarks.contacts import contacts_benchmark
 from benchmarks.crm import crm_benchmark
 from benchmarks.enrichment import enrichment_benchmark
+from benchmarks.privacy_screening import screening_benchmark
 from benchmarks.scoring import scoring_benchmark
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -124,6 +125,7 @@ def main() -> None:
     report["enrichment"] = enrichment_benchmark()
     report["scoring"] = scoring_benchmark()
     report["crm"] = crm_benchmark()
+    report["privacy_screening"] = screening_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

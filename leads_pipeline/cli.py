@@ -18,6 +18,8 @@ from rich.table import Table
 
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands import score as score_commands
+from leads_pipeline.commands.access import app as access_app
+from leads_pipeline.commands.audit import audit_command
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
 from leads_pipeline.commands.contacts import find_email, verify
@@ -26,6 +28,8 @@ from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.dnc import app as dnc_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
+from leads_pipeline.commands.privacy import app as privacy_app
+from leads_pipeline.commands.retention import app as retention_app
 from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
     PROJECT_ROOT,
@@ -61,6 +65,10 @@ app.add_typer(score_commands.stage_app, name="stage")
 app.add_typer(score_commands.model_app, name="model")
 app.add_typer(crm_app, name="crm")
 app.add_typer(sync_app, name="sync")
+app.command("audit")(audit_command)
+app.add_typer(privacy_app, name="privacy")
+app.add_typer(retention_app, name="retention")
+app.add_typer(access_app, name="access")
 
 
 @db_app.command("start")

@@ -18,6 +18,9 @@ from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job
+from leads_pipeline.defs.security.assets import retention_run
+from leads_pipeline.defs.security.jobs import retention_job
+from leads_pipeline.defs.security.schedules import retention_schedule
 
 assets = [
     batch_leads,
@@ -30,12 +33,18 @@ assets = [
     lead_fit_model,
     crm_sync_plan,
     crm_sync,
+    retention_run,
 ]
 
 defs = dg.Definitions(
     assets=assets,
-    jobs=[enrichment_job(key.to_user_string() for a in assets for key in a.keys), rescore_job, crm_sync_job],
-    schedules=[daily_rescore, *crm_schedules()],
+    jobs=[
+        enrichment_job(key.to_user_string() for a in assets for key in a.keys),
+        rescore_job,
+        crm_sync_job,
+        retention_job,
+    ],
+    schedules=[daily_rescore, retention_schedule, *crm_schedules()],
     sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
 )

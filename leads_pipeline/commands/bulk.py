@@ -250,7 +250,7 @@ def bulk_export(
 ) -> None:
     """Export the selected leads to CSV; cells starting with = + - @ are neutralized against formula injection."""
     from leads_pipeline.lib.export import write_leads_csv
-    from leads_pipeline.lib.store import bulk
+    from leads_pipeline.lib.store import audit, bulk
     from leads_pipeline.lib.store.search import LEAD_COLUMNS
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
@@ -260,9 +260,18 @@ def bulk_export(
         columns += bulk.export_custom_columns(conn, selection, acting_user())
         rows = bulk.export_rows(conn, selection, acting_user())
         if out is None:
-            return write_leads_csv(sys.stdout, rows, columns)
-        with out.open("w", encoding="utf-8", newline="") as handle:
-            return write_leads_csv(handle, rows, columns)
+            written = write_leads_csv(sys.stdout, rows, columns)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                written = write_leads_csv(handle, rows, columns)
+        audit.record(
+            conn,
+            acting_user(),
+            "leads.export",
+            "selection",
+            {"selection": selection.describe(), "leadCount": written, "to": str(out) if out else "stdout"},
+        )
+        return written
 
     written = _run(export)
     if out is not None:

@@ -141,6 +141,13 @@ def lists_ls(
     console.print(table)
 
 
+def _audit(conn: Any, action: str, lead_list: Any, details: dict[str, Any]) -> None:
+    """The audit entry of a list action, in the action's transaction."""
+    from leads_pipeline.lib.store import audit
+
+    audit.record(conn, acting_user(), action, f"list:{lead_list.id}", details)
+
+
 def _change(name: str, needed: str, action: str, change: Callable[[Any, Any], T], *, write: bool = True) -> T:
     """Find the list, check the acting user's role for ``action``, apply ``change(conn, list)``."""
     from leads_pipeline.lib.store import access
@@ -226,7 +233,13 @@ def lists_delete(
         count = _change(name, "owner", "deleting it", lambda conn, lst: lead_count(conn, lst.id), write=False)
         if not typer.confirm(f"remove list {name!r} and its {count:,} leads for good?"):
             fail("nothing deleted (confirm, or pass --yes)")
-    removed = _change(name, "owner", "deleting it", lambda conn, lst: delete_list(conn, lst, purge=purge), write=False)
+
+    def delete(conn: Any, lst: Any) -> int:
+        removed = delete_list(conn, lst, purge=purge)
+        _audit(conn, "list.purge" if purge else "list.delete", lst, {"name": lst.name, "leadCount": removed})
+        return removed
+
+    removed = _change(name, "owner", "deleting it", delete, write=False)
     if purge:
         console.print(f"deleted list {name!r} and purged {removed:,} leads for good", highlight=False)
     else:
@@ -243,13 +256,12 @@ def lists_share(
     from leads_pipeline.lib.store import access
 
     checked = run_or_fail(lambda: access.check_role(role))
-    _change(
-        name,
-        "owner",
-        "sharing it",
-        lambda conn, lst: access.grant(conn, lst.id, user, checked, granted_by=acting_user()),
-        write=False,
-    )
+
+    def share(conn: Any, lst: Any) -> None:
+        access.grant(conn, lst.id, user, checked, granted_by=acting_user())
+        _audit(conn, "list.share", lst, {"user": user, "role": checked})
+
+    _change(name, "owner", "sharing it", share, write=False)
     console.print(f"{user} is now {checked} of list {name!r}", highlight=False)
 
 
@@ -258,7 +270,13 @@ def lists_unshare(name: str, user: str) -> None:
     """Take a user's role on a list away (owner)."""
     from leads_pipeline.lib.store import access
 
-    removed = _change(name, "owner", "unsharing it", lambda conn, lst: access.revoke(conn, lst.id, user), write=False)
+    def unshare(conn: Any, lst: Any) -> bool:
+        removed = access.revoke(conn, lst.id, user)
+        if removed:
+            _audit(conn, "list.unshare", lst, {"user": user})
+        return removed
+
+    removed = _change(name, "owner", "unsharing it", unshare, write=False)
     console.print(
         f"{user} no longer has access to list {name!r}" if removed else f"{user} was not a member of list {name!r}",
         highlight=False,

@@ -8,6 +8,7 @@ query string and all, so they are re-raised ``from None`` with a redacted messag
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import threading
@@ -44,6 +45,18 @@ def redact(text: str, *secrets: str | None) -> str:
     text = _FIELD_SECRET.sub(rf"\1{MASK}", text)
     text = _HEADER_SECRET.sub(rf"\1\2{MASK}", text)
     return _SCHEME_SECRET.sub(rf"\1 {MASK}", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Takes credentials out of a library's log records: urllib3 logs every request line at DEBUG, query string
+    and all, and ZeroBounce and NeverBounce take their key in the query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(RedactingFilter())
 
 
 class MalformedResponseError(TransientError):

@@ -4,15 +4,21 @@ A list has members, each with a role: ``owner`` (everything, including sharing, 
 ``editor`` (import, edit, tag, move, merge and delete leads) and ``viewer`` (read and export only). The creator of
 a list is its first owner. An archived list is read-only for everyone until it is unarchived.
 
-The checks run in Python today; database enforcement (row-level security on ``leads`` and ``lists``) is a later
-step and belongs here too, so that no caller needs to change when it lands.
+The CLI and the pipeline share one service connection (the role owning the tables, which row-level security
+does not restrict), so their checks are the functions below. PostgreSQL enforces the same memberships on
+everyone else: ``sql/007_security.sql`` puts row-level security on every table keyed by list or lead, and a
+database role named like a list member (``grant_database_login``) reads, with plain SQL, only the rows of the
+lists it belongs to. Membership changes made here take effect for that role immediately: the policies read
+``list_members``.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Final, Literal
 
 import psycopg
+from psycopg import sql
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError
 
@@ -139,3 +145,50 @@ def _keep_an_owner(conn: Connection, list_id: int, user: str) -> None:
 
 def _quote(name: str) -> str:
     return f'"{name}"' if " " in name else name
+
+
+READER_ROLE: Final = "leads_reader"
+"""The group role of database users reading with plain SQL: SELECT on the list and lead tables, filtered by the
+row-level security policies to the lists its member belongs to."""
+
+
+def grant_database_login(conn: Connection, user: str, password: str | None = None) -> None:
+    """Let ``user`` (a list member's name) log in to the database and read with plain SQL what their list
+    memberships allow. Creates the role if needed; never gives it BYPASSRLS or any write privilege."""
+    if not user.strip() or user != user.strip():
+        raise ConfigurationError(f"a database user name cannot be empty or padded; got {user!r}")
+    exists = conn.execute("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+    role = sql.Identifier(user)
+    if exists is None:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+    elif exists["rolbypassrls"] or exists["rolsuper"]:
+        raise ConfigurationError(f"database role {user!r} bypasses row-level security; use another name")
+    if password is not None:
+        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), role))
+
+
+def service_bypasses_row_security(conn: Connection) -> bool:
+    """Whether this connection's role is the explicit service role: BYPASSRLS (or superuser), or the owner of
+    the leads table (which the policies do not restrict unless FORCE is set, and it is not)."""
+    row = conn.execute(
+        "SELECT r.rolbypassrls OR r.rolsuper OR c.relowner = r.oid AS bypasses FROM pg_roles r,"
+        " pg_class c WHERE r.rolname = current_user AND c.oid = 'leads.leads'::regclass"
+    ).fetchone()
+    return bool(row and row["bypasses"])
+
+
+PRIVACY_OFFICERS_ENV: Final = "LEADS_PRIVACY_OFFICERS"
+"""Comma-separated users who may act on privacy requests (export, erase, opt out) whatever lists hold the person."""
+
+
+def require_privacy_request(conn: Connection, user: str, list_ids: list[int], action: str) -> None:
+    """A privacy request reveals or erases a person's data in every list: allowed to a privacy officer
+    (``LEADS_PRIVACY_OFFICERS``), else only to an owner of every list holding the person's leads."""
+    officers = {name.strip() for name in os.environ.get(PRIVACY_OFFICERS_ENV, "").split(",") if name.strip()}
+    if user in officers:
+        return
+    try:
+        require_all(conn, list_ids, user, "owner", action, write=False)
+    except AccessDeniedError as exc:
+        raise AccessDeniedError(f"{exc}; or add {user!r} to {PRIVACY_OFFICERS_ENV} (privacy officers)") from None

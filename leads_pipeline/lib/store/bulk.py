@@ -18,7 +18,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.prepare import MATCH_KEYS
-from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import access, audit, privacy
 from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
 from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
 
@@ -35,6 +35,7 @@ _COPIED: Final[tuple[str, ...]] = (
     "name_key",
     "stage",
     "score",
+    "opted_out_at",
 )
 
 
@@ -81,6 +82,7 @@ def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, r
                 " ON CONFLICT DO NOTHING",
                 (ids, wanted),
             ).rowcount
+        _audit(conn, user, "untag" if remove else "tag", selection, ids, {"tags": wanted, "changed": changed})
     return BulkResult("untag" if remove else "tag", len(ids), changed, details={"tags": wanted, "tagRows": changed})
 
 
@@ -175,6 +177,7 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
         ]
         if name in _KEY_INPUTS:
             _refresh_keys(conn, changed_ids)
+        _audit(conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids)})
     return BulkResult("set", len(ids), len(changed_ids), len(ids) - len(changed_ids), {"field": name, "value": value})
 
 
@@ -223,6 +226,7 @@ def move_to(conn: Connection, selection: Selection, user: str, target: LeadList)
             "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s",
             (target.id, moving, target.id),
         ).rowcount
+        _audit(conn, user, "move", selection, moving, {"to": f"list:{target.id}", "skipped": len(staying)})
     return BulkResult(
         "move", len(ids), changed, len(staying), {"to": target.name, "skippedAsDuplicates": sorted(staying)}
     )
@@ -254,8 +258,22 @@ def copy_to(conn: Connection, selection: Selection, user: str, target: LeadList)
             " JOIN unnest(%s::bigint[], %s::bigint[]) AS p(source, copy) ON p.source = t.lead_id",
             ([p["source"] for p in pairs], [p["copy"] for p in pairs]),
         )
+        _audit(conn, user, "copy", selection, [p["source"] for p in pairs], {"to": f"list:{target.id}"})
     return BulkResult(
         "copy", len(ids), len(pairs), len(skipped), {"to": target.name, "skippedAsDuplicates": sorted(skipped)}
+    )
+
+
+def _audit(
+    conn: Connection, user: str, action: str, selection: Selection, ids: list[int], details: dict[str, Any]
+) -> None:
+    """The audit entry of a bulk action, in its transaction: the selection described and the leads it changed."""
+    audit.record(
+        conn,
+        user,
+        f"leads.{action}",
+        "selection",
+        {"selection": selection.describe(), **details, **audit.lead_ids(ids)},
     )
 
 
@@ -276,6 +294,7 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE id = ANY(%s) RETURNING deleted_at",
             (ids,),
         ).fetchone()
+        _audit(conn, user, "delete", selection, ids, {})
     deleted_at = stamp["deleted_at"].isoformat() if stamp else None
     return BulkResult("delete", len(ids), len(ids), details={"deletedAt": deleted_at, "ids": ids[:1000]})
 
@@ -298,6 +317,7 @@ def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
         changed = conn.execute(
             "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],)
         ).rowcount
+        audit.record(conn, user, "leads.restore", "leads", audit.lead_ids([r["id"] for r in rows]))
     return BulkResult("restore", len(ids), changed, len(ids) - changed)
 
 
@@ -310,13 +330,16 @@ def export_custom_columns(conn: Connection, selection: Selection, user: str) -> 
 
 
 def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``), streamed through a server-side cursor in id
+    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``) except those who opted out of the sale of
+    their data (``privacy.sellable``), streamed through a server-side cursor in id
     order so an export of a million leads does not hold them all in memory."""
     query = sql.SQL(
-        "SELECT {cols}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id WHERE {w} ORDER BY l.id"
+        "SELECT {cols}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
+        " WHERE {w} AND {sellable} ORDER BY l.id"
     ).format(
         cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
         w=where_clause(conn, selection, user),
+        sellable=privacy.sellable("l"),
     )
     with conn.cursor(name="leads_export") as cursor:
         cursor.itersize = batch_rows

@@ -24,6 +24,7 @@ from leads_pipeline.lib.prepare import (
     Problem,
     StagedChunk,
 )
+from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.lists import Connection
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
@@ -265,12 +266,14 @@ def merge_chunk(
     conn.execute("SET LOCAL synchronous_commit = off")
     conn.execute(_staging_ddl(chunk))
     _copy_staged(conn, chunk)
+    screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     _match(conn, list_id, dedupe)
     matched_row = conn.execute("SELECT count(*) FILTER (WHERE lead_id IS NOT NULL) AS matched FROM stg").fetchone()
     matched = int(matched_row["matched"]) if matched_row else 0
     updated = _update_existing(conn, import_id, custom) if on_duplicate == "update" else 0
     imported = _insert_new(conn, import_id, list_id, custom)
+    privacy.flag_opted_out(conn, list_id, screening)
     conn.execute(
         "INSERT INTO batch_leads (batch_id, lead_id) SELECT DISTINCT %s, lead_id FROM stg"
         " WHERE lead_id IS NOT NULL ON CONFLICT DO NOTHING",
@@ -281,10 +284,10 @@ def merge_chunk(
         imported=imported,
         updated=updated + (folded if on_duplicate == "update" else 0),
         skipped=matched - updated + (folded if on_duplicate == "skip" else 0),
-        errors=chunk.rejected,
+        errors=chunk.rejected + len(screening.suppressed),
         warnings=sum(1 for p in chunk.problems if p.severity == "warning"),
     )
-    _write_problems(conn, import_id, chunk.index, chunk.problems)
+    _write_problems(conn, import_id, chunk.index, [*chunk.problems, *screening.suppressed])
     conn.execute(
         "UPDATE imports SET chunks_done = chunks_done + 1, processed_rows = processed_rows + %s,"
         " imported = imported + %s, updated = updated + %s, skipped = skipped + %s, errors = errors + %s,"

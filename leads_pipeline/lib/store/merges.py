@@ -23,7 +23,7 @@ from leads_pipeline.lib.dedupe.leads import COLUMNS, DuplicateCluster, find_clus
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Selection
-from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import access, audit
 from leads_pipeline.lib.store.lists import Connection
 from leads_pipeline.lib.store.search import where_clause
 
@@ -186,6 +186,13 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
             ),
         ).fetchone()
         assert record is not None
+        audit.record(
+            conn,
+            user,
+            "leads.merge",
+            f"merge:{record['id']}",
+            {"survivorId": survivor["id"], **audit.lead_ids(lead_ids)},
+        )
     return MergeResult(record["id"], survivor["id"], other_ids, filled, len(moved))
 
 
@@ -237,6 +244,13 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
             (merge["merged_ids"], merge["survivor_id"]),
         ).rowcount
         conn.execute("UPDATE merges SET undone_at = now() WHERE id = %s", (merge_id,))
+        audit.record(
+            conn,
+            user,
+            "leads.merge-undo",
+            f"merge:{merge_id}",
+            audit.lead_ids([merge["survivor_id"], *merge["merged_ids"]]),
+        )
     return {"mergeId": merge_id, "survivorId": merge["survivor_id"], "restored": restored}
 
 

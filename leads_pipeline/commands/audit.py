@@ -1,0 +1,76 @@
+"""``leads audit``: the append-only audit log (exports, shares, deletions, merges, bulk actions, privacy requests,
+retention runs), oldest first."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import console, environment, print_json, run_or_fail
+from leads_pipeline.lib.errors import ConfigurationError
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """``7d``/``24h``/``30m``/``2w`` before now, or an ISO date or date-time (UTC unless it names a zone)."""
+    relative = _RELATIVE.match(text.strip().lower())
+    if relative:
+        amount, unit = relative.groups()
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigurationError(
+            f"--since {text!r}: expected a duration like 7d, 24h, 30m, 2w or a date like 2026-01-31[T12:00]"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def audit_command(
+    since: Annotated[str | None, typer.Option(help="Only entries after this: 7d, 24h, 30m or an ISO date.")] = None,
+    action: Annotated[
+        str | None, typer.Option(help="Only this action, or a family of them (list, leads, privacy ...).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries (the newest).")] = 1000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the audit log: who did what, to which object, when."""
+    from leads_pipeline.lib.store import audit
+    from leads_pipeline.lib.store.db import connect
+
+    start = run_or_fail(lambda: parse_since(since)) if since else None
+    env = run_or_fail(environment)
+
+    def read() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            found = audit.entries(conn, since=start, action=action)
+        return found[-limit:] if limit > 0 else found
+
+    rows = run_or_fail(read)
+    if as_json:
+        print_json([{**row, "at": row["at"].isoformat()} for row in rows])
+        return
+    table = Table("id", "at (UTC)", "actor", "action", "object", "details")
+    for row in rows:
+        details = ", ".join(f"{k}={_short(v)}" for k, v in row["details"].items())
+        table.add_row(
+            str(row["id"]),
+            row["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+            row["actor"],
+            row["action"],
+            row["object"],
+            details,
+        )
+    console.print(table)
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 5:
+        return f"[{', '.join(map(str, value[:5]))}, ... {len(value)} in all]"
+    return str(value)

@@ -1,0 +1,128 @@
+"""``leads retention``: set, show and apply retention policies (global or per list).
+
+``apply`` materializes the same Dagster asset the daily schedule runs (``retention_run``), so a manual run is
+recorded in the UI with what it removed; ``--dry-run`` counts what would go and removes nothing.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+
+app = typer.Typer(help="Retention policies: how long leads, raw payloads and import files are kept.")
+
+KindArgument = Annotated[
+    str, typer.Argument(help="leads (untouched leads), facts (raw provider payloads) or inbox (import files).")
+]
+ListOption = Annotated[str | None, typer.Option("--list", help="Only for this list (owner); default: global.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _set(kind: str, days: int | None, list_name: str | None) -> None:
+    from leads_pipeline.lib.store import access, retention
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+
+    env = run_or_fail(environment)
+
+    def run() -> None:
+        with connect(env.database_url) as conn:
+            list_id = None
+            if list_name is not None:
+                lead_list = get_list(conn, list_name)
+                access.require(conn, lead_list.id, acting_user(), "owner", "setting its retention", write=False)
+                list_id = lead_list.id
+            retention.set_policy(conn, kind, days, list_id=list_id, actor=acting_user())
+
+    run_or_fail(run)
+
+
+@app.command("set")
+def retention_set(
+    kind: KindArgument,
+    days: Annotated[int, typer.Argument(help="Keep for this many days.")],
+    list_name: ListOption = None,
+) -> None:
+    """Set a policy: delete untouched leads / purge fact payloads / delete inbox files after DAYS days."""
+    _set(kind, days, list_name)
+    console.print(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: {days} days")
+
+
+@app.command("unset")
+def retention_unset(kind: KindArgument, list_name: ListOption = None) -> None:
+    """Remove a policy (a list then follows the global one)."""
+    _set(kind, None, list_name)
+    console.print(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: none")
+
+
+@app.command("show")
+def retention_show(as_json: JsonOption = False) -> None:
+    """Every policy, global ones first."""
+    from leads_pipeline.lib.store import retention
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def read() -> list[dict[str, Any]]:
+        with connect(env.database_url) as conn:
+            return retention.policies(conn)
+
+    rows = run_or_fail(read)
+    if as_json:
+        print_json([{"kind": r["kind"], "days": r["days"], "list": r["list"], "setBy": r["set_by"]} for r in rows])
+        return
+    table = Table("scope", "kind", "days", "set by", "set at")
+    for r in rows:
+        table.add_row(r["list"] or "(global)", r["kind"], str(r["days"]), r["set_by"], f"{r['set_at']:%Y-%m-%d}")
+    console.print(table if rows else "no retention policies")
+
+
+@app.command("apply")
+def retention_apply(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be removed; remove nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Apply every policy now, through the Dagster asset the daily schedule runs."""
+    run_or_fail(environment)
+    summary = run_or_fail(lambda: _materialize(dry_run))
+    if as_json:
+        print_json(summary)
+        return
+    verb = "would remove" if dry_run else "removed"
+    console.print(
+        f"{verb} {summary['leads_deleted']} leads, {summary['fact_payloads_purged']} fact payloads and "
+        f"{summary['inbox_files_deleted']} inbox files",
+        highlight=False,
+    )
+
+
+def _materialize(dry_run: bool) -> dict[str, Any]:
+    import dagster as dg
+
+    from leads_pipeline.defs.resources import default_resources
+    from leads_pipeline.defs.security.assets import retention_run
+    from leads_pipeline.lib.errors import PermanentError
+
+    config = {"dry_run": dry_run, "actor": acting_user()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            result = dg.materialize(
+                [retention_run],
+                instance=dg.DagsterInstance.get(),
+                resources=default_resources(),
+                run_config={
+                    "ops": {"retention_run": {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+                },
+                tags={"leads/source": "cli"},
+            )
+        except dg.Failure as failure:
+            raise PermanentError(failure.description or str(failure)) from failure
+    [materialization] = result.asset_materializations_for_node("retention_run")
+    return {name: value.value for name, value in materialization.metadata.items()}

@@ -1,0 +1,1 @@
+"""Security and compliance in Dagster: the daily retention run."""

@@ -1,0 +1,58 @@
+"""The key of the suppression and opt-out hashes, and the hashes themselves (HMAC-SHA256).
+
+An erased person must not come back with the next import, yet their email and phone may not be kept. The
+suppression list therefore holds ``HMAC(key, "email:<normalized email>")`` (or ``phone:<E.164>``): a database
+dump alone cannot turn a hash back into an address or test guesses without the key.
+
+The key comes from ``LEADS_SUPPRESSION_KEY``; when unset, a random key is generated once into
+``$LEADS_HOME/suppression.key`` (mode 0600) and reused. Losing that file makes earlier suppressions unmatchable,
+so production deployments set the variable from their secret store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from typing import Final, Literal
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.runtime import leads_home
+
+ENV_VAR: Final = "LEADS_SUPPRESSION_KEY"
+KEY_FILE: Final = "suppression.key"
+Kind = Literal["email", "phone"]
+
+
+def suppression_key() -> bytes:
+    """The HMAC key: the environment variable, else the key file under the leads home (created if missing)."""
+    configured = os.environ.get(ENV_VAR)
+    if configured:
+        if len(configured) < 16:
+            raise ConfigurationError(f"{ENV_VAR} is too short; use at least 16 characters (e.g. 32 random bytes hex)")
+        return configured.encode("utf-8")
+    path = leads_home() / KEY_FILE
+    if not path.exists():
+        _create_key_file(path)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < 32:
+        raise ConfigurationError(f"{path}: the suppression key is damaged (too short); restore it from a backup")
+    return key.encode("ascii")
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+
+
+def subject_hash(kind: Kind, value: str, key: bytes | None = None) -> str:
+    """The keyed hash of one normalized identifier (hex)."""
+    message = f"{kind}:{value}".encode()
+    return hmac.new(key if key is not None else suppression_key(), message, hashlib.sha256).hexdigest()

@@ -1,0 +1,99 @@
+"""Every table that holds personal data, and how to find and erase one person's rows in it: the one registry
+that ``leads privacy export`` and ``leads privacy delete`` walk.
+
+A stage that adds a table holding data about a person adds ONE ``PersonalTable`` entry to ``REGISTRY`` (before
+``leads``, whose row deletion cascades), e.g. for the stages being built elsewhere::
+
+    PersonalTable("contact_cache", "emails/phones found for a lead",
+                  "t.lead_id = ANY(%(lead_ids)s) OR lower(t.email) = ANY(%(emails)s)", "delete"),
+    PersonalTable("enrichment_jobs", "raw provider payloads",
+                  "t.lead_id = ANY(%(lead_ids)s) OR lower(t.payload::text) LIKE ANY(%(email_patterns)s)", "delete"),
+    PersonalTable("lead_scores", "scores and their reasons", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable("crm_links", "the person's ids in a CRM", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+
+``find`` is a SQL condition on the table aliased ``t``, with these parameters (see ``Person.params``):
+
+- ``lead_ids`` (bigint[]): the person's leads in every list (deleted and merged ones included);
+- ``emails`` (text[]): their normalized (lower-case) email addresses;
+- ``phones`` (text[]): their phone numbers in E.164;
+- ``phone_digits`` (text[]): the same numbers as digits only, for free text holding a number as it was typed;
+- ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address.
+
+``erase`` says what ``leads privacy delete`` does with the rows found: ``delete`` them, ``clear`` the listed
+columns (set them to NULL, keeping a row that other records count, such as an import error), or ``keep`` them
+(the table holds no contact data, e.g. the audit log, which masks it; it is still part of the export).
+Entries are exported in order and erased in order, so tables whose rows are found through ``lead_ids`` come
+before ``leads`` itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# Digits of free text (import error values) compared with a person's numbers: the text contains the full
+# number, or (written nationally, without the country code) its digits after leading zeros end the number.
+_PHONE_TEXT: Final = (
+    "EXISTS (SELECT 1 FROM unnest(%(phone_digits)s::text[]) p(d), "
+    "LATERAL (SELECT ltrim(regexp_replace(t.value, '[^0-9]', '', 'g'), '0') AS v) x "
+    "WHERE length(x.v) >= 7 AND (strpos(x.v, p.d) > 0 OR right(p.d, length(x.v)) = x.v))"
+)
+
+
+@dataclass(frozen=True)
+class PersonalTable:
+    """One table holding personal data: how to find a person's rows and what erasing them means."""
+
+    table: str
+    holds: str
+    find: str
+    erase: Literal["delete", "clear", "keep"]
+    clear: tuple[str, ...] = ()
+
+
+REGISTRY: Final[tuple[PersonalTable, ...]] = (
+    PersonalTable(
+        "import_errors",
+        "values of rejected or corrected cells as they were in the file",
+        "lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT,
+        "clear",
+        ("value",),
+    ),
+    PersonalTable(
+        "import_updates",
+        "a lead's row as it was before an import updated it",
+        "t.lead_id = ANY(%(lead_ids)s) OR lower(t.previous ->> 'email') = ANY(%(emails)s)"
+        " OR t.previous ->> 'phone' = ANY(%(phones)s) OR t.previous ->> 'mobile_phone' = ANY(%(phones)s)",
+        "delete",
+    ),
+    PersonalTable(
+        "merges",
+        "the survivor's row before a duplicate merge, and the ids merged into it",
+        "t.survivor_id = ANY(%(lead_ids)s) OR t.merged_ids && %(lead_ids)s::bigint[]"
+        " OR lower(t.survivor_before ->> 'email') = ANY(%(emails)s)"
+        " OR t.survivor_before ->> 'phone' = ANY(%(phones)s) OR t.survivor_before ->> 'mobile_phone' = ANY(%(phones)s)",
+        "delete",
+    ),
+    PersonalTable(
+        "lead_facts",
+        "every value a source produced about a lead, with its raw details",
+        "t.lead_id = ANY(%(lead_ids)s) OR lower(t.value) = ANY(%(emails)s) OR t.value = ANY(%(phones)s)"
+        " OR lower(t.details::text) LIKE ANY(%(email_patterns)s)",
+        "delete",
+    ),
+    PersonalTable("lead_tags", "tags on the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable("batch_leads", "batches that touched the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable(
+        "audit_log",
+        "actions on the person's leads (contact data masked when written)",
+        "EXISTS (SELECT 1 FROM unnest(%(lead_ids)s::bigint[]) i WHERE t.details -> 'leadIds' @> to_jsonb(i))"
+        " OR t.object = ANY(%(subjects)s) OR t.details ->> 'subject' = ANY(%(subjects)s)",
+        "keep",
+    ),
+    PersonalTable(
+        "leads",
+        "the person's leads in every list: name, contact data, company, address, custom fields",
+        "t.id = ANY(%(lead_ids)s)",
+        "delete",
+    ),
+)

@@ -1,0 +1,91 @@
+"""The audit log: who did what to which object, when, append-only (``sql/007_security.sql`` refuses changes).
+
+``record`` is called inside the transaction of the action it describes, so an action and its audit entry are
+committed (or rolled back) together. Actions are dotted names (``list.share``, ``leads.export``,
+``privacy.delete`` ...); ``object`` names what was acted on (``list:12``, ``selection``, ``subject:<hash>``);
+``details`` is a small JSON object. Lead ids go under ``leadIds`` (at most ``MAX_LEAD_IDS``, the full count under
+``leadCount``) so a privacy export can find the entries about a person.
+
+Details never hold contact data: email addresses and phone-like digit runs in any string are masked before the
+entry is written, so an erased person leaves no trace here and the log never needs rewriting.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Final
+
+from psycopg.types.json import Jsonb
+
+from leads_pipeline.lib.store.lists import Connection
+
+MAX_LEAD_IDS: Final = 10_000
+"""Lead ids kept in one entry: a bulk action on a million leads records its count, not a 10 MB id array."""
+
+_EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s@,;'\"<>()]+")
+_PHONE: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
+def mask(text: str) -> str:
+    """``text`` with email addresses and phone numbers replaced by placeholders."""
+    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask(value)
+    if isinstance(value, dict):
+        return {str(k): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def lead_ids(ids: list[int]) -> dict[str, Any]:
+    """The ``leadIds``/``leadCount`` details of an action on these leads."""
+    return {"leadIds": sorted(ids)[:MAX_LEAD_IDS], "leadCount": len(ids)}
+
+
+def record(conn: Connection, actor: str, action: str, object: str, details: dict[str, Any] | None = None) -> int:
+    """Append one entry in the caller's transaction; returns its id. Lead ids are kept as they are; every
+    string is masked (see the module doc)."""
+    clean = {k: (v if k == "leadIds" else _scrub(v)) for k, v in (details or {}).items()}
+    row = conn.execute(
+        "INSERT INTO audit_log (actor, action, object, details) VALUES (%s, %s, %s, %s) RETURNING id",
+        (actor, action, mask(object), Jsonb(clean)),
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def entries(
+    conn: Connection,
+    *,
+    since: datetime | None = None,
+    action: str | None = None,
+    lead_ids_any: list[int] | None = None,
+    subject: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Entries oldest first: after ``since``, whose action is ``action`` or starts with ``action.``, about any
+    of ``lead_ids_any`` or about the privacy ``subject`` hash."""
+    conditions = ["TRUE"]
+    params: dict[str, Any] = {"since": since, "action": action, "prefix": f"{action}.%", "limit": limit}
+    if since is not None:
+        conditions.append("at >= %(since)s")
+    if action:
+        conditions.append("(action = %(action)s OR action LIKE %(prefix)s)")
+    about: list[str] = []
+    if lead_ids_any is not None:
+        about.append("EXISTS (SELECT 1 FROM unnest(%(ids)s::bigint[]) i WHERE details -> 'leadIds' @> to_jsonb(i))")
+        params["ids"] = lead_ids_any
+    if subject is not None:
+        about.append("object = %(subject)s OR details ->> 'subject' = %(subject)s")
+        params["subject"] = subject
+    if about:
+        conditions.append("(" + " OR ".join(about) + ")")
+    query = f"SELECT id, at, actor, action, object, details FROM audit_log WHERE {' AND '.join(conditions)} ORDER BY id"
+    if limit is not None:
+        query += " LIMIT %(limit)s"
+    return list(conn.execute(query, params))  # type: ignore[arg-type]

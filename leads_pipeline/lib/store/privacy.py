@@ -1,0 +1,377 @@
+"""Privacy requests on the database: export everything held about a person, erase it, record their opt-out,
+and keep erased people out of later imports.
+
+A person is named by one email address or phone number, normalized as an import would. Their leads are every
+lead (in any list, deleted or merged ones included) with that email or that number as phone or mobile phone; the
+other contact data of those leads is searched for too, so that traces of them in import errors, update
+snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
+``leads_pipeline.lib.privacy.registry.REGISTRY``.
+
+Erasure ends with suppression entries (keyed hashes, ``lib/privacy/keys.py``) of the requested identifier and
+of every email address and number of the erased leads; ``screen_staged`` drops matching rows from every later
+import and reports them. An opt-out sets ``leads.opted_out_at`` on the person's leads and records the hash, so
+that leads imported for them later are flagged too; ``sellable`` is the predicate exports and the CRM sync use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from psycopg import sql
+from psycopg.rows import tuple_row
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.prepare import Problem
+from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
+from leads_pipeline.lib.privacy.registry import REGISTRY
+from leads_pipeline.lib.store import access, audit
+from leads_pipeline.lib.store.lists import Connection
+
+SUPPRESSED_REASON: Final = (
+    "suppressed: this person's data was erased on request (`leads privacy delete`); the row was not imported"
+)
+_FILE_SUFFIXES: Final = (".csv", ".tsv", ".txt")
+_PHONE_TOKEN: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
+def identify(raw: str) -> tuple[Kind, str]:
+    """The kind and normalized value of an email address or phone number given on the command line."""
+    from leads_pipeline.lib.store.bulk import normalized_value
+
+    text = raw.strip()
+    if not text:
+        raise ConfigurationError("give an email address or a phone number (with its +country code)")
+    kind: Kind = "email" if "@" in text else "phone"
+    try:
+        value = normalized_value(kind, text)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{exc}; give an email address or a phone number in international form") from None
+    assert isinstance(value, str)
+    return kind, value
+
+
+@dataclass
+class Person:
+    """One person's identifiers and leads, as the registry's queries take them."""
+
+    kind: Kind
+    value: str
+    lead_ids: list[int] = field(default_factory=list)
+    list_ids: list[int] = field(default_factory=list)
+    emails: list[str] = field(default_factory=list)
+    phones: list[str] = field(default_factory=list)
+
+    @property
+    def subject(self) -> str:
+        """The keyed hash naming this request in the audit log and the suppression list."""
+        return subject_hash(self.kind, self.value)
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "lead_ids": self.lead_ids,
+            "emails": self.emails,
+            "phones": self.phones,
+            "phone_digits": [p.lstrip("+") for p in self.phones],
+            "email_patterns": [
+                "%" + e.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%" for e in self.emails
+            ],
+            "subjects": [subject_hash("email", e) for e in self.emails]
+            + [subject_hash("phone", p) for p in self.phones],
+        }
+
+
+def find_person(conn: Connection, raw: str) -> Person:
+    """The person named by ``raw``: their leads everywhere and every email and number those leads carry."""
+    kind, value = identify(raw)
+    column = "lower(email) = %(v)s" if kind == "email" else "(phone = %(v)s OR mobile_phone = %(v)s)"
+    rows = list(
+        conn.execute(
+            f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id", {"v": value}
+        )
+    )  # type: ignore[arg-type]
+    person = Person(kind, value, [int(r["id"]) for r in rows], sorted({int(r["list_id"]) for r in rows}))
+    emails = {value} if kind == "email" else set()
+    phones = {value} if kind == "phone" else set()
+    for row in rows:
+        emails.update(e.lower() for e in [row["email"]] if e)
+        phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
+    person.emails, person.phones = sorted(emails), sorted(phones)
+    return person
+
+
+def _rows(conn: Connection, table: str, condition: str, person: Person) -> list[dict[str, Any]]:
+    query = sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE {}").format(sql.Identifier(table), sql.SQL(condition))  # type: ignore[arg-type]
+    return [r["row"] for r in conn.execute(query, person.params())]
+
+
+def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
+    """Everything held about the person, table by table (``REGISTRY``), plus whether they are suppressed or
+    opted out. The request itself is audited (by the person's keyed hash, not their address)."""
+    person = find_person(conn, raw)
+    access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
+    tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in REGISTRY}
+    hashes = person.params()["subjects"]
+    document = {
+        "subject": {"kind": person.kind, "value": person.value},
+        "identifiers": {"emails": person.emails, "phones": person.phones},
+        "leadIds": person.lead_ids,
+        "suppressed": _any_hash(conn, "suppressions", hashes),
+        "optedOut": _any_hash(conn, "opt_outs", hashes),
+        "data": tables,
+    }
+    audit.record(
+        conn,
+        actor,
+        "privacy.export",
+        f"subject:{person.subject}",
+        {"subject": person.subject, **audit.lead_ids(person.lead_ids)},
+    )
+    return document
+
+
+def _any_hash(conn: Connection, table: str, hashes: list[str]) -> bool:
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE hash = ANY(%s)) AS found").format(sql.Identifier(table))
+    row = conn.execute(query, (hashes,)).fetchone()
+    return bool(row and row["found"])
+
+
+def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] | None = None) -> dict[str, Any]:
+    """Erase the person everywhere in one transaction (``REGISTRY`` in order), remove the lines mentioning them
+    from import files in ``folders`` (the inbox), suppress them and audit the request. Returns counts."""
+    removed: dict[str, int] = {}
+    with conn.transaction():
+        person = find_person(conn, raw)
+        access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
+        params = person.params()
+        cleared: set[str] = set()
+        for entry in REGISTRY:
+            if entry.erase == "keep":
+                continue
+            for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
+                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE {w} AND {c} IS NOT NULL").format(
+                    c=sql.Identifier(column),
+                    t=sql.Identifier(entry.table),
+                    w=sql.SQL(entry.find),  # type: ignore[arg-type]
+                )
+                cleared.update(r["v"] for r in conn.execute(found, params))
+            target = sql.SQL("{} t").format(sql.Identifier(entry.table))
+            if entry.erase == "delete":
+                statement = sql.SQL("DELETE FROM {} WHERE {}").format(target, sql.SQL(entry.find))  # type: ignore[arg-type]
+            else:
+                assignments = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in entry.clear)
+                statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
+            removed[entry.table] = conn.execute(statement, params).rowcount
+        suppressed: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
+        suppressed += [("phone", p) for p in person.phones]
+        key = suppression_key()
+        for kind, value in suppressed:
+            conn.execute(
+                "INSERT INTO suppressions (hash, kind, reason, created_by) VALUES (%s, %s, 'erasure request', %s)"
+                " ON CONFLICT (hash) DO NOTHING",
+                (subject_hash(kind, value, key), kind, actor),
+            )
+        removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
+        files = erase_from_files(folders or [], person)
+        audit.record(
+            conn,
+            actor,
+            "privacy.delete",
+            f"subject:{person.subject}",
+            {
+                "subject": person.subject,
+                "removed": removed,
+                "files": len(files),
+                "suppressed": len(suppressed),
+                **audit.lead_ids(person.lead_ids),
+            },
+        )
+    return {
+        "leads": len(person.lead_ids),
+        "removed": removed,
+        "files": [str(f) for f in files],
+        "suppressed": len(suppressed),
+    }
+
+
+def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
+    """Replace the person's emails, numbers and the raw ``cells`` that mentioned them with ``<erased>`` in every
+    text column of Dagster's storage in this database (schema ``public``: event logs, asset and check metadata
+    such as import error previews, run records). Returns how many values changed."""
+    texts = sorted({*cells, *person.emails, *person.phones}, key=len, reverse=True)  # longest first
+    needles = [re.escape(v) for v in texts if len(v) >= 6]
+    if not needles:
+        return 0
+    pattern = "|".join(needles)
+    columns = list(
+        conn.execute(
+            "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
+            " JOIN information_schema.tables t USING (table_schema, table_name)"
+            " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+            " AND c.data_type IN ('text', 'character varying', 'json', 'jsonb') ORDER BY 1, 2"
+        )
+    )
+    changed = 0
+    for column in columns:
+        target = sql.SQL("public.{}").format(sql.Identifier(column["table_name"]))
+        name = sql.Identifier(column["column_name"])
+        changed += conn.execute(
+            sql.SQL(
+                "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, '<erased>', 'gi')::{type}"
+                " WHERE {c}::text ~* %(p)s"
+            ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
+            {"p": pattern},
+        ).rowcount
+    return changed
+
+
+_SQL_TYPES: Final = {"text": "text", "character varying": "varchar", "json": "json", "jsonb": "jsonb"}
+
+
+def _mentions(line: str, person: Person) -> bool:
+    lowered = line.lower()
+    if any(email in lowered for email in person.emails):
+        return True
+    digits = [p.lstrip("+") for p in person.phones]
+    for token in _PHONE_TOKEN.findall(line):
+        number = re.sub(r"\D", "", token).lstrip("0")
+        if len(number) >= 7 and any(d in number or d.endswith(number) for d in digits):
+            return True
+    return False
+
+
+def erase_from_files(folders: list[Path], person: Person) -> list[Path]:
+    """Rewrite the import files (CSV/TSV/TXT) under ``folders`` without the lines mentioning the person;
+    returns the files changed. Each file is replaced atomically (written beside it, then renamed)."""
+    changed: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES):
+            text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+            lines = text.splitlines(keepends=True)
+            kept = [line for line in lines if not _mentions(line, person)]
+            if len(kept) == len(lines):
+                continue
+            scratch = path.with_name(f".{path.name}.erasing")
+            scratch.write_bytes("".join(kept).encode("utf-8", errors="surrogateescape"))
+            scratch.replace(path)
+            changed.append(path)
+    return changed
+
+
+def opt_out(conn: Connection, raw: str, actor: str) -> int:
+    """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged."""
+    with conn.transaction():
+        person = find_person(conn, raw)
+        access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
+        conn.execute(
+            "INSERT INTO opt_outs (hash, kind, created_by) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING",
+            (person.subject, person.kind, actor),
+        )
+        flagged = conn.execute(
+            "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (person.lead_ids,)
+        ).rowcount
+        audit.record(
+            conn,
+            actor,
+            "privacy.opt-out",
+            f"subject:{person.subject}",
+            {"subject": person.subject, **audit.lead_ids(person.lead_ids)},
+        )
+    return flagged
+
+
+def is_suppressed(conn: Connection, *, email: str | None = None, phone: str | None = None) -> bool:
+    """Whether a normalized email or E.164 number belongs to an erased person: later stages (enrichment, CRM
+    sync) call this before storing or sending anything found about someone."""
+    key = suppression_key()
+    hashes = [subject_hash("email", email.lower(), key)] if email else []
+    hashes += [subject_hash("phone", phone, key)] if phone else []
+    return bool(hashes) and _any_hash(conn, "suppressions", hashes)
+
+
+def sellable(alias: str = "l") -> sql.Composable:
+    """The SQL condition "this lead may be sold or shared" (no do-not-sell opt-out), for exports and the CRM
+    sync: ``WHERE {sellable("l")}`` on a query over ``leads l``."""
+    return sql.SQL("{}.opted_out_at IS NULL").format(sql.Identifier(alias))
+
+
+@dataclass(frozen=True)
+class Screening:
+    """What ``screen_staged`` found in an import chunk: rows dropped as suppressed, identifiers opted out."""
+
+    suppressed: list[Problem]
+    opted_out_emails: list[str]
+    opted_out_phones: list[str]
+
+
+_NOTHING: Final = Screening([], [], [])
+
+
+def screen_staged(conn: Connection, table: str = "stg") -> Screening:
+    """Drop the staged rows of suppressed people (reported as errors of the row, without the value) and note
+    the opted-out ones. Costs one query when nobody was ever suppressed or opted out."""
+    counts = conn.execute(
+        "SELECT (SELECT count(*) FROM suppressions) AS suppressed, (SELECT count(*) FROM opt_outs) AS opted_out"
+    ).fetchone()
+    if counts is None or counts["suppressed"] + counts["opted_out"] == 0:
+        return _NOTHING
+    suppressed = {r["hash"] for r in conn.execute("SELECT hash FROM suppressions")}
+    opted_out = {r["hash"] for r in conn.execute("SELECT hash FROM opt_outs")}
+    hashed = _hasher()
+    dropped: dict[int, Problem] = {}
+    emails: set[str] = set()
+    phones: set[str] = set()
+    query = sql.SQL("SELECT row_number, lower(email), phone, mobile_phone FROM {}").format(sql.Identifier(table))
+    with conn.cursor(row_factory=tuple_row) as cursor:
+        for row_number, email, *numbers in cursor.execute(query):
+            found = [("email", "email", email)] if email is not None else []
+            found += [(c, "phone", n) for c, n in zip(("phone", "mobile_phone"), numbers, strict=True) if n is not None]
+            for column, kind, value in found:
+                digest = hashed(kind, value)
+                if digest in suppressed and row_number not in dropped:
+                    dropped[row_number] = Problem(row_number, column, None, SUPPRESSED_REASON, "error")
+                if digest in opted_out:
+                    (emails if kind == "email" else phones).add(value)
+    if dropped:
+        conn.execute(
+            sql.SQL("DELETE FROM {} s USING unnest(%s::integer[]) d(n) WHERE s.row_number = d.n").format(
+                sql.Identifier(table)
+            ),
+            (list(dropped),),
+        )
+    return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(emails), sorted(phones))
+
+
+def _hasher() -> Callable[[str, str], str]:
+    """``subject_hash`` for many values: the HMAC's keyed state is built once and copied per value."""
+    keyed = hmac.new(suppression_key(), digestmod=hashlib.sha256)
+
+    def digest(kind: str, value: str) -> str:
+        state = keyed.copy()
+        state.update(f"{kind}:{value}".encode())
+        return state.hexdigest()
+
+    return digest
+
+
+def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
+    """Flag the list's leads carrying an opted-out identifier found while screening; returns how many."""
+    if not screening.opted_out_emails and not screening.opted_out_phones:
+        return 0
+    return conn.execute(
+        "UPDATE leads SET opted_out_at = now() WHERE list_id = %s AND opted_out_at IS NULL"
+        " AND (lower(email) = ANY(%s) OR phone = ANY(%s) OR mobile_phone = ANY(%s))",
+        (
+            list_id,
+            [e.lower() for e in screening.opted_out_emails],
+            screening.opted_out_phones,
+            screening.opted_out_phones,
+        ),
+    ).rowcount

@@ -1,0 +1,166 @@
+"""Retention policies and applying them: how long leads, raw provider payloads and import files are kept.
+
+Three kinds of policy, each global (``list_id`` NULL) or per list (overriding the global one for that list):
+
+- ``leads``: delete leads untouched for N days (not updated and no new fact in that time), with their facts,
+  tags and snapshots (the foreign keys cascade);
+- ``facts``: empty ``lead_facts.details`` (the raw provider payloads) of facts observed more than N days ago,
+  keeping the value, source, confidence and cost;
+- ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago.
+
+``apply`` does all of it in one transaction and records an audit entry; with ``dry_run`` it counts the same
+rows in a transaction that is rolled back, and deletes no file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import psycopg
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store import audit
+from leads_pipeline.lib.store.lists import Connection
+
+Kind = Literal["leads", "facts", "inbox"]
+KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
+_DAY_S: Final = 86_400
+
+# The days that apply to each live list for one kind: its own policy, else the global one.
+_EFFECTIVE: Final = (
+    "SELECT l.id AS list_id, l.name, coalesce(p.days, g.days) AS days FROM lists l"
+    " LEFT JOIN retention_policies p ON p.list_id = l.id AND p.kind = %(kind)s"
+    " LEFT JOIN retention_policies g ON g.list_id IS NULL AND g.kind = %(kind)s"
+    " WHERE coalesce(p.days, g.days) IS NOT NULL"
+)
+
+
+def check_kind(kind: str) -> Kind:
+    if kind not in KINDS:
+        raise ConfigurationError(f"a retention policy is one of {', '.join(KINDS)}; got {kind!r}")
+    return kind  # type: ignore[return-value]
+
+
+def set_policy(conn: Connection, kind: str, days: int | None, *, list_id: int | None, actor: str) -> None:
+    """Set (or with ``days`` None remove) the global or a list's policy of one kind; audited."""
+    checked = check_kind(kind)
+    if days is not None and days <= 0:
+        raise ConfigurationError(f"--days must be a positive number of days; got {days}")
+    with conn.transaction():
+        conn.execute(
+            "DELETE FROM retention_policies WHERE kind = %s AND list_id IS NOT DISTINCT FROM %s", (checked, list_id)
+        )
+        if days is not None:
+            conn.execute(
+                "INSERT INTO retention_policies (list_id, kind, days, set_by) VALUES (%s, %s, %s, %s)",
+                (list_id, checked, days, actor),
+            )
+        scope = f"list:{list_id}" if list_id is not None else "global"
+        audit.record(conn, actor, "retention.set", scope, {"kind": checked, "days": days})
+
+
+def policies(conn: Connection) -> list[dict[str, Any]]:
+    """Every policy: global ones first, then by list name and kind."""
+    return list(
+        conn.execute(
+            "SELECT p.kind, p.days, p.list_id, l.name AS list, p.set_by, p.set_at FROM retention_policies p"
+            " LEFT JOIN lists l ON l.id = p.list_id ORDER BY p.list_id IS NOT NULL, l.name, p.kind"
+        )
+    )
+
+
+@dataclass
+class RetentionReport:
+    """What a run removed (or with a dry run, would remove)."""
+
+    dry_run: bool
+    leads: dict[str, int] = field(default_factory=dict)
+    facts: dict[str, int] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "dryRun": self.dry_run,
+            "leadsDeleted": sum(self.leads.values()),
+            "leadsDeletedByList": self.leads,
+            "factsPurged": sum(self.facts.values()),
+            "factsPurgedByList": self.facts,
+            "filesDeleted": len(self.files),
+            "files": self.files,
+        }
+
+
+def _by_list(rows: psycopg.Cursor[dict[str, Any]]) -> dict[str, int]:
+    return {r["name"]: int(r["n"]) for r in rows if r["n"]}
+
+
+def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -> RetentionReport:
+    """Apply every policy (see the module doc); returns what was removed."""
+    report = RetentionReport(dry_run)
+    try:
+        with conn.transaction():
+            report.leads = _by_list(
+                conn.execute(
+                    f"WITH eff AS ({_EFFECTIVE}), gone AS ("
+                    " DELETE FROM leads d USING eff WHERE d.list_id = eff.list_id"
+                    " AND d.updated_at < now() - make_interval(days => eff.days)"
+                    " AND NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = d.id"
+                    " AND f.observed_at >= now() - make_interval(days => eff.days))"
+                    " RETURNING d.list_id)"
+                    " SELECT eff.name, (SELECT count(*) FROM gone WHERE gone.list_id = eff.list_id) AS n FROM eff",
+                    {"kind": "leads"},
+                )
+            )
+            report.facts = _by_list(
+                conn.execute(
+                    f"WITH eff AS ({_EFFECTIVE}), purged AS ("
+                    " UPDATE lead_facts f SET details = '{}' FROM leads d, eff"
+                    " WHERE f.lead_id = d.id AND d.list_id = eff.list_id AND f.details <> '{}'"
+                    " AND f.observed_at < now() - make_interval(days => eff.days) RETURNING d.list_id)"
+                    " SELECT eff.name, (SELECT count(*) FROM purged WHERE purged.list_id = eff.list_id) AS n FROM eff",
+                    {"kind": "facts"},
+                )
+            )
+            expired = _expired_files(conn, inbox)
+            report.files = [str(p) for p in expired]
+            if dry_run:
+                raise _DryRun
+            for path in expired:
+                path.unlink(missing_ok=True)
+            audit.record(conn, actor, "retention.apply", "retention", _summary(report))
+    except _DryRun:
+        pass
+    return report
+
+
+class _DryRun(Exception):
+    """Rolls the dry run's transaction back."""
+
+
+def _summary(report: RetentionReport) -> dict[str, Any]:
+    document = report.as_json()
+    document.pop("files")
+    return document
+
+
+def _expired_files(conn: Connection, inbox: Path) -> list[Path]:
+    """Files under ``inbox/<folder>/`` older than the inbox policy of the list the folder names (or the global
+    one; a folder naming no list follows the global policy)."""
+    if not inbox.is_dir():
+        return []
+    per_list = {r["name"].lower(): int(r["days"]) for r in conn.execute(_EFFECTIVE, {"kind": "inbox"})}
+    global_row = conn.execute("SELECT days FROM retention_policies WHERE list_id IS NULL AND kind = 'inbox'").fetchone()
+    default = int(global_row["days"]) if global_row else None
+    now = time.time()
+    expired: list[Path] = []
+    for folder in sorted(p for p in inbox.iterdir() if p.is_dir()):
+        days = per_list.get(folder.name.lower(), default)
+        if days is None:
+            continue
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and now - path.stat().st_mtime > days * _DAY_S:
+                expired.append(path)
+    return expired

@@ -1,0 +1,72 @@
+"""``leads audit``: the actions of other commands show up with actor, object and details; --since, --action."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from leads_pipeline.commands.audit import parse_since
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+def test_list_bulk_and_export_actions_are_audited(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    leads.ok("lists", "share", "fair", "bob", "--role", "editor")
+    leads.ok("lists", "unshare", "fair", "bob")
+    leads.ok("bulk", "tag", "hot", "--where", "country = ES")
+    leads.ok("bulk", "export", "--where", "email = ana.garcia@acme.es")
+    leads.ok("bulk", "delete", "--where", "country = DE", "--yes")
+    leads.ok("lists", "create", "old")
+    leads.ok("lists", "delete", "old", "--purge", "--yes")
+    entries = leads.json("audit", "--json")
+    assert [(e["actor"], e["action"]) for e in entries] == [
+        ("tester", "list.share"),
+        ("tester", "list.unshare"),
+        ("tester", "leads.tag"),
+        ("tester", "leads.export"),
+        ("tester", "leads.delete"),
+        ("tester", "list.purge"),
+    ]
+    share, _, tag, export, delete, purge = entries
+    assert share["details"] == {"user": "bob", "role": "editor"} and share["object"].startswith("list:")
+    assert tag["details"]["leadCount"] == 1 and tag["details"]["tags"] == ["hot"]
+    assert export["details"]["selection"] == "all readable lists; email = <email>", "no contact data in the log"
+    assert export["details"]["leadCount"] == 1
+    assert delete["details"]["leadCount"] == 1 and len(delete["details"]["leadIds"]) == 1
+    assert purge["details"] == {"name": "old", "leadCount": 0}
+    assert [e["action"] for e in leads.json("audit", "--action", "list", "--json")] == [
+        "list.share",
+        "list.unshare",
+        "list.purge",
+    ]
+    assert leads.json("audit", "--since", "1h", "--json") == entries
+    assert "list.share" in leads.ok("audit")
+
+
+def test_merges_and_their_undo_are_audited(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "a")
+    leads.ok("lists", "create", "b")
+    import_file(database_url, DEMO_FILE, "a")
+    import_file(database_url, DEMO_FILE, "b")
+    merged = leads.json("dedupe", "--list", "a", "--list", "b", "--merge", "--json")
+    assert merged["merges"], "the two copies of each lead are duplicates"
+    actions = [e["action"] for e in leads.json("audit", "--action", "leads.merge", "--json")]
+    assert actions and set(actions) == {"leads.merge"}
+    entry = leads.json("audit", "--action", "leads.merge", "--json")[0]
+    assert entry["details"]["leadCount"] == 2 and entry["object"].startswith("merge:")
+    leads.ok("merges", "undo", entry["object"].split(":")[1])
+    assert [e["action"] for e in leads.json("audit", "--action", "leads.merge-undo", "--json")] == ["leads.merge-undo"]
+
+
+def test_since_accepts_durations_and_dates() -> None:
+    now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert parse_since("7d", now) == now - timedelta(days=7)
+    assert parse_since("30m", now) == now - timedelta(minutes=30)
+    assert parse_since("2026-02-01") == datetime(2026, 2, 1, tzinfo=UTC)
+    with pytest.raises(ConfigurationError, match="expected a duration like 7d"):
+        parse_since("last week")

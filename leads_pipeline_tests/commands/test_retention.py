@@ -1,0 +1,43 @@
+"""``leads retention``: set/show/unset, apply through the Dagster asset (recorded with its metadata), dry run."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET updated_at = now() - interval '100 days' WHERE country = 'ES'")
+    leads.ok("retention", "set", "leads", "90", "--list", "fair")
+    leads.ok("retention", "set", "facts", "30")
+    assert leads.json("retention", "show", "--json") == [
+        {"kind": "facts", "days": 30, "list": None, "setBy": "tester"},
+        {"kind": "leads", "days": 90, "list": "fair", "setBy": "tester"},
+    ]
+    assert "needs the role owner" in leads.fails("retention", "set", "leads", "1", "--list", "fair", user="bob")
+    assert "one of leads, facts, inbox" in leads.fails("retention", "set", "rows", "1")
+
+    dry = leads.json("retention", "apply", "--dry-run", "--json")
+    assert (dry["dry_run"], dry["leads_deleted"], dry["leads_deleted_by_list"]) == (True, 1, {"fair": 1})
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 33
+    assert "removed 1 leads" in leads.ok("retention", "apply")
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 32
+
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey("retention_run"))
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.metadata["leads_deleted"].value == 1
+    assert [e["action"] for e in leads.json("audit", "--action", "retention", "--json")] == [
+        "retention.set",
+        "retention.set",
+        "retention.apply",
+    ]
+    leads.ok("retention", "unset", "leads", "--list", "fair")
+    assert len(leads.json("retention", "show", "--json")) == 1

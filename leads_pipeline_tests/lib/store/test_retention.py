@@ -1,0 +1,111 @@
+"""Retention: per-list policies override the global one; leads, fact payloads and inbox files go when old;
+a dry run counts the same and changes nothing."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store import audit, retention
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+
+@pytest.fixture
+def aged(database_url: str, tmp_path: Path) -> Path:
+    """Lists "old" and "kept" (33 leads each), 10 leads of each untouched for 40 days, facts with payloads
+    observed 20 and 2 days ago, and inbox files 40 and 1 days old."""
+    with connect(database_url) as conn:
+        create_list(conn, "old", owner="tester")
+        create_list(conn, "kept", owner="tester")
+    import_file(database_url, DEMO_FILE, "old")
+    import_file(database_url, DEMO_FILE, "kept")
+    with connect(database_url) as conn:
+        conn.execute(
+            "UPDATE leads SET updated_at = now() - interval '40 days' WHERE id IN"
+            " (SELECT id FROM leads l WHERE (SELECT count(*) FROM leads o WHERE o.list_id = l.list_id AND o.id < l.id)"
+            " < 10)"
+        )
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence, observed_at, details)"
+            " SELECT id, 'title', 'CFO', 'gemini', 70, now() - (CASE WHEN id % 2 = 0 THEN 20 ELSE 2 END) * interval"
+            " '1 day', '{\"raw\": {\"answer\": \"CFO\"}}' FROM leads WHERE updated_at > now() - interval '1 day'"
+        )
+    inbox = tmp_path / "inbox"
+    for folder in ("old", "kept", "unknown"):
+        (inbox / folder).mkdir(parents=True)
+        for name, days in (("stale.csv", 40), ("fresh.csv", 1)):
+            path = inbox / folder / name
+            path.write_text("email\n", encoding="utf-8")
+            stamp = time.time() - days * 86_400
+            os.utime(path, (stamp, stamp))
+    return inbox
+
+
+def _counts(database_url: str) -> dict[str, int]:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM leads) AS leads,"
+            " (SELECT count(*) FROM lead_facts WHERE details <> '{}') AS payloads"
+        ).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+def test_policies_apply_per_list_over_the_global_one(database_url: str, aged: Path) -> None:
+    with connect(database_url) as conn:
+        kept = conn.execute("SELECT id FROM lists WHERE name = 'kept'").fetchone()
+        assert kept is not None
+        retention.set_policy(conn, "leads", 30, list_id=None, actor="dpo")
+        retention.set_policy(conn, "leads", 365, list_id=kept["id"], actor="dpo")
+        retention.set_policy(conn, "facts", 10, list_id=None, actor="dpo")
+        retention.set_policy(conn, "inbox", 30, list_id=None, actor="dpo")
+        retention.set_policy(conn, "inbox", 60, list_id=kept["id"], actor="dpo")
+        assert [(p["list"], p["kind"], p["days"]) for p in retention.policies(conn)] == [
+            (None, "facts", 10),
+            (None, "inbox", 30),
+            (None, "leads", 30),
+            ("kept", "inbox", 60),
+            ("kept", "leads", 365),
+        ]
+    before = _counts(database_url)
+
+    with connect(database_url) as conn:
+        dry = retention.apply(conn, inbox=aged, actor="dpo", dry_run=True)
+    assert _counts(database_url) == before and all(Path(f).exists() for f in dry.files), "a dry run changes nothing"
+
+    with connect(database_url) as conn:
+        report = retention.apply(conn, inbox=aged, actor="dpo")
+    assert report.as_json() == {**dry.as_json(), "dryRun": False}
+    assert report.leads == {"old": 10}, "the kept list keeps its leads for a year"
+    after = _counts(database_url)
+    assert after["leads"] == before["leads"] - 10
+    purged = sum(report.facts.values())
+    assert purged > 0 and after["payloads"] == before["payloads"] - purged
+    assert sorted(Path(f).relative_to(aged).as_posix() for f in report.files) == [
+        "old/stale.csv",
+        "unknown/stale.csv",
+    ]
+    assert not (aged / "old" / "stale.csv").exists() and (aged / "kept" / "stale.csv").exists()
+    with connect(database_url) as conn:
+        [entry] = audit.entries(conn, action="retention.apply")
+        assert entry["details"]["leadsDeleted"] == 10 and entry["actor"] == "dpo"
+        again = retention.apply(conn, inbox=aged, actor="dpo")
+    assert again.as_json()["leadsDeleted"] == 0 and again.files == [], "idempotent"
+
+
+def test_bad_policies_are_refused(database_url: str) -> None:
+    with connect(database_url) as conn:
+        with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
+            retention.set_policy(conn, "emails", 3, list_id=None, actor="dpo")
+        with pytest.raises(ConfigurationError, match="positive number of days"):
+            retention.set_policy(conn, "leads", 0, list_id=None, actor="dpo")
+        retention.set_policy(conn, "leads", 5, list_id=None, actor="dpo")
+        retention.set_policy(conn, "leads", None, list_id=None, actor="dpo")
+        assert retention.policies(conn) == []

@@ -1,0 +1,125 @@
+"""Row-level security by list membership, enforced by PostgreSQL for plain-SQL users; the service connection
+(the pipeline's) is explicitly exempt."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+_names = itertools.count()
+TABLES = ("leads", "lead_facts", "lead_tags", "lists", "list_members", "imports", "import_errors", "batch_leads")
+
+
+def _as(database_url: str, user: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+@pytest.fixture
+def users(database_url: str) -> Iterator[tuple[str, str]]:
+    """Two database users: one a viewer of list "fair", one outside it (unique names: roles are server-wide)."""
+    n = f"{os.getpid()}_{next(_names)}"
+    member, outsider = f"rls_member_{n}", f"rls_outsider_{n}"
+    yield member, outsider
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for role in (member, outsider):
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def fair(database_url: str, users: tuple[str, str]) -> int:
+    member, outsider = users
+    with connect(database_url) as conn:
+        create_list(conn, "fair", owner="tester")
+    import_file(database_url, DEMO_FILE, "fair")
+    with connect(database_url) as conn:
+        lead_list = get_list(conn, "fair")
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'CFO', 'test', 50"
+            " FROM leads"
+        )
+        conn.execute("INSERT INTO lead_tags (lead_id, tag) SELECT id, 'vip' FROM leads")
+        access.grant(conn, lead_list.id, member, "viewer", granted_by="tester")
+        access.grant_database_login(conn, member)
+        access.grant_database_login(conn, outsider)
+        return lead_list.id
+
+
+def _counts(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        conn.execute("SET search_path = leads")
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # type: ignore[index]
+
+
+def test_a_user_outside_the_list_reads_none_of_its_rows(database_url: str, users: tuple[str, str], fair: int) -> None:
+    member, outsider = users
+    assert set(_counts(_as(database_url, outsider)).values()) == {0}
+    seen = _counts(_as(database_url, member))
+    assert seen["leads"] == 33 and seen["lead_facts"] == 33 and seen["lead_tags"] == 33
+    assert seen["lists"] == 1 and seen["list_members"] == 2 and seen["imports"] == 1 and seen["import_errors"] > 0
+
+
+def test_membership_changes_apply_at_once_and_writes_are_refused(
+    database_url: str, users: tuple[str, str], fair: int
+) -> None:
+    member, outsider = users
+    with connect(database_url) as conn:
+        access.grant(conn, fair, outsider, "editor", granted_by="tester")
+        access.revoke(conn, fair, member)
+    assert _counts(_as(database_url, member))["leads"] == 0
+    assert _counts(_as(database_url, outsider))["leads"] == 33
+    with psycopg.connect(_as(database_url, outsider)) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("UPDATE leads.leads SET title = 'x'")
+
+
+def test_session_settings_cannot_impersonate_a_member(database_url: str, users: tuple[str, str], fair: int) -> None:
+    _, outsider = users
+    with psycopg.connect(_as(database_url, outsider)) as conn:
+        conn.execute("SELECT set_config('leads.user', 'tester', false)")
+        conn.execute("SET search_path = leads")
+        assert conn.execute("SELECT count(*) FROM leads").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM audit_log")
+
+
+def test_the_service_connection_is_the_explicit_exception(database_url: str, fair: int) -> None:
+    with connect(database_url) as conn:
+        assert access.service_bypasses_row_security(conn)
+        assert conn.execute("SELECT count(*) AS n FROM leads").fetchone() == {"n": 33}
+        assert conn.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'leads_reader'").fetchone() == {
+            "rolbypassrls": False
+        }
+
+
+def test_leads_access_sql_login_creates_your_own_limited_login(
+    database_url: str, users: tuple[str, str], fair: int, tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from leads_pipeline.cli import app
+
+    member, _ = users
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    monkeypatch.setenv("SQL_PASSWORD", "s3cret-pass")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'DROP ROLE "{member}"')  # type: ignore[arg-type]
+    result = CliRunner().invoke(
+        app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": member}
+    )
+    assert result.exit_code == 0, result.output
+    assert _counts(_as(database_url, member))["leads"] == 33
+    missing = CliRunner().invoke(app, ["access", "sql-login", "--password-env", "NOPE"], env={"LEADS_USER": member})
+    assert missing.exit_code == 1 and "not set" in missing.stderr
