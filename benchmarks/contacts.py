@@ -6,7 +6,8 @@ of phones and 80% of LinkedIn URLs removed, imports them, runs ``email_contacts`
 stored with the world. Costs are in each provider's unit (USD for Apify and Twilio, credits for the
 verifiers). The email stage runs twice: patterns and SMTP only (what discovery achieves with no paid source),
 then with the paid sources as fallbacks (ZeroBounce where a probe gets no answer, the people-search actor where
-guessing fails) on a second copy of the batch.
+guessing fails); each in a database of its own, so neither learns from the other. Phone and LinkedIn run on the
+second.
 """
 
 from __future__ import annotations
@@ -186,6 +187,21 @@ def _column_figures(database_url: str, truth: dict[int, dict[str, Any]], world: 
     }
 
 
+def _fresh_database(server_url: str, name: str) -> str:
+    """A new empty database on the same server: learned patterns and caches of an earlier run (or of a real
+    account) would flatter the figures."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+
+    from leads_pipeline.lib.runtime import plain_postgres_url
+
+    with psycopg.connect(plain_postgres_url(server_url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
 def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, Any]:
     from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
     from leads_pipeline.lib.runtime import prepare_environment
@@ -195,26 +211,27 @@ def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, An
 
     os.environ.setdefault("LEADS_HOME", str(OUT / "home"))
     env = prepare_environment()
-    apply_migrations(env.database_url)
     world = generate_world(companies, people, seed=2026)
     stamp = time.strftime("%Y%m%d%H%M%S")
     csv_path = OUT / f"contacts_{stamp}.csv"
     write_leads_csv(world, csv_path, csv_path.with_suffix(".truth.json"), MISSING, seed=5)
     report: dict[str, Any] = {"companies": companies, "people": people, "missing": MISSING}
     with Sandbox.start(world) as sandbox:
-        resources = _resources(sandbox, env.database_url)
         runs = {
             "email_patterns_only": ("patterns", {"people_search": False, "verifier": "none"}),
             "email_with_people_search": ("people", {"people_search": True}),
         }
         for name, (suffix, config) in runs.items():
+            database_url = _fresh_database(env.database_url, f"bench_contacts_{suffix}")  # nothing learned before
+            apply_migrations(database_url)
+            resources = _resources(sandbox, database_url)
             batch_id = f"bench-contacts-{stamp}-{suffix}"
-            truth = _import(env.database_url, csv_path, f"bench-contacts-{stamp}-{suffix}", batch_id)
+            truth = _import(database_url, csv_path, f"bench-contacts-{stamp}-{suffix}", batch_id)
             started = time.perf_counter()
             meta = _materialize(email_contacts, batch_id, resources, config)
             seconds = time.perf_counter() - started
             report[name] = {
-                **_email_figures(env.database_url, truth, world),
+                **_email_figures(database_url, truth, world),
                 "seconds": round(seconds, 1),
                 "leads_per_minute": round(len(truth) / seconds * 60),
                 "credits_used": meta["credits_used"],
@@ -224,7 +241,7 @@ def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, An
             meta = _materialize(asset, batch_id, resources, {"download_photos": False} if field == "linkedin" else {})
             seconds = time.perf_counter() - started
             report[name] = {
-                **_column_figures(env.database_url, truth, world, field),
+                **_column_figures(database_url, truth, world, field),
                 "seconds": round(seconds, 1),
                 "leads_per_minute": round(len(truth) / seconds * 60),
                 "credits_used": meta["credits_used"],
