@@ -23,7 +23,8 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 columns (set them to NULL, keeping a row that other records count, such as an import error), or ``keep`` them
 (the table holds no contact data, e.g. the audit log, which masks it; it is still part of the export).
 Entries are exported in order and erased in order, so tables whose rows are found through ``lead_ids`` come
-before ``leads`` itself.
+before ``leads`` itself. An entry whose table does not exist in the database (a stage not deployed there) is
+skipped, so the registry can list every stage's tables.
 """
 
 from __future__ import annotations
@@ -82,6 +83,48 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "delete",
     ),
     PersonalTable("lead_tags", "tags on the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    # Contacts stage (sql/003_contacts.sql).
+    PersonalTable(
+        "email_verifications",
+        "verification verdicts of the person's addresses, with provider payloads",
+        "lower(t.email) = ANY(%(emails)s)",
+        "delete",
+    ),
+    PersonalTable(
+        "email_pattern_evidence",
+        "the person's address as evidence of their company's email pattern",
+        "lower(t.local_part || '@' || t.domain) = ANY(%(emails)s)",
+        "delete",
+    ),
+    # Enrichment stage (sql/004_enrichment.sql).
+    PersonalTable(
+        "enrichment_failures", "why enriching the person's leads failed", "t.lead_id = ANY(%(lead_ids)s)", "delete"
+    ),
+    PersonalTable(
+        "webhook_deliveries",
+        "webhook payloads that carried the person's data",
+        "lower(t.payload::text) LIKE ANY(%(email_patterns)s)",
+        "delete",
+    ),
+    # Scoring stage (sql/005_scoring.sql).
+    PersonalTable("lead_scores", "the person's scores and reasons", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable("score_history", "earlier scores of the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable("stage_changes", "stage changes of the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    # CRM sync (sql/006_crm.sql).
+    PersonalTable(
+        "crm_links", "the person's records in CRMs and the values sent", "t.lead_id = ANY(%(lead_ids)s)", "delete"
+    ),
+    PersonalTable("crm_rejects", "CRM refusals of the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    PersonalTable(
+        "crm_conflicts", "local and CRM values of the person's fields", "t.lead_id = ANY(%(lead_ids)s)", "delete"
+    ),
+    PersonalTable(
+        "crm_sync_log",
+        "sync messages naming the person",
+        "lower(t.message) LIKE ANY(%(email_patterns)s)",
+        "clear",
+        ("message",),
+    ),
     PersonalTable("batch_leads", "batches that touched the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
     PersonalTable(
         "audit_log",

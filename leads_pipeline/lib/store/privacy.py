@@ -29,7 +29,7 @@ from psycopg.rows import tuple_row
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
-from leads_pipeline.lib.privacy.registry import REGISTRY
+from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit
 from leads_pipeline.lib.store.lists import Connection
 
@@ -105,6 +105,15 @@ def find_person(conn: Connection, raw: str) -> Person:
     return person
 
 
+def deployed(conn: Connection) -> list[PersonalTable]:
+    """The registry's entries whose table exists in this database, in order."""
+    tables = {
+        r["table_name"]
+        for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'leads'")
+    }
+    return [entry for entry in REGISTRY if entry.table in tables]
+
+
 def _rows(conn: Connection, table: str, condition: str, person: Person) -> list[dict[str, Any]]:
     query = sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE {}").format(sql.Identifier(table), sql.SQL(condition))  # type: ignore[arg-type]
     return [r["row"] for r in conn.execute(query, person.params())]
@@ -115,7 +124,7 @@ def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
     opted out. The request itself is audited (by the person's keyed hash, not their address)."""
     person = find_person(conn, raw)
     access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
-    tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in REGISTRY}
+    tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in deployed(conn)}
     hashes = person.params()["subjects"]
     document = {
         "subject": {"kind": person.kind, "value": person.value},
@@ -150,7 +159,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         params = person.params()
         cleared: set[str] = set()
-        for entry in REGISTRY:
+        for entry in deployed(conn):
             if entry.erase == "keep":
                 continue
             for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
