@@ -142,9 +142,6 @@ def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list
 
 def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
-    assert "email (asset email_contacts)" in _error(
-        leads, "enrich", "--list", "prospects", "--sources", "email,company"
-    )
     assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")
     assert "exactly one of --list" in _error(leads, "enrich")
     bad_ids = tmp_path / "ids.txt"

@@ -8,7 +8,6 @@ against a concurrent manual change). Re-scoring the same leads with the same rul
 from __future__ import annotations
 
 import json
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -142,20 +141,6 @@ def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead
         )
 
 
-_has_score_column: weakref.WeakKeyDictionary[Connection, bool] = weakref.WeakKeyDictionary()
-
-
-def _leads_have_score_column(conn: Connection) -> bool:
-    """Whether ``leads.leads.score`` exists (added by the lists/search migration); looked up once per connection."""
-    if conn not in _has_score_column:
-        row = conn.execute(
-            "SELECT 1 FROM information_schema.columns"
-            " WHERE table_schema = 'leads' AND table_name = 'leads' AND column_name = 'score'"
-        ).fetchone()
-        _has_score_column[conn] = row is not None
-    return _has_score_column[conn]
-
-
 def write_scores(
     conn: Connection,
     rows: Sequence[ScoreRow],
@@ -224,13 +209,10 @@ def write_scores(
         """,
         params,
     )
-    # >>> leads.leads.score: the lists/search migration adds this column; keep it equal to the current score.
-    if _leads_have_score_column(conn):
-        conn.execute(
-            "UPDATE leads l SET score = t.score FROM scored t"
-            " WHERE l.id = t.lead_id AND l.score IS DISTINCT FROM t.score"
-        )
-    # <<<
+    # leads.score mirrors the current score so that search and filters (--score-min, sort by score) need no join.
+    conn.execute(
+        "UPDATE leads l SET score = t.score FROM scored t WHERE l.id = t.lead_id AND l.score IS DISTINCT FROM t.score"
+    )
     return {"history_appended": appended, "stage_changes": moved}
 
 

@@ -25,7 +25,12 @@ def test_company_profiles_is_a_batch_partitioned_pooled_asset_with_retries_and_c
 def test_enrichment_job_and_sensors_resolve() -> None:
     job = defs.resolve_job_def(ENRICHMENT_JOB)
     assert isinstance(job.partitions_def, dg.DynamicPartitionsDefinition)
-    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {"company_profiles"}
+    assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} == {
+        "email_contacts",
+        "phone_contacts",
+        "linkedin_profiles",
+        "company_profiles",
+    }
     for name in ("enrich_after_import_sensor", "enrichment_succeeded_sensor", "enrichment_failed_sensor"):
         assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
 

@@ -114,9 +114,8 @@ def test_technologies_fact_counts_for_company_fit(database_url: str) -> None:
         assert scores == {lead: 100, other: 0}
 
 
-def test_leads_score_column_is_kept_when_it_exists(database_url: str) -> None:
+def test_the_leads_score_column_follows_the_current_score(database_url: str) -> None:
     with connect(database_url) as conn:
-        conn.execute("ALTER TABLE leads ADD COLUMN score smallint")
         _, [lead] = add_leads(conn, [{"industry": "Computer Software", "country": "US"}])
         score_leads(conn, [lead], parse_config(ICP), now=NOW)
         assert conn.execute("SELECT score FROM leads").fetchone() == {"score": 50}
