@@ -142,6 +142,13 @@ def _is_number(value: object) -> bool:
     return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
 
 
+def flush_search_index(conn: Connection) -> int:
+    """Merge the search index's pending entries into it (imports leave them pending, see sql/008); returns the
+    pages flushed. Searches read pending entries one by one, so a large import flushes as it goes."""
+    row = conn.execute("SELECT gin_clean_pending_list('leads_search_trgm'::regclass) AS pages").fetchone()
+    return int(row["pages"]) if row else 0
+
+
 def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int]:
     """The ids of the lists the selection covers: the named ones (each must be readable by ``user``), or every
     live, unarchived list the user can read."""

@@ -25,6 +25,7 @@ from leads_pipeline.lib.prepare import DedupeKey
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline.lib.store.search import flush_search_index
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
 from leads_pipeline_tests.support import import_file
 
@@ -178,6 +179,20 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
         assert lead["custom"][warning["column_name"]] == warning["value"]
         field = {"Phone 1": "phone", "Country": "country"}[warning["column_name"]]
         assert lead[field] is None
+
+
+def test_an_import_returns_with_its_leads_in_the_search_index(database_url: str, customers_10000: Path) -> None:
+    """Imports leave the trigram entries pending (sql/008) and flush them while they go and at the end."""
+    _new_list(database_url)
+    import_file(database_url, customers_10000, chunk_rows=2_000)
+    with connect(database_url, autocommit=True) as conn:
+        assert flush_search_index(conn) == 0  # nothing was left pending
+        conn.execute("SET enable_seqscan = off")
+        found = conn.execute(
+            "SELECT count(*) AS n FROM leads WHERE lead_search_text(first_name, last_name, email, company, title)"
+            " LIKE '%kristina%'"
+        ).fetchone()
+    assert found is not None and found["n"] > 0
 
 
 def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_url: str, leads_10000: Path) -> None:
