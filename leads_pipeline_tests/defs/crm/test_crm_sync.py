@@ -122,6 +122,7 @@ def test_one_schedule_per_connection_file_with_a_schedule(tmp_path: Path, monkey
     write_connection(tmp_path, "hubspot-main", CONNECTION)
     write_connection(tmp_path, "manual-only", {k: v for k, v in CONNECTION.items() if k != "schedule"})
     write_connection(tmp_path, "broken", {"crm": "zoho"})
+    write_connection(tmp_path, "bad-cron", dict(CONNECTION, schedule="every hour"))
     schedules = crm_schedules()
     assert [s.name for s in schedules] == ["crm_sync_hubspot_main"]
     assert schedules[0].cron_schedule == "0 * * * *"
