@@ -40,17 +40,17 @@ def test_daily_rescore_decays_scores_under_each_leads_configuration(database_url
 
     tick = now + timedelta(days=10)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+        with dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=tick,
             resources={"database": LeadsDatabase(database_url=database_url)},
-        )
-        requests = daily_rescore(context)
+        ) as context:
+            requests = daily_rescore(context)
+            again = daily_rescore(context)  # a re-evaluated tick: same batches, same run keys
         assert isinstance(requests, list) and len(requests) == 2
         keys = sorted(r.partition_key or "" for r in requests)
         assert keys == sorted(f"rescore-{tick:%Y%m%d}-{c.version}" for c in (recency, other))
         assert set(keys) <= set(instance.get_dynamic_partitions(BATCHES))
-        again = daily_rescore(context)  # a re-evaluated tick: same batches, same run keys
         assert isinstance(again, list) and sorted(r.run_key or "" for r in again) == keys
 
         for request in requests:
@@ -66,10 +66,12 @@ def test_daily_rescore_decays_scores_under_each_leads_configuration(database_url
 
 
 def test_no_scored_leads_means_no_run(database_url: str) -> None:
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(
+    with (
+        dg.instance_for_test() as instance,
+        dg.build_schedule_context(
             instance=instance,
             scheduled_execution_time=datetime.now(UTC),
             resources={"database": LeadsDatabase(database_url=database_url)},
-        )
+        ) as context,
+    ):
         assert isinstance(daily_rescore(context), dg.SkipReason)
