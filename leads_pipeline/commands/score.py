@@ -13,29 +13,50 @@ import typer
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.selection import WhereOption
 
 stage_app = typer.Typer(help="Qualification stages (new, mql, sql, ...): set one by hand.", no_args_is_help=True)
 model_app = typer.Typer(help="The learned fit model: train it on historical outcomes.", no_args_is_help=True)
 
 
 def run_cli_score(
-    database_url: str, list_name: str, *, ids_file: Path | None = None, config_file: Path | None = None
+    database_url: str,
+    list_name: str,
+    *,
+    ids_file: Path | None = None,
+    where: list[str] | None = None,
+    config_file: Path | None = None,
+    user: str | None = None,
 ) -> dict[str, Any]:
-    """Record the selection as a batch, materialize ``lead_scores`` for it and return the PRD's response."""
+    """Record the selection as a batch, materialize ``lead_scores`` for it and return the PRD's response.
+
+    Scoring moves stages, so it needs the editor role on the list; ``where`` is the search filter language."""
     from leads_pipeline.launcher import materialize_scores
+    from leads_pipeline.lib.filters import Selection
     from leads_pipeline.lib.scoring.config import load_config
     from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids, read_ids_file
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
+    from leads_pipeline.lib.store.search import select_lead_ids
 
+    actor = user or acting_user()
     if config_file is not None:
         load_config(config_file)  # a bad file fails here, naming the key, before any batch is created
     only = read_ids_file(ids_file) if ids_file else None
+    selection = Selection.build(lists=[list_name], where=where) if where else None
     with connect(database_url) as conn:
         lead_list = get_list(conn, list_name)
-        # A --where filter (the search language) plugs in here: it yields lead ids just as --ids does.
+        access.require(conn, lead_list.id, actor, "editor", "scoring its leads")
         lead_ids = list_lead_ids(conn, lead_list.id, only)
-        what = f"list {lead_list.name}" + (f", ids from {ids_file.name}" if ids_file else "")
+        if selection is not None:
+            matching = set(select_lead_ids(conn, selection, actor))
+            lead_ids = [lead_id for lead_id in lead_ids if lead_id in matching]
+        what = (
+            f"list {lead_list.name}"
+            + (f", ids from {ids_file.name}" if ids_file else "")
+            + (f", where {'; '.join(where)}" if where else "")
+        )
         batch = create_selection(conn, lead_ids, label=lead_list.name, list_id=lead_list.id, description=what)
     run_config = {"config_file": str(config_file.resolve())} if config_file else {}
     result = materialize_scores(batch, run_config)
@@ -49,6 +70,7 @@ def score(
     ids_file: Annotated[
         Path | None, typer.Option("--ids", help="Only these leads of the list: a file of lead ids, one per line.")
     ] = None,
+    where: WhereOption = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="Scoring configuration (YAML); default: the shipped one.")
     ] = None,
@@ -57,7 +79,7 @@ def score(
     """Score leads 0-100 (through the Dagster asset lead_scores) and move stages as thresholds are crossed."""
     env = run_or_fail(environment)
     document = run_or_fail(
-        lambda: run_cli_score(env.database_url, list_name, ids_file=ids_file, config_file=config_file)
+        lambda: run_cli_score(env.database_url, list_name, ids_file=ids_file, where=where, config_file=config_file)
     )
     if as_json:
         print_json(document)

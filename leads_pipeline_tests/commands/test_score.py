@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE, SHARED_DATA
@@ -50,6 +51,31 @@ def test_score_a_list_show_history_and_set_a_stage(leads: CliRunner, database_ur
     assert changed["to"] == "customer" and changed["changedBy"] == "tester"
     text = _ok(leads, "show", str(ids[0]), "--score-history").stdout
     assert "stage customer" in text and "signed" in text and "score history" in text
+
+
+def test_where_scores_only_the_matching_leads_and_viewers_are_refused(
+    leads: CliRunner,  # noqa: F811
+    database_url: str,
+) -> None:
+    ids = _demo_list(database_url)
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT country, count(*) AS n FROM leads WHERE country IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+        ).fetchone()
+        assert row is not None
+        conn.execute(
+            "INSERT INTO list_members (list_id, username, role, granted_by)"
+            " SELECT id, 'vera', 'viewer', 'tester' FROM lists WHERE name = 'demo'"
+        )
+    response = _json(leads, "score", "--list", "demo", "--where", f"country = {row['country']}", "--json")
+    assert response["scored"] == row["n"] < len(ids)
+    with connect(database_url) as conn:
+        scored = conn.execute("SELECT count(*) AS n FROM leads WHERE score IS NOT NULL").fetchone()
+    assert scored == {"n": row["n"]}
+
+    refused = leads.invoke(app, ["score", "--list", "demo"], env={"LEADS_USER": "vera"})
+    assert refused.exit_code == 1 and "user 'vera' is a viewer of list 'demo'" in refused.stderr
+    assert "unknown field 'colour'" in _fails(leads, "score", "--list", "demo", "--where", "colour = red")
 
 
 def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
