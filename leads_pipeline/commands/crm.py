@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
@@ -115,6 +116,7 @@ def sync(
     context: typer.Context,
     crm: Annotated[str | None, typer.Option("--crm", help="The CRM connection (its file name).")] = None,
     list_name: Annotated[str | None, typer.Option("--list", help="The list to sync (default: the file's).")] = None,
+    where: WhereOption = None,
     direction: Annotated[
         str | None, typer.Option(help="push, pull or bidirectional (default: the file's direction).")
     ] = None,
@@ -127,7 +129,7 @@ def sync(
         console.print(context.get_help())
         raise typer.Exit(code=2)
     env = run_or_fail(environment)
-    report = run_or_fail(lambda: _launch(env.database_url, crm, list_name, direction))
+    report = run_or_fail(lambda: _launch(env.database_url, crm, list_name, direction, where or []))
     if as_json:
         print_json(report)
         return
@@ -143,7 +145,9 @@ def sync(
         console.print(f"see `leads sync errors {report['syncId']}`")
 
 
-def _launch(database_url: str, name: str, list_name: str | None, direction: str | None) -> dict[str, Any]:
+def _launch(
+    database_url: str, name: str, list_name: str | None, direction: str | None, where: list[str]
+) -> dict[str, Any]:
     import dagster as dg
 
     from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_plan
@@ -156,7 +160,8 @@ def _launch(database_url: str, name: str, list_name: str | None, direction: str 
     connection = load_connection(name)
     if direction is not None and direction not in DIRECTIONS:
         raise ConfigurationError(f"--direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
-    config = {"list_name": list_name, "direction": direction, "user": acting_user()}
+    store.WhereFilter.parse(where)  # a bad filter is refused here, naming the field, before Dagster starts
+    config: dict[str, Any] = {"list_name": list_name, "direction": direction, "user": acting_user(), "where": where}
     config = {k: v for k, v in config.items() if v is not None}
     run_config = {
         "ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}},

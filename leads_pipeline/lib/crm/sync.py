@@ -121,6 +121,12 @@ class SyncReport:
         }
 
 
+def push_filter(connection: Connection, where: Sequence[str] = ()) -> store.LeadFilter | None:
+    """The connection file's ``where`` and a run's ``--where`` filters (the lists' language), all of which must
+    hold; None when there are none (the whole list)."""
+    return store.WhereFilter.parse([*([connection.where] if connection.where else []), *where])
+
+
 def plan_push(
     conn: store.Connection, connection: Connection, list_id: int, selection: store.LeadFilter | None = None
 ) -> PushPlan:
@@ -188,11 +194,8 @@ class SyncEngine:
             if direction in ("pull", "bidirectional"):
                 self._pull(report, list_id)
             if direction in ("push", "bidirectional"):
-                if self.connection.where is not None and selection is None:
-                    raise ConfigurationError(
-                        f"{name}: where: {self.connection.where!r} needs the lists' filter language, which this "
-                        "build cannot compile yet; remove `where` (the whole list is synced) or pass a selection"
-                    )
+                if selection is None:
+                    selection = push_filter(self.connection)
                 if list_id is None:
                     raise ConfigurationError(f"{name}: a push needs a list: pass --list or set list: in the file")
                 self._push(report, list_id, selection)

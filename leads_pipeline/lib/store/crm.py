@@ -17,14 +17,18 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.filters import Filter, parse_filter
+from leads_pipeline.lib.store.privacy import sellable
+from leads_pipeline.lib.store.search import filters_condition
 
 Connection = psycopg.Connection[dict[str, Any]]
 
 
 class LeadFilter(Protocol):
-    """A compiled selection (the lists' ``--where`` language): a boolean SQL expression over ``leads l``."""
+    """A compiled selection (the lists' ``--where`` language): a boolean SQL expression over ``leads l`` with its
+    values inlined as literals (filter values such as '%' must never meet a placeholder)."""
 
-    def sql(self) -> tuple[sql.Composable, Sequence[Any]]: ...
+    def sql(self) -> sql.Composable: ...
 
 
 @dataclass(frozen=True)
@@ -51,34 +55,47 @@ def ensure_connection(conn: Connection, name: str, crm: str) -> None:
     )
 
 
+@dataclass(frozen=True)
+class WhereFilter:
+    """The lists' filter language (``FIELD OP VALUE``, all must hold) as a :class:`LeadFilter`."""
+
+    filters: tuple[Filter, ...]
+
+    @classmethod
+    def parse(cls, texts: Iterable[str]) -> WhereFilter | None:
+        """The filters of ``texts`` (each checked, errors name the field and the allowed operators); None if none."""
+        filters = tuple(parse_filter(text) for text in texts)
+        return cls(filters) if filters else None
+
+    def sql(self) -> sql.Composable:
+        return filters_condition(self.filters)
+
+
 def eligible_leads(
     conn: Connection, connection: str, list_id: int, selection: LeadFilter | None = None
 ) -> Iterator[dict[str, Any]]:
     """The live leads of ``list_id`` a push may send, each with its link and open reject for ``connection``.
 
-    Every exclusion rule (deleted leads today; opt-out and do-not-sell flags later) lives here. ``selection``
-    narrows the list further (the lists' filter language).
+    Every exclusion rule lives here: deleted leads and leads that opted out of selling or sharing their data
+    (do-not-sell, issue 9) are never sent. ``selection`` narrows the list further (the lists' filter language).
     """
-    where: sql.Composable = sql.SQL("l.list_id = %s AND l.deleted_at IS NULL")
-    params: list[Any] = [connection, connection, list_id]
+    where = sql.SQL("l.list_id = {} AND l.deleted_at IS NULL AND {}").format(sql.Literal(list_id), sellable("l"))
     if selection is not None:
-        expression, extra = selection.sql()
-        where = sql.SQL("{} AND ({})").format(where, expression)
-        params.extend(extra)
+        where = sql.SQL("{} AND ({})").format(where, selection.sql())
     query = sql.SQL(
         """
         SELECT l.*, k.remote_id, k.last_hash, k.last_values, k.remote_updated,
                r.values_hash AS reject_hash, r.permanent AS reject_permanent, r.attempts AS reject_attempts
         FROM leads l
-        LEFT JOIN crm_links k ON k.lead_id = l.id AND k.connection = %s
-        LEFT JOIN crm_rejects r ON r.lead_id = l.id AND r.connection = %s AND r.resolved_at IS NULL
-        WHERE {}
+        LEFT JOIN crm_links k ON k.lead_id = l.id AND k.connection = {connection}
+        LEFT JOIN crm_rejects r ON r.lead_id = l.id AND r.connection = {connection} AND r.resolved_at IS NULL
+        WHERE {where}
         ORDER BY l.id
         """
-    ).format(where)
+    ).format(connection=sql.Literal(connection), where=where)
     with conn.cursor(name="crm_eligible") as cursor:
         cursor.itersize = 5_000
-        cursor.execute(query, params)
+        cursor.execute(query)
         yield from cursor
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -149,6 +150,14 @@ def flush_search_index(conn: Connection) -> int:
     return int(row["pages"]) if row else 0
 
 
+def filters_condition(filters: Sequence[Filter]) -> sql.Composable:
+    """``--where`` filters as one SQL condition on ``leads l`` (all must hold; TRUE for none), values inlined as
+    literals: what the other stages (CRM sync) add to their own queries."""
+    if not filters:
+        return sql.SQL("TRUE")
+    return sql.SQL(" AND ").join(_filter_sql(f) for f in filters)
+
+
 def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int]:
     """The ids of the lists the selection covers: the named ones (each must be readable by ``user``), or every
     live, unarchived list the user can read."""
@@ -168,7 +177,7 @@ def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Compo
         sql.SQL("l.deleted_at IS NULL"),
         sql.SQL("l.list_id = ANY({})").format(sql.Literal(resolve_lists(conn, selection, user))),
     ]
-    conditions += [_filter_sql(f) for f in selection.where]
+    conditions.append(filters_condition(selection.where))
     for word in (selection.query or "").split():
         conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
     if selection.tags:

@@ -105,6 +105,23 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     assert "no sync run 999" in one_line_error(leads, "sync", "errors", "999")
 
 
+def test_where_filters_and_opt_outs_decide_who_is_pushed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
+    import_leads(database_url, tmp_path, lead_rows(22, start=120_000))  # companies Acme 0 .. Acme 10
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET opted_out_at = now() WHERE email = %s", (email_of(120_000),))
+    # The file's where (company) and the run's --where (email domain) must both hold.
+    write_connection(tmp_path / "crm", "acme-only", dict(CONNECTION, where="company in Acme 0, Acme 1"))
+    expected = [i for i in range(120_000, 120_022) if i % 11 in (0, 1) and i % 7 != 3 and i != 120_000]
+    report = json.loads(ok(leads, "sync", "--crm", "acme-only", "--where", "email !~ example3.com", "--json").stdout)
+    assert (report["status"], report["leadsToSync"], report["created"]) == ("completed", len(expected), len(expected))
+    with transaction(database_url) as db:
+        pushed = db.execute(
+            "SELECT l.email FROM crm_links k JOIN leads l ON l.id = k.lead_id WHERE k.connection = 'acme-only'"
+        ).fetchall()
+    assert sorted(r["email"] for r in pushed) == sorted(email_of(i) for i in expected)
+    assert "unknown field 'colour'" in one_line_error(leads, "sync", "--crm", "acme-only", "--where", "colour = red")
+
+
 def test_blocking_check_stops_a_push_whose_mapping_the_crm_does_not_have(
     leads: CliRunner, database_url: str, tmp_path: Path
 ) -> None:
