@@ -22,7 +22,6 @@ from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CR
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError, InputFileError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.store import enrichment as store
 
 MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
@@ -63,22 +62,6 @@ def read_ids_file(path: Path) -> list[int]:
     if not ids:
         raise InputFileError(path, "no lead ids in the file")
     return ids
-
-
-def parse_where(text: str) -> dict[str, str]:
-    """``FIELD=VALUE[,FIELD=VALUE]`` equality on canonical fields (the lists engine's filter language replaces it)."""
-    conditions: dict[str, str] = {}
-    for part in text.split(","):
-        field, sep, value = part.partition("=")
-        field = field.strip()
-        if not sep or not field:
-            raise ConfigurationError(f"--where {text!r}: expected FIELD=VALUE[,FIELD=VALUE], e.g. country=US")
-        if field not in CANONICAL_FIELDS:
-            raise ConfigurationError(
-                f"--where: unknown field {field!r}; canonical fields: {', '.join(CANONICAL_FIELDS)}"
-            )
-        conditions[field] = value.strip()
-    return conditions
 
 
 def monthly_budget() -> float | None:
