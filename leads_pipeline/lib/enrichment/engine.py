@@ -22,6 +22,7 @@ from typing import Any
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.http import MalformedResponseError
+from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import (
     LEAD_COLUMNS,
     CompanyFact,
@@ -37,7 +38,7 @@ from leads_pipeline.lib.enrichment.companies import (
 from leads_pipeline.lib.enrichment.pacing import Pacer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
-from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, Outcome, run_waterfall
+from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfall
 from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect

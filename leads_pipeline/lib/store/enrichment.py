@@ -170,8 +170,9 @@ def advance_source(conn: Connection, job_id: str, source: str, processed: int) -
 
 
 def finish_source(conn: Connection, job_id: str, source: str, status: str, note: str | None = None) -> None:
-    """A source ended: ``completed`` (all leads processed), ``failed`` or ``skipped`` (with the reason)."""
-    processed = "total" if status == "completed" else "processed"
+    """A source ended: ``completed`` (all leads processed), ``skipped`` (all leads seen, some work not done, with
+    the reason) or ``failed``."""
+    processed = "processed" if status == "failed" else "total"
     conn.execute(
         f"""UPDATE enrichment_progress SET status = %s, note = coalesce(%s, note), processed = {processed},
                 updated_at = now() WHERE job_id = %s AND source = %s""",
