@@ -140,6 +140,30 @@ def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list
     assert company["status"] == "skipped" and "--max-credits 3" in company["note"]
 
 
+def test_max_credits_caps_the_contact_sources_too(
+    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(map(str, prospects)))
+    plan = _json(leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--estimate", "--json")
+    assert plan["sources"]["phone"]["estimatedCredits"] == plan["sources"]["phone"]["leadsNeeding"] * 2.0
+    assert plan["estimatedCredits"] > 5
+
+    document = _json(
+        leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--max-credits", "5", "--wait", "--json"
+    )
+
+    assert 0 < document["creditsUsed"] <= 5 and document["status"] == "partial"
+    stopped = [s for s in document["sources"] if s["status"] == "skipped"]
+    assert stopped and all("--max-credits 5" in s["note"] and "paid lookups not made" in s["note"] for s in stopped)
+    with connect(database_url) as conn:
+        costs = [
+            float(r["cost"])
+            for r in conn.execute("SELECT cost FROM lead_facts WHERE batch_id = %s AND cost > 0", (document["jobId"],))
+        ]
+    assert set(costs) <= {1.0, 2.0}  # credits from the price list, never a provider's dollars
+
+
 def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
     assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")
