@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from leads_pipeline.lib.credits import price
+from leads_pipeline.lib.credits import PriceItem, price
 from leads_pipeline.lib.enrichment.companies import COMPANY_FIELDS
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -48,6 +48,8 @@ class CompanyProvider:
     supplies: frozenset[str]
     seconds: float
     description: str
+    price_item: PriceItem | None = None
+    """The price list's item for the provider's charge (None for the free ones)."""
 
 
 COMPANY_PROVIDERS: dict[str, CompanyProvider] = {
@@ -66,6 +68,7 @@ COMPANY_PROVIDERS: dict[str, CompanyProvider] = {
             frozenset(COMPANY_FIELDS),
             2.0,
             "Gemini research grounded in Google Search, structured answer with cited sources",
+            "gemini",
         ),
         CompanyProvider(
             "apify_search",
@@ -73,6 +76,7 @@ COMPANY_PROVIDERS: dict[str, CompanyProvider] = {
             frozenset({"company_domain", "website", "company_linkedin_url"}),
             3.0,
             "Apify Google Search actor: official website and LinkedIn company page",
+            "apify_company_search",
         ),
     )
 }

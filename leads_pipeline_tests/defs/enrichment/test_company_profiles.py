@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.enrichment.companies import normalize_company_name
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.filters import Selection
@@ -64,7 +65,9 @@ def test_company_profiles_match_the_world_with_one_lookup_per_company(
     facts = _facts(database_url, imported_batch)
     paid = [f for f in facts if f["cost"] > 0]
     assert len(paid) == gemini_calls  # the cost is on one fact per lookup; the company's other leads pay nothing
-    assert all(f["source"] == "company/gemini" and float(f["cost"]) == 1.0 for f in paid)
+    assert all(f["source"] == "company/gemini" and float(f["cost"]) == PRICES["gemini"] for f in paid)
+    assert all(f["details"]["price_item"] == "gemini" and f["details"]["provider_cost_unit"] == "tokens" for f in paid)
+    assert all(f["details"]["provider_cost"] > 0 for f in paid)
     grounded = next(f for f in facts if f["source"] == "company/gemini" and f["field"] == "industry")
     assert grounded["details"]["sources"] and grounded["details"]["sources"][0]["uri"].startswith("https://")
     assert grounded["details"]["raw"]
