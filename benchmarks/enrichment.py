@@ -76,9 +76,11 @@ def _materialize(
 def _job(conn: Any, batch_id: str, lead_ids: list[int]) -> dict[str, Any]:
     from leads_pipeline.lib.enrichment.jobs import estimate
     from leads_pipeline.lib.enrichment.templates import load_template
+    from leads_pipeline.lib.filters import Selection
     from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.search import create_selection_batch
 
-    store.create_selection_batch(conn, batch_id, lead_ids, list_id=None, description="benchmark")
+    create_selection_batch(conn, Selection(ids=tuple(lead_ids)), "bench", batch_id=batch_id, description="benchmark")
     plan = estimate(conn, batch_id, ["company"], load_template("standard"), overwrite=False)
     store.create_job(
         conn,

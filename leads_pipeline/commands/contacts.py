@@ -60,7 +60,9 @@ def verify(
         with VerificationLedger(env.database_url, None, timedelta(days=30)) as ledger:
             engine.ledger = ledger
             verdicts = engine.verify_many(emails)
-        return [{"confidence": v.confidence, "cost": v.cost, **v.details()} for v in verdicts.values()]
+        return [
+            {"confidence": v.confidence, "provider_cost": v.provider_cost, **v.details()} for v in verdicts.values()
+        ]
 
     rows = run_or_fail(check)
     if as_json:

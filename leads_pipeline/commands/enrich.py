@@ -9,15 +9,27 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.selection import (
+    ListOption,
+    ScoreMaxOption,
+    ScoreMinOption,
+    StageOption,
+    TagOption,
+    WhereOption,
+)
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
+from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
+
+if TYPE_CHECKING:
+    from leads_pipeline.lib.store.lists import Connection
 
 jobs_app = typer.Typer(help="Enrichment jobs: progress, results, credits.", no_args_is_help=True)
 templates_app = typer.Typer(help="Enrichment templates (waterfalls): list, show, validate.", no_args_is_help=True)
@@ -35,41 +47,58 @@ def _check_priority(priority: str) -> str:
 
 
 def _selection(
-    env: Environment, list_name: str | None, where: str | None, ids_file: Path | None
-) -> tuple[list[int], int | None, str]:
-    """The lead ids to enrich, the list they belong to (if one) and a label for the job id."""
-    from leads_pipeline.lib.enrichment.jobs import parse_where, read_ids_file
-    from leads_pipeline.lib.store import enrichment as store
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.lists import get_list
+    lists: list[str] | None,
+    where: list[str] | None,
+    tags: list[str] | None,
+    stages: list[str] | None,
+    score_min: int | None,
+    score_max: int | None,
+    ids_file: Path | None,
+) -> tuple[Selection, Path | None]:
+    """The leads to enrich in the filter language of ``leads search`` (``--ids FILE`` adds explicit ids)."""
+    from leads_pipeline.lib.enrichment.jobs import read_ids_file
 
-    if sum(x is not None for x in (list_name, ids_file)) != 1:
+    wanted = read_ids_file(ids_file) if ids_file is not None else None
+    selection = Selection.build(
+        lists=lists, where=where, tags=tags, stages=stages, score_min=score_min, score_max=score_max, ids=wanted
+    )
+    if selection == Selection():
         raise ConfigurationError(
-            "choose the leads with exactly one of --list NAME or --ids FILE (--where narrows --list)"
+            "say which leads to enrich: give --list, --where, --tag, --stage, --score-min/--score-max or --ids FILE"
         )
-    conditions = parse_where(where) if where else None
-    with connect(env.database_url) as conn:
-        if ids_file is not None:
-            if conditions:
-                raise ConfigurationError("--where filters a --list; it cannot be combined with --ids")
-            wanted = read_ids_file(ids_file)
-            found = store.existing_lead_ids(conn, wanted)
-            missing = sorted(set(wanted) - set(found))
-            if missing:
-                shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-                raise ConfigurationError(f"{ids_file}: {len(missing)} lead id(s) do not exist or are deleted: {shown}")
-            return found, None, ids_file.stem
-        assert list_name is not None
-        lead_list = get_list(conn, list_name)
-        return store.list_lead_ids(conn, lead_list.id, conditions), lead_list.id, lead_list.name
+    return selection, ids_file
+
+
+def _label(selection: Selection, ids_file: Path | None) -> str:
+    """What the job id says it enriched: the one list, the ids file, or "selection"."""
+    if len(selection.lists) == 1:
+        return selection.lists[0]
+    return ids_file.stem if ids_file is not None else "selection"
+
+
+def _selected_ids(conn: Connection, selection: Selection, ids_file: Path | None, user: str) -> list[int]:
+    """The matching lead ids, after checking that ``user`` may edit every list they belong to (enrichment
+    changes leads); every id of an ids file must be a live lead the user can read."""
+    from leads_pipeline.lib.store.bulk import matched_leads
+    from leads_pipeline.lib.store.search import select_lead_ids
+
+    if ids_file is not None:
+        present = select_lead_ids(conn, Selection(ids=selection.ids), user)
+        missing = sorted(set(selection.ids) - set(present))
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            raise ConfigurationError(
+                f"{ids_file}: {len(missing)} lead id(s) do not exist, are deleted or are in lists you cannot read: "
+                f"{shown}"
+            )
+    return matched_leads(conn, selection, user, "enriching its leads")
 
 
 def _create_job(
     env: Environment,
     *,
-    lead_ids: list[int],
-    list_id: int | None,
-    label: str,
+    selection: Selection,
+    ids_file: Path | None,
     sources: list[str],
     template_name: str,
     overwrite: bool,
@@ -83,16 +112,22 @@ def _create_job(
     from leads_pipeline.lib.enrichment.templates import load_template
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.search import create_selection_batch
 
-    if not lead_ids:
-        raise ConfigurationError("the selection holds no leads; nothing to enrich")
     if max_credits is not None and max_credits < 0:
         raise ConfigurationError(f"--max-credits must be >= 0; got {max_credits:g}")
     template = load_template(template_name)
-    job_id = job_key(label)
+    job_id = job_key(_label(selection, ids_file))
+    user = acting_user()
     with connect(env.database_url) as conn:
-        queued = store.create_selection_batch(
-            conn, job_id, lead_ids, list_id=list_id, description=f"enrich {','.join(sources)} ({template.name})"
+        if not _selected_ids(conn, selection, ids_file, user):
+            raise ConfigurationError(f"the selection ({selection.describe()}) holds no leads; nothing to enrich")
+        _, queued = create_selection_batch(
+            conn,
+            selection,
+            user,
+            batch_id=job_id,
+            description=f"enrich {','.join(sources)} ({template.name}): {selection.describe()}",
         )
         plan = estimate(conn, job_id, sources, template, overwrite=overwrite)
         if estimate_only:
@@ -115,7 +150,7 @@ def _create_job(
             estimate=plan,
             leads_queued=queued,
             notify_url=notify_url,
-            created_by=acting_user(),
+            created_by=user,
         )
     return plan, job
 
@@ -127,10 +162,12 @@ def _available_assets() -> set[str]:
 
 
 def enrich(
-    list_name: Annotated[str | None, typer.Option("--list", help="Enrich the leads of this list.")] = None,
-    where: Annotated[
-        str | None, typer.Option(help="Only the list's leads where FIELD=VALUE[,FIELD=VALUE] (canonical fields).")
-    ] = None,
+    lists: ListOption = None,
+    where: WhereOption = None,
+    tags: TagOption = None,
+    stages: StageOption = None,
+    score_min: ScoreMinOption = None,
+    score_max: ScoreMaxOption = None,
     ids: Annotated[
         Path | None, typer.Option("--ids", help="A file of lead ids, one per line (or a CSV id column).")
     ] = None,
@@ -144,7 +181,8 @@ def enrich(
     wait: Annotated[bool, typer.Option(help="Run now and show a live progress bar until the job ends.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
 ) -> None:
-    """Enrich a selection of leads: creates a batch, launches the source assets through Dagster."""
+    """Enrich a selection of leads (the options of `leads search`; editor role needed): creates a batch, launches
+    the source assets through Dagster."""
     from leads_pipeline.lib.enrichment.jobs import launch_response
     from leads_pipeline.lib.enrichment.providers import parse_sources, require_assets
 
@@ -154,12 +192,11 @@ def enrich(
         chosen = parse_sources(sources)
         require_assets(chosen, _available_assets())
         _check_priority(priority)
-        lead_ids, list_id, label = _selection(env, list_name, where, ids)
+        selection, ids_file = _selection(lists, where, tags, stages, score_min, score_max, ids)
         return _create_job(
             env,
-            lead_ids=lead_ids,
-            list_id=list_id,
-            label=label,
+            selection=selection,
+            ids_file=ids_file,
             sources=chosen,
             template_name=template,
             overwrite=overwrite,

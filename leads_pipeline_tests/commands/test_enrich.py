@@ -140,27 +140,85 @@ def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list
     assert company["status"] == "skipped" and "--max-credits 3" in company["note"]
 
 
+def test_max_credits_caps_the_contact_sources_too(
+    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text("\n".join(map(str, prospects)))
+    plan = _json(leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--estimate", "--json")
+    assert plan["sources"]["phone"]["estimatedCredits"] == plan["sources"]["phone"]["leadsNeeding"] * 2.0
+    assert plan["estimatedCredits"] > 5
+
+    document = _json(
+        leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--max-credits", "5", "--wait", "--json"
+    )
+
+    assert 0 < document["creditsUsed"] <= 5 and document["status"] == "partial"
+    stopped = [s for s in document["sources"] if s["status"] == "skipped"]
+    assert stopped and all("--max-credits 5" in s["note"] and "paid lookups not made" in s["note"] for s in stopped)
+    with connect(database_url) as conn:
+        costs = [
+            float(r["cost"])
+            for r in conn.execute("SELECT cost FROM lead_facts WHERE batch_id = %s AND cost > 0", (document["jobId"],))
+        ]
+    assert set(costs) <= {1.0, 2.0}  # credits from the price list, never a provider's dollars
+
+
 def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
     assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")
-    assert "exactly one of --list" in _error(leads, "enrich")
+    assert "say which leads to enrich" in _error(leads, "enrich")
     bad_ids = tmp_path / "ids.txt"
     bad_ids.write_text("1\nabc\n")
     assert "line 2: expected a lead id" in _error(leads, "enrich", "--ids", str(bad_ids))
     assert "no template named 'gold'" in _error(leads, "enrich", "--list", "prospects", "--template", "gold")
     assert "unknown field 'colour'" in _error(leads, "enrich", "--list", "prospects", "--where", "colour=red")
+    assert "operator ~ does not apply to employee_count" in _error(
+        leads, "enrich", "--list", "prospects", "--where", "employee_count ~ 5"
+    )
+    missing = tmp_path / "missing.txt"
+    missing.write_text(f"{prospects[0]}\n999999\n")
+    assert "1 lead id(s) do not exist, are deleted or are in lists you cannot read: 999999" in _error(
+        leads, "enrich", "--ids", str(missing)
+    )
+    assert "holds no leads" in _error(leads, "enrich", "--list", "prospects", "--where", "country = ZZ")
 
 
-def test_where_narrows_the_list(leads: CliRunner, prospects: list[int], database_url: str) -> None:
+def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: list[int], database_url: str) -> None:
     with connect(database_url) as conn:
         row = conn.execute(
             "SELECT country, count(*) AS n FROM leads GROUP BY country ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
     assert row is not None
+    filters = ["--where", f"country = {row['country']}", "--where", "title ~ e"]
+    found = _json(leads, "search", "--list", "prospects", *filters, "--limit", "1000", "--json")["leads"]
 
-    plan = _json(leads, "enrich", "--list", "prospects", "--where", f"country={row['country']}", "--estimate", "--json")
+    plan = _json(leads, "enrich", "--list", "prospects", *filters, "--sources", "email", "--estimate", "--json")
+    launched = _json(leads, "enrich", "--list", "prospects", *filters, "--template", "basic", "--json")
 
-    assert plan["leads"] == row["n"] < 300
+    assert 0 < plan["leads"] == len(found) < row["n"] < 300
+    with connect(database_url) as conn:
+        members = [
+            r["lead_id"]
+            for r in conn.execute(
+                "SELECT lead_id FROM batch_members WHERE batch_id = %s ORDER BY lead_id", (launched["jobId"],)
+            )
+        ]
+    assert members == sorted(lead["id"] for lead in found)
+    assert launched["jobId"].startswith("enrich-prospects-")
+
+
+def test_enriching_needs_the_editor_role(leads: CliRunner, prospects: list[int]) -> None:
+    runner_env = {"LEADS_USER": "mallory"}
+    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
+    assert result.exit_code == 1 and "not a member of list 'prospects'" in result.stderr
+    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
+    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
+    assert result.exit_code == 1
+    assert "enriching its leads needs the role editor or owner" in result.stderr
+    _run(leads, "lists", "share", "prospects", "mallory", "--role", "editor")
+    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate", "--json"], env=runner_env)
+    assert result.exit_code == 0 and json.loads(result.stdout)["leads"] == 300
 
 
 def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:

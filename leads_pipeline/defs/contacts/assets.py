@@ -24,8 +24,11 @@ from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, Em
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
+from leads_pipeline.lib.credits import Budget
+from leads_pipeline.lib.enrichment.jobs import job_budget
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.runtime import leads_home
+from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -62,6 +65,19 @@ def paid_verifier(
         env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
         raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
     return available[choice], choice
+
+
+def _budget(database: LeadsDatabase, batch_id: str) -> Budget:
+    """What the stage may spend: its enrichment job's --max-credits left and the month's rest (``job_budget``)."""
+    with database.connection() as conn:
+        return job_budget(conn, jobs_store.find_job(conn, batch_id))
+
+
+def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, over_budget: int, budget: Budget) -> None:
+    """A stage the budget stopped says so on its job (the job ends "partial"); nothing to say without a job."""
+    if over_budget and jobs_store.find_job(conn, batch_id) is not None:
+        note = f"{budget.reason}: {over_budget} paid lookups not made"
+        jobs_store.finish_source(conn, batch_id, source, "skipped", note)
 
 
 def _counts(counter: dict[str, int]) -> dg.MetadataValue:
@@ -133,12 +149,15 @@ def email_contacts(
         cache_days=config.cache_days,
     )
     batch_id = context.partition_key
-    stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info).run()
+    budget = _budget(database, batch_id)
+    stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
+        _settle_budget(conn, batch_id, "email", stats.over_budget, budget)
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
     metadata = _email_metadata(stats, verifier.method, credits, people_search)
+    metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
@@ -184,10 +203,12 @@ def phone_contacts(
         workers=config.workers,
     )
     batch_id = context.partition_key
-    stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info).run()
+    budget = _budget(database, batch_id)
+    stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
+        _settle_budget(conn, batch_id, "phone", stats.over_budget, budget)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
         "already_done": dg.MetadataValue.int(stats.skipped_done),
@@ -209,6 +230,7 @@ def phone_contacts(
         "dnc_snapshot": dg.MetadataValue.text(stats.dnc_snapshot or "none loaded"),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
         "credits_used": dg.MetadataValue.float(credits),
+        "over_budget": dg.MetadataValue.int(stats.over_budget),
     }
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
@@ -271,10 +293,12 @@ def linkedin_profiles(
         chunk_size=config.chunk_size,
         cache_days=config.cache_days,
     )
-    stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info).run()
+    budget = _budget(database, batch_id)
+    stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
         check = linkedin_url_check(conn, batch_id)
+        _settle_budget(conn, batch_id, "linkedin", stats.over_budget, budget)
     scores = sorted(stats.scores)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
@@ -290,5 +314,6 @@ def linkedin_profiles(
         "median_score": dg.MetadataValue.float(scores[len(scores) // 2] if scores else 0.0),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
         "credits_used": dg.MetadataValue.float(credits),
+        "over_budget": dg.MetadataValue.int(stats.over_budget),
     }
     return dg.MaterializeResult(metadata=metadata, check_results=[check])

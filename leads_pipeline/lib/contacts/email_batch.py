@@ -25,6 +25,7 @@ from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.patterns import Candidate, PatternModel, detect_patterns
 from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.contacts.verifier import EmailVerifier
+from leads_pipeline.lib.credits import Budget, OverBudget
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
 from leads_pipeline.lib.store.db import connect
@@ -57,6 +58,8 @@ class EmailStats:
     found_by_source: Counter[str] = field(default_factory=Counter)
     leads_updated: int = 0
     catch_all_domains: set[str] = field(default_factory=set)
+    over_budget: int = 0
+    """Paid calls (verifications, people searches) not made because the credit budget did not allow them."""
 
     @property
     def verified(self) -> int:
@@ -107,9 +110,11 @@ class EmailStage:
         apify: ApifyResource | None,
         options: EmailOptions,
         log: Callable[[str], None] = lambda _m: None,
+        budget: Budget | None = None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
+        self.budget = budget or Budget(None)
         self.verifier = verifier
         self.apify = apify if apify is not None and apify.is_configured and options.people_search else None
         self.options = options
@@ -122,12 +127,15 @@ class EmailStage:
     def run(self) -> EmailStats:
         with connect(self.database_url, autocommit=True) as reader:
             self.model = PatternModel.from_rows(store.pattern_counts(reader))
-            ledger = store.VerificationLedger(self.database_url, self.batch_id, timedelta(days=self.options.cache_days))
+            ledger = store.VerificationLedger(
+                self.database_url, self.batch_id, timedelta(days=self.options.cache_days), self.budget
+            )
             with ledger:
                 self.verifier.ledger = ledger
                 for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                     self._chunk(reader, ledger, chunk)
                     self.log(f"email: {self.stats.leads:,} leads done")
+            self.stats.over_budget += ledger.refused
         return self.stats
 
     def find(self, first_name: str, last_name: str, domain: str) -> Discovery:
@@ -303,9 +311,14 @@ class EmailStage:
                     lead["last_name"],
                     domain,
                     "email",
+                    self.budget,
                 )
             except TransientError as error:
                 self.log(f"email: people search failed for lead {lead['id']}: {error}")
+                return None
+            except OverBudget:
+                with self._model_lock:
+                    self.stats.over_budget += 1
                 return None
         if match is None or not match.email:
             return None

@@ -2,8 +2,9 @@
 
 Actor runs are batched (one Google-search run carries many leads' queries; one scraper run many profile URLs)
 and at most ``max_concurrent_runs`` run at once. Each run's answer is written as facts the moment it returns,
-with the run's cost shared among the leads it served, so a killed run never buys the same answer twice: a lead
-with a ``linkedin_search`` (or ``linkedin_profile``) fact from this batch, or a fresh one, is not asked again.
+each lead charged the price of what was found for it (the run's USD shared among its leads in details), so a
+killed run never buys the same answer twice: a lead with a ``linkedin_search`` (or ``linkedin_profile``) fact from
+this batch, or a fresh one, is not asked again. A run carries only as many leads as the credit budget can pay for.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from leads_pipeline.lib.clients.apify import ApifyResource, LinkedInProfileData
 from leads_pipeline.lib.contacts.linkedin import DEFAULT_THRESHOLD, best_profile, canonical_profile_url, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
+from leads_pipeline.lib.credits import Budget, PriceItem, charge, price
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
 from leads_pipeline.lib.store.db import connect
@@ -54,6 +56,8 @@ class LinkedInStats:
     runs: int = 0
     leads_updated: int = 0
     scores: list[float] = field(default_factory=list)
+    over_budget: int = 0
+    """Leads not searched, or profiles not read, because the credit budget did not allow them."""
 
 
 class LinkedInStage:
@@ -64,9 +68,11 @@ class LinkedInStage:
         apify: ApifyResource,
         options: LinkedInOptions,
         log: Callable[[str], None] = lambda _m: None,
+        budget: Budget | None = None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
+        self.budget = budget or Budget(None)
         self.apify = apify
         self.options = options
         self.log = log
@@ -124,17 +130,35 @@ class LinkedInStage:
                     profiles.update(got)
         self._write(leads, accepted, profiles)
 
+    def _affordable(self, item: PriceItem, count: int) -> tuple[int, float]:
+        """How many of ``count`` results of ``item`` the budget can pay for, and the credits held for them."""
+        unit = price(item)
+        fit = self.budget.reserve_many(unit, count)
+        if fit < count:
+            with self._lock:
+                self.stats.over_budget += count - fit
+        return fit, unit * fit
+
     def _search(self, group: list[dict[str, Any]]) -> dict[int, tuple[str, float, dict[str, Any]]]:
+        fit, reserved = self._affordable("apify_google_search", len(group))
+        group = group[:fit]
+        if not group:
+            return {}
         queries = {lead["id"]: search_query(lead) or "" for lead in group}
         try:
-            results, cost = self.apify.google_search_many(queries.values())
+            results, usd = self.apify.google_search_many(queries.values())
         except TransientError as error:
+            self.budget.settle(reserved, 0.0)
             self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
             return {}
+        except BaseException:
+            self.budget.settle(reserved, 0.0)
+            raise
         with self._lock:
             self.stats.runs += 1
-        share = round(cost / len(group), 6) if group else 0.0
+        share = round(usd / len(group), 6)
         facts, accepted = [], {}
+        charged = 0.0
         for lead in group:
             query = queries[lead["id"]]
             found = [(r.url, r.title, r.description) for r in results.get(query, [])]
@@ -145,8 +169,11 @@ class LinkedInStage:
                 "candidates": [
                     {"url": s.url, "score": s.score, "matched": list(s.matched), "title": s.title} for s in ranked[:5]
                 ],
-                "cost_unit": "usd",
             }
+            credits, billing = charge(
+                "apify_google_search", found=best is not None, provider_cost=share, provider_unit="usd"
+            )
+            charged += credits
             with self._lock:
                 self.stats.searched += 1
                 self.stats.below_threshold += best is None and bool(ranked)
@@ -154,25 +181,40 @@ class LinkedInStage:
             source = f"apify:{self.apify.google_search_actor}"
             facts.append(
                 store.Fact(
-                    lead["id"], "linkedin_search", best.url if best else None, source, confidence, share, details
+                    lead["id"],
+                    "linkedin_search",
+                    best.url if best else None,
+                    source,
+                    confidence,
+                    credits,
+                    {**details, **billing},
                 )
             )
             if best:
                 accepted[lead["id"]] = (best.url, best.score, details)
         with connect(self.database_url) as conn:  # bought: record now
             store.insert_facts(conn, self.batch_id, facts)
+        self.budget.settle(reserved, charged)
         return accepted
 
     def _profiles(self, wanted: dict[str, int]) -> dict[int, LinkedInProfileData]:
+        fit, reserved = self._affordable("apify_linkedin_profile", len(wanted))
+        wanted = dict(list(wanted.items())[:fit])
+        if not wanted:
+            return {}
         try:
-            found, cost = self.apify.linkedin_profiles_run(wanted)
+            found, usd = self.apify.linkedin_profiles_run(wanted)
         except TransientError as error:
+            self.budget.settle(reserved, 0.0)
             self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
             return {}
+        except BaseException:
+            self.budget.settle(reserved, 0.0)
+            raise
         with self._lock:
             self.stats.runs += 1
         by_url = {canonical_profile_url(p.url) or p.url: p for p in found}
-        share = round(cost / len(by_url), 6) if by_url else 0.0
+        share = round(usd / len(wanted), 6)
         source = f"apify:{self.apify.linkedin_profile_actor}"
         facts, out = [], {}
         for url, lead_id in wanted.items():
@@ -186,7 +228,13 @@ class LinkedInStage:
                         source,
                         0,
                         0.0,
-                        {"url": url, "error": "not found or not public"},
+                        {
+                            "url": url,
+                            "error": "not found or not public",
+                            **charge("apify_linkedin_profile", found=False, provider_cost=share, provider_unit="usd")[
+                                1
+                            ],
+                        },
                     )
                 )
                 continue
@@ -202,11 +250,14 @@ class LinkedInStage:
                 "experience": [
                     {"title": e.title, "company": e.company, "start": e.start, "end": e.end} for e in profile.experience
                 ],
-                "cost_unit": "usd",
             }
-            facts.append(store.Fact(lead_id, "linkedin_profile", profile.headline, source, 90, share, details))
+            credits, billing = charge("apify_linkedin_profile", found=True, provider_cost=share, provider_unit="usd")
+            facts.append(
+                store.Fact(lead_id, "linkedin_profile", profile.headline, source, 90, credits, {**details, **billing})
+            )
         with connect(self.database_url) as conn:  # bought: record now
             store.insert_facts(conn, self.batch_id, facts)
+        self.budget.settle(reserved, price("apify_linkedin_profile") * len(out))
         return out
 
     def _write(

@@ -1,8 +1,9 @@
 """The Apollo-style people-search actor as a source of emails and direct dials, bought at most once per lead.
 
 One run answers both the email and the phone stage, so its answer is stored as a ``person_match`` fact (source
-``apify:<actor>``, cost = what the run cost, value = the email found or empty) the moment it is bought. Either
-stage reuses that fact (this batch's, or a fresh one from an earlier batch) instead of paying again.
+``apify:<actor>``, cost = the credits of a match (none without one; the run's USD in details), value = the email
+found or empty) the moment it is bought. Either stage reuses that fact (this batch's, or a fresh one from an
+earlier batch) instead of paying again.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch, PhoneMatch
+from leads_pipeline.lib.credits import Budget, charge, price
 from leads_pipeline.lib.store.contacts import Fact, record_paid_fact
 
 FIELD = "person_match"
@@ -41,18 +43,29 @@ def search_person(
     last_name: str,
     domain: str,
     stage: str,
+    budget: Budget,
 ) -> PersonMatch | None:
-    """Ask the actor once and record the answer (and its cost) at once; the best match or None. ``stage``
-    (email, phone) says which stage bought it, so each stage's credits can be told apart."""
-    matches, cost = apify.search_people(first_name, last_name, domain)
+    """Ask the actor once and record the answer (and its credits) at once; the best match or None. ``stage``
+    (email, phone) says which stage bought it, so each stage's credits can be told apart. Raises ``OverBudget``
+    (nothing asked) when a match's price does not fit the budget."""
+    reserved = price("apify_people_search")
+    budget.require(reserved)
+    try:
+        matches, usd = apify.search_people(first_name, last_name, domain)
+    except BaseException:
+        budget.settle(reserved, 0.0)
+        raise
     match = matches[0] if matches else None
+    credits, billing = charge("apify_people_search", found=match is not None, provider_cost=usd, provider_unit="usd")
+    budget.settle(reserved, credits)
     details: dict[str, Any] = {
         "query": {"first_name": first_name, "last_name": last_name, "domain": domain},
         "match": dataclasses.asdict(match) if match else None,
         "results": len(matches),
-        "cost_unit": "usd",
+        **billing,
         "stage": stage,
     }
-    fact = Fact(lead_id, FIELD, match.email if match else None, source_name(apify), 80 if match else 0, cost, details)
+    value = match.email if match else None
+    fact = Fact(lead_id, FIELD, value, source_name(apify), 80 if match else 0, credits, details)
     record_paid_fact(database_url, batch_id, fact)
     return match

@@ -2,7 +2,8 @@
 
 Numbers are typed offline (phonenumbers) with the lead's country, then the configured default. Where the
 numbering plan cannot tell a mobile from a landline (US/CA), Twilio Lookup v2 is asked when configured, once per
-number: its answer is a ``phone_line_type`` fact with its price, written as it is bought and reused after.
+number: its answer is a ``phone_line_type`` fact with its credits (Twilio's USD price in details), written as it
+is bought and reused after. Every paid call first reserves its price in the job's credit budget.
 Leads without a number get the direct dials of the people-search actor (the same answer the email stage may
 already have bought). A number found to be mobile fills the lead's mobile_phone.
 """
@@ -22,6 +23,7 @@ from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.email_batch import lead_domain
 from leads_pipeline.lib.contacts.phones import AMBIGUOUS, PhoneInfo, analyze, twilio_line_type
+from leads_pipeline.lib.credits import Budget, OverBudget, charge, price
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
 from leads_pipeline.lib.store.db import connect
@@ -58,6 +60,8 @@ class PhoneStats:
     dnc: int = 0
     dnc_snapshot: str | None = None
     leads_updated: int = 0
+    over_budget: int = 0
+    """Paid calls (Twilio lookups, people searches) not made because the credit budget did not allow them."""
 
 
 @dataclass
@@ -78,9 +82,11 @@ class PhoneStage:
         apify: ApifyResource | None,
         options: PhoneOptions,
         log: Callable[[str], None] = lambda _m: None,
+        budget: Budget | None = None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
+        self.budget = budget or Budget(None)
         self.twilio = twilio if twilio is not None and twilio.is_configured and options.twilio != "never" else None
         self.apify = apify if apify is not None and apify.is_configured and options.direct_dials else None
         self.options = options
@@ -149,9 +155,14 @@ class PhoneStage:
                     lead["last_name"],
                     domain,
                     "phone",
+                    self.budget,
                 )
             except TransientError as error:
                 self.log(f"phone: people search failed for lead {lead['id']}: {error}")
+                return []
+            except OverBudget:
+                with self._lock:
+                    self.stats.over_budget += 1
                 return []
         return self._match_numbers(lead, match)
 
@@ -181,22 +192,34 @@ class PhoneStage:
         ):
             number.twilio = stored["details"]
         else:
+            reserved = price("twilio_lookup")
+            if not self.budget.reserve(reserved):
+                with self._lock:
+                    self.stats.over_budget += 1
+                return
             try:
                 result = self.twilio.lookup(number.info.e164)
             except TransientError as error:
+                self.budget.settle(reserved, 0.0)
                 self.log(f"phone: Twilio lookup failed for lead {number.lead_id}: {error}")
                 return
+            except BaseException:
+                self.budget.settle(reserved, 0.0)
+                raise
+            found = result.valid and bool(result.line_type)
+            credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
+            self.budget.settle(reserved, credits)
             details: dict[str, Any] = {
                 "number": number.info.e164,
                 "valid": result.valid,
                 "type": result.line_type,
                 "carrier": result.carrier_name,
                 "error_code": result.error_code,
-                "cost_unit": "usd",
+                **billing,
             }
             value = twilio_line_type(result.line_type) if result.valid else "invalid"
-            confidence = 90 if result.valid and result.line_type else 30
-            fact = store.Fact(number.lead_id, "phone_line_type", value, TWILIO, confidence, result.cost_usd, details)
+            confidence = 90 if found else 30
+            fact = store.Fact(number.lead_id, "phone_line_type", value, TWILIO, confidence, credits, details)
             store.record_paid_fact(self.database_url, self.batch_id, fact)
             with self._lock:
                 self.stats.twilio_lookups += 1

@@ -44,7 +44,8 @@ someone else's IP; a catch-all 250 proves only that the domain takes mail."""
 @dataclass(frozen=True)
 class Verdict:
     """The verdict on one address. method: what decided it (syntax, mx, smtp, zerobounce, neverbounce);
-    providers: each check's own answer by name; cost: credits this verdict cost (0 when reused or free);
+    providers: each check's own answer by name; provider_cost: what the paid verifier charged for it, in its own
+    credits (0 when reused or free; the user's credits are set by ``lib/credits.py`` when it is recorded);
     retry_after: seconds until a greylisting host may answer (unknown only)."""
 
     email: str
@@ -54,7 +55,7 @@ class Verdict:
     reasons: tuple[str, ...]
     flags: tuple[str, ...] = ()
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cost: float = 0.0
+    provider_cost: float = 0.0
     retry_after: float | None = None
     mx_hosts: tuple[str, ...] = ()
 
@@ -127,8 +128,10 @@ def mx_verdict(parsed: ParsedEmail, mx: MxResult) -> Verdict | None:
     )
 
 
-def mx_only_verdict(parsed: ParsedEmail, mx: MxResult) -> Verdict:
-    """No mailbox check available: say what DNS showed and that the mailbox was not asked about."""
+def mx_only_verdict(
+    parsed: ParsedEmail, mx: MxResult, why: str = "SMTP probing is off and no verifier is set"
+) -> Verdict:
+    """No mailbox check available (``why``): say what DNS showed and that the mailbox was not asked about."""
     how = "A-record fallback" if mx.fallback_a else "MX " + ", ".join(mx.hosts)
     return _flagged(
         parsed,
@@ -137,7 +140,7 @@ def mx_only_verdict(parsed: ParsedEmail, mx: MxResult) -> Verdict:
             "unknown",
             CONFIDENCE["mx_only"],
             "mx",
-            (f"domain receives mail ({how}); mailbox not checked: SMTP probing is off and no verifier is set",),
+            (f"domain receives mail ({how}); mailbox not checked: {why}",),
             providers={"mx": {"hosts": list(mx.hosts), "fallback_a": mx.fallback_a}},
             mx_hosts=mx.hosts,
         ),
@@ -212,7 +215,7 @@ def paid_verdict(parsed: ParsedEmail, mx: MxResult | None, answer: EmailVerdict)
         answer.provider,
         (reason,),
         providers={answer.provider: {"status": answer.status, "sub_status": answer.sub_status, "raw": answer.raw}},
-        cost=answer.credits,
+        provider_cost=answer.credits,
         mx_hosts=mx.hosts if mx else (),
     )
     return _flagged(parsed, verdict)

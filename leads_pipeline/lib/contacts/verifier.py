@@ -45,17 +45,32 @@ class PaidVerifier(Protocol):
 
 
 class Ledger(Protocol):
-    """Where paid verdicts are looked up before a call and recorded right after it."""
+    """Where paid verdicts are looked up before a call, paid for (reserve, then record or release) and recorded
+    right after it."""
 
     def lookup(self, email: str, method: str) -> Verdict | None: ...
+
+    def reserve(self, method: str) -> bool:
+        """Whether a call of the paid verifier ``method`` fits the credit budget (its price is then held)."""
+        ...
+
+    def release(self, method: str) -> None:
+        """The reserved call bought nothing (it failed): free its price."""
+        ...
 
     def record(self, verdict: Verdict) -> None: ...
 
 
 class NoLedger:
-    """Remembers nothing: for one-off checks (``leads verify``) where nothing is stored."""
+    """Remembers nothing and caps nothing: for one-off checks (``leads verify``) where nothing is stored."""
 
     def lookup(self, email: str, method: str) -> Verdict | None:
+        return None
+
+    def reserve(self, method: str) -> bool:
+        return True
+
+    def release(self, method: str) -> None:
         return None
 
     def record(self, verdict: Verdict) -> None:
@@ -139,14 +154,18 @@ class EmailVerifier:
         if early is not None:
             return early
         if self.prober is None:
-            return self._paid(parsed, mx) if self.paid is not None else mx_only_verdict(parsed, mx)
+            paid = self._paid(parsed, mx) if self.paid is not None else None
+            if paid is None and self.paid_name is not None:
+                return mx_only_verdict(parsed, mx, f"{self.paid_name} was not asked: the credit budget is used up")
+            return paid or mx_only_verdict(parsed, mx)
         verdict = self._probe(parsed, mx)
         wait = verdict.retry_after
         if verdict.status == "unknown" and wait is not None and wait <= self.settings.greylist_wait_s:
             time.sleep(wait)
             verdict = self._probe(parsed, mx)
         if verdict.status == "unknown" and self.settings.fallback and self.paid is not None:
-            return with_fallback(verdict, self._paid(parsed, mx))
+            paid = self._paid(parsed, mx)
+            return with_fallback(verdict, paid) if paid is not None else verdict
         return verdict
 
     def _probe(self, parsed: ParsedEmail, mx: MxResult) -> Verdict:
@@ -167,14 +186,18 @@ class EmailVerifier:
                 self._silent[host] = time.monotonic() + self.settings.silent_host_s
         return smtp_verdict(parsed, mx, probe)
 
-    def _paid(self, parsed: ParsedEmail, mx: MxResult) -> Verdict:
+    def _paid(self, parsed: ParsedEmail, mx: MxResult) -> Verdict | None:
+        """The paid verifier's verdict (a stored one when the ledger has it); None when the budget refuses."""
         assert self.paid is not None and self.paid_name is not None
         stored = self.ledger.lookup(parsed.email, self.paid_name)
         if stored is not None:
             return stored
+        if not self.ledger.reserve(self.paid_name):
+            return None
         try:
             answer = self.paid.verify(parsed.email)
         except TransientError as error:  # nothing was bought: say so and let a later run ask again
+            self.ledger.release(self.paid_name)
             return Verdict(
                 parsed.email,
                 "unknown",
@@ -185,6 +208,9 @@ class EmailVerifier:
                 {self.paid_name: {"error": str(error)}},
                 mx_hosts=mx.hosts,
             )
+        except BaseException:
+            self.ledger.release(self.paid_name)
+            raise
         verdict = paid_verdict(parsed, mx, answer)
         self.ledger.record(verdict)
         return verdict

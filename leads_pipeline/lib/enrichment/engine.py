@@ -22,6 +22,7 @@ from typing import Any
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.http import MalformedResponseError
+from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import (
     LEAD_COLUMNS,
     CompanyFact,
@@ -37,7 +38,7 @@ from leads_pipeline.lib.enrichment.companies import (
 from leads_pipeline.lib.enrichment.pacing import Pacer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
-from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, Outcome, run_waterfall
+from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfall
 from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -334,6 +335,8 @@ class CompanyEnricher:
                         if applied:
                             updates.setdefault(lead_id, {})[LEAD_COLUMNS[fact.field]] = _typed(fact.field, fact.value)
                     cost = unpaid.pop(provider, 0.0)
+                    if cost:
+                        details |= _billing(provider, lookup.answer)
                     facts.append(
                         store.FactRow(
                             lead_id, fact.field, fact.value, f"company/{provider}", fact.confidence, cost, details
@@ -360,6 +363,16 @@ class CompanyEnricher:
         if fact.confidence >= held:
             return True, None
         return False, f"contradicts {current!r}, which has higher confidence {held}"
+
+
+def _billing(provider: str, answer: ProviderAnswer) -> dict[str, Any]:
+    """What the fact carrying a provider's charge records about it: the price item, and the provider's own
+    metering when it reports one (Gemini's tokens)."""
+    billing: dict[str, Any] = {"price_item": COMPANY_PROVIDERS[provider].price_item}
+    tokens = answer.details.get("tokens")
+    if tokens is not None:
+        billing |= {"provider_cost": tokens, "provider_cost_unit": "tokens"}
+    return billing
 
 
 def _typed(field_name: str, value: str) -> Any:

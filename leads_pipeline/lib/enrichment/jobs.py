@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from leads_pipeline.lib.batches import slug
+from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
 from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
 from leads_pipeline.lib.enrichment.templates import Template
-from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, run_waterfall
+from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError, InputFileError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.store import enrichment as store
 
 MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
@@ -65,22 +65,6 @@ def read_ids_file(path: Path) -> list[int]:
     return ids
 
 
-def parse_where(text: str) -> dict[str, str]:
-    """``FIELD=VALUE[,FIELD=VALUE]`` equality on canonical fields (the lists engine's filter language replaces it)."""
-    conditions: dict[str, str] = {}
-    for part in text.split(","):
-        field, sep, value = part.partition("=")
-        field = field.strip()
-        if not sep or not field:
-            raise ConfigurationError(f"--where {text!r}: expected FIELD=VALUE[,FIELD=VALUE], e.g. country=US")
-        if field not in CANONICAL_FIELDS:
-            raise ConfigurationError(
-                f"--where: unknown field {field!r}; canonical fields: {', '.join(CANONICAL_FIELDS)}"
-            )
-        conditions[field] = value.strip()
-    return conditions
-
-
 def monthly_budget() -> float | None:
     """The account's monthly credit budget (``LEADS_MONTHLY_CREDITS``), read at run time; None = unlimited."""
     raw = os.environ.get(MONTHLY_BUDGET_ENV, "").strip()
@@ -95,10 +79,12 @@ def monthly_budget() -> float | None:
     return value
 
 
-def job_budget(conn: store.Connection, job: store.Job, *, exclude_prefix: str | None = None) -> Budget:
-    """What the job may still spend: its --max-credits minus what its other sources spent, and the month's rest."""
+def job_budget(conn: store.Connection, job: store.Job | None, *, exclude_prefix: str | None = None) -> Budget:
+    """What the job may still spend: its --max-credits minus what its sources spent (but those whose source starts
+    with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. A batch without a
+    job (an import's contact stages run from the UI) has only the monthly budget."""
     limits: list[tuple[float, str]] = []
-    if job.max_credits is not None:
+    if job is not None and job.max_credits is not None:
         spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
         limits.append((job.max_credits - spent, f"job {job.id} reached its --max-credits {job.max_credits:g}"))
     month = monthly_budget()
@@ -148,11 +134,11 @@ def estimate(
         ).fetchone()
         assert row is not None
         needing = int(row["n"])
-        credits = needing * SOURCE_CREDITS_PER_LEAD[source]
+        expected, worst = SOURCE_CREDITS_PER_LEAD[source]
         per_source[source] = {
             "leadsNeeding": needing,
-            "estimatedCredits": credits,
-            "maxCredits": credits,
+            "estimatedCredits": needing * expected,
+            "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
         }
     return {

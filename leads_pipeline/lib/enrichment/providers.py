@@ -1,14 +1,14 @@
 """The catalog of enrichment sources and company providers: what each supplies and what it costs, in credits.
 
-A credit is the project's unit of spend, shown to users before and after a job. Prices follow the "no data, no
-charge" rule: a provider call is charged only when it produced at least one applied value; the provider's own
-metering (tokens, USD) is kept in the fact's details for reconciliation.
+Prices come from the one price list (``lib/credits.py``, which says what a credit is); the "no data, no charge"
+rule holds for every source: a provider call is charged only when it found something.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from leads_pipeline.lib.credits import PriceItem, price
 from leads_pipeline.lib.enrichment.companies import COMPANY_FIELDS
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -21,8 +21,21 @@ SOURCE_ASSETS: dict[str, str] = {
 """``leads enrich --sources`` names and the Dagster asset that enriches each (contact discovery owns the first
 three)."""
 
-SOURCE_CREDITS_PER_LEAD: dict[str, float] = {"email": 1.0, "phone": 1.0, "linkedin": 1.0}
-"""Estimated credits per lead missing the field, for the contact sources whose assets meter their own calls."""
+EMAIL_CANDIDATES = 4
+"""Addresses the email stage verifies at most per lead (its ``max_candidates`` default): the worst case."""
+
+SOURCE_CREDITS_PER_LEAD: dict[str, tuple[float, float]] = {
+    "email": (price("zerobounce"), EMAIL_CANDIDATES * price("zerobounce") + price("apify_people_search")),
+    "phone": (price("apify_people_search"), price("apify_people_search") + price("twilio_lookup")),
+    "linkedin": (
+        price("apify_google_search") + price("apify_linkedin_profile"),
+        price("apify_google_search") + price("apify_linkedin_profile"),
+    ),
+}
+"""(expected, at most) credits per lead missing the field, for the contact sources, from the price list.
+Expected: email = one paid verdict on the address found; phone = one people-search match with a direct dial;
+linkedin = one URL found and its profile read. At most adds every candidate verified and the people search
+(email), and a Twilio line-type lookup of the number found (phone)."""
 
 SOURCE_FIELD: dict[str, str] = {"email": "email", "phone": "phone", "linkedin": "linkedin_url"}
 """The lead column a contact source fills: a lead that has it needs no lookup unless overwriting."""
@@ -35,6 +48,8 @@ class CompanyProvider:
     supplies: frozenset[str]
     seconds: float
     description: str
+    price_item: PriceItem | None = None
+    """The price list's item for the provider's charge (None for the free ones)."""
 
 
 COMPANY_PROVIDERS: dict[str, CompanyProvider] = {
@@ -49,17 +64,19 @@ COMPANY_PROVIDERS: dict[str, CompanyProvider] = {
         ),
         CompanyProvider(
             "gemini",
-            1.0,
+            price("gemini"),
             frozenset(COMPANY_FIELDS),
             2.0,
             "Gemini research grounded in Google Search, structured answer with cited sources",
+            "gemini",
         ),
         CompanyProvider(
             "apify_search",
-            0.5,
+            price("apify_company_search"),
             frozenset({"company_domain", "website", "company_linkedin_url"}),
             3.0,
             "Apify Google Search actor: official website and LinkedIn company page",
+            "apify_company_search",
         ),
     )
 }

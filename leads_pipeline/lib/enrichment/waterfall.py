@@ -1,51 +1,22 @@
 """The company waterfall: providers in order per field, stop at the first good value, never overspend.
 
 ``run_waterfall`` is pure: the caller hands it a ``lookup(provider)`` that reads the cache or calls the
-provider, and a ``Budget``. A provider is asked only while some field it can supply is still open, in the
-order the template's fields list their providers (ties go to the cheaper one). Every paid call reserves its
+provider, and a ``Budget`` (``lib/credits.py``). A provider is asked only while some field it can supply is still
+open, in the order the template's fields list their providers (ties go to the cheaper one). Every paid call reserves its
 price first, so concurrent lookups cannot together pass the job's cap; a call that found nothing releases the
 reservation ("no data, no charge").
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import ProviderAnswer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.errors import ConfigurationError
-
-
-class Budget:
-    """Credits a job may still spend: its ``--max-credits`` and the account's monthly budget, whichever is less."""
-
-    def __init__(self, limit: float | None, reason: str = "") -> None:
-        self.limit = limit
-        self.reason = reason
-        self.spent = 0.0
-        self._reserved = 0.0
-        self._lock = threading.Lock()
-
-    def reserve(self, credits: float) -> bool:
-        """Hold ``credits`` for a call; False when the call could take spending past the limit."""
-        with self._lock:
-            if credits > 0 and self.limit is not None and self.spent + self._reserved + credits > self.limit + 1e-9:
-                return False
-            self._reserved += credits
-            return True
-
-    def settle(self, reserved: float, charged: float) -> None:
-        with self._lock:
-            self._reserved -= reserved
-            self.spent += charged
-
-    def add(self, charged: float) -> None:
-        """Count credits charged earlier by this job (a resumed run re-reading its own paid answers)."""
-        with self._lock:
-            self.spent += charged
 
 
 @dataclass(frozen=True)

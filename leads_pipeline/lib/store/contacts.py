@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts.verdicts import Verdict
+from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
 from leads_pipeline.lib.store.db import connect
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -212,14 +213,19 @@ class VerificationLedger:
     """Paid email verdicts: looked up before a call, recorded (cache row + the lead's fact) right after it.
 
     ``lead_of`` maps the addresses this chunk may verify to their lead, so every paid call becomes a fact of
-    that lead in this batch with its cost. A verdict reused from the cache becomes a 0-cost fact of this batch
-    (provenance), unless the batch already has one for that address.
+    that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
+    cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
+    Each call first reserves its price in ``budget``; ``refused`` counts the calls the budget did not allow.
     """
 
-    def __init__(self, database_url: str, batch_id: str | None, max_age: timedelta) -> None:
+    def __init__(
+        self, database_url: str, batch_id: str | None, max_age: timedelta, budget: Budget | None = None
+    ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
         self.max_age = max_age
+        self.budget = budget or Budget(None)
+        self.refused = 0
         self.lead_of: dict[str, int] = {}
         self._conn: Conn | None = None
         self._lock = threading.Lock()
@@ -267,22 +273,44 @@ class VerificationLedger:
                     insert_facts(self._db(), self.batch_id, [fact])
             return verdict
 
+    def reserve(self, method: str) -> bool:
+        if self.budget.reserve(price(PAID_VERIFIERS[method])):
+            return True
+        with self._lock:
+            self.refused += 1
+        return False
+
+    def release(self, method: str) -> None:
+        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0)
+
     def record(self, verdict: Verdict) -> None:
-        details = verdict.details()
+        """Store a paid verdict (the cache keeps the verifier's own cost) and its fact, charged in credits: a
+        verifier's "unknown" is no data, so no charge."""
+        item = PAID_VERIFIERS[verdict.method]
+        credits, billing = charge(
+            item, found=verdict.status != "unknown", provider_cost=verdict.provider_cost, provider_unit="credits"
+        )
+        details = {**verdict.details(), **billing}
         with self._lock, self._db().transaction():
             self._db().execute(
                 "INSERT INTO email_verifications (email, method, status, confidence, cost, details)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email, method) DO UPDATE SET status = EXCLUDED.status,"
                 " confidence = EXCLUDED.confidence, cost = EXCLUDED.cost, details = EXCLUDED.details,"
                 " checked_at = now()",
-                (verdict.email, verdict.method, verdict.status, verdict.confidence, verdict.cost, Jsonb(details)),
+                (
+                    verdict.email,
+                    verdict.method,
+                    verdict.status,
+                    verdict.confidence,
+                    verdict.provider_cost,
+                    Jsonb(details),
+                ),
             )
             lead = self.lead_of.get(verdict.email)
             if lead is not None:
-                fact = Fact(
-                    lead, "email_status", verdict.status, verdict.method, verdict.confidence, verdict.cost, details
-                )
+                fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])
+        self.budget.settle(price(item), credits)
 
 
 def record_paid_fact(database_url: str, batch_id: str, fact: Fact) -> None:

@@ -67,38 +67,7 @@ def _job(row: dict[str, Any]) -> Job:
     )
 
 
-# --- batches and selections ---------------------------------------------------------------------------------
-
-
-def create_selection_batch(
-    conn: Connection, batch_id: str, lead_ids: Sequence[int], *, list_id: int | None, description: str
-) -> int:
-    """A ``selection`` batch of existing, non-deleted leads; returns how many leads it holds."""
-    conn.execute(
-        "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",
-        (batch_id, list_id, description),
-    )
-    cursor = conn.execute(
-        """INSERT INTO batch_leads (batch_id, lead_id)
-           SELECT %s, id FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL ON CONFLICT DO NOTHING""",
-        (batch_id, list(lead_ids)),
-    )
-    return cursor.rowcount
-
-
-def list_lead_ids(conn: Connection, list_id: int, where: dict[str, str] | None = None) -> list[int]:
-    """Ids of a list's live leads, optionally where canonical ``FIELD = VALUE`` (case-insensitive) holds."""
-    clauses, params = ["list_id = %s", "deleted_at IS NULL"], [list_id]
-    for column, value in (where or {}).items():
-        clauses.append(f'lower("{column}"::text) = lower(%s)')  # column names come from the canonical field list
-        params.append(value)  # type: ignore[arg-type]
-    rows = conn.execute(f"SELECT id FROM leads WHERE {' AND '.join(clauses)} ORDER BY id", params)
-    return [r["id"] for r in rows]
-
-
-def existing_lead_ids(conn: Connection, lead_ids: Sequence[int]) -> list[int]:
-    rows = conn.execute("SELECT id FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL ORDER BY id", (list(lead_ids),))
-    return [r["id"] for r in rows]
+# --- batches ---------------------------------------------------------------------------------
 
 
 def batch_size(conn: Connection, batch_id: str) -> int:
@@ -201,8 +170,9 @@ def advance_source(conn: Connection, job_id: str, source: str, processed: int) -
 
 
 def finish_source(conn: Connection, job_id: str, source: str, status: str, note: str | None = None) -> None:
-    """A source ended: ``completed`` (all leads processed), ``failed`` or ``skipped`` (with the reason)."""
-    processed = "total" if status == "completed" else "processed"
+    """A source ended: ``completed`` (all leads processed), ``skipped`` (all leads seen, some work not done, with
+    the reason) or ``failed``."""
+    processed = "processed" if status == "failed" else "total"
     conn.execute(
         f"""UPDATE enrichment_progress SET status = %s, note = coalesce(%s, note), processed = {processed},
                 updated_at = now() WHERE job_id = %s AND source = %s""",

@@ -204,13 +204,19 @@ def select_lead_ids(conn: Connection, selection: Selection, user: str) -> list[i
 
 
 def create_selection_batch(
-    conn: Connection, selection: Selection, user: str, *, description: str | None = None
+    conn: Connection,
+    selection: Selection,
+    user: str,
+    *,
+    description: str | None = None,
+    batch_id: str | None = None,
 ) -> tuple[str, int]:
     """Record the matching leads as a new batch of kind 'selection' (``batches`` + ``batch_leads``), in one
     transaction; returns the batch id (the Dagster partition key to launch work on) and the number of leads.
-    The batch's list is set when the selection names exactly one list."""
+    The batch's list is set when the selection names exactly one list. ``batch_id`` names the batch when the
+    caller's work has an id of its own (an enrichment job is its batch); by default a fresh one is made."""
     list_ids = resolve_lists(conn, selection, user)
-    batch_id = f"selection-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    batch_id = batch_id or f"selection-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with conn.transaction():
         conn.execute(
             "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",

@@ -7,6 +7,7 @@ from typing import Any
 
 from leads_pipeline.defs.contacts.assets import email_contacts
 from leads_pipeline.defs.contacts.checks import EMAIL_MX_CHECK
+from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -99,6 +100,9 @@ def test_probing_off_pays_the_verifier_once_per_address(
     paid = [f for f in _facts(database_url, "email_status") if f["source"] == "zerobounce"]
     assert len(paid) == meta["checked"]
     assert meta["credits_used"] == float(sum(f["cost"] for f in paid)) > 0
+    for f in paid:  # a credit per verdict; an "unknown" is no data, so no charge; ZeroBounce's credits in details
+        assert float(f["cost"]) == (0.0 if f["value"] == "unknown" else PRICES["zerobounce"])
+        assert f["details"]["provider_cost_unit"] == "credits" and f["details"]["price_item"] == "zerobounce"
     # a restart with overwrite asks again, but answers already bought are reused: only the free "unknown"
     # answers (greylisting, silent hosts) are asked again, and only what they now cost is added
     free_unknown = {f["details"]["email"] for f in paid if f["value"] == "unknown" and float(f["cost"]) == 0}

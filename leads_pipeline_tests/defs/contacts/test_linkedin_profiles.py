@@ -8,6 +8,7 @@ from typing import Any
 from leads_pipeline.defs.contacts.assets import linkedin_profiles
 from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
 from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -41,7 +42,13 @@ def test_finds_profiles_precisely_in_batched_runs(
     profiles = [f for f in _facts(database_url, "linkedin_profile") if f["value"]]
     assert profiles and all(f["details"]["url"] for f in profiles)
     assert any(f["details"]["experience"] for f in profiles)
-    assert meta["credits_used"] > 0
+    searched = _facts(database_url, "linkedin_search")
+    read = _facts(database_url, "linkedin_profile")
+    for f in searched + read:  # a credit per URL found or profile read; the run's USD share kept in details
+        item = "apify_google_search" if f["field"] == "linkedin_search" else "apify_linkedin_profile"
+        assert float(f["cost"]) == (PRICES[item] if f["value"] else 0.0)
+        assert f["details"]["price_item"] == item and f["details"]["provider_cost_unit"] == "usd"
+    assert meta["credits_used"] == sum(float(f["cost"]) for f in searched + read) > 0
     # again: nothing is bought twice
     paid = len(_facts(database_url, "linkedin_search")) + len(_facts(database_url, "linkedin_profile"))
     again = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")

@@ -6,6 +6,7 @@ from typing import Any
 
 from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
 from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, PHONE_E164_CHECK
+from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -46,10 +47,18 @@ def test_types_numbers_and_finds_direct_dials(
             assert {p.number: p.line_type for p in person.phones}[lead["mobile_phone"]] == "mobile"
     assert meta["mobile"] > 0 and meta["found"] == len(found)
     twilio = _facts(database_url, "phone_line_type")
-    assert twilio and all(f["source"] == "twilio" and float(f["cost"]) > 0 for f in twilio)
+    assert twilio and all(f["source"] == "twilio" for f in twilio)
+    for f in twilio:  # credits per line type found; Twilio's own price in USD kept for finance
+        found = f["details"]["valid"] and f["details"]["type"]
+        assert float(f["cost"]) == (PRICES["twilio_lookup"] if found else 0.0)
+        assert f["details"]["provider_cost"] > 0 and f["details"]["provider_cost_unit"] == "usd"
     assert meta["twilio_lookups"] == len(twilio)
     searches = _facts(database_url, "person_match")
     assert searches and all(f["details"]["stage"] == "phone" for f in searches)
+    for f in searches:  # no match, no charge, though the actor run was paid
+        assert float(f["cost"]) == (PRICES["apify_people_search"] if f["details"]["match"] else 0.0)
+        assert f["details"]["provider_cost_unit"] == "usd" and "cost_unit" not in f["details"]
+    assert any(f["details"]["match"] for f in searches)
     spent = sum(float(f["cost"]) for f in twilio + searches)
     assert meta["credits_used"] == round(spent, 4) and spent > 0
 

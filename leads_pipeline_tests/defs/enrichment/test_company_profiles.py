@@ -8,10 +8,13 @@ from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.enrichment.companies import normalize_company_name
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
+from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.search import create_selection_batch
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
@@ -62,7 +65,9 @@ def test_company_profiles_match_the_world_with_one_lookup_per_company(
     facts = _facts(database_url, imported_batch)
     paid = [f for f in facts if f["cost"] > 0]
     assert len(paid) == gemini_calls  # the cost is on one fact per lookup; the company's other leads pay nothing
-    assert all(f["source"] == "company/gemini" and float(f["cost"]) == 1.0 for f in paid)
+    assert all(f["source"] == "company/gemini" and float(f["cost"]) == PRICES["gemini"] for f in paid)
+    assert all(f["details"]["price_item"] == "gemini" and f["details"]["provider_cost_unit"] == "tokens" for f in paid)
+    assert all(f["details"]["provider_cost"] > 0 for f in paid)
     grounded = next(f for f in facts if f["source"] == "company/gemini" and f["field"] == "industry")
     assert grounded["details"]["sources"] and grounded["details"]["sources"][0]["uri"].startswith("https://")
     assert grounded["details"]["raw"]
@@ -91,7 +96,7 @@ def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
     with connect(database_url) as conn:
         assert store.credits_used(conn, imported_batch) == first > 0
         lead_ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id LIMIT 50")]
-        store.create_selection_batch(conn, "again", lead_ids, list_id=None, description="re-enrich")
+        create_selection_batch(conn, Selection(ids=tuple(lead_ids)), "tester", batch_id="again")
     assert len(_facts(database_url, imported_batch)) == facts_before
 
     result = materialize_companies(resources, instance, "again", {"overwrite": True})
@@ -105,7 +110,7 @@ def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
 def _select(database_url: str, batch_id: str, where: str, *params: object) -> list[int]:
     with connect(database_url) as conn:
         ids = [r["id"] for r in conn.execute(f"SELECT id FROM leads WHERE {where} ORDER BY id", params)]
-        store.create_selection_batch(conn, batch_id, ids, list_id=None, description="test")
+        create_selection_batch(conn, Selection(ids=tuple(ids)), "tester", batch_id=batch_id)
     return ids
 
 

@@ -86,7 +86,7 @@ def test_paid_verdicts_keep_the_providers_own_answer(answer: str, status: str) -
         MX,
         EmailVerdict("jane@acme.com", answer, None, "zerobounce", 1.0, raw),  # type: ignore[arg-type]
     )
-    assert verdict.status == status and verdict.method == "zerobounce" and verdict.cost == 1.0
+    assert verdict.status == status and verdict.method == "zerobounce" and verdict.provider_cost == 1.0
     assert verdict.providers["zerobounce"]["status"] == answer
 
 

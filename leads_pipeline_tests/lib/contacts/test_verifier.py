@@ -7,7 +7,7 @@ import pytest
 from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.contacts.verdicts import Verdict
-from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
+from leads_pipeline.lib.contacts.verifier import EmailVerifier, NoLedger, VerifierSettings
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.smtp import SmtpSettings
@@ -90,7 +90,7 @@ def test_injected_smtp_faults_are_never_invalid(sandbox_world: World) -> None:
     assert "invalid" not in statuses and "unknown" in statuses
 
 
-class RecordingLedger:
+class RecordingLedger(NoLedger):
     def __init__(self) -> None:
         self.recorded: list[Verdict] = []
 
@@ -117,8 +117,32 @@ def test_probing_off_uses_the_paid_verifier_once(sandbox: Sandbox, sandbox_world
     assert person.email is not None
     first = check.verify_many([person.email])[person.email]
     again = check.verify_many([person.email])[person.email]
-    assert first.status == "valid" and first.method == provider and first.cost > 0
+    assert first.status == "valid" and first.method == provider and first.provider_cost > 0
     assert again.status == "valid" and len(ledger.recorded) == 1
+
+
+class RefusingLedger(NoLedger):
+    """A ledger whose credit budget allows no paid call."""
+
+    def reserve(self, method: str) -> bool:
+        return False
+
+
+def test_a_paid_verifier_the_budget_cannot_pay_for_is_not_asked(sandbox: Sandbox, sandbox_world: World) -> None:
+    assert sandbox.http_app is not None
+    env = sandbox.env()
+    paid = ZeroBounceResource(api_key=env["ZEROBOUNCE_API_KEY"], base_url=env["ZEROBOUNCE_BASE_URL"])
+    mail = mail_check(sandbox, smtp_probing="off")
+    check = EmailVerifier(mail.resolver(), None, paid, "zerobounce", ledger=RefusingLedger())
+    person = person_at(sandbox_world, "strict")
+    assert person.email is not None
+    sandbox.http_app.reset()
+
+    verdict = check.verify_many([person.email])[person.email]
+
+    assert verdict.status == "unknown" and verdict.method == "mx" and verdict.provider_cost == 0
+    assert "zerobounce was not asked: the credit budget is used up" in verdict.reasons[0]
+    assert sandbox.http_app.log.records("zerobounce") == []
 
 
 def test_probing_off_without_a_verifier_checks_mx_only(sandbox: Sandbox, sandbox_world: World) -> None:

@@ -1,4 +1,4 @@
-"""Job helpers: ids files, --where, the monthly budget setting, and the ETA."""
+"""Job helpers: ids files, the monthly budget setting, and the ETA."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib.enrichment.jobs import eta_seconds, monthly_budget, parse_where, read_ids_file
+from leads_pipeline.lib.enrichment.jobs import eta_seconds, monthly_budget, read_ids_file
 from leads_pipeline.lib.errors import ConfigurationError, InputFileError
 from leads_pipeline.lib.store.enrichment import Job
 
@@ -57,14 +57,6 @@ def test_ids_files(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(InputFileError, match="no lead ids"):
         read_ids_file(empty)
-
-
-def test_where_is_field_equals_value_on_canonical_fields() -> None:
-    assert parse_where("country=US, industry=Retail") == {"country": "US", "industry": "Retail"}
-    with pytest.raises(ConfigurationError, match="expected FIELD=VALUE"):
-        parse_where("country")
-    with pytest.raises(ConfigurationError, match="unknown field 'colour'"):
-        parse_where("colour=red")
 
 
 def test_monthly_budget_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import CompanyFact, ProviderAnswer
 from leads_pipeline.lib.enrichment.templates import load_template, parse_template
-from leads_pipeline.lib.enrichment.waterfall import Budget, Lookup, run_waterfall
+from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 
 PRICES = {"domain": 0.0, "gemini": 1.0, "apify_search": 0.5}

@@ -1,0 +1,67 @@
+"""The price list and the budget: one credit unit for every source, no data no charge, never past the cap."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from leads_pipeline.lib.credits import PAID_VERIFIERS, PRICES, Budget, OverBudget, PriceItem, charge, price
+from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD
+
+
+def test_every_paid_provider_has_a_positive_price() -> None:
+    assert set(PRICES) == set(typing.get_args(PriceItem))
+    assert set(PRICES) >= {
+        "zerobounce",
+        "neverbounce",
+        "twilio_lookup",
+        "apify_people_search",
+        "apify_google_search",
+        "apify_linkedin_profile",
+        "gemini",
+        "apify_company_search",
+    }
+    assert all(value > 0 for value in PRICES.values())
+    assert set(PAID_VERIFIERS.values()) <= set(PRICES)
+
+
+def test_company_providers_and_contact_estimates_use_the_price_list() -> None:
+    assert COMPANY_PROVIDERS["gemini"].credits == price("gemini")
+    assert COMPANY_PROVIDERS["apify_search"].credits == price("apify_company_search")
+    assert COMPANY_PROVIDERS["domain"].credits == 0
+    assert SOURCE_CREDITS_PER_LEAD["email"][0] == price("zerobounce")
+    assert SOURCE_CREDITS_PER_LEAD["phone"] == (
+        price("apify_people_search"),
+        price("apify_people_search") + price("twilio_lookup"),
+    )
+    assert SOURCE_CREDITS_PER_LEAD["linkedin"][0] == price("apify_google_search") + price("apify_linkedin_profile")
+    for expected, worst in SOURCE_CREDITS_PER_LEAD.values():
+        assert 0 < expected <= worst
+
+
+def test_no_data_no_charge_but_the_provider_cost_is_kept() -> None:
+    assert charge("twilio_lookup", found=True, provider_cost=0.008, provider_unit="usd") == (
+        PRICES["twilio_lookup"],
+        {"price_item": "twilio_lookup", "provider_cost": 0.008, "provider_cost_unit": "usd"},
+    )
+    credits, details = charge("apify_people_search", found=False, provider_cost=0.03, provider_unit="usd")
+    assert credits == 0.0 and details["provider_cost"] == 0.03
+
+
+def test_budget_reserves_before_a_call_and_settles_what_was_charged() -> None:
+    budget = Budget(3.0, "job j reached its --max-credits 3")
+    assert budget.reserve(2.0) and not budget.reserve(2.0)
+    budget.settle(2.0, 0.0)  # found nothing: the reservation is freed
+    assert budget.reserve(2.0)
+    budget.settle(2.0, 2.0)
+    with pytest.raises(OverBudget, match="--max-credits 3"):
+        budget.require(2.0)
+    assert budget.reserve_many(0.5, 10) == 2 and budget.reserve_many(0.5, 1) == 0
+    budget.settle(1.0, 0.5)
+    assert budget.spent == 2.5 and budget.reserve_many(0.5, 3) == 1
+
+
+def test_an_unlimited_budget_takes_everything() -> None:
+    budget = Budget(None)
+    assert budget.reserve(1e9) and budget.reserve_many(1.0, 500) == 500
