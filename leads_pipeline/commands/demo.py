@@ -52,11 +52,12 @@ def provider_settings(settings: Mapping[str, str]) -> Iterator[None]:
 
 
 def _step(number: int, title: str) -> None:
-    console.print(f"\n[bold]{number}. {title}[/bold]", highlight=False)
+    console.print(f"\n[bold]{number}. {title}[/bold]", highlight=False, soft_wrap=True)
 
 
 def _say(text: str) -> None:
-    console.print(f"   {text}", highlight=False)
+    """One line of a step's report; long lines are left to the terminal to wrap (copyable ids stay whole)."""
+    console.print(f"   {text}", highlight=False, soft_wrap=True)
 
 
 def _import(env: Environment, list_name: str, file: Path) -> dict[str, Any]:
@@ -255,4 +256,4 @@ def demo() -> None:
         (f"leads sync history --crm {report['connection']}", "the CRM push"),
         ("leads sandbox tour", "one call of every provider's client against the sandbox"),
     ):
-        console.print(f"   {command}  [dim]# {why}[/dim]", highlight=False)
+        console.print(f"   {command}  [dim]# {why}[/dim]", highlight=False, soft_wrap=True)
