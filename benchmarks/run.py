@@ -21,6 +21,7 @@ import psutil
 from benchmarks import search
 from benchmarks.contacts import contacts_benchmark
 from benchmarks.crm import crm_benchmark
+from benchmarks.demo import demo_benchmark
 from benchmarks.enrichment import enrichment_benchmark
 from benchmarks.privacy_screening import screening_benchmark
 from benchmarks.scoring import scoring_benchmark
@@ -126,6 +127,7 @@ def main() -> None:
     report["scoring"] = scoring_benchmark()
     report["crm"] = crm_benchmark()
     report["privacy_screening"] = screening_benchmark()
+    report["demo"] = demo_benchmark()
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -25,6 +25,7 @@ from leads_pipeline.commands.common import acting_user, console, environment, er
 from leads_pipeline.commands.contacts import find_email, verify
 from leads_pipeline.commands.crm import crm_app, sync_app
 from leads_pipeline.commands.dedupe import dedupe_command
+from leads_pipeline.commands.demo import demo
 from leads_pipeline.commands.dnc import app as dnc_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
@@ -69,6 +70,7 @@ app.command("audit")(audit_command)
 app.add_typer(privacy_app, name="privacy")
 app.add_typer(retention_app, name="retention")
 app.add_typer(access_app, name="access")
+app.command("demo")(demo)
 
 
 @db_app.command("start")
@@ -404,72 +406,6 @@ def imports_undo(import_id: int) -> None:
 
 def main() -> None:
     app()
-
-
-DEMO_FILE = Path(__file__).resolve().parent / "data" / "demo_leads.csv"
-
-
-@app.command("demo")
-def demo() -> None:
-    """Run the pipeline on the shipped sample file and say what it did."""
-    from datetime import datetime
-
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.lists import create_list
-
-    env = run_or_fail(environment)
-    where = f"embedded PostgreSQL in {env.home / 'postgres'}" if env.embedded else "the server in DATABASE_URL"
-    console.print(f"[bold]1.[/bold] database: {where}, migrations applied")
-    list_name = f"demo-{datetime.now():%Y%m%d-%H%M%S}"
-    with connect(env.database_url) as conn:
-        create_list(conn, list_name, owner=acting_user(), dedupe="email", description="leads_pipeline demo")
-    console.print(f"[bold]2.[/bold] created list [bold]{list_name}[/bold] (duplicates detected by email)")
-    console.print(f"[bold]3.[/bold] importing {DEMO_FILE.name} through the Dagster asset batch_leads ...")
-    status = run_or_fail(
-        lambda: run_cli_import(
-            env,
-            DEMO_FILE,
-            list_name,
-            on_duplicate="skip",
-            mapping={},
-            default_region="US",
-            show_progress=False,
-        )
-    )
-    console.print("    mapping used:", highlight=False)
-    for column, target in status["mapping"].items():
-        console.print(f"      {column:>22} -> {target or '(custom field)'}", highlight=False)
-    _print_status(status)
-    _demo_sandbox()
-    console.print(
-        f"\nNext: `leads imports show {status['importId']}`, `make dev` for the Dagster UI "
-        f"(run for batch {status['batchId']}), or drop a CSV into {env.inbox}/<list name>/.",
-        highlight=False,
-    )
-
-
-def _demo_sandbox() -> None:
-    """Start the provider sandbox on a small world and call every provider's real client once against it."""
-    from leads_pipeline.lib.errors import ConfigurationError
-    from leads_pipeline.sandbox.demo_world import demo_world
-    from leads_pipeline.sandbox.server import Sandbox
-    from leads_pipeline.sandbox.tour import run_tour
-
-    console.print(
-        "[bold]4.[/bold] provider sandbox: every provider's real client, over the wire, against the emulators"
-    )
-    try:
-        world = demo_world()
-    except (ConfigurationError, OSError) as exc:
-        console.print(f"    skipped: the demo world is built from ../shared/data ({exc})", highlight=False)
-        return
-    with Sandbox.start(world) as sandbox:
-        steps = run_tour(sandbox, world)
-    table = Table("provider", "call", "answer", "matches the world")
-    for step in steps:
-        mark = "[green]yes[/green]" if step.ok else f"[red]no[/red]: {step.detail}"
-        table.add_row(step.provider, step.call, step.answer, mark)
-    console.print(table)
 
 
 @app.command("dev")

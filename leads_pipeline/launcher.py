@@ -90,3 +90,14 @@ def materialize_fit_model(config: dict[str, Any], *, quiet: bool = True) -> dg.E
     from leads_pipeline.defs.scoring.assets import lead_fit_model
 
     return _materialize_asset(lead_fit_model, config, dagster_instance=instance(), partition_key=None, quiet=quiet)
+
+
+def materialize_duplicates(batch_key: str, config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+    """Materialize ``duplicate_clusters`` for a batch (its ``DuplicateClustersConfig`` as ``config``)."""
+    from leads_pipeline.defs.dedupe.assets import duplicate_clusters
+
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
+    return _materialize_asset(
+        duplicate_clusters, config, dagster_instance=dagster_instance, partition_key=batch_key, quiet=quiet
+    )

@@ -110,3 +110,23 @@ def up(
         while not stopped.wait(0.5):
             pass
     typer.echo("sandbox stopped", err=True)
+
+
+@app.command("tour")
+def tour() -> None:
+    """Start the sandbox on the demo world and call every provider's real client once, over the wire; each
+    answer is checked against the world. Exit code 1 when a call fails or disagrees with the world."""
+    from leads_pipeline.sandbox.demo_world import demo_world
+    from leads_pipeline.sandbox.tour import run_tour
+
+    try:
+        world = demo_world()
+        with Sandbox.start(world) as sandbox:
+            steps = run_tour(sandbox, world)
+    except (ValueError, OSError, LeadsError) as error:
+        raise _fail(error) from error
+    for step in steps:
+        verdict = "matches the world" if step.ok else f"WRONG: {step.detail}"
+        typer.echo(f"{step.provider:<12} {step.call:<48} {step.answer:<40} {verdict}")
+    if not all(step.ok for step in steps):
+        raise typer.Exit(code=1)

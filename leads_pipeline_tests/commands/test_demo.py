@@ -1,0 +1,87 @@
+"""``leads demo`` as a newcomer runs it: every stage of the pipeline does its work on the shipped sample, against
+the sandbox it starts itself; the numbers are read back from the database, not only from what was printed."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.lib.runtime import leads_home
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.demo_world import DEMO_LEADS
+from leads_pipeline_tests.commands.conftest import Leads
+
+pytestmark = pytest.mark.integration
+
+
+def _one(database_url: str, sql: str, *params: Any) -> dict[str, Any]:
+    with connect(database_url) as conn:
+        row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return row
+
+
+def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: str) -> None:
+    output = leads.ok("demo")
+
+    [lead_list] = _one(database_url, "SELECT array_agg(name) AS names FROM lists")["names"]
+    imported = _one(database_url, "SELECT * FROM imports")
+    # the sample's people, plus the duplicate without an email; the same-email copy skipped, the bad row rejected
+    assert (imported["imported"], imported["skipped"], imported["errors"]) == (DEMO_LEADS + 1, 1, 1)
+    rejected = _one(database_url, "SELECT * FROM import_errors WHERE severity = 'error'")
+    assert rejected["row_number"] == DEMO_LEADS + 4 and "a way to reach or identify the lead" in rejected["reason"]
+    assert f"rejected row {rejected['row_number']}" in output
+
+    job = _one(database_url, "SELECT * FROM enrichment_jobs")
+    assert (job["status"], sorted(job["sources"])) == ("completed", ["company", "email", "linkedin", "phone"])
+    filled = _one(
+        database_url,
+        "SELECT count(*) AS leads, count(email) AS email, count(phone) AS phone, count(linkedin_url) AS linkedin,"
+        " count(industry) AS industry FROM leads WHERE deleted_at IS NULL",
+    )
+    # the sample blanks these fields in part; enrichment finds them again from the sandbox's providers
+    assert filled["leads"] == DEMO_LEADS + 1
+    assert filled["email"] > 24 and filled["phone"] > 20 and filled["linkedin"] > 18
+    assert filled["industry"] == filled["leads"]
+    sources = _one(
+        database_url, "SELECT array_agg(DISTINCT field) AS fields FROM lead_facts WHERE batch_id = %s", job["id"]
+    )
+    assert {"email", "phone", "linkedin_url", "industry"} <= set(sources["fields"])
+    assert f"leads with: email 24 -> {filled['email']}" in output
+
+    # the duplicate (same name, company and phone, no email) is reported, through Dagster, and not merged
+    instance = dg.DagsterInstance.get()
+    event = instance.get_latest_materialization_event(dg.AssetKey("duplicate_clusters"))
+    assert event is not None and event.asset_materialization is not None
+    assert event.asset_materialization.partition == imported["batch_id"]
+    assert event.asset_materialization.metadata["clusters"].value == 1
+    assert _one(database_url, "SELECT count(*) AS n FROM merges")["n"] == 0
+    twins = _one(
+        database_url,
+        "SELECT count(*) AS n FROM leads WHERE first_name = 'Harry' AND last_name = 'Turner' AND deleted_at IS NULL",
+    )
+    assert twins["n"] == 2
+
+    scores = _one(
+        database_url,
+        "SELECT count(*) AS scored, count(*) FILTER (WHERE band = 'warm') AS warm FROM lead_scores",
+    )
+    assert scores["scored"] == DEMO_LEADS + 1 and scores["warm"] > 0
+    mql = _one(database_url, "SELECT count(*) AS n FROM leads WHERE stage = 'mql'")["n"]
+    assert mql > 0 and f"{mql} MQL" in output
+
+    run = _one(database_url, "SELECT * FROM crm_sync_runs")
+    with_email = filled["email"]
+    assert (run["status"], run["created"], run["invalid"]) == ("completed", with_email, filled["leads"] - with_email)
+    links = _one(database_url, "SELECT count(*) AS n FROM crm_links WHERE connection = %s", run["connection"])
+    assert links["n"] == with_email
+    assert (leads_home() / "crm" / f"{run['connection']}.yaml").is_file()
+    assert run["connection"] == f"{lead_list}-hubspot"
+
+    # the sandbox's endpoints and tokens do not outlive the demo
+    assert "HUBSPOT_BASE_URL" not in os.environ and "LEADS_SANDBOX_HTTP" not in os.environ
+    for hint in ("make dev", f"leads search --list {lead_list}", f"leads jobs show {job['id']}"):
+        assert hint in output
