@@ -129,7 +129,7 @@ def sync(
         console.print(context.get_help())
         raise typer.Exit(code=2)
     env = run_or_fail(environment)
-    report = run_or_fail(lambda: _launch(env.database_url, crm, list_name, direction, where or []))
+    report = run_or_fail(lambda: launch_sync(env.database_url, crm, list_name, direction, where or []))
     if as_json:
         print_json(report)
         return
@@ -145,7 +145,7 @@ def sync(
         console.print(f"see `leads sync errors {report['syncId']}`")
 
 
-def _launch(
+def launch_sync(
     database_url: str, name: str, list_name: str | None, direction: str | None, where: list[str]
 ) -> dict[str, Any]:
     import dagster as dg

@@ -100,14 +100,13 @@ def coverage(database_url: str, list_name: str) -> dict[str, int]:
 def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
     from leads_pipeline.commands import enrich as enrich_commands
     from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
+    from leads_pipeline.lib.filters import Selection
 
     before = coverage(env.database_url, list_name)
-    lead_ids, list_id, label = enrich_commands._selection(env, list_name, None, None)
-    _, job = enrich_commands._create_job(
+    _, job = enrich_commands.create_job(
         env,
-        lead_ids=lead_ids,
-        list_id=list_id,
-        label=label,
+        selection=Selection.build(lists=[list_name]),
+        ids_file=None,
         sources=list(SOURCE_ASSETS),
         template_name="standard",
         overwrite=False,
@@ -116,8 +115,8 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
         notify_url=None,
         estimate_only=False,
     )
-    enrich_commands._execute(env, job.id)
-    document = enrich_commands._summary(env, job.id)
+    enrich_commands.execute_job(env, job.id)
+    document = enrich_commands.job_summary(env, job.id)
     after = coverage(env.database_url, list_name)
     results, b = document["results"], document["breakdown"]
     _say(
@@ -126,7 +125,7 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
     )
     _say(f"{document['creditsUsed']:g} credits used (estimate {document['estimatedCredits']:g})")
     filled = ", ".join(f"{name} {before[field]} -> {after[field]}" for field, name in COVERAGE.items())
-    _say(f"leads with: {filled} (of {len(lead_ids)})")
+    _say(f"leads with: {filled} (of {document['progress']['total']})")
     _say(
         f"{b['email']['verified']} emails verified deliverable, {b['phone']['mobile']} phones are mobile lines, "
         f"{b['company']['found']} companies profiled"
@@ -195,12 +194,12 @@ def write_demo_connection(list_name: str) -> str:
 
 
 def _push(env: Environment, list_name: str) -> dict[str, Any]:
-    from leads_pipeline.commands.crm import _launch
+    from leads_pipeline.commands.crm import launch_sync
     from leads_pipeline.lib.store.crm import run_errors
     from leads_pipeline.lib.store.db import connect
 
     connection = write_demo_connection(list_name)
-    report = _launch(env.database_url, connection, list_name, "push")
+    report = launch_sync(env.database_url, connection, list_name, "push", [])
     _say(
         f"sync {report['syncId']} {report['status']}: {report['leadsToSync']} leads to push, {report['created']} "
         f"created, {report['updated']} updated, {report['failed']} failed, {report['invalid']} not sent "
@@ -250,7 +249,7 @@ def demo() -> None:
         (f"leads search --list {list_name} --stage mql", "the marketing-qualified leads"),
         (f"leads imports show {status['importId']}", "the import and its rejected row"),
         (f"leads jobs show {job['jobId']}", "the enrichment job, per source"),
-        (f"leads facts {scores['topLeadId']}", "where each value of the best lead came from"),
+        (f"leads show {scores['topLeadId']} --facts", "where each value of the best lead came from"),
         (f"leads show {scores['topLeadId']} --score-history", "its score, and why"),
         (f"leads dedupe --list {list_name} --merge", "merge the duplicates found"),
         (f"leads sync history --crm {report['connection']}", "the CRM push"),

@@ -1,4 +1,4 @@
-"""``leads enrich``, ``leads jobs``, ``leads templates``, ``leads credits``, ``leads facts`` and
+"""``leads enrich``, ``leads jobs``, ``leads templates``, ``leads credits`` and
 ``leads enrich-after-import``: enrichment from the terminal, through the same Dagster assets as the UI and sensors."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def _selected_ids(conn: Connection, selection: Selection, ids_file: Path | None,
     return matched_leads(conn, selection, user, "enriching its leads")
 
 
-def _create_job(
+def create_job(
     env: Environment,
     *,
     selection: Selection,
@@ -193,7 +193,7 @@ def enrich(
         require_assets(chosen, _available_assets())
         _check_priority(priority)
         selection, ids_file = _selection(lists, where, tags, stages, score_min, score_max, ids)
-        return _create_job(
+        return create_job(
             env,
             selection=selection,
             ids_file=ids_file,
@@ -215,7 +215,7 @@ def enrich(
         return
     if wait:
         _run_with_progress(env, job.id, quiet=as_json)
-        document = _summary(env, job.id)
+        document = job_summary(env, job.id)
         print_json(document) if as_json else _print_summary(document)
         return
     _spawn(env, job.id)
@@ -263,7 +263,7 @@ def _spawn(env: Environment, job_id: str) -> None:
         )
 
 
-def _execute(env: Environment, job_id: str) -> None:
+def execute_job(env: Environment, job_id: str) -> None:
     from leads_pipeline.defs.enrichment.jobs import materialize_job
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
@@ -278,7 +278,7 @@ def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
 
     def work() -> None:
         try:
-            _execute(env, job_id)
+            execute_job(env, job_id)
         except LeadsError as exc:
             errors.append(exc)
 
@@ -297,7 +297,7 @@ def _follow(env: Environment, job_id: str, running: Any) -> None:
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("enriching", total=None)
         while True:
-            document = _summary(env, job_id)
+            document = job_summary(env, job_id)
             done = document["status"] not in ("queued", "processing")
             progress.update(
                 task,
@@ -310,7 +310,7 @@ def _follow(env: Environment, job_id: str, running: Any) -> None:
             time.sleep(0.5)
 
 
-def _summary(env: Environment, job_id: str) -> dict[str, Any]:
+def job_summary(env: Environment, job_id: str) -> dict[str, Any]:
     from leads_pipeline.lib.enrichment.jobs import summary
     from leads_pipeline.lib.store.db import connect
 
@@ -355,10 +355,10 @@ def jobs_show(
 ) -> None:
     """Progress, results, breakdown, credits and ETA of an enrichment job."""
     env = run_or_fail(environment)
-    document = _summary(env, job_id)
+    document = job_summary(env, job_id)
     if wait and document["status"] in ("queued", "processing") and not as_json:
         _follow(env, job_id, lambda: True)
-        document = _summary(env, job_id)
+        document = job_summary(env, job_id)
     print_json(document) if as_json else _print_summary(document)
 
 
@@ -392,7 +392,7 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 def jobs_run(job_id: str) -> None:
     """Run a created job to its end in this process (what `leads enrich` starts in the background)."""
     env = run_or_fail(environment)
-    run_or_fail(lambda: _execute(env, job_id))
+    run_or_fail(lambda: execute_job(env, job_id))
 
 
 @templates_app.command("ls")
@@ -461,36 +461,6 @@ def credits(
     console.print(table)
     budget = document["monthlyBudget"]
     console.print(f"this month: {document['thisMonth']:g} credits" + (f" of {budget:g}" if budget is not None else ""))
-
-
-def facts(lead_id: int, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Where each field of a lead came from: value, source, confidence, cost, time, and the values that lost."""
-    from leads_pipeline.lib.store import enrichment as store
-    from leads_pipeline.lib.store.db import connect
-
-    env = run_or_fail(environment)
-
-    def read() -> dict[str, Any]:
-        with connect(env.database_url) as conn:
-            return store.lead_attribution(conn, lead_id)
-
-    document = run_or_fail(read)
-    if as_json:
-        print_json(document)
-        return
-    table = Table("field", "value", "source", "confidence", "cost", "observed", "won", title=f"lead {lead_id}")
-    for entry in document["fields"]:
-        for fact in entry["facts"]:
-            table.add_row(
-                entry["field"],
-                str(fact["value"]),
-                fact["source"],
-                str(fact.get("confidence", "")),
-                f"{fact.get('cost', 0):g}",
-                str(fact.get("observedAt", ""))[:19],
-                "yes" if fact["won"] else (fact.get("note") or "no"),
-            )
-    console.print(table)
 
 
 def enrich_after_import(

@@ -154,6 +154,22 @@ def _print_lead(document: dict[str, Any]) -> None:
             who = c["changed_by"] if c["source"] == "manual" else "thresholds"
             changes.add_row(f"{c['changed_at']:%Y-%m-%d %H:%M}", c["from_stage"], c["to_stage"], who, c["reason"] or "")
         console.print(changes)
+    if "facts" in document:
+        facts = Table(
+            "field", "value", "source", "confidence", "cost", "observed", "won", title="where values came from"
+        )
+        for entry in document["facts"]:
+            for fact in entry["facts"]:
+                facts.add_row(
+                    entry["field"],
+                    str(fact["value"]),
+                    fact["source"],
+                    str(fact.get("confidence", "")),
+                    f"{fact.get('cost', 0):g}",
+                    str(fact.get("observedAt", ""))[:19],
+                    "yes" if fact["won"] else (fact.get("note") or "no"),
+                )
+        console.print(facts)
 
 
 def show(
@@ -161,16 +177,24 @@ def show(
     score_history: Annotated[
         bool, typer.Option("--score-history", help="Also every score change and stage change.")
     ] = False,
+    facts: Annotated[
+        bool,
+        typer.Option("--facts", help="Also where each field's value came from: source, confidence, cost, losers."),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show a lead: its fields, stage, current score with components and the reasons for it."""
+    from leads_pipeline.lib.store import enrichment
     from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
 
     def fetch() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            return _lead_document(conn, lead_id, score_history)
+            document = _lead_document(conn, lead_id, score_history)
+            if facts:
+                document["facts"] = enrichment.lead_attribution(conn, lead_id)["fields"]
+            return document
 
     document = run_or_fail(fetch)
     if as_json:

@@ -123,8 +123,8 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert credits["rows"] == [
         {"job": document["jobId"], "credits": document["creditsUsed"], "charges": credits["rows"][0]["charges"]}
     ]
-    attribution = _json(leads, "facts", str(prospects[0]), "--json")
-    industry = next(f for f in attribution["fields"] if f["field"] == "industry")
+    attribution = _json(leads, "show", str(prospects[0]), "--facts", "--json")
+    industry = next(f for f in attribution["facts"] if f["field"] == "industry")
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
