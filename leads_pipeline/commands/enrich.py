@@ -56,7 +56,7 @@ def _selection(
     ids_file: Path | None,
 ) -> tuple[Selection, Path | None]:
     """The leads to enrich in the filter language of ``leads search`` (``--ids FILE`` adds explicit ids)."""
-    from leads_pipeline.lib.enrichment.jobs import read_ids_file
+    from leads_pipeline.lib.filters import read_ids_file
 
     wanted = read_ids_file(ids_file) if ids_file is not None else None
     selection = Selection.build(

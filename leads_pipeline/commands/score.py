@@ -32,9 +32,9 @@ def run_cli_score(
 
     Scoring moves stages, so it needs the editor role on the list; ``where`` is the search filter language."""
     from leads_pipeline.launcher import materialize_scores
-    from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.filters import Selection, read_ids_file
     from leads_pipeline.lib.scoring.config import load_config
-    from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids, read_ids_file
+    from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
     from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list

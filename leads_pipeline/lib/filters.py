@@ -23,9 +23,10 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Final, Literal
 
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, InputFileError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
 
 FieldKind = Literal["text", "integer", "numeric", "timestamp", "custom"]
@@ -287,3 +288,31 @@ class Selection:
         if self.ids:
             parts.append(f"{len(self.ids)} ids")
         return "; ".join(parts)
+
+
+def read_ids_file(path: Path) -> list[int]:
+    """Lead ids from a file (``--ids FILE`` of enrich and score): one per line (blank lines and ``#`` comments
+    ignored), or a CSV export whose first column, or its ``id``/``lead_id``/``leadId`` column, holds them."""
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read the ids file ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise InputFileError(path, "not a UTF-8 text file of lead ids") from exc
+    ids: list[int] = []
+    column = 0
+    for number, line in enumerate(lines, start=1):
+        cells = [c.strip().strip('"') for c in line.split("#", 1)[0].split(",")]
+        if not cells[0] and len(cells) == 1:
+            continue
+        if number == 1 and not cells[0].isdigit():
+            names = [c.casefold() for c in cells]
+            column = next((i for i, c in enumerate(names) if c in ("id", "lead_id", "leadid")), 0)
+            continue
+        value = cells[column] if column < len(cells) else ""
+        if not value.isdigit():
+            raise InputFileError(path, f"line {number}: expected a lead id (a whole number), found {value!r}")
+        ids.append(int(value))
+    if not ids:
+        raise InputFileError(path, "no lead ids in the file")
+    return ids

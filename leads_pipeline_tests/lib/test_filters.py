@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter
+from leads_pipeline.lib.errors import ConfigurationError, InputFileError
+from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, read_ids_file
 
 
 @pytest.mark.parametrize(
@@ -76,3 +77,20 @@ def test_sort_and_selection_options() -> None:
     selection = Selection.build(lists=["a"], where=["country = DE"], query="  acme ", tags=["hot"], ids=[1, 2])
     assert selection.query == "acme"
     assert selection.describe() == "lists a; country = DE; text 'acme'; tag hot; 2 ids"
+
+
+def test_ids_files(tmp_path: Path) -> None:
+    plain = tmp_path / "ids.txt"
+    plain.write_text("# leads to score\n3\n1\n\n2  # a comment\n")
+    assert read_ids_file(plain) == [3, 1, 2]
+    export = tmp_path / "export.csv"
+    export.write_text('email,id\n"a@x.io",7\nb@x.io,8\n')
+    assert read_ids_file(export) == [7, 8]
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1\n2.5\n")
+    with pytest.raises(InputFileError, match=r"bad.txt: line 2: expected a lead id \(a whole number\), found '2.5'"):
+        read_ids_file(bad)
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    with pytest.raises(InputFileError, match="no lead ids"):
+        read_ids_file(empty)

@@ -12,7 +12,6 @@ import math
 import os
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from leads_pipeline.lib.batches import slug
@@ -22,7 +21,7 @@ from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
-from leads_pipeline.lib.errors import ConfigurationError, InputFileError
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
 
 MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
@@ -36,33 +35,6 @@ def job_key(label: str, now: datetime | None = None) -> str:
     """``enrich-<label>-<UTC time with microseconds>``: a new batch per launch, readable in the Dagster UI."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
     return f"enrich-{slug(label)}-{stamp}"
-
-
-def read_ids_file(path: Path) -> list[int]:
-    """Lead ids from a file: one per line, or a CSV whose first column (or ``id``/``leadId`` column) holds them."""
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read the ids file ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, "not a UTF-8 text file of lead ids") from exc
-    ids: list[int] = []
-    column = 0
-    for number, line in enumerate(lines, start=1):
-        cells = [c.strip().strip('"') for c in line.split(",")]
-        if not cells[0] and len(cells) == 1:
-            continue
-        if number == 1 and not cells[0].isdigit():
-            names = [c.casefold() for c in cells]
-            column = next((i for i, c in enumerate(names) if c in ("id", "lead_id", "leadid")), 0)
-            continue
-        value = cells[column] if column < len(cells) else ""
-        if not value.isdigit():
-            raise InputFileError(path, f"line {number}: expected a lead id (a whole number), found {value!r}")
-        ids.append(int(value))
-    if not ids:
-        raise InputFileError(path, "no lead ids in the file")
-    return ids
 
 
 def monthly_budget() -> float | None:

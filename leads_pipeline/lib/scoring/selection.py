@@ -9,13 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from leads_pipeline.lib.batches import slug
-from leads_pipeline.lib.errors import InputFileError, NotFoundError
+from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.store.scoring import create_selection_batch
 
 _ID = re.compile(r"^\d{1,18}$")
@@ -24,27 +23,6 @@ _ID = re.compile(r"^\d{1,18}$")
 def score_batch_key(label: str, now: datetime | None = None) -> str:
     """``score-<list>-<UTC time with microseconds>``: unique per launch and telling what was scored."""
     return f"score-{slug(label)}-{(now or datetime.now(UTC)).strftime('%Y%m%dT%H%M%S%f')}"
-
-
-def read_ids_file(path: Path) -> list[int]:
-    """Lead ids, one per line (blank lines and ``#`` comments ignored); a bad line is named by its number."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise InputFileError(path, f"cannot read the ids file ({exc.strerror})") from exc
-    except UnicodeDecodeError as exc:
-        raise InputFileError(path, "not a UTF-8 text file of lead ids") from exc
-    ids: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        if not _ID.match(text):
-            raise InputFileError(path, f"line {number}: expected a lead id (digits), got {text!r}")
-        ids.append(int(text))
-    if not ids:
-        raise InputFileError(path, "no lead ids in the file (one id per line)")
-    return ids
 
 
 def list_lead_ids(

@@ -8,10 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from leads_pipeline.lib.errors import InputFileError, NotFoundError
+from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
-from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids, read_ids_file
+from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
 from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
@@ -134,13 +134,6 @@ def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> N
         assert store.batch_lead_ids(conn, batch) == ids[:2]
         kind = conn.execute("SELECT kind FROM batches WHERE id = %s", (batch,)).fetchone()
         assert kind == {"kind": "selection"}
-    good = tmp_path / "ids.txt"
-    good.write_text("# leads to score\n12\n\n7  # a comment\n")
-    assert read_ids_file(good) == [12, 7]
-    bad = tmp_path / "bad.txt"
-    bad.write_text("12\nabc\n")
-    with pytest.raises(InputFileError, match=r"bad\.txt: line 2: expected a lead id \(digits\), got 'abc'"):
-        read_ids_file(bad)
 
 
 def test_batch_problems_find_unscored_and_broken_sums(database_url: str) -> None:
