@@ -13,7 +13,7 @@ import dagster as dg
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, push_check, unknown_fields
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
 from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filter
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -105,7 +105,7 @@ def crm_sync(
         raise dg.Failure(description=f"direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
     try:
         list_id = _list_id(database, connection, config)
-        limiter: RollingWindow = limiter_for(connection)
+        limiter: TokenBucket = limiter_for(connection)
         connector = crm.for_connection(connection).connector(connection, limiter)
         engine = SyncEngine(database.database_url, connection, connector, limiter, user=config.user)
         report = engine.run(direction, list_id, push_filter(connection, config.where))

@@ -24,7 +24,7 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError
@@ -54,7 +54,7 @@ class GoHighLevelResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.token and self.location_id)
 
-    def connector(self, connection: Connection, limiter: RollingWindow) -> Connector:
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
         self.require_configured()
         assert self.location_id is not None
         headers = {"Authorization": f"Bearer {self.token}", "Version": API_VERSION, "Accept": "application/json"}

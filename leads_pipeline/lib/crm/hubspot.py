@@ -1,7 +1,7 @@
 """HubSpot through hubspot-api-client: contacts batch upsert by email (or a unique id property), search to pull.
 
 The library does not retry by default (PROVIDERS.md); retries happen in the sync engine, paced by the
-connection's rate limiter (a rolling window), so that every attempt is counted and a Retry-After pauses all callers. Search pages
+connection's token bucket, so that every attempt is counted and a Retry-After pauses all callers. Search pages
 stop at 10,000 results per query in HubSpot, so a long pull restarts from the newest modification time seen.
 """
 
@@ -34,7 +34,7 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, epoch_ms, parse_time
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 
@@ -64,7 +64,7 @@ class HubSpotResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.access_token)
 
-    def connector(self, connection: Connection, limiter: RollingWindow) -> Connector:
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
         self.require_configured()
         client = HubSpot(access_token=self.access_token, host=self.base_url.rstrip("/"), retry=urllib3.Retry(0))
         return HubSpotConnector(client, connection, limiter, self.timeout_s, self.access_token)
@@ -75,7 +75,7 @@ class HubSpotConnector:
     max_batch = 100
 
     def __init__(
-        self, client: HubSpot, connection: Connection, limiter: RollingWindow, timeout_s: float, token: str | None
+        self, client: HubSpot, connection: Connection, limiter: TokenBucket, timeout_s: float, token: str | None
     ) -> None:
         self._batch = client.crm.contacts.batch_api  # each attribute access builds a new API client: keep them
         self._search = client.crm.contacts.search_api

@@ -28,7 +28,7 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError
@@ -55,7 +55,7 @@ class PipedriveResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.api_token)
 
-    def connector(self, connection: Connection, limiter: RollingWindow) -> Connector:
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
         self.require_configured()
         assert self.api_token is not None
         api = JsonApi(

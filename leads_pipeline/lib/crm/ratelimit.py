@@ -1,27 +1,17 @@
-"""Client-side rate limiting per connection: the CRM's rolling window, kept on our side of the wire.
-
-CRMs publish limits as "N requests in any W seconds" (HubSpot 190/10 s, GoHighLevel 100/10 s, ...). Steady pacing
-at N/W wastes the first window's allowance and every pause; a log of send times lets a sync use all of it (a
-burst of N, then each send as the oldest one ages out) and never exceed it.
-"""
+"""A token bucket per connection: requests are spaced to the CRM's published limit instead of hitting 429s."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
-JITTER_S = 0.25
-"""Added to the window: a request counts from when we send it, the CRM counts from when it arrives, and arrivals
-can bunch by the network's and the machine's jitter."""
 
+class TokenBucket:
+    """``requests`` per ``per_seconds``, refilled continuously; ``acquire`` blocks until a token is free.
 
-class RollingWindow:
-    """At most ``requests`` sends in any ``per_seconds`` (plus ``JITTER_S``); ``acquire`` blocks until one fits.
-
-    ``pause(s)`` holds every caller for ``s`` seconds: what a Retry-After asks of all of them, not just the one that
-    got the 429.
+    ``burst`` tokens (default: ``requests``) are available from full. ``pause(s)`` empties the bucket for ``s``
+    seconds: what a Retry-After asks of every caller, not just the one that got the 429.
     """
 
     def __init__(
@@ -29,17 +19,18 @@ class RollingWindow:
         requests: int,
         per_seconds: float,
         *,
-        jitter_s: float = JITTER_S,
+        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if requests < 1 or per_seconds <= 0:
             raise ValueError(f"rate limit: expected requests >= 1 per positive seconds, found {requests}/{per_seconds}")
-        self.requests = requests
-        self.window = per_seconds + jitter_s
+        self.capacity = burst or requests
+        self.rate = requests / per_seconds
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque()
+        self._tokens = float(self.capacity)
+        self._updated = clock()
         self._blocked_until = 0.0
         self._lock = threading.Lock()
         self.acquired = 0
@@ -48,17 +39,16 @@ class RollingWindow:
         while True:
             with self._lock:
                 now = self._clock()
-                while self._sent and self._sent[0] <= now - self.window:
-                    self._sent.popleft()
-                if now >= self._blocked_until and len(self._sent) < self.requests:
-                    self._sent.append(now)
+                self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+                self._updated = now
+                if now >= self._blocked_until and self._tokens >= 1 - 1e-9:  # float refills land just under 1
+                    self._tokens = max(0.0, self._tokens - 1)
                     self.acquired += 1
                     return
-                wait = self._blocked_until - now
-                if len(self._sent) >= self.requests:
-                    wait = max(wait, self._sent[0] + self.window - now)
-            self._sleep(max(wait, 0.001))
+                wait = max(self._blocked_until - now, (1 - self._tokens) / self.rate)
+            self._sleep(wait)
 
     def pause(self, seconds: float) -> None:
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)
+            self._tokens = 0.0

@@ -13,7 +13,7 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.gohighlevel import GoHighLevelResource
 from leads_pipeline.lib.crm.hubspot import HubSpotResource
 from leads_pipeline.lib.crm.pipedrive import PipedriveResource
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource
 from leads_pipeline.lib.crm.salesforce import SalesforceResource
 
@@ -82,7 +82,9 @@ def crm_accounts() -> CrmAccounts:
     return CrmAccounts(**accounts)
 
 
-def limiter_for(connection: Connection) -> RollingWindow:
-    """The connection's published limit as a rolling window of send times, one request short of it."""
+def limiter_for(connection: Connection) -> TokenBucket:
+    """Steady pacing just under the connection's limit: the CRMs count requests in a rolling window, so a
+    bucket that starts full would burst past it; one token of burst and a rate of (limit - 1) per window never
+    can."""
     limit = connection.rate_limit
-    return RollingWindow(max(limit.requests - 1, 1), limit.per_seconds)
+    return TokenBucket(max(limit.requests - 1, 1), limit.per_seconds, burst=1)

@@ -9,7 +9,7 @@ import dagster as dg
 
 from leads_pipeline.lib.crm.base import Connector
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError
 
 
@@ -30,7 +30,7 @@ class CrmResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             names = " and ".join(self.SECRET_ENV_VARS)
             raise ConfigurationError(f"{self.LABEL} is not configured: set {names} to sync with it")
 
-    def connector(self, connection: Connection, limiter: RollingWindow) -> Connector:
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
         """A connector for the connection's object and match key, pacing its requests through ``limiter``."""
         raise NotImplementedError
 

@@ -1,6 +1,6 @@
 """A small JSON-over-HTTP helper for the CRMs without an official Python client (Pipedrive, GoHighLevel).
 
-Every call waits for the connection's rate limiter (a rolling window), then maps the answer: 429, 5xx, timeouts, dropped
+Every call waits for the connection's token bucket, then maps the answer: 429, 5xx, timeouts, dropped
 connections and cut bodies become :class:`RetryableError` (with Retry-After), 401/403 a
 ``ConfigurationError`` naming the variable to fix, other 4xx are returned for the connector to turn into a
 per-record error. No retries here: the sync engine retries, so that a non-idempotent create is never resent
@@ -18,7 +18,7 @@ import requests
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import OutgoingRecord, PushResult, RetryableError
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError
 
 
@@ -38,7 +38,7 @@ class JsonApi:
         label: str,
         base_url: str,
         headers: dict[str, str],
-        limiter: RollingWindow,
+        limiter: TokenBucket,
         *,
         timeout_s: float,
         env_var: str,
@@ -82,7 +82,7 @@ class JsonApi:
 def push_each(
     records: Sequence[OutgoingRecord], push_one: Callable[[OutgoingRecord], PushResult], workers: int
 ) -> list[PushResult]:
-    """Push records one request each, ``workers`` at a time (the rate limiter still paces them all).
+    """Push records one request each, ``workers`` at a time (the token bucket still paces them all).
 
     APIs without a batch endpoint are bound by latency, not by their rate limit, when records go one after
     another. A transient failure of one record is that record's result; the others go on.

@@ -3,7 +3,7 @@
 Small pushes go through the composite sObject collections upsert (200 records a request, one result per
 record); pushes at or above the connection's ``bulk_threshold`` go through Bulk API 2.0 (one ingest job per
 10,000 records, results read back as CSV). Both upsert by the external id, so resending a batch after a crash
-updates instead of duplicating. The library does not retry; the sync engine does, paced by the rate limiter.
+updates instead of duplicating. The library does not retry; the sync engine does, paced by the token bucket.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 
@@ -72,7 +72,7 @@ class SalesforceResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.instance_url and self.access_token)
 
-    def connector(self, connection: Connection, limiter: RollingWindow) -> Connector:
+    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
         self.require_configured()
         session = requests.Session()
         if self.ca_bundle:
@@ -99,7 +99,7 @@ class SalesforceConnector:
         self,
         client: Salesforce,
         connection: Connection,
-        limiter: RollingWindow,
+        limiter: TokenBucket,
         timeout_s: float,
         bulk_wait_s: float,
         token: str | None,

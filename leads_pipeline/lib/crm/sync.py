@@ -25,7 +25,7 @@ from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
 from leads_pipeline.lib.crm.mapping import map_lead, values_hash
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.store import crm as store
@@ -162,7 +162,7 @@ class SyncEngine:
         database_url: str,
         connection: Connection,
         connector: Connector,
-        limiter: RollingWindow,
+        limiter: TokenBucket,
         *,
         user: str,
         retry: RetrySettings | None = None,
@@ -259,7 +259,7 @@ class SyncEngine:
             self._record(report, batch, results, attempts)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
-        # rate limiter, which still paces every request
+        # token bucket, which still paces every request
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             for future in [pool.submit(run_batch, batch) for batch in batches]:
                 future.result()

@@ -10,7 +10,7 @@ import pytest
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
 from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
-from leads_pipeline.lib.crm.ratelimit import RollingWindow
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -95,23 +95,18 @@ def test_validation_holds_back_bad_emails_and_missing_required_fields() -> None:
     assert found == ["Email 'nope' is not an email address", "LastName is required by salesforce Lead"]
 
 
-def test_rolling_window_bursts_then_waits_for_the_oldest_send_and_pauses() -> None:
+def test_token_bucket_paces_and_pauses() -> None:
     now = [0.0]
+    slept: list[float] = []
 
     def sleep(seconds: float) -> None:
+        slept.append(seconds)
         now[0] += seconds
 
-    window = RollingWindow(10, 1.0, jitter_s=0.25, clock=lambda: now[0], sleep=sleep)
-    for _ in range(10):
-        window.acquire()
-    assert now[0] == 0.0  # the whole window's allowance at once
-    window.acquire()
-    assert now[0] == pytest.approx(1.25)  # the 11th waits until the first send is a window (+ jitter) old
-    sends = [now[0]]
-    for _ in range(30):
-        window.acquire()
-        sends.append(now[0])
-    assert all(sum(1 for t in sends if start <= t < start + 1.25) <= 10 for start in sends)  # never more than 10
-    window.pause(5.0)
-    window.acquire()
-    assert now[0] >= sends[-1] + 5.0
+    bucket = TokenBucket(10, 1.0, burst=1, clock=lambda: now[0], sleep=sleep)
+    for _ in range(11):
+        bucket.acquire()
+    assert now[0] == pytest.approx(1.0)  # one token of burst, then one every 0.1 s
+    bucket.pause(5.0)
+    bucket.acquire()
+    assert now[0] >= 6.0
