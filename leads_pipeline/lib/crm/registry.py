@@ -83,8 +83,9 @@ def crm_accounts() -> CrmAccounts:
 
 
 def limiter_for(connection: Connection) -> TokenBucket:
-    """Steady pacing just under the connection's limit: the CRMs count requests in a rolling window, so a
-    bucket that starts full would burst past it; one token of burst and a rate of (limit - 1) per window never
-    can."""
+    """Pacing just under the connection's limit: the CRMs count requests in a rolling window, so the bucket's
+    burst plus what it refills in one window stays one request under the limit. A few tokens of burst (not one)
+    keep the rate when a thread wakes late: with a single token, every late wake-up is time the bucket loses."""
     limit = connection.rate_limit
-    return TokenBucket(max(limit.requests - 1, 1), limit.per_seconds, burst=1)
+    burst = max(1, limit.requests // 50)
+    return TokenBucket(max(limit.requests - 1 - burst, 1), limit.per_seconds, burst=burst)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -132,6 +132,19 @@ def plan_push(
 ) -> PushPlan:
     """Sort the eligible leads of the list into send / invalid / unchanged / held / skipped."""
     plan = PushPlan()
+    plan.send.extend(classify(conn, connection, list_id, selection, plan))
+    return plan
+
+
+def classify(
+    conn: store.Connection,
+    connection: Connection,
+    list_id: int,
+    selection: store.LeadFilter | None,
+    plan: PushPlan,
+) -> Iterator[tuple[OutgoingRecord, str]]:
+    """The records to send, as the eligible leads are read (so a push can start before the list is read to the
+    end); the leads not to send are counted, and the invalid ones listed, in ``plan``."""
     for lead in store.eligible_leads(conn, connection.name, list_id, selection):
         values = map_lead(lead, connection.mapping)
         digest = values_hash(values)
@@ -150,8 +163,7 @@ def plan_push(
             plan.held += 1
             continue
         key = str(values[connection.match_remote])
-        plan.send.append((OutgoingRecord(lead["id"], key, values, lead["remote_id"]), digest))
-    return plan
+        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"]), digest
 
 
 class SyncEngine:
@@ -216,8 +228,26 @@ class SyncEngine:
     # push ---------------------------------------------------------------------------------------------------
 
     def _push(self, report: SyncReport, list_id: int, selection: store.LeadFilter | None) -> None:
+        """Send the changed valid leads in batches, several in flight. A connector with a bulk API needs the
+        whole plan first (the count decides); the others start sending while the list is still being read."""
         with connect(self.database_url) as conn:
-            plan = plan_push(conn, self.connection, list_id, selection)
+            self._quota_start = store.quota_used(conn, self.connection.name, self._today())
+        self._reserved = 0
+        bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
+        plan = PushPlan()
+        with connect(self.database_url) as conn:
+            records = classify(conn, self.connection, list_id, selection, plan)
+            if bulk_push is not None:
+                plan.send.extend(records)
+                if len(plan.send) >= self.connection.bulk_threshold:
+                    size = getattr(self.connector, "bulk_batch", 10_000)
+                    self._send_batches(report, bulk_push, _chunks(plan.send, size), bulk=True)
+                else:
+                    self._send_batches(report, self.connector.push, _chunks(plan.send, self._batch_size()), bulk=False)
+            else:
+                plan.send.extend(
+                    self._send_batches(report, self.connector.push, _chunks_of(records, self._batch_size()), bulk=False)
+                )
         report.leads_to_sync = len(plan.send)
         report.unchanged += plan.unchanged + plan.held + plan.skipped
         report.invalid = len(plan.invalid)
@@ -238,18 +268,21 @@ class SyncEngine:
                 ],
             )
             store.update_run(conn, report.sync_id, leads_to_sync=report.leads_to_sync, invalid=report.invalid)
-        bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
-        bulk = bulk_push is not None and len(plan.send) >= self.connection.bulk_threshold
-        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]] = self.connector.push
-        if bulk and bulk_push is not None:
-            send = bulk_push
-        size = getattr(self.connector, "bulk_batch", 10_000) if bulk else self.connector.max_batch
-        size = size if bulk else min(size, self.connection.batch_size)
-        batches = [plan.send[start : start + size] for start in range(0, len(plan.send), size)]
-        with connect(self.database_url) as conn:
-            self._quota_start = store.quota_used(conn, self.connection.name, self._today())
-        self._reserved = 0
+
+    def _batch_size(self) -> int:
+        return min(self.connector.max_batch, self.connection.batch_size)
+
+    def _send_batches(
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        batches: Iterable[list[tuple[OutgoingRecord, str]]],
+        *,
+        bulk: bool,
+    ) -> list[tuple[OutgoingRecord, str]]:
+        """Send every batch, ``concurrency`` at a time, as the batches come; returns what was handed over."""
         per_record = getattr(self.connector, "requests_per_record", None)  # APIs without a batch endpoint
+        handed: list[tuple[OutgoingRecord, str]] = []
 
         def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
@@ -261,8 +294,13 @@ class SyncEngine:
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
         # token bucket, which still paces every request
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for future in [pool.submit(run_batch, batch) for batch in batches]:
+            futures = []
+            for batch in batches:
+                handed.extend(batch)
+                futures.append(pool.submit(run_batch, batch))
+            for future in futures:
                 future.result()
+        return handed
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
         """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
@@ -438,3 +476,20 @@ class SyncEngine:
             ],
         )
         report.pulled += 1
+
+
+def _chunks(items: list[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _chunks_of(records: Iterator[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:
+    """Batches of ``size`` from a stream of records."""
+    batch: list[tuple[OutgoingRecord, str]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
