@@ -18,6 +18,7 @@ from rich.table import Table
 from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.filters import parse_filter
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
@@ -160,7 +161,8 @@ def launch_sync(
     connection = load_connection(name)
     if direction is not None and direction not in DIRECTIONS:
         raise ConfigurationError(f"--direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
-    store.WhereFilter.parse(where)  # a bad filter is refused here, naming the field, before Dagster starts
+    for text in where:  # a bad filter is refused here, naming the field, before Dagster starts
+        parse_filter(text)
     config: dict[str, Any] = {"list_name": list_name, "direction": direction, "user": acting_user(), "where": where}
     config = {k: v for k, v in config.items() if v is not None}
     run_config = {

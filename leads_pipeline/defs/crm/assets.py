@@ -15,7 +15,7 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
-from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filter
+from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filters
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.store.lists import get_list
 
@@ -71,7 +71,7 @@ def crm_sync_plan(
             plan = PushPlan()
         else:
             with database.connection() as conn:
-                plan = plan_push(conn, connection, list_id, push_filter(connection, config.where))
+                plan = plan_push(conn, connection, list_id, push_filters(connection, config.where))
     except PermanentError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     return dg.MaterializeResult(
@@ -108,7 +108,7 @@ def crm_sync(
         limiter: TokenBucket = limiter_for(connection)
         connector = crm.for_connection(connection).connector(connection, limiter)
         engine = SyncEngine(database.database_url, connection, connector, limiter, user=config.user)
-        report = engine.run(direction, list_id, push_filter(connection, config.where))
+        report = engine.run(direction, list_id, push_filters(connection, config.where))
     except ConfigurationError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}

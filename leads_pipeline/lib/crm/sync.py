@@ -28,6 +28,7 @@ from leads_pipeline.lib.crm.mapping import map_lead, values_hash
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
 
@@ -121,18 +122,16 @@ class SyncReport:
         }
 
 
-def push_filter(connection: Connection, where: Sequence[str] = ()) -> store.LeadFilter | None:
-    """The connection file's ``where`` and a run's ``--where`` filters (the lists' language), all of which must
-    hold; None when there are none (the whole list)."""
-    return store.WhereFilter.parse([*([connection.where] if connection.where else []), *where])
+def push_filters(connection: Connection, where: Sequence[str] = ()) -> tuple[Filter, ...]:
+    """The connection file's ``where`` and a run's ``--where`` filters (the lists' language, each checked), all of
+    which must hold; none means the whole list."""
+    return tuple(parse_filter(text) for text in [*([connection.where] if connection.where else []), *where])
 
 
-def plan_push(
-    conn: store.Connection, connection: Connection, list_id: int, selection: store.LeadFilter | None = None
-) -> PushPlan:
+def plan_push(conn: store.Connection, connection: Connection, list_id: int, filters: Sequence[Filter] = ()) -> PushPlan:
     """Sort the eligible leads of the list into send / invalid / unchanged / held / skipped."""
     plan = PushPlan()
-    plan.send.extend(classify(conn, connection, list_id, selection, plan))
+    plan.send.extend(classify(conn, connection, list_id, filters, plan))
     return plan
 
 
@@ -140,12 +139,12 @@ def classify(
     conn: store.Connection,
     connection: Connection,
     list_id: int,
-    selection: store.LeadFilter | None,
+    filters: Sequence[Filter],
     plan: PushPlan,
 ) -> Iterator[tuple[OutgoingRecord, str]]:
     """The records to send, as the eligible leads are read (so a push can start before the list is read to the
     end); the leads not to send are counted, and the invalid ones listed, in ``plan``."""
-    for lead in store.eligible_leads(conn, connection.name, list_id, selection):
+    for lead in store.eligible_leads(conn, connection.name, list_id, filters):
         values = map_lead(lead, connection.mapping)
         digest = values_hash(values)
         linked = lead["remote_id"] is not None
@@ -195,7 +194,7 @@ class SyncEngine:
         self._quota_start = 0
         self._reserved = 0
 
-    def run(self, direction: Direction, list_id: int | None, selection: store.LeadFilter | None = None) -> SyncReport:
+    def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
         name = self.connection.name
         with transaction(self.database_url) as conn:
             store.ensure_connection(conn, name, self.connection.crm)
@@ -206,11 +205,10 @@ class SyncEngine:
             if direction in ("pull", "bidirectional"):
                 self._pull(report, list_id)
             if direction in ("push", "bidirectional"):
-                if selection is None:
-                    selection = push_filter(self.connection)
+                filters = filters or push_filters(self.connection)
                 if list_id is None:
                     raise ConfigurationError(f"{name}: a push needs a list: pass --list or set list: in the file")
-                self._push(report, list_id, selection)
+                self._push(report, list_id, filters)
             if report.status == "running":
                 report.status = "partial" if report.failed else "completed"
         except LeadsError as exc:
@@ -227,7 +225,7 @@ class SyncEngine:
 
     # push ---------------------------------------------------------------------------------------------------
 
-    def _push(self, report: SyncReport, list_id: int, selection: store.LeadFilter | None) -> None:
+    def _push(self, report: SyncReport, list_id: int, filters: Sequence[Filter]) -> None:
         """Send the changed valid leads in batches, several in flight. A connector with a bulk API needs the
         whole plan first (the count decides); the others start sending while the list is still being read."""
         with connect(self.database_url) as conn:
@@ -236,7 +234,7 @@ class SyncEngine:
         bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
         plan = PushPlan()
         with connect(self.database_url) as conn:
-            records = classify(conn, self.connection, list_id, selection, plan)
+            records = classify(conn, self.connection, list_id, filters, plan)
             if bulk_push is not None:
                 plan.send.extend(records)
                 if len(plan.send) >= self.connection.bulk_threshold:

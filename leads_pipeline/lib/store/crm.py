@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -17,18 +17,11 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
-from leads_pipeline.lib.filters import Filter, parse_filter
+from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.store.privacy import sellable
 from leads_pipeline.lib.store.search import filters_condition
 
 Connection = psycopg.Connection[dict[str, Any]]
-
-
-class LeadFilter(Protocol):
-    """A compiled selection (the lists' ``--where`` language): a boolean SQL expression over ``leads l`` with its
-    values inlined as literals (filter values such as '%' must never meet a placeholder)."""
-
-    def sql(self) -> sql.Composable: ...
 
 
 @dataclass(frozen=True)
@@ -55,33 +48,18 @@ def ensure_connection(conn: Connection, name: str, crm: str) -> None:
     )
 
 
-@dataclass(frozen=True)
-class WhereFilter:
-    """The lists' filter language (``FIELD OP VALUE``, all must hold) as a :class:`LeadFilter`."""
-
-    filters: tuple[Filter, ...]
-
-    @classmethod
-    def parse(cls, texts: Iterable[str]) -> WhereFilter | None:
-        """The filters of ``texts`` (each checked, errors name the field and the allowed operators); None if none."""
-        filters = tuple(parse_filter(text) for text in texts)
-        return cls(filters) if filters else None
-
-    def sql(self) -> sql.Composable:
-        return filters_condition(self.filters)
-
-
 def eligible_leads(
-    conn: Connection, connection: str, list_id: int, selection: LeadFilter | None = None
+    conn: Connection, connection: str, list_id: int, filters: Sequence[Filter] = ()
 ) -> Iterator[dict[str, Any]]:
     """The live leads of ``list_id`` a push may send, each with its link and open reject for ``connection``.
 
     Every exclusion rule lives here: deleted leads and leads that opted out of selling or sharing their data
-    (do-not-sell, issue 9) are never sent. ``selection`` narrows the list further (the lists' filter language).
+    (do-not-sell, issue 9) are never sent. ``filters`` (the lists' ``--where`` language, values inlined as literals
+    so that a '%' never meets a placeholder) narrow the list further.
     """
-    where = sql.SQL("l.list_id = {} AND l.deleted_at IS NULL AND {}").format(sql.Literal(list_id), sellable("l"))
-    if selection is not None:
-        where = sql.SQL("{} AND ({})").format(where, selection.sql())
+    where = sql.SQL("l.list_id = {} AND l.deleted_at IS NULL AND {} AND {}").format(
+        sql.Literal(list_id), sellable("l"), filters_condition(filters)
+    )
     query = sql.SQL(
         """
         SELECT l.*, k.remote_id, k.last_hash, k.last_values, k.remote_updated,
