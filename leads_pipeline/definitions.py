@@ -18,9 +18,9 @@ from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job
-from leads_pipeline.defs.security.assets import retention_run
-from leads_pipeline.defs.security.jobs import retention_job
-from leads_pipeline.defs.security.schedules import retention_schedule
+from leads_pipeline.defs.security.assets import crm_erasures, retention_run
+from leads_pipeline.defs.security.jobs import crm_erasures_job, retention_job
+from leads_pipeline.defs.security.schedules import crm_erasures_schedule, retention_schedule
 
 assets = [
     batch_leads,
@@ -34,6 +34,7 @@ assets = [
     crm_sync_plan,
     crm_sync,
     retention_run,
+    crm_erasures,
 ]
 
 defs = dg.Definitions(
@@ -43,8 +44,9 @@ defs = dg.Definitions(
         rescore_job,
         crm_sync_job,
         retention_job,
+        crm_erasures_job,
     ],
-    schedules=[daily_rescore, retention_schedule, *crm_schedules()],
+    schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, *crm_schedules()],
     sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
 )

@@ -1,7 +1,8 @@
 """``leads privacy``: GDPR/CCPA requests for one person, named by an email address or phone number.
 
 ``export`` writes everything held about them as JSON, ``delete`` erases it everywhere and keeps them from being
-imported again, ``opt-out`` records a do-not-sell request (their leads are left out of exports and CRM syncs).
+imported again (and queues the deletion of their records in connected CRMs, which ``crm-erasures --process``
+sends), ``opt-out`` records a do-not-sell request (their leads are left out of exports and CRM syncs).
 Every request is audited under a keyed hash of the person, never their address.
 """
 
@@ -72,6 +73,12 @@ def privacy_delete(
         f"rewritten; later imports skip them",
         highlight=False,
     )
+    if result["crmErasures"]:
+        console.print(
+            f"{result['crmErasures']} CRM records queued for deletion (sent hourly, or now with "
+            "`leads privacy crm-erasures --process`)",
+            highlight=False,
+        )
 
 
 @app.command("opt-out")
@@ -82,3 +89,84 @@ def privacy_opt_out(who: Who) -> None:
 
     flagged = _run(lambda conn, env: privacy.opt_out(conn, who, acting_user()))
     console.print(f"{who} opted out: {flagged} leads flagged, left out of exports and CRM syncs", highlight=False)
+
+
+@app.command("crm-erasures")
+def privacy_crm_erasures(
+    process: Annotated[
+        bool, typer.Option("--process", help="Send the pending deletions now (the hourly run's Dagster asset).")
+    ] = False,
+    status: Annotated[str | None, typer.Option("--status", help="Only pending, done or failed requests.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The deletions erasure requests owe connected CRMs (connection and CRM record id only), and their state;
+    --process sends the pending ones through each CRM's API (a record the CRM no longer has counts as done)."""
+    from leads_pipeline.lib.store import crm_erasures
+
+    if status is not None and status not in ("pending", "done", "failed"):
+        fail(f"--status: expected pending, done or failed, found {status!r}")
+    run_or_fail(environment)  # also points Dagster at the project's instance
+    report = run_or_fail(lambda: launch_crm_erasures(acting_user())) if process else None
+    rows = _run(lambda conn, env: crm_erasures.listing(conn, status))
+    if as_json:
+        print_json({"processed": report, "requests": rows})
+        return
+    if report is not None:
+        console.print(
+            f"deleted {report['deleted']}, already absent {report['absent']}, refused {report['failed']}, "
+            f"still pending {report['pending']}",
+            highlight=False,
+        )
+        for name, reason in report["blocked"].items():
+            console.print(f"connection {name}: left pending: {reason}", highlight=False)
+    for row in rows:
+        state = row["outcome"] or row["status"]
+        error = f"  ({row['last_error']})" if row["last_error"] and row["status"] != "done" else ""
+        console.print(
+            f"{row['id']:>6}  {row['connection']}  {row['crm']}  {row['remote_id']}  {state}  "
+            f"{row['attempts']} attempts{error}",
+            highlight=False,
+        )
+    if not rows:
+        console.print("no CRM erasure requests" + (f" {status}" if status else ""), highlight=False)
+
+
+def launch_crm_erasures(actor: str) -> dict[str, Any]:
+    """Materialize ``crm_erasures`` through Dagster on the project's instance (the run shows in the UI)."""
+    import warnings
+
+    import dagster as dg
+
+    from leads_pipeline.defs.resources import default_resources
+    from leads_pipeline.defs.security.assets import crm_erasures
+    from leads_pipeline.launcher import instance
+    from leads_pipeline.lib.errors import PermanentError
+
+    run_config = {
+        "ops": {"crm_erasures": {"config": {"actor": actor}}},
+        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [crm_erasures],
+            instance=instance(),
+            resources=default_resources(),
+            run_config=run_config,
+            tags={"leads/source": "cli"},
+            raise_on_error=False,
+        )
+    materialized = result.asset_materializations_for_node("crm_erasures")
+    if not materialized:
+        failures = [e.event_specific_data for e in result.all_events if e.is_step_failure]
+        detail = str(getattr(getattr(failures[0], "error", None), "message", "") if failures else "").strip()
+        raise PermanentError(f"the crm_erasures run failed: {detail.splitlines()[0] if detail else 'see the run'}")
+    metadata = {key: value.value for key, value in materialized[0].metadata.items()}
+    return {
+        "deleted": metadata["deleted"],
+        "absent": metadata["absent"],
+        "failed": metadata["failed"],
+        "retryLater": metadata["retry_later"],
+        "pending": metadata["pending"],
+        "blocked": metadata["blocked_connections"],
+    }

@@ -1,9 +1,13 @@
-"""Retention as a Dagster asset: each materialization applies every retention policy and reports what it
-removed in its metadata (the schedule in ``schedules.py`` runs it daily)."""
+"""Security assets. Retention: each materialization applies every retention policy and reports what it
+removed in its metadata (the schedule in ``schedules.py`` runs it daily). CRM erasures: each materialization
+sends the deletions erasure requests queued for connected CRMs (``lib/crm/erasure.py``), hourly and from
+``leads privacy crm-erasures --process``."""
 
 import dagster as dg
 
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.crm.erasure import process_queue
+from leads_pipeline.lib.crm.registry import CrmAccounts
 from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store import retention
 
@@ -40,5 +44,38 @@ def retention_run(
             "fact_payloads_purged_by_list": dg.MetadataValue.json(report.facts),
             "inbox_files_deleted": dg.MetadataValue.int(summary["filesDeleted"]),
             "inbox_files": dg.MetadataValue.json(report.files),
+        }
+    )
+
+
+class CrmErasuresConfig(dg.Config):
+    """``actor``: who the audit log names for each deletion sent."""
+
+    actor: str = "crm-erasure-queue"
+
+
+@dg.asset(group_name="security", kinds={"postgres", "python"})
+def crm_erasures(
+    context: dg.AssetExecutionContext, config: CrmErasuresConfig, database: LeadsDatabase, crm: CrmAccounts
+) -> dg.MaterializeResult:
+    """Deletes, in each connected CRM, the records of people erased by `leads privacy delete` (the queue in
+    `crm_erasures`): through the CRM's client, with retries; a record the CRM no longer has counts as done.
+    Every deletion is audited; what cannot be sent yet stays queued for the next run."""
+    report = process_queue(database.database_url, crm.for_connection, actor=config.actor)
+    summary = report.as_json()
+    context.log.info(
+        f"CRM erasures: {report.deleted} deleted, {report.absent} already absent, {report.failed} refused, "
+        f"{report.pending} still pending"
+    )
+    for name, reason in report.blocked.items():
+        context.log.warning(f"connection {name}: requests left pending: {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            "deleted": dg.MetadataValue.int(report.deleted),
+            "absent": dg.MetadataValue.int(report.absent),
+            "failed": dg.MetadataValue.int(report.failed),
+            "retry_later": dg.MetadataValue.int(report.retry),
+            "pending": dg.MetadataValue.int(report.pending),
+            "blocked_connections": dg.MetadataValue.json(summary["blocked"]),
         }
     )

@@ -1,7 +1,9 @@
-"""The retention job: materializes ``retention_run`` (the schedule's target)."""
+"""The security jobs: ``retention_job`` materializes ``retention_run``, ``crm_erasures_job`` ``crm_erasures``
+(the schedules' targets)."""
 
 import dagster as dg
 
-from leads_pipeline.defs.security.assets import retention_run
+from leads_pipeline.defs.security.assets import crm_erasures, retention_run
 
 retention_job = dg.define_asset_job("retention_job", selection=[retention_run])
+crm_erasures_job = dg.define_asset_job("crm_erasures_job", selection=[crm_erasures])

@@ -1,9 +1,9 @@
-"""Retention runs daily at 03:00 UTC, when nobody imports; running by default so policies are applied without
-anyone having to switch the schedule on in the UI."""
+"""Retention runs daily at 03:00 UTC, when nobody imports; CRM erasures hourly. Both run by default, so that
+policies and erasure requests are applied without anyone having to switch a schedule on in the UI."""
 
 import dagster as dg
 
-from leads_pipeline.defs.security.jobs import retention_job
+from leads_pipeline.defs.security.jobs import crm_erasures_job, retention_job
 
 retention_schedule = dg.ScheduleDefinition(
     name="retention_daily",
@@ -12,3 +12,12 @@ retention_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
+
+crm_erasures_schedule = dg.ScheduleDefinition(
+    name="crm_erasures_hourly",
+    job=crm_erasures_job,
+    cron_schedule="20 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+"""Deletions owed to CRMs go out within the hour of an erasure request, and transient failures are retried."""

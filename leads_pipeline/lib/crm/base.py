@@ -2,7 +2,8 @@
 
 A connector knows one CRM object (Salesforce Lead, HubSpot contacts, Pipedrive persons, GoHighLevel contacts)
 and one match key. It pushes batches by upsert (or look-up-then-write where the API has no upsert, so that a
-retried batch never creates a duplicate), pulls records changed since a cursor, and lists the object's fields.
+retried batch never creates a duplicate), pulls records changed since a cursor, lists the object's fields, and
+deletes a record for an erasure request.
 Whole-call failures that a retry can cure raise :class:`RetryableError` (with the server's Retry-After when it
 gave one); per-record refusals come back as failed :class:`PushResult` rows, each with a category.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.errors import PermanentError, TransientError
 
 CrmName = Literal["salesforce", "hubspot", "pipedrive", "gohighlevel"]
 CRMS: tuple[CrmName, ...] = ("salesforce", "hubspot", "pipedrive", "gohighlevel")
@@ -31,6 +32,10 @@ class RetryableError(TransientError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class RecordNotFound(PermanentError):
+    """The CRM has no record with that id (never had, or already deleted): its 404."""
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,7 @@ class Connector(Protocol):
 
     def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
         """Records modified after ``since`` (all when None), oldest first, with ``fields``' values."""
+
+    def delete(self, remote_id: str) -> bool:
+        """Delete one record for good (an erasure request); False when the CRM has no such record (any more).
+        Safe to repeat: a second call finds nothing and returns False."""

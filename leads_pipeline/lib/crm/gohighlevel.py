@@ -27,7 +27,7 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import JsonApi, push_each
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 
 API_VERSION = "2021-07-28"
 STANDARD = ("firstName", "lastName", "name", "email", "phone", "companyName", "website", "address1", "city",
@@ -134,6 +134,16 @@ class GoHighLevelConnector:
         elif "required" in message:
             category = "required_field"
         return PushResult(record.lead_id, "failed", None, None, category, f"HTTP {answer.status}: {message}")
+
+    def delete(self, remote_id: str) -> bool:
+        """``DELETE /contacts/{contactId}``; a 404, or a 400 saying the contact is not found, means it is gone."""
+        answer = self._api.call("DELETE", f"/contacts/{remote_id}")
+        if answer.ok:
+            return True
+        message = str((answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body)
+        if answer.status == 404 or (answer.status == 400 and "not found" in message.lower()):
+            return False
+        raise PermanentError(f"GoHighLevel refused to delete contact {remote_id}: HTTP {answer.status} {message}")
 
     def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
         ids = self._custom_ids()

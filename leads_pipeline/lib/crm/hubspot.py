@@ -1,4 +1,5 @@
-"""HubSpot through hubspot-api-client: contacts batch upsert by email (or a unique id property), search to pull.
+"""HubSpot through hubspot-api-client: contacts batch upsert by email (or a unique id property), search to pull,
+GDPR delete to erase.
 
 The library does not retry by default (PROVIDERS.md); retries happen in the sync engine, paced by the
 connection's token bucket, so that every attempt is counted and a Retry-After pauses all callers. Search pages
@@ -16,6 +17,7 @@ from hubspot import HubSpot
 from hubspot.crm.contacts import (
     ApiException,
     BatchInputSimplePublicObjectBatchInputUpsert,
+    PublicGdprDeleteInput,
     PublicObjectSearchRequest,
     SimplePublicObjectBatchInputUpsert,
 )
@@ -29,6 +31,7 @@ from leads_pipeline.lib.crm.base import (
     CrmName,
     OutgoingRecord,
     PushResult,
+    RecordNotFound,
     RemoteField,
     RemoteRecord,
     RetryableError,
@@ -79,6 +82,7 @@ class HubSpotConnector:
     ) -> None:
         self._batch = client.crm.contacts.batch_api  # each attribute access builds a new API client: keep them
         self._search = client.crm.contacts.search_api
+        self._basic = client.crm.contacts.basic_api
         self._properties = client.crm.properties.core_api
         self._connection = connection
         self._limiter = limiter
@@ -154,6 +158,15 @@ class HubSpotConnector:
                     cursor = newest
                     break
 
+    def delete(self, remote_id: str) -> bool:
+        """HubSpot's GDPR delete (``POST /crm/v3/objects/contacts/gdpr-delete``): the contact and its associated
+        content are removed for good, not archived for 90 days as ``DELETE`` would. Its 404 means no such contact."""
+        try:
+            self._call(self._basic.purge, PublicGdprDeleteInput(object_id=remote_id))
+        except RecordNotFound:
+            return False
+        return True
+
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         self._limiter.acquire()
         try:
@@ -167,6 +180,8 @@ class HubSpotConnector:
             if status == 429 or status >= 500 or status == 0:
                 headers = exc.headers or {}
                 raise RetryableError(detail, parse_retry_after(headers.get("Retry-After"))) from None
+            if status == 404:
+                raise RecordNotFound(detail) from None
             raise PermanentError(detail) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise RetryableError(f"could not reach HubSpot: {redact(str(exc), self._secret)}") from None

@@ -31,7 +31,7 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 
 STANDARD = ("name", "first_name", "last_name", "email", "phone", "job_title")
 """CRM field names a mapping may use besides custom fields (email/phone become the primary entry)."""
@@ -132,6 +132,15 @@ class PipedriveConnector:
                 raise
             return PushResult(record.lead_id, "created", found)
         return self._result(record, answer, "created")
+
+    def delete(self, remote_id: str) -> bool:
+        """``DELETE /api/v2/persons/{id}``; its 404 means no such person (any more)."""
+        answer = self._api.call("DELETE", f"/api/v2/persons/{remote_id}")
+        if answer.status == 404:
+            return False
+        if not answer.ok:
+            raise PermanentError(f"Pipedrive refused to delete person {remote_id}: HTTP {answer.status} {answer.body}")
+        return True
 
     def _find(self, record: OutgoingRecord) -> str | None:
         field = "email" if self._connection.match_remote == "email" else "custom_fields"

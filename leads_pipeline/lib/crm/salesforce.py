@@ -21,6 +21,7 @@ from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
     SalesforceOperationError,
+    SalesforceResourceNotFound,
 )
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
@@ -30,6 +31,7 @@ from leads_pipeline.lib.crm.base import (
     CrmName,
     OutgoingRecord,
     PushResult,
+    RecordNotFound,
     RemoteField,
     RemoteRecord,
     RetryableError,
@@ -179,6 +181,15 @@ class SalesforceConnector:
             following = page["nextRecordsUrl"]
             page = self._call(lambda url=following: self._sf.query_more(url, identifier_is_url=True))
 
+    def delete(self, remote_id: str) -> bool:
+        """``DELETE sobjects/{object}/{id}`` (simple-salesforce's ``delete``); its 404 (NOT_FOUND, or
+        ENTITY_IS_DELETED for a record already deleted) means there is nothing left to delete."""
+        try:
+            self._call(lambda: getattr(self._sf, self._object).delete(remote_id))
+        except RecordNotFound:
+            return False
+        return True
+
     def _values(self, record: OutgoingRecord) -> dict[str, Any]:
         return {k: "" if v is None else v for k, v in record.values.items()}
 
@@ -200,6 +211,9 @@ class SalesforceConnector:
             raise ConfigurationError(
                 f"Salesforce refused the session ({detail}); refresh SALESFORCE_ACCESS_TOKEN"
             ) from None
+        except SalesforceResourceNotFound as exc:
+            detail = redact(f"Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)
+            raise RecordNotFound(detail) from None
         except SalesforceError as exc:
             status = getattr(exc, "status", 0)
             detail = redact(f"HTTP {status} from Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)

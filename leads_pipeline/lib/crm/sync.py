@@ -30,7 +30,9 @@ from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store import crm_erasures
 from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.privacy import is_suppressed
 
 PULL_CHUNK = 200
 
@@ -438,6 +440,8 @@ class SyncEngine:
             if list_id is None or not connection.create_new:
                 return
             values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
+            if erased(conn, connection.name, record.remote_id, values):
+                return  # an erased person's record, its deletion queued: never a new lead again
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
             action = "pulled_created"
         else:
@@ -474,6 +478,15 @@ class SyncEngine:
             ],
         )
         report.pulled += 1
+
+
+def erased(conn: store.Connection, connection: str, remote_id: str, values: dict[str, Any]) -> bool:
+    """Whether a pulled CRM record belongs to an erased person: its deletion is queued, or its email is
+    suppressed (``leads privacy delete``)."""
+    email = values.get("email")
+    return crm_erasures.is_queued(conn, connection, remote_id) or (
+        isinstance(email, str) and is_suppressed(conn, email=email.strip().lower())
+    )
 
 
 def _chunks(items: list[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:

@@ -134,6 +134,12 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "keep",
     ),
     PersonalTable(
+        "crm_erasures",
+        "deletions of the person's CRM records owed by an erasure request (connection and remote id only)",
+        "t.subject = ANY(%(subjects)s)",
+        "keep",
+    ),
+    PersonalTable(
         "leads",
         "the person's leads in every list: name, contact data, company, address, custom fields",
         "t.id = ANY(%(lead_ids)s)",

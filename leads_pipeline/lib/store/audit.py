@@ -24,7 +24,9 @@ MAX_LEAD_IDS: Final = 10_000
 """Lead ids kept in one entry: a bulk action on a million leads records its count, not a 10 MB id array."""
 
 _EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s@,;'\"<>()]+")
-_PHONE: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+_PHONE: Final = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d\s().-]{5,}\d(?![0-9A-Za-z])")
+"""A run of 7+ digits (spaces, dots, dashes, brackets between) standing alone: a phone number, not the digits
+inside a token such as a subject hash or a CRM record id, which must stay intact to be found again."""
 
 
 def mask(text: str) -> str:

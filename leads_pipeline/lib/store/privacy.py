@@ -7,10 +7,12 @@ other contact data of those leads is searched for too, so that traces of them in
 snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
 ``leads_pipeline.lib.privacy.registry.REGISTRY``.
 
-Erasure ends with suppression entries (keyed hashes, ``lib/privacy/keys.py``) of the requested identifier and
-of every email address and number of the erased leads; ``screen_staged`` drops matching rows from every later
-import and reports them. An opt-out sets ``leads.opted_out_at`` on the person's leads and records the hash, so
-that leads imported for them later are flagged too; ``sellable`` is the predicate exports and the CRM sync use.
+Erasure queues the deletion of the person's records in connected CRMs (``crm_erasures``: connection and remote id,
+nothing else about them; ``lib/crm/erasure.py`` sends them) and ends with suppression entries (keyed hashes,
+``lib/privacy/keys.py``) of the requested identifier and of every email address and number of the erased leads;
+``screen_staged`` drops matching rows from every later import and reports them. An opt-out sets
+``leads.opted_out_at`` on the person's leads and records the hash, so that leads imported for them later are flagged
+too; ``sellable`` is the predicate exports and the CRM sync use.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
-from leads_pipeline.lib.store import access, audit
+from leads_pipeline.lib.store import access, audit, crm_erasures
 from leads_pipeline.lib.store.lists import Connection
 
 SUPPRESSED_REASON: Final = (
@@ -158,6 +160,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         params = person.params()
+        queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
         cleared: set[str] = set()
         for entry in deployed(conn):
             if entry.erase == "keep":
@@ -197,6 +200,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 "removed": removed,
                 "files": len(files),
                 "suppressed": len(suppressed),
+                "crmErasures": queued,
                 **audit.lead_ids(person.lead_ids),
             },
         )
@@ -205,6 +209,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         "removed": removed,
         "files": [str(f) for f in files],
         "suppressed": len(suppressed),
+        "crmErasures": queued,
     }
 
 

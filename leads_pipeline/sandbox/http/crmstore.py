@@ -46,6 +46,7 @@ class CrmStore:
     key_fields: tuple[str, ...] = ("email",)
     new_id: Callable[[int], str] = str
     records: dict[str, CrmRecord] = field(default_factory=dict)
+    deleted: set[str] = field(default_factory=set)
     _index: dict[tuple[str, str], str] = field(default_factory=dict)
     _last_ms: int = 0
     _count: int = 0
@@ -88,6 +89,20 @@ class CrmStore:
         with self.lock:
             record = self.records[record_id]
             return self.update(record, fields)
+
+    def delete(self, record_id: str) -> bool:
+        """Remove a record and its key entries, as a CRM's delete does; False when no such live record exists.
+        Its id is remembered (``deleted``) so an emulator can say "already deleted" as its CRM does."""
+        with self.lock:
+            record = self.records.pop(record_id, None)
+            if record is None:
+                return False
+            for key in self.key_fields:
+                value = record.fields.get(key)
+                if value not in (None, "") and self._index.get((key, str(value).casefold())) == record_id:
+                    del self._index[(key, str(value).casefold())]
+            self.deleted.add(record_id)
+            return True
 
     def changed_since(self, since_ms: int | None) -> Iterator[CrmRecord]:
         """Live records modified after ``since_ms``, oldest first (ties broken by id)."""

@@ -1,11 +1,11 @@
-"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert and search, location custom fields.
-
-Endpoints: ``POST /contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone;
-answers ``{new, contact, traceId}``), ``POST /contacts/search`` (``filters`` on ``dateUpdated`` with a
-``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging) and ``GET
-/locations/{locationId}/customFields``. Every request needs the ``Version`` header (400 without it) and a bearer
-token. Errors: 422 with a list of messages (an invalid email, no email and no phone), 400 for an unknown
-location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers.
+"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert and search, location custom fields. Endpoints: ``POST
+/contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone; answers ``{new, contact,
+traceId}``), ``POST /contacts/search`` (``filters`` on ``dateUpdated`` with a ``range``/``gt``, ``sort`` ascending,
+``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE /contacts/{contactId}`` (``{succeded: true}``, the API's
+spelling; 404 when not found) and ``GET /locations/{locationId}/customFields``. Every request needs the ``Version``
+header (400 without it) and a bearer token. Errors: 422 with a list of messages (an invalid email, no email and no
+phone), 400 for an unknown location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the
+daily headers.
 """
 
 from __future__ import annotations
@@ -54,6 +54,10 @@ class GoHighLevelEmulator:
                 return self._upsert(request.json())
             if request.method == "POST" and path == "/contacts/search":
                 return self._search(request.json())
+            if request.method == "DELETE" and path.startswith("/contacts/") and path.count("/") == 2:
+                if not self.store.delete(path.rsplit("/", 1)[1]):
+                    return self._fail(404, "Contact not found")
+                return self._json(200, {"succeded": True})  # sic: the API's own spelling
             if request.method == "GET" and path == f"/locations/{LOCATION}/customFields":
                 fields = [{"id": k, "name": v, "fieldKey": f"contact.{k}", "dataType": "TEXT", "model": "contact"}
                           for k, v in CUSTOM_FIELDS.items()]  # fmt: skip

@@ -1,12 +1,12 @@
-"""HubSpot CRM v3 emulator: contacts batch upsert, search, and the contact properties list.
-
-Endpoints as hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/objects/contacts/batch/upsert``
-(by ``email`` or a unique custom property; 200 when every input succeeded, 207 with ``errors`` otherwise),
-``POST /crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging,
-at most 200 per page) and ``GET /crm/v3/properties/contacts``. Auth is a private-app bearer token. Per-record
-errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs to another
-contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
-Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
+"""HubSpot CRM v3 emulator: contacts batch upsert, search, and the contact properties list. Endpoints as
+hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/objects/contacts/batch/upsert`` (by ``email`` or a unique
+custom property; 200 when every input succeeded, 207 with ``errors`` otherwise), ``POST
+/crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging, at most 200 per
+page), ``GET /crm/v3/properties/contacts``, and the deletes: ``POST /crm/v3/objects/contacts/gdpr-delete`` {objectId[,
+idProperty]} (permanent; 204, 404 for an unknown contact) and ``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204
+even when already gone). Auth is a private-app bearer token. Per-record errors: an invalid email (``INVALID_EMAIL``), a
+unique id property whose email already belongs to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown
+properties (``PROPERTY_DOESNT_EXIST``). Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
 """
 
 from __future__ import annotations
@@ -82,6 +82,10 @@ class HubSpotEmulator:
                 return self._upsert(request.json())
             if route == ("POST", "/crm/v3/objects/contacts/search"):
                 return self._search(request.json())
+            if route == ("POST", "/crm/v3/objects/contacts/gdpr-delete"):
+                return self._gdpr_delete(request.json())
+            if request.method == "DELETE" and route[1].startswith("/crm/v3/objects/contacts/"):
+                return self._archive(route[1].rsplit("/", 1)[1])
             if route == ("GET", "/crm/v3/properties/contacts"):
                 return self._ok({"results": [_property(n, t) for n, t in PROPERTIES.items()]})
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -146,6 +150,21 @@ class HubSpotEmulator:
             if owner is not None and owner.fields.get(id_property) not in (None, "", key):
                 return "CONFLICT", f"Contact already exists. Existing ID: {owner.id} (duplicate email {email})"
         return None
+
+    def _gdpr_delete(self, payload: Any) -> Response:
+        """Permanently delete a contact (``objectId``, by record id or by ``idProperty`` such as email): 204, or
+        404 when no such contact exists (already deleted included)."""
+        key, id_property = str(payload["objectId"]), payload.get("idProperty")
+        with self.store.lock:
+            record = self.store.find(id_property, key) if id_property else self.store.get(key)
+            if record is None or not self.store.delete(record.id):
+                return Response.json(404, _error("OBJECT_NOT_FOUND", f"Could not find contact {key}"))
+        return Response(204, b"", self._limit_headers())
+
+    def _archive(self, record_id: str) -> Response:
+        """``DELETE /crm/v3/objects/contacts/{id}``: 204, also for an id already gone (HubSpot's archive)."""
+        self.store.delete(record_id)
+        return Response(204, b"", self._limit_headers())
 
     def _search(self, payload: Any) -> Response:
         limit = min(int(payload.get("limit") or 10), SEARCH_PAGE_MAX)

@@ -1,7 +1,8 @@
 """Salesforce REST emulator: sObject describe, composite upsert by external id, Bulk API 2.0 ingest, SOQL query.
 
 Paths as simple-salesforce sends them (PROVIDERS.md), under ``/services/data/vXX.X/``:
-``GET sobjects/{Lead|Contact}/describe``, ``PATCH composite/sobjects/{object}/{externalIdField}`` (at most 200
+``GET sobjects/{Lead|Contact}/describe``, ``DELETE sobjects/{object}/{id}`` (204; 404 ENTITY_IS_DELETED or
+NOT_FOUND), ``PATCH composite/sobjects/{object}/{externalIdField}`` (at most 200
 records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ingest/{id}/batches`` (CSV) ->
 ``PATCH jobs/ingest/{id}`` {state: UploadComplete} -> ``GET jobs/ingest/{id}`` -> ``.../successfulResults`` and
 ``.../failedResults`` (CSV with ``sf__Id``, ``sf__Created`` / ``sf__Error``), and ``GET query/?q=`` for
@@ -85,6 +86,8 @@ class SalesforceEmulator:
         try:
             if len(parts) == 3 and parts[0] == "sobjects" and parts[2] == "describe" and method == "GET":
                 return self._describe(parts[1])
+            if len(parts) == 3 and parts[0] == "sobjects" and method == "DELETE":
+                return self._delete(parts[1], parts[2])
             if len(parts) == 4 and parts[:2] == ["composite", "sobjects"] and method == "PATCH":
                 return self._composite(parts[2], parts[3], request.json())
             if parts[:2] == ["jobs", "ingest"]:
@@ -120,6 +123,16 @@ class SalesforceEmulator:
             for name in (*SYSTEM, *FIELDS[obj])
         ]  # fmt: skip
         return self._json(200, {"name": obj, "label": obj, "fields": fields})
+
+    def _delete(self, obj: str, record_id: str) -> Response:
+        """``DELETE sobjects/{object}/{id}``: 204; 404 ENTITY_IS_DELETED for a deleted record, NOT_FOUND else."""
+        store = self._object(obj)
+        if store.delete(record_id):
+            return Response(204, b"", [self._limit_header()])
+        if record_id in store.deleted:
+            return self._json(404, [{"message": "entity is deleted", "errorCode": "ENTITY_IS_DELETED", "fields": []}])
+        message = f"Provided external ID field does not exist or is not accessible: {record_id}"
+        return self._json(404, [{"message": message, "errorCode": "NOT_FOUND"}])
 
     # upsert ---------------------------------------------------------------------------------------------------
 

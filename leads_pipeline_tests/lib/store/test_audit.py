@@ -46,3 +46,14 @@ def test_the_log_is_append_only_even_for_its_owner(database_url: str, statement:
         conn.execute(statement)  # type: ignore[arg-type]
     with connect(database_url) as conn:
         assert [e["actor"] for e in audit.entries(conn)] == ["ana"]
+
+
+def test_masking_leaves_hashes_and_record_ids_whole(database_url: str) -> None:
+    subject = "5da8473fd7c5ef5d59f59c9ec81d8dea781b336e412d3fa7b5b11179214aac7e"  # digit runs inside hex
+    with connect(database_url) as conn:
+        audit.record(
+            conn, "ana", "privacy.delete", f"subject:{subject}", {"subject": subject, "note": "tel 0612345678"}
+        )
+        [entry] = audit.entries(conn, subject=subject)
+    assert (entry["object"], entry["details"]["subject"]) == (f"subject:{subject}", subject)
+    assert entry["details"]["note"] == "tel <phone>"
