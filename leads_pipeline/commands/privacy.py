@@ -58,7 +58,8 @@ def privacy_delete(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Erase the person everywhere (leads in every list, facts, import errors and snapshots, merges, lines of
-    import files in the inbox) and suppress them so that later imports skip them. Cannot be undone."""
+    import files in the inbox, stored photos) and suppress them so that later imports skip them; their records in
+    connected CRMs are queued for deletion. Cannot be undone."""
     from leads_pipeline.lib.store import privacy
 
     if not yes and not typer.confirm(f"erase every trace of {who} for good?"):
@@ -70,7 +71,7 @@ def privacy_delete(
     rows = ", ".join(f"{n} {table}" for table, n in result["removed"].items() if n)
     console.print(
         f"erased {who}: {result['leads']} leads ({rows or 'no rows'}), {len(result['files'])} import files "
-        f"rewritten; later imports skip them",
+        f"rewritten, {result['media']} photos deleted; later imports skip them",
         highlight=False,
     )
     if result["crmErasures"]:

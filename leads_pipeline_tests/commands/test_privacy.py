@@ -149,3 +149,87 @@ def test_only_owners_of_every_list_or_privacy_officers_may_act(
     assert "LEADS_PRIVACY_OFFICERS" in ana.fails("privacy", "delete", EMAIL, "--yes", user="bob")
     monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
     assert len(ana.json("privacy", "export", EMAIL, user="bob")["leadIds"]) == 2
+
+
+def _photo(folder: Path, content: bytes) -> Path:
+    """A stored photo as the media store names it (its SHA-256)."""
+    import hashlib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{hashlib.sha256(content).hexdigest()}.jpg"
+    path.write_bytes(content)
+    return path
+
+
+def test_delete_leaves_no_trace_in_later_stages_caches_and_media(ana: Leads, database_url: str, tmp_path: Path) -> None:
+    """Ana's data in every later stage (verification cache, pattern evidence, scores, CRM links and log,
+    enrichment failures and webhook payloads) and her stored photo: all gone, a photo someone else shares kept."""
+    media = tmp_path / "home" / "media"
+    own, shared, other = (_photo(media, body) for body in (b"ana", b"shared", b"juergen"))
+    with connect(database_url) as conn:
+        ana_ids = [r["id"] for r in conn.execute("SELECT id FROM leads WHERE email = %s", (EMAIL,))]
+        row = conn.execute("SELECT id FROM leads WHERE email <> %s ORDER BY id LIMIT 1", (EMAIL,)).fetchone()
+        assert row is not None
+        someone = row["id"]
+        photos = [(i, str(p)) for i in ana_ids for p in (own, shared)] + [(someone, str(shared)), (someone, str(other))]
+        conn.cursor().executemany(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, 'linkedin_photo', %s,"
+            " 'download', 90)",
+            photos,
+        )
+        conn.execute(
+            "INSERT INTO email_verifications (email, method, status, confidence, details)"
+            " VALUES (%s, 'smtp', 'valid', 90, jsonb_build_object('rcpt', %s::text))",
+            (EMAIL, EMAIL),
+        )
+        conn.execute(
+            "INSERT INTO email_pattern_evidence (domain, local_part, pattern, source)"
+            " VALUES ('acme.es', 'ana.garcia', 'first.last', 'smtp')"
+        )
+        conn.execute("INSERT INTO scoring_configs (version, config) VALUES ('v1', '{}')")
+        conn.execute("INSERT INTO crm_connections (name, crm) VALUES ('hub', 'hubspot')")
+        run = conn.execute(
+            "INSERT INTO crm_sync_runs (connection, direction, started_by) VALUES ('hub', 'push', 't') RETURNING id"
+        ).fetchone()
+        assert run is not None
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('job-ana', 'selection')")
+        conn.execute(
+            "INSERT INTO enrichment_jobs (id, sources, template, created_by) VALUES ('job-ana', '{company}', 's', 't')"
+        )
+        conn.execute(
+            "INSERT INTO webhook_deliveries (job_id, run_id, url, payload, delivered)"
+            " VALUES ('job-ana', 'r', 'https://hooks.example/x',"
+            " jsonb_build_object('leads', jsonb_build_array(%s::text)), true)",
+            (EMAIL,),
+        )
+        for i, lead_id in enumerate(ana_ids):
+            values = {"lead": lead_id, "email": EMAIL, "phone": PHONE, "run": run["id"], "remote": f"r{i}"}
+            for statement in (
+                "INSERT INTO lead_scores (lead_id, score, components, band, reasons, config_version)"
+                " VALUES (%(lead)s, 80, '{}', 'hot', jsonb_build_array(%(email)s::text), 'v1')",
+                "INSERT INTO score_history (lead_id, score, components, band, stage, config_version)"
+                " VALUES (%(lead)s, 80, '{}', 'hot', 'new', 'v1')",
+                "INSERT INTO crm_links (lead_id, connection, remote_id, last_values)"
+                " VALUES (%(lead)s, 'hub', %(remote)s, jsonb_build_object('email', %(email)s::text,"
+                " 'phone', %(phone)s::text))",
+                "INSERT INTO crm_rejects (lead_id, connection, sync_id, category, permanent, message)"
+                " VALUES (%(lead)s, 'hub', %(run)s, 'invalid_email', true, %(email)s)",
+                "INSERT INTO crm_conflicts (sync_id, lead_id, field, local_value, remote_value, rule, winner)"
+                " VALUES (%(run)s, %(lead)s, 'phone', %(phone)s, %(phone)s, 'crm_wins', 'crm')",
+                "INSERT INTO crm_sync_log (sync_id, lead_id, remote_id, action, message)"
+                " VALUES (%(run)s, %(lead)s, %(remote)s, 'failed', 'HubSpot: ' || %(email)s || ' is invalid')",
+                "INSERT INTO enrichment_failures (job_id, lead_id, source, reason)"
+                " VALUES ('job-ana', %(lead)s, 'twilio', 'no answer for ' || %(phone)s)",
+            ):
+                conn.execute(statement, values)  # type: ignore[arg-type]
+    before = _dump(database_url)
+    assert before.count(EMAIL) > 10 and own.name in before
+
+    result = ana.json("privacy", "delete", EMAIL, "--yes", "--json")
+    assert result["crmErasures"] == 2 and result["media"] == 1
+    dump = _dump(database_url)
+    for trace in (EMAIL, PHONE, PHONE.lstrip("+"), "ana.garcia", own.name):
+        assert trace not in dump, f"{trace!r} is still in the database"
+    assert not own.exists(), "her photo is deleted"
+    assert shared.exists() and other.exists(), "a photo another lead shares, and others' photos, stay"
+    assert shared.name in dump and other.name in dump

@@ -154,13 +154,15 @@ def _any_hash(conn: Connection, table: str, hashes: list[str]) -> bool:
 
 def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] | None = None) -> dict[str, Any]:
     """Erase the person everywhere in one transaction (``REGISTRY`` in order), remove the lines mentioning them
-    from import files in ``folders`` (the inbox), suppress them and audit the request. Returns counts."""
+    from import files in ``folders`` (the inbox) and their stored photos (media), queue the deletion of their CRM
+    records, suppress them and audit the request. Returns counts."""
     removed: dict[str, int] = {}
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         params = person.params()
         queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
+        photos = media_files(conn, person.lead_ids)  # before the facts naming them go
         cleared: set[str] = set()
         for entry in deployed(conn):
             if entry.erase == "keep":
@@ -190,6 +192,8 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
             )
         removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
         files = erase_from_files(folders or [], person)
+        for photo in photos:
+            photo.unlink(missing_ok=True)
         audit.record(
             conn,
             actor,
@@ -199,6 +203,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 "subject": person.subject,
                 "removed": removed,
                 "files": len(files),
+                "media": len(photos),
                 "suppressed": len(suppressed),
                 "crmErasures": queued,
                 **audit.lead_ids(person.lead_ids),
@@ -208,6 +213,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         "leads": len(person.lead_ids),
         "removed": removed,
         "files": [str(f) for f in files],
+        "media": len(photos),
         "suppressed": len(suppressed),
         "crmErasures": queued,
     }
@@ -257,6 +263,23 @@ def _mentions(line: str, person: Person) -> bool:
         if len(number) >= 7 and any(d in number or d.endswith(number) for d in digits):
             return True
     return False
+
+
+_MEDIA_NAME: Final = re.compile(r"^[0-9a-f]{64}\.[a-z]{3,4}$")
+
+
+def media_files(conn: Connection, lead_ids: list[int]) -> list[Path]:
+    """The stored profile photos (``linkedin_photo`` facts, files named by their SHA-256 in the media folder)
+    of these leads that no other lead's fact names: the same picture kept for someone else stays. Only files
+    named like the media store names them are returned, whatever a fact's value says."""
+    rows = conn.execute(
+        "SELECT DISTINCT f.value FROM lead_facts f WHERE f.field = 'linkedin_photo' AND f.value IS NOT NULL"
+        " AND f.lead_id = ANY(%(ids)s) AND NOT EXISTS (SELECT 1 FROM lead_facts o WHERE o.field = 'linkedin_photo'"
+        " AND o.value = f.value AND NOT (o.lead_id = ANY(%(ids)s)))",
+        {"ids": lead_ids},
+    )
+    paths = [Path(r["value"]) for r in rows]
+    return [path for path in paths if _MEDIA_NAME.match(path.name) and path.is_file()]
 
 
 def erase_from_files(folders: list[Path], person: Person) -> list[Path]:
