@@ -8,6 +8,7 @@ import pytest
 
 from leads_pipeline.commands.audit import parse_since
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import import_file
@@ -70,3 +71,39 @@ def test_since_accepts_durations_and_dates() -> None:
     assert parse_since("2026-02-01") == datetime(2026, 2, 1, tzinfo=UTC)
     with pytest.raises(ConfigurationError, match="expected a duration like 7d"):
         parse_since("last week")
+
+
+def test_every_bulk_action_and_privacy_request_is_audited_without_contact_data(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "later")
+    import_file(database_url, DEMO_FILE, "fair")
+    where = ("--where", "email = ana.garcia@acme.es")
+    leads.ok("bulk", "tag", "hot", *where)
+    leads.ok("bulk", "untag", "hot", *where)
+    leads.ok("bulk", "set", "title", "CFO", *where)
+    leads.ok("bulk", "copy", "--to", "later", *where)
+    leads.ok("bulk", "move", "--to", "later", "--where", "country = DE")
+    leads.ok("bulk", "delete", "--list", "fair", *where, "--yes")
+    with connect(database_url) as conn:
+        deleted = conn.execute("SELECT id FROM leads WHERE deleted_at IS NOT NULL").fetchone()
+    assert deleted is not None
+    leads.ok("bulk", "restore", "--id", str(deleted["id"]))
+    leads.ok("privacy", "opt-out", "+34 912 345 678")
+    leads.ok("privacy", "export", "ana.garcia@acme.es")
+    entries = leads.json("audit", "--since", "1h", "--json")
+    assert [e["action"] for e in entries] == [
+        "leads.tag",
+        "leads.untag",
+        "leads.set",
+        "leads.copy",
+        "leads.move",
+        "leads.delete",
+        "leads.restore",
+        "privacy.opt-out",
+        "privacy.export",
+    ]
+    assert all(e["actor"] == "tester" and e["details"].get("leadCount", 1) >= 1 for e in entries)
+    logged = str(entries)
+    assert "ana.garcia@acme.es" not in logged and "912 345 678" not in logged and "34912345678" not in logged
+    subjects = {e["details"]["subject"] for e in entries if e["action"].startswith("privacy.")}
+    assert len(subjects) == 2 and all(len(s) == 64 for s in subjects), "requests named by keyed hash, whole"
