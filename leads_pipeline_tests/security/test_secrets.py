@@ -134,3 +134,65 @@ def test_a_canary_secret_appears_nowhere(canary_env: str, tmp_path: Path, caplog
     assert "ana.garcia@acme.es" in haystack, "the haystack holds what the commands printed"
     leaks = [line for line in haystack.splitlines() if CANARY in line]
     assert leaks == [], f"secret leaked: {leaks[:3]}"
+
+
+CRM_SECRETS = {
+    "HUBSPOT_ACCESS_TOKEN": f"pat-na1-{CANARY}hs",
+    "PIPEDRIVE_API_TOKEN": f"pd{CANARY}tok",
+    "GOHIGHLEVEL_TOKEN": f"pit-{CANARY}ghl",
+    "SALESFORCE_ACCESS_TOKEN": f"00D!{CANARY}sf",
+}
+
+
+def test_a_canary_crm_token_appears_nowhere(
+    canary_env: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CRM tokens through syncs, a failing sync, an erasure and the CRM erasure run (all through Dagster)."""
+    import yaml
+
+    from leads_pipeline_tests.lib.crm.helpers import MAPPINGS
+
+    caplog.set_level(logging.DEBUG)
+    for name, value in CRM_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SALESFORCE_INSTANCE_URL", _closed_port().replace("http:", "https:"))  # unreachable
+    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path / "crm"))
+    (tmp_path / "crm").mkdir()
+    for crm, mapping in MAPPINGS.items():
+        settings: dict[str, Any] = {"crm": crm, "mapping": mapping, "direction": "push", "list": "fair"}
+        settings.update(
+            {"rate_limit": {"requests": 1000, "per_seconds": 1}}, **({"match_key": "id"} if crm == "salesforce" else {})
+        )
+        (tmp_path / "crm" / f"{crm}-main.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
+    runner = CliRunner()
+    seen: list[str] = []
+
+    def run(*args: str, code: int = 0) -> None:
+        result = runner.invoke(app, list(args))
+        seen.extend([result.stdout, result.stderr, repr(result.exception)])
+        assert result.exit_code == code, f"leads {' '.join(args)}: {result.stderr or result.output}"
+
+    run("lists", "create", "fair")
+    run("import", str(DEMO_FILE), "--list", "fair")
+    for crm in ("hubspot", "pipedrive", "gohighlevel"):
+        run("sync", "--crm", f"{crm}-main")
+        run("crm", "test", f"{crm}-main")
+    run("crm", "test", "salesforce-main", code=1)
+    run("sync", "--crm", "salesforce-main", code=1)
+    run("privacy", "delete", "ana.garcia@acme.es", "--yes")
+    run("privacy", "crm-erasures", "--process")
+    run("audit", "--json")
+
+    instance = dg.DagsterInstance.get()
+    runs = instance.get_runs()
+    assert len(runs) >= 5, "the syncs and the erasure run went through Dagster"
+    for dagster_run in runs:
+        seen.append(json.dumps(dagster_run.run_config, default=str))
+        seen.append(json.dumps(dagster_run.tags, default=str))
+        seen.extend(serialize_value(event) for event in instance.all_logs(dagster_run.run_id))
+    seen.append(caplog.text)
+    haystack = "\n".join(seen)
+    assert "deleted 3" in haystack, "the erasure reached the three reachable CRMs"
+    assert "could not talk to Salesforce" in haystack, "the failing calls were seen"
+    leaks = [line for line in haystack.splitlines() if CANARY in line]
+    assert leaks == [], f"secret leaked: {leaks[:3]}"
