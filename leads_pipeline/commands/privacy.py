@@ -9,6 +9,7 @@ Every request is audited under a keyed hash of the person, never their address.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -58,20 +59,26 @@ def privacy_delete(
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
 ) -> None:
     """Erase the person everywhere (leads in every list, facts, import errors and snapshots, merges, lines of
-    import files in the inbox, stored photos) and suppress them so that later imports skip them; their records in
-    connected CRMs are queued for deletion. Cannot be undone."""
+    import files in the inbox and of run logs, stored photos) and suppress them so that later imports skip them;
+    their records in connected CRMs are queued for deletion. Cannot be undone."""
     from leads_pipeline.lib.store import privacy
 
     if not yes and not typer.confirm(f"erase every trace of {who} for good?"):
         fail("nothing erased (confirm, or pass --yes)")
-    result = _run(lambda conn, env: privacy.erase_person(conn, who, acting_user(), folders=[env.inbox]))
+
+    def erase(conn: Any, env: Any) -> dict[str, Any]:
+        logs = [env.home / "logs", Path(os.environ.get("LEADS_DAGSTER_STORAGE") or env.home / "dagster")]
+        return privacy.erase_person(conn, who, acting_user(), folders=[env.inbox], log_folders=logs)
+
+    result = _run(erase)
     if as_json:
         print_json(result)
         return
     rows = ", ".join(f"{n} {table}" for table, n in result["removed"].items() if n)
     console.print(
         f"erased {who}: {result['leads']} leads ({rows or 'no rows'}), {len(result['files'])} import files "
-        f"rewritten, {result['media']} photos deleted; later imports skip them",
+        f"rewritten, {len(result['logs'])} log files cleaned, {result['media']} photos deleted; "
+        "later imports skip them",
         highlight=False,
     )
     if result["crmErasures"]:

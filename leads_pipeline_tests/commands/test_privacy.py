@@ -224,6 +224,11 @@ def test_delete_leaves_no_trace_in_later_stages_caches_and_media(ana: Leads, dat
                 conn.execute(statement, values)  # type: ignore[arg-type]
     before = _dump(database_url)
     assert before.count(EMAIL) > 10 and own.name in before
+    compute_log = tmp_path / "home" / "dagster" / "storage" / "run-1" / "compute_logs" / "step.err"
+    job_log = tmp_path / "home" / "logs" / "job-1.log"
+    for log in (compute_log, job_log):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"started\nrow 3: {EMAIL} bounced\ncalled {PHONE}\ndone\n", encoding="utf-8")
 
     result = ana.json("privacy", "delete", EMAIL, "--yes", "--json")
     assert result["crmErasures"] == 2 and result["media"] == 1
@@ -233,3 +238,7 @@ def test_delete_leaves_no_trace_in_later_stages_caches_and_media(ana: Leads, dat
     assert not own.exists(), "her photo is deleted"
     assert shared.exists() and other.exists(), "a photo another lead shares, and others' photos, stay"
     assert shared.name in dump and other.name in dump
+    assert sorted(result["logs"]) == sorted(map(str, (compute_log, job_log)))
+    assert compute_log.read_text(encoding="utf-8") == job_log.read_text(encoding="utf-8") == "started\ndone\n"
+    on_disk = [p for p in (tmp_path / "home").rglob("*") if p.is_file() and EMAIL.encode() in p.read_bytes()]
+    assert on_disk == [], "no file under the leads home mentions her"

@@ -39,6 +39,8 @@ SUPPRESSED_REASON: Final = (
     "suppressed: this person's data was erased on request (`leads privacy delete`); the row was not imported"
 )
 _FILE_SUFFIXES: Final = (".csv", ".tsv", ".txt")
+LOG_SUFFIXES: Final = (".log", ".out", ".err")
+"""Text logs kept on disk: Dagster's compute logs (stdout/stderr of runs) and detached job logs."""
 _PHONE_TOKEN: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 
@@ -152,10 +154,18 @@ def _any_hash(conn: Connection, table: str, hashes: list[str]) -> bool:
     return bool(row and row["found"])
 
 
-def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] | None = None) -> dict[str, Any]:
+def erase_person(
+    conn: Connection,
+    raw: str,
+    actor: str,
+    *,
+    folders: list[Path] | None = None,
+    log_folders: list[Path] | None = None,
+) -> dict[str, Any]:
     """Erase the person everywhere in one transaction (``REGISTRY`` in order), remove the lines mentioning them
-    from import files in ``folders`` (the inbox) and their stored photos (media), queue the deletion of their CRM
-    records, suppress them and audit the request. Returns counts."""
+    from import files in ``folders`` (the inbox) and from text logs in ``log_folders`` (Dagster's compute logs, job
+    logs), delete their stored photos (media), queue the deletion of their CRM records, suppress them and audit
+    the request. Returns counts."""
     removed: dict[str, int] = {}
     with conn.transaction():
         person = find_person(conn, raw)
@@ -192,6 +202,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
             )
         removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
         files = erase_from_files(folders or [], person)
+        logs = erase_from_files(log_folders or [], person, LOG_SUFFIXES)
         for photo in photos:
             photo.unlink(missing_ok=True)
         audit.record(
@@ -204,6 +215,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
                 "removed": removed,
                 "files": len(files),
                 "media": len(photos),
+                "logs": len(logs),
                 "suppressed": len(suppressed),
                 "crmErasures": queued,
                 **audit.lead_ids(person.lead_ids),
@@ -214,6 +226,7 @@ def erase_person(conn: Connection, raw: str, actor: str, *, folders: list[Path] 
         "removed": removed,
         "files": [str(f) for f in files],
         "media": len(photos),
+        "logs": [str(f) for f in logs],
         "suppressed": len(suppressed),
         "crmErasures": queued,
     }
@@ -282,14 +295,15 @@ def media_files(conn: Connection, lead_ids: list[int]) -> list[Path]:
     return [path for path in paths if _MEDIA_NAME.match(path.name) and path.is_file()]
 
 
-def erase_from_files(folders: list[Path], person: Person) -> list[Path]:
-    """Rewrite the import files (CSV/TSV/TXT) under ``folders`` without the lines mentioning the person;
-    returns the files changed. Each file is replaced atomically (written beside it, then renamed)."""
+def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, ...] = _FILE_SUFFIXES) -> list[Path]:
+    """Rewrite the files with these ``suffixes`` under ``folders`` (import files by default; logs with
+    ``LOG_SUFFIXES``) without the lines mentioning the person; returns the files changed. Each file is replaced
+    atomically (written beside it, then renamed)."""
     changed: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
             continue
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in _FILE_SUFFIXES):
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in suffixes):
             text = path.read_bytes().decode("utf-8", errors="surrogateescape")
             lines = text.splitlines(keepends=True)
             kept = [line for line in lines if not _mentions(line, person)]
