@@ -1,11 +1,12 @@
-"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert and search, location custom fields. Endpoints: ``POST
-/contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone; answers ``{new, contact,
-traceId}``), ``POST /contacts/search`` (``filters`` on ``dateUpdated`` with a ``range``/``gt``, ``sort`` ascending,
-``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE /contacts/{contactId}`` (``{succeded: true}``, the API's
-spelling; 404 when not found) and ``GET /locations/{locationId}/customFields``. Every request needs the ``Version``
-header (400 without it) and a bearer token. Errors: 422 with a list of messages (an invalid email, no email and no
-phone), 400 for an unknown location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the
-daily headers.
+"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert, search and delete, location custom fields.
+
+Endpoints: ``POST /contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone;
+answers ``{new, contact, traceId}``), ``POST /contacts/search`` (``filters`` on ``dateUpdated`` with a
+``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE
+/contacts/{contactId}`` (``{succeded: true}``, the API's spelling; 404 when not found) and ``GET
+/locations/{locationId}/customFields``. Every request needs the ``Version`` header (400 without it) and a bearer
+token. Errors: 422 with a list of messages (an invalid email, no email and no phone), 400 for an unknown
+location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""HubSpot CRM v3 emulator: contacts batch upsert, search, and the contact properties list. Endpoints as
-hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/objects/contacts/batch/upsert`` (by ``email`` or a unique
-custom property; 200 when every input succeeded, 207 with ``errors`` otherwise), ``POST
-/crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging, at most 200 per
-page), ``GET /crm/v3/properties/contacts``, and the deletes: ``POST /crm/v3/objects/contacts/gdpr-delete`` {objectId[,
-idProperty]} (permanent; 204, 404 for an unknown contact) and ``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204
-even when already gone). Auth is a private-app bearer token. Per-record errors: an invalid email (``INVALID_EMAIL``), a
-unique id property whose email already belongs to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown
-properties (``PROPERTY_DOESNT_EXIST``). Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
+"""HubSpot CRM v3 emulator: contacts batch upsert, search and delete, and the contact properties list.
+
+Endpoints as hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/objects/contacts/batch/upsert``
+(by ``email`` or a unique custom property; 200 when every input succeeded, 207 with ``errors`` otherwise),
+``POST /crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging,
+at most 200 per page), ``GET /crm/v3/properties/contacts``, and the deletes: ``POST
+/crm/v3/objects/contacts/gdpr-delete`` {objectId[, idProperty]} (permanent; 204, 404 for an unknown contact) and
+``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204 even when already gone). Auth is a private-app bearer
+token. Per-record errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs
+to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
+Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Pipedrive emulator: persons search, create, update and list (API v2), and the person fields (API v1). Endpoints:
-``GET /api/v1/personFields`` (custom fields carry 40-character hash keys), ``GET
-/api/v2/persons/search?term=&fields=email&exact_match=true``, ``POST /api/v2/persons``, ``PATCH /api/v2/persons/{id}``,
-``DELETE /api/v2/persons/{id}`` (``{success, data: {id}}``; 404 when not found), ``GET
-/api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&cursor=``. Auth: the ``x-api-token`` header (or
-``api_token`` query parameter). Pipedrive has no upsert and no duplicate check: a client must search before it creates.
-Errors: ``name`` missing (400), an email that is not one (400). Every answer carries
-``x-ratelimit-limit``/``-remaining``/``-reset``.
+"""Pipedrive emulator: persons search, create, update, delete and list (API v2), and the person fields (API v1).
+
+Endpoints: ``GET /api/v1/personFields`` (custom fields carry 40-character hash keys), ``GET
+/api/v2/persons/search?term=&fields=email&exact_match=true``, ``POST /api/v2/persons``, ``PATCH
+/api/v2/persons/{id}``, ``DELETE /api/v2/persons/{id}`` (``{success, data: {id}}``; 404 when not found),
+``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&cursor=``.
+Auth: the ``x-api-token`` header (or ``api_token`` query parameter). Pipedrive has no upsert and no duplicate
+check: a client must search before it creates. Errors: ``name`` missing (400), an email that is not one (400).
+Every answer carries ``x-ratelimit-limit``/``-remaining``/``-reset``.
 """
 
 from __future__ import annotations
