@@ -271,9 +271,13 @@ IDENTITY_FIELDS = frozenset(
 """Lead fields that identify a lead rather than describe it: never model features."""
 
 
-def labelled_leads(leads: Sequence[LeadInput], label_field: str, *, source: str) -> LabelledData:
+def labelled_leads(
+    leads: Sequence[LeadInput], label_field: str, *, source: str, exclude: Sequence[str] = ()
+) -> LabelledData:
     """Stored leads whose outcome is in ``label_field`` (e.g. ``custom.Converted``, filled by a CRM pull) as
-    labelled rows; leads without a recognizable outcome are left out."""
+    labelled rows; leads without a recognizable outcome are left out. ``exclude`` names fields to leave out, as
+    field paths (``custom.Tags``) or as the column an import kept them under (``Tags``)."""
+    left_out = {label_field, *exclude, *(CUSTOM_PREFIX + name for name in exclude)}
     rows: list[dict[str, Any]] = []
     labels: list[int] = []
     for lead in leads:
@@ -282,15 +286,19 @@ def labelled_leads(leads: Sequence[LeadInput], label_field: str, *, source: str)
             continue
         row = {k: v for k, v in lead.columns.items() if k not in IDENTITY_FIELDS and v is not None}
         row.update({CUSTOM_PREFIX + k: v for k, v in lead.custom.items()})
-        row.pop(label_field, None)
-        rows.append(row)
+        rows.append({k: v for k, v in row.items() if k not in left_out})
         labels.append(1 if outcome in POSITIVE_LABELS else 0)
     return LabelledData(rows, np.array(labels, dtype=int), source)
 
 
+IDENTIFIER_SHARE = 0.9
+"""A text column with distinct values on this share of its filled rows identifies leads (a prospect id, a UUID):
+each value is seen once, so there is nothing to learn from it."""
+
+
 def infer_spec(rows: Sequence[Mapping[str, Any]], *, min_filled: float = 0.0) -> FeatureSpec:
     """Numeric where every filled value parses as a number; categorical otherwise. Columns with one value or
-    none (nothing to learn from) are left out."""
+    none, and text identifiers (see :data:`IDENTIFIER_SHARE`), are left out: nothing to learn from them."""
     numeric: list[str] = []
     categorical: list[str] = []
     paths = sorted({path for row in rows for path in row})
@@ -301,7 +309,7 @@ def infer_spec(rows: Sequence[Mapping[str, Any]], *, min_filled: float = 0.0) ->
             continue
         if all(not math.isnan(as_number(v)) for v in filled):
             numeric.append(path)
-        else:
+        elif len(set(filled)) < IDENTIFIER_SHARE * len(filled):
             categorical.append(path)
     return FeatureSpec(tuple(numeric), tuple(categorical))
 
