@@ -96,7 +96,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
     from leads_pipeline.lib.scoring.model import infer_spec, labelled_leads
     from leads_pipeline.lib.scoring.rules import score_lead
     from leads_pipeline.lib.scoring.selection import list_lead_ids
-    from leads_pipeline.lib.scoring.tuning import lead_input, tune_rules
+    from leads_pipeline.lib.scoring.tuning import choose_method, lead_input, tune_rules
     from leads_pipeline.lib.store import scoring as store
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
@@ -121,10 +121,13 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
         model_auc: list[float] = []
         calibration: list[float] = []
         thresholds: list[float] = []
+        methods: list[str] = []
         for seed in range(seeds):
             train, test = _split(data.labels, seed)
             train_rows = [data.rows[i] for i in train]
-            config = tune_rules(train_rows, data.labels[train], spec, now=now)
+            method, _ = choose_method(train_rows, data.labels[train], spec)  # cross-validated on the 70% only
+            methods.append(str(method))
+            config = tune_rules(train_rows, data.labels[train], spec, now=now, method=method)
             if seed == 0:
                 (OUT / f"leads_csv_rules_{name}.json").write_text(json.dumps(config.as_document(), indent=1))
             scores = np.array([score_lead(lead_input(int(i), data.rows[i]), config, now).score for i in test])
@@ -149,6 +152,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
             "rules_mql_accuracy": round(mean(rules), 4),
             "rules_mql_accuracy_per_seed": [round(a, 4) for a in rules],
             "rules_mql_threshold": thresholds,
+            "rules_method": methods,
             "model_accuracy": round(mean(model_accuracy), 4),
             "model_auc": round(mean(model_auc), 4),
             "model_accuracy_per_seed": model_accuracy,

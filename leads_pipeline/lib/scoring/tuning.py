@@ -33,17 +33,33 @@ from leads_pipeline.lib.scoring.model import FeatureSpec, as_number
 from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
 
 SMOOTHING = 20.0
-NUMERIC_BINS = 8
 POINTS_PER_LOG_ODDS = 10.0
-CANDIDATES: tuple[tuple[str, float], ...] = (
-    ("naive-bayes", 0.0),
-    ("logistic", 0.03),
-    ("logistic", 0.1),
-    ("logistic", 0.3),
-    ("logistic", 1.0),
-)
-"""(method, C) pairs tried by cross-validation; C is the logistic regression's inverse regularisation."""
 FOLDS = 4
+
+
+@dataclass(frozen=True)
+class Method:
+    """How points are fitted: ``naive-bayes`` or ``logistic`` (``c``: inverse L2 regularisation), with numbers cut
+    into ``bins`` quantile bins."""
+
+    name: str
+    c: float = 0.0
+    bins: int = 8
+
+    def __str__(self) -> str:
+        return (
+            f"{self.name} C={self.c:g} bins={self.bins}" if self.name == "logistic" else f"{self.name} bins={self.bins}"
+        )
+
+
+CANDIDATES: tuple[Method, ...] = (
+    Method("naive-bayes"),
+    Method("logistic", 0.1, 8),
+    Method("logistic", 0.1, 16),
+    Method("logistic", 0.3, 16),
+    Method("logistic", 0.1, 24),
+)
+"""What cross-validation chooses from."""
 
 
 def _text(value: Any) -> str | None:
@@ -92,14 +108,12 @@ class _Signal:
         return signal
 
 
-def _signals(rows: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> list[_Signal]:
+def _signals(rows: Sequence[Mapping[str, Any]], spec: FeatureSpec, bins: int) -> list[_Signal]:
     signals = []
     for path in spec.numeric:
         numbers = np.array([as_number(r.get(path)) for r in rows], dtype=float)
         filled = numbers[~np.isnan(numbers)]
-        edges = (
-            sorted(set(np.quantile(filled, np.linspace(0, 1, NUMERIC_BINS + 1)[:-1]).tolist())) if len(filled) else []
-        )
+        edges = sorted(set(np.quantile(filled, np.linspace(0, 1, bins + 1)[:-1]).tolist())) if len(filled) else []
         signals.append(_Signal(path, True, tuple(edges)))
     for path in spec.categorical:
         seen: dict[str, str] = {}
@@ -121,10 +135,10 @@ def _design(signals: Sequence[_Signal], rows: Sequence[Mapping[str, Any]]) -> sp
     return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(rows), 0))
 
 
-def _points(design: sparse.csr_matrix, labels: np.ndarray, method: str, c: float) -> np.ndarray:
+def _points(design: sparse.csr_matrix, labels: np.ndarray, method: Method) -> np.ndarray:
     """Points per design column (before the per-signal shift)."""
-    if method == "logistic" and design.shape[1]:
-        model = LogisticRegression(C=c, max_iter=2000).fit(design, labels)
+    if method.name == "logistic" and design.shape[1]:
+        model = LogisticRegression(C=method.c, max_iter=2000).fit(design, labels)
         return POINTS_PER_LOG_ODDS * model.coef_[0]
     base = float(labels.mean())
     totals = np.asarray(design.sum(axis=0)).ravel()
@@ -146,14 +160,14 @@ def _best_cut(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _cross_validated_accuracy(
-    rows: Sequence[Mapping[str, Any]], labels: np.ndarray, spec: FeatureSpec, method: str, c: float
+    rows: Sequence[Mapping[str, Any]], labels: np.ndarray, spec: FeatureSpec, method: Method
 ) -> float:
     right = 0
     for fit, held in StratifiedKFold(FOLDS, shuffle=True, random_state=0).split(np.zeros(len(labels)), labels):
         fit_rows = [rows[i] for i in fit]
-        signals = _signals(fit_rows, spec)
+        signals = _signals(fit_rows, spec, method.bins)
         design = _design(signals, fit_rows)
-        points = _points(design, labels[fit], method, c)
+        points = _points(design, labels[fit], method)
         cut = _best_cut(design @ points, labels[fit])
         held_scores = _design(signals, [rows[i] for i in held]) @ points
         right += int(((held_scores >= cut) == labels[held].astype(bool)).sum())
@@ -174,16 +188,12 @@ def _best_threshold(scores: np.ndarray, labels: np.ndarray) -> int:
 
 def choose_method(
     rows: Sequence[Mapping[str, Any]], labels: np.ndarray, spec: FeatureSpec
-) -> tuple[tuple[str, float], dict[str, float]]:
-    """The candidate (method, C) with the best cross-validated accuracy on the rows, and every candidate's."""
-    accuracy = {
-        f"{method}" + (f" C={c:g}" if method == "logistic" else ""): _cross_validated_accuracy(
-            rows, labels, spec, method, c
-        )
-        for method, c in CANDIDATES
-    }
-    best = max(range(len(CANDIDATES)), key=lambda i: (list(accuracy.values())[i], -i))
-    return CANDIDATES[best], accuracy
+) -> tuple[Method, dict[str, float]]:
+    """The candidate method with the best cross-validated accuracy on the rows (the simplest on a tie), and
+    every candidate's accuracy."""
+    accuracy = {str(m): _cross_validated_accuracy(rows, labels, spec, m) for m in CANDIDATES}
+    best = max(CANDIDATES, key=lambda m: accuracy[str(m)])
+    return best, accuracy
 
 
 def tune_rules(
@@ -192,13 +202,13 @@ def tune_rules(
     spec: FeatureSpec,
     *,
     now: datetime | None = None,
-    method: tuple[str, float] | None = None,
+    method: Method | None = None,
 ) -> ScoringConfig:
-    """An engagement-only rule configuration fitted to the rows (``method`` (name, C), else the one
-    cross-validation picks), with the training-accuracy-best MQL threshold."""
+    """An engagement-only rule configuration fitted to the rows (with ``method``, else the one cross-validation
+    picks), with the training-accuracy-best MQL threshold."""
     chosen = method or choose_method(rows, labels, spec)[0]
-    signals = _signals(rows, spec)
-    points = _points(_design(signals, rows), labels, *chosen)
+    signals = _signals(rows, spec, chosen.bins)
+    points = _points(_design(signals, rows), labels, chosen)
     documents, start = [], 0
     for signal in signals:
         documents.append(signal.document(points[start : start + signal.width]))
