@@ -122,6 +122,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
         calibration: list[float] = []
         thresholds: list[float] = []
         methods: list[str] = []
+        settings: list[str] = []
         for seed in range(seeds):
             train, test = _split(data.labels, seed)
             train_rows = [data.rows[i] for i in train]
@@ -147,6 +148,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
             model_accuracy.append(float(metrics["accuracy"]))
             model_auc.append(float(metrics["auc"]))
             calibration.append(float(metrics["calibration_error"]))
+            settings.append(str(metrics["settings"]))
         report[name] = {
             "features": len(spec.columns),
             "rules_mql_accuracy": round(mean(rules), 4),
@@ -158,6 +160,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
             "model_accuracy_per_seed": model_accuracy,
             "model_auc_per_seed": model_auc,
             "model_calibration_error": round(mean(calibration), 4),
+            "model_settings": settings,
         }
     return report
 

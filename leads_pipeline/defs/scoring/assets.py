@@ -179,5 +179,7 @@ def lead_fit_model(
             "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
             "training_rows": dg.MetadataValue.int(len(data.rows)),
             "features": dg.MetadataValue.json(model.spec.as_json()),
+            "settings": dg.MetadataValue.text(metrics["settings"]),
+            "cv_accuracy": dg.MetadataValue.json(metrics["cv_accuracy"]),
         }
     )

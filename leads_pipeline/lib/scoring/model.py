@@ -30,7 +30,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss, roc_auc_score
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 
 from leads_pipeline.lib.errors import ConfigurationError, InputFileError
@@ -90,7 +90,18 @@ def lead_features(lead: LeadInput, spec: FeatureSpec) -> dict[str, Any]:
     return {path: lead.value(path) for path in spec.columns}
 
 
-def _estimator(spec: FeatureSpec, seed: int) -> Pipeline:
+SETTINGS: dict[str, dict[str, Any]] = {
+    "depth-6": {"learning_rate": 0.1, "max_depth": 6, "min_samples_leaf": 5},
+    "slow-15-leaves": {"learning_rate": 0.05, "max_iter": 300, "max_leaf_nodes": 15, "l2_regularization": 1.0},
+}
+"""Tree settings :func:`train` chooses from by cross-validation on its training part: deeper, faster-learning
+trees for data with strong single columns (Tags, Lead Quality), more regularised ones for weaker signals (at
+signup). Measured by 5-fold CV on Leads.csv's training part, they trade places (0.953 vs 0.952 accuracy with all
+columns, 0.822 vs 0.823 at signup)."""
+CV_FOLDS = 3
+
+
+def _estimator(spec: FeatureSpec, seed: int, settings: str = "depth-6") -> Pipeline:
     """Gradient-boosted trees with native categorical splits (rare categories pooled): they find the
     interactions between source, activity and profile that a linear model misses."""
     from sklearn.preprocessing import OrdinalEncoder
@@ -110,11 +121,9 @@ def _estimator(spec: FeatureSpec, seed: int) -> Pipeline:
         ]
     )
     trees = HistGradientBoostingClassifier(
-        learning_rate=0.1,
-        max_depth=6,
-        min_samples_leaf=5,
         categorical_features=[False] * len(numeric) + [True] * len(categorical),
         random_state=seed,
+        **SETTINGS[settings],
     )
     return Pipeline([("encode", encode), ("trees", trees)])
 
@@ -327,17 +336,41 @@ def fit_and_measure(
     test_labels: np.ndarray,
     spec: FeatureSpec,
     seed: int = 0,
+    settings: str = "depth-6",
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Fit on the training rows and measure on the held-out rows."""
-    estimator = _estimator(spec, seed).fit(feature_frame(train_rows, spec), train_labels)
+    estimator = _estimator(spec, seed, settings).fit(feature_frame(train_rows, spec), train_labels)
     probabilities = estimator.predict_proba(feature_frame(test_rows, spec))[:, 1]
     return estimator, evaluate(np.asarray(test_labels), probabilities)
 
 
-def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float = 0.3, seed: int = 0) -> FitModel:
-    """Fit on a stratified split, measure on the held-out part, then refit on everything for use.
+def choose_settings(
+    rows: Sequence[Mapping[str, Any]], labels: np.ndarray, spec: FeatureSpec, seed: int = 0
+) -> tuple[str, dict[str, float]]:
+    """The tree settings with the best cross-validated accuracy on these rows (the first on a tie), and each
+    setting's accuracy. Too few of either outcome to cross-validate: the first setting."""
+    names = list(SETTINGS)
+    if min(np.bincount(labels, minlength=2)) < CV_FOLDS:
+        return names[0], {}
+    frame = feature_frame(rows, spec)
+    accuracy: dict[str, float] = {}
+    folds = list(StratifiedKFold(CV_FOLDS, shuffle=True, random_state=seed).split(frame, labels))
+    for name in names:
+        right = 0
+        for fit, held in folds:
+            model = _estimator(spec, seed, name).fit(frame.iloc[fit], labels[fit])
+            predicted = model.predict_proba(frame.iloc[held])[:, 1] >= 0.5
+            right += int((predicted == labels[held].astype(bool)).sum())
+        accuracy[name] = round(right / len(labels), 4)
+    return max(names, key=lambda n: accuracy[n]), accuracy
 
-    The metrics are those of the held-out part: the model in use has seen more data, never less.
+
+def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float = 0.3, seed: int = 0) -> FitModel:
+    """Choose tree settings by cross-validation on a stratified training part, measure on the held-out part,
+    then refit on everything for use.
+
+    The metrics are those of the held-out part, which chose nothing: the model in use has seen more data, never
+    less.
     """
     if len(data.rows) < MIN_ROWS:
         raise ConfigurationError(f"{data.source}: {len(data.rows)} labelled rows; training needs at least {MIN_ROWS}")
@@ -349,16 +382,27 @@ def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float
     train_idx, test_idx = train_test_split(
         np.arange(len(data.rows)), test_size=holdout, stratify=data.labels, random_state=seed
     )
+    train_rows = [data.rows[i] for i in train_idx]
+    settings, cross_validated = choose_settings(train_rows, data.labels[train_idx], spec, seed)
     _, metrics = fit_and_measure(
-        [data.rows[i] for i in train_idx],
+        train_rows,
         data.labels[train_idx],
         [data.rows[i] for i in test_idx],
         data.labels[test_idx],
         spec,
         seed,
+        settings,
     )
-    metrics.update({"holdout": holdout, "seed": seed, "trained_rows": len(train_idx)})
-    final = _estimator(spec, seed).fit(feature_frame(data.rows, spec), data.labels)
+    metrics.update(
+        {
+            "holdout": holdout,
+            "seed": seed,
+            "trained_rows": len(train_idx),
+            "settings": settings,
+            "cv_accuracy": cross_validated,
+        }
+    )
+    final = _estimator(spec, seed, settings).fit(feature_frame(data.rows, spec), data.labels)
     model = FitModel("", spec, final, metrics)
     model.version = model_version(model.serialize())
     return model
