@@ -16,6 +16,7 @@ Run alone: ``python -m benchmarks.scoring [--seeds 5] [--leads 100000]``.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import time
@@ -30,14 +31,16 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "lead_scoring
 OUT = Path(__file__).resolve().parent / "out"
 
 LEADS_CSV_MAPPING: dict[str, str | None] = {
-    "Prospect ID": None,  # a random identifier
+    "Email": "email",
     "Lead Source": "source",
     "Country": "country",
     "City": "city",
 }
-"""Leads.csv onto lead fields: source, country and city are canonical fields; every other column is an engagement or
-profile signal kept as ``custom.<column>`` (as an import keeps it). "Lead Number" is kept: it is assigned in
-signup order, so it carries when the lead arrived."""
+"""Leads.csv onto lead fields, as the import's own suggestion maps it: source, country and city are canonical
+fields; every other column is an engagement or profile signal the import keeps as ``custom.<column>``. "Lead
+Number" stays: it is assigned in signup order, so it carries when the lead arrived. The file has no way to reach
+a lead, which an import requires, so each row gets a placeholder address (``Email``, an identity field: never a
+model feature); "Prospect ID" is kept as a custom field and left out of the features as an identifier."""
 
 AFTER_CONTACT = (
     "Tags",
@@ -54,56 +57,110 @@ AFTER_CONTACT = (
 
 
 def _split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified 30% holdout of ``lead_fit_model`` (``model.train``) for the same seed."""
     from sklearn.model_selection import train_test_split
 
     train, test = train_test_split(np.arange(len(labels)), test_size=0.3, stratify=labels, random_state=seed)
     return np.asarray(train), np.asarray(test)
 
 
-def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
-    from leads_pipeline.lib.scoring.model import FeatureSpec, fit_and_measure, infer_spec, read_labelled_file
-    from leads_pipeline.lib.scoring.rules import score_lead
-    from leads_pipeline.lib.scoring.tuning import lead_input, tune_rules
+def import_labelled_file(path: Path, database_url: str, list_name: str) -> None:
+    """Import Leads.csv into a list with the project's importer (with its placeholder addresses), as a user would."""
+    from leads_pipeline.lib.importer import ImportOptions, run_import
 
-    data = read_labelled_file(path, "Converted", mapping=LEADS_CSV_MAPPING)
-    full_spec = infer_spec(data.rows)
-    after = {f"custom.{c}" for c in AFTER_CONTACT}
-    signup_spec = FeatureSpec(
-        tuple(p for p in full_spec.numeric if p not in after), tuple(p for p in full_spec.categorical if p not in after)
+    with path.open(newline="", encoding="utf-8") as source:
+        rows = list(csv.reader(source))
+    staged = OUT / "Leads_with_email.csv"
+    number = rows[0].index("Lead Number")
+    with staged.open("w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow([*rows[0], "Email"])
+        writer.writerows([*row, f"lead-{row[number]}@example.com"] for row in rows[1:])
+    status = run_import(
+        database_url,
+        batch_id=f"bench-{list_name}",
+        path=staged,
+        list_name=list_name,
+        options=ImportOptions(mapping_overrides=LEADS_CSV_MAPPING, workers=1, create_list=True),
+        user="bench",
     )
+    if status.get("status") != "completed":
+        raise RuntimeError(f"importing {staged} failed: {status}")
+
+
+def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
+    """Leads.csv imported into the database, the fit model trained on the stored leads by ``lead_fit_model`` (the
+    asset's held-out metrics are the benchmark's), the rules tuned on the same stored leads' training part."""
+    from leads_pipeline.launcher import materialize_fit_model
+    from leads_pipeline.lib.runtime import prepare_environment
+    from leads_pipeline.lib.scoring.model import infer_spec, labelled_leads
+    from leads_pipeline.lib.scoring.rules import score_lead
+    from leads_pipeline.lib.scoring.selection import list_lead_ids
+    from leads_pipeline.lib.scoring.tuning import choose_method, lead_input, tune_rules
+    from leads_pipeline.lib.store import scoring as store
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import get_list
+    from leads_pipeline.lib.store.migrations import apply_migrations
+
+    os.environ.setdefault("LEADS_HOME", str(OUT / "home"))
+    env = prepare_environment()
+    apply_migrations(env.database_url)
+    OUT.mkdir(parents=True, exist_ok=True)
+    list_name = f"bench-leads-csv-{datetime.now(UTC):%Y%m%d%H%M%S}"
+    import_labelled_file(path, env.database_url, list_name)
+    with connect(env.database_url) as conn:
+        leads = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, get_list(conn, list_name).id))]
     now = datetime.now(UTC)
-    report: dict[str, Any] = {"file": str(path), "rows": len(data.rows), "holdout": 0.3, "seeds": seeds}
-    for name, spec in (("all_columns", full_spec), ("at_signup", signup_spec)):
+    report: dict[str, Any] = {"file": str(path), "list": list_name, "holdout": 0.3, "seeds": seeds}
+    for name, exclude in (("all_columns", ()), ("at_signup", AFTER_CONTACT)):
+        data = labelled_leads(leads, "custom.Converted", source=list_name, exclude=exclude)
+        spec = infer_spec(data.rows)
+        report["rows"] = len(data.rows)
         rules: list[float] = []
         model_accuracy: list[float] = []
         model_auc: list[float] = []
         calibration: list[float] = []
         thresholds: list[float] = []
+        methods: list[str] = []
+        settings: list[str] = []
         for seed in range(seeds):
             train, test = _split(data.labels, seed)
             train_rows = [data.rows[i] for i in train]
-            test_rows = [data.rows[i] for i in test]
-            config = tune_rules(train_rows, data.labels[train], spec, now=now)
+            method, _ = choose_method(train_rows, data.labels[train], spec)  # cross-validated on the 70% only
+            methods.append(str(method))
+            config = tune_rules(train_rows, data.labels[train], spec, now=now, method=method)
             if seed == 0:
-                OUT.mkdir(parents=True, exist_ok=True)
                 (OUT / f"leads_csv_rules_{name}.json").write_text(json.dumps(config.as_document(), indent=1))
-            scores = np.array([score_lead(lead_input(i, r), config, now).score for i, r in enumerate(test_rows)])
+            scores = np.array([score_lead(lead_input(int(i), data.rows[i]), config, now).score for i in test])
             rules.append(float(((scores >= config.thresholds.mql) == data.labels[test].astype(bool)).mean()))
             thresholds.append(config.thresholds.mql)
-            _, metrics = fit_and_measure(train_rows, data.labels[train], test_rows, data.labels[test], spec, seed)
-            model_accuracy.append(metrics["accuracy"])
-            model_auc.append(metrics["auc"])
-            calibration.append(metrics["calibration_error"])
+            trained = materialize_fit_model(
+                {
+                    "labelled_list": list_name,
+                    "label_column": "custom.Converted",
+                    "exclude_columns": list(exclude),
+                    "holdout": 0.3,
+                    "seed": seed,
+                }
+            )
+            [materialization] = trained.asset_materializations_for_node("lead_fit_model")
+            metrics = {key: value.value for key, value in materialization.metadata.items()}
+            model_accuracy.append(float(metrics["accuracy"]))
+            model_auc.append(float(metrics["auc"]))
+            calibration.append(float(metrics["calibration_error"]))
+            settings.append(str(metrics["settings"]))
         report[name] = {
             "features": len(spec.columns),
             "rules_mql_accuracy": round(mean(rules), 4),
             "rules_mql_accuracy_per_seed": [round(a, 4) for a in rules],
             "rules_mql_threshold": thresholds,
+            "rules_method": methods,
             "model_accuracy": round(mean(model_accuracy), 4),
             "model_auc": round(mean(model_auc), 4),
             "model_accuracy_per_seed": model_accuracy,
             "model_auc_per_seed": model_auc,
             "model_calibration_error": round(mean(calibration), 4),
+            "model_settings": settings,
         }
     return report
 

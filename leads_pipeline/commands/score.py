@@ -38,26 +38,23 @@ def run_cli_score(
     from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
-    from leads_pipeline.lib.store.search import select_lead_ids
 
     actor = user or acting_user()
     if config_file is not None:
         load_config(config_file)  # a bad file fails here, naming the key, before any batch is created
     only = read_ids_file(ids_file) if ids_file else None
-    selection = Selection.build(lists=[list_name], where=where) if where else None
+    selection = Selection.build(lists=[list_name], where=where, ids=only)
     with connect(database_url) as conn:
         lead_list = get_list(conn, list_name)
         access.require(conn, lead_list.id, actor, "editor", "scoring its leads")
-        lead_ids = list_lead_ids(conn, lead_list.id, only)
-        if selection is not None:
-            matching = set(select_lead_ids(conn, selection, actor))
-            lead_ids = [lead_id for lead_id in lead_ids if lead_id in matching]
+        if only is not None:
+            list_lead_ids(conn, lead_list.id, only)  # an id outside the list is an error naming it
         what = (
             f"list {lead_list.name}"
             + (f", ids from {ids_file.name}" if ids_file else "")
             + (f", where {'; '.join(where)}" if where else "")
         )
-        batch = create_selection(conn, lead_ids, label=lead_list.name, list_id=lead_list.id, description=what)
+        batch = create_selection(conn, selection, actor, label=lead_list.name, description=what)
     run_config = {"config_file": str(config_file.resolve())} if config_file else {}
     result = materialize_scores(batch, run_config)
     [materialization] = result.asset_materializations_for_node("lead_scores")

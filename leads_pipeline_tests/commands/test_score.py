@@ -78,6 +78,31 @@ def test_where_scores_only_the_matching_leads_and_viewers_are_refused(
     assert "unknown field 'colour'" in _fails(leads, "score", "--list", "demo", "--where", "colour = red")
 
 
+def test_ids_and_where_narrow_together_in_the_batch(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    ids = _demo_list(database_url)
+    with connect(database_url) as conn:
+        countries = {r["id"]: r["country"] for r in conn.execute("SELECT id, country FROM leads")}
+    [country] = [c for c in (countries[i] for i in ids) if c is not None][:1]
+    chosen = ids[:20]
+    wanted = [i for i in chosen if countries[i] == country]
+    id_file = tmp_path / "ids.txt"
+    id_file.write_text("\n".join(map(str, chosen)) + "\n")
+    response = _json(
+        leads, "score", "--list", "demo", "--ids", str(id_file), "--where", f"country = {country}", "--json"
+    )
+    assert response["scored"] == len(wanted) > 0
+    with connect(database_url) as conn:
+        members = conn.execute(
+            "SELECT lead_id FROM batch_leads WHERE batch_id = %s ORDER BY lead_id", (response["batchId"],)
+        ).fetchall()
+    assert [m["lead_id"] for m in members] == sorted(wanted)
+    nothing = _fails(leads, "score", "--list", "demo", "--where", "country = ZZ")
+    assert "nothing to score" in nothing
+    with connect(database_url) as conn:
+        batches = conn.execute("SELECT count(*) AS n FROM batches WHERE kind = 'selection'").fetchone()
+    assert batches == {"n": 1}  # the empty selection recorded no batch
+
+
 def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
     _demo_list(database_url)
     bad = tmp_path / "bad.yaml"

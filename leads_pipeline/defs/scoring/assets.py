@@ -102,7 +102,8 @@ class FitModelConfig(dg.Config):
     """Where the historical outcomes are, one of: ``labelled_file``, a CSV with an outcome column ``label_column``
     (1/0, yes/no, won/lost), its columns mapped onto lead fields by ``mapping_file`` (YAML {column: field or null};
     others become custom.<column>); or ``labelled_list``, stored leads whose outcome is in the lead field
-    ``label_column`` (e.g. custom.Converted pulled from a CRM)."""
+    ``label_column`` (e.g. custom.Converted pulled from a CRM). ``exclude_columns`` leaves columns (or, for a
+    list, lead fields such as custom.Tags) out of the features, e.g. those filled only after sales contact."""
 
     labelled_file: str | None = None
     labelled_list: str | None = None
@@ -140,7 +141,7 @@ def _labelled_data(config: FitModelConfig, database: LeadsDatabase) -> LabelledD
     with database.connection() as conn:
         lead_list = get_list(conn, config.labelled_list or "")
         leads = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, lead_list.id))]
-    return labelled_leads(leads, config.label_column, source=f"list {lead_list.name}")
+    return labelled_leads(leads, config.label_column, source=f"list {lead_list.name}", exclude=config.exclude_columns)
 
 
 @dg.asset(group_name="scoring", kinds={"scikitlearn", "postgres"})
@@ -178,5 +179,7 @@ def lead_fit_model(
             "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
             "training_rows": dg.MetadataValue.int(len(data.rows)),
             "features": dg.MetadataValue.json(model.spec.as_json()),
+            "settings": dg.MetadataValue.text(metrics["settings"]),
+            "cv_accuracy": dg.MetadataValue.json(metrics["cv_accuracy"]),
         }
     )

@@ -1,7 +1,5 @@
-"""Which leads to score: a list, optionally narrowed to the ids in a file, recorded as a 'selection' batch.
-
-A filter expression (``--where``, the search language) resolves to lead ids as well: plug it in by passing
-its ids to ``create_selection`` exactly as ``--ids`` does.
+"""Which leads to score: a list, optionally narrowed to the ids in a file and by ``--where`` filters, recorded as a
+'selection' batch by the search store (the filters run in SQL there, as they do for every other stage).
 """
 
 from __future__ import annotations
@@ -15,7 +13,8 @@ import psycopg
 
 from leads_pipeline.lib.batches import slug
 from leads_pipeline.lib.errors import NotFoundError
-from leads_pipeline.lib.store.scoring import create_selection_batch
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store.search import create_selection_batch
 
 _ID = re.compile(r"^\d{1,18}$")
 
@@ -49,16 +48,18 @@ def list_lead_ids(
 
 def create_selection(
     conn: psycopg.Connection[dict[str, Any]],
-    lead_ids: Sequence[int],
+    selection: Selection,
+    user: str,
     *,
     label: str,
-    list_id: int | None,
     description: str,
     now: datetime | None = None,
 ) -> str:
-    """Record the leads as a new selection batch and return its key (the Dagster partition to materialize)."""
-    if not lead_ids:
-        raise NotFoundError(f"nothing to score: the selection ({description}) has no live leads")
+    """Record the selection's leads as a new selection batch and return its key (the Dagster partition to
+    materialize); a selection without live leads records nothing and says so."""
     batch_id = score_batch_key(label, now)
-    create_selection_batch(conn, batch_id, lead_ids, list_id=list_id, description=description)
+    with conn.transaction():
+        _, count = create_selection_batch(conn, selection, user, description=description, batch_id=batch_id)
+        if not count:
+            raise NotFoundError(f"nothing to score: the selection ({description}) has no live leads")
     return batch_id

@@ -14,6 +14,8 @@ from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.checks import SCORES_CHECK
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.scoring.model import SETTINGS
 from leads_pipeline.lib.scoring.selection import create_selection
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
@@ -51,7 +53,7 @@ def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:
 
 def _selection(database_url: str) -> tuple[str, list[int]]:
     with connect(database_url) as conn:
-        list_id, ids = add_leads(
+        _list_id, ids = add_leads(
             conn,
             [
                 {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
@@ -59,7 +61,7 @@ def _selection(database_url: str) -> tuple[str, list[int]]:
                 {"industry": "Retail"},
             ],
         )
-        return create_selection(conn, ids, label="scoring", list_id=list_id, description="test"), ids
+        return create_selection(conn, Selection(ids=tuple(ids)), "tester", label="scoring", description="test"), ids
 
 
 def test_lead_scores_reports_the_prd_shape_and_passes_its_check(database_url: str) -> None:
@@ -134,16 +136,17 @@ def test_fit_model_trains_on_a_labelled_sample_and_scores_with_it(database_url: 
         assert 0 <= meta["calibration_error"] < 0.3 and "observed rate" in meta["calibration"]
         assert "custom.Time On Site" in meta["features"]["numeric"]
         assert meta["holdout_rows"] == 120
+        assert meta["settings"] in SETTINGS and set(meta["cv_accuracy"]) == set(SETTINGS)
 
         with connect(database_url) as conn:
-            list_id, ids = add_leads(
+            _list_id, ids = add_leads(
                 conn,
                 [
                     {"custom": {"Time On Site": "1500", "Lead Origin": "Lead Add Form", "Tags": "Closed by Horizzon"}},
                     {"custom": {"Time On Site": "0", "Lead Origin": "API", "Tags": "Ringing"}},
                 ],
             )
-            batch = create_selection(conn, ids, label="fit", list_id=list_id, description="test")
+            batch = create_selection(conn, Selection(ids=tuple(ids)), "tester", label="fit", description="test")
         scored = materialize(database_url, instance, lead_scores, {"model": {"mode": "replace"}}, batch)
         assert scored.success
         assert metadata(scored, "lead_scores")["model_version"] == meta["version"]

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
@@ -129,7 +130,8 @@ def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> N
         assert list_lead_ids(conn, list_id, [ids[2], ids[0]]) == [ids[0], ids[2]]
         with pytest.raises(NotFoundError, match=f"not live leads of the list: {stranger}"):
             list_lead_ids(conn, list_id, [ids[0], stranger])
-        batch = create_selection(conn, ids[:2], label="scoring", list_id=list_id, description="test", now=NOW)
+        first_two = Selection(lists=("scoring",), ids=tuple(ids[:2]))
+        batch = create_selection(conn, first_two, "tester", label="scoring", description="test", now=NOW)
         assert batch.startswith("score-scoring-20261128T120000")
         assert store.batch_lead_ids(conn, batch) == ids[:2]
         kind = conn.execute("SELECT kind FROM batches WHERE id = %s", (batch,)).fetchone()
@@ -138,8 +140,8 @@ def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> N
 
 def test_batch_problems_find_unscored_and_broken_sums(database_url: str) -> None:
     with connect(database_url) as conn:
-        list_id, [a, b] = add_leads(conn, [{"industry": "Computer Software"}, {}])
-        batch = create_selection(conn, [a, b], label="x", list_id=list_id, description="test", now=NOW)
+        _list_id, [a, b] = add_leads(conn, [{"industry": "Computer Software"}, {}])
+        batch = create_selection(conn, Selection(ids=(a, b)), "tester", label="x", description="test", now=NOW)
         score_leads(conn, [a], parse_config(ICP), now=NOW, batch_id=batch)
         conn.execute("UPDATE lead_scores SET score = score + 1 WHERE lead_id = %s", (a,))
         problems = store.batch_score_problems(conn, batch)
