@@ -12,12 +12,20 @@ whose ``pause`` is what a Retry-After asks of every caller sharing the key.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 
 
-def pacer(per_second: float | None) -> TokenBucket | None:
+def pacer(
+    per_second: float | None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TokenBucket | None:
     """A bucket releasing ``per_second`` calls a second, evenly spaced; None (no pacing) without a rate."""
     if not per_second:
         return None
     requests = max(1, round(per_second))
-    return TokenBucket(requests, requests / per_second, burst=1)
+    return TokenBucket(requests, requests / per_second, burst=1, clock=clock, sleep=sleep)

@@ -1,0 +1,93 @@
+"""Enrichment's pacer spaces calls evenly, so no provider window overflows, and a pause holds every caller."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+
+import pytest
+
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.enrichment.pacing import pacer
+
+
+class FakeTime:
+    """A clock that only moves when the bucket sleeps: send times are exact, the test takes no time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def paced(per_second: float) -> tuple[TokenBucket, FakeTime]:
+    fake = FakeTime()
+    bucket = pacer(per_second, clock=fake.clock, sleep=fake.sleep)
+    assert bucket is not None
+    return bucket, fake
+
+
+def send_times(bucket: TokenBucket, fake: FakeTime, calls: int) -> list[float]:
+    times = []
+    for _ in range(calls):
+        bucket.acquire()
+        times.append(fake.now)
+    return times
+
+
+def test_no_rate_means_no_pacing() -> None:
+    assert pacer(None) is None
+    assert pacer(0) is None
+
+
+def test_calls_are_evenly_spaced_so_no_one_second_window_overflows() -> None:
+    bucket, fake = paced(19)
+    sent = send_times(bucket, fake, 100)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert gaps == pytest.approx([1 / 19] * 99)  # no bursts: one token, refilled at the rate
+    # a provider allowing 20 a second refuses the 21st within one second: every 21 calls span 20/19 s
+    assert min(sent[i + 20] - sent[i] for i in range(len(sent) - 20)) == pytest.approx(20 / 19)
+    assert max(sum(start <= t < start + 1.0 for t in sent) for start in sent) <= 20
+
+
+def test_fractional_rates_are_kept() -> None:
+    bucket, fake = paced(0.5)
+    assert send_times(bucket, fake, 3) == pytest.approx([0.0, 2.0, 4.0])
+
+
+def test_a_pause_holds_the_next_call_for_the_whole_retry_after() -> None:
+    bucket, fake = paced(10)
+    bucket.acquire()
+    bucket.pause(2.0)
+    bucket.acquire()
+    assert fake.now >= 2.0
+    sent = send_times(bucket, fake, 3)
+    assert [b - a for a, b in itertools.pairwise(sent)] == pytest.approx([0.1, 0.1])  # no burst after
+
+
+def test_threads_share_one_schedule() -> None:
+    bucket = pacer(40)
+    assert bucket is not None
+    sent: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(5):
+            bucket.acquire()
+            with lock:
+                sent.append(time.monotonic())
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(sent) == 40 == bucket.acquired
+    assert max(sent) - min(sent) >= 39 / 40 * 0.95  # 40 calls at 40/s take 39 gaps of 25 ms, whoever sends them
