@@ -26,7 +26,7 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, Field, PrivateAttr
 
-from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, redact, require
+from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
 from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 
@@ -172,11 +172,15 @@ class GeminiResource(dg.ConfigurableResource):
             except errors.APIError as exc:
                 if exc.code not in policy.statuses or retry >= policy.max_retries:
                     raise
-                delay = policy.delay(retry, _retry_after(exc))
+                hint = _retry_after(exc)
+                delay = policy.delay(retry, hint)
                 if delay is None:  # asks for longer than we wait
                     raise
                 if exc.code == 429 and limiter is not None:
-                    limiter.pause(delay)  # the key's window is full: nobody sends until the provider said
+                    # The key's window is full: nobody sends until the time the provider said (no jitter: the
+                    # bucket spaces the callers out again after it).
+                    asked = parse_retry_after(hint)
+                    limiter.pause(delay if asked is None else asked)
                 else:
                     time.sleep(delay)
             except NETWORK_ERRORS:
