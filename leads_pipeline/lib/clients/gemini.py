@@ -8,15 +8,18 @@ model: Gemini 2.x rejects that combination with HTTP 400.
 
 Retries are this module's, not the SDK's (its ``HttpRetryOptions`` stay off): the SDK would re-send a 429'd call
 after its own backoff, past the caller's rate limiter, into the very window the provider just refused. Here every
-attempt first takes a token from the caller's ``TokenBucket``; a 429 pauses that bucket for the provider's
-Retry-After (header, or the ``RetryInfo`` detail Gemini sends), so every caller sharing the key waits, not just
-the one refused; 408/5xx and network errors back off exponentially with jitter, then pass the bucket again.
+request takes a token from the caller's ``TokenBucket`` as it goes out (an httpx request hook, so the SDK's
+request building, milliseconds of CPU that other threads stretch, lies before the token, not between it and the
+send); a 429 pauses that bucket for the provider's Retry-After (header, or the ``RetryInfo`` detail Gemini sends),
+so every caller sharing the key waits, not just the one refused; 408/5xx and network errors back off
+exponentially with jitter, then pass the bucket again.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -73,6 +76,16 @@ RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 NETWORK_ERRORS = (httpx.TimeoutException, httpx.ConnectError, httpx2.TimeoutException, httpx2.ConnectError)
 """What is retried: the statuses and network failures the SDK's own retry covers (connection refused or timed out
 before an answer; a connection cut mid-answer is not retried)."""
+
+_PACER: ContextVar[TokenBucket | None] = ContextVar("gemini_pacer", default=None)
+"""The bucket of the call this thread is making; the client's request hook takes a token from it."""
+
+
+def _pace(request: object) -> None:
+    """httpx request hook: wait for a token of the current call's bucket, right before the request is sent."""
+    bucket = _PACER.get()
+    if bucket is not None:
+        bucket.acquire()
 
 
 class GeminiResource(dg.ConfigurableResource):
@@ -163,38 +176,43 @@ class GeminiResource(dg.ConfigurableResource):
             retry_after_max_s=self.retry_after_max_s,
             statuses=RETRIED_STATUSES,
         )
-        retry = 0
-        while True:
-            if limiter is not None:
-                limiter.acquire()
-            try:
-                return client.models.generate_content(model=self.model, contents=prompt, config=config)
-            except errors.APIError as exc:
-                if exc.code not in policy.statuses or retry >= policy.max_retries:
-                    raise
-                hint = _retry_after(exc)
-                delay = policy.delay(retry, hint)
-                if delay is None:  # asks for longer than we wait
-                    raise
-                if exc.code == 429 and limiter is not None:
-                    # The key's window is full: nobody sends until the time the provider said (no jitter: the
-                    # bucket spaces the callers out again after it).
-                    asked = parse_retry_after(hint)
-                    limiter.pause(delay if asked is None else asked)
-                else:
-                    time.sleep(delay)
-            except NETWORK_ERRORS:
-                if retry >= policy.max_retries:
-                    raise
-                time.sleep(policy.delay(retry) or 0.0)
-            retry += 1
+        pacing = _PACER.set(limiter)  # the request hook paces every send of this call, retries included
+        try:
+            retry = 0
+            while True:
+                try:
+                    return client.models.generate_content(model=self.model, contents=prompt, config=config)
+                except errors.APIError as exc:
+                    if exc.code not in policy.statuses or retry >= policy.max_retries:
+                        raise
+                    hint = _retry_after(exc)
+                    delay = policy.delay(retry, hint)
+                    if delay is None:  # asks for longer than we wait
+                        raise
+                    if exc.code == 429 and limiter is not None:
+                        # The key's window is full: nobody sends until the time the provider said (no jitter:
+                        # the bucket spaces the callers out again after it).
+                        asked = parse_retry_after(hint)
+                        limiter.pause(delay if asked is None else asked)
+                    else:
+                        time.sleep(delay)
+                except NETWORK_ERRORS:
+                    if retry >= policy.max_retries:
+                        raise
+                    time.sleep(policy.delay(retry) or 0.0)
+                retry += 1
+        finally:
+            _PACER.reset(pacing)
 
     def _api(self) -> genai.Client:
         key = require(self.api_key, provider="Gemini", env_var=self.ENV_VAR)
         with self._client_lock:
             if self._client is None:
                 options = types.HttpOptions(
-                    base_url=self.base_url, api_version=self.api_version, timeout=int(self.timeout_s * 1000)
+                    base_url=self.base_url,
+                    api_version=self.api_version,
+                    timeout=int(self.timeout_s * 1000),
+                    client_args={"event_hooks": {"request": [_pace]}},
                 )
                 self._client = genai.Client(api_key=key, http_options=options)
             return self._client
