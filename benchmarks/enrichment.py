@@ -30,14 +30,17 @@ CALLS: list[tuple[float, float]] = []
 
 def _timed_gemini() -> type:
     from leads_pipeline.lib.clients.gemini import CompanyResearch, GeminiResource
+    from leads_pipeline.lib.crm.ratelimit import TokenBucket
 
     class TimedGemini(GeminiResource):
         """The real resource, noting when each call started and ended: the request rate the provider saw."""
 
-        def research_company(self, name: str, domain: str | None = None) -> CompanyResearch:
+        def research_company(
+            self, name: str, domain: str | None = None, *, limiter: TokenBucket | None = None
+        ) -> CompanyResearch:
             started = time.monotonic()
             try:
-                return super().research_company(name, domain)
+                return super().research_company(name, domain, limiter=limiter)
             finally:
                 CALLS.append((started, time.monotonic()))
 
@@ -166,8 +169,8 @@ def enrichment_benchmark(people: int = 10_000, companies: int = 500) -> dict[str
         }
         config = {
             "concurrency": CONCURRENCY,
-            # 95% of the published ceiling: the sandbox, like real APIs, counts in a sliding window whose edges
-            # a client clock cannot see; the margin keeps 429s (and their backoff sleeps) away.
+            # 95% of the published ceiling: the sandbox, like real APIs, counts in a sliding window when a call
+            # arrives, not when it was sent; calls spaced evenly at 95% absorb 53 ms of arrival jitter.
             "requests_per_second": {"gemini": 0.95 * GEMINI_CEILING[0] / GEMINI_CEILING[1]},
         }
         # One lead, its company not yet cached: the latency a user sees for a single-lead job.

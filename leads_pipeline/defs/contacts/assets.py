@@ -1,7 +1,13 @@
-"""The contact stages of a batch: email (discover + verify), phone (type, validate, direct dials), LinkedIn."""
+"""The contact stages of a batch: email (discover + verify), phone (type, validate, direct dials), LinkedIn.
 
+Each stage's run config is its lib options (``EmailOptions`` and ``VerifierSettings``, ``PhoneOptions``,
+``LinkedInOptions``) as Dagster sees them: the Config classes take their defaults from those dataclasses, and
+``options_from`` builds the options from a config by field name, so a default or a new option lives in one place.
+"""
+
+import dataclasses
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import dagster as dg
 
@@ -31,22 +37,34 @@ from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+Options = TypeVar("Options", bound="DataclassInstance")
+
+
+def options_from(config: dg.Config, options: type[Options], **overrides: Any) -> Options:
+    """``options`` with every field the run config also has taken from it, by name, then ``overrides``."""
+    names = {f.name for f in dataclasses.fields(options)}
+    values = {name: getattr(config, name) for name in type(config).model_fields if name in names}
+    return options(**{**values, **overrides})
 
 
 class EmailContactsConfig(dg.Config):
     """How the email stage runs. overwrite=False keeps verified emails and fills only missing ones."""
 
-    overwrite: bool = False
-    discover: bool = True
-    max_candidates: int = 4
-    people_search: bool = True
+    overwrite: bool = EmailOptions.overwrite
+    discover: bool = EmailOptions.discover
+    max_candidates: int = EmailOptions.max_candidates
+    people_search: bool = EmailOptions.people_search
     verifier: Literal["auto", "zerobounce", "neverbounce", "none"] = "auto"
-    workers: int = 16
-    per_host: int = 4
-    greylist_wait_s: float = 30.0
-    chunk_size: int = 500
-    cache_days: int = 30
+    workers: int = VerifierSettings.workers
+    per_host: int = VerifierSettings.per_host
+    greylist_wait_s: float = VerifierSettings.greylist_wait_s
+    chunk_size: int = EmailOptions.chunk_size
+    cache_days: int = EmailOptions.cache_days
 
 
 def paid_verifier(
@@ -136,18 +154,9 @@ def email_contacts(
     confidence, cost and each provider's own answer; verified addresses fill the lead's email."""
     paid, paid_name = paid_verifier(config.verifier, zerobounce, neverbounce)
     resolver = mail.resolver()
-    settings = VerifierSettings(
-        probing=mail.probing, workers=config.workers, per_host=config.per_host, greylist_wait_s=config.greylist_wait_s
-    )
+    settings = options_from(config, VerifierSettings, probing=mail.probing)
     verifier = EmailVerifier(resolver, mail.prober(resolver), paid, paid_name, settings=settings)
-    options = EmailOptions(
-        overwrite=config.overwrite,
-        discover=config.discover,
-        max_candidates=config.max_candidates,
-        people_search=config.people_search,
-        chunk_size=config.chunk_size,
-        cache_days=config.cache_days,
-    )
+    options = options_from(config, EmailOptions)
     batch_id = context.partition_key
     budget = _budget(database, batch_id)
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
@@ -164,13 +173,13 @@ def email_contacts(
 class PhoneContactsConfig(dg.Config):
     """How the phone stage runs. overwrite=False keeps the leads' numbers and fills only missing ones."""
 
-    overwrite: bool = False
-    default_region: str = "US"
-    twilio: Literal["ambiguous", "always", "never"] = "ambiguous"
-    direct_dials: bool = True
-    workers: int = 8
-    chunk_size: int = 500
-    cache_days: int = 30
+    overwrite: bool = PhoneOptions.overwrite
+    default_region: str = PhoneOptions.default_region
+    twilio: Literal["ambiguous", "always", "never"] = PhoneOptions.twilio
+    direct_dials: bool = PhoneOptions.direct_dials
+    workers: int = PhoneOptions.workers
+    chunk_size: int = PhoneOptions.chunk_size
+    cache_days: int = PhoneOptions.cache_days
 
 
 @dg.asset(
@@ -193,15 +202,7 @@ def phone_contacts(
     (mobile, landline, VoIP, toll-free...) offline; Twilio Lookup settles mobile vs landline where the numbering
     plan cannot (US/CA). Leads without a number get direct dials from the people-search actor. Mobiles fill
     the lead's mobile_phone."""
-    options = PhoneOptions(
-        overwrite=config.overwrite,
-        default_region=config.default_region,
-        twilio=config.twilio,
-        direct_dials=config.direct_dials,
-        chunk_size=config.chunk_size,
-        cache_days=config.cache_days,
-        workers=config.workers,
-    )
+    options = options_from(config, PhoneOptions)
     batch_id = context.partition_key
     budget = _budget(database, batch_id)
     stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
@@ -238,17 +239,18 @@ def phone_contacts(
 class LinkedInProfilesConfig(dg.Config):
     """How the LinkedIn stage runs. overwrite=False keeps the leads' LinkedIn URLs and fills only missing ones."""
 
-    overwrite: bool = False
-    discover: bool = True
-    extract: bool = True
-    threshold: float = 0.75
-    queries_per_run: int = 50
-    profiles_per_run: int = 50
-    max_concurrent_runs: int = 2
-    download_photos: bool = True
+    overwrite: bool = LinkedInOptions.overwrite
+    discover: bool = LinkedInOptions.discover
+    extract: bool = LinkedInOptions.extract
+    threshold: float = LinkedInOptions.threshold
+    queries_per_run: int = LinkedInOptions.queries_per_run
+    profiles_per_run: int = LinkedInOptions.profiles_per_run
+    max_concurrent_runs: int = LinkedInOptions.max_concurrent_runs
+    download_photos: bool = LinkedInOptions.download_photos
     media_dir: str | None = None
-    chunk_size: int = 500
-    cache_days: int = 30
+    """Where photos go; None means the leads home's ``media`` folder."""
+    chunk_size: int = LinkedInOptions.chunk_size
+    cache_days: int = LinkedInOptions.cache_days
 
 
 @dg.asset(
@@ -280,19 +282,8 @@ def linkedin_profiles(
             metadata={"found": dg.MetadataValue.int(0), "skipped": dg.MetadataValue.text(reason)},
             check_results=[check],
         )
-    options = LinkedInOptions(
-        overwrite=config.overwrite,
-        discover=config.discover,
-        extract=config.extract,
-        threshold=config.threshold,
-        queries_per_run=config.queries_per_run,
-        profiles_per_run=config.profiles_per_run,
-        max_concurrent_runs=config.max_concurrent_runs,
-        download_photos=config.download_photos,
-        media_dir=Path(config.media_dir) if config.media_dir else leads_home() / "media",
-        chunk_size=config.chunk_size,
-        cache_days=config.cache_days,
-    )
+    media_dir = Path(config.media_dir) if config.media_dir else leads_home() / "media"
+    options = options_from(config, LinkedInOptions, media_dir=media_dir)
     budget = _budget(database, batch_id)
     stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
     with database.connection() as conn:

@@ -2,16 +2,25 @@
 
 ``google-generativeai`` is end-of-life; ``google-genai`` is its successor. The answer is constrained by
 ``response_schema=CompanyFacts``, so ``response.parsed`` is a ``CompanyFacts`` instance, or None when the
-model's text is not valid JSON for it: the SDK does not raise then, so this module does. The SDK retries
-nothing by default; ``retry_options`` here retries 408/429/5xx and network errors with exponential backoff and
-jitter. Sources are the pages Google Search grounded the answer in. Structured output combined with the Google
-Search tool needs a Gemini 3 model: Gemini 2.x rejects that combination with HTTP 400.
+model's text is not valid JSON for it: the SDK does not raise then, so this module does. Sources are the pages
+Google Search grounded the answer in. Structured output combined with the Google Search tool needs a Gemini 3
+model: Gemini 2.x rejects that combination with HTTP 400.
+
+Retries are this module's, not the SDK's (its ``HttpRetryOptions`` stay off): the SDK would re-send a 429'd call
+after its own backoff, past the caller's rate limiter, into the very window the provider just refused. Here every
+request takes a token from the caller's ``TokenBucket`` as it goes out (an httpx request hook, so the SDK's
+request building, milliseconds of CPU that other threads stretch, lies before the token, not between it and the
+send); a 429 pauses that bucket for the provider's Retry-After (header, or the ``RetryInfo`` detail Gemini sends),
+so every caller sharing the key waits, not just the one refused; 408/5xx and network errors back off
+exponentially with jitter, then pass the bucket again.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import ClassVar
+import time
+from contextvars import ContextVar
+from typing import Any, ClassVar
 
 import dagster as dg
 import httpx
@@ -20,7 +29,8 @@ from google import genai
 from google.genai import errors, types
 from pydantic import BaseModel, Field, PrivateAttr
 
-from leads_pipeline.lib.clients.http import MalformedResponseError, redact, require
+from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 
 
@@ -62,6 +72,21 @@ Report only facts that a source supports, and null for anything you cannot find;
 Set found to false if you cannot identify this exact company. hq_country is an ISO 3166-1 alpha-2 code;
 annual_revenue_usd is in US dollars; employee_count is a number of people."""
 
+RETRIED_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+NETWORK_ERRORS = (httpx.TimeoutException, httpx.ConnectError, httpx2.TimeoutException, httpx2.ConnectError)
+"""What is retried: the statuses and network failures the SDK's own retry covers (connection refused or timed out
+before an answer; a connection cut mid-answer is not retried)."""
+
+_PACER: ContextVar[TokenBucket | None] = ContextVar("gemini_pacer", default=None)
+"""The bucket of the call this thread is making; the client's request hook takes a token from it."""
+
+
+def _pace(request: object) -> None:
+    """httpx request hook: wait for a token of the current call's bucket, right before the request is sent."""
+    bucket = _PACER.get()
+    if bucket is not None:
+        bucket.acquire()
+
 
 class GeminiResource(dg.ConfigurableResource):
     """Gemini API access; ``api_key`` comes from ``GEMINI_API_KEY``."""
@@ -74,6 +99,9 @@ class GeminiResource(dg.ConfigurableResource):
     retry_attempts: int = Field(default=5, description="Attempts per call, the first one included.")
     retry_initial_delay_s: float = 1.0
     retry_max_delay_s: float = 30.0
+    retry_after_max_s: float = Field(
+        default=60.0, description="Longest Retry-After honoured; a 429 asking for longer fails the call."
+    )
     use_google_search: bool = True
 
     ENV_VAR: ClassVar[str] = "GEMINI_API_KEY"
@@ -86,8 +114,13 @@ class GeminiResource(dg.ConfigurableResource):
     def is_configured(self) -> bool:
         return bool(self.api_key)
 
-    def research_company(self, name: str, domain: str | None = None) -> CompanyResearch:
-        """What Gemini, grounded in Google Search, finds about the company; ``found`` False if nothing."""
+    def research_company(
+        self, name: str, domain: str | None = None, *, limiter: TokenBucket | None = None
+    ) -> CompanyResearch:
+        """What Gemini, grounded in Google Search, finds about the company; ``found`` False if nothing.
+
+        ``limiter`` paces every attempt (first ones and retries) of every caller sharing it, and is paused by a 429.
+        """
         client = self._api()
         prompt = PROMPT.format(name=name, domain_clause=f" (website domain: {domain})" if domain else "")
         tools: types.ToolListUnion | None = (
@@ -97,7 +130,7 @@ class GeminiResource(dg.ConfigurableResource):
             tools=tools, response_mime_type="application/json", response_schema=CompanyFacts
         )
         try:
-            response = client.models.generate_content(model=self.model, contents=prompt, config=config)
+            response = self._generate(client, prompt, config, limiter)
         except errors.APIError as exc:
             raise self._api_error(exc) from None
         except (httpx.TimeoutException, httpx2.TimeoutException):
@@ -128,20 +161,58 @@ class GeminiResource(dg.ConfigurableResource):
             total_tokens=response.usage_metadata.total_token_count if response.usage_metadata else None,
         )
 
+    def _generate(
+        self,
+        client: genai.Client,
+        prompt: str,
+        config: types.GenerateContentConfig,
+        limiter: TokenBucket | None,
+    ) -> types.GenerateContentResponse:
+        """One ``generateContent``, each attempt sent through ``limiter``; the last failure is raised as is."""
+        policy = RetryPolicy(
+            max_retries=max(0, self.retry_attempts - 1),
+            backoff_base_s=self.retry_initial_delay_s,
+            backoff_max_s=self.retry_max_delay_s,
+            retry_after_max_s=self.retry_after_max_s,
+            statuses=RETRIED_STATUSES,
+        )
+        pacing = _PACER.set(limiter)  # the request hook paces every send of this call, retries included
+        try:
+            retry = 0
+            while True:
+                try:
+                    return client.models.generate_content(model=self.model, contents=prompt, config=config)
+                except errors.APIError as exc:
+                    if exc.code not in policy.statuses or retry >= policy.max_retries:
+                        raise
+                    hint = _retry_after(exc)
+                    delay = policy.delay(retry, hint)
+                    if delay is None:  # asks for longer than we wait
+                        raise
+                    if exc.code == 429 and limiter is not None:
+                        # The key's window is full: nobody sends until the time the provider said (no jitter:
+                        # the bucket spaces the callers out again after it).
+                        asked = parse_retry_after(hint)
+                        limiter.pause(delay if asked is None else asked)
+                    else:
+                        time.sleep(delay)
+                except NETWORK_ERRORS:
+                    if retry >= policy.max_retries:
+                        raise
+                    time.sleep(policy.delay(retry) or 0.0)
+                retry += 1
+        finally:
+            _PACER.reset(pacing)
+
     def _api(self) -> genai.Client:
         key = require(self.api_key, provider="Gemini", env_var=self.ENV_VAR)
         with self._client_lock:
             if self._client is None:
-                retry = types.HttpRetryOptions(
-                    attempts=self.retry_attempts,
-                    initial_delay=self.retry_initial_delay_s,
-                    max_delay=self.retry_max_delay_s,
-                )
                 options = types.HttpOptions(
                     base_url=self.base_url,
                     api_version=self.api_version,
                     timeout=int(self.timeout_s * 1000),
-                    retry_options=retry,
+                    client_args={"event_hooks": {"request": [_pace]}},
                 )
                 self._client = genai.Client(api_key=key, http_options=options)
             return self._client
@@ -150,7 +221,12 @@ class GeminiResource(dg.ConfigurableResource):
         detail = f"HTTP {exc.code} {exc.status}: {redact(str(exc.message), self.api_key)}"
         if exc.code in (401, 403) or (exc.code == 400 and "api key" in str(exc.message).lower()):
             return ConfigurationError(f"Gemini rejected the API key ({detail}); check {self.ENV_VAR}")
-        if exc.code in (408, 429) or exc.code >= 500:
+        if exc.code == 429:
+            return TransientError(
+                f"Gemini is still rate limiting (Retry-After: {_retry_after(exc)} s; {self.retry_attempts} attempts "
+                f"at most, Retry-After honoured up to {self.retry_after_max_s} s) ({detail})"
+            )
+        if exc.code == 408 or exc.code >= 500:
             return TransientError(f"Gemini failed after {self.retry_attempts} attempts ({detail})")
         return PermanentError(f"Gemini refused the request for model {self.model} ({detail})")
 
@@ -169,3 +245,18 @@ def _sources(response: types.GenerateContentResponse) -> list[Source]:
 def _queries(response: types.GenerateContentResponse) -> list[str]:
     metadata = _grounding(response)
     return list(metadata.web_search_queries or []) if metadata else []
+
+
+def _retry_after(exc: errors.APIError) -> str | None:
+    """The wait the provider asked for: the Retry-After header, else the ``RetryInfo`` detail ("1.5s")."""
+    headers = getattr(exc.response, "headers", None)
+    header = headers.get("Retry-After") if headers is not None else None
+    if header:
+        return str(header)
+    error = exc.details.get("error", exc.details) if isinstance(exc.details, dict) else {}
+    details: list[Any] = (error.get("details") or []) if isinstance(error, dict) else []
+    for detail in details:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay", "")).removesuffix("s")
+            return delay or None
+    return None

@@ -10,8 +10,10 @@ from collections.abc import Callable
 class TokenBucket:
     """``requests`` per ``per_seconds``, refilled continuously; ``acquire`` blocks until a token is free.
 
-    ``burst`` tokens (default: ``requests``) are available from full. ``pause(s)`` empties the bucket for ``s``
-    seconds: what a Retry-After asks of every caller, not just the one that got the 429.
+    ``burst`` tokens (default: ``requests``) are available from full; a fraction above 1 (say 1.15) sends one call
+    at a time yet credits a caller that woke a little late, so its lateness is not lost from the rate.
+    ``pause(s)`` empties the bucket for ``s`` seconds: what a Retry-After asks of every caller, not just the one
+    that got the 429.
     """
 
     def __init__(
@@ -19,13 +21,16 @@ class TokenBucket:
         requests: int,
         per_seconds: float,
         *,
-        burst: int | None = None,
+        burst: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if requests < 1 or per_seconds <= 0:
-            raise ValueError(f"rate limit: expected requests >= 1 per positive seconds, found {requests}/{per_seconds}")
-        self.capacity = burst or requests
+        if requests < 1 or per_seconds <= 0 or (burst is not None and burst < 1):
+            raise ValueError(
+                f"rate limit: expected requests >= 1 per positive seconds and a burst >= 1, "
+                f"found {requests}/{per_seconds} burst {burst}"
+            )
+        self.capacity: float = burst or requests
         self.rate = requests / per_seconds
         self._clock = clock
         self._sleep = sleep

@@ -35,7 +35,7 @@ from leads_pipeline.lib.enrichment.companies import (
     identify,
     normalize_company_name,
 )
-from leads_pipeline.lib.enrichment.pacing import Pacer
+from leads_pipeline.lib.enrichment.pacing import pacer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfall
@@ -170,7 +170,7 @@ class CompanyEnricher:
         self.log = log
         self.stats = Stats()
         self._local = threading.local()
-        self._pacers = {p: Pacer((requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
+        self._pacers = {p: pacer((requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
         self._connections: list[store.Connection] = []
 
     @contextmanager
@@ -260,7 +260,6 @@ class CompanyEnricher:
                 self.stats.cache_hits[provider] += 1
             answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
             return Lookup(answer, cached.credits if cached.job_id == self.job_id else 0.0, cached=True)
-        self._pacers[provider].wait()
         started = time.monotonic()
         answer = self._call(identity, provider)
         ended = time.monotonic()
@@ -290,9 +289,13 @@ class CompanyEnricher:
 
     def _call(self, identity: Identity, provider: str) -> ProviderAnswer:
         name = identity.name or identity.domain or ""
+        limiter = self._pacers[provider]
         try:
-            if provider == "gemini":
-                return from_research(self.gemini.research_company(name, identity.domain), identity)
+            if provider == "gemini":  # paces its retries too, and backs off on a 429
+                research = self.gemini.research_company(name, identity.domain, limiter=limiter)
+                return from_research(research, identity)
+            if limiter is not None:
+                limiter.acquire()
             queries = [f"{name} site:linkedin.com/company"]
             if identity.domain is None:
                 queries.insert(0, f"{name} official site")

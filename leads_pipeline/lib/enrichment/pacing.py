@@ -1,38 +1,39 @@
-"""Client-side pacing: at most N calls to a provider in any one-second window, across worker threads.
+"""Client-side pacing of a provider: a token bucket refilled at the run's ``requests_per_second``, one token of burst.
 
-Providers publish rate limits; staying just under them beats bursting into 429s and sleeping through
-exponential backoff, which leaves most of the allowance unused. The window is the one providers count in (a
-sliding window of send times), and a call's time is taken when it is sent, after any wait, so a thread that woke
-late on a busy machine cannot push the count over the limit.
+Providers publish limits of N calls per sliding window and count a call when it reaches them, which is some
+time after we sent it (thread wake-ups, the SDK building the request, the network, the server's own queue), and
+that delay varies from call to call. A bucket with one token spaces calls evenly, 1/rate apart, so any N+1
+consecutive calls span N/rate seconds: at 19/s against a 20/s limit, 1.053 s, and a call may arrive up to 53 ms
+earlier than its neighbours before the provider's window overflows. A client-side sliding window of N-1 calls
+allows the same average rate but lets calls leave in bursts, and a burst arriving a few ms early overruns the
+provider's window: that is where the 429s came from. The bucket is the CRM stage's (``lib/crm/ratelimit.py``),
+whose ``pause`` is what a Retry-After asks of every caller sharing the key.
+
+The bucket holds 1.15 tokens, not 1: a thread woken when its token is due gets the CPU and the GIL a few ms late
+(a switch interval is 5 ms, more on a busy machine), and with exactly one token every such delay is lost from
+the rate for good (measured: 55 ms between calls instead of 52.6 at 19/s). The 0.15 token credits up to 8 ms of
+lateness, and costs as much of the 53 ms margin; a longer stall still shifts the schedule rather than bursting.
 """
 
 from __future__ import annotations
 
-import math
-import threading
 import time
-from collections import deque
+from collections.abc import Callable
 
-WINDOW_S = 1.0
+from leads_pipeline.lib.crm.ratelimit import TokenBucket
+
+CAPACITY = 1.15
+"""Tokens the bucket holds: one call at a time, plus credit for a wake-up up to 0.15 of a gap late."""
 
 
-class Pacer:
-    def __init__(self, per_second: float | None) -> None:
-        self.limit = max(1, math.floor(per_second)) if per_second else 0
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def wait(self) -> float:
-        """Block until a call fits in the window, count it, and return its send time (no wait without a limit)."""
-        if not self.limit:
-            return time.monotonic()
-        while True:
-            with self._lock:
-                now = time.monotonic()
-                while self._sent and self._sent[0] <= now - WINDOW_S:
-                    self._sent.popleft()
-                if len(self._sent) < self.limit:
-                    self._sent.append(now)
-                    return now
-                delay = self._sent[0] + WINDOW_S - now
-            time.sleep(delay)
+def pacer(
+    per_second: float | None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TokenBucket | None:
+    """A bucket releasing ``per_second`` calls a second, evenly spaced; None (no pacing) without a rate."""
+    if not per_second:
+        return None
+    requests = max(1, round(per_second))
+    return TokenBucket(requests, requests / per_second, burst=CAPACITY, clock=clock, sleep=sleep)
