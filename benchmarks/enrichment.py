@@ -30,7 +30,7 @@ CALLS: list[tuple[float, float]] = []
 
 def _timed_gemini() -> type:
     from leads_pipeline.lib.clients.gemini import CompanyResearch, GeminiResource
-    from leads_pipeline.lib.crm.ratelimit import TokenBucket
+    from leads_pipeline.lib.ratelimit import TokenBucket
 
     class TimedGemini(GeminiResource):
         """The real resource, noting when each call started and ended: the request rate the provider saw."""

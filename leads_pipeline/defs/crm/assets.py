@@ -13,10 +13,10 @@ import dagster as dg
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, push_check, unknown_fields
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
 from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filters
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store.lists import get_list
 
 CRM_CONNECTIONS = "crm_connections"

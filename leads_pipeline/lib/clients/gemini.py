@@ -30,8 +30,8 @@ from google.genai import errors, types
 from pydantic import BaseModel, Field, PrivateAttr
 
 from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 
 class CompanyFacts(BaseModel):

@@ -24,10 +24,10 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 API_VERSION = "2021-07-28"
 STANDARD = ("firstName", "lastName", "name", "email", "phone", "companyName", "website", "address1", "city",

@@ -28,10 +28,10 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 STANDARD = ("name", "first_name", "last_name", "email", "phone", "job_title")
 """CRM field names a mapping may use besides custom fields (email/phone become the primary entry)."""

@@ -13,9 +13,9 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.gohighlevel import GoHighLevelResource
 from leads_pipeline.lib.crm.hubspot import HubSpotResource
 from leads_pipeline.lib.crm.pipedrive import PipedriveResource
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource
 from leads_pipeline.lib.crm.salesforce import SalesforceResource
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 RESOURCE_KEYS: dict[CrmName, str] = {
     "hubspot": "crm_hubspot",

@@ -9,8 +9,8 @@ import dagster as dg
 
 from leads_pipeline.lib.crm.base import Connector
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 
 class CrmResource(dg.ConfigurableResource):  # type: ignore[type-arg]

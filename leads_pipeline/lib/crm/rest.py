@@ -18,8 +18,8 @@ import requests
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import OutgoingRecord, PushResult, RetryableError
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 
 @dataclass(frozen=True)

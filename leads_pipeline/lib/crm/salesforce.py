@@ -37,9 +37,9 @@ from leads_pipeline.lib.crm.base import (
     RetryableError,
 )
 from leads_pipeline.lib.crm.connection import Connection
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 API_VERSION = "59.0"
 COMPOSITE_MAX = 200

@@ -25,10 +25,10 @@ from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
 from leads_pipeline.lib.crm.mapping import map_lead, values_hash
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import Filter, parse_filter
+from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures
 from leads_pipeline.lib.store.db import connect, transaction

@@ -6,7 +6,7 @@ that delay varies from call to call. A bucket with one token spaces calls evenly
 consecutive calls span N/rate seconds: at 19/s against a 20/s limit, 1.053 s, and a call may arrive up to 53 ms
 earlier than its neighbours before the provider's window overflows. A client-side sliding window of N-1 calls
 allows the same average rate but lets calls leave in bursts, and a burst arriving a few ms early overruns the
-provider's window: that is where the 429s came from. The bucket is the CRM stage's (``lib/crm/ratelimit.py``),
+provider's window: that is where the 429s came from. The bucket is the one the CRM stage uses (``lib/ratelimit.py``),
 whose ``pause`` is what a Retry-After asks of every caller sharing the key.
 
 The bucket holds 1.15 tokens, not 1: a thread woken when its token is due gets the CPU and the GIL a few ms late
@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 CAPACITY = 1.15
 """Tokens the bucket holds: one call at a time, plus credit for a wake-up up to 0.15 of a gap late."""

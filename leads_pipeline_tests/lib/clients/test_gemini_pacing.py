@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from leads_pipeline.lib.clients.gemini import GeminiResource
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.enrichment.pacing import pacer
 from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.common import RateLimit
 from leads_pipeline.sandbox.http.serve import serve_in_thread

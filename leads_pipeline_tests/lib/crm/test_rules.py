@@ -10,9 +10,9 @@ import pytest
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
 from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 EARLY = datetime(2026, 1, 1, tzinfo=UTC)
 LATE = EARLY + timedelta(hours=1)

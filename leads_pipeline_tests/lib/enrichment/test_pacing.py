@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from leads_pipeline.lib.crm.ratelimit import TokenBucket
 from leads_pipeline.lib.enrichment.pacing import pacer
+from leads_pipeline.lib.ratelimit import TokenBucket
 
 
 class FakeTime:

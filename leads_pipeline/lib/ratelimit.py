@@ -1,4 +1,4 @@
-"""A token bucket per connection: requests are spaced to the CRM's published limit instead of hitting 429s."""
+"""A token bucket per provider key: calls are spaced to the published limit instead of running into 429s."""
 
 from __future__ import annotations
 
