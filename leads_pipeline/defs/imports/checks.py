@@ -8,8 +8,9 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from leads_pipeline.lib.prepare import MATCH_KEYS, DedupeKey
+from leads_pipeline.lib.prepare import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
 from leads_pipeline.lib.schemas import SchemaFailure, validate_leads
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.frames import batch_lead_frames
 
 SCHEMA_CHECK = "stored_leads_match_schema"
@@ -40,7 +41,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
         failures.extend(validate_leads(frame))
     failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]
     preview = "\n".join(
-        f"| {f.index} | {f.column or '(row)'} | {f.value} | {f.reason} |" for f in failures[:_PREVIEW_ROWS]
+        f"| {f.index} | {f.column or '(row)'} | {mask(str(f.value))} | {f.reason} |" for f in failures[:_PREVIEW_ROWS]
     )
     return dg.AssetCheckResult(
         check_name=SCHEMA_CHECK,
@@ -64,8 +65,8 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
             "SELECT {name} AS key, {col} AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
             " WHERE list_id = {list} AND deleted_at IS NULL AND {col} IS NOT NULL"
             " GROUP BY {col} HAVING count(*) > 1"
-        ).format(name=sql.Literal(key), col=sql.Identifier(key), list=sql.Literal(list_id))
-        for key in keys
+        ).format(name=sql.Literal(key), col=sql.Identifier(MATCH_COLUMNS[key]), list=sql.Literal(list_id))
+        for key in keys  # sealed keys group by their blind index (the value shown is that hash, not the address)
     ]
     # Enough memory to sort a 1M-lead list in memory: the planner then reads the table in one pass and sorts it,
     # instead of walking the key index and fetching every lead from the heap at random (1.8 s instead of 3.5 s).
