@@ -254,8 +254,15 @@ def lead_columns(field: str, value: str | None) -> dict[str, str | None]:
     return columns
 
 
+_IDENTIFIER_VALUE: Final = re.compile(r"^(\+\d{7,15}|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+"""A string that is an email address or an E.164 number, wherever it sits in a payload."""
+
+
 def seal_payload(value: Any) -> Any:
-    """A JSON payload with the values under :data:`PAYLOAD_KEYS` (and sealed field names) sealed, recursively."""
+    """A JSON payload with the values under :data:`PAYLOAD_KEYS`, and every string that is an email address or
+    an E.164 number whatever its key, sealed, recursively."""
+    if isinstance(value, str):
+        return seal(value) if _IDENTIFIER_VALUE.match(value) else value
     if isinstance(value, dict):
         return {
             k: _seal_all(v)
@@ -263,7 +270,7 @@ def seal_payload(value: Any) -> Any:
             else seal_payload(v)
             for k, v in value.items()
         }
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [seal_payload(v) for v in value]
     return value
 
@@ -286,14 +293,17 @@ def seal_details(details: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def seal_fact(field: str, value: str | None) -> str | None:
-    """A lead_facts value: sealed when its field is a sealed one."""
-    return seal(value) if field in SEALED_FIELDS else value
+    """A lead_facts value: sealed when its field is a sealed one, or when it is an email address or an E.164
+    number whatever the field (a people search's match names the address it matched)."""
+    if value is None:
+        return None
+    return seal(value) if field in SEALED_FIELDS or _IDENTIFIER_VALUE.match(value) else value
 
 
 def _seal_all(value: Any) -> Any:
     if isinstance(value, str):
         return seal(value) if value else value
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_seal_all(v) for v in value]
     if isinstance(value, dict):
         return {k: _seal_all(v) for k, v in value.items()}
