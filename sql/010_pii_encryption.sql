@@ -43,7 +43,7 @@ ALTER TABLE lead_facts ADD CONSTRAINT lead_facts_value_sealed
 
 -- Rejected and corrected cells are sealed; subjects are the blind indexes of the identifiers found in them, for
 -- privacy requests.
-ALTER TABLE import_errors ADD COLUMN subjects text[] NOT NULL DEFAULT '{}';
+ALTER TABLE import_errors ADD COLUMN subjects text[] DEFAULT '{}';  -- cleared (NULL) with the value on erasure
 
 -- The verification cache is keyed by the address's blind index (its payload is sealed); rows cached before are
 -- re-keyed by `leads keys rotate`.

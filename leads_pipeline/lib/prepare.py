@@ -42,7 +42,12 @@ STORED_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, *INDEX_COLUMNS)
 MATCH_KEYS: dict[DedupeKey, tuple[str, ...]] = {"email": ("email",), "phone": ("phone",), "both": ("email", "phone")}
 """The keys two live leads of a list must not share, by the list's dedupe setting."""
 CONTACT_KEYS = ("email", "phone")
-MATCH_COLUMNS: dict[str, str] = {"email": "email_bidx", "phone": "phone_bidx"}
+MATCH_COLUMNS: dict[str, str] = {
+    "email": "email_bidx",
+    "phone": "phone_bidx",
+    "linkedin_url": "linkedin_url",
+    "name_key": "name_key",
+}
 """The column a stored key is compared on (sealed keys through their blind index)."""
 
 

@@ -63,7 +63,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "t.subjects && %(subjects)s::text[] OR (t.value NOT LIKE 'enc:%%'"
         " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT + "))",
         "clear",
-        ("value",),
+        ("value", "subjects"),
     ),
     PersonalTable(
         "import_updates",
