@@ -212,6 +212,13 @@ def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Compo
     for word in (selection.query or "").split():
         if _WHOLE_EMAIL.match(word):  # a whole address: the sealed email's blind index
             conditions.append(sql.SQL("l.email_bidx = {}").format(sql.Literal(blind_index("email", word))))
+        elif word.startswith("@") and len(word) > 1:  # "@domain": the search text holds the domain without its @
+            domain = word[1:]
+            conditions.append(
+                sql.SQL("{} LIKE lower({}) AND l.email_domain LIKE lower({})").format(
+                    SEARCH_TEXT, sql.Literal(_like(domain)), sql.Literal(_like(domain)[1:])
+                )
+            )
         else:
             conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
     if selection.tags:
