@@ -120,7 +120,7 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE leads SET title = '=1+2', notes = E'\\tcmd', city = '-2+3', company = '@SUM(A1)',"
-            " custom = custom || '{\"Hack\": \"+HYPERLINK()\"}' WHERE email_bidx = %s",
+            ' custom = custom || \'{"Hack": "+HYPERLINK()"}\' WHERE email_bidx = %s',
             (bidx("ana.garcia@acme.es"),),
         )
     out = tmp_path / "out.csv"
