@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -28,7 +28,7 @@ def keys_status(as_json: JsonOption = False) -> None:
 
     env = run_or_fail(environment)
 
-    def run() -> dict[str, object]:
+    def run() -> dict[str, Any]:
         ring = crypto.keyring()
         with connect(env.database_url) as conn:
             usage = key_usage(conn)
@@ -39,8 +39,8 @@ def keys_status(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(status)
         return
-    console.print(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")  # type: ignore[arg-type]
-    for key, count in status["valuesByKey"].items():  # type: ignore[attr-defined]
+    console.print(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")
+    for key, count in status["valuesByKey"].items():
         console.print(f"  {key}: {count:,} lead values")
 
 
@@ -78,7 +78,7 @@ def keys_rotate(
         if not as_json:
             console.print(f"  {table}: {done:,}/{total:,} pages", highlight=False)
 
-    def run() -> dict[str, object]:
+    def run() -> dict[str, Any]:
         with connect(env.database_url, autocommit=True) as conn:
             return rotate(conn, acting_user(), pages_per_batch=pages, on_batch=progress)
 
