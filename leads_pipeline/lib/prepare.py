@@ -8,6 +8,7 @@ to reach or identify the lead, or when it fails the stored-lead schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
@@ -243,6 +244,30 @@ class StagedChunk:
         return self.columns[1 + len(STORED_COLUMNS) :]
 
 
+_CONTACT_VALUE = re.compile(r"^\s*([^@\s]+@[^@\s]+\.[^@\s]+|\+?[\d\s().-]{7,}(\s*(x|ext\.?)\s*\d+)?)\s*$", re.I)
+_DATE_VALUE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}")
+
+
+def _is_contact(value: str) -> bool:
+    if not _CONTACT_VALUE.match(value):
+        return False
+    return "@" in value or (not _DATE_VALUE.match(value) and sum(c.isdigit() for c in value) >= 7)
+
+
+def _contact_columns(frame: pd.DataFrame, custom_headers: dict[str, str]) -> list[str]:
+    """Unmapped columns whose values are mostly email addresses or phone numbers (a second phone, a personal
+    email): kept in the lead's custom fields, sealed like the mapped ones."""
+    found: list[str] = []
+    for slot in custom_headers:
+        if not slot.startswith("custom_"):
+            continue
+        sample = frame[slot].dropna().head(200).astype(str).tolist()
+        contacts = [v for v in sample if _is_contact(v)]
+        if sample and len(contacts) * 2 >= len(sample):
+            found.append(slot)
+    return found
+
+
 def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
     """The chunk's frame with the sealed fields (and raw values of them moved to custom) sealed, and their blind
     indexes and the email domain added: done here, in the worker, so the merge only copies."""
@@ -258,7 +283,7 @@ def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
             frame.loc[present, f"{name}_bidx"] = [sealer.blind_index(name, v) for v in plain]
         if name == "email":
             frame["email_domain"] = values.str.rsplit("@", n=1).str[1]
-    for slot in chunk.sealed_custom:
+    for slot in [*chunk.sealed_custom, *_contact_columns(frame, chunk.custom_headers)]:
         values = frame[slot]
         present = values.notna()
         if present.any():

@@ -191,6 +191,16 @@ def test_staged_chunk_keeps_moved_and_custom_columns_for_copy() -> None:
     assert crypto.blind_index("email", "ann@example.com") in line
 
 
+def test_unmapped_columns_of_phone_numbers_or_emails_are_sealed_too() -> None:
+    headers = ("Email", "Phone 2", "Joined")
+    rows = [["ann@example.com", "001-555-123-4567x12", "2021-05-14"], ["bo@example.com", "", "2022-01-02"]]
+    chunk = _prepare(rows, headers=headers, mapping={"Email": "email", "Phone 2": None, "Joined": None})
+    line = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert "555-123-4567" not in line and "2021-05-14" in line, "the second phone sealed, the date kept in clear"
+    again = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert [c for c in line.split(",") if "enc:" in c and c in again], "deterministic: a re-import compares equal"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Rejected rows
 # --------------------------------------------------------------------------------------------------------------
