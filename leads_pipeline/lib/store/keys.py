@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb, JsonbLoader, JsonLoader
 from psycopg.types.string import TextLoader
@@ -156,6 +157,50 @@ def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last:
     return sum(len(p) for p in updates.values())
 
 
+_LEGACY_KEYS: Final = (
+    # (table, key column, SQL: the row still holds the identifier in clear, SQL: that identifier, kind)
+    ("email_verifications", "email_bidx", "email_bidx LIKE '%%@%%'", "email_bidx", "email"),
+    (
+        "email_pattern_evidence",
+        "address_bidx",
+        "address_bidx !~ '^[0-9a-f]{64}$'",
+        "address_bidx || '@' || domain",
+        "email",
+    ),
+    ("dnc_numbers", "number_bidx", "number_bidx LIKE '+%%'", "number_bidx", "phone"),
+)
+
+
+def _index_legacy_keys(conn: Connection, tables: set[str]) -> int:
+    """Lookup caches keyed by an identifier in clear before sql/010 (the verification cache, pattern evidence,
+    the Do-Not-Call copy) re-keyed by its blind index; rows whose blind index is already there are dropped."""
+    changed = 0
+    for table, column, legacy, value, kind in _LEGACY_KEYS:
+        if table not in tables:
+            continue
+        rows = conn.execute(
+            sql.SQL("SELECT ctid::text AS tid, {} AS v FROM {} WHERE {}").format(
+                sql.SQL(value), sql.Identifier(table), sql.SQL(legacy)
+            )
+        ).fetchall()
+        for row in rows:
+            with conn.transaction():  # a savepoint: a row whose blind index exists already is a duplicate
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s::tid").format(
+                                sql.Identifier(table), sql.Identifier(column)
+                            ),
+                            (blind_index(kind, row["v"]), row["tid"]),
+                        )
+                except psycopg.errors.UniqueViolation:
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE ctid = %s::tid").format(sql.Identifier(table)), (row["tid"],)
+                    )
+            changed += 1
+    return changed
+
+
 def _start(conn: Connection, active: str, actor: str) -> dict[str, Any]:
     """The running rotation to the active key (to resume), or a new one."""
     row = conn.execute(
@@ -188,6 +233,8 @@ def rotate(
     progress: dict[str, int] = dict(rotation["progress"])
     resealed = int(rotation["resealed"])
     tables = {r["table_name"] for r in conn.execute("SELECT table_name FROM information_schema.tables")}
+    with conn.transaction():
+        resealed += _index_legacy_keys(conn, tables)
     for spec in SEALED_COLUMNS:
         if spec.table not in tables:
             continue

@@ -108,9 +108,33 @@ def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(dat
             " VALUES (%s, 'Old', 'old@legacy.example', '+14155550100')",
             (list_id,),
         )
+        conn.execute(
+            "INSERT INTO email_verifications (email_bidx, method, status, confidence)"
+            " VALUES ('old@legacy.example', 'smtp', 'valid', 90)"
+        )
+        conn.execute(
+            "INSERT INTO email_pattern_evidence (domain, address_bidx, pattern, source)"
+            " VALUES ('legacy.example', 'old', 'first', 'test')"
+        )
+        dnc = conn.execute(
+            "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
+            " VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id"
+        ).fetchone()
+        assert dnc is not None
+        conn.execute(
+            "INSERT INTO dnc_numbers (number_bidx, list_id, snapshot_date) VALUES ('+14155550100', %s, current_date)",
+            (dnc["id"],),
+        )
         conn.commit()
     with connect(database_url, autocommit=True) as conn:
         rotate(conn, "admin")
+    email_key, phone_key = (
+        crypto.blind_index("email", "old@legacy.example"),
+        crypto.blind_index("phone", "+14155550100"),
+    )
+    assert _raw(database_url, "SELECT email_bidx FROM email_verifications") == [(email_key,)]
+    assert _raw(database_url, "SELECT address_bidx FROM email_pattern_evidence") == [(email_key,)]
+    assert _raw(database_url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
     [(email, bidx, domain, phone_bidx)] = _raw(
         database_url, "SELECT email, email_bidx, email_domain, phone_bidx FROM leads"
     )
