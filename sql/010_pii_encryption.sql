@@ -48,10 +48,11 @@ ALTER TABLE import_errors ADD COLUMN subjects text[] DEFAULT '{}';  -- cleared (
 -- The verification cache is keyed by the address's blind index (its payload is sealed); rows cached before are
 -- re-keyed by `leads keys rotate`.
 ALTER TABLE email_verifications RENAME COLUMN email TO email_bidx;
--- Pattern evidence counts one row per known address: the address's blind index, not its local part.
+-- Pattern evidence counts one row per known address: the address's blind index, not its local part (rows from
+-- before are re-keyed by `leads keys rotate`).
 ALTER TABLE email_pattern_evidence RENAME COLUMN local_part TO address_bidx;
 
--- Do-Not-Call numbers are compared by blind index too.
+-- Do-Not-Call numbers are compared by blind index too (rows from before: `leads keys rotate`).
 ALTER TABLE dnc_numbers RENAME COLUMN number TO number_bidx;
 
 -- Key rotations: one row per `leads keys rotate`, its progress (the last lead id re-sealed per table) so an
