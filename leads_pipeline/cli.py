@@ -27,6 +27,7 @@ from leads_pipeline.commands.crm import crm_app, sync_app
 from leads_pipeline.commands.dedupe import dedupe_command
 from leads_pipeline.commands.demo import demo
 from leads_pipeline.commands.dnc import app as dnc_app
+from leads_pipeline.commands.keys import app as keys_app
 from leads_pipeline.commands.lists import app as lists_app
 from leads_pipeline.commands.merges import app as merges_app
 from leads_pipeline.commands.privacy import app as privacy_app
@@ -54,6 +55,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command("verify")(verify)
 app.command("find-email")(find_email)
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(keys_app, name="keys")
 app.command("enrich")(enrich_commands.enrich)
 app.add_typer(enrich_commands.jobs_app, name="jobs")
 app.add_typer(enrich_commands.templates_app, name="templates")

@@ -29,3 +29,29 @@ def import_file(
         options=ImportOptions(on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows),
         user="tester",
     )
+
+
+def stored(**fields: Any) -> dict[str, Any]:
+    """Lead column values as the store writes them: emails, phones and street sealed, with their blind indexes
+    (for tests that write leads with plain SQL)."""
+    from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
+
+    columns: dict[str, Any] = {}
+    for name, value in fields.items():
+        columns.update(lead_columns(name, value) if name in SEALED_FIELDS else {name: value})
+    return columns
+
+
+def set_clause(**fields: Any) -> tuple[str, list[Any]]:
+    """``SET`` assignments and their parameters for ``stored(**fields)``."""
+    columns = stored(**fields)
+    return ", ".join(f"{name} = %s" for name in columns), list(columns.values())
+
+
+def bidx(value: str, field: str = "email") -> str:
+    """The blind index a sealed field is looked up by: ``WHERE email_bidx = %s``."""
+    from leads_pipeline.lib.privacy.crypto import blind_index
+
+    digest = blind_index(field, value)
+    assert digest is not None
+    return digest

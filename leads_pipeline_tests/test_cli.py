@@ -16,7 +16,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import bidx, import_file
 
 
 @pytest.fixture
@@ -212,6 +212,8 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
     assert status["status"] == "completed"
     assert status["mapping"]["City"] is None
     with connect(database_url) as conn:
-        ana = conn.execute("SELECT city, custom FROM leads WHERE email = 'ana.garcia@acme.es'").fetchone()
+        ana = conn.execute(
+            "SELECT city, custom FROM leads WHERE email_bidx = %s", (bidx("ana.garcia@acme.es"),)
+        ).fetchone()
     assert ana is not None
     assert ana["city"] is None and ana["custom"]["City"] == "Madrid"

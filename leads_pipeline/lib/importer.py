@@ -37,6 +37,8 @@ from leads_pipeline.lib.csvfile import (
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
+from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.privacy.crypto import Sealer
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import ensure_list, get_list
@@ -130,11 +132,13 @@ def _prepare(
     dedupe: DedupeKey,
     on_duplicate: OnDuplicate,
     default_region: str,
+    sealer: Sealer,
 ) -> StagedChunk:
     if isinstance(raw, ChunkRange):
         raw = read_range(raw)
     return stage_chunk(
-        prepare_chunk(raw, headers, mapping, dedupe=dedupe, on_duplicate=on_duplicate, default_region=default_region)
+        prepare_chunk(raw, headers, mapping, dedupe=dedupe, on_duplicate=on_duplicate, default_region=default_region),
+        sealer,
     )
 
 
@@ -172,7 +176,9 @@ def _prepared_chunks(
     raw_chunks: Iterable[RawChunk | ChunkRange] = (
         ranges if ranges is not None else iter_chunks(layout, options.chunk_rows, start_chunk=start_chunk)
     )
-    args = (layout.headers, mapping, dedupe, options.on_duplicate, options.default_region)
+    # The keys are resolved here and shipped with each chunk: workers seal (AES-GCM) and blind-index the PII, so
+    # the merge only copies sealed values.
+    args = (layout.headers, mapping, dedupe, options.on_duplicate, options.default_region, crypto.sealer())
     if pool is None:
         for raw in raw_chunks:
             yield _prepare(raw, *args)

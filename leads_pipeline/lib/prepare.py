@@ -8,8 +8,9 @@ to reach or identify the lead, or when it fails the stored-lead schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 import pandas as pd
@@ -19,24 +20,36 @@ import pyarrow.csv as pacsv
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
 DedupeKey = Literal["email", "phone", "both"]
 OnDuplicate = Literal["skip", "update"]
 
-STORED_COLUMNS: tuple[str, ...] = (
+LEAD_COLUMNS: tuple[str, ...] = (
     *CANONICAL_FIELDS,
     "phone_ext",
     "mobile_phone_ext",
     "company_key",
     "name_key",
 )
-"""The lead columns an import writes, besides ``custom``."""
+"""The lead columns a prepared chunk holds in clear, validated against the lead schema."""
+INDEX_COLUMNS: tuple[str, ...] = ("email_bidx", "email_domain", "phone_bidx", "mobile_phone_bidx", "street_bidx")
+"""The blind indexes of the sealed fields and the email's domain, computed when a chunk is staged."""
+STORED_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, *INDEX_COLUMNS)
+"""The lead columns an import writes, besides ``custom`` (the sealed fields sealed)."""
 
 
 MATCH_KEYS: dict[DedupeKey, tuple[str, ...]] = {"email": ("email",), "phone": ("phone",), "both": ("email", "phone")}
 """The keys two live leads of a list must not share, by the list's dedupe setting."""
 CONTACT_KEYS = ("email", "phone")
+MATCH_COLUMNS: dict[str, str] = {
+    "email": "email_bidx",
+    "phone": "phone_bidx",
+    "linkedin_url": "linkedin_url",
+    "name_key": "name_key",
+}
+"""The column a stored key is compared on (sealed keys through their blind index)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +59,8 @@ class Problem:
     value: str | None
     reason: str
     severity: Literal["error", "warning"]
+    subjects: tuple[str, ...] = ()
+    """The blind indexes of the identifiers in ``value`` once it is sealed (for privacy requests)."""
 
 
 def rejected_rows(problems: list[Problem]) -> int:
@@ -68,6 +83,8 @@ class PreparedChunk:
     custom_headers: dict[str, str]
     problems: list[Problem] = field(default_factory=list)
     duplicates_in_file: int = 0
+    sealed_custom: list[str] = field(default_factory=list)
+    """The ``moved_<i>`` columns holding raw values of sealed fields (sealed when staged)."""
 
     @property
     def rejected(self) -> int:
@@ -112,6 +129,7 @@ def prepare_chunk(
     out["row_number"] = rows
     header_of: dict[str, str] = {}  # canonical field -> original header
     custom_headers: dict[str, str] = {}
+    sealed_custom: list[str] = []
     for i, header in enumerate(headers):
         target = mapping.get(header)
         cleaned = norm.clean_arrow(pa.array(columns[i], type=pa.large_string()), index)
@@ -129,6 +147,8 @@ def prepare_chunk(
             slot = f"moved_{headers.index(header_of[target])}"
             custom_headers[slot] = header_of[target]
             out[slot] = values.where(bad)
+            if target in crypto.SEALED_FIELDS:
+                sealed_custom.append(slot)
 
     country = _column(out, "country")
     if country is not None:
@@ -166,7 +186,7 @@ def prepare_chunk(
         norm.company_key(company) if company is not None else pd.Series(pd.NA, index=out.index, dtype="str")
     )
     out["name_key"] = norm.name_key(out["first_name"], out["last_name"], out["company_key"])
-    for name in STORED_COLUMNS:
+    for name in LEAD_COLUMNS:
         if name not in out.columns:
             out[name] = pd.Series(
                 pd.NA, index=out.index, dtype=TYPED_FIELDS[name][0] if name in TYPED_FIELDS else "str"
@@ -174,7 +194,7 @@ def prepare_chunk(
 
     rejected: set[int] = set()
     seen_rejections: set[tuple[int, str | None]] = set()
-    for failure in validate_leads(out[list(STORED_COLUMNS)]):
+    for failure in validate_leads(out[list(LEAD_COLUMNS)]):
         position = int(failure.index)  # type: ignore[call-overload]
         rejected.add(position)
         row_number = int(rows.iloc[position])
@@ -197,6 +217,7 @@ def prepare_chunk(
         custom_headers=custom_headers,
         problems=problems,
         duplicates_in_file=before - len(out),
+        sealed_custom=sealed_custom,
     )
 
 
@@ -223,11 +244,66 @@ class StagedChunk:
         return self.columns[1 + len(STORED_COLUMNS) :]
 
 
-def stage_chunk(chunk: PreparedChunk) -> StagedChunk:
-    """Encode the chunk's rows as CSV for COPY (unquoted empty = NULL), in the worker that prepared it."""
+_CONTACT_VALUE = re.compile(r"^\s*([^@\s]+@[^@\s]+\.[^@\s]+|\+?[\d\s().-]{7,}(\s*(x|ext\.?)\s*\d+)?)\s*$", re.I)
+_DATE_VALUE = re.compile(r"^\s*\d{4}-\d{2}-\d{2}")
+
+
+def _is_contact(value: str) -> bool:
+    if not _CONTACT_VALUE.match(value):
+        return False
+    return "@" in value or (not _DATE_VALUE.match(value) and sum(c.isdigit() for c in value) >= 7)
+
+
+def _contact_columns(frame: pd.DataFrame, custom_headers: dict[str, str]) -> list[str]:
+    """Unmapped columns whose values are mostly email addresses or phone numbers (a second phone, a personal
+    email): kept in the lead's custom fields, sealed like the mapped ones."""
+    found: list[str] = []
+    for slot in custom_headers:
+        if not slot.startswith("custom_"):
+            continue
+        sample = frame[slot].dropna().head(200).astype(str).tolist()
+        contacts = [v for v in sample if _is_contact(v)]
+        if sample and len(contacts) * 2 >= len(sample):
+            found.append(slot)
+    return found
+
+
+def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
+    """The chunk's frame with the sealed fields (and raw values of them moved to custom) sealed, and their blind
+    indexes and the email domain added: done here, in the worker, so the merge only copies."""
+    frame = chunk.frame.copy()
+    for name in crypto.SEALED_FIELDS:
+        values = frame[name]
+        present = values.notna()
+        plain = values[present].astype(str).tolist()
+        frame[name] = pd.Series(pd.NA, index=frame.index, dtype="str")
+        frame[f"{name}_bidx"] = pd.Series(pd.NA, index=frame.index, dtype="str")
+        if plain:
+            frame.loc[present, name] = [sealer.seal(v) for v in plain]
+            frame.loc[present, f"{name}_bidx"] = [sealer.blind_index(name, v) for v in plain]
+        if name == "email":
+            frame["email_domain"] = values.str.rsplit("@", n=1).str[1]
+    for slot in [*chunk.sealed_custom, *_contact_columns(frame, chunk.custom_headers)]:
+        values = frame[slot]
+        present = values.notna()
+        if present.any():
+            # deterministic: the merge compares custom JSON whole (an unchanged row must stay unchanged)
+            frame.loc[present, slot] = [sealer.seal(str(v), deterministic=True) for v in values[present]]
+    return frame
+
+
+def _sealed_problem(problem: Problem, sealer: crypto.Sealer) -> Problem:
+    if problem.value is None:
+        return problem
+    return replace(problem, value=sealer.seal(problem.value), subjects=sealer.subjects(problem.value))
+
+
+def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
+    """Seal the chunk's PII and encode its rows as CSV for COPY (unquoted empty = NULL), in the worker that
+    prepared it."""
     custom = sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))  # custom_i, moved_i
     columns = ["row_number", *STORED_COLUMNS, *custom]
-    table = pa.Table.from_pandas(chunk.frame[columns], preserve_index=False)
+    table = pa.Table.from_pandas(_sealed_frame(chunk, sealer)[columns], preserve_index=False)
     buffer = pa.BufferOutputStream()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
     return StagedChunk(
@@ -237,7 +313,7 @@ def stage_chunk(chunk: PreparedChunk) -> StagedChunk:
         columns=columns,
         data=buffer.getvalue().to_pybytes(),
         custom_headers=chunk.custom_headers,
-        problems=chunk.problems,
+        problems=[_sealed_problem(p, sealer) for p in chunk.problems],
         duplicates_in_file=chunk.duplicates_in_file,
     )
 

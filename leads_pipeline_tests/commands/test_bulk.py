@@ -12,7 +12,7 @@ import pytest
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import bidx, import_file
 
 
 @pytest.fixture
@@ -51,13 +51,16 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
     fair.ok("bulk", "set", "company", "ACME Iberia S.L.", "--where", "email ~ acme")
     fair.ok("bulk", "set", "custom.Owner", "=cmd()", "--where", "email ~ acme")
     fair.ok("bulk", "set", "employee_count", "1.2k", "--where", "email ~ acme")
-    [ana] = _rows(database_url, "SELECT * FROM leads WHERE email = 'ana.garcia@acme.es'")
+    [ana] = _rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
     assert (ana["country"], ana["company_key"], ana["employee_count"]) == ("DE", "acme iberia", 1200)
     assert ana["name_key"] == "ana garcia-lopez|acme iberia"
     assert ana["custom"]["Owner"] == "=cmd()"
     fair.ok("bulk", "set", "custom.Owner", "", "--where", "email ~ acme")
     assert (
-        "Owner" not in _rows(database_url, "SELECT custom FROM leads WHERE email = 'ana.garcia@acme.es'")[0]["custom"]
+        "Owner"
+        not in _rows(database_url, "SELECT custom FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))[0][
+            "custom"
+        ]
     )
     assert "email 'nope'" in fair.fails("bulk", "set", "email", "nope", "--where", "email ~ acme")
     assert "cannot set 'id'" in fair.fails("bulk", "set", "id", "3", "--where", "email ~ acme")
@@ -117,7 +120,8 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE leads SET title = '=1+2', notes = E'\\tcmd', city = '-2+3', company = '@SUM(A1)',"
-            " custom = custom || '{\"Hack\": \"+HYPERLINK()\"}' WHERE email = 'ana.garcia@acme.es'"
+            ' custom = custom || \'{"Hack": "+HYPERLINK()"}\' WHERE email_bidx = %s',
+            (bidx("ana.garcia@acme.es"),),
         )
     out = tmp_path / "out.csv"
     assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))

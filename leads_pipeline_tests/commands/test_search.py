@@ -26,11 +26,15 @@ def _emails(leads: Leads, *args: str, user: str = "tester") -> list[str]:
     return [lead["email"] for lead in leads.json("search", *args, "--json", user=user)["leads"]]
 
 
-def test_text_query_matches_substrings_of_names_email_company_title(fair: Leads) -> None:
+def test_text_query_matches_substrings_of_names_email_domain_company_title(fair: Leads) -> None:
     assert _emails(fair, "sheryl") == ["zunigavanessa@smith.info", "mariokhan@ryan-pope.org"]
     assert _emails(fair, "SHERYL baxter") == ["zunigavanessa@smith.info"], "every word must appear"
     assert _emails(fair, "rasmussen") == ["zunigavanessa@smith.info"]
     assert _emails(fair, "@infosys.example") == ["priya.sharma@infosys.example"]
+    assert _emails(fair, "infosys") == ["priya.sharma@infosys.example"], "the email's domain is searched"
+    # the local part is sealed: a whole address is found through its blind index, a piece of it is not
+    assert _emails(fair, "Priya.Sharma@Infosys.example") == ["priya.sharma@infosys.example"]
+    assert _emails(fair, "zunigavanessa") == []
     assert _emails(fair, "garcía") == ["ana.garcia@acme.es"]
     assert _emails(fair, "100%") == []
 

@@ -13,6 +13,7 @@ import pytest
 
 from leads_pipeline.lib.csvfile import RawChunk, RowProblem
 from leads_pipeline.lib.prepare import (
+    LEAD_COLUMNS,
     STORED_COLUMNS,
     DedupeKey,
     OnDuplicate,
@@ -20,6 +21,7 @@ from leads_pipeline.lib.prepare import (
     prepare_chunk,
     stage_chunk,
 )
+from leads_pipeline.lib.privacy import crypto
 
 HEADERS = ("First Name", "Last Name", "E-mail", "Phone", "Country", "Web", "Company", "Favourite colour")
 MAPPING: dict[str, str | None] = {
@@ -118,7 +120,7 @@ def test_every_stored_column_is_present_even_when_not_mapped() -> None:
     chunk = _prepare(
         [["ann@example.com"]], headers=("Email",), mapping={"Email": "email"}
     )  # only one column in the file
-    assert set(STORED_COLUMNS) <= set(chunk.frame.columns)
+    assert set(LEAD_COLUMNS) <= set(chunk.frame.columns)
     assert chunk.custom_headers == {}
     [lead] = _records(chunk)
     assert lead["email"] == "ann@example.com"
@@ -179,12 +181,24 @@ def test_invalid_email_with_another_identity_is_a_warning() -> None:
 
 def test_staged_chunk_keeps_moved_and_custom_columns_for_copy() -> None:
     chunk = _prepare([_row(email="ann@example.com", phone="nope", colour="red")])
-    staged = stage_chunk(chunk)
+    staged = stage_chunk(chunk, crypto.sealer())
     assert staged.lead_count == 1
     assert staged.columns[: 1 + len(STORED_COLUMNS)] == ["row_number", *STORED_COLUMNS]
     assert set(staged.columns[1 + len(STORED_COLUMNS) :]) == set(chunk.custom_headers)
     line = staged.data.decode()
-    assert "ann@example.com" in line and "nope" in line and "red" in line
+    assert "example.com" in line and "red" in line  # the domain stays in clear; custom fields too
+    assert "ann@example.com" not in line and "nope" not in line  # the address and a raw phone are sealed
+    assert crypto.blind_index("email", "ann@example.com") in line
+
+
+def test_unmapped_columns_of_phone_numbers_or_emails_are_sealed_too() -> None:
+    headers = ("Email", "Phone 2", "Joined")
+    rows = [["ann@example.com", "001-555-123-4567x12", "2021-05-14"], ["bo@example.com", "", "2022-01-02"]]
+    chunk = _prepare(rows, headers=headers, mapping={"Email": "email", "Phone 2": None, "Joined": None})
+    line = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert "555-123-4567" not in line and "2021-05-14" in line, "the second phone sealed, the date kept in clear"
+    again = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert [c for c in line.split(",") if "enc:" in c and c in again], "deterministic: a re-import compares equal"
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@ stored phone in E.164, every accepted LinkedIn URL a profile URL."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any
 
 import dagster as dg
 import psycopg
+
+from leads_pipeline.lib.store.audit import mask
 
 EMAIL_MX_CHECK = "no_valid_email_without_mx"
 PHONE_E164_CHECK = "phones_are_e164"
@@ -50,15 +53,17 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     if not rows:
         return "none"
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]) for c in columns) + " |" for r in rows[:_PREVIEW]]
+    # PII is sealed in the database; Dagster's event log beside it gets it masked
+    lines += ["| " + " | ".join(mask(str(r[c])) for c in columns) + " |" for r in rows[:_PREVIEW]]
     return "\n".join(lines)
 
 
 def email_mx_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
     rows = list(
         conn.execute(
+            # details->>'email' is sealed (opened as it loads); the domain beside it is in clear
             "SELECT f.lead_id, f.details->>'email' AS email, d.mx_error FROM lead_facts f"
-            " JOIN mail_domains d ON d.domain = split_part(f.details->>'email', '@', 2)"
+            " JOIN mail_domains d ON d.domain = f.details->>'email_domain'"
             " WHERE f.batch_id = %s AND f.field = 'email_status' AND f.value = 'valid'"
             " AND cardinality(d.mx_hosts) = 0 AND NOT d.fallback_a AND d.mx_checked_at IS NOT NULL",
             (batch_id,),
@@ -74,15 +79,20 @@ def email_mx_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> d
     )
 
 
+_E164 = re.compile(r"^\+[1-9][0-9]{7,14}$")
+
+
 def phone_e164_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
-    rows = list(
-        conn.execute(
+    # The numbers are sealed: read (opened as they load) and checked here, not in SQL.
+    rows = [
+        r
+        for r in conn.execute(
             "SELECT l.id AS lead_id, l.phone, l.mobile_phone FROM batch_members m JOIN leads l ON l.id = m.lead_id"
-            " WHERE m.batch_id = %s AND l.deleted_at IS NULL"
-            " AND (l.phone !~ '^\\+[1-9][0-9]{7,14}$' OR l.mobile_phone !~ '^\\+[1-9][0-9]{7,14}$')",
+            " WHERE m.batch_id = %s AND l.deleted_at IS NULL AND (l.phone IS NOT NULL OR l.mobile_phone IS NOT NULL)",
             (batch_id,),
         )
-    )
+        if any(n is not None and not _E164.match(n) for n in (r["phone"], r["mobile_phone"]))
+    ]
     return dg.AssetCheckResult(
         check_name=PHONE_E164_CHECK,
         passed=not rows,

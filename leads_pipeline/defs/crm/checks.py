@@ -12,6 +12,7 @@ import dagster as dg
 from leads_pipeline.lib.crm.base import RemoteField
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.sync import PushPlan
+from leads_pipeline.lib.store.audit import mask
 
 PUSH_CHECK = "crm_push_is_valid"
 PREVIEW_ROWS = 20
@@ -35,7 +36,7 @@ def unknown_fields(connection: Connection, fields: list[RemoteField]) -> list[st
 
 def push_check(connection: Connection, plan: PushPlan, unknown: list[str]) -> dg.AssetCheckResult:
     rows = ["| lead | email | problems |", "|---|---|---|"] + [
-        f"| {i.lead_id} | {i.email or ''} | {'; '.join(i.reasons)} |" for i in plan.invalid[:PREVIEW_ROWS]
+        f"| {i.lead_id} | {mask(i.email or '')} | {'; '.join(i.reasons)} |" for i in plan.invalid[:PREVIEW_ROWS]
     ]
     metadata = {
         "to_send": dg.MetadataValue.int(len(plan.send)),

@@ -10,6 +10,7 @@ from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.importer import DEFAULT_CHUNK_ROWS, ImportOptions, run_import
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.lists import get_list
 
 UNMAPPED = "custom"
@@ -44,7 +45,8 @@ def _errors_table(errors: list[dict[str, object]]) -> str:
         return "none"
     lines = ["| row | column | value | reason | severity |", "|---|---|---|---|---|"]
     for e in errors:
-        value = str(e["value"] or "").replace("|", "\\|")[:60]
+        # the database keeps these cells sealed; Dagster's event log beside it must not hold them in clear
+        value = mask(str(e["value"] or "")).replace("|", "\\|")[:60]
         lines.append(f"| {e['row']} | {e['column'] or ''} | {value} | {e['reason']} | {e['severity']} |")
     return "\n".join(lines)
 

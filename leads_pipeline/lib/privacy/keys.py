@@ -7,6 +7,10 @@ dump alone cannot turn a hash back into an address or test guesses without the k
 The key comes from ``LEADS_SUPPRESSION_KEY``; when unset, a random key is generated once into
 ``$LEADS_HOME/suppression.key`` (mode 0600) and reused. Losing that file makes earlier suppressions unmatchable,
 so production deployments set the variable from their secret store.
+
+The same hash is the blind index of the sealed emails and phone numbers (``lib/privacy/crypto.py``): changing
+this key makes every ``*_bidx`` column, suppression and opt-out unmatchable, so it is not rotated with the
+encryption keys.
 """
 
 from __future__ import annotations

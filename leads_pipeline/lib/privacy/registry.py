@@ -17,7 +17,9 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 - ``emails`` (text[]): their normalized (lower-case) email addresses;
 - ``phones`` (text[]): their phone numbers in E.164;
 - ``phone_digits`` (text[]): the same numbers as digits only, for free text holding a number as it was typed;
-- ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address.
+- ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address;
+- ``email_hashes``, ``phone_hashes`` (text[]): their blind indexes (``lib/privacy/crypto.py``), for the columns
+  stored sealed, which only a blind index finds.
 
 ``erase`` says what ``leads privacy delete`` does with the rows found: ``delete`` them, ``clear`` the listed
 columns (set them to NULL, keeping a row that other records count, such as an import error), or ``keep`` them
@@ -56,30 +58,35 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
     PersonalTable(
         "import_errors",
         "values of rejected or corrected cells as they were in the file",
-        "lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT,
+        # values are sealed (sql/010): a value is found by the blind indexes of the identifiers written in it;
+        # rows written before, in clear, by the text itself
+        "t.subjects && %(subjects)s::text[] OR (t.value NOT LIKE 'enc:%%'"
+        " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT + "))",
         "clear",
-        ("value",),
+        ("value", "subjects"),
     ),
     PersonalTable(
         "import_updates",
         "a lead's row as it was before an import updated it",
-        "t.lead_id = ANY(%(lead_ids)s) OR lower(t.previous ->> 'email') = ANY(%(emails)s)"
-        " OR t.previous ->> 'phone' = ANY(%(phones)s) OR t.previous ->> 'mobile_phone' = ANY(%(phones)s)",
+        "t.lead_id = ANY(%(lead_ids)s) OR t.previous ->> 'email_bidx' = ANY(%(email_hashes)s)"
+        " OR t.previous ->> 'phone_bidx' = ANY(%(phone_hashes)s)"
+        " OR t.previous ->> 'mobile_phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
     ),
     PersonalTable(
         "merges",
         "the survivor's row before a duplicate merge, and the ids merged into it",
         "t.survivor_id = ANY(%(lead_ids)s) OR t.merged_ids && %(lead_ids)s::bigint[]"
-        " OR lower(t.survivor_before ->> 'email') = ANY(%(emails)s)"
-        " OR t.survivor_before ->> 'phone' = ANY(%(phones)s) OR t.survivor_before ->> 'mobile_phone' = ANY(%(phones)s)",
+        " OR t.survivor_before ->> 'email_bidx' = ANY(%(email_hashes)s)"
+        " OR t.survivor_before ->> 'phone_bidx' = ANY(%(phone_hashes)s)"
+        " OR t.survivor_before ->> 'mobile_phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
     ),
     PersonalTable(
         "lead_facts",
         "every value a source produced about a lead, with its raw details",
-        "t.lead_id = ANY(%(lead_ids)s) OR lower(t.value) = ANY(%(emails)s) OR t.value = ANY(%(phones)s)"
-        " OR lower(t.details::text) LIKE ANY(%(email_patterns)s)",
+        "t.lead_id = ANY(%(lead_ids)s) OR t.details ->> 'email_bidx' = ANY(%(email_hashes)s)"
+        " OR t.details ->> 'phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
     ),
     PersonalTable("lead_tags", "tags on the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
@@ -87,13 +94,13 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
     PersonalTable(
         "email_verifications",
         "verification verdicts of the person's addresses, with provider payloads",
-        "lower(t.email) = ANY(%(emails)s)",
+        "t.email_bidx = ANY(%(email_hashes)s)",
         "delete",
     ),
     PersonalTable(
         "email_pattern_evidence",
         "the person's address as evidence of their company's email pattern",
-        "lower(t.local_part || '@' || t.domain) = ANY(%(emails)s)",
+        "t.address_bidx = ANY(%(email_hashes)s)",
         "delete",
     ),
     # Enrichment stage (sql/004_enrichment.sql).
@@ -121,7 +128,8 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
     PersonalTable(
         "crm_sync_log",
         "sync messages naming the person",
-        "lower(t.message) LIKE ANY(%(email_patterns)s)",
+        "t.lead_id = ANY(%(lead_ids)s)"
+        " OR (t.message NOT LIKE 'enc:%%' AND lower(t.message) LIKE ANY(%(email_patterns)s))",
         "clear",
         ("message",),
     ),

@@ -17,7 +17,8 @@ from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
-from leads_pipeline.lib.prepare import MATCH_KEYS
+from leads_pipeline.lib.prepare import INDEX_COLUMNS, MATCH_KEYS
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
 from leads_pipeline.lib.store import access, audit, privacy
 from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
 from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
@@ -33,6 +34,7 @@ _COPIED: Final[tuple[str, ...]] = (
     "custom",
     "company_key",
     "name_key",
+    *INDEX_COLUMNS,
     "stage",
     "score",
     "opted_out_at",
@@ -165,8 +167,17 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
         else:
             if name == "stage" and value is None:
                 raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
-            assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
-            changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
+            if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
+                stored = lead_columns(name, value)
+                assignment = sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
+                )
+                changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(
+                    sql.Identifier(f"{name}_bidx"), sql.Literal(stored[f"{name}_bidx"])
+                )
+            else:
+                assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
+                changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
         changed_ids = [
             r["id"]
             for r in conn.execute(

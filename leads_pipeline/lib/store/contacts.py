@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal_details, seal_fact
 from leads_pipeline.lib.store.db import connect
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -100,7 +101,19 @@ def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequ
 
 
 def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int:
-    rows = [(f.lead_id, f.field, f.value, f.source, f.confidence, f.cost, batch_id, Jsonb(f.details)) for f in facts]
+    rows = [
+        (
+            f.lead_id,
+            f.field,
+            seal_fact(f.field, f.value),
+            f.source,
+            f.confidence,
+            f.cost,
+            batch_id,
+            Jsonb(seal_details(f.details)),
+        )
+        for f in facts
+    ]
     if rows:
         with conn.cursor() as cur:
             cur.executemany(
@@ -117,6 +130,8 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
         raise ValueError(f"column: expected one of {sorted(UPDATABLE)}, found {column!r}")
     if not values:
         return 0
+    if column in SEALED_FIELDS:
+        return _update_sealed_column(conn, column, values, overwrite=overwrite)
     condition = sql.SQL("l.{col} IS DISTINCT FROM v.value").format(col=sql.Identifier(column))
     if not overwrite:
         condition = sql.SQL("l.{col} IS NULL").format(col=sql.Identifier(column))
@@ -126,6 +141,30 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
     ).format(col=sql.Identifier(column), condition=condition)
     cursor = conn.execute(query, (list(values), list(values.values())))
     return cursor.rowcount
+
+
+def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
+    """``update_lead_columns`` for a sealed column: the sealed value with its blind index (and an email's
+    domain); "changed" compares blind indexes, since every sealing differs."""
+    names = list(lead_columns(column, None))
+    rows = [(lead_id, *lead_columns(column, value).values()) for lead_id, value in values.items()]
+    index = sql.Identifier(f"{column}_bidx")
+    condition = (
+        sql.SQL("l.{i} IS DISTINCT FROM v.{i}").format(i=index)
+        if overwrite
+        else sql.SQL("l.{c} IS NULL").format(c=sql.Identifier(column))
+    )
+    query = sql.SQL(
+        "UPDATE leads l SET {assignments}, updated_at = now()"
+        " FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE l.id = v.id AND {condition}"
+    ).format(
+        assignments=sql.SQL(", ").join(sql.SQL("{n} = v.{n}").format(n=sql.Identifier(n)) for n in names),
+        arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in names),
+        names=sql.SQL(", ").join(map(sql.Identifier, names)),
+        condition=condition,
+    )
+    columns = list(zip(*rows, strict=True))
+    return conn.execute(query, [list(c) for c in columns]).rowcount
 
 
 def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str], stage: str | None = None) -> float:
@@ -200,9 +239,12 @@ def add_pattern_evidence(conn: Conn, rows: Iterable[tuple[str, str, str, str]]) 
     if batch:
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO email_pattern_evidence (domain, local_part, pattern, source) VALUES (%s, %s, %s, %s)"
-                " ON CONFLICT (domain, local_part) DO NOTHING",
-                batch,
+                "INSERT INTO email_pattern_evidence (domain, address_bidx, pattern, source) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (domain, address_bidx) DO NOTHING",
+                [
+                    (domain, blind_index("email", f"{local}@{domain}"), pattern, source)
+                    for domain, local, pattern, source in batch
+                ],
             )
 
 
@@ -250,10 +292,10 @@ class VerificationLedger:
                 self._db()
                 .execute(
                     "SELECT confidence, details, checked_at FROM email_verifications"
-                    " WHERE email = %s AND method = %s AND checked_at > now() - %s"
+                    " WHERE email_bidx = %s AND method = %s AND checked_at > now() - %s"
                     # a free "unknown" (ZeroBounce charges nothing for it) is worth asking again later
                     " AND NOT (status = 'unknown' AND cost = 0)",
-                    (email, method, self.max_age),
+                    (blind_index("email", email), method, self.max_age),
                 )
                 .fetchone()
             )
@@ -264,8 +306,8 @@ class VerificationLedger:
             if lead is not None and self.batch_id is not None:
                 known = self._db().execute(
                     "SELECT 1 FROM lead_facts WHERE batch_id = %s AND field = 'email_status' AND source = %s"
-                    " AND lead_id = %s AND details->>'email' = %s",
-                    (self.batch_id, method, lead, email),
+                    " AND lead_id = %s AND details->>'email_bidx' = %s",
+                    (self.batch_id, method, lead, blind_index("email", email)),
                 )
                 if known.fetchone() is None:
                     details = {**verdict.details(), "reused_from": row["checked_at"].isoformat()}
@@ -293,17 +335,18 @@ class VerificationLedger:
         details = {**verdict.details(), **billing}
         with self._lock, self._db().transaction():
             self._db().execute(
-                "INSERT INTO email_verifications (email, method, status, confidence, cost, details)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email, method) DO UPDATE SET status = EXCLUDED.status,"
+                "INSERT INTO email_verifications (email_bidx, method, status, confidence, cost, details)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (email_bidx, method) DO UPDATE SET"
+                " status = EXCLUDED.status,"
                 " confidence = EXCLUDED.confidence, cost = EXCLUDED.cost, details = EXCLUDED.details,"
                 " checked_at = now()",
                 (
-                    verdict.email,
+                    blind_index("email", verdict.email),
                     verdict.method,
                     verdict.status,
                     verdict.confidence,
                     verdict.provider_cost,
-                    Jsonb(details),
+                    Jsonb(seal_details(details)),
                 ),
             )
             lead = self.lead_of.get(verdict.email)
@@ -343,18 +386,19 @@ def load_dnc(
     ).fetchone()
     assert row is not None
     list_id = int(row["id"])
+    hashed = sorted({blind_index("phone", n) or "" for n in numbers} - {""})  # compared by blind index only
     if kind == "deletions":
-        conn.execute("DELETE FROM dnc_numbers WHERE number = ANY(%s)", (sorted(numbers),))
+        conn.execute("DELETE FROM dnc_numbers WHERE number_bidx = ANY(%s)", (hashed,))
         return list_id
     if kind == "full":
         conn.execute("DELETE FROM dnc_numbers")
-    conn.execute("CREATE TEMP TABLE dnc_load (number text) ON COMMIT DROP")
-    with conn.cursor().copy("COPY dnc_load (number) FROM STDIN") as copy:
-        for number in numbers:
-            copy.write_row((number,))
+    conn.execute("CREATE TEMP TABLE dnc_load (number_bidx text) ON COMMIT DROP")
+    with conn.cursor().copy("COPY dnc_load (number_bidx) FROM STDIN") as copy:
+        for digest in hashed:
+            copy.write_row((digest,))
     conn.execute(
-        "INSERT INTO dnc_numbers (number, list_id, snapshot_date) SELECT number, %s, %s FROM dnc_load"
-        " ON CONFLICT (number) DO UPDATE SET list_id = EXCLUDED.list_id, snapshot_date = EXCLUDED.snapshot_date",
+        "INSERT INTO dnc_numbers (number_bidx, list_id, snapshot_date) SELECT number_bidx, %s, %s FROM dnc_load"
+        " ON CONFLICT (number_bidx) DO UPDATE SET list_id = EXCLUDED.list_id, snapshot_date = EXCLUDED.snapshot_date",
         (list_id, snapshot_date),
     )
     return list_id
@@ -367,6 +411,7 @@ def dnc_snapshot(conn: Conn) -> date | None:
 
 
 def dnc_numbers(conn: Conn, numbers: Iterable[str]) -> set[str]:
-    """Which of ``numbers`` (E.164) are on the Do-Not-Call list."""
-    rows = conn.execute("SELECT number FROM dnc_numbers WHERE number = ANY(%s)", (sorted(set(numbers)),))
-    return {r["number"] for r in rows}
+    """Which of ``numbers`` (E.164) are on the Do-Not-Call list (stored as blind indexes)."""
+    by_hash = {digest: n for n in set(numbers) if (digest := blind_index("phone", n))}
+    rows = conn.execute("SELECT number_bidx FROM dnc_numbers WHERE number_bidx = ANY(%s)", (sorted(by_hash),))
+    return {by_hash[r["number_bidx"]] for r in rows}

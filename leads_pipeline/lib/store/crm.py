@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Filter
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store.privacy import sellable
 from leads_pipeline.lib.store.search import filters_condition
 
@@ -116,7 +117,14 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
                     last_hash = excluded.last_hash, last_values = excluded.last_values, synced_at = now()
                 """,
                 [
-                    (o.lead_id, connection, o.remote_id, o.remote_updated, o.values_hash, Jsonb(dict(o.values or {})))
+                    (
+                        o.lead_id,
+                        connection,
+                        o.remote_id,
+                        o.remote_updated,
+                        o.values_hash,
+                        Jsonb(seal_payload(dict(o.values or {}))),
+                    )
                     for o in good
                 ],
             )
@@ -144,7 +152,7 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
                         run_id,
                         o.category or "rejected",
                         o.permanent,
-                        o.message or "",
+                        seal(o.message or "") if o.message else "",
                         o.values_hash,
                         o.attempts,
                     )
@@ -155,7 +163,8 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
             cursor.executemany(
                 "INSERT INTO crm_sync_log (sync_id, lead_id, remote_id, action, category, message, attempts) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                [(run_id, o.lead_id, o.remote_id, o.action, o.category, o.message, o.attempts) for o in done],
+                # messages can quote the record's email or number: sealed
+                [(run_id, o.lead_id, o.remote_id, o.action, o.category, seal(o.message), o.attempts) for o in done],
             )
 
 
@@ -177,6 +186,14 @@ def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dic
         ).fetchone()
     if field not in CANONICAL_FIELDS:
         return None
+    if field in SEALED_FIELDS:  # sealed: matched through the blind index
+        return conn.execute(
+            sql.SQL(
+                "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND l.{} = %s"
+                " ORDER BY l.id LIMIT 1"
+            ).format(sql.Identifier(f"{field}_bidx")),
+            (list_id, blind_index(field, str(value))),
+        ).fetchone()
     query = sql.SQL(
         "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND lower(l.{}::text) = lower(%s) "
         "ORDER BY l.id LIMIT 1"
@@ -186,7 +203,7 @@ def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dic
 
 def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> None:
     """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves."""
-    columns = {k: v for k, v in changes.items() if k in CANONICAL_FIELDS}
+    columns = _stored({k: v for k, v in changes.items() if k in CANONICAL_FIELDS})
     custom = {k[len("custom.") :]: v for k, v in changes.items() if k.startswith("custom.")}
     assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns]
     params: list[Any] = list(columns.values())
@@ -199,8 +216,16 @@ def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]
     )
 
 
+def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
+    """Lead column values as stored: the sealed fields sealed, with their blind indexes."""
+    stored: dict[str, Any] = {}
+    for name, value in columns.items():
+        stored.update(lead_columns(name, _text(value)) if name in SEALED_FIELDS else {name: value})
+    return stored
+
+
 def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> int:
-    columns = {k: v for k, v in values.items() if k in CANONICAL_FIELDS}
+    columns = _stored({k: v for k, v in values.items() if k in CANONICAL_FIELDS})
     custom = {k[len("custom.") :]: v for k, v in values.items() if k.startswith("custom.")}
     names = [*columns, "list_id", "custom"]
     query = sql.SQL("INSERT INTO leads ({}) VALUES ({}) RETURNING id").format(
@@ -217,13 +242,17 @@ def record_conflicts(conn: Connection, run_id: int, rows: Sequence[tuple[int, st
         conn.cursor().executemany(
             "INSERT INTO crm_conflicts (sync_id, lead_id, field, local_value, remote_value, rule, winner) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(run_id, lead, f, _text(a), _text(b), rule, winner) for lead, f, a, b, rule, winner in rows],
+            [(run_id, lead, f, seal(_text(a)), seal(_text(b)), rule, winner) for lead, f, a, b, rule, winner in rows],
         )
 
 
 def record_facts(conn: Connection, lead_id: int, source: str, facts: Mapping[str, Any]) -> None:
     """Engagement values read from the CRM (lifecycle stage, last activity) as lead facts scoring can use."""
-    rows = [(lead_id, name, _text(value), source) for name, value in facts.items() if value not in (None, "")]
+    rows = [
+        (lead_id, name, seal_fact(name, _text(value)), source)
+        for name, value in facts.items()
+        if value not in (None, "")
+    ]
     if rows:
         conn.cursor().executemany(
             "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, %s, %s, %s, 100)", rows

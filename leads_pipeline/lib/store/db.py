@@ -1,4 +1,8 @@
-"""Connections to the project's PostgreSQL: psycopg 3, schema ``leads`` first on the search path."""
+"""Connections to the project's PostgreSQL: psycopg 3, schema ``leads`` first on the search path.
+
+Every connection opens sealed PII as it loads it (``lib/privacy/crypto.py``): text and JSON values sealed at
+rest arrive as plaintext, so no reader of emails, phones or addresses decrypts anything itself.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,44 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 
+from leads_pipeline.lib.privacy.crypto import open_json, open_text
 from leads_pipeline.lib.runtime import plain_postgres_url
 
 SCHEMA = "leads"
 
 
+class _OpeningTextLoader(Loader):
+    """Text values, sealed ones opened."""
+
+    def load(self, data: Buffer) -> str:
+        return open_text(data)
+
+
+class _OpeningJsonLoader(Loader):
+    """JSON values, the sealed strings inside them opened."""
+
+    def load(self, data: Buffer) -> Any:
+        return open_json(data)
+
+
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
-    """Open a connection whose rows are dicts and whose search path starts with the leads schema."""
-    return psycopg.connect(
+    """Open a connection whose rows are dicts, whose search path starts with the leads schema, and which opens
+    sealed values as it loads them."""
+    conn = psycopg.connect(
         plain_postgres_url(database_url),
         autocommit=autocommit,
         row_factory=dict_row,
         options=f"-c search_path={SCHEMA},public",
     )
+    for name in ("text", "varchar"):
+        conn.adapters.register_loader(name, _OpeningTextLoader)
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, _OpeningJsonLoader)
+    return conn
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -413,12 +414,12 @@ def replace_company_facts(
                     (
                         f.lead_id,
                         f.field,
-                        f.value,
+                        seal_fact(f.field, f.value),
                         f.source,
                         f.confidence,
                         Decimal(str(f.cost)),
                         batch_id,
-                        json.dumps(f.details),
+                        json.dumps(seal_details(f.details)),
                     )
                 )
     if updates:

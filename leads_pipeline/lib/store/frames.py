@@ -17,6 +17,7 @@ from psycopg import sql
 
 from leads_pipeline.lib.fields import TYPED_FIELDS
 from leads_pipeline.lib.prepare import STORED_COLUMNS
+from leads_pipeline.lib.privacy.crypto import open_frame
 from leads_pipeline.lib.store.lists import Connection
 
 BLOCK_BYTES = 32 * 1024 * 1024
@@ -56,7 +57,7 @@ def _to_frame(batch: pa.RecordBatch) -> pd.DataFrame:
     frame = batch.to_pandas(types_mapper={pa.large_string(): pd.StringDtype("pyarrow")}.get)
     for name, (dtype, _) in TYPED_FIELDS.items():
         frame[name] = frame[name].astype(dtype)
-    return frame.set_index("id")
+    return open_frame(frame).set_index("id")  # COPY bypasses the connection's loaders
 
 
 def batch_lead_frames(conn: Connection, batch_id: str) -> Iterator[pd.DataFrame]:

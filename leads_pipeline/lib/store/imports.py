@@ -17,6 +17,7 @@ from leads_pipeline.lib.errors import NotFoundError, PermanentError
 from leads_pipeline.lib.fields import TYPED_FIELDS
 from leads_pipeline.lib.prepare import (
     CONTACT_KEYS,
+    MATCH_COLUMNS,
     MATCH_KEYS,
     STORED_COLUMNS,
     DedupeKey,
@@ -24,6 +25,7 @@ from leads_pipeline.lib.prepare import (
     Problem,
     StagedChunk,
 )
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.lists import Connection
 
@@ -160,11 +162,11 @@ def _copy_staged(conn: Connection, chunk: StagedChunk) -> None:
 
 def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     """Point each staged row at the existing lead it duplicates, trying the list's keys in order."""
-    primary = MATCH_KEYS[dedupe]
+    primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]  # sealed keys compare by their blind index
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     steps: list[tuple[str, sql.Composable]] = [(key, sql.SQL("TRUE")) for key in primary]
     # A row without the list's key is matched by the other contact key, then by LinkedIn URL, then by name.
-    steps.extend((key, no_primary) for key in CONTACT_KEYS if key not in primary)
+    steps.extend((MATCH_COLUMNS[key], no_primary) for key in CONTACT_KEYS if MATCH_COLUMNS[key] not in primary)
     steps.append(("linkedin_url", no_primary))
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
     # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner
@@ -194,9 +196,11 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
 
 
 def _changed(custom: sql.Composable) -> sql.Composable:
+    # Sealed values differ at every sealing: their blind indexes say whether the value changed.
     compared = [
         sql.SQL("(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM l.{c})").format(c=sql.Identifier(name))
         for name in STORED_COLUMNS
+        if name not in SEALED_FIELDS
     ]
     compared.append(sql.SQL("NOT (l.custom @> {})").format(custom))
     return sql.SQL("(") + sql.SQL(" OR ").join(compared) + sql.SQL(")")
@@ -239,11 +243,13 @@ def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Comp
 
 def _write_problems(conn: Connection, import_id: int, chunk_index: int, problems: Iterable[Problem]) -> None:
     with conn.cursor().copy(
-        "COPY import_errors (import_id, chunk, row_number, column_name, value, reason, severity) FROM STDIN"
+        "COPY import_errors (import_id, chunk, row_number, column_name, value, reason, severity, subjects) FROM STDIN"
     ) as copy:
-        for p in problems:
-            value = p.value[:1000] if p.value is not None else None
-            copy.write_row((import_id, chunk_index, p.row_number, p.column, value, p.reason, p.severity))
+        for p in problems:  # values arrive sealed (stage_chunk); a sealed value is kept whole to stay openable
+            value = p.value if p.value is None or is_sealed(p.value) else p.value[:1000]
+            copy.write_row(
+                (import_id, chunk_index, p.row_number, p.column, value, p.reason, p.severity, list(p.subjects))
+            )
 
 
 def merge_chunk(

@@ -23,6 +23,7 @@ from leads_pipeline.lib.dedupe.leads import COLUMNS, DuplicateCluster, find_clus
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_frame, seal_fact
 from leads_pipeline.lib.store import access, audit
 from leads_pipeline.lib.store.lists import Connection
 from leads_pipeline.lib.store.search import where_clause
@@ -72,7 +73,7 @@ def candidate_frame(conn: Connection, selection: Selection, user: str) -> pd.Dat
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=True),
     )
-    return table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
+    return open_frame(table.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get))
 
 
 def detect(conn: Connection, selection: Selection, user: str) -> list[DuplicateCluster]:
@@ -100,7 +101,9 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
     with conn.transaction():
         rows = list(
             conn.execute(
-                "SELECT * FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL ORDER BY id FOR UPDATE", (lead_ids,)
+                "SELECT *, custom::text AS custom_sealed FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL"
+                " ORDER BY id FOR UPDATE",
+                (lead_ids,),
             )
         )
         if len(rows) < 2:
@@ -111,7 +114,10 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
         access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "merging its leads")
         ordered = sorted(rows, key=lambda r: (-_completeness(r), r["id"]))
         survivor, others = ordered[0], ordered[1:]
-        before = conn.execute("SELECT to_jsonb(l) AS row FROM leads l WHERE id = %s", (survivor["id"],)).fetchone()
+        # as text: the row as stored, its PII still sealed (the connection opens JSON values it loads)
+        before = conn.execute(
+            "SELECT to_jsonb(l)::text AS row FROM leads l WHERE id = %s", (survivor["id"],)
+        ).fetchone()
         tags = [r["tag"] for r in conn.execute("SELECT tag FROM lead_tags WHERE lead_id = %s", (survivor["id"],))]
         assert before is not None
         filled: dict[str, int] = {}
@@ -121,9 +127,9 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
                 if survivor[name] in (None, "") and name not in values and other[name] not in (None, ""):
                     values[name] = other[name]
                     filled[name] = other["id"]
-        custom = dict(survivor["custom"])
+        custom = dict(json.loads(survivor["custom_sealed"]))  # sealed raw values moved to custom stay sealed
         for other in others:
-            for key, value in other["custom"].items():
+            for key, value in json.loads(other["custom_sealed"]).items():
                 if key not in custom:
                     custom[key] = value
                     filled[f"custom.{key}"] = other["id"]
@@ -146,12 +152,15 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
                     MERGE_SOURCE,
                     _MERGE_CONFIDENCE,
                     list(filled),
-                    [str(values[f]) if f in values else str(custom[f[7:]]) for f in filled],
+                    [seal_fact(f, str(values[f])) if f in values else str(custom[f[7:]]) for f in filled],
                     list(filled.values()),
                 ),
             )
         ]
-        assignments = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in values.items()]
+        stored: dict[str, Any] = {}
+        for name, value in values.items():
+            stored.update(lead_columns(name, value) if name in SEALED_FIELDS else {name: value})
+        assignments = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()]
         assignments.append(sql.SQL("custom = {}::jsonb").format(sql.Literal(json.dumps(custom))))
         after = conn.execute(
             sql.SQL("UPDATE leads SET {}, updated_at = clock_timestamp() WHERE id = {} RETURNING updated_at").format(
@@ -174,7 +183,7 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
             (
                 survivor["id"],
                 other_ids,
-                json.dumps(before["row"]),
+                before["row"],
                 after["updated_at"],
                 tags,
                 json.dumps(moved),
@@ -222,11 +231,9 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         conn.execute(
             sql.SQL(
-                "UPDATE leads SET ({names}) = (SELECT {names} FROM jsonb_populate_record(NULL::leads, {row}::jsonb))"
-                " WHERE id = {id}"
-            ).format(
-                names=names, row=sql.Literal(json.dumps(merge["survivor_before"])), id=sql.Literal(merge["survivor_id"])
-            )
+                "UPDATE leads SET ({names}) = (SELECT {names} FROM jsonb_populate_record(NULL::leads,"
+                " (SELECT survivor_before FROM merges WHERE id = {merge}))) WHERE id = {id}"
+            ).format(names=names, merge=sql.Literal(merge_id), id=sql.Literal(merge["survivor_id"]))
         )
         conn.execute("DELETE FROM lead_facts WHERE id = ANY(%s)", (merge["added_facts"],))
         moved = merge["moved_facts"]

@@ -17,16 +17,12 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from psycopg import sql
-from psycopg.rows import tuple_row
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
@@ -87,18 +83,22 @@ class Person:
             ],
             "subjects": [subject_hash("email", e) for e in self.emails]
             + [subject_hash("phone", p) for p in self.phones],
+            "email_hashes": [subject_hash("email", e) for e in self.emails],
+            "phone_hashes": [subject_hash("phone", p) for p in self.phones],
         }
 
 
 def find_person(conn: Connection, raw: str) -> Person:
-    """The person named by ``raw``: their leads everywhere and every email and number those leads carry."""
+    """The person named by ``raw``: their leads everywhere and every email and number those leads carry (found
+    through the blind index: the columns themselves are sealed)."""
     kind, value = identify(raw)
-    column = "lower(email) = %(v)s" if kind == "email" else "(phone = %(v)s OR mobile_phone = %(v)s)"
+    column = "email_bidx = %(v)s" if kind == "email" else "(phone_bidx = %(v)s OR mobile_phone_bidx = %(v)s)"
     rows = list(
         conn.execute(
-            f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id", {"v": value}
+            f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id",  # type: ignore[arg-type]
+            {"v": subject_hash(kind, value)},
         )
-    )  # type: ignore[arg-type]
+    )
     person = Person(kind, value, [int(r["id"]) for r in rows], sorted({int(r["list_id"]) for r in rows}))
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
@@ -355,74 +355,57 @@ def sellable(alias: str = "l") -> sql.Composable:
 
 @dataclass(frozen=True)
 class Screening:
-    """What ``screen_staged`` found in an import chunk: rows dropped as suppressed, identifiers opted out."""
+    """What ``screen_staged`` found in an import chunk: rows dropped as suppressed, opted-out identifiers (their
+    keyed hashes, which are also the blind indexes of the staged rows)."""
 
     suppressed: list[Problem]
-    opted_out_emails: list[str]
-    opted_out_phones: list[str]
+    opted_out: list[str]
 
 
-_NOTHING: Final = Screening([], [], [])
+_NOTHING: Final = Screening([], [])
+_STAGED_HASHES: Final = (("email", "email_bidx"), ("phone", "phone_bidx"), ("mobile_phone", "mobile_phone_bidx"))
 
 
 def screen_staged(conn: Connection, table: str = "stg") -> Screening:
     """Drop the staged rows of suppressed people (reported as errors of the row, without the value) and note
-    the opted-out ones. Costs one query when nobody was ever suppressed or opted out."""
+    the opted-out ones. The staged rows carry blind indexes, which are the suppression hashes: the screening is
+    a join. Costs one query when nobody was ever suppressed or opted out."""
     counts = conn.execute(
         "SELECT (SELECT count(*) FROM suppressions) AS suppressed, (SELECT count(*) FROM opt_outs) AS opted_out"
     ).fetchone()
     if counts is None or counts["suppressed"] + counts["opted_out"] == 0:
         return _NOTHING
-    suppressed = {r["hash"] for r in conn.execute("SELECT hash FROM suppressions")}
-    opted_out = {r["hash"] for r in conn.execute("SELECT hash FROM opt_outs")}
-    hashed = _hasher()
     dropped: dict[int, Problem] = {}
-    emails: set[str] = set()
-    phones: set[str] = set()
-    query = sql.SQL("SELECT row_number, lower(email), phone, mobile_phone FROM {}").format(sql.Identifier(table))
-    with conn.cursor(row_factory=tuple_row) as cursor:
-        for row_number, email, *numbers in cursor.execute(query):
-            found = [("email", "email", email)] if email is not None else []
-            found += [(c, "phone", n) for c, n in zip(("phone", "mobile_phone"), numbers, strict=True) if n is not None]
-            for column, kind, value in found:
-                digest = hashed(kind, value)
-                if digest in suppressed and row_number not in dropped:
-                    dropped[row_number] = Problem(row_number, column, None, SUPPRESSED_REASON, "error")
-                if digest in opted_out:
-                    (emails if kind == "email" else phones).add(value)
+    opted: set[str] = set()
+    staged = sql.Identifier(table)
+    for column, hashed in _STAGED_HASHES:
+        index = sql.Identifier(hashed)
+        for row in conn.execute(
+            sql.SQL("SELECT s.row_number FROM {} s JOIN suppressions x ON x.hash = s.{} ORDER BY 1").format(
+                staged, index
+            )
+        ):
+            dropped.setdefault(row["row_number"], Problem(row["row_number"], column, None, SUPPRESSED_REASON, "error"))
+        opted.update(
+            r["hash"]
+            for r in conn.execute(
+                sql.SQL("SELECT DISTINCT x.hash FROM {} s JOIN opt_outs x ON x.hash = s.{}").format(staged, index)
+            )
+        )
     if dropped:
         conn.execute(
-            sql.SQL("DELETE FROM {} s USING unnest(%s::integer[]) d(n) WHERE s.row_number = d.n").format(
-                sql.Identifier(table)
-            ),
+            sql.SQL("DELETE FROM {} s USING unnest(%s::integer[]) d(n) WHERE s.row_number = d.n").format(staged),
             (list(dropped),),
         )
-    return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(emails), sorted(phones))
-
-
-def _hasher() -> Callable[[str, str], str]:
-    """``subject_hash`` for many values: the HMAC's keyed state is built once and copied per value."""
-    keyed = hmac.new(suppression_key(), digestmod=hashlib.sha256)
-
-    def digest(kind: str, value: str) -> str:
-        state = keyed.copy()
-        state.update(f"{kind}:{value}".encode())
-        return state.hexdigest()
-
-    return digest
+    return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(opted))
 
 
 def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
     """Flag the list's leads carrying an opted-out identifier found while screening; returns how many."""
-    if not screening.opted_out_emails and not screening.opted_out_phones:
+    if not screening.opted_out:
         return 0
     return conn.execute(
-        "UPDATE leads SET opted_out_at = now() WHERE list_id = %s AND opted_out_at IS NULL"
-        " AND (lower(email) = ANY(%s) OR phone = ANY(%s) OR mobile_phone = ANY(%s))",
-        (
-            list_id,
-            [e.lower() for e in screening.opted_out_emails],
-            screening.opted_out_phones,
-            screening.opted_out_phones,
-        ),
+        "UPDATE leads SET opted_out_at = now() WHERE list_id = %(list)s AND opted_out_at IS NULL"
+        " AND (email_bidx = ANY(%(h)s) OR phone_bidx = ANY(%(h)s) OR mobile_phone_bidx = ANY(%(h)s))",
+        {"list": list_id, "h": screening.opted_out},
     ).rowcount

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from psycopg import sql
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.lists import Connection, get_list
 
@@ -35,9 +37,11 @@ LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "sta
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
 _NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
-_SEARCHED: Final = frozenset({"first_name", "last_name", "email", "company", "title"})
-SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email, l.company, l.title)")
-"""The expression under the trigram index ``leads_search_trgm`` (sql/002_lists.sql): queries must use it as is."""
+_SEARCHED: Final = frozenset({"first_name", "last_name", "company", "title"})
+SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email_domain, l.company, l.title)")
+"""The expression under the trigram index ``leads_search_trgm`` (sql/010): queries must use it as is. It holds the
+email's domain only: the address is sealed (a query word that is a whole address is looked up by blind index)."""
+_WHOLE_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,35 @@ def _prefilter(name: str, value: str) -> sql.Composable:
     return sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(value)))
 
 
+def _sealed_filter_sql(f: Filter) -> sql.Composable:
+    """A filter on a sealed field (email, phones, street): equality through the blind index; "contains" on an
+    email through its domain (the only part kept in clear); other fields cannot be searched inside."""
+    target = _column(f.field)
+    if f.op in ("is empty", "is not empty"):
+        return sql.SQL("{} IS NULL" if f.op == "is empty" else "{} IS NOT NULL").format(target)
+    if f.op in ("~", "!~"):
+        if f.field != "email":
+            raise ConfigurationError(
+                f"--where {f.text!r}: {f.field} is stored encrypted, so it can only be compared whole "
+                f"(=, !=, in, not in, is empty)"
+            )
+        contains = sql.SQL("l.email_domain ILIKE {}").format(sql.Literal(_like(str(f.values[0]).split("@")[-1])))
+        return contains if f.op == "~" else sql.SQL("(l.email_domain IS NULL OR NOT {})").format(contains)
+    index = sql.SQL("l.{}").format(sql.Identifier(f"{f.field}_bidx"))
+    hashes = [blind_index(f.field, _equal_value(f.field, str(v))) for v in f.values]
+    if f.op == "=":
+        return sql.SQL("{} = {}").format(index, sql.Literal(hashes[0]))
+    if f.op == "!=":
+        return sql.SQL("{} IS DISTINCT FROM {}").format(index, sql.Literal(hashes[0]))
+    if f.op == "in":
+        return sql.SQL("{} = ANY({})").format(index, sql.Literal(hashes))
+    return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(index, index, sql.Literal(hashes))
+
+
 def _filter_sql(f: Filter) -> sql.Composable:
     """One filter as a parameterised SQL condition on the alias ``l`` (leads)."""
+    if f.field in SEALED_FIELDS:
+        return _sealed_filter_sql(f)
     custom = f.custom_name
     target: sql.Composable = sql.SQL("(l.custom ->> {})").format(sql.Literal(custom)) if custom else _column(f.field)
     kind = f.kind
@@ -179,7 +210,17 @@ def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Compo
     ]
     conditions.append(filters_condition(selection.where))
     for word in (selection.query or "").split():
-        conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
+        if _WHOLE_EMAIL.match(word):  # a whole address: the sealed email's blind index
+            conditions.append(sql.SQL("l.email_bidx = {}").format(sql.Literal(blind_index("email", word))))
+        elif word.startswith("@") and len(word) > 1:  # "@domain": the search text holds the domain without its @
+            domain = word[1:]
+            conditions.append(
+                sql.SQL("{} LIKE lower({}) AND l.email_domain LIKE lower({})").format(
+                    SEARCH_TEXT, sql.Literal(_like(domain)), sql.Literal(_like(domain)[1:])
+                )
+            )
+        else:
+            conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
     if selection.tags:
         conditions.append(
             sql.SQL("EXISTS (SELECT 1 FROM lead_tags t WHERE t.lead_id = l.id AND t.tag = ANY({}))").format(
@@ -277,6 +318,10 @@ def search(
     """One page of matching leads (``LEAD_COLUMNS`` plus ``custom`` and ``list``) in ``sort`` order, and the
     cursor for the next page (None on the last). Keyset pagination: a page costs the same however deep it is."""
     sort = sort or Sort()
+    if sort.field in SEALED_FIELDS:
+        raise ConfigurationError(
+            f"--sort {sort.field}: {sort.field} is stored encrypted and has no order; sort on another field"
+        )
     if not 1 <= limit <= 10_000:
         raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
     condition = where_clause(conn, selection, user)

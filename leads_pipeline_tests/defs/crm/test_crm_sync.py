@@ -20,6 +20,7 @@ from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import transaction
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import email_of, import_leads, lead_rows
+from leads_pipeline_tests.support import bidx, set_clause
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,8 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
 ) -> None:
     import_leads(database_url, tmp_path, lead_rows(40, start=110_000))
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET email = 'nobody@nowhere' WHERE email = %s", (email_of(110_000),))
+        assignments, params = set_clause(email="nobody@nowhere")
+        db.execute(f"UPDATE leads SET {assignments} WHERE email_bidx = %s", (*params, bidx(email_of(110_000))))
     report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--list", "prospects", "--json").stdout)
     assert (report["status"], report["leadsToSync"], report["created"] + report["updated"]) == ("completed", 39, 39)
     assert report["invalid"] == 1
@@ -108,7 +110,7 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
 def test_where_filters_and_opt_outs_decide_who_is_pushed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
     import_leads(database_url, tmp_path, lead_rows(22, start=120_000))  # companies Acme 0 .. Acme 10
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET opted_out_at = now() WHERE email = %s", (email_of(120_000),))
+        db.execute("UPDATE leads SET opted_out_at = now() WHERE email_bidx = %s", (bidx(email_of(120_000)),))
     # The file's where (company) and the run's --where (email domain) must both hold.
     write_connection(tmp_path / "crm", "acme-only", dict(CONNECTION, where="company in Acme 0, Acme 1"))
     expected = [i for i in range(120_000, 120_022) if i % 11 in (0, 1) and i % 7 != 3 and i != 120_000]

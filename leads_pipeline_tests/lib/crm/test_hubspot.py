@@ -13,6 +13,7 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.support import bidx, set_clause
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def test_push_creates_links_then_sends_only_changes(database_url: str, sandbox: 
     again = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (again.leads_to_sync, again.unchanged, again.requests) == (0, 230, 0)
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET title = 'CTO' WHERE email = %s", (email_of(10007),))
+        db.execute("UPDATE leads SET title = 'CTO' WHERE email_bidx = %s", (bidx(email_of(10007)),))
     third = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (third.leads_to_sync, third.updated, third.created) == (1, 1, 0)
     assert remote_by_email(sandbox, email_of(10007)).fields["jobtitle"] == "CTO"
@@ -53,10 +54,11 @@ def test_invalid_leads_are_not_sent_and_crm_refusals_are_recorded(
     hubspot(sandbox).store.create({"email": "someone.else@example.com", "leads_id": "other"})
     with transaction(database_url) as db:
         for i, (email, crm_id) in enumerate([("not-an-email", "a"), (None, "b"), ("someone.else@example.com", "c")]):
+            assignments, params = set_clause(email=email) if email else ("title = title", [])
             db.execute(
-                "UPDATE leads SET email = coalesce(%s::text, email), custom = jsonb_build_object('crm id', %s::text) "
-                "WHERE email = %s",
-                (email, crm_id, email_of(20_000 + i)),
+                f"UPDATE leads SET {assignments}, custom = jsonb_build_object('crm id', %s::text)"
+                " WHERE email_bidx = %s",
+                (*params, crm_id, bidx(email_of(20_000 + i))),
             )
     mapping = {"email": "email", "last_name": "lastname", "custom.crm id": "leads_id"}
     conn_ = connection("hubspot", "hs-errors", mapping=mapping, match_key="custom.crm id")
@@ -141,7 +143,8 @@ def test_pull_pages_updates_leads_records_facts_and_resolves_conflicts(
         emulator.store.create({"email": f"crm{i}@example.org", "firstname": f"C{i}", "lastname": "New"})
     with transaction(database_url) as db:  # the pipeline changed the same fields of bob
         db.execute(
-            "UPDATE leads SET title = 'Local title', company = 'Local Co' WHERE email = %s", (bob.fields["email"],)
+            "UPDATE leads SET title = 'Local title', company = 'Local Co' WHERE email_bidx = %s",
+            (bidx(bob.fields["email"]),),
         )
     report = engine(database_url, sandbox, conn_).run("pull", list_id)
     assert report.pulled >= 252

@@ -14,6 +14,7 @@ from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.support import bidx
 
 pytestmark = pytest.mark.integration
 
@@ -66,14 +67,14 @@ def test_pipedrive_pull_pages(database_url: str, sandbox: Sandbox, tmp_path: Pat
     report = engine(database_url, sandbox, connection("pipedrive", "pd-pull")).run("pull", list_id)
     assert report.pulled >= 520
     with connect(database_url) as db:
-        row = db.execute("SELECT count(*) AS n FROM leads WHERE email LIKE '%%@pd.example'").fetchone()
+        row = db.execute("SELECT count(*) AS n FROM leads WHERE email_domain = 'pd.example'").fetchone()
     assert row is not None and row["n"] == 520
 
 
 def test_gohighlevel_upsert_errors_version_header_and_pull(database_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
     list_id = import_leads(database_url, tmp_path, lead_rows(120, start=93_000))
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email = %s", (email_of(93_001),))
+        db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email_bidx = %s", (bidx(email_of(93_001)),))
     conn_ = connection("gohighlevel", "ghl-push", pull_fields={"Lifecycle Stage": "lifecycle_stage"})
     assert sandbox.http_app is not None
     sandbox.http_app.inject("gohighlevel", "429", "500")
@@ -88,9 +89,9 @@ def test_gohighlevel_upsert_errors_version_header_and_pull(database_url: str, sa
     pulled = engine(database_url, sandbox, conn_).run("pull", list_id)
     assert pulled.pulled >= 131
     with connect(database_url) as db:
-        lead = db.execute("SELECT * FROM leads WHERE email = %s", (email_of(93_001),)).fetchone()
+        lead = db.execute("SELECT * FROM leads WHERE email_bidx = %s", (bidx(email_of(93_001)),)).fetchone()
         facts = db.execute("SELECT value FROM lead_facts WHERE source = 'crm:ghl-push'").fetchall()
-        count = db.execute("SELECT count(*) AS n FROM leads WHERE email LIKE '%%@ghl.example'").fetchone()
+        count = db.execute("SELECT count(*) AS n FROM leads WHERE email_domain = 'ghl.example'").fetchone()
     assert lead is not None and lead["title"] == "COO"
     assert {"value": "customer"} in facts
     assert count is not None and count["n"] == 130

@@ -12,6 +12,7 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.support import bidx, set_clause
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,7 @@ def test_composite_upsert_per_record_errors_and_idempotent_resend(
 ) -> None:
     list_id = import_leads(database_url, tmp_path, lead_rows(205, start=70_000))
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET company = NULL WHERE email = %s", (email_of(70_001),))
+        db.execute("UPDATE leads SET company = NULL WHERE email_bidx = %s", (bidx(email_of(70_001)),))
     leads = salesforce(sandbox).stores["Lead"]
     leads.create({"Email": email_of(70_002), "LastName": "Twin", "Company": "Other", "Leads_Id__c": "x-1"})
     conn_ = connection("salesforce", "sf-composite", batch_size=200)
@@ -49,8 +50,11 @@ def test_bulk_api_above_threshold_and_pull_pages(
 ) -> None:
     list_id = import_leads(database_url, tmp_path, lead_rows(300, start=80_000))
     with transaction(database_url) as db:
-        db.execute("UPDATE leads SET email = 'broken@' WHERE email = %s", (email_of(80_003),))
-        db.execute("UPDATE leads SET last_name = NULL, full_name = NULL WHERE email = %s", (email_of(80_004),))
+        assignments, params = set_clause(email="broken@")
+        db.execute(f"UPDATE leads SET {assignments} WHERE email_bidx = %s", (*params, bidx(email_of(80_003))))
+        db.execute(
+            "UPDATE leads SET last_name = NULL, full_name = NULL WHERE email_bidx = %s", (bidx(email_of(80_004)),)
+        )
     conn_ = connection("salesforce", "sf-bulk", bulk_threshold=100, pull_fields={"Status": "lead_status"})
     report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (report.created + report.updated, report.invalid, report.failed) == (298, 2, 0)

@@ -19,10 +19,11 @@ NOT_PERSONAL: Final = {
     "suppressions": "keyed hashes only, which must outlive the erasure",
     "opt_outs": "keyed hashes only, which must outlive the person's leads",
     "retention_policies": "numbers of days",
+    "key_rotations": "encryption key ids and rotation progress",
     # Other stages' tables, when deployed in the same database.
     "mail_domains": "MX records of company domains",
     "dnc_lists": "loads of the national do-not-call registry",
-    "dnc_numbers": "the national do-not-call registry itself, which an erasure must not shorten",
+    "dnc_numbers": "the national do-not-call registry itself (blind indexes), which an erasure must not shorten",
     "enrichment_jobs": "job settings and estimates",
     "enrichment_progress": "per-source job progress",
     "company_profiles": "facts about companies",

@@ -8,6 +8,7 @@ from typing import Any
 import psycopg
 
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.support import stored
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -28,7 +29,7 @@ def add_leads(conn: Connection, rows: list[dict[str, Any]], list_name: str = "sc
     list_id = found["id"] if found else create_list(conn, list_name, owner="tester").id
     ids = []
     for row in rows:
-        values = dict(row)
+        values = stored(**row)  # emails, phones and street sealed, as the store writes them
         values["custom"] = json.dumps(values.get("custom", {}))
         columns = ", ".join(["list_id", *values])
         marks = ", ".join(["%s"] * (len(values) + 1))

@@ -9,6 +9,7 @@ from leads_pipeline.lib.store import frames
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.imports import create_batch
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline_tests.support import stored
 
 AWKWARD = [
     'Ann "The Closer" O\'Neil',
@@ -24,10 +25,11 @@ def _seed(database_url: str, names: list[str | None]) -> str:
         lead_list = create_list(conn, "frames", owner="test")
         create_batch(conn, "sel-1", "selection", lead_list.id, "test selection")
         for i, name in enumerate(names):
+            email = stored(email=f"p{i}@example.com")
             row = conn.execute(
-                "INSERT INTO leads (list_id, full_name, email, employee_count, annual_revenue)"
-                " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-                (lead_list.id, name, f"p{i}@example.com", i if i % 2 else None, 1.5 * i),
+                "INSERT INTO leads (list_id, full_name, employee_count, annual_revenue, email, email_bidx,"
+                " email_domain) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (lead_list.id, name, i if i % 2 else None, 1.5 * i, *email.values()),
             ).fetchone()
             assert row is not None
             conn.execute("INSERT INTO batch_leads (batch_id, lead_id) VALUES ('sel-1', %s)", (row["id"],))
@@ -43,6 +45,7 @@ def test_values_round_trip_exactly(database_url: str) -> None:
     assert frame["employee_count"].dtype == "Int64"
     assert frame["employee_count"].tolist()[:4] == [pd.NA, 1, pd.NA, 3]
     assert frame["annual_revenue"].tolist()[:3] == [0.0, 1.5, 3.0]
+    assert frame["email"].tolist()[:2] == ["p0@example.com", "p1@example.com"], "sealed in the table, opened here"
 
 
 def test_large_batches_come_in_several_frames_with_every_lead_once(

@@ -1,0 +1,392 @@
+"""PII encryption at rest: sealing values with AES-GCM, opening them, and their keyed blind index.
+
+Emails, phone numbers and street addresses (and the provider payloads carrying them) are stored *sealed*:
+``enc:<key id>:<base64(nonce | ciphertext | tag)>``, AES-256-GCM under one key of the keyring, a fresh 96-bit
+nonce per value. The key id travels with each value, so several keys can be in use at once while
+``leads keys rotate`` re-seals everything under the active one.
+
+Equality lookups cannot compare ciphertexts (each sealing differs), so a sealed identifier has a *blind index*
+beside it: the keyed HMAC-SHA256 of ``email:<normalized email>`` or ``phone:<E.164>``. Its key is the suppression
+key (``lib/privacy/keys.py``), not an encryption key: the blind index, the suppression list and the opt-outs are
+then one hash, and an erased person's hash matches their leads directly.
+
+Keys come from the environment: ``LEADS_ENCRYPTION_KEYS`` = ``id1:base64key,id2:base64key`` (32-byte keys) and
+``LEADS_ENCRYPTION_KEY_ID`` = the active id (default: the last listed). When unset (the embedded, dev and demo
+setup) a keyring file ``$LEADS_HOME/encryption.keys`` is created with one random key (mode 0600); ``leads keys
+add`` appends a new active key to it. Losing the keys loses the data they sealed.
+
+Reading needs no call here: connections opened by ``lib/store/db.connect`` open sealed text and JSON values as
+they are loaded (:func:`open_text`, :func:`open_json`). Writers seal with :func:`seal` or :func:`lead_columns`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.privacy.keys import subject_hash, suppression_key
+from leads_pipeline.lib.runtime import leads_home
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+KEYS_VAR: Final = "LEADS_ENCRYPTION_KEYS"
+ACTIVE_VAR: Final = "LEADS_ENCRYPTION_KEY_ID"
+KEY_FILE: Final = "encryption.keys"
+PREFIX: Final = "enc:"
+_PREFIX_BYTES: Final = PREFIX.encode()
+_NONCE: Final = 12
+_KEY_ID: Final = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+_AAD: Final = b"leads-pii-v1"
+
+SEALED_FIELDS: Final = ("email", "phone", "mobile_phone", "street")
+"""The lead fields stored sealed (leads columns, lead_facts values, and their copies in other tables)."""
+BLIND_INDEXED: Final[dict[str, str]] = {
+    "email": "email",
+    "phone": "phone",
+    "mobile_phone": "phone",
+    "street": "street",
+}
+"""Each sealed field's blind-index kind (phone and mobile share one, so a number matches in either column)."""
+PAYLOAD_KEYS: Final = frozenset(
+    {
+        *("email", "emails", "phone", "phones", "mobile_phone", "mobilephone", "mobile", "number", "numbers"),
+        *("street", "address", "address1", "to", "from", "recipient"),
+    }
+)
+"""Keys of provider payloads (lead_facts.details, CRM values) whose values are sealed."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The encryption keys by id and the active one (the one new values are sealed under)."""
+
+    keys: Mapping[str, bytes]
+    active: str
+
+    @functools.cached_property
+    def _ciphers(self) -> dict[str, AESGCM]:
+        return {key_id: AESGCM(key) for key_id, key in self.keys.items()}
+
+    def seal(self, value: str, *, deterministic: bool = False) -> str:
+        """``value`` sealed under the active key with a random nonce, or with ``deterministic`` a nonce derived
+        from the value (HMAC under the key, as in SIV): equal values then seal equally, which stored JSON that
+        is compared whole (an import's custom fields) needs; it reveals only equality, as a blind index does."""
+        data = value.encode("utf-8")
+        if deterministic:
+            nonce = hmac.new(self.keys[self.active], b"nonce:" + data, hashlib.sha256).digest()[:_NONCE]
+        else:
+            nonce = os.urandom(_NONCE)
+        sealed = self._ciphers[self.active].encrypt(nonce, data, _AAD)
+        return f"{PREFIX}{self.active}:{base64.b64encode(nonce + sealed).decode('ascii')}"
+
+    def open(self, value: str) -> str:
+        """The plaintext of a sealed value (a value that is not sealed is returned as it is)."""
+        if not value.startswith(PREFIX):
+            return value
+        key_id, _, body = value[len(PREFIX) :].partition(":")
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise ConfigurationError(
+                f"a stored value is sealed under encryption key {key_id!r}, which is not in the keyring; add it to "
+                f"{KEYS_VAR} (keys: {', '.join(self.keys)})"
+            )
+        try:
+            raw = base64.b64decode(body, validate=True)
+            return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8")
+        except (InvalidTag, binascii.Error, ValueError):
+            raise ConfigurationError(
+                f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
+            ) from None
+
+
+def _parse_keys(text: str, where: str) -> dict[str, bytes]:
+    keys: dict[str, bytes] = {}
+    for item in filter(None, (part.strip() for part in re.split(r"[,\n]", text))):
+        key_id, sep, encoded = item.partition(":") if ":" in item else item.partition(" ")
+        key_id = key_id.strip()
+        if not sep or not _KEY_ID.match(key_id):
+            raise ConfigurationError(f"{where}: expected ID:BASE64KEY entries (id of letters, digits, - or _)")
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            raise ConfigurationError(f"{where}: the key of {key_id!r} is not base64") from None
+        if len(key) != 32:
+            raise ConfigurationError(f"{where}: the key of {key_id!r} must be 32 bytes (AES-256); got {len(key)}")
+        keys[key_id] = key
+    if not keys:
+        raise ConfigurationError(f"{where}: no keys; give ID:BASE64KEY (e.g. k1:$(openssl rand -base64 32))")
+    return keys
+
+
+def new_key_line(key_id: str) -> str:
+    """One keyring entry with a fresh random key."""
+    return f"{key_id}:{base64.b64encode(secrets.token_bytes(32)).decode('ascii')}"
+
+
+def keyring_file() -> Path:
+    return leads_home() / KEY_FILE
+
+
+def _file_keyring(path: Path) -> Keyring:
+    if not path.exists():
+        add_file_key(path, "k1", only_if_missing=True)
+    keys = _parse_keys(path.read_text(encoding="ascii"), str(path))
+    return Keyring(keys, list(keys)[-1])
+
+
+def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> None:
+    """Append a new random key to the keyring file, making it the active one. The file is written whole beside
+    the old one and linked or renamed into place, so a concurrent reader never sees it half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = "" if only_if_missing or not path.exists() else path.read_text(encoding="ascii")
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(old + new_key_line(key_id) + "\n")
+    try:
+        if only_if_missing:
+            with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
+                os.link(scratch, path)
+        else:
+            os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+    forget_keyring()
+
+
+@functools.lru_cache(maxsize=8)
+def _keyring(configured: str | None, active: str | None, path: Path) -> Keyring:
+    if not configured:
+        return _file_keyring(path)
+    keys = _parse_keys(configured, KEYS_VAR)
+    chosen = active or list(keys)[-1]
+    if chosen not in keys:
+        raise ConfigurationError(f"{ACTIVE_VAR}={chosen!r} names no key of {KEYS_VAR} (ids: {', '.join(keys)})")
+    return Keyring(keys, chosen)
+
+
+def keyring() -> Keyring:
+    """The keyring in force: the environment's, else the key file under the leads home (created if missing)."""
+    configured = os.environ.get(KEYS_VAR) or None
+    return _keyring(configured, os.environ.get(ACTIVE_VAR) or None, keyring_file() if not configured else Path())
+
+
+def forget_keyring() -> None:
+    """Drop the cached keyrings (after the key file changed)."""
+    _keyring.cache_clear()
+    _blind_key.cache_clear()
+
+
+def seal(value: str | None) -> str | None:
+    """``value`` sealed under the active key; None stays None, an already sealed value is left as it is."""
+    if value is None or value.startswith(PREFIX):
+        return value
+    return keyring().seal(value)
+
+
+def open_value(value: str | None) -> str | None:
+    return None if value is None else keyring().open(value)
+
+
+def is_sealed(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(PREFIX)
+
+
+def sealed_key_id(value: str) -> str | None:
+    """The id of the key a sealed value is sealed under (None for plaintext)."""
+    return value[len(PREFIX) :].partition(":")[0] if value.startswith(PREFIX) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _blind_key(configured: str | None, home: Path) -> bytes:
+    return suppression_key()
+
+
+def blind_key() -> bytes:
+    return _blind_key(os.environ.get("LEADS_SUPPRESSION_KEY"), leads_home())
+
+
+def normalized_identifier(field: str, value: str) -> str:
+    """The form the blind index hashes: emails lower-case and trimmed, other values trimmed."""
+    value = value.strip()
+    return value.lower() if field == "email" else value
+
+
+def blind_index(field: str, value: str | None, key: bytes | None = None) -> str | None:
+    """The keyed hash that equality lookups on a sealed field compare (hex); None for no value."""
+    if value is None or value == "":
+        return None
+    kind = BLIND_INDEXED[field]
+    return subject_hash(kind, normalized_identifier(field, value), key or blind_key())  # type: ignore[arg-type]
+
+
+def email_domain(email: str | None) -> str | None:
+    """The part after the last @, lower-case: kept in clear for analytics and search."""
+    if not email or "@" not in email:
+        return None
+    return email.rsplit("@", 1)[1].strip().lower() or None
+
+
+def lead_columns(field: str, value: str | None) -> dict[str, str | None]:
+    """The leads columns that store one value of a sealed field: the sealed value, its blind index and, for an
+    email, its domain. Writers set all of them together (sql/010 checks that they agree on presence)."""
+    plain = open_value(value) if is_sealed(value) else value
+    columns: dict[str, str | None] = {field: seal(plain), f"{field}_bidx": blind_index(field, plain)}
+    if field == "email":
+        columns["email_domain"] = email_domain(plain)
+    return columns
+
+
+_IDENTIFIER_VALUE: Final = re.compile(r"^(\+\d{7,15}|[^@\s]+@[^@\s]+\.[^@\s]+)$")
+"""A string that is an email address or an E.164 number, wherever it sits in a payload."""
+
+
+def seal_payload(value: Any) -> Any:
+    """A JSON payload with the values under :data:`PAYLOAD_KEYS`, and every string that is an email address or
+    an E.164 number whatever its key, sealed, recursively."""
+    if isinstance(value, str):
+        return seal(value) if _IDENTIFIER_VALUE.match(value) else value
+    if isinstance(value, dict):
+        return {
+            k: _seal_all(v)
+            if isinstance(k, str) and k.lower() in PAYLOAD_KEYS | set(SEALED_FIELDS)
+            else seal_payload(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [seal_payload(v) for v in value]
+    return value
+
+
+_DETAIL_INDEXES: Final = (("email", "email"), ("phone", "phone"), ("mobile_phone", "phone"))
+
+
+def seal_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """A fact's details (a provider payload) sealed as :func:`seal_payload` does, plus the blind index of its
+    top-level ``email`` and ``phone`` (``email_bidx``, ``phone_bidx``) and the email's domain, which SQL compares
+    and joins on instead of the sealed values."""
+    sealed: dict[str, Any] = seal_payload(dict(details))
+    for key, kind in _DETAIL_INDEXES:
+        value = details.get(key)
+        if isinstance(value, str) and value and not value.startswith(PREFIX):
+            sealed[f"{key}_bidx"] = blind_index(kind, value)
+            if key == "email":
+                sealed["email_domain"] = email_domain(value)
+    return sealed
+
+
+def seal_fact(field: str, value: str | None) -> str | None:
+    """A lead_facts value: sealed when its field is a sealed one, or when it is an email address or an E.164
+    number whatever the field (a people search's match names the address it matched)."""
+    if value is None:
+        return None
+    return seal(value) if field in SEALED_FIELDS or _IDENTIFIER_VALUE.match(value) else value
+
+
+def _seal_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return seal(value) if value else value
+    if isinstance(value, list | tuple):
+        return [_seal_all(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _seal_all(v) for k, v in value.items()}
+    return value
+
+
+def open_payload(value: Any) -> Any:
+    """A JSON value with every sealed string in it opened, recursively."""
+    if isinstance(value, str):
+        return keyring().open(value) if value.startswith(PREFIX) else value
+    if isinstance(value, dict):
+        return {k: open_payload(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [open_payload(v) for v in value]
+    return value
+
+
+def open_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A frame read with ``COPY`` (which bypasses the connection's loaders) with its sealed columns opened."""
+    ring = keyring()
+    for name in SEALED_FIELDS:
+        if name not in frame.columns:
+            continue
+        values = frame[name]
+        present = values.notna()
+        if present.any():
+            frame.loc[present, name] = [ring.open(v) for v in values[present]]
+    return frame
+
+
+def open_text(data: bytes | bytearray | memoryview) -> str:
+    """A loaded text value: opened when sealed (the store's text loader)."""
+    raw = bytes(data)
+    if raw.startswith(_PREFIX_BYTES):
+        return keyring().open(raw.decode("ascii"))
+    return raw.decode("utf-8")
+
+
+def open_json(data: bytes | bytearray | memoryview) -> Any:
+    """A loaded json/jsonb value, its sealed strings opened (a cheap substring test skips the walk otherwise)."""
+    raw = bytes(data)
+    parsed = json.loads(raw)
+    return open_payload(parsed) if b'"enc:' in raw else parsed
+
+
+_EMAIL_TOKEN: Final = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
+_PHONE_TOKEN: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
+
+
+class Sealer:
+    """Sealing and blind indexing for many values at once (an import chunk), with the keys fixed when it was
+    made: picklable, so the importer hands its keys to worker processes instead of each resolving its own."""
+
+    def __init__(self, ring: Keyring, blind: bytes) -> None:
+        self._ring = ring
+        self._blind = blind
+        self._keyed = hmac.new(blind, digestmod=hashlib.sha256)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Sealer, (Keyring(dict(self._ring.keys), self._ring.active), self._blind))
+
+    def seal(self, value: str, *, deterministic: bool = False) -> str:
+        return value if value.startswith(PREFIX) else self._ring.seal(value, deterministic=deterministic)
+
+    def hash(self, kind: str, value: str) -> str:
+        state = self._keyed.copy()
+        state.update(f"{kind}:{value}".encode())
+        return state.hexdigest()
+
+    def blind_index(self, field: str, value: str) -> str:
+        return self.hash(BLIND_INDEXED[field], normalized_identifier(field, value))
+
+    def subjects(self, text: str) -> tuple[str, ...]:
+        """The blind indexes of the identifiers written in free text: each email address (lower-case), and each
+        number as +digits (how a number written internationally is stored)."""
+        found = {self.hash("email", m.group(0).lower().strip(".")) for m in _EMAIL_TOKEN.finditer(text)}
+        for match in _PHONE_TOKEN.finditer(text):
+            digits = re.sub(r"\D", "", match.group(0)).lstrip("0")
+            if len(digits) >= 7:
+                found.add(self.hash("phone", "+" + digits))
+        return tuple(sorted(found))
+
+
+def sealer() -> Sealer:
+    """A :class:`Sealer` with the keys in force."""
+    return Sealer(keyring(), blind_key())

@@ -1,0 +1,278 @@
+"""Key rotation: re-sealing every stored PII value under the active encryption key, in batches, resumably.
+
+``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
+re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
+in clear from before sql/010, whose blind indexes it fills too), and records how far it got in
+``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
+at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
+other writers while it runs are sealed under the active key by those writers already.
+
+JSON payloads (custom fields, fact details, CRM values, row snapshots) are re-sealed deterministically (see
+``Keyring.seal``): an import compares custom fields whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb, JsonbLoader, JsonLoader
+from psycopg.types.string import TextLoader
+
+from leads_pipeline.lib.privacy.crypto import (
+    PREFIX,
+    SEALED_FIELDS,
+    Keyring,
+    blind_index,
+    email_domain,
+    is_sealed,
+    keyring,
+    sealed_key_id,
+)
+from leads_pipeline.lib.store import audit
+from leads_pipeline.lib.store.lists import Connection
+
+ColumnKind = Literal["lead", "sealed", "json"]
+"""lead: a sealed leads column (plaintext from before sql/010 is sealed, its blind index filled); sealed: a text
+column whose sealed values are re-sealed; json: a JSON column whose sealed strings are re-sealed."""
+
+
+@dataclass(frozen=True)
+class SealedTable:
+    table: str
+    columns: tuple[tuple[str, ColumnKind], ...]
+
+
+SEALED_COLUMNS: Final[tuple[SealedTable, ...]] = (
+    SealedTable("leads", (*((f, "lead") for f in SEALED_FIELDS), ("custom", "json"))),
+    SealedTable("lead_facts", (("value", "sealed"), ("details", "json"))),
+    SealedTable("import_errors", (("value", "sealed"),)),
+    SealedTable("import_updates", (("previous", "json"),)),
+    SealedTable("merges", (("survivor_before", "json"),)),
+    SealedTable("email_verifications", (("details", "json"),)),
+    SealedTable("crm_links", (("last_values", "json"),)),
+    SealedTable("crm_conflicts", (("local_value", "sealed"), ("remote_value", "sealed"))),
+    SealedTable("crm_sync_log", (("message", "sealed"),)),
+    SealedTable("crm_rejects", (("message", "sealed"),)),
+)
+"""Every column holding sealed values (a stage adding one adds it here)."""
+
+PAGES_PER_BATCH: Final = 256
+
+Progress = Callable[[str, int, int], None]
+"""Called after each committed batch with (table, pages done, pages in the table)."""
+
+
+def _stale(column: str, kind: ColumnKind, active: str) -> sql.Composable:
+    """SQL: this column holds a value not sealed under the active key (legacy plaintext counts for leads)."""
+    name = sql.Identifier(column)
+    if kind == "lead":
+        return sql.SQL("{} !~ {}").format(name, sql.Literal(f"^{PREFIX}{active}:"))
+    if kind == "sealed":
+        return sql.SQL("{} ~ {}").format(name, sql.Literal(f"^{PREFIX}(?!{active}:)"))
+    return sql.SQL("{}::text ~ {}").format(name, sql.Literal(f'"{PREFIX}(?!{active}:)'))
+
+
+def _reseal_json(value: Any, ring: Keyring) -> Any:
+    if isinstance(value, str):
+        if is_sealed(value) and sealed_key_id(value) != ring.active:
+            return ring.seal(ring.open(value), deterministic=True)
+        return value
+    if isinstance(value, dict):
+        return {k: _reseal_json(v, ring) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_reseal_json(v, ring) for v in value]
+    return value
+
+
+def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[str, Any]:
+    """The new values of one row's columns (and, for leads, the blind indexes of values sealed for the first
+    time)."""
+    changes: dict[str, Any] = {}
+    for column, kind in spec.columns:
+        value = row[column]
+        if value is None:
+            continue
+        if kind == "json":
+            changes[column] = Jsonb(_reseal_json(value, ring))
+        elif kind == "sealed":
+            if is_sealed(value) and sealed_key_id(value) != ring.active:
+                changes[column] = ring.seal(ring.open(value))
+        elif sealed_key_id(value) != ring.active:
+            plain = ring.open(value)
+            changes[column] = ring.seal(plain)
+            if not is_sealed(value):  # written before sql/010: index it too
+                changes[f"{column}_bidx"] = blind_index(column, plain)
+                if column == "email":
+                    changes["email_domain"] = email_domain(plain)
+    return changes
+
+
+def _pages(conn: Connection, table: str) -> int:
+    row = conn.execute(
+        "SELECT (pg_relation_size(%s::regclass) / current_setting('block_size')::int)::int AS pages", (table,)
+    ).fetchone()
+    return int(row["pages"]) if row else 0
+
+
+def _raw_cursor(conn: Connection) -> Any:
+    """A cursor that loads values as stored (sealed), not opened as the connection's loaders do."""
+    cursor = conn.cursor()
+    for name in ("text", "varchar"):
+        cursor.adapters.register_loader(name, TextLoader)
+    cursor.adapters.register_loader("json", JsonLoader)
+    cursor.adapters.register_loader("jsonb", JsonbLoader)
+    return cursor
+
+
+def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last: int) -> int:
+    """Re-seal the stale rows among pages [first, last) of the table; returns how many rows changed."""
+    columns = [c for c, _ in spec.columns]
+    stale = sql.SQL(" OR ").join(_stale(c, kind, ring.active) for c, kind in spec.columns)
+    query = sql.SQL(
+        "SELECT ctid::text AS tid, {cols} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
+        " AND ({stale}) FOR UPDATE"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        table=sql.Identifier(spec.table),
+        first=sql.Literal(f"({first},0)"),
+        last=sql.Literal(f"({last},0)"),
+        stale=stale,
+    )
+    updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
+    with _raw_cursor(conn) as cursor:
+        for row in cursor.execute(query).fetchall():
+            changes = _reseal_row(row, spec, ring)
+            if changes:
+                updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
+        for names, params in updates.items():
+            assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
+            cursor.executemany(
+                sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
+                params,
+            )
+    return sum(len(p) for p in updates.values())
+
+
+_LEGACY_KEYS: Final = (
+    # (table, key column, SQL: the row still holds the identifier in clear, SQL: that identifier, kind)
+    ("email_verifications", "email_bidx", "email_bidx LIKE '%%@%%'", "email_bidx", "email"),
+    (
+        "email_pattern_evidence",
+        "address_bidx",
+        "address_bidx !~ '^[0-9a-f]{64}$'",
+        "address_bidx || '@' || domain",
+        "email",
+    ),
+    ("dnc_numbers", "number_bidx", "number_bidx LIKE '+%%'", "number_bidx", "phone"),
+)
+
+
+def _index_legacy_keys(conn: Connection, tables: set[str]) -> int:
+    """Lookup caches keyed by an identifier in clear before sql/010 (the verification cache, pattern evidence,
+    the Do-Not-Call copy) re-keyed by its blind index; rows whose blind index is already there are dropped."""
+    changed = 0
+    for table, column, legacy, value, kind in _LEGACY_KEYS:
+        if table not in tables:
+            continue
+        rows = conn.execute(
+            sql.SQL("SELECT ctid::text AS tid, {} AS v FROM {} WHERE {}").format(
+                sql.SQL(value), sql.Identifier(table), sql.SQL(legacy)
+            )
+        ).fetchall()
+        for row in rows:
+            with conn.transaction():  # a savepoint: a row whose blind index exists already is a duplicate
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s::tid").format(
+                                sql.Identifier(table), sql.Identifier(column)
+                            ),
+                            (blind_index(kind, row["v"]), row["tid"]),
+                        )
+                except psycopg.errors.UniqueViolation:
+                    conn.execute(
+                        sql.SQL("DELETE FROM {} WHERE ctid = %s::tid").format(sql.Identifier(table)), (row["tid"],)
+                    )
+            changed += 1
+    return changed
+
+
+def _start(conn: Connection, active: str, actor: str) -> dict[str, Any]:
+    """The running rotation to the active key (to resume), or a new one."""
+    row = conn.execute(
+        "SELECT * FROM key_rotations WHERE status = 'running' AND target_key = %s ORDER BY id DESC LIMIT 1",
+        (active,),
+    ).fetchone()
+    if row is not None:
+        return row
+    row = conn.execute(
+        "INSERT INTO key_rotations (target_key, started_by) VALUES (%s, %s) RETURNING *", (active, actor)
+    ).fetchone()
+    assert row is not None
+    audit.record(conn, actor, "keys.rotate-start", f"key-rotation:{row['id']}", {"targetKey": active})
+    return row
+
+
+def rotate(
+    conn: Connection,
+    actor: str,
+    *,
+    pages_per_batch: int = PAGES_PER_BATCH,
+    on_batch: Progress | None = None,
+) -> dict[str, Any]:
+    """Re-seal everything under the active key, resuming an unfinished rotation to it; audited. Returns the
+    rotation's summary. Each batch is its own transaction (the connection must not be inside one)."""
+    ring = keyring()
+    with conn.transaction():
+        rotation = _start(conn, ring.active, actor)
+    rotation_id = int(rotation["id"])
+    progress: dict[str, int] = dict(rotation["progress"])
+    resealed = int(rotation["resealed"])
+    tables = {r["table_name"] for r in conn.execute("SELECT table_name FROM information_schema.tables")}
+    with conn.transaction():
+        resealed += _index_legacy_keys(conn, tables)
+    for spec in SEALED_COLUMNS:
+        if spec.table not in tables:
+            continue
+        page = progress.get(spec.table, 0)
+        while page < (total := _pages(conn, spec.table)):
+            end = page + pages_per_batch
+            with conn.transaction():
+                changed = _batch(conn, spec, ring, page, end)
+                resealed += changed
+                conn.execute(
+                    "UPDATE key_rotations SET progress = progress || jsonb_build_object(%s::text, %s::int),"
+                    " resealed = resealed + %s WHERE id = %s",
+                    (spec.table, end, changed, rotation_id),
+                )
+            page = end
+            if on_batch is not None:
+                on_batch(spec.table, min(page, total), total)
+    with conn.transaction():
+        conn.execute("UPDATE key_rotations SET status = 'completed', finished_at = now() WHERE id = %s", (rotation_id,))
+        audit.record(
+            conn,
+            actor,
+            "keys.rotate",
+            f"key-rotation:{rotation_id}",
+            {"targetKey": ring.active, "resealed": resealed, "resumed": bool(rotation["progress"])},
+        )
+    return {"rotationId": rotation_id, "activeKey": ring.active, "resealed": resealed, "status": "completed"}
+
+
+def key_usage(conn: Connection) -> dict[str, int]:
+    """How many leads values are sealed under each key id ("(clear)" for values from before sql/010)."""
+    counts: dict[str, int] = {}
+    for field in SEALED_FIELDS:
+        query = sql.SQL(
+            "SELECT CASE WHEN {c} LIKE {p} THEN split_part({c}, ':', 2) ELSE '(clear)' END AS key, count(*) AS n"
+            " FROM leads WHERE {c} IS NOT NULL GROUP BY 1"
+        ).format(c=sql.Identifier(field), p=sql.Literal(PREFIX + "%"))
+        with _raw_cursor(conn) as cursor:
+            for row in cursor.execute(query):
+                counts[row["key"]] = counts.get(row["key"], 0) + int(row["n"])
+    return counts

@@ -1,0 +1,100 @@
+"""Sealing PII (AES-GCM with a key id per value), the keyring from the environment or a key file, blind indexes."""
+
+from __future__ import annotations
+
+import base64
+import pickle
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.privacy.keys import subject_hash
+
+KEY_A = base64.b64encode(b"a" * 32).decode()
+KEY_B = base64.b64encode(b"b" * 32).decode()
+
+
+@pytest.fixture(autouse=True)
+def _fresh(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
+    monkeypatch.delenv(crypto.ACTIVE_VAR, raising=False)
+    monkeypatch.delenv("LEADS_SUPPRESSION_KEY", raising=False)
+    crypto.forget_keyring()
+
+
+def test_sealed_values_hide_the_plaintext_differ_each_time_and_open_again() -> None:
+    first, second = crypto.seal("ann@example.com"), crypto.seal("ann@example.com")
+    assert first is not None and second is not None
+    assert first.startswith("enc:k1:") and "ann" not in first and "example" not in first
+    assert first != second, "a fresh nonce per value"
+    assert crypto.open_value(first) == crypto.open_value(second) == "ann@example.com"
+    assert crypto.seal(None) is None and crypto.seal(first) == first, "sealing twice does nothing"
+    assert crypto.open_value("plain") == "plain"
+
+
+def test_a_damaged_value_or_an_unknown_key_is_a_clear_error() -> None:
+    sealed = crypto.seal("+14155550100")
+    assert sealed is not None
+    tampered = sealed[:-6] + ("A" if sealed[-6] != "A" else "B") + sealed[-5:]
+    with pytest.raises(ConfigurationError, match="does not open"):
+        crypto.open_value(tampered)
+    with pytest.raises(ConfigurationError, match="'k9', which is not in the keyring"):
+        crypto.open_value("enc:k9:" + sealed.split(":", 2)[2])
+
+
+def test_the_key_file_is_created_private_once_and_a_new_key_becomes_active(tmp_path: Path) -> None:
+    old = crypto.seal("x")
+    path = tmp_path / crypto.KEY_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    crypto.add_file_key(path, "k2")
+    ring = crypto.keyring()
+    assert list(ring.keys) == ["k1", "k2"] and ring.active == "k2"
+    new = crypto.seal("x")
+    assert new is not None and new.startswith("enc:k2:")
+    assert crypto.open_value(old) == crypto.open_value(new) == "x", "old values still open under their key"
+
+
+def test_the_environment_names_the_keys_and_the_active_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
+    sealed = crypto.seal("street 1")
+    assert sealed is not None and sealed.startswith("enc:a:")
+    assert not (tmp_path / crypto.KEY_FILE).exists()
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "c")
+    with pytest.raises(ConfigurationError, match="names no key"):
+        crypto.keyring()
+    monkeypatch.setenv(crypto.KEYS_VAR, "a:c2hvcnQ=")
+    with pytest.raises(ConfigurationError, match="must be 32 bytes"):
+        crypto.keyring()
+
+
+def test_blind_index_is_the_keyed_hash_of_the_normalized_value() -> None:
+    assert crypto.blind_index("email", " Ann@Example.com ") == subject_hash("email", "ann@example.com")
+    assert crypto.blind_index("phone", "+14155550100") == crypto.blind_index("mobile_phone", "+14155550100")
+    assert crypto.blind_index("email", None) is None
+    columns = crypto.lead_columns("email", "ann@example.com")
+    assert columns["email_domain"] == "example.com" and columns["email_bidx"] == subject_hash(
+        "email", "ann@example.com"
+    )
+    assert crypto.open_value(columns["email"]) == "ann@example.com"
+
+
+def test_payloads_seal_their_contact_values_and_open_whole() -> None:
+    payload = {"email": "ann@example.com", "status": "valid", "nested": [{"phone": "+14155550100", "n": 1}]}
+    sealed = crypto.seal_payload(payload)
+    assert "ann@example.com" not in str(sealed) and "+14155550100" not in str(sealed)
+    assert sealed["status"] == "valid"
+    assert crypto.open_payload(sealed) == payload
+
+
+def test_a_sealer_travels_to_worker_processes_with_its_keys() -> None:
+    sealer = pickle.loads(pickle.dumps(crypto.sealer()))
+    sealed = sealer.seal("ann@example.com")
+    assert crypto.open_value(sealed) == "ann@example.com"
+    assert sealer.blind_index("email", "Ann@example.com") == crypto.blind_index("email", "ann@example.com")
+    assert sealer.seal("x", deterministic=True) == sealer.seal("x", deterministic=True)
+    found = sealer.subjects("call +1 (415) 555-0100 or mail Ann@Example.com")
+    assert set(found) == {subject_hash("phone", "+14155550100"), subject_hash("email", "ann@example.com")}

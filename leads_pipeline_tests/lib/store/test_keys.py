@@ -1,0 +1,146 @@
+"""Key rotation: every sealed value ends under the new key, an interrupted rotation resumes and finishes, audited;
+values written in clear before sql/010 are sealed and indexed by it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.store.audit import entries
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.keys import key_usage, rotate
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.search import search
+from leads_pipeline_tests.paths import DATABLIST
+from leads_pipeline_tests.support import import_file
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture
+def key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
+    monkeypatch.delenv(crypto.ACTIVE_VAR, raising=False)
+    crypto.forget_keyring()
+    yield tmp_path
+    crypto.forget_keyring()
+
+
+def _raw(database_url: str, query: str) -> list[tuple[object, ...]]:
+    """Rows as stored (a plain psycopg connection does not open sealed values)."""
+    import psycopg
+
+    from leads_pipeline.lib.runtime import plain_postgres_url
+
+    with psycopg.connect(plain_postgres_url(database_url), options="-c search_path=leads") as conn:
+        return conn.execute(query).fetchall()  # type: ignore[arg-type]
+
+
+def _key_ids(database_url: str) -> set[str]:
+    """The key ids of every sealed value in the tables rotation covers."""
+    rows = _raw(
+        database_url,
+        "SELECT split_part(v, ':', 2) FROM (SELECT email AS v FROM leads UNION ALL SELECT phone FROM leads"
+        " UNION ALL SELECT value FROM import_errors UNION ALL SELECT value FROM lead_facts"
+        " UNION ALL SELECT jsonb_path_query(custom, 'strict $.*')#>>'{}' FROM leads) s WHERE v LIKE 'enc:%'",
+    )
+    return {str(r[0]) for r in rows}
+
+
+def test_an_interrupted_rotation_resumes_and_leaves_everything_under_the_new_key(
+    database_url: str, key_home: Path
+) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="tester")
+    import_file(database_url, DATABLIST / "customers-1000.csv")
+    with connect(database_url) as conn:
+        before = list(conn.execute("SELECT id, email, phone, custom FROM leads ORDER BY id"))
+    assert _key_ids(database_url) == {"k1"}
+
+    crypto.add_file_key(key_home / crypto.KEY_FILE, "k2")
+    batches = 0
+
+    def stop_after_two(table: str, done: int, total: int) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 2:
+            raise Interrupted
+
+    with connect(database_url, autocommit=True) as conn, pytest.raises(Interrupted):
+        rotate(conn, "admin", pages_per_batch=8, on_batch=stop_after_two)
+    assert _key_ids(database_url) == {"k1", "k2"}, "half-way: both keys in use, every value still opens"
+    with connect(database_url) as conn:
+        assert list(conn.execute("SELECT id, email, phone, custom FROM leads ORDER BY id")) == before
+        [running] = conn.execute("SELECT * FROM key_rotations").fetchall()
+        assert running["status"] == "running" and running["progress"]["leads"] == 16
+
+    with connect(database_url, autocommit=True) as conn:
+        summary = rotate(conn, "admin", pages_per_batch=8)
+    assert summary["rotationId"] == running["id"], "the same rotation, resumed"
+    assert summary["resealed"] >= len(before)
+    assert _key_ids(database_url) == {"k2"}
+    with connect(database_url) as conn:
+        assert list(conn.execute("SELECT id, email, phone, custom FROM leads ORDER BY id")) == before
+        assert key_usage(conn) == {"k2": sum(1 for r in before for v in (r["email"], r["phone"]) if v)}
+        actions = [e["action"] for e in entries(conn)]
+        assert "keys.rotate-start" in actions and "keys.rotate" in actions
+    # the old key can go: everything opens with the new one alone
+    lines = (key_home / crypto.KEY_FILE).read_text().splitlines()
+    (key_home / crypto.KEY_FILE).write_text(lines[-1] + "\n")
+    crypto.forget_keyring()
+    with connect(database_url) as conn:
+        assert list(conn.execute("SELECT id, email, phone, custom FROM leads ORDER BY id")) == before
+
+
+def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(database_url: str, key_home: Path) -> None:
+    with connect(database_url) as conn:
+        list_id = create_list(conn, "prospects", owner="tester").id
+        # as a database migrated from before sql/010 holds them (its checks are NOT VALID for old rows)
+        conn.execute("ALTER TABLE leads DROP CONSTRAINT leads_email_sealed, DROP CONSTRAINT leads_phone_sealed")
+        conn.execute(
+            "INSERT INTO leads (list_id, first_name, email, phone)"
+            " VALUES (%s, 'Old', 'old@legacy.example', '+14155550100')",
+            (list_id,),
+        )
+        conn.execute(
+            "INSERT INTO email_verifications (email_bidx, method, status, confidence)"
+            " VALUES ('old@legacy.example', 'smtp', 'valid', 90)"
+        )
+        conn.execute(
+            "INSERT INTO email_pattern_evidence (domain, address_bidx, pattern, source)"
+            " VALUES ('legacy.example', 'old', 'first', 'test')"
+        )
+        dnc = conn.execute(
+            "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
+            " VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id"
+        ).fetchone()
+        assert dnc is not None
+        conn.execute(
+            "INSERT INTO dnc_numbers (number_bidx, list_id, snapshot_date) VALUES ('+14155550100', %s, current_date)",
+            (dnc["id"],),
+        )
+        conn.commit()
+    with connect(database_url, autocommit=True) as conn:
+        rotate(conn, "admin")
+    email_key, phone_key = (
+        crypto.blind_index("email", "old@legacy.example"),
+        crypto.blind_index("phone", "+14155550100"),
+    )
+    assert _raw(database_url, "SELECT email_bidx FROM email_verifications") == [(email_key,)]
+    assert _raw(database_url, "SELECT address_bidx FROM email_pattern_evidence") == [(email_key,)]
+    assert _raw(database_url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
+    [(email, bidx, domain, phone_bidx)] = _raw(
+        database_url, "SELECT email, email_bidx, email_domain, phone_bidx FROM leads"
+    )
+    assert str(email).startswith("enc:k1:") and domain == "legacy.example"
+    assert bidx == crypto.blind_index("email", "old@legacy.example")
+    assert phone_bidx == crypto.blind_index("phone", "+14155550100")
+    with connect(database_url) as conn:
+        page = search(conn, Selection.build(query="old@legacy.example"), "tester")
+        assert [lead["email"] for lead in page.leads] == ["old@legacy.example"]
