@@ -178,7 +178,7 @@ def erase_person(
             if entry.erase == "keep":
                 continue
             for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
-                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE {w} AND {c} IS NOT NULL").format(
+                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE ({w}) AND {c} IS NOT NULL").format(
                     c=sql.Identifier(column),
                     t=sql.Identifier(entry.table),
                     w=sql.SQL(entry.find),  # type: ignore[arg-type]
