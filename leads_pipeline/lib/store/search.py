@@ -36,8 +36,6 @@ _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "ti
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
 _NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 _SEARCHED: Final = frozenset({"first_name", "last_name", "email", "company", "title"})
-SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email, l.company, l.title)")
-"""The expression under the trigram index ``leads_search_trgm`` (sql/002_lists.sql): queries must use it as is."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +87,13 @@ def _prefilter(name: str, value: str) -> sql.Composable:
     (so results do not change) and served by the trigram index, so "title ~ founder" needs no table scan."""
     if name not in _SEARCHED:
         return sql.SQL("TRUE")
-    return sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(value)))
+    return _text_contains([value])
+
+
+def _text_contains(words: Sequence[str]) -> sql.Composable:
+    """Leads whose search text (``lead_search``, sql/009) contains every word, case-insensitively."""
+    likes = [sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(word))) for word in words]
+    return sql.SQL("l.id IN (SELECT x.lead_id FROM lead_search x WHERE {})").format(sql.SQL(" AND ").join(likes))
 
 
 def _filter_sql(f: Filter) -> sql.Composable:
@@ -143,13 +147,6 @@ def _is_number(value: object) -> bool:
     return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
 
 
-def flush_search_index(conn: Connection) -> int:
-    """Merge the search index's pending entries into it (imports leave them pending, see sql/008); returns the
-    pages flushed. Searches read pending entries one by one, so a large import flushes as it goes."""
-    row = conn.execute("SELECT gin_clean_pending_list('leads_search_trgm'::regclass) AS pages").fetchone()
-    return int(row["pages"]) if row else 0
-
-
 def filters_condition(filters: Sequence[Filter]) -> sql.Composable:
     """``--where`` filters as one SQL condition on ``leads l`` (all must hold; TRUE for none), values inlined as
     literals: what the other stages (CRM sync) add to their own queries."""
@@ -171,15 +168,18 @@ def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int
     return ids
 
 
-def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Composable:
-    """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read)."""
-    conditions: list[sql.Composable] = [
-        sql.SQL("l.deleted_at IS NULL"),
-        sql.SQL("l.list_id = ANY({})").format(sql.Literal(resolve_lists(conn, selection, user))),
-    ]
+def where_clause(conn: Connection, selection: Selection, user: str, *, joined: bool = False) -> sql.Composable:
+    """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read). ``joined``:
+    the caller joins ``lead_search x ON x.lead_id = l.id``, and the query words are conditions on ``x``."""
+    lists = sql.Literal(resolve_lists(conn, selection, user))
+    conditions: list[sql.Composable] = [sql.SQL("l.deleted_at IS NULL"), sql.SQL("l.list_id = ANY({})").format(lists)]
     conditions.append(filters_condition(selection.where))
-    for word in (selection.query or "").split():
-        conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
+    words = (selection.query or "").split()
+    if words and joined:
+        conditions.append(sql.SQL("x.list_id = ANY({})").format(lists))
+        conditions.extend(sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(w))) for w in words)
+    elif words:
+        conditions.append(_text_contains(words))
     if selection.tags:
         conditions.append(
             sql.SQL("EXISTS (SELECT 1 FROM lead_tags t WHERE t.lead_id = l.id AND t.tag = ANY({}))").format(
@@ -253,16 +253,28 @@ def _decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
     return value, int(last_id)
 
 
-def _after_sql(sort: Sort, value: Any, last_id: int) -> sql.Composable:
+def _after_sql(
+    sort: Sort, column: sql.Composable, id_column: sql.Composable, value: Any, last_id: int
+) -> sql.Composable:
     """Rows after (value, id) in the order ``sort`` NULLS LAST, id ascending."""
-    column = _column(sort.field)
     if value is None:
-        return sql.SQL("({c} IS NULL AND l.id > {i})").format(c=column, i=sql.Literal(last_id))
+        return sql.SQL("({c} IS NULL AND {id} > {i})").format(c=column, id=id_column, i=sql.Literal(last_id))
     typed = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(_SQL_TYPES[FIELD_KINDS[sort.field]]))
     beyond = sql.SQL("<" if sort.descending else ">")
-    return sql.SQL("({c} {b} {v} OR ({c} = {v} AND l.id > {i}) OR {c} IS NULL)").format(
-        c=column, b=beyond, v=typed, i=sql.Literal(last_id)
+    return sql.SQL("({c} {b} {v} OR ({c} = {v} AND {id} > {i}) OR {c} IS NULL)").format(
+        c=column, id=id_column, b=beyond, v=typed, i=sql.Literal(last_id)
     )
+
+
+def _sort_column(field: str, joined: bool) -> sql.Composable:
+    """The column a page is ordered by: with the search rows joined, their copies of the sort keys, so that the
+    planner can walk a ``lead_search`` partition's index in page order (a frequent word's first matches come
+    early) instead of collecting every match and sorting it."""
+    if joined and field == "id":
+        return sql.SQL("x.lead_id")
+    if joined and field == "last_name":
+        return sql.SQL("x.last_name")
+    return _column(field)
 
 
 def search(
@@ -279,24 +291,29 @@ def search(
     sort = sort or Sort()
     if not 1 <= limit <= 10_000:
         raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
-    condition = where_clause(conn, selection, user)
+    joined = bool((selection.query or "").split())
+    condition = where_clause(conn, selection, user, joined=joined)
+    id_column = _sort_column("id", joined)
     order: sql.Composable
     if sort.field == "id":  # never empty: a plain comparison the primary key index serves
-        order = sql.SQL("l.id DESC") if sort.descending else sql.SQL("l.id")
+        order = sql.SQL("{} DESC" if sort.descending else "{}").format(id_column)
         if after:
             _, last_id = _decode_cursor(after, sort)
             beyond = sql.SQL("<" if sort.descending else ">")
-            condition = sql.SQL("{} AND l.id {} {}").format(condition, beyond, sql.Literal(last_id))
+            condition = sql.SQL("{} AND {} {} {}").format(condition, id_column, beyond, sql.Literal(last_id))
     else:
+        column = _sort_column(sort.field, joined)
         direction = sql.SQL("DESC" if sort.descending else "ASC")
-        order = sql.SQL("{} {} NULLS LAST, l.id").format(_column(sort.field), direction)
+        order = sql.SQL("{} {} NULLS LAST, {}").format(column, direction, id_column)
         if after:
-            condition = sql.SQL("{} AND {}").format(condition, _after_sql(sort, *_decode_cursor(after, sort)))
+            after_sql = _after_sql(sort, column, id_column, *_decode_cursor(after, sort))
+            condition = sql.SQL("{} AND {}").format(condition, after_sql)
     query = sql.SQL(
-        "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
+        "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id{search}"
         " WHERE {condition} ORDER BY {order} LIMIT {limit}"
     ).format(
         columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
+        search=sql.SQL(" JOIN lead_search x ON x.lead_id = l.id" if joined else ""),
         condition=condition,
         order=order,
         limit=sql.Literal(limit + 1),
