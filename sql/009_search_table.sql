@@ -3,7 +3,9 @@
 -- trigram index and builds that index in bulk when its last chunk is in (lib/store/search_index.py): a GIN
 -- CREATE INDEX over 1M rows costs a fraction of the row-by-row trigram maintenance the leads_search_trgm index
 -- cost every import (1M rows: ~25 s in the merging backend plus ~17 s of pending-list flushes beside it).
--- Leads made any other way (bulk copy, CRM) live in the partition for no import, whose index is kept up as usual.
+-- Leads made any other way (bulk copy, CRM), and leads moved out of the list their import filled, live in the
+-- partition for no import, whose index is kept up as usual: so the partitions a search of some lists reads are
+-- those of the imports into these lists plus that one (lib/store/search.py prunes the others).
 -- Triggers on leads keep lead_search in step with every writer, so no code path can forget it.
 
 -- The one definition of what search looks through for a lead (change this line to change it everywhere).
@@ -13,7 +15,7 @@ $$ SELECT lead_search_text(l.first_name, l.last_name, l.email, l.company, l.titl
 CREATE TABLE lead_search (
     lead_id     bigint NOT NULL,
     list_id     bigint NOT NULL,
-    import_id   bigint,           -- leads.created_by_import: the partition
+    import_id   bigint,           -- the partition: leads.created_by_import while the lead is in that import's list
     last_name   text,             -- sort key: `leads search --sort last_name` walks its index
     search_text text NOT NULL
 ) PARTITION BY LIST (import_id);
@@ -42,10 +44,15 @@ $$ BEGIN
 END $$;
 
 -- New leads: one set-based insert per statement (an import chunk is one statement).
+-- The partition a lead's search row belongs in.
+CREATE FUNCTION lead_search_partition(p_import bigint, p_list bigint) RETURNS bigint LANGUAGE sql STABLE AS
+$$ SELECT i.id FROM imports i WHERE i.id = p_import AND i.list_id = p_list $$;
+
 CREATE FUNCTION lead_search_inserted() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN
     INSERT INTO lead_search (lead_id, list_id, import_id, last_name, search_text)
-        SELECT n.id, n.list_id, n.created_by_import, n.last_name, lead_search_text(n) FROM new_leads n;
+        SELECT n.id, n.list_id, i.id, n.last_name, lead_search_text(n)
+        FROM new_leads n LEFT JOIN imports i ON i.id = n.created_by_import AND i.list_id = n.list_id;
     RETURN NULL;
 END $$;
 CREATE TRIGGER lead_search_inserted AFTER INSERT ON leads REFERENCING NEW TABLE AS new_leads
@@ -53,14 +60,17 @@ CREATE TRIGGER lead_search_inserted AFTER INSERT ON leads REFERENCING NEW TABLE 
 
 -- Changed leads: per row, and only when what lead_search holds changes (scoring or stage updates do not pay).
 CREATE FUNCTION lead_search_updated() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN
-    IF OLD.created_by_import IS NULL THEN
+$$ DECLARE
+    old_partition bigint := lead_search_partition(OLD.created_by_import, OLD.list_id);
+BEGIN
+    IF old_partition IS NULL THEN
         DELETE FROM lead_search WHERE import_id IS NULL AND lead_id = OLD.id;
     ELSE
-        DELETE FROM lead_search WHERE import_id = OLD.created_by_import AND lead_id = OLD.id;
+        DELETE FROM lead_search WHERE import_id = old_partition AND lead_id = OLD.id;
     END IF;
     INSERT INTO lead_search (lead_id, list_id, import_id, last_name, search_text)
-        VALUES (NEW.id, NEW.list_id, NEW.created_by_import, NEW.last_name, lead_search_text(NEW));
+        VALUES (NEW.id, NEW.list_id, lead_search_partition(NEW.created_by_import, NEW.list_id), NEW.last_name,
+                lead_search_text(NEW));
     RETURN NULL;
 END $$;
 CREATE TRIGGER lead_search_updated AFTER UPDATE ON leads FOR EACH ROW
@@ -83,14 +93,13 @@ DO $$
 DECLARE
     import_row record;
 BEGIN
-    FOR import_row IN SELECT id FROM imports UNION SELECT created_by_import FROM leads WHERE created_by_import IS NOT NULL
-    LOOP
+    FOR import_row IN SELECT id FROM imports ORDER BY id LOOP
         PERFORM lead_search_create_partition(import_row.id);
     END LOOP;
     INSERT INTO lead_search (lead_id, list_id, import_id, last_name, search_text)
-        SELECT l.id, l.list_id, l.created_by_import, l.last_name, lead_search_text(l) FROM leads l;
-    FOR import_row IN SELECT id FROM imports UNION SELECT created_by_import FROM leads WHERE created_by_import IS NOT NULL
-    LOOP
+        SELECT l.id, l.list_id, i.id, l.last_name, lead_search_text(l)
+        FROM leads l LEFT JOIN imports i ON i.id = l.created_by_import AND i.list_id = l.list_id;
+    FOR import_row IN SELECT id FROM imports ORDER BY id LOOP
         PERFORM lead_search_build_partition(import_row.id);
     END LOOP;
 END $$;

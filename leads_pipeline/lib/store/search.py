@@ -36,6 +36,8 @@ _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "ti
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
 _NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 _SEARCHED: Final = frozenset({"first_name", "last_name", "email", "company", "title"})
+WALK_ROWS: Final = 20_000
+"""How many search rows a text search walks in page order before it asks the trigram index for every match."""
 
 
 @dataclass(frozen=True)
@@ -168,15 +170,17 @@ def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int
     return ids
 
 
-def where_clause(conn: Connection, selection: Selection, user: str, *, joined: bool = False) -> sql.Composable:
+def where_clause(
+    conn: Connection, selection: Selection, user: str, *, joined: bool = False, list_ids: list[int] | None = None
+) -> sql.Composable:
     """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read). ``joined``:
-    the caller joins ``lead_search x ON x.lead_id = l.id``, and the query words are conditions on ``x``."""
-    lists = sql.Literal(resolve_lists(conn, selection, user))
+    the caller joins ``lead_search x ON x.lead_id = l.id``, and the query words are conditions on ``x``.
+    ``list_ids``: the lists ``resolve_lists`` gave for this selection and user, if the caller has them."""
+    lists = sql.Literal(resolve_lists(conn, selection, user) if list_ids is None else list_ids)
     conditions: list[sql.Composable] = [sql.SQL("l.deleted_at IS NULL"), sql.SQL("l.list_id = ANY({})").format(lists)]
     conditions.append(filters_condition(selection.where))
     words = (selection.query or "").split()
     if words and joined:
-        conditions.append(sql.SQL("x.list_id = ANY({})").format(lists))
         conditions.extend(sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(w))) for w in words)
     elif words:
         conditions.append(_text_contains(words))
@@ -266,6 +270,15 @@ def _after_sql(
     )
 
 
+def _searched_rows(conn: Connection, list_ids: list[int]) -> sql.Composable:
+    """The condition on ``lead_search x`` for the rows of these lists: only the partitions of the imports into
+    them and the one for no import can hold any (sql/009), and naming them lets the planner skip the rest."""
+    imports = [int(r["id"]) for r in conn.execute("SELECT id FROM imports WHERE list_id = ANY(%s)", (list_ids,))]
+    return sql.SQL("x.list_id = ANY({}) AND (x.import_id = ANY({}) OR x.import_id IS NULL)").format(
+        sql.Literal(list_ids), sql.Literal(imports)
+    )
+
+
 def _sort_column(field: str, joined: bool) -> sql.Composable:
     """The column a page is ordered by: with the search rows joined, their copies of the sort keys, so that the
     planner can walk a ``lead_search`` partition's index in page order (a frequent word's first matches come
@@ -292,32 +305,51 @@ def search(
     if not 1 <= limit <= 10_000:
         raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
     joined = bool((selection.query or "").split())
-    condition = where_clause(conn, selection, user, joined=joined)
+    list_ids = resolve_lists(conn, selection, user)
+    condition = where_clause(conn, selection, user, joined=joined, list_ids=list_ids)
     id_column = _sort_column("id", joined)
     order: sql.Composable
+    beyond_cursor: sql.Composable = sql.SQL("TRUE")
     if sort.field == "id":  # never empty: a plain comparison the primary key index serves
         order = sql.SQL("{} DESC" if sort.descending else "{}").format(id_column)
         if after:
             _, last_id = _decode_cursor(after, sort)
             beyond = sql.SQL("<" if sort.descending else ">")
-            condition = sql.SQL("{} AND {} {} {}").format(condition, id_column, beyond, sql.Literal(last_id))
+            beyond_cursor = sql.SQL("{} {} {}").format(id_column, beyond, sql.Literal(last_id))
     else:
         column = _sort_column(sort.field, joined)
         direction = sql.SQL("DESC" if sort.descending else "ASC")
         order = sql.SQL("{} {} NULLS LAST, {}").format(column, direction, id_column)
         if after:
-            after_sql = _after_sql(sort, column, id_column, *_decode_cursor(after, sort))
-            condition = sql.SQL("{} AND {}").format(condition, after_sql)
-    query = sql.SQL(
-        "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id{search}"
-        " WHERE {condition} ORDER BY {order} LIMIT {limit}"
-    ).format(
-        columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
-        search=sql.SQL(" JOIN lead_search x ON x.lead_id = l.id" if joined else ""),
-        condition=condition,
-        order=order,
-        limit=sql.Literal(limit + 1),
-    )
+            beyond_cursor = _after_sql(sort, column, id_column, *_decode_cursor(after, sort))
+    condition = sql.SQL("{} AND {}").format(condition, beyond_cursor)
+
+    def page_query(search_rows: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id{search}"
+            " WHERE {condition} ORDER BY {order} LIMIT {limit}"
+        ).format(
+            columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
+            search=search_rows,
+            condition=condition,
+            order=order,
+            limit=sql.Literal(limit + 1),
+        )
+
+    query = page_query(sql.SQL(""))
+    if joined:
+        searched = _searched_rows(conn, list_ids)
+        if sort.field == "id" or (sort.field == "last_name" and not sort.descending):
+            # A frequent word: its first matches in page order are near the start of the walk; a page found
+            # within the walk is exactly the page (rows are walked in page order from the cursor on).
+            walk = sql.SQL(
+                " JOIN (SELECT x.lead_id, x.last_name, x.search_text FROM lead_search x WHERE {} AND {}"
+                " ORDER BY {} LIMIT {}) x ON x.lead_id = l.id"
+            ).format(searched, beyond_cursor, order, sql.Literal(WALK_ROWS))
+            rows = list(conn.execute(page_query(walk)))
+            if len(rows) > limit:
+                return Page(rows[:limit], _encode_cursor(sort, rows[limit - 1]))
+        query = page_query(sql.SQL(" JOIN lead_search x ON x.lead_id = l.id AND {}").format(searched))
     rows = list(conn.execute(query))
     more = len(rows) > limit
     rows = rows[:limit]

@@ -9,6 +9,7 @@ import pytest
 
 from leads_pipeline.lib.filters import Selection, Sort
 from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store import search as search_module
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.search import search, select_lead_ids
@@ -76,9 +77,12 @@ def test_search_rows_follow_updates_moves_deletes_and_undo(database_url: str, fa
     assert _ids(database_url, "e") == _ids(database_url, "zebedee"), "only the lead made outside the import is left"
 
 
+@pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
 def test_text_search_pages_in_every_sort_order_like_the_plain_selection(
-    database_url: str, fair: dict[str, Any]
+    database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Whether the walk in page order finds the page or the trigram index has to, the pages are the same."""
+    monkeypatch.setattr(search_module, "WALK_ROWS", walk_rows)
     with connect(database_url) as conn:  # ties and empty last names: the hard cases for keyset paging
         conn.execute("UPDATE leads SET last_name = NULL WHERE id % 5 = 0")
         conn.execute("UPDATE leads SET last_name = 'Same' WHERE id % 5 = 1")
