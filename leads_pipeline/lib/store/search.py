@@ -84,21 +84,34 @@ def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composabl
     return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(values))
 
 
-def _prefilter(name: str, value: str) -> sql.Composable:
+def _prefilter(name: str, value: str, joined: bool) -> sql.Composable:
     """For a field inside the search text, the same substring condition on that text: implied by the filter
     (so results do not change) and served by the trigram index, so "title ~ founder" needs no table scan."""
     if name not in _SEARCHED:
         return sql.SQL("TRUE")
+    if joined:
+        return _search_text_like(value)
     return _text_contains([value])
+
+
+def _search_text_like(word: str) -> sql.Composable:
+    return sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(word)))
+
+
+def _prefiltered(f: Filter) -> bool:
+    """Whether the filter carries a condition on the search text (``_prefilter``)."""
+    if f.field not in _SEARCHED or f.custom_name:
+        return False
+    return f.op == "~" or (f.op == "=" and f.kind == "text")
 
 
 def _text_contains(words: Sequence[str]) -> sql.Composable:
     """Leads whose search text (``lead_search``, sql/009) contains every word, case-insensitively."""
-    likes = [sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(word))) for word in words]
+    likes = [_search_text_like(word) for word in words]
     return sql.SQL("l.id IN (SELECT x.lead_id FROM lead_search x WHERE {})").format(sql.SQL(" AND ").join(likes))
 
 
-def _filter_sql(f: Filter) -> sql.Composable:
+def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
     """One filter as a parameterised SQL condition on the alias ``l`` (leads)."""
     custom = f.custom_name
     target: sql.Composable = sql.SQL("(l.custom ->> {})").format(sql.Literal(custom)) if custom else _column(f.field)
@@ -113,12 +126,14 @@ def _filter_sql(f: Filter) -> sql.Composable:
     if f.op in ("~", "!~"):
         contains = sql.SQL("{} ILIKE {}").format(target, sql.Literal(_like(str(f.values[0]))))
         if f.op == "~":
-            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), contains)
+            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0]), joined), contains)
         return sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
     numeric_custom = custom is not None and all(_is_number(v) for v in f.values)
     if kind == "text" or (kind == "custom" and not numeric_custom):
         if f.op == "=":
-            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), _text_compare(target, f.field, f))
+            return sql.SQL("{} AND {}").format(
+                _prefilter(f.field, str(f.values[0]), joined), _text_compare(target, f.field, f)
+            )
         if f.op in ("!=", "in", "not in"):
             return _text_compare(target, f.field, f)
         return sql.SQL("lower({}) {} {}").format(target, sql.SQL(f.op), sql.Literal(str(f.values[0]).lower()))
@@ -149,12 +164,13 @@ def _is_number(value: object) -> bool:
     return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
 
 
-def filters_condition(filters: Sequence[Filter]) -> sql.Composable:
+def filters_condition(filters: Sequence[Filter], *, joined: bool = False) -> sql.Composable:
     """``--where`` filters as one SQL condition on ``leads l`` (all must hold; TRUE for none), values inlined as
-    literals: what the other stages (CRM sync) add to their own queries."""
+    literals: what the other stages (CRM sync) add to their own queries. ``joined``: the query joins
+    ``lead_search x ON x.lead_id = l.id``, and the text conditions are on ``x``."""
     if not filters:
         return sql.SQL("TRUE")
-    return sql.SQL(" AND ").join(_filter_sql(f) for f in filters)
+    return sql.SQL(" AND ").join(_filter_sql(f, joined) for f in filters)
 
 
 def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int]:
@@ -178,10 +194,10 @@ def where_clause(
     ``list_ids``: the lists ``resolve_lists`` gave for this selection and user, if the caller has them."""
     lists = sql.Literal(resolve_lists(conn, selection, user) if list_ids is None else list_ids)
     conditions: list[sql.Composable] = [sql.SQL("l.deleted_at IS NULL"), sql.SQL("l.list_id = ANY({})").format(lists)]
-    conditions.append(filters_condition(selection.where))
+    conditions.append(filters_condition(selection.where, joined=joined))
     words = (selection.query or "").split()
     if words and joined:
-        conditions.extend(sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(w))) for w in words)
+        conditions.extend(_search_text_like(w) for w in words)
     elif words:
         conditions.append(_text_contains(words))
     if selection.tags:
@@ -304,7 +320,7 @@ def search(
     sort = sort or Sort()
     if not 1 <= limit <= 10_000:
         raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
-    joined = bool((selection.query or "").split())
+    joined = bool((selection.query or "").split()) or any(_prefiltered(f) for f in selection.where)
     list_ids = resolve_lists(conn, selection, user)
     condition = where_clause(conn, selection, user, joined=joined, list_ids=list_ids)
     id_column = _sort_column("id", joined)

@@ -135,3 +135,25 @@ def test_a_crashed_import_is_searchable_and_its_rerun_builds_the_indexes(
     assert indexes() == {f"{partition}_lead_id_idx", f"{partition}_trgm", f"{partition}_sort"}
     assert set(found) < set(_ids(database_url, "e"))
     assert _stale_rows(database_url) == []
+
+
+@pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
+def test_filters_on_searched_fields_find_what_the_plain_selection_finds(
+    database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter on a searched field narrows by the search rows too (``search`` joins them, other selections
+    use a subquery): both give the same leads, with or without a query."""
+    monkeypatch.setattr(search_module, "WALK_ROWS", walk_rows)
+    cases = [
+        Selection.build(where=["company ~ llc"]),
+        Selection.build(where=["company ~ e", "country is not empty"]),
+        Selection.build(where=["last_name = mata"]),
+        Selection.build(query="e", where=["email ~ .org"], lists=["fair"]),
+    ]
+    for selection in cases:
+        with connect(database_url) as conn:
+            expected = select_lead_ids(conn, selection, USER)
+            for sort in (Sort(), Sort("last_name")):
+                found = search(conn, selection, USER, sort=sort, limit=1000).leads
+                assert sorted(int(r["id"]) for r in found) == expected, (selection, sort)
+        assert expected, selection
