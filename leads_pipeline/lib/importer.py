@@ -253,6 +253,8 @@ def run_import(
                             on_progress(processed, layout.total_rows)
                 with conn.transaction():
                     search_index.build_indexes(conn, import_id)
+                with connect(database_url, autocommit=True) as maintenance:
+                    search_index.vacuum_partition(maintenance, import_id)
                 with conn.transaction():
                     store.finish_import(conn, import_id)
                 return store.import_status(conn, import_id)
