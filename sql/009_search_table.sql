@@ -31,11 +31,17 @@ CREATE INDEX lead_search_no_import_sort ON lead_search_no_import (last_name, lea
 
 -- The partition of one import (created by start_import before its first chunk, so a lead with a
 -- created_by_import always has one) and its bulk-built indexes (after its last chunk; a re-run builds them if a
--- killed import did not). The name is derived from the id only.
+-- killed import did not). The name is derived from the id only. The partition is made apart and attached
+-- (SHARE UPDATE EXCLUSIVE on lead_search) rather than created as a partition (ACCESS EXCLUSIVE), so a starting
+-- import neither waits for another import's chunk nor stalls the searches behind it.
 CREATE FUNCTION lead_search_create_partition(p_import bigint) RETURNS void LANGUAGE plpgsql AS
-$$ BEGIN
-    EXECUTE format('CREATE TABLE IF NOT EXISTS %I PARTITION OF lead_search FOR VALUES IN (%s)',
-                   'lead_search_i' || p_import, p_import);
+$$ DECLARE
+    partition text := 'lead_search_i' || p_import;
+BEGIN
+    IF to_regclass(quote_ident(partition)) IS NULL THEN
+        EXECUTE format('CREATE TABLE %I (LIKE lead_search INCLUDING DEFAULTS)', partition);
+        EXECUTE format('ALTER TABLE lead_search ATTACH PARTITION %I FOR VALUES IN (%s)', partition, p_import);
+    END IF;
 END $$;
 CREATE FUNCTION lead_search_build_partition(p_import bigint) RETURNS void LANGUAGE plpgsql AS
 $$ BEGIN
