@@ -135,7 +135,7 @@ def import_benchmark(rows: int) -> dict[str, Any]:
         "rows_per_second": round(rows / seconds),
         "peak_rss_mb": round(rss.peak / 1e6),
         "server_cpu_seconds": _cpu_delta(server_before, server_cpu_seconds(env.home) if env.embedded else None),
-        "python_cpu_seconds": round(python_cpu, 1),  # this process and the reaped workers' processes
+        "python_cpu_seconds": round(python_cpu, 1),  # this process (the chunk workers run under the forkserver)
         "bare_copy_seconds": round(copy_seconds, 2),
         "ratio_to_bare_copy": round(seconds / copy_seconds, 2),
         "results": status["results"],
