@@ -57,6 +57,29 @@ class PeakRss:
         self._thread.join()
 
 
+def server_cpu_seconds(home: Path) -> float | None:
+    """CPU seconds the embedded PostgreSQL server has used so far: the postmaster, its live processes and the
+    ones that ended (backends, parallel workers, autovacuum). On a shared machine wall time is distorted by
+    other work; the difference of two readings is what the server spent in between. None without a local server."""
+    pid_file = home / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+    used = postmaster.cpu_times()
+    total = used.user + used.system + used.children_user + used.children_system
+    for child in postmaster.children():
+        try:
+            child_used = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += child_used.user + child_used.system
+    return total
+
+
+def _cpu_delta(before: float | None, after: float | None) -> float | None:
+    return round(after - before, 1) if before is not None and after is not None else None
+
+
 def bare_copy_seconds(database_url: str, path: Path, columns: int) -> float:
     """Seconds to COPY the file into an empty table of text columns: the floor any import is compared to."""
     from leads_pipeline.lib.store.db import connect
@@ -96,18 +119,23 @@ def import_benchmark(rows: int) -> dict[str, Any]:
     list_name = f"bench-{datetime.now(UTC):%Y%m%d%H%M%S}"
     with connect(env.database_url) as conn:
         create_list(conn, list_name, owner="bench")
+    server_before = server_cpu_seconds(env.home) if env.embedded else None
     with PeakRss() as rss:
         started = time.perf_counter()
+        cpu_started = sum(os.times()[:4])
         status = run_cli_import(
             env, path, list_name, on_duplicate="skip", mapping={}, default_region="US", show_progress=False
         )
         seconds = time.perf_counter() - started
+        python_cpu = sum(os.times()[:4]) - cpu_started
     return {
         "rows": rows,
         "file_mb": round(path.stat().st_size / 1e6, 1),
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows / seconds),
         "peak_rss_mb": round(rss.peak / 1e6),
+        "server_cpu_seconds": _cpu_delta(server_before, server_cpu_seconds(env.home) if env.embedded else None),
+        "python_cpu_seconds": round(python_cpu, 1),  # this process (the chunk workers run under the forkserver)
         "bare_copy_seconds": round(copy_seconds, 2),
         "ratio_to_bare_copy": round(seconds / copy_seconds, 2),
         "results": status["results"],

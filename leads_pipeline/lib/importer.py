@@ -11,18 +11,13 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import logging
 import multiprocessing
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-
-import psycopg
 
 from leads_pipeline.lib.csvfile import (
     ChunkRange,
@@ -40,11 +35,9 @@ from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prep
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import Sealer
 from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import ensure_list, get_list
-from leads_pipeline.lib.store.search import flush_search_index
-
-log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -193,45 +186,6 @@ def _prepared_chunks(
         yield future.result()
 
 
-class _SearchIndexFlusher:
-    """Merges the search index's pending entries from a second connection after each committed chunk, so that
-    this work runs beside the next chunk's merge (on the other core) instead of inside it; once more at the end,
-    so that the import returns with its leads searchable at full speed."""
-
-    def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-        self._wake = threading.Event()
-        self._finishing = False
-        self._thread = threading.Thread(target=self._run, name="search-index-flush", daemon=True)
-
-    def __enter__(self) -> _SearchIndexFlusher:
-        self._thread.start()
-        return self
-
-    def chunk_committed(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        try:
-            with connect(self._database_url, autocommit=True) as conn:
-                while True:
-                    self._wake.wait()
-                    self._wake.clear()
-                    finishing = self._finishing
-                    flush_search_index(conn)
-                    if finishing:
-                        return
-        except psycopg.Error as exc:  # autovacuum flushes what is left; the import itself is not at stake
-            log.warning("flushing the search index's pending entries failed: %s", exc)
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._finishing = True
-        self._wake.set()
-        self._thread.join()
-
-
 def run_import(
     database_url: str,
     *,
@@ -285,7 +239,7 @@ def run_import(
                     )
                 with connect(database_url) as conn:  # nothing merged yet: the new mapping replaces the old one
                     conn.execute("UPDATE imports SET mapping = %s WHERE id = %s", (json.dumps(mapping), import_id))
-            with connect(database_url) as conn, _SearchIndexFlusher(database_url) as flusher:
+            with connect(database_url) as conn:
                 processed = int(record["processed_rows"])
                 chunks = _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"]), pool)
                 for chunk in chunks:
@@ -300,10 +254,13 @@ def run_import(
                             on_duplicate=options.on_duplicate,
                         )
                     if counts is not None:
-                        flusher.chunk_committed()
                         processed += chunk.record_count
                         if on_progress is not None:
                             on_progress(processed, layout.total_rows)
+                with conn.transaction():
+                    search_index.build_indexes(conn, import_id)
+                with connect(database_url, autocommit=True) as maintenance:
+                    search_index.vacuum_partition(maintenance, import_id)
                 with conn.transaction():
                     store.finish_import(conn, import_id)
                 return store.import_status(conn, import_id)

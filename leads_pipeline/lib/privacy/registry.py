@@ -134,6 +134,13 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         ("message",),
     ),
     PersonalTable("batch_leads", "batches that touched the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
+    # Search rows (sql/009_search_table.sql), one partition per import: the entry covers every partition.
+    PersonalTable(
+        "lead_search",
+        "the search text of the person's leads (names, email, company, title)",
+        "t.lead_id = ANY(%(lead_ids)s)",
+        "delete",
+    ),
     PersonalTable(
         "audit_log",
         "actions on the person's leads (contact data masked when written)",

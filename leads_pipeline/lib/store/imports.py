@@ -26,7 +26,7 @@ from leads_pipeline.lib.prepare import (
     StagedChunk,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
-from leads_pipeline.lib.store import privacy
+from leads_pipeline.lib.store import privacy, search_index
 from leads_pipeline.lib.store.lists import Connection
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
@@ -117,6 +117,7 @@ def start_import(
             f"{file_path}: the file changed since import {row['id']} began (sha256 differs); "
             "import it as a new batch instead of resuming"
         )
+    search_index.create_partition(conn, int(row["id"]))
     return row
 
 

@@ -16,7 +16,7 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -38,10 +38,14 @@ _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "ti
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
 _NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
 _SEARCHED: Final = frozenset({"first_name", "last_name", "company", "title"})
-SEARCH_TEXT: Final = sql.SQL("lead_search_text(l.first_name, l.last_name, l.email_domain, l.company, l.title)")
-"""The expression under the trigram index ``leads_search_trgm`` (sql/010): queries must use it as is. It holds the
-email's domain only: the address is sealed (a query word that is a whole address is looked up by blind index)."""
+"""The fields inside the search text (``lead_search_text``, sql/009 and 010). The email's domain is in it too,
+but filters on the sealed email go through its blind index or domain (``_sealed_filter_sql``)."""
 _WHOLE_EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+WALK_ROWS: Final = 20_000
+"""How many search rows a text search walks in page order before it asks the trigram index for every match."""
+_WALK_TEXT_SHARE: Final = 0.05
+"""The walk is skipped when the other conditions are so selective that it would fill a page only for a text
+matching more than this share of the rows (a list + ``country = X`` keeps ~0.4% of its leads)."""
 
 
 @dataclass(frozen=True)
@@ -88,12 +92,14 @@ def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composabl
     return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(values))
 
 
-def _prefilter(name: str, value: str) -> sql.Composable:
+def _prefilter(name: str, value: str, joined: bool) -> sql.Composable:
     """For a field inside the search text, the same substring condition on that text: implied by the filter
     (so results do not change) and served by the trigram index, so "title ~ founder" needs no table scan."""
     if name not in _SEARCHED:
         return sql.SQL("TRUE")
-    return sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(value)))
+    if joined:
+        return _search_text_like(value)
+    return _text_contains([value])
 
 
 def _sealed_filter_sql(f: Filter) -> sql.Composable:
@@ -121,7 +127,24 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
     return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(index, index, sql.Literal(hashes))
 
 
-def _filter_sql(f: Filter) -> sql.Composable:
+def _search_text_like(word: str) -> sql.Composable:
+    return sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(word)))
+
+
+def _prefiltered(f: Filter) -> bool:
+    """Whether the filter carries a condition on the search text (``_prefilter``)."""
+    if f.field not in _SEARCHED or f.custom_name:
+        return False
+    return f.op == "~" or (f.op == "=" and f.kind == "text")
+
+
+def _text_contains(words: Sequence[str]) -> sql.Composable:
+    """Leads whose search text (``lead_search``, sql/009) contains every word, case-insensitively."""
+    likes = [_search_text_like(word) for word in words]
+    return sql.SQL("l.id IN (SELECT x.lead_id FROM lead_search x WHERE {})").format(sql.SQL(" AND ").join(likes))
+
+
+def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
     """One filter as a parameterised SQL condition on the alias ``l`` (leads)."""
     if f.field in SEALED_FIELDS:
         return _sealed_filter_sql(f)
@@ -138,12 +161,14 @@ def _filter_sql(f: Filter) -> sql.Composable:
     if f.op in ("~", "!~"):
         contains = sql.SQL("{} ILIKE {}").format(target, sql.Literal(_like(str(f.values[0]))))
         if f.op == "~":
-            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), contains)
+            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0]), joined), contains)
         return sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
     numeric_custom = custom is not None and all(_is_number(v) for v in f.values)
     if kind == "text" or (kind == "custom" and not numeric_custom):
         if f.op == "=":
-            return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0])), _text_compare(target, f.field, f))
+            return sql.SQL("{} AND {}").format(
+                _prefilter(f.field, str(f.values[0]), joined), _text_compare(target, f.field, f)
+            )
         if f.op in ("!=", "in", "not in"):
             return _text_compare(target, f.field, f)
         return sql.SQL("lower({}) {} {}").format(target, sql.SQL(f.op), sql.Literal(str(f.values[0]).lower()))
@@ -174,19 +199,13 @@ def _is_number(value: object) -> bool:
     return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
 
 
-def flush_search_index(conn: Connection) -> int:
-    """Merge the search index's pending entries into it (imports leave them pending, see sql/008); returns the
-    pages flushed. Searches read pending entries one by one, so a large import flushes as it goes."""
-    row = conn.execute("SELECT gin_clean_pending_list('leads_search_trgm'::regclass) AS pages").fetchone()
-    return int(row["pages"]) if row else 0
-
-
-def filters_condition(filters: Sequence[Filter]) -> sql.Composable:
+def filters_condition(filters: Sequence[Filter], *, joined: bool = False) -> sql.Composable:
     """``--where`` filters as one SQL condition on ``leads l`` (all must hold; TRUE for none), values inlined as
-    literals: what the other stages (CRM sync) add to their own queries."""
+    literals: what the other stages (CRM sync) add to their own queries. ``joined``: the query joins
+    ``lead_search x ON x.lead_id = l.id``, and the text conditions are on ``x``."""
     if not filters:
         return sql.SQL("TRUE")
-    return sql.SQL(" AND ").join(_filter_sql(f) for f in filters)
+    return sql.SQL(" AND ").join(_filter_sql(f, joined) for f in filters)
 
 
 def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int]:
@@ -202,25 +221,38 @@ def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int
     return ids
 
 
-def where_clause(conn: Connection, selection: Selection, user: str) -> sql.Composable:
-    """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read)."""
-    conditions: list[sql.Composable] = [
-        sql.SQL("l.deleted_at IS NULL"),
-        sql.SQL("l.list_id = ANY({})").format(sql.Literal(resolve_lists(conn, selection, user))),
-    ]
-    conditions.append(filters_condition(selection.where))
-    for word in (selection.query or "").split():
-        if _WHOLE_EMAIL.match(word):  # a whole address: the sealed email's blind index
+def _split_query(query: str | None) -> tuple[list[str], list[sql.Composable]]:
+    """The query's words that are substrings of the search text, and the conditions the others make: a whole
+    address is looked up through the sealed email's blind index; "@domain" is a search-text word (the text holds
+    the domain without its @) whose match must also be where the email's domain begins."""
+    texts: list[str] = []
+    conditions: list[sql.Composable] = []
+    for word in (query or "").split():
+        if _WHOLE_EMAIL.match(word):
             conditions.append(sql.SQL("l.email_bidx = {}").format(sql.Literal(blind_index("email", word))))
-        elif word.startswith("@") and len(word) > 1:  # "@domain": the search text holds the domain without its @
-            domain = word[1:]
-            conditions.append(
-                sql.SQL("{} LIKE lower({}) AND l.email_domain LIKE lower({})").format(
-                    SEARCH_TEXT, sql.Literal(_like(domain)), sql.Literal(_like(domain)[1:])
-                )
-            )
+        elif word.startswith("@") and len(word) > 1:
+            texts.append(word[1:])
+            conditions.append(sql.SQL("l.email_domain LIKE lower({})").format(sql.Literal(_like(word[1:])[1:])))
         else:
-            conditions.append(sql.SQL("{} LIKE lower({})").format(SEARCH_TEXT, sql.Literal(_like(word))))
+            texts.append(word)
+    return texts, conditions
+
+
+def where_clause(
+    conn: Connection, selection: Selection, user: str, *, joined: bool = False, list_ids: list[int] | None = None
+) -> sql.Composable:
+    """The selection as one SQL condition on ``leads l`` (live leads of lists the user can read). ``joined``:
+    the caller joins ``lead_search x ON x.lead_id = l.id``, and the query words are conditions on ``x``.
+    ``list_ids``: the lists ``resolve_lists`` gave for this selection and user, if the caller has them."""
+    lists = sql.Literal(resolve_lists(conn, selection, user) if list_ids is None else list_ids)
+    conditions: list[sql.Composable] = [sql.SQL("l.deleted_at IS NULL"), sql.SQL("l.list_id = ANY({})").format(lists)]
+    conditions.append(filters_condition(selection.where, joined=joined))
+    words, word_conditions = _split_query(selection.query)
+    if words and joined:
+        conditions.extend(_search_text_like(w) for w in words)
+    elif words:
+        conditions.append(_text_contains(words))
+    conditions.extend(word_conditions)
     if selection.tags:
         conditions.append(
             sql.SQL("EXISTS (SELECT 1 FROM lead_tags t WHERE t.lead_id = l.id AND t.tag = ANY({}))").format(
@@ -294,16 +326,55 @@ def _decode_cursor(cursor: str, sort: Sort) -> tuple[Any, int]:
     return value, int(last_id)
 
 
-def _after_sql(sort: Sort, value: Any, last_id: int) -> sql.Composable:
+def _after_sql(
+    sort: Sort, column: sql.Composable, id_column: sql.Composable, value: Any, last_id: int
+) -> sql.Composable:
     """Rows after (value, id) in the order ``sort`` NULLS LAST, id ascending."""
-    column = _column(sort.field)
     if value is None:
-        return sql.SQL("({c} IS NULL AND l.id > {i})").format(c=column, i=sql.Literal(last_id))
+        return sql.SQL("({c} IS NULL AND {id} > {i})").format(c=column, id=id_column, i=sql.Literal(last_id))
     typed = sql.SQL("{}::{}").format(sql.Literal(value), sql.SQL(_SQL_TYPES[FIELD_KINDS[sort.field]]))
     beyond = sql.SQL("<" if sort.descending else ">")
-    return sql.SQL("({c} {b} {v} OR ({c} = {v} AND l.id > {i}) OR {c} IS NULL)").format(
-        c=column, b=beyond, v=typed, i=sql.Literal(last_id)
+    return sql.SQL("({c} {b} {v} OR ({c} = {v} AND {id} > {i}) OR {c} IS NULL)").format(
+        c=column, id=id_column, b=beyond, v=typed, i=sql.Literal(last_id)
     )
+
+
+def _searched_rows(conn: Connection, list_ids: list[int]) -> sql.Composable:
+    """The condition on ``lead_search x`` for the rows of these lists: only the partitions of the imports into
+    them and the one for no import can hold any (sql/009), and naming them lets the planner skip the rest."""
+    imports = [int(r["id"]) for r in conn.execute("SELECT id FROM imports WHERE list_id = ANY(%s)", (list_ids,))]
+    return sql.SQL("x.list_id = ANY({}) AND (x.import_id = ANY({}) OR x.import_id IS NULL)").format(
+        sql.Literal(list_ids), sql.Literal(imports)
+    )
+
+
+def _estimated_rows(conn: Connection, condition: sql.Composable) -> float:
+    """The planner's estimate of the live leads matching ``condition`` (no rows are read)."""
+    plan = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) SELECT 1 FROM leads l WHERE {}").format(condition)).fetchone()
+    return float(plan["QUERY PLAN"][0]["Plan"]["Plan Rows"]) if plan else 1.0
+
+
+def _others_keep(conn: Connection, selection: Selection, list_ids: list[int]) -> float:
+    """The share of the lists' leads the selection's conditions other than the text keep (1.0 when there are
+    none), from the planner's statistics: what decides whether walking in page order can fill a page."""
+    others = replace(selection, query=None, where=tuple(f for f in selection.where if not _prefiltered(f)))
+    if not others.where and not (
+        others.tags or others.stages or others.ids or others.score_min is not None or others.score_max is not None
+    ):
+        return 1.0
+    everything = _estimated_rows(conn, where_clause(conn, Selection(), "", list_ids=list_ids))
+    return _estimated_rows(conn, where_clause(conn, others, "", list_ids=list_ids)) / max(everything, 1.0)
+
+
+def _sort_column(field: str, joined: bool) -> sql.Composable:
+    """The column a page is ordered by: with the search rows joined, their copies of the sort keys, so that the
+    planner can walk a ``lead_search`` partition's index in page order (a frequent word's first matches come
+    early) instead of collecting every match and sorting it."""
+    if joined and field == "id":
+        return sql.SQL("x.lead_id")
+    if joined and field == "last_name":
+        return sql.SQL("x.last_name")
+    return _column(field)
 
 
 def search(
@@ -324,28 +395,53 @@ def search(
         )
     if not 1 <= limit <= 10_000:
         raise ConfigurationError(f"--limit must be between 1 and 10000; got {limit}")
-    condition = where_clause(conn, selection, user)
+    joined = bool(_split_query(selection.query)[0]) or any(_prefiltered(f) for f in selection.where)
+    list_ids = resolve_lists(conn, selection, user)
+    condition = where_clause(conn, selection, user, joined=joined, list_ids=list_ids)
+    id_column = _sort_column("id", joined)
     order: sql.Composable
+    beyond_cursor: sql.Composable = sql.SQL("TRUE")
     if sort.field == "id":  # never empty: a plain comparison the primary key index serves
-        order = sql.SQL("l.id DESC") if sort.descending else sql.SQL("l.id")
+        order = sql.SQL("{} DESC" if sort.descending else "{}").format(id_column)
         if after:
             _, last_id = _decode_cursor(after, sort)
             beyond = sql.SQL("<" if sort.descending else ">")
-            condition = sql.SQL("{} AND l.id {} {}").format(condition, beyond, sql.Literal(last_id))
+            beyond_cursor = sql.SQL("{} {} {}").format(id_column, beyond, sql.Literal(last_id))
     else:
+        column = _sort_column(sort.field, joined)
         direction = sql.SQL("DESC" if sort.descending else "ASC")
-        order = sql.SQL("{} {} NULLS LAST, l.id").format(_column(sort.field), direction)
+        order = sql.SQL("{} {} NULLS LAST, {}").format(column, direction, id_column)
         if after:
-            condition = sql.SQL("{} AND {}").format(condition, _after_sql(sort, *_decode_cursor(after, sort)))
-    query = sql.SQL(
-        "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
-        " WHERE {condition} ORDER BY {order} LIMIT {limit}"
-    ).format(
-        columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
-        condition=condition,
-        order=order,
-        limit=sql.Literal(limit + 1),
-    )
+            beyond_cursor = _after_sql(sort, column, id_column, *_decode_cursor(after, sort))
+    condition = sql.SQL("{} AND {}").format(condition, beyond_cursor)
+
+    def page_query(search_rows: sql.Composable) -> sql.Composed:
+        return sql.SQL(
+            "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id{search}"
+            " WHERE {condition} ORDER BY {order} LIMIT {limit}"
+        ).format(
+            columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
+            search=search_rows,
+            condition=condition,
+            order=order,
+            limit=sql.Literal(limit + 1),
+        )
+
+    query = page_query(sql.SQL(""))
+    if joined:
+        searched = _searched_rows(conn, list_ids)
+        walkable = sort.field == "id" or (sort.field == "last_name" and not sort.descending)
+        if walkable and _others_keep(conn, selection, list_ids) * WALK_ROWS * _WALK_TEXT_SHARE > limit:
+            # A frequent word: its first matches in page order are near the start of the walk; a page found
+            # within the walk is exactly the page (rows are walked in page order from the cursor on).
+            walk = sql.SQL(
+                " JOIN (SELECT x.lead_id, x.last_name, x.search_text FROM lead_search x WHERE {} AND {}"
+                " ORDER BY {} LIMIT {}) x ON x.lead_id = l.id"
+            ).format(searched, beyond_cursor, order, sql.Literal(WALK_ROWS))
+            rows = list(conn.execute(page_query(walk)))
+            if len(rows) > limit:
+                return Page(rows[:limit], _encode_cursor(sort, rows[limit - 1]))
+        query = page_query(sql.SQL(" JOIN lead_search x ON x.lead_id = l.id AND {}").format(searched))
     rows = list(conn.execute(query))
     more = len(rows) > limit
     rows = rows[:limit]

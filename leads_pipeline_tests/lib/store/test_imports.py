@@ -25,7 +25,6 @@ from leads_pipeline.lib.prepare import DedupeKey
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
-from leads_pipeline.lib.store.search import flush_search_index
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
 from leads_pipeline_tests.support import import_file
 
@@ -182,17 +181,21 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
 
 
 def test_an_import_returns_with_its_leads_in_the_search_index(database_url: str, customers_10000: Path) -> None:
-    """Imports leave the trigram entries pending (sql/008) and flush them while they go and at the end."""
+    """An import fills its own lead_search partition and builds its trigram index in bulk at the end (sql/009)."""
     _new_list(database_url)
-    import_file(database_url, customers_10000, chunk_rows=2_000)
+    status = import_file(database_url, customers_10000, chunk_rows=2_000)
+    partition = f"lead_search_i{int(status['importId'])}"
     with connect(database_url, autocommit=True) as conn:
-        assert flush_search_index(conn) == 0  # nothing was left pending
+        indexes = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (partition,)).fetchall()
         conn.execute("SET enable_seqscan = off")
         found = conn.execute(
-            "SELECT count(*) AS n FROM leads WHERE lead_search_text(first_name, last_name, email, company, title)"
-            " LIKE '%kristina%'"
+            "SELECT count(*) AS n FROM lead_search x JOIN leads l ON l.id = x.lead_id"
+            " WHERE x.search_text LIKE '%kristina%' AND l.first_name ILIKE 'kristina'"
         ).fetchone()
+        rows = conn.execute(f"SELECT count(*) AS n FROM {partition}").fetchone()
+    assert {f"{partition}_trgm", f"{partition}_sort"} <= {r["indexname"] for r in indexes}
     assert found is not None and found["n"] > 0
+    assert rows is not None and rows["n"] == status["results"]["imported"]
 
 
 def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_url: str, leads_10000: Path) -> None:

@@ -1,0 +1,159 @@
+"""The search rows (``lead_search``, sql/009): they follow every change of a lead, an import's partition gets its
+indexes in bulk at the end (also after a crash and a re-run), and a text search pages exactly like a scan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from leads_pipeline.lib.filters import Selection, Sort
+from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store import search as search_module
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.search import search, select_lead_ids
+from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
+from leads_pipeline_tests.support import import_file
+
+USER = "tester"
+CUSTOMERS_1000 = DATABLIST / "customers-1000.csv"
+
+
+def _ids(database_url: str, query: str, lists: tuple[str, ...] = ()) -> list[int]:
+    with connect(database_url) as conn:
+        return select_lead_ids(conn, Selection(query=query, lists=lists), USER)
+
+
+def _page_ids(database_url: str, query: str, sort: Sort, limit: int = 500) -> list[int]:
+    with connect(database_url) as conn:
+        return [int(r["id"]) for r in search(conn, Selection(query=query), USER, sort=sort, limit=limit).leads]
+
+
+def _stale_rows(database_url: str) -> list[dict[str, Any]]:
+    """Search rows that disagree with their lead (or have none, or a lead without one)."""
+    with connect(database_url) as conn:
+        return list(
+            conn.execute(
+                "SELECT l.id, x.lead_id FROM leads l FULL JOIN lead_search x ON x.lead_id = l.id"
+                " WHERE x.lead_id IS NULL OR l.id IS NULL OR x.list_id <> l.list_id"
+                " OR x.last_name IS DISTINCT FROM l.last_name OR x.search_text <> lead_search_text(l)"
+                " OR x.import_id IS DISTINCT FROM l.created_by_import"
+            )
+        )
+
+
+@pytest.fixture
+def fair(database_url: str) -> dict[str, Any]:
+    with connect(database_url) as conn:
+        create_list(conn, "fair", owner=USER)
+        create_list(conn, "other", owner=USER)
+    return import_file(database_url, DEMO_FILE, "fair")
+
+
+def test_search_rows_follow_updates_moves_deletes_and_undo(database_url: str, fair: dict[str, Any]) -> None:
+    [sheryl, *_] = _ids(database_url, "sheryl baxter")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET last_name = 'Quixotic', score = 50 WHERE id = %s", (sheryl,))
+        conn.execute("UPDATE leads SET score = 10")  # no search field changes: nothing to do for the trigger
+        conn.execute("UPDATE leads SET list_id = (SELECT id FROM lists WHERE name = 'other') WHERE id = %s", (sheryl,))
+    assert _ids(database_url, "quixotic") == [sheryl]
+    assert _ids(database_url, "sheryl baxter") == []
+    assert _ids(database_url, "quixotic", ("fair",)) == [], "the search row moved with its lead"
+    assert _ids(database_url, "quixotic", ("other",)) == [sheryl]
+    with connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO leads (list_id, first_name, last_name) SELECT list_id, 'Zebedee', 'Copy' FROM leads"
+            " WHERE id = %s",
+            (sheryl,),
+        )
+        conn.execute("DELETE FROM leads WHERE id = %s", (sheryl,))
+    assert _ids(database_url, "quixotic") == []
+    assert len(_ids(database_url, "zebedee")) == 1, "a lead made outside an import is searchable at once"
+    assert _stale_rows(database_url) == []
+    with connect(database_url) as conn:
+        store.undo_import(conn, int(fair["importId"]))
+    assert _stale_rows(database_url) == []
+    assert _ids(database_url, "e") == _ids(database_url, "zebedee"), "only the lead made outside the import is left"
+
+
+@pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
+def test_text_search_pages_in_every_sort_order_like_the_plain_selection(
+    database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the walk in page order finds the page or the trigram index has to, the pages are the same."""
+    monkeypatch.setattr(search_module, "WALK_ROWS", walk_rows)
+    with connect(database_url) as conn:  # ties and empty last names: the hard cases for keyset paging
+        conn.execute("UPDATE leads SET last_name = NULL WHERE id % 5 = 0")
+        conn.execute("UPDATE leads SET last_name = 'Same' WHERE id % 5 = 1")
+    everything = set(_ids(database_url, "e"))
+    assert len(everything) > 20
+    for sort in (Sort(), Sort("id", True), Sort("last_name"), Sort("last_name", True), Sort("country")):
+        seen: list[int] = []
+        cursor: str | None = None
+        while True:
+            with connect(database_url) as conn:
+                page = search(conn, Selection(query="e"), USER, sort=sort, limit=3, after=cursor)
+            seen.extend(int(r["id"]) for r in page.leads)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == _page_ids(database_url, "e", sort), sort
+        assert set(seen) == everything, sort
+
+
+def test_a_crashed_import_is_searchable_and_its_rerun_builds_the_indexes(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    real_merge = store.merge_chunk
+
+    def crash_on_third_chunk(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["chunk"].index == 2:
+            raise RuntimeError("simulated crash")
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(store, "merge_chunk", crash_on_third_chunk)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_file(database_url, CUSTOMERS_1000, batch_id="batch-crash", chunk_rows=300)
+    with connect(database_url) as conn:
+        [record] = list(conn.execute("SELECT id FROM imports"))
+    partition = f"lead_search_i{record['id']}"
+
+    def indexes() -> set[str]:
+        with connect(database_url) as conn:
+            rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (partition,))
+            return {r["indexname"] for r in rows}
+
+    assert indexes() == {f"{partition}_lead_id_idx"}, "no trigram index while the import is unfinished"
+    found = _ids(database_url, "e")
+    assert len(found) > 300, "its leads are searchable all the same"
+
+    monkeypatch.setattr(store, "merge_chunk", real_merge)
+    import_file(database_url, CUSTOMERS_1000, batch_id="batch-crash", chunk_rows=300)
+    assert indexes() == {f"{partition}_lead_id_idx", f"{partition}_trgm", f"{partition}_sort"}
+    assert set(found) < set(_ids(database_url, "e"))
+    assert _stale_rows(database_url) == []
+
+
+@pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
+def test_filters_on_searched_fields_find_what_the_plain_selection_finds(
+    database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filter on a searched field narrows by the search rows too (``search`` joins them, other selections
+    use a subquery): both give the same leads, with or without a query."""
+    monkeypatch.setattr(search_module, "WALK_ROWS", walk_rows)
+    cases = [
+        Selection.build(where=["company ~ llc"]),
+        Selection.build(where=["company ~ e", "country is not empty"]),
+        Selection.build(where=["last_name = mata"]),
+        Selection.build(query="e", where=["email ~ .org"], lists=["fair"]),
+    ]
+    for selection in cases:
+        with connect(database_url) as conn:
+            expected = select_lead_ids(conn, selection, USER)
+            for sort in (Sort(), Sort("last_name")):
+                found = search(conn, selection, USER, sort=sort, limit=1000).leads
+                assert sorted(int(r["id"]) for r in found) == expected, (selection, sort)
+        assert expected, selection
