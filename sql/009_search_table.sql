@@ -40,6 +40,7 @@ $$ DECLARE
 BEGIN
     IF to_regclass(quote_ident(partition)) IS NULL THEN
         EXECUTE format('CREATE TABLE %I (LIKE lead_search INCLUDING DEFAULTS)', partition);
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', partition);  -- readers go through the parent
         EXECUTE format('ALTER TABLE lead_search ATTACH PARTITION %I FOR VALUES IN (%s)', partition, p_import);
     END IF;
 END $$;
@@ -114,8 +115,10 @@ END $$;
 
 DROP INDEX leads_search_trgm;
 
--- Plain-SQL readers (sql/007) see the search rows of the lists they may read, like the leads themselves.
+-- Plain-SQL readers (sql/007) see the search rows of the lists they may read, like the leads themselves, through
+-- the parent; a partition has row-level security and no policy or grant, so it cannot be read around that.
 ALTER TABLE lead_search ENABLE ROW LEVEL SECURITY;
+ALTER TABLE lead_search_no_import ENABLE ROW LEVEL SECURITY;
 CREATE POLICY member_reads ON lead_search FOR SELECT USING (may_read_list(list_id, current_user));
 DO $$
 BEGIN

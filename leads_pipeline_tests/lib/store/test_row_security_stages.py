@@ -42,10 +42,12 @@ def _as(database_url: str, user: str) -> str:
 
 
 def _keyed_tables(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
-    """Every table and view of schema leads with a lead_id or list_id column: kind, RLS, policies, reader grant."""
+    """Every table and view of schema leads with a lead_id or list_id column: kind, RLS, partition or not,
+    policies, reader grant."""
     rows = conn.execute(
         """
         SELECT c.relname AS name, c.relkind AS kind, c.relrowsecurity AS rls,
+               c.relispartition AS partition,
                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
                has_table_privilege('leads_reader', c.oid, 'SELECT') AS granted,
                coalesce('security_invoker=true' = ANY(c.reloptions), false) AS invoker
@@ -70,6 +72,9 @@ def test_every_table_keyed_by_lead_or_list_has_row_security_and_a_policy(databas
                 problems.append(f"view {name} is granted to leads_reader without security_invoker")
         elif not table["rls"]:
             problems.append(f"{name} has no row-level security")
+        elif table["partition"]:  # read through its parent, whose policy applies; never around it
+            if table["granted"]:
+                problems.append(f"partition {name} is readable by leads_reader apart from its parent's policy")
         elif name in SERVICE_ONLY:
             if table["granted"] or table["policies"]:
                 problems.append(f"{name} is service-only ({SERVICE_ONLY[name]}) yet readable by leads_reader")
