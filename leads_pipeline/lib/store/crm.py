@@ -19,6 +19,7 @@ from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.privacy import sellable
 from leads_pipeline.lib.store.search import filters_condition
 
@@ -88,8 +89,11 @@ def start_run(conn: Connection, connection: str, direction: str, list_id: int | 
 
 
 def update_run(conn: Connection, run_id: int, **counts: Any) -> None:
-    """Set counters and status of a run (``status``, ``message``, ``finished=True`` for the end)."""
+    """Set counters and status of a run (``status``, ``message``, ``finished=True`` for the end). A message
+    quoting a CRM's error has its addresses and numbers masked: run records are kept in clear."""
     finished = counts.pop("finished", False)
+    if isinstance(counts.get("message"), str):
+        counts["message"] = mask(counts["message"])
     assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(key)) for key in counts]
     if finished:
         assignments.append(sql.SQL("finished_at = now()"))

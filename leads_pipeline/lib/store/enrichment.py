@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
+from leads_pipeline.lib.store.audit import mask
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -189,6 +190,9 @@ def note_source(conn: Connection, job_id: str, source: str, note: str) -> None:
 
 
 def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterable[int], reason: str) -> None:
+    """Record why these leads failed at ``source``; addresses and numbers a provider's error quotes are masked
+    (the reason is kept in clear for the job's report, the contact data is not)."""
+    reason = mask(reason)
     conn.cursor().executemany(
         """INSERT INTO enrichment_failures (job_id, lead_id, source, reason) VALUES (%s, %s, %s, %s)
            ON CONFLICT (job_id, lead_id, source) DO UPDATE SET reason = EXCLUDED.reason, at = now()""",
