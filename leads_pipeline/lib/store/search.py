@@ -83,13 +83,19 @@ def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composabl
     exact = name in _LOWERCASE_STORED or name in ("country", "phone", "mobile_phone")
     left = target if exact else sql.SQL("lower({})").format(target)
     values = [_equal_value(name, str(v)) if exact else str(v).lower() for v in f.values]
-    if f.op == "=":
+    return _equality(target, left, f.op, values)
+
+
+def _equality(target: sql.Composable, left: sql.Composable, op: str, values: Sequence[Any]) -> sql.Composable:
+    """``left`` (``target`` as compared) by ``=``, ``!=``, ``in`` or ``not in``; an empty ``target`` differs
+    from every value."""
+    if op == "=":
         return sql.SQL("{} = {}").format(left, sql.Literal(values[0]))
-    if f.op == "!=":
+    if op == "!=":
         return sql.SQL("{} IS DISTINCT FROM {}").format(left, sql.Literal(values[0]))
-    if f.op == "in":
-        return sql.SQL("{} = ANY({})").format(left, sql.Literal(values))
-    return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(values))
+    if op == "in":
+        return sql.SQL("{} = ANY({})").format(left, sql.Literal(list(values)))
+    return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(target, left, sql.Literal(list(values)))
 
 
 def _prefilter(name: str, value: str, joined: bool) -> sql.Composable:
@@ -118,13 +124,7 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
         return contains if f.op == "~" else sql.SQL("(l.email_domain IS NULL OR NOT {})").format(contains)
     index = sql.SQL("l.{}").format(sql.Identifier(f"{f.field}_bidx"))
     hashes = [blind_index(f.field, _equal_value(f.field, str(v))) for v in f.values]
-    if f.op == "=":
-        return sql.SQL("{} = {}").format(index, sql.Literal(hashes[0]))
-    if f.op == "!=":
-        return sql.SQL("{} IS DISTINCT FROM {}").format(index, sql.Literal(hashes[0]))
-    if f.op == "in":
-        return sql.SQL("{} = ANY({})").format(index, sql.Literal(hashes))
-    return sql.SQL("({} IS NULL OR NOT {} = ANY({}))").format(index, index, sql.Literal(hashes))
+    return _equality(index, index, f.op, hashes)
 
 
 def _search_text_like(word: str) -> sql.Composable:
