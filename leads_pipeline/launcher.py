@@ -25,39 +25,31 @@ def instance() -> dg.DagsterInstance:
 
 def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = True) -> dg.ExecuteInProcessResult:
     """Add the batch partition and materialize ``batch_leads`` for it; raises if the run fails."""
-    dagster_instance = instance()
-    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
-    run_config: dict[str, Any] = {"ops": {"batch_leads": {"config": config.model_dump(exclude_none=True)}}}
-    if quiet:
-        run_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}  # the CLI reports errors itself
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return dg.materialize(
-                [batch_leads],
-                partition_key=batch_key,
-                instance=dagster_instance,
-                resources=default_resources(),
-                run_config=run_config,
-                tags={"leads/source": "cli", "leads/list": config.list_name},
-                raise_on_error=True,
-            )
-        except dg.Failure as failure:  # the asset's own verdict on a bad file or an unknown list: one line
-            raise PermanentError(failure.description or str(failure)) from failure
+    return _materialize_asset(
+        batch_leads,
+        config.model_dump(exclude_none=True),
+        partition_key=batch_key,
+        quiet=quiet,
+        tags={"leads/list": config.list_name},
+    )
 
 
 def _materialize_asset(
     asset: dg.AssetsDefinition,
     run_config: dict[str, Any],
     *,
-    dagster_instance: dg.DagsterInstance,
     partition_key: str | None,
     quiet: bool,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize one asset in-process on the instance; the asset's own failure verdict becomes one line."""
+    """Materialize one asset in-process on the instance (adding its batch partition first, if it has one); the
+    asset's own failure verdict (a bad file, an unknown list) becomes one line."""
+    dagster_instance = instance()
+    if partition_key is not None:
+        dagster_instance.add_dynamic_partitions(BATCHES, [partition_key])
     full_config: dict[str, Any] = {"ops": {asset.key.path[-1]: {"config": run_config}}}
     if quiet:
-        full_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}
+        full_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}  # the CLI reports errors itself
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -67,7 +59,7 @@ def _materialize_asset(
                 instance=dagster_instance,
                 resources=default_resources(),
                 run_config=full_config,
-                tags={"leads/source": "cli"},
+                tags={"leads/source": "cli", **(tags or {})},
                 raise_on_error=True,
             )
         except dg.Failure as failure:
@@ -78,26 +70,18 @@ def materialize_scores(batch_key: str, scoring: dict[str, Any], *, quiet: bool =
     """Add the selection's partition and materialize ``lead_scores`` for it with the given scoring run config."""
     from leads_pipeline.defs.scoring.assets import lead_scores
 
-    dagster_instance = instance()
-    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
-    return _materialize_asset(
-        lead_scores, scoring, dagster_instance=dagster_instance, partition_key=batch_key, quiet=quiet
-    )
+    return _materialize_asset(lead_scores, scoring, partition_key=batch_key, quiet=quiet)
 
 
 def materialize_fit_model(config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
     """Train and store the fit model (``lead_fit_model``) with the given training config."""
     from leads_pipeline.defs.scoring.assets import lead_fit_model
 
-    return _materialize_asset(lead_fit_model, config, dagster_instance=instance(), partition_key=None, quiet=quiet)
+    return _materialize_asset(lead_fit_model, config, partition_key=None, quiet=quiet)
 
 
 def materialize_duplicates(batch_key: str, config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
     """Materialize ``duplicate_clusters`` for a batch (its ``DuplicateClustersConfig`` as ``config``)."""
     from leads_pipeline.defs.dedupe.assets import duplicate_clusters
 
-    dagster_instance = instance()
-    dagster_instance.add_dynamic_partitions(BATCHES, [batch_key])
-    return _materialize_asset(
-        duplicate_clusters, config, dagster_instance=dagster_instance, partition_key=batch_key, quiet=quiet
-    )
+    return _materialize_asset(duplicate_clusters, config, partition_key=batch_key, quiet=quiet)

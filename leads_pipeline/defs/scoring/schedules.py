@@ -8,7 +8,7 @@ import dagster as dg
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_scores
-from leads_pipeline.lib.store.scoring import create_selection_batch
+from leads_pipeline.lib.store.scoring import create_rescore_batch
 
 rescore_job = dg.define_asset_job("rescore_leads", selection=[lead_scores], partitions_def=batches)
 
@@ -26,17 +26,14 @@ def daily_rescore(
     moment = context.scheduled_execution_time
     with database.connection() as conn:
         groups = conn.execute(
-            "SELECT s.config_version, c.config, array_agg(s.lead_id ORDER BY s.lead_id) AS lead_ids"
+            "SELECT c.version AS config_version, c.config FROM scoring_configs c WHERE EXISTS (SELECT 1"
             " FROM lead_scores s JOIN leads l ON l.id = s.lead_id"
-            " JOIN scoring_configs c ON c.version = s.config_version"
-            " WHERE l.deleted_at IS NULL GROUP BY s.config_version, c.config ORDER BY s.config_version"
+            " WHERE s.config_version = c.version AND l.deleted_at IS NULL) ORDER BY c.version"
         ).fetchall()
         requests = []
         for group in groups:
             key = rescore_batch_key(moment, group["config_version"])
-            create_selection_batch(
-                conn, key, group["lead_ids"], list_id=None, description=f"daily rescore ({group['config_version']})"
-            )
+            create_rescore_batch(conn, key, group["config_version"])
             requests.append(
                 dg.RunRequest(
                     run_key=key,

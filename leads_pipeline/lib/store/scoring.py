@@ -8,7 +8,7 @@ against a concurrent manual change). Re-scoring the same leads with the same rul
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -88,21 +88,20 @@ def save_config(conn: Connection, config: ScoringConfig) -> str:
     return config.version
 
 
-def create_selection_batch(
-    conn: Connection, batch_id: str, lead_ids: Iterable[int], *, list_id: int | None, description: str
-) -> int:
-    """A batch of kind 'selection' holding the given leads; re-creating the same batch id is a no-op."""
+def create_rescore_batch(conn: Connection, batch_id: str, config_version: str) -> None:
+    """The batch (kind 'selection') of the live leads last scored under ``config_version``, filled in one
+    statement; re-creating the same batch id is a no-op, so a re-evaluated schedule tick adds nothing."""
     inserted = conn.execute(
-        "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)"
+        "INSERT INTO batches (id, kind, description) VALUES (%s, 'selection', %s)"
         " ON CONFLICT (id) DO NOTHING RETURNING id",
-        (batch_id, list_id, description),
+        (batch_id, f"daily rescore ({config_version})"),
     ).fetchone()
-    if inserted is None:
-        return len(batch_lead_ids(conn, batch_id))
-    with conn.cursor().copy("COPY batch_leads (batch_id, lead_id) FROM STDIN") as copy:
-        for lead_id in lead_ids:
-            copy.write_row((batch_id, lead_id))
-    return len(batch_lead_ids(conn, batch_id))
+    if inserted is not None:
+        conn.execute(
+            "INSERT INTO batch_leads (batch_id, lead_id) SELECT %s, s.lead_id FROM lead_scores s"
+            " JOIN leads l ON l.id = s.lead_id WHERE s.config_version = %s AND l.deleted_at IS NULL",
+            (batch_id, config_version),
+        )
 
 
 def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
@@ -113,15 +112,6 @@ def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
         "SELECT DISTINCT m.lead_id FROM batch_members m JOIN leads l ON l.id = m.lead_id"
         " WHERE m.batch_id = %s AND l.deleted_at IS NULL ORDER BY m.lead_id",
         (batch_id,),
-    )
-    return [int(r["lead_id"]) for r in rows]
-
-
-def scored_lead_ids(conn: Connection) -> list[int]:
-    """Every live lead that has a score: what the daily rescore decays."""
-    rows = conn.execute(
-        "SELECT s.lead_id FROM lead_scores s JOIN leads l ON l.id = s.lead_id WHERE l.deleted_at IS NULL"
-        " ORDER BY s.lead_id"
     )
     return [int(r["lead_id"]) for r in rows]
 
