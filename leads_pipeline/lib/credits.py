@@ -15,6 +15,8 @@ can reconcile the provider's invoice.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Literal
 
 PriceItem = Literal[
@@ -95,6 +97,16 @@ class Budget:
                 fit = max(0, min(count, int(room // credits)))
             self._reserved += credits * fit
             return fit
+
+    @contextmanager
+    def released_on_error(self, reserved: float) -> Iterator[None]:
+        """Around the paid call ``reserved`` was held for: if the call raises, nothing was charged, so the
+        reservation is released before the error goes on (the caller settles a call that answered)."""
+        try:
+            yield
+        except BaseException:
+            self.settle(reserved, 0.0)
+            raise
 
     def settle(self, reserved: float, charged: float) -> None:
         with self._lock:

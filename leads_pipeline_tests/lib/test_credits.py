@@ -62,6 +62,19 @@ def test_budget_reserves_before_a_call_and_settles_what_was_charged() -> None:
     assert budget.spent == 2.5 and budget.reserve_many(0.5, 3) == 1
 
 
+def test_a_failed_paid_call_releases_its_reservation_and_charges_nothing() -> None:
+    budget = Budget(3.0)
+    assert budget.reserve(2.0)
+    with pytest.raises(TimeoutError), budget.released_on_error(2.0):
+        raise TimeoutError("the provider did not answer")
+    assert budget.spent == 0.0 and budget.reserve(3.0), "the whole budget is free again"
+    with budget.released_on_error(3.0):
+        pass  # an answered call keeps its reservation until the caller settles it
+    assert not budget.reserve(0.5)
+    budget.settle(3.0, 1.0)
+    assert budget.spent == 1.0 and budget.reserve(2.0)
+
+
 def test_an_unlimited_budget_takes_everything() -> None:
     budget = Budget(None)
     assert budget.reserve(1e9) and budget.reserve_many(1.0, 500) == 500

@@ -146,14 +146,11 @@ class LinkedInStage:
             return {}
         queries = {lead["id"]: search_query(lead) or "" for lead in group}
         try:
-            results, usd = self.apify.google_search_many(queries.values())
+            with self.budget.released_on_error(reserved):
+                results, usd = self.apify.google_search_many(queries.values())
         except TransientError as error:
-            self.budget.settle(reserved, 0.0)
             self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
             return {}
-        except BaseException:
-            self.budget.settle(reserved, 0.0)
-            raise
         with self._lock:
             self.stats.runs += 1
         share = round(usd / len(group), 6)
@@ -203,14 +200,11 @@ class LinkedInStage:
         if not wanted:
             return {}
         try:
-            found, usd = self.apify.linkedin_profiles_run(wanted)
+            with self.budget.released_on_error(reserved):
+                found, usd = self.apify.linkedin_profiles_run(wanted)
         except TransientError as error:
-            self.budget.settle(reserved, 0.0)
             self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
             return {}
-        except BaseException:
-            self.budget.settle(reserved, 0.0)
-            raise
         with self._lock:
             self.stats.runs += 1
         by_url = {canonical_profile_url(p.url) or p.url: p for p in found}

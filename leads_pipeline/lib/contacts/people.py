@@ -50,11 +50,8 @@ def search_person(
     (nothing asked) when a match's price does not fit the budget."""
     reserved = price("apify_people_search")
     budget.require(reserved)
-    try:
+    with budget.released_on_error(reserved):
         matches, usd = apify.search_people(first_name, last_name, domain)
-    except BaseException:
-        budget.settle(reserved, 0.0)
-        raise
     match = matches[0] if matches else None
     credits, billing = charge("apify_people_search", found=match is not None, provider_cost=usd, provider_unit="usd")
     budget.settle(reserved, credits)

@@ -198,14 +198,11 @@ class PhoneStage:
                     self.stats.over_budget += 1
                 return
             try:
-                result = self.twilio.lookup(number.info.e164)
+                with self.budget.released_on_error(reserved):
+                    result = self.twilio.lookup(number.info.e164)
             except TransientError as error:
-                self.budget.settle(reserved, 0.0)
                 self.log(f"phone: Twilio lookup failed for lead {number.lead_id}: {error}")
                 return
-            except BaseException:
-                self.budget.settle(reserved, 0.0)
-                raise
             found = result.valid and bool(result.line_type)
             credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
             self.budget.settle(reserved, credits)

@@ -72,14 +72,11 @@ def run_waterfall(
             outcome.budget_exhausted = True
             continue
         try:
-            result = lookup(provider)
+            with budget.released_on_error(reserved):
+                result = lookup(provider)
         except ConfigurationError as exc:  # a provider without credentials is skipped with its reason
-            budget.settle(reserved, 0.0)
             outcome.skipped.append((provider, str(exc)))
             continue
-        except BaseException:
-            budget.settle(reserved, 0.0)
-            raise
         if result.cached:
             budget.settle(reserved, 0.0)
             budget.add(result.charged)
