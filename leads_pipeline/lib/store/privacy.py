@@ -72,6 +72,11 @@ class Person:
         """The keyed hash naming this request in the audit log and the suppression list."""
         return subject_hash(self.kind, self.value)
 
+    def record_request(self, conn: Connection, actor: str, action: str, **details: Any) -> None:
+        """Record a request about this person: named by the subject hash, never by an email or phone."""
+        entry = {"subject": self.subject, **details, **audit.lead_ids(self.lead_ids)}
+        audit.record(conn, actor, action, f"subject:{self.subject}", entry)
+
     def params(self) -> dict[str, Any]:
         return {
             "lead_ids": self.lead_ids,
@@ -138,13 +143,7 @@ def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
         "optedOut": _any_hash(conn, "opt_outs", hashes),
         "data": tables,
     }
-    audit.record(
-        conn,
-        actor,
-        "privacy.export",
-        f"subject:{person.subject}",
-        {"subject": person.subject, **audit.lead_ids(person.lead_ids)},
-    )
+    person.record_request(conn, actor, "privacy.export")
     return document
 
 
@@ -205,21 +204,16 @@ def erase_person(
         logs = erase_from_files(log_folders or [], person, LOG_SUFFIXES)
         for photo in photos:
             photo.unlink(missing_ok=True)
-        audit.record(
+        person.record_request(
             conn,
             actor,
             "privacy.delete",
-            f"subject:{person.subject}",
-            {
-                "subject": person.subject,
-                "removed": removed,
-                "files": len(files),
-                "media": len(photos),
-                "logs": len(logs),
-                "suppressed": len(suppressed),
-                "crmErasures": queued,
-                **audit.lead_ids(person.lead_ids),
-            },
+            removed=removed,
+            files=len(files),
+            media=len(photos),
+            logs=len(logs),
+            suppressed=len(suppressed),
+            crmErasures=queued,
         )
     return {
         "leads": len(person.lead_ids),
@@ -328,13 +322,7 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
         flagged = conn.execute(
             "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (person.lead_ids,)
         ).rowcount
-        audit.record(
-            conn,
-            actor,
-            "privacy.opt-out",
-            f"subject:{person.subject}",
-            {"subject": person.subject, **audit.lead_ids(person.lead_ids)},
-        )
+        person.record_request(conn, actor, "privacy.opt-out")
     return flagged
 
 
