@@ -13,6 +13,8 @@ E164_PATTERN = r"^\+[1-9]\d{6,14}$"
 DOMAIN_PATTERN = r"^[^\s/:@]+\.[^\s/:@]+$"
 LINKEDIN_PATTERN = r"^https://www\.linkedin\.com/(in|company|pub)/[^\s]+$"
 
+IDENTITY_COLUMNS = ("email", "phone", "mobile_phone", "linkedin_url", "full_name", "first_name", "last_name", "company")
+"""The columns :func:`has_identity` reads."""
 IDENTITY_RULE = "a way to reach or identify the lead: an email, a phone, a LinkedIn URL, or a name and a company"
 
 
@@ -62,6 +64,10 @@ LEAD_SCHEMA = pa.DataFrameSchema(
     strict=False,
     coerce=False,
 )
+
+
+SCHEMA_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys([*LEAD_SCHEMA.columns, *IDENTITY_COLUMNS]))
+"""Every column :data:`LEAD_SCHEMA` reads: a check on stored leads needs to fetch (and open) no other."""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from leads_pipeline.lib.prepare import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
-from leads_pipeline.lib.schemas import SchemaFailure, validate_leads
+from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.frames import batch_lead_frames
 
@@ -36,7 +36,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
     """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now."""
     failures: list[SchemaFailure] = []
     checked = 0
-    for frame in batch_lead_frames(conn, batch_id):
+    for frame in batch_lead_frames(conn, batch_id, SCHEMA_COLUMNS):
         checked += len(frame)
         failures.extend(validate_leads(frame))
     failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]

@@ -31,7 +31,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -98,22 +98,32 @@ class Keyring:
 
     def open(self, value: str) -> str:
         """The plaintext of a sealed value (a value that is not sealed is returned as it is)."""
-        if not value.startswith(PREFIX):
-            return value
-        key_id, _, body = value[len(PREFIX) :].partition(":")
-        cipher = self._ciphers.get(key_id)
-        if cipher is None:
-            raise ConfigurationError(
-                f"a stored value is sealed under encryption key {key_id!r}, which is not in the keyring; add it to "
-                f"{KEYS_VAR} (keys: {', '.join(self.keys)})"
-            )
-        try:
-            raw = base64.b64decode(body, validate=True)
-            return cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8")
-        except (InvalidTag, binascii.Error, ValueError):
-            raise ConfigurationError(
-                f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
-            ) from None
+        return self.open_many((value,))[0]
+
+    def open_many(self, values: Iterable[str]) -> list[str]:
+        """:meth:`open` of each value, in one loop: reading a million leads back opens two million values, and
+        the per-call cost is most of it."""
+        ciphers = self._ciphers
+        opened: list[str] = []
+        for value in values:
+            if not value.startswith(PREFIX):
+                opened.append(value)
+                continue
+            key_id, _, body = value[len(PREFIX) :].partition(":")
+            cipher = ciphers.get(key_id)
+            if cipher is None:
+                raise ConfigurationError(
+                    f"a stored value is sealed under encryption key {key_id!r}, which is not in the keyring; add it "
+                    f"to {KEYS_VAR} (keys: {', '.join(self.keys)})"
+                )
+            try:
+                raw = binascii.a2b_base64(body, strict_mode=True)
+                opened.append(cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8"))
+            except (InvalidTag, binascii.Error, ValueError):
+                raise ConfigurationError(
+                    f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
+                ) from None
+        return opened
 
 
 def _parse_keys(text: str, where: str) -> dict[str, bytes]:
@@ -330,7 +340,7 @@ def open_frame(frame: pd.DataFrame) -> pd.DataFrame:
         values = frame[name]
         present = values.notna()
         if present.any():
-            frame.loc[present, name] = [ring.open(v) for v in values[present]]
+            frame.loc[present, name] = ring.open_many(values[present])
     return frame
 
 

@@ -45,6 +45,16 @@ def test_a_damaged_value_or_an_unknown_key_is_a_clear_error() -> None:
         crypto.open_value("enc:k9:" + sealed.split(":", 2)[2])
 
 
+def test_opening_many_values_equals_opening_each_and_fails_on_a_damaged_one() -> None:
+    values = ["ann@example.com", "+14155550100", "Zoë Brontë 日本", ""]
+    sealed = [crypto.seal(v) or v for v in values]
+    ring = crypto.keyring()
+    assert ring.open_many([*sealed, "plain"]) == [*values, "plain"]
+    truncated = sealed[0][:-2]  # base64 with its padding cut: not a value this code wrote
+    with pytest.raises(ConfigurationError, match="does not open"):
+        ring.open_many([sealed[1], truncated])
+
+
 def test_the_key_file_is_created_private_once_and_a_new_key_becomes_active(tmp_path: Path) -> None:
     old = crypto.seal("x")
     path = tmp_path / crypto.KEY_FILE

@@ -64,3 +64,14 @@ def test_large_batches_come_in_several_frames_with_every_lead_once(
 def test_unknown_batch_gives_no_frames(database_url: str) -> None:
     with connect(database_url) as conn:
         assert list(frames.batch_lead_frames(conn, "no-such-batch")) == []
+
+
+def test_only_the_columns_asked_for_are_read(database_url: str) -> None:
+    batch = _seed(database_url, ["Ann", "Bo"])
+    with connect(database_url) as conn:
+        [frame] = list(frames.batch_lead_frames(conn, batch, ("email", "employee_count")))
+        assert list(frame.columns) == ["email", "employee_count"]
+        assert frame["email"].tolist() == ["p0@example.com", "p1@example.com"]
+        assert frame["employee_count"].dtype == "Int64"
+        with pytest.raises(ValueError, match="not stored lead columns: password"):
+            list(frames.batch_lead_frames(conn, batch, ("email", "password")))
