@@ -65,6 +65,16 @@ def batch_leads(
     list (new leads inserted, duplicates skipped or updated by the list's dedupe setting). Resumable: a re-run
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
     batch_id = context.partition_key
+    checks: list[dg.AssetCheckResult] = []
+
+    def check_stored_leads() -> None:
+        with database.connection() as conn:
+            lead_list = get_list(conn, config.list_name)
+            checks[:] = [
+                stored_leads_check(conn, batch_id),
+                no_duplicates_check(conn, lead_list.id, lead_list.dedupe),
+            ]
+
     try:
         status = run_import(
             database.database_url,
@@ -74,15 +84,10 @@ def batch_leads(
             options=config.options(),
             user=config.user,
             on_progress=lambda done, total: context.log.info(f"imported {done:,} of {total:,} rows"),
+            alongside_index_build=check_stored_leads,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    with database.connection() as conn:
-        lead_list = get_list(conn, config.list_name)
-        checks = [
-            stored_leads_check(conn, batch_id),
-            no_duplicates_check(conn, lead_list.id, lead_list.dedupe),
-        ]
     results = status["results"]
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from leads_pipeline.lib.filters import Selection, Sort
+from leads_pipeline.lib.importer import ImportOptions, run_import
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search as search_module
 from leads_pipeline.lib.store.db import connect
@@ -75,6 +76,36 @@ def test_search_rows_follow_updates_moves_deletes_and_undo(database_url: str, fa
         store.undo_import(conn, int(fair["importId"]))
     assert _stale_rows(database_url) == []
     assert _ids(database_url, "e") == _ids(database_url, "zebedee"), "only the lead made outside the import is left"
+
+
+def test_work_alongside_the_index_build_sees_every_lead_once_per_run(database_url: str) -> None:
+    """The asset's checks run while the trigram index builds: every lead is stored by then, and a re-run of a
+    completed batch checks it again without importing anything."""
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    seen: list[int] = []
+
+    def count_leads() -> None:
+        with connect(database_url) as conn:
+            row = conn.execute("SELECT count(*) AS n FROM leads").fetchone()
+            assert row is not None
+            seen.append(int(row["n"]))
+
+    for _ in range(2):
+        status = run_import(
+            database_url,
+            batch_id="batch-alongside",
+            path=CUSTOMERS_1000,
+            list_name="prospects",
+            options=ImportOptions(workers=1, chunk_rows=300),
+            user=USER,
+            alongside_index_build=count_leads,
+        )
+        assert status["status"] == "completed"
+    assert seen == [1000, 1000]
+    with connect(database_url) as conn:
+        names = {r["indexname"] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm'")}
+    assert f"lead_search_i{status['importId']}_trgm" in names
 
 
 @pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
