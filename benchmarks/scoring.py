@@ -185,6 +185,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
             "reference_hgb_auc": reference["auc"],
         }
         runs = [_measure(data, spec, list_name, exclude, seed, now) for seed in range(seeds)]
+        references = [reference_hgb(path, exclude, seed) for seed in range(seeds)]
         (OUT / f"leads_csv_rules_{name}.json").write_text(json.dumps(runs[0]["config"], indent=1))
         report[name] = {
             "features": len(spec.columns),
@@ -198,6 +199,8 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
             "model_auc_per_seed": [r["auc"] for r in runs],
             "model_calibration_error": round(mean(r["calibration_error"] for r in runs), 4),
             "model_settings": [r["settings"] for r in runs],
+            "reference_hgb_accuracy": round(mean(r["accuracy"] for r in references), 4),
+            "reference_hgb_auc": round(mean(r["auc"] for r in references), 4),
         }
     return report
 
