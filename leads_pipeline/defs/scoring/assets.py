@@ -177,6 +177,7 @@ def lead_fit_model(
             "calibration_error": dg.MetadataValue.float(metrics["calibration_error"]),
             "calibration": dg.MetadataValue.md(_calibration_md(metrics["calibration"])),
             "holdout_rows": dg.MetadataValue.int(metrics["rows"]),
+            "holdout_seed": dg.MetadataValue.int(metrics["seed"]),
             "training_rows": dg.MetadataValue.int(len(data.rows)),
             "features": dg.MetadataValue.json(model.spec.as_json()),
             "settings": dg.MetadataValue.text(metrics["settings"]),
