@@ -170,21 +170,23 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> None:
     steps.extend((MATCH_COLUMNS[key], no_primary) for key in CONTACT_KEYS if MATCH_COLUMNS[key] not in primary)
     steps.append(("linkedin_url", no_primary))
     steps.append(("name_key", sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary)))
-    # A correlated lookup per staged row: always an index probe on (list_id, key), whatever the planner
-    # believes about a list that grew since the last ANALYZE (a join here once picked a 50k x 50k nested loop).
-    # The probe looks up the key alone behind an OFFSET 0 fence and filters deleted leads outside it: with the
+    # One index scan per key for the whole chunk: the chunk's keys go in as an array (PostgreSQL 18 walks the
+    # (list_id, key) index once for all of them, skipping between leaf pages) and each key takes the list's
+    # oldest live lead. The scan sits behind an OFFSET 0 fence with deleted leads filtered outside it: with the
     # deleted_at condition inside, the (list_id, id) WHERE deleted_at IS NULL index qualifies too, and with stale
-    # statistics (a new list, a table never analyzed) the planner picked it and read the whole list per probe.
-    # Only the rows that found a lead are rewritten.
+    # statistics (a new list, a table never analyzed) the planner once picked it and read the whole list per key;
+    # a join planned on such statistics once became a 50k x 50k nested loop. Only rows that found a lead are
+    # rewritten. (Per 50k-row chunk against a 1M-lead list: 0.23 s where half the rows match, 0.13 s where none
+    # does; a correlated probe per row took 0.78 s and 0.21 s.)
     for key, guard in steps:
         conn.execute(
             sql.SQL(
-                "UPDATE stg t SET lead_id = m.id FROM ("
-                " SELECT s.row_number, (SELECT k.id FROM (SELECT l.id, l.deleted_at FROM leads l"
-                " WHERE l.list_id = {list} AND l.{key} = s.{key} OFFSET 0) k"
-                " WHERE k.deleted_at IS NULL ORDER BY k.id LIMIT 1) AS id"
-                " FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}) m"
-                " WHERE m.id IS NOT NULL AND t.row_number = m.row_number"
+                "UPDATE stg s SET lead_id = m.id FROM ("
+                " SELECT DISTINCT ON (k.key) k.key, k.id FROM (SELECT l.id, l.{key} AS key, l.deleted_at FROM leads l"
+                " WHERE l.list_id = {list} AND l.{key} = ANY(ARRAY("
+                "SELECT s.{key} FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard})) OFFSET 0) k"
+                " WHERE k.deleted_at IS NULL ORDER BY k.key, k.id) m"
+                " WHERE s.{key} = m.key AND s.lead_id IS NULL AND {guard}"
             ).format(key=sql.Identifier(key), list=sql.Literal(list_id), guard=guard)
         )
     # Two rows of the chunk matching one lead: only the first (in file order) is merged.
