@@ -108,6 +108,37 @@ def test_work_alongside_the_index_build_sees_every_lead_once_per_run(database_ur
     assert f"lead_search_i{status['importId']}_trgm" in names
 
 
+def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(database_url: str) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+
+    def broken_check() -> None:
+        raise RuntimeError("check crashed")
+
+    def run(alongside: Any) -> dict[str, Any]:
+        return run_import(
+            database_url,
+            batch_id="batch-broken-check",
+            path=CUSTOMERS_1000,
+            list_name="prospects",
+            options=ImportOptions(workers=1, chunk_rows=300),
+            user=USER,
+            alongside_index_build=alongside,
+        )
+
+    with pytest.raises(RuntimeError, match="check crashed"):
+        run(broken_check)
+    with connect(database_url) as conn:
+        [record] = list(conn.execute("SELECT status, imported FROM imports"))
+    assert record == {"status": "failed", "imported": 1000}, "every lead stored, the run reported as failed"
+    status = run(None)
+    assert status["status"] == "completed" and status["results"]["imported"] == 1000
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) AS n FROM leads").fetchone()
+    assert row is not None and row["n"] == 1000, "the re-run added nothing twice"
+    assert _stale_rows(database_url) == []
+
+
 @pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
 def test_text_search_pages_in_every_sort_order_like_the_plain_selection(
     database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
