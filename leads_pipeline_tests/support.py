@@ -1,13 +1,21 @@
-"""Helpers shared by the test modules: importing a file the way the pipeline does, without Dagster."""
+"""Helpers shared by the test modules: importing a file the way the pipeline does, without Dagster; the
+environment the ``leads`` command runs in."""
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leads_pipeline.lib.importer import ImportOptions, run_import
+import pytest
+from typer.testing import CliRunner, Result
+
+from leads_pipeline.cli import app
+from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
+from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 
 
 def import_file(
@@ -19,6 +27,7 @@ def import_file(
     on_duplicate: OnDuplicate = "skip",
     workers: int = 1,
     chunk_rows: int = 50_000,
+    alongside_index_build: Alongside | None = None,
 ) -> dict[str, Any]:
     """``run_import`` in this process (one worker unless asked), as user "tester"; returns the import status."""
     return run_import(
@@ -28,6 +37,7 @@ def import_file(
         list_name=list_name,
         options=ImportOptions(on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows),
         user="tester",
+        alongside_index_build=alongside_index_build,
     )
 
 
@@ -55,3 +65,55 @@ def bidx(value: str, field: str = "email") -> str:
     digest = blind_index(field, value)
     assert digest is not None
     return digest
+
+
+def cli_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+    home: Path,
+    *,
+    user: str | None = "tester",
+    extra: dict[str, str] | None = None,
+) -> None:
+    """The environment of the ``leads`` command on the test database, with everything it derives set explicitly
+    (``prepare_environment`` writes to ``os.environ``, so nothing may leak between tests): the leads home and
+    its inbox, Dagster's instance and storage on the same database, the acting user, and ``extra`` (the
+    sandbox's provider endpoints, a CRM folder)."""
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "LEADS_HOME": str(home),
+        "LEADS_INBOX": str(home / "inbox"),
+        "DAGSTER_HOME": str(PROJECT_ROOT),
+        "DAGSTER_PG_URL": dagster_postgres_url(database_url),
+        "LEADS_DAGSTER_STORAGE": str(home / "dagster"),
+        **({"LEADS_USER": user} if user else {}),
+        **(extra or {}),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+
+@dataclass
+class Leads:
+    """Runs ``leads ...`` as ``user`` (default "tester", the owner of what the tests create)."""
+
+    runner: CliRunner
+
+    def run(self, *args: str, user: str = "tester", stdin: str | None = None) -> Result:
+        return self.runner.invoke(app, list(args), env={"LEADS_USER": user}, input=stdin)
+
+    def ok(self, *args: str, user: str = "tester", stdin: str | None = None) -> str:
+        result = self.run(*args, user=user, stdin=stdin)
+        assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
+        return result.stdout
+
+    def json(self, *args: str, user: str = "tester") -> Any:
+        return json.loads(self.ok(*args, user=user))
+
+    def fails(self, *args: str, user: str = "tester", stdin: str | None = None) -> str:
+        """Run a command that must fail with one ``error:`` line and no traceback; return that line."""
+        result = self.run(*args, user=user, stdin=stdin)
+        assert result.exit_code == 1, result.output
+        assert "Traceback" not in result.output and "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        return lines[0]

@@ -13,24 +13,16 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, import_file
+from leads_pipeline_tests.support import bidx, cli_environment, import_file
 
 
 @pytest.fixture
 def leads(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """A runner whose environment is the test database, with everything the CLI derives from it set explicitly
     (so that nothing leaks between tests: prepare_environment writes to os.environ)."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("LEADS_HOME", str(home))
-    monkeypatch.setenv("LEADS_INBOX", str(home / "inbox"))
-    monkeypatch.setenv("LEADS_USER", "tester")
-    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(database_url))
-    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
     return CliRunner()
 
 

@@ -14,26 +14,15 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import cli_environment, import_file
 
 
 @pytest.fixture
 def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    home = tmp_path / "home"
-    for name, value in {
-        "DATABASE_URL": database_url,
-        "LEADS_HOME": str(home),
-        "LEADS_USER": "tester",
-        "DAGSTER_HOME": str(PROJECT_ROOT),
-        "DAGSTER_PG_URL": dagster_postgres_url(database_url),
-        "LEADS_DAGSTER_STORAGE": str(home / "dagster"),
-        **sandbox.env(),
-    }.items():
-        monkeypatch.setenv(name, value)
+    cli_environment(monkeypatch, database_url, tmp_path / "home", extra=sandbox.env())
     monkeypatch.delenv("LEADS_MONTHLY_CREDITS", raising=False)
     monkeypatch.delenv("LEADS_WEBHOOK_URL", raising=False)
     return CliRunner()

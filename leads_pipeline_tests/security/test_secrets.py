@@ -24,9 +24,9 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.errors import LeadsError
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import cli_environment
 
 CANARY = "cnry7Qx2Zt9"
 SECRETS = {
@@ -54,14 +54,7 @@ def canary_env(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch:
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     url = _with_password(database_url, f"pw{CANARY}")
-    home = tmp_path / "home"
-    monkeypatch.setenv("DATABASE_URL", url)
-    monkeypatch.setenv("LEADS_HOME", str(home))
-    monkeypatch.setenv("LEADS_INBOX", str(home / "inbox"))
-    monkeypatch.setenv("LEADS_USER", "tester")
-    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(url))
-    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    cli_environment(monkeypatch, url, tmp_path / "home")
     return url
 
 

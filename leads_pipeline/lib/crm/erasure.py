@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from leads_pipeline.lib.crm.base import Connector, RetryableError
@@ -40,14 +40,7 @@ class ErasureReport:
     """Requests still pending after the pass."""
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "deleted": self.deleted,
-            "absent": self.absent,
-            "failed": self.failed,
-            "retry": self.retry,
-            "blocked": self.blocked,
-            "pending": self.pending,
-        }
+        return asdict(self)
 
 
 def process_queue(

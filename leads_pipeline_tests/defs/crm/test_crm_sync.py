@@ -16,11 +16,10 @@ from leads_pipeline.cli import app
 from leads_pipeline.defs.crm.assets import crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
 from leads_pipeline.defs.resources import default_resources
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import transaction
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import email_of, import_leads, lead_rows
-from leads_pipeline_tests.support import bidx, set_clause
+from leads_pipeline_tests.support import bidx, cli_environment, set_clause
 
 pytestmark = pytest.mark.integration
 
@@ -36,16 +35,8 @@ CONNECTION = {
 
 @pytest.fixture
 def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    home = tmp_path / "home"
-    for key, value in sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("LEADS_HOME", str(home))
-    monkeypatch.setenv("LEADS_USER", "tester")
-    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path / "crm"))
-    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(database_url))
-    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+    extra = {**sandbox.env(), "LEADS_CRM_DIR": str(tmp_path / "crm")}
+    cli_environment(monkeypatch, database_url, tmp_path / "home", extra=extra)
     write_connection(tmp_path / "crm", "hubspot-main", CONNECTION)
     return CliRunner()
 

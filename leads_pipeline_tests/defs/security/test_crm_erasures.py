@@ -11,14 +11,13 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
-from leads_pipeline.cli import app
 from leads_pipeline.defs.security.schedules import crm_erasures_schedule
-from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import email_of, import_leads, lead_rows
+from leads_pipeline_tests.support import Leads, cli_environment
 
 pytestmark = pytest.mark.integration
 MAPPINGS = {
@@ -28,51 +27,33 @@ MAPPINGS = {
 
 
 @pytest.fixture
-def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    home = tmp_path / "home"
-    for key, value in sandbox.env().items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("LEADS_HOME", str(home))
-    monkeypatch.setenv("LEADS_USER", "tester")
-    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path / "crm"))
-    monkeypatch.setenv("DAGSTER_HOME", str(PROJECT_ROOT))
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_postgres_url(database_url))
-    monkeypatch.setenv("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
+def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Leads:
+    extra = {**sandbox.env(), "LEADS_CRM_DIR": str(tmp_path / "crm")}
+    cli_environment(monkeypatch, database_url, tmp_path / "home", extra=extra)
     (tmp_path / "crm").mkdir()
     for crm, mapping in MAPPINGS.items():
         settings = {"crm": crm, "mapping": mapping, "direction": "push", "list": "prospects"}
         settings["rate_limit"] = {"requests": 1000, "per_seconds": 1}
         (tmp_path / "crm" / f"{crm}-main.yaml").write_text(yaml.safe_dump(settings), encoding="utf-8")
-    return CliRunner()
-
-
-def _ok(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
-    return result
-
-
-def _json(runner: CliRunner, *args: str) -> Any:
-    return json.loads(_ok(runner, *args, "--json").stdout)
+    return Leads(CliRunner())
 
 
 def test_erasure_deletes_the_person_in_hubspot_and_pipedrive_through_dagster(
-    leads: CliRunner, database_url: str, sandbox: Sandbox, tmp_path: Path
+    leads: Leads, database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     import_leads(database_url, tmp_path, lead_rows(4, start=160_000))
     email, kept = email_of(160_000), email_of(160_001)
     for crm in MAPPINGS:
-        assert _json(leads, "sync", "--crm", f"{crm}-main")["created"] == 4
+        assert leads.json("sync", "--crm", f"{crm}-main", "--json")["created"] == 4
     assert sandbox.http_app is not None
     hubspot: Any = sandbox.http_app.emulator("hubspot")
     pipedrive: Any = sandbox.http_app.emulator("pipedrive")
     assert hubspot.store.find("email", email) is not None and pipedrive.store.find("primary_email", email) is not None
 
-    erased = _json(leads, "privacy", "delete", email, "--yes")
+    erased = leads.json("privacy", "delete", email, "--yes", "--json")
     assert erased["crmErasures"] == 2
-    assert "2 CRM records queued for deletion" in _ok(leads, "privacy", "delete", kept, "--yes").stdout
-    queued = _json(leads, "privacy", "crm-erasures", "--status", "pending")["requests"]
+    assert "2 CRM records queued for deletion" in leads.ok("privacy", "delete", kept, "--yes")
+    queued = leads.json("privacy", "crm-erasures", "--status", "pending", "--json")["requests"]
     assert sorted(r["connection"] for r in queued) == [
         "hubspot-main",
         "hubspot-main",
@@ -80,7 +61,7 @@ def test_erasure_deletes_the_person_in_hubspot_and_pipedrive_through_dagster(
         "pipedrive-main",
     ]
 
-    done = _json(leads, "privacy", "crm-erasures", "--process")
+    done = leads.json("privacy", "crm-erasures", "--process", "--json")
     assert done["processed"] == {"deleted": 4, "absent": 0, "failed": 0, "retryLater": 0, "pending": 0, "blocked": {}}
     assert {r["outcome"] for r in done["requests"]} == {"deleted"}
     for address in (email, kept):
@@ -88,11 +69,11 @@ def test_erasure_deletes_the_person_in_hubspot_and_pipedrive_through_dagster(
         assert pipedrive.store.find("primary_email", address) is None, "deleted in Pipedrive"
     assert hubspot.store.find("email", email_of(160_002)) is not None, "nobody else"
 
-    again = _json(leads, "privacy", "crm-erasures", "--process")["processed"]
+    again = leads.json("privacy", "crm-erasures", "--process", "--json")["processed"]
     assert again["deleted"] == again["pending"] == 0
-    audited = _json(leads, "audit", "--action", "privacy.crm-erasure")
+    audited = leads.json("audit", "--action", "privacy.crm-erasure", "--json")
     assert len(audited) == 4 and email not in json.dumps(audited)
-    exported = json.loads(_ok(leads, "privacy", "export", email).stdout)
+    exported = json.loads(leads.ok("privacy", "export", email))
     assert {e["action"] for e in exported["data"]["audit_log"]} == {"privacy.delete", "privacy.crm-erasure"}
     assert len(exported["data"]["crm_erasures"]) == 2 and exported["suppressed"] is True
     with connect(database_url) as conn:

@@ -3,39 +3,17 @@
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
-
 import psycopg
 import pytest
 
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline_tests.lib.store.conftest import connect_as
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import import_file
 
-_names = itertools.count()
 TABLES = ("leads", "lead_facts", "lead_tags", "lists", "list_members", "imports", "import_errors", "batch_leads")
-
-
-def _as(database_url: str, user: str) -> str:
-    parts = urlsplit(database_url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
-
-
-@pytest.fixture
-def users(database_url: str) -> Iterator[tuple[str, str]]:
-    """Two database users: one a viewer of list "fair", one outside it (unique names: roles are server-wide)."""
-    n = f"{os.getpid()}_{next(_names)}"
-    member, outsider = f"rls_member_{n}", f"rls_outsider_{n}"
-    yield member, outsider
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for role in (member, outsider):
-            conn.execute(f'DROP ROLE IF EXISTS "{role}"')  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -65,8 +43,8 @@ def _counts(url: str) -> dict[str, int]:
 
 def test_a_user_outside_the_list_reads_none_of_its_rows(database_url: str, users: tuple[str, str], fair: int) -> None:
     member, outsider = users
-    assert set(_counts(_as(database_url, outsider)).values()) == {0}
-    seen = _counts(_as(database_url, member))
+    assert set(_counts(connect_as(database_url, outsider)).values()) == {0}
+    seen = _counts(connect_as(database_url, member))
     assert seen["leads"] == 33 and seen["lead_facts"] == 33 and seen["lead_tags"] == 33
     assert seen["lists"] == 1 and seen["list_members"] == 2 and seen["imports"] == 1 and seen["import_errors"] > 0
 
@@ -78,15 +56,18 @@ def test_membership_changes_apply_at_once_and_writes_are_refused(
     with connect(database_url) as conn:
         access.grant(conn, fair, outsider, "editor", granted_by="tester")
         access.revoke(conn, fair, member)
-    assert _counts(_as(database_url, member))["leads"] == 0
-    assert _counts(_as(database_url, outsider))["leads"] == 33
-    with psycopg.connect(_as(database_url, outsider)) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+    assert _counts(connect_as(database_url, member))["leads"] == 0
+    assert _counts(connect_as(database_url, outsider))["leads"] == 33
+    with (
+        psycopg.connect(connect_as(database_url, outsider)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
         conn.execute("UPDATE leads.leads SET title = 'x'")
 
 
 def test_session_settings_cannot_impersonate_a_member(database_url: str, users: tuple[str, str], fair: int) -> None:
     _, outsider = users
-    with psycopg.connect(_as(database_url, outsider)) as conn:
+    with psycopg.connect(connect_as(database_url, outsider)) as conn:
         conn.execute("SELECT set_config('leads.user', 'tester', false)")
         conn.execute("SET search_path = leads")
         assert conn.execute("SELECT count(*) FROM leads").fetchone() == (0,)
@@ -120,6 +101,6 @@ def test_leads_access_sql_login_creates_your_own_limited_login(
         app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": member}
     )
     assert result.exit_code == 0, result.output
-    assert _counts(_as(database_url, member))["leads"] == 33
+    assert _counts(connect_as(database_url, member))["leads"] == 33
     missing = CliRunner().invoke(app, ["access", "sql-login", "--password-env", "NOPE"], env={"LEADS_USER": member})
     assert missing.exit_code == 1 and "not set" in missing.stderr

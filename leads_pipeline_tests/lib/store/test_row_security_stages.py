@@ -4,11 +4,7 @@ and with plain SQL a user outside a list reads none of its rows while a member r
 
 from __future__ import annotations
 
-import itertools
-import os
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -17,6 +13,7 @@ from psycopg import sql
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline_tests.lib.store.conftest import connect_as
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import import_file
 
@@ -32,13 +29,6 @@ STAGE_TABLES = (
     "list_enrichment_settings", "retention_policies", "credit_ledger", "leads", "lead_facts",
 )  # fmt: skip
 """The tables the fixture fills identically for two lists: a member of one sees exactly half of each."""
-
-_names = itertools.count()
-
-
-def _as(database_url: str, user: str) -> str:
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[-1]}"))
 
 
 def _keyed_tables(conn: psycopg.Connection[Any]) -> dict[str, dict[str, Any]]:
@@ -81,17 +71,6 @@ def test_every_table_keyed_by_lead_or_list_has_row_security_and_a_policy(databas
         elif not table["policies"] or not table["granted"]:
             problems.append(f"{name} needs a member_reads policy and a SELECT grant to leads_reader")
     assert problems == []
-
-
-@pytest.fixture
-def users(database_url: str) -> Iterator[tuple[str, str]]:
-    """Two database users, one a viewer of list "fair", one outside every list (unique: roles are server-wide)."""
-    n = f"{os.getpid()}_{next(_names)}"
-    member, outsider = f"rls_stage_member_{n}", f"rls_stage_outsider_{n}"
-    yield member, outsider
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        for role in (member, outsider):
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
 def _fill(conn: psycopg.Connection[Any], list_id: int) -> None:
@@ -182,15 +161,15 @@ def test_outside_a_list_no_row_of_any_stage_and_a_member_exactly_their_lists(
     assert set(STAGE_TABLES) <= set(readable)
     everything = _counts(database_url, list(STAGE_TABLES))
     assert all(n > 0 and n % 2 == 0 for n in everything.values()), everything
-    assert _counts(_as(database_url, outsider), readable) == dict.fromkeys(readable, 0)
-    assert _counts(_as(database_url, member), list(STAGE_TABLES)) == {t: n // 2 for t, n in everything.items()}
+    assert _counts(connect_as(database_url, outsider), readable) == dict.fromkeys(readable, 0)
+    assert _counts(connect_as(database_url, member), list(STAGE_TABLES)) == {t: n // 2 for t, n in everything.items()}
 
 
 def test_stage_tables_refuse_writes_and_service_only_tables_refuse_reads(
     database_url: str, users: tuple[str, str], two_lists: None
 ) -> None:
     member, _ = users
-    with psycopg.connect(_as(database_url, member)) as conn:
+    with psycopg.connect(connect_as(database_url, member)) as conn:
         conn.execute("SET search_path = leads")
         for table in ("crm_erasures", "email_verifications", "company_profiles", "dnc_numbers"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from leads_pipeline.lib.filters import Selection, Sort
-from leads_pipeline.lib.importer import ImportOptions, run_import
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search as search_module
 from leads_pipeline.lib.store.db import connect
@@ -92,14 +91,8 @@ def test_work_alongside_the_index_build_sees_every_lead_once_per_run(database_ur
             seen.append(int(row["n"]))
 
     for _ in range(2):
-        status = run_import(
-            database_url,
-            batch_id="batch-alongside",
-            path=CUSTOMERS_1000,
-            list_name="prospects",
-            options=ImportOptions(workers=1, chunk_rows=300),
-            user=USER,
-            alongside_index_build=count_leads,
+        status = import_file(
+            database_url, CUSTOMERS_1000, batch_id="batch-alongside", chunk_rows=300, alongside_index_build=count_leads
         )
         assert status["status"] == "completed"
     assert seen == [1000, 1000]
@@ -116,14 +109,8 @@ def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(da
         raise RuntimeError("check crashed")
 
     def run(alongside: Any) -> dict[str, Any]:
-        return run_import(
-            database_url,
-            batch_id="batch-broken-check",
-            path=CUSTOMERS_1000,
-            list_name="prospects",
-            options=ImportOptions(workers=1, chunk_rows=300),
-            user=USER,
-            alongside_index_build=alongside,
+        return import_file(
+            database_url, CUSTOMERS_1000, batch_id="batch-broken-check", chunk_rows=300, alongside_index_build=alongside
         )
 
     with pytest.raises(RuntimeError, match="check crashed"):
