@@ -300,6 +300,11 @@ def normalize_emails(s: pd.Series) -> Normalized:
 # Phones
 # --------------------------------------------------------------------------------------------------------
 
+# phonenumbers compiles its metadata's patterns through the re module's cache, which holds 512: numbers from
+# many countries evict each other's patterns and are compiled again and again. Its own unbounded cache parses
+# a chunk of 12k distinct numbers from ~200 countries 30% faster (0.95 s -> 0.65 s).
+phonenumbers.enable_pattern_cache()
+
 _PHONE_SPLIT: Final = r"(?i)^(?P<main>.*?)(?:[ ,;]*(?:ext(?:ension)?|x|#)[ .:=]*(?P<ext>[0-9]{1,7}))?$"
 _PHONE_REGIONS: Final = pa.array(sorted(phonenumbers.SUPPORTED_REGIONS), type=_LARGE_STRING)
 _KEY_SEP: Final = "\x1f"

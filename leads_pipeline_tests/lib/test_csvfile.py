@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import random
 from pathlib import Path
 
 import pytest
 
+from leads_pipeline.lib import csvfile
 from leads_pipeline.lib.csvfile import (
     MAX_FIELD_BYTES,
     chunk_ranges,
@@ -146,6 +150,69 @@ def test_byte_ranges_of_real_files_match_the_sequential_reader(path: Path) -> No
     ranges = chunk_ranges(layout, chunk_rows=7)
     assert ranges is not None and sum(r.records for r in ranges) == layout.total_rows
     assert [read_range(r).rows for r in ranges] == [c.rows for c in iter_chunks(layout, chunk_rows=7)]
+
+
+def _random_field(rng: random.Random, delimiter: str) -> str:
+    plain = rng.choice(["Ann", "Núñez", "", "ann@example.com", "+1 415 555 0123", "Lee, Jr.", "x" * 40])
+    kind = rng.random()
+    if kind < 0.6:
+        return plain.replace(delimiter, " ")
+    body = rng.choice([plain, "two\nlines", "two\r\nlines", 'say ""hi""', f"a{delimiter}b", "", '""', "\n"])
+    if kind < 0.97:
+        return f'"{body}"'
+    # what Python's csv reads as literal quotes or as text after a closing quote
+    return rng.choice(["5'11\"", 'ab"cd', ' "spaced"', '"quoted"tail', '""x'])
+
+
+def _random_file(rng: random.Random) -> tuple[str, str]:
+    delimiter = rng.choice([",", ";", "\t", "|"])
+    newline = rng.choice(["\n", "\r\n"])
+    lines = []
+    if rng.random() < 0.3:
+        lines += ["Notes:", rng.choice(['"Exported by someone, with a comma"', "Exported today", ""])]
+    lines.append(delimiter.join(["First Name", "Last Name", "Email", "Notes"]))
+    for _ in range(rng.randint(1, 12)):
+        if rng.random() < 0.15:
+            lines.append("")
+        width = rng.choice([4, 4, 4, 4, 3, 5])
+        lines.append(delimiter.join(_random_field(rng, delimiter) for _ in range(width)))
+    text = newline.join(lines) + rng.choice([newline, "", newline * 2])
+    return text, rng.choice(["utf-8", "utf-8-sig", "utf-8"])
+
+
+@pytest.mark.parametrize("block_bytes", [3, 64, None], ids=["3-byte blocks", "64-byte blocks", "default blocks"])
+def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int | None
+) -> None:
+    """inspect_file finds records in the raw bytes (quote parity) where it can; whatever the quoting, the records,
+    their line numbers and the header must be exactly those Python's csv reader sees, also when quoted fields and
+    line ends straddle the blocks the file is read in."""
+    if block_bytes is not None:
+        monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
+    rng = random.Random(20261129)
+    for case in range(400):
+        text, encoding = _random_file(rng)
+        path = _write(tmp_path / f"case{case}.csv", text, encoding)
+        try:
+            layout = inspect_file(path)
+        except InputFileError:
+            continue  # e.g. an empty header name: refused the same way whichever path read it
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=layout.delimiter)
+        records: list[tuple[int, list[str]]] = []
+        line = 1
+        for record in reader:
+            if record:
+                records.append((line, record))
+            line = 1 + reader.line_num
+        header_line, headers = records[layout.skip_records]
+        data_lines = [line for line, _ in records[layout.skip_records + 1 :]]
+        assert (layout.header_line, layout.headers) == (header_line, tuple(h.strip() for h in headers)), text
+        assert layout.total_rows == len(data_lines), text
+        assert layout.record_lines is not None and list(layout.record_lines) == data_lines, text
+        chunks = list(iter_chunks(layout, chunk_rows=3))
+        ranges = chunk_ranges(layout, chunk_rows=3)
+        assert ranges is not None
+        assert [read_range(r).rows for r in ranges] == [c.rows for c in chunks], text
 
 
 def test_a_file_with_lone_carriage_returns_is_read_sequentially(tmp_path: Path) -> None:
