@@ -23,6 +23,8 @@ from pathlib import Path
 
 import charset_normalizer
 import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from leads_pipeline.lib.errors import InputFileError
 
@@ -50,6 +52,9 @@ class FileLayout:
     sha256: str
     # Line number of every data record, when the file can be cut into byte ranges (see chunk_ranges); else None.
     record_lines: array[int] | None = field(default=None, repr=False, compare=False)
+    # Every quote opens a quoted field at its start (the records were found in the bytes): Arrow's CSV reader then
+    # reads the records exactly as Python's csv reader does.
+    plain_quoting: bool = False
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -84,6 +89,7 @@ class ChunkRange:
     end: int  # byte offset after its last record
     first_line: int
     records: int
+    plain_quoting: bool = False
 
 
 @dataclass
@@ -94,10 +100,20 @@ class RawChunk:
     row_numbers: list[int] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     problems: list[RowProblem] = field(default_factory=list)
+    columns: list[pa.Array] | None = None
+    """The well-formed records column by column when Arrow parsed the chunk (``rows`` is then empty)."""
 
     @property
     def record_count(self) -> int:
-        return len(self.rows) + len(self.problems)
+        return len(self.row_numbers) + len(self.problems)
+
+    def column_arrays(self, width: int) -> list[pa.Array]:
+        """The well-formed records as one string array per column."""
+        if self.columns is not None:
+            return self.columns
+        if not self.rows:
+            return [pa.array([], type=pa.large_string()) for _ in range(width)]
+        return [pa.array(values, type=pa.large_string()) for values in zip(*self.rows, strict=True)]
 
 
 def _read_sample(path: Path) -> bytes:
@@ -418,6 +434,7 @@ def inspect_file(path: Path) -> FileLayout:
         size=size,
         sha256=digest.hexdigest(),
         record_lines=record_lines,
+        plain_quoting=found_records is not None,
     )
 
 
@@ -493,6 +510,7 @@ def chunk_ranges(layout: FileLayout, chunk_rows: int, start_chunk: int = 0) -> l
             end=end,
             first_line=lines[first],
             records=min(chunk_rows, len(lines) - first),
+            plain_quoting=layout.plain_quoting,
         )
         for first, start, end in zip(starts, offsets, ends, strict=True)
     ]
@@ -502,10 +520,13 @@ def read_range(chunk: ChunkRange) -> RawChunk:
     """Parse one chunk's byte range (in whatever process holds it) into records and row problems."""
     with chunk.path.open("rb") as handle:
         handle.seek(chunk.start)
-        text = handle.read(chunk.end - chunk.start).decode(chunk.encoding)
-    raw = RawChunk(index=chunk.index)
-    for line, record in _parse(chunk.path, io.StringIO(text, newline=""), chunk.delimiter, chunk.first_line):
-        _take(raw, line, record, chunk.width, chunk.delimiter)
+        data = handle.read(chunk.end - chunk.start)
+    raw = _arrow_records(chunk, data) if chunk.plain_quoting else None
+    if raw is None:
+        raw = RawChunk(index=chunk.index)
+        text = data.decode(chunk.encoding)
+        for line, record in _parse(chunk.path, io.StringIO(text, newline=""), chunk.delimiter, chunk.first_line):
+            _take(raw, line, record, chunk.width, chunk.delimiter)
     if raw.record_count != chunk.records:
         raise InputFileError(
             chunk.path,
@@ -513,6 +534,41 @@ def read_range(chunk: ChunkRange) -> RawChunk:
             f"{chunk.records} were counted; the file changed while it was imported, import it again",
         )
     return raw
+
+
+def _arrow_records(chunk: ChunkRange, data: bytes) -> RawChunk | None:
+    """The chunk parsed by Arrow's CSV reader straight into columns: ~0.1 s for 50k records, where csv rows turned
+    into columns take ~0.65 s. None (parse it with csv) when a record has the wrong number of fields, which is
+    reported with its line, or when Arrow's records do not line up with the ones found in the bytes."""
+    scan = _RecordScan(chunk.delimiter, 0)
+    scan.feed(data, 0)
+    found = scan.records(len(data))
+    if found is None:
+        return None
+    names = [str(i) for i in range(chunk.width)]
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(
+                column_names=names, encoding=chunk.encoding, use_threads=False, block_size=max(len(data), 1 << 20)
+            ),
+            parse_options=pacsv.ParseOptions(delimiter=chunk.delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.large_string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError):  # a record of the wrong width, among others
+        return None
+    lines = found[1]
+    if table.num_rows != len(lines):
+        return None
+    return RawChunk(
+        index=chunk.index,
+        row_numbers=(lines + (chunk.first_line - 1)).tolist(),
+        columns=[table.column(i).combine_chunks() for i in range(chunk.width)],
+    )
 
 
 def _take(chunk: RawChunk, line: int, record: list[str], width: int, delimiter: str) -> None:

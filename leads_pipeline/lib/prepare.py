@@ -122,8 +122,8 @@ def prepare_chunk(
 ) -> PreparedChunk:
     """Map, normalize, validate and de-duplicate one chunk. ``mapping`` is {csvColumn: field or None}."""
     problems = [Problem(p.row_number, p.column, p.value, p.reason, "error") for p in raw.problems]
-    columns = list(zip(*raw.rows, strict=True)) if raw.rows else [() for _ in headers]
-    index = pd.RangeIndex(len(raw.rows))
+    columns = raw.column_arrays(len(headers))
+    index = pd.RangeIndex(len(raw.row_numbers))
     rows = pd.Series(raw.row_numbers, index=index, dtype="int64")
     out = pd.DataFrame(index=index)
     out["row_number"] = rows
@@ -132,7 +132,7 @@ def prepare_chunk(
     sealed_custom: list[str] = []
     for i, header in enumerate(headers):
         target = mapping.get(header)
-        cleaned = norm.clean_arrow(pa.array(columns[i], type=pa.large_string()), index)
+        cleaned = norm.clean_arrow(columns[i], index)
         if target is None:
             custom_headers[f"custom_{i}"] = header
             out[f"custom_{i}"] = cleaned

@@ -12,6 +12,7 @@ import pytest
 from leads_pipeline.lib import csvfile
 from leads_pipeline.lib.csvfile import (
     MAX_FIELD_BYTES,
+    RawChunk,
     chunk_ranges,
     first_chunk,
     inspect_file,
@@ -35,6 +36,14 @@ def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 def _csv(rows: list[list[str]], delimiter: str = ",", newline: str = "\n") -> str:
     return newline.join(delimiter.join(r) for r in rows) + newline
+
+
+def _read(raw: RawChunk) -> tuple[int, list[int], list[list[str]], list[object]]:
+    """A chunk as records, whether csv parsed it into rows or Arrow into columns."""
+    rows = (
+        raw.rows if raw.columns is None else [list(r) for r in zip(*(c.to_pylist() for c in raw.columns), strict=True)]
+    )
+    return raw.index, raw.row_numbers, rows, list(raw.problems)
 
 
 @pytest.mark.parametrize(
@@ -132,8 +141,8 @@ def test_byte_ranges_read_exactly_what_the_sequential_reader_reads(
     for start in range(3):
         ranges = chunk_ranges(layout, chunk_rows, start_chunk=start)
         assert ranges is not None
-        expected = [(c.index, c.row_numbers, c.rows, c.problems) for c in iter_chunks(layout, chunk_rows, start)]
-        assert [(c.index, c.row_numbers, c.rows, c.problems) for c in map(read_range, ranges)] == expected
+        expected = [_read(c) for c in iter_chunks(layout, chunk_rows, start)]
+        assert [_read(read_range(r)) for r in ranges] == expected
 
 
 @pytest.mark.parametrize(
@@ -149,7 +158,7 @@ def test_byte_ranges_of_real_files_match_the_sequential_reader(path: Path) -> No
     layout = inspect_file(path)
     ranges = chunk_ranges(layout, chunk_rows=7)
     assert ranges is not None and sum(r.records for r in ranges) == layout.total_rows
-    assert [read_range(r).rows for r in ranges] == [c.rows for c in iter_chunks(layout, chunk_rows=7)]
+    assert [_read(read_range(r)) for r in ranges] == [_read(c) for c in iter_chunks(layout, chunk_rows=7)]
 
 
 def _random_field(rng: random.Random, delimiter: str) -> str:
@@ -212,7 +221,22 @@ def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
         chunks = list(iter_chunks(layout, chunk_rows=3))
         ranges = chunk_ranges(layout, chunk_rows=3)
         assert ranges is not None
-        assert [read_range(r).rows for r in ranges] == [c.rows for c in chunks], text
+        assert [_read(read_range(r)) for r in ranges] == [_read(c) for c in chunks], text
+
+
+def test_plainly_quoted_chunks_are_parsed_by_arrow_and_misfits_by_csv_with_their_lines(tmp_path: Path) -> None:
+    text = 'Name,Email,Notes\nAnn,ann@example.com,"two\r\nlines"\n\nBo,bo@example.com,"say ""hi"""\n'
+    layout = inspect_file(_write(tmp_path / "plain.csv", text))
+    (plain,) = chunk_ranges(layout, chunk_rows=10) or []
+    raw = read_range(plain)
+    assert raw.columns is not None and raw.row_numbers == [2, 5]
+    assert _read(raw)[2] == [["Ann", "ann@example.com", "two\r\nlines"], ["Bo", "bo@example.com", 'say "hi"']]
+
+    ragged = _write(tmp_path / "ragged.csv", text + "Cy,cy@example.com\n")
+    (chunk,) = chunk_ranges(inspect_file(ragged), chunk_rows=10) or []
+    raw = read_range(chunk)
+    assert raw.columns is None and raw.row_numbers == [2, 5]
+    assert [(p.row_number, p.reason) for p in raw.problems] == [(6, "expected 3 fields, found 2")]
 
 
 def test_a_file_with_lone_carriage_returns_is_read_sequentially(tmp_path: Path) -> None:
