@@ -180,7 +180,6 @@ def lead_fit_model(
             "holdout_seed": dg.MetadataValue.int(metrics["seed"]),
             "training_rows": dg.MetadataValue.int(len(data.rows)),
             "features": dg.MetadataValue.json(model.spec.as_json()),
-            "settings": dg.MetadataValue.text(metrics["settings"]),
-            "cv_accuracy": dg.MetadataValue.json(metrics["cv_accuracy"]),
+            "settings": dg.MetadataValue.text(" + ".join(metrics["settings"])),
         }
     )

@@ -136,7 +136,7 @@ def test_fit_model_trains_on_a_labelled_sample_and_scores_with_it(database_url: 
         assert 0 <= meta["calibration_error"] < 0.3 and "observed rate" in meta["calibration"]
         assert "custom.Time On Site" in meta["features"]["numeric"]
         assert meta["holdout_rows"] == 120 and meta["holdout_seed"] == 0  # the split the metrics come from
-        assert meta["settings"] in SETTINGS and set(meta["cv_accuracy"]) == set(SETTINGS)
+        assert meta["settings"] == " + ".join(SETTINGS)  # the tree models averaged
 
         with connect(database_url) as conn:
             _list_id, ids = add_leads(

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from leads_pipeline.lib.scoring.model import SETTINGS, LabelledData, choose_settings, infer_spec, labelled_leads, train
+from leads_pipeline.lib.scoring.model import (
+    SETTINGS,
+    LabelledData,
+    feature_frame,
+    infer_spec,
+    labelled_leads,
+    train,
+)
 from leads_pipeline.lib.scoring.rules import LeadInput
 
 
@@ -39,24 +46,25 @@ def test_stored_leads_become_labelled_rows_without_identity_or_excluded_fields()
     assert data.rows[0] == {"source": "Google", "country": "IN", "custom.TotalVisits": "3"}
 
 
-def test_tree_settings_are_chosen_by_cross_validation_on_the_training_rows() -> None:
+def test_the_model_averages_one_tree_model_per_setting() -> None:
     rng = np.random.default_rng(3)
     visits, sources = rng.integers(0, 20, 300), rng.choice(["a", "b"], 300)
     rows = [{"custom.Visits": str(v), "source": str(s)} for v, s in zip(visits, sources, strict=True)]
     labels = np.array([int(int(r["custom.Visits"]) > 9) for r in rows])
-    spec = infer_spec(rows)
-    chosen, accuracy = choose_settings(rows, labels, spec)
-    assert chosen in SETTINGS and set(accuracy) == set(SETTINGS)
-    assert accuracy[chosen] == max(accuracy.values()) > 0.95
-    # two converted leads cannot fill three folds: the first setting, untested
-    assert choose_settings(rows[:40], np.array([1, 1] + [0] * 38), spec) == (next(iter(SETTINGS)), {})
+    model = train(LabelledData(rows, labels, "sample"))
+    parts = model.estimator.named_estimators_
+    assert list(parts) == list(SETTINGS)
+    frame = feature_frame(rows, model.spec)
+    each = [part.predict_proba(frame)[:, 1] for part in parts.values()]
+    assert np.allclose(model.predict(rows), np.mean(each, axis=0))
+    assert not np.allclose(each[0], each[1])  # two different models, not one twice
 
 
-def test_training_measures_on_the_held_out_part_with_the_chosen_settings() -> None:
+def test_training_measures_on_the_held_out_part() -> None:
     rng = np.random.default_rng(4)
     rows = [{"custom.Visits": str(v)} for v in rng.integers(0, 20, 200)]
     labels = np.array([int(int(r["custom.Visits"]) > 9) for r in rows])
     model = train(LabelledData(rows, labels, "sample"), seed=1)
-    assert model.metrics["settings"] in SETTINGS and model.metrics["rows"] == 60
+    assert model.metrics["settings"] == list(SETTINGS) and model.metrics["rows"] == 60
     assert model.metrics["accuracy"] > 0.95 and model.version.startswith("fit-")
     assert model.predict([{"custom.Visits": "15"}, {"custom.Visits": "2"}]).round().tolist() == [1.0, 0.0]
