@@ -1,0 +1,42 @@
+"""The embedded server: started with the settings large imports need, without cutting off anyone connected."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from leads_pipeline.lib import runtime
+
+SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout")
+
+
+def _settings(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in SHOWN}  # type: ignore[index]
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="an external server keeps its own settings")
+def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_not_restarted() -> None:
+    home = Path(tempfile.mkdtemp(prefix="leads-test-runtime-"))
+    try:
+        url = runtime.start_embedded_postgres(home)
+        # shared_buffers only changes with a restart: this server was restarted right after it first started
+        assert _settings(url) == {
+            "shared_buffers": runtime._shared_buffers(),
+            "max_wal_size": "8GB",
+            "checkpoint_timeout": "30min",
+        }
+
+        with psycopg.connect(url, autocommit=True) as held:
+            held.execute("ALTER SYSTEM SET shared_buffers = '256MB'")  # now waiting for a restart
+            held.execute("SELECT pg_reload_conf()")
+            assert runtime.start_embedded_postgres(home) == url
+            assert held.execute("SELECT 1").fetchone() == (1,)  # still connected: a running server is left alone
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
