@@ -16,7 +16,11 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    import psycopg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -96,7 +100,7 @@ def _shared_buffers() -> str:
 
 
 def _tune_for_bulk_loads(url: str) -> bool:
-    """Settings for the embedded server only; True when one of them waits for a restart.
+    """Settings for the embedded server only; True when one that changed takes effect only with a restart.
 
     Imports write hundreds of MB of WAL, and the default 1 GB max_wal_size forces checkpoints (and full-page
     writes) in the middle of a large import. The default 128 MB of shared buffers does not hold the index pages a
@@ -106,13 +110,18 @@ def _tune_for_bulk_loads(url: str) -> bool:
 
     settings = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": _shared_buffers()}
     with psycopg.connect(url, autocommit=True) as conn:
-        for name, value in settings.items():
-            current = conn.execute(f"SHOW {name}").fetchone()
-            if current is not None and current[0] != value:
-                conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
-                conn.execute("SELECT pg_reload_conf()")
-        pending = conn.execute("SELECT name FROM pg_settings WHERE pending_restart").fetchall()
-    return bool(pending)
+        changed = [name for name, value in settings.items() if _shown(conn, name) != value]
+        for name in changed:
+            conn.execute(f"ALTER SYSTEM SET {name} = '{settings[name]}'")
+        if changed:
+            conn.execute("SELECT pg_reload_conf()")
+        contexts = conn.execute("SELECT context FROM pg_settings WHERE name = ANY(%s)", (changed,)).fetchall()
+    return any(context == "postmaster" for (context,) in contexts)
+
+
+def _shown(conn: psycopg.Connection[Any], name: str) -> str | None:
+    row = conn.execute(f"SHOW {name}").fetchone()
+    return None if row is None else str(row[0])
 
 
 def _is_running(pgdata: Path) -> bool:

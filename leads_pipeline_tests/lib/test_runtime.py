@@ -22,21 +22,24 @@ def _settings(url: str) -> dict[str, str]:
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="an external server keeps its own settings")
 def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_not_restarted() -> None:
+    wanted = {"shared_buffers": runtime._shared_buffers(), "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
     home = Path(tempfile.mkdtemp(prefix="leads-test-runtime-"))
     try:
         url = runtime.start_embedded_postgres(home)
-        # shared_buffers only changes with a restart: this server was restarted right after it first started
-        assert _settings(url) == {
-            "shared_buffers": runtime._shared_buffers(),
-            "max_wal_size": "8GB",
-            "checkpoint_timeout": "30min",
-        }
+        assert _settings(url) == wanted  # shared_buffers takes a restart: made right after the first start
 
+        other = "512MB" if wanted["shared_buffers"] == "256MB" else "256MB"
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{other}'")
+        runtime._pg_ctl(home / "postgres", ["-w", "-m", "fast", "restart"])
         with psycopg.connect(url, autocommit=True) as held:
-            held.execute("ALTER SYSTEM SET shared_buffers = '256MB'")  # now waiting for a restart
-            held.execute("SELECT pg_reload_conf()")
             assert runtime.start_embedded_postgres(home) == url
             assert held.execute("SELECT 1").fetchone() == (1,)  # still connected: a running server is left alone
+            assert _settings(url)["shared_buffers"] == other
+            written = held.execute(
+                "SELECT setting FROM pg_file_settings WHERE name = 'shared_buffers' ORDER BY seqno DESC LIMIT 1"
+            ).fetchone()
+            assert written is not None and written[0] == wanted["shared_buffers"]  # for its next start
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home, ignore_errors=True)
