@@ -1,5 +1,5 @@
 """Helpers shared by the test modules: importing a file the way the pipeline does, without Dagster; the
-environment the ``leads`` command runs in."""
+environment the ``leads`` command runs in; connecting as another database user."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -16,6 +17,12 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+
+
+def connect_as(database_url: str, user: str) -> str:
+    """``database_url`` with ``user`` as its login (the embedded server trusts local connections)."""
+    parts = urlsplit(database_url)
+    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[-1]}"))
 
 
 def import_file(

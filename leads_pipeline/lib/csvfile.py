@@ -226,9 +226,10 @@ def _check_headers(path: Path, headers: list[str]) -> tuple[str, ...]:
 
 
 _QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
-_BYTE_TRANSPARENT = ("utf-8", "utf_8", "ascii", "latin", "iso8859", "cp125", "windows-125")
+_BYTE_TRANSPARENT = ("utf-8", "ascii", "iso8859", "cp125")
 """Encodings in which the bytes of quote, line feed and the delimiters only ever stand for those characters (no
-multi-byte sequence contains them): in these, records can be found in the bytes."""
+multi-byte sequence contains them): in these, records can be found in the bytes. Prefixes of ``codecs.lookup``
+names (utf-8 and utf-8-sig, latin-1 as iso8859-1, cp1252 for windows-1252)."""
 
 
 class _RecordScan:

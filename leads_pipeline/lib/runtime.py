@@ -16,11 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
-
-if TYPE_CHECKING:
-    import psycopg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -110,18 +106,16 @@ def _tune_for_bulk_loads(url: str) -> bool:
 
     settings = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": _shared_buffers()}
     with psycopg.connect(url, autocommit=True) as conn:
-        changed = [name for name, value in settings.items() if _shown(conn, name) != value]
-        for name in changed:
+        # current_setting() writes a value as SHOW does ("2GB", "30min"): as the wanted values are written
+        current = conn.execute(
+            "SELECT name, current_setting(name), context FROM pg_settings WHERE name = ANY(%s)", (list(settings),)
+        ).fetchall()
+        changed = [(name, context) for name, shown, context in current if shown != settings[name]]
+        for name, _ in changed:
             conn.execute(f"ALTER SYSTEM SET {name} = '{settings[name]}'")
         if changed:
             conn.execute("SELECT pg_reload_conf()")
-        contexts = conn.execute("SELECT context FROM pg_settings WHERE name = ANY(%s)", (changed,)).fetchall()
-    return any(context == "postmaster" for (context,) in contexts)
-
-
-def _shown(conn: psycopg.Connection[Any], name: str) -> str | None:
-    row = conn.execute(f"SHOW {name}").fetchone()
-    return None if row is None else str(row[0])
+    return any(context == "postmaster" for _, context in changed)
 
 
 def _is_running(pgdata: Path) -> bool:

@@ -359,11 +359,12 @@ def fit_and_measure(
     test_labels: np.ndarray,
     spec: FeatureSpec,
     seed: int = 0,
-) -> tuple[VotingClassifier, dict[str, Any]]:
-    """Fit on the training rows and measure on the held-out rows."""
+) -> dict[str, Any]:
+    """Fit on the training rows and measure on the held-out rows (the fitted model is not kept: the model in use
+    is refitted on every row)."""
     estimator = _estimator(spec, seed).fit(feature_frame(train_rows, spec), train_labels)
     probabilities = estimator.predict_proba(feature_frame(test_rows, spec))[:, 1]
-    return estimator, evaluate(np.asarray(test_labels), probabilities)
+    return evaluate(np.asarray(test_labels), probabilities)
 
 
 def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float = 0.3, seed: int = 0) -> FitModel:
@@ -382,7 +383,7 @@ def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float
     train_idx, test_idx = train_test_split(
         np.arange(len(data.rows)), test_size=holdout, stratify=data.labels, random_state=seed
     )
-    _, metrics = fit_and_measure(
+    metrics = fit_and_measure(
         [data.rows[i] for i in train_idx],
         data.labels[train_idx],
         [data.rows[i] for i in test_idx],

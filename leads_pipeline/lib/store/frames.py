@@ -73,15 +73,10 @@ def batch_lead_frames(
         "COPY (SELECT l.id, {cols} FROM leads l JOIN batch_members b ON b.lead_id = l.id"
         " WHERE b.batch_id = {batch} AND l.deleted_at IS NULL) TO STDOUT (FORMAT csv)"
     ).format(cols=selected, batch=sql.Literal(batch_id))
-    types = {name: pa.large_string() for name in columns}
-    types.update({"id": pa.int64()})
-    types.update(
-        {
-            name: pa.int64() if kind == "integer" else pa.float64()
-            for name, (_, kind) in TYPED_FIELDS.items()
-            if name in columns
-        }
-    )
+    numeric = {"integer": pa.int64(), "numeric": pa.float64()}
+    types = {"id": pa.int64()} | {
+        name: numeric[TYPED_FIELDS[name][1]] if name in TYPED_FIELDS else pa.large_string() for name in columns
+    }
     with conn.cursor().copy(query) as copy:
         stream = io.BufferedReader(_CopyStream(copy.read), buffer_size=1024 * 1024)
         try:

@@ -1,23 +1,16 @@
-"""Database roles for the row-level security tests: two users, and the URL to connect as one of them."""
+"""Database roles for the row-level security tests: two users (connect as one with ``support.connect_as``)."""
 
 from __future__ import annotations
 
 import itertools
 import os
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import sql
 
 _names = itertools.count()
-
-
-def connect_as(database_url: str, user: str) -> str:
-    """``database_url`` with ``user`` as its login (the embedded server trusts local connections)."""
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(netloc=f"{user}@{parts.netloc.rsplit('@', 1)[-1]}"))
 
 
 @pytest.fixture

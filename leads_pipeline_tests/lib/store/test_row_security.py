@@ -9,9 +9,8 @@ import pytest
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
-from leads_pipeline_tests.lib.store.conftest import connect_as
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import connect_as, import_file
 
 TABLES = ("leads", "lead_facts", "lead_tags", "lists", "list_members", "imports", "import_errors", "batch_leads")
 

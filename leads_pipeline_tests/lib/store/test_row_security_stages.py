@@ -13,9 +13,8 @@ from psycopg import sql
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
-from leads_pipeline_tests.lib.store.conftest import connect_as
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import connect_as, import_file
 
 SERVICE_ONLY = {
     "dnc_numbers": "its list_id names a Do-Not-Call registry file (dnc_lists), not a lead list",
