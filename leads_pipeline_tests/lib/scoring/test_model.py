@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from leads_pipeline.lib.scoring.model import (
-    SETTINGS,
+    PARTS,
     LabelledData,
     feature_frame,
     infer_spec,
@@ -46,18 +49,20 @@ def test_stored_leads_become_labelled_rows_without_identity_or_excluded_fields()
     assert data.rows[0] == {"source": "Google", "country": "IN", "custom.TotalVisits": "3"}
 
 
-def test_the_model_averages_one_tree_model_per_setting() -> None:
+def test_the_model_averages_its_two_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(3)
     visits, sources = rng.integers(0, 20, 300), rng.choice(["a", "b"], 300)
     rows = [{"custom.Visits": str(v), "source": str(s)} for v, s in zip(visits, sources, strict=True)]
     labels = np.array([int(int(r["custom.Visits"]) > 9) for r in rows])
     model = train(LabelledData(rows, labels, "sample"))
     parts = model.estimator.named_estimators_
-    assert list(parts) == list(SETTINGS)
+    assert list(parts) == list(PARTS)
     frame = feature_frame(rows, model.spec)
     each = [part.predict_proba(frame)[:, 1] for part in parts.values()]
     assert np.allclose(model.predict(rows), np.mean(each, axis=0))
     assert not np.allclose(each[0], each[1])  # two different models, not one twice
+    assert list(tmp_path.iterdir()) == []  # CatBoost wrote no training logs into the working directory
 
 
 def test_training_measures_on_the_held_out_part() -> None:
@@ -65,6 +70,6 @@ def test_training_measures_on_the_held_out_part() -> None:
     rows = [{"custom.Visits": str(v)} for v in rng.integers(0, 20, 200)]
     labels = np.array([int(int(r["custom.Visits"]) > 9) for r in rows])
     model = train(LabelledData(rows, labels, "sample"), seed=1)
-    assert model.metrics["settings"] == list(SETTINGS) and model.metrics["rows"] == 60
+    assert model.metrics["settings"] == list(PARTS) and model.metrics["rows"] == 60
     assert model.metrics["accuracy"] > 0.95 and model.version.startswith("fit-")
     assert model.predict([{"custom.Visits": "15"}, {"custom.Visits": "2"}]).round().tolist() == [1.0, 0.0]
