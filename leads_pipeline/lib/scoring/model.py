@@ -201,9 +201,6 @@ class OrderedBoosting(ClassifierMixin, BaseEstimator):
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self.model_.predict_proba(features))
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
-        return np.asarray(self.classes_[np.argmax(self.predict_proba(features), axis=1)])
-
 
 def calibration_table(labels: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
     """Per probability bin: mean predicted probability vs observed conversion rate (a reliability diagram)."""
