@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +25,10 @@ MISSING = {"email": 0.6, "phone": 0.7, "linkedin": 0.8}
 def _materialize(asset: Any, batch_id: str, resources: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
     import dagster as dg
 
-    from leads_pipeline.defs.partitions import BATCHES
+    from benchmarks.dagster_instance import throwaway_instance
 
     name = asset.key.to_user_string()
-    # A throwaway instance on disk, not an in-memory one: the stages log from worker threads, and an in-memory
-    # SQLite connection used from another thread fills the output with tracebacks when it is collected.
-    with warnings.catch_warnings(), dg.instance_for_test() as instance:
-        warnings.simplefilter("ignore")
-        instance.add_dynamic_partitions(BATCHES, [batch_id])
+    with throwaway_instance(batch_id) as instance:
         result = dg.materialize(
             [asset],
             partition_key=batch_id,
@@ -217,7 +212,7 @@ def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, An
     write_leads_csv(world, csv_path, csv_path.with_suffix(".truth.json"), MISSING, seed=5)
     report: dict[str, Any] = {"companies": companies, "people": people, "missing": MISSING}
     with Sandbox.start(world) as sandbox:
-        runs = {
+        runs: dict[str, tuple[str, dict[str, Any]]] = {
             "email_patterns_only": ("patterns", {"people_search": False, "verifier": "none"}),
             "email_with_people_search": ("people", {"people_search": True}),
         }

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +52,11 @@ def _materialize(
     """Seconds the run took and the asset's materialization metadata."""
     import dagster as dg
 
+    from benchmarks.dagster_instance import throwaway_instance
     from leads_pipeline.defs.enrichment.assets import company_profiles
-    from leads_pipeline.defs.partitions import BATCHES
 
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(BATCHES, [batch_id])
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with throwaway_instance(batch_id) as instance:
+        started = time.perf_counter()
         result = dg.materialize(
             [company_profiles],
             partition_key=batch_id,
@@ -71,7 +67,7 @@ def _materialize(
                 "loggers": {"console": {"config": {"log_level": "ERROR"}}},
             },
         )
-    seconds = time.perf_counter() - started
+        seconds = time.perf_counter() - started
     [materialization] = result.asset_materializations_for_node("company_profiles")
     return seconds, {key: value.value for key, value in materialization.metadata.items()}
 
