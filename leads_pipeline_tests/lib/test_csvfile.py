@@ -199,6 +199,7 @@ def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
     if block_bytes is not None:
         monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
     rng = random.Random(20261129)
+    by_scan = by_parse = 0
     for case in range(400):
         text, encoding = _random_file(rng)
         path = _write(tmp_path / f"case{case}.csv", text, encoding)
@@ -222,6 +223,9 @@ def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
         ranges = chunk_ranges(layout, chunk_rows=3)
         assert ranges is not None
         assert [_read(read_range(r)) for r in ranges] == [_read(c) for c in chunks], text
+        by_scan += layout.plain_quoting
+        by_parse += not layout.plain_quoting
+    assert by_scan > 50 and by_parse > 50  # both ways of finding the records were put to the test
 
 
 def test_plainly_quoted_chunks_are_parsed_by_arrow_and_misfits_by_csv_with_their_lines(tmp_path: Path) -> None:
