@@ -50,9 +50,43 @@ def test_opening_many_values_equals_opening_each_and_fails_on_a_damaged_one() ->
     sealed = [crypto.seal(v) or v for v in values]
     ring = crypto.keyring()
     assert ring.open_many([*sealed, "plain"]) == [*values, "plain"]
+    assert ring.open_many(sealed) == values, "all under the active key (the fast way)"
     truncated = sealed[0][:-2]  # base64 with its padding cut: not a value this code wrote
-    with pytest.raises(ConfigurationError, match="does not open"):
-        ring.open_many([sealed[1], truncated])
+    for damaged in ([sealed[1], truncated], [sealed[1], truncated, "plain"]):  # the fast way and the general one
+        with pytest.raises(ConfigurationError, match="does not open"):
+            ring.open_many(damaged)
+
+
+def test_opening_many_values_sealed_under_several_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
+    crypto.forget_keyring()
+    under_a = crypto.keyring().seal("ann@example.com")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "b")
+    crypto.forget_keyring()
+    ring = crypto.keyring()
+    under_b = ring.seal("bob@example.com")
+    assert ring.open_many([under_b, under_a, under_b]) == ["bob@example.com", "ann@example.com", "bob@example.com"]
+
+
+def test_opening_a_frame_opens_its_sealed_columns_and_keeps_their_dtype() -> None:
+    import pandas as pd
+    import pyarrow as pa
+
+    sealed = [crypto.seal("ann@example.com"), None, crypto.seal("bob@example.com")]
+    frame = pd.DataFrame(
+        {
+            "email": pd.array(pa.array(sealed, type=pa.large_string()), dtype=pd.StringDtype("pyarrow")),
+            "phone": pd.array([None, None, None], dtype=pd.StringDtype("pyarrow")),
+            "company": ["Acme", "Beta", "Gamma"],
+        },
+        index=[7, 8, 9],
+    )
+    opened = crypto.open_frame(frame)
+    assert opened["email"].isna().tolist() == [False, True, False]
+    assert opened["email"].dropna().tolist() == ["ann@example.com", "bob@example.com"]
+    assert opened["email"].dtype == pd.StringDtype("pyarrow") and list(opened.index) == [7, 8, 9]
+    assert opened["phone"].isna().all() and opened["company"].tolist() == ["Acme", "Beta", "Gamma"]
 
 
 def test_the_key_file_is_created_private_once_and_a_new_key_becomes_active(tmp_path: Path) -> None:
