@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -9,7 +11,7 @@ from leads_pipeline.lib.store import frames
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.imports import create_batch
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline_tests.support import stored
+from leads_pipeline_tests.support import import_file, stored
 
 AWKWARD = [
     'Ann "The Closer" O\'Neil',
@@ -75,3 +77,19 @@ def test_only_the_columns_asked_for_are_read(database_url: str) -> None:
         assert frame["employee_count"].dtype == "Int64"
         with pytest.raises(ValueError, match="not stored lead columns: password"):
             list(frames.batch_lead_frames(conn, batch, ("email", "password")))
+
+
+def test_an_import_batch_gives_the_leads_it_created_and_matched_each_once(database_url: str, tmp_path: Path) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="test")
+    header = "First Name,Email\n"
+    (tmp_path / "old.csv").write_text(header + "Old,old@example.com\nGone,gone@example.com\n")
+    import_file(database_url, tmp_path / "old.csv")
+    rows = ["New,new@example.com", "Old,old@example.com", "Gone,gone@example.com", "New,new@example.com"]
+    (tmp_path / "new.csv").write_text(header + "\n".join(rows) + "\n")
+    status = import_file(database_url, tmp_path / "new.csv", chunk_rows=1)  # the last row meets the first's lead
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET deleted_at = now() WHERE first_name = 'Gone'")
+        [frame] = list(frames.batch_lead_frames(conn, status["batchId"], ("first_name", "email")))
+    assert sorted(frame["email"]) == ["new@example.com", "old@example.com"]
+    assert frame.index.is_unique
