@@ -28,7 +28,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
-from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import access, search_index
 from leads_pipeline.lib.store.lists import Connection, get_list
 
 LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "stage", "score", "created_at")
@@ -343,9 +343,7 @@ def _searched_rows(conn: Connection, list_ids: list[int]) -> sql.Composable:
     """The condition on ``lead_search x`` for the rows of these lists: only the partitions of the imports into
     them and the one for no import can hold any (sql/009), and naming them lets the planner skip the rest."""
     imports = [int(r["id"]) for r in conn.execute("SELECT id FROM imports WHERE list_id = ANY(%s)", (list_ids,))]
-    return sql.SQL("x.list_id = ANY({}) AND (x.import_id = ANY({}) OR x.import_id IS NULL)").format(
-        sql.Literal(list_ids), sql.Literal(imports)
-    )
+    return sql.SQL("x.list_id = ANY({}) AND {}").format(sql.Literal(list_ids), search_index.rows_of_imports(imports))
 
 
 def _estimated_rows(conn: Connection, condition: sql.Composable) -> float:

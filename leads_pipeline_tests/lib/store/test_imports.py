@@ -606,6 +606,46 @@ def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str
     assert _all_leads(database_url) == before
 
 
+def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_made(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The name lookup reads every kind of search partition: a finished import's, the one for leads made or moved
+    otherwise, an import's that stopped half-way (no indexes yet), and this import's own earlier chunks."""
+    list_id = _new_list(database_url)
+    _new_list(database_url, "other")
+    header = ["First Name", "Last Name", "Company", "Email"]
+    stopped = import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["Fay", "Gil", "Foxtrot", "fay@f.io"]]))
+    with connect(database_url) as conn:  # as an import killed before its last chunk leaves its partition
+        conn.execute("UPDATE imports SET status = 'failed' WHERE id = %s", (int(stopped["importId"]),))
+        for index in ("trgm", "sort", "name"):
+            conn.execute(f"DROP INDEX lead_search_i{int(stopped['importId'])}_{index}")
+    rows = [["Ann", "Lee", "Acme", "ann@acme.io"], ["Cy", "Dee", "Gamma", "cy@gamma.io"]]
+    import_file(database_url, _write_csv(tmp_path / "1.csv", header, rows))
+    import_file(database_url, _write_csv(tmp_path / "b.csv", header, [["Bob", "Ray", "Beta", "bob@beta.io"]]), "other")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET deleted_at = now() WHERE first_name = 'Cy'")
+        conn.execute("UPDATE leads SET list_id = %s WHERE first_name = 'Bob'", (list_id,))
+
+    rows = [
+        ["Dan", "Eng", "Delta", "dan@delta.io"],
+        ["Eve", "Fox", "Echo", "eve@echo.io"],
+        ["Ann", "Lee", "Acme", ""],  # a finished import's lead
+        ["Bob", "Ray", "Beta", ""],  # a lead moved in from another list
+        ["Cy", "Dee", "Gamma", ""],  # only a deleted lead has this name: a new lead
+        ["Dan", "Eng", "Delta", ""],  # the lead this import made two chunks before
+        ["Fay", "Gil", "Foxtrot", ""],  # the lead of the import that stopped half-way
+        ["Gus", "Hay", "Golf", ""],
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "2.csv", header, rows), chunk_rows=2)
+    assert status["results"] == {"imported": 4, "updated": 0, "skipped": 4, "errors": 0}
+    live = _query(
+        database_url,
+        "SELECT first_name, count(*) AS n FROM leads WHERE list_id = %s AND deleted_at IS NULL GROUP BY first_name",
+        [list_id],
+    )
+    assert {r["first_name"]: r["n"] for r in live} == {n: 1 for n in ("Ann", "Bob", "Cy", "Dan", "Eve", "Fay", "Gus")}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # An import that dies half-way
 # --------------------------------------------------------------------------------------------------------------

@@ -38,7 +38,7 @@ def _stale_rows(database_url: str) -> list[dict[str, Any]]:
                 "SELECT l.id, x.lead_id FROM leads l FULL JOIN lead_search x ON x.lead_id = l.id"
                 " WHERE x.lead_id IS NULL OR l.id IS NULL OR x.list_id <> l.list_id"
                 " OR x.last_name IS DISTINCT FROM l.last_name OR x.search_text <> lead_search_text(l)"
-                " OR x.import_id IS DISTINCT FROM l.created_by_import"
+                " OR x.import_id IS DISTINCT FROM l.created_by_import OR x.name_key IS DISTINCT FROM l.name_key"
             )
         )
 
@@ -181,7 +181,7 @@ def test_a_crashed_import_is_searchable_and_its_rerun_builds_the_indexes(
 
     monkeypatch.setattr(store, "merge_chunk", real_merge)
     import_file(database_url, CUSTOMERS_1000, batch_id="batch-crash", chunk_rows=300)
-    assert indexes() == {f"{partition}_lead_id_idx", f"{partition}_trgm", f"{partition}_sort"}
+    assert indexes() == {f"{partition}_lead_id_idx", f"{partition}_trgm", f"{partition}_sort", f"{partition}_name"}
     assert set(found) < set(_ids(database_url, "e"))
     assert _stale_rows(database_url) == []
 
