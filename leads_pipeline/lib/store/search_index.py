@@ -2,8 +2,8 @@
 loaded.
 
 A trigger copies each new lead's search text and name key into ``lead_search``; the rows of an import go to the
-import's own partition, which has no trigram or name index while the import runs (maintaining them row by row
-cost a 1M-row import ~40 s of CPU and ~8 s). When the last chunk is in, the import builds the partition's
+import's own partition, which has no trigram or name index while the import runs (maintained row by row, they
+cost a 1M-row import ~40 s of CPU and ~8 s of its time). When the last chunk is in, the import builds the partition's
 trigram, sort and name indexes in one ``CREATE INDEX`` each, then vacuums and analyzes it (the visibility map
 makes a walk of the covering sort index an index-only scan; the statistics let the planner weigh the trigram
 index). Until then (or after an import that died half-way) a search reads that partition's rows without the
