@@ -281,8 +281,8 @@ def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
         if plain:
             frame.loc[present, name] = [sealer.seal(v) for v in plain]
             frame.loc[present, f"{name}_bidx"] = [sealer.blind_index(name, v) for v in plain]
-        if name == "email":
-            frame["email_domain"] = values.str.rsplit("@", n=1).str[1]
+        if name == "email":  # (rsplit then .str[1] fails on a chunk without any email: pandas gives floats)
+            frame["email_domain"] = values.str.extract(r"@([^@]*)$", expand=False)
     for slot in [*chunk.sealed_custom, *_contact_columns(frame, chunk.custom_headers)]:
         values = frame[slot]
         present = values.notna()

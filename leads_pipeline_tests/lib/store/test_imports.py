@@ -606,6 +606,22 @@ def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str
     assert _all_leads(database_url) == before
 
 
+def test_a_file_without_a_single_email_imports(database_url: str, tmp_path: Path) -> None:
+    """A chunk with no email at all (a file without the column, or a stretch of rows without one) is sealed and
+    merged like any other: no email domain, nothing to open."""
+    list_id = _new_list(database_url)
+    path = _write_csv(
+        tmp_path / "no-emails.csv",
+        ["First Name", "Last Name", "Company", "Phone"],
+        [["Ann", "Lee", "Acme", "+1 415 555 0101"], ["Bob", "Ray", "Beta", ""]],
+    )
+    status = import_file(database_url, path)
+    assert status["results"] == {"imported": 2, "updated": 0, "skipped": 0, "errors": 0}
+    rows = _query(database_url, "SELECT email, email_domain, phone IS NOT NULL AS phoned FROM leads WHERE list_id = %s"
+                  " ORDER BY id", [list_id])  # fmt: skip
+    assert [(r["email"], r["email_domain"], r["phoned"]) for r in rows] == [(None, None, True), (None, None, False)]
+
+
 def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_made(
     database_url: str, tmp_path: Path
 ) -> None:
