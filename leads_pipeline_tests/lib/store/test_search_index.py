@@ -3,15 +3,23 @@ indexes in bulk at the end (also after a crash and a re-run), and a text search 
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import pandas as pd
+import psycopg
 import pytest
 
+from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.filters import Selection, Sort
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search as search_module
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 from leads_pipeline.lib.store.search import search, select_lead_ids
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
 from leads_pipeline_tests.support import import_file
@@ -206,3 +214,58 @@ def test_filters_on_searched_fields_find_what_the_plain_selection_finds(
                 found = search(conn, selection, USER, sort=sort, limit=1000).leads
                 assert sorted(int(r["id"]) for r in found) == expected, (selection, sort)
         assert expected, selection
+
+
+def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
+    """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
+    their name keys reach the search rows, every built partition gets its name index, and a later import finds
+    both leads by name and company."""
+    name = f"before_012_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    before = tmp_path / "sql"
+    before.mkdir()
+    for migration in discover(sql_dir()):
+        if migration.version < 12:
+            shutil.copy(migration.path, before)
+    apply_migrations(url, before)
+
+    def text(*values: str) -> pd.Series:
+        return pd.Series(values, dtype="str")
+
+    keys = norm.name_key(text("Ann", "Bob"), text("Lee", "Ray"), norm.company_key(text("Acme", "Beta"))).tolist()
+    with connect(url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        record = store.start_import(
+            conn, batch_id="old", list_id=list_id, file_path="old.csv", sha256="0", size=1, mapping={}, options={},
+            dialect={}, chunk_rows=1, total_rows=1, user=USER,
+        )  # fmt: skip
+        conn.execute(
+            "INSERT INTO leads (list_id, first_name, last_name, company, name_key, created_by_import)"
+            " VALUES (%s, 'Ann', 'Lee', 'Acme', %s, %s), (%s, 'Bob', 'Ray', 'Beta', %s, NULL)",
+            (list_id, keys[0], record["id"], list_id, keys[1]),
+        )
+        conn.execute("UPDATE imports SET status = 'completed' WHERE id = %s", (record["id"],))
+        conn.execute("SELECT lead_search_build_partition(%s)", (record["id"],))
+    try:
+        assert apply_migrations(url) == [12]
+        with connect(url) as conn:
+            rows = list(
+                conn.execute(
+                    "SELECT x.name_key, l.name_key AS kept FROM lead_search x JOIN leads l ON l.id = x.lead_id"
+                )
+            )
+            indexes = conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%name%'")
+            named = {r["indexname"] for r in indexes}
+        assert sorted(r["name_key"] for r in rows) == sorted(keys) and all(r["name_key"] == r["kept"] for r in rows)
+        assert {f"lead_search_i{record['id']}_name", "lead_search_no_import_name"} <= named
+        assert "leads_list_name_key" not in named
+        names_only = tmp_path / "names.csv"
+        names_only.write_text("First Name,Last Name,Company\nAnn,Lee,Acme\nBob,Ray,Beta\n")
+        status = import_file(url, names_only)
+        assert status["results"] == {"imported": 0, "updated": 0, "skipped": 2, "errors": 0}
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
