@@ -6,7 +6,22 @@
 -- by index and those still being filled (an import in progress or stopped half-way) by one hash join each.
 
 ALTER TABLE lead_search ADD COLUMN name_key text;
+-- Filling the column rewrites every search row; the trigram and sort indexes are dropped first and built again
+-- after, in bulk, rather than taking an entry per rewritten row.
+DO $$
+DECLARE
+    import_row record;
+BEGIN
+    FOR import_row IN SELECT id FROM imports ORDER BY id LOOP
+        EXECUTE format('DROP INDEX IF EXISTS %I, %I',
+                       'lead_search_i' || import_row.id || '_trgm', 'lead_search_i' || import_row.id || '_sort');
+    END LOOP;
+END $$;
+DROP INDEX lead_search_no_import_trgm, lead_search_no_import_sort;
 UPDATE lead_search x SET name_key = l.name_key FROM leads l WHERE l.id = x.lead_id AND l.name_key IS NOT NULL;
+CREATE INDEX lead_search_no_import_trgm ON lead_search_no_import USING gin (search_text public.gin_trgm_ops);
+CREATE INDEX lead_search_no_import_sort ON lead_search_no_import (last_name, lead_id)
+    INCLUDE (list_id, import_id, search_text);
 
 CREATE OR REPLACE FUNCTION lead_search_inserted() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN
@@ -51,15 +66,14 @@ END $$;
 
 CREATE INDEX lead_search_no_import_name ON lead_search_no_import (list_id, name_key) INCLUDE (lead_id)
     WHERE name_key IS NOT NULL;
--- The partitions of finished imports get theirs now; one of an import that stopped half-way gets it from the
--- build that ends its re-run.
+-- The partitions of finished imports get their indexes again, and the name index; one of an import that stopped
+-- half-way gets them from the build that ends its re-run.
 DO $$
 DECLARE
     import_row record;
 BEGIN
     FOR import_row IN SELECT id FROM imports WHERE status IN ('completed', 'undone') ORDER BY id LOOP
-        EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %I (list_id, name_key) INCLUDE (lead_id) WHERE name_key IS NOT NULL',
-                       'lead_search_i' || import_row.id || '_name', 'lead_search_i' || import_row.id);
+        PERFORM lead_search_build_partition(import_row.id);
     END LOOP;
 END $$;
 
