@@ -101,44 +101,36 @@ class Keyring:
         return self.open_many((value,))[0]
 
     def open_many(self, values: Iterable[str]) -> list[str]:
-        """:meth:`open` of each value, in one loop: reading a million leads back opens two million values, and
-        the per-call cost is most of it."""
+        """:meth:`open` of each value: reading a million leads back opens two million values, and the per-value
+        cost is most of it, so values all sealed under the active key (the usual case) are opened in one batch
+        (2M values: ~1.4 µs each instead of ~3 value by value)."""
         values = list(values)
         head = f"{PREFIX}{self.active}:"
         if all(value.startswith(head) for value in values):
-            return self._open_under_active_key(values, len(head))
-        ciphers = self._ciphers
+            return self._open_sealed(self.active, values, len(head))
         opened: list[str] = []
         for value in values:
             if not value.startswith(PREFIX):
                 opened.append(value)
                 continue
-            key_id, _, body = value[len(PREFIX) :].partition(":")
-            cipher = ciphers.get(key_id)
-            if cipher is None:
-                raise ConfigurationError(
-                    f"a stored value is sealed under encryption key {key_id!r}, which is not in the keyring; add it "
-                    f"to {KEYS_VAR} (keys: {', '.join(self.keys)})"
-                )
-            try:
-                raw = binascii.a2b_base64(body, strict_mode=True)
-                opened.append(cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8"))
-            except (InvalidTag, binascii.Error, ValueError):
-                raise ConfigurationError(
-                    f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
-                ) from None
+            key_id = value[len(PREFIX) :].partition(":")[0]
+            opened.extend(self._open_sealed(key_id, [value], len(PREFIX) + len(key_id) + 1))
         return opened
 
-    def _open_under_active_key(self, values: list[str], skip: int) -> list[str]:
-        """The usual case, values all sealed under the active key, as two comprehensions without per-value
-        branching (2M values: ~1.4 µs each instead of ~3)."""
-        decrypt = self._ciphers[self.active].decrypt
+    def _open_sealed(self, key_id: str, values: list[str], skip: int) -> list[str]:
+        """Values sealed under ``key_id``, whose sealed bodies start ``skip`` characters in."""
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise ConfigurationError(
+                f"a stored value is sealed under encryption key {key_id!r}, which is not in the keyring; add it "
+                f"to {KEYS_VAR} (keys: {', '.join(self.keys)})"
+            )
         try:
             raws = [binascii.a2b_base64(value[skip:], strict_mode=True) for value in values]
-            return [decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8") for raw in raws]
+            return [cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8") for raw in raws]
         except (InvalidTag, binascii.Error, ValueError):
             raise ConfigurationError(
-                f"a stored value sealed under key {self.active!r} does not open: the key is wrong or the value damaged"
+                f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
             ) from None
 
 

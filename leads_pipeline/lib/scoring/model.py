@@ -132,9 +132,6 @@ ORDERED_BOOSTING_ITERATIONS = 500
 """CatBoost with 500 trees: its default of 1,000 gave the same CV figures in the average at twice the time."""
 ORDERED_BOOSTING = f"catboost-{ORDERED_BOOSTING_ITERATIONS}"
 
-PARTS = (TREES, ORDERED_BOOSTING)
-"""The names of the averaged models, in the order of the estimator's parts."""
-
 
 def _estimator(spec: FeatureSpec, seed: int) -> VotingClassifier:
     """The average of the probabilities of the two models."""
@@ -444,8 +441,9 @@ def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float
         spec,
         seed,
     )
-    metrics.update({"holdout": holdout, "seed": seed, "trained_rows": len(train_idx), "settings": list(PARTS)})
     final = _estimator(spec, seed).fit(feature_frame(data.rows, spec), data.labels)
+    settings = [name for name, _ in final.estimators]  # the averaged models, as the estimator names them
+    metrics.update({"holdout": holdout, "seed": seed, "trained_rows": len(train_idx), "settings": settings})
     model = FitModel("", spec, final, metrics)
     model.version = model_version(model.serialize())
     return model

@@ -209,9 +209,7 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> Non
     needed = conn.execute(sql.SQL("SELECT EXISTS ({}) AS needed").format(wanted)).fetchone()
     if not needed or not needed["needed"]:
         return
-    imports = list(conn.execute("SELECT id, status FROM imports WHERE list_id = %s", (list_id,)))
-    built = [int(r["id"]) for r in imports if r["status"] in ("completed", "undone")]
-    filling = [int(r["id"]) for r in imports if r["status"] not in ("completed", "undone")]
+    built, filling = search_index.partitions_of_lists(conn, [list_id])
     parts = [
         sql.SQL(
             "SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND x.name_key = ANY(ARRAY({}))"

@@ -342,8 +342,10 @@ def _after_sql(
 def _searched_rows(conn: Connection, list_ids: list[int]) -> sql.Composable:
     """The condition on ``lead_search x`` for the rows of these lists: only the partitions of the imports into
     them and the one for no import can hold any (sql/009), and naming them lets the planner skip the rest."""
-    imports = [int(r["id"]) for r in conn.execute("SELECT id FROM imports WHERE list_id = ANY(%s)", (list_ids,))]
-    return sql.SQL("x.list_id = ANY({}) AND {}").format(sql.Literal(list_ids), search_index.rows_of_imports(imports))
+    built, filling = search_index.partitions_of_lists(conn, list_ids)
+    return sql.SQL("x.list_id = ANY({}) AND {}").format(
+        sql.Literal(list_ids), search_index.rows_of_imports(built + filling)
+    )
 
 
 def _estimated_rows(conn: Connection, condition: sql.Composable) -> float:

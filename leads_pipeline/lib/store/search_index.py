@@ -20,6 +20,21 @@ BUILD_MEMORY = "256MB"
 """maintenance_work_mem for the bulk index build: a 1M-row trigram index is built in memory in one pass."""
 
 
+BUILT = ("completed", "undone")
+"""The states of an import whose partition has its indexes: the build ends every import that reached its last
+chunk (an undone one's partition is empty besides). One still running, or stopped half-way, has none yet."""
+
+
+def partitions_of_lists(conn: Connection, list_ids: list[int]) -> tuple[list[int], list[int]]:
+    """The imports into these lists whose partitions have their indexes built, and those whose partitions are
+    still being filled."""
+    built: list[int] = []
+    filling: list[int] = []
+    for row in conn.execute("SELECT id, status FROM imports WHERE list_id = ANY(%s) ORDER BY id", (list_ids,)):
+        (built if row["status"] in BUILT else filling).append(int(row["id"]))
+    return built, filling
+
+
 def rows_of_imports(imports: list[int]) -> sql.Composable:
     """The condition on ``lead_search x`` naming the partitions of ``imports`` and the one for no import, so that
     the planner reads only those. An empty array is left out: with ``import_id = ANY('{}')`` in it, the planner

@@ -15,7 +15,6 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.checks import SCORES_CHECK
 from leads_pipeline.lib.filters import Selection
-from leads_pipeline.lib.scoring.model import PARTS
 from leads_pipeline.lib.scoring.selection import create_selection
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
@@ -136,7 +135,7 @@ def test_fit_model_trains_on_a_labelled_sample_and_scores_with_it(database_url: 
         assert 0 <= meta["calibration_error"] < 0.3 and "observed rate" in meta["calibration"]
         assert "custom.Time On Site" in meta["features"]["numeric"]
         assert meta["holdout_rows"] == 120 and meta["holdout_seed"] == 0  # the split the metrics come from
-        assert meta["settings"] == " + ".join(PARTS)  # the models averaged
+        assert meta["settings"] == "depth-6 + catboost-500"  # the models averaged
 
         with connect(database_url) as conn:
             _list_id, ids = add_leads(
