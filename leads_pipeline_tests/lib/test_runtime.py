@@ -43,3 +43,19 @@ def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_the_leads_home_follows_the_setting_and_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.delenv("LEADS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path / "a")
+    assert runtime.leads_home() == (tmp_path / "a" / ".leads").resolve()
+    monkeypatch.chdir(tmp_path / "b")
+    assert runtime.leads_home() == (tmp_path / "b" / ".leads").resolve()
+    monkeypatch.setenv("LEADS_HOME", "relative-home")
+    assert runtime.leads_home() == (tmp_path / "b" / "relative-home").resolve()
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path / "a"))
+    assert runtime.leads_home() == (tmp_path / "a").resolve()

@@ -16,7 +16,7 @@ setup) a keyring file ``$LEADS_HOME/encryption.keys`` is created with one random
 add`` appends a new active key to it. Losing the keys loses the data they sealed.
 
 Reading needs no call here: connections opened by ``lib/store/db.connect`` open sealed text and JSON values as
-they are loaded (:func:`open_text`, :func:`open_json`). Writers seal with :func:`seal` or :func:`lead_columns`.
+they are loaded (:class:`Opener`). Writers seal with :func:`seal` or :func:`lead_columns`.
 """
 
 from __future__ import annotations
@@ -328,14 +328,15 @@ def _seal_all(value: Any) -> Any:
     return value
 
 
-def open_payload(value: Any) -> Any:
-    """A JSON value with every sealed string in it opened, recursively."""
+def open_payload(value: Any, ring: Keyring | None = None) -> Any:
+    """A JSON value with every sealed string in it opened, recursively (under ``ring``, else the keyring in
+    force)."""
     if isinstance(value, str):
-        return keyring().open(value) if value.startswith(PREFIX) else value
+        return (ring or keyring()).open(value) if value.startswith(PREFIX) else value
     if isinstance(value, dict):
-        return {k: open_payload(v) for k, v in value.items()}
+        return {k: open_payload(v, ring) for k, v in value.items()}
     if isinstance(value, list):
-        return [open_payload(v) for v in value]
+        return [open_payload(v, ring) for v in value]
     return value
 
 
@@ -360,19 +361,34 @@ def open_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def open_text(data: bytes | bytearray | memoryview) -> str:
-    """A loaded text value: opened when sealed (the store's text loader)."""
-    raw = bytes(data)
-    if raw.startswith(_PREFIX_BYTES):
-        return keyring().open(raw.decode("ascii"))
-    return raw.decode("utf-8")
+class Opener:
+    """Opens the values one query loads (the store's text and JSON loaders hold one per result column).
 
+    The keyring is looked up at the first sealed value and kept: looking it up per value (environment, key
+    file path, cache) cost a quarter of scoring 100k stored leads."""
 
-def open_json(data: bytes | bytearray | memoryview) -> Any:
-    """A loaded json/jsonb value, its sealed strings opened (a cheap substring test skips the walk otherwise)."""
-    raw = bytes(data)
-    parsed = json.loads(raw)
-    return open_payload(parsed) if b'"enc:' in raw else parsed
+    def __init__(self) -> None:
+        self._ring: Keyring | None = None
+
+    @property
+    def ring(self) -> Keyring:
+        if self._ring is None:
+            self._ring = keyring()
+        return self._ring
+
+    def text(self, data: bytes | bytearray | memoryview) -> str:
+        """A loaded text value, opened when sealed."""
+        raw = bytes(data)
+        if raw.startswith(_PREFIX_BYTES):
+            return self.ring.open(raw.decode("ascii"))
+        return raw.decode("utf-8")
+
+    def json(self, data: bytes | bytearray | memoryview) -> Any:
+        """A loaded json/jsonb value, its sealed strings opened (a cheap substring test skips the walk
+        otherwise)."""
+        raw = bytes(data)
+        parsed = json.loads(raw)
+        return open_payload(parsed, self.ring) if b'"enc:' in raw else parsed
 
 
 _EMAIL_TOKEN: Final = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.abc import Buffer
+from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.rows import dict_row
 
-from leads_pipeline.lib.privacy.crypto import open_json, open_text
+from leads_pipeline.lib.privacy.crypto import Opener
 from leads_pipeline.lib.runtime import plain_postgres_url
 
 SCHEMA = "leads"
@@ -24,15 +24,23 @@ SCHEMA = "leads"
 class _OpeningTextLoader(Loader):
     """Text values, sealed ones opened."""
 
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._opener = Opener()
+
     def load(self, data: Buffer) -> str:
-        return open_text(data)
+        return self._opener.text(data)
 
 
 class _OpeningJsonLoader(Loader):
     """JSON values, the sealed strings inside them opened."""
 
+    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
+        super().__init__(oid, context)
+        self._opener = Opener()
+
     def load(self, data: Buffer) -> Any:
-        return open_json(data)
+        return self._opener.json(data)
 
 
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import pickle
 from pathlib import Path
 
@@ -142,3 +143,24 @@ def test_a_sealer_travels_to_worker_processes_with_its_keys() -> None:
     assert sealer.seal("x", deterministic=True) == sealer.seal("x", deterministic=True)
     found = sealer.subjects("call +1 (415) 555-0100 or mail Ann@Example.com")
     assert set(found) == {subject_hash("phone", "+14155550100"), subject_hash("email", "ann@example.com")}
+
+
+def test_an_opener_opens_text_and_json_and_looks_the_keyring_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    emails = [crypto.seal(f"lead{i}@example.com") for i in range(50)]
+    payload = {"email": "ann@example.com", "n": 1}
+    sealed_payload = json.dumps(crypto.seal_payload(payload)).encode()
+    lookups = []
+    real = crypto.keyring
+
+    def counted() -> crypto.Keyring:
+        lookups.append(1)
+        return real()
+
+    monkeypatch.setattr(crypto, "keyring", counted)
+    opener = crypto.Opener()
+    assert opener.text(b"Acme Inc") == "Acme Inc"
+    assert lookups == []  # plain text needs no key
+    opened = [opener.text(str(e).encode()) for e in emails]
+    assert opened == [f"lead{i}@example.com" for i in range(50)]
+    assert opener.json(sealed_payload) == payload
+    assert len(lookups) == 1  # per value it cost a quarter of scoring stored leads

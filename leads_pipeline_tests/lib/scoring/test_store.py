@@ -122,6 +122,28 @@ def test_the_leads_score_column_follows_the_current_score(database_url: str) -> 
         assert conn.execute("SELECT score FROM leads").fetchone() == {"score": 50}
 
 
+def test_scoring_a_few_leads_does_not_read_the_whole_table(database_url: str) -> None:
+    """Scoring cost follows the leads scored, not the size of the table (every other list's leads)."""
+    with connect(database_url) as conn:
+        rows = [{"industry": "Computer Software", "custom": {"Visits": i}} for i in range(200)]
+        list_id, leads = add_leads(conn, rows)
+        conn.execute(
+            "INSERT INTO leads (list_id, first_name, industry) SELECT %s, 'other ' || i, 'Retail'"
+            " FROM generate_series(1, 30000) i",
+            (list_id,),
+        )
+        conn.execute("ANALYZE leads")
+
+        def full_reads() -> int:
+            row = conn.execute("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relid = 'leads'::regclass")
+            return int(row.fetchone()["seq_scan"])  # type: ignore[index]
+
+        before = full_reads()
+        summary = score_leads(conn, leads, parse_config(ICP), now=NOW)
+        assert summary.scored == 200 and summary.stage_changes > 0
+        assert full_reads() == before
+
+
 def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> None:
     with connect(database_url) as conn:
         list_id, ids = add_leads(conn, [{}, {}, {}])
