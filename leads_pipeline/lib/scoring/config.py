@@ -7,6 +7,7 @@ rejected with a message naming the key (``engagement.signals[2].steps[0].min: ..
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -142,6 +143,10 @@ FIT_CRITERIA = (
 )
 
 
+TEXT_CRITERIA = ("industries", "countries", "seniorities", "departments")
+"""The ICP criteria a lead's value must equal one of (ignoring case)."""
+
+
 class CompanyFit(_Section):
     """The ideal customer profile. Each non-empty criterion counts with its weight (default 1); a lead whose
     value is unknown does not match it. Text matches ignore case; ``titles`` are keywords found in the title."""
@@ -170,6 +175,11 @@ class CompanyFit(_Section):
 
     def criterion_weight(self, criterion: str) -> float:
         return self.weights.get(criterion, 1.0)
+
+    @functools.cached_property
+    def folded(self) -> dict[str, frozenset[str]]:
+        """The text criteria's options case-folded, once per configuration instead of once per lead scored."""
+        return {name: frozenset(o.casefold() for o in getattr(self, name)) for name in TEXT_CRITERIA}
 
 
 class Step(_Section):
@@ -203,6 +213,11 @@ class Signal(_Section):
     def name(self) -> str:
         return self.label or self.field.removeprefix(CUSTOM_PREFIX)
 
+    @functools.cached_property
+    def folded_values(self) -> dict[str, float]:
+        """``values`` keyed by their case-folded text (categorical matches ignore case), computed once."""
+        return {k.casefold(): v for k, v in (self.values or {}).items()}
+
     def best_points(self) -> float:
         options = [s.points for s in self.steps] if self.steps is not None else list((self.values or {}).values())
         return max([*options, self.default, self.missing, 0.0])
@@ -215,6 +230,7 @@ class Engagement(_Section):
     signals: list[Signal] = Field(default_factory=list)
     max_points: Annotated[float | None, Field(gt=0)] = None
 
+    @functools.cached_property
     def full_points(self) -> float:
         return self.max_points if self.max_points is not None else sum(s.best_points() for s in self.signals)
 

@@ -95,8 +95,9 @@ def completeness(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Pa
     total = sum(fields.values())
     if total <= 0:
         return 0.0, []
-    present = [(path, w) for path, w in fields.items() if lead.value(path) is not None]
-    missing = [path for path in fields if lead.value(path) is None]
+    filled = {path: lead.value(path) is not None for path in fields}
+    present = [(path, w) for path, w in fields.items() if filled[path]]
+    missing = [path for path in fields if not filled[path]]
     ratio = sum(w for _, w in present) / total
     parts: list[Part] = []
     if present:
@@ -120,18 +121,17 @@ def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Par
     icp = config.company_fit
     checks: list[tuple[str, float, bool, str]] = []  # criterion, weight, matched, reason
 
-    def text_in(criterion: str, options: list[str], value: Any, label: str) -> None:
-        if not options:
+    def text_in(criterion: str, value: Any, label: str) -> None:
+        wanted = icp.folded[criterion]
+        if not wanted:
             return
-        wanted = {o.casefold() for o in options}
-        text = str(value).casefold() if value is not None else None
-        matched = text is not None and text in wanted
+        matched = value is not None and str(value).casefold() in wanted
         checks.append((criterion, icp.criterion_weight(criterion), matched, f"{label} {value} in the ICP"))
 
-    text_in("industries", icp.industries, lead.value("industry"), "industry")
-    text_in("countries", icp.countries, lead.value("country"), "country")
-    text_in("seniorities", icp.seniorities, lead.value("seniority"), "seniority")
-    text_in("departments", icp.departments, lead.value("department"), "department")
+    text_in("industries", lead.value("industry"), "industry")
+    text_in("countries", lead.value("country"), "country")
+    text_in("seniorities", lead.value("seniority"), "seniority")
+    text_in("departments", lead.value("department"), "department")
     for criterion, ranges, path, label in (
         ("employees", icp.employees, "employee_count", "company size"),
         ("revenue", icp.revenue, "annual_revenue", "revenue"),
@@ -169,13 +169,11 @@ def signal_points(signal: Signal, value: Any) -> tuple[float, str] | None:
         reached = [s for s in signal.steps if number >= s.min]
         points = max(reached, key=lambda s: s.min).points if reached else signal.default
         return points, f"{signal.name} {number:g}"
-    key = str(value).casefold()
-    values = {k.casefold(): v for k, v in (signal.values or {}).items()}
-    return values.get(key, signal.default), f"{signal.name} {value}"
+    return signal.folded_values.get(str(value).casefold(), signal.default), f"{signal.name} {value}"
 
 
 def engagement(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Part]]:
-    full = config.engagement.full_points()
+    full = config.engagement.full_points
     if full <= 0:
         return 0.0, []
     parts: list[Part] = []
