@@ -14,6 +14,7 @@ from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_
 from leads_pipeline.lib.scoring.model import FitModel, LabelledData, labelled_leads, read_labelled_file, train
 from leads_pipeline.lib.scoring.selection import list_lead_ids
 from leads_pipeline.lib.store import scoring as store
+from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.lists import get_list
 
 
@@ -67,7 +68,7 @@ def lead_scores(
     try:
         scoring = resolve_config(config)
         with database.connection() as conn:
-            lead_ids = store.batch_lead_ids(conn, batch_id)
+            lead_ids = batch_lead_ids(conn, batch_id)
             model = (
                 FitModel.from_row(store.load_model_row(conn, scoring.model.version))
                 if scoring.model.mode != "off"

@@ -159,7 +159,14 @@ def new_key_line(key_id: str) -> str:
 
 
 def keyring_file() -> Path:
-    return leads_home() / KEY_FILE
+    return _key_file(leads_home())
+
+
+@functools.lru_cache(maxsize=8)
+def _key_file(home: Path) -> Path:
+    """One path object per home: writers look the keyring up per value they seal, and joining paths and hashing
+    a new path each time cost more than the sealing."""
+    return home / KEY_FILE
 
 
 def _file_keyring(path: Path) -> Keyring:

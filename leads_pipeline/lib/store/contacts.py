@@ -23,6 +23,7 @@ from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal_details, seal_fact
+from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 
 Conn = psycopg.Connection[dict[str, Any]]
@@ -63,19 +64,19 @@ class Fact:
 
 
 def batch_lead_chunks(conn: Conn, batch_id: str, chunk_size: int = 500) -> Iterator[list[dict[str, Any]]]:
-    """The batch's live leads in chunks, by id (keyset pagination: a long batch never holds one cursor open)."""
+    """The batch's live leads in chunks, by id. The member ids are read once and each chunk is fetched by its
+    ids: paging through the members instead (``id > last LIMIT n``) found every member again for each page
+    (0.46 s a page in a 250k-lead batch: ~4 minutes of reading for the whole batch, growing with its square), and
+    no cursor stays open through a long batch either way."""
     columns = sql.SQL(", ").join(sql.Identifier("l", c) for c in LEAD_COLUMNS)
-    query = sql.SQL(
-        "SELECT {columns} FROM batch_members m JOIN leads l ON l.id = m.lead_id"
-        " WHERE m.batch_id = %s AND l.deleted_at IS NULL AND l.id > %s ORDER BY l.id LIMIT %s"
-    ).format(columns=columns)
-    after = 0
-    while True:
-        rows = list(conn.execute(query, (batch_id, after, chunk_size)))
-        if not rows:
-            return
-        yield rows
-        after = rows[-1]["id"]
+    query = sql.SQL("SELECT {columns} FROM leads l WHERE l.id = ANY(%s) AND l.deleted_at IS NULL ORDER BY l.id").format(
+        columns=columns
+    )
+    ids = batch_lead_ids(conn, batch_id)
+    for start in range(0, len(ids), chunk_size):
+        rows = list(conn.execute(query, (ids[start : start + chunk_size],)))
+        if rows:  # (leads deleted since the ids were read are left out)
+            yield rows
 
 
 def latest_facts(conn: Conn, lead_ids: Sequence[int], fields: Sequence[str]) -> dict[tuple[int, str], dict[str, Any]]:

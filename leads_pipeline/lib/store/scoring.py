@@ -104,18 +104,6 @@ def create_rescore_batch(conn: Connection, batch_id: str, config_version: str) -
         )
 
 
-def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
-    """The live leads of a batch, by id."""
-    if conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is None:
-        raise NotFoundError(f"no batch {batch_id!r}; create it with `leads score --list NAME` or an import")
-    rows = conn.execute(
-        "SELECT DISTINCT m.lead_id FROM batch_members m JOIN leads l ON l.id = m.lead_id"
-        " WHERE m.batch_id = %s AND l.deleted_at IS NULL ORDER BY m.lead_id",
-        (batch_id,),
-    )
-    return [int(r["lead_id"]) for r in rows]
-
-
 def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead]:
     for row in conn.execute(_LOAD_LEADS, (list(lead_ids),)):
         yield StoredLead(

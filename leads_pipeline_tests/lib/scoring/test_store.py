@@ -14,6 +14,7 @@ from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
 from leads_pipeline.lib.store import scoring as store
+from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
 
@@ -155,7 +156,7 @@ def test_selection_batches_and_ids_files(database_url: str, tmp_path: Path) -> N
         first_two = Selection(lists=("scoring",), ids=tuple(ids[:2]))
         batch = create_selection(conn, first_two, "tester", label="scoring", description="test", now=NOW)
         assert batch.startswith("score-scoring-20261128T120000")
-        assert store.batch_lead_ids(conn, batch) == ids[:2]
+        assert batch_lead_ids(conn, batch) == ids[:2]
         kind = conn.execute("SELECT kind FROM batches WHERE id = %s", (batch,)).fetchone()
         assert kind == {"kind": "selection"}
 
