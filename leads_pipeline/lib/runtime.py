@@ -109,10 +109,17 @@ def _tune_for_bulk_loads(url: str) -> bool:
     Imports write hundreds of MB of WAL, and the default 1 GB max_wal_size forces checkpoints (and full-page
     writes) in the middle of a large import. The default 128 MB of shared buffers does not hold the index pages a
     large import inserts into: a 50k-row chunk into a 1M-lead list then writes ~380 MB of evicted pages itself and
-    its insert takes 1.7 s instead of 1.25 s with 2 GB."""
+    its insert takes 1.7 s instead of 1.25 s with 2 GB. A 1M-row import writes ~1.7 GB of WAL through the WAL
+    buffers; at 64 MB instead of the 16 MB default the merging backend waits less on writing them out itself (1M
+    rows, four alternating pairs of runs: 1.1 s faster on average)."""
     import psycopg
 
-    settings = {"max_wal_size": "8GB", "checkpoint_timeout": "30min", "shared_buffers": _shared_buffers()}
+    settings = {
+        "max_wal_size": "8GB",
+        "checkpoint_timeout": "30min",
+        "shared_buffers": _shared_buffers(),
+        "wal_buffers": "64MB",
+    }
     with psycopg.connect(url, autocommit=True) as conn:
         # current_setting() writes a value as SHOW does ("2GB", "30min"): as the wanted values are written
         current = conn.execute(

@@ -12,7 +12,7 @@ import pytest
 
 from leads_pipeline.lib import runtime
 
-SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout")
+SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_buffers")
 
 
 def _settings(url: str) -> dict[str, str]:
@@ -22,7 +22,12 @@ def _settings(url: str) -> dict[str, str]:
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="an external server keeps its own settings")
 def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_not_restarted() -> None:
-    wanted = {"shared_buffers": runtime._shared_buffers(), "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+    wanted = {
+        "shared_buffers": runtime._shared_buffers(),
+        "max_wal_size": "8GB",
+        "checkpoint_timeout": "30min",
+        "wal_buffers": "64MB",
+    }
     home = Path(tempfile.mkdtemp(prefix="leads-test-runtime-"))
     try:
         url = runtime.start_embedded_postgres(home)
