@@ -21,23 +21,23 @@ from leads_pipeline.lib.runtime import plain_postgres_url
 SCHEMA = "leads"
 
 
-class _OpeningTextLoader(Loader):
-    """Text values, sealed ones opened."""
+class _OpeningLoader(Loader):
+    """A loader with its own :class:`Opener`: psycopg makes one per result column of a query."""
 
     def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
         super().__init__(oid, context)
         self._opener = Opener()
+
+
+class _OpeningTextLoader(_OpeningLoader):
+    """Text values, sealed ones opened."""
 
     def load(self, data: Buffer) -> str:
         return self._opener.text(data)
 
 
-class _OpeningJsonLoader(Loader):
+class _OpeningJsonLoader(_OpeningLoader):
     """JSON values, the sealed strings inside them opened."""
-
-    def __init__(self, oid: int, context: AdaptContext | None = None) -> None:
-        super().__init__(oid, context)
-        self._opener = Opener()
 
     def load(self, data: Buffer) -> Any:
         return self._opener.json(data)
