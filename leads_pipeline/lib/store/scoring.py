@@ -105,24 +105,45 @@ def create_rescore_batch(conn: Connection, batch_id: str, config_version: str) -
 
 
 def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead]:
-    for row in conn.execute(_LOAD_LEADS, (list(lead_ids),)):
-        yield StoredLead(
-            lead=LeadInput(
-                id=int(row["id"]),
-                columns={name: row[name] for name in (*CANONICAL_FIELDS, "stage", "created_at", "updated_at")},
-                custom=row["custom"] or {},
-                technologies=parse_technologies(row["technologies"]),
-                data_updated_at=row["data_updated_at"],
-            ),
-            stage=row["stage"],
-            stage_source=row["stage_source"],
-        )
+    """The leads, live ones only, in id order. The query is sent at once (in a pipeline: queued) and its rows are
+    read as the result is iterated."""
+    return (_stored_lead(row) for row in conn.execute(_LOAD_LEADS, (list(lead_ids),)))
+
+
+def _stored_lead(row: dict[str, Any]) -> StoredLead:
+    return StoredLead(
+        lead=LeadInput(
+            id=int(row["id"]),
+            columns={name: row[name] for name in (*CANONICAL_FIELDS, "stage", "created_at", "updated_at")},
+            custom=row["custom"] or {},
+            technologies=parse_technologies(row["technologies"]),
+            data_updated_at=row["data_updated_at"],
+        ),
+        stage=row["stage"],
+        stage_source=row["stage_source"],
+    )
 
 
 _SCORED_LEADS = "l.id = ANY(ARRAY(SELECT lead_id FROM scored))"
 """The chunk's leads by their ids: joined to ``scored`` alone, the planner hashes the chunk and reads the whole
 leads table for it (20k of 500k leads: 180 ms for no change at all, 36 ms by the ids, and the full read grows with
 every lead of every list)."""
+
+
+@dataclass(frozen=True)
+class ScoreWrites:
+    """The statements storing one chunk of scores; in a pipeline their counts are known once it is synced."""
+
+    moved: psycopg.Cursor[dict[str, Any]]
+    appended: psycopg.Cursor[dict[str, Any]]
+
+    @property
+    def stage_changes(self) -> int:
+        return self.moved.rowcount
+
+    @property
+    def history_appended(self) -> int:
+        return self.appended.rowcount
 
 
 def write_scores(
@@ -133,23 +154,29 @@ def write_scores(
     config_version: str,
     model_version: str | None,
     scored_at: datetime,
-) -> dict[str, int]:
+) -> ScoreWrites:
     """Store a chunk of scores: current scores replaced, history appended for changes, stages moved.
 
-    Returns how many history rows were appended and how many stages changed.
-    """
+    Plain statements only (no COPY), so that a pipeline can send them while the next chunk is scored."""
     conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS scored (lead_id bigint PRIMARY KEY, score smallint, components jsonb,"
         " band text, reasons jsonb, stage text, previous_stage text) ON COMMIT DROP"
     )
     conn.execute("TRUNCATE scored")
-    with conn.cursor().copy(
-        "COPY scored (lead_id, score, components, band, reasons, stage, previous_stage) FROM STDIN"
-    ) as copy:
-        for r in rows:
-            copy.write_row(
-                (r.lead_id, r.score, json.dumps(r.components), r.band, json.dumps(r.reasons), r.stage, r.previous_stage)
-            )
+    conn.execute(
+        "INSERT INTO scored (lead_id, score, components, band, reasons, stage, previous_stage)"
+        " SELECT * FROM unnest(%s::bigint[], %s::smallint[], %s::jsonb[], %s::text[], %s::jsonb[], %s::text[],"
+        " %s::text[])",
+        (
+            [r.lead_id for r in rows],
+            [r.score for r in rows],
+            [json.dumps(r.components) for r in rows],
+            [r.band for r in rows],
+            [json.dumps(r.reasons) for r in rows],
+            [r.stage for r in rows],
+            [r.previous_stage for r in rows],
+        ),
+    )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
     moved = conn.execute(
         f"""
@@ -163,7 +190,7 @@ def write_scores(
         FROM moved
         """,
         params,
-    ).rowcount
+    )
     appended = conn.execute(
         f"""
         INSERT INTO score_history
@@ -180,7 +207,7 @@ def write_scores(
            OR last.stage IS DISTINCT FROM l.stage
         """,
         params,
-    ).rowcount
+    )
     conn.execute(
         """
         INSERT INTO lead_scores
@@ -200,7 +227,7 @@ def write_scores(
         "UPDATE leads l SET score = t.score FROM scored t"
         f" WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND l.score IS DISTINCT FROM t.score"
     )
-    return {"history_appended": appended, "stage_changes": moved}
+    return ScoreWrites(moved, appended)
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:

@@ -123,6 +123,30 @@ def test_the_leads_score_column_follows_the_current_score(database_url: str) -> 
         assert conn.execute("SELECT score FROM leads").fetchone() == {"score": 50}
 
 
+def test_scoring_in_chunks_stores_what_one_chunk_stores(database_url: str) -> None:
+    """Chunks are written while the next is scored (one pipeline): every chunk's scores, stages and history land,
+    and the counts come back from every chunk."""
+    config = parse_config(ICP)
+    rows = [{"industry": "Computer Software", "country": "US", "custom": {"Visits": i % 12}} for i in range(7)]
+    results = []
+    for chunk_size in (3, 100):
+        with connect(database_url) as conn:
+            _, leads = add_leads(conn, rows, list_name=f"chunks-{chunk_size}")
+            summary = score_leads(conn, leads, config, now=NOW, chunk_size=chunk_size)
+            stored = conn.execute(
+                "SELECT l.stage, s.score FROM leads l JOIN lead_scores s ON s.lead_id = l.id WHERE l.id = ANY(%s)"
+                " ORDER BY l.id",
+                (leads,),
+            ).fetchall()
+            history = conn.execute("SELECT count(*) AS n FROM score_history WHERE lead_id = ANY(%s)", (leads,))
+            results.append((summary.as_json() | {"configVersion": None}, stored, history.fetchone()))
+            conn.commit()
+    assert results[0] == results[1]
+    summary, stored, history = results[0]
+    assert summary["scored"] == 7 and summary["historyAppended"] == 7 and summary["stageChanges"] == 7
+    assert len(stored) == 7 and history == {"n": 7}
+
+
 def test_scoring_a_few_leads_does_not_read_the_whole_table(database_url: str) -> None:
     """Scoring cost follows the leads scored, not the size of the table (every other list's leads)."""
     with connect(database_url) as conn:
