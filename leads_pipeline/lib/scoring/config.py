@@ -143,8 +143,13 @@ FIT_CRITERIA = (
 )
 
 
-TEXT_CRITERIA = ("industries", "countries", "seniorities", "departments")
-"""The ICP criteria a lead's value must equal one of (ignoring case)."""
+TEXT_CRITERIA: dict[str, str] = {
+    "industries": "industry",
+    "countries": "country",
+    "seniorities": "seniority",
+    "departments": "department",
+}
+"""The ICP criteria a lead's field must equal one of (ignoring case), with that field."""
 
 
 class CompanyFit(_Section):

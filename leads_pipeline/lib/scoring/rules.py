@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, Range, ScoringConfig, Signal
+from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, TEXT_CRITERIA, Range, ScoringConfig, Signal
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -121,17 +121,12 @@ def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Par
     icp = config.company_fit
     checks: list[tuple[str, float, bool, str]] = []  # criterion, weight, matched, reason
 
-    def text_in(criterion: str, value: Any, label: str) -> None:
-        wanted = icp.folded[criterion]
-        if not wanted:
-            return
-        matched = value is not None and str(value).casefold() in wanted
-        checks.append((criterion, icp.criterion_weight(criterion), matched, f"{label} {value} in the ICP"))
-
-    text_in("industries", lead.value("industry"), "industry")
-    text_in("countries", lead.value("country"), "country")
-    text_in("seniorities", lead.value("seniority"), "seniority")
-    text_in("departments", lead.value("department"), "department")
+    for criterion, path in TEXT_CRITERIA.items():
+        options = icp.folded[criterion]
+        if options:
+            value = lead.value(path)
+            matched = value is not None and str(value).casefold() in options
+            checks.append((criterion, icp.criterion_weight(criterion), matched, f"{path} {value} in the ICP"))
     for criterion, ranges, path, label in (
         ("employees", icp.employees, "employee_count", "company size"),
         ("revenue", icp.revenue, "annual_revenue", "revenue"),
@@ -147,8 +142,8 @@ def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Par
         keyword = next((k for k in icp.titles if k.casefold() in title), None) if title else None
         checks.append(("titles", icp.criterion_weight("titles"), keyword is not None, f"title has {keyword!r}"))
     if icp.technologies:
-        wanted = {t.casefold(): t for t in icp.technologies}
-        used = [wanted[t.casefold()] for t in lead.technologies if t.casefold() in wanted]
+        technologies = {t.casefold(): t for t in icp.technologies}
+        used = [technologies[t.casefold()] for t in lead.technologies if t.casefold() in technologies]
         checks.append(("technologies", icp.criterion_weight("technologies"), bool(used), "uses " + ", ".join(used[:3])))
     total = sum(weight for _, weight, _, _ in checks)
     if total <= 0:

@@ -3,17 +3,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from psycopg import sql
+
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.store.lists import Connection
+
+
+def live_batch_leads(batch_id: str, columns: Sequence[str] = ()) -> sql.Composed:
+    """``SELECT`` of the id and ``columns`` of the batch's live leads, each once. The two halves of
+    ``batch_members`` are read apart: the leads the batch's import created by their index, then the ones it
+    matched. Joined to leads through the view, the planner walked the whole primary key to meet the import's half
+    (1M leads of a 11M-lead table: 6.9 s instead of 0.6 s), and a lead the import created and matched again came
+    twice."""
+    selected = sql.SQL(", ").join(sql.Identifier("l", name) for name in ("id", *columns))
+    return sql.SQL(
+        "SELECT {cols} FROM leads l"
+        " WHERE l.created_by_import = (SELECT i.id FROM imports i WHERE i.batch_id = {batch}) AND l.deleted_at IS NULL"
+        " UNION ALL SELECT {cols} FROM leads l JOIN batch_leads b ON b.lead_id = l.id"
+        " WHERE b.batch_id = {batch} AND l.deleted_at IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM imports i WHERE i.batch_id = {batch} AND i.id = l.created_by_import)"
+    ).format(cols=selected, batch=sql.Literal(batch_id))
 
 
 def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
     """The live leads of a batch, by id, in ascending order."""
     if conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is None:
         raise NotFoundError(f"no batch {batch_id!r}; create it with `leads score --list NAME` or an import")
-    rows = conn.execute(
-        "SELECT DISTINCT m.lead_id FROM batch_members m JOIN leads l ON l.id = m.lead_id"
-        " WHERE m.batch_id = %s AND l.deleted_at IS NULL ORDER BY m.lead_id",
-        (batch_id,),
-    )
-    return [int(r["lead_id"]) for r in rows]
+    query = sql.SQL("SELECT m.id FROM ({}) m ORDER BY m.id").format(live_batch_leads(batch_id))
+    return [int(r["id"]) for r in conn.execute(query)]

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from leads_pipeline.lib.store import frames
+from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.imports import create_batch
 from leads_pipeline.lib.store.lists import create_list
@@ -91,5 +92,7 @@ def test_an_import_batch_gives_the_leads_it_created_and_matched_each_once(databa
     with connect(database_url) as conn:
         conn.execute("UPDATE leads SET deleted_at = now() WHERE first_name = 'Gone'")
         [frame] = list(frames.batch_lead_frames(conn, status["batchId"], ("first_name", "email")))
+        ids = batch_lead_ids(conn, status["batchId"])
     assert sorted(frame["email"]) == ["new@example.com", "old@example.com"]
     assert frame.index.is_unique
+    assert ids == sorted(frame.index)  # the ids alone: the same leads, each once, in order
