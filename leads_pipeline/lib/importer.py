@@ -255,6 +255,7 @@ def run_import(
                 with connect(database_url) as conn:  # nothing merged yet: the new mapping replaces the old one
                     conn.execute("UPDATE imports SET mapping = %s WHERE id = %s", (json.dumps(mapping), import_id))
             with connect(database_url) as conn:
+                store.open_merge_session(conn)
                 processed = int(record["processed_rows"])
                 chunks = _prepared_chunks(layout, mapping, options, lead_list.dedupe, int(record["chunks_done"]), pool)
                 for chunk in chunks:

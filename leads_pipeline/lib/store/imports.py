@@ -31,6 +31,11 @@ from leads_pipeline.lib.store.lists import Connection
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
+MERGE_SESSION = {"temp_buffers": "128MB", "work_mem": "64MB"}
+"""Settings of the connection that merges an import's chunks. A 50k-row chunk stages ~30 MB: with the 8 MB
+default of temporary buffers every pass over the staging table (the matches, the insert) reads it back from the
+operating system, and the insert's sort by row number spills to disk with the 4 MB default of work_mem."""
+
 
 @dataclass(frozen=True)
 class ChunkCounts:
@@ -296,6 +301,14 @@ def _write_problems(conn: Connection, import_id: int, chunk_index: int, problems
             copy.write_row(
                 (import_id, chunk_index, p.row_number, p.column, value, p.reason, p.severity, list(p.subjects))
             )
+
+
+def open_merge_session(conn: Connection) -> None:
+    """Set :data:`MERGE_SESSION` on the connection that will merge chunks, before its first chunk: temporary
+    buffers can be sized only before the session first uses a temporary table."""
+    with conn.transaction():
+        for name, value in MERGE_SESSION.items():
+            conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
 def merge_chunk(

@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from leads_pipeline.defs.imports import assets
 from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_leads
 from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
 from leads_pipeline.defs.partitions import BATCHES
@@ -127,3 +128,22 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     assert _leads(database_url) == []
     retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []
+
+
+def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines: list[str] = []
+
+    class Log:
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+    clock = iter([100.0, 103.0, 109.9, 110.0, 111.0, 112.0])
+    monkeypatch.setattr(assets.time, "monotonic", lambda: next(clock))
+    log_progress = assets._progress_log(Log())  # type: ignore[arg-type]
+    for done in (50_000, 100_000, 150_000, 200_000, 250_000, 300_000):
+        log_progress(done, 300_000)
+    assert lines == [
+        "imported 50,000 of 300,000 rows",
+        "imported 200,000 of 300,000 rows",
+        "imported 300,000 of 300,000 rows",
+    ]

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
@@ -178,6 +179,18 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
         assert lead["custom"][warning["column_name"]] == warning["value"]
         field = {"Phone 1": "phone", "Country": "country"}[warning["column_name"]]
         assert lead[field] is None
+
+
+def test_the_merge_session_keeps_its_settings_and_leaves_each_chunk_its_own_transaction(database_url: str) -> None:
+    with connect(database_url) as conn:
+        store.open_merge_session(conn)
+        # No transaction left open: each chunk's `with conn.transaction()` must commit on its own.
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        for _ in range(2):
+            with conn.transaction():
+                conn.execute("CREATE TEMP TABLE stg (n integer) ON COMMIT DROP")
+        shown = {name: conn.execute(f"SHOW {name}").fetchone() for name in store.MERGE_SESSION}
+    assert {name: row[name] if row else None for name, row in shown.items()} == store.MERGE_SESSION
 
 
 def test_an_import_returns_with_its_leads_in_the_search_index(database_url: str, customers_10000: Path) -> None:
