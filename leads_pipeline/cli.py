@@ -183,6 +183,10 @@ def run_cli_import(
     create_list: bool = False,
 ) -> dict[str, Any]:
     """Import a file through Dagster, resuming an unfinished import of the same file into the same list."""
+    from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, start_worker_server, worker_count
+
+    if worker_count(0, DEFAULT_CHUNK_ROWS, file) > 1:  # its workers' server boots while Dagster starts the run
+        start_worker_server()
     from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig
     from leads_pipeline.launcher import materialize_import
     from leads_pipeline.lib.batches import import_batch_key

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -38,12 +37,7 @@ from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import ensure_list, get_list
-
-DEFAULT_CHUNK_ROWS = 50_000
-SHORT_ROW_BYTES = 20
-"""Shorter than nearly any lead file's rows (an email alone is longer): a file smaller than this per row of a
-chunk is a chunk or so, prepared in the importing process. Starting workers for it made the first import of the
-41-row demo file take 0.95 s instead of 0.15 s (the forkserver's imports, then waiting for them to shut down)."""
+from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, worker_context, worker_count
 
 
 @dataclass(frozen=True)
@@ -142,25 +136,13 @@ def _prepare(
     )
 
 
-def _worker_count(options: ImportOptions, path: Path) -> int:
-    """The worker processes asked for; by default one per core, or none for a file of at most about a chunk
-    (under :data:`SHORT_ROW_BYTES` a row), which this process prepares before workers would have started."""
-    if options.workers:
-        return options.workers
-    if not path.is_file() or path.stat().st_size < options.chunk_rows * SHORT_ROW_BYTES:
-        return 1  # (a missing file is refused by the inspection, with its one-line error)
-    return min(2, os.cpu_count() or 1)
-
-
 def _start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Worker processes for chunk preparation, started early so that their imports (pandas, pyarrow, pandera,
-    phonenumbers: ~2 s) overlap with the file inspection instead of delaying the first chunk."""
+    """Worker processes for chunk preparation, started early so that their server's imports (unless
+    :func:`~leads_pipeline.lib.workers.start_worker_server` began them already) overlap with the file
+    inspection instead of delaying the first chunk."""
     if workers <= 1:
         return None
-    # forkserver, not fork: a forked child would inherit (and on exit close) the parent's database connection.
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["leads_pipeline.lib.prepare"])
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context())
     for _ in range(workers):
         pool.submit(os.getpid)
     return pool
@@ -232,7 +214,7 @@ def run_import(
             alongside_index_build()
         with connect(database_url) as conn:
             return store.import_status(conn, existing["id"])
-    workers = _worker_count(options, path)
+    workers = worker_count(options.workers, options.chunk_rows, path)
     pool = _start_pool(workers)
     try:
         plan = plan_import(path, options, dedupe=lead_list.dedupe)

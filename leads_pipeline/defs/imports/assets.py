@@ -10,9 +10,10 @@ from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check,
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import PermanentError
-from leads_pipeline.lib.importer import DEFAULT_CHUNK_ROWS, ImportOptions, ProgressCallback, run_import
+from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.lists import get_list
+from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS
 
 PROGRESS_LOG_SECONDS = 10.0
 """At most one progress line per this many seconds in the run's log (besides the first and the last)."""
