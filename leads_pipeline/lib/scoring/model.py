@@ -48,8 +48,8 @@ five times the training), rank or log-odds averaging (AUC -0.0001), categories c
 rows differ), CatBoost with l2 10 (-0.0009 / -0.0002), random strength 2 (-0.0006 / 0), learning rate 0.05 x 1,000
 (+0.0006 / +0.0001, twice the time), Lossguide trees of 31 leaves (-0.0004 / -0.0002), depth 7 (+0.0004 / +0.0001,
 but AUC -0.0004 at signup), LightGBM as a third part (+0.0002 / +0.0001), ratio features in both parts (time per
-visit, page views, time per page view: -0.0008 / +0.0001) and CatBoost as an average over three seeds (-0.0001 /
-+0.0001, three times the training).
+visit, page views, time per page view: -0.0008 / +0.0001) and CatBoost as an average over three seeds
+(-0.0001 / +0.0001, three times the training).
 """
 
 from __future__ import annotations
