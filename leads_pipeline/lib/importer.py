@@ -37,7 +37,7 @@ from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import ensure_list, get_list
-from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, worker_context, worker_count
+from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, start_pool, worker_count
 
 
 @dataclass(frozen=True)
@@ -136,18 +136,6 @@ def _prepare(
     )
 
 
-def _start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """Worker processes for chunk preparation, started early so that their server's imports (unless
-    :func:`~leads_pipeline.lib.workers.start_worker_server` began them already) overlap with the file
-    inspection instead of delaying the first chunk."""
-    if workers <= 1:
-        return None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context())
-    for _ in range(workers):
-        pool.submit(os.getpid)
-    return pool
-
-
 def _prepared_chunks(
     layout: FileLayout,
     mapping: dict[str, str | None],
@@ -215,7 +203,7 @@ def run_import(
         with connect(database_url) as conn:
             return store.import_status(conn, existing["id"])
     workers = worker_count(options.workers, options.chunk_rows, path)
-    pool = _start_pool(workers)
+    pool = start_pool(workers)
     try:
         plan = plan_import(path, options, dedupe=lead_list.dedupe)
         layout = plan.layout

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
@@ -45,3 +46,15 @@ def start_worker_server() -> None:
     import`` loads Dagster and starts a run meanwhile, ~4 s), and the import's first chunk does not wait for them."""
     worker_context()
     forkserver.ensure_running()
+
+
+def start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """``workers`` chunk workers (none for 1), started now: forking them from the server (whose imports take ~2 s
+    unless :func:`start_worker_server` began them earlier) overlaps with the caller's inspection of the file
+    instead of delaying the first chunk."""
+    if workers <= 1:
+        return None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context())
+    for _ in range(workers):
+        pool.submit(os.getpid)
+    return pool

@@ -3,13 +3,13 @@ store/test_imports.py)."""
 
 from __future__ import annotations
 
+import json
 import os
-from concurrent.futures import ProcessPoolExecutor
+import subprocess
+import sys
 from pathlib import Path
 
-import psutil
-
-from leads_pipeline.lib.workers import SHORT_ROW_BYTES, start_worker_server, worker_context, worker_count
+from leads_pipeline.lib.workers import SHORT_ROW_BYTES, worker_count
 from leads_pipeline_tests.paths import DEMO_FILE
 
 CORES = min(2, os.cpu_count() or 1)
@@ -29,10 +29,17 @@ def test_a_larger_file_gets_a_worker_per_core_and_an_explicit_count_is_kept(tmp_
 
 
 def test_the_worker_server_runs_once_started_and_the_workers_fork_from_it() -> None:
-    start_worker_server()
-    servers = [
-        child for child in psutil.Process().children() if "multiprocessing.forkserver" in " ".join(child.cmdline())
-    ]
-    assert len(servers) == 1
-    with ProcessPoolExecutor(max_workers=1, mp_context=worker_context()) as pool:
-        assert pool.submit(os.getppid).result() == servers[0].pid
+    # In a fresh interpreter: in this one an earlier import may have started the server already.
+    probe = """
+import json, os, psutil
+from leads_pipeline.lib.workers import start_pool, start_worker_server
+start_worker_server()
+servers = [c.pid for c in psutil.Process().children() if "multiprocessing.forkserver" in " ".join(c.cmdline())]
+pool = start_pool(2)
+print(json.dumps({"servers": servers, "parents": sorted({pool.submit(os.getppid).result() for _ in range(4)})}))
+pool.shutdown()
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)
+    found = json.loads(result.stdout)
+    assert len(found["servers"]) == 1  # running before any pool asked for it
+    assert found["parents"] == found["servers"]  # every worker forked from it

@@ -186,6 +186,19 @@ class CompanyFit(_Section):
         """The text criteria's options case-folded, once per configuration instead of once per lead scored."""
         return {name: frozenset(o.casefold() for o in getattr(self, name)) for name in TEXT_CRITERIA}
 
+    @functools.cached_property
+    def folded_titles(self) -> dict[str, str]:
+        """The title keywords case-folded, each with the keyword as written (the first of any spelled alike)."""
+        keywords: dict[str, str] = {}
+        for keyword in self.titles:
+            keywords.setdefault(keyword.casefold(), keyword)
+        return keywords
+
+    @functools.cached_property
+    def folded_technologies(self) -> dict[str, str]:
+        """The technologies case-folded, each with the name as written."""
+        return {t.casefold(): t for t in self.technologies}
+
 
 class Step(_Section):
     """Points for a numeric value of at least ``min`` (the highest step reached counts)."""

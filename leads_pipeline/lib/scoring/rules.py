@@ -139,10 +139,10 @@ def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Par
             )
     if icp.titles:
         title = (lead.value("title") or "").casefold()
-        keyword = next((k for k in icp.titles if k.casefold() in title), None) if title else None
+        keyword = next((k for f, k in icp.folded_titles.items() if f in title), None) if title else None
         checks.append(("titles", icp.criterion_weight("titles"), keyword is not None, f"title has {keyword!r}"))
     if icp.technologies:
-        technologies = {t.casefold(): t for t in icp.technologies}
+        technologies = icp.folded_technologies
         used = [technologies[t.casefold()] for t in lead.technologies if t.casefold() in technologies]
         checks.append(("technologies", icp.criterion_weight("technologies"), bool(used), "uses " + ", ".join(used[:3])))
     total = sum(weight for _, weight, _, _ in checks)

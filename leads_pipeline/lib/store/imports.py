@@ -341,7 +341,7 @@ def merge_chunk(
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     matched = _match(conn, list_id, dedupe)
-    updated = _update_existing(conn, import_id, custom) if on_duplicate == "update" else 0
+    updated = _update_existing(conn, import_id, custom) if matched and on_duplicate == "update" else 0
     imported = _insert_new(conn, import_id, list_id, custom)
     privacy.flag_opted_out(conn, list_id, screening)
     if matched:  # the leads it created are the batch's by leads.created_by_import
