@@ -14,7 +14,7 @@ import dagster as dg
 
 from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import BATCHES
-from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.defs.resources import database_resources, default_resources
 from leads_pipeline.lib.errors import PermanentError
 
 
@@ -32,6 +32,14 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
         quiet=quiet,
         tags={"leads/list": config.list_name},
     )
+
+
+def _resources_for(asset: dg.AssetsDefinition) -> dict[str, Any]:
+    """The database alone for an asset that needs nothing else (imports, scores): building every provider's
+    resource would import their client libraries first. (``materialize`` supplies the IO manager.)"""
+    if asset.required_resource_keys - {"io_manager"} <= database_resources().keys():
+        return database_resources()
+    return default_resources()
 
 
 def _materialize_asset(
@@ -57,7 +65,7 @@ def _materialize_asset(
                 [asset],
                 partition_key=partition_key,
                 instance=dagster_instance,
-                resources=default_resources(),
+                resources=_resources_for(asset),
                 run_config=full_config,
                 tags={"leads/source": "cli", **(tags or {})},
                 raise_on_error=True,

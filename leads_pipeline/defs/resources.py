@@ -1,4 +1,9 @@
-"""Resources: the project's PostgreSQL (and, as issues land, one resource per external provider)."""
+"""Resources: the project's PostgreSQL and one resource per external provider.
+
+The providers' modules import their client libraries (google-genai, apify-client, the CRMs' SDKs: ~1 s together),
+so they are imported where their resources are built, not here: a run that needs only the database (an import, a
+scoring) starts without them.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,6 @@ from typing import Any
 import dagster as dg
 import psycopg
 
-from leads_pipeline.lib.clients.apify import ApifyResource
-from leads_pipeline.lib.clients.gemini import GeminiResource
-from leads_pipeline.lib.clients.mail import mail_check_from_env
-from leads_pipeline.lib.clients.twilio import TwilioLookupResource
-from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
-from leads_pipeline.lib.crm.registry import crm_accounts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import apply_migrations
 
@@ -35,6 +34,11 @@ class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
             yield conn
 
 
+def database_resources() -> dict[str, Any]:
+    """The binding of a run that uses no provider: the database alone."""
+    return {"database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL"))}
+
+
 def _from_env(**fields: str) -> dict[str, Any]:
     """``EnvVar`` bindings for the fields whose variable is set.
 
@@ -47,6 +51,12 @@ def _from_env(**fields: str) -> dict[str, Any]:
 
 def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
     """One resource per external provider, pointed at the real service unless its URL variable says otherwise."""
+    from leads_pipeline.lib.clients.apify import ApifyResource
+    from leads_pipeline.lib.clients.gemini import GeminiResource
+    from leads_pipeline.lib.clients.mail import mail_check_from_env
+    from leads_pipeline.lib.clients.twilio import TwilioLookupResource
+    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+
     return {
         "apify": ApifyResource(**_from_env(token=ApifyResource.ENV_VAR, api_url=ApifyResource.URL_ENV_VAR)),
         "gemini": GeminiResource(**_from_env(api_key=GeminiResource.ENV_VAR, base_url=GeminiResource.URL_ENV_VAR)),
@@ -69,8 +79,10 @@ def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[
 
 def default_resources() -> dict[str, Any]:
     """Resource bindings for the Definitions: secrets and endpoints come from the environment at run time."""
+    from leads_pipeline.lib.crm.registry import crm_accounts
+
     return {
-        "database": LeadsDatabase(database_url=dg.EnvVar("DATABASE_URL")),
+        **database_resources(),
         **provider_resources(),
         "crm": crm_accounts(),
     }
