@@ -279,7 +279,7 @@ def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
         frame[name] = pd.Series(pd.NA, index=frame.index, dtype="str")
         frame[f"{name}_bidx"] = pd.Series(pd.NA, index=frame.index, dtype="str")
         if plain:
-            frame.loc[present, name] = [sealer.seal(v) for v in plain]
+            frame.loc[present, name] = sealer.seal_many(plain)
             frame.loc[present, f"{name}_bidx"] = [sealer.blind_index(name, v) for v in plain]
         if name == "email":  # (rsplit then .str[1] fails on a chunk without any email: pandas gives floats)
             frame["email_domain"] = values.str.extract(r"@([^@]*)$", expand=False)

@@ -36,6 +36,20 @@ def test_sealed_values_hide_the_plaintext_differ_each_time_and_open_again() -> N
     assert crypto.open_value("plain") == "plain"
 
 
+def test_sealing_many_values_seals_each_with_its_own_nonce_and_leaves_sealed_ones_alone() -> None:
+    values = ["ann@example.com", "ann@example.com", "+14155550100", "Zoë Brontë 日本", ""]
+    sealer = crypto.sealer()
+    sealed = sealer.seal_many(values)
+    assert [s.split(":", 2)[:2] for s in sealed] == [["enc", "k1"]] * len(values)
+    assert sealed[0] != sealed[1], "a fresh nonce per value"
+    assert len({base64.b64decode(s.split(":", 2)[2])[:12] for s in sealed}) == len(values)
+    assert crypto.keyring().open_many(sealed) == values
+    again, bob = sealer.seal_many([sealed[2], "bob@example.com"])
+    assert again == sealed[2], "sealing twice does nothing"
+    assert crypto.open_value(bob) == "bob@example.com" and bob != "bob@example.com"
+    assert sealer.seal_many([]) == []
+
+
 def test_a_damaged_value_or_an_unknown_key_is_a_clear_error() -> None:
     sealed = crypto.seal("+14155550100")
     assert sealed is not None
