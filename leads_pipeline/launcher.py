@@ -34,7 +34,7 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
     )
 
 
-def _resources_for(asset: dg.AssetsDefinition) -> dict[str, Any]:
+def resources_for(asset: dg.AssetsDefinition) -> dict[str, Any]:
     """The database alone for an asset that needs nothing else (imports, scores): building every provider's
     resource would import their client libraries first. (``materialize`` supplies the IO manager.)"""
     if asset.required_resource_keys - {"io_manager"} <= database_resources().keys():
@@ -65,7 +65,7 @@ def _materialize_asset(
                 [asset],
                 partition_key=partition_key,
                 instance=dagster_instance,
-                resources=_resources_for(asset),
+                resources=resources_for(asset),
                 run_config=full_config,
                 tags={"leads/source": "cli", **(tags or {})},
                 raise_on_error=True,
