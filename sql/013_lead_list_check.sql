@@ -1,11 +1,11 @@
--- A lead's list is checked once per statement instead of once per row. The foreign key leads.list_id ->
--- lists(id) ran its check (an index probe and a FOR KEY SHARE lock of the same lists row) for every inserted
--- lead: ~0.2 s of every 50k-row import chunk, in the one backend a whole import waits on (auto_explain of a
--- chunk's INSERT). The triggers below keep what the key guaranteed: no lead names a list that does not exist,
--- and the lists that a writing transaction's leads name stay locked (FOR KEY SHARE) until it ends, so a list
--- cannot be deleted under leads being written to it; deleting a list that still has leads (lists are deleted
--- softly, so only plain SQL does) is refused, as the key's NO ACTION refused it. (A list's id is generated
--- always: no update changes it.)
+-- A lead's list is checked once per statement instead of once per row. The foreign key leads.list_id -> lists(id)
+-- ran its check (an index probe and a FOR KEY SHARE lock of the same lists row) for every inserted lead: ~0.2 s of
+-- every 50k-row import chunk, in the one backend a whole import waits on (auto_explain of a chunk's INSERT; a 1M-row
+-- import took 48.6 s with it, 45.7 s without, alternating runs). The triggers below keep what the key guaranteed: no
+-- lead names a list that does not exist, and the lists that a writing transaction's leads name stay locked (FOR KEY
+-- SHARE) until it ends, so a list cannot be deleted under leads being written to it; deleting a list that still has
+-- leads (lists are deleted softly, so only plain SQL does) is refused, as the key's NO ACTION refused it. (A list's
+-- id is generated always: no update changes it.)
 
 ALTER TABLE leads DROP CONSTRAINT leads_list_id_fkey;
 
