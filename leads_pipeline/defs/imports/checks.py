@@ -11,6 +11,7 @@ from psycopg import sql
 from leads_pipeline.lib.prepare import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
 from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
+from leads_pipeline.lib.store.db import BYTEWISE
 from leads_pipeline.lib.store.frames import batch_lead_frames
 
 SCHEMA_CHECK = "stored_leads_match_schema"
@@ -64,7 +65,7 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         sql.SQL(
             "SELECT {name} AS key, min({value}) AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
             " WHERE list_id = {list} AND deleted_at IS NULL AND {col} IS NOT NULL"
-            ' GROUP BY {col} COLLATE "C" HAVING count(*) > 1'
+            " GROUP BY {col} " + BYTEWISE + " HAVING count(*) > 1"
         ).format(
             name=sql.Literal(key),
             value=sql.Identifier(key),

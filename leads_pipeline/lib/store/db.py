@@ -20,6 +20,10 @@ from leads_pipeline.lib.runtime import plain_postgres_url
 
 SCHEMA = "leads"
 
+BYTEWISE = 'COLLATE "C"'
+"""How a lookup compares a lead's ``email_bidx`` or ``phone_bidx`` so that the list's key index serves it: those
+indexes order the hex keys bytewise (sql/014), and a comparison under the database's collation cannot use them."""
+
 
 class _OpeningLoader(Loader):
     """A loader with its own :class:`Opener`: psycopg makes one per result column of a query."""

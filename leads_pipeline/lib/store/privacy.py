@@ -29,6 +29,7 @@ from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit, crm_erasures
+from leads_pipeline.lib.store.db import BYTEWISE
 from leads_pipeline.lib.store.lists import Connection
 
 SUPPRESSED_REASON: Final = (
@@ -97,7 +98,11 @@ def find_person(conn: Connection, raw: str) -> Person:
     """The person named by ``raw``: their leads everywhere and every email and number those leads carry (found
     through the blind index: the columns themselves are sealed)."""
     kind, value = identify(raw)
-    column = "email_bidx = %(v)s" if kind == "email" else "(phone_bidx = %(v)s OR mobile_phone_bidx = %(v)s)"
+    column = (
+        f"email_bidx {BYTEWISE} = %(v)s"
+        if kind == "email"
+        else f"(phone_bidx {BYTEWISE} = %(v)s OR mobile_phone_bidx = %(v)s)"
+    )
     rows = list(
         conn.execute(
             f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id",  # type: ignore[arg-type]
@@ -394,6 +399,7 @@ def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
         return 0
     return conn.execute(
         "UPDATE leads SET opted_out_at = now() WHERE list_id = %(list)s AND opted_out_at IS NULL"
-        " AND (email_bidx = ANY(%(h)s) OR phone_bidx = ANY(%(h)s) OR mobile_phone_bidx = ANY(%(h)s))",
+        f" AND (email_bidx {BYTEWISE} = ANY(%(h)s) OR phone_bidx {BYTEWISE} = ANY(%(h)s)"
+        " OR mobile_phone_bidx = ANY(%(h)s))",
         {"list": list_id, "h": screening.opted_out},
     ).rowcount
