@@ -21,8 +21,9 @@ from leads_pipeline.lib.runtime import plain_postgres_url
 SCHEMA = "leads"
 
 BYTEWISE = 'COLLATE "C"'
-"""How a lookup compares a lead's ``email_bidx`` or ``phone_bidx`` so that the list's key index serves it: those
-indexes order the hex keys bytewise (sql/014), and a comparison under the database's collation cannot use them."""
+"""How a lookup compares a lead's ``email_bidx`` or ``phone_bidx``, or a search row's ``name_key``, so that their
+index serves it: those indexes order the keys bytewise (sql/014, sql/015), and a comparison under the database's
+collation cannot use them."""
 
 
 class _OpeningLoader(Loader):

@@ -226,8 +226,8 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
     built, filling = search_index.partitions_of_lists(conn, [list_id])
     parts = [
         sql.SQL(
-            "SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND x.name_key = ANY(ARRAY({}))"
-        ).format(sql.Literal(list_id), search_index.rows_of_imports(built), wanted)
+            "SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND x.name_key {} = ANY(ARRAY({}))"
+        ).format(sql.Literal(list_id), search_index.rows_of_imports(built), sql.SQL(BYTEWISE), wanted)
     ]
     if filling:
         parts.append(

@@ -27,18 +27,23 @@ def _phone(i: int) -> str:
     return f"+1415555{i:04d}"
 
 
+def _name_key(i: int) -> str:
+    return f"lead {i}|acme"
+
+
 @pytest.fixture
 def list_id(database_url: str) -> int:
     """A list of LEADS leads, each with its own email and phone blind index."""
     with connect(database_url) as conn:
         created = create_list(conn, "keys", owner=USER).id
         conn.execute(
-            "INSERT INTO leads (list_id, first_name, email_bidx, phone_bidx)"
-            " SELECT %s, 'Lead', e, p FROM unnest(%s::text[], %s::text[]) AS k(e, p)",
+            "INSERT INTO leads (list_id, first_name, email_bidx, phone_bidx, name_key)"
+            " SELECT %s, 'Lead', e, p, n FROM unnest(%s::text[], %s::text[], %s::text[]) AS k(e, p, n)",
             (
                 created,
                 [blind_index("email", _email(i)) for i in range(LEADS)],
                 [blind_index("phone", _phone(i)) for i in range(LEADS)],
+                [_name_key(i) for i in range(LEADS)],
             ),
         )
         conn.execute("ANALYZE leads")
@@ -60,22 +65,31 @@ def _entries_read(conn: Connection, lookup: Callable[[], Any], index: str) -> in
     return entries() - before
 
 
-def _staged(conn: Connection, emails: list[str]) -> None:
+def _staged(conn: Connection, emails: list[str | None], name_keys: list[str | None]) -> None:
     conn.execute(
         "CREATE TEMP TABLE stg (row_number integer, lead_id bigint, dup boolean DEFAULT false, email_bidx text,"
         " phone_bidx text, linkedin_url text, name_key text) ON COMMIT DROP"
     )
     conn.execute(
-        "INSERT INTO stg (row_number, email_bidx) SELECT n, e FROM unnest(%s::text[]) WITH ORDINALITY AS k(e, n)",
-        ([blind_index("email", e) for e in emails],),
+        "INSERT INTO stg (row_number, email_bidx, name_key)"
+        " SELECT n, e, k FROM unnest(%s::text[], %s::text[]) WITH ORDINALITY AS r(e, k, n)",
+        ([e and blind_index("email", e) for e in emails], name_keys),
     )
 
 
 def test_an_import_finds_duplicates_by_key_not_by_reading_the_list(database_url: str, list_id: int) -> None:
     with connect(database_url) as conn:
-        _staged(conn, [_email(7), _email(8), "new@example.com"])
+        _staged(conn, [_email(7), _email(8), "new@example.com"], [None, None, None])
         read = _entries_read(conn, lambda: imports._match(conn, list_id, "email"), "leads_list_email_bidx")
         assert conn.execute("SELECT count(lead_id) AS n FROM stg").fetchone() == {"n": 2}
+    assert 1 <= read <= 4
+
+
+def test_an_import_finds_a_row_without_contact_keys_by_its_name_key(database_url: str, list_id: int) -> None:
+    with connect(database_url) as conn:
+        _staged(conn, [None, None], [_name_key(9), "someone else|acme"])
+        read = _entries_read(conn, lambda: imports._match(conn, list_id, "email"), "lead_search_no_import_name")
+        assert conn.execute("SELECT row_number FROM stg WHERE lead_id IS NOT NULL").fetchall() == [{"row_number": 1}]
     assert 1 <= read <= 4
 
 
