@@ -37,9 +37,8 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
 def resources_for(asset: dg.AssetsDefinition) -> dict[str, Any]:
     """The database alone for an asset that needs nothing else (imports, scores): building every provider's
     resource would import their client libraries first. (``materialize`` supplies the IO manager.)"""
-    if asset.required_resource_keys - {"io_manager"} <= database_resources().keys():
-        return database_resources()
-    return default_resources()
+    database = database_resources()
+    return database if asset.required_resource_keys - {"io_manager"} <= database.keys() else default_resources()
 
 
 def _materialize_asset(

@@ -11,7 +11,7 @@ from psycopg import sql
 from leads_pipeline.lib.prepare import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
 from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.db import BYTEWISE
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.frames import batch_lead_frames
 
 SCHEMA_CHECK = "stored_leads_match_schema"
@@ -65,11 +65,12 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         sql.SQL(
             "SELECT {name} AS key, min({value}) AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
             " WHERE list_id = {list} AND deleted_at IS NULL AND {col} IS NOT NULL"
-            " GROUP BY {col} " + BYTEWISE + " HAVING count(*) > 1"
+            " GROUP BY {grouped} HAVING count(*) > 1"
         ).format(
             name=sql.Literal(key),
             value=sql.Identifier(key),
             col=sql.Identifier(MATCH_COLUMNS.get(key, key)),
+            grouped=key_column(MATCH_COLUMNS.get(key, key)),
             list=sql.Literal(list_id),
         )
         for key in keys  # sealed keys group by their blind index; the value (opened as it loads) is one of the group

@@ -20,7 +20,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.db import BYTEWISE
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.privacy import sellable
 from leads_pipeline.lib.store.search import filters_condition
 
@@ -194,9 +194,9 @@ def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dic
     if field in SEALED_FIELDS:  # sealed: matched through the blind index
         return conn.execute(
             sql.SQL(
-                "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND l.{} " + BYTEWISE + " = %s"
+                "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND {} = %s"
                 " ORDER BY l.id LIMIT 1"
-            ).format(sql.Identifier(f"{field}_bidx")),
+            ).format(key_column(f"{field}_bidx", "l")),
             (list_id, blind_index(field, str(value))),
         ).fetchone()
     query = sql.SQL(

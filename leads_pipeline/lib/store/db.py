@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
 from psycopg.rows import dict_row
@@ -20,10 +21,16 @@ from leads_pipeline.lib.runtime import plain_postgres_url
 
 SCHEMA = "leads"
 
-BYTEWISE = 'COLLATE "C"'
-"""How a lookup compares a lead's ``email_bidx`` or ``phone_bidx``, or a search row's ``name_key``, so that their
-index serves it: those indexes order the keys bytewise (sql/014, sql/015), and a comparison under the database's
-collation cannot use them."""
+BYTEWISE_KEYS = frozenset({"email_bidx", "phone_bidx", "name_key"})
+"""Columns whose lookup indexes order their keys bytewise (``COLLATE "C"``): a lead's email and phone blind indexes
+(sql/014) and a search row's name key (sql/015). The keys are only ever compared for equality."""
+
+
+def key_column(column: str, alias: str | None = None) -> sql.Composable:
+    """``alias.column`` as a lookup or grouping compares it: bytewise for :data:`BYTEWISE_KEYS`, since a comparison
+    under the database's collation cannot use their indexes (and sorts slower), as it is otherwise."""
+    name = sql.Identifier(alias, column) if alias else sql.Identifier(column)
+    return sql.SQL('{} COLLATE "C"').format(name) if column in BYTEWISE_KEYS else name
 
 
 class _OpeningLoader(Loader):

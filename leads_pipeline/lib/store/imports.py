@@ -27,7 +27,7 @@ from leads_pipeline.lib.prepare import (
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import privacy, search_index
-from leads_pipeline.lib.store.db import BYTEWISE
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
@@ -186,17 +186,21 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> int:
     # does; a correlated probe per row took 0.78 s and 0.21 s.)
     matched = 0
     for key, guard in steps:
-        # blind indexes compare bytewise, as their indexes order them (sql/014); the LinkedIn URL as it is
-        collate = sql.SQL(BYTEWISE if key.endswith("_bidx") else "")
         matched += conn.execute(
             sql.SQL(
                 "UPDATE stg s SET lead_id = m.id FROM ("
-                " SELECT DISTINCT ON (k.key) k.key, k.id FROM (SELECT l.id, l.{key} {collate} AS key, l.deleted_at"
-                " FROM leads l WHERE l.list_id = {list} AND l.{key} {collate} = ANY(ARRAY("
+                " SELECT DISTINCT ON (k.key) k.key, k.id FROM (SELECT l.id, {lead_key} AS key, l.deleted_at"
+                " FROM leads l WHERE l.list_id = {list} AND {lead_key} = ANY(ARRAY("
                 "SELECT s.{key} FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard})) OFFSET 0) k"
                 " WHERE k.deleted_at IS NULL ORDER BY k.key, k.id) m"
-                " WHERE s.{key} {collate} = m.key AND s.lead_id IS NULL AND {guard}"
-            ).format(key=sql.Identifier(key), collate=collate, list=sql.Literal(list_id), guard=guard)
+                " WHERE {staged_key} = m.key AND s.lead_id IS NULL AND {guard}"
+            ).format(
+                key=sql.Identifier(key),
+                lead_key=key_column(key, "l"),
+                staged_key=key_column(key, "s"),
+                list=sql.Literal(list_id),
+                guard=guard,
+            )
         ).rowcount
     matched += _match_by_name(conn, list_id, sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary))
     if not matched:  # a chunk of new leads (the usual case of a first import) has nothing more to mark
@@ -225,9 +229,9 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
         return 0
     built, filling = search_index.partitions_of_lists(conn, [list_id])
     parts = [
-        sql.SQL(
-            "SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND x.name_key {} = ANY(ARRAY({}))"
-        ).format(sql.Literal(list_id), search_index.rows_of_imports(built), sql.SQL(BYTEWISE), wanted)
+        sql.SQL("SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND {} = ANY(ARRAY({}))").format(
+            sql.Literal(list_id), search_index.rows_of_imports(built), key_column("name_key", "x"), wanted
+        )
     ]
     if filling:
         parts.append(

@@ -29,7 +29,7 @@ from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit, crm_erasures
-from leads_pipeline.lib.store.db import BYTEWISE
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection
 
 SUPPRESSED_REASON: Final = (
@@ -98,14 +98,11 @@ def find_person(conn: Connection, raw: str) -> Person:
     """The person named by ``raw``: their leads everywhere and every email and number those leads carry (found
     through the blind index: the columns themselves are sealed)."""
     kind, value = identify(raw)
-    column = (
-        f"email_bidx {BYTEWISE} = %(v)s"
-        if kind == "email"
-        else f"(phone_bidx {BYTEWISE} = %(v)s OR mobile_phone_bidx = %(v)s)"
-    )
+    columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
+    condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
     rows = list(
         conn.execute(
-            f"SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {column} ORDER BY id",  # type: ignore[arg-type]
+            sql.SQL("SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {} ORDER BY id").format(condition),
             {"v": subject_hash(kind, value)},
         )
     )
@@ -397,9 +394,12 @@ def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
     """Flag the list's leads carrying an opted-out identifier found while screening; returns how many."""
     if not screening.opted_out:
         return 0
+    carried = sql.SQL(" OR ").join(
+        sql.SQL("{} = ANY(%(h)s)").format(key_column(c)) for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
+    )
     return conn.execute(
-        "UPDATE leads SET opted_out_at = now() WHERE list_id = %(list)s AND opted_out_at IS NULL"
-        f" AND (email_bidx {BYTEWISE} = ANY(%(h)s) OR phone_bidx {BYTEWISE} = ANY(%(h)s)"
-        " OR mobile_phone_bidx = ANY(%(h)s))",
+        sql.SQL(
+            "UPDATE leads SET opted_out_at = now() WHERE list_id = %(list)s AND opted_out_at IS NULL AND ({})"
+        ).format(carried),
         {"list": list_id, "h": screening.opted_out},
     ).rowcount

@@ -29,7 +29,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
 from leads_pipeline.lib.store import access, search_index
-from leads_pipeline.lib.store.db import BYTEWISE
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, get_list
 
 LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "stage", "score", "created_at")
@@ -123,7 +123,7 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
             )
         contains = sql.SQL("l.email_domain ILIKE {}").format(sql.Literal(_like(str(f.values[0]).split("@")[-1])))
         return contains if f.op == "~" else sql.SQL("(l.email_domain IS NULL OR NOT {})").format(contains)
-    index = sql.SQL("l.{} " + BYTEWISE).format(sql.Identifier(f"{f.field}_bidx"))
+    index = key_column(f"{f.field}_bidx", "l")
     hashes = [blind_index(f.field, _equal_value(f.field, str(v))) for v in f.values]
     return _equality(index, index, f.op, hashes)
 
@@ -230,8 +230,8 @@ def _split_query(query: str | None) -> tuple[list[str], list[sql.Composable]]:
     conditions: list[sql.Composable] = []
     for word in (query or "").split():
         if _WHOLE_EMAIL.match(word):
-            email = blind_index("email", word)
-            conditions.append(sql.SQL("l.email_bidx " + BYTEWISE + " = {}").format(sql.Literal(email)))
+            email = sql.Literal(blind_index("email", word))
+            conditions.append(sql.SQL("{} = {}").format(key_column("email_bidx", "l"), email))
         elif word.startswith("@") and len(word) > 1:
             texts.append(word[1:])
             conditions.append(sql.SQL("l.email_domain LIKE lower({})").format(sql.Literal(_like(word[1:])[1:])))
