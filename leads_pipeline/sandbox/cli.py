@@ -1,7 +1,8 @@
 """``leads sandbox``: generate worlds and lead files, and run the provider sandbox in the foreground.
 
 The main CLI mounts ``app``; every command here is a thin shell over ``generate``, ``world`` and ``server`` so
-that tests and benchmarks can do the same from Python.
+that tests and benchmarks can do the same from Python. Those modules (the emulators, dnspython, the world
+generator: 0.12 s) are imported by the commands that use them, not by every ``leads`` command.
 """
 
 from __future__ import annotations
@@ -17,9 +18,6 @@ from typing import Annotated
 import typer
 
 from leads_pipeline.lib.errors import LeadsError
-from leads_pipeline.sandbox.generate import generate_world, parse_fractions, write_leads_csv
-from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline.sandbox.world import World, load_world, save_world
 
 app = typer.Typer(
     help="Provider sandbox: a generated world served by local DNS, SMTP and HTTP emulators of the providers.",
@@ -46,6 +44,9 @@ def world_generate(
     ] = None,
 ) -> None:
     """Generate a world (companies, people, mail behaviour, phones, profiles) and write it to OUT."""
+    from leads_pipeline.sandbox.generate import generate_world
+    from leads_pipeline.sandbox.world import save_world
+
     try:
         world = generate_world(companies, people, seed, data_dir)
     except (ValueError, LeadsError) as error:
@@ -65,6 +66,9 @@ def world_leads(
     seed: Annotated[int, typer.Option(help="Random seed for row order, formats and blanking.")] = 0,
 ) -> None:
     """Write every person of WORLD as a lead row, some fields blanked, plus the truth to score discovery."""
+    from leads_pipeline.sandbox.generate import parse_fractions, write_leads_csv
+    from leads_pipeline.sandbox.world import load_world
+
     try:
         world = load_world(world_file)
         rows = write_leads_csv(world, out, truth, parse_fractions(fraction_missing), seed)
@@ -85,8 +89,12 @@ def up(
     http_port: Annotated[int, typer.Option(help="Port of the HTTP emulators (0: any free port).")] = 8765,
 ) -> None:
     """Run the sandbox until Ctrl-C; print the settings that point clients at it as `export` lines."""
+    from leads_pipeline.sandbox.generate import generate_world
+    from leads_pipeline.sandbox.server import Sandbox
+    from leads_pipeline.sandbox.world import load_world
+
     try:
-        world: World = load_world(world_file) if world_file else generate_world(50, 500, 7)
+        world = load_world(world_file) if world_file else generate_world(50, 500, 7)
         sandbox = Sandbox.start(world, host, dns_port, smtp_port, http_port)
     except (ValueError, OSError, LeadsError) as error:
         raise _fail(error) from error
@@ -117,6 +125,7 @@ def tour() -> None:
     """Start the sandbox on the demo world and call every provider's real client once, over the wire; each
     answer is checked against the world. Exit code 1 when a call fails or disagrees with the world."""
     from leads_pipeline.sandbox.demo_world import demo_world
+    from leads_pipeline.sandbox.server import Sandbox
     from leads_pipeline.sandbox.tour import run_tour
 
     try:
