@@ -60,7 +60,8 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
 
 def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, dedupe: DedupeKey) -> list[dict[str, Any]]:
     """Groups of live leads in the list sharing a dedupe key: (key, value, lead ids)."""
-    keys = MATCH_KEYS[dedupe]
+    # Sealed keys group by their blind index; the value (opened as it loads) is one of the group.
+    columns = {key: MATCH_COLUMNS.get(key, key) for key in MATCH_KEYS[dedupe]}
     queries = [
         sql.SQL(
             "SELECT {name} AS key, min({value}) AS value, array_agg(id ORDER BY id) AS lead_ids FROM leads"
@@ -69,11 +70,11 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         ).format(
             name=sql.Literal(key),
             value=sql.Identifier(key),
-            col=sql.Identifier(MATCH_COLUMNS.get(key, key)),
-            grouped=key_column(MATCH_COLUMNS.get(key, key)),
+            col=sql.Identifier(column),
+            grouped=key_column(column),
             list=sql.Literal(list_id),
         )
-        for key in keys  # sealed keys group by their blind index; the value (opened as it loads) is one of the group
+        for key, column in columns.items()
     ]
     # The list's leads are read in one pass over their pages (a bitmap of the key index) and sorted, not by
     # walking the key index and fetching every lead from the heap at random (1M leads: 1.3 s against 2.2 s),
