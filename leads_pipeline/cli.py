@@ -250,6 +250,7 @@ def import_file(
 
     if on_duplicate not in ("skip", "update"):
         fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
+    run_or_fail(lambda: ImportOptions(default_region=default_region))  # refused before anything is recorded
     env = run_or_fail(environment)
 
     def run() -> dict[str, Any]:
@@ -394,8 +395,17 @@ def imports_errors(
 
 
 @imports_app.command("undo")
-def imports_undo(import_id: int) -> None:
-    """Remove the leads an import created and restore those it updated, exactly as they were."""
+def imports_undo(
+    import_id: int,
+    force: Annotated[
+        bool, typer.Option("--force", help="Undo even though leads it wrote changed since (those changes are lost).")
+    ] = False,
+) -> None:
+    """Remove the leads an import created and restore those it updated, exactly as they were.
+
+    Refused while leads it wrote are in a merge, or (without --force) were changed since by a later import or
+    otherwise; the message names what to undo first."""
+    from leads_pipeline.lib.store import access, audit
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
 
@@ -403,7 +413,12 @@ def imports_undo(import_id: int) -> None:
 
     def undo() -> dict[str, int]:
         with connect(env.database_url) as conn:
-            return store.undo_import(conn, import_id)
+            record = store.find_import(conn, import_id)
+            user = acting_user()
+            access.require(conn, record["list_id"], user, "editor", "undoing an import into it")
+            result = store.undo_import(conn, import_id, force=force)
+            audit.record(conn, user, "imports.undo", f"import:{import_id}", {**result, "forced": force})
+            return result
 
     result = run_or_fail(undo)
     console.print(f"import {import_id} undone: {result['removed']:,} leads removed, {result['restored']:,} restored")

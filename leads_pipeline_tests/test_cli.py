@@ -125,12 +125,25 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert rows[1]["column"] == "Phone 1" and rows[1]["value"] == "not a phone"
     assert rows[2]["reason"] == "expected 12 fields, found 13"
 
+    refused = leads.invoke(app, ["imports", "undo", import_id], env={"LEADS_USER": "mallory"})
+    assert refused.exit_code == 1 and "user 'mallory' is not a member of list 'fair'" in refused.stderr
     undone = _ok(leads, "imports", "undo", import_id).stdout
     assert "33 leads removed" in undone
+    with connect(database_url) as conn:
+        audited = [r["details"] for r in conn.execute("SELECT details FROM audit_log WHERE action = 'imports.undo'")]
+    assert audited == [{"removed": 33, "restored": 0, "forced": False}]
     assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 0
     assert _json(leads, "imports", "show", import_id, "--json")["status"] == "undone"
     assert f"import {import_id} was already undone" in _fails(leads, "imports", "undo", import_id)
     assert _count(database_url, "leads") == 0
+
+
+def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: CliRunner, database_url: str) -> None:
+    _ok(leads, "lists", "create", "fair")
+    for extra in ([], ["--dry-run"]):
+        error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--default-region", "XX", *extra)
+        assert "default region 'XX' is not a country code" in error
+    assert _count(database_url, "imports") == 0
 
 
 def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRunner, database_url: str) -> None:

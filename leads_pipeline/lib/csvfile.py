@@ -15,13 +15,13 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import charset_normalizer
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -128,8 +128,18 @@ def _read_sample(path: Path) -> bytes:
         return handle.read(_SAMPLE_BYTES)
 
 
+_UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+
+
 def _detect_encoding(path: Path, sample: bytes) -> str:
-    """UTF-8 (with or without BOM) when the whole file decodes as such, else what charset-normalizer finds."""
+    """UTF-8 (with or without BOM) or UTF-16 (with BOM) when the file is such, else Windows-1252 (cp1252, the
+    superset of latin-1 that Excel writes on Western systems).
+
+    Nothing is guessed beyond that: on a lead file's few accented names, statistical detection picks big5 for
+    "Peña" in latin-1 and hp_roman8 for a UTF-8 file with one latin-1 row, and stores every accent corrupted. A
+    file that is mostly UTF-8 with bytes that are not (two exports pasted together), or whose bytes are no
+    character in cp1252 either, is refused, naming the line, rather than read wrongly."""
     if not sample:
         raise InputFileError(path, "the file is empty; expected a CSV file with a header row and data rows")
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -137,31 +147,64 @@ def _detect_encoding(path: Path, sample: bytes) -> str:
     if b"\x00" in sample:
         raise InputFileError(path, "this is a binary file, not a CSV text file (it contains NUL bytes)")
     candidate = "utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8"
-    if _decodes(path, candidate):
+    not_utf8 = _first_undecodable(path, candidate)
+    if not_utf8 is None:
         return candidate
-    matches = charset_normalizer.from_bytes(sample)
-    # Excel's "CSV" on Western systems is cp1252; a short sample often fits several code pages equally well,
-    # so cp1252 wins whenever it explains the bytes as well as the best guess does.
-    if any("cp1252" in match.could_be_from_charset for match in matches) and _decodes(path, "cp1252"):
+    line, byte = not_utf8
+    in_sequences, high_bytes = _utf8_census(path)
+    if in_sequences > 2 * (high_bytes - in_sequences):  # cp1252 forms UTF-8 pairs by chance (É + quote)
+        raise InputFileError(
+            path,
+            f"line {line} is not UTF-8 (byte 0x{byte:02X}) though the rest of the file is: it mixes text encodings;"
+            " fix that line or save the whole file as UTF-8, then retry",
+        )
+    not_cp1252 = _first_undecodable(path, "cp1252")
+    if not_cp1252 is None:
         return "cp1252"
-    best = matches.best()
-    if best is not None and _decodes(path, best.encoding):
-        return str(best.encoding)
+    line, byte = not_cp1252
     raise InputFileError(
-        path, "cannot tell the text encoding (not UTF-8, not cp1252); save the file as UTF-8 CSV and retry"
+        path,
+        f"cannot tell the text encoding: line {line} has the byte 0x{byte:02X}, a character neither in UTF-8 nor in"
+        " Windows-1252; save the file as UTF-8 CSV and retry",
     )
 
 
-def _decodes(path: Path, encoding: str) -> bool:
+def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
+    """The line and value of the first byte that does not decode in ``encoding``, or None if the file decodes."""
     decoder = codecs.getincrementaldecoder(encoding)()
-    try:
-        with path.open("rb") as handle:
-            while block := handle.read(_BLOCK_BYTES):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except (UnicodeDecodeError, LookupError):
-        return False
-    return True
+    offset = 0
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(_BLOCK_BYTES)
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as error:
+                position = offset - pending + error.start
+                handle.seek(position)
+                byte = handle.read(1)[0]
+                handle.seek(0)
+                lines = 1 + sum(b.count(b"\n") for b in _blocks(handle, position))
+                return lines, byte
+            if not block:
+                return None
+            offset += len(block)
+
+
+def _blocks(handle: io.BufferedReader, size: int) -> Iterator[bytes]:
+    while size > 0 and (block := handle.read(min(size, _BLOCK_BYTES))):
+        size -= len(block)
+        yield block
+
+
+def _utf8_census(path: Path) -> tuple[int, int]:
+    """How many of the file's non-ASCII bytes form UTF-8 sequences, and how many non-ASCII bytes it has."""
+    in_sequences = high = 0
+    with path.open("rb") as handle:
+        while block := handle.read(_BLOCK_BYTES):
+            in_sequences += sum(len(m) for m in _UTF8_SEQUENCE.findall(block))
+            high += len(_HIGH_BYTE.findall(block))
+    return in_sequences, high
 
 
 def _looks_binary(text: str) -> bool:

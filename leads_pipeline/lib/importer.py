@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
+
 from leads_pipeline.lib.csvfile import (
     ChunkRange,
     FileLayout,
@@ -28,7 +30,7 @@ from leads_pipeline.lib.csvfile import (
     iter_chunks,
     read_range,
 )
-from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
 from leads_pipeline.lib.privacy import crypto
@@ -50,6 +52,13 @@ class ImportOptions:
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     workers: int = 0  # processes preparing chunks; 0 = one per core, 1 = in this process
     create_list: bool = False  # a drop folder named after a list that does not exist yet creates it
+
+    def __post_init__(self) -> None:
+        if self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+            raise ConfigurationError(
+                f"default region {self.default_region!r} is not a country code phone numbers are known for;"
+                " expected an ISO 3166 alpha-2 code such as US, GB or DE"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {"on_duplicate": self.on_duplicate, "default_region": self.default_region}

@@ -58,6 +58,33 @@ def test_detects_encoding_and_decodes_names(tmp_path: Path, encoding: str, expec
     assert first_chunk(layout).rows[0][:2] == ["José", "Núñez"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["Email,Name\nz@x.com,Ñoño Peña\n", "Email,Name\nr@x.com,Renée Café\nj@x.com,JOSÉ\u2019S\n"],
+    ids=["latin-1 Spanish", "cp1252 with a byte pair that is also UTF-8"],
+)
+def test_a_short_legacy_file_is_read_as_cp1252_not_guessed(tmp_path: Path, text: str) -> None:
+    """Statistical detection read "Ñoño Peña" as big5 ("峱隳 Pe鎙"); a few accents must come back as written."""
+    layout = inspect_file(_write(tmp_path / "leads.csv", text, "cp1252"))
+    assert layout.encoding == "cp1252"
+    assert [row[1] for row in first_chunk(layout).rows] == [line.split(",")[1] for line in text.splitlines()[1:]]
+
+
+def test_a_utf8_file_with_a_latin1_line_is_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    rows = "".join(f"m{i}@x.com,García\n" for i in range(5))
+    path.write_bytes(("Email,Name\n" + rows).encode() + "m9@x.com,Renée\n".encode("latin-1"))
+    with pytest.raises(InputFileError, match=r"line 7 is not UTF-8 \(byte 0xE9\).*mixes text encodings"):
+        inspect_file(path)
+
+
+def test_bytes_that_are_no_character_in_cp1252_are_refused_naming_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"Email,Name\nq@x.com,Ann\nr@x.com,a\x81b\n")
+    with pytest.raises(InputFileError, match=r"line 3 has the byte 0x81, a character neither in UTF-8 nor"):
+        inspect_file(path)
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_sniffs_delimiter(tmp_path: Path, delimiter: str) -> None:
     rows = [*ROWS, ["Ann", "Lee, Jr.", "ann@example.com"]] if delimiter != "," else ROWS

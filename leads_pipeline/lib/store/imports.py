@@ -368,7 +368,7 @@ def merge_chunk(
     )
     _write_problems(conn, import_id, chunk.index, [*chunk.problems, *screening.suppressed])
     conn.execute(
-        "UPDATE imports SET chunks_done = chunks_done + 1, processed_rows = processed_rows + %s,"
+        "UPDATE imports SET chunks_done = chunks_done + 1, last_write_at = now(), processed_rows = processed_rows + %s,"
         " imported = imported + %s, updated = updated + %s, skipped = skipped + %s, errors = errors + %s,"
         " warnings = warnings + %s WHERE id = %s",
         (
@@ -455,8 +455,53 @@ def import_status(conn: Connection, import_id: int, error_limit: int = 20) -> di
     }
 
 
-def undo_import(conn: Connection, import_id: int) -> dict[str, int]:
-    """Remove the leads an import created and restore the previous values of those it updated, exactly."""
+_SHOWN = 5
+"""How many lead or import ids an undo's refusal names."""
+
+
+def _ids(ids: list[int], noun: str) -> str:
+    shown = ", ".join(str(i) for i in ids[:_SHOWN])
+    return f"{noun} {shown}" + (f" and {len(ids) - _SHOWN:,} more" if len(ids) > _SHOWN else "")
+
+
+def undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int], list[int]]:
+    """What stands in the way of undoing an import: the merges (not undone) of leads it wrote, the later imports
+    (not undone) that updated leads it wrote, and the other leads it wrote that changed after its last write
+    (bulk edits, enrichment, CRM pulls). Restoring or removing those leads would lose what happened since."""
+    written = (
+        "WITH written AS (SELECT id FROM leads WHERE created_by_import = %(imp)s"
+        " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s)"
+    )
+    merges = conn.execute(
+        written + " SELECT DISTINCT m.id FROM merges m"
+        " CROSS JOIN LATERAL unnest(m.survivor_id || m.merged_ids) AS t(id) JOIN written w ON w.id = t.id"
+        " WHERE m.undone_at IS NULL ORDER BY m.id",
+        {"imp": import_id},
+    )
+    later = conn.execute(
+        written + " SELECT DISTINCT u.import_id FROM import_updates u JOIN written w ON w.id = u.lead_id"
+        " JOIN imports i ON i.id = u.import_id AND i.status <> 'undone' WHERE u.import_id > %(imp)s"
+        " ORDER BY u.import_id DESC",
+        {"imp": import_id},
+    )
+    later_ids = [int(r["import_id"]) for r in later]
+    changed = conn.execute(
+        written + " SELECT l.id FROM leads l JOIN written w ON w.id = l.id JOIN imports i ON i.id = %(imp)s"
+        " WHERE l.updated_at > coalesce(i.last_write_at, i.completed_at)"
+        " AND NOT EXISTS (SELECT 1 FROM import_updates u WHERE u.lead_id = l.id AND u.import_id = ANY(%(later)s))"
+        " ORDER BY l.id",
+        {"imp": import_id, "later": later_ids},
+    )
+    return [int(r["id"]) for r in merges], later_ids, [int(r["id"]) for r in changed]
+
+
+def undo_import(conn: Connection, import_id: int, *, force: bool = False) -> dict[str, int]:
+    """Remove the leads an import created and restore the previous values of those it updated, exactly.
+
+    Refused while a merge involves leads it wrote (removing a merge's survivor would take the merge, and the
+    leads merged into it, with it: undo the merge first), and, unless ``force``, while leads it wrote were
+    changed since by a later import (undo those first, newest first: each restores what it found) or otherwise
+    (``force`` undoes anyway and loses those changes)."""
     row = conn.execute("SELECT * FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no import with id {import_id} (see `leads imports list`)")
@@ -464,6 +509,23 @@ def undo_import(conn: Connection, import_id: int) -> dict[str, int]:
         raise PermanentError(f"import {import_id} was already undone at {row['undone_at']:%Y-%m-%d %H:%M}")
     if row["status"] == "processing":
         raise PermanentError(f"import {import_id} is still processing; wait for it to finish or fail, then undo")
+    merges, later, changed = undo_blockers(conn, import_id)
+    if merges:
+        raise PermanentError(
+            f"cannot undo import {import_id}: leads it wrote are in {_ids(merges, 'merge')}, and removing or restoring"
+            f" a merged lead under its merge would lose leads. Undo the merge first (`leads merges undo {merges[-1]}`)"
+        )
+    if later and not force:
+        raise PermanentError(
+            f"cannot undo import {import_id}: {_ids(later, 'import')} updated leads it wrote since; undo"
+            f" {'it' if len(later) == 1 else 'them, newest first,'} first (`leads imports undo {later[0]}`), or pass"
+            " --force to restore this import's previous values over theirs"
+        )
+    if changed and not force:
+        raise PermanentError(
+            f"cannot undo import {import_id}: {len(changed):,} leads it wrote changed since ({_ids(changed, 'lead')}:"
+            " bulk edits, enrichment or CRM pulls); pass --force to undo anyway and lose those changes"
+        )
     restore_columns = sql.SQL(", ").join(sql.Identifier(name) for name in (*STORED_COLUMNS, "custom", "updated_at"))
     restored = conn.execute(
         sql.SQL(

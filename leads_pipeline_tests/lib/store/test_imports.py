@@ -436,14 +436,86 @@ def test_undo_of_an_unknown_import(database_url: str) -> None:
         _undo(database_url, 999)
 
 
+def _lead(database_url: str, email: str) -> dict[str, Any]:
+    return next(r for r in _all_leads(database_url) if r["email"] == email)
+
+
+def test_undo_is_refused_while_a_later_import_updated_its_leads_and_newest_first_restores_all(
+    database_url: str, tmp_path: Path
+) -> None:
+    _new_list(database_url)
+    header = ["Email", "First Name", "Company", "Title"]
+    import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["u1@x.com", "Ann", "Acme", "Engineer"]]))
+    first_state = _all_leads(database_url)
+    a = import_file(
+        database_url, _write_csv(tmp_path / "a.csv", header, [["u1@x.com", "", "AcmeA", "CTO"]]), on_duplicate="update"
+    )
+    b = import_file(
+        database_url, _write_csv(tmp_path / "b.csv", header, [["u1@x.com", "", "AcmeB", ""]]), on_duplicate="update"
+    )
+    assert (_lead(database_url, "u1@x.com")["company"], _lead(database_url, "u1@x.com")["title"]) == ("AcmeB", "CTO")
+
+    with pytest.raises(PermanentError, match=rf"import {b['importId']} updated leads it wrote since") as info:
+        _undo(database_url, a["importId"])
+    assert f"leads imports undo {b['importId']}" in str(info.value)
+    assert _lead(database_url, "u1@x.com")["company"] == "AcmeB", "nothing was undone"
+
+    _undo(database_url, b["importId"])
+    _undo(database_url, a["importId"])
+    assert _all_leads(database_url) == first_state, "undone newest first, the lead is as the first import left it"
+
+
+def test_undo_is_refused_after_a_later_edit_unless_forced(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    header = ["Email", "First Name", "Company", "Title"]
+    import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["e1@x.com", "Eve", "Acme", "Engineer"]]))
+    before = _all_leads(database_url)
+    update = import_file(
+        database_url, _write_csv(tmp_path / "1.csv", header, [["e1@x.com", "", "AcmeNew", ""]]), on_duplicate="update"
+    )
+    edited = _lead(database_url, "e1@x.com")["id"]
+    with connect(database_url) as conn:  # as `leads bulk set` writes
+        conn.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
+
+    with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
+        _undo(database_url, update["importId"])
+    assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
+
+    with connect(database_url) as conn:
+        assert store.undo_import(conn, int(update["importId"]), force=True) == {"removed": 0, "restored": 1}
+    assert _all_leads(database_url) == before
+
+
+def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
+    from leads_pipeline.lib.store.merges import merge_cluster, undo_merge
+
+    _new_list(database_url)
+    import_file(database_url, _write_csv(tmp_path / "a.csv", ["Email", "First Name"], [["keep@acme.com", "Karen"]]))
+    kept = _all_leads(database_url)
+    second = import_file(
+        database_url, _write_csv(tmp_path / "b.csv", ["Phone", "First Name"], [["+12125550101", "Karen"]])
+    )
+    ids = [r["id"] for r in _all_leads(database_url)]
+    with connect(database_url) as conn:
+        merge = merge_cluster(conn, ids, "tester", reasons=["same person"], score=1.0)
+
+    refused = rf"in merge {merge.merge_id}.*leads merges undo {merge.merge_id}"
+    with pytest.raises(PermanentError, match=refused), connect(database_url) as conn:
+        store.undo_import(conn, int(second["importId"]), force=True)
+    assert _lead_count(database_url) == 1, "the merge and both leads stay"
+
+    with connect(database_url) as conn:
+        undo_merge(conn, merge.merge_id, "tester")
+    _undo(database_url, second["importId"])
+    assert _all_leads(database_url) == kept, "the first import's lead is back as it was, the second's is gone"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Bad input: a one-line error naming the file, and nothing written
 # --------------------------------------------------------------------------------------------------------------
 
-# Bytes that decode as no encoding charset-normalizer can tell (found by search; they are not text).
-UNDECODABLE = b"Email,Name\n" + b"".join(
-    b"a%d@example.com,\xeb\x80\xbc\xfa\xd8\xa9\x8b\xaa\xe2\n" % i for i in range(3)
-)
+# Bytes that are text neither in UTF-8 nor in cp1252 (0x81, 0x8D, 0x8F, 0x90 and 0x9D are no cp1252 character).
+UNDECODABLE = b"Email,Name\n" + b"".join(b"a%d@example.com,\xe9\x81\x8d\x8f\x90\x9d\n" % i for i in range(3))
 
 
 def _huge_field(path: Path) -> None:
