@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,14 @@ def start_embedded_postgres(home: Path) -> str:
 
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "postgres"
+    if not pgdata.exists():
+        # LEADS_HOME defaults to ./.leads: run from another folder, a command would otherwise answer from a new,
+        # empty database without a word ("no lists yet").
+        print(
+            f"leads: no database in {home} yet: creating an embedded PostgreSQL there"
+            " (set LEADS_HOME to use another leads home)",
+            file=sys.stderr,
+        )
     was_running = _is_running(pgdata)
     server = get_server(pgdata, cleanup_mode=None)
     url = str(server.get_uri())

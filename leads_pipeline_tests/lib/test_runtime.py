@@ -21,7 +21,9 @@ def _settings(url: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="an external server keeps its own settings")
-def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_not_restarted() -> None:
+def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_not_restarted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     wanted = {
         "shared_buffers": runtime._shared_buffers(),
         "max_wal_size": "8GB",
@@ -32,6 +34,7 @@ def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_
     try:
         url = runtime.start_embedded_postgres(home)
         assert _settings(url) == wanted  # shared_buffers takes a restart: made right after the first start
+        assert f"no database in {home} yet: creating an embedded PostgreSQL there" in capsys.readouterr().err
 
         other = "512MB" if wanted["shared_buffers"] == "256MB" else "256MB"
         with psycopg.connect(url, autocommit=True) as conn:
@@ -39,6 +42,7 @@ def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_
         runtime._pg_ctl(home / "postgres", ["-w", "-m", "fast", "restart"])
         with psycopg.connect(url, autocommit=True) as held:
             assert runtime.start_embedded_postgres(home) == url
+            assert "creating" not in capsys.readouterr().err, "said only when the database is new"
             assert held.execute("SELECT 1").fetchone() == (1,)  # still connected: a running server is left alone
             assert _settings(url)["shared_buffers"] == other
             written = held.execute(
