@@ -67,6 +67,19 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
     assert "say which leads" in fair.fails("bulk", "set", "stage", "mql")
 
 
+def test_full_name_follows_a_changed_last_name_unless_written_by_hand(fair: Leads, database_url: str) -> None:
+    def names() -> tuple[str, str]:
+        [ana] = _rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
+        return ana["last_name"], ana["full_name"]
+
+    first = names()[1].split(" ")[0]
+    fair.ok("bulk", "set", "last_name", "Ruiz", "--where", "email ~ acme")
+    assert names() == ("Ruiz", f"{first} Ruiz"), "leads show and search agree on the name"
+    fair.ok("bulk", "set", "full_name", "Dr. Ana Ruiz", "--where", "email ~ acme")
+    fair.ok("bulk", "set", "last_name", "Ortega", "--where", "email ~ acme")
+    assert names() == ("Ortega", "Dr. Ana Ruiz"), "a full name written by hand is not rewritten"
+
+
 def test_move_and_copy_skip_duplicates_in_the_target(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "create", "target")
     fair.ok("bulk", "copy", "--to", "target", "--where", "country = ES")
