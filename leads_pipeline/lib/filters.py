@@ -229,8 +229,9 @@ class Sort:
 @dataclass(frozen=True)
 class Selection:
     """Which leads: everything given must hold. Empty ``lists`` means every list the user can read (archived ones
-    only when named). ``query`` is a substring search over names, email, company and title (every word must
-    appear); ``tags`` and ``stages`` match any of the given ones; ``ids`` restricts to explicit lead ids."""
+    only when named). ``query`` is a substring search over names, the email's domain, company and title (every
+    word must appear; a whole email address is matched exactly); ``tags`` and ``stages`` match any of the given
+    ones; ``ids`` restricts to explicit lead ids."""
 
     lists: tuple[str, ...] = ()
     where: tuple[Filter, ...] = ()
