@@ -33,7 +33,14 @@ def keys_status(as_json: JsonOption = False) -> None:
         with connect(env.database_url) as conn:
             usage = key_usage(conn)
         source = crypto.KEYS_VAR if os.environ.get(crypto.KEYS_VAR) else str(crypto.keyring_file())
-        return {"keys": list(ring.keys), "active": ring.active, "source": source, "valuesByKey": usage}
+        missing = [key for key, count in usage.items() if count and key not in (*ring.keys, "(clear)")]
+        return {
+            "keys": list(ring.keys),
+            "active": ring.active,
+            "source": source,
+            "valuesByKey": usage,
+            "missingKeys": missing,
+        }
 
     status = run_or_fail(run)
     if as_json:
@@ -41,7 +48,8 @@ def keys_status(as_json: JsonOption = False) -> None:
         return
     console.print(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")
     for key, count in status["valuesByKey"].items():
-        console.print(f"  {key}: {count:,} lead values")
+        missing = " [red]not in the keyring: these cannot be opened; add the key back[/red]"
+        console.print(f"  {key}: {count:,} lead values{missing if key in status['missingKeys'] else ''}")
 
 
 @app.command("add")

@@ -36,3 +36,6 @@ def test_add_a_key_then_rotate_everything_to_it(leads: Leads, monkeypatch: pytes
     monkeypatch.setenv(crypto.KEYS_VAR, "a:" + "A" * 43 + "=")
     assert "add ID:BASE64KEY there" in leads.fails("keys", "add")
     crypto.forget_keyring()
+    assert leads.json("keys", "status", "--json")["missingKeys"] == ["k2"]
+    assert f"k2: {values} lead values not in the keyring" in " ".join(leads.ok("keys", "status").split())
+    crypto.forget_keyring()

@@ -13,7 +13,8 @@ then one hash, and an erased person's hash matches their leads directly.
 Keys come from the environment: ``LEADS_ENCRYPTION_KEYS`` = ``id1:base64key,id2:base64key`` (32-byte keys) and
 ``LEADS_ENCRYPTION_KEY_ID`` = the active id (default: the last listed). When unset (the embedded, dev and demo
 setup) a keyring file ``$LEADS_HOME/encryption.keys`` is created with one random key (mode 0600); ``leads keys
-add`` appends a new active key to it. Losing the keys loses the data they sealed.
+add`` appends a new active key to it (``LEADS_ENCRYPTION_KEY_ID`` chooses among its keys too). Losing the keys
+loses the data they sealed.
 
 Reading needs no call here: connections opened by ``lib/store/db.connect`` open sealed text and JSON values as
 they are loaded (:class:`Opener`). Writers seal with :func:`seal` or :func:`lead_columns`.
@@ -185,11 +186,19 @@ def _key_file(home: Path) -> Path:
     return home / KEY_FILE
 
 
-def _file_keyring(path: Path) -> Keyring:
+def _file_keyring(path: Path, active: str | None) -> Keyring:
     if not path.exists():
         add_file_key(path, "k1", only_if_missing=True)
     keys = _parse_keys(path.read_text(encoding="ascii"), str(path))
-    return Keyring(keys, list(keys)[-1])
+    return Keyring(keys, _active(keys, active, str(path)))
+
+
+def _active(keys: Mapping[str, bytes], active: str | None, where: str) -> str:
+    """The active key: ``LEADS_ENCRYPTION_KEY_ID`` when set (it must name a key), else the last listed."""
+    chosen = active or list(keys)[-1]
+    if chosen not in keys:
+        raise ConfigurationError(f"{ACTIVE_VAR}={chosen!r} names no key of {where} (ids: {', '.join(keys)})")
+    return chosen
 
 
 def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> None:
@@ -215,12 +224,9 @@ def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> N
 @functools.lru_cache(maxsize=8)
 def _keyring(configured: str | None, active: str | None, path: Path) -> Keyring:
     if not configured:
-        return _file_keyring(path)
+        return _file_keyring(path, active)
     keys = _parse_keys(configured, KEYS_VAR)
-    chosen = active or list(keys)[-1]
-    if chosen not in keys:
-        raise ConfigurationError(f"{ACTIVE_VAR}={chosen!r} names no key of {KEYS_VAR} (ids: {', '.join(keys)})")
-    return Keyring(keys, chosen)
+    return Keyring(keys, _active(keys, active, KEYS_VAR))
 
 
 def keyring() -> Keyring:

@@ -116,6 +116,17 @@ def test_the_key_file_is_created_private_once_and_a_new_key_becomes_active(tmp_p
     assert crypto.open_value(old) == crypto.open_value(new) == "x", "old values still open under their key"
 
 
+def test_the_active_id_chooses_among_the_key_files_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    crypto.seal("x")  # creates the key file with k1
+    crypto.add_file_key(tmp_path / crypto.KEY_FILE, "k2")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "k1")
+    sealed = crypto.seal("street 1")
+    assert sealed is not None and sealed.startswith("enc:k1:"), "LEADS_ENCRYPTION_KEY_ID is not ignored"
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "k7")
+    with pytest.raises(ConfigurationError, match=r"LEADS_ENCRYPTION_KEY_ID='k7' names no key of .*encryption.keys"):
+        crypto.keyring()
+
+
 def test_the_environment_names_the_keys_and_the_active_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
     monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
