@@ -239,7 +239,10 @@ def rotate(
         if spec.table not in tables:
             continue
         page = progress.get(spec.table, 0)
-        while page < (total := _pages(conn, spec.table)):
+        # Re-sealed rows move to new pages at the table's end and the walk goes on over them (a value written
+        # meanwhile under an older key is caught there too); progress is reported against the pages there were.
+        shown_total = _pages(conn, spec.table)
+        while page < _pages(conn, spec.table):
             end = page + pages_per_batch
             with conn.transaction():
                 changed = _batch(conn, spec, ring, page, end)
@@ -251,7 +254,7 @@ def rotate(
                 )
             page = end
             if on_batch is not None:
-                on_batch(spec.table, min(page, total), total)
+                on_batch(spec.table, min(page, shown_total), shown_total)
     with conn.transaction():
         conn.execute("UPDATE key_rotations SET status = 'completed', finished_at = now() WHERE id = %s", (rotation_id,))
         audit.record(

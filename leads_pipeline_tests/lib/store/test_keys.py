@@ -80,9 +80,14 @@ def test_an_interrupted_rotation_resumes_and_leaves_everything_under_the_new_key
         [running] = conn.execute("SELECT * FROM key_rotations").fetchall()
         assert running["status"] == "running" and running["progress"]["leads"] == 16
 
+    reported: dict[str, list[tuple[int, int]]] = {}
     with connect(database_url, autocommit=True) as conn:
-        summary = rotate(conn, "admin", pages_per_batch=8)
+        summary = rotate(
+            conn, "admin", pages_per_batch=8, on_batch=lambda t, d, n: reported.setdefault(t, []).append((d, n))
+        )
     assert summary["rotationId"] == running["id"], "the same rotation, resumed"
+    assert len({total for _, total in reported["leads"]}) == 1, "the total does not grow as re-sealed rows move"
+    assert reported["leads"][-1][0] == reported["leads"][-1][1]
     assert summary["resealed"] >= len(before)
     assert _key_ids(database_url) == {"k2"}
     with connect(database_url) as conn:
