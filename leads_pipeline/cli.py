@@ -286,7 +286,8 @@ def imports_list(
     list_name: Annotated[str | None, typer.Option("--list", help="Only imports into this list.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recent imports, newest first."""
+    """Recent imports into the lists you can read, newest first."""
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
@@ -294,34 +295,17 @@ def imports_list(
     env = run_or_fail(environment)
 
     def fetch() -> list[dict[str, Any]]:
+        user = acting_user()
         with connect(env.database_url) as conn:
-            list_id = get_list(conn, list_name).id if list_name else None
-            return store.list_imports(conn, list_id)
+            if list_name:
+                lead_list = get_list(conn, list_name)
+                access.require(conn, lead_list.id, user, "viewer", "reading its imports", write=False)
+                return store.list_imports(conn, [lead_list.id])
+            return store.list_imports(conn, access.readable_list_ids(conn, user))
 
     rows = run_or_fail(fetch)
     if as_json:
-        print_json(
-            [
-                {
-                    k: r[k]
-                    for k in (
-                        "id",
-                        "batch_id",
-                        "list_name",
-                        "file_path",
-                        "status",
-                        "total_rows",
-                        "imported",
-                        "updated",
-                        "skipped",
-                        "errors",
-                        "created_at",
-                        "completed_at",
-                    )
-                }
-                for r in rows
-            ]
-        )
+        print_json([store.import_summary(r) for r in rows])
         return
     table = Table("id", "list", "file", "status", "rows", "imported", "updated", "skipped", "rejected", "when")
     for r in rows:
@@ -340,6 +324,15 @@ def imports_list(
     console.print(table)
 
 
+def _require_import_reader(conn: Any, import_id: int) -> None:
+    """An import's status and problems (which hold the rejected values) are for those who may read its list."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store import imports as store
+
+    record = store.find_import(conn, import_id)
+    access.require(conn, record["list_id"], acting_user(), "viewer", "reading its imports", write=False)
+
+
 @imports_app.command("show")
 def imports_show(import_id: int, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """An import's status, counts and first problems (the PRD's "Get Import Status")."""
@@ -350,6 +343,7 @@ def imports_show(import_id: int, as_json: Annotated[bool, typer.Option("--json",
 
     def fetch() -> dict[str, Any]:
         with connect(env.database_url) as conn:
+            _require_import_reader(conn, import_id)
             return store.import_status(conn, import_id)
 
     document = run_or_fail(fetch)
@@ -372,7 +366,7 @@ def imports_errors(
 
     def fetch() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
-            store.find_import(conn, import_id)
+            _require_import_reader(conn, import_id)
             return store.import_errors(conn, import_id)
 
     rows = run_or_fail(fetch)

@@ -117,7 +117,11 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert "33 imported" in _ok(leads, "imports", "show", import_id).stdout
 
     history = _json(leads, "imports", "list", "--json")
-    assert [(h["id"], h["list_name"], h["status"]) for h in history] == [(int(import_id), "fair", "completed")]
+    assert [(h["importId"], h["list"], h["status"]) for h in history] == [(import_id, "fair", "completed")]
+    assert leads.invoke(app, ["imports", "list", "--json"], env={"LEADS_USER": "mallory"}).stdout.strip() == "[]"
+    for command in (["show", import_id], ["errors", import_id], ["list", "--list", "fair"]):
+        refused = leads.invoke(app, ["imports", *command], env={"LEADS_USER": "mallory"})
+        assert refused.exit_code == 1 and "is not a member of list 'fair'" in refused.stderr, command
 
     errors_csv = _ok(leads, "imports", "errors", import_id, "--csv").stdout
     rows = list(csv.DictReader(io.StringIO(errors_csv)))

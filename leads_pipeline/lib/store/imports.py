@@ -7,7 +7,7 @@ chunks or nothing, and a re-run continues at the first chunk not yet committed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -405,14 +405,31 @@ def import_errors(conn: Connection, import_id: int, limit: int | None = None) ->
     return list(conn.execute(query, (import_id,)))
 
 
-def list_imports(conn: Connection, list_id: int | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_imports(conn: Connection, list_ids: list[int], limit: int = 50) -> list[dict[str, Any]]:
+    """The newest imports into these lists."""
     return list(
         conn.execute(
             "SELECT i.*, l.name AS list_name FROM imports i JOIN lists l ON l.id = i.list_id"
-            " WHERE %(list)s::bigint IS NULL OR i.list_id = %(list)s ORDER BY i.id DESC LIMIT %(limit)s",
-            {"list": list_id, "limit": limit},
+            " WHERE i.list_id = ANY(%(lists)s) ORDER BY i.id DESC LIMIT %(limit)s",
+            {"lists": list_ids, "limit": limit},
         )
     )
+
+
+def import_summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One line of the import history, in the shape (and id style) of :func:`import_status`."""
+    return {
+        "importId": str(row["id"]),
+        "batchId": row["batch_id"],
+        "listId": str(row["list_id"]),
+        "list": row["list_name"],
+        "file": row["file_path"],
+        "status": row["status"],
+        "totalRows": row["total_rows"],
+        "results": {k: row[k] for k in ("imported", "updated", "skipped", "errors")},
+        "createdAt": row["created_at"].isoformat(),
+        "completedAt": row["completed_at"].isoformat() if row["completed_at"] else None,
+    }
 
 
 def import_status(conn: Connection, import_id: int, error_limit: int = 20) -> dict[str, Any]:

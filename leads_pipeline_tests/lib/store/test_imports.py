@@ -902,7 +902,7 @@ def test_import_status_has_the_prd_shape(database_url: str) -> None:
     status = import_file(database_url, DEMO_FILE)
     with connect(database_url) as conn:
         assert store.import_status(conn, int(status["importId"])) == status
-        history = store.list_imports(conn, list_id)
+        history = [store.import_summary(r) for r in store.list_imports(conn, [list_id])]
         errors = store.import_errors(conn, int(status["importId"]))
 
     assert set(status) >= {"importId", "status", "progress", "results", "errors", "completedAt"}
@@ -916,8 +916,10 @@ def test_import_status_has_the_prd_shape(database_url: str) -> None:
     assert [(e["row"], e["severity"]) for e in status["errors"]] == [(33, "error"), (35, "warning"), (36, "error")]
     assert json.loads(json.dumps(status)) == status, "the document is plain JSON"
 
-    assert [h["id"] for h in history] == [int(status["importId"])]
-    assert history[0]["list_name"] == "prospects"
+    assert [h["importId"] for h in history] == [status["importId"]], "history names imports as status does"
+    assert history[0]["list"] == "prospects" and history[0]["results"] == status["results"]
+    assert history[0]["completedAt"] == status["completedAt"]
+    assert json.loads(json.dumps(history)) == history
     assert [e["row_number"] for e in errors] == [33, 35, 36]
 
 
