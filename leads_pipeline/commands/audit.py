@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.lib.errors import ConfigurationError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -40,7 +40,8 @@ def audit_command(
     limit: Annotated[int, typer.Option(help="At most this many entries (the newest).")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the audit log: who did what, to which object, when."""
+    """Show the audit log: who did what, to which object, when. An owner of every list (or a privacy officer)
+    sees every entry; others their own and those about the lists they can read."""
     from leads_pipeline.lib.store import audit
     from leads_pipeline.lib.store.db import connect
 
@@ -49,7 +50,7 @@ def audit_command(
 
     def read() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
-            found = audit.entries(conn, since=start, action=action)
+            found = audit.entries(conn, since=start, action=action, reader=acting_user())
         return found[-limit:] if limit > 0 else found
 
     rows = run_or_fail(read)

@@ -236,7 +236,7 @@ def sync_history(
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Past sync runs with their counts."""
+    """Past sync runs with their counts: those of the lists you can read, and those you started."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
@@ -244,7 +244,7 @@ def sync_history(
 
     def history() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
-            return [_run_json(run) for run in store.list_runs(conn, crm, limit)]
+            return [_run_json(run) for run in store.list_runs(conn, crm, limit, user=acting_user())]
 
     runs = run_or_fail(history)
     if as_json:
@@ -265,7 +265,7 @@ def sync_errors(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The records a sync could not send: lead, email, category, message and attempts."""
+    """The records a sync could not send: lead, email, category, message and attempts (viewers of its list)."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
@@ -273,6 +273,7 @@ def sync_errors(
 
     def errors() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
+            store.require_run_readable(conn, store.get_run(conn, sync_id), acting_user())
             return store.run_errors(conn, sync_id)
 
     rows = run_or_fail(errors)

@@ -19,7 +19,12 @@ app = typer.Typer(help="Retention policies: how long leads, raw payloads and imp
 KindArgument = Annotated[
     str, typer.Argument(help="leads (untouched leads), facts (raw provider payloads) or inbox (import files).")
 ]
-ListOption = Annotated[str | None, typer.Option("--list", help="Only for this list (owner); default: global.")]
+ListOption = Annotated[
+    str | None,
+    typer.Option(
+        "--list", help="Only for this list (owner); default: global (an owner of every list, or a privacy officer)."
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -37,6 +42,8 @@ def _set(kind: str, days: int | None, list_name: str | None) -> None:
                 lead_list = get_list(conn, list_name)
                 access.require(conn, lead_list.id, acting_user(), "owner", "setting its retention", write=False)
                 list_id = lead_list.id
+            else:
+                access.require_every_list(conn, acting_user(), "a global retention policy")
             retention.set_policy(conn, kind, days, list_id=list_id, actor=acting_user())
 
     run_or_fail(run)
@@ -62,15 +69,16 @@ def retention_unset(kind: KindArgument, list_name: ListOption = None) -> None:
 
 @app.command("show")
 def retention_show(as_json: JsonOption = False) -> None:
-    """Every policy, global ones first."""
-    from leads_pipeline.lib.store import retention
+    """The global policies, then those of the lists the user can read."""
+    from leads_pipeline.lib.store import access, retention
     from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
 
     def read() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
-            return retention.policies(conn)
+            readable = set(access.readable_list_ids(conn, acting_user()))
+            return [r for r in retention.policies(conn) if r["list_id"] is None or r["list_id"] in readable]
 
     rows = run_or_fail(read)
     if as_json:
@@ -87,8 +95,10 @@ def retention_apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be removed; remove nothing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Apply every policy now, through the Dagster asset the daily schedule runs."""
-    run_or_fail(environment)
+    """Apply every policy now, through the Dagster asset the daily schedule runs (an owner of every list, or a
+    privacy officer: it deletes in every list and reports on every list)."""
+    env = run_or_fail(environment)
+    run_or_fail(lambda: _require_every_list(env.database_url, "applying the retention policies"))
     summary = run_or_fail(lambda: _materialize(dry_run))
     if as_json:
         print_json(summary)
@@ -99,6 +109,14 @@ def retention_apply(
         f"{summary['inbox_files_deleted']} inbox files",
         highlight=False,
     )
+
+
+def _require_every_list(database_url: str, action: str) -> None:
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(database_url) as conn:
+        access.require_every_list(conn, acting_user(), action)
 
 
 def _materialize(dry_run: bool) -> dict[str, Any]:

@@ -7,13 +7,16 @@ in the UI with its metadata and checks; showing a lead and setting a stage read 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import WhereOption
+
+if TYPE_CHECKING:
+    from leads_pipeline.lib.store.access import Role
 
 stage_app = typer.Typer(help="Qualification stages (new, mql, sql, ...): set one by hand.", no_args_is_help=True)
 model_app = typer.Typer(help="The learned fit model: train it on historical outcomes.", no_args_is_help=True)
@@ -91,11 +94,22 @@ def score(
     console.print(f"stages now: {stages}; {document['stageChanges']:,} moved by this run", highlight=False)
 
 
-def _lead_document(conn: Any, lead_id: int, with_history: bool) -> dict[str, Any]:
-    from leads_pipeline.lib.fields import CANONICAL_FIELDS
+def _checked_lead(conn: Any, lead_id: int, needed: Role, action: str, *, write: bool) -> dict[str, Any]:
+    """The live lead, once the acting user is known to hold the role ``needed`` on its list (else the same
+    ``AccessDeniedError`` as ``leads search`` on that list)."""
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import scoring as store
 
     lead = store.get_lead(conn, lead_id)
+    access.require(conn, lead["list_id"], acting_user(), needed, action, write=write)
+    return lead
+
+
+def _lead_document(conn: Any, lead: dict[str, Any], with_history: bool) -> dict[str, Any]:
+    from leads_pipeline.lib.fields import CANONICAL_FIELDS
+    from leads_pipeline.lib.store import scoring as store
+
+    lead_id = int(lead["id"])
     current = store.current_score(conn, lead_id)
     document: dict[str, Any] = {
         "leadId": lead_id,
@@ -188,7 +202,8 @@ def show(
 
     def fetch() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            document = _lead_document(conn, lead_id, score_history)
+            lead = _checked_lead(conn, lead_id, "viewer", "reading its leads", write=False)
+            document = _lead_document(conn, lead, score_history)
             if facts:
                 document["facts"] = enrichment.lead_attribution(conn, lead_id)["fields"]
             return document
@@ -217,6 +232,7 @@ def stage_set(
     def change() -> dict[str, Any]:
         chosen = check_manual_stage(stage)
         with connect(env.database_url) as conn:
+            _checked_lead(conn, lead_id, "editor", "setting its leads' stages", write=True)
             return store.set_stage(conn, lead_id, chosen, user=acting_user(), reason=reason)
 
     document = run_or_fail(change)

@@ -107,3 +107,37 @@ def test_every_bulk_action_and_privacy_request_is_audited_without_contact_data(l
     assert "ana.garcia@acme.es" not in logged and "912 345 678" not in logged and "34912345678" not in logged
     subjects = {e["details"]["subject"] for e in entries if e["action"].startswith("privacy.")}
     assert len(subjects) == 2 and all(len(s) == 64 for s in subjects), "requests named by keyed hash, whole"
+
+
+def test_a_user_sees_their_own_entries_and_those_about_lists_they_can_read(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "secret")
+    import_file(database_url, DEMO_FILE, "fair")
+    import_file(database_url, DEMO_FILE, "secret")
+    leads.ok("lists", "share", "fair", "vic", "--role", "viewer")
+    leads.ok("lists", "share", "secret", "eve", "--role", "viewer")
+    leads.ok("bulk", "tag", "hot", "--list", "fair", "--where", "country = ES")
+    leads.ok("bulk", "tag", "cold", "--list", "secret", "--where", "country = ES")
+    leads.ok("bulk", "export", "--list", "fair", "--out", "/dev/null", user="vic")
+    leads.ok("retention", "set", "facts", "30")
+    everything = [(e["actor"], e["action"]) for e in leads.json("audit", "--json")]
+    assert everything == [
+        ("tester", "list.share"),
+        ("tester", "list.share"),
+        ("tester", "leads.tag"),
+        ("tester", "leads.tag"),
+        ("vic", "leads.export"),
+        ("tester", "retention.set"),
+    ]
+    vic = leads.json("audit", "--json", user="vic")
+    assert [(e["actor"], e["action"]) for e in vic] == [
+        ("tester", "list.share"),  # of fair
+        ("tester", "leads.tag"),  # leads of fair
+        ("vic", "leads.export"),  # vic's own
+    ]
+    assert vic[1]["details"]["tags"] == ["hot"]
+    assert leads.json("audit", "--json", user="bob") == []
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "bob")
+    assert [(e["actor"], e["action"]) for e in leads.json("audit", "--json", user="bob")] == everything

@@ -92,7 +92,9 @@ def test_sharing_roles_and_refusals_change_nothing(leads: Leads, database_url: s
         assert "leads lists share fair vic --role" in error
     # an editor can tag but not delete or share
     leads.ok("lists", "tag", "fair", "checked", user="eve")
-    assert "needs the role owner" in leads.fails("lists", "delete", "fair", "--yes", user="eve")
+    assert "user 'eve' is an editor of list 'fair'; deleting it needs the role owner" in leads.fails(
+        "lists", "delete", "fair", "--yes", user="eve"
+    )
     assert "needs the role owner" in leads.fails("lists", "share", "fair", "vic", "--role", "editor", user="eve")
     shown = leads.json("lists", "show", "fair", "--json")
     assert (shown["name"], shown["tags"], shown["leadCount"], shown["archived"]) == ("fair", ["checked"], 33, False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
@@ -41,3 +42,40 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     ]
     leads.ok("retention", "unset", "leads", "--list", "fair")
     assert len(leads.json("retention", "show", "--json")) == 1
+
+
+def test_global_policies_and_applying_them_need_an_owner_of_every_list(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A global policy deletes in every list without its own and ``apply`` acts on (and reports on) every list:
+    both need an owner of every list, or a privacy officer. The per-list form stays with the list's owner."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "expo")
+    import_file(database_url, DEMO_FILE, "fair")
+    leads.ok("lists", "share", "fair", "ana", "--role", "owner")
+    leads.ok("lists", "share", "expo", "vic", "--role", "viewer")
+    leads.ok("retention", "set", "leads", "30", "--list", "fair", user="ana")
+    for user, missing in (("bob", "'expo' (nor 1 other lists)"), ("ana", "'expo'")):
+        for args in (("set", "leads", "1"), ("unset", "leads"), ("apply",), ("apply", "--dry-run")):
+            error = leads.fails("retention", *args, user=user)
+            assert f"user {user!r} does not own list {missing}" in error, error
+            assert (
+                "needs an owner of every list or a privacy officer (add" in error and "LEADS_PRIVACY_OFFICERS" in error
+            )
+    assert leads.json("retention", "show", "--json", user="bob") == []
+    assert [p["list"] for p in leads.json("retention", "show", "--json", user="vic")] == []
+    assert [p["list"] for p in leads.json("retention", "show", "--json", user="ana")] == ["fair"]
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM retention_policies WHERE list_id IS NULL").fetchone() == {"n": 0}
+
+    leads.ok("retention", "set", "leads", "400")  # tester owns both lists
+    leads.ok("lists", "share", "expo", "ana", "--role", "owner")
+    leads.ok("retention", "set", "facts", "90", user="ana")
+    assert "removed 0 leads" in leads.ok("retention", "apply", user="ana")
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
+    leads.ok("retention", "unset", "facts", user="bob")
+    assert leads.json("retention", "apply", "--dry-run", "--json", user="bob")["dry_run"] is True
+    assert [(p["kind"], p["list"], p["setBy"]) for p in leads.json("retention", "show", "--json")] == [
+        ("leads", None, "tester"),
+        ("leads", "fair", "ana"),
+    ]

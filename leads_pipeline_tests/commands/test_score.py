@@ -12,7 +12,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE, SHARED_DATA
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import Leads, import_file
 from leads_pipeline_tests.test_cli import _fails, _json, _ok, leads  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,28 @@ def test_score_a_list_show_history_and_set_a_stage(leads: CliRunner, database_ur
     assert changed["to"] == "customer" and changed["changedBy"] == "tester"
     text = _ok(leads, "show", str(ids[0]), "--score-history").stdout
     assert "stage customer" in text and "signed" in text and "score history" in text
+
+
+def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: CliRunner, database_url: str) -> None:  # noqa: F811
+    """A lead is read like its list (viewer, also when archived) and its stage written like it (editor, not when
+    archived): a non-member gets the refusal ``leads search`` gives on that list."""
+    lead = str(_demo_list(database_url)[0])
+    cli = Leads(leads)
+    cli.ok("lists", "share", "demo", "vera", "--role", "viewer")
+    cli.ok("lists", "share", "demo", "ana", "--role", "editor")
+    search_refusal = cli.fails("search", "--list", "demo", user="bob")
+    for args in (["show", lead], ["show", lead, "--facts", "--json"], ["show", lead, "--score-history"]):
+        refusal = cli.fails(*args, user="bob")
+        assert refusal == search_refusal, refusal
+        assert "user 'bob' is not a member of list 'demo'; reading its leads needs the role viewer" in refusal
+    assert cli.run("show", lead, user="bob").stdout == ""
+    assert "not a member of list 'demo'" in cli.fails("stage", "set", lead, "mql", user="bob")
+    viewer = cli.fails("stage", "set", lead, "mql", user="vera")
+    assert "user 'vera' is a viewer of list 'demo'; setting its leads' stages needs the role editor or owner" in viewer
+    assert cli.json("stage", "set", lead, "mql", "--json", user="ana")["changedBy"] == "ana"
+    cli.ok("lists", "archive", "demo")
+    assert "list 'demo' is archived and read-only" in cli.fails("stage", "set", lead, "sql", user="ana")
+    assert cli.json("show", lead, "--json", user="vera")["stage"] == "mql"
 
 
 def test_where_scores_only_the_matching_leads_and_viewers_are_refused(

@@ -15,9 +15,11 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
 from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filters
-from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.ratelimit import TokenBucket
-from leads_pipeline.lib.store.lists import get_list
+from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import crm as crm_store
+from leads_pipeline.lib.store.lists import get_list, get_list_by_id
 
 CRM_CONNECTIONS = "crm_connections"
 crm_connections = dg.DynamicPartitionsDefinition(name=CRM_CONNECTIONS)
@@ -29,7 +31,9 @@ class CrmSyncConfig(dg.Config):
     list_name: str | None = None
     direction: str | None = None
     """push, pull or bidirectional (Dagster config cannot take an optional Literal)."""
-    user: str = "dagster"
+    user: str | None = None
+    """Who runs the sync (``leads sync`` sets its acting user): it needs the editor role on the list. Unset (a
+    schedule, a launch from the UI), the sync runs as the owner of the list."""
     where: list[str] = []  # noqa: RUF012 - pydantic copies defaults
     """Filters ``FIELD OP VALUE`` (the lists' language, all must hold) on top of the connection file's ``where``."""
 
@@ -41,12 +45,43 @@ def _connection(context: dg.AssetExecutionContext) -> Connection:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
+SERVICE_USER = "dagster"
+"""Who a run without a user and without a list is recorded as (a pull updating linked leads only)."""
+
+
+def _direction(connection: Connection, config: CrmSyncConfig) -> Direction:
+    direction = cast(Direction, config.direction or connection.direction)
+    if direction not in DIRECTIONS:
+        raise dg.Failure(description=f"direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
+    return direction
+
+
 def _list_id(database: LeadsDatabase, connection: Connection, config: CrmSyncConfig) -> int | None:
     name = config.list_name or connection.list_name
     if name is None:
         return None
     with database.connection() as conn:
         return get_list(conn, name).id
+
+
+def _acting_user(
+    database: LeadsDatabase, connection: Connection, config: CrmSyncConfig, list_id: int | None, direction: Direction
+) -> str:
+    """Who the run acts as, once allowed: the configured user (else the list's owner) needs the editor role on
+    the list, or, for a pull without a list, on every list holding a lead linked to the connection. A pull
+    writes leads, so it is also refused on an archived list; a push only reads them."""
+    action = f"syncing it with CRM connection {connection.name!r}"
+    with database.connection() as conn:
+        if list_id is not None:
+            list_ids = [list_id]
+        else:
+            list_ids = [] if direction == "push" else crm_store.linked_list_ids(conn, connection.name)
+        for each in list_ids:
+            user = config.user or get_list_by_id(conn, each).owner
+            access.require(conn, each, user, "editor", action, write=direction != "push")
+        if config.user is not None:
+            return config.user
+        return get_list_by_id(conn, list_id).owner if list_id is not None else SERVICE_USER
 
 
 @dg.asset(
@@ -62,8 +97,10 @@ def crm_sync_plan(
     values), leads failing validation (held back, listed by the check), and the mapping checked against the
     CRM's own field list."""
     connection = _connection(context)
+    direction = _direction(connection, config)
     try:
         list_id = _list_id(database, connection, config)
+        _acting_user(database, connection, config, list_id, direction)
         resource = crm.for_connection(connection)
         connector = resource.connector(connection, limiter_for(connection))
         unknown = unknown_fields(connection, connector.describe_fields())
@@ -100,16 +137,15 @@ def crm_sync(
     """One sync run of the connection: pull CRM changes (conflict rules decide fields both sides changed), then
     push the changed valid leads in batches, with retries that lose nothing; counts per run in the sync log."""
     connection = _connection(context)
-    direction = cast(Direction, config.direction or connection.direction)
-    if direction not in DIRECTIONS:
-        raise dg.Failure(description=f"direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
+    direction = _direction(connection, config)
     try:
         list_id = _list_id(database, connection, config)
+        user = _acting_user(database, connection, config, list_id, direction)
         limiter: TokenBucket = limiter_for(connection)
         connector = crm.for_connection(connection).connector(connection, limiter)
-        engine = SyncEngine(database.database_url, connection, connector, limiter, user=config.user)
+        engine = SyncEngine(database.database_url, connection, connector, limiter, user=user)
         report = engine.run(direction, list_id, push_filters(connection, config.where))
-    except ConfigurationError as exc:
+    except (ConfigurationError, AccessDeniedError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}
     return dg.MaterializeResult(

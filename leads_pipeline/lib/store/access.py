@@ -64,7 +64,7 @@ def require(conn: Connection, list_id: int, user: str, needed: Role, action: str
         raise AccessDeniedError(f"list {list_id} does not exist")
     role = role_on(conn, list_id, user)
     if role is None or _RANK[role] < _RANK[needed]:
-        what = f"a {role} of" if role else "not a member of"
+        what = f"{_article(role)} {role} of" if role else "not a member of"
         raise AccessDeniedError(
             f"user {user!r} is {what} list {row['name']!r}; {action} needs the role {_describe(needed)} "
             f"(an owner such as {row['owner']!r} can grant it: "
@@ -76,6 +76,11 @@ def require(conn: Connection, list_id: int, user: str, needed: Role, action: str
             f"(an owner can run `leads lists unarchive {_quote(row['name'])}` first)"
         )
     return role
+
+
+def _article(role: Role) -> str:
+    """ "an owner", "an editor", "a viewer": the article of a role in a sentence."""
+    return "an" if role[0] in "aeiou" else "a"
 
 
 def require_all(
@@ -182,13 +187,50 @@ PRIVACY_OFFICERS_ENV: Final = "LEADS_PRIVACY_OFFICERS"
 """Comma-separated users who may act on privacy requests (export, erase, opt out) whatever lists hold the person."""
 
 
+def is_privacy_officer(user: str) -> bool:
+    """Whether ``LEADS_PRIVACY_OFFICERS`` names the user."""
+    return user in {name.strip() for name in os.environ.get(PRIVACY_OFFICERS_ENV, "").split(",") if name.strip()}
+
+
 def require_privacy_request(conn: Connection, user: str, list_ids: list[int], action: str) -> None:
     """A privacy request reveals or erases a person's data in every list: allowed to a privacy officer
     (``LEADS_PRIVACY_OFFICERS``), else only to an owner of every list holding the person's leads."""
-    officers = {name.strip() for name in os.environ.get(PRIVACY_OFFICERS_ENV, "").split(",") if name.strip()}
-    if user in officers:
+    if is_privacy_officer(user):
         return
     try:
         require_all(conn, list_ids, user, "owner", action, write=False)
     except AccessDeniedError as exc:
         raise AccessDeniedError(f"{exc}; or add {user!r} to {PRIVACY_OFFICERS_ENV} (privacy officers)") from None
+
+
+def lists_not_owned(conn: Connection, user: str) -> list[str]:
+    """The names of the live lists the user does not own, by name."""
+    rows = conn.execute(
+        "SELECT l.name FROM lists l WHERE l.deleted_at IS NULL"
+        " AND coalesce((SELECT m.role FROM list_members m WHERE m.list_id = l.id AND m.username = %(user)s),"
+        " CASE WHEN l.owner = %(user)s THEN 'owner' END) IS DISTINCT FROM 'owner' ORDER BY l.name",
+        {"user": user},
+    )
+    return [str(r["name"]) for r in rows]
+
+
+def acts_on_every_list(conn: Connection, user: str) -> bool:
+    """Whether the user may act on every list at once: a privacy officer, or an owner of every live list.
+
+    The project has no administrator role; this is the one rule for what reaches every list (a global
+    retention policy, applying the policies, the whole audit log)."""
+    return is_privacy_officer(user) or not lists_not_owned(conn, user)
+
+
+def require_every_list(conn: Connection, user: str, action: str) -> None:
+    """``AccessDeniedError`` unless the user acts on every list (``acts_on_every_list``), naming a list they do
+    not own."""
+    if is_privacy_officer(user):
+        return
+    missing = lists_not_owned(conn, user)
+    if missing:
+        more = f" (nor {len(missing) - 1} other lists)" if len(missing) > 1 else ""
+        raise AccessDeniedError(
+            f"user {user!r} does not own list {missing[0]!r}{more}; {action} reaches every list, so it needs an "
+            f"owner of every list or a privacy officer (add {user!r} to {PRIVACY_OFFICERS_ENV})"
+        )

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from psycopg.types.json import Jsonb
 
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.lists import Connection
 
 MAX_LEAD_IDS: Final = 10_000
@@ -61,6 +62,15 @@ def record(conn: Connection, actor: str, action: str, object: str, details: dict
     return int(row["id"])
 
 
+READABLE_CONDITION: Final = (
+    "(actor = %(reader)s OR object = ANY(%(list_objects)s::text[]) OR EXISTS (SELECT 1 FROM leads l"
+    " WHERE l.list_id = ANY(%(list_ids)s::bigint[])"
+    " AND l.id IN (SELECT jsonb_array_elements_text(details -> 'leadIds')::bigint)))"
+)
+"""The entries a user who does not act on every list (``access.acts_on_every_list``) may read: their own, those
+about a list they can read, and those naming a lead that is now in such a list."""
+
+
 def entries(
     conn: Connection,
     *,
@@ -69,11 +79,17 @@ def entries(
     lead_ids_any: list[int] | None = None,
     subject: str | None = None,
     limit: int | None = None,
+    reader: str | None = None,
 ) -> list[dict[str, Any]]:
     """Entries oldest first: after ``since``, whose action is ``action`` or starts with ``action.``, about any
-    of ``lead_ids_any`` or about the privacy ``subject`` hash."""
+    of ``lead_ids_any`` or about the privacy ``subject`` hash; with ``reader``, only those that user may read
+    (``readable_condition``)."""
     conditions = ["TRUE"]
     params: dict[str, Any] = {"since": since, "action": action, "prefix": f"{action}.%", "limit": limit}
+    if reader is not None and not access.acts_on_every_list(conn, reader):
+        conditions.append(READABLE_CONDITION)
+        readable = access.readable_list_ids(conn, reader)
+        params.update(reader=reader, list_ids=readable, list_objects=[f"list:{i}" for i in readable])
     if since is not None:
         conditions.append("at >= %(since)s")
     if action:

@@ -15,10 +15,11 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.errors import AccessDeniedError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.privacy import sellable
@@ -288,12 +289,38 @@ def add_quota(conn: Connection, connection: str, today: date, requests: int) -> 
     )
 
 
-def list_runs(conn: Connection, connection: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(
+    conn: Connection, connection: str | None = None, limit: int = 50, *, user: str | None = None
+) -> list[dict[str, Any]]:
+    """Runs newest first; with ``user``, only the runs of lists the user can read and the runs they started."""
+    readable = None if user is None else access.readable_list_ids(conn, user)
     return conn.execute(
         "SELECT r.*, li.name AS list_name FROM crm_sync_runs r LEFT JOIN lists li ON li.id = r.list_id "
-        "WHERE %s::text IS NULL OR r.connection = %s ORDER BY r.id DESC LIMIT %s",
-        (connection, connection, limit),
+        "WHERE (%(connection)s::text IS NULL OR r.connection = %(connection)s)"
+        " AND (%(readable)s::bigint[] IS NULL OR r.list_id = ANY(%(readable)s) OR r.started_by = %(user)s)"
+        " ORDER BY r.id DESC LIMIT %(limit)s",
+        {"connection": connection, "readable": readable, "user": user, "limit": limit},
     ).fetchall()
+
+
+def require_run_readable(conn: Connection, run: Mapping[str, Any], user: str) -> None:
+    """A run's records are for readers of its list; a run without a list only for whoever started it."""
+    if run["list_id"] is not None:
+        access.require(conn, run["list_id"], user, "viewer", f"reading its sync run {run['id']}", write=False)
+    elif run["started_by"] != user:
+        raise AccessDeniedError(
+            f"sync run {run['id']} synced no list; only {run['started_by']!r}, who started it, can read its records"
+        )
+
+
+def linked_list_ids(conn: Connection, connection: str) -> list[int]:
+    """The lists holding live leads linked to the connection: what a pull without a list may write to."""
+    rows = conn.execute(
+        "SELECT DISTINCT l.list_id FROM crm_links k JOIN leads l ON l.id = k.lead_id"
+        " WHERE k.connection = %s AND l.deleted_at IS NULL ORDER BY l.list_id",
+        (connection,),
+    )
+    return [int(r["list_id"]) for r in rows]
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:

@@ -13,7 +13,8 @@ import yaml
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
-from leads_pipeline.defs.crm.assets import crm_sync, crm_sync_job, crm_sync_plan
+from leads_pipeline.commands.crm import _failure
+from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.lib.store.db import transaction
@@ -140,3 +141,114 @@ def test_one_schedule_per_connection_file_with_a_schedule(tmp_path: Path, monkey
         assets=[crm_sync_plan, crm_sync], schedules=schedules, jobs=[crm_sync_job], resources=default_resources()
     )
     dg.Definitions.validate_loadable(defs)
+
+
+def run_as(runner: CliRunner, user: str, *args: str) -> Result:
+    return runner.invoke(app, list(args), env={"LEADS_USER": user})
+
+
+def refused_as(runner: CliRunner, user: str, *args: str) -> str:
+    result = run_as(runner, user, *args)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    return lines[0]
+
+
+def counts(database_url: str) -> tuple[int, int]:
+    """(sync runs, live leads)."""
+    with transaction(database_url) as db:
+        row = db.execute(
+            "SELECT (SELECT count(*) FROM crm_sync_runs) AS runs,"
+            " (SELECT count(*) FROM leads WHERE deleted_at IS NULL) AS leads"
+        ).fetchone()
+    assert row is not None
+    return row["runs"], row["leads"]
+
+
+def test_a_sync_needs_the_editor_role_and_its_runs_are_for_the_lists_readers(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(3, start=130_000))
+    ok(leads, "lists", "share", "prospects", "carol", "--role", "viewer")
+    ok(leads, "lists", "share", "prospects", "dan", "--role", "editor")
+    for user, who in (("bob", "user 'bob' is not a member of"), ("carol", "user 'carol' is a viewer of")):
+        for direction in ("push", "pull", "bidirectional"):
+            message = refused_as(leads, user, "sync", "--crm", "hubspot-main", "--direction", direction)
+            assert (
+                f"{who} list 'prospects'; syncing it with CRM connection 'hubspot-main' needs the role editor or owner"
+                in message
+            )
+    assert counts(database_url) == (0, 3)
+    report = json.loads(run_as(leads, "dan", "sync", "--crm", "hubspot-main", "--json").stdout)
+    assert (report["startedBy"], report["created"] + report["updated"]) == ("dan", 3)
+
+    # A pull without a list updates the leads linked to the connection: editors of their lists only.
+    write_connection(tmp_path / "crm", "hubspot-main", {k: v for k, v in CONNECTION.items() if k != "list"})
+    message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--direction", "pull")
+    assert "user 'bob' is not a member of list 'prospects'; syncing it with CRM connection" in message
+    write_connection(tmp_path / "crm", "unlinked", dict(CONNECTION, direction="pull", list=None))
+    own = json.loads(run_as(leads, "bob", "sync", "--crm", "unlinked", "--json").stdout)
+    assert (own["status"], own["startedBy"]) == ("completed", "bob")
+
+    # History: the runs of the lists the user can read, and the runs they started; errors likewise.
+    history = {user: [h["syncId"] for h in json.loads(run_as(leads, user, "sync", "history", "--json").stdout)]
+               for user in ("bob", "carol", "tester")}  # fmt: skip
+    assert history == {"bob": [own["syncId"]], "carol": [report["syncId"]], "tester": [report["syncId"]]}
+    message = refused_as(leads, "bob", "sync", "errors", report["syncId"])
+    assert f"user 'bob' is not a member of list 'prospects'; reading its sync run {report['syncId']} needs" in message
+    assert run_as(leads, "carol", "sync", "errors", report["syncId"], "--json").exit_code == 0
+    message = refused_as(leads, "carol", "sync", "errors", own["syncId"])
+    assert f"sync run {own['syncId']} synced no list; only 'bob', who started it, can read its records" in message
+    assert json.loads(run_as(leads, "bob", "sync", "errors", own["syncId"], "--json").stdout) == []
+
+
+def test_a_pull_into_an_archived_list_is_refused_a_push_from_it_is_not(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(2, start=131_000))
+    ok(leads, "lists", "create", "Empty QA")
+    ok(leads, "lists", "archive", "Empty QA")
+    for direction in ("pull", "bidirectional"):
+        message = one_line_error(leads, "sync", "--crm", "hubspot-main", "--list", "Empty QA", "--direction", direction)
+        assert (
+            "list 'Empty QA' is archived and read-only; syncing it with CRM connection 'hubspot-main' is refused"
+            in message
+        )
+    assert counts(database_url) == (0, 2)
+    ok(leads, "lists", "archive", "prospects")
+    report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--direction", "push", "--json").stdout)
+    assert (report["status"], report["created"] + report["updated"]) == ("completed", 2)
+
+
+def materialize_sync(name: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
+    """The two sync assets as a schedule or the Dagster UI runs them: the run config is all they are given."""
+    from leads_pipeline.launcher import instance
+
+    dagster_instance = instance()
+    dagster_instance.add_dynamic_partitions(CRM_CONNECTIONS, [name])
+    return dg.materialize(
+        [crm_sync_plan, crm_sync],
+        partition_key=name,
+        instance=dagster_instance,
+        resources=default_resources(),
+        run_config={"ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}}},
+        raise_on_error=False,
+    )
+
+
+def test_a_dagster_run_acts_as_its_user_or_else_the_lists_owner(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(2, start=132_000))
+    scheduled = materialize_sync("hubspot-main", {})
+    assert scheduled.success
+    with transaction(database_url) as db:
+        assert db.execute("SELECT started_by FROM crm_sync_runs").fetchall() == [{"started_by": "tester"}]
+    as_bob = materialize_sync("hubspot-main", {"user": "bob"})
+    assert not as_bob.success and not as_bob.asset_materializations_for_node("crm_sync")
+    assert "user 'bob' is not a member of list 'prospects'" in _failure(as_bob, "hubspot-main")
+    ok(leads, "lists", "archive", "prospects")
+    pull = materialize_sync("hubspot-main", {"direction": "pull"})
+    assert not pull.success and "list 'prospects' is archived and read-only" in _failure(pull, "hubspot-main")
+    assert counts(database_url) == (1, 2)
