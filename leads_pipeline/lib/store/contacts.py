@@ -258,6 +258,7 @@ class VerificationLedger:
     ``lead_of`` maps the addresses this chunk may verify to their lead, so every paid call becomes a fact of
     that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
     cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
+    Without a batch (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written.
     Each call first reserves its price in ``budget``; ``refused`` counts the calls the budget did not allow.
     """
 
@@ -351,7 +352,7 @@ class VerificationLedger:
                 ),
             )
             lead = self.lead_of.get(verdict.email)
-            if lead is not None:
+            if lead is not None and self.batch_id is not None:  # outside a batch (find-email) there is no lead
                 fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])
         self.budget.settle(price(item), credits)
