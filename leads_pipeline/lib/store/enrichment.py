@@ -566,8 +566,9 @@ def deliveries(conn: Connection, job_id: str) -> list[dict[str, Any]]:
 def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
     """Every field of a lead explained: its value, and each fact (source, confidence, cost, time) that won or lost.
 
-    A canonical column's winner is the fact carrying the lead's current value; a field without a column is won
-    by the best fact (confidence, then freshness), the rule the design gives for visible values.
+    A canonical column's winner is the fact carrying the lead's current value, so an empty column has none (a
+    risky find such as a catch-all address is kept as a fact, not applied); a field without a column is won by
+    the best fact (confidence, then freshness), the rule the design gives for visible values.
     """
     lead = conn.execute("SELECT * FROM leads WHERE id = %s", (lead_id,)).fetchone()
     if lead is None:
@@ -596,10 +597,11 @@ def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
         )
     for name, entry in fields.items():
         current = lead.get(name)
+        won: dict[str, Any] | None = None
         if current is not None:
             entry["value"] = str(current)
             won = next((f for f in entry["facts"] if _equal(f["value"], current)), None)
-        else:
+        elif name not in lead:  # no column: the best fact is the visible value
             won = entry["facts"][0]
             entry["value"] = won["value"]
         for fact in entry["facts"]:
