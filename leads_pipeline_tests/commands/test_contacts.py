@@ -63,3 +63,12 @@ def test_find_email_with_the_paid_verifier_answers_without_writing_lead_facts(
     found = json.loads(result.stdout)
     assert found["email"] == person.email and found["status"] == "valid"
     assert found["tried"][-1]["method"] == "zerobounce"
+
+
+def test_an_unknown_verifier_or_no_candidates_is_a_usage_error(runner: CliRunner) -> None:
+    bogus = runner.invoke(app, ["verify", "a@b.com", "--verifier", "bogus"])
+    assert bogus.exit_code == 2 and "'bogus' is not one of" in bogus.stderr and "neverbounce" in bogus.stderr
+    assert "not configured" not in bogus.output
+    for count in ("0", "-1"):
+        none = runner.invoke(app, ["find-email", "Kelly", "Kemp", "example.com", "--candidates", count])
+        assert none.exit_code == 2 and "--candidates" in none.stderr, none.output
