@@ -8,7 +8,7 @@ the database like the asset's, so asking twice does not pay twice.
 from __future__ import annotations
 
 import os
-from enum import Enum
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -19,7 +19,7 @@ from leads_pipeline.commands.common import console, environment, print_json, run
 VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
 
 
-class Verifier(str, Enum):
+class Verifier(StrEnum):
     """The --verifier choices: a typo is refused by name with the choices listed, before any configuration
     check could call it an unconfigured provider."""
 
