@@ -8,6 +8,7 @@ the database like the asset's, so asking twice does not pay twice.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +17,16 @@ from rich.table import Table
 from leads_pipeline.commands.common import console, environment, print_json, run_or_fail
 
 VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
+
+
+class Verifier(StrEnum):
+    """The --verifier choices: a typo is refused by name with the choices listed, before any configuration
+    check could call it an unconfigured provider."""
+
+    auto = "auto"
+    zerobounce = "zerobounce"
+    neverbounce = "neverbounce"
+    none = "none"
 
 
 def _verifier(choice: str, workers: int = 16) -> Any:
@@ -45,7 +56,7 @@ def _verifier(choice: str, workers: int = 16) -> Any:
 
 def verify(
     emails: Annotated[list[str], typer.Argument(help="Addresses to verify.")],
-    verifier: Annotated[str, typer.Option(help=VERIFIER_HELP)] = "auto",
+    verifier: Annotated[Verifier, typer.Option(help=VERIFIER_HELP)] = Verifier.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Verify email addresses: syntax, MX, SMTP probe with catch-all detection (or a paid verifier)."""
@@ -56,7 +67,7 @@ def verify(
     env = run_or_fail(environment)
 
     def check() -> list[dict[str, Any]]:
-        engine = _verifier(verifier)
+        engine = _verifier(verifier.value)
         with VerificationLedger(env.database_url, None, timedelta(days=30)) as ledger:
             engine.ledger = ledger
             verdicts = engine.verify_many(emails)
@@ -78,8 +89,8 @@ def find_email(
     first_name: str,
     last_name: str,
     domain: str,
-    candidates: Annotated[int, typer.Option(help="How many guesses to verify at most.")] = 4,
-    verifier: Annotated[str, typer.Option(help=VERIFIER_HELP)] = "auto",
+    candidates: Annotated[int, typer.Option(min=1, help="How many guesses to verify at most.")] = 4,
+    verifier: Annotated[Verifier, typer.Option(help=VERIFIER_HELP)] = Verifier.auto,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find a person's address at DOMAIN from the domain's learned pattern, verifying guesses in order."""
@@ -89,7 +100,7 @@ def find_email(
 
     def find() -> dict[str, Any]:
         options = EmailOptions(max_candidates=candidates, people_search=False)
-        stage = EmailStage(env.database_url, "", _verifier(verifier), None, options)
+        stage = EmailStage(env.database_url, "", _verifier(verifier.value), None, options)
         found = stage.find(first_name, last_name, domain)
         return {
             "email": found.email,

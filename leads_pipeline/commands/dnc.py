@@ -37,7 +37,7 @@ def dnc_import(
     from leads_pipeline.lib.store.contacts import load_dnc
     from leads_pipeline.lib.store.db import connect
 
-    def snapshot_date() -> date:
+    def given_date() -> date:
         if snapshot is None:
             try:
                 return date.fromtimestamp(path.stat().st_mtime)
@@ -47,6 +47,17 @@ def dnc_import(
             return date.fromisoformat(snapshot)
         except ValueError:
             raise InputFileError(path, f"--snapshot: expected a date like 2026-11-01, found {snapshot!r}") from None
+
+    def snapshot_date() -> date:
+        """The snapshot date, never in the future: a future date would keep the list "fresh" for the freshness
+        check long after it is stale."""
+        taken = given_date()
+        if taken > date.today():
+            what = "--snapshot" if snapshot is not None else "the file's modification date (no --snapshot given)"
+            raise InputFileError(
+                path, f"{what} {taken.isoformat()} is in the future; give the date the list was taken with --snapshot"
+            )
+        return taken
 
     env = run_or_fail(environment)
 

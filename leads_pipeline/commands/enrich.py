@@ -171,7 +171,10 @@ def enrich(
     ids: Annotated[
         Path | None, typer.Option("--ids", help="A file of lead ids, one per line (or a CSV id column).")
     ] = None,
-    sources: Annotated[str, typer.Option(help="email, phone, linkedin, company (comma-separated) or all.")] = "company",
+    sources: Annotated[
+        str | None,
+        typer.Option(help="email, phone, linkedin, company (comma-separated) or all; default: the template's."),
+    ] = None,
     template: Annotated[str, typer.Option(help="basic, standard, premium, or a template YAML file.")] = "standard",
     overwrite: Annotated[bool, typer.Option(help="Replace values the leads already have.")] = False,
     priority: Priority = "normal",
@@ -185,11 +188,12 @@ def enrich(
     the source assets through Dagster."""
     from leads_pipeline.lib.enrichment.jobs import launch_response
     from leads_pipeline.lib.enrichment.providers import parse_sources, require_assets
+    from leads_pipeline.lib.enrichment.templates import load_template
 
     env = run_or_fail(environment)
 
     def create() -> tuple[dict[str, Any], Any]:
-        chosen = parse_sources(sources)
+        chosen = parse_sources(sources) if sources is not None else list(load_template(template).sources)
         require_assets(chosen, _available_assets())
         _check_priority(priority)
         selection, ids_file = _selection(lists, where, tags, stages, score_min, score_max, ids)
@@ -404,7 +408,7 @@ def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     if as_json:
         print_json([t.as_json() for t in templates.values()])
         return
-    table = Table("template", "providers", "max credits/lead", "description")
+    table = Table("template", "providers", "max credits per company call", "description")
     for t in templates.values():
         ceiling = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
         table.add_row(t.name, ", ".join(t.providers()), ceiling, t.description)
@@ -466,7 +470,9 @@ def credits(
 def enrich_after_import(
     list_name: str,
     off: Annotated[bool, typer.Option("--off", help="Stop enriching this list's imports.")] = False,
-    sources: Annotated[str, typer.Option(help="Sources to run after each import.")] = "company",
+    sources: Annotated[
+        str | None, typer.Option(help="Sources to run after each import; default: the template's.")
+    ] = None,
     template: Annotated[str, typer.Option(help="Template for those runs.")] = "standard",
     priority: Priority = "normal",
     max_credits: MaxCredits = None,
@@ -481,8 +487,8 @@ def enrich_after_import(
 
     env = run_or_fail(environment)
 
-    def save() -> str:
-        chosen = parse_sources(sources)
+    def save() -> tuple[str, list[str]]:
+        chosen = parse_sources(sources) if sources is not None else list(load_template(template).sources)
         load_template(template)
         _check_priority(priority)
         with connect(env.database_url) as conn:
@@ -497,8 +503,8 @@ def enrich_after_import(
                 max_credits=max_credits,
                 notify_url=notify,
             )
-            return lead_list.name
+            return lead_list.name, chosen
 
-    name = run_or_fail(save)
-    state = "off" if off else f"on ({sources}, template {template}, priority {priority})"
+    name, chosen = run_or_fail(save)
+    state = "off" if off else f"on ({','.join(chosen)}, template {template}, priority {priority})"
     console.print(f"enrichAfterImport for list [bold]{name}[/bold]: {state}", highlight=False)

@@ -130,9 +130,14 @@ def _lead_document(conn: Any, lead: dict[str, Any], with_history: bool) -> dict[
             "scoredAt": current["scored_at"],
         }
     if with_history:
-        document["scoreHistory"] = store.score_history(conn, lead_id)
-        document["stageChanges"] = store.stage_history(conn, lead_id)
+        document["scoreHistory"] = [_camel_keys(h) for h in store.score_history(conn, lead_id)]
+        document["stageChanges"] = [_camel_keys(c) for c in store.stage_history(conn, lead_id)]
     return document
+
+
+def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row with camelCase keys (``scored_at`` -> ``scoredAt``), like the rest of the lead's JSON."""
+    return {key.split("_")[0] + "".join(p.title() for p in key.split("_")[1:]): v for key, v in row.items()}
 
 
 def _print_lead(document: dict[str, Any]) -> None:
@@ -151,19 +156,19 @@ def _print_lead(document: dict[str, Any]) -> None:
         history = Table("scored at", "score", "band", "stage", "components", "config", "model", title="score history")
         for h in document["scoreHistory"]:
             history.add_row(
-                f"{h['scored_at']:%Y-%m-%d %H:%M}",
+                f"{h['scoredAt']:%Y-%m-%d %H:%M}",
                 str(h["score"]),
                 h["band"],
                 h["stage"],
                 " ".join(f"{k}={v}" for k, v in h["components"].items()),
-                h["config_version"],
-                h["model_version"] or "",
+                h["configVersion"],
+                h["modelVersion"] or "",
             )
         console.print(history)
         changes = Table("when", "from", "to", "by", "reason", title="stage changes")
         for c in document["stageChanges"]:
-            who = c["changed_by"] if c["source"] == "manual" else "thresholds"
-            changes.add_row(f"{c['changed_at']:%Y-%m-%d %H:%M}", c["from_stage"], c["to_stage"], who, c["reason"] or "")
+            who = c["changedBy"] if c["source"] == "manual" else "thresholds"
+            changes.add_row(f"{c['changedAt']:%Y-%m-%d %H:%M}", c["fromStage"], c["toStage"], who, c["reason"] or "")
         console.print(changes)
     if "facts" in document:
         facts = Table(
@@ -238,6 +243,8 @@ def stage_set(
     document = run_or_fail(change)
     if as_json:
         print_json(document)
+    elif not document["changed"]:
+        console.print(f"lead {lead_id}: already {document['to']} (set by {document['changedBy']}); nothing changed")
     else:
         console.print(f"lead {lead_id}: {document['from']} -> {document['to']} (by {document['changedBy']})")
 

@@ -48,3 +48,27 @@ def test_find_email_verifies_guesses_in_pattern_order(runner: CliRunner, sandbox
     found = json.loads(result.stdout)
     assert found["email"] == person.email and found["status"] == "valid"
     assert found["tried"][-1]["email"] == person.email
+
+
+def test_find_email_with_the_paid_verifier_answers_without_writing_lead_facts(
+    runner: CliRunner, sandbox_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """find-email has no lead: the paid verdict is cached by address, no fact is written for a lead 0."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")
+    person = _person(sandbox_world, "strict", "{first}.{last}")
+    result = runner.invoke(
+        app, ["find-email", person.first_name, person.last_name, person.company_domain, "--candidates", "6", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["email"] == person.email and found["status"] == "valid"
+    assert found["tried"][-1]["method"] == "zerobounce"
+
+
+def test_an_unknown_verifier_or_no_candidates_is_a_usage_error(runner: CliRunner) -> None:
+    bogus = runner.invoke(app, ["verify", "a@b.com", "--verifier", "bogus"])
+    assert bogus.exit_code == 2 and "'bogus' is not one of" in bogus.stderr and "neverbounce" in bogus.stderr
+    assert "not configured" not in bogus.output
+    for count in ("0", "-1"):
+        none = runner.invoke(app, ["find-email", "Kelly", "Kemp", "example.com", "--candidates", count])
+        assert none.exit_code == 2 and "--candidates" in none.stderr, none.output

@@ -60,6 +60,9 @@ def test_phones_on_the_list_are_flagged_with_the_snapshot(
     assert json.loads(result.stdout)["numbers"] == len(numbers) and json.loads(result.stdout)["rejected"] == 1
     bad = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", "yesterday"])
     assert bad.exit_code == 1 and "expected a date" in bad.stderr
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()
+    future = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", tomorrow])
+    assert future.exit_code == 1 and f"--snapshot {tomorrow} is in the future" in future.stderr
 
     outcome = materialize([phone_contacts], world_batch.batch_id, sandbox_resources(sandbox, database_url))
     checks = {c.check_name: c for c in outcome.get_asset_check_evaluations()}

@@ -153,6 +153,18 @@ def test_max_credits_caps_the_contact_sources_too(
     assert set(costs) <= {1.0, 2.0}  # credits from the price list, never a provider's dollars
 
 
+def test_the_template_chooses_the_sources_unless_sources_is_given(leads: CliRunner, prospects: list[int]) -> None:
+    """premium's sources: [email, phone, linkedin, company] are run when --sources is not given."""
+    premium = _json(leads, "enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")
+    assert set(premium["sources"]) == {"email", "phone", "linkedin", "company"}
+    standard = _json(leads, "enrich", "--list", "prospects", "--estimate", "--json")
+    assert set(standard["sources"]) == {"company"}
+    chosen = _json(
+        leads, "enrich", "--list", "prospects", "--template", "premium", "--sources", "phone", "--estimate", "--json"
+    )
+    assert set(chosen["sources"]) == {"phone"}
+
+
 def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
     assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")

@@ -138,6 +138,23 @@ def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path
     assert "unknown stage 'won'" in _fails(leads, "stage", "set", "1", "won")
 
 
+def test_setting_the_stage_a_person_set_changes_nothing_and_history_is_camel_case(
+    leads: CliRunner,  # noqa: F811
+    database_url: str,
+) -> None:
+    ids = _demo_list(database_url)
+    lead = str(ids[0])
+    assert _json(leads, "stage", "set", lead, "sql", "--reason", "demo booked", "--json")["changed"] is True
+    again = _json(leads, "stage", "set", lead, "SQL", "--json")
+    assert again["changed"] is False and again["from"] == again["to"] == "sql"
+    assert "already sql (set by tester); nothing changed" in _ok(leads, "stage", "set", lead, "sql").stdout
+    shown = _json(leads, "show", lead, "--score-history", "--json")
+    [change] = shown["stageChanges"]  # the no-ops recorded nothing
+    assert {"fromStage", "toStage", "changedBy", "changedAt", "source", "reason"} <= set(change)
+    assert change["toStage"] == "sql" and shown["scoreHistory"] == []
+    assert "demo booked" in _ok(leads, "show", lead, "--score-history").stdout
+
+
 def test_model_train_reports_held_out_metrics(leads: CliRunner, tmp_path: Path) -> None:  # noqa: F811
     sample = tmp_path / "sample.csv"
     with (SHARED_DATA / "lead_scoring" / "Leads.csv").open(newline="", encoding="utf-8") as source:

@@ -129,6 +129,36 @@ class GeminiResource(dg.ConfigurableResource):
         config = types.GenerateContentConfig(
             tools=tools, response_mime_type="application/json", response_schema=CompanyFacts
         )
+        attempt = 0
+        while True:  # a cut or unreadable answer is a transport fault: asked again like a 5xx
+            try:
+                response, facts = self._answer(client, prompt, config, limiter, name)
+                break
+            except MalformedResponseError:
+                attempt += 1
+                if attempt >= self.retry_attempts:
+                    raise
+                time.sleep(self._policy().delay(attempt - 1) or 0.0)
+        return CompanyResearch(
+            **facts.model_dump(),
+            sources=_sources(response),
+            search_queries=_queries(response),
+            model=self.model,
+            prompt_tokens=response.usage_metadata.prompt_token_count if response.usage_metadata else None,
+            output_tokens=response.usage_metadata.candidates_token_count if response.usage_metadata else None,
+            total_tokens=response.usage_metadata.total_token_count if response.usage_metadata else None,
+        )
+
+    def _answer(
+        self,
+        client: genai.Client,
+        prompt: str,
+        config: types.GenerateContentConfig,
+        limiter: TokenBucket | None,
+        name: str,
+    ) -> tuple[types.GenerateContentResponse, CompanyFacts]:
+        """One call (with its own retries of 429s, 5xx and network errors) and its parsed facts; errors as the
+        project's: a body that is not JSON, or JSON that is not ``CompanyFacts``, is a ``MalformedResponseError``."""
         try:
             response = self._generate(client, prompt, config, limiter)
         except errors.APIError as exc:
@@ -141,7 +171,8 @@ class GeminiResource(dg.ConfigurableResource):
             raise TransientError(f"could not reach Gemini: {redact(str(exc), self.api_key)}") from None
         except ValueError as exc:
             raise MalformedResponseError(
-                f"Gemini answered with a body that is not valid JSON: {redact(str(exc), self.api_key)}"
+                f"Gemini answered with a body that is not valid JSON ({self.retry_attempts} attempts): "
+                f"{redact(str(exc), self.api_key)}"
             ) from None
         facts = response.parsed
         if not isinstance(facts, CompanyFacts):
@@ -149,16 +180,17 @@ class GeminiResource(dg.ConfigurableResource):
             reason = candidate.finish_reason if candidate else "no candidate"
             raise MalformedResponseError(
                 f"Gemini ({self.model}) did not return JSON matching CompanyFacts for {name!r} "
-                f"(finish reason {reason}): {(response.text or '')[:200]!r}"
+                f"(finish reason {reason}, {self.retry_attempts} attempts): {(response.text or '')[:200]!r}"
             )
-        return CompanyResearch(
-            **facts.model_dump(),
-            sources=_sources(response),
-            search_queries=_queries(response),
-            model=self.model,
-            prompt_tokens=response.usage_metadata.prompt_token_count if response.usage_metadata else None,
-            output_tokens=response.usage_metadata.candidates_token_count if response.usage_metadata else None,
-            total_tokens=response.usage_metadata.total_token_count if response.usage_metadata else None,
+        return response, facts
+
+    def _policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            max_retries=max(0, self.retry_attempts - 1),
+            backoff_base_s=self.retry_initial_delay_s,
+            backoff_max_s=self.retry_max_delay_s,
+            retry_after_max_s=self.retry_after_max_s,
+            statuses=RETRIED_STATUSES,
         )
 
     def _generate(
@@ -169,13 +201,7 @@ class GeminiResource(dg.ConfigurableResource):
         limiter: TokenBucket | None,
     ) -> types.GenerateContentResponse:
         """One ``generateContent``, each attempt sent through ``limiter``; the last failure is raised as is."""
-        policy = RetryPolicy(
-            max_retries=max(0, self.retry_attempts - 1),
-            backoff_base_s=self.retry_initial_delay_s,
-            backoff_max_s=self.retry_max_delay_s,
-            retry_after_max_s=self.retry_after_max_s,
-            statuses=RETRIED_STATUSES,
-        )
+        policy = self._policy()
         pacing = _PACER.set(limiter)  # the request hook paces every send of this call, retries included
         try:
             retry = 0

@@ -3,7 +3,10 @@
 Numbers are typed offline (phonenumbers) with the lead's country, then the configured default. Where the
 numbering plan cannot tell a mobile from a landline (US/CA), Twilio Lookup v2 is asked when configured, once per
 number: its answer is a ``phone_line_type`` fact with its credits (Twilio's USD price in details), written as it
-is bought and reused after. Every paid call first reserves its price in the job's credit budget.
+is bought and reused after. A number is looked up once per job even when a lead has it in both columns or
+several leads share it (the other leads get a 0-cost fact of the answer, ``reused`` in details), and a lead's
+stored answers are matched per number, so a rerun pays for none of them again. Every paid call first reserves
+its price in the job's credit budget.
 Leads without a number get the direct dials of the people-search actor (the same answer the email stage may
 already have bought). A number found to be mobile fills the lead's mobile_phone.
 """
@@ -15,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch
@@ -94,6 +97,8 @@ class PhoneStage:
         self.stats = PhoneStats()
         self._max_age = timedelta(days=options.cache_days)
         self._lock = threading.Lock()
+        self._answers: dict[str, dict[str, Any]] = {}
+        """Twilio answers bought in this job, by number: a number several leads share is bought once."""
 
     def run(self) -> PhoneStats:
         with connect(self.database_url, autocommit=True) as reader:
@@ -117,10 +122,7 @@ class PhoneStage:
                 if known and known["value"] == (lead["phone"] or lead["mobile_phone"]) and not self.options.overwrite:
                     self.stats.skipped_done += 1
                     continue
-                for column in ("phone", "mobile_phone"):
-                    if lead[column]:
-                        info = analyze(lead[column], lead["country"], self.options.default_region)
-                        numbers.append(_Number(lead["id"], info, "phonenumbers", info.line_type))
+                numbers += self._lead_numbers(lead)
             elif self.apify is not None:
                 if lead["id"] in done_here and not self.options.overwrite:
                     self.stats.skipped_done += 1
@@ -130,13 +132,29 @@ class PhoneStage:
             found = [n for batch in pool.map(lambda lead: self._direct_dials(lead, latest), to_search) for n in batch]
             numbers += found
             if self.twilio is not None:
-                wanted = [
-                    n for n in numbers if n.info.valid and (self.options.twilio == "always" or n.line_type in AMBIGUOUS)
-                ]
-                list(pool.map(lambda n: self._line_type(n, latest), wanted))
+                wanted: dict[str, list[_Number]] = {}
+                for n in numbers:
+                    if n.info.valid and n.info.e164 and (self.options.twilio == "always" or n.line_type in AMBIGUOUS):
+                        wanted.setdefault(n.info.e164, []).append(n)
+                stored = store.twilio_answers(reader, ids, TWILIO, self._max_age)
+                list(pool.map(lambda group: self._line_type(group, stored), wanted.values()))
         dialled = [n.info.e164 for n in numbers if n.info.e164]
         on_dnc = store.dnc_numbers(reader, dialled) if self.stats.dnc_snapshot else set()
         self._write(chunk, numbers, to_search, on_dnc)
+
+    def _lead_numbers(self, lead: dict[str, Any]) -> list[_Number]:
+        """The lead's phone and mobile_phone typed offline, once per distinct number (the same number in both
+        columns is one number: one fact, one Twilio lookup)."""
+        out: list[_Number] = []
+        seen: set[str] = set()
+        for column in ("phone", "mobile_phone"):
+            if lead[column]:
+                info = analyze(lead[column], lead["country"], self.options.default_region)
+                if info.e164 is not None and info.e164 in seen:
+                    continue
+                seen.add(info.e164 or lead[column])
+                out.append(_Number(lead["id"], info, "phonenumbers", info.line_type))
+        return out
 
     def _direct_dials(self, lead: dict[str, Any], latest: dict[tuple[int, str], dict[str, Any]]) -> list[_Number]:
         assert self.apify is not None
@@ -180,49 +198,71 @@ class PhoneStage:
             out.append(_Number(lead["id"], info, source, line_type))
         return out
 
-    def _line_type(self, number: _Number, latest: dict[tuple[int, str], dict[str, Any]]) -> None:
-        assert self.twilio is not None and number.info.e164 is not None
-        stored = latest.get((number.lead_id, "phone_line_type"))
-        fresh = stored is not None and stored["observed_at"] > datetime.now(UTC) - self._max_age
-        if (
-            fresh
-            and stored is not None
-            and stored["source"] == TWILIO
-            and stored["details"].get("number") == number.info.e164
-        ):
-            number.twilio = stored["details"]
-        else:
-            reserved = price("twilio_lookup")
-            if not self.budget.reserve(reserved):
-                with self._lock:
-                    self.stats.over_budget += 1
-                return
-            try:
-                with self.budget.released_on_error(reserved):
-                    result = self.twilio.lookup(number.info.e164)
-            except TransientError as error:
-                self.log(f"phone: Twilio lookup failed for lead {number.lead_id}: {error}")
-                return
-            found = result.valid and bool(result.line_type)
-            credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
-            self.budget.settle(reserved, credits)
-            details: dict[str, Any] = {
-                "number": number.info.e164,
-                "valid": result.valid,
-                "type": result.line_type,
-                "carrier": result.carrier_name,
-                "error_code": result.error_code,
-                **billing,
-            }
-            value = twilio_line_type(result.line_type) if result.valid else "invalid"
-            confidence = 90 if found else 30
-            fact = store.Fact(number.lead_id, "phone_line_type", value, TWILIO, confidence, credits, details)
-            store.record_paid_fact(self.database_url, self.batch_id, fact)
+    def _line_type(self, group: list[_Number], stored: dict[tuple[int, str], dict[str, Any]]) -> None:
+        """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once per job: a fresh
+        answer stored for one of these leads, or bought earlier in this job, is reused; a new one is bought for
+        the first lead. Every other lead gets a 0-cost fact of the answer, so its next job finds it stored."""
+        e164 = group[0].info.e164
+        assert self.twilio is not None and e164 is not None
+        answer = next((stored[(n.lead_id, e164)] for n in group if (n.lead_id, e164) in stored), None)
+        paid_by = None
+        if answer is None:
             with self._lock:
-                self.stats.twilio_lookups += 1
-            number.twilio = details
-        if number.twilio.get("valid") and number.twilio.get("type"):
-            number.line_type = twilio_line_type(str(number.twilio["type"]))
+                answer = self._answers.get(e164)
+        if answer is None:
+            answer = self._lookup(group[0].lead_id, e164)
+            if answer is None:
+                return
+            paid_by = group[0].lead_id
+            with self._lock:
+                self._answers[e164] = answer
+        value, confidence = _line_type_value(answer)
+        reused = {
+            n.lead_id: store.Fact(
+                n.lead_id, "phone_line_type", value, TWILIO, confidence, 0.0, {**_free(answer), "reused": True}
+            )
+            for n in group
+            if n.lead_id != paid_by and (n.lead_id, e164) not in stored
+        }
+        if reused:
+            with connect(self.database_url) as conn:
+                store.insert_facts(conn, self.batch_id, reused.values())
+        for n in group:
+            n.twilio = answer
+            if answer.get("valid") and answer.get("type"):
+                n.line_type = twilio_line_type(str(answer["type"]))
+
+    def _lookup(self, lead_id: int, e164: str) -> dict[str, Any] | None:
+        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id`` (None: over budget or no answer)."""
+        assert self.twilio is not None
+        reserved = price("twilio_lookup")
+        if not self.budget.reserve(reserved):
+            with self._lock:
+                self.stats.over_budget += 1
+            return None
+        try:
+            with self.budget.released_on_error(reserved):
+                result = self.twilio.lookup(e164)
+        except TransientError as error:
+            self.log(f"phone: Twilio lookup failed for lead {lead_id}: {error}")
+            return None
+        found = result.valid and bool(result.line_type)
+        credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
+        self.budget.settle(reserved, credits)
+        details: dict[str, Any] = {
+            "number": e164,
+            "valid": result.valid,
+            "type": result.line_type,
+            "carrier": result.carrier_name,
+            "error_code": result.error_code,
+            **billing,
+        }
+        value, confidence = _line_type_value(details)
+        fact = store.Fact(lead_id, "phone_line_type", value, TWILIO, confidence, credits, details)
+        store.record_paid_fact(self.database_url, self.batch_id, fact)
+        with self._lock:
+            self.stats.twilio_lookups += 1
+        return details
 
     def _write(
         self, chunk: list[dict[str, Any]], numbers: list[_Number], searched: list[dict[str, Any]], on_dnc: set[str]
@@ -274,3 +314,15 @@ class PhoneStage:
             updated = store.update_lead_columns(conn, "phone", phones, overwrite=self.options.overwrite)
             updated += store.update_lead_columns(conn, "mobile_phone", mobiles, overwrite=self.options.overwrite)
         self.stats.leads_updated += updated
+
+
+def _line_type_value(answer: dict[str, Any]) -> tuple[str, int]:
+    """A Twilio answer's phone_line_type value and confidence."""
+    found = bool(answer.get("valid") and answer.get("type"))
+    value = twilio_line_type(str(answer.get("type") or "")) if answer.get("valid") else "invalid"
+    return value, 90 if found else 30
+
+
+def _free(answer: dict[str, Any]) -> dict[str, Any]:
+    """A paid answer's details as a reused fact carries them: the provider's price stays on the paying fact."""
+    return {k: v for k, v in answer.items() if not k.startswith("provider_cost") and k != "price_item"}

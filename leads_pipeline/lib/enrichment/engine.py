@@ -21,14 +21,12 @@ from typing import Any
 
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
-from leads_pipeline.lib.clients.http import MalformedResponseError
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import (
     LEAD_COLUMNS,
     CompanyFact,
     Identity,
     ProviderAnswer,
-    Rejected,
     domains,
     from_research,
     from_search,
@@ -288,22 +286,20 @@ class CompanyEnricher:
         return Lookup(answer, charged, cached=False)
 
     def _call(self, identity: Identity, provider: str) -> ProviderAnswer:
+        """One provider's answer. A cut or unreadable body (``MalformedResponseError``, after the client's own
+        retries) is a transport fault, not an answer: it propagates, so the company is counted as failed and
+        asked again by the run's retry instead of being cached as rejected for a day."""
         name = identity.name or identity.domain or ""
         limiter = self._pacers[provider]
-        try:
-            if provider == "gemini":  # paces its retries too, and backs off on a 429
-                research = self.gemini.research_company(name, identity.domain, limiter=limiter)
-                return from_research(research, identity)
-            if limiter is not None:
-                limiter.acquire()
-            queries = [f"{name} site:linkedin.com/company"]
-            if identity.domain is None:
-                queries.insert(0, f"{name} official site")
-            return from_search(self.apify.google_search("\n".join(queries)), identity)
-        except MalformedResponseError as exc:  # recorded as a rejected answer, never applied, no charge
-            return ProviderAnswer(
-                "rejected", rejected=(Rejected("*", "", str(exc)[:500]),), details={"error": str(exc)[:500]}
-            )
+        if provider == "gemini":  # paces its retries too, and backs off on a 429
+            research = self.gemini.research_company(name, identity.domain, limiter=limiter)
+            return from_research(research, identity)
+        if limiter is not None:
+            limiter.acquire()
+        queries = [f"{name} site:linkedin.com/company"]
+        if identity.domain is None:
+            queries.insert(0, f"{name} official site")
+        return from_search(self.apify.google_search("\n".join(queries)), identity)
 
     # --- writing -------------------------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ class Template:
         return list(dict.fromkeys(p for rule in self.company.values() for p in rule.sources))
 
     def affordable(self, provider: str) -> bool:
+        """Whether one call of the company ``provider`` fits ``max_credits_per_lead``: despite the key's name, a
+        ceiling on a single company lookup's price, not on a lead's total (contact sources are not capped by it;
+        a job's spending is capped by --max-credits and the monthly budget)."""
         ceiling = self.max_credits_per_lead
         return ceiling is None or COMPANY_PROVIDERS[provider].credits <= ceiling
 

@@ -1,7 +1,8 @@
 """The scoring configuration: one structure for the YAML file, the Dagster run config and the PRD's POST /score body.
 
-Keys are camelCase as in the PRD (``dataCompleteness``, ``companyFit``). Every section has defaults, so a file
-may set only what it changes (e.g. only ``thresholds``); an unknown key, a wrong type or an impossible value is
+Keys are camelCase as in the PRD (``dataCompleteness``, ``companyFit``). A file is laid over the shipped
+``default.yaml`` (mappings merged key by key, lists replaced), so it may set only what it changes (e.g. only
+``thresholds: {mql: 40}``); an unknown key, a wrong type or an impossible value is
 rejected with a message naming the key (``engagement.signals[2].steps[0].min: ...``).
 """
 
@@ -363,7 +364,27 @@ def read_yaml_file(path: Path, what: str) -> Any:
         raise ConfigurationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
 
 
+def merge_documents(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` laid over it: mappings merge key by key (``thresholds: {mql: 40}`` keeps
+    ``sql``), anything else (lists, numbers, text) replaces. A change's key matches a base key spelled in
+    camelCase (``company_fit`` replaces ``companyFit``), as the configuration accepts both spellings."""
+    merged = dict(base)
+    for key, value in changes.items():
+        existing = key if key in merged else to_camel(key) if isinstance(key, str) else key
+        previous = merged.pop(existing, None)
+        if isinstance(previous, dict) and isinstance(value, dict):
+            value = merge_documents(previous, value)
+        merged[key] = value
+    return merged
+
+
 def load_config(path: Path | None = None) -> ScoringConfig:
-    """Read a YAML configuration file (default: the one shipped with the package)."""
-    path = path or DEFAULT_CONFIG_FILE
-    return parse_config(read_yaml_file(path, "scoring configuration"), source=str(path))
+    """Read a YAML configuration file laid over the shipped default (``default.yaml``), so a file holds only
+    what it changes: a section or key it leaves out keeps the shipped value (see ``merge_documents``)."""
+    default = read_yaml_file(DEFAULT_CONFIG_FILE, "scoring configuration")
+    if path is None or path.resolve() == DEFAULT_CONFIG_FILE:
+        return parse_config(default, source=str(DEFAULT_CONFIG_FILE))
+    document = read_yaml_file(path, "scoring configuration")
+    if document is not None and not isinstance(document, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of sections (weights, thresholds, ...)")
+    return parse_config(merge_documents(default, document or {}), source=str(path))

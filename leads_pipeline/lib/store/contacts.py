@@ -90,6 +90,19 @@ def latest_facts(conn: Conn, lead_ids: Sequence[int], fields: Sequence[str]) -> 
     return {(r["lead_id"], r["field"]): r for r in rows}
 
 
+def twilio_answers(
+    conn: Conn, lead_ids: Sequence[int], source: str, max_age: timedelta
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """The newest fresh line-type answer of ``source`` per (lead, number) for ``lead_ids``: every number a lead
+    has (phone and mobile_phone), not only its latest fact, so a rerun asks for none of them again."""
+    rows = conn.execute(
+        "SELECT lead_id, details FROM lead_facts WHERE lead_id = ANY(%s) AND field = 'phone_line_type'"
+        " AND source = %s AND observed_at > now() - %s ORDER BY observed_at, id",
+        (list(lead_ids), source, max_age),
+    )
+    return {(r["lead_id"], r["details"]["number"]): r["details"] for r in rows if r["details"].get("number")}
+
+
 def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
     """This batch's facts of ``fields`` for ``lead_ids`` (what a restarted run must not redo or pay again)."""
     return list(
@@ -258,6 +271,7 @@ class VerificationLedger:
     ``lead_of`` maps the addresses this chunk may verify to their lead, so every paid call becomes a fact of
     that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
     cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
+    Without a batch (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written.
     Each call first reserves its price in ``budget``; ``refused`` counts the calls the budget did not allow.
     """
 
@@ -351,7 +365,7 @@ class VerificationLedger:
                 ),
             )
             lead = self.lead_of.get(verdict.email)
-            if lead is not None:
+            if lead is not None and self.batch_id is not None:  # outside a batch (find-email) there is no lead
                 fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])
         self.budget.settle(price(item), credits)

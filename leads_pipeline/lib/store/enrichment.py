@@ -455,26 +455,38 @@ _TYPES = {
 
 
 def result_counts(conn: Connection, job_id: str) -> dict[str, Any]:
-    """Enriched, no-data and failed leads, and the per-source breakdown, from the batch's facts and failures."""
+    """Enriched, no-data and failed leads, and the per-source breakdown, from the batch's facts and failures.
+
+    ``<source>_found`` means the same for every source: leads that got a value they did not have (a discovered
+    address valid enough to be written, a direct dial, an accepted LinkedIn URL, a company value applied), not
+    the verification of what they had. ``enriched`` is the leads found by any source, so a job stopped by its
+    cap reports only the leads it reached."""
     row = conn.execute(
         """WITH members AS (SELECT lead_id FROM batch_members WHERE batch_id = %(job)s),
                 facts AS (SELECT f.lead_id, f.field, f.confidence, f.value, f.details, f.source FROM lead_facts f
                           WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
+                found AS (SELECT lead_id, 'email' AS kind FROM facts WHERE field = 'email'
+                            AND source <> 'existing' AND details->>'status' = 'valid'
+                          UNION ALL SELECT lead_id, 'phone' FROM facts WHERE field = 'phone'
+                            AND source <> 'phonenumbers' AND details->>'valid' = 'true'
+                          UNION ALL SELECT lead_id, 'linkedin' FROM facts WHERE field = 'linkedin_url'
+                          UNION ALL SELECT lead_id, 'company' FROM facts WHERE source LIKE 'company/%%'
+                            AND field NOT IN ('company_domain', 'website')
+                            AND COALESCE(details->>'applied', 'true') = 'true'),
                 failed AS (SELECT DISTINCT lead_id FROM enrichment_failures WHERE job_id = %(job)s)
            SELECT
-             (SELECT count(DISTINCT lead_id) FROM facts) AS enriched,
-             (SELECT count(*) FROM failed WHERE lead_id NOT IN (SELECT lead_id FROM facts)) AS failed,
-             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'email') AS email_found,
+             (SELECT count(DISTINCT lead_id) FROM found) AS enriched,
+             (SELECT count(*) FROM failed WHERE lead_id NOT IN (SELECT lead_id FROM found)) AS failed,
+             (SELECT count(DISTINCT lead_id) FROM found WHERE kind = 'email') AS email_found,
              (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'email'
                 AND (confidence >= 90 OR details->>'status' IN ('valid', 'deliverable')
                      OR details->>'verified' = 'true')) AS email_verified,
-             (SELECT count(DISTINCT lead_id) FROM facts WHERE field IN ('phone', 'mobile_phone')) AS phone_found,
+             (SELECT count(DISTINCT lead_id) FROM found WHERE kind = 'phone') AS phone_found,
              (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'mobile_phone'
                 OR (field = 'phone' AND details->>'line_type' = 'mobile')
                 OR (field IN ('phone_line_type', 'line_type') AND value = 'mobile')) AS phone_mobile,
-             (SELECT count(DISTINCT lead_id) FROM facts WHERE field = 'linkedin_url') AS linkedin_found,
-             (SELECT count(DISTINCT lead_id) FROM facts WHERE source LIKE 'company/%%'
-                AND field NOT IN ('company_domain', 'website')) AS company_found,
+             (SELECT count(DISTINCT lead_id) FROM found WHERE kind = 'linkedin') AS linkedin_found,
+             (SELECT count(DISTINCT lead_id) FROM found WHERE kind = 'company') AS company_found,
              (SELECT count(*) FROM members) AS members""",
         {"job": job_id},
     ).fetchone()
@@ -566,8 +578,9 @@ def deliveries(conn: Connection, job_id: str) -> list[dict[str, Any]]:
 def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
     """Every field of a lead explained: its value, and each fact (source, confidence, cost, time) that won or lost.
 
-    A canonical column's winner is the fact carrying the lead's current value; a field without a column is won
-    by the best fact (confidence, then freshness), the rule the design gives for visible values.
+    A canonical column's winner is the fact carrying the lead's current value, so an empty column has none (a
+    risky find such as a catch-all address is kept as a fact, not applied); a field without a column is won by
+    the best fact (confidence, then freshness), the rule the design gives for visible values.
     """
     lead = conn.execute("SELECT * FROM leads WHERE id = %s", (lead_id,)).fetchone()
     if lead is None:
@@ -596,10 +609,11 @@ def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
         )
     for name, entry in fields.items():
         current = lead.get(name)
+        won: dict[str, Any] | None = None
         if current is not None:
             entry["value"] = str(current)
             won = next((f for f in entry["facts"] if _equal(f["value"], current)), None)
-        else:
+        elif name not in lead:  # no column: the best fact is the visible value
             won = entry["facts"][0]
             entry["value"] = won["value"]
         for fact in entry["facts"]:

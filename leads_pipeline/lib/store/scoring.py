@@ -231,10 +231,20 @@ def write_scores(
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:
-    """A person's stage change: recorded, and respected by automatic progression from then on."""
+    """A person's stage change: recorded, and respected by automatic progression from then on.
+
+    Setting the stage a person already set is a no-op (``changed`` False, nothing recorded). Setting the stage the
+    thresholds reached is recorded: it makes the stage a person's, which automatic regression never lowers."""
     row = conn.execute("SELECT stage FROM leads WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (lead_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no lead with id {lead_id}")
+    if row["stage"] == stage:
+        last = conn.execute(
+            "SELECT source, changed_by FROM stage_changes WHERE lead_id = %s ORDER BY id DESC LIMIT 1", (lead_id,)
+        ).fetchone()
+        if last is not None and last["source"] == "manual":
+            by = last["changed_by"]
+            return {"leadId": lead_id, "from": stage, "to": stage, "changedBy": by, "reason": None, "changed": False}
     current = conn.execute("SELECT score FROM lead_scores WHERE lead_id = %s", (lead_id,)).fetchone()
     conn.execute("UPDATE leads SET stage = %s WHERE id = %s", (stage, lead_id))
     conn.execute(
@@ -242,7 +252,7 @@ def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: 
         " VALUES (%s, %s, %s, 'manual', %s, %s, %s)",
         (lead_id, row["stage"], stage, current["score"] if current else None, reason, user),
     )
-    return {"leadId": lead_id, "from": row["stage"], "to": stage, "changedBy": user, "reason": reason}
+    return {"leadId": lead_id, "from": row["stage"], "to": stage, "changedBy": user, "reason": reason, "changed": True}
 
 
 def current_score(conn: Connection, lead_id: int) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ from typing import Any
 from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
 from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, PHONE_E164_CHECK
 from leads_pipeline.lib.credits import PRICES
+from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -52,7 +53,7 @@ def test_types_numbers_and_finds_direct_dials(
         found = f["details"]["valid"] and f["details"]["type"]
         assert float(f["cost"]) == (PRICES["twilio_lookup"] if found else 0.0)
         assert f["details"]["provider_cost"] > 0 and f["details"]["provider_cost_unit"] == "usd"
-    assert meta["twilio_lookups"] == len(twilio)
+    assert meta["twilio_lookups"] == len([f for f in twilio if not f["details"].get("reused")])
     searches = _facts(database_url, "person_match")
     assert searches and all(f["details"]["stage"] == "phone" for f in searches)
     for f in searches:  # no match, no charge, though the actor run was paid
@@ -81,3 +82,26 @@ def test_phone_stage_reuses_the_people_search_the_email_stage_bought(
     assert again["already_done"] >= first["found"] and again["leads_updated"] == 0
     assert len(_facts(database_url, "person_match")) + len(_facts(database_url, "phone_line_type")) == paid
     assert again["credits_used"] == first["credits_used"]
+
+
+def test_twilio_is_paid_once_per_number_in_a_job_and_never_again(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """A lead with the same number in phone and mobile_phone, or two leads sharing a number, cost one lookup;
+    a rerun (overwrite: the numbers are typed again) finds every answer stored, for both of a lead's numbers."""
+    leads = {i: lead for i, lead in _leads(database_url).items() if lead["phone"]}
+    ids = sorted(leads)
+    same = {i: leads[i]["phone"] for i in ids[:10]}  # mobile_phone = phone
+    shared = {i: leads[ids[10]]["phone"] for i in ids[11:14]}  # another lead's number as a second number
+    with connect(database_url) as conn:
+        update_lead_columns(conn, "mobile_phone", {**same, **shared}, overwrite=True)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "overwrite": True}}
+    first = metadata(materialize([phone_contacts], world_batch.batch_id, resources, config), "phone_contacts")
+    paid = [f for f in _facts(database_url, "phone_line_type") if not f["details"].get("reused")]
+    numbers = [f["details"]["number"] for f in paid]
+    assert len(numbers) == len(set(numbers)) == first["twilio_lookups"] > 0
+    answered = {(f["lead_id"], f["details"]["number"]) for f in _facts(database_url, "phone_line_type")}
+    assert {(i, leads[ids[10]]["phone"]) for i in shared} <= answered
+    again = metadata(materialize([phone_contacts], world_batch.batch_id, resources, config), "phone_contacts")
+    assert again["twilio_lookups"] == 0 and again["credits_used"] == first["credits_used"]

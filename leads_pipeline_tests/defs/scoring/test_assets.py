@@ -94,7 +94,10 @@ def test_config_file_and_overrides(database_url: str, tmp_path: Path) -> None:
     batch, _ids = _selection(database_url)
     config_file = tmp_path / "scoring.yaml"
     config_file.write_text(
-        "weights: {dataCompleteness: 0, companyFit: 1, engagement: 0, recency: 0}\ncompanyFit: {industries: [Retail]}\n"
+        "weights: {dataCompleteness: 0, companyFit: 1, engagement: 0, recency: 0}\n"
+        # the file is laid over the shipped ICP: empty lists turn its other criteria off
+        "companyFit: {industries: [Retail], employees: [], revenue: [], countries: [], titles: [], seniorities: [],"
+        " departments: [], technologies: []}\n"
     )
     with dg.instance_for_test() as instance:
         result = materialize(

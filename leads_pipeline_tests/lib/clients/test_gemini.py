@@ -133,10 +133,19 @@ def test_timeout_is_transient(app: HttpEmulator, emulators: tuple[HttpEmulator, 
     wait_for(lambda: len(app.log.records("gemini")) == 2)
 
 
-def test_malformed_body_is_a_clear_error(app: HttpEmulator, gemini: GeminiResource) -> None:
-    app.inject("gemini", "malformed")
-    with pytest.raises(MalformedResponseError, match="not valid JSON"):
+def test_a_cut_body_is_retried_like_a_5xx(app: HttpEmulator, gemini: GeminiResource) -> None:
+    app.inject("gemini", "malformed", "malformed")
+    assert gemini.research_company("Acme Analytics", "acme.io").found
+    assert len(app.log.records("gemini")) == 3
+
+
+def test_malformed_body_left_after_the_retries_is_a_clear_transient_error(
+    app: HttpEmulator, gemini: GeminiResource
+) -> None:
+    app.inject("gemini", "malformed", "malformed", "malformed")
+    with pytest.raises(MalformedResponseError, match=r"not valid JSON \(3 attempts\)") as caught:
         gemini.research_company("Acme Analytics", "acme.io")
+    assert isinstance(caught.value, TransientError) and len(app.log.records("gemini")) == 3
 
 
 def answer_with(text: str) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:

@@ -80,3 +80,21 @@ def test_bad_yaml_file_names_the_file(tmp_path: Path) -> None:
         load_config(path)
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_file_keeps_the_shipped_default_for_what_it_leaves_out(tmp_path: Path) -> None:
+    """default.yaml's promise: any section left out keeps the shipped defaults (the ICP, the engagement
+    signals), and a partial section keeps its other keys; the version is the effective configuration's."""
+    shipped = load_config()
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("", encoding="utf-8")
+    assert load_config(empty) == shipped and load_config(empty).version == shipped.version
+    partial = tmp_path / "t.yaml"
+    partial.write_text("thresholds: {mql: 40}\ncompany_fit: {countries: [US]}\n", encoding="utf-8")
+    config = load_config(partial)
+    assert config.thresholds.mql == 40 and config.thresholds.sql == shipped.thresholds.sql
+    assert config.company_fit.countries == ["US"] and config.company_fit.industries == shipped.company_fit.industries
+    assert config.engagement == shipped.engagement and config.version != shipped.version
+    same = tmp_path / "same.yaml"
+    same.write_text("thresholds: {mql: 50}\n", encoding="utf-8")
+    assert load_config(same).version == shipped.version

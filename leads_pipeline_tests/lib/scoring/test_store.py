@@ -74,7 +74,14 @@ def test_manual_stage_is_recorded_and_respected(database_url: str) -> None:
         _, [lead] = add_leads(conn, [{"industry": "Retail"}])
         score_leads(conn, [lead], config, now=NOW)
         change = store.set_stage(conn, lead, "sql", user="ana", reason="asked for a demo")
-        assert change == {"leadId": lead, "from": "new", "to": "sql", "changedBy": "ana", "reason": "asked for a demo"}
+        assert change == {
+            "leadId": lead,
+            "from": "new",
+            "to": "sql",
+            "changedBy": "ana",
+            "reason": "asked for a demo",
+            "changed": True,
+        }
         summary = score_leads(conn, [lead], config, now=NOW + timedelta(days=1))
         assert summary.stages == {"sql": 1} and summary.stage_changes == 0  # a person's stage is not lowered
         changes = store.stage_history(conn, lead)

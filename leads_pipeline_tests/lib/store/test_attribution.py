@@ -1,0 +1,30 @@
+"""``lead_attribution`` (``leads show ID --facts``): which fact won a field agrees with the lead's columns."""
+
+from __future__ import annotations
+
+from leads_pipeline.lib.store.contacts import Fact, insert_facts
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.enrichment import lead_attribution
+from leads_pipeline_tests.lib.scoring.support import add_leads
+
+
+def test_a_fact_left_out_of_an_empty_column_did_not_win(database_url: str) -> None:
+    """A catch-all address found by the people search is kept as a risky fact and not written to the lead
+    (only valid finds are): --facts must not call it the winner of the empty email column."""
+    with connect(database_url) as conn:
+        _list, [lead] = add_leads(conn, [{"first_name": "Kelly", "last_name": "Kemp"}], "attribution")
+        risky = {"status": "catch_all", "risky": True, "reason": "catch_all by smtp"}
+        insert_facts(
+            conn,
+            None,
+            [
+                Fact(lead, "email", "kelly@catchall.example", "apify:people", 80, 0.0, risky),
+                Fact(lead, "email_status", "catch_all", "smtp", 50, 0.0, {}),
+            ],
+        )
+        fields = {f["field"]: f for f in lead_attribution(conn, lead)["fields"]}
+    email = fields["email"]
+    assert email["value"] is None and not any(f["won"] for f in email["facts"])
+    assert email["facts"][0]["note"] == "catch_all by smtp"  # shown in the won column instead of "yes"
+    status = fields["email_status"]  # no column: the best fact is the visible value
+    assert status["value"] == "catch_all" and status["facts"][0]["won"]

@@ -1,0 +1,38 @@
+"""A job's results and breakdown (``leads jobs show``): what "found" and "enriched" count."""
+
+from __future__ import annotations
+
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store.contacts import Fact, insert_facts
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.enrichment import result_counts
+from leads_pipeline.lib.store.search import create_selection_batch
+from leads_pipeline_tests.lib.scoring.support import add_leads
+
+
+def test_found_counts_new_values_the_same_way_for_every_source(database_url: str) -> None:
+    """Verifying an address a lead had, typing its number, or a risky (catch-all) guess left as a fact is no
+    find; a lead the job gave nothing new is not enriched (a job stopped by its cap reaches few leads)."""
+    with connect(database_url) as conn:
+        _list, ids = add_leads(conn, [{"first_name": f"p{i}"} for i in range(6)], "results")
+        create_selection_batch(conn, Selection(ids=tuple(ids)), "tester", batch_id="job-results")
+        a, b, c, d, e, f = ids
+        facts = [
+            Fact(a, "email", "a@x.example", "existing", 95, 0.0, {"status": "valid"}),  # verified, had it
+            Fact(b, "email", "b@x.example", "pattern", 95, 0.0, {"status": "valid"}),  # found, written
+            Fact(c, "email", "c@x.example", "apify:people", 80, 0.0, {"status": "catch_all", "risky": True}),
+            Fact(a, "phone", "+12025550101", "phonenumbers", 90, 0.0, {"valid": True}),  # typed, had it
+            Fact(d, "phone", "+12025550102", "apify:people", 80, 0.0, {"valid": True}),  # direct dial found
+            Fact(e, "linkedin_url", "https://www.linkedin.com/in/e", "apify:search", 90, 0.0, {}),
+            Fact(f, "industry", "Retail", "company/gemini", 80, 0.0, {"applied": False, "reason": "had it"}),
+            Fact(b, "industry", "Retail", "company/gemini", 80, 0.0, {"applied": True}),
+        ]
+        insert_facts(conn, "job-results", facts)
+        counts = result_counts(conn, "job-results")
+    assert (counts["email_found"], counts["phone_found"], counts["linkedin_found"], counts["company_found"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert counts["enriched"] == 3 and counts["email_verified"] == 2  # b, d, e; a and b verified
