@@ -140,3 +140,45 @@ def test_one_schedule_per_connection_file_with_a_schedule(tmp_path: Path, monkey
         assets=[crm_sync_plan, crm_sync], schedules=schedules, jobs=[crm_sync_job], resources=default_resources()
     )
     dg.Definitions.validate_loadable(defs)
+
+
+def test_schedule_names_that_clash_keep_the_first_file_and_warn_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path))
+    write_connection(tmp_path, "sched-ok", CONNECTION)
+    write_connection(tmp_path, "sched_ok", CONNECTION)
+    with caplog.at_level("WARNING"):
+        schedules = crm_schedules()
+    assert [s.name for s in schedules] == ["crm_sync_sched_ok"]
+    assert schedules[0].description is not None and "sched-ok " in schedules[0].description
+    warning = next(r.getMessage() for r in caplog.records if "crm_sync_sched_ok" in r.getMessage())
+    assert str(tmp_path / "sched-ok.yaml") in warning and str(tmp_path / "sched_ok.yaml") in warning
+    defs = dg.Definitions(
+        assets=[crm_sync_plan, crm_sync], schedules=schedules, jobs=[crm_sync_job], resources=default_resources()
+    )
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_a_connection_file_schedule_starts_running() -> None:
+    from leads_pipeline.defs.crm.schedules import schedule_for
+    from leads_pipeline.lib.crm.connection import parse_connection
+
+    schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: Path) -> None:
+    write_connection(tmp_path / "crm", "hubspot_main", CONNECTION)  # the same schedule name as hubspot-main
+    write_connection(tmp_path / "crm", "daily", dict(CONNECTION, schedule="every day"))
+    listed = {r["name"]: r["error"] for r in json.loads(ok(leads, "crm", "ls", "--json").stdout)}
+    assert listed["hubspot-main"] is None
+    assert "hubspot-main.yaml already has schedule crm_sync_hubspot_main" in listed["hubspot_main"]
+    assert "schedule: expected a cron expression" in listed["daily"] and "'every day'" in listed["daily"]
+    assert "schedule: expected a cron expression" in one_line_error(leads, "crm", "test", "daily")
+
+
+def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
+    result = leads.invoke(app, ["sync", "--list", "prospects"])
+    assert result.exit_code == 2
+    assert "--crm is required" in result.stderr
