@@ -100,20 +100,21 @@ def crm_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
 @crm_app.command("test")
 def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the credentials and the field mapping against the CRM's own field list."""
-    from leads_pipeline.defs.crm.checks import unknown_fields
+    from leads_pipeline.defs.crm.checks import describe_unknown, unknown_fields
     from leads_pipeline.lib.crm.connection import load_connection
     from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+    from leads_pipeline.lib.crm.sync import crm_fields
 
     def test() -> dict[str, Any]:
         connection = load_connection(name)
-        connector = resource_from_env(connection.crm).connector(connection, limiter_for(connection))
-        fields = connector.describe_fields()
+        limiter = limiter_for(connection)
+        connector = resource_from_env(connection.crm).connector(connection, limiter)
+        fields = crm_fields(connection, connector, limiter)
         unknown = unknown_fields(connection, fields)
         if unknown:
             raise ConfigurationError(
-                f"{connection.path or name}: mapping: {connection.crm} {connection.object} has no field(s) "
-                f"{', '.join(unknown)}; it has {len(fields)} fields, e.g. "
-                f"{', '.join(f.name for f in fields[:12])}"
+                f"{connection.path or name}: {describe_unknown(connection, unknown)}; it has {len(fields)} fields, "
+                f"e.g. {', '.join(f.label if f.by_label else f.name for f in fields[:12])}"
             )
         return {"connection": name, "crm": connection.crm, "object": connection.object, "ok": True,
                 "crmFields": len(fields), "mappedFields": len(connection.mapping)}  # fmt: skip

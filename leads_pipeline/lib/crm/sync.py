@@ -17,16 +17,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from leads_pipeline.lib.crm import validation
-from leads_pipeline.lib.crm.base import Connector, OutgoingRecord, PushResult, RemoteRecord, RetryableError
+from leads_pipeline.lib.crm.base import (
+    Connector,
+    OutgoingRecord,
+    PushResult,
+    RemoteField,
+    RemoteRecord,
+    RetryableError,
+)
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
 from leads_pipeline.lib.crm.mapping import map_lead, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
-from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
@@ -35,6 +42,7 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.lib.store.privacy import is_suppressed
 
 PULL_CHUNK = 200
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,50 @@ class RetrySettings:
             return min(retry_after, self.retry_after_max_s) + random.uniform(0, self.backoff_base_s / 2)
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return random.uniform(backoff / 2, backoff)
+
+
+def pause_for_retry(
+    retry: RetrySettings, limiter: TokenBucket, sleep: Callable[[float], None], attempt: int, retry_after: float | None
+) -> None:
+    """Wait before another attempt: backoff, or the server's Retry-After, which pauses every caller of the bucket."""
+    delay = retry.delay(attempt, retry_after)
+    if retry_after is not None:
+        limiter.pause(delay)
+    sleep(delay)
+
+
+def with_retries(
+    call: Callable[[], T],
+    retry: RetrySettings,
+    limiter: TokenBucket,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """A whole CRM call (the field list a sync starts with) retried as record calls are: a transient failure
+    (429, 5xx, timeout, a cut body) is tried again with backoff, up to ``retry.attempts`` times in all; the last
+    failure is raised."""
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return call()
+        except RetryableError as exc:
+            if attempt >= retry.attempts:
+                raise
+            pause_for_retry(retry, limiter, sleep, attempt, exc.retry_after_s)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def crm_fields(
+    connection: Connection, connector: Connector, limiter: TokenBucket, retry: RetrySettings | None = None
+) -> list[RemoteField]:
+    """The CRM's field list (the first call of a sync and of ``leads crm test``), with the retries of record
+    calls; still failing after them, one line naming the connection and the last failure."""
+    retry = retry or RetrySettings()
+    try:
+        return with_retries(connector.describe_fields, retry, limiter)
+    except RetryableError as exc:
+        raise TransientError(
+            f"{connection.name}: could not read the {connection.crm} field list in {retry.attempts} attempts "
+            f"(last: {exc}); try again later"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -346,10 +398,7 @@ class SyncEngine:
             todo = [record for record in todo if record.lead_id in retry]
             if not todo:
                 break
-            delay = self.retry.delay(attempt, retry_after)
-            if retry_after is not None:
-                self.limiter.pause(delay)
-            self._sleep(delay)
+            pause_for_retry(self.retry, self.limiter, self._sleep, attempt, retry_after)
         return final, attempts
 
     def _record(
@@ -420,10 +469,7 @@ class SyncEngine:
                 attempt += 1
                 if attempt >= self.retry.attempts:
                     raise
-                delay = self.retry.delay(attempt, exc.retry_after_s)
-                if exc.retry_after_s is not None:
-                    self.limiter.pause(delay)
-                self._sleep(delay)
+                pause_for_retry(self.retry, self.limiter, self._sleep, attempt, exc.retry_after_s)
 
     def _apply(self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None) -> None:
         connection = self.connection
