@@ -247,6 +247,7 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._quota_start = 0
         self._reserved = 0
+        self._linked_lists: list[int] = []
 
     def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
         name = self.connection.name
@@ -265,8 +266,9 @@ class SyncEngine:
                 self._push(report, list_id, filters)
             if report.status == "running":
                 report.status = "partial" if report.failed else "completed"
-        except LeadsError as exc:
-            report.status, report.message = "failed", str(exc)
+        except Exception as exc:  # whatever stops the run ends it as failed, never left "running"
+            report.status = "failed"
+            report.message = str(exc) if isinstance(exc, LeadsError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
             report.requests = self.limiter.acquired - started
@@ -284,6 +286,7 @@ class SyncEngine:
         whole plan first (the count decides); the others start sending while the list is still being read."""
         with connect(self.database_url) as conn:
             self._quota_start = store.quota_used(conn, self.connection.name, self._today())
+            self._linked_lists = sorted({*store.linked_lists(conn, self.connection.name), list_id})
         self._reserved = 0
         bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
         plan = PushPlan()
@@ -340,7 +343,11 @@ class SyncEngine:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
-            results, attempts = self._send(send, [record for record, _ in batch])
+            held = self._linked_elsewhere([record for record, _ in batch])
+            sendable = [record for record, _ in batch if record.lead_id not in held]
+            results, attempts = self._send(send, sendable) if sendable else ({}, {})
+            results.update(held)
+            attempts.update(dict.fromkeys(held, 0))
             self._record(report, batch, results, attempts)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
@@ -353,6 +360,26 @@ class SyncEngine:
             for future in futures:
                 future.result()
         return handed
+
+    def _linked_elsewhere(self, records: list[OutgoingRecord]) -> dict[int, PushResult]:
+        """Failed results, not sent, for the unlinked records whose match key a lead linked on this connection
+        already has (in another list, typically): the CRM's upsert would overwrite that lead's record."""
+        unlinked = [record.lead_id for record in records if record.remote_id is None]
+        if not unlinked:
+            return {}
+        c = self.connection
+        with connect(self.database_url) as conn:
+            found = store.linked_elsewhere(conn, c.name, c.match_field, unlinked, self._linked_lists)
+        return {
+            lead_id: PushResult(
+                lead_id, "failed", category="duplicate",
+                message=f"not sent: lead {lead_id} has the {c.match_field} of lead {other.other_lead_id} (list "
+                f"{other.other_list!r}), already linked through {c.name} to {c.crm} record {other.remote_id}; the "
+                f"upsert would overwrite that record. Sync each list through its own connection file, or remove "
+                f"the duplicate lead",
+            )
+            for lead_id, other in found.items()
+        }  # fmt: skip
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
         """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
@@ -408,6 +435,38 @@ class SyncEngine:
         results: dict[int, PushResult],
         attempts: dict[int, int],
     ) -> None:
+        with transaction(self.database_url) as conn:
+            results = self._unlinkable(conn, batch, results)
+            self._write_outcomes(conn, report, batch, results, attempts)
+
+    def _unlinkable(
+        self, conn: store.Connection, batch: list[tuple[OutgoingRecord, str]], results: dict[int, PushResult]
+    ) -> dict[int, PushResult]:
+        """``results`` with the successes that cannot be linked turned into failures: the CRM answered with a
+        record another lead is linked to (or two leads of the batch with one record). One link per record is
+        what lets a pull find its lead; the batch is recorded rather than the run crashing on the link."""
+        linked = [(record.lead_id, results[record.lead_id].remote_id or record.remote_id) for record, _ in batch
+                  if results[record.lead_id].action != "failed"]  # fmt: skip
+        claimed = store.remote_owners(conn, self.connection.name, [rid for _, rid in linked if rid])
+        adjusted = dict(results)
+        for lead_id, rid in linked:
+            owner = claimed.setdefault(rid, lead_id) if rid else lead_id
+            if owner != lead_id:
+                adjusted[lead_id] = PushResult(
+                    lead_id, "failed", category="duplicate",
+                    message=f"{self.connection.crm} answered with record {rid}, which lead {owner} is linked to "
+                    f"through {self.connection.name}: not linked; remove the duplicate lead",
+                )  # fmt: skip
+        return adjusted
+
+    def _write_outcomes(
+        self,
+        conn: store.Connection,
+        report: SyncReport,
+        batch: list[tuple[OutgoingRecord, str]],
+        results: dict[int, PushResult],
+        attempts: dict[int, int],
+    ) -> None:
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
@@ -432,9 +491,8 @@ class SyncEngine:
                     attempts=attempts[record.lead_id],
                 )
             )
-        with transaction(self.database_url) as conn:
-            store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
-            store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
+        store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
 
     # pull ---------------------------------------------------------------------------------------------------
 

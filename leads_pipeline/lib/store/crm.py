@@ -173,6 +173,76 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
             )
 
 
+def linked_lists(conn: Connection, connection: str) -> list[int]:
+    """The lists holding a lead linked to a record of ``connection`` (read once per push)."""
+    rows = conn.execute(
+        "SELECT DISTINCT l.list_id FROM crm_links k JOIN leads l ON l.id = k.lead_id WHERE k.connection = %s",
+        (connection,),
+    )
+    return [int(r["list_id"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class LinkedElsewhere:
+    """A live lead already linked on the connection whose match key an unlinked lead about to be pushed has."""
+
+    lead_id: int
+    other_lead_id: int
+    other_list: str
+    remote_id: str
+
+
+def linked_elsewhere(
+    conn: Connection, connection: str, match_field: str, lead_ids: Sequence[int], lists: Sequence[int]
+) -> dict[int, LinkedElsewhere]:
+    """Of ``lead_ids`` (leads without a link), those whose ``match_field`` value a lead of ``lists`` already linked
+    on ``connection`` has: the CRM's upsert by that key would overwrite the other lead's record, which one link
+    per record cannot hold. The lead's id as key (an external id field) never collides."""
+    if match_field == "id" or not lead_ids or not lists:
+        return {}
+    same = _same_key(match_field)
+    if same is None:
+        return {}
+    query = sql.SQL(
+        """
+        SELECT DISTINCT ON (s.id) s.id AS lead_id, o.id AS other_lead_id, li.name AS other_list, k.remote_id
+        FROM leads s
+        JOIN leads o ON o.list_id = ANY(%(lists)s) AND o.id <> s.id AND o.deleted_at IS NULL AND {same}
+        JOIN crm_links k ON k.lead_id = o.id AND k.connection = %(connection)s
+        JOIN lists li ON li.id = o.list_id
+        WHERE s.id = ANY(%(leads)s)
+        ORDER BY s.id, o.id
+        """
+    ).format(same=same)
+    rows = conn.execute(query, {"lists": list(lists), "connection": connection, "leads": list(lead_ids)})
+    return {int(r["lead_id"]): LinkedElsewhere(int(r["lead_id"]), int(r["other_lead_id"]), r["other_list"],
+                                               r["remote_id"]) for r in rows}  # fmt: skip
+
+
+def _same_key(match_field: str) -> sql.Composable | None:
+    """SQL: leads ``s`` and ``o`` have the same (non-empty) match key, compared as ``lead_by_field`` compares it."""
+    if match_field in SEALED_FIELDS:  # through the blind index, bytewise so that the list's key index serves it
+        column = f"{match_field}_bidx"
+        return sql.SQL("{} = {}").format(key_column(column, "o"), key_column(column, "s"))
+    if match_field.startswith("custom."):
+        name = sql.Literal(match_field[len("custom.") :])
+        return sql.SQL("o.custom ->> {name} = s.custom ->> {name}").format(name=name)
+    if match_field in CANONICAL_FIELDS:
+        return sql.SQL("lower(o.{c}::text) = lower(s.{c}::text)").format(c=sql.Identifier(match_field))
+    return None
+
+
+def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:
+    """CRM record id -> the lead linked to it on ``connection``, for those of ``remote_ids`` that are linked."""
+    if not remote_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT remote_id, lead_id FROM crm_links WHERE connection = %s AND remote_id = ANY(%s)",
+        (connection, list(remote_ids)),
+    )
+    return {r["remote_id"]: int(r["lead_id"]) for r in rows}
+
+
 def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[str, Any] | None:
     """The linked lead of a CRM record, with its link's base values."""
     return conn.execute(
