@@ -39,7 +39,7 @@ from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.lib.store.privacy import is_suppressed
+from leads_pipeline.lib.store.privacy import flag_opted_out
 
 PULL_CHUNK = 200
 T = TypeVar("T")
@@ -507,8 +507,7 @@ class SyncEngine:
             if not chunk:
                 return
             with transaction(self.database_url) as conn:
-                for record in chunk:
-                    self._apply(conn, report, record, list_id)
+                self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())
                 store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
@@ -529,27 +528,48 @@ class SyncEngine:
                     raise
                 pause_for_retry(self.retry, self.limiter, self._sleep, attempt, exc.retry_after_s)
 
-    def _apply(self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None) -> None:
+    def _apply_chunk(
+        self, conn: store.Connection, report: SyncReport, chunk: list[RemoteRecord], list_id: int | None
+    ) -> None:
+        """Apply pulled records screened as an import screens its rows (``privacy.screen_staged``): an erased
+        person is never created again, and the leads written for an opted-out person are flagged (then never
+        pushed anywhere), with ``flag_opted_out`` as an import flags them."""
+        by_remote = {m.remote: m.local for m in self.connection.mapping}
+        values = [to_lead_values({by_remote[m.remote]: r.values.get(m.remote) for m in self.connection.mapping})
+                  for r in chunk]  # fmt: skip
+        screening = store.screen_pulled(conn, values)
+        suppressed = {problem.row_number for problem in screening.suppressed}
+        written = [self._apply(conn, report, record, list_id, i in suppressed) for i, record in enumerate(chunk)]
+        for written_list in sorted({w for w in written if w is not None}):
+            flag_opted_out(conn, written_list, screening)
+
+    def _apply(
+        self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool
+    ) -> int | None:
+        """Apply one pulled record; returns the list of the lead it created or updated (None when it wrote none).
+        ``suppressed``: the record carries an erased person's email or number."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
         remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
         lead = store.lead_for_remote(conn, connection.name, record.remote_id)
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
-            return  # our own push, or a change already pulled
+            return None  # our own push, or a change already pulled
         if lead is None and list_id is not None:
             key = remote_values.get(connection.match_remote)
             lead = store.lead_by_field(conn, list_id, connection.match_field, key) if key else None
         if lead is None:
             if list_id is None or not connection.create_new:
-                return
+                return None
+            if suppressed or crm_erasures.is_queued(conn, connection.name, record.remote_id):
+                return None  # an erased person's record, its deletion queued: never a new lead again
             values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
-            if erased(conn, connection.name, record.remote_id, values):
-                return  # an erased person's record, its deletion queued: never a new lead again
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
+            written_list = list_id
             action = "pulled_created"
         else:
             lead_id = lead["id"]
+            written_list = int(lead["list_id"])
             local = map_lead(lead, connection.mapping)
             rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
             result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
@@ -582,15 +602,7 @@ class SyncEngine:
             ],
         )
         report.pulled += 1
-
-
-def erased(conn: store.Connection, connection: str, remote_id: str, values: dict[str, Any]) -> bool:
-    """Whether a pulled CRM record belongs to an erased person: its deletion is queued, or its email is
-    suppressed (``leads privacy delete``)."""
-    email = values.get("email")
-    return crm_erasures.is_queued(conn, connection, remote_id) or (
-        isinstance(email, str) and is_suppressed(conn, email=email.strip().lower())
-    )
+        return written_list
 
 
 def _chunks(items: list[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:

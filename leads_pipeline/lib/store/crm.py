@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
@@ -21,7 +21,7 @@ from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
-from leads_pipeline.lib.store.privacy import sellable
+from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
 from leads_pipeline.lib.store.search import filters_condition
 
 Connection = psycopg.Connection[dict[str, Any]]
@@ -241,6 +241,24 @@ def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) 
         (connection, list(remote_ids)),
     )
     return {r["remote_id"]: int(r["lead_id"]) for r in rows}
+
+
+_SCREENED: Final = ("email", "phone", "mobile_phone")
+
+
+def screen_pulled(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Screening:
+    """The import's screening (``privacy.screen_staged``) of pulled records as lead values, in the current
+    transaction: their blind indexes are staged (row number = position in ``rows``) and screened against the
+    suppression and opt-out lists, so a pull keeps out and flags exactly whom an import would."""
+    conn.execute(
+        "CREATE TEMP TABLE crm_pulled (row_number integer, email_bidx text, phone_bidx text, mobile_phone_bidx text)"
+        " ON COMMIT DROP"
+    )
+    staged = [(i, *(blind_index(f, _text(row.get(f))) for f in _SCREENED)) for i, row in enumerate(rows)]
+    conn.cursor().executemany("INSERT INTO crm_pulled VALUES (%s, %s, %s, %s)", staged)
+    screening = screen_staged(conn, "crm_pulled")
+    conn.execute("DROP TABLE crm_pulled")
+    return screening
 
 
 def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[str, Any] | None:

@@ -1,6 +1,6 @@
-"""The sync engine's safety rules against the sandbox emulators: a record linked to a lead of another list is
-never overwritten, a run never stays "running", and the field list a sync starts with is retried like record
-calls."""
+"""The sync engine's safety rules against the sandbox emulators: a pull screens people as an import does, a
+record linked to a lead of another list is never overwritten, a run never stays "running", and the field list a
+sync starts with is retried like record calls."""
 
 from __future__ import annotations
 
@@ -10,10 +10,13 @@ from typing import Any, cast
 import pytest
 
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
-from leads_pipeline.lib.crm.sync import RetrySettings, crm_fields
+from leads_pipeline.lib.crm.sync import RetrySettings, crm_fields, push_filters
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
@@ -40,6 +43,25 @@ def lead_of(database_url: str, list_id: int, email: str) -> dict[str, Any]:
         ).fetchone()
     assert row is not None
     return row
+
+
+def test_a_pulled_lead_of_an_opted_out_person_is_flagged_and_never_pushed(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    email = "olive.opt@example.net"
+    import_leads(database_url, tmp_path, [person("Olive", email)], list_name="OO A")
+    with transaction(database_url) as db:
+        assert privacy.opt_out(db, email, "tester") == 1
+        list_b = ensure_list(db, "OO B", owner="tester").id
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Olive"})
+    pull = connection("hubspot", "hs-oo", direction="pull", mapping={"email": "email", "first_name": "firstname"})
+    assert engine(database_url, sandbox, pull).run("pull", list_b).pulled >= 1
+    pulled = lead_of(database_url, list_b, email)
+    assert pulled["source"] == "crm:hs-oo" and pulled["opted_out_at"] is not None  # flagged as an import flags it
+    push = connection("gohighlevel", "ghl-oo", direction="push", mapping={"email": "email", "first_name": "firstName"})
+    report = engine(database_url, sandbox, push).run("push", list_b, push_filters(push, [f"email = {email}"]))
+    assert (report.leads_to_sync, report.created) == (0, 0)
+    assert cast(GoHighLevelEmulator, emulator(sandbox, "gohighlevel")).store.find("email", email) is None
 
 
 def test_a_record_linked_to_a_lead_of_another_list_is_not_overwritten(
