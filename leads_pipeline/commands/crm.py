@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
@@ -27,18 +28,33 @@ sync_app = typer.Typer(help="Sync a list with a CRM connection; history and erro
 @crm_app.command("ls")
 def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the connection files (``LEADS_CRM_DIR``, default ``.leads/crm``), with any file that does not parse."""
-    from leads_pipeline.lib.crm.connection import connections_folder, load_connection_file
+    from leads_pipeline.lib.crm.connection import (
+        Connection,
+        connections_folder,
+        load_connection_file,
+        schedule_clashes,
+        schedule_name,
+    )
 
     folder = connections_folder()
     rows: list[dict[str, Any]] = []
+    loaded: list[tuple[Connection, dict[str, Any]]] = []
     for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []:
         try:
             c = load_connection_file(path)
             rows.append({"name": c.name, "crm": c.crm, "object": c.object, "direction": c.direction,
                          "list": c.list_name, "schedule": c.schedule, "error": None})  # fmt: skip
+            loaded.append((c, rows[-1]))
         except LeadsError as exc:
             rows.append({"name": path.stem, "crm": None, "object": None, "direction": None, "list": None,
                          "schedule": None, "error": str(exc)})  # fmt: skip
+    clashes = schedule_clashes([c for c, _ in loaded])
+    for c, row in loaded:
+        if c.name in clashes:
+            row["error"] = (
+                f"{c.path}: schedule: not scheduled: {clashes[c.name].path} already has schedule "
+                f"{schedule_name(c.name)} (- and _ give the same name); rename one of the files"
+            )
     if as_json:
         print_json(rows)
         return
@@ -84,20 +100,21 @@ def crm_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
 @crm_app.command("test")
 def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Check the credentials and the field mapping against the CRM's own field list."""
-    from leads_pipeline.defs.crm.checks import unknown_fields
+    from leads_pipeline.defs.crm.checks import describe_unknown, unknown_fields
     from leads_pipeline.lib.crm.connection import load_connection
     from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+    from leads_pipeline.lib.crm.sync import crm_fields
 
     def test() -> dict[str, Any]:
         connection = load_connection(name)
-        connector = resource_from_env(connection.crm).connector(connection, limiter_for(connection))
-        fields = connector.describe_fields()
+        limiter = limiter_for(connection)
+        connector = resource_from_env(connection.crm).connector(connection, limiter)
+        fields = crm_fields(connection, connector, limiter)
         unknown = unknown_fields(connection, fields)
         if unknown:
             raise ConfigurationError(
-                f"{connection.path or name}: mapping: {connection.crm} {connection.object} has no field(s) "
-                f"{', '.join(unknown)}; it has {len(fields)} fields, e.g. "
-                f"{', '.join(f.name for f in fields[:12])}"
+                f"{connection.path or name}: {describe_unknown(connection, unknown)}; it has {len(fields)} fields, "
+                f"e.g. {', '.join(f.label if f.by_label else f.name for f in fields[:12])}"
             )
         return {"connection": name, "crm": connection.crm, "object": connection.object, "ok": True,
                 "crmFields": len(fields), "mappedFields": len(connection.mapping)}  # fmt: skip
@@ -128,6 +145,12 @@ def sync(
         return
     if crm is None:
         console.print(context.get_help())
+        error_console.print(
+            "[red]error:[/red] --crm is required: the CRM connection to sync, a file name in the connections "
+            "folder (`leads crm ls` lists them)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(code=2)
     env = run_or_fail(environment)
     report = run_or_fail(lambda: launch_sync(env.database_url, crm, list_name, direction, where or []))

@@ -10,12 +10,12 @@ from typing import cast
 
 import dagster as dg
 
-from leads_pipeline.defs.crm.checks import CHECK_SPECS, push_check, unknown_fields
+from leads_pipeline.defs.crm.checks import CHECK_SPECS, PUSH_CHECK, push_check, unknown_fields
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
-from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, plan_push, push_filters
-from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, crm_fields, plan_push, push_filters
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, LeadsError
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import crm as crm_store
@@ -98,19 +98,28 @@ def crm_sync_plan(
     CRM's own field list."""
     connection = _connection(context)
     direction = _direction(connection, config)
+    list_id: int | None = None
     try:
         list_id = _list_id(database, connection, config)
         _acting_user(database, connection, config, list_id, direction)
         resource = crm.for_connection(connection)
-        connector = resource.connector(connection, limiter_for(connection))
-        unknown = unknown_fields(connection, connector.describe_fields())
+        limiter = limiter_for(connection)
+        connector = resource.connector(connection, limiter)
+        unknown = unknown_fields(connection, crm_fields(connection, connector, limiter))
         if list_id is None:  # a pull-only connection: nothing to push, the mapping is still checked
             plan = PushPlan()
         else:
             with database.connection() as conn:
                 plan = plan_push(conn, connection, list_id, push_filters(connection, config.where))
-    except PermanentError as exc:
+    except AccessDeniedError as exc:  # a sync someone may not run did not start: no run is recorded
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except LeadsError as exc:
+        _record_failed_run(database, connection, config, list_id, str(exc))
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    check = push_check(connection, plan, unknown)
+    if check.severity == dg.AssetCheckSeverity.ERROR and not check.passed:
+        reason = check.metadata["reason"].value
+        _record_failed_run(database, connection, config, list_id, f"blocked by the check {PUSH_CHECK}: {reason}")
     return dg.MaterializeResult(
         metadata={
             "connection": dg.MetadataValue.text(connection.name),
@@ -121,8 +130,20 @@ def crm_sync_plan(
             "held": dg.MetadataValue.int(plan.held),
             "skipped": dg.MetadataValue.int(plan.skipped),
         },
-        check_results=[push_check(connection, plan, unknown)],
+        check_results=[check],
     )
+
+
+def _record_failed_run(
+    database: LeadsDatabase, connection: Connection, config: CrmSyncConfig, list_id: int | None, message: str
+) -> None:
+    """A sync stopped before ``crm_sync`` (the field list unreadable, the push blocked by its check) shows in
+    ``leads sync history`` as a failed run with its reason, like a run that failed later."""
+    direction = config.direction if config.direction in DIRECTIONS else connection.direction
+    with database.connection() as conn:
+        crm_store.ensure_connection(conn, connection.name, connection.crm)
+        run_id = crm_store.start_run(conn, connection.name, direction, list_id, config.user or SERVICE_USER)
+        crm_store.update_run(conn, run_id, status="failed", message=message, finished=True)
 
 
 @dg.asset(

@@ -27,14 +27,25 @@ CHECK_SPECS = [
 ]
 
 
-def unknown_fields(connection: Connection, fields: list[RemoteField]) -> list[str]:
-    """Mapped CRM fields (and pull fields) the CRM's field list does not have, matched by name or label."""
-    known = {f.name for f in fields} | {f.label for f in fields}
-    wanted = [*connection.remote_fields, *connection.pull_fields]
-    return [name for name in wanted if name not in known]
+def unknown_fields(connection: Connection, fields: list[RemoteField]) -> dict[str, list[str]]:
+    """The CRM fields the connection file names that the CRM's field list does not have, by the file's key that
+    names them (``mapping``, ``pull_fields``). A field is named by its name, or by its label where the connector
+    resolves labels (``RemoteField.by_label``): the same rule a push and a pull apply."""
+    known = {f.name for f in fields} | {f.label for f in fields if f.by_label}
+    wanted = {"mapping": connection.remote_fields, "pull_fields": list(connection.pull_fields)}
+    found = {key: [name for name in names if name not in known] for key, names in wanted.items()}
+    return {key: names for key, names in found.items() if names}
 
 
-def push_check(connection: Connection, plan: PushPlan, unknown: list[str]) -> dg.AssetCheckResult:
+def describe_unknown(connection: Connection, unknown: dict[str, list[str]]) -> str:
+    """``mapping: hubspot contacts has no field(s) a, b; pull_fields: ...`` for what ``unknown_fields`` found."""
+    return "; ".join(
+        f"{key}: {connection.crm} {connection.object} has no field(s) {', '.join(names)}"
+        for key, names in unknown.items()
+    )
+
+
+def push_check(connection: Connection, plan: PushPlan, unknown: dict[str, list[str]]) -> dg.AssetCheckResult:
     rows = ["| lead | email | problems |", "|---|---|---|"] + [
         f"| {i.lead_id} | {mask(i.email or '')} | {'; '.join(i.reasons)} |" for i in plan.invalid[:PREVIEW_ROWS]
     ]
@@ -42,12 +53,12 @@ def push_check(connection: Connection, plan: PushPlan, unknown: list[str]) -> dg
         "to_send": dg.MetadataValue.int(len(plan.send)),
         "invalid": dg.MetadataValue.int(len(plan.invalid)),
         "invalid_preview": dg.MetadataValue.md("\n".join(rows) if plan.invalid else "none"),
-        "unknown_fields": dg.MetadataValue.text(", ".join(unknown) or "none"),
+        "unknown_fields": dg.MetadataValue.text(describe_unknown(connection, unknown) or "none"),
     }
     all_invalid = bool(plan.invalid) and not (plan.send or plan.unchanged or plan.held)
     if unknown or all_invalid:
         if unknown:
-            reason = f"{connection.crm} has no field(s) {', '.join(unknown)}"
+            reason = describe_unknown(connection, unknown)
         else:
             reason = f"all {len(plan.invalid)} leads fail validation, e.g. {'; '.join(plan.invalid[0].reasons)}"
         metadata["reason"] = dg.MetadataValue.text(reason)

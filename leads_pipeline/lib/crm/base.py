@@ -79,6 +79,9 @@ class RemoteField:
     label: str
     type: str = "string"
     required: bool = False
+    by_label: bool = False
+    """Whether a mapping may name the field by its label: the connector resolves labels to keys (custom fields
+    of Pipedrive and GoHighLevel); every other field is sent under its name only."""
 
 
 class Connector(Protocol):

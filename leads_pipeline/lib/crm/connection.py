@@ -210,7 +210,7 @@ def parse_connection(name: str, data: Mapping[str, Any], path: Path | None = Non
         update_existing=_bool(data, "update_existing", where),
         conflict=cast(Rule, conflict),
         conflict_fields={str(k): cast(Rule, v) for k, v in conflict_fields.items()},
-        schedule=_optional_str(data, "schedule", where),
+        schedule=_schedule(data, where),
         batch_size=_positive(data, "batch_size", 100, where),
         bulk_threshold=_positive(data, "bulk_threshold", 2_000, where),
         rate_limit=RateLimitSpec(
@@ -267,6 +267,41 @@ def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{where}: {key}: expected a non-empty string, found {value!r}")
     return value
+
+
+def _schedule(data: Mapping[str, Any], where: str) -> str | None:
+    """The cron expression, checked as Dagster checks it: a schedule Dagster refused would be dropped when the
+    code location loads, and the connection would silently never run."""
+    value = _optional_str(data, "schedule", where)
+    if value is None:
+        return None
+    from dagster._utils.schedules import is_valid_cron_schedule  # dagster loads only for files with a schedule
+
+    if not is_valid_cron_schedule(value):
+        raise ConfigurationError(
+            f'{where}: schedule: expected a cron expression of 5 fields (e.g. "0 * * * *" hourly, '
+            f'"0 6 * * 1-5" weekdays at 06:00 UTC), found {value!r}'
+        )
+    return value
+
+
+def schedule_name(connection_name: str) -> str:
+    """The Dagster schedule of a connection: Dagster names allow no ``-``, so ``a-b`` and ``a_b`` share one."""
+    return f"crm_sync_{connection_name.replace('-', '_')}"
+
+
+def schedule_clashes(connections: list[Connection]) -> dict[str, Connection]:
+    """Connections with a schedule whose schedule name an earlier one (in file order) already has: connection
+    name -> that earlier connection. Only the first gets the schedule; the others are reported."""
+    first: dict[str, Connection] = {}
+    clashes: dict[str, Connection] = {}
+    for connection in connections:
+        if not connection.schedule:
+            continue
+        taken = first.setdefault(schedule_name(connection.name), connection)
+        if taken is not connection:
+            clashes[connection.name] = taken
+    return clashes
 
 
 def _bool(data: Mapping[str, Any], key: str, where: str) -> bool:

@@ -82,13 +82,21 @@ class GoHighLevelConnector:
         self._custom: dict[str, str] | None = None
 
     def describe_fields(self) -> list[RemoteField]:
+        """The standard contact fields, by name, and the location's custom fields, by id or display name. An
+        answer without the custom fields list (a cut body) is transient."""
         answer = self._api.call("GET", f"/locations/{self._location}/customFields", params={"model": "contact"})
         if not answer.ok:
             raise ConfigurationError(
                 f"GoHighLevel refused the custom fields of location {self._location} (HTTP {answer.status}: "
                 f"{answer.body}); check GOHIGHLEVEL_LOCATION_ID"
             )
-        custom = [RemoteField(f["id"], f["name"], f.get("dataType", "TEXT")) for f in answer.body["customFields"]]
+        listed = answer.body.get("customFields") if isinstance(answer.body, dict) else None
+        if not isinstance(listed, list):
+            raise RetryableError(f"GoHighLevel answered the custom fields list without it: {answer.body!r:.200}")
+        try:
+            custom = [RemoteField(f["id"], f["name"], f.get("dataType", "TEXT"), by_label=True) for f in listed]
+        except (TypeError, KeyError) as exc:
+            raise RetryableError(f"GoHighLevel answered a custom fields list that does not parse: {exc!r}") from None
         self._custom = {f.label: f.name for f in custom}
         return [RemoteField(name, name) for name in STANDARD] + custom
 

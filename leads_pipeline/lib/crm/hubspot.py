@@ -90,8 +90,13 @@ class HubSpotConnector:
         self._secret = token
 
     def describe_fields(self) -> list[RemoteField]:
+        """The contact properties. A cut answer the library still builds a model from (its results missing) is
+        transient, like a body that does not parse."""
         answer = self._call(self._properties.get_all, "contacts")
-        return [RemoteField(p.name, p.label, p.type, False) for p in answer.results]
+        results = getattr(answer, "results", None)
+        if not isinstance(results, list):
+            raise RetryableError("HubSpot answered the contact properties list without its results (a cut body)")
+        return [RemoteField(p.name, p.label, p.type, False) for p in results]
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         id_property = self._connection.match_remote

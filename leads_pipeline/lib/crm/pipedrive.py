@@ -82,13 +82,25 @@ class PipedriveConnector:
         self._keys: dict[str, str] | None = None
 
     def describe_fields(self) -> list[RemoteField]:
+        """The person fields a mapping can name: the standard ones this connector writes, by key, and the custom
+        ones, by key or display name (resolved to their hash keys). An answer without the list is transient."""
         answer = self._api.call("GET", "/api/v1/personFields", params={"limit": 500})
         if not answer.ok:
             raise ConfigurationError(f"Pipedrive refused the person fields list: {answer.body}")
-        fields = [RemoteField(f["key"], f["name"], f.get("field_type", "varchar"), bool(f.get("mandatory_flag")))
-                  for f in answer.body["data"]]  # fmt: skip
+        data = answer.body.get("data") if isinstance(answer.body, dict) else None
+        if not isinstance(data, list):
+            raise RetryableError(f"Pipedrive answered the person fields list without its data: {answer.body!r:.200}")
+        try:
+            fields = [
+                RemoteField(f["key"], f["name"], f.get("field_type", "varchar"), bool(f.get("mandatory_flag")),
+                            by_label=len(f["key"]) == 40)
+                for f in data
+                if f["key"] in STANDARD or len(f["key"]) == 40
+            ]  # fmt: skip
+        except (TypeError, KeyError) as exc:
+            raise RetryableError(f"Pipedrive answered a person fields list that does not parse: {exc!r}") from None
         fields += [RemoteField("email", "Email"), RemoteField("phone", "Phone")]
-        self._keys = {f.label: f.name for f in fields if len(f.name) == 40}
+        self._keys = {f.label: f.name for f in fields if f.by_label}
         return fields
 
     def _custom_keys(self) -> dict[str, str]:

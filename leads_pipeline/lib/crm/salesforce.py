@@ -120,11 +120,16 @@ class SalesforceConnector:
         self._retry_after = response.headers.get("Retry-After")
 
     def describe_fields(self) -> list[RemoteField]:
+        """The object's fields from its describe; an answer without them (a cut body) is transient."""
         answer = self._call(lambda: getattr(self._sf, self._object).describe())
-        return [
-            RemoteField(f["name"], f["label"], f["type"], not f["nillable"] and f.get("createable", True))
-            for f in answer["fields"]
-        ]
+        try:
+            return [
+                RemoteField(f["name"], f["label"], f["type"], not f["nillable"] and f.get("createable", True))
+                for f in answer["fields"]
+            ]
+        except (TypeError, KeyError) as exc:
+            message = f"Salesforce answered a {self._object} describe that does not parse: {exc!r}"
+            raise RetryableError(message) from None
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         body = {

@@ -17,24 +17,32 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from leads_pipeline.lib.crm import validation
-from leads_pipeline.lib.crm.base import Connector, OutgoingRecord, PushResult, RemoteRecord, RetryableError
+from leads_pipeline.lib.crm.base import (
+    Connector,
+    OutgoingRecord,
+    PushResult,
+    RemoteField,
+    RemoteRecord,
+    RetryableError,
+)
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
 from leads_pipeline.lib.crm.mapping import map_lead, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
-from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.lib.store.privacy import is_suppressed
+from leads_pipeline.lib.store.privacy import flag_opted_out
 
 PULL_CHUNK = 200
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,50 @@ class RetrySettings:
             return min(retry_after, self.retry_after_max_s) + random.uniform(0, self.backoff_base_s / 2)
         backoff = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
         return random.uniform(backoff / 2, backoff)
+
+
+def pause_for_retry(
+    retry: RetrySettings, limiter: TokenBucket, sleep: Callable[[float], None], attempt: int, retry_after: float | None
+) -> None:
+    """Wait before another attempt: backoff, or the server's Retry-After, which pauses every caller of the bucket."""
+    delay = retry.delay(attempt, retry_after)
+    if retry_after is not None:
+        limiter.pause(delay)
+    sleep(delay)
+
+
+def with_retries(
+    call: Callable[[], T],
+    retry: RetrySettings,
+    limiter: TokenBucket,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """A whole CRM call (the field list a sync starts with) retried as record calls are: a transient failure
+    (429, 5xx, timeout, a cut body) is tried again with backoff, up to ``retry.attempts`` times in all; the last
+    failure is raised."""
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            return call()
+        except RetryableError as exc:
+            if attempt >= retry.attempts:
+                raise
+            pause_for_retry(retry, limiter, sleep, attempt, exc.retry_after_s)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def crm_fields(
+    connection: Connection, connector: Connector, limiter: TokenBucket, retry: RetrySettings | None = None
+) -> list[RemoteField]:
+    """The CRM's field list (the first call of a sync and of ``leads crm test``), with the retries of record
+    calls; still failing after them, one line naming the connection and the last failure."""
+    retry = retry or RetrySettings()
+    try:
+        return with_retries(connector.describe_fields, retry, limiter)
+    except RetryableError as exc:
+        raise TransientError(
+            f"{connection.name}: could not read the {connection.crm} field list in {retry.attempts} attempts "
+            f"(last: {exc}); try again later"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -195,6 +247,7 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._quota_start = 0
         self._reserved = 0
+        self._linked_lists: list[int] = []
 
     def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
         name = self.connection.name
@@ -213,8 +266,9 @@ class SyncEngine:
                 self._push(report, list_id, filters)
             if report.status == "running":
                 report.status = "partial" if report.failed else "completed"
-        except LeadsError as exc:
-            report.status, report.message = "failed", str(exc)
+        except Exception as exc:  # whatever stops the run ends it as failed, never left "running"
+            report.status = "failed"
+            report.message = str(exc) if isinstance(exc, LeadsError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
             report.requests = self.limiter.acquired - started
@@ -232,6 +286,7 @@ class SyncEngine:
         whole plan first (the count decides); the others start sending while the list is still being read."""
         with connect(self.database_url) as conn:
             self._quota_start = store.quota_used(conn, self.connection.name, self._today())
+            self._linked_lists = sorted({*store.linked_list_ids(conn, self.connection.name), list_id})
         self._reserved = 0
         bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
         plan = PushPlan()
@@ -288,7 +343,11 @@ class SyncEngine:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
-            results, attempts = self._send(send, [record for record, _ in batch])
+            held = self._linked_elsewhere([record for record, _ in batch])
+            sendable = [record for record, _ in batch if record.lead_id not in held]
+            results, attempts = self._send(send, sendable) if sendable else ({}, {})
+            results.update(held)
+            attempts.update(dict.fromkeys(held, 0))
             self._record(report, batch, results, attempts)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
@@ -301,6 +360,26 @@ class SyncEngine:
             for future in futures:
                 future.result()
         return handed
+
+    def _linked_elsewhere(self, records: list[OutgoingRecord]) -> dict[int, PushResult]:
+        """Failed results, not sent, for the unlinked records whose match key a lead linked on this connection
+        already has (in another list, typically): the CRM's upsert would overwrite that lead's record."""
+        unlinked = [record.lead_id for record in records if record.remote_id is None]
+        if not unlinked:
+            return {}
+        c = self.connection
+        with connect(self.database_url) as conn:
+            found = store.linked_elsewhere(conn, c.name, c.match_field, unlinked, self._linked_lists)
+        return {
+            lead_id: PushResult(
+                lead_id, "failed", category="duplicate",
+                message=f"not sent: lead {lead_id} has the {c.match_field} of lead {other.other_lead_id} (list "
+                f"{other.other_list!r}), already linked through {c.name} to {c.crm} record {other.remote_id}; the "
+                f"upsert would overwrite that record. Sync each list through its own connection file, or remove "
+                f"the duplicate lead",
+            )
+            for lead_id, other in found.items()
+        }  # fmt: skip
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
         """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
@@ -346,14 +425,43 @@ class SyncEngine:
             todo = [record for record in todo if record.lead_id in retry]
             if not todo:
                 break
-            delay = self.retry.delay(attempt, retry_after)
-            if retry_after is not None:
-                self.limiter.pause(delay)
-            self._sleep(delay)
+            pause_for_retry(self.retry, self.limiter, self._sleep, attempt, retry_after)
         return final, attempts
 
     def _record(
         self,
+        report: SyncReport,
+        batch: list[tuple[OutgoingRecord, str]],
+        results: dict[int, PushResult],
+        attempts: dict[int, int],
+    ) -> None:
+        with transaction(self.database_url) as conn:
+            results = self._unlinkable(conn, batch, results)
+            self._write_outcomes(conn, report, batch, results, attempts)
+
+    def _unlinkable(
+        self, conn: store.Connection, batch: list[tuple[OutgoingRecord, str]], results: dict[int, PushResult]
+    ) -> dict[int, PushResult]:
+        """``results`` with the successes that cannot be linked turned into failures: the CRM answered with a
+        record another lead is linked to (or two leads of the batch with one record). One link per record is
+        what lets a pull find its lead; the batch is recorded rather than the run crashing on the link."""
+        linked = [(record.lead_id, results[record.lead_id].remote_id or record.remote_id) for record, _ in batch
+                  if results[record.lead_id].action != "failed"]  # fmt: skip
+        claimed = store.remote_owners(conn, self.connection.name, [rid for _, rid in linked if rid])
+        adjusted = dict(results)
+        for lead_id, rid in linked:
+            owner = claimed.setdefault(rid, lead_id) if rid else lead_id
+            if owner != lead_id:
+                adjusted[lead_id] = PushResult(
+                    lead_id, "failed", category="duplicate",
+                    message=f"{self.connection.crm} answered with record {rid}, which lead {owner} is linked to "
+                    f"through {self.connection.name}: not linked; remove the duplicate lead",
+                )  # fmt: skip
+        return adjusted
+
+    def _write_outcomes(
+        self,
+        conn: store.Connection,
         report: SyncReport,
         batch: list[tuple[OutgoingRecord, str]],
         results: dict[int, PushResult],
@@ -383,9 +491,8 @@ class SyncEngine:
                     attempts=attempts[record.lead_id],
                 )
             )
-        with transaction(self.database_url) as conn:
-            store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
-            store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
+        store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
 
     # pull ---------------------------------------------------------------------------------------------------
 
@@ -400,8 +507,7 @@ class SyncEngine:
             if not chunk:
                 return
             with transaction(self.database_url) as conn:
-                for record in chunk:
-                    self._apply(conn, report, record, list_id)
+                self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())
                 store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
@@ -420,32 +526,50 @@ class SyncEngine:
                 attempt += 1
                 if attempt >= self.retry.attempts:
                     raise
-                delay = self.retry.delay(attempt, exc.retry_after_s)
-                if exc.retry_after_s is not None:
-                    self.limiter.pause(delay)
-                self._sleep(delay)
+                pause_for_retry(self.retry, self.limiter, self._sleep, attempt, exc.retry_after_s)
 
-    def _apply(self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None) -> None:
+    def _apply_chunk(
+        self, conn: store.Connection, report: SyncReport, chunk: list[RemoteRecord], list_id: int | None
+    ) -> None:
+        """Apply pulled records screened as an import screens its rows (``privacy.screen_staged``): an erased
+        person is never created again, and the leads written for an opted-out person are flagged (then never
+        pushed anywhere), with ``flag_opted_out`` as an import flags them."""
+        by_remote = {m.remote: m.local for m in self.connection.mapping}
+        values = [to_lead_values({by_remote[m.remote]: r.values.get(m.remote) for m in self.connection.mapping})
+                  for r in chunk]  # fmt: skip
+        screening = store.screen_pulled(conn, values)
+        suppressed = {problem.row_number for problem in screening.suppressed}
+        written = [self._apply(conn, report, record, list_id, i in suppressed) for i, record in enumerate(chunk)]
+        for written_list in sorted({w for w in written if w is not None}):
+            flag_opted_out(conn, written_list, screening)
+
+    def _apply(
+        self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool
+    ) -> int | None:
+        """Apply one pulled record; returns the list of the lead it created or updated (None when it wrote none).
+        ``suppressed``: the record carries an erased person's email or number."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
         remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
         lead = store.lead_for_remote(conn, connection.name, record.remote_id)
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
-            return  # our own push, or a change already pulled
+            return None  # our own push, or a change already pulled
         if lead is None and list_id is not None:
             key = remote_values.get(connection.match_remote)
             lead = store.lead_by_field(conn, list_id, connection.match_field, key) if key else None
         if lead is None:
             if list_id is None or not connection.create_new:
-                return
+                return None
+            if suppressed or crm_erasures.is_queued(conn, connection.name, record.remote_id):
+                return None  # an erased person's record, its deletion queued: never a new lead again
             values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
-            if erased(conn, connection.name, record.remote_id, values):
-                return  # an erased person's record, its deletion queued: never a new lead again
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
+            written_list = list_id
             action = "pulled_created"
         else:
             lead_id = lead["id"]
+            written_list = int(lead["list_id"])
             local = map_lead(lead, connection.mapping)
             rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
             result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
@@ -478,15 +602,7 @@ class SyncEngine:
             ],
         )
         report.pulled += 1
-
-
-def erased(conn: store.Connection, connection: str, remote_id: str, values: dict[str, Any]) -> bool:
-    """Whether a pulled CRM record belongs to an erased person: its deletion is queued, or its email is
-    suppressed (``leads privacy delete``)."""
-    email = values.get("email")
-    return crm_erasures.is_queued(conn, connection, remote_id) or (
-        isinstance(email, str) and is_suppressed(conn, email=email.strip().lower())
-    )
+        return written_list
 
 
 def _chunks(items: list[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:

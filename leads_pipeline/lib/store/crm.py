@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import sql
@@ -22,7 +22,7 @@ from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_c
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
-from leads_pipeline.lib.store.privacy import sellable
+from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
 from leads_pipeline.lib.store.search import filters_condition
 
 Connection = psycopg.Connection[dict[str, Any]]
@@ -172,6 +172,85 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
                 # messages can quote the record's email or number: sealed
                 [(run_id, o.lead_id, o.remote_id, o.action, o.category, seal(o.message), o.attempts) for o in done],
             )
+
+
+@dataclass(frozen=True)
+class LinkedElsewhere:
+    """A live lead already linked on the connection whose match key an unlinked lead about to be pushed has."""
+
+    lead_id: int
+    other_lead_id: int
+    other_list: str
+    remote_id: str
+
+
+def linked_elsewhere(
+    conn: Connection, connection: str, match_field: str, lead_ids: Sequence[int], lists: Sequence[int]
+) -> dict[int, LinkedElsewhere]:
+    """Of ``lead_ids`` (leads without a link), those whose ``match_field`` value a lead of ``lists`` already linked
+    on ``connection`` has: the CRM's upsert by that key would overwrite the other lead's record, which one link
+    per record cannot hold. The lead's id as key (an external id field) never collides."""
+    if match_field == "id" or not lead_ids or not lists:
+        return {}
+    same = _same_key(match_field)
+    if same is None:
+        return {}
+    query = sql.SQL(
+        """
+        SELECT DISTINCT ON (s.id) s.id AS lead_id, o.id AS other_lead_id, li.name AS other_list, k.remote_id
+        FROM leads s
+        JOIN leads o ON o.list_id = ANY(%(lists)s) AND o.id <> s.id AND o.deleted_at IS NULL AND {same}
+        JOIN crm_links k ON k.lead_id = o.id AND k.connection = %(connection)s
+        JOIN lists li ON li.id = o.list_id
+        WHERE s.id = ANY(%(leads)s)
+        ORDER BY s.id, o.id
+        """
+    ).format(same=same)
+    rows = conn.execute(query, {"lists": list(lists), "connection": connection, "leads": list(lead_ids)})
+    return {int(r["lead_id"]): LinkedElsewhere(int(r["lead_id"]), int(r["other_lead_id"]), r["other_list"],
+                                               r["remote_id"]) for r in rows}  # fmt: skip
+
+
+def _same_key(match_field: str) -> sql.Composable | None:
+    """SQL: leads ``s`` and ``o`` have the same (non-empty) match key, compared as ``lead_by_field`` compares it."""
+    if match_field in SEALED_FIELDS:  # through the blind index, bytewise so that the list's key index serves it
+        column = f"{match_field}_bidx"
+        return sql.SQL("{} = {}").format(key_column(column, "o"), key_column(column, "s"))
+    if match_field.startswith("custom."):
+        name = sql.Literal(match_field[len("custom.") :])
+        return sql.SQL("o.custom ->> {name} = s.custom ->> {name}").format(name=name)
+    if match_field in CANONICAL_FIELDS:
+        return sql.SQL("lower(o.{c}::text) = lower(s.{c}::text)").format(c=sql.Identifier(match_field))
+    return None
+
+
+def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:
+    """CRM record id -> the lead linked to it on ``connection``, for those of ``remote_ids`` that are linked."""
+    if not remote_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT remote_id, lead_id FROM crm_links WHERE connection = %s AND remote_id = ANY(%s)",
+        (connection, list(remote_ids)),
+    )
+    return {r["remote_id"]: int(r["lead_id"]) for r in rows}
+
+
+_SCREENED: Final = ("email", "phone", "mobile_phone")
+
+
+def screen_pulled(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Screening:
+    """The import's screening (``privacy.screen_staged``) of pulled records as lead values, in the current
+    transaction: their blind indexes are staged (row number = position in ``rows``) and screened against the
+    suppression and opt-out lists, so a pull keeps out and flags exactly whom an import would."""
+    conn.execute(
+        "CREATE TEMP TABLE crm_pulled (row_number integer, email_bidx text, phone_bidx text, mobile_phone_bidx text)"
+        " ON COMMIT DROP"
+    )
+    staged = [(i, *(blind_index(f, _text(row.get(f))) for f in _SCREENED)) for i, row in enumerate(rows)]
+    conn.cursor().executemany("INSERT INTO crm_pulled VALUES (%s, %s, %s, %s)", staged)
+    screening = screen_staged(conn, "crm_pulled")
+    conn.execute("DROP TABLE crm_pulled")
+    return screening
 
 
 def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[str, Any] | None:

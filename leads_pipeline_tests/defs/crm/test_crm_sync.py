@@ -122,10 +122,11 @@ def test_blocking_check_stops_a_push_whose_mapping_the_crm_does_not_have(
     import_leads(database_url, tmp_path, lead_rows(2, start=120_000))
     write_connection(tmp_path / "crm", "typo", dict(CONNECTION, mapping={"email": "email", "title": "job_title_typo"}))
     message = one_line_error(leads, "sync", "--crm", "typo", "--list", "prospects")
-    assert "blocked by its check" in message and "job_title_typo" in message
-    with transaction(database_url) as db:
-        runs = db.execute("SELECT count(*) AS n FROM crm_sync_runs").fetchone()
-    assert runs is not None and runs["n"] == 0
+    assert "blocked by its check" in message and "mapping: hubspot contacts has no field(s) job_title_typo" in message
+    history = json.loads(ok(leads, "sync", "history", "--json").stdout)  # the blocked sync is a failed run
+    assert [(h["connection"], h["status"], h["leadsToSync"]) for h in history] == [("typo", "failed", 0)]
+    assert "crm_push_is_valid" in history[0]["message"] and "job_title_typo" in history[0]["message"]
+    assert history[0]["finishedAt"] is not None
 
 
 def test_one_schedule_per_connection_file_with_a_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -252,3 +253,72 @@ def test_a_dagster_run_acts_as_its_user_or_else_the_lists_owner(
     pull = materialize_sync("hubspot-main", {"direction": "pull"})
     assert not pull.success and "list 'prospects' is archived and read-only" in _failure(pull, "hubspot-main")
     assert counts(database_url) == (1, 2)
+
+
+def test_schedule_names_that_clash_keep_the_first_file_and_warn_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path))
+    write_connection(tmp_path, "sched-ok", CONNECTION)
+    write_connection(tmp_path, "sched_ok", CONNECTION)
+    with caplog.at_level("WARNING"):
+        schedules = crm_schedules()
+    assert [s.name for s in schedules] == ["crm_sync_sched_ok"]
+    assert schedules[0].description is not None and "sched-ok " in schedules[0].description
+    warning = next(r.getMessage() for r in caplog.records if "crm_sync_sched_ok" in r.getMessage())
+    assert str(tmp_path / "sched-ok.yaml") in warning and str(tmp_path / "sched_ok.yaml") in warning
+    defs = dg.Definitions(
+        assets=[crm_sync_plan, crm_sync], schedules=schedules, jobs=[crm_sync_job], resources=default_resources()
+    )
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_a_connection_file_schedule_starts_running() -> None:
+    from leads_pipeline.defs.crm.schedules import schedule_for
+    from leads_pipeline.lib.crm.connection import parse_connection
+
+    schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: Path) -> None:
+    write_connection(tmp_path / "crm", "hubspot_main", CONNECTION)  # the same schedule name as hubspot-main
+    write_connection(tmp_path / "crm", "daily", dict(CONNECTION, schedule="every day"))
+    listed = {r["name"]: r["error"] for r in json.loads(ok(leads, "crm", "ls", "--json").stdout)}
+    assert listed["hubspot-main"] is None
+    assert "hubspot-main.yaml already has schedule crm_sync_hubspot_main" in listed["hubspot_main"]
+    assert "schedule: expected a cron expression" in listed["daily"] and "'every day'" in listed["daily"]
+    assert "schedule: expected a cron expression" in one_line_error(leads, "crm", "test", "daily")
+
+
+def test_crm_test_checks_fields_as_a_sync_does(leads: CliRunner, tmp_path: Path) -> None:
+    pipedrive = {"crm": "pipedrive", "list": "prospects", "rate_limit": {"requests": 1000, "per_seconds": 1}}
+    label_of_standard = {"email": "email", "title": {"crm_field": "Job Title"}}  # a label Pipedrive cannot resolve
+    write_connection(tmp_path / "crm", "pd-label", dict(pipedrive, mapping=label_of_standard))
+    message = one_line_error(leads, "crm", "test", "pd-label")
+    assert "mapping: pipedrive persons has no field(s) Job Title" in message
+    custom_label = {"email": "email", "title": "job_title", "company": "Company"}  # a custom field by its label
+    write_connection(tmp_path / "crm", "pd-ok", dict(pipedrive, mapping=custom_label))
+    assert json.loads(ok(leads, "crm", "test", "pd-ok", "--json").stdout)["ok"] is True
+    write_connection(tmp_path / "crm", "pulls", dict(CONNECTION, pull_fields={"no_such_stage": "stage"}))
+    message = one_line_error(leads, "crm", "test", "pulls")
+    assert "pull_fields: hubspot contacts has no field(s) no_such_stage" in message and "mapping:" not in message
+
+
+def test_sync_retries_a_cut_field_list_and_records_a_failed_start(
+    leads: CliRunner, database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    import_leads(database_url, tmp_path, lead_rows(2, start=125_000))
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject("hubspot", "malformed", "500")  # the plan's first call: the field list
+    report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--list", "prospects", "--json").stdout)
+    assert (report["status"], report["created"] + report["updated"]) == ("completed", 2)
+    message = one_line_error(leads, "sync", "--crm", "hubspot-main", "--list", "nope")
+    history = json.loads(ok(leads, "sync", "history", "--json").stdout)
+    assert (history[0]["status"], history[0]["message"]) == ("failed", message.removeprefix("error: "))
+
+
+def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
+    result = leads.invoke(app, ["sync", "--list", "prospects"])
+    assert result.exit_code == 2
+    assert "--crm is required" in result.stderr

@@ -79,10 +79,16 @@ def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_pa
                       "unknown transform 'rot13'"),
         "match": ({"crm": "hubspot", "match_key": "phone"}, "match_key: 'phone' must name a mapped lead field"),
         "unknown": ({"crm": "hubspot", "shedule": "@daily"}, "unknown setting"),
+        "cron": ({"crm": "hubspot", "schedule": "every day"},
+                 r"^c: schedule: expected a cron expression of 5 fields .* found 'every day'$"),
+        "seconds": ({"crm": "hubspot", "schedule": "0 0 * * * *"}, "schedule: expected a cron expression"),
     }  # fmt: skip
     for data, message in cases.values():
         with pytest.raises(ConfigurationError, match=message):
             parse_connection("c", {"mapping": {"email": "email"}, **data})
+    for cron in ("0 * * * *", "@daily", "*/15 6-18 * * 1-5"):
+        parsed = parse_connection("c", {"crm": "hubspot", "mapping": {"email": "email"}, "schedule": cron})
+        assert parsed.schedule == cron
 
 
 def test_validation_holds_back_bad_emails_and_missing_required_fields() -> None:

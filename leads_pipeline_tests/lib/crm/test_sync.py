@@ -1,0 +1,140 @@
+"""The sync engine's safety rules against the sandbox emulators: a pull screens people as an import does, a
+record linked to a lead of another list is never overwritten, a run never stays "running", and the field list a
+sync starts with is retried like record calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+from leads_pipeline.lib.crm.sync import RetrySettings, crm_fields, push_filters
+from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store import privacy
+from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
+from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
+from leads_pipeline_tests.support import bidx, set_clause
+
+pytestmark = pytest.mark.integration
+CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
+FAST = RetrySettings(attempts=3, backoff_base_s=0.01, backoff_max_s=0.05)
+
+
+def emulator(sandbox: Sandbox, crm: str) -> Any:
+    assert sandbox.http_app is not None
+    return sandbox.http_app.emulator(crm)
+
+
+def person(first: str, email: str) -> dict[str, str]:
+    return {"First Name": first, "Last Name": "Test", "Email": email, "Company": "OCo", "Title": "Engineer"}
+
+
+def lead_of(database_url: str, list_id: int, email: str) -> dict[str, Any]:
+    with connect(database_url) as db:
+        row = db.execute(
+            "SELECT * FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email))
+        ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_a_pulled_lead_of_an_opted_out_person_is_flagged_and_never_pushed(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    email = "olive.opt@example.net"
+    import_leads(database_url, tmp_path, [person("Olive", email)], list_name="OO A")
+    with transaction(database_url) as db:
+        assert privacy.opt_out(db, email, "tester") == 1
+        list_b = ensure_list(db, "OO B", owner="tester").id
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Olive"})
+    pull = connection("hubspot", "hs-oo", direction="pull", mapping={"email": "email", "first_name": "firstname"})
+    assert engine(database_url, sandbox, pull).run("pull", list_b).pulled >= 1
+    pulled = lead_of(database_url, list_b, email)
+    assert pulled["source"] == "crm:hs-oo" and pulled["opted_out_at"] is not None  # flagged as an import flags it
+    push = connection("gohighlevel", "ghl-oo", direction="push", mapping={"email": "email", "first_name": "firstName"})
+    report = engine(database_url, sandbox, push).run("push", list_b, push_filters(push, [f"email = {email}"]))
+    assert (report.leads_to_sync, report.created) == (0, 0)
+    assert cast(GoHighLevelEmulator, emulator(sandbox, "gohighlevel")).store.find("email", email) is None
+
+
+def test_a_record_linked_to_a_lead_of_another_list_is_not_overwritten(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    email = "zed.alpha@example.net"
+    list_a = import_leads(database_url, tmp_path, [person("Zed", email)], list_name="Dup A")
+    list_b = import_leads(database_url, tmp_path, [person("Zedekiah", email)], list_name="Dup B")
+    conn_ = connection("hubspot", "hs-dup", mapping={"email": "email", "first_name": "firstname"})
+    first = engine(database_url, sandbox, conn_).run("push", list_a)
+    assert (first.status, first.created) == ("completed", 1)
+    second = engine(database_url, sandbox, conn_).run("push", list_b)
+    assert (second.status, second.created, second.updated, second.failed) == ("partial", 0, 0, 1)
+    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.find("email", email)
+    assert record is not None and record.fields["firstname"] == "Zed"  # list A's lead still owns it
+    lead_a, lead_b = lead_of(database_url, list_a, email)["id"], lead_of(database_url, list_b, email)["id"]
+    with connect(database_url) as db:
+        errors = store.run_errors(db, second.sync_id)
+        links = {link["lead_id"] for link in store.links(db, "hs-dup")}
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(lead_b, "duplicate")]
+    assert f"lead {lead_b}" in errors[0]["message"] and f"lead {lead_a} (list 'Dup A')" in errors[0]["message"]
+    assert lead_a in links and lead_b not in links
+    third = engine(database_url, sandbox, conn_).run("push", list_b)  # held until the lead changes
+    assert (third.status, third.leads_to_sync, third.failed) == ("completed", 0, 0)
+
+
+def test_a_record_the_crm_answers_with_that_another_lead_is_linked_to_is_not_linked_twice(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    email = "yan.beta@example.net"
+    list_a = import_leads(database_url, tmp_path, [person("Yan", email)], list_name="Twin A")
+    list_b = import_leads(database_url, tmp_path, [person("Yannick", email)], list_name="Twin B")
+    conn_ = connection("hubspot", "hs-twin", mapping={"email": "email", "first_name": "firstname"})
+    engine(database_url, sandbox, conn_).run("push", list_a)
+    with transaction(database_url) as db:  # list A's lead changed its email since: no clash is seen before sending
+        assignments, params = set_clause(email="yan.new@example.net")
+        db.execute(f"UPDATE leads SET {assignments} WHERE list_id = %s", (*params, list_a))
+    report = engine(database_url, sandbox, conn_).run("push", list_b)  # HubSpot upserts onto list A's record
+    assert (report.status, report.failed) == ("partial", 1)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert errors[0]["category"] == "duplicate" and "is linked to through hs-twin" in errors[0]["message"]
+
+
+def test_a_run_that_crashes_ends_failed_not_running(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    list_id = import_leads(database_url, tmp_path, [person("Xia", "xia.gamma@example.net")], list_name="Crash")
+    sync = engine(database_url, sandbox, connection("hubspot", "hs-crash"))
+
+    def broken(records: Any) -> Any:
+        raise RuntimeError("the connection to the database dropped")
+
+    monkeypatch.setattr(sync.connector, "push", broken)
+    with pytest.raises(RuntimeError):
+        sync.run("push", list_id)
+    with connect(database_url) as db:
+        run = store.list_runs(db, "hs-crash")[0]
+    assert (run["status"], run["message"]) == ("failed", "RuntimeError: the connection to the database dropped")
+    assert run["finished_at"] is not None
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_the_field_list_is_retried_after_a_cut_body_or_a_500_then_fails_clearly(
+    crm: str, sandbox: Sandbox, salesforce_env: dict[str, str]
+) -> None:
+    conn_ = connection(crm, f"{crm}-fields")
+    limiter = limiter_for(conn_)
+    connector = resource_from_env(conn_.crm, {**sandbox.env(), **salesforce_env}).connector(conn_, limiter)
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject(crm, "malformed", "500")
+    fields = crm_fields(conn_, connector, limiter, FAST)
+    assert {m.remote for m in conn_.mapping} <= {f.name for f in fields} | {f.label for f in fields}
+    sandbox.http_app.inject(crm, "500", "malformed", "503")
+    with pytest.raises(TransientError, match=rf"^{crm}-fields: could not read the {crm} field list in 3 attempts"):
+        crm_fields(conn_, connector, limiter, FAST)
