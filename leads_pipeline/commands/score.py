@@ -92,7 +92,7 @@ def score(
 
 
 def _lead_document(conn: Any, lead_id: int, with_history: bool) -> dict[str, Any]:
-    from leads_pipeline.lib.fields import CANONICAL_FIELDS
+    from leads_pipeline.lib.fields import SHOWN_FIELDS
     from leads_pipeline.lib.store import scoring as store
 
     lead = store.get_lead(conn, lead_id)
@@ -101,7 +101,7 @@ def _lead_document(conn: Any, lead_id: int, with_history: bool) -> dict[str, Any
         "leadId": lead_id,
         "list": lead["list_name"],
         "stage": lead["stage"],
-        "fields": {name: lead[name] for name in CANONICAL_FIELDS if lead[name] is not None},
+        "fields": {name: lead[name] for name in SHOWN_FIELDS if lead[name] is not None},
         "custom": lead["custom"],
         "score": None,
     }

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
-from leads_pipeline.lib.fields import TYPED_FIELDS
+from leads_pipeline.lib.fields import PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.prepare import (
     CONTACT_KEYS,
     MATCH_COLUMNS,
@@ -261,10 +261,19 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
     return matched
 
 
+_EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
+
+
+def _written(name: str) -> sql.Composable:
+    """When a staged row writes column ``name``: when it has a value, except for a phone's extension, written
+    (empty or not) with its phone so that an old number's extension never stays on a new number."""
+    return sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(_EXTENSION_OF.get(name, name)))
+
+
 def _changed(custom: sql.Composable) -> sql.Composable:
     # Sealed values differ at every sealing: their blind indexes say whether the value changed.
     compared = [
-        sql.SQL("(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM l.{c})").format(c=sql.Identifier(name))
+        sql.SQL("({w} AND s.{c} IS DISTINCT FROM l.{c})").format(w=_written(name), c=sql.Identifier(name))
         for name in STORED_COLUMNS
         if name not in SEALED_FIELDS
     ]
@@ -273,7 +282,12 @@ def _changed(custom: sql.Composable) -> sql.Composable:
 
 
 def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -> int:
-    assignments = [sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name)) for name in STORED_COLUMNS]
+    assignments = [
+        sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(w=_written(name), c=sql.Identifier(name))
+        if name in _EXTENSION_OF
+        else sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name))
+        for name in STORED_COLUMNS
+    ]
     statement = sql.SQL(
         "WITH saved AS ("
         " INSERT INTO import_updates (import_id, lead_id, previous)"

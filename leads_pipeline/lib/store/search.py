@@ -25,14 +25,14 @@ import phonenumbers
 from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import SHOWN_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
 from leads_pipeline.lib.store import access, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, get_list
 
-LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "stage", "score", "created_at")
+LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *SHOWN_FIELDS, "stage", "score", "created_at")
 """The columns a search returns (and a CSV export writes), custom fields aside."""
 
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}

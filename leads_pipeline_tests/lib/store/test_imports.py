@@ -310,6 +310,47 @@ def test_update_fills_and_overwrites_with_new_values_and_never_erases(database_u
     assert after["new-0"]["email"] == "new0@new-domain.example"
 
 
+def test_update_writes_each_phone_with_its_own_extension(database_url: str, tmp_path: Path) -> None:
+    """A new number replaces the old one's extension (with none when it has none); a row without a phone keeps
+    both; the same number with a new extension is a change; undo restores the old pairs."""
+    list_id = _new_list(database_url)
+    header = ["Email", "Phone", "Mobile Phone", "First Name"]
+    first = [
+        ["ann@x.com", "+1 212 555 0101 x 77", "+1 212 555 0301 ext 5", "Ann"],
+        ["bob@x.com", "+1 212 555 0102 x 12", "+1 212 555 0302 x 6", "Bob"],
+        ["cy@x.com", "+1 212 555 0103 x 3", "", "Cy"],
+    ]
+    import_file(database_url, _write_csv(tmp_path / "first.csv", header, first))
+    update = [
+        ["ann@x.com", "+1 212 555 0199", "+1 212 555 0399", "Ann"],  # new numbers without extensions
+        ["bob@x.com", "", "", "Bobby"],  # no phones: the numbers and their extensions stay
+        ["cy@x.com", "+1 212 555 0103 x 4", "", "Cy"],  # the same number, another extension
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "update.csv", header, update), on_duplicate="update")
+    assert status["results"]["updated"] == 3
+
+    def phones() -> list[tuple[Any, ...]]:
+        rows = _query(
+            database_url,
+            "SELECT first_name, phone, phone_ext, mobile_phone, mobile_phone_ext FROM leads WHERE list_id = %s"
+            " ORDER BY id",
+            [list_id],
+        )
+        return [tuple(r.values()) for r in rows]
+
+    assert phones() == [
+        ("Ann", "+12125550199", None, "+12125550399", None),
+        ("Bobby", "+12125550102", "12", "+12125550302", "6"),
+        ("Cy", "+12125550103", "4", None, None),
+    ]
+    _undo(database_url, status["importId"])
+    assert phones() == [
+        ("Ann", "+12125550101", "77", "+12125550301", "5"),
+        ("Bob", "+12125550102", "12", "+12125550302", "6"),
+        ("Cy", "+12125550103", "3", None, None),
+    ]
+
+
 def test_update_of_the_same_file_changes_nothing(database_url: str) -> None:
     _new_list(database_url)
     import_file(database_url, CUSTOMERS_1000)
