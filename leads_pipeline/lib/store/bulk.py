@@ -15,11 +15,12 @@ from psycopg import sql
 
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.prepare import INDEX_COLUMNS, MATCH_KEYS
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
 from leads_pipeline.lib.store import access, audit, privacy
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
 from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
 
@@ -123,6 +124,13 @@ def normalized_value(name: str, raw: str) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def phone_extension(raw: str) -> str | None:
+    """The extension written in a phone value (``+1 212 555 0101 x 77``), as the import keeps it apart."""
+    if not raw.strip():
+        return None
+    return _one(norm.normalize_phones(pd.Series([raw.strip()], dtype=norm.STRING), None).extension)
+
+
 def _refresh_keys(conn: Connection, ids: list[int]) -> None:
     """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
     rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
@@ -168,28 +176,72 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             if name == "stage" and value is None:
                 raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
             if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
-                stored = lead_columns(name, value)
+                stored: dict[str, Any] = lead_columns(name, value)
+                compared = [f"{name}_bidx"]
+                if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
+                    stored[PHONE_EXTENSIONS[name]] = phone_extension(raw)
+                    compared.append(PHONE_EXTENSIONS[name])
                 assignment = sql.SQL(", ").join(
                     sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
                 )
-                changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(
-                    sql.Identifier(f"{name}_bidx"), sql.Literal(stored[f"{name}_bidx"])
+                changed_test = sql.SQL("({})").format(
+                    sql.SQL(" OR ").join(
+                        sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Literal(stored[k]))
+                        for k in compared
+                    )
                 )
             else:
                 assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
                 changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
+        duplicates = _set_collisions(conn, ids, name, value)
         changed_ids = [
             r["id"]
             for r in conn.execute(
                 sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
-                    assignment, sql.Literal(ids), changed_test
+                    assignment, sql.Literal([i for i in ids if i not in duplicates]), changed_test
                 )
             )
         ]
         if name in _KEY_INPUTS:
             _refresh_keys(conn, changed_ids)
-        _audit(conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids)})
-    return BulkResult("set", len(ids), len(changed_ids), len(ids) - len(changed_ids), {"field": name, "value": value})
+        _audit(
+            conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
+        )
+    return BulkResult(
+        "set",
+        len(ids),
+        len(changed_ids),
+        len(ids) - len(changed_ids),
+        {"field": name, "value": value, "skippedAsDuplicates": sorted(duplicates)},
+    )
+
+
+def _set_collisions(conn: Connection, ids: list[int], name: str, value: Any) -> set[int]:
+    """Selected leads that setting the dedupe key ``name`` to ``value`` would make duplicates in a list deduplicated
+    by it: when a live lead of the list has the value already, every selected lead of the list; else all but the
+    first (lowest id). As move and copy do, they keep what they have and are reported as skipped."""
+    deduped_by = [dedupe for dedupe, keys in MATCH_KEYS.items() if name in keys]
+    if value is None or not deduped_by:
+        return set()
+    column = f"{name}_bidx"
+    blind = lead_columns(name, value)[column]
+    rows = conn.execute(
+        sql.SQL(
+            "WITH chosen AS (SELECT l.id, l.list_id FROM leads l JOIN lists s ON s.id = l.list_id"
+            " WHERE l.id = ANY({ids}) AND s.dedupe = ANY({deduped_by}) AND l.{column} IS DISTINCT FROM {blind}),"
+            " taken AS (SELECT DISTINCT l.list_id FROM leads l WHERE l.list_id IN (SELECT list_id FROM chosen)"
+            " AND {key} = {blind} AND l.deleted_at IS NULL)"
+            " SELECT id FROM (SELECT id, list_id, row_number() OVER (PARTITION BY list_id ORDER BY id) AS nth"
+            " FROM chosen) c WHERE nth > 1 OR list_id IN (SELECT list_id FROM taken)"
+        ).format(
+            ids=sql.Literal(ids),
+            deduped_by=sql.Literal(deduped_by),
+            column=sql.Identifier(column),
+            key=key_column(column, "l"),
+            blind=sql.Literal(blind),
+        )
+    )
+    return {r["id"] for r in rows}
 
 
 def _collisions(conn: Connection, ids: list[int], target: LeadList) -> set[int]:
