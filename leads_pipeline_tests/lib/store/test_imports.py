@@ -716,6 +716,37 @@ def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_mad
     assert {r["first_name"]: r["n"] for r in live} == {n: 1 for n in ("Ann", "Bob", "Cy", "Dan", "Eve", "Fay", "Gus")}
 
 
+def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
+    database_url: str, tmp_path: Path
+) -> None:
+    """README: a row without the list's key is matched by LinkedIn URL, then by name + company; a lead with another
+    LinkedIn URL is another person of the same name."""
+    list_id = _new_list(database_url)
+    header = ["First Name", "Last Name", "Company", "Email", "LinkedIn"]
+    existing = [
+        ["Karen", "Keeper", "Acme", "keep@acme.com", ""],
+        ["Lee", "Other", "Beta", "", "https://linkedin.com/in/lee-one"],
+    ]
+    import_file(database_url, _write_csv(tmp_path / "existing.csv", header, existing))
+    rows = [
+        ["Karen", "Keeper", "Acme", "", "https://linkedin.com/in/karenk"],  # Karen: her lead has no URL
+        ["Lee", "Other", "Beta", "", "https://linkedin.com/in/lee-two"],  # another Lee Other: a new lead
+        ["Lee", "Other", "Beta", "", ""],  # no URL: the first Lee Other
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "rows.csv", header, rows), chunk_rows=1)
+    assert status["results"] == {"imported": 1, "updated": 0, "skipped": 2, "errors": 0}
+    leads = _query(database_url, "SELECT first_name, linkedin_url FROM leads WHERE list_id = %s ORDER BY id", [list_id])
+    assert [(r["first_name"], r["linkedin_url"]) for r in leads] == [
+        ("Karen", None),
+        ("Lee", "https://www.linkedin.com/in/lee-one"),
+        ("Lee", "https://www.linkedin.com/in/lee-two"),
+    ]
+    again = import_file(database_url, _write_csv(tmp_path / "again.csv", header, rows[:1]), on_duplicate="update")
+    assert again["results"] == {"imported": 0, "updated": 1, "skipped": 0, "errors": 0}
+    karen = _query(database_url, "SELECT linkedin_url FROM leads WHERE first_name = 'Karen'")
+    assert [r["linkedin_url"] for r in karen] == ["https://www.linkedin.com/in/karenk"]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # An import that dies half-way
 # --------------------------------------------------------------------------------------------------------------
