@@ -191,3 +191,50 @@ def test_set_never_gives_two_leads_of_a_list_its_dedupe_key(fair: Leads, databas
     assert (result["matched"], result["changed"], result["skipped"]) == (2, 1, 1)
     fair_id = _rows(database_url, "SELECT id FROM lists WHERE name = 'fair'")[0]["id"]
     assert [r["list_id"] for r in _duplicate_keys(database_url, "phone")] == [fair_id], "two in fair, none in calls"
+
+
+def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Leads without the target's key are matched by the other contact key, LinkedIn URL, then name + company (a
+    lead with a LinkedIn URL only to one without): copying the same leads twice adds nothing the second time."""
+    leads.ok("lists", "create", "nasty")
+    leads.ok("lists", "create", "target")
+    nasty = tmp_path / "nasty.csv"
+    nasty.write_text(
+        "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
+        "Only,Linked,,,,https://linkedin.com/in/only-linked\n"
+        "Has,Both,Acme,,,\n"
+        "Phone,Only,,,+1 415 555 0101,\n"
+        "Lee,Other,Beta,,,https://linkedin.com/in/lee-two\n"
+        "Mail,Person,Gamma,mail@gamma.io,,\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, nasty, "nasty")
+    target = tmp_path / "target.csv"
+    target.write_text(
+        "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
+        "Lee,Other,Beta,,,https://linkedin.com/in/lee-one\n"  # another person of the same name
+        "Pat,Hub,Hub,pat@hub.io,(415) 555-0101,\n",  # has Phone Only's number
+        encoding="utf-8",
+    )
+    import_file(database_url, target, "target")
+
+    first = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
+    assert (first["matched"], first["changed"], first["skipped"]) == (5, 4, 1), "Phone Only is Pat's number"
+    second = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
+    assert (second["matched"], second["changed"], second["skipped"]) == (5, 0, 5)
+    moved = leads.json("bulk", "move", "--to", "target", "--list", "nasty", "--json")
+    assert (moved["changed"], moved["skipped"]) == (0, 5)
+    names = _rows(
+        database_url,
+        "SELECT first_name, count(*) AS n FROM leads l JOIN lists s ON s.id = l.list_id WHERE s.name = 'target'"
+        " GROUP BY first_name ORDER BY first_name",
+    )
+    assert [(r["first_name"], r["n"]) for r in names] == [
+        ("Has", 1),
+        ("Lee", 2),
+        ("Mail", 1),
+        ("Only", 1),
+        ("Pat", 1),
+    ]
