@@ -91,6 +91,9 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     deleted = fair.json("bulk", "delete", "--where", "country in CL, ES", "--yes", "--json")
     assert deleted["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
+    error = fair.fails("bulk", "restore", "--id", str(deleted["ids"][0]), "--id", "999999")
+    assert "no lead with id 999999; nothing restored" in error
+    assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
     restored = fair.json("bulk", "restore", *[a for i in deleted["ids"] for a in ("--id", str(i))], "--json")
     assert restored["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33

@@ -14,7 +14,7 @@ import pandas as pd
 from psycopg import sql
 
 from leads_pipeline.lib import normalize as norm
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMNS, MATCH_KEYS
@@ -413,6 +413,12 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
 def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
     """Bring soft-deleted leads back (not those a merge removed: `leads merges undo` restores those)."""
     with conn.transaction():
+        known = {r["id"] for r in conn.execute("SELECT id FROM leads WHERE id = ANY(%s)", (ids,))}
+        if missing := sorted(set(ids) - known):
+            raise NotFoundError(
+                f"no lead with id {', '.join(map(str, missing))}; nothing restored (`leads audit --action"
+                " leads.delete` lists the ids of deleted leads)"
+            )
         rows = list(
             conn.execute(
                 "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NOT NULL AND merged_into IS NULL",

@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+import pandas as pd
 import phonenumbers
 from psycopg import sql
 
+from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import SHOWN_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
@@ -69,7 +71,7 @@ def _equal_value(name: str, value: str) -> str:
     if name in _LOWERCASE_STORED:
         return value.strip().lower()
     if name == "country":
-        return value.strip().upper()
+        return _country_code(value)
     if name in ("phone", "mobile_phone"):
         try:
             parsed = phonenumbers.parse(value, "US")
@@ -77,6 +79,17 @@ def _equal_value(name: str, value: str) -> str:
             return value.strip()
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return value
+
+
+def _country_code(value: str) -> str:
+    """The ISO code the store keeps for a country written as an import reads it (Chile, es, UK -> CL, ES, GB)."""
+    result = norm.country_codes(pd.Series([value.strip()], dtype=norm.STRING))
+    code = result.values.iloc[0]
+    if pd.isna(code):
+        raise ConfigurationError(
+            f"--where country: {value!r} is not a country; use a country name or an ISO 3166 code such as ES"
+        )
+    return str(code)
 
 
 def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composable:
