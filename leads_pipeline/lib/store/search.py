@@ -12,6 +12,7 @@ roles (``lib/store/access.py``), compiles its filters to parameterised SQL and r
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import uuid
@@ -81,15 +82,19 @@ def _equal_value(name: str, value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=512)
 def _country_code(value: str) -> str:
-    """The ISO code the store keeps for a country written as an import reads it (Chile, es, UK -> CL, ES, GB)."""
-    result = norm.country_codes(pd.Series([value.strip()], dtype=norm.STRING))
-    code = result.values.iloc[0]
-    if pd.isna(code):
-        raise ConfigurationError(
-            f"--where country: {value!r} is not a country; use a country name or an ISO 3166 code such as ES"
-        )
-    return str(code)
+    """The ISO code the store keeps for a country written as an import reads it (Chile, es, UK -> CL, ES, GB). Any
+    other two letters are taken as a code that no lead has; anything else is an error, not an empty result.
+    Cached: the normalization costs ~0.3 ms a value, a filtered search ~17 ms."""
+    code = norm.country_codes(pd.Series([value.strip()], dtype=norm.STRING)).values.iloc[0]
+    if not pd.isna(code):
+        return str(code)
+    if len(value.strip()) == 2 and value.strip().isalpha():
+        return value.strip().upper()
+    raise ConfigurationError(
+        f"--where country: {value!r} is not a country; use a country name or an ISO 3166 code such as ES"
+    )
 
 
 def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composable:
