@@ -135,7 +135,8 @@ def _print_status(status: dict[str, Any]) -> None:
         "or earlier in the file",
         highlight=False,
     )
-    console.print(f"  {results['errors']:,} rejected, {status['warnings']:,} warnings:", highlight=False)
+    colon = ":" if status["errors"] else ""  # the table of problems follows
+    console.print(f"  {results['errors']:,} rejected, {status['warnings']:,} warnings{colon}", highlight=False)
     if status["errors"]:
         table = Table("row", "column", "value", "problem", "severity", title="first problems")
         for e in status["errors"][:10]:

@@ -4,6 +4,7 @@ one-line errors (exit code 1, no traceback) for everything a user can get wrong.
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 from pathlib import Path
@@ -167,6 +168,8 @@ def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRu
         (b"Email,Name\n", "only a header row"),
         (b"\x00\x01\x02\x03PK\x03\x04" * 50, "binary"),
         (b"Email,Name,EMAIL\na@example.com,Ann,b@example.com\n", "duplicate header name"),
+        (b'Email,Notes\nu1@x.com,"unterminated\nu2@x.com,fine\n', "line 2: a quote opens a field that is never closed"),
+        (gzip.compress(b"Email,Name\na@example.com,Ann\n"), "gzip-compressed, not CSV text; decompress it first"),
     ],
 )
 def test_import_of_a_bad_file_is_one_line_and_writes_nothing(
@@ -187,6 +190,22 @@ def test_import_of_a_missing_file_is_one_line(leads: CliRunner, tmp_path: Path) 
     missing = tmp_path / "missing.csv"
     error = _fails(leads, "import", str(missing), "--list", "fair")
     assert str(missing) in error and "no such file" in error
+
+
+def test_import_of_a_directory_says_it_is_one(leads: CliRunner, tmp_path: Path) -> None:
+    _ok(leads, "lists", "create", "fair")
+    for extra in ([], ["--dry-run"]):
+        error = _fails(leads, "import", str(tmp_path), "--list", "fair", *extra)
+        assert f"{tmp_path}: this is a directory, not a file" in error
+
+
+def test_import_summary_without_problems_ends_without_a_colon(leads: CliRunner, tmp_path: Path) -> None:
+    _ok(leads, "lists", "create", "fair")
+    path = tmp_path / "clean.csv"
+    path.write_text("Email,First Name\nann@example.com,Ann\n", encoding="utf-8")
+    output = _ok(leads, "import", str(path), "--list", "fair").stdout
+    assert "  0 rejected, 0 warnings\n" in output
+    assert "first problems" not in output
 
 
 def test_bad_options_and_unknown_imports_are_one_line(leads: CliRunner) -> None:

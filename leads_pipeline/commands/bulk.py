@@ -139,11 +139,21 @@ def bulk_set(
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     result = _run(lambda conn: bulk.set_field(conn, selection, acting_user(), field, value))
-    _report(
-        result,
-        as_json,
-        f"set {field} on {result.changed:,} of {result.matched:,} selected leads ({result.skipped:,} had it already)",
-    )
+    _report(result, as_json, _set_summary(field, result))
+
+
+def _set_summary(field: str, result: Any) -> str:
+    """What ``bulk set`` did, and which leads it left alone because the value would have duplicated a lead."""
+    duplicates: list[int] = result.details["skippedAsDuplicates"]
+    summary = f"set {field} on {result.changed:,} of {result.matched:,} selected leads"
+    summary += f" ({result.skipped - len(duplicates):,} had it already)"
+    if duplicates:
+        shown = ", ".join(map(str, duplicates[:20])) + (", ..." if len(duplicates) > 20 else "")
+        summary += (
+            f"; {len(duplicates):,} skipped as duplicates: their list is deduplicated by {field} and another of its"
+            f" leads has or would get that {field} (ids {shown})"
+        )
+    return summary
 
 
 def _move_or_copy(copy: bool, target: str, selection: Selection, as_json: bool) -> None:

@@ -227,11 +227,12 @@ def lists_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete a list (owner). Its leads are soft-deleted with it; --purge removes them for good."""
-    from leads_pipeline.lib.store.lists import delete_list, lead_count
+    from leads_pipeline.lib.store.lists import delete_list, lead_counts
 
     if purge and not yes:
-        count = _change(name, "owner", "deleting it", lambda conn, lst: lead_count(conn, lst.id), write=False)
-        if not typer.confirm(f"remove list {name!r} and its {count:,} leads for good?"):
+        live, every = _change(name, "owner", "deleting it", lambda conn, lst: lead_counts(conn, lst.id), write=False)
+        deleted = f" ({every:,} with the deleted ones)" if every != live else ""
+        if not typer.confirm(f"remove list {name!r} and its {live:,} leads{deleted} for good?"):
             fail("nothing deleted (confirm, or pass --yes)")
 
     def delete(conn: Any, lst: Any) -> int:

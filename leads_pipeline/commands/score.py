@@ -106,7 +106,7 @@ def _checked_lead(conn: Any, lead_id: int, needed: Role, action: str, *, write: 
 
 
 def _lead_document(conn: Any, lead: dict[str, Any], with_history: bool) -> dict[str, Any]:
-    from leads_pipeline.lib.fields import CANONICAL_FIELDS
+    from leads_pipeline.lib.fields import SHOWN_FIELDS
     from leads_pipeline.lib.store import scoring as store
 
     lead_id = int(lead["id"])
@@ -115,7 +115,7 @@ def _lead_document(conn: Any, lead: dict[str, Any], with_history: bool) -> dict[
         "leadId": lead_id,
         "list": lead["list_name"],
         "stage": lead["stage"],
-        "fields": {name: lead[name] for name in CANONICAL_FIELDS if lead[name] is not None},
+        "fields": {name: lead[name] for name in SHOWN_FIELDS if lead[name] is not None},
         "custom": lead["custom"],
         "score": None,
     }

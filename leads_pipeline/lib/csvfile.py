@@ -15,6 +15,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import re
 from array import array
 from collections import Counter
@@ -303,6 +304,7 @@ class _RecordScan:
         self._ends: list[np.ndarray] = []  # offset of each line feed that ends a record
         self._lines: list[np.ndarray] = []  # 1-based line number of the line that feed ends
         self._after_cr: list[np.ndarray] = []  # whether a CR stands before that feed
+        self._open_line = 0  # line of the last quote that opened a quoted field (not the second of a "" pair)
 
     def feed(self, block: bytes, offset: int) -> None:
         if not self._usable:
@@ -318,6 +320,9 @@ class _RecordScan:
             if not field_start.all():
                 self._usable = False
                 return
+            fresh = opening[before != _QUOTE]
+            if len(fresh):
+                self._open_line = self._newlines + int(np.searchsorted(feeds, fresh[-1])) + 1
         quoted = (self._quotes + np.searchsorted(quotes, feeds)) % 2 == 1
         ends = feeds[~quoted]
         self._ends.append(ends + offset)
@@ -326,6 +331,11 @@ class _RecordScan:
         self._quotes += len(quotes)
         self._newlines += len(feeds)
         self._previous = int(data[-1]) if len(data) else self._previous
+
+    def unclosed_quote_line(self) -> int | None:
+        """The line of the quote that opens a quoted field never closed before the end of the file (an odd
+        number of quotes in all): csv would read the rest of the file into that one field."""
+        return self._open_line if self._usable and self._quotes % 2 else None
 
     def records(self, size: int) -> tuple[np.ndarray, np.ndarray] | None:
         """(byte offset, line number) of the start of every non-blank record, or None if the scan gave up."""
@@ -358,9 +368,13 @@ def _parse(path: Path, lines: Iterable[str], delimiter: str, first_line: int = 1
         except StopIteration:
             return
         except csv.Error as exc:
-            raise InputFileError(
-                path, f"line {line}: {exc}; expected fields under {MAX_FIELD_BYTES:,} characters"
-            ) from exc
+            if "field limit" in str(exc):
+                raise InputFileError(
+                    path,
+                    f"line {line}: a field is longer than {MAX_FIELD_BYTES:,} characters (fields are limited to "
+                    "1 MB: a cell that large is a broken export); shorten it, or close a quote left open before it",
+                ) from exc
+            raise InputFileError(path, f"line {line}: {exc}; re-export the file as CSV and retry") from exc
         if record:
             yield line, record
         line = first_line + reader.line_num
@@ -371,10 +385,35 @@ def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple
         yield from _parse(path, handle, delimiter)
 
 
+def _require_file(path: Path) -> None:
+    """Refuse a path that is not a regular file, saying what it is."""
+    if path.is_dir():
+        raise InputFileError(path, "this is a directory, not a file; import the CSV files in it one at a time")
+    if not path.is_file():
+        raise InputFileError(path, "no such file; check the path")
+
+
+_ARCHIVES = (
+    (b"\x1f\x8b", "this file is gzip-compressed, not CSV text; decompress it first (gunzip) and import the CSV"),
+    (
+        b"PK\x03\x04",
+        "this file is a ZIP archive or an Excel workbook, not CSV text; extract the CSV (or save the sheet as CSV)"
+        " and import that",
+    ),
+)
+"""Leading bytes of compressed files imported by mistake, and what to do instead (checked before the encoding,
+which would otherwise call them binary)."""
+
+
+def _refuse_archive(path: Path, sample: bytes) -> None:
+    for magic, problem in _ARCHIVES:
+        if sample.startswith(magic):
+            raise InputFileError(path, problem)
+
+
 def file_sha256(path: Path) -> str:
     """The file's content hash: with the list, what says "this file was imported here before"."""
-    if not Path(path).is_file():
-        raise InputFileError(path, "no such file")
+    _require_file(Path(path))
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
@@ -408,25 +447,58 @@ def _layout_from_parse(
     headers: list[str] = []
     total = 0
     record_lines: array[int] | None = None if lone_cr or encoding.startswith("utf-16") else array("q")
-    for position, (line, record) in enumerate(_records(path, encoding, delimiter)):
-        if position < skip:
-            continue
-        if position == skip:
-            header_line, headers = line, record
-            continue
-        total += 1
-        if record_lines is not None:
-            record_lines.append(line)
+    end = _EndProbe()
+    with _open_text(path, encoding) as handle:
+        for position, (line, record) in enumerate(_parse(path, itertools.chain(handle, end), delimiter)):
+            if end.reached:  # the reader hit the end of the file inside this record: in a quoted field
+                raise _unclosed_quote(path, line + _line_breaks(record[:-1]))
+            if position < skip:
+                continue
+            if position == skip:
+                header_line, headers = line, record
+                continue
+            total += 1
+            if record_lines is not None:
+                record_lines.append(line)
     return header_line, headers, total, record_lines
+
+
+class _EndProbe:
+    """An empty iterator chained after a file's lines: ``reached`` says the csv reader asked for a line past the
+    end. Python's csv reader (not strict) returns a record whose quoted field is still open at the end of the
+    file as if it were closed; it is the only record produced after asking for more."""
+
+    reached = False
+
+    def __iter__(self) -> _EndProbe:
+        return self
+
+    def __next__(self) -> str:
+        self.reached = True
+        raise StopIteration
+
+
+def _line_breaks(fields: list[str]) -> int:
+    """How many line breaks (LF, CRLF or CR, as the file's lines were split) the fields hold."""
+    text = "".join(fields)
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _unclosed_quote(path: Path, line: int) -> InputFileError:
+    return InputFileError(
+        path,
+        f"line {line}: a quote opens a field that is never closed, so the rest of the file would be read as that "
+        'one field; close the quoted field (a quote inside one is written "") or remove the quote, then retry',
+    )
 
 
 def inspect_file(path: Path) -> FileLayout:
     """Find encoding, delimiter, header and record count, refusing files that cannot be imported at all."""
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(path, "no such file")
+    _require_file(path)
     size = path.stat().st_size
     sample = _read_sample(path)
+    _refuse_archive(path, sample)
     encoding = _detect_encoding(path, sample)
     text = sample.decode(encoding, errors="ignore")
     if not text.strip():
@@ -463,7 +535,11 @@ def inspect_file(path: Path) -> FileLayout:
             line = handle.read(nul_at).count(b"\n") + 1
         raise InputFileError(path, f"line {line}: contains a NUL byte, which a CSV text file never has; re-export it")
 
-    found_records = None if scan is None or lone_cr else scan.records(size)
+    found_records = None
+    if scan is not None and not lone_cr:
+        if (open_line := scan.unclosed_quote_line()) is not None:
+            raise _unclosed_quote(path, open_line)
+        found_records = scan.records(size)
     record_lines: array[int] | None
     if found_records is not None:
         header_line, headers, total, record_lines = _layout_from_scan(path, encoding, delimiter, skip, *found_records)

@@ -39,3 +39,12 @@ TYPED_FIELDS: Final[dict[str, tuple[str, str]]] = {
     "annual_revenue": ("Float64", "numeric"),
 }
 """The fields that are not text: their pandas dtype and their PostgreSQL type."""
+
+PHONE_EXTENSIONS: Final[dict[str, str]] = {"phone": "phone_ext", "mobile_phone": "mobile_phone_ext"}
+"""The column holding each phone field's extension (E.164 has no room for one). An extension belongs to its
+number: whatever writes a phone writes its extension with it, an empty one included."""
+
+SHOWN_FIELDS: Final[tuple[str, ...]] = tuple(
+    column for name in CANONICAL_FIELDS for column in (name, PHONE_EXTENSIONS.get(name)) if column is not None
+)
+"""The lead fields a user sees (show, search, export): the canonical fields, each phone followed by its extension."""

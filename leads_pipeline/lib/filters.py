@@ -70,6 +70,8 @@ _OPERATORS: Final = (
     "~",
 )
 _WORD_OPS: Final = frozenset({"is not empty", "is empty", "not empty", "not in", "in"})
+_FIRST_OPERATOR: Final = re.compile(r"\s*[=!<>~]|\s+(?:in|not|is)(?:\s|$)", re.IGNORECASE)
+"""Where an operator starts (a guess at where a custom field name written with spaces ends)."""
 _BARE_FIELD: Final = re.compile(r"[^\s=!<>~]+")
 
 Value = str | int | Decimal | datetime
@@ -135,6 +137,13 @@ def _split_op(text: str, rest: str, name: str, kind: FieldKind) -> tuple[str, st
         if op in _WORD_OPS and after and not after[0].isspace():
             continue
         return ("is not empty" if op == "not empty" else op), after.strip()
+    if name.startswith(CUSTOM_PREFIX) and stripped:  # "custom.Lead Source = X" reads as custom.Lead, then "Source"
+        rest_of_name = _FIRST_OPERATOR.split(" " + stripped, maxsplit=1)[0].strip()
+        quoted = f'{CUSTOM_PREFIX}"{name[len(CUSTOM_PREFIX) :]} {rest_of_name}"'
+        raise ConfigurationError(
+            f"--where {text!r}: no operator after {name}; a custom field name with spaces goes in quotes, like"
+            f" {quoted}; {_allowed(name, kind)}"
+        )
     raise ConfigurationError(f"--where {text!r}: no operator after {name}; {_allowed(name, kind)}")
 
 

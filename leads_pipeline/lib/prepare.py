@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
@@ -346,9 +346,26 @@ def _dedupe_within(frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDupli
             frame = frame[~duplicated]
             continue
         keyed = frame[key.notna()]
-        folded = keyed.groupby(key[key.notna()], sort=False).last()
+        folded = _with_extensions_marked(keyed).groupby(key[key.notna()], sort=False).last()
+        for extension in PHONE_EXTENSIONS.values():
+            folded[extension] = folded[extension].mask(folded[extension] == _NO_EXTENSION)
         firsts = keyed[~duplicated[key.notna()]]
         folded.index = firsts.index
         folded["row_number"] = firsts["row_number"]
         frame = pd.concat([folded[frame.columns], frame[key.isna()]]).sort_index()
     return frame
+
+
+_NO_EXTENSION = ""
+"""Stands, while rows are folded, for the extension of a phone that has none (no extension is ever empty)."""
+
+
+def _with_extensions_marked(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows with :data:`_NO_EXTENSION` as the extension of each phone that has none: folding takes each
+    column's last value, and a phone's extension must come from the row its phone came from."""
+    return frame.assign(
+        **{
+            extension: frame[extension].mask(frame[phone].notna() & frame[extension].isna(), _NO_EXTENSION)
+            for phone, extension in PHONE_EXTENSIONS.items()
+        }
+    )

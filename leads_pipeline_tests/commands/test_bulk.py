@@ -104,6 +104,9 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     deleted = fair.json("bulk", "delete", "--where", "country in CL, ES", "--yes", "--json")
     assert deleted["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
+    error = fair.fails("bulk", "restore", "--id", str(deleted["ids"][0]), "--id", "999999")
+    assert "no lead with id 999999; nothing restored" in error
+    assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
     restored = fair.json("bulk", "restore", *[a for i in deleted["ids"] for a in ("--id", str(i))], "--json")
     assert restored["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33
@@ -147,3 +150,107 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     assert ana["first_name"] == "Ana"
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
+
+
+def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair: Leads, tmp_path: Path) -> None:
+    ana = ("--where", "email ~ acme")
+    assert fair.json("bulk", "set", "phone", "+1 212 555 0101 x 77", *ana, "--json")["changed"] == 1
+    assert fair.json("bulk", "set", "phone", "+1 212 555 0101 ext. 78", *ana, "--json")["changed"] == 1
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["phone"], lead["phone_ext"], lead["mobile_phone_ext"]) == ("+12125550101", "78", None)
+    shown = fair.json("show", str(lead["id"]), "--json")["fields"]
+    assert (shown["phone"], shown["phone_ext"]) == ("+12125550101", "78")
+    assert "phone_ext: 78" in fair.ok("show", str(lead["id"]))
+    [row] = csv.DictReader(io.StringIO(fair.ok("search", *ana, "--csv")))
+    assert row["phone_ext"] == "78" and list(row).index("phone_ext") == list(row).index("phone") + 1
+    out = tmp_path / "out.csv"
+    fair.ok("bulk", "export", *ana, "--out", str(out))
+    [row] = csv.DictReader(out.open(encoding="utf-8"))
+    assert (row["phone_ext"], row["mobile_phone_ext"]) == ("78", "")
+
+    assert fair.json("bulk", "set", "phone", "+1 212 555 0199", *ana, "--json")["changed"] == 1
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["phone"], lead["phone_ext"]) == ("+12125550199", None), "the old number's extension is gone"
+    assert "phone_ext" not in fair.json("show", str(lead["id"]), "--json")["fields"]
+
+
+def _duplicate_keys(database_url: str, key: str) -> list[dict[str, Any]]:
+    return _rows(
+        database_url,
+        f"SELECT list_id, {key}_bidx, count(*) AS n FROM leads WHERE {key}_bidx IS NOT NULL AND deleted_at IS NULL"
+        f" GROUP BY list_id, {key}_bidx HAVING count(*) > 1",
+    )
+
+
+def test_set_never_gives_two_leads_of_a_list_its_dedupe_key(fair: Leads, database_url: str) -> None:
+    """As move and copy do, a lead that would become a duplicate by the list's key keeps its value and is reported;
+    the first selected lead (lowest id) takes the value when no other lead of the list has it."""
+    two = ("--where", "country in ES, DE")
+    ids = sorted(lead["id"] for lead in fair.json("search", *two, "--json")["leads"])
+    result = fair.json("bulk", "set", "email", "Shared@X.com", *two, "--json")
+    assert (result["matched"], result["changed"], result["skipped"]) == (2, 1, 1)
+    assert result["skippedAsDuplicates"] == [ids[1]]
+    assert _duplicate_keys(database_url, "email") == []
+    again = fair.json("bulk", "set", "email", "shared@x.com", *two, "--json")
+    assert (again["changed"], again["skipped"], again["skippedAsDuplicates"]) == (0, 2, [ids[1]])
+
+    taken = fair.ok("bulk", "set", "email", "priya.sharma@infosys.example", "--where", "country = DE")
+    assert "set email on 0 of 1 selected leads (0 had it already); 1 skipped as duplicates" in taken
+    assert _duplicate_keys(database_url, "email") == []
+
+    # phone is not the key of an email list (a switchboard number is shared) ...
+    assert fair.json("bulk", "set", "phone", "+1 212 555 0100", *two, "--json")["changed"] == 2
+    # ... but it is one of a list deduplicated by phone
+    fair.ok("lists", "create", "calls", "--dedupe", "phone")
+    fair.ok("bulk", "copy", "--to", "calls", "--list", "fair", "--where", "country in IN, CL")
+    result = fair.json("bulk", "set", "phone", "+1 212 555 0100", "--list", "calls", "--json")
+    assert (result["matched"], result["changed"], result["skipped"]) == (2, 1, 1)
+    fair_id = _rows(database_url, "SELECT id FROM lists WHERE name = 'fair'")[0]["id"]
+    assert [r["list_id"] for r in _duplicate_keys(database_url, "phone")] == [fair_id], "two in fair, none in calls"
+
+
+def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Leads without the target's key are matched by the other contact key, LinkedIn URL, then name + company (a
+    lead with a LinkedIn URL only to one without): copying the same leads twice adds nothing the second time."""
+    leads.ok("lists", "create", "nasty")
+    leads.ok("lists", "create", "target")
+    nasty = tmp_path / "nasty.csv"
+    nasty.write_text(
+        "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
+        "Only,Linked,,,,https://linkedin.com/in/only-linked\n"
+        "Has,Both,Acme,,,\n"
+        "Phone,Only,,,+1 415 555 0101,\n"
+        "Lee,Other,Beta,,,https://linkedin.com/in/lee-two\n"
+        "Mail,Person,Gamma,mail@gamma.io,,\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, nasty, "nasty")
+    target = tmp_path / "target.csv"
+    target.write_text(
+        "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
+        "Lee,Other,Beta,,,https://linkedin.com/in/lee-one\n"  # another person of the same name
+        "Pat,Hub,Hub,pat@hub.io,(415) 555-0101,\n",  # has Phone Only's number
+        encoding="utf-8",
+    )
+    import_file(database_url, target, "target")
+
+    first = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
+    assert (first["matched"], first["changed"], first["skipped"]) == (5, 4, 1), "Phone Only is Pat's number"
+    second = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
+    assert (second["matched"], second["changed"], second["skipped"]) == (5, 0, 5)
+    moved = leads.json("bulk", "move", "--to", "target", "--list", "nasty", "--json")
+    assert (moved["changed"], moved["skipped"]) == (0, 5)
+    names = _rows(
+        database_url,
+        "SELECT first_name, count(*) AS n FROM leads l JOIN lists s ON s.id = l.list_id WHERE s.name = 'target'"
+        " GROUP BY first_name ORDER BY first_name",
+    )
+    assert [(r["first_name"], r["n"]) for r in names] == [
+        ("Has", 1),
+        ("Lee", 2),
+        ("Mail", 1),
+        ("Only", 1),
+        ("Pat", 1),
+    ]

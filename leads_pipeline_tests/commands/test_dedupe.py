@@ -137,3 +137,26 @@ def test_a_viewer_cannot_merge_and_nothing_changes(two_lists: Leads, database_ur
     error = two_lists.fails("dedupe", "--merge", user="vic")
     assert "user 'vic' is a viewer of list 'A'" in error and "merging its leads" in error
     assert _snapshot(database_url) == before
+
+
+def test_a_merge_fills_an_extension_only_with_its_own_number(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    from leads_pipeline.lib.store.merges import merge_cluster
+
+    leads.ok("lists", "create", "m")
+    path = tmp_path / "m.csv"
+    path.write_text(
+        "First Name,Last Name,Company,Email,Phone,Mobile Phone,Title,City,Country\n"
+        "Ann,Lee,Acme,s@acme.io,+1 212 555 0101,,CTO,Austin,United States\n"  # the survivor: no extension
+        "Ann,Lee,Acme,o1@acme.io,+1 212 555 0199 x 77,,CTO,,\n"  # another number's extension
+        "Ann,Lee,Acme,o2@acme.io,+1 212 555 0101 x 5,+1 212 555 0300 x 9,,,\n",  # the same number's
+        encoding="utf-8",
+    )
+    import_file(database_url, path, "m")
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
+        result = merge_cluster(conn, ids, "tester", reasons=["same name"], score=1.0)
+        survivor = conn.execute("SELECT * FROM leads WHERE id = %s", (ids[0],)).fetchone()
+    assert result.survivor_id == ids[0] and survivor is not None
+    assert (survivor["phone"], survivor["phone_ext"]) == ("+12125550101", "5")
+    assert (survivor["mobile_phone"], survivor["mobile_phone_ext"]) == ("+12125550300", "9")
+    assert result.filled["phone_ext"] == ids[2]

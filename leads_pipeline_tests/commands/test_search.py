@@ -42,6 +42,10 @@ def test_text_query_matches_substrings_of_names_email_domain_company_title(fair:
 def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]
+    # country names are read as an import reads them: the ISO code the lead has
+    assert _emails(fair, "--where", "country in Spain, india") == _emails(fair, "--where", "country in ES, IN")
+    assert _emails(fair, "--where", "country = Chile") == _emails(fair, "--where", "country = CL") != []
+    assert "'Narnia' is not a country" in fair.fails("search", "--where", "country = Narnia")
     assert _emails(fair, "--where", "email = Ana.Garcia@ACME.es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "phone = +34 912 345 678") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "company ~ llc", "--where", "last_name = mata") == ["jaredjuarez@carroll.org"]

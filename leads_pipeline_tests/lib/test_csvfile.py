@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import random
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -320,3 +322,79 @@ def test_huge_field_refuses_the_file_naming_the_line(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="no such file"):
         inspect_file(tmp_path / "nope.csv")
+
+
+def test_directory_and_compressed_files_are_refused_saying_what_they_are(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="is a directory, not a file"):
+        inspect_file(tmp_path)
+    with pytest.raises(InputFileError, match="is a directory, not a file"):
+        csvfile.file_sha256(tmp_path)
+    packed = tmp_path / "leads.csv.gz"
+    packed.write_bytes(gzip.compress(_csv(ROWS).encode()))
+    with pytest.raises(InputFileError, match="gzip-compressed, not CSV text; decompress it first"):
+        inspect_file(packed)
+    zipped = tmp_path / "leads.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("leads.csv", _csv(ROWS))
+    with pytest.raises(InputFileError, match="ZIP archive or an Excel workbook"):
+        inspect_file(zipped)
+
+
+def test_huge_field_error_says_fields_are_limited_to_1_mb(tmp_path: Path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text("Email,Notes\na@example.com,ok\nb@example.com," + "x" * (MAX_FIELD_BYTES + 10) + "\n")
+    with pytest.raises(InputFileError) as info:
+        inspect_file(path)
+    assert "line 3: a field is longer than 1,000,000 characters (fields are limited to 1 MB" in str(info.value)
+    assert "field larger than field limit" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('Email,Notes\nu1@x.com,"unterminated\nu2@x.com,fine\n', 2),  # found in the bytes
+        ('Email,Notes\r\nu1@x.com,"a ""quoted"" word\r\nstill open\r\nu2@x.com,fine', 2),  # "" pairs inside
+        ('Email,Notes\nu1@x.com,"closed"\nu2@x.com,"two\nlines",x,"open\nu3@x.com,fine\n', 4),
+        ('Email,Notes\nu1@x.com,5\'11"\nu2@x.com,"open\n', 3),  # a literal quote: parsed, not scanned
+        ('Email,Notes\nu1@x.com,5\'11"\nu2@x.com,"two\nlines","open\nu3\n', 4),
+        ('Email,Notes\r\nu1@x.com,"open\rwith a lone CR\r\nu2@x.com,fine\r\n', 2),  # parsed: lone CR
+        ('Email,"Notes\nu1@x.com,fine\n', 1),  # in the header
+    ],
+)
+def test_a_quote_never_closed_refuses_the_file_naming_its_line(tmp_path: Path, text: str, line: int) -> None:
+    for encoding in ("utf-8", "utf-16"):  # utf-16 is always parsed
+        path = _write(tmp_path / "unclosed.csv", text, encoding)
+        with pytest.raises(InputFileError) as info:
+            inspect_file(path)
+        assert str(info.value) == (
+            f"{path}: line {line}: a quote opens a field that is never closed, so the rest of the file would be "
+            'read as that one field; close the quoted field (a quote inside one is written "") or remove the '
+            "quote, then retry"
+        )
+
+
+@pytest.mark.parametrize("block_bytes", [3, 64, None], ids=["3-byte blocks", "64-byte blocks", "default blocks"])
+def test_a_quote_left_open_at_the_end_of_any_file_is_found_on_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int | None
+) -> None:
+    """Whatever quoting comes before it, and whichever way the records are found, a last record whose quoted field
+    never closes is refused with the line it starts on; the same files without it are not."""
+    if block_bytes is not None:
+        monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
+    rng = random.Random(20261130)
+    tested = 0
+    for case in range(200):
+        text, encoding = _random_file(rng)
+        try:
+            inspect_file(_write(tmp_path / f"case{case}.csv", text, encoding))
+        except InputFileError:
+            continue  # refused for its header already
+        newline = "\r\n" if "\r\n" in text else "\n"
+        text = text if text.endswith("\n") else text + newline
+        line = text.count("\n") + 1
+        delimiter = inspect_file(tmp_path / f"case{case}.csv").delimiter
+        opened = text + delimiter.join(["Zed", "Ng", f'"never closed{newline}more{delimiter}text{newline}'])
+        with pytest.raises(InputFileError, match=f"line {line}: a quote opens a field that is never closed"):
+            inspect_file(_write(tmp_path / f"open{case}.csv", opened, encoding))
+        tested += 1
+    assert tested > 150

@@ -53,6 +53,13 @@ def test_parses(text: str, expected: Filter) -> None:
         ("phone is empty now", ["is empty takes no value"]),
         ("country in ,", ["in needs a comma-separated list"]),
         ('custom."Lead Owner = x', ["no closing quote"]),
+        (
+            "custom.Lead Source = X",
+            ["no operator after custom.Lead", 'spaces goes in quotes, like custom."Lead Source"'],
+        ),
+        ("custom.Lead Source Name in a, b", ['like custom."Lead Source Name";']),
+        ("custom.Lead Source=X", ['like custom."Lead Source";']),
+        ("custom.Lead Interest is empty", ['like custom."Lead Interest";']),
         ("", ["FIELD OP VALUE"]),
         ("= DE", ["expected FIELD OP VALUE"]),
     ],

@@ -291,6 +291,19 @@ def test_duplicate_emails_are_folded_on_update_later_non_empty_values_win() -> N
     assert chunk.frame["row_number"].tolist() == sorted(chunk.frame["row_number"].tolist()), "file order kept"
 
 
+def test_folded_rows_take_each_extension_from_the_row_their_phone_came_from() -> None:
+    """A later row's new phone without an extension must not keep an earlier number's extension."""
+    rows = [
+        _row(email="ann@example.com", phone="+1 212 555 0101 x 77"),
+        _row(email="ann@example.com", phone="+1 212 555 0199"),
+        _row(email="bob@example.com", phone="+1 212 555 0102 x 12"),
+        _row(email="bob@example.com", first_name="Bob"),
+    ]
+    leads = {r["email"]: r for r in _records(_prepare(rows, on_duplicate="update"))}
+    assert (leads["ann@example.com"]["phone"], leads["ann@example.com"]["phone_ext"]) == ("+12125550199", None)
+    assert (leads["bob@example.com"]["phone"], leads["bob@example.com"]["phone_ext"]) == ("+12125550102", "12")
+
+
 # Four leads: A and B share an email, A and C share a phone (written differently), D shares nothing.
 DEDUPE_ROWS = [
     _row(first_name="A", email="a@example.com", phone="(415) 555-0101"),

@@ -14,12 +14,13 @@ import pandas as pd
 from psycopg import sql
 
 from leads_pipeline.lib import normalize as norm
-from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, TYPED_FIELDS
+from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
-from leads_pipeline.lib.prepare import INDEX_COLUMNS, MATCH_KEYS
+from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMNS, MATCH_KEYS
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
-from leads_pipeline.lib.store import access, audit, privacy
+from leads_pipeline.lib.store import access, audit, privacy, search_index
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
 from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
 
@@ -123,6 +124,13 @@ def normalized_value(name: str, raw: str) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def phone_extension(raw: str) -> str | None:
+    """The extension written in a phone value (``+1 212 555 0101 x 77``), as the import keeps it apart."""
+    if not raw.strip():
+        return None
+    return _one(norm.normalize_phones(pd.Series([raw.strip()], dtype=norm.STRING), None).extension)
+
+
 def _refresh_keys(conn: Connection, ids: list[int]) -> None:
     """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
     rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
@@ -168,61 +176,153 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             if name == "stage" and value is None:
                 raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
             if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
-                stored = lead_columns(name, value)
+                stored: dict[str, Any] = lead_columns(name, value)
+                compared = [f"{name}_bidx"]
+                if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
+                    stored[PHONE_EXTENSIONS[name]] = phone_extension(raw)
+                    compared.append(PHONE_EXTENSIONS[name])
                 assignment = sql.SQL(", ").join(
                     sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
                 )
-                changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(
-                    sql.Identifier(f"{name}_bidx"), sql.Literal(stored[f"{name}_bidx"])
+                changed_test = sql.SQL("({})").format(
+                    sql.SQL(" OR ").join(
+                        sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Literal(stored[k]))
+                        for k in compared
+                    )
                 )
             else:
                 assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
                 changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
+        duplicates = _set_collisions(conn, ids, name, value)
         changed_ids = [
             r["id"]
             for r in conn.execute(
                 sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
-                    assignment, sql.Literal(ids), changed_test
+                    assignment, sql.Literal([i for i in ids if i not in duplicates]), changed_test
                 )
             )
         ]
         if name in _KEY_INPUTS:
             _refresh_keys(conn, changed_ids)
-        _audit(conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids)})
-    return BulkResult("set", len(ids), len(changed_ids), len(ids) - len(changed_ids), {"field": name, "value": value})
+        _audit(
+            conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
+        )
+    return BulkResult(
+        "set",
+        len(ids),
+        len(changed_ids),
+        len(ids) - len(changed_ids),
+        {"field": name, "value": value, "skippedAsDuplicates": sorted(duplicates)},
+    )
+
+
+def _set_collisions(conn: Connection, ids: list[int], name: str, value: Any) -> set[int]:
+    """Selected leads that setting the dedupe key ``name`` to ``value`` would make duplicates in a list deduplicated
+    by it: when a live lead of the list has the value already, every selected lead of the list; else all but the
+    first (lowest id). As move and copy do, they keep what they have and are reported as skipped."""
+    deduped_by = [dedupe for dedupe, keys in MATCH_KEYS.items() if name in keys]
+    if value is None or not deduped_by:
+        return set()
+    column = f"{name}_bidx"
+    blind = lead_columns(name, value)[column]
+    rows = conn.execute(
+        sql.SQL(
+            "WITH chosen AS (SELECT l.id, l.list_id FROM leads l JOIN lists s ON s.id = l.list_id"
+            " WHERE l.id = ANY({ids}) AND s.dedupe = ANY({deduped_by}) AND l.{column} IS DISTINCT FROM {blind}),"
+            " taken AS (SELECT DISTINCT l.list_id FROM leads l WHERE l.list_id IN (SELECT list_id FROM chosen)"
+            " AND {key} = {blind} AND l.deleted_at IS NULL)"
+            " SELECT id FROM (SELECT id, list_id, row_number() OVER (PARTITION BY list_id ORDER BY id) AS nth"
+            " FROM chosen) c WHERE nth > 1 OR list_id IN (SELECT list_id FROM taken)"
+        ).format(
+            ids=sql.Literal(ids),
+            deduped_by=sql.Literal(deduped_by),
+            column=sql.Identifier(column),
+            key=key_column(column, "l"),
+            blind=sql.Literal(blind),
+        )
+    )
+    return {r["id"] for r in rows}
+
+
+_BARE_NAMES: Final = "name_key without linkedin_url"
+"""Where :func:`_collisions` keeps the name keys of leads without a LinkedIn URL (the only ones a lead with a URL
+can duplicate by name)."""
 
 
 def _collisions(conn: Connection, ids: list[int], target: LeadList) -> set[int]:
-    """Selected leads that would duplicate, by the target list's dedupe key, a live lead of the target or an
-    earlier selected lead (lowest id wins)."""
-    keys = MATCH_KEYS[target.dedupe]
-    rows = conn.execute(
-        sql.SQL("SELECT id, list_id, {} FROM leads WHERE id = ANY(%s) ORDER BY id").format(
-            sql.SQL(", ").join(sql.Identifier(k) for k in keys)
-        ),
-        (ids,),
+    """Selected leads that would duplicate a live lead of the target (one of them already there included) or an
+    earlier selected lead (lowest id wins), by the rules an import matches a row with (``imports._match``): the
+    target's dedupe keys; for a lead without them, the other contact key, the LinkedIn URL, then name + company
+    (for a lead with a LinkedIn URL, only a lead without one). Keys compare by blind index: nothing is opened."""
+    primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[target.dedupe]]
+    fallback = [MATCH_COLUMNS[k] for k in CONTACT_KEYS if MATCH_COLUMNS[k] not in primary] + ["linkedin_url"]
+    selected = list(
+        conn.execute(
+            "SELECT id, email_bidx, phone_bidx, linkedin_url, name_key FROM leads WHERE id = ANY(%s) ORDER BY id",
+            (ids,),
+        )
     )
-    taken: dict[str, set[str]] = {}
-    for key in keys:
-        taken[key] = {
-            r["v"]
-            for r in conn.execute(
-                sql.SQL(
-                    "SELECT {k} AS v FROM leads WHERE list_id = %s AND deleted_at IS NULL AND {k} IS NOT NULL"
-                    " AND NOT id = ANY(%s)"
-                ).format(k=sql.Identifier(key)),
-                (target.id, ids),
-            )
-        }
+    taken = _target_keys(conn, target.id, selected, [*primary, *fallback])
     colliding: set[int] = set()
-    for row in rows:
-        values = {key: row[key] for key in keys if row[key] is not None}
-        if any(value in taken[key] for key, value in values.items()):
-            colliding.add(row["id"])
+    for lead in selected:
+        keys = [c for c in primary if lead[c] is not None]
+        if keys:
+            found = any(lead[c] in taken[c] for c in keys)
+        else:
+            names = taken["name_key" if lead["linkedin_url"] is None else _BARE_NAMES]
+            found = any(lead[c] is not None and lead[c] in taken[c] for c in fallback) or lead["name_key"] in names
+        if found:
+            colliding.add(lead["id"])
             continue
-        for key, value in values.items():
-            taken[key].add(value)
+        for column in (*primary, *fallback, "name_key"):
+            if lead[column] is not None:
+                taken[column].add(lead[column])
+        if lead["linkedin_url"] is None and lead["name_key"] is not None:
+            taken[_BARE_NAMES].add(lead["name_key"])
     return colliding
+
+
+def _target_keys(
+    conn: Connection, list_id: int, selected: list[dict[str, Any]], columns: list[str]
+) -> dict[str, set[Any]]:
+    """The keys of the selected leads that live leads of the list have, by column (an index lookup per column;
+    names through the search rows, as an import looks them up)."""
+    taken: dict[str, set[Any]] = {"name_key": set(), _BARE_NAMES: set()}
+    for column in columns:
+        taken[column] = _keys_in_list(conn, list_id, column, {lead[column] for lead in selected} - {None})
+    names = sorted({lead["name_key"] for lead in selected if lead["name_key"] is not None})
+    if not names:
+        return taken
+    wanted = sql.SQL("SELECT unnest({}::text[]) AS name_key").format(sql.Literal(names))
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT l.name_key, bool_or(l.linkedin_url IS NULL) AS bare FROM ({} OFFSET 0) x"
+            " JOIN leads l ON l.id = x.lead_id WHERE l.deleted_at IS NULL AND l.list_id = {} GROUP BY l.name_key"
+        ).format(search_index.leads_by_name(conn, list_id, wanted), sql.Literal(list_id))
+    )
+    for row in rows:
+        taken["name_key"].add(row["name_key"])
+        if row["bare"]:
+            taken[_BARE_NAMES].add(row["name_key"])
+    return taken
+
+
+def _keys_in_list(conn: Connection, list_id: int, column: str, values: set[Any]) -> set[Any]:
+    """Which of ``values`` live leads of the list have in ``column`` (one scan of its (list_id, key) index)."""
+    if not values:
+        return set()
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT l.{c} AS v FROM leads l WHERE l.list_id = {list} AND {key} = ANY({values})"
+            " AND l.deleted_at IS NULL"
+        ).format(
+            c=sql.Identifier(column),
+            list=sql.Literal(list_id),
+            key=key_column(column, "l"),
+            values=sql.Literal(sorted(values)),
+        )
+    )
+    return {r["v"] for r in rows}
 
 
 def move_to(conn: Connection, selection: Selection, user: str, target: LeadList) -> BulkResult:
@@ -313,6 +413,12 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
 def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
     """Bring soft-deleted leads back (not those a merge removed: `leads merges undo` restores those)."""
     with conn.transaction():
+        known = {r["id"] for r in conn.execute("SELECT id FROM leads WHERE id = ANY(%s)", (ids,))}
+        if missing := sorted(set(ids) - known):
+            raise NotFoundError(
+                f"no lead with id {', '.join(map(str, missing))}; nothing restored (`leads audit --action"
+                " leads.delete` lists the ids of deleted leads)"
+            )
         rows = list(
             conn.execute(
                 "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NOT NULL AND merged_into IS NULL",

@@ -14,7 +14,7 @@ from typing import Any
 from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
-from leads_pipeline.lib.fields import TYPED_FIELDS
+from leads_pipeline.lib.fields import PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.prepare import (
     CONTACT_KEYS,
     MATCH_COLUMNS,
@@ -203,7 +203,8 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> int:
                 guard=guard,
             )
         ).rowcount
-    matched += _match_by_name(conn, list_id, sql.SQL("{} AND s.linkedin_url IS NULL").format(no_primary))
+    # Then by name + company: also a row whose LinkedIn URL found no lead, but not to a lead with another URL.
+    matched += _match_by_name(conn, list_id, no_primary)
     if not matched:  # a chunk of new leads (the usual case of a first import) has nothing more to mark
         return 0
     # Two rows of the chunk matching one lead: only the first (in file order) is merged.
@@ -217,54 +218,50 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> int:
 
 
 def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int:
-    """The last way to a duplicate, by name and company (``name_key``), looked up in the search rows (sql/012):
-    by index in the partitions whose indexes are built (finished imports, and leads made otherwise), by one hash
-    join in those of imports into the list still being filled (this one, one running beside it, or one that
-    stopped half-way), which have none yet. Most files give every row an email, and then nothing is read.
-    Returns how many rows found a lead."""
+    """The last way to a duplicate, by name and company (``name_key``), looked up in the search rows
+    (:func:`search_index.leads_by_name`). Most files give every row an email, and then nothing is read. A row with a
+    LinkedIn URL (one that found no lead) takes only a lead without one: a lead with another URL is another person
+    of the same name. Returns how many rows found a lead."""
     wanted = sql.SQL("SELECT s.name_key FROM stg s WHERE s.lead_id IS NULL AND s.name_key IS NOT NULL AND {}").format(
         guard
     )
     needed = conn.execute(sql.SQL("SELECT EXISTS ({}) AS needed").format(wanted)).fetchone()
     if not needed or not needed["needed"]:
         return 0
-    built, filling = search_index.partitions_of_lists(conn, [list_id])
-    parts = [
-        sql.SQL("SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND {} = ANY(ARRAY({}))").format(
-            sql.Literal(list_id), search_index.rows_of_imports(built), key_column("name_key", "x"), wanted
-        )
-    ]
-    if filling:
-        parts.append(
-            sql.SQL(
-                "SELECT x.lead_id FROM lead_search x JOIN (SELECT DISTINCT w.name_key FROM ({}) w) w"
-                " ON w.name_key = x.name_key WHERE x.list_id = {} AND x.import_id = ANY({})"
-            ).format(wanted, sql.Literal(list_id), sql.Literal(filling))
-        )
     # The matches are written down before stg is updated from them: planned as one statement, the hash join
     # over a filling partition left the planner expecting one match, and it joined stg to the matches by a
     # nested loop (50k rows: 291 s instead of 0.7 s).
     conn.execute(
         sql.SQL(
-            "CREATE TEMP TABLE name_match ON COMMIT DROP AS SELECT DISTINCT ON (l.name_key) l.name_key, l.id"
-            " FROM ({} OFFSET 0) x JOIN leads l ON l.id = x.lead_id WHERE l.deleted_at IS NULL"
-            " ORDER BY l.name_key, l.id"
-        ).format(sql.SQL(" UNION ALL ").join(parts))
+            "CREATE TEMP TABLE name_match ON COMMIT DROP AS SELECT l.name_key, min(l.id) AS id,"
+            " min(l.id) FILTER (WHERE l.linkedin_url IS NULL) AS bare_id"
+            " FROM ({} OFFSET 0) x JOIN leads l ON l.id = x.lead_id WHERE l.deleted_at IS NULL GROUP BY l.name_key"
+        ).format(search_index.leads_by_name(conn, list_id, wanted))
     )
     matched = conn.execute(
         sql.SQL(
-            "UPDATE stg s SET lead_id = m.id FROM name_match m WHERE s.name_key = m.name_key AND s.lead_id IS NULL"
-            " AND {}"
+            "UPDATE stg s SET lead_id = CASE WHEN s.linkedin_url IS NULL THEN m.id ELSE m.bare_id END"
+            " FROM name_match m WHERE s.name_key = m.name_key AND s.lead_id IS NULL AND {}"
+            " AND (s.linkedin_url IS NULL OR m.bare_id IS NOT NULL)"
         ).format(guard)
     ).rowcount
     conn.execute("DROP TABLE name_match")
     return matched
 
 
+_EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
+
+
+def _written(name: str) -> sql.Composable:
+    """When a staged row writes column ``name``: when it has a value, except for a phone's extension, written
+    (empty or not) with its phone so that an old number's extension never stays on a new number."""
+    return sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(_EXTENSION_OF.get(name, name)))
+
+
 def _changed(custom: sql.Composable) -> sql.Composable:
     # Sealed values differ at every sealing: their blind indexes say whether the value changed.
     compared = [
-        sql.SQL("(s.{c} IS NOT NULL AND s.{c} IS DISTINCT FROM l.{c})").format(c=sql.Identifier(name))
+        sql.SQL("({w} AND s.{c} IS DISTINCT FROM l.{c})").format(w=_written(name), c=sql.Identifier(name))
         for name in STORED_COLUMNS
         if name not in SEALED_FIELDS
     ]
@@ -273,7 +270,12 @@ def _changed(custom: sql.Composable) -> sql.Composable:
 
 
 def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -> int:
-    assignments = [sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name)) for name in STORED_COLUMNS]
+    assignments = [
+        sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(w=_written(name), c=sql.Identifier(name))
+        if name in _EXTENSION_OF
+        else sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name))
+        for name in STORED_COLUMNS
+    ]
     statement = sql.SQL(
         "WITH saved AS ("
         " INSERT INTO import_updates (import_id, lead_id, previous)"

@@ -139,11 +139,17 @@ def ensure_list(conn: Connection, name: str, *, owner: str, dedupe: DedupeKey = 
 
 
 def lead_count(conn: Connection, list_id: int) -> int:
+    return lead_counts(conn, list_id)[0]
+
+
+def lead_counts(conn: Connection, list_id: int) -> tuple[int, int]:
+    """How many live leads the list has, and how many leads with its soft-deleted ones (what a purge removes)."""
     row = conn.execute(
-        "SELECT count(*) AS n FROM leads WHERE list_id = %s AND deleted_at IS NULL", (list_id,)
+        "SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS live, count(*) AS n FROM leads WHERE list_id = %s",
+        (list_id,),
     ).fetchone()
     assert row is not None
-    return int(row["n"])
+    return int(row["live"]), int(row["n"])
 
 
 def _update(conn: Connection, list_id: int, assignments: str, params: dict[str, Any]) -> LeadList:

@@ -21,7 +21,7 @@ from psycopg import sql
 
 from leads_pipeline.lib.dedupe.leads import COLUMNS, DuplicateCluster, find_clusters
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_frame, seal_fact
 from leads_pipeline.lib.store import access, audit
@@ -92,6 +92,14 @@ def _lead_columns(conn: Connection) -> list[str]:
     ]
 
 
+_EXTENSION_OF: Final = {extension: phone for phone, extension in PHONE_EXTENSIONS.items()}
+
+
+def _same_number(other: dict[str, Any], phone: str, values: dict[str, Any], survivor: dict[str, Any]) -> bool:
+    """Whether ``other`` has the number the survivor ends up with in ``phone`` (its own, or one filled now)."""
+    return other[phone] is not None and other[phone] == values.get(phone, survivor[phone])
+
+
 def _completeness(row: dict[str, Any]) -> int:
     return sum(1 for f in CANONICAL_FIELDS if row[f] not in (None, ""))
 
@@ -125,6 +133,8 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
         for other in others:
             for name in _FILLED:
                 if survivor[name] in (None, "") and name not in values and other[name] not in (None, ""):
+                    if name in _EXTENSION_OF and not _same_number(other, _EXTENSION_OF[name], values, survivor):
+                        continue  # an extension belongs to its number: another number's would be wrong here
                     values[name] = other[name]
                     filled[name] = other["id"]
         custom = dict(json.loads(survivor["custom_sealed"]))  # sealed raw values moved to custom stay sealed

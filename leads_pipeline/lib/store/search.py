@@ -12,6 +12,7 @@ roles (``lib/store/access.py``), compiles its filters to parameterised SQL and r
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import uuid
@@ -21,18 +22,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
 
+import pandas as pd
 import phonenumbers
 from psycopg import sql
 
+from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import SHOWN_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
 from leads_pipeline.lib.store import access, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, get_list
 
-LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *CANONICAL_FIELDS, "stage", "score", "created_at")
+LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *SHOWN_FIELDS, "stage", "score", "created_at")
 """The columns a search returns (and a CSV export writes), custom fields aside."""
 
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
@@ -69,7 +72,7 @@ def _equal_value(name: str, value: str) -> str:
     if name in _LOWERCASE_STORED:
         return value.strip().lower()
     if name == "country":
-        return value.strip().upper()
+        return _country_code(value)
     if name in ("phone", "mobile_phone"):
         try:
             parsed = phonenumbers.parse(value, "US")
@@ -77,6 +80,21 @@ def _equal_value(name: str, value: str) -> str:
             return value.strip()
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return value
+
+
+@functools.lru_cache(maxsize=512)
+def _country_code(value: str) -> str:
+    """The ISO code the store keeps for a country written as an import reads it (Chile, es, UK -> CL, ES, GB). Any
+    other two letters are taken as a code that no lead has; anything else is an error, not an empty result.
+    Cached: the normalization costs ~0.3 ms a value, a filtered search ~17 ms."""
+    code = norm.country_codes(pd.Series([value.strip()], dtype=norm.STRING)).values.iloc[0]
+    if not pd.isna(code):
+        return str(code)
+    if len(value.strip()) == 2 and value.strip().isalpha():
+        return value.strip().upper()
+    raise ConfigurationError(
+        f"--where country: {value!r} is not a country; use a country name or an ISO 3166 code such as ES"
+    )
 
 
 def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composable:

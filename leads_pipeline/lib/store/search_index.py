@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection
 
 BUILD_MEMORY = "256MB"
@@ -44,6 +45,27 @@ def rows_of_imports(imports: list[int]) -> sql.Composable:
     if not imports:
         return sql.SQL("x.import_id IS NULL")
     return sql.SQL("(x.import_id = ANY({}) OR x.import_id IS NULL)").format(sql.Literal(imports))
+
+
+def leads_by_name(conn: Connection, list_id: int, wanted: sql.Composable) -> sql.Composable:
+    """A query of the ``lead_id`` of the list's search rows whose ``name_key`` is among those ``wanted`` selects
+    (sql/012), deleted leads included: by index in the partitions whose indexes are built (finished imports, and
+    leads made otherwise), by one hash join in those of imports into the list still being filled (one running, or
+    one that stopped half-way), which have none yet."""
+    built, filling = partitions_of_lists(conn, [list_id])
+    parts = [
+        sql.SQL("SELECT x.lead_id FROM lead_search x WHERE x.list_id = {} AND {} AND {} = ANY(ARRAY({}))").format(
+            sql.Literal(list_id), rows_of_imports(built), key_column("name_key", "x"), wanted
+        )
+    ]
+    if filling:
+        parts.append(
+            sql.SQL(
+                "SELECT x.lead_id FROM lead_search x JOIN (SELECT DISTINCT w.name_key FROM ({}) w) w"
+                " ON w.name_key = x.name_key WHERE x.list_id = {} AND x.import_id = ANY({})"
+            ).format(wanted, sql.Literal(list_id), sql.Literal(filling))
+        )
+    return sql.SQL(" UNION ALL ").join(parts)
 
 
 def create_partition(conn: Connection, import_id: int) -> None:

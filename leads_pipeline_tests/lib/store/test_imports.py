@@ -310,6 +310,47 @@ def test_update_fills_and_overwrites_with_new_values_and_never_erases(database_u
     assert after["new-0"]["email"] == "new0@new-domain.example"
 
 
+def test_update_writes_each_phone_with_its_own_extension(database_url: str, tmp_path: Path) -> None:
+    """A new number replaces the old one's extension (with none when it has none); a row without a phone keeps
+    both; the same number with a new extension is a change; undo restores the old pairs."""
+    list_id = _new_list(database_url)
+    header = ["Email", "Phone", "Mobile Phone", "First Name"]
+    first = [
+        ["ann@x.com", "+1 212 555 0101 x 77", "+1 212 555 0301 ext 5", "Ann"],
+        ["bob@x.com", "+1 212 555 0102 x 12", "+1 212 555 0302 x 6", "Bob"],
+        ["cy@x.com", "+1 212 555 0103 x 3", "", "Cy"],
+    ]
+    import_file(database_url, _write_csv(tmp_path / "first.csv", header, first))
+    update = [
+        ["ann@x.com", "+1 212 555 0199", "+1 212 555 0399", "Ann"],  # new numbers without extensions
+        ["bob@x.com", "", "", "Bobby"],  # no phones: the numbers and their extensions stay
+        ["cy@x.com", "+1 212 555 0103 x 4", "", "Cy"],  # the same number, another extension
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "update.csv", header, update), on_duplicate="update")
+    assert status["results"]["updated"] == 3
+
+    def phones() -> list[tuple[Any, ...]]:
+        rows = _query(
+            database_url,
+            "SELECT first_name, phone, phone_ext, mobile_phone, mobile_phone_ext FROM leads WHERE list_id = %s"
+            " ORDER BY id",
+            [list_id],
+        )
+        return [tuple(r.values()) for r in rows]
+
+    assert phones() == [
+        ("Ann", "+12125550199", None, "+12125550399", None),
+        ("Bobby", "+12125550102", "12", "+12125550302", "6"),
+        ("Cy", "+12125550103", "4", None, None),
+    ]
+    _undo(database_url, status["importId"])
+    assert phones() == [
+        ("Ann", "+12125550101", "77", "+12125550301", "5"),
+        ("Bob", "+12125550102", "12", "+12125550302", "6"),
+        ("Cy", "+12125550103", "3", None, None),
+    ]
+
+
 def test_update_of_the_same_file_changes_nothing(database_url: str) -> None:
     _new_list(database_url)
     import_file(database_url, CUSTOMERS_1000)
@@ -745,6 +786,37 @@ def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_mad
         [list_id],
     )
     assert {r["first_name"]: r["n"] for r in live} == {n: 1 for n in ("Ann", "Bob", "Cy", "Dan", "Eve", "Fay", "Gus")}
+
+
+def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
+    database_url: str, tmp_path: Path
+) -> None:
+    """README: a row without the list's key is matched by LinkedIn URL, then by name + company; a lead with another
+    LinkedIn URL is another person of the same name."""
+    list_id = _new_list(database_url)
+    header = ["First Name", "Last Name", "Company", "Email", "LinkedIn"]
+    existing = [
+        ["Karen", "Keeper", "Acme", "keep@acme.com", ""],
+        ["Lee", "Other", "Beta", "", "https://linkedin.com/in/lee-one"],
+    ]
+    import_file(database_url, _write_csv(tmp_path / "existing.csv", header, existing))
+    rows = [
+        ["Karen", "Keeper", "Acme", "", "https://linkedin.com/in/karenk"],  # Karen: her lead has no URL
+        ["Lee", "Other", "Beta", "", "https://linkedin.com/in/lee-two"],  # another Lee Other: a new lead
+        ["Lee", "Other", "Beta", "", ""],  # no URL: the first Lee Other
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "rows.csv", header, rows), chunk_rows=1)
+    assert status["results"] == {"imported": 1, "updated": 0, "skipped": 2, "errors": 0}
+    leads = _query(database_url, "SELECT first_name, linkedin_url FROM leads WHERE list_id = %s ORDER BY id", [list_id])
+    assert [(r["first_name"], r["linkedin_url"]) for r in leads] == [
+        ("Karen", None),
+        ("Lee", "https://www.linkedin.com/in/lee-one"),
+        ("Lee", "https://www.linkedin.com/in/lee-two"),
+    ]
+    again = import_file(database_url, _write_csv(tmp_path / "again.csv", header, rows[:1]), on_duplicate="update")
+    assert again["results"] == {"imported": 0, "updated": 1, "skipped": 0, "errors": 0}
+    karen = _query(database_url, "SELECT linkedin_url FROM leads WHERE first_name = 'Karen'")
+    assert [r["linkedin_url"] for r in karen] == ["https://www.linkedin.com/in/karenk"]
 
 
 # --------------------------------------------------------------------------------------------------------------
