@@ -252,9 +252,16 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
 _EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
 
 
+_DERIVED_FULL_NAME = sql.SQL("nullif(concat_ws(' ', s.first_name, s.last_name), '')")
+
+
 def _written(name: str) -> sql.Composable:
     """When a staged row writes column ``name``: when it has a value, except for a phone's extension, written
-    (empty or not) with its phone so that an old number's extension never stays on a new number."""
+    (empty or not) with its phone so that an old number's extension never stays on a new number, and for a full
+    name that is only the row's first and last name joined: the lead's full name then follows its merged names
+    (sql/021), so a row with a new last name alone does not make the full name that last name."""
+    if name == "full_name":
+        return sql.SQL("(s.full_name IS NOT NULL AND s.full_name IS DISTINCT FROM {})").format(_DERIVED_FULL_NAME)
     return sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(_EXTENSION_OF.get(name, name)))
 
 
@@ -272,7 +279,7 @@ def _changed(custom: sql.Composable) -> sql.Composable:
 def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -> int:
     assignments = [
         sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(w=_written(name), c=sql.Identifier(name))
-        if name in _EXTENSION_OF
+        if name in _EXTENSION_OF or name == "full_name"
         else sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name))
         for name in STORED_COLUMNS
     ]

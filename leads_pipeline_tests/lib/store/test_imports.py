@@ -697,6 +697,22 @@ def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(databas
     assert leads["bob@example.com"]["custom"] == {"Remark": "\\N", "Empty": "x"}
 
 
+def test_an_update_with_a_new_last_name_alone_keeps_the_full_name_whole(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    header = ["Email", "First Name", "Last Name"]
+    import_file(database_url, _write_csv(tmp_path / "a.csv", header, [["ana@x.com", "Ana", "García"]]))
+    import_file(
+        database_url, _write_csv(tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]]), on_duplicate="update"
+    )
+    ana = next(r for r in _all_leads(database_url) if r["email"] == "ana@x.com")
+    assert (ana["first_name"], ana["last_name"], ana["full_name"]) == ("Ana", "Ruiz", "Ana Ruiz")
+
+    named = _write_csv(tmp_path / "c.csv", ["Email", "Full Name"], [["ana@x.com", "Dr. Ana Ruiz"]])
+    import_file(database_url, named, on_duplicate="update")
+    ana = next(r for r in _all_leads(database_url) if r["email"] == "ana@x.com")
+    assert ana["full_name"] == "Dr. Ana Ruiz", "a full name the file gives is written"
+
+
 def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Title", "City"]
