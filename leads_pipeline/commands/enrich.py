@@ -357,8 +357,17 @@ def jobs_show(
     wait: Annotated[bool, typer.Option(help="Show a live progress bar until the job ends.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
 ) -> None:
-    """Progress, results, breakdown, credits and ETA of an enrichment job."""
+    """Progress, results, breakdown, credits and ETA of an enrichment job (yours, or one whose lists you read)."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
     env = run_or_fail(environment)
+
+    def check() -> None:
+        with connect(env.database_url) as conn:
+            store.require_job_reader(conn, job_id, acting_user())
+
+    run_or_fail(check)
     document = job_summary(env, job_id)
     if wait and document["status"] in ("queued", "processing") and not as_json:
         _follow(env, job_id, lambda: True)
@@ -368,14 +377,14 @@ def jobs_show(
 
 @jobs_app.command("ls")
 def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """The most recent enrichment jobs."""
+    """The most recent enrichment jobs you started or whose lists you read."""
     from leads_pipeline.lib.enrichment.jobs import launch_response
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
     with connect(env.database_url) as conn:
-        jobs = store.recent_jobs(conn)
+        jobs = store.recent_jobs(conn, acting_user())
     if as_json:
         print_json([launch_response(j) for j in jobs])
         return

@@ -222,6 +222,23 @@ def test_enriching_needs_the_editor_role(leads: CliRunner, prospects: list[int])
     assert result.exit_code == 0 and json.loads(result.stdout)["leads"] == 300
 
 
+def test_a_job_is_shown_to_its_starter_and_the_readers_of_its_lists(
+    leads: CliRunner, prospects: list[int], tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{prospects[0]}\n")
+    job = _json(leads, "enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
+    refused = leads.invoke(app, ["jobs", "show", job], env={"LEADS_USER": "mallory"})
+    assert refused.exit_code == 1 and "user 'mallory' is not a member of list 'prospects'" in refused.stderr
+    listed = leads.invoke(app, ["jobs", "ls", "--json"], env={"LEADS_USER": "mallory"})
+    assert json.loads(listed.stdout) == []
+    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
+    shown = leads.invoke(app, ["jobs", "show", job, "--json"], env={"LEADS_USER": "mallory"})
+    assert shown.exit_code == 0 and json.loads(shown.stdout)["jobId"] == job
+    listed = leads.invoke(app, ["jobs", "ls", "--json"], env={"LEADS_USER": "mallory"})
+    assert [j["jobId"] for j in json.loads(listed.stdout)] == [job]
+
+
 def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:
     listing = _json(leads, "templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
 
 Connection = psycopg.Connection[dict[str, Any]]
@@ -141,9 +142,31 @@ def find_job(conn: Connection, job_id: str) -> Job | None:
     return None if row is None else _job(row)
 
 
-def recent_jobs(conn: Connection, limit: int = 20) -> list[Job]:
-    rows = conn.execute("SELECT * FROM enrichment_jobs ORDER BY created_at DESC LIMIT %s", (limit,))
+def recent_jobs(conn: Connection, user: str, limit: int = 20) -> list[Job]:
+    """The newest jobs the user may read (see :func:`require_job_reader`)."""
+    rows = conn.execute(
+        "SELECT j.* FROM enrichment_jobs j WHERE j.created_by = %(user)s OR NOT EXISTS ("
+        " SELECT 1 FROM batch_members b JOIN leads l ON l.id = b.lead_id"
+        " WHERE b.batch_id = j.id AND l.list_id <> ALL(%(readable)s))"
+        " ORDER BY j.created_at DESC LIMIT %(limit)s",
+        {"user": user, "readable": access.readable_list_ids(conn, user), "limit": limit},
+    )
     return [_job(r) for r in rows]
+
+
+def require_job_reader(conn: Connection, job_id: str, user: str) -> None:
+    """A job's progress, counts and credits are for whoever started it and for those who may read every list
+    its leads are in."""
+    job = get_job(conn, job_id)
+    if job.created_by == user:
+        return
+    rows = conn.execute(
+        "SELECT DISTINCT l.list_id FROM batch_members b JOIN leads l ON l.id = b.lead_id WHERE b.batch_id = %s",
+        (job_id,),
+    )
+    access.require_all(
+        conn, [int(r["list_id"]) for r in rows], user, "viewer", f"reading enrichment job {job_id}", write=False
+    )
 
 
 def start_source(conn: Connection, job_id: str, source: str, total: int) -> None:
