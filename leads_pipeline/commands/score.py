@@ -117,6 +117,9 @@ def _lead_document(conn: Any, lead: dict[str, Any], with_history: bool) -> dict[
         "stage": lead["stage"],
         "fields": {name: lead[name] for name in SHOWN_FIELDS if lead[name] is not None},
         "custom": lead["custom"],
+        "tags": [
+            r["tag"] for r in conn.execute("SELECT tag FROM lead_tags WHERE lead_id = %s ORDER BY tag", (lead_id,))
+        ],
         "score": None,
     }
     if current is not None:
@@ -144,6 +147,8 @@ def _print_lead(document: dict[str, Any]) -> None:
     console.print(f"[bold]lead {document['leadId']}[/bold] in {document['list']}: stage {document['stage']}")
     for name, value in document["fields"].items():
         console.print(f"  {name}: {value}", highlight=False)
+    if document["tags"]:
+        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False)
     current = document["score"]
     if current is None:
         console.print("  not scored yet (leads score --list NAME)")

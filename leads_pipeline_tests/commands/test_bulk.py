@@ -39,6 +39,8 @@ def test_tag_untag_and_search_by_tag(fair: Leads) -> None:
     assert fair.json("bulk", "tag", "hot", "--where", "country in ES, DE", "--json")["changed"] == 0, "idempotent"
     found = fair.json("search", "--tag", "hot", "--json")["leads"]
     assert sorted(lead["email"] for lead in found) == ["ana.garcia@acme.es", "juergen@beispiel.de"]
+    assert fair.json("show", str(found[0]["id"]), "--json")["tags"] == ["emea", "hot"], "a lead shows its tags"
+    assert "tags: emea, hot" in fair.ok("show", str(found[0]["id"]))
     assert fair.json("bulk", "untag", "hot", "--tag", "hot", "--json")["changed"] == 2
     assert fair.json("search", "--tag", "hot", "--json")["leads"] == []
     assert len(fair.json("search", "--tag", "emea", "--json")["leads"]) == 2
