@@ -226,7 +226,8 @@ def lists_delete(
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a list (owner). Its leads are soft-deleted with it; --purge removes them for good."""
+    """Delete a list (owner). Its leads are soft-deleted with it (`leads lists restore` brings both back); --purge
+    removes them for good."""
     from leads_pipeline.lib.store.lists import delete_list, lead_counts
 
     if purge and not yes:
@@ -245,6 +246,23 @@ def lists_delete(
         console.print(f"deleted list {name!r} and purged {removed:,} leads for good", highlight=False)
     else:
         console.print(f"deleted list {name!r} ({removed:,} leads soft-deleted with it)", highlight=False)
+
+
+@app.command("restore")
+def lists_restore(name: str) -> None:
+    """Bring back a deleted list (owner) with the leads deleted with it."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.lists import deleted_list, restore_list
+
+    def restore(conn: Any) -> int:
+        lead_list = deleted_list(conn, name)
+        access.require(conn, lead_list.id, acting_user(), "owner", "restoring it", write=False)
+        restored = restore_list(conn, lead_list)
+        _audit(conn, "list.restore", lead_list, {"name": lead_list.name, "leadCount": restored})
+        return restored
+
+    restored = _in_transaction(restore)
+    console.print(f"restored list {name!r} with {restored:,} leads", highlight=False)
 
 
 @app.command("share")

@@ -141,3 +141,16 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
     assert row is not None and row["n"] == (0 if purge else 33)
     assert "no list named 'fair'" in leads.fails("lists", "show", "fair")
     leads.ok("lists", "create", "fair")  # the name is free again
+    assert "rename it" in leads.fails("lists", "restore", "fair")
+
+
+def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")  # deleted before: stay
+    leads.ok("lists", "delete", "fair")
+    assert "user 'mallory' is not a member" in leads.fails("lists", "restore", "fair", user="mallory")
+    assert "restored list 'fair' with 31 leads" in leads.ok("lists", "restore", "fair")
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 31 == _live_leads(database_url)
+    assert "no deleted list named 'fair'" in leads.fails("lists", "restore", "fair")
+    assert [e["action"] for e in leads.json("audit", "--action", "list", "--json")][-1] == "list.restore"
