@@ -36,6 +36,8 @@ def test_text_query_matches_substrings_of_names_email_domain_company_title(fair:
     assert _emails(fair, "Priya.Sharma@Infosys.example") == ["priya.sharma@infosys.example"]
     assert _emails(fair, "zunigavanessa") == []
     assert _emails(fair, "garcía") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "garcia lopez") == ["ana.garcia@acme.es"], "accents are ignored"
+    assert _emails(fair, "MULLER") == _emails(fair, "müller") == ["juergen@beispiel.de"]
     assert _emails(fair, "100%") == []
 
 

@@ -147,7 +147,8 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
 
 
 def _search_text_like(word: str) -> sql.Composable:
-    return sql.SQL("x.search_text LIKE lower({})").format(sql.Literal(_like(word)))
+    """The search text contains ``word``, folded as the text is (lower case, no accents: sql/022)."""
+    return sql.SQL("x.search_text LIKE search_fold({})").format(sql.Literal(_like(word)))
 
 
 def _prefiltered(f: Filter) -> bool:
