@@ -978,3 +978,43 @@ def to_int(s: pd.Series) -> Normalized:
         pd.Series(pd.arrays.IntegerArray(data, mask), index=s.index, copy=False),
         _series(problems, s.index),
     )
+
+
+_ONE_VALUE: Final[dict[str, Callable[[pd.Series], Normalized]]] = {
+    "email": normalize_emails,
+    "country": country_codes,
+    "website": website_to_domain,
+    "company_domain": website_to_domain,
+    "linkedin_url": linkedin_urls,
+    "employee_count": to_int,
+    "annual_revenue": to_number,
+}
+
+
+def one_value(name: str, raw: str, country: str | None = None) -> tuple[Any, str | None]:
+    """One value as an import stores it in field ``name`` (None for a blank one), or None and the problem: for
+    the writers of single values (``leads bulk set``, CRM pulls, privacy requests), so that every way in stores a
+    value as the import does and its keys match. A phone is read in ``country`` (ISO code), else in the US."""
+    if not raw.strip():
+        return None, None
+    one = pd.Series([raw.strip()], dtype=STRING)
+    if name in ("phone", "mobile_phone"):
+        phones = normalize_phones(one, None if country is None else pd.Series([country], dtype=STRING))
+        problem = phones.problems.iloc[0]
+        return (None, str(problem)) if pd.notna(problem) else (phones.e164.iloc[0], None)
+    if name not in _ONE_VALUE:
+        return raw.strip(), None
+    checked = _ONE_VALUE[name](one)
+    problem = checked.problems.iloc[0]
+    if pd.notna(problem):
+        return None, str(problem)
+    value = checked.values.iloc[0]
+    return (value.item() if hasattr(value, "item") else value), None
+
+
+def phone_extension(raw: str) -> str | None:
+    """The extension written in a phone value (``+1 212 555 0101 x 77``), as the import keeps it apart."""
+    if not raw.strip():
+        return None
+    extension = normalize_phones(pd.Series([raw.strip()], dtype=STRING), None).extension.iloc[0]
+    return None if pd.isna(extension) else str(extension)

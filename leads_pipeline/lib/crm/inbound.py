@@ -8,42 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import pandas as pd
-
-from leads_pipeline.lib.normalize import country_codes
+from leads_pipeline.lib.fields import PHONE_EXTENSIONS
+from leads_pipeline.lib.normalize import one_value, phone_extension
 
 
 def to_lead_values(values: dict[str, Any]) -> dict[str, Any]:
-    """``{lead field: CRM value}`` normalized; misfits move to ``custom.<field>``. The lead's ``id`` is never
-    taken from a CRM (it is only ever sent, e.g. as an external id)."""
+    """``{lead field: CRM value}`` normalized as an import normalizes a row (phones to E.164 in the record's
+    country, their extensions kept apart; emails, websites, LinkedIn URLs, countries, numbers); misfits move to
+    ``custom.<field>``. The lead's ``id`` is never taken from a CRM (it is only ever sent, e.g. as an external id)."""
+    texts = {name: None if raw is None or not str(raw).strip() else str(raw).strip() for name, raw in values.items()}
+    country, _ = one_value("country", texts.get("country") or "")
     out: dict[str, Any] = {}
-    for name, raw in values.items():
+    for name, text in texts.items():
         if name == "id":
             continue
-        value = None if raw is None or str(raw).strip() == "" else str(raw).strip()
-        fitted, ok = _fit(name, value)
-        out[name if ok else f"custom.{name}"] = fitted if ok else value
-        if not ok:
-            out[name] = None
+        if text is None or name.startswith("custom."):
+            out[name] = text
+            continue
+        value, problem = one_value(name, text, country if isinstance(country, str) else None)
+        out[name] = value
+        if problem is not None:
+            out[f"custom.{name}"] = text
+        elif name in PHONE_EXTENSIONS:
+            out[PHONE_EXTENSIONS[name]] = phone_extension(text)
     return out
-
-
-def _fit(name: str, value: str | None) -> tuple[Any, bool]:
-    if value is None or name.startswith("custom."):
-        return value, True
-    if name == "email":
-        return value.lower(), True
-    if name == "country":
-        code = country_codes(pd.Series([value], dtype="string")).values.iloc[0]
-        return (str(code), True) if isinstance(code, str) else (None, False)
-    if name == "employee_count":
-        try:
-            return int(float(value)), True
-        except ValueError:
-            return None, False
-    if name == "annual_revenue":
-        try:
-            return float(value), True
-        except ValueError:
-            return None, False
-    return value, True

@@ -15,7 +15,7 @@ from psycopg import sql
 
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMNS, MATCH_KEYS
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
@@ -89,49 +89,16 @@ def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, r
     return BulkResult("untag" if remove else "tag", len(ids), changed, details={"tags": wanted, "tagRows": changed})
 
 
-def _one(series: pd.Series) -> str | None:
-    value = series.iloc[0]
-    return None if pd.isna(value) else str(value)
-
-
 def normalized_value(name: str, raw: str) -> Any:
     """The value as the import would store it in ``name``; ``ConfigurationError`` saying what was expected.
     An empty value clears the field."""
-    if not raw.strip():
-        return None
-    one = pd.Series([raw.strip()], dtype=norm.STRING)
-    checked: norm.Normalized | None = None
-    if name == "email":
-        checked = norm.normalize_emails(one)
-    elif name == "country":
-        checked = norm.country_codes(one)
-    elif name in ("website", "company_domain"):
-        checked = norm.website_to_domain(one)
-    elif name == "linkedin_url":
-        checked = norm.linkedin_urls(one)
-    elif name in TYPED_FIELDS:
-        checked = norm.to_int(one) if TYPED_FIELDS[name][1] == "integer" else norm.to_number(one)
-    elif name in ("phone", "mobile_phone"):
-        phones = norm.normalize_phones(one, None)
-        if _one(phones.problems):
-            raise ConfigurationError(f"{name} {raw!r}: {_one(phones.problems)}")
-        return _one(phones.e164)
-    if checked is None:
-        return raw.strip()
-    if _one(checked.problems):
-        raise ConfigurationError(f"{name} {raw!r}: {_one(checked.problems)}")
-    value = checked.values.iloc[0]
-    return value.item() if hasattr(value, "item") else value
+    value, problem = norm.one_value(name, raw)
+    if problem is not None:
+        raise ConfigurationError(f"{name} {raw!r}: {problem}")
+    return value
 
 
-def phone_extension(raw: str) -> str | None:
-    """The extension written in a phone value (``+1 212 555 0101 x 77``), as the import keeps it apart."""
-    if not raw.strip():
-        return None
-    return _one(norm.normalize_phones(pd.Series([raw.strip()], dtype=norm.STRING), None).extension)
-
-
-def _refresh_keys(conn: Connection, ids: list[int]) -> None:
+def refresh_keys(conn: Connection, ids: list[int]) -> None:
     """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
     rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
     if not rows:
@@ -179,7 +146,7 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
                 stored: dict[str, Any] = lead_columns(name, value)
                 compared = [f"{name}_bidx"]
                 if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
-                    stored[PHONE_EXTENSIONS[name]] = phone_extension(raw)
+                    stored[PHONE_EXTENSIONS[name]] = norm.phone_extension(raw)
                     compared.append(PHONE_EXTENSIONS[name])
                 assignment = sql.SQL(", ").join(
                     sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
@@ -203,7 +170,7 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             )
         ]
         if name in _KEY_INPUTS:
-            _refresh_keys(conn, changed_ids)
+            refresh_keys(conn, changed_ids)
         _audit(
             conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
         )

@@ -16,11 +16,12 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import AccessDeniedError, NotFoundError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
+from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
 from leads_pipeline.lib.store.search import filters_condition
@@ -286,9 +287,15 @@ def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dic
     return conn.execute(query, (list_id, str(value))).fetchone()
 
 
+_WRITTEN: Final = frozenset({*CANONICAL_FIELDS, *PHONE_EXTENSIONS.values()})
+"""The lead columns a pull writes (``custom.X`` aside): the fields and the phones' extensions."""
+_KEYED: Final = frozenset({"first_name", "last_name", "company"})
+"""The fields the company and name keys are derived from."""
+
+
 def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> None:
     """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves."""
-    columns = _stored({k: v for k, v in changes.items() if k in CANONICAL_FIELDS})
+    columns = _stored({k: v for k, v in changes.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in changes.items() if k.startswith("custom.")}
     assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns]
     params: list[Any] = list(columns.values())
@@ -299,6 +306,8 @@ def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]
     conn.execute(
         sql.SQL("UPDATE leads SET {} WHERE id = %s").format(sql.SQL(", ").join(assignments)), [*params, lead_id]
     )
+    if _KEYED.intersection(changes):
+        refresh_keys(conn, [lead_id])
 
 
 def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -310,7 +319,7 @@ def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> int:
-    columns = _stored({k: v for k, v in values.items() if k in CANONICAL_FIELDS})
+    columns = _stored({k: v for k, v in values.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in values.items() if k.startswith("custom.")}
     names = [*columns, "list_id", "custom"]
     query = sql.SQL("INSERT INTO leads ({}) VALUES ({}) RETURNING id").format(
@@ -318,6 +327,7 @@ def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> in
     )
     row = conn.execute(query, [*columns.values(), list_id, Jsonb(custom)]).fetchone()
     assert row is not None
+    refresh_keys(conn, [int(row["id"])])  # its company and name keys, by which imports and dedupe find it
     return int(row["id"])
 
 

@@ -64,6 +64,26 @@ def test_a_pulled_lead_of_an_opted_out_person_is_flagged_and_never_pushed(
     assert cast(GoHighLevelEmulator, emulator(sandbox, "gohighlevel")).store.find("email", email) is None
 
 
+def test_a_pulled_lead_is_stored_as_an_import_stores_it(database_url: str, sandbox: Sandbox) -> None:
+    """A pulled phone in the CRM's own format became a blind index no import or opt-out ever matched; the lead
+    had no name key either, so duplicates by name and company missed it."""
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Pulled", owner="tester").id
+    hubspot = cast(HubSpotEmulator, emulator(sandbox, "hubspot"))
+    hubspot.store.create(
+        {"email": "Pia@Example.NET", "firstname": "Pia", "lastname": "Núñez", "company": "Acme GmbH",
+         "phone": "030 1234567 ext. 12", "country": "Germany"}
+    )  # fmt: skip
+    mapping = {"email": "email", "first_name": "firstname", "last_name": "lastname", "company": "company",
+               "phone": "phone", "country": "country"}  # fmt: skip
+    pull = connection("hubspot", "hs-norm", direction="pull", mapping=mapping)
+    assert engine(database_url, sandbox, pull).run("pull", list_id).pulled >= 1  # the sandbox is shared
+    lead = lead_of(database_url, list_id, "pia@example.net")
+    assert (lead["phone"], lead["phone_ext"], lead["country"]) == ("+49301234567", "12", "DE")
+    assert lead["phone_bidx"] == bidx("+49301234567", "phone")
+    assert lead["name_key"] is not None and lead["company_key"] == "acme"
+
+
 def test_a_record_linked_to_a_lead_of_another_list_is_not_overwritten(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
