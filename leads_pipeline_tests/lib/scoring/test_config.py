@@ -95,6 +95,7 @@ def test_a_file_keeps_the_shipped_default_for_what_it_leaves_out(tmp_path: Path)
     assert config.thresholds.mql == 40 and config.thresholds.sql == shipped.thresholds.sql
     assert config.company_fit.countries == ["US"] and config.company_fit.industries == shipped.company_fit.industries
     assert config.engagement == shipped.engagement and config.version != shipped.version
+    assert config.band_floors() == (shipped.thresholds.sql, 40), "bands follow the file's thresholds"
     same = tmp_path / "same.yaml"
     same.write_text("thresholds: {mql: 50}\n", encoding="utf-8")
     assert load_config(same).version == shipped.version
