@@ -490,6 +490,7 @@ def enrich_after_import(
     """Turn enrichAfterImport on (or --off) for a list: the sensor enriches each new import of it."""
     from leads_pipeline.lib.enrichment.providers import parse_sources
     from leads_pipeline.lib.enrichment.templates import load_template
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
@@ -502,6 +503,7 @@ def enrich_after_import(
         _check_priority(priority)
         with connect(env.database_url) as conn:
             lead_list = get_list(conn, list_name)
+            access.require(conn, lead_list.id, acting_user(), "editor", "enriching its imports")
             store.set_list_settings(
                 conn,
                 lead_list.id,

@@ -217,6 +217,8 @@ def test_enriching_needs_the_editor_role(leads: CliRunner, prospects: list[int])
     result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
     assert result.exit_code == 1
     assert "enriching its leads needs the role editor or owner" in result.stderr
+    result = leads.invoke(app, ["enrich-after-import", "prospects", "--template", "premium"], env=runner_env)
+    assert result.exit_code == 1 and "enriching its imports needs the role editor or owner" in result.stderr
     _run(leads, "lists", "share", "prospects", "mallory", "--role", "editor")
     result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate", "--json"], env=runner_env)
     assert result.exit_code == 0 and json.loads(result.stdout)["leads"] == 300

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
@@ -145,9 +145,10 @@ def find_job(conn: Connection, job_id: str) -> Job | None:
 def recent_jobs(conn: Connection, user: str, limit: int = 20) -> list[Job]:
     """The newest jobs the user may read (see :func:`require_job_reader`)."""
     rows = conn.execute(
-        "SELECT j.* FROM enrichment_jobs j WHERE j.created_by = %(user)s OR NOT EXISTS ("
+        "SELECT j.* FROM enrichment_jobs j WHERE j.created_by = %(user)s"
+        " OR (EXISTS (SELECT 1 FROM batch_members b WHERE b.batch_id = j.id) AND NOT EXISTS ("
         " SELECT 1 FROM batch_members b JOIN leads l ON l.id = b.lead_id"
-        " WHERE b.batch_id = j.id AND l.list_id <> ALL(%(readable)s))"
+        " WHERE b.batch_id = j.id AND l.list_id <> ALL(%(readable)s)))"
         " ORDER BY j.created_at DESC LIMIT %(limit)s",
         {"user": user, "readable": access.readable_list_ids(conn, user), "limit": limit},
     )
@@ -164,9 +165,12 @@ def require_job_reader(conn: Connection, job_id: str, user: str) -> None:
         "SELECT DISTINCT l.list_id FROM batch_members b JOIN leads l ON l.id = b.lead_id WHERE b.batch_id = %s",
         (job_id,),
     )
-    access.require_all(
-        conn, [int(r["list_id"]) for r in rows], user, "viewer", f"reading enrichment job {job_id}", write=False
-    )
+    lists = [int(r["list_id"]) for r in rows]
+    if not lists:
+        raise AccessDeniedError(
+            f"enrichment job {job_id}'s leads are gone; only {job.created_by!r}, who started it, can read it"
+        )
+    access.require_all(conn, lists, user, "viewer", f"reading enrichment job {job_id}", write=False)
 
 
 def start_source(conn: Connection, job_id: str, source: str, total: int) -> None:
