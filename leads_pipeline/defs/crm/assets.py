@@ -68,14 +68,13 @@ def _acting_user(
     database: LeadsDatabase, connection: Connection, config: CrmSyncConfig, list_id: int | None, direction: Direction
 ) -> str:
     """Who the run acts as, once allowed: the configured user (else the list's owner) needs the editor role on
-    the list, or, for a pull without a list, on every list holding a lead linked to the connection. A pull
-    writes leads, so it is also refused on an archived list; a push only reads them."""
+    the list and, for a pull, on every list holding a lead linked to the connection (a pulled record updates
+    its linked lead wherever that lead is). A pull writes leads, so it is also refused on an archived list; a
+    push only reads them."""
     action = f"syncing it with CRM connection {connection.name!r}"
     with database.connection() as conn:
-        if list_id is not None:
-            list_ids = [list_id]
-        else:
-            list_ids = [] if direction == "push" else crm_store.linked_list_ids(conn, connection.name)
+        linked = [] if direction == "push" else crm_store.linked_list_ids(conn, connection.name)
+        list_ids = sorted({*linked, *([list_id] if list_id is not None else [])})
         for each in list_ids:
             user = config.user or get_list_by_id(conn, each).owner
             access.require(conn, each, user, "editor", action, write=direction != "push")

@@ -266,7 +266,7 @@ class SyncEngine:
                 self._push(report, list_id, filters)
             if report.status == "running":
                 report.status = "partial" if report.failed else "completed"
-        except Exception as exc:  # whatever stops the run ends it as failed, never left "running"
+        except BaseException as exc:  # whatever stops the run (an interrupted Dagster run too) ends it as failed
             report.status = "failed"
             report.message = str(exc) if isinstance(exc, LeadsError) else f"{type(exc).__name__}: {exc}"
             raise

@@ -191,6 +191,10 @@ def test_a_sync_needs_the_editor_role_and_its_runs_are_for_the_lists_readers(
     write_connection(tmp_path / "crm", "unlinked", dict(CONNECTION, direction="pull", list=None))
     own = json.loads(run_as(leads, "bob", "sync", "--crm", "unlinked", "--json").stdout)
     assert (own["status"], own["startedBy"]) == ("completed", "bob")
+    # A pull into bob's own list would still update the leads linked to the connection in 'prospects'.
+    assert run_as(leads, "bob", "lists", "create", "bobs").exit_code == 0
+    message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--list", "bobs", "--direction", "pull")
+    assert "user 'bob' is not a member of list 'prospects'; syncing it with CRM connection" in message
 
     # History: the runs of the lists the user can read, and the runs they started; errors likewise.
     history = {user: [h["syncId"] for h in json.loads(run_as(leads, user, "sync", "history", "--json").stdout)]

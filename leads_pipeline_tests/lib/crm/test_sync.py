@@ -126,21 +126,26 @@ def test_a_record_the_crm_answers_with_that_another_lead_is_linked_to_is_not_lin
     assert errors[0]["category"] == "duplicate" and "is linked to through hs-twin" in errors[0]["message"]
 
 
-def test_a_run_that_crashes_ends_failed_not_running(
-    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "stop",
+    [RuntimeError("the connection to the database dropped"), KeyboardInterrupt("the run was interrupted")],
+    ids=["crash", "interrupted"],
+)
+def test_a_run_that_crashes_or_is_interrupted_ends_failed_not_running(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stop: BaseException
 ) -> None:
     list_id = import_leads(database_url, tmp_path, [person("Xia", "xia.gamma@example.net")], list_name="Crash")
     sync = engine(database_url, sandbox, connection("hubspot", "hs-crash"))
 
     def broken(records: Any) -> Any:
-        raise RuntimeError("the connection to the database dropped")
+        raise stop
 
     monkeypatch.setattr(sync.connector, "push", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(type(stop)):
         sync.run("push", list_id)
     with connect(database_url) as db:
         run = store.list_runs(db, "hs-crash")[0]
-    assert (run["status"], run["message"]) == ("failed", "RuntimeError: the connection to the database dropped")
+    assert (run["status"], run["message"]) == ("failed", f"{type(stop).__name__}: {stop}")
     assert run["finished_at"] is not None
 
 
