@@ -410,7 +410,8 @@ def imports_undo(
         with connect(env.database_url) as conn:
             record = store.find_import(conn, import_id)
             user = acting_user()
-            access.require(conn, record["list_id"], user, "editor", "undoing an import into it")
+            lists = [record["list_id"], *store.written_lists(conn, import_id)]  # leads moved since are undone too
+            access.require_all(conn, lists, user, "editor", "undoing an import into it")
             result = store.undo_import(conn, import_id, force=force)
             audit.record(conn, user, "imports.undo", f"import:{import_id}", {**result, "forced": force})
             return result

@@ -143,6 +143,17 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert _count(database_url, "leads") == 0
 
 
+def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: CliRunner) -> None:
+    _ok(leads, "lists", "create", "fair")
+    _ok(leads, "lists", "create", "vault")
+    import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
+    _ok(leads, "bulk", "move", "--to", "vault", "--list", "fair", "--where", "country = ES")
+    _ok(leads, "lists", "share", "fair", "ana", "--role", "editor")
+    refused = leads.invoke(app, ["imports", "undo", import_id, "--force"], env={"LEADS_USER": "ana"})
+    assert refused.exit_code == 1 and "user 'ana' is not a member of list 'vault'" in refused.stderr
+    assert _json(leads, "lists", "show", "vault", "--json")["leadCount"] == 1, "nothing was undone"
+
+
 def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: CliRunner, database_url: str) -> None:
     _ok(leads, "lists", "create", "fair")
     for extra in ([], ["--dry-run"]):

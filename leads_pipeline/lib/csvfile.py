@@ -131,6 +131,7 @@ def _read_sample(path: Path) -> bytes:
 
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+_LATIN1_IN_UTF8 = re.compile(rb"[\xc2\xc3][\x80-\xbf]")
 
 
 def _detect_encoding(path: Path, sample: bytes) -> str:
@@ -147,16 +148,16 @@ def _detect_encoding(path: Path, sample: bytes) -> str:
         return "utf-16"
     if b"\x00" in sample:
         raise InputFileError(path, "this is a binary file, not a CSV text file (it contains NUL bytes)")
-    candidate = "utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8"
-    not_utf8 = _first_undecodable(path, candidate)
+    not_utf8 = _first_undecodable(path, "utf-8")  # a BOM decodes as U+FEFF: the offsets stay the file's
     if not_utf8 is None:
-        return candidate
+        return "utf-8-sig" if sample.startswith(codecs.BOM_UTF8) else "utf-8"
     line, byte = not_utf8
-    in_sequences, high_bytes = _utf8_census(path)
-    if in_sequences > 2 * (high_bytes - in_sequences):  # cp1252 forms UTF-8 pairs by chance (É + quote)
+    in_sequences, high_bytes, mojibake = _utf8_census(path)
+    # cp1252 text forms a UTF-8 pair by chance (É + quote), but hardly ever "Ã©" or "Â©" (UTF-8's é and ©).
+    if mojibake or in_sequences > 2 * (high_bytes - in_sequences):
         raise InputFileError(
             path,
-            f"line {line} is not UTF-8 (byte 0x{byte:02X}) though the rest of the file is: it mixes text encodings;"
+            f"line {line} is not UTF-8 (byte 0x{byte:02X}) but other lines are: the file mixes text encodings;"
             " fix that line or save the whole file as UTF-8, then retry",
         )
     not_cp1252 = _first_undecodable(path, "cp1252")
@@ -198,14 +199,16 @@ def _blocks(handle: io.BufferedReader, size: int) -> Iterator[bytes]:
         yield block
 
 
-def _utf8_census(path: Path) -> tuple[int, int]:
-    """How many of the file's non-ASCII bytes form UTF-8 sequences, and how many non-ASCII bytes it has."""
-    in_sequences = high = 0
+def _utf8_census(path: Path) -> tuple[int, int, int]:
+    """How many of the file's non-ASCII bytes form UTF-8 sequences, how many non-ASCII bytes it has, and how
+    many of its sequences encode Latin-1 letters and signs (U+0080 to U+00FF: é is C3 A9, read in cp1252 "Ã©")."""
+    in_sequences = high = mojibake = 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
             in_sequences += sum(len(m) for m in _UTF8_SEQUENCE.findall(block))
             high += len(_HIGH_BYTE.findall(block))
-    return in_sequences, high
+            mojibake += len(_LATIN1_IN_UTF8.findall(block))
+    return in_sequences, high, mojibake
 
 
 def _looks_binary(text: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -77,6 +78,23 @@ def test_a_utf8_file_with_a_latin1_line_is_refused_naming_the_line(tmp_path: Pat
     rows = "".join(f"m{i}@x.com,García\n" for i in range(5))
     path.write_bytes(("Email,Name\n" + rows).encode() + "m9@x.com,Renée\n".encode("latin-1"))
     with pytest.raises(InputFileError, match=r"line 7 is not UTF-8 \(byte 0xE9\).*mixes text encodings"):
+        inspect_file(path)
+
+
+def test_a_latin1_file_with_some_utf8_lines_is_refused_too(tmp_path: Path) -> None:
+    """Read as cp1252, the UTF-8 lines' "García" would be stored as "GarcÃ­a"."""
+    path = tmp_path / "mostly-latin1.csv"
+    utf8 = "".join(f"u{i}@x.com,José García\n" for i in range(10)).encode()
+    latin1 = "".join(f"l{i}@x.com,Peña López\n" for i in range(30)).encode("latin-1")
+    path.write_bytes(b"Email,Name\n" + utf8 + latin1)
+    with pytest.raises(InputFileError, match=r"line 12 is not UTF-8 \(byte 0xF1\) but other lines are"):
+        inspect_file(path)
+
+
+def test_the_line_of_a_bad_byte_counts_from_the_files_start_after_a_bom(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(codecs.BOM_UTF8 + b"Email,Name\nann@x.com,Ann\npe@x.com,Pe\xf1a\n")
+    with pytest.raises(InputFileError, match=r"line 3 is not UTF-8 \(byte 0xF1\)"):
         inspect_file(path)
 
 

@@ -490,6 +490,17 @@ def _ids(ids: list[int], noun: str) -> str:
     return f"{noun} {shown}" + (f" and {len(ids) - _SHOWN:,} more" if len(ids) > _SHOWN else "")
 
 
+def written_lists(conn: Connection, import_id: int) -> list[int]:
+    """The lists the leads an import created or updated are in now (moves take them elsewhere): its undo
+    deletes or rewrites leads there."""
+    rows = conn.execute(
+        "SELECT DISTINCT l.list_id FROM leads l WHERE l.created_by_import = %(imp)s"
+        " OR l.id IN (SELECT lead_id FROM import_updates WHERE import_id = %(imp)s) ORDER BY 1",
+        {"imp": import_id},
+    )
+    return [int(r["list_id"]) for r in rows]
+
+
 def undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int], list[int]]:
     """What stands in the way of undoing an import: the merges (not undone) of leads it wrote, the later imports
     (not undone) that updated leads it wrote, and the other leads it wrote that changed after its last write

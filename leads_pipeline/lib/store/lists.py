@@ -215,20 +215,20 @@ def deleted_list(conn: Connection, name: str) -> LeadList:
 def restore_list(conn: Connection, lead_list: LeadList) -> int:
     """Bring a deleted list back with the leads deleted with it (those deleted before stay deleted; a purged
     list comes back empty). Refused while a live list has its name. Returns how many leads came back."""
-    if conn.execute(
-        "SELECT 1 FROM lists WHERE lower(name) = lower(%s) AND deleted_at IS NULL", (lead_list.name,)
-    ).fetchone():
-        raise ConfigurationError(
-            f"a list named {lead_list.name!r} exists again; rename it (`leads lists rename`) before restoring this one"
-        )
-    with conn.transaction():
-        row = conn.execute("SELECT deleted_at FROM lists WHERE id = %s FOR UPDATE", (lead_list.id,)).fetchone()
-        assert row is not None
-        conn.execute("UPDATE lists SET deleted_at = NULL, updated_at = now() WHERE id = %s", (lead_list.id,))
-        return conn.execute(  # the list's deletion stamped its leads in the same transaction: the same now()
-            "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE list_id = %s AND deleted_at = %s",
-            (lead_list.id, row["deleted_at"]),
-        ).rowcount
+    taken = ConfigurationError(
+        f"a list named {lead_list.name!r} exists again; rename it (`leads lists rename`) before restoring this one"
+    )
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT deleted_at FROM lists WHERE id = %s FOR UPDATE", (lead_list.id,)).fetchone()
+            assert row is not None
+            conn.execute("UPDATE lists SET deleted_at = NULL, updated_at = now() WHERE id = %s", (lead_list.id,))
+            return conn.execute(  # the list's deletion stamped its leads in the same transaction: the same now()
+                "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE list_id = %s AND deleted_at = %s",
+                (lead_list.id, row["deleted_at"]),
+            ).rowcount
+    except psycopg.errors.UniqueViolation as exc:  # the unique index on live names: checked once, race-free
+        raise taken from exc
 
 
 def find_lists(
