@@ -252,23 +252,23 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
 _EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
 
 
-_DERIVED_FULL_NAME = sql.SQL("nullif(concat_ws(' ', s.first_name, s.last_name), '')")
-
-
-def _written(name: str) -> sql.Composable:
+def _written(name: str, full_name_mapped: bool) -> sql.Composable:
     """When a staged row writes column ``name``: when it has a value, except for a phone's extension, written
     (empty or not) with its phone so that an old number's extension never stays on a new number, and for a full
-    name that is only the row's first and last name joined: the lead's full name then follows its merged names
-    (sql/021), so a row with a new last name alone does not make the full name that last name."""
-    if name == "full_name":
-        return sql.SQL("(s.full_name IS NOT NULL AND s.full_name IS DISTINCT FROM {})").format(_DERIVED_FULL_NAME)
+    name the file has no column of: it is only the row's first and last name joined, so it fills an empty full
+    name and otherwise the lead's follows its merged names (sql/021); a row with a new last name alone does not
+    make the full name that last name."""
+    if name == "full_name" and not full_name_mapped:
+        return sql.SQL("(s.full_name IS NOT NULL AND l.full_name IS NULL)")
     return sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(_EXTENSION_OF.get(name, name)))
 
 
-def _changed(custom: sql.Composable) -> sql.Composable:
+def _changed(custom: sql.Composable, full_name_mapped: bool) -> sql.Composable:
     # Sealed values differ at every sealing: their blind indexes say whether the value changed.
     compared = [
-        sql.SQL("({w} AND s.{c} IS DISTINCT FROM l.{c})").format(w=_written(name), c=sql.Identifier(name))
+        sql.SQL("({w} AND s.{c} IS DISTINCT FROM l.{c})").format(
+            w=_written(name, full_name_mapped), c=sql.Identifier(name)
+        )
         for name in STORED_COLUMNS
         if name not in SEALED_FIELDS
     ]
@@ -276,9 +276,11 @@ def _changed(custom: sql.Composable) -> sql.Composable:
     return sql.SQL("(") + sql.SQL(" OR ").join(compared) + sql.SQL(")")
 
 
-def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -> int:
+def _update_existing(conn: Connection, import_id: int, custom: sql.Composable, full_name_mapped: bool) -> int:
     assignments = [
-        sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(w=_written(name), c=sql.Identifier(name))
+        sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(
+            w=_written(name, full_name_mapped), c=sql.Identifier(name)
+        )
         if name in _EXTENSION_OF or name == "full_name"
         else sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name))
         for name in STORED_COLUMNS
@@ -293,7 +295,7 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable) -
         " FROM stg s WHERE s.lead_id = l.id AND NOT s.dup AND {changed}"
     ).format(
         imp=sql.Literal(import_id),
-        changed=_changed(custom),
+        changed=_changed(custom, full_name_mapped),
         custom=custom,
         assignments=sql.SQL(", ").join(assignments),
     )
@@ -335,6 +337,13 @@ def open_merge_session(conn: Connection) -> None:
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
+def _maps_full_name(conn: Connection, import_id: int) -> bool:
+    """Whether the import's file has a column mapped to the full name (else the full name it stages is only the
+    row's first and last name joined)."""
+    row = conn.execute("SELECT mapping FROM imports WHERE id = %s", (import_id,)).fetchone()
+    return row is not None and "full_name" in (row["mapping"] or {}).values()
+
+
 def merge_chunk(
     conn: Connection,
     *,
@@ -358,7 +367,11 @@ def merge_chunk(
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     matched = _match(conn, list_id, dedupe)
-    updated = _update_existing(conn, import_id, custom) if matched and on_duplicate == "update" else 0
+    updated = (
+        _update_existing(conn, import_id, custom, _maps_full_name(conn, import_id))
+        if matched and on_duplicate == "update"
+        else 0
+    )
     imported = _insert_new(conn, import_id, list_id, custom)
     privacy.flag_opted_out(conn, list_id, screening)
     if matched:  # the leads it created are the batch's by leads.created_by_import
@@ -564,6 +577,7 @@ def undo_import(conn: Connection, import_id: int, *, force: bool = False) -> dic
             " bulk edits, enrichment or CRM pulls); pass --force to undo anyway and lose those changes"
         )
     restore_columns = sql.SQL(", ").join(sql.Identifier(name) for name in (*STORED_COLUMNS, "custom", "updated_at"))
+    conn.execute("SELECT set_config('leads.restoring', 'on', true)")  # the saved rows as they are (sql/023)
     restored = conn.execute(
         sql.SQL(
             "UPDATE leads l SET ({cols}) = (SELECT {cols} FROM jsonb_populate_record(NULL::leads, u.previous))"

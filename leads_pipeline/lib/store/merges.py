@@ -239,6 +239,7 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
             )
         columns = _lead_columns(conn)
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
+        conn.execute("SELECT set_config('leads.restoring', 'on', true)")  # the saved row as it is (sql/023)
         conn.execute(
             sql.SQL(
                 "UPDATE leads SET ({names}) = (SELECT {names} FROM jsonb_populate_record(NULL::leads,"

@@ -711,6 +711,26 @@ def test_an_update_with_a_new_last_name_alone_keeps_the_full_name_whole(database
     import_file(database_url, named, on_duplicate="update")
     ana = next(r for r in _all_leads(database_url) if r["email"] == "ana@x.com")
     assert ana["full_name"] == "Dr. Ana Ruiz", "a full name the file gives is written"
+    renamed = _write_csv(tmp_path / "d.csv", ["Email", "Full Name"], [["ana@x.com", "Ana Ortega"]])
+    import_file(database_url, renamed, on_duplicate="update")  # splits cleanly into Ana / Ortega: still given
+    ana = next(r for r in _all_leads(database_url) if r["email"] == "ana@x.com")
+    assert (ana["last_name"], ana["full_name"]) == ("Ortega", "Ana Ortega")
+
+
+def test_undo_restores_a_full_name_the_name_trigger_would_rewrite(database_url: str, tmp_path: Path) -> None:
+    _new_list(database_url)
+    header = ["Email", "First Name", "Last Name"]
+    import_file(database_url, _write_csv(tmp_path / "a.csv", header, [["ana@x.com", "Ana", ""]]))
+    with connect(database_url) as conn:  # a full name written by hand beside an empty last name
+        conn.execute("UPDATE leads SET full_name = 'Ana Ruiz'")
+    before = _all_leads(database_url)
+    update = import_file(
+        database_url, _write_csv(tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]]), on_duplicate="update"
+    )
+    ana = _all_leads(database_url)[0]
+    assert (ana["last_name"], ana["full_name"]) == ("Ruiz", "Ana Ruiz")
+    _undo(database_url, update["importId"])
+    assert _all_leads(database_url) == before, "restored exactly: the full name is not re-derived from 'Ana'"
 
 
 def test_undo_restores_a_lead_the_import_updated_in_two_chunks(database_url: str, tmp_path: Path) -> None:
