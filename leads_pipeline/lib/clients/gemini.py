@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from contextvars import ContextVar
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import dagster as dg
 import httpx
@@ -32,6 +32,10 @@ from pydantic import BaseModel, Field, PrivateAttr
 from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.ratelimit import TokenBucket
+
+_CUT_SHORT: Final = frozenset({None, types.FinishReason.STOP, types.FinishReason.FINISH_REASON_UNSPECIFIED})
+"""Finish reasons under which an answer that does not parse was cut or garbled on the way (asked again); any
+other (SAFETY, RECITATION, BLOCKLIST, MAX_TOKENS, ...) is the model's own answer for that prompt."""
 
 
 class CompanyFacts(BaseModel):
@@ -175,9 +179,13 @@ class GeminiResource(dg.ConfigurableResource):
                 f"{redact(str(exc), self.api_key)}"
             ) from None
         facts = response.parsed
+        candidate = response.candidates[0] if response.candidates else None
+        reason = candidate.finish_reason if candidate else None
+        if not isinstance(facts, CompanyFacts) and reason not in _CUT_SHORT:
+            # The model declined (safety, recitation, a block list): asking again gets the same answer, so it is
+            # an answer ("not found", cached as such), not a fault to retry and pay for again.
+            return response, CompanyFacts(found=False)
         if not isinstance(facts, CompanyFacts):
-            candidate = response.candidates[0] if response.candidates else None
-            reason = candidate.finish_reason if candidate else "no candidate"
             raise MalformedResponseError(
                 f"Gemini ({self.model}) did not return JSON matching CompanyFacts for {name!r} "
                 f"(finish reason {reason}, {self.retry_attempts} attempts): {(response.text or '')[:200]!r}"

@@ -148,12 +148,17 @@ def test_malformed_body_left_after_the_retries_is_a_clear_transient_error(
     assert isinstance(caught.value, TransientError) and len(app.log.records("gemini")) == 3
 
 
-def answer_with(text: str) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
-    """A Gemini stand-in whose model answers ``text``: the emulator itself always honours the schema."""
+def answer_with(
+    text: str, reason: str = "STOP", calls: list[int] | None = None
+) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """A Gemini stand-in whose model answers ``text`` (``calls`` counts the requests): the emulator itself always
+    honours the schema."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
-        body = {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP"}]}
+        if calls is not None:
+            calls.append(1)
+        body = {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": reason}]}
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(body).encode()]
 
@@ -170,6 +175,20 @@ def test_answer_that_does_not_parse_is_a_clear_error(text: str) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_declined_answer_is_not_found_and_not_asked_again() -> None:
+    """SAFETY (or RECITATION, MAX_TOKENS...) is the model's answer to that prompt: asking again would pay again
+    for the same refusal."""
+    calls: list[int] = []
+    server, port = serve_in_thread(answer_with("", reason="SAFETY", calls=calls))
+    try:
+        research = resource(f"http://127.0.0.1:{port}").research_company("Acme Analytics", "acme.io")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert research.found is False and research.name is None
+    assert len(calls) == 1, "asked once"
 
 
 def test_not_configured_names_the_environment_variable() -> None:
