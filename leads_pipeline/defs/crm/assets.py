@@ -140,8 +140,9 @@ def _record_failed_run(
     ``leads sync history`` as a failed run with its reason, like a run that failed later."""
     direction = config.direction if config.direction in DIRECTIONS else connection.direction
     with database.connection() as conn:
+        owner = get_list_by_id(conn, list_id).owner if list_id is not None else SERVICE_USER
         crm_store.ensure_connection(conn, connection.name, connection.crm)
-        run_id = crm_store.start_run(conn, connection.name, direction, list_id, config.user or SERVICE_USER)
+        run_id = crm_store.start_run(conn, connection.name, direction, list_id, config.user or owner)  # as a run
         crm_store.update_run(conn, run_id, status="failed", message=message, finished=True)
 
 
