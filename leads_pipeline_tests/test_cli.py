@@ -180,8 +180,19 @@ def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRu
         (b"\x00\x01\x02\x03PK\x03\x04" * 50, "binary"),
         (b"Email,Name,EMAIL\na@example.com,Ann,b@example.com\n", "duplicate header name"),
         (b'Email,Notes\nu1@x.com,"unterminated\nu2@x.com,fine\n', "line 2: a quote opens a field that is never closed"),
-        (gzip.compress(b"Email,Name\na@example.com,Ann\n"), "gzip-compressed, not CSV text; decompress it first"),
+        (
+            gzip.compress(b"Email,Name\na@example.com,Ann\n", mtime=0),
+            "gzip-compressed, not CSV text; decompress it first",
+        ),
     ],
+    ids=[
+        "empty",
+        "header-only",
+        "binary",
+        "duplicate-headers",
+        "unterminated-quote",
+        "gzip",
+    ],  # the same in each worker
 )
 def test_import_of_a_bad_file_is_one_line_and_writes_nothing(
     leads: CliRunner, database_url: str, tmp_path: Path, content: bytes, problem: str
