@@ -17,7 +17,12 @@ def rescore_batch_key(day: datetime, config_version: str) -> str:
     return f"rescore-{day:%Y%m%d}-{config_version}"
 
 
-@dg.schedule(job=rescore_job, cron_schedule="0 3 * * *", execution_timezone="UTC")
+@dg.schedule(
+    job=rescore_job,
+    cron_schedule="0 3 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,  # the decay the README promises happens without a click
+)
 def daily_rescore(
     context: dg.ScheduleEvaluationContext, database: LeadsDatabase
 ) -> dg.SkipReason | list[dg.RunRequest]:
