@@ -115,6 +115,11 @@ def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: It
     bad = [o for o in done if o.action in ("failed", "invalid")]
     with conn.cursor() as cursor:
         if good:
+            cursor.execute(  # a deleted lead's link gives its record up to the live lead the CRM matched it to
+                "DELETE FROM crm_links k USING leads l WHERE k.connection = %s AND k.remote_id = ANY(%s)"
+                " AND l.id = k.lead_id AND l.deleted_at IS NOT NULL AND NOT k.lead_id = ANY(%s)",
+                (connection, [o.remote_id for o in good if o.remote_id], [o.lead_id for o in good]),
+            )
             cursor.executemany(
                 """
                 INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values)
@@ -226,11 +231,13 @@ def _same_key(match_field: str) -> sql.Composable | None:
 
 
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:
-    """CRM record id -> the lead linked to it on ``connection``, for those of ``remote_ids`` that are linked."""
+    """CRM record id -> the live lead linked to it on ``connection``, for those of ``remote_ids`` that are linked
+    (a deleted lead's link does not hold its record: the same person imported again takes it over)."""
     if not remote_ids:
         return {}
     rows = conn.execute(
-        "SELECT remote_id, lead_id FROM crm_links WHERE connection = %s AND remote_id = ANY(%s)",
+        "SELECT k.remote_id, k.lead_id FROM crm_links k JOIN leads l ON l.id = k.lead_id"
+        " WHERE k.connection = %s AND k.remote_id = ANY(%s) AND l.deleted_at IS NULL",
         (connection, list(remote_ids)),
     )
     return {r["remote_id"]: int(r["lead_id"]) for r in rows}

@@ -84,6 +84,26 @@ def test_a_pulled_lead_is_stored_as_an_import_stores_it(database_url: str, sandb
     assert lead["name_key"] is not None and lead["company_key"] == "acme"
 
 
+def test_a_person_imported_again_after_their_lead_was_deleted_takes_the_crm_record_over(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    email = "ron.again@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Ron", email)], list_name="Again")
+    conn_ = connection("hubspot", "hs-again", mapping={"email": "email", "first_name": "firstname"})
+    assert engine(database_url, sandbox, conn_).run("push", list_id).created == 1
+    old = lead_of(database_url, list_id, email)["id"]
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET deleted_at = now() WHERE id = %s", (old,))
+    import_leads(database_url, tmp_path, [person("Ronald", email)], list_name="Again")
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (again.status, again.created + again.updated, again.failed) == ("completed", 1, 0)
+    with connect(database_url) as db:
+        live = db.execute("SELECT id FROM leads WHERE list_id = %s AND deleted_at IS NULL", (list_id,)).fetchall()
+        assert [link["lead_id"] for link in store.links(db, "hs-again")] == [r["id"] for r in live] != [old]
+    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.find("email", email)
+    assert record is not None and record.fields["firstname"] == "Ronald"
+
+
 def test_a_record_linked_to_a_lead_of_another_list_is_not_overwritten(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
