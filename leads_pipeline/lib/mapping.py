@@ -116,7 +116,8 @@ _GOOD: Final = 0.85
 _WEAK: Final = 0.6
 
 # field -> synonyms in preference order (earlier wins ties). Company-level variants of person fields are
-# weak so that a person's own City/Phone/Country beats the company's when a file has both.
+# weak so that a person's own City/Phone/Country beats the company's when a file has both. German, French and
+# Spanish headers (Vorname, Prénom, Nombre ...) are good rather than strong: a few are ordinary words elsewhere.
 _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
     "first_name": (
         ("First Name", _STRONG),
@@ -125,6 +126,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("First", _GOOD),
         ("FName", _GOOD),
         ("名", _GOOD),
+        ("Vorname", _GOOD),
+        ("Prénom", _GOOD),
+        ("Nombre", _GOOD),
     ),
     "last_name": (
         ("Last Name", _STRONG),
@@ -133,6 +137,12 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Last", _GOOD),
         ("LName", _GOOD),
         ("姓", _GOOD),
+        ("Nachname", _GOOD),
+        ("Familienname", _GOOD),
+        ("Nom", _GOOD),
+        ("Nom de famille", _GOOD),
+        ("Apellido", _GOOD),
+        ("Apellidos", _GOOD),
     ),
     "full_name": (
         ("Full Name", _STRONG),
@@ -153,6 +163,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Email Id", _GOOD),
         ("Mail", _GOOD),
         ("メールアドレス", _GOOD),
+        ("E-Mail-Adresse", _GOOD),
+        ("Courriel", _GOOD),
+        ("Adresse e-mail", _GOOD),
+        ("Correo", _GOOD),
+        ("Correo electrónico", _GOOD),
     ),
     "phone": (
         ("Phone", _STRONG),
@@ -169,6 +184,10 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Telephone", _STRONG),
         ("Tel", _GOOD),
         ("電話番号", _GOOD),
+        ("Telefon", _GOOD),
+        ("Telefonnummer", _GOOD),
+        ("Téléphone", _GOOD),
+        ("Teléfono", _GOOD),
         ("Corporate Phone", _WEAK),
         ("Company Phone", _WEAK),
         ("Main Phone", _WEAK),
@@ -182,6 +201,12 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Cell", _STRONG),
         ("Cellphone", _STRONG),
         ("携帯電話", _GOOD),
+        ("Mobil", _GOOD),
+        ("Mobiltelefon", _GOOD),
+        ("Handy", _GOOD),
+        ("Portable", _GOOD),
+        ("Móvil", _GOOD),
+        ("Celular", _GOOD),
     ),
     "title": (
         ("Title", _STRONG),
@@ -192,6 +217,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Job Role", _GOOD),
         ("Designation", _GOOD),
         ("役職", _GOOD),
+        ("Funktion", _GOOD),
+        ("Fonction", _GOOD),
+        ("Poste", _GOOD),
+        ("Cargo", _GOOD),
+        ("Puesto", _GOOD),
         ("Headline", _WEAK),
     ),
     "seniority": (
@@ -207,6 +237,8 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Division", _GOOD),
         ("Job Function", _GOOD),
         ("部署", _GOOD),
+        ("Abteilung", _GOOD),
+        ("Departamento", _GOOD),
     ),
     "company": (
         ("Company", _STRONG),
@@ -222,6 +254,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Account", _GOOD),
         ("Company Account", _GOOD),
         ("会社名", _GOOD),
+        ("Firma", _GOOD),
+        ("Unternehmen", _GOOD),
+        ("Société", _GOOD),
+        ("Entreprise", _GOOD),
+        ("Empresa", _GOOD),
         ("Company Name for Emails", _WEAK),
     ),
     "company_domain": (
@@ -239,6 +276,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Web", _GOOD),
         ("Web Address", _GOOD),
         ("ウェブサイト", _GOOD),
+        ("Webseite", _GOOD),
+        ("Site web", _GOOD),
+        ("Sitio web", _GOOD),
         ("URL", _WEAK),  # generic: LinkedIn exports use it for the profile, see _url_candidates
     ),
     "linkedin_url": (
@@ -256,6 +296,8 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Sector", _GOOD),
         ("Vertical", _GOOD),
         ("業種", _GOOD),
+        ("Branche", _GOOD),
+        ("Secteur d'activité", _GOOD),
     ),
     "employee_count": (
         ("# Employees", _STRONG),
@@ -267,12 +309,19 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Headcount", _GOOD),
         ("Company Size", _GOOD),
         ("従業員数", _GOOD),
+        ("Anzahl Mitarbeiter", _GOOD),
+        ("Mitarbeiter", _GOOD),
+        ("Effectif", _GOOD),
+        ("Empleados", _GOOD),
     ),
     "annual_revenue": (
         ("Annual Revenue", _STRONG),
         ("Revenue", _GOOD),
         ("Company Revenue", _GOOD),
         ("Yearly Revenue", _GOOD),
+        ("Umsatz", _GOOD),
+        ("Chiffre d'affaires", _GOOD),
+        ("Facturación", _GOOD),
     ),
     "street": (
         ("Street", _STRONG),
@@ -282,6 +331,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Address Line 1", _GOOD),
         ("Mailing Street", _GOOD),
         ("住所", _GOOD),
+        ("Straße", _GOOD),
+        ("Adresse", _GOOD),
+        ("Dirección", _GOOD),
         ("Company Street", _WEAK),
     ),
     "city": (
@@ -289,6 +341,10 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Town", _GOOD),
         ("Mailing City", _GOOD),
         ("市区町村", _GOOD),
+        ("Stadt", _GOOD),
+        ("Ort", _GOOD),
+        ("Ville", _GOOD),
+        ("Ciudad", _GOOD),
         ("Company City", _WEAK),
     ),
     "state": (
@@ -298,6 +354,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("State Region", _GOOD),
         ("Mailing State", _GOOD),
         ("都道府県", _GOOD),
+        ("Bundesland", _GOOD),
+        ("Région", _GOOD),
+        ("Provincia", _GOOD),
         ("State Code", 0.75),
         ("Company State", _WEAK),
     ),
@@ -311,6 +370,10 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Zip Postal Code", _STRONG),
         ("Mailing Postal Code", _GOOD),
         ("郵便番号", _GOOD),
+        ("PLZ", _GOOD),
+        ("Postleitzahl", _GOOD),
+        ("Code postal", _GOOD),
+        ("Código postal", _GOOD),
         ("Company Postal Code", _WEAK),
     ),
     "country": (
@@ -320,6 +383,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Mailing Country", _GOOD),
         ("国", _GOOD),
         ("Country Code", 0.8),
+        ("Land", _GOOD),
+        ("Pays", _GOOD),
+        ("País", _GOOD),
         ("Company Country", _WEAK),
     ),
     "source": (

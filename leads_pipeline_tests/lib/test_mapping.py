@@ -353,6 +353,29 @@ def test_single_header_synonyms(header: str, field: str | None) -> None:
         assert "header" in column.reason
 
 
+@pytest.mark.parametrize(
+    ("headers", "fields"),
+    [
+        (
+            ["Vorname", "Nachname", "Firma", "E-Mail", "Telefon", "Straße", "PLZ", "Ort", "Land"],
+            ["first_name", "last_name", "company", "email", "phone", "street", "postal_code", "city", "country"],
+        ),
+        (
+            ["Prénom", "Nom", "Société", "Courriel", "Téléphone", "Adresse", "Code postal", "Ville", "Pays"],
+            ["first_name", "last_name", "company", "email", "phone", "street", "postal_code", "city", "country"],
+        ),
+        (
+            ["Nombre", "Apellidos", "Empresa", "Correo electrónico", "Móvil", "Cargo", "Ciudad", "País"],
+            ["first_name", "last_name", "company", "email", "mobile_phone", "title", "city", "country"],
+        ),
+    ],
+    ids=["German", "French", "Spanish"],
+)
+def test_german_french_and_spanish_exports_map_by_header(headers: list[str], fields: list[str]) -> None:
+    """A German export (semicolons, Vorname/Nachname/Firma/Land) left names, company and country as custom."""
+    assert [c.field for c in suggest_mapping(headers, []).columns] == fields
+
+
 # ----------------------------------------------------------------------------------------------------
 # Conflicts
 # ----------------------------------------------------------------------------------------------------
