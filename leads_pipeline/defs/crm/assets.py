@@ -78,9 +78,15 @@ def _acting_user(
         for each in list_ids:
             user = config.user or get_list_by_id(conn, each).owner
             access.require(conn, each, user, "editor", action, write=direction != "push")
-        if config.user is not None:
-            return config.user
-        return get_list_by_id(conn, list_id).owner if list_id is not None else SERVICE_USER
+        return _run_user(conn, config, list_id)
+
+
+def _run_user(conn: crm_store.Connection, config: CrmSyncConfig, list_id: int | None) -> str:
+    """The user a run is recorded and checked as: the configured one, else the list's owner (a schedule, a UI
+    launch), else the service user for a pull without a list."""
+    if config.user is not None:
+        return config.user
+    return get_list_by_id(conn, list_id).owner if list_id is not None else SERVICE_USER
 
 
 @dg.asset(
@@ -113,12 +119,14 @@ def crm_sync_plan(
     except AccessDeniedError as exc:  # a sync someone may not run did not start: no run is recorded
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except LeadsError as exc:
-        _record_failed_run(database, connection, config, list_id, str(exc))
+        _record_failed_run(database, connection, config, direction, list_id, str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     check = push_check(connection, plan, unknown)
     if check.severity == dg.AssetCheckSeverity.ERROR and not check.passed:
         reason = check.metadata["reason"].value
-        _record_failed_run(database, connection, config, list_id, f"blocked by the check {PUSH_CHECK}: {reason}")
+        _record_failed_run(
+            database, connection, config, direction, list_id, f"blocked by the check {PUSH_CHECK}: {reason}"
+        )
     return dg.MaterializeResult(
         metadata={
             "connection": dg.MetadataValue.text(connection.name),
@@ -134,15 +142,18 @@ def crm_sync_plan(
 
 
 def _record_failed_run(
-    database: LeadsDatabase, connection: Connection, config: CrmSyncConfig, list_id: int | None, message: str
+    database: LeadsDatabase,
+    connection: Connection,
+    config: CrmSyncConfig,
+    direction: Direction,
+    list_id: int | None,
+    message: str,
 ) -> None:
     """A sync stopped before ``crm_sync`` (the field list unreadable, the push blocked by its check) shows in
     ``leads sync history`` as a failed run with its reason, like a run that failed later."""
-    direction = config.direction if config.direction in DIRECTIONS else connection.direction
     with database.connection() as conn:
-        owner = get_list_by_id(conn, list_id).owner if list_id is not None else SERVICE_USER
         crm_store.ensure_connection(conn, connection.name, connection.crm)
-        run_id = crm_store.start_run(conn, connection.name, direction, list_id, config.user or owner)  # as a run
+        run_id = crm_store.start_run(conn, connection.name, direction, list_id, _run_user(conn, config, list_id))
         crm_store.update_run(conn, run_id, status="failed", message=message, finished=True)
 
 

@@ -26,7 +26,7 @@ from leads_pipeline.lib.prepare import (
     StagedChunk,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
-from leads_pipeline.lib.store import privacy, search_index
+from leads_pipeline.lib.store import access, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection
 
@@ -337,13 +337,6 @@ def open_merge_session(conn: Connection) -> None:
             conn.execute("SELECT set_config(%s, %s, false)", (name, value))
 
 
-def _maps_full_name(conn: Connection, import_id: int) -> bool:
-    """Whether the import's file has a column mapped to the full name (else the full name it stages is only the
-    row's first and last name joined)."""
-    row = conn.execute("SELECT mapping FROM imports WHERE id = %s", (import_id,)).fetchone()
-    return row is not None and "full_name" in (row["mapping"] or {}).values()
-
-
 def merge_chunk(
     conn: Connection,
     *,
@@ -358,20 +351,18 @@ def merge_chunk(
 
     Returns None (and writes nothing) when this chunk was already committed by an earlier or concurrent run.
     """
-    claimed = conn.execute("SELECT chunks_done FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
+    claimed = conn.execute("SELECT chunks_done, mapping FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if claimed is None or claimed["chunks_done"] != chunk.index:
         return None
+    # without a full-name column, the full name a row stages is only its first and last name joined
+    full_name_mapped = "full_name" in (claimed["mapping"] or {}).values()
     conn.execute("SET LOCAL synchronous_commit = off")
     conn.execute(_staging_ddl(chunk))
     _copy_staged(conn, chunk)
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     matched = _match(conn, list_id, dedupe)
-    updated = (
-        _update_existing(conn, import_id, custom, _maps_full_name(conn, import_id))
-        if matched and on_duplicate == "update"
-        else 0
-    )
+    updated = _update_existing(conn, import_id, custom, full_name_mapped) if matched and on_duplicate == "update" else 0
     imported = _insert_new(conn, import_id, list_id, custom)
     privacy.flag_opted_out(conn, list_id, screening)
     if matched:  # the leads it created are the batch's by leads.created_by_import
@@ -503,40 +494,24 @@ def _ids(ids: list[int], noun: str) -> str:
     return f"{noun} {shown}" + (f" and {len(ids) - _SHOWN:,} more" if len(ids) > _SHOWN else "")
 
 
-def written_lists(conn: Connection, import_id: int) -> list[int]:
-    """The lists the leads an import created or updated are in now (moves take them elsewhere): its undo
-    deletes or rewrites leads there."""
-    rows = conn.execute(
-        "SELECT DISTINCT l.list_id FROM leads l WHERE l.created_by_import = %(imp)s"
-        " OR l.id IN (SELECT lead_id FROM import_updates WHERE import_id = %(imp)s) ORDER BY 1",
-        {"imp": import_id},
-    )
-    return [int(r["list_id"]) for r in rows]
-
-
-def undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int], list[int]]:
-    """What stands in the way of undoing an import: the merges (not undone) of leads it wrote, the later imports
-    (not undone) that updated leads it wrote, and the other leads it wrote that changed after its last write
-    (bulk edits, enrichment, CRM pulls). Restoring or removing those leads would lose what happened since."""
-    written = (
-        "WITH written AS (SELECT id FROM leads WHERE created_by_import = %(imp)s"
-        " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s)"
-    )
+def _undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int], list[int]]:
+    """What stands in the way of undoing an import, among the leads it wrote (``undo_written``): the merges (not
+    undone) of those leads, the later imports (not undone) that updated them, and the others that changed after
+    its last write (bulk edits, enrichment, CRM pulls). Restoring or removing them would lose what happened since."""
     merges = conn.execute(
-        written + " SELECT DISTINCT m.id FROM merges m"
-        " CROSS JOIN LATERAL unnest(m.survivor_id || m.merged_ids) AS t(id) JOIN written w ON w.id = t.id"
-        " WHERE m.undone_at IS NULL ORDER BY m.id",
-        {"imp": import_id},
+        "SELECT DISTINCT m.id FROM merges m"
+        " CROSS JOIN LATERAL unnest(m.survivor_id || m.merged_ids) AS t(id) JOIN undo_written w ON w.id = t.id"
+        " WHERE m.undone_at IS NULL ORDER BY m.id"
     )
     later = conn.execute(
-        written + " SELECT DISTINCT u.import_id FROM import_updates u JOIN written w ON w.id = u.lead_id"
+        "SELECT DISTINCT u.import_id FROM import_updates u JOIN undo_written w ON w.id = u.lead_id"
         " JOIN imports i ON i.id = u.import_id AND i.status <> 'undone' WHERE u.import_id > %(imp)s"
         " ORDER BY u.import_id DESC",
         {"imp": import_id},
     )
     later_ids = [int(r["import_id"]) for r in later]
     changed = conn.execute(
-        written + " SELECT l.id FROM leads l JOIN written w ON w.id = l.id JOIN imports i ON i.id = %(imp)s"
+        "SELECT l.id FROM leads l JOIN undo_written w ON w.id = l.id JOIN imports i ON i.id = %(imp)s"
         " WHERE l.updated_at > coalesce(i.last_write_at, i.completed_at)"
         " AND NOT EXISTS (SELECT 1 FROM import_updates u WHERE u.lead_id = l.id AND u.import_id = ANY(%(later)s))"
         " ORDER BY l.id",
@@ -545,13 +520,14 @@ def undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int
     return [int(r["id"]) for r in merges], later_ids, [int(r["id"]) for r in changed]
 
 
-def undo_import(conn: Connection, import_id: int, *, force: bool = False) -> dict[str, int]:
+def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = False) -> dict[str, int]:
     """Remove the leads an import created and restore the previous values of those it updated, exactly.
 
-    Refused while a merge involves leads it wrote (removing a merge's survivor would take the merge, and the
-    leads merged into it, with it: undo the merge first), and, unless ``force``, while leads it wrote were
-    changed since by a later import (undo those first, newest first: each restores what it found) or otherwise
-    (``force`` undoes anyway and loses those changes)."""
+    ``user`` needs the editor role on the import's list and on every list its leads are in now (moves take them
+    elsewhere). Refused while a merge involves leads it wrote (removing a merge's survivor would take the merge,
+    and the leads merged into it, with it: undo the merge first), and, unless ``force``, while leads it wrote
+    were changed since by a later import (undo those first, newest first: each restores what it found) or
+    otherwise (``force`` undoes anyway and loses those changes)."""
     row = conn.execute("SELECT * FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no import with id {import_id} (see `leads imports list`)")
@@ -559,7 +535,14 @@ def undo_import(conn: Connection, import_id: int, *, force: bool = False) -> dic
         raise PermanentError(f"import {import_id} was already undone at {row['undone_at']:%Y-%m-%d %H:%M}")
     if row["status"] == "processing":
         raise PermanentError(f"import {import_id} is still processing; wait for it to finish or fail, then undo")
-    merges, later, changed = undo_blockers(conn, import_id)
+    conn.execute(  # the leads it wrote, found once for the checks below
+        "CREATE TEMP TABLE undo_written ON COMMIT DROP AS SELECT id FROM leads WHERE created_by_import = %(imp)s"
+        " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s",
+        {"imp": import_id},
+    )
+    lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT l.list_id FROM leads l JOIN undo_written USING (id)")]
+    access.require_all(conn, [row["list_id"], *lists], user, "editor", "undoing an import into it")
+    merges, later, changed = _undo_blockers(conn, import_id)
     if merges:
         raise PermanentError(
             f"cannot undo import {import_id}: leads it wrote are in {_ids(merges, 'merge')}, and removing or restoring"
@@ -586,4 +569,5 @@ def undo_import(conn: Connection, import_id: int, *, force: bool = False) -> dic
     ).rowcount
     removed = conn.execute("DELETE FROM leads WHERE created_by_import = %s", (import_id,)).rowcount
     conn.execute("UPDATE imports SET status = 'undone', undone_at = now() WHERE id = %s", (import_id,))
+    conn.execute("DROP TABLE undo_written")
     return {"removed": removed, "restored": restored}

@@ -427,7 +427,7 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
 
 def _undo(database_url: str, import_id: str | int) -> dict[str, int]:
     with connect(database_url) as conn:
-        return store.undo_import(conn, int(import_id))
+        return store.undo_import(conn, int(import_id), "tester")
 
 
 def test_undo_removes_the_leads_an_import_created(database_url: str) -> None:
@@ -523,7 +523,7 @@ def test_undo_is_refused_after_a_later_edit_unless_forced(database_url: str, tmp
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
 
     with connect(database_url) as conn:
-        assert store.undo_import(conn, int(update["importId"]), force=True) == {"removed": 0, "restored": 1}
+        assert store.undo_import(conn, int(update["importId"]), "tester", force=True) == {"removed": 0, "restored": 1}
     assert _all_leads(database_url) == before
 
 
@@ -542,7 +542,7 @@ def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str
 
     refused = rf"in merge {merge.merge_id}.*leads merges undo {merge.merge_id}"
     with pytest.raises(PermanentError, match=refused), connect(database_url) as conn:
-        store.undo_import(conn, int(second["importId"]), force=True)
+        store.undo_import(conn, int(second["importId"]), "tester", force=True)
     assert _lead_count(database_url) == 1, "the merge and both leads stay"
 
     with connect(database_url) as conn:

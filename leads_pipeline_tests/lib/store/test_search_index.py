@@ -80,7 +80,7 @@ def test_search_rows_follow_updates_moves_deletes_and_undo(database_url: str, fa
     assert len(_ids(database_url, "zebedee")) == 1, "a lead made outside an import is searchable at once"
     assert _stale_rows(database_url) == []
     with connect(database_url) as conn:
-        store.undo_import(conn, int(fair["importId"]))
+        store.undo_import(conn, int(fair["importId"]), "tester")
     assert _stale_rows(database_url) == []
     assert _ids(database_url, "e") == _ids(database_url, "zebedee"), "only the lead made outside the import is left"
 
