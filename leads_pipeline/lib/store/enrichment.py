@@ -146,9 +146,8 @@ def recent_jobs(conn: Connection, user: str, limit: int = 20) -> list[Job]:
     """The newest jobs the user may read (see :func:`require_job_reader`)."""
     rows = conn.execute(
         "SELECT j.* FROM enrichment_jobs j WHERE j.created_by = %(user)s"
-        " OR (EXISTS (SELECT 1 FROM batch_members b WHERE b.batch_id = j.id) AND NOT EXISTS ("
-        " SELECT 1 FROM batch_members b JOIN leads l ON l.id = b.lead_id"
-        " WHERE b.batch_id = j.id AND l.list_id <> ALL(%(readable)s)))"
+        " OR (SELECT bool_and(l.list_id = ANY(%(readable)s)) FROM batch_members b JOIN leads l ON l.id = b.lead_id"
+        " WHERE b.batch_id = j.id)"  # NULL (not readable) for a job whose leads are gone
         " ORDER BY j.created_at DESC LIMIT %(limit)s",
         {"user": user, "readable": access.readable_list_ids(conn, user), "limit": limit},
     )

@@ -265,6 +265,13 @@ def test_same_file_into_another_list_is_imported_again(database_url: str) -> Non
 # --------------------------------------------------------------------------------------------------------------
 
 
+def _import_rows(
+    database_url: str, path: Path, header: Sequence[str], rows: Sequence[Sequence[str]], **options: Any
+) -> dict[str, Any]:
+    """Write ``rows`` under ``header`` to ``path`` and import it into "prospects"."""
+    return import_file(database_url, _write_csv(path, header, rows), **options)
+
+
 def _modified_customers(tmp_path: Path) -> Path:
     """customers-1000 with three changed rows, one row with blanked cells only, and two new rows."""
     header, rows = _read_csv(CUSTOMERS_1000)
@@ -404,7 +411,7 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
     database_url: str, tmp_path: Path, dedupe: DedupeKey
 ) -> None:
     _new_list(database_url, dedupe=dedupe)
-    import_file(database_url, _write_csv(tmp_path / "existing.csv", [*DEDUPE_HEADER, "Title"], [[*EXISTING[1], ""]]))
+    _import_rows(database_url, tmp_path / "existing.csv", [*DEDUPE_HEADER, "Title"], [[*EXISTING[1], ""]])
     same_email = ["bob@example.com", "", "", "CTO"]
     same_phone = ["", "(415) 555-0102", "", "CFO"]
     incoming = {"email": [same_email], "phone": [same_phone], "both": [same_email, same_phone]}[dedupe]
@@ -486,14 +493,12 @@ def test_undo_is_refused_while_a_later_import_updated_its_leads_and_newest_first
 ) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Company", "Title"]
-    import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["u1@x.com", "Ann", "Acme", "Engineer"]]))
+    _import_rows(database_url, tmp_path / "0.csv", header, [["u1@x.com", "Ann", "Acme", "Engineer"]])
     first_state = _all_leads(database_url)
-    a = import_file(
-        database_url, _write_csv(tmp_path / "a.csv", header, [["u1@x.com", "", "AcmeA", "CTO"]]), on_duplicate="update"
+    a = _import_rows(
+        database_url, tmp_path / "a.csv", header, [["u1@x.com", "", "AcmeA", "CTO"]], on_duplicate="update"
     )
-    b = import_file(
-        database_url, _write_csv(tmp_path / "b.csv", header, [["u1@x.com", "", "AcmeB", ""]]), on_duplicate="update"
-    )
+    b = _import_rows(database_url, tmp_path / "b.csv", header, [["u1@x.com", "", "AcmeB", ""]], on_duplicate="update")
     assert (_lead(database_url, "u1@x.com")["company"], _lead(database_url, "u1@x.com")["title"]) == ("AcmeB", "CTO")
 
     with pytest.raises(PermanentError, match=rf"import {b['importId']} updated leads it wrote since") as info:
@@ -509,10 +514,10 @@ def test_undo_is_refused_while_a_later_import_updated_its_leads_and_newest_first
 def test_undo_is_refused_after_a_later_edit_unless_forced(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Company", "Title"]
-    import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["e1@x.com", "Eve", "Acme", "Engineer"]]))
+    _import_rows(database_url, tmp_path / "0.csv", header, [["e1@x.com", "Eve", "Acme", "Engineer"]])
     before = _all_leads(database_url)
-    update = import_file(
-        database_url, _write_csv(tmp_path / "1.csv", header, [["e1@x.com", "", "AcmeNew", ""]]), on_duplicate="update"
+    update = _import_rows(
+        database_url, tmp_path / "1.csv", header, [["e1@x.com", "", "AcmeNew", ""]], on_duplicate="update"
     )
     edited = _lead(database_url, "e1@x.com")["id"]
     with connect(database_url) as conn:  # as `leads bulk set` writes
@@ -531,11 +536,9 @@ def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str
     from leads_pipeline.lib.store.merges import merge_cluster, undo_merge
 
     _new_list(database_url)
-    import_file(database_url, _write_csv(tmp_path / "a.csv", ["Email", "First Name"], [["keep@acme.com", "Karen"]]))
+    _import_rows(database_url, tmp_path / "a.csv", ["Email", "First Name"], [["keep@acme.com", "Karen"]])
     kept = _all_leads(database_url)
-    second = import_file(
-        database_url, _write_csv(tmp_path / "b.csv", ["Phone", "First Name"], [["+12125550101", "Karen"]])
-    )
+    second = _import_rows(database_url, tmp_path / "b.csv", ["Phone", "First Name"], [["+12125550101", "Karen"]])
     ids = [r["id"] for r in _all_leads(database_url)]
     with connect(database_url) as conn:
         merge = merge_cluster(conn, ids, "tester", reasons=["same person"], score=1.0)
@@ -700,10 +703,8 @@ def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(databas
 def test_an_update_with_a_new_last_name_alone_keeps_the_full_name_whole(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Last Name"]
-    import_file(database_url, _write_csv(tmp_path / "a.csv", header, [["ana@x.com", "Ana", "García"]]))
-    import_file(
-        database_url, _write_csv(tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]]), on_duplicate="update"
-    )
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ana@x.com", "Ana", "García"]])
+    _import_rows(database_url, tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]], on_duplicate="update")
     ana = next(r for r in _all_leads(database_url) if r["email"] == "ana@x.com")
     assert (ana["first_name"], ana["last_name"], ana["full_name"]) == ("Ana", "Ruiz", "Ana Ruiz")
 
@@ -720,13 +721,11 @@ def test_an_update_with_a_new_last_name_alone_keeps_the_full_name_whole(database
 def test_undo_restores_a_full_name_the_name_trigger_would_rewrite(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Last Name"]
-    import_file(database_url, _write_csv(tmp_path / "a.csv", header, [["ana@x.com", "Ana", ""]]))
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ana@x.com", "Ana", ""]])
     with connect(database_url) as conn:  # a full name written by hand beside an empty last name
         conn.execute("UPDATE leads SET full_name = 'Ana Ruiz'")
     before = _all_leads(database_url)
-    update = import_file(
-        database_url, _write_csv(tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]]), on_duplicate="update"
-    )
+    update = _import_rows(database_url, tmp_path / "b.csv", header, [["ana@x.com", "", "Ruiz"]], on_duplicate="update")
     ana = _all_leads(database_url)[0]
     assert (ana["last_name"], ana["full_name"]) == ("Ruiz", "Ana Ruiz")
     _undo(database_url, update["importId"])
@@ -792,7 +791,7 @@ def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_mad
     list_id = _new_list(database_url)
     _new_list(database_url, "other")
     header = ["First Name", "Last Name", "Company", "Email"]
-    stopped = import_file(database_url, _write_csv(tmp_path / "0.csv", header, [["Fay", "Gil", "Foxtrot", "fay@f.io"]]))
+    stopped = _import_rows(database_url, tmp_path / "0.csv", header, [["Fay", "Gil", "Foxtrot", "fay@f.io"]])
     with connect(database_url) as conn:  # as an import killed before its last chunk leaves its partition
         conn.execute("UPDATE imports SET status = 'failed' WHERE id = %s", (int(stopped["importId"]),))
         for index in ("trgm", "sort", "name"):
