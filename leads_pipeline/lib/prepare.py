@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -177,6 +178,7 @@ def prepare_chunk(
             out[f"{target}_ext"] = phones.extension
     if "company_domain" not in out.columns and "website" in out.columns:
         out["company_domain"] = out["website"]
+    full_name_mapped = "full_name" in out.columns
     names = norm.complete_names(
         _column(out, "first_name"), _column(out, "last_name"), _column(out, "full_name"), out.index
     )
@@ -208,7 +210,7 @@ def prepare_chunk(
         out = out.drop(index=sorted(rejected))
 
     before = len(out)
-    out = _dedupe_within(out, dedupe, on_duplicate)
+    out = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
     problems.sort(key=lambda p: (p.row_number, p.severity))
     return PreparedChunk(
         index=raw.index,
@@ -318,42 +320,100 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
     )
 
 
-def identity_keys(frame: pd.DataFrame, dedupe: DedupeKey) -> list[pd.Series]:
-    """The keys two rows of one list must not share, in the order they are tried.
-
-    The list's dedupe setting names the primary keys (email, phone, or both); a row with none of them is
-    identified by the other contact key (phone in an email list, email in a phone list), then by its LinkedIn
-    URL, then by name + company.
-    """
-    fallback = ("l:" + frame["linkedin_url"]).fillna("n:" + frame["name_key"])
-    email, phone = "e:" + frame["email"], "p:" + frame["phone"]
-    if dedupe == "email":
-        return [email.fillna(phone).fillna(fallback)]
-    if dedupe == "phone":
-        return [phone.fillna(email).fillna(fallback)]
-    return [email.fillna(phone).fillna(fallback), phone]
+_Step = tuple[np.ndarray, np.ndarray, np.ndarray | None]
+"""One way a row finds the lead of an earlier row: the rows' codes of one key (-1 for none), the rows that look
+by it, and the rows they may find by it (None: any)."""
 
 
-def _dedupe_within(frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate) -> pd.DataFrame:
+def _match_steps(frame: pd.DataFrame, dedupe: DedupeKey) -> list[_Step]:
+    """The ways a row finds an earlier row's lead, in the order the merge tries them against stored leads
+    (``store.imports._match``): the list's keys; for a row without any of them, the other contact key, the LinkedIn
+    URL, then name + company (a row with a URL only to a row without one)."""
+    primary = MATCH_KEYS[dedupe]
+    bare = frame[list(primary)].isna().all(axis=1).to_numpy()
+    keys: list[tuple[str, np.ndarray, np.ndarray | None]] = [(k, np.ones(len(frame), bool), None) for k in primary]
+    if bare.any():
+        no_url = frame["linkedin_url"].isna().to_numpy()
+        keys += [(k, bare, None) for k in CONTACT_KEYS if k not in primary]
+        keys += [("linkedin_url", bare, None), ("name_key", bare & no_url, None), ("name_key", bare & ~no_url, no_url)]
+    codes = {key: pd.factorize(frame[key])[0] for key in {key for key, _, _ in keys}}
+    return [(codes[key], looks, found) for key, looks, found in keys]
+
+
+def _earlier_rows(steps: list[_Step], among: np.ndarray) -> np.ndarray:
+    """Per row, the first row of ``among`` before it with its key, by the first step that finds one (-1: none)."""
+    size = len(among)
+    positions = np.arange(size)
+    earlier = np.full(size, -1)
+    for codes, looks, found in steps:
+        first = np.full(codes.max(initial=-1) + 2, size)  # per code, its first row; codes -1 read the last: none
+        candidates = among & (codes >= 0)
+        if found is not None:
+            candidates &= found
+        rows = np.flatnonzero(candidates)
+        present, at = np.unique(codes[rows], return_index=True)
+        first[present] = rows[at]
+        row = first[codes]
+        hit = (earlier < 0) & looks & (row < positions)
+        earlier[hit] = row[hit]
+    return earlier
+
+
+def _folded_into(steps: list[_Step]) -> np.ndarray:
+    """On update: per row (by position), the position of the first row of its lead. The lead takes each row's
+    keys, so a row finds the lead of whichever earlier row it finds: the rows form trees, each row's first row is
+    its tree's root (pointer jumping: a pass per doubling of the deepest tree's depth)."""
+    earlier = _earlier_rows(steps, np.ones(len(steps[0][0]), bool))
+    first = np.where(earlier < 0, np.arange(len(earlier)), earlier)
+    while not np.array_equal(up := first[first], first):
+        first = up
+    return first
+
+
+def _skipped(steps: list[_Step]) -> np.ndarray:
+    """On skip: which rows (by position) are duplicates. The lead keeps its first row's keys only: a row is a
+    duplicate when it finds an earlier first row, and a first row when it finds none, whatever duplicates it shares
+    keys with. Each round settles at least the first unsettled row; a round per row of the longest chain of rows
+    each found only through the row before it (a few in real files)."""
+    everyone = np.ones(len(steps[0][0]), bool)
+    firsts = _earlier_rows(steps, everyone) < 0
+    unsettled = ~firsts
+    while unsettled.any():
+        unsettled &= _earlier_rows(steps, firsts) < 0
+        alone = unsettled & (_earlier_rows(steps, firsts | unsettled) < 0)
+        firsts |= alone
+        unsettled &= ~alone
+    return ~firsts
+
+
+def _dedupe_within(
+    frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate, *, full_name_mapped: bool
+) -> pd.DataFrame:
     """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
-    into it (update)."""
-    for key in identity_keys(frame, dedupe):
-        key = key.reindex(frame.index)
-        duplicated = key.notna() & key.duplicated(keep="first")
-        if not duplicated.any():
-            continue
-        if on_duplicate == "skip":
-            frame = frame[~duplicated]
-            continue
-        keyed = frame[key.notna()]
-        folded = _with_extensions_marked(keyed).groupby(key[key.notna()], sort=False).last()
-        for extension in PHONE_EXTENSIONS.values():
-            folded[extension] = folded[extension].mask(folded[extension] == _NO_EXTENSION)
-        firsts = keyed[~duplicated[key.notna()]]
-        folded.index = firsts.index
-        folded["row_number"] = firsts["row_number"]
-        frame = pd.concat([folded[frame.columns], frame[key.isna()]]).sort_index()
-    return frame
+    into it (update). A row is the lead of an earlier row exactly when it would find that lead stored by an
+    earlier chunk, and the folded row is what the merge makes of the lead, so where the chunks end does not change
+    the leads. (Without a full-name column a row's full name is its first and last name joined: the folded one is
+    the folded first and last name joined, as the stored lead's follows its names, sql/021.)"""
+    steps = _match_steps(frame, dedupe)
+    if on_duplicate == "skip":
+        skipped = _skipped(steps)
+        return frame[~skipped] if skipped.any() else frame
+    first = _folded_into(steps)
+    later = first != np.arange(len(frame))
+    if not later.any():
+        return frame
+    grouped = later.copy()
+    grouped[first[later]] = True
+    folded = _with_extensions_marked(frame[grouped]).groupby(first[grouped]).last()
+    for extension in PHONE_EXTENSIONS.values():
+        folded[extension] = folded[extension].mask(folded[extension] == _NO_EXTENSION)
+    if not full_name_mapped:
+        names = norm.complete_names(folded["first_name"], folded["last_name"], None, folded.index)
+        folded["full_name"] = names.full_name
+    firsts = frame.iloc[folded.index]
+    folded.index = firsts.index
+    folded["row_number"] = firsts["row_number"]
+    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index()
 
 
 _NO_EXTENSION = ""

@@ -357,3 +357,21 @@ def test_empty_chunk() -> None:
     assert len(chunk.frame) == 0
     assert chunk.problems == []
     assert isinstance(chunk.frame, pd.DataFrame)
+
+
+def test_rows_found_through_a_duplicate_join_its_lead_on_update_only() -> None:
+    """As against stored leads: an updated lead takes a duplicate's keys, a skipped duplicate adds none. Here the
+    second row is the first's lead by phone, and the third shares only the second's LinkedIn URL."""
+    headers = ("E-mail", "Phone", "LinkedIn", "Title")
+    mapping: dict[str, str | None] = {"E-mail": "email", "Phone": "phone", "LinkedIn": "linkedin_url", "Title": "title"}
+    rows = [
+        ["ann@example.com", "(415) 555-0101", "", ""],
+        ["", "+1 415 555 0101", "linkedin.com/in/ann", ""],
+        ["", "", "linkedin.com/in/ann", "CTO"],
+    ]
+    skipped = _prepare(rows, headers=headers, mapping=mapping, on_duplicate="skip")
+    assert [r["row_number"] for r in _records(skipped)] == [2, 4]
+    updated = _prepare(rows, headers=headers, mapping=mapping, on_duplicate="update")
+    [lead] = _records(updated)
+    assert (lead["row_number"], lead["linkedin_url"], lead["title"]) == (2, "https://www.linkedin.com/in/ann", "CTO")
+    assert updated.duplicates_in_file == 2

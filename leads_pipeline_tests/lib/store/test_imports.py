@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
-from leads_pipeline.lib.prepare import DedupeKey
+from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
@@ -852,6 +852,86 @@ def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
     assert again["results"] == {"imported": 0, "updated": 1, "skipped": 0, "errors": 0}
     karen = _query(database_url, "SELECT linkedin_url FROM leads WHERE first_name = 'Karen'")
     assert [r["linkedin_url"] for r in karen] == ["https://www.linkedin.com/in/karenk"]
+
+
+SECONDARY_HEADER = ["First Name", "Last Name", "Company", "Email", "Phone", "LinkedIn", "Title"]
+# Rows that are one lead only through a key tried after the list's own: the first has the list's key, a later one
+# lacks it and shares another key with it (a later row also brings a title, so that an update changes the lead).
+SECONDARY_ROWS: dict[str, tuple[DedupeKey, list[list[str]]]] = {
+    "phone in an email list": (
+        "email",
+        [
+            ["Ann", "Lee", "Acme", "ann@acme.io", "+1 415 555 0101", "", ""],
+            ["Bob", "Ray", "Beta", "bob@beta.io", "", "", ""],
+            ["", "", "", "", "(415) 555-0101", "", "CTO"],
+        ],
+    ),
+    "email in a phone list": (
+        "phone",
+        [
+            ["Ann", "Lee", "Acme", "ann@acme.io", "+1 415 555 0101", "", ""],
+            ["Ann", "", "", "ANN@acme.io", "", "", "CTO"],
+        ],
+    ),
+    "LinkedIn URL": (
+        "email",
+        [
+            ["Ann", "Lee", "Acme", "ann@acme.io", "", "linkedin.com/in/annlee", ""],
+            ["Ann", "Lee", "", "", "", "https://www.linkedin.com/in/annlee/", "CTO"],
+        ],
+    ),
+    "name and company": (
+        "both",
+        [
+            ["Ann", "Lee", "Acme Inc", "ann@acme.io", "+1 415 555 0101", "", ""],
+            ["ann", "LEE", "ACME, Inc.", "", "", "", "CTO"],
+        ],
+    ),
+    "a chain of secondary keys": (  # the last row shares a key only with the middle one, a duplicate of the first
+        "email",
+        [
+            ["Ann", "Lee", "Acme", "ann@acme.io", "+1 415 555 0101", "", ""],
+            ["", "", "", "", "+1 415 555 0101", "linkedin.com/in/annlee", ""],
+            ["", "", "", "", "", "linkedin.com/in/annlee", "CTO"],
+        ],
+    ),
+}
+
+
+def _stored_leads(database_url: str, list_id: int) -> list[dict[str, Any]]:
+    """The list's leads as they read (sealed values by their blind index: each sealing differs), in creation
+    order."""
+    return _query(
+        database_url,
+        "SELECT first_name, last_name, full_name, company, title, email_bidx, phone_bidx, linkedin_url, name_key,"
+        " custom FROM leads WHERE list_id = %s AND deleted_at IS NULL ORDER BY id",
+        [list_id],
+    )
+
+
+@pytest.mark.parametrize("on_duplicate", ["skip", "update"])
+@pytest.mark.parametrize("case", sorted(SECONDARY_ROWS))
+def test_rows_of_one_lead_by_a_secondary_key_give_the_same_leads_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path, case: str, on_duplicate: OnDuplicate
+) -> None:
+    """A row that finds an earlier row's lead only by its other contact key, LinkedIn URL or name + company is
+    that lead whether the earlier row was merged in an earlier chunk or is in the same chunk."""
+    dedupe, rows = SECONDARY_ROWS[case]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = {}
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe=dedupe)
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate=on_duplicate,
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results[chunk_rows] = (status["results"], _stored_leads(database_url, list_id))
+
+    assert results[50_000] == results[1]
+    counts, leads = results[1]
+    # a skipped row adds no key to the lead: the chain's last row finds the lead only through the middle row's URL
+    chained = case == "a chain of secondary keys" and on_duplicate == "update"
+    assert len(leads) == len(rows) - 1 - chained
+    assert counts["imported"] == len(leads)
+    assert leads[0]["title"] == ("CTO" if on_duplicate == "update" else None)
 
 
 # --------------------------------------------------------------------------------------------------------------
