@@ -381,7 +381,8 @@ def merge_chunk(
     )
     _write_problems(conn, import_id, chunk.index, [*chunk.problems, *screening.suppressed])
     conn.execute(
-        "UPDATE imports SET chunks_done = chunks_done + 1, last_write_at = now(), processed_rows = processed_rows + %s,"
+        "UPDATE imports SET chunks_done = chunks_done + 1, last_write_at = now(),"
+        " write_xacts = array_append(write_xacts, pg_current_xact_id()), processed_rows = processed_rows + %s,"
         " imported = imported + %s, updated = updated + %s, skipped = skipped + %s, errors = errors + %s,"
         " warnings = warnings + %s WHERE id = %s",
         (
@@ -497,7 +498,9 @@ def _ids(ids: list[int], noun: str) -> str:
 def _undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[int], list[int]]:
     """What stands in the way of undoing an import, among the leads it wrote (``undo_written``): the merges (not
     undone) of those leads, the later imports (not undone) that updated them, and the others that changed after
-    its last write (bulk edits, enrichment, CRM pulls). Restoring or removing them would lose what happened since."""
+    its last write (bulk edits, enrichment, CRM pulls): the transaction that last wrote them is none of its chunks'
+    (sql/024; leads written before that are compared by time). Restoring or removing them would lose what happened
+    since."""
     merges = conn.execute(
         "SELECT DISTINCT m.id FROM merges m"
         " CROSS JOIN LATERAL unnest(m.survivor_id || m.merged_ids) AS t(id) JOIN undo_written w ON w.id = t.id"
@@ -512,7 +515,8 @@ def _undo_blockers(conn: Connection, import_id: int) -> tuple[list[int], list[in
     later_ids = [int(r["import_id"]) for r in later]
     changed = conn.execute(
         "SELECT l.id FROM leads l JOIN undo_written w ON w.id = l.id JOIN imports i ON i.id = %(imp)s"
-        " WHERE l.updated_at > coalesce(i.last_write_at, i.completed_at)"
+        " WHERE CASE WHEN l.write_xact IS NULL THEN l.updated_at > coalesce(i.last_write_at, i.completed_at)"
+        " ELSE l.write_xact <> ALL(coalesce(i.write_xacts, '{}')) END"
         " AND NOT EXISTS (SELECT 1 FROM import_updates u WHERE u.lead_id = l.id AND u.import_id = ANY(%(later)s))"
         " ORDER BY l.id",
         {"imp": import_id, "later": later_ids},
@@ -559,7 +563,9 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
             f"cannot undo import {import_id}: {len(changed):,} leads it wrote changed since ({_ids(changed, 'lead')}:"
             " bulk edits, enrichment or CRM pulls); pass --force to undo anyway and lose those changes"
         )
-    restore_columns = sql.SQL(", ").join(sql.Identifier(name) for name in (*STORED_COLUMNS, "custom", "updated_at"))
+    restore_columns = sql.SQL(", ").join(
+        sql.Identifier(name) for name in (*STORED_COLUMNS, "custom", "updated_at", "write_xact")
+    )
     conn.execute("SELECT set_config('leads.restoring', 'on', true)")  # the saved rows as they are (sql/023)
     restored = conn.execute(
         sql.SQL(

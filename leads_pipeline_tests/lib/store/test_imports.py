@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
+from leads_pipeline.lib.importer import ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -530,6 +531,41 @@ def test_undo_is_refused_after_a_later_edit_unless_forced(database_url: str, tmp
     with connect(database_url) as conn:
         assert store.undo_import(conn, int(update["importId"]), "tester", force=True) == {"removed": 0, "restored": 1}
     assert _all_leads(database_url) == before
+
+
+def test_undo_is_refused_after_an_edit_that_began_before_the_last_chunk_and_committed_after_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A writer's updated_at is its transaction's start: an edit begun while the import was still writing and
+    committed after its last chunk is older than that chunk, and yet the undo would overwrite it."""
+    _new_list(database_url)
+    header = ["Email", "First Name", "Company", "Title"]
+    rows = [["e1@x.com", "Eve", "Acme", "Engineer"], ["e2@x.com", "Max", "Beta", "Engineer"]]
+    _import_rows(database_url, tmp_path / "0.csv", header, rows)
+    edited = _lead(database_url, "e1@x.com")["id"]
+    with connect(database_url) as editor:
+
+        def edit_after_the_first_chunk(processed: int, _total: int) -> None:
+            if processed == 1:  # the first chunk (e1) is committed, the second (e2) not yet begun
+                editor.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
+
+        update = run_import(
+            database_url,
+            batch_id="concurrent",
+            path=_write_csv(
+                tmp_path / "1.csv", header, [["e1@x.com", "", "AcmeNew", ""], ["e2@x.com", "", "BetaNew", ""]]
+            ),
+            list_name="prospects",
+            options=ImportOptions(on_duplicate="update", workers=1, chunk_rows=1),
+            user="tester",
+            on_progress=edit_after_the_first_chunk,
+        )
+        editor.commit()
+    assert update["results"]["updated"] == 2
+
+    with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
+        _undo(database_url, update["importId"])
+    assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
 
 
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
