@@ -84,6 +84,9 @@ class PreparedChunk:
     custom_headers: dict[str, str]
     problems: list[Problem] = field(default_factory=list)
     duplicates_in_file: int = 0
+    duplicates_changing: int = 0
+    """How many of the duplicates folded on update changed their lead (counted as updated, the others as
+    skipped, as rows of a later chunk are)."""
     sealed_custom: list[str] = field(default_factory=list)
     """The ``moved_<i>`` columns holding raw values of sealed fields (sealed when staged)."""
 
@@ -210,7 +213,7 @@ def prepare_chunk(
         out = out.drop(index=sorted(rejected))
 
     before = len(out)
-    out = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
+    out, changing = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
     problems.sort(key=lambda p: (p.row_number, p.severity))
     return PreparedChunk(
         index=raw.index,
@@ -219,6 +222,7 @@ def prepare_chunk(
         custom_headers=custom_headers,
         problems=problems,
         duplicates_in_file=before - len(out),
+        duplicates_changing=changing,
         sealed_custom=sealed_custom,
     )
 
@@ -235,6 +239,7 @@ class StagedChunk:
     custom_headers: dict[str, str]
     problems: list[Problem]
     duplicates_in_file: int
+    duplicates_changing: int
 
     @property
     def rejected(self) -> int:
@@ -317,6 +322,7 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         custom_headers=chunk.custom_headers,
         problems=[_sealed_problem(p, sealer) for p in chunk.problems],
         duplicates_in_file=chunk.duplicates_in_file,
+        duplicates_changing=chunk.duplicates_changing,
     )
 
 
@@ -388,23 +394,27 @@ def _skipped(steps: list[_Step]) -> np.ndarray:
 
 def _dedupe_within(
     frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate, *, full_name_mapped: bool
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, int]:
     """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
-    into it (update). A row is the lead of an earlier row exactly when it would find that lead stored by an
-    earlier chunk, and the folded row is what the merge makes of the lead, so where the chunks end does not change
-    the leads. (Without a full-name column a row's full name is its first and last name joined: the folded one is
-    the folded first and last name joined, as the stored lead's follows its names, sql/021.)"""
+    into it (update); returns the rows and how many folded rows changed their lead. A row is the lead of an earlier
+    row exactly when it would find that lead stored by an earlier chunk, and the folded row is what the merge makes
+    of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
+    row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
+    the stored lead's follows its names, sql/021.)"""
     steps = _match_steps(frame, dedupe)
     if on_duplicate == "skip":
         skipped = _skipped(steps)
-        return frame[~skipped] if skipped.any() else frame
+        return (frame[~skipped] if skipped.any() else frame), 0
     first = _folded_into(steps)
     later = first != np.arange(len(frame))
     if not later.any():
-        return frame
+        return frame, 0
     grouped = later.copy()
     grouped[first[later]] = True
-    folded = _with_extensions_marked(frame[grouped]).groupby(first[grouped]).last()
+    marked = _with_extensions_marked(frame[grouped])
+    compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
+    changing = int(_changes(marked[compared], first[grouped])[later[grouped]].sum())
+    folded = marked.groupby(first[grouped]).last()
     for extension in PHONE_EXTENSIONS.values():
         folded[extension] = folded[extension].mask(folded[extension] == _NO_EXTENSION)
     if not full_name_mapped:
@@ -413,7 +423,20 @@ def _dedupe_within(
     firsts = frame.iloc[folded.index]
     folded.index = firsts.index
     folded["row_number"] = firsts["row_number"]
-    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index()
+    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing
+
+
+def _changes(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray:
+    """Per row (in file order, ``first`` its lead's first row), whether it writes a value its lead does not hold
+    yet: the merge's test of a changed lead (``store.imports._changed``) against the rows folded before it. A full
+    name only joined from first and last name is left out: the merge writes it only where the lead has none."""
+    order = np.argsort(first, kind="stable")
+    ordered = rows.iloc[order]
+    held = ordered.groupby(first[order]).ffill().shift()  # (a first row's is the lead before its: not counted)
+    written = ordered.notna() & ordered.ne(held).fillna(True).astype(bool)
+    changed = np.empty(len(rows), bool)
+    changed[order] = written.any(axis=1).to_numpy()
+    return changed
 
 
 _NO_EXTENSION = ""

@@ -375,3 +375,16 @@ def test_rows_found_through_a_duplicate_join_its_lead_on_update_only() -> None:
     [lead] = _records(updated)
     assert (lead["row_number"], lead["linkedin_url"], lead["title"]) == (2, "https://www.linkedin.com/in/ann", "CTO")
     assert updated.duplicates_in_file == 2
+
+
+def test_folded_rows_that_bring_nothing_new_are_not_counted_as_changing_their_lead() -> None:
+    rows = [
+        _row(first_name="Ann", email="ann@example.com", phone="+1 212 555 0101", colour="teal"),
+        _row(first_name="Ann", email="ANN@example.com", colour="teal"),  # nothing new
+        _row(email="ann@example.com", phone="+1 212 555 0101 x 7"),  # an extension
+        _row(email="ann@example.com", phone="(212) 555-0101 x 7", colour="red"),  # a custom value
+        _row(email="ann@example.com", phone="+1 212 555 0101 x 7"),  # nothing new since
+    ]
+    chunk = _prepare(rows, on_duplicate="update")
+    assert (chunk.duplicates_in_file, chunk.duplicates_changing) == (4, 2)
+    assert _prepare(rows, on_duplicate="skip").duplicates_changing == 0

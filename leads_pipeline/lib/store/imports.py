@@ -371,11 +371,10 @@ def merge_chunk(
             " WHERE lead_id IS NOT NULL ON CONFLICT DO NOTHING",
             (batch_id,),
         )
-    folded = chunk.duplicates_in_file
     counts = ChunkCounts(
         imported=imported,
-        updated=updated + (folded if on_duplicate == "update" else 0),
-        skipped=matched - updated + (folded if on_duplicate == "skip" else 0),
+        updated=updated + chunk.duplicates_changing,
+        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing,
         errors=chunk.rejected + len(screening.suppressed),
         warnings=sum(1 for p in chunk.problems if p.severity == "warning"),
     )

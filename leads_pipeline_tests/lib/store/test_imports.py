@@ -945,6 +945,21 @@ def _stored_leads(database_url: str, list_id: int) -> list[dict[str, Any]]:
     )
 
 
+def _imported_in_one_chunk_and_in_many(
+    database_url: str, path: Path, dedupe: DedupeKey, on_duplicate: OnDuplicate
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Import ``path`` into a list of its own a row per chunk and all rows in one chunk; check both give the same
+    counts and leads, and return them."""
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe=dedupe)
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate=on_duplicate,
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    return results[0]
+
+
 @pytest.mark.parametrize("on_duplicate", ["skip", "update"])
 @pytest.mark.parametrize("case", sorted(SECONDARY_ROWS))
 def test_rows_of_one_lead_by_a_secondary_key_give_the_same_leads_in_one_chunk_as_in_many(
@@ -954,20 +969,26 @@ def test_rows_of_one_lead_by_a_secondary_key_give_the_same_leads_in_one_chunk_as
     that lead whether the earlier row was merged in an earlier chunk or is in the same chunk."""
     dedupe, rows = SECONDARY_ROWS[case]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    results = {}
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe=dedupe)
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate=on_duplicate,
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results[chunk_rows] = (status["results"], _stored_leads(database_url, list_id))
-
-    assert results[50_000] == results[1]
-    counts, leads = results[1]
+    counts, leads = _imported_in_one_chunk_and_in_many(database_url, path, dedupe, on_duplicate)
     # a skipped row adds no key to the lead: the chain's last row finds the lead only through the middle row's URL
     chained = case == "a chain of secondary keys" and on_duplicate == "update"
     assert len(leads) == len(rows) - 1 - chained
     assert counts["imported"] == len(leads)
     assert leads[0]["title"] == ("CTO" if on_duplicate == "update" else None)
+
+
+def test_an_update_counts_a_row_that_changes_nothing_as_skipped_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path
+) -> None:
+    rows = [
+        ["Ann", "Lee", "Acme", "ann@acme.io", "+1 415 555 0101", "", ""],
+        ["Ann", "", "", "ANN@acme.io", "", "", ""],  # nothing new
+        ["", "", "", "", "(415) 555-0101", "", "CTO"],  # a title
+        ["", "", "Acme", "ann@acme.io", "", "", "CTO"],  # nothing new since the row before
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    counts, _ = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update")
+    assert counts == {"imported": 1, "updated": 1, "skipped": 2, "errors": 0}
 
 
 # --------------------------------------------------------------------------------------------------------------
