@@ -260,12 +260,13 @@ def _target_keys(
     names = sorted({lead["name_key"] for lead in selected if lead["name_key"] is not None})
     if not names:
         return taken
-    wanted = sql.SQL("SELECT unnest({}::text[]) AS name_key").format(sql.Literal(names))
+    wanted = sql.SQL("SELECT unnest(%(names)s::text[]) AS name_key")  # a parameter: a selection's keys run to MBs
     rows = conn.execute(
         sql.SQL(
             "SELECT l.name_key, bool_or(l.linkedin_url IS NULL) AS bare FROM ({} OFFSET 0) x"
             " JOIN leads l ON l.id = x.lead_id WHERE l.deleted_at IS NULL AND l.list_id = {} GROUP BY l.name_key"
-        ).format(search_index.leads_by_name(conn, list_id, wanted), sql.Literal(list_id))
+        ).format(search_index.leads_by_name(conn, list_id, wanted), sql.Literal(list_id)),
+        {"names": names},
     )
     for row in rows:
         taken["name_key"].add(row["name_key"])
@@ -280,14 +281,10 @@ def _keys_in_list(conn: Connection, list_id: int, column: str, values: set[Any])
         return set()
     rows = conn.execute(
         sql.SQL(
-            "SELECT DISTINCT l.{c} AS v FROM leads l WHERE l.list_id = {list} AND {key} = ANY({values})"
+            "SELECT DISTINCT l.{c} AS v FROM leads l WHERE l.list_id = {list} AND {key} = ANY(%s::text[])"
             " AND l.deleted_at IS NULL"
-        ).format(
-            c=sql.Identifier(column),
-            list=sql.Literal(list_id),
-            key=key_column(column, "l"),
-            values=sql.Literal(sorted(values)),
-        )
+        ).format(c=sql.Identifier(column), list=sql.Literal(list_id), key=key_column(column, "l")),
+        (sorted(values),),
     )
     return {r["v"] for r in rows}
 
@@ -322,13 +319,14 @@ def copy_to(conn: Connection, selection: Selection, user: str, target: LeadList)
         pairs = list(
             conn.execute(
                 sql.SQL(
-                    "WITH source AS (SELECT * FROM leads WHERE id = ANY({ids}) ORDER BY id),"
+                    "WITH source AS (SELECT * FROM leads WHERE id = ANY(%s::bigint[]) ORDER BY id),"
                     " copied AS (INSERT INTO leads (list_id, {cols}) SELECT {target}, {cols} FROM source"
                     " ORDER BY id RETURNING id)"
                     " SELECT s.id AS source, c.id AS copy FROM"
                     " (SELECT id, row_number() OVER (ORDER BY id) AS n FROM source) s"
                     " JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM copied) c USING (n)"
-                ).format(ids=sql.Literal(copying), cols=columns, target=sql.Literal(target.id))
+                ).format(cols=columns, target=sql.Literal(target.id)),
+                (copying,),
             )
         )
         conn.execute(
