@@ -432,7 +432,7 @@ def _changes(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray:
     name only joined from first and last name is left out: the merge writes it only where the lead has none."""
     order = np.argsort(first, kind="stable")
     ordered = rows.iloc[order]
-    held = ordered.groupby(first[order]).ffill().shift()  # (a first row's is the lead before its: not counted)
+    held = ordered.groupby(first[order]).ffill().shift()  # (a lead's first row gets the lead before: not counted)
     written = ordered.notna() & ordered.ne(held).fillna(True).astype(bool)
     changed = np.empty(len(rows), bool)
     changed[order] = written.any(axis=1).to_numpy()
