@@ -10,8 +10,9 @@ this batch, or a fresh one, is not asked again. A run carries only as many leads
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,23 +131,33 @@ class LinkedInStage:
                     profiles.update(got)
         self._write(leads, accepted, profiles)
 
-    def _affordable(self, item: PriceItem, count: int) -> tuple[int, float]:
-        """How many of ``count`` results of ``item`` the budget can pay for, and the credits held for them."""
-        unit = price(item)
-        fit = self.budget.reserve_many(unit, count)
-        if fit < count:
+    def _affordable(self, item: PriceItem, lead_ids: list[int]) -> set[int]:
+        """The leads whose result of ``item`` the budget and their caps can pay for (its price is held for each)."""
+        fit = self.budget.reserve_each(price(item), lead_ids)
+        if len(fit) < len(lead_ids):
             with self._lock:
-                self.stats.over_budget += count - fit
-        return fit, unit * fit
+                self.stats.over_budget += len(lead_ids) - len(fit)
+        return set(fit)
+
+    @contextmanager
+    def _held(self, item: PriceItem, lead_ids: Iterable[int]) -> Iterator[None]:
+        """Around the run ``item`` was held for, for each of ``lead_ids``: a run that raises bought nothing, so
+        every hold is freed before the error goes on (the caller settles a run that answered, lead by lead)."""
+        try:
+            yield
+        except BaseException:
+            for lead_id in lead_ids:
+                self.budget.settle(price(item), 0.0, lead_id)
+            raise
 
     def _search(self, group: list[dict[str, Any]]) -> dict[int, tuple[str, float, dict[str, Any]]]:
-        fit, reserved = self._affordable("apify_google_search", len(group))
-        group = group[:fit]
+        fit = self._affordable("apify_google_search", [lead["id"] for lead in group])
+        group = [lead for lead in group if lead["id"] in fit]
         if not group:
             return {}
         queries = {lead["id"]: search_query(lead) or "" for lead in group}
         try:
-            with self.budget.released_on_error(reserved):
+            with self._held("apify_google_search", queries):
                 results, usd = self.apify.google_search_many(queries.values())
         except TransientError as error:
             self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
@@ -155,7 +166,6 @@ class LinkedInStage:
             self.stats.runs += 1
         share = round(usd / len(group), 6)
         facts, accepted = [], {}
-        charged = 0.0
         for lead in group:
             query = queries[lead["id"]]
             found = [(r.url, r.title, r.description) for r in results.get(query, [])]
@@ -170,7 +180,6 @@ class LinkedInStage:
             credits, billing = charge(
                 "apify_google_search", found=best is not None, provider_cost=share, provider_unit="usd"
             )
-            charged += credits
             with self._lock:
                 self.stats.searched += 1
                 self.stats.below_threshold += best is None and bool(ranked)
@@ -191,16 +200,17 @@ class LinkedInStage:
                 accepted[lead["id"]] = (best.url, best.score, details)
         with connect(self.database_url) as conn:  # bought: record now
             store.insert_facts(conn, self.batch_id, facts)
-        self.budget.settle(reserved, charged)
+        for fact in facts:
+            self.budget.settle(price("apify_google_search"), fact.cost, fact.lead_id)
         return accepted
 
     def _profiles(self, wanted: dict[str, int]) -> dict[int, LinkedInProfileData]:
-        fit, reserved = self._affordable("apify_linkedin_profile", len(wanted))
-        wanted = dict(list(wanted.items())[:fit])
+        fit = self._affordable("apify_linkedin_profile", list(wanted.values()))
+        wanted = {url: lead_id for url, lead_id in wanted.items() if lead_id in fit}
         if not wanted:
             return {}
         try:
-            with self.budget.released_on_error(reserved):
+            with self._held("apify_linkedin_profile", wanted.values()):
                 found, usd = self.apify.linkedin_profiles_run(wanted)
         except TransientError as error:
             self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
@@ -251,7 +261,8 @@ class LinkedInStage:
             )
         with connect(self.database_url) as conn:  # bought: record now
             store.insert_facts(conn, self.batch_id, facts)
-        self.budget.settle(reserved, price("apify_linkedin_profile") * len(out))
+        for fact in facts:
+            self.budget.settle(price("apify_linkedin_profile"), fact.cost, fact.lead_id)
         return out
 
     def _write(

@@ -201,7 +201,8 @@ class PhoneStage:
     def _line_type(self, group: list[_Number], stored: dict[tuple[int, str], dict[str, Any]]) -> None:
         """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once per job: a fresh
         answer stored for one of these leads, or bought earlier in this job, is reused; a new one is bought for
-        the first lead. Every other lead gets a 0-cost fact of the answer, so its next job finds it stored."""
+        the lead of the group furthest from its cap. Every other lead gets a 0-cost fact of the answer, so its
+        next job finds it stored."""
         e164 = group[0].info.e164
         assert self.twilio is not None and e164 is not None
         answer = next((stored[(n.lead_id, e164)] for n in group if (n.lead_id, e164) in stored), None)
@@ -210,10 +211,12 @@ class PhoneStage:
             with self._lock:
                 answer = self._answers.get(e164)
         if answer is None:
-            answer = self._lookup(group[0].lead_id, e164)
+            paid_by = self._payer([n.lead_id for n in group])
+            if paid_by is None:
+                return
+            answer = self._lookup(paid_by, e164)
             if answer is None:
                 return
-            paid_by = group[0].lead_id
             with self._lock:
                 self._answers[e164] = answer
         value, confidence = _line_type_value(answer)
@@ -232,23 +235,30 @@ class PhoneStage:
             if answer.get("valid") and answer.get("type"):
                 n.line_type = twilio_line_type(str(answer["type"]))
 
+    def _payer(self, lead_ids: list[int]) -> int | None:
+        """Of the leads sharing a number, the one furthest from its cap pays the lookup, when it (and the job's
+        budget) has room for it: its price is then held. None: the lookup is not made."""
+        payer = self.budget.roomiest(lead_ids)
+        if payer is not None and self.budget.reserve(price("twilio_lookup"), payer):
+            return payer
+        with self._lock:
+            self.stats.over_budget += 1
+        return None
+
     def _lookup(self, lead_id: int, e164: str) -> dict[str, Any] | None:
-        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id`` (None: over budget or no answer)."""
+        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id``, whose price ``_payer`` held (None: no
+        answer)."""
         assert self.twilio is not None
         reserved = price("twilio_lookup")
-        if not self.budget.reserve(reserved):
-            with self._lock:
-                self.stats.over_budget += 1
-            return None
         try:
-            with self.budget.released_on_error(reserved):
+            with self.budget.released_on_error(reserved, lead_id):
                 result = self.twilio.lookup(e164)
         except TransientError as error:
             self.log(f"phone: Twilio lookup failed for lead {lead_id}: {error}")
             return None
         found = result.valid and bool(result.line_type)
         credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
-        self.budget.settle(reserved, credits)
+        self.budget.settle(reserved, credits, lead_id)
         details: dict[str, Any] = {
             "number": e164,
             "valid": result.valid,

@@ -272,7 +272,8 @@ class VerificationLedger:
     that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
     cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
     Without a batch (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written.
-    Each call first reserves its price in ``budget``; ``refused`` counts the calls the budget did not allow.
+    Each call first reserves its price in ``budget`` (against its lead's cap); ``refused`` counts the calls the
+    budget did not allow.
     """
 
     def __init__(
@@ -330,15 +331,16 @@ class VerificationLedger:
                     insert_facts(self._db(), self.batch_id, [fact])
             return verdict
 
-    def reserve(self, method: str) -> bool:
-        if self.budget.reserve(price(PAID_VERIFIERS[method])):
+    def reserve(self, method: str, email: str) -> bool:
+        """Hold the price of verifying ``email`` in the budget, against the cap of the lead it is verified for."""
+        if self.budget.reserve(price(PAID_VERIFIERS[method]), self.lead_of.get(email)):
             return True
         with self._lock:
             self.refused += 1
         return False
 
-    def release(self, method: str) -> None:
-        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0)
+    def release(self, method: str, email: str) -> None:
+        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, self.lead_of.get(email))
 
     def record(self, verdict: Verdict) -> None:
         """Store a paid verdict (the cache keeps the verifier's own cost) and its fact, charged in credits: a
@@ -368,7 +370,7 @@ class VerificationLedger:
             if lead is not None and self.batch_id is not None:  # outside a batch (find-email) there is no lead
                 fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])
-        self.budget.settle(price(item), credits)
+        self.budget.settle(price(item), credits, lead)
 
 
 def record_paid_fact(database_url: str, batch_id: str, fact: Fact) -> None:

@@ -264,6 +264,16 @@ def credits_used(conn: Connection, job_id: str, *, exclude_prefix: str | None = 
     return float(row["c"])
 
 
+def credits_by_lead(conn: Connection, job_id: str, *, exclude_prefix: str | None = None) -> dict[int, float]:
+    """What the job charged each of its leads so far (``credits_used`` per lead, the same exclusion)."""
+    query = "SELECT lead_id, sum(cost) AS c FROM lead_facts WHERE batch_id = %s AND cost > 0"
+    params: list[Any] = [job_id]
+    if exclude_prefix:
+        query += " AND source NOT LIKE %s"
+        params.append(exclude_prefix + "%")
+    return {int(r["lead_id"]): float(r["c"]) for r in conn.execute(query + " GROUP BY lead_id", params)}
+
+
 def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
     start = (now or datetime.now(UTC)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     row = conn.execute(
