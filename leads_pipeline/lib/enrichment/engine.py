@@ -257,7 +257,8 @@ class CompanyEnricher:
             with self.stats.lock:
                 self.stats.cache_hits[provider] += 1
             answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
-            return Lookup(answer, cached.credits if cached.job_id == self.job_id else 0.0, cached=True)
+            charged = cached.credits if cached.job_id == self.job_id else 0.0
+            return Lookup(answer, charged, cached=True, observed_at=cached.fetched_at)
         started = time.monotonic()
         answer = self._call(identity, provider)
         ended = time.monotonic()
@@ -339,7 +340,14 @@ class CompanyEnricher:
                         details |= _billing(provider, lookup.answer)
                     facts.append(
                         store.FactRow(
-                            lead_id, fact.field, fact.value, f"company/{provider}", fact.confidence, cost, details
+                            lead_id,
+                            fact.field,
+                            fact.value,
+                            f"company/{provider}",
+                            fact.confidence,
+                            cost,
+                            details,
+                            lookup.observed_at,
                         )
                     )
         store.replace_company_facts(conn, self.job_id, lead_ids, facts, updates)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import ProviderAnswer
@@ -27,6 +28,8 @@ class Lookup:
     answer: ProviderAnswer
     charged: float
     cached: bool
+    observed_at: datetime | None = None
+    """When the provider gave the answer (a cached one: when it was bought); None: now."""
 
 
 @dataclass

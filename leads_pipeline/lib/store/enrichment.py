@@ -428,6 +428,9 @@ class FactRow:
     confidence: int
     cost: float
     details: dict[str, Any]
+    observed_at: datetime | None = None
+    """When the provider gave the answer: a cached one is dated by its lookup, not by each job reusing it. None:
+    now."""
 
 
 LEAD_UPDATE_COLUMNS = ("company", "company_domain", "website", "industry", "employee_count", "annual_revenue")
@@ -446,8 +449,10 @@ def replace_company_facts(
         (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),
     )
     if facts:
+        now = datetime.now(UTC)
         with conn.cursor().copy(
-            "COPY lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details) FROM STDIN"
+            "COPY lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details, observed_at)"
+            " FROM STDIN"
         ) as copy:
             for f in facts:
                 copy.write_row(
@@ -460,6 +465,7 @@ def replace_company_facts(
                         Decimal(str(f.cost)),
                         batch_id,
                         json.dumps(seal_details(f.details)),
+                        f.observed_at or now,
                     )
                 )
     if updates:
