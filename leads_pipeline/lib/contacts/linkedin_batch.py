@@ -118,12 +118,12 @@ class LinkedInStage:
                 accepted.update(found)
         profiles: dict[int, LinkedInProfileData] = {}
         if self.options.extract:
-            wanted: dict[str, int] = {}
+            wanted: dict[str, list[int]] = {}  # URL -> the leads that want it (the same person in two lists)
             for lead in chunk:
                 url = accepted[lead["id"]][0] if lead["id"] in accepted else lead["linkedin_url"]
                 url = canonical_profile_url(url) if url else None
                 if url and (self.options.overwrite or not self._fresh(latest.get((lead["id"], "linkedin_profile")))):
-                    wanted.setdefault(url, lead["id"])
+                    wanted.setdefault(url, []).append(lead["id"])
             items = list(wanted.items())
             size = self.options.profiles_per_run
             with ThreadPoolExecutor(max(1, self.options.max_concurrent_runs)) as pool:
@@ -204,64 +204,62 @@ class LinkedInStage:
             self.budget.settle(price("apify_google_search"), fact.cost, fact.lead_id)
         return accepted
 
-    def _profiles(self, wanted: dict[str, int]) -> dict[int, LinkedInProfileData]:
-        fit = self._affordable("apify_linkedin_profile", list(wanted.values()))
-        wanted = {url: lead_id for url, lead_id in wanted.items() if lead_id in fit}
-        if not wanted:
+    def _profiles(self, wanted: dict[str, list[int]]) -> dict[int, LinkedInProfileData]:
+        """Read the profiles at ``wanted``'s URLs in one actor run. A URL several leads share is read once,
+        charged to the one furthest from its cap; the others get a 0-cost copy of the answer, so none of them is
+        asked for it again."""
+        payers = {url: self.budget.roomiest(lead_ids) for url, lead_ids in wanted.items()}
+        fit = self._affordable("apify_linkedin_profile", [p for p in payers.values() if p is not None])
+        paying = {url: payer for url, payer in payers.items() if payer in fit}
+        if not paying:
             return {}
         try:
-            with self._held("apify_linkedin_profile", wanted.values()):
-                found, usd = self.apify.linkedin_profiles_run(wanted)
+            with self._held("apify_linkedin_profile", paying.values()):
+                found, usd = self.apify.linkedin_profiles_run(paying)
         except TransientError as error:
-            self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
+            self.log(f"linkedin: profile run for {len(paying)} URLs failed: {error}")
             return {}
         with self._lock:
             self.stats.runs += 1
         by_url = {canonical_profile_url(p.url) or p.url: p for p in found}
-        share = round(usd / len(wanted), 6)
+        share = round(usd / len(paying), 6)
         source = f"apify:{self.apify.linkedin_profile_actor}"
-        facts, out = [], {}
-        for url, lead_id in wanted.items():
+        paid: list[store.Fact] = []
+        copies: list[store.Fact] = []
+        out: dict[int, LinkedInProfileData] = {}
+        for url, payer in paying.items():
             profile = by_url.get(url)
-            if profile is None:
-                facts.append(
-                    store.Fact(
-                        lead_id,
-                        "linkedin_profile",
-                        None,
-                        source,
-                        0,
-                        0.0,
-                        {
-                            "url": url,
-                            "error": "not found or not public",
-                            **charge("apify_linkedin_profile", found=False, provider_cost=share, provider_unit="usd")[
-                                1
-                            ],
-                        },
-                    )
-                )
-                continue
-            out[lead_id] = profile
-            details = {
-                "url": url,
-                "headline": profile.headline,
-                "job_title": profile.job_title,
-                "company": profile.company_name,
-                "location": profile.location,
-                "connection_degree": profile.connection_degree,
-                "photo_url": profile.photo_url,
-                "experience": [
-                    {"title": e.title, "company": e.company, "start": e.start, "end": e.end} for e in profile.experience
-                ],
-            }
-            credits, billing = charge("apify_linkedin_profile", found=True, provider_cost=share, provider_unit="usd")
-            facts.append(
-                store.Fact(lead_id, "linkedin_profile", profile.headline, source, 90, credits, {**details, **billing})
+            credits, billing = charge(
+                "apify_linkedin_profile", found=profile is not None, provider_cost=share, provider_unit="usd"
             )
+            value: str | None = None
+            confidence = 0
+            details: dict[str, Any] = {"url": url, "error": "not found or not public"}
+            if profile is not None:
+                value, confidence = profile.headline, 90
+                details = {
+                    "url": url,
+                    "headline": profile.headline,
+                    "job_title": profile.job_title,
+                    "company": profile.company_name,
+                    "location": profile.location,
+                    "connection_degree": profile.connection_degree,
+                    "photo_url": profile.photo_url,
+                    "experience": [
+                        {"title": e.title, "company": e.company, "start": e.start, "end": e.end}
+                        for e in profile.experience
+                    ],
+                }
+                out |= dict.fromkeys(wanted[url], profile)
+            paid.append(store.Fact(payer, "linkedin_profile", value, source, confidence, credits, details | billing))
+            copies += [
+                store.Fact(lead_id, "linkedin_profile", value, source, confidence, 0.0, details | {"reused": True})
+                for lead_id in wanted[url]
+                if lead_id != payer
+            ]
         with connect(self.database_url) as conn:  # bought: record now
-            store.insert_facts(conn, self.batch_id, facts)
-        for fact in facts:
+            store.insert_facts(conn, self.batch_id, paid + copies)
+        for fact in paid:
             self.budget.settle(price("apify_linkedin_profile"), fact.cost, fact.lead_id)
         return out
 
