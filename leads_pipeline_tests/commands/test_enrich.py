@@ -203,6 +203,19 @@ def test_max_credits_per_lead_caps_each_lead_over_all_the_stages(
     assert shown["creditsUsed"] == document["creditsUsed"] and shown["sources"] == document["sources"]
 
 
+def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+    template = tmp_path / "one.yaml"
+    template.write_text("name: one\nsources: [phone, linkedin]\nmax_credits_per_lead: 1\n")
+
+    plan = _json(
+        leads, "enrich", "--list", "prospects", "--template", str(template), "--overwrite", "--estimate", "--json"
+    )
+
+    worst = sum(s["maxCredits"] for s in plan["sources"].values())
+    assert worst > plan["leads"] and plan["maxCredits"] == plan["leads"] * 1.0
+    assert plan["estimatedCredits"] <= plan["leads"]
+
+
 def test_the_template_chooses_the_sources_unless_sources_is_given(leads: CliRunner, prospects: list[int]) -> None:
     """premium's sources: [email, phone, linkedin, company] are run when --sources is not given."""
     premium = _json(leads, "enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")

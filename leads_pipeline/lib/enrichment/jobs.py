@@ -129,10 +129,12 @@ def estimate(
             "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
         }
+    # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
+    ceiling = math.inf if template.max_credits_per_lead is None else template.max_credits_per_lead * leads
     return {
         "leads": leads,
-        "estimatedCredits": round(sum(s["estimatedCredits"] for s in per_source.values()), 4),
-        "maxCredits": round(sum(s["maxCredits"] for s in per_source.values()), 4),
+        "estimatedCredits": round(min(ceiling, sum(s["estimatedCredits"] for s in per_source.values())), 4),
+        "maxCredits": round(min(ceiling, sum(s["maxCredits"] for s in per_source.values())), 4),
         "estimatedTime": math.ceil(1 + sum(s["estimatedTime"] for s in per_source.values())),
         "sources": per_source,
         "template": template.name,
