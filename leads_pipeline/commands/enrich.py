@@ -417,10 +417,10 @@ def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     if as_json:
         print_json([t.as_json() for t in templates.values()])
         return
-    table = Table("template", "providers", "max credits per company call", "description")
+    table = Table("template", "providers", "max credits per lead", "description")
     for t in templates.values():
-        ceiling = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
-        table.add_row(t.name, ", ".join(t.providers()), ceiling, t.description)
+        cap = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
+        table.add_row(t.name, ", ".join(t.providers()), cap, t.description)
     console.print(table)
 
 

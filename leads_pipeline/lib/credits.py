@@ -15,7 +15,8 @@ can reconcile the provider's invoice.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
@@ -63,57 +64,108 @@ class OverBudget(Exception):
 
 
 class Budget:
-    """Credits a job may still spend: its ``--max-credits`` and the account's monthly budget, whichever is less.
+    """Credits a job may still spend: its ``--max-credits`` and the account's monthly budget, whichever is less,
+    and, per lead, the template's ``max_credits_per_lead`` (``lead_cap``) less what the job already charged it.
 
-    Every paid call reserves its price first, so concurrent calls cannot together pass the limit; the caller
-    settles the reservation with what was charged (0 for no data)."""
+    Every paid call reserves its price first, so concurrent calls cannot together pass a limit; the caller
+    settles the reservation with what was charged (0 for no data). A call made for a lead names it (``lead``):
+    the lead's charges and reservations count against its cap; ``lead_spent`` seeds what the job's earlier
+    stages charged each lead (read from the ledger when the stage starts). Calls not made are counted per reason
+    in ``refused`` (leads stopped by their cap in ``capped_leads``), for the stage's note."""
 
-    def __init__(self, limit: float | None, reason: str = "") -> None:
+    def __init__(
+        self,
+        limit: float | None,
+        reason: str = "",
+        *,
+        lead_cap: float | None = None,
+        lead_reason: str = "",
+        lead_spent: Mapping[int, float] | None = None,
+    ) -> None:
         self.limit = limit
         self.reason = reason
+        self.lead_cap = lead_cap
+        self.lead_reason = lead_reason or f"leads reached their cap of {lead_cap} credits"
         self.spent = 0.0
+        self.refused: Counter[str] = Counter()
+        self.capped_leads: set[int] = set()
         self._reserved = 0.0
+        self._lead_used: dict[int, float] = dict(lead_spent or {})
+        """Per lead: credits charged in this job plus those held for calls in flight."""
         self._lock = threading.Lock()
 
-    def reserve(self, credits: float) -> bool:
-        """Hold ``credits`` for a call; False when the call could take spending past the limit."""
+    def hold(self, credits: float, lead: int | None = None) -> str | None:
+        """Hold ``credits`` for a call (made for ``lead``); None when held, else why the call may not be made
+        (it could take the lead past its cap, or the job's spending past its limit)."""
         with self._lock:
+            if (
+                credits > 0
+                and lead is not None
+                and self.lead_cap is not None
+                and self._lead_used.get(lead, 0.0) + credits > self.lead_cap + 1e-9
+            ):
+                self.refused[self.lead_reason] += 1
+                self.capped_leads.add(lead)
+                return self.lead_reason
             if credits > 0 and self.limit is not None and self.spent + self._reserved + credits > self.limit + 1e-9:
-                return False
+                reason = self.reason or "budget exhausted"
+                self.refused[reason] += 1
+                return reason
             self._reserved += credits
-            return True
+            if lead is not None:
+                self._lead_used[lead] = self._lead_used.get(lead, 0.0) + credits
+            return None
 
-    def require(self, credits: float) -> None:
-        """``reserve`` or raise ``OverBudget`` with the budget's reason."""
-        if not self.reserve(credits):
-            raise OverBudget(self.reason or "budget exhausted")
+    def reserve(self, credits: float, lead: int | None = None) -> bool:
+        """``hold``: True when the call may be made."""
+        return self.hold(credits, lead) is None
 
-    def reserve_many(self, credits: float, count: int) -> int:
-        """Hold ``credits`` for as many of ``count`` calls as fit (one actor run serving many leads); how many."""
+    def require(self, credits: float, lead: int | None = None) -> None:
+        """``reserve`` or raise ``OverBudget`` with the reason."""
+        reason = self.hold(credits, lead)
+        if reason is not None:
+            raise OverBudget(reason)
+
+    def reserve_each(self, credits: float, leads: Sequence[int]) -> list[int]:
+        """Hold ``credits`` for each lead's call that fits (one actor run serving many leads); those leads."""
+        return [lead for lead in leads if self.reserve(credits, lead)]
+
+    def roomiest(self, leads: Iterable[int]) -> int | None:
+        """Of ``leads``, the one furthest from its cap (the lowest id among equals): which lead a call several
+        leads share (a company's lookup) is charged to."""
         with self._lock:
-            fit = count
-            if credits > 0 and self.limit is not None:
-                room = self.limit + 1e-9 - self.spent - self._reserved
-                fit = max(0, min(count, int(room // credits)))
-            self._reserved += credits * fit
-            return fit
+            return min(leads, key=lambda lead: (self._lead_used.get(lead, 0.0), lead), default=None)
 
     @contextmanager
-    def released_on_error(self, reserved: float) -> Iterator[None]:
+    def released_on_error(self, reserved: float, lead: int | None = None) -> Iterator[None]:
         """Around the paid call ``reserved`` was held for: if the call raises, nothing was charged, so the
         reservation is released before the error goes on (the caller settles a call that answered)."""
         try:
             yield
         except BaseException:
-            self.settle(reserved, 0.0)
+            self.settle(reserved, 0.0, lead)
             raise
 
-    def settle(self, reserved: float, charged: float) -> None:
+    def settle(self, reserved: float, charged: float, lead: int | None = None) -> None:
         with self._lock:
             self._reserved -= reserved
             self.spent += charged
+            if lead is not None:
+                self._lead_used[lead] = self._lead_used.get(lead, 0.0) - reserved + charged
 
-    def add(self, charged: float) -> None:
+    def add(self, charged: float, lead: int | None = None) -> None:
         """Count credits charged earlier by this job (a resumed run re-reading its own paid answers)."""
         with self._lock:
             self.spent += charged
+            if lead is not None:
+                self._lead_used[lead] = self._lead_used.get(lead, 0.0) + charged
+
+    def note(self, calls: str = "paid lookups") -> str | None:
+        """Why calls were not made, for the stage's progress note ("<reason>: N paid lookups not made"); None
+        when every call was made."""
+        with self._lock:
+            parts = []
+            for reason, count in sorted(self.refused.items()):
+                leads = f" for {len(self.capped_leads)} leads" if reason == self.lead_reason else ""
+                parts.append(f"{reason}: {count} {calls} not made{leads}")
+            return "; ".join(parts) or None

@@ -153,6 +153,69 @@ def test_max_credits_caps_the_contact_sources_too(
     assert set(costs) <= {1.0, 2.0}  # credits from the price list, never a provider's dollars
 
 
+def test_max_credits_per_lead_caps_each_lead_over_all_the_stages(
+    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+) -> None:
+    """A cap of 2 lets the email stage buy a people search (2) for a lead, then refuses that lead's Twilio lookup
+    (1) in the phone stage; leads the email stage charged nothing still get theirs."""
+    template = tmp_path / "capped.yaml"
+    template.write_text("name: capped\nsources: [email, phone]\nmax_credits_per_lead: 2\n")
+
+    document = _json(leads, "enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
+
+    with connect(database_url) as conn:
+        facts = list(
+            conn.execute(
+                "SELECT lead_id, field, source, cost, details FROM lead_facts WHERE batch_id = %s", (document["jobId"],)
+            )
+        )
+        ledger = conn.execute(
+            "SELECT coalesce(sum(credits), 0) AS c FROM credit_ledger WHERE job_id = %s", (document["jobId"],)
+        ).fetchone()
+    assert ledger is not None
+    email_spent: dict[int, float] = {}
+    for f in facts:
+        if f["field"] == "email_status" or (f["field"] == "person_match" and f["details"]["stage"] == "email"):
+            email_spent[f["lead_id"]] = email_spent.get(f["lead_id"], 0.0) + float(f["cost"])
+    typed = {f["lead_id"] for f in facts if f["field"] == "phone_line_type"}
+    wanted = {  # numbers the plan cannot type (US/CA), which the phone stage asks Twilio about
+        f["lead_id"]
+        for f in facts
+        if f["field"] == "phone" and f["details"].get("valid") and f["details"]["region"] in ("US", "CA")
+    }
+    capped = {lead for lead in wanted if email_spent.get(lead, 0.0) == 2.0}
+    free = wanted - set(email_spent)
+    assert capped and free
+    assert not capped & typed, "the phone lookup of a lead at its cap is skipped"
+    assert free <= typed, "leads with room are looked up as before"
+    per_lead: dict[int, float] = {}
+    for f in facts:
+        per_lead[f["lead_id"]] = per_lead.get(f["lead_id"], 0.0) + float(f["cost"])
+    assert max(per_lead.values()) <= 2.0
+    phone = next(s for s in document["sources"] if s["source"] == "phone")
+    assert phone["status"] == "skipped" and document["status"] == "partial"
+    assert phone["note"] == (
+        f"leads reached template capped's max_credits_per_lead of 2: {len(capped)} paid lookups not made"
+        f" for {len(capped)} leads"
+    )
+    assert document["creditsUsed"] == float(ledger["c"]) == round(sum(per_lead.values()), 4) > 0
+    shown = _json(leads, "jobs", "show", document["jobId"], "--json")
+    assert shown["creditsUsed"] == document["creditsUsed"] and shown["sources"] == document["sources"]
+
+
+def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+    template = tmp_path / "one.yaml"
+    template.write_text("name: one\nsources: [phone, linkedin]\nmax_credits_per_lead: 1\n")
+
+    plan = _json(
+        leads, "enrich", "--list", "prospects", "--template", str(template), "--overwrite", "--estimate", "--json"
+    )
+
+    worst = sum(s["maxCredits"] for s in plan["sources"].values())
+    assert worst > plan["leads"] and plan["maxCredits"] == plan["leads"] * 1.0
+    assert plan["estimatedCredits"] <= plan["leads"]
+
+
 def test_the_template_chooses_the_sources_unless_sources_is_given(leads: CliRunner, prospects: list[int]) -> None:
     """premium's sources: [email, phone, linkedin, company] are run when --sources is not given."""
     premium = _json(leads, "enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")

@@ -57,9 +57,9 @@ def test_budget_reserves_before_a_call_and_settles_what_was_charged() -> None:
     budget.settle(2.0, 2.0)
     with pytest.raises(OverBudget, match="--max-credits 3"):
         budget.require(2.0)
-    assert budget.reserve_many(0.5, 10) == 2 and budget.reserve_many(0.5, 1) == 0
+    assert budget.reserve_each(0.5, list(range(10))) == [0, 1] and budget.reserve_each(0.5, [10]) == []
     budget.settle(1.0, 0.5)
-    assert budget.spent == 2.5 and budget.reserve_many(0.5, 3) == 1
+    assert budget.spent == 2.5 and budget.reserve_each(0.5, [1, 2, 3]) == [1]
 
 
 def test_a_failed_paid_call_releases_its_reservation_and_charges_nothing() -> None:
@@ -77,4 +77,20 @@ def test_a_failed_paid_call_releases_its_reservation_and_charges_nothing() -> No
 
 def test_an_unlimited_budget_takes_everything() -> None:
     budget = Budget(None)
-    assert budget.reserve(1e9) and budget.reserve_many(1.0, 500) == 500
+    assert budget.reserve(1e9) and len(budget.reserve_each(1.0, list(range(500)))) == 500
+
+
+def test_a_lead_cap_counts_what_the_job_already_charged_the_lead() -> None:
+    """max_credits_per_lead: a call that would take its lead past the cap is refused, whatever the job has left;
+    the other leads are not affected, and the note says how many calls, for how many leads."""
+    budget = Budget(100.0, lead_cap=3.0, lead_reason="leads reached the cap", lead_spent={1: 2.0})
+    assert not budget.reserve(2.0, 1), "2 charged by an earlier stage + 2 > 3"
+    assert budget.reserve(1.0, 1) and budget.reserve(2.0, 2) and budget.reserve(1.0, 2)
+    assert not budget.reserve(1.0, 2), "two calls in flight already hold lead 2's cap"
+    budget.settle(2.0, 0.0, 2)  # found nothing: lead 2 has room again
+    assert budget.reserve(2.0, 2)
+    assert budget.roomiest([1, 2, 3]) == 3 and budget.roomiest([1, 2]) == 1 and budget.roomiest([]) is None
+    assert budget.reserve(5.0), "a call for no lead is capped by the job's limit only"
+    assert budget.note() == "leads reached the cap: 2 paid lookups not made for 2 leads"
+    with pytest.raises(OverBudget, match="leads reached the cap"):
+        budget.require(1.0, 1)

@@ -32,6 +32,7 @@ from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.jobs import job_budget
+from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
@@ -86,15 +87,18 @@ def paid_verifier(
 
 
 def _budget(database: LeadsDatabase, batch_id: str) -> Budget:
-    """What the stage may spend: its enrichment job's --max-credits left and the month's rest (``job_budget``)."""
+    """What the stage may spend: its enrichment job's --max-credits left, the month's rest, and per lead the job
+    template's max_credits_per_lead less what the job's earlier stages charged the lead (``job_budget``)."""
     with database.connection() as conn:
-        return job_budget(conn, jobs_store.find_job(conn, batch_id))
+        job = jobs_store.find_job(conn, batch_id)
+        return job_budget(conn, job, template=load_template(job.template) if job is not None else None)
 
 
-def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, over_budget: int, budget: Budget) -> None:
-    """A stage the budget stopped says so on its job (the job ends "partial"); nothing to say without a job."""
-    if over_budget and jobs_store.find_job(conn, batch_id) is not None:
-        note = f"{budget.reason}: {over_budget} paid lookups not made"
+def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budget: Budget) -> None:
+    """A stage the budget stopped (the job's limit, or leads at their cap) says so on its job: the source ends
+    "skipped" with the reasons and counts, the job "partial"; nothing to say without a job."""
+    note = budget.note()
+    if note is not None and jobs_store.find_job(conn, batch_id) is not None:
         jobs_store.finish_source(conn, batch_id, source, "skipped", note)
 
 
@@ -163,7 +167,7 @@ def email_contacts(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
-        _settle_budget(conn, batch_id, "email", stats.over_budget, budget)
+        _settle_budget(conn, batch_id, "email", budget)
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
     metadata = _email_metadata(stats, verifier.method, credits, people_search)
     metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
@@ -209,7 +213,7 @@ def phone_contacts(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
-        _settle_budget(conn, batch_id, "phone", stats.over_budget, budget)
+        _settle_budget(conn, batch_id, "phone", budget)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
         "already_done": dg.MetadataValue.int(stats.skipped_done),
@@ -289,7 +293,7 @@ def linkedin_profiles(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
         check = linkedin_url_check(conn, batch_id)
-        _settle_budget(conn, batch_id, "linkedin", stats.over_budget, budget)
+        _settle_budget(conn, batch_id, "linkedin", budget)
     scores = sorted(stats.scores)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),

@@ -84,8 +84,8 @@ def company_profiles(
             job = _job(conn, batch_id, config)
             max_credits = config.max_credits if config.max_credits is not None else job.max_credits
             job = replace(job, max_credits=max_credits)
-            budget = job_budget(conn, job, exclude_prefix=store.COMPANY_SOURCE_PREFIX)
-        template = load_template(config.template or job.template)
+            template = load_template(config.template or job.template)
+            budget = job_budget(conn, job, exclude_prefix=store.COMPANY_SOURCE_PREFIX, template=template)
     except PermanentError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     enricher = CompanyEnricher(
@@ -107,8 +107,8 @@ def company_profiles(
         # backoff; every company already answered comes from the cache, so only the failed ones are asked again.
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=5 * 2**context.retry_number)
     with database.connection() as conn:
-        if stats.budget_stopped_companies:
-            note = f"{budget.reason}: {stats.budget_stopped_companies} companies not (fully) looked up"
+        note = budget.note("company lookups")
+        if note is not None:
             store.finish_source(conn, batch_id, SOURCE, "skipped", note)
         else:
             store.finish_source(conn, batch_id, SOURCE, "completed")

@@ -10,8 +10,9 @@ this batch, or a fresh one, is not asked again. A run carries only as many leads
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,12 +118,12 @@ class LinkedInStage:
                 accepted.update(found)
         profiles: dict[int, LinkedInProfileData] = {}
         if self.options.extract:
-            wanted: dict[str, int] = {}
+            wanted: dict[str, list[int]] = {}  # URL -> the leads that want it (the same person in two lists)
             for lead in chunk:
                 url = accepted[lead["id"]][0] if lead["id"] in accepted else lead["linkedin_url"]
                 url = canonical_profile_url(url) if url else None
                 if url and (self.options.overwrite or not self._fresh(latest.get((lead["id"], "linkedin_profile")))):
-                    wanted.setdefault(url, lead["id"])
+                    wanted.setdefault(url, []).append(lead["id"])
             items = list(wanted.items())
             size = self.options.profiles_per_run
             with ThreadPoolExecutor(max(1, self.options.max_concurrent_runs)) as pool:
@@ -130,23 +131,33 @@ class LinkedInStage:
                     profiles.update(got)
         self._write(leads, accepted, profiles)
 
-    def _affordable(self, item: PriceItem, count: int) -> tuple[int, float]:
-        """How many of ``count`` results of ``item`` the budget can pay for, and the credits held for them."""
-        unit = price(item)
-        fit = self.budget.reserve_many(unit, count)
-        if fit < count:
+    def _affordable(self, item: PriceItem, lead_ids: list[int]) -> set[int]:
+        """The leads whose result of ``item`` the budget and their caps can pay for (its price is held for each)."""
+        fit = self.budget.reserve_each(price(item), lead_ids)
+        if len(fit) < len(lead_ids):
             with self._lock:
-                self.stats.over_budget += count - fit
-        return fit, unit * fit
+                self.stats.over_budget += len(lead_ids) - len(fit)
+        return set(fit)
+
+    @contextmanager
+    def _held(self, item: PriceItem, lead_ids: Iterable[int]) -> Iterator[None]:
+        """Around the run ``item`` was held for, for each of ``lead_ids``: a run that raises bought nothing, so
+        every hold is freed before the error goes on (the caller settles a run that answered, lead by lead)."""
+        try:
+            yield
+        except BaseException:
+            for lead_id in lead_ids:
+                self.budget.settle(price(item), 0.0, lead_id)
+            raise
 
     def _search(self, group: list[dict[str, Any]]) -> dict[int, tuple[str, float, dict[str, Any]]]:
-        fit, reserved = self._affordable("apify_google_search", len(group))
-        group = group[:fit]
+        fit = self._affordable("apify_google_search", [lead["id"] for lead in group])
+        group = [lead for lead in group if lead["id"] in fit]
         if not group:
             return {}
         queries = {lead["id"]: search_query(lead) or "" for lead in group}
         try:
-            with self.budget.released_on_error(reserved):
+            with self._held("apify_google_search", queries):
                 results, usd = self.apify.google_search_many(queries.values())
         except TransientError as error:
             self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
@@ -155,7 +166,6 @@ class LinkedInStage:
             self.stats.runs += 1
         share = round(usd / len(group), 6)
         facts, accepted = [], {}
-        charged = 0.0
         for lead in group:
             query = queries[lead["id"]]
             found = [(r.url, r.title, r.description) for r in results.get(query, [])]
@@ -170,7 +180,6 @@ class LinkedInStage:
             credits, billing = charge(
                 "apify_google_search", found=best is not None, provider_cost=share, provider_unit="usd"
             )
-            charged += credits
             with self._lock:
                 self.stats.searched += 1
                 self.stats.below_threshold += best is None and bool(ranked)
@@ -191,67 +200,67 @@ class LinkedInStage:
                 accepted[lead["id"]] = (best.url, best.score, details)
         with connect(self.database_url) as conn:  # bought: record now
             store.insert_facts(conn, self.batch_id, facts)
-        self.budget.settle(reserved, charged)
+        for fact in facts:
+            self.budget.settle(price("apify_google_search"), fact.cost, fact.lead_id)
         return accepted
 
-    def _profiles(self, wanted: dict[str, int]) -> dict[int, LinkedInProfileData]:
-        fit, reserved = self._affordable("apify_linkedin_profile", len(wanted))
-        wanted = dict(list(wanted.items())[:fit])
-        if not wanted:
+    def _profiles(self, wanted: dict[str, list[int]]) -> dict[int, LinkedInProfileData]:
+        """Read the profiles at ``wanted``'s URLs in one actor run. A URL several leads share is read once,
+        charged to the one furthest from its cap; the others get a 0-cost copy of the answer, so none of them is
+        asked for it again."""
+        payers = {url: self.budget.roomiest(lead_ids) for url, lead_ids in wanted.items()}
+        fit = self._affordable("apify_linkedin_profile", [p for p in payers.values() if p is not None])
+        paying = {url: payer for url, payer in payers.items() if payer in fit}
+        if not paying:
             return {}
         try:
-            with self.budget.released_on_error(reserved):
-                found, usd = self.apify.linkedin_profiles_run(wanted)
+            with self._held("apify_linkedin_profile", paying.values()):
+                found, usd = self.apify.linkedin_profiles_run(paying)
         except TransientError as error:
-            self.log(f"linkedin: profile run for {len(wanted)} URLs failed: {error}")
+            self.log(f"linkedin: profile run for {len(paying)} URLs failed: {error}")
             return {}
         with self._lock:
             self.stats.runs += 1
         by_url = {canonical_profile_url(p.url) or p.url: p for p in found}
-        share = round(usd / len(wanted), 6)
+        share = round(usd / len(paying), 6)
         source = f"apify:{self.apify.linkedin_profile_actor}"
-        facts, out = [], {}
-        for url, lead_id in wanted.items():
+        paid: list[store.Fact] = []
+        copies: list[store.Fact] = []
+        out: dict[int, LinkedInProfileData] = {}
+        for url, payer in paying.items():
             profile = by_url.get(url)
-            if profile is None:
-                facts.append(
-                    store.Fact(
-                        lead_id,
-                        "linkedin_profile",
-                        None,
-                        source,
-                        0,
-                        0.0,
-                        {
-                            "url": url,
-                            "error": "not found or not public",
-                            **charge("apify_linkedin_profile", found=False, provider_cost=share, provider_unit="usd")[
-                                1
-                            ],
-                        },
-                    )
-                )
-                continue
-            out[lead_id] = profile
-            details = {
-                "url": url,
-                "headline": profile.headline,
-                "job_title": profile.job_title,
-                "company": profile.company_name,
-                "location": profile.location,
-                "connection_degree": profile.connection_degree,
-                "photo_url": profile.photo_url,
-                "experience": [
-                    {"title": e.title, "company": e.company, "start": e.start, "end": e.end} for e in profile.experience
-                ],
-            }
-            credits, billing = charge("apify_linkedin_profile", found=True, provider_cost=share, provider_unit="usd")
-            facts.append(
-                store.Fact(lead_id, "linkedin_profile", profile.headline, source, 90, credits, {**details, **billing})
+            credits, billing = charge(
+                "apify_linkedin_profile", found=profile is not None, provider_cost=share, provider_unit="usd"
             )
+            value: str | None = None
+            confidence = 0
+            details: dict[str, Any] = {"url": url, "error": "not found or not public"}
+            if profile is not None:
+                value, confidence = profile.headline, 90
+                details = {
+                    "url": url,
+                    "headline": profile.headline,
+                    "job_title": profile.job_title,
+                    "company": profile.company_name,
+                    "location": profile.location,
+                    "connection_degree": profile.connection_degree,
+                    "photo_url": profile.photo_url,
+                    "experience": [
+                        {"title": e.title, "company": e.company, "start": e.start, "end": e.end}
+                        for e in profile.experience
+                    ],
+                }
+                out |= dict.fromkeys(wanted[url], profile)
+            paid.append(store.Fact(payer, "linkedin_profile", value, source, confidence, credits, details | billing))
+            copies += [
+                store.Fact(lead_id, "linkedin_profile", value, source, confidence, 0.0, details | {"reused": True})
+                for lead_id in wanted[url]
+                if lead_id != payer
+            ]
         with connect(self.database_url) as conn:  # bought: record now
-            store.insert_facts(conn, self.batch_id, facts)
-        self.budget.settle(reserved, price("apify_linkedin_profile") * len(out))
+            store.insert_facts(conn, self.batch_id, paid + copies)
+        for fact in paid:
+            self.budget.settle(price("apify_linkedin_profile"), fact.cost, fact.lead_id)
         return out
 
     def _write(

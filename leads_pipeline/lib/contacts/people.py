@@ -47,14 +47,14 @@ def search_person(
 ) -> PersonMatch | None:
     """Ask the actor once and record the answer (and its credits) at once; the best match or None. ``stage``
     (email, phone) says which stage bought it, so each stage's credits can be told apart. Raises ``OverBudget``
-    (nothing asked) when a match's price does not fit the budget."""
+    (nothing asked) when a match's price does not fit the budget or the lead's cap."""
     reserved = price("apify_people_search")
-    budget.require(reserved)
-    with budget.released_on_error(reserved):
+    budget.require(reserved, lead_id)
+    with budget.released_on_error(reserved, lead_id):
         matches, usd = apify.search_people(first_name, last_name, domain)
     match = matches[0] if matches else None
     credits, billing = charge("apify_people_search", found=match is not None, provider_cost=usd, provider_unit="usd")
-    budget.settle(reserved, credits)
+    budget.settle(reserved, credits, lead_id)
     details: dict[str, Any] = {
         "query": {"first_name": first_name, "last_name": last_name, "domain": domain},
         "match": dataclasses.asdict(match) if match else None,

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch
@@ -97,8 +97,8 @@ class PhoneStage:
         self.stats = PhoneStats()
         self._max_age = timedelta(days=options.cache_days)
         self._lock = threading.Lock()
-        self._answers: dict[str, dict[str, Any]] = {}
-        """Twilio answers bought in this job, by number: a number several leads share is bought once."""
+        self._answers: dict[str, tuple[dict[str, Any], datetime]] = {}
+        """Twilio answers bought in this job (and when), by number: a number several leads share is bought once."""
 
     def run(self) -> PhoneStats:
         with connect(self.database_url, autocommit=True) as reader:
@@ -198,28 +198,41 @@ class PhoneStage:
             out.append(_Number(lead["id"], info, source, line_type))
         return out
 
-    def _line_type(self, group: list[_Number], stored: dict[tuple[int, str], dict[str, Any]]) -> None:
-        """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once per job: a fresh
-        answer stored for one of these leads, or bought earlier in this job, is reused; a new one is bought for
-        the first lead. Every other lead gets a 0-cost fact of the answer, so its next job finds it stored."""
+    def _line_type(self, group: list[_Number], stored: dict[tuple[int, str], tuple[dict[str, Any], datetime]]) -> None:
+        """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once per job: the
+        newest fresh answer stored for one of these leads, or one bought earlier in this job, is reused; else one
+        is bought. Every other lead gets a 0-cost fact of the answer, so its next job finds it stored; that fact
+        keeps the time of the lookup, so the answer expires ``cache_days`` after it was bought however often it
+        is passed on (observed now, each reuse would keep it fresh for ever)."""
         e164 = group[0].info.e164
         assert self.twilio is not None and e164 is not None
-        answer = next((stored[(n.lead_id, e164)] for n in group if (n.lead_id, e164) in stored), None)
+        found = [stored[(n.lead_id, e164)] for n in group if (n.lead_id, e164) in stored]
+        bought = max(found, key=lambda item: item[1]) if found else None
         paid_by = None
-        if answer is None:
+        if bought is None:
             with self._lock:
-                answer = self._answers.get(e164)
-        if answer is None:
-            answer = self._lookup(group[0].lead_id, e164)
-            if answer is None:
+                bought = self._answers.get(e164)
+        if bought is None:
+            paid_by = self._payer([n.lead_id for n in group])
+            if paid_by is None:
                 return
-            paid_by = group[0].lead_id
+            bought = self._lookup(paid_by, e164)
+            if bought is None:
+                return
             with self._lock:
-                self._answers[e164] = answer
+                self._answers[e164] = bought
+        answer, observed_at = bought
         value, confidence = _line_type_value(answer)
         reused = {
             n.lead_id: store.Fact(
-                n.lead_id, "phone_line_type", value, TWILIO, confidence, 0.0, {**_free(answer), "reused": True}
+                n.lead_id,
+                "phone_line_type",
+                value,
+                TWILIO,
+                confidence,
+                0.0,
+                {**_free(answer), "reused": True},
+                observed_at,
             )
             for n in group
             if n.lead_id != paid_by and (n.lead_id, e164) not in stored
@@ -232,23 +245,31 @@ class PhoneStage:
             if answer.get("valid") and answer.get("type"):
                 n.line_type = twilio_line_type(str(answer["type"]))
 
-    def _lookup(self, lead_id: int, e164: str) -> dict[str, Any] | None:
-        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id`` (None: over budget or no answer)."""
+    def _payer(self, lead_ids: list[int]) -> int | None:
+        """Of the leads sharing a number, the one furthest from its cap pays the lookup, when it (and the job's
+        budget) has room for it: its price is then held. None: the lookup is not made."""
+        payer = self.budget.roomiest(lead_ids)
+        if payer is not None and self.budget.reserve(price("twilio_lookup"), payer):
+            return payer
+        with self._lock:
+            self.stats.over_budget += 1
+        return None
+
+    def _lookup(self, lead_id: int, e164: str) -> tuple[dict[str, Any], datetime] | None:
+        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id``, whose price ``_payer`` held: the answer
+        and when it was given (None: no answer)."""
         assert self.twilio is not None
         reserved = price("twilio_lookup")
-        if not self.budget.reserve(reserved):
-            with self._lock:
-                self.stats.over_budget += 1
-            return None
         try:
-            with self.budget.released_on_error(reserved):
+            with self.budget.released_on_error(reserved, lead_id):
                 result = self.twilio.lookup(e164)
         except TransientError as error:
             self.log(f"phone: Twilio lookup failed for lead {lead_id}: {error}")
             return None
+        observed_at = datetime.now(UTC)
         found = result.valid and bool(result.line_type)
         credits, billing = charge("twilio_lookup", found=found, provider_cost=result.cost_usd, provider_unit="usd")
-        self.budget.settle(reserved, credits)
+        self.budget.settle(reserved, credits, lead_id)
         details: dict[str, Any] = {
             "number": e164,
             "valid": result.valid,
@@ -258,11 +279,11 @@ class PhoneStage:
             **billing,
         }
         value, confidence = _line_type_value(details)
-        fact = store.Fact(lead_id, "phone_line_type", value, TWILIO, confidence, credits, details)
+        fact = store.Fact(lead_id, "phone_line_type", value, TWILIO, confidence, credits, details, observed_at)
         store.record_paid_fact(self.database_url, self.batch_id, fact)
         with self._lock:
             self.stats.twilio_lookups += 1
-        return details
+        return details, observed_at
 
     def _write(
         self, chunk: list[dict[str, Any]], numbers: list[_Number], searched: list[dict[str, Any]], on_dnc: set[str]

@@ -50,11 +50,12 @@ class Ledger(Protocol):
 
     def lookup(self, email: str, method: str) -> Verdict | None: ...
 
-    def reserve(self, method: str) -> bool:
-        """Whether a call of the paid verifier ``method`` fits the credit budget (its price is then held)."""
+    def reserve(self, method: str, email: str) -> bool:
+        """Whether a call of the paid verifier ``method`` on ``email`` fits the credit budget and the cap of the
+        lead it is verified for (its price is then held)."""
         ...
 
-    def release(self, method: str) -> None:
+    def release(self, method: str, email: str) -> None:
         """The reserved call bought nothing (it failed): free its price."""
         ...
 
@@ -67,10 +68,10 @@ class NoLedger:
     def lookup(self, email: str, method: str) -> Verdict | None:
         return None
 
-    def reserve(self, method: str) -> bool:
+    def reserve(self, method: str, email: str) -> bool:
         return True
 
-    def release(self, method: str) -> None:
+    def release(self, method: str, email: str) -> None:
         return None
 
     def record(self, verdict: Verdict) -> None:
@@ -156,7 +157,8 @@ class EmailVerifier:
         if self.prober is None:
             paid = self._paid(parsed, mx) if self.paid is not None else None
             if paid is None and self.paid_name is not None:
-                return mx_only_verdict(parsed, mx, f"{self.paid_name} was not asked: the credit budget is used up")
+                reason = f"{self.paid_name} was not asked: the credit budget or the lead's cap is used up"
+                return mx_only_verdict(parsed, mx, reason)
             return paid or mx_only_verdict(parsed, mx)
         verdict = self._probe(parsed, mx)
         wait = verdict.retry_after
@@ -192,12 +194,12 @@ class EmailVerifier:
         stored = self.ledger.lookup(parsed.email, self.paid_name)
         if stored is not None:
             return stored
-        if not self.ledger.reserve(self.paid_name):
+        if not self.ledger.reserve(self.paid_name, parsed.email):
             return None
         try:
             answer = self.paid.verify(parsed.email)
         except TransientError as error:  # nothing was bought: say so and let a later run ask again
-            self.ledger.release(self.paid_name)
+            self.ledger.release(self.paid_name, parsed.email)
             return Verdict(
                 parsed.email,
                 "unknown",
@@ -209,7 +211,7 @@ class EmailVerifier:
                 mx_hosts=mx.hosts,
             )
         except BaseException:
-            self.ledger.release(self.paid_name)
+            self.ledger.release(self.paid_name, parsed.email)
             raise
         verdict = paid_verdict(parsed, mx, answer)
         self.ledger.record(verdict)

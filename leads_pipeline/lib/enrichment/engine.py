@@ -67,7 +67,6 @@ class Stats:
     rejected: int = 0
     failed_leads: int = 0
     transient_failures: int = 0
-    budget_stopped_companies: int = 0
     credits: float = 0.0
     call_window: dict[str, tuple[float, float]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -216,12 +215,14 @@ class CompanyEnricher:
                 store.advance_source(conn, self.job_id, SOURCE, len(lead_ids))
             return
         try:
+            needs = {r["id"]: lead_needs(r, self.template, self.overwrite) for r in unit.leads}
             outcome = run_waterfall(
                 self.template,
                 set(unit.needed),
                 lambda provider: self._lookup(unit.identity, provider),
                 self.budget,
                 is_cached=lambda provider: self._is_cached(unit.identity, provider),
+                payers=lambda provider: sorted(i for i, n in needs.items() if n & COMPANY_PROVIDERS[provider].supplies),
             )
             with self._connection() as conn:
                 self._write(conn, unit, outcome)
@@ -240,7 +241,6 @@ class CompanyEnricher:
         with self.stats.lock:
             for provider, reason in outcome.skipped:
                 self.stats.skipped[f"{provider}: {reason}"] += 1
-            self.stats.budget_stopped_companies += outcome.budget_exhausted
 
     def _is_cached(self, identity: Identity, provider: str) -> bool:
         if provider == "domain":
@@ -257,7 +257,8 @@ class CompanyEnricher:
             with self.stats.lock:
                 self.stats.cache_hits[provider] += 1
             answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
-            return Lookup(answer, cached.credits if cached.job_id == self.job_id else 0.0, cached=True)
+            charged = cached.credits if cached.job_id == self.job_id else 0.0
+            return Lookup(answer, charged, cached=True, observed_at=cached.fetched_at)
         started = time.monotonic()
         answer = self._call(identity, provider)
         ended = time.monotonic()
@@ -333,12 +334,20 @@ class CompanyEnricher:
                             details["reason"] = reason
                         if applied:
                             updates.setdefault(lead_id, {})[LEAD_COLUMNS[fact.field]] = _typed(fact.field, fact.value)
-                    cost = unpaid.pop(provider, 0.0)
+                    payer = outcome.payers.get(provider, lead_id)
+                    cost = unpaid.pop(provider, 0.0) if payer == lead_id else 0.0
                     if cost:
                         details |= _billing(provider, lookup.answer)
                     facts.append(
                         store.FactRow(
-                            lead_id, fact.field, fact.value, f"company/{provider}", fact.confidence, cost, details
+                            lead_id,
+                            fact.field,
+                            fact.value,
+                            f"company/{provider}",
+                            fact.confidence,
+                            cost,
+                            details,
+                            lookup.observed_at,
                         )
                     )
         store.replace_company_facts(conn, self.job_id, lead_ids, facts, updates)

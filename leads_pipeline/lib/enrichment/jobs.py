@@ -51,10 +51,18 @@ def monthly_budget() -> float | None:
     return value
 
 
-def job_budget(conn: store.Connection, job: store.Job | None, *, exclude_prefix: str | None = None) -> Budget:
+def job_budget(
+    conn: store.Connection,
+    job: store.Job | None,
+    *,
+    exclude_prefix: str | None = None,
+    template: Template | None = None,
+) -> Budget:
     """What the job may still spend: its --max-credits minus what its sources spent (but those whose source starts
     with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. A batch without a
-    job (an import's contact stages run from the UI) has only the monthly budget."""
+    job (an import's contact stages run from the UI) has only the monthly budget. With the job's ``template``,
+    each lead may cost at most its ``max_credits_per_lead`` over all the job's stages: the budget starts from
+    what the ledger says the job already charged each lead (the same facts, the same exclusion)."""
     limits: list[tuple[float, str]] = []
     if job is not None and job.max_credits is not None:
         spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
@@ -69,10 +77,18 @@ def job_budget(conn: store.Connection, job: store.Job | None, *, exclude_prefix:
                 f"{MONTHLY_BUDGET_ENV} or wait for next month",
             )
         )
-    if not limits:
-        return Budget(None)
-    limit, reason = min(limits)
-    return Budget(max(0.0, limit), reason)
+    limit, reason = min(limits) if limits else (None, "")
+    left = None if limit is None else max(0.0, limit)
+    if job is None or template is None or template.max_credits_per_lead is None:
+        return Budget(left, reason)
+    cap = template.max_credits_per_lead
+    return Budget(
+        left,
+        reason,
+        lead_cap=cap,
+        lead_reason=f"leads reached template {template.name}'s max_credits_per_lead of {cap:g}",
+        lead_spent=store.credits_by_lead(conn, job.id, exclude_prefix=exclude_prefix),
+    )
 
 
 def _typical(provider: str, supplies: frozenset[str]) -> ProviderAnswer:
@@ -113,10 +129,12 @@ def estimate(
             "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
         }
+    # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
+    ceiling = math.inf if template.max_credits_per_lead is None else template.max_credits_per_lead * leads
     return {
         "leads": leads,
-        "estimatedCredits": round(sum(s["estimatedCredits"] for s in per_source.values()), 4),
-        "maxCredits": round(sum(s["maxCredits"] for s in per_source.values()), 4),
+        "estimatedCredits": round(min(ceiling, sum(s["estimatedCredits"] for s in per_source.values())), 4),
+        "maxCredits": round(min(ceiling, sum(s["maxCredits"] for s in per_source.values())), 4),
         "estimatedTime": math.ceil(1 + sum(s["estimatedTime"] for s in per_source.values())),
         "sources": per_source,
         "template": template.name,

@@ -2,9 +2,10 @@
 
 A waterfall asks the first provider in a field's list; the field is done at the first validated value (or the
 first with at least ``min_confidence``). A provider is called at most once per company and only while it can
-still supply a field that is not done, and it is skipped when its price exceeds the template's per-lead
-ceiling. Templates ship in ``leads_pipeline/data/enrichment_templates``; a user's file can be passed by path
-and shared as a file.
+still supply a field that is not done. ``max_credits_per_lead`` caps what one lead may cost a job over all its
+stages (email, phone, LinkedIn, company): a paid call that would take its lead past the cap is not made
+(``lib/credits.Budget``). Templates ship in ``leads_pipeline/data/enrichment_templates``; a user's file can be
+passed by path and shared as a file.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ class Template:
         return list(dict.fromkeys(p for rule in self.company.values() for p in rule.sources))
 
     def affordable(self, provider: str) -> bool:
-        """Whether one call of the company ``provider`` fits ``max_credits_per_lead``: despite the key's name, a
-        ceiling on a single company lookup's price, not on a lead's total (contact sources are not capped by it;
-        a job's spending is capped by --max-credits and the monthly budget)."""
+        """Whether one call of the company ``provider`` can ever fit ``max_credits_per_lead``: a provider dearer
+        than the whole cap is left out of the waterfall (whether a call fits what a lead has left is the job's
+        budget's to say)."""
         ceiling = self.max_credits_per_lead
         return ceiling is None or COMPANY_PROVIDERS[provider].credits <= ceiling
 

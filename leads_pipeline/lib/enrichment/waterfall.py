@@ -1,16 +1,18 @@
 """The company waterfall: providers in order per field, stop at the first good value, never overspend.
 
 ``run_waterfall`` is pure: the caller hands it a ``lookup(provider)`` that reads the cache or calls the
-provider, and a ``Budget`` (``lib/credits.py``). A provider is asked only while some field it can supply is still
-open, in the order the template's fields list their providers (ties go to the cheaper one). Every paid call reserves its
-price first, so concurrent lookups cannot together pass the job's cap; a call that found nothing releases the
-reservation ("no data, no charge").
+provider, and a ``Budget`` (``lib/credits.py``: the job's limits and each lead's max_credits_per_lead). A provider
+is asked only while some field it can supply is still open, in the order the template's fields list their
+providers (ties go to the cheaper one). Every paid call reserves its price first, so concurrent lookups cannot
+together pass the job's cap (or a lead's); a call that found nothing releases the reservation ("no data, no
+charge").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import ProviderAnswer
@@ -26,6 +28,8 @@ class Lookup:
     answer: ProviderAnswer
     charged: float
     cached: bool
+    observed_at: datetime | None = None
+    """When the provider gave the answer (a cached one: when it was bought); None: now."""
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Outcome:
     answers: list[tuple[str, Lookup]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     budget_exhausted: bool = False
+    payers: dict[str, int] = field(default_factory=dict)
+    """The lead each charged provider's price counts against (and whose fact carries it), by provider."""
 
 
 def _next_provider(template: Template, open_fields: set[str], asked: set[str]) -> str | None:
@@ -54,8 +60,13 @@ def run_waterfall(
     budget: Budget,
     *,
     is_cached: Callable[[str], bool] = lambda provider: False,
+    payers: Callable[[str], list[int]] = lambda provider: [],
 ) -> Outcome:
-    """Ask providers in the template's order until every needed field has a good enough value (or none is left)."""
+    """Ask providers in the template's order until every needed field has a good enough value (or none is left).
+
+    ``payers(provider)`` are the leads that want a field the provider supplies: its call is charged in full to
+    the one furthest from its max_credits_per_lead (``Budget.roomiest``) and made only when that lead's cap has
+    room for it."""
     outcome = Outcome()
     open_fields = {f for f in needed if f in template.company}
     asked: set[str] = set()
@@ -63,25 +74,29 @@ def run_waterfall(
         asked.add(provider)
         price = COMPANY_PROVIDERS[provider].credits
         if not template.affordable(provider):
-            outcome.skipped.append((provider, f"costs {price} credits, above the template's per-lead ceiling"))
+            outcome.skipped.append((provider, f"costs {price} credits, above the template's max_credits_per_lead"))
             continue
         cached = is_cached(provider)
         reserved = 0.0 if cached else price
-        if not budget.reserve(reserved):
-            outcome.skipped.append((provider, budget.reason or "budget exhausted"))
+        payer = budget.roomiest(payers(provider))
+        refused = budget.hold(reserved, payer)
+        if refused is not None:
+            outcome.skipped.append((provider, refused))
             outcome.budget_exhausted = True
             continue
         try:
-            with budget.released_on_error(reserved):
+            with budget.released_on_error(reserved, payer):
                 result = lookup(provider)
         except ConfigurationError as exc:  # a provider without credentials is skipped with its reason
             outcome.skipped.append((provider, str(exc)))
             continue
         if result.cached:
-            budget.settle(reserved, 0.0)
-            budget.add(result.charged)
+            budget.settle(reserved, 0.0, payer)
+            budget.add(result.charged, payer)
         else:
-            budget.settle(reserved, result.charged)
+            budget.settle(reserved, result.charged, payer)
+        if payer is not None:
+            outcome.payers[provider] = payer
         outcome.answers.append((provider, result))
         for fact in result.answer.facts:
             rule = template.company.get(fact.field)

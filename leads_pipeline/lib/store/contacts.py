@@ -12,7 +12,7 @@ import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -61,6 +61,9 @@ class Fact:
     confidence: int
     cost: float = 0.0
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    observed_at: datetime | None = None
+    """When the provider gave the answer: a reused answer keeps its lookup's time, so it ages (and expires from
+    the cache) from then, not from each reuse. None: now."""
 
 
 def batch_lead_chunks(conn: Conn, batch_id: str, chunk_size: int = 500) -> Iterator[list[dict[str, Any]]]:
@@ -92,15 +95,20 @@ def latest_facts(conn: Conn, lead_ids: Sequence[int], fields: Sequence[str]) -> 
 
 def twilio_answers(
     conn: Conn, lead_ids: Sequence[int], source: str, max_age: timedelta
-) -> dict[tuple[int, str], dict[str, Any]]:
-    """The newest fresh line-type answer of ``source`` per (lead, number) for ``lead_ids``: every number a lead
-    has (phone and mobile_phone), not only its latest fact, so a rerun asks for none of them again."""
+) -> dict[tuple[int, str], tuple[dict[str, Any], datetime]]:
+    """The newest fresh line-type answer of ``source`` per (lead, number) for ``lead_ids``, with when it was
+    looked up: every number a lead has (phone and mobile_phone), not only its latest fact, so a rerun asks for
+    none of them again."""
     rows = conn.execute(
-        "SELECT lead_id, details FROM lead_facts WHERE lead_id = ANY(%s) AND field = 'phone_line_type'"
+        "SELECT lead_id, details, observed_at FROM lead_facts WHERE lead_id = ANY(%s) AND field = 'phone_line_type'"
         " AND source = %s AND observed_at > now() - %s ORDER BY observed_at, id",
         (list(lead_ids), source, max_age),
     )
-    return {(r["lead_id"], r["details"]["number"]): r["details"] for r in rows if r["details"].get("number")}
+    return {
+        (r["lead_id"], r["details"]["number"]): (r["details"], r["observed_at"])
+        for r in rows
+        if r["details"].get("number")
+    }
 
 
 def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
@@ -125,14 +133,15 @@ def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int
             f.cost,
             batch_id,
             Jsonb(seal_details(f.details)),
+            f.observed_at,
         )
         for f in facts
     ]
     if rows:
         with conn.cursor() as cur:
             cur.executemany(
-                "INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details,"
+                " observed_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()))",
                 rows,
             )
     return len(rows)
@@ -272,7 +281,8 @@ class VerificationLedger:
     that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
     cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
     Without a batch (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written.
-    Each call first reserves its price in ``budget``; ``refused`` counts the calls the budget did not allow.
+    Each call first reserves its price in ``budget`` (against its lead's cap); ``refused`` counts the calls the
+    budget did not allow.
     """
 
     def __init__(
@@ -324,21 +334,31 @@ class VerificationLedger:
                     " AND lead_id = %s AND details->>'email_bidx' = %s",
                     (self.batch_id, method, lead, blind_index("email", email)),
                 )
-                if known.fetchone() is None:
+                if known.fetchone() is None:  # observed when it was bought: reusing it does not make it newer
                     details = {**verdict.details(), "reused_from": row["checked_at"].isoformat()}
-                    fact = Fact(lead, "email_status", verdict.status, method, verdict.confidence, 0.0, details)
+                    fact = Fact(
+                        lead,
+                        "email_status",
+                        verdict.status,
+                        method,
+                        verdict.confidence,
+                        0.0,
+                        details,
+                        row["checked_at"],
+                    )
                     insert_facts(self._db(), self.batch_id, [fact])
             return verdict
 
-    def reserve(self, method: str) -> bool:
-        if self.budget.reserve(price(PAID_VERIFIERS[method])):
+    def reserve(self, method: str, email: str) -> bool:
+        """Hold the price of verifying ``email`` in the budget, against the cap of the lead it is verified for."""
+        if self.budget.reserve(price(PAID_VERIFIERS[method]), self.lead_of.get(email)):
             return True
         with self._lock:
             self.refused += 1
         return False
 
-    def release(self, method: str) -> None:
-        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0)
+    def release(self, method: str, email: str) -> None:
+        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, self.lead_of.get(email))
 
     def record(self, verdict: Verdict) -> None:
         """Store a paid verdict (the cache keeps the verifier's own cost) and its fact, charged in credits: a
@@ -368,7 +388,7 @@ class VerificationLedger:
             if lead is not None and self.batch_id is not None:  # outside a batch (find-email) there is no lead
                 fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])
-        self.budget.settle(price(item), credits)
+        self.budget.settle(price(item), credits, lead)
 
 
 def record_paid_fact(database_url: str, batch_id: str, fact: Fact) -> None:

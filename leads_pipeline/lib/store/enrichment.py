@@ -264,6 +264,16 @@ def credits_used(conn: Connection, job_id: str, *, exclude_prefix: str | None = 
     return float(row["c"])
 
 
+def credits_by_lead(conn: Connection, job_id: str, *, exclude_prefix: str | None = None) -> dict[int, float]:
+    """What the job charged each of its leads so far (``credits_used`` per lead, the same exclusion)."""
+    query = "SELECT lead_id, sum(cost) AS c FROM lead_facts WHERE batch_id = %s AND cost > 0"
+    params: list[Any] = [job_id]
+    if exclude_prefix:
+        query += " AND source NOT LIKE %s"
+        params.append(exclude_prefix + "%")
+    return {int(r["lead_id"]): float(r["c"]) for r in conn.execute(query + " GROUP BY lead_id", params)}
+
+
 def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
     start = (now or datetime.now(UTC)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     row = conn.execute(
@@ -418,6 +428,9 @@ class FactRow:
     confidence: int
     cost: float
     details: dict[str, Any]
+    observed_at: datetime | None = None
+    """When the provider gave the answer: a cached one is dated by its lookup, not by each job reusing it. None:
+    now."""
 
 
 LEAD_UPDATE_COLUMNS = ("company", "company_domain", "website", "industry", "employee_count", "annual_revenue")
@@ -436,8 +449,10 @@ def replace_company_facts(
         (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),
     )
     if facts:
+        now = datetime.now(UTC)
         with conn.cursor().copy(
-            "COPY lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details) FROM STDIN"
+            "COPY lead_facts (lead_id, field, value, source, confidence, cost, batch_id, details, observed_at)"
+            " FROM STDIN"
         ) as copy:
             for f in facts:
                 copy.write_row(
@@ -450,6 +465,7 @@ def replace_company_facts(
                         Decimal(str(f.cost)),
                         batch_id,
                         json.dumps(seal_details(f.details)),
+                        f.observed_at or now,
                     )
                 )
     if updates:

@@ -112,3 +112,34 @@ def test_probing_off_pays_the_verifier_once_per_address(
     asked_again = after[len(paid) :]
     assert {f["details"]["email"] for f in asked_again} <= free_unknown
     assert again["credits_used"] == meta["credits_used"] + float(sum(f["cost"] for f in asked_again))
+
+
+def test_a_reused_paid_verdict_keeps_the_time_it_was_bought(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """A later job reusing a cached ZeroBounce verdict writes it for its lead as observed when it was bought, not
+    when it was reused: the verdict is no newer for being passed on (and ages out of the cache from then)."""
+    assert sandbox.http_app is not None
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    materialize([email_contacts], world_batch.batch_id, resources, {"email_contacts": {"discover": False}})
+    with connect(database_url) as conn:
+        conn.execute("UPDATE email_verifications SET checked_at = checked_at - interval '10 days'")
+        conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '10 days'")
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('later', 'selection')")
+        conn.execute("INSERT INTO batch_leads (batch_id, lead_id) SELECT 'later', id FROM leads")
+        bought = {r["email_bidx"]: r["checked_at"] for r in conn.execute("SELECT * FROM email_verifications")}
+    asked = len(sandbox.http_app.log.records("zerobounce"))
+    config = {"email_contacts": {"discover": False, "overwrite": True}}
+
+    materialize([email_contacts], "later", resources, config)
+
+    with connect(database_url) as conn:
+        reused = list(
+            conn.execute(
+                "SELECT details->>'email_bidx' AS bidx, observed_at, cost FROM lead_facts"
+                " WHERE batch_id = 'later' AND field = 'email_status' AND details ? 'reused_from'"
+            )
+        )
+    assert reused and all(r["observed_at"] == bought[r["bidx"]] and float(r["cost"]) == 0 for r in reused)
+    asked_again = len(sandbox.http_app.log.records("zerobounce")) - asked
+    assert asked_again == len(bought) - len({r["bidx"] for r in reused})  # only the free "unknown" answers

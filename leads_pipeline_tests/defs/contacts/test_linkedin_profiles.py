@@ -9,6 +9,7 @@ from leads_pipeline.defs.contacts.assets import linkedin_profiles
 from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.credits import PRICES
+from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -63,3 +64,28 @@ def test_without_apify_the_stage_is_skipped_with_the_reason(
     meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources), "linkedin_profiles")
     assert meta["found"] == 0 and "APIFY_TOKEN" in meta["skipped"]
     assert not _facts(database_url, "linkedin_search")
+
+
+def test_a_profile_two_leads_share_is_read_once_for_both(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path
+) -> None:
+    """Two leads with the same LinkedIn URL (the same person in two lists): the profile is bought once and both
+    leads get it; neither is asked for again by a rerun (the second one was left without a profile, so every
+    later job bought the same profile again)."""
+    with connect(database_url) as conn:
+        first, second = (
+            r["id"] for r in conn.execute("SELECT id FROM leads WHERE linkedin_url IS NOT NULL ORDER BY id LIMIT 2")
+        )
+        url = conn.execute("SELECT linkedin_url FROM leads WHERE id = %s", (first,)).fetchone()["linkedin_url"]
+        update_lead_columns(conn, "linkedin_url", {second: url}, overwrite=True)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"linkedin_profiles": {"discover": False, "media_dir": str(tmp_path / "media"), "download_photos": False}}
+
+    meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
+
+    shared = {f["lead_id"]: f for f in _facts(database_url, "linkedin_profile") if f["lead_id"] in (first, second)}
+    assert set(shared) == {first, second} and shared[first]["value"] == shared[second]["value"]
+    assert sorted(float(f["cost"]) for f in shared.values()) == [0.0, PRICES["apify_linkedin_profile"]]
+    assert meta["profiles"] == len({f["lead_id"] for f in _facts(database_url, "linkedin_profile") if f["value"]})
+    again = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
+    assert again["actor_runs"] == 0 and again["credits_used"] == meta["credits_used"]

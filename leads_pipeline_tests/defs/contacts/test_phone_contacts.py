@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
@@ -9,9 +10,11 @@ from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, PHONE_E164_CHEC
 from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+from leads_pipeline_tests.support import import_file
 
 
 def _leads(database_url: str) -> dict[int, dict[str, Any]]:
@@ -105,3 +108,55 @@ def test_twilio_is_paid_once_per_number_in_a_job_and_never_again(
     assert {(i, leads[ids[10]]["phone"]) for i in shared} <= answered
     again = metadata(materialize([phone_contacts], world_batch.batch_id, resources, config), "phone_contacts")
     assert again["twilio_lookups"] == 0 and again["credits_used"] == first["credits_used"]
+
+
+def test_a_reused_twilio_answer_expires_with_the_lookup_that_bought_it(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, tmp_path: Path
+) -> None:
+    """Lead B takes over lead A's stored answer for their shared number 25 days after A's lookup; 10 days later
+    (35 > cache_days 30 after the lookup) both are looked up again, with one paid call. Had B's copy been
+    observed when it was reused, it would have looked fresh and been passed back to A: never asked again."""
+    assert sandbox.http_app is not None
+    number = next(p.number for person in sandbox_world.people for p in person.phones if p.number.startswith("+1"))
+    csv_path = tmp_path / "two.csv"
+    csv_path.write_text(
+        f"first_name,last_name,email,phone,country\nAda,One,ada@one.example,{number},US\nBob,Two,bob@two.example,,US\n"
+    )
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="tester")
+    import_file(database_url, csv_path, batch_id="shared-number")
+    with connect(database_url) as conn:
+        a, b = (r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "overwrite": True, "direct_dials": False, "cache_days": 30}}
+
+    requests = sandbox.http_app.log
+
+    def job() -> tuple[int, int]:
+        """Twilio lookups the stage reports, and requests the Twilio emulator answered."""
+        asked = len(requests.records("twilio"))
+        meta = metadata(materialize([phone_contacts], "shared-number", resources, config), "phone_contacts")
+        return meta["twilio_lookups"], len(requests.records("twilio")) - asked
+
+    def age(days: int) -> None:
+        with connect(database_url) as conn:
+            conn.execute("UPDATE lead_facts SET observed_at = observed_at - make_interval(days => %s)", (days,))
+
+    def answers() -> dict[int, list[dict[str, Any]]]:
+        out: dict[int, list[dict[str, Any]]] = {a: [], b: []}
+        for f in _facts(database_url, "phone_line_type"):
+            out[f["lead_id"]].append(f)
+        return out
+
+    assert job() == (1, 1)
+    age(25)
+    with connect(database_url) as conn:
+        update_lead_columns(conn, "phone", {b: number}, overwrite=True)
+    assert job() == (0, 0), "A's answer is 25 days old: B reuses it"
+    [bought], [reused] = answers()[a], answers()[b]
+    assert reused["details"]["reused"] and reused["observed_at"] == bought["observed_at"]
+    age(10)
+
+    assert job() == (1, 1), "35 days after the lookup: looked up again, once for both leads"
+    fresh = {f["lead_id"]: f for f in _facts(database_url, "phone_line_type") if f["id"] > reused["id"]}
+    assert set(fresh) == {a, b} and sum(float(f["cost"]) for f in fresh.values()) == PRICES["twilio_lookup"]

@@ -107,6 +107,30 @@ def test_rerun_and_other_jobs_reuse_the_cache_and_pay_nothing_twice(
     assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
 
 
+def test_facts_from_a_cached_answer_are_dated_by_its_lookup(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """A later job applying a company answer from the cache writes its facts as observed when the answer was
+    bought, not as new observations (the lead's data is no fresher for it)."""
+    resources = sandbox_resources(database_url, sandbox)
+    materialize_companies(resources, instance, imported_batch)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE company_profiles SET fetched_at = fetched_at - interval '10 days'")
+        fetched = {r["fetched_at"] for r in conn.execute("SELECT fetched_at FROM company_profiles")}
+        lead_ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id LIMIT 50")]
+        create_selection_batch(conn, Selection(ids=tuple(lead_ids)), "tester", batch_id="later")
+    calls = _gemini_calls(sandbox)
+
+    materialize_companies(resources, instance, "later", {"overwrite": True})
+
+    assert _gemini_calls(sandbox) == calls
+    facts = _facts(database_url, "later")
+    from_cache = [f for f in facts if f["source"] == "company/gemini"]
+    assert from_cache and all(f["observed_at"] in fetched for f in from_cache)
+    own = [f for f in facts if f["source"] == "company/domain"]  # the lead's own data, read now
+    assert own and all(f["observed_at"] > max(fetched) for f in own)
+
+
 def _select(database_url: str, batch_id: str, where: str, *params: object) -> list[int]:
     with connect(database_url) as conn:
         ids = [r["id"] for r in conn.execute(f"SELECT id FROM leads WHERE {where} ORDER BY id", params)]

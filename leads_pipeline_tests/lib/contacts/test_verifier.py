@@ -124,7 +124,7 @@ def test_probing_off_uses_the_paid_verifier_once(sandbox: Sandbox, sandbox_world
 class RefusingLedger(NoLedger):
     """A ledger whose credit budget allows no paid call."""
 
-    def reserve(self, method: str) -> bool:
+    def reserve(self, method: str, email: str) -> bool:
         return False
 
 
@@ -141,7 +141,7 @@ def test_a_paid_verifier_the_budget_cannot_pay_for_is_not_asked(sandbox: Sandbox
     verdict = check.verify_many([person.email])[person.email]
 
     assert verdict.status == "unknown" and verdict.method == "mx" and verdict.provider_cost == 0
-    assert "zerobounce was not asked: the credit budget is used up" in verdict.reasons[0]
+    assert "zerobounce was not asked: the credit budget or the lead's cap is used up" in verdict.reasons[0]
     assert sandbox.http_app.log.records("zerobounce") == []
 
 

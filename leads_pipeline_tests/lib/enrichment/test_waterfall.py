@@ -74,7 +74,25 @@ def test_per_lead_ceiling_skips_expensive_providers(tmp_path: Path) -> None:
     outcome = run_waterfall(template, {"website"}, providers, Budget(None))
 
     assert providers.called == ["apify_search"]
-    assert outcome.skipped[0][0] == "gemini" and "ceiling" in outcome.skipped[0][1]
+    assert outcome.skipped[0][0] == "gemini" and "max_credits_per_lead" in outcome.skipped[0][1]
+
+
+def test_a_company_call_is_charged_to_the_lead_with_most_room_and_only_if_it_fits(tmp_path: Path) -> None:
+    """A company's lookup serves all its leads but counts, in full, against one: the lead wanting its fields that
+    is furthest from its max_credits_per_lead. When even that lead cannot afford it, it is not made."""
+    template = parse_template(
+        {"name": "capped", "max_credits_per_lead": 1.5, "company": {"default": {"sources": ["gemini"]}}},
+        tmp_path / "capped.yaml",
+    )
+    budget = Budget(None, lead_cap=1.5, lead_reason="leads reached the cap", lead_spent={1: 1.0, 2: 0.0, 3: 0.0})
+    providers = Providers(_answers(gemini=[("industry", 80)]))
+
+    outcome = run_waterfall(template, {"industry"}, providers, budget, payers=lambda provider: [1, 3])
+
+    assert providers.called == ["gemini"] and outcome.payers == {"gemini": 3}
+    assert budget.roomiest([1, 3]) == 1, "lead 3 now carries the call's credit"
+    again = run_waterfall(template, {"industry"}, Providers({}), budget, payers=lambda provider: [1, 3])
+    assert again.skipped == [("gemini", "leads reached the cap")] and budget.spent == 1.0
 
 
 def test_budget_stops_paid_calls_but_not_free_ones() -> None:
