@@ -212,6 +212,9 @@ def run_import(
     with connect(database_url) as conn:
         lead_list = ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name)
         existing = store.import_for_batch(conn, batch_id)
+    if existing is not None and existing["list_id"] != lead_list.id:
+        # resuming or reporting the other list's import here would tell this list's run that it imported rows
+        raise PermanentError(f"{path}: batch {batch_id} is an import into another list, not into {lead_list.name!r}")
     if existing is not None and existing["status"] in ("completed", "undone"):
         if alongside_index_build is not None:
             alongside_index_build()

@@ -119,6 +119,16 @@ def test_the_same_file_in_two_lists_is_requested_for_each(inbox: Inbox) -> None:
     assert len({r.partition_key for r in requests}) == 2
 
 
+def test_the_same_file_in_two_lists_with_the_same_slug_gets_a_batch_for_each(inbox: Inbox) -> None:
+    """Both names slug to "list": one batch for both imported the file into one list and reported it for both."""
+    inbox.drop("Продажи", "leads.csv")
+    inbox.drop("Маркетинг", "leads.csv")
+    inbox.tick()
+    requests = inbox.tick().run_requests or []
+    assert sorted(_run_config(r)["list_name"] for r in requests) == ["Маркетинг", "Продажи"]
+    assert len({r.partition_key for r in requests}) == 2
+
+
 def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database_url: str) -> None:
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
