@@ -141,6 +141,54 @@ def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database
     assert [_run_config(r)["list_name"] for r in requests] == ["prospects"]
 
 
+def test_a_file_dropped_again_after_its_import_failed_is_requested_again(inbox: Inbox) -> None:
+    """The run failed (the file was gone when it started, the database was down): the same content was never
+    requested again, whatever the user did, since the cursor and the run key remembered it for good."""
+    path = inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [first] = inbox.tick().run_requests or []
+    path.unlink()
+    assert inbox.tick().run_requests == []
+    inbox.drop("fair", "leads.csv")
+    assert inbox.tick().run_requests == [], "dropped again: wait until it is stable"
+    [again] = inbox.tick().run_requests or []
+    assert _run_config(again)["list_name"] == "fair"
+    assert again.run_key != first.run_key, "Dagster skips a request whose run key it has seen"
+    assert inbox.tick().run_requests == []
+
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # saved again in place (touch)
+    inbox.tick()
+    assert len(inbox.tick().run_requests or []) == 1
+
+
+def test_a_file_dropped_again_after_its_import_completed_is_still_skipped(inbox: Inbox, database_url: str) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    path = inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key is not None
+    import_file(database_url, path, "customers", batch_id=request.partition_key)
+    path.unlink()
+    inbox.tick()
+    inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+
+
+def test_a_failed_import_of_the_file_is_resumed_in_its_own_batch(inbox: Inbox, database_url: str) -> None:
+    """As ``leads import`` does: the rows the failed import merged and the rest of the file end up in one import."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-failed")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET status = 'failed' WHERE batch_id = 'import-customers-failed'")
+    inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key == "import-customers-failed"
+
+
 def test_other_files_are_ignored(inbox: Inbox) -> None:
     inbox.drop("fair", ".hidden.csv")
     inbox.drop("fair", "notes.pdf")
