@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import cli_environment
 
 
 def _materialize(
@@ -128,6 +130,29 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     assert _leads(database_url) == []
     retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []
+
+
+def test_a_bad_file_run_on_the_project_instance_is_not_run_again_by_the_daemon(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's dagster.yaml retries runs (a run worker that died); a run whose asset failed was retried
+    too, twice, whatever the asset said: a binary file dropped in the inbox failed three runs, a minute each."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with dg.DagsterInstance.get() as project_instance:
+        assert project_instance.run_retries_enabled and project_instance.run_retries_max_retries == 2
+        result = _materialize(
+            database_url,
+            project_instance,
+            f"import-empty-{time.time_ns()}",
+            {"path": str(empty), "list_name": "demo", "create_list": True},
+            raise_on_error=False,
+        )
+        assert not result.success
+        run = project_instance.get_run_by_id(result.run_id)
+        assert run is not None
+        assert run.tags.get("dagster/will_retry") == "false"
 
 
 def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
