@@ -201,12 +201,14 @@ def run_import(
     user: str | None = None,
     on_progress: ProgressCallback | None = None,
     alongside_index_build: Alongside | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Import ``path`` into the list as batch ``batch_id``; resumable; returns the import's status document.
 
     Re-running a batch continues after its last committed chunk; a completed batch is returned as it is.
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
-    or at once when the batch was already complete.
+    or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
+    for (the drop folder's); a file saved over since is refused before anything is written.
     """
     owner = user or os.environ.get("LEADS_USER") or getpass.getuser()
     with connect(database_url) as conn:
@@ -225,6 +227,11 @@ def run_import(
     try:
         plan = plan_import(path, options, dedupe=lead_list.dedupe, preview=False)
         layout = plan.layout
+        if expected_sha256 is not None and layout.sha256 != expected_sha256:
+            raise PermanentError(
+                f"{path}: the file changed after this import was requested (sha256 {expected_sha256[:10]}, now "
+                f"{layout.sha256[:10]}); nothing was written: the drop folder imports the new content once it is stable"
+            )
         chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
         options = dataclasses.replace(options, chunk_rows=chunk_rows)
         with connect(database_url) as conn:

@@ -100,7 +100,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             continue
         batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
         new_partitions.append(batch_key)
-        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True)
+        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha)
         run_requests.append(
             dg.RunRequest(
                 run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request

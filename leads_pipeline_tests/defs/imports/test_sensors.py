@@ -14,6 +14,7 @@ import pytest
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -84,6 +85,7 @@ def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: 
     assert config["path"] == str(path)
     assert config["list_name"] == "Spring Fair"
     assert config["create_list"] is True
+    assert config["sha256"] == file_sha256(path), "the run refuses other content than the sensor saw"
     assert request.tags["leads/list"] == "Spring Fair"
 
     third = inbox.tick()
