@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from leads_pipeline.defs.imports import sensors
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -91,6 +92,28 @@ def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: 
     third = inbox.tick()
     assert third.run_requests == []
     assert _added_partitions(third) == []
+
+
+def test_a_file_left_in_the_inbox_is_hashed_once_until_it_changes(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+
+    def counting_sha256(path: Path) -> str:
+        hashed.append(path)
+        return file_sha256(path)
+
+    monkeypatch.setattr(sensors, "file_sha256", counting_sha256)
+    path = inbox.drop("fair", "leads.csv")
+    inbox.drop("fair", "leads (copy).csv")
+    for _ in range(5):
+        inbox.tick()
+    assert sorted(p.name for p in hashed) == ["leads (copy).csv", "leads.csv"]
+
+    path.write_bytes(path.read_bytes() + b"\n")
+    inbox.tick()
+    inbox.tick()
+    assert [p.name for p in hashed[2:]] == ["leads.csv"], "saved again: hashed again"
 
 
 def test_a_growing_file_waits_until_it_is_stable(inbox: Inbox) -> None:
