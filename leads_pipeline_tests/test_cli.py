@@ -7,6 +7,8 @@ import csv
 import gzip
 import io
 import json
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,6 +83,23 @@ def test_a_wrong_database_url_is_one_line_without_its_password(
     assert expected in line
     assert f"DATABASE_URL ({wrong.scheme}://{parts.username}:***@" in line
     assert "s3cret-pw" not in line
+
+
+def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _fails(leads, "dev", "--port", str(port))
+    assert line == (
+        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+    )
 
 
 def test_lists_create_and_show(leads: CliRunner) -> None:
