@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?= 3000
 
 .PHONY: demo test dev lint typecheck bench clean stop
 
@@ -26,7 +27,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 dev: $(STAMP)
-	$(BIN)/leads dev
+	$(BIN)/leads dev --port $(PORT)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -434,6 +434,8 @@ def dev(
     import signal
     import subprocess
 
+    if not _port_free(host, port):  # the webserver would exit at once, and take the daemon with it
+        fail(f"{host}:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`")
     env = run_or_fail(environment)
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
     bin_dir = Path(sys.executable).parent
@@ -461,3 +463,16 @@ def dev(
         for process in processes:
             process.wait()
     raise typer.Exit(0)
+
+
+def _port_free(host: str, port: int) -> bool:
+    """Whether the webserver can listen on ``host:port`` (bound as uvicorn binds it, with SO_REUSEADDR)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

@@ -7,8 +7,11 @@ import csv
 import gzip
 import io
 import json
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -54,6 +57,49 @@ def _count(database_url: str, table: str) -> int:
         row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
     assert row is not None
     return int(row["n"])
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("unknown database", 'database "no_such_db" does not exist'),
+        ("closed port", "Connection refused"),
+        ("not postgresql", "expected a postgresql://user:password@host:port/database URL"),
+    ],
+)
+def test_a_wrong_database_url_is_one_line_without_its_password(
+    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
+) -> None:
+    parts = urlsplit(database_url)
+    login = f"{parts.username}:s3cret-pw"
+    host = parts.netloc.rsplit("@", 1)[-1]
+    wrong = {
+        "unknown database": parts._replace(netloc=f"{login}@{host}", path="/no_such_db"),
+        "closed port": parts._replace(netloc=f"{login}@127.0.0.1:1", query=""),
+        "not postgresql": parts._replace(scheme="mysql", netloc=f"{login}@{host}"),
+    }[case]
+    monkeypatch.setenv("DATABASE_URL", urlunsplit(wrong))
+    line = _fails(leads, "lists", "ls")
+    assert expected in line
+    assert f"DATABASE_URL ({wrong.scheme}://{parts.username}:***@" in line
+    assert "s3cret-pw" not in line
+
+
+def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _fails(leads, "dev", "--port", str(port))
+    assert line == (
+        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+    )
 
 
 def test_lists_create_and_show(leads: CliRunner) -> None:

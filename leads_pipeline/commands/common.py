@@ -8,11 +8,12 @@ import os
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
 
-from leads_pipeline.lib.errors import LeadsError
+from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.runtime import Environment, prepare_environment
 
 console = Console()
@@ -35,12 +36,32 @@ def run_or_fail(action: Callable[[], T]) -> T:
 
 
 def environment() -> Environment:
-    """The database (embedded unless DATABASE_URL is set) with every migration applied."""
+    """The database (embedded unless DATABASE_URL is set) with every migration applied. A wrong DATABASE_URL is
+    one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
+    parse whole, password included."""
+    import psycopg
+
     from leads_pipeline.lib.store.migrations import apply_migrations
 
     env = prepare_environment()
-    apply_migrations(env.database_url)
+    where = f"{'the embedded server' if env.embedded else 'DATABASE_URL'} ({url_without_password(env.database_url)})"
+    if urlsplit(env.database_url).scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"{where}: expected a postgresql://user:password@host:port/database URL")
+    try:
+        apply_migrations(env.database_url)
+    except psycopg.OperationalError as exc:
+        password = urlsplit(env.database_url).password
+        reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())
+        raise ConfigurationError(f"cannot use the database in {where}: {reason}") from None
     return env
+
+
+def url_without_password(url: str) -> str:
+    """``url`` with ``***`` for its password, to name a server in an error."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[-1]}"))
 
 
 def acting_user() -> str:

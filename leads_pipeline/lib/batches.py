@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -13,6 +14,10 @@ def slug(text: str) -> str:
 
 
 def import_batch_key(list_name: str, sha256: str, now: datetime | None = None) -> str:
-    """``import-<list>-<UTC time>-<file hash>``: unique per launch, sortable, and telling what was imported."""
+    """``import-<list>-<list hash>-<UTC time>-<file hash>``: unique per launch, sortable, and telling what was
+    imported. The list's slug alone is not unique (every Cyrillic or Japanese name is "list", "Q3 EMEA" and
+    "q3-emea" are two lists), so a hash of the list name (as lists compare names: case-insensitive) follows it:
+    the same file dropped into two such lists in one sensor tick made one batch, and the second list got nothing."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
-    return f"import-{slug(list_name)}-{stamp}-{sha256[:10]}"
+    list_hash = hashlib.sha256(list_name.strip().lower().encode()).hexdigest()[:6]
+    return f"import-{slug(list_name)}-{list_hash}-{stamp}-{sha256[:10]}"

@@ -201,17 +201,22 @@ def run_import(
     user: str | None = None,
     on_progress: ProgressCallback | None = None,
     alongside_index_build: Alongside | None = None,
+    expected_sha256: str | None = None,
 ) -> dict[str, Any]:
     """Import ``path`` into the list as batch ``batch_id``; resumable; returns the import's status document.
 
     Re-running a batch continues after its last committed chunk; a completed batch is returned as it is.
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
-    or at once when the batch was already complete.
+    or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
+    for (the drop folder's); a file saved over since is refused before anything is written.
     """
     owner = user or os.environ.get("LEADS_USER") or getpass.getuser()
     with connect(database_url) as conn:
         lead_list = ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name)
         existing = store.import_for_batch(conn, batch_id)
+    if existing is not None and existing["list_id"] != lead_list.id:
+        # resuming or reporting the other list's import here would tell this list's run that it imported rows
+        raise PermanentError(f"{path}: batch {batch_id} is an import into another list, not into {lead_list.name!r}")
     if existing is not None and existing["status"] in ("completed", "undone"):
         if alongside_index_build is not None:
             alongside_index_build()
@@ -222,6 +227,11 @@ def run_import(
     try:
         plan = plan_import(path, options, dedupe=lead_list.dedupe, preview=False)
         layout = plan.layout
+        if expected_sha256 is not None and layout.sha256 != expected_sha256:
+            raise PermanentError(
+                f"{path}: the file changed after this import was requested (sha256 {expected_sha256[:10]}, now "
+                f"{layout.sha256[:10]}); nothing was written: the drop folder imports the new content once it is stable"
+            )
         chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
         options = dataclasses.replace(options, chunk_rows=chunk_rows)
         with connect(database_url) as conn:

@@ -17,6 +17,9 @@ from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import enrichment as store
 
+WILL_RETRY_TAG = "dagster/will_retry"
+"""Set by Dagster on a failed run it will run again (``run_retries`` in dagster.yaml)."""
+
 
 @dg.sensor(
     job_name=ENRICHMENT_JOB,
@@ -76,6 +79,10 @@ def _job_of(run: dg.DagsterRun) -> str | None:
 def _settle(context: dg.RunStatusSensorContext, database: LeadsDatabase, *, success: bool) -> None:
     job_id = _job_of(context.dagster_run)
     if not job_id:
+        return
+    if not success and context.dagster_run.tags.get(WILL_RETRY_TAG) == "true":
+        # Dagster runs it again (its worker died): settling now would post "failed" for a job its retry finishes
+        context.log.info(f"enrichment job {job_id}: run {context.dagster_run.run_id} failed and is retried")
         return
     with database.connection() as conn:
         if store.find_job(conn, job_id) is None:

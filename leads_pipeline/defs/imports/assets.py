@@ -33,6 +33,9 @@ class ImportConfig(dg.Config):
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     user: str | None = None
     create_list: bool = False
+    sha256: str | None = None
+    """The content the sensor saw: a file saved over before the run started is refused (the batch is named after
+    that content, and the sensor requests the new content once it is stable)."""
 
     def options(self) -> ImportOptions:
         overrides = {column: (None if target == UNMAPPED else target) for column, target in self.mapping.items()}
@@ -106,6 +109,7 @@ def batch_leads(
             user=config.user,
             on_progress=_progress_log(context.log),
             alongside_index_build=check_stored_leads,
+            expected_sha256=config.sha256,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise dg.Failure(description=str(exc), allow_retries=False) from exc

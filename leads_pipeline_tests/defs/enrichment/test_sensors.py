@@ -193,6 +193,34 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
     assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
 
 
+def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    hook: tuple[str, list[dict[str, Any]]],
+) -> None:
+    """The job was settled failed and "failed" posted (once per job) while the retry went on and completed it."""
+    url, received = hook
+    run, event = _job_run(database_url, sandbox, instance, url, fail=True)
+    instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})
+    retried = instance.get_run_by_id(run.run_id)
+    assert retried is not None
+
+    enrichment_failed_sensor(_run_status_context(database_url, instance, retried, event))
+
+    assert received == []
+    with connect(database_url) as conn:
+        assert store.get_job(conn, imported_batch).status not in ("failed", "partial", "completed")
+
+    instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})  # the last attempt
+    last = instance.get_run_by_id(run.run_id)
+    assert last is not None
+    enrichment_failed_sensor(_run_status_context(database_url, instance, last, event))
+    [payload] = received
+    assert payload["status"] == "failed"
+
+
 def test_runs_of_other_assets_are_left_alone_and_ui_launches_are_settled(
     database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_lea
 from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import cli_environment
 
 
 def _materialize(
@@ -128,6 +131,51 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     assert _leads(database_url) == []
     retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []
+
+
+def test_a_file_saved_over_after_the_sensor_requested_it_is_refused_and_nothing_is_written(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The run imported whatever the file held when it started, into a batch named after the content the sensor
+    saw; the sensor then requested the new content again, and that run reported every row skipped."""
+    dropped = tmp_path / "leads.csv"
+    dropped.write_bytes(b"Email\nann@example.com\n")
+    seen = file_sha256(dropped)
+    dropped.write_bytes(DEMO_FILE.read_bytes())
+    config = {"path": str(dropped), "list_name": "demo", "create_list": True, "sha256": seen}
+    result = _materialize(database_url, instance, "import-demo-replaced", config, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("batch_leads")
+    assert failure is not None
+    assert f"{dropped}: the file changed after this import was requested (sha256 {seen[:10]}, now " in str(
+        failure.error
+    )
+    assert _leads(database_url) == []
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM imports").fetchone() == {"n": 0}
+
+
+def test_a_bad_file_run_on_the_project_instance_is_not_run_again_by_the_daemon(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's dagster.yaml retries runs (a run worker that died); a run whose asset failed was retried
+    too, twice, whatever the asset said: a binary file dropped in the inbox failed three runs, a minute each."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with dg.DagsterInstance.get() as project_instance:
+        assert project_instance.run_retries_enabled and project_instance.run_retries_max_retries == 2
+        result = _materialize(
+            database_url,
+            project_instance,
+            f"import-empty-{time.time_ns()}",
+            {"path": str(empty), "list_name": "demo", "create_list": True},
+            raise_on_error=False,
+        )
+        assert not result.success
+        run = project_instance.get_run_by_id(result.run_id)
+        assert run is not None
+        assert run.tags.get("dagster/will_retry") == "false"
 
 
 def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:

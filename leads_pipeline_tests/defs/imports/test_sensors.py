@@ -11,9 +11,11 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from leads_pipeline.defs.imports import sensors
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -84,11 +86,34 @@ def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: 
     assert config["path"] == str(path)
     assert config["list_name"] == "Spring Fair"
     assert config["create_list"] is True
+    assert config["sha256"] == file_sha256(path), "the run refuses other content than the sensor saw"
     assert request.tags["leads/list"] == "Spring Fair"
 
     third = inbox.tick()
     assert third.run_requests == []
     assert _added_partitions(third) == []
+
+
+def test_a_file_left_in_the_inbox_is_hashed_once_until_it_changes(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+
+    def counting_sha256(path: Path) -> str:
+        hashed.append(path)
+        return file_sha256(path)
+
+    monkeypatch.setattr(sensors, "file_sha256", counting_sha256)
+    path = inbox.drop("fair", "leads.csv")
+    inbox.drop("fair", "leads (copy).csv")
+    for _ in range(5):
+        inbox.tick()
+    assert sorted(p.name for p in hashed) == ["leads (copy).csv", "leads.csv"]
+
+    path.write_bytes(path.read_bytes() + b"\n")
+    inbox.tick()
+    inbox.tick()
+    assert [p.name for p in hashed[2:]] == ["leads.csv"], "saved again: hashed again"
 
 
 def test_a_growing_file_waits_until_it_is_stable(inbox: Inbox) -> None:
@@ -119,6 +144,16 @@ def test_the_same_file_in_two_lists_is_requested_for_each(inbox: Inbox) -> None:
     assert len({r.partition_key for r in requests}) == 2
 
 
+def test_the_same_file_in_two_lists_with_the_same_slug_gets_a_batch_for_each(inbox: Inbox) -> None:
+    """Both names slug to "list": one batch for both imported the file into one list and reported it for both."""
+    inbox.drop("Продажи", "leads.csv")
+    inbox.drop("Маркетинг", "leads.csv")
+    inbox.tick()
+    requests = inbox.tick().run_requests or []
+    assert sorted(_run_config(r)["list_name"] for r in requests) == ["Маркетинг", "Продажи"]
+    assert len({r.partition_key for r in requests}) == 2
+
+
 def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database_url: str) -> None:
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
@@ -129,6 +164,54 @@ def test_a_file_already_imported_into_the_list_is_skipped(inbox: Inbox, database
     assert inbox.tick().run_requests == []
     requests = inbox.tick().run_requests or []
     assert [_run_config(r)["list_name"] for r in requests] == ["prospects"]
+
+
+def test_a_file_dropped_again_after_its_import_failed_is_requested_again(inbox: Inbox) -> None:
+    """The run failed (the file was gone when it started, the database was down): the same content was never
+    requested again, whatever the user did, since the cursor and the run key remembered it for good."""
+    path = inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [first] = inbox.tick().run_requests or []
+    path.unlink()
+    assert inbox.tick().run_requests == []
+    inbox.drop("fair", "leads.csv")
+    assert inbox.tick().run_requests == [], "dropped again: wait until it is stable"
+    [again] = inbox.tick().run_requests or []
+    assert _run_config(again)["list_name"] == "fair"
+    assert again.run_key != first.run_key, "Dagster skips a request whose run key it has seen"
+    assert inbox.tick().run_requests == []
+
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # saved again in place (touch)
+    inbox.tick()
+    assert len(inbox.tick().run_requests or []) == 1
+
+
+def test_a_file_dropped_again_after_its_import_completed_is_still_skipped(inbox: Inbox, database_url: str) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    path = inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key is not None
+    import_file(database_url, path, "customers", batch_id=request.partition_key)
+    path.unlink()
+    inbox.tick()
+    inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+
+
+def test_a_failed_import_of_the_file_is_resumed_in_its_own_batch(inbox: Inbox, database_url: str) -> None:
+    """As ``leads import`` does: the rows the failed import merged and the rest of the file end up in one import."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-failed")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET status = 'failed' WHERE batch_id = 'import-customers-failed'")
+    inbox.drop("customers", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key == "import-customers-failed"
 
 
 def test_other_files_are_ignored(inbox: Inbox) -> None:

@@ -261,6 +261,16 @@ def test_same_file_into_another_list_is_imported_again(database_url: str) -> Non
     assert _lead_count(database_url, first_list) == _lead_count(database_url, second_list) == 1_000
 
 
+def test_a_batch_of_another_list_is_refused_and_nothing_is_written(database_url: str) -> None:
+    """Two runs given one batch for two lists: the second must not report the first list's import as its own."""
+    _new_list(database_url, "first")
+    second_list = _new_list(database_url, "second")
+    import_file(database_url, DEMO_FILE, "first", batch_id="batch-shared")
+    with pytest.raises(PermanentError, match="batch batch-shared is an import into another list, not into 'second'"):
+        import_file(database_url, DEMO_FILE, "second", batch_id="batch-shared")
+    assert _lead_count(database_url, second_list) == 0
+
+
 # --------------------------------------------------------------------------------------------------------------
 # on_duplicate="update"
 # --------------------------------------------------------------------------------------------------------------
