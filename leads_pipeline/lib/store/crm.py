@@ -6,6 +6,7 @@ be sent to a CRM (opt-out, do-not-sell) belongs in it and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -228,6 +229,44 @@ def _same_key(match_field: str) -> sql.Composable | None:
     if match_field in CANONICAL_FIELDS:
         return sql.SQL("lower(o.{c}::text) = lower(s.{c}::text)").format(c=sql.Identifier(match_field))
     return None
+
+
+KEY_LOCKS_MAX: Final = 1_000
+"""Match keys a batch locks one by one; a larger batch (a Bulk API job) locks the whole connection instead, since
+every advisory lock takes a slot of the server's shared lock table (64 per connection by default)."""
+
+
+def lock_match_keys(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """Hold until the transaction ends a lock on each match key of ``keys`` (case-folded, as the CRMs compare
+    them) on ``connection``. A batch sending leads without a link takes it before it checks for linked leads with
+    their keys and holds it until its results are recorded: two batches with one key (of one run, or of two runs
+    of the connection at once) go one after the other, so the second finds the first's link instead of creating a
+    second record, or racing the first to one record. Keys are taken in one order, so batches never deadlock."""
+    scope = _lock_id(connection)
+    if len(keys) > KEY_LOCKS_MAX:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope,))
+        return
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (scope,))  # the connection, shared with other batches
+    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
+    conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) k", (ids,))  # in array order
+
+
+def _lock_id(*parts: str) -> int:
+    """An advisory lock key for a CRM connection (or one of its match keys); a collision only serializes more."""
+    digest = hashlib.blake2b("\0".join(("crm", *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
+    """The lists of the other runs of ``connection`` that were running at some point since run ``run_id``
+    started: leads of theirs may have been linked since that run read the linked lists."""
+    rows = conn.execute(
+        "SELECT DISTINCT o.list_id FROM crm_sync_runs r JOIN crm_sync_runs o ON o.connection = r.connection"
+        " AND o.id <> r.id AND o.list_id IS NOT NULL AND (o.finished_at IS NULL OR o.finished_at >= r.started_at)"
+        " WHERE r.id = %s AND r.connection = %s",
+        (run_id, connection),
+    )
+    return [int(r["list_id"]) for r in rows]
 
 
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:
