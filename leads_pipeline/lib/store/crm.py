@@ -438,14 +438,19 @@ def list_runs(
     ).fetchall()
 
 
+RUNS_HINT: Final = "`leads sync history` lists yours"
+"""Where the refusal of a sync run that is not found or not shared points the user."""
+
+
 def require_run_readable(conn: Connection, run: Mapping[str, Any], user: str) -> None:
     """A run's records are for readers of its list; a run without a list only for whoever started it."""
+    subject = f"sync run {run['id']}"
     if run["list_id"] is not None:
-        access.require(conn, run["list_id"], user, "viewer", f"reading its sync run {run['id']}", write=False)
-    elif run["started_by"] != user:
-        raise AccessDeniedError(
-            f"sync run {run['id']} synced no list; only {run['started_by']!r}, who started it, can read its records"
+        access.require(
+            conn, run["list_id"], user, "viewer", f"reading its {subject}", write=False, subject=subject, hint=RUNS_HINT
         )
+    elif run["started_by"] != user:  # a pull without a list: only whoever started it
+        raise AccessDeniedError(access.not_shared(subject, RUNS_HINT))
 
 
 def linked_list_ids(conn: Connection, connection: str) -> list[int]:
@@ -461,7 +466,7 @@ def linked_list_ids(conn: Connection, connection: str) -> list[int]:
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM crm_sync_runs WHERE id = %s", (run_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no sync run {run_id}; `leads sync history` lists them")
+        raise NotFoundError(access.not_shared(f"sync run {run_id}", RUNS_HINT))
     return row
 
 

@@ -119,7 +119,10 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
                 f"leads {', '.join(map(str, lead_ids))}: fewer than two of them are live; nothing to merge "
                 "(run `leads dedupe` again to see the current clusters)"
             )
-        access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "merging its leads")
+        access.require_all(
+            conn, [r["list_id"] for r in rows], user, "editor", "merging its leads",
+            subject=f"leads {', '.join(map(str, lead_ids))}",
+        )  # fmt: skip
         ordered = sorted(rows, key=lambda r: (-_completeness(r), r["id"]))
         survivor, others = ordered[0], ordered[1:]
         # as text: the row as stored, its PII still sealed (the connection opens JSON values it loads)
@@ -232,7 +235,10 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
         lists = [
             r["list_id"] for r in conn.execute("SELECT list_id FROM leads WHERE id = ANY(%s)", (merge["merged_ids"],))
         ]
-        access.require_all(conn, [survivor["list_id"], *lists], user, "editor", "undoing a merge of its leads")
+        access.require_all(
+            conn, [survivor["list_id"], *lists], user, "editor", "undoing a merge of its leads",
+            subject=f"merge {merge_id}",
+        )  # fmt: skip
         if survivor["updated_at"] != merge["survivor_after"]:
             raise ConfigurationError(
                 f"lead {merge['survivor_id']} changed after merge {merge_id}; undoing it would lose that change"
