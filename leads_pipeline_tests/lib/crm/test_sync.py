@@ -11,7 +11,6 @@ from typing import Any, cast
 
 import pytest
 
-from leads_pipeline.lib.crm.base import OutgoingRecord
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
 from leads_pipeline.lib.errors import TransientError
@@ -19,9 +18,10 @@ from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.sandbox.http.crmstore import CrmRecord
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
-from leads_pipeline.sandbox.http.pipedrive import PRIMARY, PipedriveEmulator
+from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
 from leads_pipeline_tests.support import bidx, set_clause
@@ -150,25 +150,30 @@ def test_a_record_the_crm_answers_with_that_another_lead_is_linked_to_is_not_lin
     assert errors[0]["category"] == "duplicate" and "is linked to through hs-twin" in errors[0]["message"]
 
 
-def searched_together(engines: list[SyncEngine], parties: int = 2) -> None:
-    """Make ``parties`` Pipedrive look-ups of the engines wait for each other (up to a second): without a lock
-    around a batch, every push of one email has searched, found nothing, and goes on to create."""
+RACES = {"pipedrive": ("_find", PRIMARY, "first_name"), "hubspot": ("push", "email", "firstname")}
+"""Per CRM: the connector call where concurrent pushes of one email meet, the record's email and first name."""
+
+
+def meet(engines: list[SyncEngine], at: str, parties: int = 2) -> None:
+    """Make ``parties`` calls ``at`` of the engines' connectors wait for each other (up to a second) after they
+    returned: without a lock around a batch, every push of one email has searched Pipedrive, found nothing, and
+    goes on to create, or has upserted into one HubSpot record and goes on to link it."""
     together = threading.Barrier(parties, timeout=1)
     for sync in engines:
-        find = sync.connector._find  # type: ignore[attr-defined]
+        call = getattr(sync.connector, at)
 
-        def searched(record: OutgoingRecord, find: Any = find) -> str | None:
-            found = find(record)
+        def met(*args: Any, call: Any = call) -> Any:
+            answer = call(*args)
             with contextlib.suppress(threading.BrokenBarrierError):  # the others wait for this batch: go on alone
                 together.wait()
-            return cast(str | None, found)
+            return answer
 
-        sync.connector._find = searched  # type: ignore[attr-defined]
+        setattr(sync.connector, at, met)
 
 
-def pipedrive_people(sandbox: Sandbox, email: str) -> list[str]:
-    people = cast(PipedriveEmulator, emulator(sandbox, "pipedrive")).store.records.values()
-    return [p.id for p in people if not p.archived and str(p.fields.get(PRIMARY)).casefold() == email]
+def people(sandbox: Sandbox, crm: str, email: str) -> list[CrmRecord]:
+    records = emulator(sandbox, crm).store.records.values()
+    return [r for r in records if not r.archived and str(r.fields.get(RACES[crm][1])).casefold() == email]
 
 
 def in_threads(*runs: Any) -> list[SyncReport]:
@@ -182,20 +187,22 @@ def in_threads(*runs: Any) -> list[SyncReport]:
     return reports
 
 
+@pytest.mark.parametrize("crm", sorted(RACES))
 def test_concurrent_pushes_of_two_lists_with_one_email_create_one_record(
-    database_url: str, sandbox: Sandbox, tmp_path: Path
+    crm: str, database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    """Two lists pushed at once through one Pipedrive connection, a person in each: both pushes searched, found
-    nothing and created, so Pipedrive had the person twice. Now the second waits for the first and its lead is
-    the duplicate a sequential push reports."""
-    email = "wes.delta@example.net"
+    """Two lists pushed at once through one connection, a person in each: both Pipedrive pushes searched, found
+    nothing and created, so Pipedrive had the person twice; both HubSpot upserts landed on one record and the run
+    linking it second failed. Now the second waits for the first and its lead is the duplicate a sequential push
+    reports, the record left as the first wrote it."""
+    email = f"wes.{crm}@example.net"
     list_a = import_leads(database_url, tmp_path, [person("Wes", email)], list_name="Race A")
     list_b = import_leads(database_url, tmp_path, [person("Wesley", email)], list_name="Race B")
-    conn_ = connection("pipedrive", "pd-race", direction="push")
+    conn_ = connection(crm, f"{crm}-race", direction="push")
     engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
-    searched_together(engines)
+    meet(engines, RACES[crm][0])
     reports = in_threads(lambda: engines[0].run("push", list_a), lambda: engines[1].run("push", list_b))
-    [record] = pipedrive_people(sandbox, email)
+    [record] = people(sandbox, crm, email)
     assert sorted((r.status, r.created, r.updated, r.failed) for r in reports) == [
         ("completed", 1, 0, 0),
         ("partial", 0, 0, 1),
@@ -203,32 +210,32 @@ def test_concurrent_pushes_of_two_lists_with_one_email_create_one_record(
     winner, loser = sorted(reports, key=lambda r: r.failed)
     with connect(database_url) as db:
         won = store.get_run(db, winner.sync_id)["list_id"]
-        links = store.links(db, "pd-race")
+        links = store.links(db, conn_.name)
         errors = store.run_errors(db, loser.sync_id)
-    assert [(k["lead_id"], k["remote_id"]) for k in links] == [(lead_of(database_url, won, email)["id"], record)]
+    assert [(k["lead_id"], k["remote_id"]) for k in links] == [(lead_of(database_url, won, email)["id"], record.id)]
     assert [e["category"] for e in errors] == ["duplicate"]
-    pipedrive_record = cast(PipedriveEmulator, emulator(sandbox, "pipedrive")).store.get(record)
-    first = "Wes" if won == list_a else "Wesley"
-    assert pipedrive_record is not None and pipedrive_record.fields["first_name"] == first  # not overwritten
+    assert record.fields[RACES[crm][2]] == ("Wes" if won == list_a else "Wesley")  # not overwritten
 
 
-def test_leads_of_one_list_with_one_email_in_concurrent_batches_create_one_record(
-    database_url: str, sandbox: Sandbox, tmp_path: Path
+@pytest.mark.parametrize("batch_size", [1, 50], ids=["two-batches", "one-batch"])
+def test_a_person_twice_in_one_list_pushed_at_once_creates_one_record(
+    batch_size: int, database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
-    """One list holding a person twice, pushed in batches of one that run at once: each batch created the person
-    (and a HubSpot batch holding both answered for one of them only). Now one lead is linked to the one record and
+    """One list holding a person twice, pushed in two batches that run at once, or in one batch (whose records
+    Pipedrive gets in parallel): each lead's push created the person. Now one lead is linked to the one record and
     the other is the duplicate a sequential push reports."""
-    email = "vic.epsilon@example.net"
+    email = f"vic.{batch_size}@example.net"
     list_id = import_leads(database_url, tmp_path, [person("Vic", email)], list_name="Race C")
     with transaction(database_url) as db:  # an import would merge them; a pull creates what it does not match
         store.create_lead(db, list_id, {"email": email.upper(), "first_name": "Victor", "last_name": "Test"})
-    sync = engine(database_url, sandbox, connection("pipedrive", "pd-race-batches", batch_size=1))
-    searched_together([sync])
+    name = f"pd-race-{batch_size}"
+    sync = engine(database_url, sandbox, connection("pipedrive", name, batch_size=batch_size))
+    meet([sync], "_find")
     report = sync.run("push", list_id)
-    assert len(pipedrive_people(sandbox, email)) == 1
+    assert len(people(sandbox, "pipedrive", email)) == 1
     assert (report.status, report.created, report.updated, report.failed) == ("partial", 1, 0, 1)
     with connect(database_url) as db:
-        assert len(store.links(db, "pd-race-batches")) == 1
+        assert len(store.links(db, name)) == 1
         assert [e["category"] for e in store.run_errors(db, report.sync_id)] == ["duplicate"]
 
 
