@@ -343,8 +343,12 @@ class SyncEngine:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
+            # a Bulk API job upserting by the lead's own id meets no other lead's record, and an upsert by external
+            # id puts one lead on one record: its thousands of keys go unlocked (a lock each would fill the
+            # server's lock table; a lock on the connection would hold the run's other jobs back)
+            lock = not (bulk and self.connection.match_field == "id")
             for part in _one_per_key(batch):
-                self._push_part(report, send, part)
+                self._push_part(report, send, part, lock=lock)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
         # token bucket, which still paces every request
@@ -362,6 +366,8 @@ class SyncEngine:
         report: SyncReport,
         send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
         part: list[tuple[OutgoingRecord, str]],
+        *,
+        lock: bool,
     ) -> None:
         """Send records with distinct match keys and record the results, in one transaction that holds the
         connection's lock on the keys of the unlinked ones (``store.lock_match_keys``) from before the check for
@@ -369,7 +375,8 @@ class SyncEngine:
         same key waits, then finds this one's link."""
         with transaction(self.database_url) as conn:
             unlinked = [record for record, _ in part if record.remote_id is None]
-            store.lock_match_keys(conn, self.connection.name, [record.key for record in unlinked])
+            if lock:
+                store.lock_match_keys(conn, self.connection.name, [record.key for record in unlinked])
             held = self._linked_elsewhere(conn, report, unlinked)
             sendable = [record for record, _ in part if record.lead_id not in held]
             results, attempts = self._send(send, sendable) if sendable else ({}, {})
