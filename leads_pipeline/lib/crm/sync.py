@@ -522,6 +522,7 @@ class SyncEngine:
             if not chunk:
                 return
             with transaction(self.database_url) as conn:
+                store.lock_connection(conn, connection.name)
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())

@@ -251,6 +251,14 @@ def lock_match_keys(conn: Connection, connection: str, keys: Sequence[str]) -> N
     conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) k", (ids,))  # in array order
 
 
+def lock_connection(conn: Connection, connection: str) -> None:
+    """Hold the whole connection until the transaction ends (a pull's chunk): another pull of it waits, then
+    finds the leads and links this one wrote instead of creating the same person's lead again, and so does a
+    push batch (``lock_match_keys`` shares this lock), which would otherwise create a CRM record for a lead the
+    chunk is about to link to a record of its own."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(connection),))
+
+
 def _lock_id(*parts: str) -> int:
     """An advisory lock key for a CRM connection (or one of its match keys); a collision only serializes more."""
     digest = hashlib.blake2b("\0".join(("crm", *parts)).encode(), digest_size=8).digest()

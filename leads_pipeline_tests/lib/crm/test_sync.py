@@ -276,3 +276,34 @@ def test_the_field_list_is_retried_after_a_cut_body_or_a_500_then_fails_clearly(
     sandbox.http_app.inject(crm, "500", "malformed", "503")
     with pytest.raises(TransientError, match=rf"^{crm}-fields: could not read the {crm} field list in 3 attempts"):
         crm_fields(conn_, connector, limiter, FAST)
+
+
+def test_concurrent_pulls_of_one_record_create_one_lead(
+    database_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pulls of one connection at once (a schedule and a manual run) both found no lead for a new CRM record
+    and created one; the second could not link its lead to the record and its run failed. Now the second waits
+    for the first's chunk and finds its lead."""
+    email = "una.zeta@example.net"
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Pulled twice", owner="tester").id
+    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
+    mapping = {"email": "email", "first_name": "firstname"}
+    pull = connection("hubspot", "hs-pull-race", direction="pull", mapping=mapping)
+    together = threading.Barrier(2, timeout=1)
+    lead_for_remote = store.lead_for_remote
+
+    def looked_up(*args: Any) -> Any:
+        found = lead_for_remote(*args)
+        if args[2] == record.id:  # (conn, connection, remote id)
+            with contextlib.suppress(threading.BrokenBarrierError):  # the other waits for this chunk: go on alone
+                together.wait()
+        return found
+
+    monkeypatch.setattr(store, "lead_for_remote", looked_up)
+    engines = [engine(database_url, sandbox, pull), engine(database_url, sandbox, pull)]
+    reports = in_threads(*[lambda sync=sync: sync.run("pull", list_id) for sync in engines])
+    assert [r.status for r in reports] == ["completed", "completed"]
+    with connect(database_url) as db:
+        leads = db.execute("SELECT id FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email)))
+        assert len(leads.fetchall()) == 1
