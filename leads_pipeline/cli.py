@@ -331,7 +331,10 @@ def _require_import_reader(conn: Any, import_id: int) -> None:
     from leads_pipeline.lib.store import imports as store
 
     record = store.find_import(conn, import_id)
-    access.require(conn, record["list_id"], acting_user(), "viewer", "reading its imports", write=False)
+    access.require(
+        conn, record["list_id"], acting_user(), "viewer", "reading its imports", write=False,
+        subject=f"import {import_id}", hint=store.IMPORTS_HINT,
+    )  # fmt: skip
 
 
 @imports_app.command("show")

@@ -166,9 +166,14 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     history = _json(leads, "imports", "list", "--json")
     assert [(h["importId"], h["list"], h["status"]) for h in history] == [(import_id, "fair", "completed")]
     assert leads.invoke(app, ["imports", "list", "--json"], env={"LEADS_USER": "mallory"}).stdout.strip() == "[]"
-    for command in (["show", import_id], ["errors", import_id], ["list", "--list", "fair"]):
+    for command, subject in (
+        (["show", import_id], f"import {import_id}"),
+        (["errors", import_id, "--csv"], f"import {import_id}"),
+        (["list", "--list", "fair"], "list 'fair'"),
+    ):  # a stranger to the list learns neither the list behind an import nor who owns it
         refused = leads.invoke(app, ["imports", *command], env={"LEADS_USER": "mallory"})
-        assert refused.exit_code == 1 and "is not a member of list 'fair'" in refused.stderr, command
+        assert refused.exit_code == 1 and f"{subject}: not found or not shared with you" in refused.stderr, command
+        assert "owner" not in refused.stderr and ("fair" in refused.stderr) == ("fair" in command), command
 
     errors_csv = _ok(leads, "imports", "errors", import_id, "--csv").stdout
     rows = list(csv.DictReader(io.StringIO(errors_csv)))
@@ -177,7 +182,7 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert rows[2]["reason"] == "expected 12 fields, found 13"
 
     refused = leads.invoke(app, ["imports", "undo", import_id], env={"LEADS_USER": "mallory"})
-    assert refused.exit_code == 1 and "user 'mallory' is not a member of list 'fair'" in refused.stderr
+    assert refused.exit_code == 1 and f"import {import_id}: not found or not shared with you" in refused.stderr
     undone = _ok(leads, "imports", "undo", import_id).stdout
     assert "33 leads removed" in undone
     with connect(database_url) as conn:
@@ -196,7 +201,8 @@ def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: CliRu
     _ok(leads, "bulk", "move", "--to", "vault", "--list", "fair", "--where", "country = ES")
     _ok(leads, "lists", "share", "fair", "ana", "--role", "editor")
     refused = leads.invoke(app, ["imports", "undo", import_id, "--force"], env={"LEADS_USER": "ana"})
-    assert refused.exit_code == 1 and "user 'ana' is not a member of list 'vault'" in refused.stderr
+    wrote = f"a list holding leads import {import_id} wrote: not found or not shared with you"
+    assert refused.exit_code == 1 and wrote in refused.stderr and "vault" not in refused.stderr
     assert _json(leads, "lists", "show", "vault", "--json")["leadCount"] == 1, "nothing was undone"
 
 
@@ -281,9 +287,22 @@ def test_bad_options_and_unknown_imports_are_one_line(leads: CliRunner) -> None:
     assert "--on-duplicate must be skip or update" in _fails(
         leads, "import", str(DEMO_FILE), "--list", "fair", "--on-duplicate", "merge"
     )
-    assert "no import with id 4242" in _fails(leads, "imports", "show", "4242")
-    assert "no import with id 4242" in _fails(leads, "imports", "errors", "4242", "--csv")
-    assert "no import with id 4242" in _fails(leads, "imports", "undo", "4242")
+    for command in ("show", "errors", "undo"):
+        assert "import 4242: not found or not shared with you" in _fails(leads, "imports", command, "4242")
+
+
+def test_a_strangers_refusal_of_an_import_is_the_refusal_of_one_that_does_not_exist(leads: CliRunner) -> None:
+    """``imports show|errors|undo`` of another user's import named its list and owner ("user 'mallory' is not a
+    member of list 'fair' ... an owner such as 'alice' can grant it") and, for undo, its status: now a stranger to
+    the list reads what an unknown import id gives, and an import's list is never named to them."""
+    _ok(leads, "lists", "create", "fair")
+    import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
+    unknown = str(int(import_id) + 1000)
+    for command in (["show"], ["errors", "--csv"], ["undo", "--force"]):
+        refused = leads.invoke(app, ["imports", command[0], import_id, *command[1:]], env={"LEADS_USER": "mallory"})
+        missing = leads.invoke(app, ["imports", command[0], unknown, *command[1:]], env={"LEADS_USER": "mallory"})
+        assert refused.exit_code == missing.exit_code == 1, command
+        assert refused.stderr.replace(import_id, unknown) == missing.stderr, command
 
 
 def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mapping(

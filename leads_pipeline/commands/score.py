@@ -101,7 +101,7 @@ def _checked_lead(conn: Any, lead_id: int, needed: Role, action: str, *, write: 
     from leads_pipeline.lib.store import scoring as store
 
     lead = store.get_lead(conn, lead_id)
-    access.require(conn, lead["list_id"], acting_user(), needed, action, write=write)
+    access.require(conn, lead["list_id"], acting_user(), needed, action, write=write, subject=f"lead {lead_id}")
     return lead
 
 

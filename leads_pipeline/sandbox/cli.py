@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
@@ -87,9 +88,13 @@ def up(
     dns_port: Annotated[int, typer.Option(help="DNS port, UDP and TCP (0: any free port).")] = 5353,
     smtp_port: Annotated[int, typer.Option(help="Port of every mail host, 127.0.0.2-6 (0: any free).")] = 2525,
     http_port: Annotated[int, typer.Option(help="Port of the HTTP emulators (0: any free port).")] = 8765,
+    salesforce_port: Annotated[
+        int, typer.Option(help="HTTPS port of the Salesforce emulator, which its client reaches only so (0: any).")
+    ] = 8766,
 ) -> None:
     """Run the sandbox until Ctrl-C; print the settings that point clients at it as `export` lines."""
     from leads_pipeline.sandbox.generate import generate_world
+    from leads_pipeline.sandbox.http.tls import serve_tls
     from leads_pipeline.sandbox.server import Sandbox
     from leads_pipeline.sandbox.world import load_world
 
@@ -98,6 +103,15 @@ def up(
         sandbox = Sandbox.start(world, host, dns_port, smtp_port, http_port)
     except (ValueError, OSError, LeadsError) as error:
         raise _fail(error) from error
+    tls = tempfile.TemporaryDirectory(prefix="leads-sandbox-tls-")  # the throwaway CA, gone with the sandbox
+    try:
+        assert sandbox.http_app is not None
+        salesforce = serve_tls(sandbox.http_app, "salesforce", Path(tls.name), host, salesforce_port)
+    except OSError as error:
+        sandbox.stop()
+        tls.cleanup()
+        message = f"cannot serve https on {host}:{salesforce_port}: {error}; pick another --salesforce-port"
+        raise _fail(OSError(message)) from error
     stopped = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -105,18 +119,21 @@ def up(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    with sandbox:
-        for key, value in sandbox.env().items():
-            typer.echo(f"export {key}={shlex.quote(value)}")
-        if world_file:
-            typer.echo(f"export LEADS_SANDBOX_WORLD={shlex.quote(str(world_file.resolve()))}")
-        typer.echo(
-            f"sandbox up: {len(world.companies)} companies, {len(world.people)} people; Ctrl-C stops it",
-            err=True,
-        )
-        sys.stdout.flush()
-        while not stopped.wait(0.5):
-            pass
+    with sandbox, tls:
+        try:
+            for key, value in {**sandbox.env(), **salesforce.salesforce_env()}.items():
+                typer.echo(f"export {key}={shlex.quote(value)}")
+            if world_file:
+                typer.echo(f"export LEADS_SANDBOX_WORLD={shlex.quote(str(world_file.resolve()))}")
+            typer.echo(
+                f"sandbox up: {len(world.companies)} companies, {len(world.people)} people; Ctrl-C stops it",
+                err=True,
+            )
+            sys.stdout.flush()
+            while not stopped.wait(0.5):
+                pass
+        finally:
+            salesforce.stop()
     typer.echo("sandbox stopped", err=True)
 
 

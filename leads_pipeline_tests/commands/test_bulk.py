@@ -107,7 +107,11 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     assert deleted["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
     error = fair.fails("bulk", "restore", "--id", str(deleted["ids"][0]), "--id", "999999")
-    assert "no lead with id 999999; nothing restored" in error
+    assert f"lead {deleted['ids'][0]}, 999999: not found or not shared with you (nothing restored" in error
+    stranger = fair.fails("bulk", "restore", "--id", str(deleted["ids"][0]), user="mallory")  # named its list
+    assert stranger == fair.fails("bulk", "restore", "--id", "999999", user="mallory").replace(
+        "999999", str(deleted["ids"][0])
+    )
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 31
     restored = fair.json("bulk", "restore", *[a for i in deleted["ids"] for a in ("--id", str(i))], "--json")
     assert restored["changed"] == 2

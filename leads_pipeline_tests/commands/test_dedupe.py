@@ -115,7 +115,12 @@ def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, dat
     assert "restored" in two_lists.ok("merges", "undo", str(merge["mergeId"]))
     assert _snapshot(database_url) == before
     assert "already undone" in two_lists.fails("merges", "undo", str(merge["mergeId"]))
-    assert "no merge with id 999" in two_lists.fails("merges", "undo", "999")
+    unknown = two_lists.fails("merges", "undo", "999", user="mallory")
+    assert "merge 999: not found or not shared with you (`leads merges list` lists yours)" in unknown
+    # a stranger to the lists was told the merge was undone (and, before that, the lists and their owner)
+    assert two_lists.fails("merges", "undo", str(merge["mergeId"]), user="mallory") == unknown.replace(
+        "999", str(merge["mergeId"])
+    )
 
 
 def test_merge_everything_then_undo_refused_after_a_later_change(two_lists: Leads, database_url: str) -> None:

@@ -275,7 +275,7 @@ def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: 
 def test_enriching_needs_the_editor_role(leads: CliRunner, prospects: list[int]) -> None:
     runner_env = {"LEADS_USER": "mallory"}
     result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
-    assert result.exit_code == 1 and "not a member of list 'prospects'" in result.stderr
+    assert result.exit_code == 1 and "list 'prospects': not found or not shared with you" in result.stderr
     _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
     result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
     assert result.exit_code == 1
@@ -293,8 +293,11 @@ def test_a_job_is_shown_to_its_starter_and_the_readers_of_its_lists(
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{prospects[0]}\n")
     job = _json(leads, "enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
-    refused = leads.invoke(app, ["jobs", "show", job], env={"LEADS_USER": "mallory"})
-    assert refused.exit_code == 1 and "user 'mallory' is not a member of list 'prospects'" in refused.stderr
+    refused = leads.invoke(app, ["jobs", "show", job], env={"LEADS_USER": "mallory"})  # named the job's list
+    unknown = leads.invoke(app, ["jobs", "show", f"{job}-x"], env={"LEADS_USER": "mallory"})
+    assert refused.exit_code == unknown.exit_code == 1
+    assert f"enrichment job {job!r}: not found or not shared with you" in refused.stderr
+    assert refused.stderr == unknown.stderr.replace(f"{job}-x", job)
     listed = leads.invoke(app, ["jobs", "ls", "--json"], env={"LEADS_USER": "mallory"})
     assert json.loads(listed.stdout) == []
     _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")

@@ -55,18 +55,20 @@ def test_score_a_list_show_history_and_set_a_stage(leads: CliRunner, database_ur
 
 def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: CliRunner, database_url: str) -> None:  # noqa: F811
     """A lead is read like its list (viewer, also when archived) and its stage written like it (editor, not when
-    archived): a non-member gets the refusal ``leads search`` gives on that list."""
+    archived). A non-member was told the lead's list and its owner ("user 'bob' is not a member of list 'demo'
+    ... an owner such as 'tester' can grant it"): now the refusal of a lead id that does not exist."""
     lead = str(_demo_list(database_url)[0])
     cli = Leads(leads)
     cli.ok("lists", "share", "demo", "vera", "--role", "viewer")
     cli.ok("lists", "share", "demo", "ana", "--role", "editor")
-    search_refusal = cli.fails("search", "--list", "demo", user="bob")
     for args in (["show", lead], ["show", lead, "--facts", "--json"], ["show", lead, "--score-history"]):
         refusal = cli.fails(*args, user="bob")
-        assert refusal == search_refusal, refusal
-        assert "user 'bob' is not a member of list 'demo'; reading its leads needs the role viewer" in refusal
+        assert refusal == cli.fails(args[0], "424242", *args[2:], user="bob").replace("424242", lead), refusal
+        assert f"lead {lead}: not found or not shared with you" in refusal
+        assert "demo" not in refusal and "tester" not in refusal
     assert cli.run("show", lead, user="bob").stdout == ""
-    assert "not a member of list 'demo'" in cli.fails("stage", "set", lead, "mql", user="bob")
+    refusal = cli.fails("stage", "set", lead, "mql", user="bob")
+    assert refusal == cli.fails("stage", "set", "424242", "mql", user="bob").replace("424242", lead)
     viewer = cli.fails("stage", "set", lead, "mql", user="vera")
     assert "user 'vera' is a viewer of list 'demo'; setting its leads' stages needs the role editor or owner" in viewer
     assert cli.json("stage", "set", lead, "mql", "--json", user="ana")["changedBy"] == "ana"
@@ -134,7 +136,7 @@ def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path
     ids = tmp_path / "ids.txt"
     ids.write_text("99999999\n")
     assert "not live leads of the list: 99999999" in _fails(leads, "score", "--list", "demo", "--ids", str(ids))
-    assert "no lead with id 424242" in _fails(leads, "show", "424242")
+    assert "lead 424242: not found or not shared with you" in _fails(leads, "show", "424242")
     assert "unknown stage 'won'" in _fails(leads, "stage", "set", "1", "won")
 
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import requests
+from simple_salesforce import Salesforce
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
+from leads_pipeline.lib.crm.connection import parse_connection
+from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+from leads_pipeline.sandbox.generate import generate_world
+from leads_pipeline.sandbox.world import save_world
 
 
 def test_world_generate_then_leads_writes_a_world_and_a_lead_file_drawn_from_it(tmp_path: Path) -> None:
@@ -37,3 +45,38 @@ print(json.dumps(sorted(m for m in sys.modules if m.startswith(("leads_pipeline.
 """
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(loaded.stdout) == ["leads_pipeline.sandbox.cli"]
+
+
+def test_up_prints_settings_that_reach_the_salesforce_emulator_over_https(tmp_path: Path) -> None:
+    """``sandbox up`` printed settings for every provider but Salesforce, whose client speaks only https: its
+    TLS front was started from Python only. Now ``up`` starts it, and its printed settings, pasted as they are,
+    let simple-salesforce (and the pipeline's Salesforce connector) query the emulator."""
+    world = tmp_path / "world.json"
+    save_world(generate_world(2, 4, 7), world)
+    up = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "sandbox", "up", "--world", str(world),
+          *[arg for name in ("dns", "smtp", "http", "salesforce") for arg in (f"--{name}-port", "0")]]  # fmt: skip
+    process = subprocess.Popen(up, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        env: dict[str, str] = {}
+        while "LEADS_SANDBOX_WORLD" not in env and (line := process.stdout.readline()):
+            export, setting = shlex.split(line)  # as a shell reads it
+            assert export == "export"
+            key, value = setting.split("=", 1)
+            env[key] = value
+        assert {"SALESFORCE_INSTANCE_URL", "SALESFORCE_ACCESS_TOKEN", "SALESFORCE_CA_BUNDLE"} <= set(env), env
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = env["SALESFORCE_CA_BUNDLE"]
+        client = Salesforce(
+            instance_url=env["SALESFORCE_INSTANCE_URL"], session_id=env["SALESFORCE_ACCESS_TOKEN"], session=session
+        )
+        answer = client.query("SELECT Id, Email FROM Lead ORDER BY SystemModstamp")
+        assert (answer["totalSize"], answer["done"]) == (0, True)
+        conn = parse_connection("sf-up", {"crm": "salesforce", "match_key": "id", "mapping": {"id": "Leads_Id__c"}})
+        connector = resource_from_env("salesforce", env).connector(conn, limiter_for(conn))
+        assert "Email" in {field.name for field in connector.describe_fields()}
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert not Path(env["SALESFORCE_CA_BUNDLE"]).exists()  # the throwaway CA goes with the sandbox

@@ -77,7 +77,9 @@ def _acting_user(
         list_ids = sorted({*linked, *([list_id] if list_id is not None else [])})
         for each in list_ids:
             user = config.user or get_list_by_id(conn, each).owner
-            access.require(conn, each, user, "editor", action, write=direction != "push")
+            # a list the run was not told about is not named to someone who is no member of it
+            subject = None if each == list_id else f"a list holding leads linked to {connection.name!r}"
+            access.require(conn, each, user, "editor", action, write=direction != "push", subject=subject)
         return _run_user(conn, config, list_id)
 
 

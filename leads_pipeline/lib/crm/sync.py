@@ -343,12 +343,12 @@ class SyncEngine:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
-            held = self._linked_elsewhere([record for record, _ in batch])
-            sendable = [record for record, _ in batch if record.lead_id not in held]
-            results, attempts = self._send(send, sendable) if sendable else ({}, {})
-            results.update(held)
-            attempts.update(dict.fromkeys(held, 0))
-            self._record(report, batch, results, attempts)
+            # a Bulk API job upserting by the lead's own id meets no other lead's record, and an upsert by external
+            # id puts one lead on one record: its thousands of keys go unlocked (a lock each would fill the
+            # server's lock table; a lock on the connection would hold the run's other jobs back)
+            lock = not (bulk and self.connection.match_field == "id")
+            for part in _one_per_key(batch):
+                self._push_part(report, send, part, lock=lock)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
         # token bucket, which still paces every request
@@ -361,15 +361,41 @@ class SyncEngine:
                 future.result()
         return handed
 
-    def _linked_elsewhere(self, records: list[OutgoingRecord]) -> dict[int, PushResult]:
+    def _push_part(
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        part: list[tuple[OutgoingRecord, str]],
+        *,
+        lock: bool,
+    ) -> None:
+        """Send records with distinct match keys and record the results, in one transaction that holds the
+        connection's lock on the keys of the unlinked ones (``store.lock_match_keys``) from before the check for
+        leads linked with those keys until the results are recorded: a batch (of this run or another) sending the
+        same key waits, then finds this one's link."""
+        with transaction(self.database_url) as conn:
+            unlinked = [record for record, _ in part if record.remote_id is None]
+            if lock:
+                store.lock_match_keys(conn, self.connection.name, [record.key for record in unlinked])
+            held = self._linked_elsewhere(conn, report, unlinked)
+            sendable = [record for record, _ in part if record.lead_id not in held]
+            results, attempts = self._send(send, sendable) if sendable else ({}, {})
+            results.update(held)
+            attempts.update(dict.fromkeys(held, 0))
+            results = self._unlinkable(conn, part, results)
+            self._write_outcomes(conn, report, part, results, attempts)
+
+    def _linked_elsewhere(
+        self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]
+    ) -> dict[int, PushResult]:
         """Failed results, not sent, for the unlinked records whose match key a lead linked on this connection
-        already has (in another list, typically): the CRM's upsert would overwrite that lead's record."""
-        unlinked = [record.lead_id for record in records if record.remote_id is None]
+        already has (in another list, typically): the CRM's upsert would overwrite that lead's record. The lists
+        of other runs of the connection since this one started count too: they may have linked such a lead."""
         if not unlinked:
             return {}
         c = self.connection
-        with connect(self.database_url) as conn:
-            found = store.linked_elsewhere(conn, c.name, c.match_field, unlinked, self._linked_lists)
+        lists = sorted({*self._linked_lists, *store.pushing_lists(conn, c.name, report.sync_id)})
+        found = store.linked_elsewhere(conn, c.name, c.match_field, [r.lead_id for r in unlinked], lists)
         return {
             lead_id: PushResult(
                 lead_id, "failed", category="duplicate",
@@ -427,17 +453,6 @@ class SyncEngine:
                 break
             pause_for_retry(self.retry, self.limiter, self._sleep, attempt, retry_after)
         return final, attempts
-
-    def _record(
-        self,
-        report: SyncReport,
-        batch: list[tuple[OutgoingRecord, str]],
-        results: dict[int, PushResult],
-        attempts: dict[int, int],
-    ) -> None:
-        with transaction(self.database_url) as conn:
-            results = self._unlinkable(conn, batch, results)
-            self._write_outcomes(conn, report, batch, results, attempts)
 
     def _unlinkable(
         self, conn: store.Connection, batch: list[tuple[OutgoingRecord, str]], results: dict[int, PushResult]
@@ -507,6 +522,7 @@ class SyncEngine:
             if not chunk:
                 return
             with transaction(self.database_url) as conn:
+                store.lock_connection(conn, connection.name)
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())
@@ -608,6 +624,24 @@ class SyncEngine:
 def _chunks(items: list[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _one_per_key(batch: list[tuple[OutgoingRecord, str]]) -> Iterator[list[tuple[OutgoingRecord, str]]]:
+    """The batch in parts, in order, each with one record per match key (case-folded): a part is recorded before
+    the next is sent, so the lead of a list that holds a person twice finds its twin's link instead of both
+    creating the record at once (a Pipedrive batch sends its records in parallel, a HubSpot batch answers for
+    one record per key). Almost always one part, the batch."""
+    parts: list[list[tuple[OutgoingRecord, str]]] = []
+    seen: list[set[str]] = []
+    for record, digest in batch:
+        key = record.key.casefold()
+        index = next((i for i, keys in enumerate(seen) if key not in keys), len(parts))
+        if index == len(parts):
+            parts.append([])
+            seen.append(set())
+        parts[index].append((record, digest))
+        seen[index].add(key)
+    yield from parts
 
 
 def _chunks_of(records: Iterator[tuple[OutgoingRecord, str]], size: int) -> Iterator[list[tuple[OutgoingRecord, str]]]:

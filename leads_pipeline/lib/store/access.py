@@ -56,18 +56,38 @@ def _describe(needed: Role) -> str:
     return " or ".join(allowed)
 
 
-def require(conn: Connection, list_id: int, user: str, needed: Role, action: str, *, write: bool = True) -> Role:
-    """The user's role if it is at least ``needed``; otherwise ``AccessDeniedError`` naming the user, the list,
-    the action and who can grant access. ``write`` actions are also refused on an archived list."""
+def not_shared(subject: str, hint: str = "") -> str:
+    """The one refusal for something that does not exist and for something on a list the user is no member of,
+    so that a stranger learns neither whether it exists nor the list's name or owners. ``subject`` names it as
+    the user named it ("lead 12", "list 'Q3 EMEA'", "import 7"); ``hint`` (the same in both cases) says where to
+    look for the user's own."""
+    return f"{subject}: not found or not shared with you{f' ({hint})' if hint else ''}"
+
+
+def require(
+    conn: Connection,
+    list_id: int,
+    user: str,
+    needed: Role,
+    action: str,
+    *,
+    write: bool = True,
+    subject: str | None = None,
+    hint: str = "",
+) -> Role:
+    """The user's role if it is at least ``needed``; otherwise ``AccessDeniedError``. A member with too low a
+    role is told the list, the action, the role needed and who can grant it; anyone else gets ``not_shared``
+    of ``subject``: what the user named (default: the list by its name, for commands naming the list), never
+    the list behind a lead, an import or a run. ``write`` actions are also refused on an archived list."""
     row = conn.execute("SELECT name, owner, archived_at FROM lists WHERE id = %s", (list_id,)).fetchone()
-    if row is None:
-        raise AccessDeniedError(f"list {list_id} does not exist")
-    role = role_on(conn, list_id, user)
-    if role is None or _RANK[role] < _RANK[needed]:
-        what = f"{_article(role)} {role} of" if role else "not a member of"
+    role = role_on(conn, list_id, user) if row is not None else None
+    if row is None or role is None:
+        named = subject or (f"list {row['name']!r}" if row is not None else f"list {list_id}")
+        raise AccessDeniedError(not_shared(named, hint))
+    if _RANK[role] < _RANK[needed]:
         raise AccessDeniedError(
-            f"user {user!r} is {what} list {row['name']!r}; {action} needs the role {_describe(needed)} "
-            f"(an owner such as {row['owner']!r} can grant it: "
+            f"user {user!r} is {_article(role)} {role} of list {row['name']!r}; {action} needs the role "
+            f"{_describe(needed)} (an owner such as {row['owner']!r} can grant it: "
             f"`leads lists share {_quote(row['name'])} {user} --role {needed}`)"
         )
     if write and row["archived_at"] is not None:
@@ -84,11 +104,19 @@ def _article(role: Role) -> str:
 
 
 def require_all(
-    conn: Connection, list_ids: list[int], user: str, needed: Role, action: str, *, write: bool = True
+    conn: Connection,
+    list_ids: list[int],
+    user: str,
+    needed: Role,
+    action: str,
+    *,
+    write: bool = True,
+    subject: str | None = None,
+    hint: str = "",
 ) -> None:
     """``require`` on every list, so that a bulk action touching several lists is refused before it writes."""
     for list_id in sorted(set(list_ids)):
-        require(conn, list_id, user, needed, action, write=write)
+        require(conn, list_id, user, needed, action, write=write, subject=subject, hint=hint)
 
 
 def readable_list_ids(conn: Connection, user: str, *, include_archived: bool = True) -> list[int]:
@@ -198,7 +226,7 @@ def require_privacy_request(conn: Connection, user: str, list_ids: list[int], ac
     if is_privacy_officer(user):
         return
     try:
-        require_all(conn, list_ids, user, "owner", action, write=False)
+        require_all(conn, list_ids, user, "owner", action, write=False, subject="a list holding this person")
     except AccessDeniedError as exc:
         raise AccessDeniedError(f"{exc}; or add {user!r} to {PRIVACY_OFFICERS_ENV} (privacy officers)") from None
 

@@ -375,24 +375,26 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
     return BulkResult("delete", len(ids), len(ids), details={"deletedAt": deleted_at, "ids": ids[:1000]})
 
 
+RESTORE_HINT: Final = "nothing restored; `leads audit --action leads.delete` lists the ids of deleted leads"
+
+
 def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
     """Bring soft-deleted leads back (not those a merge removed: `leads merges undo` restores those)."""
     with conn.transaction():
         known = {r["id"] for r in conn.execute("SELECT id FROM leads WHERE id = ANY(%s)", (ids,))}
-        if missing := sorted(set(ids) - known):
-            raise NotFoundError(
-                f"no lead with id {', '.join(map(str, missing))}; nothing restored (`leads audit --action"
-                " leads.delete` lists the ids of deleted leads)"
-            )
+        subject = f"lead {', '.join(map(str, ids))}"  # all of them, refused as to a stranger to their lists
+        if set(ids) - known:
+            raise NotFoundError(access.not_shared(subject, RESTORE_HINT))
         rows = list(
             conn.execute(
                 "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NOT NULL AND merged_into IS NULL",
                 (ids,),
             )
         )
-        access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "restoring its leads")
+        lists = [r["list_id"] for r in rows]
+        access.require_all(conn, lists, user, "editor", "restoring its leads", subject=subject, hint=RESTORE_HINT)
         in_deleted_list = conn.execute(
-            "SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", ([r["list_id"] for r in rows],)
+            "SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", (lists,)
         ).fetchone()
         if in_deleted_list:
             raise ConfigurationError("some of these leads belong to a deleted list; they cannot be restored")

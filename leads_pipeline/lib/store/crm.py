@@ -6,6 +6,7 @@ be sent to a CRM (opt-out, do-not-sell) belongs in it and nowhere else.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -230,6 +231,52 @@ def _same_key(match_field: str) -> sql.Composable | None:
     return None
 
 
+KEY_LOCKS_MAX: Final = 1_000
+"""Match keys a batch locks one by one; a larger batch (a Bulk API job) locks the whole connection instead, since
+every advisory lock takes a slot of the server's shared lock table (64 per connection by default)."""
+
+
+def lock_match_keys(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """Hold until the transaction ends a lock on each match key of ``keys`` (case-folded, as the CRMs compare
+    them) on ``connection``. A batch sending leads without a link takes it before it checks for linked leads with
+    their keys and holds it until its results are recorded: two batches with one key (of one run, or of two runs
+    of the connection at once) go one after the other, so the second finds the first's link instead of creating a
+    second record, or racing the first to one record. Keys are taken in one order, so batches never deadlock."""
+    scope = _lock_id(connection)
+    if len(keys) > KEY_LOCKS_MAX:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope,))
+        return
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (scope,))  # the connection, shared with other batches
+    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
+    conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) k", (ids,))  # in array order
+
+
+def lock_connection(conn: Connection, connection: str) -> None:
+    """Hold the whole connection until the transaction ends (a pull's chunk): another pull of it waits, then
+    finds the leads and links this one wrote instead of creating the same person's lead again, and so does a
+    push batch (``lock_match_keys`` shares this lock), which would otherwise create a CRM record for a lead the
+    chunk is about to link to a record of its own."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(connection),))
+
+
+def _lock_id(*parts: str) -> int:
+    """An advisory lock key for a CRM connection (or one of its match keys); a collision only serializes more."""
+    digest = hashlib.blake2b("\0".join(("crm", *parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
+    """The lists of the other runs of ``connection`` that were running at some point since run ``run_id``
+    started: leads of theirs may have been linked since that run read the linked lists."""
+    rows = conn.execute(
+        "SELECT DISTINCT o.list_id FROM crm_sync_runs r JOIN crm_sync_runs o ON o.connection = r.connection"
+        " AND o.id <> r.id AND o.list_id IS NOT NULL AND (o.finished_at IS NULL OR o.finished_at >= r.started_at)"
+        " WHERE r.id = %s AND r.connection = %s",
+        (run_id, connection),
+    )
+    return [int(r["list_id"]) for r in rows]
+
+
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:
     """CRM record id -> the live lead linked to it on ``connection``, for those of ``remote_ids`` that are linked
     (a deleted lead's link does not hold its record: the same person imported again takes it over)."""
@@ -399,14 +446,19 @@ def list_runs(
     ).fetchall()
 
 
+RUNS_HINT: Final = "`leads sync history` lists yours"
+"""Where the refusal of a sync run that is not found or not shared points the user."""
+
+
 def require_run_readable(conn: Connection, run: Mapping[str, Any], user: str) -> None:
     """A run's records are for readers of its list; a run without a list only for whoever started it."""
+    subject = f"sync run {run['id']}"
     if run["list_id"] is not None:
-        access.require(conn, run["list_id"], user, "viewer", f"reading its sync run {run['id']}", write=False)
-    elif run["started_by"] != user:
-        raise AccessDeniedError(
-            f"sync run {run['id']} synced no list; only {run['started_by']!r}, who started it, can read its records"
+        access.require(
+            conn, run["list_id"], user, "viewer", f"reading its {subject}", write=False, subject=subject, hint=RUNS_HINT
         )
+    elif run["started_by"] != user:  # a pull without a list: only whoever started it
+        raise AccessDeniedError(access.not_shared(subject, RUNS_HINT))
 
 
 def linked_list_ids(conn: Connection, connection: str) -> list[int]:
@@ -422,7 +474,7 @@ def linked_list_ids(conn: Connection, connection: str) -> list[int]:
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM crm_sync_runs WHERE id = %s", (run_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no sync run {run_id}; `leads sync history` lists them")
+        raise NotFoundError(access.not_shared(f"sync run {run_id}", RUNS_HINT))
     return row
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -130,10 +130,14 @@ def create_job(
     return _job(row)
 
 
+JOBS_HINT: Final = "`leads jobs ls` lists yours"
+"""Where the refusal of an enrichment job that is not found or not shared points the user."""
+
+
 def get_job(conn: Connection, job_id: str) -> Job:
     row = conn.execute("SELECT * FROM enrichment_jobs WHERE id = %s", (job_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no enrichment job {job_id!r}; `leads jobs ls` lists them")
+        raise NotFoundError(access.not_shared(f"enrichment job {job_id!r}", JOBS_HINT))
     return _job(row)
 
 
@@ -165,11 +169,12 @@ def require_job_reader(conn: Connection, job_id: str, user: str) -> None:
         (job_id,),
     )
     lists = [int(r["list_id"]) for r in rows]
-    if not lists:
-        raise AccessDeniedError(
-            f"enrichment job {job_id}'s leads are gone; only {job.created_by!r}, who started it, can read it"
-        )
-    access.require_all(conn, lists, user, "viewer", f"reading enrichment job {job_id}", write=False)
+    subject = f"enrichment job {job_id!r}"
+    if not lists:  # its leads are gone: only whoever started it
+        raise AccessDeniedError(access.not_shared(subject, JOBS_HINT))
+    access.require_all(
+        conn, lists, user, "viewer", f"reading enrichment job {job_id}", write=False, subject=subject, hint=JOBS_HINT
+    )
 
 
 def start_source(conn: Connection, job_id: str, source: str, total: int) -> None:

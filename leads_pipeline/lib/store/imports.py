@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from psycopg import sql
 
@@ -47,10 +47,14 @@ class ChunkCounts:
     warnings: int
 
 
+IMPORTS_HINT: Final = "`leads imports list` lists yours"
+"""Where the refusal of an import that is not found or not shared points the user."""
+
+
 def find_import(conn: Connection, import_id: int) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM imports WHERE id = %s", (import_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no import with id {import_id} (see `leads imports list`)")
+        raise NotFoundError(access.not_shared(f"import {import_id}", IMPORTS_HINT))
     return row
 
 
@@ -533,7 +537,11 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
     otherwise (``force`` undoes anyway and loses those changes)."""
     row = conn.execute("SELECT * FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no import with id {import_id} (see `leads imports list`)")
+        raise NotFoundError(access.not_shared(f"import {import_id}", IMPORTS_HINT))
+    access.require(  # before anything about the import is said
+        conn, row["list_id"], user, "editor", "undoing an import into it", subject=f"import {import_id}",
+        hint=IMPORTS_HINT,
+    )  # fmt: skip
     if row["status"] == "undone":
         raise PermanentError(f"import {import_id} was already undone at {row['undone_at']:%Y-%m-%d %H:%M}")
     if row["status"] == "processing":
@@ -544,7 +552,8 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         {"imp": import_id},
     )
     lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT l.list_id FROM leads l JOIN undo_written USING (id)")]
-    access.require_all(conn, [row["list_id"], *lists], user, "editor", "undoing an import into it")
+    moved = f"a list holding leads import {import_id} wrote"  # moved since: not named to a stranger to it
+    access.require_all(conn, lists, user, "editor", "undoing an import into it", subject=moved)
     merges, later, changed = _undo_blockers(conn, import_id)
     if merges:
         raise PermanentError(

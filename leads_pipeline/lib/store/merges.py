@@ -119,7 +119,10 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
                 f"leads {', '.join(map(str, lead_ids))}: fewer than two of them are live; nothing to merge "
                 "(run `leads dedupe` again to see the current clusters)"
             )
-        access.require_all(conn, [r["list_id"] for r in rows], user, "editor", "merging its leads")
+        access.require_all(
+            conn, [r["list_id"] for r in rows], user, "editor", "merging its leads",
+            subject=f"leads {', '.join(map(str, lead_ids))}",
+        )  # fmt: skip
         ordered = sorted(rows, key=lambda r: (-_completeness(r), r["id"]))
         survivor, others = ordered[0], ordered[1:]
         # as text: the row as stored, its PII still sealed (the connection opens JSON values it loads)
@@ -215,24 +218,31 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
     return MergeResult(record["id"], survivor["id"], other_ids, filled, len(moved))
 
 
+MERGES_HINT: Final = "`leads merges list` lists yours"
+"""Where the refusal of a merge that is not found or not shared points the user."""
+
+
 def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
     """Restore the survivor's row and tags, give the moved facts back, drop the facts the merge added and bring
     the merged leads back. Refused if the survivor changed after the merge (undo would lose that change)."""
     with conn.transaction():
         merge = conn.execute("SELECT * FROM merges WHERE id = %s FOR UPDATE", (merge_id,)).fetchone()
         if merge is None:
-            raise NotFoundError(f"no merge with id {merge_id} (see `leads merges list`)")
-        if merge["undone_at"] is not None:
-            raise ConfigurationError(f"merge {merge_id} was already undone at {merge['undone_at']:%Y-%m-%d %H:%M}")
+            raise NotFoundError(access.not_shared(f"merge {merge_id}", MERGES_HINT))
         survivor = conn.execute(
             "SELECT list_id, updated_at FROM leads WHERE id = %s", (merge["survivor_id"],)
         ).fetchone()
-        if survivor is None:
-            raise NotFoundError(f"lead {merge['survivor_id']}, the survivor of merge {merge_id}, no longer exists")
         lists = [
             r["list_id"] for r in conn.execute("SELECT list_id FROM leads WHERE id = ANY(%s)", (merge["merged_ids"],))
         ]
-        access.require_all(conn, [survivor["list_id"], *lists], user, "editor", "undoing a merge of its leads")
+        access.require_all(  # before anything about the merge is said
+            conn, [*([survivor["list_id"]] if survivor else []), *lists], user, "editor",
+            "undoing a merge of its leads", subject=f"merge {merge_id}", hint=MERGES_HINT,
+        )  # fmt: skip
+        if merge["undone_at"] is not None:
+            raise ConfigurationError(f"merge {merge_id} was already undone at {merge['undone_at']:%Y-%m-%d %H:%M}")
+        if survivor is None:
+            raise NotFoundError(f"lead {merge['survivor_id']}, the survivor of merge {merge_id}, no longer exists")
         if survivor["updated_at"] != merge["survivor_after"]:
             raise ConfigurationError(
                 f"lead {merge['survivor_id']} changed after merge {merge_id}; undoing it would lose that change"

@@ -19,6 +19,7 @@ from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.scoring.config import ScoringConfig
 from leads_pipeline.lib.scoring.rules import LeadInput
+from leads_pipeline.lib.store import access
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -237,7 +238,7 @@ def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: 
     thresholds reached is recorded: it makes the stage a person's, which automatic regression never lowers."""
     row = conn.execute("SELECT stage FROM leads WHERE id = %s AND deleted_at IS NULL FOR UPDATE", (lead_id,)).fetchone()
     if row is None:
-        raise NotFoundError(f"no lead with id {lead_id}")
+        raise NotFoundError(access.not_shared(f"lead {lead_id}"))
     if row["stage"] == stage:
         last = conn.execute(
             "SELECT source, changed_by FROM stage_changes WHERE lead_id = %s ORDER BY id DESC LIMIT 1", (lead_id,)
@@ -286,7 +287,7 @@ def get_lead(conn: Connection, lead_id: int) -> dict[str, Any]:
         (lead_id,),
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"no lead with id {lead_id} (deleted leads are not shown)")
+        raise NotFoundError(access.not_shared(f"lead {lead_id}"))  # as to a stranger to its list: no more
     return row
 
 

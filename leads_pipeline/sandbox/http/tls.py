@@ -16,7 +16,11 @@ from typing import Any
 
 import trustme
 
+from leads_pipeline.lib.crm.salesforce import SalesforceResource
 from leads_pipeline.sandbox.http.serve import ThreadingWSGIServer, serve_in_thread
+
+SALESFORCE_TOKEN = "sandbox-salesforce-token"
+"""The access token the settings give (the emulator takes any non-empty one unless its settings restrict keys)."""
 
 
 @dataclass
@@ -29,9 +33,21 @@ class TlsFront:
         self.server.shutdown()
         self.server.server_close()
 
+    def salesforce_env(self) -> dict[str, str]:
+        """The settings that point ``SalesforceResource`` (simple-salesforce) at this front of the Salesforce
+        emulator: its URL, a sandbox token, and the CA to trust."""
+        return {
+            SalesforceResource.URL_ENV_VAR: self.url,
+            SalesforceResource.ENV_VAR: SALESFORCE_TOKEN,
+            SalesforceResource.CA_ENV_VAR: str(self.ca_file),
+        }
 
-def serve_tls(app: Callable[..., Iterable[bytes]], mount: str, folder: Path, host: str = "127.0.0.1") -> TlsFront:
-    """Serve ``app``'s ``/{mount}`` emulator at the root of a new https port; the CA goes to ``folder``."""
+
+def serve_tls(
+    app: Callable[..., Iterable[bytes]], mount: str, folder: Path, host: str = "127.0.0.1", port: int = 0
+) -> TlsFront:
+    """Serve ``app``'s ``/{mount}`` emulator at the root of https port ``port`` (0: a free one); the CA goes to
+    ``folder``."""
     authority = trustme.CA()
     folder.mkdir(parents=True, exist_ok=True)
     ca_file = folder / "sandbox-ca.pem"
@@ -43,6 +59,6 @@ def serve_tls(app: Callable[..., Iterable[bytes]], mount: str, folder: Path, hos
         environ["PATH_INFO"] = f"/{mount}" + str(environ.get("PATH_INFO", ""))
         return app(environ, start_response)
 
-    server, port = serve_in_thread(mounted, host, 0)
+    server, port = serve_in_thread(mounted, host, port)
     server.socket = context.wrap_socket(server.socket, server_side=True)
     return TlsFront(server, f"https://{host}:{port}", ca_file)

@@ -96,7 +96,7 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()
     assert errors[0] == "lead_id,email,action,category,message,attempts"
     assert "nobody@nowhere" in errors[1] and "not an email address" in errors[1]
-    assert "no sync run 999" in one_line_error(leads, "sync", "errors", "999")
+    assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
 
 
 def test_where_filters_and_opt_outs_decide_who_is_pushed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
@@ -173,38 +173,43 @@ def test_a_sync_needs_the_editor_role_and_its_runs_are_for_the_lists_readers(
     import_leads(database_url, tmp_path, lead_rows(3, start=130_000))
     ok(leads, "lists", "share", "prospects", "carol", "--role", "viewer")
     ok(leads, "lists", "share", "prospects", "dan", "--role", "editor")
-    for user, who in (("bob", "user 'bob' is not a member of"), ("carol", "user 'carol' is a viewer of")):
-        for direction in ("push", "pull", "bidirectional"):
-            message = refused_as(leads, user, "sync", "--crm", "hubspot-main", "--direction", direction)
-            assert (
-                f"{who} list 'prospects'; syncing it with CRM connection 'hubspot-main' needs the role editor or owner"
-                in message
-            )
+    for direction in ("push", "pull", "bidirectional"):
+        message = refused_as(leads, "carol", "sync", "--crm", "hubspot-main", "--direction", direction)
+        assert (
+            "user 'carol' is a viewer of list 'prospects'; syncing it with CRM connection 'hubspot-main' needs the "
+            "role editor or owner (an owner such as 'tester' can grant it" in message
+        )
+        message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--direction", direction)  # a stranger
+        assert "list 'prospects': not found or not shared with you" in message and "tester" not in message
     assert counts(database_url) == (0, 3)
     report = json.loads(run_as(leads, "dan", "sync", "--crm", "hubspot-main", "--json").stdout)
     assert (report["startedBy"], report["created"] + report["updated"]) == ("dan", 3)
 
     # A pull without a list updates the leads linked to the connection: editors of their lists only.
     write_connection(tmp_path / "crm", "hubspot-main", {k: v for k, v in CONNECTION.items() if k != "list"})
+    linked = "a list holding leads linked to 'hubspot-main': not found or not shared with you"
     message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--direction", "pull")
-    assert "user 'bob' is not a member of list 'prospects'; syncing it with CRM connection" in message
+    assert linked in message and "prospects" not in message  # the file names no list: none is named to bob
     write_connection(tmp_path / "crm", "unlinked", dict(CONNECTION, direction="pull", list=None))
     own = json.loads(run_as(leads, "bob", "sync", "--crm", "unlinked", "--json").stdout)
     assert (own["status"], own["startedBy"]) == ("completed", "bob")
     # A pull into bob's own list would still update the leads linked to the connection in 'prospects'.
     assert run_as(leads, "bob", "lists", "create", "bobs").exit_code == 0
     message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--list", "bobs", "--direction", "pull")
-    assert "user 'bob' is not a member of list 'prospects'; syncing it with CRM connection" in message
+    assert linked in message and "prospects" not in message
 
     # History: the runs of the lists the user can read, and the runs they started; errors likewise.
     history = {user: [h["syncId"] for h in json.loads(run_as(leads, user, "sync", "history", "--json").stdout)]
                for user in ("bob", "carol", "tester")}  # fmt: skip
     assert history == {"bob": [own["syncId"]], "carol": [report["syncId"]], "tester": [report["syncId"]]}
+    # A stranger to the run's list (or to a run without one) is told what an unknown run id gives: no list, no user.
+    unknown = refused_as(leads, "bob", "sync", "errors", "999999")
+    assert "sync run 999999: not found or not shared with you (`leads sync history` lists yours)" in unknown
     message = refused_as(leads, "bob", "sync", "errors", report["syncId"])
-    assert f"user 'bob' is not a member of list 'prospects'; reading its sync run {report['syncId']} needs" in message
+    assert message == unknown.replace("999999", report["syncId"])
     assert run_as(leads, "carol", "sync", "errors", report["syncId"], "--json").exit_code == 0
     message = refused_as(leads, "carol", "sync", "errors", own["syncId"])
-    assert f"sync run {own['syncId']} synced no list; only 'bob', who started it, can read its records" in message
+    assert message == unknown.replace("999999", own["syncId"])
     assert json.loads(run_as(leads, "bob", "sync", "errors", own["syncId"], "--json").stdout) == []
 
 
@@ -252,7 +257,7 @@ def test_a_dagster_run_acts_as_its_user_or_else_the_lists_owner(
         assert db.execute("SELECT started_by FROM crm_sync_runs").fetchall() == [{"started_by": "tester"}]
     as_bob = materialize_sync("hubspot-main", {"user": "bob"})
     assert not as_bob.success and not as_bob.asset_materializations_for_node("crm_sync")
-    assert "user 'bob' is not a member of list 'prospects'" in _failure(as_bob, "hubspot-main")
+    assert "list 'prospects': not found or not shared with you" in _failure(as_bob, "hubspot-main")
     ok(leads, "lists", "archive", "prospects")
     pull = materialize_sync("hubspot-main", {"direction": "pull"})
     assert not pull.success and "list 'prospects' is archived and read-only" in _failure(pull, "hubspot-main")

@@ -15,9 +15,5 @@ def salesforce_env(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -
     """Settings pointing SalesforceResource at the session sandbox's Salesforce emulator over TLS."""
     assert sandbox.http_app is not None
     front = serve_tls(sandbox.http_app, "salesforce", tmp_path_factory.mktemp("tls"))
-    yield {
-        "SALESFORCE_INSTANCE_URL": front.url,
-        "SALESFORCE_ACCESS_TOKEN": "sandbox-salesforce-token",
-        "SALESFORCE_CA_BUNDLE": str(front.ca_file),
-    }
+    yield front.salesforce_env()
     front.stop()

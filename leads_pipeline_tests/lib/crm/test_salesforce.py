@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
@@ -71,3 +73,34 @@ def test_bulk_api_above_threshold_and_pull_pages(
             "SELECT count(*) AS n FROM leads WHERE list_id = %s AND company = 'Made In CRM'", (list_id,)
         ).fetchone()
     assert made is not None and made["n"] == 2100
+
+
+def test_bulk_jobs_upserting_by_the_leads_id_run_side_by_side(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The match-key locks that keep concurrent pushes from creating a person twice must not queue a run's Bulk
+    API jobs one behind the other (a job has more keys than are locked one by one, so it would lock the whole
+    connection): upserting by the lead's own id, two leads never meet one record."""
+    monkeypatch.setattr(store, "KEY_LOCKS_MAX", 1)  # a job of 2 records stands for one of 10,000
+    list_id = import_leads(database_url, tmp_path, lead_rows(6, start=85_000))
+    sync = engine(database_url, sandbox, connection("salesforce", "sf-bulk-jobs", bulk_threshold=2), **salesforce_env)
+    sync.connector.bulk_batch = 2  # type: ignore[attr-defined]
+    push_bulk = sync.connector.push_bulk  # type: ignore[attr-defined]
+    in_flight, most = [0], [0]
+    guard = threading.Lock()
+
+    def counted(records: Any) -> Any:
+        with guard:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.5)  # long enough for the other jobs to start, unless they wait for this one
+        try:
+            return push_bulk(records)
+        finally:
+            with guard:
+                in_flight[0] -= 1
+
+    sync.connector.push_bulk = counted  # type: ignore[attr-defined]
+    report = sync.run("push", list_id)
+    assert (report.status, report.created + report.updated) == ("completed", 6)  # ids restart per database
+    assert most[0] == 3

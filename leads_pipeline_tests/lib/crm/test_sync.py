@@ -4,20 +4,24 @@ sync starts with is retried like record calls."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
-from leads_pipeline.lib.crm.sync import RetrySettings, crm_fields, push_filters
+from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.sandbox.http.crmstore import CrmRecord
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
 from leads_pipeline_tests.support import bidx, set_clause
@@ -146,6 +150,95 @@ def test_a_record_the_crm_answers_with_that_another_lead_is_linked_to_is_not_lin
     assert errors[0]["category"] == "duplicate" and "is linked to through hs-twin" in errors[0]["message"]
 
 
+RACES = {"pipedrive": ("_find", PRIMARY, "first_name"), "hubspot": ("push", "email", "firstname")}
+"""Per CRM: the connector call where concurrent pushes of one email meet, the record's email and first name."""
+
+
+def meet(engines: list[SyncEngine], at: str, parties: int = 2) -> None:
+    """Make ``parties`` calls ``at`` of the engines' connectors wait for each other (up to a second) after they
+    returned: without a lock around a batch, every push of one email has searched Pipedrive, found nothing, and
+    goes on to create, or has upserted into one HubSpot record and goes on to link it."""
+    together = threading.Barrier(parties, timeout=1)
+    for sync in engines:
+        call = getattr(sync.connector, at)
+
+        def met(*args: Any, call: Any = call) -> Any:
+            answer = call(*args)
+            with contextlib.suppress(threading.BrokenBarrierError):  # the others wait for this batch: go on alone
+                together.wait()
+            return answer
+
+        setattr(sync.connector, at, met)
+
+
+def people(sandbox: Sandbox, crm: str, email: str) -> list[CrmRecord]:
+    records = emulator(sandbox, crm).store.records.values()
+    return [r for r in records if not r.archived and str(r.fields.get(RACES[crm][1])).casefold() == email]
+
+
+def in_threads(*runs: Any) -> list[SyncReport]:
+    reports: list[SyncReport] = []
+    threads = [threading.Thread(target=lambda run=run: reports.append(run())) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reports) == len(runs)  # no run raised
+    return reports
+
+
+@pytest.mark.parametrize("crm", sorted(RACES))
+def test_concurrent_pushes_of_two_lists_with_one_email_create_one_record(
+    crm: str, database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two lists pushed at once through one connection, a person in each: both Pipedrive pushes searched, found
+    nothing and created, so Pipedrive had the person twice; both HubSpot upserts landed on one record and the run
+    linking it second failed. Now the second waits for the first and its lead is the duplicate a sequential push
+    reports, the record left as the first wrote it."""
+    email = f"wes.{crm}@example.net"
+    list_a = import_leads(database_url, tmp_path, [person("Wes", email)], list_name="Race A")
+    list_b = import_leads(database_url, tmp_path, [person("Wesley", email)], list_name="Race B")
+    conn_ = connection(crm, f"{crm}-race", direction="push")
+    engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
+    meet(engines, RACES[crm][0])
+    reports = in_threads(lambda: engines[0].run("push", list_a), lambda: engines[1].run("push", list_b))
+    [record] = people(sandbox, crm, email)
+    assert sorted((r.status, r.created, r.updated, r.failed) for r in reports) == [
+        ("completed", 1, 0, 0),
+        ("partial", 0, 0, 1),
+    ]
+    winner, loser = sorted(reports, key=lambda r: r.failed)
+    with connect(database_url) as db:
+        won = store.get_run(db, winner.sync_id)["list_id"]
+        links = store.links(db, conn_.name)
+        errors = store.run_errors(db, loser.sync_id)
+    assert [(k["lead_id"], k["remote_id"]) for k in links] == [(lead_of(database_url, won, email)["id"], record.id)]
+    assert [e["category"] for e in errors] == ["duplicate"]
+    assert record.fields[RACES[crm][2]] == ("Wes" if won == list_a else "Wesley")  # not overwritten
+
+
+@pytest.mark.parametrize("batch_size", [1, 50], ids=["two-batches", "one-batch"])
+def test_a_person_twice_in_one_list_pushed_at_once_creates_one_record(
+    batch_size: int, database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """One list holding a person twice, pushed in two batches that run at once, or in one batch (whose records
+    Pipedrive gets in parallel): each lead's push created the person. Now one lead is linked to the one record and
+    the other is the duplicate a sequential push reports."""
+    email = f"vic.{batch_size}@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Vic", email)], list_name="Race C")
+    with transaction(database_url) as db:  # an import would merge them; a pull creates what it does not match
+        store.create_lead(db, list_id, {"email": email.upper(), "first_name": "Victor", "last_name": "Test"})
+    name = f"pd-race-{batch_size}"
+    sync = engine(database_url, sandbox, connection("pipedrive", name, batch_size=batch_size))
+    meet([sync], "_find")
+    report = sync.run("push", list_id)
+    assert len(people(sandbox, "pipedrive", email)) == 1
+    assert (report.status, report.created, report.updated, report.failed) == ("partial", 1, 0, 1)
+    with connect(database_url) as db:
+        assert len(store.links(db, name)) == 1
+        assert [e["category"] for e in store.run_errors(db, report.sync_id)] == ["duplicate"]
+
+
 @pytest.mark.parametrize(
     "stop",
     [RuntimeError("the connection to the database dropped"), KeyboardInterrupt("the run was interrupted")],
@@ -183,3 +276,34 @@ def test_the_field_list_is_retried_after_a_cut_body_or_a_500_then_fails_clearly(
     sandbox.http_app.inject(crm, "500", "malformed", "503")
     with pytest.raises(TransientError, match=rf"^{crm}-fields: could not read the {crm} field list in 3 attempts"):
         crm_fields(conn_, connector, limiter, FAST)
+
+
+def test_concurrent_pulls_of_one_record_create_one_lead(
+    database_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two pulls of one connection at once (a schedule and a manual run) both found no lead for a new CRM record
+    and created one; the second could not link its lead to the record and its run failed. Now the second waits
+    for the first's chunk and finds its lead."""
+    email = "una.zeta@example.net"
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Pulled twice", owner="tester").id
+    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
+    mapping = {"email": "email", "first_name": "firstname"}
+    pull = connection("hubspot", "hs-pull-race", direction="pull", mapping=mapping)
+    together = threading.Barrier(2, timeout=1)
+    lead_for_remote = store.lead_for_remote
+
+    def looked_up(*args: Any) -> Any:
+        found = lead_for_remote(*args)
+        if args[2] == record.id:  # (conn, connection, remote id)
+            with contextlib.suppress(threading.BrokenBarrierError):  # the other waits for this chunk: go on alone
+                together.wait()
+        return found
+
+    monkeypatch.setattr(store, "lead_for_remote", looked_up)
+    engines = [engine(database_url, sandbox, pull), engine(database_url, sandbox, pull)]
+    reports = in_threads(*[lambda sync=sync: sync.run("pull", list_id) for sync in engines])
+    assert [r.status for r in reports] == ["completed", "completed"]
+    with connect(database_url) as db:
+        leads = db.execute("SELECT id FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email)))
+        assert len(leads.fetchall()) == 1

@@ -87,7 +87,7 @@ def test_manual_stage_is_recorded_and_respected(database_url: str) -> None:
         changes = store.stage_history(conn, lead)
         assert [(c["to_stage"], c["source"], c["changed_by"]) for c in changes] == [("sql", "manual", "ana")]
         assert store.score_history(conn, lead)[-1]["stage"] == "sql"  # the manual change reaches the history
-        with pytest.raises(NotFoundError, match="no lead with id 999999"):
+        with pytest.raises(NotFoundError, match="lead 999999: not found or not shared with you"):
             store.set_stage(conn, 999_999, "mql", user="ana", reason=None)
 
 

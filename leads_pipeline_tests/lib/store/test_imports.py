@@ -491,7 +491,7 @@ def test_undo_twice_is_a_clear_error(database_url: str) -> None:
 
 
 def test_undo_of_an_unknown_import(database_url: str) -> None:
-    with pytest.raises(NotFoundError, match="no import with id 999"):
+    with pytest.raises(NotFoundError, match="import 999: not found or not shared with you"):
         _undo(database_url, 999)
 
 
@@ -1178,7 +1178,7 @@ def test_import_status_has_the_prd_shape(database_url: str) -> None:
 
 
 def test_import_status_of_unknown_import(database_url: str) -> None:
-    with connect(database_url) as conn, pytest.raises(NotFoundError, match="no import with id 42"):
+    with connect(database_url) as conn, pytest.raises(NotFoundError, match="import 42: not found or not shared"):
         store.import_status(conn, 42)
 
 
