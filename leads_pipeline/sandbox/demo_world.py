@@ -51,8 +51,9 @@ def demo_leads_csv(world: World) -> str:
     has work to show:
 
     - the first row again, same email: the import skips it (the demo list de-duplicates by email);
-    - the second person again without email or LinkedIn: the import keeps it, duplicate detection finds it
-      (same name at the same company);
+    - the second person again without email, phone or LinkedIn and with a typo in the last name: no key of the
+      import matches it, so it keeps it; duplicate detection finds it (same first name and company, similar
+      last name);
     - a row with no name, email, phone or LinkedIn: the import rejects it, naming the row and the rule.
     """
     people = dataclasses.replace(world, people=world.people[:DEMO_LEADS])
@@ -67,9 +68,10 @@ def demo_leads_csv(world: World) -> str:
     ]
     column = {name: header.index(name) for name in LEAD_COLUMNS}
     with_email = next(row for row in body if row[column["Email"]])
-    renamed = next(row for row in body if row[column["Email"]] and row is not with_email)
+    renamed = next(row for row in body if row[column["Email"]] and row[column["Last Name"]] and row is not with_email)
     again = list(renamed)
-    again[column["Email"]] = again[column["LinkedIn URL"]] = ""
+    again[column["Email"]] = again[column["LinkedIn URL"]] = again[column["Phone"]] = ""
+    again[column["Last Name"]] += again[column["Last Name"]][-1]
     nobody = [""] * len(header)
     nobody[column["Company"]], nobody[column["Title"]] = "(see attached)", "Head of Something"
     text = io.StringIO()
