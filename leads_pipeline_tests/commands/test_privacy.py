@@ -161,6 +161,40 @@ def test_only_owners_of_every_list_or_privacy_officers_may_act(
     assert len(ana.json("privacy", "export", EMAIL, user="bob")["leadIds"]) == 2
 
 
+def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Her row rejected by an import into tester's list is tester's: a user who owns no list (none holds a lead of
+    hers) cannot read, erase, suppress or opt her out, nor can the owner of another list holding her lead, nor
+    suppress someone no list holds. All could before (the check looked at the lists of her leads only)."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "own")
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text(
+        "First Name,Last Name,Email,Phone,Company,Notes\n"
+        f"Ana,Garcia,{EMAIL},{PHONE},Acme,a note about her,one field too many\nJo,Li,jo@li.example,,Li,\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, rejected, "fair")
+    for request in (("export", EMAIL), ("delete", EMAIL, "--yes"), ("opt-out", PHONE)):
+        assert "list 'fair'" in leads.fails("privacy", *request, user="mallory")
+    nobody = leads.fails("privacy", "delete", "nobody@example.com", "--yes", user="mallory")
+    assert "no list holds" in nobody and "LEADS_PRIVACY_OFFICERS" in nobody, "suppressing someone reaches every list"
+    with connect(database_url) as conn:
+        assert not privacy.is_suppressed(conn, email=EMAIL)
+        assert conn.execute("SELECT count(*) AS n FROM opt_outs").fetchone() == {"n": 0}
+        errors = [r["value"] for r in conn.execute("SELECT value FROM import_errors")]
+        assert any("a note about her" in (value or "") for value in errors), "her rejected row is still tester's"
+
+    lead = tmp_path / "lead.csv"
+    lead.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\n", encoding="utf-8")
+    import_file(database_url, lead, "own")
+    leads.ok("lists", "share", "own", "ana", "--role", "owner")
+    assert "list 'fair'" in leads.fails("privacy", "export", EMAIL, user="ana"), "ana does not own 'fair'"
+    exported = leads.json("privacy", "export", EMAIL)
+    assert len(exported["leadIds"]) == 1 and "a note about her" in exported["data"]["import_errors"][0]["value"]
+
+
 def _photo(folder: Path, content: bytes) -> Path:
     """A stored photo as the media store names it (its SHA-256)."""
     import hashlib

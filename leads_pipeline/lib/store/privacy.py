@@ -95,8 +95,9 @@ class Person:
 
 
 def find_person(conn: Connection, raw: str) -> Person:
-    """The person named by ``raw``: their leads everywhere and every email and number those leads carry (found
-    through the blind index: the columns themselves are sealed)."""
+    """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
+    are sealed), every email and number those leads carry, and every list holding any of it (``list_ids``: what a
+    privacy request needs the owner role on)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
@@ -106,14 +107,30 @@ def find_person(conn: Connection, raw: str) -> Person:
             {"v": subject_hash(kind, value)},
         )
     )
-    person = Person(kind, value, [int(r["id"]) for r in rows], sorted({int(r["list_id"]) for r in rows}))
+    person = Person(kind, value, [int(r["id"]) for r in rows])
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
     for row in rows:
         emails.update(e.lower() for e in [row["email"]] if e)
         phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
     person.emails, person.phones = sorted(emails), sorted(phones)
+    person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
+
+
+def _trace_lists(conn: Connection, person: Person) -> set[int]:
+    """The lists of the rows about the person found otherwise than through their leads (``PersonalTable.lists``):
+    an import error or snapshot holding their address in another user's list."""
+    found: set[int] = set()
+    for entry in deployed(conn):
+        if entry.lists is None:
+            continue
+        query = sql.SQL(
+            "SELECT DISTINCT x.list_id FROM {} t CROSS JOIN LATERAL ({}) x(list_id)"
+            " WHERE ({}) AND x.list_id IS NOT NULL"
+        ).format(sql.Identifier(entry.table), sql.SQL(entry.lists), sql.SQL(entry.find))  # type: ignore[arg-type]
+        found.update(int(r["list_id"]) for r in conn.execute(query, person.params()))
+    return found
 
 
 def deployed(conn: Connection) -> list[PersonalTable]:
