@@ -195,6 +195,48 @@ def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
     assert len(exported["leadIds"]) == 1 and "a note about her" in exported["data"]["import_errors"][0]["value"]
 
 
+@pytest.mark.parametrize("named", ["survivor", "merged"])
+def test_a_request_follows_merges_to_every_lead_merged_with_hers(
+    leads: Leads, database_url: str, tmp_path: Path, named: str
+) -> None:
+    """Her work lead in 'fair' and her lead with a private address and number in 'other', merged (same LinkedIn
+    URL): a request by either address finds both, and erasure leaves neither the lead merged away (before: kept,
+    deleted but whole, when the survivor was named) nor the survivor holding its facts and tags (before: kept when
+    the merged lead was named), and suppresses both addresses."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "other")
+    header = "First Name,Last Name,Email,Phone,Company,Title,LinkedIn URL\n"
+    for list_name, row in (
+        ("fair", f"Ana,Garcia,{EMAIL},{PHONE},Acme,CFO,https://www.linkedin.com/in/ana-garcia\n"),
+        ("other", "Ana,Garcia,ana@home.example,+34 611 222 333,Acme,,https://www.linkedin.com/in/ana-garcia\n"),
+    ):
+        path = tmp_path / f"{list_name}.csv"
+        path.write_text(header + row, encoding="utf-8")
+        import_file(database_url, path, list_name)
+    _execute(
+        database_url,
+        "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'Owner', 'gemini', 70"
+        " FROM leads WHERE email_bidx = %s",
+        bidx("ana@home.example"),
+    )
+    leads.ok("bulk", "tag", "vip", "--list", "other")
+    merged = leads.json("dedupe", "--list", "fair", "--list", "other", "--merge", "--json")
+    assert len(merged["merges"]) == 1, merged
+    exported = leads.json("privacy", "export", EMAIL if named == "survivor" else "ana@home.example")
+    assert len(exported["leadIds"]) == 2 and exported["identifiers"]["emails"] == [
+        "ana.garcia@acme.es",
+        "ana@home.example",
+    ]
+
+    leads.ok("privacy", "delete", EMAIL if named == "survivor" else "ana@home.example", "--yes")
+    with connect(database_url) as conn:
+        left = conn.execute("SELECT id FROM leads WHERE linkedin_url LIKE '%%ana-garcia'").fetchall()
+        assert left == [], "no lead of hers is left, merged away or surviving"
+        assert conn.execute("SELECT count(*) AS n FROM lead_facts").fetchone() == {"n": 0}
+        assert conn.execute("SELECT count(*) AS n FROM lead_tags").fetchone() == {"n": 0}
+        assert privacy.is_suppressed(conn, email=EMAIL) and privacy.is_suppressed(conn, email="ana@home.example")
+
+
 def _photo(folder: Path, content: bytes) -> Path:
     """A stored photo as the media store names it (its SHA-256)."""
     import hashlib

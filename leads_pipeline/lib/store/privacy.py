@@ -2,9 +2,10 @@
 and keep erased people out of later imports.
 
 A person is named by one email address or phone number, normalized as an import would. Their leads are every
-lead (in any list, deleted or merged ones included) with that email or that number as phone or mobile phone; the
-other contact data of those leads is searched for too, so that traces of them in import errors, update
-snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
+lead (in any list, deleted or merged ones included) with that email or that number as phone or mobile phone, and
+every lead a merge joined with one of those (a merge says they are one person: the survivor holds what it took from
+the leads merged into it); the other contact data of those leads is searched for too, so that traces of them in
+import errors, update snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
 ``leads_pipeline.lib.privacy.registry.REGISTRY``.
 
 Erasure queues the deletion of the person's records in connected CRMs (``crm_erasures``: connection and remote id,
@@ -94,19 +95,30 @@ class Person:
         }
 
 
+_MERGED_WITH: Final = (
+    "WITH RECURSIVE linked(id) AS (SELECT unnest(%(ids)s::bigint[]) UNION SELECT x.id FROM linked k"
+    " CROSS JOIN LATERAL (SELECT l.merged_into FROM leads l WHERE l.id = k.id AND l.merged_into IS NOT NULL"
+    " UNION ALL SELECT unnest(m.merged_ids) FROM merges m WHERE m.survivor_id = k.id AND m.undone_at IS NULL) x(id))"
+    " SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE id IN (SELECT id FROM linked) ORDER BY id"
+)
+"""The leads and every lead a merge (not undone) joined with them, both ways and in chains: the merge recorded that
+they are one person, and the survivor carries what it took from the others (filled fields, moved facts, tags)."""
+
+
 def find_person(conn: Connection, raw: str) -> Person:
     """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
-    are sealed), every email and number those leads carry, and every list holding any of it (``list_ids``: what a
-    privacy request needs the owner role on)."""
+    are sealed), the leads merged with those, every email and number those leads carry, and every list holding
+    any of it (``list_ids``: what a privacy request needs the owner role on)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
-    rows = list(
-        conn.execute(
-            sql.SQL("SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {} ORDER BY id").format(condition),
-            {"v": subject_hash(kind, value)},
+    named = [
+        int(r["id"])
+        for r in conn.execute(
+            sql.SQL("SELECT id FROM leads WHERE {}").format(condition), {"v": subject_hash(kind, value)}
         )
-    )
+    ]
+    rows = list(conn.execute(_MERGED_WITH, {"ids": named})) if named else []
     person = Person(kind, value, [int(r["id"]) for r in rows])
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
