@@ -160,3 +160,35 @@ def test_a_merge_fills_an_extension_only_with_its_own_number(leads: Leads, datab
     assert (survivor["phone"], survivor["phone_ext"]) == ("+12125550101", "5")
     assert (survivor["mobile_phone"], survivor["mobile_phone_ext"]) == ("+12125550300", "9")
     assert result.filled["phone_ext"] == ids[2]
+
+
+def _opted_out(database_url: str, *lead_ids: int) -> list[bool]:
+    with connect(database_url) as conn:
+        return [
+            r["opted_out_at"] is not None
+            for r in conn.execute("SELECT opted_out_at FROM leads WHERE id = ANY(%s) ORDER BY id", (list(lead_ids),))
+        ]
+
+
+def test_a_merge_keeps_an_opt_out_and_its_undo_keeps_a_later_one(two_lists: Leads, database_url: str) -> None:
+    """Ana opted out under her private address, then her two leads were merged: the survivor is her, opted out
+    (before: it was exported and pushed with what it took from her opted-out lead); the undo gives each lead its own
+    flag back. Dana opted out after her merge: undoing it keeps her opt-out (before: the survivor's row as it was
+    before the merge cleared it)."""
+    ids = _ids(database_url)
+    two_lists.ok("privacy", "opt-out", "ana.garcia@gmail.example")
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    dana = next(c["cluster"] for c in clusters if ids["Dana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Ana A"]
+    assert _opted_out(database_url, ids["Ana A"]) == [True]
+    assert "ana@acme.es" not in two_lists.ok("bulk", "export", "--list", "A", "--list", "B")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    assert _opted_out(database_url, ids["Ana A"], ids["Ana B"]) == [False, True]
+
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(dana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Dana A"] and _opted_out(database_url, ids["Dana A"]) == [False]
+    two_lists.ok("privacy", "opt-out", "dana@fbi.example")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    assert _opted_out(database_url, ids["Dana A"]) == [True], "her opt-out outlives the undo"
