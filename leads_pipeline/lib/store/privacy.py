@@ -19,6 +19,7 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -27,6 +28,7 @@ from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
+from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit, crm_erasures
@@ -358,12 +360,25 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
 
 
 def is_suppressed(conn: Connection, *, email: str | None = None, phone: str | None = None) -> bool:
-    """Whether a normalized email or E.164 number belongs to an erased person: later stages (enrichment, CRM
-    sync) call this before storing or sending anything found about someone."""
+    """Whether a normalized email or E.164 number belongs to an erased person."""
     key = suppression_key()
     hashes = [subject_hash("email", email.lower(), key)] if email else []
     hashes += [subject_hash("phone", phone, key)] if phone else []
     return bool(hashes) and _any_hash(conn, "suppressions", hashes)
+
+
+def suppressed_values(conn: Connection, field: str, values: Iterable[str | None]) -> set[str]:
+    """The values of ``field`` (an email or phone field) that belong to an erased person: enrichment neither looks
+    them up nor stores them again (a lead known by name and company would otherwise get the address back)."""
+    hashes: dict[str, str] = {}
+    for value in values:
+        digest = blind_index(field, value)  # the suppression hash (the blind-index key is the suppression key)
+        if digest is not None and value is not None:
+            hashes[digest] = value
+    if not hashes:
+        return set()
+    rows = conn.execute("SELECT hash FROM suppressions WHERE hash = ANY(%s)", (list(hashes),))
+    return {hashes[r["hash"]] for r in rows}
 
 
 def sellable(alias: str = "l") -> sql.Composable:
