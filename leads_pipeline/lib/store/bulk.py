@@ -411,6 +411,12 @@ def export_custom_columns(conn: Connection, selection: Selection, user: str) -> 
     return [f"{CUSTOM_PREFIX}{r['k']}" for r in conn.execute(query)]
 
 
+def sellable_ids(conn: Connection, ids: list[int]) -> set[int]:
+    """Which of these leads may be exported (``privacy.sellable``: no do-not-sell opt-out)."""
+    query = sql.SQL("SELECT l.id FROM leads l WHERE l.id = ANY(%s) AND {}").format(privacy.sellable("l"))
+    return {int(r["id"]) for r in conn.execute(query, (ids,))}
+
+
 def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
     """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``) except those who opted out of the sale of
     their data (``privacy.sellable``), streamed through a server-side cursor in id
