@@ -256,3 +256,19 @@ def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
         ("Only", 1),
         ("Pat", 1),
     ]
+
+
+def test_set_never_writes_an_erased_persons_address_or_number_back(fair: Leads, database_url: str) -> None:
+    """Ana was erased: setting her address or number on a lead by hand is refused, as an import of her row is
+    (before: written, and she was back in the list)."""
+    fair.ok("privacy", "delete", "ana.garcia@acme.es", "--yes")
+    before = _snapshot(database_url)
+    for field, value in (
+        ("email", "Ana.Garcia@acme.es"),
+        ("phone", "+34 912 345 678"),
+        ("mobile_phone", "+34912345678"),
+    ):
+        error = fair.fails("bulk", "set", field, value, "--id", "1")
+        assert "erased on request" in error and "acme.es" not in error and "912" not in error
+    assert _snapshot(database_url) == before
+    assert fair.json("bulk", "set", "email", "someone@acme.es", "--id", "1", "--json")["changed"] == 1

@@ -143,6 +143,11 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             if name == "stage" and value is None:
                 raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
             if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
+                if name != "street" and privacy.suppressed_values(conn, name, [value]):
+                    raise ConfigurationError(
+                        f"{name}: this {'address' if name == 'email' else 'number'} belongs to a person erased on"
+                        " request (`leads privacy delete`); it is not stored again"
+                    )
                 stored: dict[str, Any] = lead_columns(name, value)
                 compared = [f"{name}_bidx"]
                 if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
