@@ -192,3 +192,18 @@ def test_a_merge_keeps_an_opt_out_and_its_undo_keeps_a_later_one(two_lists: Lead
     two_lists.ok("privacy", "opt-out", "dana@fbi.example")
     two_lists.ok("merges", "undo", str(merge["mergeId"]))
     assert _opted_out(database_url, ids["Dana A"]) == [True], "her opt-out outlives the undo"
+
+
+def test_undoing_a_merge_keeps_a_stage_set_since(two_lists: Leads, database_url: str) -> None:
+    """A person moved the survivor to `sql` after the merge (a stage change touches no field): undoing the merge
+    keeps it, as `stage_changes` records it (before: the survivor's row before the merge came back whole, stage
+    `new`, and the manual stage was silently lost)."""
+    ids = _ids(database_url)
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    two_lists.ok("stage", "set", str(merge["survivorId"]), "sql", "--reason", "asked for a demo")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT stage, title FROM leads WHERE id = %s", (merge["survivorId"],)).fetchone()
+    assert row == {"stage": "sql", "title": None}, "the stage stays, the filled title goes"

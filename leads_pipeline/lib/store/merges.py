@@ -31,6 +31,9 @@ from leads_pipeline.lib.store.search import where_clause
 
 _FILLED: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "phone_ext", "mobile_phone_ext", "company_key", "name_key")
 """Fields a merge may fill on the survivor from the other leads (never stage, score or history)."""
+_KEPT_BY_UNDO: Final = frozenset({"stage", "score"})
+"""Columns a merge never writes and scoring or a person changes without touching ``updated_at`` (so the undo's
+"changed since" check cannot see it): an undo keeps them as they are now."""
 MERGE_SOURCE: Final = "merge"
 _MERGE_CONFIDENCE: Final = 80
 
@@ -221,8 +224,8 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
 
 def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
     """Restore the survivor's row and tags, give the moved facts back, drop the facts the merge added and bring
-    the merged leads back. Refused if the survivor changed after the merge (undo would lose that change); an
-    opt-out recorded since is kept."""
+    the merged leads back. Refused if the survivor changed after the merge (undo would lose that change); its
+    stage and score (``_KEPT_BY_UNDO``) and an opt-out recorded since are kept."""
     with conn.transaction():
         merge = conn.execute("SELECT * FROM merges WHERE id = %s FOR UPDATE", (merge_id,)).fetchone()
         if merge is None:
@@ -242,7 +245,7 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
             raise ConfigurationError(
                 f"lead {merge['survivor_id']} changed after merge {merge_id}; undoing it would lose that change"
             )
-        columns = _lead_columns(conn)
+        columns = [c for c in _lead_columns(conn) if c not in _KEPT_BY_UNDO]
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         conn.execute("SELECT set_config('leads.restoring', 'on', true)")  # the saved row as it is (sql/023)
         conn.execute(
