@@ -278,7 +278,8 @@ def bulk_export(
         if out is None:
             written = write_leads_csv(sys.stdout, rows(), columns)
         else:
-            with out.open("w", encoding="utf-8", newline="") as handle:
+            # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
+            with out.open("w", encoding="utf-8-sig", newline="") as handle:
                 written = write_leads_csv(handle, rows(), columns)
         audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
             conn,

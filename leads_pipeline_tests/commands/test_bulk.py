@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -143,14 +144,16 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
         )
     out = tmp_path / "out.csv"
     assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == 33
+    assert out.read_bytes().startswith(codecs.BOM_UTF8), "Excel reads a UTF-8 file as UTF-8 only with a BOM"
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert len(rows) == 33 and "García-López" in {r["last_name"] for r in rows}
     [ana] = [r for r in rows if r["email"] == "ana.garcia@acme.es"]
     assert (ana["title"], ana["notes"], ana["city"], ana["company"]) == ("'=1+2", "'\tcmd", "'-2+3", "'@SUM(A1)")
     assert ana["custom.Hack"] == "'+HYPERLINK()"
     assert ana["phone"] == "'+34912345678"
     assert ana["first_name"] == "Ana"
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
+    assert stdout.startswith("id,"), "standard output, for other programs, has no BOM"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
 
 
