@@ -146,6 +146,20 @@ def test_opt_out_flags_leads_now_and_later_and_export_leaves_them_out(ana: Leads
     assert ana.json("privacy", "export", EMAIL)["optedOut"] is True
 
 
+def test_an_opt_out_by_number_follows_the_person_to_a_later_import_by_address(
+    ana: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Ana opted out by phone; a later file has her by address only: that lead is flagged too (before: only the
+    number was recorded, so she was exported and pushed again under her address)."""
+    ana.ok("privacy", "opt-out", PHONE)
+    ana.ok("lists", "create", "later")
+    later = tmp_path / "later.csv"
+    later.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\nJo,Li,jo@li.example\n", encoding="utf-8")
+    import_file(database_url, later, "later")
+    exported = ana.ok("bulk", "export", "--list", "later")
+    assert EMAIL not in exported and "jo@li.example" in exported
+
+
 def test_unknown_or_malformed_person(leads: Leads) -> None:
     assert leads.json("privacy", "export", "nobody@example.com")["leadIds"] == []
     assert "give an email address or a phone number" in leads.fails("privacy", "export", "not a phone")

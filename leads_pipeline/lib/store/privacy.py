@@ -344,13 +344,17 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
 
 
 def opt_out(conn: Connection, raw: str, actor: str) -> int:
-    """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged."""
+    """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged. Every
+    address and number of their leads is recorded, as an erasure suppresses them all: a later import of them
+    under another of their identifiers is flagged too."""
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
-        conn.execute(
+        identifiers: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
+        identifiers += [("phone", p) for p in person.phones]
+        conn.cursor().executemany(
             "INSERT INTO opt_outs (hash, kind, created_by) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING",
-            (person.subject, person.kind, actor),
+            [(subject_hash(kind, value), kind, actor) for kind, value in identifiers],
         )
         flagged = conn.execute(
             "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (person.lead_ids,)
