@@ -190,10 +190,16 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
 
 def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:
     """Delete the list: hidden everywhere, its name free again. Its leads are soft-deleted with it, or with
-    ``purge`` removed for good (with their facts, tags and batch memberships). Returns how many leads."""
+    ``purge`` removed for good (with their facts, tags and batch memberships, and the raw cells its imports'
+    errors kept: a rejected row was never a lead). Returns how many leads."""
     with conn.transaction():
         conn.execute("UPDATE lists SET deleted_at = now(), updated_at = now() WHERE id = %s", (lead_list.id,))
         if purge:
+            conn.execute(
+                "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i"
+                " WHERE e.import_id = i.id AND i.list_id = %s AND e.value IS NOT NULL",
+                (lead_list.id,),
+            )
             return conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
         return conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
