@@ -266,7 +266,7 @@ def bulk_export(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
 
     def export(conn: Any) -> int:
-        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list"]
+        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags"]
         columns += bulk.export_custom_columns(conn, selection, acting_user())
         exported: list[int] = []
 

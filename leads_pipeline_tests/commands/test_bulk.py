@@ -142,6 +142,7 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
             ' custom = custom || \'{"Hack": "+HYPERLINK()"}\' WHERE email_bidx = %s',
             (bidx("ana.garcia@acme.es"),),
         )
+    fair.ok("bulk", "tag", "hot", "emea", "--where", "country = ES")
     out = tmp_path / "out.csv"
     assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
     assert out.read_bytes().startswith(codecs.BOM_UTF8), "Excel reads a UTF-8 file as UTF-8 only with a BOM"
@@ -152,6 +153,7 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     assert ana["custom.Hack"] == "'+HYPERLINK()"
     assert ana["phone"] == "'+34912345678"
     assert ana["first_name"] == "Ana"
+    assert ana["tags"] == "emea, hot" and {r["tags"] for r in rows if r is not ana} == {""}, "the tags, as they were"
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
     assert stdout.startswith("id,"), "standard output, for other programs, has no BOM"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]

@@ -423,12 +423,13 @@ def sellable_ids(conn: Connection, ids: list[int]) -> set[int]:
 
 
 def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``) except those who opted out of the sale of
-    their data (``privacy.sellable``), streamed through a server-side cursor in id
+    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``, ``tags`` in name order) except those who
+    opted out of the sale of their data (``privacy.sellable``), streamed through a server-side cursor in id
     order so an export of a million leads does not hold them all in memory."""
     query = sql.SQL(
-        "SELECT {cols}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
-        " WHERE {w} AND {sellable} ORDER BY l.id"
+        "SELECT {cols}, l.custom, s.name AS list,"
+        " (SELECT string_agg(t.tag, ', ' ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id) AS tags"
+        " FROM leads l JOIN lists s ON s.id = l.list_id WHERE {w} AND {sellable} ORDER BY l.id"
     ).format(
         cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
         w=where_clause(conn, selection, user),
