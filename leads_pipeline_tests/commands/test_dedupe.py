@@ -207,3 +207,32 @@ def test_undoing_a_merge_keeps_a_stage_set_since(two_lists: Leads, database_url:
     with connect(database_url) as conn:
         row = conn.execute("SELECT stage, title FROM leads WHERE id = %s", (merge["survivorId"],)).fetchone()
     assert row == {"stage": "sql", "title": None}, "the stage stays, the filled title goes"
+
+
+@pytest.mark.parametrize("removal", ["purge", "retention"])
+def test_a_survivor_deleted_for_good_gives_the_other_list_its_merged_lead_back(
+    two_lists: Leads, database_url: str, tmp_path: Path, removal: str
+) -> None:
+    """Ana of list B was merged into Ana of list A, then A was purged (or Ana A expired under a retention policy
+    of A): the merge went with the survivor, so B's Ana was deleted for good with nothing to restore her
+    (before); she is B's live lead again."""
+    from leads_pipeline.lib.store import retention
+
+    ids = _ids(database_url)
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Ana A"]
+    if removal == "purge":
+        two_lists.ok("lists", "delete", "A", "--purge", "--yes")
+    else:
+        with connect(database_url) as conn:
+            old = "now() - interval '40 days'"  # the lead and the facts the merge gave it
+            conn.execute(f"UPDATE leads SET updated_at = {old} WHERE id = %s", (ids["Ana A"],))
+            conn.execute(f"UPDATE lead_facts SET observed_at = {old} WHERE lead_id = %s", (ids["Ana A"],))
+            list_a = conn.execute("SELECT id FROM lists WHERE name = 'A'").fetchone()
+            assert list_a is not None
+            retention.set_policy(conn, "leads", 30, list_id=list_a["id"], actor="tester")
+            assert retention.apply(conn, inbox=tmp_path / "inbox", actor="tester").leads == {"A": 1}
+    found = two_lists.json("search", "--list", "B", "--where", "email = ana.garcia@gmail.example", "--json")["leads"]
+    assert [lead["id"] for lead in found] == [ids["Ana B"]]

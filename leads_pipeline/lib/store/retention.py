@@ -24,7 +24,7 @@ import psycopg
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
-from leads_pipeline.lib.store.lists import Connection
+from leads_pipeline.lib.store.lists import Connection, release_merged_orphans
 
 Kind = Literal["leads", "facts", "inbox"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
@@ -118,6 +118,7 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                     {"kind": "leads"},
                 )
             )
+            release_merged_orphans(conn)
             report.errors = _by_list(
                 conn.execute(
                     f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
