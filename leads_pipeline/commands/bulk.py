@@ -8,7 +8,7 @@ and reports what it changed. ``delete`` shows the count and asks first (``--yes`
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -266,20 +266,27 @@ def bulk_export(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
 
     def export(conn: Any) -> int:
-        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list"]
+        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags"]
         columns += bulk.export_custom_columns(conn, selection, acting_user())
-        rows = bulk.export_rows(conn, selection, acting_user())
+        exported: list[int] = []
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for row in bulk.export_rows(conn, selection, acting_user()):
+                exported.append(row["id"])
+                yield row
+
         if out is None:
-            written = write_leads_csv(sys.stdout, rows, columns)
+            written = write_leads_csv(sys.stdout, rows(), columns)
         else:
-            with out.open("w", encoding="utf-8", newline="") as handle:
-                written = write_leads_csv(handle, rows, columns)
-        audit.record(
+            # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
+            with out.open("w", encoding="utf-8-sig", newline="") as handle:
+                written = write_leads_csv(handle, rows(), columns)
+        audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
             conn,
             acting_user(),
             "leads.export",
             "selection",
-            {"selection": selection.describe(), "leadCount": written, "to": str(out) if out else "stdout"},
+            {"selection": selection.describe(), "to": str(out) if out else "stdout", **audit.lead_ids(exported)},
         )
         return written
 

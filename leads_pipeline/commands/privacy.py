@@ -108,12 +108,15 @@ def privacy_crm_erasures(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """The deletions erasure requests owe connected CRMs (connection and CRM record id only), and their state;
-    --process sends the pending ones through each CRM's API (a record the CRM no longer has counts as done)."""
-    from leads_pipeline.lib.store import crm_erasures
+    --process sends the pending ones through each CRM's API (a record the CRM no longer has counts as done). The
+    queue spans every list: an owner of every list or a privacy officer."""
+    from leads_pipeline.lib.store import access, crm_erasures
 
     if status is not None and status not in ("pending", "done", "failed"):
         fail(f"--status: expected pending, done or failed, found {status!r}")
     run_or_fail(environment)  # also points Dagster at the project's instance
+    # the queue holds the CRM records of people erased from any list: shown and sent as the audit log is read
+    _run(lambda conn, env: access.require_every_list(conn, acting_user(), "the CRM erasure queue"))
     report = run_or_fail(lambda: launch_crm_erasures(acting_user())) if process else None
     rows = _run(lambda conn, env: crm_erasures.listing(conn, status))
     if as_json:

@@ -105,8 +105,8 @@ def retention_apply(
         return
     verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} {summary['leads_deleted']} leads, {summary['fact_payloads_purged']} fact payloads and "
-        f"{summary['inbox_files_deleted']} inbox files",
+        f"{verb} {summary['leads_deleted']} leads, {summary['import_error_values_cleared']} import error values,"
+        f" {summary['fact_payloads_purged']} fact payloads and {summary['inbox_files_deleted']} inbox files",
         highlight=False,
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Annotated, Any
 
@@ -36,12 +37,17 @@ def search_command(
     after: Annotated[str | None, typer.Option(help="The cursor a previous page printed: the next page.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {leads, nextCursor}.")] = False,
     as_csv: Annotated[
-        bool, typer.Option("--csv", help="Write the page as CSV (formula-safe) to standard output.")
+        bool,
+        typer.Option(
+            "--csv", help="Write the page as CSV (formula-safe; opted-out leads left out; audited) to standard output."
+        ),
     ] = False,
 ) -> None:
     """Search leads: substring text query plus exact filters, keyset-paginated (--after CURSOR for more)."""
     from leads_pipeline.lib.export import custom_columns, write_leads_csv
     from leads_pipeline.lib.filters import Selection, Sort
+    from leads_pipeline.lib.store import audit
+    from leads_pipeline.lib.store.bulk import sellable_ids
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search
 
@@ -59,7 +65,14 @@ def search_command(
             ids=ids,
         )
         with connect(env.database_url) as conn:
-            return search(conn, selection, acting_user(), sort=Sort.parse(sort), limit=limit, after=after)
+            page = search(conn, selection, acting_user(), sort=Sort.parse(sort), limit=limit, after=after)
+            if as_csv:  # an export like `leads bulk export`: opted-out leads left out, audited
+                with conn.transaction():
+                    sellable = sellable_ids(conn, [r["id"] for r in page.leads])
+                    page = dataclasses.replace(page, leads=[r for r in page.leads if r["id"] in sellable])
+                    details = {"selection": selection.describe(), "to": "stdout", **audit.lead_ids(sorted(sellable))}
+                    audit.record(conn, acting_user(), "leads.export", "selection", details)
+            return page
 
     page = run_or_fail(run)
     if as_json:

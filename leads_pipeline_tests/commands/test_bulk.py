@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from pathlib import Path
@@ -145,16 +146,20 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
             ' custom = custom || \'{"Hack": "+HYPERLINK()"}\' WHERE email_bidx = %s',
             (bidx("ana.garcia@acme.es"),),
         )
+    fair.ok("bulk", "tag", "hot", "emea", "--where", "country = ES")
     out = tmp_path / "out.csv"
     assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
-    rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == 33
+    assert out.read_bytes().startswith(codecs.BOM_UTF8), "Excel reads a UTF-8 file as UTF-8 only with a BOM"
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert len(rows) == 33 and "García-López" in {r["last_name"] for r in rows}
     [ana] = [r for r in rows if r["email"] == "ana.garcia@acme.es"]
     assert (ana["title"], ana["notes"], ana["city"], ana["company"]) == ("'=1+2", "'\tcmd", "'-2+3", "'@SUM(A1)")
     assert ana["custom.Hack"] == "'+HYPERLINK()"
     assert ana["phone"] == "'+34912345678"
     assert ana["first_name"] == "Ana"
+    assert ana["tags"] == "emea, hot" and {r["tags"] for r in rows if r is not ana} == {""}, "the tags, as they were"
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
+    assert stdout.startswith("id,"), "standard output, for other programs, has no BOM"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
 
 
@@ -260,3 +265,19 @@ def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
         ("Only", 1),
         ("Pat", 1),
     ]
+
+
+def test_set_never_writes_an_erased_persons_address_or_number_back(fair: Leads, database_url: str) -> None:
+    """Ana was erased: setting her address or number on a lead by hand is refused, as an import of her row is
+    (before: written, and she was back in the list)."""
+    fair.ok("privacy", "delete", "ana.garcia@acme.es", "--yes")
+    before = _snapshot(database_url)
+    for field, value in (
+        ("email", "Ana.Garcia@acme.es"),
+        ("phone", "+34 912 345 678"),
+        ("mobile_phone", "+34912345678"),
+    ):
+        error = fair.fails("bulk", "set", field, value, "--id", "1")
+        assert "erased on request" in error and "acme.es" not in error and "912" not in error
+    assert _snapshot(database_url) == before
+    assert fair.json("bulk", "set", "email", "someone@acme.es", "--id", "1", "--json")["changed"] == 1

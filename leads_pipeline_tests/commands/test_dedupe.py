@@ -165,3 +165,79 @@ def test_a_merge_fills_an_extension_only_with_its_own_number(leads: Leads, datab
     assert (survivor["phone"], survivor["phone_ext"]) == ("+12125550101", "5")
     assert (survivor["mobile_phone"], survivor["mobile_phone_ext"]) == ("+12125550300", "9")
     assert result.filled["phone_ext"] == ids[2]
+
+
+def _opted_out(database_url: str, *lead_ids: int) -> list[bool]:
+    with connect(database_url) as conn:
+        return [
+            r["opted_out_at"] is not None
+            for r in conn.execute("SELECT opted_out_at FROM leads WHERE id = ANY(%s) ORDER BY id", (list(lead_ids),))
+        ]
+
+
+def test_a_merge_keeps_an_opt_out_and_its_undo_keeps_a_later_one(two_lists: Leads, database_url: str) -> None:
+    """Ana opted out under her private address, then her two leads were merged: the survivor is her, opted out
+    (before: it was exported and pushed with what it took from her opted-out lead); the undo gives each lead its own
+    flag back. Dana opted out after her merge: undoing it keeps her opt-out (before: the survivor's row as it was
+    before the merge cleared it)."""
+    ids = _ids(database_url)
+    two_lists.ok("privacy", "opt-out", "ana.garcia@gmail.example")
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    dana = next(c["cluster"] for c in clusters if ids["Dana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Ana A"]
+    assert _opted_out(database_url, ids["Ana A"]) == [True]
+    assert "ana@acme.es" not in two_lists.ok("bulk", "export", "--list", "A", "--list", "B")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    assert _opted_out(database_url, ids["Ana A"], ids["Ana B"]) == [False, True]
+
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(dana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Dana A"] and _opted_out(database_url, ids["Dana A"]) == [False]
+    two_lists.ok("privacy", "opt-out", "dana@fbi.example")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    assert _opted_out(database_url, ids["Dana A"]) == [True], "her opt-out outlives the undo"
+
+
+def test_undoing_a_merge_keeps_a_stage_set_since(two_lists: Leads, database_url: str) -> None:
+    """A person moved the survivor to `sql` after the merge (a stage change touches no field): undoing the merge
+    keeps it, as `stage_changes` records it (before: the survivor's row before the merge came back whole, stage
+    `new`, and the manual stage was silently lost)."""
+    ids = _ids(database_url)
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    two_lists.ok("stage", "set", str(merge["survivorId"]), "sql", "--reason", "asked for a demo")
+    two_lists.ok("merges", "undo", str(merge["mergeId"]))
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT stage, title FROM leads WHERE id = %s", (merge["survivorId"],)).fetchone()
+    assert row == {"stage": "sql", "title": None}, "the stage stays, the filled title goes"
+
+
+@pytest.mark.parametrize("removal", ["purge", "retention"])
+def test_a_survivor_deleted_for_good_gives_the_other_list_its_merged_lead_back(
+    two_lists: Leads, database_url: str, tmp_path: Path, removal: str
+) -> None:
+    """Ana of list B was merged into Ana of list A, then A was purged (or Ana A expired under a retention policy
+    of A): the merge went with the survivor, so B's Ana was deleted for good with nothing to restore her
+    (before); she is B's live lead again."""
+    from leads_pipeline.lib.store import retention
+
+    ids = _ids(database_url)
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
+    assert merge["survivorId"] == ids["Ana A"]
+    if removal == "purge":
+        two_lists.ok("lists", "delete", "A", "--purge", "--yes")
+    else:
+        with connect(database_url) as conn:
+            old = "now() - interval '40 days'"  # the lead and the facts the merge gave it
+            conn.execute(f"UPDATE leads SET updated_at = {old} WHERE id = %s", (ids["Ana A"],))
+            conn.execute(f"UPDATE lead_facts SET observed_at = {old} WHERE lead_id = %s", (ids["Ana A"],))
+            list_a = conn.execute("SELECT id FROM lists WHERE name = 'A'").fetchone()
+            assert list_a is not None
+            retention.set_policy(conn, "leads", 30, list_id=list_a["id"], actor="tester")
+            assert retention.apply(conn, inbox=tmp_path / "inbox", actor="tester").leads == {"A": 1}
+    found = two_lists.json("search", "--list", "B", "--where", "email = ana.garcia@gmail.example", "--json")["leads"]
+    assert [lead["id"] for lead in found] == [ids["Ana B"]]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from leads_pipeline.lib.store.db import connect
@@ -143,6 +145,22 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
     assert "no list named 'fair'" in leads.fails("lists", "show", "fair")
     leads.ok("lists", "create", "fair")  # the name is free again
     assert "rename it" in leads.fails("lists", "restore", "fair")
+
+
+def test_a_purge_leaves_no_raw_row_of_its_imports(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """A row the list's import rejected never became a lead, so purging the leads left it, raw, in the import
+    errors (before: name, address and number kept for ever); its cells go with the purge, the error stays."""
+    leads.ok("lists", "create", "fair")
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text(
+        "First Name,Last Name,Email\nAna,Garcia,ana@acme.es,one field too many\nJo,Li,jo@li.example\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, rejected, "fair")
+    leads.ok("lists", "delete", "fair", "--purge", "--yes")
+    with connect(database_url) as conn:
+        errors = list(conn.execute("SELECT value, subjects, reason FROM import_errors"))
+    assert [(e["value"], e["subjects"]) for e in errors] == [(None, None)] and "expected 3" in errors[0]["reason"]
 
 
 def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads, database_url: str) -> None:

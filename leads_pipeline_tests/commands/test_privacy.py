@@ -146,6 +146,20 @@ def test_opt_out_flags_leads_now_and_later_and_export_leaves_them_out(ana: Leads
     assert ana.json("privacy", "export", EMAIL)["optedOut"] is True
 
 
+def test_an_opt_out_by_number_follows_the_person_to_a_later_import_by_address(
+    ana: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Ana opted out by phone; a later file has her by address only: that lead is flagged too (before: only the
+    number was recorded, so she was exported and pushed again under her address)."""
+    ana.ok("privacy", "opt-out", PHONE)
+    ana.ok("lists", "create", "later")
+    later = tmp_path / "later.csv"
+    later.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\nJo,Li,jo@li.example\n", encoding="utf-8")
+    import_file(database_url, later, "later")
+    exported = ana.ok("bulk", "export", "--list", "later")
+    assert EMAIL not in exported and "jo@li.example" in exported
+
+
 def test_unknown_or_malformed_person(leads: Leads) -> None:
     assert leads.json("privacy", "export", "nobody@example.com")["leadIds"] == []
     assert "give an email address or a phone number" in leads.fails("privacy", "export", "not a phone")
@@ -160,6 +174,82 @@ def test_only_owners_of_every_list_or_privacy_officers_may_act(
     assert "LEADS_PRIVACY_OFFICERS" in ana.fails("privacy", "delete", EMAIL, "--yes", user="bob")
     monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
     assert len(ana.json("privacy", "export", EMAIL, user="bob")["leadIds"]) == 2
+
+
+def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Her row rejected by an import into tester's list is tester's: a user who owns no list (none holds a lead of
+    hers) cannot read, erase, suppress or opt her out, nor can the owner of another list holding her lead, nor
+    suppress someone no list holds. All could before (the check looked at the lists of her leads only)."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "own")
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text(
+        "First Name,Last Name,Email,Phone,Company,Notes\n"
+        f"Ana,Garcia,{EMAIL},{PHONE},Acme,a note about her,one field too many\nJo,Li,jo@li.example,,Li,\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, rejected, "fair")
+    for request in (("export", EMAIL), ("delete", EMAIL, "--yes"), ("opt-out", PHONE)):
+        assert "list 'fair'" in leads.fails("privacy", *request, user="mallory")
+    nobody = leads.fails("privacy", "delete", "nobody@example.com", "--yes", user="mallory")
+    assert "no list holds" in nobody and "LEADS_PRIVACY_OFFICERS" in nobody, "suppressing someone reaches every list"
+    with connect(database_url) as conn:
+        assert not privacy.is_suppressed(conn, email=EMAIL)
+        assert conn.execute("SELECT count(*) AS n FROM opt_outs").fetchone() == {"n": 0}
+        errors = [r["value"] for r in conn.execute("SELECT value FROM import_errors")]
+        assert any("a note about her" in (value or "") for value in errors), "her rejected row is still tester's"
+
+    lead = tmp_path / "lead.csv"
+    lead.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\n", encoding="utf-8")
+    import_file(database_url, lead, "own")
+    leads.ok("lists", "share", "own", "ana", "--role", "owner")
+    assert "list 'fair'" in leads.fails("privacy", "export", EMAIL, user="ana"), "ana does not own 'fair'"
+    exported = leads.json("privacy", "export", EMAIL)
+    assert len(exported["leadIds"]) == 1 and "a note about her" in exported["data"]["import_errors"][0]["value"]
+
+
+@pytest.mark.parametrize("named", ["survivor", "merged"])
+def test_a_request_follows_merges_to_every_lead_merged_with_hers(
+    leads: Leads, database_url: str, tmp_path: Path, named: str
+) -> None:
+    """Her work lead in 'fair' and her lead with a private address and number in 'other', merged (same LinkedIn
+    URL): a request by either address finds both, and erasure leaves neither the lead merged away (before: kept,
+    deleted but whole, when the survivor was named) nor the survivor holding its facts and tags (before: kept when
+    the merged lead was named), and suppresses both addresses."""
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "other")
+    header = "First Name,Last Name,Email,Phone,Company,Title,LinkedIn URL\n"
+    for list_name, row in (
+        ("fair", f"Ana,Garcia,{EMAIL},{PHONE},Acme,CFO,https://www.linkedin.com/in/ana-garcia\n"),
+        ("other", "Ana,Garcia,ana@home.example,+34 611 222 333,Acme,,https://www.linkedin.com/in/ana-garcia\n"),
+    ):
+        path = tmp_path / f"{list_name}.csv"
+        path.write_text(header + row, encoding="utf-8")
+        import_file(database_url, path, list_name)
+    _execute(
+        database_url,
+        "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'Owner', 'gemini', 70"
+        " FROM leads WHERE email_bidx = %s",
+        bidx("ana@home.example"),
+    )
+    leads.ok("bulk", "tag", "vip", "--list", "other")
+    merged = leads.json("dedupe", "--list", "fair", "--list", "other", "--merge", "--json")
+    assert len(merged["merges"]) == 1, merged
+    exported = leads.json("privacy", "export", EMAIL if named == "survivor" else "ana@home.example")
+    assert len(exported["leadIds"]) == 2 and exported["identifiers"]["emails"] == [
+        "ana.garcia@acme.es",
+        "ana@home.example",
+    ]
+
+    leads.ok("privacy", "delete", EMAIL if named == "survivor" else "ana@home.example", "--yes")
+    with connect(database_url) as conn:
+        left = conn.execute("SELECT id FROM leads WHERE linkedin_url LIKE '%%ana-garcia'").fetchall()
+        assert left == [], "no lead of hers is left, merged away or surviving"
+        assert conn.execute("SELECT count(*) AS n FROM lead_facts").fetchone() == {"n": 0}
+        assert conn.execute("SELECT count(*) AS n FROM lead_tags").fetchone() == {"n": 0}
+        assert privacy.is_suppressed(conn, email=EMAIL) and privacy.is_suppressed(conn, email="ana@home.example")
 
 
 def _photo(folder: Path, content: bytes) -> Path:

@@ -139,3 +139,29 @@ def test_selection_batch_records_the_matching_leads(fair: Leads, database_url: s
     assert count == 2 and members == expected
     assert batch is not None and batch["kind"] == "selection"
     assert batch["description"] == "lists fair; country in ES, IN"
+
+
+def test_a_selection_batch_describes_no_address_or_number(fair: Leads, database_url: str) -> None:
+    """A batch selected by a person's address or number (`leads score --where "email = x"`) is kept after the
+    person is erased: its description masks them, as the audit log does (before: the address in clear)."""
+    where = ["email = ana.garcia@acme.es", "phone = +34 912 345 678"]
+    with connect(database_url) as conn:
+        batch_id, _ = create_selection_batch(conn, Selection.build(lists=["fair"], where=where), "tester")
+        batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
+    assert batch == {"description": "lists fair; email = <email>; phone = <phone>"}
+
+
+def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: Leads) -> None:
+    """A page written as CSV is an export as `leads bulk export` is: a lead who opted out of selling is left out,
+    and both are audited naming the leads, so the list's owner sees who exported them. Before, the CSV page held
+    every lead and wrote no entry, and bulk export's entry named no lead: only its author saw it."""
+    fair.ok("lists", "create", "elsewhere", user="bob")  # tester no longer owns every list
+    fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
+    fair.ok("privacy", "opt-out", "ana.garcia@acme.es")
+    out = fair.ok("search", "--list", "fair", "--csv", "--limit", "100", user="vic")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) > 20 and "ana.garcia@acme.es" not in out
+    fair.ok("bulk", "export", "--list", "fair", user="vic")
+    exports = [e for e in fair.json("audit", "--action", "leads.export", "--json") if e["actor"] == "vic"]
+    assert len(exports) == 2, "the owner of 'fair' sees both exports of its leads"
+    assert exports[0]["details"]["leadIds"] == exports[1]["details"]["leadIds"] == sorted(int(r["id"]) for r in rows)

@@ -246,6 +246,8 @@ class EmailStage:
             return Discovery(lead_id, domain or "", None, None, "pattern", 0, None, (), "no " + " or ".join(missing))
         with self._model_lock:
             candidates = self.model.candidates(first, last, domain, self.options.max_candidates)
+        erased = ledger.suppressed(c.email for c in candidates)  # an erased person's address is not looked for
+        candidates = [c for c in candidates if c.email not in erased]
         tried: list[tuple[str, str, str]] = []
         result: tuple[Candidate, Verdict] | None = None
         domain_mx = mx.get(domain)

@@ -15,6 +15,7 @@ from typing import Any
 from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch, PhoneMatch
 from leads_pipeline.lib.credits import Budget, charge, price
 from leads_pipeline.lib.store.contacts import Fact, record_paid_fact
+from leads_pipeline.lib.store.db import connect
 
 FIELD = "person_match"
 
@@ -55,14 +56,29 @@ def search_person(
     match = matches[0] if matches else None
     credits, billing = charge("apify_people_search", found=match is not None, provider_cost=usd, provider_unit="usd")
     budget.settle(reserved, credits, lead_id)
+    erased = match is not None and _erased(database_url, match)
+    if erased:
+        match = None  # paid for (the fact keeps the cost), but an erased person's data is not stored again
     details: dict[str, Any] = {
         "query": {"first_name": first_name, "last_name": last_name, "domain": domain},
         "match": dataclasses.asdict(match) if match else None,
         "results": len(matches),
         **billing,
         "stage": stage,
+        **({"suppressed": True} if erased else {}),
     }
     value = match.email if match else None
     fact = Fact(lead_id, FIELD, value, source_name(apify), 80 if match else 0, credits, details)
     record_paid_fact(database_url, batch_id, fact)
     return match
+
+
+def _erased(database_url: str, match: PersonMatch) -> bool:
+    """Whether the match's address or one of its numbers belongs to a person erased on request."""
+    from leads_pipeline.lib.store.privacy import suppressed_values
+
+    with connect(database_url) as conn:
+        return bool(
+            suppressed_values(conn, "email", [match.email])
+            or suppressed_values(conn, "phone", [p.number for p in match.phones])
+        )

@@ -21,6 +21,11 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 - ``email_hashes``, ``phone_hashes`` (text[]): their blind indexes (``lib/privacy/crypto.py``), for the columns
   stored sealed, which only a blind index finds.
 
+``lists``, for a table whose rows are found otherwise than through the person's leads (by their identifiers in
+an import error, a snapshot, a payload), is a query on the found row ``t`` giving the lists it belongs to: a privacy
+request needs the owner role on those lists as on the lists of the person's leads, so that nobody reads or erases
+what another user's list holds about someone (``None``: found through the person's leads only, or service-only).
+
 ``erase`` says what ``leads privacy delete`` does with the rows found: ``delete`` them, ``clear`` the listed
 columns (set them to NULL, keeping a row that other records count, such as an import error), or ``keep`` them
 (the table holds no contact data, e.g. the audit log, which masks it; it is still part of the export).
@@ -42,6 +47,8 @@ _PHONE_TEXT: Final = (
     "WHERE length(x.v) >= 7 AND (strpos(x.v, p.d) > 0 OR right(p.d, length(x.v)) = x.v))"
 )
 
+_IMPORT_LIST: Final = "SELECT i.list_id FROM imports i WHERE i.id = t.import_id"
+
 
 @dataclass(frozen=True)
 class PersonalTable:
@@ -52,6 +59,7 @@ class PersonalTable:
     find: str
     erase: Literal["delete", "clear", "keep"]
     clear: tuple[str, ...] = ()
+    lists: str | None = None
 
 
 REGISTRY: Final[tuple[PersonalTable, ...]] = (
@@ -64,6 +72,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT + "))",
         "clear",
         ("value", "subjects"),
+        lists=_IMPORT_LIST,
     ),
     PersonalTable(
         "import_updates",
@@ -72,6 +81,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         " OR t.previous ->> 'phone_bidx' = ANY(%(phone_hashes)s)"
         " OR t.previous ->> 'mobile_phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
+        lists=_IMPORT_LIST,
     ),
     PersonalTable(
         "merges",
@@ -81,6 +91,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         " OR t.survivor_before ->> 'phone_bidx' = ANY(%(phone_hashes)s)"
         " OR t.survivor_before ->> 'mobile_phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
+        lists="SELECT l.list_id FROM leads l WHERE l.id = t.survivor_id",
     ),
     PersonalTable(
         "lead_facts",
@@ -88,6 +99,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "t.lead_id = ANY(%(lead_ids)s) OR t.details ->> 'email_bidx' = ANY(%(email_hashes)s)"
         " OR t.details ->> 'phone_bidx' = ANY(%(phone_hashes)s)",
         "delete",
+        lists="SELECT l.list_id FROM leads l WHERE l.id = t.lead_id",
     ),
     PersonalTable("lead_tags", "tags on the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
     # Contacts stage (sql/003_contacts.sql).
@@ -112,6 +124,8 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "webhook payloads that carried the person's data",
         "lower(t.payload::text) LIKE ANY(%(email_patterns)s)",
         "delete",
+        lists="SELECT DISTINCT l.list_id FROM batch_leads b JOIN leads l ON l.id = b.lead_id"
+        " WHERE b.batch_id = t.job_id",
     ),
     # Scoring stage (sql/005_scoring.sql).
     PersonalTable("lead_scores", "the person's scores and reasons", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
@@ -132,6 +146,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         " OR (t.message NOT LIKE 'enc:%%' AND lower(t.message) LIKE ANY(%(email_patterns)s))",
         "clear",
         ("message",),
+        lists="SELECT r.list_id FROM crm_sync_runs r WHERE r.id = t.sync_id",
     ),
     PersonalTable("batch_leads", "batches that touched the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
     # Search rows (sql/009_search_table.sql), one partition per import: the entry covers every partition.

@@ -222,8 +222,13 @@ def is_privacy_officer(user: str) -> bool:
 
 def require_privacy_request(conn: Connection, user: str, list_ids: list[int], action: str) -> None:
     """A privacy request reveals or erases a person's data in every list: allowed to a privacy officer
-    (``LEADS_PRIVACY_OFFICERS``), else only to an owner of every list holding the person's leads."""
+    (``LEADS_PRIVACY_OFFICERS``), else only to an owner of every list holding the person's data. A request about
+    a person no list holds acts on every list (its suppression or opt-out screens every later import, and what
+    it finds is in no list of the user's), so it needs an owner of every list (``require_every_list``)."""
     if is_privacy_officer(user):
+        return
+    if not list_ids:
+        require_every_list(conn, user, "a privacy request about a person no list holds")
         return
     try:
         require_all(conn, list_ids, user, "owner", action, write=False, subject="a list holding this person")

@@ -143,6 +143,11 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             if name == "stage" and value is None:
                 raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
             if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
+                if name != "street" and privacy.suppressed_values(conn, name, [value]):
+                    raise ConfigurationError(
+                        f"{name}: this {'address' if name == 'email' else 'number'} belongs to a person erased on"
+                        " request (`leads privacy delete`); it is not stored again"
+                    )
                 stored: dict[str, Any] = lead_columns(name, value)
                 compared = [f"{name}_bidx"]
                 if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
@@ -413,13 +418,20 @@ def export_custom_columns(conn: Connection, selection: Selection, user: str) -> 
     return [f"{CUSTOM_PREFIX}{r['k']}" for r in conn.execute(query)]
 
 
+def sellable_ids(conn: Connection, ids: list[int]) -> set[int]:
+    """Which of these leads may be exported (``privacy.sellable``: no do-not-sell opt-out)."""
+    query = sql.SQL("SELECT l.id FROM leads l WHERE l.id = ANY(%s) AND {}").format(privacy.sellable("l"))
+    return {int(r["id"]) for r in conn.execute(query, (ids,))}
+
+
 def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``) except those who opted out of the sale of
-    their data (``privacy.sellable``), streamed through a server-side cursor in id
+    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``, ``tags`` in name order) except those who
+    opted out of the sale of their data (``privacy.sellable``), streamed through a server-side cursor in id
     order so an export of a million leads does not hold them all in memory."""
     query = sql.SQL(
-        "SELECT {cols}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id"
-        " WHERE {w} AND {sellable} ORDER BY l.id"
+        "SELECT {cols}, l.custom, s.name AS list,"
+        " (SELECT string_agg(t.tag, ', ' ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id) AS tags"
+        " FROM leads l JOIN lists s ON s.id = l.list_id WHERE {w} AND {sellable} ORDER BY l.id"
     ).format(
         cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
         w=where_clause(conn, selection, user),

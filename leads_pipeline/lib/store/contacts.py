@@ -168,7 +168,14 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
 
 def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
     """``update_lead_columns`` for a sealed column: the sealed value with its blind index (and an email's
-    domain); "changed" compares blind indexes, since every sealing differs."""
+    domain); "changed" compares blind indexes, since every sealing differs. An erased person's address or number
+    is never written back (``privacy.suppressed_values``)."""
+    from leads_pipeline.lib.store.privacy import suppressed_values
+
+    erased = suppressed_values(conn, column, values.values())
+    values = {lead_id: value for lead_id, value in values.items() if value not in erased}
+    if not values:
+        return 0
     names = list(lead_columns(column, None))
     rows = [(lead_id, *lead_columns(column, value).values()) for lead_id, value in values.items()]
     index = sql.Identifier(f"{column}_bidx")
@@ -359,6 +366,13 @@ class VerificationLedger:
 
     def release(self, method: str, email: str) -> None:
         self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, self.lead_of.get(email))
+
+    def suppressed(self, emails: Iterable[str]) -> set[str]:
+        """The addresses among ``emails`` of people erased on request: never verified, cached or stored again."""
+        from leads_pipeline.lib.store.privacy import suppressed_values
+
+        with self._lock:
+            return suppressed_values(self._db(), "email", emails)
 
     def record(self, verdict: Verdict) -> None:
         """Store a paid verdict (the cache keeps the verifier's own cost) and its fact, charged in credits: a

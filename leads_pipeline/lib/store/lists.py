@@ -190,15 +190,34 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
 
 def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:
     """Delete the list: hidden everywhere, its name free again. Its leads are soft-deleted with it, or with
-    ``purge`` removed for good (with their facts, tags and batch memberships). Returns how many leads."""
+    ``purge`` removed for good (with their facts, tags and batch memberships, and the raw cells its imports'
+    errors kept: a rejected row was never a lead). Returns how many leads."""
     with conn.transaction():
         conn.execute("UPDATE lists SET deleted_at = now(), updated_at = now() WHERE id = %s", (lead_list.id,))
         if purge:
-            return conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
+            conn.execute(
+                "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i"
+                " WHERE e.import_id = i.id AND i.list_id = %s AND e.value IS NOT NULL",
+                (lead_list.id,),
+            )
+            purged = conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
+            release_merged_orphans(conn)
+            return purged
         return conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
             (lead_list.id,),
         ).rowcount
+
+
+def release_merged_orphans(conn: Connection) -> int:
+    """Bring back the leads merged into a lead that was deleted for good (its list purged, or expired by
+    retention): their merge went with it, so nothing could restore them, and another list lost them for good.
+    They are live again (in a deleted list they stay deleted). Returns how many."""
+    return conn.execute(
+        "UPDATE leads m SET merged_into = NULL, deleted_at = CASE WHEN s.deleted_at IS NULL THEN NULL"
+        " ELSE m.deleted_at END, updated_at = now() FROM lists s WHERE s.id = m.list_id"
+        " AND m.merged_into IS NOT NULL AND NOT EXISTS (SELECT 1 FROM leads v WHERE v.id = m.merged_into)"
+    ).rowcount
 
 
 def deleted_list(conn: Connection, name: str) -> LeadList:

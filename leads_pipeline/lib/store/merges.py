@@ -2,7 +2,8 @@
 
 A merge keeps one survivor (the most complete lead, the oldest on a tie), fills its empty fields and custom
 fields from the others, moves every fact of the others to it (provenance survives: the facts keep their
-source, confidence and cost) and records each filled value as a fact of source ``merge``. The others are
+source, confidence and cost) and records each filled value as a fact of source ``merge``. The survivor is opted out
+if any of the leads was (they are one person). The others are
 soft-deleted with ``merged_into`` set. The ``merges`` row keeps the survivor's row as it was, its tags, the
 facts moved and added, so ``undo_merge`` puts every lead back exactly as it was.
 """
@@ -30,6 +31,9 @@ from leads_pipeline.lib.store.search import where_clause
 
 _FILLED: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "phone_ext", "mobile_phone_ext", "company_key", "name_key")
 """Fields a merge may fill on the survivor from the other leads (never stage, score or history)."""
+_KEPT_BY_UNDO: Final = frozenset({"stage", "score"})
+"""Columns a merge never writes and scoring or a person changes without touching ``updated_at`` (so the undo's
+"changed since" check cannot see it): an undo keeps them as they are now."""
 MERGE_SOURCE: Final = "merge"
 _MERGE_CONFIDENCE: Final = 80
 
@@ -175,6 +179,9 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
             stored.update(lead_columns(name, value) if name in SEALED_FIELDS else {name: value})
         assignments = [sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()]
         assignments.append(sql.SQL("custom = {}::jsonb").format(sql.Literal(json.dumps(custom))))
+        opted = [r["opted_out_at"] for r in rows if r["opted_out_at"] is not None]
+        if opted and survivor["opted_out_at"] is None:  # one person: an opt-out of any of the leads is theirs
+            assignments.append(sql.SQL("opted_out_at = {}").format(sql.Literal(min(opted))))
         after = conn.execute(
             sql.SQL("UPDATE leads SET {}, updated_at = clock_timestamp() WHERE id = {} RETURNING updated_at").format(
                 sql.SQL(", ").join(assignments), sql.Literal(survivor["id"])
@@ -224,13 +231,14 @@ MERGES_HINT: Final = "`leads merges list` lists yours"
 
 def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
     """Restore the survivor's row and tags, give the moved facts back, drop the facts the merge added and bring
-    the merged leads back. Refused if the survivor changed after the merge (undo would lose that change)."""
+    the merged leads back. Refused if the survivor changed after the merge (undo would lose that change); its
+    stage and score (``_KEPT_BY_UNDO``) and an opt-out recorded since are kept."""
     with conn.transaction():
         merge = conn.execute("SELECT * FROM merges WHERE id = %s FOR UPDATE", (merge_id,)).fetchone()
         if merge is None:
             raise NotFoundError(access.not_shared(f"merge {merge_id}", MERGES_HINT))
         survivor = conn.execute(
-            "SELECT list_id, updated_at FROM leads WHERE id = %s", (merge["survivor_id"],)
+            "SELECT list_id, updated_at, opted_out_at FROM leads WHERE id = %s", (merge["survivor_id"],)
         ).fetchone()
         lists = [
             r["list_id"] for r in conn.execute("SELECT list_id FROM leads WHERE id = ANY(%s)", (merge["merged_ids"],))
@@ -247,7 +255,7 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
             raise ConfigurationError(
                 f"lead {merge['survivor_id']} changed after merge {merge_id}; undoing it would lose that change"
             )
-        columns = _lead_columns(conn)
+        columns = [c for c in _lead_columns(conn) if c not in _KEPT_BY_UNDO]
         names = sql.SQL(", ").join(sql.Identifier(c) for c in columns)
         conn.execute("SELECT set_config('leads.restoring', 'on', true)")  # the saved row as it is (sql/023)
         conn.execute(
@@ -256,6 +264,10 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
                 " (SELECT survivor_before FROM merges WHERE id = {merge}))) WHERE id = {id}"
             ).format(names=names, merge=sql.Literal(merge_id), id=sql.Literal(merge["survivor_id"]))
         )
+        if survivor["opted_out_at"] is not None and survivor["opted_out_at"] > merge["created_at"]:
+            conn.execute(  # an opt-out recorded since (it does not touch updated_at) is the person's, not the merge's
+                "UPDATE leads SET opted_out_at = %s WHERE id = %s", (survivor["opted_out_at"], merge["survivor_id"])
+            )
         conn.execute("DELETE FROM lead_facts WHERE id = ANY(%s)", (merge["added_facts"],))
         moved = merge["moved_facts"]
         conn.execute(

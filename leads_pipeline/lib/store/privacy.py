@@ -2,9 +2,10 @@
 and keep erased people out of later imports.
 
 A person is named by one email address or phone number, normalized as an import would. Their leads are every
-lead (in any list, deleted or merged ones included) with that email or that number as phone or mobile phone; the
-other contact data of those leads is searched for too, so that traces of them in import errors, update
-snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
+lead (in any list, deleted or merged ones included) with that email or that number as phone or mobile phone, and
+every lead a merge joined with one of those (a merge says they are one person: the survivor holds what it took from
+the leads merged into it); the other contact data of those leads is searched for too, so that traces of them in
+import errors, update snapshots, merge snapshots and facts are found. Which tables are searched, and how, is
 ``leads_pipeline.lib.privacy.registry.REGISTRY``.
 
 Erasure queues the deletion of the person's records in connected CRMs (``crm_erasures``: connection and remote id,
@@ -18,6 +19,7 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -26,6 +28,7 @@ from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.prepare import Problem
+from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit, crm_erasures
@@ -94,26 +97,54 @@ class Person:
         }
 
 
+_MERGED_WITH: Final = (
+    "WITH RECURSIVE linked(id) AS (SELECT unnest(%(ids)s::bigint[]) UNION SELECT x.id FROM linked k"
+    " CROSS JOIN LATERAL (SELECT l.merged_into FROM leads l WHERE l.id = k.id AND l.merged_into IS NOT NULL"
+    " UNION ALL SELECT unnest(m.merged_ids) FROM merges m WHERE m.survivor_id = k.id AND m.undone_at IS NULL) x(id))"
+    " SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE id IN (SELECT id FROM linked) ORDER BY id"
+)
+"""The leads and every lead a merge (not undone) joined with them, both ways and in chains: the merge recorded that
+they are one person, and the survivor carries what it took from the others (filled fields, moved facts, tags)."""
+
+
 def find_person(conn: Connection, raw: str) -> Person:
-    """The person named by ``raw``: their leads everywhere and every email and number those leads carry (found
-    through the blind index: the columns themselves are sealed)."""
+    """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
+    are sealed), the leads merged with those, every email and number those leads carry, and every list holding
+    any of it (``list_ids``: what a privacy request needs the owner role on)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
-    rows = list(
-        conn.execute(
-            sql.SQL("SELECT id, list_id, email, phone, mobile_phone FROM leads WHERE {} ORDER BY id").format(condition),
-            {"v": subject_hash(kind, value)},
+    named = [
+        int(r["id"])
+        for r in conn.execute(
+            sql.SQL("SELECT id FROM leads WHERE {}").format(condition), {"v": subject_hash(kind, value)}
         )
-    )
-    person = Person(kind, value, [int(r["id"]) for r in rows], sorted({int(r["list_id"]) for r in rows}))
+    ]
+    rows = list(conn.execute(_MERGED_WITH, {"ids": named})) if named else []
+    person = Person(kind, value, [int(r["id"]) for r in rows])
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
     for row in rows:
         emails.update(e.lower() for e in [row["email"]] if e)
         phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
     person.emails, person.phones = sorted(emails), sorted(phones)
+    person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
+
+
+def _trace_lists(conn: Connection, person: Person) -> set[int]:
+    """The lists of the rows about the person found otherwise than through their leads (``PersonalTable.lists``):
+    an import error or snapshot holding their address in another user's list."""
+    found: set[int] = set()
+    for entry in deployed(conn):
+        if entry.lists is None:
+            continue
+        query = sql.SQL(
+            "SELECT DISTINCT x.list_id FROM {} t CROSS JOIN LATERAL ({}) x(list_id)"
+            " WHERE ({}) AND x.list_id IS NOT NULL"
+        ).format(sql.Identifier(entry.table), sql.SQL(entry.lists), sql.SQL(entry.find))  # type: ignore[arg-type]
+        found.update(int(r["list_id"]) for r in conn.execute(query, person.params()))
+    return found
 
 
 def deployed(conn: Connection) -> list[PersonalTable]:
@@ -313,13 +344,17 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
 
 
 def opt_out(conn: Connection, raw: str, actor: str) -> int:
-    """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged."""
+    """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged. Every
+    address and number of their leads is recorded, as an erasure suppresses them all: a later import of them
+    under another of their identifiers is flagged too."""
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
-        conn.execute(
+        identifiers: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
+        identifiers += [("phone", p) for p in person.phones]
+        conn.cursor().executemany(
             "INSERT INTO opt_outs (hash, kind, created_by) VALUES (%s, %s, %s) ON CONFLICT (hash) DO NOTHING",
-            (person.subject, person.kind, actor),
+            [(subject_hash(kind, value), kind, actor) for kind, value in identifiers],
         )
         flagged = conn.execute(
             "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (person.lead_ids,)
@@ -329,12 +364,25 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
 
 
 def is_suppressed(conn: Connection, *, email: str | None = None, phone: str | None = None) -> bool:
-    """Whether a normalized email or E.164 number belongs to an erased person: later stages (enrichment, CRM
-    sync) call this before storing or sending anything found about someone."""
+    """Whether a normalized email or E.164 number belongs to an erased person."""
     key = suppression_key()
     hashes = [subject_hash("email", email.lower(), key)] if email else []
     hashes += [subject_hash("phone", phone, key)] if phone else []
     return bool(hashes) and _any_hash(conn, "suppressions", hashes)
+
+
+def suppressed_values(conn: Connection, field: str, values: Iterable[str | None]) -> set[str]:
+    """The values of ``field`` (an email or phone field) that belong to an erased person: enrichment neither looks
+    them up nor stores them again (a lead known by name and company would otherwise get the address back)."""
+    hashes: dict[str, str] = {}
+    for value in values:
+        digest = blind_index(field, value)  # the suppression hash (the blind-index key is the suppression key)
+        if digest is not None and value is not None:
+            hashes[digest] = value
+    if not hashes:
+        return set()
+    rows = conn.execute("SELECT hash FROM suppressions WHERE hash = ANY(%s)", (list(hashes),))
+    return {hashes[r["hash"]] for r in rows}
 
 
 def sellable(alias: str = "l") -> sql.Composable:

@@ -3,7 +3,8 @@
 Three kinds of policy, each global (``list_id`` NULL) or per list (overriding the global one for that list):
 
 - ``leads``: delete leads untouched for N days (not updated and no new fact in that time), with their facts,
-  tags and snapshots (the foreign keys cascade);
+  tags and snapshots (the foreign keys cascade), and clear the raw cells kept in the import errors of files
+  imported more than N days ago (rejected rows never become leads, so nothing else would remove them);
 - ``facts``: empty ``lead_facts.details`` (the raw provider payloads) of facts observed more than N days ago,
   keeping the value, source, confidence and cost;
 - ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago.
@@ -23,7 +24,7 @@ import psycopg
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
-from leads_pipeline.lib.store.lists import Connection
+from leads_pipeline.lib.store.lists import Connection, release_merged_orphans
 
 Kind = Literal["leads", "facts", "inbox"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
@@ -79,6 +80,7 @@ class RetentionReport:
     dry_run: bool
     leads: dict[str, int] = field(default_factory=dict)
     facts: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -88,6 +90,8 @@ class RetentionReport:
             "leadsDeletedByList": self.leads,
             "factsPurged": sum(self.facts.values()),
             "factsPurgedByList": self.facts,
+            "importErrorsCleared": sum(self.errors.values()),
+            "importErrorsClearedByList": self.errors,
             "filesDeleted": len(self.files),
             "files": self.files,
         }
@@ -111,6 +115,18 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                     " AND f.observed_at >= now() - make_interval(days => eff.days))"
                     " RETURNING d.list_id)"
                     " SELECT eff.name, (SELECT count(*) FROM gone WHERE gone.list_id = eff.list_id) AS n FROM eff",
+                    {"kind": "leads"},
+                )
+            )
+            release_merged_orphans(conn)
+            report.errors = _by_list(
+                conn.execute(
+                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
+                    " UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
+                    " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
+                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
+                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
+                    " FROM eff",
                     {"kind": "leads"},
                 )
             )

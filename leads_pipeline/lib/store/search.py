@@ -32,6 +32,7 @@ from leads_pipeline.lib.fields import SHOWN_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
 from leads_pipeline.lib.store import access, search_index
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, get_list
 
@@ -307,14 +308,16 @@ def create_selection_batch(
 ) -> tuple[str, int]:
     """Record the matching leads as a new batch of kind 'selection' (``batches`` + ``batch_leads``), in one
     transaction; returns the batch id (the Dagster partition key to launch work on) and the number of leads.
-    The batch's list is set when the selection names exactly one list. ``batch_id`` names the batch when the
+    The batch's list is set when the selection names exactly one list; its description never holds an email
+    address or a number (masked: batches are not erased with a person). ``batch_id`` names the batch when the
     caller's work has an id of its own (an enrichment job is its batch); by default a fresh one is made."""
     list_ids = resolve_lists(conn, selection, user)
     batch_id = batch_id or f"selection-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     with conn.transaction():
         conn.execute(
             "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",
-            (batch_id, list_ids[0] if len(selection.lists) == 1 else None, description or selection.describe()),
+            # masked as the audit log is: a filter such as `email = x` names a person the batch outlives
+            (batch_id, list_ids[0] if len(selection.lists) == 1 else None, mask(description or selection.describe())),
         )
         count = conn.execute(
             sql.SQL("INSERT INTO batch_leads (batch_id, lead_id) SELECT {}, l.id FROM leads l WHERE {}").format(

@@ -61,6 +61,10 @@ def test_erasure_deletes_the_person_in_hubspot_and_pipedrive_through_dagster(
         "pipedrive-main",
     ]
 
+    for stranger in (("privacy", "crm-erasures"), ("privacy", "crm-erasures", "--process")):
+        refused = leads.fails(*stranger, user="mallory")  # a user of no list saw and sent the whole queue
+        assert "LEADS_PRIVACY_OFFICERS" in refused and "160" not in refused
+
     done = leads.json("privacy", "crm-erasures", "--process", "--json")
     assert done["processed"] == {"deleted": 4, "absent": 0, "failed": 0, "retryLater": 0, "pending": 0, "blocked": {}}
     assert {r["outcome"] for r in done["requests"]} == {"deleted"}

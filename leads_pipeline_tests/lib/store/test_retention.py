@@ -100,6 +100,40 @@ def test_policies_apply_per_list_over_the_global_one(database_url: str, aged: Pa
     assert again.as_json()["leadsDeleted"] == 0 and again.files == [], "idempotent"
 
 
+def test_a_leads_policy_clears_the_raw_rows_old_import_errors_kept(database_url: str, tmp_path: Path) -> None:
+    """A rejected row never becomes a lead, so deleting old leads never removed it: its raw cells (name, address,
+    number) stayed in the import errors for ever. The leads policy clears them once the import is as old, per
+    list; the error itself (row, reason) stays for the import's report."""
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text(
+        "First Name,Last Name,Email,Phone\nAna,Garcia,ana@acme.es,+34 912 345 678,one field too many\n"
+        "Jo,Li,jo@li.example,\n",
+        encoding="utf-8",
+    )
+    with connect(database_url) as conn:
+        for name in ("old", "kept"):
+            create_list(conn, name, owner="tester")
+    for name in ("old", "kept"):
+        import_file(database_url, rejected, name)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET created_at = now() - interval '40 days'")
+        kept = conn.execute("SELECT id FROM lists WHERE name = 'kept'").fetchone()
+        assert kept is not None
+        retention.set_policy(conn, "leads", 30, list_id=None, actor="dpo")
+        retention.set_policy(conn, "leads", 365, list_id=kept["id"], actor="dpo")
+        report = retention.apply(conn, inbox=tmp_path / "inbox", actor="dpo")
+        errors = {
+            r["name"]: (r["value"], r["subjects"], r["reason"])
+            for r in conn.execute(
+                "SELECT s.name, e.value, e.subjects, e.reason FROM import_errors e JOIN imports i ON i.id = e.import_id"
+                " JOIN lists s ON s.id = i.list_id"
+            )
+        }
+    assert report.errors == {"old": 1} and report.as_json()["importErrorsCleared"] == 1
+    assert errors["old"][:2] == (None, None) and "expected 4 fields" in errors["old"][2]
+    assert "ana@acme.es" in errors["kept"][0], "the kept list keeps them for a year"
+
+
 def test_bad_policies_are_refused(database_url: str) -> None:
     with connect(database_url) as conn:
         with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
