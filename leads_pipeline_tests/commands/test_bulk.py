@@ -180,6 +180,18 @@ def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair:
     assert "phone_ext" not in fair.json("show", str(lead["id"]), "--json")["fields"]
 
 
+def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Leads) -> None:
+    """As the import reads a row's phone in its country: the Spanish and the German lead each get their own
+    country's number, not a US one; a number valid in none of their countries is refused."""
+    two = ("--where", "country in ES, DE")
+    result = fair.json("bulk", "set", "phone", "612 345 678", *two, "--json")
+    assert (result["matched"], result["changed"]) == (2, 2)
+    phones = {lead["country"]: lead["phone"] for lead in fair.json("search", *two, "--json")["leads"]}
+    assert phones == {"ES": "+34612345678", "DE": "+49612345678"}
+    assert fair.json("bulk", "set", "phone", "+34 612 345 678", *two, "--json")["value"] == "+34612345678"
+    assert "phone '12'" in fair.fails("bulk", "set", "phone", "12", *two)
+
+
 def _duplicate_keys(database_url: str, key: str) -> list[dict[str, Any]]:
     return _rows(
         database_url,
