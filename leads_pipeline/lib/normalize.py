@@ -66,6 +66,7 @@ FORMER_COUNTRY_PROBLEM: Final = (
     "former country that no longer has an ISO 3166 code; expected a current country name or code"
 )
 PHONE_PROBLEM: Final = "expected a phone number valid for "  # + the row's country or the default region
+EXTENSION_PROBLEM: Final = "expected the extension (digits) of the row's phone number"
 INT_PROBLEM: Final = "expected a whole number like 1200, 1,200 or 1.2k"
 NUMBER_PROBLEM: Final = "expected a number like 3200000, 3.2M or $3.2B"
 
@@ -421,6 +422,16 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
     )
     extension = _null_where(extension, pc.is_null(e164))
     return NormalizedPhones(_series(e164, index), _series(extension, index), _series(problems, index))
+
+
+def phone_extensions(s: pd.Series, e164: pd.Series | None) -> Normalized:
+    """Extensions given in a column of their own, as ``leads bulk export`` writes ``phone_ext`` beside ``phone``
+    ("77", "x77", "ext. 77"), for the row's phone numbers ``e164`` (None: the file has no phone column). An
+    extension that is not digits, or beside no phone, is a problem: an extension is nothing without its number."""
+    digits = s.str.extract(r"(?i)^(?:ext(?:ension)?|x|#)?[ .:=]*([0-9]{1,7})$", expand=False).astype(STRING)
+    digits = digits.where(pd.Series(False, index=s.index) if e164 is None else e164.notna())
+    problems = pd.Series(pd.NA, index=s.index, dtype=STRING).mask(s.notna() & digits.isna(), EXTENSION_PROBLEM)
+    return Normalized(digits, problems)
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
+from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
@@ -138,7 +139,9 @@ def prepare_chunk(
         target = mapping.get(header)
         cleaned = norm.clean_arrow(columns[i], index)
         if target is None:
-            custom_headers[f"custom_{i}"] = header
+            # a custom field as `leads bulk export` writes it ("custom.Owner") goes back under its own name
+            named = header.startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX)
+            custom_headers[f"custom_{i}"] = header[len(CUSTOM_PREFIX) :] if named else header
             out[f"custom_{i}"] = cleaned
         else:
             header_of[target] = header
@@ -172,13 +175,20 @@ def prepare_chunk(
             result = fn(values)
             move_invalid(target, result, values)
             out[target] = result.values
-    for target in ("phone", "mobile_phone"):
+    for target, extension in PHONE_EXTENSIONS.items():
+        given = out.pop(extension) if extension in out.columns else None  # an extension in a column of its own
         values = _column(out, target)
+        e164 = phones_ext = None
         if values is not None:
             phones = norm.normalize_phones(values, _column(out, "country"), default_region)
             move_invalid(target, phones, values)
-            out[target] = phones.e164
-            out[f"{target}_ext"] = phones.extension
+            out[target] = e164 = phones.e164
+            out[extension] = phones_ext = phones.extension
+        if given is not None:
+            checked = norm.phone_extensions(given, e164)
+            if phones_ext is not None:  # an extension written in the phone itself wins
+                out[extension] = phones_ext.fillna(checked.values)
+            move_invalid(extension, checked, given)
     if "company_domain" not in out.columns and "website" in out.columns:
         out["company_domain"] = out["website"]
     full_name_mapped = "full_name" in out.columns

@@ -180,6 +180,33 @@ def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair:
     assert "phone_ext" not in fair.json("show", str(lead["id"]), "--json")["fields"]
 
 
+def test_an_export_imports_back_with_its_extensions_and_custom_fields(
+    fair: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Export, edit in a spreadsheet, import back with --on-duplicate update: each phone keeps the extension the
+    export wrote beside it (an update writes a phone with its own extension, so it was erased), and a
+    custom.NAME column updates the custom field NAME (it was added as a second field named "custom.NAME")."""
+    ana = ("--where", "email ~ acme")
+    fair.ok("bulk", "set", "phone", "+1 212 555 0101 x 77", *ana)
+    fair.ok("bulk", "set", "custom.Owner", "Eva", *ana)
+    exported = tmp_path / "fair.csv"
+    fair.ok("bulk", "export", *ana, "--out", str(exported))
+    [row] = csv.DictReader(exported.open(encoding="utf-8"))
+    row["custom.Owner"] = "Max"
+    edited = tmp_path / "edited.csv"
+    with edited.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+
+    status = import_file(database_url, edited, "fair", on_duplicate="update")
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["phone"], lead["phone_ext"]) == ("+12125550101", "77")
+    assert lead["custom"]["Owner"] == "Max"
+    assert [key for key in lead["custom"] if key.startswith("custom.")] == []
+    assert (status["results"]["updated"], status["warnings"]) == (1, 0)
+
+
 def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Leads) -> None:
     """As the import reads a row's phone in its country: the Spanish and the German lead each get their own
     country's number, not a US one; a number valid in none of their countries is refused."""
