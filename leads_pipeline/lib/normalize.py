@@ -917,13 +917,15 @@ _NUMBER: Final = (
 )
 
 
-def _parse_numbers(s: pd.Series) -> tuple[Any, Any]:
+def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     """(float64 values, present mask): US and European forms, magnitude suffixes, ranges -> lower bound.
 
     A separator followed by exactly three digits groups thousands ("1,200", "1.200.000", "1.200,50");
     a single "." is a decimal point ("1.200" is 1.2, as in every US export and in Python), a single ","
     followed by other than three digits is a decimal comma ("1,5 Mio"). Values are assembled as
     "<digits>e<exponent>" so that "3.2B" is exactly 3200000000, not 3.2 * 1e9 with float error.
+    For ``counts`` (whole numbers) a single "." before three digits groups thousands too: no count has three
+    decimals, and a German file's "1.000" employees is a thousand, not one.
     """
     arr = _clean(_arrow(s))
     present = pc.is_valid(arr)
@@ -936,7 +938,10 @@ def _parse_numbers(s: pd.Series) -> tuple[Any, Any]:
     suffix = pc.fill_null(pc.coalesce(parts["suffix"], parts["suffix2"]), "")
 
     us_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
-    eu_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+$|^[0-9]{1,3}(?:\.[0-9]{3}){2,}$"))
+    dot_groups = "1," if counts else "2,"
+    eu_grouped = _true(
+        _matches(num, rf"^[0-9]{{1,3}}(?:\.[0-9]{{3}})+,[0-9]+$|^[0-9]{{1,3}}(?:\.[0-9]{{3}}){{{dot_groups}}}$")
+    )
     dotted = _true(_matches(num, r"^[0-9]*\.?[0-9]+$"))
     comma_decimal = _true(_matches(num, r"^[0-9]*,[0-9]+$"))
     canonical = pc.case_when(
@@ -976,10 +981,11 @@ def to_int(s: pd.Series) -> Normalized:
     """Int64 counts from "1,200", "1200", "1.2k", "10,001+" or a range like "51-200".
 
     Employee counts come as exact numbers or as the size bands of LinkedIn and Apollo; a band becomes its
-    lower bound ("51-200" -> 51, "10,001+" -> 10001) so filters like ">= 50 employees" stay true. A value
-    that is not a whole number ("1.5", "1.200" read as 1.2) is a problem rather than silently rounded.
+    lower bound ("51-200" -> 51, "10,001+" -> 10001) so filters like ">= 50 employees" stay true. A "." before
+    three digits groups thousands ("1.200" is 1200, as a German export writes it); a value that is not a whole
+    number ("1.5") is a problem rather than silently rounded.
     """
-    values, present = _parse_numbers(s)
+    values, present = _parse_numbers(s, counts=True)
     whole = pc.and_(pc.equal(values, pc.floor(values)), pc.less_equal(pc.abs(values), float(2**31 - 1)))
     values = pc.if_else(_true(whole), values, pa.scalar(None, pa.float64()))
     data = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype("int64")

@@ -617,6 +617,9 @@ def test_name_key() -> None:
         ("1,200", 1200),
         ("1 200", 1200),
         ("1.200.000", 1200000),
+        ("1.000", 1000),  # a German file's thousand employees: no count has three decimals
+        ("1.200", 1200),
+        ("10.000+", 10000),
         ("1.2k", 1200),
         ("4.35K", 4350),
         ("51-200", 51),  # a size band becomes its lower bound
@@ -632,7 +635,7 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.200", "many", "1,2,3", "12%", "1.2x"])
+@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x"])
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None
