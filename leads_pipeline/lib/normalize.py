@@ -311,6 +311,12 @@ _PHONE_REGIONS: Final = pa.array(sorted(phonenumbers.SUPPORTED_REGIONS), type=_L
 _KEY_SEP: Final = "\x1f"
 
 
+def _whole_number(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether the number has a length a full number of its country has: a number only possible locally (without
+    its area code: "555-0100" read as +15550100) or cut short ("008-690-4698" read as +86904698) is no E.164."""
+    return phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
 def _parse_phone(number: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     try:
         return phonenumbers.parse(number, region)
@@ -335,11 +341,11 @@ def _phone_e164(number: str, region: str | None, default_region: str) -> tuple[s
             parsed = _parse_phone(number, candidate_region)
             if parsed is None:
                 continue
-            if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
+            if _whole_number(parsed) and phonenumbers.is_valid_number(parsed):
                 return _phone_result(parsed)
             candidates.append(parsed)
     for parsed in candidates:
-        if phonenumbers.is_possible_number(parsed) or phonenumbers.is_valid_number(parsed):
+        if _whole_number(parsed) or phonenumbers.is_valid_number(parsed):
             return _phone_result(parsed)
     return (None, None)
 
@@ -354,8 +360,9 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
     ``countries`` holds ISO 3166-1 alpha-2 codes (the ``values`` of :func:`country_codes`); anything that is
     not a phonenumbers region counts as missing. A number is parsed with the row's country first and kept
     if valid there; otherwise with ``default_region`` if valid there; otherwise the first parse that has a
-    possible length is kept, so a plausible number from a new number range is not thrown away (this also
-    keeps numbers with an unassigned area code such as "043-797-5229" -> "+10437975229"). Numbers
+    full number's length (not one possible only locally, without its area code) is kept, so a plausible
+    number from a new number range is not thrown away (this also keeps numbers with an unassigned area code
+    such as "043-797-5229" -> "+10437975229"). Numbers
     starting with "+" or "00" are international and ignore the region. Extensions ("x718", "ext. 12",
     "#12") are split off first, both because E.164 cannot hold them and so that "415-555-0123 x1" and
     "415-555-0123 x2" share one parse.

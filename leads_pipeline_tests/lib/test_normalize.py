@@ -288,9 +288,29 @@ def _reference_e164(raw: str, region: str | None, default: str) -> str | None:
             if parsed is not None and phonenumbers.is_valid_number(parsed):
                 return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     for parsed in candidates:
-        if parsed is not None and (phonenumbers.is_valid_number(parsed) or phonenumbers.is_possible_number(parsed)):
+        if parsed is not None and (
+            phonenumbers.is_valid_number(parsed)
+            or phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+        ):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "008-690-4698",  # datablist: read as +86 904698, a number cut short
+        "001.606.4556x1970",  # +1 6064556: a US number without its area code
+        "555-0100",  # local only: the area code is missing
+        "1234567",
+    ],
+)
+def test_a_number_without_a_full_length_is_a_problem_not_an_e164(raw: str) -> None:
+    """A parse only possible locally (no area code) or cut short is not stored as if it were a number: it is a
+    warning and the row keeps what was written in custom."""
+    result = normalize_phones(pd.Series([raw], dtype="string"), None)
+    assert py(result.e164.iloc[0]) is None
+    assert result.problems.iloc[0] == "expected a phone number valid for US"
 
 
 def test_phone_fast_path_matches_phonenumbers() -> None:
