@@ -74,7 +74,7 @@ _FIRST_OPERATOR: Final = re.compile(r"\s*[=!<>~]|\s+(?:in|not|is)(?:\s|$)", re.I
 """Where an operator starts (a guess at where a custom field name written with spaces ends)."""
 _BARE_FIELD: Final = re.compile(r"[^\s=!<>~]+")
 
-Value = str | int | Decimal | datetime
+Value = str | int | Decimal | datetime | date
 
 
 @dataclass(frozen=True)
@@ -174,9 +174,9 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
     return raw
 
 
-def _day(raw: str) -> datetime:
-    day = date.fromisoformat(raw)
-    return datetime(day.year, day.month, day.day)
+def _day(raw: str) -> date:
+    """A day without a time: the whole day (``created_at = 2026-03-31`` is any time that day, ``<=`` includes it)."""
+    return date.fromisoformat(raw)
 
 
 def parse_filter(text: str) -> Filter:

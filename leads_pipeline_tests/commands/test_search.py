@@ -41,6 +41,29 @@ def test_text_query_matches_substrings_of_names_email_domain_company_title(fair:
     assert _emails(fair, "100%") == []
 
 
+def test_a_day_in_a_date_filter_is_the_whole_day(fair: Leads, database_url: str) -> None:
+    """``created_at = DAY`` finds the leads created that day (it compared with that day's midnight and found
+    none), ``<= DAY`` includes them and ``> DAY`` does not; a time of day still compares exactly."""
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT current_date AS today, current_date - 1 AS yesterday").fetchone()
+        assert row is not None
+    today, yesterday = row["today"].isoformat(), row["yesterday"].isoformat()
+    every = len(_emails(fair))
+    for where, found in [
+        (f"created_at = {today}", every),
+        (f"created_at <= {today}", every),
+        (f"created_at >= {today}", every),
+        (f"created_at in {yesterday}, {today}", every),
+        (f"created_at > {today}", 0),
+        (f"created_at < {today}", 0),
+        (f"created_at != {today}", 0),
+        (f"created_at not in {today}", 0),
+        (f"created_at = {yesterday}", 0),
+        (f"created_at > {yesterday}T00:00", every),
+    ]:
+        assert len(_emails(fair, "--where", where)) == found, where
+
+
 def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]

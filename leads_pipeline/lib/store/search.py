@@ -201,6 +201,8 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
     else:
         values = list(f.values)
         cast = _SQL_TYPES[kind]
+    if kind == "timestamp" and not any(isinstance(v, datetime) for v in values):
+        target, cast = sql.SQL("({})::date").format(target), "date"  # a day given alone stands for the whole day
     if f.op in ("in", "not in"):
         listed = sql.SQL("{} = ANY({}::{}[])").format(target, sql.Literal(values), sql.SQL(cast))
         return listed if f.op == "in" else sql.SQL("({} IS NULL OR NOT {})").format(target, listed)
