@@ -6,7 +6,8 @@ field (``lib/fields.py``), one of ``id stage score created_at updated_at``, or a
 
 =============================  =====================================================================
 ``=``, ``!=``                  equal / not equal (text case-insensitively; ``!=`` also matches empty)
-``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one)
+``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one, and a
+                               leading zero makes it a code: ``custom.Zip = 01234`` is text)
 ``~``, ``!~``                  text contains / does not contain VALUE, case-insensitively
 ``in``, ``not in``             one of a comma-separated list: ``country in DE, FR, ES``
 ``is empty``, ``is not empty`` no value / some value (no VALUE after it)

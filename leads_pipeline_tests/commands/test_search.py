@@ -64,6 +64,19 @@ def test_a_day_in_a_date_filter_is_the_whole_day(fair: Leads, database_url: str)
         assert len(_emails(fair, "--where", where)) == found, where
 
 
+def test_a_custom_code_with_a_leading_zero_is_compared_as_text(fair: Leads) -> None:
+    """Postal codes and ids kept in custom: "01234" is a code, not the number 1234 (a bulk action on
+    custom.Zip = 01234 also took zip 1234); numbers without a leading zero still compare as numbers."""
+    fair.ok("bulk", "set", "custom.Zip", "01234", "--where", "country = ES")
+    fair.ok("bulk", "set", "custom.Zip", "1234", "--where", "country = IN")
+    fair.ok("bulk", "set", "custom.Zip", "1234.0", "--where", "country = DE")
+    spain, india, germany = ["ana.garcia@acme.es"], ["priya.sharma@infosys.example"], ["juergen@beispiel.de"]
+    assert _emails(fair, "--where", "custom.Zip = 01234") == spain
+    assert sorted(_emails(fair, "--where", "custom.Zip = 1234")) == sorted(india + germany)
+    assert _emails(fair, "--where", "custom.Zip in 01234, 99999") == spain
+    assert sorted(_emails(fair, "--where", "custom.Zip > 1000")) == sorted(india + germany)
+
+
 def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]

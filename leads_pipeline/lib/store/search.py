@@ -40,7 +40,9 @@ LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *SHOWN_FIELDS, "stage",
 
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
-_NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+_NUMBER: Final = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?\s*$"
+"""A custom value compared as a number. One with a leading zero is a code (postal code 01234, customer id 007):
+compared as text, so that ``custom.Zip = 01234`` is not also zip 1234."""
 _SEARCHED: Final = frozenset({"first_name", "last_name", "company", "title"})
 """The fields inside the search text (``lead_search_text``, sql/009 and 010). The email's domain is in it too,
 but filters on the sealed email go through its blind index or domain (``_sealed_filter_sql``)."""
@@ -214,11 +216,7 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
 def _is_number(value: object) -> bool:
     if isinstance(value, int | Decimal):
         return True
-    try:
-        Decimal(str(value))
-    except ArithmeticError:
-        return False
-    return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
+    return re.match(_NUMBER, str(value)) is not None
 
 
 def filters_condition(filters: Sequence[Filter], *, joined: bool = False) -> sql.Composable:
