@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -503,17 +504,35 @@ _LINKEDIN: Final = (
 )
 
 
+def _decode_slug(slug: str) -> tuple[str | None]:
+    """A percent-encoded slug as the Unicode one it stands for ("j%c3%bcrgen" -> "jürgen"); kept as written when
+    it does not decode to UTF-8 or decodes to a space or a URL delimiter (no slug has one)."""
+    try:
+        decoded = urllib.parse.unquote(slug, errors="strict")
+    except UnicodeDecodeError:
+        return (slug,)
+    if re.search(r"[\s/?#%]", decoded):
+        return (slug,)
+    return (unicodedata.normalize("NFC", decoded).lower(),)
+
+
 def linkedin_urls(s: pd.Series) -> Normalized:
     """Canonical LinkedIn URLs: "https://www.linkedin.com/in/<slug>" or ".../company/<slug>".
 
     Exports write the same profile with or without scheme, with country subdomains ("uk.linkedin.com"),
     trailing slashes and tracking queries; one canonical form makes profiles comparable across sources.
-    Slugs are case-insensitive on LinkedIn, so they are lower-cased. Anything other than a profile or a
-    company page (posts, "/pub/" URLs, search links) is a problem.
+    Slugs are case-insensitive on LinkedIn, so they are lower-cased, and a slug with accents is kept in Unicode
+    whether the export percent-encoded it ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
+    Anything other than a profile or a company page (posts, "/pub/" URLs, search links) is a problem.
     """
-    arr = pc.utf8_lower(_clean(_arrow(s)))
+    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
     parts = _extract(arr, _LINKEDIN)
-    values = _concat("https://www.linkedin.com/", parts["kind"], "/", parts["slug"])
+    slug = parts["slug"]
+    encoded = _true(pc.match_substring(slug, "%"))
+    if _true(pc.any(encoded)).as_py():
+        (decoded,) = _map_distinct(_null_where(slug, pc.invert(encoded)), _decode_slug, 1)
+        slug = pc.if_else(encoded, decoded, slug)
+    values = _concat("https://www.linkedin.com/", parts["kind"], "/", slug)
     problems = pc.if_else(pc.and_(pc.is_valid(arr), pc.is_null(values)), _lit(LINKEDIN_PROBLEM), _NULL_STRING)
     return Normalized(_series(values, s.index), _series(problems, s.index))
 

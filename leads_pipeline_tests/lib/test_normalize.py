@@ -377,6 +377,12 @@ def test_invalid_websites(raw: str) -> None:
         ("https://www.linkedin.com/in/jane/details/experience/", "https://www.linkedin.com/in/jane"),
         ("http://www.linkedin.com/company/albert-heijn", "https://www.linkedin.com/company/albert-heijn"),
         ("linkedin.com/company/Acme/", "https://www.linkedin.com/company/acme"),
+        # one profile whether the export percent-encoded its accents (LinkedIn's own does) or not
+        ("https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller-1a/", "https://www.linkedin.com/in/jürgen-müller-1a"),
+        ("https://de.linkedin.com/in/Jürgen-Müller-1a", "https://www.linkedin.com/in/jürgen-müller-1a"),
+        ("https://www.linkedin.com/in/ju%CC%88rgen", "https://www.linkedin.com/in/jürgen"),  # decomposed: NFC
+        ("https://www.linkedin.com/in/ann%20lee", "https://www.linkedin.com/in/ann%20lee"),  # a space: as written
+        ("https://www.linkedin.com/in/bad%FF", "https://www.linkedin.com/in/bad%ff"),  # not UTF-8: as written
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
