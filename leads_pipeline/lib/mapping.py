@@ -364,6 +364,7 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("State Province", _STRONG),
         ("State Region", _GOOD),
         ("Mailing State", _GOOD),
+        ("Mailing State/Province", _GOOD),  # the labels of a Salesforce contact report
         ("都道府県", _GOOD),
         ("Bundesland", _GOOD),
         ("Région", _GOOD),
@@ -380,6 +381,7 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Post Code", _STRONG),
         ("Zip Postal Code", _STRONG),
         ("Mailing Postal Code", _GOOD),
+        ("Mailing Zip/Postal Code", _GOOD),
         ("郵便番号", _GOOD),
         ("PLZ", _GOOD),
         ("Postleitzahl", _GOOD),

@@ -343,6 +343,8 @@ def test_real_exports_map_important_columns(file_name: str, with_values: bool) -
         ("Contact owner", None),
         ("Subscription Date", None),
         ("Something Else", None),
+        ("Mailing State/Province", "state"),  # a Salesforce contact report's labels
+        ("Mailing Zip/Postal Code", "postal_code"),
     ],
 )
 def test_single_header_synonyms(header: str, field: str | None) -> None:
