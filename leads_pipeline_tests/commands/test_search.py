@@ -64,6 +64,19 @@ def test_a_day_in_a_date_filter_is_the_whole_day(fair: Leads, database_url: str)
         assert len(_emails(fair, "--where", where)) == found, where
 
 
+def test_a_phone_filter_without_country_code_reads_it_in_each_leads_country(fair: Leads) -> None:
+    """Ana (Spain) has +34 912 345 678: written as her Spanish colleagues write it, the number finds her (it was
+    read as a US number only and found nobody); "!=" and "not in" leave her out; a number the import read as a US
+    one is still found so."""
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "phone = 912 345 678") == ana
+    assert _emails(fair, "--where", "phone in 912 345 678, +1 000") == ana
+    every = len(_emails(fair))
+    assert len(_emails(fair, "--where", "phone != 912 345 678")) == every - 1
+    assert ana[0] not in _emails(fair, "--where", "phone not in 912 345 678")
+    assert _emails(fair, "--where", "phone = 229.077.5154") == ["zunigavanessa@smith.info"]  # Chile's, read as US
+
+
 def test_a_custom_code_with_a_leading_zero_is_compared_as_text(fair: Leads) -> None:
     """Postal codes and ids kept in custom: "01234" is a code, not the number 1234 (a bulk action on
     custom.Zip = 01234 also took zip 1234); numbers without a leading zero still compare as numbers."""
