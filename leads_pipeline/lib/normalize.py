@@ -594,6 +594,7 @@ _COUNTRY_ALIASES: Final[dict[str, str]] = {
     "virgin islands us": "VI",
     "uae": "AE",
     "holland": "NL",
+    "republic of ireland": "IE",
     "macau": "MO",
     "prc": "CN",
     "mainland china": "CN",

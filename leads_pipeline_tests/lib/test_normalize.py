@@ -448,6 +448,7 @@ def test_every_datablist_country_is_known_except_netherlands_antilles() -> None:
         ("Scotland", "GB"),
         ("Wales", "GB"),
         ("Northern Ireland", "GB"),
+        ("Republic of Ireland", "IE"),
         ("South Korea", "KR"),
         ("Korea, Republic of", "KR"),
         ("North Korea", "KP"),
