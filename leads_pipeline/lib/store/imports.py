@@ -356,6 +356,23 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable, f
     return conn.execute(statement).rowcount
 
 
+def _changes_into_unchanged(
+    conn: Connection, changing_into: Mapping[int, int], custom: sql.Composable, full_name_mapped: bool
+) -> int:
+    """How many duplicates of the file that changed the row they were folded into (``--on-duplicate update``) did
+    not change its lead after all: it was stored already with every value they brought (the same file imported
+    again), so they count as skipped like that row. Asked before the update."""
+    if not changing_into:
+        return 0
+    unchanged = conn.execute(
+        sql.SQL(
+            "SELECT s.row_number FROM stg s JOIN leads l ON l.id = s.lead_id"
+            " WHERE s.row_number = ANY({rows}) AND (s.dup OR NOT {changed})"
+        ).format(rows=sql.Literal(sorted(changing_into)), changed=_changed(custom, full_name_mapped))
+    ).fetchall()
+    return sum(changing_into[row["row_number"]] for row in unchanged)
+
+
 def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Composable) -> int:
     columns = sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS))
     selected = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
@@ -417,9 +434,10 @@ def merge_chunk(
     custom = _custom_json(chunk)
     matched = _match(conn, list_id, dedupe)
     kept: list[Problem] = []
-    updated = 0
+    updated = unwritten = 0
     if matched and on_duplicate == "update":
         kept = _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
+        unwritten = _changes_into_unchanged(conn, chunk.changing_into, custom, full_name_mapped)
         updated = _update_existing(conn, import_id, custom, full_name_mapped)
     imported = _insert_new(conn, import_id, list_id, custom)
     privacy.flag_opted_out(conn, list_id, screening)
@@ -431,8 +449,8 @@ def merge_chunk(
         )
     counts = ChunkCounts(
         imported=imported,
-        updated=updated + chunk.duplicates_changing,
-        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing,
+        updated=updated + chunk.duplicates_changing - unwritten,
+        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing + unwritten,
         errors=chunk.rejected + len(screening.suppressed),
         warnings=sum(1 for p in chunk.problems if p.severity == "warning") + len(kept),
     )
