@@ -375,10 +375,14 @@ def imports_errors(
 
     rows = run_or_fail(fetch)
     if as_csv:
+        from leads_pipeline.lib.export import safe_cell
+
+        # the values are the file's own cells, opened in a spreadsheet to fix them: formula-safe as an export
         writer = csv.writer(sys.stdout)
         writer.writerow(["row", "column", "value", "reason", "severity"])
         for r in rows:
-            writer.writerow([r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"]])
+            cells = (r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"])
+            writer.writerow([safe_cell(cell) for cell in cells])
         return
     table = Table("row", "column", "value", "problem", "severity")
     for r in rows:

@@ -194,6 +194,17 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert _count(database_url, "leads") == 0
 
 
+def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> None:
+    """The problems file is opened in a spreadsheet to fix the rows: a cell the imported file had as a formula
+    must not run there, as in an export."""
+    _ok(leads, "lists", "create", "fair")
+    path = tmp_path / "nasty.csv"
+    path.write_text('Email,Phone,First Name\nann@example.com,"=HYPERLINK(""http://x"")",Ann\n', encoding="utf-8")
+    status = _json(leads, "import", str(path), "--list", "fair", "--json")
+    [row] = csv.DictReader(io.StringIO(_ok(leads, "imports", "errors", status["importId"], "--csv").stdout))
+    assert (row["column"], row["value"]) == ("Phone", '\'=HYPERLINK("http://x")')
+
+
 def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: CliRunner) -> None:
     _ok(leads, "lists", "create", "fair")
     _ok(leads, "lists", "create", "vault")

@@ -44,6 +44,10 @@ PHONE_EXTENSIONS: Final[dict[str, str]] = {"phone": "phone_ext", "mobile_phone":
 """The column holding each phone field's extension (E.164 has no room for one). An extension belongs to its
 number: whatever writes a phone writes its extension with it, an empty one included."""
 
+MAPPED_FIELDS: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, *PHONE_EXTENSIONS.values())
+"""What a file's column may be mapped to: the canonical fields, and a phone's extension in a column of its own (as
+``leads bulk export`` writes it)."""
+
 SHOWN_FIELDS: Final[tuple[str, ...]] = tuple(
     column for name in CANONICAL_FIELDS for column in (name, PHONE_EXTENSIONS.get(name)) if column is not None
 )

@@ -6,7 +6,8 @@ field (``lib/fields.py``), one of ``id stage score created_at updated_at``, or a
 
 =============================  =====================================================================
 ``=``, ``!=``                  equal / not equal (text case-insensitively; ``!=`` also matches empty)
-``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one)
+``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one, and a
+                               leading zero makes it a code: ``custom.Zip = 01234`` is text)
 ``~``, ``!~``                  text contains / does not contain VALUE, case-insensitively
 ``in``, ``not in``             one of a comma-separated list: ``country in DE, FR, ES``
 ``is empty``, ``is not empty`` no value / some value (no VALUE after it)
@@ -74,7 +75,7 @@ _FIRST_OPERATOR: Final = re.compile(r"\s*[=!<>~]|\s+(?:in|not|is)(?:\s|$)", re.I
 """Where an operator starts (a guess at where a custom field name written with spaces ends)."""
 _BARE_FIELD: Final = re.compile(r"[^\s=!<>~]+")
 
-Value = str | int | Decimal | datetime
+Value = str | int | Decimal | datetime | date
 
 
 @dataclass(frozen=True)
@@ -174,9 +175,9 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
     return raw
 
 
-def _day(raw: str) -> datetime:
-    day = date.fromisoformat(raw)
-    return datetime(day.year, day.month, day.day)
+def _day(raw: str) -> date:
+    """A day without a time: the whole day (``created_at = 2026-03-31`` is any time that day, ``<=`` includes it)."""
+    return date.fromisoformat(raw)
 
 
 def parse_filter(text: str) -> Filter:

@@ -35,7 +35,8 @@ from typing import Any, Final
 import yaml
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import MAPPED_FIELDS
+from leads_pipeline.lib.filters import CUSTOM_PREFIX
 
 __all__ = [
     "ColumnSuggestion",
@@ -208,6 +209,16 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Móvil", _GOOD),
         ("Celular", _GOOD),
     ),
+    "phone_ext": (
+        ("phone_ext", _STRONG),
+        ("Phone Extension", _STRONG),
+        ("Extension", _GOOD),
+        ("Ext", _GOOD),
+    ),
+    "mobile_phone_ext": (
+        ("mobile_phone_ext", _STRONG),
+        ("Mobile Phone Extension", _STRONG),
+    ),
     "title": (
         ("Title", _STRONG),
         ("Job Title", _STRONG),
@@ -353,6 +364,7 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("State Province", _STRONG),
         ("State Region", _GOOD),
         ("Mailing State", _GOOD),
+        ("Mailing State/Province", _GOOD),  # the labels of a Salesforce contact report
         ("都道府県", _GOOD),
         ("Bundesland", _GOOD),
         ("Région", _GOOD),
@@ -369,6 +381,7 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Post Code", _STRONG),
         ("Zip Postal Code", _STRONG),
         ("Mailing Postal Code", _GOOD),
+        ("Mailing Zip/Postal Code", _GOOD),
         ("郵便番号", _GOOD),
         ("PLZ", _GOOD),
         ("Postleitzahl", _GOOD),
@@ -584,7 +597,7 @@ def _build_index() -> dict[str, _Synonym]:
     """Normalised header -> synonym, failing loudly at import time if the table maps one header twice."""
     index: dict[str, _Synonym] = {}
     for field, synonyms in _SYNONYMS.items():
-        if field not in CANONICAL_FIELDS:
+        if field not in MAPPED_FIELDS:
             raise AssertionError(f"synonym table names unknown field {field!r}")
         for preference, (text, confidence) in enumerate(synonyms):
             key = _normalize_header(text)
@@ -994,6 +1007,9 @@ def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]
     for index, (header, norm, stats) in enumerate(zip(headers, normalized, stats_by_column, strict=True)):
         synonym = _INDEX.get(norm)
         column_candidates: list[_Candidate]
+        if header.startswith(CUSTOM_PREFIX):
+            fallbacks[index] = ColumnSuggestion(header, None, 1.0, f"custom field {header[len(CUSTOM_PREFIX) :]!r}")
+            continue
         if synonym is not None and norm == "name":
             column_candidates = _name_candidates(header, synonym, stats, context)
         elif synonym is not None and norm in _GENERIC_URL_HEADERS:
@@ -1112,12 +1128,12 @@ def _validate(source: str, entries: Mapping[Any, Any], headers: Sequence[str]) -
                 f"{source}: column {column!r} is mapped to {value!r}; expected a canonical field name "
                 "or null (keep the column in custom)"
             )
-        if value is not None and value not in CANONICAL_FIELDS:
-            hint = _closest(value, CANONICAL_FIELDS)
+        if value is not None and value not in MAPPED_FIELDS:
+            hint = _closest(value, MAPPED_FIELDS)
             did_you_mean = f" Did you mean {hint!r}?" if hint else ""
             raise ConfigurationError(
                 f"{source}: column {column!r} is mapped to unknown field {value!r}.{did_you_mean} "
-                f"Expected one of: {', '.join(CANONICAL_FIELDS)}, or null to keep the column in custom"
+                f"Expected one of: {', '.join(MAPPED_FIELDS)}, or null to keep the column in custom"
             )
         if value is not None:
             if value in used:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -66,6 +67,7 @@ FORMER_COUNTRY_PROBLEM: Final = (
     "former country that no longer has an ISO 3166 code; expected a current country name or code"
 )
 PHONE_PROBLEM: Final = "expected a phone number valid for "  # + the row's country or the default region
+EXTENSION_PROBLEM: Final = "expected the extension (digits) of the row's phone number"
 INT_PROBLEM: Final = "expected a whole number like 1200, 1,200 or 1.2k"
 NUMBER_PROBLEM: Final = "expected a number like 3200000, 3.2M or $3.2B"
 
@@ -310,6 +312,12 @@ _PHONE_REGIONS: Final = pa.array(sorted(phonenumbers.SUPPORTED_REGIONS), type=_L
 _KEY_SEP: Final = "\x1f"
 
 
+def _whole_number(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether the number has a length a full number of its country has: a number only possible locally (without
+    its area code: "555-0100" read as +15550100) or cut short ("008-690-4698" read as +86904698) is no E.164."""
+    return phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
 def _parse_phone(number: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     try:
         return phonenumbers.parse(number, region)
@@ -334,11 +342,11 @@ def _phone_e164(number: str, region: str | None, default_region: str) -> tuple[s
             parsed = _parse_phone(number, candidate_region)
             if parsed is None:
                 continue
-            if phonenumbers.is_possible_number(parsed) and phonenumbers.is_valid_number(parsed):
+            if _whole_number(parsed) and phonenumbers.is_valid_number(parsed):
                 return _phone_result(parsed)
             candidates.append(parsed)
     for parsed in candidates:
-        if phonenumbers.is_possible_number(parsed) or phonenumbers.is_valid_number(parsed):
+        if _whole_number(parsed) or phonenumbers.is_valid_number(parsed):
             return _phone_result(parsed)
     return (None, None)
 
@@ -353,8 +361,9 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
     ``countries`` holds ISO 3166-1 alpha-2 codes (the ``values`` of :func:`country_codes`); anything that is
     not a phonenumbers region counts as missing. A number is parsed with the row's country first and kept
     if valid there; otherwise with ``default_region`` if valid there; otherwise the first parse that has a
-    possible length is kept, so a plausible number from a new number range is not thrown away (this also
-    keeps numbers with an unassigned area code such as "043-797-5229" -> "+10437975229"). Numbers
+    full number's length (not one possible only locally, without its area code) is kept, so a plausible
+    number from a new number range is not thrown away (this also keeps numbers with an unassigned area code
+    such as "043-797-5229" -> "+10437975229"). Numbers
     starting with "+" or "00" are international and ignore the region. Extensions ("x718", "ext. 12",
     "#12") are split off first, both because E.164 cannot hold them and so that "415-555-0123 x1" and
     "415-555-0123 x2" share one parse.
@@ -423,6 +432,16 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
     return NormalizedPhones(_series(e164, index), _series(extension, index), _series(problems, index))
 
 
+def phone_extensions(s: pd.Series, e164: pd.Series | None) -> Normalized:
+    """Extensions given in a column of their own, as ``leads bulk export`` writes ``phone_ext`` beside ``phone``
+    ("77", "x77", "ext. 77"), for the row's phone numbers ``e164`` (None: the file has no phone column). An
+    extension that is not digits, or beside no phone, is a problem: an extension is nothing without its number."""
+    digits = s.str.extract(r"(?i)^(?:ext(?:ension)?|x|#)?[ .:=]*([0-9]{1,7})$", expand=False).astype(STRING)
+    digits = digits.where(pd.Series(False, index=s.index) if e164 is None else e164.notna())
+    problems = pd.Series(pd.NA, index=s.index, dtype=STRING).mask(s.notna() & digits.isna(), EXTENSION_PROBLEM)
+    return Normalized(digits, problems)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Websites and LinkedIn
 # --------------------------------------------------------------------------------------------------------
@@ -485,17 +504,35 @@ _LINKEDIN: Final = (
 )
 
 
+def _decode_slug(slug: str) -> tuple[str | None]:
+    """A percent-encoded slug as the Unicode one it stands for ("j%c3%bcrgen" -> "jürgen"); kept as written when
+    it does not decode to UTF-8 or decodes to a space or a URL delimiter (no slug has one)."""
+    try:
+        decoded = urllib.parse.unquote(slug, errors="strict")
+    except UnicodeDecodeError:
+        return (slug,)
+    if re.search(r"[\s/?#%]", decoded):
+        return (slug,)
+    return (unicodedata.normalize("NFC", decoded).lower(),)
+
+
 def linkedin_urls(s: pd.Series) -> Normalized:
     """Canonical LinkedIn URLs: "https://www.linkedin.com/in/<slug>" or ".../company/<slug>".
 
     Exports write the same profile with or without scheme, with country subdomains ("uk.linkedin.com"),
     trailing slashes and tracking queries; one canonical form makes profiles comparable across sources.
-    Slugs are case-insensitive on LinkedIn, so they are lower-cased. Anything other than a profile or a
-    company page (posts, "/pub/" URLs, search links) is a problem.
+    Slugs are case-insensitive on LinkedIn, so they are lower-cased, and a slug with accents is kept in Unicode
+    whether the export percent-encoded it ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
+    Anything other than a profile or a company page (posts, "/pub/" URLs, search links) is a problem.
     """
-    arr = pc.utf8_lower(_clean(_arrow(s)))
+    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
     parts = _extract(arr, _LINKEDIN)
-    values = _concat("https://www.linkedin.com/", parts["kind"], "/", parts["slug"])
+    slug = parts["slug"]
+    encoded = _true(pc.match_substring(slug, "%"))
+    if _true(pc.any(encoded)).as_py():
+        (decoded,) = _map_distinct(_null_where(slug, pc.invert(encoded)), _decode_slug, 1)
+        slug = pc.if_else(encoded, decoded, slug)
+    values = _concat("https://www.linkedin.com/", parts["kind"], "/", slug)
     problems = pc.if_else(pc.and_(pc.is_valid(arr), pc.is_null(values)), _lit(LINKEDIN_PROBLEM), _NULL_STRING)
     return Normalized(_series(values, s.index), _series(problems, s.index))
 
@@ -557,6 +594,7 @@ _COUNTRY_ALIASES: Final[dict[str, str]] = {
     "virgin islands us": "VI",
     "uae": "AE",
     "holland": "NL",
+    "republic of ireland": "IE",
     "macau": "MO",
     "prc": "CN",
     "mainland china": "CN",
@@ -906,13 +944,15 @@ _NUMBER: Final = (
 )
 
 
-def _parse_numbers(s: pd.Series) -> tuple[Any, Any]:
+def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     """(float64 values, present mask): US and European forms, magnitude suffixes, ranges -> lower bound.
 
     A separator followed by exactly three digits groups thousands ("1,200", "1.200.000", "1.200,50");
     a single "." is a decimal point ("1.200" is 1.2, as in every US export and in Python), a single ","
     followed by other than three digits is a decimal comma ("1,5 Mio"). Values are assembled as
     "<digits>e<exponent>" so that "3.2B" is exactly 3200000000, not 3.2 * 1e9 with float error.
+    For ``counts`` (whole numbers) a single "." before three digits groups thousands too: no count has three
+    decimals, and a German file's "1.000" employees is a thousand, not one.
     """
     arr = _clean(_arrow(s))
     present = pc.is_valid(arr)
@@ -925,7 +965,10 @@ def _parse_numbers(s: pd.Series) -> tuple[Any, Any]:
     suffix = pc.fill_null(pc.coalesce(parts["suffix"], parts["suffix2"]), "")
 
     us_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
-    eu_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+$|^[0-9]{1,3}(?:\.[0-9]{3}){2,}$"))
+    dot_groups = "1," if counts else "2,"
+    eu_grouped = _true(
+        _matches(num, rf"^[0-9]{{1,3}}(?:\.[0-9]{{3}})+,[0-9]+$|^[0-9]{{1,3}}(?:\.[0-9]{{3}}){{{dot_groups}}}$")
+    )
     dotted = _true(_matches(num, r"^[0-9]*\.?[0-9]+$"))
     comma_decimal = _true(_matches(num, r"^[0-9]*,[0-9]+$"))
     canonical = pc.case_when(
@@ -965,10 +1008,11 @@ def to_int(s: pd.Series) -> Normalized:
     """Int64 counts from "1,200", "1200", "1.2k", "10,001+" or a range like "51-200".
 
     Employee counts come as exact numbers or as the size bands of LinkedIn and Apollo; a band becomes its
-    lower bound ("51-200" -> 51, "10,001+" -> 10001) so filters like ">= 50 employees" stay true. A value
-    that is not a whole number ("1.5", "1.200" read as 1.2) is a problem rather than silently rounded.
+    lower bound ("51-200" -> 51, "10,001+" -> 10001) so filters like ">= 50 employees" stay true. A "." before
+    three digits groups thousands ("1.200" is 1200, as a German export writes it); a value that is not a whole
+    number ("1.5") is a problem rather than silently rounded.
     """
-    values, present = _parse_numbers(s)
+    values, present = _parse_numbers(s, counts=True)
     whole = pc.and_(pc.equal(values, pc.floor(values)), pc.less_equal(pc.abs(values), float(2**31 - 1)))
     values = pc.if_else(_true(whole), values, pa.scalar(None, pa.float64()))
     data = pc.fill_null(values, 0.0).to_numpy(zero_copy_only=False).astype("int64")

@@ -21,6 +21,7 @@ import pyarrow.csv as pacsv
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
+from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
@@ -87,6 +88,9 @@ class PreparedChunk:
     duplicates_changing: int = 0
     """How many of the duplicates folded on update changed their lead (counted as updated, the others as
     skipped, as rows of a later chunk are)."""
+    changing_into: dict[int, int] = field(default_factory=dict)
+    """Those duplicates by the row number of the row they were folded into: they count as skipped after all when
+    the merge finds that row's lead stored already with every value they brought."""
     sealed_custom: list[str] = field(default_factory=list)
     """The ``moved_<i>`` columns holding raw values of sealed fields (sealed when staged)."""
 
@@ -138,7 +142,9 @@ def prepare_chunk(
         target = mapping.get(header)
         cleaned = norm.clean_arrow(columns[i], index)
         if target is None:
-            custom_headers[f"custom_{i}"] = header
+            # a custom field as `leads bulk export` writes it ("custom.Owner") goes back under its own name
+            named = header.startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX)
+            custom_headers[f"custom_{i}"] = header[len(CUSTOM_PREFIX) :] if named else header
             out[f"custom_{i}"] = cleaned
         else:
             header_of[target] = header
@@ -172,13 +178,20 @@ def prepare_chunk(
             result = fn(values)
             move_invalid(target, result, values)
             out[target] = result.values
-    for target in ("phone", "mobile_phone"):
+    for target, extension in PHONE_EXTENSIONS.items():
+        given = out.pop(extension) if extension in out.columns else None  # an extension in a column of its own
         values = _column(out, target)
+        e164 = phones_ext = None
         if values is not None:
             phones = norm.normalize_phones(values, _column(out, "country"), default_region)
             move_invalid(target, phones, values)
-            out[target] = phones.e164
-            out[f"{target}_ext"] = phones.extension
+            out[target] = e164 = phones.e164
+            out[extension] = phones_ext = phones.extension
+        if given is not None:
+            checked = norm.phone_extensions(given, e164)
+            if phones_ext is not None:  # an extension written in the phone itself wins
+                out[extension] = phones_ext.fillna(checked.values)
+            move_invalid(extension, checked, given)
     if "company_domain" not in out.columns and "website" in out.columns:
         out["company_domain"] = out["website"]
     full_name_mapped = "full_name" in out.columns
@@ -222,7 +235,8 @@ def prepare_chunk(
         custom_headers=custom_headers,
         problems=problems,
         duplicates_in_file=before - len(out),
-        duplicates_changing=changing,
+        duplicates_changing=sum(changing.values()),
+        changing_into=changing,
         sealed_custom=sealed_custom,
     )
 
@@ -240,6 +254,7 @@ class StagedChunk:
     problems: list[Problem]
     duplicates_in_file: int
     duplicates_changing: int
+    changing_into: dict[int, int] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
@@ -323,6 +338,7 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         problems=[_sealed_problem(p, sealer) for p in chunk.problems],
         duplicates_in_file=chunk.duplicates_in_file,
         duplicates_changing=chunk.duplicates_changing,
+        changing_into=chunk.changing_into,
     )
 
 
@@ -394,9 +410,10 @@ def _skipped(steps: list[_Step]) -> np.ndarray:
 
 def _dedupe_within(
     frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate, *, full_name_mapped: bool
-) -> tuple[pd.DataFrame, int]:
+) -> tuple[pd.DataFrame, dict[int, int]]:
     """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
-    into it (update); returns the rows and how many folded rows changed their lead. A row is the lead of an earlier
+    into it (update); returns the rows and how many folded rows changed their lead, by the row number of the row
+    they were folded into. A row is the lead of an earlier
     row exactly when it would find that lead stored by an earlier chunk, and the folded row is what the merge makes
     of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
     row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
@@ -404,16 +421,18 @@ def _dedupe_within(
     steps = _match_steps(frame, dedupe)
     if on_duplicate == "skip":
         skipped = _skipped(steps)
-        return (frame[~skipped] if skipped.any() else frame), 0
+        return (frame[~skipped] if skipped.any() else frame), {}
     first = _folded_into(steps)
     later = first != np.arange(len(frame))
     if not later.any():
-        return frame, 0
+        return frame, {}
     grouped = later.copy()
     grouped[first[later]] = True
     marked = _with_extensions_marked(frame[grouped])
     compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
-    changing = int(_changes(marked[compared], first[grouped])[later[grouped]].sum())
+    changes = _changes(marked[compared], first[grouped])[later[grouped]]
+    into = frame["row_number"].to_numpy()[first[grouped][later[grouped]][changes]]
+    changing = {int(row): int(n) for row, n in zip(*np.unique(into, return_counts=True), strict=True)}
     folded = marked.groupby(first[grouped]).last()
     for extension in PHONE_EXTENSIONS.values():
         folded[extension] = folded[extension].mask(folded[extension] == _NO_EXTENSION)

@@ -185,6 +185,45 @@ def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair:
     assert "phone_ext" not in fair.json("show", str(lead["id"]), "--json")["fields"]
 
 
+def test_an_export_imports_back_with_its_extensions_and_custom_fields(
+    fair: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Export, edit in a spreadsheet, import back with --on-duplicate update: each phone keeps the extension the
+    export wrote beside it (an update writes a phone with its own extension, so it was erased), and a
+    custom.NAME column updates the custom field NAME (it was added as a second field named "custom.NAME")."""
+    ana = ("--where", "email ~ acme")
+    fair.ok("bulk", "set", "phone", "+1 212 555 0101 x 77", *ana)
+    fair.ok("bulk", "set", "custom.Owner", "Eva", *ana)
+    exported = tmp_path / "fair.csv"
+    fair.ok("bulk", "export", *ana, "--out", str(exported))
+    [row] = csv.DictReader(exported.open(encoding="utf-8"))
+    row["custom.Owner"] = "Max"
+    edited = tmp_path / "edited.csv"
+    with edited.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+
+    status = import_file(database_url, edited, "fair", on_duplicate="update")
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["phone"], lead["phone_ext"]) == ("+12125550101", "77")
+    assert lead["custom"]["Owner"] == "Max"
+    assert [key for key in lead["custom"] if key.startswith("custom.")] == []
+    assert (status["results"]["updated"], status["warnings"]) == (1, 0)
+
+
+def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Leads) -> None:
+    """As the import reads a row's phone in its country: the Spanish and the German lead each get their own
+    country's number, not a US one; a number valid in none of their countries is refused."""
+    two = ("--where", "country in ES, DE")
+    result = fair.json("bulk", "set", "phone", "612 345 678", *two, "--json")
+    assert (result["matched"], result["changed"]) == (2, 2)
+    phones = {lead["country"]: lead["phone"] for lead in fair.json("search", *two, "--json")["leads"]}
+    assert phones == {"ES": "+34612345678", "DE": "+49612345678"}
+    assert fair.json("bulk", "set", "phone", "+34 612 345 678", *two, "--json")["value"] == "+34612345678"
+    assert "phone '12'" in fair.fails("bulk", "set", "phone", "12", *two)
+
+
 def _duplicate_keys(database_url: str, key: str) -> list[dict[str, Any]]:
     return _rows(
         database_url,

@@ -22,7 +22,8 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
         {"kind": "facts", "days": 30, "list": None, "setBy": "tester"},
         {"kind": "leads", "days": 90, "list": "fair", "setBy": "tester"},
     ]
-    assert "not found or not shared with you" in leads.fails("retention", "set", "leads", "1", "--list", "fair", user="bob")
+    refused = leads.fails("retention", "set", "leads", "1", "--list", "fair", user="bob")
+    assert "not found or not shared with you" in refused
     assert "one of leads, facts, inbox" in leads.fails("retention", "set", "rows", "1")
 
     dry = leads.json("retention", "apply", "--dry-run", "--json")

@@ -41,6 +41,55 @@ def test_text_query_matches_substrings_of_names_email_domain_company_title(fair:
     assert _emails(fair, "100%") == []
 
 
+def test_a_day_in_a_date_filter_is_the_whole_day(fair: Leads, database_url: str) -> None:
+    """``created_at = DAY`` finds the leads created that day (it compared with that day's midnight and found
+    none), ``<= DAY`` includes them and ``> DAY`` does not; a time of day still compares exactly."""
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT current_date AS today, current_date - 1 AS yesterday").fetchone()
+        assert row is not None
+    today, yesterday = row["today"].isoformat(), row["yesterday"].isoformat()
+    every = len(_emails(fair))
+    for where, found in [
+        (f"created_at = {today}", every),
+        (f"created_at <= {today}", every),
+        (f"created_at >= {today}", every),
+        (f"created_at in {yesterday}, {today}", every),
+        (f"created_at > {today}", 0),
+        (f"created_at < {today}", 0),
+        (f"created_at != {today}", 0),
+        (f"created_at not in {today}", 0),
+        (f"created_at = {yesterday}", 0),
+        (f"created_at > {yesterday}T00:00", every),
+    ]:
+        assert len(_emails(fair, "--where", where)) == found, where
+
+
+def test_a_phone_filter_without_country_code_reads_it_in_each_leads_country(fair: Leads) -> None:
+    """Ana (Spain) has +34 912 345 678: written as her Spanish colleagues write it, the number finds her (it was
+    read as a US number only and found nobody); "!=" and "not in" leave her out; a number the import read as a US
+    one is still found so."""
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "phone = 912 345 678") == ana
+    assert _emails(fair, "--where", "phone in 912 345 678, +1 000") == ana
+    every = len(_emails(fair))
+    assert len(_emails(fair, "--where", "phone != 912 345 678")) == every - 1
+    assert ana[0] not in _emails(fair, "--where", "phone not in 912 345 678")
+    assert _emails(fair, "--where", "phone = 229.077.5154") == ["zunigavanessa@smith.info"]  # Chile's, read as US
+
+
+def test_a_custom_code_with_a_leading_zero_is_compared_as_text(fair: Leads) -> None:
+    """Postal codes and ids kept in custom: "01234" is a code, not the number 1234 (a bulk action on
+    custom.Zip = 01234 also took zip 1234); numbers without a leading zero still compare as numbers."""
+    fair.ok("bulk", "set", "custom.Zip", "01234", "--where", "country = ES")
+    fair.ok("bulk", "set", "custom.Zip", "1234", "--where", "country = IN")
+    fair.ok("bulk", "set", "custom.Zip", "1234.0", "--where", "country = DE")
+    spain, india, germany = ["ana.garcia@acme.es"], ["priya.sharma@infosys.example"], ["juergen@beispiel.de"]
+    assert _emails(fair, "--where", "custom.Zip = 01234") == spain
+    assert sorted(_emails(fair, "--where", "custom.Zip = 1234")) == sorted(india + germany)
+    assert _emails(fair, "--where", "custom.Zip in 01234, 99999") == spain
+    assert sorted(_emails(fair, "--where", "custom.Zip > 1000")) == sorted(india + germany)
+
+
 def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]

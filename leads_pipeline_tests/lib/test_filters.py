@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -28,7 +28,8 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("phone not empty", Filter("phone", "is not empty", ())),
         ("custom.Visits > 3", Filter("custom.Visits", ">", ("3",))),
         ('custom."Lead Owner" = Ann Lee', Filter("custom.Lead Owner", "=", ("Ann Lee",))),
-        ("created_at >= 2026-03-01", Filter("created_at", ">=", (datetime(2026, 3, 1),))),
+        ("created_at >= 2026-03-01", Filter("created_at", ">=", (date(2026, 3, 1),))),
+        ("created_at >= 2026-03-01T08:30", Filter("created_at", ">=", (datetime(2026, 3, 1, 8, 30),))),
         ("stage in new, mql", Filter("stage", "in", ("new", "mql"))),
         ("company ~ in", Filter("company", "~", ("in",))),
         ("id = 7", Filter("id", "=", (7,))),

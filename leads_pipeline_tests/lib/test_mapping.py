@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.fields import CANONICAL_FIELDS, SHOWN_FIELDS
 from leads_pipeline.lib.mapping import (
     ColumnSuggestion,
     MappingSuggestion,
@@ -343,6 +343,8 @@ def test_real_exports_map_important_columns(file_name: str, with_values: bool) -
         ("Contact owner", None),
         ("Subscription Date", None),
         ("Something Else", None),
+        ("Mailing State/Province", "state"),  # a Salesforce contact report's labels
+        ("Mailing Zip/Postal Code", "postal_code"),
     ],
 )
 def test_single_header_synonyms(header: str, field: str | None) -> None:
@@ -478,6 +480,15 @@ def test_sniffing_does_not_pull_known_custom_columns_into_fields() -> None:
     headers = ["Email 2", "Lead Owner", "Phone 2"]
     rows = [["x@example.com", "Selena Doyle", "+1 415 555 0100"]] * 5
     assert suggest_mapping(headers, rows).as_dict() == {"Email 2": None, "Lead Owner": None, "Phone 2": None}
+
+
+def test_a_file_written_by_bulk_export_maps_back_to_its_fields() -> None:
+    """Each shown field's column to that field (extensions included), custom.NAME columns to custom: never to a
+    field their values look like (a second phone, an email)."""
+    headers = [*SHOWN_FIELDS, "custom.Phone 2", "custom.Email 2"]
+    rows = [["" for _ in SHOWN_FIELDS] + ["+1 415 555 0100", "x@example.com"]] * 5
+    mapping = suggest_mapping(headers, rows).as_dict()
+    assert mapping == {**{field: field for field in SHOWN_FIELDS}, "custom.Phone 2": None, "custom.Email 2": None}
 
 
 def test_linkedin_url_column_detected_from_values() -> None:

@@ -288,9 +288,29 @@ def _reference_e164(raw: str, region: str | None, default: str) -> str | None:
             if parsed is not None and phonenumbers.is_valid_number(parsed):
                 return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     for parsed in candidates:
-        if parsed is not None and (phonenumbers.is_valid_number(parsed) or phonenumbers.is_possible_number(parsed)):
+        if parsed is not None and (
+            phonenumbers.is_valid_number(parsed)
+            or phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+        ):
             return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "008-690-4698",  # datablist: read as +86 904698, a number cut short
+        "001.606.4556x1970",  # +1 6064556: a US number without its area code
+        "555-0100",  # local only: the area code is missing
+        "1234567",
+    ],
+)
+def test_a_number_without_a_full_length_is_a_problem_not_an_e164(raw: str) -> None:
+    """A parse only possible locally (no area code) or cut short is not stored as if it were a number: it is a
+    warning and the row keeps what was written in custom."""
+    result = normalize_phones(pd.Series([raw], dtype="string"), None)
+    assert py(result.e164.iloc[0]) is None
+    assert result.problems.iloc[0] == "expected a phone number valid for US"
 
 
 def test_phone_fast_path_matches_phonenumbers() -> None:
@@ -357,6 +377,12 @@ def test_invalid_websites(raw: str) -> None:
         ("https://www.linkedin.com/in/jane/details/experience/", "https://www.linkedin.com/in/jane"),
         ("http://www.linkedin.com/company/albert-heijn", "https://www.linkedin.com/company/albert-heijn"),
         ("linkedin.com/company/Acme/", "https://www.linkedin.com/company/acme"),
+        # one profile whether the export percent-encoded its accents (LinkedIn's own does) or not
+        ("https://www.linkedin.com/in/j%C3%BCrgen-m%C3%BCller-1a/", "https://www.linkedin.com/in/jürgen-müller-1a"),
+        ("https://de.linkedin.com/in/Jürgen-Müller-1a", "https://www.linkedin.com/in/jürgen-müller-1a"),
+        ("https://www.linkedin.com/in/ju%CC%88rgen", "https://www.linkedin.com/in/jürgen"),  # decomposed: NFC
+        ("https://www.linkedin.com/in/ann%20lee", "https://www.linkedin.com/in/ann%20lee"),  # a space: as written
+        ("https://www.linkedin.com/in/bad%FF", "https://www.linkedin.com/in/bad%ff"),  # not UTF-8: as written
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
@@ -422,6 +448,7 @@ def test_every_datablist_country_is_known_except_netherlands_antilles() -> None:
         ("Scotland", "GB"),
         ("Wales", "GB"),
         ("Northern Ireland", "GB"),
+        ("Republic of Ireland", "IE"),
         ("South Korea", "KR"),
         ("Korea, Republic of", "KR"),
         ("North Korea", "KP"),
@@ -617,6 +644,9 @@ def test_name_key() -> None:
         ("1,200", 1200),
         ("1 200", 1200),
         ("1.200.000", 1200000),
+        ("1.000", 1000),  # a German file's thousand employees: no count has three decimals
+        ("1.200", 1200),
+        ("10.000+", 10000),
         ("1.2k", 1200),
         ("4.35K", 4350),
         ("51-200", 51),  # a size band becomes its lower bound
@@ -632,7 +662,7 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.200", "many", "1,2,3", "12%", "1.2x"])
+@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x"])
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None

@@ -304,6 +304,34 @@ def test_folded_rows_take_each_extension_from_the_row_their_phone_came_from() ->
     assert (leads["bob@example.com"]["phone"], leads["bob@example.com"]["phone_ext"]) == ("+12125550102", "12")
 
 
+def test_an_extension_in_a_column_of_its_own_goes_with_its_phone() -> None:
+    """As `leads bulk export` writes them: phone_ext beside phone. An extension written in the phone itself wins;
+    one that is not digits, or beside no valid phone, stays in custom with a warning."""
+    headers = ("E-mail", "Phone", "phone_ext", "custom.Owner")
+    mapping: dict[str, str | None] = {"E-mail": "email", "Phone": "phone", "phone_ext": "phone_ext"}
+    rows = [
+        ["a@example.com", "'+12125550101", "77"],
+        ["b@example.com", "+1 212 555 0102 x 12", "13"],
+        ["c@example.com", "+1 212 555 0103", "ext. 5"],
+        ["d@example.com", "", "8"],
+        ["e@example.com", "+1 212 555 0105", "desk"],
+    ]
+    chunk = _prepare([[*r, "Eva"] for r in rows], headers=headers, mapping={**mapping, "custom.Owner": None})
+    leads = _records(chunk)
+    assert [(lead["phone"], lead["phone_ext"]) for lead in leads] == [
+        ("+12125550101", "77"),
+        ("+12125550102", "12"),
+        ("+12125550103", "5"),
+        (None, None),
+        ("+12125550105", None),
+    ]
+    custom = [{chunk.custom_headers[c]: lead[c] for c in chunk.custom_headers if lead[c] is not None} for lead in leads]
+    owner = {"Owner": "Eva"}
+    assert custom == [owner, owner, owner, {**owner, "phone_ext": "8"}, {**owner, "phone_ext": "desk"}]
+    problems = [(p.row_number, p.column, p.severity) for p in chunk.problems]
+    assert problems == [(5, "phone_ext", "warning"), (6, "phone_ext", "warning")]
+
+
 # Four leads: A and B share an email, A and C share a phone (written differently), D shares nothing.
 DEDUPE_ROWS = [
     _row(first_name="A", email="a@example.com", phone="(415) 555-0101"),

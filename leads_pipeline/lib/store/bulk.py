@@ -89,10 +89,10 @@ def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, r
     return BulkResult("untag" if remove else "tag", len(ids), changed, details={"tags": wanted, "tagRows": changed})
 
 
-def normalized_value(name: str, raw: str) -> Any:
-    """The value as the import would store it in ``name``; ``ConfigurationError`` saying what was expected.
-    An empty value clears the field."""
-    value, problem = norm.one_value(name, raw)
+def normalized_value(name: str, raw: str, country: str | None = None) -> Any:
+    """The value as the import would store it in ``name`` (a phone read in ``country``, else in the US);
+    ``ConfigurationError`` saying what was expected. An empty value clears the field."""
+    value, problem = norm.one_value(name, raw, country)
     if problem is not None:
         raise ConfigurationError(f"{name} {raw!r}: {problem}")
     return value
@@ -117,6 +117,47 @@ def refresh_keys(conn: Connection, ids: list[int]) -> None:
     )
 
 
+def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) -> dict[Any, list[int]]:
+    """The selected leads grouped by the value ``raw`` becomes in ``name`` for each: a phone written without its
+    country code is read in each lead's country, as the import reads a row's (a German lead's "030 1234567" is
+    +49301234567, not a US number); a number valid in none of their countries is refused."""
+    if name not in PHONE_EXTENSIONS:
+        return {normalized_value(name, raw): ids}
+    groups: dict[Any, list[int]] = {}
+    for row in conn.execute(
+        "SELECT country, array_agg(id ORDER BY id) AS ids FROM leads WHERE id = ANY(%s) GROUP BY country"
+        " ORDER BY country NULLS FIRST",
+        (ids,),
+    ):
+        groups.setdefault(normalized_value(name, raw, row["country"]), []).extend(row["ids"])
+    return groups or {normalized_value(name, raw): []}
+
+
+def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Composable]:
+    """The SET clause writing ``value`` into canonical field ``name``, and the test that it changes a lead."""
+    if name == "stage" and value is None:
+        raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
+    if name not in SEALED_FIELDS:
+        return (
+            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value)),
+            sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value)),
+        )
+    stored: dict[str, Any] = lead_columns(name, value)  # sealed, with its blind index; changed = another index
+    compared = [f"{name}_bidx"]
+    if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
+        stored[PHONE_EXTENSIONS[name]] = norm.phone_extension(raw)
+        compared.append(PHONE_EXTENSIONS[name])
+    assignment = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
+    )
+    changed_test = sql.SQL("({})").format(
+        sql.SQL(" OR ").join(
+            sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Literal(stored[k])) for k in compared
+        )
+    )
+    return assignment, changed_test
+
+
 def set_field(conn: Connection, selection: Selection, user: str, name: str, raw: str) -> BulkResult:
     """Set one field (canonical, ``stage`` or ``custom.NAME``) to a value on every selected lead; an empty value
     clears it. Canonical values are normalized and checked as an import would."""
@@ -125,9 +166,11 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
         raise ConfigurationError(
             f"cannot set {name!r}; settable fields: {', '.join(SETTABLE)}, or a custom field as custom.NAME"
         )
-    value = normalized_value(name, raw) if custom is None else raw
+    if custom is None and name not in PHONE_EXTENSIONS:
+        normalized_value(name, raw)  # refused before anything is selected
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "editing its leads")
+        groups: list[tuple[Any, list[int], sql.Composable, sql.Composable]]
         if custom is not None:
             assignment = (
                 sql.SQL("custom = custom - {}").format(sql.Literal(custom))
@@ -139,52 +182,44 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             changed_test = sql.SQL("custom ->> {} IS DISTINCT FROM {}").format(
                 sql.Literal(custom), sql.Literal(raw if raw.strip() else None)
             )
+            groups = [(raw, ids, assignment, changed_test)]
         else:
-            if name == "stage" and value is None:
-                raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
-            if name in SEALED_FIELDS:  # sealed, with its blind index; changed = another blind index
-                if name != "street" and privacy.suppressed_values(conn, name, [value]):
-                    raise ConfigurationError(
-                        f"{name}: this {'address' if name == 'email' else 'number'} belongs to a person erased on"
-                        " request (`leads privacy delete`); it is not stored again"
-                    )
-                stored: dict[str, Any] = lead_columns(name, value)
-                compared = [f"{name}_bidx"]
-                if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
-                    stored[PHONE_EXTENSIONS[name]] = norm.phone_extension(raw)
-                    compared.append(PHONE_EXTENSIONS[name])
-                assignment = sql.SQL(", ").join(
-                    sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
+            by_value = _values_by_country(conn, ids, name, raw)
+            if name in SEALED_FIELDS and name != "street" and privacy.suppressed_values(conn, name, list(by_value)):
+                raise ConfigurationError(
+                    f"{name}: this {'address' if name == 'email' else 'number'} belongs to a person erased on"
+                    " request (`leads privacy delete`); it is not stored again"
                 )
-                changed_test = sql.SQL("({})").format(
-                    sql.SQL(" OR ").join(
-                        sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Literal(stored[k]))
-                        for k in compared
+            groups = [(value, group, *_assignment(name, value, raw)) for value, group in by_value.items()]
+        duplicates: set[int] = set()
+        changed_ids: list[int] = []
+        for value, group, setting, changes in groups:
+            skipped = _set_collisions(conn, group, name, value)
+            duplicates |= skipped
+            changed_ids += [
+                r["id"]
+                for r in conn.execute(
+                    sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
+                        setting, sql.Literal([i for i in group if i not in skipped]), changes
                     )
                 )
-            else:
-                assignment = sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value))
-                changed_test = sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value))
-        duplicates = _set_collisions(conn, ids, name, value)
-        changed_ids = [
-            r["id"]
-            for r in conn.execute(
-                sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
-                    assignment, sql.Literal([i for i in ids if i not in duplicates]), changed_test
-                )
-            )
-        ]
+            ]
         if name in _KEY_INPUTS:
             refresh_keys(conn, changed_ids)
         _audit(
             conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
         )
+    values = [value for value, *_ in groups]
     return BulkResult(
         "set",
         len(ids),
         len(changed_ids),
         len(ids) - len(changed_ids),
-        {"field": name, "value": value, "skippedAsDuplicates": sorted(duplicates)},
+        {
+            "field": name,
+            "value": values[0] if len(values) == 1 else values,
+            "skippedAsDuplicates": sorted(duplicates),
+        },
     )
 
 

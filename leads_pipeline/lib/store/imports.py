@@ -253,6 +253,56 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
     return matched
 
 
+def _keep_keys_of_other_leads(
+    conn: Connection, list_id: int, dedupe: DedupeKey, mapping: Mapping[str, str | None]
+) -> list[Problem]:
+    """In a list deduplicated by email and phone, a row that found its lead by one key must not give it the other
+    when another live lead of the list has it: the update would leave two leads sharing a dedupe key. That key is
+    not written (the lead keeps its own; the rest of the row is), and a warning says which lead has it."""
+    if len(MATCH_KEYS[dedupe]) < 2:
+        return []
+    header_of = {field: column for column, field in mapping.items() if field is not None}
+    problems: list[Problem] = []
+    for key in MATCH_KEYS[dedupe]:
+        column = MATCH_COLUMNS[key]
+        held = conn.execute(
+            sql.SQL(
+                "SELECT DISTINCT ON (s.row_number) s.row_number, m.id FROM stg s JOIN ("
+                " SELECT l.id, {lead_key} AS key, l.deleted_at FROM leads l WHERE l.list_id = {list} AND {lead_key}"
+                " = ANY(ARRAY(SELECT s.{col} FROM stg s WHERE s.lead_id IS NOT NULL AND NOT s.dup"
+                " AND s.{col} IS NOT NULL)) OFFSET 0) m ON m.key = {staged_key}"
+                " WHERE m.deleted_at IS NULL AND s.lead_id IS NOT NULL AND NOT s.dup AND m.id <> s.lead_id"
+                " ORDER BY s.row_number, m.id"
+            ).format(
+                col=sql.Identifier(column),
+                lead_key=key_column(column, "l"),
+                staged_key=key_column(column, "s"),
+                list=sql.Literal(list_id),
+            )
+        ).fetchall()
+        if not held:
+            continue
+        cleared = [key, column, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
+        cleared += ["email_domain"] if key == "email" else []
+        conn.execute(
+            sql.SQL("UPDATE stg SET {} WHERE row_number = ANY({})").format(
+                sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in cleared),
+                sql.Literal([row["row_number"] for row in held]),
+            )
+        )
+        problems.extend(
+            Problem(
+                row["row_number"],
+                header_of.get(key),
+                None,
+                f"{key} not written: lead {row['id']} of the list (deduplicated by email and phone) has it",
+                "warning",
+            )
+            for row in held
+        )
+    return problems
+
+
 _EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
 
 
@@ -304,6 +354,23 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable, f
         assignments=sql.SQL(", ").join(assignments),
     )
     return conn.execute(statement).rowcount
+
+
+def _changes_into_unchanged(
+    conn: Connection, changing_into: Mapping[int, int], custom: sql.Composable, full_name_mapped: bool
+) -> int:
+    """How many duplicates of the file that changed the row they were folded into (``--on-duplicate update``) did
+    not change its lead after all: it was stored already with every value they brought (the same file imported
+    again), so they count as skipped like that row. Asked before the update."""
+    if not changing_into:
+        return 0
+    unchanged = conn.execute(
+        sql.SQL(
+            "SELECT s.row_number FROM stg s JOIN leads l ON l.id = s.lead_id"
+            " WHERE s.row_number = ANY({rows}) AND (s.dup OR NOT {changed})"
+        ).format(rows=sql.Literal(sorted(changing_into)), changed=_changed(custom, full_name_mapped))
+    ).fetchall()
+    return sum(changing_into[row["row_number"]] for row in unchanged)
 
 
 def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Composable) -> int:
@@ -366,7 +433,12 @@ def merge_chunk(
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     matched = _match(conn, list_id, dedupe)
-    updated = _update_existing(conn, import_id, custom, full_name_mapped) if matched and on_duplicate == "update" else 0
+    kept: list[Problem] = []
+    updated = unwritten = 0
+    if matched and on_duplicate == "update":
+        kept = _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
+        unwritten = _changes_into_unchanged(conn, chunk.changing_into, custom, full_name_mapped)
+        updated = _update_existing(conn, import_id, custom, full_name_mapped)
     imported = _insert_new(conn, import_id, list_id, custom)
     privacy.flag_opted_out(conn, list_id, screening)
     if matched:  # the leads it created are the batch's by leads.created_by_import
@@ -377,12 +449,12 @@ def merge_chunk(
         )
     counts = ChunkCounts(
         imported=imported,
-        updated=updated + chunk.duplicates_changing,
-        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing,
+        updated=updated + chunk.duplicates_changing - unwritten,
+        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing + unwritten,
         errors=chunk.rejected + len(screening.suppressed),
-        warnings=sum(1 for p in chunk.problems if p.severity == "warning"),
+        warnings=sum(1 for p in chunk.problems if p.severity == "warning") + len(kept),
     )
-    _write_problems(conn, import_id, chunk.index, [*chunk.problems, *screening.suppressed])
+    _write_problems(conn, import_id, chunk.index, [*chunk.problems, *kept, *screening.suppressed])
     conn.execute(
         "UPDATE imports SET chunks_done = chunks_done + 1, last_write_at = now(),"
         " write_xacts = array_append(write_xacts, pg_current_xact_id()), processed_rows = processed_rows + %s,"

@@ -41,7 +41,9 @@ LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *SHOWN_FIELDS, "stage",
 
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
-_NUMBER: Final = r"^\s*-?[0-9]+(\.[0-9]+)?\s*$"
+_NUMBER: Final = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?\s*$"
+"""A custom value compared as a number. One with a leading zero is a code (postal code 01234, customer id 007):
+compared as text, so that ``custom.Zip = 01234`` is not also zip 1234."""
 _SEARCHED: Final = frozenset({"first_name", "last_name", "company", "title"})
 """The fields inside the search text (``lead_search_text``, sql/009 and 010). The email's domain is in it too,
 but filters on the sealed email go through its blind index or domain (``_sealed_filter_sql``)."""
@@ -143,8 +145,56 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
         contains = sql.SQL("l.email_domain ILIKE {}").format(sql.Literal(_like(str(f.values[0]).split("@")[-1])))
         return contains if f.op == "~" else sql.SQL("(l.email_domain IS NULL OR NOT {})").format(contains)
     index = key_column(f"{f.field}_bidx", "l")
+    if f.field in ("phone", "mobile_phone"):
+        return _phone_equality(f, index)
     hashes = [blind_index(f.field, _equal_value(f.field, str(v))) for v in f.values]
     return _equality(index, index, f.op, hashes)
+
+
+@functools.lru_cache(maxsize=512)
+def _national_readings(value: str) -> tuple[tuple[str, str], ...]:
+    """(country, E.164) for each country a number written without its country code can be a number of: the import
+    stored a lead's number as read in the lead's country ("030 1234567" of a German lead is +49301234567)."""
+    readings = []
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        try:
+            parsed = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        whole = phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
+        if whole or phonenumbers.is_valid_number(parsed):  # what the import keeps (lib/normalize.py)
+            readings.append((region, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)))
+    return tuple(readings)
+
+
+def _phone_equality(f: Filter, index: sql.Composable) -> sql.Composable:
+    """A phone filter: the number as written with a country code, or else as read in the US (any lead) and as
+    read in each lead's own country (or any country it can be a number of, for a lead without one), as the import read
+    it: "phone = 030 1234567" finds a German lead's +49301234567."""
+    wanted: list[sql.Composable] = [sql.SQL("FALSE")]
+    hashes: set[str] = set()
+    for raw in (str(v).strip() for v in f.values):
+        anywhere = blind_index(f.field, _equal_value(f.field, raw))
+        if anywhere is None:
+            continue
+        hashes.add(anywhere)
+        wanted.append(sql.SQL("{} = {}").format(index, sql.Literal(anywhere)))
+        if raw.startswith(("+", "00")):
+            continue
+        for region, e164 in _national_readings(raw):
+            hashed = blind_index(f.field, e164)
+            if hashed is None:
+                continue
+            hashes.add(hashed)
+            # a lead without a country was read in the import's --default-region, which any of these may be
+            in_region = sql.SQL("coalesce(l.country, {r}) = {r}").format(r=sql.Literal(region))
+            wanted.append(sql.SQL("({} AND {} = {})").format(in_region, index, sql.Literal(hashed)))
+    found = sql.SQL("({} = ANY({}) AND coalesce({}, false))").format(
+        index, sql.Literal(sorted(hashes)), sql.SQL(" OR ").join(wanted)
+    )
+    if f.op in ("=", "in"):
+        return found
+    return sql.SQL("NOT {}").format(found)
 
 
 def _search_text_like(word: str) -> sql.Composable:
@@ -202,6 +252,8 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
     else:
         values = list(f.values)
         cast = _SQL_TYPES[kind]
+    if kind == "timestamp" and not any(isinstance(v, datetime) for v in values):
+        target, cast = sql.SQL("({})::date").format(target), "date"  # a day given alone stands for the whole day
     if f.op in ("in", "not in"):
         listed = sql.SQL("{} = ANY({}::{}[])").format(target, sql.Literal(values), sql.SQL(cast))
         return listed if f.op == "in" else sql.SQL("({} IS NULL OR NOT {})").format(target, listed)
@@ -213,11 +265,7 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
 def _is_number(value: object) -> bool:
     if isinstance(value, int | Decimal):
         return True
-    try:
-        Decimal(str(value))
-    except ArithmeticError:
-        return False
-    return str(value).strip().lstrip("-").replace(".", "", 1).isdigit()
+    return re.match(_NUMBER, str(value)) is not None
 
 
 def filters_condition(filters: Sequence[Filter], *, joined: bool = False) -> sql.Composable:

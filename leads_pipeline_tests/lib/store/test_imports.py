@@ -438,6 +438,49 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
     assert bob["title"] == {"email": "CTO", "phone": "CFO", "both": "CTO"}[dedupe]
 
 
+def test_the_same_file_imported_again_with_update_is_all_skipped(database_url: str, tmp_path: Path) -> None:
+    """The second import of one file with --on-duplicate update changes nothing, so every row is skipped: a
+    duplicate row that changed the row it was folded into (CEO then CTO) counted as updated though the stored
+    lead had CTO already. A changed row counts them again."""
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title"]
+    rows = [["ann@example.com", "Ann", "CEO"], ["ann@example.com", "Ann", "CTO"], ["ANN@example.com", "Ann", ""]]
+    rows.append(["bob@example.com", "Bob", "CFO"])
+    first = _import_rows(database_url, tmp_path / "a.csv", header, rows, on_duplicate="update")
+    again = _import_rows(database_url, tmp_path / "b.csv", header, rows, on_duplicate="update")
+    rows[2][2] = "COO"
+    changed = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
+
+    assert first["results"] == {"imported": 2, "updated": 1, "skipped": 1, "errors": 0}
+    assert again["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
+    assert changed["results"] == {"imported": 0, "updated": 3, "skipped": 1, "errors": 0}
+    assert [lead["title"] for lead in _all_leads(database_url)] == ["COO", "CFO"]
+
+
+def test_update_in_a_list_deduped_by_both_keys_never_gives_a_lead_another_leads_key(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Ann's email with Bob's phone: the row updates Ann (found by email) but leaves her phone, since giving her
+    Bob's would leave two leads of the list sharing a dedupe key; a warning names Bob."""
+    _new_list(database_url, dedupe="both")
+    _import_rows(database_url, tmp_path / "existing.csv", DEDUPE_HEADER, EXISTING)
+    status = _import_rows(
+        database_url,
+        tmp_path / "incoming.csv",
+        [*DEDUPE_HEADER, "Title"],
+        [["ann@example.com", "(415) 555-0102 x7", "Ann", "CEO"]],
+        on_duplicate="update",
+    )
+    ann, bob = _all_leads(database_url)
+    assert (ann["phone"], ann["phone_ext"], ann["title"]) == ("+14155550101", None, "CEO")
+    assert bob["phone"] == "+14155550102"
+    assert status["results"] == {"imported": 0, "updated": 1, "skipped": 0, "errors": 0}
+    assert status["warnings"] == 1
+    [warning] = status["errors"]
+    assert (warning["row"], warning["column"], warning["severity"]) == (2, "Phone", "warning")
+    assert f"lead {bob['id']} " in warning["reason"]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Undo
 # --------------------------------------------------------------------------------------------------------------

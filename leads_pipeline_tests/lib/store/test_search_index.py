@@ -216,6 +216,51 @@ def test_filters_on_searched_fields_find_what_the_plain_selection_finds(
         assert expected, selection
 
 
+def test_the_linkedin_migration_decodes_the_slugs_stored_percent_encoded(postgres_server: str, tmp_path: Path) -> None:
+    """sql/034 on a database whose leads have LinkedIn URLs as imports stored them before: a percent-encoded slug
+    becomes the Unicode one an import stores now (so the same profile finds its lead again), one that does not
+    decode to UTF-8 or decodes to a space stays."""
+    name = f"before_034_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    before = tmp_path / "sql"
+    before.mkdir()
+    for migration in discover(sql_dir()):
+        if migration.version < 34:
+            shutil.copy(migration.path, before)
+    apply_migrations(url, before)
+    stored = [
+        "https://www.linkedin.com/in/j%c3%bcrgen-m%c3%bcller-1a",
+        "https://www.linkedin.com/in/ju%cc%88rgen",
+        "https://www.linkedin.com/company/caf%c3%a9-du-monde",
+        "https://www.linkedin.com/in/ann%20lee",
+        "https://www.linkedin.com/in/bad%ff",
+        "https://www.linkedin.com/in/plain",
+    ]
+    with connect(url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        for value in stored:
+            conn.execute("INSERT INTO leads (list_id, linkedin_url) VALUES (%s, %s)", (list_id, value))
+    try:
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 34]
+        with connect(url) as conn:
+            kept = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
+        assert kept == [
+            *norm.linkedin_urls(pd.Series(stored[:3], dtype="str")).values.tolist(),
+            *stored[3:],
+        ]
+        assert kept[:3] == [
+            "https://www.linkedin.com/in/jürgen-müller-1a",
+            "https://www.linkedin.com/in/jürgen",
+            "https://www.linkedin.com/company/café-du-monde",
+        ]
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
