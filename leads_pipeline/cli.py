@@ -6,7 +6,6 @@ launches the same Dagster assets the UI and sensors run; errors are one line, ne
 
 from __future__ import annotations
 
-import csv
 import sys
 import threading
 from pathlib import Path
@@ -375,14 +374,11 @@ def imports_errors(
 
     rows = run_or_fail(fetch)
     if as_csv:
-        from leads_pipeline.lib.export import safe_cell
+        from leads_pipeline.lib.export import write_csv
 
         # the values are the file's own cells, opened in a spreadsheet to fix them: formula-safe as an export
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["row", "column", "value", "reason", "severity"])
-        for r in rows:
-            cells = (r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"])
-            writer.writerow([safe_cell(cell) for cell in cells])
+        cells = ((r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"]) for r in rows)
+        write_csv(sys.stdout, ["row", "column", "value", "reason", "severity"], cells)
         return
     table = Table("row", "column", "value", "problem", "severity")
     for r in rows:

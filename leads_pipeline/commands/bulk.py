@@ -258,7 +258,7 @@ def bulk_export(
     score_max: ScoreMaxOption = None,
     ids: IdOption = None,
 ) -> None:
-    """Export the selected leads to CSV; cells starting with = + - @ are neutralized against formula injection."""
+    """Export the selected leads to CSV, formula-safe (also where a spreadsheet splits cells at ";")."""
     from leads_pipeline.lib.export import write_leads_csv
     from leads_pipeline.lib.store import audit, bulk
     from leads_pipeline.lib.store.search import LEAD_COLUMNS

@@ -7,7 +7,6 @@ and its counts show up in the UI like a scheduled one.
 
 from __future__ import annotations
 
-import csv
 import sys
 import warnings
 from typing import Annotated, Any
@@ -302,9 +301,10 @@ def sync_errors(
     rows = run_or_fail(errors)
     columns = ["lead_id", "email", "action", "category", "message", "attempts"]
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+        from leads_pipeline.lib.export import write_csv
+
+        # CRM messages quote what the CRM was sent (emails, names): formula-safe as an export
+        write_csv(sys.stdout, columns, ([row[c] for c in columns] for row in rows))
         return
     if as_json:
         print_json(rows)

@@ -1,39 +1,56 @@
-"""Writing leads to CSV for spreadsheets, safely: a cell that a spreadsheet would run as a formula is neutralized.
+"""Writing CSV for people to open in a spreadsheet, safely: no cell can run as a formula.
 
-Cells beginning with ``=``, ``+``, ``-``, ``@`` (and tab or carriage return, which some spreadsheets skip before
-reading a formula) get a leading apostrophe, the OWASP recommendation against CSV injection: the text shows as
-typed and nothing is evaluated. Phone numbers in E.164 therefore read ``'+4915...`` in the file.
+A cell beginning with ``=``, ``+``, ``-``, ``@`` (after spaces or quotes, too) or with a tab or carriage return
+(some spreadsheets skip those before reading a formula) gets a leading apostrophe, the OWASP recommendation
+against CSV injection: the text shows as typed and nothing is evaluated. Phone numbers in E.164 therefore read
+``'+4915...`` in the file. Quoting every cell is not enough: Excel set to ``;`` as list separator (most of
+Europe) splits ``"a;=1+1"`` at the semicolon, quotes or not, and runs ``=1+1``; so a formula start after a
+separator (``;``, ``,``, tab, a line break) gets the apostrophe as well (``a;'=1+1``). Every cell is quoted, so
+a comma-separated reader sees the cell whole.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Final, TextIO
 
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+# a separator some spreadsheet may split at, followed (after spaces or quotes) by what starts a formula
+_FORMULA_AFTER: Final = re.compile(r'(^|[,;\t\r\n])(?=[\s"]*[=+\-@])')
 
 
 def safe_cell(value: Any) -> str:
-    """The value as CSV text, with a leading apostrophe if a spreadsheet would read it as a formula."""
+    """The value as CSV text, with an apostrophe wherever a spreadsheet could start reading a formula."""
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    text = _FORMULA_AFTER.sub(r"\1'", text)
+    return "'" + text if text.startswith(("\t", "\r")) else text
+
+
+def write_csv(out: TextIO, header: list[str], rows: Iterable[Iterable[Any]]) -> int:
+    """The one way the project writes CSV for people: every cell through ``safe_cell`` and quoted.
+    Returns the number of rows written (without the header)."""
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
+    writer.writerow([safe_cell(c) for c in header])
+    written = 0
+    for row in rows:
+        writer.writerow([safe_cell(cell) for cell in row])
+        written += 1
+    return written
 
 
 def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[str]) -> int:
     """Write a header and one line per lead; ``custom.NAME`` columns read the lead's custom fields.
     Returns the number of leads written."""
-    writer = csv.writer(out)
-    writer.writerow([safe_cell(c) for c in columns])
-    written = 0
-    for row in rows:
+
+    def cells(row: dict[str, Any]) -> list[Any]:
         custom = row.get("custom") or {}
-        writer.writerow([safe_cell(custom.get(c[7:]) if c.startswith("custom.") else row.get(c)) for c in columns])
-        written += 1
-    return written
+        return [custom.get(c[7:]) if c.startswith("custom.") else row.get(c) for c in columns]
+
+    return write_csv(out, columns, (cells(row) for row in rows))
 
 
 def custom_columns(rows: Iterable[dict[str, Any]]) -> list[str]:

@@ -143,7 +143,8 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     with connect(database_url) as conn:
         conn.execute(
             "UPDATE leads SET title = '=1+2', notes = E'\\tcmd', city = '-2+3', company = '@SUM(A1)',"
-            ' custom = custom || \'{"Hack": "+HYPERLINK()"}\' WHERE email_bidx = %s',
+            " industry = E'IT;=1+1\\t@cmd',"
+            ' custom = custom || \'{"Hack": "+HYPERLINK()", "Note": "ok, -1"}\' WHERE email_bidx = %s',
             (bidx("ana.garcia@acme.es"),),
         )
     fair.ok("bulk", "tag", "hot", "emea", "--where", "country = ES")
@@ -155,11 +156,13 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     [ana] = [r for r in rows if r["email"] == "ana.garcia@acme.es"]
     assert (ana["title"], ana["notes"], ana["city"], ana["company"]) == ("'=1+2", "'\tcmd", "'-2+3", "'@SUM(A1)")
     assert ana["custom.Hack"] == "'+HYPERLINK()"
+    # Excel with ";" (or tab, or comma) as separator splits the cell there: no formula may start after one
+    assert (ana["industry"], ana["custom.Note"]) == ("IT;'=1+1\t'@cmd", "ok,' -1")
     assert ana["phone"] == "'+34912345678"
     assert ana["first_name"] == "Ana"
     assert ana["tags"] == "emea, hot" and {r["tags"] for r in rows if r is not ana} == {""}, "the tags, as they were"
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
-    assert stdout.startswith("id,"), "standard output, for other programs, has no BOM"
+    assert stdout.startswith('"id",'), "standard output, for other programs, has no BOM; every cell is quoted"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
 
 

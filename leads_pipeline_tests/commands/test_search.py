@@ -151,13 +151,19 @@ def test_bad_filters_and_options_are_one_line(fair: Leads) -> None:
 
 
 def test_csv_output_is_formula_safe(fair: Leads, database_url: str) -> None:
+    """Also in a spreadsheet splitting at ";" (most of Europe): a formula after a separator in a cell does not
+    run (``a;=1+1`` was written unquoted and ran ``=1+1``), and every cell is quoted."""
     with connect(database_url) as conn:
-        conn.execute("UPDATE leads SET title = '=HYPERLINK(\"http://evil\")', notes = '@SUM(A1)' WHERE id = 1")
+        conn.execute(
+            "UPDATE leads SET title = '=HYPERLINK(\"http://evil\")', notes = '@SUM(A1)', city = 'a;=1+1' WHERE id = 1"
+        )
     out = fair.ok("search", "--id", "1", "--id", "2", "--csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert [r["id"] for r in rows] == ["1", "2"]
     assert rows[0]["title"] == '\'=HYPERLINK("http://evil")'
     assert rows[0]["notes"] == "'@SUM(A1)"
+    assert rows[0]["city"] == "a;'=1+1" and '"a;\'=1+1"' in out
+    assert out.startswith('"id","'), "every cell quoted"
     assert rows[0]["phone"].startswith("'+")
     assert rows[0]["list"] == "fair" and rows[0]["custom.Customer Id"] == "DD37Cf93aecA6Dc"
 

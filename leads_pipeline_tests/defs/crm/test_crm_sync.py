@@ -86,16 +86,21 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     with transaction(database_url) as db:
         assignments, params = set_clause(email="nobody@nowhere")
         db.execute(f"UPDATE leads SET {assignments} WHERE email_bidx = %s", (*params, bidx(email_of(110_000))))
+        assignments, params = set_clause(email="x;=cmd|' /C calc'!A0")
+        db.execute(f"UPDATE leads SET {assignments} WHERE email_bidx = %s", (*params, bidx(email_of(110_001))))
     report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--list", "prospects", "--json").stdout)
-    assert (report["status"], report["leadsToSync"], report["created"] + report["updated"]) == ("completed", 39, 39)
-    assert report["invalid"] == 1
+    assert (report["status"], report["leadsToSync"], report["created"] + report["updated"]) == ("completed", 38, 38)
+    assert report["invalid"] == 2
     again = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--json").stdout)
-    assert (again["leadsToSync"], again["unchanged"]) == (0, 39)
+    assert (again["leadsToSync"], again["unchanged"]) == (0, 38)
     history = json.loads(ok(leads, "sync", "history", "--json").stdout)
     assert [h["syncId"] for h in history] == [again["syncId"], report["syncId"]]
     errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()
-    assert errors[0] == "lead_id,email,action,category,message,attempts"
+    assert errors[0] == '"lead_id","email","action","category","message","attempts"'
     assert "nobody@nowhere" in errors[1] and "not an email address" in errors[1]
+    # the CSV is opened in a spreadsheet: the address (and the message quoting it) cannot run as a formula there,
+    # also where Excel splits at ";" (it was written as is)
+    assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
 
 
