@@ -44,16 +44,16 @@ def search_command(
     ] = False,
 ) -> None:
     """Search leads: substring text query plus exact filters, keyset-paginated (--after CURSOR for more)."""
-    from leads_pipeline.lib.export import custom_columns, write_leads_csv
+    from leads_pipeline.lib.export import write_leads_csv
     from leads_pipeline.lib.filters import Selection, Sort
     from leads_pipeline.lib.store import audit
-    from leads_pipeline.lib.store.bulk import sellable_ids
+    from leads_pipeline.lib.store.bulk import export_custom_columns, sellable_ids
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search
 
     env = run_or_fail(environment)
 
-    def run() -> Page:
+    def run() -> tuple[Page, list[str]]:
         selection = Selection.build(
             lists=lists,
             where=where,
@@ -66,20 +66,23 @@ def search_command(
         )
         with connect(env.database_url) as conn:
             page = search(conn, selection, acting_user(), sort=Sort.parse(sort), limit=limit, after=after)
+            custom: list[str] = []
             if as_csv:  # an export like `leads bulk export`: opted-out leads left out, audited
                 with conn.transaction():
                     sellable = sellable_ids(conn, [r["id"] for r in page.leads])
                     page = dataclasses.replace(page, leads=[r for r in page.leads if r["id"] in sellable])
                     details = {"selection": selection.describe(), "to": "stdout", **audit.lead_ids(sorted(sellable))}
                     audit.record(conn, acting_user(), "leads.export", "selection", details)
-            return page
+                # the whole selection's custom fields, not this page's: every page of one export lines up
+                custom = export_custom_columns(conn, selection, acting_user())
+            return page, custom
 
-    page = run_or_fail(run)
+    page, custom = run_or_fail(run)
     if as_json:
         print_json({"leads": page.leads, "nextCursor": page.next_cursor})
         return
     if as_csv:
-        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", *custom_columns(page.leads)]
+        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", *custom]
         write_leads_csv(sys.stdout, page.leads, columns)
     else:
         _print_table(page.leads)

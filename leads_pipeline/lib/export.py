@@ -51,12 +51,3 @@ def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[s
         return [custom.get(c[7:]) if c.startswith("custom.") else row.get(c) for c in columns]
 
     return write_csv(out, columns, (cells(row) for row in rows))
-
-
-def custom_columns(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """``custom.NAME`` for every custom field of the rows, in first-seen order."""
-    seen: dict[str, None] = {}
-    for row in rows:
-        for key in row.get("custom") or {}:
-            seen.setdefault(f"custom.{key}", None)
-    return list(seen)

@@ -168,6 +168,24 @@ def test_csv_output_is_formula_safe(fair: Leads, database_url: str) -> None:
     assert rows[0]["list"] == "fair" and rows[0]["custom.Customer Id"] == "DD37Cf93aecA6Dc"
 
 
+def test_csv_pages_of_one_selection_have_the_same_columns(fair: Leads, database_url: str) -> None:
+    """A CSV export paged with --after: each page chose the custom columns of its own leads, so the pages of one
+    export did not line up (custom.Alpha on the first, custom.Beta on the second); now every page has the
+    custom fields of the whole selection, sorted."""
+    with connect(database_url) as conn:
+        conn.execute("""UPDATE leads SET custom = '{"Beta": "b", "Alpha": "a"}' WHERE id = 1""")
+        conn.execute("""UPDATE leads SET custom = '{"Gamma": "g"}' WHERE id = 2""")
+    first = fair.run("search", "--id", "1", "--id", "2", "--limit", "1", "--csv")
+    assert first.exit_code == 0, first.stderr
+    cursor = first.stderr.split("--after", 1)[1].split()[0]
+    second = fair.ok("search", "--id", "1", "--id", "2", "--limit", "1", "--after", cursor, "--csv")
+    [header_1, *rows_1] = list(csv.reader(io.StringIO(first.stdout)))
+    [header_2, *rows_2] = list(csv.reader(io.StringIO(second)))
+    assert header_1 == header_2
+    assert header_1[-3:] == ["custom.Alpha", "custom.Beta", "custom.Gamma"]
+    assert [row[-3:] for row in (*rows_1, *rows_2)] == [["a", "b", ""], ["", "", "g"]]
+
+
 def test_search_only_sees_lists_the_user_can_read(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "create", "private", user="mallory")
     assert _emails(fair, "sheryl", user="mallory") == []
