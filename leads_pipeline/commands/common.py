@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -69,6 +70,22 @@ def acting_user() -> str:
     return os.environ.get("LEADS_USER") or getpass.getuser()
 
 
+def json_text(document: Any) -> str:
+    """The one JSON encoding of every ``--json`` output and JSON file: numbers as numbers, whatever their type.
+
+    PostgreSQL ``numeric`` columns (annual revenue, costs) come as ``Decimal``, which were written as strings
+    (``"2000000.00"``) next to integers written as numbers; a script reading the output had to know which was
+    which. A whole amount is an integer, any other a float (exact to 15 significant digits, far beyond any
+    amount held); dates and anything else are strings."""
+    return json.dumps(document, indent=2, default=_json_value) + "\n"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
+
+
 def print_json(document: Any) -> None:
-    """Write a JSON document to stdout (dates and decimals as strings)."""
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+    """Write a JSON document to stdout (``json_text``)."""
+    sys.stdout.write(json_text(document))

@@ -8,7 +8,6 @@ Every request is audited under a keyed hash of the person, never their address.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, environment, fail, json_text, print_json, run_or_fail
 
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
 T = TypeVar("T")
@@ -48,7 +47,7 @@ def privacy_export(
     if out is None:
         print_json(document)
         return
-    out.write_text(json.dumps(document, indent=2, default=str) + "\n", encoding="utf-8")
+    out.write_text(json_text(document), encoding="utf-8")
     console.print(f"wrote the data held about {who} ({len(document['leadIds'])} leads) to {out}", highlight=False)
 
 

@@ -186,6 +186,18 @@ def test_csv_pages_of_one_selection_have_the_same_columns(fair: Leads, database_
     assert [row[-3:] for row in (*rows_1, *rows_2)] == [["a", "b", ""], ["", "", "g"]]
 
 
+def test_json_outputs_print_amounts_as_numbers(fair: Leads, database_url: str) -> None:
+    """``annual_revenue`` (numeric) came as a string ("2000000.50") next to ``employee_count`` as a number."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET annual_revenue = 2000000.50, employee_count = 1200 WHERE id = 1")
+        conn.execute("UPDATE leads SET annual_revenue = 3000000 WHERE id = 2")
+    found = fair.json("search", "--id", "1", "--id", "2", "--json")["leads"]
+    assert (found[0]["annual_revenue"], found[0]["employee_count"]) == (2000000.5, 1200)
+    assert found[1]["annual_revenue"] == 3000000 and isinstance(found[1]["annual_revenue"], int)
+    shown = fair.json("show", "1", "--json")["fields"]
+    assert (shown["annual_revenue"], shown["employee_count"]) == (2000000.5, 1200)
+
+
 def test_search_only_sees_lists_the_user_can_read(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "create", "private", user="mallory")
     assert _emails(fair, "sheryl", user="mallory") == []
