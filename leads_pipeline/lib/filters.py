@@ -155,16 +155,12 @@ def _unquote(value: str) -> str:
 
 
 def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
-    if kind == "integer":
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigurationError(f"--where {text!r}: {name} is a whole number; got {raw!r}") from None
-    if kind == "numeric":
-        try:
-            return Decimal(raw)
-        except InvalidOperation:
-            raise ConfigurationError(f"--where {text!r}: {name} is a number; got {raw!r}") from None
+    if kind in ("integer", "numeric"):
+        number = _number(raw, whole=kind == "integer")
+        if number is None:
+            what = "a whole number" if kind == "integer" else "a number"
+            raise ConfigurationError(f"--where {text!r}: {name} is {what}; got {raw!r}")
+        return number
     if kind == "timestamp":
         try:
             return datetime.fromisoformat(raw) if "T" in raw or " " in raw else _day(raw)
@@ -173,6 +169,30 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
                 f"--where {text!r}: {name} is a date; got {raw!r} (write 2026-03-31 or 2026-03-31T12:00)"
             ) from None
     return raw
+
+
+_RANGE: Final = re.compile(r"[0-9](?:[a-df-z][a-z]*)?\s*(?:-|\u2013|\u2014|to)\s*[$€£¥₹]?[0-9]", re.IGNORECASE)
+"""A range like "51-200", "$1M-$10M" or "1k to 5k" (not an exponent: "1e-5")."""
+
+
+def _number(raw: str, *, whole: bool) -> int | Decimal | None:
+    """A number written as the import reads one (``lib/normalize.py`` ``to_int``, ``to_number``): "1,000",
+    "1.000" (a count), "10k", "$3.2M", else as Python does ("1.5e6"); None if it is none. A range ("51-200"),
+    which the import reads as its lower bound, is refused: a filter compares with one number."""
+    if _RANGE.search(raw):
+        return None
+    import pandas as pd
+
+    from leads_pipeline.lib.normalize import STRING, to_int, to_number
+
+    parsed = (to_int if whole else to_number)(pd.Series([raw], dtype=STRING)).values.iloc[0]
+    if not pd.isna(parsed):
+        return int(parsed) if whole else Decimal(repr(float(parsed)))
+    try:
+        number = int(raw) if whole else Decimal(raw)
+    except (ValueError, InvalidOperation):
+        return None
+    return number if isinstance(number, int) or number.is_finite() else None
 
 
 def _day(raw: str) -> date:

@@ -198,6 +198,16 @@ def test_json_outputs_print_amounts_as_numbers(fair: Leads, database_url: str) -
     assert (shown["annual_revenue"], shown["employee_count"]) == (2000000.5, 1200)
 
 
+def test_a_number_filter_reads_numbers_as_the_import_does(fair: Leads, database_url: str) -> None:
+    """``employee_count >= 1,000`` was refused ("is a whole number") although the import reads "1,000"."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET employee_count = 1200, annual_revenue = 2500000 WHERE id = 1")
+        conn.execute("UPDATE leads SET employee_count = 999, annual_revenue = 2000000 WHERE id = 2")
+    two = ("--id", "1", "--id", "2")
+    for where in ("employee_count >= 1,000", "employee_count >= 1.000", "employee_count > 1k", "annual_revenue > $2M"):
+        assert [r["id"] for r in fair.json("search", *two, "--where", where, "--json")["leads"]] == [1], where
+
+
 def test_search_only_sees_lists_the_user_can_read(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "create", "private", user="mallory")
     assert _emails(fair, "sheryl", user="mallory") == []

@@ -33,6 +33,15 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("stage in new, mql", Filter("stage", "in", ("new", "mql"))),
         ("company ~ in", Filter("company", "~", ("in",))),
         ("id = 7", Filter("id", "=", (7,))),
+        # numbers as the import reads them (they were refused: "employee_count is a whole number; got '1,000'")
+        ("employee_count >= 1,000", Filter("employee_count", ">=", (1000,))),
+        ("employee_count >= 1.000", Filter("employee_count", ">=", (1000,))),
+        ("employee_count < 10k", Filter("employee_count", "<", (10_000,))),
+        ("employee_count >= 10,001+", Filter("employee_count", ">=", (10_001,))),
+        ("annual_revenue >= 2,000,000.50", Filter("annual_revenue", ">=", (Decimal("2000000.5"),))),
+        ("annual_revenue > $3.2M", Filter("annual_revenue", ">", (Decimal("3200000"),))),
+        ("annual_revenue > 1,5 Mio", Filter("annual_revenue", ">", (Decimal("1500000"),))),
+        ("score >= -1", Filter("score", ">=", (-1,))),
     ],
 )
 def test_parses(text: str, expected: Filter) -> None:
@@ -50,6 +59,10 @@ def test_parses(text: str, expected: Filter) -> None:
         ("country == DE", ["unexpected '=' after =", "allowed operators for country"]),
         ("email =", ["= needs a value", "is empty"]),
         ("employee_count > many", ["employee_count is a whole number", "'many'"]),
+        ("employee_count > 1.5", ["employee_count is a whole number", "'1.5'"]),
+        ("employee_count >= 51-200", ["employee_count is a whole number", "'51-200'"]),  # a range: two filters
+        ("annual_revenue < $1M-$10M", ["annual_revenue is a number", "'$1M-$10M'"]),
+        ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),
         ("created_at > yesterday", ["created_at is a date", "2026-03-31"]),
         ("phone is empty now", ["is empty takes no value"]),
         ("country in ,", ["in needs a comma-separated list"]),
