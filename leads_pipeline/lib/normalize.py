@@ -948,11 +948,14 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     """(float64 values, present mask): US and European forms, magnitude suffixes, ranges -> lower bound.
 
     A separator followed by exactly three digits groups thousands ("1,200", "1.200.000", "1.200,50");
-    a single "." is a decimal point ("1.200" is 1.2, as in every US export and in Python), a single ","
-    followed by other than three digits is a decimal comma ("1,5 Mio"). Values are assembled as
-    "<digits>e<exponent>" so that "3.2B" is exactly 3200000000, not 3.2 * 1e9 with float error.
-    For ``counts`` (whole numbers) a single "." before three digits groups thousands too: no count has three
-    decimals, and a German file's "1.000" employees is a thousand, not one.
+    a single "." is a decimal point ("1.5", "1.20"), a single "," followed by other than three digits is a
+    decimal comma ("1,5 Mio"). Values are assembled as "<digits>e<exponent>" so that "3.2B" is exactly
+    3200000000, not 3.2 * 1e9 with float error.
+    A single "." before exactly three digits groups thousands too, where nothing else can be meant: for
+    ``counts`` (whole numbers) always, as no count has three decimals and a German file's "1.000" employees
+    is a thousand, not one; for amounts when no magnitude follows and the first group is not 0, as no amount of
+    money is written with three decimals: "€ 2.000" is 2000 (it was 2.0), while "$2.125B" stays 2.125 billion
+    and "0.125" stays 0.125.
     """
     arr = _clean(_arrow(s))
     present = pc.is_valid(arr)
@@ -965,10 +968,12 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     suffix = pc.fill_null(pc.coalesce(parts["suffix"], parts["suffix2"]), "")
 
     us_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
-    dot_groups = "1," if counts else "2,"
-    eu_grouped = _true(
-        _matches(num, rf"^[0-9]{{1,3}}(?:\.[0-9]{{3}})+,[0-9]+$|^[0-9]{{1,3}}(?:\.[0-9]{{3}}){{{dot_groups}}}$")
-    )
+    eu_grouped = _matches(num, r"^[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+$|^[0-9]{1,3}(?:\.[0-9]{3}){2,}$")
+    if counts:
+        one_dot_group = _matches(num, r"^[0-9]{1,3}\.[0-9]{3}$")
+    else:  # an amount: only without a magnitude ("$2.125B" is 2.125 billion) and not "0.500"
+        one_dot_group = pc.and_(_matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$"), pc.equal(suffix, ""))
+    eu_grouped = pc.or_(_true(eu_grouped), _true(one_dot_group))
     dotted = _true(_matches(num, r"^[0-9]*\.?[0-9]+$"))
     comma_decimal = _true(_matches(num, r"^[0-9]*,[0-9]+$"))
     canonical = pc.case_when(

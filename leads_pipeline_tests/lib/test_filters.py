@@ -41,6 +41,7 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("annual_revenue >= 2,000,000.50", Filter("annual_revenue", ">=", (Decimal("2000000.5"),))),
         ("annual_revenue > $3.2M", Filter("annual_revenue", ">", (Decimal("3200000"),))),
         ("annual_revenue > 1,5 Mio", Filter("annual_revenue", ">", (Decimal("1500000"),))),
+        ("annual_revenue >= € 2.000", Filter("annual_revenue", ">=", (Decimal("2000"),))),  # as the import reads it
         ("score >= -1", Filter("score", ">=", (-1,))),
     ],
 )

@@ -684,6 +684,18 @@ def test_to_int_problems(raw: str) -> None:
         ("$1M-$10M", 1_000_000.0),
         ("1-10M", 1_000_000.0),  # the band's unit applies to its lower bound
         ("0.1", 0.1),
+        # a "." before three digits groups thousands as in a count, where nothing else can be meant: no amount
+        # of money has three decimals ("€ 2.000" was stored as 2.0)
+        ("€ 2.000", 2000.0),
+        ("2.000 €", 2000.0),
+        ("EUR 450.000", 450_000.0),
+        ("€1.000-€2.000", 1000.0),
+        ("$2.125B", 2_125_000_000.0),  # with a magnitude, three decimals are the US way of writing it
+        ("1.500 Mio", 1_500_000.0),
+        ("0.125", 0.125),  # no thousands group starts with 0
+        ("1.5", 1.5),
+        ("1.20", 1.2),
+        ("1.2000", 1.2),
     ],
 )
 def test_to_number(raw: str, expected: float) -> None:
