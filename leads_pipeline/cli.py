@@ -432,8 +432,11 @@ def dev(
     """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database.
 
     The two processes are started directly rather than through ``dagster dev``, which ignores SIGTERM when
-    started without job control; both stop cleanly on Ctrl-C or SIGTERM.
+    started without job control; both stop cleanly on Ctrl-C or SIGTERM. If one of them dies on its own, the
+    other is stopped and the command fails naming it: it used to exit 0, leaving a UI without sensors (or a
+    daemon without a UI) to look like a clean stop.
     """
+    import contextlib
     import signal
     import subprocess
 
@@ -443,28 +446,38 @@ def dev(
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
-    processes = [
-        subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *location]),
-        subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *location]),
-    ]
+    processes = {
+        "webserver": subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *location]),
+        "daemon": subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *location]),
+    }
+    asked_to_stop = False
 
     def stop(*_: object) -> None:
-        for process in processes:
+        nonlocal asked_to_stop
+        asked_to_stop = True
+        for process in processes.values():
             process.terminate()
 
-    signal.signal(signal.SIGTERM, stop)
+    previous_handler = signal.signal(signal.SIGTERM, stop)
+    died: dict[str, int] = {}
     try:
-        while all(process.poll() is None for process in processes):
-            try:
-                processes[0].wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                continue
+        while not died:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                processes["webserver"].wait(timeout=1)
+            died = {name: code for name, process in processes.items() if (code := process.poll()) is not None}
     except KeyboardInterrupt:
-        pass
+        asked_to_stop = True
     finally:
-        stop()
-        for process in processes:
+        for process in processes.values():
+            process.terminate()
+        for process in processes.values():
             process.wait()
+        signal.signal(signal.SIGTERM, previous_handler)
+    if not asked_to_stop:
+        name, code = next(iter(died.items()))
+        others = [other for other in processes if other not in died]
+        stopped = f"; the {others[0]} is stopped" if others else ""
+        fail(f"the Dagster {name} exited on its own (exit code {code}){stopped}; see its output above")
     raise typer.Exit(0)
 
 

@@ -9,6 +9,8 @@ import io
 import json
 import socket
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -100,6 +102,32 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, m
     assert line == (
         f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
     )
+
+
+def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
+    leads: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon died after starting (killed here), and `leads dev` went on serving the UI until it was stopped,
+    then exited 0."""
+    started: dict[str, subprocess.Popen[bytes]] = {}
+    real_popen = subprocess.Popen
+
+    def stand_in(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real_popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        started[Path(args[0]).name] = process
+        if len(started) == 2:
+            threading.Timer(0.5, started["dagster-daemon"].kill).start()
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", stand_in)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    line = _fails(leads, "dev", "--port", str(port))
+    assert line == (
+        "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
+    )
+    assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
 
 
 def test_lists_create_and_show(leads: CliRunner) -> None:

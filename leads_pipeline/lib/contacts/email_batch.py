@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -158,11 +158,19 @@ class EmailStage:
         done_here = {f["lead_id"] for f in store.batch_facts(reader, self.batch_id, ids, ["email"])}
         to_verify: dict[int, str] = {}
         to_discover: list[dict[str, Any]] = []
+        # a verdict ages like a cached paid answer: older than cache_days, the address is verified again (a
+        # mailbox found valid a year ago may be gone); before, a settled verdict was never checked again
+        stale_before = datetime.now(UTC) - timedelta(days=self.options.cache_days)
         for lead in chunk:
             status = latest.get((lead["id"], "email_status"))
             if lead["email"]:
-                settled = status is not None and status["details"].get("email") == lead["email"]
-                if settled and status is not None and status["value"] != "unknown" and not self.options.overwrite:
+                settled = (
+                    status is not None
+                    and status["details"].get("email") == lead["email"]
+                    and status["value"] != "unknown"
+                    and status["observed_at"] > stale_before
+                )
+                if settled and not self.options.overwrite:
                     self.stats.skipped_done += 1
                     continue
                 to_verify[lead["id"]] = lead["email"]

@@ -3,10 +3,11 @@
 Numbers are typed offline (phonenumbers) with the lead's country, then the configured default. Where the
 numbering plan cannot tell a mobile from a landline (US/CA), Twilio Lookup v2 is asked when configured, once per
 number: its answer is a ``phone_line_type`` fact with its credits (Twilio's USD price in details), written as it
-is bought and reused after. A number is looked up once per job even when a lead has it in both columns or
-several leads share it (the other leads get a 0-cost fact of the answer, ``reused`` in details), and a lead's
-stored answers are matched per number, so a rerun pays for none of them again. Every paid call first reserves
-its price in the job's credit budget.
+is bought and reused after, while fresh (``cache_days``), for any lead with that number, in any later job or
+list. A number is looked up once per job even when a lead has it in both columns or several leads share it (the
+other leads get a 0-cost fact of the answer, ``reused`` in details), and a lead's stored answers are matched per
+number, so a rerun pays for none of them again. Every paid call first reserves its price in the job's credit
+budget.
 Leads without a number get the direct dials of the people-search actor (the same answer the email stage may
 already have bought). A number found to be mobile fills the lead's mobile_phone.
 """
@@ -137,7 +138,8 @@ class PhoneStage:
                     if n.info.valid and n.info.e164 and (self.options.twilio == "always" or n.line_type in AMBIGUOUS):
                         wanted.setdefault(n.info.e164, []).append(n)
                 stored = store.twilio_answers(reader, ids, TWILIO, self._max_age)
-                list(pool.map(lambda group: self._line_type(group, stored), wanted.values()))
+                elsewhere = store.twilio_answers_by_number(reader, list(wanted), TWILIO, self._max_age)
+                list(pool.map(lambda group: self._line_type(group, stored, elsewhere), wanted.values()))
         dialled = [n.info.e164 for n in numbers if n.info.e164]
         on_dnc = store.dnc_numbers(reader, dialled) if self.stats.dnc_snapshot else set()
         self._write(chunk, numbers, to_search, on_dnc)
@@ -198,15 +200,23 @@ class PhoneStage:
             out.append(_Number(lead["id"], info, source, line_type))
         return out
 
-    def _line_type(self, group: list[_Number], stored: dict[tuple[int, str], tuple[dict[str, Any], datetime]]) -> None:
-        """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once per job: the
-        newest fresh answer stored for one of these leads, or one bought earlier in this job, is reused; else one
-        is bought. Every other lead gets a 0-cost fact of the answer, so its next job finds it stored; that fact
-        keeps the time of the lookup, so the answer expires ``cache_days`` after it was bought however often it
-        is passed on (observed now, each reuse would keep it fresh for ever)."""
+    def _line_type(
+        self,
+        group: list[_Number],
+        stored: dict[tuple[int, str], tuple[dict[str, Any], datetime]],
+        elsewhere: dict[str, tuple[dict[str, Any], datetime]],
+    ) -> None:
+        """Type one number (``group``: its leads in this chunk) with Twilio, paying at most once while an answer
+        is fresh: the newest fresh answer stored for one of these leads or for any other lead holding the number
+        (another job, another list: it describes the number the user's lead already has, nothing of the lead it
+        was bought for), or one bought earlier in this job, is reused; else one is bought. Every other lead gets
+        a 0-cost fact of the answer, so its next job finds it stored; that fact keeps the time of the lookup, so
+        the answer expires ``cache_days`` after it was bought however often it is passed on (observed now, each
+        reuse would keep it fresh for ever)."""
         e164 = group[0].info.e164
         assert self.twilio is not None and e164 is not None
         found = [stored[(n.lead_id, e164)] for n in group if (n.lead_id, e164) in stored]
+        found += [elsewhere[e164]] if e164 in elsewhere else []
         bought = max(found, key=lambda item: item[1]) if found else None
         paid_by = None
         if bought is None:

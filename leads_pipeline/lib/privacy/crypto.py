@@ -322,13 +322,14 @@ def seal_payload(value: Any) -> Any:
     return value
 
 
-_DETAIL_INDEXES: Final = (("email", "email"), ("phone", "phone"), ("mobile_phone", "phone"))
+_DETAIL_INDEXES: Final = (("email", "email"), ("phone", "phone"), ("mobile_phone", "phone"), ("number", "phone"))
 
 
 def seal_details(details: Mapping[str, Any]) -> dict[str, Any]:
     """A fact's details (a provider payload) sealed as :func:`seal_payload` does, plus the blind index of its
-    top-level ``email`` and ``phone`` (``email_bidx``, ``phone_bidx``) and the email's domain, which SQL compares
-    and joins on instead of the sealed values."""
+    top-level ``email``, ``phone`` and ``number`` (``email_bidx``, ``phone_bidx``, ``number_bidx``: the number a
+    Twilio line type describes) and the email's domain, which SQL compares and joins on instead of the sealed
+    values."""
     sealed: dict[str, Any] = seal_payload(dict(details))
     for key, kind in _DETAIL_INDEXES:
         value = details.get(key)

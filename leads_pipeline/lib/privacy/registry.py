@@ -97,7 +97,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "lead_facts",
         "every value a source produced about a lead, with its raw details",
         "t.lead_id = ANY(%(lead_ids)s) OR t.details ->> 'email_bidx' = ANY(%(email_hashes)s)"
-        " OR t.details ->> 'phone_bidx' = ANY(%(phone_hashes)s)",
+        " OR t.details ->> 'phone_bidx' = ANY(%(phone_hashes)s) OR t.details ->> 'number_bidx' = ANY(%(phone_hashes)s)",
         "delete",
         lists="SELECT l.list_id FROM leads l WHERE l.id = t.lead_id",
     ),

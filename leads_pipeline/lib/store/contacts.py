@@ -111,6 +111,24 @@ def twilio_answers(
     }
 
 
+def twilio_answers_by_number(
+    conn: Conn, numbers: Sequence[str], source: str, max_age: timedelta
+) -> dict[str, tuple[dict[str, Any], datetime]]:
+    """The newest fresh line-type answer of ``source`` per E.164 number, whichever lead it was bought for (any
+    job, any list), with when it was looked up; found by the number's blind index in the facts' details (the
+    number itself is sealed). An answer describes the number alone (validity, line type, carrier): passed on to
+    a lead that has the number, it tells nothing of the lead or list it was bought for."""
+    if not numbers:
+        return {}
+    rows = conn.execute(
+        "SELECT details, observed_at FROM lead_facts WHERE field = 'phone_line_type' AND source = %s"
+        " AND (details ->> 'number_bidx') COLLATE \"C\" = ANY(%s) AND observed_at > now() - %s"
+        " ORDER BY observed_at, id",
+        (source, [blind_index("phone", number) for number in numbers], max_age),
+    )
+    return {r["details"]["number"]: (r["details"], r["observed_at"]) for r in rows if r["details"].get("number")}
+
+
 def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequence[str]) -> list[dict[str, Any]]:
     """This batch's facts of ``fields`` for ``lead_ids`` (what a restarted run must not redo or pay again)."""
     return list(

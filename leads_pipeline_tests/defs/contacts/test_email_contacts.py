@@ -147,6 +147,36 @@ def test_a_reused_paid_verdict_keeps_the_time_it_was_bought(
     assert asked_again == len(bought) - len({r["bidx"] for r in reused})  # only the free "unknown" answers
 
 
+def test_a_verdict_older_than_cache_days_is_verified_again(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """Without overwrite, an email with a settled verdict (valid, invalid...) was never verified again however old
+    the verdict: now one older than cache_days is, and a younger one is kept."""
+    assert sandbox.http_app is not None
+    log = sandbox.http_app.log
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    config = {"email_contacts": {"discover": False, "cache_days": 30}}
+    materialize([email_contacts], world_batch.batch_id, resources, config)
+    settled = {f["details"]["email"] for f in _facts(database_url, "email_status") if f["value"] != "unknown"}
+    assert settled
+
+    def rerun_aged(days: int) -> tuple[set[str], int]:
+        """Age every verdict by ``days``, run again; the addresses given a new verdict, and ZeroBounce requests."""
+        with connect(database_url) as conn:
+            conn.execute("UPDATE email_verifications SET checked_at = checked_at - make_interval(days => %s)", (days,))
+            conn.execute("UPDATE lead_facts SET observed_at = observed_at - make_interval(days => %s)", (days,))
+        before, asked = len(_facts(database_url, "email_status")), len(log.records("zerobounce"))
+        materialize([email_contacts], world_batch.batch_id, resources, config)
+        new = _facts(database_url, "email_status")[before:]
+        return {f["details"]["email"] for f in new}, len(log.records("zerobounce")) - asked
+
+    checked, _ = rerun_aged(10)
+    assert not checked & settled, "a 10-day-old verdict is kept"
+    checked, asked = rerun_aged(25)
+    assert checked >= settled, "a 35-day-old verdict is verified again"
+    assert asked >= len(settled)
+
+
 def test_an_erased_persons_address_is_not_found_again(
     database_url: str, sandbox: Sandbox, world_batch: WorldBatch
 ) -> None:

@@ -110,6 +110,45 @@ def test_twilio_is_paid_once_per_number_in_a_job_and_never_again(
     assert again["twilio_lookups"] == 0 and again["credits_used"] == first["credits_used"]
 
 
+def test_a_fresh_twilio_answer_is_reused_for_another_lead_with_the_number_in_a_later_job(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, tmp_path: Path
+) -> None:
+    """Lead A of one list is looked up in one job; lead B of another list, with the same number, is enriched in a
+    later job without A: B paid again although A's answer was fresh. Now the answer is reused (it describes the
+    number B has, nothing of A), keeping the time it was bought."""
+    assert sandbox.http_app is not None
+    number = next(p.number for person in sandbox_world.people for p in person.phones if p.number.startswith("+1"))
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="tester")
+        create_list(conn, "fair", owner="tester")
+    for name, (batch, row) in {
+        "prospects": ("job-a", f"Ada,One,ada@one.example,{number},US"),
+        "fair": ("job-b", f"Bob,Two,bob@two.example,{number},US"),
+    }.items():
+        csv_path = tmp_path / f"{batch}.csv"
+        csv_path.write_text(f"first_name,last_name,email,phone,country\n{row}\n")
+        import_file(database_url, csv_path, name, batch_id=batch)
+    with connect(database_url) as conn:
+        a, b = (r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
+    log = sandbox.http_app.log
+    before = len(log.records("twilio"))
+
+    materialize([phone_contacts], "job-a", resources, config)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '5 days'")
+    meta = metadata(materialize([phone_contacts], "job-b", resources, config), "phone_contacts")
+
+    assert len(log.records("twilio")) - before == 1, "one paid Twilio request for both jobs"
+    assert meta["twilio_lookups"] == 0
+    facts = {f["lead_id"]: f for f in _facts(database_url, "phone_line_type")}
+    assert set(facts) == {a, b}
+    assert facts[b]["details"]["reused"] and float(facts[b]["cost"]) == 0
+    assert facts[b]["observed_at"] == facts[a]["observed_at"]
+    assert facts[b]["value"] == facts[a]["value"]
+
+
 def test_a_reused_twilio_answer_expires_with_the_lookup_that_bought_it(
     database_url: str, sandbox: Sandbox, sandbox_world: World, tmp_path: Path
 ) -> None:

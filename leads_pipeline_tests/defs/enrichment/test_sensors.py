@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 
 from leads_pipeline.definitions import defs
+from leads_pipeline.defs.contacts.assets import email_contacts
 from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.jobs import JOB_TAG, run_tags
 from leads_pipeline.defs.enrichment.sensors import (
@@ -29,6 +30,7 @@ from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.defs.contacts.conftest import sandbox_resources as contact_resources
 from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
 from leads_pipeline_tests.support import import_file
 
@@ -240,3 +242,43 @@ def test_runs_of_other_assets_are_left_alone_and_ui_launches_are_settled(
     with connect(database_url) as conn:
         assert store.get_job(conn, imported_batch).status == "completed"
         assert len(store.deliveries(conn, imported_batch)) == 1
+
+
+def test_a_ui_launch_of_email_and_company_records_both_sources_on_its_job(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """email_contacts and company_profiles launched together on an import batch made a job of "company" alone, so
+    `leads jobs show` left the email work out; the job now lists every source the run materializes."""
+    instance.add_dynamic_partitions(BATCHES, [imported_batch])
+    resources = {
+        **contact_resources(sandbox, database_url, smtp_probing="off"),
+        **sandbox_resources(database_url, sandbox),
+    }
+    config = {"email_contacts": {"verifier": "none", "discover": False, "people_search": False}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [email_contacts, company_profiles],
+            partition_key=imported_batch,
+            instance=instance,
+            resources=resources,
+            run_config={"ops": {name: {"config": c} for name, c in config.items()}},
+        )
+    with connect(database_url) as conn:
+        job = store.get_job(conn, imported_batch)
+        assert sorted(job.sources) == ["company", "email"]
+        assert sorted(job.estimate["sources"]) == ["company", "email"]
+    [record] = instance.get_records_for_run(result.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records
+    assert record.event_log_entry.dagster_event is not None
+    ui_run = dg.DagsterRun(  # the run as the UI launches it: the global asset job with both assets selected
+        job_name="__ASSET_JOB",
+        run_id=result.run_id,
+        tags={"dagster/partition": imported_batch},
+        asset_selection=frozenset({email_contacts.key, company_profiles.key}),
+    )
+    enrichment_succeeded_sensor(
+        _run_status_context(database_url, instance, ui_run, record.event_log_entry.dagster_event)
+    )
+    with connect(database_url) as conn:
+        progress = {row["source"]: row["status"] for row in store.progress_rows(conn, imported_batch)}
+    assert progress == {"company": "completed", "email": "completed"}
