@@ -395,16 +395,28 @@ def _folded_into(steps: list[_Step]) -> np.ndarray:
 def _skipped(steps: list[_Step]) -> np.ndarray:
     """On skip: which rows (by position) are duplicates. The lead keeps its first row's keys only: a row is a
     duplicate when it finds an earlier first row, and a first row when it finds none, whatever duplicates it shares
-    keys with. Each round settles at least the first unsettled row; a round per row of the longest chain of rows
-    each found only through the row before it (a few in real files)."""
+    keys with. A row that finds no earlier row at all is a first row, one that finds an earlier such row a
+    duplicate (both vectorised); only the rows left, each finding only rows that are neither, are settled one by
+    one in file order against the keys of the first rows among them: linear, however long the chains of rows each
+    found only through the row before it (a crafted file)."""
     everyone = np.ones(len(steps[0][0]), bool)
     firsts = _earlier_rows(steps, everyone) < 0
-    unsettled = ~firsts
-    while unsettled.any():
-        unsettled &= _earlier_rows(steps, firsts) < 0
-        alone = unsettled & (_earlier_rows(steps, firsts | unsettled) < 0)
-        firsts |= alone
-        unsettled &= ~alone
+    left = ~firsts
+    if left.any():
+        left &= _earlier_rows(steps, firsts) < 0
+    rows = np.flatnonzero(left)
+    by_step = [
+        (codes[rows].tolist(), looks[rows].tolist(), (found[rows] if found is not None else codes[rows] >= 0).tolist())
+        for codes, looks, found in steps
+    ]
+    taken: list[set[int]] = [set() for _ in steps]  # per step, the codes of the first rows among those left
+    for i, row in enumerate(rows.tolist()):
+        if any(looks[i] and codes[i] in keys for (codes, looks, _), keys in zip(by_step, taken, strict=True)):
+            continue
+        firsts[row] = True
+        for (codes, _, found), keys in zip(by_step, taken, strict=True):
+            if codes[i] >= 0 and found[i]:
+                keys.add(codes[i])
     return ~firsts
 
 
