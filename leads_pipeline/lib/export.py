@@ -13,6 +13,9 @@ from datetime import datetime
 from typing import Any, Final, TextIO
 
 _FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+BOOKKEEPING_COLUMNS: Final = ("id", "stage", "score", "created_at", "list", "tags")
+"""The columns ``leads bulk export`` writes besides the lead's fields and custom fields: the store's own, which an
+import of the file back leaves out (``mapping.left_out_columns``)."""
 
 
 def safe_cell(value: Any) -> str:

@@ -22,6 +22,7 @@ from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
+from leads_pipeline.lib.mapping import header_field, left_out_columns
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
@@ -138,14 +139,21 @@ def prepare_chunk(
     header_of: dict[str, str] = {}  # canonical field -> original header
     custom_headers: dict[str, str] = {}
     sealed_custom: list[str] = []
+    left_out = left_out_columns(headers)
     for i, header in enumerate(headers):
         target = mapping.get(header)
+        if target is None and header in left_out:
+            continue
         cleaned = norm.clean_arrow(columns[i], index)
         if target is None:
             # a custom field as `leads bulk export` writes it ("custom.Owner") goes back under its own name
             named = header.startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX)
             custom_headers[f"custom_{i}"] = header[len(CUSTOM_PREFIX) :] if named else header
             out[f"custom_{i}"] = cleaned
+            if named and header_field(custom_headers[f"custom_{i}"]) in crypto.SEALED_FIELDS:
+                # the invalid values a column of a sealed field left in custom ("Phone 1": "555-01"), as the
+                # export writes them back: sealed again, or they would be stored in clear
+                sealed_custom.append(f"custom_{i}")
         else:
             header_of[target] = header
             out[target] = cleaned

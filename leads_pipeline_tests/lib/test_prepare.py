@@ -202,6 +202,18 @@ def test_unmapped_columns_of_phone_numbers_or_emails_are_sealed_too() -> None:
     assert [c for c in line.split(",") if "enc:" in c and c in again], "deterministic: a re-import compares equal"
 
 
+def test_the_exports_custom_column_of_a_sealed_fields_invalid_values_is_sealed_again() -> None:
+    """An invalid phone moved to custom under its header ("Phone 1") is sealed; exported as custom.Phone 1 and
+    imported back it was stored in clear (and the lead counted as updated)."""
+    headers = ("Email", "custom.Phone 1", "custom.Plan")
+    rows = [["ann@example.com", "555-01", "gold"], ["bo@example.com", "", "basic"]]
+    chunk = _prepare(rows, headers=headers, mapping={"Email": "email", "custom.Phone 1": None, "custom.Plan": None})
+    line = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert "555-01" not in line and "gold" in line
+    again = stage_chunk(chunk, crypto.sealer()).data.decode()
+    assert [c for c in line.split(",") if "enc:" in c and c in again], "deterministic: a re-import compares equal"
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Rejected rows
 # --------------------------------------------------------------------------------------------------------------
