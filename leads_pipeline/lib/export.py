@@ -19,6 +19,9 @@ from typing import Any, Final, TextIO
 
 # a separator some spreadsheet may split at, followed (after spaces or quotes) by what starts a formula
 _FORMULA_AFTER: Final = re.compile(r'(^|[,;\t\r\n])(?=[\s"]*[=+\-@])')
+BOOKKEEPING_COLUMNS: Final = ("id", "stage", "score", "created_at", "list", "tags")
+"""The columns ``leads bulk export`` writes besides the lead's fields and custom fields: the store's own, which an
+import of the file back leaves out (``mapping.left_out_columns``)."""
 
 
 def safe_cell(value: Any) -> str:

@@ -35,6 +35,7 @@ from typing import Any, Final
 import yaml
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.export import BOOKKEEPING_COLUMNS
 from leads_pipeline.lib.fields import MAPPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
 
@@ -42,6 +43,8 @@ __all__ = [
     "ColumnSuggestion",
     "MappingSuggestion",
     "apply_overrides",
+    "header_field",
+    "left_out_columns",
     "load_mapping_file",
     "suggest_mapping",
 ]
@@ -989,6 +992,22 @@ def _column_values(sample_rows: Sequence[Sequence[str]], index: int) -> list[str
     return [row[index] for row in sample_rows if index < len(row) and isinstance(row[index], str)]
 
 
+def header_field(header: str) -> str | None:
+    """The field a column is mapped to by its header alone (``Phone 1``: phone), whatever its values."""
+    synonym = _INDEX.get(_normalize_header(header))
+    return synonym.field if synonym is not None else None
+
+
+_LEFT_OUT_REASON: Final = "bookkeeping column of `leads bulk export` (id, list, stage, ...): left out, not imported"
+
+
+def left_out_columns(headers: Sequence[str]) -> frozenset[str]:
+    """The columns an import leaves out when they are not mapped to a field: the bookkeeping columns of a file
+    ``leads bulk export`` wrote (one with all of them, as it spells them). Kept as custom fields, they made an
+    unchanged export imported back update every lead; another file's "id" or "tags" is still kept in custom."""
+    return frozenset(BOOKKEEPING_COLUMNS) if set(BOOKKEEPING_COLUMNS) <= set(headers) else frozenset()
+
+
 def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]) -> MappingSuggestion:
     """Suggest a canonical field (or ``None`` for ``custom``) for every column of an imported file.
 
@@ -997,6 +1016,7 @@ def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]
     """
     normalized = [_normalize_header(header) for header in headers]
     context = frozenset(normalized)
+    left_out = left_out_columns(headers)
     stats_by_column: list[_ValueStats | None] = [
         _sniff(_column_values(sample_rows, index), len(sample_rows)) if sample_rows else None
         for index in range(len(headers))
@@ -1007,6 +1027,9 @@ def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]
     for index, (header, norm, stats) in enumerate(zip(headers, normalized, stats_by_column, strict=True)):
         synonym = _INDEX.get(norm)
         column_candidates: list[_Candidate]
+        if header in left_out:
+            fallbacks[index] = ColumnSuggestion(header, None, 1.0, _LEFT_OUT_REASON)
+            continue
         if header.startswith(CUSTOM_PREFIX):
             fallbacks[index] = ColumnSuggestion(header, None, 1.0, f"custom field {header[len(CUSTOM_PREFIX) :]!r}")
             continue

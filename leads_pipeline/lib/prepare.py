@@ -22,6 +22,7 @@ from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
+from leads_pipeline.lib.mapping import header_field, left_out_columns
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
@@ -138,14 +139,21 @@ def prepare_chunk(
     header_of: dict[str, str] = {}  # canonical field -> original header
     custom_headers: dict[str, str] = {}
     sealed_custom: list[str] = []
+    left_out = left_out_columns(headers)
     for i, header in enumerate(headers):
         target = mapping.get(header)
+        if target is None and header in left_out:
+            continue
         cleaned = norm.clean_arrow(columns[i], index)
         if target is None:
             # a custom field as `leads bulk export` writes it ("custom.Owner") goes back under its own name
             named = header.startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX)
             custom_headers[f"custom_{i}"] = header[len(CUSTOM_PREFIX) :] if named else header
             out[f"custom_{i}"] = cleaned
+            if named and header_field(custom_headers[f"custom_{i}"]) in crypto.SEALED_FIELDS:
+                # the invalid values a column of a sealed field left in custom ("Phone 1": "555-01"), as the
+                # export writes them back: sealed again, or they would be stored in clear
+                sealed_custom.append(f"custom_{i}")
         else:
             header_of[target] = header
             out[target] = cleaned
@@ -395,16 +403,28 @@ def _folded_into(steps: list[_Step]) -> np.ndarray:
 def _skipped(steps: list[_Step]) -> np.ndarray:
     """On skip: which rows (by position) are duplicates. The lead keeps its first row's keys only: a row is a
     duplicate when it finds an earlier first row, and a first row when it finds none, whatever duplicates it shares
-    keys with. Each round settles at least the first unsettled row; a round per row of the longest chain of rows
-    each found only through the row before it (a few in real files)."""
+    keys with. A row that finds no earlier row at all is a first row, one that finds an earlier such row a
+    duplicate (both vectorised); only the rows left, each finding only rows that are neither, are settled one by
+    one in file order against the keys of the first rows among them: linear, however long the chains of rows each
+    found only through the row before it (a crafted file)."""
     everyone = np.ones(len(steps[0][0]), bool)
     firsts = _earlier_rows(steps, everyone) < 0
-    unsettled = ~firsts
-    while unsettled.any():
-        unsettled &= _earlier_rows(steps, firsts) < 0
-        alone = unsettled & (_earlier_rows(steps, firsts | unsettled) < 0)
-        firsts |= alone
-        unsettled &= ~alone
+    left = ~firsts
+    if left.any():
+        left &= _earlier_rows(steps, firsts) < 0
+    rows = np.flatnonzero(left)
+    by_step = [
+        (codes[rows].tolist(), looks[rows].tolist(), (found[rows] if found is not None else codes[rows] >= 0).tolist())
+        for codes, looks, found in steps
+    ]
+    taken: list[set[int]] = [set() for _ in steps]  # per step, the codes of the first rows among those left
+    for i, row in enumerate(rows.tolist()):
+        if any(looks[i] and codes[i] in keys for (codes, looks, _), keys in zip(by_step, taken, strict=True)):
+            continue
+        firsts[row] = True
+        for (codes, _, found), keys in zip(by_step, taken, strict=True):
+            if codes[i] >= 0 and found[i]:
+                keys.add(codes[i])
     return ~firsts
 
 

@@ -20,6 +20,7 @@ from leads_pipeline.lib.mapping import (
     ColumnSuggestion,
     MappingSuggestion,
     apply_overrides,
+    left_out_columns,
     load_mapping_file,
     suggest_mapping,
 )
@@ -662,3 +663,15 @@ def test_mapping_suggestion_is_immutable() -> None:
     suggestion = MappingSuggestion((ColumnSuggestion("Email", "email", 1.0, "test"),))
     with pytest.raises(AttributeError):
         suggestion.columns = ()  # type: ignore[misc]
+
+
+def test_the_bookkeeping_columns_of_an_export_are_left_out_only_in_an_export() -> None:
+    export = ["id", "email", "stage", "score", "created_at", "list", "tags", "custom.Owner"]
+    assert left_out_columns(export) == {"id", "stage", "score", "created_at", "list", "tags"}
+    suggestion = suggest_mapping(export, [])
+    assert [(c.column, c.field) for c in suggestion.columns if "bookkeeping" in c.reason] == [
+        (c, None) for c in export if c in left_out_columns(export)
+    ]
+    crm = ["Id", "Email", "tags", "stage"]  # another tool's ids and tags stay custom fields
+    assert left_out_columns(crm) == frozenset()
+    assert not [c for c in suggest_mapping(crm, []).columns if "bookkeeping" in c.reason]

@@ -171,9 +171,10 @@ def _copy_staged(conn: Connection, chunk: StagedChunk) -> None:
         copy.write(chunk.data)
 
 
-def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> int:
+def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]:
     """Point each staged row at the existing lead it duplicates, trying the list's keys in order; returns how many
-    rows found one (each statement sets only rows still unmatched, so their row counts add up)."""
+    rows found one (each statement sets only rows still unmatched, so their row counts add up) and how many of them
+    found the lead of an earlier row (``dup``)."""
     primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]  # sealed keys compare by their blind index
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     steps: list[tuple[str, sql.Composable]] = [(key, sql.SQL("TRUE")) for key in primary]
@@ -210,15 +211,15 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> int:
     # Then by name + company: also a row whose LinkedIn URL found no lead, but not to a lead with another URL.
     matched += _match_by_name(conn, list_id, no_primary)
     if not matched:  # a chunk of new leads (the usual case of a first import) has nothing more to mark
-        return 0
-    # Two rows of the chunk matching one lead: only the first (in file order) is merged.
-    conn.execute(
+        return 0, 0
+    # Two rows of the chunk matching one lead: only the first (in file order) is merged now.
+    dups = conn.execute(
         "UPDATE stg s SET dup = true FROM ("
         " SELECT row_number, row_number() OVER (PARTITION BY lead_id ORDER BY row_number) AS nth"
         " FROM stg WHERE lead_id IS NOT NULL) d"
         " WHERE d.row_number = s.row_number AND d.nth > 1"
-    )
-    return matched
+    ).rowcount
+    return matched, dups
 
 
 def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int:
@@ -367,7 +368,7 @@ def _changes_into_unchanged(
     unchanged = conn.execute(
         sql.SQL(
             "SELECT s.row_number FROM stg s JOIN leads l ON l.id = s.lead_id"
-            " WHERE s.row_number = ANY({rows}) AND (s.dup OR NOT {changed})"
+            " WHERE s.row_number = ANY({rows}) AND NOT s.dup AND NOT {changed}"
         ).format(rows=sql.Literal(sorted(changing_into)), changed=_changed(custom, full_name_mapped))
     ).fetchall()
     return sum(changing_into[row["row_number"]] for row in unchanged)
@@ -432,21 +433,32 @@ def merge_chunk(
     _copy_staged(conn, chunk)
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
-    matched = _match(conn, list_id, dedupe)
     kept: list[Problem] = []
-    updated = unwritten = 0
-    if matched and on_duplicate == "update":
-        kept = _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
-        unwritten = _changes_into_unchanged(conn, chunk.changing_into, custom, full_name_mapped)
-        updated = _update_existing(conn, import_id, custom, full_name_mapped)
-    imported = _insert_new(conn, import_id, list_id, custom)
+    matched = updated = unwritten = imported = 0
+    while True:
+        found, dups = _match(conn, list_id, dedupe)
+        # On update, a later row that found the lead an earlier one found (by another key: rows sharing one were
+        # folded when the chunk was prepared) waits for a next round, matched again against the lead the earlier
+        # one updated, as in a later chunk; on skip it is skipped with it. A lead has a value per key, so a few
+        # rounds at most.
+        deferred = dups if on_duplicate == "update" else 0
+        matched += found - deferred
+        if found and on_duplicate == "update":
+            kept += _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
+            unwritten += _changes_into_unchanged(conn, chunk.changing_into, custom, full_name_mapped)
+            updated += _update_existing(conn, import_id, custom, full_name_mapped)
+        imported += _insert_new(conn, import_id, list_id, custom)
+        if found:  # the leads it created are the batch's by leads.created_by_import
+            conn.execute(
+                "INSERT INTO batch_leads (batch_id, lead_id) SELECT DISTINCT %s, lead_id FROM stg"
+                " WHERE lead_id IS NOT NULL AND NOT dup ON CONFLICT DO NOTHING",
+                (batch_id,),
+            )
+        if not deferred:
+            break
+        conn.execute("DELETE FROM stg WHERE NOT dup")
+        conn.execute("UPDATE stg SET lead_id = NULL, dup = false")
     privacy.flag_opted_out(conn, list_id, screening)
-    if matched:  # the leads it created are the batch's by leads.created_by_import
-        conn.execute(
-            "INSERT INTO batch_leads (batch_id, lead_id) SELECT DISTINCT %s, lead_id FROM stg"
-            " WHERE lead_id IS NOT NULL ON CONFLICT DO NOTHING",
-            (batch_id,),
-        )
     counts = ChunkCounts(
         imported=imported,
         updated=updated + chunk.duplicates_changing - unwritten,

@@ -434,8 +434,9 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
     [bob] = _all_leads(database_url)
     assert status["results"]["imported"] == 0
     assert bob["first_name"] == "Bob" and bob["email"] == "bob@example.com" and bob["phone"] == "+14155550102"
-    # with "both", both rows are the same lead: the first fills the title, the second (same phone) is a duplicate
-    assert bob["title"] == {"email": "CTO", "phone": "CFO", "both": "CTO"}[dedupe]
+    # with "both", both rows are the same lead: each updates it in file order, as in a chunk each
+    assert bob["title"] == {"email": "CTO", "phone": "CFO", "both": "CFO"}[dedupe]
+    assert status["results"]["updated"] == len(incoming)
 
 
 def test_the_same_file_imported_again_with_update_is_all_skipped(database_url: str, tmp_path: Path) -> None:
@@ -1042,6 +1043,32 @@ def test_an_update_counts_a_row_that_changes_nothing_as_skipped_in_one_chunk_as_
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
     counts, _ = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update")
     assert counts == {"imported": 1, "updated": 1, "skipped": 2, "errors": 0}
+
+
+def test_rows_sharing_no_key_that_find_one_stored_lead_each_update_it_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path
+) -> None:
+    """In a list deduplicated by both keys, one row finds the stored lead by its email, a later one by its phone:
+    a row per chunk, both update the lead in file order; in one chunk only the first was merged (the second counted
+    skipped and its company lost)."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["Ann", "Lee", "Acme", "ann@acme.io",
+                        "+1 415 555 0101", "", ""]])  # fmt: skip
+    rows = [
+        ["", "", "", "ann@acme.io", "", "", "CTO"],
+        ["", "", "Acme Labs", "", "(415) 555-0101", "", "CEO"],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="both")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, [lead] = results[0]
+    assert counts == {"imported": 0, "updated": 2, "skipped": 0, "errors": 0}
+    assert (lead["company"], lead["title"]) == ("Acme Labs", "CEO")
 
 
 # --------------------------------------------------------------------------------------------------------------
