@@ -69,6 +69,17 @@ def acting_user() -> str:
     return os.environ.get("LEADS_USER") or getpass.getuser()
 
 
+def require_every_list(database_url: str, action: str) -> None:
+    """Refuse an instance-wide action (it reaches every list: a global retention policy, the encryption keys,
+    the Do-Not-Call registry) unless the acting user owns every list or is a privacy officer; the project has
+    no other administrator role (``access.require_every_list``)."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(database_url) as conn:
+        access.require_every_list(conn, acting_user(), action)
+
+
 def print_json(document: Any) -> None:
     """Write a JSON document to stdout (dates and decimals as strings)."""
     sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
