@@ -46,7 +46,7 @@ def _set(kind: str, days: int | None, list_name: str | None) -> None:
         with connect(env.database_url) as conn:
             list_id = None
             if list_name is not None:
-                lead_list = get_list(conn, list_name)
+                lead_list = get_list(conn, list_name, acting_user())
                 access.require(conn, lead_list.id, acting_user(), "owner", "setting its retention", write=False)
                 list_id = lead_list.id
             else:

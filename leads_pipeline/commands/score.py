@@ -48,7 +48,7 @@ def run_cli_score(
     only = read_ids_file(ids_file) if ids_file else None
     selection = Selection.build(lists=[list_name], where=where, ids=only)
     with connect(database_url) as conn:
-        lead_list = get_list(conn, list_name)
+        lead_list = get_list(conn, list_name, actor)
         access.require(conn, lead_list.id, actor, "editor", "scoring its leads")
         if only is not None:
             list_lead_ids(conn, lead_list.id, only)  # an id outside the list is an error naming it

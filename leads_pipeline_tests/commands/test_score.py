@@ -132,7 +132,7 @@ def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path
     bad = tmp_path / "bad.yaml"
     bad.write_text("weights: {engagment: 3}\n")
     assert "weights.engagment: unknown key" in _fails(leads, "score", "--list", "demo", "--config", str(bad))
-    assert "no list named 'nope'" in _fails(leads, "score", "--list", "nope")
+    assert "list 'nope': not found or not shared with you" in _fails(leads, "score", "--list", "nope")
     ids = tmp_path / "ids.txt"
     ids.write_text("99999999\n")
     assert "not live leads of the list: 99999999" in _fails(leads, "score", "--list", "demo", "--ids", str(ids))

@@ -22,7 +22,7 @@ def fair(database_url: str, users: tuple[str, str]) -> int:
         create_list(conn, "fair", owner="tester")
     import_file(database_url, DEMO_FILE, "fair")
     with connect(database_url) as conn:
-        lead_list = get_list(conn, "fair")
+        lead_list = get_list(conn, "fair", None)
         conn.execute(
             "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'CFO', 'test', 50"
             " FROM leads"
