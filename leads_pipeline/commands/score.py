@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    print_json,
+    require_every_list,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import WhereOption
 
 if TYPE_CHECKING:
@@ -263,10 +270,12 @@ def model_train(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Train the fit model (through the Dagster asset lead_fit_model) and print its held-out metrics."""
+    """Train the fit model (through the Dagster asset lead_fit_model) and print its held-out metrics. There is one
+    model, which the scoring of every list using it (and the daily rescore) takes up: an instance-wide change."""
     from leads_pipeline.launcher import materialize_fit_model
 
-    run_or_fail(environment)
+    env = run_or_fail(environment)
+    run_or_fail(lambda: require_every_list(env.database_url, "training the fit model every list's scoring uses"))
     config: dict[str, Any] = {"labelled_file": str(labelled_file.resolve()), "label_column": label}
     if mapping_file is not None:
         config["mapping_file"] = str(mapping_file.resolve())
