@@ -158,7 +158,7 @@ def accuracy_benchmark(path: Path, seeds: int) -> dict[str, Any]:
     list_name = f"bench-leads-csv-{datetime.now(UTC):%Y%m%d%H%M%S}"
     import_labelled_file(path, env.database_url, list_name)
     with connect(env.database_url) as conn:
-        stored = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, get_list(conn, list_name).id))]
+        stored = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, get_list(conn, list_name, None).id))]
     leads, stored_in_file_order = in_file_order(stored, path)
     now = datetime.now(UTC)
     report: dict[str, Any] = {

@@ -197,7 +197,11 @@ def run_cli_import(
 
     sha256 = file_sha256(file)  # the run inspects the file; here only its identity is needed
     with connect(env.database_url) as conn:
-        lead_list = ensure_list(conn, list_name, owner=acting_user()) if create_list else get_list(conn, list_name)
+        lead_list = (
+            ensure_list(conn, list_name, owner=acting_user())
+            if create_list
+            else get_list(conn, list_name, acting_user())
+        )
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
     batch_key = unfinished["batch_id"] if unfinished else import_batch_key(lead_list.name, sha256)
     config = ImportConfig(
@@ -255,7 +259,8 @@ def import_file(
 
     def run() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            lead_list = get_list(conn, list_name)
+            # a member of any role sees what an import would do (the plan uses the list's dedupe setting)
+            lead_list = get_list(conn, list_name, acting_user())
             if not dry_run:
                 access.require(conn, lead_list.id, acting_user(), "editor", "importing into it")
         mapping = _load_mapping(mapping_file, file)
@@ -298,7 +303,7 @@ def imports_list(
         user = acting_user()
         with connect(env.database_url) as conn:
             if list_name:
-                lead_list = get_list(conn, list_name)
+                lead_list = get_list(conn, list_name, user)
                 access.require(conn, lead_list.id, user, "viewer", "reading its imports", write=False)
                 return store.list_imports(conn, [lead_list.id])
             return store.list_imports(conn, access.readable_list_ids(conn, user))

@@ -145,7 +145,7 @@ def test_lists_create_errors(leads: CliRunner) -> None:
     _ok(leads, "lists", "create", "fair")
     assert "already exists" in _fails(leads, "lists", "create", "FAIR")
     assert "--dedupe must be email, phone or both" in _fails(leads, "lists", "create", "other", "--dedupe", "name")
-    assert "no list named 'nope'" in _fails(leads, "lists", "show", "nope", "--json")
+    assert "list 'nope': not found or not shared with you" in _fails(leads, "lists", "show", "nope", "--json")
 
 
 def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
@@ -265,8 +265,8 @@ def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRu
     _ok(leads, "lists", "create", "fair")
     for extra in ([], ["--dry-run"], ["--json"]):
         error = _fails(leads, "import", str(DEMO_FILE), "--list", "nope", *extra)
-        assert "no list named 'nope'" in error
-        assert "fair" in error  # names the lists that do exist
+        assert "list 'nope': not found or not shared with you" in error
+        assert "fair" not in error  # names no other list: which lists exist is no one else's business
     assert _count(database_url, "imports") == 0
     assert _count(database_url, "leads") == 0
 

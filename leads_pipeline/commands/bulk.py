@@ -161,7 +161,7 @@ def _move_or_copy(copy: bool, target: str, selection: Selection, as_json: bool) 
     from leads_pipeline.lib.store.lists import get_list
 
     def act(conn: Any) -> Any:
-        target_list = get_list(conn, target)
+        target_list = get_list(conn, target, acting_user())
         action = bulk.copy_to if copy else bulk.move_to
         return action(conn, selection, acting_user(), target_list)
 

@@ -86,6 +86,17 @@ def _json_value(value: Any) -> Any:
     return str(value)
 
 
+def require_every_list(database_url: str, action: str) -> None:
+    """Refuse an instance-wide action (it reaches every list: a global retention policy, the encryption keys,
+    the Do-Not-Call registry) unless the acting user owns every list or is a privacy officer; the project has
+    no other administrator role (``access.require_every_list``)."""
+    from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(database_url) as conn:
+        access.require_every_list(conn, acting_user(), action)
+
+
 def print_json(document: Any) -> None:
     """Write a JSON document to stdout (``json_text``)."""
     sys.stdout.write(json_text(document))

@@ -9,7 +9,15 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, errors, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    errors,
+    print_json,
+    require_every_list,
+    run_or_fail,
+)
 
 app = typer.Typer(help="Do-Not-Call lists the phone stage checks numbers against.", no_args_is_help=True)
 
@@ -60,6 +68,8 @@ def dnc_import(
         return taken
 
     env = run_or_fail(environment)
+    # one registry for every list's phone stage: a full list replaces it, deletions unflag numbers everywhere
+    run_or_fail(lambda: require_every_list(env.database_url, "loading a Do-Not-Call list"))
 
     def load() -> dict[str, Any]:
         taken = snapshot_date()

@@ -502,7 +502,7 @@ def enrich_after_import(
         load_template(template)
         _check_priority(priority)
         with connect(env.database_url) as conn:
-            lead_list = get_list(conn, list_name)
+            lead_list = get_list(conn, list_name, acting_user())
             access.require(conn, lead_list.id, acting_user(), "editor", "enriching its imports")
             store.set_list_settings(
                 conn,

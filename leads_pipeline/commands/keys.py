@@ -1,7 +1,8 @@
 """``leads keys``: the encryption keys of PII at rest: which are in use, adding one, rotating to the active one.
 
-Whoever runs these holds the keys (the environment or the key file), which is the permission that matters; each
-rotation is audited.
+Adding a key and rotating act on every list's data (and a lost or wrong key loses it), so both need an owner of
+every list or a privacy officer (``require_every_list``), as other instance-wide actions do; each rotation is
+audited.
 """
 
 from __future__ import annotations
@@ -12,7 +13,15 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    fail,
+    print_json,
+    require_every_list,
+    run_or_fail,
+)
 
 app = typer.Typer(help="Encryption keys of PII at rest: status, add, rotate.", no_args_is_help=True)
 
@@ -58,6 +67,8 @@ def keys_add(key_id: Annotated[str | None, typer.Argument(help="Id of the new ke
     environment, add the key there instead."""
     from leads_pipeline.lib.privacy import crypto
 
+    env = run_or_fail(environment)
+    run_or_fail(lambda: require_every_list(env.database_url, "adding an encryption key"))
     if os.environ.get(crypto.KEYS_VAR):
         fail(
             f"the keys come from {crypto.KEYS_VAR}: add ID:BASE64KEY there (e.g. from `openssl rand -base64 32`), "
@@ -81,6 +92,7 @@ def keys_rotate(
     from leads_pipeline.lib.store.keys import rotate
 
     env = run_or_fail(environment)
+    run_or_fail(lambda: require_every_list(env.database_url, "rotating the encryption keys"))
 
     def progress(table: str, done: int, total: int) -> None:
         if not as_json:

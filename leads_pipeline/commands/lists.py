@@ -86,7 +86,7 @@ def lists_show(name: str, as_json: JsonOption = False) -> None:
     from leads_pipeline.lib.store.lists import get_list
 
     def show(conn: Any) -> dict[str, Any]:
-        lead_list = get_list(conn, name)
+        lead_list = get_list(conn, name, acting_user())
         access.require(conn, lead_list.id, acting_user(), "viewer", "viewing it", write=False)
         return _document(conn, lead_list)
 
@@ -154,7 +154,7 @@ def _change(name: str, needed: str, action: str, change: Callable[[Any, Any], T]
     from leads_pipeline.lib.store.lists import get_list
 
     def run(conn: Any) -> T:
-        lead_list = get_list(conn, name)
+        lead_list = get_list(conn, name, acting_user())
         access.require(conn, lead_list.id, acting_user(), access.check_role(needed), action, write=write)
         return change(conn, lead_list)
 
@@ -255,7 +255,7 @@ def lists_restore(name: str) -> None:
     from leads_pipeline.lib.store.lists import deleted_list, restore_list
 
     def restore(conn: Any) -> int:
-        lead_list = deleted_list(conn, name)
+        lead_list = deleted_list(conn, name, acting_user())
         access.require(conn, lead_list.id, acting_user(), "owner", "restoring it", write=False)
         restored = restore_list(conn, lead_list)
         _audit(conn, "list.restore", lead_list, {"name": lead_list.name, "leadCount": restored})

@@ -12,7 +12,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    print_json,
+    require_every_list,
+    run_or_fail,
+)
 
 app = typer.Typer(help="Retention policies: how long leads, raw payloads and import files are kept.")
 
@@ -39,7 +46,7 @@ def _set(kind: str, days: int | None, list_name: str | None) -> None:
         with connect(env.database_url) as conn:
             list_id = None
             if list_name is not None:
-                lead_list = get_list(conn, list_name)
+                lead_list = get_list(conn, list_name, acting_user())
                 access.require(conn, lead_list.id, acting_user(), "owner", "setting its retention", write=False)
                 list_id = lead_list.id
             else:
@@ -98,7 +105,7 @@ def retention_apply(
     """Apply every policy now, through the Dagster asset the daily schedule runs (an owner of every list, or a
     privacy officer: it deletes in every list and reports on every list)."""
     env = run_or_fail(environment)
-    run_or_fail(lambda: _require_every_list(env.database_url, "applying the retention policies"))
+    run_or_fail(lambda: require_every_list(env.database_url, "applying the retention policies"))
     summary = run_or_fail(lambda: _materialize(dry_run))
     if as_json:
         print_json(summary)
@@ -109,14 +116,6 @@ def retention_apply(
         f" {summary['fact_payloads_purged']} fact payloads and {summary['inbox_files_deleted']} inbox files",
         highlight=False,
     )
-
-
-def _require_every_list(database_url: str, action: str) -> None:
-    from leads_pipeline.lib.store import access
-    from leads_pipeline.lib.store.db import connect
-
-    with connect(database_url) as conn:
-        access.require_every_list(conn, acting_user(), action)
 
 
 def _materialize(dry_run: bool) -> dict[str, Any]:

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    print_json,
+    require_every_list,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import WhereOption
 
 if TYPE_CHECKING:
@@ -48,7 +55,7 @@ def run_cli_score(
     only = read_ids_file(ids_file) if ids_file else None
     selection = Selection.build(lists=[list_name], where=where, ids=only)
     with connect(database_url) as conn:
-        lead_list = get_list(conn, list_name)
+        lead_list = get_list(conn, list_name, actor)
         access.require(conn, lead_list.id, actor, "editor", "scoring its leads")
         if only is not None:
             list_lead_ids(conn, lead_list.id, only)  # an id outside the list is an error naming it
@@ -263,10 +270,12 @@ def model_train(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Train the fit model (through the Dagster asset lead_fit_model) and print its held-out metrics."""
+    """Train the fit model (through the Dagster asset lead_fit_model) and print its held-out metrics. There is one
+    model, which the scoring of every list using it (and the daily rescore) takes up: an instance-wide change."""
     from leads_pipeline.launcher import materialize_fit_model
 
-    run_or_fail(environment)
+    env = run_or_fail(environment)
+    run_or_fail(lambda: require_every_list(env.database_url, "training the fit model every list's scoring uses"))
     config: dict[str, Any] = {"labelled_file": str(labelled_file.resolve()), "label_column": label}
     if mapping_file is not None:
         config["mapping_file"] = str(mapping_file.resolve())

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from leads_pipeline.lib.errors import InputFileError
+from leads_pipeline.lib.mapping import contact_kind
 
 DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD_BYTES = 1_000_000
@@ -263,12 +264,23 @@ def _header_index(records: list[list[str]]) -> int:
     return 0
 
 
-def _check_headers(path: Path, headers: list[str]) -> tuple[str, ...]:
+def _check_headers(path: Path, headers: list[str], line: int) -> tuple[str, ...]:
+    """The header's names, refused when one is empty, repeated or a person's email address or phone number: a
+    data row taken for the header (rows wider than the header row, or a preamble guess) would keep that person's
+    data as column names in the import's mapping, out of reach of privacy export and erasure. The refusal
+    names the line and column, never the value."""
     cleaned = [h.strip().strip("\ufeff") for h in headers]
     seen: dict[str, int] = {}
     for position, name in enumerate(cleaned, start=1):
         if not name:
             raise InputFileError(path, f"header column {position} has no name; give every column a header")
+        if (kind := contact_kind(name)) is not None:
+            raise InputFileError(
+                path,
+                f"line {line}, read as the header, has {kind} in column {position}: it is a data row (are the "
+                "rows wider than the header row, or is the header missing?); give the file one header row as "
+                "wide as its rows, naming every column",
+            )
         key = name.casefold()
         if key in seen:
             raise InputFileError(
@@ -550,7 +562,7 @@ def inspect_file(path: Path) -> FileLayout:
         header_line, headers, total, record_lines = _layout_from_parse(path, encoding, delimiter, skip, lone_cr)
     if not headers:
         raise InputFileError(path, "no header row found; expected column names in the first row")
-    checked = _check_headers(path, headers)
+    checked = _check_headers(path, headers, header_line)
     if total == 0:
         raise InputFileError(path, f"only a header row (line {header_line}), no data rows to import")
     return FileLayout(

@@ -212,7 +212,9 @@ def run_import(
     """
     owner = user or os.environ.get("LEADS_USER") or getpass.getuser()
     with connect(database_url) as conn:
-        lead_list = ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name)
+        lead_list = (
+            ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name, None)
+        )
         existing = store.import_for_batch(conn, batch_id)
     if existing is not None and existing["list_id"] != lead_list.id:
         # resuming or reporting the other list's import here would tell this list's run that it imported rows

@@ -792,6 +792,18 @@ def _phone_score(value: str) -> float:
     return 1.0 if 7 <= digits <= 15 else 0.0
 
 
+def contact_kind(value: str) -> str | None:
+    """ "an email address" or "a phone number" if the value is one (a phone written with its country code or
+    at least 10 digits: a bare digit string or "2023-2024" may be a column's name), else None. A header cell
+    that is one is a person's data, read as a header when a file's rows are wider than its header row."""
+    value = value.strip().lstrip("'").strip()
+    if "@" in value:
+        return "an email address" if _EMAIL_RE.fullmatch(value) else None
+    if _phone_score(value) == 1.0 and (value.startswith("+") or sum(ch.isdigit() for ch in value) >= 10):
+        return "a phone number"
+    return None
+
+
 def _looks_like_person_name(value: str) -> bool:
     """Two to four capitalised name-like words and no company marker (``Inc``, ``Group``, ``and``...)."""
     if any(ch.isdigit() for ch in value) or "," in value or "@" in value:

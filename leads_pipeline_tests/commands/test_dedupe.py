@@ -144,6 +144,31 @@ def test_a_viewer_cannot_merge_and_nothing_changes(two_lists: Leads, database_ur
     assert _snapshot(database_url) == before
 
 
+def test_a_merge_checks_the_role_before_saying_whether_the_leads_are_live(two_lists: Leads, database_url: str) -> None:
+    """Merging leads of which fewer than two are live told anyone so, before the role was checked: a stranger
+    learned which lead ids exist and are live. Now a stranger is refused as for ids no lead has, a viewer is
+    told the role needed, and only an editor hears that there is nothing to merge."""
+    from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError
+    from leads_pipeline.lib.store.merges import merge_cluster
+
+    ids = _ids(database_url)
+    ana = [ids["Ana A"], ids["Ana B"]]
+    two_lists.ok("lists", "share", "A", "vic", "--role", "viewer")
+    two_lists.ok("lists", "share", "B", "vic", "--role", "viewer")
+    with connect(database_url) as conn:
+        merge_cluster(conn, ana, "tester", reasons=["same name"], score=1.0)  # Ana B is merged: no longer live
+        with pytest.raises(AccessDeniedError) as unknown:
+            merge_cluster(conn, [999_998, 999_999], "mallory", reasons=[], score=1.0)
+        assert str(unknown.value) == "leads 999998, 999999: not found or not shared with you"
+        with pytest.raises(AccessDeniedError) as stranger:
+            merge_cluster(conn, ana, "mallory", reasons=[], score=1.0)
+        assert str(stranger.value) == f"leads {ana[0]}, {ana[1]}: not found or not shared with you"
+        with pytest.raises(AccessDeniedError, match="user 'vic' is a viewer of list 'A'; merging its leads needs"):
+            merge_cluster(conn, ana, "vic", reasons=[], score=1.0)
+        with pytest.raises(ConfigurationError, match="fewer than two of them are live"):
+            merge_cluster(conn, ana, "tester", reasons=[], score=1.0)
+
+
 def test_a_merge_fills_an_extension_only_with_its_own_number(leads: Leads, database_url: str, tmp_path: Path) -> None:
     from leads_pipeline.lib.store.merges import merge_cluster
 

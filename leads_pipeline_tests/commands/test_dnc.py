@@ -47,6 +47,7 @@ def test_phones_on_the_list_are_flagged_with_the_snapshot(
     sandbox: Sandbox,
     world_batch: WorldBatch,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with connect(database_url) as conn:
         numbers = [r["phone"] for r in conn.execute("SELECT phone FROM leads WHERE phone IS NOT NULL ORDER BY id")]
@@ -55,6 +56,14 @@ def test_phones_on_the_list_are_flagged_with_the_snapshot(
     listed = tmp_path / "dnc.txt"
     listed.write_text("".join(f"{n[2:5]},{n[5:]}\n" for n in numbers) + "garbage\n")
     snapshot = date.today().isoformat()
+    # the registry is every list's: someone who does not own every list cannot replace or empty it
+    monkeypatch.setenv("LEADS_USER", "bob")
+    refused = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", snapshot, "--kind", "full"])
+    assert refused.exit_code == 1 and "user 'bob' does not own list 'prospects'" in refused.stderr
+    assert "loading a Do-Not-Call list reaches every list" in refused.stderr
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM dnc_lists").fetchone() == {"n": 0}
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "bob")
     result = runner.invoke(app, ["dnc", "import", str(listed), "--snapshot", snapshot, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["numbers"] == len(numbers) and json.loads(result.stdout)["rejected"] == 1

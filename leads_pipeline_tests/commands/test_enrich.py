@@ -230,7 +230,7 @@ def test_the_template_chooses_the_sources_unless_sources_is_given(leads: CliRunn
 
 def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
-    assert "no list named 'nope'" in _error(leads, "enrich", "--list", "nope")
+    assert "list 'nope': not found or not shared with you" in _error(leads, "enrich", "--list", "nope")
     assert "say which leads to enrich" in _error(leads, "enrich")
     bad_ids = tmp_path / "ids.txt"
     bad_ids.write_text("1\nabc\n")

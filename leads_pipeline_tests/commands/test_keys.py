@@ -39,3 +39,25 @@ def test_add_a_key_then_rotate_everything_to_it(leads: Leads, monkeypatch: pytes
     assert leads.json("keys", "status", "--json")["missingKeys"] == ["k2"]
     assert f"k2: {values} lead values not in the keyring" in " ".join(leads.ok("keys", "status").split())
     crypto.forget_keyring()
+
+
+def test_adding_and_rotating_keys_need_an_owner_of_every_list(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The keys seal every list's data: a member of some lists (or of none) may neither add a key (which becomes
+    the active one) nor rotate; an owner of every list or a privacy officer may. Both were only audited."""
+    monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
+    monkeypatch.delenv(crypto.ACTIVE_VAR, raising=False)
+    crypto.forget_keyring()
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "share", "fair", "ana", "--role", "editor")
+    for user in ("ana", "bob"):
+        for args, action in ((("add",), "adding an encryption key"), (("rotate",), "rotating the encryption keys")):
+            error = leads.fails("keys", *args, user=user)
+            assert f"user {user!r} does not own list 'fair'; {action} reaches every list" in error, error
+            assert "owner of every list or a privacy officer" in error and "LEADS_PRIVACY_OFFICERS" in error
+    assert leads.json("keys", "status", "--json", user="ana")["keys"] == ["k1"], "nothing was added"
+    assert leads.json("audit", "--action", "keys", "--json") == []
+    monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo")
+    assert "added key k2" in leads.ok("keys", "add", user="dpo")
+    assert leads.json("keys", "rotate", "--json", user="dpo")["activeKey"] == "k2"
+    assert "added key k3" in leads.ok("keys", "add")  # tester owns every list
+    crypto.forget_keyring()

@@ -65,7 +65,7 @@ def test_rename_move_tag_untag(leads: Leads) -> None:
     leads.ok("lists", "create", "other")
     assert "already exists" in leads.fails("lists", "rename", "other", "SPRING FAIR")
     assert "empty segment" in leads.fails("lists", "move", "other", "--folder", "a//b")
-    assert "no list named 'fair'" in leads.fails("lists", "rename", "fair", "x")
+    assert "list 'fair': not found or not shared with you" in leads.fails("lists", "rename", "fair", "x")
 
 
 def test_sharing_roles_and_refusals_change_nothing(leads: Leads, database_url: str) -> None:
@@ -142,7 +142,7 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
     with connect(database_url) as conn:
         row = conn.execute("SELECT count(*) AS n FROM leads").fetchone()
     assert row is not None and row["n"] == (0 if purge else 33)
-    assert "no list named 'fair'" in leads.fails("lists", "show", "fair")
+    assert "list 'fair': not found or not shared with you" in leads.fails("lists", "show", "fair")
     leads.ok("lists", "create", "fair")  # the name is free again
     assert "rename it" in leads.fails("lists", "restore", "fair")
 
@@ -168,8 +168,49 @@ def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads,
     import_file(database_url, DEMO_FILE, "fair")
     leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")  # deleted before: stay
     leads.ok("lists", "delete", "fair")
-    assert "list 'fair': not found or not shared with you" in leads.fails("lists", "restore", "fair", user="mallory")
+    refused = leads.fails("lists", "restore", "fair", user="mallory")
+    assert "deleted list 'fair': not found or not shared with you" in refused
     assert "restored list 'fair' with 31 leads" in leads.ok("lists", "restore", "fair")
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 31 == _live_leads(database_url)
-    assert "no deleted list named 'fair'" in leads.fails("lists", "restore", "fair")
+    assert "deleted list 'fair': not found or not shared with you" in leads.fails("lists", "restore", "fair")
     assert [e["action"] for e in leads.json("audit", "--action", "list", "--json")][-1] == "list.restore"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("search", "--list", "{}"),
+        ("lists", "show", "{}"),
+        ("lists", "rename", "{}", "renamed"),
+        ("lists", "share", "{}", "eve"),
+        ("import", str(DEMO_FILE), "--list", "{}"),
+        ("import", str(DEMO_FILE), "--list", "{}", "--dry-run"),
+        ("imports", "list", "--list", "{}"),
+        ("bulk", "copy", "--to", "{}", "--list", "mine"),
+        ("score", "--list", "{}"),
+        ("retention", "set", "leads", "30", "--list", "{}"),
+    ],
+    ids=lambda command: "-".join(a for a in command[:3] if not a.startswith("/")),
+)
+def test_a_list_not_shared_is_refused_as_one_that_does_not_exist(leads: Leads, command: tuple[str, ...]) -> None:
+    """Naming a list nobody made and naming one not shared with you give the same refusal (``lists create``
+    alone says a name is taken): "no list named 'nope' (... existing lists: fair)" against "list 'fair': not
+    found ..." told anyone which names exist, and the stored spelling of the name."""
+    leads.ok("lists", "create", "Fair")
+    leads.ok("lists", "create", "mine", user="bob")
+
+    def refusal(name: str) -> str:
+        return leads.fails(*(arg.format(name) for arg in command), user="bob")
+
+    unknown = refusal("nope")
+    assert unknown.startswith("error: list 'nope': not found or not shared with you (`leads lists ls` shows"), unknown
+    assert refusal("fair") == unknown.replace("'nope'", "'fair'")
+    assert "Fair" not in unknown + refusal("fair") and "tester" not in refusal("fair")
+
+
+def test_restoring_a_list_deleted_by_others_is_refused_as_one_never_deleted(leads: Leads) -> None:
+    leads.ok("lists", "create", "gone")
+    leads.ok("lists", "delete", "gone")
+    unknown = leads.fails("lists", "restore", "nope", user="bob")
+    assert "deleted list 'nope': not found or not shared with you" in unknown
+    assert leads.fails("lists", "restore", "gone", user="bob") == unknown.replace("'nope'", "'gone'")

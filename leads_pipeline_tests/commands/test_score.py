@@ -132,7 +132,7 @@ def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path
     bad = tmp_path / "bad.yaml"
     bad.write_text("weights: {engagment: 3}\n")
     assert "weights.engagment: unknown key" in _fails(leads, "score", "--list", "demo", "--config", str(bad))
-    assert "no list named 'nope'" in _fails(leads, "score", "--list", "nope")
+    assert "list 'nope': not found or not shared with you" in _fails(leads, "score", "--list", "nope")
     ids = tmp_path / "ids.txt"
     ids.write_text("99999999\n")
     assert "not live leads of the list: 99999999" in _fails(leads, "score", "--list", "demo", "--ids", str(ids))
@@ -166,3 +166,18 @@ def test_model_train_reports_held_out_metrics(leads: CliRunner, tmp_path: Path) 
     trained = _json(leads, "model", "train", str(sample), "--json")
     assert trained["version"].startswith("fit-") and trained["holdout_rows"] == 90
     assert 0.5 < trained["auc"] <= 1
+
+
+def test_model_train_needs_an_owner_of_every_list(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    """The newest model is the one every list's scoring with `model:` (and the daily rescore) uses: anyone could
+    replace it. Refused before anything is read or trained."""
+    _demo_list(database_url)  # tester's
+    missing = tmp_path / "never-read.csv"
+    result = leads.invoke(app, ["model", "train", str(missing)], env={"LEADS_USER": "bob"})
+    assert result.exit_code == 1
+    assert (
+        "user 'bob' does not own list 'demo'; training the fit model every list's scoring uses reaches every list"
+        in " ".join(result.stderr.split())
+    )
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM scoring_models").fetchone() == {"n": 0}

@@ -147,7 +147,7 @@ def test_bad_filters_and_options_are_one_line(fair: Leads) -> None:
     assert "unknown field 'colour'" in fair.fails("search", "--where", "colour = red")
     assert "sort on one of" in fair.fails("search", "--sort", "colour")
     assert "--limit must be between 1 and 10000" in fair.fails("search", "--limit", "0")
-    assert "no list named 'nope'" in fair.fails("search", "--list", "nope")
+    assert "list 'nope': not found or not shared with you" in fair.fails("search", "--list", "nope")
 
 
 def test_csv_output_is_formula_safe(fair: Leads, database_url: str) -> None:

@@ -147,6 +147,33 @@ def test_preamble_before_header_with_data(tmp_path: Path) -> None:
     assert first_chunk(layout).row_numbers == [5]
 
 
+@pytest.mark.parametrize(
+    ("rows", "kind", "column"),
+    [
+        # rows one field wider than the header (an unnamed last column): the first row was taken for the header
+        ("Ann,Lee,ann.lee@example.com,Acme,VIP\nBo,Li,bo@example.com,Initech,\nCy,Ng,,Umbrella,\n", "an email", 3),
+        ("Ann,Lee,+1 415 555 0100,Acme,VIP\nBo,Li,+1 415 555 0101,Initech,\nCy,Ng,,Umbrella,\n", "a phone number", 3),
+        ("Ann,Lee,(415) 555-0100,Acme,VIP\nBo,Li,,Initech,\nCy,Ng,,Umbrella,\n", "a phone number", 3),
+    ],
+)
+def test_a_data_row_read_as_the_header_is_refused_without_its_values(
+    tmp_path: Path, rows: str, kind: str, column: int
+) -> None:
+    """Its cells became column names: the person's name, email and phone kept in the import's mapping, which
+    privacy export and erasure do not reach. An email or phone number is never a column's name."""
+    path = _write(tmp_path / "leads.csv", "First Name,Last Name,Contact,Company\n" + rows)
+    with pytest.raises(InputFileError) as refused:
+        inspect_file(path)
+    message = str(refused.value)
+    assert f"line 2, read as the header, has {kind}" in message and f"in column {column}: it is a data row" in message
+    assert "Ann" not in message and "VIP" not in message and "415" not in message and "@" not in message
+
+
+def test_column_names_like_years_or_numbers_are_not_taken_for_phones(tmp_path: Path) -> None:
+    text = "Name,2023-2024,20240115,555-0100\nAnn,1,2,3\n"
+    assert inspect_file(_write(tmp_path / "leads.csv", text)).headers == ("Name", "2023-2024", "20240115", "555-0100")
+
+
 def test_wrong_field_count_is_a_row_problem_not_a_failure(tmp_path: Path) -> None:
     text = _csv([*ROWS, ["Too", "Many", "x@example.com", "extra"], ["Ann", "Lee", "ann@example.com"]])
     chunk = first_chunk(inspect_file(_write(tmp_path / "leads.csv", text)))

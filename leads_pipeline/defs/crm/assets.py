@@ -61,7 +61,7 @@ def _list_id(database: LeadsDatabase, connection: Connection, config: CrmSyncCon
     if name is None:
         return None
     with database.connection() as conn:
-        return get_list(conn, name).id
+        return get_list(conn, name, config.user).id
 
 
 def _acting_user(

@@ -93,7 +93,7 @@ def batch_leads(
 
     def check_stored_leads() -> None:
         with database.connection() as conn:
-            lead_list = get_list(conn, config.list_name)
+            lead_list = get_list(conn, config.list_name, None)
             checks[:] = [
                 stored_leads_check(conn, batch_id),
                 no_duplicates_check(conn, lead_list.id, lead_list.dedupe),

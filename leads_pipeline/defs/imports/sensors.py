@@ -47,7 +47,7 @@ def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tu
     (as ``leads import`` does), so that its leads and the rest of the file end up in one import."""
     with database.connection() as conn:
         try:
-            lead_list = get_list(conn, list_name)
+            lead_list = get_list(conn, list_name, None)
         except NotFoundError:
             return False, None
         if store.completed_import_of_file(conn, lead_list.id, sha256) is not None:

@@ -140,7 +140,7 @@ def _labelled_data(config: FitModelConfig, database: LeadsDatabase) -> LabelledD
             Path(config.labelled_file), config.label_column, mapping=mapping, exclude=config.exclude_columns
         )
     with database.connection() as conn:
-        lead_list = get_list(conn, config.labelled_list or "")
+        lead_list = get_list(conn, config.labelled_list or "", None)
         leads = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, lead_list.id))]
     return labelled_leads(leads, config.label_column, source=f"list {lead_list.name}", exclude=config.exclude_columns)
 

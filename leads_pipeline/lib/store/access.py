@@ -187,15 +187,30 @@ row-level security policies to the lists its member belongs to."""
 
 def grant_database_login(conn: Connection, user: str, password: str | None = None) -> None:
     """Let ``user`` (a list member's name) log in to the database and read with plain SQL what their list
-    memberships allow. Creates the role if needed; never gives it BYPASSRLS or any write privilege."""
+    memberships allow. Creates the role if needed; never gives it BYPASSRLS or any write privilege. An existing
+    role is only reused (its password reset) if it is such a login already: a reader with no other role and no
+    attribute beyond LOGIN. Any other (the service's own role, an administrator's, one with other grants) would
+    be taken over by whoever names it in ``LEADS_USER``."""
     if not user.strip() or user != user.strip():
         raise ConfigurationError(f"a database user name cannot be empty or padded; got {user!r}")
-    exists = conn.execute("SELECT rolbypassrls, rolsuper FROM pg_roles WHERE rolname = %s", (user,)).fetchone()
+    exists = conn.execute(
+        "SELECT r.rolbypassrls OR r.rolsuper AS bypasses, r.rolcreaterole OR r.rolcreatedb OR r.rolreplication"
+        " OR r.rolname = current_user OR EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid"
+        " WHERE m.member = r.oid AND g.rolname <> %(reader)s) OR NOT EXISTS (SELECT 1 FROM pg_auth_members m"
+        " JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid AND g.rolname = %(reader)s) AS foreign"
+        " FROM pg_roles r WHERE r.rolname = %(user)s",
+        {"user": user, "reader": READER_ROLE},
+    ).fetchone()
     role = sql.Identifier(user)
     if exists is None:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-    elif exists["rolbypassrls"] or exists["rolsuper"]:
+    elif exists["bypasses"]:
         raise ConfigurationError(f"database role {user!r} bypasses row-level security; use another name")
+    elif exists["foreign"]:
+        raise ConfigurationError(
+            f"database role {user!r} exists and is not a login made by `leads access sql-login` (it has other "
+            f"rights or roles than {READER_ROLE}); its password is left alone: use another name"
+        )
     if password is not None:
         conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
     conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), role))

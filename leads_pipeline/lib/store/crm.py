@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from leads_pipeline.lib.errors import AccessDeniedError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Filter
+from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
@@ -293,15 +294,26 @@ def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) 
 _SCREENED: Final = ("email", "phone", "mobile_phone")
 
 
+def misfit_subjects(row: Mapping[str, Any]) -> set[str]:
+    """The keyed hashes (blind indexes, so suppression and opt-out hashes) of the identifiers written in the raw
+    email and phone values of a pulled record that did not normalize and are kept under ``custom.<field>``
+    (two addresses in one field, a number with a note): the person is in them even without a blind index."""
+    sealer = crypto.sealer()
+    return {subject for f in _SCREENED if (raw := _text(row.get(f"custom.{f}"))) for subject in sealer.subjects(raw)}
+
+
 def screen_pulled(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Screening:
     """The import's screening (``privacy.screen_staged``) of pulled records as lead values, in the current
     transaction: their blind indexes are staged (row number = position in ``rows``) and screened against the
-    suppression and opt-out lists, so a pull keeps out and flags exactly whom an import would."""
+    suppression and opt-out lists, so a pull keeps out and flags exactly whom an import would. The identifiers
+    in a raw value kept under ``custom.<field>`` (``misfit_subjects``) are staged as rows of the same number."""
     conn.execute(
         "CREATE TEMP TABLE crm_pulled (row_number integer, email_bidx text, phone_bidx text, mobile_phone_bidx text)"
         " ON COMMIT DROP"
     )
     staged = [(i, *(blind_index(f, _text(row.get(f))) for f in _SCREENED)) for i, row in enumerate(rows)]
+    # a hash is compared whatever its column: the column only names the reported problem
+    staged += [(i, subject, None, None) for i, row in enumerate(rows) for subject in sorted(misfit_subjects(row))]
     conn.cursor().executemany("INSERT INTO crm_pulled VALUES (%s, %s, %s, %s)", staged)
     screening = screen_staged(conn, "crm_pulled")
     conn.execute("DROP TABLE crm_pulled")

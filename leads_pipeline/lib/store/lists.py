@@ -8,8 +8,9 @@ from typing import Any
 
 import psycopg
 
-from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.prepare import DedupeKey
+from leads_pipeline.lib.store import access
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -112,14 +113,24 @@ def create_list(
     return _from_row(row)
 
 
-def get_list(conn: Connection, name: str) -> LeadList:
+LISTS_HINT = "`leads lists ls` shows yours; `leads lists create NAME` makes a new one"
+"""Where to look when a named list is refused: true both of a list that does not exist and of one not shared."""
+
+
+def get_list(conn: Connection, name: str, user: str | None) -> LeadList:
+    """The live list named ``name`` (any case). For a ``user``, a list they are no member of is refused exactly
+    as one that does not exist: the same ``AccessDeniedError`` (``access.not_shared`` of the name as given), so
+    that nobody can probe which list names exist (and a CRM sync records no run for either); the role the action
+    needs is checked by the caller. Without a user (the service: a drop folder, a run's own list) a missing list
+    is a ``NotFoundError``."""
     row = conn.execute(
         "SELECT * FROM lists WHERE lower(name) = lower(%s) AND deleted_at IS NULL", (name.strip(),)
     ).fetchone()
+    refusal = access.not_shared(f"list {name!r}", LISTS_HINT)
+    if user is not None and (row is None or access.role_on(conn, row["id"], user) is None):
+        raise AccessDeniedError(refusal)
     if row is None:
-        known = [r["name"] for r in conn.execute("SELECT name FROM lists WHERE deleted_at IS NULL ORDER BY name")]
-        hint = f"; existing lists: {', '.join(known)}" if known else "; there are no lists yet"
-        raise NotFoundError(f"no list named {name!r} (create it with `leads lists create {name}`{hint})")
+        raise NotFoundError(refusal)
     return _from_row(row)
 
 
@@ -133,7 +144,7 @@ def get_list_by_id(conn: Connection, list_id: int) -> LeadList:
 def ensure_list(conn: Connection, name: str, *, owner: str, dedupe: DedupeKey = "email") -> LeadList:
     """The list named ``name``, created if missing (a drop-folder named after a new list creates it)."""
     try:
-        return get_list(conn, name)
+        return get_list(conn, name, None)
     except NotFoundError:
         return create_list(conn, name, owner=owner, dedupe=dedupe)
 
@@ -220,14 +231,19 @@ def release_merged_orphans(conn: Connection) -> int:
     ).rowcount
 
 
-def deleted_list(conn: Connection, name: str) -> LeadList:
-    """The list of that name deleted last (for ``leads lists restore``)."""
+def deleted_list(conn: Connection, name: str, user: str) -> LeadList:
+    """The list of that name the user is a member of deleted last (for ``leads lists restore``); any other is
+    refused as one that does not exist, naming none of them."""
     row = conn.execute(
-        "SELECT * FROM lists WHERE lower(name) = lower(%s) AND deleted_at IS NOT NULL ORDER BY deleted_at DESC LIMIT 1",
-        (name.strip(),),
+        "SELECT l.* FROM lists l WHERE lower(l.name) = lower(%(name)s) AND l.deleted_at IS NOT NULL"
+        " AND (l.owner = %(user)s OR EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id"
+        " AND m.username = %(user)s)) ORDER BY l.deleted_at DESC LIMIT 1",
+        {"name": name.strip(), "user": user},
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"no deleted list named {name!r}")
+        raise AccessDeniedError(
+            access.not_shared(f"deleted list {name!r}", "`leads audit --action list` shows the lists you deleted")
+        )
     return _from_row(row)
 
 

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from leads_pipeline.lib.dedupe.leads import COLUMNS, DuplicateCluster, find_clusters
-from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_frame, seal_fact
@@ -109,7 +109,11 @@ def _completeness(row: dict[str, Any]) -> int:
 
 
 def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: list[str], score: float) -> MergeResult:
-    """Merge the leads into one survivor in one transaction (editor on every list involved); see module doc."""
+    """Merge the leads into one survivor in one transaction (editor on every list involved); see module doc.
+
+    The role is checked first, on the lists of all the leads, live or deleted (an id no lead has is refused as
+    a lead not shared): only then is anyone told that fewer than two of them are live."""
+    subject = f"leads {', '.join(map(str, lead_ids))}"
     with conn.transaction():
         rows = list(
             conn.execute(
@@ -118,15 +122,17 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
                 (lead_ids,),
             )
         )
+        held = {
+            r["id"]: r["list_id"] for r in conn.execute("SELECT id, list_id FROM leads WHERE id = ANY(%s)", (lead_ids,))
+        }
+        if set(lead_ids) - set(held):
+            raise AccessDeniedError(access.not_shared(subject))
+        access.require_all(conn, list(held.values()), user, "editor", "merging its leads", subject=subject)
         if len(rows) < 2:
             raise ConfigurationError(
-                f"leads {', '.join(map(str, lead_ids))}: fewer than two of them are live; nothing to merge "
+                f"{subject}: fewer than two of them are live; nothing to merge "
                 "(run `leads dedupe` again to see the current clusters)"
             )
-        access.require_all(
-            conn, [r["list_id"] for r in rows], user, "editor", "merging its leads",
-            subject=f"leads {', '.join(map(str, lead_ids))}",
-        )  # fmt: skip
         ordered = sorted(rows, key=lambda r: (-_completeness(r), r["id"]))
         survivor, others = ordered[0], ordered[1:]
         # as text: the row as stored, its PII still sealed (the connection opens JSON values it loads)

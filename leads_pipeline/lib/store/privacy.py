@@ -438,6 +438,16 @@ def screen_staged(conn: Connection, table: str = "stg") -> Screening:
     return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(opted))
 
 
+def flag_leads_opted_out(conn: Connection, lead_ids: list[int]) -> int:
+    """Flag these leads as opted out (an opted-out identifier was found in what was written to them, outside
+    their blind indexes); returns how many were not flagged yet."""
+    if not lead_ids:
+        return 0
+    return conn.execute(
+        "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (lead_ids,)
+    ).rowcount
+
+
 def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
     """Flag the list's leads carrying an opted-out identifier found while screening; returns how many."""
     if not screening.opted_out:

@@ -284,7 +284,7 @@ def resolve_lists(conn: Connection, selection: Selection, user: str) -> list[int
         return access.readable_list_ids(conn, user, include_archived=False)
     ids: list[int] = []
     for name in selection.lists:
-        lead_list = get_list(conn, name)
+        lead_list = get_list(conn, name, user)
         access.require(conn, lead_list.id, user, "viewer", "reading its leads", write=False)
         ids.append(lead_list.id)
     return ids

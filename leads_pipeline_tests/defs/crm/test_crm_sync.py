@@ -186,6 +186,9 @@ def test_a_sync_needs_the_editor_role_and_its_runs_are_for_the_lists_readers(
         )
         message = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--direction", direction)  # a stranger
         assert "list 'prospects': not found or not shared with you" in message and "tester" not in message
+        # a list that does not exist gets the same refusal: neither tells a stranger which names exist
+        unknown = refused_as(leads, "bob", "sync", "--crm", "hubspot-main", "--list", "nope", "--direction", direction)
+        assert message == unknown.replace("'nope'", "'prospects'")
     assert counts(database_url) == (0, 3)
     report = json.loads(run_as(leads, "dan", "sync", "--crm", "hubspot-main", "--json").stdout)
     assert (report["startedBy"], report["created"] + report["updated"]) == ("dan", 3)
@@ -319,7 +322,7 @@ def test_crm_test_checks_fields_as_a_sync_does(leads: CliRunner, tmp_path: Path)
     assert "pull_fields: hubspot contacts has no field(s) no_such_stage" in message and "mapping:" not in message
 
 
-def test_sync_retries_a_cut_field_list_and_records_a_failed_start(
+def test_sync_retries_a_cut_field_list_and_records_no_run_for_an_unknown_list(
     leads: CliRunner, database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     import_leads(database_url, tmp_path, lead_rows(2, start=125_000))
@@ -328,8 +331,10 @@ def test_sync_retries_a_cut_field_list_and_records_a_failed_start(
     report = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--list", "prospects", "--json").stdout)
     assert (report["status"], report["created"] + report["updated"]) == ("completed", 2)
     message = one_line_error(leads, "sync", "--crm", "hubspot-main", "--list", "nope")
+    assert message.startswith("error: list 'nope': not found or not shared with you (`leads lists ls` shows yours")
+    # refused as a list not shared would be: a recorded failed run would tell the two apart in the history
     history = json.loads(ok(leads, "sync", "history", "--json").stdout)
-    assert (history[0]["status"], history[0]["message"]) == ("failed", message.removeprefix("error: "))
+    assert [h["syncId"] for h in history] == [report["syncId"]]
 
 
 def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:

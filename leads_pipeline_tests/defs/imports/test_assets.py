@@ -105,7 +105,7 @@ def test_config_mapping_overrides_and_create_list(database_url: str, instance: d
     result = _materialize(database_url, instance, "import-dropped-1", config.model_dump(exclude_none=True))
     assert result.success
     with connect(database_url) as conn:
-        lead_list = get_list(conn, "dropped")
+        lead_list = get_list(conn, "dropped", None)
     ana = next(lead for lead in _leads(database_url) if lead["email"] == "ana.garcia@acme.es")
     assert ana["list_id"] == lead_list.id
     assert ana["city"] is None and ana["custom"]["City"] == "Madrid"

@@ -68,6 +68,32 @@ def test_a_pulled_lead_of_an_opted_out_person_is_flagged_and_never_pushed(
     assert cast(GoHighLevelEmulator, emulator(sandbox, "gohighlevel")).store.find("email", email) is None
 
 
+def test_a_raw_address_kept_in_custom_is_screened_as_an_import_screens(database_url: str, sandbox: Sandbox) -> None:
+    """An email that does not normalize (two addresses in the field, a note after it) was kept raw under
+    custom.email with no blind index, so the screening never saw it: an erased person came back as a new lead
+    and an opted-out one was not flagged (and so could be pushed to another CRM)."""
+    erased, opted = "sam.erased@example.net", "olga.raw@example.net"
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Raw", owner="tester").id
+        db.execute("INSERT INTO suppressions (hash, kind, reason, created_by) VALUES (%s, 'email', 't', 't')",
+                   (bidx(erased),))  # fmt: skip
+        db.execute("INSERT INTO opt_outs (hash, kind, created_by) VALUES (%s, 'email', 't')", (bidx(opted),))
+    hubspot = cast(HubSpotEmulator, emulator(sandbox, "hubspot"))
+    hubspot.store.create({"email": f"{erased}; sam@home.example", "firstname": "Samraw"})
+    hubspot.store.create({"email": f"{opted} (old)", "firstname": "Olgaraw"})
+    hubspot.store.create({"email": "kim.raw@example.net (work)", "firstname": "Kimraw"})
+    pull = connection("hubspot", "hs-raw", direction="pull", mapping={"email": "email", "first_name": "firstname"})
+    assert engine(database_url, sandbox, pull).run("pull", list_id).pulled >= 2  # the sandbox is shared
+    with connect(database_url) as db:
+        pulled = {
+            r["first_name"]: r
+            for r in db.execute("SELECT * FROM leads WHERE list_id = %s AND first_name LIKE '%%raw'", (list_id,))
+        }
+    assert set(pulled) == {"Olgaraw", "Kimraw"}, "the erased person is never a lead again"
+    assert pulled["Olgaraw"]["custom"] == {"email": f"{opted} (old)"} and pulled["Olgaraw"]["email"] is None
+    assert pulled["Olgaraw"]["opted_out_at"] is not None and pulled["Kimraw"]["opted_out_at"] is None
+
+
 def test_a_pulled_lead_is_stored_as_an_import_stores_it(database_url: str, sandbox: Sandbox) -> None:
     """A pulled phone in the CRM's own format became a blind index no import or opt-out ever matched; the lead
     had no name key either, so duplicates by name and company missed it."""

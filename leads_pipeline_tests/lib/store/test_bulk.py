@@ -57,8 +57,8 @@ def test_move_and_copy_of_a_large_selection_send_its_keys_as_parameters(
         conn.commit()
         statement_sizes.clear()
 
-        copied = bulk.copy_to(conn, Selection(lists=("source",)), USER, get_list(conn, "copies"))
-        moved = bulk.move_to(conn, Selection(lists=("source",)), USER, get_list(conn, "target"))
+        copied = bulk.copy_to(conn, Selection(lists=("source",)), USER, get_list(conn, "copies", None))
+        moved = bulk.move_to(conn, Selection(lists=("source",)), USER, get_list(conn, "target", None))
 
         assert (copied.matched, copied.changed, copied.skipped) == (LEADS, LEADS, 0)
         assert (moved.matched, moved.changed, moved.skipped) == (LEADS, LEADS - 1_500, 1_500)

@@ -1256,7 +1256,7 @@ def test_list_lead_count_after_import(database_url: str) -> None:
     _new_list(database_url)
     status = import_file(database_url, DEMO_FILE)
     with connect(database_url) as conn:
-        lead_list = get_list(conn, "PROSPECTS")  # names are case-insensitive
+        lead_list = get_list(conn, "PROSPECTS", None)  # names are case-insensitive
     assert lead_list.name == "prospects"
     assert _lead_count(database_url, lead_list.id) == status["results"]["imported"]
 

@@ -22,7 +22,7 @@ def fair(database_url: str, users: tuple[str, str]) -> int:
         create_list(conn, "fair", owner="tester")
     import_file(database_url, DEMO_FILE, "fair")
     with connect(database_url) as conn:
-        lead_list = get_list(conn, "fair")
+        lead_list = get_list(conn, "fair", None)
         conn.execute(
             "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'CFO', 'test', 50"
             " FROM leads"
@@ -103,3 +103,42 @@ def test_leads_access_sql_login_creates_your_own_limited_login(
     assert _counts(connect_as(database_url, member))["leads"] == 33
     missing = CliRunner().invoke(app, ["access", "sql-login", "--password-env", "NOPE"], env={"LEADS_USER": member})
     assert missing.exit_code == 1 and "not set" in missing.stderr
+
+
+def test_sql_login_never_takes_over_a_role_it_did_not_make(
+    database_url: str, users: tuple[str, str], tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``LEADS_USER`` is whoever says so: naming an existing database role (an analyst's, one with other rights)
+    reset its password and put it in the reader group. Only a login it made itself is reset."""
+    from typer.testing import CliRunner
+
+    from leads_pipeline.cli import app
+
+    member, outsider = users
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    monkeypatch.setenv("SQL_PASSWORD", "s3cret-pass")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{outsider}" LOGIN CREATEDB')  # type: ignore[arg-type]
+    for user in (outsider, member):
+        result = CliRunner().invoke(
+            app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": user}
+        )
+        if user == member:  # made here: reset again at will
+            assert result.exit_code == 0, result.output
+            again = CliRunner().invoke(
+                app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": user}
+            )
+            assert again.exit_code == 0, again.output
+            with connect(database_url) as conn:
+                conn.execute(f'ALTER ROLE "{member}" CREATEROLE')  # type: ignore[arg-type]
+            result = CliRunner().invoke(
+                app, ["access", "sql-login", "--password-env", "SQL_PASSWORD"], env={"LEADS_USER": user}
+            )
+        assert result.exit_code == 1 and f"database role {user!r} exists and is not a login made by" in result.stderr
+    with connect(database_url) as conn:
+        readers = conn.execute(
+            "SELECT count(*) AS n FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = %s",
+            (outsider,),
+        ).fetchone()
+    assert readers == {"n": 0}, "the refused role was not put in the reader group"

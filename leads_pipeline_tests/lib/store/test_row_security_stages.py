@@ -130,8 +130,8 @@ def two_lists(database_url: str, users: tuple[str, str]) -> None:
         conn.execute("INSERT INTO scoring_configs (version, config) VALUES ('v1', '{}')")
         conn.execute("INSERT INTO crm_connections (name, crm) VALUES ('hub', 'hubspot')")
         for name in ("fair", "other"):
-            _fill(conn, get_list(conn, name).id)
-        access.grant(conn, get_list(conn, "fair").id, member, "viewer", granted_by="tester")
+            _fill(conn, get_list(conn, name, None).id)
+        access.grant(conn, get_list(conn, "fair", None).id, member, "viewer", granted_by="tester")
         access.grant_database_login(conn, member)
         access.grant_database_login(conn, outsider)
 
