@@ -717,7 +717,7 @@ def test_unknown_list_is_refused_with_one_line_and_nothing_is_written(database_u
     message = str(info.value)
     assert isinstance(info.value, NotFoundError)
     assert "'no-such-list'" in message
-    assert "customers" in message  # says which lists exist
+    assert "leads lists ls" in message and "customers" not in message  # points to yours, names no other list
     assert "\n" not in message
     _assert_nothing_written(database_url)
 
