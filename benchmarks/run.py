@@ -104,6 +104,7 @@ def bare_copy_seconds(database_url: str, path: Path, columns: int) -> float:
 def import_benchmark(rows: int) -> dict[str, Any]:
     from benchmarks.generate_import import HEADER, generate
     from leads_pipeline.cli import run_cli_import
+    from leads_pipeline.commands.common import acting_user
     from leads_pipeline.lib.runtime import prepare_environment
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import create_list
@@ -118,7 +119,7 @@ def import_benchmark(rows: int) -> dict[str, Any]:
     copy_seconds = bare_copy_seconds(env.database_url, path, len(HEADER))
     list_name = f"bench-{datetime.now(UTC):%Y%m%d%H%M%S}"
     with connect(env.database_url) as conn:
-        create_list(conn, list_name, owner="bench")
+        create_list(conn, list_name, owner=acting_user())  # the import is the acting user's, as from the CLI
     server_before = server_cpu_seconds(env.home) if env.embedded else None
     with PeakRss() as rss:
         started = time.perf_counter()

@@ -49,6 +49,7 @@ def _import(env: Any, rows: int, seed: int, list_name: str) -> float:
         generate(path, rows, seed=seed)
     with connect(env.database_url) as conn:
         create_list(conn, list_name, owner=USER)
+    os.environ["LEADS_USER"] = USER  # the import acts as the lists' owner, as `LEADS_USER=bench leads import` does
     started = time.perf_counter()
     run_cli_import(env, path, list_name, on_duplicate="skip", mapping={}, default_region="US", show_progress=False)
     return time.perf_counter() - started
