@@ -241,6 +241,18 @@ def test_valid_phones(raw: str, country: str | None, default: str, e164: str, ex
 
 
 @pytest.mark.parametrize(
+    ("raw", "country"),
+    [("027-060-5731", "JE"), ("054.420.9064", "IM"), ("06 1234 5678", "IT"), ("020 7946 0958", "GB")],
+)
+def test_a_stored_phone_normalizes_to_itself(raw: str, country: str) -> None:
+    """An exported number imported again is the same number: a leading zero Jersey keeps but the United Kingdom
+    reads as a trunk prefix gave +440270605731 the first time and +44270605731 the second."""
+    e164 = normalize_phones(one(raw), one(country)).e164.iloc[0]
+    assert normalize_phones(one(e164), one(country)).e164.iloc[0] == e164
+    assert normalize_phones(one(e164), one(NA)).e164.iloc[0] == e164
+
+
+@pytest.mark.parametrize(
     ("raw", "country", "problem"),
     [
         ("12345", NA, "expected a phone number valid for US"),
