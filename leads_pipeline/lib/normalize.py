@@ -513,12 +513,13 @@ _LINKEDIN: Final = (
 
 def _decode_slug(slug: str) -> tuple[str | None]:
     """A percent-encoded slug as the Unicode one it stands for ("j%c3%bcrgen" -> "jürgen"); kept as written when
-    it does not decode to UTF-8 or decodes to a space or a URL delimiter (no slug has one)."""
+    it does not decode to UTF-8 or decodes to a space, a URL delimiter or a control character (no slug has one;
+    a NUL, "%00", cannot even be stored: the chunk's COPY would fail half-way through the import)."""
     try:
         decoded = urllib.parse.unquote(slug, errors="strict")
     except UnicodeDecodeError:
         return (slug,)
-    if re.search(r"[\s/?#%]", decoded):
+    if re.search(r"[\s/?#%]", decoded) or any(unicodedata.category(c)[0] == "C" for c in decoded):
         return (slug,)
     return (unicodedata.normalize("NFC", decoded).lower(),)
 

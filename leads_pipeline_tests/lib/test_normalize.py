@@ -395,6 +395,8 @@ def test_invalid_websites(raw: str) -> None:
         ("https://www.linkedin.com/in/ju%CC%88rgen", "https://www.linkedin.com/in/jürgen"),  # decomposed: NFC
         ("https://www.linkedin.com/in/ann%20lee", "https://www.linkedin.com/in/ann%20lee"),  # a space: as written
         ("https://www.linkedin.com/in/bad%FF", "https://www.linkedin.com/in/bad%ff"),  # not UTF-8: as written
+        ("https://www.linkedin.com/in/a%00b", "https://www.linkedin.com/in/a%00b"),  # a NUL: as written
+        ("https://www.linkedin.com/in/a%1Fb", "https://www.linkedin.com/in/a%1fb"),  # a control character
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
