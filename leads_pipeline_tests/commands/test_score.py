@@ -176,7 +176,7 @@ def test_model_train_needs_an_owner_of_every_list(leads: CliRunner, database_url
     result = leads.invoke(app, ["model", "train", str(missing)], env={"LEADS_USER": "bob"})
     assert result.exit_code == 1
     assert (
-        "user 'bob' does not own list 'demo'; training the fit model every list's scoring uses reaches every list"
+        "user 'bob' does not own every list; training the fit model every list's scoring uses reaches every list"
         in " ".join(result.stderr.split())
     )
     with connect(database_url) as conn:

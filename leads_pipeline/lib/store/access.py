@@ -242,24 +242,27 @@ def require_privacy_request(conn: Connection, user: str, list_ids: list[int], ac
     it finds is in no list of the user's), so it needs an owner of every list (``require_every_list``)."""
     if is_privacy_officer(user):
         return
-    if not list_ids:
-        require_every_list(conn, user, "a privacy request about a person no list holds")
-        return
+    # A person no list holds is refused as one held by lists not shared with the user: a different refusal would
+    # tell anyone whether an address is anywhere in the database.
+    subject = "a list holding this person"
     try:
-        require_all(conn, list_ids, user, "owner", action, write=False, subject="a list holding this person")
+        if list_ids:
+            require_all(conn, list_ids, user, "owner", action, write=False, subject=subject)
+        elif lists_not_owned(conn, user):
+            raise AccessDeniedError(not_shared(subject))
     except AccessDeniedError as exc:
         raise AccessDeniedError(f"{exc}; or add {user!r} to {PRIVACY_OFFICERS_ENV} (privacy officers)") from None
 
 
-def lists_not_owned(conn: Connection, user: str) -> list[str]:
-    """The names of the live lists the user does not own, by name."""
+def lists_not_owned(conn: Connection, user: str) -> list[tuple[str, bool]]:
+    """The live lists the user does not own, by name: each name and whether the user is a member (knows it)."""
     rows = conn.execute(
-        "SELECT l.name FROM lists l WHERE l.deleted_at IS NULL"
-        " AND coalesce((SELECT m.role FROM list_members m WHERE m.list_id = l.id AND m.username = %(user)s),"
-        " CASE WHEN l.owner = %(user)s THEN 'owner' END) IS DISTINCT FROM 'owner' ORDER BY l.name",
+        "SELECT name, role IS NOT NULL AS member FROM (SELECT l.name, coalesce((SELECT m.role FROM list_members m"
+        " WHERE m.list_id = l.id AND m.username = %(user)s), CASE WHEN l.owner = %(user)s THEN 'owner' END) AS role"
+        " FROM lists l WHERE l.deleted_at IS NULL) AS r WHERE role IS DISTINCT FROM 'owner' ORDER BY name",
         {"user": user},
     )
-    return [str(r["name"]) for r in rows]
+    return [(str(r["name"]), bool(r["member"])) for r in rows]
 
 
 def acts_on_every_list(conn: Connection, user: str) -> bool:
@@ -272,13 +275,14 @@ def acts_on_every_list(conn: Connection, user: str) -> bool:
 
 def require_every_list(conn: Connection, user: str, action: str) -> None:
     """``AccessDeniedError`` unless the user acts on every list (``acts_on_every_list``), naming a list they do
-    not own."""
+    not own only if they are a member of it: the names of lists not shared with them are not theirs to learn."""
     if is_privacy_officer(user):
         return
     missing = lists_not_owned(conn, user)
     if missing:
-        more = f" (nor {len(missing) - 1} other lists)" if len(missing) > 1 else ""
+        known = [name for name, member in missing if member]
+        which = f"list {known[0]!r}" if known else "every list"
         raise AccessDeniedError(
-            f"user {user!r} does not own list {missing[0]!r}{more}; {action} reaches every list, so it needs an "
+            f"user {user!r} does not own {which}; {action} reaches every list, so it needs an "
             f"owner of every list or a privacy officer (add {user!r} to {PRIVACY_OFFICERS_ENV})"
         )
