@@ -13,6 +13,7 @@ from leads_pipeline.defs.enrichment.sensors import (
     enrichment_failed_sensor,
     enrichment_succeeded_sensor,
 )
+from leads_pipeline.defs.executor import executor
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
@@ -49,4 +50,5 @@ defs = dg.Definitions(
     schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, *crm_schedules()],
     sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
+    executor=executor,
 )

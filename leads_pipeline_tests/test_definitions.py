@@ -9,6 +9,7 @@ import sys
 import dagster as dg
 
 from leads_pipeline.definitions import defs
+from leads_pipeline.defs.executor import SPENDS_CREDITS_TAG, executor
 from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline_tests.paths import REPO
@@ -40,6 +41,18 @@ def test_sensor_and_jobs_resolve() -> None:
     job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("batch_leads")])
     assert job is not None  # one global job: the CRM assets are partitioned by connection, not by batch
     assert "database" in job.resource_defs
+
+
+def test_launched_runs_start_the_stages_that_spend_credits_one_at_a_time() -> None:
+    """A run the daemon or the UI launches starts independent steps side by side; the four paid stages each read
+    the job's ledger when they start, so side by side a lead could cost max_credits_per_lead once per stage.
+    Every job runs on the executor that limits the tagged stages to one at a time, and exactly they are tagged."""
+    paid = {"email_contacts", "phone_contacts", "linkedin_profiles", "company_profiles"}
+    asset_job = defs.resolve_implicit_global_asset_job_def()
+    assert {n.name for n in asset_job.nodes if SPENDS_CREDITS_TAG in n.definition.tags} == paid
+    assert all(job.executor_def is executor for job in defs.resolve_all_job_defs())
+    config = executor.config_schema.resolve_config({}).value  # type: ignore[attr-defined]
+    assert config["config"]["tag_concurrency_limits"] == [{"key": SPENDS_CREDITS_TAG, "limit": 1}]
 
 
 def test_definitions_import_without_environment() -> None:

@@ -20,6 +20,7 @@ from leads_pipeline.defs.contacts.checks import (
     linkedin_url_check,
     phone_e164_check,
 )
+from leads_pipeline.defs.executor import SPENDS_CREDITS
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -142,6 +143,7 @@ def _email_metadata(stats: EmailStats, method: str, credits: float, people_searc
     check_specs=EMAIL_CHECK_SPECS,
     retry_policy=RETRY,
     pool="email_verification",
+    op_tags=SPENDS_CREDITS,
 )
 def email_contacts(
     context: dg.AssetExecutionContext,
@@ -194,6 +196,7 @@ class PhoneContactsConfig(dg.Config):
     check_specs=PHONE_CHECK_SPECS,
     retry_policy=RETRY,
     pool="phone_lookup",
+    op_tags=SPENDS_CREDITS,
 )
 def phone_contacts(
     context: dg.AssetExecutionContext,
@@ -265,6 +268,7 @@ class LinkedInProfilesConfig(dg.Config):
     check_specs=LINKEDIN_CHECK_SPECS,
     retry_policy=RETRY,
     pool="apify",
+    op_tags=SPENDS_CREDITS,
 )
 def linkedin_profiles(
     context: dg.AssetExecutionContext,

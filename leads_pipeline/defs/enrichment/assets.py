@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
+from leads_pipeline.defs.executor import SPENDS_CREDITS
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -72,6 +73,7 @@ def _job(conn: store.Connection, batch_id: str, config: CompanyProfilesConfig, s
     kinds={"postgres", "gemini", "apify"},
     deps=[batch_leads],
     pool="gemini",
+    op_tags=SPENDS_CREDITS,
     check_specs=CHECK_SPECS,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )

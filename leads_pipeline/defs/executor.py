@@ -1,0 +1,20 @@
+"""The executor of every run the daemon or the UI launches: Dagster's multiprocess executor, with the stages that
+spend provider credits run one at a time.
+
+Each paid stage (email and phone contacts, LinkedIn profiles, company profiles) reads what the job's ledger has
+already charged each lead when it starts, so that ``max_credits_per_lead`` caps a lead over all the stages of a
+job. Started side by side, as the multiprocess executor starts steps that do not depend on each other, every
+stage read an empty ledger and a lead could cost the cap once per stage. ``leads enrich`` runs in process, where
+steps run one after another anyway. The other steps of a run keep running beside them.
+"""
+
+import dagster as dg
+
+SPENDS_CREDITS_TAG = "leads/spends_credits"
+"""The op tag of a stage that spends provider credits (its value is ignored)."""
+
+SPENDS_CREDITS = {SPENDS_CREDITS_TAG: "true"}
+
+executor = dg.multiprocess_executor.configured(
+    {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
+)
