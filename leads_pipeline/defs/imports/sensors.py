@@ -56,6 +56,22 @@ def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tu
         return False, unfinished["batch_id"] if unfinished is not None and unfinished["status"] == "failed" else None
 
 
+IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+)
+
+
+def _run_in_flight(instance: dg.DagsterInstance, batch_key: str) -> bool:
+    """Whether a run of the batch is queued or running. The cursor remembers what it requested only while the file
+    is unchanged in place: a file whose cursor entry is gone (a cursor of an earlier version, a ctime changed by
+    chmod or a backup tool) would otherwise start a second import of the batch beside the first."""
+    filters = dg.RunsFilter(tags={"dagster/partition": batch_key}, statuses=list(IN_FLIGHT))
+    return bool(instance.get_run_records(filters=filters, limit=1))
+
+
 def _requested_files(cursor: dict[str, object], present: dict[str, DroppedFile]) -> dict[str, list[object]]:
     """The requests still standing: {identity: [path, ctime] of the file that was requested}. One whose file left
     the inbox or was saved again is forgotten, so that a file dropped again after a failed import is imported
@@ -106,6 +122,9 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
             continue
         batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
+        if _run_in_flight(context.instance, batch_key):
+            context.log.info(f"{dropped.path}: its import into list {dropped.list_name!r} is running, skipped")
+            continue
         new_partitions.append(batch_key)
         config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha)
         run_requests.append(

@@ -186,6 +186,28 @@ def test_a_file_dropped_again_after_its_import_failed_is_requested_again(inbox: 
     assert len(inbox.tick().run_requests or []) == 1
 
 
+def test_a_file_whose_import_is_running_is_not_requested_again_when_the_cursor_forgot_it(inbox: Inbox) -> None:
+    """A cursor of an earlier version, or a ctime changed by chmod or a backup tool mid-import, forgets what was
+    requested: the file was requested again and a second import of its batch ran beside the first."""
+    path = inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key is not None
+    inbox.instance.add_run(
+        dg.DagsterRun(
+            job_name="__ASSET_JOB",
+            tags={"dagster/partition": request.partition_key},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+    )
+    os.chmod(path, 0o600)  # a new ctime: the cursor's request no longer stands
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+    inbox.cursor = None  # a cursor the sensor cannot read
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+
+
 def test_a_file_dropped_again_after_its_import_completed_is_still_skipped(inbox: Inbox, database_url: str) -> None:
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
