@@ -64,11 +64,12 @@ IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (
 )
 
 
-def _run_in_flight(instance: dg.DagsterInstance, batch_key: str) -> bool:
-    """Whether a run of the batch is queued or running. The cursor remembers what it requested only while the file
-    is unchanged in place: a file whose cursor entry is gone (a cursor of an earlier version, a ctime changed by
-    chmod or a backup tool) would otherwise start a second import of the batch beside the first."""
-    filters = dg.RunsFilter(tags={"dagster/partition": batch_key}, statuses=list(IN_FLIGHT))
+def _run_in_flight(instance: dg.DagsterInstance, tags: dict[str, str]) -> bool:
+    """Whether a run importing this content into this list (its ``tags``) is queued or running. The cursor
+    remembers what it requested only while the file is unchanged in place: a file whose cursor entry is gone (a
+    ctime changed by chmod or a backup tool, a cursor the sensor cannot read) would otherwise start a second
+    import of the content beside the first."""
+    filters = dg.RunsFilter(tags=tags, statuses=list(IN_FLIGHT))
     return bool(instance.get_run_records(filters=filters, limit=1))
 
 
@@ -121,10 +122,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
         if imported:
             context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
             continue
-        batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
-        if _run_in_flight(context.instance, batch_key):
+        tags = {"leads/source": "inbox", "leads/list": dropped.list_name, "leads/sha256": sha}
+        if _run_in_flight(context.instance, tags):
             context.log.info(f"{dropped.path}: its import into list {dropped.list_name!r} is running, skipped")
             continue
+        batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
         new_partitions.append(batch_key)
         config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha)
         run_requests.append(
@@ -132,7 +134,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request
                 partition_key=batch_key,
                 run_config=dg.RunConfig(ops={"batch_leads": config}),
-                tags={"leads/source": "inbox", "leads/list": dropped.list_name},
+                tags=tags,
             )
         )
     return dg.SensorResult(
