@@ -346,20 +346,31 @@ def _phone_e164(number: str, region: str | None, default_region: str) -> tuple[s
                 return _phone_result(parsed)
             candidates.append(parsed)
     for parsed in candidates:
-        if _whole_number(parsed) or phonenumbers.is_valid_number(parsed):
+        if is_kept_number(parsed):
             return _phone_result(parsed)
     return (None, None)
 
 
-def _phone_result(parsed: phonenumbers.PhoneNumber) -> tuple[str | None, str | None]:
-    """The E.164 form that reads back as itself. A leading zero that a region keeps but its country's main
-    region reads as a trunk prefix made the form depend on how the number was written: "027-060-5731" in Jersey
-    is +440270605731, which reads back as +44270605731, so an exported lead imported again changed its number
-    (and its blind index, so the two spellings never matched as duplicates)."""
+def is_kept_number(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether the import keeps a reading of a number: one with a full number's length, or a valid one (search
+    reads a filter's number the same way, so that it finds what the import stored)."""
+    return _whole_number(parsed) or phonenumbers.is_valid_number(parsed)
+
+
+def stored_e164(parsed: phonenumbers.PhoneNumber) -> str:
+    """The E.164 form the import stores for a reading of a number: the one that reads back as itself. A leading
+    zero that a region keeps but its country's main region reads as a trunk prefix made the form depend on how the
+    number was written: "027-060-5731" in Jersey is +440270605731, which reads back as +44270605731, so an
+    exported lead imported again changed its number (and its blind index, so the two spellings never matched as
+    duplicates)."""
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
     if parsed.italian_leading_zero and (again := _parse_phone(e164, None)) is not None:
         e164 = phonenumbers.format_number(again, phonenumbers.PhoneNumberFormat.E164)
-    return (e164, parsed.extension or None)
+    return e164
+
+
+def _phone_result(parsed: phonenumbers.PhoneNumber) -> tuple[str | None, str | None]:
+    return (stored_e164(parsed), parsed.extension or None)
 
 
 def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: str = "US") -> NormalizedPhones:

@@ -241,13 +241,19 @@ def test_valid_phones(raw: str, country: str | None, default: str, e164: str, ex
 
 
 @pytest.mark.parametrize(
-    ("raw", "country"),
-    [("027-060-5731", "JE"), ("054.420.9064", "IM"), ("06 1234 5678", "IT"), ("020 7946 0958", "GB")],
+    ("raw", "country", "stored"),
+    [
+        ("027-060-5731", "JE", "+44270605731"),
+        ("054.420.9064", "IM", "+44544209064"),
+        ("06 1234 5678", "IT", "+390612345678"),
+        ("020 7946 0958", "GB", "+442079460958"),
+    ],
 )
-def test_a_stored_phone_normalizes_to_itself(raw: str, country: str) -> None:
+def test_a_stored_phone_normalizes_to_itself(raw: str, country: str, stored: str) -> None:
     """An exported number imported again is the same number: a leading zero Jersey keeps but the United Kingdom
     reads as a trunk prefix gave +440270605731 the first time and +44270605731 the second."""
     e164 = normalize_phones(one(raw), one(country)).e164.iloc[0]
+    assert e164 == stored
     assert normalize_phones(one(e164), one(country)).e164.iloc[0] == e164
     assert normalize_phones(one(e164), one(NA)).e164.iloc[0] == e164
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -143,12 +143,10 @@ class LinkedInStage:
     def _held(self, item: PriceItem, lead_ids: Iterable[int]) -> Iterator[None]:
         """Around the run ``item`` was held for, for each of ``lead_ids``: a run that raises bought nothing, so
         every hold is freed before the error goes on (the caller settles a run that answered, lead by lead)."""
-        try:
-            yield
-        except BaseException:
+        with ExitStack() as holds:
             for lead_id in lead_ids:
-                self.budget.settle(price(item), 0.0, lead_id)
-            raise
+                holds.enter_context(self.budget.released_on_error(price(item), lead_id))
+            yield
 
     def _search(self, group: list[dict[str, Any]]) -> dict[int, tuple[str, float, dict[str, Any]]]:
         fit = self._affordable("apify_google_search", [lead["id"] for lead in group])

@@ -161,9 +161,8 @@ def _national_readings(value: str) -> tuple[tuple[str, str], ...]:
             parsed = phonenumbers.parse(value, region)
         except phonenumbers.NumberParseException:
             continue
-        whole = phonenumbers.is_possible_number_with_reason(parsed) == phonenumbers.ValidationResult.IS_POSSIBLE
-        if whole or phonenumbers.is_valid_number(parsed):  # what the import keeps (lib/normalize.py)
-            readings.append((region, phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)))
+        if norm.is_kept_number(parsed):  # as the import reads and stores it
+            readings.append((region, norm.stored_e164(parsed)))
     return tuple(readings)
 
 
