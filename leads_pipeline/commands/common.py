@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import date, time
 from decimal import Decimal
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -76,13 +77,28 @@ def json_text(document: Any) -> str:
     PostgreSQL ``numeric`` columns (annual revenue, costs) come as ``Decimal``, which were written as strings
     (``"2000000.00"``) next to integers written as numbers; a script reading the output had to know which was
     which. A whole amount is an integer, any other a float (exact to 15 significant digits, far beyond any
-    amount held); dates and anything else are strings."""
-    return json.dumps(document, indent=2, default=_json_value) + "\n"
+    amount held), whether it was a ``Decimal`` or a Python float (credits are summed as floats and came out as
+    ``19.0``); dates and times are ISO 8601 text (``2026-11-03T09:30:00+00:00``, as the outputs that format
+    their own times write them), anything else a string."""
+    return json.dumps(_whole_numbers(document), indent=2, default=_json_value) + "\n"
+
+
+def _whole_numbers(value: Any) -> Any:
+    """The document with each whole float as an integer (``json.dumps`` writes floats without asking)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_whole_numbers(item) for item in value]
+    return value
 
 
 def _json_value(value: Any) -> Any:
     if isinstance(value, Decimal) and value.is_finite():
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, date | time):
+        return value.isoformat()
     return str(value)
 
 
