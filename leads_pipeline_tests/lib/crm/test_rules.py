@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.runtime import PROJECT_ROOT
 
 EARLY = datetime(2026, 1, 1, tzinfo=UTC)
 LATE = EARLY + timedelta(hours=1)
@@ -89,6 +91,21 @@ def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_pa
     for cron in ("0 * * * *", "@daily", "*/15 6-18 * * 1-5"):
         parsed = parse_connection("c", {"crm": "hubspot", "mapping": {"email": "email"}, "schedule": cron})
         assert parsed.schedule == cron
+
+
+def test_the_readme_connection_file_loads_as_written(tmp_path: Path) -> None:
+    """README's example connection file, pasted as it stands, is what a newcomer starts from: it was refused
+    (``conflict_fields: jobtitle are not mapped CRM fields``) because its field rule named a CRM field the
+    example did not map."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(# \.leads/crm/hubspot-main\.yaml\n.*?)```", readme, re.DOTALL)
+    assert example is not None, "README's example connection file"
+    path = tmp_path / "hubspot-main.yaml"
+    path.write_text(example.group(1), encoding="utf-8")
+    connection = load_connection_file(path)
+    assert connection.rule_for("jobtitle") == "crm_wins"
+    assert connection.remote_fields == ["email", "firstname", "jobtitle", "company"]
+    assert (connection.direction, connection.list_name) == ("bidirectional", "Q3 EMEA")
 
 
 def test_validation_holds_back_bad_emails_and_missing_required_fields() -> None:
