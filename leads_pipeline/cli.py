@@ -404,10 +404,9 @@ def imports_undo(
         bool, typer.Option("--force", help="Undo even though leads it wrote changed since (those changes are lost).")
     ] = False,
 ) -> None:
-    """Remove the leads an import created and restore those it updated, exactly as they were.
-
-    Refused while leads it wrote are in a merge, or (without --force) were changed since by a later import or
-    otherwise; the message names what to undo first."""
+    """Remove the leads an import created and restore those it updated, exactly as they were. Refused while
+    leads it wrote are in a merge, or (without --force) were changed since by a later import or otherwise; the
+    message names what to undo first."""
     from leads_pipeline.lib.store import audit
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
@@ -434,12 +433,12 @@ def dev(
     host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for the UI.")] = 3000,
 ) -> None:
-    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database.
-
+    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database; Ctrl-C or
+    SIGTERM stops both, and if one dies on its own the other is stopped and the command exits 1 naming it.
+    \f
     The two processes are started directly rather than through ``dagster dev``, which ignores SIGTERM when
-    started without job control; both stop cleanly on Ctrl-C or SIGTERM. If one of them dies on its own, the
-    other is stopped and the command fails naming it: it used to exit 0, leaving a UI without sensors (or a
-    daemon without a UI) to look like a clean stop.
+    started without job control. A process dying alone used to end the command with 0, leaving a UI without
+    sensors (or a daemon without a UI) to look like a clean stop.
     """
     import contextlib
     import signal

@@ -11,11 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from typer.main import get_command
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
@@ -59,6 +61,25 @@ def _count(database_url: str, table: str) -> int:
         row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
     assert row is not None
     return int(row["n"])
+
+
+def _commands(command: Any, path: str) -> Iterator[tuple[str, Any]]:
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, f"{path} {name}")
+
+
+def test_every_help_is_one_paragraph_of_plain_text() -> None:
+    """Typer rewraps a help's first paragraph only: later ones kept the docstring's line breaks, so `leads dev
+    --help` and `leads imports undo --help` printed ragged half lines, and `leads dev` the code's history (the
+    why that a docstring keeps for readers goes after a form feed, which Typer does not show)."""
+    commands = _commands(get_command(app), "leads")
+    shown = {path: (command.help or "").partition("\f")[0].strip() for path, command in commands}
+    assert len(shown) > 70, "every command and group"
+    assert [path for path, text in shown.items() if "\n\n" in text or "``" in text] == []
+    assert "action" in shown["leads sync errors"], "the columns it writes, as README lists them"
+    result = CliRunner().invoke(app, ["dev", "--help"])
+    assert result.exit_code == 0 and "exits 1 naming it" in result.output and "used to" not in result.output
 
 
 @pytest.mark.parametrize(

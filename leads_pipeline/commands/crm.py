@@ -26,7 +26,8 @@ sync_app = typer.Typer(help="Sync a list with a CRM connection; history and erro
 
 @crm_app.command("ls")
 def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the connection files (``LEADS_CRM_DIR``, default ``.leads/crm``), with any file that does not parse."""
+    """List the connection files (`LEADS_CRM_DIR`, default `.leads/crm`), with any file that does not parse and
+    any schedule name two files would share."""
     from leads_pipeline.lib.crm.connection import (
         Connection,
         connections_folder,
@@ -287,7 +288,8 @@ def sync_errors(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The records a sync could not send: lead, email, category, message and attempts (viewers of its list)."""
+    """The records a sync could not send: lead, email, action, category, message and attempts (viewers of its
+    list)."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
