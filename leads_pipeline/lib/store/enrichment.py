@@ -505,21 +505,26 @@ def result_counts(conn: Connection, job_id: str) -> dict[str, Any]:
     """Enriched, no-data and failed leads, and the per-source breakdown, from the batch's facts and failures.
 
     ``<source>_found`` means the same for every source: leads that got a value they did not have (a discovered
-    address valid enough to be written, a direct dial, an accepted LinkedIn URL, a company value applied), not
+    address valid enough to be written, a direct dial, an accepted LinkedIn URL, a company value applied, or a
+    company fact no lead column holds, such as technologies, that an earlier job had not given the lead), not
     the verification of what they had. ``enriched`` is the leads found by any source, so a job stopped by its
     cap reports only the leads it reached."""
     row = conn.execute(
         """WITH members AS (SELECT lead_id FROM batch_members WHERE batch_id = %(job)s),
-                facts AS (SELECT f.lead_id, f.field, f.confidence, f.value, f.details, f.source FROM lead_facts f
-                          WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
+                facts AS (SELECT f.id, f.lead_id, f.field, f.confidence, f.value, f.details, f.source
+                          FROM lead_facts f WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
                 found AS (SELECT lead_id, 'email' AS kind FROM facts WHERE field = 'email'
                             AND source <> 'existing' AND details->>'status' = 'valid'
                           UNION ALL SELECT lead_id, 'phone' FROM facts WHERE field = 'phone'
                             AND source <> 'phonenumbers' AND details->>'valid' = 'true'
                           UNION ALL SELECT lead_id, 'linkedin' FROM facts WHERE field = 'linkedin_url'
-                          UNION ALL SELECT lead_id, 'company' FROM facts WHERE source LIKE 'company/%%'
+                          UNION ALL SELECT lead_id, 'company' FROM facts f WHERE source LIKE 'company/%%'
                             AND field NOT IN ('company_domain', 'website')
-                            AND COALESCE(details->>'applied', 'true') = 'true'),
+                            AND COALESCE(details->>'applied', 'true') = 'true'
+                            AND (details ? 'applied' OR NOT EXISTS (
+                                 SELECT 1 FROM lead_facts p WHERE p.lead_id = f.lead_id AND p.field = f.field
+                                    AND p.value = f.value AND p.id < f.id
+                                    AND p.batch_id IS DISTINCT FROM %(job)s))),
                 failed AS (SELECT DISTINCT lead_id FROM enrichment_failures WHERE job_id = %(job)s)
            SELECT
              (SELECT count(DISTINCT lead_id) FROM found) AS enriched,

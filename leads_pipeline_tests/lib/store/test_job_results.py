@@ -36,3 +36,34 @@ def test_found_counts_new_values_the_same_way_for_every_source(database_url: str
         1,
     )
     assert counts["enriched"] == 3 and counts["email_verified"] == 2  # b, d, e; a and b verified
+
+
+def test_a_company_fact_an_earlier_job_gave_the_lead_is_no_find(database_url: str) -> None:
+    """Facts no lead column holds (technologies, hq_city, company_size) carry no ``applied`` flag and were
+    counted as found on every run: enriching the same leads again reported them enriched with nothing new
+    (`leads jobs show`: company found 2, enriched 2, every value already there)."""
+    with connect(database_url) as conn:
+        _list, ids = add_leads(conn, [{"first_name": f"q{i}"} for i in range(3)], "again")
+        same, changed, fresh = ids
+        create_selection_batch(conn, Selection(ids=tuple(ids)), "tester", batch_id="job-first")
+        create_selection_batch(conn, Selection(ids=tuple(ids)), "tester", batch_id="job-again")
+        insert_facts(
+            conn,
+            "job-first",
+            [
+                Fact(same, "technologies", '["AWS"]', "company/gemini", 80, 0.0, {}),
+                Fact(changed, "hq_city", "Austin", "company/gemini", 80, 0.0, {}),
+            ],
+        )
+        insert_facts(
+            conn,
+            "job-again",
+            [
+                Fact(same, "technologies", '["AWS"]', "company/gemini", 80, 0.0, {}),  # had it: no find
+                Fact(changed, "hq_city", "Denver", "company/gemini", 80, 0.0, {}),  # a new value
+                Fact(fresh, "company_size", "51-200", "company/gemini", 80, 0.0, {}),  # a first value
+            ],
+        )
+        first, again = result_counts(conn, "job-first"), result_counts(conn, "job-again")
+    assert (first["company_found"], first["enriched"]) == (2, 2), "a later job does not undo an earlier find"
+    assert (again["company_found"], again["enriched"]) == (2, 2)
