@@ -190,7 +190,7 @@ def _print_lead(document: dict[str, Any]) -> None:
             for fact in entry["facts"]:
                 facts.add_row(
                     entry["field"],
-                    str(fact["value"]),
+                    "" if fact["value"] is None else str(fact["value"]),
                     fact["source"],
                     str(fact.get("confidence", "")),
                     f"{fact.get('cost', 0):g}",

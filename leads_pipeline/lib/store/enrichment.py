@@ -656,7 +656,7 @@ def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
                 "observedAt": fact["observed_at"].isoformat(),
                 "jobId": fact["batch_id"],
                 "sources": [s.get("uri") for s in fact["details"].get("sources", []) if isinstance(s, dict)],
-                "note": fact["details"].get("reason"),
+                "note": fact["details"].get("reason") or fact["details"].get("error"),
             }
         )
     for name, entry in fields.items():
@@ -665,9 +665,9 @@ def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
         if current is not None:
             entry["value"] = str(current)
             won = next((f for f in entry["facts"] if _equal(f["value"], current)), None)
-        elif name not in lead:  # no column: the best fact is the visible value
-            won = entry["facts"][0]
-            entry["value"] = won["value"]
+        elif name not in lead:  # no column: the best fact with a value (not a failed photo download) is shown
+            won = next((f for f in entry["facts"] if f["value"] is not None), None)
+            entry["value"] = won["value"] if won else None
         for fact in entry["facts"]:
             fact["won"] = fact is won
         if current is not None and won is None:

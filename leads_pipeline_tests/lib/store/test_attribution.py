@@ -28,3 +28,25 @@ def test_a_fact_left_out_of_an_empty_column_did_not_win(database_url: str) -> No
     assert email["facts"][0]["note"] == "catch_all by smtp"  # shown in the won column instead of "yes"
     status = fields["email_status"]  # no column: the best fact is the visible value
     assert status["value"] == "catch_all" and status["facts"][0]["won"]
+
+
+def test_a_failed_photo_download_wins_nothing_and_says_why(database_url: str) -> None:
+    """A photo that could not be downloaded is kept as a fact without a value (and its error): --facts called
+    it the winner of ``linkedin_photo``, value "None", with no note saying what happened."""
+    with connect(database_url) as conn:
+        _list, [failed, stored] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "photos")
+        error = {"url": "https://media.example/p.jpg", "error": "HTTP 404 from media.example"}
+        insert_facts(
+            conn,
+            None,
+            [
+                Fact(failed, "linkedin_photo", None, "download", 0, 0.0, error),
+                Fact(stored, "linkedin_photo", None, "download", 0, 0.0, error),
+                Fact(stored, "linkedin_photo", "/media/ab12.jpg", "download", 90, 0.0, {"sha256": "ab12"}),
+            ],
+        )
+        photo = {f["field"]: f for f in lead_attribution(conn, failed)["fields"]}["linkedin_photo"]
+        later = {f["field"]: f for f in lead_attribution(conn, stored)["fields"]}["linkedin_photo"]
+    assert photo["value"] is None and not any(f["won"] for f in photo["facts"])
+    assert photo["facts"][0]["note"] == "HTTP 404 from media.example"
+    assert later["value"] == "/media/ab12.jpg" and [f["won"] for f in later["facts"]] == [True, False]
