@@ -89,7 +89,12 @@ def retention_show(as_json: JsonOption = False) -> None:
 
     rows = run_or_fail(read)
     if as_json:
-        print_json([{"kind": r["kind"], "days": r["days"], "list": r["list"], "setBy": r["set_by"]} for r in rows])
+        print_json(
+            [
+                {"kind": r["kind"], "days": r["days"], "list": r["list"], "setBy": r["set_by"], "setAt": r["set_at"]}
+                for r in rows
+            ]
+        )
         return
     table = Table("scope", "kind", "days", "set by", "set at")
     for r in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import dagster as dg
 import pytest
 
@@ -18,10 +20,13 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
         conn.execute("UPDATE leads SET updated_at = now() - interval '100 days' WHERE country = 'ES'")
     leads.ok("retention", "set", "leads", "90", "--list", "fair")
     leads.ok("retention", "set", "facts", "30")
-    assert leads.json("retention", "show", "--json") == [
+    shown = leads.json("retention", "show", "--json")
+    set_at = [datetime.fromisoformat(policy.pop("setAt")) for policy in shown]  # the table's "set at" too
+    assert shown == [
         {"kind": "facts", "days": 30, "list": None, "setBy": "tester"},
         {"kind": "leads", "days": 90, "list": "fair", "setBy": "tester"},
     ]
+    assert all(abs(datetime.now(UTC) - moment) < timedelta(minutes=5) for moment in set_at)
     refused = leads.fails("retention", "set", "leads", "1", "--list", "fair", user="bob")
     assert "not found or not shared with you" in refused
     assert "one of leads, facts, inbox" in leads.fails("retention", "set", "rows", "1")
