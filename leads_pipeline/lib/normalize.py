@@ -522,16 +522,22 @@ _LINKEDIN: Final = (
 )
 
 
-def _decode_slug(slug: str) -> tuple[str | None]:
-    """A percent-encoded slug as the Unicode one it stands for ("j%c3%bcrgen" -> "jürgen"); kept as written when
-    it does not decode to UTF-8 or decodes to a space, a URL delimiter or a control character (no slug has one;
-    a NUL, "%00", cannot even be stored: the chunk's COPY would fail half-way through the import)."""
+def _lower_slug(slug: str) -> tuple[str | None]:
+    """A slug lower-cased as Python lower-cases Unicode (a word's final capital sigma to the final small one, "İ"
+    to "i" and a combining dot: Arrow's lower-casing maps a letter at a time, to the medial sigma and a plain
+    "i"), a percent-encoded one as the Unicode one it stands for
+    ("j%C3%BCrgen" -> "jürgen"), so that a profile is one URL either way and the database writes it the same
+    (``lower(... COLLATE pg_unicode_fast)``, sql/043). An encoded slug is kept as written (lower-cased) when it
+    does not decode to UTF-8 or decodes to a space, a URL delimiter or a control character (no slug has one; a
+    NUL, "%00", cannot even be stored: the chunk's COPY would fail half-way through the import)."""
+    if "%" not in slug:
+        return (slug.lower(),)
     try:
         decoded = urllib.parse.unquote(slug, errors="strict")
     except UnicodeDecodeError:
-        return (slug,)
+        return (slug.lower(),)
     if re.search(r"[\s/?#%]", decoded) or any(unicodedata.category(c)[0] == "C" for c in decoded):
-        return (slug,)
+        return (slug.lower(),)
     return (unicodedata.normalize("NFC", decoded).lower(),)
 
 
@@ -544,14 +550,16 @@ def linkedin_urls(s: pd.Series) -> Normalized:
     whether the export percent-encoded it ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
     Anything other than a profile or a company page (posts, "/pub/" URLs, search links) is a problem.
     """
-    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
-    parts = _extract(arr, _LINKEDIN)
+    arr = pc.utf8_normalize(_clean(_arrow(s)), form="NFC")
+    parts = _extract(arr, "(?i)" + _LINKEDIN)
     slug = parts["slug"]
-    encoded = _true(pc.match_substring(slug, "%"))
-    if _true(pc.any(encoded)).as_py():
-        (decoded,) = _map_distinct(_null_where(slug, pc.invert(encoded)), _decode_slug, 1)
-        slug = pc.if_else(encoded, decoded, slug)
-    values = _concat("https://www.linkedin.com/", parts["kind"], "/", slug)
+    # ASCII ones lower-cased a column at a time; encoded or Unicode ones one distinct slug at a time
+    special = _true(pc.or_(pc.match_substring(slug, "%"), pc.invert(pc.string_is_ascii(slug))))
+    lowered = pc.utf8_lower(slug)
+    if _true(pc.any(special)).as_py():
+        (decoded,) = _map_distinct(_null_where(slug, pc.invert(special)), _lower_slug, 1)
+        lowered = pc.if_else(special, decoded, lowered)
+    values = _concat("https://www.linkedin.com/", pc.utf8_lower(parts["kind"]), "/", lowered)
     problems = pc.if_else(pc.and_(pc.is_valid(arr), pc.is_null(values)), _lit(LINKEDIN_PROBLEM), _NULL_STRING)
     return Normalized(_series(values, s.index), _series(problems, s.index))
 

@@ -403,6 +403,10 @@ def test_invalid_websites(raw: str) -> None:
         ("https://www.linkedin.com/in/bad%FF", "https://www.linkedin.com/in/bad%ff"),  # not UTF-8: as written
         ("https://www.linkedin.com/in/a%00b", "https://www.linkedin.com/in/a%00b"),  # a NUL: as written
         ("https://www.linkedin.com/in/a%1Fb", "https://www.linkedin.com/in/a%1fb"),  # a control character
+        # lower-cased as Python does (the final sigma, the dotted I), written in Unicode or percent-encoded
+        ("linkedin.com/company/ΟΔΟΣ-İz", "https://www.linkedin.com/company/οδος-i\u0307z"),
+        ("linkedin.com/company/%CE%9F%CE%94%CE%9F%CE%A3-%C4%B0z", "https://www.linkedin.com/company/οδος-i\u0307z"),
+        ("LinkedIn.com/IN/Ann", "https://www.linkedin.com/in/ann"),
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:

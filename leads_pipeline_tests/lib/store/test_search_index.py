@@ -261,6 +261,51 @@ def test_the_linkedin_migration_decodes_the_slugs_stored_percent_encoded(postgre
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def test_the_linkedin_case_migration_lowercases_the_slugs_034_left_in_upper_case(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """An import before sql/034 lower-cased a percent-encoded slug's hex digits only ("%c3%9c" is "Ü"); 034 decoded
+    it and lower-cased it with the database's ASCII-only lower(), so "Über" stayed upper-case and the same profile
+    imported again ("über", as Python lower-cases it) did not find its lead. sql/043 stores the slug as an import
+    normalizes it now (the database is made with the C locale, whose lower() is ASCII-only; under another locale
+    the final capital sigma of "ΟΔΟΣ" became the medial small one where Python writes the final one)."""
+    name = f"before_043_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    folders = {version: tmp_path / f"sql-{version}" for version in (34, 43)}
+    for version, folder in folders.items():
+        folder.mkdir()
+        for migration in discover(sql_dir()):
+            if migration.version < version:
+                shutil.copy(migration.path, folder)
+    apply_migrations(url, folders[34])
+    stored = [
+        "https://www.linkedin.com/in/%c3%9cber-%c3%85se",
+        "https://www.linkedin.com/company/%ce%9f%ce%94%ce%9f%ce%a3-%c3%a9",  # ΟΔΟΣ: a final sigma
+        "https://www.linkedin.com/in/plain",
+        "https://www.linkedin.com/in/bad%ff",
+    ]
+    with connect(url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        for value in stored:
+            conn.execute("INSERT INTO leads (list_id, linkedin_url) VALUES (%s, %s)", (list_id, value))
+    try:
+        apply_migrations(url, folders[43])
+        with connect(url) as conn:
+            left = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
+        assert left[0] == "https://www.linkedin.com/in/Über-Åse", "as sql/034 left it"
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 43]
+        with connect(url) as conn:
+            kept = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
+        assert kept == norm.linkedin_urls(pd.Series(stored, dtype="str")).values.tolist()
+        assert kept[:2] == ["https://www.linkedin.com/in/über-åse", "https://www.linkedin.com/company/οδος-é"]
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
