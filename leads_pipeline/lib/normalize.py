@@ -994,10 +994,11 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     num = parts["num"]
     suffix = pc.fill_null(pc.coalesce(parts["suffix"], parts["suffix2"]), "")
 
-    us_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
-    eu_grouped = _matches(num, r"^[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+$|^[0-9]{1,3}(?:\.[0-9]{3}){2,}$")
+    # no thousands group starts with 0: "0,500" is a half, a count "0.500" no whole number
+    us_grouped = _true(_matches(num, r"^[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
+    eu_grouped = _matches(num, r"^[1-9][0-9]{0,2}(?:\.[0-9]{3})+,[0-9]+$|^[1-9][0-9]{0,2}(?:\.[0-9]{3}){2,}$")
     if counts:
-        one_dot_group = _matches(num, r"^[0-9]{1,3}\.[0-9]{3}$")
+        one_dot_group = _matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$")
     else:  # an amount: only without a magnitude ("$2.125B" is 2.125 billion) and not "0.500"
         one_dot_group = pc.and_(_matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$"), pc.equal(suffix, ""))
     eu_grouped = pc.or_(_true(eu_grouped), _true(one_dot_group))

@@ -686,7 +686,7 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x"])
+@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500"])
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None
@@ -717,6 +717,7 @@ def test_to_int_problems(raw: str) -> None:
         ("$2.125B", 2_125_000_000.0),  # with a magnitude, three decimals are the US way of writing it
         ("1.500 Mio", 1_500_000.0),
         ("0.125", 0.125),  # no thousands group starts with 0
+        ("0,125", 0.125),
         ("1.5", 1.5),
         ("1.20", 1.2),
         ("1.2000", 1.2),
