@@ -899,7 +899,16 @@ _LEGAL_SUFFIXES: Final[tuple[str, ...]] = (
 _LEGAL_SUFFIX_RUN: Final = rf"(?: (?:{'|'.join(_LEGAL_SUFFIXES)}))+$"
 
 
+_UMLAUTS: Final[tuple[tuple[str, str], ...]] = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"))
+"""German umlauts as German spells them without (ß is :data:`_LETTER_FOLDS`' "ss"): a company's name is written
+"Müller" or "Mueller", the same company."""
+
+
 def _company_key(arr: Any) -> Any:
+    if _true(pc.any(_matches(arr, r"[äöüÄÖÜ\x{308}]"))).as_py():
+        arr = pc.utf8_normalize(pc.utf8_lower(arr), form="NFC")
+        for letter, spelled in _UMLAUTS:
+            arr = pc.replace_substring(arr, pattern=letter, replacement=spelled)
     arr = _fold(arr)
     arr = _sub(arr, rf"^{_JP_LEGAL} ?| ?{_JP_LEGAL}$", "")
     arr = pc.replace_substring(arr, pattern="&", replacement=" and ")
@@ -914,9 +923,10 @@ def _company_key(arr: Any) -> Any:
 def company_key(s: pd.Series) -> pd.Series:
     """A key under which spellings of one company compare equal: "Acme, Inc." and "ACME Inc" -> "acme".
 
-    Case, accents, punctuation, a leading "The" and trailing legal forms (Inc, LLC, Ltd, GmbH, S.A., B.V.,
-    Pty Ltd, & Co. KG...; 株式会社, full-width (株), ㈱ before or after a Japanese name) are dropped
-    because exports disagree on them for the same company. Words that carry meaning ("Group",
+    German umlauts are spelled as without them ("Müller" and "Mueller": "mueller"; stored keys of an earlier
+    version are recomputed by sql/044); case, other accents, punctuation, a leading "The" and trailing legal
+    forms (Inc, LLC, Ltd, GmbH, S.A., B.V., Pty Ltd, & Co. KG...; 株式会社, full-width (株), ㈱ before or after a
+    Japanese name) are dropped because exports disagree on them for the same company. Words that carry meaning ("Group",
     "Holdings") are kept: "Rasmussen Group" and "Rasmussen" may well be different companies. A name that
     is only a legal form keeps it. The display name is not touched; this is only a key.
     """
