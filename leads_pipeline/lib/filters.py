@@ -9,7 +9,8 @@ field (``lib/fields.py``), one of ``id stage score created_at updated_at``, or a
 ``<``, ``<=``, ``>``, ``>=``   numbers and dates (custom fields compare as numbers when VALUE is one, and a
                                leading zero makes it a code: ``custom.Zip = 01234`` is text)
 ``~``, ``!~``                  text contains / does not contain VALUE, case-insensitively
-``in``, ``not in``             one of a comma-separated list: ``country in DE, FR, ES``
+``in``, ``not in``             one of a comma-separated list: ``country in DE, FR, ES`` (numbers as the import
+                               reads them: ``employee_count in 1,000, 2,000``; see ``_list_items``)
 ``is empty``, ``is not empty`` no value / some value (no VALUE after it)
 =============================  =====================================================================
 
@@ -200,6 +201,21 @@ def _day(raw: str) -> date:
     return date.fromisoformat(raw)
 
 
+_SPACED_COMMA: Final = re.compile(r",\s+")
+_ITEM_COMMA: Final = re.compile(r"(?<![0-9]),|,(?![0-9]{3}(?![0-9]))")
+"""A comma that separates items of a list of numbers written without spaces: not one between a digit and
+exactly three digits, which groups thousands ("1,000")."""
+
+
+def _list_items(inner: str, kind: FieldKind) -> list[str]:
+    """The items of an ``in`` list. Numbers are read as the import reads each (``_number``), so a comma inside
+    one must not split it: where a comma followed by a space separates items ("1,000, 2,000", "1,5 Mio, 2,5")
+    only such commas do, else every comma but one grouping thousands ("10,20,1,500" is 10, 20 and 1500)."""
+    if kind not in ("integer", "numeric"):
+        return inner.split(",")
+    return (_SPACED_COMMA if _SPACED_COMMA.search(inner) else _ITEM_COMMA).split(inner)
+
+
 def parse_filter(text: str) -> Filter:
     """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows."""
     stripped = text.strip()
@@ -224,7 +240,7 @@ def parse_filter(text: str) -> Filter:
         return Filter(name, op, (), text)
     if op in ("in", "not in"):
         inner = raw[1:-1] if raw.startswith("(") and raw.endswith(")") else raw
-        items = [_unquote(item.strip()) for item in inner.split(",")]
+        items = [_unquote(item.strip()) for item in _list_items(inner, kind)]
         if not any(items):
             raise ConfigurationError(f"--where {text!r}: {op} needs a comma-separated list of values")
         return Filter(name, op, tuple(_typed(text, name, kind, item) for item in items if item), text)

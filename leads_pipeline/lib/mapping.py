@@ -36,7 +36,7 @@ import yaml
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.export import BOOKKEEPING_COLUMNS
-from leads_pipeline.lib.fields import MAPPED_FIELDS
+from leads_pipeline.lib.fields import MAPPED_FIELDS, SHOWN_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
 
 __all__ = [
@@ -1013,11 +1013,24 @@ def header_field(header: str) -> str | None:
 _LEFT_OUT_REASON: Final = "bookkeeping column of `leads bulk export` (id, list, stage, ...): left out, not imported"
 
 
+_EXPORT_COLUMNS: Final = frozenset((*BOOKKEEPING_COLUMNS, *SHOWN_FIELDS))
+"""The columns ``leads bulk export`` writes, its ``custom.`` ones aside."""
+
+
 def left_out_columns(headers: Sequence[str]) -> frozenset[str]:
     """The columns an import leaves out when they are not mapped to a field: the bookkeeping columns of a file
-    ``leads bulk export`` wrote (one with all of them, as it spells them). Kept as custom fields, they made an
-    unchanged export imported back update every lead; another file's "id" or "tags" is still kept in custom."""
-    return frozenset(BOOKKEEPING_COLUMNS) if set(BOOKKEEPING_COLUMNS) <= set(headers) else frozenset()
+    ``leads bulk export`` wrote, as it spells them. Kept as custom fields, they made an unchanged export imported
+    back update every lead; another file's "id" or "tags" is still kept in custom. A file is an export when it has
+    all of them, or, trimmed in a spreadsheet, when it has nothing but the export's columns (the bookkeeping ones,
+    the lead fields, ``custom.`` ones) and at least half of its lead fields: a file of another tool that spells a
+    few columns as the export does ("id", "email", "tags") has columns of its own or few of the fields."""
+    present = set(headers)
+    if set(BOOKKEEPING_COLUMNS) <= present:
+        return frozenset(BOOKKEEPING_COLUMNS)
+    ours = all(h in _EXPORT_COLUMNS or h.startswith(CUSTOM_PREFIX) for h in present)
+    if ours and 2 * len(present & set(SHOWN_FIELDS)) >= len(SHOWN_FIELDS):
+        return frozenset(present & set(BOOKKEEPING_COLUMNS))
+    return frozenset()
 
 
 def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]) -> MappingSuggestion:

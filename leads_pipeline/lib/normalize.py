@@ -522,16 +522,22 @@ _LINKEDIN: Final = (
 )
 
 
-def _decode_slug(slug: str) -> tuple[str | None]:
-    """A percent-encoded slug as the Unicode one it stands for ("j%c3%bcrgen" -> "jürgen"); kept as written when
-    it does not decode to UTF-8 or decodes to a space, a URL delimiter or a control character (no slug has one;
-    a NUL, "%00", cannot even be stored: the chunk's COPY would fail half-way through the import)."""
+def _lower_slug(slug: str) -> tuple[str | None]:
+    """A slug lower-cased as Python lower-cases Unicode (a word's final capital sigma to the final small one, "İ"
+    to "i" and a combining dot: Arrow's lower-casing maps a letter at a time, to the medial sigma and a plain
+    "i"), a percent-encoded one as the Unicode one it stands for
+    ("j%C3%BCrgen" -> "jürgen"), so that a profile is one URL either way and the database writes it the same
+    (``lower(... COLLATE pg_unicode_fast)``, sql/043). An encoded slug is kept as written (lower-cased) when it
+    does not decode to UTF-8 or decodes to a space, a URL delimiter or a control character (no slug has one; a
+    NUL, "%00", cannot even be stored: the chunk's COPY would fail half-way through the import)."""
+    if "%" not in slug:
+        return (slug.lower(),)
     try:
         decoded = urllib.parse.unquote(slug, errors="strict")
     except UnicodeDecodeError:
-        return (slug,)
+        return (slug.lower(),)
     if re.search(r"[\s/?#%]", decoded) or any(unicodedata.category(c)[0] == "C" for c in decoded):
-        return (slug,)
+        return (slug.lower(),)
     return (unicodedata.normalize("NFC", decoded).lower(),)
 
 
@@ -544,14 +550,16 @@ def linkedin_urls(s: pd.Series) -> Normalized:
     whether the export percent-encoded it ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
     Anything other than a profile or a company page (posts, "/pub/" URLs, search links) is a problem.
     """
-    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
-    parts = _extract(arr, _LINKEDIN)
+    arr = pc.utf8_normalize(_clean(_arrow(s)), form="NFC")
+    parts = _extract(arr, "(?i)" + _LINKEDIN)
     slug = parts["slug"]
-    encoded = _true(pc.match_substring(slug, "%"))
-    if _true(pc.any(encoded)).as_py():
-        (decoded,) = _map_distinct(_null_where(slug, pc.invert(encoded)), _decode_slug, 1)
-        slug = pc.if_else(encoded, decoded, slug)
-    values = _concat("https://www.linkedin.com/", parts["kind"], "/", slug)
+    # ASCII ones lower-cased a column at a time; encoded or Unicode ones one distinct slug at a time
+    special = _true(pc.or_(pc.match_substring(slug, "%"), pc.invert(pc.string_is_ascii(slug))))
+    lowered = pc.utf8_lower(slug)
+    if _true(pc.any(special)).as_py():
+        (decoded,) = _map_distinct(_null_where(slug, pc.invert(special)), _lower_slug, 1)
+        lowered = pc.if_else(special, decoded, lowered)
+    values = _concat("https://www.linkedin.com/", pc.utf8_lower(parts["kind"]), "/", lowered)
     problems = pc.if_else(pc.and_(pc.is_valid(arr), pc.is_null(values)), _lit(LINKEDIN_PROBLEM), _NULL_STRING)
     return Normalized(_series(values, s.index), _series(problems, s.index))
 
@@ -891,7 +899,16 @@ _LEGAL_SUFFIXES: Final[tuple[str, ...]] = (
 _LEGAL_SUFFIX_RUN: Final = rf"(?: (?:{'|'.join(_LEGAL_SUFFIXES)}))+$"
 
 
+_UMLAUTS: Final[tuple[tuple[str, str], ...]] = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"))
+"""German umlauts as German spells them without (ß is :data:`_LETTER_FOLDS`' "ss"): a company's name is written
+"Müller" or "Mueller", the same company."""
+
+
 def _company_key(arr: Any) -> Any:
+    if _true(pc.any(_matches(arr, r"[äöüÄÖÜ\x{308}]"))).as_py():
+        arr = pc.utf8_normalize(pc.utf8_lower(arr), form="NFC")
+        for letter, spelled in _UMLAUTS:
+            arr = pc.replace_substring(arr, pattern=letter, replacement=spelled)
     arr = _fold(arr)
     arr = _sub(arr, rf"^{_JP_LEGAL} ?| ?{_JP_LEGAL}$", "")
     arr = pc.replace_substring(arr, pattern="&", replacement=" and ")
@@ -906,9 +923,10 @@ def _company_key(arr: Any) -> Any:
 def company_key(s: pd.Series) -> pd.Series:
     """A key under which spellings of one company compare equal: "Acme, Inc." and "ACME Inc" -> "acme".
 
-    Case, accents, punctuation, a leading "The" and trailing legal forms (Inc, LLC, Ltd, GmbH, S.A., B.V.,
-    Pty Ltd, & Co. KG...; 株式会社, full-width (株), ㈱ before or after a Japanese name) are dropped
-    because exports disagree on them for the same company. Words that carry meaning ("Group",
+    German umlauts are spelled as without them ("Müller" and "Mueller": "mueller"; stored keys of an earlier
+    version are recomputed by sql/044); case, other accents, punctuation, a leading "The" and trailing legal
+    forms (Inc, LLC, Ltd, GmbH, S.A., B.V., Pty Ltd, & Co. KG...; 株式会社, full-width (株), ㈱ before or after a
+    Japanese name) are dropped because exports disagree on them for the same company. Words that carry meaning ("Group",
     "Holdings") are kept: "Rasmussen Group" and "Rasmussen" may well be different companies. A name that
     is only a legal form keeps it. The display name is not touched; this is only a key.
     """
@@ -986,10 +1004,11 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     num = parts["num"]
     suffix = pc.fill_null(pc.coalesce(parts["suffix"], parts["suffix2"]), "")
 
-    us_grouped = _true(_matches(num, r"^[0-9]{1,3}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
-    eu_grouped = _matches(num, r"^[0-9]{1,3}(?:\.[0-9]{3})+,[0-9]+$|^[0-9]{1,3}(?:\.[0-9]{3}){2,}$")
+    # no thousands group starts with 0: "0,500" is a half, a count "0.500" no whole number
+    us_grouped = _true(_matches(num, r"^[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
+    eu_grouped = _matches(num, r"^[1-9][0-9]{0,2}(?:\.[0-9]{3})+,[0-9]+$|^[1-9][0-9]{0,2}(?:\.[0-9]{3}){2,}$")
     if counts:
-        one_dot_group = _matches(num, r"^[0-9]{1,3}\.[0-9]{3}$")
+        one_dot_group = _matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$")
     else:  # an amount: only without a magnitude ("$2.125B" is 2.125 billion) and not "0.500"
         one_dot_group = pc.and_(_matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$"), pc.equal(suffix, ""))
     eu_grouped = pc.or_(_true(eu_grouped), _true(one_dot_group))

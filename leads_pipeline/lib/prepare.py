@@ -234,7 +234,12 @@ def prepare_chunk(
         out = out.drop(index=sorted(rejected))
 
     before = len(out)
-    out, changing = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
+    out, changing, unwritten = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
+    problems.extend(
+        Problem(row_number, header_of.get(key), None, f"{key} not written: the lead of an earlier row of the file"
+                " has it (the list is deduplicated by email and phone)", "warning")
+        for row_number, key in unwritten
+    )  # fmt: skip
     problems.sort(key=lambda p: (p.row_number, p.severity))
     return PreparedChunk(
         index=raw.index,
@@ -372,10 +377,16 @@ def _match_steps(frame: pd.DataFrame, dedupe: DedupeKey) -> list[_Step]:
 
 def _earlier_rows(steps: list[_Step], among: np.ndarray) -> np.ndarray:
     """Per row, the first row of ``among`` before it with its key, by the first step that finds one (-1: none)."""
+    return _found_by(steps, among)[0]
+
+
+def _found_by(steps: list[_Step], among: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_earlier_rows`, and per row the step that found it (-1: none)."""
     size = len(among)
     positions = np.arange(size)
     earlier = np.full(size, -1)
-    for codes, looks, found in steps:
+    via = np.full(size, -1)
+    for step, (codes, looks, found) in enumerate(steps):
         first = np.full(codes.max(initial=-1) + 2, size)  # per code, its first row; codes -1 read the last: none
         candidates = among & (codes >= 0)
         if found is not None:
@@ -386,18 +397,100 @@ def _earlier_rows(steps: list[_Step], among: np.ndarray) -> np.ndarray:
         row = first[codes]
         hit = (earlier < 0) & looks & (row < positions)
         earlier[hit] = row[hit]
-    return earlier
+        via[hit] = step
+    return earlier, via
 
 
-def _folded_into(steps: list[_Step]) -> np.ndarray:
-    """On update: per row (by position), the position of the first row of its lead. The lead takes each row's
-    keys, so a row finds the lead of whichever earlier row it finds: the rows form trees, each row's first row is
-    its tree's root (pointer jumping: a pass per doubling of the deepest tree's depth)."""
-    earlier = _earlier_rows(steps, np.ones(len(steps[0][0]), bool))
+def _folded_into(
+    frame: pd.DataFrame, steps: list[_Step], dedupe: DedupeKey
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """On update: per row (by position), the position of the first row of its lead, and the rows (by position)
+    whose second dedupe key another lead holds, with that key (not written, as the merge does not write it:
+    ``store.imports._keep_keys_of_other_leads``). The lead takes each row's keys, so a row finds the lead of
+    whichever earlier row it finds: the rows form trees, each row's first row is its tree's root (pointer jumping:
+    a pass per doubling of the deepest tree's depth). That is what merging the rows one by one does as long as
+    each row finds its tree's lead by a key value the lead still holds and no two trees share a key value; the
+    trees where either fails (a later row overwrote the value, two leads came to hold one) are merged row by row
+    (:func:`_merged_in_order`)."""
+    earlier, via = _found_by(steps, np.ones(len(frame), bool))
     first = np.where(earlier < 0, np.arange(len(earlier)), earlier)
     while not np.array_equal(up := first[first], first):
         first = up
-    return first
+    tangled = _tangled_trees(frame, steps, first, via)
+    if not tangled.any():
+        return first, []
+    rows = np.flatnonzero(tangled[first])
+    lead_of, unwritten = _merged_in_order(frame, dedupe, rows)
+    first[rows] = lead_of
+    return first, unwritten
+
+
+def _tangled_trees(frame: pd.DataFrame, steps: list[_Step], first: np.ndarray, via: np.ndarray) -> np.ndarray:
+    """Per root (by position), whether its tree must be merged row by row: a row of it found it by a key value a
+    row of the tree between them overwrote (or by name, from a row with a LinkedIn URL, when the tree holds
+    another URL by then), or a key value a row looks by is held by it and another tree."""
+    tangled = np.zeros(len(first), bool)
+    order = np.argsort(first, kind="stable")  # each tree's rows in file order
+    trees = first[order]
+    url_codes = pd.factorize(frame["linkedin_url"])[0]
+    for step, (codes, looks, found) in enumerate(steps):
+        # the key value the tree holds when each row is read: the last one a row before it brought (-1: none)
+        brought = (url_codes if found is not None else codes)[order]
+        last = np.maximum.accumulate(np.where(brought >= 0, np.arange(len(order)), -1))
+        before = np.concatenate([[-1], last[:-1]])
+        held = np.empty(len(first), np.int64)
+        held[order] = np.where((before >= 0) & (trees[before] == trees), brought[before], -1)
+        lost = held >= 0 if found is not None else held != codes
+        tangled[first[(via == step) & lost]] = True
+        present = codes >= 0
+        pairs = np.unique(np.stack([codes[present], first[present]]), axis=1)  # by code, then tree
+        shared = pairs[0][np.flatnonzero(np.diff(pairs[0]) == 0)]
+        contested = np.isin(pairs[0], np.intersect1d(shared, codes[present & looks]))
+        tangled[pairs[1][contested]] = True
+    return tangled
+
+
+def _merged_in_order(
+    frame: pd.DataFrame, dedupe: DedupeKey, rows: np.ndarray
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    """The rows (positions, in file order) merged one by one as the merge would merge them a row per chunk into
+    a list holding none of their keys (``store.imports._match``): each row finds the oldest lead holding one of
+    its keys now, in the order of :func:`_match_steps`, and gives it its keys. Returns per row its lead's first
+    row, and the rows whose second dedupe key another lead holds, with that key (not written)."""
+    primary = MATCH_KEYS[dedupe]
+    keys = (*primary, *(k for k in CONTACT_KEYS if k not in primary), "linkedin_url", "name_key")
+    values = {k: frame[k].iloc[rows].astype(object).where(frame[k].iloc[rows].notna(), None).tolist() for k in keys}
+    holders: dict[str, dict[object, set[int]]] = {k: {} for k in keys}  # the leads holding each value now
+    holds: dict[int, dict[str, object]] = {}  # each lead's key values now
+    lead_of = np.empty(len(rows), dtype=np.int64)
+    unwritten: list[tuple[int, str]] = []
+    for i, row in enumerate(rows.tolist()):
+        own = {k: values[k][i] for k in keys if values[k][i] is not None}
+        looked = primary if any(k in own for k in primary) else keys
+        lead = None
+        for key in (k for k in looked if k in own):
+            leads = holders[key].get(own[key], set())
+            if key == "name_key" and "linkedin_url" in own:  # not a lead with another URL
+                leads = {lead for lead in leads if "linkedin_url" not in holds[lead]}
+            if leads:
+                lead = min(leads)
+                break
+        if lead is None:
+            lead = row
+            holds[lead] = {}
+        for key, value in own.items():
+            before = holds[lead].get(key)
+            if before == value:
+                continue
+            if dedupe == "both" and key in primary and holders[key].get(value):
+                unwritten.append((row, key))
+                continue
+            if before is not None:
+                holders[key][before].discard(lead)
+            holders[key].setdefault(value, set()).add(lead)
+            holds[lead][key] = value
+        lead_of[i] = lead
+    return lead_of, unwritten
 
 
 def _skipped(steps: list[_Step]) -> np.ndarray:
@@ -430,10 +523,11 @@ def _skipped(steps: list[_Step]) -> np.ndarray:
 
 def _dedupe_within(
     frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate, *, full_name_mapped: bool
-) -> tuple[pd.DataFrame, dict[int, int]]:
+) -> tuple[pd.DataFrame, dict[int, int], list[tuple[int, str]]]:
     """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
-    into it (update); returns the rows and how many folded rows changed their lead, by the row number of the row
-    they were folded into. A row is the lead of an earlier
+    into it (update); returns the rows, how many folded rows changed their lead, by the row number of the row
+    they were folded into, and the row numbers of rows whose second dedupe key another lead holds, with that key
+    (left out of the fold, as the merge leaves it out of the update). A row is the lead of an earlier
     row exactly when it would find that lead stored by an earlier chunk, and the folded row is what the merge makes
     of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
     row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
@@ -441,11 +535,16 @@ def _dedupe_within(
     steps = _match_steps(frame, dedupe)
     if on_duplicate == "skip":
         skipped = _skipped(steps)
-        return (frame[~skipped] if skipped.any() else frame), {}
-    first = _folded_into(steps)
+        return (frame[~skipped] if skipped.any() else frame), {}, []
+    first, unwritten = _folded_into(frame, steps, dedupe)
     later = first != np.arange(len(frame))
     if not later.any():
-        return frame, {}
+        return frame, {}, []
+    if unwritten:
+        frame = frame.copy()
+        for position, key in unwritten:
+            cleared = [key, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
+            frame.loc[frame.index[position], cleared] = pd.NA
     grouped = later.copy()
     grouped[first[later]] = True
     marked = _with_extensions_marked(frame[grouped])
@@ -462,7 +561,9 @@ def _dedupe_within(
     firsts = frame.iloc[folded.index]
     folded.index = firsts.index
     folded["row_number"] = firsts["row_number"]
-    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing
+    numbers = frame["row_number"].to_numpy()
+    unwritten_rows = [(int(numbers[position]), key) for position, key in unwritten]
+    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing, unwritten_rows
 
 
 def _changes(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray:

@@ -43,6 +43,14 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("annual_revenue > 1,5 Mio", Filter("annual_revenue", ">", (Decimal("1500000"),))),
         ("annual_revenue >= € 2.000", Filter("annual_revenue", ">=", (Decimal("2000"),))),  # as the import reads it
         ("score >= -1", Filter("score", ">=", (-1,))),
+        # a list of numbers as the import reads each: a comma before three digits groups thousands, and where an
+        # item is followed by a comma and a space, only that separates items (a decimal comma is a decimal comma)
+        ("employee_count in 1,000, 2,000", Filter("employee_count", "in", (1000, 2000))),
+        ("employee_count in (1,000,000)", Filter("employee_count", "in", (1_000_000,))),
+        ("employee_count in 10,20,1,500", Filter("employee_count", "in", (10, 20, 1500))),
+        ("employee_count not in 1.000, 10k", Filter("employee_count", "not in", (1000, 10_000))),
+        ("annual_revenue in 1,5 Mio, 2,5", Filter("annual_revenue", "in", (Decimal("1500000"), Decimal("2.5")))),
+        ("annual_revenue = 0,500", Filter("annual_revenue", "=", (Decimal("0.5"),))),  # not five hundred
     ],
 )
 def test_parses(text: str, expected: Filter) -> None:
@@ -61,6 +69,7 @@ def test_parses(text: str, expected: Filter) -> None:
         ("email =", ["= needs a value", "is empty"]),
         ("employee_count > many", ["employee_count is a whole number", "'many'"]),
         ("employee_count > 1.5", ["employee_count is a whole number", "'1.5'"]),
+        ("employee_count = 0.500", ["employee_count is a whole number", "'0.500'"]),  # no thousands group is 0
         ("employee_count >= 51-200", ["employee_count is a whole number", "'51-200'"]),  # a range: two filters
         ("annual_revenue < $1M-$10M", ["annual_revenue is a number", "'$1M-$10M'"]),
         ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),

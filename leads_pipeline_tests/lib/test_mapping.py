@@ -659,6 +659,19 @@ def test_apply_overrides_validates(overrides: dict[str, str | None], expected: s
     assert "overrides" in str(raised.value)
 
 
+def test_the_bookkeeping_columns_left_in_a_trimmed_export_are_left_out() -> None:
+    """A user deleted some bookkeeping columns of an export in a spreadsheet: those left are still the export's.
+    A file is an export by its own spelling of most lead fields, and nothing but them, the bookkeeping columns and
+    custom fields; one with a column of its own, or with few of the fields, keeps its "id" and "tags"."""
+    trimmed = ["id", *SHOWN_FIELDS, "score", "tags", "custom.Owner"]
+    assert left_out_columns(trimmed) == {"id", "score", "tags"}
+    assert left_out_columns([*SHOWN_FIELDS[: (len(SHOWN_FIELDS) + 1) // 2], "list"]) == {"list"}
+    left_out = [c.column for c in suggest_mapping(trimmed, []).columns if "bookkeeping" in c.reason]
+    assert left_out == ["id", "score", "tags"]
+    assert left_out_columns(["id", *SHOWN_FIELDS, "tags", "Owner"]) == frozenset()
+    assert left_out_columns(["id", "email", "first_name", "tags"]) == frozenset()
+
+
 def test_mapping_suggestion_is_immutable() -> None:
     suggestion = MappingSuggestion((ColumnSuggestion("Email", "email", 1.0, "test"),))
     with pytest.raises(AttributeError):

@@ -403,6 +403,10 @@ def test_invalid_websites(raw: str) -> None:
         ("https://www.linkedin.com/in/bad%FF", "https://www.linkedin.com/in/bad%ff"),  # not UTF-8: as written
         ("https://www.linkedin.com/in/a%00b", "https://www.linkedin.com/in/a%00b"),  # a NUL: as written
         ("https://www.linkedin.com/in/a%1Fb", "https://www.linkedin.com/in/a%1fb"),  # a control character
+        # lower-cased as Python does (the final sigma, the dotted I), written in Unicode or percent-encoded
+        ("linkedin.com/company/ΟΔΟΣ-İz", "https://www.linkedin.com/company/οδος-i\u0307z"),
+        ("linkedin.com/company/%CE%9F%CE%94%CE%9F%CE%A3-%C4%B0z", "https://www.linkedin.com/company/οδος-i\u0307z"),
+        ("LinkedIn.com/IN/Ann", "https://www.linkedin.com/in/ann"),
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
@@ -614,7 +618,13 @@ def test_name_fast_path_matches_nameparser() -> None:
         ("Acme L.L.C.", "acme"),
         ("Acme Co., Ltd.", "acme"),
         ("Acme Pty Ltd", "acme"),
-        ("Müller GmbH & Co. KG", "muller"),
+        # German umlauts as German spells them without: "Müller" is "Mueller" (it was "Muller")
+        ("Müller GmbH & Co. KG", "mueller"),
+        ("Mueller GmbH", "mueller"),
+        ("Mu\u0308ller GmbH", "mueller"),  # decomposed
+        ("SCHÖNE ÄPFEL AG", "schoene aepfel"),
+        ("Großhandel Süd", "grosshandel sued"),
+        ("Citroën", "citroen"),  # another diaeresis is an accent
         ("Nestlé S.A.", "nestle"),
         ("Philips N.V.", "philips"),
         ("ING B.V.", "ing"),
@@ -682,7 +692,7 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x"])
+@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500"])
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None
@@ -713,6 +723,7 @@ def test_to_int_problems(raw: str) -> None:
         ("$2.125B", 2_125_000_000.0),  # with a magnitude, three decimals are the US way of writing it
         ("1.500 Mio", 1_500_000.0),
         ("0.125", 0.125),  # no thousands group starts with 0
+        ("0,125", 0.125),
         ("1.5", 1.5),
         ("1.20", 1.2),
         ("1.2000", 1.2),

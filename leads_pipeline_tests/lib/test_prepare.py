@@ -366,10 +366,12 @@ def test_dedupe_setting_decides_which_rows_are_the_same_lead(dedupe: DedupeKey, 
 
 @pytest.mark.parametrize("dedupe", ["email", "phone", "both"])
 def test_dedupe_update_folds_into_the_first_row(dedupe: DedupeKey) -> None:
+    """By both keys, B gives A's lead its phone: C's phone is no longer the lead's when C is read, as when each row
+    is merged on its own."""
     chunk = _prepare(DEDUPE_ROWS, dedupe=dedupe, on_duplicate="update")
     leads = _records(chunk)
     assert leads[0]["row_number"] == 2
-    assert len(leads) == {"email": 3, "phone": 3, "both": 2}[dedupe]
+    assert len(leads) == 3
     assert chunk.duplicates_in_file == 4 - len(leads)
 
 
@@ -458,3 +460,29 @@ def test_a_chain_of_rows_each_found_only_through_the_row_before_is_settled_in_bo
     assert chunk.frame["row_number"].tolist() == list(range(2, size + 2, 2))
     assert chunk.duplicates_in_file == size // 2
     assert passes <= 2
+
+
+def test_on_update_a_chain_whose_rows_find_the_lead_by_the_values_it_holds_is_folded_without_a_row_by_row_merge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The chain above on update: each row gives the lead a new phone or URL and the next finds it by the one it
+    holds now, so the vectorised fold is exact and no row is merged one by one (a 50k-row chunk took ~0.4 s row by
+    row instead of milliseconds)."""
+    size = 50_000
+    headers = ("E-mail", "Phone", "LinkedIn")
+    mapping: dict[str, str | None] = {"E-mail": "email", "Phone": "phone", "LinkedIn": "linkedin_url"}
+    phone = [f"+1 212 {200 + k // 10_000} {k % 10_000:04d}" for k in range(size)]
+    rows = [["ann@example.com", phone[0], ""]] + [
+        ["", phone[k // 2], f"linkedin.com/in/p{(k - 1) // 2}"] for k in range(1, size)
+    ]
+    merged_in_order = prepare._merged_in_order
+
+    def counted(frame: pd.DataFrame, dedupe: DedupeKey, positions: Any) -> Any:
+        assert len(positions) == 0, f"{len(positions)} rows merged one by one"
+        return merged_in_order(frame, dedupe, positions)
+
+    monkeypatch.setattr(prepare, "_merged_in_order", counted)
+    chunk = _prepare(rows, headers=headers, mapping=mapping, on_duplicate="update")
+    [lead] = _records(chunk)
+    assert (lead["email"], lead["phone"]) == ("ann@example.com", phone[(size - 1) // 2].replace(" ", ""))
+    assert chunk.duplicates_in_file == size - 1

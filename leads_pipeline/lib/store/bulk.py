@@ -6,6 +6,7 @@ owner; the lists must not be archived), and returns a ``BulkResult`` saying what
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -115,6 +116,48 @@ def refresh_keys(conn: Connection, ids: list[int]) -> None:
             [None if pd.isna(v) else v for v in name_key],
         ),
     )
+
+
+_RESPELLED_PER_BATCH: Final = 50_000
+
+
+def respell_company_keys(conn: Connection) -> None:
+    """sql/044, in its transaction: recompute the company and name keys of the leads it listed (company_key_refresh:
+    a company with a German umlaut, now spelled out in the key) with the import's own rule, and the name keys of
+    the company profiles with such a name; a profile cached under a lead's old "name:" key is copied to its new
+    one (it answered for both spellings of the name until now). The keys are not a change of the lead: its
+    updated_at and write transaction stay, and an undo of its import stays possible."""
+    conn.execute(
+        "CREATE TEMP TABLE respelled ON COMMIT DROP AS"
+        " SELECT l.id, l.company_key AS old_key FROM leads l JOIN company_key_refresh r ON r.id = l.id"
+    )
+    ids = [int(r["id"]) for r in conn.execute("SELECT id FROM respelled ORDER BY id")]
+    for start in range(0, len(ids), _RESPELLED_PER_BATCH):
+        refresh_keys(conn, ids[start : start + _RESPELLED_PER_BATCH])
+    names = [r["name"] for r in conn.execute("SELECT DISTINCT name FROM company_profiles WHERE name IS NOT NULL")]
+    names = [n for n in names if _UMLAUT.search(n)]
+    if names:
+        keys = norm.company_key(pd.Series(names, dtype=norm.STRING))
+        conn.execute(
+            "UPDATE company_profiles p SET name_key = k.name_key FROM unnest(%s::text[], %s::text[]) AS k(name,"
+            " name_key) WHERE p.name = k.name",
+            (names, [None if pd.isna(v) else v for v in keys]),
+        )
+    conn.execute(
+        "INSERT INTO company_profiles (lookup_key, provider, domain, status, name, name_key, profile, sources,"
+        " credits, details, job_id, fetched_at, expires_at)"
+        " SELECT DISTINCT ON (moved.new_key, p.provider) moved.new_key, p.provider, p.domain, p.status, p.name,"
+        " p.name_key, p.profile, p.sources, p.credits, p.details, p.job_id, p.fetched_at, p.expires_at"
+        " FROM (SELECT DISTINCT 'name:' || r.old_key AS old_key, 'name:' || l.company_key AS new_key"
+        " FROM respelled r JOIN leads l ON l.id = r.id WHERE l.company_key IS DISTINCT FROM r.old_key"
+        " AND l.company_key IS NOT NULL AND r.old_key IS NOT NULL) moved"
+        " JOIN company_profiles p ON p.lookup_key = moved.old_key"
+        " ORDER BY moved.new_key, p.provider, p.fetched_at DESC ON CONFLICT DO NOTHING"
+    )
+    conn.execute("DROP TABLE respelled")
+
+
+_UMLAUT: Final = re.compile("[äöüÄÖÜ]|[aouAOU]\u0308")
 
 
 def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) -> dict[Any, list[int]]:

@@ -374,12 +374,24 @@ def _changes_into_unchanged(
     return sum(changing_into[row["row_number"]] for row in unchanged)
 
 
+def _wait_from_first_duplicate(conn: Connection) -> tuple[int, int]:
+    """Mark (``dup``) the staged rows from the first one that found the lead of an earlier row on as waiting for
+    the next round of the merge; returns how many of them found a lead and how many wait."""
+    row = conn.execute(
+        "WITH waiting AS (UPDATE stg SET dup = true WHERE row_number >= (SELECT min(row_number) FROM stg WHERE dup)"
+        " RETURNING lead_id) SELECT count(lead_id) AS found, count(*) AS waiting FROM waiting"
+    ).fetchone()
+    assert row is not None
+    return int(row["found"]), int(row["waiting"])
+
+
 def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Composable) -> int:
     columns = sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS))
     selected = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
     statement = sql.SQL(
         "INSERT INTO leads (list_id, {columns}, custom, created_by_import)"
-        " SELECT {list}, {selected}, {custom}, {imp} FROM stg s WHERE s.lead_id IS NULL ORDER BY s.row_number"
+        " SELECT {list}, {selected}, {custom}, {imp} FROM stg s WHERE s.lead_id IS NULL AND NOT s.dup"
+        " ORDER BY s.row_number"
     ).format(
         columns=columns,
         selected=selected,
@@ -439,9 +451,11 @@ def merge_chunk(
         found, dups = _match(conn, list_id, dedupe)
         # On update, a later row that found the lead an earlier one found (by another key: rows sharing one were
         # folded when the chunk was prepared) waits for a next round, matched again against the lead the earlier
-        # one updated, as in a later chunk; on skip it is skipped with it. A lead has a value per key, so a few
-        # rounds at most.
-        deferred = dups if on_duplicate == "update" else 0
+        # one updated, as in a later chunk, and so do the rows after it: the leads they create or update must not
+        # be there yet when it is matched again. On skip it is skipped with the earlier one.
+        deferred = waiting = 0
+        if dups and on_duplicate == "update":
+            deferred, waiting = _wait_from_first_duplicate(conn)
         matched += found - deferred
         if found and on_duplicate == "update":
             kept += _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
@@ -454,7 +468,7 @@ def merge_chunk(
                 " WHERE lead_id IS NOT NULL AND NOT dup ON CONFLICT DO NOTHING",
                 (batch_id,),
             )
-        if not deferred:
+        if not waiting:
             break
         conn.execute("DELETE FROM stg WHERE NOT dup")
         conn.execute("UPDATE stg SET lead_id = NULL, dup = false")

@@ -17,6 +17,8 @@ from leads_pipeline.lib.store.db import SCHEMA, connect
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x1EAD5
+_RESPELLS_COMPANY_KEYS = 44
+"""The migration whose leads' keys are recomputed in Python, by the import's own rule, after its SQL listed them."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
                     continue
                 with conn.transaction():
                     conn.execute(migration.path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                    if migration.version == _RESPELLS_COMPANY_KEYS:
+                        from leads_pipeline.lib.store.bulk import respell_company_keys
+
+                        respell_company_keys(conn)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),

@@ -133,7 +133,7 @@ def test_search_results_need_the_company_name_in_the_title() -> None:
         ("Acme, Inc.", "acme"),
         ("ACME Inc", "acme"),
         ("The Acme Company LLC", "acme"),
-        ("Müller GmbH & Co. KG", "muller"),
+        ("Müller GmbH & Co. KG", "mueller"),
     ],
 )
 def test_company_names_normalize_for_matching(name: str, key: str) -> None:

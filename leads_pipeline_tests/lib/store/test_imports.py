@@ -28,7 +28,7 @@ from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import bidx, import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -1069,6 +1069,58 @@ def test_rows_sharing_no_key_that_find_one_stored_lead_each_update_it_in_one_chu
     counts, [lead] = results[0]
     assert counts == {"imported": 0, "updated": 2, "skipped": 0, "errors": 0}
     assert (lead["company"], lead["title"]) == ("Acme Labs", "CEO")
+
+
+def test_a_row_finds_a_lead_by_the_keys_it_holds_now_not_by_those_an_earlier_row_overwrote(
+    database_url: str, tmp_path: Path
+) -> None:
+    """On update the second row takes the first row's lead by its phone and gives it its email: the third row's
+    email is no longer the lead's, so it is a lead of its own, a row per chunk as in one chunk (in one chunk all
+    three rows were folded into one lead by the email the lead had lost). The fourth finds the second lead by its
+    email and does not give it the first lead's phone."""
+    rows = [
+        ["", "", "", "e1@acme.io", "+1 415 555 0101", "", ""],
+        ["", "", "", "e2@acme.io", "+1 415 555 0101", "", ""],
+        ["", "", "", "e1@acme.io", "+1 415 555 0103", "", "CTO"],
+        ["", "", "", "e1@acme.io", "+1 415 555 0101", "", ""],  # the first lead's phone: not given to the second
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    counts, leads = _imported_in_one_chunk_and_in_many(database_url, path, "both", "update")
+    assert counts == {"imported": 2, "updated": 1, "skipped": 1, "errors": 0}
+    assert [(lead["email_bidx"], lead["phone_bidx"]) for lead in leads] == [
+        (bidx("e2@acme.io"), bidx("+14155550101", "phone")),
+        (bidx("e1@acme.io"), bidx("+14155550103", "phone")),
+    ]
+
+
+def test_a_row_without_email_does_not_find_the_lead_a_later_row_creates(database_url: str, tmp_path: Path) -> None:
+    """A list deduplicated by email holds Ann with phone 0101. The file's first row gives Ann another phone; the
+    second has no email and phone 0101, which no lead has any more when it is read; the third, Bo, has phone
+    0101 too: three leads, a row per chunk as in one chunk (in one chunk the second row waited for a second round
+    of the merge, by when Bo's lead had been created, and was folded into it)."""
+    stored_path = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["Ann", "", "", "ann@acme.io",
+                             "+1 415 555 0101", "", ""]])  # fmt: skip
+    rows = [
+        ["", "", "", "ann@acme.io", "+1 415 555 0109", "", ""],
+        ["", "", "", "", "+1 415 555 0101", "", "CTO"],
+        ["Bo", "", "", "bo@acme.io", "+1 415 555 0101", "", ""],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="email")
+        import_file(database_url, stored_path, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, leads = results[0]
+    assert counts == {"imported": 2, "updated": 1, "skipped": 0, "errors": 0}
+    assert [(lead["email_bidx"], lead["phone_bidx"], lead["title"]) for lead in leads] == [
+        (bidx("ann@acme.io"), bidx("+14155550109", "phone"), None),
+        (None, bidx("+14155550101", "phone"), "CTO"),
+        (bidx("bo@acme.io"), bidx("+14155550101", "phone"), None),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------

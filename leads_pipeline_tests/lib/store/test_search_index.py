@@ -261,6 +261,104 @@ def test_the_linkedin_migration_decodes_the_slugs_stored_percent_encoded(postgre
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def test_the_linkedin_case_migration_lowercases_the_slugs_034_left_in_upper_case(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """An import before sql/034 lower-cased a percent-encoded slug's hex digits only ("%c3%9c" is "Ü"); 034 decoded
+    it and lower-cased it with the database's ASCII-only lower(), so "Über" stayed upper-case and the same profile
+    imported again ("über", as Python lower-cases it) did not find its lead. sql/043 stores the slug as an import
+    normalizes it now (the database is made with the C locale, whose lower() is ASCII-only; under another locale
+    the final capital sigma of "ΟΔΟΣ" became the medial small one where Python writes the final one)."""
+    name = f"before_043_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'")
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    folders = {version: tmp_path / f"sql-{version}" for version in (34, 43)}
+    for version, folder in folders.items():
+        folder.mkdir()
+        for migration in discover(sql_dir()):
+            if migration.version < version:
+                shutil.copy(migration.path, folder)
+    apply_migrations(url, folders[34])
+    stored = [
+        "https://www.linkedin.com/in/%c3%9cber-%c3%85se",
+        "https://www.linkedin.com/company/%ce%9f%ce%94%ce%9f%ce%a3-%c3%a9",  # ΟΔΟΣ: a final sigma
+        "https://www.linkedin.com/in/plain",
+        "https://www.linkedin.com/in/bad%ff",
+    ]
+    with connect(url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        for value in stored:
+            conn.execute("INSERT INTO leads (list_id, linkedin_url) VALUES (%s, %s)", (list_id, value))
+    try:
+        apply_migrations(url, folders[43])
+        with connect(url) as conn:
+            left = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
+        assert left[0] == "https://www.linkedin.com/in/Über-Åse", "as sql/034 left it"
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 43]
+        with connect(url) as conn:
+            kept = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
+        assert kept == norm.linkedin_urls(pd.Series(stored, dtype="str")).values.tolist()
+        assert kept[:2] == ["https://www.linkedin.com/in/über-åse", "https://www.linkedin.com/company/οδος-é"]
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
+    """sql/044 on a database whose leads have company keys as an import stored them before ("Müller GmbH":
+    "muller"): their company and name keys become the ones an import derives now ("mueller"), so that a row of
+    "Jan Berg, Mueller GmbH" finds the lead by name, the search rows carry the new name key, a company profile
+    cached under the old key is found under the new one, and the leads do not count as changed since their import
+    (their undo stays possible)."""
+    name = f"before_044_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    before = tmp_path / "sql"
+    before.mkdir()
+    for migration in discover(sql_dir()):
+        if migration.version < 44:
+            shutil.copy(migration.path, before)
+    apply_migrations(url, before)
+    with connect(url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        for company, old_key in (("Müller GmbH", "muller"), ("Acme", "acme")):
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
+                " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
+                (list_id, company, old_key, f"jan berg|{old_key}"),
+            )
+        conn.execute(
+            "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at)"
+            " VALUES ('name:muller', 'gemini', 'found', 'Müller GmbH', 'muller', now() + interval '30 days')"
+        )
+        written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
+    try:
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 44]
+        new_key = norm.company_key(pd.Series(["Mueller GmbH"], dtype="str")).iloc[0]
+        assert new_key == "mueller"
+        with connect(url) as conn:
+            leads = list(conn.execute("SELECT company_key, name_key FROM leads ORDER BY id"))
+            assert leads == [
+                {"company_key": "mueller", "name_key": "jan berg|mueller"},
+                {"company_key": "acme", "name_key": "jan berg|acme"},
+            ]
+            searched = [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")]
+            assert searched == ["jan berg|mueller", "jan berg|acme"]
+            profiles = list(conn.execute("SELECT lookup_key, name_key FROM company_profiles ORDER BY lookup_key"))
+            assert profiles == [
+                {"lookup_key": "name:mueller", "name_key": "mueller"},
+                {"lookup_key": "name:muller", "name_key": "mueller"},
+            ]
+            assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
