@@ -265,6 +265,31 @@ def test_a_person_twice_in_one_list_pushed_at_once_creates_one_record(
         assert [e["category"] for e in store.run_errors(db, report.sync_id)] == ["duplicate"]
 
 
+def test_one_list_pushed_by_two_runs_at_once_creates_the_person_once_despite_the_search_lag(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs pushing one list at once both read its lead as not yet in Pipedrive; the second waited for the
+    first's claim on the email, then searched, and Pipedrive's search (whose index lags behind its creates) did
+    not find the person the first had just made, so it created the person again. Now the link the first recorded
+    is what the second goes by: it updates that person."""
+    email = "ula.lag@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Ula", email)], list_name="Lagging")
+    monkeypatch.setattr(emulator(sandbox, "pipedrive"), "search_lag_s", 600.0)
+    conn_ = connection("pipedrive", "pd-lag", direction="push")
+    together = threading.Barrier(2, timeout=20)
+    lock_match_keys = store.lock_match_keys
+
+    def read_then_meet(*args: Any) -> Any:
+        together.wait()  # both runs read the lead as unlinked before either claims its email
+        return lock_match_keys(*args)
+
+    monkeypatch.setattr(store, "lock_match_keys", read_then_meet)
+    engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
+    reports = in_threads(*[lambda sync=sync: sync.run("push", list_id) for sync in engines])
+    assert len(people(sandbox, "pipedrive", email)) == 1
+    assert sorted((r.status, r.created, r.updated) for r in reports) == [("completed", 0, 1), ("completed", 1, 0)]
+
+
 @pytest.mark.parametrize(
     "stop",
     [RuntimeError("the connection to the database dropped"), KeyboardInterrupt("the run was interrupted")],
