@@ -334,27 +334,28 @@ def test_concurrent_pulls_of_one_record_create_one_lead(
 ) -> None:
     """Two pulls of one connection at once (a schedule and a manual run) both found no lead for a new CRM record
     and created one; the second could not link its lead to the record and its run failed. Now the second waits
-    for the first's chunk and finds its lead."""
+    for the first's chunk and finds its lead. Both pulls have read the record from the CRM before either writes
+    it (a barrier that fails the run if they do not meet there), so the runs overlap where it matters."""
     email = "una.zeta@example.net"
     with transaction(database_url) as db:
         list_id = ensure_list(db, "Pulled twice", owner="tester").id
-    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
     mapping = {"email": "email", "first_name": "firstname"}
     pull = connection("hubspot", "hs-pull-race", direction="pull", mapping=mapping)
-    together = threading.Barrier(2, timeout=1)
-    lead_for_remote = store.lead_for_remote
-
-    def looked_up(*args: Any) -> Any:
-        found = lead_for_remote(*args)
-        if args[2] == record.id:  # (conn, connection, remote id)
-            with contextlib.suppress(threading.BrokenBarrierError):  # the other waits for this chunk: go on alone
-                together.wait()
-        return found
-
-    monkeypatch.setattr(store, "lead_for_remote", looked_up)
+    together = threading.Barrier(2, timeout=20)
     engines = [engine(database_url, sandbox, pull), engine(database_url, sandbox, pull)]
+    for sync in engines:
+        read = sync.connector.pull
+
+        def read_then_meet(*args: Any, read: Any = read) -> Any:
+            records = list(read(*args))
+            together.wait()  # a broken barrier raises: the run fails
+            return iter(records)
+
+        monkeypatch.setattr(sync.connector, "pull", read_then_meet)
     reports = in_threads(*[lambda sync=sync: sync.run("pull", list_id) for sync in engines])
     assert [r.status for r in reports] == ["completed", "completed"]
+    assert min(r.pulled for r in reports) == 0  # the second found the first's leads, up to date
     with connect(database_url) as db:
         leads = db.execute("SELECT id FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email)))
         assert len(leads.fetchall()) == 1
