@@ -364,14 +364,16 @@ class SyncEngine:
         part: list[tuple[OutgoingRecord, str]],
     ) -> None:
         """Send records with distinct match keys and record the results, in one transaction that holds a claim on
-        the keys of the unlinked ones (``store.lock_match_keys``) from before the check for leads linked with those
-        keys until the results are recorded: a batch (of this run or another) sending the same key waits, then
-        finds this one's link. A lead another run linked while this one waited is sent to its record by id: a
-        search may not find a record made seconds ago (Pipedrive's search index lags), and the create after it
-        would make the person twice."""
+        the keys of the unlinked ones and the records of the linked ones (``store.lock_match_keys``) from before
+        the check for leads linked with those keys until the results are recorded: a batch (of this run or
+        another) sending the same key waits, then finds this one's link, and a pull's chunk applying one of those
+        records waits for the values this batch sent. A lead another run linked while this one waited is sent to
+        its record by id: a search may not find a record made seconds ago (Pipedrive's search index lags), and
+        the create after it would make the person twice."""
         with transaction(self.database_url) as conn:
             unlinked = [record for record, _ in part if record.remote_id is None]
-            with store.lock_match_keys(conn, self.connection.name, [record.key for record in unlinked]):
+            linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
+            with store.lock_match_keys(conn, self.connection.name, [r.key for r in unlinked], linked_ids):
                 linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
                 part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)
                         for record, digest in part]  # fmt: skip
@@ -520,8 +522,13 @@ class SyncEngine:
             chunk = [record for _, record in zip(range(PULL_CHUNK), records, strict=False)]
             if not chunk:
                 return
-            with transaction(self.database_url) as conn:
-                store.lock_connection(conn, connection.name)
+            # the chunk's records and people: a pull or push batch of the connection meeting one of them waits
+            keys = [str(key) for r in chunk if (key := r.values.get(connection.match_remote)) not in (None, "")]
+            remote_ids = [record.remote_id for record in chunk]
+            with (
+                transaction(self.database_url) as conn,
+                store.lock_match_keys(conn, connection.name, keys, remote_ids),
+            ):
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())

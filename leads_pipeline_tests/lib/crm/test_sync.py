@@ -359,3 +359,36 @@ def test_concurrent_pulls_of_one_record_create_one_lead(
     with connect(database_url) as db:
         leads = db.execute("SELECT id FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email)))
         assert len(leads.fetchall()) == 1
+
+
+def test_a_pull_goes_on_while_a_push_of_the_connection_sends_other_people(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A pull's chunk locked the whole connection, so it waited for every push batch of the connection in
+    flight (a Bulk API job: minutes), and every batch after it waited for the pull. Now a chunk claims only its
+    records and their keys: the push here sends its batch only once the pull of another person has ended, and
+    fails if the pull waited for it."""
+    list_id = import_leads(database_url, tmp_path, [person("Pia", "pia.push@example.net")], list_name="Pushing")
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": "pol.pull@example.net"})
+    conn_ = connection("hubspot", "hs-side-by-side", mapping={"email": "email", "first_name": "firstname"})
+    push, pull = engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)
+    sending, pulled = threading.Event(), threading.Event()
+    send = push.connector.push
+
+    def after_the_pull(records: Any) -> Any:
+        sending.set()
+        assert pulled.wait(20), "the pull waited for the push batch"
+        return send(records)
+
+    push.connector.push = after_the_pull  # type: ignore[method-assign]
+
+    def pull_while_sending() -> SyncReport:
+        assert sending.wait(20)
+        try:
+            return pull.run("pull", list_id)
+        finally:
+            pulled.set()
+
+    reports = in_threads(lambda: push.run("push", list_id), pull_while_sending)
+    assert sorted((r.direction, r.status) for r in reports) == [("pull", "completed"), ("push", "completed")]
+    assert lead_of(database_url, list_id, "pol.pull@example.net")["source"] == "crm:hs-side-by-side"
