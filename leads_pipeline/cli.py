@@ -428,6 +428,14 @@ def main() -> None:
     app()
 
 
+WEBSERVER_POOL = ("--db-pool-recycle", "1")
+"""The webserver keeps a pooled connection to Dagster's storage (the daemon and the runs open one per use); one
+older than this many seconds is replaced before use. A connection of the webserver's pool outlived a restart of
+the database: the next UI launch failed, and the one after it left its run NOT_STARTED (the run was written, its
+queueing was not). dagster-postgres has no pre-ping setting; a restart takes longer than a second, so every
+connection from before it is replaced, at the cost of one new connection per second of UI use at most."""
+
+
 @app.command("dev")
 def dev(
     host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
@@ -451,7 +459,9 @@ def dev(
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
     processes = {
-        "webserver": subprocess.Popen([str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *location]),
+        "webserver": subprocess.Popen(
+            [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *WEBSERVER_POOL, *location]
+        ),
         "daemon": subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *location]),
     }
     asked_to_stop = False

@@ -11,11 +11,13 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import dagster as dg
 import pytest
 from typer.main import get_command
 from typer.testing import CliRunner, Result
@@ -149,6 +151,42 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
         "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
     )
     assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
+
+
+def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
+    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database restarted under `leads dev`: the webserver's pooled connections to Dagster's storage were
+    dead, the next UI launch failed and the one after it left its run NOT_STARTED. The webserver `leads dev`
+    starts (its pool set as that command line sets it) reads and writes its storage again after a restart: the
+    server closing every connection, and the second a restart takes at least."""
+    started: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    def stand_in(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        started.append(args)
+        return real_popen([sys.executable, "-c", "pass"])  # exits at once: `leads dev` stops
+
+    monkeypatch.setattr(subprocess, "Popen", stand_in)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    _fails(leads, "dev", "--port", str(port))
+    [webserver] = [args for args in started if Path(args[0]).name == "dagster-webserver"]
+    recycle = int(webserver[webserver.index("--db-pool-recycle") + 1]) if "--db-pool-recycle" in webserver else 3600
+    with dg.DagsterInstance.get() as instance:
+        instance.optimize_for_webserver(statement_timeout=15_000, pool_recycle=recycle, max_overflow=20)
+        assert instance.get_runs(limit=1) == []  # the pools hold their connections now
+        assert instance.get_latest_materialization_event(dg.AssetKey("lead_scores")) is None
+        with connect(database_url, autocommit=True) as db:
+            closed = db.execute(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert closed is not None and closed["n"] >= 2
+        time.sleep(1.2)
+        assert instance.get_runs(limit=1) == []
+        assert instance.get_latest_materialization_event(dg.AssetKey("lead_scores")) is None
 
 
 def test_lists_create_and_show(leads: CliRunner) -> None:

@@ -17,6 +17,9 @@ from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.lists import get_list
 
+RESCORE_CONFIG_TAG = "leads/rescore_config"
+"""A daily rescore run's tag: the configuration version whose scored leads its batch is made of when it starts."""
+
 
 class LeadScoresConfig(dg.PermissiveConfig):
     """The scoring configuration: any section of the YAML file (``weights``, ``thresholds``, ``companyFit``,
@@ -68,6 +71,9 @@ def lead_scores(
     try:
         scoring = resolve_config(config)
         with database.connection() as conn:
+            rescored = context.run.tags.get(RESCORE_CONFIG_TAG)
+            if rescored is not None:  # the daily rescore's batch, made now rather than while the sensor ran
+                store.create_rescore_batch(conn, batch_id, rescored)
             lead_ids = batch_lead_ids(conn, batch_id)
             model = (
                 FitModel.from_row(store.load_model_row(conn, scoring.model.version))

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -343,12 +343,8 @@ class SyncEngine:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             if self._over_quota(report, needed):
                 return
-            # a Bulk API job upserting by the lead's own id meets no other lead's record, and an upsert by external
-            # id puts one lead on one record: its thousands of keys go unlocked (a lock each would fill the
-            # server's lock table; a lock on the connection would hold the run's other jobs back)
-            lock = not (bulk and self.connection.match_field == "id")
             for part in _one_per_key(batch):
-                self._push_part(report, send, part, lock=lock)
+                self._push_part(report, send, part)
 
         # batches in flight at once: a push is bound by each round trip (and recording it) long before the
         # token bucket, which still paces every request
@@ -366,24 +362,29 @@ class SyncEngine:
         report: SyncReport,
         send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
         part: list[tuple[OutgoingRecord, str]],
-        *,
-        lock: bool,
     ) -> None:
-        """Send records with distinct match keys and record the results, in one transaction that holds the
-        connection's lock on the keys of the unlinked ones (``store.lock_match_keys``) from before the check for
-        leads linked with those keys until the results are recorded: a batch (of this run or another) sending the
-        same key waits, then finds this one's link."""
+        """Send records with distinct match keys and record the results, in one transaction that holds a claim on
+        the keys of the unlinked ones and the records of the linked ones (``store.lock_match_keys``) from before
+        the check for leads linked with those keys until the results are recorded: a batch (of this run or
+        another) sending the same key waits, then finds this one's link, and a pull's chunk applying one of those
+        records waits for the values this batch sent. A lead another run linked while this one waited is sent to
+        its record by id: a search may not find a record made seconds ago (Pipedrive's search index lags), and
+        the create after it would make the person twice."""
         with transaction(self.database_url) as conn:
             unlinked = [record for record, _ in part if record.remote_id is None]
-            if lock:
-                store.lock_match_keys(conn, self.connection.name, [record.key for record in unlinked])
-            held = self._linked_elsewhere(conn, report, unlinked)
-            sendable = [record for record, _ in part if record.lead_id not in held]
-            results, attempts = self._send(send, sendable) if sendable else ({}, {})
-            results.update(held)
-            attempts.update(dict.fromkeys(held, 0))
-            results = self._unlinkable(conn, part, results)
-            self._write_outcomes(conn, report, part, results, attempts)
+            linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
+            with store.lock_match_keys(conn, self.connection.name, [r.key for r in unlinked], linked_ids):
+                linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
+                part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)
+                        for record, digest in part]  # fmt: skip
+                unlinked = [record for record, _ in part if record.remote_id is None]
+                held = self._linked_elsewhere(conn, report, unlinked)
+                sendable = [record for record, _ in part if record.lead_id not in held]
+                results, attempts = self._send(send, sendable) if sendable else ({}, {})
+                results.update(held)
+                attempts.update(dict.fromkeys(held, 0))
+                results = self._unlinkable(conn, part, results)
+                self._write_outcomes(conn, report, part, results, attempts)
 
     def _linked_elsewhere(
         self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]
@@ -521,8 +522,13 @@ class SyncEngine:
             chunk = [record for _, record in zip(range(PULL_CHUNK), records, strict=False)]
             if not chunk:
                 return
-            with transaction(self.database_url) as conn:
-                store.lock_connection(conn, connection.name)
+            # the chunk's records and people: a pull or push batch of the connection meeting one of them waits
+            keys = [str(key) for r in chunk if (key := r.values.get(connection.match_remote)) not in (None, "")]
+            remote_ids = [record.remote_id for record in chunk]
+            with (
+                transaction(self.database_url) as conn,
+                store.lock_match_keys(conn, connection.name, keys, remote_ids),
+            ):
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())

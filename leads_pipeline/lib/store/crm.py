@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -232,36 +233,31 @@ def _same_key(match_field: str) -> sql.Composable | None:
     return None
 
 
-KEY_LOCKS_MAX: Final = 1_000
-"""Match keys a batch locks one by one; a larger batch (a Bulk API job) locks the whole connection instead, since
-every advisory lock takes a slot of the server's shared lock table (64 per connection by default)."""
+@contextmanager
+def lock_match_keys(
+    conn: Connection, connection: str, keys: Sequence[str], remote_ids: Sequence[str] = ()
+) -> Iterator[None]:
+    """Hold, until the block ends, a claim on each match key of ``keys`` (case-folded, as the CRMs compare them)
+    and each CRM record of ``remote_ids`` on ``connection``; the transaction must outlive the block.
 
-
-def lock_match_keys(conn: Connection, connection: str, keys: Sequence[str]) -> None:
-    """Hold until the transaction ends a lock on each match key of ``keys`` (case-folded, as the CRMs compare
-    them) on ``connection``. A batch sending leads without a link takes it before it checks for linked leads with
-    their keys and holds it until its results are recorded: two batches with one key (of one run, or of two runs
-    of the connection at once) go one after the other, so the second finds the first's link instead of creating a
-    second record, or racing the first to one record. Keys are taken in one order, so batches never deadlock."""
-    scope = _lock_id(connection)
-    if len(keys) > KEY_LOCKS_MAX:
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (scope,))
-        return
-    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (scope,))  # the connection, shared with other batches
-    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
-    conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) k", (ids,))  # in array order
-
-
-def lock_connection(conn: Connection, connection: str) -> None:
-    """Hold the whole connection until the transaction ends (a pull's chunk): another pull of it waits, then
-    finds the leads and links this one wrote instead of creating the same person's lead again, and so does a
-    push batch (``lock_match_keys`` shares this lock), which would otherwise create a CRM record for a lead the
-    chunk is about to link to a record of its own."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(connection),))
+    A push batch claims the keys of its unlinked leads and the records of its linked ones from before it checks
+    for leads linked with those keys until its results are recorded; a pull's chunk claims the keys and records
+    it applies. Two batches or chunks with one key or record (of one run, or of two runs of the connection at
+    once) go one after the other, so the second finds the first's links and leads instead of creating a second
+    CRM record or lead, or racing the first to one record; those with other keys go on beside it. The claims are
+    rows of ``crm_key_claims`` (sql/049), inserted in one order (so batches never deadlock) and deleted at the
+    end of the block, not advisory locks: a Bulk API job's 10,000 keys would fill the server's shared lock
+    table, and a lock on the whole connection held every other sync of it back while the job ran."""
+    ids = sorted({_lock_id(connection, key.casefold()) for key in keys}
+                 | {_lock_id(connection, "record", remote_id) for remote_id in remote_ids})  # fmt: skip
+    claim = "INSERT INTO crm_key_claims (connection, key_hash) SELECT %s, k FROM unnest(%s::bigint[]) k ORDER BY k"
+    conn.execute(claim, (connection, ids))  # waits on the unique index for a batch that claimed a key first
+    yield
+    conn.execute("DELETE FROM crm_key_claims WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
 
 
 def _lock_id(*parts: str) -> int:
-    """An advisory lock key for a CRM connection (or one of its match keys); a collision only serializes more."""
+    """A claim's key: a match key or record of a CRM connection, hashed; a collision only serializes more."""
     digest = hashlib.blake2b("\0".join(("crm", *parts)).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
@@ -276,6 +272,17 @@ def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
         (run_id, connection),
     )
     return [int(r["list_id"]) for r in rows]
+
+
+def remote_ids(conn: Connection, connection: str, lead_ids: Sequence[int]) -> dict[int, str]:
+    """Lead id -> the CRM record id it is linked to on ``connection``, for those of ``lead_ids`` that are linked."""
+    if not lead_ids:
+        return {}
+    rows = conn.execute(
+        "SELECT lead_id, remote_id FROM crm_links WHERE connection = %s AND lead_id = ANY(%s)",
+        (connection, list(lead_ids)),
+    )
+    return {int(r["lead_id"]): r["remote_id"] for r in rows}
 
 
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:

@@ -91,7 +91,7 @@ def save_config(conn: Connection, config: ScoringConfig) -> str:
 
 def create_rescore_batch(conn: Connection, batch_id: str, config_version: str) -> None:
     """The batch (kind 'selection') of the live leads last scored under ``config_version``, filled in one
-    statement; re-creating the same batch id is a no-op, so a re-evaluated schedule tick adds nothing."""
+    statement; re-creating the same batch id is a no-op, so a retried or re-executed rescore run adds nothing."""
     inserted = conn.execute(
         "INSERT INTO batches (id, kind, description) VALUES (%s, 'selection', %s)"
         " ON CONFLICT (id) DO NOTHING RETURNING id",

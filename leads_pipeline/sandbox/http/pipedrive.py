@@ -6,12 +6,14 @@ Endpoints: ``GET /api/v1/personFields`` (custom fields carry 40-character hash k
 ``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&cursor=``.
 Auth: the ``x-api-token`` header (or ``api_token`` query parameter). Pipedrive has no upsert and no duplicate
 check: a client must search before it creates. Errors: ``name`` missing (400), an email that is not one (400).
-Every answer carries ``x-ratelimit-limit``/``-remaining``/``-reset``.
+Every answer carries ``x-ratelimit-limit``/``-remaining``/``-reset``. Pipedrive's search index lags behind its
+writes (a person is found seconds after its create); ``search_lag_s`` emulates that lag, none by default.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +41,8 @@ class PipedriveEmulator:
         self._settings = settings
         self.store = CrmStore(key_fields=(PRIMARY,), new_id=lambda n: str(n))
         self.custom = {field_key(name): name for name in CUSTOM_FIELDS}
+        self.search_lag_s = 0.0
+        """A person created less than this long ago is not found by a search yet (tests set it)."""
 
     def add_person(self, name: str, email: str, **fields: Any) -> CrmRecord:
         """A person created in Pipedrive by a user (tests and benchmarks)."""
@@ -127,6 +131,7 @@ class PipedriveEmulator:
         fields = query.get("fields", "email").split(",")
         if exact and fields == ["email"]:
             found = self.store.find(PRIMARY, term)
+            found = found if found is not None and self._indexed(found) else None
             return self._ok({"items": [{"result_score": 1.0, "item": _search_item(found)}] if found else []})
         items = []
         for record in self.store.changed_since(None):
@@ -134,9 +139,13 @@ class PipedriveEmulator:
             if "name" in fields:
                 values.append(record.fields.get("name") or "")
             hit = any((v.casefold() == term) if exact else (term in v.casefold()) for v in values)
-            if hit:
+            if hit and self._indexed(record):
                 items.append({"result_score": 1.0, "item": _search_item(record)})
         return self._ok({"items": items}, {"next_cursor": None})
+
+    def _indexed(self, record: CrmRecord) -> bool:
+        """Whether the search index has the person yet (see ``search_lag_s``)."""
+        return record.created_ms <= time.time() * 1000 - self.search_lag_s * 1000
 
     def _write(self, record: CrmRecord | None, payload: Any) -> Response:
         fields = {k: v for k, v in payload.items() if k in STANDARD}

@@ -30,6 +30,7 @@ def materialize(
     asset: dg.AssetsDefinition,
     config: dict[str, Any],
     partition: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     if partition and partition not in instance.get_dynamic_partitions(BATCHES):
         instance.add_dynamic_partitions(BATCHES, [partition])
@@ -41,6 +42,7 @@ def materialize(
             instance=instance,
             resources={"database": LeadsDatabase(database_url=database_url)},
             run_config={"ops": {asset.key.path[-1]: {"config": config}}},
+            tags=tags,
             raise_on_error=False,
         )
 

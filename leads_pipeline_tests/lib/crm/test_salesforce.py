@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -75,32 +74,23 @@ def test_bulk_api_above_threshold_and_pull_pages(
     assert made is not None and made["n"] == 2100
 
 
-def test_bulk_jobs_upserting_by_the_leads_id_run_side_by_side(
-    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_runs_bulk_api_jobs_run_side_by_side(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The match-key locks that keep concurrent pushes from creating a person twice must not queue a run's Bulk
-    API jobs one behind the other (a job has more keys than are locked one by one, so it would lock the whole
-    connection): upserting by the lead's own id, two leads never meet one record."""
-    monkeypatch.setattr(store, "KEY_LOCKS_MAX", 1)  # a job of 2 records stands for one of 10,000
+    """The match-key claims that keep concurrent pushes from creating a person twice must not queue a run's Bulk
+    API jobs one behind the other: each job waits until all three are in flight, which they never are if one
+    waits for another (the barrier breaks after its timeout and the run fails)."""
     list_id = import_leads(database_url, tmp_path, lead_rows(6, start=85_000))
     sync = engine(database_url, sandbox, connection("salesforce", "sf-bulk-jobs", bulk_threshold=2), **salesforce_env)
     sync.connector.bulk_batch = 2  # type: ignore[attr-defined]
     push_bulk = sync.connector.push_bulk  # type: ignore[attr-defined]
-    in_flight, most = [0], [0]
-    guard = threading.Lock()
+    together = threading.Barrier(3, timeout=20)
 
-    def counted(records: Any) -> Any:
-        with guard:
-            in_flight[0] += 1
-            most[0] = max(most[0], in_flight[0])
-        time.sleep(0.5)  # long enough for the other jobs to start, unless they wait for this one
-        try:
-            return push_bulk(records)
-        finally:
-            with guard:
-                in_flight[0] -= 1
+    def met(records: Any) -> Any:
+        together.wait()  # all three jobs hold their claims here at once
+        return push_bulk(records)
 
-    sync.connector.push_bulk = counted  # type: ignore[attr-defined]
+    sync.connector.push_bulk = met  # type: ignore[attr-defined]
     report = sync.run("push", list_id)
     assert (report.status, report.created + report.updated) == ("completed", 6)  # ids restart per database
-    assert most[0] == 3
+    assert not together.broken

@@ -265,6 +265,31 @@ def test_a_person_twice_in_one_list_pushed_at_once_creates_one_record(
         assert [e["category"] for e in store.run_errors(db, report.sync_id)] == ["duplicate"]
 
 
+def test_one_list_pushed_by_two_runs_at_once_creates_the_person_once_despite_the_search_lag(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs pushing one list at once both read its lead as not yet in Pipedrive; the second waited for the
+    first's claim on the email, then searched, and Pipedrive's search (whose index lags behind its creates) did
+    not find the person the first had just made, so it created the person again. Now the link the first recorded
+    is what the second goes by: it updates that person."""
+    email = "ula.lag@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Ula", email)], list_name="Lagging")
+    monkeypatch.setattr(emulator(sandbox, "pipedrive"), "search_lag_s", 600.0)
+    conn_ = connection("pipedrive", "pd-lag", direction="push")
+    together = threading.Barrier(2, timeout=20)
+    lock_match_keys = store.lock_match_keys
+
+    def read_then_meet(*args: Any) -> Any:
+        together.wait()  # both runs read the lead as unlinked before either claims its email
+        return lock_match_keys(*args)
+
+    monkeypatch.setattr(store, "lock_match_keys", read_then_meet)
+    engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
+    reports = in_threads(*[lambda sync=sync: sync.run("push", list_id) for sync in engines])
+    assert len(people(sandbox, "pipedrive", email)) == 1
+    assert sorted((r.status, r.created, r.updated) for r in reports) == [("completed", 0, 1), ("completed", 1, 0)]
+
+
 @pytest.mark.parametrize(
     "stop",
     [RuntimeError("the connection to the database dropped"), KeyboardInterrupt("the run was interrupted")],
@@ -309,27 +334,61 @@ def test_concurrent_pulls_of_one_record_create_one_lead(
 ) -> None:
     """Two pulls of one connection at once (a schedule and a manual run) both found no lead for a new CRM record
     and created one; the second could not link its lead to the record and its run failed. Now the second waits
-    for the first's chunk and finds its lead."""
+    for the first's chunk and finds its lead. Both pulls have read the record from the CRM before either writes
+    it (a barrier that fails the run if they do not meet there), so the runs overlap where it matters."""
     email = "una.zeta@example.net"
     with transaction(database_url) as db:
         list_id = ensure_list(db, "Pulled twice", owner="tester").id
-    record = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": email, "firstname": "Una"})
     mapping = {"email": "email", "first_name": "firstname"}
     pull = connection("hubspot", "hs-pull-race", direction="pull", mapping=mapping)
-    together = threading.Barrier(2, timeout=1)
-    lead_for_remote = store.lead_for_remote
-
-    def looked_up(*args: Any) -> Any:
-        found = lead_for_remote(*args)
-        if args[2] == record.id:  # (conn, connection, remote id)
-            with contextlib.suppress(threading.BrokenBarrierError):  # the other waits for this chunk: go on alone
-                together.wait()
-        return found
-
-    monkeypatch.setattr(store, "lead_for_remote", looked_up)
+    together = threading.Barrier(2, timeout=20)
     engines = [engine(database_url, sandbox, pull), engine(database_url, sandbox, pull)]
+    for sync in engines:
+        read = sync.connector.pull
+
+        def read_then_meet(*args: Any, read: Any = read) -> Any:
+            records = list(read(*args))
+            together.wait()  # a broken barrier raises: the run fails
+            return iter(records)
+
+        monkeypatch.setattr(sync.connector, "pull", read_then_meet)
     reports = in_threads(*[lambda sync=sync: sync.run("pull", list_id) for sync in engines])
     assert [r.status for r in reports] == ["completed", "completed"]
+    assert min(r.pulled for r in reports) == 0  # the second found the first's leads, up to date
     with connect(database_url) as db:
         leads = db.execute("SELECT id FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx(email)))
         assert len(leads.fetchall()) == 1
+
+
+def test_a_pull_goes_on_while_a_push_of_the_connection_sends_other_people(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A pull's chunk locked the whole connection, so it waited for every push batch of the connection in
+    flight (a Bulk API job: minutes), and every batch after it waited for the pull. Now a chunk claims only its
+    records and their keys: the push here sends its batch only once the pull of another person has ended, and
+    fails if the pull waited for it."""
+    list_id = import_leads(database_url, tmp_path, [person("Pia", "pia.push@example.net")], list_name="Pushing")
+    cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.create({"email": "pol.pull@example.net"})
+    conn_ = connection("hubspot", "hs-side-by-side", mapping={"email": "email", "first_name": "firstname"})
+    push, pull = engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)
+    sending, pulled = threading.Event(), threading.Event()
+    send = push.connector.push
+
+    def after_the_pull(records: Any) -> Any:
+        sending.set()
+        assert pulled.wait(20), "the pull waited for the push batch"
+        return send(records)
+
+    push.connector.push = after_the_pull  # type: ignore[method-assign]
+
+    def pull_while_sending() -> SyncReport:
+        assert sending.wait(20)
+        try:
+            return pull.run("pull", list_id)
+        finally:
+            pulled.set()
+
+    reports = in_threads(lambda: push.run("push", list_id), pull_while_sending)
+    assert sorted((r.direction, r.status) for r in reports) == [("pull", "completed"), ("push", "completed")]
+    assert lead_of(database_url, list_id, "pol.pull@example.net")["source"] == "crm:hs-side-by-side"

@@ -1,0 +1,35 @@
+"""The match-key claims of a CRM push batch (sql/049), over the wire."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store.db import connect, transaction
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_bulk_jobs_claims_hold_back_only_the_batches_with_one_of_its_keys(database_url: str) -> None:
+    """A batch of more than 1,000 keys (a Bulk API job) locked the whole connection for as long as the job ran,
+    so every other push of the connection waited minutes. Now it claims its keys: a batch with another key goes
+    on at once, one with a key of the job (in other case) waits for it, and nothing is left once it ends."""
+    keys = [f"person{i}@example.net" for i in range(10_000)]
+    with (
+        transaction(database_url) as job,
+        store.lock_match_keys(job, "claims", keys),
+        connect(database_url, autocommit=True) as other,
+    ):
+        other.execute("SET lock_timeout = '2s'")
+        with other.transaction(), store.lock_match_keys(other, "claims", ["someone.else@example.net"]):
+            pass
+        with (
+            pytest.raises(psycopg.errors.LockNotAvailable),
+            other.transaction(),
+            store.lock_match_keys(other, "claims", ["PERSON7@example.net"]),
+        ):
+            pass
+    with connect(database_url) as db:
+        left = db.execute("SELECT count(*) AS n FROM crm_key_claims WHERE connection = %s", ("claims",)).fetchone()
+    assert left is not None and left["n"] == 0
