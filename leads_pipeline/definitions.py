@@ -47,14 +47,8 @@ defs = dg.Definitions(
         retention_job,
         crm_erasures_job,
     ],
-    schedules=[retention_schedule, crm_erasures_schedule, *crm_schedules()],
-    sensors=[
-        inbox_sensor,
-        enrich_after_import_sensor,
-        enrichment_succeeded_sensor,
-        enrichment_failed_sensor,
-        daily_rescore,
-    ],
+    schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, *crm_schedules()],
+    sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
     resources=default_resources(),
     executor=executor,
 )

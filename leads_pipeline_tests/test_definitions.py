@@ -34,9 +34,9 @@ def test_asset_graph_has_the_import_asset_partitioned_by_batch_with_its_checks()
 
 
 def test_sensor_and_jobs_resolve() -> None:
-    for name in ("inbox_sensor", "daily_rescore"):
-        assert defs.resolve_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING, name
-    for name in ("retention_daily", "crm_erasures_hourly"):  # run without anyone switching them on
+    sensor = defs.resolve_sensor_def("inbox_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    for name in ("daily_rescore", "retention_daily", "crm_erasures_hourly"):  # run without anyone switching them on
         assert defs.resolve_schedule_def(name).default_status == dg.DefaultScheduleStatus.RUNNING, name
     job = defs.resolve_implicit_job_def_def_for_assets([dg.AssetKey("batch_leads")])
     assert job is not None  # one global job: the CRM assets are partitioned by connection, not by batch

@@ -18,5 +18,6 @@ def test_scoring_assets_check_and_schedule_are_defined() -> None:
     assert dg.AssetKey("batch_leads") in node.parent_keys
     assert {check.name for check in graph.get_check_keys_for_assets({scores})} == {SCORES_CHECK}
     assert graph.get(dg.AssetKey("lead_fit_model")).partitions_def is None
-    assert defs.resolve_sensor_def("daily_rescore").job_name == "rescore_leads"
+    schedule = defs.resolve_schedule_def("daily_rescore")
+    assert (schedule.cron_schedule, schedule.job_name) == ("0 3 * * *", "rescore_leads")
     assert defs.resolve_job_def("rescore_leads").partitions_def is not None

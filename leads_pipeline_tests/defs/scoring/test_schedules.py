@@ -10,7 +10,7 @@ import pytest
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_scores
-from leads_pipeline.defs.scoring.schedules import daily_rescore, due_tick, rescore_requests
+from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_requests
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.store import scoring as store
@@ -58,13 +58,13 @@ def test_daily_rescore_decays_scores_under_each_leads_configuration(database_url
         assert conn.execute("SELECT stage FROM leads WHERE id = %s", (ids[0],)).fetchone() == {"stage": "mql"}
 
 
-def evaluate(database_url: str, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult:
-    with dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"database": LeadsDatabase(database_url=database_url)}
+def evaluate(database_url: str, instance: dg.DagsterInstance, moment: datetime) -> dg.SkipReason | list[dg.RunRequest]:
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=moment,
+        resources={"database": LeadsDatabase(database_url=database_url)},
     ) as context:
-        result = daily_rescore(context)
-    assert isinstance(result, dg.SensorResult)
-    return result
+        return daily_rescore(context)  # type: ignore[no-any-return]
 
 
 def batch_count(database_url: str) -> int:
@@ -74,30 +74,20 @@ def batch_count(database_url: str) -> int:
     return int(row["n"])
 
 
-def test_evaluating_the_daily_rescore_writes_nothing(database_url: str) -> None:
-    """Evaluating the daily rescore (the UI's test, a preview) created its batches and added their partitions:
-    a dry run wrote both. Now it asks for the runs and the partitions; the daemon adds those, a run makes its
-    batch as it starts. It fires once a day: the first evaluation only remembers the last 03:00 UTC."""
+def test_evaluating_the_daily_rescore_writes_no_batch(database_url: str) -> None:
+    """Evaluating the daily rescore (the UI's test, a preview) created its batches: a dry run wrote them. Now it
+    only registers the partition key of the day's run; the run makes its batch as it starts."""
     with connect(database_url) as conn:
         _, ids = add_leads(conn, [{"email": "kept.score@example.com"}])
         score_leads(conn, ids, parse_config(RECENCY_ONLY), now=datetime.now(UTC))
+    tick = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
     with dg.instance_for_test() as instance:
-        first = evaluate(database_url, instance, None)
-        assert (first.run_requests, first.skip_reason is not None) == ([], True)
-        assert first.cursor is not None
-        tick = datetime.fromisoformat(first.cursor)
-        assert (tick.hour, tick.minute, tick <= datetime.now(UTC) < tick + timedelta(days=1)) == (3, 0, True)
-        assert evaluate(database_url, instance, first.cursor).run_requests == []  # once a day
-
-        due = evaluate(database_url, instance, (tick - timedelta(days=1)).isoformat())
-        assert due.cursor is not None
-        fired = datetime.fromisoformat(due.cursor)
-        [request] = due.run_requests or []
-        assert request.partition_key == f"rescore-{fired:%Y%m%d}-{parse_config(RECENCY_ONLY).version}"
-        [partitions] = due.dynamic_partitions_requests or []
-        assert isinstance(partitions, dg.AddDynamicPartitionsRequest)
-        assert list(partitions.partition_keys) == [request.partition_key]
-        assert instance.get_dynamic_partitions(BATCHES) == []
+        requests = evaluate(database_url, instance, tick)
+        assert isinstance(requests, list)
+        [request] = requests
+        assert request.partition_key == f"rescore-{tick:%Y%m%d}-{parse_config(RECENCY_ONLY).version}"
+        assert evaluate(database_url, instance, tick) == requests  # a tick evaluated again asks for the same run
+        assert instance.get_dynamic_partitions(BATCHES) == [request.partition_key]
         assert batch_count(database_url) == 0
 
         config = request.run_config["ops"]["lead_scores"]["config"]
@@ -110,6 +100,6 @@ def test_evaluating_the_daily_rescore_writes_nothing(database_url: str) -> None:
 
 def test_no_scored_leads_means_no_run(database_url: str) -> None:
     with dg.instance_for_test() as instance:
-        yesterday = (due_tick(datetime.now(UTC)) - timedelta(days=1)).isoformat()
-        result = evaluate(database_url, instance, yesterday)
-    assert (result.run_requests, result.skip_reason) == ([], dg.SkipReason("no scored leads to rescore"))
+        result = evaluate(database_url, instance, datetime.now(UTC))
+        assert result == dg.SkipReason("no scored leads to rescore")
+        assert instance.get_dynamic_partitions(BATCHES) == []
