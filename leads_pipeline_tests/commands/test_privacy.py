@@ -407,3 +407,28 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
     assert (status["results"]["imported"], status["results"]["errors"]) == (1, 1), "Ana suppressed, Mia imported"
     found = leads.json("search", "--list", "fair", "--where", f"phone = {switchboard}", "--json")["leads"]
     assert sorted(lead["email"] for lead in found) == ["jo@acme.es", "mia@acme.es"]
+
+
+@pytest.mark.parametrize("named", [EMAIL, PHONE])
+def test_erasure_clears_column_names_that_were_her_row(
+    leads: Leads, database_url: str, tmp_path: Path, named: str
+) -> None:
+    """Before the header check, a file without a header row (or rows wider than it) had its first data row read
+    as the column names: her name, address and number stayed in imports.mapping, which export did not show and
+    erasure did not clear. Found by her address or her number as it was typed, the mapping is now exported and
+    emptied; another import's mapping is left alone."""
+    leads.ok("lists", "create", "fair")
+    first = tmp_path / "first.csv"
+    first.write_text("First Name,Email\nJo,jo@li.example\n", encoding="utf-8")
+    hers = int(import_file(database_url, first, "fair")["importId"])
+    other = int(import_file(database_url, DEMO_FILE, "fair")["importId"])
+    row = {"Ana": "first_name", "Garcia": "last_name", EMAIL.upper(): "email", "+34 912 345 678": "phone"}
+    _execute(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
+
+    exported = leads.json("privacy", "export", named)
+    assert [i["id"] for i in exported["data"]["imports"]] == [hers]
+    result = leads.json("privacy", "delete", named, "--yes", "--json")
+    assert result["removed"]["imports"] == 1
+    with connect(database_url) as conn:
+        mappings = {r["id"]: r["mapping"] for r in conn.execute("SELECT id, mapping FROM imports")}
+    assert mappings[hers] == {} and "Email" in mappings[other]

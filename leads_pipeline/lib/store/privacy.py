@@ -235,18 +235,16 @@ def erase_person(
         for entry in deployed(conn):
             if entry.erase == "keep":
                 continue
-            for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
-                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE ({w}) AND {c} IS NOT NULL").format(
-                    c=sql.Identifier(column),
-                    t=sql.Identifier(entry.table),
-                    w=sql.SQL(entry.find),  # type: ignore[arg-type]
-                )
-                cleared.update(r["v"] for r in conn.execute(found, params))
+            if entry.erase == "clear":  # the raw cells about to be cleared may sit in Dagster's previews too
+                cleared.update(_cells(conn, entry, params))
             target = sql.SQL("{} t").format(sql.Identifier(entry.table))
             if entry.erase == "delete":
                 statement = sql.SQL("DELETE FROM {} WHERE {}").format(target, sql.SQL(entry.find))  # type: ignore[arg-type]
             else:
-                assignments = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in entry.clear)
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(entry.cleared_to))  # type: ignore[arg-type]
+                    for c in entry.clear
+                )
                 statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
             removed[entry.table] = conn.execute(statement, params).rowcount
         suppressed: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
@@ -283,6 +281,20 @@ def erase_person(
         "suppressed": len(suppressed),
         "crmErasures": queued,
     }
+
+
+def _cells(conn: Connection, entry: PersonalTable, params: dict[str, Any]) -> set[str]:
+    """The raw texts of the rows of a ``clear`` entry found for the person: its ``cells``, else its cleared
+    columns as text."""
+    cells = (
+        sql.SQL(entry.cells)  # type: ignore[arg-type]
+        if entry.cells
+        else sql.SQL(" UNION ALL ").join(sql.SQL("SELECT t.{}::text").format(sql.Identifier(c)) for c in entry.clear)
+    )
+    found = sql.SQL(
+        "SELECT DISTINCT x.v FROM {t} t CROSS JOIN LATERAL ({x}) x(v) WHERE ({w}) AND x.v IS NOT NULL"
+    ).format(x=cells, t=sql.Identifier(entry.table), w=sql.SQL(entry.find))  # type: ignore[arg-type]
+    return {r["v"] for r in conn.execute(found, params)}
 
 
 def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:

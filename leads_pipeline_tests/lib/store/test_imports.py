@@ -1267,3 +1267,48 @@ def test_migrations_are_applied_once(database_url: str) -> None:
     assert apply_migrations(database_url) == [], "the test database is already migrated: nothing to do"
     versions = [r["version"] for r in _query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [m.version for m in discover(sql_dir())]
+
+
+def test_the_mapping_migration_empties_mappings_that_were_a_data_row(postgres_server: str, tmp_path: Path) -> None:
+    """sql/047 on a database with imports made before the header check: a mapping whose column names were a
+    person's row (an email address, a number with its country code or 10 digits) is emptied; ordinary headers,
+    a date range, a bare number and a name-only row (which no rule tells from headers) are kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
+
+    name = f"before_047_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    before = tmp_path / "sql"
+    before.mkdir()
+    for migration in discover(sql_dir()):
+        if migration.version < 47:
+            shutil.copy(migration.path, before)
+    apply_migrations(url, before)
+    mappings: list[dict[str, str | None]] = [
+        {"Ana": None, "Garcia": None, "ANA@ACME.ES": "email"},
+        {"Ana": None, "'+34 912 345 678": "phone"},
+        {"Jo": None, "(415) 555-0100": "phone"},
+        {"First Name": "first_name", "Email": "email", "2023-2024": None, "20231231": None},
+        {"Ana": None, "Garcia": None, "Acme": None},
+    ]
+    try:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner="tester").id
+            for i, mapping in enumerate(mappings):
+                conn.execute("INSERT INTO batches (id, kind, list_id) VALUES (%s, 'import', %s)", (f"b{i}", list_id))
+                conn.execute(
+                    "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, mapping, chunk_rows,"
+                    " created_by) VALUES (%s, %s, 'f.csv', 'x', 1, %s, 1000, 'tester')",
+                    (f"b{i}", list_id, json.dumps(mapping)),
+                )
+        assert 47 in apply_migrations(url)
+        with connect(url) as conn:
+            kept = [r["mapping"] for r in conn.execute("SELECT mapping FROM imports ORDER BY id")]
+        assert kept == [{}, {}, {}, *mappings[3:]]
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
