@@ -121,7 +121,8 @@ def create_job(
     user = acting_user()
     with connect(env.database_url) as conn:
         if not _selected_ids(conn, selection, ids_file, user):
-            raise ConfigurationError(f"the selection ({selection.describe()}) holds no leads; nothing to enrich")
+            described = selection.describe(values=True)
+            raise ConfigurationError(f"the selection ({described}) holds no leads; nothing to enrich")
         _, queued = create_selection_batch(
             conn,
             selection,

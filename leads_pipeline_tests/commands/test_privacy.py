@@ -432,3 +432,25 @@ def test_erasure_clears_column_names_that_were_her_row(
     with connect(database_url) as conn:
         mappings = {r["id"]: r["mapping"] for r in conn.execute("SELECT id, mapping FROM imports")}
     assert mappings[hers] == {} and "Email" in mappings[other]
+
+
+def test_selections_by_her_name_leave_no_name_behind(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """A selection by her name (`leads score --where "last_name = Garcia"`, a search written as CSV, a bulk
+    tag) was recorded in clear in the batch's description and the audit log, which outlive her erasure (and the
+    log is append-only); the values compared with a person's details and the text searched for are not recorded
+    now."""
+    leads.ok("lists", "create", "fair")
+    path = tmp_path / "fair.csv"
+    path.write_text(
+        f"First Name,Last Name,Email,Country\nAna,Garcia,{EMAIL},ES\nJo,Li,jo@li.example,ES\n", encoding="utf-8"
+    )
+    import_file(database_url, path, "fair")
+    leads.ok("score", "--list", "fair", "--where", "last_name = Garcia", "--where", "country = ES")
+    leads.ok("search", "Garcia", "--list", "fair", "--csv")
+    leads.ok("bulk", "tag", "vip", "--list", "fair", "--where", "first_name ~ An", "--where", 'custom."Met at" = Ana')
+    leads.ok("privacy", "delete", EMAIL, "--yes")
+    with connect(database_url) as conn:
+        recorded = [r["description"] for r in conn.execute("SELECT description FROM batches ORDER BY id")]
+        recorded += [r["details"] for r in conn.execute("SELECT details::text FROM audit_log ORDER BY id")]
+    assert not [text for text in recorded if "Garcia" in text or "~ An" in text or "= Ana" in text], recorded
+    assert any("last_name = <value>; country = ES" in text for text in recorded), "the rest is kept"

@@ -27,8 +27,9 @@ from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import database_before, import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -1273,21 +1274,6 @@ def test_the_mapping_migration_empties_mappings_that_were_a_data_row(postgres_se
     """sql/047 on a database with imports made before the header check: a mapping whose column names were a
     person's row (an email address, a number with its country code or 10 digits) is emptied; ordinary headers,
     a date range, a bare number and a name-only row (which no rule tells from headers) are kept."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
-
-    name = f"before_047_{os.getpid()}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
-    before = tmp_path / "sql"
-    before.mkdir()
-    for migration in discover(sql_dir()):
-        if migration.version < 47:
-            shutil.copy(migration.path, before)
-    apply_migrations(url, before)
     mappings: list[dict[str, str | None]] = [
         {"Ana": None, "Garcia": None, "ANA@ACME.ES": "email"},
         {"Ana": None, "'+34 912 345 678": "phone"},
@@ -1295,7 +1281,7 @@ def test_the_mapping_migration_empties_mappings_that_were_a_data_row(postgres_se
         {"First Name": "first_name", "Email": "email", "2023-2024": None, "20231231": None},
         {"Ana": None, "Garcia": None, "Acme": None},
     ]
-    try:
+    with database_before(postgres_server, 47, tmp_path) as url:
         with connect(url) as conn:
             list_id = create_list(conn, "prospects", owner="tester").id
             for i, mapping in enumerate(mappings):
@@ -1308,7 +1294,4 @@ def test_the_mapping_migration_empties_mappings_that_were_a_data_row(postgres_se
         assert 47 in apply_migrations(url)
         with connect(url) as conn:
             kept = [r["mapping"] for r in conn.execute("SELECT mapping FROM imports ORDER BY id")]
-        assert kept == [{}, {}, {}, *mappings[3:]]
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    assert kept == [{}, {}, {}, *mappings[3:]]
