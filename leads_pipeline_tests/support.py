@@ -3,13 +3,18 @@ environment the ``leads`` command runs in; connecting as another database user."
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -17,6 +22,29 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
+
+
+@contextlib.contextmanager
+def database_before(postgres_server: str, version: int, scratch: Path) -> Iterator[str]:
+    """The URL of a new database migrated up to, not including, migration ``version`` (to store rows as an
+    earlier version did, then apply the rest); dropped afterwards."""
+    name = f"before_{version:03d}_{os.getpid()}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
+    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
+    before = scratch / f"sql_before_{version:03d}"
+    before.mkdir()
+    for migration in discover(sql_dir()):
+        if migration.version < version:
+            shutil.copy(migration.path, before)
+    apply_migrations(url, before)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
 
 
 def connect_as(database_url: str, user: str) -> str:

@@ -228,7 +228,7 @@ def bulk_delete(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     if not yes:
         matched = _run(lambda conn: bulk.count(conn, selection, acting_user()))
-        if not typer.confirm(f"delete {matched:,} leads ({selection.describe()})?"):
+        if not typer.confirm(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()))
     _report(result, as_json, f"deleted {result.changed:,} leads; `leads bulk restore --id ...` brings them back")

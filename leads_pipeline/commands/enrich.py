@@ -121,7 +121,8 @@ def create_job(
     user = acting_user()
     with connect(env.database_url) as conn:
         if not _selected_ids(conn, selection, ids_file, user):
-            raise ConfigurationError(f"the selection ({selection.describe()}) holds no leads; nothing to enrich")
+            described = selection.describe(values=True)
+            raise ConfigurationError(f"the selection ({described}) holds no leads; nothing to enrich")
         _, queued = create_selection_batch(
             conn,
             selection,
@@ -403,8 +404,18 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @jobs_app.command("run", hidden=True)
 def jobs_run(job_id: str) -> None:
-    """Run a created job to its end in this process (what `leads enrich` starts in the background)."""
+    """Run a created job to its end in this process (what `leads enrich` starts in the background). Needs the
+    editor role on the job's lists, as `leads enrich` does."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
     env = run_or_fail(environment)
+
+    def check() -> None:
+        with connect(env.database_url) as conn:
+            store.require_job_runner(conn, job_id, acting_user())
+
+    run_or_fail(check)
     run_or_fail(lambda: execute_job(env, job_id))
 
 

@@ -62,7 +62,7 @@ def run_cli_score(
         what = (
             f"list {lead_list.name}"
             + (f", ids from {ids_file.name}" if ids_file else "")
-            + (f", where {'; '.join(where)}" if where else "")
+            + (f", where {'; '.join(f.describe() for f in selection.where)}" if where else "")
         )
         batch = create_selection(conn, selection, actor, label=lead_list.name, description=what)
     run_config = {"config_file": str(config_file.resolve())} if config_file else {}

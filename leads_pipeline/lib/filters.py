@@ -55,6 +55,13 @@ ALLOWED_OPS: Final[dict[FieldKind, tuple[str, ...]]] = {
     "timestamp": ORDERED_OPS,
     "custom": ("=", "!=", "<", "<=", ">", ">=", "~", "!~", "in", "not in", *EMPTY_OPS),
 }
+PERSONAL: Final = frozenset(
+    {"first_name", "last_name", "full_name", "email", "phone", "mobile_phone", "linkedin_url", "street", "notes"}
+)
+"""Fields that name or reach a person (and custom fields, which may hold anything): the values a selection is
+filtered by on them are not recorded (``Selection.describe``)."""
+HIDDEN: Final = "<value>"
+
 # Longest first, so that "<=" wins over "<" and "is not empty" over "is empty".
 _OPERATORS: Final = (
     "is not empty",
@@ -92,6 +99,13 @@ class Filter:
     @property
     def kind(self) -> FieldKind:
         return field_kind(self.field)
+
+    def describe(self, *, values: bool = False) -> str:
+        """The filter as written; without ``values``, a value compared with a person's details (``PERSONAL``) is
+        left out: a recorded description outlives the person's erasure."""
+        if values or not self.values or not (self.field in PERSONAL or self.custom_name is not None):
+            return self.text.strip()
+        return f"{self.field} {self.op} {HIDDEN}"
 
     @property
     def custom_name(self) -> str | None:
@@ -318,12 +332,15 @@ class Selection:
             ids=tuple(ids or ()),
         )
 
-    def describe(self) -> str:
-        """A short human description, for batch records and confirmations."""
+    def describe(self, *, values: bool = False) -> str:
+        """A short human description, for batch records, audit entries and confirmations. Recorded ones (the
+        default) leave out the values compared with a person's details and the text searched for (a name, as
+        likely as not): the batch and the audit log outlive the person's erasure. ``values``: as typed, for the
+        user who typed them."""
         parts = [f"lists {', '.join(self.lists)}" if self.lists else "all readable lists"]
-        parts += [f.text.strip() for f in self.where]
+        parts += [f.describe(values=values) for f in self.where]
         if self.query:
-            parts.append(f"text {self.query!r}")
+            parts.append(f"text {self.query!r}" if values else f"text {HIDDEN}")
         if self.tags:
             parts.append(f"tag {'|'.join(self.tags)}")
         if self.stages:

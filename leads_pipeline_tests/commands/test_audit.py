@@ -36,7 +36,7 @@ def test_list_bulk_and_export_actions_are_audited(leads: Leads, database_url: st
     share, _, tag, export, delete, purge = entries
     assert share["details"] == {"user": "bob", "role": "editor"} and share["object"].startswith("list:")
     assert tag["details"]["leadCount"] == 1 and tag["details"]["tags"] == ["hot"]
-    assert export["details"]["selection"] == "all readable lists; email = <email>", "no contact data in the log"
+    assert export["details"]["selection"] == "all readable lists; email = <value>", "no contact data in the log"
     assert export["details"]["leadCount"] == 1
     assert delete["details"]["leadCount"] == 1 and len(delete["details"]["leadIds"]) == 1
     assert purge["details"] == {"name": "old", "leadCount": 0}

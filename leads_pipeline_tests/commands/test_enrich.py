@@ -307,6 +307,26 @@ def test_a_job_is_shown_to_its_starter_and_the_readers_of_its_lists(
     assert [j["jobId"] for j in json.loads(listed.stdout)] == [job]
 
 
+def test_running_a_job_needs_the_editor_role_on_its_lists(
+    leads: CliRunner, prospects: list[int], tmp_path: Path
+) -> None:
+    """The hidden `leads jobs run ID` (what `leads enrich` starts in the background) ran any job for anyone, who
+    could spend its credits and write its list's leads; it now checks as `leads enrich` does."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{prospects[0]}\n")
+    job = _json(leads, "enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
+    refused = leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"})
+    unknown = leads.invoke(app, ["jobs", "run", f"{job}-x"], env={"LEADS_USER": "mallory"})
+    assert refused.exit_code == unknown.exit_code == 1
+    assert refused.stderr == unknown.stderr.replace(f"{job}-x", job), "a stranger learns nothing"
+    assert f"enrichment job {job!r}: not found or not shared with you" in refused.stderr
+    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
+    viewer = leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"})
+    assert viewer.exit_code == 1 and f"running enrichment job {job} needs the role editor or owner" in viewer.stderr
+    _run(leads, "lists", "share", "prospects", "mallory", "--role", "editor")
+    assert leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"}).exit_code == 0
+
+
 def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:
     listing = _json(leads, "templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]

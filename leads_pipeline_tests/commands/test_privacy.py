@@ -81,7 +81,7 @@ def test_export_holds_every_piece_of_data_about_the_person(ana: Leads, tmp_path:
     ana.ok("privacy", "export", EMAIL, "--out", str(out))
     document = json.loads(out.read_text(encoding="utf-8"))
     data = document["data"]
-    assert document["identifiers"] == {"emails": [EMAIL], "phones": [PHONE]}
+    assert document["identifiers"] == {"emails": [EMAIL], "phones": [PHONE], "shared": []}
     assert len(data["leads"]) == 2 and {lead["email"] for lead in data["leads"]} == {EMAIL}
     assert {lead["title"] for lead in data["leads"]} >= {"CFO"}, "the update is in the stored lead"
     assert data["import_updates"][0]["previous"]["title"] != "CFO", "the snapshot before the update"
@@ -120,8 +120,8 @@ def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, datab
     suppressed = [e for e in errors if "suppressed" in e.get("reason", "")]
     assert len(suppressed) == 1 and EMAIL not in json.dumps(suppressed)
     with connect(database_url) as conn:
-        assert privacy.is_suppressed(conn, email=EMAIL.upper()) and privacy.is_suppressed(conn, phone=PHONE)
-        assert not privacy.is_suppressed(conn, email="juergen@beispiel.de") and not privacy.is_suppressed(conn)
+        assert privacy.suppressed_values(conn, "email", [EMAIL.upper(), "juergen@beispiel.de", None]) == {EMAIL.upper()}
+        assert privacy.suppressed_values(conn, "phone", [PHONE]) == {PHONE}
     exported = ana.json("privacy", "export", EMAIL)
     assert exported["suppressed"] is True and exported["leadIds"] == []
     assert [e["action"] for e in ana.json("audit", "--action", "privacy", "--json")] == [
@@ -215,7 +215,7 @@ def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
     # refused as a person held by lists not shared with her: another refusal would say whether anyone holds them
     assert "not found or not shared with you" in nobody and "LEADS_PRIVACY_OFFICERS" in nobody, "reaches every list"
     with connect(database_url) as conn:
-        assert not privacy.is_suppressed(conn, email=EMAIL)
+        assert privacy.suppressed_values(conn, "email", [EMAIL]) == set()
         assert conn.execute("SELECT count(*) AS n FROM opt_outs").fetchone() == {"n": 0}
         errors = [r["value"] for r in conn.execute("SELECT value FROM import_errors")]
         assert any("a note about her" in (value or "") for value in errors), "her rejected row is still tester's"
@@ -270,7 +270,7 @@ def test_a_request_follows_merges_to_every_lead_merged_with_hers(
         assert left == [], "no lead of hers is left, merged away or surviving"
         assert conn.execute("SELECT count(*) AS n FROM lead_facts").fetchone() == {"n": 0}
         assert conn.execute("SELECT count(*) AS n FROM lead_tags").fetchone() == {"n": 0}
-        assert privacy.is_suppressed(conn, email=EMAIL) and privacy.is_suppressed(conn, email="ana@home.example")
+        assert privacy.suppressed_values(conn, "email", [EMAIL, "ana@home.example"]) == {EMAIL, "ana@home.example"}
 
 
 def _photo(folder: Path, content: bytes) -> Path:
@@ -367,3 +367,90 @@ def test_delete_leaves_no_trace_in_later_stages_caches_and_media(ana: Leads, dat
     assert compute_log.read_text(encoding="utf-8") == job_log.read_text(encoding="utf-8") == "started\ndone\n"
     on_disk = [p for p in (tmp_path / "home").rglob("*") if p.is_file() and EMAIL.encode() in p.read_bytes()]
     assert on_disk == [], "no file under the leads home mentions her"
+
+
+def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Ana and Jo share the office switchboard: erasing Ana removes it from her lead only. Before, erasure
+    suppressed every number of her leads, so Jo (and anyone later imported with the switchboard) was dropped from
+    every import as an erased person, and the switchboard's traces of Jo (his facts) were deleted."""
+    switchboard = "+34910000000"
+    leads.ok("lists", "create", "fair")
+    first = tmp_path / "first.csv"
+    first.write_text(
+        f"First Name,Last Name,Email,Phone,Mobile Phone\nAna,Garcia,{EMAIL},{switchboard},{PHONE}\n"
+        f"Jo,Li,jo@acme.es,{switchboard},\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, first, "fair")
+    _execute(
+        database_url,
+        "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details) SELECT id, 'phone', phone,"
+        " 'twilio', 90, jsonb_build_object('number_bidx', phone_bidx) FROM leads WHERE email_bidx = %s",
+        bidx("jo@acme.es"),
+    )
+    exported = leads.json("privacy", "export", EMAIL)
+    assert exported["identifiers"] == {"emails": [EMAIL], "phones": [PHONE], "shared": [switchboard]}
+    assert exported["data"]["lead_facts"] == [], "Jo's fact is not hers"
+
+    assert leads.json("privacy", "delete", EMAIL, "--yes", "--json")["suppressed"] == 2
+    with connect(database_url) as conn:
+        assert privacy.suppressed_values(conn, "phone", [switchboard, PHONE]) == {PHONE}
+        assert conn.execute("SELECT count(*) AS n FROM lead_facts").fetchone() == {"n": 1}, "Jo's fact stays"
+    again = tmp_path / "again.csv"
+    again.write_text(
+        f"First Name,Last Name,Email,Phone\nAna,Garcia,{EMAIL},{switchboard}\nMia,Ruiz,mia@acme.es,{switchboard}\n",
+        encoding="utf-8",
+    )
+    status = import_file(database_url, again, "fair")
+    assert (status["results"]["imported"], status["results"]["errors"]) == (1, 1), "Ana suppressed, Mia imported"
+    found = leads.json("search", "--list", "fair", "--where", f"phone = {switchboard}", "--json")["leads"]
+    assert sorted(lead["email"] for lead in found) == ["jo@acme.es", "mia@acme.es"]
+
+
+@pytest.mark.parametrize("named", [EMAIL, PHONE])
+def test_erasure_clears_column_names_that_were_her_row(
+    leads: Leads, database_url: str, tmp_path: Path, named: str
+) -> None:
+    """Before the header check, a file without a header row (or rows wider than it) had its first data row read
+    as the column names: her name, address and number stayed in imports.mapping, which export did not show and
+    erasure did not clear. Found by her address or her number as it was typed, the mapping is now exported and
+    emptied; another import's mapping is left alone."""
+    leads.ok("lists", "create", "fair")
+    first = tmp_path / "first.csv"
+    first.write_text("First Name,Email\nJo,jo@li.example\n", encoding="utf-8")
+    hers = int(import_file(database_url, first, "fair")["importId"])
+    other = int(import_file(database_url, DEMO_FILE, "fair")["importId"])
+    row = {"Ana": "first_name", "Garcia": "last_name", EMAIL.upper(): "email", "+34 912 345 678": "phone"}
+    _execute(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
+
+    exported = leads.json("privacy", "export", named)
+    assert [i["id"] for i in exported["data"]["imports"]] == [hers]
+    result = leads.json("privacy", "delete", named, "--yes", "--json")
+    assert result["removed"]["imports"] == 1
+    with connect(database_url) as conn:
+        mappings = {r["id"]: r["mapping"] for r in conn.execute("SELECT id, mapping FROM imports")}
+    assert mappings[hers] == {} and "Email" in mappings[other]
+
+
+def test_selections_by_her_name_leave_no_name_behind(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """A selection by her name (`leads score --where "last_name = Garcia"`, a search written as CSV, a bulk
+    tag) was recorded in clear in the batch's description and the audit log, which outlive her erasure (and the
+    log is append-only); the values compared with a person's details and the text searched for are not recorded
+    now."""
+    leads.ok("lists", "create", "fair")
+    path = tmp_path / "fair.csv"
+    path.write_text(
+        f"First Name,Last Name,Email,Country\nAna,Garcia,{EMAIL},ES\nJo,Li,jo@li.example,ES\n", encoding="utf-8"
+    )
+    import_file(database_url, path, "fair")
+    leads.ok("score", "--list", "fair", "--where", "last_name = Garcia", "--where", "country = ES")
+    leads.ok("search", "Garcia", "--list", "fair", "--csv")
+    leads.ok("bulk", "tag", "vip", "--list", "fair", "--where", "first_name ~ An", "--where", 'custom."Met at" = Ana')
+    leads.ok("privacy", "delete", EMAIL, "--yes")
+    with connect(database_url) as conn:
+        recorded = [r["description"] for r in conn.execute("SELECT description FROM batches ORDER BY id")]
+        recorded += [r["details"] for r in conn.execute("SELECT details::text FROM audit_log ORDER BY id")]
+    assert not [text for text in recorded if "Garcia" in text or "~ An" in text or "= Ana" in text], recorded
+    assert any("last_name = <value>; country = ES" in text for text in recorded), "the rest is kept"

@@ -246,7 +246,7 @@ def test_a_selection_batch_describes_no_address_or_number(fair: Leads, database_
     with connect(database_url) as conn:
         batch_id, _ = create_selection_batch(conn, Selection.build(lists=["fair"], where=where), "tester")
         batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
-    assert batch == {"description": "lists fair; email = <email>; phone = <phone>"}
+    assert batch == {"description": "lists fair; email = <value>; phone = <value>"}
 
 
 def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: Leads) -> None:

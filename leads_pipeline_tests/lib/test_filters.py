@@ -107,7 +107,26 @@ def test_sort_and_selection_options() -> None:
         Selection.build(score_min=-1)
     selection = Selection.build(lists=["a"], where=["country = DE"], query="  acme ", tags=["hot"], ids=[1, 2])
     assert selection.query == "acme"
-    assert selection.describe() == "lists a; country = DE; text 'acme'; tag hot; 2 ids"
+    assert selection.describe(values=True) == "lists a; country = DE; text 'acme'; tag hot; 2 ids"
+    assert selection.describe() == "lists a; country = DE; text <value>; tag hot; 2 ids"
+
+
+def test_a_recorded_description_leaves_out_the_values_compared_with_a_person() -> None:
+    """Batch descriptions and audit entries outlive a person's erasure: a name, address, number or custom value
+    the selection compared is left out of them, the fields, operators and other values are kept."""
+    where = [
+        "last_name = Garcia",
+        "email ~ ana.garcia",
+        'custom."Met at" in Ana, Jo',
+        "notes is empty",
+        "city = Madrid",
+    ]
+    selection = Selection.build(where=where)
+    assert selection.describe() == (
+        "all readable lists; last_name = <value>; email ~ <value>; custom.Met at in <value>; notes is empty;"
+        " city = Madrid"
+    )
+    assert selection.describe(values=True) == "all readable lists; " + "; ".join(where)
 
 
 def test_ids_files(tmp_path: Path) -> None:

@@ -9,10 +9,11 @@ import dagster as dg
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
-from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.errors import NotFoundError, PermanentError
 from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.lists import get_list
+from leads_pipeline.lib.store.lists import Connection, get_list
 from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS
 
 PROGRESS_LOG_SECONDS = 10.0
@@ -32,6 +33,9 @@ class ImportConfig(dg.Config):
     default_region: str = "US"
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     user: str | None = None
+    """Who imports: `leads import`'s acting user, or the OS owner of a file dropped in the inbox. They need the
+    editor role on the list, as `leads import` checks (a list that ``create_list`` creates is theirs). Unset (a
+    launch from the Dagster UI), the import runs as the service, into any list."""
     create_list: bool = False
     sha256: str | None = None
     """The content the sensor saw: a file saved over before the run started is refused (the batch is named after
@@ -46,6 +50,18 @@ class ImportConfig(dg.Config):
             chunk_rows=self.chunk_rows,
             create_list=self.create_list,
         )
+
+
+def _require_importer(conn: Connection, list_name: str, user: str, *, create: bool) -> None:
+    """The editor role on the list (a non-member is told what an unknown list's name is told); nothing for a
+    list the run will create with ``user`` as its owner."""
+    try:
+        lead_list = get_list(conn, list_name, None)
+    except NotFoundError:
+        if create:
+            return
+        raise
+    access.require(conn, lead_list.id, user, "editor", "importing into it")
 
 
 def _errors_table(errors: list[dict[str, object]]) -> str:
@@ -100,6 +116,9 @@ def batch_leads(
             ]
 
     try:
+        if config.user is not None:
+            with database.connection() as conn:
+                _require_importer(conn, config.list_name, config.user, create=config.create_list)
         status = run_import(
             database.database_url,
             batch_id=batch_id,

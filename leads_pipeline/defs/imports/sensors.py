@@ -1,6 +1,9 @@
-"""The drop folder: a CSV saved under ``$LEADS_INBOX/<list name>/`` is imported into that list."""
+"""The drop folder: a CSV saved under ``$LEADS_INBOX/<list name>/`` is imported into that list, as the OS user
+owning the file: the daemon reads every file in the inbox, so the folder's permissions alone would let anyone who
+may write into it import into any list (and the service, acting as each list's owner, did so)."""
 
 import json
+import pwd
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,18 +30,32 @@ class DroppedFile:
     mtime: float
     ctime: float
     """Changes whenever the file is saved, touched, copied or moved in again (mtime survives ``mv`` and ``cp -p``)."""
+    owner: str
+    """The OS user owning the file: who the import acts as (it needs the editor role on the list)."""
+
+
+def file_owner(uid: int) -> str:
+    """The name of the OS user ``uid``; a uid without a name is named ``uid:N``, which no list has as member."""
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid:{uid}"
 
 
 def dropped_files(inbox: Path) -> list[DroppedFile]:
-    """Files one level below the inbox; the folder they are in names the list."""
+    """Files one level below the inbox; the folder they are in names the list. A symbolic link is not a dropped
+    file: its owner is not the owner of what the daemon would read through it (another user's file)."""
     found: list[DroppedFile] = []
     if not inbox.is_dir():
         return found
     for folder in sorted(p for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for path in sorted(folder.iterdir()):
-            if path.is_file() and path.suffix.lower() in IMPORTABLE_SUFFIXES and not path.name.startswith("."):
+            if path.is_symlink() or path.name.startswith(".") or path.suffix.lower() not in IMPORTABLE_SUFFIXES:
+                continue
+            if path.is_file():
                 stat = path.stat()
-                found.append(DroppedFile(path, folder.name, stat.st_size, stat.st_mtime, stat.st_ctime))
+                owner = file_owner(stat.st_uid)
+                found.append(DroppedFile(path, folder.name, stat.st_size, stat.st_mtime, stat.st_ctime, owner))
     return found
 
 
@@ -128,7 +145,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             continue
         batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
         new_partitions.append(batch_key)
-        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha)
+        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha, user=dropped.owner)
         run_requests.append(
             dg.RunRequest(
                 run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request

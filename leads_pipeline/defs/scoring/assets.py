@@ -13,6 +13,7 @@ from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_config, read_yaml_file
 from leads_pipeline.lib.scoring.model import FitModel, LabelledData, labelled_leads, read_labelled_file, train
 from leads_pipeline.lib.scoring.selection import list_lead_ids
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.lists import get_list
@@ -119,6 +120,10 @@ class FitModelConfig(dg.Config):
     exclude_columns: list[str] = []  # noqa: RUF012 - pydantic copies defaults
     holdout: float = 0.3
     seed: int = 0
+    user: str | None = None
+    """Who reads ``labelled_list``: they need the viewer role on it, as every command reading a list does (a
+    non-member is told what an unknown list's name is told). Unset (a launch from the Dagster UI), the list's
+    owner, as for the other assets."""
 
 
 def read_mapping_file(path: Path) -> dict[str, str | None]:
@@ -146,7 +151,9 @@ def _labelled_data(config: FitModelConfig, database: LeadsDatabase) -> LabelledD
             Path(config.labelled_file), config.label_column, mapping=mapping, exclude=config.exclude_columns
         )
     with database.connection() as conn:
-        lead_list = get_list(conn, config.labelled_list or "", None)
+        lead_list = get_list(conn, config.labelled_list or "", config.user)
+        user = config.user or lead_list.owner
+        access.require(conn, lead_list.id, user, "viewer", "training the fit model on its leads", write=False)
         leads = [s.lead for s in store.load_leads(conn, list_lead_ids(conn, lead_list.id))]
     return labelled_leads(leads, config.label_column, source=f"list {lead_list.name}", exclude=config.exclude_columns)
 

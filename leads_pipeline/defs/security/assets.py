@@ -27,15 +27,15 @@ def retention_run(
     context: dg.AssetExecutionContext, config: RetentionConfig, database: LeadsDatabase
 ) -> dg.MaterializeResult:
     """Applies the retention policies (`leads retention show`): deletes leads untouched for their list's
-    number of days with the raw cells of old import errors, empties raw provider payloads of old facts, deletes
-    old import files from the inbox."""
+    number of days with the raw cells of old import errors and old imports' column names, empties raw provider
+    payloads of old facts, deletes old import files from the inbox."""
     with database.connection() as conn:
         report = retention.apply(conn, inbox=inbox_folder(), actor=config.actor, dry_run=config.dry_run)
     summary = report.as_json()
     context.log.info(
         f"{'would remove' if report.dry_run else 'removed'} {summary['leadsDeleted']} leads, "
         f"purged {summary['factsPurged']} fact payloads, cleared {summary['importErrorsCleared']} import error"
-        f" values, {summary['filesDeleted']} inbox files"
+        f" values and {summary['importMappingsCleared']} import column lists, {summary['filesDeleted']} inbox files"
     )
     return dg.MaterializeResult(
         metadata={
@@ -46,6 +46,7 @@ def retention_run(
             "fact_payloads_purged_by_list": dg.MetadataValue.json(report.facts),
             "import_error_values_cleared": dg.MetadataValue.int(summary["importErrorsCleared"]),
             "import_error_values_cleared_by_list": dg.MetadataValue.json(report.errors),
+            "import_mappings_cleared": dg.MetadataValue.int(summary["importMappingsCleared"]),
             "inbox_files_deleted": dg.MetadataValue.int(summary["filesDeleted"]),
             "inbox_files": dg.MetadataValue.json(report.files),
         }

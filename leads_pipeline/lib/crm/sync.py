@@ -39,7 +39,7 @@ from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.lib.store.privacy import flag_leads_opted_out, flag_opted_out
+from leads_pipeline.lib.store.privacy import flag_opted_out
 
 PULL_CHUNK = 200
 T = TypeVar("T")
@@ -562,12 +562,10 @@ class SyncEngine:
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
         written = [self._apply(conn, report, record, list_id, i in suppressed) for i, record in enumerate(chunk)]
-        for written_list in sorted({w[0] for w in written if w is not None}):
-            flag_opted_out(conn, written_list, screening)
         # an opted-out identifier only in a raw value kept under custom.<field> is in no blind index to flag by
         opted = set(screening.opted_out)
         flagged = [w[1] for i, w in enumerate(written) if w is not None and opted & store.misfit_subjects(values[i])]
-        flag_leads_opted_out(conn, flagged)
+        flag_opted_out(conn, screening, {w[0] for w in written if w is not None}, flagged)
 
     def _apply(
         self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool

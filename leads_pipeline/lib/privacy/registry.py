@@ -27,7 +27,8 @@ request needs the owner role on those lists as on the lists of the person's lead
 what another user's list holds about someone (``None``: found through the person's leads only, or service-only).
 
 ``erase`` says what ``leads privacy delete`` does with the rows found: ``delete`` them, ``clear`` the listed
-columns (set them to NULL, keeping a row that other records count, such as an import error), or ``keep`` them
+columns (set them to NULL, or to ``cleared_to``, keeping a row that other records count, such as an import
+error), or ``keep`` them
 (the table holds no contact data, e.g. the audit log, which masks it; it is still part of the export).
 Entries are exported in order and erased in order, so tables whose rows are found through ``lead_ids`` come
 before ``leads`` itself. An entry whose table does not exist in the database (a stage not deployed there) is
@@ -39,13 +40,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
-# Digits of free text (import error values) compared with a person's numbers: the text contains the full
-# number, or (written nationally, without the country code) its digits after leading zeros end the number.
-_PHONE_TEXT: Final = (
-    "EXISTS (SELECT 1 FROM unnest(%(phone_digits)s::text[]) p(d), "
-    "LATERAL (SELECT ltrim(regexp_replace(t.value, '[^0-9]', '', 'g'), '0') AS v) x "
-    "WHERE length(x.v) >= 7 AND (strpos(x.v, p.d) > 0 OR right(p.d, length(x.v)) = x.v))"
-)
+
+def _phone_text(text: str) -> str:
+    """The condition "free text ``text`` (an import error's value, a column name) holds one of the person's
+    numbers": its digits contain the full number, or (written nationally, without the country code) its digits
+    after leading zeros end the number."""
+    return (
+        "EXISTS (SELECT 1 FROM unnest(%(phone_digits)s::text[]) p(d), "
+        f"LATERAL (SELECT ltrim(regexp_replace({text}, '[^0-9]', '', 'g'), '0') AS v) x "
+        "WHERE length(x.v) >= 7 AND (strpos(x.v, p.d) > 0 OR right(p.d, length(x.v)) = x.v))"
+    )
+
 
 _IMPORT_LIST: Final = "SELECT i.list_id FROM imports i WHERE i.id = t.import_id"
 
@@ -60,16 +65,35 @@ class PersonalTable:
     erase: Literal["delete", "clear", "keep"]
     clear: tuple[str, ...] = ()
     lists: str | None = None
+    cleared_to: str = "NULL"
+    """What ``clear`` sets the columns to (SQL): NULL, or for a column that cannot be NULL its empty value."""
+    cells: str | None = None
+    """For a ``clear`` entry whose cleared column is not itself the raw text (a JSON document): a query on the
+    found row ``t`` giving the raw texts that erasure also replaces in Dagster's storage (run metadata)."""
 
 
 REGISTRY: Final[tuple[PersonalTable, ...]] = (
+    PersonalTable(
+        "imports",
+        "column names of an imported file: a person's cells when a data row was read as the header (before the "
+        "header check of csvfile.py refused such files)",
+        "lower(t.mapping::text) LIKE ANY(%(email_patterns)s)"
+        " OR EXISTS (SELECT 1 FROM json_object_keys(t.mapping) k(name) WHERE " + _phone_text("k.name") + ")",
+        "clear",
+        ("mapping",),
+        cleared_to="'{}'",
+        lists="SELECT t.list_id",
+        cells="SELECT k.name FROM json_object_keys(t.mapping) k(name)",
+    ),
     PersonalTable(
         "import_errors",
         "values of rejected or corrected cells as they were in the file",
         # values are sealed (sql/010): a value is found by the blind indexes of the identifiers written in it;
         # rows written before, in clear, by the text itself
         "t.subjects && %(subjects)s::text[] OR (t.value NOT LIKE 'enc:%%'"
-        " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR " + _PHONE_TEXT + "))",
+        " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR "
+        + _phone_text("t.value")
+        + "))",
         "clear",
         ("value", "subjects"),
         lists=_IMPORT_LIST,

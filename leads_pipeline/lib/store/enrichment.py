@@ -161,20 +161,36 @@ def recent_jobs(conn: Connection, user: str, limit: int = 20) -> list[Job]:
 def require_job_reader(conn: Connection, job_id: str, user: str) -> None:
     """A job's progress, counts and credits are for whoever started it and for those who may read every list
     its leads are in."""
+    if get_job(conn, job_id).created_by != user:
+        _require_on_job_lists(conn, job_id, user, "viewer", f"reading enrichment job {job_id}", write=False)
+
+
+def require_job_runner(conn: Connection, job_id: str, user: str) -> None:
+    """Running a job writes its leads and spends credits: it needs the editor role on every list its leads are
+    in, as creating it did (its starter included: a role revoked since stops it); a job whose leads are gone
+    only its starter may run."""
     job = get_job(conn, job_id)
-    if job.created_by == user:
-        return
+    _require_on_job_lists(
+        conn, job_id, user, "editor", f"running enrichment job {job_id}", write=True, starter=job.created_by
+    )
+
+
+def _require_on_job_lists(
+    conn: Connection, job_id: str, user: str, needed: access.Role, action: str, *, write: bool, starter: str = ""
+) -> None:
+    """``needed`` on every list the job's leads are in; a job whose leads are gone is refused (as unknown) to all
+    but ``starter``."""
     rows = conn.execute(
         "SELECT DISTINCT l.list_id FROM batch_members b JOIN leads l ON l.id = b.lead_id WHERE b.batch_id = %s",
         (job_id,),
     )
     lists = [int(r["list_id"]) for r in rows]
     subject = f"enrichment job {job_id!r}"
-    if not lists:  # its leads are gone: only whoever started it
+    if not lists:
+        if user == starter:
+            return
         raise AccessDeniedError(access.not_shared(subject, JOBS_HINT))
-    access.require_all(
-        conn, lists, user, "viewer", f"reading enrichment job {job_id}", write=False, subject=subject, hint=JOBS_HINT
-    )
+    access.require_all(conn, lists, user, needed, action, write=write, subject=subject, hint=JOBS_HINT)
 
 
 def start_source(conn: Connection, job_id: str, source: str, total: int) -> None:

@@ -472,7 +472,7 @@ def merge_chunk(
             break
         conn.execute("DELETE FROM stg WHERE NOT dup")
         conn.execute("UPDATE stg SET lead_id = NULL, dup = false")
-    privacy.flag_opted_out(conn, list_id, screening)
+    privacy.flag_opted_out(conn, screening, [list_id])
     counts = ChunkCounts(
         imported=imported,
         updated=updated + chunk.duplicates_changing - unwritten,

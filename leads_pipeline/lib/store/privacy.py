@@ -10,8 +10,10 @@ import errors, update snapshots, merge snapshots and facts are found. Which tabl
 
 Erasure queues the deletion of the person's records in connected CRMs (``crm_erasures``: connection and remote id,
 nothing else about them; ``lib/crm/erasure.py`` sends them) and ends with suppression entries (keyed hashes,
-``lib/privacy/keys.py``) of the requested identifier and of every email address and number of the erased leads;
-``screen_staged`` drops matching rows from every later import and reports them. An opt-out sets
+``lib/privacy/keys.py``) of the requested identifier and of every email address and number of the erased leads
+but those a lead of someone else holds too (``Person.shared``: a switchboard is removed from the erased leads
+only, and a colleague holding it stays importable); ``screen_staged`` drops matching rows from every later import
+and reports them. An opt-out sets
 ``leads.opted_out_at`` on the person's leads and records the hash, so that leads imported for them later are flagged
 too; ``sellable`` is the predicate exports and the CRM sync use.
 """
@@ -70,6 +72,10 @@ class Person:
     list_ids: list[int] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+    """Addresses and numbers of the person's leads that a lead of someone else holds too (a switchboard, a
+    desk phone, a team inbox): they name nobody in particular, so a request neither searches by them, nor
+    suppresses or opts them out; erasure removes them with the person's leads only."""
 
     @property
     def subject(self) -> str:
@@ -127,9 +133,29 @@ def find_person(conn: Connection, raw: str) -> Person:
     for row in rows:
         emails.update(e.lower() for e in [row["email"]] if e)
         phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
-    person.emails, person.phones = sorted(emails), sorted(phones)
+    shared = _held_by_others(conn, person.lead_ids, emails, phones)
+    person.emails, person.phones, person.shared = sorted(emails - shared), sorted(phones - shared), sorted(shared)
     person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
+
+
+def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], phones: set[str]) -> set[str]:
+    """The ``emails`` and ``phones`` that a lead outside ``lead_ids`` (any list, deleted ones included) holds too.
+    The requested identifier is never among them: every lead holding it is one of the person's."""
+    hashes = {subject_hash("email", e): e for e in emails} | {subject_hash("phone", p): p for p in phones}
+    if not hashes or not lead_ids:
+        return set()
+    held = sql.SQL(" OR ").join(
+        sql.SQL("{} = h.v").format(key_column(c, "l")) for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
+    )
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT h.v FROM unnest(%(h)s::text[]) h(v) WHERE EXISTS"
+            " (SELECT 1 FROM leads l WHERE ({}) AND NOT (l.id = ANY(%(ids)s)))"
+        ).format(held),
+        {"h": list(hashes), "ids": lead_ids},
+    )
+    return {hashes[r["v"]] for r in rows}
 
 
 def _trace_lists(conn: Connection, person: Person) -> set[int]:
@@ -170,7 +196,7 @@ def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
     hashes = person.params()["subjects"]
     document = {
         "subject": {"kind": person.kind, "value": person.value},
-        "identifiers": {"emails": person.emails, "phones": person.phones},
+        "identifiers": {"emails": person.emails, "phones": person.phones, "shared": person.shared},
         "leadIds": person.lead_ids,
         "suppressed": _any_hash(conn, "suppressions", hashes),
         "optedOut": _any_hash(conn, "opt_outs", hashes),
@@ -209,18 +235,16 @@ def erase_person(
         for entry in deployed(conn):
             if entry.erase == "keep":
                 continue
-            for column in entry.clear:  # the raw cells about to be cleared may sit in Dagster's previews too
-                found = sql.SQL("SELECT DISTINCT {c}::text AS v FROM {t} t WHERE ({w}) AND {c} IS NOT NULL").format(
-                    c=sql.Identifier(column),
-                    t=sql.Identifier(entry.table),
-                    w=sql.SQL(entry.find),  # type: ignore[arg-type]
-                )
-                cleared.update(r["v"] for r in conn.execute(found, params))
+            if entry.erase == "clear":  # the raw cells about to be cleared may sit in Dagster's previews too
+                cleared.update(_cells(conn, entry, params))
             target = sql.SQL("{} t").format(sql.Identifier(entry.table))
             if entry.erase == "delete":
                 statement = sql.SQL("DELETE FROM {} WHERE {}").format(target, sql.SQL(entry.find))  # type: ignore[arg-type]
             else:
-                assignments = sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in entry.clear)
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(entry.cleared_to))  # type: ignore[arg-type]
+                    for c in entry.clear
+                )
                 statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
             removed[entry.table] = conn.execute(statement, params).rowcount
         suppressed: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
@@ -257,6 +281,20 @@ def erase_person(
         "suppressed": len(suppressed),
         "crmErasures": queued,
     }
+
+
+def _cells(conn: Connection, entry: PersonalTable, params: dict[str, Any]) -> set[str]:
+    """The raw texts of the rows of a ``clear`` entry found for the person: its ``cells``, else its cleared
+    columns as text."""
+    cells = (
+        sql.SQL(entry.cells)  # type: ignore[arg-type]
+        if entry.cells
+        else sql.SQL(" UNION ALL ").join(sql.SQL("SELECT t.{}::text").format(sql.Identifier(c)) for c in entry.clear)
+    )
+    found = sql.SQL(
+        "SELECT DISTINCT x.v FROM {t} t CROSS JOIN LATERAL ({x}) x(v) WHERE ({w}) AND x.v IS NOT NULL"
+    ).format(x=cells, t=sql.Identifier(entry.table), w=sql.SQL(entry.find))  # type: ignore[arg-type]
+    return {r["v"] for r in conn.execute(found, params)}
 
 
 def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
@@ -345,8 +383,8 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
 
 def opt_out(conn: Connection, raw: str, actor: str) -> int:
     """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged. Every
-    address and number of their leads is recorded, as an erasure suppresses them all: a later import of them
-    under another of their identifiers is flagged too."""
+    address and number of their leads is recorded (but the ``shared`` ones, as an erasure suppresses them): a
+    later import of them under another of their identifiers is flagged too."""
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
@@ -361,14 +399,6 @@ def opt_out(conn: Connection, raw: str, actor: str) -> int:
         ).rowcount
         person.record_request(conn, actor, "privacy.opt-out")
     return flagged
-
-
-def is_suppressed(conn: Connection, *, email: str | None = None, phone: str | None = None) -> bool:
-    """Whether a normalized email or E.164 number belongs to an erased person."""
-    key = suppression_key()
-    hashes = [subject_hash("email", email.lower(), key)] if email else []
-    hashes += [subject_hash("phone", phone, key)] if phone else []
-    return bool(hashes) and _any_hash(conn, "suppressions", hashes)
 
 
 def suppressed_values(conn: Connection, field: str, values: Iterable[str | None]) -> set[str]:
@@ -438,18 +468,12 @@ def screen_staged(conn: Connection, table: str = "stg") -> Screening:
     return Screening(sorted(dropped.values(), key=lambda p: p.row_number), sorted(opted))
 
 
-def flag_leads_opted_out(conn: Connection, lead_ids: list[int]) -> int:
-    """Flag these leads as opted out (an opted-out identifier was found in what was written to them, outside
-    their blind indexes); returns how many were not flagged yet."""
-    if not lead_ids:
-        return 0
-    return conn.execute(
-        "UPDATE leads SET opted_out_at = now() WHERE id = ANY(%s) AND opted_out_at IS NULL", (lead_ids,)
-    ).rowcount
-
-
-def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
-    """Flag the list's leads carrying an opted-out identifier found while screening; returns how many."""
+def flag_opted_out(
+    conn: Connection, screening: Screening, list_ids: Iterable[int], lead_ids: Iterable[int] = ()
+) -> int:
+    """Flag the leads carrying an opted-out identifier found while screening: those of ``list_ids`` whose blind
+    indexes carry one, and ``lead_ids``, in whose written values it was found outside their blind indexes (a raw
+    value kept under ``custom.<field>``). Returns how many were not flagged yet."""
     if not screening.opted_out:
         return 0
     carried = sql.SQL(" OR ").join(
@@ -457,7 +481,8 @@ def flag_opted_out(conn: Connection, list_id: int, screening: Screening) -> int:
     )
     return conn.execute(
         sql.SQL(
-            "UPDATE leads SET opted_out_at = now() WHERE list_id = %(list)s AND opted_out_at IS NULL AND ({})"
+            "UPDATE leads SET opted_out_at = now() WHERE opted_out_at IS NULL"
+            " AND (id = ANY(%(ids)s) OR (list_id = ANY(%(lists)s) AND ({})))"
         ).format(carried),
-        {"list": list_id, "h": screening.opted_out},
+        {"lists": list(list_ids), "ids": list(lead_ids), "h": screening.opted_out},
     ).rowcount

@@ -4,7 +4,9 @@ Three kinds of policy, each global (``list_id`` NULL) or per list (overriding th
 
 - ``leads``: delete leads untouched for N days (not updated and no new fact in that time), with their facts,
   tags and snapshots (the foreign keys cascade), and clear the raw cells kept in the import errors of files
-  imported more than N days ago (rejected rows never become leads, so nothing else would remove them);
+  imported more than N days ago (rejected rows never become leads, so nothing else would remove them) and the
+  column names of those finished imports (``imports.mapping``: a file without a header row had its first data
+  row, a person's name and details, read as the column names, and a name is nothing erasure can search by);
 - ``facts``: empty ``lead_facts.details`` (the raw provider payloads) of facts observed more than N days ago,
   keeping the value, source, confidence and cost;
 - ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago.
@@ -81,6 +83,7 @@ class RetentionReport:
     leads: dict[str, int] = field(default_factory=dict)
     facts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
+    mappings: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -92,6 +95,8 @@ class RetentionReport:
             "factsPurgedByList": self.facts,
             "importErrorsCleared": sum(self.errors.values()),
             "importErrorsClearedByList": self.errors,
+            "importMappingsCleared": sum(self.mappings.values()),
+            "importMappingsClearedByList": self.mappings,
             "filesDeleted": len(self.files),
             "files": self.files,
         }
@@ -124,6 +129,17 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                     f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
                     " UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
                     " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
+                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
+                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
+                    " FROM eff",
+                    {"kind": "leads"},
+                )
+            )
+            report.mappings = _by_list(  # a finished import's mapping is only shown; a failed one is resumed by it
+                conn.execute(
+                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
+                    " UPDATE imports i SET mapping = '{}' FROM eff WHERE i.list_id = eff.list_id"
+                    " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}'"
                     " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
                     " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
                     " FROM eff",

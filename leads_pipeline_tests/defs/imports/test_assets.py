@@ -16,6 +16,7 @@ from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.csvfile import file_sha256
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -195,3 +196,28 @@ def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkey
         "imported 200,000 of 300,000 rows",
         "imported 300,000 of 300,000 rows",
     ]
+
+
+def test_a_run_acting_as_a_user_needs_the_editor_role_on_the_list(
+    database_url: str, instance: dg.DagsterInstance
+) -> None:
+    """A file dropped in the inbox by a user who is no editor of the list (its run carries the file's OS owner)
+    was imported as the list's owner; it is now refused as `leads import` refuses it, and a new folder's list
+    is created with that user as its owner."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    config = {"path": str(DEMO_FILE), "list_name": "demo", "create_list": True, "user": "mallory"}
+    refused = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
+    assert not refused.success and _leads(database_url) == []
+    failure = refused.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and str(failure.description).startswith("list 'demo': not found or not shared")
+    with connect(database_url) as conn:
+        access.grant(conn, get_list(conn, "demo", None).id, "mallory", "viewer", granted_by="tester")
+    viewer = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
+    failure = viewer.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and "importing into it needs the role editor or owner" in str(failure.description)
+
+    fresh = _materialize(database_url, instance, "import-fresh-m", {**config, "list_name": "fresh"})
+    assert fresh.success and len(_leads(database_url)) == 33
+    with connect(database_url) as conn:
+        assert get_list(conn, "fresh", None).owner == "mallory"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import time
 from pathlib import Path
@@ -239,6 +240,21 @@ def test_other_files_are_ignored(inbox: Inbox) -> None:
     (inbox.folder / "loose.csv").write_text("Email\nann@example.com\n", encoding="utf-8")  # no list folder
     inbox.tick()
     assert inbox.tick().run_requests == []
+
+
+def test_a_dropped_file_is_imported_as_its_os_owner_and_a_link_is_not_a_dropped_file(inbox: Inbox) -> None:
+    """The run acted as the service (the list's owner) for any file in the inbox; it now carries the OS user
+    owning the file, whose role on the list the run checks. A symbolic link would have the daemon read another
+    user's file (one the link's owner may not read) under the link owner's name: it is not imported."""
+    path = inbox.drop("fair", "leads.csv")
+    private = inbox.folder.parent / "private.csv"
+    private.write_text("Email\nann@example.com\n", encoding="utf-8")
+    (inbox.folder / "fair" / "linked.csv").symlink_to(private)
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert _run_config(request)["path"] == str(path)
+    assert _run_config(request)["user"] == pwd.getpwuid(path.stat().st_uid).pw_name
+    assert sensors.file_owner(2**31 - 7) == f"uid:{2**31 - 7}", "a uid without a name is nobody's name"
 
 
 def test_no_inbox_folder_is_not_an_error(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

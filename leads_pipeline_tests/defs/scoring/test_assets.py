@@ -16,6 +16,7 @@ from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.checks import SCORES_CHECK
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.scoring.selection import create_selection
+from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
 from leads_pipeline_tests.paths import SHARED_DATA
@@ -160,6 +161,32 @@ def test_fit_model_trains_on_a_labelled_sample_and_scores_with_it(database_url: 
         assert scores[ids[0]]["score"] > scores[ids[1]]["score"]
         assert set(scores[ids[0]]["components"]) == {"fitModel"}
         assert history == [{"model_version": meta["version"]}]
+
+
+def test_fit_model_reads_a_labelled_list_only_for_its_members(database_url: str) -> None:
+    """labelled_list was read for anyone launching the asset; a user who is no member of the list is now told
+    what the name of a list that does not exist is told, and a viewer may train on it."""
+    rows = [
+        {"industry": ["Retail", "Computer Software"][i % 2], "custom": {"Visits": i % 10, "Won": ["no", "yes"][i % 2]}}
+        for i in range(120)
+    ]
+    with connect(database_url) as conn:
+        list_id, _ids = add_leads(conn, rows, list_name="history")
+    with dg.instance_for_test() as instance:
+        descriptions = []
+        for name in ("history", "no such list"):
+            config = {"labelled_list": name, "label_column": "custom.Won", "user": "mallory"}
+            result = materialize(database_url, instance, lead_fit_model, config)
+            assert not result.success
+            failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+            assert failure is not None
+            descriptions.append(str(failure.description).replace(repr(name), "NAME"))
+        assert descriptions[0] == descriptions[1] and "not found or not shared with you" in descriptions[0]
+        with connect(database_url) as conn:
+            access.grant(conn, list_id, "mallory", "viewer", granted_by="tester")
+        config = {"labelled_list": "history", "label_column": "custom.Won", "user": "mallory"}
+        trained = materialize(database_url, instance, lead_fit_model, config)
+        assert trained.success, trained.get_step_failure_events()
 
 
 def test_fit_model_refuses_a_bad_label(database_url: str, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from leads_pipeline.lib.store.privacy import Person, deployed
 NOT_PERSONAL: Final = {
     "lists": "list names, owners and settings: about users, not leads",
     "list_members": "users and their roles",
-    "imports": "file paths, counts and options of imports",
     "batches": "batch ids and descriptions (a selection's, masked: no address or number)",
     "schema_migrations": "applied migration files",
     "suppressions": "keyed hashes only, which must outlive the erasure",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.migrations import apply_migrations
+from leads_pipeline_tests.support import database_before
 
 
 def test_record_masks_contact_data_and_keeps_lead_ids(database_url: str) -> None:
@@ -57,3 +61,39 @@ def test_masking_leaves_hashes_and_record_ids_whole(database_url: str) -> None:
         [entry] = audit.entries(conn, subject=subject)
     assert (entry["object"], entry["details"]["subject"]) == (f"subject:{subject}", subject)
     assert entry["details"]["note"] == "tel <phone>"
+
+
+def test_the_selection_migration_leaves_out_the_values_compared_with_a_person(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """sql/048 on selections recorded before Selection.describe left out personal values: her name in a
+    batch's description and in an audit entry (append-only, rewritten by this migration only) is replaced, the
+    rest (fields, operators, other values, import batches) is kept, and the log is append-only again."""
+    descriptions = [
+        ("selection", "list fair, where last_name = Garcia; country in ES, DE"),
+        ("selection", "enrich email (standard): lists fair; first_name ~ Ana; custom.\"Met at\" = Jo Li; text 'ana g'"),
+        ("selection", "all readable lists; email = <email>; email_domain = acme.es; notes is empty"),
+        ("import", "import of /inbox/fair/last_name = Garcia.csv"),
+    ]
+    with database_before(postgres_server, 48, tmp_path) as url:
+        with connect(url) as conn:
+            for i, (kind, description) in enumerate(descriptions):
+                conn.execute(
+                    "INSERT INTO batches (id, kind, description) VALUES (%s, %s, %s)", (f"b{i}", kind, description)
+                )
+                audit.record(conn, "tester", "leads.export", "selection", {"selection": description, "to": "stdout"})
+        assert 48 in apply_migrations(url)
+        with connect(url) as conn:
+            batches = [r["description"] for r in conn.execute("SELECT description FROM batches ORDER BY id")]
+            entries = [e["details"] for e in sorted(audit.entries(conn), key=lambda e: e["id"])]
+            with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
+                conn.execute("DELETE FROM audit_log")
+    expected = [
+        "list fair, where last_name = <value>; country in ES, DE",
+        'enrich email (standard): lists fair; first_name ~ <value>; custom."Met at" = <value>; text <value>',
+        "all readable lists; email = <value>; email_domain = acme.es; notes is empty",
+        "import of /inbox/fair/last_name = Garcia.csv",
+    ]
+    assert batches == expected
+    assert [e["selection"] for e in entries] == [*expected[:3], descriptions[3][1]]
+    assert all(e["to"] == "stdout" for e in entries)

@@ -27,8 +27,9 @@ from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import bidx, import_file
+from leads_pipeline_tests.support import bidx, database_before, import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -1319,3 +1320,30 @@ def test_migrations_are_applied_once(database_url: str) -> None:
     assert apply_migrations(database_url) == [], "the test database is already migrated: nothing to do"
     versions = [r["version"] for r in _query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [m.version for m in discover(sql_dir())]
+
+
+def test_the_mapping_migration_empties_mappings_that_were_a_data_row(postgres_server: str, tmp_path: Path) -> None:
+    """sql/047 on a database with imports made before the header check: a mapping whose column names were a
+    person's row (an email address, a number with its country code or 10 digits) is emptied; ordinary headers,
+    a date range, a bare number and a name-only row (which no rule tells from headers) are kept."""
+    mappings: list[dict[str, str | None]] = [
+        {"Ana": None, "Garcia": None, "ANA@ACME.ES": "email"},
+        {"Ana": None, "'+34 912 345 678": "phone"},
+        {"Jo": None, "(415) 555-0100": "phone"},
+        {"First Name": "first_name", "Email": "email", "2023-2024": None, "20231231": None},
+        {"Ana": None, "Garcia": None, "Acme": None},
+    ]
+    with database_before(postgres_server, 47, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner="tester").id
+            for i, mapping in enumerate(mappings):
+                conn.execute("INSERT INTO batches (id, kind, list_id) VALUES (%s, 'import', %s)", (f"b{i}", list_id))
+                conn.execute(
+                    "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, mapping, chunk_rows,"
+                    " created_by) VALUES (%s, %s, 'f.csv', 'x', 1, %s, 1000, 'tester')",
+                    (f"b{i}", list_id, json.dumps(mapping)),
+                )
+        assert 47 in apply_migrations(url)
+        with connect(url) as conn:
+            kept = [r["mapping"] for r in conn.execute("SELECT mapping FROM imports ORDER BY id")]
+    assert kept == [{}, {}, {}, *mappings[3:]]

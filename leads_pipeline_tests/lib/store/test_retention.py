@@ -134,6 +134,35 @@ def test_a_leads_policy_clears_the_raw_rows_old_import_errors_kept(database_url:
     assert "ana@acme.es" in errors["kept"][0], "the kept list keeps them for a year"
 
 
+def test_a_leads_policy_clears_the_column_names_of_old_finished_imports(database_url: str, tmp_path: Path) -> None:
+    """A file without a header row has its first row, a person's name and details, read as the column names
+    (only an address or number there is refused since csvfile's header check): they stayed in imports.mapping
+    for ever. The leads policy clears the mapping of finished imports as old as it; a failed import keeps the
+    mapping it is resumed with."""
+    headerless = tmp_path / "headerless.csv"
+    headerless.write_text("Ana,Garcia,Acme\nJo,Li,Li Ltd\n", encoding="utf-8")
+    with connect(database_url) as conn:
+        for name in ("old", "kept"):
+            create_list(conn, name, owner="tester")
+    for name in ("old", "old", "kept"):
+        import_file(database_url, headerless, name)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET created_at = now() - interval '40 days'")
+        conn.execute("UPDATE imports SET status = 'failed' WHERE id = (SELECT min(id) FROM imports)")
+        kept = conn.execute("SELECT id FROM lists WHERE name = 'kept'").fetchone()
+        assert kept is not None
+        retention.set_policy(conn, "leads", 30, list_id=None, actor="dpo")
+        retention.set_policy(conn, "leads", 365, list_id=kept["id"], actor="dpo")
+        report = retention.apply(conn, inbox=tmp_path / "inbox", actor="dpo")
+        rows = conn.execute(
+            "SELECT s.name, i.status, i.mapping FROM imports i JOIN lists s ON s.id = i.list_id ORDER BY i.id"
+        )
+        mappings = [(r["name"], r["status"], r["mapping"]) for r in rows]
+    assert report.mappings == {"old": 1} and report.as_json()["importMappingsCleared"] == 1
+    assert [m[:2] for m in mappings] == [("old", "failed"), ("old", "completed"), ("kept", "completed")]
+    assert "Garcia" in mappings[0][2] and mappings[1][2] == {} and "Garcia" in mappings[2][2]
+
+
 def test_bad_policies_are_refused(database_url: str) -> None:
     with connect(database_url) as conn:
         with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
