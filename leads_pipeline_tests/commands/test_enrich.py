@@ -17,6 +17,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.support import cli_environment, import_file
 
 
@@ -341,3 +342,57 @@ def test_without_wait_the_job_runs_in_the_background(leads: CliRunner, prospects
         document = _json(leads, "jobs", "show", launched["jobId"], "--json")
     assert document["status"] == "completed", document
     assert document["progress"]["processed"] == 300
+
+
+def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
+    leads: CliRunner,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same people without an email in two lists, one job over both: each pair of leads guesses the same
+    addresses, side by side. A paid verdict was charged to whichever lead last named the address, so its twin got
+    no verdict and the other lead's cap paid for both; each lead is now charged its own call (or reuses the
+    verdict its twin bought, for free)."""
+    assert sandbox.http_app is not None
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    strict = {c.domain: c.name for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    people = [p for p in sandbox_world.people if p.company_domain in strict][:8]
+    rows = ["First Name,Last Name,Company,Website"]
+    rows += [f"{p.first_name},{p.last_name},{strict[p.company_domain]},{p.company_domain}" for p in people]
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    for name in ("east", "west"):
+        with connect(database_url) as conn:
+            create_list(conn, name, owner="tester")
+        import_file(database_url, csv_path, name)
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
+    assert len(ids) == 2 * len(people) == 16
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    template = tmp_path / "one.yaml"
+    template.write_text("name: one\nsources: [email]\nmax_credits_per_lead: 1\n")
+    asked = len(sandbox.http_app.log.records("zerobounce"))
+
+    document = _json(
+        leads, "enrich", "--ids", str(tmp_path / "ids.txt"), "--template", str(template), "--wait", "--json"
+    )
+
+    with connect(database_url) as conn:
+        verdicts = list(
+            conn.execute(
+                "SELECT lead_id, cost, details FROM lead_facts"
+                " WHERE batch_id = %s AND field = 'email_status' AND source = 'zerobounce'",
+                (document["jobId"],),
+            )
+        )
+    assert {v["lead_id"] for v in verdicts} == set(ids), "every lead has the verdict on its first guess"
+    per_lead: dict[int, float] = {}
+    for v in verdicts:
+        per_lead[v["lead_id"]] = per_lead.get(v["lead_id"], 0.0) + float(v["cost"])
+    assert max(per_lead.values()) <= 1.0
+    bought = [v for v in verdicts if "price_item" in v["details"]]
+    assert len(bought) == len(sandbox.http_app.log.records("zerobounce")) - asked
+    assert document["creditsUsed"] == sum(per_lead.values()) > 0
