@@ -53,18 +53,17 @@ def monthly_budget() -> float | None:
 
 def job_budget(
     conn: store.Connection,
-    job: store.Job | None,
+    job: store.Job,
     *,
     exclude_prefix: str | None = None,
     template: Template | None = None,
 ) -> Budget:
     """What the job may still spend: its --max-credits minus what its sources spent (but those whose source starts
-    with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. A batch without a
-    job (an import's contact stages run from the UI) has only the monthly budget. With the job's ``template``,
-    each lead may cost at most its ``max_credits_per_lead`` over all the job's stages: the budget starts from
-    what the ledger says the job already charged each lead (the same facts, the same exclusion)."""
+    with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. With the job's
+    ``template``, each lead may cost at most its ``max_credits_per_lead`` over all the job's stages: the budget
+    starts from what the ledger says the job already charged each lead (the same facts, the same exclusion)."""
     limits: list[tuple[float, str]] = []
-    if job is not None and job.max_credits is not None:
+    if job.max_credits is not None:
         spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
         limits.append((job.max_credits - spent, f"job {job.id} reached its --max-credits {job.max_credits:g}"))
     month = monthly_budget()
@@ -79,7 +78,7 @@ def job_budget(
         )
     limit, reason = min(limits) if limits else (None, "")
     left = None if limit is None else max(0.0, limit)
-    if job is None or template is None or template.max_credits_per_lead is None:
+    if template is None or template.max_credits_per_lead is None:
         return Budget(left, reason)
     cap = template.max_credits_per_lead
     return Budget(
