@@ -396,3 +396,35 @@ def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
     bought = [v for v in verdicts if "price_item" in v["details"]]
     assert len(bought) == len(sandbox.http_app.log.records("zerobounce")) - asked
     assert document["creditsUsed"] == sum(per_lead.values()) > 0
+
+
+def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
+    leads: CliRunner,
+    prospects: list[int],
+    sandbox_world: World,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A verdict older than the email stage's cache_days is bought again, but the estimate counted only leads
+    without an address: it said 0 credits for a run that then re-verified every address. It now counts them."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    strict = {c.domain for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    with connect(database_url) as conn:
+        rows = list(conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL ORDER BY id"))
+    ids = [r["id"] for r in rows if r["email"].rpartition("@")[2] in strict]
+    assert len(ids) >= 10
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "email", "--json"]
+    first = _json(leads, *enrich, "--wait")
+    assert first["creditsUsed"] == len(ids)
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # fresh verdicts are kept
+    with connect(database_url) as conn:
+        conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '35 days'")
+        conn.execute("UPDATE email_verifications SET checked_at = checked_at - interval '35 days'")
+
+    plan = _json(leads, *enrich, "--estimate")
+    again = _json(leads, *enrich, "--wait")
+
+    assert plan["estimatedCredits"] == plan["sources"]["email"]["estimatedCredits"] == again["creditsUsed"] == len(ids)
+    assert plan["sources"]["email"]["staleVerdicts"] == len(ids)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from leads_pipeline.lib.batches import slug
-from leads_pipeline.lib.credits import Budget
+from leads_pipeline.lib.contacts.email_batch import EmailOptions
+from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
 from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
@@ -128,6 +129,8 @@ def estimate(
             "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
         }
+        if source == "email" and not overwrite:  # (overwriting counts every lead already)
+            _add_stale_verdicts(conn, batch_id, per_source[source])
     # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
     ceiling = math.inf if template.max_credits_per_lead is None else template.max_credits_per_lead * leads
     return {
@@ -138,6 +141,20 @@ def estimate(
         "sources": per_source,
         "template": template.name,
     }
+
+
+def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, Any]) -> None:
+    """Add to the email estimate the addresses the stage verifies again, paying the same verifier, because their
+    verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
+    it, yet its stale verdict is bought again."""
+    stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
+    count = sum(stale.values())
+    credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
+    email["staleVerdicts"] = count
+    email["leadsNeeding"] += count
+    email["estimatedCredits"] += credits
+    email["maxCredits"] += credits
+    email["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
 
 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:
