@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
 from leads_pipeline.commands.selection import (
@@ -388,7 +388,17 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print_json([launch_response(j) for j in jobs])
         return
-    table = Table("job", "status", "leads", "sources", "template", "created")
+    # the id is what `leads jobs show` takes, and the status what one looks for: both kept whole in a narrow
+    # terminal (or a pipe: 80 columns), where the other columns are cut instead
+    widest = max((len(job.id) for job in jobs), default=3)
+    table = Table(
+        Column("job", no_wrap=True, min_width=widest),
+        Column("status", no_wrap=True),
+        Column("leads", no_wrap=True),
+        "sources",
+        "template",
+        "created",
+    )
     for job in jobs:
         table.add_row(
             job.id,

@@ -428,3 +428,13 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
 
     assert plan["estimatedCredits"] == plan["sources"]["email"]["estimatedCredits"] == again["creditsUsed"] == len(ids)
     assert plan["sources"]["email"]["staleVerdicts"] == len(ids)
+
+
+def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int]) -> None:
+    """The job id is what `leads jobs show` needs, but in an 80-column terminal the table cut it to
+    "enrich-prospe…"; the other columns wrap now instead."""
+    job = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")["jobId"]
+
+    listing = _run(leads, "jobs", "ls").stdout
+
+    assert len(job) > 30 and job in listing
