@@ -438,3 +438,24 @@ def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int])
     listing = _run(leads, "jobs", "ls").stdout
 
     assert len(job) > 30 and job in listing
+
+
+def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(
+    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+) -> None:
+    """The LinkedIn stage reads the profile of a lead that has a URL (1 credit each), but the estimate counted
+    only leads without a URL: 0 credits for leads that all had one. It now counts the profiles it will read."""
+    with connect(database_url) as conn:
+        ids = [
+            r["id"] for r in conn.execute("SELECT id FROM leads WHERE linkedin_url IS NOT NULL ORDER BY id LIMIT 20")
+        ]
+    assert len(ids) == 20
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "linkedin", "--json"]
+
+    plan = _json(leads, *enrich, "--estimate")
+    document = _json(leads, *enrich, "--wait")
+
+    assert plan["estimatedCredits"] >= document["creditsUsed"] >= 0.8 * len(ids)  # a private profile costs nothing
+    assert plan["sources"]["linkedin"]["profileReads"] == len(ids)
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # read now: kept while fresh

@@ -1,9 +1,11 @@
 """Enrichment jobs: selecting leads into a batch, estimating cost and time, and the PRD's result shapes.
 
 Estimates count what a job will really ask for: per source, the leads that lack the field (all when
-overwriting); for company enrichment, one lookup per company, walking the template's waterfall with cached
-answers free. ``estimatedCredits`` is the expected spend (each field stops at the first provider able to fill
-it); ``maxCredits`` in the estimate is the worst case (every paid provider asked for every company).
+overwriting), plus the checks the contact stages make on leads that have it (an email verdict gone stale, a
+profile to read for a LinkedIn URL); for company enrichment, one lookup per company, walking the template's
+waterfall with cached answers free. ``estimatedCredits`` is the expected spend (each field stops at the first
+provider able to fill it); ``maxCredits`` in the estimate is the worst case (every paid provider asked for every
+company).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from leads_pipeline.lib.batches import slug
 from leads_pipeline.lib.contacts.email_batch import EmailOptions
+from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
 from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
@@ -131,6 +134,8 @@ def estimate(
         }
         if source == "email" and not overwrite:  # (overwriting counts every lead already)
             _add_stale_verdicts(conn, batch_id, per_source[source])
+        if source == "linkedin" and not overwrite:
+            _add_profile_reads(conn, batch_id, per_source[source])
     # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
     ceiling = math.inf if template.max_credits_per_lead is None else template.max_credits_per_lead * leads
     return {
@@ -155,6 +160,18 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     email["estimatedCredits"] += credits
     email["maxCredits"] += credits
     email["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
+
+
+def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
+    """Add to the LinkedIn estimate the leads that have a URL but no fresh profile (``profileReads``): they miss
+    no URL, yet the stage reads their profile, at its price."""
+    count = store.profiles_to_read(conn, batch_id, timedelta(days=LinkedInOptions.cache_days))
+    credits = count * price("apify_linkedin_profile")
+    linkedin["profileReads"] = count
+    linkedin["leadsNeeding"] += count
+    linkedin["estimatedCredits"] += credits
+    linkedin["maxCredits"] += credits
+    linkedin["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
 
 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:

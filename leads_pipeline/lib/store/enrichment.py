@@ -338,6 +338,20 @@ def stale_paid_verdicts(conn: Connection, batch_id: str, methods: Sequence[str],
     return {r["source"]: int(r["n"]) for r in rows}
 
 
+def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int:
+    """The batch's leads that have a LinkedIn URL but no profile read within ``max_age``: the LinkedIn stage reads
+    (and charges) their profile although they miss no URL (``LinkedInStage._chunk``'s rule)."""
+    row = conn.execute(
+        """SELECT count(*) AS n FROM batch_members m JOIN leads l ON l.id = m.lead_id
+           WHERE m.batch_id = %s AND l.deleted_at IS NULL AND l.linkedin_url IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id AND f.field = 'linkedin_profile'
+                             AND f.observed_at > now() - %s)""",
+        (batch_id, max_age),
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
 def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
     """The batch's live leads with what identifies their company and which company fields they already have.
 
