@@ -459,3 +459,40 @@ def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(
     assert plan["estimatedCredits"] >= document["creditsUsed"] >= 0.8 * len(ids)  # a private profile costs nothing
     assert plan["sources"]["linkedin"]["profileReads"] == len(ids)
     assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # read now: kept while fresh
+
+
+def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
+    leads: CliRunner, prospects: list[int], sandbox: Sandbox, database_url: str, tmp_path: Path
+) -> None:
+    """A company lookup serves all the company's leads and is charged in full to one of them, the one furthest
+    from its cap: no lead passes the cap of 2 over the job's stages, every paid lookup is on exactly one fact (not
+    on each of the company's leads), and the job's credits are what the provider was asked for."""
+    assert sandbox.http_app is not None
+    template = tmp_path / "shared.yaml"
+    template.write_text(
+        "name: shared\nsources: [phone, company]\nmax_credits_per_lead: 2\n"
+        "company:\n  default: {sources: [domain, gemini], stop: first_validated}\n"
+    )
+    asked = len(sandbox.http_app.log.records("gemini"))
+
+    document = _json(leads, "enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
+
+    job = document["jobId"]
+    with connect(database_url) as conn:
+        per_lead = {
+            r["lead_id"]: float(r["c"])
+            for r in conn.execute(
+                "SELECT lead_id, sum(cost) AS c FROM lead_facts WHERE batch_id = %s GROUP BY lead_id", (job,)
+            )
+        }
+        paid = list(
+            conn.execute(
+                "SELECT lead_id, cost FROM lead_facts WHERE batch_id = %s AND source = 'company/gemini' AND cost > 0",
+                (job,),
+            )
+        )
+        bought = list(conn.execute("SELECT credits FROM company_profiles WHERE job_id = %s", (job,)))
+    assert max(per_lead.values()) <= 2.0
+    assert len(sandbox.http_app.log.records("gemini")) - asked == len(bought) > 0  # one call per company
+    assert sorted(float(f["cost"]) for f in paid) == sorted(float(b["credits"]) for b in bought if b["credits"])
+    assert document["creditsUsed"] == round(sum(per_lead.values()), 4)
