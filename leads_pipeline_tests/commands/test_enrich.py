@@ -247,6 +247,11 @@ def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_pa
         leads, "enrich", "--ids", str(missing)
     )
     assert "holds no leads" in _error(leads, "enrich", "--list", "prospects", "--where", "country = ZZ")
+    for url in ("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"):
+        refused = _error(leads, "enrich", "--list", "prospects", "--notify", url)
+        assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
+    refused = _error(leads, "enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
+    assert "--notify must be an http:// or https:// URL" in refused
 
 
 def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: list[int], database_url: str) -> None:
