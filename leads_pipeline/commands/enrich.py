@@ -10,10 +10,11 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.table import Column, Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
 from leads_pipeline.commands.selection import (
@@ -44,6 +45,21 @@ def _check_priority(priority: str) -> str:
     if priority not in PRIORITIES:
         raise ConfigurationError(f"--priority must be low, normal or high; got {priority!r}")
     return priority
+
+
+def _check_notify(url: str | None) -> None:
+    """A webhook URL the completion POST can reach: an http(s) URL with a host. Anything else was stored and
+    failed only when the job ended, in a delivery row the user never sees. Not echoed: its query may hold a token.
+    """
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url.strip())
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # an unclosed [IPv6] host
+        usable = False
+    if not usable:
+        raise ConfigurationError("--notify must be an http:// or https:// URL with a host name")
 
 
 def _selection(
@@ -197,6 +213,7 @@ def enrich(
         chosen = parse_sources(sources) if sources is not None else list(load_template(template).sources)
         require_assets(chosen, _available_assets())
         _check_priority(priority)
+        _check_notify(notify)
         selection, ids_file = _selection(lists, where, tags, stages, score_min, score_max, ids)
         return create_job(
             env,
@@ -389,7 +406,17 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print_json([launch_response(j) for j in jobs])
         return
-    table = Table("job", "status", "leads", "sources", "template", "created")
+    # the id is what `leads jobs show` takes, and the status what one looks for: both kept whole in a narrow
+    # terminal (or a pipe: 80 columns), where the other columns are cut instead
+    widest = max((len(job.id) for job in jobs), default=3)
+    table = Table(
+        Column("job", no_wrap=True, min_width=widest),
+        Column("status", no_wrap=True),
+        Column("leads", no_wrap=True),
+        "sources",
+        "template",
+        "created",
+    )
     for job in jobs:
         table.add_row(
             job.id,
@@ -512,6 +539,7 @@ def enrich_after_import(
         chosen = parse_sources(sources) if sources is not None else list(load_template(template).sources)
         load_template(template)
         _check_priority(priority)
+        _check_notify(notify)
         with connect(env.database_url) as conn:
             lead_list = get_list(conn, list_name, acting_user())
             access.require(conn, lead_list.id, acting_user(), "editor", "enriching its imports")

@@ -17,6 +17,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.support import cli_environment, import_file
 
 
@@ -246,6 +247,11 @@ def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_pa
         leads, "enrich", "--ids", str(missing)
     )
     assert "holds no leads" in _error(leads, "enrich", "--list", "prospects", "--where", "country = ZZ")
+    for url in ("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"):
+        refused = _error(leads, "enrich", "--list", "prospects", "--notify", url)
+        assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
+    refused = _error(leads, "enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
+    assert "--notify must be an http:// or https:// URL" in refused
 
 
 def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: list[int], database_url: str) -> None:
@@ -361,3 +367,157 @@ def test_without_wait_the_job_runs_in_the_background(leads: CliRunner, prospects
         document = _json(leads, "jobs", "show", launched["jobId"], "--json")
     assert document["status"] == "completed", document
     assert document["progress"]["processed"] == 300
+
+
+def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
+    leads: CliRunner,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same people without an email in two lists, one job over both: each pair of leads guesses the same
+    addresses, side by side. A paid verdict was charged to whichever lead last named the address, so its twin got
+    no verdict and the other lead's cap paid for both; each lead is now charged its own call (or reuses the
+    verdict its twin bought, for free)."""
+    assert sandbox.http_app is not None
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    strict = {c.domain: c.name for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    people = [p for p in sandbox_world.people if p.company_domain in strict][:8]
+    rows = ["First Name,Last Name,Company,Website"]
+    rows += [f"{p.first_name},{p.last_name},{strict[p.company_domain]},{p.company_domain}" for p in people]
+    csv_path = tmp_path / "people.csv"
+    csv_path.write_text("\n".join(rows) + "\n")
+    for name in ("east", "west"):
+        with connect(database_url) as conn:
+            create_list(conn, name, owner="tester")
+        import_file(database_url, csv_path, name)
+    with connect(database_url) as conn:
+        ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
+    assert len(ids) == 2 * len(people) == 16
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    template = tmp_path / "one.yaml"
+    template.write_text("name: one\nsources: [email]\nmax_credits_per_lead: 1\n")
+    asked = len(sandbox.http_app.log.records("zerobounce"))
+
+    document = _json(
+        leads, "enrich", "--ids", str(tmp_path / "ids.txt"), "--template", str(template), "--wait", "--json"
+    )
+
+    with connect(database_url) as conn:
+        verdicts = list(
+            conn.execute(
+                "SELECT lead_id, cost, details FROM lead_facts"
+                " WHERE batch_id = %s AND field = 'email_status' AND source = 'zerobounce'",
+                (document["jobId"],),
+            )
+        )
+    assert {v["lead_id"] for v in verdicts} == set(ids), "every lead has the verdict on its first guess"
+    per_lead: dict[int, float] = {}
+    for v in verdicts:
+        per_lead[v["lead_id"]] = per_lead.get(v["lead_id"], 0.0) + float(v["cost"])
+    assert max(per_lead.values()) <= 1.0
+    bought = [v for v in verdicts if "price_item" in v["details"]]
+    assert len(bought) == len(sandbox.http_app.log.records("zerobounce")) - asked
+    assert document["creditsUsed"] == sum(per_lead.values()) > 0
+
+
+def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
+    leads: CliRunner,
+    prospects: list[int],
+    sandbox_world: World,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A verdict older than the email stage's cache_days is bought again, but the estimate counted only leads
+    without an address: it said 0 credits for a run that then re-verified every address. It now counts them."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    strict = {c.domain for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    with connect(database_url) as conn:
+        rows = list(conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL ORDER BY id"))
+    ids = [r["id"] for r in rows if r["email"].rpartition("@")[2] in strict]
+    assert len(ids) >= 10
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "email", "--json"]
+    first = _json(leads, *enrich, "--wait")
+    assert first["creditsUsed"] == len(ids)
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # fresh verdicts are kept
+    with connect(database_url) as conn:
+        conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '35 days'")
+        conn.execute("UPDATE email_verifications SET checked_at = checked_at - interval '35 days'")
+
+    plan = _json(leads, *enrich, "--estimate")
+    again = _json(leads, *enrich, "--wait")
+
+    assert plan["estimatedCredits"] == plan["sources"]["email"]["estimatedCredits"] == again["creditsUsed"] == len(ids)
+    assert plan["sources"]["email"]["staleVerdicts"] == len(ids)
+
+
+def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int]) -> None:
+    """The job id is what `leads jobs show` needs, but in an 80-column terminal the table cut it to
+    "enrich-prospe…"; the other columns wrap now instead."""
+    job = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")["jobId"]
+
+    listing = _run(leads, "jobs", "ls").stdout
+
+    assert len(job) > 30 and job in listing
+
+
+def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(
+    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+) -> None:
+    """The LinkedIn stage reads the profile of a lead that has a URL (1 credit each), but the estimate counted
+    only leads without a URL: 0 credits for leads that all had one. It now counts the profiles it will read."""
+    with connect(database_url) as conn:
+        ids = [
+            r["id"] for r in conn.execute("SELECT id FROM leads WHERE linkedin_url IS NOT NULL ORDER BY id LIMIT 20")
+        ]
+    assert len(ids) == 20
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "linkedin", "--json"]
+
+    plan = _json(leads, *enrich, "--estimate")
+    document = _json(leads, *enrich, "--wait")
+
+    assert plan["estimatedCredits"] >= document["creditsUsed"] >= 0.8 * len(ids)  # a private profile costs nothing
+    assert plan["sources"]["linkedin"]["profileReads"] == len(ids)
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # read now: kept while fresh
+
+
+def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
+    leads: CliRunner, prospects: list[int], sandbox: Sandbox, database_url: str, tmp_path: Path
+) -> None:
+    """A company lookup serves all the company's leads and is charged in full to one of them, the one furthest
+    from its cap: no lead passes the cap of 2 over the job's stages, every paid lookup is on exactly one fact (not
+    on each of the company's leads), and the job's credits are what the provider was asked for."""
+    assert sandbox.http_app is not None
+    template = tmp_path / "shared.yaml"
+    template.write_text(
+        "name: shared\nsources: [phone, company]\nmax_credits_per_lead: 2\n"
+        "company:\n  default: {sources: [domain, gemini], stop: first_validated}\n"
+    )
+    asked = len(sandbox.http_app.log.records("gemini"))
+
+    document = _json(leads, "enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
+
+    job = document["jobId"]
+    with connect(database_url) as conn:
+        per_lead = {
+            r["lead_id"]: float(r["c"])
+            for r in conn.execute(
+                "SELECT lead_id, sum(cost) AS c FROM lead_facts WHERE batch_id = %s GROUP BY lead_id", (job,)
+            )
+        }
+        paid = list(
+            conn.execute(
+                "SELECT lead_id, cost FROM lead_facts WHERE batch_id = %s AND source = 'company/gemini' AND cost > 0",
+                (job,),
+            )
+        )
+        bought = list(conn.execute("SELECT credits FROM company_profiles WHERE job_id = %s", (job,)))
+    assert max(per_lead.values()) <= 2.0
+    assert len(sandbox.http_app.log.records("gemini")) - asked == len(bought) > 0  # one call per company
+    assert sorted(float(f["cost"]) for f in paid) == sorted(float(b["credits"]) for b in bought if b["credits"])
+    assert document["creditsUsed"] == round(sum(per_lead.values()), 4)

@@ -20,6 +20,7 @@ from leads_pipeline.defs.contacts.checks import (
     linkedin_url_check,
     phone_e164_check,
 )
+from leads_pipeline.defs.enrichment.assets import ensure_job
 from leads_pipeline.defs.executor import SPENDS_CREDITS
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -34,7 +35,7 @@ from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, Ve
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.jobs import job_budget
 from leads_pipeline.lib.enrichment.templates import load_template
-from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
@@ -87,19 +88,23 @@ def paid_verifier(
     return available[choice], choice
 
 
-def _budget(database: LeadsDatabase, batch_id: str) -> Budget:
+def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrite: bool) -> Budget:
     """What the stage may spend: its enrichment job's --max-credits left, the month's rest, and per lead the job
-    template's max_credits_per_lead less what the job's earlier stages charged the lead (``job_budget``)."""
-    with database.connection() as conn:
-        job = jobs_store.find_job(conn, batch_id)
-        return job_budget(conn, job, template=load_template(job.template) if job is not None else None)
+    template's max_credits_per_lead less what the job's earlier stages charged the lead (``job_budget``). A batch
+    launched from the UI without a job gets one (``ensure_job``), as when ``company_profiles`` is launched."""
+    try:
+        with database.connection() as conn:
+            job = ensure_job(context, conn, overwrite=overwrite)
+            return job_budget(conn, job, template=load_template(job.template))
+    except PermanentError as exc:
+        raise dg.Failure(description=str(exc), allow_retries=False) from exc
 
 
 def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budget: Budget) -> None:
     """A stage the budget stopped (the job's limit, or leads at their cap) says so on its job: the source ends
-    "skipped" with the reasons and counts, the job "partial"; nothing to say without a job."""
+    "skipped" with the reasons and counts, the job "partial"."""
     note = budget.note()
-    if note is not None and jobs_store.find_job(conn, batch_id) is not None:
+    if note is not None:
         jobs_store.finish_source(conn, batch_id, source, "skipped", note)
 
 
@@ -164,7 +169,7 @@ def email_contacts(
     verifier = EmailVerifier(resolver, mail.prober(resolver), paid, paid_name, settings=settings)
     options = options_from(config, EmailOptions)
     batch_id = context.partition_key
-    budget = _budget(database, batch_id)
+    budget = _budget(context, database, config.overwrite)
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
@@ -211,7 +216,7 @@ def phone_contacts(
     the lead's mobile_phone."""
     options = options_from(config, PhoneOptions)
     batch_id = context.partition_key
-    budget = _budget(database, batch_id)
+    budget = _budget(context, database, config.overwrite)
     stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
@@ -292,7 +297,7 @@ def linkedin_profiles(
         )
     media_dir = Path(config.media_dir) if config.media_dir else leads_home() / "media"
     options = options_from(config, LinkedInOptions, media_dir=media_dir)
-    budget = _budget(database, batch_id)
+    budget = _budget(context, database, config.overwrite)
     stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])

@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -42,28 +43,36 @@ def run_sources(context: dg.AssetExecutionContext) -> list[str]:
     return [source for source, asset_key in SOURCE_ASSETS.items() if asset_key in selected]
 
 
-def _job(conn: store.Connection, batch_id: str, config: CompanyProfilesConfig, sources: list[str]) -> store.Job:
-    """The batch's enrichment job, created with the run's settings and sources when the batch was launched from
-    the UI."""
+def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, overwrite: bool) -> store.Job:
+    """The batch's enrichment job. A batch launched from the UI has none yet: any source asset the run
+    materializes (``company_profiles`` or a contact asset alone) creates it, with the run's sources and the settings
+    of the run's ``company_profiles`` config (the defaults when the run has none; ``overwrite`` is the asset's
+    own), so every run that spends credits is a job ``leads jobs`` shows, with its --max-credits and template cap.
+    """
+    batch_id = context.partition_key
     job = store.find_job(conn, batch_id)
     if job is not None:
         return job
     if not store.batch_exists(conn, batch_id):
         raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")
-    template = load_template(config.template or DEFAULT_TEMPLATE)
-    plan = estimate(conn, batch_id, sources, template, overwrite=config.overwrite)
+    ops = context.run.run_config.get("ops")
+    company: dict[str, Any] = ops.get(SOURCE_ASSETS[SOURCE], {}) if isinstance(ops, dict) else {}
+    settings = CompanyProfilesConfig(**company.get("config", {}))
+    sources = run_sources(context)
+    template = settings.template or DEFAULT_TEMPLATE
+    plan = estimate(conn, batch_id, sources, load_template(template), overwrite=overwrite)
     return store.create_job(
         conn,
         batch_id,
         sources=sources,
-        template=config.template or DEFAULT_TEMPLATE,
-        overwrite=config.overwrite,
+        template=template,
+        overwrite=overwrite,
         priority="normal",
-        max_credits=config.max_credits,
+        max_credits=settings.max_credits,
         estimate=plan,
         leads_queued=plan["leads"],
         notify_url=None,
-        created_by=config.user,
+        created_by=settings.user,
     )
 
 
@@ -92,7 +101,7 @@ def company_profiles(
     batch_id = context.partition_key
     try:
         with database.connection() as conn:
-            job = _job(conn, batch_id, config, run_sources(context))
+            job = ensure_job(context, conn, overwrite=config.overwrite)
             max_credits = config.max_credits if config.max_credits is not None else job.max_credits
             job = replace(job, max_credits=max_credits)
             template = load_template(config.template or job.template)

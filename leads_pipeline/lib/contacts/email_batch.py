@@ -183,13 +183,11 @@ class EmailStage:
         domains = {p.domain for p in parsed.values() if p.valid_syntax}
         domains |= {d for d in (lead_domain(lead) for lead in to_discover) if d}
         mx = self._mx(reader, domains)
-        for lead_id, email in to_verify.items():
-            ledger.lead_of[self.verifier.parse(email).email] = lead_id
         with ThreadPoolExecutor(self._workers) as pool:
             checked = dict(
                 zip(
                     parsed,
-                    pool.map(lambda i: self.verifier.verify_parsed(parsed[i], mx.get(parsed[i].domain)), parsed),
+                    pool.map(lambda i: self.verifier.verify_parsed(parsed[i], mx.get(parsed[i].domain), i), parsed),
                     strict=True,
                 )
             )
@@ -260,8 +258,7 @@ class EmailStage:
         result: tuple[Candidate, Verdict] | None = None
         domain_mx = mx.get(domain)
         for candidate in candidates:
-            ledger.lead_of[candidate.email] = lead_id
-            verdict = self._verify_candidate(candidate, domain_mx)
+            verdict = self._verify_candidate(candidate, domain_mx, lead_id)
             tried.append((candidate.email, verdict.status, verdict.method))
             if verdict.deliverable:
                 return self._found(lead_id, domain, candidate, verdict, tried, "pattern")
@@ -269,7 +266,7 @@ class EmailStage:
                 result = (candidates[0], verdict)
                 break
         if self.apify is not None:
-            provider = self._people_search(lead, domain, domain_mx, latest, ledger, tried)
+            provider = self._people_search(lead, domain, domain_mx, latest, tried)
             if provider is not None:
                 return provider
         if result is not None:
@@ -283,7 +280,7 @@ class EmailStage:
         reason = "no candidate was deliverable" if candidates else "no candidate address"
         return Discovery(lead_id, domain, None, None, "pattern", 0, None, tuple(tried), reason)
 
-    def _verify_candidate(self, candidate: Candidate, mx: MxResult | None) -> Verdict:
+    def _verify_candidate(self, candidate: Candidate, mx: MxResult | None, lead_id: int) -> Verdict:
         prober = self.verifier.prober
         domain = candidate.email.rpartition("@")[2]
         if prober is not None and prober.known_catch_all(domain):
@@ -295,7 +292,7 @@ class EmailStage:
                 (f"{domain} accepts any address (catch-all, known from an earlier probe)",),
                 mx_hosts=mx.hosts if mx else (),
             )
-        return self.verifier.verify_parsed(self.verifier.parse(candidate.email), mx)
+        return self.verifier.verify_parsed(self.verifier.parse(candidate.email), mx, lead_id)
 
     def _people_search(
         self,
@@ -303,7 +300,6 @@ class EmailStage:
         domain: str,
         mx: MxResult | None,
         latest: dict[tuple[int, str], dict[str, Any]],
-        ledger: store.VerificationLedger,
         tried: list[tuple[str, str, str]],
     ) -> Discovery | None:
         assert self.apify is not None
@@ -332,9 +328,8 @@ class EmailStage:
                 return None
         if match is None or not match.email:
             return None
-        ledger.lead_of[match.email.lower()] = lead["id"]
         parsed = self.verifier.parse(match.email)
-        verdict = self.verifier.verify_parsed(parsed, mx if parsed.domain == domain else None)
+        verdict = self.verifier.verify_parsed(parsed, mx if parsed.domain == domain else None, lead["id"])
         tried.append((parsed.email, verdict.status, verdict.method))
         if verdict.status in ("invalid", "disposable"):
             return None

@@ -46,35 +46,36 @@ class PaidVerifier(Protocol):
 
 class Ledger(Protocol):
     """Where paid verdicts are looked up before a call, paid for (reserve, then record or release) and recorded
-    right after it."""
+    right after it. ``lead`` is the lead an address is verified for (None outside a batch): its id, not the
+    address, says whose fact and cap a call is, since two leads of a chunk may be verified on one address."""
 
-    def lookup(self, email: str, method: str) -> Verdict | None: ...
+    def lookup(self, email: str, method: str, lead: int | None) -> Verdict | None: ...
 
-    def reserve(self, method: str, email: str) -> bool:
-        """Whether a call of the paid verifier ``method`` on ``email`` fits the credit budget and the cap of the
-        lead it is verified for (its price is then held)."""
+    def reserve(self, method: str, email: str, lead: int | None) -> bool:
+        """Whether a call of the paid verifier ``method`` on ``email`` fits the credit budget and the cap of
+        ``lead`` (its price is then held)."""
         ...
 
-    def release(self, method: str, email: str) -> None:
+    def release(self, method: str, email: str, lead: int | None) -> None:
         """The reserved call bought nothing (it failed): free its price."""
         ...
 
-    def record(self, verdict: Verdict) -> None: ...
+    def record(self, verdict: Verdict, lead: int | None) -> None: ...
 
 
 class NoLedger:
     """Remembers nothing and caps nothing: for one-off checks (``leads verify``) where nothing is stored."""
 
-    def lookup(self, email: str, method: str) -> Verdict | None:
+    def lookup(self, email: str, method: str, lead: int | None) -> Verdict | None:
         return None
 
-    def reserve(self, method: str, email: str) -> bool:
+    def reserve(self, method: str, email: str, lead: int | None) -> bool:
         return True
 
-    def release(self, method: str, email: str) -> None:
+    def release(self, method: str, email: str, lead: int | None) -> None:
         return None
 
-    def record(self, verdict: Verdict) -> None:
+    def record(self, verdict: Verdict, lead: int | None) -> None:
         return None
 
 
@@ -144,8 +145,9 @@ class EmailVerifier:
             verdicts = pool.map(lambda email: self.verify_parsed(parsed[email], mx.get(parsed[email].domain)), given)
             return dict(zip(given, verdicts, strict=True))
 
-    def verify_parsed(self, parsed: ParsedEmail, mx: MxResult | None) -> Verdict:
-        """The verdict on one parsed address whose domain's MX is ``mx`` (looked up now when None)."""
+    def verify_parsed(self, parsed: ParsedEmail, mx: MxResult | None, lead: int | None = None) -> Verdict:
+        """The verdict on one parsed address whose domain's MX is ``mx`` (looked up now when None), verified for
+        ``lead`` (a paid verdict is its fact and counts against its cap)."""
         early = syntax_verdict(parsed)
         if early is not None:
             return early
@@ -155,7 +157,7 @@ class EmailVerifier:
         if early is not None:
             return early
         if self.prober is None:
-            paid = self._paid(parsed, mx) if self.paid is not None else None
+            paid = self._paid(parsed, mx, lead) if self.paid is not None else None
             if paid is None and self.paid_name is not None:
                 reason = f"{self.paid_name} was not asked: the credit budget or the lead's cap is used up"
                 return mx_only_verdict(parsed, mx, reason)
@@ -166,7 +168,7 @@ class EmailVerifier:
             time.sleep(wait)
             verdict = self._probe(parsed, mx)
         if verdict.status == "unknown" and self.settings.fallback and self.paid is not None:
-            paid = self._paid(parsed, mx)
+            paid = self._paid(parsed, mx, lead)
             return with_fallback(verdict, paid) if paid is not None else verdict
         return verdict
 
@@ -188,18 +190,18 @@ class EmailVerifier:
                 self._silent[host] = time.monotonic() + self.settings.silent_host_s
         return smtp_verdict(parsed, mx, probe)
 
-    def _paid(self, parsed: ParsedEmail, mx: MxResult) -> Verdict | None:
+    def _paid(self, parsed: ParsedEmail, mx: MxResult, lead: int | None) -> Verdict | None:
         """The paid verifier's verdict (a stored one when the ledger has it); None when the budget refuses."""
         assert self.paid is not None and self.paid_name is not None
-        stored = self.ledger.lookup(parsed.email, self.paid_name)
+        stored = self.ledger.lookup(parsed.email, self.paid_name, lead)
         if stored is not None:
             return stored
-        if not self.ledger.reserve(self.paid_name, parsed.email):
+        if not self.ledger.reserve(self.paid_name, parsed.email, lead):
             return None
         try:
             answer = self.paid.verify(parsed.email)
         except TransientError as error:  # nothing was bought: say so and let a later run ask again
-            self.ledger.release(self.paid_name, parsed.email)
+            self.ledger.release(self.paid_name, parsed.email, lead)
             return Verdict(
                 parsed.email,
                 "unknown",
@@ -211,10 +213,10 @@ class EmailVerifier:
                 mx_hosts=mx.hosts,
             )
         except BaseException:
-            self.ledger.release(self.paid_name, parsed.email)
+            self.ledger.release(self.paid_name, parsed.email, lead)
             raise
         verdict = paid_verdict(parsed, mx, answer)
-        self.ledger.record(verdict)
+        self.ledger.record(verdict, lead)
         return verdict
 
     def _gate(self, host: str) -> threading.Semaphore:

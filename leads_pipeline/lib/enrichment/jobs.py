@@ -1,21 +1,25 @@
 """Enrichment jobs: selecting leads into a batch, estimating cost and time, and the PRD's result shapes.
 
 Estimates count what a job will really ask for: per source, the leads that lack the field (all when
-overwriting); for company enrichment, one lookup per company, walking the template's waterfall with cached
-answers free. ``estimatedCredits`` is the expected spend (each field stops at the first provider able to fill
-it); ``maxCredits`` in the estimate is the worst case (every paid provider asked for every company).
+overwriting), plus the checks the contact stages make on leads that have it (an email verdict gone stale, a
+profile to read for a LinkedIn URL); for company enrichment, one lookup per company, walking the template's
+waterfall with cached answers free. ``estimatedCredits`` is the expected spend (each field stops at the first
+provider able to fill it); ``maxCredits`` in the estimate is the worst case (every paid provider asked for every
+company).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 from leads_pipeline.lib.batches import slug
-from leads_pipeline.lib.credits import Budget
+from leads_pipeline.lib.contacts.email_batch import EmailOptions
+from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
+from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
 from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
@@ -53,18 +57,17 @@ def monthly_budget() -> float | None:
 
 def job_budget(
     conn: store.Connection,
-    job: store.Job | None,
+    job: store.Job,
     *,
     exclude_prefix: str | None = None,
     template: Template | None = None,
 ) -> Budget:
     """What the job may still spend: its --max-credits minus what its sources spent (but those whose source starts
-    with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. A batch without a
-    job (an import's contact stages run from the UI) has only the monthly budget. With the job's ``template``,
-    each lead may cost at most its ``max_credits_per_lead`` over all the job's stages: the budget starts from
-    what the ledger says the job already charged each lead (the same facts, the same exclusion)."""
+    with ``exclude_prefix``: company enrichment rewrites its own facts), and the month's rest. With the job's
+    ``template``, each lead may cost at most its ``max_credits_per_lead`` over all the job's stages: the budget
+    starts from what the ledger says the job already charged each lead (the same facts, the same exclusion)."""
     limits: list[tuple[float, str]] = []
-    if job is not None and job.max_credits is not None:
+    if job.max_credits is not None:
         spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
         limits.append((job.max_credits - spent, f"job {job.id} reached its --max-credits {job.max_credits:g}"))
     month = monthly_budget()
@@ -79,7 +82,7 @@ def job_budget(
         )
     limit, reason = min(limits) if limits else (None, "")
     left = None if limit is None else max(0.0, limit)
-    if job is None or template is None or template.max_credits_per_lead is None:
+    if template is None or template.max_credits_per_lead is None:
         return Budget(left, reason)
     cap = template.max_credits_per_lead
     return Budget(
@@ -129,6 +132,10 @@ def estimate(
             "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
         }
+        if source == "email" and not overwrite:  # (overwriting counts every lead already)
+            _add_stale_verdicts(conn, batch_id, per_source[source])
+        if source == "linkedin" and not overwrite:
+            _add_profile_reads(conn, batch_id, per_source[source])
     # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
     ceiling = math.inf if template.max_credits_per_lead is None else template.max_credits_per_lead * leads
     return {
@@ -139,6 +146,32 @@ def estimate(
         "sources": per_source,
         "template": template.name,
     }
+
+
+def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, Any]) -> None:
+    """Add to the email estimate the addresses the stage verifies again, paying the same verifier, because their
+    verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
+    it, yet its stale verdict is bought again."""
+    stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
+    count = sum(stale.values())
+    credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
+    email["staleVerdicts"] = count
+    email["leadsNeeding"] += count
+    email["estimatedCredits"] += credits
+    email["maxCredits"] += credits
+    email["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
+
+
+def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
+    """Add to the LinkedIn estimate the leads that have a URL but no fresh profile (``profileReads``): they miss
+    no URL, yet the stage reads their profile, at its price."""
+    count = store.profiles_to_read(conn, batch_id, timedelta(days=LinkedInOptions.cache_days))
+    credits = count * price("apify_linkedin_profile")
+    linkedin["profileReads"] = count
+    linkedin["leadsNeeding"] += count
+    linkedin["estimatedCredits"] += credits
+    linkedin["maxCredits"] += credits
+    linkedin["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
 
 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:

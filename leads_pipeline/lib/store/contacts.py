@@ -302,12 +302,13 @@ def add_pattern_evidence(conn: Conn, rows: Iterable[tuple[str, str, str, str]]) 
 class VerificationLedger:
     """Paid email verdicts: looked up before a call, recorded (cache row + the lead's fact) right after it.
 
-    ``lead_of`` maps the addresses this chunk may verify to their lead, so every paid call becomes a fact of
-    that lead in this batch with its credits (the verifier's own credits in details). A verdict reused from the
-    cache becomes a 0-cost fact of this batch (provenance), unless the batch already has one for that address.
-    Without a batch (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written.
-    Each call first reserves its price in ``budget`` (against its lead's cap); ``refused`` counts the calls the
-    budget did not allow.
+    Every call names the lead the address is verified for (by id: two leads of a chunk may be verified on one
+    address, an existing one or a guess), so every paid call becomes a fact of that lead in this batch with its
+    credits (the verifier's own credits in details). A verdict reused from the cache becomes a 0-cost fact of
+    this batch (provenance), unless the batch already has one for that lead and address. Without a batch or a
+    lead (``leads verify``, ``leads find-email``) only the cache row, keyed by address, is written. Each call
+    first reserves its price in ``budget`` (against its lead's cap); ``refused`` counts the calls the budget did
+    not allow.
     """
 
     def __init__(
@@ -318,7 +319,6 @@ class VerificationLedger:
         self.max_age = max_age
         self.budget = budget or Budget(None)
         self.refused = 0
-        self.lead_of: dict[str, int] = {}
         self._conn: Conn | None = None
         self._lock = threading.Lock()
 
@@ -336,7 +336,7 @@ class VerificationLedger:
             raise RuntimeError("use the ledger inside a with block")
         return self._conn
 
-    def lookup(self, email: str, method: str) -> Verdict | None:
+    def lookup(self, email: str, method: str, lead: int | None) -> Verdict | None:
         with self._lock:
             row = (
                 self._db()
@@ -352,7 +352,6 @@ class VerificationLedger:
             if row is None:
                 return None
             verdict = Verdict.from_details(row["details"], row["confidence"])
-            lead = self.lead_of.get(email)
             if lead is not None and self.batch_id is not None:
                 known = self._db().execute(
                     "SELECT 1 FROM lead_facts WHERE batch_id = %s AND field = 'email_status' AND source = %s"
@@ -374,16 +373,16 @@ class VerificationLedger:
                     insert_facts(self._db(), self.batch_id, [fact])
             return verdict
 
-    def reserve(self, method: str, email: str) -> bool:
-        """Hold the price of verifying ``email`` in the budget, against the cap of the lead it is verified for."""
-        if self.budget.reserve(price(PAID_VERIFIERS[method]), self.lead_of.get(email)):
+    def reserve(self, method: str, email: str, lead: int | None) -> bool:
+        """Hold the price of verifying ``email`` in the budget, against the cap of ``lead``."""
+        if self.budget.reserve(price(PAID_VERIFIERS[method]), lead):
             return True
         with self._lock:
             self.refused += 1
         return False
 
-    def release(self, method: str, email: str) -> None:
-        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, self.lead_of.get(email))
+    def release(self, method: str, email: str, lead: int | None) -> None:
+        self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, lead)
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The addresses among ``emails`` of people erased on request: never verified, cached or stored again."""
@@ -392,9 +391,9 @@ class VerificationLedger:
         with self._lock:
             return suppressed_values(self._db(), "email", emails)
 
-    def record(self, verdict: Verdict) -> None:
-        """Store a paid verdict (the cache keeps the verifier's own cost) and its fact, charged in credits: a
-        verifier's "unknown" is no data, so no charge."""
+    def record(self, verdict: Verdict, lead: int | None) -> None:
+        """Store a paid verdict (the cache keeps the verifier's own cost) and its fact of ``lead``, charged in
+        credits: a verifier's "unknown" is no data, so no charge."""
         item = PAID_VERIFIERS[verdict.method]
         credits, billing = charge(
             item, found=verdict.status != "unknown", provider_cost=verdict.provider_cost, provider_unit="credits"
@@ -416,7 +415,6 @@ class VerificationLedger:
                     Jsonb(seal_details(details)),
                 ),
             )
-            lead = self.lead_of.get(verdict.email)
             if lead is not None and self.batch_id is not None:  # outside a batch (find-email) there is no lead
                 fact = Fact(lead, "email_status", verdict.status, verdict.method, verdict.confidence, credits, details)
                 insert_facts(self._db(), self.batch_id, [fact])

@@ -14,12 +14,14 @@ from decimal import Decimal
 from typing import Any, Final
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.audit import mask
+from leads_pipeline.lib.store.db import key_column
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -323,6 +325,47 @@ def credit_report(conn: Connection, by: str) -> list[dict[str, Any]]:
 
 
 # --- company enrichment inputs and outputs -----------------------------------------------------------------
+
+
+def stale_paid_verdicts(conn: Connection, batch_id: str, methods: Sequence[str], max_age: timedelta) -> dict[str, int]:
+    """Per paid verifier (of ``methods``), the addresses of the batch's leads the email stage will buy again: the
+    lead's newest verdict on its own address is a settled one (not "unknown") that verifier sold more than
+    ``max_age`` ago, and no fresh paid answer on the address is cached (which the stage would reuse for free).
+    The stage's own rule (``EmailStage._chunk``), counted once per address as the cache makes it paid once."""
+    rows = conn.execute(
+        sql.SQL(
+            """SELECT f.source, count(DISTINCT l.email_bidx) AS n
+               FROM batch_members m JOIN leads l ON l.id = m.lead_id
+               CROSS JOIN LATERAL (
+                   SELECT source, value, details, observed_at FROM lead_facts
+                   WHERE lead_id = l.id AND field = 'email_status' ORDER BY observed_at DESC, id DESC LIMIT 1
+               ) f
+               WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL AND l.email IS NOT NULL
+                 AND f.source = ANY(%(methods)s) AND f.value <> 'unknown' AND f.observed_at <= now() - %(age)s
+                 AND (f.details ->> 'email_bidx') COLLATE "C" = {lead_key}
+                 AND NOT EXISTS (
+                     SELECT 1 FROM email_verifications v
+                     WHERE {cache_key} = {lead_key} AND v.method = f.source AND v.checked_at > now() - %(age)s
+                       AND NOT (v.status = 'unknown' AND v.cost = 0))
+               GROUP BY f.source"""
+        ).format(lead_key=key_column("email_bidx", "l"), cache_key=key_column("email_bidx", "v")),
+        {"batch": batch_id, "methods": list(methods), "age": max_age},
+    )
+    return {r["source"]: int(r["n"]) for r in rows}
+
+
+def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int:
+    """The batch's leads that have a LinkedIn URL but no profile read within ``max_age``: the LinkedIn stage reads
+    (and charges) their profile although they miss no URL (``LinkedInStage._chunk``'s rule)."""
+    row = conn.execute(
+        """SELECT count(*) AS n FROM batch_members m JOIN leads l ON l.id = m.lead_id
+           WHERE m.batch_id = %s AND l.deleted_at IS NULL AND l.linkedin_url IS NOT NULL
+             AND NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id AND f.field = 'linkedin_profile'
+                             AND f.observed_at > now() - %s)""",
+        (batch_id, max_age),
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
 
 
 def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:

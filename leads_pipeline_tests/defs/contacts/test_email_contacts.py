@@ -9,6 +9,7 @@ from typing import Any
 from leads_pipeline.defs.contacts.assets import email_contacts
 from leads_pipeline.defs.contacts.checks import EMAIL_MX_CHECK
 from leads_pipeline.lib.credits import PRICES
+from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
@@ -203,3 +204,23 @@ def test_an_erased_persons_address_is_not_found_again(
             assert found == {"n": 0}, table
         facts = json.dumps([dict(r) for r in conn.execute("SELECT value, details FROM lead_facts")], default=str)
     assert not [email for email in erased if f'"{email}"' in facts], "no fact names an erased address"
+
+
+def test_launching_email_contacts_alone_records_its_job(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """A UI launch of email_contacts alone on a batch without a job spent credits under the monthly budget only,
+    and no job recorded it (`leads jobs` did not show it); it now creates the job, as company_profiles does."""
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    config = {"email_contacts": {"discover": False}}
+
+    meta = metadata(materialize([email_contacts], world_batch.batch_id, resources, config), "email_contacts")
+
+    with connect(database_url) as conn:
+        job = jobs_store.find_job(conn, world_batch.batch_id)
+        listed = [j.id for j in jobs_store.recent_jobs(conn, "dagster")]
+        used = jobs_store.credits_used(conn, world_batch.batch_id)
+    assert job is not None and job.sources == ("email",) and job.template == "standard"
+    assert job.leads_queued == len(world_batch.truth) and job.created_by == "dagster"
+    assert listed == [job.id]
+    assert used == meta["credits_used"] > 0

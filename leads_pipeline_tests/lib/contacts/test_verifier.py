@@ -94,10 +94,10 @@ class RecordingLedger(NoLedger):
     def __init__(self) -> None:
         self.recorded: list[Verdict] = []
 
-    def lookup(self, email: str, method: str) -> Verdict | None:
+    def lookup(self, email: str, method: str, lead: int | None) -> Verdict | None:
         return next((v for v in self.recorded if v.email == email and v.method == method), None)
 
-    def record(self, verdict: Verdict) -> None:
+    def record(self, verdict: Verdict, lead: int | None) -> None:
         self.recorded.append(verdict)
 
 
@@ -124,7 +124,7 @@ def test_probing_off_uses_the_paid_verifier_once(sandbox: Sandbox, sandbox_world
 class RefusingLedger(NoLedger):
     """A ledger whose credit budget allows no paid call."""
 
-    def reserve(self, method: str, email: str) -> bool:
+    def reserve(self, method: str, email: str, lead: int | None) -> bool:
         return False
 
 
