@@ -31,6 +31,7 @@ NOT_PERSONAL: Final = {
     "scoring_models": "trained model parameters and metrics",
     "crm_connections": "CRM connection settings",
     "crm_sync_runs": "sync run counts and status",
+    "crm_key_claims": "hashed match keys, held only inside a sync's transaction (empty at rest, unlogged)",
 }
 
 
