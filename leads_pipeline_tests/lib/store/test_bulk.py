@@ -68,3 +68,49 @@ def test_move_and_copy_of_a_large_selection_send_its_keys_as_parameters(
     assert counts == {source: 1_500, target: 1_500 + LEADS - 1_500, copies: LEADS}
     # the keys inlined were 1.3 MB of blind indexes and 120 kB of ids
     assert max(statement_sizes) < 10_000
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement sent while the test runs, as text."""
+    sent: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def recording(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query.as_string(cursor) if isinstance(query, sql.Composable) else query)
+        return execute(cursor, query, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
+    yield sent
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("company", "Beta 100% Ltd"), ("custom.Offer", "50% off"), ("stage", "mql")]
+)
+def test_set_on_a_large_selection_sends_its_ids_as_parameters_and_writes_each_lead_once(
+    database_url: str, statements: list[str], field: str, value: str
+) -> None:
+    with connect(database_url) as conn:
+        source = create_list(conn, "source", owner=USER).id
+        _insert(conn, source, 1, LEADS, "e")
+        conn.commit()
+        statements.clear()
+
+        result = bulk.set_field(conn, Selection(lists=("source",)), USER, field, value)
+
+        assert (result.matched, result.changed) == (LEADS, LEADS)
+        written = conn.execute(
+            "SELECT count(*) AS n, count(DISTINCT company_key) AS keys,"
+            " max(name_key) FILTER (WHERE first_name = 'Lead 1') AS name_key,"
+            " count(*) FILTER (WHERE %(value)s IN (custom ->> 'Offer', stage)) AS custom_or_stage"
+            " FROM leads WHERE company IS NOT DISTINCT FROM %(company)s",
+            {"value": value, "company": value if field == "company" else None},
+        ).fetchone()
+    # the ids inlined were 120 kB
+    assert max(map(len, statements)) < 10_000
+    updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE LEADS")]
+    assert len(updates) == 1, "each lead is rewritten once (its search row follows every rewrite)"
+    if field == "company":  # the keys derived from the company, in that one write
+        assert written == {"n": LEADS, "keys": 1, "name_key": "lead 1|beta 100", "custom_or_stage": 0}
+    else:
+        assert written == {"n": LEADS, "keys": 0, "name_key": "lead 1|acme", "custom_or_stage": LEADS}
