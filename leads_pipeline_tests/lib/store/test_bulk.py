@@ -70,20 +70,6 @@ def test_move_and_copy_of_a_large_selection_send_its_keys_as_parameters(
     assert max(statement_sizes) < 10_000
 
 
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every statement sent while the test runs, as text."""
-    sent: list[str] = []
-    execute = psycopg.Cursor.execute
-
-    def recording(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
-        sent.append(query.as_string(cursor) if isinstance(query, sql.Composable) else query)
-        return execute(cursor, query, *args, **kwargs)
-
-    monkeypatch.setattr(psycopg.Cursor, "execute", recording)
-    yield sent
-
-
 @pytest.mark.parametrize(
     ("field", "value"), [("company", "Beta 100% Ltd"), ("custom.Offer", "50% off"), ("stage", "mql")]
 )
