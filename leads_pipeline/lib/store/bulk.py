@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
@@ -460,6 +461,26 @@ def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
         ).rowcount
         audit.record(conn, user, "leads.restore", "leads", audit.lead_ids([r["id"] for r in rows]))
     return BulkResult("restore", len(ids), changed, len(ids) - changed)
+
+
+def restore_deleted_at(conn: Connection, deleted_at: datetime, user: str) -> BulkResult:
+    """Bring back the leads one ``delete`` removed, found by the time it stamped on all of them (its transaction's,
+    ``deletedAt`` in its result): a delete of 100k leads names only its first ids, and no command line holds them
+    all as ``--id`` options. Leads of lists the user cannot read are not looked at."""
+    with conn.transaction():
+        ids = [
+            r["id"]
+            for r in conn.execute(
+                "SELECT id FROM leads WHERE deleted_at = %s AND merged_into IS NULL AND list_id = ANY(%s) ORDER BY id",
+                (deleted_at, access.readable_list_ids(conn, user)),
+            )
+        ]
+        if not ids:
+            raise NotFoundError(
+                f"no lead of your lists was deleted at {deleted_at.isoformat()}: nothing restored (`leads audit"
+                " --action leads.delete` shows when each delete ran)"
+            )
+        return restore(conn, ids, user)
 
 
 def export_custom_columns(conn: Connection, selection: Selection, user: str) -> list[str]:
