@@ -7,6 +7,7 @@ owner; the lists must not be archived), and returns a ``BulkResult`` saying what
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -200,30 +201,33 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
                 )
             groups = [(value, group, *_assignment(name, value, raw)) for value, group in by_value.items()]
         duplicates: set[int] = set()
-        changed_ids: list[int] = []
-        for value, group, setting, changes, values in groups:
-            skipped = _set_collisions(conn, group, name, value)
-            duplicates |= skipped
-            targets = [i for i in group if i not in skipped]
-            if name in _KEY_INPUTS:  # the keys derived from it in the same write: each row is rewritten once
-                keys = sql.SQL(", company_key = k.company_key, name_key = k.name_key")
-                chosen = sql.SQL(
-                    "FROM unnest(%(ids)s::bigint[], %(company_keys)s::text[], %(name_keys)s::text[])"
-                    " AS k(id, company_key, name_key) WHERE l.id = k.id"
-                )
-                derived = derived_keys(conn, targets, {name: value})
-                params = {**values, "ids": derived[0], "company_keys": derived[1], "name_keys": derived[2]}
-            else:
-                keys, chosen, params = sql.SQL(""), sql.SQL("WHERE l.id = ANY(%(ids)s)"), {**values, "ids": targets}
-            changed_ids += [
-                r["id"]
-                for r in conn.execute(
-                    sql.SQL("UPDATE leads l SET {}{}, updated_at = now() {} AND {} RETURNING l.id").format(
-                        setting, keys, chosen, changes
-                    ),
-                    params,
-                )
-            ]
+        written: AbstractContextManager[list[int]] = (
+            search_index.search_rows_rebuilt(conn) if name in search_index.SEARCHED_FIELDS else nullcontext([])
+        )
+        with written as changed_ids:
+            for value, group, setting, changes, values in groups:
+                skipped = _set_collisions(conn, group, name, value)
+                duplicates |= skipped
+                targets = [i for i in group if i not in skipped]
+                if name in _KEY_INPUTS:  # the keys derived from it in the same write: each row is rewritten once
+                    keys = sql.SQL(", company_key = k.company_key, name_key = k.name_key")
+                    chosen = sql.SQL(
+                        "FROM unnest(%(ids)s::bigint[], %(company_keys)s::text[], %(name_keys)s::text[])"
+                        " AS k(id, company_key, name_key) WHERE l.id = k.id"
+                    )
+                    derived = derived_keys(conn, targets, {name: value})
+                    params = {**values, "ids": derived[0], "company_keys": derived[1], "name_keys": derived[2]}
+                else:
+                    keys, chosen, params = sql.SQL(""), sql.SQL("WHERE l.id = ANY(%(ids)s)"), {**values, "ids": targets}
+                changed_ids += [
+                    r["id"]
+                    for r in conn.execute(
+                        sql.SQL("UPDATE leads l SET {}{}, updated_at = now() {} AND {} RETURNING l.id").format(
+                            setting, keys, chosen, changes
+                        ),
+                        params,
+                    )
+                ]
         _audit(
             conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
         )
@@ -355,10 +359,16 @@ def move_to(conn: Connection, selection: Selection, user: str, target: LeadList)
         ids = matched_leads(conn, selection, user, "moving its leads")
         staying = _collisions(conn, ids, target)
         moving = [i for i in ids if i not in staying]
-        changed = conn.execute(
-            "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s",
-            (target.id, moving, target.id),
-        ).rowcount
+        with search_index.search_rows_rebuilt(conn) as moved:
+            moved += [
+                r["id"]
+                for r in conn.execute(
+                    "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s"
+                    " RETURNING id",
+                    (target.id, moving, target.id),
+                )
+            ]
+        changed = len(moved)
         _audit(conn, user, "move", selection, moving, {"to": f"list:{target.id}", "skipped": len(staying)})
     return BulkResult(
         "move", len(ids), changed, len(staying), {"to": target.name, "skippedAsDuplicates": sorted(staying)}
