@@ -124,7 +124,7 @@ def evaluate(records: pd.DataFrame, matcher: Matcher) -> dict[str, Any]:
     """Precision, recall and F1 over pairs in the same cluster (the clusters a user would merge)."""
     started = time.perf_counter()
     matches = matcher.match(records)
-    groups = clusters(len(records), matches.matched_pairs)
+    groups = clusters(len(records), matches.pairs)
     seconds = time.perf_counter() - started
     entity = records["entity"].to_numpy()
     predicted = sum(len(g) * (len(g) - 1) // 2 for g in groups)

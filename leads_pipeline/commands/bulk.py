@@ -222,7 +222,7 @@ def bulk_delete(
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete the selected leads (soft: `leads bulk restore --id ...` brings them back)."""
+    """Delete the selected leads (soft: `leads bulk restore --deleted-at TIME` brings them back)."""
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
@@ -231,18 +231,39 @@ def bulk_delete(
         if not typer.confirm(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()))
-    _report(result, as_json, f"deleted {result.changed:,} leads; `leads bulk restore --id ...` brings them back")
+    restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"
+    _report(result, as_json, f"deleted {result.changed:,} leads{restore if result.changed else ''}")
+
+
+_EXAMPLE_TIME = "2026-11-30T01:35:47.509518+00:00"
 
 
 @app.command("restore")
 def bulk_restore(
-    ids: Annotated[list[int], typer.Option("--id", help="A deleted lead to restore (repeatable).")],
+    ids: Annotated[list[int] | None, typer.Option("--id", help="A deleted lead to restore (repeatable).")] = None,
+    deleted_at: Annotated[
+        str | None,
+        typer.Option("--deleted-at", help="Restore every lead one `bulk delete` removed: the time it printed."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Restore leads deleted with `leads bulk delete`."""
+    from datetime import datetime
+
     from leads_pipeline.lib.store import bulk
 
-    result = _run(lambda conn: bulk.restore(conn, ids, acting_user()))
+    if (ids is None) == (deleted_at is None):
+        fail("say which leads: --id ID (repeatable) or --deleted-at TIME (the time `leads bulk delete` printed)")
+    if deleted_at is not None:
+        try:
+            stamp = datetime.fromisoformat(deleted_at)
+        except ValueError:
+            fail(f"--deleted-at {deleted_at!r}: expected the time `leads bulk delete` printed, e.g. {_EXAMPLE_TIME}")
+        if stamp.tzinfo is None:
+            fail(f"--deleted-at {deleted_at!r}: give the time with its offset, as printed, e.g. {_EXAMPLE_TIME}")
+        result = _run(lambda conn: bulk.restore_deleted_at(conn, stamp, acting_user()))
+    else:
+        result = _run(lambda conn: bulk.restore(conn, ids or [], acting_user()))
     _report(result, as_json, f"restored {result.changed:,} of {result.matched:,} leads")
 
 

@@ -119,6 +119,27 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33
 
 
+def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Leads) -> None:
+    """A delete of 100k leads names only its first 1,000 ids (the audit its first 10,000), and no command line holds
+    100k --id options: the time the delete printed finds them all."""
+    fair.json("bulk", "delete", "--where", "country = CL", "--yes", "--json")  # another delete, not undone
+    deleted = fair.json("bulk", "delete", "--where", "country in ES, DE", "--yes", "--json")
+    assert deleted["changed"] >= 2
+    printed = fair.ok("bulk", "delete", "--where", "country = NL", "--yes")
+    assert "`leads bulk restore --deleted-at 20" in " ".join(printed.split())  # the time, to restore them with
+    error = fair.fails("bulk", "restore", "--deleted-at", deleted["deletedAt"], user="mallory")
+    assert "nothing restored" in error
+
+    restored = fair.json("bulk", "restore", "--deleted-at", deleted["deletedAt"], "--json")
+
+    assert (restored["matched"], restored["changed"]) == (deleted["changed"], deleted["changed"])
+    found = fair.json("search", "--where", "country in ES, DE", "--json")["leads"]
+    assert sorted(lead["id"] for lead in found) == sorted(deleted["ids"])
+    assert fair.json("search", "--where", "country = CL", "--json")["leads"] == []  # the other delete stays
+    assert "--id ID (repeatable) or --deleted-at TIME" in fair.fails("bulk", "restore")
+    assert "give the time with its offset" in fair.fails("bulk", "restore", "--deleted-at", "2026-11-30T01:35:47")
+
+
 def test_a_viewer_is_refused_and_nothing_changes(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
     fair.ok("lists", "create", "mine", user="vic")

@@ -109,9 +109,9 @@ def find_clusters(leads: pd.DataFrame) -> list[DuplicateCluster]:
         return []
     records = prepare(leads)
     matches = LEAD_MATCHER.match(records)
-    pairs = matches.matched_pairs
-    scores = matches.scores.total[matches.matched]
-    reasons = _pair_reasons(matches.scores.similarities, matches.matched)
+    pairs = matches.pairs
+    scores = matches.scores.total
+    reasons = _pair_reasons(matches.scores.similarities, len(pairs))
     ids = records["id"].to_numpy(dtype=np.int64)
     list_ids = records["list_id"].to_numpy(dtype=np.int64)
     found: list[tuple[list[int], list[int], float, list[str]]] = []
@@ -141,14 +141,12 @@ def find_clusters(leads: pd.DataFrame) -> list[DuplicateCluster]:
     ]
 
 
-def _pair_reasons(similarities: dict[str, np.ndarray], matched: np.ndarray) -> list[list[str]]:
-    """For each matched pair, the fields that agreed: "same email", "similar last name (0.94)"."""
+def _pair_reasons(similarities: dict[str, np.ndarray], count: int) -> list[list[str]]:
+    """For each of ``count`` matched pairs, the fields that agreed: "same email", "similar last name (0.94)"."""
     exact = {c.name for c in LEAD_MATCHER.comparisons if c.method == "exact"}
     highs = {c.name: c.high for c in LEAD_MATCHER.comparisons}
-    columns = {name: values[matched] for name, values in similarities.items()}
-    count = int(matched.sum())
     out: list[list[str]] = [[] for _ in range(count)]
-    for name, values in columns.items():
+    for name, values in similarities.items():
         agreeing = np.flatnonzero(np.nan_to_num(values, nan=0.0) >= highs[name])
         for k in agreeing.tolist():
             similarity = values[k]

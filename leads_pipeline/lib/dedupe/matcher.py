@@ -30,6 +30,11 @@ BlockKey = Callable[[pd.DataFrame], pd.Series]
 """A function of the records returning one key per record (NA: the record is in no block for this key)."""
 
 _MIN_WORKERS: Final = 20_000  # below this many pairs, threads cost more than they save
+PAIR_CHUNK: Final = 1_000_000
+"""Candidate pairs scored at a time: each holds a dozen arrays of its length and the pair strings rapidfuzz
+converts, so scoring all of a 300k-lead list's 7.5M pairs at once doubled the peak memory of a dedupe (2 GB)."""
+Coded = tuple[np.ndarray, np.ndarray]
+"""A column as codes into its distinct values (-1: missing or empty) and those values."""
 
 
 def column_key(name: str) -> BlockKey:
@@ -99,11 +104,17 @@ class Matcher:
 
     def score(self, records: pd.DataFrame, pairs: np.ndarray) -> Scores:
         """The score of each pair, whether a decisive field agreed, and each field's similarity (NaN: missing)."""
+        return self._score(self._coded(records), pairs)
+
+    def _coded(self, records: pd.DataFrame) -> dict[str, Coded]:
+        return {c.field: _coded(records[c.field]) for c in self.comparisons}
+
+    def _score(self, columns: dict[str, Coded], pairs: np.ndarray) -> Scores:
         total = np.zeros(len(pairs))
         decisive = np.zeros(len(pairs), dtype=bool)
         similarities: dict[str, np.ndarray] = {}
         for comparison in self.comparisons:
-            similarity = _similarity(records[comparison.field], pairs, comparison.method)
+            similarity = _similarity(columns[comparison.field], pairs, comparison.method)
             similarities[comparison.name] = similarity
             present = ~np.isnan(similarity)
             s = np.where(present, similarity, 0.0)
@@ -117,11 +128,28 @@ class Matcher:
         return Scores(total, decisive, similarities)
 
     def match(self, records: pd.DataFrame) -> Matches:
-        """Candidate pairs, their scores, and the pairs that match."""
+        """The candidate pairs that match and their scores, scored ``PAIR_CHUNK`` pairs at a time (only the
+        matches are kept)."""
         pairs = self.candidate_pairs(records)
-        scores = self.score(records, pairs)
-        matched = scores.decisive | (scores.total >= self.threshold)
-        return Matches(pairs, scores, matched)
+        columns = self._coded(records)
+        found: list[tuple[np.ndarray, Scores]] = []
+        for start in range(0, len(pairs), PAIR_CHUNK):
+            chunk = pairs[start : start + PAIR_CHUNK]
+            scores = self._score(columns, chunk)
+            matched = scores.decisive | (scores.total >= self.threshold)
+            kept = {name: values[matched] for name, values in scores.similarities.items()}
+            found.append((chunk[matched], Scores(scores.total[matched], scores.decisive[matched], kept)))
+        if not found:
+            return Matches(np.empty((0, 2), dtype=np.int64), self._score(columns, pairs), len(pairs))
+        return Matches(
+            np.concatenate([chunk for chunk, _ in found]),
+            Scores(
+                np.concatenate([s.total for _, s in found]),
+                np.concatenate([s.decisive for _, s in found]),
+                {c.name: np.concatenate([s.similarities[c.name] for _, s in found]) for c in self.comparisons},
+            ),
+            len(pairs),
+        )
 
 
 @dataclass(frozen=True)
@@ -133,13 +161,11 @@ class Scores:
 
 @dataclass(frozen=True)
 class Matches:
+    """The pairs that match (positions i < j), their scores, and how many candidate pairs were compared."""
+
     pairs: np.ndarray
     scores: Scores
-    matched: np.ndarray
-
-    @property
-    def matched_pairs(self) -> np.ndarray:
-        return self.pairs[self.matched]
+    candidates: int
 
 
 def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, window: int) -> np.ndarray:
@@ -169,10 +195,16 @@ def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, wind
     return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
 
 
-def _similarity(column: pd.Series, pairs: np.ndarray, method: Method) -> np.ndarray:
-    """Similarity in [0, 1] of the two values of each pair; NaN where either is missing or empty."""
+def _coded(column: pd.Series) -> Coded:
+    """The column's values factorized once, for every chunk of pairs."""
     text = column.reset_index(drop=True).astype("string")
     codes, uniques = pd.factorize(text.mask(text == ""))
+    return codes, np.asarray(uniques, dtype=object)
+
+
+def _similarity(column: Coded, pairs: np.ndarray, method: Method) -> np.ndarray:
+    """Similarity in [0, 1] of the two values of each pair; NaN where either is missing or empty."""
+    codes, values = column
     left, right = codes[pairs[:, 0]], codes[pairs[:, 1]]
     missing = (left < 0) | (right < 0)
     similarity = np.full(len(pairs), np.nan)
@@ -180,7 +212,6 @@ def _similarity(column: pd.Series, pairs: np.ndarray, method: Method) -> np.ndar
         similarity[~missing] = (left[~missing] == right[~missing]).astype(float)
         return similarity
     present = np.flatnonzero(~missing)
-    values = np.asarray(uniques, dtype=object)
     workers = -1 if len(present) >= _MIN_WORKERS else 1
     similarity[present] = process.cpdist(
         values[left[present]], values[right[present]], scorer=JaroWinkler.normalized_similarity, workers=workers

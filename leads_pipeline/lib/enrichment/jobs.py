@@ -179,14 +179,11 @@ def _company_estimate(conn: store.Connection, batch_id: str, template: Template,
     units, orphans = plan_units(rows, template, overwrite)
     expected = worst = seconds = 0.0
     lookups = cached = 0
+    answered = store.cached_lookups(conn, [u.identity.key for u in units if u.needed], template.providers())
     for unit in units:
         if not unit.needed:
             continue
-        hits = {
-            p
-            for p in template.providers()
-            if p == "domain" or store.cached_profile(conn, unit.identity.key, p) is not None
-        }
+        hits = {p for p in template.providers() if p == "domain" or (unit.identity.key, p) in answered}
 
         outcome = run_waterfall(
             template, set(unit.needed), partial(_estimated_lookup, unit.identity, hits), Budget(None)

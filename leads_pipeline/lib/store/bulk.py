@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
@@ -99,22 +101,34 @@ def normalized_value(name: str, raw: str, country: str | None = None) -> Any:
     return value
 
 
-def refresh_keys(conn: Connection, ids: list[int]) -> None:
-    """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
+def derived_keys(
+    conn: Connection, ids: list[int], changing: dict[str, Any] | None = None
+) -> tuple[list[int], list[str | None], list[str | None]]:
+    """The ids, company keys and name keys of these leads as the import derives them, from their stored name and
+    company with ``changing`` (a field and the value it is being set to) applied first."""
     rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
     if not rows:
-        return
-    frame = pd.DataFrame(rows).astype({"first_name": norm.STRING, "last_name": norm.STRING, "company": norm.STRING})
+        return [], [], []
+    frame = pd.DataFrame(rows).assign(**(changing or {}))
+    frame = frame.astype({"first_name": norm.STRING, "last_name": norm.STRING, "company": norm.STRING})
     company_key = norm.company_key(frame["company"])
     name_key = norm.name_key(frame["first_name"], frame["last_name"], company_key)
+    return (
+        [int(i) for i in frame["id"]],
+        [None if pd.isna(v) else v for v in company_key],
+        [None if pd.isna(v) else v for v in name_key],
+    )
+
+
+def refresh_keys(conn: Connection, ids: list[int]) -> None:
+    """Recompute company_key and name_key of leads whose name or company changed, as the import derives them."""
+    keys = derived_keys(conn, ids)
+    if not keys[0]:
+        return
     conn.execute(
         "UPDATE leads l SET company_key = k.company_key, name_key = k.name_key"
         " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, company_key, name_key) WHERE l.id = k.id",
-        (
-            [int(i) for i in frame["id"]],
-            [None if pd.isna(v) else v for v in company_key],
-            [None if pd.isna(v) else v for v in name_key],
-        ),
+        keys,
     )
 
 
@@ -176,29 +190,27 @@ def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) ->
     return groups or {normalized_value(name, raw): []}
 
 
-def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Composable]:
-    """The SET clause writing ``value`` into canonical field ``name``, and the test that it changes a lead."""
+def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Composable, dict[str, Any]]:
+    """The SET clause writing ``value`` into canonical field ``name``, the test that it changes a lead, and the
+    values both refer to by name (parameters, as the selection's ids are)."""
     if name == "stage" and value is None:
         raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
     if name not in SEALED_FIELDS:
-        return (
-            sql.SQL("{} = {}").format(sql.Identifier(name), sql.Literal(value)),
-            sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(name), sql.Literal(value)),
-        )
-    stored: dict[str, Any] = lead_columns(name, value)  # sealed, with its blind index; changed = another index
-    compared = [f"{name}_bidx"]
+        stored: dict[str, Any] = {name: value}
+        compared = [name]
+    else:
+        stored = lead_columns(name, value)  # sealed, with its blind index; changed = another index
+        compared = [f"{name}_bidx"]
     if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
         stored[PHONE_EXTENSIONS[name]] = norm.phone_extension(raw)
         compared.append(PHONE_EXTENSIONS[name])
-    assignment = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in stored.items()
-    )
+    assignment = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in stored)
     changed_test = sql.SQL("({})").format(
         sql.SQL(" OR ").join(
-            sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Literal(stored[k])) for k in compared
+            sql.SQL("{} IS DISTINCT FROM {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in compared
         )
     )
-    return assignment, changed_test
+    return assignment, changed_test, stored
 
 
 def set_field(conn: Connection, selection: Selection, user: str, name: str, raw: str) -> BulkResult:
@@ -213,19 +225,16 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
         normalized_value(name, raw)  # refused before anything is selected
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "editing its leads")
-        groups: list[tuple[Any, list[int], sql.Composable, sql.Composable]]
+        groups: list[tuple[Any, list[int], sql.Composable, sql.Composable, dict[str, Any]]]
         if custom is not None:
-            assignment = (
-                sql.SQL("custom = custom - {}").format(sql.Literal(custom))
+            assignment = sql.SQL(
+                "custom = custom - %(custom_name)s::text"
                 if not raw.strip()
-                else sql.SQL("custom = jsonb_set(custom, ARRAY[{}], to_jsonb({}::text))").format(
-                    sql.Literal(custom), sql.Literal(raw)
-                )
+                else "custom = jsonb_set(custom, ARRAY[%(custom_name)s::text], to_jsonb(%(custom_value)s::text))"
             )
-            changed_test = sql.SQL("custom ->> {} IS DISTINCT FROM {}").format(
-                sql.Literal(custom), sql.Literal(raw if raw.strip() else None)
-            )
-            groups = [(raw, ids, assignment, changed_test)]
+            changed_test = sql.SQL("custom ->> %(custom_name)s::text IS DISTINCT FROM %(custom_value)s::text")
+            values = {"custom_name": custom, "custom_value": raw if raw.strip() else None}
+            groups = [(raw, ids, assignment, changed_test, values)]
         else:
             by_value = _values_by_country(conn, ids, name, raw)
             if name in SEALED_FIELDS and name != "street" and privacy.suppressed_values(conn, name, list(by_value)):
@@ -235,24 +244,37 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
                 )
             groups = [(value, group, *_assignment(name, value, raw)) for value, group in by_value.items()]
         duplicates: set[int] = set()
-        changed_ids: list[int] = []
-        for value, group, setting, changes in groups:
-            skipped = _set_collisions(conn, group, name, value)
-            duplicates |= skipped
-            changed_ids += [
-                r["id"]
-                for r in conn.execute(
-                    sql.SQL("UPDATE leads SET {}, updated_at = now() WHERE id = ANY({}) AND {} RETURNING id").format(
-                        setting, sql.Literal([i for i in group if i not in skipped]), changes
+        written: AbstractContextManager[list[int]] = (
+            search_index.search_rows_rebuilt(conn) if name in search_index.SEARCHED_FIELDS else nullcontext([])
+        )
+        with written as changed_ids:
+            for value, group, setting, changes, values in groups:
+                skipped = _set_collisions(conn, group, name, value)
+                duplicates |= skipped
+                targets = [i for i in group if i not in skipped]
+                if name in _KEY_INPUTS:  # the keys derived from it in the same write: each row is rewritten once
+                    keys = sql.SQL(", company_key = k.company_key, name_key = k.name_key")
+                    chosen = sql.SQL(
+                        "FROM unnest(%(ids)s::bigint[], %(company_keys)s::text[], %(name_keys)s::text[])"
+                        " AS k(id, company_key, name_key) WHERE l.id = k.id"
                     )
-                )
-            ]
-        if name in _KEY_INPUTS:
-            refresh_keys(conn, changed_ids)
+                    derived = derived_keys(conn, targets, {name: value})
+                    params = {**values, "ids": derived[0], "company_keys": derived[1], "name_keys": derived[2]}
+                else:
+                    keys, chosen, params = sql.SQL(""), sql.SQL("WHERE l.id = ANY(%(ids)s)"), {**values, "ids": targets}
+                changed_ids += [
+                    r["id"]
+                    for r in conn.execute(
+                        sql.SQL("UPDATE leads l SET {}{}, updated_at = now() {} AND {} RETURNING l.id").format(
+                            setting, keys, chosen, changes
+                        ),
+                        params,
+                    )
+                ]
         _audit(
             conn, user, "set", selection, changed_ids, {"field": name, "matched": len(ids), "skipped": len(duplicates)}
         )
-    values = [value for value, *_ in groups]
+    set_values = [value for value, *_ in groups]
     return BulkResult(
         "set",
         len(ids),
@@ -260,7 +282,7 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
         len(ids) - len(changed_ids),
         {
             "field": name,
-            "value": values[0] if len(values) == 1 else values,
+            "value": set_values[0] if len(set_values) == 1 else set_values,
             "skippedAsDuplicates": sorted(duplicates),
         },
     )
@@ -278,18 +300,18 @@ def _set_collisions(conn: Connection, ids: list[int], name: str, value: Any) -> 
     rows = conn.execute(
         sql.SQL(
             "WITH chosen AS (SELECT l.id, l.list_id FROM leads l JOIN lists s ON s.id = l.list_id"
-            " WHERE l.id = ANY({ids}) AND s.dedupe = ANY({deduped_by}) AND l.{column} IS DISTINCT FROM {blind}),"
+            " WHERE l.id = ANY(%s) AND s.dedupe = ANY({deduped_by}) AND l.{column} IS DISTINCT FROM {blind}),"
             " taken AS (SELECT DISTINCT l.list_id FROM leads l WHERE l.list_id IN (SELECT list_id FROM chosen)"
             " AND {key} = {blind} AND l.deleted_at IS NULL)"
             " SELECT id FROM (SELECT id, list_id, row_number() OVER (PARTITION BY list_id ORDER BY id) AS nth"
             " FROM chosen) c WHERE nth > 1 OR list_id IN (SELECT list_id FROM taken)"
         ).format(
-            ids=sql.Literal(ids),
             deduped_by=sql.Literal(deduped_by),
             column=sql.Identifier(column),
             key=key_column(column, "l"),
             blind=sql.Literal(blind),
-        )
+        ),
+        (ids,),
     )
     return {r["id"] for r in rows}
 
@@ -380,10 +402,16 @@ def move_to(conn: Connection, selection: Selection, user: str, target: LeadList)
         ids = matched_leads(conn, selection, user, "moving its leads")
         staying = _collisions(conn, ids, target)
         moving = [i for i in ids if i not in staying]
-        changed = conn.execute(
-            "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s",
-            (target.id, moving, target.id),
-        ).rowcount
+        with search_index.search_rows_rebuilt(conn) as moved:
+            moved += [
+                r["id"]
+                for r in conn.execute(
+                    "UPDATE leads SET list_id = %s, updated_at = now() WHERE id = ANY(%s) AND list_id <> %s"
+                    " RETURNING id",
+                    (target.id, moving, target.id),
+                )
+            ]
+        changed = len(moved)
         _audit(conn, user, "move", selection, moving, {"to": f"list:{target.id}", "skipped": len(staying)})
     return BulkResult(
         "move", len(ids), changed, len(staying), {"to": target.name, "skippedAsDuplicates": sorted(staying)}
@@ -486,6 +514,26 @@ def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
         ).rowcount
         audit.record(conn, user, "leads.restore", "leads", audit.lead_ids([r["id"] for r in rows]))
     return BulkResult("restore", len(ids), changed, len(ids) - changed)
+
+
+def restore_deleted_at(conn: Connection, deleted_at: datetime, user: str) -> BulkResult:
+    """Bring back the leads one ``delete`` removed, found by the time it stamped on all of them (its transaction's,
+    ``deletedAt`` in its result): a delete of 100k leads names only its first ids, and no command line holds them
+    all as ``--id`` options. Leads of lists the user cannot read are not looked at."""
+    with conn.transaction():
+        ids = [
+            r["id"]
+            for r in conn.execute(
+                "SELECT id FROM leads WHERE deleted_at = %s AND merged_into IS NULL AND list_id = ANY(%s) ORDER BY id",
+                (deleted_at, access.readable_list_ids(conn, user)),
+            )
+        ]
+        if not ids:
+            raise NotFoundError(
+                f"no lead of your lists was deleted at {deleted_at.isoformat()}: nothing restored (`leads audit"
+                " --action leads.delete` shows when each delete ran)"
+            )
+        return restore(conn, ids, user)
 
 
 def export_custom_columns(conn: Connection, selection: Selection, user: str) -> list[str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
+import pytest
 
+from leads_pipeline.lib.dedupe import matcher
 from leads_pipeline.lib.dedupe.leads import find_clusters
 from leads_pipeline.lib.dedupe.matcher import Blocking, Comparison, Matcher, clusters, column_key, joined_key
 
@@ -64,3 +68,30 @@ def test_lead_rules() -> None:
     assert [(c.lead_ids, c.list_ids) for c in found] == [([1, 3], [1, 2]), ([5, 6], [1])]
     assert "same email" in found[0].reasons
     assert {"same first name", "same last name", "same company"} <= set(found[1].reasons), "accents are folded"
+
+
+def test_match_scores_the_pairs_a_chunk_at_a_time_and_keeps_only_the_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory of a dedupe: all the candidate pairs' strings and score arrays at once were half its peak."""
+    rule = Comparison("name", "jaro_winkler", agree=4.0, disagree=2.0, high=0.9, low=0.7)
+    matcher_ = Matcher((rule,), (Blocking("k", column_key("key"), "name"),), threshold=3.0, window=50)
+    names = [f"{first} {last}" for first in ("ann", "anne", "bob", "rob", "eve") for last in ("lee", "li", "ng")]
+    records = _frame(key=[str(i % 4) for i in range(600)], name=[names[i % len(names)] for i in range(600)])
+    whole = matcher_.match(records)
+    compared: list[int] = []
+    cpdist = matcher.process.cpdist
+
+    def recording(queries: Any, choices: Any, **kwargs: Any) -> Any:
+        compared.append(len(queries))
+        return cpdist(queries, choices, **kwargs)
+
+    monkeypatch.setattr(matcher.process, "cpdist", recording)
+    monkeypatch.setattr(matcher, "PAIR_CHUNK", 1_000)
+
+    chunked = matcher_.match(records)
+
+    assert chunked.candidates == whole.candidates > 5 * 1_000
+    assert len(compared) >= 5 and max(compared) <= 1_000
+    assert 0 < len(chunked.pairs) < chunked.candidates  # only the matches are kept
+    assert chunked.pairs.tolist() == whole.pairs.tolist()
+    assert chunked.scores.total.tolist() == whole.scores.total.tolist()
+    assert chunked.scores.similarities["name"].tolist() == whole.scores.similarities["name"].tolist()
