@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands.common import AS_STORED_KEYS, ID_LISTS, ID_MAPS, keeps_keys
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
@@ -142,7 +143,10 @@ class Leads:
         return result.stdout
 
     def json(self, *args: str, user: str = "tester") -> Any:
-        return json.loads(self.ok(*args, user=user))
+        """The command's JSON output, which must have the API's shape (``api_shape_problems``)."""
+        document = json.loads(self.ok(*args, user=user))
+        assert not api_shape_problems(document), f"leads {' '.join(args)}: {api_shape_problems(document)}"
+        return document
 
     def fails(self, *args: str, user: str = "tester", stdin: str | None = None) -> str:
         """Run a command that must fail with one ``error:`` line and no traceback; return that line."""
@@ -152,3 +156,33 @@ class Leads:
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         return lines[0]
+
+
+def api_shape_problems(document: Any, path: str = "$", record: bool = False) -> list[str]:
+    """Where a ``--json`` document leaves the PRD's shapes: a snake_case key, or an id that is not a string.
+
+    Lead and company records and maps keyed by field or column names (``keeps_keys``) keep their keys
+    and are checked for ids only; stored rows (under ``AS_STORED_KEYS``) are not checked."""
+    problems: list[str] = []
+    if isinstance(document, list):
+        for item in document:
+            problems += api_shape_problems(item, f"{path}[]", record)
+    elif isinstance(document, dict):
+        for key, value in document.items():
+            if key in AS_STORED_KEYS and not record:
+                continue
+            if key in ID_MAPS and isinstance(value, dict):
+                problems += [
+                    f"{path}.{key}.{f}: id {v!r} is not a string" for f, v in value.items() if isinstance(v, int)
+                ]
+                continue
+            if "_" in key and not record:
+                problems.append(f"{path}.{key}: snake_case key")
+            listed = key in ID_LISTS or key.endswith(("Ids", "_ids"))
+            ids = value if listed and isinstance(value, list) else [value]
+            if (listed or key == "id" or key.endswith(("Id", "_id"))) and any(
+                isinstance(v, int) and not isinstance(v, bool) for v in ids
+            ):
+                problems.append(f"{path}.{key}: id {value!r} is not a string")
+            problems += api_shape_problems(value, f"{path}.{key}", record or keeps_keys(key))
+    return problems

@@ -113,6 +113,81 @@ def require_every_list(database_url: str, action: str) -> None:
         access.require_every_list(conn, acting_user(), action)
 
 
+RECORD_KEYS = frozenset({"leads", "lead", "company", "fields", "custom", "mapping", "pullFields", "removed", "blocked"})
+"""Keys whose values keep their own keys: lead and company records, and maps keyed by canonical field names
+(``first_name``, ``list_id``, ``hq_city``), CSV column names, CRM field names, table names (what an erasure
+removed) or CRM connection names: the names the filter language, ``--fields``, mappings, connection files and
+CSV exports use, kept as they are (README, Canonical fields); only their ids become strings (``keeps_keys``)."""
+
+ID_LISTS = frozenset({"ids", "skippedAsDuplicates"})
+"""Keys of lists of ids that their names do not end in ``Ids`` (a bulk delete's ``ids``, the leads a bulk set
+left alone)."""
+
+ID_MAPS = frozenset({"filled"})
+"""Keys of maps from field names (kept) to ids (as strings): which merged lead filled each field of a survivor."""
+
+AS_STORED_KEYS = frozenset({"data"})
+"""Keys whose values are stored rows table by table (``leads privacy export``): written exactly as stored."""
+
+
 def print_json(document: Any) -> None:
-    """Write a JSON document to stdout (``json_text``)."""
-    sys.stdout.write(json_text(document))
+    """Write a JSON document to stdout (``json_text``) in the API's shape (``api_shape``)."""
+    sys.stdout.write(json_text(api_shape(document)))
+
+
+def api_shape(document: Any) -> Any:
+    """The document as the PRD's API shapes write it: every key camelCase (``dry_run`` -> ``dryRun``) and every
+    id a string (``id``, ``leadId``, ``leadIds``), whatever the store functions building it return; lead records
+    keep their field names (``keeps_keys``), stored rows stay as stored (``AS_STORED_KEYS``). One place does it,
+    so a new ``--json`` output cannot drift into snake_case or numeric ids as several did."""
+    if isinstance(document, dict):
+        shaped: dict[Any, Any] = {}
+        for key, value in document.items():
+            name = _camel(key) if isinstance(key, str) else key
+            if key in AS_STORED_KEYS:
+                shaped[name] = value
+            elif key in ID_MAPS and isinstance(value, dict):
+                shaped[name] = {field: str(v) if _is_int(v) else v for field, v in value.items()}
+            elif keeps_keys(key):
+                shaped[name] = _record_ids(value)
+            else:
+                shaped[name] = _id_text(name, api_shape(value))
+        return shaped
+    if isinstance(document, list | tuple):
+        return [api_shape(item) for item in document]
+    return document
+
+
+def keeps_keys(key: Any) -> bool:
+    """Whether the value under ``key`` keeps its own keys: ``RECORD_KEYS``, and maps by list name
+    (``leads_deleted_by_list``: ``{"Q3 EMEA": 4}``)."""
+    return key in RECORD_KEYS or (isinstance(key, str) and key.endswith(("_by_list", "ByList")))
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest) if head else key
+
+
+def _id_text(key: Any, value: Any) -> Any:
+    """``value`` with ids as text when ``key`` names an id (``id``, ``leadId``, ``list_id``) or ids (``leadIds``)."""
+    if not isinstance(key, str):
+        return value
+    if (key == "id" or key.endswith(("Id", "_id"))) and _is_int(value):
+        return str(value)
+    if (key in ID_LISTS or key.endswith(("Ids", "_ids"))) and isinstance(value, list):
+        return [str(v) if _is_int(v) else v for v in value]
+    return value
+
+
+def _record_ids(value: Any) -> Any:
+    """Lead records (or lists of them) with their ids as text (``_id_text``), their keys unchanged."""
+    if isinstance(value, dict):
+        return {k: _id_text(k, _record_ids(v)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_record_ids(item) for item in value]
+    return value
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

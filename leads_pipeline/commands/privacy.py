@@ -15,7 +15,16 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, json_text, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    api_shape,
+    console,
+    environment,
+    fail,
+    json_text,
+    print_json,
+    run_or_fail,
+)
 
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
 T = TypeVar("T")
@@ -47,7 +56,7 @@ def privacy_export(
     if out is None:
         print_json(document)
         return
-    out.write_text(json_text(document), encoding="utf-8")
+    out.write_text(json_text(api_shape(document)), encoding="utf-8")  # the same document as without --out
     console.print(f"wrote the data held about {who} ({len(document['leadIds'])} leads) to {out}", highlight=False)
 
 

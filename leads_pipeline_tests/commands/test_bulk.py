@@ -282,7 +282,7 @@ def test_set_never_gives_two_leads_of_a_list_its_dedupe_key(fair: Leads, databas
     """As move and copy do, a lead that would become a duplicate by the list's key keeps its value and is reported;
     the first selected lead (lowest id) takes the value when no other lead of the list has it."""
     two = ("--where", "country in ES, DE")
-    ids = sorted(lead["id"] for lead in fair.json("search", *two, "--json")["leads"])
+    ids = sorted((lead["id"] for lead in fair.json("search", *two, "--json")["leads"]), key=int)
     result = fair.json("bulk", "set", "email", "Shared@X.com", *two, "--json")
     assert (result["matched"], result["changed"], result["skipped"]) == (2, 1, 1)
     assert result["skippedAsDuplicates"] == [ids[1]]

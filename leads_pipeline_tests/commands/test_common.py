@@ -6,7 +6,10 @@ import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from leads_pipeline.commands.common import json_text
+import pytest
+
+from leads_pipeline.commands.common import json_text, print_json
+from leads_pipeline_tests.support import api_shape_problems
 
 
 def test_json_text_writes_decimals_as_numbers_and_dates_as_text() -> None:
@@ -56,3 +59,42 @@ def test_json_text_writes_whole_floats_as_integers_and_times_in_iso_form() -> No
         "flag": True,
     }
     assert datetime.fromisoformat(json.loads(text)["startedAt"]) == document["startedAt"]
+
+
+def test_print_json_writes_camel_case_keys_and_ids_as_strings(capsys: pytest.CaptureFixture[str]) -> None:
+    """Several --json outputs wrote snake_case keys (retention apply: dry_run, leads_deleted; merges list:
+    survivor_id; verify: provider_cost) and numeric ids (show: leadId; dedupe: leadIds) where the PRD's shapes
+    have camelCase and string ids; lead records keep their canonical field names, stored rows stay as stored."""
+    print_json(
+        {
+            "dry_run": True,
+            "leads_deleted": 3,
+            "leads_deleted_by_list": {"q3_leads": 3},
+            "merges": [
+                {"id": 7, "survivor_id": 4, "merged_ids": [5, 6], "filled": {"phone_ext": 5}, "created_at": None}
+            ],
+            "leadIds": [1, 2],
+            "leads": [{"id": 1, "list_id": 2, "first_name": "Ann", "custom": {"lead_source": "x"}}],
+            "data": {"leads": [{"id": 1, "list_id": 2}]},
+            "flag": False,
+        }
+    )
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "dryRun": True,
+        "leadsDeleted": 3,
+        "leadsDeletedByList": {"q3_leads": 3},
+        "merges": [
+            {"id": "7", "survivorId": "4", "mergedIds": ["5", "6"], "filled": {"phone_ext": "5"}, "createdAt": None}
+        ],
+        "leadIds": ["1", "2"],
+        "leads": [{"id": "1", "list_id": "2", "first_name": "Ann", "custom": {"lead_source": "x"}}],
+        "data": {"leads": [{"id": 1, "list_id": 2}]},
+        "flag": False,
+    }
+    assert not api_shape_problems(document)
+    assert api_shape_problems({"lead_id": 1, "leads": [{"id": 2}]}) == [
+        "$.lead_id: snake_case key",
+        "$.lead_id: id 1 is not a string",
+        "$.leads[].id: id 2 is not a string",
+    ]

@@ -59,9 +59,9 @@ def test_clusters_within_and_across_lists_with_reasons(two_lists: Leads, databas
     ids = _ids(database_url)
     report = two_lists.json("dedupe", "--json")
     clusters = {tuple(c["leadIds"]): c for c in report["clusters"]}
-    ana = (ids["Ana A"], ids["Ana B"])
-    bob = (ids["Bob A"], ids["Robert B"])
-    dana = (ids["Dana A"], ids["D. B"])
+    ana = (str(ids["Ana A"]), str(ids["Ana B"]))
+    bob = (str(ids["Bob A"]), str(ids["Robert B"]))
+    dana = (str(ids["Dana A"]), str(ids["D. B"]))
     assert set(clusters) == {ana, bob, dana}, "same phone with other names (Carl, Yuri) is not a duplicate"
     assert clusters[bob]["reasons"] == ["same email", "same last name"]
     assert "same LinkedIn URL" in clusters[dana]["reasons"]
@@ -84,12 +84,12 @@ def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, dat
         )
         conn.execute("INSERT INTO lead_tags VALUES (%s, 'hot'), (%s, 'fair')", (ids["Ana B"], ids["Ana A"]))
     before = _snapshot(database_url)
-    cluster = next(c for c in two_lists.json("dedupe", "--json")["clusters"] if ids["Ana A"] in c["leadIds"])
+    cluster = next(c for c in two_lists.json("dedupe", "--json")["clusters"] if str(ids["Ana A"]) in c["leadIds"])
 
     result = two_lists.json("dedupe", "--merge", "--cluster", str(cluster["cluster"]), "--json")
     [merge] = result["merges"]
-    assert merge["survivorId"] == ids["Ana A"] and merge["mergedIds"] == [ids["Ana B"]]
-    assert merge["filled"] == {"title": ids["Ana B"]}
+    assert merge["survivorId"] == str(ids["Ana A"]) and merge["mergedIds"] == [str(ids["Ana B"])]
+    assert merge["filled"] == {"title": str(ids["Ana B"])}
     with connect(database_url) as conn:
         survivor = conn.execute("SELECT * FROM leads WHERE id = %s", (ids["Ana A"],)).fetchone()
         merged = conn.execute("SELECT * FROM leads WHERE id = %s", (ids["Ana B"],)).fetchone()
@@ -208,17 +208,17 @@ def test_a_merge_keeps_an_opt_out_and_its_undo_keeps_a_later_one(two_lists: Lead
     ids = _ids(database_url)
     two_lists.ok("privacy", "opt-out", "ana.garcia@gmail.example")
     clusters = two_lists.json("dedupe", "--json")["clusters"]
-    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
-    dana = next(c["cluster"] for c in clusters if ids["Dana A"] in c["leadIds"])
+    ana = next(c["cluster"] for c in clusters if str(ids["Ana A"]) in c["leadIds"])
+    dana = next(c["cluster"] for c in clusters if str(ids["Dana A"]) in c["leadIds"])
     [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
-    assert merge["survivorId"] == ids["Ana A"]
+    assert merge["survivorId"] == str(ids["Ana A"])
     assert _opted_out(database_url, ids["Ana A"]) == [True]
     assert "ana@acme.es" not in two_lists.ok("bulk", "export", "--list", "A", "--list", "B")
     two_lists.ok("merges", "undo", str(merge["mergeId"]))
     assert _opted_out(database_url, ids["Ana A"], ids["Ana B"]) == [False, True]
 
     [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(dana), "--json")["merges"]
-    assert merge["survivorId"] == ids["Dana A"] and _opted_out(database_url, ids["Dana A"]) == [False]
+    assert merge["survivorId"] == str(ids["Dana A"]) and _opted_out(database_url, ids["Dana A"]) == [False]
     two_lists.ok("privacy", "opt-out", "dana@fbi.example")
     two_lists.ok("merges", "undo", str(merge["mergeId"]))
     assert _opted_out(database_url, ids["Dana A"]) == [True], "her opt-out outlives the undo"
@@ -230,7 +230,7 @@ def test_undoing_a_merge_keeps_a_stage_set_since(two_lists: Leads, database_url:
     `new`, and the manual stage was silently lost)."""
     ids = _ids(database_url)
     clusters = two_lists.json("dedupe", "--json")["clusters"]
-    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    ana = next(c["cluster"] for c in clusters if str(ids["Ana A"]) in c["leadIds"])
     [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
     two_lists.ok("stage", "set", str(merge["survivorId"]), "sql", "--reason", "asked for a demo")
     two_lists.ok("merges", "undo", str(merge["mergeId"]))
@@ -250,9 +250,9 @@ def test_a_survivor_deleted_for_good_gives_the_other_list_its_merged_lead_back(
 
     ids = _ids(database_url)
     clusters = two_lists.json("dedupe", "--json")["clusters"]
-    ana = next(c["cluster"] for c in clusters if ids["Ana A"] in c["leadIds"])
+    ana = next(c["cluster"] for c in clusters if str(ids["Ana A"]) in c["leadIds"])
     [merge] = two_lists.json("dedupe", "--merge", "--cluster", str(ana), "--json")["merges"]
-    assert merge["survivorId"] == ids["Ana A"]
+    assert merge["survivorId"] == str(ids["Ana A"])
     if removal == "purge":
         two_lists.ok("lists", "delete", "A", "--purge", "--yes")
     else:
@@ -265,4 +265,4 @@ def test_a_survivor_deleted_for_good_gives_the_other_list_its_merged_lead_back(
             retention.set_policy(conn, "leads", 30, list_id=list_a["id"], actor="tester")
             assert retention.apply(conn, inbox=tmp_path / "inbox", actor="tester").leads == {"A": 1}
     found = two_lists.json("search", "--list", "B", "--where", "email = ana.garcia@gmail.example", "--json")["leads"]
-    assert [lead["id"] for lead in found] == [ids["Ana B"]]
+    assert [lead["id"] for lead in found] == [str(ids["Ana B"])]

@@ -274,7 +274,7 @@ def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: 
                 "SELECT lead_id FROM batch_members WHERE batch_id = %s ORDER BY lead_id", (launched["jobId"],)
             )
         ]
-    assert members == sorted(lead["id"] for lead in found)
+    assert members == sorted(int(lead["id"]) for lead in found)
     assert launched["jobId"].startswith("enrich-prospects-")
 
 

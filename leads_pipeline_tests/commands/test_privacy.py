@@ -19,7 +19,7 @@ from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, import_file
+from leads_pipeline_tests.support import api_shape_problems, bidx, import_file
 
 EMAIL = "ana.garcia@acme.es"
 PHONE = "+34912345678"
@@ -80,6 +80,7 @@ def test_export_holds_every_piece_of_data_about_the_person(ana: Leads, tmp_path:
     out = tmp_path / "ana.json"
     ana.ok("privacy", "export", EMAIL, "--out", str(out))
     document = json.loads(out.read_text(encoding="utf-8"))
+    assert not api_shape_problems(document), "the file holds what the standard output shows (leadIds as strings)"
     data = document["data"]
     assert document["identifiers"] == {"emails": [EMAIL], "phones": [PHONE], "shared": []}
     assert len(data["leads"]) == 2 and {lead["email"] for lead in data["leads"]} == {EMAIL}
@@ -91,7 +92,7 @@ def test_export_holds_every_piece_of_data_about_the_person(ana: Leads, tmp_path:
     assert {e["action"] for e in data["audit_log"]} >= {"leads.tag", "leads.merge"}
     assert (document["suppressed"], document["optedOut"]) == (False, False)
     by_phone = ana.json("privacy", "export", "+34 912 345 678")
-    assert sorted(lead["id"] for lead in by_phone["data"]["leads"]) == sorted(document["leadIds"])
+    assert sorted(str(lead["id"]) for lead in by_phone["data"]["leads"]) == sorted(document["leadIds"])
 
 
 def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, database_url: str, tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     assert "one of leads, facts, inbox" in leads.fails("retention", "set", "rows", "1")
 
     dry = leads.json("retention", "apply", "--dry-run", "--json")
-    assert (dry["dry_run"], dry["leads_deleted"], dry["leads_deleted_by_list"]) == (True, 1, {"fair": 1})
+    assert (dry["dryRun"], dry["leadsDeleted"], dry["leadsDeletedByList"]) == (True, 1, {"fair": 1})
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 33
     assert "removed 1 leads" in leads.ok("retention", "apply")
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 32
@@ -81,7 +81,7 @@ def test_global_policies_and_applying_them_need_an_owner_of_every_list(
     assert "removed 0 leads" in leads.ok("retention", "apply", user="ana")
     monkeypatch.setenv("LEADS_PRIVACY_OFFICERS", "dpo, bob")
     leads.ok("retention", "unset", "facts", user="bob")
-    assert leads.json("retention", "apply", "--dry-run", "--json", user="bob")["dry_run"] is True
+    assert leads.json("retention", "apply", "--dry-run", "--json", user="bob")["dryRun"] is True
     assert [(p["kind"], p["list"], p["setBy"]) for p in leads.json("retention", "show", "--json")] == [
         ("leads", None, "tester"),
         ("leads", "fair", "ana"),

@@ -164,7 +164,7 @@ def test_model_train_reports_held_out_metrics(leads: CliRunner, tmp_path: Path) 
     with sample.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows(rows)
     trained = _json(leads, "model", "train", str(sample), "--json")
-    assert trained["version"].startswith("fit-") and trained["holdout_rows"] == 90
+    assert trained["version"].startswith("fit-") and trained["holdoutRows"] == 90
     assert 0.5 < trained["auc"] <= 1
 
 

@@ -130,7 +130,7 @@ def test_keyset_pagination_walks_every_lead_once_in_sort_order(fair: Leads, data
         assert [lead["id"] for lead in seen] == [lead["id"] for lead in everything], sort
         assert len(seen) == 33
         field = sort.lstrip("-")
-        values = [lead[field] for lead in everything]
+        values = [int(lead[field]) if field == "id" else lead[field] for lead in everything]
         present = [v for v in values if v is not None]
         assert present == sorted(present, reverse=sort.startswith("-")), sort  # type: ignore[type-var]
         assert values[len(present) :] == [None] * (len(values) - len(present)), "empty values last"
@@ -208,7 +208,7 @@ def test_a_number_filter_reads_numbers_as_the_import_does(fair: Leads, database_
         conn.execute("UPDATE leads SET employee_count = 999, annual_revenue = 2000000 WHERE id = 2")
     two = ("--id", "1", "--id", "2")
     for where in ("employee_count >= 1,000", "employee_count >= 1.000", "employee_count > 1k", "annual_revenue > $2M"):
-        assert [r["id"] for r in fair.json("search", *two, "--where", where, "--json")["leads"]] == [1], where
+        assert [r["id"] for r in fair.json("search", *two, "--where", where, "--json")["leads"]] == ["1"], where
 
 
 def test_search_only_sees_lists_the_user_can_read(fair: Leads, database_url: str) -> None:
@@ -262,4 +262,8 @@ def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: L
     fair.ok("bulk", "export", "--list", "fair", user="vic")
     exports = [e for e in fair.json("audit", "--action", "leads.export", "--json") if e["actor"] == "vic"]
     assert len(exports) == 2, "the owner of 'fair' sees both exports of its leads"
-    assert exports[0]["details"]["leadIds"] == exports[1]["details"]["leadIds"] == sorted(int(r["id"]) for r in rows)
+    assert (
+        exports[0]["details"]["leadIds"]
+        == exports[1]["details"]["leadIds"]
+        == [str(i) for i in sorted(int(r["id"]) for r in rows)]
+    )

@@ -10,7 +10,8 @@ Actors (input -> one dataset item per ...):
   shaped like apify/google-search-scraper (``searchQuery``, ``organicResults``: position, title, url, ...).
 - ``linkedin_profiles``: ``{"profileUrls": [...]}`` -> profile (``linkedinUrl``, ``headline``,
   ``addressWithCountry``, ``profilePic``, ``connectionDegree``, ``experiences``); unknown URLs give
-  ``{"linkedinUrl", "error"}``.
+  ``{"linkedinUrl", "error"}``. ``profilePic`` points at the ``/licdn`` emulator of the same app (the world's
+  ``media.licdn.com`` URL with its host replaced), so that downloading it stays on the machine.
 - ``people_search``: ``{"firstName", "lastName", "domain"}`` -> Apollo-style person (email, phones, title).
 The run's ``usageTotalUsd`` is charged per result at the prices below (approximate public pay-per-result
 prices).
@@ -30,6 +31,7 @@ from urllib.parse import quote_plus
 
 from leads_pipeline.lib.clients.apify import ActorKind
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
+from leads_pipeline.sandbox.http.licdn import LinkedInMediaEmulator, local_url
 from leads_pipeline.sandbox.world import Company, Person, World
 
 PRICE_USD: dict[ActorKind, float] = {
@@ -155,6 +157,12 @@ class ApifyEmulator:
             items, results = self._actors_by_kind[kind](run_input)
         except _InvalidInput as exc:
             return _error(400, "invalid-input", f"Input is not valid: {exc}")
+        if kind == "linkedin_profiles":
+            media = f"{request.app_url}/{LinkedInMediaEmulator.name}"
+            items = [
+                {**item, "profilePic": local_url(item["profilePic"], media)} if "profilePic" in item else item
+                for item in items
+            ]
         cost = round(results * PRICE_USD[kind], 6)
         run = _Run(
             id=self._ids.new(),

@@ -1,10 +1,10 @@
 """The WSGI application that mounts every HTTP emulator under its own path prefix.
 
-One app (and so one port) serves all providers: ``/apify``, ``/gemini``, ``/zerobounce``,
-``/neverbounce``, ``/twilio`` and the CRMs ``/hubspot``, ``/salesforce`` (simple-salesforce speaks only
-https: see ``tls.py``), ``/pipedrive`` and ``/gohighlevel``. Around each emulator it applies what the
-settings ask for, in the order a real service would: latency, then the per-key rate limit, then faults
-(scripted first, then random), then the answer; and it logs every request.
+One app (and so one port) serves all providers: ``/apify`` (with ``/licdn``, the photos its profiles link
+to), ``/gemini``, ``/zerobounce``, ``/neverbounce``, ``/twilio`` and the CRMs ``/hubspot``, ``/salesforce``
+(simple-salesforce speaks only https: see ``tls.py``), ``/pipedrive`` and ``/gohighlevel``. Around each
+emulator it applies what the settings ask for, in the order a real service would: latency, then the per-key
+rate limit, then faults (scripted first, then random), then the answer; and it logs every request.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from leads_pipeline.sandbox.http.common import (
 from leads_pipeline.sandbox.http.gemini import GeminiEmulator
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.licdn import LinkedInMediaEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator
 from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
 from leads_pipeline.sandbox.http.twilio import TwilioEmulator
@@ -57,6 +58,7 @@ class HttpEmulator:
         ids = SeededIds(random.Random(settings.seed))
         emulators: list[Emulator] = [
             ApifyEmulator(world, settings, ids),
+            LinkedInMediaEmulator(world, settings),
             GeminiEmulator(world, settings, ids),
             ZeroBounceEmulator(world, settings),
             NeverBounceEmulator(world, settings),

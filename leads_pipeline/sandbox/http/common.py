@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
+from wsgiref.util import application_uri
 
 from leads_pipeline.lib.clients.apify import DEFAULT_ACTORS, ActorKind
 from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
@@ -148,6 +149,8 @@ class Request:
     query: Mapping[str, str]
     headers: Mapping[str, str]
     body: bytes
+    app_url: str = ""
+    """Where the HTTP app is served (``http://127.0.0.1:PORT``), for answers that link to another emulator."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any], path: str) -> Request:
@@ -164,7 +167,8 @@ class Request:
         elif encoding == "deflate":
             body = zlib.decompress(body)
         query = dict(parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True))
-        return cls(str(environ["REQUEST_METHOD"]).upper(), path, query, headers, body)
+        app_url = application_uri(dict(environ)).rstrip("/")
+        return cls(str(environ["REQUEST_METHOD"]).upper(), path, query, headers, body, app_url)
 
     def json(self) -> Any:
         """The body as JSON; ``None`` for an empty body. Raises ``ValueError`` on a body that is not JSON."""

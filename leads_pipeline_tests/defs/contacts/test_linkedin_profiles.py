@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,25 @@ def test_a_profile_two_leads_share_is_read_once_for_both(
     assert meta["profiles"] == len({f["lead_id"] for f in _facts(database_url, "linkedin_profile") if f["value"]})
     again = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
     assert again["actor_runs"] == 0 and again["credits_used"] == meta["credits_used"]
+
+
+def test_profile_photos_download_from_the_sandbox(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path
+) -> None:
+    """Photos download by default; the sandbox world's photo URLs were on media.licdn.com, which an offline
+    machine cannot reach, so every photo fact carried 'cannot download https://media.licdn.com/...'. The sandbox
+    now serves them itself: each is a PNG, stored once under its SHA-256, the same bytes for the same person."""
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"linkedin_profiles": {"discover": False, "media_dir": str(tmp_path / "media")}}
+
+    meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
+
+    photos = _facts(database_url, "linkedin_photo")
+    assert meta["photos"] > 0 and meta["photo_errors"] == 0, [f["details"] for f in photos if not f["value"]][:3]
+    assert meta["photos"] == len(photos) and all(f["details"]["url"].startswith(sandbox.http_url) for f in photos)
+    files = {Path(f["value"]) for f in photos}
+    assert all(p.parent == tmp_path / "media" and p.suffix == ".png" for p in files)
+    assert all(
+        p.read_bytes().startswith(b"\x89PNG") and p.stem == hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    )
+    assert len(files) == len({f["details"]["url"] for f in photos})  # one person, one picture; two, two
