@@ -145,14 +145,15 @@ def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], pho
     hashes = {subject_hash("email", e): e for e in emails} | {subject_hash("phone", p): p for p in phones}
     if not hashes or not lead_ids:
         return set()
-    held = sql.SQL(" OR ").join(
-        sql.SQL("{} = h.v").format(key_column(c, "l")) for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
+    # One index lookup per key column and identifier, stopping at the first lead found: an EXISTS comparing the
+    # three columns with OR read the whole leads table once per identifier, and EXISTS per column may be planned
+    # as a scan of the table hashed (the LATERAL with LIMIT cannot).
+    held = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT 1 FROM leads l WHERE {} = h.v AND NOT (l.id = ANY(%(ids)s))").format(key_column(c, "l"))
+        for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
     )
     rows = conn.execute(
-        sql.SQL(
-            "SELECT h.v FROM unnest(%(h)s::text[]) h(v) WHERE EXISTS"
-            " (SELECT 1 FROM leads l WHERE ({}) AND NOT (l.id = ANY(%(ids)s)))"
-        ).format(held),
+        sql.SQL("SELECT h.v FROM unnest(%(h)s::text[]) h(v) CROSS JOIN LATERAL ({} LIMIT 1) x").format(held),
         {"h": list(hashes), "ids": lead_ids},
     )
     return {hashes[r["v"]] for r in rows}
