@@ -409,6 +409,37 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
     assert sorted(lead["email"] for lead in found) == ["jo@acme.es", "mia@acme.es"]
 
 
+def test_a_request_by_a_number_several_people_hold_is_refused_without_all(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A request naming the office switchboard took everyone holding it for one person: export showed Jo's and
+    Mia's leads as Ana's, delete erased all three and opt-out flagged them. It is refused now, saying how many
+    people hold it; her email still finds her alone, and --all acts on everyone as before. Her two leads (two
+    lists, one address) holding her mobile are one person."""
+    switchboard = "+34910000000"
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "other")
+    path = tmp_path / "fair.csv"
+    path.write_text(
+        f"First Name,Email,Phone,Mobile Phone\nAna,{EMAIL},{switchboard},{PHONE}\nJo,jo@acme.es,{switchboard},\n"
+        f"Mia,mia@acme.es,{switchboard},\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, path, "fair")
+    hers = tmp_path / "hers.csv"
+    hers.write_text(f"First Name,Email,Mobile Phone\nAna,{EMAIL},{PHONE}\n", encoding="utf-8")
+    import_file(database_url, hers, "other")
+    assert len(leads.json("privacy", "export", PHONE)["leadIds"]) == 2, "her own number: one person, two leads"
+    for command in (["export"], ["delete", "--yes"], ["opt-out"]):
+        refused = leads.fails("privacy", *command, switchboard)
+        assert "the leads of 3 people hold this number" in refused and "--all" in refused
+        assert switchboard not in refused and "34 91" not in refused
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM leads WHERE opted_out_at IS NULL").fetchone() == {"n": 4}
+    assert len(leads.json("privacy", "export", switchboard, "--all")["leadIds"]) == 3
+    assert len(leads.json("privacy", "export", EMAIL)["leadIds"]) == 2
+
+
 @pytest.mark.parametrize("named", [EMAIL, PHONE])
 def test_a_request_finds_her_leads_and_shared_numbers_through_indexes(
     leads: Leads, database_url: str, tmp_path: Path, named: str

@@ -72,6 +72,8 @@ class Person:
     list_ids: list[int] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    people: int = 1
+    """How many people hold the requested identifier (``_people_holding``): more than one for a switchboard."""
     shared: list[str] = field(default_factory=list)
     """Addresses and numbers of the person's leads that a lead of someone else holds too (a switchboard, a
     desk phone, a team inbox): they name nobody in particular, so a request neither searches by them, nor
@@ -86,6 +88,16 @@ class Person:
         """Record a request about this person: named by the subject hash, never by an email or phone."""
         entry = {"subject": self.subject, **details, **audit.lead_ids(self.lead_ids)}
         audit.record(conn, actor, action, f"subject:{self.subject}", entry)
+
+    def require_one(self, everyone: bool) -> None:
+        """Refuse a request by a number the leads of several people hold (a switchboard): it names none of them,
+        and would export, erase or opt out all of them as one person; ``everyone`` (``--all``) asks for that."""
+        if self.people > 1 and not everyone:
+            raise ConfigurationError(
+                f"the leads of {self.people} people hold this number (a switchboard or a shared line?): a request "
+                "by it would act on all of them as one person; give the person's email address, or pass --all to "
+                "act on everyone holding it"
+            )
 
     def params(self) -> dict[str, Any]:
         return {
@@ -116,7 +128,8 @@ they are one person, and the survivor carries what it took from the others (fill
 def find_person(conn: Connection, raw: str) -> Person:
     """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
     are sealed), the leads merged with those, every email and number those leads carry, and every list holding
-    any of it (``list_ids``: what a privacy request needs the owner role on)."""
+    any of it (``list_ids``: what a privacy request needs the owner role on), and how many people the leads holding
+    a requested number are (``people``)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
@@ -128,6 +141,7 @@ def find_person(conn: Connection, raw: str) -> Person:
     ]
     rows = list(conn.execute(_MERGED_WITH, {"ids": named})) if named else []
     person = Person(kind, value, [int(r["id"]) for r in rows])
+    person.people = _people_holding(conn, named) if kind == "phone" else 1
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
     for row in rows:
@@ -137,6 +151,20 @@ def find_person(conn: Connection, raw: str) -> Person:
     person.emails, person.phones, person.shared = sorted(emails - shared), sorted(phones - shared), sorted(shared)
     person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
+
+
+def _people_holding(conn: Connection, lead_ids: list[int]) -> int:
+    """How many people ``lead_ids`` are: one per email address, and each lead without one on its own (as
+    ``identifiers.shared`` counts a lead outside the person's as someone else); a lead merged into another is that
+    one's person."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(DISTINCT coalesce({}, 'lead ' || id)) AS people FROM leads"
+            " WHERE id = ANY(%s) AND merged_into IS NULL"
+        ).format(key_column("email_bidx")),
+        (lead_ids,),
+    ).fetchone()
+    return int(row["people"]) if row else 0
 
 
 def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], phones: set[str]) -> set[str]:
@@ -188,11 +216,12 @@ def _rows(conn: Connection, table: str, condition: str, person: Person) -> list[
     return [r["row"] for r in conn.execute(query, person.params())]
 
 
-def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
+def export_person(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> dict[str, Any]:
     """Everything held about the person, table by table (``REGISTRY``), plus whether they are suppressed or
     opted out. The request itself is audited (by the person's keyed hash, not their address)."""
     person = find_person(conn, raw)
     access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
+    person.require_one(everyone)
     tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in deployed(conn)}
     hashes = person.params()["subjects"]
     document = {
@@ -220,6 +249,7 @@ def erase_person(
     *,
     folders: list[Path] | None = None,
     log_folders: list[Path] | None = None,
+    everyone: bool = False,
 ) -> dict[str, Any]:
     """Erase the person everywhere in one transaction (``REGISTRY`` in order), remove the lines mentioning them
     from import files in ``folders`` (the inbox) and from text logs in ``log_folders`` (Dagster's compute logs, job
@@ -229,6 +259,7 @@ def erase_person(
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
+        person.require_one(everyone)
         params = person.params()
         queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
         photos = media_files(conn, person.lead_ids)  # before the facts naming them go
@@ -382,13 +413,14 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
     return changed
 
 
-def opt_out(conn: Connection, raw: str, actor: str) -> int:
+def opt_out(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> int:
     """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged. Every
     address and number of their leads is recorded (but the ``shared`` ones, as an erasure suppresses them): a
     later import of them under another of their identifiers is flagged too."""
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
+        person.require_one(everyone)
         identifiers: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
         identifiers += [("phone", p) for p in person.phones]
         conn.cursor().executemany(
