@@ -29,6 +29,7 @@ from typing import Any, Final
 from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.filters import HIDDEN, recorded_values_pattern
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
@@ -332,12 +333,15 @@ def _cells(conn: Connection, entry: PersonalTable, params: dict[str, Any]) -> se
 def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
     """Replace the person's emails, numbers and the raw ``cells`` that mentioned them with ``<erased>`` in every
     text column of Dagster's storage in this database (schema ``public``: event logs, asset and check metadata
-    such as import error previews, run records). Returns how many values changed."""
+    such as import error previews, run records), and leave out the values of filters on a person's details that
+    a run's config holds (``leads sync --where "last_name = Garcia"``: the run needs them, Dagster keeps its config
+    as launched, and a name cannot be told from another person's), as recorded selections leave them out
+    (``filters.recorded_values_pattern``). Returns how many values changed."""
     texts = sorted({*cells, *person.emails, *person.phones}, key=len, reverse=True)  # longest first
     needles = [re.escape(v) for v in texts if len(v) >= 6]
-    if not needles:
-        return 0
-    pattern = "|".join(needles)
+    replacements = [(recorded_values_pattern(), rf"\1{HIDDEN}")]
+    if needles:
+        replacements.append(("|".join(needles), "<erased>"))
     columns = list(
         conn.execute(
             "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
@@ -350,13 +354,14 @@ def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ..
     for column in columns:
         target = sql.SQL("public.{}").format(sql.Identifier(column["table_name"]))
         name = sql.Identifier(column["column_name"])
-        changed += conn.execute(
-            sql.SQL(
-                "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, '<erased>', 'gi')::{type}"
-                " WHERE {c}::text ~* %(p)s"
-            ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
-            {"p": pattern},
-        ).rowcount
+        for pattern, replacement in replacements:
+            changed += conn.execute(
+                sql.SQL(
+                    "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, %(r)s, 'gi')::{type}"
+                    " WHERE {c}::text ~* %(p)s"
+                ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
+                {"p": pattern, "r": replacement},
+            ).rowcount
     return changed
 
 
