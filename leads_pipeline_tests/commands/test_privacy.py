@@ -409,6 +409,38 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
     assert sorted(lead["email"] for lead in found) == ["jo@acme.es", "mia@acme.es"]
 
 
+def test_her_rejected_row_with_her_name_and_a_shared_number_is_hers(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A row of hers rejected in a file without her address holds her name and the office switchboard only: the
+    switchboard is shared (not searched by), so the row was neither exported nor cleared. A rejected row holding
+    a shared number and the first and last name of one of her leads is hers now; Jo's row with the same number is
+    left alone."""
+    switchboard = "+34910000000"
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "other")
+    first = tmp_path / "first.csv"
+    first.write_text(
+        f"First Name,Last Name,Email,Phone\nAna,Garcia,{EMAIL},{switchboard}\nJo,Li,jo@acme.es,{switchboard}\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, first, "fair")
+    rejected = tmp_path / "rejected.csv"
+    rejected.write_text(
+        "First Name,Last Name,Phone,Company\nAna,Garcia,+34 910 000 000\nJo,Li,+34 910 000 000\n"
+        "Mia,Ruiz,,Acme\nBo,Diaz,,Acme\n",
+        encoding="utf-8",
+    )
+    import_file(database_url, rejected, "other")
+    rows = leads.json("privacy", "export", EMAIL)["data"]["import_errors"]
+    assert len(rows) == 1 and "Garcia" in rows[0]["value"], rows
+    hers = rows[0]["row_number"]
+    leads.ok("privacy", "delete", EMAIL, "--yes")
+    with connect(database_url) as conn:
+        left = {r["row_number"]: r["value"] for r in conn.execute("SELECT row_number, value FROM import_errors")}
+    assert left.pop(hers) is None and [v for v in left.values() if v and "910" in v] == ["Jo,Li,+34 910 000 000"]
+
+
 def test_a_request_by_a_number_several_people_hold_is_refused_without_all(
     leads: Leads, database_url: str, tmp_path: Path
 ) -> None:

@@ -73,6 +73,9 @@ class Person:
     list_ids: list[int] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    error_rows: list[str] = field(default_factory=list)
+    """Import error rows (``import_id:row_number``) holding a ``shared`` identifier and her name
+    (:func:`_shared_rows_named`): the row of a file without her address, hers though its number is not."""
     people: int = 1
     """How many people hold the requested identifier (``_people_holding``): more than one for a switchboard."""
     shared: list[str] = field(default_factory=list)
@@ -113,6 +116,7 @@ class Person:
             + [subject_hash("phone", p) for p in self.phones],
             "email_hashes": [subject_hash("email", e) for e in self.emails],
             "phone_hashes": [subject_hash("phone", p) for p in self.phones],
+            "error_rows": self.error_rows,
         }
 
 
@@ -150,6 +154,7 @@ def find_person(conn: Connection, raw: str) -> Person:
         phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
     shared = _held_by_others(conn, person.lead_ids, emails, phones)
     person.emails, person.phones, person.shared = sorted(emails - shared), sorted(phones - shared), sorted(shared)
+    person.error_rows = _shared_rows_named(conn, person)
     person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
 
@@ -186,6 +191,32 @@ def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], pho
         {"h": list(hashes), "ids": lead_ids},
     )
     return {hashes[r["v"]] for r in rows}
+
+
+def _shared_rows_named(conn: Connection, person: Person) -> list[str]:
+    """The import error rows (``import_id:row_number``) whose raw text holds one of the person's ``shared``
+    identifiers and the first and last name of one of her leads, as words: a row of hers in a file without her
+    address (rejected, so no lead of hers) is found by neither, and the number alone names nobody. The values are
+    sealed, so the rows holding the number (its blind index in ``subjects``) are opened and read here."""
+    if not person.shared or not person.lead_ids:
+        return []
+    names = {
+        (str(r["first_name"]).casefold(), str(r["last_name"]).casefold())
+        for r in conn.execute(
+            "SELECT first_name, last_name FROM leads WHERE id = ANY(%s)"
+            " AND coalesce(first_name, '') <> '' AND coalesce(last_name, '') <> ''",
+            (person.lead_ids,),
+        )
+    }
+    hashes = [subject_hash("email" if "@" in v else "phone", v) for v in person.shared]
+    found: set[str] = set()
+    for row in conn.execute(
+        "SELECT import_id, row_number, value FROM import_errors WHERE subjects && %s::text[]", (hashes,)
+    ):
+        words = set(re.findall(r"\w+", str(row["value"] or "").casefold()))
+        if any(set(re.findall(r"\w+", first)) | set(re.findall(r"\w+", last)) <= words for first, last in names):
+            found.add(f"{row['import_id']}:{row['row_number']}")
+    return sorted(found)
 
 
 def _trace_lists(conn: Connection, person: Person) -> set[int]:
