@@ -29,6 +29,14 @@ from leads_pipeline.commands.common import (
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
 T = TypeVar("T")
 Who = Annotated[str, typer.Argument(metavar="EMAIL|PHONE", help="The person's email address or phone number.")]
+Everyone = Annotated[
+    bool,
+    typer.Option(
+        "--all",
+        help="A number the leads of several people hold (a switchboard): act on all of them as one person "
+        "(refused without it).",
+    ),
+]
 
 
 def _run(action: Callable[[Any, Any], T]) -> T:
@@ -47,12 +55,13 @@ def _run(action: Callable[[Any, Any], T]) -> T:
 def privacy_export(
     who: Who,
     out: Annotated[Path | None, typer.Option("--out", help="JSON file to write (default: standard output).")] = None,
+    everyone: Everyone = False,
 ) -> None:
     """Everything held about the person (leads in all lists, facts, import errors and updates, merges, tags,
     audit entries, suppression and opt-out state) as JSON."""
     from leads_pipeline.lib.store import privacy
 
-    document = _run(lambda conn, env: privacy.export_person(conn, who, acting_user()))
+    document = _run(lambda conn, env: privacy.export_person(conn, who, acting_user(), everyone=everyone))
     if out is None:
         print_json(document)
         return
@@ -65,6 +74,7 @@ def privacy_delete(
     who: Who,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what was removed as JSON.")] = False,
+    everyone: Everyone = False,
 ) -> None:
     """Erase the person everywhere (leads in every list, facts, import errors and snapshots, merges, lines of
     import files in the inbox and of run logs, stored photos) and suppress them so that later imports skip them;
@@ -76,7 +86,7 @@ def privacy_delete(
 
     def erase(conn: Any, env: Any) -> dict[str, Any]:
         logs = [env.home / "logs", Path(os.environ.get("LEADS_DAGSTER_STORAGE") or env.home / "dagster")]
-        return privacy.erase_person(conn, who, acting_user(), folders=[env.inbox], log_folders=logs)
+        return privacy.erase_person(conn, who, acting_user(), folders=[env.inbox], log_folders=logs, everyone=everyone)
 
     result = _run(erase)
     if as_json:
@@ -98,12 +108,12 @@ def privacy_delete(
 
 
 @app.command("opt-out")
-def privacy_opt_out(who: Who) -> None:
+def privacy_opt_out(who: Who, everyone: Everyone = False) -> None:
     """Record a do-not-sell/do-not-share request: the person's leads (now and imported later) are left out of
     exports and CRM syncs."""
     from leads_pipeline.lib.store import privacy
 
-    flagged = _run(lambda conn, env: privacy.opt_out(conn, who, acting_user()))
+    flagged = _run(lambda conn, env: privacy.opt_out(conn, who, acting_user(), everyone=everyone))
     console.print(f"{who} opted out: {flagged} leads flagged, left out of exports and CRM syncs", highlight=False)
 
 

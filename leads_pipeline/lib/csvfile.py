@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from leads_pipeline.lib.errors import InputFileError
-from leads_pipeline.lib.mapping import contact_kind
+from leads_pipeline.lib.mapping import contact_kind, data_row_header
 
 DELIMITERS = (",", ";", "\t", "|")
 MAX_FIELD_BYTES = 1_000_000
@@ -265,10 +265,11 @@ def _header_index(records: list[list[str]]) -> int:
 
 
 def _check_headers(path: Path, headers: list[str], line: int) -> tuple[str, ...]:
-    """The header's names, refused when one is empty, repeated or a person's email address or phone number: a
-    data row taken for the header (rows wider than the header row, or a preamble guess) would keep that person's
-    data as column names in the import's mapping, out of reach of privacy export and erasure. The refusal
-    names the line and column, never the value."""
+    """The header's names, refused when one is empty, repeated or a person's email address or phone number, or
+    when the row reads as a data row (:func:`data_row_header`: a file without a header row): a data row taken for
+    the header (rows wider than the header row, a preamble guess, no header at all) would keep that person's data
+    as column names in the import's mapping, out of reach of privacy export and erasure. The refusal names the
+    line and column, never the value."""
     cleaned = [h.strip().strip("\ufeff") for h in headers]
     seen: dict[str, int] = {}
     for position, name in enumerate(cleaned, start=1):
@@ -288,6 +289,13 @@ def _check_headers(path: Path, headers: list[str], line: int) -> tuple[str, ...]
                 f"duplicate header name {name!r} (columns {seen[key]} and {position}); rename one of them",
             )
         seen[key] = position
+    if (found := data_row_header(cleaned)) is not None:
+        position, kind = found
+        raise InputFileError(
+            path,
+            f"line {line}, read as the header, looks like a data row ({kind} in column {position}, fewer known "
+            "column names than values): is the header row missing? add one naming every column",
+        )
     return tuple(cleaned)
 
 

@@ -62,6 +62,19 @@ PERSONAL: Final = frozenset(
 filtered by on them are not recorded (``Selection.describe``)."""
 HIDDEN: Final = "<value>"
 
+
+def recorded_values_pattern() -> str:
+    """A PostgreSQL regular expression finding, in text that holds filters as typed (a Dagster run's config, JSON
+    encoded: ``leads sync --where "last_name = Garcia"``), a filter on a person's details (``PERSONAL``, custom
+    fields) with its value; group 1 is the filter up to the value, which :data:`HIDDEN` replaces as
+    ``Filter.describe`` leaves it out (a value left out already is not found again). The value ends where the
+    JSON string does."""
+    fields = "|".join(sorted(PERSONAL, key=lambda name: (-len(name), name)))
+    custom = r'custom\.(?:\\*"[^"\\]*\\*"|[^\s=!<>~"\\]+)'
+    ops = r"\s*(?:!=|<=|>=|!~|=|<|>|~)\s*|\s+(?:not in|in)\s+"
+    return rf'((?:{fields}|{custom})(?:{ops}))(?!{HIDDEN})[^"\\\s](?:[^"\\\s]|\s+[^"\\\s])*'
+
+
 # Longest first, so that "<=" wins over "<" and "is not empty" over "is empty".
 _OPERATORS: Final = (
     "is not empty",

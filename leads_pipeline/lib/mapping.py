@@ -804,6 +804,65 @@ def contact_kind(value: str) -> str | None:
     return None
 
 
+_LEGAL_FORMS_TEXT: Final = "inc llc ltd plc gmbh corp co ag sa bv nv llp lp limited srl sarl spa pty oy ab as"
+_LEGAL_FORMS: Final[frozenset[str]] = frozenset(_LEGAL_FORMS_TEXT.split())
+
+
+def _data_kind(cell: str) -> str | None:
+    """What a header cell is when it is a value, by the sniffing that maps the columns (a given name, a country, a
+    number or date, a web address, a company with its legal form), else None. Kept narrower than the column
+    sniffing: a header cell is one value, not a column's share, so person-name shapes ("Job Title") and bare
+    country codes ("ID", "CA") are left out."""
+    value = cell.strip().lstrip("'").strip()
+    folded = value.casefold()
+    tokens = folded.replace(",", " ").split()
+    if not tokens:
+        return None
+    if value[0].isdigit() or value[0] in "+(-":
+        if _DATE_RE.match(value):
+            return "a date"
+        return "a number" if _DECIMAL_RE.fullmatch(value) or _phone_score(value) else None
+    if _URL_RE.fullmatch(value):
+        return "a web address"
+    if len(folded) > 3 and folded in _country_names():
+        return "a country"
+    if tokens[0] in _FIRST_NAMES and not any(t in _NO_SNIFF_TOKENS for t in tokens):
+        return "a person's name"
+    if len(tokens) > 1 and tokens[-1].strip(".") in _LEGAL_FORMS:
+        return "a company name"
+    return None
+
+
+_WEAK_DATA_KINDS: Final = frozenset({"a number", "a date"})
+
+
+def data_row_header(headers: Sequence[str]) -> tuple[int, str] | None:
+    """(column, what) of a header cell that is a value, when the header row reads as a data row: more of its cells
+    are values (a given name, a country, a web address, a company) than are column names the mapping knows, or
+    none is a known name and one is a value (numbers and dates too: "2023-2024" next to "Name" is a column's name,
+    a row of numbers alone is not a header). A file without a
+    header row has its first person's row read as the header: her name would be the import's column names, kept in
+    ``imports.mapping`` and as custom-field names, where privacy export and erasure do not look for it."""
+    known = 0
+    values: list[tuple[int, str]] = []
+    for position, header in enumerate(headers, start=1):
+        norm = _normalize_header(header)
+        if (
+            norm in _INDEX
+            or norm in _IGNORED
+            or header.startswith(CUSTOM_PREFIX)
+            or header in _EXPORT_COLUMNS
+            or _NO_SNIFF_TOKENS.intersection(norm.split())
+        ):
+            known += 1
+        elif (kind := _data_kind(header)) is not None:
+            values.append((position, kind))
+    strong = [value for value in values if value[1] not in _WEAK_DATA_KINDS]
+    if strong and len(strong) > known:
+        return strong[0]
+    return values[0] if values and not known else None
+
+
 def _looks_like_person_name(value: str) -> bool:
     """Two to four capitalised name-like words and no company marker (``Inc``, ``Group``, ``and``...)."""
     if any(ch.isdigit() for ch in value) or "," in value or "@" in value:

@@ -169,6 +169,36 @@ def test_a_data_row_read_as_the_header_is_refused_without_its_values(
     assert "Ann" not in message and "VIP" not in message and "415" not in message and "@" not in message
 
 
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Ana,Garcia,Acme\nJo,Li,Li Ltd\n", "a person's name in column 1"),
+        ("Garcia,Ana,Spain\nLi,Jo,France\n", "a person's name in column 2"),
+        ("Acme Ltd,https://acme.example,Spain,Sales\nInitech Inc,https://initech.example,France,IT\n", "a company"),
+        ("17,4200.5,2021-03-04\n18,10.0,2022-01-01\n", "a number in column 1"),
+    ],
+)
+def test_a_file_without_a_header_row_is_refused_without_its_values(tmp_path: Path, text: str, found: str) -> None:
+    """Without emails or phones the first person's row passed as the header: her name became the import's column
+    names (imports.mapping, custom-field names), where privacy export and erasure do not look."""
+    with pytest.raises(InputFileError) as refused:
+        inspect_file(_write(tmp_path / "leads.csv", text))
+    message = str(refused.value)
+    assert f"line 1, read as the header, looks like a data row ({found}" in message
+    assert "header row missing? add one naming every column" in message
+    for value in ("Ana", "Garcia", "Acme", "Spain", "17", "acme.example"):
+        assert value not in message
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Name,Spain Office,Lead Score", "First,Last,Company", "Job Title,Account Owner,Country", "Email,Garcia,Notes"],
+)
+def test_a_header_of_unknown_or_known_names_is_kept(tmp_path: Path, header: str) -> None:
+    path = _write(tmp_path / "leads.csv", header + "\nAna,Garcia,Acme\n")
+    assert inspect_file(path).headers == tuple(header.split(","))
+
+
 def test_column_names_like_years_or_numbers_are_not_taken_for_phones(tmp_path: Path) -> None:
     text = "Name,2023-2024,20240115,555-0100\nAnn,1,2,3\n"
     assert inspect_file(_write(tmp_path / "leads.csv", text)).headers == ("Name", "2023-2024", "20240115", "555-0100")

@@ -19,7 +19,8 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 - ``phone_digits`` (text[]): the same numbers as digits only, for free text holding a number as it was typed;
 - ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address;
 - ``email_hashes``, ``phone_hashes`` (text[]): their blind indexes (``lib/privacy/crypto.py``), for the columns
-  stored sealed, which only a blind index finds.
+  stored sealed, which only a blind index finds;
+- ``error_rows`` (text[]): ``import_id:row_number`` of import errors holding a shared number and her name.
 
 ``lists``, for a table whose rows are found otherwise than through the person's leads (by their identifiers in
 an import error, a snapshot, a payload), is a query on the found row ``t`` giving the lists it belongs to: a privacy
@@ -90,7 +91,8 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "values of rejected or corrected cells as they were in the file",
         # values are sealed (sql/010): a value is found by the blind indexes of the identifiers written in it;
         # rows written before, in clear, by the text itself
-        "t.subjects && %(subjects)s::text[] OR (t.value NOT LIKE 'enc:%%'"
+        "t.subjects && %(subjects)s::text[] OR t.import_id || ':' || t.row_number = ANY(%(error_rows)s::text[])"
+        " OR (t.value NOT LIKE 'enc:%%'"
         " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR "
         + _phone_text("t.value")
         + "))",

@@ -21,9 +21,9 @@ from leads_pipeline.lib.runtime import plain_postgres_url
 
 SCHEMA = "leads"
 
-BYTEWISE_KEYS = frozenset({"email_bidx", "phone_bidx", "name_key"})
-"""Columns whose lookup indexes order their keys bytewise (``COLLATE "C"``): a lead's email and phone blind indexes
-(sql/014) and a search row's name key (sql/015). The keys are only ever compared for equality."""
+BYTEWISE_KEYS = frozenset({"email_bidx", "phone_bidx", "mobile_phone_bidx", "name_key"})
+"""Columns whose lookup indexes order their keys bytewise (``COLLATE "C"``): a lead's email, phone and mobile blind
+indexes (sql/014, sql/059) and a search row's name key (sql/015). The keys are only ever compared for equality."""
 
 
 def key_column(column: str, alias: str | None = None) -> sql.Composable:

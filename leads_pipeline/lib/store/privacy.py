@@ -29,6 +29,7 @@ from typing import Any, Final
 from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.filters import HIDDEN, recorded_values_pattern
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
@@ -72,6 +73,11 @@ class Person:
     list_ids: list[int] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
     phones: list[str] = field(default_factory=list)
+    error_rows: list[str] = field(default_factory=list)
+    """Import error rows (``import_id:row_number``) holding a ``shared`` identifier and her name
+    (:func:`_shared_rows_named`): the row of a file without her address, hers though its number is not."""
+    people: int = 1
+    """How many people hold the requested identifier (``_people_holding``): more than one for a switchboard."""
     shared: list[str] = field(default_factory=list)
     """Addresses and numbers of the person's leads that a lead of someone else holds too (a switchboard, a
     desk phone, a team inbox): they name nobody in particular, so a request neither searches by them, nor
@@ -87,6 +93,16 @@ class Person:
         entry = {"subject": self.subject, **details, **audit.lead_ids(self.lead_ids)}
         audit.record(conn, actor, action, f"subject:{self.subject}", entry)
 
+    def require_one(self, everyone: bool) -> None:
+        """Refuse a request by a number the leads of several people hold (a switchboard): it names none of them,
+        and would export, erase or opt out all of them as one person; ``everyone`` (``--all``) asks for that."""
+        if self.people > 1 and not everyone:
+            raise ConfigurationError(
+                f"the leads of {self.people} people hold this number (a switchboard or a shared line?): a request "
+                "by it would act on all of them as one person; give the person's email address, or pass --all to "
+                "act on everyone holding it"
+            )
+
     def params(self) -> dict[str, Any]:
         return {
             "lead_ids": self.lead_ids,
@@ -100,6 +116,7 @@ class Person:
             + [subject_hash("phone", p) for p in self.phones],
             "email_hashes": [subject_hash("email", e) for e in self.emails],
             "phone_hashes": [subject_hash("phone", p) for p in self.phones],
+            "error_rows": self.error_rows,
         }
 
 
@@ -116,7 +133,8 @@ they are one person, and the survivor carries what it took from the others (fill
 def find_person(conn: Connection, raw: str) -> Person:
     """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
     are sealed), the leads merged with those, every email and number those leads carry, and every list holding
-    any of it (``list_ids``: what a privacy request needs the owner role on)."""
+    any of it (``list_ids``: what a privacy request needs the owner role on), and how many people the leads holding
+    a requested number are (``people``)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
@@ -128,6 +146,7 @@ def find_person(conn: Connection, raw: str) -> Person:
     ]
     rows = list(conn.execute(_MERGED_WITH, {"ids": named})) if named else []
     person = Person(kind, value, [int(r["id"]) for r in rows])
+    person.people = _people_holding(conn, named) if kind == "phone" else 1
     emails = {value} if kind == "email" else set()
     phones = {value} if kind == "phone" else set()
     for row in rows:
@@ -135,8 +154,23 @@ def find_person(conn: Connection, raw: str) -> Person:
         phones.update(p for p in (row["phone"], row["mobile_phone"]) if p)
     shared = _held_by_others(conn, person.lead_ids, emails, phones)
     person.emails, person.phones, person.shared = sorted(emails - shared), sorted(phones - shared), sorted(shared)
+    person.error_rows = _shared_rows_named(conn, person)
     person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
     return person
+
+
+def _people_holding(conn: Connection, lead_ids: list[int]) -> int:
+    """How many people ``lead_ids`` are: one per email address, and each lead without one on its own (as
+    ``identifiers.shared`` counts a lead outside the person's as someone else); a lead merged into another is that
+    one's person."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT count(DISTINCT coalesce({}, 'lead ' || id)) AS people FROM leads"
+            " WHERE id = ANY(%s) AND merged_into IS NULL"
+        ).format(key_column("email_bidx")),
+        (lead_ids,),
+    ).fetchone()
+    return int(row["people"]) if row else 0
 
 
 def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], phones: set[str]) -> set[str]:
@@ -145,17 +179,44 @@ def _held_by_others(conn: Connection, lead_ids: list[int], emails: set[str], pho
     hashes = {subject_hash("email", e): e for e in emails} | {subject_hash("phone", p): p for p in phones}
     if not hashes or not lead_ids:
         return set()
-    held = sql.SQL(" OR ").join(
-        sql.SQL("{} = h.v").format(key_column(c, "l")) for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
+    # One index lookup per key column and identifier, stopping at the first lead found: an EXISTS comparing the
+    # three columns with OR read the whole leads table once per identifier, and EXISTS per column may be planned
+    # as a scan of the table hashed (the LATERAL with LIMIT cannot).
+    held = sql.SQL(" UNION ALL ").join(
+        sql.SQL("SELECT 1 FROM leads l WHERE {} = h.v AND NOT (l.id = ANY(%(ids)s))").format(key_column(c, "l"))
+        for c in ("email_bidx", "phone_bidx", "mobile_phone_bidx")
     )
     rows = conn.execute(
-        sql.SQL(
-            "SELECT h.v FROM unnest(%(h)s::text[]) h(v) WHERE EXISTS"
-            " (SELECT 1 FROM leads l WHERE ({}) AND NOT (l.id = ANY(%(ids)s)))"
-        ).format(held),
+        sql.SQL("SELECT h.v FROM unnest(%(h)s::text[]) h(v) CROSS JOIN LATERAL ({} LIMIT 1) x").format(held),
         {"h": list(hashes), "ids": lead_ids},
     )
     return {hashes[r["v"]] for r in rows}
+
+
+def _shared_rows_named(conn: Connection, person: Person) -> list[str]:
+    """The import error rows (``import_id:row_number``) whose raw text holds one of the person's ``shared``
+    identifiers and the first and last name of one of her leads, as words: a row of hers in a file without her
+    address (rejected, so no lead of hers) is found by neither, and the number alone names nobody. The values are
+    sealed, so the rows holding the number (its blind index in ``subjects``) are opened and read here."""
+    if not person.shared or not person.lead_ids:
+        return []
+    names = {
+        (str(r["first_name"]).casefold(), str(r["last_name"]).casefold())
+        for r in conn.execute(
+            "SELECT first_name, last_name FROM leads WHERE id = ANY(%s)"
+            " AND coalesce(first_name, '') <> '' AND coalesce(last_name, '') <> ''",
+            (person.lead_ids,),
+        )
+    }
+    hashes = [subject_hash("email" if "@" in v else "phone", v) for v in person.shared]
+    found: set[str] = set()
+    for row in conn.execute(
+        "SELECT import_id, row_number, value FROM import_errors WHERE subjects && %s::text[]", (hashes,)
+    ):
+        words = set(re.findall(r"\w+", str(row["value"] or "").casefold()))
+        if any(set(re.findall(r"\w+", first)) | set(re.findall(r"\w+", last)) <= words for first, last in names):
+            found.add(f"{row['import_id']}:{row['row_number']}")
+    return sorted(found)
 
 
 def _trace_lists(conn: Connection, person: Person) -> set[int]:
@@ -187,11 +248,12 @@ def _rows(conn: Connection, table: str, condition: str, person: Person) -> list[
     return [r["row"] for r in conn.execute(query, person.params())]
 
 
-def export_person(conn: Connection, raw: str, actor: str) -> dict[str, Any]:
+def export_person(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> dict[str, Any]:
     """Everything held about the person, table by table (``REGISTRY``), plus whether they are suppressed or
     opted out. The request itself is audited (by the person's keyed hash, not their address)."""
     person = find_person(conn, raw)
     access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
+    person.require_one(everyone)
     tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in deployed(conn)}
     hashes = person.params()["subjects"]
     document = {
@@ -219,6 +281,7 @@ def erase_person(
     *,
     folders: list[Path] | None = None,
     log_folders: list[Path] | None = None,
+    everyone: bool = False,
 ) -> dict[str, Any]:
     """Erase the person everywhere in one transaction (``REGISTRY`` in order), remove the lines mentioning them
     from import files in ``folders`` (the inbox) and from text logs in ``log_folders`` (Dagster's compute logs, job
@@ -228,6 +291,7 @@ def erase_person(
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
+        person.require_one(everyone)
         params = person.params()
         queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
         photos = media_files(conn, person.lead_ids)  # before the facts naming them go
@@ -300,12 +364,15 @@ def _cells(conn: Connection, entry: PersonalTable, params: dict[str, Any]) -> se
 def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
     """Replace the person's emails, numbers and the raw ``cells`` that mentioned them with ``<erased>`` in every
     text column of Dagster's storage in this database (schema ``public``: event logs, asset and check metadata
-    such as import error previews, run records). Returns how many values changed."""
+    such as import error previews, run records), and leave out the values of filters on a person's details that
+    a run's config holds (``leads sync --where "last_name = Garcia"``: the run needs them, Dagster keeps its config
+    as launched, and a name cannot be told from another person's), as recorded selections leave them out
+    (``filters.recorded_values_pattern``). Returns how many values changed."""
     texts = sorted({*cells, *person.emails, *person.phones}, key=len, reverse=True)  # longest first
     needles = [re.escape(v) for v in texts if len(v) >= 6]
-    if not needles:
-        return 0
-    pattern = "|".join(needles)
+    replacements = [(recorded_values_pattern(), rf"\1{HIDDEN}")]
+    if needles:
+        replacements.append(("|".join(needles), "<erased>"))
     columns = list(
         conn.execute(
             "SELECT c.table_name, c.column_name, c.data_type FROM information_schema.columns c"
@@ -318,13 +385,14 @@ def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ..
     for column in columns:
         target = sql.SQL("public.{}").format(sql.Identifier(column["table_name"]))
         name = sql.Identifier(column["column_name"])
-        changed += conn.execute(
-            sql.SQL(
-                "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, '<erased>', 'gi')::{type}"
-                " WHERE {c}::text ~* %(p)s"
-            ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
-            {"p": pattern},
-        ).rowcount
+        for pattern, replacement in replacements:
+            changed += conn.execute(
+                sql.SQL(
+                    "UPDATE {t} SET {c} = regexp_replace({c}::text, %(p)s, %(r)s, 'gi')::{type}"
+                    " WHERE {c}::text ~* %(p)s"
+                ).format(t=target, c=name, type=sql.SQL(_SQL_TYPES[column["data_type"]])),
+                {"p": pattern, "r": replacement},
+            ).rowcount
     return changed
 
 
@@ -381,13 +449,14 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
     return changed
 
 
-def opt_out(conn: Connection, raw: str, actor: str) -> int:
+def opt_out(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> int:
     """Record the person's do-not-sell opt-out and flag their leads; returns how many leads were flagged. Every
     address and number of their leads is recorded (but the ``shared`` ones, as an erasure suppresses them): a
     later import of them under another of their identifiers is flagged too."""
     with conn.transaction():
         person = find_person(conn, raw)
         access.require_privacy_request(conn, actor, person.list_ids, "recording a person's opt-out in it")
+        person.require_one(everyone)
         identifiers: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
         identifiers += [("phone", p) for p in person.phones]
         conn.cursor().executemany(

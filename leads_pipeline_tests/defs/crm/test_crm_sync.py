@@ -341,3 +341,21 @@ def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
     result = leads.invoke(app, ["sync", "--list", "prospects"])
     assert result.exit_code == 2
     assert "--crm is required" in result.stderr
+
+
+def test_erasure_leaves_no_name_in_the_config_of_a_sync_by_her_name(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    """`leads sync --where "last_name = ..."` launches a Dagster run whose config holds the name (the run needs
+    it) and Dagster keeps it; her erasure left it there, as only her addresses and numbers were scrubbed from
+    Dagster's storage. The values of filters on a person's details are left out of it now, the rest is kept."""
+    import_leads(database_url, tmp_path, lead_rows(3, start=130_000))
+    ok(leads, "sync", "--crm", "hubspot-main", "--where", "last_name = Lee130001", "--where", "title = Engineer")
+    storage = "SELECT run_body FROM public.runs"
+    with transaction(database_url) as db:
+        assert any("last_name = Lee130001" in r["run_body"] for r in db.execute(storage))
+    ok(leads, "privacy", "delete", email_of(130_001), "--yes")
+    with transaction(database_url) as db:
+        bodies = [r["run_body"] for r in db.execute(storage)]
+    assert not [b for b in bodies if "Lee130001" in b]
+    assert any("last_name = <value>" in b and "title = Engineer" in b for b in bodies)

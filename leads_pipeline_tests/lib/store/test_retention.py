@@ -135,19 +135,22 @@ def test_a_leads_policy_clears_the_raw_rows_old_import_errors_kept(database_url:
 
 
 def test_a_leads_policy_clears_the_column_names_of_old_finished_imports(database_url: str, tmp_path: Path) -> None:
-    """A file without a header row has its first row, a person's name and details, read as the column names
-    (only an address or number there is refused since csvfile's header check): they stayed in imports.mapping
-    for ever. The leads policy clears the mapping of finished imports as old as it; a failed import keeps the
+    """A file without a header row had its first row, a person's name and details, read as the column names
+    (csvfile refuses such a header now, not the files imported before): they stayed in imports.mapping for
+    ever. The leads policy clears the mapping of finished imports as old as it; a failed import keeps the
     mapping it is resumed with."""
-    headerless = tmp_path / "headerless.csv"
-    headerless.write_text("Ana,Garcia,Acme\nJo,Li,Li Ltd\n", encoding="utf-8")
+    path = tmp_path / "leads.csv"
+    path.write_text("First Name,Last Name,Company\nJo,Li,Li Ltd\n", encoding="utf-8")
     with connect(database_url) as conn:
         for name in ("old", "kept"):
             create_list(conn, name, owner="tester")
     for name in ("old", "old", "kept"):
-        import_file(database_url, headerless, name)
+        import_file(database_url, path, name)
     with connect(database_url) as conn:
-        conn.execute("UPDATE imports SET created_at = now() - interval '40 days'")
+        conn.execute(
+            """UPDATE imports SET created_at = now() - interval '40 days',
+                   mapping = '{"Ana": null, "Garcia": null, "Acme": null}'"""
+        )
         conn.execute("UPDATE imports SET status = 'failed' WHERE id = (SELECT min(id) FROM imports)")
         kept = conn.execute("SELECT id FROM lists WHERE name = 'kept'").fetchone()
         assert kept is not None
