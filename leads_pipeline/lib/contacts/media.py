@@ -2,7 +2,8 @@
 
 Naming by content hash makes a second download of the same picture (the same person in two lists, a re-run)
 write nothing new, and never lets one URL's image overwrite another's. Only images are kept, at most
-``MAX_BYTES``: a URL that answers with a web page or a huge file is refused with the reason.
+``MAX_BYTES``: a URL that answers with a web page or a huge file is refused with the reason. The URL comes
+from scraped profiles, so only public hosts are fetched and a redirect is not followed (``clients.egress``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import requests
 
+from leads_pipeline.lib.clients.egress import check_public
 from leads_pipeline.lib.clients.http import redact
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -26,7 +28,8 @@ def store_image(url: str, media_dir: Path, session: requests.Session | None = No
     """Download ``url`` into ``media_dir`` as ``<sha256><ext>``; return the file's path."""
     http = session or requests.Session()
     try:
-        with http.get(url, timeout=timeout, stream=True) as response:
+        check_public(url)
+        with http.get(url, timeout=timeout, stream=True, allow_redirects=False) as response:
             if response.status_code != 200:
                 raise MediaError(f"{redact(url)} answered HTTP {response.status_code}")
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()

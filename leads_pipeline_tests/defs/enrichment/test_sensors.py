@@ -24,7 +24,9 @@ from leads_pipeline.defs.enrichment.sensors import (
 )
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -95,7 +97,9 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A receiver on 127.0.0.1, which only the sandbox's setting lets a webhook reach."""
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     received: list[dict[str, Any]] = []
     server = HTTPServer(("127.0.0.1", 0), type("Hook", (_Hook,), {"received": received}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -193,6 +197,56 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
     assert job.status == "failed" and job.failure
     assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"]
     assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
+
+
+class _Redirect(_Hook):
+    """Answers every POST with a 307 (which keeps the method and body) to ``target``."""
+
+    target = ""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(307)
+        self.send_header("Location", self.target)
+        self.end_headers()
+
+
+def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Any user picks --notify, and the POST leaves the machine holding the database: 127.0.0.1, 169.254.169.254
+    and the like are refused outside the sandbox, and a public host cannot redirect the POST there."""
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    target: list[dict[str, Any]] = []
+    inner = HTTPServer(("127.0.0.1", 0), type("Inner", (_Hook,), {"received": target}))
+    redirected: list[dict[str, Any]] = []
+    inner_url = f"http://127.0.0.1:{inner.server_port}/metadata"
+    outer = HTTPServer(("127.0.0.1", 0), type("Outer", (_Redirect,), {"received": redirected, "target": inner_url}))
+    for server in (inner, outer):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(
+            database_url, sandbox, instance, f"http://127.0.0.1:{outer.server_port}/hook?token=secret", fail=True
+        )
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        assert redirected == [] and target == []
+
+        monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")  # as in the sandbox: the redirect is answered, not followed
+        notify_completion(database_url, imported_batch, run.run_id)
+        assert len(redirected) == 1 and target == []
+    finally:
+        for server in (inner, outer):
+            server.shutdown()
+            server.server_close()
+    with connect(database_url) as conn:
+        refused, answered = store.deliveries(conn, imported_batch)
+    assert not refused["delivered"] and "'127.0.0.1' is not a public address" in refused["error"]
+    assert "secret" not in refused["error"]
+    assert not answered["delivered"] and answered["status_code"] == 307
 
 
 def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(
