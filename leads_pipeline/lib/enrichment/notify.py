@@ -55,10 +55,17 @@ def notify_completion(
     error: str | None = None
     try:
         check_public(url)
-        response = requests.post(
-            url, json=payload, timeout=TIMEOUT_S, headers={"User-Agent": "leads-pipeline"}, allow_redirects=False
-        )
-        status_code = response.status_code
+        # stream: only the status is wanted, and a body read to its end would let the receiver hold the sensor
+        # (TIMEOUT_S bounds each read, not the whole body) or fill its memory
+        with requests.post(
+            url,
+            json=payload,
+            timeout=TIMEOUT_S,
+            headers={"User-Agent": "leads-pipeline"},
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except requests.RequestException as exc:

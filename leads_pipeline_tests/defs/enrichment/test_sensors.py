@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -247,6 +248,47 @@ def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
     assert not refused["delivered"] and "'127.0.0.1' is not a public address" in refused["error"]
     assert "secret" not in refused["error"]
     assert not answered["delivered"] and answered["status_code"] == 307
+
+
+class _Drip(_Hook):
+    """Accepts the POST, then sends its body one byte every half second (each read well within the timeout)."""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.send_header("Content-Length", "30")
+        self.end_headers()
+        try:
+            for _ in range(30):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass  # the client hung up, as it should
+
+
+def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sensor(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    received: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Drip", (_Drip,), {"received": received}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+        started = time.monotonic()
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
+    with connect(database_url) as conn:
+        assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
 
 
 def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(
