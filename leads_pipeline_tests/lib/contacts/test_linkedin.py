@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -76,6 +77,19 @@ def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/slow.png":  # a byte every 0.2 s, each well within any read timeout
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                try:
+                    for _ in range(100):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client hung up, as it should
+                return
             if self.path == "/moved":
                 self.send_response(302)
                 self.send_header("Location", "/photo.png")
@@ -119,3 +133,12 @@ def test_photos_come_only_from_public_hosts_without_redirects(
         with pytest.raises(MediaError, match="is not a public address"):
             store_image(url, tmp_path / "media", timeout=1)
     assert not (tmp_path / "media").exists()
+
+
+def test_a_photo_sent_a_byte_at_a_time_is_given_up_at_the_deadline(image_server: str, tmp_path: Path) -> None:
+    """Each byte arrives within the read timeout; only a deadline on the whole body stops the 20 s it takes."""
+    started = time.monotonic()
+    with pytest.raises(MediaError, match="took longer than 1 s"):
+        store_image(f"{image_server}/slow.png", tmp_path / "media", timeout=1.0, deadline_s=1.0)
+    assert time.monotonic() - started < 5
+    assert store_image(f"{image_server}/photo.png", tmp_path / "media", deadline_s=1.0).read_bytes() == PNG
