@@ -262,12 +262,15 @@ class Sandbox:
         LEADS_SMTP_ROUTES=dns says how a prober reaches an MX host: resolve its name with an A query to
         LEADS_DNS_SERVER (the sandbox's mail hosts exist only there), not with the system resolver.
         LEADS_SANDBOX_HTTP is the emulators' base URL; each registered app adds its own settings.
+        LEADS_ALLOW_PRIVATE_URLS=1 lets webhooks and photo downloads reach this machine's addresses, where a test
+        or demo receiver listens (outside the sandbox they are refused, ``lib/clients/egress.py``).
         """
         settings = {
             "LEADS_DNS_SERVER": f"{self.host}:{self.dns_port}",
             "LEADS_SMTP_PORT": str(self.smtp_port),
             "LEADS_SMTP_ROUTES": "dns",
             "LEADS_SANDBOX_HTTP": self.http_url,
+            "LEADS_ALLOW_PRIVATE_URLS": "1",
         }
         for hook in self._env_hooks:
             settings.update(hook(self.http_url))

@@ -34,6 +34,7 @@ def test_env_points_at_the_running_parts(sandbox: Sandbox) -> None:
     assert env["LEADS_SMTP_PORT"] == str(sandbox.smtp_port)
     assert env["LEADS_SMTP_ROUTES"] == "dns"
     assert env["LEADS_SANDBOX_HTTP"] == sandbox.http_url
+    assert env["LEADS_ALLOW_PRIVATE_URLS"] == "1"  # its receivers listen on 127.0.0.1; off everywhere else
 
 
 def test_registered_apps_are_mounted_by_prefix_logged_and_add_settings(sandbox_world: World) -> None:

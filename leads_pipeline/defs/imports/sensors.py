@@ -44,11 +44,14 @@ def file_owner(uid: int) -> str:
 
 def dropped_files(inbox: Path) -> list[DroppedFile]:
     """Files one level below the inbox; the folder they are in names the list. A symbolic link is not a dropped
-    file: its owner is not the owner of what the daemon would read through it (another user's file)."""
+    file: its owner is not the owner of what the daemon would read through it (another user's file). Nor is a
+    linked list folder a list folder: through ``inbox/<list> -> /home/bob/exports`` the files read are bob's
+    own, imported as bob into a list the link's maker named (one bob may write and the maker read)."""
     found: list[DroppedFile] = []
     if not inbox.is_dir():
         return found
-    for folder in sorted(p for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    folders = (p for p in inbox.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+    for folder in sorted(folders):
         for path in sorted(folder.iterdir()):
             if path.is_symlink() or path.name.startswith(".") or path.suffix.lower() not in IMPORTABLE_SUFFIXES:
                 continue

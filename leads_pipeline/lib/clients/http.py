@@ -26,17 +26,20 @@ from leads_pipeline.lib.errors import ConfigurationError, PermanentError, Transi
 
 MASK = "***"
 
-_SECRET_PARAM = r"(?:api[_-]?key|apikey|key|token|access[_-]?token|auth[_-]?token|secret|password|signature|sig)"
+_SECRET_PARAM = (
+    r"(?:api[_-]?key|apikey|key|(?:api|access|auth|refresh)?[_-]?token|(?:client)?[_-]?secret|password|signature|sig)"
+)
 _QUERY_SECRET = re.compile(rf"(?i)([?&;]{_SECRET_PARAM}=)[^&#\s'\"]+")
 _FIELD_SECRET = re.compile(rf"(?i)(['\"]{_SECRET_PARAM}['\"]\s*:\s*['\"])[^'\"]+")
 _HEADER_SECRET = re.compile(r"(?i)\b(authorization|x-goog-api-key|x-api-key)(['\"]?\s*[:=]\s*['\"]?)[^'\",}\r\n]+")
 _SCHEME_SECRET = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_USERINFO_SECRET = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@/\s]+@")
 
 
 def redact(text: str, *secrets: str | None) -> str:
     """``text`` without credentials: the given secret values, key-like query parameters and fields
-    (``api_key=``, ``key=``, ``token=``...), ``Authorization``/``x-goog-api-key`` headers and bearer/basic
-    tokens.
+    (``api_key=``, ``key=``, ``token=``, ``api_token=``, ``client_secret=``...), ``Authorization``/
+    ``x-goog-api-key`` headers, bearer/basic tokens and the password of a URL's ``user:password@``.
     """
     for secret in secrets:
         if secret and len(secret) >= 4:
@@ -44,6 +47,7 @@ def redact(text: str, *secrets: str | None) -> str:
     text = _QUERY_SECRET.sub(rf"\1{MASK}", text)
     text = _FIELD_SECRET.sub(rf"\1{MASK}", text)
     text = _HEADER_SECRET.sub(rf"\1\2{MASK}", text)
+    text = _USERINFO_SECRET.sub(rf"\1{MASK}@", text)
     return _SCHEME_SECRET.sub(rf"\1 {MASK}", text)
 
 

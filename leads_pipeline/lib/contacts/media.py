@@ -2,19 +2,24 @@
 
 Naming by content hash makes a second download of the same picture (the same person in two lists, a re-run)
 write nothing new, and never lets one URL's image overwrite another's. Only images are kept, at most
-``MAX_BYTES``: a URL that answers with a web page or a huge file is refused with the reason.
+``MAX_BYTES``: a URL that answers with a web page or a huge file is refused with the reason. The URL comes
+from scraped profiles, so only public hosts are fetched and a redirect is not followed (``clients.egress``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import requests
+import urllib3
 
+from leads_pipeline.lib.clients.egress import check_public
 from leads_pipeline.lib.clients.http import redact
 
 MAX_BYTES = 5 * 1024 * 1024
+DEADLINE_S = 30.0
 _EXTENSIONS = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
 
 
@@ -22,22 +27,36 @@ class MediaError(Exception):
     """The image could not be fetched or is not an image; the message says which and why."""
 
 
-def store_image(url: str, media_dir: Path, session: requests.Session | None = None, timeout: float = 10.0) -> Path:
-    """Download ``url`` into ``media_dir`` as ``<sha256><ext>``; return the file's path."""
+def store_image(
+    url: str,
+    media_dir: Path,
+    session: requests.Session | None = None,
+    timeout: float = 10.0,
+    deadline_s: float = DEADLINE_S,
+) -> Path:
+    """Download ``url`` into ``media_dir`` as ``<sha256><ext>``; return the file's path.
+
+    ``timeout`` bounds each wait for data and ``deadline_s`` the whole body: a host sending a byte now and then
+    would otherwise hold the profile step for as long as it liked. The body is read as it arrives (``read1``)
+    so that the deadline is checked between arrivals, not after a full block."""
     http = session or requests.Session()
     try:
-        with http.get(url, timeout=timeout, stream=True) as response:
+        check_public(url)
+        with http.get(url, timeout=timeout, stream=True, allow_redirects=False) as response:
             if response.status_code != 200:
                 raise MediaError(f"{redact(url)} answered HTTP {response.status_code}")
             kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
             if not kind.startswith("image/"):
                 raise MediaError(f"{redact(url)} is not an image (Content-Type {kind or 'missing'})")
             body = bytearray()
-            for block in response.iter_content(64 * 1024):
+            ends = time.monotonic() + deadline_s
+            while block := response.raw.read1(64 * 1024, decode_content=True):
                 body.extend(block)
                 if len(body) > MAX_BYTES:
                     raise MediaError(f"{redact(url)} is larger than {MAX_BYTES // (1024 * 1024)} MiB")
-    except requests.RequestException as error:
+                if time.monotonic() > ends:
+                    raise MediaError(f"{redact(url)} took longer than {deadline_s:g} s to send")
+    except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
         raise MediaError(f"cannot download {redact(url)}: {redact(str(error))}") from None
     digest = hashlib.sha256(body).hexdigest()
     media_dir.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,8 @@
 """Completion notifications (``notifyOnComplete``): the job summary POSTed as JSON to a webhook, once per job.
 
 A delivery never fails the job: every error is caught, recorded in ``webhook_deliveries`` and logged. The URL
-is stored and logged without its query string and credentials, which is where webhook tokens live.
+is stored and logged without its query string and credentials, which is where webhook tokens live. Only public
+hosts are posted to and redirects are not followed (``clients.egress``): the URL is any user's choice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from leads_pipeline.lib.clients.egress import check_public
 from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -52,8 +54,18 @@ def notify_completion(
     status_code: int | None = None
     error: str | None = None
     try:
-        response = requests.post(url, json=payload, timeout=TIMEOUT_S, headers={"User-Agent": "leads-pipeline"})
-        status_code = response.status_code
+        check_public(url)
+        # stream: only the status is wanted, and a body read to its end would let the receiver hold the sensor
+        # (TIMEOUT_S bounds each read, not the whole body) or fill its memory
+        with requests.post(
+            url,
+            json=payload,
+            timeout=TIMEOUT_S,
+            headers={"User-Agent": "leads-pipeline"},
+            allow_redirects=False,
+            stream=True,
+        ) as response:
+            status_code = response.status_code
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except requests.RequestException as exc:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from leads_pipeline.defs.enrichment.sensors import (
 )
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -95,7 +98,9 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def hook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A receiver on 127.0.0.1, which only the sandbox's setting lets a webhook reach."""
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     received: list[dict[str, Any]] = []
     server = HTTPServer(("127.0.0.1", 0), type("Hook", (_Hook,), {"received": received}))
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -193,6 +198,97 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
     assert job.status == "failed" and job.failure
     assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"]
     assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
+
+
+class _Redirect(_Hook):
+    """Answers every POST with a 307 (which keeps the method and body) to ``target``."""
+
+    target = ""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(307)
+        self.send_header("Location", self.target)
+        self.end_headers()
+
+
+def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Any user picks --notify, and the POST leaves the machine holding the database: 127.0.0.1, 169.254.169.254
+    and the like are refused outside the sandbox, and a public host cannot redirect the POST there."""
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    target: list[dict[str, Any]] = []
+    inner = HTTPServer(("127.0.0.1", 0), type("Inner", (_Hook,), {"received": target}))
+    redirected: list[dict[str, Any]] = []
+    inner_url = f"http://127.0.0.1:{inner.server_port}/metadata"
+    outer = HTTPServer(("127.0.0.1", 0), type("Outer", (_Redirect,), {"received": redirected, "target": inner_url}))
+    for server in (inner, outer):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(
+            database_url, sandbox, instance, f"http://127.0.0.1:{outer.server_port}/hook?token=secret", fail=True
+        )
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        assert redirected == [] and target == []
+
+        monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")  # as in the sandbox: the redirect is answered, not followed
+        notify_completion(database_url, imported_batch, run.run_id)
+        assert len(redirected) == 1 and target == []
+    finally:
+        for server in (inner, outer):
+            server.shutdown()
+            server.server_close()
+    with connect(database_url) as conn:
+        refused, answered = store.deliveries(conn, imported_batch)
+    assert not refused["delivered"] and "'127.0.0.1' is not a public address" in refused["error"]
+    assert "secret" not in refused["error"]
+    assert not answered["delivered"] and answered["status_code"] == 307
+
+
+class _Drip(_Hook):
+    """Accepts the POST, then sends its body one byte every half second (each read well within the timeout)."""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.send_header("Content-Length", "30")
+        self.end_headers()
+        try:
+            for _ in range(30):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.5)
+        except OSError:
+            pass  # the client hung up, as it should
+
+
+def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sensor(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    received: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Drip", (_Drip,), {"received": received}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+        started = time.monotonic()
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
+    with connect(database_url) as conn:
+        assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
 
 
 def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(

@@ -257,6 +257,18 @@ def test_a_dropped_file_is_imported_as_its_os_owner_and_a_link_is_not_a_dropped_
     assert sensors.file_owner(2**31 - 7) == f"uid:{2**31 - 7}", "a uid without a name is nobody's name"
 
 
+def test_a_linked_list_folder_is_not_a_list_folder(inbox: Inbox, tmp_path: Path) -> None:
+    """``inbox/fair -> another user's folder`` would import that user's files (owned by them, so imported as
+    them) into the list the link names, which its maker may read."""
+    elsewhere = tmp_path / "bob" / "exports"
+    elsewhere.mkdir(parents=True)
+    shutil.copyfile(DEMO_FILE, elsewhere / "customers.csv")
+    (inbox.folder / "fair").symlink_to(elsewhere, target_is_directory=True)
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+    assert sensors.dropped_files(inbox.folder) == []
+
+
 def test_no_inbox_folder_is_not_an_error(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEADS_INBOX", str(tmp_path / "missing"))
     inbox = Inbox(tmp_path / "missing", database_url)

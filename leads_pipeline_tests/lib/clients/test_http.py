@@ -25,6 +25,10 @@ from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, parse_
         ('{"api_key": "zb-123", "email": "a@b.c"}', '{"api_key": "***", "email": "a@b.c"}'),
         ("sent Basic QUMxMjM6dG9rZW4= to twilio", "sent Basic *** to twilio"),
         ("a keyboard is not a key=", "a keyboard is not a key="),
+        ("/v1/persons?api_token=pd_live_1&limit=5", "/v1/persons?api_token=***&limit=5"),  # Pipedrive's query auth
+        ("POST /oauth?client_secret=cs_1&refresh_token=rt_1", "POST /oauth?client_secret=***&refresh_token=***"),
+        ("https://hooks:s3cret@example.com/x failed", "https://hooks:***@example.com/x failed"),
+        ("mailto:someone@example.com, a:b", "mailto:someone@example.com, a:b"),
     ],
 )
 def test_redact_removes_credentials(text: str, expected: str) -> None:

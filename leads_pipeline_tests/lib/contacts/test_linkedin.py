@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.contacts.linkedin import best_profile, canonical_profile_url, score_result, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
 
@@ -69,9 +71,30 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"pixels" * 10
 
 
 @pytest.fixture
-def image_server() -> Iterator[str]:
+def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Serves a PNG, a web page and a redirect to the PNG, on 127.0.0.1 (reachable with the sandbox's setting)."""
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if self.path == "/slow.png":  # a byte every 0.2 s, each well within any read timeout
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "100")
+                self.end_headers()
+                try:
+                    for _ in range(100):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client hung up, as it should
+                return
+            if self.path == "/moved":
+                self.send_response(302)
+                self.send_header("Location", "/photo.png")
+                self.end_headers()
+                return
             kind, body = ("image/png", PNG) if self.path == "/photo.png" else ("text/html", b"<html></html>")
             self.send_response(200)
             self.send_header("Content-Type", kind)
@@ -96,3 +119,26 @@ def test_images_are_stored_once_by_hash(image_server: str, tmp_path: Path) -> No
         store_image(f"{image_server}/page", tmp_path / "media")
     with pytest.raises(MediaError, match="cannot download"):
         store_image("http://127.0.0.1:9/photo.png", tmp_path / "media", timeout=1)
+
+
+def test_photos_come_only_from_public_hosts_without_redirects(
+    image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo URL is scraped data: it must not make the pipeline fetch from this machine, its network or the cloud
+    metadata address, directly or through a redirect."""
+    with pytest.raises(MediaError, match="answered HTTP 302"):
+        store_image(f"{image_server}/moved", tmp_path / "media")
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV)
+    for url in (f"{image_server}/photo.png", "http://169.254.169.254/latest/meta-data/", "http://[::1]/p.png"):
+        with pytest.raises(MediaError, match="is not a public address"):
+            store_image(url, tmp_path / "media", timeout=1)
+    assert not (tmp_path / "media").exists()
+
+
+def test_a_photo_sent_a_byte_at_a_time_is_given_up_at_the_deadline(image_server: str, tmp_path: Path) -> None:
+    """Each byte arrives within the read timeout; only a deadline on the whole body stops the 20 s it takes."""
+    started = time.monotonic()
+    with pytest.raises(MediaError, match="took longer than 1 s"):
+        store_image(f"{image_server}/slow.png", tmp_path / "media", timeout=1.0, deadline_s=1.0)
+    assert time.monotonic() - started < 5
+    assert store_image(f"{image_server}/photo.png", tmp_path / "media", deadline_s=1.0).read_bytes() == PNG

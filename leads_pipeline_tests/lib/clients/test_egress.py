@@ -1,0 +1,44 @@
+"""The guard on user- and data-chosen URLs: only public hosts, unless the sandbox's setting lifts it."""
+
+from __future__ import annotations
+
+import pytest
+
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, check_public
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "https://10.0.0.7/hook",
+        "http://192.168.1.1/",
+        "http://172.16.0.1/",
+        "http://100.64.0.1/",
+        "http://0.0.0.0:8080/",
+        "http://[::1]:8080/",
+        "http://[fe80::1]/",
+        "http://[fd00::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://239.1.1.1/",
+    ],
+)
+def test_private_loopback_link_local_and_multicast_hosts_are_refused(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    with pytest.raises(PrivateAddressError, match="is not a public address") as refused:
+        check_public(f"{url}?token=s3cret")
+    assert "s3cret" not in str(refused.value)
+
+
+def test_public_addresses_pass_and_only_the_sandbox_setting_lifts_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    check_public("https://93.184.215.14/hook")
+    check_public("http://[2606:4700::1111]/hook")
+    for value in ("true", "yes", "0", ""):
+        monkeypatch.setenv(ALLOW_PRIVATE_ENV, value)
+        with pytest.raises(PrivateAddressError):
+            check_public("http://127.0.0.1/hook")
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    check_public("http://127.0.0.1/hook")
