@@ -259,7 +259,7 @@ def bulk_export(
     ids: IdOption = None,
 ) -> None:
     """Export the selected leads to CSV, formula-safe (also where a spreadsheet splits cells at ";")."""
-    from leads_pipeline.lib.export import write_leads_csv
+    from leads_pipeline.lib.export import write_leads_csv, written_whole
     from leads_pipeline.lib.store import audit, bulk
     from leads_pipeline.lib.store.search import LEAD_COLUMNS
 
@@ -279,7 +279,7 @@ def bulk_export(
             written = write_leads_csv(sys.stdout, rows(), columns)
         else:
             # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
-            with out.open("w", encoding="utf-8-sig", newline="") as handle:
+            with written_whole(out, encoding="utf-8-sig", newline="") as handle:
                 written = write_leads_csv(handle, rows(), columns)
         audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
             conn,
