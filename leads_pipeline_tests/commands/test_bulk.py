@@ -168,6 +168,19 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
 
 
+def _export_broken_after(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """``bulk.export_rows`` losing its connection after ``rows`` rows (as a killed or interrupted export stops)."""
+    stream = bulk.export_rows
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        for n, row in enumerate(stream(*args, **kwargs)):
+            if n == rows:
+                raise TransientError("server closed the connection unexpectedly")
+            yield row
+
+    monkeypatch.setattr(bulk, "export_rows", broken)
+
+
 def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     fair: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -177,21 +190,28 @@ def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     out = tmp_path / "out.csv"
     fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
     earlier = out.read_bytes()
-    stream = bulk.export_rows
-
-    def broken(*args: Any, **kwargs: Any) -> Any:
-        for n, row in enumerate(stream(*args, **kwargs)):
-            if n == 10:
-                raise TransientError("server closed the connection unexpectedly")
-            yield row
-
-    monkeypatch.setattr(bulk, "export_rows", broken)
+    _export_broken_after(monkeypatch, 10)
     fresh = tmp_path / "fresh.csv"
     for path in (out, fresh):
         assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair", "--out", str(path))
     assert out.read_bytes() == earlier and len(list(csv.DictReader(out.open(encoding="utf-8-sig")))) == 33
     assert not fresh.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out.csv"]
+
+
+def test_an_export_stopped_half_way_is_audited(
+    fair: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's audit entry was written in the transaction that ended after the last row: an export to
+    standard output stopped half-way (Ctrl-C, `| head` closing the pipe, a kill) had handed out its first rows
+    and left no trace of who took them. The entry is now committed before the first row leaves, naming the
+    leads of the export's snapshot; a file that cannot be written makes none."""
+    _export_broken_after(monkeypatch, 10)
+    assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair")
+    [entry] = _rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")
+    assert (entry["actor"], entry["details"]["to"], entry["details"]["leadCount"]) == ("tester", "stdout", 33)
+    assert fair.run("bulk", "export", "--list", "fair", "--out", str(tmp_path / "missing" / "out.csv")).exit_code
+    assert len(_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 
 def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair: Leads, tmp_path: Path) -> None:
