@@ -257,6 +257,9 @@ def erase_person(
                 (subject_hash(kind, value, key), kind, actor),
             )
         removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
+        # Rewriting a file reads it whole and renames a copy over it: two erasures at once each wrote back the
+        # lines the other had just removed. One at a time, until this one commits (or rolls back).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('leads.erase_from_files'))")
         files = erase_from_files(folders or [], person)
         logs = erase_from_files(log_folders or [], person, LOG_SUFFIXES)
         for photo in photos:
