@@ -15,6 +15,7 @@ import contextlib
 import csv
 import os
 import re
+import shutil
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,8 @@ def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> I
     scratch = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         with scratch.open("w", encoding=encoding, newline=newline) as handle:
+            if path.exists():  # a file someone made private stays private (it was overwritten in place before)
+                shutil.copymode(path, scratch)
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

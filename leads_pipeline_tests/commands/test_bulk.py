@@ -188,7 +188,9 @@ def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     CSV that opened as a complete, shorter export, over the complete file an earlier export had left there. The
     file now appears only whole; the earlier one stays until then, and nothing half-written is left beside it."""
     out = tmp_path / "out.csv"
+    out.touch(mode=0o600)
     fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600, "a file made private stays private when exported over"
     earlier = out.read_bytes()
     _export_broken_after(monkeypatch, 10)
     fresh = tmp_path / "fresh.csv"
