@@ -20,6 +20,7 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -378,7 +379,10 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
             if len(kept) == len(lines):
                 continue
             scratch = path.with_name(f".{path.name}.erasing")
-            scratch.write_bytes("".join(kept).encode("utf-8", errors="surrogateescape"))
+            with scratch.open("wb") as handle:  # on disk before it replaces the file: a power cut must not empty it
+                handle.write("".join(kept).encode("utf-8", errors="surrogateescape"))
+                handle.flush()
+                os.fsync(handle.fileno())
             scratch.replace(path)
             changed.append(path)
     return changed
