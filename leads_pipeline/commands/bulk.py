@@ -7,8 +7,9 @@ and reports what it changed. ``delete`` shows the count and asks first (``--yes`
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -280,37 +281,42 @@ def bulk_export(
     ids: IdOption = None,
 ) -> None:
     """Export the selected leads to CSV, formula-safe (also where a spreadsheet splits cells at ";")."""
-    from leads_pipeline.lib.export import write_leads_csv
+    import psycopg
+
+    from leads_pipeline.lib.export import write_leads_csv, written_whole
     from leads_pipeline.lib.store import audit, bulk
+    from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.search import LEAD_COLUMNS
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
 
-    def export(conn: Any) -> int:
-        columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags"]
-        columns += bulk.export_custom_columns(conn, selection, acting_user())
-        exported: list[int] = []
+    env = run_or_fail(environment)
 
-        def rows() -> Iterator[dict[str, Any]]:
-            for row in bulk.export_rows(conn, selection, acting_user()):
-                exported.append(row["id"])
-                yield row
-
-        if out is None:
-            written = write_leads_csv(sys.stdout, rows(), columns)
-        else:
+    def export() -> int:
+        # One snapshot (REPEATABLE READ) for the ids the audit entry names and the rows written; the entry is
+        # committed on its own connection before the first row leaves, so an export stopped half-way (Ctrl-C, a
+        # closed pipe, a kill) still shows who took which leads.
+        with connect(env.database_url) as conn, connect(env.database_url, autocommit=True) as log:
+            conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags"]
+            columns += bulk.export_custom_columns(conn, selection, acting_user())
+            exported = bulk.export_ids(conn, selection, acting_user())
             # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
-            with out.open("w", encoding="utf-8-sig", newline="") as handle:
-                written = write_leads_csv(handle, rows(), columns)
-        audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
-            conn,
-            acting_user(),
-            "leads.export",
-            "selection",
-            {"selection": selection.describe(), "to": str(out) if out else "stdout", **audit.lead_ids(exported)},
-        )
-        return written
+            target = written_whole(out, encoding="utf-8-sig", newline="") if out else contextlib.nullcontext(sys.stdout)
+            with target as handle:  # a file that cannot be written fails before the entry is made
+                audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
+                    log,
+                    acting_user(),
+                    "leads.export",
+                    "selection",
+                    {
+                        "selection": selection.describe(),
+                        "to": str(out) if out else "stdout",
+                        **audit.lead_ids(exported),
+                    },
+                )
+                return write_leads_csv(handle, bulk.export_rows(conn, selection, acting_user()), columns)
 
-    written = _run(export)
+    written = run_or_fail(export)
     if out is not None:
         console.print(f"exported {written:,} leads to {out}", highlight=False)

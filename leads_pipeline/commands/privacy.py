@@ -59,13 +59,15 @@ def privacy_export(
 ) -> None:
     """Everything held about the person (leads in all lists, facts, import errors and updates, merges, tags,
     audit entries, suppression and opt-out state) as JSON."""
+    from leads_pipeline.lib.export import written_whole
     from leads_pipeline.lib.store import privacy
 
     document = _run(lambda conn, env: privacy.export_person(conn, who, acting_user(), everyone=everyone))
     if out is None:
         print_json(document)
         return
-    out.write_text(json_text(api_shape(document)), encoding="utf-8")  # the same document as without --out
+    with written_whole(out, encoding="utf-8") as handle:
+        handle.write(json_text(api_shape(document)))  # the same document as without --out
     console.print(f"wrote the data held about {who} ({len(document['leadIds'])} leads) to {out}", highlight=False)
 
 

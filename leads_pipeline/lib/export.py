@@ -11,10 +11,14 @@ a comma-separated reader sees the cell whole.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import os
 import re
-from collections.abc import Iterable
+import shutil
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Final, TextIO
 
 # a separator some spreadsheet may split at, followed (after spaces or quotes) by what starts a formula
@@ -54,3 +58,27 @@ def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[s
         return [custom.get(c[7:]) if c.startswith("custom.") else row.get(c) for c in columns]
 
     return write_csv(out, columns, (cells(row) for row in rows))
+
+
+@contextlib.contextmanager
+def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> Iterator[TextIO]:
+    """A text file to write that appears at ``path`` only once the block ends without an error: it is written
+    beside it, flushed to disk and renamed into place. A CSV has no end marker, so an export killed or failing
+    half-way must not leave a truncated file there that opens as a complete one; the file an earlier export left
+    at ``path`` stays whole until the new one is. A path that is not a regular file (``/dev/stdout``, a pipe)
+    is written directly: it cannot be renamed onto."""
+    if path.exists() and not path.is_file():
+        with path.open("w", encoding=encoding, newline=newline) as handle:
+            yield handle
+        return
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with scratch.open("w", encoding=encoding, newline=newline) as handle:
+            if path.exists():  # a file someone made private stays private (it was overwritten in place before)
+                shutil.copymode(path, scratch)
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.store import bulk
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -185,6 +187,54 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
     assert stdout.startswith('"id",'), "standard output, for other programs, has no BOM; every cell is quoted"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
+
+
+def _export_broken_after(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:
+    """``bulk.export_rows`` losing its connection after ``rows`` rows (as a killed or interrupted export stops)."""
+    stream = bulk.export_rows
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        for n, row in enumerate(stream(*args, **kwargs)):
+            if n == rows:
+                raise TransientError("server closed the connection unexpectedly")
+            yield row
+
+    monkeypatch.setattr(bulk, "export_rows", broken)
+
+
+def test_an_export_that_fails_half_way_leaves_no_truncated_file(
+    fair: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export stopped after some rows (the connection lost, the process killed) left those rows at --out: a
+    CSV that opened as a complete, shorter export, over the complete file an earlier export had left there. The
+    file now appears only whole; the earlier one stays until then, and nothing half-written is left beside it."""
+    out = tmp_path / "out.csv"
+    out.touch(mode=0o600)
+    fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600, "a file made private stays private when exported over"
+    earlier = out.read_bytes()
+    _export_broken_after(monkeypatch, 10)
+    fresh = tmp_path / "fresh.csv"
+    for path in (out, fresh):
+        assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair", "--out", str(path))
+    assert out.read_bytes() == earlier and len(list(csv.DictReader(out.open(encoding="utf-8-sig")))) == 33
+    assert not fresh.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out.csv"]
+
+
+def test_an_export_stopped_half_way_is_audited(
+    fair: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's audit entry was written in the transaction that ended after the last row: an export to
+    standard output stopped half-way (Ctrl-C, `| head` closing the pipe, a kill) had handed out its first rows
+    and left no trace of who took them. The entry is now committed before the first row leaves, naming the
+    leads of the export's snapshot; a file that cannot be written makes none."""
+    _export_broken_after(monkeypatch, 10)
+    assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair")
+    [entry] = _rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")
+    assert (entry["actor"], entry["details"]["to"], entry["details"]["leadCount"]) == ("tester", "stdout", 33)
+    assert fair.run("bulk", "export", "--list", "fair", "--out", str(tmp_path / "missing" / "out.csv")).exit_code
+    assert len(_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 
 def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair: Leads, tmp_path: Path) -> None:

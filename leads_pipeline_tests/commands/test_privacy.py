@@ -8,6 +8,7 @@ import io
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -542,3 +543,43 @@ def test_selections_by_her_name_leave_no_name_behind(leads: Leads, database_url:
         recorded += [r["details"] for r in conn.execute("SELECT details::text FROM audit_log ORDER BY id")]
     assert not [text for text in recorded if "Garcia" in text or "~ An" in text or "= Ana" in text], recorded
     assert any("last_name = <value>; country = ES" in text for text in recorded), "the rest is kept"
+
+
+def test_two_erasures_at_once_both_leave_the_inbox_file(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each erasure reads an inbox file whole and renames a copy without the person's lines over it: two at once
+    (two people's requests handled together) each wrote back the lines the other had removed, and one person's
+    row stayed in the file while their erasure reported it gone. Erasures now rewrite files one at a time."""
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    inbox = tmp_path / "home" / "inbox"
+    (inbox / "fair").mkdir(parents=True)
+    shutil.copy(DEMO_FILE, inbox / "fair" / "waiting.csv")
+    reading, second_done = threading.Event(), threading.Event()
+    mentions = privacy._mentions
+
+    def first_reads_slowly(line: str, person: Any) -> bool:
+        if threading.current_thread().name == "first" and not reading.is_set():
+            reading.set()  # the file is read: let the second erasure run meanwhile
+            second_done.wait(timeout=3)
+        return mentions(line, person)
+
+    monkeypatch.setattr(privacy, "_mentions", first_reads_slowly)
+
+    def erase(who: str, done: threading.Event | None = None) -> None:
+        with connect(database_url) as conn:
+            privacy.erase_person(conn, who, "tester", folders=[inbox])
+        if done is not None:
+            done.set()
+
+    first = threading.Thread(target=erase, args=(EMAIL,), name="first")
+    first.start()
+    assert reading.wait(timeout=30)
+    second = threading.Thread(target=erase, args=("juergen@beispiel.de", second_done), name="second")
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    waiting = (inbox / "fair" / "waiting.csv").read_text(encoding="utf-8")
+    assert EMAIL not in waiting and "juergen@beispiel.de" not in waiting
+    assert len(waiting.splitlines()) == len(DEMO_FILE.read_text(encoding="utf-8").splitlines()) - 2

@@ -203,13 +203,17 @@ def _active(keys: Mapping[str, bytes], active: str | None, where: str) -> str:
 
 def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> None:
     """Append a new random key to the keyring file, making it the active one. The file is written whole beside
-    the old one and linked or renamed into place, so a concurrent reader never sees it half-written."""
+    the old one and linked or renamed into place, so a concurrent reader never sees it half-written. It is on
+    disk (its data, then the rename) before any value is sealed under the new key: the database makes its commits
+    durable, and a power cut must not leave values sealed under a key that the file lost (or an empty file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     old = "" if only_if_missing or not path.exists() else path.read_text(encoding="ascii")
     scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
         handle.write(old + new_key_line(key_id) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     try:
         if only_if_missing:
             with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
@@ -218,6 +222,11 @@ def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> N
             os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
     forget_keyring()
 
 

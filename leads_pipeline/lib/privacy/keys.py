@@ -15,6 +15,7 @@ encryption keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -47,13 +48,27 @@ def suppression_key() -> bytes:
 
 
 def _create_key_file(path: Path) -> None:
+    """Write the key beside ``path``, sync it and link it into place (another process's file, linked first, wins):
+    a process stopped while creating the file left it empty, and every later command refused to run ("damaged:
+    restore it from a backup", with no backup to restore), and a power cut could empty it after suppressions and
+    blind indexes hashed under it were committed."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(secrets.token_hex(32) + "\n")
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
+            os.link(scratch, path)
+    finally:
+        scratch.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def subject_hash(kind: Kind, value: str, key: bytes | None = None) -> str:

@@ -550,6 +550,16 @@ def sellable_ids(conn: Connection, ids: list[int]) -> set[int]:
     return {int(r["id"]) for r in conn.execute(query, (ids,))}
 
 
+def export_ids(conn: Connection, selection: Selection, user: str) -> list[int]:
+    """The ids of the leads ``export_rows`` writes (the selection's, without those who opted out of the sale of
+    their data), in id order: the export's audit entry names them before the first row leaves (read in the
+    export's snapshot, they are the rows it writes)."""
+    query = sql.SQL("SELECT l.id FROM leads l WHERE {} AND {} ORDER BY l.id").format(
+        where_clause(conn, selection, user), privacy.sellable("l")
+    )
+    return [int(r["id"]) for r in conn.execute(query)]
+
+
 def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
     """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``, ``tags`` in name order) except those who
     opted out of the sale of their data (``privacy.sellable``), streamed through a server-side cursor in id

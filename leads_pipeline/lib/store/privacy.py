@@ -20,6 +20,7 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -321,6 +322,9 @@ def erase_person(
                 (subject_hash(kind, value, key), kind, actor),
             )
         removed["dagster_storage"] = scrub_dagster_storage(conn, person, tuple(cleared))
+        # Rewriting a file reads it whole and renames a copy over it: two erasures at once each wrote back the
+        # lines the other had just removed. One at a time, until this one commits (or rolls back).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('leads.erase_from_files'))")
         files = erase_from_files(folders or [], person)
         logs = erase_from_files(log_folders or [], person, LOG_SUFFIXES)
         for photo in photos:
@@ -443,7 +447,10 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
             if len(kept) == len(lines):
                 continue
             scratch = path.with_name(f".{path.name}.erasing")
-            scratch.write_bytes("".join(kept).encode("utf-8", errors="surrogateescape"))
+            with scratch.open("wb") as handle:  # on disk before it replaces the file: a power cut must not empty it
+                handle.write("".join(kept).encode("utf-8", errors="surrogateescape"))
+                handle.flush()
+                os.fsync(handle.fileno())
             scratch.replace(path)
             changed.append(path)
     return changed

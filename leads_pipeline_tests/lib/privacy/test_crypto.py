@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -114,6 +116,31 @@ def test_the_key_file_is_created_private_once_and_a_new_key_becomes_active(tmp_p
     new = crypto.seal("x")
     assert new is not None and new.startswith("enc:k2:")
     assert crypto.open_value(old) == crypto.open_value(new) == "x", "old values still open under their key"
+
+
+def test_a_new_key_is_on_disk_before_it_can_seal_anything(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The key file was renamed into place without being flushed to disk: after a power cut the database kept
+    its committed values sealed under the new key while the file could come back empty or without the key, and
+    every one of those values was lost. Now the new file's data is synced, then renamed, then the rename synced."""
+    crypto.seal("x")  # creates the key file with k1
+    path = tmp_path / crypto.KEY_FILE
+    events: list[str] = []
+    sync, replace = os.fsync, os.replace
+
+    def synced(fd: int) -> None:
+        target = Path(os.readlink(f"/proc/self/fd/{fd}"))
+        events.append("folder" if target == tmp_path else "file" if target.name.startswith(f".{path.name}.") else "?")
+        sync(fd)
+
+    def replaced(source: Any, target: Any) -> None:
+        events.append("rename" if Path(target) == path else "?")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", synced)
+    monkeypatch.setattr(os, "replace", replaced)
+    crypto.add_file_key(path, "k2")
+    assert events == ["file", "rename", "folder"]
+    assert list(crypto.keyring().keys) == ["k1", "k2"]
 
 
 def test_the_active_id_chooses_among_the_key_files_keys(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,24 @@ def test_the_environment_wins_and_must_be_long_enough(tmp_path: Path, monkeypatc
     monkeypatch.setenv("LEADS_SUPPRESSION_KEY", "short")
     with pytest.raises(ConfigurationError, match="too short"):
         suppression_key()
+
+
+def test_a_key_file_whose_creation_was_stopped_is_made_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A process stopped between creating the key file and writing the key left it empty: every later command
+    failed with "damaged (too short); restore it from a backup", and there was nothing to restore. The file now
+    appears only whole, so the next command creates it."""
+    monkeypatch.delenv("LEADS_SUPPRESSION_KEY", raising=False)
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path))
+    draw = secrets.token_hex
+
+    def stopped(n: int) -> str:
+        if n == 32:
+            raise KeyboardInterrupt
+        return draw(n)
+
+    monkeypatch.setattr(secrets, "token_hex", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        suppression_key()
+    monkeypatch.setattr(secrets, "token_hex", draw)
+    assert len(suppression_key()) == 64
+    assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]
