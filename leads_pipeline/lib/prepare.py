@@ -532,6 +532,8 @@ def _dedupe_within(
     of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
     row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
     the stored lead's follows its names, sql/021.)"""
+    if len(frame) < 2:  # nothing to fold (every row of a chunk can have been rejected)
+        return frame, {}, []
     steps = _match_steps(frame, dedupe)
     if on_duplicate == "skip":
         skipped = _skipped(steps)
