@@ -237,8 +237,10 @@ exactly three digits, which groups thousands ("1,000")."""
 def _list_items(inner: str, kind: FieldKind) -> list[str]:
     """The items of an ``in`` list. Numbers are read as the import reads each (``_number``), so a comma inside
     one must not split it: where a comma followed by a space separates items ("1,000, 2,000", "1,5 Mio, 2,5")
-    only such commas do, else every comma but one grouping thousands ("10,20,1,500" is 10, 20 and 1500)."""
-    if kind not in ("integer", "numeric"):
+    only such commas do, else every comma but one grouping thousands ("10,20,1,500" is 10, 20 and 1500). So in a
+    custom field, which holds a number as the file wrote it ("1,000", "1,5") and compares as a number when it is
+    one: split at every comma, "custom.Visits in 1,000, 2,000" found the leads with 1, 0 or 2 visits."""
+    if kind not in ("integer", "numeric", "custom"):
         return inner.split(",")
     return (_SPACED_COMMA if _SPACED_COMMA.search(inner) else _ITEM_COMMA).split(inner)
 

@@ -94,6 +94,10 @@ class PreparedChunk:
     the merge finds that row's lead stored already with every value they brought."""
     sealed_custom: list[str] = field(default_factory=list)
     """The ``moved_<i>`` columns holding raw values of sealed fields (sealed when staged)."""
+    duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """On skip: the rows that are the lead of an earlier row of ``frame``, staged with it: that row may find a
+    lead stored already and be skipped without giving its keys to a lead, and then the merge settles them again
+    (``store.imports._settle_duplicates``)."""
 
     @property
     def rejected(self) -> int:
@@ -234,7 +238,14 @@ def prepare_chunk(
         out = out.drop(index=sorted(rejected))
 
     before = len(out)
-    out, changing, unwritten = _dedupe_within(out, dedupe, on_duplicate, full_name_mapped=full_name_mapped)
+    duplicates = out.iloc[:0]
+    changing: dict[int, int] = {}
+    unwritten: list[tuple[int, str]] = []
+    if on_duplicate == "update":
+        out, changing, unwritten = _dedupe_within(out, dedupe, full_name_mapped=full_name_mapped)
+    elif len(out) > 1:  # on skip, the rows that are the lead of an earlier row are set apart
+        skipped = skipped_duplicates(out, dedupe)
+        out, duplicates = out[~skipped], out[skipped]
     problems.extend(
         Problem(row_number, header_of.get(key), None, f"{key} not written: the lead of an earlier row of the file"
                 " has it (the list is deduplicated by email and phone)", "warning")
@@ -251,6 +262,7 @@ def prepare_chunk(
         duplicates_changing=sum(changing.values()),
         changing_into=changing,
         sealed_custom=sealed_custom,
+        duplicates=duplicates.reset_index(drop=True),
     )
 
 
@@ -268,6 +280,8 @@ class StagedChunk:
     duplicates_in_file: int
     duplicates_changing: int
     changing_into: dict[int, int] = field(default_factory=dict)
+    duplicate_rows: list[int] = field(default_factory=list)
+    """On skip: the row numbers of the staged rows that are the lead of an earlier staged row."""
 
     @property
     def rejected(self) -> int:
@@ -338,6 +352,11 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
     prepared it."""
     custom = sorted(chunk.custom_headers, key=lambda c: (c.split("_")[0], int(c.split("_")[1])))  # custom_i, moved_i
     columns = ["row_number", *STORED_COLUMNS, *custom]
+    duplicate_rows: list[int] = []
+    if len(chunk.duplicates):
+        duplicate_rows = chunk.duplicates["row_number"].tolist()
+        rows = pd.concat([chunk.frame, chunk.duplicates]).sort_values("row_number").reset_index(drop=True)
+        chunk = replace(chunk, frame=rows, duplicates=rows.iloc[:0])
     table = pa.Table.from_pandas(_sealed_frame(chunk, sealer)[columns], preserve_index=False)
     buffer = pa.BufferOutputStream()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
@@ -352,6 +371,7 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         duplicates_in_file=chunk.duplicates_in_file,
         duplicates_changing=chunk.duplicates_changing,
         changing_into=chunk.changing_into,
+        duplicate_rows=duplicate_rows,
     )
 
 
@@ -493,6 +513,12 @@ def _merged_in_order(
     return lead_of, unwritten
 
 
+def skipped_duplicates(frame: pd.DataFrame, dedupe: DedupeKey) -> np.ndarray:
+    """On skip: which rows (by position) are the lead of an earlier row (:func:`_skipped`). ``frame`` has the
+    columns of the keys (email, phone, linkedin_url, name_key)."""
+    return _skipped(_match_steps(frame, dedupe))
+
+
 def _skipped(steps: list[_Step]) -> np.ndarray:
     """On skip: which rows (by position) are duplicates. The lead keeps its first row's keys only: a row is a
     duplicate when it finds an earlier first row, and a first row when it finds none, whatever duplicates it shares
@@ -522,20 +548,19 @@ def _skipped(steps: list[_Step]) -> np.ndarray:
 
 
 def _dedupe_within(
-    frame: pd.DataFrame, dedupe: DedupeKey, on_duplicate: OnDuplicate, *, full_name_mapped: bool
+    frame: pd.DataFrame, dedupe: DedupeKey, *, full_name_mapped: bool
 ) -> tuple[pd.DataFrame, dict[int, int], list[tuple[int, str]]]:
-    """Collapse rows of one chunk that are the same lead: keep the first (skip) or fold later non-empty values
-    into it (update); returns the rows, how many folded rows changed their lead, by the row number of the row
+    """On update, collapse rows of one chunk that are the same lead: fold later non-empty values into the first
+    row; returns the rows, how many folded rows changed their lead, by the row number of the row
     they were folded into, and the row numbers of rows whose second dedupe key another lead holds, with that key
     (left out of the fold, as the merge leaves it out of the update). A row is the lead of an earlier
     row exactly when it would find that lead stored by an earlier chunk, and the folded row is what the merge makes
     of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
     row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
     the stored lead's follows its names, sql/021.)"""
+    if len(frame) < 2:  # nothing to fold (every row of a chunk can have been rejected)
+        return frame, {}, []
     steps = _match_steps(frame, dedupe)
-    if on_duplicate == "skip":
-        skipped = _skipped(steps)
-        return (frame[~skipped] if skipped.any() else frame), {}, []
     first, unwritten = _folded_into(frame, steps, dedupe)
     later = first != np.arange(len(frame))
     if not later.any():

@@ -51,6 +51,11 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("employee_count not in 1.000, 10k", Filter("employee_count", "not in", (1000, 10_000))),
         ("annual_revenue in 1,5 Mio, 2,5", Filter("annual_revenue", "in", (Decimal("1500000"), Decimal("2.5")))),
         ("annual_revenue = 0,500", Filter("annual_revenue", "=", (Decimal("0.5"),))),  # not five hundred
+        # a custom field's list as a number field's: its values are kept as the file wrote them ("1,000", "1,5")
+        ("custom.Visits in 1,000, 2,000", Filter("custom.Visits", "in", ("1,000", "2,000"))),
+        ("custom.Rate in 1,5, 2,5", Filter("custom.Rate", "in", ("1,5", "2,5"))),
+        ("custom.Visits in 10,20,1,500", Filter("custom.Visits", "in", ("10", "20", "1,500"))),
+        ("custom.Tier in gold,silver", Filter("custom.Tier", "in", ("gold", "silver"))),
     ],
 )
 def test_parses(text: str, expected: Filter) -> None:

@@ -281,6 +281,14 @@ def test_duplicate_emails_differing_in_case_are_skipped_keeping_the_first() -> N
     assert chunk.rejected == 0
 
 
+@pytest.mark.parametrize("on_duplicate", ["skip", "update"])
+def test_a_chunk_whose_rows_are_all_rejected_is_prepared_empty(on_duplicate: OnDuplicate) -> None:
+    """On update, folding an empty chunk crashed (IndexError): `leads import --on-duplicate update` of a file whose
+    every row lacks an email, phone, LinkedIn URL and name, or a row per chunk with one such row."""
+    chunk = _prepare([_row(first_name="Ann", colour="teal")], on_duplicate=on_duplicate)
+    assert (len(chunk.frame), chunk.rejected, chunk.duplicates_in_file) == (0, 1, 0)
+
+
 def test_duplicate_emails_are_folded_on_update_later_non_empty_values_win() -> None:
     rows = [
         _row(first_name="Ann", last_name="Lee", email="ann@example.com", country="US", colour="teal"),

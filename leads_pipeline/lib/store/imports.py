@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import pandas as pd
 from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
@@ -24,6 +25,7 @@ from leads_pipeline.lib.prepare import (
     OnDuplicate,
     Problem,
     StagedChunk,
+    skipped_duplicates,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import access, privacy, search_index
@@ -385,6 +387,38 @@ def _wait_from_first_duplicate(conn: Connection) -> tuple[int, int]:
     return int(row["found"]), int(row["waiting"])
 
 
+def _settle_duplicates(conn: Connection, duplicate_rows: list[int], dedupe: DedupeKey, *, settled: bool) -> None:
+    """On skip, after the match: mark (``dup``) the staged rows that are the lead of an earlier row of the chunk,
+    so that they are not inserted. Prepared without the list's leads, they are the leads of the chunk's other rows;
+    but a row skipped as the duplicate of a stored lead (or dropped as suppressed) gives no lead its keys, and a row
+    found by those keys alone is then no duplicate of it: a row per chunk it is a lead of its own or of a later row.
+    So where such a row may be left without a lead (``settled`` is false: a row found a stored lead or was
+    dropped), the rows without one are settled again, as prepared, by the keys of those among them that are leads
+    (blind indexes: equal values, equal indexes)."""
+    if not _mark_duplicates(conn, duplicate_rows) or settled:
+        return
+    keys = {MATCH_COLUMNS[key]: key for key in MATCH_COLUMNS}
+    left = pd.DataFrame(
+        conn.execute(
+            sql.SQL("SELECT row_number, {} FROM stg WHERE lead_id IS NULL ORDER BY row_number").format(
+                sql.SQL(", ").join(map(sql.Identifier, keys))
+            )
+        ).fetchall(),
+        columns=["row_number", *keys],
+    ).rename(columns=keys)
+    skipped = skipped_duplicates(left.astype(dict.fromkeys(keys.values(), "str")), dedupe)
+    conn.execute("UPDATE stg SET dup = false WHERE lead_id IS NULL")
+    _mark_duplicates(conn, left["row_number"][skipped].tolist())
+
+
+def _mark_duplicates(conn: Connection, rows: list[int]) -> int:
+    """Mark these staged rows (by row number) that found no stored lead as duplicates; returns how many."""
+    return conn.execute(
+        "UPDATE stg s SET dup = true FROM unnest(%s::integer[]) d(n) WHERE s.row_number = d.n AND s.lead_id IS NULL",
+        (rows,),
+    ).rowcount
+
+
 def _insert_new(conn: Connection, import_id: int, list_id: int, custom: sql.Composable) -> int:
     columns = sql.SQL(", ").join(map(sql.Identifier, STORED_COLUMNS))
     selected = sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(c)) for c in STORED_COLUMNS)
@@ -449,6 +483,8 @@ def merge_chunk(
     matched = updated = unwritten = imported = 0
     while True:
         found, dups = _match(conn, list_id, dedupe)
+        if chunk.duplicate_rows:  # (on skip)
+            _settle_duplicates(conn, chunk.duplicate_rows, dedupe, settled=not found and not screening.suppressed)
         # On update, a later row that found the lead an earlier one found (by another key: rows sharing one were
         # folded when the chunk was prepared) waits for a next round, matched again against the lead the earlier
         # one updated, as in a later chunk, and so do the rows after it: the leads they create or update must not
@@ -465,18 +501,22 @@ def merge_chunk(
         if found:  # the leads it created are the batch's by leads.created_by_import
             conn.execute(
                 "INSERT INTO batch_leads (batch_id, lead_id) SELECT DISTINCT %s, lead_id FROM stg"
-                " WHERE lead_id IS NOT NULL AND NOT dup ON CONFLICT DO NOTHING",
-                (batch_id,),
+                " WHERE lead_id IS NOT NULL AND (NOT dup OR %s) ON CONFLICT DO NOTHING",
+                (batch_id, on_duplicate == "skip"),
             )
         if not waiting:
             break
         conn.execute("DELETE FROM stg WHERE NOT dup")
         conn.execute("UPDATE stg SET lead_id = NULL, dup = false")
     privacy.flag_opted_out(conn, screening, [list_id])
+    if on_duplicate == "skip":  # every staged row that was not suppressed nor made a lead
+        skipped = chunk.lead_count - len(screening.suppressed) - imported
+    else:
+        skipped = matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing + unwritten
     counts = ChunkCounts(
         imported=imported,
         updated=updated + chunk.duplicates_changing - unwritten,
-        skipped=matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing + unwritten,
+        skipped=skipped,
         errors=chunk.rejected + len(screening.suppressed),
         warnings=sum(1 for p in chunk.problems if p.severity == "warning") + len(kept),
     )
