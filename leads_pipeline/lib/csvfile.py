@@ -221,7 +221,8 @@ def _sample_records(text: str, delimiter: str, truncated: bool) -> list[list[str
     lines = text.splitlines(keepends=True)
     if truncated and len(lines) > 1:
         lines = lines[:-1]  # the sample's last line may be cut in the middle
-    reader = csv.reader(io.StringIO("".join(lines)), delimiter=delimiter)
+    # newline="": lines end at LF, CRLF or a lone CR (a classic Mac file has no LF at all), as in _open_text
+    reader = csv.reader(io.StringIO("".join(lines), newline=""), delimiter=delimiter)
     records: list[list[str]] = []
     try:
         for record in reader:

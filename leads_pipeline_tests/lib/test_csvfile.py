@@ -443,3 +443,10 @@ def test_a_quote_left_open_at_the_end_of_any_file_is_found_on_its_line(
             inspect_file(_write(tmp_path / f"open{case}.csv", opened, encoding))
         tested += 1
     assert tested > 150
+
+
+def test_a_file_with_classic_mac_line_ends_is_read(tmp_path: Path) -> None:
+    """Excel for Mac's "CSV (Macintosh)" ends every line with a lone CR: no LF in the whole file."""
+    layout = inspect_file(_write(tmp_path / "mac.csv", _csv(ROWS, newline="\r")))
+    assert (layout.headers, layout.total_rows) == (tuple(ROWS[0]), 2)
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [ROWS[1:]]
