@@ -269,8 +269,15 @@ def _check_headers(path: Path, headers: list[str], line: int) -> tuple[str, ...]
     """The header's names, refused when one is empty, repeated or a person's email address or phone number: a
     data row taken for the header (rows wider than the header row, or a preamble guess) would keep that person's
     data as column names in the import's mapping, out of reach of privacy export and erasure. The refusal
-    names the line and column, never the value."""
+    names the line and column, never the value.
+
+    Unnamed columns at the end are named "Column <n>": a delimiter after every line's last field (an export
+    tool's habit) makes one, empty on every row; a value some row has there is kept as a custom field."""
     cleaned = [h.strip().strip("\ufeff") for h in headers]
+    named = len(cleaned)
+    while named > 1 and not cleaned[named - 1]:
+        named -= 1
+    cleaned[named:] = [f"Column {position}" for position in range(named + 1, len(cleaned) + 1)]
     seen: dict[str, int] = {}
     for position, name in enumerate(cleaned, start=1):
         if not name:

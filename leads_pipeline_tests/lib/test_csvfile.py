@@ -450,3 +450,11 @@ def test_a_file_with_classic_mac_line_ends_is_read(tmp_path: Path) -> None:
     layout = inspect_file(_write(tmp_path / "mac.csv", _csv(ROWS, newline="\r")))
     assert (layout.headers, layout.total_rows) == (tuple(ROWS[0]), 2)
     assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [ROWS[1:]]
+
+
+def test_a_delimiter_after_every_line_makes_a_named_column_not_a_refusal(tmp_path: Path) -> None:
+    """Some exports end every line, the header's too, with the delimiter: an unnamed last column, empty."""
+    text = "".join(";".join(row) + ";\r\n" for row in ROWS)
+    layout = inspect_file(_write(tmp_path / "trailing.csv", text))
+    assert (layout.delimiter, layout.headers) == (";", (*ROWS[0], "Column 4"))
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [[[*row, ""] for row in ROWS[1:]]]
