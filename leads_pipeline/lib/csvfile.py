@@ -423,6 +423,11 @@ _ARCHIVES = (
         "this file is a ZIP archive or an Excel workbook, not CSV text; extract the CSV (or save the sheet as CSV)"
         " and import that",
     ),
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "this file is an Excel 97-2003 workbook (.xls) or another Office document, not CSV text; save the sheet as"
+        " CSV UTF-8 and import that",
+    ),
 )
 """Leading bytes of compressed files imported by mistake, and what to do instead (checked before the encoding,
 which would otherwise call them binary)."""

@@ -383,6 +383,11 @@ def test_directory_and_compressed_files_are_refused_saying_what_they_are(tmp_pat
         archive.writestr("leads.csv", _csv(ROWS))
     with pytest.raises(InputFileError, match="ZIP archive or an Excel workbook"):
         inspect_file(zipped)
+    # an .xls starts with the OLE2 compound file signature, then sectors padded with NUL bytes
+    legacy = tmp_path / "leads.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"Workbook" + bytes(8))
+    with pytest.raises(InputFileError, match=r"Excel 97-2003 workbook \(\.xls\).*save the sheet as CSV UTF-8"):
+        inspect_file(legacy)
 
 
 def test_huge_field_error_says_fields_are_limited_to_1_mb(tmp_path: Path) -> None:
