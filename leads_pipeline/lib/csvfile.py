@@ -274,6 +274,13 @@ def _check_headers(path: Path, headers: list[str], line: int) -> tuple[str, ...]
     Unnamed columns at the end are named "Column <n>": a delimiter after every line's last field (an export
     tool's habit) makes one, empty on every row; a value some row has there is kept as a custom field."""
     cleaned = [h.strip().strip("\ufeff") for h in headers]
+    if len(cleaned) > 1 and all(len(name) > 1 and name[0] == name[-1] == "'" for name in cleaned):
+        raise InputFileError(
+            path,
+            f"line {line}: the fields are quoted with apostrophes ('First Name'), which CSV readers take as part of"
+            ' the value and which split a value holding the delimiter; save the file again with " as the quote'
+            " character (LibreOffice: String delimiter) and retry",
+        )
     named = len(cleaned)
     while named > 1 and not cleaned[named - 1]:
         named -= 1

@@ -463,3 +463,16 @@ def test_a_delimiter_after_every_line_makes_a_named_column_not_a_refusal(tmp_pat
     layout = inspect_file(_write(tmp_path / "trailing.csv", text))
     assert (layout.delimiter, layout.headers) == (";", (*ROWS[0], "Column 4"))
     assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [[[*row, ""] for row in ROWS[1:]]]
+
+
+def test_fields_quoted_with_apostrophes_are_refused_before_anything_is_imported(tmp_path: Path) -> None:
+    """LibreOffice can quote with ' instead of ": read as CSV, every value kept its apostrophes ("'Zoë'") and a
+    quoted value with the delimiter in it was split into two fields."""
+    rows = [*ROWS, ["Ann", "Lee, Jr.", "ann@example.com"]]
+    buffer = io.StringIO()
+    csv.writer(buffer, quotechar="'", quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    with pytest.raises(InputFileError, match="line 1: the fields are quoted with apostrophes"):
+        inspect_file(_write(tmp_path / "libreoffice.csv", buffer.getvalue()))
+    # an apostrophe in a name or in one header is no quoting
+    layout = inspect_file(_write(tmp_path / "names.csv", "'Name',Email\nO'Brien,ob@example.com\n"))
+    assert layout.headers == ("'Name'", "Email")
