@@ -18,6 +18,7 @@ from leads_pipeline.lib.normalize import (
     INT_PROBLEM,
     LINKEDIN_PROBLEM,
     NUMBER_PROBLEM,
+    PHONE_SCIENTIFIC_PROBLEM,
     STRING,
     WEBSITE_PROBLEM,
     clean_text,
@@ -268,6 +269,10 @@ def test_a_stored_phone_normalizes_to_itself(raw: str, country: str, stored: str
         ("020 7946 0958", NA, "expected a phone number valid for US"),  # a UK number without its country
         ("x123", NA, "expected a phone number valid for US"),
         ("415-555-01234567890", NA, "expected a phone number valid for US"),
+        # what Excel saves of a long number in a General cell: said so, since the number looks fine in the sheet
+        ("4.15555E+11", NA, PHONE_SCIENTIFIC_PROBLEM),
+        ("4,91512E+12", "DE", PHONE_SCIENTIFIC_PROBLEM),
+        ("6.51234e11", "SG", PHONE_SCIENTIFIC_PROBLEM),
     ],
 )
 def test_invalid_phones(raw: str, country: str | None, problem: str) -> None:
