@@ -73,6 +73,24 @@ def test_a_short_legacy_file_is_read_as_cp1252_not_guessed(tmp_path: Path, text:
     assert [row[1] for row in first_chunk(layout).rows] == [line.split(",")[1] for line in text.splitlines()[1:]]
 
 
+@pytest.mark.parametrize("newline", ["\r", "\n"])
+def test_a_mac_roman_file_is_read_as_mac_roman(tmp_path: Path, newline: str) -> None:
+    """Excel for Mac's "CSV (Macintosh)": read as cp1252, "José Müller" was stored as "JosŽ MŸller"."""
+    rows = [*ROWS, ["Renée", "Ångström", "r@example.fr"], ["Zoë", "“Mäkelä” \u2013 Bröd", "z@example.fi"]]
+    layout = inspect_file(_write(tmp_path / "mac.csv", _csv(rows, newline=newline), "mac_roman"))
+    assert layout.encoding == "mac_roman"
+    ranges = chunk_ranges(layout, chunk_rows=10)
+    chunks = [read_range(r) for r in ranges] if ranges is not None else list(iter_chunks(layout, chunk_rows=10))
+    assert [row for chunk in chunks for row in _read(chunk)[2]] == rows[1:]
+
+
+def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Path) -> None:
+    text = "Email,Name,Notes\na@x.com,José Šimek,“ŒUVRE” \u2013 O\u2019Brien\u2019s\nb@x.com,Ève Noël,don\u2019t\n"
+    layout = inspect_file(_write(tmp_path / "win.csv", text, "cp1252"))
+    assert layout.encoding == "cp1252"
+    assert _read(first_chunk(layout))[2] == [line.split(",") for line in text.splitlines()[1:]]
+
+
 def test_a_utf8_file_with_a_latin1_line_is_refused_naming_the_line(tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     rows = "".join(f"m{i}@x.com,García\n" for i in range(5))
