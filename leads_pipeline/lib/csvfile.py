@@ -763,4 +763,7 @@ def _take(chunk: RawChunk, line: int, record: list[str], width: int, delimiter: 
         chunk.row_numbers.append(line)
     else:
         raw = delimiter.join(record)
-        chunk.problems.append(RowProblem(line, None, raw[:200], f"expected {width} fields, found {len(record)}"))
+        reason = f"expected {width} fields, found {len(record)}"
+        if len(record) == 1:  # a report's "Grand Totals (6 records)", "Confidential Information - Do Not Distribute"
+            reason += ": a line of text, not a lead (a report's title, totals or footer line?)"
+        chunk.problems.append(RowProblem(line, None, raw[:200], reason))

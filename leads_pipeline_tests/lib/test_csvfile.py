@@ -494,3 +494,16 @@ def test_fields_quoted_with_apostrophes_are_refused_before_anything_is_imported(
     # an apostrophe in a name or in one header is no quoting
     layout = inspect_file(_write(tmp_path / "names.csv", "'Name',Email\nO'Brien,ob@example.com\n"))
     assert layout.headers == ("'Name'", "Email")
+
+
+def test_a_reports_footer_lines_are_rejected_saying_they_are_text_not_leads(tmp_path: Path) -> None:
+    """A Salesforce report ends with totals, a confidentiality note and a copyright line: one field each."""
+    footer = '\n"Grand Totals (2 records)"\n\n"Confidential Information - Do Not Distribute"\n'
+    layout = inspect_file(_write(tmp_path / "report.csv", _csv(ROWS) + footer))
+    (chunk,) = iter_chunks(layout, chunk_rows=10)
+    assert chunk.rows == ROWS[1:]
+    reason = "expected 3 fields, found 1: a line of text, not a lead (a report's title, totals or footer line?)"
+    assert [(p.row_number, p.value, p.reason) for p in chunk.problems] == [
+        (5, "Grand Totals (2 records)", reason),
+        (7, "Confidential Information - Do Not Distribute", reason),
+    ]
