@@ -526,7 +526,7 @@ def website_to_domain(s: pd.Series) -> Normalized:
 
 
 _LINKEDIN: Final = (
-    r"^(?:https?://)?(?:[a-z0-9\-]+\.)?linkedin\.com/(?P<kind>in|company)/(?P<slug>[^/?#\s]+)"
+    r"^(?:https?://)?(?:[a-z0-9\-]+\.)?linkedin\.com/(?:mwlite/)?(?P<kind>in|company)/(?P<slug>[^/?#\s]+)"
     r"(?:[/?#].*)?$"
 )
 

@@ -412,6 +412,10 @@ def test_invalid_websites(raw: str) -> None:
         ("linkedin.com/company/ΟΔΟΣ-İz", "https://www.linkedin.com/company/οδος-i\u0307z"),
         ("linkedin.com/company/%CE%9F%CE%94%CE%9F%CE%A3-%C4%B0z", "https://www.linkedin.com/company/οδος-i\u0307z"),
         ("LinkedIn.com/IN/Ann", "https://www.linkedin.com/in/ann"),
+        # the mobile sites: a profile opened on a phone and copied from there
+        ("https://m.linkedin.com/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
+        ("https://www.linkedin.com/mwlite/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
+        ("https://www.linkedin.com/mwlite/company/acme", "https://www.linkedin.com/company/acme"),
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
