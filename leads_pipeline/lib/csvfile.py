@@ -148,6 +148,8 @@ def _detect_encoding(path: Path, sample: bytes) -> str:
         raise InputFileError(path, "the file is empty; expected a CSV file with a header row and data rows")
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    if (utf16 := _utf16_without_bom(sample)) is not None:
+        return utf16
     if b"\x00" in sample:
         raise InputFileError(path, "this is a binary file, not a CSV text file (it contains NUL bytes)")
     not_utf8 = _first_undecodable(path, "utf-8")  # a BOM decodes as U+FEFF: the offsets stay the file's
@@ -200,6 +202,18 @@ def _mac_roman_letters(path: Path) -> bool:
             mac += int((capital & (_LOWER[before] | (_UPPER[before] & _LOWER[after]))).sum())
             cp1252 += int(((at >= 0xE0) & (_LOWER[before] | _UPPER[before])).sum())
     return mac > cp1252
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """UTF-16 LE or BE when the sample is such text without a byte order mark (as some database and script
+    exports write it): Latin text in UTF-16 has a NUL byte in every other place, binary files do not."""
+    even, odd = sample[0::2], sample[1::2]
+    if len(odd) < 8:
+        return None
+    for encoding, nuls, chars in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        if nuls.count(0) >= 0.9 * len(nuls) and chars.count(0) == 0:
+            return encoding
+    return None
 
 
 def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:

@@ -61,6 +61,14 @@ def test_detects_encoding_and_decodes_names(tmp_path: Path, encoding: str, expec
     assert first_chunk(layout).rows[0][:2] == ["José", "Núñez"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read_not_called_binary(tmp_path: Path, encoding: str) -> None:
+    """Was refused as "a binary file (it contains NUL bytes)"."""
+    layout = inspect_file(_write(tmp_path / "leads.csv", _csv(ROWS, "\t", "\r\n"), encoding))
+    assert (layout.encoding, layout.delimiter, layout.headers) == (encoding, "\t", tuple(ROWS[0]))
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [ROWS[1:]]
+
+
 @pytest.mark.parametrize(
     "text",
     ["Email,Name\nz@x.com,Ñoño Peña\n", "Email,Name\nr@x.com,Renée Café\nj@x.com,JOSÉ\u2019S\n"],
