@@ -67,6 +67,10 @@ FORMER_COUNTRY_PROBLEM: Final = (
     "former country that no longer has an ISO 3166 code; expected a current country name or code"
 )
 PHONE_PROBLEM: Final = "expected a phone number valid for "  # + the row's country or the default region
+PHONE_SCIENTIFIC_PROBLEM: Final = (
+    "a number Excel showed in scientific notation (4.15555E+11) and saved so, its last digits lost; format the"
+    " column as Text in the sheet, type the numbers again and export again"
+)
 EXTENSION_PROBLEM: Final = "expected the extension (digits) of the row's phone number"
 INT_PROBLEM: Final = "expected a whole number like 1200, 1,200 or 1.2k"
 NUMBER_PROBLEM: Final = "expected a number like 3200000, 3.2M or $3.2B"
@@ -427,6 +431,10 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
         e164 = pc.if_else(fast, _concat("+1", national_digits), e164)
         slow = pc.and_(slow, pc.invert(fast))
 
+    # A digit, decimals, "E", a power: Excel's General cell of a long number, its last digits lost. Never a phone,
+    # though its digits can make one ("6.51234e11" in Singapore: +65 6512 3411).
+    scientific = _true(_matches(main, r"^[0-9]([.,][0-9]+)?[eE]\+?[0-9]{1,2}$"))
+    slow = pc.and_(slow, pc.invert(scientific))
     if _true(pc.any(slow)).as_py():
         # International numbers ignore the region, so they share one key whatever the row's country.
         key_region = pc.if_else(international, _lit(""), pc.fill_null(region, ""))
@@ -446,6 +454,7 @@ def normalize_phones(s: pd.Series, countries: pd.Series | None, default_region: 
         _concat(PHONE_PROBLEM, region_or_default),
         _NULL_STRING,
     )
+    problems = pc.if_else(scientific, _lit(PHONE_SCIENTIFIC_PROBLEM), problems)
     extension = _null_where(extension, pc.is_null(e164))
     return NormalizedPhones(_series(e164, index), _series(extension, index), _series(problems, index))
 
@@ -517,7 +526,7 @@ def website_to_domain(s: pd.Series) -> Normalized:
 
 
 _LINKEDIN: Final = (
-    r"^(?:https?://)?(?:[a-z0-9\-]+\.)?linkedin\.com/(?P<kind>in|company)/(?P<slug>[^/?#\s]+)"
+    r"^(?:https?://)?(?:[a-z0-9\-]+\.)?linkedin\.com/(?:mwlite/)?(?P<kind>in|company)/(?P<slug>[^/?#\s]+)"
     r"(?:[/?#].*)?$"
 )
 

@@ -16,6 +16,7 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from leads_pipeline.lib import normalize as norm
@@ -124,6 +125,34 @@ def _problem_rows(
     ]
 
 
+REPEATED_HEADER = "the header row again (exports joined into one file?): not a lead, left out"
+
+
+def _without_repeated_headers(
+    columns: list[pa.Array], row_numbers: list[int], headers: Sequence[str]
+) -> tuple[list[pa.Array], list[int], list[int]]:
+    """The records and their row numbers without those that repeat the header (ignoring case and spaces):
+    exports pasted one after the other keep each one's header, which would otherwise be imported as a lead named
+    "First Name Last Name". Only the first column is compared unless it holds its header's name, so a chunk costs
+    one comparison. The row numbers of those left out are the third list."""
+    if not columns or not row_numbers:
+        return columns, row_numbers, []
+
+    def is_header(position: int) -> pa.Array:
+        values = pc.utf8_lower(pc.utf8_trim(columns[position], characters=" \t\ufeff"))
+        return pc.equal(values, headers[position].lower())
+
+    repeated = is_header(0)
+    if not pc.any(repeated).as_py():
+        return columns, row_numbers, []
+    for position in range(1, len(columns)):
+        repeated = pc.and_(repeated, is_header(position))
+    dropped = repeated.to_numpy(zero_copy_only=False)
+    numbers = np.asarray(row_numbers)
+    kept = pc.invert(repeated)
+    return [c.filter(kept) for c in columns], numbers[~dropped].tolist(), numbers[dropped].tolist()
+
+
 def prepare_chunk(
     raw: RawChunk,
     headers: Sequence[str],
@@ -135,9 +164,12 @@ def prepare_chunk(
 ) -> PreparedChunk:
     """Map, normalize, validate and de-duplicate one chunk. ``mapping`` is {csvColumn: field or None}."""
     problems = [Problem(p.row_number, p.column, p.value, p.reason, "error") for p in raw.problems]
-    columns = raw.column_arrays(len(headers))
-    index = pd.RangeIndex(len(raw.row_numbers))
-    rows = pd.Series(raw.row_numbers, index=index, dtype="int64")
+    columns, row_numbers, repeated = _without_repeated_headers(
+        raw.column_arrays(len(headers)), raw.row_numbers, headers
+    )
+    problems.extend(Problem(r, None, None, REPEATED_HEADER, "error") for r in repeated)
+    index = pd.RangeIndex(len(row_numbers))
+    rows = pd.Series(row_numbers, index=index, dtype="int64")
     out = pd.DataFrame(index=index)
     out["row_number"] = rows
     header_of: dict[str, str] = {}  # canonical field -> original header

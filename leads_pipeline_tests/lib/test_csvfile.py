@@ -61,6 +61,14 @@ def test_detects_encoding_and_decodes_names(tmp_path: Path, encoding: str, expec
     assert first_chunk(layout).rows[0][:2] == ["José", "Núñez"]
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read_not_called_binary(tmp_path: Path, encoding: str) -> None:
+    """Was refused as "a binary file (it contains NUL bytes)"."""
+    layout = inspect_file(_write(tmp_path / "leads.csv", _csv(ROWS, "\t", "\r\n"), encoding))
+    assert (layout.encoding, layout.delimiter, layout.headers) == (encoding, "\t", tuple(ROWS[0]))
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [ROWS[1:]]
+
+
 @pytest.mark.parametrize(
     "text",
     ["Email,Name\nz@x.com,Ñoño Peña\n", "Email,Name\nr@x.com,Renée Café\nj@x.com,JOSÉ\u2019S\n"],
@@ -71,6 +79,24 @@ def test_a_short_legacy_file_is_read_as_cp1252_not_guessed(tmp_path: Path, text:
     layout = inspect_file(_write(tmp_path / "leads.csv", text, "cp1252"))
     assert layout.encoding == "cp1252"
     assert [row[1] for row in first_chunk(layout).rows] == [line.split(",")[1] for line in text.splitlines()[1:]]
+
+
+@pytest.mark.parametrize("newline", ["\r", "\n"])
+def test_a_mac_roman_file_is_read_as_mac_roman(tmp_path: Path, newline: str) -> None:
+    """Excel for Mac's "CSV (Macintosh)": read as cp1252, "José Müller" was stored as "JosŽ MŸller"."""
+    rows = [*ROWS, ["Renée", "Ångström", "r@example.fr"], ["Zoë", "“Mäkelä” \u2013 Bröd", "z@example.fi"]]
+    layout = inspect_file(_write(tmp_path / "mac.csv", _csv(rows, newline=newline), "mac_roman"))
+    assert layout.encoding == "mac_roman"
+    ranges = chunk_ranges(layout, chunk_rows=10)
+    chunks = [read_range(r) for r in ranges] if ranges is not None else list(iter_chunks(layout, chunk_rows=10))
+    assert [row for chunk in chunks for row in _read(chunk)[2]] == rows[1:]
+
+
+def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Path) -> None:
+    text = "Email,Name,Notes\na@x.com,José Šimek,“ŒUVRE” \u2013 O\u2019Brien\u2019s\nb@x.com,Ève Noël,don\u2019t\n"
+    layout = inspect_file(_write(tmp_path / "win.csv", text, "cp1252"))
+    assert layout.encoding == "cp1252"
+    assert _read(first_chunk(layout))[2] == [line.split(",") for line in text.splitlines()[1:]]
 
 
 def test_a_utf8_file_with_a_latin1_line_is_refused_naming_the_line(tmp_path: Path) -> None:
@@ -413,6 +439,11 @@ def test_directory_and_compressed_files_are_refused_saying_what_they_are(tmp_pat
         archive.writestr("leads.csv", _csv(ROWS))
     with pytest.raises(InputFileError, match="ZIP archive or an Excel workbook"):
         inspect_file(zipped)
+    # an .xls starts with the OLE2 compound file signature, then sectors padded with NUL bytes
+    legacy = tmp_path / "leads.xls"
+    legacy.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504) + b"Workbook" + bytes(8))
+    with pytest.raises(InputFileError, match=r"Excel 97-2003 workbook \(\.xls\).*save the sheet as CSV UTF-8"):
+        inspect_file(legacy)
 
 
 def test_huge_field_error_says_fields_are_limited_to_1_mb(tmp_path: Path) -> None:
@@ -473,3 +504,44 @@ def test_a_quote_left_open_at_the_end_of_any_file_is_found_on_its_line(
             inspect_file(_write(tmp_path / f"open{case}.csv", opened, encoding))
         tested += 1
     assert tested > 150
+
+
+def test_a_file_with_classic_mac_line_ends_is_read(tmp_path: Path) -> None:
+    """Excel for Mac's "CSV (Macintosh)" ends every line with a lone CR: no LF in the whole file."""
+    layout = inspect_file(_write(tmp_path / "mac.csv", _csv(ROWS, newline="\r")))
+    assert (layout.headers, layout.total_rows) == (tuple(ROWS[0]), 2)
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [ROWS[1:]]
+
+
+def test_a_delimiter_after_every_line_makes_a_named_column_not_a_refusal(tmp_path: Path) -> None:
+    """Some exports end every line, the header's too, with the delimiter: an unnamed last column, empty."""
+    text = "".join(";".join(row) + ";\r\n" for row in ROWS)
+    layout = inspect_file(_write(tmp_path / "trailing.csv", text))
+    assert (layout.delimiter, layout.headers) == (";", (*ROWS[0], "Column 4"))
+    assert [c.rows for c in iter_chunks(layout, chunk_rows=10)] == [[[*row, ""] for row in ROWS[1:]]]
+
+
+def test_fields_quoted_with_apostrophes_are_refused_before_anything_is_imported(tmp_path: Path) -> None:
+    """LibreOffice can quote with ' instead of ": read as CSV, every value kept its apostrophes ("'Zoë'") and a
+    quoted value with the delimiter in it was split into two fields."""
+    rows = [*ROWS, ["Ann", "Lee, Jr.", "ann@example.com"]]
+    buffer = io.StringIO()
+    csv.writer(buffer, quotechar="'", quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(rows)
+    with pytest.raises(InputFileError, match="line 1: the fields are quoted with apostrophes"):
+        inspect_file(_write(tmp_path / "libreoffice.csv", buffer.getvalue()))
+    # an apostrophe in a name or in one header is no quoting
+    layout = inspect_file(_write(tmp_path / "names.csv", "'Name',Email\nO'Brien,ob@example.com\n"))
+    assert layout.headers == ("'Name'", "Email")
+
+
+def test_a_reports_footer_lines_are_rejected_saying_they_are_text_not_leads(tmp_path: Path) -> None:
+    """A Salesforce report ends with totals, a confidentiality note and a copyright line: one field each."""
+    footer = '\n"Grand Totals (2 records)"\n\n"Confidential Information - Do Not Distribute"\n'
+    layout = inspect_file(_write(tmp_path / "report.csv", _csv(ROWS) + footer))
+    (chunk,) = iter_chunks(layout, chunk_rows=10)
+    assert chunk.rows == ROWS[1:]
+    reason = "expected 3 fields, found 1: a line of text, not a lead (a report's title, totals or footer line?)"
+    assert [(p.row_number, p.value, p.reason) for p in chunk.problems] == [
+        (5, "Grand Totals (2 records)", reason),
+        (7, "Confidential Information - Do Not Distribute", reason),
+    ]

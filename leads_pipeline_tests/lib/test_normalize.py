@@ -18,6 +18,7 @@ from leads_pipeline.lib.normalize import (
     INT_PROBLEM,
     LINKEDIN_PROBLEM,
     NUMBER_PROBLEM,
+    PHONE_SCIENTIFIC_PROBLEM,
     STRING,
     WEBSITE_PROBLEM,
     clean_text,
@@ -268,6 +269,10 @@ def test_a_stored_phone_normalizes_to_itself(raw: str, country: str, stored: str
         ("020 7946 0958", NA, "expected a phone number valid for US"),  # a UK number without its country
         ("x123", NA, "expected a phone number valid for US"),
         ("415-555-01234567890", NA, "expected a phone number valid for US"),
+        # what Excel saves of a long number in a General cell: said so, since the number looks fine in the sheet
+        ("4.15555E+11", NA, PHONE_SCIENTIFIC_PROBLEM),
+        ("4,91512E+12", "DE", PHONE_SCIENTIFIC_PROBLEM),
+        ("6.51234e11", "SG", PHONE_SCIENTIFIC_PROBLEM),
     ],
 )
 def test_invalid_phones(raw: str, country: str | None, problem: str) -> None:
@@ -407,6 +412,10 @@ def test_invalid_websites(raw: str) -> None:
         ("linkedin.com/company/ΟΔΟΣ-İz", "https://www.linkedin.com/company/οδος-i\u0307z"),
         ("linkedin.com/company/%CE%9F%CE%94%CE%9F%CE%A3-%C4%B0z", "https://www.linkedin.com/company/οδος-i\u0307z"),
         ("LinkedIn.com/IN/Ann", "https://www.linkedin.com/in/ann"),
+        # the mobile sites: a profile opened on a phone and copied from there
+        ("https://m.linkedin.com/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
+        ("https://www.linkedin.com/mwlite/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
+        ("https://www.linkedin.com/mwlite/company/acme", "https://www.linkedin.com/company/acme"),
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:

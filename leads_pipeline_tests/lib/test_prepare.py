@@ -262,6 +262,20 @@ def test_malformed_records_from_the_reader_are_rejected_errors() -> None:
     assert (error.row_number, error.severity, error.reason) == (5, "error", "expected 8 fields, found 9")
 
 
+def test_the_header_repeated_inside_the_file_is_rejected_not_imported_as_a_lead() -> None:
+    """Exports joined into one file keep each one's header; a row with the header's names (in any case, spaced)
+    is no lead, while a row with a header's name in one column only is imported."""
+    repeated = [f" {name.upper()} " for name in HEADERS]
+    company_named_company = _row(first_name="Ann", last_name="Lee", company="Company", email="ann@example.com")
+    one_header_name = ["First Name", *HEADERS[1:-1], ""]
+    chunk = _prepare([_row(email="bo@example.com"), repeated, one_header_name, company_named_company])
+    assert [lead["email"] for lead in _records(chunk)] == ["bo@example.com", None, "ann@example.com"]
+    assert [(p.row_number, p.severity, p.reason) for p in chunk.problems if p.row_number == 3] == [
+        (3, "error", prepare.REPEATED_HEADER)
+    ]
+    assert (chunk.record_count, chunk.rejected) == (4, 1)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Duplicates inside the chunk
 # --------------------------------------------------------------------------------------------------------------
