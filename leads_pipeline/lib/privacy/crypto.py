@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import functools
 import hashlib
 import hmac
@@ -41,7 +40,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.privacy.keys import subject_hash, suppression_key
+from leads_pipeline.lib.privacy.keys import subject_hash, suppression_key, write_key_file
 from leads_pipeline.lib.runtime import leads_home
 
 if TYPE_CHECKING:
@@ -206,27 +205,8 @@ def add_file_key(path: Path, key_id: str, *, only_if_missing: bool = False) -> N
     the old one and linked or renamed into place, so a concurrent reader never sees it half-written. It is on
     disk (its data, then the rename) before any value is sealed under the new key: the database makes its commits
     durable, and a power cut must not leave values sealed under a key that the file lost (or an empty file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     old = "" if only_if_missing or not path.exists() else path.read_text(encoding="ascii")
-    scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(old + new_key_line(key_id) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    try:
-        if only_if_missing:
-            with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
-                os.link(scratch, path)
-        else:
-            os.replace(scratch, path)
-    finally:
-        scratch.unlink(missing_ok=True)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    write_key_file(path, old + new_key_line(key_id) + "\n", only_if_missing=only_if_missing)
     forget_keyring()
 
 

@@ -48,20 +48,30 @@ def suppression_key() -> bytes:
 
 
 def _create_key_file(path: Path) -> None:
-    """Write the key beside ``path``, sync it and link it into place (another process's file, linked first, wins):
-    a process stopped while creating the file left it empty, and every later command refused to run ("damaged:
-    restore it from a backup", with no backup to restore), and a power cut could empty it after suppressions and
-    blind indexes hashed under it were committed."""
+    """A process stopped while creating the file left it empty, and every later command refused to run ("damaged:
+    restore it from a backup", with no backup to restore); a power cut could empty it after suppressions and
+    blind indexes hashed under it were committed. Another process's file, linked first, wins."""
+    write_key_file(path, secrets.token_hex(32) + "\n", only_if_missing=True)
+
+
+def write_key_file(path: Path, text: str, *, only_if_missing: bool) -> None:
+    """Write ``text`` beside ``path`` (mode 0600), sync it, link it into place (``only_if_missing``: a file
+    another process linked first is kept) or rename it onto the old file, and sync the folder. A reader never
+    sees a half-written key file, and a key is on disk before anything is hashed or sealed under it: the database
+    makes its commits durable, and a power cut must not leave values under a key that the file lost."""
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
-        with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
-            os.link(scratch, path)
+        if only_if_missing:
+            with contextlib.suppress(FileExistsError):
+                os.link(scratch, path)
+        else:
+            os.replace(scratch, path)
     finally:
         scratch.unlink(missing_ok=True)
     folder = os.open(path.parent, os.O_RDONLY)
