@@ -6,9 +6,12 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from leads_pipeline.defs.contacts.assets import linkedin_profiles
 from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
 from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect
@@ -93,11 +96,12 @@ def test_a_profile_two_leads_share_is_read_once_for_both(
 
 
 def test_profile_photos_download_from_the_sandbox(
-    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Photos download by default; the sandbox world's photo URLs were on media.licdn.com, which an offline
     machine cannot reach, so every photo fact carried 'cannot download https://media.licdn.com/...'. The sandbox
     now serves them itself: each is a PNG, stored once under its SHA-256, the same bytes for the same person."""
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, sandbox.env()[ALLOW_PRIVATE_ENV])  # the sandbox listens on 127.0.0.1
     resources = sandbox_resources(sandbox, database_url)
     config = {"linkedin_profiles": {"discover": False, "media_dir": str(tmp_path / "media")}}
 
