@@ -308,19 +308,23 @@ def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
     worker.start()
     if quiet:
         worker.join()
-    else:
-        _follow(env, job_id, worker.is_alive)
+    else:  # the job reads as interrupted until this worker takes its lock: only the worker's end ends the bar
+        _follow(env, job_id, worker.is_alive, ended=_ENDED)
     if errors:
         fail(str(errors[0]))
 
 
-def _follow(env: Environment, job_id: str, running: Any) -> None:
+_ENDED = ("completed", "partial", "failed")
+"""The statuses a job ends in; "interrupted" too for a job another process ran."""
+
+
+def _follow(env: Environment, job_id: str, running: Any, ended: tuple[str, ...] = (*_ENDED, "interrupted")) -> None:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("enriching", total=None)
         while True:
             document = job_summary(env, job_id)
-            done = document["status"] not in ("queued", "processing")
+            done = document["status"] in ended
             progress.update(
                 task,
                 total=document["progress"]["total"] or 1,
@@ -427,6 +431,36 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
             f"{job.created_at:%Y-%m-%d %H:%M}",
         )
     console.print(table)
+
+
+@jobs_app.command("resume")
+def jobs_resume(
+    job_id: str,
+    wait: Annotated[bool, typer.Option(help="Run it here and show a live progress bar until the job ends.")] = False,
+) -> None:
+    """Go on with an interrupted enrichment job (its process was killed, or Ctrl-C stopped `--wait`): its sources
+    run again over its leads, in the background as `leads enrich` runs them. Needs the editor role on the job's
+    lists; a job still running is refused."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
+    env = run_or_fail(environment)
+
+    def check() -> str:
+        with connect(env.database_url) as conn:
+            store.require_job_runner(conn, job_id, acting_user())
+            return store.get_job(conn, job_id).status
+
+    status = run_or_fail(check)
+    if status != "interrupted":
+        running = {"queued": "has not started yet", "processing": "is still running"}.get(status, f"ended {status}")
+        fail(f"enrichment job {job_id} {running}: only an interrupted job is resumed (`leads jobs show {job_id}`)")
+    if wait:
+        _run_with_progress(env, job_id, quiet=False)
+        _print_summary(job_summary(env, job_id))
+        return
+    _spawn(env, job_id)
+    console.print(f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.", highlight=False)
 
 
 @jobs_app.command("run", hidden=True)

@@ -66,8 +66,12 @@ def privacy_export(
     if out is None:
         print_json(document)
         return
-    with written_whole(out, encoding="utf-8") as handle:
-        handle.write(json_text(api_shape(document)))  # the same document as without --out
+
+    def write(target: Path) -> None:
+        with written_whole(target, encoding="utf-8") as handle:
+            handle.write(json_text(api_shape(document)))  # the same document as without --out
+
+    run_or_fail(lambda: write(out))
     console.print(f"wrote the data held about {who} ({len(document['leadIds'])} leads) to {out}", highlight=False)
 
 

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from leads_pipeline.lib.errors import PermanentError
+
 # a separator some spreadsheet may split at, followed (after spaces or quotes) by what starts a formula
 _FORMULA_AFTER: Final = re.compile(r'(^|[,;\t\r\n])(?=[\s"]*[=+\-@])')
 BOOKKEEPING_COLUMNS: Final = ("id", "stage", "score", "created_at", "list", "tags")
@@ -60,20 +62,56 @@ def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[s
     return write_csv(out, columns, (cells(row) for row in rows))
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (one of another user counts: it cannot be signalled)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_scratch(path: Path) -> None:
+    """Remove the scratch files a killed export to ``path`` left beside it (``.NAME.PID.partial`` of a process
+    that no longer runs): a SIGKILL or a power cut skips the cleanup, and the rows written so far stayed there,
+    hidden, for good. An export still running keeps its file; a reused PID only keeps a stale one longer. Best
+    effort: a directory that can be written but not listed only keeps them."""
+    prefix, suffix = f".{path.name}.", ".partial"
+    with contextlib.suppress(OSError):
+        for scratch in path.parent.iterdir():
+            name, pid = scratch.name, scratch.name[len(prefix) : -len(suffix)]
+            ours = name.startswith(prefix) and name.endswith(suffix) and pid.isdigit()
+            if ours and not _alive(int(pid)):
+                scratch.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> Iterator[TextIO]:
     """A text file to write that appears at ``path`` only once the block ends without an error: it is written
     beside it, flushed to disk and renamed into place. A CSV has no end marker, so an export killed or failing
     half-way must not leave a truncated file there that opens as a complete one; the file an earlier export left
     at ``path`` stays whole until the new one is. A path that is not a regular file (``/dev/stdout``, a pipe)
-    is written directly: it cannot be renamed onto."""
+    is written directly: it cannot be renamed onto.
+
+    A new file is readable by its owner only (0600): exports hold personal data, and the umask's 0644 let every
+    account on a shared host read them; an existing file keeps its mode. A path that cannot be written is a
+    ``PermanentError`` naming it (a missing directory ended the command with no message)."""
     if path.exists() and not path.is_file():
         with path.open("w", encoding=encoding, newline=newline) as handle:
             yield handle
         return
+    if not path.parent.is_dir():
+        raise PermanentError(f"cannot write {path}: the directory {path.parent} does not exist")
+    _remove_stale_scratch(path)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        with scratch.open("w", encoding=encoding, newline=newline) as handle:
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    except OSError as exc:
+        raise PermanentError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with open(descriptor, "w", encoding=encoding, newline=newline) as handle:
             if path.exists():  # a file someone made private stays private (it was overwritten in place before)
                 shutil.copymode(path, scratch)
             yield handle

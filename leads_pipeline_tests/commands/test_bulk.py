@@ -5,6 +5,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +224,24 @@ def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out.csv"]
 
 
+def test_an_export_file_is_private_and_a_killed_exports_scratch_is_removed(fair: Leads, tmp_path: Path) -> None:
+    """A new export file got the umask's 0644, personal data readable by every account on the host: it is now
+    0600. A SIGKILLed export (or a power cut) left its hidden ``.NAME.PID.partial`` with the rows written so far
+    for good; the next export to the same file now removes those of processes that no longer run, and leaves
+    one of an export still running (and other files) alone."""
+    out = tmp_path / "out.csv"
+    ended = subprocess.Popen(["true"])  # a process that has ended: nothing runs under its PID
+    ended.wait()
+    stale = tmp_path / f".out.csv.{ended.pid}.partial"
+    running = tmp_path / f".out.csv.{os.getppid()}.partial"
+    other = tmp_path / f".other.csv.{ended.pid}.partial"
+    for path in (stale, running, other):
+        path.write_text('"id"\n"1"\n')
+    fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["home", "out.csv", running.name, other.name])
+
+
 def test_an_export_stopped_half_way_is_audited(
     fair: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -233,7 +253,9 @@ def test_an_export_stopped_half_way_is_audited(
     assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair")
     [entry] = _rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")
     assert (entry["actor"], entry["details"]["to"], entry["details"]["leadCount"]) == ("tester", "stdout", 33)
-    assert fair.run("bulk", "export", "--list", "fair", "--out", str(tmp_path / "missing" / "out.csv")).exit_code
+    missing = tmp_path / "missing" / "out.csv"
+    error = fair.fails("bulk", "export", "--list", "fair", "--out", str(missing))
+    assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist", "named"
     assert len(_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 

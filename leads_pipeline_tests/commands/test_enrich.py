@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +16,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import enrich as enrich_commands
+from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
@@ -521,3 +525,37 @@ def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
     assert len(sandbox.http_app.log.records("gemini")) - asked == len(bought) > 0  # one call per company
     assert sorted(float(f["cost"]) for f in paid) == sorted(float(b["credits"]) for b in bought if b["credits"])
     assert document["creditsUsed"] == round(sum(per_lead.values()), 4)
+
+
+def test_a_killed_job_reads_as_interrupted_and_resumes(
+    leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `leads enrich` killed mid-run (SIGKILL, Ctrl-C on --wait) stayed "processing" in `leads jobs ls/show`
+    for good, and only the hidden `leads jobs run` went on with it. The process running a job now holds its
+    advisory lock: a job of one still processing without it reads as "interrupted", and `leads jobs resume`
+    goes on with it; a job still running is not run a second time."""
+    spawned: list[str] = []
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: spawned.append(job_id))
+    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    assert spawned == [job]
+    command = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job]
+    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        with connect(database_url) as conn:
+            while (status := store.get_job(conn, job).status) != "processing" and time.monotonic() < deadline:
+                time.sleep(0.05)
+        assert status == "processing", "a job its process still runs reads as processing"
+        assert "is still running" in _error(leads, "jobs", "resume", job)
+        assert "is still running in another process" in _error(leads, "jobs", "run", job)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    assert [j["status"] for j in _json(leads, "jobs", "ls", "--json") if j["jobId"] == job] == ["interrupted"]
+    _run(leads, "jobs", "resume", job, "--wait")
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
+    assert "ended completed: only an interrupted job is resumed" in _error(leads, "jobs", "resume", job)
+    with connect(database_url) as conn:  # a run Dagster launched holds no lock: its run status tells
+        conn.execute("UPDATE enrichment_jobs SET status = 'processing', run_in_process = false WHERE id = %s", (job,))
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"

@@ -96,6 +96,18 @@ def test_export_holds_every_piece_of_data_about_the_person(ana: Leads, tmp_path:
     assert sorted(str(lead["id"]) for lead in by_phone["data"]["leads"]) == sorted(document["leadIds"])
 
 
+def test_an_export_file_is_private_and_a_missing_directory_is_named(ana: Leads, tmp_path: Path) -> None:
+    """A new export file got the umask's 0644: everything held about her, readable by every account on the
+    host. It is now 0600. An export into a directory that does not exist ended with exit code 1 and nothing
+    said; it is now one line naming the path."""
+    out = tmp_path / "ana.json"
+    ana.ok("privacy", "export", EMAIL, "--out", str(out))
+    assert out.stat().st_mode & 0o777 == 0o600
+    missing = tmp_path / "missing" / "ana.json"
+    error = ana.fails("privacy", "export", EMAIL, "--out", str(missing))
+    assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist"
+
+
 def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, database_url: str, tmp_path: Path) -> None:
     before = _dump(database_url)
     # the dump check must be able to fail: the person's rows are in it, sealed, found by their blind index

@@ -21,6 +21,7 @@ from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS, require_assets
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store import liveness
 from leads_pipeline.lib.store.db import connect
 
 ENRICHMENT_JOB = "enrichment"
@@ -77,7 +78,24 @@ def materialize_job(
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
 ) -> store.Job:
-    """Run the job's source assets in-process on the project's instance and settle it; returns the settled job."""
+    """Run the job's source assets in-process on the project's instance and settle it; returns the settled job.
+
+    The job's lock (``liveness.ENRICHMENT_JOB``) is held from before its sources start until it is settled: a
+    process killed in between (SIGKILL, Ctrl-C on ``--wait``) drops it with its session, and the job, still
+    processing, reads as interrupted (``leads jobs resume`` goes on with it). A job whose lock another process
+    holds is still running there and is not run a second time."""
+    with connect(database_url, autocommit=True) as keeper:
+        if not liveness.claim(keeper, liveness.ENRICHMENT_JOB, job.id):
+            raise PermanentError(
+                f"enrichment job {job.id} is still running in another process: "
+                f"`leads jobs show {job.id} --wait` follows it"
+            )
+        return _materialize(database_url, job, instance, resources)
+
+
+def _materialize(
+    database_url: str, job: store.Job, instance: dg.DagsterInstance | None, resources: dict[str, Any] | None
+) -> store.Job:
     from leads_pipeline.definitions import assets  # the Definitions' assets; imported late (it imports this module)
     from leads_pipeline.defs.resources import default_resources
 

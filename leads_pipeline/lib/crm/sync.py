@@ -37,7 +37,7 @@ from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentE
 from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
-from leads_pipeline.lib.store import crm_erasures
+from leads_pipeline.lib.store import crm_erasures, liveness
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.lib.store.privacy import flag_opted_out
 
@@ -248,14 +248,34 @@ class SyncEngine:
         self._quota_start = 0
         self._reserved = 0
         self._linked_lists: list[int] = []
+        self._counted = 0
+
+    def _count_requests(self, conn: store.Connection, report: SyncReport) -> None:
+        """Add the requests sent since the last count to the run and the day's quota, in the transaction that
+        records what they did: a sync killed outright had spent requests the quota never saw (they were added
+        only at its end), so the next sync of the day could go over ``daily_quota``."""
+        with self._lock:
+            requests = self.limiter.acquired - self._counted
+            self._counted += requests
+            report.requests += requests
+        store.add_quota(conn, self.connection.name, self._today(), requests)
+        store.update_run(conn, report.sync_id, requests=report.requests)
 
     def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
+        """The run, recorded from start to end; its lock (``liveness.SYNC_RUN``) is held on a session of its own
+        from the moment the run appears until its end is written, so a run killed outright reads as
+        interrupted, not as running forever."""
+        with connect(self.database_url, autocommit=True) as keeper:
+            with keeper.transaction():
+                store.ensure_connection(keeper, self.connection.name, self.connection.crm)
+                sync_id = store.start_run(keeper, self.connection.name, direction, list_id, self.user)
+                liveness.claim(keeper, liveness.SYNC_RUN, sync_id)
+            return self._run(sync_id, direction, list_id, filters)
+
+    def _run(self, sync_id: int, direction: Direction, list_id: int | None, filters: Sequence[Filter]) -> SyncReport:
         name = self.connection.name
-        with transaction(self.database_url) as conn:
-            store.ensure_connection(conn, name, self.connection.crm)
-            sync_id = store.start_run(conn, name, direction, list_id, self.user)
         report = SyncReport(sync_id, name, direction)
-        started = self.limiter.acquired
+        self._counted = self.limiter.acquired
         try:
             if direction in ("pull", "bidirectional"):
                 self._pull(report, list_id)
@@ -271,9 +291,8 @@ class SyncEngine:
             report.message = str(exc) if isinstance(exc, LeadsError) else f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            report.requests = self.limiter.acquired - started
             with transaction(self.database_url) as conn:
-                store.add_quota(conn, name, self._today(), report.requests)
+                self._count_requests(conn, report)
                 store.update_run(
                     conn, sync_id, status=report.status, message=report.message, finished=True, **report.counts()
                 )
@@ -509,6 +528,7 @@ class SyncEngine:
             )
         store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
         store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+        self._count_requests(conn, report)
 
     # pull ---------------------------------------------------------------------------------------------------
 
@@ -533,6 +553,7 @@ class SyncEngine:
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest.isoformat())
                 store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
+                self._count_requests(conn, report)
 
     def _pull_records(self, fields: list[str], since: datetime | None) -> Iterator[RemoteRecord]:
         """The connector's pull, restarted from the last record seen when a page fails transiently."""

@@ -45,7 +45,7 @@ def notify_completion(
     """POST the finished job's summary to its webhook unless already delivered; returns the delivery recorded."""
     with connect(database_url) as conn:
         job = store.find_job(conn, job_id)
-        if job is None or job.status in ("queued", "processing") or store.delivered(conn, job_id):
+        if job is None or job.status in ("queued", "processing", "interrupted") or store.delivered(conn, job_id):
             return None
         url = webhook_url(job)
         if url is None:

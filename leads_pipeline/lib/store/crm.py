@@ -22,7 +22,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Filter
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
-from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import key_column
@@ -456,13 +456,22 @@ def list_runs(
 ) -> list[dict[str, Any]]:
     """Runs newest first; with ``user``, only the runs of lists the user can read and the runs they started."""
     readable = None if user is None else access.readable_list_ids(conn, user)
-    return conn.execute(
-        "SELECT r.*, li.name AS list_name FROM crm_sync_runs r LEFT JOIN lists li ON li.id = r.list_id "
-        "WHERE (%(connection)s::text IS NULL OR r.connection = %(connection)s)"
+    query = sql.SQL(
+        "SELECT r.*, li.name AS list_name, {alive} AS alive FROM crm_sync_runs r"
+        " LEFT JOIN lists li ON li.id = r.list_id WHERE (%(connection)s::text IS NULL OR r.connection = %(connection)s)"
         " AND (%(readable)s::bigint[] IS NULL OR r.list_id = ANY(%(readable)s) OR r.started_by = %(user)s)"
-        " ORDER BY r.id DESC LIMIT %(limit)s",
-        {"connection": connection, "readable": readable, "user": user, "limit": limit},
-    ).fetchall()
+        " ORDER BY r.id DESC LIMIT %(limit)s"
+    ).format(alive=liveness.alive(liveness.SYNC_RUN, sql.SQL("r.id")))
+    rows = conn.execute(query, {"connection": connection, "readable": readable, "user": user, "limit": limit})
+    return [_interrupted(row) for row in rows]
+
+
+def _interrupted(row: dict[str, Any]) -> dict[str, Any]:
+    """The run with status ``interrupted`` if it is recorded as running but no process holds its lock any more
+    (killed outright, the machine went down): it will never end on its own. Its counts are what it committed."""
+    if not row.pop("alive") and row["status"] == "running":
+        row["status"] = "interrupted"
+    return row
 
 
 RUNS_HINT: Final = "`leads sync history` lists yours"
@@ -491,10 +500,13 @@ def linked_list_ids(conn: Connection, connection: str) -> list[int]:
 
 
 def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM crm_sync_runs WHERE id = %s", (run_id,)).fetchone()
+    alive = liveness.alive(liveness.SYNC_RUN, sql.SQL("id"))
+    row = conn.execute(
+        sql.SQL("SELECT *, {} AS alive FROM crm_sync_runs WHERE id = %s").format(alive), (run_id,)
+    ).fetchone()
     if row is None:
         raise NotFoundError(access.not_shared(f"sync run {run_id}", RUNS_HINT))
-    return row
+    return _interrupted(row)
 
 
 def run_errors(conn: Connection, run_id: int) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
-from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
 
@@ -51,6 +51,11 @@ class Job:
 
 
 def _job(row: dict[str, Any]) -> Job:
+    """The job of a row; one whose sources a ``leads`` process started, still processing though no process holds
+    its lock (``alive``, where the query reads it), is ``interrupted``: it will not end on its own."""
+    status = row["status"]
+    if status == "processing" and row["run_in_process"] and not row.get("alive", True):
+        status = "interrupted"
     return Job(
         id=row["id"],
         sources=tuple(row["sources"]),
@@ -62,7 +67,7 @@ def _job(row: dict[str, Any]) -> Job:
         estimated_seconds=float(row["estimated_seconds"]),
         leads_queued=row["leads_queued"],
         notify_url=row["notify_url"],
-        status=row["status"],
+        status=status,
         created_by=row["created_by"],
         created_at=row["created_at"],
         started_at=row["started_at"],
@@ -136,25 +141,31 @@ JOBS_HINT: Final = "`leads jobs ls` lists yours"
 """Where the refusal of an enrichment job that is not found or not shared points the user."""
 
 
+_ALIVE: Final = sql.SQL("{} AS alive").format(liveness.alive(liveness.ENRICHMENT_JOB, sql.SQL("j.id")))
+
+
 def get_job(conn: Connection, job_id: str) -> Job:
-    row = conn.execute("SELECT * FROM enrichment_jobs WHERE id = %s", (job_id,)).fetchone()
-    if row is None:
+    job = find_job(conn, job_id)
+    if job is None:
         raise NotFoundError(access.not_shared(f"enrichment job {job_id!r}", JOBS_HINT))
-    return _job(row)
+    return job
 
 
 def find_job(conn: Connection, job_id: str) -> Job | None:
-    row = conn.execute("SELECT * FROM enrichment_jobs WHERE id = %s", (job_id,)).fetchone()
-    return None if row is None else _job(row)
+    row = conn.execute(sql.SQL("SELECT j.*, {} FROM enrichment_jobs j WHERE j.id = %s").format(_ALIVE), (job_id,))
+    found = row.fetchone()
+    return None if found is None else _job(found)
 
 
 def recent_jobs(conn: Connection, user: str, limit: int = 20) -> list[Job]:
     """The newest jobs the user may read (see :func:`require_job_reader`)."""
     rows = conn.execute(
-        "SELECT j.* FROM enrichment_jobs j WHERE j.created_by = %(user)s"
-        " OR (SELECT bool_and(l.list_id = ANY(%(readable)s)) FROM batch_members b JOIN leads l ON l.id = b.lead_id"
-        " WHERE b.batch_id = j.id)"  # NULL (not readable) for a job whose leads are gone
-        " ORDER BY j.created_at DESC LIMIT %(limit)s",
+        sql.SQL(
+            "SELECT j.*, {alive} FROM enrichment_jobs j WHERE j.created_by = %(user)s"
+            " OR (SELECT bool_and(l.list_id = ANY(%(readable)s)) FROM batch_members b"
+            " JOIN leads l ON l.id = b.lead_id WHERE b.batch_id = j.id)"  # NULL (not readable): its leads are gone
+            " ORDER BY j.created_at DESC LIMIT %(limit)s"
+        ).format(alive=_ALIVE),
         {"user": user, "readable": access.readable_list_ids(conn, user), "limit": limit},
     )
     return [_job(r) for r in rows]
@@ -205,9 +216,12 @@ def start_source(conn: Connection, job_id: str, source: str, total: int) -> None
         (job_id, source, total),
     )
     conn.execute("DELETE FROM enrichment_failures WHERE job_id = %s AND source = %s", (job_id, source))
+    # run_in_process: whether a `leads` process runs it (holding its lock), not a run Dagster launched
     conn.execute(
-        """UPDATE enrichment_jobs SET status = 'processing', started_at = coalesce(started_at, now()),
-               completed_at = NULL, failure = NULL WHERE id = %s""",
+        sql.SQL(
+            """UPDATE enrichment_jobs j SET status = 'processing', started_at = coalesce(started_at, now()),
+                   completed_at = NULL, failure = NULL, run_in_process = {alive} WHERE j.id = %s"""
+        ).format(alive=liveness.alive(liveness.ENRICHMENT_JOB, sql.SQL("j.id"))),
         (job_id,),
     )
 

@@ -392,3 +392,37 @@ def test_a_pull_goes_on_while_a_push_of_the_connection_sends_other_people(
     reports = in_threads(lambda: push.run("push", list_id), pull_while_sending)
     assert sorted((r.direction, r.status) for r in reports) == [("pull", "completed"), ("push", "completed")]
     assert lead_of(database_url, list_id, "pol.pull@example.net")["source"] == "crm:hs-side-by-side"
+
+
+def test_a_killed_run_reads_as_interrupted_with_its_requests_counted(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sync killed outright (SIGKILL, a power cut) never wrote its end: it stayed "running" in `leads sync
+    history` for good, nothing told it from one still sending, and the requests it had sent were never added to
+    the day's quota (only its end added them). A running sync now holds its run's advisory lock, which the server
+    drops with the process's session; a run recorded as running without it reads as "interrupted". Each batch
+    adds its requests to the quota and the run as it records its results."""
+    people = [person("Yan", "yan.delta@example.net"), person("Zoe", "zoe.delta@example.net")]
+    list_id = import_leads(database_url, tmp_path, people, list_name="Killed")
+    sync = engine(database_url, sandbox, connection("hubspot", "hs-killed", batch_size=1))
+    sync.concurrency = 1
+    push = sync.connector.push
+    seen: list[tuple[str, int, int]] = []
+
+    def watched(records: Any) -> Any:
+        with connect(database_url) as db:
+            [run] = store.list_runs(db, "hs-killed")
+            seen.append((run["status"], run["requests"], store.quota_used(db, "hs-killed", sync._today())))
+        return push(records)
+
+    monkeypatch.setattr(sync.connector, "push", watched)
+    report = sync.run("push", list_id)
+    assert report.status == "completed" and report.requests > 0
+    assert [status for status, _, _ in seen] == ["running", "running"], "a run still sending reads as running"
+    assert seen[1][1] == seen[1][2] > 0, "the first batch's requests are counted before the second is sent"
+    with transaction(database_url) as db:  # what a killed sync leaves: its row, and no session holding its lock
+        killed = store.start_run(db, "hs-killed", "push", list_id, "tester")
+    with connect(database_url) as db:
+        assert [r["status"] for r in store.list_runs(db, "hs-killed")] == ["interrupted", "completed"]
+        assert store.get_run(db, killed)["status"] == "interrupted"
+        assert store.quota_used(db, "hs-killed", sync._today()) == report.requests

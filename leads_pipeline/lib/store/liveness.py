@@ -1,0 +1,37 @@
+"""Whether a CRM sync run or an enrichment job is still being worked on.
+
+The process running one holds a session-level advisory lock keyed on it (``claim``) for as long as it runs; the
+server releases it when the session ends, however the process ended (SIGKILL, a power cut, Ctrl-C). A run
+recorded as running whose lock is free was interrupted: no row can say so itself, since the process that would
+have written the end is gone. Readers compute that at read time (``alive``), so nothing needs to notice first.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+SYNC_RUN: Final = 0x1EAD1
+"""The lock namespace of ``crm_sync_runs`` ids."""
+ENRICHMENT_JOB: Final = 0x1EAD2
+"""The lock namespace of ``enrichment_jobs`` ids."""
+
+
+def claim(conn: Connection, kind: int, key: object) -> bool:
+    """Take the lock of run ``key`` of ``kind`` for the session of ``conn`` (until it closes); False when another
+    session holds it: the run is alive elsewhere."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s::text)) AS claimed", (kind, str(key))).fetchone()
+    return bool(row and row["claimed"])
+
+
+def alive(kind: int, key: sql.Composable) -> sql.Composable:
+    """A SQL condition: some session holds the lock of the run whose id is the expression ``key``."""
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+        " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+        " AND l.classid = {kind}::oid AND l.objid = hashtext({key}::text)::oid AND l.objsubid = 2)"
+    ).format(kind=sql.Literal(kind), key=key)
