@@ -16,7 +16,7 @@ matches; clusters are the connected components of the matches.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -128,27 +128,32 @@ class Matcher:
         return Scores(total, decisive, similarities)
 
     def match(self, records: pd.DataFrame) -> Matches:
-        """The candidate pairs that match and their scores, scored ``PAIR_CHUNK`` pairs at a time (only the
-        matches are kept)."""
-        pairs = self.candidate_pairs(records)
+        """The candidate pairs that match and their scores (ordered by pair), generated and scored ``PAIR_CHUNK``
+        pairs at a time: only the matches are kept."""
         columns = self._coded(records)
         found: list[tuple[np.ndarray, Scores]] = []
-        for start in range(0, len(pairs), PAIR_CHUNK):
-            chunk = pairs[start : start + PAIR_CHUNK]
+        candidates = 0
+        neighbourhoods = (
+            (*_neighbourhood(b.key(records), records, b.order), b.window or self.window) for b in self.blockings
+        )
+        for chunk in _candidate_chunks(neighbourhoods, len(records)):
+            candidates += len(chunk)
             scores = self._score(columns, chunk)
             matched = scores.decisive | (scores.total >= self.threshold)
             kept = {name: values[matched] for name, values in scores.similarities.items()}
             found.append((chunk[matched], Scores(scores.total[matched], scores.decisive[matched], kept)))
         if not found:
-            return Matches(np.empty((0, 2), dtype=np.int64), self._score(columns, pairs), len(pairs))
+            return Matches(np.empty((0, 2), dtype=np.int64), self._score(columns, np.empty((0, 2), np.int64)), 0)
+        pairs = np.concatenate([chunk for chunk, _ in found])
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))
         return Matches(
-            np.concatenate([chunk for chunk, _ in found]),
+            pairs[order],
             Scores(
-                np.concatenate([s.total for _, s in found]),
-                np.concatenate([s.decisive for _, s in found]),
-                {c.name: np.concatenate([s.similarities[c.name] for _, s in found]) for c in self.comparisons},
+                np.concatenate([s.total for _, s in found])[order],
+                np.concatenate([s.decisive for _, s in found])[order],
+                {c.name: np.concatenate([s.similarities[c.name] for _, s in found])[order] for c in self.comparisons},
             ),
-            len(pairs),
+            candidates,
         )
 
 
@@ -170,11 +175,46 @@ class Matches:
 
 def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, window: int) -> np.ndarray:
     """Pairs of positions sharing a key: each record with its ``window`` next neighbours in key order."""
+    found = list(_offset_pairs(*_neighbourhood(keys, records, order), window))
+    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+
+
+def _candidate_chunks(neighbourhoods: Iterable[tuple[np.ndarray, np.ndarray, int]], n: int) -> Iterator[np.ndarray]:
+    """The candidate pairs of the blockings' ``neighbourhoods`` (block codes and positions in order, window) over
+    ``n`` records, each once, ``PAIR_CHUNK`` at a time: a blocking's pairs come a neighbour offset at a time, and
+    a pair an earlier blocking gives too is dropped by its block and rank there, so no list of every pair is held
+    to deduplicate them (7.5M pairs for a 300k-lead list)."""
+    earlier: list[tuple[np.ndarray, np.ndarray, int]] = []  # per record: block code (-1: none), rank; window
+    pending: list[np.ndarray] = []
+    size = 0
+    for codes, positions, window in neighbourhoods:
+        for pairs in _offset_pairs(codes, positions, window):
+            for code, rank, width in earlier:
+                left, right = pairs[:, 0], pairs[:, 1]
+                given = (code[left] >= 0) & (code[left] == code[right]) & (abs(rank[left] - rank[right]) <= width)
+                pairs = pairs[~given]
+            pending.append(pairs)
+            size += len(pairs)
+            if size >= PAIR_CHUNK:
+                joined = np.concatenate(pending)
+                cut = len(joined) - len(joined) % PAIR_CHUNK
+                yield from np.split(joined[:cut], cut // PAIR_CHUNK)
+                pending, size = [joined[cut:].copy()], len(joined) - cut
+        code = np.full(n, -1, dtype=np.int32)
+        rank = np.zeros(n, dtype=np.int32)
+        code[positions], rank[positions] = codes, np.arange(len(positions))
+        earlier.append((code, rank, window))
+    if size:
+        yield np.concatenate(pending)
+
+
+def _neighbourhood(keys: pd.Series, records: pd.DataFrame, order: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """The block codes and positions of the records with a key, sorted by block, then ``order``, then position."""
     keys = keys.reset_index(drop=True)
     valid = keys.notna().to_numpy()
-    if not valid.any():
-        return np.empty((0, 2), dtype=np.int64)
     positions = np.flatnonzero(valid)
+    if not valid.any():
+        return np.empty(0, dtype=np.int64), positions
     codes, _ = pd.factorize(keys[valid])
     secondary = (
         pd.factorize(records[order].reset_index(drop=True)[valid].fillna(""), sort=True)[0]
@@ -182,8 +222,11 @@ def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, wind
         else np.zeros(len(positions), dtype=np.int64)
     )
     ordering = np.lexsort((positions, secondary, codes))
-    codes, positions = codes[ordering], positions[ordering]
-    found: list[np.ndarray] = []
+    return codes[ordering], positions[ordering]
+
+
+def _offset_pairs(codes: np.ndarray, positions: np.ndarray, window: int) -> Iterator[np.ndarray]:
+    """The pairs (i < j) of records ``offset`` apart in the same block, one offset of 1..``window`` at a time."""
     for offset in range(1, window + 1):
         if offset >= len(codes):
             break
@@ -191,8 +234,7 @@ def _block_pairs(keys: pd.Series, records: pd.DataFrame, order: str | None, wind
         if not same.any():
             break  # no block has more than ``offset`` records: larger offsets find nothing either
         left, right = positions[:-offset][same], positions[offset:][same]
-        found.append(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1))
-    return np.concatenate(found) if found else np.empty((0, 2), dtype=np.int64)
+        yield np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1)
 
 
 def _coded(column: pd.Series) -> Coded:

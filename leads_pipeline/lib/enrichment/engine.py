@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -120,6 +120,77 @@ def plan_units(
             )
         )
     return units, orphans
+
+
+@dataclass
+class UnitTotal:
+    """A unit of :func:`plan_units` without its leads: what an estimate needs of it (its identity's name is its
+    first lead's company). ``first`` is the position of its first lead in the batch (units come in that order, as
+    plan_units makes them)."""
+
+    identity: Identity
+    first: int
+    leads: int
+    needed: frozenset[str]
+
+    def add(self, other: UnitTotal) -> None:
+        if other.first < self.first:
+            self.identity, self.first = other.identity, other.first
+        self.leads += other.leads
+        self.needed |= other.needed
+
+
+def unit_totals(
+    pages: Iterable[list[dict[str, Any]]],
+    template: Template,
+    overwrite: bool,
+    emails: Callable[[list[int]], dict[int, str | None]],
+) -> tuple[list[UnitTotal], int]:
+    """:func:`plan_units`'s units (identity, lead count, needed fields) and its number of orphans, from pages of
+    leads without their emails: memory grows with the companies, not the leads, and ``emails`` is asked only for
+    the leads whose company domain and website name no domain (an address is opened only where it decides)."""
+    votes: dict[str, Counter[str]] = {}
+    by_key: dict[str, UnitTotal] = {}
+    by_name: dict[str, UnitTotal] = {}  # leads known only by their company's name, by its key
+    orphans = position = 0
+    for rows in pages:
+        websites = domains([r["website"] for r in rows])
+        identities = [
+            identify(row["company"], row["company_key"], row["company_domain"], website, None)
+            for row, website in zip(rows, websites, strict=True)
+        ]
+        unnamed = [
+            row["id"] for row, identity in zip(rows, identities, strict=True) if not identity or not identity.domain
+        ]
+        opened = emails(unnamed) if unnamed else {}
+        for row, website, identity in zip(rows, websites, identities, strict=True):
+            if row["id"] in opened:
+                identity = identify(
+                    row["company"], row["company_key"], row["company_domain"], website, opened[row["id"]]
+                )
+            position += 1
+            if identity is None:
+                orphans += 1
+                continue
+            total = UnitTotal(identity, position, 1, lead_needs(row, template, overwrite))
+            if identity.domain is None:
+                groups, key = by_name, row["company_key"]
+            else:
+                groups, key = by_key, identity.key
+                if row["company_key"]:
+                    votes.setdefault(row["company_key"], Counter())[identity.domain] += 1
+            if key in groups:
+                groups[key].add(total)
+            else:
+                groups[key] = total
+    for key, total in by_name.items():
+        if key in votes:  # joins the domain another lead with the same company name has (as in plan_units)
+            domain = votes[key].most_common(1)[0][0]
+            total.identity = Identity(domain, domain, "company_name", total.identity.name)
+            by_key[domain].add(total)
+        else:
+            by_key[total.identity.key] = total
+    return sorted(by_key.values(), key=lambda t: t.first), orphans
 
 
 def domain_answer(identity: Identity) -> ProviderAnswer:

@@ -7,7 +7,7 @@ Credits are never stored twice: a job's spend is ``SUM(lead_facts.cost)`` over t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,6 +27,8 @@ Connection = psycopg.Connection[dict[str, Any]]
 
 COMPANY_SOURCE_PREFIX = "company/"
 """Facts written by company enrichment have source ``company/<provider>``."""
+COMPANY_INPUT_PAGE = 5000
+"""Leads per page when an estimate reads a batch's company inputs (:func:`company_input_pages`)."""
 
 
 @dataclass(frozen=True)
@@ -382,31 +384,55 @@ def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int
     return int(row["n"])
 
 
-def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
-    """The batch's live leads with what identifies their company and which company fields they already have.
+def _company_inputs_query(*, emails: bool) -> sql.Composed:
+    """The batch's live leads with what identifies their company and which company fields they already have,
+    by id (the email NULL without ``emails``: no sealed address is opened then)."""
+    return sql.SQL(
+        """SELECT l.id, l.company, l.company_key, l.company_domain, l.website, {email}, l.industry,
+                  l.employee_count, l.annual_revenue,
+                  ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id AND f.value IS NOT NULL
+                        AND NOT (f.batch_id IS NOT DISTINCT FROM %(batch)s AND f.source LIKE %(prefix)s))
+                    AS fact_fields,
+                  ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id
+                        AND f.batch_id = %(batch)s AND f.source LIKE %(prefix)s
+                        AND f.details->>'applied' = 'true') AS applied_fields
+           FROM leads l JOIN batch_members m ON m.lead_id = l.id
+           WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL ORDER BY l.id"""
+    ).format(email=sql.SQL("l.email") if emails else sql.SQL("NULL::text AS email"))
 
-    Columns this batch's company enrichment itself filled read as empty, so a rerun sees the leads as the
+
+def _without_own_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Columns this batch's company enrichment itself filled read as empty, so a rerun sees the leads as the
     first run did and writes the same facts (the values come back from the cache, for free)."""
-    rows = list(
-        conn.execute(
-            """SELECT l.id, l.company, l.company_key, l.company_domain, l.website, l.email, l.industry,
-                      l.employee_count, l.annual_revenue,
-                      ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id AND f.value IS NOT NULL
-                            AND NOT (f.batch_id IS NOT DISTINCT FROM %(batch)s AND f.source LIKE %(prefix)s))
-                        AS fact_fields,
-                      ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id
-                            AND f.batch_id = %(batch)s AND f.source LIKE %(prefix)s
-                            AND f.details->>'applied' = 'true') AS applied_fields
-               FROM leads l JOIN batch_members m ON m.lead_id = l.id
-               WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL ORDER BY l.id""",
-            {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"},
-        )
-    )
     for row in rows:
         for field in row.pop("applied_fields"):
             if field in LEAD_UPDATE_COLUMNS:
                 row[field] = None
     return rows
+
+
+def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
+    """The batch's live leads with what identifies their company and which company fields they already have."""
+    params = {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"}
+    return _without_own_fields(list(conn.execute(_company_inputs_query(emails=True), params)))
+
+
+def company_input_pages(conn: Connection, batch_id: str) -> Iterator[list[dict[str, Any]]]:
+    """:func:`company_inputs` in pages of :data:`COMPANY_INPUT_PAGE` leads, emails left out, from one server-side
+    cursor: an estimate over a huge batch holds one page at a time (and reads the batch once, not once a page)."""
+    params = {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"}
+    with conn.transaction(), conn.cursor(name="company_inputs") as cursor:
+        cursor.execute(_company_inputs_query(emails=False), params)
+        while rows := cursor.fetchmany(COMPANY_INPUT_PAGE):
+            yield _without_own_fields(rows)
+
+
+def lead_emails(conn: Connection, lead_ids: Sequence[int]) -> dict[int, str | None]:
+    """The (opened) emails of these leads only: the page reader asks for those whose company nothing else names."""
+    if not lead_ids:
+        return {}
+    rows = conn.execute("SELECT id, email FROM leads WHERE id = ANY(%s)", (list(lead_ids),))
+    return {r["id"]: r["email"] for r in rows}
 
 
 def best_confidences(

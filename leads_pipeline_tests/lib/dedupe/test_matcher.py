@@ -95,3 +95,39 @@ def test_match_scores_the_pairs_a_chunk_at_a_time_and_keeps_only_the_matches(mon
     assert chunked.pairs.tolist() == whole.pairs.tolist()
     assert chunked.scores.total.tolist() == whole.scores.total.tolist()
     assert chunked.scores.similarities["name"].tolist() == whole.scores.similarities["name"].tolist()
+
+
+def test_match_generates_the_pairs_a_chunk_at_a_time_each_once_with_the_same_matches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory of a dedupe: every blocking's pairs at once, to deduplicate them, were most of what remained."""
+    rule = Comparison("name", "jaro_winkler", agree=4.0, disagree=2.0, high=0.9, low=0.7)
+    blockings = (Blocking("a", column_key("a"), "name"), Blocking("b", column_key("b"), "name", window=20))
+    matcher_ = Matcher((rule,), blockings, threshold=3.0, window=50)
+    names = [f"{first} {last}" for first in ("ann", "anne", "bob", "rob", "eve") for last in ("lee", "li", "ng")]
+    records = _frame(
+        a=[str(i % 4) for i in range(600)], b=[str(i % 6) for i in range(600)], name=[names[i % 15] for i in range(600)]
+    )
+    every = matcher_.candidate_pairs(records)  # the blockings share pairs (a record's block in a and in b)
+    scores = matcher_.score(records, every)
+    matched = scores.total >= matcher_.threshold
+    chunks: list[np.ndarray] = []
+    candidate_chunks = matcher._candidate_chunks
+
+    def recording(*args: Any) -> Any:
+        for chunk in candidate_chunks(*args):
+            chunks.append(chunk)
+            yield chunk
+
+    monkeypatch.setattr(matcher, "_candidate_chunks", recording)
+    monkeypatch.setattr(matcher, "PAIR_CHUNK", 1_000)
+    monkeypatch.setattr(Matcher, "candidate_pairs", None)  # match must not hold every pair
+
+    found = matcher_.match(records)
+
+    assert len(chunks) > 5 and max(len(c) for c in chunks) <= 1_000
+    assert sorted(map(tuple, np.concatenate(chunks).tolist())) == list(map(tuple, every.tolist()))  # each once
+    assert found.candidates == len(every)
+    assert found.pairs.tolist() == every[matched].tolist()
+    assert found.scores.total.tolist() == scores.total[matched].tolist()
+    assert found.scores.similarities["name"].tolist() == scores.similarities["name"][matched].tolist()

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
+import pytest
+
+from leads_pipeline.lib.enrichment.engine import plan_units, unit_totals
 from leads_pipeline.lib.enrichment.jobs import estimate
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.privacy.crypto import Opener, lead_columns
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
@@ -53,3 +60,60 @@ def test_the_estimate_reads_the_cache_of_every_company_at_once(database_url: str
     assert (plan["leads"], company["companies"], company["leadsNeeding"]) == (2 * COMPANIES, COMPANIES, 2 * COMPANIES)
     assert company["cacheHits"] == 1 and company["lookups"] >= COMPANIES
     assert len(statements) < 10, f"{len(statements)} statements for {COMPANIES} companies"
+
+
+def test_the_estimate_reads_leads_a_page_at_a_time_and_opens_only_the_emails_it_needs(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store, "COMPANY_INPUT_PAGE", 50)
+    pages: list[int] = []
+    company_input_pages = store.company_input_pages
+
+    def counted(conn: store.Connection, batch_id: str) -> Iterator[list[dict[str, Any]]]:
+        for rows in company_input_pages(conn, batch_id):
+            pages.append(len(rows))
+            yield rows
+
+    monkeypatch.setattr(store, "company_input_pages", counted)
+    loaded: list[str] = []
+    text = Opener.text
+
+    def recording(opener: Opener, data: bytes | bytearray | memoryview) -> str:
+        loaded.append(value := text(opener, data))
+        return value
+
+    monkeypatch.setattr(Opener, "text", recording)
+    template = load_template("standard")
+    with connect(database_url) as conn:
+        list_id = create_list(conn, "prospects", owner=USER).id
+        leads = [  # 100 leads known by their company's domain (20 companies), with an email never needed
+            (f"Company {i % 20}", f"company{i % 20}", f"c{i % 20}.example", f"known{i}@c{i % 20}.example")
+            for i in range(100)
+        ]
+        leads += [(None, None, None, f"p{i}@corp{i % 5}.example") for i in range(10)]  # known by email only
+        leads += [("COMPANY 3 Inc", "company3", None, None)] * 10  # by a name another lead has a domain for
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO leads (list_id, company, company_key, company_domain, email, email_bidx, email_domain)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(list_id, *lead[:3], *lead_columns("email", lead[3]).values()) for lead in leads],
+            )
+        batch_id, _ = create_selection_batch(conn, Selection(lists=("prospects",)), USER)
+        conn.commit()
+        loaded.clear()
+
+        plan = estimate(conn, batch_id, ["company"], template, overwrite=False)
+        read, opened = list(pages), list(loaded)
+        emails = partial(store.lead_emails, conn)
+        totals, orphans = unit_totals(company_input_pages(conn, batch_id), template, False, emails)
+        units, without = plan_units(store.company_inputs(conn, batch_id), template, overwrite=False)
+
+    assert read == [50, 50, 20]  # 120 leads in pages of 50
+    assert not [v for v in opened if v.startswith("known")]  # no email of a lead whose company has a domain
+    assert {v for v in opened if v.startswith("p")} >= {f"p{i}@corp{i % 5}.example" for i in range(10)}
+    company = plan["sources"]["company"]
+    assert (company["companies"], company["leadsNeeding"], company["leadsWithoutCompany"]) == (25, 120, 0)
+    assert orphans == len(without) == 0
+    assert [(t.identity.key, t.identity.domain_source, t.leads, t.needed) for t in totals] == [
+        (u.identity.key, u.identity.domain_source, len(u.leads), u.needed) for u in units
+    ]
