@@ -1,7 +1,8 @@
 """Completion notifications (``notifyOnComplete``): the job summary POSTed as JSON to a webhook, once per job.
 
 A delivery never fails the job: every error is caught, recorded in ``webhook_deliveries`` and logged. The URL
-is stored and logged without its query string and credentials, which is where webhook tokens live. Only public
+is stored and logged (:func:`safe_url`) with its host and first path segment only: webhook tokens live in the query
+string, the credentials, or the rest of the path (Slack's, Discord's, Teams' and Zapier's webhooks). Only public
 hosts are posted to and redirects are not followed (``clients.egress``): the URL is any user's choice.
 """
 
@@ -26,12 +27,29 @@ TIMEOUT_S = 10.0
 
 
 def safe_url(url: str) -> str:
-    """The URL without credentials, query or fragment (``?token=...`` becomes ``?…``)."""
+    """The URL as shown: without credentials or fragment, its query (``?token=...``) as ``?…`` and its path after
+    the first segment as ``/…`` (``https://hooks.slack.com/services/T0/B0/SECRET`` becomes
+    ``https://hooks.slack.com/services/…``): the host and the kind of hook still say where it went."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+    return urlunsplit((parts.scheme, host, _masked_path(parts.path), "…" if parts.query else "", ""))
+
+
+def _masked_path(path: str) -> str:
+    """``/first/…`` for a path with more than its first segment ("/hook/" and "/hook" stay as they are)."""
+    first, _, rest = path.lstrip("/").partition("/")
+    return f"/{first}/…" if rest else path
+
+
+def _safe_error(exc: requests.RequestException, url: str) -> str:
+    """The exception's text without the URL's secrets: requests names the path and query that failed."""
+    text = _QUERY.sub("?…", str(exc))
+    first = urlsplit(url).path.lstrip("/").partition("/")[0]
+    if first:  # "/services/T0/B0/SECRET" (or its percent-encoded form) -> "/services/…"
+        text = re.sub(rf"/{re.escape(first)}/[^\s'\")?]+", f"/{first}/…", text)
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def webhook_url(job: store.Job) -> str | None:
@@ -69,7 +87,7 @@ def notify_completion(
         if not 200 <= status_code < 300:
             error = f"HTTP {status_code}"
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {_QUERY.sub('?…', str(exc))[:300]}"  # tokens live in query strings
+        error = _safe_error(exc, url)
     ok = error is None
     log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
     with connect(database_url) as conn:
