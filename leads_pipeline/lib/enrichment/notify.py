@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from leads_pipeline.lib.clients.egress import check_public
+from leads_pipeline.lib.clients.egress import check_public, deadline_session
 from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -24,6 +24,9 @@ from leads_pipeline.lib.store.db import connect
 WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
 _QUERY = re.compile(r"\?[^\s'\")]*")
 TIMEOUT_S = 10.0
+DEADLINE_S = 30.0
+"""The whole exchange's bound (``TIMEOUT_S`` bounds each wait for data): a receiver sending its answer a byte at
+a time would otherwise hold the sensor."""
 
 
 def safe_url(url: str) -> str:
@@ -71,23 +74,26 @@ def notify_completion(
         payload = {"event": "enrichment.completed", **summary(conn, job_id)}
     status_code: int | None = None
     error: str | None = None
-    try:
-        check_public(url)
-        # stream: only the status is wanted, and a body read to its end would let the receiver hold the sensor
-        # (TIMEOUT_S bounds each read, not the whole body) or fill its memory
-        with requests.post(
-            url,
-            json=payload,
-            timeout=TIMEOUT_S,
-            headers={"User-Agent": "leads-pipeline"},
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except requests.RequestException as exc:
-        error = _safe_error(exc, url)
+    with deadline_session(DEADLINE_S) as (http, cut_off):
+        try:
+            check_public(url)
+            # stream: only the status is wanted, and a body read to its end would let the receiver hold the
+            # sensor until the deadline or fill its memory
+            with http.post(
+                url,
+                json=payload,
+                timeout=TIMEOUT_S,
+                headers={"User-Agent": "leads-pipeline"},
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except requests.RequestException as exc:
+            error = _safe_error(exc, url)
+        if status_code is None and cut_off.is_set():
+            error = f"no answer within {DEADLINE_S:g} s"
     ok = error is None
     log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
     with connect(database_url) as conn:

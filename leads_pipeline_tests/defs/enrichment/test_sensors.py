@@ -26,6 +26,7 @@ from leads_pipeline.defs.enrichment.sensors import (
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
+from leads_pipeline.lib.enrichment import notify
 from leads_pipeline.lib.enrichment.jobs import estimate
 from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.templates import load_template
@@ -296,6 +297,46 @@ def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sen
     assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
     with connect(database_url) as conn:
         assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
+
+
+class _SlowStatus(_Hook):
+    """Accepts the POST, then sends its status line a byte every 0.3 s (each read well within the timeout)."""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        try:
+            for byte in b"HTTP/1.0 200 OK\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:
+            pass  # the client hung up, as it should
+
+
+def test_a_webhook_answering_a_byte_at_a_time_is_given_up_at_the_deadline(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    monkeypatch.setattr(notify, "DEADLINE_S", 1.0)
+    received: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Slow", (_SlowStatus,), {"received": received}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+        started = time.monotonic()
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1 and elapsed < 4  # the status line takes 5.7 s
+    with connect(database_url) as conn:
+        [delivery] = store.deliveries(conn, imported_batch)
+    assert not delivery["delivered"] and delivery["error"] == "no answer within 1 s"
 
 
 def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(
