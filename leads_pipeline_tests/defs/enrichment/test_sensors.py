@@ -70,7 +70,8 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
         auto = create_list(conn, "auto", owner="tester")
     import_file(database_url, world_leads_csv, "early", batch_id="import-early")
     _settings(database_url, early.id, on=True)  # turned on after that import: it is not enriched retroactively
-    _settings(database_url, auto.id, on=True)
+    hook = "https://hooks.slack.com/services/T0/B0/SECRET"
+    _settings(database_url, auto.id, on=True, notify_url=hook)
     import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
 
     result = _evaluate(database_url, instance)
@@ -82,6 +83,16 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
     with connect(database_url) as conn:
         job = store.get_job(conn, "import-auto")
     assert (job.template, job.max_credits, job.leads_queued, job.status) == ("basic", 5.0, 300, "queued")
+    assert job.notify_url == hook
+    with connect(database_url) as conn:  # the token is stored sealed, in the setting and in the job
+        stored = conn.execute(
+            "SELECT (SELECT notify_url::bytea FROM list_enrichment_settings WHERE list_id = %s) AS setting,"
+            " (SELECT notify_url::bytea FROM enrichment_jobs WHERE id = 'import-auto') AS job",
+            (auto.id,),
+        ).fetchone()
+    assert stored is not None and all(
+        bytes(v).startswith(b"enc:") and b"SECRET" not in bytes(v) for v in stored.values()
+    )
     assert not _evaluate(database_url, instance).run_requests  # the job marks the import as handled
 
 
