@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from leads_pipeline.lib.errors import InputFileError
@@ -282,7 +284,7 @@ def _choose_delimiter(text: str, truncated: bool) -> tuple[str, list[list[str]]]
     """The delimiter under which most sampled records share one field count (and that count is the largest)."""
     best: tuple[float, int, str, list[list[str]]] | None = None
     for delimiter in DELIMITERS:
-        records = [r for r in _sample_records(text, delimiter, truncated) if r]
+        records = [r for r in _sample_records(text, delimiter, truncated) if not _is_blank(r)]
         counts = Counter(len(r) for r in records if len(r) > 1)
         if not counts:
             continue
@@ -291,7 +293,7 @@ def _choose_delimiter(text: str, truncated: bool) -> tuple[str, list[list[str]]]
         if best is None or score[:2] > best[:2]:
             best = score
     if best is None:
-        return ",", [r for r in _sample_records(text, ",", truncated) if r]
+        return ",", [r for r in _sample_records(text, ",", truncated) if not _is_blank(r)]
     return best[2], best[3]
 
 
@@ -385,7 +387,11 @@ class _RecordScan:
         self._usable = True
         self._ends: list[np.ndarray] = []  # offset of each line feed that ends a record
         self._lines: list[np.ndarray] = []  # 1-based line number of the line that feed ends
-        self._after_cr: list[np.ndarray] = []  # whether a CR stands before that feed
+        self._text = np.ones(256, dtype=bool)  # the bytes that are text: not delimiter, quote nor line break
+        self._text[[self._delimiter, _QUOTE, _LF, _CR]] = False
+        self._filled: list[np.ndarray] = []  # whether the record each feed ends has text
+        self._filling = False  # whether the record the current block starts in has text before the block
+        self._quotes_before: list[np.ndarray] = []  # how many quotes stand before each record-ending feed
         self._open_line = 0  # line of the last quote that opened a quoted field (not the second of a "" pair)
 
     def feed(self, block: bytes, offset: int) -> None:
@@ -405,11 +411,21 @@ class _RecordScan:
             fresh = opening[before != _QUOTE]
             if len(fresh):
                 self._open_line = self._newlines + int(np.searchsorted(feeds, fresh[-1])) + 1
-        quoted = (self._quotes + np.searchsorted(quotes, feeds)) % 2 == 1
+        quotes_before = self._quotes + np.searchsorted(quotes, feeds)
+        quoted = quotes_before % 2 == 1
         ends = feeds[~quoted]
         self._ends.append(ends + offset)
         self._lines.append(self._newlines + np.flatnonzero(~quoted) + 1)
-        self._after_cr.append(np.where(ends > 0, data[np.maximum(ends - 1, 0)], self._previous) == _CR)
+        text = self._text[data]
+        text[: max(self._data_start - offset, 0)] = False  # a byte order mark is no text
+        if len(ends):
+            filled = np.logical_or.reduceat(text[: ends[-1] + 1], np.concatenate(([0], ends[:-1] + 1)))
+            filled[0] |= self._filling
+            self._filled.append(filled)
+            self._filling = bool(text[ends[-1] + 1 :].any())
+        else:
+            self._filling = self._filling or bool(text.any())
+        self._quotes_before.append(quotes_before[~quoted])
         self._quotes += len(quotes)
         self._newlines += len(feeds)
         self._previous = int(data[-1]) if len(data) else self._previous
@@ -420,23 +436,37 @@ class _RecordScan:
         return self._open_line if self._usable and self._quotes % 2 else None
 
     def records(self, size: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(byte offset, line number) of the start of every non-blank record, or None if the scan gave up."""
+        """(byte offset, line number) of the start of every non-blank record, or None if the scan gave up.
+
+        A blank record is an empty line or one of delimiters only (",,,,": Excel writes one for every row below
+        the data whose cells were once formatted), as :func:`_is_blank` reads them parsed. A record of nothing
+        but quotes and delimiters may hold a field (``","``) or only empty ones (``"",""``): the scan gives
+        up on it, and the parse decides."""
         if not self._usable:
             return None
         ends = np.concatenate([*self._ends, np.array([size], dtype=np.int64)]).astype(np.int64)
         end_lines = np.concatenate([*self._lines, np.array([self._newlines + 1], dtype=np.int64)])
-        after_cr = np.concatenate([*self._after_cr, np.array([self._previous == _CR])])
         starts = np.concatenate([np.array([self._data_start], dtype=np.int64), ends[:-1] + 1])
         lines = np.concatenate([np.array([1], dtype=np.int64), end_lines[:-1] + 1])
         length = ends - starts
         if (length > MAX_FIELD_BYTES).any():
             return None
-        blank = (length <= 0) | ((length == 1) & after_cr)
+        blank = ~np.concatenate([*self._filled, np.array([self._filling])])
+        quotes = np.concatenate([*self._quotes_before, np.array([self._quotes], dtype=np.int64)])
+        quotes_in = quotes - np.concatenate([np.array([0], dtype=np.int64), quotes[:-1]])
+        if (blank & (quotes_in > 0)).any():
+            return None
         return starts[~blank], lines[~blank]
 
 
 def _open_text(path: Path, encoding: str) -> io.TextIOWrapper:
     return open(path, encoding=encoding, newline="")
+
+
+def _is_blank(record: list[str]) -> bool:
+    """An empty line, or one of delimiters only (",,,,", below the data of a sheet Excel saved): no record, not
+    an error; every field of it is empty."""
+    return not any(record)
 
 
 def _parse(path: Path, lines: Iterable[str], delimiter: str, first_line: int = 1) -> Iterator[tuple[int, list[str]]]:
@@ -457,7 +487,7 @@ def _parse(path: Path, lines: Iterable[str], delimiter: str, first_line: int = 1
                     "1 MB: a cell that large is a broken export); shorten it, or close a quote left open before it",
                 ) from exc
             raise InputFileError(path, f"line {line}: {exc}; re-export the file as CSV and retry") from exc
-        if record:
+        if not _is_blank(record):
             yield line, record
         line = first_line + reader.line_num
 
@@ -769,6 +799,8 @@ def _arrow_records(chunk: ChunkRange, data: bytes) -> RawChunk | None:
         )
     except (pa.ArrowInvalid, UnicodeDecodeError):  # a record of the wrong width, among others
         return None
+    if table.num_rows > chunk.records:  # lines of delimiters only (",,,,"), which inspection did not count
+        table = table.filter(functools.reduce(pc.or_, (pc.not_equal(column, "") for column in table.columns)))
     if table.num_rows != chunk.records:
         return None
     return RawChunk(

@@ -529,6 +529,10 @@ _LINKEDIN: Final = (
     r"^(?:https?://)?(?:[a-z0-9\-]+\.)?linkedin\.com/(?:mwlite/)?(?P<kind>in|company)/(?P<slug>[^/?#\s]+)"
     r"(?:[/?#].*)?$"
 )
+LINKEDIN_MEMBER_ID: Final = r"^AC[ow]AA[0-9A-Za-z_-]+$"
+"""A profile slug that is a member id ("ACoAAB...", the URN LinkedIn's API and Sales Navigator give instead of the
+vanity name): base64-like and case-sensitive, so it keeps its case (lower-cased, it opens no profile and two members
+could meet in one)."""
 
 
 def _lower_slug(slug: str) -> tuple[str | None]:
@@ -555,8 +559,9 @@ def linkedin_urls(s: pd.Series) -> Normalized:
 
     Exports write the same profile with or without scheme, with country subdomains ("uk.linkedin.com"),
     trailing slashes and tracking queries; one canonical form makes profiles comparable across sources.
-    Slugs are case-insensitive on LinkedIn, so they are lower-cased, and a slug with accents is kept in Unicode
-    whether the export percent-encoded it ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
+    Vanity slugs are case-insensitive on LinkedIn, so they are lower-cased (a member id, ``LINKEDIN_MEMBER_ID``,
+    is not and keeps its case), and a slug with accents is kept in Unicode whether the export percent-encoded it
+    ("j%C3%BCrgen-m%C3%BCller", as LinkedIn's own export does) or not.
     Anything other than a profile or a company page (posts, "/pub/" URLs, search links) is a problem.
     """
     arr = pc.utf8_normalize(_clean(_arrow(s)), form="NFC")
@@ -568,7 +573,9 @@ def linkedin_urls(s: pd.Series) -> Normalized:
     if _true(pc.any(special)).as_py():
         (decoded,) = _map_distinct(_null_where(slug, pc.invert(special)), _lower_slug, 1)
         lowered = pc.if_else(special, decoded, lowered)
-    values = _concat("https://www.linkedin.com/", pc.utf8_lower(parts["kind"]), "/", lowered)
+    kind = pc.utf8_lower(parts["kind"])
+    member = _true(pc.and_(pc.equal(kind, "in"), _matches(slug, LINKEDIN_MEMBER_ID)))
+    values = _concat("https://www.linkedin.com/", kind, "/", pc.if_else(member, slug, lowered))
     problems = pc.if_else(pc.and_(pc.is_valid(arr), pc.is_null(values)), _lit(LINKEDIN_PROBLEM), _NULL_STRING)
     return Normalized(_series(values, s.index), _series(problems, s.index))
 

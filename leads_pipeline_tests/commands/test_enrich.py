@@ -111,7 +111,8 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert payload["event"] == "enrichment.completed" and payload["jobId"] == document["jobId"]
     with connect(database_url) as conn:
         delivery = conn.execute("SELECT url, delivered, status_code FROM webhook_deliveries").fetchone()
-    assert delivery == {"url": url.split("?")[0] + "?…", "delivered": True, "status_code": 204}
+    # the token may be in the path too: the host and the path's first segment are recorded
+    assert delivery == {"url": url.split("/hooks/")[0] + "/hooks/…?…", "delivered": True, "status_code": 204}
 
     credits = _json(leads, "credits", "--by", "job", "--json")
     assert credits["rows"] == [

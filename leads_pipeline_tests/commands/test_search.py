@@ -113,6 +113,18 @@ def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--score-min", "1") == [], "no lead is scored yet"
 
 
+def test_a_linkedin_filter_reads_the_url_as_the_import_does(fair: Leads, database_url: str) -> None:
+    """A member id keeps its case (it was lower-cased and found nobody); a vanity name is found in any case."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET linkedin_url = 'https://www.linkedin.com/in/ACoAAB12345' WHERE country = 'ES'")
+        conn.execute("UPDATE leads SET linkedin_url = 'https://www.linkedin.com/in/priya-s' WHERE country = 'IN'")
+    assert _emails(fair, "--where", "linkedin_url = linkedin.com/in/ACoAAB12345/") == ["ana.garcia@acme.es"]
+    assert _emails(fair, "--where", "linkedin_url = https://www.linkedin.com/in/acoaab12345") == []
+    assert _emails(fair, "--where", "linkedin_url = HTTPS://WWW.LINKEDIN.COM/IN/PRIYA-S") == [
+        "priya.sharma@infosys.example"
+    ]
+
+
 def test_keyset_pagination_walks_every_lead_once_in_sort_order(fair: Leads, database_url: str) -> None:
     with connect(database_url) as conn:  # some scores, some NULL, with ties: the hard case for keyset paging
         conn.execute("UPDATE leads SET score = (id % 4) * 10 WHERE id % 3 <> 0")

@@ -303,7 +303,8 @@ def _random_field(rng: random.Random, delimiter: str) -> str:
     return rng.choice(["5'11\"", 'ab"cd', ' "spaced"', '"quoted"tail', '""x'])
 
 
-def _random_file(rng: random.Random) -> tuple[str, str]:
+def _random_file(rng: random.Random, empty: random.Random) -> tuple[str, str]:
+    """A file of ``rng``'s records, with lines of no or empty fields between them drawn from ``empty``."""
     delimiter = rng.choice([",", ";", "\t", "|"])
     newline = rng.choice(["\n", "\r\n"])
     lines = []
@@ -313,6 +314,8 @@ def _random_file(rng: random.Random) -> tuple[str, str]:
     for _ in range(rng.randint(1, 12)):
         if rng.random() < 0.15:
             lines.append("")
+        if empty.random() < 0.1:  # no record, or one of empty fields, or one field of a delimiter
+            lines.append(empty.choice([delimiter * 3, delimiter, '""', f'""{delimiter}""', f'"{delimiter}"']))
         width = rng.choice([4, 4, 4, 4, 3, 5])
         lines.append(delimiter.join(_random_field(rng, delimiter) for _ in range(width)))
     text = newline.join(lines) + rng.choice([newline, "", newline * 2])
@@ -328,10 +331,10 @@ def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
     line ends straddle the blocks the file is read in."""
     if block_bytes is not None:
         monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
-    rng = random.Random(20261129)
+    rng, empty = random.Random(20261129), random.Random(20261201)
     by_scan = by_parse = 0
     for case in range(400):
-        text, encoding = _random_file(rng)
+        text, encoding = _random_file(rng, empty)
         path = _write(tmp_path / f"case{case}.csv", text, encoding)
         try:
             layout = inspect_file(path)
@@ -341,7 +344,7 @@ def test_record_lines_found_in_the_bytes_agree_with_the_csv_reader(
         records: list[tuple[int, list[str]]] = []
         line = 1
         for record in reader:
-            if record:
+            if any(record):  # neither an empty line nor one of empty fields
                 records.append((line, record))
             line = 1 + reader.line_num
         header_line, headers = records[layout.skip_records]
@@ -371,6 +374,19 @@ def test_plainly_quoted_chunks_are_parsed_by_arrow_and_misfits_by_csv_with_their
     raw = read_range(chunk)
     assert raw.columns is None and raw.row_numbers == [2, 5]
     assert [(p.row_number, p.reason) for p in raw.problems] == [(6, "expected 3 fields, found 2")]
+
+
+@pytest.mark.parametrize("notes", ["plain", 'a "quoted" note'], ids=["found in the bytes", "parsed"])
+def test_lines_of_delimiters_only_are_skipped_like_blank_lines(tmp_path: Path, notes: str) -> None:
+    """Excel writes ",,,," for every row below the data whose cells were once formatted: no record, no error, in
+    the count, the chunks and their lines, whichever way the records are found."""
+    text = f"Name,Email,Notes\nAnn,ann@example.com,{notes}\n,,\r\n\nBo,bo@example.com,x\n,,\n,,\n"
+    layout = inspect_file(_write(tmp_path / "excel.csv", text))
+    assert layout.plain_quoting == (notes == "plain") and layout.total_rows == 2
+    rows = [["Ann", "ann@example.com", notes], ["Bo", "bo@example.com", "x"]]
+    for raw in [*iter_chunks(layout, chunk_rows=10), *map(read_range, chunk_ranges(layout, chunk_rows=10) or [])]:
+        assert _read(raw) == (0, [2, 5], rows, [])
+    assert [_read(read_range(r))[1] for r in chunk_ranges(layout, chunk_rows=1) or []] == [[2], [5]]
 
 
 def test_a_file_with_lone_carriage_returns_is_read_sequentially(tmp_path: Path) -> None:
@@ -487,10 +503,10 @@ def test_a_quote_left_open_at_the_end_of_any_file_is_found_on_its_line(
     never closes is refused with the line it starts on; the same files without it are not."""
     if block_bytes is not None:
         monkeypatch.setattr(csvfile, "_BLOCK_BYTES", block_bytes)
-    rng = random.Random(20261130)
+    rng, empty = random.Random(20261130), random.Random(20261202)
     tested = 0
     for case in range(200):
-        text, encoding = _random_file(rng)
+        text, encoding = _random_file(rng, empty)
         try:
             inspect_file(_write(tmp_path / f"case{case}.csv", text, encoding))
         except InputFileError:

@@ -416,12 +416,25 @@ def test_invalid_websites(raw: str) -> None:
         ("https://m.linkedin.com/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
         ("https://www.linkedin.com/mwlite/in/jane-doe", "https://www.linkedin.com/in/jane-doe"),
         ("https://www.linkedin.com/mwlite/company/acme", "https://www.linkedin.com/company/acme"),
+        # a member id (API, Sales Navigator) is case-sensitive: it keeps its case
+        ("https://www.linkedin.com/in/ACoAAB12345/", "https://www.linkedin.com/in/ACoAAB12345"),
+        ("linkedin.com/IN/ACwAAAbC_d-9?trk=x", "https://www.linkedin.com/in/ACwAAAbC_d-9"),
+        ("https://www.linkedin.com/company/ACoAAB12345", "https://www.linkedin.com/company/acoaab12345"),
     ],
 )
 def test_linkedin_urls(raw: str, expected: str) -> None:
     result = linkedin_urls(one(raw))
     assert result.values.iloc[0] == expected
     assert py(result.problems.iloc[0]) is None
+
+
+def test_linkedin_member_ids_differing_in_case_stay_two_profiles() -> None:
+    result = linkedin_urls(pd.Series(["linkedin.com/in/ACoAAbc1", "linkedin.com/in/ACoAABC1", "linkedin.com/in/Ann"]))
+    assert result.values.tolist() == [
+        "https://www.linkedin.com/in/ACoAAbc1",
+        "https://www.linkedin.com/in/ACoAABC1",
+        "https://www.linkedin.com/in/ann",
+    ]
 
 
 @pytest.mark.parametrize(

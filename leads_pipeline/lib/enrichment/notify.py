@@ -1,7 +1,8 @@
 """Completion notifications (``notifyOnComplete``): the job summary POSTed as JSON to a webhook, once per job.
 
 A delivery never fails the job: every error is caught, recorded in ``webhook_deliveries`` and logged. The URL
-is stored and logged without its query string and credentials, which is where webhook tokens live. Only public
+is stored and logged (:func:`safe_url`) with its host and first path segment only: webhook tokens live in the query
+string, the credentials, or the rest of the path (Slack's, Discord's, Teams' and Zapier's webhooks). Only public
 hosts are posted to and redirects are not followed (``clients.egress``): the URL is any user's choice.
 """
 
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
-from leads_pipeline.lib.clients.egress import check_public
+from leads_pipeline.lib.clients.egress import check_public, deadline_session
 from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
@@ -23,15 +24,35 @@ from leads_pipeline.lib.store.db import connect
 WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
 _QUERY = re.compile(r"\?[^\s'\")]*")
 TIMEOUT_S = 10.0
+DEADLINE_S = 30.0
+"""The whole exchange's bound (``TIMEOUT_S`` bounds each wait for data): a receiver sending its answer a byte at
+a time would otherwise hold the sensor."""
 
 
 def safe_url(url: str) -> str:
-    """The URL without credentials, query or fragment (``?token=...`` becomes ``?…``)."""
+    """The URL as shown: without credentials or fragment, its query (``?token=...``) as ``?…`` and its path after
+    the first segment as ``/…`` (``https://hooks.slack.com/services/T0/B0/SECRET`` becomes
+    ``https://hooks.slack.com/services/…``): the host and the kind of hook still say where it went."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
         host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "…" if parts.query else "", ""))
+    return urlunsplit((parts.scheme, host, _masked_path(parts.path), "…" if parts.query else "", ""))
+
+
+def _masked_path(path: str) -> str:
+    """``/first/…`` for a path with more than its first segment ("/hook/" and "/hook" stay as they are)."""
+    first, _, rest = path.lstrip("/").partition("/")
+    return f"/{first}/…" if rest else path
+
+
+def _safe_error(exc: requests.RequestException, url: str) -> str:
+    """The exception's text without the URL's secrets: requests names the path and query that failed."""
+    text = _QUERY.sub("?…", str(exc))
+    first = urlsplit(url).path.lstrip("/").partition("/")[0]
+    if first:  # "/services/T0/B0/SECRET" (or its percent-encoded form) -> "/services/…"
+        text = re.sub(rf"/{re.escape(first)}/[^\s'\")?]+", f"/{first}/…", text)
+    return f"{type(exc).__name__}: {text[:300]}"
 
 
 def webhook_url(job: store.Job) -> str | None:
@@ -53,23 +74,26 @@ def notify_completion(
         payload = {"event": "enrichment.completed", **summary(conn, job_id)}
     status_code: int | None = None
     error: str | None = None
-    try:
-        check_public(url)
-        # stream: only the status is wanted, and a body read to its end would let the receiver hold the sensor
-        # (TIMEOUT_S bounds each read, not the whole body) or fill its memory
-        with requests.post(
-            url,
-            json=payload,
-            timeout=TIMEOUT_S,
-            headers={"User-Agent": "leads-pipeline"},
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            status_code = response.status_code
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}"
-    except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {_QUERY.sub('?…', str(exc))[:300]}"  # tokens live in query strings
+    with deadline_session(DEADLINE_S) as (http, cut_off):
+        try:
+            check_public(url)
+            # stream: only the status is wanted, and a body read to its end would let the receiver hold the
+            # sensor until the deadline or fill its memory
+            with http.post(
+                url,
+                json=payload,
+                timeout=TIMEOUT_S,
+                headers={"User-Agent": "leads-pipeline"},
+                allow_redirects=False,
+                stream=True,
+            ) as response:
+                status_code = response.status_code
+            if not 200 <= status_code < 300:
+                error = f"HTTP {status_code}"
+        except requests.RequestException as exc:
+            error = _safe_error(exc, url)
+        if status_code is None and cut_off.is_set():
+            error = f"no answer within {DEADLINE_S:g} s"
     ok = error is None
     log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
     with connect(database_url) as conn:

@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
-from leads_pipeline.lib.privacy.crypto import seal_details, seal_fact
+from leads_pipeline.lib.privacy.crypto import seal, seal_details, seal_fact
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
@@ -126,7 +126,7 @@ def create_job(
             estimate["estimatedTime"],
             Jsonb(estimate),
             leads_queued,
-            notify_url,
+            seal(notify_url),  # a webhook's URL holds its token: sealed as personal data is (read back opened)
             created_by,
         ),
     ).fetchone()
@@ -682,7 +682,7 @@ def set_list_settings(
            ON CONFLICT (list_id) DO UPDATE SET enrich_after_import = EXCLUDED.enrich_after_import,
                sources = EXCLUDED.sources, template = EXCLUDED.template, priority = EXCLUDED.priority,
                max_credits = EXCLUDED.max_credits, notify_url = EXCLUDED.notify_url, updated_at = now()""",
-        (list_id, enrich_after_import, list(sources), template, priority, max_credits, notify_url),
+        (list_id, enrich_after_import, list(sources), template, priority, max_credits, seal(notify_url)),
     )
 
 

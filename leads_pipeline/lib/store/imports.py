@@ -16,6 +16,7 @@ from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
 from leads_pipeline.lib.fields import PHONE_EXTENSIONS, TYPED_FIELDS
+from leads_pipeline.lib.normalize import LINKEDIN_MEMBER_ID
 from leads_pipeline.lib.prepare import (
     CONTACT_KEYS,
     MATCH_COLUMNS,
@@ -179,10 +180,24 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]
     found the lead of an earlier row (``dup``)."""
     primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]  # sealed keys compare by their blind index
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
-    steps: list[tuple[str, sql.Composable]] = [(key, sql.SQL("TRUE")) for key in primary]
+    steps: list[tuple[str, sql.Composable, sql.Composable]] = [
+        (key, sql.SQL("TRUE"), key_column(key, "s")) for key in primary
+    ]
     # A row without the list's key is matched by the other contact key, then by LinkedIn URL, then by name.
-    steps.extend((MATCH_COLUMNS[key], no_primary) for key in CONTACT_KEYS if MATCH_COLUMNS[key] not in primary)
-    steps.append(("linkedin_url", no_primary))
+    steps.extend(
+        (MATCH_COLUMNS[key], no_primary, key_column(MATCH_COLUMNS[key], "s"))
+        for key in CONTACT_KEYS
+        if MATCH_COLUMNS[key] not in primary
+    )
+    steps.append(("linkedin_url", no_primary, key_column("linkedin_url", "s")))
+    # A LinkedIn member id ("/in/ACoAA...", lib/normalize.py) was lower-cased by earlier imports (and sql/043): a
+    # lead stored so (its case is lost for good) is the lead of the same id written with its case, and
+    # ``--on-duplicate update`` gives it the working URL back. Two members whose ids differ only in case are a
+    # risk only in theory (the ids are ~39 random base64 characters).
+    member = sql.SQL("s.linkedin_url <> lower(s.linkedin_url) AND s.linkedin_url ~ {}").format(
+        sql.Literal("^https://www\\.linkedin\\.com/in/" + LINKEDIN_MEMBER_ID.removeprefix("^"))
+    )
+    steps.append(("linkedin_url", no_primary + sql.SQL(" AND ") + member, sql.SQL("lower(s.linkedin_url)")))
     # One index scan per key for the whole chunk: the chunk's keys go in as an array (PostgreSQL 18 walks the
     # (list_id, key) index once for all of them, skipping between leaf pages) and each key takes the list's
     # oldest live lead. The scan sits behind an OFFSET 0 fence with deleted leads filtered outside it, so the
@@ -193,19 +208,19 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]
     # match, 0.13 s where none does; a correlated probe per row took 0.78 s and 0.21 s. A hash index of the keys
     # cannot serve this scan: it rechecks each match against the whole array, 100 s for 25k matches; README.)
     matched = 0
-    for key, guard in steps:
+    for key, guard, staged_key in steps:
         matched += conn.execute(
             sql.SQL(
                 "UPDATE stg s SET lead_id = m.id FROM ("
                 " SELECT DISTINCT ON (k.key) k.key, k.id FROM (SELECT l.id, {lead_key} AS key, l.deleted_at"
                 " FROM leads l WHERE l.list_id = {list} AND {lead_key} = ANY(ARRAY("
-                "SELECT s.{key} FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard})) OFFSET 0) k"
-                " WHERE k.deleted_at IS NULL ORDER BY k.key, k.id) m"
+                "SELECT {staged_key} FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}))"
+                " OFFSET 0) k WHERE k.deleted_at IS NULL ORDER BY k.key, k.id) m"
                 " WHERE {staged_key} = m.key AND s.lead_id IS NULL AND {guard}"
             ).format(
                 key=sql.Identifier(key),
                 lead_key=key_column(key, "l"),
-                staged_key=key_column(key, "s"),
+                staged_key=staged_key,
                 list=sql.Literal(list_id),
                 guard=guard,
             )

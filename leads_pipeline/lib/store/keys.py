@@ -2,7 +2,8 @@
 
 ``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
 re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
-in clear from before sql/010, whose blind indexes it fills too), and records how far it got in
+in clear from before sql/010, whose blind indexes it fills too; webhook URLs stored in clear before they were
+sealed), and records how far it got in
 ``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
 at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
 other writers while it runs are sealed under the active key by those writers already.
@@ -35,9 +36,10 @@ from leads_pipeline.lib.privacy.crypto import (
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection
 
-ColumnKind = Literal["lead", "sealed", "json"]
+ColumnKind = Literal["lead", "sealed", "secret", "json"]
 """lead: a sealed leads column (plaintext from before sql/010 is sealed, its blind index filled); sealed: a text
-column whose sealed values are re-sealed; json: a JSON column whose sealed strings are re-sealed."""
+column whose sealed values are re-sealed; secret: a text column sealed whole, plaintext stored before it was
+sealed included (a webhook URL); json: a JSON column whose sealed strings are re-sealed."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ SEALED_COLUMNS: Final[tuple[SealedTable, ...]] = (
     SealedTable("crm_conflicts", (("local_value", "sealed"), ("remote_value", "sealed"))),
     SealedTable("crm_sync_log", (("message", "sealed"),)),
     SealedTable("crm_rejects", (("message", "sealed"),)),
+    SealedTable("enrichment_jobs", (("notify_url", "secret"),)),
+    SealedTable("list_enrichment_settings", (("notify_url", "secret"),)),
 )
 """Every column holding sealed values (a stage adding one adds it here)."""
 
@@ -69,7 +73,7 @@ Progress = Callable[[str, int, int], None]
 def _stale(column: str, kind: ColumnKind, active: str) -> sql.Composable:
     """SQL: this column holds a value not sealed under the active key (legacy plaintext counts for leads)."""
     name = sql.Identifier(column)
-    if kind == "lead":
+    if kind in ("lead", "secret"):
         return sql.SQL("{} !~ {}").format(name, sql.Literal(f"^{PREFIX}{active}:"))
     if kind == "sealed":
         return sql.SQL("{} ~ {}").format(name, sql.Literal(f"^{PREFIX}(?!{active}:)"))
@@ -100,6 +104,9 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
             changes[column] = Jsonb(_reseal_json(value, ring))
         elif kind == "sealed":
             if is_sealed(value) and sealed_key_id(value) != ring.active:
+                changes[column] = ring.seal(ring.open(value))
+        elif kind == "secret":
+            if sealed_key_id(value) != ring.active:
                 changes[column] = ring.seal(ring.open(value))
         elif sealed_key_id(value) != ring.active:
             plain = ring.open(value)

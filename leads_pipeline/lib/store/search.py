@@ -71,7 +71,12 @@ def _column(name: str) -> sql.Composable:
 
 
 def _equal_value(name: str, value: str) -> str:
-    """The value as the store keeps that field (emails lower-case, countries upper-case, phones E.164)."""
+    """The value as the store keeps that field (emails lower-case, countries upper-case, phones E.164, LinkedIn
+    URLs canonical: a member id keeps its case)."""
+    if name == "linkedin_url":
+        url = norm.linkedin_urls(pd.Series([value], dtype="string")).values.iloc[0]
+        if not pd.isna(url):
+            return str(url)
     if name in _LOWERCASE_STORED:
         return value.strip().lower()
     if name == "country":

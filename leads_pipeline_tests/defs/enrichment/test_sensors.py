@@ -26,6 +26,7 @@ from leads_pipeline.defs.enrichment.sensors import (
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
+from leads_pipeline.lib.enrichment import notify
 from leads_pipeline.lib.enrichment.jobs import estimate
 from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.templates import load_template
@@ -69,7 +70,8 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
         auto = create_list(conn, "auto", owner="tester")
     import_file(database_url, world_leads_csv, "early", batch_id="import-early")
     _settings(database_url, early.id, on=True)  # turned on after that import: it is not enriched retroactively
-    _settings(database_url, auto.id, on=True)
+    hook = "https://hooks.slack.com/services/T0/B0/SECRET"
+    _settings(database_url, auto.id, on=True, notify_url=hook)
     import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
 
     result = _evaluate(database_url, instance)
@@ -81,6 +83,16 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
     with connect(database_url) as conn:
         job = store.get_job(conn, "import-auto")
     assert (job.template, job.max_credits, job.leads_queued, job.status) == ("basic", 5.0, 300, "queued")
+    assert job.notify_url == hook
+    with connect(database_url) as conn:  # the token is stored sealed, in the setting and in the job
+        stored = conn.execute(
+            "SELECT (SELECT notify_url::bytea FROM list_enrichment_settings WHERE list_id = %s) AS setting,"
+            " (SELECT notify_url::bytea FROM enrichment_jobs WHERE id = 'import-auto') AS job",
+            (auto.id,),
+        ).fetchone()
+    assert stored is not None and all(
+        bytes(v).startswith(b"enc:") and b"SECRET" not in bytes(v) for v in stored.values()
+    )
     assert not _evaluate(database_url, instance).run_requests  # the job marks the import as handled
 
 
@@ -185,9 +197,15 @@ def test_a_finished_run_settles_the_job_and_posts_the_summary_once(
 
 
 def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
-    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    run, event = _job_run(database_url, sandbox, instance, "http://127.0.0.1:9/nowhere?token=secret", fail=True)
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")  # tried, so that the connection error names the URL's path
+    url = "http://127.0.0.1:9/services/T0/B0/PATHSECRET?token=secret"  # Slack's token is in the path
+    run, event = _job_run(database_url, sandbox, instance, url, fail=True)
     context = _run_status_context(database_url, instance, run, event)
 
     enrichment_failed_sensor(context)
@@ -196,8 +214,9 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
         job = store.get_job(conn, imported_batch)
         [delivery] = store.deliveries(conn, imported_batch)
     assert job.status == "failed" and job.failure
-    assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"]
-    assert delivery["url"] == "http://127.0.0.1:9/nowhere?…"
+    assert not delivery["delivered"] and delivery["error"] and "secret" not in delivery["error"].lower()
+    assert "/services/…" in delivery["error"]
+    assert delivery["url"] == "http://127.0.0.1:9/services/…?…"
 
 
 class _Redirect(_Hook):
@@ -289,6 +308,46 @@ def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sen
     assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
     with connect(database_url) as conn:
         assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
+
+
+class _SlowStatus(_Hook):
+    """Accepts the POST, then sends its status line a byte every 0.3 s (each read well within the timeout)."""
+
+    def do_POST(self) -> None:
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        try:
+            for byte in b"HTTP/1.0 200 OK\r\n\r\n":
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.3)
+        except OSError:
+            pass  # the client hung up, as it should
+
+
+def test_a_webhook_answering_a_byte_at_a_time_is_given_up_at_the_deadline(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
+    monkeypatch.setattr(notify, "DEADLINE_S", 1.0)
+    received: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Slow", (_SlowStatus,), {"received": received}))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+        started = time.monotonic()
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        elapsed = time.monotonic() - started
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == 1 and elapsed < 4  # the status line takes 5.7 s
+    with connect(database_url) as conn:
+        [delivery] = store.deliveries(conn, imported_batch)
+    assert not delivery["delivered"] and delivery["error"] == "no answer within 1 s"
 
 
 def test_a_failed_run_dagster_retries_leaves_the_job_to_its_retry(

@@ -90,6 +90,16 @@ def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
                 except OSError:
                     pass  # the client hung up, as it should
                 return
+            if self.path == "/slow-headers.png":  # a header line every 0.2 s, the body never reached
+                try:
+                    self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+                    for n in range(30):
+                        self.wfile.write(f"X-Drip-{n}: x\r\n".encode())
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:
+                    pass  # the client hung up, as it should
+                return
             if self.path == "/moved":
                 self.send_response(302)
                 self.send_header("Location", "/photo.png")
@@ -141,4 +151,8 @@ def test_a_photo_sent_a_byte_at_a_time_is_given_up_at_the_deadline(image_server:
     with pytest.raises(MediaError, match="took longer than 1 s"):
         store_image(f"{image_server}/slow.png", tmp_path / "media", timeout=1.0, deadline_s=1.0)
     assert time.monotonic() - started < 5
+    started = time.monotonic()  # the headers too: 6 s of them, each line well within the read timeout
+    with pytest.raises(MediaError, match="took longer than 1 s"):
+        store_image(f"{image_server}/slow-headers.png", tmp_path / "media", timeout=1.0, deadline_s=1.0)
+    assert time.monotonic() - started < 3
     assert store_image(f"{image_server}/photo.png", tmp_path / "media", deadline_s=1.0).read_bytes() == PNG

@@ -946,6 +946,33 @@ def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
     assert [r["linkedin_url"] for r in karen] == ["https://www.linkedin.com/in/karenk"]
 
 
+def test_a_linkedin_member_id_keeps_its_case_and_finds_its_lead_stored_lower_cased(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A member id ("/in/ACoAA...") is case-sensitive: stored as written, while a lead an earlier import stored
+    with it lower-cased is still that member's (and an update gives it the working URL)."""
+    list_id = _new_list(database_url)
+    header = ["First Name", "Last Name", "Company", "LinkedIn"]
+    old = [["Ann", "Lee", "Acme", "https://www.linkedin.com/in/ACoAAB12345/"]]
+    import_file(database_url, _write_csv(tmp_path / "old.csv", header, old))
+    assert _query(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s", [list_id]) == [
+        {"linkedin_url": "https://www.linkedin.com/in/ACoAAB12345"}
+    ]
+    with connect(database_url) as conn:  # as imports before and sql/043 stored it
+        conn.execute("UPDATE leads SET linkedin_url = lower(linkedin_url) WHERE list_id = %s", [list_id])
+    rows = [
+        ["Ann", "Lee", "Acme", "linkedin.com/in/ACoAAB12345"],  # the lead stored lower-cased
+        ["Ann", "Lee", "Acme", "linkedin.com/in/ACoAAb12345"],  # another member of that name
+    ]
+    status = import_file(database_url, _write_csv(tmp_path / "new.csv", header, rows), on_duplicate="update")
+    assert status["results"] == {"imported": 1, "updated": 1, "skipped": 0, "errors": 0}
+    leads = _query(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s ORDER BY id", [list_id])
+    assert [r["linkedin_url"] for r in leads] == [
+        "https://www.linkedin.com/in/ACoAAB12345",
+        "https://www.linkedin.com/in/ACoAAb12345",
+    ]
+
+
 SECONDARY_HEADER = ["First Name", "Last Name", "Company", "Email", "Phone", "LinkedIn", "Title"]
 # Rows that are one lead only through a key tried after the list's own: the first has the list's key, a later one
 # lacks it and shares another key with it (a later row also brings a title, so that an update changes the lead).

@@ -9,6 +9,7 @@ import pytest
 
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.store import enrichment
 from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, rotate
@@ -101,6 +102,52 @@ def test_an_interrupted_rotation_resumes_and_leaves_everything_under_the_new_key
     crypto.forget_keyring()
     with connect(database_url) as conn:
         assert list(conn.execute("SELECT id, email, phone, custom FROM leads ORDER BY id")) == before
+
+
+def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_url: str, key_home: Path) -> None:
+    """A webhook URL holds its token: sealed when stored, re-sealed under the new key like personal data, and one
+    stored in clear before (as every one was) sealed."""
+    hook = "https://hooks.slack.com/services/T0/B0/SECRET"
+    with connect(database_url) as conn:
+        list_id = create_list(conn, "prospects", owner="tester").id
+        enrichment.set_list_settings(
+            conn,
+            list_id,
+            enrich_after_import=True,
+            sources=["company"],
+            template="basic",
+            priority="normal",
+            max_credits=None,
+            notify_url=hook,
+        )
+    csv_file = key_home / "one.csv"
+    csv_file.write_text("Email\nann@example.com\n", encoding="utf-8")
+    import_file(database_url, csv_file, batch_id="job-1")  # a job enriches a batch
+    with connect(database_url) as conn:
+        job = enrichment.create_job(
+            conn,
+            "job-1",
+            sources=["company"],
+            template="basic",
+            overwrite=False,
+            priority="normal",
+            max_credits=None,
+            estimate={"estimatedCredits": 0, "estimatedTime": 0},
+            leads_queued=0,
+            notify_url=hook,
+            created_by="tester",
+        )
+        conn.execute("UPDATE enrichment_jobs SET notify_url = %s WHERE id = %s", (hook, job.id))  # as stored before
+    query = "SELECT notify_url FROM list_enrichment_settings UNION ALL SELECT notify_url FROM enrichment_jobs"
+    assert [str(v).split(":")[0] for (v,) in _raw(database_url, query)] == ["enc", "https"]
+    crypto.add_file_key(key_home / crypto.KEY_FILE, "k2")
+    with connect(database_url, autocommit=True) as conn:
+        rotate(conn, "admin")
+    assert [str(v).split(":")[:2] for (v,) in _raw(database_url, query)] == [["enc", "k2"]] * 2
+    with connect(database_url) as conn:
+        settings = enrichment.list_settings(conn, list_id)
+        assert enrichment.get_job(conn, job.id).notify_url == hook
+    assert settings is not None and settings["notify_url"] == hook
 
 
 def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(database_url: str, key_home: Path) -> None:
