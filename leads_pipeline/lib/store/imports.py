@@ -545,6 +545,11 @@ def merge_chunk(
             changing -= sum(changing_into.get(tree, 0) for tree in sizes)
             changing_into = {tree: n for tree, n in changing_into.items() if tree not in sizes}
             problems = [p for p in problems if p.row_number not in rows or not p.reason.endswith(HELD_BY_EARLIER_ROW)]
+            # the fold was screened by its own keys: a row's that a later one overwrote in it are screened now
+            again = privacy.screen_staged(conn)
+            screening = privacy.Screening(
+                [*screening.suppressed, *again.suppressed], sorted({*screening.opted_out, *again.opted_out})
+            )
             found, dups = _match(conn, list_id, dedupe)
         if chunk.duplicate_rows:  # (on skip)
             _settle_duplicates(conn, chunk.duplicate_rows, dedupe, settled=not found and not screening.suppressed)

@@ -1181,6 +1181,34 @@ def test_random_files_folded_on_update_against_stored_leads(database_url: str, t
     _check_random_files(database_url, tmp_path, [65])
 
 
+def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: str, tmp_path: Path) -> None:
+    """A fold merged a row at a time (its first row finds no lead, the fold found the stored Bo by the name a later
+    row brought) puts its rows back as read: the first one's email, suppressed, was not the fold's (the later row's
+    email replaced it), and must still keep the row out, as a row per chunk."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["Bo", "Ray", "Beta", "", "", "", ""]])
+    rows = [
+        ["", "", "", "gone@acme.io", "", "linkedin.com/in/a1", ""],
+        ["Bo", "Ray", "Beta", "e2@acme.io", "", "linkedin.com/in/a1", "CTO"],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    with connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO suppressions (hash, kind, reason, created_by) VALUES (%s, 'email', 'erasure request', 'x')",
+            (bidx("gone@acme.io"),),
+        )
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="phone")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, [lead] = results[0]
+    assert counts == {"imported": 0, "updated": 1, "skipped": 0, "errors": 1}
+    assert (lead["email_bidx"], lead["title"]) == (bidx("e2@acme.io"), "CTO")
+
+
 def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as_in_many(
     database_url: str, tmp_path: Path
 ) -> None:
