@@ -390,18 +390,22 @@ def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[
     """On update, after the match: put back as read the folds whose rows do not find the list's leads as the fold
     does. A chunk's rows are folded when it is prepared (``prepare._dedupe_within``), without the list's leads: a
     fold's rows are the lead of its first row, which the fold finds. That holds as long as the first row finds the
-    lead the fold found (or none, as it), and every other row finds that lead or none: not when the fold found a
-    stored lead by a key a later row brought (a row per chunk the first row makes a lead, the later row finds it
-    by its own key), nor when a row finds another stored lead. The rows (``stg_rows``, matched here as they were
-    read) of such a fold are merged one by one instead, a row of the fold per round
-    (:func:`_wait_from_first_duplicate`). Returns the size of each fold put back, by its row number, and the row
-    numbers of its rows."""
+    lead the fold found (or none, as it), every other row finds that lead or none, and no other staged row finds
+    it between the fold's first and last rows: not when the fold found a stored lead by a key a later row brought
+    (a row per chunk the first row makes a lead, the later row finds it by its own key), nor when a row finds
+    another stored lead, nor when a row between them changes the lead the fold's later rows find it by. The rows
+    (``stg_rows``, matched here as they were read) of such a fold are merged one by one instead, a row of the fold
+    per round (:func:`_wait_from_first_duplicate`). Returns the size of each fold put back, by its row number, and
+    the row numbers of its rows."""
     conn.execute("UPDATE stg_rows SET lead_id = NULL WHERE lead_id IS NOT NULL")
     if not _match_rows(conn, list_id, dedupe, "stg_rows"):  # then no fold found a lead either
         return {}, set()
     trees = conn.execute(
-        "SELECT DISTINCT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
+        "SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
         " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
+        " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
+        " JOIN stg s ON s.row_number = f.tree JOIN stg o ON o.lead_id = s.lead_id"
+        " AND o.row_number > f.tree AND o.row_number < f.last"
     ).fetchall()
     if not trees:
         return {}, set()

@@ -1209,6 +1209,37 @@ def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: s
     assert (lead["email_bidx"], lead["title"]) == (bidx("e2@acme.io"), "CTO")
 
 
+def test_a_row_between_the_rows_of_a_fold_that_changes_its_stored_lead_is_merged_before_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A list by email holds e3 with phone 0101. The first and third rows (no email, phone 0101) are one fold, the
+    second (e3, phone 0103) finds the same stored lead: a row per chunk the second row gives the lead phone 0103,
+    so the third finds no lead and is one of its own. In one chunk the fold updated the stored lead with the third
+    row's URL before the second row was merged (seed 14 on update)."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["", "", "", "e3@acme.io", "+1 415 555 0101",
+                        "", ""]])  # fmt: skip
+    rows = [
+        ["", "", "", "", "+1 415 555 0101", "", "CEO"],
+        ["", "", "", "e3@acme.io", "+1 415 555 0103", "", ""],
+        ["", "", "", "", "+1 415 555 0101", "linkedin.com/in/a1", ""],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="email")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, leads = results[0]
+    assert counts == {"imported": 1, "updated": 2, "skipped": 0, "errors": 0}
+    assert [(lead["email_bidx"], lead["phone_bidx"], lead["linkedin_url"], lead["title"]) for lead in leads] == [
+        (bidx("e3@acme.io"), bidx("+14155550103", "phone"), None, "CEO"),
+        (None, bidx("+14155550101", "phone"), "https://www.linkedin.com/in/a1", None),
+    ]
+
+
 def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as_in_many(
     database_url: str, tmp_path: Path
 ) -> None:
