@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, cast
+from typing import Any, Final, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -99,6 +99,10 @@ class PreparedChunk:
     """On skip: the rows that are the lead of an earlier row of ``frame``, staged with it: that row may find a
     lead stored already and be skipped without giving its keys to a lead, and then the merge settles them again
     (``store.imports._settle_duplicates``)."""
+    folded: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """On update: the rows of ``frame`` that are folds of several rows, as they were read (their own values),
+    with ``tree``, the row number of the fold: the fold assumed those rows find the lists's leads as their first
+    row does, and where they do not, the merge merges them one by one (``store.imports._unfold_tangled``)."""
 
     @property
     def rejected(self) -> int:
@@ -273,16 +277,16 @@ def prepare_chunk(
     duplicates = out.iloc[:0]
     changing: dict[int, int] = {}
     unwritten: list[tuple[int, str]] = []
+    folded = out.iloc[:0]
     if on_duplicate == "update":
-        out, changing, unwritten = _dedupe_within(out, dedupe, full_name_mapped=full_name_mapped)
+        out, changing, unwritten, folded = _dedupe_within(out, dedupe, full_name_mapped=full_name_mapped)
     elif len(out) > 1:  # on skip, the rows that are the lead of an earlier row are set apart
         skipped = skipped_duplicates(out, dedupe)
         out, duplicates = out[~skipped], out[skipped]
     problems.extend(
-        Problem(row_number, header_of.get(key), None, f"{key} not written: the lead of an earlier row of the file"
-                " has it (the list is deduplicated by email and phone)", "warning")
+        Problem(row_number, header_of.get(key), None, f"{key} not written: {HELD_BY_EARLIER_ROW}", "warning")
         for row_number, key in unwritten
-    )  # fmt: skip
+    )
     problems.sort(key=lambda p: (p.row_number, p.severity))
     return PreparedChunk(
         index=raw.index,
@@ -295,7 +299,14 @@ def prepare_chunk(
         changing_into=changing,
         sealed_custom=sealed_custom,
         duplicates=duplicates.reset_index(drop=True),
+        folded=folded.reset_index(drop=True),
     )
+
+
+HELD_BY_EARLIER_ROW: Final = (
+    "the lead of an earlier row of the file has it (the list is deduplicated by email and phone)"
+)
+"""Why a fold left a row's key out (the merge drops the warning when it merges the rows one by one after all)."""
 
 
 @dataclass
@@ -314,6 +325,8 @@ class StagedChunk:
     changing_into: dict[int, int] = field(default_factory=dict)
     duplicate_rows: list[int] = field(default_factory=list)
     """On skip: the row numbers of the staged rows that are the lead of an earlier staged row."""
+    folded_data: bytes = b""
+    """On update: :attr:`PreparedChunk.folded` encoded as ``data`` is, with ``tree`` after the columns."""
 
     @property
     def rejected(self) -> int:
@@ -389,22 +402,32 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         duplicate_rows = chunk.duplicates["row_number"].tolist()
         rows = pd.concat([chunk.frame, chunk.duplicates]).sort_values("row_number").reset_index(drop=True)
         chunk = replace(chunk, frame=rows, duplicates=rows.iloc[:0])
-    table = pa.Table.from_pandas(_sealed_frame(chunk, sealer)[columns], preserve_index=False)
-    buffer = pa.BufferOutputStream()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    folded_data = b""
+    if len(chunk.folded):
+        folded = _sealed_frame(replace(chunk, frame=chunk.folded), sealer)[[*columns, "tree"]]
+        folded_data = _csv(folded)
     return StagedChunk(
         index=chunk.index,
         record_count=chunk.record_count,
         lead_count=len(chunk.frame),
         columns=columns,
-        data=buffer.getvalue().to_pybytes(),
+        data=_csv(_sealed_frame(chunk, sealer)[columns]),
         custom_headers=chunk.custom_headers,
         problems=[_sealed_problem(p, sealer) for p in chunk.problems],
         duplicates_in_file=chunk.duplicates_in_file,
         duplicates_changing=chunk.duplicates_changing,
         changing_into=chunk.changing_into,
         duplicate_rows=duplicate_rows,
+        folded_data=folded_data,
     )
+
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    """The rows as CSV for ``COPY ... (FORMAT csv)``: no header, unquoted empty = NULL."""
+    buffer = pa.BufferOutputStream()
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buffer.getvalue().to_pybytes()
 
 
 _Step = tuple[np.ndarray, np.ndarray, np.ndarray | None]
@@ -581,29 +604,32 @@ def _skipped(steps: list[_Step]) -> np.ndarray:
 
 def _dedupe_within(
     frame: pd.DataFrame, dedupe: DedupeKey, *, full_name_mapped: bool
-) -> tuple[pd.DataFrame, dict[int, int], list[tuple[int, str]]]:
+) -> tuple[pd.DataFrame, dict[int, int], list[tuple[int, str]], pd.DataFrame]:
     """On update, collapse rows of one chunk that are the same lead: fold later non-empty values into the first
     row; returns the rows, how many folded rows changed their lead, by the row number of the row
     they were folded into, and the row numbers of rows whose second dedupe key another lead holds, with that key
-    (left out of the fold, as the merge leaves it out of the update). A row is the lead of an earlier
+    (left out of the fold, as the merge leaves it out of the update), and the rows folded (as read, with ``tree``,
+    the row number of their fold: :attr:`PreparedChunk.folded`). A row is the lead of an earlier
     row exactly when it would find that lead stored by an earlier chunk, and the folded row is what the merge makes
     of the lead, so where the chunks end does not change the leads or the counts. (Without a full-name column a
     row's full name is its first and last name joined: the folded one is the folded first and last name joined, as
     the stored lead's follows its names, sql/021.)"""
     if len(frame) < 2:  # nothing to fold (every row of a chunk can have been rejected)
-        return frame, {}, []
+        return frame, {}, [], frame.iloc[:0]
     steps = _match_steps(frame, dedupe)
     first, unwritten = _folded_into(frame, steps, dedupe)
     later = first != np.arange(len(frame))
     if not later.any():
-        return frame, {}, []
+        return frame, {}, [], frame.iloc[:0]
+    numbers = frame["row_number"].to_numpy()
+    grouped = later.copy()
+    grouped[first[later]] = True
+    read = frame[grouped].assign(tree=numbers[first[grouped]])
     if unwritten:
         frame = frame.copy()
         for position, key in unwritten:
             cleared = [key, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
             frame.loc[frame.index[position], cleared] = pd.NA
-    grouped = later.copy()
-    grouped[first[later]] = True
     marked = _with_extensions_marked(frame[grouped])
     compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
     changes = _changes(marked[compared], first[grouped])[later[grouped]]
@@ -618,9 +644,8 @@ def _dedupe_within(
     firsts = frame.iloc[folded.index]
     folded.index = firsts.index
     folded["row_number"] = firsts["row_number"]
-    numbers = frame["row_number"].to_numpy()
     unwritten_rows = [(int(numbers[position]), key) for position, key in unwritten]
-    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing, unwritten_rows
+    return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing, unwritten_rows, read
 
 
 def _changes(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray:

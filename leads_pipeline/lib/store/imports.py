@@ -19,6 +19,7 @@ from leads_pipeline.lib.fields import PHONE_EXTENSIONS, TYPED_FIELDS
 from leads_pipeline.lib.normalize import LINKEDIN_MEMBER_ID
 from leads_pipeline.lib.prepare import (
     CONTACT_KEYS,
+    HELD_BY_EARLIER_ROW,
     MATCH_COLUMNS,
     MATCH_KEYS,
     STORED_COLUMNS,
@@ -139,6 +140,7 @@ def _staging_ddl(chunk: StagedChunk) -> sql.Composed:
         sql.SQL("row_number integer"),
         sql.SQL("lead_id bigint"),
         sql.SQL("dup boolean DEFAULT false"),
+        sql.SQL("tree integer"),  # the row number of the fold a row was read into and is merged out of
     ]
     for name in STORED_COLUMNS:
         definitions.append(
@@ -166,18 +168,34 @@ def _custom_json(chunk: StagedChunk) -> sql.Composable:
     return sql.SQL("jsonb_strip_nulls({})").format(sql.SQL(" || ").join(calls))
 
 
-def _copy_staged(conn: Connection, chunk: StagedChunk) -> None:
-    statement = sql.SQL("COPY stg ({}) FROM STDIN (FORMAT csv)").format(
-        sql.SQL(", ").join(map(sql.Identifier, chunk.columns))
+def _copy_staged(conn: Connection, table: str, columns: list[str], data: bytes) -> None:
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     with conn.cursor().copy(statement) as copy:
-        copy.write(chunk.data)
+        copy.write(data)
 
 
 def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]:
-    """Point each staged row at the existing lead it duplicates, trying the list's keys in order; returns how many
-    rows found one (each statement sets only rows still unmatched, so their row counts add up) and how many of them
-    found the lead of an earlier row (``dup``)."""
+    """Point each staged row at the existing lead it duplicates (:func:`_match_rows`); returns how many rows found
+    one and how many of them found the lead of an earlier row (``dup``)."""
+    matched = _match_rows(conn, list_id, dedupe, "stg")
+    if not matched:  # a chunk of new leads (the usual case of a first import) has nothing more to mark
+        return 0, 0
+    # Two rows of the chunk matching one lead: only the first (in file order) is merged now.
+    dups = conn.execute(
+        "UPDATE stg s SET dup = true FROM ("
+        " SELECT row_number, row_number() OVER (PARTITION BY lead_id ORDER BY row_number) AS nth"
+        " FROM stg WHERE lead_id IS NOT NULL) d"
+        " WHERE d.row_number = s.row_number AND d.nth > 1"
+    ).rowcount
+    return matched, dups
+
+
+def _match_rows(conn: Connection, list_id: int, dedupe: DedupeKey, table: str) -> int:
+    """Point each row of ``table`` (``stg`` or ``stg_rows``) at the existing lead it duplicates, trying the list's
+    keys in order; returns how many rows found one (each statement sets only rows still unmatched, so their row
+    counts add up)."""
     primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]  # sealed keys compare by their blind index
     no_primary = sql.SQL(" AND ").join(sql.SQL("s.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     steps: list[tuple[str, sql.Composable, sql.Composable]] = [
@@ -211,13 +229,14 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]
     for key, guard, staged_key in steps:
         matched += conn.execute(
             sql.SQL(
-                "UPDATE stg s SET lead_id = m.id FROM ("
+                "UPDATE {table} s SET lead_id = m.id FROM ("
                 " SELECT DISTINCT ON (k.key) k.key, k.id FROM (SELECT l.id, {lead_key} AS key, l.deleted_at"
                 " FROM leads l WHERE l.list_id = {list} AND {lead_key} = ANY(ARRAY("
-                "SELECT {staged_key} FROM stg s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}))"
+                "SELECT {staged_key} FROM {table} s WHERE s.lead_id IS NULL AND s.{key} IS NOT NULL AND {guard}))"
                 " OFFSET 0) k WHERE k.deleted_at IS NULL ORDER BY k.key, k.id) m"
                 " WHERE {staged_key} = m.key AND s.lead_id IS NULL AND {guard}"
             ).format(
+                table=sql.Identifier(table),
                 key=sql.Identifier(key),
                 lead_key=key_column(key, "l"),
                 staged_key=staged_key,
@@ -226,26 +245,16 @@ def _match(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[int, int]
             )
         ).rowcount
     # Then by name + company: also a row whose LinkedIn URL found no lead, but not to a lead with another URL.
-    matched += _match_by_name(conn, list_id, no_primary)
-    if not matched:  # a chunk of new leads (the usual case of a first import) has nothing more to mark
-        return 0, 0
-    # Two rows of the chunk matching one lead: only the first (in file order) is merged now.
-    dups = conn.execute(
-        "UPDATE stg s SET dup = true FROM ("
-        " SELECT row_number, row_number() OVER (PARTITION BY lead_id ORDER BY row_number) AS nth"
-        " FROM stg WHERE lead_id IS NOT NULL) d"
-        " WHERE d.row_number = s.row_number AND d.nth > 1"
-    ).rowcount
-    return matched, dups
+    return matched + _match_by_name(conn, list_id, no_primary, table)
 
 
-def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int:
+def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable, table: str) -> int:
     """The last way to a duplicate, by name and company (``name_key``), looked up in the search rows
     (:func:`search_index.leads_by_name`). Most files give every row an email, and then nothing is read. A row with a
     LinkedIn URL (one that found no lead) takes only a lead without one: a lead with another URL is another person
     of the same name. Returns how many rows found a lead."""
-    wanted = sql.SQL("SELECT s.name_key FROM stg s WHERE s.lead_id IS NULL AND s.name_key IS NOT NULL AND {}").format(
-        guard
+    wanted = sql.SQL("SELECT s.name_key FROM {} s WHERE s.lead_id IS NULL AND s.name_key IS NOT NULL AND {}").format(
+        sql.Identifier(table), guard
     )
     needed = conn.execute(sql.SQL("SELECT EXISTS ({}) AS needed").format(wanted)).fetchone()
     if not needed or not needed["needed"]:
@@ -262,10 +271,10 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable) -> int
     )
     matched = conn.execute(
         sql.SQL(
-            "UPDATE stg s SET lead_id = CASE WHEN s.linkedin_url IS NULL THEN m.id ELSE m.bare_id END"
+            "UPDATE {} s SET lead_id = CASE WHEN s.linkedin_url IS NULL THEN m.id ELSE m.bare_id END"
             " FROM name_match m WHERE s.name_key = m.name_key AND s.lead_id IS NULL AND {}"
             " AND (s.linkedin_url IS NULL OR m.bare_id IS NOT NULL)"
-        ).format(guard)
+        ).format(sql.Identifier(table), guard)
     ).rowcount
     conn.execute("DROP TABLE name_match")
     return matched
@@ -391,9 +400,51 @@ def _changes_into_unchanged(
     return sum(changing_into[row["row_number"]] for row in unchanged)
 
 
+def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[dict[int, int], set[int]]:
+    """On update, after the match: put back as read the folds whose rows do not find the list's leads as the fold
+    does. A chunk's rows are folded when it is prepared (``prepare._dedupe_within``), without the list's leads: a
+    fold's rows are the lead of its first row, which the fold finds. That holds as long as the first row finds the
+    lead the fold found (or none, as it), every other row finds that lead or none, and no other staged row finds
+    it between the fold's first and last rows: not when the fold found a stored lead by a key a later row brought
+    (a row per chunk the first row makes a lead, the later row finds it by its own key), nor when a row finds
+    another stored lead, nor when a row between them changes the lead the fold's later rows find it by. The rows
+    (``stg_rows``, matched here as they were read) of such a fold are merged one by one instead, a row of the fold
+    per round (:func:`_wait_from_first_duplicate`). Returns the size of each fold put back, by its row number, and
+    the row numbers of its rows."""
+    conn.execute("UPDATE stg_rows SET lead_id = NULL WHERE lead_id IS NOT NULL")
+    if not _match_rows(conn, list_id, dedupe, "stg_rows"):  # then no fold found a lead either
+        return {}, set()
+    trees = conn.execute(
+        "SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
+        " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
+        " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
+        " JOIN stg s ON s.row_number = f.tree JOIN stg o ON o.lead_id = s.lead_id"
+        " AND o.row_number > f.tree AND o.row_number < f.last"
+    ).fetchall()
+    if not trees:
+        return {}, set()
+    roots = [row["tree"] for row in trees]
+    conn.execute("DELETE FROM stg WHERE row_number = ANY(%s)", (roots,))
+    rows = conn.execute(
+        "WITH r AS (DELETE FROM stg_rows WHERE tree = ANY(%s) RETURNING *),"
+        " i AS (INSERT INTO stg SELECT * FROM r) SELECT row_number, tree FROM r",
+        (roots,),
+    ).fetchall()
+    sizes: dict[int, int] = {}
+    for row in rows:
+        sizes[row["tree"]] = sizes.get(row["tree"], 0) + 1
+    conn.execute("UPDATE stg SET lead_id = NULL, dup = false")
+    return sizes, {row["row_number"] for row in rows}
+
+
 def _wait_from_first_duplicate(conn: Connection) -> tuple[int, int]:
-    """Mark (``dup``) the staged rows from the first one that found the lead of an earlier row on as waiting for
-    the next round of the merge; returns how many of them found a lead and how many wait."""
+    """Mark (``dup``) the staged rows from the first one that found the lead of an earlier row (or is not the first
+    row left of a fold put back, :func:`_unfold_tangled`) on as waiting for the next round of the merge; returns
+    how many of them found a lead and how many wait."""
+    conn.execute(
+        "UPDATE stg s SET dup = true WHERE s.tree IS NOT NULL"
+        " AND s.row_number > (SELECT min(t.row_number) FROM stg t WHERE t.tree = s.tree)"
+    )
     row = conn.execute(
         "WITH waiting AS (UPDATE stg SET dup = true WHERE row_number >= (SELECT min(row_number) FROM stg WHERE dup)"
         " RETURNING lead_id) SELECT count(lead_id) AS found, count(*) AS waiting FROM waiting"
@@ -491,13 +542,33 @@ def merge_chunk(
     full_name_mapped = "full_name" in (claimed["mapping"] or {}).values()
     conn.execute("SET LOCAL synchronous_commit = off")
     conn.execute(_staging_ddl(chunk))
-    _copy_staged(conn, chunk)
+    _copy_staged(conn, "stg", chunk.columns, chunk.data)
+    folds = bool(chunk.folded_data)  # (on update)
+    if folds:
+        conn.execute("CREATE TEMP TABLE stg_rows (LIKE stg INCLUDING DEFAULTS) ON COMMIT DROP")
+        _copy_staged(conn, "stg_rows", [*chunk.columns, "tree"], chunk.folded_data)
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     kept: list[Problem] = []
+    problems = chunk.problems
+    folded_away, changing, changing_into = chunk.duplicates_in_file, chunk.duplicates_changing, chunk.changing_into
     matched = updated = unwritten = imported = 0
+    unfolding = False
     while True:
         found, dups = _match(conn, list_id, dedupe)
+        if folds and (unfolded := _unfold_tangled(conn, list_id, dedupe))[0]:
+            sizes, rows = unfolded
+            unfolding = True  # the folds' counts and warnings are the rows' own now
+            folded_away -= sum(sizes.values()) - len(sizes)
+            changing -= sum(changing_into.get(tree, 0) for tree in sizes)
+            changing_into = {tree: n for tree, n in changing_into.items() if tree not in sizes}
+            problems = [p for p in problems if p.row_number not in rows or not p.reason.endswith(HELD_BY_EARLIER_ROW)]
+            # the fold was screened by its own keys: a row's that a later one overwrote in it are screened now
+            again = privacy.screen_staged(conn)
+            screening = privacy.Screening(
+                [*screening.suppressed, *again.suppressed], sorted({*screening.opted_out, *again.opted_out})
+            )
+            found, dups = _match(conn, list_id, dedupe)
         if chunk.duplicate_rows:  # (on skip)
             _settle_duplicates(conn, chunk.duplicate_rows, dedupe, settled=not found and not screening.suppressed)
         # On update, a later row that found the lead an earlier one found (by another key: rows sharing one were
@@ -505,12 +576,12 @@ def merge_chunk(
         # one updated, as in a later chunk, and so do the rows after it: the leads they create or update must not
         # be there yet when it is matched again. On skip it is skipped with the earlier one.
         deferred = waiting = 0
-        if dups and on_duplicate == "update":
+        if (dups or unfolding) and on_duplicate == "update":
             deferred, waiting = _wait_from_first_duplicate(conn)
         matched += found - deferred
         if found and on_duplicate == "update":
             kept += _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
-            unwritten += _changes_into_unchanged(conn, chunk.changing_into, custom, full_name_mapped)
+            unwritten += _changes_into_unchanged(conn, changing_into, custom, full_name_mapped)
             updated += _update_existing(conn, import_id, custom, full_name_mapped)
         imported += _insert_new(conn, import_id, list_id, custom)
         if found:  # the leads it created are the batch's by leads.created_by_import
@@ -523,19 +594,21 @@ def merge_chunk(
             break
         conn.execute("DELETE FROM stg WHERE NOT dup")
         conn.execute("UPDATE stg SET lead_id = NULL, dup = false")
+        if folds:  # the folds merged
+            conn.execute("DELETE FROM stg_rows r WHERE NOT EXISTS (SELECT FROM stg s WHERE s.row_number = r.tree)")
     privacy.flag_opted_out(conn, screening, [list_id])
     if on_duplicate == "skip":  # every staged row that was not suppressed nor made a lead
         skipped = chunk.lead_count - len(screening.suppressed) - imported
     else:
-        skipped = matched - updated + chunk.duplicates_in_file - chunk.duplicates_changing + unwritten
+        skipped = matched - updated + folded_away - changing + unwritten
     counts = ChunkCounts(
         imported=imported,
-        updated=updated + chunk.duplicates_changing - unwritten,
+        updated=updated + changing - unwritten,
         skipped=skipped,
         errors=chunk.rejected + len(screening.suppressed),
-        warnings=sum(1 for p in chunk.problems if p.severity == "warning") + len(kept),
+        warnings=sum(1 for p in problems if p.severity == "warning") + len(kept),
     )
-    _write_problems(conn, import_id, chunk.index, [*chunk.problems, *kept, *screening.suppressed])
+    _write_problems(conn, import_id, chunk.index, [*problems, *kept, *screening.suppressed])
     conn.execute(
         "UPDATE imports SET chunks_done = chunks_done + 1, last_write_at = now(),"
         " write_xacts = array_append(write_xacts, pg_current_xact_id()), processed_rows = processed_rows + %s,"

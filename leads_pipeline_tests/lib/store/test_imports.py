@@ -1199,13 +1199,102 @@ def test_random_files_give_the_same_leads_and_counts_in_one_chunk_as_in_many(dat
     _check_random_files(database_url, tmp_path, [4, 8, 14, 15, 19])
 
 
-@pytest.mark.xfail(strict=True, reason="update-mode folding does not see the list's stored leads (not fixed yet)")
 def test_random_files_folded_on_update_against_stored_leads(database_url: str, tmp_path: Path) -> None:
-    """On update, rows of one chunk are folded before the list's leads are seen: the folded row can find a
-    stored lead by a key only a later row brought (seed 65: a list by phone holding Bo Ray of Beta; rows e2, then
-    Bo Ray of Beta with e2: a row per chunk Bo's row updates the e2 lead, in one chunk the fold updates the stored
-    Bo); and a row can give the tree's lead a key a stored lead holds, as seed 24 (by both) finds."""
-    _check_random_files(database_url, tmp_path, [65])
+    """On update, rows of one chunk are folded before the list's leads are seen: the folded row found a stored
+    lead by a key only a later row brought (seed 65: a list by phone holding Bo Ray of Beta; rows e2, then Bo Ray
+    of Beta with e2: a row per chunk Bo's row updates the e2 lead, in one chunk the fold updated the stored Bo and
+    the e2 lead was never made); rows of one fold found other stored leads than the fold (seed 11, a list by
+    phone); and a row between a fold's rows found its stored lead and changed it (seed 136, a list by both)."""
+    _check_random_files(database_url, tmp_path, [11, 65, 136])
+
+
+def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: str, tmp_path: Path) -> None:
+    """A fold merged a row at a time (its first row finds no lead, the fold found the stored Bo by the name a later
+    row brought) puts its rows back as read: the first one's email, suppressed, was not the fold's (the later row's
+    email replaced it), and must still keep the row out, as a row per chunk."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["Bo", "Ray", "Beta", "", "", "", ""]])
+    rows = [
+        ["", "", "", "gone@acme.io", "", "linkedin.com/in/a1", ""],
+        ["Bo", "Ray", "Beta", "e2@acme.io", "", "linkedin.com/in/a1", "CTO"],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    with connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO suppressions (hash, kind, reason, created_by) VALUES (%s, 'email', 'erasure request', 'x')",
+            (bidx("gone@acme.io"),),
+        )
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="phone")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, [lead] = results[0]
+    assert counts == {"imported": 0, "updated": 1, "skipped": 0, "errors": 1}
+    assert (lead["email_bidx"], lead["title"]) == (bidx("e2@acme.io"), "CTO")
+
+
+def test_a_row_between_the_rows_of_a_fold_that_changes_its_stored_lead_is_merged_before_them(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A list by email holds e3 with phone 0101. The first and third rows (no email, phone 0101) are one fold, the
+    second (e3, phone 0103) finds the same stored lead: a row per chunk the second row gives the lead phone 0103,
+    so the third finds no lead and is one of its own. In one chunk the fold updated the stored lead with the third
+    row's URL before the second row was merged (seed 14 on update)."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["", "", "", "e3@acme.io", "+1 415 555 0101",
+                        "", ""]])  # fmt: skip
+    rows = [
+        ["", "", "", "", "+1 415 555 0101", "", "CEO"],
+        ["", "", "", "e3@acme.io", "+1 415 555 0103", "", ""],
+        ["", "", "", "", "+1 415 555 0101", "linkedin.com/in/a1", ""],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="email")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, leads = results[0]
+    assert counts == {"imported": 1, "updated": 2, "skipped": 0, "errors": 0}
+    assert [(lead["email_bidx"], lead["phone_bidx"], lead["linkedin_url"], lead["title"]) for lead in leads] == [
+        (bidx("e3@acme.io"), bidx("+14155550103", "phone"), None, "CEO"),
+        (None, bidx("+14155550101", "phone"), "https://www.linkedin.com/in/a1", None),
+    ]
+
+
+def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path
+) -> None:
+    """In a list by both keys holding e1 and, apart, p1: the first row (e1, p1) finds the e1 lead (its phone not
+    written: the other lead has it), the second (e2, p1) the p1 lead. In one chunk the rows were folded into one
+    (e2, p1) before the list was seen, which updated the p1 lead alone: the e1 lead kept no title, the warning was
+    lost, and both rows counted updated."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["", "", "", "e1@acme.io", "", "", ""],
+                        ["", "", "", "", "+1 415 555 0101", "", ""]])  # fmt: skip
+    rows = [
+        ["", "", "", "e1@acme.io", "+1 415 555 0101", "", "CTO"],
+        ["", "", "", "e2@acme.io", "+1 415 555 0101", "", "CEO"],
+    ]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    results = []
+    for chunk_rows in (1, 50_000):
+        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="both")
+        import_file(database_url, stored, f"chunks of {chunk_rows}")
+        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
+                             chunk_rows=chunk_rows)  # fmt: skip
+        results.append((status["results"], status["warnings"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0]
+    counts, warnings, leads = results[0]
+    assert (counts, warnings) == ({"imported": 0, "updated": 2, "skipped": 0, "errors": 0}, 1)
+    assert [(lead["email_bidx"], lead["phone_bidx"], lead["title"]) for lead in leads] == [
+        (bidx("e1@acme.io"), None, "CTO"),
+        (bidx("e2@acme.io"), bidx("+14155550101", "phone"), "CEO"),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------
