@@ -551,7 +551,7 @@ class SyncEngine:
             ):
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
-                store.set_pull_cursor(conn, connection.name, newest.isoformat())
+                store.set_pull_cursor(conn, connection.name, newest)
                 store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
                 self._count_requests(conn, report)
 

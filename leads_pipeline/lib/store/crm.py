@@ -432,9 +432,15 @@ def pull_cursor(conn: Connection, connection: str) -> str | None:
     return row["pull_cursor"] if row else None
 
 
-def set_pull_cursor(conn: Connection, connection: str, cursor: str) -> None:
+def set_pull_cursor(conn: Connection, connection: str, cursor: datetime) -> None:
+    """Move the pull cursor forward to ``cursor``, never back: two pulls of one connection at once each write
+    the time of the newest record of their chunk, and the one committing last may hold older records; written
+    as is, its time moved the cursor back and the next pull read those records again. Compared as instants,
+    not as text (the CRMs' times carry offsets)."""
     conn.execute(
-        "UPDATE crm_connections SET pull_cursor = %s, updated_at = now() WHERE name = %s", (cursor, connection)
+        "UPDATE crm_connections SET pull_cursor = %s, updated_at = now() "
+        "WHERE name = %s AND (pull_cursor IS NULL OR pull_cursor::timestamptz < %s)",
+        (cursor.isoformat(), connection, cursor),
     )
 
 

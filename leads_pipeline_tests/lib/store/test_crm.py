@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import psycopg
 import pytest
 
@@ -33,3 +35,20 @@ def test_a_bulk_jobs_claims_hold_back_only_the_batches_with_one_of_its_keys(data
     with connect(database_url) as db:
         left = db.execute("SELECT count(*) AS n FROM crm_key_claims WHERE connection = %s", ("claims",)).fetchone()
     assert left is not None and left["n"] == 0
+
+
+def test_the_pull_cursor_only_moves_forward(database_url: str) -> None:
+    """Two pulls of one connection at once each wrote the time of their chunk's newest record, so the one
+    committing last could move the cursor back and the next pull read those records again. Now an older time
+    (also one with another offset) leaves the cursor where it is, and a newer one moves it."""
+    newest = datetime(2026, 11, 30, 3, 0, 0, 500_000, tzinfo=UTC)
+    with transaction(database_url) as db:
+        store.ensure_connection(db, "cursor_forward", "pipedrive")
+        store.set_pull_cursor(db, "cursor_forward", newest)
+        store.set_pull_cursor(db, "cursor_forward", newest - timedelta(seconds=1))
+        store.set_pull_cursor(
+            db, "cursor_forward", (newest - timedelta(minutes=1)).astimezone(timezone(timedelta(hours=5)))
+        )
+        assert store.pull_cursor(db, "cursor_forward") == newest.isoformat()
+        store.set_pull_cursor(db, "cursor_forward", newest + timedelta(milliseconds=1))
+        assert store.pull_cursor(db, "cursor_forward") == (newest + timedelta(milliseconds=1)).isoformat()
