@@ -3,16 +3,16 @@
 Pipedrive has no upsert, so a push searches for the person by email first (``exact_match``) and creates only
 when nothing matches: a batch resent after a crash finds what the first attempt created. Creates are never
 retried blindly: a create whose answer was lost (timeout, cut body) waits out the server's possible processing
-time and searches again before the record counts as failed. Custom fields are addressed by their
-account-specific 40-character hash keys: the mapping names them by their display name and ``/personFields``
-resolves the keys once per connector.
+time and looks for the person in the persons list (not the search, whose index lags behind creates) before the
+record counts as failed. Custom fields are addressed by their account-specific 40-character hash keys: the
+mapping names them by their display name and ``/personFields`` resolves the keys once per connector.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -38,6 +38,9 @@ STANDARD = ("name", "first_name", "last_name", "email", "phone", "job_title")
 WORKERS = 8
 """Records in flight at once: one request each, so latency, not the rate limit, would bound a serial push."""
 PAGE = 500
+CLOCK_SKEW_S = 300
+"""How far this host's clock may run ahead of Pipedrive's: a lost create looks at persons changed since it was
+sent less this margin, as Pipedrive's clock dates them."""
 
 
 class PipedriveResource(CrmResource):
@@ -133,17 +136,41 @@ class PipedriveConnector:
                     answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
             if person_id is not None:
                 return self._result(record, answer, "updated")
+        sent = datetime.now(UTC)
         try:
             answer = self._api.call("POST", "/api/v2/persons", json=body)
         except RetryableError:
             # The create may have landed (a timeout or a cut answer says nothing): give the server the time the
             # request could still take, then look again, so that the retry never creates a second person.
             time.sleep(self._settle_s)
-            found = self._find(record)
+            found = self._added_since(record, keys, sent)
             if found is None:
                 raise
             return PushResult(record.lead_id, "created", found)
         return self._result(record, answer, "created")
+
+    def _added_since(self, record: OutgoingRecord, keys: dict[str, str], sent: datetime) -> str | None:
+        """The person with the record's match key among those changed since ``sent`` (less ``CLOCK_SKEW_S``).
+
+        A lost create is looked for in the persons list, not by search: Pipedrive's search index lags seconds
+        behind its writes, so a search after the settle time could miss the person just created and the retry
+        created them again. The list reads the persons themselves; only those changed in the minutes around the
+        create are read (a page or two unless the account is busy), and only on this rare path."""
+        since = (sent - timedelta(seconds=CLOCK_SKEW_S)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params: dict[str, Any] = {"updated_since": since, "sort_by": "update_time", "sort_direction": "asc"}
+        wanted = record.key.casefold()
+        cursor: str | None = None
+        while True:
+            page = {**params, "limit": PAGE, **({"cursor": cursor} if cursor else {})}
+            answer = self._api.call("GET", "/api/v2/persons", params=page)
+            if not answer.ok:
+                return None
+            for person in answer.body.get("data") or []:
+                if str(_value(person, self._connection.match_remote, keys) or "").casefold() == wanted:
+                    return str(person["id"])
+            cursor = (answer.body.get("additional_data") or {}).get("next_cursor")
+            if not cursor:
+                return None
 
     def delete(self, remote_id: str) -> bool:
         """``DELETE /api/v2/persons/{id}``; its 404 means no such person (any more)."""

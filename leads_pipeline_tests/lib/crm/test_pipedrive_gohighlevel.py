@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
+from leads_pipeline.lib.crm.pipedrive import PipedriveConnector
+from leads_pipeline.lib.crm.rest import Answer
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
@@ -48,6 +50,36 @@ def test_pipedrive_looks_up_before_create_and_resolves_custom_field_keys(
     again = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (again.created, again.updated, again.failed) == (0, 12, 0)
     assert emulator.store.count() == before
+
+
+def test_pipedrive_a_create_whose_answer_is_cut_is_found_despite_the_search_lag(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create whose answer was cut landed, but the search after the settle time did not find the person yet
+    (Pipedrive's search index lags behind its writes), so the retry created them again. Now the lost create is
+    looked for in the persons list, which has the person at once: it is linked, created once."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=92_000))
+    emulator = pipedrive(sandbox)
+    monkeypatch.setattr(emulator, "search_lag_s", 600.0)
+    sync = engine(database_url, sandbox, connection("pipedrive", "pd-cut-create", direction="push"))
+    connector = cast(PipedriveConnector, sync.connector)
+    monkeypatch.setattr(connector, "_settle_s", 0.0)
+    api = connector._api
+    call = api.call
+
+    def cut_the_create(method: str, path: str, **kwargs: Any) -> Answer:
+        if (method, path) == ("POST", "/api/v2/persons"):
+            assert sandbox.http_app is not None
+            sandbox.http_app.inject("pipedrive", "malformed")  # the person is created, its answer cut
+        return call(method, path, **kwargs)
+
+    monkeypatch.setattr(api, "call", cut_the_create)
+    report = sync.run("push", list_id)
+    created = [r for r in emulator.store.records.values() if r.fields.get("primary_email") == email_of(92_000)]
+    assert len(created) == 1
+    assert (report.created, report.updated, report.failed) == (1, 0, 0)
+    with connect(database_url) as db:
+        assert [link["remote_id"] for link in store.links(db, "pd-cut-create")] == [created[0].id]
 
 
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(
