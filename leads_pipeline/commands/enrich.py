@@ -168,6 +168,7 @@ def create_job(
             leads_queued=queued,
             notify_url=notify_url,
             created_by=user,
+            run_in_process=True,  # a `leads` process runs it: the detached `leads jobs run`, or this one
         )
     return plan, job
 

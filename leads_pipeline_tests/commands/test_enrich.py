@@ -560,3 +560,25 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     with connect(database_url) as conn:  # a run Dagster launched holds no lock: its run status tells
         conn.execute("UPDATE enrichment_jobs SET status = 'processing', run_in_process = false WHERE id = %s", (job,))
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"
+
+
+def test_a_job_whose_process_died_before_it_started_reads_as_interrupted_and_resumes(
+    leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detached `leads jobs run` that `leads enrich` starts, killed before it took the job's lock, left the job
+    "queued" for good, and `leads jobs resume` refused it as not started yet: nothing told it from a job waiting in
+    Dagster's run queue. `leads enrich` now records that a `leads` process runs the job; one still queued without
+    that process's lock past the launch's grace reads as "interrupted" and resumes. A queued job Dagster is to run
+    stays queued."""
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: None)  # the process dies as it starts
+    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued", "its process may still be starting"
+    assert "has not started yet" in _error(leads, "jobs", "resume", job)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE enrichment_jobs SET created_at = created_at - %s WHERE id = %s", (store.LAUNCH_GRACE, job))
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    _run(leads, "jobs", "resume", job, "--wait")
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
+    with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
+        conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued"
