@@ -168,6 +168,7 @@ def create_job(
             leads_queued=queued,
             notify_url=notify_url,
             created_by=user,
+            run_in_process=True,  # a `leads` process runs it: the detached `leads jobs run`, or this one
         )
     return plan, job
 
@@ -391,6 +392,10 @@ def jobs_show(
 
     run_or_fail(check)
     document = job_summary(env, job_id)
+    if document["status"] == "interrupted":  # its killed run left Dagster showing it running
+        from leads_pipeline.defs.enrichment.jobs import cancel_killed_runs
+
+        run_or_fail(lambda: cancel_killed_runs(env.database_url, job_id))
     if wait and document["status"] in ("queued", "processing") and not as_json:
         _follow(env, job_id, lambda: True)
         document = job_summary(env, job_id)

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -539,24 +540,65 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: spawned.append(job_id))
     job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
     assert spawned == [job]
-    command = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job]
-    worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        with connect(database_url) as conn:
-            while (status := store.get_job(conn, job).status) != "processing" and time.monotonic() < deadline:
-                time.sleep(0.05)
-        assert status == "processing", "a job its process still runs reads as processing"
-        assert "is still running" in _error(leads, "jobs", "resume", job)
-        assert "is still running in another process" in _error(leads, "jobs", "run", job)
-    finally:
-        worker.kill()
-        worker.wait()
+
+    def kill_while_processing(check: bool) -> dg.DagsterRun:
+        """SIGKILL a `leads jobs run` of the job once its Dagster run started; that run."""
+        command = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job]
+        worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = dg.RunsFilter(tags={"leads/job": job}, statuses=[dg.DagsterRunStatus.STARTED])
+        try:
+            deadline = time.monotonic() + 120
+            with connect(database_url) as conn:
+                while not (runs := dg.DagsterInstance.get().get_runs(started)) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                while (status := store.get_job(conn, job).status) != "processing" and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            assert status == "processing", "a job its process still runs reads as processing"
+            if check:
+                assert "is still running" in _error(leads, "jobs", "resume", job)
+                assert "is still running in another process" in _error(leads, "jobs", "run", job)
+        finally:
+            worker.kill()
+            worker.wait()
+        [killed] = runs
+        assert dagster_status(killed) == dg.DagsterRunStatus.STARTED, "the killed process never wrote its run's end"
+        return killed
+
+    def dagster_status(run: dg.DagsterRun) -> dg.DagsterRunStatus | None:
+        reread = dg.DagsterInstance.get().get_run_by_id(run.run_id)
+        return None if reread is None else reread.status
+
+    killed = kill_while_processing(check=True)
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    assert dagster_status(killed) == dg.DagsterRunStatus.CANCELED, "the reader ended the run Dagster showed running"
+    killed = kill_while_processing(check=False)
     assert [j["status"] for j in _json(leads, "jobs", "ls", "--json") if j["jobId"] == job] == ["interrupted"]
     _run(leads, "jobs", "resume", job, "--wait")
+    assert dagster_status(killed) == dg.DagsterRunStatus.CANCELED, "resuming ended the run Dagster showed running"
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
     assert "ended completed: only an interrupted job is resumed" in _error(leads, "jobs", "resume", job)
     with connect(database_url) as conn:  # a run Dagster launched holds no lock: its run status tells
         conn.execute("UPDATE enrichment_jobs SET status = 'processing', run_in_process = false WHERE id = %s", (job,))
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"
+
+
+def test_a_job_whose_process_died_before_it_started_reads_as_interrupted_and_resumes(
+    leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detached `leads jobs run` that `leads enrich` starts, killed before it took the job's lock, left the job
+    "queued" for good, and `leads jobs resume` refused it as not started yet: nothing told it from a job waiting in
+    Dagster's run queue. `leads enrich` now records that a `leads` process runs the job; one still queued without
+    that process's lock past the launch's grace reads as "interrupted" and resumes. A queued job Dagster is to run
+    stays queued."""
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: None)  # the process dies as it starts
+    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued", "its process may still be starting"
+    assert "has not started yet" in _error(leads, "jobs", "resume", job)
+    with connect(database_url) as conn:
+        conn.execute("UPDATE enrichment_jobs SET created_at = created_at - %s WHERE id = %s", (store.LAUNCH_GRACE, job))
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    _run(leads, "jobs", "resume", job, "--wait")
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
+    with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
+        conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import dagster as dg
 
@@ -90,20 +90,42 @@ def materialize_job(
                 f"enrichment job {job.id} is still running in another process: "
                 f"`leads jobs show {job.id} --wait` follows it"
             )
-        return _materialize(database_url, job, instance, resources)
+        dagster_instance = instance or dg.DagsterInstance.get()
+        _cancel_killed_runs(dagster_instance, job.id)
+        return _materialize(database_url, job, dagster_instance, resources)
+
+
+_RUNNING: Final = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+def _cancel_killed_runs(instance: dg.DagsterInstance, job_id: str) -> None:
+    """Report canceled the runs a ``leads`` process started for the job that Dagster still records as running.
+    Only while holding the job's lock: no ``leads`` process runs the job then, so such a run's process was killed
+    and never wrote its end (Dagster's UI showed it running for good). Canceled, not failed: the run failure
+    sensor would settle the job as failed (and post that to its webhook), where it is interrupted and resumable.
+    Runs Dagster launched are not touched."""
+    for run in instance.get_runs(dg.RunsFilter(tags={JOB_TAG: job_id, "leads/source": "cli"}, statuses=_RUNNING)):
+        instance.report_run_canceled(run, message="the leads process running it was killed: the job is interrupted")
+
+
+def cancel_killed_runs(database_url: str, job_id: str, instance: dg.DagsterInstance | None = None) -> None:
+    """What a reader finding the job interrupted does: report its killed runs canceled (``_cancel_killed_runs``),
+    holding the job's lock meanwhile so a ``leads jobs resume`` starting now cannot have its new run canceled."""
+    with connect(database_url, autocommit=True) as keeper:
+        if liveness.claim(keeper, liveness.ENRICHMENT_JOB, job_id):
+            _cancel_killed_runs(instance or dg.DagsterInstance.get(), job_id)
 
 
 def _materialize(
-    database_url: str, job: store.Job, instance: dg.DagsterInstance | None, resources: dict[str, Any] | None
+    database_url: str, job: store.Job, instance: dg.DagsterInstance, resources: dict[str, Any] | None
 ) -> store.Job:
     from leads_pipeline.definitions import assets  # the Definitions' assets; imported late (it imports this module)
     from leads_pipeline.defs.resources import default_resources
 
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
     keys = launchable_sources(job, set(by_key))
-    dagster_instance = instance or dg.DagsterInstance.get()
-    if job.id not in dagster_instance.get_dynamic_partitions(BATCHES):
-        dagster_instance.add_dynamic_partitions(BATCHES, [job.id])
+    if job.id not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [job.id])
     config = run_config(job, keys)
     config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
     with warnings.catch_warnings():
@@ -112,7 +134,7 @@ def _materialize(
             result = dg.materialize(
                 [by_key[key] for key in keys],
                 partition_key=job.id,
-                instance=dagster_instance,
+                instance=instance,
                 resources=resources or default_resources(),
                 run_config=config,
                 tags=run_tags(job, "cli"),

@@ -86,6 +86,15 @@ def eligible_leads(
 
 
 def start_run(conn: Connection, connection: str, direction: str, list_id: int | None, user: str) -> int:
+    """A new run of ``connection``; the runs of it recorded as running whose lock is free (killed) are marked found
+    interrupted first, in the same transaction, so ``pushing_lists`` of this run and later ones leaves them out."""
+    conn.execute(
+        sql.SQL(
+            "UPDATE crm_sync_runs SET found_interrupted_at = now() WHERE connection = %s AND status = 'running'"
+            " AND finished_at IS NULL AND found_interrupted_at IS NULL AND NOT {alive}"
+        ).format(alive=liveness.alive(liveness.SYNC_RUN, sql.SQL("id"))),
+        (connection,),
+    )
     row = conn.execute(
         "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by) VALUES (%s, %s, %s, %s) RETURNING id",
         (connection, direction, list_id, user),
@@ -264,10 +273,13 @@ def _lock_id(*parts: str) -> int:
 
 def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
     """The lists of the other runs of ``connection`` that were running at some point since run ``run_id``
-    started: leads of theirs may have been linked since that run read the linked lists."""
+    started: leads of theirs may have been linked since that run read the linked lists. A killed run never
+    finishes; once a run started no later than ``run_id`` found it interrupted (``start_run``), all it linked
+    was committed before ``run_id`` read the linked lists, and it no longer counts (it counted for good before)."""
     rows = conn.execute(
         "SELECT DISTINCT o.list_id FROM crm_sync_runs r JOIN crm_sync_runs o ON o.connection = r.connection"
-        " AND o.id <> r.id AND o.list_id IS NOT NULL AND (o.finished_at IS NULL OR o.finished_at >= r.started_at)"
+        " AND o.id <> r.id AND o.list_id IS NOT NULL AND (o.finished_at >= r.started_at"
+        " OR o.found_interrupted_at > r.started_at OR o.finished_at IS NULL AND o.found_interrupted_at IS NULL)"
         " WHERE r.id = %s AND r.connection = %s",
         (run_id, connection),
     )

@@ -52,11 +52,19 @@ class Job:
     estimate: dict[str, Any]
 
 
+LAUNCH_GRACE: Final = timedelta(minutes=1)
+"""How long a job a ``leads`` process is to run may stay queued without its lock: the detached ``leads jobs run``
+takes it only once Python and the package are loaded (seconds, more on a loaded machine)."""
+
+
 def _job(row: dict[str, Any]) -> Job:
-    """The job of a row; one whose sources a ``leads`` process started, still processing though no process holds
-    its lock (``alive``, where the query reads it), is ``interrupted``: it will not end on its own."""
+    """The job of a row; one a ``leads`` process runs (``run_in_process``) that no process holds the lock of
+    (``alive``, where the query reads it) is ``interrupted``: it will not end on its own. That is one still
+    processing, or one still queued past ``LAUNCH_GRACE`` (its process was killed before it took the lock).
+    A queued job Dagster is to run may wait in its run queue: it stays queued."""
     status = row["status"]
-    if status == "processing" and row["run_in_process"] and not row.get("alive", True):
+    launching = status == "queued" and row["created_at"] >= datetime.now(UTC) - LAUNCH_GRACE
+    if status in ("queued", "processing") and row["run_in_process"] and not row.get("alive", True) and not launching:
         status = "interrupted"
     return Job(
         id=row["id"],
@@ -108,11 +116,14 @@ def create_job(
     leads_queued: int,
     notify_url: str | None,
     created_by: str,
+    run_in_process: bool = False,
 ) -> Job:
+    """A queued job; ``run_in_process`` when a ``leads`` process is to run it (``leads enrich``), so one still
+    queued without that process reads as interrupted (``_job``), not as waiting in Dagster's run queue."""
     row = conn.execute(
         """INSERT INTO enrichment_jobs (id, sources, template, overwrite, priority, max_credits, estimated_credits,
-               estimated_seconds, estimate, leads_queued, notify_url, created_by)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               estimated_seconds, estimate, leads_queued, notify_url, created_by, run_in_process)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT (id) DO UPDATE SET id = EXCLUDED.id
            RETURNING *""",
         (
@@ -128,6 +139,7 @@ def create_job(
             leads_queued,
             seal(notify_url),  # a webhook's URL holds its token: sealed as personal data is (read back opened)
             created_by,
+            run_in_process,
         ),
     ).fetchone()
     assert row is not None

@@ -426,3 +426,25 @@ def test_a_killed_run_reads_as_interrupted_with_its_requests_counted(
         assert [r["status"] for r in store.list_runs(db, "hs-killed")] == ["interrupted", "completed"]
         assert store.get_run(db, killed)["status"] == "interrupted"
         assert store.quota_used(db, "hs-killed", sync._today()) == report.requests
+
+
+def test_a_killed_run_stops_counting_as_running_beside_the_runs_after_it(database_url: str, tmp_path: Path) -> None:
+    """A killed sync never writes finished_at, so every later run of the connection took it for one running beside
+    it and kept its list in the "linked elsewhere" check for good. A run starting now finds it interrupted (its
+    lock free) and neither it nor later runs count it; a run killed after another started still counts for that
+    one, which cannot know what it linked in the meantime."""
+    killed_list = import_leads(database_url, tmp_path, [person("Ada", "ada.gone@example.net")], list_name="Gone")
+    other_list = import_leads(database_url, tmp_path, [person("Bea", "bea.next@example.net")], list_name="Next")
+    with transaction(database_url) as db:  # what killed syncs leave: their rows, and no session holding a lock
+        store.ensure_connection(db, "hs-gone", "hubspot")
+        store.start_run(db, "hs-gone", "push", killed_list, "tester")
+    with transaction(database_url) as db:
+        first = store.start_run(db, "hs-gone", "push", other_list, "tester")
+    with transaction(database_url) as db:
+        store.start_run(db, "hs-gone", "push", killed_list, "tester")  # killed after the first started
+    with transaction(database_url) as db:
+        second = store.start_run(db, "hs-gone", "push", other_list, "tester")
+    with connect(database_url) as db:
+        assert store.pushing_lists(db, "hs-gone", second) == [], "all three were found interrupted as it started"
+        assert sorted(store.pushing_lists(db, "hs-gone", first)) == [killed_list, other_list], "the runs after it"
+        assert [r["status"] for r in store.list_runs(db, "hs-gone")] == ["interrupted"] * 4
