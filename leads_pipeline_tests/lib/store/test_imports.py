@@ -1029,17 +1029,24 @@ def _stored_leads(database_url: str, list_id: int) -> list[dict[str, Any]]:
 
 
 def _imported_in_one_chunk_and_in_many(
-    database_url: str, path: Path, dedupe: DedupeKey, on_duplicate: OnDuplicate
-) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Import ``path`` into a list of its own a row per chunk and all rows in one chunk; check both give the same
-    counts and leads, and return them."""
+    database_url: str,
+    path: Path,
+    dedupe: DedupeKey,
+    on_duplicate: OnDuplicate,
+    stored: Path | None = None,
+    name: str = "chunks",
+) -> tuple[dict[str, int], int, list[dict[str, Any]]]:
+    """Import ``path`` into a list of its own (holding the leads of ``stored`` first) a row per chunk and all rows
+    in one chunk; check both give the same counts, warnings and leads, and return them."""
     results = []
     for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe=dedupe)
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate=on_duplicate,
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
+        list_name = f"{name} of {chunk_rows}"
+        list_id = _new_list(database_url, list_name, dedupe=dedupe)
+        if stored is not None:
+            import_file(database_url, stored, list_name)
+        status = import_file(database_url, path, list_name, on_duplicate=on_duplicate, chunk_rows=chunk_rows)
+        results.append((status["results"], status["warnings"], _stored_leads(database_url, list_id)))
+    assert results[1] == results[0], f"{name}: {dedupe} list, {on_duplicate}: {results[0]} != {results[1]}"
     return results[0]
 
 
@@ -1052,7 +1059,7 @@ def test_rows_of_one_lead_by_a_secondary_key_give_the_same_leads_in_one_chunk_as
     that lead whether the earlier row was merged in an earlier chunk or is in the same chunk."""
     dedupe, rows = SECONDARY_ROWS[case]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    counts, leads = _imported_in_one_chunk_and_in_many(database_url, path, dedupe, on_duplicate)
+    counts, _, leads = _imported_in_one_chunk_and_in_many(database_url, path, dedupe, on_duplicate)
     # a skipped row adds no key to the lead: the chain's last row finds the lead only through the middle row's URL
     chained = case == "a chain of secondary keys" and on_duplicate == "update"
     assert len(leads) == len(rows) - 1 - chained
@@ -1070,7 +1077,7 @@ def test_an_update_counts_a_row_that_changes_nothing_as_skipped_in_one_chunk_as_
         ["", "", "Acme", "ann@acme.io", "", "", "CTO"],  # nothing new since the row before
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    counts, _ = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update")
+    counts, _, _ = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update")
     assert counts == {"imported": 1, "updated": 1, "skipped": 2, "errors": 0}
 
 
@@ -1087,15 +1094,7 @@ def test_rows_sharing_no_key_that_find_one_stored_lead_each_update_it_in_one_chu
         ["", "", "Acme Labs", "", "(415) 555-0101", "", "CEO"],
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    results = []
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="both")
-        import_file(database_url, stored, f"chunks of {chunk_rows}")
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
-    counts, [lead] = results[0]
+    counts, _, [lead] = _imported_in_one_chunk_and_in_many(database_url, path, "both", "update", stored)
     assert counts == {"imported": 0, "updated": 2, "skipped": 0, "errors": 0}
     assert (lead["company"], lead["title"]) == ("Acme Labs", "CEO")
 
@@ -1114,7 +1113,7 @@ def test_a_row_finds_a_lead_by_the_keys_it_holds_now_not_by_those_an_earlier_row
         ["", "", "", "e1@acme.io", "+1 415 555 0101", "", ""],  # the first lead's phone: not given to the second
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    counts, leads = _imported_in_one_chunk_and_in_many(database_url, path, "both", "update")
+    counts, _, leads = _imported_in_one_chunk_and_in_many(database_url, path, "both", "update")
     assert counts == {"imported": 2, "updated": 1, "skipped": 1, "errors": 0}
     assert [(lead["email_bidx"], lead["phone_bidx"]) for lead in leads] == [
         (bidx("e2@acme.io"), bidx("+14155550101", "phone")),
@@ -1135,15 +1134,7 @@ def test_a_row_without_email_does_not_find_the_lead_a_later_row_creates(database
         ["Bo", "", "", "bo@acme.io", "+1 415 555 0101", "", ""],
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    results = []
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="email")
-        import_file(database_url, stored_path, f"chunks of {chunk_rows}")
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
-    counts, leads = results[0]
+    counts, _, leads = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update", stored_path)
     assert counts == {"imported": 2, "updated": 1, "skipped": 0, "errors": 0}
     assert [(lead["email_bidx"], lead["phone_bidx"], lead["title"]) for lead in leads] == [
         (bidx("ann@acme.io"), bidx("+14155550109", "phone"), None),
@@ -1181,15 +1172,8 @@ def _check_random_files(database_url: str, tmp_path: Path, seeds: Sequence[int])
     for seed in seeds:
         dedupe, on_duplicate, stored, rows = _random_case(seed)
         path = _write_csv(tmp_path / f"rows-{seed}.csv", SECONDARY_HEADER, rows)
-        results = []
-        for chunk_rows in (1, 50_000):
-            name = f"seed {seed} chunks of {chunk_rows}"
-            list_id = _new_list(database_url, name, dedupe=dedupe)
-            if stored:
-                import_file(database_url, _write_csv(tmp_path / f"stored-{seed}.csv", SECONDARY_HEADER, stored), name)
-            status = import_file(database_url, path, name, on_duplicate=on_duplicate, chunk_rows=chunk_rows)
-            results.append((status["results"], status["warnings"], _stored_leads(database_url, list_id)))
-        assert results[1] == results[0], f"seed {seed}: {dedupe} list, {on_duplicate}, stored {stored}, rows {rows}"
+        stored_path = _write_csv(tmp_path / f"stored-{seed}.csv", SECONDARY_HEADER, stored) if stored else None
+        _imported_in_one_chunk_and_in_many(database_url, path, dedupe, on_duplicate, stored_path, f"seed {seed}")
 
 
 def test_random_files_give_the_same_leads_and_counts_in_one_chunk_as_in_many(database_url: str, tmp_path: Path) -> None:
@@ -1223,15 +1207,7 @@ def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: s
             "INSERT INTO suppressions (hash, kind, reason, created_by) VALUES (%s, 'email', 'erasure request', 'x')",
             (bidx("gone@acme.io"),),
         )
-    results = []
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="phone")
-        import_file(database_url, stored, f"chunks of {chunk_rows}")
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
-    counts, [lead] = results[0]
+    counts, _, [lead] = _imported_in_one_chunk_and_in_many(database_url, path, "phone", "update", stored)
     assert counts == {"imported": 0, "updated": 1, "skipped": 0, "errors": 1}
     assert (lead["email_bidx"], lead["title"]) == (bidx("e2@acme.io"), "CTO")
 
@@ -1251,15 +1227,7 @@ def test_a_row_between_the_rows_of_a_fold_that_changes_its_stored_lead_is_merged
         ["", "", "", "", "+1 415 555 0101", "linkedin.com/in/a1", ""],
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    results = []
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="email")
-        import_file(database_url, stored, f"chunks of {chunk_rows}")
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
-    counts, leads = results[0]
+    counts, _, leads = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update", stored)
     assert counts == {"imported": 1, "updated": 2, "skipped": 0, "errors": 0}
     assert [(lead["email_bidx"], lead["phone_bidx"], lead["linkedin_url"], lead["title"]) for lead in leads] == [
         (bidx("e3@acme.io"), bidx("+14155550103", "phone"), None, "CEO"),
@@ -1281,15 +1249,7 @@ def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as
         ["", "", "", "e2@acme.io", "+1 415 555 0101", "", "CEO"],
     ]
     path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
-    results = []
-    for chunk_rows in (1, 50_000):
-        list_id = _new_list(database_url, f"chunks of {chunk_rows}", dedupe="both")
-        import_file(database_url, stored, f"chunks of {chunk_rows}")
-        status = import_file(database_url, path, f"chunks of {chunk_rows}", on_duplicate="update",
-                             chunk_rows=chunk_rows)  # fmt: skip
-        results.append((status["results"], status["warnings"], _stored_leads(database_url, list_id)))
-    assert results[1] == results[0]
-    counts, warnings, leads = results[0]
+    counts, warnings, leads = _imported_in_one_chunk_and_in_many(database_url, path, "both", "update", stored)
     assert (counts, warnings) == ({"imported": 0, "updated": 2, "skipped": 0, "errors": 0}, 1)
     assert [(lead["email_bidx"], lead["phone_bidx"], lead["title"]) for lead in leads] == [
         (bidx("e1@acme.io"), None, "CTO"),
