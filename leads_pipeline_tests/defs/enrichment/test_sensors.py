@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -109,16 +110,27 @@ class _Hook(BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def _receiver(handler: type[_Hook], **attributes: Any) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A webhook receiver on 127.0.0.1 answering with ``handler``: its base URL and the bodies it received."""
+    received: list[dict[str, Any]] = []
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type(handler.__name__, (handler,), {"received": received, **attributes})
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A receiver on 127.0.0.1, which only the sandbox's setting lets a webhook reach."""
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
-    received: list[dict[str, Any]] = []
-    server = HTTPServer(("127.0.0.1", 0), type("Hook", (_Hook,), {"received": received}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/hook", received
-    server.shutdown()
-    server.server_close()
+    with _receiver(_Hook) as (url, received):
+        yield f"{url}/hook", received
 
 
 def _job_run(
@@ -241,27 +253,17 @@ def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
     """Any user picks --notify, and the POST leaves the machine holding the database: 127.0.0.1, 169.254.169.254
     and the like are refused outside the sandbox, and a public host cannot redirect the POST there."""
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
-    target: list[dict[str, Any]] = []
-    inner = HTTPServer(("127.0.0.1", 0), type("Inner", (_Hook,), {"received": target}))
-    redirected: list[dict[str, Any]] = []
-    inner_url = f"http://127.0.0.1:{inner.server_port}/metadata"
-    outer = HTTPServer(("127.0.0.1", 0), type("Outer", (_Redirect,), {"received": redirected, "target": inner_url}))
-    for server in (inner, outer):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        run, event = _job_run(
-            database_url, sandbox, instance, f"http://127.0.0.1:{outer.server_port}/hook?token=secret", fail=True
-        )
+    with (
+        _receiver(_Hook) as (inner_url, target),
+        _receiver(_Redirect, target=f"{inner_url}/metadata") as (outer_url, redirected),
+    ):
+        run, event = _job_run(database_url, sandbox, instance, f"{outer_url}/hook?token=secret", fail=True)
         enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
         assert redirected == [] and target == []
 
         monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")  # as in the sandbox: the redirect is answered, not followed
         notify_completion(database_url, imported_batch, run.run_id)
         assert len(redirected) == 1 and target == []
-    finally:
-        for server in (inner, outer):
-            server.shutdown()
-            server.server_close()
     with connect(database_url) as conn:
         refused, answered = store.deliveries(conn, imported_batch)
     assert not refused["delivered"] and "'127.0.0.1' is not a public address" in refused["error"]
@@ -294,17 +296,11 @@ def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sen
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
-    received: list[dict[str, Any]] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Drip", (_Drip,), {"received": received}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+    with _receiver(_Drip) as (url, received):
+        run, event = _job_run(database_url, sandbox, instance, f"{url}/h", fail=True)
         started = time.monotonic()
         enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
         elapsed = time.monotonic() - started
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
     with connect(database_url) as conn:
         assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
@@ -333,17 +329,11 @@ def test_a_webhook_answering_a_byte_at_a_time_is_given_up_at_the_deadline(
 ) -> None:
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     monkeypatch.setattr(notify, "DEADLINE_S", 1.0)
-    received: list[dict[str, Any]] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), type("Slow", (_SlowStatus,), {"received": received}))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        run, event = _job_run(database_url, sandbox, instance, f"http://127.0.0.1:{server.server_port}/h", fail=True)
+    with _receiver(_SlowStatus) as (url, received):
+        run, event = _job_run(database_url, sandbox, instance, f"{url}/h", fail=True)
         started = time.monotonic()
         enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
         elapsed = time.monotonic() - started
-    finally:
-        server.shutdown()
-        server.server_close()
     assert len(received) == 1 and elapsed < 4  # the status line takes 5.7 s
     with connect(database_url) as conn:
         [delivery] = store.deliveries(conn, imported_batch)
