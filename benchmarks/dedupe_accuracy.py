@@ -140,7 +140,7 @@ def evaluate(records: pd.DataFrame, matcher: Matcher) -> dict[str, Any]:
     return {
         "records": len(records),
         "true_pairs": true_pairs,
-        "candidate_pairs": len(matches.pairs),
+        "candidate_pairs": matches.candidates,
         "predicted_pairs": predicted,
         "precision": round(precision, 4),
         "recall": round(recall, 4),

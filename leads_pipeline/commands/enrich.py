@@ -30,6 +30,7 @@ from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
 
 if TYPE_CHECKING:
+    from leads_pipeline.lib.store.enrichment import Job
     from leads_pipeline.lib.store.lists import Connection
 
 jobs_app = typer.Typer(help="Enrichment jobs: progress, results, credits.", no_args_is_help=True)
@@ -446,17 +447,8 @@ def jobs_resume(
     """Go on with an interrupted enrichment job (its process was killed, or Ctrl-C stopped `--wait`): its sources
     run again over its leads, in the background as `leads enrich` runs them. Needs the editor role on the job's
     lists; a job still running is refused."""
-    from leads_pipeline.lib.store import enrichment as store
-    from leads_pipeline.lib.store.db import connect
-
     env = run_or_fail(environment)
-
-    def check() -> str:
-        with connect(env.database_url) as conn:
-            store.require_job_runner(conn, job_id, acting_user())
-            return store.get_job(conn, job_id).status
-
-    status = run_or_fail(check)
+    status = run_or_fail(lambda: _runnable_job(env, job_id).status)
     if status != "interrupted":
         running = {"queued": "has not started yet", "processing": "is still running"}.get(status, f"ended {status}")
         fail(f"enrichment job {job_id} {running}: only an interrupted job is resumed (`leads jobs show {job_id}`)")
@@ -472,17 +464,18 @@ def jobs_resume(
 def jobs_run(job_id: str) -> None:
     """Run a created job to its end in this process (what `leads enrich` starts in the background). Needs the
     editor role on the job's lists, as `leads enrich` does."""
+    env = run_or_fail(environment)
+    run_or_fail(lambda: _runnable_job(env, job_id))
+    run_or_fail(lambda: execute_job(env, job_id))
+
+
+def _runnable_job(env: Environment, job_id: str) -> Job:
+    """The job, once the acting user may run it (the editor role on its lists)."""
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
-    env = run_or_fail(environment)
-
-    def check() -> None:
-        with connect(env.database_url) as conn:
-            store.require_job_runner(conn, job_id, acting_user())
-
-    run_or_fail(check)
-    run_or_fail(lambda: execute_job(env, job_id))
+    with connect(env.database_url) as conn:
+        return store.require_job_runner(conn, job_id, acting_user())
 
 
 @templates_app.command("ls")

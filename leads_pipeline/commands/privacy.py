@@ -23,6 +23,7 @@ from leads_pipeline.commands.common import (
     fail,
     json_text,
     print_json,
+    require_every_list,
     run_or_fail,
 )
 
@@ -134,13 +135,13 @@ def privacy_crm_erasures(
     """The deletions erasure requests owe connected CRMs (connection and CRM record id only), and their state;
     --process sends the pending ones through each CRM's API (a record the CRM no longer has counts as done). The
     queue spans every list: an owner of every list or a privacy officer."""
-    from leads_pipeline.lib.store import access, crm_erasures
+    from leads_pipeline.lib.store import crm_erasures
 
     if status is not None and status not in ("pending", "done", "failed"):
         fail(f"--status: expected pending, done or failed, found {status!r}")
-    run_or_fail(environment)  # also points Dagster at the project's instance
+    env = run_or_fail(environment)  # also points Dagster at the project's instance
     # the queue holds the CRM records of people erased from any list: shown and sent as the audit log is read
-    _run(lambda conn, env: access.require_every_list(conn, acting_user(), "the CRM erasure queue"))
+    run_or_fail(lambda: require_every_list(env.database_url, "the CRM erasure queue"))
     report = run_or_fail(lambda: launch_crm_erasures(acting_user())) if process else None
     rows = _run(lambda conn, env: crm_erasures.listing(conn, status))
     if as_json:

@@ -88,7 +88,7 @@ def _remove_stale_scratch(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> Iterator[TextIO]:
+def written_whole(path: Path, *, encoding: str, newline: str | None = None, errors: str = "strict") -> Iterator[TextIO]:
     """A text file to write that appears at ``path`` only once the block ends without an error: it is written
     beside it, flushed to disk and renamed into place. A CSV has no end marker, so an export killed or failing
     half-way must not leave a truncated file there that opens as a complete one; the file an earlier export left
@@ -99,7 +99,7 @@ def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> I
     account on a shared host read them; an existing file keeps its mode. A path that cannot be written is a
     ``PermanentError`` naming it (a missing directory ended the command with no message)."""
     if path.exists() and not path.is_file():
-        with path.open("w", encoding=encoding, newline=newline) as handle:
+        with path.open("w", encoding=encoding, newline=newline, errors=errors) as handle:
             yield handle
         return
     if not path.parent.is_dir():
@@ -111,7 +111,7 @@ def written_whole(path: Path, *, encoding: str, newline: str | None = None) -> I
     except OSError as exc:
         raise PermanentError(f"cannot write {path}: {exc.strerror}") from None
     try:
-        with open(descriptor, "w", encoding=encoding, newline=newline) as handle:
+        with open(descriptor, "w", encoding=encoding, newline=newline, errors=errors) as handle:
             if path.exists():  # a file someone made private stays private (it was overwritten in place before)
                 shutil.copymode(path, scratch)
             yield handle

@@ -1023,10 +1023,9 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     # no thousands group starts with 0: "0,500" is a half, a count "0.500" no whole number
     us_grouped = _true(_matches(num, r"^[1-9][0-9]{0,2}(?:,[0-9]{3})+(?:\.[0-9]+)?$"))
     eu_grouped = _matches(num, r"^[1-9][0-9]{0,2}(?:\.[0-9]{3})+,[0-9]+$|^[1-9][0-9]{0,2}(?:\.[0-9]{3}){2,}$")
-    if counts:
-        one_dot_group = _matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$")
-    else:  # an amount: only without a magnitude ("$2.125B" is 2.125 billion) and not "0.500"
-        one_dot_group = pc.and_(_matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$"), pc.equal(suffix, ""))
+    one_dot_group = _matches(num, r"^[1-9][0-9]{0,2}\.[0-9]{3}$")
+    if not counts:  # an amount: only without a magnitude ("$2.125B" is 2.125 billion) and not "0.500"
+        one_dot_group = pc.and_(one_dot_group, pc.equal(suffix, ""))
     eu_grouped = pc.or_(_true(eu_grouped), _true(one_dot_group))
     dotted = _true(_matches(num, r"^[0-9]*\.?[0-9]+$"))
     comma_decimal = _true(_matches(num, r"^[0-9]*,[0-9]+$"))

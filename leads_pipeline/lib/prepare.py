@@ -633,7 +633,7 @@ def _dedupe_within(
     marked = _with_extensions_marked(frame[grouped])
     compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
     changes = _changes(marked[compared], first[grouped])[later[grouped]]
-    into = frame["row_number"].to_numpy()[first[grouped][later[grouped]][changes]]
+    into = numbers[first[grouped][later[grouped]][changes]]
     changing = {int(row): int(n) for row, n in zip(*np.unique(into, return_counts=True), strict=True)}
     folded = marked.groupby(first[grouped]).last()
     for extension in PHONE_EXTENSIONS.values():

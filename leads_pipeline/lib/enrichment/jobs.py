@@ -153,25 +153,25 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
     it, yet its stale verdict is bought again."""
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
-    count = sum(stale.values())
     credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
-    email["staleVerdicts"] = count
-    email["leadsNeeding"] += count
-    email["estimatedCredits"] += credits
-    email["maxCredits"] += credits
-    email["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
+    _add_checks(email, "staleVerdicts", sum(stale.values()), credits)
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
     """Add to the LinkedIn estimate the leads that have a URL but no fresh profile (``profileReads``): they miss
     no URL, yet the stage reads their profile, at its price."""
     count = store.profiles_to_read(conn, batch_id, timedelta(days=LinkedInOptions.cache_days))
-    credits = count * price("apify_linkedin_profile")
-    linkedin["profileReads"] = count
-    linkedin["leadsNeeding"] += count
-    linkedin["estimatedCredits"] += credits
-    linkedin["maxCredits"] += credits
-    linkedin["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
+    _add_checks(linkedin, "profileReads", count, count * price("apify_linkedin_profile"))
+
+
+def _add_checks(entry: dict[str, Any], key: str, count: int, credits: float) -> None:
+    """Add ``count`` paid checks of leads that miss nothing to a source's estimate, under ``key`` and in its
+    totals."""
+    entry[key] = count
+    entry["leadsNeeding"] += count
+    entry["estimatedCredits"] += credits
+    entry["maxCredits"] += credits
+    entry["estimatedTime"] += count * CONTACT_SECONDS_PER_LEAD / CONCURRENCY
 
 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:

@@ -192,14 +192,15 @@ def require_job_reader(conn: Connection, job_id: str, user: str) -> None:
         _require_on_job_lists(conn, job_id, user, "viewer", f"reading enrichment job {job_id}", write=False)
 
 
-def require_job_runner(conn: Connection, job_id: str, user: str) -> None:
+def require_job_runner(conn: Connection, job_id: str, user: str) -> Job:
     """Running a job writes its leads and spends credits: it needs the editor role on every list its leads are
     in, as creating it did (its starter included: a role revoked since stops it); a job whose leads are gone
-    only its starter may run."""
+    only its starter may run. Returns the job."""
     job = get_job(conn, job_id)
     _require_on_job_lists(
         conn, job_id, user, "editor", f"running enrichment job {job_id}", write=True, starter=job.created_by
     )
+    return job
 
 
 def _require_on_job_lists(

@@ -20,7 +20,6 @@ too; ``sellable`` is the predicate exports and the CRM sync use.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any, Final
 from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.export import written_whole
 from leads_pipeline.lib.filters import HIDDEN, recorded_values_pattern
 from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.crypto import blind_index
@@ -224,6 +224,7 @@ def _trace_lists(conn: Connection, person: Person) -> set[int]:
     """The lists of the rows about the person found otherwise than through their leads (``PersonalTable.lists``):
     an import error or snapshot holding their address in another user's list."""
     found: set[int] = set()
+    params = person.params()
     for entry in deployed(conn):
         if entry.lists is None:
             continue
@@ -231,7 +232,7 @@ def _trace_lists(conn: Connection, person: Person) -> set[int]:
             "SELECT DISTINCT x.list_id FROM {} t CROSS JOIN LATERAL ({}) x(list_id)"
             " WHERE ({}) AND x.list_id IS NOT NULL"
         ).format(sql.Identifier(entry.table), sql.SQL(entry.lists), sql.SQL(entry.find))  # type: ignore[arg-type]
-        found.update(int(r["list_id"]) for r in conn.execute(query, person.params()))
+        found.update(int(r["list_id"]) for r in conn.execute(query, params))
     return found
 
 
@@ -244,9 +245,9 @@ def deployed(conn: Connection) -> list[PersonalTable]:
     return [entry for entry in REGISTRY if entry.table in tables]
 
 
-def _rows(conn: Connection, table: str, condition: str, person: Person) -> list[dict[str, Any]]:
+def _rows(conn: Connection, table: str, condition: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     query = sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE {}").format(sql.Identifier(table), sql.SQL(condition))  # type: ignore[arg-type]
-    return [r["row"] for r in conn.execute(query, person.params())]
+    return [r["row"] for r in conn.execute(query, params)]
 
 
 def export_person(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> dict[str, Any]:
@@ -255,8 +256,9 @@ def export_person(conn: Connection, raw: str, actor: str, *, everyone: bool = Fa
     person = find_person(conn, raw)
     access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
     person.require_one(everyone)
-    tables = {entry.table: _rows(conn, entry.table, entry.find, person) for entry in deployed(conn)}
-    hashes = person.params()["subjects"]
+    params = person.params()
+    tables = {entry.table: _rows(conn, entry.table, entry.find, params) for entry in deployed(conn)}
+    hashes = params["subjects"]
     document = {
         "subject": {"kind": person.kind, "value": person.value},
         "identifiers": {"emails": person.emails, "phones": person.phones, "shared": person.shared},
@@ -435,7 +437,7 @@ def media_files(conn: Connection, lead_ids: list[int]) -> list[Path]:
 def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, ...] = _FILE_SUFFIXES) -> list[Path]:
     """Rewrite the files with these ``suffixes`` under ``folders`` (import files by default; logs with
     ``LOG_SUFFIXES``) without the lines mentioning the person; returns the files changed. Each file is replaced
-    atomically (written beside it, then renamed)."""
+    atomically (``export.written_whole``: written beside it, synced, then renamed)."""
     changed: list[Path] = []
     for folder in folders:
         if not folder.is_dir():
@@ -446,12 +448,9 @@ def erase_from_files(folders: list[Path], person: Person, suffixes: tuple[str, .
             kept = [line for line in lines if not _mentions(line, person)]
             if len(kept) == len(lines):
                 continue
-            scratch = path.with_name(f".{path.name}.erasing")
-            with scratch.open("wb") as handle:  # on disk before it replaces the file: a power cut must not empty it
-                handle.write("".join(kept).encode("utf-8", errors="surrogateescape"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            scratch.replace(path)
+            # on disk before it replaces the file: a power cut must not empty it
+            with written_whole(path, encoding="utf-8", newline="", errors="surrogateescape") as handle:
+                handle.write("".join(kept))
             changed.append(path)
     return changed
 

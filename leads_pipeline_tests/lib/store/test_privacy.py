@@ -35,5 +35,6 @@ def test_a_file_rewritten_without_the_person_is_on_disk_before_it_replaces_the_o
     monkeypatch.setattr(os, "replace", replaced)
     person = Person("email", "ana@acme.example", emails=["ana@acme.example"])
     assert erase_from_files([tmp_path], person) == [waiting]
-    assert events == ["sync .waiting.csv.erasing", "rename .waiting.csv.erasing -> waiting.csv"]
+    scratch = f".waiting.csv.{os.getpid()}.partial"
+    assert events == [f"sync {scratch}", f"rename {scratch} -> waiting.csv"]
     assert waiting.read_text(encoding="utf-8") == "Email\nbo@beta.example\n"
