@@ -579,9 +579,11 @@ def test_two_erasures_at_once_both_leave_the_inbox_file(
 
     monkeypatch.setattr(privacy, "_mentions", first_reads_slowly)
 
+    reports: dict[str, dict[str, Any]] = {}
+
     def erase(who: str, done: threading.Event | None = None) -> None:
         with connect(database_url) as conn:
-            privacy.erase_person(conn, who, "tester", folders=[inbox])
+            reports[who] = privacy.erase_person(conn, who, "tester", folders=[inbox])
         if done is not None:
             done.set()
 
@@ -592,6 +594,9 @@ def test_two_erasures_at_once_both_leave_the_inbox_file(
     second.start()
     first.join(timeout=60)
     second.join(timeout=60)
+    assert not first.is_alive() and not second.is_alive()
+    file = str(inbox / "fair" / "waiting.csv")
+    assert reports[EMAIL]["files"] == reports["juergen@beispiel.de"]["files"] == [file]  # each reports it erased
     waiting = (inbox / "fair" / "waiting.csv").read_text(encoding="utf-8")
     assert EMAIL not in waiting and "juergen@beispiel.de" not in waiting
     assert len(waiting.splitlines()) == len(DEMO_FILE.read_text(encoding="utf-8").splitlines()) - 2

@@ -384,7 +384,9 @@ def test_lines_of_delimiters_only_are_skipped_like_blank_lines(tmp_path: Path, n
     layout = inspect_file(_write(tmp_path / "excel.csv", text))
     assert layout.plain_quoting == (notes == "plain") and layout.total_rows == 2
     rows = [["Ann", "ann@example.com", notes], ["Bo", "bo@example.com", "x"]]
-    for raw in [*iter_chunks(layout, chunk_rows=10), *map(read_range, chunk_ranges(layout, chunk_rows=10) or [])]:
+    raws = [*iter_chunks(layout, chunk_rows=10), *map(read_range, chunk_ranges(layout, chunk_rows=10) or [])]
+    assert len(raws) == 2  # one chunk read sequentially, one by its byte range
+    for raw in raws:
         assert _read(raw) == (0, [2, 5], rows, [])
     assert [_read(read_range(r))[1] for r in chunk_ranges(layout, chunk_rows=1) or []] == [[2], [5]]
 

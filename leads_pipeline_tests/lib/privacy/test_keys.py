@@ -48,5 +48,6 @@ def test_a_key_file_whose_creation_was_stopped_is_made_again(tmp_path: Path, mon
     with pytest.raises(KeyboardInterrupt):
         suppression_key()
     monkeypatch.setattr(secrets, "token_hex", draw)
-    assert len(suppression_key()) == 64
+    key = suppression_key()
+    assert len(key) == 64 and suppression_key() == key  # made once, then read: hashes made before still match
     assert [p.name for p in tmp_path.iterdir()] == [KEY_FILE]

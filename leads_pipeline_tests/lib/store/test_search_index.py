@@ -22,7 +22,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 from leads_pipeline.lib.store.search import search, select_lead_ids
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import database_before, import_file
 
 USER = "tester"
 CUSTOMERS_1000 = DATABLIST / "customers-1000.csv"
@@ -220,30 +220,19 @@ def test_the_linkedin_migration_decodes_the_slugs_stored_percent_encoded(postgre
     """sql/034 on a database whose leads have LinkedIn URLs as imports stored them before: a percent-encoded slug
     becomes the Unicode one an import stores now (so the same profile finds its lead again), one that does not
     decode to UTF-8 or decodes to a space stays."""
-    name = f"before_034_{os.getpid()}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
-    before = tmp_path / "sql"
-    before.mkdir()
-    for migration in discover(sql_dir()):
-        if migration.version < 34:
-            shutil.copy(migration.path, before)
-    apply_migrations(url, before)
-    stored = [
-        "https://www.linkedin.com/in/j%c3%bcrgen-m%c3%bcller-1a",
-        "https://www.linkedin.com/in/ju%cc%88rgen",
-        "https://www.linkedin.com/company/caf%c3%a9-du-monde",
-        "https://www.linkedin.com/in/ann%20lee",
-        "https://www.linkedin.com/in/bad%ff",
-        "https://www.linkedin.com/in/plain",
-    ]
-    with connect(url) as conn:
-        list_id = create_list(conn, "prospects", owner=USER).id
-        for value in stored:
-            conn.execute("INSERT INTO leads (list_id, linkedin_url) VALUES (%s, %s)", (list_id, value))
-    try:
+    with database_before(postgres_server, 34, tmp_path) as url:
+        stored = [
+            "https://www.linkedin.com/in/j%c3%bcrgen-m%c3%bcller-1a",
+            "https://www.linkedin.com/in/ju%cc%88rgen",
+            "https://www.linkedin.com/company/caf%c3%a9-du-monde",
+            "https://www.linkedin.com/in/ann%20lee",
+            "https://www.linkedin.com/in/bad%ff",
+            "https://www.linkedin.com/in/plain",
+        ]
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for value in stored:
+                conn.execute("INSERT INTO leads (list_id, linkedin_url) VALUES (%s, %s)", (list_id, value))
         assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 34]
         with connect(url) as conn:
             kept = [r["linkedin_url"] for r in conn.execute("SELECT linkedin_url FROM leads ORDER BY id")]
@@ -256,9 +245,6 @@ def test_the_linkedin_migration_decodes_the_slugs_stored_percent_encoded(postgre
             "https://www.linkedin.com/in/jürgen",
             "https://www.linkedin.com/company/café-du-monde",
         ]
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_linkedin_case_migration_lowercases_the_slugs_034_left_in_upper_case(
@@ -312,31 +298,20 @@ def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgr
     "Jan Berg, Mueller GmbH" finds the lead by name, the search rows carry the new name key, a company profile
     cached under the old key is found under the new one, and the leads do not count as changed since their import
     (their undo stays possible)."""
-    name = f"before_044_{os.getpid()}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
-    before = tmp_path / "sql"
-    before.mkdir()
-    for migration in discover(sql_dir()):
-        if migration.version < 44:
-            shutil.copy(migration.path, before)
-    apply_migrations(url, before)
-    with connect(url) as conn:
-        list_id = create_list(conn, "prospects", owner=USER).id
-        for company, old_key in (("Müller GmbH", "muller"), ("Acme", "acme")):
+    with database_before(postgres_server, 44, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for company, old_key in (("Müller GmbH", "muller"), ("Acme", "acme")):
+                conn.execute(
+                    "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
+                    " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
+                    (list_id, company, old_key, f"jan berg|{old_key}"),
+                )
             conn.execute(
-                "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
-                " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
-                (list_id, company, old_key, f"jan berg|{old_key}"),
+                "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at)"
+                " VALUES ('name:muller', 'gemini', 'found', 'Müller GmbH', 'muller', now() + interval '30 days')"
             )
-        conn.execute(
-            "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at)"
-            " VALUES ('name:muller', 'gemini', 'found', 'Müller GmbH', 'muller', now() + interval '30 days')"
-        )
-        written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
-    try:
+            written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
         assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 44]
         new_key = norm.company_key(pd.Series(["Mueller GmbH"], dtype="str")).iloc[0]
         assert new_key == "mueller"
@@ -354,45 +329,31 @@ def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgr
                 {"lookup_key": "name:muller", "name_key": "mueller"},
             ]
             assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
     both leads by name and company."""
-    name = f"before_012_{os.getpid()}"
-    with psycopg.connect(postgres_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = urlunsplit(urlsplit(postgres_server)._replace(path=f"/{name}"))
-    before = tmp_path / "sql"
-    before.mkdir()
-    for migration in discover(sql_dir()):
-        if migration.version < 12:
-            shutil.copy(migration.path, before)
-    apply_migrations(url, before)
+    with database_before(postgres_server, 12, tmp_path) as url:
 
-    def text(*values: str) -> pd.Series:
-        return pd.Series(values, dtype="str")
+        def text(*values: str) -> pd.Series:
+            return pd.Series(values, dtype="str")
 
-    keys = norm.name_key(text("Ann", "Bob"), text("Lee", "Ray"), norm.company_key(text("Acme", "Beta"))).tolist()
-    with connect(url) as conn:
-        list_id = create_list(conn, "prospects", owner=USER).id
-        record = store.start_import(
-            conn, batch_id="old", list_id=list_id, file_path="old.csv", sha256="0", size=1, mapping={}, options={},
-            dialect={}, chunk_rows=1, total_rows=1, user=USER,
-        )  # fmt: skip
-        conn.execute(
-            "INSERT INTO leads (list_id, first_name, last_name, company, name_key, created_by_import)"
-            " VALUES (%s, 'Ann', 'Lee', 'Acme', %s, %s), (%s, 'Bob', 'Ray', 'Beta', %s, NULL)",
-            (list_id, keys[0], record["id"], list_id, keys[1]),
-        )
-        conn.execute("UPDATE imports SET status = 'completed' WHERE id = %s", (record["id"],))
-        conn.execute("SELECT lead_search_build_partition(%s)", (record["id"],))
-    try:
+        keys = norm.name_key(text("Ann", "Bob"), text("Lee", "Ray"), norm.company_key(text("Acme", "Beta"))).tolist()
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            record = store.start_import(
+                conn, batch_id="old", list_id=list_id, file_path="old.csv", sha256="0", size=1, mapping={}, options={},
+                dialect={}, chunk_rows=1, total_rows=1, user=USER,
+            )  # fmt: skip
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, last_name, company, name_key, created_by_import)"
+                " VALUES (%s, 'Ann', 'Lee', 'Acme', %s, %s), (%s, 'Bob', 'Ray', 'Beta', %s, NULL)",
+                (list_id, keys[0], record["id"], list_id, keys[1]),
+            )
+            conn.execute("UPDATE imports SET status = 'completed' WHERE id = %s", (record["id"],))
+            conn.execute("SELECT lead_search_build_partition(%s)", (record["id"],))
         assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 12]
         with connect(url) as conn:
             rows = list(
@@ -413,6 +374,3 @@ def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgre
         names_only.write_text("First Name,Last Name,Company\nAnn,Lee,Acme\nBob,Ray,Beta\n")
         status = import_file(url, names_only)
         assert status["results"] == {"imported": 0, "updated": 0, "skipped": 2, "errors": 0}
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
