@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,3 +187,19 @@ def api_shape_problems(document: Any, path: str = "$", record: bool = False) -> 
                 problems.append(f"{path}.{key}: id {value!r} is not a string")
             problems += api_shape_problems(value, f"{path}.{key}", record or keeps_keys(key))
     return problems
+
+
+class Rebinding:
+    """A resolver whose answer for ``rebind.example`` is public the first time and this machine's after, as a
+    hostile DNS server with a zero TTL answers; other names resolve as usual."""
+
+    def __init__(self) -> None:
+        self.lookups = 0
+        self.resolve = socket.getaddrinfo
+
+    def __call__(self, host: str, port: object, *args: Any, **kwargs: Any) -> Any:
+        if host != "rebind.example":
+            return self.resolve(host, port, *args, **kwargs)
+        self.lookups += 1
+        address = "93.184.215.14" if self.lookups == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]

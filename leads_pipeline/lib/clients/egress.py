@@ -7,8 +7,10 @@ leads to the same places. So the host's every address must be public, and redire
 caller sees the 3xx as a failed delivery or download). ``LEADS_ALLOW_PRIVATE_URLS=1`` lifts the guard for the
 local sandbox, whose settings (``Sandbox.env()``) set it; nothing else does.
 
-A host name is resolved here and again by ``requests``, so a name whose DNS answer changes between the two can
-still pass; the guard stops typed addresses, names of private hosts and redirects.
+:func:`check_public` refuses such a URL before anything is sent, with a message that says why; but a name whose
+DNS answer changes (public first, ``127.0.0.1`` next) would pass it and be resolved again when ``requests``
+connects. So the connections of :func:`deadline_session` resolve the name once more themselves, check every
+address, and connect to the checked addresses only: there is no later lookup to race.
 
 Such a host also chooses how slowly it answers: ``requests``' timeout bounds each wait for data, so status line,
 headers and body sent a few bytes at a time hold the caller as long as the host likes. :func:`deadline_session`
@@ -30,6 +32,8 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
+import urllib3.connection
+import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 ALLOW_PRIVATE_ENV = "LEADS_ALLOW_PRIVATE_URLS"
@@ -59,7 +63,11 @@ def check_public(url: str) -> None:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (OSError, ValueError) as error:
         raise requests.ConnectionError(f"cannot resolve {host!r}: {error}") from None
-    private = sorted({str(info[4][0]) for info in infos if not _public(str(info[4][0]))})
+    _refuse_private(host, [str(info[4][0]) for info in infos])
+
+
+def _refuse_private(host: str, addresses: list[str]) -> None:
+    private = sorted({address for address in addresses if not _public(address)})
     if private:
         raise PrivateAddressError(
             f"{host!r} is not a public address ({', '.join(private)}); only the local sandbox may use those "
@@ -67,10 +75,42 @@ def check_public(url: str) -> None:
         )
 
 
+class _PublicConnection(urllib3.connection.HTTPConnection):
+    """A connection that resolves its host once, refuses it unless every address is public (as
+    :func:`check_public`), and connects to those addresses: the DNS answer checked is the one used."""
+
+    def _new_conn(self) -> socket.socket:
+        name = self._dns_host
+        try:
+            infos = socket.getaddrinfo(name, self.port, proto=socket.IPPROTO_TCP)
+        except socket.gaierror as error:
+            raise urllib3.exceptions.NameResolutionError(self.host, self, error) from error
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        if os.environ.get(ALLOW_PRIVATE_ENV) != "1":
+            _refuse_private(self.host, addresses)
+        failure: urllib3.exceptions.HTTPError | None = None
+        for address in addresses:
+            self._dns_host = address  # urllib3 resolves this again, but a numeric address resolves to itself
+            try:
+                return super()._new_conn()
+            except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError) as error:
+                failure = error  # the next address, as urllib3 tries each address of a name
+            finally:
+                self._dns_host = name  # the name, not the address, is sent in Host and checked in TLS
+        assert failure is not None  # getaddrinfo answers at least one address or raises
+        raise failure
+
+
+class _PublicHTTPSConnection(_PublicConnection, urllib3.connection.HTTPSConnection):
+    pass
+
+
 class _WatchedPool(urllib3.HTTPConnectionPool):
-    """A pool that lists the sockets its connections open, for the watchdog to shut down. The socket, not the
-    connection: a connection whose answer ends with the connection (HTTP/1.0, ``Connection: close``) lets go of
-    it while the body is still being read."""
+    """A pool of public connections that lists the sockets they open, for the watchdog to shut down. The socket,
+    not the connection: a connection whose answer ends with the connection (HTTP/1.0, ``Connection: close``)
+    lets go of it while the body is still being read."""
+
+    ConnectionCls = _PublicConnection
 
     def __init__(self, *args: Any, watch: Callable[[socket.socket], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -89,7 +129,7 @@ class _WatchedPool(urllib3.HTTPConnectionPool):
 
 
 class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
-    pass
+    ConnectionCls = _PublicHTTPSConnection
 
 
 class _DeadlineAdapter(HTTPAdapter):
@@ -124,8 +164,9 @@ class _DeadlineAdapter(HTTPAdapter):
 
 @contextmanager
 def deadline_session(seconds: float) -> Iterator[tuple[requests.Session, threading.Event]]:
-    """A session whose connections are shut down ``seconds`` after it opens (the request then fails with a
-    ``requests.ConnectionError``), and the event that says the deadline cut it off."""
+    """A session whose connections reach only public addresses (``PrivateAddressError`` inside the
+    ``requests.ConnectionError`` otherwise) and are shut down ``seconds`` after it opens (the request then fails
+    with a ``requests.ConnectionError``), and the event that says the deadline cut it off."""
     adapter = _DeadlineAdapter()
     session = requests.Session()
     session.mount("http://", adapter)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, check_public
+import pytest
+import requests
+
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, check_public, deadline_session
+from leads_pipeline_tests.support import Rebinding
 
 
 @pytest.mark.parametrize(
@@ -42,3 +49,39 @@ def test_public_addresses_pass_and_only_the_sandbox_setting_lifts_the_guard(monk
             check_public("http://127.0.0.1/hook")
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     check_public("http://127.0.0.1/hook")
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, list[str]]]:
+    """A server on 127.0.0.1 (the private address a rebinding name turns to) and the paths it was asked for."""
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_port, asked
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_name_answering_public_then_private_does_not_reach_the_private_address(
+    listener: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check_public sees the public answer; the connection must not look the name up again and take the next."""
+    port, asked = listener
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    resolver = Rebinding()
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    url = f"http://rebind.example:{port}/latest/meta-data/"
+    check_public(url)
+    with deadline_session(5) as (http, _), pytest.raises(requests.ConnectionError, match="is not a public address"):
+        http.get(url, timeout=2, allow_redirects=False)
+    assert asked == [] and resolver.lookups == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.contacts.linkedin import best_profile, canonical_profile_url, score_result, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
+from leads_pipeline_tests.support import Rebinding
 
 LEAD = {"first_name": "José", "last_name": "García", "company": "Acme Robotics", "title": "VP of Sales"}
 
@@ -142,6 +144,18 @@ def test_photos_come_only_from_public_hosts_without_redirects(
     for url in (f"{image_server}/photo.png", "http://169.254.169.254/latest/meta-data/", "http://[::1]/p.png"):
         with pytest.raises(MediaError, match="is not a public address"):
             store_image(url, tmp_path / "media", timeout=1)
+    assert not (tmp_path / "media").exists()
+
+
+def test_a_photo_host_answering_public_then_private_is_not_fetched(
+    image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The name passes the check with its public answer; the download must not resolve it again to 127.0.0.1."""
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV)
+    monkeypatch.setattr(socket, "getaddrinfo", Rebinding())
+    port = image_server.rsplit(":", 1)[1]
+    with pytest.raises(MediaError, match="is not a public address"):
+        store_image(f"http://rebind.example:{port}/photo.png", tmp_path / "media", timeout=1)
     assert not (tmp_path / "media").exists()
 
 
