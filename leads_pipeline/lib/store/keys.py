@@ -2,8 +2,8 @@
 
 ``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
 re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
-in clear from before sql/010, whose blind indexes it fills too; webhook URLs stored in clear before they were
-sealed), and records how far it got in
+in clear from before sql/010, whose blind indexes it fills too; webhook URLs in clear, which sql/080 sealed
+already), and records how far it got in
 ``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
 at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
 other writers while it runs are sealed under the active key by those writers already.
@@ -31,6 +31,7 @@ from leads_pipeline.lib.privacy.crypto import (
     email_domain,
     is_sealed,
     keyring,
+    seal,
     sealed_key_id,
 )
 from leads_pipeline.lib.store import audit
@@ -116,6 +117,29 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
                 if column == "email":
                     changes["email_domain"] = email_domain(plain)
     return changes
+
+
+def seal_clear_secrets(conn: Connection) -> int:
+    """Seal the webhook URLs (``secret`` columns) still stored in clear by versions before they were sealed, so
+    that no token waits in clear for the next rotation (sql/080); returns how many values it sealed."""
+    sealed = 0
+    for spec in SEALED_COLUMNS:
+        for column, kind in spec.columns:
+            if kind != "secret":
+                continue
+            query = sql.SQL("SELECT ctid::text AS tid, {c} AS v FROM {t} WHERE {c} NOT LIKE {sealed}").format(
+                c=sql.Identifier(column), t=sql.Identifier(spec.table), sealed=sql.Literal(f"{PREFIX}%")
+            )
+            rows = [(seal(row["v"]), row["tid"]) for row in conn.execute(query).fetchall()]
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = %s::tid").format(
+                        c=sql.Identifier(column), t=sql.Identifier(spec.table)
+                    ),
+                    rows,
+                )
+            sealed += len(rows)
+    return sealed
 
 
 def _pages(conn: Connection, table: str) -> int:

@@ -19,6 +19,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x1EAD5
 _RESPELLS_COMPANY_KEYS = 44
 """The migration whose leads' keys are recomputed in Python, by the import's own rule, after its SQL listed them."""
+_SEALS_WEBHOOK_URLS = 80
+"""The migration after whose SQL the webhook URLs still stored in clear are sealed in Python (SQL has no key)."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
                         from leads_pipeline.lib.store.bulk import respell_company_keys
 
                         respell_company_keys(conn)
+                    if migration.version == _SEALS_WEBHOOK_URLS:
+                        from leads_pipeline.lib.store.keys import seal_clear_secrets
+
+                        seal_clear_secrets(conn)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),

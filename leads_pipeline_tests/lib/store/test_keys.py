@@ -14,9 +14,10 @@ from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, rotate
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import database_before, import_file
 
 
 class Interrupted(Exception):
@@ -196,3 +197,47 @@ def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(dat
     with connect(database_url) as conn:
         page = search(conn, Selection.build(query="old@legacy.example"), "tester")
         assert [lead["email"] for lead in page.leads] == ["old@legacy.example"]
+
+
+def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
+    postgres_server: str, key_home: Path, tmp_path: Path
+) -> None:
+    """A token stored in clear by a version before webhook URLs were sealed does not wait for a rotation."""
+    hook = "https://hooks.slack.com/services/T0/B0/SECRET"
+    query = "SELECT notify_url FROM list_enrichment_settings UNION ALL SELECT notify_url FROM enrichment_jobs"
+    with database_before(postgres_server, 80, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner="tester").id
+            enrichment.set_list_settings(
+                conn,
+                list_id,
+                enrich_after_import=True,
+                sources=["company"],
+                template="basic",
+                priority="normal",
+                max_credits=None,
+                notify_url=hook,
+            )
+            conn.execute("INSERT INTO batches (id, kind, description) VALUES ('job-1', 'import', 'one.csv')")
+            job = enrichment.create_job(
+                conn,
+                "job-1",
+                sources=["company"],
+                template="basic",
+                overwrite=False,
+                priority="normal",
+                max_credits=None,
+                estimate={"estimatedCredits": 0, "estimatedTime": 0},
+                leads_queued=0,
+                notify_url=hook,
+                created_by="tester",
+            )
+            conn.execute("UPDATE list_enrichment_settings SET notify_url = %s", (hook,))  # as stored before
+            conn.execute("UPDATE enrichment_jobs SET notify_url = %s", (hook,))
+        assert [v for (v,) in _raw(url, query)] == [hook, hook]
+        assert 80 in apply_migrations(url)
+        assert [str(v).split(":")[0] for (v,) in _raw(url, query)] == ["enc", "enc"]
+        with connect(url) as conn:
+            settings = enrichment.list_settings(conn, list_id)
+            assert enrichment.get_job(conn, job.id).notify_url == hook
+        assert settings is not None and settings["notify_url"] == hook
