@@ -19,6 +19,7 @@ from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
+from leads_pipeline.lib.privacy.crypto import seal
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
@@ -184,9 +185,10 @@ def launch_sync(
     connection = load_connection(name)
     if direction is not None and direction not in DIRECTIONS:
         raise ConfigurationError(f"--direction: expected one of {', '.join(DIRECTIONS)}, found {direction!r}")
-    for text in where:  # a bad filter is refused here, naming the field, before Dagster starts
-        parse_filter(text)
-    config: dict[str, Any] = {"list_name": list_name, "direction": direction, "user": acting_user(), "where": where}
+    # a bad filter is refused here, naming the field, before Dagster starts; one on a person's details goes into
+    # the run's config sealed (the run opens it, sync.push_filters): Dagster keeps and shows the config as launched
+    filters = [seal(text) if parse_filter(text).names_a_person else text for text in where]
+    config: dict[str, Any] = {"list_name": list_name, "direction": direction, "user": acting_user(), "where": filters}
     config = {k: v for k, v in config.items() if v is not None}
     run_config = {
         "ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}},

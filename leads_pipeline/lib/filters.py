@@ -116,9 +116,15 @@ class Filter:
     def describe(self, *, values: bool = False) -> str:
         """The filter as written; without ``values``, a value compared with a person's details (``PERSONAL``) is
         left out: a recorded description outlives the person's erasure."""
-        if values or not self.values or not (self.field in PERSONAL or self.custom_name is not None):
+        if values or not self.names_a_person:
             return self.text.strip()
         return f"{self.field} {self.op} {HIDDEN}"
+
+    @property
+    def names_a_person(self) -> bool:
+        """Whether the filter compares a value with a person's details (``PERSONAL``, custom fields): such a
+        value is kept out of whatever outlives the person's erasure."""
+        return bool(self.values) and (self.field in PERSONAL or self.custom_name is not None)
 
     @property
     def custom_name(self) -> str | None:

@@ -35,6 +35,7 @@ from leads_pipeline.lib.crm.mapping import map_lead, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
+from leads_pipeline.lib.privacy.crypto import is_sealed, keyring
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures, liveness
@@ -178,8 +179,10 @@ class SyncReport:
 
 def push_filters(connection: Connection, where: Sequence[str] = ()) -> tuple[Filter, ...]:
     """The connection file's ``where`` and a run's ``--where`` filters (the lists' language, each checked), all of
-    which must hold; none means the whole list."""
-    return tuple(parse_filter(text) for text in [*([connection.where] if connection.where else []), *where])
+    which must hold; none means the whole list. A run's filter may be sealed (``leads sync`` seals those on a
+    person's details, which Dagster would keep in the run's config)."""
+    texts = [*([connection.where] if connection.where else []), *where]
+    return tuple(parse_filter(keyring().open(text) if is_sealed(text) else text) for text in texts)
 
 
 def plan_push(conn: store.Connection, connection: Connection, list_id: int, filters: Sequence[Filter] = ()) -> PushPlan:

@@ -343,19 +343,47 @@ def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
     assert "--crm is required" in result.stderr
 
 
-def test_erasure_leaves_no_name_in_the_config_of_a_sync_by_her_name(
+def test_a_sync_by_her_name_keeps_no_name_in_its_run_config(
     leads: CliRunner, database_url: str, tmp_path: Path
 ) -> None:
-    """`leads sync --where "last_name = ..."` launches a Dagster run whose config holds the name (the run needs
-    it) and Dagster keeps it; her erasure left it there, as only her addresses and numbers were scrubbed from
-    Dagster's storage. The values of filters on a person's details are left out of it now, the rest is kept."""
-    import_leads(database_url, tmp_path, lead_rows(3, start=130_000))
-    ok(leads, "sync", "--crm", "hubspot-main", "--where", "last_name = Lee130001", "--where", "title = Engineer")
+    """`leads sync --where "last_name = ..."` launches a Dagster run whose config the run needs and Dagster keeps
+    and shows; it held the name in clear until her erasure. A filter on a person's details is sealed in it now
+    (the run opens it and selects by it), the rest is kept as typed."""
+    import_leads(database_url, tmp_path, lead_rows(3, start=134_000))
+    report = json.loads(
+        ok(
+            leads,
+            "sync",
+            "--crm",
+            "hubspot-main",
+            "--where",
+            "last_name = Lee134001",
+            "--where",
+            "title = Engineer",
+            "--json",
+        ).stdout
+    )
+    assert (report["status"], report["leadsToSync"], report["created"] + report["updated"]) == ("completed", 1, 1)
+    with transaction(database_url) as db:
+        pushed = db.execute("SELECT l.email FROM crm_links k JOIN leads l ON l.id = k.lead_id").fetchall()
+        bodies = [r["run_body"] for r in db.execute("SELECT run_body FROM public.runs")]
+    assert [p["email"] for p in pushed] == [email_of(134_001)]
+    assert bodies and not [b for b in bodies if "Lee134001" in b]
+    assert any("title = Engineer" in b and '"enc:' in b for b in bodies)
+
+
+def test_erasure_leaves_no_name_in_the_config_of_a_ui_launched_sync_by_her_name(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    """A run launched from the Dagster UI holds its filters as typed there; her erasure leaves out the values of
+    filters on a person's details in Dagster's storage (a name cannot be told from another's), the rest is kept."""
+    import_leads(database_url, tmp_path, lead_rows(3, start=133_000))
+    assert materialize_sync("hubspot-main", {"where": ["last_name = Lee133001", "title = Engineer"]}).success
     storage = "SELECT run_body FROM public.runs"
     with transaction(database_url) as db:
-        assert any("last_name = Lee130001" in r["run_body"] for r in db.execute(storage))
-    ok(leads, "privacy", "delete", email_of(130_001), "--yes")
+        assert any("last_name = Lee133001" in r["run_body"] for r in db.execute(storage))
+    ok(leads, "privacy", "delete", email_of(133_001), "--yes")
     with transaction(database_url) as db:
         bodies = [r["run_body"] for r in db.execute(storage)]
-    assert not [b for b in bodies if "Lee130001" in b]
+    assert not [b for b in bodies if "Lee133001" in b]
     assert any("last_name = <value>" in b and "title = Engineer" in b for b in bodies)
