@@ -600,3 +600,30 @@ def test_two_erasures_at_once_both_leave_the_inbox_file(
     waiting = (inbox / "fair" / "waiting.csv").read_text(encoding="utf-8")
     assert EMAIL not in waiting and "juergen@beispiel.de" not in waiting
     assert len(waiting.splitlines()) == len(DEMO_FILE.read_text(encoding="utf-8").splitlines()) - 2
+
+
+def test_a_request_searches_each_table_once_and_import_errors_through_indexes(
+    ana: Leads, database_url: str, statements: list[str]
+) -> None:
+    """A request looked for the lists of her traces, then searched every table again to export or erase (an
+    erasure a third time for the raw cells it clears), and import errors had no index on ``subjects``: each
+    search of them read the whole table. Each table is searched once now, import errors through indexes."""
+    scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'import_errors'"
+    with connect(database_url) as conn:
+        owner = conn.execute("SELECT owner FROM lists WHERE name = 'fair'").fetchone()
+        assert owner is not None
+        conn.execute("SET LOCAL enable_seqscan = off")
+        before = conn.execute(scans).fetchone()
+        assert privacy.export_person(conn, EMAIL, owner["owner"])["data"]["import_errors"]
+        assert conn.execute(scans).fetchone() == before
+        for request in (privacy.export_person, privacy.erase_person):
+            statements.clear()
+            request(conn, EMAIL, owner["owner"])
+            for entry in privacy.deployed(conn):
+                table = f'FROM "{entry.table}" t'
+                # an erasure needs of a table it keeps (the audit log) only the lists of the rows found, if any
+                wanted = 0 if request is privacy.erase_person and entry.erase == "keep" and not entry.lists else 1
+                assert sum(table in s and entry.find in s for s in statements) == wanted, (request, entry.table)
+        assert conn.execute("SELECT count(*) AS n FROM leads WHERE email_bidx = %s", (bidx(EMAIL),)).fetchone() == {
+            "n": 0
+        }

@@ -20,7 +20,8 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 - ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address;
 - ``email_hashes``, ``phone_hashes`` (text[]): their blind indexes (``lib/privacy/crypto.py``), for the columns
   stored sealed, which only a blind index finds;
-- ``error_rows`` (text[]): ``import_id:row_number`` of import errors holding a shared number and her name.
+- ``error_rows`` (text[]): ``import_id:row_number`` of import errors holding a shared number and her name, and
+  ``error_imports`` (bigint[]) their imports.
 
 ``lists``, for a table whose rows are found otherwise than through the person's leads (by their identifiers in
 an import error, a snapshot, a payload), is a query on the found row ``t`` giving the lists it belongs to: a privacy
@@ -91,7 +92,9 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "values of rejected or corrected cells as they were in the file",
         # values are sealed (sql/010): a value is found by the blind indexes of the identifiers written in it;
         # rows written before, in clear, by the text itself
-        "t.subjects && %(subjects)s::text[] OR t.import_id || ':' || t.row_number = ANY(%(error_rows)s::text[])"
+        # (each arm of the OR can use an index: sql/081)
+        "t.subjects && %(subjects)s::text[] OR (t.import_id = ANY(%(error_imports)s::bigint[])"
+        " AND t.import_id || ':' || t.row_number = ANY(%(error_rows)s::text[]))"
         " OR (t.value NOT LIKE 'enc:%%'"
         " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR "
         + _phone_text("t.value")

@@ -24,7 +24,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from psycopg import sql
 
@@ -79,6 +79,8 @@ class Person:
     (:func:`_shared_rows_named`): the row of a file without her address, hers though its number is not."""
     people: int = 1
     """How many people hold the requested identifier (``_people_holding``): more than one for a switchboard."""
+    found: dict[str, Found] = field(default_factory=dict)
+    """The rows of each registry table found for the person (``_search``), by table."""
     shared: list[str] = field(default_factory=list)
     """Addresses and numbers of the person's leads that a lead of someone else holds too (a switchboard, a
     desk phone, a team inbox): they name nobody in particular, so a request neither searches by them, nor
@@ -118,7 +120,27 @@ class Person:
             "email_hashes": [subject_hash("email", e) for e in self.emails],
             "phone_hashes": [subject_hash("phone", p) for p in self.phones],
             "error_rows": self.error_rows,
+            "error_imports": sorted({int(row.partition(":")[0]) for row in self.error_rows}),
         }
+
+
+@dataclass(frozen=True)
+class Found:
+    """The rows of one registry table found for the person by its one search: where they are, and what the
+    request needs of them (their lists for the access check, their contents for an export, their raw cells for
+    an erasure's scrub of Dagster's storage)."""
+
+    at: list[str]
+    """``tableoid:ctid`` of each row (a partitioned table's partitions repeat ctids); an erasure's search locks the
+    rows, so they stay where they are until it commits."""
+    lists: set[int]
+    rows: list[dict[str, Any]]
+    cells: set[str]
+
+
+Search = Literal["lists", "export", "erase"]
+"""What a request searches the registry for: the lists of the rows found otherwise than through the person's
+leads (an opt-out), the rows of every table (an export), or the rows to erase, locked (an erasure)."""
 
 
 _MERGED_WITH: Final = (
@@ -131,11 +153,12 @@ _MERGED_WITH: Final = (
 they are one person, and the survivor carries what it took from the others (filled fields, moved facts, tags)."""
 
 
-def find_person(conn: Connection, raw: str) -> Person:
+def find_person(conn: Connection, raw: str, search: Search = "lists") -> Person:
     """The person named by ``raw``: their leads everywhere (found through the blind index: the columns themselves
-    are sealed), the leads merged with those, every email and number those leads carry, and every list holding
-    any of it (``list_ids``: what a privacy request needs the owner role on), and how many people the leads holding
-    a requested number are (``people``)."""
+    are sealed), the leads merged with those, every email and number those leads carry, their rows in the
+    registry's tables (``found``, each table searched once, for ``search``), and every list holding any of it
+    (``list_ids``: what a privacy request needs the owner role on), and how many people the leads holding a
+    requested number are (``people``)."""
     kind, value = identify(raw)
     columns = ["email_bidx"] if kind == "email" else ["phone_bidx", "mobile_phone_bidx"]
     condition = sql.SQL(" OR ").join(sql.SQL("{} = %(v)s").format(key_column(c)) for c in columns)
@@ -156,7 +179,9 @@ def find_person(conn: Connection, raw: str) -> Person:
     shared = _held_by_others(conn, person.lead_ids, emails, phones)
     person.emails, person.phones, person.shared = sorted(emails - shared), sorted(phones - shared), sorted(shared)
     person.error_rows = _shared_rows_named(conn, person)
-    person.list_ids = sorted({int(r["list_id"]) for r in rows} | _trace_lists(conn, person))
+    person.found = _search(conn, person, search)
+    traced = {list_id for found in person.found.values() for list_id in found.lists}
+    person.list_ids = sorted({int(r["list_id"]) for r in rows} | traced)
     return person
 
 
@@ -220,19 +245,40 @@ def _shared_rows_named(conn: Connection, person: Person) -> list[str]:
     return sorted(found)
 
 
-def _trace_lists(conn: Connection, person: Person) -> set[int]:
-    """The lists of the rows about the person found otherwise than through their leads (``PersonalTable.lists``):
-    an import error or snapshot holding their address in another user's list."""
-    found: set[int] = set()
+def _search(conn: Connection, person: Person, search: Search) -> dict[str, Found]:
+    """Each registry table's rows about the person, each table searched once: the lists of the rows found
+    otherwise than through the person's leads (``PersonalTable.lists``, which every request checks), and for an
+    export every table's rows, for an erasure the rows it erases (locked) and their raw cells."""
     params = person.params()
+    found: dict[str, Found] = {}
     for entry in deployed(conn):
-        if entry.lists is None:
+        erasing = search == "erase" and entry.erase != "keep"
+        if entry.lists is None and not (search == "export" or erasing):
             continue
-        query = sql.SQL(
-            "SELECT DISTINCT x.list_id FROM {} t CROSS JOIN LATERAL ({}) x(list_id)"
-            " WHERE ({}) AND x.list_id IS NOT NULL"
-        ).format(sql.Identifier(entry.table), sql.SQL(entry.lists), sql.SQL(entry.find))  # type: ignore[arg-type]
-        found.update(int(r["list_id"]) for r in conn.execute(query, params))
+        columns: list[sql.Composable] = [sql.SQL("concat(t.tableoid::oid, ':', t.ctid) AS at")]
+        if entry.lists is not None:
+            columns.append(
+                sql.SQL("ARRAY(SELECT x.list_id FROM ({}) x(list_id) WHERE x.list_id IS NOT NULL) AS lists").format(
+                    sql.SQL(entry.lists)  # type: ignore[arg-type]
+                )
+            )
+        if search == "export":
+            columns.append(sql.SQL("to_jsonb(t) AS row"))
+        if erasing and entry.erase == "clear":
+            columns.append(sql.SQL("ARRAY({}) AS cells").format(_cells(entry)))
+        query = sql.SQL("SELECT {} FROM {} t WHERE {}{}").format(
+            sql.SQL(", ").join(columns),
+            sql.Identifier(entry.table),
+            sql.SQL(entry.find),  # type: ignore[arg-type]
+            sql.SQL(" FOR UPDATE OF t" if erasing else ""),
+        )
+        rows = conn.execute(query, params).fetchall()
+        found[entry.table] = Found(
+            at=[r["at"] for r in rows],
+            lists={int(i) for r in rows for i in r.get("lists") or ()},
+            rows=[r["row"] for r in rows] if search == "export" else [],
+            cells={c for r in rows for c in r.get("cells") or () if c is not None},
+        )
     return found
 
 
@@ -245,20 +291,14 @@ def deployed(conn: Connection) -> list[PersonalTable]:
     return [entry for entry in REGISTRY if entry.table in tables]
 
 
-def _rows(conn: Connection, table: str, condition: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    query = sql.SQL("SELECT to_jsonb(t) AS row FROM {} t WHERE {}").format(sql.Identifier(table), sql.SQL(condition))  # type: ignore[arg-type]
-    return [r["row"] for r in conn.execute(query, params)]
-
-
 def export_person(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> dict[str, Any]:
     """Everything held about the person, table by table (``REGISTRY``), plus whether they are suppressed or
     opted out. The request itself is audited (by the person's keyed hash, not their address)."""
-    person = find_person(conn, raw)
+    person = find_person(conn, raw, "export")
     access.require_privacy_request(conn, actor, person.list_ids, "exporting a person's data from it")
     person.require_one(everyone)
-    params = person.params()
-    tables = {entry.table: _rows(conn, entry.table, entry.find, params) for entry in deployed(conn)}
-    hashes = params["subjects"]
+    tables = {table: found.rows for table, found in person.found.items()}
+    hashes = person.params()["subjects"]
     document = {
         "subject": {"kind": person.kind, "value": person.value},
         "identifiers": {"emails": person.emails, "phones": person.phones, "shared": person.shared},
@@ -292,28 +332,31 @@ def erase_person(
     the request. Returns counts."""
     removed: dict[str, int] = {}
     with conn.transaction():
-        person = find_person(conn, raw)
+        person = find_person(conn, raw, "erase")
         access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
         person.require_one(everyone)
-        params = person.params()
         queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
         photos = media_files(conn, person.lead_ids)  # before the facts naming them go
         cleared: set[str] = set()
         for entry in deployed(conn):
             if entry.erase == "keep":
                 continue
-            if entry.erase == "clear":  # the raw cells about to be cleared may sit in Dagster's previews too
-                cleared.update(_cells(conn, entry, params))
+            found = person.found[entry.table]
+            cleared.update(found.cells)  # the raw cells about to be cleared may sit in Dagster's previews too
             target = sql.SQL("{} t").format(sql.Identifier(entry.table))
             if entry.erase == "delete":
-                statement = sql.SQL("DELETE FROM {} WHERE {}").format(target, sql.SQL(entry.find))  # type: ignore[arg-type]
+                statement = sql.SQL("DELETE FROM {}").format(target)
             else:
                 assignments = sql.SQL(", ").join(
                     sql.SQL("{} = {}").format(sql.Identifier(c), sql.SQL(entry.cleared_to))  # type: ignore[arg-type]
                     for c in entry.clear
                 )
-                statement = sql.SQL("UPDATE {} SET {} WHERE {}").format(target, assignments, sql.SQL(entry.find))  # type: ignore[arg-type]
-            removed[entry.table] = conn.execute(statement, params).rowcount
+                statement = sql.SQL("UPDATE {} SET {}").format(target, assignments)
+            where = sql.SQL(
+                " WHERE t.ctid = ANY(%(tids)s::tid[]) AND concat(t.tableoid::oid, ':', t.ctid) = ANY(%(at)s)"
+            )
+            tids = [at.partition(":")[2] for at in found.at]
+            removed[entry.table] = conn.execute(statement + where, {"tids": tids, "at": found.at}).rowcount
         suppressed: list[tuple[Kind, str]] = [("email", e) for e in person.emails]
         suppressed += [("phone", p) for p in person.phones]
         key = suppression_key()
@@ -353,18 +396,12 @@ def erase_person(
     }
 
 
-def _cells(conn: Connection, entry: PersonalTable, params: dict[str, Any]) -> set[str]:
-    """The raw texts of the rows of a ``clear`` entry found for the person: its ``cells``, else its cleared
-    columns as text."""
-    cells = (
-        sql.SQL(entry.cells)  # type: ignore[arg-type]
-        if entry.cells
-        else sql.SQL(" UNION ALL ").join(sql.SQL("SELECT t.{}::text").format(sql.Identifier(c)) for c in entry.clear)
-    )
-    found = sql.SQL(
-        "SELECT DISTINCT x.v FROM {t} t CROSS JOIN LATERAL ({x}) x(v) WHERE ({w}) AND x.v IS NOT NULL"
-    ).format(x=cells, t=sql.Identifier(entry.table), w=sql.SQL(entry.find))  # type: ignore[arg-type]
-    return {r["v"] for r in conn.execute(found, params)}
+def _cells(entry: PersonalTable) -> sql.Composable:
+    """SQL: the raw texts of a found row ``t`` of a ``clear`` entry: its ``cells``, else its cleared columns as
+    text."""
+    if entry.cells:
+        return sql.SQL(entry.cells)  # type: ignore[arg-type]
+    return sql.SQL(" UNION ALL ").join(sql.SQL("SELECT t.{}::text").format(sql.Identifier(c)) for c in entry.clear)
 
 
 def scrub_dagster_storage(conn: Connection, person: Person, cells: tuple[str, ...] = ()) -> int:
