@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.lib.enrichment.jobs import PRIORITIES
 from leads_pipeline.lib.enrichment.notify import notify_completion
@@ -95,17 +96,18 @@ def materialize_job(
         return _materialize(database_url, job, dagster_instance, resources)
 
 
-_RUNNING: Final = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-
 def _cancel_killed_runs(instance: dg.DagsterInstance, job_id: str) -> None:
     """Report canceled the runs a ``leads`` process started for the job that Dagster still records as running.
     Only while holding the job's lock: no ``leads`` process runs the job then, so such a run's process was killed
     and never wrote its end (Dagster's UI showed it running for good). Canceled, not failed: the run failure
     sensor would settle the job as failed (and post that to its webhook), where it is interrupted and resumable.
     Runs Dagster launched are not touched."""
-    for run in instance.get_runs(dg.RunsFilter(tags={JOB_TAG: job_id, "leads/source": "cli"}, statuses=_RUNNING)):
-        instance.report_run_canceled(run, message="the leads process running it was killed: the job is interrupted")
+    end_killed_runs(
+        instance,
+        "the leads process running it was killed: the job is interrupted",
+        failed=False,
+        tags={JOB_TAG: job_id, "leads/source": "cli"},
+    )
 
 
 def cancel_killed_runs(database_url: str, job_id: str, instance: dg.DagsterInstance | None = None) -> None:

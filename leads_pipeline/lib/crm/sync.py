@@ -261,14 +261,21 @@ class SyncEngine:
         store.add_quota(conn, self.connection.name, self._today(), requests)
         store.update_run(conn, report.sync_id, requests=report.requests)
 
-    def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
-        """The run, recorded from start to end; its lock (``liveness.SYNC_RUN``) is held on a session of its own
-        from the moment the run appears until its end is written, so a run killed outright reads as
-        interrupted, not as running forever."""
+    def run(
+        self,
+        direction: Direction,
+        list_id: int | None,
+        filters: Sequence[Filter] = (),
+        *,
+        dagster_run_id: str | None = None,
+    ) -> SyncReport:
+        """The run (of Dagster run ``dagster_run_id``), recorded from start to end; its lock
+        (``liveness.SYNC_RUN``) is held on a session of its own from the moment the run appears until its end is
+        written, so a run killed outright reads as interrupted, not as running forever."""
         with connect(self.database_url, autocommit=True) as keeper:
             with keeper.transaction():
                 store.ensure_connection(keeper, self.connection.name, self.connection.crm)
-                sync_id = store.start_run(keeper, self.connection.name, direction, list_id, self.user)
+                sync_id = store.start_run(keeper, self.connection.name, direction, list_id, self.user, dagster_run_id)
                 liveness.claim(keeper, liveness.SYNC_RUN, sync_id)
             return self._run(sync_id, direction, list_id, filters)
 

@@ -85,9 +85,17 @@ def eligible_leads(
         yield from cursor
 
 
-def start_run(conn: Connection, connection: str, direction: str, list_id: int | None, user: str) -> int:
-    """A new run of ``connection``; the runs of it recorded as running whose lock is free (killed) are marked found
-    interrupted first, in the same transaction, so ``pushing_lists`` of this run and later ones leaves them out."""
+def start_run(
+    conn: Connection,
+    connection: str,
+    direction: str,
+    list_id: int | None,
+    user: str,
+    dagster_run_id: str | None = None,
+) -> int:
+    """A new run of ``connection`` (part of Dagster run ``dagster_run_id``); the runs of it recorded as running
+    whose lock is free (killed) are marked found interrupted first, in the same transaction, so ``pushing_lists``
+    of this run and later ones leaves them out."""
     conn.execute(
         sql.SQL(
             "UPDATE crm_sync_runs SET found_interrupted_at = now() WHERE connection = %s AND status = 'running'"
@@ -96,8 +104,9 @@ def start_run(conn: Connection, connection: str, direction: str, list_id: int | 
         (connection,),
     )
     row = conn.execute(
-        "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by) VALUES (%s, %s, %s, %s) RETURNING id",
-        (connection, direction, list_id, user),
+        "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by, dagster_run_id)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (connection, direction, list_id, user, dagster_run_id),
     ).fetchone()
     assert row is not None
     return int(row["id"])
@@ -482,6 +491,25 @@ def list_runs(
     ).format(alive=liveness.alive(liveness.SYNC_RUN, sql.SQL("r.id")))
     rows = conn.execute(query, {"connection": connection, "readable": readable, "user": user, "limit": limit})
     return [_interrupted(row) for row in rows]
+
+
+def killed_dagster_runs(conn: Connection) -> list[str]:
+    """The Dagster runs of the interrupted sync runs (``_interrupted``) not yet reported ended: their process is
+    gone, so Dagster, which that process never told, may still show them started."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT dagster_run_id FROM crm_sync_runs WHERE status = 'running' AND finished_at IS NULL"
+            " AND dagster_run_id IS NOT NULL AND NOT dagster_run_ended AND NOT {alive}"
+        ).format(alive=liveness.alive(liveness.SYNC_RUN, sql.SQL("id")))
+    )
+    return [row["dagster_run_id"] for row in rows]
+
+
+def dagster_runs_ended(conn: Connection, dagster_run_ids: Sequence[str]) -> None:
+    """The ``killed_dagster_runs`` now reported ended to Dagster."""
+    conn.execute(
+        "UPDATE crm_sync_runs SET dagster_run_ended = true WHERE dagster_run_id = ANY(%s)", (list(dagster_run_ids),)
+    )
 
 
 def _interrupted(row: dict[str, Any]) -> dict[str, Any]:
