@@ -274,6 +274,35 @@ def lock_match_keys(
     conn.execute("DELETE FROM crm_key_claims WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
 
 
+def creates_sent(conn: Connection, connection: str, keys: Sequence[str]) -> dict[str, datetime]:
+    """Of ``keys`` (compared case-folded), those a push marked it was creating a record for (``mark_creates``)
+    without recording the outcome since: when the first such create was sent, by case-folded key."""
+    by_id = {_lock_id(connection, key.casefold()): key.casefold() for key in keys}
+    rows = conn.execute(
+        "SELECT key_hash, sent_at FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)",
+        (connection, list(by_id)),
+    )
+    return {by_id[row["key_hash"]]: row["sent_at"] for row in rows}
+
+
+def mark_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """Mark that records with ``keys`` are about to be created on ``connection`` (sql/079), in a transaction
+    committed before they are sent: a push killed before it records its links leaves the marks for the next.
+    An older mark of a key stays: the create it marked may have landed."""
+    conn.execute(
+        "INSERT INTO crm_creates_sent (connection, key_hash) SELECT %s, k FROM unnest(%s::bigint[]) k ORDER BY k"
+        " ON CONFLICT DO NOTHING",
+        (connection, sorted({_lock_id(connection, key.casefold()) for key in keys})),
+    )
+
+
+def clear_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """The creates of ``keys`` are settled (linked, or refused for good): their marks go, in the transaction that
+    records it."""
+    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
+    conn.execute("DELETE FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
+
+
 def _lock_id(*parts: str) -> int:
     """A claim's key: a match key or record of a CRM connection, hashed; a collision only serializes more."""
     digest = hashlib.blake2b("\0".join(("crm", *parts)).encode(), digest_size=8).digest()
