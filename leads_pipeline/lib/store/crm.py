@@ -544,8 +544,7 @@ def dagster_runs_ended(conn: Connection, dagster_run_ids: Sequence[str]) -> None
 def _interrupted(row: dict[str, Any]) -> dict[str, Any]:
     """The run with status ``interrupted`` if it is recorded as running but no process holds its lock any more
     (killed outright, the machine went down): it will never end on its own. Its counts are what it committed."""
-    if not row.pop("alive") and row["status"] == "running":
-        row["status"] = "interrupted"
+    row["status"] = liveness.status(row["status"], ("running",), row.pop("alive"))
     return row
 
 

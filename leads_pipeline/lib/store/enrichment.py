@@ -80,8 +80,8 @@ def _job(row: dict[str, Any]) -> Job:
     process was killed before it started). A queued job Dagster is to run may wait in its run queue: it stays
     queued."""
     status = row["status"]
-    if status in ("queued", "processing") and row["run_in_process"] and not row.get("alive", True):
-        status = "interrupted"
+    if row["run_in_process"]:
+        status = liveness.status(status, ("queued", "processing"), row.get("alive", True))
     return Job(
         id=row["id"],
         sources=tuple(row["sources"]),

@@ -8,6 +8,7 @@ have written the end is gone. Readers compute that at read time (``alive``), so 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Final
 
 import psycopg
@@ -19,6 +20,12 @@ SYNC_RUN: Final = 0x1EAD1
 """The lock namespace of ``crm_sync_runs`` ids."""
 ENRICHMENT_JOB: Final = 0x1EAD2
 """The lock namespace of ``enrichment_jobs`` ids."""
+
+
+def status(recorded: str, running: Collection[str], alive: bool) -> str:
+    """What a sync run's or job's ``recorded`` status is now: one of its ``running`` statuses while no process
+    holds its lock (``alive`` false) is ``interrupted``: it will never end on its own."""
+    return "interrupted" if recorded in running and not alive else recorded
 
 
 def claim(conn: Connection, kind: int, key: object) -> bool:
