@@ -272,6 +272,8 @@ def sync_history(
             return [_run_json(run) for run in store.list_runs(conn, crm, limit, user=acting_user())]
 
     runs = run_or_fail(history)
+    if any(run["status"] == "interrupted" for run in runs):
+        run_or_fail(lambda: _fail_killed_runs(env.database_url))
     if as_json:
         print_json(runs)
         return
@@ -282,6 +284,21 @@ def sync_history(
                       str(r["created"]), str(r["updated"]), str(r["failed"]), str(r["invalid"]), str(r["pulled"]),
                       str(r["conflicts"]), str(r["startedAt"])[:19])  # fmt: skip
     console.print(table)
+
+
+def _fail_killed_runs(database_url: str) -> None:
+    """What a reader finding a sync interrupted does: report failed the Dagster runs of the killed syncs, which
+    Dagster still showed started (Dagster is loaded only when there is one)."""
+    from leads_pipeline.lib.store import crm as store
+    from leads_pipeline.lib.store.db import connect
+
+    with connect(database_url) as conn:
+        if not store.killed_dagster_runs(conn):
+            return
+    from leads_pipeline.defs.crm.assets import fail_killed_runs
+    from leads_pipeline.launcher import instance
+
+    fail_killed_runs(database_url, instance())
 
 
 @sync_app.command("errors")

@@ -101,21 +101,24 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
     from leads_pipeline.commands import enrich as enrich_commands
     from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
     from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.store.db import connect
 
     before = coverage(env.database_url, list_name)
-    _, job = enrich_commands.create_job(
-        env,
-        selection=Selection.build(lists=[list_name]),
-        ids_file=None,
-        sources=list(SOURCE_ASSETS),
-        template_name="standard",
-        overwrite=False,
-        priority="normal",
-        max_credits=None,
-        notify_url=None,
-        estimate_only=False,
-    )
-    enrich_commands.execute_job(env, job.id)
+    with connect(env.database_url, autocommit=True) as keeper:
+        _, job = enrich_commands.create_job(
+            env,
+            selection=Selection.build(lists=[list_name]),
+            ids_file=None,
+            sources=list(SOURCE_ASSETS),
+            template_name="standard",
+            overwrite=False,
+            priority="normal",
+            max_credits=None,
+            notify_url=None,
+            estimate_only=False,
+            keeper=keeper,
+        )
+        enrich_commands.execute_job(env, job.id, claimed=True)
     document = enrich_commands.job_summary(env, job.id)
     after = coverage(env.database_url, list_name)
     results, b = document["results"], document["breakdown"]

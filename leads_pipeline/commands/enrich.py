@@ -123,8 +123,11 @@ def create_job(
     max_credits: float | None,
     notify_url: str | None,
     estimate_only: bool,
+    keeper: Connection,
 ) -> tuple[dict[str, Any], Any]:
-    """Create the selection batch and job with its estimate, in one transaction (rolled back for --estimate)."""
+    """Create the selection batch and job with its estimate, in one transaction (rolled back for --estimate). The
+    job's lock is taken on ``keeper`` before the job is committed: the caller holds it until it runs the job or
+    hands it to the process that does (``_spawn``), so the job never reads as interrupted while it starts."""
     from leads_pipeline.lib.enrichment.jobs import estimate, job_key, monthly_budget
     from leads_pipeline.lib.enrichment.templates import load_template
     from leads_pipeline.lib.store import enrichment as store
@@ -157,6 +160,7 @@ def create_job(
                 f"the account's monthly budget of {budget:g} credits is used up; raise LEADS_MONTHLY_CREDITS "
                 "or wait for next month (free sources still run with --template basic)"
             )
+        store.claim_job(keeper, job_id)
         job = store.create_job(
             conn,
             job_id,
@@ -208,10 +212,11 @@ def enrich(
     from leads_pipeline.lib.enrichment.jobs import launch_response
     from leads_pipeline.lib.enrichment.providers import parse_sources, require_assets
     from leads_pipeline.lib.enrichment.templates import load_template
+    from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
 
-    def create() -> tuple[dict[str, Any], Any]:
+    def create(keeper: Connection) -> tuple[dict[str, Any], Any]:
         chosen = parse_sources(sources) if sources is not None else list(load_template(template).sources)
         require_assets(chosen, _available_assets())
         _check_priority(priority)
@@ -228,21 +233,23 @@ def enrich(
             max_credits=max_credits,
             notify_url=notify,
             estimate_only=estimate_only,
+            keeper=keeper,
         )
 
-    plan, job = run_or_fail(create)
-    if job is None:
-        if as_json:
-            print_json(plan)
-        else:
-            _print_estimate(plan)
-        return
-    if wait:
-        _run_with_progress(env, job.id, quiet=as_json)
-        document = job_summary(env, job.id)
-        print_json(document) if as_json else _print_summary(document)
-        return
-    _spawn(env, job.id)
+    with connect(env.database_url, autocommit=True) as keeper:  # holds the job's lock until it runs
+        plan, job = run_or_fail(lambda: create(keeper))
+        if job is None:
+            if as_json:
+                print_json(plan)
+            else:
+                _print_estimate(plan)
+            return
+        if wait:
+            _run_with_progress(env, job.id, quiet=as_json)
+            document = job_summary(env, job.id)
+            print_json(document) if as_json else _print_summary(document)
+            return
+        _spawn(env, job.id, keeper)
     document = launch_response(job)
     if as_json:
         print_json(document)
@@ -272,37 +279,50 @@ def _print_estimate(plan: dict[str, Any]) -> None:
     )
 
 
-def _spawn(env: Environment, job_id: str) -> None:
-    """Run the job in a detached ``leads jobs run`` process, logging to $LEADS_HOME/logs/<job>.log."""
+def _spawn(env: Environment, job_id: str, keeper: Connection) -> None:
+    """Run the job in a detached ``leads jobs run`` process, logging to $LEADS_HOME/logs/<job>.log, and hand it
+    the job's lock that ``keeper`` holds once it waits for it (or has ended): the job reads as alive while the
+    process starts, and as interrupted as soon as it died, not a minute later."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store import liveness
+
     logs = env.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with (logs / f"{job_id}.log").open("ab") as log:
-        subprocess.Popen(
-            [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job_id],
+        runner = subprocess.Popen(
+            [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "jobs", "run", job_id, "--handover"],
             stdout=log,
             stderr=log,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env=os.environ.copy(),
         )
+    deadline = time.monotonic() + store.HANDOVER_S
+    while runner.poll() is None and time.monotonic() < deadline:
+        if liveness.awaited(keeper, liveness.ENRICHMENT_JOB, job_id):
+            break
+        time.sleep(0.05)
+    liveness.release(keeper, liveness.ENRICHMENT_JOB, job_id)
 
 
-def execute_job(env: Environment, job_id: str) -> None:
+def execute_job(env: Environment, job_id: str, *, claimed: bool = False) -> None:
+    """Run the job here (``claimed``: this process already holds its lock)."""
     from leads_pipeline.defs.enrichment.jobs import materialize_job
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
     with connect(env.database_url) as conn:
         job = store.get_job(conn, job_id)
-    materialize_job(env.database_url, job)
+    materialize_job(env.database_url, job, claimed=claimed)
 
 
 def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
+    """Run the job here, its lock held by the caller, with a progress bar (``quiet``: without)."""
     errors: list[LeadsError] = []
 
     def work() -> None:
         try:
-            execute_job(env, job_id)
+            execute_job(env, job_id, claimed=True)
         except LeadsError as exc:
             errors.append(exc)
 
@@ -310,23 +330,23 @@ def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
     worker.start()
     if quiet:
         worker.join()
-    else:  # the job reads as interrupted until this worker takes its lock: only the worker's end ends the bar
-        _follow(env, job_id, worker.is_alive, ended=_ENDED)
+    else:
+        _follow(env, job_id, worker.is_alive)
     if errors:
         fail(str(errors[0]))
 
 
-_ENDED = ("completed", "partial", "failed")
-"""The statuses a job ends in; "interrupted" too for a job another process ran."""
+_ENDED = ("completed", "partial", "failed", "interrupted")
+"""The statuses a job ends in (interrupted: its process is gone)."""
 
 
-def _follow(env: Environment, job_id: str, running: Any, ended: tuple[str, ...] = (*_ENDED, "interrupted")) -> None:
+def _follow(env: Environment, job_id: str, running: Any) -> None:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("enriching", total=None)
         while True:
             document = job_summary(env, job_id)
-            done = document["status"] in ended
+            done = document["status"] in _ENDED
             progress.update(
                 task,
                 total=document["progress"]["total"] or 1,
@@ -447,26 +467,41 @@ def jobs_resume(
     """Go on with an interrupted enrichment job (its process was killed, or Ctrl-C stopped `--wait`): its sources
     run again over its leads, in the background as `leads enrich` runs them. Needs the editor role on the job's
     lists; a job still running is refused."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
     env = run_or_fail(environment)
     status = run_or_fail(lambda: _runnable_job(env, job_id).status)
     if status != "interrupted":
         running = {"queued": "has not started yet", "processing": "is still running"}.get(status, f"ended {status}")
         fail(f"enrichment job {job_id} {running}: only an interrupted job is resumed (`leads jobs show {job_id}`)")
-    if wait:
-        _run_with_progress(env, job_id, quiet=False)
-        _print_summary(job_summary(env, job_id))
-        return
-    _spawn(env, job_id)
+    with connect(env.database_url, autocommit=True) as keeper:
+        run_or_fail(lambda: store.claim_job(keeper, job_id))  # a resume started meanwhile runs it
+        if wait:
+            _run_with_progress(env, job_id, quiet=False)
+            _print_summary(job_summary(env, job_id))
+            return
+        _spawn(env, job_id, keeper)
     console.print(f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.", highlight=False)
 
 
 @jobs_app.command("run", hidden=True)
-def jobs_run(job_id: str) -> None:
+def jobs_run(
+    job_id: str,
+    handover: Annotated[
+        bool, typer.Option(help="Wait for the process that started this one to hand the job over.")
+    ] = False,
+) -> None:
     """Run a created job to its end in this process (what `leads enrich` starts in the background). Needs the
     editor role on the job's lists, as `leads enrich` does."""
+    from leads_pipeline.lib.store import enrichment as store
+    from leads_pipeline.lib.store.db import connect
+
     env = run_or_fail(environment)
-    run_or_fail(lambda: _runnable_job(env, job_id))
-    run_or_fail(lambda: execute_job(env, job_id))
+    with connect(env.database_url, autocommit=True) as keeper:
+        run_or_fail(lambda: _runnable_job(env, job_id))
+        run_or_fail(lambda: store.claim_job(keeper, job_id, handover=handover))
+        run_or_fail(lambda: execute_job(env, job_id, claimed=True))
 
 
 def _runnable_job(env: Environment, job_id: str) -> Job:

@@ -98,23 +98,27 @@ class Budget:
         """Hold ``credits`` for a call (made for ``lead``); None when held, else why the call may not be made
         (it could take the lead past its cap, or the job's spending past its limit)."""
         with self._lock:
-            if (
-                credits > 0
-                and lead is not None
-                and self.lead_cap is not None
-                and self._lead_used.get(lead, 0.0) + credits > self.lead_cap + 1e-9
-            ):
-                self.refused[self.lead_reason] += 1
-                self.capped_leads.add(lead)
-                return self.lead_reason
-            if credits > 0 and self.limit is not None and self.spent + self._reserved + credits > self.limit + 1e-9:
-                reason = self.reason or "budget exhausted"
-                self.refused[reason] += 1
-                return reason
-            self._reserved += credits
-            if lead is not None:
-                self._lead_used[lead] = self._lead_used.get(lead, 0.0) + credits
-            return None
+            return self._hold(credits, lead)
+
+    def _hold(self, credits: float, lead: int | None) -> str | None:
+        """``hold``, the lock held."""
+        if (
+            credits > 0
+            and lead is not None
+            and self.lead_cap is not None
+            and self._lead_used.get(lead, 0.0) + credits > self.lead_cap + 1e-9
+        ):
+            self.refused[self.lead_reason] += 1
+            self.capped_leads.add(lead)
+            return self.lead_reason
+        if credits > 0 and self.limit is not None and self.spent + self._reserved + credits > self.limit + 1e-9:
+            reason = self.reason or "budget exhausted"
+            self.refused[reason] += 1
+            return reason
+        self._reserved += credits
+        if lead is not None:
+            self._lead_used[lead] = self._lead_used.get(lead, 0.0) + credits
+        return None
 
     def reserve(self, credits: float, lead: int | None = None) -> bool:
         """``hold``: True when the call may be made."""
@@ -130,11 +134,15 @@ class Budget:
         """Hold ``credits`` for each lead's call that fits (one actor run serving many leads); those leads."""
         return [lead for lead in leads if self.reserve(credits, lead)]
 
-    def roomiest(self, leads: Iterable[int]) -> int | None:
-        """Of ``leads``, the one furthest from its cap (the lowest id among equals): which lead a call several
-        leads share (a company's lookup) is charged to."""
+    def hold_roomiest(self, credits: float, leads: Iterable[int]) -> tuple[int | None, str | None]:
+        """Hold ``credits`` for a call several ``leads`` share (a company's lookup, a shared number or profile),
+        charged to the one furthest from its cap (the lowest id among equals): that payer (None for no leads)
+        and None when held, else why not (``hold``). Chosen and held in one locked step: between two, a
+        concurrent call for the chosen lead (its own number) could fill its cap and the shared call be refused
+        though another of its leads had room."""
         with self._lock:
-            return min(leads, key=lambda lead: (self._lead_used.get(lead, 0.0), lead), default=None)
+            payer = min(leads, key=lambda lead: (self._lead_used.get(lead, 0.0), lead), default=None)
+            return payer, self._hold(credits, payer)
 
     @contextmanager
     def released_on_error(self, reserved: float, lead: int | None = None) -> Iterator[None]:

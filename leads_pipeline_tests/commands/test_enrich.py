@@ -537,7 +537,7 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     advisory lock: a job of one still processing without it reads as "interrupted", and `leads jobs resume`
     goes on with it; a job still running is not run a second time."""
     spawned: list[str] = []
-    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: spawned.append(job_id))
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id, keeper: spawned.append(job_id))
     job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
     assert spawned == [job]
 
@@ -582,23 +582,33 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"
 
 
-def test_a_job_whose_process_died_before_it_started_reads_as_interrupted_and_resumes(
+def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_resumed_one_is_never(
     leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The detached `leads jobs run` that `leads enrich` starts, killed before it took the job's lock, left the job
-    "queued" for good, and `leads jobs resume` refused it as not started yet: nothing told it from a job waiting in
-    Dagster's run queue. `leads enrich` now records that a `leads` process runs the job; one still queued without
-    that process's lock past the launch's grace reads as "interrupted" and resumes. A queued job Dagster is to run
-    stays queued."""
-    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id: None)  # the process dies as it starts
-    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued", "its process may still be starting"
-    assert "has not started yet" in _error(leads, "jobs", "resume", job)
-    with connect(database_url) as conn:
-        conn.execute("UPDATE enrichment_jobs SET created_at = created_at - %s WHERE id = %s", (store.LAUNCH_GRACE, job))
+    """The detached `leads jobs run` killed (kill -9) before it took the job's lock left the job "queued" for a
+    minute's grace, and `leads jobs resume` refused it meanwhile as "not started yet"; a plain `leads jobs resume`
+    left the job reading "interrupted" until its new process took the lock (seconds). `leads enrich` and `leads jobs
+    resume` now hold the lock from before the job is created or resumed and hand it to the process they start once
+    it waits for it: the job reads interrupted as soon as that process died, and never while it starts. A queued job
+    Dagster is to run stays queued."""
+    popen = subprocess.Popen
+
+    def killed_at_once(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = popen(*args, **kwargs)
+        process.kill()
+        process.wait()
+        return process
+
+    with monkeypatch.context() as patch:
+        patch.setattr(enrich_commands.subprocess, "Popen", killed_at_once)
+        job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
-    _run(leads, "jobs", "resume", job, "--wait")
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
+    _run(leads, "jobs", "resume", job)
+    assert _json(leads, "jobs", "show", job, "--json")["status"] in ("queued", "processing", "completed")
+    deadline = time.monotonic() + 180
+    while (status := _json(leads, "jobs", "show", job, "--json")["status"]) != "completed":
+        assert status in ("queued", "processing") and time.monotonic() < deadline, status
+        time.sleep(0.2)
     with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
         conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued"

@@ -89,7 +89,8 @@ def test_a_lead_cap_counts_what_the_job_already_charged_the_lead() -> None:
     assert not budget.reserve(1.0, 2), "two calls in flight already hold lead 2's cap"
     budget.settle(2.0, 0.0, 2)  # found nothing: lead 2 has room again
     assert budget.reserve(2.0, 2)
-    assert budget.roomiest([1, 2, 3]) == 3 and budget.roomiest([1, 2]) == 1 and budget.roomiest([]) is None
+    assert budget.hold_roomiest(0.0, [1, 2, 3]) == (3, None) and budget.hold_roomiest(0.0, [1, 2]) == (1, None)
+    assert budget.hold_roomiest(0.0, []) == (None, None)
     assert budget.reserve(5.0), "a call for no lead is capped by the job's limit only"
     assert budget.note() == "leads reached the cap: 2 paid lookups not made for 2 leads"
     with pytest.raises(OverBudget, match="leads reached the cap"):

@@ -11,6 +11,7 @@ from typing import cast
 import dagster as dg
 
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, PUSH_CHECK, push_check, unknown_fields
+from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
@@ -19,6 +20,7 @@ from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, Lea
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import crm as crm_store
+from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import get_list, get_list_by_id
 
 CRM_CONNECTIONS = "crm_connections"
@@ -121,13 +123,13 @@ def crm_sync_plan(
     except AccessDeniedError as exc:  # a sync someone may not run did not start: no run is recorded
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     except LeadsError as exc:
-        _record_failed_run(database, connection, config, direction, list_id, str(exc))
+        _record_failed_run(context, database, connection, config, direction, list_id, str(exc))
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     check = push_check(connection, plan, unknown)
     if check.severity == dg.AssetCheckSeverity.ERROR and not check.passed:
         reason = check.metadata["reason"].value
         _record_failed_run(
-            database, connection, config, direction, list_id, f"blocked by the check {PUSH_CHECK}: {reason}"
+            context, database, connection, config, direction, list_id, f"blocked by the check {PUSH_CHECK}: {reason}"
         )
     return dg.MaterializeResult(
         metadata={
@@ -144,6 +146,7 @@ def crm_sync_plan(
 
 
 def _record_failed_run(
+    context: dg.AssetExecutionContext,
     database: LeadsDatabase,
     connection: Connection,
     config: CrmSyncConfig,
@@ -155,8 +158,23 @@ def _record_failed_run(
     ``leads sync history`` as a failed run with its reason, like a run that failed later."""
     with database.connection() as conn:
         crm_store.ensure_connection(conn, connection.name, connection.crm)
-        run_id = crm_store.start_run(conn, connection.name, direction, list_id, _run_user(conn, config, list_id))
+        user = _run_user(conn, config, list_id)
+        run_id = crm_store.start_run(conn, connection.name, direction, list_id, user, context.run_id)
         crm_store.update_run(conn, run_id, status="failed", message=message, finished=True)
+
+
+KILLED_MESSAGE = "the process running its CRM sync was killed: `leads sync history` shows the sync interrupted"
+
+
+def fail_killed_runs(database_url: str, instance: dg.DagsterInstance) -> None:
+    """Report failed the Dagster runs of the sync runs found interrupted (``crm_store.killed_dagster_runs``): the
+    process that was killed never wrote their end, so Dagster's UI showed them started for good."""
+    with connect(database_url) as conn:
+        killed = crm_store.killed_dagster_runs(conn)
+    if killed:
+        end_killed_runs(instance, KILLED_MESSAGE, failed=True, run_ids=killed)
+        with connect(database_url) as conn:
+            crm_store.dagster_runs_ended(conn, killed)
 
 
 @dg.asset(
@@ -177,8 +195,9 @@ def crm_sync(
         user = _acting_user(database, connection, config, list_id, direction)
         limiter: TokenBucket = limiter_for(connection)
         connector = crm.for_connection(connection).connector(connection, limiter)
+        fail_killed_runs(database.database_url, context.instance)
         engine = SyncEngine(database.database_url, connection, connector, limiter, user=user)
-        report = engine.run(direction, list_id, push_filters(connection, config.where))
+        report = engine.run(direction, list_id, push_filters(connection, config.where), dagster_run_id=context.run_id)
     except (ConfigurationError, AccessDeniedError) as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
     counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.lib.enrichment.jobs import PRIORITIES
 from leads_pipeline.lib.enrichment.notify import notify_completion
@@ -77,25 +78,29 @@ def materialize_job(
     *,
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
+    claimed: bool = False,
 ) -> store.Job:
     """Run the job's source assets in-process on the project's instance and settle it; returns the settled job.
 
-    The job's lock (``liveness.ENRICHMENT_JOB``) is held from before its sources start until it is settled: a
-    process killed in between (SIGKILL, Ctrl-C on ``--wait``) drops it with its session, and the job, still
-    processing, reads as interrupted (``leads jobs resume`` goes on with it). A job whose lock another process
-    holds is still running there and is not run a second time."""
+    The job's lock (``liveness.ENRICHMENT_JOB``) is held from before its sources start until it is settled (by the
+    caller, ``claimed``, from before it launched the job: ``store.claim_job``): a process killed in between
+    (SIGKILL, Ctrl-C on ``--wait``) drops it with its session, and the job, still processing, reads as interrupted
+    (``leads jobs resume`` goes on with it). A job whose lock another process holds is still running there and is
+    not run a second time."""
+    if claimed:
+        return _materialize_claimed(database_url, job, instance, resources)
     with connect(database_url, autocommit=True) as keeper:
-        if not liveness.claim(keeper, liveness.ENRICHMENT_JOB, job.id):
-            raise PermanentError(
-                f"enrichment job {job.id} is still running in another process: "
-                f"`leads jobs show {job.id} --wait` follows it"
-            )
-        dagster_instance = instance or dg.DagsterInstance.get()
-        _cancel_killed_runs(dagster_instance, job.id)
-        return _materialize(database_url, job, dagster_instance, resources)
+        store.claim_job(keeper, job.id)
+        return _materialize_claimed(database_url, job, instance, resources)
 
 
-_RUNNING: Final = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+def _materialize_claimed(
+    database_url: str, job: store.Job, instance: dg.DagsterInstance | None, resources: dict[str, Any] | None
+) -> store.Job:
+    """``materialize_job`` once this process holds the job's lock."""
+    dagster_instance = instance or dg.DagsterInstance.get()
+    _cancel_killed_runs(dagster_instance, job.id)
+    return _materialize(database_url, job, dagster_instance, resources)
 
 
 def _cancel_killed_runs(instance: dg.DagsterInstance, job_id: str) -> None:
@@ -104,8 +109,12 @@ def _cancel_killed_runs(instance: dg.DagsterInstance, job_id: str) -> None:
     and never wrote its end (Dagster's UI showed it running for good). Canceled, not failed: the run failure
     sensor would settle the job as failed (and post that to its webhook), where it is interrupted and resumable.
     Runs Dagster launched are not touched."""
-    for run in instance.get_runs(dg.RunsFilter(tags={JOB_TAG: job_id, "leads/source": "cli"}, statuses=_RUNNING)):
-        instance.report_run_canceled(run, message="the leads process running it was killed: the job is interrupted")
+    end_killed_runs(
+        instance,
+        "the leads process running it was killed: the job is interrupted",
+        failed=False,
+        tags={JOB_TAG: job_id, "leads/source": "cli"},
+    )
 
 
 def cancel_killed_runs(database_url: str, job_id: str, instance: dg.DagsterInstance | None = None) -> None:

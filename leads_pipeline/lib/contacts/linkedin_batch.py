@@ -206,9 +206,11 @@ class LinkedInStage:
         """Read the profiles at ``wanted``'s URLs in one actor run. A URL several leads share is read once,
         charged to the one furthest from its cap; the others get a 0-cost copy of the answer, so none of them is
         asked for it again."""
-        payers = {url: self.budget.roomiest(lead_ids) for url, lead_ids in wanted.items()}
-        fit = self._affordable("apify_linkedin_profile", [p for p in payers.values() if p is not None])
-        paying = {url: payer for url, payer in payers.items() if payer in fit}
+        held = {url: self.budget.hold_roomiest(price("apify_linkedin_profile"), ids) for url, ids in wanted.items()}
+        paying = {url: payer for url, (payer, refused) in held.items() if payer is not None and refused is None}
+        if len(paying) < len(held):
+            with self._lock:
+                self.stats.over_budget += len(held) - len(paying)
         if not paying:
             return {}
         try:

@@ -258,8 +258,8 @@ class PhoneStage:
     def _payer(self, lead_ids: list[int]) -> int | None:
         """Of the leads sharing a number, the one furthest from its cap pays the lookup, when it (and the job's
         budget) has room for it: its price is then held. None: the lookup is not made."""
-        payer = self.budget.roomiest(lead_ids)
-        if payer is not None and self.budget.reserve(price("twilio_lookup"), payer):
+        payer, refused = self.budget.hold_roomiest(price("twilio_lookup"), lead_ids)
+        if payer is not None and refused is None:
             return payer
         with self._lock:
             self.stats.over_budget += 1

@@ -46,6 +46,9 @@ class OutgoingRecord:
     key: str
     values: dict[str, Any]
     remote_id: str | None = None
+    created_since: datetime | None = None
+    """For a connector that marks its creates (``marks_creates``): when a push that never recorded its outcome
+    (it was killed) may have created a record with this key; that record is looked for among those made since."""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ Pipedrive has no upsert, so a push searches for the person by email first (``exa
 when nothing matches: a batch resent after a crash finds what the first attempt created. Creates are never
 retried blindly: a create whose answer was lost (timeout, cut body) waits out the server's possible processing
 time and looks for the person in the persons list (not the search, whose index lags behind creates) before the
-record counts as failed. Custom fields are addressed by their account-specific 40-character hash keys: the
-mapping names them by their display name and ``/personFields`` resolves the keys once per connector.
+record counts as failed. A push killed between a create and recording its link leaves a mark of the create
+(``marks_creates``): the next push of that person looks in the persons list too, since the search may not find
+them yet. Custom fields are addressed by their account-specific 40-character hash keys: the mapping names them
+by their display name and ``/personFields`` resolves the keys once per connector.
 """
 
 from __future__ import annotations
@@ -77,6 +79,8 @@ class PipedriveConnector:
     crm: CrmName = "pipedrive"
     max_batch = 50
     requests_per_record = 2  # a search, then an update or a create
+    marks_creates = True
+    """No upsert: the engine marks each create before it is sent (``OutgoingRecord.created_since``)."""
 
     def __init__(self, api: JsonApi, connection: Connection, settle_s: float) -> None:
         self._api = api
@@ -128,6 +132,8 @@ class PipedriveConnector:
     def _push_one(self, record: OutgoingRecord, keys: dict[str, str]) -> PushResult:
         body = self._body(record.values, keys)
         person_id = record.remote_id or self._find(record)
+        if person_id is None and record.created_since is not None:  # a killed push may have created them
+            person_id = self._added_since(record, keys, record.created_since)
         if person_id is not None:
             answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
             if answer.status == 404:  # deleted in Pipedrive since the last sync: look again, then create

@@ -264,14 +264,21 @@ class SyncEngine:
         store.add_quota(conn, self.connection.name, self._today(), requests)
         store.update_run(conn, report.sync_id, requests=report.requests)
 
-    def run(self, direction: Direction, list_id: int | None, filters: Sequence[Filter] = ()) -> SyncReport:
-        """The run, recorded from start to end; its lock (``liveness.SYNC_RUN``) is held on a session of its own
-        from the moment the run appears until its end is written, so a run killed outright reads as
-        interrupted, not as running forever."""
+    def run(
+        self,
+        direction: Direction,
+        list_id: int | None,
+        filters: Sequence[Filter] = (),
+        *,
+        dagster_run_id: str | None = None,
+    ) -> SyncReport:
+        """The run (of Dagster run ``dagster_run_id``), recorded from start to end; its lock
+        (``liveness.SYNC_RUN``) is held on a session of its own from the moment the run appears until its end is
+        written, so a run killed outright reads as interrupted, not as running forever."""
         with connect(self.database_url, autocommit=True) as keeper:
             with keeper.transaction():
                 store.ensure_connection(keeper, self.connection.name, self.connection.crm)
-                sync_id = store.start_run(keeper, self.connection.name, direction, list_id, self.user)
+                sync_id = store.start_run(keeper, self.connection.name, direction, list_id, self.user, dagster_run_id)
                 liveness.claim(keeper, liveness.SYNC_RUN, sync_id)
             return self._run(sync_id, direction, list_id, filters)
 
@@ -402,11 +409,32 @@ class SyncEngine:
                 unlinked = [record for record, _ in part if record.remote_id is None]
                 held = self._linked_elsewhere(conn, report, unlinked)
                 sendable = [record for record, _ in part if record.lead_id not in held]
+                creating = [record.key for record in sendable if record.remote_id is None]
+                if creating and getattr(self.connector, "marks_creates", False):
+                    sendable = self._mark_creates(conn, sendable, creating)
                 results, attempts = self._send(send, sendable) if sendable else ({}, {})
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
                 self._write_outcomes(conn, report, part, results, attempts)
+                if creating and getattr(self.connector, "marks_creates", False):
+                    settled = [r.key for r in sendable if r.remote_id is None and not results[r.lead_id].transient]
+                    store.clear_creates(conn, self.connection.name, settled)
+
+    def _mark_creates(
+        self, conn: store.Connection, sendable: list[OutgoingRecord], creating: list[str]
+    ) -> list[OutgoingRecord]:
+        """``sendable`` with the time a killed push may have created each unlinked record (``created_since``),
+        once the creates about to be sent are marked, committed on their own: a connector without an upsert
+        searches before it creates, and its search may not find a person created seconds ago (Pipedrive's index
+        lags), so a push resent after one killed between its create and its link created the person again."""
+        sent = store.creates_sent(conn, self.connection.name, creating)
+        with transaction(self.database_url) as marks:
+            store.mark_creates(marks, self.connection.name, creating)
+        return [
+            replace(record, created_since=sent.get(record.key.casefold())) if record.remote_id is None else record
+            for record in sendable
+        ]
 
     def _linked_elsewhere(
         self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]

@@ -65,7 +65,7 @@ def run_waterfall(
     """Ask providers in the template's order until every needed field has a good enough value (or none is left).
 
     ``payers(provider)`` are the leads that want a field the provider supplies: its call is charged in full to
-    the one furthest from its max_credits_per_lead (``Budget.roomiest``) and made only when that lead's cap has
+    the one furthest from its max_credits_per_lead (``Budget.hold_roomiest``) and made only when that lead's cap has
     room for it."""
     outcome = Outcome()
     open_fields = {f for f in needed if f in template.company}
@@ -78,8 +78,7 @@ def run_waterfall(
             continue
         cached = is_cached(provider)
         reserved = 0.0 if cached else price
-        payer = budget.roomiest(payers(provider))
-        refused = budget.hold(reserved, payer)
+        payer, refused = budget.hold_roomiest(reserved, payers(provider))
         if refused is not None:
             outcome.skipped.append((provider, refused))
             outcome.budget_exhausted = True

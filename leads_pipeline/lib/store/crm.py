@@ -85,9 +85,17 @@ def eligible_leads(
         yield from cursor
 
 
-def start_run(conn: Connection, connection: str, direction: str, list_id: int | None, user: str) -> int:
-    """A new run of ``connection``; the runs of it recorded as running whose lock is free (killed) are marked found
-    interrupted first, in the same transaction, so ``pushing_lists`` of this run and later ones leaves them out."""
+def start_run(
+    conn: Connection,
+    connection: str,
+    direction: str,
+    list_id: int | None,
+    user: str,
+    dagster_run_id: str | None = None,
+) -> int:
+    """A new run of ``connection`` (part of Dagster run ``dagster_run_id``); the runs of it recorded as running
+    whose lock is free (killed) are marked found interrupted first, in the same transaction, so ``pushing_lists``
+    of this run and later ones leaves them out."""
     conn.execute(
         sql.SQL(
             "UPDATE crm_sync_runs SET found_interrupted_at = now() WHERE connection = %s AND status = 'running'"
@@ -96,8 +104,9 @@ def start_run(conn: Connection, connection: str, direction: str, list_id: int | 
         (connection,),
     )
     row = conn.execute(
-        "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by) VALUES (%s, %s, %s, %s) RETURNING id",
-        (connection, direction, list_id, user),
+        "INSERT INTO crm_sync_runs (connection, direction, list_id, started_by, dagster_run_id)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (connection, direction, list_id, user, dagster_run_id),
     ).fetchone()
     assert row is not None
     return int(row["id"])
@@ -263,6 +272,35 @@ def lock_match_keys(
     conn.execute(claim, (connection, ids))  # waits on the unique index for a batch that claimed a key first
     yield
     conn.execute("DELETE FROM crm_key_claims WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
+
+
+def creates_sent(conn: Connection, connection: str, keys: Sequence[str]) -> dict[str, datetime]:
+    """Of ``keys`` (compared case-folded), those a push marked it was creating a record for (``mark_creates``)
+    without recording the outcome since: when the first such create was sent, by case-folded key."""
+    by_id = {_lock_id(connection, key.casefold()): key.casefold() for key in keys}
+    rows = conn.execute(
+        "SELECT key_hash, sent_at FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)",
+        (connection, list(by_id)),
+    )
+    return {by_id[row["key_hash"]]: row["sent_at"] for row in rows}
+
+
+def mark_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """Mark that records with ``keys`` are about to be created on ``connection`` (sql/079), in a transaction
+    committed before they are sent: a push killed before it records its links leaves the marks for the next.
+    An older mark of a key stays: the create it marked may have landed."""
+    conn.execute(
+        "INSERT INTO crm_creates_sent (connection, key_hash) SELECT %s, k FROM unnest(%s::bigint[]) k ORDER BY k"
+        " ON CONFLICT DO NOTHING",
+        (connection, sorted({_lock_id(connection, key.casefold()) for key in keys})),
+    )
+
+
+def clear_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
+    """The creates of ``keys`` are settled (linked, or refused for good): their marks go, in the transaction that
+    records it."""
+    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
+    conn.execute("DELETE FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
 
 
 def _lock_id(*parts: str) -> int:
@@ -484,11 +522,29 @@ def list_runs(
     return [_interrupted(row) for row in rows]
 
 
+def killed_dagster_runs(conn: Connection) -> list[str]:
+    """The Dagster runs of the interrupted sync runs (``_interrupted``) not yet reported ended: their process is
+    gone, so Dagster, which that process never told, may still show them started."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT dagster_run_id FROM crm_sync_runs WHERE status = 'running' AND finished_at IS NULL"
+            " AND dagster_run_id IS NOT NULL AND NOT dagster_run_ended AND NOT {alive}"
+        ).format(alive=liveness.alive(liveness.SYNC_RUN, sql.SQL("id")))
+    )
+    return [row["dagster_run_id"] for row in rows]
+
+
+def dagster_runs_ended(conn: Connection, dagster_run_ids: Sequence[str]) -> None:
+    """The ``killed_dagster_runs`` now reported ended to Dagster."""
+    conn.execute(
+        "UPDATE crm_sync_runs SET dagster_run_ended = true WHERE dagster_run_id = ANY(%s)", (list(dagster_run_ids),)
+    )
+
+
 def _interrupted(row: dict[str, Any]) -> dict[str, Any]:
     """The run with status ``interrupted`` if it is recorded as running but no process holds its lock any more
     (killed outright, the machine went down): it will never end on its own. Its counts are what it committed."""
-    if not row.pop("alive") and row["status"] == "running":
-        row["status"] = "interrupted"
+    row["status"] = liveness.status(row["status"], ("running",), row.pop("alive"))
     return row
 
 

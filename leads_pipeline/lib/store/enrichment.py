@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
+from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError, PermanentError
 from leads_pipeline.lib.privacy.crypto import seal, seal_details, seal_fact
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
@@ -52,20 +52,36 @@ class Job:
     estimate: dict[str, Any]
 
 
-LAUNCH_GRACE: Final = timedelta(minutes=1)
-"""How long a job a ``leads`` process is to run may stay queued without its lock: the detached ``leads jobs run``
-takes it only once Python and the package are loaded (seconds, more on a loaded machine)."""
+HANDOVER_S: Final = 60.0
+"""How long the detached ``leads jobs run`` waits for the process that started it to hand the job's lock over
+(``claim_job``): that process lets go as soon as the new one waits for it (a second or so)."""
+
+
+def claim_job(keeper: Connection, job_id: str, *, handover: bool = False) -> None:
+    """Hold the lock of the job (``liveness.ENRICHMENT_JOB``) on ``keeper``'s session, which lasts as long as this
+    process runs it or is about to: from before the job appears (``leads enrich``), or before it is resumed, until
+    it is settled, the lock is held by the ``leads`` process that launched it, then by the one it launched, which
+    waits for the hand-over (``handover``). Raises ``PermanentError`` when another process holds it."""
+    taken = (
+        liveness.await_claim(keeper, liveness.ENRICHMENT_JOB, job_id, HANDOVER_S)
+        if handover
+        else liveness.claim(keeper, liveness.ENRICHMENT_JOB, job_id)
+    )
+    if not taken:
+        raise PermanentError(
+            f"enrichment job {job_id} is still running in another process: `leads jobs show {job_id} --wait` follows it"
+        )
 
 
 def _job(row: dict[str, Any]) -> Job:
     """The job of a row; one a ``leads`` process runs (``run_in_process``) that no process holds the lock of
-    (``alive``, where the query reads it) is ``interrupted``: it will not end on its own. That is one still
-    processing, or one still queued past ``LAUNCH_GRACE`` (its process was killed before it took the lock).
-    A queued job Dagster is to run may wait in its run queue: it stays queued."""
+    (``alive``, where the query reads it) is ``interrupted``: it will not end on its own. The lock is held from
+    before the job is created or resumed (``claim_job``), so one still queued without it is interrupted too (its
+    process was killed before it started). A queued job Dagster is to run may wait in its run queue: it stays
+    queued."""
     status = row["status"]
-    launching = status == "queued" and row["created_at"] >= datetime.now(UTC) - LAUNCH_GRACE
-    if status in ("queued", "processing") and row["run_in_process"] and not row.get("alive", True) and not launching:
-        status = "interrupted"
+    if row["run_in_process"]:
+        status = liveness.status(status, ("queued", "processing"), row.get("alive", True))
     return Job(
         id=row["id"],
         sources=tuple(row["sources"]),

@@ -8,6 +8,7 @@ have written the end is gone. Readers compute that at read time (``alive``), so 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Final
 
 import psycopg
@@ -21,11 +22,49 @@ ENRICHMENT_JOB: Final = 0x1EAD2
 """The lock namespace of ``enrichment_jobs`` ids."""
 
 
+def status(recorded: str, running: Collection[str], alive: bool) -> str:
+    """What a sync run's or job's ``recorded`` status is now: one of its ``running`` statuses while no process
+    holds its lock (``alive`` false) is ``interrupted``: it will never end on its own."""
+    return "interrupted" if recorded in running and not alive else recorded
+
+
 def claim(conn: Connection, kind: int, key: object) -> bool:
     """Take the lock of run ``key`` of ``kind`` for the session of ``conn`` (until it closes); False when another
     session holds it: the run is alive elsewhere."""
     row = conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s::text)) AS claimed", (kind, str(key))).fetchone()
     return bool(row and row["claimed"])
+
+
+def await_claim(conn: Connection, kind: int, key: object, timeout_s: float) -> bool:
+    """``claim``, waiting up to ``timeout_s`` for the session holding the lock to let it go (the process handing
+    the run over to this one); False when it did not."""
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(f"{int(timeout_s * 1000)}ms")))
+    try:
+        conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s::text))", (kind, str(key)))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    finally:
+        conn.execute("RESET lock_timeout")
+    return True
+
+
+def awaited(conn: Connection, kind: int, key: object) -> bool:
+    """Whether a session waits for the lock of run ``key`` of ``kind`` (``await_claim``)."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND NOT l.granted"
+            " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
+            " AND l.classid = {kind}::oid AND l.objid = hashtext(%s::text)::oid AND l.objsubid = 2) AS waiting"
+        ).format(kind=sql.Literal(kind)),
+        (str(key),),
+    ).fetchone()
+    return bool(row and row["waiting"])
+
+
+def release(conn: Connection, kind: int, key: object) -> None:
+    """Let go of the lock of run ``key`` of ``kind`` that ``conn``'s session holds (handed over to the session
+    waiting for it, if one is)."""
+    conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s::text))", (kind, str(key)))
 
 
 def alive(kind: int, key: sql.Composable) -> sql.Composable:

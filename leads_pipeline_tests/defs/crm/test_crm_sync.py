@@ -4,6 +4,9 @@ check, history and errors, against the HubSpot emulator; and the schedules built
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,8 @@ from leads_pipeline.commands.crm import _failure
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
 from leads_pipeline.defs.resources import default_resources
-from leads_pipeline.lib.store.db import transaction
+from leads_pipeline.lib.store import crm as crm_store
+from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import email_of, import_leads, lead_rows
 from leads_pipeline_tests.support import bidx, cli_environment, set_clause
@@ -102,6 +106,48 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     # also where Excel splits at ";" (it was written as is)
     assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
+
+
+def test_a_killed_sync_has_its_dagster_run_reported_failed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
+    """A `leads sync` killed outright read as "interrupted" in `leads sync history`, but its Dagster run stayed
+    STARTED in the UI for good: the sync run did not record which Dagster run it was. It does now, and the reader
+    finding it interrupted (`leads sync history`), or the next sync, reports that Dagster run failed."""
+    import_leads(database_url, tmp_path, lead_rows(30, start=170_000))
+    slow = dict(CONNECTION, batch_size=1, rate_limit={"requests": 2, "per_seconds": 1})  # ~15 s of pushing
+    write_connection(tmp_path / "crm", "hubspot-slow", slow)
+
+    def kill_while_pushing() -> dg.DagsterRun:
+        """SIGKILL a `leads sync` once its sync run is recorded running; its Dagster run."""
+        command = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "sync", "--crm", "hubspot-slow"]
+        worker = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = dg.RunsFilter(tags={"leads/crm": "hubspot-slow"}, statuses=[dg.DagsterRunStatus.STARTED])
+        try:
+            deadline = time.monotonic() + 120
+            with connect(database_url) as conn:
+                while time.monotonic() < deadline and not (
+                    (runs := crm_store.list_runs(conn, "hubspot-slow", 1)) and runs[0]["status"] == "running"
+                ):
+                    time.sleep(0.05)
+            [dagster_run] = dg.DagsterInstance.get().get_runs(started)
+            assert runs[0]["dagster_run_id"] == dagster_run.run_id, "the sync run names its Dagster run"
+        finally:
+            worker.kill()
+            worker.wait()
+        return dagster_run
+
+    def status(run: dg.DagsterRun) -> dg.DagsterRunStatus | None:
+        reread = dg.DagsterInstance.get().get_run_by_id(run.run_id)
+        return None if reread is None else reread.status
+
+    killed = kill_while_pushing()
+    assert status(killed) == dg.DagsterRunStatus.STARTED, "the killed process never wrote its run's end"
+    history = json.loads(ok(leads, "sync", "history", "--crm", "hubspot-slow", "--json").stdout)
+    assert [h["status"] for h in history] == ["interrupted"]
+    assert status(killed) == dg.DagsterRunStatus.FAILURE, "the reader ended the run Dagster showed started"
+    killed = kill_while_pushing()
+    report = json.loads(ok(leads, "sync", "--crm", "hubspot-slow", "--json").stdout)
+    assert report["status"] == "completed"
+    assert status(killed) == dg.DagsterRunStatus.FAILURE, "the next sync ended the run Dagster showed started"
 
 
 def test_where_filters_and_opt_outs_decide_who_is_pushed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:

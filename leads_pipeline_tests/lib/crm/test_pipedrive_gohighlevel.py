@@ -82,6 +82,42 @@ def test_pipedrive_a_create_whose_answer_is_cut_is_found_despite_the_search_lag(
         assert [link["remote_id"] for link in store.links(db, "pd-cut-create")] == [created[0].id]
 
 
+def test_pipedrive_a_push_killed_after_its_create_is_resent_without_creating_the_person_twice(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push that created a person and died before it recorded the link (its transaction rolled back), resent
+    while Pipedrive's search did not find the person yet (its index lags behind creates), searched, found nothing
+    and created the person again. The create was marked, committed, before it was sent: the resend looks for the
+    person in the persons list, finds them, and updates them; the mark goes with the link."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=94_000))
+    emulator = pipedrive(sandbox)
+    monkeypatch.setattr(emulator, "search_lag_s", 600.0)
+    conn_ = connection("pipedrive", "pd-killed-create", direction="push")
+    killed = engine(database_url, sandbox, conn_)
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)  # the people are created in Pipedrive...
+        raise KeyboardInterrupt("killed")  # ...and the process dies before the links are recorded
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
+    with connect(database_url) as db:
+        assert store.links(db, "pd-killed-create") == []
+
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+
+    emails = {email_of(94_000), email_of(94_001)}
+    people = [r for r in emulator.store.records.values() if r.fields.get("primary_email") in emails]
+    assert len(people) == 2, "each person once"
+    assert (again.status, again.created, again.updated, again.failed) == ("completed", 0, 2, 0)
+    with connect(database_url) as db:
+        assert sorted(link["remote_id"] for link in store.links(db, "pd-killed-create")) == sorted(p.id for p in people)
+        marks = db.execute("SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-killed-create'")
+        assert marks.fetchone() == {"n": 0}
+
+
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:

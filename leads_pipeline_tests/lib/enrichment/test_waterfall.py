@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -90,9 +91,49 @@ def test_a_company_call_is_charged_to_the_lead_with_most_room_and_only_if_it_fit
     outcome = run_waterfall(template, {"industry"}, providers, budget, payers=lambda provider: [1, 3])
 
     assert providers.called == ["gemini"] and outcome.payers == {"gemini": 3}
-    assert budget.roomiest([1, 3]) == 1, "lead 3 now carries the call's credit"
+    assert budget.hold_roomiest(0.0, [1, 3]) == (1, None), "lead 3 now carries the call's credit"
     again = run_waterfall(template, {"industry"}, Providers({}), budget, payers=lambda provider: [1, 3])
     assert again.skipped == [("gemini", "leads reached the cap")] and budget.spent == 1.0
+
+
+class _Interleaved:
+    """A budget's lock that, when first released, runs ``between`` as a concurrent call of another thread would
+    (the first moment one could run)."""
+
+    def __init__(self, between: Callable[[], object]) -> None:
+        self.lock = threading.Lock()
+        self.between = between
+        self.releases = 0
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+        self.releases += 1
+        if self.releases == 1:
+            self.between()
+
+
+def test_a_shared_call_is_held_for_the_payer_it_chose_before_another_call_can_fill_its_cap(tmp_path: Path) -> None:
+    """Choosing a shared call's payer and holding its price is one step: the lead's own call, made by another
+    thread as soon as the budget's lock is free, cannot fill the chosen payer's cap in between and have the
+    shared call refused although its other lead had room (then it was refused: payer chosen, own call held, the
+    payer's cap full)."""
+    template = parse_template(
+        {"name": "capped", "max_credits_per_lead": 1.0, "company": {"default": {"sources": ["gemini"]}}},
+        tmp_path / "capped.yaml",
+    )
+    budget = Budget(None, lead_cap=1.0, lead_reason="leads reached the cap")
+    own: list[str | None] = []
+    budget._lock = _Interleaved(lambda: own.append(budget.hold(1.0, 1)))  # type: ignore[assignment]
+    providers = Providers(_answers(gemini=[("industry", 80)]))
+
+    outcome = run_waterfall(template, {"industry"}, providers, budget, payers=lambda provider: [1, 2])
+
+    assert providers.called == ["gemini"] and outcome.payers == {"gemini": 1} and outcome.skipped == []
+    assert own == ["leads reached the cap"], "lead 1's own call ran after the shared one was held for lead 1"
+    assert budget.spent == 1.0 and budget.hold_roomiest(1.0, [1, 2]) == (2, None), "lead 2 still has room"
 
 
 def test_budget_stops_paid_calls_but_not_free_ones() -> None:

@@ -1,0 +1,35 @@
+"""Dagster runs whose ``leads`` process was killed, which Dagster still shows running.
+
+A process killed outright (SIGKILL, a power cut) never writes its Dagster run's end: the run stays STARTED in the
+UI for good. The advisory lock of the sync run or enrichment job it worked for (``lib/store/liveness``) is what
+tells that the process is gone; whoever finds that sync run or job interrupted reports its Dagster run ended here.
+"""
+
+from typing import Final
+
+import dagster as dg
+
+RUNNING: Final = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+"""The statuses of a run Dagster takes for one still going."""
+
+
+def end_killed_runs(
+    instance: dg.DagsterInstance,
+    message: str,
+    *,
+    failed: bool,
+    run_ids: list[str] | None = None,
+    tags: dict[str, str] | None = None,
+) -> int:
+    """Report the runs of ``run_ids`` (or with ``tags``) that Dagster still records as running ended, failed or
+    (``failed=False``) canceled, with ``message``; how many. Only for runs whose process is known to be gone: the
+    caller found the lock of what they worked for free."""
+    if run_ids is not None and not run_ids:
+        return 0
+    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=RUNNING))
+    for run in runs:
+        if failed:
+            instance.report_run_failed(run, message=message)
+        else:
+            instance.report_run_canceled(run, message=message)
+    return len(runs)
