@@ -6,6 +6,7 @@ import csv
 import io
 
 import pytest
+from psycopg import sql
 
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.store.db import connect
@@ -279,3 +280,20 @@ def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: L
         == exports[1]["details"]["leadIds"]
         == [str(i) for i in sorted(int(r["id"]) for r in rows)]
     )
+
+
+def test_dates_are_utc_whatever_zone_the_server_defaults_to(fair: Leads, database_url: str) -> None:
+    """An embedded server takes its default time zone from the TZ of the shell that created it (initdb), a
+    server of one's own from its configuration: under Asia/Kolkata a lead created at 20:00 UTC on Nov 3 was
+    shown as Nov 4, 01:30+05:30 and ``created_at = 2026-11-03`` did not find it (the day was Kolkata's), while
+    ``leads audit --since 2026-11-03`` reads a day as UTC. Every connection now works in UTC."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET created_at = '2026-11-03 20:00:00+00' WHERE id = (SELECT min(id) FROM leads)")
+        # as a server created under TZ=Asia/Kolkata (this test's own database: it is dropped after the test)
+        kolkata = sql.SQL("ALTER DATABASE {} SET TimeZone = 'Asia/Kolkata'")
+        conn.execute(kolkata.format(sql.Identifier(conn.info.dbname)))
+        conn.commit()
+    found = fair.json("search", "--where", "created_at = 2026-11-03", "--json")["leads"]
+    assert [lead["created_at"] for lead in found] == ["2026-11-03T20:00:00+00:00"]
+    assert fair.json("search", "--where", "created_at = 2026-11-04", "--json")["leads"] == []
+    assert len(fair.json("search", "--where", "created_at < 2026-11-03T21:00", "--json")["leads"]) == 1
