@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import getpass
+import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
@@ -21,6 +23,20 @@ from leads_pipeline.lib.runtime import Environment, prepare_environment
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
+
+
+@contextmanager
+def csv_stdout() -> Iterator[TextIO]:
+    """Standard output for a CSV, in UTF-8 whatever the locale: a CSV redirected to a file is read back as UTF-8
+    (``leads import`` does), as ``--out`` writes it. Under a Latin-1 or ASCII locale a name outside it (İlker,
+    日本) stopped the output half-way with a UnicodeEncodeError."""
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()  # standard output stays open
 
 
 def fail(message: str) -> NoReturn:
