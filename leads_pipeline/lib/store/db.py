@@ -75,6 +75,12 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     return conn
 
 
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL can store it: a file name's bytes that are no UTF-8 (a Latin-1 name unzipped from a
+    Windows archive), which Python keeps as lone surrogates, become U+FFFD; psycopg refused the whole value."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 @contextmanager
 def transaction(database_url: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """A connection inside one transaction: committed when the block ends, rolled back on any error."""
