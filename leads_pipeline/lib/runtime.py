@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from leads_pipeline.lib.errors import ConfigurationError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
 
@@ -225,6 +227,13 @@ def prepare_environment() -> Environment:
     folders, so that the CLI, ``dagster dev`` and the runs they launch all agree.
     """
     home = leads_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # ./.leads, run from a folder the user cannot write: a traceback of mkdir
+        raise ConfigurationError(
+            f"cannot create the leads home {home} ({error.strerror}): run leads in the folder holding your .leads,"
+            " or set LEADS_HOME"
+        ) from None
     url = os.environ.get("DATABASE_URL")
     embedded = not url
     if not url:
