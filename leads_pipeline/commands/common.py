@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import io
 import json
 import os
@@ -18,7 +17,7 @@ import typer
 from rich.console import Console
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
-from leads_pipeline.lib.runtime import Environment, prepare_environment
+from leads_pipeline.lib.runtime import Environment, os_user, prepare_environment
 
 console = Console()
 errors = Console(stderr=True)
@@ -84,7 +83,7 @@ def url_without_password(url: str) -> str:
 
 def acting_user() -> str:
     """Who runs the command: ``LEADS_USER``, else the OS user."""
-    return os.environ.get("LEADS_USER") or getpass.getuser()
+    return os.environ.get("LEADS_USER") or os_user()
 
 
 def json_text(document: Any) -> str:

@@ -11,6 +11,7 @@ Nothing here runs at import time: commands call :func:`prepare_environment` firs
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib
 import os
 import shlex
@@ -53,6 +54,15 @@ def _resolved_home(configured: str, cwd: str) -> Path:
     """Resolved once per setting and working directory: the key files are found by it for every value a writer
     seals, and resolving stats each component of the path (~70 us a call)."""
     return Path(configured or Path(cwd) / ".leads").resolve()
+
+
+def os_user() -> str:
+    """The OS user running this process; ``uid:N`` for a uid without a name (a container run with ``-u 1000``,
+    where getpass failed with a traceback), as the drop folder names the owner of a file of that uid."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def inbox_folder(home: Path | None = None) -> Path:
