@@ -6,6 +6,7 @@ launches the same Dagster assets the UI and sensors run; errors are one line, ne
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
 from pathlib import Path
@@ -20,7 +21,16 @@ from leads_pipeline.commands import score as score_commands
 from leads_pipeline.commands.access import app as access_app
 from leads_pipeline.commands.audit import audit_command
 from leads_pipeline.commands.bulk import app as bulk_app
-from leads_pipeline.commands.common import acting_user, console, environment, errors, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    csv_stdout,
+    environment,
+    errors,
+    fail,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.contacts import find_email, verify
 from leads_pipeline.commands.crm import crm_app, sync_app
 from leads_pipeline.commands.dedupe import dedupe_command
@@ -43,6 +53,18 @@ from leads_pipeline.sandbox.cli import app as sandbox_app
 app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
 imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
+
+
+@app.callback()
+def readable_output() -> None:
+    """Output for people (tables, messages) shows a character the terminal's encoding lacks as "?": under a
+    Latin-1 or ASCII locale a lead named İlker or 日本 KK stopped ``leads search`` with a UnicodeEncodeError.
+    CSV goes out in UTF-8 (``csv_stdout``), JSON escapes every non-ASCII character."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
+
+
 app.add_typer(lists_app, name="lists")
 app.command("search")(search_command)
 app.add_typer(bulk_app, name="bulk")
@@ -383,7 +405,8 @@ def imports_errors(
 
         # the values are the file's own cells, opened in a spreadsheet to fix them: formula-safe as an export
         cells = ((r["row_number"], r["column_name"], r["value"], r["reason"], r["severity"]) for r in rows)
-        write_csv(sys.stdout, ["row", "column", "value", "reason", "severity"], cells)
+        with csv_stdout() as out:
+            write_csv(out, ["row", "column", "value", "reason", "severity"], cells)
         return
     table = Table("row", "column", "value", "problem", "severity")
     for r in rows:

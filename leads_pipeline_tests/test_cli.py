@@ -110,6 +110,21 @@ def test_a_wrong_database_url_is_one_line_without_its_password(
     assert "s3cret-pw" not in line
 
 
+def test_a_leads_home_that_cannot_be_created_is_one_line(
+    leads: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``leads`` run from a folder the user cannot write (``/``, ``/usr/local``) makes ``./.leads`` there: it
+    failed with a traceback of ``mkdir`` (PermissionError); a path through a file here, as root may write
+    anywhere."""
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setenv("LEADS_HOME", str(tmp_path / "a file" / ".leads"))
+    line = _fails(leads, "lists", "ls")
+    assert line == (
+        f"error: cannot create the leads home {tmp_path / 'a file' / '.leads'} (Not a directory): run leads in"
+        " the folder holding your .leads, or set LEADS_HOME"
+    )
+
+
 def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
 

@@ -7,15 +7,13 @@ and reports what it changed. ``delete`` shows the count and asks first (``--yes`
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, fail, print_json, run_or_fail
 from leads_pipeline.commands.selection import (
     IdOption,
     ListOption,
@@ -302,7 +300,7 @@ def bulk_export(
             columns += bulk.export_custom_columns(conn, selection, acting_user())
             exported = bulk.export_ids(conn, selection, acting_user())
             # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
-            target = written_whole(out, encoding="utf-8-sig", newline="") if out else contextlib.nullcontext(sys.stdout)
+            target = written_whole(out, encoding="utf-8-sig", newline="") if out else csv_stdout()
             with target as handle:  # a file that cannot be written fails before the entry is made
                 audit.record(  # the leads named: their lists' owners see who exported them, a privacy export finds it
                     log,

@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
-import getpass
+import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 from rich.console import Console
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
-from leads_pipeline.lib.runtime import Environment, prepare_environment
+from leads_pipeline.lib.runtime import Environment, os_user, prepare_environment
 
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
+
+
+@contextmanager
+def csv_stdout() -> Iterator[TextIO]:
+    """Standard output for a CSV, in UTF-8 whatever the locale: a CSV redirected to a file is read back as UTF-8
+    (``leads import`` does), as ``--out`` writes it. Under a Latin-1 or ASCII locale a name outside it (İlker,
+    日本) stopped the output half-way with a UnicodeEncodeError."""
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()  # standard output stays open
 
 
 def fail(message: str) -> NoReturn:
@@ -68,7 +83,7 @@ def url_without_password(url: str) -> str:
 
 def acting_user() -> str:
     """Who runs the command: ``LEADS_USER``, else the OS user."""
-    return os.environ.get("LEADS_USER") or getpass.getuser()
+    return os.environ.get("LEADS_USER") or os_user()
 
 
 def json_text(document: Any) -> str:

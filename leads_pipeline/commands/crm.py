@@ -7,14 +7,13 @@ and its counts show up in the UI like a scheduled one.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, print_json, run_or_fail
 from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -325,7 +324,8 @@ def sync_errors(
         from leads_pipeline.lib.export import write_csv
 
         # CRM messages quote what the CRM was sent (emails, names): formula-safe as an export
-        write_csv(sys.stdout, columns, ([row[c] for c in columns] for row in rows))
+        with csv_stdout() as out:
+            write_csv(out, columns, ([row[c] for c in columns] for row in rows))
         return
     if as_json:
         print_json(rows)

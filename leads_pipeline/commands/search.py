@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, errors, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    csv_stdout,
+    environment,
+    errors,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import (
     IdOption,
     ListOption,
@@ -83,7 +90,8 @@ def search_command(
         return
     if as_csv:
         columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", *custom]
-        write_leads_csv(sys.stdout, page.leads, columns)
+        with csv_stdout() as out:
+            write_leads_csv(out, page.leads, columns)
     else:
         _print_table(page.leads)
     if page.next_cursor:

@@ -9,7 +9,6 @@ previous one is merged into PostgreSQL, so both cores work and memory stays boun
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -35,6 +34,7 @@ from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, sugge
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import Sealer
+from leads_pipeline.lib.runtime import os_user
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
@@ -210,7 +210,7 @@ def run_import(
     or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
     for (the drop folder's); a file saved over since is refused before anything is written.
     """
-    owner = user or os.environ.get("LEADS_USER") or getpass.getuser()
+    owner = user or os.environ.get("LEADS_USER") or os_user()
     with connect(database_url) as conn:
         lead_list = (
             ensure_list(conn, list_name, owner=owner) if options.create_list else get_list(conn, list_name, None)

@@ -99,11 +99,13 @@ def _normalize_header(header: str) -> str:
     """Reduce a header to lower-case space-separated words so that spelling variants meet one synonym.
 
     ``"FirstName"``, ``"first_name"``, ``" First  Name "`` and ``'"First Name"'`` all become ``"first name"``;
-    ``"LinkedIn__c"`` becomes ``"linkedin"``. ``#`` is kept because ``# Employees`` is a real header.
+    ``"LinkedIn__c"`` becomes ``"linkedin"``. ``#`` is kept because ``# Employees`` is a real header. A Turkish
+    capital İ (Turkish Excel's upper case of "i": ``"EMAİL"``) is an i: case folding makes it "i" and a
+    combining dot, which split the word.
     """
     text = header.strip().strip(_QUOTES).strip()
     text = _SF_CUSTOM_SUFFIX_RE.sub("", text)
-    text = _CAMEL_RE.sub(" ", text).casefold()
+    text = _CAMEL_RE.sub(" ", text).casefold().replace("i\u0307", "i")
     text = _NON_WORD_RE.sub(" ", text).strip()
     text = " ".join(text.split())
     for pattern, joined in _JOINS:

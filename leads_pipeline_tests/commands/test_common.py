@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from typer.testing import CliRunner
 
+from leads_pipeline.cli import app
 from leads_pipeline.commands.common import json_text, print_json
-from leads_pipeline_tests.support import api_shape_problems
+from leads_pipeline.defs.imports.sensors import file_owner
+from leads_pipeline_tests.support import api_shape_problems, cli_environment
 
 
 def test_json_text_writes_decimals_as_numbers_and_dates_as_text() -> None:
@@ -98,3 +105,23 @@ def test_print_json_writes_camel_case_keys_and_ids_as_strings(capsys: pytest.Cap
         "$.lead_id: id 1 is not a string",
         "$.leads[].id: id 2 is not a string",
     ]
+
+
+def test_a_user_without_a_name_acts_as_uid_n_as_the_drop_folder_names_them(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container run with ``-u 1000`` and no USER: the uid has no passwd entry, and every command failed with
+    a traceback of getpass (KeyError "uid not found"). The user is ``uid:1000``, the name the drop folder gives
+    the owner of a file of that uid, so the lists one creates are the lists the other imports into."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home", user=None)
+    for name in ("LEADS_USER", "LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid: int) -> NoReturn:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    monkeypatch.setattr(os, "getuid", lambda: 1000)
+    result = CliRunner().invoke(app, ["lists", "create", "fair", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["owner"] == "uid:1000" == file_owner(1000)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
+from psycopg import sql
+from typer.testing import CliRunner
 
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.store.db import connect
@@ -279,3 +282,41 @@ def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: L
         == exports[1]["details"]["leadIds"]
         == [str(i) for i in sorted(int(r["id"]) for r in rows)]
     )
+
+
+def test_dates_are_utc_whatever_zone_the_server_defaults_to(fair: Leads, database_url: str) -> None:
+    """An embedded server takes its default time zone from the TZ of the shell that created it (initdb), a
+    server of one's own from its configuration: under Asia/Kolkata a lead created at 20:00 UTC on Nov 3 was
+    shown as Nov 4, 01:30+05:30 and ``created_at = 2026-11-03`` did not find it (the day was Kolkata's), while
+    ``leads audit --since 2026-11-03`` reads a day as UTC. Every connection now works in UTC."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET created_at = '2026-11-03 20:00:00+00' WHERE id = (SELECT min(id) FROM leads)")
+        # as a server created under TZ=Asia/Kolkata (this test's own database: it is dropped after the test)
+        kolkata = sql.SQL("ALTER DATABASE {} SET TimeZone = 'Asia/Kolkata'")
+        conn.execute(kolkata.format(sql.Identifier(conn.info.dbname)))
+        conn.commit()
+    found = fair.json("search", "--where", "created_at = 2026-11-03", "--json")["leads"]
+    assert [lead["created_at"] for lead in found] == ["2026-11-03T20:00:00+00:00"]
+    assert fair.json("search", "--where", "created_at = 2026-11-04", "--json")["leads"] == []
+    assert len(fair.json("search", "--where", "created_at < 2026-11-03T21:00", "--json")["leads"]) == 1
+
+
+def test_output_under_a_locale_that_cannot_write_every_name(database_url: str, leads: Leads, tmp_path: Path) -> None:
+    """Under a Latin-1 (or ASCII) locale a name outside it (İlker, 日本) stopped ``--csv`` to standard output
+    with a UnicodeEncodeError half-way and the table with a traceback. A CSV is written in UTF-8, as ``--out``
+    writes it and as ``leads import`` reads it back; the table shows what the terminal cannot as "?"."""
+    leads.ok("lists", "create", "tr")
+    source = tmp_path / "tr.csv"
+    source.write_text(
+        "First Name,Last Name,Email,Company,Phone\nİlker,Kaya,ilker@acme.com.tr,日本 KK,不明\n", encoding="utf-8"
+    )
+    import_file(database_url, source, "tr")
+    latin = Leads(CliRunner(charset="latin-1"))
+    for command in (["search", "--csv"], ["bulk", "export", "--list", "tr"], ["imports", "errors", "1", "--csv"]):
+        result = latin.run(*command)
+        assert result.exit_code == 0, (command, result.stderr)
+        written = result.stdout_bytes.decode("utf-8")
+        assert ("不明" if command[1] == "errors" else "日本 KK") in written, (command, written)
+    table = latin.run("search", "ilker")
+    assert table.exit_code == 0, table.stderr
+    assert "?lker" in table.stdout and "?? KK" in table.stdout

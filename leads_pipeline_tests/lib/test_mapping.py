@@ -379,6 +379,14 @@ def test_german_french_and_spanish_exports_map_by_header(headers: list[str], fie
     assert [c.field for c in suggest_mapping(headers, []).columns] == fields
 
 
+def test_headers_upper_cased_the_turkish_way_map_as_written_in_ascii() -> None:
+    """Turkish Excel upper-cases "i" as "İ" (UPPER(), Caps Lock on a Turkish keyboard): "EMAİL", "FİRST NAME",
+    "LİNKEDİN URL" were folded to "emai l" (the İ's dot split the word) and left as custom fields."""
+    headers = ["FİRST NAME", "LAST NAME", "EMAİL", "COMPANY", "LİNKEDİN URL", "ŞİRKET"]
+    fields = ["first_name", "last_name", "email", "company", "linkedin_url", None]
+    assert [c.field for c in suggest_mapping(headers, []).columns] == fields
+
+
 # ----------------------------------------------------------------------------------------------------
 # Conflicts
 # ----------------------------------------------------------------------------------------------------

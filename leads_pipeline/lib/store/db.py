@@ -57,18 +57,28 @@ class _OpeningJsonLoader(_OpeningLoader):
 
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
     """Open a connection whose rows are dicts, whose search path starts with the leads schema, and which opens
-    sealed values as it loads them."""
+    sealed values as it loads them.
+
+    Its time zone is UTC: a server's default is the TZ of the shell that created it (the embedded one's initdb)
+    or its own configuration, and times would be shown, and a day in ``--where created_at = DAY`` taken, in that
+    zone, while ``leads audit --since`` and the schedules count in UTC."""
     conn = psycopg.connect(
         plain_postgres_url(database_url),
         autocommit=autocommit,
         row_factory=dict_row,
-        options=f"-c search_path={SCHEMA},public",
+        options=f"-c search_path={SCHEMA},public -c TimeZone=UTC",
     )
     for name in ("text", "varchar"):
         conn.adapters.register_loader(name, _OpeningTextLoader)
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, _OpeningJsonLoader)
     return conn
+
+
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL can store it: a file name's bytes that are no UTF-8 (a Latin-1 name unzipped from a
+    Windows archive), which Python keeps as lone surrogates, become U+FFFD; psycopg refused the whole value."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 @contextmanager

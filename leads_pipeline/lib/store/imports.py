@@ -31,7 +31,7 @@ from leads_pipeline.lib.prepare import (
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import access, privacy, search_index
-from leads_pipeline.lib.store.db import key_column
+from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
@@ -105,6 +105,7 @@ def start_import(
     user: str,
 ) -> dict[str, Any]:
     """The import record of ``batch_id``: created on first call, set back to processing on a resume."""
+    file_path = storable_text(file_path)
     create_batch(conn, batch_id, "import", list_id, f"import of {file_path}")
     row = conn.execute(
         "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, mapping, options, dialect,"
@@ -635,7 +636,8 @@ def finish_import(conn: Connection, import_id: int) -> None:
 
 
 def fail_import(conn: Connection, import_id: int, message: str) -> None:
-    conn.execute("UPDATE imports SET status = 'failed', failure = %s WHERE id = %s", (message, import_id))
+    failure = storable_text(message)
+    conn.execute("UPDATE imports SET status = 'failed', failure = %s WHERE id = %s", (failure, import_id))
 
 
 def import_errors(conn: Connection, import_id: int, limit: int | None = None) -> list[dict[str, Any]]:

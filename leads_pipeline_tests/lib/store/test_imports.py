@@ -254,6 +254,23 @@ def test_reimporting_the_same_file_skips_every_row(database_url: str) -> None:
     assert _all_leads(database_url) == before, "skipping must not touch the existing leads"
 
 
+def test_a_file_whose_name_is_not_utf8_is_imported(database_url: str, tmp_path: Path) -> None:
+    """A file named in Latin-1 (unzipped from a Windows archive, copied from an old share): its path holds bytes
+    that are no UTF-8, which Python keeps as surrogates, and the import failed three times over (retries) on
+    writing that path into its record ("surrogates not allowed"). Its record shows them as U+FFFD, as would a
+    failure naming it."""
+    _new_list(database_url)
+    path = tmp_path / os.fsdecode(b"r\xe9sum\xe9 leads.csv")
+    shutil.copyfile(DEMO_FILE, path)
+    status = import_file(database_url, path, batch_id="batch-latin-1-name")  # as the commands name batches
+    assert status["status"] == "completed" and status["results"]["imported"] > 0
+    assert status["file"] == str(tmp_path / "r\ufffdsum\ufffd leads.csv")
+    with connect(database_url) as conn:
+        store.fail_import(conn, int(status["importId"]), f"{path}: gone")
+        record = store.import_status(conn, int(status["importId"]))
+    assert record["failure"] == f"{tmp_path}/r\ufffdsum\ufffd leads.csv: gone"
+
+
 def test_same_file_into_another_list_is_imported_again(database_url: str) -> None:
     first_list = _new_list(database_url, "first")
     second_list = _new_list(database_url, "second")
