@@ -38,11 +38,14 @@ def run_or_fail(action: Callable[[], T]) -> T:
 
 
 def environment() -> Environment:
-    """The database (embedded unless DATABASE_URL is set) with every migration applied. A wrong DATABASE_URL is
+    """The database (embedded unless DATABASE_URL is set) with every migration applied, used with the keys its
+    values are sealed under (``require_database_keys``). A wrong DATABASE_URL is
     one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
     parse whole, password included."""
     import psycopg
 
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.keys import require_database_keys
     from leads_pipeline.lib.store.migrations import apply_migrations
 
     env = prepare_environment()
@@ -55,6 +58,8 @@ def environment() -> Environment:
         password = urlsplit(env.database_url).password
         reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())
         raise ConfigurationError(f"cannot use the database in {where}: {reason}") from None
+    with connect(env.database_url) as conn:
+        require_database_keys(conn)
     return env
 
 
