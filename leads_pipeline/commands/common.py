@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
-from leads_pipeline.lib.runtime import Environment, prepare_environment
+from leads_pipeline.lib.runtime import Environment, plain_postgres_url, prepare_environment
 
 console = Console()
 errors = Console(stderr=True)
@@ -43,6 +43,7 @@ def environment() -> Environment:
     one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
     parse whole, password included."""
     import psycopg
+    import psycopg.conninfo
 
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.keys import require_database_keys
@@ -52,6 +53,16 @@ def environment() -> Environment:
     where = f"{'the embedded server' if env.embedded else 'DATABASE_URL'} ({url_without_password(env.database_url)})"
     if urlsplit(env.database_url).scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
         raise ConfigurationError(f"{where}: expected a postgresql://user:password@host:port/database URL")
+    try:
+        psycopg.conninfo.conninfo_to_dict(plain_postgres_url(env.database_url))
+    except psycopg.ProgrammingError as exc:
+        # Not the URL nor psycopg's text, which quote the password from where the URL stops making sense.
+        problem = str(exc).split(":", 1)[0]
+        raise ConfigurationError(
+            f"DATABASE_URL is not a postgresql://user:password@host:port/database?parameter=value URL ({problem}):"
+            " write the password's reserved characters percent-encoded (@ as %40, : as %3A, / as %2F, % as %25),"
+            " and only libpq's parameters (sslmode, sslrootcert, connect_timeout, application_name, ...)"
+        ) from None
     try:
         apply_migrations(env.database_url)
     except psycopg.OperationalError as exc:
