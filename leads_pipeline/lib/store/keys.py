@@ -160,19 +160,49 @@ def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last:
         last=sql.Literal(f"({last},0)"),
         stale=stale,
     )
-    updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
     with _raw_cursor(conn) as cursor:
-        for row in cursor.execute(query).fetchall():
-            changes = _reseal_row(row, spec, ring)
-            if changes:
-                updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
-        for names, params in updates.items():
-            assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
-            cursor.executemany(
-                sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
-                params,
-            )
+        return _reseal_rows(cursor, spec, ring, cursor.execute(query).fetchall())
+
+
+def _reseal_rows(cursor: Any, spec: SealedTable, ring: Keyring, rows: list[dict[str, Any]]) -> int:
+    """Write the re-sealed columns of ``rows`` (each with its ``tid``); returns how many rows changed."""
+    updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
+    for row in rows:
+        changes = _reseal_row(row, spec, ring)
+        if changes:
+            updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
+    for names, params in updates.items():
+        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
+        cursor.executemany(
+            sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
+            params,
+        )
     return sum(len(p) for p in updates.values())
+
+
+_IN_CLEAR_PER_BATCH: Final = 5_000
+
+
+def seal_leads_in_clear(conn: Connection) -> None:
+    """sql/086, in its transaction: seal and blind-index the leads' emails, phones and streets stored in clear
+    before sql/010. Until ``leads keys rotate`` did it, an import of the same file into an upgraded database found
+    none of them by email or phone (their blind indexes were empty) and made each person a second lead. Values
+    already sealed are left to ``rotate`` (this process may lack an old key)."""
+    spec = SEALED_COLUMNS[0]
+    fields = [column for column, kind in spec.columns if kind == "lead"]
+    in_clear = sql.SQL(" OR ").join(
+        sql.SQL("NOT starts_with({}, {})").format(sql.Identifier(f), sql.Literal(PREFIX)) for f in fields
+    )
+    query = sql.SQL("SELECT ctid::text AS tid, {} FROM leads WHERE {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, fields)), in_clear
+    )
+    ring = keyring()
+    with _raw_cursor(conn) as reader:
+        rows = [{**row, **{f: None for f in fields if is_sealed(row[f])}} for row in reader.execute(query)]
+    lead_fields = SealedTable(spec.table, tuple((f, "lead") for f in fields))
+    for start in range(0, len(rows), _IN_CLEAR_PER_BATCH):
+        with _raw_cursor(conn) as cursor:
+            _reseal_rows(cursor, lead_fields, ring, rows[start : start + _IN_CLEAR_PER_BATCH])
 
 
 _LEGACY_KEYS: Final = (

@@ -26,6 +26,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x1EAD5
 _RESPELLS_COMPANY_KEYS = 44
 """The migration whose leads' keys are recomputed in Python, by the import's own rule, after its SQL listed them."""
+_SEALS_LEADS_IN_CLEAR = 86
+"""The migration after which leads stored in clear before sql/010 are sealed and indexed in Python (it has no SQL)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
                         from leads_pipeline.lib.store.bulk import respell_company_keys
 
                         respell_company_keys(conn)
+                    if migration.version == _SEALS_LEADS_IN_CLEAR:
+                        from leads_pipeline.lib.store.keys import seal_leads_in_clear
+
+                        seal_leads_in_clear(conn)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),

@@ -16,9 +16,10 @@ from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import database_before, import_file
 
 
 class Interrupted(Exception):
@@ -249,3 +250,29 @@ def test_a_leads_home_with_keys_of_its_own_is_refused_by_a_database_sealed_under
             "encryption:k1",
             "suppression",
         ]
+
+
+def test_an_upgrade_seals_and_indexes_the_leads_stored_in_clear_so_an_import_finds_them(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """A database from before sql/010 held emails and phones in clear with no blind index: after the upgrade, an
+    import of the same file found none of its leads by email and made every person a second lead, until someone
+    ran ``leads keys rotate``."""
+    people = tmp_path / "people.csv"
+    people.write_text("first_name,last_name,email,phone\nAnn,Lee,ann@acme.com,+4915112345678\n", encoding="utf-8")
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, last_name, email, phone)"
+                " SELECT id, 'Ann', 'Lee', 'ann@acme.com', '+4915112345678' FROM lists"
+            )
+        apply_migrations(url)
+        assert _raw(url, "SELECT email LIKE 'enc:k1:%', phone LIKE 'enc:k1:%', email_domain FROM leads") == [
+            (True, True, "acme.com")
+        ]
+        assert import_file(url, people, "fair")["results"]["skipped"] == 1
+        with connect(url) as conn:
+            assert conn.execute("SELECT email, phone FROM leads").fetchall() == [
+                {"email": "ann@acme.com", "phone": "+4915112345678"}
+            ]
