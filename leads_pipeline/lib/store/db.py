@@ -6,6 +6,7 @@ rest arrive as plaintext, so no reader of emails, phones or addresses decrypts a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from leads_pipeline.lib.privacy.crypto import Opener
@@ -58,17 +60,21 @@ class _OpeningJsonLoader(_OpeningLoader):
 def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
     """Open a connection whose rows are dicts, whose search path starts with the leads schema, and which opens
     sealed values as it loads them."""
-    conn = psycopg.connect(
-        plain_postgres_url(database_url),
-        autocommit=autocommit,
-        row_factory=dict_row,
-        options=f"-c search_path={SCHEMA},public",
-    )
+    url = plain_postgres_url(database_url)
+    conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, options=_options(url))
     for name in ("text", "varchar"):
         conn.adapters.register_loader(name, _OpeningTextLoader)
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, _OpeningJsonLoader)
     return conn
+
+
+@functools.lru_cache(maxsize=8)
+def _options(url: str) -> str:
+    """The URL's own ``options`` (a ``statement_timeout``, Dagster's schema as ``search_path``), which the keyword
+    replaced, then the leads schema first on the search path (a later ``-c`` of a setting wins)."""
+    theirs = conninfo_to_dict(url).get("options") or ""
+    return f"{theirs} -c search_path={SCHEMA},public".strip()
 
 
 @contextmanager
