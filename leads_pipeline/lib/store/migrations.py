@@ -123,19 +123,20 @@ def _privileges(conn: Connection, doing: str) -> Iterator[None]:
 
 
 def _require_service_role(conn: Connection) -> None:
-    """The pipeline's one connection must not be filtered by the row-level security policies (sql/007): a role
-    that was only granted the tables of a database another role migrated saw no list at all, with no error."""
-    from leads_pipeline.lib.store.access import service_bypasses_row_security
-
-    if service_bypasses_row_security(conn):
-        return
+    """The pipeline's one connection must own the leads tables (or be a superuser, as on the embedded server): a
+    role that was only granted the tables of a database another role migrated saw no list at all, with no error
+    (row-level security, sql/007), and with BYPASSRLS its first import failed on the search partition it adds."""
     row = conn.execute(
-        "SELECT pg_get_userbyid(relowner) AS owner FROM pg_class WHERE oid = %s::regclass", (f"{SCHEMA}.leads",)
+        "SELECT pg_get_userbyid(relowner) AS owner, pg_has_role(current_user, relowner, 'USAGE')"
+        " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS owns"
+        " FROM pg_class WHERE oid = %s::regclass",
+        (f"{SCHEMA}.leads",),
     ).fetchone()
-    owner = row["owner"] if row else "?"
-    role = conn.info.user
+    if row is None or row["owns"]:
+        return
+    role, owner = conn.info.user, row["owner"]
     raise ConfigurationError(
-        f"database role {role!r} is neither the owner of the {SCHEMA} tables ({owner!r}) nor has BYPASSRLS:"
-        f" row-level security would hide every list from the pipeline; connect as {owner!r}, or have a"
-        f' superuser run ALTER ROLE "{role}" BYPASSRLS'
+        f"database role {role!r} does not own the {SCHEMA} tables (their owner is {owner!r}, the role that applied"
+        " the migrations): row-level security would hide every list from it, and each import adds a search"
+        f" partition to them; connect as {owner!r}"
     )
