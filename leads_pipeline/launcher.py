@@ -7,20 +7,43 @@ instance so the run shows up in the UI with its metadata and checks.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 
 from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import database_resources, default_resources
-from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 
 
 def instance() -> dg.DagsterInstance:
-    """The project's Dagster instance (DAGSTER_HOME and DAGSTER_PG_URL set by ``prepare_environment``)."""
-    return dg.DagsterInstance.get()
+    """The project's Dagster instance (DAGSTER_HOME and DAGSTER_PG_URL set by ``prepare_environment``).
+
+    dagster-postgres creates its tables in the first schema of the connection's search path (``public``). On a
+    team's own server the pipeline's role often may not create there (PostgreSQL 15 took CREATE on ``public``
+    from everyone but the database's owner), and the first import was a 400-line SQLAlchemy traceback."""
+    import sqlalchemy.exc
+
+    try:
+        return dg.DagsterInstance.get()
+    except sqlalchemy.exc.DBAPIError as exc:
+        if getattr(exc.orig, "pgcode", None) != _INSUFFICIENT_PRIVILEGE:
+            raise
+        url = urlsplit(os.environ.get("DATABASE_URL", ""))
+        reason = str(exc.orig).splitlines()[0]
+        raise ConfigurationError(
+            f"Dagster's storage cannot create its tables in database {url.path.lstrip('/')!r} ({reason}): have an"
+            f' administrator run GRANT CREATE ON SCHEMA public TO "{url.username}", or give Dagster a schema of its'
+            " own (CREATE SCHEMA dagster) and add options=-csearch_path%3Ddagster to DATABASE_URL (the leads"
+            " tables stay in schema leads)"
+        ) from None
+
+
+_INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = True) -> dg.ExecuteInProcessResult:

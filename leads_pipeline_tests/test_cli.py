@@ -125,6 +125,28 @@ def test_a_leads_home_that_cannot_be_created_is_one_line(
     )
 
 
+@pytest.mark.parametrize(
+    ("netloc", "query", "problem"),
+    [
+        ("{user}:s3cret-pw@x/y%1@{host}", "", "invalid percent-encoded token"),
+        ("{user}:s3cret-pw%40x%2Fy%251@{host}", "sslmode=disable&bogus=s3cret-pw", "invalid URI query parameter"),
+    ],
+    ids=["password-not-percent-encoded", "unknown-parameter"],
+)
+def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
+    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, netloc: str, query: str, problem: str
+) -> None:
+    """psycopg's parse error came as a traceback quoting the URL from where it stopped making sense: the rest of
+    a password with @, / or % written as it is."""
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    wrong = parts._replace(netloc=netloc.format(user=parts.username, host=host), query=query)
+    monkeypatch.setenv("DATABASE_URL", urlunsplit(wrong))
+    line = _fails(leads, "lists", "ls")
+    assert f"({problem}): write the password's reserved characters percent-encoded (@ as %40" in line
+    assert "s3cret" not in line and "y%1" not in line
+
+
 def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
     """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
 

@@ -4,13 +4,24 @@ the providers' client libraries."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner
 
 from leads_pipeline.defs.contacts.assets import email_contacts
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.scoring.assets import lead_scores
 from leads_pipeline.launcher import resources_for
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import Leads, cli_environment, connect_as
 
 PROVIDER_LIBRARIES = ("google.genai", "apify_client", "hubspot", "simple_salesforce")
 
@@ -34,3 +45,34 @@ print(json.dumps([name for name in {PROVIDER_LIBRARIES!r} if name in sys.modules
 """
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(loaded.stdout) == []
+
+
+def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what_to_grant(
+    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A role given CREATE on a database it does not own may make the leads schema but not Dagster's tables in
+    ``public`` (PostgreSQL 15 and later): the first import was a 400-line SQLAlchemy traceback."""
+    n = f"{os.getpid()}_{time.monotonic_ns()}"
+    role, database = f"app_{n}", f"db_{n}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+        conn.execute(
+            sql.SQL("GRANT CREATE ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role))
+        )
+    try:
+        url = connect_as(urlunsplit(urlsplit(postgres_server)._replace(path=f"/{database}")), role)
+        cli_environment(monkeypatch, url, tmp_path / "home")
+        leads = Leads(CliRunner())
+        leads.ok("lists", "create", "fair")
+        line = leads.fails("import", str(DEMO_FILE), "--list", "fair")
+        assert line == (
+            f"error: Dagster's storage cannot create its tables in database {database!r} (permission denied for"
+            f' schema public): have an administrator run GRANT CREATE ON SCHEMA public TO "{role}", or give Dagster'
+            " a schema of its own (CREATE SCHEMA dagster) and add options=-csearch_path%3Ddagster to DATABASE_URL"
+            " (the leads tables stay in schema leads)"
+        )
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))

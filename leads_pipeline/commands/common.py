@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
-from leads_pipeline.lib.runtime import Environment, os_user, prepare_environment
+from leads_pipeline.lib.runtime import Environment, os_user, plain_postgres_url, prepare_environment
 
 console = Console()
 errors = Console(stderr=True)
@@ -53,11 +53,15 @@ def run_or_fail(action: Callable[[], T]) -> T:
 
 
 def environment() -> Environment:
-    """The database (embedded unless DATABASE_URL is set) with every migration applied. A wrong DATABASE_URL is
+    """The database (embedded unless DATABASE_URL is set) with every migration applied, used with the keys its
+    values are sealed under (``require_database_keys``). A wrong DATABASE_URL is
     one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
     parse whole, password included."""
     import psycopg
+    import psycopg.conninfo
 
+    from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.keys import require_database_keys
     from leads_pipeline.lib.store.migrations import apply_migrations
 
     env = prepare_environment()
@@ -65,11 +69,23 @@ def environment() -> Environment:
     if urlsplit(env.database_url).scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
         raise ConfigurationError(f"{where}: expected a postgresql://user:password@host:port/database URL")
     try:
+        psycopg.conninfo.conninfo_to_dict(plain_postgres_url(env.database_url))
+    except psycopg.ProgrammingError as exc:
+        # Not the URL nor psycopg's text, which quote the password from where the URL stops making sense.
+        problem = str(exc).split(":", 1)[0]
+        raise ConfigurationError(
+            f"DATABASE_URL is not a postgresql://user:password@host:port/database?parameter=value URL ({problem}):"
+            " write the password's reserved characters percent-encoded (@ as %40, : as %3A, / as %2F, % as %25),"
+            " and only libpq's parameters (sslmode, sslrootcert, connect_timeout, application_name, ...)"
+        ) from None
+    try:
         apply_migrations(env.database_url)
     except psycopg.OperationalError as exc:
         password = urlsplit(env.database_url).password
         reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())
         raise ConfigurationError(f"cannot use the database in {where}: {reason}") from None
+    with connect(env.database_url) as conn:
+        require_database_keys(conn)
     return env
 
 

@@ -16,16 +16,20 @@ import dagster as dg
 import psycopg
 
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.keys import require_database_keys
 from leads_pipeline.lib.store.migrations import apply_migrations
 
 
 class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The leads database. Migrations are applied before a run uses it (idempotent, serialized by a lock)."""
+    """The leads database. Migrations are applied before a run uses it (idempotent, serialized by a lock), and its
+    keys checked against the database's (a daemon on another host with keys of its own)."""
 
     database_url: str
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         apply_migrations(self.database_url)
+        with connect(self.database_url) as conn:
+            require_database_keys(conn)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

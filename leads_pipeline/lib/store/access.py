@@ -15,12 +15,15 @@ lists it belongs to. Membership changes made here take effect for that role imme
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, Literal
 
 import psycopg
 from psycopg import sql
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError
+from leads_pipeline.lib.store.db import SCHEMA
 
 Connection = psycopg.Connection[dict[str, Any]]
 Role = Literal["owner", "editor", "viewer"]
@@ -202,18 +205,52 @@ def grant_database_login(conn: Connection, user: str, password: str | None = Non
         {"user": user, "reader": READER_ROLE},
     ).fetchone()
     role = sql.Identifier(user)
-    if exists is None:
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
-    elif exists["bypasses"]:
+    if exists is not None and exists["bypasses"]:
         raise ConfigurationError(f"database role {user!r} bypasses row-level security; use another name")
-    elif exists["foreign"]:
+    if exists is not None and exists["foreign"]:
         raise ConfigurationError(
             f"database role {user!r} exists and is not a login made by `leads access sql-login` (it has other "
             f"rights or roles than {READER_ROLE}); its password is left alone: use another name"
         )
-    if password is not None:
-        conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
-    conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), role))
+    with _role_privileges(conn, user):
+        if exists is None:
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+        if password is not None:
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+        _grant_reader_tables(conn)
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), role))
+
+
+@contextmanager
+def _role_privileges(conn: Connection, user: str) -> Iterator[None]:
+    """A service role that may not make logins (no CREATEROLE, the usual role of a team's own server) is told what
+    an administrator grants, rather than shown psycopg's traceback."""
+    try:
+        yield
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.UndefinedObject) as exc:
+        service = conn.info.user
+        raise ConfigurationError(
+            f"cannot make the database login {user!r} as role {service!r} ({exc.diag.message_primary}); as an"
+            f' administrator run: CREATE ROLE {READER_ROLE} NOLOGIN (if it does not exist); ALTER ROLE "{service}"'
+            f' CREATEROLE; GRANT {READER_ROLE} TO "{service}" WITH ADMIN OPTION; then run this command again'
+        ) from None
+
+
+def _grant_reader_tables(conn: Connection) -> None:
+    """Give the reader group what the migrations give it: a migration run when the group did not exist yet (the
+    service role may not create roles) skipped its grants, so a group an administrator created later read
+    nothing. The readable relations are those with a row-level security policy and the views that run with the
+    reader's rights (security_invoker), as sql/007 and sql/011 grant them."""
+    readable = conn.execute(
+        "SELECT c.relname FROM pg_class c WHERE c.relnamespace = %s::regnamespace AND (EXISTS (SELECT 1 FROM"
+        " pg_policy p WHERE p.polrelid = c.oid) OR (c.relkind = 'v' AND 'security_invoker=true' = ANY(c.reloptions)))",
+        (SCHEMA,),
+    ).fetchall()
+    reader = sql.Identifier(READER_ROLE)
+    conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(sql.Identifier(SCHEMA), reader))
+    conn.execute(sql.SQL("GRANT EXECUTE ON FUNCTION may_read_list(bigint, text) TO {}").format(reader))
+    tables = sql.SQL(", ").join(sql.Identifier(SCHEMA, row["relname"]) for row in readable)
+    conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, reader))
 
 
 def service_bypasses_row_security(conn: Connection) -> bool:

@@ -6,6 +6,7 @@ rest arrive as plaintext, so no reader of emails, phones or addresses decrypts a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.abc import AdaptContext, Buffer
 from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from leads_pipeline.lib.privacy.crypto import Opener
@@ -62,12 +64,8 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     Its time zone is UTC: a server's default is the TZ of the shell that created it (the embedded one's initdb)
     or its own configuration, and times would be shown, and a day in ``--where created_at = DAY`` taken, in that
     zone, while ``leads audit --since`` and the schedules count in UTC."""
-    conn = psycopg.connect(
-        plain_postgres_url(database_url),
-        autocommit=autocommit,
-        row_factory=dict_row,
-        options=f"-c search_path={SCHEMA},public -c TimeZone=UTC",
-    )
+    url = plain_postgres_url(database_url)
+    conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, options=_options(url))
     for name in ("text", "varchar"):
         conn.adapters.register_loader(name, _OpeningTextLoader)
     for name in ("json", "jsonb"):
@@ -79,6 +77,15 @@ def storable_text(text: str) -> str:
     """``text`` as PostgreSQL can store it: a file name's bytes that are no UTF-8 (a Latin-1 name unzipped from a
     Windows archive), which Python keeps as lone surrogates, become U+FFFD; psycopg refused the whole value."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+@functools.lru_cache(maxsize=8)
+def _options(url: str) -> str:
+    """The URL's own ``options`` (a ``statement_timeout``, Dagster's schema as ``search_path``), which the keyword
+    replaced, then the leads schema first on the search path and UTC as the time zone (a later ``-c`` of a
+    setting wins)."""
+    theirs = conninfo_to_dict(url).get("options") or ""
+    return f"{theirs} -c search_path={SCHEMA},public -c TimeZone=UTC".strip()
 
 
 @contextmanager

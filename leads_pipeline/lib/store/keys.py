@@ -14,6 +14,9 @@ JSON payloads (custom fields, fact details, CRM values, row snapshots) are re-se
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -23,17 +26,25 @@ from psycopg import sql
 from psycopg.types.json import Jsonb, JsonbLoader, JsonLoader
 from psycopg.types.string import TextLoader
 
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.privacy.crypto import (
+    KEY_FILE,
+    KEYS_VAR,
     PREFIX,
     SEALED_FIELDS,
     Keyring,
     blind_index,
+    blind_key,
     email_domain,
     is_sealed,
     keyring,
+    keyring_file,
     seal,
     sealed_key_id,
 )
+from leads_pipeline.lib.privacy.keys import ENV_VAR as SUPPRESSION_VAR
+from leads_pipeline.lib.privacy.keys import KEY_FILE as SUPPRESSION_FILE
+from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection
 
@@ -173,19 +184,49 @@ def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last:
         last=sql.Literal(f"({last},0)"),
         stale=stale,
     )
-    updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
     with _raw_cursor(conn) as cursor:
-        for row in cursor.execute(query).fetchall():
-            changes = _reseal_row(row, spec, ring)
-            if changes:
-                updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
-        for names, params in updates.items():
-            assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
-            cursor.executemany(
-                sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
-                params,
-            )
+        return _reseal_rows(cursor, spec, ring, cursor.execute(query).fetchall())
+
+
+def _reseal_rows(cursor: Any, spec: SealedTable, ring: Keyring, rows: list[dict[str, Any]]) -> int:
+    """Write the re-sealed columns of ``rows`` (each with its ``tid``); returns how many rows changed."""
+    updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
+    for row in rows:
+        changes = _reseal_row(row, spec, ring)
+        if changes:
+            updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
+    for names, params in updates.items():
+        assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
+        cursor.executemany(
+            sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
+            params,
+        )
     return sum(len(p) for p in updates.values())
+
+
+_IN_CLEAR_PER_BATCH: Final = 5_000
+
+
+def seal_leads_in_clear(conn: Connection) -> None:
+    """sql/086, in its transaction: seal and blind-index the leads' emails, phones and streets stored in clear
+    before sql/010. Until ``leads keys rotate`` did it, an import of the same file into an upgraded database found
+    none of them by email or phone (their blind indexes were empty) and made each person a second lead. Values
+    already sealed are left to ``rotate`` (this process may lack an old key)."""
+    spec = SEALED_COLUMNS[0]
+    fields = [column for column, kind in spec.columns if kind == "lead"]
+    in_clear = sql.SQL(" OR ").join(
+        sql.SQL("NOT starts_with({}, {})").format(sql.Identifier(f), sql.Literal(PREFIX)) for f in fields
+    )
+    query = sql.SQL("SELECT ctid::text AS tid, {} FROM leads WHERE {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, fields)), in_clear
+    )
+    ring = keyring()
+    with _raw_cursor(conn) as reader:
+        rows = [{**row, **{f: None for f in fields if is_sealed(row[f])}} for row in reader.execute(query)]
+    lead_fields = SealedTable(spec.table, tuple((f, "lead") for f in fields))
+    for start in range(0, len(rows), _IN_CLEAR_PER_BATCH):
+        with _raw_cursor(conn) as cursor:
+            _reseal_rows(cursor, lead_fields, ring, rows[start : start + _IN_CLEAR_PER_BATCH])
 
 
 _LEGACY_KEYS: Final = (
@@ -310,3 +351,80 @@ def key_usage(conn: Connection) -> dict[str, int]:
             for row in cursor.execute(query):
                 counts[row["key"]] = counts.get(row["key"], 0) + int(row["n"])
     return counts
+
+
+_CHECK_TEXT: Final = b"leads-key-check-v1"
+
+
+def require_database_keys(conn: Connection) -> None:
+    """Refuse keys other than those this database's values are sealed and blind-indexed under.
+
+    Each key is known to the database by a check value (``key_checks``, sql/085), recorded by the first process
+    that uses the key with it. A process whose leads home is new (another machine or container, the daemon's
+    host, a CI runner) generated keys of its own: its values opened nowhere else, every value stored before failed
+    to open in it, and its imports matched no existing lead by email or phone (duplicates). A database from before
+    sql/085 has no check values yet: a key is first tried on a stored lead's email before its value is recorded,
+    so the first process after an upgrade cannot record the wrong keys either."""
+    ring = keyring()
+    blind = blind_key()
+    wanted = {f"encryption:{key_id}": key for key_id, key in ring.keys.items()} | {"suppression": blind}
+    recorded = {
+        row["name"]: row["check_value"]
+        for row in conn.execute("SELECT name, check_value FROM key_checks WHERE name = ANY(%s)", (list(wanted),))
+    }
+    for name, key in wanted.items():
+        value = hmac.new(key, _CHECK_TEXT, hashlib.sha256).hexdigest()
+        if name not in recorded:
+            if not _opens_stored_values(conn, name, ring, blind):
+                raise ConfigurationError(_other_keys(name))
+            conn.execute(
+                "INSERT INTO key_checks (name, check_value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+                (name, value),
+            )
+            row = conn.execute("SELECT check_value FROM key_checks WHERE name = %s", (name,)).fetchone()
+            recorded[name] = row["check_value"] if row else value
+        if recorded[name] != value:
+            raise ConfigurationError(_other_keys(name))
+
+
+def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: bytes) -> bool:
+    """Whether the key named ``name`` agrees with a stored lead's email (True when no lead has one to try): an
+    encryption key opens one sealed under its id, the suppression key gives one's blind index."""
+    kind, _, key_id = name.partition(":")
+    where = "starts_with(email, %s)" if kind == "encryption" else "email_bidx IS NOT NULL AND starts_with(email, %s)"
+    prefix = f"{PREFIX}{key_id}:" if kind == "encryption" else PREFIX
+    with _raw_cursor(conn) as cursor:
+        row = cursor.execute(
+            f"SELECT email, email_bidx FROM leads WHERE {where} LIMIT 1",  # type: ignore[arg-type]
+            (prefix,),
+        ).fetchone()
+    if row is None:
+        return True
+    try:
+        email = ring.open(row["email"])
+    except ConfigurationError:
+        # The encryption keys are checked first: an email that does not open cannot test the suppression key.
+        return kind != "encryption"
+    return kind == "encryption" or blind_index("email", email, blind) == row["email_bidx"]
+
+
+def _other_keys(name: str) -> str:
+    home = leads_home()
+    if name == "suppression":
+        source = SUPPRESSION_VAR if os.environ.get(SUPPRESSION_VAR) else str(home / SUPPRESSION_FILE)
+        what = (
+            f"the suppression key of {source} is not the one this database's blind indexes and suppressions were"
+            " made with (imports would match no stored lead by email or phone, and erased people would come back)"
+        )
+    else:
+        key_id = name.partition(":")[2]
+        source = KEYS_VAR if os.environ.get(KEYS_VAR) else str(keyring_file())
+        what = (
+            f"encryption key {key_id!r} of {source} is not the key {key_id!r} this database's values are sealed"
+            " under (they would not open, and values sealed with it would open nowhere else)"
+        )
+    return (
+        f"{what}: use the keys of the leads home that first used this database: copy its {KEY_FILE} and"
+        f" {SUPPRESSION_FILE} into {home} (replacing those there), or set {KEYS_VAR} and {SUPPRESSION_VAR} as"
+        " there"
+    )

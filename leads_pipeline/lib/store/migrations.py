@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import psycopg
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.runtime import PROJECT_ROOT
 from leads_pipeline.lib.store.db import SCHEMA, connect
+
+Connection = psycopg.Connection[dict[str, Any]]
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x1EAD5
@@ -21,6 +28,8 @@ _RESPELLS_COMPANY_KEYS = 44
 """The migration whose leads' keys are recomputed in Python, by the import's own rule, after its SQL listed them."""
 _SEALS_WEBHOOK_URLS = 80
 """The migration after whose SQL the webhook URLs still stored in clear are sealed in Python (SQL has no key)."""
+_SEALS_LEADS_IN_CLEAR = 86
+"""The migration after which leads stored in clear before sql/010 are sealed and indexed in Python (it has no SQL)."""
 
 
 @dataclass(frozen=True)
@@ -50,22 +59,29 @@ def discover(folder: Path) -> list[Migration]:
 
 
 def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]:
-    """Apply every migration not yet applied; return the versions applied now."""
+    """Apply every migration not yet applied; return the versions applied now. A role that may not apply them,
+    or that row-level security would show no list, is refused with what to grant (``_privileges``,
+    ``_require_service_role``)."""
     migrations = discover(folder or sql_dir())
     applied_now: list[int] = []
     with connect(database_url, autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
-            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
+            # IF NOT EXISTS checks the CREATE privilege before it looks: a role given only the tables of a
+            # database that an administrator migrated would be refused by a statement with nothing to do.
+            with _privileges(conn, f"create the schema {SCHEMA}"):
+                if _missing(conn, "SELECT to_regnamespace(%s)", SCHEMA):
+                    conn.execute(f"CREATE SCHEMA {SCHEMA}")
+                if _missing(conn, "SELECT to_regclass(%s)", f"{SCHEMA}.schema_migrations"):
+                    conn.execute(
+                        f"CREATE TABLE {SCHEMA}.schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now())"
+                    )
             done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
             for migration in migrations:
                 if migration.version in done:
                     continue
-                with conn.transaction():
+                with _privileges(conn, f"apply {migration.path.name}"), conn.transaction():
                     conn.execute(migration.path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
                     if migration.version == _RESPELLS_COMPANY_KEYS:
                         from leads_pipeline.lib.store.bulk import respell_company_keys
@@ -75,11 +91,58 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
                         from leads_pipeline.lib.store.keys import seal_clear_secrets
 
                         seal_clear_secrets(conn)
+                    if migration.version == _SEALS_LEADS_IN_CLEAR:
+                        from leads_pipeline.lib.store.keys import seal_leads_in_clear
+
+                        seal_leads_in_clear(conn)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),
                     )
                 applied_now.append(migration.version)
+            _require_service_role(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def _missing(conn: Connection, query: str, name: str) -> bool:
+    row = conn.execute(f"{query} IS NULL AS missing", (name,)).fetchone()  # type: ignore[arg-type]
+    return bool(row and row["missing"])
+
+
+@contextmanager
+def _privileges(conn: Connection, doing: str) -> Iterator[None]:
+    """A privilege error of the block as one line saying what to grant: on a server of their own a team often
+    gives the pipeline a role that is not a superuser, and psycopg's "permission denied for database" came as a
+    traceback."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role, database = conn.info.user, conn.info.dbname
+        raise ConfigurationError(
+            f"database role {role!r} may not {doing} in database {database!r} ({exc.diag.message_primary}):"
+            f" migrations run as DATABASE_URL's role, which must own the database (as an administrator:"
+            f' ALTER DATABASE "{database}" OWNER TO "{role}"), or connect as the role that owns the'
+            f" {SCHEMA} schema's tables"
+        ) from None
+
+
+def _require_service_role(conn: Connection) -> None:
+    """The pipeline's one connection must own the leads tables (or be a superuser, as on the embedded server): a
+    role that was only granted the tables of a database another role migrated saw no list at all, with no error
+    (row-level security, sql/007), and with BYPASSRLS its first import failed on the search partition it adds."""
+    row = conn.execute(
+        "SELECT pg_get_userbyid(relowner) AS owner, pg_has_role(current_user, relowner, 'USAGE')"
+        " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS owns"
+        " FROM pg_class WHERE oid = %s::regclass",
+        (f"{SCHEMA}.leads",),
+    ).fetchone()
+    if row is None or row["owns"]:
+        return
+    role, owner = conn.info.user, row["owner"]
+    raise ConfigurationError(
+        f"database role {role!r} does not own the {SCHEMA} tables (their owner is {owner!r}, the role that applied"
+        " the migrations): row-level security would hide every list from it, and each import adds a search"
+        f" partition to them; connect as {owner!r}"
+    )

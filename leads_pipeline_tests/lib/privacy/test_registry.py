@@ -15,6 +15,7 @@ NOT_PERSONAL: Final = {
     "list_members": "users and their roles",
     "batches": "batch ids and descriptions (a selection's, masked: no address or number)",
     "schema_migrations": "applied migration files",
+    "key_checks": "check values of the keys, which tell keys apart and reveal nothing of them",
     "suppressions": "keyed hashes only, which must outlive the erasure",
     "opt_outs": "keyed hashes only, which must outlive the person's leads",
     "retention_policies": "numbers of days",

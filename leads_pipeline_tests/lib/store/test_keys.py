@@ -3,16 +3,18 @@ values written in clear before sql/010 are sealed and indexed by it."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.store import enrichment
 from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
-from leads_pipeline.lib.store.keys import key_usage, rotate
+from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline.lib.store.search import search
@@ -241,3 +243,80 @@ def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
             settings = enrichment.list_settings(conn, list_id)
             assert enrichment.get_job(conn, job.id).notify_url == hook
         assert settings is not None and settings["notify_url"] == hook
+
+
+def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    monkeypatch.setenv("LEADS_HOME", str(home))
+    monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
+    monkeypatch.delenv(crypto.ACTIVE_VAR, raising=False)
+    monkeypatch.delenv("LEADS_SUPPRESSION_KEY", raising=False)
+    crypto.forget_keyring()
+
+
+def _refusal(database_url: str) -> str | None:
+    try:
+        with connect(database_url) as conn:
+            require_database_keys(conn)
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["checks-recorded", "database-from-before-085"])
+def test_a_leads_home_with_keys_of_its_own_is_refused_by_a_database_sealed_under_others(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, recorded: bool
+) -> None:
+    """With DATABASE_URL, each machine (the daemon's host, a CLI, a container) has its own leads home, which
+    generated keys of its own: the values it sealed opened nowhere else, and its import of the same file made a
+    second lead of everyone with an email. A database from before sql/085 has no check values: the keys are tried
+    on a stored email first, so the first process after the upgrade cannot record its wrong keys."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    people = tmp_path / "people.csv"
+    people.write_text("first_name,last_name,email\nAnn,Lee,ann@acme.com\n", encoding="utf-8")
+    _use_home(monkeypatch, first)
+    with connect(database_url) as conn:
+        create_list(conn, "fair", owner="tester")
+        if recorded:
+            require_database_keys(conn)
+    import_file(database_url, people, "fair")
+    _use_home(monkeypatch, second)
+    assert f"encryption key 'k1' of {second / 'encryption.keys'} is not the key 'k1'" in str(_refusal(database_url))
+    shutil.copy(first / "encryption.keys", second / "encryption.keys")
+    crypto.forget_keyring()
+    refused = str(_refusal(database_url))
+    assert refused.startswith(f"the suppression key of {second / 'suppression.key'} is not the one"), refused
+    shutil.copy(first / "suppression.key", second / "suppression.key")
+    crypto.forget_keyring()
+    assert _refusal(database_url) is None
+    assert import_file(database_url, people, "fair")["results"]["skipped"] == 1
+    with connect(database_url) as conn:
+        assert [row["name"] for row in conn.execute("SELECT name FROM key_checks ORDER BY name")] == [
+            "encryption:k1",
+            "suppression",
+        ]
+
+
+def test_an_upgrade_seals_and_indexes_the_leads_stored_in_clear_so_an_import_finds_them(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """A database from before sql/010 held emails and phones in clear with no blind index: after the upgrade, an
+    import of the same file found none of its leads by email and made every person a second lead, until someone
+    ran ``leads keys rotate``."""
+    people = tmp_path / "people.csv"
+    people.write_text("first_name,last_name,email,phone\nAnn,Lee,ann@acme.com,+4915112345678\n", encoding="utf-8")
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, last_name, email, phone)"
+                " SELECT id, 'Ann', 'Lee', 'ann@acme.com', '+4915112345678' FROM lists"
+            )
+        apply_migrations(url)
+        assert _raw(url, "SELECT email LIKE 'enc:k1:%', phone LIKE 'enc:k1:%', email_domain FROM leads") == [
+            (True, True, "acme.com")
+        ]
+        assert import_file(url, people, "fair")["results"]["skipped"] == 1
+        with connect(url) as conn:
+            assert conn.execute("SELECT email, phone FROM leads").fetchall() == [
+                {"email": "ann@acme.com", "phone": "+4915112345678"}
+            ]

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import psycopg
 import pytest
 
+from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
@@ -91,6 +95,9 @@ def test_leads_access_sql_login_creates_your_own_limited_login(
     from leads_pipeline.cli import app
 
     member, _ = users
+    # The command's leads home holds the keys the fixture's leads were sealed under (another home's are refused).
+    for key_file in (crypto.keyring_file(), leads_home() / "suppression.key"):
+        shutil.copy(key_file, str(tmp_path))
     monkeypatch.setenv("DATABASE_URL", database_url)
     monkeypatch.setenv("LEADS_HOME", str(tmp_path))
     monkeypatch.setenv("SQL_PASSWORD", "s3cret-pass")

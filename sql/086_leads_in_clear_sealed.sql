@@ -1,0 +1,4 @@
+-- Leads stored before sql/010 hold their emails, phones and streets in clear, with no blind index: an import of
+-- the same file into the upgraded database found none of them by email or phone and made each a second lead.
+-- Sealing needs the keys, so this migration is Python's (lib/store/keys.seal_leads_in_clear, called by
+-- lib/store/migrations.py in this migration's transaction); `leads keys rotate` seals the other tables.
