@@ -410,30 +410,27 @@ class SyncEngine:
                 held = self._linked_elsewhere(conn, report, unlinked)
                 sendable = [record for record, _ in part if record.lead_id not in held]
                 # a linked record is created again when its person was deleted in the CRM: marked too
-                marking = getattr(self.connector, "marks_creates", False)
-                creating = [record.key for record in sendable] if marking else []
-                if creating:
-                    sendable = self._mark_creates(conn, sendable, creating)
+                marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
+                if marking:
+                    sendable = self._mark_creates(conn, sendable)
                 results, attempts = self._send(send, sendable) if sendable else ({}, {})
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
                 self._write_outcomes(conn, report, part, results, attempts)
-                if creating:
+                if marking:
                     settled = [r.key for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
 
-    def _mark_creates(
-        self, conn: store.Connection, sendable: list[OutgoingRecord], creating: list[str]
-    ) -> list[OutgoingRecord]:
+    def _mark_creates(self, conn: store.Connection, sendable: list[OutgoingRecord]) -> list[OutgoingRecord]:
         """``sendable`` with the time a killed push may have created each record (``created_since``), once the
         creates that may be sent are marked, committed on their own: a connector without an upsert searches before
         it creates, and its search may not find a person created seconds ago (Pipedrive's index lags), so a push
         resent after one killed between its create and its link created the person again. A linked record may be
         created too (its person was deleted in the CRM), so every record is marked, not only the unlinked ones."""
-        sent = store.creates_sent(conn, self.connection.name, creating)
+        sent = store.creates_sent(conn, self.connection.name, [record.key for record in sendable])
         with transaction(self.database_url) as marks:
-            store.mark_creates(marks, self.connection.name, creating)
+            store.mark_creates(marks, self.connection.name, [(record.lead_id, record.key) for record in sendable])
         return [replace(record, created_since=sent.get(record.key.casefold())) for record in sendable]
 
     def _linked_elsewhere(
