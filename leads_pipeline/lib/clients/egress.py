@@ -15,6 +15,12 @@ address, and connect to the checked addresses only: there is no later lookup to 
 Such a host also chooses how slowly it answers: ``requests``' timeout bounds each wait for data, so status line,
 headers and body sent a few bytes at a time hold the caller as long as the host likes. :func:`deadline_session`
 bounds the whole exchange: a watchdog shuts the connection down when the deadline passes.
+
+Both hold for connections :func:`deadline_session` opens itself, so it never goes through a proxy, not even one
+that ``HTTP_PROXY``, ``HTTPS_PROXY`` or ``ALL_PROXY`` name (``trust_env`` off): ``requests`` would hand the request
+to a pool of its own, with neither check nor watchdog, and the proxy, which resolves the name itself, would reach
+the private address the guard refuses (the cloud metadata service, if the proxy runs there). A host that egresses
+only through a proxy fails such deliveries and downloads instead of losing the guard.
 """
 
 from __future__ import annotations
@@ -166,9 +172,11 @@ class _DeadlineAdapter(HTTPAdapter):
 def deadline_session(seconds: float) -> Iterator[tuple[requests.Session, threading.Event]]:
     """A session whose connections reach only public addresses (``PrivateAddressError`` inside the
     ``requests.ConnectionError`` otherwise) and are shut down ``seconds`` after it opens (the request then fails
-    with a ``requests.ConnectionError``), and the event that says the deadline cut it off."""
+    with a ``requests.ConnectionError``), and the event that says the deadline cut it off. The environment's
+    proxies (and ``.netrc`` credentials, CA bundle settings) are not used: a proxied request escapes both."""
     adapter = _DeadlineAdapter()
     session = requests.Session()
+    session.trust_env = False
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     watchdog = threading.Timer(seconds, adapter.cut)

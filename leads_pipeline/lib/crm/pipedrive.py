@@ -1,13 +1,14 @@
 """Pipedrive persons through its REST API (requests): look up by email, then update or create.
 
-Pipedrive has no upsert, so a push searches for the person by email first (``exact_match``) and creates only
-when nothing matches: a batch resent after a crash finds what the first attempt created. Creates are never
-retried blindly: a create whose answer was lost (timeout, cut body) waits out the server's possible processing
-time and looks for the person in the persons list (not the search, whose index lags behind creates) before the
-record counts as failed. A push killed between a create and recording its link leaves a mark of the create
-(``marks_creates``): the next push of that person looks in the persons list too, since the search may not find
-them yet. Custom fields are addressed by their account-specific 40-character hash keys: the mapping names them
-by their display name and ``/personFields`` resolves the keys once per connector.
+Pipedrive has no upsert, so a push searches for the person by email first (``exact_match``) and creates only when
+nothing matches: a batch resent after a crash finds what the first attempt created. Creates are never retried
+blindly: a create whose answer was lost (timeout, cut body) waits out the server's possible processing time and
+looks for the person in the persons list (not the search, whose index lags behind creates) before the record counts
+as failed. A push killed between a create and recording its link leaves a mark of the create (``marks_creates``; an
+update is marked too, as the person it updates may have been deleted, and is then created again): the next push of
+that person looks in the persons list too, since the search may not find them yet. Custom fields are addressed by
+their account-specific 40-character hash keys: the mapping names them by their display name and ``/personFields``
+resolves the keys once per connector.
 """
 
 from __future__ import annotations
@@ -131,13 +132,11 @@ class PipedriveConnector:
 
     def _push_one(self, record: OutgoingRecord, keys: dict[str, str]) -> PushResult:
         body = self._body(record.values, keys)
-        person_id = record.remote_id or self._find(record)
-        if person_id is None and record.created_since is not None:  # a killed push may have created them
-            person_id = self._added_since(record, keys, record.created_since)
+        person_id = record.remote_id or self._look_up(record, keys)
         if person_id is not None:
             answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
             if answer.status == 404:  # deleted in Pipedrive since the last sync: look again, then create
-                person_id = self._find(record)
+                person_id = self._look_up(record, keys)
                 if person_id is not None:
                     answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
             if person_id is not None:
@@ -154,6 +153,14 @@ class PipedriveConnector:
                 raise
             return PushResult(record.lead_id, "created", found)
         return self._result(record, answer, "created")
+
+    def _look_up(self, record: OutgoingRecord, keys: dict[str, str]) -> str | None:
+        """The person with the record's match key: by search, then, if a killed push may have created them since
+        (``created_since``), in the persons list, since the search may not have them yet."""
+        person_id = self._find(record)
+        if person_id is None and record.created_since is not None:
+            person_id = self._added_since(record, keys, record.created_since)
+        return person_id
 
     def _added_since(self, record: OutgoingRecord, keys: dict[str, str], sent: datetime) -> str | None:
         """The person with the record's match key among those changed since ``sent`` (less ``CLOCK_SKEW_S``).

@@ -409,32 +409,29 @@ class SyncEngine:
                 unlinked = [record for record, _ in part if record.remote_id is None]
                 held = self._linked_elsewhere(conn, report, unlinked)
                 sendable = [record for record, _ in part if record.lead_id not in held]
-                creating = [record.key for record in sendable if record.remote_id is None]
-                if creating and getattr(self.connector, "marks_creates", False):
-                    sendable = self._mark_creates(conn, sendable, creating)
+                # a linked record is created again when its person was deleted in the CRM: marked too
+                marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
+                if marking:
+                    sendable = self._mark_creates(conn, sendable)
                 results, attempts = self._send(send, sendable) if sendable else ({}, {})
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
                 self._write_outcomes(conn, report, part, results, attempts)
-                if creating and getattr(self.connector, "marks_creates", False):
-                    settled = [r.key for r in sendable if r.remote_id is None and not results[r.lead_id].transient]
+                if marking:
+                    settled = [r.key for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
 
-    def _mark_creates(
-        self, conn: store.Connection, sendable: list[OutgoingRecord], creating: list[str]
-    ) -> list[OutgoingRecord]:
-        """``sendable`` with the time a killed push may have created each unlinked record (``created_since``),
-        once the creates about to be sent are marked, committed on their own: a connector without an upsert
-        searches before it creates, and its search may not find a person created seconds ago (Pipedrive's index
-        lags), so a push resent after one killed between its create and its link created the person again."""
-        sent = store.creates_sent(conn, self.connection.name, creating)
+    def _mark_creates(self, conn: store.Connection, sendable: list[OutgoingRecord]) -> list[OutgoingRecord]:
+        """``sendable`` with the time a killed push may have created each record (``created_since``), once the
+        creates that may be sent are marked, committed on their own: a connector without an upsert searches before
+        it creates, and its search may not find a person created seconds ago (Pipedrive's index lags), so a push
+        resent after one killed between its create and its link created the person again. A linked record may be
+        created too (its person was deleted in the CRM), so every record is marked, not only the unlinked ones."""
+        sent = store.creates_sent(conn, self.connection.name, [record.key for record in sendable])
         with transaction(self.database_url) as marks:
-            store.mark_creates(marks, self.connection.name, creating)
-        return [
-            replace(record, created_since=sent.get(record.key.casefold())) if record.remote_id is None else record
-            for record in sendable
-        ]
+            store.mark_creates(marks, self.connection.name, [(record.lead_id, record.key) for record in sendable])
+        return [replace(record, created_since=sent.get(record.key.casefold())) for record in sendable]
 
     def _linked_elsewhere(
         self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]

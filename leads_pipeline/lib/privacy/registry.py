@@ -169,6 +169,12 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         "crm_conflicts", "local and CRM values of the person's fields", "t.lead_id = ANY(%(lead_ids)s)", "delete"
     ),
     PersonalTable(
+        "crm_creates_sent",
+        "hashes of the person's match keys, marked before a CRM create (left by a push killed before its link)",
+        "t.lead_id = ANY(%(lead_ids)s)",
+        "delete",
+    ),
+    PersonalTable(
         "crm_sync_log",
         "sync messages naming the person",
         "t.lead_id = ANY(%(lead_ids)s)"

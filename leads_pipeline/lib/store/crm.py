@@ -285,14 +285,16 @@ def creates_sent(conn: Connection, connection: str, keys: Sequence[str]) -> dict
     return {by_id[row["key_hash"]]: row["sent_at"] for row in rows}
 
 
-def mark_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
-    """Mark that records with ``keys`` are about to be created on ``connection`` (sql/079), in a transaction
-    committed before they are sent: a push killed before it records its links leaves the marks for the next.
-    An older mark of a key stays: the create it marked may have landed."""
+def mark_creates(conn: Connection, connection: str, creates: Sequence[tuple[int, str]]) -> None:
+    """Mark that records for ``creates`` (lead id, match key) may be created on ``connection`` (sql/079), in a
+    transaction committed before they are sent: a push killed before it records its links leaves the marks for
+    the next. An older mark of a key stays: the create it marked may have landed. A mark names its lead (sql/091)
+    so that it goes with the lead, and with the person's erasure (``privacy.registry``)."""
+    marks = {_lock_id(connection, key.casefold()): lead_id for lead_id, key in creates}
     conn.execute(
-        "INSERT INTO crm_creates_sent (connection, key_hash) SELECT %s, k FROM unnest(%s::bigint[]) k ORDER BY k"
-        " ON CONFLICT DO NOTHING",
-        (connection, sorted({_lock_id(connection, key.casefold()) for key in keys})),
+        "INSERT INTO crm_creates_sent (connection, key_hash, lead_id) SELECT %s, m.k, m.l"
+        " FROM unnest(%s::bigint[], %s::bigint[]) m(k, l) ORDER BY m.k ON CONFLICT DO NOTHING",
+        (connection, list(marks), list(marks.values())),
     )
 
 

@@ -85,3 +85,19 @@ def test_a_name_answering_public_then_private_does_not_reach_the_private_address
     with deadline_session(5) as (http, _), pytest.raises(requests.ConnectionError, match="is not a public address"):
         http.get(url, timeout=2, allow_redirects=False)
     assert asked == [] and resolver.lookups == 2
+
+
+def test_an_environment_proxy_does_not_carry_a_guarded_request_past_the_guard(
+    listener: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTP_PROXY set, requests sent the request to the proxy through a pool of its own, which neither checks
+    the address nor has the watchdog: the proxy fetched the metadata service. The guarded session connects itself."""
+    port, asked = listener  # the proxy: it answers whatever absolute URL it is asked for
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{port}")
+    with deadline_session(5) as (http, _), pytest.raises(requests.ConnectionError, match="is not a public address"):
+        http.get("http://169.254.169.254/latest/meta-data/", timeout=2, allow_redirects=False)
+    assert asked == []

@@ -123,6 +123,33 @@ def test_a_record_already_gone_counts_as_done_and_transient_failures_are_retried
     assert name == "pipedrive-erase"
 
 
+def test_erasure_removes_the_marks_a_killed_push_left_of_the_person(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Pipedrive push killed before it recorded its links leaves a mark (a hash of the match key) of each create
+    it sent; an erasure left the person's, which stayed for good (an erased person's key is never pushed again).
+    Each mark names its lead now, and the erasure deletes the person's marks with their leads, no one else's."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=96_000))
+    killed = engine(database_url, sandbox, connection("pipedrive", "pd-erase-marks", direction="push"))
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)
+        raise KeyboardInterrupt("killed")  # before the links are recorded: the marks stay
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
+    count = "SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-erase-marks'"
+    with connect(database_url) as conn:
+        assert conn.execute(count).fetchone() == {"n": 2}
+        result = privacy.erase_person(conn, email_of(96_000), "tester")
+        assert conn.execute(count).fetchone() == {"n": 1}
+        kept = conn.execute("SELECT l.email FROM crm_creates_sent m JOIN leads l ON l.id = m.lead_id").fetchall()
+    assert [r["email"] for r in kept] == [email_of(96_001)]
+    assert result["removed"]["crm_creates_sent"] == 1
+
+
 def test_still_failing_or_unreachable_requests_stay_pending_with_the_reason(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -118,6 +118,46 @@ def test_pipedrive_a_push_killed_after_its_create_is_resent_without_creating_the
         assert marks.fetchone() == {"n": 0}
 
 
+def test_pipedrive_a_push_killed_after_recreating_a_deleted_person_is_resent_without_creating_them_twice(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A linked lead whose person was deleted in Pipedrive is created again (the update's 404, a search that finds
+    nothing); that create went unmarked, so a push killed after it and resent while the search did not find the
+    new person yet created them twice. It is marked as an unlinked lead's create is: the resend finds the new
+    person in the persons list, updates them and links the lead to them."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=95_000))
+    emulator = pipedrive(sandbox)
+    conn_ = connection("pipedrive", "pd-killed-recreate", direction="push")
+    assert engine(database_url, sandbox, conn_).run("push", list_id).created == 1
+    with connect(database_url) as db:
+        (first,) = [link["remote_id"] for link in store.links(db, "pd-killed-recreate")]
+    assert emulator.store.delete(first)
+    with transaction(database_url) as db:  # a change to send: the update finds the person gone
+        db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email_bidx = %s", (bidx(email_of(95_000)),))
+    monkeypatch.setattr(emulator, "search_lag_s", 600.0)
+    killed = engine(database_url, sandbox, conn_)
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)  # the person is created again in Pipedrive...
+        raise KeyboardInterrupt("killed")  # ...and the process dies before the new link is recorded
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
+
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+
+    people = [r for r in emulator.store.records.values() if r.fields.get("primary_email") == email_of(95_000)]
+    assert len(people) == 1, "created again once"
+    assert people[0].id != first and people[0].fields["job_title"] == "Head of Ops"
+    assert (again.status, again.created, again.updated, again.failed) == ("completed", 0, 1, 0)
+    with connect(database_url) as db:
+        assert [link["remote_id"] for link in store.links(db, "pd-killed-recreate")] == [people[0].id]
+        marks = db.execute("SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-killed-recreate'")
+        assert marks.fetchone() == {"n": 0}
+
+
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -33,8 +33,6 @@ NOT_PERSONAL: Final = {
     "crm_connections": "CRM connection settings",
     "crm_sync_runs": "sync run counts and status",
     "crm_key_claims": "hashed match keys, held only inside a sync's transaction (empty at rest, unlogged)",
-    "crm_creates_sent": "hashed match keys of CRM creates in flight, deleted with their link (a killed push leaves "
-    "one until the key's next push)",
 }
 
 

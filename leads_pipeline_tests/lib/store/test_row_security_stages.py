@@ -19,6 +19,7 @@ from leads_pipeline_tests.support import connect_as, import_file
 SERVICE_ONLY = {
     "dnc_numbers": "its list_id names a Do-Not-Call registry file (dnc_lists), not a lead list",
     "crm_erasures": "erasure requests: nothing in them belongs to a list any more",
+    "crm_creates_sent": "hashed match keys of CRM creates in flight: the sync's bookkeeping, not a list's data",
 }
 """Tables with such a column that no reader may see at all: RLS on, no policy, and no grant to leads_reader."""
 
