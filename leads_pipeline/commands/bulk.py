@@ -296,9 +296,8 @@ def bulk_export(
         # closed pipe, a kill) still shows who took which leads.
         with connect(env.database_url) as conn, connect(env.database_url, autocommit=True) as log:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags"]
-            columns += bulk.export_custom_columns(conn, selection, acting_user())
-            exported = bulk.export_ids(conn, selection, acting_user())
+            exported = bulk.select_export(conn, selection, acting_user())
+            columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags", *exported.custom_columns]
             # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
             target = written_whole(out, encoding="utf-8-sig", newline="") if out else csv_stdout()
             with target as handle:  # a file that cannot be written fails before the entry is made
@@ -310,10 +309,10 @@ def bulk_export(
                     {
                         "selection": selection.describe(),
                         "to": str(out) if out else "stdout",
-                        **audit.lead_ids(exported),
+                        **audit.lead_ids(exported.ids),
                     },
                 )
-                return write_leads_csv(handle, bulk.export_rows(conn, selection, acting_user()), columns)
+                return write_leads_csv(handle, bulk.export_rows(conn), columns)
 
     written = run_or_fail(export)
     if out is not None:

@@ -123,7 +123,7 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33
 
 
-def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Leads) -> None:
+def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Leads, statements: list[str]) -> None:
     """A delete of 100k leads names only its first 1,000 ids (the audit its first 10,000), and no command line holds
     100k --id options: the time the delete printed finds them all."""
     fair.json("bulk", "delete", "--where", "country = CL", "--yes", "--json")  # another delete, not undone
@@ -134,9 +134,12 @@ def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Lea
     error = fair.fails("bulk", "restore", "--deleted-at", deleted["deletedAt"], user="mallory")
     assert "nothing restored" in error
 
+    statements.clear()
+
     restored = fair.json("bulk", "restore", "--deleted-at", deleted["deletedAt"], "--json")
 
     assert (restored["matched"], restored["changed"]) == (deleted["changed"], deleted["changed"])
+    assert len([s for s in statements if s.startswith("SELECT id") and "FROM leads WHERE" in s]) == 1  # read once
     found = fair.json("search", "--where", "country in ES, DE", "--json")["leads"]
     assert sorted(lead["id"] for lead in found) == sorted(deleted["ids"])
     assert fair.json("search", "--where", "country = CL", "--json")["leads"] == []  # the other delete stays
@@ -189,6 +192,23 @@ def test_export_is_formula_safe_and_complete(fair: Leads, database_url: str, tmp
     stdout = fair.ok("bulk", "export", "--where", "country = ES")
     assert stdout.startswith('"id",'), "standard output, for other programs, has no BOM; every cell is quoted"
     assert [r["email"] for r in csv.DictReader(io.StringIO(stdout))] == ["ana.garcia@acme.es"]
+
+
+def test_an_export_runs_its_selection_once(
+    fair: Leads, database_url: str, tmp_path: Path, statements: list[str]
+) -> None:
+    """The custom columns, the ids the audit entry names and the rows written come from one run of the
+    selection's query (three scans of the list before), in one snapshot."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET custom = custom || '{\"Only\": 1}' WHERE country = 'ES'")
+    out = tmp_path / "out.csv"
+
+    assert "exported 33 leads" in fair.ok("bulk", "export", "--list", "fair", "--out", str(out))
+
+    selections = [s for s in statements if "l.deleted_at IS NULL AND l.list_id = ANY" in s]
+    assert len(selections) == 1, selections
+    rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
+    assert sorted(r["custom.Only"] for r in rows if r["country"] == "ES") == ["1"] and len(rows) == 33
 
 
 def _export_broken_after(monkeypatch: pytest.MonkeyPatch, rows: int) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -82,76 +84,43 @@ def lead_needs(row: dict[str, Any], template: Template, overwrite: bool) -> froz
     )
 
 
-def plan_units(
-    rows: list[dict[str, Any]], template: Template, overwrite: bool
-) -> tuple[list[Unit], list[dict[str, Any]]]:
-    """Leads grouped by company identity (domain, else normalized name); leads nothing identifies come second."""
-    websites = domains([r["website"] for r in rows])
-    identities = [
-        identify(row["company"], row["company_key"], row["company_domain"], website, row["email"])
-        for row, website in zip(rows, websites, strict=True)
-    ]
-    # A lead known only by its company's name joins the company's domain when another lead of the batch with the
-    # same normalized name ("Acme, Inc." = "ACME Inc") has one: one lookup per company, not per spelling.
-    votes: dict[str, Counter[str]] = {}
-    for row, identity in zip(rows, identities, strict=True):
-        if identity is not None and identity.domain and row["company_key"]:
-            votes.setdefault(row["company_key"], Counter())[identity.domain] += 1
-    groups: dict[str, list[tuple[Identity, dict[str, Any]]]] = {}
-    orphans: list[dict[str, Any]] = []
-    for row, identity in zip(rows, identities, strict=True):
-        if identity is not None and identity.domain is None and row["company_key"] in votes:
-            domain = votes[row["company_key"]].most_common(1)[0][0]
-            identity = Identity(domain, domain, "company_name", identity.name)
-        if identity is None:
-            orphans.append(row)
-        else:
-            groups.setdefault(identity.key, []).append((identity, row))
-    units = []
-    for members in groups.values():
-        identity = members[0][0]
-        name = next((r["company"] for _, r in members if r["company"]), identity.name)
-        needed = frozenset().union(*(lead_needs(r, template, overwrite) for _, r in members))
-        units.append(
-            Unit(
-                Identity(identity.key, identity.domain, identity.domain_source, name),
-                tuple(r for _, r in members),
-                needed,
-            )
-        )
-    return units, orphans
-
-
 @dataclass
-class UnitTotal:
-    """A unit of :func:`plan_units` without its leads: what an estimate needs of it (its identity's name is its
-    first lead's company). ``first`` is the position of its first lead in the batch (units come in that order, as
-    plan_units makes them)."""
+class PlannedUnit:
+    """A company of the batch as :func:`plan_units` groups it: its identity (named after its first lead with a
+    company name, else its first lead's), its leads' ids (8 bytes a lead: the run reads their rows a page of
+    units at a time), the fields they need, and the batch positions of its first lead (units come in that
+    order) and of its first named one."""
 
     identity: Identity
-    first: int
-    leads: int
+    lead_ids: array[int]
     needed: frozenset[str]
+    first: int
+    named: int | None
 
-    def add(self, other: UnitTotal) -> None:
-        if other.first < self.first:
-            self.identity, self.first = other.identity, other.first
-        self.leads += other.leads
+    def add(self, other: PlannedUnit) -> None:
+        earlier = self if self.first < other.first else other
+        if other.named is not None and (self.named is None or other.named < self.named):
+            name, self.named = other.identity.name, other.named
+        else:
+            name = self.identity.name if self.named is not None else earlier.identity.name
+        self.identity, self.first = replace(earlier.identity, name=name), earlier.first
+        self.lead_ids.extend(other.lead_ids)
         self.needed |= other.needed
 
 
-def unit_totals(
+def plan_units(
     pages: Iterable[list[dict[str, Any]]],
     template: Template,
     overwrite: bool,
     emails: Callable[[list[int]], dict[int, str | None]],
-) -> tuple[list[UnitTotal], int]:
-    """:func:`plan_units`'s units (identity, lead count, needed fields) and its number of orphans, from pages of
-    leads without their emails: memory grows with the companies, not the leads, and ``emails`` is asked only for
-    the leads whose company domain and website name no domain (an address is opened only where it decides)."""
+) -> tuple[list[PlannedUnit], int]:
+    """The batch's leads grouped by company identity (domain, else normalized name), and its number of leads
+    nothing identifies, from pages of leads without their emails: memory grows with the companies, not the
+    leads' rows, and ``emails`` is asked only for the leads whose company domain and website name no domain (an
+    address is opened only where it decides). The estimate and the run group alike."""
     votes: dict[str, Counter[str]] = {}
-    by_key: dict[str, UnitTotal] = {}
-    by_name: dict[str, UnitTotal] = {}  # leads known only by their company's name, by its key
+    by_key: dict[str, PlannedUnit] = {}
+    by_name: dict[str, PlannedUnit] = {}  # leads known only by their company's name, by its key
     orphans = position = 0
     for rows in pages:
         websites = domains([r["website"] for r in rows])
@@ -172,7 +141,13 @@ def unit_totals(
             if identity is None:
                 orphans += 1
                 continue
-            total = UnitTotal(identity, position, 1, lead_needs(row, template, overwrite))
+            unit = PlannedUnit(
+                identity,
+                array("q", (row["id"],)),
+                lead_needs(row, template, overwrite),
+                position,
+                position if row["company"] else None,
+            )
             if identity.domain is None:
                 groups, key = by_name, row["company_key"]
             else:
@@ -180,17 +155,33 @@ def unit_totals(
                 if row["company_key"]:
                     votes.setdefault(row["company_key"], Counter())[identity.domain] += 1
             if key in groups:
-                groups[key].add(total)
+                groups[key].add(unit)
             else:
-                groups[key] = total
-    for key, total in by_name.items():
-        if key in votes:  # joins the domain another lead with the same company name has (as in plan_units)
+                groups[key] = unit
+    # A lead known only by its company's name joins the company's domain when another lead of the batch with the
+    # same normalized name ("Acme, Inc." = "ACME Inc") has one: one lookup per company, not per spelling.
+    for key, unit in by_name.items():
+        if key in votes:
             domain = votes[key].most_common(1)[0][0]
-            total.identity = Identity(domain, domain, "company_name", total.identity.name)
-            by_key[domain].add(total)
+            unit.identity = Identity(domain, domain, "company_name", unit.identity.name)
+            by_key[domain].add(unit)
         else:
-            by_key[total.identity.key] = total
-    return sorted(by_key.values(), key=lambda t: t.first), orphans
+            by_key[unit.identity.key] = unit
+    return sorted(by_key.values(), key=lambda u: u.first), orphans
+
+
+def _pages(units: list[PlannedUnit], size: int) -> Iterator[list[PlannedUnit]]:
+    """Consecutive units of about ``size`` leads together (a bigger unit alone)."""
+    page: list[PlannedUnit] = []
+    leads = 0
+    for unit in units:
+        page.append(unit)
+        leads += len(unit.lead_ids)
+        if leads >= size:
+            yield page
+            page, leads = [], 0
+    if page:
+        yield page
 
 
 def domain_answer(identity: Identity) -> ProviderAnswer:
@@ -253,21 +244,43 @@ class CompanyEnricher:
             yield conn
 
     def run(self) -> Stats:
+        """Groups the batch a page of leads at a time, then runs its companies a page of leads at a time: a list of
+        300,000 leads is never held whole (its rows and opened emails took most of a gigabyte)."""
         with connect(self.database_url) as conn:
-            rows = store.company_inputs(conn, self.job_id)
-            store.start_source(conn, self.job_id, SOURCE, len(rows))
-        units, orphans = plan_units(rows, self.template, self.overwrite)
-        self.stats.leads, self.stats.companies, self.stats.no_identity = len(rows), len(units), len(orphans)
-        with connect(self.database_url) as conn:
-            store.advance_source(conn, self.job_id, SOURCE, len(orphans))
+            planned, orphans = plan_units(
+                store.company_input_pages(conn, self.job_id),
+                self.template,
+                self.overwrite,
+                partial(store.lead_emails, conn),
+            )
+            leads = orphans + sum(len(u.lead_ids) for u in planned)
+            store.start_source(conn, self.job_id, SOURCE, leads)
+            store.advance_source(conn, self.job_id, SOURCE, orphans)
+        self.stats.leads, self.stats.companies, self.stats.no_identity = leads, len(planned), orphans
         try:
-            with ThreadPoolExecutor(self.concurrency, thread_name_prefix="company") as pool:
-                for _ in pool.map(self._unit, units):
+            with (
+                connect(self.database_url, autocommit=True) as conn,
+                ThreadPoolExecutor(self.concurrency, thread_name_prefix="company") as pool,
+            ):
+                running: Iterator[None] = iter(())
+                for page in _pages(planned, store.COMPANY_INPUT_PAGE):
+                    queued = pool.map(self._unit, self._with_leads(conn, page))
+                    for _ in running:  # the previous page ran while this one was read
+                        pass
+                    running = queued
+                for _ in running:
                     pass
         finally:
             for conn in self._connections:
                 conn.close()
         return self.stats
+
+    def _with_leads(self, conn: store.Connection, page: list[PlannedUnit]) -> list[Unit]:
+        """The page's units with their leads' rows, read in one query (a lead deleted since it was grouped is
+        left out, and a unit left without leads is not looked up)."""
+        rows = store.company_inputs(conn, self.job_id, [i for u in page for i in u.lead_ids])
+        units = [Unit(u.identity, tuple(rows[i] for i in u.lead_ids if i in rows), u.needed) for u in page]
+        return [u for u in units if u.leads]
 
     # --- one company ---------------------------------------------------------------------------------------
 

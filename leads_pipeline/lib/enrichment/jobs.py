@@ -21,7 +21,7 @@ from leads_pipeline.lib.contacts.email_batch import EmailOptions
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
-from leads_pipeline.lib.enrichment.engine import domain_answer, unit_totals
+from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
@@ -177,7 +177,7 @@ def _add_checks(entry: dict[str, Any], key: str, count: int, credits: float) -> 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:
     """Walks the waterfall once per company as the run will, from the batch's leads read a page at a time (a
     list of 300,000 leads held whole took most of a gigabyte)."""
-    units, orphans = unit_totals(
+    units, orphans = plan_units(
         store.company_input_pages(conn, batch_id), template, overwrite, partial(store.lead_emails, conn)
     )
     expected = worst = seconds = 0.0
@@ -204,7 +204,7 @@ def _company_estimate(conn: store.Connection, batch_id: str, template: Template,
             if p not in hits and template.affordable(p) and COMPANY_PROVIDERS[p].supplies & unit.needed
         )
     return {
-        "leadsNeeding": sum(u.leads for u in units if u.needed),
+        "leadsNeeding": sum(len(u.lead_ids) for u in units if u.needed),
         "companies": len(units),
         "leadsWithoutCompany": orphans,
         "lookups": lookups,

@@ -492,28 +492,16 @@ RESTORE_HINT: Final = "nothing restored; `leads audit --action leads.delete` lis
 def restore(conn: Connection, ids: list[int], user: str) -> BulkResult:
     """Bring soft-deleted leads back (not those a merge removed: `leads merges undo` restores those)."""
     with conn.transaction():
-        known = {r["id"] for r in conn.execute("SELECT id FROM leads WHERE id = ANY(%s)", (ids,))}
-        subject = f"lead {', '.join(map(str, ids))}"  # all of them, refused as to a stranger to their lists
-        if set(ids) - known:
-            raise NotFoundError(access.not_shared(subject, RESTORE_HINT))
-        rows = list(
+        found = list(
             conn.execute(
-                "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NOT NULL AND merged_into IS NULL",
+                "SELECT id, list_id, deleted_at IS NOT NULL AND merged_into IS NULL AS deleted FROM leads"
+                " WHERE id = ANY(%s)",
                 (ids,),
             )
         )
-        lists = [r["list_id"] for r in rows]
-        access.require_all(conn, lists, user, "editor", "restoring its leads", subject=subject, hint=RESTORE_HINT)
-        in_deleted_list = conn.execute(
-            "SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", (lists,)
-        ).fetchone()
-        if in_deleted_list:
-            raise ConfigurationError("some of these leads belong to a deleted list; they cannot be restored")
-        changed = conn.execute(
-            "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],)
-        ).rowcount
-        audit.record(conn, user, "leads.restore", "leads", audit.lead_ids([r["id"] for r in rows]))
-    return BulkResult("restore", len(ids), changed, len(ids) - changed)
+        if set(ids) - {r["id"] for r in found}:  # all of them refused, as to a stranger to their lists
+            raise NotFoundError(access.not_shared(_leads_named(ids), RESTORE_HINT))
+        return _restore_found(conn, ids, [r for r in found if r["deleted"]], user)
 
 
 def restore_deleted_at(conn: Connection, deleted_at: datetime, user: str) -> BulkResult:
@@ -521,26 +509,47 @@ def restore_deleted_at(conn: Connection, deleted_at: datetime, user: str) -> Bul
     ``deletedAt`` in its result): a delete of 100k leads names only its first ids, and no command line holds them
     all as ``--id`` options. Leads of lists the user cannot read are not looked at."""
     with conn.transaction():
-        ids = [
-            r["id"]
-            for r in conn.execute(
-                "SELECT id FROM leads WHERE deleted_at = %s AND merged_into IS NULL AND list_id = ANY(%s) ORDER BY id",
+        rows = list(
+            conn.execute(
+                "SELECT id, list_id FROM leads WHERE deleted_at = %s AND merged_into IS NULL AND list_id = ANY(%s)"
+                " ORDER BY id",
                 (deleted_at, access.readable_list_ids(conn, user)),
             )
-        ]
-        if not ids:
+        )
+        if not rows:
             raise NotFoundError(
                 f"no lead of your lists was deleted at {deleted_at.isoformat()}: nothing restored (`leads audit"
                 " --action leads.delete` shows when each delete ran)"
             )
-        return restore(conn, ids, user)
+        return _restore_found(conn, [r["id"] for r in rows], rows, user)
+
+
+def _leads_named(ids: list[int]) -> str:
+    return f"lead {', '.join(map(str, ids))}"
+
+
+def _restore_found(conn: Connection, ids: list[int], rows: list[dict[str, Any]], user: str) -> BulkResult:
+    """Restore ``rows`` (id, list_id: the soft-deleted leads among ``ids``, read once by the caller) once the user
+    is an editor of their lists and none of those lists is deleted."""
+    lists = [r["list_id"] for r in rows]
+    access.require_all(conn, lists, user, "editor", "restoring its leads", subject=_leads_named(ids), hint=RESTORE_HINT)
+    in_deleted_list = conn.execute("SELECT 1 FROM lists WHERE id = ANY(%s) AND deleted_at IS NOT NULL", (lists,))
+    if in_deleted_list.fetchone():
+        raise ConfigurationError("some of these leads belong to a deleted list; they cannot be restored")
+    changed = conn.execute(
+        "UPDATE leads SET deleted_at = NULL, updated_at = now() WHERE id = ANY(%s)", ([r["id"] for r in rows],)
+    ).rowcount
+    audit.record(conn, user, "leads.restore", "leads", audit.lead_ids([r["id"] for r in rows]))
+    return BulkResult("restore", len(ids), changed, len(ids) - changed)
 
 
 def export_custom_columns(conn: Connection, selection: Selection, user: str) -> list[str]:
     """``custom.NAME`` for every custom field the selected leads carry, sorted: the export's extra columns."""
-    query = sql.SQL("SELECT DISTINCT jsonb_object_keys(l.custom) AS k FROM leads l WHERE {} ORDER BY 1").format(
-        where_clause(conn, selection, user)
-    )
+    return _custom_columns(conn, where_clause(conn, selection, user))
+
+
+def _custom_columns(conn: Connection, where: sql.Composable) -> list[str]:
+    query = sql.SQL("SELECT DISTINCT jsonb_object_keys(l.custom) AS k FROM leads l WHERE {} ORDER BY 1").format(where)
     return [f"{CUSTOM_PREFIX}{r['k']}" for r in conn.execute(query)]
 
 
@@ -550,29 +559,41 @@ def sellable_ids(conn: Connection, ids: list[int]) -> set[int]:
     return {int(r["id"]) for r in conn.execute(query, (ids,))}
 
 
-def export_ids(conn: Connection, selection: Selection, user: str) -> list[int]:
-    """The ids of the leads ``export_rows`` writes (the selection's, without those who opted out of the sale of
-    their data), in id order: the export's audit entry names them before the first row leaves (read in the
-    export's snapshot, they are the rows it writes)."""
-    query = sql.SQL("SELECT l.id FROM leads l WHERE {} AND {} ORDER BY l.id").format(
-        where_clause(conn, selection, user), privacy.sellable("l")
+@dataclass(frozen=True)
+class Export:
+    """A bulk export's selection, evaluated once into the transaction's temporary table ``exported`` (each
+    selected lead, and whether it may be exported): ``ids`` are the leads :func:`export_rows` writes (the
+    selection's, without those who opted out of the sale of their data, ``privacy.sellable``), in id order, for
+    the audit entry to name before the first row leaves; ``custom_columns`` the export's extra columns
+    (:func:`export_custom_columns` of the selection). Read in one snapshot, the rows are the ones named."""
+
+    ids: list[int]
+    custom_columns: list[str]
+
+
+def select_export(conn: Connection, selection: Selection, user: str) -> Export:
+    """Runs the selection's query once (it was run for the custom columns, the ids and the rows: three scans of a
+    list for one export) and reads the ids and custom columns from what it found."""
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMP TABLE exported ON COMMIT DROP AS SELECT l.id, {sellable} AS sellable FROM leads l WHERE {w}"
+        ).format(sellable=privacy.sellable("l"), w=where_clause(conn, selection, user))
     )
-    return [int(r["id"]) for r in conn.execute(query)]
+    conn.execute("ANALYZE exported")  # the rows' join is planned for as many leads as it holds, not a guess
+    ids = [int(r["id"]) for r in conn.execute("SELECT id FROM exported WHERE sellable ORDER BY id")]
+    return Export(ids, _custom_columns(conn, sql.SQL("l.id IN (SELECT id FROM exported)")))
 
 
-def export_rows(conn: Connection, selection: Selection, user: str, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
-    """Every selected lead (``LEAD_COLUMNS``, ``custom``, ``list``, ``tags`` in name order) except those who
-    opted out of the sale of their data (``privacy.sellable``), streamed through a server-side cursor in id
-    order so an export of a million leads does not hold them all in memory."""
+def export_rows(conn: Connection, batch_rows: int = 5_000) -> Iterator[dict[str, Any]]:
+    """Every lead :func:`select_export` found sellable (``LEAD_COLUMNS``, ``custom``, ``list``, ``tags`` in name
+    order), streamed through a server-side cursor in id order so an export of a million leads does not hold them
+    all in memory."""
     query = sql.SQL(
         "SELECT {cols}, l.custom, s.name AS list,"
         " (SELECT string_agg(t.tag, ', ' ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id) AS tags"
-        " FROM leads l JOIN lists s ON s.id = l.list_id WHERE {w} AND {sellable} ORDER BY l.id"
-    ).format(
-        cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
-        w=where_clause(conn, selection, user),
-        sellable=privacy.sellable("l"),
-    )
+        " FROM exported e JOIN leads l ON l.id = e.id JOIN lists s ON s.id = l.list_id WHERE e.sellable"
+        " ORDER BY l.id"
+    ).format(cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS))
     with conn.cursor(name="leads_export") as cursor:
         cursor.itersize = batch_rows
         yield from cursor.execute(query)

@@ -413,11 +413,12 @@ def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int
     return int(row["n"])
 
 
-def _company_inputs_query(*, emails: bool) -> sql.Composed:
-    """The batch's live leads with what identifies their company and which company fields they already have,
-    by id (the email NULL without ``emails``: no sealed address is opened then)."""
+def _company_inputs_query(*, by_id: bool) -> sql.Composed:
+    """The batch's live leads (``by_id``: those of them in ``%(ids)s``) with what identifies their company and
+    which company fields they already have, by id. Emails are left out: an address is opened only where it
+    decides (:func:`lead_emails`)."""
     return sql.SQL(
-        """SELECT l.id, l.company, l.company_key, l.company_domain, l.website, {email}, l.industry,
+        """SELECT l.id, l.company, l.company_key, l.company_domain, l.website, l.industry,
                   l.employee_count, l.annual_revenue,
                   ARRAY(SELECT DISTINCT f.field FROM lead_facts f WHERE f.lead_id = l.id AND f.value IS NOT NULL
                         AND NOT (f.batch_id IS NOT DISTINCT FROM %(batch)s AND f.source LIKE %(prefix)s))
@@ -426,8 +427,8 @@ def _company_inputs_query(*, emails: bool) -> sql.Composed:
                         AND f.batch_id = %(batch)s AND f.source LIKE %(prefix)s
                         AND f.details->>'applied' = 'true') AS applied_fields
            FROM leads l JOIN batch_members m ON m.lead_id = l.id
-           WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL ORDER BY l.id"""
-    ).format(email=sql.SQL("l.email") if emails else sql.SQL("NULL::text AS email"))
+           WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL{ids} ORDER BY l.id"""
+    ).format(ids=sql.SQL(" AND l.id = ANY(%(ids)s)") if by_id else sql.SQL(""))
 
 
 def _without_own_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -440,18 +441,19 @@ def _without_own_fields(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def company_inputs(conn: Connection, batch_id: str) -> list[dict[str, Any]]:
-    """The batch's live leads with what identifies their company and which company fields they already have."""
-    params = {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"}
-    return _without_own_fields(list(conn.execute(_company_inputs_query(emails=True), params)))
+def company_inputs(conn: Connection, batch_id: str, lead_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """These leads of the batch, live ones, by id, as :func:`company_input_pages` reads them: the run reads its
+    companies' leads a page at a time."""
+    params = {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%", "ids": list(lead_ids)}
+    return {r["id"]: r for r in _without_own_fields(list(conn.execute(_company_inputs_query(by_id=True), params)))}
 
 
 def company_input_pages(conn: Connection, batch_id: str) -> Iterator[list[dict[str, Any]]]:
-    """:func:`company_inputs` in pages of :data:`COMPANY_INPUT_PAGE` leads, emails left out, from one server-side
-    cursor: an estimate over a huge batch holds one page at a time (and reads the batch once, not once a page)."""
+    """The batch's live leads in pages of :data:`COMPANY_INPUT_PAGE`, from one server-side cursor: grouping a
+    huge batch holds one page at a time (and reads the batch once, not once a page)."""
     params = {"batch": batch_id, "prefix": COMPANY_SOURCE_PREFIX + "%"}
     with conn.transaction(), conn.cursor(name="company_inputs") as cursor:
-        cursor.execute(_company_inputs_query(emails=False), params)
+        cursor.execute(_company_inputs_query(by_id=False), params)
         while rows := cursor.fetchmany(COMPANY_INPUT_PAGE):
             yield _without_own_fields(rows)
 

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
-import psycopg
-
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection, release_merged_orphans
@@ -102,8 +100,16 @@ class RetentionReport:
         }
 
 
-def _by_list(rows: psycopg.Cursor[dict[str, Any]]) -> dict[str, int]:
-    return {r["name"]: int(r["n"]) for r in rows if r["n"]}
+def _per_list(conn: Connection, kind: Kind, change: str) -> dict[str, int]:
+    """Run ``change``, a DELETE or UPDATE of the rows past their list's ``kind`` policy (the lists and their days
+    are ``eff``) returning each changed row's ``list_id``, and count what it changed by list name (in one pass:
+    a count per list, each reading every changed row, grew with lists times rows)."""
+    rows = conn.execute(
+        f"WITH eff AS ({_EFFECTIVE}), changed AS ({change})"
+        " SELECT eff.name, count(*) AS n FROM changed JOIN eff ON eff.list_id = changed.list_id GROUP BY eff.name",
+        {"kind": kind},
+    )
+    return {r["name"]: int(r["n"]) for r in rows}
 
 
 def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -> RetentionReport:
@@ -111,50 +117,36 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
     report = RetentionReport(dry_run)
     try:
         with conn.transaction():
-            report.leads = _by_list(
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), gone AS ("
-                    " DELETE FROM leads d USING eff WHERE d.list_id = eff.list_id"
-                    " AND d.updated_at < now() - make_interval(days => eff.days)"
-                    " AND NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = d.id"
-                    " AND f.observed_at >= now() - make_interval(days => eff.days))"
-                    " RETURNING d.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM gone WHERE gone.list_id = eff.list_id) AS n FROM eff",
-                    {"kind": "leads"},
-                )
+            report.leads = _per_list(
+                conn,
+                "leads",
+                "DELETE FROM leads d USING eff WHERE d.list_id = eff.list_id"
+                " AND d.updated_at < now() - make_interval(days => eff.days)"
+                " AND NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = d.id"
+                " AND f.observed_at >= now() - make_interval(days => eff.days))"
+                " RETURNING d.list_id",
             )
             release_merged_orphans(conn)
-            report.errors = _by_list(
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
-                    " UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
-                    " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
-                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
-                    " FROM eff",
-                    {"kind": "leads"},
-                )
+            report.errors = _per_list(
+                conn,
+                "leads",
+                "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
+                " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
+                " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id",
             )
-            report.mappings = _by_list(  # a finished import's mapping is only shown; a failed one is resumed by it
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
-                    " UPDATE imports i SET mapping = '{}' FROM eff WHERE i.list_id = eff.list_id"
-                    " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}'"
-                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
-                    " FROM eff",
-                    {"kind": "leads"},
-                )
+            report.mappings = _per_list(  # a finished import's mapping is only shown; a failed one is resumed by it
+                conn,
+                "leads",
+                "UPDATE imports i SET mapping = '{}' FROM eff WHERE i.list_id = eff.list_id"
+                " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}'"
+                " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id",
             )
-            report.facts = _by_list(
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), purged AS ("
-                    " UPDATE lead_facts f SET details = '{}' FROM leads d, eff"
-                    " WHERE f.lead_id = d.id AND d.list_id = eff.list_id AND f.details <> '{}'"
-                    " AND f.observed_at < now() - make_interval(days => eff.days) RETURNING d.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM purged WHERE purged.list_id = eff.list_id) AS n FROM eff",
-                    {"kind": "facts"},
-                )
+            report.facts = _per_list(
+                conn,
+                "facts",
+                "UPDATE lead_facts f SET details = '{}' FROM leads d, eff"
+                " WHERE f.lead_id = d.id AND d.list_id = eff.list_id AND f.details <> '{}'"
+                " AND f.observed_at < now() - make_interval(days => eff.days) RETURNING d.list_id",
             )
             expired = _expired_files(conn, inbox)
             report.files = [str(p) for p in expired]

@@ -112,16 +112,20 @@ def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead
 
 
 def _stored_lead(row: dict[str, Any]) -> StoredLead:
+    """The row, once the keys that are not columns are taken out, is the lead's columns (canonical fields, stage,
+    created and updated times): copying them into a new dict took half the time of turning rows into leads."""
+    lead_id, custom, technologies = row.pop("id"), row.pop("custom"), row.pop("technologies")
+    data_updated_at, stage_source = row.pop("data_updated_at"), row.pop("stage_source")
     return StoredLead(
         lead=LeadInput(
-            id=int(row["id"]),
-            columns={name: row[name] for name in (*CANONICAL_FIELDS, "stage", "created_at", "updated_at")},
-            custom=row["custom"] or {},
-            technologies=parse_technologies(row["technologies"]),
-            data_updated_at=row["data_updated_at"],
+            id=int(lead_id),
+            columns=row,
+            custom=custom or {},
+            technologies=parse_technologies(technologies),
+            data_updated_at=data_updated_at,
         ),
         stage=row["stage"],
-        stage_source=row["stage_source"],
+        stage_source=stage_source,
     )
 
 
@@ -164,19 +168,13 @@ def write_scores(
         " band text, reasons jsonb, stage text, previous_stage text) ON COMMIT DROP"
     )
     conn.execute("TRUNCATE scored")
+    # The chunk travels as one JSON document: psycopg composes array parameters value by value in Python (escaping
+    # every JSON text for the array syntax), which took a third of writing the chunk.
     conn.execute(
         "INSERT INTO scored (lead_id, score, components, band, reasons, stage, previous_stage)"
-        " SELECT * FROM unnest(%s::bigint[], %s::smallint[], %s::jsonb[], %s::text[], %s::jsonb[], %s::text[],"
-        " %s::text[])",
-        (
-            [r.lead_id for r in rows],
-            [r.score for r in rows],
-            [json.dumps(r.components) for r in rows],
-            [r.band for r in rows],
-            [json.dumps(r.reasons) for r in rows],
-            [r.stage for r in rows],
-            [r.previous_stage for r in rows],
-        ),
+        " SELECT * FROM jsonb_to_recordset(%s::jsonb) AS t(lead_id bigint, score smallint, components jsonb,"
+        " band text, reasons jsonb, stage text, previous_stage text)",
+        (json.dumps([vars(r) for r in rows]),),
     )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
     moved = conn.execute(

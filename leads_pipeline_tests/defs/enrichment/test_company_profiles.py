@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pytest import MonkeyPatch
 
 from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.enrichment.companies import normalize_company_name
@@ -288,3 +289,38 @@ def test_companies_the_provider_could_not_answer_are_retried_by_dagster(
         industries = {r["industry"] for r in conn.execute("SELECT industry FROM leads WHERE id = ANY(%s)", (ids,))}
         assert store.credits_used(conn, "flaky") == 1
     assert failures == {"n": 0} and None not in industries
+
+
+def test_the_run_reads_its_leads_a_page_of_companies_at_a_time_and_writes_what_one_page_does(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance, monkeypatch: MonkeyPatch
+) -> None:
+    """A batch of 300,000 leads held whole took most of a gigabyte: the run groups it a page at a time and reads
+    its companies' leads a page at a time, and writes the facts a run reading the batch at once writes."""
+    resources = sandbox_resources(database_url, sandbox)
+    reads: list[int] = []
+    company_inputs = store.company_inputs
+
+    def counted(conn: store.Connection, batch_id: str, lead_ids: list[int]) -> dict[int, dict[str, Any]]:
+        reads.append(len(lead_ids))
+        return company_inputs(conn, batch_id, lead_ids)
+
+    monkeypatch.setattr(store, "company_inputs", counted)
+    monkeypatch.setattr(store, "COMPANY_INPUT_PAGE", 1000)  # the 300 leads in one page
+    materialize_companies(resources, instance, imported_batch)  # (answers cached: the runs below read them)
+    materialize_companies(resources, instance, imported_batch)
+    whole = _written(database_url, imported_batch)
+    monkeypatch.setattr(store, "COMPANY_INPUT_PAGE", 40)
+
+    materialize_companies(resources, instance, imported_batch)  # rewrites the batch's facts (from the cache)
+
+    [_, everything, *by_page] = reads
+    assert len(by_page) >= 300 // 80 and max(by_page) < 80  # (a page ends with a whole company: past 40 leads)
+    assert sum(by_page) == everything >= 290
+    assert _written(database_url, imported_batch) == whole != []
+
+
+def _written(database_url: str, batch_id: str) -> list[tuple[Any, ...]]:
+    """The batch's facts as a run writes them, by lead (threads write companies in any order, and a fact is dated
+    when written unless it comes from the cache)."""
+    facts = _facts(database_url, batch_id)
+    return sorted(tuple(json.dumps(f[k], default=str) for k in f if k not in ("id", "observed_at")) for f in facts)

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from leads_pipeline.lib.enrichment.engine import plan_units, unit_totals
+from leads_pipeline.lib.enrichment.companies import Identity
+from leads_pipeline.lib.enrichment.engine import plan_units
 from leads_pipeline.lib.enrichment.jobs import estimate
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.filters import Selection
@@ -105,15 +106,45 @@ def test_the_estimate_reads_leads_a_page_at_a_time_and_opens_only_the_emails_it_
         plan = estimate(conn, batch_id, ["company"], template, overwrite=False)
         read, opened = list(pages), list(loaded)
         emails = partial(store.lead_emails, conn)
-        totals, orphans = unit_totals(company_input_pages(conn, batch_id), template, False, emails)
-        units, without = plan_units(store.company_inputs(conn, batch_id), template, overwrite=False)
+        units, orphans = plan_units(company_input_pages(conn, batch_id), template, False, emails)
 
     assert read == [50, 50, 20]  # 120 leads in pages of 50
     assert not [v for v in opened if v.startswith("known")]  # no email of a lead whose company has a domain
     assert {v for v in opened if v.startswith("p")} >= {f"p{i}@corp{i % 5}.example" for i in range(10)}
     company = plan["sources"]["company"]
     assert (company["companies"], company["leadsNeeding"], company["leadsWithoutCompany"]) == (25, 120, 0)
-    assert orphans == len(without) == 0
-    assert [(t.identity.key, t.identity.domain_source, t.leads, t.needed) for t in totals] == [
-        (u.identity.key, u.identity.domain_source, len(u.leads), u.needed) for u in units
+    assert orphans == 0
+    everything = frozenset(template.company)
+    named = everything - {"company", "company_domain"}  # what the leads with a company and its domain lack
+    assert [(u.identity, sorted(u.lead_ids), u.needed) for u in units] == [
+        # company 3's domain takes in the ten leads known by its name only (ids 111-120, without a domain)
+        (Identity(f"c{k}.example", f"c{k}.example", "company_domain", f"Company {k}"), ids, needed)
+        for k in range(20)
+        for ids, needed in [
+            (list(range(k + 1, 101, 20)) + list(range(111, 121)), everything - {"company"})
+            if k == 3
+            else (list(range(k + 1, 101, 20)), named)
+        ]
+    ] + [
+        (Identity(f"corp{k}.example", f"corp{k}.example", "email", None), [101 + k, 106 + k], everything)
+        for k in range(5)
+    ]
+
+
+def test_a_company_is_named_after_its_first_lead_with_a_company_name() -> None:
+    """The run asks providers by the company's name: a first lead without one does not leave it nameless."""
+    template = load_template("standard")
+    blank = {"company_key": None, "company_domain": "acme.example", "website": None, "fact_fields": []}
+    blank |= {"industry": None, "employee_count": None, "annual_revenue": None}
+    rows = [
+        {**blank, "id": 1, "company": None},
+        {**blank, "id": 2, "company": "Acme"},
+        {**blank, "id": 3, "company": "ACME Inc"},
+    ]
+
+    units, orphans = plan_units([rows[:2], rows[2:]], template, False, lambda ids: {})
+
+    assert orphans == 0
+    assert [(u.identity, list(u.lead_ids)) for u in units] == [
+        (Identity("acme.example", "acme.example", "company_domain", "Acme"), [1, 2, 3])
     ]

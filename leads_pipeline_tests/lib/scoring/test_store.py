@@ -7,8 +7,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg.abc import Buffer
+from psycopg.types.array import ListDumper
 
 from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
@@ -152,6 +155,44 @@ def test_scoring_in_chunks_stores_what_one_chunk_stores(database_url: str) -> No
     summary, stored, history = results[0]
     assert summary["scored"] == 7 and summary["historyAppended"] == 7 and summary["stageChanges"] == 7
     assert len(stored) == 7 and history == {"n": 7}
+
+
+def test_a_chunk_of_scores_is_sent_as_one_document_and_its_reasons_come_back_as_written(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg composes a list parameter value by value in Python (a third of writing 100k scores): none is sent,
+    and reasons quoting a lead's values (quotes, backslashes, braces, accents) are stored as they were made."""
+    composed: list[object] = []
+    dump = ListDumper.dump
+
+    def counted(dumper: ListDumper, value: list[object]) -> Buffer | None:
+        composed.append(value)
+        return dump(dumper, value)
+
+    monkeypatch.setattr(ListDumper, "dump", counted)
+    industry = 'Computer "Soft\\ware" {é}, Inc'
+    config = parse_config({**ICP, "companyFit": {"industries": [industry], "countries": ["US"]}})
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(conn, [{"industry": industry, "country": "US", "custom": {"Visits": 12}}])
+        composed.clear()
+
+        score_leads(conn, [lead], config, now=NOW)
+
+        stored = store.current_score(conn, lead)
+    assert stored is not None and f"industry {industry} in the ICP (+25)" in stored["reasons"]
+    assert sum(stored["components"].values()) == stored["score"] > 0
+    assert composed == [[lead]]  # the ids the leads are read by, and nothing else
+
+
+def test_a_stored_lead_s_columns_are_its_fields_and_nothing_the_query_added(database_url: str) -> None:
+    """The row a lead is read in becomes its columns once the query's other values are taken out: the fit model
+    trains on every column, so an id, the custom fields or the technologies left in would become features."""
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(conn, [{"industry": "Retail", "email": "ana@acme.example", "custom": {"Visits": 3}}])
+        [stored] = store.load_leads(conn, [lead])
+    assert list(stored.lead.columns) == [*CANONICAL_FIELDS, "stage", "created_at", "updated_at"]
+    assert (stored.lead.id, stored.lead.custom, stored.stage_source) == (lead, {"Visits": 3}, "auto")
+    assert stored.lead.columns["email"] == "ana@acme.example" and stored.lead.columns["industry"] == "Retail"
 
 
 def test_scoring_a_few_leads_does_not_read_the_whole_table(database_url: str) -> None:
