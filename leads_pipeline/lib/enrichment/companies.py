@@ -98,13 +98,18 @@ class ProviderAnswer:
         }
 
     @classmethod
-    def from_cache(cls, status: str, name: str | None, profile: dict[str, Any], sources: list[str]) -> ProviderAnswer:
+    def from_cache(
+        cls, status: str, name: str | None, profile: dict[str, Any], sources: list[str], details: dict[str, Any]
+    ) -> ProviderAnswer:
+        """The answer as it was bought, ``details`` (``company_profiles.details``: the provider's metering, such
+        as Gemini's tokens) included: a rerun charging it again bills it with the same record as the first run."""
         return cls(
             status=status,
             facts=tuple(CompanyFact(f["field"], f["value"], f["confidence"], f["details"]) for f in profile["facts"]),
             rejected=tuple(Rejected(r["field"], r["value"], r["reason"]) for r in profile.get("rejected", [])),
             name=name,
             sources=tuple(sources),
+            details=details,
         )
 
 

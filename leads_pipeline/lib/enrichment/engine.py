@@ -3,7 +3,9 @@
 Each company (a unit) is looked up once for all its leads; answers are cached per provider with a TTL, so a
 rerun, a resumed run or another job reuses them for free. A unit's facts and lead updates are written in one
 transaction, replacing what this batch wrote before, so a killed run resumes without paying twice: the paid
-answer is in the cache with the job that paid it, and the cost is written again on exactly one fact.
+answer is in the cache with the job that paid it, and the cost is written again on exactly one fact. An answer
+read back from the cache is the answer bought (its facts, and the provider's metering the billing record cites),
+so the rerun's facts are the first run's; another job's facts from it differ only in being free and unbilled.
 """
 
 from __future__ import annotations
@@ -340,7 +342,9 @@ class CompanyEnricher:
         if cached is not None:
             with self.stats.lock:
                 self.stats.cache_hits[provider] += 1
-            answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources)
+            answer = ProviderAnswer.from_cache(
+                cached.status, cached.name, cached.profile, cached.sources, cached.details
+            )
             charged = cached.credits if cached.job_id == self.job_id else 0.0
             return Lookup(answer, charged, cached=True, observed_at=cached.fetched_at)
         started = time.monotonic()

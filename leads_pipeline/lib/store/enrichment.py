@@ -489,6 +489,7 @@ class CachedProfile:
     credits: float
     job_id: str | None
     fetched_at: datetime
+    details: dict[str, Any]
 
 
 def cached_profile(
@@ -496,7 +497,7 @@ def cached_profile(
 ) -> CachedProfile | None:
     """The provider's unexpired answer for the company, if any."""
     row = conn.execute(
-        """SELECT status, name, profile, sources, credits, job_id, fetched_at FROM company_profiles
+        """SELECT status, name, profile, sources, credits, job_id, fetched_at, details FROM company_profiles
            WHERE lookup_key = %s AND provider = %s AND expires_at > %s""",
         (lookup_key, provider, now or datetime.now(UTC)),
     ).fetchone()
@@ -510,6 +511,7 @@ def cached_profile(
         float(row["credits"]),
         row["job_id"],
         row["fetched_at"],
+        row["details"],
     )
 
 

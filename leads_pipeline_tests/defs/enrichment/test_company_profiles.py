@@ -15,10 +15,12 @@ from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.search import create_selection_batch
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
+from leads_pipeline_tests.support import import_file
 
 
 def _gemini_calls(sandbox: Sandbox) -> int:
@@ -324,3 +326,67 @@ def _written(database_url: str, batch_id: str) -> list[tuple[Any, ...]]:
     when written unless it comes from the cache)."""
     facts = _facts(database_url, batch_id)
     return sorted(tuple(json.dumps(f[k], default=str) for k in f if k not in ("id", "observed_at")) for f in facts)
+
+
+def _comparable(database_url: str, batch_id: str) -> list[dict[str, Any]]:
+    """The batch's facts as a reader compares two runs: without their row id and observation time."""
+    rows = [{k: v for k, v in f.items() if k not in ("id", "observed_at")} for f in _facts(database_url, batch_id)]
+    return sorted(rows, key=lambda f: (f["lead_id"], f["field"], f["source"]))
+
+
+def test_a_rerun_served_from_the_cache_writes_the_facts_the_fresh_run_wrote(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """The same answer gives the same facts, whether just bought or read back from the cache: a rerun of the
+    job (or its resumption after a kill) charges the answers it paid again, with the same billing record
+    (Gemini's tokens included), on the same facts."""
+    assert sandbox.http_app is not None
+    resources = sandbox_resources(database_url, sandbox)
+    materialize_companies(resources, instance, imported_batch)
+    fresh = _comparable(database_url, imported_batch)
+    sandbox.http_app.reset()
+
+    materialize_companies(resources, instance, imported_batch)
+
+    assert _gemini_calls(sandbox) == 0
+    cached = _comparable(database_url, imported_batch)
+    assert any(f["details"].get("provider_cost") for f in fresh)
+    assert len(cached) == len(fresh)
+    assert [a for a, b in zip(fresh, cached, strict=True) if a != b] == []
+
+
+def test_another_list_of_the_same_companies_gets_the_same_facts_from_the_cache_for_free(
+    database_url: str, imported_batch: str, world_leads_csv: Path, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """The same people in another list, enriched by another job, get the facts the first job bought, from the
+    cache: the same values, confidences, sources and notes, at cost 0 and without a billing record."""
+    assert sandbox.http_app is not None
+    resources = sandbox_resources(database_url, sandbox)
+    materialize_companies(resources, instance, imported_batch)
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    assert import_file(database_url, world_leads_csv, "second", batch_id="import-second")["results"]["imported"]
+    sandbox.http_app.reset()
+
+    materialize_companies(resources, instance, "import-second")
+
+    assert _gemini_calls(sandbox) == 0
+    billing = {"price_item", "provider_cost", "provider_cost_unit"}
+
+    def by_person(batch_id: str) -> dict[tuple[int, str, str], dict[str, Any]]:
+        """The batch's facts by the lead's row in its file (both lists import the same file)."""
+        with connect(database_url) as conn:
+            rows = conn.execute("SELECT id, row_number() OVER (PARTITION BY list_id ORDER BY id) AS n FROM leads")
+            row_of = {r["id"]: r["n"] for r in rows}
+        return {
+            (row_of[f["lead_id"]], f["field"], f["source"]): {
+                "value": f["value"],
+                "confidence": f["confidence"],
+                "details": {k: v for k, v in f["details"].items() if k not in billing},
+            }
+            for f in _facts(database_url, batch_id)
+        }
+
+    first, second = by_person(imported_batch), by_person("import-second")
+    assert second == first and len(second) > 1000
+    assert all(f["cost"] == 0 and not billing & set(f["details"]) for f in _facts(database_url, "import-second"))
