@@ -419,7 +419,7 @@ class SyncEngine:
                 results = self._unlinkable(conn, part, results)
                 self._write_outcomes(conn, report, part, results, attempts)
                 if marking:
-                    settled = [r.key for r in sendable if not results[r.lead_id].transient]
+                    settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
 
     def _mark_creates(self, conn: store.Connection, sendable: list[OutgoingRecord]) -> list[OutgoingRecord]:

@@ -288,21 +288,29 @@ def creates_sent(conn: Connection, connection: str, keys: Sequence[str]) -> dict
 def mark_creates(conn: Connection, connection: str, creates: Sequence[tuple[int, str]]) -> None:
     """Mark that records for ``creates`` (lead id, match key) may be created on ``connection`` (sql/079), in a
     transaction committed before they are sent: a push killed before it records its links leaves the marks for
-    the next. An older mark of a key stays: the create it marked may have landed. A mark names its lead (sql/091)
-    so that it goes with the lead, and with the person's erasure (``privacy.registry``)."""
+    the next. An older mark of a key keeps its time: the create it marked may have landed. A mark names its lead
+    (sql/091) so that it goes with the lead, and with the person's erasure (``privacy.registry``): the lead that
+    marked the key last, whose resend the mark is kept for (``clear_creates`` clears a lead's marks)."""
     marks = {_lock_id(connection, key.casefold()): lead_id for lead_id, key in creates}
     conn.execute(
-        "INSERT INTO crm_creates_sent (connection, key_hash, lead_id) SELECT %s, m.k, m.l"
-        " FROM unnest(%s::bigint[], %s::bigint[]) m(k, l) ORDER BY m.k ON CONFLICT DO NOTHING",
+        "INSERT INTO crm_creates_sent AS c (connection, key_hash, lead_id) SELECT %s, m.k, m.l"
+        " FROM unnest(%s::bigint[], %s::bigint[]) m(k, l) ORDER BY m.k"
+        " ON CONFLICT (connection, key_hash) DO UPDATE SET lead_id = EXCLUDED.lead_id"
+        " WHERE c.lead_id <> EXCLUDED.lead_id",
         (connection, list(marks), list(marks.values())),
     )
 
 
-def clear_creates(conn: Connection, connection: str, keys: Sequence[str]) -> None:
-    """The creates of ``keys`` are settled (linked, or refused for good): their marks go, in the transaction that
-    records it."""
-    ids = sorted({_lock_id(connection, key.casefold()) for key in keys})
-    conn.execute("DELETE FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
+def clear_creates(conn: Connection, connection: str, creates: Sequence[tuple[int, str]]) -> None:
+    """The creates of ``creates`` (lead id, match key) are settled (linked, or refused for good): the marks of
+    their keys go, in the transaction that records it, and so do the other marks made for those leads: keys a
+    lead had when a push was killed and no longer has (its email changed), which its resends never send again."""
+    ids = sorted({_lock_id(connection, key.casefold()) for _, key in creates})
+    leads = sorted({lead_id for lead_id, _ in creates})
+    conn.execute(
+        "DELETE FROM crm_creates_sent WHERE connection = %s AND (key_hash = ANY(%s) OR lead_id = ANY(%s))",
+        (connection, ids, leads),
+    )
 
 
 def _lock_id(*parts: str) -> int:

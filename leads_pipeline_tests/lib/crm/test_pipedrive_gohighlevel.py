@@ -11,6 +11,7 @@ from leads_pipeline.lib.crm.pipedrive import PipedriveConnector
 from leads_pipeline.lib.crm.rest import Answer
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
@@ -156,6 +157,57 @@ def test_pipedrive_a_push_killed_after_recreating_a_deleted_person_is_resent_wit
         assert [link["remote_id"] for link in store.links(db, "pd-killed-recreate")] == [people[0].id]
         marks = db.execute("SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-killed-recreate'")
         assert marks.fetchone() == {"n": 0}
+
+
+def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push killed after its creates leaves a mark of each match key, and the resend clears the marks of the keys
+    it sends; a lead whose email changed in between was resent under its new key, and its old keys' marks (hashes
+    of addresses it no longer has) stayed until the lead was deleted. Recording the lead's outcome now clears the
+    marks made for it, and only those: a lead of another list marked one of those keys since (the same address),
+    and that mark stays for its own resend."""
+    prospects = import_leads(database_url, tmp_path, lead_rows(1, start=97_000))
+    others = import_leads(database_url, tmp_path, lead_rows(1, start=97_000), list_name="others")
+    conn_ = connection("pipedrive", "pd-stale-mark", direction="push")
+
+    def killed_push(list_id: int) -> None:
+        killed = engine(database_url, sandbox, conn_)
+        push = killed.connector.push
+
+        def push_then_die(records: Any) -> Any:
+            push(records)
+            raise KeyboardInterrupt("killed")  # before the links are recorded: the marks stay
+
+        monkeypatch.setattr(killed.connector, "push", push_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            killed.run("push", list_id)
+
+    def change_email(lead_id: int, email: str) -> None:
+        with transaction(database_url) as db:
+            assert update_lead_columns(db, "email", {lead_id: email}, overwrite=True) == 1
+
+    def marks() -> list[int]:
+        with connect(database_url) as db:
+            rows = db.execute("SELECT lead_id FROM crm_creates_sent WHERE connection = 'pd-stale-mark' ORDER BY 1")
+            return [r["lead_id"] for r in rows]
+
+    with connect(database_url) as db:
+        ids = {r["list_id"]: r["id"] for r in db.execute("SELECT id, list_id FROM leads")}
+    changed, other = ids[prospects], ids[others]
+    killed_push(prospects)
+    killed_push(others)  # the same address: the key's mark is the other lead's now
+    change_email(changed, email_of(97_001))
+    killed_push(prospects)
+    assert marks() == sorted([changed, other])
+    change_email(changed, email_of(97_002))
+
+    again = engine(database_url, sandbox, conn_).run("push", prospects)
+
+    assert (again.status, again.failed) == ("completed", 0)
+    with connect(database_url) as db:
+        assert [link["lead_id"] for link in store.links(db, "pd-stale-mark")] == [changed]
+    assert marks() == [other]
 
 
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(
