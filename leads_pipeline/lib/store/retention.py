@@ -26,7 +26,7 @@ import psycopg
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
-from leads_pipeline.lib.store.lists import Connection, release_merged_orphans
+from leads_pipeline.lib.store.lists import Connection, clear_import_traces, release_merged_orphans
 
 Kind = Literal["leads", "facts", "inbox"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
@@ -124,27 +124,10 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                 )
             )
             release_merged_orphans(conn)
-            report.errors = _by_list(
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
-                    " UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
-                    " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
-                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
-                    " FROM eff",
-                    {"kind": "leads"},
-                )
-            )
-            report.mappings = _by_list(  # a finished import's mapping is only shown; a failed one is resumed by it
-                conn.execute(
-                    f"WITH eff AS ({_EFFECTIVE}), cleared AS ("
-                    " UPDATE imports i SET mapping = '{}' FROM eff WHERE i.list_id = eff.list_id"
-                    " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}'"
-                    " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id)"
-                    " SELECT eff.name, (SELECT count(*) FROM cleared WHERE cleared.list_id = eff.list_id) AS n"
-                    " FROM eff",
-                    {"kind": "leads"},
-                )
+            report.errors, report.mappings = clear_import_traces(
+                conn,
+                f"SELECT list_id, name, now() - make_interval(days => days) AS before FROM ({_EFFECTIVE}) eff",
+                {"kind": "leads"},
             )
             report.facts = _by_list(
                 conn.execute(
