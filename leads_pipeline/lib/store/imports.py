@@ -459,26 +459,62 @@ def _overcounted(
     )
 
 
-def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[dict[int, int], set[int]]:
+def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey, found: int) -> tuple[dict[int, int], set[int]]:
     """On update, after the match: put back as read the folds whose rows do not find the list's leads as the fold
     does. A chunk's rows are folded when it is prepared (``prepare._dedupe_within``), without the list's leads: a
     fold's rows are the lead of its first row, which the fold finds. That holds as long as the first row finds the
     lead the fold found (or none, as it), every other row finds that lead or none, and no other staged row finds
     it between the fold's first and last rows: not when the fold found a stored lead by a key a later row brought
     (a row per chunk the first row makes a lead, the later row finds it by its own key), nor when a row finds
-    another stored lead, nor when a row between them changes the lead the fold's later rows find it by. The rows
-    (``stg_rows``, matched here as they were read) of such a fold are merged one by one instead, a row of the fold
-    per round (:func:`_wait_from_first_duplicate`). Returns the size of each fold put back, by its row number, and
-    the row numbers of its rows."""
+    another stored lead, nor when a row between them (of the chunk or of another fold, as read) changes the lead
+    the fold's later rows find it by, nor when such a row gives another stored lead a key a later row of the fold
+    has (that lead is older than the fold's new one), nor when a later row could have joined the fold only by name
+    and the fold found a stored lead with another LinkedIn URL. The rows (``stg_rows``, matched here as they were
+    read) of such a fold are merged one by one instead, a row of the fold per round
+    (:func:`_wait_from_first_duplicate`). ``found``: how many staged rows found a stored lead. Returns the size of
+    each fold put back, by its row number, and the row numbers of its rows."""
     conn.execute("UPDATE stg_rows SET lead_id = NULL WHERE lead_id IS NOT NULL")
-    if not _match_rows(conn, list_id, dedupe, "stg_rows"):  # then no fold found a lead either
+    if not _match_rows(conn, list_id, dedupe, "stg_rows") and not found:  # no row of the chunk found a lead
         return {}, set()
+    # A row of the chunk that found another stored lead gives it its keys before a later row of the fold is
+    # read, which then finds that lead by such a key where it is older than the fold's (the name a row gave a
+    # stored lead finds it before the fold's new lead of that name).
+    keys = [*dict.fromkeys(MATCH_COLUMNS.values())]
+    given = sql.SQL(" UNION ").join(
+        sql.SQL(
+            "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN found o ON {o} = {f}"
+            " WHERE f.row_number > f.tree AND o.row_number < f.row_number AND o.tree IS DISTINCT FROM f.tree"
+            " AND o.lead_id IS DISTINCT FROM t.lead_id"
+        ).format(o=key_column(key, "o"), f=key_column(key, "f"))
+        for key in keys
+    )
+    # A later row with a LinkedIn URL and none of the list's keys may have joined the fold by name, which finds
+    # no lead with another URL: a stored lead's.
+    bare = sql.SQL(" AND ").join(
+        sql.SQL("f.{} IS NULL").format(sql.Identifier(MATCH_COLUMNS[k])) for k in MATCH_KEYS[dedupe]
+    )
+    other_url = sql.SQL(
+        "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN leads l ON l.id = t.lead_id"
+        " WHERE f.row_number > f.tree AND {} AND l.linkedin_url <> f.linkedin_url"
+    ).format(bare)
     trees = conn.execute(
-        "SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
-        " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
-        " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
-        " JOIN stg s ON s.row_number = f.tree JOIN stg o ON o.lead_id = s.lead_id"
-        " AND o.row_number > f.tree AND o.row_number < f.last"
+        sql.SQL(
+            "WITH found AS (SELECT r.row_number, r.tree, coalesce(r.lead_id, s.lead_id) AS lead_id, {read}"
+            " FROM stg_rows r JOIN stg s ON s.row_number = r.tree WHERE coalesce(r.lead_id, s.lead_id) IS NOT NULL"
+            " UNION ALL SELECT s.row_number, s.tree, s.lead_id, {staged} FROM stg s WHERE s.lead_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT FROM stg_rows r WHERE r.tree = s.row_number))"
+            " SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
+            " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
+            " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
+            " JOIN stg s ON s.row_number = f.tree JOIN found o ON o.lead_id = s.lead_id"
+            " AND o.row_number > f.tree AND o.row_number < f.last AND o.tree IS DISTINCT FROM f.tree"
+            " UNION {given} UNION {other_url}"
+        ).format(
+            read=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
+            staged=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(k)) for k in keys),
+            given=given,
+            other_url=other_url,
+        )
     ).fetchall()
     if not trees:
         return {}, set()
@@ -615,7 +651,7 @@ def merge_chunk(
     unfolding = False
     while True:
         found, dups = _match(conn, list_id, dedupe)
-        if folds and (unfolded := _unfold_tangled(conn, list_id, dedupe))[0]:
+        if folds and (unfolded := _unfold_tangled(conn, list_id, dedupe, found))[0]:
             sizes, rows = unfolded
             unfolding = True  # the folds' counts and warnings are the rows' own now
             folded_away -= sum(sizes.values()) - len(sizes)

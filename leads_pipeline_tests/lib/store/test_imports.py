@@ -1213,6 +1213,17 @@ def test_the_rows_of_a_fold_that_finds_a_stored_lead_count_against_it_in_one_chu
     _check_random_files(database_url, tmp_path, [24, 112, 154, 177, 253, 264, 295, 341])
 
 
+def test_folds_whose_rows_find_another_stored_lead_by_what_the_chunk_gave_it_are_merged_row_by_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Seeds of the random files whose leads differed in one chunk: a row between a fold's rows found a stored lead
+    and gave it the name (seed 351), the LinkedIn URL (60, 332) or the email (219: found by the row as read, not
+    by its fold) a later row of the fold has, and that older lead is the one the later row finds; a row of another
+    fold, as read, found the fold's stored lead between its rows (70); a fold's later row with a LinkedIn URL
+    joined it by name, which finds no stored lead with another URL (214)."""
+    _check_random_files(database_url, tmp_path, [60, 70, 214, 219, 332, 351])
+
+
 def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: str, tmp_path: Path) -> None:
     """A fold merged a row at a time (its first row finds no lead, the fold found the stored Bo by the name a later
     row brought) puts its rows back as read: the first one's email, suppressed, was not the fold's (the later row's
