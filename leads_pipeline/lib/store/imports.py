@@ -479,20 +479,20 @@ def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey, found: in
     # A row of the chunk that found another stored lead gives it its keys before a later row of the fold is
     # read, which then finds that lead by such a key where it is older than the fold's (the name a row gave a
     # stored lead finds it before the fold's new lead of that name).
+    # (A row with one of the list's keys looks by them alone.)
     keys = [*dict.fromkeys(MATCH_COLUMNS.values())]
+    primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]
+    bare = sql.SQL(" AND ").join(sql.SQL("f.{} IS NULL").format(sql.Identifier(k)) for k in primary)
     given = sql.SQL(" UNION ").join(
         sql.SQL(
             "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN found o ON {o} = {f}"
             " WHERE f.row_number > f.tree AND o.row_number < f.row_number AND o.tree IS DISTINCT FROM f.tree"
-            " AND o.lead_id IS DISTINCT FROM t.lead_id"
-        ).format(o=key_column(key, "o"), f=key_column(key, "f"))
+            " AND o.lead_id IS DISTINCT FROM t.lead_id AND {looks}"
+        ).format(o=key_column(key, "o"), f=key_column(key, "f"), looks=sql.SQL("TRUE") if key in primary else bare)
         for key in keys
     )
     # A later row with a LinkedIn URL and none of the list's keys may have joined the fold by name, which finds
     # no lead with another URL: a stored lead's.
-    bare = sql.SQL(" AND ").join(
-        sql.SQL("f.{} IS NULL").format(sql.Identifier(MATCH_COLUMNS[k])) for k in MATCH_KEYS[dedupe]
-    )
     other_url = sql.SQL(
         "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN leads l ON l.id = t.lead_id"
         " WHERE f.row_number > f.tree AND {} AND l.linkedin_url <> f.linkedin_url"
