@@ -232,9 +232,7 @@ def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
                 position = offset - pending + error.start
                 handle.seek(position)
                 byte = handle.read(1)[0]
-                handle.seek(0)
-                lines = 1 + sum(b.count(b"\n") for b in _blocks(handle, position))
-                return lines, byte
+                return _line_at(handle, position), byte
             if not block:
                 return None
             offset += len(block)
@@ -244,6 +242,18 @@ def _blocks(handle: io.BufferedReader, size: int) -> Iterator[bytes]:
     while size > 0 and (block := handle.read(min(size, _BLOCK_BYTES))):
         size -= len(block)
         yield block
+
+
+def _line_at(handle: io.BufferedReader, position: int) -> int:
+    """The 1-based line of the byte at ``position``, lines ending at LF, CRLF or a lone CR as the file's records
+    are read (:func:`_open_text`): counting line feeds alone put every byte of a classic Mac file on line 1."""
+    handle.seek(0)
+    breaks = 0
+    previous = b""
+    for block in _blocks(handle, position):
+        breaks += block.count(b"\n") + block.count(b"\r") - (previous + block).count(b"\r\n")
+        previous = block[-1:]
+    return breaks + 1
 
 
 def _utf8_census(path: Path) -> tuple[int, int, int]:
@@ -649,7 +659,7 @@ def inspect_file(path: Path) -> FileLayout:
     lone_cr = lone_cr or previous == b"\r"
     if nul_at is not None:  # PostgreSQL text cannot hold NUL: refuse now rather than fail half-way
         with path.open("rb") as handle:
-            line = handle.read(nul_at).count(b"\n") + 1
+            line = _line_at(handle, nul_at)
         raise InputFileError(path, f"line {line}: contains a NUL byte, which a CSV text file never has; re-export it")
 
     found_records = None

@@ -91,8 +91,8 @@ class PreparedChunk:
     """How many of the duplicates folded on update changed their lead (counted as updated, the others as
     skipped, as rows of a later chunk are)."""
     changing_into: dict[int, int] = field(default_factory=dict)
-    """Those duplicates by the row number of the row they were folded into: they count as skipped after all when
-    the merge finds that row's lead stored already with every value they brought."""
+    """Those duplicates by the row number of the row they were folded into: where that row's lead is stored
+    already, the merge counts the fold's rows against it instead (``store.imports._overcounted``)."""
     sealed_custom: list[str] = field(default_factory=list)
     """The ``moved_<i>`` columns holding raw values of sealed fields (sealed when staged)."""
     duplicates: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -102,7 +102,9 @@ class PreparedChunk:
     folded: pd.DataFrame = field(default_factory=pd.DataFrame)
     """On update: the rows of ``frame`` that are folds of several rows, as they were read (their own values),
     with ``tree``, the row number of the fold: the fold assumed those rows find the lists's leads as their first
-    row does, and where they do not, the merge merges them one by one (``store.imports._unfold_tangled``)."""
+    row does, and where they do not, the merge merges them one by one (``store.imports._unfold_tangled``). And
+    with ``changes``: whether the row writes a value other than the one an earlier row of its fold brought (what
+    the merge cannot tell from the fold, when the fold finds a stored lead, ``store.imports._overcounted``)."""
 
     @property
     def rejected(self) -> int:
@@ -326,7 +328,8 @@ class StagedChunk:
     duplicate_rows: list[int] = field(default_factory=list)
     """On skip: the row numbers of the staged rows that are the lead of an earlier staged row."""
     folded_data: bytes = b""
-    """On update: :attr:`PreparedChunk.folded` encoded as ``data`` is, with ``tree`` after the columns."""
+    """On update: :attr:`PreparedChunk.folded` encoded as ``data`` is, with ``tree`` and ``changes`` after the
+    columns."""
 
     @property
     def rejected(self) -> int:
@@ -404,7 +407,7 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         chunk = replace(chunk, frame=rows, duplicates=rows.iloc[:0])
     folded_data = b""
     if len(chunk.folded):
-        folded = _sealed_frame(replace(chunk, frame=chunk.folded), sealer)[[*columns, "tree"]]
+        folded = _sealed_frame(replace(chunk, frame=chunk.folded), sealer)[[*columns, "tree", "changes"]]
         folded_data = _csv(folded)
     return StagedChunk(
         index=chunk.index,
@@ -624,7 +627,7 @@ def _dedupe_within(
     numbers = frame["row_number"].to_numpy()
     grouped = later.copy()
     grouped[first[later]] = True
-    read = frame[grouped].assign(tree=numbers[first[grouped]])
+    original = frame
     if unwritten:
         frame = frame.copy()
         for position, key in unwritten:
@@ -632,7 +635,9 @@ def _dedupe_within(
             frame.loc[frame.index[position], cleared] = pd.NA
     marked = _with_extensions_marked(frame[grouped])
     compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
-    changes = _changes(marked[compared], first[grouped])[later[grouped]]
+    changes, overwrites = _changes(marked[compared], first[grouped])
+    changes = changes[later[grouped]]
+    read = original[grouped].assign(tree=numbers[first[grouped]], changes=overwrites & later[grouped])
     into = numbers[first[grouped][later[grouped]][changes]]
     changing = {int(row): int(n) for row, n in zip(*np.unique(into, return_counts=True), strict=True)}
     folded = marked.groupby(first[grouped]).last()
@@ -648,17 +653,20 @@ def _dedupe_within(
     return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing, unwritten_rows, read
 
 
-def _changes(rows: pd.DataFrame, first: np.ndarray) -> np.ndarray:
+def _changes(rows: pd.DataFrame, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row (in file order, ``first`` its lead's first row), whether it writes a value its lead does not hold
-    yet: the merge's test of a changed lead (``store.imports._changed``) against the rows folded before it. A full
-    name only joined from first and last name is left out: the merge writes it only where the lead has none."""
+    yet: the merge's test of a changed lead (``store.imports._changed``) against the rows folded before it; and
+    whether it writes a value other than one an earlier row brought (a value no earlier row brought may be the
+    stored lead's already). A full name only joined from first and last name is left out: the merge writes it only
+    where the lead has none. (A lead's first row is compared with the lead before: not counted.)"""
     order = np.argsort(first, kind="stable")
     ordered = rows.iloc[order]
-    held = ordered.groupby(first[order]).ffill().shift()  # (a lead's first row gets the lead before: not counted)
-    written = ordered.notna() & ordered.ne(held).fillna(True).astype(bool)
-    changed = np.empty(len(rows), bool)
-    changed[order] = written.any(axis=1).to_numpy()
-    return changed
+    held = ordered.groupby(first[order]).ffill().shift()
+    other = ordered.ne(held).fillna(True).astype(bool)
+    changed, overwrites = np.empty(len(rows), bool), np.empty(len(rows), bool)
+    changed[order] = (ordered.notna() & other).any(axis=1).to_numpy()
+    overwrites[order] = (ordered.notna() & held.notna() & other).any(axis=1).to_numpy()
+    return changed, overwrites
 
 
 _NO_EXTENSION = ""

@@ -149,7 +149,9 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
 
 def test_a_purge_leaves_no_raw_row_of_its_imports(leads: Leads, database_url: str, tmp_path: Path) -> None:
     """A row the list's import rejected never became a lead, so purging the leads left it, raw, in the import
-    errors (before: name, address and number kept for ever); its cells go with the purge, the error stays."""
+    errors (before: name, address and number kept for ever); its cells go with the purge, the error stays. So do
+    the column names of its finished imports (a file without a header row had a person's name and details read
+    as them), which the purge kept where retention cleared them."""
     leads.ok("lists", "create", "fair")
     rejected = tmp_path / "rejected.csv"
     rejected.write_text(
@@ -157,10 +159,14 @@ def test_a_purge_leaves_no_raw_row_of_its_imports(leads: Leads, database_url: st
         encoding="utf-8",
     )
     import_file(database_url, rejected, "fair")
+    with connect(database_url) as conn:  # as such a file imported before the header check left it
+        conn.execute("""UPDATE imports SET mapping = '{"Ana": null, "Garcia": null}'""")
     leads.ok("lists", "delete", "fair", "--purge", "--yes")
     with connect(database_url) as conn:
         errors = list(conn.execute("SELECT value, subjects, reason FROM import_errors"))
+        mappings = [r["mapping"] for r in conn.execute("SELECT mapping FROM imports")]
     assert [(e["value"], e["subjects"]) for e in errors] == [(None, None)] and "expected 3" in errors[0]["reason"]
+    assert mappings == [{}]
 
 
 def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads, database_url: str) -> None:

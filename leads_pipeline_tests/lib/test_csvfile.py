@@ -131,6 +131,29 @@ def test_bytes_that_are_no_character_in_cp1252_are_refused_naming_the_line(tmp_p
         inspect_file(path)
 
 
+@pytest.mark.parametrize("newline", ["\r", "\r\n", "\n"])
+@pytest.mark.parametrize(
+    ("name", "bad", "reason"),
+    [
+        ("Garc\xeda", "Pe\xf1a".encode("latin-1"), r"line 202 is not UTF-8 \(byte 0xF1\)"),
+        ("Garcia", b"a\x81b", r"line 202 has the byte 0x81, a character neither in UTF-8 nor"),
+        ("Garcia", b"a\x00b", r"line 202: contains a NUL byte"),
+    ],
+)
+def test_a_refusal_names_the_line_whatever_the_files_line_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: str, name: str, bad: bytes, reason: str
+) -> None:
+    """A classic Mac file (lone CRs) had every bad byte on "line 1": lines were counted by their line feeds.
+    Read in blocks of 7 bytes, so that some CRLF is cut between two blocks; the NUL byte lies past the sample."""
+    monkeypatch.setattr(csvfile, "_BLOCK_BYTES", 7)
+    monkeypatch.setattr(csvfile, "_SAMPLE_BYTES", 1024)
+    rows = "".join(f"m{i}@x.com,{name}{newline}" for i in range(200)).encode()
+    path = tmp_path / "leads.csv"
+    path.write_bytes(f"Email,Name{newline}".encode() + rows + b"z@x.com," + bad + newline.encode())
+    with pytest.raises(InputFileError, match=reason):
+        inspect_file(path)
+
+
 @pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
 def test_sniffs_delimiter(tmp_path: Path, delimiter: str) -> None:
     rows = [*ROWS, ["Ann", "Lee, Jr.", "ann@example.com"]] if delimiter != "," else ROWS

@@ -142,6 +142,7 @@ def _staging_ddl(chunk: StagedChunk) -> sql.Composed:
         sql.SQL("lead_id bigint"),
         sql.SQL("dup boolean DEFAULT false"),
         sql.SQL("tree integer"),  # the row number of the fold a row was read into and is merged out of
+        sql.SQL("changes boolean"),  # (a row of a fold) writes a value other than an earlier row of the fold
     ]
     for name in STORED_COLUMNS:
         definitions.append(
@@ -282,11 +283,13 @@ def _match_by_name(conn: Connection, list_id: int, guard: sql.Composable, table:
 
 
 def _keep_keys_of_other_leads(
-    conn: Connection, list_id: int, dedupe: DedupeKey, mapping: Mapping[str, str | None]
+    conn: Connection, list_id: int, dedupe: DedupeKey, mapping: Mapping[str, str | None], folds: bool
 ) -> list[Problem]:
     """In a list deduplicated by email and phone, a row that found its lead by one key must not give it the other
     when another live lead of the list has it: the update would leave two leads sharing a dedupe key. That key is
-    not written (the lead keeps its own; the rest of the row is), and a warning says which lead has it."""
+    not written (the lead keeps its own; the rest of the row is), and a warning says which lead has it. A fold
+    (``folds``: ``stg_rows``) that found a stored lead holds only its last row's key: the warnings are its rows'
+    own, each row's key checked as it was read, as a row per chunk."""
     if len(MATCH_KEYS[dedupe]) < 2:
         return []
     header_of = {field: column for column, field in mapping.items() if field is not None}
@@ -308,7 +311,26 @@ def _keep_keys_of_other_leads(
                 list=sql.Literal(list_id),
             )
         ).fetchall()
+        warned = held
+        if folds:
+            trees = {row["tree"] for row in conn.execute("SELECT DISTINCT tree FROM stg_rows")}
+            warned = [row for row in held if row["row_number"] not in trees] + conn.execute(
+                sql.SQL(
+                    "SELECT DISTINCT ON (r.row_number) r.row_number, m.id FROM stg_rows r JOIN stg f"
+                    " ON f.row_number = r.tree AND f.lead_id IS NOT NULL AND NOT f.dup JOIN ("
+                    " SELECT l.id, {lead_key} AS key, l.deleted_at FROM leads l WHERE l.list_id = {list} AND {lead_key}"
+                    " = ANY(ARRAY(SELECT r.{col} FROM stg_rows r WHERE r.{col} IS NOT NULL)) OFFSET 0) m"
+                    " ON m.key = {staged_key} WHERE m.deleted_at IS NULL AND m.id <> f.lead_id"
+                    " ORDER BY r.row_number, m.id"
+                ).format(
+                    col=sql.Identifier(column),
+                    lead_key=key_column(column, "l"),
+                    staged_key=key_column(column, "r"),
+                    list=sql.Literal(list_id),
+                )
+            ).fetchall()
         if not held:
+            problems.extend(_held_key_problems(warned, key, header_of))
             continue
         cleared = [key, column, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
         cleared += ["email_domain"] if key == "email" else []
@@ -318,17 +340,21 @@ def _keep_keys_of_other_leads(
                 sql.Literal([row["row_number"] for row in held]),
             )
         )
-        problems.extend(
-            Problem(
-                row["row_number"],
-                header_of.get(key),
-                None,
-                f"{key} not written: lead {row['id']} of the list (deduplicated by email and phone) has it",
-                "warning",
-            )
-            for row in held
-        )
+        problems.extend(_held_key_problems(warned, key, header_of))
     return problems
+
+
+def _held_key_problems(held: list[dict[str, Any]], key: str, header_of: Mapping[str, str]) -> list[Problem]:
+    return [
+        Problem(
+            row["row_number"],
+            header_of.get(key),
+            None,
+            f"{key} not written: lead {row['id']} of the list (deduplicated by email and phone) has it",
+            "warning",
+        )
+        for row in held
+    ]
 
 
 _EXTENSION_OF: dict[str, str] = {ext: phone for phone, ext in PHONE_EXTENSIONS.items()}
@@ -384,43 +410,112 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable, f
     return conn.execute(statement).rowcount
 
 
-def _changes_into_unchanged(
-    conn: Connection, changing_into: Mapping[int, int], custom: sql.Composable, full_name_mapped: bool
-) -> int:
-    """How many duplicates of the file that changed the row they were folded into (``--on-duplicate update``) did
-    not change its lead after all: it was stored already with every value they brought (the same file imported
-    again), so they count as skipped like that row. Asked before the update."""
-    if not changing_into:
-        return 0
-    unchanged = conn.execute(
+def _overcounted(
+    conn: Connection, chunk: StagedChunk, list_id: int, dedupe: DedupeKey, changing_into: Mapping[int, int],
+    custom: sql.Composable, full_name_mapped: bool,
+) -> int:  # fmt: skip
+    """How many more rows the folds that found a stored lead (``--on-duplicate update``) would count as updated
+    than merged a row per chunk: a fold counts its first row as an update when the fold changes the lead, and each
+    later row that brought a value no earlier row of the fold held, whatever the stored lead held. Counted a row
+    at a time instead (``stg_rows``): a row changes the lead when it overwrites a value an earlier row of its fold
+    brought (``changes``, prepare), or writes a value no earlier one brought and the stored lead does not hold
+    (each column an earlier row wrote is left out of the comparison with the lead, and so is a dedupe key another
+    lead holds: :func:`_keep_keys_of_other_leads` does not write it). Asked before the update; only the chunk's
+    folds that found a stored lead are read."""
+    held: dict[str, sql.Composable] = {}  # per column, when a row's value of it is not written
+    for key in MATCH_KEYS[dedupe] if len(MATCH_KEYS[dedupe]) > 1 else ():
+        column = MATCH_COLUMNS[key]
+        other = sql.SQL(
+            "EXISTS (SELECT FROM leads o WHERE o.list_id = {list} AND {lead_key} = {staged_key}"
+            " AND o.deleted_at IS NULL AND o.id <> f.lead_id)"
+        ).format(list=sql.Literal(list_id), lead_key=key_column(column, "o"), staged_key=key_column(column, "r"))
+        for name in [key, column, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]:
+            held[name] = other
+        if key == "email":
+            held["email_domain"] = other
+    counted = [
+        sql.SQL("CASE WHEN count(r.{}) OVER earlier = 0 AND NOT {} THEN r.{} END AS {}").format(
+            sql.Identifier(_EXTENSION_OF.get(name, name)),
+            held.get(name, sql.SQL("false")),
+            sql.Identifier(name),
+            sql.Identifier(name),
+        )
+        for name in (*STORED_COLUMNS, *chunk.custom_columns)
+    ]
+    changed = _changed(custom, full_name_mapped)
+    folds = conn.execute(
         sql.SQL(
-            "SELECT s.row_number FROM stg s JOIN leads l ON l.id = s.lead_id"
-            " WHERE s.row_number = ANY({rows}) AND NOT s.dup AND NOT {changed}"
-        ).format(rows=sql.Literal(sorted(changing_into)), changed=_changed(custom, full_name_mapped))
+            "WITH rows_read AS (SELECT r.tree, r.changes, {counted} FROM stg_rows r"
+            " JOIN stg f ON f.row_number = r.tree AND f.lead_id IS NOT NULL AND NOT f.dup"
+            " WINDOW earlier AS (PARTITION BY r.tree ORDER BY r.row_number"
+            " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)),"
+            " by_fold AS (SELECT s.tree, count(*) FILTER (WHERE s.changes OR {changed}) AS rows_changing"
+            " FROM rows_read s JOIN stg f ON f.row_number = s.tree JOIN leads l ON l.id = f.lead_id GROUP BY s.tree)"
+            " SELECT s.row_number, {changed} AS changed, b.rows_changing FROM stg s"
+            " JOIN by_fold b ON b.tree = s.row_number JOIN leads l ON l.id = s.lead_id"
+        ).format(counted=sql.SQL(", ").join(counted), changed=changed)
     ).fetchall()
-    return sum(changing_into[row["row_number"]] for row in unchanged)
+    return sum(
+        int(fold["changed"]) + changing_into.get(fold["row_number"], 0) - int(fold["rows_changing"]) for fold in folds
+    )
 
 
-def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey) -> tuple[dict[int, int], set[int]]:
+def _unfold_tangled(conn: Connection, list_id: int, dedupe: DedupeKey, found: int) -> tuple[dict[int, int], set[int]]:
     """On update, after the match: put back as read the folds whose rows do not find the list's leads as the fold
     does. A chunk's rows are folded when it is prepared (``prepare._dedupe_within``), without the list's leads: a
     fold's rows are the lead of its first row, which the fold finds. That holds as long as the first row finds the
     lead the fold found (or none, as it), every other row finds that lead or none, and no other staged row finds
     it between the fold's first and last rows: not when the fold found a stored lead by a key a later row brought
     (a row per chunk the first row makes a lead, the later row finds it by its own key), nor when a row finds
-    another stored lead, nor when a row between them changes the lead the fold's later rows find it by. The rows
-    (``stg_rows``, matched here as they were read) of such a fold are merged one by one instead, a row of the fold
-    per round (:func:`_wait_from_first_duplicate`). Returns the size of each fold put back, by its row number, and
-    the row numbers of its rows."""
+    another stored lead, nor when a row between them (of the chunk or of another fold, as read) changes the lead
+    the fold's later rows find it by, nor when such a row gives another stored lead a key a later row of the fold
+    has (that lead is older than the fold's new one), nor when a later row could have joined the fold only by name
+    and the fold found a stored lead with another LinkedIn URL. The rows (``stg_rows``, matched here as they were
+    read) of such a fold are merged one by one instead, a row of the fold per round
+    (:func:`_wait_from_first_duplicate`). ``found``: how many staged rows found a stored lead. Returns the size of
+    each fold put back, by its row number, and the row numbers of its rows."""
     conn.execute("UPDATE stg_rows SET lead_id = NULL WHERE lead_id IS NOT NULL")
-    if not _match_rows(conn, list_id, dedupe, "stg_rows"):  # then no fold found a lead either
+    if not _match_rows(conn, list_id, dedupe, "stg_rows") and not found:  # no row of the chunk found a lead
         return {}, set()
+    # A row of the chunk that found another stored lead gives it its keys before a later row of the fold is
+    # read, which then finds that lead by such a key where it is older than the fold's (the name a row gave a
+    # stored lead finds it before the fold's new lead of that name).
+    # (A row with one of the list's keys looks by them alone.)
+    keys = [*dict.fromkeys(MATCH_COLUMNS.values())]
+    primary = [MATCH_COLUMNS[k] for k in MATCH_KEYS[dedupe]]
+    bare = sql.SQL(" AND ").join(sql.SQL("f.{} IS NULL").format(sql.Identifier(k)) for k in primary)
+    given = sql.SQL(" UNION ").join(
+        sql.SQL(
+            "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN found o ON {o} = {f}"
+            " WHERE f.row_number > f.tree AND o.row_number < f.row_number AND o.tree IS DISTINCT FROM f.tree"
+            " AND o.lead_id IS DISTINCT FROM t.lead_id AND {looks}"
+        ).format(o=key_column(key, "o"), f=key_column(key, "f"), looks=sql.SQL("TRUE") if key in primary else bare)
+        for key in keys
+    )
+    # A later row with a LinkedIn URL and none of the list's keys may have joined the fold by name, which finds
+    # no lead with another URL: a stored lead's.
+    other_url = sql.SQL(
+        "SELECT f.tree FROM stg_rows f JOIN stg t ON t.row_number = f.tree JOIN leads l ON l.id = t.lead_id"
+        " WHERE f.row_number > f.tree AND {} AND l.linkedin_url <> f.linkedin_url"
+    ).format(bare)
     trees = conn.execute(
-        "SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
-        " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
-        " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
-        " JOIN stg s ON s.row_number = f.tree JOIN stg o ON o.lead_id = s.lead_id"
-        " AND o.row_number > f.tree AND o.row_number < f.last"
+        sql.SQL(
+            "WITH found AS (SELECT r.row_number, r.tree, coalesce(r.lead_id, s.lead_id) AS lead_id, {read}"
+            " FROM stg_rows r JOIN stg s ON s.row_number = r.tree WHERE coalesce(r.lead_id, s.lead_id) IS NOT NULL"
+            " UNION ALL SELECT s.row_number, s.tree, s.lead_id, {staged} FROM stg s WHERE s.lead_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT FROM stg_rows r WHERE r.tree = s.row_number))"
+            " SELECT r.tree FROM stg_rows r JOIN stg s ON s.row_number = r.tree"
+            " WHERE (r.lead_id IS NOT NULL OR r.row_number = r.tree) AND r.lead_id IS DISTINCT FROM s.lead_id"
+            " UNION SELECT f.tree FROM (SELECT tree, max(row_number) AS last FROM stg_rows GROUP BY tree) f"
+            " JOIN stg s ON s.row_number = f.tree JOIN found o ON o.lead_id = s.lead_id"
+            " AND o.row_number > f.tree AND o.row_number < f.last AND o.tree IS DISTINCT FROM f.tree"
+            " UNION {given} UNION {other_url}"
+        ).format(
+            read=sql.SQL(", ").join(sql.SQL("r.{}").format(sql.Identifier(k)) for k in keys),
+            staged=sql.SQL(", ").join(sql.SQL("s.{}").format(sql.Identifier(k)) for k in keys),
+            given=given,
+            other_url=other_url,
+        )
     ).fetchall()
     if not trees:
         return {}, set()
@@ -547,17 +642,17 @@ def merge_chunk(
     folds = bool(chunk.folded_data)  # (on update)
     if folds:
         conn.execute("CREATE TEMP TABLE stg_rows (LIKE stg INCLUDING DEFAULTS) ON COMMIT DROP")
-        _copy_staged(conn, "stg_rows", [*chunk.columns, "tree"], chunk.folded_data)
+        _copy_staged(conn, "stg_rows", [*chunk.columns, "tree", "changes"], chunk.folded_data)
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     kept: list[Problem] = []
     problems = chunk.problems
     folded_away, changing, changing_into = chunk.duplicates_in_file, chunk.duplicates_changing, chunk.changing_into
-    matched = updated = unwritten = imported = 0
+    matched = updated = overcounted = imported = 0
     unfolding = False
     while True:
         found, dups = _match(conn, list_id, dedupe)
-        if folds and (unfolded := _unfold_tangled(conn, list_id, dedupe))[0]:
+        if folds and (unfolded := _unfold_tangled(conn, list_id, dedupe, found))[0]:
             sizes, rows = unfolded
             unfolding = True  # the folds' counts and warnings are the rows' own now
             folded_away -= sum(sizes.values()) - len(sizes)
@@ -581,8 +676,9 @@ def merge_chunk(
             deferred, waiting = _wait_from_first_duplicate(conn)
         matched += found - deferred
         if found and on_duplicate == "update":
-            kept += _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {})
-            unwritten += _changes_into_unchanged(conn, changing_into, custom, full_name_mapped)
+            kept += _keep_keys_of_other_leads(conn, list_id, dedupe, claimed["mapping"] or {}, folds)
+            if folds:
+                overcounted += _overcounted(conn, chunk, list_id, dedupe, changing_into, custom, full_name_mapped)
             updated += _update_existing(conn, import_id, custom, full_name_mapped)
         imported += _insert_new(conn, import_id, list_id, custom)
         if found:  # the leads it created are the batch's by leads.created_by_import
@@ -601,10 +697,10 @@ def merge_chunk(
     if on_duplicate == "skip":  # every staged row that was not suppressed nor made a lead
         skipped = chunk.lead_count - len(screening.suppressed) - imported
     else:
-        skipped = matched - updated + folded_away - changing + unwritten
+        skipped = matched - updated + folded_away - changing + overcounted
     counts = ChunkCounts(
         imported=imported,
-        updated=updated + changing - unwritten,
+        updated=updated + changing - overcounted,
         skipped=skipped,
         errors=chunk.rejected + len(screening.suppressed),
         warnings=sum(1 for p in problems if p.severity == "warning") + len(kept),

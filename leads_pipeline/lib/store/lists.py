@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -201,16 +202,15 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
 
 def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:
     """Delete the list: hidden everywhere, its name free again. Its leads are soft-deleted with it, or with
-    ``purge`` removed for good (with their facts, tags and batch memberships, and the raw cells its imports'
-    errors kept: a rejected row was never a lead). Returns how many leads."""
+    ``purge`` removed for good (with their facts, tags and batch memberships, and what its imports kept of the
+    files' rows: :func:`clear_import_traces`). Returns how many leads."""
     with conn.transaction():
         conn.execute("UPDATE lists SET deleted_at = now(), updated_at = now() WHERE id = %s", (lead_list.id,))
         if purge:
-            conn.execute(
-                "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i"
-                " WHERE e.import_id = i.id AND i.list_id = %s AND e.value IS NOT NULL",
-                (lead_list.id,),
-            )
+            clear_import_traces(
+                conn, "SELECT id AS list_id, name, 'infinity'::timestamptz AS before FROM lists WHERE id = %(list)s",
+                {"list": lead_list.id},
+            )  # fmt: skip
             purged = conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
             release_merged_orphans(conn)
             return purged
@@ -218,6 +218,33 @@ def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
             (lead_list.id,),
         ).rowcount
+
+
+def clear_import_traces(
+    conn: Connection, scope: LiteralString, params: Mapping[str, Any]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Clear what the imports into some lists kept of the files' rows: the raw cells of their import errors (a
+    rejected row never became a lead, so deleting leads leaves it) and the column names of the finished ones
+    (``imports.mapping``: a file without a header row had its first data row, a person's name and details, read
+    as the column names; a failed import keeps the mapping it is resumed with). ``scope`` is a query of
+    ``(list_id, name, before)``: the imports into each list created before ``before``. A purge and the retention
+    of leads both clear them, so that neither leaves what the other clears. Returns, by list name, how many error
+    cells and how many mappings were cleared."""
+    cleared: list[dict[str, int]] = []
+    for update in (
+        "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, scope WHERE e.import_id = i.id"
+        " AND i.list_id = scope.list_id AND e.value IS NOT NULL AND i.created_at < scope.before RETURNING i.list_id",
+        "UPDATE imports i SET mapping = '{}' FROM scope WHERE i.list_id = scope.list_id"
+        " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}' AND i.created_at < scope.before"
+        " RETURNING i.list_id",
+    ):
+        rows = conn.execute(
+            f"WITH scope AS ({scope}), cleared AS ({update}) SELECT scope.name, count(*) AS n"
+            " FROM cleared JOIN scope ON scope.list_id = cleared.list_id GROUP BY scope.name",
+            params,
+        )
+        cleared.append({r["name"]: int(r["n"]) for r in rows})
+    return cleared[0], cleared[1]
 
 
 def release_merged_orphans(conn: Connection) -> int:

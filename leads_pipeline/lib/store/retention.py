@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
-from leads_pipeline.lib.store.lists import Connection, release_merged_orphans
+from leads_pipeline.lib.store.lists import Connection, clear_import_traces, release_merged_orphans
 
 Kind = Literal["leads", "facts", "inbox"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
@@ -127,19 +127,10 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                 " RETURNING d.list_id",
             )
             release_merged_orphans(conn)
-            report.errors = _per_list(
+            report.errors, report.mappings = clear_import_traces(
                 conn,
-                "leads",
-                "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, eff"
-                " WHERE e.import_id = i.id AND i.list_id = eff.list_id AND e.value IS NOT NULL"
-                " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id",
-            )
-            report.mappings = _per_list(  # a finished import's mapping is only shown; a failed one is resumed by it
-                conn,
-                "leads",
-                "UPDATE imports i SET mapping = '{}' FROM eff WHERE i.list_id = eff.list_id"
-                " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}'"
-                " AND i.created_at < now() - make_interval(days => eff.days) RETURNING i.list_id",
+                f"SELECT list_id, name, now() - make_interval(days => days) AS before FROM ({_EFFECTIVE}) eff",
+                {"kind": "leads"},
             )
             report.facts = _per_list(
                 conn,

@@ -458,10 +458,13 @@ def test_update_with_each_dedupe_setting_updates_the_matched_lead(
     assert status["results"]["updated"] == len(incoming)
 
 
-def test_the_same_file_imported_again_with_update_is_all_skipped(database_url: str, tmp_path: Path) -> None:
-    """The second import of one file with --on-duplicate update changes nothing, so every row is skipped: a
-    duplicate row that changed the row it was folded into (CEO then CTO) counted as updated though the stored
-    lead had CTO already. A changed row counts them again."""
+def test_the_same_file_imported_again_with_update_counts_each_row_against_the_lead_as_it_finds_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The second import of one file with --on-duplicate update: Ann's rows find her stored with CTO; the first
+    (CEO) changes her, the second (CTO) changes her back, the third brings nothing: 2 updated, 2 skipped, as a row
+    per chunk (the fold once counted all skipped since it left her as it found her, and a fold whose first row
+    brought the stored title counted that row updated). A changed row counts them again."""
     _new_list(database_url)
     header = ["Email", "First Name", "Title"]
     rows = [["ann@example.com", "Ann", "CEO"], ["ann@example.com", "Ann", "CTO"], ["ANN@example.com", "Ann", ""]]
@@ -472,7 +475,7 @@ def test_the_same_file_imported_again_with_update_is_all_skipped(database_url: s
     changed = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
 
     assert first["results"] == {"imported": 2, "updated": 1, "skipped": 1, "errors": 0}
-    assert again["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
+    assert again["results"] == {"imported": 0, "updated": 2, "skipped": 2, "errors": 0}
     assert changed["results"] == {"imported": 0, "updated": 3, "skipped": 1, "errors": 0}
     assert [lead["title"] for lead in _all_leads(database_url)] == ["COO", "CFO"]
 
@@ -1207,6 +1210,35 @@ def test_random_files_folded_on_update_against_stored_leads(database_url: str, t
     the e2 lead was never made); rows of one fold found other stored leads than the fold (seed 11, a list by
     phone); and a row between a fold's rows found its stored lead and changed it (seed 136, a list by both)."""
     _check_random_files(database_url, tmp_path, [11, 65, 136])
+
+
+def test_the_rows_of_a_fold_that_finds_a_stored_lead_count_against_it_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A list by email holds e1 with title CEO; rows (e1, CEO) then (e1, CTO): a row per chunk the first changes
+    nothing (skipped) and the second the title (updated). In one chunk the fold counted both updated: its first
+    row's values, and a later row's values no earlier row brought, were counted as changes without comparing
+    them with the stored lead. Seeds 24, 112, 154, 177, 253, 264, 295 and 341 of the random files found it and its
+    kin: in a list by both, a fold's row whose phone another lead holds (not written, so no change, and a warning
+    of its own where the fold warned only for its last phone)."""
+    stored = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, [["", "", "", "e1@acme.io", "", "", "CEO"]])
+    rows = [["", "", "", "e1@acme.io", "", "", "CEO"], ["", "", "", "e1@acme.io", "", "", "CTO"]]
+    path = _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows)
+    counts, _, [lead] = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update", stored)
+    assert counts == {"imported": 0, "updated": 1, "skipped": 1, "errors": 0}
+    assert lead["title"] == "CTO"
+    _check_random_files(database_url, tmp_path, [24, 112, 154, 177, 253, 264, 295, 341])
+
+
+def test_folds_whose_rows_find_another_stored_lead_by_what_the_chunk_gave_it_are_merged_row_by_row(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Seeds of the random files whose leads differed in one chunk: a row between a fold's rows found a stored lead
+    and gave it the name (seed 351), the LinkedIn URL (60, 332) or the email (219: found by the row as read, not
+    by its fold) a later row of the fold has, and that older lead is the one the later row finds; a row of another
+    fold, as read, found the fold's stored lead between its rows (70); a fold's later row with a LinkedIn URL
+    joined it by name, which finds no stored lead with another URL (214)."""
+    _check_random_files(database_url, tmp_path, [60, 70, 214, 219, 332, 351])
 
 
 def test_a_suppressed_row_of_a_fold_merged_row_by_row_is_dropped(database_url: str, tmp_path: Path) -> None:
