@@ -30,6 +30,8 @@ _SEALS_WEBHOOK_URLS = 80
 """The migration after whose SQL the webhook URLs still stored in clear are sealed in Python (SQL has no key)."""
 _SEALS_LEADS_IN_CLEAR = 86
 """The migration after which leads stored in clear before sql/010 are sealed and indexed in Python (it has no SQL)."""
+_SEALS_VALUES_IN_CLEAR = 93
+"""The migration after which the other tables' values stored in clear before they were sealed are sealed in Python."""
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
                         from leads_pipeline.lib.store.keys import seal_leads_in_clear
 
                         seal_leads_in_clear(conn)
+                    if migration.version == _SEALS_VALUES_IN_CLEAR:
+                        from leads_pipeline.lib.store.keys import seal_values_in_clear
+
+                        seal_values_in_clear(conn)
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.path.name),
