@@ -59,9 +59,7 @@ def environment() -> Environment:
     parse whole, password included."""
     import psycopg
 
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.keys import require_database_keys
-    from leads_pipeline.lib.store.migrations import apply_migrations
+    from leads_pipeline.lib.store.migrations import prepare_database
 
     env = prepare_environment()
     where = f"{'the embedded server' if env.embedded else 'DATABASE_URL'} ({url_without_password(env.database_url)})"
@@ -80,13 +78,11 @@ def environment() -> Environment:
             " application_name, ...)"
         ) from None
     try:
-        apply_migrations(env.database_url)
+        prepare_database(env.database_url)
     except psycopg.OperationalError as exc:
         password = urlsplit(env.database_url).password
         reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())
         raise ConfigurationError(f"cannot use the database in {where}: {reason}") from None
-    with connect(env.database_url) as conn:
-        require_database_keys(conn)
     return env
 
 
