@@ -30,6 +30,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.privacy.crypto import (
     KEY_FILE,
     KEYS_VAR,
+    PAYLOAD_KEYS,
     PREFIX,
     SEALED_FIELDS,
     Keyring,
@@ -263,7 +264,10 @@ def _json(table: str, column: str, sealed: Callable[[Any], Any]) -> _InClear:
         value = sealed(row[column]) if isinstance(row[column], dict) else row[column]
         return {column: Jsonb(value)} if value != row[column] else {}
 
-    return _InClear(table, (column,), f"{column} IS NOT NULL", changes)
+    # Rows holding no address, no +number and no payload key have nothing to seal: not loaded (a fact's details
+    # are mostly a title or an industry; 200k of them cost ~6 s to load and compare).
+    keys = "|".join(sorted(PAYLOAD_KEYS | set(SEALED_FIELDS)))
+    return _InClear(table, (column,), f'{column}::text ~* \'@|"\\+[0-9]|"({keys})": \'', changes)
 
 
 def _lead_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
