@@ -130,12 +130,17 @@ def test_a_leads_home_that_cannot_be_created_is_one_line(
     [
         ("{user}:s3cret-pw@x/y%1@{host}", "", "invalid percent-encoded token"),
         ("{user}:s3cret-pw%40x%2Fy%251@{host}", "sslmode=disable&bogus=s3cret-pw", "invalid URI query parameter"),
-        ("{user}:s3cret@q1zz@{host}", "", "a reserved character in the password"),
-        ("{user}:s3cret#q1zz@{host}", "", "a reserved character in the password"),
-        ("{user}:s3cret?q1zz@{host}", "", "a reserved character in the password"),
+        ("{user}:s3cret@q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret#q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret?q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret/q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}@q1zz:s3cret@{host}", "", "a reserved character in the user name or password"),
         ("{user}:s3cret[q1zz@{host}", "", "invalid address"),
     ],
-    ids=["password-not-percent-encoded", "unknown-parameter", "password-with-@", "with-#", "with-?", "with-["],
+    ids=[
+        *("password-not-percent-encoded", "unknown-parameter", "password-with-@", "with-#", "with-?"),
+        *("with-/", "user-with-@", "with-["),
+    ],
 )
 def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
     leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, netloc: str, query: str, problem: str

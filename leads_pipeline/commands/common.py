@@ -87,19 +87,25 @@ def environment() -> Environment:
 
 
 def _unparsed(database_url: str) -> str | None:
-    """Why libpq would read ``database_url`` otherwise than it reads (None when both agree). libpq ends the
-    password at its first ``@`` and Python's URL parser at the last, and Python ends the address at ``#`` or
-    ``?``: a password with one of them as it is (``app:p@ss@host``) connected to host ``ss@host``, whose
-    connection error quoted the rest of the password."""
+    """Why libpq would read ``database_url`` otherwise than Python reads it (None when both agree). libpq ends
+    the password at its first ``@`` and Python's URL parser at the last, Python ends the address at ``#`` or
+    ``?``, and both end it at ``/``: a password with one of them as it is (``app:p@ss@host``) connected to host
+    ``ss@host``, whose connection error quoted the rest of the password (``app:123/x@host``: port 123)."""
     import psycopg.conninfo
 
     parsed = psycopg.conninfo.conninfo_to_dict(plain_postgres_url(database_url))
     try:
-        password = urlsplit(database_url).password
+        parts = urlsplit(database_url)
+        user, password = parts.username, parts.password
     except ValueError:  # a [ taken for an IPv6 address, a port that is not a number
         return "invalid address"
-    if (parsed.get("password") or "") != unquote(password or ""):  # user:@host is no password for both
-        return "a reserved character in the password"
+    # user:@host is no password for both; an @ after the address (app:s3cret/x@host) ended the login at a /
+    if (
+        (parsed.get("password") or "") != unquote(password or "")
+        or (parsed.get("user") or "") != unquote(user or "")
+        or "@" in parts.path
+    ):
+        return "a reserved character in the user name or password"
     return None
 
 
