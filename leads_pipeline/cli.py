@@ -475,9 +475,13 @@ def dev(
     import signal
     import subprocess
 
+    from leads_pipeline.launcher import instance
+
     if not _port_free(host, port):  # the webserver would exit at once, and take the daemon with it
         fail(f"{host}:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`")
     env = run_or_fail(environment)
+    # Dagster's storage tables made (or refused in one line) here: each process printed its own traceback
+    run_or_fail(instance).dispose()
     console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does

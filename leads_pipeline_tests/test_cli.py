@@ -130,21 +130,32 @@ def test_a_leads_home_that_cannot_be_created_is_one_line(
     [
         ("{user}:s3cret-pw@x/y%1@{host}", "", "invalid percent-encoded token"),
         ("{user}:s3cret-pw%40x%2Fy%251@{host}", "sslmode=disable&bogus=s3cret-pw", "invalid URI query parameter"),
+        ("{user}:s3cret@q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret#q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret?q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret/q1zz@{host}", "", "a reserved character in the user name or password"),
+        ("{user}@q1zz:s3cret@{host}", "", "a reserved character in the user name or password"),
+        ("{user}:s3cret[q1zz@{host}", "", "invalid address"),
     ],
-    ids=["password-not-percent-encoded", "unknown-parameter"],
+    ids=[
+        *("password-not-percent-encoded", "unknown-parameter", "password-with-@", "with-#", "with-?"),
+        *("with-/", "user-with-@", "with-["),
+    ],
 )
 def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
     leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, netloc: str, query: str, problem: str
 ) -> None:
     """psycopg's parse error came as a traceback quoting the URL from where it stopped making sense: the rest of
-    a password with @, / or % written as it is."""
+    a password with @, / or % written as it is. With @ but no % (``app:s3cret@q1zz@host``), psycopg read the
+    host ``q1zz@host`` and its connection error quoted it; with # or ?, Python's parser named the URL with its
+    password in clear, and with [ it failed in a traceback."""
     parts = urlsplit(database_url)
     host = parts.netloc.rsplit("@", 1)[-1]
     wrong = parts._replace(netloc=netloc.format(user=parts.username, host=host), query=query)
     monkeypatch.setenv("DATABASE_URL", urlunsplit(wrong))
     line = _fails(leads, "lists", "ls")
     assert f"({problem}): write the password's reserved characters percent-encoded (@ as %40" in line
-    assert "s3cret" not in line and "y%1" not in line
+    assert "s3cret" not in line and "y%1" not in line and "q1zz" not in line
 
 
 def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -47,11 +47,18 @@ print(json.dumps([name for name in {PROVIDER_LIBRARIES!r} if name in sys.modules
     assert json.loads(loaded.stdout) == []
 
 
+@pytest.mark.parametrize("command", ["import", "dev"])
 def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what_to_grant(
-    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
 ) -> None:
     """A role given CREATE on a database it does not own may make the leads schema but not Dagster's tables in
-    ``public`` (PostgreSQL 15 and later): the first import was a 400-line SQLAlchemy traceback."""
+    ``public`` (PostgreSQL 15 and later): the first import was a 400-line SQLAlchemy traceback, and ``leads dev``
+    started the webserver and the daemon, each printing its traceback (the line comes before either starts)."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     n = f"{os.getpid()}_{time.monotonic_ns()}"
     role, database = f"app_{n}", f"db_{n}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
@@ -65,7 +72,10 @@ def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what
         cli_environment(monkeypatch, url, tmp_path / "home")
         leads = Leads(CliRunner())
         leads.ok("lists", "create", "fair")
-        line = leads.fails("import", str(DEMO_FILE), "--list", "fair")
+        if command == "import":
+            line = leads.fails("import", str(DEMO_FILE), "--list", "fair")
+        else:
+            line = leads.fails("dev", "--port", "0")
         assert line == (
             f"error: Dagster's storage cannot create its tables in database {database!r} (permission denied for"
             f' schema public): have an administrator run GRANT CREATE ON SCHEMA public TO "{role}", or give Dagster'

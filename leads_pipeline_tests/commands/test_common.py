@@ -8,8 +8,9 @@ import pwd
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
+import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
@@ -125,3 +126,29 @@ def test_a_user_without_a_name_acts_as_uid_n_as_the_drop_folder_names_them(
     result = CliRunner().invoke(app, ["lists", "create", "fair", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["owner"] == "uid:1000" == file_owner(1000)
+
+
+def test_a_command_checks_migrations_and_keys_on_one_connection(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every command applied the migrations on one connection and checked the keys on another (~8 ms each), as
+    did each run (the database resource, also set up by the CLI's in-process imports and scorings)."""
+    import psycopg
+
+    from leads_pipeline.commands.common import environment
+    from leads_pipeline.defs.resources import LeadsDatabase
+
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    environment()  # anything left to apply or record, first
+    opened: list[tuple[Any, ...]] = []
+    real_connect = psycopg.connect
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", counted)
+    environment()
+    assert len(opened) == 1
+    LeadsDatabase(database_url=database_url).setup_for_execution(dg.build_init_resource_context())
+    assert len(opened) == 2

@@ -4,6 +4,9 @@ the sandbox it starts itself; the numbers are read back from the database, not o
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -24,10 +27,24 @@ def _one(database_url: str, sql: str, *params: Any) -> dict[str, Any]:
     return row
 
 
-def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: str) -> None:
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone 13:45 ahead of UTC (restored after)."""
+    monkeypatch.setenv("TZ", "Pacific/Chatham")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: str, far_from_utc: None) -> None:
     output = leads.ok("demo")
 
     [lead_list] = _one(database_url, "SELECT array_agg(name) AS names FROM lists")["names"]
+    # named in UTC, as the job ids are (it was local time: demo-20261130-181911 for a job 20261130T043411...)
+    named = datetime.strptime(lead_list, "demo-%Y%m%d-%H%M%S").replace(tzinfo=UTC)
+    created = _one(database_url, "SELECT created_at FROM lists")["created_at"]
+    assert abs((created - named).total_seconds()) < 60
     imported = _one(database_url, "SELECT * FROM imports")
     # the sample's people, plus the duplicate without an email; the same-email copy skipped, the bad row rejected
     assert (imported["imported"], imported["skipped"], imported["errors"]) == (DEMO_LEADS + 1, 1, 1)

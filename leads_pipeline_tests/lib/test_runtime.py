@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib import runtime
+from leads_pipeline.lib.errors import ConfigurationError
 
 SHOWN = ("shared_buffers", "max_wal_size", "checkpoint_timeout", "wal_buffers")
 
@@ -110,3 +111,19 @@ def test_a_server_created_under_the_c_locale_still_folds_case_beyond_ascii(monke
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "name", ['say "hi"', "a$HOME", "a`true`b", "a\\\\b"], ids=["quote", "dollar", "backtick", "backslashes"]
+)
+def test_a_leads_home_the_shell_would_rewrite_is_refused_in_one_line_before_anything_is_made(
+    tmp_path: Path, name: str
+) -> None:
+    """pg_ctl starts the server through /bin/sh with the data folder between double quotes: initdb made a
+    database in such a home, then pg_ctl failed in a traceback (CalledProcessError)."""
+    home = tmp_path / name / ".leads"
+    with pytest.raises(ConfigurationError) as refused:
+        runtime.start_embedded_postgres(home)
+    assert str(refused.value).startswith(f"the leads home {home} holds ")
+    assert 'set LEADS_HOME to a folder without " $ ` \\\\, or DATABASE_URL' in str(refused.value)
+    assert not home.exists()

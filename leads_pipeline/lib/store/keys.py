@@ -30,18 +30,25 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.privacy.crypto import (
     KEY_FILE,
     KEYS_VAR,
+    PAYLOAD_KEYS,
     PREFIX,
     SEALED_FIELDS,
     Keyring,
+    Sealer,
     blind_index,
     blind_key,
     email_domain,
     is_sealed,
     keyring,
     keyring_file,
+    lead_columns,
     seal,
+    seal_details,
+    seal_fact,
+    seal_payload,
     sealed_key_id,
 )
+from leads_pipeline.lib.privacy.crypto import sealer as crypto_sealer
 from leads_pipeline.lib.privacy.keys import ENV_VAR as SUPPRESSION_VAR
 from leads_pipeline.lib.privacy.keys import KEY_FILE as SUPPRESSION_FILE
 from leads_pipeline.lib.runtime import leads_home
@@ -190,18 +197,21 @@ def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last:
 
 def _reseal_rows(cursor: Any, spec: SealedTable, ring: Keyring, rows: list[dict[str, Any]]) -> int:
     """Write the re-sealed columns of ``rows`` (each with its ``tid``); returns how many rows changed."""
+    changed = [(_reseal_row(row, spec, ring), row["tid"]) for row in rows]
+    return _update(cursor, spec.table, [(changes, tid) for changes, tid in changed if changes])
+
+
+def _update(cursor: Any, table: str, rows: list[tuple[dict[str, Any], str]]) -> int:
+    """Write each row's changed columns (by its ``ctid``); returns how many rows changed."""
     updates: dict[tuple[str, ...], list[list[Any]]] = {}  # rows by the set of columns they change
-    for row in rows:
-        changes = _reseal_row(row, spec, ring)
-        if changes:
-            updates.setdefault(tuple(changes), []).append([*changes.values(), row["tid"]])
+    for changes, tid in rows:
+        updates.setdefault(tuple(changes), []).append([*changes.values(), tid])
     for names, params in updates.items():
         assignments = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in names)
         cursor.executemany(
-            sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(spec.table), assignments),
-            params,
+            sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(table), assignments), params
         )
-    return sum(len(p) for p in updates.values())
+    return len(rows)
 
 
 _IN_CLEAR_PER_BATCH: Final = 5_000
@@ -227,6 +237,107 @@ def seal_leads_in_clear(conn: Connection) -> None:
     for start in range(0, len(rows), _IN_CLEAR_PER_BATCH):
         with _raw_cursor(conn) as cursor:
             _reseal_rows(cursor, lead_fields, ring, rows[start : start + _IN_CLEAR_PER_BATCH])
+
+
+@dataclass(frozen=True)
+class _InClear:
+    """A column whose values written in clear, before they were sealed, may remain: which rows may hold one
+    (SQL on the values as stored) and the row's changed columns as today's writer stores them."""
+
+    table: str
+    reads: tuple[str, ...]
+    where: str
+    sealed: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _text(table: str, column: str) -> _InClear:
+    return _InClear(
+        table,
+        (column,),
+        f"{column} <> '' AND NOT starts_with({column}, '{PREFIX}')",
+        lambda row: {column: seal(row[column])},
+    )
+
+
+def _json(table: str, column: str, sealed: Callable[[Any], Any]) -> _InClear:
+    def changes(row: dict[str, Any]) -> dict[str, Any]:
+        value = sealed(row[column]) if isinstance(row[column], dict) else row[column]
+        return {column: Jsonb(value)} if value != row[column] else {}
+
+    # Rows holding no address, no +number and no payload key have nothing to seal: not loaded (a fact's details
+    # are mostly a title or an industry; 200k of them cost ~6 s to load and compare).
+    keys = "|".join(sorted(PAYLOAD_KEYS | set(SEALED_FIELDS)))
+    return _InClear(table, (column,), f'{column}::text ~* \'@|"\\+[0-9]|"({keys})": \'', changes)
+
+
+def _lead_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """A lead's row kept as JSON with each sealed field in clear stored as the leads table stores it now (sealed,
+    with its blind index and an email's domain), as ``to_jsonb(leads)`` gives it today."""
+    for field in SEALED_FIELDS:
+        value = snapshot.get(field)
+        if isinstance(value, str) and not is_sealed(value):
+            snapshot = {**snapshot, **lead_columns(field, value)}
+    return snapshot
+
+
+def _snapshot(table: str, column: str) -> _InClear:
+    rule = _json(table, column, _lead_snapshot)
+    in_clear = " OR ".join(f"NOT starts_with({column} ->> '{f}', '{PREFIX}')" for f in SEALED_FIELDS)
+    return _InClear(table, rule.reads, in_clear, rule.sealed)
+
+
+def _clear_values(sealer: Sealer) -> tuple[_InClear, ...]:
+    """Every column of ``SEALED_COLUMNS`` but the leads' (sql/086) and the webhook URLs (sql/080)."""
+    return (
+        _InClear(
+            "lead_facts",
+            ("field", "value"),
+            f"NOT starts_with(value, '{PREFIX}')"
+            f" AND (field IN ({', '.join(map(repr, SEALED_FIELDS))}) OR value LIKE '%@%' OR value LIKE '+%')",
+            lambda row: {"value": v} if (v := seal_fact(row["field"], row["value"])) != row["value"] else {},
+        ),
+        _json("lead_facts", "details", seal_details),
+        _InClear(
+            "import_errors",
+            ("value",),
+            f"NOT starts_with(value, '{PREFIX}')",
+            lambda row: {"value": sealer.seal(row["value"]), "subjects": list(sealer.subjects(row["value"]))},
+        ),
+        _snapshot("import_updates", "previous"),
+        _snapshot("merges", "survivor_before"),
+        _json("email_verifications", "details", seal_details),
+        _json("crm_links", "last_values", seal_payload),
+        _text("crm_conflicts", "local_value"),
+        _text("crm_conflicts", "remote_value"),
+        _text("crm_sync_log", "message"),
+        _text("crm_rejects", "message"),
+    )
+
+
+def seal_values_in_clear(conn: Connection) -> int:
+    """sql/093, in its transaction: seal the values other tables than ``leads`` kept in clear from before they
+    were sealed (lead facts, import errors with their subjects, lead snapshots, payloads, CRM values and
+    messages), as their writers store them today; returns how many rows changed. ``leads keys rotate`` re-seals
+    values sealed under an old key but never sealed these, so a person's address stayed readable in a dump of an
+    upgraded database. Each table is walked a few hundred pages at a time (its rows are not all held at once)."""
+    changed = 0
+    for rule in _clear_values(crypto_sealer()):
+        columns = sql.SQL(", ").join(map(sql.Identifier, rule.reads))
+        for first in range(0, _pages(conn, rule.table), PAGES_PER_BATCH):
+            query = sql.SQL(
+                "SELECT ctid::text AS tid, {cols} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
+                " AND ({where})"
+            ).format(
+                cols=columns,
+                table=sql.Identifier(rule.table),
+                first=sql.Literal(f"({first},0)"),
+                last=sql.Literal(f"({first + PAGES_PER_BATCH},0)"),
+                where=sql.SQL(rule.where),  # type: ignore[arg-type]
+            )
+            with _raw_cursor(conn) as cursor:
+                rows = [(rule.sealed(row), row["tid"]) for row in cursor.execute(query).fetchall()]
+                changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in rows if changes])
+    return changed
 
 
 _LEGACY_KEYS: Final = (

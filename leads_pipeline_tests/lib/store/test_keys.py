@@ -320,3 +320,52 @@ def test_an_upgrade_seals_and_indexes_the_leads_stored_in_clear_so_an_import_fin
             assert conn.execute("SELECT email, phone FROM leads").fetchall() == [
                 {"email": "ann@acme.com", "phone": "+4915112345678"}
             ]
+
+
+def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """sql/086 sealed the leads stored in clear before sql/010, but their lead facts, rejected cells and the
+    snapshots an import kept of them stayed in clear: `leads keys rotate` re-seals sealed values only, so they
+    stayed so for good (readable in any dump), and the privacy registry found the rejected cells by their text."""
+    facts = "SELECT field, value, details FROM lead_facts ORDER BY field"
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute("INSERT INTO leads (list_id, first_name, email) SELECT id, 'Ann', 'ann@acme.com' FROM lists")
+            conn.execute(
+                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
+                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
+            )
+            conn.execute(
+                "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
+                " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
+            )
+            conn.execute(
+                "INSERT INTO import_updates (import_id, lead_id, previous) SELECT i.id, l.id, to_jsonb(l)"
+                " FROM imports i, leads l"
+            )
+            conn.execute(
+                "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
+                " SELECT id, f, v, 'apify', 90, d::jsonb FROM leads,"
+                ' (VALUES (\'email\', \'ann@acme.com\', \'{"email": "ann@acme.com", "status": "found"}\'),'
+                " ('title', 'CEO', '{\"title\": \"CEO\"}')) x(f, v, d)"
+            )
+        assert 93 in apply_migrations(url)
+        ann = crypto.blind_index("email", "ann@acme.com")
+        [(email_fact, details), (title, title_details)] = _raw(
+            url, "SELECT value, details FROM lead_facts ORDER BY field"
+        )
+        assert str(email_fact).startswith("enc:k1:") and (title, title_details) == ("CEO", {"title": "CEO"})
+        assert isinstance(details, dict) and details["email"].startswith("enc:k1:")
+        assert (details["email_bidx"], details["status"]) == (ann, "found")
+        [(error, subjects)] = _raw(url, "SELECT value, subjects FROM import_errors")
+        assert str(error).startswith("enc:k1:") and subjects == [ann]
+        [(previous,)] = _raw(url, "SELECT previous FROM import_updates")
+        assert isinstance(previous, dict) and previous["email"].startswith("enc:k1:")
+        assert (previous["email_bidx"], previous["email_domain"]) == (ann, "acme.com")
+        with connect(url) as conn:
+            opened = [(f["field"], f["value"], f["details"].get("email")) for f in conn.execute(facts)]
+            [error] = conn.execute("SELECT value FROM import_errors").fetchall()
+        assert opened == [("email", "ann@acme.com", "ann@acme.com"), ("title", "CEO", None)]
+        assert error == {"value": "Ann Lee <ann@acme.com>"}

@@ -1,0 +1,6 @@
+-- Lead facts, import errors, the lead snapshots of import updates and merges, verification and CRM payloads, CRM
+-- conflicts and messages written before they were sealed kept their emails, phones and streets in clear:
+-- `leads keys rotate` re-seals values sealed under an old key and never sealed these (sql/086 sealed the leads
+-- table's only). They are sealed now, as their writers store them today (import errors with the blind indexes of
+-- the identifiers in them, snapshots with their blind indexes), in Python in this migration's transaction
+-- (lib/store/keys.seal_values_in_clear, called by lib/store/migrations.py: sealing needs the keys, SQL has none).
