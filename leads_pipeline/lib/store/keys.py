@@ -478,7 +478,7 @@ def require_database_keys(conn: Connection) -> None:
     so the first process after an upgrade cannot record the wrong keys either."""
     ring = keyring()
     blind = blind_key()
-    wanted = {f"encryption:{key_id}": key for key_id, key in ring.keys.items()} | {"suppression": blind}
+    wanted = _wanted(ring, blind)
     recorded = {
         row["name"]: row["check_value"]
         for row in conn.execute("SELECT name, check_value FROM key_checks WHERE name = ANY(%s)", (list(wanted),))
@@ -496,6 +496,32 @@ def require_database_keys(conn: Connection) -> None:
             recorded[name] = row["check_value"] if row else value
         if recorded[name] != value:
             raise ConfigurationError(_other_keys(name))
+
+
+def require_keys_to_seal(conn: Connection) -> None:
+    """Refuse keys other than the database's before a migration seals values an older version stored in clear
+    (sql/080, sql/086, sql/093): it seals them under this process's keys, and a process whose leads home had
+    keys of its own (another machine with DATABASE_URL, a container with a new home) sealed them under keys that
+    open nowhere else before ``require_database_keys`` refused it. A database from before sql/085 has no check
+    values: the keys are tried on a stored lead's email (none before sql/010: nothing is sealed yet)."""
+    row = conn.execute(
+        "SELECT to_regclass('key_checks') IS NOT NULL AS checks, EXISTS (SELECT FROM pg_attribute"
+        " WHERE attrelid = to_regclass('leads') AND attname = 'email_bidx' AND NOT attisdropped) AS sealed"
+    ).fetchone()
+    if row is None or not row["sealed"]:
+        return
+    if row["checks"]:
+        require_database_keys(conn)
+        return
+    ring, blind = keyring(), blind_key()
+    for name in _wanted(ring, blind):
+        if not _opens_stored_values(conn, name, ring, blind):
+            raise ConfigurationError(_other_keys(name))
+
+
+def _wanted(ring: Keyring, blind: bytes) -> dict[str, bytes]:
+    """Each key of this process by its name in ``key_checks``, the encryption keys first."""
+    return {f"encryption:{key_id}": key for key_id, key in ring.keys.items()} | {"suppression": blind}
 
 
 def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: bytes) -> bool:

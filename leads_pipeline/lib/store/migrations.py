@@ -32,6 +32,8 @@ _SEALS_LEADS_IN_CLEAR = 86
 """The migration after which leads stored in clear before sql/010 are sealed and indexed in Python (it has no SQL)."""
 _SEALS_VALUES_IN_CLEAR = 93
 """The migration after which the other tables' values stored in clear before they were sealed are sealed in Python."""
+_SEALS: frozenset[int] = frozenset({_SEALS_WEBHOOK_URLS, _SEALS_LEADS_IN_CLEAR, _SEALS_VALUES_IN_CLEAR})
+"""The migrations that seal values under this process's keys: its keys are checked before any of them runs."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def apply_migrations(database_url: str, folder: Path | None = None) -> list[int]
 
 def prepare_database(database_url: str) -> None:
     """Apply the migrations, then check this process's keys against the database's (``require_database_keys``),
-    on one connection: each command and each run did both on a connection of its own (~8 ms each)."""
+    on one connection: each command and each run did both on a connection of its own (~8 ms each). Migrations
+    that seal values are preceded by the same check (``require_keys_to_seal``)."""
     from leads_pipeline.lib.store.keys import require_database_keys
 
     with connect(database_url, autocommit=True) as conn:
@@ -96,9 +99,13 @@ def _migrate(conn: Connection, folder: Path | None = None) -> list[int]:
                     " applied_at timestamptz NOT NULL DEFAULT now())"
                 )
         done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
-        for migration in migrations:
-            if migration.version in done:
-                continue
+        pending = [migration for migration in migrations if migration.version not in done]
+        if any(migration.version in _SEALS for migration in pending):
+            from leads_pipeline.lib.store.keys import require_keys_to_seal
+
+            with conn.transaction():
+                require_keys_to_seal(conn)
+        for migration in pending:
             with _privileges(conn, f"apply {migration.path.name}"), conn.transaction():
                 conn.execute(migration.path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
                 if migration.version == _RESPELLS_COMPANY_KEYS:

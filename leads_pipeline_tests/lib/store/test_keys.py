@@ -16,7 +16,7 @@ from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline.lib.store.migrations import apply_migrations
+from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
 from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
 from leads_pipeline_tests.support import database_before, import_file
@@ -294,6 +294,49 @@ def test_a_leads_home_with_keys_of_its_own_is_refused_by_a_database_sealed_under
             "encryption:k1",
             "suppression",
         ]
+
+
+@pytest.mark.parametrize("version", [80, 93], ids=["before-080-no-key-checks", "before-093-checks-recorded"])
+def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_before_it_seals_anything(
+    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int
+) -> None:
+    """sql/080, 086 and 093 seal what older versions stored in clear under the keys of the process applying them:
+    a second machine's or a container's leads home, with keys of its own, sealed them under keys that open
+    nowhere else, and only then was refused. It is refused before any migration, and the right home upgrades."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    in_clear = "SELECT value, (SELECT max(version) FROM schema_migrations) FROM import_errors"
+    _use_home(monkeypatch, first)
+    with database_before(postgres_server, version, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, email, email_bidx) SELECT id, 'Ann', %s, %s FROM lists",
+                (crypto.seal("ann@acme.com"), crypto.blind_index("email", "ann@acme.com")),
+            )
+            if version > 85:
+                require_database_keys(conn)
+            conn.execute(
+                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
+                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
+            )
+            conn.execute(
+                "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
+                " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
+            )
+        before = _raw(url, in_clear)
+        _use_home(monkeypatch, second)
+        with pytest.raises(ConfigurationError) as refused:
+            prepare_database(url)
+        assert str(refused.value).startswith(f"encryption key 'k1' of {second / 'encryption.keys'} is not the key")
+        assert "\n" not in str(refused.value)
+        latest = {80: 79, 93: 91}[version]
+        assert _raw(url, in_clear) == before == [("Ann Lee <ann@acme.com>", latest)]
+        _use_home(monkeypatch, first)
+        prepare_database(url)
+        assert [str(v).split(":")[:2] for (v, _) in _raw(url, in_clear)] == [["enc", "k1"]]
+        with connect(url) as conn:
+            opened = conn.execute("SELECT value FROM import_errors").fetchall()
+        assert opened == [{"value": "Ann Lee <ann@acme.com>"}]
 
 
 def test_an_upgrade_seals_and_indexes_the_leads_stored_in_clear_so_an_import_finds_them(
