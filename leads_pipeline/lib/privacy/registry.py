@@ -15,8 +15,7 @@ A stage that adds a table holding data about a person adds ONE ``PersonalTable``
 
 - ``lead_ids`` (bigint[]): the person's leads in every list (deleted and merged ones included);
 - ``emails`` (text[]): their normalized (lower-case) email addresses;
-- ``phones`` (text[]): their phone numbers in E.164;
-- ``phone_digits`` (text[]): the same numbers as digits only, for free text holding a number as it was typed;
+- ``phone_digits`` (text[]): their phone numbers (E.164) as digits only, for free text holding a number as typed;
 - ``email_patterns`` (text[]): ``%address%`` LIKE patterns, for free text and JSON holding an address;
 - ``email_hashes``, ``phone_hashes`` (text[]): their blind indexes (``lib/privacy/crypto.py``), for the columns
   stored sealed, which only a blind index finds;
@@ -44,7 +43,7 @@ from typing import Final, Literal
 
 
 def _phone_text(text: str) -> str:
-    """The condition "free text ``text`` (an import error's value, a column name) holds one of the person's
+    """The condition "free text ``text`` (an imported file's column name) holds one of the person's
     numbers": its digits contain the full number, or (written nationally, without the country code) its digits
     after leading zeros end the number."""
     return (
@@ -90,15 +89,10 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
     PersonalTable(
         "import_errors",
         "values of rejected or corrected cells as they were in the file",
-        # values are sealed (sql/010): a value is found by the blind indexes of the identifiers written in it;
-        # rows written before, in clear, by the text itself
-        # (each arm of the OR can use an index: sql/081)
+        # values are sealed (sql/010; those written in clear before, by sql/093): a value is found by the blind
+        # indexes of the identifiers written in it (each arm of the OR can use an index: sql/081)
         "t.subjects && %(subjects)s::text[] OR (t.import_id = ANY(%(error_imports)s::bigint[])"
-        " AND t.import_id || ':' || t.row_number = ANY(%(error_rows)s::text[]))"
-        " OR (t.value NOT LIKE 'enc:%%'"
-        " AND (lower(t.value) LIKE ANY(%(email_patterns)s) OR t.value = ANY(%(phones)s) OR "
-        + _phone_text("t.value")
-        + "))",
+        " AND t.import_id || ':' || t.row_number = ANY(%(error_rows)s::text[]))",
         "clear",
         ("value", "subjects"),
         lists=_IMPORT_LIST,
@@ -177,8 +171,7 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
     PersonalTable(
         "crm_sync_log",
         "sync messages naming the person",
-        "t.lead_id = ANY(%(lead_ids)s)"
-        " OR (t.message NOT LIKE 'enc:%%' AND lower(t.message) LIKE ANY(%(email_patterns)s))",
+        "t.lead_id = ANY(%(lead_ids)s)",
         "clear",
         ("message",),
         lists="SELECT r.list_id FROM crm_sync_runs r WHERE r.id = t.sync_id",

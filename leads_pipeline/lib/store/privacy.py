@@ -110,7 +110,6 @@ class Person:
         return {
             "lead_ids": self.lead_ids,
             "emails": self.emails,
-            "phones": self.phones,
             "phone_digits": [p.lstrip("+") for p in self.phones],
             "email_patterns": [
                 "%" + e.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "%" for e in self.emails

@@ -394,6 +394,13 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
                 ' (VALUES (\'email\', \'ann@acme.com\', \'{"email": "ann@acme.com", "status": "found"}\'),'
                 " ('title', 'CEO', '{\"title\": \"CEO\"}')) x(f, v, d)"
             )
+            conn.execute("INSERT INTO crm_connections (name, crm) VALUES ('hub', 'hubspot')")
+            conn.execute(
+                "WITH run AS (INSERT INTO crm_sync_runs (connection, direction, started_by) VALUES ('hub', 'push', 't')"
+                " RETURNING id)"
+                " INSERT INTO crm_sync_log (sync_id, lead_id, action, message)"
+                " SELECT run.id, l.id, 'failed', 'HubSpot: ann@acme.com is invalid' FROM run, leads l"
+            )
         assert 93 in apply_migrations(url)
         ann = crypto.blind_index("email", "ann@acme.com")
         [(email_fact, details), (title, title_details)] = _raw(
@@ -412,3 +419,5 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
             [error] = conn.execute("SELECT value FROM import_errors").fetchall()
         assert opened == [("email", "ann@acme.com", "ann@acme.com"), ("title", "CEO", None)]
         assert error == {"value": "Ann Lee <ann@acme.com>"}
+        [(message,)] = _raw(url, "SELECT message FROM crm_sync_log")
+        assert str(message).startswith("enc:k1:"), "the privacy registry searches sync messages by lead only"
