@@ -53,7 +53,7 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
         config.model_dump(exclude_none=True),
         partition_key=batch_key,
         quiet=quiet,
-        tags={"leads/list": config.list_name},
+        tags={"leads/list": config.list_name} if config.list_name else None,
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import phonenumbers
 
@@ -191,6 +191,17 @@ def _build_search_index(database_url: str, import_id: int) -> None:
         search_index.vacuum_partition(maintenance, import_id)
 
 
+INTERRUPTED: Final = "interrupted (the run was terminated or its process stopped): run it again to resume it"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What an import's status says of what stopped it. An interruption carries no message: a run terminated
+    from the Dagster UI read 'DagsterExecutionInterruptedError: ', Ctrl-C on ``leads import`` 'KeyboardInterrupt: '."""
+    if isinstance(exc, Exception):
+        return f"{type(exc).__name__}: {exc}"
+    return INTERRUPTED
+
+
 def run_import(
     database_url: str,
     *,
@@ -297,7 +308,7 @@ def run_import(
                 return store.import_status(conn, import_id)
         except BaseException as exc:
             with connect(database_url) as conn:
-                store.fail_import(conn, import_id, f"{type(exc).__name__}: {exc}")
+                store.fail_import(conn, import_id, failure_reason(exc))
             raise
     finally:
         if pool is not None:

@@ -9,11 +9,12 @@ import dagster as dg
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
-from leads_pipeline.lib.errors import NotFoundError, PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
 from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.lists import Connection, get_list
+from leads_pipeline.lib.store.lists import Connection, get_list, get_list_by_id
 from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS
 
 PROGRESS_LOG_SECONDS = 10.0
@@ -24,10 +25,12 @@ UNMAPPED = "custom"
 
 
 class ImportConfig(dg.Config):
-    """What to import into the batch: the launcher (CLI or sensor) fills it in."""
+    """What to import into the batch: the launcher (CLI or sensor) fills it in. Left out (a backfill or a
+    materialization launched from the Dagster UI, which has no file to give), the batch's recorded import is
+    reported, or resumed with its file, list and options."""
 
-    path: str
-    list_name: str
+    path: str | None = None
+    list_name: str | None = None
     on_duplicate: Literal["skip", "update"] = "skip"
     mapping: dict[str, str] = {}  # noqa: RUF012 - pydantic copies defaults
     default_region: str = "US"
@@ -50,6 +53,40 @@ class ImportConfig(dg.Config):
             chunk_rows=self.chunk_rows,
             create_list=self.create_list,
         )
+
+
+def recorded_import(conn: Connection, batch_id: str) -> ImportConfig:
+    """The configuration of the import recorded for ``batch_id``: its file (the content it began with), list,
+    mapping and options. The service resumes it, as any launch from the UI acts."""
+    record = store.import_for_batch(conn, batch_id)
+    if record is None:
+        raise PermanentError(
+            f"batch {batch_id} has no import to report or resume: give path and list_name in the run config"
+            " (ops: batch_leads: config:) to import a file as this batch"
+        )
+    lead_list = get_list_by_id(conn, record["list_id"])
+    options = record["options"]
+    return ImportConfig(
+        path=record["file_path"],
+        list_name=lead_list.name,
+        on_duplicate=options.get("on_duplicate", "skip"),
+        mapping={column: field or UNMAPPED for column, field in record["mapping"].items()},
+        default_region=options.get("default_region", "US"),
+        chunk_rows=record["chunk_rows"],
+        sha256=record["file_sha256"],
+    )
+
+
+def resolved_config(database: LeadsDatabase, batch_id: str, config: ImportConfig) -> ImportConfig:
+    """``config`` when it names the file and the list, else the batch's recorded import (``recorded_import``)."""
+    if config.path is not None and config.list_name is not None:
+        return config
+    if config.path is not None or config.list_name is not None:
+        raise ConfigurationError(
+            "give both path and list_name to import a file as this batch, or neither to report or resume its import"
+        )
+    with database.connection() as conn:
+        return recorded_import(conn, batch_id)
 
 
 def _require_importer(conn: Connection, list_name: str, user: str, *, create: bool) -> None:
@@ -106,29 +143,32 @@ def batch_leads(
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
     batch_id = context.partition_key
     checks: list[dg.AssetCheckResult] = []
+    list_name = ""
 
     def check_stored_leads() -> None:
         with database.connection() as conn:
-            lead_list = get_list(conn, config.list_name, None)
+            lead_list = get_list(conn, list_name, None)
             checks[:] = [
                 stored_leads_check(conn, batch_id),
                 no_duplicates_check(conn, lead_list.id, lead_list.dedupe),
             ]
 
     try:
-        if config.user is not None:
+        given = resolved_config(database, batch_id, config)
+        path, list_name = given.path or "", given.list_name or ""
+        if given.user is not None:
             with database.connection() as conn:
-                _require_importer(conn, config.list_name, config.user, create=config.create_list)
+                _require_importer(conn, list_name, given.user, create=given.create_list)
         status = run_import(
             database.database_url,
             batch_id=batch_id,
-            path=Path(config.path),
-            list_name=config.list_name,
-            options=config.options(),
-            user=config.user,
+            path=Path(path),
+            list_name=list_name,
+            options=given.options(),
+            user=given.user,
             on_progress=_progress_log(context.log),
             alongside_index_build=check_stored_leads,
-            expected_sha256=config.sha256,
+            expected_sha256=given.sha256,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -139,8 +179,8 @@ def batch_leads(
     return dg.MaterializeResult(
         metadata={
             "import_id": dg.MetadataValue.text(status["importId"]),
-            "list": dg.MetadataValue.text(config.list_name),
-            "file": dg.MetadataValue.path(config.path),
+            "list": dg.MetadataValue.text(list_name),
+            "file": dg.MetadataValue.path(status["file"]),  # a completed batch's own file, whatever path was given
             "rows": dg.MetadataValue.int(status["progress"]["total"]),
             "imported": dg.MetadataValue.int(results["imported"]),
             "updated": dg.MetadataValue.int(results["updated"]),

@@ -42,7 +42,10 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
         failures.extend(validate_leads(frame))
     failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]
     preview = "\n".join(
-        f"| {f.index} | {f.column or '(row)'} | {f.value} | {f.reason} |" for f in failures[:_PREVIEW_ROWS]
+        # masked as the other previews are: the values are the stored leads' (sealed in the database), read again
+        # whenever the batch is materialized, after any later edit of its leads
+        f"| {f.index} | {f.column or '(row)'} | {mask(str(f.value))} | {f.reason} |"
+        for f in failures[:_PREVIEW_ROWS]
     )
     return dg.AssetCheckResult(
         check_name=SCHEMA_CHECK,

@@ -136,6 +136,11 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
         hashes[key] = [dropped.ctime, sha]
         identity = f"{dropped.list_name.casefold()}|{sha}"
         if identity in requested:
+            if key not in hashed and requested[identity][0] != key:  # said once, as the file is first hashed
+                context.log.info(
+                    f"{dropped.path}: same content as {requested[identity][0]}, imported once into list"
+                    f" {dropped.list_name!r}: skipped"
+                )
             continue
         requested[identity] = [key, dropped.ctime]
         imported, failed_batch = _previous_import(database, dropped.list_name, sha)

@@ -25,9 +25,13 @@ MAX_LEAD_IDS: Final = 10_000
 """Lead ids kept in one entry: a bulk action on a million leads records its count, not a 10 MB id array."""
 
 _EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s@,;'\"<>()]+")
-_PHONE: Final = re.compile(r"(?<![0-9A-Za-z])\+?\d[\d\s().-]{5,}\d(?![0-9A-Za-z])")
-"""A run of 7+ digits (spaces, dots, dashes, brackets between) standing alone: a phone number, not the digits
-inside a token such as a subject hash or a CRM record id, which must stay intact to be found again."""
+_PHONE: Final = re.compile(
+    r"(?<![0-9A-Za-z])\+?\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?(?![0-9A-Za-z])", re.IGNORECASE
+)
+"""A run of 7+ digits (spaces, dots, dashes, brackets between) standing alone, with its extension if any: a phone
+number, not the digits inside a token such as a subject hash or a CRM record id, which must stay intact to be
+found again. Without the extension, ``007.155.3406x553`` was masked as ``<phone>.3406x553`` (the number's last
+digits and its extension left in clear, in an import's errors preview)."""
 
 
 def mask(text: str) -> str:

@@ -15,7 +15,9 @@ from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_lea
 from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib import importer
 from leads_pipeline.lib.csvfile import file_sha256
+from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
@@ -221,3 +223,52 @@ def test_a_run_acting_as_a_user_needs_the_editor_role_on_the_list(
     assert fresh.success and len(_leads(database_url)) == 33
     with connect(database_url) as conn:
         assert get_list(conn, "fresh", None).owner == "mallory"
+
+
+def test_a_materialization_without_a_file_reports_or_resumes_the_batch_s_recorded_import(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backfill of batch_leads over its partitions from the Dagster UI (or a click on Materialize) has no file
+    to give: every run of it failed on the config ('Missing required config entry "ops"'). The batch's recorded
+    import is now reported, or resumed with its own file, list, mapping and options; a batch that is no import
+    fails with what to give."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    merge_chunk = importer.store.merge_chunk
+    calls = 0
+
+    def fail_second_chunk(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise PermanentError("the database went away")
+        return merge_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(importer.store, "merge_chunk", fail_second_chunk)
+    config = {"path": str(DEMO_FILE), "list_name": "demo", "chunk_rows": 10, "mapping": {"City": UNMAPPED}}
+    stopped = _materialize(database_url, instance, "import-demo-r", config, raise_on_error=False)
+    assert not stopped.success and 0 < len(_leads(database_url)) < 33
+    monkeypatch.setattr(importer.store, "merge_chunk", merge_chunk)
+
+    resumed = _materialize(database_url, instance, "import-demo-r", {})
+    assert resumed.success
+    leads = _leads(database_url)
+    assert len(leads) == 33 and len({lead["email"] for lead in leads}) == 33
+    assert all(lead["city"] is None for lead in leads)  # the recorded mapping, not a new suggestion
+    metadata = _metadata(resumed)
+    assert (metadata["list"], metadata["file"], metadata["imported"]) == ("demo", str(DEMO_FILE), 33)
+
+    # Reported again as it is, under its own file whatever path is given; no lead is written twice.
+    other = tmp_path / "other.csv"
+    other.write_bytes(b"Email\nann@example.com\n")
+    again = _materialize(database_url, instance, "import-demo-r", {"path": str(other), "list_name": "demo"})
+    assert _metadata(again)["file"] == str(DEMO_FILE) and _metadata(again)["import_id"] == metadata["import_id"]
+    assert _leads(database_url) == leads
+
+    no_import = _materialize(database_url, instance, "rescore-20261130-v1", {}, raise_on_error=False)
+    failure = no_import.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    assert str(failure.description).startswith("batch rescore-20261130-v1 has no import to report or resume")
+    half = _materialize(database_url, instance, "import-demo-r", {"list_name": "demo"}, raise_on_error=False)
+    failure = half.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and str(failure.description).startswith("give both path and list_name")

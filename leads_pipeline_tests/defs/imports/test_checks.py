@@ -73,6 +73,23 @@ def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(datab
     assert "expected an email address" in failures
 
 
+def test_schema_check_masks_the_contact_data_it_shows(database_url: str, tmp_path: Path) -> None:
+    """The preview showed a failing stored value as it is: an address with a space in it (from a later edit of
+    the lead) was written in clear into Dagster's event log, where every other preview masks them."""
+    _, batch_id = _imported(database_url, tmp_path)
+    assignments, params = set_clause(email="bob ng@example.com")
+    bad = _execute(
+        database_url,
+        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
+        (*params, bidx("bob@example.com")),
+    )
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id)
+    failures = str(result.metadata["failures"].value)
+    assert f"| {bad} | email | bob <email> |" in failures
+    assert "ng@example.com" not in failures
+
+
 def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_path: Path) -> None:
     _, batch_id = _imported(database_url, tmp_path)
     assignments, params = set_clause(phone="555-0101", website="http://example.com/x")
@@ -86,7 +103,9 @@ def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_pa
     assert result.passed is False
     assert result.metadata["failing_leads"].value == 1
     assert result.metadata["failing_columns"].value == "phone, website"
-    assert f"| {bad} | phone | 555-0101 |" in str(result.metadata["failures"].value)
+    failures = str(result.metadata["failures"].value)
+    assert f"| {bad} | phone | <phone> |" in failures, "the number is masked in Dagster's event log"
+    assert "555-0101" not in failures
 
 
 def test_schema_check_fails_on_a_lead_with_no_identity(database_url: str, tmp_path: Path) -> None:

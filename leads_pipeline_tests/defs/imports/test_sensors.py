@@ -272,3 +272,20 @@ def test_no_inbox_folder_is_not_an_error(tmp_path: Path, database_url: str, monk
     inbox = Inbox(tmp_path / "missing", database_url)
     assert inbox.tick().run_requests == []
     assert not os.path.exists(tmp_path / "missing")
+
+
+def test_a_copy_under_another_name_is_said_to_be_skipped_once(inbox: Inbox, capsys: pytest.CaptureFixture[str]) -> None:
+    """A copy of a requested file left in the inbox was skipped with no word in the sensor's ticks (the UI showed
+    'Sensor function returned an empty result'), as long as the first file stayed; its first look now says why."""
+    first = inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    inbox.tick()
+    copy = inbox.drop("fair", "leads (copy).csv")
+    inbox.tick()
+    capsys.readouterr()
+    assert inbox.tick().run_requests == []
+    said = [line for line in capsys.readouterr().err.splitlines() if "same content" in line]
+    assert len(said) == 1
+    assert said[0].endswith(f"{copy}: same content as {first}, imported once into list 'fair': skipped")
+    inbox.tick()
+    assert "same content" not in capsys.readouterr().err

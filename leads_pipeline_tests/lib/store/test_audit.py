@@ -97,3 +97,20 @@ def test_the_selection_migration_leaves_out_the_values_compared_with_a_person(
     assert batches == expected
     assert [e["selection"] for e in entries] == [*expected[:3], descriptions[3][1]]
     assert all(e["to"] == "stdout" for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("007.155.3406x553", "<phone>"),
+        ("+1-809-862-5566x277", "<phone>"),
+        ("call 555-123-4567 ext. 12 today", "call <phone> today"),
+        ("555.509.8691 X 2329", "<phone>"),
+        ("1920x1080 px", "1920x1080 px"),
+    ],
+)
+def test_masking_takes_a_phone_s_extension_with_it(text: str, masked: str) -> None:
+    """An import's errors preview in Dagster showed the datablist number 007.155.3406x553 as <phone>.3406x553: the
+    number's last digits and its extension in clear, which an erasure (scrubbing the number and the raw cell)
+    then no longer found."""
+    assert audit.mask(text) == masked

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
-from leads_pipeline.lib.importer import ImportOptions, run_import
+from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -288,6 +288,35 @@ def test_a_batch_of_another_list_is_refused_and_nothing_is_written(database_url:
     with pytest.raises(PermanentError, match="batch batch-shared is an import into another list, not into 'second'"):
         import_file(database_url, DEMO_FILE, "second", batch_id="batch-shared")
     assert _lead_count(database_url, second_list) == 0
+
+
+def test_an_interrupted_import_says_so_and_resumes(database_url: str) -> None:
+    """A run terminated from the Dagster UI mid-import (an interruption, no Exception) left its import failed with
+    'DagsterExecutionInterruptedError: ' as the only word on why; it now says it was interrupted and how to go on."""
+    _new_list(database_url, "prospects")
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    options = ImportOptions(chunk_rows=10, workers=1)
+    with pytest.raises(KeyboardInterrupt):
+        run_import(
+            database_url,
+            batch_id="b-stop",
+            path=DEMO_FILE,
+            list_name="prospects",
+            options=options,
+            user="tester",
+            on_progress=interrupt,
+        )
+    with connect(database_url) as conn:
+        record = store.import_for_batch(conn, "b-stop")
+        assert record is not None
+        status = store.import_status(conn, record["id"])
+    assert (status["status"], status["progress"]["processed"]) == ("failed", 10)
+    assert status["failure"] == INTERRUPTED
+    resumed = run_import(database_url, batch_id="b-stop", path=DEMO_FILE, list_name="prospects", options=options)
+    assert (resumed["status"], resumed["results"]["imported"], resumed["failure"]) == ("completed", 33, None)
 
 
 # --------------------------------------------------------------------------------------------------------------
