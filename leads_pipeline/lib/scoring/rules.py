@@ -144,7 +144,7 @@ class Rules:
     """A configuration's rules prepared once for a batch: the fields they read (:attr:`fields`, each lead's values
     come in that order), the component shares, the ICP criteria's shares of company fit. Scoring a lead is then
     lookups by position; looking each value up by path and weighing the configuration again per lead took most
-    of scoring 100k leads in memory (65 us a lead, 24 us now)."""
+    of scoring 100k leads in memory (85 us a lead; 50 us now)."""
 
     def __init__(self, config: ScoringConfig) -> None:
         self.config = config
