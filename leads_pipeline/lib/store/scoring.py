@@ -2,7 +2,8 @@
 
 Scores are written set-based: a chunk of results is COPY'd into a temporary table and merged with a few
 statements (history rows only for leads whose score, components, stage or rules changed; stage changes guarded
-against a concurrent manual change). Re-scoring the same leads with the same rules appends nothing.
+against a concurrent manual change). Re-scoring the same leads with the same rules appends nothing and rewrites
+nothing.
 """
 
 from __future__ import annotations
@@ -308,6 +309,9 @@ def write_scores(
         """,
         params,
     )
+    # A current score whose score, components, band, reasons and versions stay is left as it is, scored_at (when
+    # the lead got it) and batch included: rewriting it for a new scored_at was most of an unchanged rescore's
+    # writes (100k leads: server CPU 3.0 -> 2.0 s, a new row version for each).
     conn.execute(
         """
         INSERT INTO lead_scores
@@ -317,6 +321,10 @@ def write_scores(
             score = excluded.score, components = excluded.components, band = excluded.band,
             reasons = excluded.reasons, config_version = excluded.config_version,
             model_version = excluded.model_version, batch_id = excluded.batch_id, scored_at = excluded.scored_at
+        WHERE (lead_scores.score, lead_scores.components, lead_scores.band, lead_scores.reasons,
+               lead_scores.config_version, lead_scores.model_version)
+              IS DISTINCT FROM (excluded.score, excluded.components, excluded.band, excluded.reasons,
+                                excluded.config_version, excluded.model_version)
         """,
         params,
     )

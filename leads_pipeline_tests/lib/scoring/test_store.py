@@ -320,3 +320,41 @@ def test_a_blank_sealed_value_counts_as_missing_without_being_opened(database_ur
     email = rules.fields.index("email")
     assert [i.values[email] for i in inputs] == [True, None, None]
     assert [i.values[rules.fields.index("first_name")] for i in inputs] == [None, None, None]
+
+
+def _row_writes(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows inserted, updated and deleted in this transaction in the tables scoring writes."""
+    return conn.execute(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables"
+        " WHERE relname IN ('leads', 'lead_scores', 'score_history', 'stage_changes') ORDER BY relname"
+    ).fetchall()
+
+
+def test_a_rescore_that_changes_nothing_writes_no_row(database_url: str) -> None:
+    """A current score is rewritten only when its score, components, band, reasons or versions change (every row
+    of a 100k-lead list was rewritten by every rescore, for a new scored_at); its scored_at is then when the lead
+    got that score."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _, [fit, other] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "US", "custom": {"Visits": 3}},
+            ],
+        )
+        score_leads(conn, [fit, other], config, now=NOW)
+        first = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        written = _row_writes(conn)
+
+        again = score_leads(conn, [fit, other], config, now=NOW + timedelta(hours=1), batch_id=None)
+
+        assert _row_writes(conn) == written
+        assert (again.scored, again.history_appended, again.stage_changes) == (2, 0, 0)
+        assert {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")} == first
+
+        conn.execute("UPDATE leads SET custom = '{}' WHERE id = %s", (other,))
+        score_leads(conn, [fit, other], config, now=NOW + timedelta(hours=2))
+        scored_at = {r["lead_id"]: r["scored_at"] for r in conn.execute("SELECT * FROM lead_scores")}
+        assert scored_at == {fit: NOW, other: NOW + timedelta(hours=2)}
+        assert [h["score"] for h in store.score_history(conn, other)] == [50, 25]
