@@ -133,13 +133,6 @@ def whole_points(raw: Mapping[str, float]) -> tuple[int, dict[str, int]]:
     return score, floors
 
 
-def plain_value(found: Any) -> Any:
-    """A stored value as the rules read it: text stripped, blank text missing (as :meth:`LeadInput.value`)."""
-    if isinstance(found, str):
-        return found.strip() or None
-    return found
-
-
 class Rules:
     """A configuration's rules prepared once for a batch: the fields they read (:attr:`fields`, each lead's values
     come in that order), the component shares, the ICP criteria's shares of company fit. Scoring a lead is then
@@ -215,7 +208,7 @@ class Rules:
         now: datetime,
         fit_probability: float | None = None,
     ) -> ScoreResult:
-        """Score one lead given its :attr:`fields` values (as :func:`plain_value` makes them)."""
+        """Score one lead given its :attr:`fields` values (as :meth:`LeadInput.value` reads them)."""
         if self.config.model.mode == "replace":
             if fit_probability is None:
                 raise ValueError("the configuration replaces the rules by the fit model, but no probability was given")

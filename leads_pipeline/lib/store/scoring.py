@@ -23,7 +23,7 @@ from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, ScoringConfig
-from leads_pipeline.lib.scoring.rules import LeadInput, Rules, plain_value
+from leads_pipeline.lib.scoring.rules import LeadInput, Rules
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import key_column
 
@@ -203,7 +203,7 @@ def load_rule_inputs(conn: Connection, lead_ids: Sequence[int], rules: Rules) ->
                         found[index] = ring.open(found[index])
             yield RuleInput(
                 lead_id,
-                tuple(plain_value(value) for value in found),
+                tuple([(v.strip() or None) if isinstance(v, str) else v for v in found]),  # as LeadInput.value
                 parse_technologies(technology),
                 data_updated_at,
                 stage,
