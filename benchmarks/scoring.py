@@ -211,14 +211,15 @@ def _measure(
     """One seed's split: the rules tuned on its training part and the fit model trained by ``lead_fit_model`` on
     the same split (the asset's held-out metrics), both measured on its holdout."""
     from leads_pipeline.launcher import materialize_fit_model
-    from leads_pipeline.lib.scoring.rules import score_lead
+    from leads_pipeline.lib.scoring.rules import Rules
     from leads_pipeline.lib.scoring.tuning import choose_method, lead_input, tune_rules
 
     train, test = _split(data.labels, seed)
     train_rows = [data.rows[i] for i in train]
     method, _ = choose_method(train_rows, data.labels[train], spec)  # cross-validated on the 70% only
     config = tune_rules(train_rows, data.labels[train], spec, now=now, method=method)
-    scores = np.array([score_lead(lead_input(int(i), data.rows[i]), config, now).score for i in test])
+    rules = Rules(config)
+    scores = np.array([rules.score(lead_input(int(i), data.rows[i]), now).score for i in test])
     trained = materialize_fit_model(
         {
             "labelled_list": list_name,
@@ -286,7 +287,7 @@ def speed_benchmark(count: int) -> dict[str, Any]:
     from leads_pipeline.lib.runtime import prepare_environment
     from leads_pipeline.lib.scoring.batch import score_leads
     from leads_pipeline.lib.scoring.config import load_config
-    from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
+    from leads_pipeline.lib.scoring.rules import LeadInput, Rules
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import create_list
     from leads_pipeline.lib.store.migrations import apply_migrations
@@ -296,8 +297,9 @@ def speed_benchmark(count: int) -> dict[str, Any]:
     now = datetime.now(UTC)
     leads = [LeadInput(i, r, json.loads(r["custom"]), ("HubSpot",), now) for i, r in enumerate(rows)]
     started = time.perf_counter()
+    rules = Rules(config)
     for lead in leads:
-        score_lead(lead, config, now)
+        rules.score(lead, now)
     in_memory = time.perf_counter() - started
 
     os.environ.setdefault("LEADS_HOME", str(OUT / "home"))

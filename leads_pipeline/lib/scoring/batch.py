@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import psycopg
 
 from leads_pipeline.lib.scoring.config import ScoringConfig
-from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
+from leads_pipeline.lib.scoring.rules import LeadInput, Rules
 from leads_pipeline.lib.scoring.stages import next_stage
 from leads_pipeline.lib.store import scoring as store
 
@@ -77,24 +77,40 @@ class BatchSummary:
         return "\n".join(lines)
 
 
+Chunk = tuple[list[store.RuleInput], list[LeadInput] | None]
+"""A chunk of leads as the rules read them, and as the fit model reads them when the configuration uses it."""
+
+
+def _read_chunk(conn: psycopg.Connection[dict[str, Any]], lead_ids: Sequence[int], rules: Rules) -> Chunk:
+    """The rules alone read only what they use; the fit model reads every column of a lead."""
+    if rules.config.model.mode == "off":
+        return list(store.load_rule_inputs(conn, lead_ids, rules)), None
+    stored = list(store.load_leads(conn, lead_ids))
+    inputs = [
+        store.RuleInput(
+            s.lead.id, rules.values(s.lead), s.lead.technologies, s.lead.data_updated_at, s.stage, s.stage_source
+        )
+        for s in stored
+    ]
+    return inputs, [s.lead for s in stored]
+
+
 def _score_chunk(
-    stored: Sequence[store.StoredLead],
-    config: ScoringConfig,
-    now: datetime,
-    model: FitProbabilities | None,
-    summary: BatchSummary,
+    chunk: Chunk, rules: Rules, now: datetime, model: FitProbabilities | None, summary: BatchSummary
 ) -> list[store.ScoreRow]:
     """Each lead's score, band, reasons and next stage, counted into ``summary``."""
+    inputs, leads = chunk
     probabilities: Sequence[float | None] = (
-        model.probabilities([s.lead for s in stored]) if model and config.model.mode != "off" else [None] * len(stored)
+        model.probabilities(leads) if model and leads is not None else [None] * len(inputs)
     )
+    config = rules.config
     rows: list[store.ScoreRow] = []
-    for item, probability in zip(stored, probabilities, strict=True):
-        result = score_lead(item.lead, config, now, fit_probability=probability)
+    for item, probability in zip(inputs, probabilities, strict=True):
+        result = rules.score_values(item.values, item.technologies, item.data_updated_at, now, probability)
         stage = next_stage(item.stage, item.stage_source, result.score, config)  # type: ignore[arg-type]
         rows.append(
             store.ScoreRow(
-                lead_id=item.lead.id,
+                lead_id=item.lead_id,
                 score=result.score,
                 components=result.components,
                 band=result.band,
@@ -129,11 +145,12 @@ def score_leads(
     # scores the next chunk (read just before them: reading a result waits for everything sent before it).
     # 100k leads scored for the first time: 13.9 s -> 11.6 s.
     with conn.pipeline():
-        stored = list(store.load_leads(conn, chunks[0])) if chunks else []
+        rules = Rules(config)
+        chunk = _read_chunk(conn, chunks[0], rules) if chunks else ([], None)
         for index in range(len(chunks)):
-            rows = _score_chunk(stored, config, now, model, summary)
+            rows = _score_chunk(chunk, rules, now, model, summary)
             if index + 1 < len(chunks):
-                stored = list(store.load_leads(conn, chunks[index + 1]))
+                chunk = _read_chunk(conn, chunks[index + 1], rules)
             writes.append(
                 store.write_scores(
                     conn,

@@ -8,10 +8,10 @@ score exactly. Every component also says why, in words, with the points each rea
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, TEXT_CRITERIA, Range, ScoringConfig, Signal
 
@@ -38,8 +38,9 @@ class LeadInput:
         return found
 
 
-@dataclass(frozen=True)
-class Reason:
+class Reason(NamedTuple):
+    """Points a component earned or missed, and why (a tuple: a lead has some 15, made 100k at a time)."""
+
     component: str
     points: float
     text: str
@@ -90,23 +91,6 @@ def _timestamp(value: Any) -> datetime | None:
     return None
 
 
-def completeness(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Part]]:
-    fields = config.completeness.fields
-    total = sum(fields.values())
-    if total <= 0:
-        return 0.0, []
-    filled = {path: lead.value(path) is not None for path in fields}
-    present = [(path, w) for path, w in fields.items() if filled[path]]
-    missing = [path for path in fields if not filled[path]]
-    ratio = sum(w for _, w in present) / total
-    parts: list[Part] = []
-    if present:
-        parts.append((ratio, f"{len(present)} of {len(fields)} key fields filled"))
-    if missing:
-        parts.append((0.0, "missing " + ", ".join(p.removeprefix(CUSTOM_PREFIX) for p in missing[:4])))
-    return ratio, parts
-
-
 def _in_ranges(value: Any, ranges: list[Range]) -> tuple[bool, str] | None:
     number = _number(value)
     if number is None:
@@ -115,44 +99,6 @@ def _in_ranges(value: Any, ranges: list[Range]) -> tuple[bool, str] | None:
         if r.contains(number):
             return True, r.describe()
     return False, ""
-
-
-def company_fit(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Part]]:
-    icp = config.company_fit
-    checks: list[tuple[str, float, bool, str]] = []  # criterion, weight, matched, reason
-
-    for criterion, path in TEXT_CRITERIA.items():
-        options = icp.folded[criterion]
-        if options:
-            value = lead.value(path)
-            matched = value is not None and str(value).casefold() in options
-            checks.append((criterion, icp.criterion_weight(criterion), matched, f"{path} {value} in the ICP"))
-    for criterion, ranges, path, label in (
-        ("employees", icp.employees, "employee_count", "company size"),
-        ("revenue", icp.revenue, "annual_revenue", "revenue"),
-    ):
-        if ranges:
-            found = _in_ranges(lead.value(path), ranges)
-            matched = found is not None and found[0]
-            checks.append(
-                (criterion, icp.criterion_weight(criterion), matched, f"{label} in {found[1] if found else ''}")
-            )
-    if icp.titles:
-        title = (lead.value("title") or "").casefold()
-        keyword = next((k for f, k in icp.folded_titles.items() if f in title), None) if title else None
-        checks.append(("titles", icp.criterion_weight("titles"), keyword is not None, f"title has {keyword!r}"))
-    if icp.technologies:
-        technologies = icp.folded_technologies
-        used = [technologies[t.casefold()] for t in lead.technologies if t.casefold() in technologies]
-        checks.append(("technologies", icp.criterion_weight("technologies"), bool(used), "uses " + ", ".join(used[:3])))
-    total = sum(weight for _, weight, _, _ in checks)
-    if total <= 0:
-        return 0.0, []
-    parts: list[Part] = [(weight / total, reason) for _, weight, matched, reason in checks if matched]
-    unmatched = [criterion for criterion, weight, matched, _ in checks if not matched and weight > 0]
-    if unmatched:
-        parts.append((0.0, "outside the ICP on " + ", ".join(unmatched[:4])))
-    return sum(share for share, _ in parts), parts
 
 
 def signal_points(signal: Signal, value: Any) -> tuple[float, str] | None:
@@ -167,44 +113,8 @@ def signal_points(signal: Signal, value: Any) -> tuple[float, str] | None:
     return signal.folded_values.get(str(value).casefold(), signal.default), f"{signal.name} {value}"
 
 
-def engagement(lead: LeadInput, config: ScoringConfig) -> tuple[float, list[Part]]:
-    full = config.engagement.full_points
-    if full <= 0:
-        return 0.0, []
-    parts: list[Part] = []
-    total = 0.0
-    for signal in config.engagement.signals:
-        found = signal_points(signal, lead.value(signal.field))
-        if found is None or not found[0]:
-            continue
-        total += found[0]
-        parts.append((found[0] / full, found[1]))
-    if not parts and config.engagement.signals:
-        parts.append((0.0, "no engagement recorded"))
-    return min(1.0, max(0.0, total / full)), parts
-
-
 def _decay(age_days: float, half_life: float) -> float:
     return 0.5 ** (max(0.0, age_days) / half_life)
-
-
-def recency(lead: LeadInput, config: ScoringConfig, now: datetime) -> tuple[float, list[Part]]:
-    settings = config.recency
-    share = settings.activity_share if settings.activity_field else 0.0
-    parts: list[Part] = []
-    updated = lead.data_updated_at
-    if updated is not None:
-        age = (now - updated).total_seconds() / _SECONDS_PER_DAY
-        decayed = (1 - share) * _decay(age, settings.data_half_life_days)
-        parts.append((decayed, f"data {max(0, int(age))} days old"))
-    if settings.activity_field:
-        last = _timestamp(lead.value(settings.activity_field))
-        if last is None:
-            parts.append((0.0, "no recent activity recorded"))
-        else:
-            age = (now - last).total_seconds() / _SECONDS_PER_DAY
-            parts.append((share * _decay(age, settings.activity_half_life_days), f"last activity {int(age)} days ago"))
-    return min(1.0, sum(p for p, _ in parts)), parts
 
 
 def band(score: float, config: ScoringConfig) -> str:
@@ -223,41 +133,202 @@ def whole_points(raw: Mapping[str, float]) -> tuple[int, dict[str, int]]:
     return score, floors
 
 
-ComponentRule = Callable[[LeadInput, ScoringConfig], tuple[float, list[Part]]]
-_RULES: dict[str, ComponentRule] = {
-    "dataCompleteness": completeness,
-    "companyFit": company_fit,
-    "engagement": engagement,
-}
+class Rules:
+    """A configuration's rules prepared once for a batch: the fields they read (:attr:`fields`, each lead's values
+    come in that order), the component shares, the ICP criteria's shares of company fit. Scoring a lead is then
+    lookups by position; looking each value up by path and weighing the configuration again per lead took most
+    of scoring 100k leads in memory (85 us a lead; 50 us now)."""
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.config = config
+        slots: dict[str, int] = {}
+        valued: set[str] = set()
+
+        def slot(path: str, *, value: bool = True) -> int:
+            if value:
+                valued.add(path)
+            return slots.setdefault(path, len(slots))
+
+        weights = config.component_weights()
+        scale = 100 / sum(weights.values())
+        self._components = [(name, weight, weight * scale) for name, weight in weights.items()]
+        self._hot, self._warm = config.band_floors()
+
+        fields = config.completeness.fields
+        self._completeness_total = sum(fields.values())
+        self._completeness = [
+            (slot(path, value=False), weight, path.removeprefix(CUSTOM_PREFIX)) for path, weight in fields.items()
+        ]
+
+        icp = config.company_fit
+        # (kind, criterion, weight, slot, what it matches against, label); the same order as the checks always had
+        checks: list[tuple[str, str, float, int, Any, str]] = []
+        for criterion, path in TEXT_CRITERIA.items():
+            if icp.folded[criterion]:
+                checks.append(
+                    ("text", criterion, icp.criterion_weight(criterion), slot(path), icp.folded[criterion], path)
+                )
+        for criterion, ranges, path, label in (
+            ("employees", icp.employees, "employee_count", "company size"),
+            ("revenue", icp.revenue, "annual_revenue", "revenue"),
+        ):
+            if ranges:
+                checks.append(("range", criterion, icp.criterion_weight(criterion), slot(path), ranges, label))
+        if icp.titles:
+            checks.append(("titles", "titles", icp.criterion_weight("titles"), slot("title"), icp.folded_titles, ""))
+        if icp.technologies:
+            technologies = icp.folded_technologies
+            checks.append(("technologies", "technologies", icp.criterion_weight("technologies"), -1, technologies, ""))
+        self.uses_technologies = bool(icp.technologies)
+        fit_total = sum(weight for _, _, weight, _, _, _ in checks)
+        self._fit = [
+            (kind, criterion, weight, weight / fit_total if fit_total > 0 else 0.0, index, match, label)
+            for kind, criterion, weight, index, match, label in checks
+        ]
+        self._fit_total = fit_total
+
+        self._signals = [(signal, slot(signal.field)) for signal in config.engagement.signals]
+        activity = config.recency.activity_field
+        self._activity = slot(activity) if activity else -1
+        self.fields: tuple[str, ...] = tuple(slots)
+        self.presence_only = frozenset(slots.keys() - valued)
+        """Fields only counted as filled or not (completeness): a reader may give True/None instead of the value."""
+
+    def values(self, lead: LeadInput) -> tuple[Any, ...]:
+        return tuple(lead.value(path) for path in self.fields)
+
+    def score(self, lead: LeadInput, now: datetime, fit_probability: float | None = None) -> ScoreResult:
+        return self.score_values(self.values(lead), lead.technologies, lead.data_updated_at, now, fit_probability)
+
+    def score_values(
+        self,
+        values: Sequence[Any],
+        technologies: Sequence[str],
+        data_updated_at: datetime | None,
+        now: datetime,
+        fit_probability: float | None = None,
+    ) -> ScoreResult:
+        """Score one lead given its :attr:`fields` values (as :meth:`LeadInput.value` reads them)."""
+        if self.config.model.mode == "replace":
+            if fit_probability is None:
+                raise ValueError("the configuration replaces the rules by the fit model, but no probability was given")
+            points = 100 * fit_probability
+            score, components = whole_points({"fitModel": points})
+            reason = Reason("fitModel", points, f"fit model: {fit_probability:.0%} likely to convert")
+            return ScoreResult(score, components, self._band(score), (reason,))
+        raw: dict[str, float] = {}
+        reasons: list[Reason] = []
+        for name, weight, share in self._components:
+            if name == "dataCompleteness":
+                ratio, parts = self._completeness_parts(values)
+            elif name == "companyFit":
+                ratio, parts = self._company_fit(values, technologies)
+            elif name == "engagement":
+                ratio, parts = self._engagement(values)
+            elif name == "recency":
+                ratio, parts = self._recency(values, data_updated_at, now)
+            else:
+                if fit_probability is None:
+                    raise ValueError(
+                        "the configuration uses the fit model as a component, but no probability was given"
+                    )
+                ratio, parts = (
+                    fit_probability,
+                    [(fit_probability, f"fit model: {fit_probability:.0%} likely to convert")],
+                )
+            raw[name] = share * ratio
+            if weight > 0:
+                reasons.extend(Reason(name, share * part, text) for part, text in parts)
+        score, components = whole_points(raw)
+        return ScoreResult(score, components, self._band(score), tuple(reasons))
+
+    def _band(self, score: float) -> str:
+        return "hot" if score >= self._hot else "warm" if score >= self._warm else "cold"
+
+    def _completeness_parts(self, values: Sequence[Any]) -> tuple[float, list[Part]]:
+        if self._completeness_total <= 0:
+            return 0.0, []
+        present = [weight for index, weight, _ in self._completeness if values[index] is not None]
+        missing = [name for index, _, name in self._completeness if values[index] is None]
+        ratio = sum(present) / self._completeness_total
+        parts: list[Part] = []
+        if present:
+            parts.append((ratio, f"{len(present)} of {len(self._completeness)} key fields filled"))
+        if missing:
+            parts.append((0.0, "missing " + ", ".join(missing[:4])))
+        return ratio, parts
+
+    def _company_fit(self, values: Sequence[Any], technologies: Sequence[str]) -> tuple[float, list[Part]]:
+        if self._fit_total <= 0:
+            return 0.0, []
+        parts: list[Part] = []
+        unmatched: list[str] = []
+        for kind, criterion, weight, share, index, match, label in self._fit:
+            reason = None
+            if kind == "text":
+                value = values[index]
+                if value is not None and str(value).casefold() in match:
+                    reason = f"{label} {value} in the ICP"
+            elif kind == "range":
+                found = _in_ranges(values[index], match)
+                if found is not None and found[0]:
+                    reason = f"{label} in {found[1]}"
+            elif kind == "titles":
+                title = (values[index] or "").casefold()
+                keyword = next((k for f, k in match.items() if f in title), None) if title else None
+                if keyword is not None:
+                    reason = f"title has {keyword!r}"
+            else:
+                used = [match[t.casefold()] for t in technologies if t.casefold() in match]
+                if used:
+                    reason = "uses " + ", ".join(used[:3])
+            if reason is not None:
+                parts.append((share, reason))
+            elif weight > 0:
+                unmatched.append(criterion)
+        if unmatched:
+            parts.append((0.0, "outside the ICP on " + ", ".join(unmatched[:4])))
+        return sum(part for part, _ in parts), parts
+
+    def _engagement(self, values: Sequence[Any]) -> tuple[float, list[Part]]:
+        full = self.config.engagement.full_points
+        if full <= 0:
+            return 0.0, []
+        parts: list[Part] = []
+        total = 0.0
+        for signal, index in self._signals:
+            found = signal_points(signal, values[index])
+            if found is None or not found[0]:
+                continue
+            total += found[0]
+            parts.append((found[0] / full, found[1]))
+        if not parts and self._signals:
+            parts.append((0.0, "no engagement recorded"))
+        return min(1.0, max(0.0, total / full)), parts
+
+    def _recency(self, values: Sequence[Any], updated: datetime | None, now: datetime) -> tuple[float, list[Part]]:
+        settings = self.config.recency
+        share = settings.activity_share if settings.activity_field else 0.0
+        parts: list[Part] = []
+        if updated is not None:
+            age = (now - updated).total_seconds() / _SECONDS_PER_DAY
+            decayed = (1 - share) * _decay(age, settings.data_half_life_days)
+            parts.append((decayed, f"data {max(0, int(age))} days old"))
+        if settings.activity_field:
+            last = _timestamp(values[self._activity])
+            if last is None:
+                parts.append((0.0, "no recent activity recorded"))
+            else:
+                age = (now - last).total_seconds() / _SECONDS_PER_DAY
+                parts.append(
+                    (share * _decay(age, settings.activity_half_life_days), f"last activity {int(age)} days ago")
+                )
+        return min(1.0, sum(p for p, _ in parts)), parts
 
 
 def score_lead(
     lead: LeadInput, config: ScoringConfig, now: datetime, fit_probability: float | None = None
 ) -> ScoreResult:
     """Score one lead. ``fit_probability`` is the learned model's probability that the lead converts (needed when
-    the configuration uses the model)."""
-    if config.model.mode == "replace":
-        if fit_probability is None:
-            raise ValueError("the configuration replaces the rules by the fit model, but no probability was given")
-        points = 100 * fit_probability
-        score, components = whole_points({"fitModel": points})
-        reason = Reason("fitModel", points, f"fit model: {fit_probability:.0%} likely to convert")
-        return ScoreResult(score, components, band(score, config), (reason,))
-    weights = config.component_weights()
-    scale = 100 / sum(weights.values())
-    raw: dict[str, float] = {}
-    reasons: list[Reason] = []
-    for name, weight in weights.items():
-        if name == "fitModel":
-            if fit_probability is None:
-                raise ValueError("the configuration uses the fit model as a component, but no probability was given")
-            ratio, parts = fit_probability, [(fit_probability, f"fit model: {fit_probability:.0%} likely to convert")]
-        elif name == "recency":
-            ratio, parts = recency(lead, config, now)
-        else:
-            ratio, parts = _RULES[name](lead, config)
-        share = weight * scale
-        raw[name] = share * ratio
-        reasons.extend(Reason(name, share * part, text) for part, text in parts if weight > 0)
-    score, components = whole_points(raw)
-    return ScoreResult(score, components, band(score, config), tuple(reasons))
+    the configuration uses the model). Scoring many leads: prepare :class:`Rules` once."""
+    return Rules(config).score(lead, now, fit_probability)

@@ -30,7 +30,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from leads_pipeline.lib.scoring.config import ScoringConfig, parse_config
 from leads_pipeline.lib.scoring.model import FeatureSpec, as_number
-from leads_pipeline.lib.scoring.rules import LeadInput, score_lead
+from leads_pipeline.lib.scoring.rules import LeadInput, Rules
 
 SMOOTHING = 20.0
 POINTS_PER_LOG_ODDS = 10.0
@@ -219,7 +219,8 @@ def tune_rules(
     }
     draft = parse_config(document, source="tuned configuration")
     moment = now or datetime.now(UTC)
-    scores = np.array([score_lead(lead_input(i, r), draft, moment).score for i, r in enumerate(rows)])
+    rules = Rules(draft)
+    scores = np.array([rules.score(lead_input(i, r), moment).score for i, r in enumerate(rows)])
     mql = _best_threshold(scores, labels)
     sql = min(100, mql + max(1, (100 - mql) // 2))
     return parse_config({**document, "thresholds": {"mql": mql, "sql": sql}}, source="tuned configuration")

@@ -2,7 +2,8 @@
 
 Scores are written set-based: a chunk of results is COPY'd into a temporary table and merged with a few
 statements (history rows only for leads whose score, components, stage or rules changed; stage changes guarded
-against a concurrent manual change). Re-scoring the same leads with the same rules appends nothing.
+against a concurrent manual change). Re-scoring the same leads with the same rules appends nothing and rewrites
+nothing.
 """
 
 from __future__ import annotations
@@ -11,15 +12,20 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
+from psycopg import sql
+from psycopg.rows import tuple_row
+from psycopg.types.string import TextLoader
 
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
-from leads_pipeline.lib.scoring.config import ScoringConfig
-from leads_pipeline.lib.scoring.rules import LeadInput
+from leads_pipeline.lib.privacy import crypto
+from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, ScoringConfig
+from leads_pipeline.lib.scoring.rules import LeadInput, Rules
 from leads_pipeline.lib.store import access
+from leads_pipeline.lib.store.db import key_column
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -48,6 +54,17 @@ class StoredLead:
     """A lead as scoring sees it, with its current stage and who set that stage last."""
 
     lead: LeadInput
+    stage: str
+    stage_source: str
+
+
+class RuleInput(NamedTuple):
+    """What the rules read of a lead, its values in the order of :attr:`Rules.fields`, and its current stage."""
+
+    lead_id: int
+    values: tuple[Any, ...]
+    technologies: Sequence[str]
+    data_updated_at: datetime | None
     stage: str
     stage_source: str
 
@@ -109,6 +126,91 @@ def load_leads(conn: Connection, lead_ids: Sequence[int]) -> Iterator[StoredLead
     """The leads, live ones only, in id order. The query is sent at once (in a pipeline: queued) and its rows are
     read as the result is iterated."""
     return (_stored_lead(row) for row in conn.execute(_LOAD_LEADS, (list(lead_ids),)))
+
+
+_PRESENCE_BY_KEY = ("email", "phone", "mobile_phone")
+"""Sealed fields whose blind index is there whenever the field is (sql/010): whether one is filled needs no
+decryption."""
+
+
+def load_rule_inputs(conn: Connection, lead_ids: Sequence[int], rules: Rules) -> Iterator[RuleInput]:
+    """The leads as the rules read them, live ones only, in id order: only the columns and custom fields the rules
+    use, text loaded as it is and only the sealed values they read opened. A sealed field counted only as filled
+    or not (the default completeness counts email and phone) is told by its blind index, which hashes the value
+    stripped (a value of blanks only has the blind index of ' '). Reading every column of 100k leads through the opening
+    loader, each row a dict, took 2.9 s of this process; this takes 1.3 s.
+
+    Queued like :func:`load_leads`: the query is sent at once, its rows read as the result is iterated."""
+    selected: list[sql.Composable] = []
+    sealed: list[int] = []
+    custom: list[sql.Composable] = []
+    for index, path in enumerate(rules.fields):
+        if path.startswith(CUSTOM_PREFIX):
+            key = sql.Literal(path.removeprefix(CUSTOM_PREFIX))
+            custom.append(sql.SQL("{}, l.custom -> {}").format(key, key))
+            selected.append(sql.SQL("NULL"))  # taken from the custom fields read, below
+        elif path in _PRESENCE_BY_KEY and path in rules.presence_only:
+            blank = crypto.blind_index(path, " ")
+            selected.append(
+                sql.SQL("CASE WHEN {} IS NOT NULL AND {} <> {} THEN true END").format(
+                    sql.Identifier("l", path), key_column(f"{path}_bidx", "l"), sql.Literal(blank)
+                )
+            )
+        else:
+            selected.append(sql.Identifier("l", path))
+            if path in crypto.SEALED_FIELDS:
+                sealed.append(index)
+    technologies = (
+        """(SELECT value FROM lead_facts f WHERE f.lead_id = l.id AND f.field = 'technologies'
+            ORDER BY confidence DESC, observed_at DESC LIMIT 1)"""
+        if rules.uses_technologies
+        else "NULL::text"
+    )
+    query = sql.SQL(
+        """
+        SELECT l.id, l.stage, coalesce(last_change.source, 'auto'),
+               greatest(l.updated_at, (SELECT max(observed_at) FROM lead_facts f WHERE f.lead_id = l.id)),
+               {technologies}, {custom}, {selected}
+        FROM leads l
+        LEFT JOIN LATERAL (
+            SELECT source FROM stage_changes c WHERE c.lead_id = l.id ORDER BY c.id DESC LIMIT 1
+        ) last_change ON true
+        WHERE l.id = ANY(%s) AND l.deleted_at IS NULL
+        ORDER BY l.id
+        """
+    ).format(
+        technologies=sql.SQL(technologies),
+        custom=sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(custom)) if custom else sql.SQL("NULL"),
+        selected=sql.SQL(", ").join(selected),
+    )
+    cursor = conn.cursor(row_factory=tuple_row)
+    # Text as it is: of the columns read, only those in ``sealed`` can hold sealed values, opened below; the
+    # custom fields are JSON and keep the connection's opening loader.
+    cursor.adapters.register_loader("text", TextLoader)
+    cursor.execute(query, (list(lead_ids),))
+    ring = crypto.keyring() if sealed else None
+    custom_keys = [
+        (i, p.removeprefix(CUSTOM_PREFIX)) for i, p in enumerate(rules.fields) if p.startswith(CUSTOM_PREFIX)
+    ]
+
+    def inputs() -> Iterator[RuleInput]:
+        for lead_id, stage, stage_source, data_updated_at, technology, custom_values, *found in cursor:
+            for index, key in custom_keys:
+                found[index] = custom_values[key]
+            if ring is not None:
+                for index in sealed:
+                    if found[index] is not None:
+                        found[index] = ring.open(found[index])
+            yield RuleInput(
+                lead_id,
+                tuple([(v.strip() or None) if isinstance(v, str) else v for v in found]),  # as LeadInput.value
+                parse_technologies(technology),
+                data_updated_at,
+                stage,
+                stage_source,
+            )
+
+    return inputs()
 
 
 def _stored_lead(row: dict[str, Any]) -> StoredLead:
@@ -207,6 +309,9 @@ def write_scores(
         """,
         params,
     )
+    # A current score whose score, components, band, reasons and versions stay is left as it is, scored_at (when
+    # the lead got it) and batch included: rewriting it for a new scored_at was most of an unchanged rescore's
+    # writes (100k leads: server CPU 3.0 -> 2.0 s, a new row version for each).
     conn.execute(
         """
         INSERT INTO lead_scores
@@ -216,6 +321,10 @@ def write_scores(
             score = excluded.score, components = excluded.components, band = excluded.band,
             reasons = excluded.reasons, config_version = excluded.config_version,
             model_version = excluded.model_version, batch_id = excluded.batch_id, scored_at = excluded.scored_at
+        WHERE (lead_scores.score, lead_scores.components, lead_scores.band, lead_scores.reasons,
+               lead_scores.config_version, lead_scores.model_version)
+              IS DISTINCT FROM (excluded.score, excluded.components, excluded.band, excluded.reasons,
+                                excluded.config_version, excluded.model_version)
         """,
         params,
     )

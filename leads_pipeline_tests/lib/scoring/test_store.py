@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,8 +15,10 @@ from psycopg.types.array import ListDumper
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.batch import score_leads
-from leads_pipeline.lib.scoring.config import parse_config
+from leads_pipeline.lib.scoring.config import load_config, parse_config
+from leads_pipeline.lib.scoring.rules import Rules, score_lead
 from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
 from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
@@ -243,3 +247,114 @@ def test_batch_problems_find_unscored_and_broken_sums(database_url: str) -> None
         assert problems["checked"] == 2
         assert problems["unscored"] == [b]
         assert [r["lead_id"] for r in problems["mismatched"]] == [a]
+
+
+READ_LEADS = [
+    {
+        "email": "ana@acme.example",
+        "phone": "+14155550100",
+        "street": "1 Main St",
+        "title": "VP Sales",
+        "industry": "Internet",
+        "country": "US",
+        "employee_count": 120,
+        "custom": {"Visits": 4, "Email Opens": "2", "Last Activity Date": "2026-11-20", "Plan": "pro"},
+    },
+    {"email": "  ", "first_name": " ", "street": "2 High St", "source": " Referral ", "custom": {"Visits": " 12 "}},
+    {},
+]
+"""Leads with sealed fields filled, blank (whitespace only) and missing, numbers as text, blank custom values."""
+STREET_SIGNAL = {
+    "completeness": {"fields": {"email": 1, "street": 1}},
+    "engagement": {"signals": [{"field": "street", "values": {"1 main st": 10}}]},
+}
+"""A configuration that reads a sealed value itself (an engagement signal on the street)."""
+
+
+@pytest.mark.parametrize(("document", "opened"), [(None, []), (STREET_SIGNAL, ["1 Main St", "2 High St"])])
+def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any] | None, opened: list[str]
+) -> None:
+    """Scoring reads only the fields its rules use, opens only the sealed values they read (the default counts
+    email and phone as filled or not: their blind indexes tell, a blank value included), and scores every lead
+    as the rules score it read whole."""
+    config = load_config() if document is None else parse_config(document)
+    with connect(database_url) as conn:
+        _, leads = add_leads(conn, READ_LEADS)
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence)"
+            " VALUES (%s, 'technologies', '[\"HubSpot\"]', 'gemini', 80)",
+            (leads[0],),
+        )
+        values: list[str] = []
+        open_many = crypto.Keyring.open_many
+
+        def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
+            plain = open_many(ring, sealed)
+            values.extend(plain)
+            return plain
+
+        monkeypatch.setattr(crypto.Keyring, "open_many", counted)
+        score_leads(conn, leads, config, now=NOW)
+        assert values == opened
+        monkeypatch.undo()
+
+        stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        for lead in store.load_leads(conn, leads):
+            whole = score_lead(lead.lead, config, NOW)
+            row = stored[lead.lead.id]
+            assert (row["score"], row["components"], row["reasons"]) == (
+                whole.score,
+                whole.components,
+                whole.explanation(),
+            )
+    assert stored[leads[0]]["score"] != stored[leads[1]]["score"]
+
+
+def test_a_blank_sealed_value_counts_as_missing_without_being_opened(database_url: str) -> None:
+    with connect(database_url) as conn:
+        _, leads = add_leads(conn, READ_LEADS)
+        rules = Rules(load_config())
+        assert "email" in rules.presence_only and "title" not in rules.presence_only
+        inputs = list(store.load_rule_inputs(conn, leads, rules))
+    email = rules.fields.index("email")
+    assert [i.values[email] for i in inputs] == [True, None, None]
+    assert [i.values[rules.fields.index("first_name")] for i in inputs] == [None, None, None]
+
+
+def _row_writes(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows inserted, updated and deleted in this transaction in the tables scoring writes."""
+    return conn.execute(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables"
+        " WHERE relname IN ('leads', 'lead_scores', 'score_history', 'stage_changes') ORDER BY relname"
+    ).fetchall()
+
+
+def test_a_rescore_that_changes_nothing_writes_no_row(database_url: str) -> None:
+    """A current score is rewritten only when its score, components, band, reasons or versions change (every row
+    of a 100k-lead list was rewritten by every rescore, for a new scored_at); its scored_at is then when the lead
+    got that score."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _, [fit, other] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "US", "custom": {"Visits": 3}},
+            ],
+        )
+        score_leads(conn, [fit, other], config, now=NOW)
+        first = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        written = _row_writes(conn)
+
+        again = score_leads(conn, [fit, other], config, now=NOW + timedelta(hours=1), batch_id=None)
+
+        assert _row_writes(conn) == written
+        assert (again.scored, again.history_appended, again.stage_changes) == (2, 0, 0)
+        assert {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")} == first
+
+        conn.execute("UPDATE leads SET custom = '{}' WHERE id = %s", (other,))
+        score_leads(conn, [fit, other], config, now=NOW + timedelta(hours=2))
+        scored_at = {r["lead_id"]: r["scored_at"] for r in conn.execute("SELECT * FROM lead_scores")}
+        assert scored_at == {fit: NOW, other: NOW + timedelta(hours=2)}
+        assert [h["score"] for h in store.score_history(conn, other)] == [50, 25]
