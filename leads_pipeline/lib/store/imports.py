@@ -32,7 +32,7 @@ from leads_pipeline.lib.prepare import (
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import access, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
-from leads_pipeline.lib.store.lists import Connection
+from leads_pipeline.lib.store.lists import Connection, lock_for_adding
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
@@ -539,6 +539,7 @@ def merge_chunk(
     claimed = conn.execute("SELECT chunks_done, mapping FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if claimed is None or claimed["chunks_done"] != chunk.index:
         return None
+    lock_for_adding(conn, list_id, f"import {import_id}")
     # without a full-name column, the full name a row stages is only its first and last name joined
     full_name_mapped = "full_name" in (claimed["mapping"] or {}).values()
     conn.execute("SET LOCAL synchronous_commit = off")

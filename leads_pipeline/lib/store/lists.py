@@ -199,6 +199,22 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
     return _update(conn, lead_list.id, "archived_at = CASE WHEN %(archived)s THEN now() END", {"archived": archived})
 
 
+def lock_for_adding(conn: Connection, list_id: int, action: str) -> None:
+    """Hold the list, until the transaction ends, for adding leads to it by its dedupe key (``action`` names the
+    caller in a refusal). A writer matches what the list holds and then inserts what it did not find: two of them
+    at once (two imports with overlapping emails) each missed the other's uncommitted leads and both inserted
+    them, duplicates by the key. Holding the list's row makes them take turns (a 50k-row import chunk holds it
+    for well under a second), and makes them wait for a ``lists delete`` in flight, which updates that row: a
+    deleted list is refused, where the leads would otherwise have gone live into it after its purge."""
+    row = conn.execute("SELECT name, deleted_at FROM lists WHERE id = %s FOR NO KEY UPDATE", (list_id,)).fetchone()
+    if row is None or row["deleted_at"] is not None:
+        name = f"list {row['name']!r}" if row is not None else f"list {list_id}"
+        raise NotFoundError(
+            f"{name} was deleted; {action} stopped (nothing more is written to it). `leads lists restore` brings a"
+            " list deleted without --purge back"
+        )
+
+
 def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:
     """Delete the list: hidden everywhere, its name free again. Its leads are soft-deleted with it, or with
     ``purge`` removed for good (with their facts, tags and batch memberships, and the raw cells its imports'

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -639,6 +640,83 @@ def test_undo_is_refused_after_an_edit_that_began_before_the_last_chunk_and_comm
     with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
         _undo(database_url, update["importId"])
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
+
+
+def test_two_imports_into_one_list_at_once_leave_no_duplicates_by_its_key(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports with overlapping emails into one list: the second matched the list while the first's chunk
+    had inserted its leads but not committed them, missed them and inserted them again (`leads import` of two
+    3,000-row files sharing 1,500 emails at once left 200 duplicates). It now waits for the first chunk to end."""
+    list_id = _new_list(database_url)
+    header = ["Email", "First Name"]
+    a = _write_csv(tmp_path / "a.csv", header, [["shared@x.com", "Ann"], ["only-a@x.com", "Abe"]])
+    b = _write_csv(tmp_path / "b.csv", header, [["shared@x.com", "Ann"], ["only-b@x.com", "Bea"]])
+    first_inserted, second_matched = threading.Event(), threading.Event()
+    insert_new, match_rows = store._insert_new, store._match_rows
+
+    def insert_and_hold(*args: Any) -> int:
+        inserted = insert_new(*args)
+        if not first_inserted.is_set():  # the first import's chunk: give the second time to match the list
+            first_inserted.set()
+            second_matched.wait(timeout=3)
+        return inserted
+
+    def match_then_tell(*args: Any) -> int:
+        matched = match_rows(*args)
+        if first_inserted.is_set():
+            second_matched.set()
+        return matched
+
+    monkeypatch.setattr(store, "_insert_new", insert_and_hold)
+    monkeypatch.setattr(store, "_match_rows", match_then_tell)
+    results: dict[str, dict[str, int]] = {}
+
+    def second() -> None:
+        first_inserted.wait(timeout=10)
+        results["b"] = import_file(database_url, b)["results"]
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    results["a"] = import_file(database_url, a)["results"]
+    thread.join()
+
+    assert (
+        _scalar(database_url, "SELECT count(*) - count(DISTINCT email_bidx) FROM leads WHERE list_id = %s", (list_id,))
+        == 0
+    ), "no two leads of the list share an email"
+    assert _lead_count(database_url, list_id) == 3
+    assert results["a"]["imported"] == 2
+    assert (results["b"]["imported"], results["b"]["skipped"]) == (1, 1)
+
+
+def test_an_import_stops_when_its_list_is_purged_while_it_runs(database_url: str, tmp_path: Path) -> None:
+    """`leads lists delete --purge` while an import writes the list: the chunks after the purge inserted their
+    leads live into the deleted list, personal data the purge was to remove for good. The import now stops at
+    the next chunk, saying the list was deleted."""
+    from leads_pipeline.lib.store.lists import delete_list
+
+    _new_list(database_url)
+    rows = [[f"p{i}@x.com", f"P{i}"] for i in range(3)]
+    path = _write_csv(tmp_path / "p.csv", ["Email", "First Name"], rows)
+
+    def purge_after_the_first_chunk(processed: int, _total: int) -> None:
+        if processed == 1:
+            with connect(database_url) as conn:
+                delete_list(conn, get_list(conn, "prospects", None), purge=True)
+
+    with pytest.raises(NotFoundError, match=r"list 'prospects' was deleted; import \d+ stopped"):
+        run_import(
+            database_url,
+            batch_id="purged",
+            path=path,
+            list_name="prospects",
+            options=ImportOptions(workers=1, chunk_rows=1),
+            user="tester",
+            on_progress=purge_after_the_first_chunk,
+        )
+    assert _scalar(database_url, "SELECT count(*) FROM leads") == 0
+    assert _scalar(database_url, "SELECT status FROM imports WHERE batch_id = 'purged'") == "failed"
 
 
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
