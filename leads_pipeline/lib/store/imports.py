@@ -780,6 +780,9 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s",
         {"imp": import_id},
     )
+    # Held from here: an edit in flight (a `bulk set`, an enrichment) is waited for and then seen by the checks
+    # below, where the undo would otherwise restore or delete over it once it committed, losing it unseen.
+    conn.execute("SELECT l.id FROM leads l JOIN undo_written USING (id) ORDER BY l.id FOR UPDATE OF l")
     lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT l.list_id FROM leads l JOIN undo_written USING (id)")]
     moved = f"a list holding leads import {import_id} wrote"  # moved since: not named to a stranger to it
     access.require_all(conn, lists, user, "editor", "undoing an import into it", subject=moved)

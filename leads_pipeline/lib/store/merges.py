@@ -243,8 +243,8 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
         merge = conn.execute("SELECT * FROM merges WHERE id = %s FOR UPDATE", (merge_id,)).fetchone()
         if merge is None:
             raise NotFoundError(access.not_shared(f"merge {merge_id}", MERGES_HINT))
-        survivor = conn.execute(
-            "SELECT list_id, updated_at, opted_out_at FROM leads WHERE id = %s", (merge["survivor_id"],)
+        survivor = conn.execute(  # held: an edit in flight is waited for and then seen, not overwritten
+            "SELECT list_id, updated_at, opted_out_at FROM leads WHERE id = %s FOR UPDATE", (merge["survivor_id"],)
         ).fetchone()
         lists = [
             r["list_id"] for r in conn.execute("SELECT list_id FROM leads WHERE id = ANY(%s)", (merge["merged_ids"],))

@@ -31,7 +31,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import bidx, database_before, import_file
+from leads_pipeline_tests.support import await_lock_wait, bidx, database_before, import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -640,6 +640,47 @@ def test_undo_is_refused_after_an_edit_that_began_before_the_last_chunk_and_comm
     with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
         _undo(database_url, update["importId"])
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
+
+
+@pytest.mark.parametrize("on_duplicate", ["skip", "update"])
+def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
+    database_url: str, tmp_path: Path, on_duplicate: OnDuplicate
+) -> None:
+    """`leads imports undo` while a `bulk set` on a lead the import wrote had not committed yet: the undo checked
+    the lead as the import left it, waited for the edit, then deleted the lead it created (or restored the one it
+    updated) over the edit, silently. It now waits for the edit before its checks, and is refused."""
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title"]
+    _import_rows(database_url, tmp_path / "0.csv", header, [["e1@x.com", "Eve", "Engineer"]])
+    if on_duplicate == "update":
+        status = _import_rows(
+            database_url, tmp_path / "1.csv", header, [["e1@x.com", "", "CTO"]], on_duplicate="update"
+        )
+    else:
+        status = _import_rows(database_url, tmp_path / "1.csv", header, [["e2@x.com", "Max", "CTO"]])
+    edited = (
+        _scalar(database_url, "SELECT max(id) FROM leads")
+        if on_duplicate == "skip"
+        else _lead(database_url, "e1@x.com")["id"]
+    )
+    outcome: dict[str, str] = {}
+
+    def undo() -> None:
+        try:
+            outcome["undone"] = str(_undo(database_url, status["importId"]))
+        except LeadsError as exc:
+            outcome["refused"] = str(exc)
+
+    with connect(database_url) as editor:  # as `leads bulk set title "Manual CTO"` writes, committed below
+        editor.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
+        thread = threading.Thread(target=undo)
+        thread.start()
+        await_lock_wait(database_url)
+        editor.commit()
+    thread.join()
+
+    assert f"1 leads it wrote changed since (lead {edited}:" in outcome.get("refused", str(outcome))
+    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (edited,)) == "Manual CTO"
 
 
 def test_two_imports_into_one_list_at_once_leave_no_duplicates_by_its_key(
