@@ -45,6 +45,8 @@ def dedupe_command(
                     f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has "
                     f"{len(found)} (numbers 1 to {len(found)})"
                 )
+            if merge:
+                merges.hold_lists_of(conn, [i for c in chosen for i in c.lead_ids])
             merged = (
                 [
                     merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()

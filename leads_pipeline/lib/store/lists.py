@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -199,6 +200,13 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
     return _update(conn, lead_list.id, "archived_at = CASE WHEN %(archived)s THEN now() END", {"archived": archived})
 
 
+def hold_lists(conn: Connection, list_ids: Collection[int]) -> None:
+    """Hold these lists' rows until the transaction ends, in id order (two holders never wait for each other in
+    a circle). Every writer that reads a list's leads by key and then writes them takes them first: an import
+    chunk (``lock_for_adding``), a bulk move or copy into a list, a merge; so they take turns."""
+    conn.execute("SELECT id FROM lists WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (sorted(list_ids),))
+
+
 def lock_for_adding(conn: Connection, list_id: int, action: str) -> None:
     """Hold the list, until the transaction ends, for adding leads to it by its dedupe key (``action`` names the
     caller in a refusal). A writer matches what the list holds and then inserts what it did not find: two of them
@@ -206,7 +214,8 @@ def lock_for_adding(conn: Connection, list_id: int, action: str) -> None:
     them, duplicates by the key. Holding the list's row makes them take turns (a 50k-row import chunk holds it
     for well under a second), and makes them wait for a ``lists delete`` in flight, which updates that row: a
     deleted list is refused, where the leads would otherwise have gone live into it after its purge."""
-    row = conn.execute("SELECT name, deleted_at FROM lists WHERE id = %s FOR NO KEY UPDATE", (list_id,)).fetchone()
+    hold_lists(conn, [list_id])
+    row = conn.execute("SELECT name, deleted_at FROM lists WHERE id = %s", (list_id,)).fetchone()
     if row is None or row["deleted_at"] is not None:
         name = f"list {row['name']!r}" if row is not None else f"list {list_id}"
         raise NotFoundError(

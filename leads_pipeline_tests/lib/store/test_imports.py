@@ -760,6 +760,39 @@ def test_an_import_stops_when_its_list_is_purged_while_it_runs(database_url: str
     assert _scalar(database_url, "SELECT status FROM imports WHERE batch_id = 'purged'") == "failed"
 
 
+def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str, tmp_path: Path) -> None:
+    """`leads import --on-duplicate update` while `leads dedupe --merge` merged the lead a row finds: the import
+    matched the lead, waited for the merge, then updated it although it had been merged away; the survivor (now
+    holding its email) kept the old title. The import now waits for the merge before matching."""
+    from leads_pipeline.lib.store.merges import merge_cluster
+
+    _new_list(database_url)
+    header = ["Email", "First Name", "Last Name", "Company", "Phone", "Title", "City"]
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ann@acme.com", "Ann", "Lee", "", "", "", ""]])
+    complete = ["", "Annie", "Lee-Smith", "Acme", "+12125550101", "Engineer", "New York"]
+    _import_rows(database_url, tmp_path / "b.csv", header, [complete])
+    ids = [r["id"] for r in _all_leads(database_url)]
+    outcome: dict[str, Any] = {}
+
+    def update() -> None:
+        rows = [["ann@acme.com", "", "", "", "", "CTO", ""]]
+        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
+
+    with connect(database_url) as merging:  # as `leads dedupe --merge` merges, committed below
+        merging.execute("SELECT 1")  # one transaction around the merge, as the command's
+        merge = merge_cluster(merging, ids, "tester", reasons=["same person"], score=1.0)
+        assert merge.survivor_id == ids[1], "the most complete lead survives"
+        thread = threading.Thread(target=update)
+        thread.start()
+        await_lock_wait(database_url)
+        merging.commit()
+    thread.join()
+
+    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    assert live == [{"id": ids[1], "title": "CTO"}]
+    assert outcome["results"]["results"]["updated"] == 1
+
+
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
     from leads_pipeline.lib.store.merges import merge_cluster, undo_merge
 
