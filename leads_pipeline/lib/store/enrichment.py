@@ -21,7 +21,7 @@ from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, Not
 from leads_pipeline.lib.privacy.crypto import seal, seal_details, seal_fact
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.db import key_column
+from leads_pipeline.lib.store.db import existing_leads, key_column
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -591,7 +591,10 @@ def replace_company_facts(
     facts: Sequence[FactRow],
     updates: dict[int, dict[str, Any]],
 ) -> None:
-    """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent)."""
+    """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent).
+    A lead deleted since it was read gets none (``existing_leads``)."""
+    live = existing_leads(conn, lead_ids)
+    facts = [f for f in facts if f.lead_id in live]
     conn.execute(
         "DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s",
         (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),
