@@ -203,8 +203,18 @@ def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadL
 def hold_lists(conn: Connection, list_ids: Collection[int]) -> None:
     """Hold these lists' rows until the transaction ends, in id order (two holders never wait for each other in
     a circle). Every writer that reads a list's leads by key and then writes them takes them first: an import
-    chunk (``lock_for_adding``), a bulk move or copy into a list, a merge; so they take turns."""
+    chunk (``lock_for_adding``), a bulk move or copy into a list, a merge, a bulk delete; so they take turns."""
     conn.execute("SELECT id FROM lists WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (sorted(list_ids),))
+
+
+def hold_lists_of(conn: Connection, lead_ids: list[int]) -> None:
+    """Hold the lists of these leads (``hold_lists``) before writing the leads, for a writer that removes them
+    from what an import matches (a merge, a bulk delete): an import updating the list matched a lead, waited for
+    that writer to release it, then updated it although it had been merged away or deleted, so the survivor never
+    got the new values (or they went into a deleted lead). Held, the import waits before matching.
+    ``leads dedupe --merge`` merges every cluster in one transaction: it holds all their lists first."""
+    found = conn.execute("SELECT DISTINCT list_id FROM leads WHERE id = ANY(%s)", (lead_ids,))
+    hold_lists(conn, [int(r["list_id"]) for r in found])
 
 
 def lock_for_adding(conn: Connection, list_id: int, action: str) -> None:

@@ -26,7 +26,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_frame, seal_fact
 from leads_pipeline.lib.store import access, audit
-from leads_pipeline.lib.store.lists import Connection, hold_lists
+from leads_pipeline.lib.store.lists import Connection, hold_lists_of
 from leads_pipeline.lib.store.search import where_clause
 
 _FILLED: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "phone_ext", "mobile_phone_ext", "company_key", "name_key")
@@ -106,15 +106,6 @@ def _same_number(other: dict[str, Any], phone: str, values: dict[str, Any], surv
 
 def _completeness(row: dict[str, Any]) -> int:
     return sum(1 for f in CANONICAL_FIELDS if row[f] not in (None, ""))
-
-
-def hold_lists_of(conn: Connection, lead_ids: list[int]) -> None:
-    """Hold the lists of these leads (``lists.hold_lists``) before their rows: an import updating the list
-    matched a lead, then waited for the merge to release it and wrote it although the merge had merged it away,
-    so the survivor never got the new values. Held, the import waits before matching and finds the survivor.
-    ``leads dedupe --merge`` merges every cluster in one transaction: it holds all their lists first."""
-    found = conn.execute("SELECT DISTINCT list_id FROM leads WHERE id = ANY(%s)", (lead_ids,))
-    hold_lists(conn, [int(r["list_id"]) for r in found])
 
 
 def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: list[str], score: float) -> MergeResult:

@@ -793,6 +793,40 @@ def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str,
     assert outcome["results"]["results"]["updated"] == 1
 
 
+def test_an_update_import_during_a_bulk_delete_of_the_lead_it_finds_creates_it_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`leads import --on-duplicate update` while `leads bulk delete` deleted the lead a row finds: the import
+    matched the lead, waited for the delete, then updated the deleted lead ("updated 1", and no live lead had
+    the row's values). It now waits before matching, as after the delete: the row is a new lead."""
+    from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.store import bulk
+
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title"]
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ann@acme.com", "Ann", "Engineer"]])
+    [deleted] = [r["id"] for r in _all_leads(database_url)]
+    outcome: dict[str, Any] = {}
+
+    def update() -> None:
+        rows = [["ann@acme.com", "", "CTO"]]
+        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
+
+    with connect(database_url) as deleting:  # as `leads bulk delete` deletes, committed below
+        deleting.execute("SELECT 1")  # one transaction around the delete, committed when the import waits
+        bulk.delete(deleting, Selection.build(ids=[deleted]), "tester")
+        thread = threading.Thread(target=update)
+        thread.start()
+        await_lock_wait(database_url)
+        deleting.commit()
+    thread.join()
+
+    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    assert [r["title"] for r in live] == ["CTO"] and live[0]["id"] != deleted
+    assert outcome["results"]["results"]["imported"] == 1
+    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (deleted,)) == "Engineer"
+
+
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
     from leads_pipeline.lib.store.merges import merge_cluster, undo_merge
 
