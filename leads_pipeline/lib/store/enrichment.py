@@ -285,12 +285,15 @@ def note_source(conn: Connection, job_id: str, source: str, note: str) -> None:
 
 def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterable[int], reason: str) -> None:
     """Record why these leads failed at ``source``; addresses and numbers a provider's error quotes are masked
-    (the reason is kept in clear for the job's report, the contact data is not)."""
+    (the reason is kept in clear for the job's report, the contact data is not). A lead deleted since it was
+    read gets none (``existing_leads``)."""
     reason = mask(reason)
+    ids = list(lead_ids)
+    live = existing_leads(conn, ids)
     conn.cursor().executemany(
         """INSERT INTO enrichment_failures (job_id, lead_id, source, reason) VALUES (%s, %s, %s, %s)
            ON CONFLICT (job_id, lead_id, source) DO UPDATE SET reason = EXCLUDED.reason, at = now()""",
-        [(job_id, lead_id, source, reason[:1000]) for lead_id in lead_ids],
+        [(job_id, lead_id, source, reason[:1000]) for lead_id in ids if lead_id in live],
     )
 
 

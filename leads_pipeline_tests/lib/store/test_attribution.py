@@ -79,3 +79,36 @@ def test_facts_of_a_lead_deleted_while_they_were_looked_up_are_left_out(database
     assert outcome == {"written": 1}
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_facts")] == [kept]
+
+
+def test_a_failure_of_a_lead_deleted_while_it_was_looked_up_is_left_out(database_url: str) -> None:
+    """A lookup that failed for leads an undo deleted meanwhile: recording why failed on the foreign key, and the
+    job's other leads' failures with it."""
+    from leads_pipeline.lib.store.enrichment import record_failures
+
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "undone")
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('job-1', 'selection')")
+        conn.execute(
+            "INSERT INTO enrichment_jobs (id, sources, template, created_by) VALUES ('job-1', '{phone}', 's', 't')"
+        )
+    failed: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            with connect(database_url) as conn:
+                record_failures(conn, "job-1", "twilio", [gone, kept], "Twilio: timed out")
+        except BaseException as exc:
+            failed.append(exc)
+
+    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
+        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
+        thread = threading.Thread(target=record)
+        thread.start()
+        await_lock_wait(database_url)
+        undoing.commit()
+    thread.join()
+
+    assert failed == []
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM enrichment_failures")] == [kept]
