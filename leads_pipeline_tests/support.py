@@ -78,6 +78,21 @@ def import_file(
     )
 
 
+def await_lock_wait(database_url: str, timeout_s: float = 20.0) -> None:
+    """Return once a session of the test database waits for a lock: the concurrent writer a test started in a
+    thread has reached the row or list another of its transactions holds."""
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ).fetchone()
+            if waiting is not None and waiting[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no session waited for a lock within {timeout_s} s")
+
+
 def stored(**fields: Any) -> dict[str, Any]:
     """Lead column values as the store writes them: emails, phones and street sealed, with their blind indexes
     (for tests that write leads with plain SQL)."""

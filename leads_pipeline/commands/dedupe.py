@@ -30,6 +30,7 @@ def dedupe_command(
     from leads_pipeline.lib.filters import Selection
     from leads_pipeline.lib.store import merges
     from leads_pipeline.lib.store.db import connect
+    from leads_pipeline.lib.store.lists import hold_lists_of
 
     env = run_or_fail(environment)
 
@@ -45,6 +46,8 @@ def dedupe_command(
                     f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has "
                     f"{len(found)} (numbers 1 to {len(found)})"
                 )
+            if merge:
+                hold_lists_of(conn, [i for c in chosen for i in c.lead_ids])
             merged = (
                 [
                     merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()

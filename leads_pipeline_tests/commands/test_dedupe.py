@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.merges import undo_merge
 from leads_pipeline_tests.commands.conftest import Leads
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import await_lock_wait, import_file
 
 HEADER = "First Name,Last Name,Company,Title,Email,Phone,LinkedIn URL,City,Country\n"
 LIST_A = (
@@ -132,6 +135,37 @@ def test_merge_everything_then_undo_refused_after_a_later_change(two_lists: Lead
     error = two_lists.fails("merges", "undo", str(result["merges"][0]["mergeId"]))
     assert f"lead {survivor} changed after merge" in error
     assert "--cluster 9: no such cluster" in two_lists.fails("dedupe", "--merge", "--cluster", "9")
+
+
+def test_undoing_a_merge_while_a_bulk_edit_changes_its_survivor_keeps_the_edit(
+    two_lists: Leads, database_url: str
+) -> None:
+    """`leads merges undo` while a `bulk set` on the survivor had not committed yet: the undo read the survivor as
+    the merge left it, waited for the edit, then wrote the saved row over it (the note was gone, nothing said so).
+    It now waits for the edit first and is refused as after any later change."""
+    merge = two_lists.json("dedupe", "--merge", "--json")["merges"][0]
+    survivor = merge["survivorId"]
+    outcome: dict[str, str] = {}
+
+    def undo() -> None:
+        try:
+            with connect(database_url) as conn:
+                outcome["undone"] = str(undo_merge(conn, merge["mergeId"], "tester"))
+        except LeadsError as exc:
+            outcome["refused"] = str(exc)
+
+    with connect(database_url) as editor:  # as `leads bulk set notes called` writes, committed below
+        editor.execute("UPDATE leads SET notes = 'called', updated_at = now() WHERE id = %s", (survivor,))
+        thread = threading.Thread(target=undo)
+        thread.start()
+        await_lock_wait(database_url)
+        editor.commit()
+    thread.join()
+
+    assert f"lead {survivor} changed after merge" in outcome.get("refused", str(outcome))
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT notes, merged_into FROM leads WHERE id = %s", (survivor,)).fetchone()
+        assert row == {"notes": "called", "merged_into": None}
 
 
 def test_a_viewer_cannot_merge_and_nothing_changes(two_lists: Leads, database_url: str) -> None:

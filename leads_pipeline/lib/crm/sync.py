@@ -39,7 +39,7 @@ from leads_pipeline.lib.privacy.crypto import is_sealed, keyring
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures, liveness
-from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.db import connect, existing_leads, transaction
 from leads_pipeline.lib.store.privacy import flag_opted_out
 
 PULL_CHUNK = 200
@@ -403,6 +403,10 @@ class SyncEngine:
             unlinked = [record for record, _ in part if record.remote_id is None]
             linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
             with store.lock_match_keys(conn, self.connection.name, [r.key for r in unlinked], linked_ids):
+                # a lead deleted since it was read (an import undone, a list purged) is not sent; the others are
+                # held until the results are recorded, a deletion in flight waited for
+                present = existing_leads(conn, [record.lead_id for record, _ in part])
+                part = [(record, digest) for record, digest in part if record.lead_id in present]
                 linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
                 part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)
                         for record, digest in part]  # fmt: skip

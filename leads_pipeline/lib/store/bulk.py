@@ -24,7 +24,7 @@ from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMN
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
 from leads_pipeline.lib.store import access, audit, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
-from leads_pipeline.lib.store.lists import Connection, LeadList, normalize_tags
+from leads_pipeline.lib.store.lists import Connection, LeadList, hold_lists_of, lock_for_adding, normalize_tags
 from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
 
 SETTABLE: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "stage")
@@ -399,6 +399,7 @@ def move_to(conn: Connection, selection: Selection, user: str, target: LeadList)
     where it is and is reported as skipped."""
     with conn.transaction():
         access.require(conn, target.id, user, "editor", "moving leads into it")
+        lock_for_adding(conn, target.id, "moving leads into it")
         ids = matched_leads(conn, selection, user, "moving its leads")
         staying = _collisions(conn, ids, target)
         moving = [i for i in ids if i not in staying]
@@ -424,6 +425,7 @@ def copy_to(conn: Connection, selection: Selection, user: str, target: LeadList)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in _COPIED)
     with conn.transaction():
         access.require(conn, target.id, user, "editor", "copying leads into it")
+        lock_for_adding(conn, target.id, "copying leads into it")
         ids = select_lead_ids(conn, selection, user)  # reading is enough on the source lists
         skipped = _collisions(conn, ids, target)
         copying = [i for i in ids if i not in skipped]
@@ -477,6 +479,7 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
     """Soft-delete the selected leads (``deleted_at``); ``restore`` brings them back."""
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "deleting its leads")
+        hold_lists_of(conn, ids)
         stamp = conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE id = ANY(%s) RETURNING deleted_at",
             (ids,),

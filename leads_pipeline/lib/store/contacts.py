@@ -24,7 +24,7 @@ from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal_details, seal_fact
 from leads_pipeline.lib.store.batches import batch_lead_ids
-from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.db import connect, existing_leads
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -141,6 +141,9 @@ def batch_facts(conn: Conn, batch_id: str, lead_ids: Sequence[int], fields: Sequ
 
 
 def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int:
+    """Write the facts; returns how many. A lead deleted since it was read gets none (``existing_leads``)."""
+    facts = list(facts)
+    live = existing_leads(conn, (f.lead_id for f in facts))
     rows = [
         (
             f.lead_id,
@@ -154,6 +157,7 @@ def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int
             f.observed_at,
         )
         for f in facts
+        if f.lead_id in live
     ]
     if rows:
         with conn.cursor() as cur:

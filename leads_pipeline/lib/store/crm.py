@@ -25,7 +25,7 @@ from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_c
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.bulk import refresh_keys
-from leads_pipeline.lib.store.db import key_column
+from leads_pipeline.lib.store.db import existing_leads, key_column
 from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
 from leads_pipeline.lib.store.search import filters_condition
 
@@ -130,10 +130,13 @@ def update_run(conn: Connection, run_id: int, **counts: Any) -> None:
 
 
 def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome]) -> None:
-    """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log."""
+    """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log.
+    A lead deleted while it was sent (an import undone, a list purged) gets no link nor reject, only its log
+    line: they would fail the whole batch's on the foreign key (``existing_leads``)."""
     done = [o for o in outcomes]
-    good = [o for o in done if o.action not in ("failed", "invalid")]
-    bad = [o for o in done if o.action in ("failed", "invalid")]
+    live = existing_leads(conn, (o.lead_id for o in done))
+    good = [o for o in done if o.action not in ("failed", "invalid") and o.lead_id in live]
+    bad = [o for o in done if o.action in ("failed", "invalid") and o.lead_id in live]
     with conn.cursor() as cursor:
         if good:
             cursor.execute(  # a deleted lead's link gives its record up to the live lead the CRM matched it to

@@ -7,7 +7,7 @@ rest arrive as plaintext, so no reader of emails, phones or addresses decrypts a
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -71,6 +71,14 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, _OpeningJsonLoader)
     return conn
+
+
+def existing_leads(conn: psycopg.Connection[dict[str, Any]], lead_ids: Iterable[int]) -> set[int]:
+    """Those of the leads that still exist, held (key share) until the transaction ends, for a writer of their
+    facts that read them a while ago: one deleted since (an import undone, a list purged while the lookups ran)
+    would fail the whole write on the foreign key. A deletion in flight is waited for, and then seen."""
+    held = conn.execute("SELECT id FROM leads WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", (sorted(set(lead_ids)),))
+    return {int(r["id"]) for r in held}
 
 
 def storable_text(text: str) -> str:

@@ -21,7 +21,7 @@ from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, Not
 from leads_pipeline.lib.privacy.crypto import seal, seal_details, seal_fact
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.db import key_column
+from leads_pipeline.lib.store.db import existing_leads, key_column
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -285,12 +285,15 @@ def note_source(conn: Connection, job_id: str, source: str, note: str) -> None:
 
 def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterable[int], reason: str) -> None:
     """Record why these leads failed at ``source``; addresses and numbers a provider's error quotes are masked
-    (the reason is kept in clear for the job's report, the contact data is not)."""
+    (the reason is kept in clear for the job's report, the contact data is not). A lead deleted since it was
+    read gets none (``existing_leads``)."""
     reason = mask(reason)
+    ids = list(lead_ids)
+    live = existing_leads(conn, ids)
     conn.cursor().executemany(
         """INSERT INTO enrichment_failures (job_id, lead_id, source, reason) VALUES (%s, %s, %s, %s)
            ON CONFLICT (job_id, lead_id, source) DO UPDATE SET reason = EXCLUDED.reason, at = now()""",
-        [(job_id, lead_id, source, reason[:1000]) for lead_id in lead_ids],
+        [(job_id, lead_id, source, reason[:1000]) for lead_id in ids if lead_id in live],
     )
 
 
@@ -593,7 +596,10 @@ def replace_company_facts(
     facts: Sequence[FactRow],
     updates: dict[int, dict[str, Any]],
 ) -> None:
-    """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent)."""
+    """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent).
+    A lead deleted since it was read gets none (``existing_leads``)."""
+    live = existing_leads(conn, lead_ids)
+    facts = [f for f in facts if f.lead_id in live]
     conn.execute(
         "DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s",
         (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),

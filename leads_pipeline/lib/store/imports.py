@@ -32,7 +32,7 @@ from leads_pipeline.lib.prepare import (
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
 from leads_pipeline.lib.store import access, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
-from leads_pipeline.lib.store.lists import Connection
+from leads_pipeline.lib.store.lists import Connection, lock_for_adding
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
@@ -634,6 +634,7 @@ def merge_chunk(
     claimed = conn.execute("SELECT chunks_done, mapping FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if claimed is None or claimed["chunks_done"] != chunk.index:
         return None
+    lock_for_adding(conn, list_id, f"import {import_id}")
     # without a full-name column, the full name a row stages is only its first and last name joined
     full_name_mapped = "full_name" in (claimed["mapping"] or {}).values()
     conn.execute("SET LOCAL synchronous_commit = off")
@@ -875,6 +876,9 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s",
         {"imp": import_id},
     )
+    # Held from here: an edit in flight (a `bulk set`, an enrichment) is waited for and then seen by the checks
+    # below, where the undo would otherwise restore or delete over it once it committed, losing it unseen.
+    conn.execute("SELECT l.id FROM leads l JOIN undo_written USING (id) ORDER BY l.id FOR UPDATE OF l")
     lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT l.list_id FROM leads l JOIN undo_written USING (id)")]
     moved = f"a list holding leads import {import_id} wrote"  # moved since: not named to a stranger to it
     access.require_all(conn, lists, user, "editor", "undoing an import into it", subject=moved)

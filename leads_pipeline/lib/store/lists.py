@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
@@ -198,6 +198,40 @@ def tag_list(conn: Connection, lead_list: LeadList, tags: list[str], *, remove: 
 def set_archived(conn: Connection, lead_list: LeadList, archived: bool) -> LeadList:
     """Archive (read-only, hidden from ``ls`` by default) or unarchive the list."""
     return _update(conn, lead_list.id, "archived_at = CASE WHEN %(archived)s THEN now() END", {"archived": archived})
+
+
+def hold_lists(conn: Connection, list_ids: Collection[int]) -> None:
+    """Hold these lists' rows until the transaction ends, in id order (two holders never wait for each other in
+    a circle). Every writer that reads a list's leads by key and then writes them takes them first: an import
+    chunk (``lock_for_adding``), a bulk move or copy into a list, a merge, a bulk delete; so they take turns."""
+    conn.execute("SELECT id FROM lists WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (sorted(list_ids),))
+
+
+def hold_lists_of(conn: Connection, lead_ids: list[int]) -> None:
+    """Hold the lists of these leads (``hold_lists``) before writing the leads, for a writer that removes them
+    from what an import matches (a merge, a bulk delete): an import updating the list matched a lead, waited for
+    that writer to release it, then updated it although it had been merged away or deleted, so the survivor never
+    got the new values (or they went into a deleted lead). Held, the import waits before matching.
+    ``leads dedupe --merge`` merges every cluster in one transaction: it holds all their lists first."""
+    found = conn.execute("SELECT DISTINCT list_id FROM leads WHERE id = ANY(%s)", (lead_ids,))
+    hold_lists(conn, [int(r["list_id"]) for r in found])
+
+
+def lock_for_adding(conn: Connection, list_id: int, action: str) -> None:
+    """Hold the list, until the transaction ends, for adding leads to it by its dedupe key (``action`` names the
+    caller in a refusal). A writer matches what the list holds and then inserts what it did not find: two of them
+    at once (two imports with overlapping emails) each missed the other's uncommitted leads and both inserted
+    them, duplicates by the key. Holding the list's row makes them take turns (a 50k-row import chunk holds it
+    for well under a second), and makes them wait for a ``lists delete`` in flight, which updates that row: a
+    deleted list is refused, where the leads would otherwise have gone live into it after its purge."""
+    hold_lists(conn, [list_id])
+    row = conn.execute("SELECT name, deleted_at FROM lists WHERE id = %s", (list_id,)).fetchone()
+    if row is None or row["deleted_at"] is not None:
+        name = f"list {row['name']!r}" if row is not None else f"list {list_id}"
+        raise NotFoundError(
+            f"{name} was deleted; {action} stopped (nothing more is written to it). `leads lists restore` brings a"
+            " list deleted without --purge back"
+        )
 
 
 def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -> int:

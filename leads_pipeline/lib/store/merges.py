@@ -26,7 +26,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_frame, seal_fact
 from leads_pipeline.lib.store import access, audit
-from leads_pipeline.lib.store.lists import Connection
+from leads_pipeline.lib.store.lists import Connection, hold_lists_of
 from leads_pipeline.lib.store.search import where_clause
 
 _FILLED: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "phone_ext", "mobile_phone_ext", "company_key", "name_key")
@@ -115,6 +115,7 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
     a lead not shared): only then is anyone told that fewer than two of them are live."""
     subject = f"leads {', '.join(map(str, lead_ids))}"
     with conn.transaction():
+        hold_lists_of(conn, lead_ids)
         rows = list(
             conn.execute(
                 "SELECT *, custom::text AS custom_sealed FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL"
@@ -243,8 +244,8 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
         merge = conn.execute("SELECT * FROM merges WHERE id = %s FOR UPDATE", (merge_id,)).fetchone()
         if merge is None:
             raise NotFoundError(access.not_shared(f"merge {merge_id}", MERGES_HINT))
-        survivor = conn.execute(
-            "SELECT list_id, updated_at, opted_out_at FROM leads WHERE id = %s", (merge["survivor_id"],)
+        survivor = conn.execute(  # held: an edit in flight is waited for and then seen, not overwritten
+            "SELECT list_id, updated_at, opted_out_at FROM leads WHERE id = %s FOR UPDATE", (merge["survivor_id"],)
         ).fetchone()
         lists = [
             r["list_id"] for r in conn.execute("SELECT list_id FROM leads WHERE id = ANY(%s)", (merge["merged_ids"],))

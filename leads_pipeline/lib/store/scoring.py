@@ -278,6 +278,13 @@ def write_scores(
         " band text, reasons jsonb, stage text, previous_stage text)",
         (json.dumps([vars(r) for r in rows]),),
     )
+    # A lead deleted since the chunk was read (an import undone, a list purged) is left out: its current score
+    # would fail the chunk on the foreign key. The leads are held (key share) first, so a deletion in flight is
+    # waited for and then seen.
+    conn.execute(
+        "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " ORDER BY l.id FOR KEY SHARE)"
+        " DELETE FROM scored t WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.lead_id)"
+    )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
     moved = conn.execute(
         f"""

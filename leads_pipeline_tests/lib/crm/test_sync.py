@@ -448,3 +448,26 @@ def test_a_killed_run_stops_counting_as_running_beside_the_runs_after_it(databas
         assert store.pushing_lists(db, "hs-gone", second) == [], "all three were found interrupted as it started"
         assert sorted(store.pushing_lists(db, "hs-gone", first)) == [killed_list, other_list], "the runs after it"
         assert [r["status"] for r in store.list_runs(db, "hs-gone")] == ["interrupted"] * 4
+
+
+def test_a_lead_deleted_after_a_push_read_it_is_not_sent_and_the_others_are(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads sync` while `leads imports undo` (or a purge) deleted one of the leads it had read: marking the
+    batch's creates failed on the foreign key and the run failed, the other person never sent. The push now
+    leaves a lead gone out (it is not sent: it was undone) and sends the rest."""
+    gone, kept = "gus.gone@example.net", "kim.kept@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Gus", gone), person("Kim", kept)], list_name="Undone")
+    deleted = lead_of(database_url, list_id, gone)["id"]
+    lock_match_keys = store.lock_match_keys
+
+    def delete_then_claim(*args: Any) -> Any:
+        with connect(database_url) as conn:  # the undo commits after the push read its leads
+            conn.execute("DELETE FROM leads WHERE id = %s", (deleted,))
+        return lock_match_keys(*args)
+
+    monkeypatch.setattr(store, "lock_match_keys", delete_then_claim)
+    report = engine(database_url, sandbox, connection("pipedrive", "pd-undone", direction="push")).run("push", list_id)
+
+    assert (report.status, report.created) == ("completed", 1)
+    assert people(sandbox, "pipedrive", gone) == [] and len(people(sandbox, "pipedrive", kept)) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
+from leads_pipeline_tests.support import await_lock_wait
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -358,3 +360,35 @@ def test_a_rescore_that_changes_nothing_writes_no_row(database_url: str) -> None
         scored_at = {r["lead_id"]: r["scored_at"] for r in conn.execute("SELECT * FROM lead_scores")}
         assert scored_at == {fit: NOW, other: NOW + timedelta(hours=2)}
         assert [h["score"] for h in store.score_history(conn, other)] == [50, 25]
+
+
+def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url: str) -> None:
+    """`leads score` while `leads imports undo` (or a purge) deleted leads it had read: writing the chunk's
+    current scores failed on the foreign key, the whole run with it. A lead gone is left out now."""
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "undone")
+        version = store.save_config(conn, parse_config(ICP))
+    rows = [store.ScoreRow(lead, 40, {"fit": 40}, "cold", ["fit"], "new", "new") for lead in (gone, kept)]
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with connect(database_url) as conn:
+                store.write_scores(
+                    conn, rows, batch_id=None, config_version=version, model_version=None, scored_at=datetime.now(UTC)
+                )
+        except BaseException as exc:
+            failed.append(exc)
+
+    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
+        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
+        thread = threading.Thread(target=write)
+        thread.start()
+        await_lock_wait(database_url)
+        undoing.commit()
+    thread.join()
+
+    assert failed == []
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
@@ -9,6 +10,7 @@ import pytest
 
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline_tests.support import await_lock_wait
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +54,38 @@ def test_the_pull_cursor_only_moves_forward(database_url: str) -> None:
         assert store.pull_cursor(db, "cursor_forward") == newest.isoformat()
         store.set_pull_cursor(db, "cursor_forward", newest + timedelta(milliseconds=1))
         assert store.pull_cursor(db, "cursor_forward") == (newest + timedelta(milliseconds=1)).isoformat()
+
+
+def test_a_push_records_no_link_for_a_lead_deleted_while_it_was_sent(database_url: str) -> None:
+    """`leads sync` while `leads imports undo` (or a purge) deleted a lead it was sending: recording the batch's
+    links failed on the foreign key after the CRM had the records, the other leads' links with them (the next
+    push sent them again). The outcome of a lead gone is logged, and the others are linked."""
+    from leads_pipeline_tests.lib.scoring.support import add_leads
+
+    with connect(database_url) as conn:
+        list_id, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "pushed")
+        store.ensure_connection(conn, "hub", "hubspot")
+        run_id = store.start_run(conn, "hub", "push", list_id, "tester")
+    outcomes = [store.Outcome(lead, "created", remote_id=f"r{lead}") for lead in (gone, kept)]
+    failed: list[BaseException] = []
+
+    def record() -> None:
+        try:
+            with connect(database_url) as conn:
+                store.record_outcomes(conn, "hub", run_id, outcomes)
+        except BaseException as exc:
+            failed.append(exc)
+
+    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
+        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
+        thread = threading.Thread(target=record)
+        thread.start()
+        await_lock_wait(database_url)
+        undoing.commit()
+    thread.join()
+
+    assert failed == []
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in store.links(conn, "hub")] == [kept]
+        logged = conn.execute("SELECT lead_id FROM crm_sync_log WHERE sync_id = %s ORDER BY lead_id", (run_id,))
+        assert [r["lead_id"] for r in logged] == [gone, kept]

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -30,7 +31,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import bidx, database_before, import_file
+from leads_pipeline_tests.support import await_lock_wait, bidx, database_before, import_file
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -671,6 +672,191 @@ def test_undo_is_refused_after_an_edit_that_began_before_the_last_chunk_and_comm
     with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
         _undo(database_url, update["importId"])
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
+
+
+@pytest.mark.parametrize("on_duplicate", ["skip", "update"])
+def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
+    database_url: str, tmp_path: Path, on_duplicate: OnDuplicate
+) -> None:
+    """`leads imports undo` while a `bulk set` on a lead the import wrote had not committed yet: the undo checked
+    the lead as the import left it, waited for the edit, then deleted the lead it created (or restored the one it
+    updated) over the edit, silently. It now waits for the edit before its checks, and is refused."""
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title"]
+    _import_rows(database_url, tmp_path / "0.csv", header, [["e1@x.com", "Eve", "Engineer"]])
+    if on_duplicate == "update":
+        status = _import_rows(
+            database_url, tmp_path / "1.csv", header, [["e1@x.com", "", "CTO"]], on_duplicate="update"
+        )
+    else:
+        status = _import_rows(database_url, tmp_path / "1.csv", header, [["e2@x.com", "Max", "CTO"]])
+    edited = (
+        _scalar(database_url, "SELECT max(id) FROM leads")
+        if on_duplicate == "skip"
+        else _lead(database_url, "e1@x.com")["id"]
+    )
+    outcome: dict[str, str] = {}
+
+    def undo() -> None:
+        try:
+            outcome["undone"] = str(_undo(database_url, status["importId"]))
+        except LeadsError as exc:
+            outcome["refused"] = str(exc)
+
+    with connect(database_url) as editor:  # as `leads bulk set title "Manual CTO"` writes, committed below
+        editor.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
+        thread = threading.Thread(target=undo)
+        thread.start()
+        await_lock_wait(database_url)
+        editor.commit()
+    thread.join()
+
+    assert f"1 leads it wrote changed since (lead {edited}:" in outcome.get("refused", str(outcome))
+    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (edited,)) == "Manual CTO"
+
+
+def test_two_imports_into_one_list_at_once_leave_no_duplicates_by_its_key(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports with overlapping emails into one list: the second matched the list while the first's chunk
+    had inserted its leads but not committed them, missed them and inserted them again (`leads import` of two
+    3,000-row files sharing 1,500 emails at once left 200 duplicates). It now waits for the first chunk to end."""
+    list_id = _new_list(database_url)
+    header = ["Email", "First Name"]
+    a = _write_csv(tmp_path / "a.csv", header, [["shared@x.com", "Ann"], ["only-a@x.com", "Abe"]])
+    b = _write_csv(tmp_path / "b.csv", header, [["shared@x.com", "Ann"], ["only-b@x.com", "Bea"]])
+    first_inserted, second_matched = threading.Event(), threading.Event()
+    insert_new, match_rows = store._insert_new, store._match_rows
+
+    def insert_and_hold(*args: Any) -> int:
+        inserted = insert_new(*args)
+        if not first_inserted.is_set():  # the first import's chunk: give the second time to match the list
+            first_inserted.set()
+            second_matched.wait(timeout=3)
+        return inserted
+
+    def match_then_tell(*args: Any) -> int:
+        matched = match_rows(*args)
+        if first_inserted.is_set():
+            second_matched.set()
+        return matched
+
+    monkeypatch.setattr(store, "_insert_new", insert_and_hold)
+    monkeypatch.setattr(store, "_match_rows", match_then_tell)
+    results: dict[str, dict[str, int]] = {}
+
+    def second() -> None:
+        first_inserted.wait(timeout=10)
+        results["b"] = import_file(database_url, b)["results"]
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    results["a"] = import_file(database_url, a)["results"]
+    thread.join()
+
+    assert (
+        _scalar(database_url, "SELECT count(*) - count(DISTINCT email_bidx) FROM leads WHERE list_id = %s", (list_id,))
+        == 0
+    ), "no two leads of the list share an email"
+    assert _lead_count(database_url, list_id) == 3
+    assert results["a"]["imported"] == 2
+    assert (results["b"]["imported"], results["b"]["skipped"]) == (1, 1)
+
+
+def test_an_import_stops_when_its_list_is_purged_while_it_runs(database_url: str, tmp_path: Path) -> None:
+    """`leads lists delete --purge` while an import writes the list: the chunks after the purge inserted their
+    leads live into the deleted list, personal data the purge was to remove for good. The import now stops at
+    the next chunk, saying the list was deleted."""
+    from leads_pipeline.lib.store.lists import delete_list
+
+    _new_list(database_url)
+    rows = [[f"p{i}@x.com", f"P{i}"] for i in range(3)]
+    path = _write_csv(tmp_path / "p.csv", ["Email", "First Name"], rows)
+
+    def purge_after_the_first_chunk(processed: int, _total: int) -> None:
+        if processed == 1:
+            with connect(database_url) as conn:
+                delete_list(conn, get_list(conn, "prospects", None), purge=True)
+
+    with pytest.raises(NotFoundError, match=r"list 'prospects' was deleted; import \d+ stopped"):
+        run_import(
+            database_url,
+            batch_id="purged",
+            path=path,
+            list_name="prospects",
+            options=ImportOptions(workers=1, chunk_rows=1),
+            user="tester",
+            on_progress=purge_after_the_first_chunk,
+        )
+    assert _scalar(database_url, "SELECT count(*) FROM leads") == 0
+    assert _scalar(database_url, "SELECT status FROM imports WHERE batch_id = 'purged'") == "failed"
+
+
+def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str, tmp_path: Path) -> None:
+    """`leads import --on-duplicate update` while `leads dedupe --merge` merged the lead a row finds: the import
+    matched the lead, waited for the merge, then updated it although it had been merged away; the survivor (now
+    holding its email) kept the old title. The import now waits for the merge before matching."""
+    from leads_pipeline.lib.store.merges import merge_cluster
+
+    _new_list(database_url)
+    header = ["Email", "First Name", "Last Name", "Company", "Phone", "Title", "City"]
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ann@acme.com", "Ann", "Lee", "", "", "", ""]])
+    complete = ["", "Annie", "Lee-Smith", "Acme", "+12125550101", "Engineer", "New York"]
+    _import_rows(database_url, tmp_path / "b.csv", header, [complete])
+    ids = [r["id"] for r in _all_leads(database_url)]
+    outcome: dict[str, Any] = {}
+
+    def update() -> None:
+        rows = [["ann@acme.com", "", "", "", "", "CTO", ""]]
+        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
+
+    with connect(database_url) as merging:  # as `leads dedupe --merge` merges, committed below
+        merging.execute("SELECT 1")  # one transaction around the merge, as the command's
+        merge = merge_cluster(merging, ids, "tester", reasons=["same person"], score=1.0)
+        assert merge.survivor_id == ids[1], "the most complete lead survives"
+        thread = threading.Thread(target=update)
+        thread.start()
+        await_lock_wait(database_url)
+        merging.commit()
+    thread.join()
+
+    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    assert live == [{"id": ids[1], "title": "CTO"}]
+    assert outcome["results"]["results"]["updated"] == 1
+
+
+def test_an_update_import_during_a_bulk_delete_of_the_lead_it_finds_creates_it_again(
+    database_url: str, tmp_path: Path
+) -> None:
+    """`leads import --on-duplicate update` while `leads bulk delete` deleted the lead a row finds: the import
+    matched the lead, waited for the delete, then updated the deleted lead ("updated 1", and no live lead had
+    the row's values). It now waits before matching, as after the delete: the row is a new lead."""
+    from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.store import bulk
+
+    _new_list(database_url)
+    header = ["Email", "First Name", "Title"]
+    _import_rows(database_url, tmp_path / "a.csv", header, [["ann@acme.com", "Ann", "Engineer"]])
+    [deleted] = [r["id"] for r in _all_leads(database_url)]
+    outcome: dict[str, Any] = {}
+
+    def update() -> None:
+        rows = [["ann@acme.com", "", "CTO"]]
+        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
+
+    with connect(database_url) as deleting:  # as `leads bulk delete` deletes, committed below
+        deleting.execute("SELECT 1")  # one transaction around the delete, committed when the import waits
+        bulk.delete(deleting, Selection.build(ids=[deleted]), "tester")
+        thread = threading.Thread(target=update)
+        thread.start()
+        await_lock_wait(database_url)
+        deleting.commit()
+    thread.join()
+
+    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    assert [r["title"] for r in live] == ["CTO"] and live[0]["id"] != deleted
+    assert outcome["results"]["results"]["imported"] == 1
+    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (deleted,)) == "Engineer"
 
 
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
