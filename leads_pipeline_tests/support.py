@@ -8,11 +8,12 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -91,6 +92,36 @@ def await_lock_wait(database_url: str, timeout_s: float = 20.0) -> None:
                 return
             time.sleep(0.05)
     raise AssertionError(f"no session waited for a lock within {timeout_s} s")
+
+
+T = TypeVar("T")
+
+
+def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T]) -> T:
+    """Run ``write`` (a writer opening its own connection) in a thread while another transaction deletes the lead,
+    as ``leads imports undo`` or a purge does, committed once the writer waits for it; returns what ``write``
+    returned and raises what it raised."""
+    from leads_pipeline.lib.store.db import connect
+
+    results: list[T] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(write())
+        except BaseException as exc:
+            failed.append(exc)
+
+    with connect(database_url) as undoing:
+        undoing.execute("DELETE FROM leads WHERE id = %s", (lead_id,))
+        thread = threading.Thread(target=run)
+        thread.start()
+        await_lock_wait(database_url)
+        undoing.commit()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return results[0]
 
 
 def stored(**fields: Any) -> dict[str, Any]:

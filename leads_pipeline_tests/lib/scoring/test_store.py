@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,7 +24,7 @@ from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
-from leads_pipeline_tests.support import await_lock_wait
+from leads_pipeline_tests.support import write_while_deleted
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -369,26 +368,14 @@ def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url:
         _list, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "undone")
         version = store.save_config(conn, parse_config(ICP))
     rows = [store.ScoreRow(lead, 40, {"fit": 40}, "cold", ["fit"], "new", "new") for lead in (gone, kept)]
-    failed: list[BaseException] = []
 
     def write() -> None:
-        try:
-            with connect(database_url) as conn:
-                store.write_scores(
-                    conn, rows, batch_id=None, config_version=version, model_version=None, scored_at=datetime.now(UTC)
-                )
-        except BaseException as exc:
-            failed.append(exc)
+        with connect(database_url) as conn:
+            store.write_scores(
+                conn, rows, batch_id=None, config_version=version, model_version=None, scored_at=datetime.now(UTC)
+            )
 
-    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
-        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
-        thread = threading.Thread(target=write)
-        thread.start()
-        await_lock_wait(database_url)
-        undoing.commit()
-    thread.join()
-
-    assert failed == []
+    write_while_deleted(database_url, gone, write)
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-
 from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.enrichment import lead_attribution
 from leads_pipeline_tests.lib.scoring.support import add_leads
-from leads_pipeline_tests.support import await_lock_wait
+from leads_pipeline_tests.support import write_while_deleted
 
 
 def test_a_fact_left_out_of_an_empty_column_did_not_win(database_url: str) -> None:
@@ -61,22 +59,12 @@ def test_facts_of_a_lead_deleted_while_they_were_looked_up_are_left_out(database
     The facts of a lead gone are left out now, once its deletion committed."""
     with connect(database_url) as conn:
         _list, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "undone")
-    outcome: dict[str, int] = {}
 
-    def write() -> None:
+    def write() -> int:
         with connect(database_url) as conn:
-            facts = [Fact(lead, "title", "CTO", "apify", 80, 0.5) for lead in (gone, kept)]
-            outcome["written"] = insert_facts(conn, None, facts)
+            return insert_facts(conn, None, [Fact(lead, "title", "CTO", "apify", 80, 0.5) for lead in (gone, kept)])
 
-    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
-        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
-        thread = threading.Thread(target=write)
-        thread.start()
-        await_lock_wait(database_url)
-        undoing.commit()
-    thread.join()
-
-    assert outcome == {"written": 1}
+    assert write_while_deleted(database_url, gone, write) == 1
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_facts")] == [kept]
 
@@ -92,23 +80,11 @@ def test_a_failure_of_a_lead_deleted_while_it_was_looked_up_is_left_out(database
         conn.execute(
             "INSERT INTO enrichment_jobs (id, sources, template, created_by) VALUES ('job-1', '{phone}', 's', 't')"
         )
-    failed: list[BaseException] = []
 
     def record() -> None:
-        try:
-            with connect(database_url) as conn:
-                record_failures(conn, "job-1", "twilio", [gone, kept], "Twilio: timed out")
-        except BaseException as exc:
-            failed.append(exc)
+        with connect(database_url) as conn:
+            record_failures(conn, "job-1", "twilio", [gone, kept], "Twilio: timed out")
 
-    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
-        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
-        thread = threading.Thread(target=record)
-        thread.start()
-        await_lock_wait(database_url)
-        undoing.commit()
-    thread.join()
-
-    assert failed == []
+    write_while_deleted(database_url, gone, record)
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM enrichment_failures")] == [kept]

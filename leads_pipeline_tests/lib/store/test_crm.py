@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import psycopg
@@ -10,7 +9,7 @@ import pytest
 
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline_tests.support import await_lock_wait
+from leads_pipeline_tests.support import write_while_deleted
 
 pytestmark = pytest.mark.integration
 
@@ -67,24 +66,12 @@ def test_a_push_records_no_link_for_a_lead_deleted_while_it_was_sent(database_ur
         store.ensure_connection(conn, "hub", "hubspot")
         run_id = store.start_run(conn, "hub", "push", list_id, "tester")
     outcomes = [store.Outcome(lead, "created", remote_id=f"r{lead}") for lead in (gone, kept)]
-    failed: list[BaseException] = []
 
     def record() -> None:
-        try:
-            with connect(database_url) as conn:
-                store.record_outcomes(conn, "hub", run_id, outcomes)
-        except BaseException as exc:
-            failed.append(exc)
+        with connect(database_url) as conn:
+            store.record_outcomes(conn, "hub", run_id, outcomes)
 
-    with connect(database_url) as undoing:  # as the undo deletes the leads its import created, committed below
-        undoing.execute("DELETE FROM leads WHERE id = %s", (gone,))
-        thread = threading.Thread(target=record)
-        thread.start()
-        await_lock_wait(database_url)
-        undoing.commit()
-    thread.join()
-
-    assert failed == []
+    write_while_deleted(database_url, gone, record)
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in store.links(conn, "hub")] == [kept]
         logged = conn.execute("SELECT lead_id FROM crm_sync_log WHERE sync_id = %s ORDER BY lead_id", (run_id,))
