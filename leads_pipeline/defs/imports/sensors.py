@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -159,7 +160,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request
                 partition_key=batch_key,
                 run_config=dg.RunConfig(ops={"batch_leads": config}),
-                tags=tags,
+                tags={**tags, **BACKGROUND_PRIORITY},
             )
         )
     return dg.SensorResult(

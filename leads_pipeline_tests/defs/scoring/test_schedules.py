@@ -86,6 +86,7 @@ def test_evaluating_the_daily_rescore_writes_no_batch(database_url: str) -> None
         assert isinstance(requests, list)
         [request] = requests
         assert request.partition_key == f"rescore-{tick:%Y%m%d}-{parse_config(RECENCY_ONLY).version}"
+        assert request.tags["dagster/priority"] == "-10", "queued after the runs people launch"
         assert evaluate(database_url, instance, tick) == requests  # a tick evaluated again asks for the same run
         assert instance.get_dynamic_partitions(BATCHES) == [request.partition_key]
         assert batch_count(database_url) == 0
