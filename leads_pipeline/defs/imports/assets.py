@@ -7,7 +7,7 @@ from typing import Literal
 import dagster as dg
 
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
@@ -141,7 +141,7 @@ def batch_leads(
     """The leads of one batch: the rows of an imported file, mapped, normalized, validated and merged into the
     list (new leads inserted, duplicates skipped or updated by the list's dedupe setting). Resumable: a re-run
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     checks: list[dg.AssetCheckResult] = []
     list_name = ""
 
