@@ -8,9 +8,9 @@ stage read an empty ledger and a lead could cost the cap once per stage. ``leads
 steps run one after another anyway. The other steps of a run keep running beside them.
 
 A drop-folder import is a run of one step, and its step process costs ~3.5 s of CPU and ~5 s of wall time (it
-loads the code location again). It keeps it: under the in-process executor, terminating the run from the UI
-interrupts the step in the run's own process, where Dagster retries an interrupted step by its RetryPolicy
-(``batch_leads`` has one), and the terminated import ran to the end and succeeded.
+loads the code location again). Under the in-process executor, terminating the run from the UI interrupts the step
+in the run's own process, where Dagster retries an interrupted step by its RetryPolicy: ``batch_leads`` ends on an
+interrupt without a retry, the other stages with a RetryPolicy do not yet, so they keep this executor.
 """
 
 import dagster as dg

@@ -211,6 +211,36 @@ def test_a_run_for_a_partition_that_is_no_batch_is_refused_before_anything_is_wr
         assert conn.execute("SELECT count(*) AS n FROM batches").fetchone() == {"n": 0}
 
 
+def test_an_interrupted_import_is_not_retried_and_stays_resumable(
+    database_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C on `leads import` (the step runs in the command's process) was retried by batch_leads' RetryPolicy,
+    which Dagster applies to interrupts too: the import went on to the end of the file and the command said it
+    completed. The interrupt now ends the run with the import's one line, not retried, resumable."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+
+    def interrupting(log: dg.DagsterLogManager) -> importer.ProgressCallback:
+        def progress(done: int, total: int) -> None:
+            raise dg.DagsterExecutionInterruptedError  # what SIGINT raises in a step
+
+        return progress
+
+    monkeypatch.setattr(assets, "_progress_log", interrupting)
+    config = {"path": str(DEMO_FILE), "list_name": "demo", "chunk_rows": 10}
+    result = _materialize(database_url, instance, "import-demo-ctrl-c", config, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and failure.description == importer.INTERRUPTED
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert len(_leads(database_url)) == 10
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT status, processed_rows FROM imports").fetchone() == {
+            "status": "failed",
+            "processed_rows": 10,
+        }
+
+
 def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
 
