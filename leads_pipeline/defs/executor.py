@@ -7,10 +7,9 @@ job. Started side by side, as the multiprocess executor starts steps that do not
 stage read an empty ledger and a lead could cost the cap once per stage. ``leads enrich`` runs in process, where
 steps run one after another anyway. The other steps of a run keep running beside them.
 
-A drop-folder import is a run of one step, and its step process costs ~3.5 s of CPU and ~5 s of wall time (it
-loads the code location again). Under the in-process executor, terminating the run from the UI interrupts the step
-in the run's own process, where Dagster retries an interrupted step by its RetryPolicy: ``batch_leads`` ends on an
-interrupt without a retry, the other stages with a RetryPolicy do not yet, so they keep this executor.
+A drop-folder import runs in process (``defs/imports/jobs.py``). Other runs keep this executor: under the
+in-process one, terminating a run from the UI interrupts its step in the run's own process, where Dagster retries an
+interrupted step by its RetryPolicy, which only ``batch_leads`` declines.
 """
 
 import dagster as dg

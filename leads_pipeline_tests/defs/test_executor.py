@@ -1,4 +1,4 @@
-"""Terminating a drop-folder import from the UI stops it, as the project's executor runs it."""
+"""The drop folder's runs import in the run's process, and terminating one from the UI still stops the import."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from leads_pipeline.defs.executor import executor
-from leads_pipeline.defs.imports.assets import batch_leads
-from leads_pipeline.defs.partitions import batches
-from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.definitions import defs
 from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -26,12 +23,16 @@ ROWS = 100_000
 
 
 def inbox_job() -> dg.JobDefinition:
-    """The inbox sensor's runs (``target=[batch_leads]``): batch_leads under the project's executor and resources,
-    as the run worker loads them (``dg.reconstructable`` needs a module-level function)."""
-    job = dg.define_asset_job("inbox_import", selection=[batch_leads], partitions_def=batches)
-    return dg.Definitions(
-        assets=[batch_leads], jobs=[job], resources=default_resources(), executor=executor
-    ).resolve_job_def(job.name)
+    """The inbox sensor's job, as the run worker loads it (``dg.reconstructable`` needs a module-level function)."""
+    return defs.resolve_job_def(defs.resolve_sensor_def("inbox_sensor").job_name)
+
+
+def test_the_inbox_sensor_s_runs_import_in_the_run_s_process() -> None:
+    """Every dropped file's run started a second process for its one step (the multiprocess executor), which
+    loaded the code location again: ~3.5 s of CPU and ~5 s of wall time per file."""
+    job = inbox_job()
+    assert job.executor_def is dg.in_process_executor
+    assert [node.name for node in job.nodes] == ["batch_leads"]
 
 
 def run_inbox_import(batch: str, path: str) -> None:
@@ -56,10 +57,9 @@ def _processed(database_url: str, batch: str) -> int:
 def test_terminating_an_inbox_import_run_stops_the_import_and_leaves_it_resumable(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``terminateRun`` marks the run canceling, then the code server interrupts the run's process (SIGINT). Under
-    the in-process executor, which would spare an import its step process (~3.5 s of CPU), the interrupted step was
-    retried by batch_leads' RetryPolicy in the same process, and the terminated run imported the whole file and
-    succeeded; the multiprocess executor stops the step and retries nothing."""
+    """``terminateRun`` marks the run canceling, then the code server interrupts the run's process (SIGINT). In the
+    run's process the interrupted step was retried by batch_leads' RetryPolicy, and the terminated run imported the
+    whole file and succeeded; it now stops, canceled, the import resumable."""
     cli_environment(monkeypatch, database_url, tmp_path / "home")
     big = tmp_path / "big.csv"
     big.write_text("Email,First Name\n" + "".join(f"u{i}@example.com,Name{i}\n" for i in range(ROWS)))
