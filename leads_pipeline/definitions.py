@@ -15,6 +15,7 @@ from leads_pipeline.defs.enrichment.sensors import (
 )
 from leads_pipeline.defs.executor import executor
 from leads_pipeline.defs.imports.assets import batch_leads
+from leads_pipeline.defs.imports.jobs import import_job
 from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
@@ -42,6 +43,7 @@ defs = dg.Definitions(
     assets=assets,
     jobs=[
         enrichment_job(key.to_user_string() for a in assets for key in a.keys),
+        import_job,
         rescore_job,
         crm_sync_job,
         retention_job,

@@ -4,3 +4,17 @@ import dagster as dg
 
 BATCHES = "batches"
 batches = dg.DynamicPartitionsDefinition(name=BATCHES)
+
+
+def registered_batch(context: dg.AssetExecutionContext) -> str:
+    """The run's batch, refused unless it is a partition of ``batches``. Every launcher registers its batch first
+    (``leads``, the sensors, the daily rescore), but a run launched through the GraphQL API (``launchRun`` with a
+    ``dagster/partition`` tag) is not checked by Dagster: one with a made-up key ran, and with a path and a list
+    imported into a batch the UI does not show and no backfill reaches. Called first, before anything is written."""
+    key = context.partition_key
+    if not context.instance.has_dynamic_partition(BATCHES, key):
+        raise dg.Failure(
+            description=f"partition {key!r} is not a batch: launch the run for one of the '{BATCHES}' partitions",
+            allow_retries=False,
+        )
+    return key

@@ -22,7 +22,7 @@ from leads_pipeline.defs.contacts.checks import (
 )
 from leads_pipeline.defs.enrichment.assets import ensure_job
 from leads_pipeline.defs.executor import SPENDS_CREDITS
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
@@ -168,7 +168,7 @@ def email_contacts(
     settings = options_from(config, VerifierSettings, probing=mail.probing)
     verifier = EmailVerifier(resolver, mail.prober(resolver), paid, paid_name, settings=settings)
     options = options_from(config, EmailOptions)
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
@@ -215,7 +215,7 @@ def phone_contacts(
     plan cannot (US/CA). Leads without a number get direct dials from the people-search actor. Mobiles fill
     the lead's mobile_phone."""
     options = options_from(config, PhoneOptions)
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
@@ -285,7 +285,7 @@ def linkedin_profiles(
     ("site:linkedin.com/in first last company"), each candidate scored on name, company and title and accepted
     above a threshold; profiles read by the scraper actor (headline, title, company, location, experience,
     connection degree) and photos stored under the media folder by hash. Actor runs are batched."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     if not apify.is_configured:  # a source without credentials is skipped with the reason, never a crash
         reason = f"skipped: LinkedIn discovery needs Apify; set {ApifyResource.ENV_VAR}"
         context.log.warning(reason)

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from leads_pipeline.defs.dedupe.checks import CHECK_SPECS, batch_clusters, clusters_table, unmerged_check
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import merges
@@ -44,7 +44,7 @@ def duplicate_clusters(
     LinkedIn URL, or a similar name at the same company (or with the same phone). With ``merge`` set, each
     cluster is merged into its most complete lead (undo with `leads merges undo`); the check then reports what
     is left unmerged."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     user = config.user or _owner(database, batch_id)
     merged: list[int] = []
     try:

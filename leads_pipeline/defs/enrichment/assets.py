@@ -9,7 +9,7 @@ import dagster as dg
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
 from leads_pipeline.defs.executor import SPENDS_CREDITS
 from leads_pipeline.defs.imports.assets import batch_leads
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
@@ -98,7 +98,7 @@ def company_profiles(
     own domain, Gemini research grounded in Google Search, Apify web search), cached with a TTL and shared by all
     the company's leads. Every value is a fact with its source, confidence, cited pages and cost; the job never
     spends past its --max-credits or the account's monthly budget; a rerun pays nothing twice."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     try:
         with database.connection() as conn:
             job = ensure_job(context, conn, overwrite=config.overwrite)

@@ -7,10 +7,10 @@ from typing import Literal
 import dagster as dg
 
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
-from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
+from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, ProgressCallback, run_import
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.audit import mask
@@ -141,7 +141,7 @@ def batch_leads(
     """The leads of one batch: the rows of an imported file, mapped, normalized, validated and merged into the
     list (new leads inserted, duplicates skipped or updated by the list's dedupe setting). Resumable: a re-run
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     checks: list[dg.AssetCheckResult] = []
     list_name = ""
 
@@ -172,6 +172,11 @@ def batch_leads(
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
+    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+        # Dagster retries an interrupted step by its RetryPolicy, in the same process when the step runs in the
+        # run's: Ctrl-C on `leads import` went on importing the whole file (and so would a run terminated from the
+        # UI under the in-process executor). The import stays resumable.
+        raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
     results = status["results"]
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]

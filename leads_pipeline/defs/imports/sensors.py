@@ -9,7 +9,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
+from leads_pipeline.defs.imports.assets import ImportConfig
+from leads_pipeline.defs.imports.jobs import import_job
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
@@ -109,7 +111,7 @@ def _requested_files(cursor: dict[str, object], present: dict[str, DroppedFile])
 
 
 @dg.sensor(
-    target=[batch_leads],
+    job=import_job,
     minimum_interval_seconds=10,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Imports each CSV dropped in $LEADS_INBOX/<list>/ once it stops growing, once per list and content.",
@@ -159,7 +161,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request
                 partition_key=batch_key,
                 run_config=dg.RunConfig(ops={"batch_leads": config}),
-                tags=tags,
+                tags={**tags, **BACKGROUND_PRIORITY},
             )
         )
     return dg.SensorResult(

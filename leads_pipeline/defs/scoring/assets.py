@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from leads_pipeline.defs.partitions import batches
+from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -68,7 +68,7 @@ def lead_scores(
     recency, and the fit model when configured), band (hot/warm/cold) and reasons; stages move new -> MQL -> SQL
     as thresholds are crossed. Every change is appended to the score history. Re-running is safe: one
     transaction, and unchanged scores append nothing."""
-    batch_id = context.partition_key
+    batch_id = registered_batch(context)
     try:
         scoring = resolve_config(config)
         with database.connection() as conn:

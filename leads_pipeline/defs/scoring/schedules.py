@@ -12,6 +12,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import RESCORE_CONFIG_TAG, lead_scores
@@ -37,7 +38,7 @@ def rescore_requests(conn: Connection, moment: datetime) -> list[dg.RunRequest]:
             run_key=rescore_batch_key(moment, group["config_version"]),
             partition_key=rescore_batch_key(moment, group["config_version"]),
             run_config={"ops": {"lead_scores": {"config": {**group["config"], "as_of": moment.isoformat()}}}},
-            tags={"leads/source": "daily_rescore", RESCORE_CONFIG_TAG: group["config_version"]},
+            tags={"leads/source": "daily_rescore", RESCORE_CONFIG_TAG: group["config_version"], **BACKGROUND_PRIORITY},
         )
         for group in groups
     ]

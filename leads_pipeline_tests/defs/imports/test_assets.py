@@ -181,6 +181,66 @@ def test_a_bad_file_run_on_the_project_instance_is_not_run_again_by_the_daemon(
         assert run.tags.get("dagster/will_retry") == "false"
 
 
+def test_a_run_for_a_partition_that_is_no_batch_is_refused_before_anything_is_written(
+    database_url: str, instance: dg.DagsterInstance
+) -> None:
+    """``launchRun`` with a ``dagster/partition`` tag that no batch has: Dagster does not check the tag (``materialize``
+    does, so the run is made here from the tag as the GraphQL API makes it), and the run imported the file into a
+    batch of that name that the UI does not list. It now fails in one line, not retried, with nothing written."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    defs = dg.Definitions(assets=[batch_leads], resources={"database": LeadsDatabase(database_url=database_url)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            run_config={"ops": {"batch_leads": {"config": {"path": str(DEMO_FILE), "list_name": "demo"}}}},
+            instance=instance,
+            tags={"dagster/partition": "import-made-up"},
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    assert (
+        failure.description
+        == "partition 'import-made-up' is not a batch: launch the run for one of the 'batches' partitions"
+    )
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert _leads(database_url) == []
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM batches").fetchone() == {"n": 0}
+
+
+def test_an_interrupted_import_is_not_retried_and_stays_resumable(
+    database_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C on `leads import` (the step runs in the command's process) was retried by batch_leads' RetryPolicy,
+    which Dagster applies to interrupts too: the import went on to the end of the file and the command said it
+    completed. The interrupt now ends the run with the import's one line, not retried, resumable."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+
+    def interrupting(log: dg.DagsterLogManager) -> importer.ProgressCallback:
+        def progress(done: int, total: int) -> None:
+            raise dg.DagsterExecutionInterruptedError  # what SIGINT raises in a step
+
+        return progress
+
+    monkeypatch.setattr(assets, "_progress_log", interrupting)
+    config = {"path": str(DEMO_FILE), "list_name": "demo", "chunk_rows": 10}
+    result = _materialize(database_url, instance, "import-demo-ctrl-c", config, raise_on_error=False)
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and failure.description == importer.INTERRUPTED
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert len(_leads(database_url)) == 10
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT status, processed_rows FROM imports").fetchone() == {
+            "status": "failed",
+            "processed_rows": 10,
+        }
+
+
 def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:
     lines: list[str] = []
 

@@ -90,6 +90,8 @@ def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: 
     assert config["create_list"] is True
     assert config["sha256"] == file_sha256(path), "the run refuses other content than the sensor saw"
     assert request.tags["leads/list"] == "Spring Fair"
+    # below a run launched from the UI (no tag: 0), which 50 dropped files queued behind them for ~30 min
+    assert request.tags["dagster/priority"] == "-10"
 
     third = inbox.tick()
     assert third.run_requests == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -10,7 +11,7 @@ import pytest
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_scores
-from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_requests
+from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job, rescore_requests
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.store import scoring as store
@@ -86,6 +87,7 @@ def test_evaluating_the_daily_rescore_writes_no_batch(database_url: str) -> None
         assert isinstance(requests, list)
         [request] = requests
         assert request.partition_key == f"rescore-{tick:%Y%m%d}-{parse_config(RECENCY_ONLY).version}"
+        assert request.tags["dagster/priority"] == "-10", "queued after the runs people launch"
         assert evaluate(database_url, instance, tick) == requests  # a tick evaluated again asks for the same run
         assert instance.get_dynamic_partitions(BATCHES) == [request.partition_key]
         assert batch_count(database_url) == 0
@@ -103,3 +105,32 @@ def test_no_scored_leads_means_no_run(database_url: str) -> None:
         result = evaluate(database_url, instance, datetime.now(UTC))
         assert result == dg.SkipReason("no scored leads to rescore")
         assert instance.get_dynamic_partitions(BATCHES) == []
+
+
+def test_a_rescore_run_for_a_partition_that_is_no_batch_makes_no_batch(database_url: str) -> None:
+    """A rescore run launched through the GraphQL API for a key it made up (``dagster/partition``, which Dagster does
+    not check there, with the run's ``leads/rescore_config``) made a batch of that key and rescored into it. It now
+    fails in one line before anything is written."""
+    with connect(database_url) as conn:
+        _, ids = add_leads(conn, [{"email": "made.up@example.com"}])
+        score_leads(conn, ids, parse_config(RECENCY_ONLY), now=datetime.now(UTC))
+        [request] = rescore_requests(conn, datetime.now(UTC))
+    defs = dg.Definitions(
+        assets=[lead_scores], jobs=[rescore_job], resources={"database": LeadsDatabase(database_url=database_url)}
+    )
+    with dg.instance_for_test() as instance, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = defs.get_job_def(rescore_job.name).execute_in_process(
+            run_config=request.run_config,
+            instance=instance,
+            tags={**request.tags, "dagster/partition": "rescore-made-up"},
+            raise_on_error=False,
+        )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None
+    assert (
+        failure.description
+        == "partition 'rescore-made-up' is not a batch: launch the run for one of the 'batches' partitions"
+    )
+    assert batch_count(database_url) == 0

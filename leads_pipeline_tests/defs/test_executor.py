@@ -1,0 +1,90 @@
+"""The drop folder's runs import in the run's process, and terminating one from the UI still stops the import."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.definitions import defs
+from leads_pipeline.lib.importer import INTERRUPTED
+from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.support import cli_environment
+
+pytestmark = pytest.mark.integration
+ROWS = 100_000
+
+
+def inbox_job() -> dg.JobDefinition:
+    """The inbox sensor's job, as the run worker loads it (``dg.reconstructable`` needs a module-level function)."""
+    return defs.resolve_job_def(defs.resolve_sensor_def("inbox_sensor").job_name)
+
+
+def test_the_inbox_sensor_s_runs_import_in_the_run_s_process() -> None:
+    """Every dropped file's run started a second process for its one step (the multiprocess executor), which
+    loaded the code location again: ~3.5 s of CPU and ~5 s of wall time per file."""
+    job = inbox_job()
+    assert job.executor_def is dg.in_process_executor
+    assert [node.name for node in job.nodes] == ["batch_leads"]
+
+
+def run_inbox_import(batch: str, path: str) -> None:
+    """What the run worker does for an inbox run, in a process the test interrupts as the code server does."""
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("batches", [batch])
+        config = {"path": path, "list_name": "dropped", "create_list": True, "chunk_rows": 2_000}
+        dg.execute_job(
+            dg.reconstructable(inbox_job),
+            instance,
+            run_config={"ops": {"batch_leads": {"config": config}}},
+            tags={"dagster/partition": batch, "leads/source": "inbox"},
+        )
+
+
+def _processed(database_url: str, batch: str) -> int:
+    with connect(database_url) as conn:
+        record = store.import_for_batch(conn, batch)
+        return 0 if record is None else int(store.import_status(conn, record["id"])["progress"]["processed"])
+
+
+def test_terminating_an_inbox_import_run_stops_the_import_and_leaves_it_resumable(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``terminateRun`` marks the run canceling, then the code server interrupts the run's process (SIGINT). In the
+    run's process the interrupted step was retried by batch_leads' RetryPolicy, and the terminated run imported the
+    whole file and succeeded; it now stops, canceled, the import resumable."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    big = tmp_path / "big.csv"
+    big.write_text("Email,First Name\n" + "".join(f"u{i}@example.com,Name{i}\n" for i in range(ROWS)))
+    batch = f"import-terminated-{time.time_ns()}"
+    code = f"from {__name__} import run_inbox_import; run_inbox_import({batch!r}, {str(big)!r})"
+    child = subprocess.Popen([sys.executable, "-c", code], env=os.environ.copy())
+    try:
+        deadline = time.monotonic() + 120
+        while _processed(database_url, batch) == 0 and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _processed(database_url, batch) > 0, "the import never started"
+        with dg.DagsterInstance.get() as instance:  # DefaultRunLauncher.terminate
+            [run] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": batch}))
+            instance.report_run_canceling(run)
+        child.send_signal(signal.SIGINT)
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    with connect(database_url) as conn:
+        record = store.import_for_batch(conn, batch)
+        assert record is not None
+        status = store.import_status(conn, record["id"])
+    assert (status["status"], status["failure"]) == ("failed", INTERRUPTED)
+    assert status["progress"]["processed"] < ROWS
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": batch}))
+    assert run.status == dg.DagsterRunStatus.CANCELED
