@@ -56,11 +56,13 @@ def test_every_asset_can_be_launched_from_the_ui_without_run_config(monkeypatch:
 def test_launched_runs_start_the_stages_that_spend_credits_one_at_a_time() -> None:
     """A run the daemon or the UI launches starts independent steps side by side; the four paid stages each read
     the job's ledger when they start, so side by side a lead could cost max_credits_per_lead once per stage.
-    Every job runs on the executor that limits the tagged stages to one at a time, and exactly they are tagged."""
+    Every job holding one of them runs on the executor that limits the tagged stages to one at a time, and exactly
+    they are tagged (the drop folder's ``import_leads`` runs its one step in the run's process)."""
     paid = {"email_contacts", "phone_contacts", "linkedin_profiles", "company_profiles"}
     asset_job = defs.resolve_implicit_global_asset_job_def()
     assert {n.name for n in asset_job.nodes if SPENDS_CREDITS_TAG in n.definition.tags} == paid
-    assert all(job.executor_def is executor for job in defs.resolve_all_job_defs())
+    spending = [job for job in defs.resolve_all_job_defs() if paid & {n.name for n in job.nodes}]
+    assert asset_job in spending and all(job.executor_def is executor for job in spending)
     config = executor.config_schema.resolve_config({}).value  # type: ignore[attr-defined]
     assert config["config"]["tag_concurrency_limits"] == [{"key": SPENDS_CREDITS_TAG, "limit": 1}]
 
