@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
@@ -1519,6 +1520,44 @@ def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as
         (bidx("e1@acme.io"), None, "CTO"),
         (bidx("e2@acme.io"), bidx("+14155550101", "phone"), "CEO"),
     ]
+
+
+def _joins_by_filter(plan: dict[str, Any]) -> list[str]:
+    """The nested loops of a plan that compare each outer row with each inner one (a join filter, no index)."""
+    found = [plan["Join Filter"]] if plan["Node Type"] == "Nested Loop" and "Join Filter" in plan else []
+    return found + [f for child in plan.get("Plans", []) for f in _joins_by_filter(child)]
+
+
+def test_the_rows_of_folds_that_find_stored_leads_are_counted_without_pairing_every_fold_with_every_row(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file imported again with update, each lead of a list by both a fold of three rows: the rows that change
+    their stored lead are counted per fold (``_overcounted``). Joined back to the staged rows by fold, the counts
+    were planned as a nested loop over every fold and every staged row (the planner expects 200 folds): a 50k-row
+    chunk of 14k folds compared 160M pairs, half of its merge."""
+    stored = [["", "", "", f"e{i}@acme.io", f"+1 415 555 {i:04d}", "", "CEO"] for i in range(2000)]
+    path = _write_csv(tmp_path / "stored.csv", SECONDARY_HEADER, stored)
+    rows = [[*row[:6], title] for row in stored for title in ("CEO", "CTO", "CTO")]
+    _new_list(database_url, dedupe="both")
+    import_file(database_url, path)
+    plans: list[dict[str, Any]] = []
+    overcounted = store._overcounted
+
+    class Explained:
+        """The merge's connection, explaining each query before it runs."""
+
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def execute(self, query: Any, params: Any = None) -> Any:
+            plans.append(self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query)).fetchone())
+            return self.conn.execute(query, params)
+
+    monkeypatch.setattr(store, "_overcounted", lambda conn, *args: overcounted(Explained(conn), *args))
+    status = _import_rows(database_url, tmp_path / "rows.csv", SECONDARY_HEADER, rows, on_duplicate="update")
+    assert status["results"] == {"imported": 0, "updated": 2000, "skipped": 4000, "errors": 0}
+    assert plans
+    assert [f for plan in plans for f in _joins_by_filter(plan["QUERY PLAN"][0]["Plan"])] == []
 
 
 # --------------------------------------------------------------------------------------------------------------
