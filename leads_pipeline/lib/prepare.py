@@ -389,10 +389,16 @@ def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
     return frame
 
 
+PROBLEM_VALUE_CHARS = 1000
+"""A rejected or warned cell is kept (sealed) up to this many characters: enough to see what was wrong with it,
+without storing a pasted document whole in every error row. Its identifiers (``subjects``) come from all of it."""
+
+
 def _sealed_problem(problem: Problem, sealer: crypto.Sealer) -> Problem:
     if problem.value is None:
         return problem
-    return replace(problem, value=sealer.seal(problem.value), subjects=sealer.subjects(problem.value))
+    kept = problem.value[:PROBLEM_VALUE_CHARS]
+    return replace(problem, value=sealer.seal(kept), subjects=sealer.subjects(problem.value))
 
 
 def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:

@@ -29,7 +29,7 @@ from leads_pipeline.lib.prepare import (
     StagedChunk,
     skipped_duplicates,
 )
-from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, is_sealed
+from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS
 from leads_pipeline.lib.store import access, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection, lock_for_adding
@@ -606,10 +606,9 @@ def _write_problems(conn: Connection, import_id: int, chunk_index: int, problems
     with conn.cursor().copy(
         "COPY import_errors (import_id, chunk, row_number, column_name, value, reason, severity, subjects) FROM STDIN"
     ) as copy:
-        for p in problems:  # values arrive sealed (stage_chunk); a sealed value is kept whole to stay openable
-            value = p.value if p.value is None or is_sealed(p.value) else p.value[:1000]
+        for p in problems:  # values arrive sealed and cut to PROBLEM_VALUE_CHARS (prepare.stage_chunk), or None
             copy.write_row(
-                (import_id, chunk_index, p.row_number, p.column, value, p.reason, p.severity, list(p.subjects))
+                (import_id, chunk_index, p.row_number, p.column, p.value, p.reason, p.severity, list(p.subjects))
             )
 
 

@@ -186,6 +186,22 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
         assert lead[field] is None
 
 
+def test_a_warned_cell_is_kept_in_its_error_up_to_a_thousand_characters(database_url: str, tmp_path: Path) -> None:
+    """A pasted document in a phone cell: the lead keeps the value whole under its header, the import error keeps
+    (sealed) its first 1,000 characters, enough to see what was wrong (the cut was only applied to values in clear,
+    which no longer reach the store, so every error row held the whole cell)."""
+    pasted = "call me " + "1" * 4_000
+    path = tmp_path / "pasted.csv"
+    path.write_text(f"email,Phone\nann@acme.com,{pasted}\n", encoding="utf-8")
+    list_id = _new_list(database_url)
+    status = import_file(database_url, path)
+    [error] = _query(
+        database_url, "SELECT column_name, value FROM import_errors WHERE import_id = %s", [int(status["importId"])]
+    )
+    assert (error["column_name"], error["value"]) == ("Phone", pasted[:1000])
+    assert _scalar(database_url, "SELECT custom->>'Phone' FROM leads WHERE list_id = %s", [list_id]) == pasted
+
+
 def test_the_merge_session_keeps_its_settings_and_leaves_each_chunk_its_own_transaction(database_url: str) -> None:
     with connect(database_url) as conn:
         store.open_merge_session(conn)
