@@ -253,16 +253,6 @@ def _grant_reader_tables(conn: Connection) -> None:
     conn.execute(sql.SQL("GRANT SELECT ON {} TO {}").format(tables, reader))
 
 
-def service_bypasses_row_security(conn: Connection) -> bool:
-    """Whether this connection's role is the explicit service role: BYPASSRLS (or superuser), or the owner of
-    the leads table (which the policies do not restrict unless FORCE is set, and it is not)."""
-    row = conn.execute(
-        "SELECT r.rolbypassrls OR r.rolsuper OR c.relowner = r.oid AS bypasses FROM pg_roles r,"
-        " pg_class c WHERE r.rolname = current_user AND c.oid = 'leads.leads'::regclass"
-    ).fetchone()
-    return bool(row and row["bypasses"])
-
-
 PRIVACY_OFFICERS_ENV: Final = "LEADS_PRIVACY_OFFICERS"
 """Comma-separated users who may act on privacy requests (export, erase, opt out) whatever lists hold the person."""
 

@@ -14,7 +14,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import connect_as, import_file
+from leads_pipeline_tests.support import connect_as, import_file, service_bypasses_row_security
 
 TABLES = ("leads", "lead_facts", "lead_tags", "lists", "list_members", "imports", "import_errors", "batch_leads")
 
@@ -80,7 +80,7 @@ def test_session_settings_cannot_impersonate_a_member(database_url: str, users: 
 
 def test_the_service_connection_is_the_explicit_exception(database_url: str, fair: int) -> None:
     with connect(database_url) as conn:
-        assert access.service_bypasses_row_security(conn)
+        assert service_bypasses_row_security(conn)
         assert conn.execute("SELECT count(*) AS n FROM leads").fetchone() == {"n": 33}
         assert conn.execute("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'leads_reader'").fetchone() == {
             "rolbypassrls": False

@@ -14,7 +14,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import connect_as, import_file
+from leads_pipeline_tests.support import connect_as, import_file, service_bypasses_row_security
 
 SERVICE_ONLY = {
     "dnc_numbers": "its list_id names a Do-Not-Call registry file (dnc_lists), not a lead list",
@@ -180,5 +180,5 @@ def test_stage_tables_refuse_writes_and_service_only_tables_refuse_reads(
 
 def test_the_service_connection_reads_every_stage_row(database_url: str, two_lists: None) -> None:
     with connect(database_url) as conn:
-        assert access.service_bypasses_row_security(conn)
+        assert service_bypasses_row_security(conn)
         assert conn.execute("SELECT count(*) AS n FROM crm_links").fetchone() == {"n": 66}
