@@ -7,12 +7,22 @@ job. Started side by side, as the multiprocess executor starts steps that do not
 stage read an empty ledger and a lead could cost the cap once per stage. ``leads enrich`` runs in process, where
 steps run one after another anyway. The other steps of a run keep running beside them.
 
-A drop-folder import runs in process (``defs/imports/jobs.py``). Other runs keep this executor: under the
-in-process one, terminating a run from the UI interrupts its step in the run's own process, where Dagster retries an
-interrupted step by its RetryPolicy, which only ``batch_leads`` declines.
+A drop-folder import runs in process (``defs/imports/jobs.py``). Other runs keep this executor. Under the
+in-process one (the drop folder's runs, ``leads import``, ``leads score``, ``leads jobs run``), an interrupt
+(Ctrl-C, terminating the run from the UI) reaches the step in the run's own process, where Dagster retries an
+interrupted step by its RetryPolicy: every asset with one ends on an interrupt instead (``stops_on_interrupt``).
 """
 
+import functools
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
 import dagster as dg
+
+from leads_pipeline.lib.importer import INTERRUPTED
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SPENDS_CREDITS_TAG = "leads/spends_credits"
 """The op tag of a stage that spends provider credits (its value is ignored)."""
@@ -28,3 +38,30 @@ rank as ``leads enrich --priority low``."""
 executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
 )
+
+
+def stops_on_interrupt(
+    compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
+) -> Callable[Concatenate[dg.AssetExecutionContext, P], R]:
+    """An asset's function that ends on an interrupt, failed with one line (``INTERRUPTED``), not retried. Dagster
+    retries an interrupted step by its RetryPolicy when the step runs in the run's process: Ctrl-C on
+    ``leads import`` or ``leads score``, SIGINT or SIGTERM to ``leads jobs run``, a run terminated from the UI under
+    the in-process executor went on to the end. The run is reported canceling, so it ends canceled (as a run
+    terminated from the UI does; the run failure sensor does not settle its enrichment job as failed), and its
+    steps not started yet, which the in-process executor would still run, end at once. What the asset wrote stays
+    as a kill leaves it: resumable. Goes under ``@dg.asset``."""
+
+    @functools.wraps(compute)
+    def compute_or_stop(context: dg.AssetExecutionContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = context.instance.get_run_by_id(context.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.CANCELING:
+            raise dg.Failure(description=INTERRUPTED, allow_retries=False)
+        try:
+            return compute(context, *args, **kwargs)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+            run = context.instance.get_run_by_id(context.run_id)
+            if run is not None and run.status == dg.DagsterRunStatus.STARTED:
+                context.instance.report_run_canceling(run, message=INTERRUPTED)
+            raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
+
+    return compute_or_stop

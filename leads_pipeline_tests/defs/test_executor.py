@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 
 from leads_pipeline.definitions import defs
+from leads_pipeline.defs.executor import stops_on_interrupt
 from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -88,3 +89,25 @@ def test_terminating_an_inbox_import_run_stops_the_import_and_leaves_it_resumabl
     with dg.DagsterInstance.get() as instance:
         [run] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": batch}))
     assert run.status == dg.DagsterRunStatus.CANCELED
+
+
+def test_every_asset_with_a_retry_policy_ends_on_an_interrupt() -> None:
+    """Dagster retries an interrupted step by its RetryPolicy when the step runs in the run's process: each asset
+    with one must end on an interrupt instead (``stops_on_interrupt``), or Ctrl-C on the command running it goes on."""
+    stopping = stops_on_interrupt(lambda context: None).__code__
+    retried = {
+        asset.key.to_user_string(): asset.op.compute_fn.decorated_fn.__code__ is stopping  # type: ignore[union-attr]
+        for asset in defs.assets or []
+        if isinstance(asset, dg.AssetsDefinition) and asset.op.retry_policy is not None
+    }
+    assert retried == {
+        name: True
+        for name in (
+            "batch_leads",
+            "company_profiles",
+            "email_contacts",
+            "lead_scores",
+            "linkedin_profiles",
+            "phone_contacts",
+        )
+    }
