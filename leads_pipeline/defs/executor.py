@@ -30,7 +30,8 @@ SPENDS_CREDITS_TAG = "leads/spends_credits"
 SPENDS_CREDITS = {SPENDS_CREDITS_TAG: "true"}
 
 BACKGROUND_PRIORITY = {"dagster/priority": "-10"}
-"""The run tags of the runs the daemon requests by itself (drop-folder imports, the daily rescore). The run queue
+"""The run tags of the runs the daemon requests by itself (drop-folder imports, the daily rescore, the CRM syncs,
+retention and CRM erasures schedules). The run queue
 starts runs by ``dagster/priority``, higher first, in the order they came otherwise: with no tag, 50 files dropped
 at once queued a run launched from the UI or by ``leads`` (priority 0) behind all of their imports, ~30 min. They
 rank as ``leads enrich --priority low``."""

@@ -19,6 +19,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.commands.crm import _failure
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.lib.store import crm as crm_store
 from leads_pipeline.lib.store.db import connect, transaction
@@ -342,6 +343,22 @@ def test_a_connection_file_schedule_starts_running() -> None:
 
     schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_connection_file_schedule_s_runs_queue_behind_the_runs_people_launch() -> None:
+    """Without ``dagster/priority`` a scheduled sync ranked as a run launched from the UI or by ``leads``."""
+    from leads_pipeline.defs.crm.schedules import schedule_for
+    from leads_pipeline.lib.crm.connection import parse_connection
+
+    schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
+    repository = dg.Definitions(
+        assets=[crm_sync_plan, crm_sync], schedules=[schedule], jobs=[crm_sync_job], resources=default_resources()
+    ).get_repository_def()
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, repository_def=repository)
+        [request] = schedule.evaluate_tick(context).run_requests or []
+    assert request.tags["dagster/priority"] == BACKGROUND_PRIORITY["dagster/priority"]
+    assert (request.partition_key, request.tags["leads/crm"]) == ("hubspot-main", "hubspot-main")
 
 
 def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: Path) -> None:
