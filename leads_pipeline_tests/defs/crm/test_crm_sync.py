@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -317,6 +318,31 @@ def test_a_dagster_run_acts_as_its_user_or_else_the_lists_owner(
     pull = materialize_sync("hubspot-main", {"direction": "pull"})
     assert not pull.success and "list 'prospects' is archived and read-only" in _failure(pull, "hubspot-main")
     assert counts(database_url) == (1, 2)
+
+
+def test_a_run_for_a_connection_partition_that_is_not_registered_is_refused_before_anything_is_written(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    """Dagster does not check a ``dagster/partition`` tag: a run launched through the GraphQL API for a connection
+    file's name no launcher had registered synced it, a run the UI lists under no partition. Both assets now refuse
+    it in one line, not retried, before anything is written."""
+    from leads_pipeline.launcher import instance
+
+    import_leads(database_url, tmp_path, lead_rows(2, start=133_000))
+    assert not instance().has_dynamic_partition(CRM_CONNECTIONS, "hubspot-main")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [crm_sync_plan, crm_sync],
+            instance=instance(),
+            resources=default_resources(),
+            tags={"dagster/partition": "hubspot-main"},
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert "partition 'hubspot-main' is not a CRM connection" in _failure(result, "hubspot-main")
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert counts(database_url) == (0, 2)
 
 
 def test_schedule_names_that_clash_keep_the_first_file_and_warn_naming_both(
