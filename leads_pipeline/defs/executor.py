@@ -13,13 +13,19 @@ in-process one (the drop folder's runs, ``leads import``, ``leads score``, ``lea
 interrupted step by its RetryPolicy: every asset with one ends on an interrupt instead (``stops_on_interrupt``).
 """
 
+import contextlib
 import functools
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
 from leads_pipeline.lib.importer import INTERRUPTED
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+"""What Dagster takes for an interrupt of a step (``dagster._utils.interrupts``)."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,6 +47,24 @@ executor = dg.multiprocess_executor.configured(
 )
 
 
+@contextlib.contextmanager
+def _interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` meanwhile, not Dagster's ``DagsterExecutionInterruptedError``:
+    psycopg cancels the query in flight on the former only, and an import interrupted mid-chunk left its
+    connection busy, which printed psycopg's "error ignored in rollback ... another command is already in
+    progress" lines before the interrupt's one. Only the main thread may set handlers (``leads enrich --wait``
+    runs its steps in another one, which interrupts never reach)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def stops_on_interrupt(
     compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
 ) -> Callable[Concatenate[dg.AssetExecutionContext, P], R]:
@@ -58,7 +82,8 @@ def stops_on_interrupt(
         if run is not None and run.status == dg.DagsterRunStatus.CANCELING:
             raise dg.Failure(description=INTERRUPTED, allow_retries=False)
         try:
-            return compute(context, *args, **kwargs)
+            with _interrupts_as_keyboard_interrupt():
+                return compute(context, *args, **kwargs)
         except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
             run = context.instance.get_run_by_id(context.run_id)
             if run is not None and run.status == dg.DagsterRunStatus.STARTED:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -111,3 +112,29 @@ def test_every_asset_with_a_retry_policy_ends_on_an_interrupt() -> None:
             "phone_contacts",
         )
     }
+
+
+@dg.asset
+@stops_on_interrupt
+def _slow_query(context) -> None:  # type: ignore[no-untyped-def]
+    """A step interrupted while its query runs, as an import is mid-chunk (``context`` unannotated: under this
+    module's ``from __future__ import annotations`` Dagster refuses the annotation)."""
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with connect(os.environ["TEST_DATABASE_URL"]) as conn:
+        conn.execute("SELECT pg_sleep(30)")
+
+
+def test_an_interrupt_cancels_the_query_in_flight_without_psycopg_s_noise(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Dagster raises its own exception on an interrupt, on which psycopg does not cancel the query in flight: the
+    connection stayed busy and Ctrl-C on `leads import` mid-chunk printed "error ignored in rollback ... another
+    command is already in progress" before the one line. The step now takes the interrupt as KeyboardInterrupt."""
+    monkeypatch.setenv("TEST_DATABASE_URL", database_url)
+    started = time.monotonic()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([_slow_query], instance=instance, raise_on_error=False)
+    assert time.monotonic() - started < 20
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None and failure.description == INTERRUPTED
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
