@@ -7,12 +7,28 @@ job. Started side by side, as the multiprocess executor starts steps that do not
 stage read an empty ledger and a lead could cost the cap once per stage. ``leads enrich`` runs in process, where
 steps run one after another anyway. The other steps of a run keep running beside them.
 
-A drop-folder import runs in process (``defs/imports/jobs.py``). Other runs keep this executor: under the
-in-process one, terminating a run from the UI interrupts its step in the run's own process, where Dagster retries an
-interrupted step by its RetryPolicy, which only ``batch_leads`` declines.
+A drop-folder import runs in process (``defs/imports/jobs.py``). Other runs keep this executor. Under the
+in-process one (the drop folder's runs, ``leads import``, ``leads score``, ``leads jobs run``), an interrupt
+(Ctrl-C, terminating the run from the UI) reaches the step in the run's own process, where Dagster retries an
+interrupted step by its RetryPolicy: every asset with one ends on an interrupt instead (``stops_on_interrupt``).
 """
 
+import contextlib
+import functools
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Concatenate, ParamSpec, TypeVar
+
 import dagster as dg
+
+from leads_pipeline.lib.importer import INTERRUPTED
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+"""What Dagster takes for an interrupt of a step (``dagster._utils.interrupts``)."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SPENDS_CREDITS_TAG = "leads/spends_credits"
 """The op tag of a stage that spends provider credits (its value is ignored)."""
@@ -20,7 +36,8 @@ SPENDS_CREDITS_TAG = "leads/spends_credits"
 SPENDS_CREDITS = {SPENDS_CREDITS_TAG: "true"}
 
 BACKGROUND_PRIORITY = {"dagster/priority": "-10"}
-"""The run tags of the runs the daemon requests by itself (drop-folder imports, the daily rescore). The run queue
+"""The run tags of the runs the daemon requests by itself (drop-folder imports, the daily rescore, the CRM syncs,
+retention and CRM erasures schedules). The run queue
 starts runs by ``dagster/priority``, higher first, in the order they came otherwise: with no tag, 50 files dropped
 at once queued a run launched from the UI or by ``leads`` (priority 0) behind all of their imports, ~30 min. They
 rank as ``leads enrich --priority low``."""
@@ -28,3 +45,49 @@ rank as ``leads enrich --priority low``."""
 executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
 )
+
+
+@contextlib.contextmanager
+def _interrupts_as_keyboard_interrupt() -> Iterator[None]:
+    """SIGINT and SIGTERM raise ``KeyboardInterrupt`` meanwhile, not Dagster's ``DagsterExecutionInterruptedError``:
+    psycopg cancels the query in flight on the former only, and an import interrupted mid-chunk left its
+    connection busy, which printed psycopg's "error ignored in rollback ... another command is already in
+    progress" lines before the interrupt's one. Only the main thread may set handlers (``leads enrich --wait``
+    runs its steps in another one, which interrupts never reach)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stops_on_interrupt(
+    compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
+) -> Callable[Concatenate[dg.AssetExecutionContext, P], R]:
+    """An asset's function that ends on an interrupt, failed with one line (``INTERRUPTED``), not retried. Dagster
+    retries an interrupted step by its RetryPolicy when the step runs in the run's process: Ctrl-C on
+    ``leads import`` or ``leads score``, SIGINT or SIGTERM to ``leads jobs run``, a run terminated from the UI under
+    the in-process executor went on to the end. The run is reported canceling, so it ends canceled (as a run
+    terminated from the UI does; the run failure sensor does not settle its enrichment job as failed), and its
+    steps not started yet, which the in-process executor would still run, end at once. What the asset wrote stays
+    as a kill leaves it: resumable. Goes under ``@dg.asset``."""
+
+    @functools.wraps(compute)
+    def compute_or_stop(context: dg.AssetExecutionContext, *args: P.args, **kwargs: P.kwargs) -> R:
+        run = context.instance.get_run_by_id(context.run_id)
+        if run is not None and run.status == dg.DagsterRunStatus.CANCELING:
+            raise dg.Failure(description=INTERRUPTED, allow_retries=False)
+        try:
+            with _interrupts_as_keyboard_interrupt():
+                return compute(context, *args, **kwargs)
+        except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
+            run = context.instance.get_run_by_id(context.run_id)
+            if run is not None and run.status == dg.DagsterRunStatus.STARTED:
+                context.instance.report_run_canceling(run, message=INTERRUPTED)
+            raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
+
+    return compute_or_stop

@@ -11,10 +11,16 @@ def registered_batch(context: dg.AssetExecutionContext) -> str:
     (``leads``, the sensors, the daily rescore), but a run launched through the GraphQL API (``launchRun`` with a
     ``dagster/partition`` tag) is not checked by Dagster: one with a made-up key ran, and with a path and a list
     imported into a batch the UI does not show and no backfill reaches. Called first, before anything is written."""
+    return registered_partition(context, BATCHES, "batch")
+
+
+def registered_partition(context: dg.AssetExecutionContext, partitions: str, what: str) -> str:
+    """The run's partition key, refused (one line, not retried) unless it is one of the dynamic partitions
+    ``partitions`` (``registered_batch``: Dagster does not check a ``dagster/partition`` tag)."""
     key = context.partition_key
-    if not context.instance.has_dynamic_partition(BATCHES, key):
+    if not context.instance.has_dynamic_partition(partitions, key):
         raise dg.Failure(
-            description=f"partition {key!r} is not a batch: launch the run for one of the '{BATCHES}' partitions",
+            description=f"partition {key!r} is not a {what}: launch the run for one of the '{partitions}' partitions",
             allow_retries=False,
         )
     return key

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
@@ -48,13 +49,19 @@ def start_worker_server() -> None:
     forkserver.ensure_running()
 
 
+def _ignore_interrupts() -> None:
+    """A worker leaves Ctrl-C to the importing process, which stops the pool: a terminal sends SIGINT to the
+    whole process group, and each worker printed its own KeyboardInterrupt traceback before the import's one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def start_pool(workers: int) -> ProcessPoolExecutor | None:
     """``workers`` chunk workers (none for 1), started now: forking them from the server (whose imports take ~2 s
     unless :func:`start_worker_server` began them earlier) overlaps with the caller's inspection of the file
     instead of delaying the first chunk."""
     if workers <= 1:
         return None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context())
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_ignore_interrupts)
     for _ in range(workers):
         pool.submit(os.getpid)
     return pool

@@ -18,6 +18,8 @@ from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
 from leads_pipeline.commands import enrich as enrich_commands
+from leads_pipeline.lib.contacts.phone_batch import PhoneStage
+from leads_pipeline.lib.enrichment.engine import CompanyEnricher
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
@@ -580,6 +582,37 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     with connect(database_url) as conn:  # a run Dagster launched holds no lock: its run status tells
         conn.execute("UPDATE enrichment_jobs SET status = 'processing', run_in_process = false WHERE id = %s", (job,))
     assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"
+
+
+def test_an_interrupted_jobs_run_stops_its_stages_and_leaves_the_job_resumable(
+    leads: CliRunner, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGINT or SIGTERM to `leads jobs run` (its stages run in its process) was retried by the stage's
+    RetryPolicy, which Dagster applies to interrupts too, and the job went on to the end. The interrupted stage now
+    ends without a retry, the job's next stage does not start, the run ends canceled and the job reads
+    interrupted: `leads jobs resume` goes on with it."""
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id, keeper: None)
+    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company,phone", "--json")["jobId"]
+    ran: list[str] = []
+
+    def interrupted(self: object) -> None:
+        ran.append(type(self).__name__)
+        raise dg.DagsterExecutionInterruptedError  # what SIGINT raises in a step
+
+    stages = {CompanyEnricher: CompanyEnricher.run, PhoneStage: PhoneStage.run}
+    for stage in stages:
+        monkeypatch.setattr(stage, "run", interrupted)
+    result = leads.invoke(app, ["jobs", "run", job])  # its Dagster log at ERROR goes to the job's log file
+    assert result.exit_code == 1
+    assert f"error: enrichment job {job} was interrupted: `leads jobs resume {job}`" in result.stderr
+    assert len(ran) == 1, "the stage was retried, or the next one started"
+    [run] = dg.DagsterInstance.get().get_runs(dg.RunsFilter(tags={"leads/job": job}))
+    assert run.status == dg.DagsterRunStatus.CANCELED
+    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    for stage, run_stage in stages.items():
+        monkeypatch.setattr(stage, "run", run_stage)
+    _run(leads, "jobs", "resume", job, "--wait")
+    assert _json(leads, "jobs", "show", job, "--json")["status"] in ("completed", "partial")
 
 
 def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_resumed_one_is_never(

@@ -4,12 +4,15 @@ store/test_imports.py)."""
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from leads_pipeline.lib.workers import SHORT_ROW_BYTES, worker_count
+from leads_pipeline.lib.workers import SHORT_ROW_BYTES, start_pool, worker_count
 from leads_pipeline_tests.paths import DEMO_FILE
 
 CORES = min(2, os.cpu_count() or 1)
@@ -43,3 +46,26 @@ pool.shutdown()
     found = json.loads(result.stdout)
     assert len(found["servers"]) == 1  # running before any pool asked for it
     assert found["parents"] == found["servers"]  # every worker forked from it
+
+
+def _pid_after(seconds: float) -> int:
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_chunk_workers_leave_ctrl_c_to_the_importing_process() -> None:
+    """A terminal's Ctrl-C reaches the whole process group: each chunk worker died printing a KeyboardInterrupt
+    traceback before the import's one line. The workers ignore it; the importing process stops the pool."""
+    pool = start_pool(2)
+    assert pool is not None
+    try:
+        busy = [pool.submit(_pid_after, 1.0) for _ in range(2)]  # both workers started and initialized
+        pids = {future.result(timeout=60) for future in busy}
+        assert len(pids) == 2
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert {pool.submit(_pid_after, 0.0).result(timeout=60) for _ in range(4)} <= pids
+        assert [child.is_alive() for child in multiprocessing.active_children() if child.pid in pids] == [True, True]
+    finally:
+        pool.shutdown(cancel_futures=True)

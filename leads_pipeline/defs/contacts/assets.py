@@ -21,7 +21,7 @@ from leads_pipeline.defs.contacts.checks import (
     phone_e164_check,
 )
 from leads_pipeline.defs.enrichment.assets import ensure_job
-from leads_pipeline.defs.executor import SPENDS_CREDITS
+from leads_pipeline.defs.executor import SPENDS_CREDITS, stops_on_interrupt
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -150,6 +150,7 @@ def _email_metadata(stats: EmailStats, method: str, credits: float, people_searc
     pool="email_verification",
     op_tags=SPENDS_CREDITS,
 )
+@stops_on_interrupt
 def email_contacts(
     context: dg.AssetExecutionContext,
     config: EmailContactsConfig,
@@ -203,6 +204,7 @@ class PhoneContactsConfig(dg.Config):
     pool="phone_lookup",
     op_tags=SPENDS_CREDITS,
 )
+@stops_on_interrupt
 def phone_contacts(
     context: dg.AssetExecutionContext,
     config: PhoneContactsConfig,
@@ -275,6 +277,7 @@ class LinkedInProfilesConfig(dg.Config):
     pool="apify",
     op_tags=SPENDS_CREDITS,
 )
+@stops_on_interrupt
 def linkedin_profiles(
     context: dg.AssetExecutionContext,
     config: LinkedInProfilesConfig,

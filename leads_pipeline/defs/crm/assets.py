@@ -12,6 +12,7 @@ import dagster as dg
 
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, PUSH_CHECK, push_check, unknown_fields
 from leads_pipeline.defs.killed import end_killed_runs
+from leads_pipeline.defs.partitions import registered_partition
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction, load_connection
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
@@ -41,8 +42,12 @@ class CrmSyncConfig(dg.Config):
 
 
 def _connection(context: dg.AssetExecutionContext) -> Connection:
+    """The run's connection. Its partition must be registered (``leads sync`` and the schedules register it): a
+    run launched through the GraphQL API with a ``dagster/partition`` tag naming a connection file ran, a sync the
+    UI does not list under the connection's partitions."""
+    name = registered_partition(context, CRM_CONNECTIONS, "CRM connection")
     try:
-        return load_connection(context.partition_key)
+        return load_connection(name)
     except LeadsError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
 

@@ -3,12 +3,14 @@
 Built when the code location loads, from the connection files; a file that does not parse is skipped here
 (``leads crm ls`` reports it) rather than taking the whole code location down, and so is a file whose schedule
 name another file already has (``a-b.yaml`` and ``a_b.yaml``: Dagster names cannot hold ``-``). A schedule
-written in a connection file is an explicit request to run it: it starts RUNNING.
+written in a connection file is an explicit request to run it: it starts RUNNING. Its runs rank behind the runs
+people launch (``BACKGROUND_PRIORITY``).
 """
 
 import dagster as dg
 
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync_job
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.lib.crm.connection import (
     Connection,
     connections_folder,
@@ -45,7 +47,7 @@ def schedule_for(connection: Connection) -> dg.ScheduleDefinition:
         return dg.RunRequest(
             run_key=None,
             partition_key=name,
-            tags={"leads/source": "schedule", "leads/crm": name},
+            tags={"leads/source": "schedule", "leads/crm": name, **BACKGROUND_PRIORITY},
         )
 
     return _schedule

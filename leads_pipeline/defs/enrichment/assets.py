@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
-from leads_pipeline.defs.executor import SPENDS_CREDITS
+from leads_pipeline.defs.executor import SPENDS_CREDITS, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -86,6 +86,7 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     check_specs=CHECK_SPECS,
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
+@stops_on_interrupt
 def company_profiles(
     context: dg.AssetExecutionContext,
     config: CompanyProfilesConfig,

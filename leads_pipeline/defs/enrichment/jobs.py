@@ -152,6 +152,10 @@ def _materialize(
         except dg.DagsterError as exc:
             finish_run(database_url, job.id, "-", success=False, failure=str(exc))
             raise PermanentError(f"enrichment job {job.id} could not start: {exc}") from exc
+    if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
+        # interrupted (``stops_on_interrupt``): left processing, as a kill leaves it; once this process lets go of
+        # its lock the job reads as interrupted and ``leads jobs resume`` goes on with it
+        raise PermanentError(f"enrichment job {job.id} was interrupted: `leads jobs resume {job.id}` goes on with it")
     failure = None
     if not result.success:
         failed = [e for e in result.all_events if e.is_failure]

@@ -6,11 +6,12 @@ from typing import Literal
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import stops_on_interrupt
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
-from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, ProgressCallback, run_import
+from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.audit import mask
@@ -135,6 +136,7 @@ def _progress_log(log: dg.DagsterLogManager) -> ProgressCallback:
     check_specs=CHECK_SPECS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
+@stops_on_interrupt
 def batch_leads(
     context: dg.AssetExecutionContext, config: ImportConfig, database: LeadsDatabase
 ) -> dg.MaterializeResult:
@@ -172,11 +174,6 @@ def batch_leads(
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise dg.Failure(description=str(exc), allow_retries=False) from exc
-    except (KeyboardInterrupt, dg.DagsterExecutionInterruptedError) as exc:
-        # Dagster retries an interrupted step by its RetryPolicy, in the same process when the step runs in the
-        # run's: Ctrl-C on `leads import` went on importing the whole file (and so would a run terminated from the
-        # UI under the in-process executor). The import stays resumable.
-        raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
     results = status["results"]
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import stops_on_interrupt
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
@@ -61,6 +62,7 @@ def _as_of(config: LeadScoresConfig) -> datetime:
     check_specs=CHECK_SPECS,
     retry_policy=dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
+@stops_on_interrupt
 def lead_scores(
     context: dg.AssetExecutionContext, config: LeadScoresConfig, database: LeadsDatabase
 ) -> dg.MaterializeResult:

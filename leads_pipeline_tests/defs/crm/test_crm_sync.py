@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from leads_pipeline.cli import app
 from leads_pipeline.commands.crm import _failure
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.lib.store import crm as crm_store
 from leads_pipeline.lib.store.db import connect, transaction
@@ -318,6 +320,31 @@ def test_a_dagster_run_acts_as_its_user_or_else_the_lists_owner(
     assert counts(database_url) == (1, 2)
 
 
+def test_a_run_for_a_connection_partition_that_is_not_registered_is_refused_before_anything_is_written(
+    leads: CliRunner, database_url: str, tmp_path: Path
+) -> None:
+    """Dagster does not check a ``dagster/partition`` tag: a run launched through the GraphQL API for a connection
+    file's name no launcher had registered synced it, a run the UI lists under no partition. Both assets now refuse
+    it in one line, not retried, before anything is written."""
+    from leads_pipeline.launcher import instance
+
+    import_leads(database_url, tmp_path, lead_rows(2, start=133_000))
+    assert not instance().has_dynamic_partition(CRM_CONNECTIONS, "hubspot-main")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = dg.materialize(
+            [crm_sync_plan, crm_sync],
+            instance=instance(),
+            resources=default_resources(),
+            tags={"dagster/partition": "hubspot-main"},
+            raise_on_error=False,
+        )
+    assert not result.success
+    assert "partition 'hubspot-main' is not a CRM connection" in _failure(result, "hubspot-main")
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert counts(database_url) == (0, 2)
+
+
 def test_schedule_names_that_clash_keep_the_first_file_and_warn_naming_both(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -342,6 +369,22 @@ def test_a_connection_file_schedule_starts_running() -> None:
 
     schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_connection_file_schedule_s_runs_queue_behind_the_runs_people_launch() -> None:
+    """Without ``dagster/priority`` a scheduled sync ranked as a run launched from the UI or by ``leads``."""
+    from leads_pipeline.defs.crm.schedules import schedule_for
+    from leads_pipeline.lib.crm.connection import parse_connection
+
+    schedule = schedule_for(parse_connection("hubspot-main", CONNECTION))
+    repository = dg.Definitions(
+        assets=[crm_sync_plan, crm_sync], schedules=[schedule], jobs=[crm_sync_job], resources=default_resources()
+    ).get_repository_def()
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, repository_def=repository)
+        [request] = schedule.evaluate_tick(context).run_requests or []
+    assert request.tags["dagster/priority"] == BACKGROUND_PRIORITY["dagster/priority"]
+    assert (request.partition_key, request.tags["leads/crm"]) == ("hubspot-main", "hubspot-main")
 
 
 def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: Path) -> None:

@@ -12,9 +12,11 @@ import pytest
 
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.defs.scoring import assets as scoring_assets
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.checks import SCORES_CHECK
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.scoring.selection import create_selection
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
@@ -91,6 +93,30 @@ def test_bad_configuration_fails_the_run_with_the_key(database_url: str) -> None
         assert not result.success
         failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
         assert failure is not None and "thresholds: mql (90) must not be above sql (10)" in str(failure.description)
+
+
+def test_an_interrupted_scoring_is_not_retried_and_ends_canceled(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C on `leads score` (the step runs in the command's process) was retried by lead_scores' RetryPolicy,
+    which Dagster applies to interrupts too: the scoring went on and the command said it completed. The interrupt
+    now ends the run canceled with one line, not retried (its one transaction leaves nothing written)."""
+    batch, _ = _selection(database_url)
+    calls: list[int] = []
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        raise dg.DagsterExecutionInterruptedError  # what SIGINT raises in a step
+
+    monkeypatch.setattr(scoring_assets, "score_leads", interrupted)
+    with dg.instance_for_test() as instance:
+        result = materialize(database_url, instance, lead_scores, ICP, batch)
+        assert not result.success
+        assert calls == [1]
+        assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert failure is not None and failure.description == INTERRUPTED
+        assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
 
 
 def test_config_file_and_overrides(database_url: str, tmp_path: Path) -> None:
