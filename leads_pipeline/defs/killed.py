@@ -9,8 +9,14 @@ from typing import Final
 
 import dagster as dg
 
-RUNNING: Final = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-"""The statuses of a run Dagster takes for one still going."""
+RUNNING: Final = (
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
+"""The statuses of a run Dagster takes for one still going (a run interrupted is CANCELING until its process
+reports it canceled: killed then, it stays CANCELING as a killed run stays STARTED)."""
 
 
 def end_killed_runs(
@@ -26,7 +32,7 @@ def end_killed_runs(
     caller found the lock of what they worked for free."""
     if run_ids is not None and not run_ids:
         return 0
-    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=RUNNING))
+    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=list(RUNNING)))
     for run in runs:
         if failed:
             instance.report_run_failed(run, message=message)

@@ -12,6 +12,7 @@ import dagster as dg
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.imports.assets import ImportConfig
 from leads_pipeline.defs.imports.jobs import import_job
+from leads_pipeline.defs.killed import RUNNING
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
@@ -78,12 +79,7 @@ def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tu
         return False, unfinished["batch_id"] if unfinished is not None and unfinished["status"] == "failed" else None
 
 
-IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-)
+IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (*RUNNING, dg.DagsterRunStatus.QUEUED)
 
 
 def _run_in_flight(instance: dg.DagsterInstance, tags: dict[str, str]) -> bool:

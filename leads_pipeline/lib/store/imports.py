@@ -294,54 +294,59 @@ def _keep_keys_of_other_leads(
         return []
     header_of = {field: column for column, field in mapping.items() if field is not None}
     problems: list[Problem] = []
+    trees = {row["tree"] for row in conn.execute("SELECT DISTINCT tree FROM stg_rows")} if folds else set()
     for key in MATCH_KEYS[dedupe]:
         column = MATCH_COLUMNS[key]
-        held = conn.execute(
-            sql.SQL(
-                "SELECT DISTINCT ON (s.row_number) s.row_number, m.id FROM stg s JOIN ("
-                " SELECT l.id, {lead_key} AS key, l.deleted_at FROM leads l WHERE l.list_id = {list} AND {lead_key}"
-                " = ANY(ARRAY(SELECT s.{col} FROM stg s WHERE s.lead_id IS NOT NULL AND NOT s.dup"
-                " AND s.{col} IS NOT NULL)) OFFSET 0) m ON m.key = {staged_key}"
-                " WHERE m.deleted_at IS NULL AND s.lead_id IS NOT NULL AND NOT s.dup AND m.id <> s.lead_id"
-                " ORDER BY s.row_number, m.id"
-            ).format(
-                col=sql.Identifier(column),
-                lead_key=key_column(column, "l"),
-                staged_key=key_column(column, "s"),
-                list=sql.Literal(list_id),
-            )
-        ).fetchall()
+        held = _other_leads_holding(
+            conn,
+            list_id,
+            column,
+            sql.SQL("SELECT row_number, lead_id, {} FROM stg WHERE lead_id IS NOT NULL AND NOT dup").format(
+                sql.Identifier(column)
+            ),
+        )
         warned = held
         if folds:
-            trees = {row["tree"] for row in conn.execute("SELECT DISTINCT tree FROM stg_rows")}
-            warned = [row for row in held if row["row_number"] not in trees] + conn.execute(
+            warned = [row for row in held if row["row_number"] not in trees] + _other_leads_holding(
+                conn,
+                list_id,
+                column,
                 sql.SQL(
-                    "SELECT DISTINCT ON (r.row_number) r.row_number, m.id FROM stg_rows r JOIN stg f"
-                    " ON f.row_number = r.tree AND f.lead_id IS NOT NULL AND NOT f.dup JOIN ("
-                    " SELECT l.id, {lead_key} AS key, l.deleted_at FROM leads l WHERE l.list_id = {list} AND {lead_key}"
-                    " = ANY(ARRAY(SELECT r.{col} FROM stg_rows r WHERE r.{col} IS NOT NULL)) OFFSET 0) m"
-                    " ON m.key = {staged_key} WHERE m.deleted_at IS NULL AND m.id <> f.lead_id"
-                    " ORDER BY r.row_number, m.id"
-                ).format(
-                    col=sql.Identifier(column),
-                    lead_key=key_column(column, "l"),
-                    staged_key=key_column(column, "r"),
-                    list=sql.Literal(list_id),
-                )
-            ).fetchall()
-        if not held:
-            problems.extend(_held_key_problems(warned, key, header_of))
-            continue
-        cleared = [key, column, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
-        cleared += ["email_domain"] if key == "email" else []
-        conn.execute(
-            sql.SQL("UPDATE stg SET {} WHERE row_number = ANY({})").format(
-                sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in cleared),
-                sql.Literal([row["row_number"] for row in held]),
+                    "SELECT r.row_number, f.lead_id, r.{} FROM stg_rows r JOIN stg f"
+                    " ON f.row_number = r.tree AND f.lead_id IS NOT NULL AND NOT f.dup"
+                ).format(sql.Identifier(column)),
             )
-        )
+        if held:
+            cleared = [key, column, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
+            cleared += ["email_domain"] if key == "email" else []
+            conn.execute(
+                sql.SQL("UPDATE stg SET {} WHERE row_number = ANY({})").format(
+                    sql.SQL(", ").join(sql.SQL("{} = NULL").format(sql.Identifier(c)) for c in cleared),
+                    sql.Literal([row["row_number"] for row in held]),
+                )
+            )
         problems.extend(_held_key_problems(warned, key, header_of))
     return problems
+
+
+def _other_leads_holding(conn: Connection, list_id: int, column: str, rows: sql.Composable) -> list[dict[str, Any]]:
+    """The rows of ``rows`` (a query of staged rows' ``row_number``, the ``lead_id`` they found and their key
+    ``column``) whose key another live lead of the list holds, each with that lead's id (the lowest). The list's
+    leads are looked up by the rows' keys as one array behind an OFFSET 0 fence, as the duplicate lookups are."""
+    return conn.execute(
+        sql.SQL(
+            "WITH r AS NOT MATERIALIZED ({rows}) SELECT DISTINCT ON (r.row_number) r.row_number, m.id FROM r JOIN ("
+            " SELECT l.id, {lead_key} AS key, l.deleted_at FROM leads l WHERE l.list_id = {list} AND {lead_key}"
+            " = ANY(ARRAY(SELECT r.{col} FROM r WHERE r.{col} IS NOT NULL)) OFFSET 0) m ON m.key = {staged_key}"
+            " WHERE m.deleted_at IS NULL AND m.id <> r.lead_id ORDER BY r.row_number, m.id"
+        ).format(
+            rows=rows,
+            col=sql.Identifier(column),
+            lead_key=key_column(column, "l"),
+            staged_key=key_column(column, "r"),
+            list=sql.Literal(list_id),
+        )
+    ).fetchall()
 
 
 def _held_key_problems(held: list[dict[str, Any]], key: str, header_of: Mapping[str, str]) -> list[Problem]:

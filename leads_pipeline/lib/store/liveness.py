@@ -50,14 +50,8 @@ def await_claim(conn: Connection, kind: int, key: object, timeout_s: float) -> b
 
 def awaited(conn: Connection, kind: int, key: object) -> bool:
     """Whether a session waits for the lock of run ``key`` of ``kind`` (``await_claim``)."""
-    row = conn.execute(
-        sql.SQL(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND NOT l.granted"
-            " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-            " AND l.classid = {kind}::oid AND l.objid = hashtext(%s::text)::oid AND l.objsubid = 2) AS waiting"
-        ).format(kind=sql.Literal(kind)),
-        (str(key),),
-    ).fetchone()
+    query = sql.SQL("SELECT {} AS waiting").format(_lock(kind, sql.Placeholder(), granted=False))
+    row = conn.execute(query, (str(key),)).fetchone()
     return bool(row and row["waiting"])
 
 
@@ -69,8 +63,13 @@ def release(conn: Connection, kind: int, key: object) -> None:
 
 def alive(kind: int, key: sql.Composable) -> sql.Composable:
     """A SQL condition: some session holds the lock of the run whose id is the expression ``key``."""
+    return _lock(kind, key, granted=True)
+
+
+def _lock(kind: int, key: sql.Composable, *, granted: bool) -> sql.Composable:
+    """A SQL condition: a session holds (``granted``) or waits for the lock of the run whose id is ``key``."""
     return sql.SQL(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND l.granted"
+        "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND {granted}"
         " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
         " AND l.classid = {kind}::oid AND l.objid = hashtext({key}::text)::oid AND l.objsubid = 2)"
-    ).format(kind=sql.Literal(kind), key=key)
+    ).format(granted=sql.SQL("l.granted" if granted else "NOT l.granted"), kind=sql.Literal(kind), key=key)

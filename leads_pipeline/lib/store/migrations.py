@@ -6,6 +6,7 @@ to call at the start of every command.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from collections.abc import Iterator
@@ -24,15 +25,16 @@ Connection = psycopg.Connection[dict[str, Any]]
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 _LOCK_KEY = 0x1EAD5
-_RESPELLS_COMPANY_KEYS = 44
-"""The migration whose leads' keys are recomputed in Python, by the import's own rule, after its SQL listed them."""
-_SEALS_WEBHOOK_URLS = 80
-"""The migration after whose SQL the webhook URLs still stored in clear are sealed in Python (SQL has no key)."""
-_SEALS_LEADS_IN_CLEAR = 86
-"""The migration after which leads stored in clear before sql/010 are sealed and indexed in Python (it has no SQL)."""
-_SEALS_VALUES_IN_CLEAR = 93
-"""The migration after which the other tables' values stored in clear before they were sealed are sealed in Python."""
-_SEALS: frozenset[int] = frozenset({_SEALS_WEBHOOK_URLS, _SEALS_LEADS_IN_CLEAR, _SEALS_VALUES_IN_CLEAR})
+_PYTHON_STEPS: dict[int, tuple[str, str]] = {
+    44: ("leads_pipeline.lib.store.bulk", "respell_company_keys"),
+    80: ("leads_pipeline.lib.store.keys", "seal_clear_secrets"),
+    86: ("leads_pipeline.lib.store.keys", "seal_leads_in_clear"),
+    93: ("leads_pipeline.lib.store.keys", "seal_values_in_clear"),
+}
+"""Migrations whose work SQL cannot do, run in Python after their SQL in the same transaction (module, function):
+44 recomputes the company keys its SQL listed by the import's own rule; 80 seals the webhook URLs, 86 the leads and
+93 the other tables' values that older versions stored in clear (SQL has no key). Imported only when applied."""
+_SEALS: frozenset[int] = frozenset({80, 86, 93})
 """The migrations that seal values under this process's keys: its keys are checked before any of them runs."""
 
 
@@ -108,22 +110,9 @@ def _migrate(conn: Connection, folder: Path | None = None) -> list[int]:
         for migration in pending:
             with _privileges(conn, f"apply {migration.path.name}"), conn.transaction():
                 conn.execute(migration.path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
-                if migration.version == _RESPELLS_COMPANY_KEYS:
-                    from leads_pipeline.lib.store.bulk import respell_company_keys
-
-                    respell_company_keys(conn)
-                if migration.version == _SEALS_WEBHOOK_URLS:
-                    from leads_pipeline.lib.store.keys import seal_clear_secrets
-
-                    seal_clear_secrets(conn)
-                if migration.version == _SEALS_LEADS_IN_CLEAR:
-                    from leads_pipeline.lib.store.keys import seal_leads_in_clear
-
-                    seal_leads_in_clear(conn)
-                if migration.version == _SEALS_VALUES_IN_CLEAR:
-                    from leads_pipeline.lib.store.keys import seal_values_in_clear
-
-                    seal_values_in_clear(conn)
+                if migration.version in _PYTHON_STEPS:
+                    module, function = _PYTHON_STEPS[migration.version]
+                    getattr(importlib.import_module(module), function)(conn)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                     (migration.version, migration.path.name),

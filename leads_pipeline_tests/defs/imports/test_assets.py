@@ -233,12 +233,20 @@ def test_an_interrupted_import_is_not_retried_and_stays_resumable(
     failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
     assert failure is not None and failure.description == importer.INTERRUPTED
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
     assert len(_leads(database_url)) == 10
     with connect(database_url) as conn:
         assert conn.execute("SELECT status, processed_rows FROM imports").fetchone() == {
             "status": "failed",
             "processed_rows": 10,
         }
+    monkeypatch.undo()
+    resumed = _materialize(database_url, instance, "import-demo-ctrl-c", config)
+    assert resumed.success and len(_leads(database_url)) == 33
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n, status FROM imports GROUP BY status").fetchall() == [
+            {"n": 1, "status": "completed"}
+        ]
 
 
 def test_progress_is_logged_at_the_start_every_ten_seconds_and_at_the_end(monkeypatch: pytest.MonkeyPatch) -> None:

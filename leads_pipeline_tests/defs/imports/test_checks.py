@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 
 from leads_pipeline.defs.imports.checks import (
@@ -55,16 +56,22 @@ def test_checks_pass_on_a_clean_import(database_url: str, tmp_path: Path) -> Non
     assert (duplicates.check_name, duplicates.passed) == (DUPLICATES_CHECK, True)
 
 
-def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(database_url: str, tmp_path: Path) -> None:
+def _checked_after_edit(
+    database_url: str, tmp_path: Path, lead_email: str, **fields: str
+) -> tuple[int, dg.AssetCheckResult]:
+    """The schema check of an imported batch after the lead with ``lead_email`` was edited to ``fields`` (as
+    stored)."""
     _, batch_id = _imported(database_url, tmp_path)
-    assignments, params = set_clause(email="not-an-email")
+    assignments, params = set_clause(**fields)
     bad = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("bob@example.com")),
+        database_url, f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id", (*params, bidx(lead_email))
     )
     with connect(database_url) as conn:
-        result = stored_leads_check(conn, batch_id)
+        return bad, stored_leads_check(conn, batch_id)
+
+
+def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(database_url: str, tmp_path: Path) -> None:
+    bad, result = _checked_after_edit(database_url, tmp_path, "bob@example.com", email="not-an-email")
     assert result.passed is False
     assert result.metadata["failing_leads"].value == 1
     assert result.metadata["failing_columns"].value == "email"
@@ -76,30 +83,17 @@ def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(datab
 def test_schema_check_masks_the_contact_data_it_shows(database_url: str, tmp_path: Path) -> None:
     """The preview showed a failing stored value as it is: an address with a space in it (from a later edit of
     the lead) was written in clear into Dagster's event log, where every other preview masks them."""
-    _, batch_id = _imported(database_url, tmp_path)
-    assignments, params = set_clause(email="bob ng@example.com")
-    bad = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("bob@example.com")),
-    )
-    with connect(database_url) as conn:
-        result = stored_leads_check(conn, batch_id)
+    bad, result = _checked_after_edit(database_url, tmp_path, "bob@example.com", email="bob ng@example.com")
+    assert result.passed is False and result.metadata["failing_columns"].value == "email"
     failures = str(result.metadata["failures"].value)
     assert f"| {bad} | email | bob <email> |" in failures
     assert "ng@example.com" not in failures
 
 
 def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_path: Path) -> None:
-    _, batch_id = _imported(database_url, tmp_path)
-    assignments, params = set_clause(phone="555-0101", website="http://example.com/x")
-    bad = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("ann@example.com")),
+    bad, result = _checked_after_edit(
+        database_url, tmp_path, "ann@example.com", phone="555-0101", website="http://example.com/x"
     )
-    with connect(database_url) as conn:
-        result = stored_leads_check(conn, batch_id)
     assert result.passed is False
     assert result.metadata["failing_leads"].value == 1
     assert result.metadata["failing_columns"].value == "phone, website"
