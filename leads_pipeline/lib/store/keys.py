@@ -2,8 +2,7 @@
 
 ``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
 re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
-in clear from before sql/010, whose blind indexes it fills too; webhook URLs in clear, which sql/080 sealed
-already), and records how far it got in
+in clear from before sql/010, whose blind indexes it fills too), and records how far it got in
 ``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
 at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
 other writers while it runs are sealed under the active key by those writers already.
@@ -55,10 +54,10 @@ from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection
 
-ColumnKind = Literal["lead", "sealed", "secret", "json"]
+ColumnKind = Literal["lead", "sealed", "json"]
 """lead: a sealed leads column (plaintext from before sql/010 is sealed, its blind index filled); sealed: a text
-column whose sealed values are re-sealed; secret: a text column sealed whole, plaintext stored before it was
-sealed included (a webhook URL); json: a JSON column whose sealed strings are re-sealed."""
+column whose sealed values are re-sealed (values in clear from before a column was sealed are sealed by the
+upgrade: sql/080, sql/093); json: a JSON column whose sealed strings are re-sealed."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +77,8 @@ SEALED_COLUMNS: Final[tuple[SealedTable, ...]] = (
     SealedTable("crm_conflicts", (("local_value", "sealed"), ("remote_value", "sealed"))),
     SealedTable("crm_sync_log", (("message", "sealed"),)),
     SealedTable("crm_rejects", (("message", "sealed"),)),
-    SealedTable("enrichment_jobs", (("notify_url", "secret"),)),
-    SealedTable("list_enrichment_settings", (("notify_url", "secret"),)),
+    SealedTable("enrichment_jobs", (("notify_url", "sealed"),)),
+    SealedTable("list_enrichment_settings", (("notify_url", "sealed"),)),
 )
 """Every column holding sealed values (a stage adding one adds it here)."""
 
@@ -92,7 +91,7 @@ Progress = Callable[[str, int, int], None]
 def _stale(column: str, kind: ColumnKind, active: str) -> sql.Composable:
     """SQL: this column holds a value not sealed under the active key (legacy plaintext counts for leads)."""
     name = sql.Identifier(column)
-    if kind in ("lead", "secret"):
+    if kind == "lead":
         return sql.SQL("{} !~ {}").format(name, sql.Literal(f"^{PREFIX}{active}:"))
     if kind == "sealed":
         return sql.SQL("{} ~ {}").format(name, sql.Literal(f"^{PREFIX}(?!{active}:)"))
@@ -124,9 +123,6 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
         elif kind == "sealed":
             if is_sealed(value) and sealed_key_id(value) != ring.active:
                 changes[column] = ring.seal(ring.open(value))
-        elif kind == "secret":
-            if sealed_key_id(value) != ring.active:
-                changes[column] = ring.seal(ring.open(value))
         elif sealed_key_id(value) != ring.active:
             plain = ring.open(value)
             changes[column] = ring.seal(plain)
@@ -135,29 +131,6 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
                 if column == "email":
                     changes["email_domain"] = email_domain(plain)
     return changes
-
-
-def seal_clear_secrets(conn: Connection) -> int:
-    """Seal the webhook URLs (``secret`` columns) still stored in clear by versions before they were sealed, so
-    that no token waits in clear for the next rotation (sql/080); returns how many values it sealed."""
-    sealed = 0
-    for spec in SEALED_COLUMNS:
-        for column, kind in spec.columns:
-            if kind != "secret":
-                continue
-            query = sql.SQL("SELECT ctid::text AS tid, {c} AS v FROM {t} WHERE {c} NOT LIKE {sealed}").format(
-                c=sql.Identifier(column), t=sql.Identifier(spec.table), sealed=sql.Literal(f"{PREFIX}%")
-            )
-            rows = [(seal(row["v"]), row["tid"]) for row in conn.execute(query).fetchall()]
-            with conn.cursor() as cursor:
-                cursor.executemany(
-                    sql.SQL("UPDATE {t} SET {c} = %s WHERE ctid = %s::tid").format(
-                        c=sql.Identifier(column), t=sql.Identifier(spec.table)
-                    ),
-                    rows,
-                )
-            sealed += len(rows)
-    return sealed
 
 
 def _pages(conn: Connection, table: str) -> int:
@@ -192,13 +165,8 @@ def _batch(conn: Connection, spec: SealedTable, ring: Keyring, first: int, last:
         stale=stale,
     )
     with _raw_cursor(conn) as cursor:
-        return _reseal_rows(cursor, spec, ring, cursor.execute(query).fetchall())
-
-
-def _reseal_rows(cursor: Any, spec: SealedTable, ring: Keyring, rows: list[dict[str, Any]]) -> int:
-    """Write the re-sealed columns of ``rows`` (each with its ``tid``); returns how many rows changed."""
-    changed = [(_reseal_row(row, spec, ring), row["tid"]) for row in rows]
-    return _update(cursor, spec.table, [(changes, tid) for changes, tid in changed if changes])
+        changed = [(_reseal_row(row, spec, ring), row["tid"]) for row in cursor.execute(query).fetchall()]
+        return _update(cursor, spec.table, [(changes, tid) for changes, tid in changed if changes])
 
 
 def _update(cursor: Any, table: str, rows: list[tuple[dict[str, Any], str]]) -> int:
@@ -212,31 +180,6 @@ def _update(cursor: Any, table: str, rows: list[tuple[dict[str, Any], str]]) -> 
             sql.SQL("UPDATE {} SET {} WHERE ctid = %s::tid").format(sql.Identifier(table), assignments), params
         )
     return len(rows)
-
-
-_IN_CLEAR_PER_BATCH: Final = 5_000
-
-
-def seal_leads_in_clear(conn: Connection) -> None:
-    """sql/086, in its transaction: seal and blind-index the leads' emails, phones and streets stored in clear
-    before sql/010. Until ``leads keys rotate`` did it, an import of the same file into an upgraded database found
-    none of them by email or phone (their blind indexes were empty) and made each person a second lead. Values
-    already sealed are left to ``rotate`` (this process may lack an old key)."""
-    spec = SEALED_COLUMNS[0]
-    fields = [column for column, kind in spec.columns if kind == "lead"]
-    in_clear = sql.SQL(" OR ").join(
-        sql.SQL("NOT starts_with({}, {})").format(sql.Identifier(f), sql.Literal(PREFIX)) for f in fields
-    )
-    query = sql.SQL("SELECT ctid::text AS tid, {} FROM leads WHERE {}").format(
-        sql.SQL(", ").join(map(sql.Identifier, fields)), in_clear
-    )
-    ring = keyring()
-    with _raw_cursor(conn) as reader:
-        rows = [{**row, **{f: None for f in fields if is_sealed(row[f])}} for row in reader.execute(query)]
-    lead_fields = SealedTable(spec.table, tuple((f, "lead") for f in fields))
-    for start in range(0, len(rows), _IN_CLEAR_PER_BATCH):
-        with _raw_cursor(conn) as cursor:
-            _reseal_rows(cursor, lead_fields, ring, rows[start : start + _IN_CLEAR_PER_BATCH])
 
 
 @dataclass(frozen=True)
@@ -270,20 +213,31 @@ def _json(table: str, column: str, sealed: Callable[[Any], Any]) -> _InClear:
     return _InClear(table, (column,), f'{column}::text ~* \'@|"\\+[0-9]|"({keys})": \'', changes)
 
 
-def _lead_snapshot(snapshot: dict[str, Any]) -> dict[str, Any]:
-    """A lead's row kept as JSON with each sealed field in clear stored as the leads table stores it now (sealed,
-    with its blind index and an email's domain), as ``to_jsonb(leads)`` gives it today."""
+def _lead_sealed(lead: dict[str, Any]) -> dict[str, Any]:
+    """A lead's columns (its row, or its row kept as JSON) with each sealed field in clear stored as the leads
+    table stores it now: sealed, with its blind index and an email's domain (as ``to_jsonb(leads)`` gives it)."""
     for field in SEALED_FIELDS:
-        value = snapshot.get(field)
+        value = lead.get(field)
         if isinstance(value, str) and not is_sealed(value):
-            snapshot = {**snapshot, **lead_columns(field, value)}
-    return snapshot
+            lead = {**lead, **lead_columns(field, value)}
+    return lead
+
+
+def _fields_in_clear(value: Callable[[str], str]) -> str:
+    """SQL: one of a lead's sealed fields (``value`` gives the SQL of each) holds a value in clear."""
+    return " OR ".join(f"NOT starts_with({value(field)}, '{PREFIX}')" for field in SEALED_FIELDS)
 
 
 def _snapshot(table: str, column: str) -> _InClear:
-    rule = _json(table, column, _lead_snapshot)
-    in_clear = " OR ".join(f"NOT starts_with({column} ->> '{f}', '{PREFIX}')" for f in SEALED_FIELDS)
-    return _InClear(table, rule.reads, in_clear, rule.sealed)
+    rule = _json(table, column, _lead_sealed)
+    return _InClear(table, rule.reads, _fields_in_clear(lambda field: f"{column} ->> '{field}'"), rule.sealed)
+
+
+def _leads() -> _InClear:
+    def changes(row: dict[str, Any]) -> dict[str, Any]:
+        return {name: value for name, value in _lead_sealed(row).items() if name not in row or row[name] != value}
+
+    return _InClear("leads", SEALED_FIELDS, _fields_in_clear(lambda field: field), changes)
 
 
 def _clear_values(sealer: Sealer) -> tuple[_InClear, ...]:
@@ -314,14 +268,12 @@ def _clear_values(sealer: Sealer) -> tuple[_InClear, ...]:
     )
 
 
-def seal_values_in_clear(conn: Connection) -> int:
-    """sql/093, in its transaction: seal the values other tables than ``leads`` kept in clear from before they
-    were sealed (lead facts, import errors with their subjects, lead snapshots, payloads, CRM values and
-    messages), as their writers store them today; returns how many rows changed. ``leads keys rotate`` re-seals
-    values sealed under an old key but never sealed these, so a person's address stayed readable in a dump of an
-    upgraded database. Each table is walked a few hundred pages at a time (its rows are not all held at once)."""
+def _seal_in_clear(conn: Connection, rules: tuple[_InClear, ...]) -> int:
+    """Seal the values the rules find in clear, in the caller's transaction; returns how many rows changed. Each
+    table is walked ``PAGES_PER_BATCH`` pages at a time: a big database from before values were sealed is never
+    held whole (sealed rows move to new pages past the walk's end, and no longer match if met again)."""
     changed = 0
-    for rule in _clear_values(crypto_sealer()):
+    for rule in rules:
         columns = sql.SQL(", ").join(map(sql.Identifier, rule.reads))
         for first in range(0, _pages(conn, rule.table), PAGES_PER_BATCH):
             query = sql.SQL(
@@ -338,6 +290,33 @@ def seal_values_in_clear(conn: Connection) -> int:
                 rows = [(rule.sealed(row), row["tid"]) for row in cursor.execute(query).fetchall()]
                 changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in rows if changes])
     return changed
+
+
+def seal_clear_secrets(conn: Connection) -> int:
+    """sql/080, in its transaction: seal the webhook URLs (a list's setting, each job's copy) stored in clear by
+    versions before they were sealed, so that no token waits in clear for the next rotation (which re-seals
+    sealed values only); returns how many values it sealed."""
+    return _seal_in_clear(
+        conn, (_text("enrichment_jobs", "notify_url"), _text("list_enrichment_settings", "notify_url"))
+    )
+
+
+def seal_leads_in_clear(conn: Connection) -> int:
+    """sql/086, in its transaction: seal and blind-index the leads' emails, phones and streets stored in clear
+    before sql/010 (returns how many leads changed). Until ``leads keys rotate`` did it, an import of the same
+    file into an upgraded database found none of them by email or phone (their blind indexes were empty) and
+    made each person a second lead. Values already sealed are left to ``rotate`` (this process may lack an old
+    key)."""
+    return _seal_in_clear(conn, (_leads(),))
+
+
+def seal_values_in_clear(conn: Connection) -> int:
+    """sql/093, in its transaction: seal the values other tables than ``leads`` kept in clear from before they
+    were sealed (lead facts, import errors with their subjects, lead snapshots, payloads, CRM values and
+    messages), as their writers store them today; returns how many rows changed. ``leads keys rotate`` re-seals
+    values sealed under an old key but never sealed these, so a person's address stayed readable in a dump of an
+    upgraded database."""
+    return _seal_in_clear(conn, _clear_values(crypto_sealer()))
 
 
 _LEGACY_KEYS: Final = (

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
+from psycopg.rows import RowMaker, dict_row
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
-from leads_pipeline.lib.store import enrichment
+from leads_pipeline.lib.store import enrichment, keys, migrations
 from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
@@ -38,8 +41,6 @@ def key_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def _raw(database_url: str, query: str) -> list[tuple[object, ...]]:
     """Rows as stored (a plain psycopg connection does not open sealed values)."""
-    import psycopg
-
     from leads_pipeline.lib.runtime import plain_postgres_url
 
     with psycopg.connect(plain_postgres_url(database_url), options="-c search_path=leads") as conn:
@@ -108,8 +109,8 @@ def test_an_interrupted_rotation_resumes_and_leaves_everything_under_the_new_key
 
 
 def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_url: str, key_home: Path) -> None:
-    """A webhook URL holds its token: sealed when stored, re-sealed under the new key like personal data, and one
-    stored in clear before (as every one was) sealed."""
+    """A webhook URL holds its token: sealed when stored, re-sealed under the new key like personal data (one
+    stored in clear by an older version was sealed by the upgrade: sql/080)."""
     hook = "https://hooks.slack.com/services/T0/B0/SECRET"
     with connect(database_url) as conn:
         list_id = create_list(conn, "prospects", owner="tester").id
@@ -140,9 +141,8 @@ def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_ur
             notify_url=hook,
             created_by="tester",
         )
-        conn.execute("UPDATE enrichment_jobs SET notify_url = %s WHERE id = %s", (hook, job.id))  # as stored before
     query = "SELECT notify_url FROM list_enrichment_settings UNION ALL SELECT notify_url FROM enrichment_jobs"
-    assert [str(v).split(":")[0] for (v,) in _raw(database_url, query)] == ["enc", "https"]
+    assert [str(v).split(":")[:2] for (v,) in _raw(database_url, query)] == [["enc", "k1"]] * 2
     crypto.add_file_key(key_home / crypto.KEY_FILE, "k2")
     with connect(database_url, autocommit=True) as conn:
         rotate(conn, "admin")
@@ -421,3 +421,70 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
         assert error == {"value": "Ann Lee <ann@acme.com>"}
         [(message,)] = _raw(url, "SELECT message FROM crm_sync_log")
         assert str(message).startswith("enc:k1:"), "the privacy registry searches sync messages by lead only"
+
+
+def test_an_upgrade_seals_a_large_database_in_pages(
+    postgres_server: str, tmp_path: Path, key_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sql/080 loaded every webhook URL in clear at once and sql/086 every lead in clear: the upgrade of a big
+    database from before values were sealed held all of them in memory. Each statement of the upgrade now
+    brings at most ``PAGES_PER_BATCH`` pages' rows to the client, and everything is sealed."""
+    people, jobs, errors = 3_000, 1_000, 1_000
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute(
+                "INSERT INTO leads (list_id, first_name, email, phone) SELECT id, 'Ann', 'p' || n || '@acme.com',"
+                " '+49151' || lpad(n::text, 7, '0') FROM lists, generate_series(1, %s) n",
+                (people,),
+            )
+            conn.execute(
+                "INSERT INTO batches (id, kind, description) SELECT 'job-' || n, 'import', 'x'"
+                " FROM generate_series(1, %s) n",
+                (jobs,),
+            )
+            conn.execute(
+                "INSERT INTO enrichment_jobs (id, sources, template, notify_url, created_by)"
+                " SELECT id, '{company}', 'basic', 'https://hooks.example/' || id, 'tester' FROM batches"
+            )
+            conn.execute(
+                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
+                " SELECT 'job-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
+            )
+            conn.execute(
+                "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
+                " SELECT id, 0, n, 'p' || n || '@acme.com', 'no name' FROM imports, generate_series(1, %s) n",
+                (errors,),
+            )
+            per_page = max(
+                int(row["n"])
+                for table in ("leads", "enrichment_jobs", "import_errors")
+                for row in conn.execute(
+                    f"SELECT count(*) AS n FROM {table} GROUP BY (ctid::text::point)[0]"  # type: ignore[arg-type]
+                )
+            )
+        monkeypatch.setattr(keys, "PAGES_PER_BATCH", 2)
+        bound = 2 * per_page
+        assert bound * 4 < min(people, jobs, errors), "each table spans many batches"
+        fetched: list[int] = []
+
+        def counting(cursor: psycopg.Cursor[Any]) -> RowMaker[dict[str, Any]]:
+            if cursor.pgresult is not None:
+                fetched.append(cursor.pgresult.ntuples)
+            return dict_row(cursor)
+
+        def counting_connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+            conn = connect(database_url, autocommit=autocommit)
+            conn.row_factory = counting  # type: ignore[assignment]
+            return conn
+
+        monkeypatch.setattr(migrations, "connect", counting_connect)
+        assert {80, 86, 93} <= set(apply_migrations(url))
+        assert 0 < max(fetched) <= bound
+        sealed = (
+            "SELECT (SELECT count(*) FROM leads WHERE email LIKE 'enc:k1:%' AND phone LIKE 'enc:k1:%'"
+            " AND email_bidx IS NOT NULL AND phone_bidx IS NOT NULL),"
+            " (SELECT count(*) FROM enrichment_jobs WHERE notify_url LIKE 'enc:k1:%'),"
+            " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1)"
+        )
+        assert _raw(url, sealed) == [(people, jobs, errors)]
