@@ -446,35 +446,44 @@ def key_usage(conn: Connection) -> dict[str, int]:
 _CHECK_TEXT: Final = b"leads-key-check-v1"
 
 
-def require_database_keys(conn: Connection) -> None:
+def require_database_keys(conn: Connection, *, record: bool = True) -> None:
     """Refuse keys other than those this database's values are sealed and blind-indexed under.
 
     Each key is known to the database by a check value (``key_checks``, sql/085), recorded by the first process
     that uses the key with it. A process whose leads home is new (another machine or container, the daemon's
     host, a CI runner) generated keys of its own: its values opened nowhere else, every value stored before failed
-    to open in it, and its imports matched no existing lead by email or phone (duplicates). A database from before
-    sql/085 has no check values yet: a key is first tried on a stored lead's email before its value is recorded,
-    so the first process after an upgrade cannot record the wrong keys either."""
+    to open in it, and its imports matched no existing lead by email or phone (duplicates). A key with no check
+    value yet is first tried on a value stored under it (``_opens_stored_values``) before its value is recorded,
+    so the first process after an upgrade from before sql/085 cannot record the wrong keys either. Without
+    ``record`` (a database with no ``key_checks`` yet: ``require_keys_to_seal``) the keys are only tried."""
     ring = keyring()
     blind = blind_key()
     wanted = _wanted(ring, blind)
-    recorded = {
-        row["name"]: row["check_value"]
-        for row in conn.execute("SELECT name, check_value FROM key_checks WHERE name = ANY(%s)", (list(wanted),))
-    }
+    recorded = (
+        {
+            row["name"]: row["check_value"]
+            for row in conn.execute("SELECT name, check_value FROM key_checks WHERE name = ANY(%s)", (list(wanted),))
+        }
+        if record
+        else {}
+    )
     for name, key in wanted.items():
         value = hmac.new(key, _CHECK_TEXT, hashlib.sha256).hexdigest()
         if name not in recorded:
             if not _opens_stored_values(conn, name, ring, blind):
                 raise ConfigurationError(_other_keys(name))
-            conn.execute(
-                "INSERT INTO key_checks (name, check_value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-                (name, value),
-            )
-            row = conn.execute("SELECT check_value FROM key_checks WHERE name = %s", (name,)).fetchone()
-            recorded[name] = row["check_value"] if row else value
+            recorded[name] = _record(conn, name, value) if record else value
         if recorded[name] != value:
             raise ConfigurationError(_other_keys(name))
+
+
+def _record(conn: Connection, name: str, value: str) -> str:
+    """Record ``value`` as the check value of key ``name``; returns the one recorded (another process's first)."""
+    conn.execute(
+        "INSERT INTO key_checks (name, check_value) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING", (name, value)
+    )
+    row = conn.execute("SELECT check_value FROM key_checks WHERE name = %s", (name,)).fetchone()
+    return str(row["check_value"]) if row else value
 
 
 def require_keys_to_seal(conn: Connection) -> None:
@@ -487,15 +496,8 @@ def require_keys_to_seal(conn: Connection) -> None:
         "SELECT to_regclass('key_checks') IS NOT NULL AS checks, EXISTS (SELECT FROM pg_attribute"
         " WHERE attrelid = to_regclass('leads') AND attname = 'email_bidx' AND NOT attisdropped) AS sealed"
     ).fetchone()
-    if row is None or not row["sealed"]:
-        return
-    if row["checks"]:
-        require_database_keys(conn)
-        return
-    ring, blind = keyring(), blind_key()
-    for name in _wanted(ring, blind):
-        if not _opens_stored_values(conn, name, ring, blind):
-            raise ConfigurationError(_other_keys(name))
+    if row is not None and row["sealed"]:
+        require_database_keys(conn, record=bool(row["checks"]))
 
 
 def _wanted(ring: Keyring, blind: bytes) -> dict[str, bytes]:
