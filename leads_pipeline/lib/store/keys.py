@@ -491,7 +491,7 @@ def require_keys_to_seal(conn: Connection) -> None:
     (sql/080, sql/086, sql/093): it seals them under this process's keys, and a process whose leads home had
     keys of its own (another machine with DATABASE_URL, a container with a new home) sealed them under keys that
     open nowhere else before ``require_database_keys`` refused it. A database from before sql/085 has no check
-    values: the keys are tried on a stored lead's email (none before sql/010: nothing is sealed yet)."""
+    values: the keys are tried on its stored values (none before sql/010: nothing is sealed yet)."""
     row = conn.execute(
         "SELECT to_regclass('key_checks') IS NOT NULL AS checks, EXISTS (SELECT FROM pg_attribute"
         " WHERE attrelid = to_regclass('leads') AND attname = 'email_bidx' AND NOT attisdropped) AS sealed"
@@ -506,24 +506,75 @@ def _wanted(ring: Keyring, blind: bytes) -> dict[str, bytes]:
 
 
 def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: bytes) -> bool:
-    """Whether the key named ``name`` agrees with a stored lead's email (True when no lead has one to try): an
-    encryption key opens one sealed under its id, the suppression key gives one's blind index."""
+    """Whether the key named ``name`` agrees with a value stored under it (True when none is stored to try it on):
+    an encryption key opens a value sealed under its id in any sealed column (a database may hold no email but
+    phones, facts, import errors or webhook URLs), the suppression key gives a lead's email or phone sealed under
+    one of this process's keys the blind index stored with it."""
     kind, _, key_id = name.partition(":")
-    where = "starts_with(email, %s)" if kind == "encryption" else "email_bidx IS NOT NULL AND starts_with(email, %s)"
-    prefix = f"{PREFIX}{key_id}:" if kind == "encryption" else PREFIX
+    present = {
+        (row["table_name"], row["column_name"])
+        for row in conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        )
+    }
     with _raw_cursor(conn) as cursor:
-        row = cursor.execute(
-            f"SELECT email, email_bidx FROM leads WHERE {where} LIMIT 1",  # type: ignore[arg-type]
-            (prefix,),
-        ).fetchone()
+        if kind == "encryption":
+            row = cursor.execute(_sealed_under(present), {"prefix": f"{PREFIX}{key_id}:"}).fetchone()
+        else:
+            row = cursor.execute(_blind_indexed(present), {"keys": list(ring.keys)}).fetchone()
     if row is None:
         return True
     try:
-        email = ring.open(row["email"])
+        plain = ring.open(row["v"])
     except ConfigurationError:
-        # The encryption keys are checked first: an email that does not open cannot test the suppression key.
+        # The encryption keys are checked first: a value that does not open cannot test the suppression key.
         return kind != "encryption"
-    return kind == "encryption" or blind_index("email", email, blind) == row["email_bidx"]
+    return kind == "encryption" or blind_index(row["field"], plain, blind) == row["bidx"]
+
+
+def _first(queries: list[sql.Composable]) -> sql.Composable:
+    """SQL: the first row of the first of ``queries`` that has one (each stops at its first row)."""
+    return sql.SQL("SELECT * FROM ({}) AS found LIMIT 1").format(
+        sql.SQL(" UNION ALL ").join(sql.SQL("({} LIMIT 1)").format(query) for query in queries)
+    )
+
+
+def _sealed_under(present: set[tuple[str, str]]) -> sql.Composable:
+    """SQL: a value sealed under the key of prefix ``%(prefix)s``, from any sealed column of ``present``."""
+    path = sql.SQL("'$.** ? (@ starts with $p)', jsonb_build_object('p', %(prefix)s::text)")
+    queries: list[sql.Composable] = []
+    for spec in SEALED_COLUMNS:
+        for column, kind in spec.columns:
+            if (spec.table, column) not in present:
+                continue
+            query = (
+                "SELECT jsonb_path_query_first({c}, {path}) #>> '{{}}' AS v FROM {t}"
+                " WHERE jsonb_path_exists({c}, {path})"
+                if kind == "json"
+                else "SELECT {c} AS v FROM {t} WHERE starts_with({c}, %(prefix)s)"
+            )
+            queries.append(
+                sql.SQL(query).format(  # type: ignore[arg-type]
+                    c=sql.Identifier(column), t=sql.Identifier(spec.table), path=path
+                )
+            )
+    return _first(queries)
+
+
+def _blind_indexed(present: set[tuple[str, str]]) -> sql.Composable:
+    """SQL: a lead's email or phone sealed under one of the keys ``%(keys)s``, with its blind index."""
+    return _first(
+        [
+            sql.SQL(
+                "SELECT {c} AS v, {b} AS bidx, {f} AS field FROM leads WHERE {b} IS NOT NULL"
+                " AND starts_with({c}, {p}) AND split_part({c}, ':', 2) = ANY(%(keys)s)"
+            ).format(
+                c=sql.Identifier(field), b=sql.Identifier(f"{field}_bidx"), f=sql.Literal(field), p=sql.Literal(PREFIX)
+            )
+            for field in SEALED_FIELDS
+            if ("leads", f"{field}_bidx") in present
+        ]
+    )
 
 
 def _other_keys(name: str) -> str:

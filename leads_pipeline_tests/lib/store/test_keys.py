@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import RowMaker, dict_row
+from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.filters import Selection
@@ -488,3 +489,60 @@ def test_an_upgrade_seals_a_large_database_in_pages(
             " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1)"
         )
         assert _raw(url, sealed) == [(people, jobs, errors)]
+
+
+_SEALED_BUT_NO_EMAIL: dict[str, str] = {
+    "webhook-url": "INSERT INTO list_enrichment_settings (list_id, notify_url) SELECT id, %(hook)s FROM lists",
+    "import-error": "INSERT INTO import_errors (import_id, chunk, row_number, value, reason, subjects)"
+    " SELECT id, 0, 3, %(error)s, 'no name', ARRAY[%(ann)s] FROM imports",
+    "lead-phone": "INSERT INTO leads (list_id, first_name, phone, phone_bidx)"
+    " SELECT id, 'Ann', %(phone)s, %(phone_bidx)s FROM lists",
+    "fact-details": "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
+    " SELECT id, 'title', 'CEO', 'apify', 90, %(details)s FROM leads",
+}
+
+
+@pytest.mark.parametrize("stored", sorted(_SEALED_BUT_NO_EMAIL))
+def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead_has_an_email(
+    postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored: str
+) -> None:
+    """A database from before sql/085 (no check values) was checked by opening a stored lead's email: one whose
+    sealed values were all elsewhere (webhook URLs, import errors, phones, facts) let a leads home with keys of
+    its own through, which then sealed the values in clear under keys that open nowhere else (sql/086, 093) and
+    recorded them as the database's. Any sealed value stored is tried now."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    _use_home(monkeypatch, first)
+    with database_before(postgres_server, 85, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "fair", owner="tester")
+            conn.execute("INSERT INTO leads (list_id, first_name) SELECT id, 'Ann' FROM lists")
+            conn.execute(
+                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
+                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
+            )
+            conn.execute(
+                _SEALED_BUT_NO_EMAIL[stored],  # type: ignore[arg-type]
+                {
+                    "hook": crypto.seal("https://hooks.slack.com/services/T0/B0/SECRET"),
+                    "error": crypto.seal("Ann Lee <ann@acme.com>"),
+                    "ann": crypto.blind_index("email", "ann@acme.com"),
+                    "phone": crypto.seal("+4915112345678"),
+                    "phone_bidx": crypto.blind_index("phone", "+4915112345678"),
+                    "details": Jsonb({"email": crypto.seal("ann@acme.com"), "status": "found"}),
+                },
+            )
+        version = "SELECT max(version) FROM schema_migrations"
+        _use_home(monkeypatch, second)
+        with pytest.raises(ConfigurationError) as refused:
+            prepare_database(url)
+        assert str(refused.value).startswith(f"encryption key 'k1' of {second / 'encryption.keys'} is not the key")
+        assert _raw(url, version) == [(81,)], "refused before any migration"
+        if stored == "lead-phone":  # the one value stored with its blind index
+            shutil.copy(first / "encryption.keys", second / "encryption.keys")
+            crypto.forget_keyring()
+            with pytest.raises(ConfigurationError) as refused:
+                prepare_database(url)
+            assert str(refused.value).startswith(f"the suppression key of {second / 'suppression.key'} is not")
+        _use_home(monkeypatch, first)
+        prepare_database(url)
+        assert _raw(url, version) > [(81,)]
