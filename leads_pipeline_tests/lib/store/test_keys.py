@@ -246,6 +246,22 @@ def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
         assert settings is not None and settings["notify_url"] == hook
 
 
+def _add_import(conn: psycopg.Connection[dict[str, Any]], batch_id: str = "import-1") -> None:
+    """An import into the one list (its rejected cells need one)."""
+    conn.execute(
+        "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
+        " SELECT %s, id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists",
+        (batch_id,),
+    )
+
+
+def _ann_and_an_import(conn: psycopg.Connection[dict[str, Any]], email: str | None) -> None:
+    """The list "fair" with one lead, Ann (her email as stored before sql/010, in clear, or none), and an import."""
+    create_list(conn, "fair", owner="tester")
+    conn.execute("INSERT INTO leads (list_id, first_name, email) SELECT id, 'Ann', %s FROM lists", (email,))
+    _add_import(conn)
+
+
 def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("LEADS_HOME", str(home))
     monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
@@ -316,10 +332,7 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_before_it_se
             )
             if version > 85:
                 require_database_keys(conn)
-            conn.execute(
-                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
-                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
-            )
+            _add_import(conn)
             conn.execute(
                 "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
                 " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
@@ -375,12 +388,7 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
     facts = "SELECT field, value, details FROM lead_facts ORDER BY field"
     with database_before(postgres_server, 10, tmp_path) as url:
         with connect(url) as conn:
-            create_list(conn, "fair", owner="tester")
-            conn.execute("INSERT INTO leads (list_id, first_name, email) SELECT id, 'Ann', 'ann@acme.com' FROM lists")
-            conn.execute(
-                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
-                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
-            )
+            _ann_and_an_import(conn, "ann@acme.com")
             conn.execute(
                 "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
                 " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
@@ -448,10 +456,7 @@ def test_an_upgrade_seals_a_large_database_in_pages(
                 "INSERT INTO enrichment_jobs (id, sources, template, notify_url, created_by)"
                 " SELECT id, '{company}', 'basic', 'https://hooks.example/' || id, 'tester' FROM batches"
             )
-            conn.execute(
-                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
-                " SELECT 'job-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
-            )
+            _add_import(conn, "job-1")
             conn.execute(
                 "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
                 " SELECT id, 0, n, 'p' || n || '@acme.com', 'no name' FROM imports, generate_series(1, %s) n",
@@ -514,12 +519,7 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
     _use_home(monkeypatch, first)
     with database_before(postgres_server, 85, tmp_path) as url:
         with connect(url) as conn:
-            create_list(conn, "fair", owner="tester")
-            conn.execute("INSERT INTO leads (list_id, first_name) SELECT id, 'Ann' FROM lists")
-            conn.execute(
-                "INSERT INTO imports (batch_id, list_id, file_path, file_sha256, file_size, chunk_rows, created_by)"
-                " SELECT 'import-1', id, 'fair.csv', 'x', 1, 1, 'tester' FROM lists"
-            )
+            _ann_and_an_import(conn, None)
             conn.execute(
                 _SEALED_BUT_NO_EMAIL[stored],  # type: ignore[arg-type]
                 {
