@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import final_failure
+
 BATCHES = "batches"
 batches = dg.DynamicPartitionsDefinition(name=BATCHES)
 
@@ -19,8 +21,7 @@ def registered_partition(context: dg.AssetExecutionContext, partitions: str, wha
     ``partitions`` (``registered_batch``: Dagster does not check a ``dagster/partition`` tag)."""
     key = context.partition_key
     if not context.instance.has_dynamic_partition(partitions, key):
-        raise dg.Failure(
-            description=f"partition {key!r} is not a {what}: launch the run for one of the '{partitions}' partitions",
-            allow_retries=False,
+        raise final_failure(
+            f"partition {key!r} is not a {what}: launch the run for one of the '{partitions}' partitions"
         )
     return key

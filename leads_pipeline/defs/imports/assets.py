@@ -6,7 +6,7 @@ from typing import Literal
 
 import dagster as dg
 
-from leads_pipeline.defs.executor import stops_on_interrupt
+from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -173,7 +173,7 @@ def batch_leads(
             expected_sha256=given.sha256,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     results = status["results"]
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]
