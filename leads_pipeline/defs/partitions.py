@@ -1,4 +1,8 @@
-"""The one partitioning of the pipeline: a batch is an imported file or a selection of leads to (re-)enrich."""
+"""The one partitioning of the pipeline: a batch is an imported file or a selection of leads to (re-)enrich.
+
+Whoever launches a run registers its partition first (``leads``, the schedules, a resumed enrichment job) and does
+not look whether it is there: ``add_dynamic_partitions`` adds only the keys that are new, and listing the batches
+to look reads every one of them."""
 
 import dagster as dg
 
