@@ -40,7 +40,8 @@ BACKGROUND_PRIORITY = {"dagster/priority": "-10"}
 retention and CRM erasures schedules). The run queue
 starts runs by ``dagster/priority``, higher first, in the order they came otherwise: with no tag, 50 files dropped
 at once queued a run launched from the UI or by ``leads`` (priority 0) behind all of their imports, ~30 min. They
-rank as ``leads enrich --priority low``."""
+rank as ``leads enrich --priority low``, and as the enrichment runs ``enrich_after_import_sensor`` starts, whose
+priority is their list's setting: low unless ``leads enrich-after-import --priority`` said otherwise."""
 
 
 def final_failure(description: str) -> dg.Failure:
