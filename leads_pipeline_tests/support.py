@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+import urllib3.util.connection
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
@@ -259,3 +260,19 @@ class Rebinding:
         self.lookups += 1
         address = "93.184.215.14" if self.lookups == 1 else "127.0.0.1"
         return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+
+class Offline:
+    """The network as urllib3 connects to it: each address it opens a connection to is recorded and refused, so
+    that the public address ``Rebinding`` answers is never reached for real."""
+
+    def __init__(self) -> None:
+        self.connects: list[tuple[str, int]] = []
+
+    def __call__(self, address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        self.connects.append(address)
+        raise ConnectionRefusedError(f"{address[0]}:{address[1]} is offline in the tests")
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> Offline:
+        monkeypatch.setattr(urllib3.util.connection, "create_connection", self)
+        return self

@@ -588,7 +588,12 @@ def enrich_after_import(
         str | None, typer.Option(help="Sources to run after each import; default: the template's.")
     ] = None,
     template: Annotated[str, typer.Option(help="Template for those runs.")] = "standard",
-    priority: Priority = "normal",
+    # low: the sensor starts these runs with nobody launching them, as the drop folder's imports and the
+    # schedules' runs (BACKGROUND_PRIORITY); at normal, the paid runs of 50 files imported at once queued a run
+    # launched meanwhile from the UI behind them
+    priority: Annotated[
+        str, typer.Option(help="Run priority: low (queued after the runs people launch), normal or high.")
+    ] = "low",
     max_credits: MaxCredits = None,
     notify: Annotated[str | None, typer.Option(help="Webhook URL for each job's summary.")] = None,
 ) -> None:

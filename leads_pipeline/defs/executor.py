@@ -40,7 +40,15 @@ BACKGROUND_PRIORITY = {"dagster/priority": "-10"}
 retention and CRM erasures schedules). The run queue
 starts runs by ``dagster/priority``, higher first, in the order they came otherwise: with no tag, 50 files dropped
 at once queued a run launched from the UI or by ``leads`` (priority 0) behind all of their imports, ~30 min. They
-rank as ``leads enrich --priority low``."""
+rank as ``leads enrich --priority low``, and as the enrichment runs ``enrich_after_import_sensor`` starts, whose
+priority is their list's setting: low unless ``leads enrich-after-import --priority`` said otherwise."""
+
+
+def final_failure(description: str) -> dg.Failure:
+    """A step's failure that Dagster does not retry by the asset's RetryPolicy, for what retrying cannot cure (a bad
+    file or configuration, an unknown list, a role refused, an interrupt): ``description`` is the run's one line."""
+    return dg.Failure(description=description, allow_retries=False)
+
 
 executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
@@ -80,7 +88,7 @@ def stops_on_interrupt(
     def compute_or_stop(context: dg.AssetExecutionContext, *args: P.args, **kwargs: P.kwargs) -> R:
         run = context.instance.get_run_by_id(context.run_id)
         if run is not None and run.status == dg.DagsterRunStatus.CANCELING:
-            raise dg.Failure(description=INTERRUPTED, allow_retries=False)
+            raise final_failure(INTERRUPTED)
         try:
             with _interrupts_as_keyboard_interrupt():
                 return compute(context, *args, **kwargs)
@@ -88,6 +96,6 @@ def stops_on_interrupt(
             run = context.instance.get_run_by_id(context.run_id)
             if run is not None and run.status == dg.DagsterRunStatus.STARTED:
                 context.instance.report_run_canceling(run, message=INTERRUPTED)
-            raise dg.Failure(description=INTERRUPTED, allow_retries=False) from exc
+            raise final_failure(INTERRUPTED) from exc
 
     return compute_or_stop

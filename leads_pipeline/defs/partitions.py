@@ -1,6 +1,12 @@
-"""The one partitioning of the pipeline: a batch is an imported file or a selection of leads to (re-)enrich."""
+"""The one partitioning of the pipeline: a batch is an imported file or a selection of leads to (re-)enrich.
+
+Whoever launches a run registers its partition first (``leads``, the schedules, a resumed enrichment job) and does
+not look whether it is there: ``add_dynamic_partitions`` adds only the keys that are new, and listing the batches
+to look reads every one of them."""
 
 import dagster as dg
+
+from leads_pipeline.defs.executor import final_failure
 
 BATCHES = "batches"
 batches = dg.DynamicPartitionsDefinition(name=BATCHES)
@@ -19,8 +25,7 @@ def registered_partition(context: dg.AssetExecutionContext, partitions: str, wha
     ``partitions`` (``registered_batch``: Dagster does not check a ``dagster/partition`` tag)."""
     key = context.partition_key
     if not context.instance.has_dynamic_partition(partitions, key):
-        raise dg.Failure(
-            description=f"partition {key!r} is not a {what}: launch the run for one of the '{partitions}' partitions",
-            allow_retries=False,
+        raise final_failure(
+            f"partition {key!r} is not a {what}: launch the run for one of the '{partitions}' partitions"
         )
     return key

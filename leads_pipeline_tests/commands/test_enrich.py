@@ -18,6 +18,10 @@ from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
 from leads_pipeline.commands import enrich as enrich_commands
+from leads_pipeline.definitions import defs
+from leads_pipeline.defs.enrichment.sensors import enrich_after_import_sensor
+from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
+from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.contacts.phone_batch import PhoneStage
 from leads_pipeline.lib.enrichment.engine import CompanyEnricher
 from leads_pipeline.lib.store import enrichment as store
@@ -260,6 +264,31 @@ def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_pa
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
     refused = _error(leads, "enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
     assert "--notify must be an http:// or https:// URL" in refused
+
+
+def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its_priority_is_given(
+    leads: CliRunner, database_url: str, world_leads_csv: Path
+) -> None:
+    """The sensor starts these paid runs with nobody launching them, as the drop folder's imports and the
+    schedules' runs, which queue at dagster/priority -10; a setting made without --priority queued them at 0, and
+    the runs of 50 files imported at once went ahead of a run launched meanwhile from the UI."""
+    with connect(database_url) as conn:
+        create_list(conn, "auto", owner="tester")
+        create_list(conn, "urgent", owner="tester")
+    _run(leads, "enrich-after-import", "auto", "--sources", "company")
+    _run(leads, "enrich-after-import", "urgent", "--sources", "company", "--priority", "high")
+    import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
+    import_file(database_url, world_leads_csv, "urgent", batch_id="import-urgent")
+    context = dg.build_sensor_context(
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"database": LeadsDatabase(database_url=database_url)},
+        definitions=defs,
+    )
+    result = enrich_after_import_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    tags = {request.partition_key: request.tags for request in result.run_requests or []}
+    assert tags["import-auto"].items() >= {**BACKGROUND_PRIORITY, "leads/priority": "low"}.items()
+    assert (tags["import-urgent"]["dagster/priority"], tags["import-urgent"]["leads/priority"]) == ("10", "high")
 
 
 def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: list[int], database_url: str) -> None:

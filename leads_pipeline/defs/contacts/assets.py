@@ -21,7 +21,7 @@ from leads_pipeline.defs.contacts.checks import (
     phone_e164_check,
 )
 from leads_pipeline.defs.enrichment.assets import ensure_job
-from leads_pipeline.defs.executor import SPENDS_CREDITS, stops_on_interrupt
+from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -97,7 +97,7 @@ def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrit
             job = ensure_job(context, conn, overwrite=overwrite)
             return job_budget(conn, job, template=load_template(job.template))
     except PermanentError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
 
 
 def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budget: Budget) -> None:

@@ -11,6 +11,7 @@ from typing import cast
 import dagster as dg
 
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, PUSH_CHECK, push_check, unknown_fields
+from leads_pipeline.defs.executor import final_failure
 from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.partitions import registered_partition
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -49,7 +50,7 @@ def _connection(context: dg.AssetExecutionContext) -> Connection:
     try:
         return load_connection(name)
     except LeadsError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
 
 
 SERVICE_USER = "dagster"
@@ -126,10 +127,10 @@ def crm_sync_plan(
             with database.connection() as conn:
                 plan = plan_push(conn, connection, list_id, push_filters(connection, config.where))
     except AccessDeniedError as exc:  # a sync someone may not run did not start: no run is recorded
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     except LeadsError as exc:
         _record_failed_run(context, database, connection, config, direction, list_id, str(exc))
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     check = push_check(connection, plan, unknown)
     if check.severity == dg.AssetCheckSeverity.ERROR and not check.passed:
         reason = check.metadata["reason"].value
@@ -204,7 +205,7 @@ def crm_sync(
         engine = SyncEngine(database.database_url, connection, connector, limiter, user=user)
         report = engine.run(direction, list_id, push_filters(connection, config.where), dagster_run_id=context.run_id)
     except (ConfigurationError, AccessDeniedError) as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}
     return dg.MaterializeResult(
         metadata={

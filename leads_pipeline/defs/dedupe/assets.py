@@ -3,6 +3,7 @@
 import dagster as dg
 
 from leads_pipeline.defs.dedupe.checks import CHECK_SPECS, batch_clusters, clusters_table, unmerged_check
+from leads_pipeline.defs.executor import final_failure
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import LeadsError
@@ -59,7 +60,7 @@ def duplicate_clusters(
         with database.connection() as conn:
             left = batch_clusters(conn, batch_id, user) if merged else found
     except LeadsError as exc:  # an unknown list or a missing role: retrying cannot help
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     context.log.info(f"{len(found)} duplicate clusters, {len(merged)} merged, {len(left)} left")
     return dg.MaterializeResult(
         metadata={

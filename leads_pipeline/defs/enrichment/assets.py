@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
-from leads_pipeline.defs.executor import SPENDS_CREDITS, stops_on_interrupt
+from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -108,7 +108,7 @@ def company_profiles(
             template = load_template(config.template or job.template)
             budget = job_budget(conn, job, exclude_prefix=store.COMPANY_SOURCE_PREFIX, template=template)
     except PermanentError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     enricher = CompanyEnricher(
         database.database_url,
         batch_id,

@@ -133,8 +133,7 @@ def _materialize(
 
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
     keys = launchable_sources(job, set(by_key))
-    if job.id not in instance.get_dynamic_partitions(BATCHES):
-        instance.add_dynamic_partitions(BATCHES, [job.id])
+    instance.add_dynamic_partitions(BATCHES, [job.id])
     config = run_config(job, keys)
     config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
     with warnings.catch_warnings():

@@ -2,11 +2,11 @@
 
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import dagster as dg
 
-from leads_pipeline.defs.executor import stops_on_interrupt
+from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -56,9 +56,18 @@ class ImportConfig(dg.Config):
         )
 
 
-def recorded_import(conn: Connection, batch_id: str) -> ImportConfig:
-    """The configuration of the import recorded for ``batch_id``: its file (the content it began with), list,
-    mapping and options. The service resumes it, as any launch from the UI acts."""
+class ResolvedImport(NamedTuple):
+    """What a run imports: the file and the list, which ``ImportConfig`` may leave out, and the rest of the
+    configuration (mapping, options, user, content)."""
+
+    path: Path
+    list_name: str
+    config: ImportConfig
+
+
+def recorded_import(conn: Connection, batch_id: str) -> ResolvedImport:
+    """The import recorded for ``batch_id``: its file (the content it began with), list, mapping and options. The
+    service resumes it, as any launch from the UI acts."""
     record = store.import_for_batch(conn, batch_id)
     if record is None:
         raise PermanentError(
@@ -67,21 +76,20 @@ def recorded_import(conn: Connection, batch_id: str) -> ImportConfig:
         )
     lead_list = get_list_by_id(conn, record["list_id"])
     options = record["options"]
-    return ImportConfig(
-        path=record["file_path"],
-        list_name=lead_list.name,
+    config = ImportConfig(
         on_duplicate=options.get("on_duplicate", "skip"),
         mapping={column: field or UNMAPPED for column, field in record["mapping"].items()},
         default_region=options.get("default_region", "US"),
         chunk_rows=record["chunk_rows"],
         sha256=record["file_sha256"],
     )
+    return ResolvedImport(Path(record["file_path"]), lead_list.name, config)
 
 
-def resolved_config(database: LeadsDatabase, batch_id: str, config: ImportConfig) -> ImportConfig:
+def resolved_import(database: LeadsDatabase, batch_id: str, config: ImportConfig) -> ResolvedImport:
     """``config`` when it names the file and the list, else the batch's recorded import (``recorded_import``)."""
     if config.path is not None and config.list_name is not None:
-        return config
+        return ResolvedImport(Path(config.path), config.list_name, config)
     if config.path is not None or config.list_name is not None:
         raise ConfigurationError(
             "give both path and list_name to import a file as this batch, or neither to report or resume its import"
@@ -145,7 +153,6 @@ def batch_leads(
     continues after the last committed chunk. Bad rows are recorded with their line, column, value and reason."""
     batch_id = registered_batch(context)
     checks: list[dg.AssetCheckResult] = []
-    list_name = ""
 
     def check_stored_leads() -> None:
         with database.connection() as conn:
@@ -156,15 +163,14 @@ def batch_leads(
             ]
 
     try:
-        given = resolved_config(database, batch_id, config)
-        path, list_name = given.path or "", given.list_name or ""
+        path, list_name, given = resolved_import(database, batch_id, config)
         if given.user is not None:
             with database.connection() as conn:
                 _require_importer(conn, list_name, given.user, create=given.create_list)
         status = run_import(
             database.database_url,
             batch_id=batch_id,
-            path=Path(path),
+            path=path,
             list_name=list_name,
             options=given.options(),
             user=given.user,
@@ -173,7 +179,7 @@ def batch_leads(
             expected_sha256=given.sha256,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     results = status["results"]
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or '(custom)'} |" for c, f in status["mapping"].items()]

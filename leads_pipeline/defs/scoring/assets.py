@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from leads_pipeline.defs.executor import stops_on_interrupt
+from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
@@ -86,7 +86,7 @@ def lead_scores(
             summary = score_leads(conn, lead_ids, scoring, now=_as_of(config), batch_id=batch_id, model=model)
             check = scores_check(conn, batch_id)
     except PermanentError as exc:  # a bad configuration or a missing batch: retrying cannot help
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     except LeadsError as exc:
         raise dg.Failure(description=str(exc)) from exc
     response = summary.as_json()
@@ -171,7 +171,7 @@ def lead_fit_model(
         data = _labelled_data(config, database)
         model = train(data, holdout=config.holdout, seed=config.seed)
     except LeadsError as exc:
-        raise dg.Failure(description=str(exc), allow_retries=False) from exc
+        raise final_failure(str(exc)) from exc
     metrics = model.metrics
     with database.connection() as conn:
         store.save_model(

@@ -59,8 +59,5 @@ def daily_rescore(
         requests = rescore_requests(conn, context.scheduled_execution_time)
     if not requests:
         return dg.SkipReason("no scored leads to rescore")
-    known = set(context.instance.get_dynamic_partitions(BATCHES))
-    new = [r.partition_key for r in requests if r.partition_key and r.partition_key not in known]
-    if new:
-        context.instance.add_dynamic_partitions(BATCHES, new)
+    context.instance.add_dynamic_partitions(BATCHES, [r.partition_key for r in requests if r.partition_key])
     return requests

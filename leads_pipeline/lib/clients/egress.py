@@ -7,10 +7,10 @@ leads to the same places. So the host's every address must be public, and redire
 caller sees the 3xx as a failed delivery or download). ``LEADS_ALLOW_PRIVATE_URLS=1`` lifts the guard for the
 local sandbox, whose settings (``Sandbox.env()``) set it; nothing else does.
 
-:func:`check_public` refuses such a URL before anything is sent, with a message that says why; but a name whose
-DNS answer changes (public first, ``127.0.0.1`` next) would pass it and be resolved again when ``requests``
-connects. So the connections of :func:`deadline_session` resolve the name once more themselves, check every
-address, and connect to the checked addresses only: there is no later lookup to race.
+The sessions of :func:`deadline_session` look a host up once, when their pool for it is made, refuse it (before
+anything is sent, with a message that says why) unless every address is public (:func:`public_addresses`), and
+connect to those addresses only. A name whose DNS answer changes (public first, ``127.0.0.1`` next) cannot pass
+the check and be connected to by a later lookup: there is none to race (and no second lookup to wait for).
 
 Such a host also chooses how slowly it answers: ``requests``' timeout bounds each wait for data, so status line,
 headers and body sent a few bytes at a time hold the caller as long as the host likes. :func:`deadline_session`
@@ -34,7 +34,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import requests
 import urllib3
@@ -45,10 +44,10 @@ from requests.adapters import HTTPAdapter
 ALLOW_PRIVATE_ENV = "LEADS_ALLOW_PRIVATE_URLS"
 
 
-class PrivateAddressError(requests.RequestException):
+class PrivateAddressError(requests.ConnectionError):
     """The URL's host is (or resolves to) a loopback, private, link-local or otherwise non-public address.
 
-    A ``RequestException`` so the callers' handling of an unreachable host records it the same way."""
+    A ``ConnectionError`` so the callers' handling of an unreachable host records it the same way."""
 
 
 def _public(address: str) -> bool:
@@ -56,20 +55,17 @@ def _public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_public(url: str) -> None:
-    """Raise ``PrivateAddressError`` unless every address of ``url``'s host is public (or the guard is lifted).
-
-    The message names the host, never the URL: its query may hold a token."""
-    if os.environ.get(ALLOW_PRIVATE_ENV) == "1":
-        return
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+def public_addresses(host: str, port: int | None) -> list[str]:
+    """The addresses of ``host`` (one lookup), refused with ``PrivateAddressError`` unless every one is public (or
+    the guard is lifted). The message names the host, never the URL: its query may hold a token."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError) as error:  # ValueError: a name IDNA cannot encode
         raise requests.ConnectionError(f"cannot resolve {host!r}: {error}") from None
-    _refuse_private(host, [str(info[4][0]) for info in infos])
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if os.environ.get(ALLOW_PRIVATE_ENV) != "1":
+        _refuse_private(host, addresses)
+    return addresses
 
 
 def _refuse_private(host: str, addresses: list[str]) -> None:
@@ -82,20 +78,15 @@ def _refuse_private(host: str, addresses: list[str]) -> None:
 
 
 class _PublicConnection(urllib3.connection.HTTPConnection):
-    """A connection that resolves its host once, refuses it unless every address is public (as
-    :func:`check_public`), and connects to those addresses: the DNS answer checked is the one used."""
+    """A connection to the addresses its pool looked up and checked (``addresses``), never to a lookup of its own:
+    the DNS answer checked is the one used."""
+
+    addresses: list[str]
 
     def _new_conn(self) -> socket.socket:
         name = self._dns_host
-        try:
-            infos = socket.getaddrinfo(name, self.port, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as error:
-            raise urllib3.exceptions.NameResolutionError(self.host, self, error) from error
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if os.environ.get(ALLOW_PRIVATE_ENV) != "1":
-            _refuse_private(self.host, addresses)
         failure: urllib3.exceptions.HTTPError | None = None
-        for address in addresses:
+        for address in self.addresses:
             self._dns_host = address  # urllib3 resolves this again, but a numeric address resolves to itself
             try:
                 return super()._new_conn()
@@ -112,18 +103,21 @@ class _PublicHTTPSConnection(_PublicConnection, urllib3.connection.HTTPSConnecti
 
 
 class _WatchedPool(urllib3.HTTPConnectionPool):
-    """A pool of public connections that lists the sockets they open, for the watchdog to shut down. The socket,
-    not the connection: a connection whose answer ends with the connection (HTTP/1.0, ``Connection: close``)
-    lets go of it while the body is still being read."""
+    """A pool of connections to its host's public addresses, looked up and checked as the pool is made (the
+    request is refused there, ``PrivateAddressError`` as it is raised), that lists the sockets they open for the
+    watchdog to shut down. The socket, not the connection: a connection whose answer ends with the connection
+    (HTTP/1.0, ``Connection: close``) lets go of it while the body is still being read."""
 
     ConnectionCls = _PublicConnection
 
     def __init__(self, *args: Any, watch: Callable[[socket.socket], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._watch = watch
+        self._addresses = public_addresses(self.host, self.port)
 
     def _new_conn(self) -> Any:  # an HTTP or an HTTPS connection
         conn: Any = super()._new_conn()
+        conn.addresses = self._addresses
         connect = conn.connect
 
         def connect_watched() -> None:
@@ -170,10 +164,10 @@ class _DeadlineAdapter(HTTPAdapter):
 
 @contextmanager
 def deadline_session(seconds: float) -> Iterator[tuple[requests.Session, threading.Event]]:
-    """A session whose connections reach only public addresses (``PrivateAddressError`` inside the
-    ``requests.ConnectionError`` otherwise) and are shut down ``seconds`` after it opens (the request then fails
-    with a ``requests.ConnectionError``), and the event that says the deadline cut it off. The environment's
-    proxies (and ``.netrc`` credentials, CA bundle settings) are not used: a proxied request escapes both."""
+    """A session whose connections reach only public addresses (``PrivateAddressError`` otherwise) and are shut
+    down ``seconds`` after it opens (the request then fails with a ``requests.ConnectionError``), and the event
+    that says the deadline cut it off. The environment's proxies (and ``.netrc`` credentials, CA bundle settings)
+    are not used: a proxied request escapes both."""
     adapter = _DeadlineAdapter()
     session = requests.Session()
     session.trust_env = False

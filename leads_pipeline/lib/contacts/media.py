@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 import urllib3
 
-from leads_pipeline.lib.clients.egress import check_public, deadline_session
+from leads_pipeline.lib.clients.egress import deadline_session
 from leads_pipeline.lib.clients.http import redact
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -36,7 +36,6 @@ def store_image(url: str, media_dir: Path, timeout: float = 10.0, deadline_s: fl
     with deadline_session(deadline_s) as (http, cut_off):
         failure: MediaError | None = None
         try:
-            check_public(url)
             kind, body = _download(http, url, timeout)
         except (requests.RequestException, urllib3.exceptions.HTTPError) as error:
             failure = MediaError(f"cannot download {redact(url)}: {redact(str(error))}")

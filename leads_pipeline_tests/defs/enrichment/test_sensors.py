@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 import warnings
@@ -37,7 +38,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import sandbox_resources as contact_resources
 from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import Offline, Rebinding, import_file
 
 
 def _settings(database_url: str, list_id: int, *, on: bool, notify_url: str | None = None) -> None:
@@ -269,6 +270,27 @@ def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
     assert not refused["delivered"] and "'127.0.0.1' is not a public address" in refused["error"]
     assert "secret" not in refused["error"]
     assert not answered["delivered"] and answered["status_code"] == 307
+
+
+def test_a_webhook_host_is_looked_up_once_and_its_checked_address_connected_to(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The webhook's host was looked up twice per delivery, once for the check and once to connect, and the second
+    answer (127.0.0.1 from a hostile DNS server) is not the one checked. One lookup now, connected to."""
+    run, event = _job_run(database_url, sandbox, instance, "http://rebind.example:8080/hook", fail=True)
+    monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
+    resolver = Rebinding()
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    network = Offline().install(monkeypatch)
+    enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+    with connect(database_url) as conn:
+        [delivery] = store.deliveries(conn, imported_batch)
+    assert not delivery["delivered"] and "is offline in the tests" in delivery["error"]
+    assert resolver.lookups == 1 and network.connects == [("93.184.215.14", 8080)]
 
 
 class _Drip(_Hook):

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, check_public, deadline_session
-from leads_pipeline_tests.support import Rebinding
+from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, deadline_session, public_addresses
+from leads_pipeline_tests.support import Offline, Rebinding
 
 
 @pytest.mark.parametrize(
@@ -33,22 +33,28 @@ from leads_pipeline_tests.support import Rebinding
     ],
 )
 def test_private_loopback_link_local_and_multicast_hosts_are_refused(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused before any connection is opened, by a message naming the host, not the URL (its query may hold a
+    token)."""
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
-    with pytest.raises(PrivateAddressError, match="is not a public address") as refused:
-        check_public(f"{url}?token=s3cret")
-    assert "s3cret" not in str(refused.value)
+    network = Offline().install(monkeypatch)
+    with (
+        deadline_session(5) as (http, _),
+        pytest.raises(PrivateAddressError, match="is not a public address") as refused,
+    ):
+        http.get(f"{url}?token=s3cret", timeout=2, allow_redirects=False)
+    assert "s3cret" not in str(refused.value) and network.connects == []
 
 
 def test_public_addresses_pass_and_only_the_sandbox_setting_lifts_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
-    check_public("https://93.184.215.14/hook")
-    check_public("http://[2606:4700::1111]/hook")
+    assert public_addresses("93.184.215.14", 443) == ["93.184.215.14"]
+    assert public_addresses("2606:4700::1111", 80) == ["2606:4700::1111"]
     for value in ("true", "yes", "0", ""):
         monkeypatch.setenv(ALLOW_PRIVATE_ENV, value)
         with pytest.raises(PrivateAddressError):
-            check_public("http://127.0.0.1/hook")
+            public_addresses("127.0.0.1", 80)
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
-    check_public("http://127.0.0.1/hook")
+    assert public_addresses("127.0.0.1", 80) == ["127.0.0.1"]
 
 
 @pytest.fixture
@@ -72,19 +78,23 @@ def listener() -> Iterator[tuple[int, list[str]]]:
     server.server_close()
 
 
-def test_a_name_answering_public_then_private_does_not_reach_the_private_address(
+def test_a_name_is_looked_up_once_and_only_the_checked_addresses_are_connected_to(
     listener: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """check_public sees the public answer; the connection must not look the name up again and take the next."""
+    """The name's first answer is public, its next 127.0.0.1 (a hostile DNS server with a zero TTL): the session
+    checks the one it looked up and connects to that one, in every request it makes to the host."""
     port, asked = listener
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
     resolver = Rebinding()
     monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    network = Offline().install(monkeypatch)
     url = f"http://rebind.example:{port}/latest/meta-data/"
-    check_public(url)
-    with deadline_session(5) as (http, _), pytest.raises(requests.ConnectionError, match="is not a public address"):
-        http.get(url, timeout=2, allow_redirects=False)
-    assert asked == [] and resolver.lookups == 2
+    with deadline_session(5) as (http, _):
+        for _ in range(2):
+            with pytest.raises(requests.ConnectionError, match="is offline in the tests"):
+                http.get(url, timeout=2, allow_redirects=False)
+    assert asked == [] and resolver.lookups == 1
+    assert network.connects == [("93.184.215.14", port)] * 2
 
 
 def test_an_environment_proxy_does_not_carry_a_guarded_request_past_the_guard(

@@ -15,7 +15,7 @@ import pytest
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.contacts.linkedin import best_profile, canonical_profile_url, score_result, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
-from leads_pipeline_tests.support import Rebinding
+from leads_pipeline_tests.support import Offline, Rebinding
 
 LEAD = {"first_name": "José", "last_name": "García", "company": "Acme Robotics", "title": "VP of Sales"}
 
@@ -147,15 +147,20 @@ def test_photos_come_only_from_public_hosts_without_redirects(
     assert not (tmp_path / "media").exists()
 
 
-def test_a_photo_host_answering_public_then_private_is_not_fetched(
+def test_a_photo_host_is_looked_up_once_and_its_checked_address_connected_to(
     image_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The name passes the check with its public answer; the download must not resolve it again to 127.0.0.1."""
+    """The name was looked up twice per photo, once for the check and once to connect; its second answer
+    (127.0.0.1, from a hostile DNS server with a zero TTL) is not the one checked. One lookup now, and the
+    download connects to the address that passed."""
     monkeypatch.delenv(ALLOW_PRIVATE_ENV)
-    monkeypatch.setattr(socket, "getaddrinfo", Rebinding())
-    port = image_server.rsplit(":", 1)[1]
-    with pytest.raises(MediaError, match="is not a public address"):
+    resolver = Rebinding()
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    network = Offline().install(monkeypatch)
+    port = int(image_server.rsplit(":", 1)[1])
+    with pytest.raises(MediaError, match="is offline in the tests"):
         store_image(f"http://rebind.example:{port}/photo.png", tmp_path / "media", timeout=1)
+    assert resolver.lookups == 1 and network.connects == [("93.184.215.14", port)]
     assert not (tmp_path / "media").exists()
 
 
