@@ -16,11 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb, JsonbLoader, JsonLoader
 from psycopg.types.string import TextLoader
@@ -268,27 +267,36 @@ def _clear_values(sealer: Sealer) -> tuple[_InClear, ...]:
     )
 
 
+_Batches = Iterator[tuple[Any, list[dict[str, Any]]]]
+
+
+def _walk(conn: Connection, table: str, reads: sql.Composable, where: str) -> _Batches:
+    """The rows of ``table`` matching ``where`` (SQL on the values as stored), ``PAGES_PER_BATCH`` pages at a
+    time, each batch's with a cursor to write them back: a big database from before values were sealed is never
+    held whole (rows written back move to new pages past the walk's end, and no longer match if met again)."""
+    for first in range(0, _pages(conn, table), PAGES_PER_BATCH):
+        query = sql.SQL(
+            "SELECT ctid::text AS tid, {reads} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
+            " AND ({where})"
+        ).format(
+            reads=reads,
+            table=sql.Identifier(table),
+            first=sql.Literal(f"({first},0)"),
+            last=sql.Literal(f"({first + PAGES_PER_BATCH},0)"),
+            where=sql.SQL(where),  # type: ignore[arg-type]
+        )
+        with _raw_cursor(conn) as cursor:
+            yield cursor, cursor.execute(query).fetchall()
+
+
 def _seal_in_clear(conn: Connection, rules: tuple[_InClear, ...]) -> int:
-    """Seal the values the rules find in clear, in the caller's transaction; returns how many rows changed. Each
-    table is walked ``PAGES_PER_BATCH`` pages at a time: a big database from before values were sealed is never
-    held whole (sealed rows move to new pages past the walk's end, and no longer match if met again)."""
+    """Seal the values the rules find in clear, in the caller's transaction, a few pages at a time (``_walk``);
+    returns how many rows changed."""
     changed = 0
     for rule in rules:
-        columns = sql.SQL(", ").join(map(sql.Identifier, rule.reads))
-        for first in range(0, _pages(conn, rule.table), PAGES_PER_BATCH):
-            query = sql.SQL(
-                "SELECT ctid::text AS tid, {cols} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
-                " AND ({where})"
-            ).format(
-                cols=columns,
-                table=sql.Identifier(rule.table),
-                first=sql.Literal(f"({first},0)"),
-                last=sql.Literal(f"({first + PAGES_PER_BATCH},0)"),
-                where=sql.SQL(rule.where),  # type: ignore[arg-type]
-            )
-            with _raw_cursor(conn) as cursor:
-                rows = [(rule.sealed(row), row["tid"]) for row in cursor.execute(query).fetchall()]
-                changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in rows if changes])
+        for cursor, rows in _walk(conn, rule.table, sql.SQL(", ").join(map(sql.Identifier, rule.reads)), rule.where):
+            sealed = [(rule.sealed(row), row["tid"]) for row in rows]
+            changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in sealed if changes])
     return changed
 
 
@@ -319,47 +327,66 @@ def seal_values_in_clear(conn: Connection) -> int:
     return _seal_in_clear(conn, _clear_values(crypto_sealer()))
 
 
+@dataclass(frozen=True)
+class _LegacyKey:
+    """A lookup cache keyed by an identifier in clear before sql/010: its key column, which rows still hold one
+    (SQL), the SQL of that identifier, its kind of blind index, and the other columns of the table's unique key."""
+
+    table: str
+    column: str
+    legacy: str
+    identifier: str
+    kind: str
+    unique: tuple[str, ...]
+
+
 _LEGACY_KEYS: Final = (
-    # (table, key column, SQL: the row still holds the identifier in clear, SQL: that identifier, kind)
-    ("email_verifications", "email_bidx", "email_bidx LIKE '%%@%%'", "email_bidx", "email"),
-    (
+    _LegacyKey("email_verifications", "email_bidx", "email_bidx LIKE '%@%'", "email_bidx", "email", ("method",)),
+    _LegacyKey(
         "email_pattern_evidence",
         "address_bidx",
         "address_bidx !~ '^[0-9a-f]{64}$'",
         "address_bidx || '@' || domain",
         "email",
+        ("domain",),
     ),
-    ("dnc_numbers", "number_bidx", "number_bidx LIKE '+%%'", "number_bidx", "phone"),
+    _LegacyKey("dnc_numbers", "number_bidx", "number_bidx LIKE '+%'", "number_bidx", "phone", ()),
 )
 
 
-def _index_legacy_keys(conn: Connection, tables: set[str]) -> int:
-    """Lookup caches keyed by an identifier in clear before sql/010 (the verification cache, pattern evidence,
-    the Do-Not-Call copy) re-keyed by its blind index; rows whose blind index is already there are dropped."""
+def index_legacy_keys(conn: Connection) -> int:
+    """sql/112, in its transaction: re-key the lookup caches keyed by an identifier in clear before sql/010 (the
+    verification cache, pattern evidence, the Do-Not-Call copy) by its blind index, a few pages at a time
+    (``_walk``); a row whose blind index is there already is a duplicate and is dropped. Returns how many rows
+    changed. Until ``leads keys rotate`` did it, an upgraded database's lookups (by blind index) found none of
+    them: a number on the Do-Not-Call copy was not screened, verdicts were bought again, and a privacy request
+    left the addresses in clear."""
     changed = 0
-    for table, column, legacy, value, kind in _LEGACY_KEYS:
-        if table not in tables:
-            continue
-        rows = conn.execute(
-            sql.SQL("SELECT ctid::text AS tid, {} AS v FROM {} WHERE {}").format(
-                sql.SQL(value), sql.Identifier(table), sql.SQL(legacy)
-            )
-        ).fetchall()
-        for row in rows:
-            with conn.transaction():  # a savepoint: a row whose blind index exists already is a duplicate
-                try:
-                    with conn.transaction():
-                        conn.execute(
-                            sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s::tid").format(
-                                sql.Identifier(table), sql.Identifier(column)
-                            ),
-                            (blind_index(kind, row["v"]), row["tid"]),
-                        )
-                except psycopg.errors.UniqueViolation:
-                    conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE ctid = %s::tid").format(sql.Identifier(table)), (row["tid"],)
-                    )
-            changed += 1
+    for key in _LEGACY_KEYS:
+        table, unique = sql.Identifier(key.table), (key.column, *key.unique)
+        others = sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(name)) for name in key.unique)
+        reads = sql.SQL("{} AS identifier{}").format(sql.SQL(key.identifier), others)  # type: ignore[arg-type]
+        # The rows holding one of the batch's new keys already (by the table's unique key, so by its index).
+        names = sql.SQL(", ").join(map(sql.Identifier, unique))
+        holding = sql.SQL("SELECT {} FROM {} JOIN unnest({}) AS batch ({}) USING ({})").format(
+            names, table, sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in unique), names, names
+        )
+        for cursor, rows in _walk(conn, key.table, reads, key.legacy):
+            if not rows:
+                continue
+            indexed = [((blind_index(key.kind, row["identifier"]), *(row[n] for n in key.unique)), row) for row in rows]
+            columns = [[new_key[i] for new_key, _ in indexed] for i in range(len(unique))]
+            taken = {tuple(found.values()) for found in cursor.execute(holding, columns)}
+            updates, duplicates = [], []
+            for new_key, row in indexed:
+                if new_key in taken:
+                    duplicates.append(row["tid"])
+                else:
+                    taken.add(new_key)
+                    updates.append(({key.column: new_key[0]}, row["tid"]))
+            if duplicates:
+                cursor.execute(sql.SQL("DELETE FROM {} WHERE ctid = ANY(%s::tid[])").format(table), (duplicates,))
+            changed += _update(cursor, key.table, updates) + len(duplicates)
     return changed
 
 
@@ -395,8 +422,6 @@ def rotate(
     progress: dict[str, int] = dict(rotation["progress"])
     resealed = int(rotation["resealed"])
     tables = {r["table_name"] for r in conn.execute("SELECT table_name FROM information_schema.tables")}
-    with conn.transaction():
-        resealed += _index_legacy_keys(conn, tables)
     for spec in SEALED_COLUMNS:
         if spec.table not in tables:
             continue

@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
-from leads_pipeline.lib.store import enrichment, keys, migrations
+from leads_pipeline.lib.store import contacts, enrichment, keys, migrations
 from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
@@ -164,33 +164,9 @@ def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(dat
             " VALUES (%s, 'Old', 'old@legacy.example', '+14155550100')",
             (list_id,),
         )
-        conn.execute(
-            "INSERT INTO email_verifications (email_bidx, method, status, confidence)"
-            " VALUES ('old@legacy.example', 'smtp', 'valid', 90)"
-        )
-        conn.execute(
-            "INSERT INTO email_pattern_evidence (domain, address_bidx, pattern, source)"
-            " VALUES ('legacy.example', 'old', 'first', 'test')"
-        )
-        dnc = conn.execute(
-            "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
-            " VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id"
-        ).fetchone()
-        assert dnc is not None
-        conn.execute(
-            "INSERT INTO dnc_numbers (number_bidx, list_id, snapshot_date) VALUES ('+14155550100', %s, current_date)",
-            (dnc["id"],),
-        )
         conn.commit()
     with connect(database_url, autocommit=True) as conn:
         rotate(conn, "admin")
-    email_key, phone_key = (
-        crypto.blind_index("email", "old@legacy.example"),
-        crypto.blind_index("phone", "+14155550100"),
-    )
-    assert _raw(database_url, "SELECT email_bidx FROM email_verifications") == [(email_key,)]
-    assert _raw(database_url, "SELECT address_bidx FROM email_pattern_evidence") == [(email_key,)]
-    assert _raw(database_url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
     [(email, bidx, domain, phone_bidx)] = _raw(
         database_url, "SELECT email, email_bidx, email_domain, phone_bidx FROM leads"
     )
@@ -200,6 +176,47 @@ def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(dat
     with connect(database_url) as conn:
         page = search(conn, Selection.build(query="old@legacy.example"), "tester")
         assert [lead["email"] for lead in page.leads] == ["old@legacy.example"]
+
+
+def _legacy_caches(conn: psycopg.Connection[dict[str, Any]]) -> None:
+    """The verification cache, pattern evidence and Do-Not-Call copy as stored before sql/010 (keyed in clear),
+    the addresses each with a second row that has the same blind index (another spelling of the address)."""
+    conn.execute(
+        "INSERT INTO email_verifications (email, method, status, confidence)"
+        " VALUES ('old@legacy.example', 'smtp', 'valid', 90), ('Old@Legacy.example', 'smtp', 'valid', 80),"
+        " ('old@legacy.example', 'mx', 'valid', 50)"
+    )
+    conn.execute(
+        "INSERT INTO email_pattern_evidence (domain, local_part, pattern, source)"
+        " VALUES ('legacy.example', 'old', 'first', 'test'), ('legacy.example', 'Old', 'first', 'test')"
+    )
+    conn.execute(
+        "WITH copy AS (INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers,"
+        " rejected, loaded_by) VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id)"
+        " INSERT INTO dnc_numbers (number, list_id, snapshot_date) SELECT '+14155550100', id, current_date FROM copy"
+    )
+
+
+def test_an_upgrade_rekeys_the_caches_keyed_in_clear_before_encryption(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """The verification cache, pattern evidence and Do-Not-Call copy of a database from before sql/010 stayed
+    keyed by the address or number in clear until ``leads keys rotate``: every lookup by blind index missed them,
+    so a number on the Do-Not-Call copy was not screened. The upgrade re-keys them (a duplicate is dropped)."""
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            _legacy_caches(conn)
+        assert 112 in apply_migrations(url)
+        email_key, phone_key = (
+            crypto.blind_index("email", "old@legacy.example"),
+            crypto.blind_index("phone", "+14155550100"),
+        )
+        verifications = "SELECT email_bidx, method, confidence FROM email_verifications ORDER BY method"
+        assert _raw(url, verifications) == [(email_key, "mx", 50), (email_key, "smtp", 90)]
+        assert _raw(url, "SELECT domain, address_bidx FROM email_pattern_evidence") == [("legacy.example", email_key)]
+        assert _raw(url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
+        with connect(url) as conn:
+            assert contacts.dnc_numbers(conn, ["+14155550100", "+14155550101"]) == {"+14155550100"}
 
 
 def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
@@ -435,10 +452,11 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
 def test_an_upgrade_seals_a_large_database_in_pages(
     postgres_server: str, tmp_path: Path, key_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """sql/080 loaded every webhook URL in clear at once and sql/086 every lead in clear: the upgrade of a big
-    database from before values were sealed held all of them in memory. Each statement of the upgrade now
-    brings at most ``PAGES_PER_BATCH`` pages' rows to the client, and everything is sealed."""
-    people, jobs, errors = 3_000, 1_000, 1_000
+    """sql/080 loaded every webhook URL in clear at once and sql/086 every lead in clear (and rotation every
+    cache row keyed in clear): the upgrade of a big database from before values were sealed held all of them in
+    memory. Each statement of the upgrade now brings at most ``PAGES_PER_BATCH`` pages' rows to the client, and
+    everything is sealed and re-keyed."""
+    people, jobs, errors, verified = 3_000, 1_000, 1_000, 1_000
     with database_before(postgres_server, 10, tmp_path) as url:
         with connect(url) as conn:
             create_list(conn, "fair", owner="tester")
@@ -462,16 +480,21 @@ def test_an_upgrade_seals_a_large_database_in_pages(
                 " SELECT id, 0, n, 'p' || n || '@acme.com', 'no name' FROM imports, generate_series(1, %s) n",
                 (errors,),
             )
+            conn.execute(
+                "INSERT INTO email_verifications (email, method, status, confidence)"
+                " SELECT 'p' || n || '@acme.com', 'smtp', 'valid', 90 FROM generate_series(1, %s) n",
+                (verified,),
+            )
             per_page = max(
                 int(row["n"])
-                for table in ("leads", "enrichment_jobs", "import_errors")
+                for table in ("leads", "enrichment_jobs", "import_errors", "email_verifications")
                 for row in conn.execute(
                     f"SELECT count(*) AS n FROM {table} GROUP BY (ctid::text::point)[0]"  # type: ignore[arg-type]
                 )
             )
         monkeypatch.setattr(keys, "PAGES_PER_BATCH", 2)
         bound = 2 * per_page
-        assert bound * 4 < min(people, jobs, errors), "each table spans many batches"
+        assert bound * 4 < min(people, jobs, errors, verified), "each table spans many batches"
         fetched: list[int] = []
 
         def counting(cursor: psycopg.Cursor[Any]) -> RowMaker[dict[str, Any]]:
@@ -485,15 +508,16 @@ def test_an_upgrade_seals_a_large_database_in_pages(
             return conn
 
         monkeypatch.setattr(migrations, "connect", counting_connect)
-        assert {80, 86, 93} <= set(apply_migrations(url))
+        assert {80, 86, 93, 112} <= set(apply_migrations(url))
         assert 0 < max(fetched) <= bound
         sealed = (
             "SELECT (SELECT count(*) FROM leads WHERE email LIKE 'enc:k1:%' AND phone LIKE 'enc:k1:%'"
             " AND email_bidx IS NOT NULL AND phone_bidx IS NOT NULL),"
             " (SELECT count(*) FROM enrichment_jobs WHERE notify_url LIKE 'enc:k1:%'),"
-            " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1)"
+            " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1),"
+            " (SELECT count(*) FROM email_verifications WHERE email_bidx ~ '^[0-9a-f]{64}$')"
         )
-        assert _raw(url, sealed) == [(people, jobs, errors)]
+        assert _raw(url, sealed) == [(people, jobs, errors, verified)]
 
 
 _SEALED_BUT_NO_EMAIL: dict[str, str] = {
