@@ -1,8 +1,7 @@
 """Key rotation: re-sealing every stored PII value under the active encryption key, in batches, resumably.
 
 ``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
-re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
-in clear from before sql/010, whose blind indexes it fills too), and records how far it got in
+re-seals, in one transaction, the rows holding a value sealed under another key, and records how far it got in
 ``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
 at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
 other writers while it runs are sealed under the active key by those writers already.
@@ -35,7 +34,6 @@ from leads_pipeline.lib.privacy.crypto import (
     Sealer,
     blind_index,
     blind_key,
-    email_domain,
     is_sealed,
     keyring,
     keyring_file,
@@ -53,10 +51,10 @@ from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection
 
-ColumnKind = Literal["lead", "sealed", "json"]
-"""lead: a sealed leads column (plaintext from before sql/010 is sealed, its blind index filled); sealed: a text
-column whose sealed values are re-sealed (values in clear from before a column was sealed are sealed by the
-upgrade: sql/080, sql/093); json: a JSON column whose sealed strings are re-sealed."""
+ColumnKind = Literal["sealed", "json"]
+"""sealed: a text column whose sealed values are re-sealed (values in clear from before a column was sealed are
+sealed by the upgrade: sql/080, sql/086, sql/093; a lead's blind indexes do not change with the key); json: a JSON
+column whose sealed strings are re-sealed."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class SealedTable:
 
 
 SEALED_COLUMNS: Final[tuple[SealedTable, ...]] = (
-    SealedTable("leads", (*((f, "lead") for f in SEALED_FIELDS), ("custom", "json"))),
+    SealedTable("leads", (*((f, "sealed") for f in SEALED_FIELDS), ("custom", "json"))),
     SealedTable("lead_facts", (("value", "sealed"), ("details", "json"))),
     SealedTable("import_errors", (("value", "sealed"),)),
     SealedTable("import_updates", (("previous", "json"),)),
@@ -88,10 +86,8 @@ Progress = Callable[[str, int, int], None]
 
 
 def _stale(column: str, kind: ColumnKind, active: str) -> sql.Composable:
-    """SQL: this column holds a value not sealed under the active key (legacy plaintext counts for leads)."""
+    """SQL: this column holds a value sealed under another key than the active one."""
     name = sql.Identifier(column)
-    if kind == "lead":
-        return sql.SQL("{} !~ {}").format(name, sql.Literal(f"^{PREFIX}{active}:"))
     if kind == "sealed":
         return sql.SQL("{} ~ {}").format(name, sql.Literal(f"^{PREFIX}(?!{active}:)"))
     return sql.SQL("{}::text ~ {}").format(name, sql.Literal(f'"{PREFIX}(?!{active}:)'))
@@ -110,8 +106,7 @@ def _reseal_json(value: Any, ring: Keyring) -> Any:
 
 
 def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[str, Any]:
-    """The new values of one row's columns (and, for leads, the blind indexes of values sealed for the first
-    time)."""
+    """The new values of one row's columns."""
     changes: dict[str, Any] = {}
     for column, kind in spec.columns:
         value = row[column]
@@ -119,16 +114,8 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
             continue
         if kind == "json":
             changes[column] = Jsonb(_reseal_json(value, ring))
-        elif kind == "sealed":
-            if is_sealed(value) and sealed_key_id(value) != ring.active:
-                changes[column] = ring.seal(ring.open(value))
-        elif sealed_key_id(value) != ring.active:
-            plain = ring.open(value)
-            changes[column] = ring.seal(plain)
-            if not is_sealed(value):  # written before sql/010: index it too
-                changes[f"{column}_bidx"] = blind_index(column, plain)
-                if column == "email":
-                    changes["email_domain"] = email_domain(plain)
+        elif is_sealed(value) and sealed_key_id(value) != ring.active:
+            changes[column] = ring.seal(ring.open(value))
     return changes
 
 
@@ -455,13 +442,12 @@ def rotate(
 
 
 def key_usage(conn: Connection) -> dict[str, int]:
-    """How many leads values are sealed under each key id ("(clear)" for values from before sql/010)."""
+    """How many leads values are sealed under each key id (none is in clear: sql/086, CHECK constraints)."""
     counts: dict[str, int] = {}
     for field in SEALED_FIELDS:
         query = sql.SQL(
-            "SELECT CASE WHEN {c} LIKE {p} THEN split_part({c}, ':', 2) ELSE '(clear)' END AS key, count(*) AS n"
-            " FROM leads WHERE {c} IS NOT NULL GROUP BY 1"
-        ).format(c=sql.Identifier(field), p=sql.Literal(PREFIX + "%"))
+            "SELECT split_part({c}, ':', 2) AS key, count(*) AS n FROM leads WHERE {c} IS NOT NULL GROUP BY 1"
+        ).format(c=sql.Identifier(field))
         with _raw_cursor(conn) as cursor:
             for row in cursor.execute(query):
                 counts[row["key"]] = counts.get(row["key"], 0) + int(row["n"])

@@ -1,5 +1,5 @@
-"""Key rotation: every sealed value ends under the new key, an interrupted rotation resumes and finishes, audited;
-values written in clear before sql/010 are sealed and indexed by it."""
+"""Key rotation: every sealed value ends under the new key, an interrupted rotation resumes and finishes, audited.
+The upgrade: values written in clear by older versions are sealed and indexed by it, under the database's keys."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from psycopg.rows import RowMaker, dict_row
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.store import contacts, enrichment, keys, migrations
 from leads_pipeline.lib.store.audit import entries
@@ -21,7 +20,6 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
-from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
 from leads_pipeline_tests.support import database_before, import_file
 
@@ -152,30 +150,6 @@ def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_ur
         settings = enrichment.list_settings(conn, list_id)
         assert enrichment.get_job(conn, job.id).notify_url == hook
     assert settings is not None and settings["notify_url"] == hook
-
-
-def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(database_url: str, key_home: Path) -> None:
-    with connect(database_url) as conn:
-        list_id = create_list(conn, "prospects", owner="tester").id
-        # as a database migrated from before sql/010 holds them (its checks are NOT VALID for old rows)
-        conn.execute("ALTER TABLE leads DROP CONSTRAINT leads_email_sealed, DROP CONSTRAINT leads_phone_sealed")
-        conn.execute(
-            "INSERT INTO leads (list_id, first_name, email, phone)"
-            " VALUES (%s, 'Old', 'old@legacy.example', '+14155550100')",
-            (list_id,),
-        )
-        conn.commit()
-    with connect(database_url, autocommit=True) as conn:
-        rotate(conn, "admin")
-    [(email, bidx, domain, phone_bidx)] = _raw(
-        database_url, "SELECT email, email_bidx, email_domain, phone_bidx FROM leads"
-    )
-    assert str(email).startswith("enc:k1:") and domain == "legacy.example"
-    assert bidx == crypto.blind_index("email", "old@legacy.example")
-    assert phone_bidx == crypto.blind_index("phone", "+14155550100")
-    with connect(database_url) as conn:
-        page = search(conn, Selection.build(query="old@legacy.example"), "tester")
-        assert [lead["email"] for lead in page.leads] == ["old@legacy.example"]
 
 
 def _legacy_caches(conn: psycopg.Connection[dict[str, Any]]) -> None:
