@@ -520,7 +520,8 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
     """Whether the key named ``name`` agrees with a value stored under it (True when none is stored to try it on):
     an encryption key opens a value sealed under its id in any sealed column (a database may hold no email but
     phones, facts, import errors or webhook URLs), the suppression key gives a lead's email or phone sealed under
-    one of this process's keys the blind index stored with it."""
+    one of this process's keys the blind index stored with it, or else a rejected cell its subjects
+    (``_subjects_agree``)."""
     kind, _, key_id = name.partition(":")
     present = {
         (row["table_name"], row["column_name"])
@@ -533,6 +534,8 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
             row = cursor.execute(_sealed_under(present), {"prefix": f"{PREFIX}{key_id}:"}).fetchone()
         else:
             row = cursor.execute(_blind_indexed(present), {"keys": list(ring.keys)}).fetchone()
+            if row is None and ("import_errors", "subjects") in present:
+                return _subjects_agree(cursor, ring, blind)
     if row is None:
         return True
     try:
@@ -541,6 +544,35 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
         # The encryption keys are checked first: a value that does not open cannot test the suppression key.
         return kind != "encryption"
     return kind == "encryption" or blind_index(row["field"], plain, blind) == row["bidx"]
+
+
+_CELLS_TRIED: Final = 20
+"""Rejected cells read at most to find one that tests the suppression key (one not cut short does)."""
+
+
+def _subjects_agree(cursor: Any, ring: Keyring, blind: bytes) -> bool:
+    """Whether the suppression key gives a rejected cell sealed under one of this process's keys the subjects
+    stored with it (True when no cell tests it): the blind indexes of the identifiers in the cell, which every
+    writer since sql/010 took by ``Sealer.subjects`` (the import, sql/093), unchanged since. A cell cut to
+    ``PROBLEM_VALUE_CHARS`` had them taken from the whole cell (an address cut in two is in none): not a test.
+    A wrong key shares none of them; any shared one will do, so no difference in the identifiers found refuses
+    the right key."""
+    from leads_pipeline.lib.prepare import PROBLEM_VALUE_CHARS  # (pandas: on this rare path only)
+
+    cells = cursor.execute(
+        "SELECT value, subjects FROM import_errors WHERE cardinality(subjects) > 0 AND starts_with(value, %s)"
+        " AND split_part(value, ':', 2) = ANY(%s) LIMIT %s",
+        (PREFIX, list(ring.keys), _CELLS_TRIED),
+    )
+    sealer = Sealer(ring, blind)
+    for cell in cells.fetchall():
+        try:
+            plain = ring.open(cell["value"])
+        except ConfigurationError:  # as for a lead's value: one that does not open cannot test it
+            continue
+        if len(plain) != PROBLEM_VALUE_CHARS:
+            return not set(sealer.subjects(plain)).isdisjoint(cell["subjects"])
+    return True
 
 
 def _first(queries: list[sql.Composable]) -> sql.Composable:

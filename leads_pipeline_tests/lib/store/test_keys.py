@@ -13,6 +13,7 @@ from psycopg.rows import RowMaker, dict_row
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.prepare import PROBLEM_VALUE_CHARS
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.store import contacts, enrichment, keys, migrations
 from leads_pipeline.lib.store.audit import entries
@@ -496,8 +497,10 @@ def test_an_upgrade_seals_a_large_database_in_pages(
 
 _SEALED_BUT_NO_EMAIL: dict[str, str] = {
     "webhook-url": "INSERT INTO list_enrichment_settings (list_id, notify_url) SELECT id, %(hook)s FROM lists",
+    # first a cell cut short with an address cut in two (its subjects from the whole cell), then Ann's
     "import-error": "INSERT INTO import_errors (import_id, chunk, row_number, value, reason, subjects)"
-    " SELECT id, 0, 3, %(error)s, 'no name', ARRAY[%(ann)s] FROM imports",
+    " SELECT id, 0, n, v, 'no name', ARRAY[h] FROM imports, (VALUES (2, %(cut)s, %(bob)s), (3, %(error)s, %(ann)s))"
+    " AS cells (n, v, h)",
     "lead-phone": "INSERT INTO leads (list_id, first_name, phone, phone_bidx)"
     " SELECT id, 'Ann', %(phone)s, %(phone_bidx)s FROM lists",
     "fact-details": "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
@@ -512,7 +515,9 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
     """A database from before sql/085 (no check values) was checked by opening a stored lead's email: one whose
     sealed values were all elsewhere (webhook URLs, import errors, phones, facts) let a leads home with keys of
     its own through, which then sealed the values in clear under keys that open nowhere else (sql/086, 093) and
-    recorded them as the database's. Any sealed value stored is tried now."""
+    recorded them as the database's. Any sealed value stored is tried now; the suppression key on a lead's phone
+    with its blind index or on a rejected cell with its subjects (a wrong one blind-indexed the leads of sql/086
+    and the cells of sql/093 so that no import or privacy request found them)."""
     first, second = tmp_path / "first", tmp_path / "second"
     _use_home(monkeypatch, first)
     with database_before(postgres_server, 85, tmp_path) as url:
@@ -522,6 +527,8 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
                 _SEALED_BUT_NO_EMAIL[stored],  # type: ignore[arg-type]
                 {
                     "hook": crypto.seal("https://hooks.slack.com/services/T0/B0/SECRET"),
+                    "cut": crypto.seal(("x" * 991 + " bob@acme.com")[:PROBLEM_VALUE_CHARS]),
+                    "bob": crypto.blind_index("email", "bob@acme.com"),
                     "error": crypto.seal("Ann Lee <ann@acme.com>"),
                     "ann": crypto.blind_index("email", "ann@acme.com"),
                     "phone": crypto.seal("+4915112345678"),
@@ -535,7 +542,7 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
             prepare_database(url)
         assert str(refused.value).startswith(f"encryption key 'k1' of {second / 'encryption.keys'} is not the key")
         assert _raw(url, version) == [(81,)], "refused before any migration"
-        if stored == "lead-phone":  # the one value stored with its blind index
+        if stored in ("lead-phone", "import-error"):  # the values stored with blind indexes (a cell's subjects)
             shutil.copy(first / "encryption.keys", second / "encryption.keys")
             crypto.forget_keyring()
             with pytest.raises(ConfigurationError) as refused:
