@@ -42,7 +42,7 @@ def keys_status(as_json: JsonOption = False) -> None:
         with connect(env.database_url) as conn:
             usage = key_usage(conn)
         source = crypto.KEYS_VAR if os.environ.get(crypto.KEYS_VAR) else str(crypto.keyring_file())
-        missing = [key for key, count in usage.items() if count and key not in (*ring.keys, "(clear)")]
+        missing = [key for key, count in usage.items() if count and key not in ring.keys]
         return {
             "keys": list(ring.keys),
             "active": ring.active,

@@ -1,8 +1,7 @@
 """Key rotation: re-sealing every stored PII value under the active encryption key, in batches, resumably.
 
 ``rotate`` walks each table holding sealed values (``SEALED_COLUMNS``) a few hundred pages at a time; each batch
-re-seals, in one transaction, the rows holding a value sealed under another key (and, in ``leads``, values still
-in clear from before sql/010, whose blind indexes it fills too), and records how far it got in
+re-seals, in one transaction, the rows holding a value sealed under another key, and records how far it got in
 ``key_rotations.progress``. A rotation that stops (a crash, Ctrl-C) is resumed by running it again: it continues
 at the recorded page, and whatever it re-reads is already under the active key and is skipped. Rows updated by
 other writers while it runs are sealed under the active key by those writers already.
@@ -16,11 +15,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb, JsonbLoader, JsonLoader
 from psycopg.types.string import TextLoader
@@ -36,7 +34,6 @@ from leads_pipeline.lib.privacy.crypto import (
     Sealer,
     blind_index,
     blind_key,
-    email_domain,
     is_sealed,
     keyring,
     keyring_file,
@@ -54,10 +51,10 @@ from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection
 
-ColumnKind = Literal["lead", "sealed", "json"]
-"""lead: a sealed leads column (plaintext from before sql/010 is sealed, its blind index filled); sealed: a text
-column whose sealed values are re-sealed (values in clear from before a column was sealed are sealed by the
-upgrade: sql/080, sql/093); json: a JSON column whose sealed strings are re-sealed."""
+ColumnKind = Literal["sealed", "json"]
+"""sealed: a text column whose sealed values are re-sealed (values in clear from before a column was sealed are
+sealed by the upgrade: sql/080, sql/086, sql/093; a lead's blind indexes do not change with the key); json: a JSON
+column whose sealed strings are re-sealed."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +64,7 @@ class SealedTable:
 
 
 SEALED_COLUMNS: Final[tuple[SealedTable, ...]] = (
-    SealedTable("leads", (*((f, "lead") for f in SEALED_FIELDS), ("custom", "json"))),
+    SealedTable("leads", (*((f, "sealed") for f in SEALED_FIELDS), ("custom", "json"))),
     SealedTable("lead_facts", (("value", "sealed"), ("details", "json"))),
     SealedTable("import_errors", (("value", "sealed"),)),
     SealedTable("import_updates", (("previous", "json"),)),
@@ -89,10 +86,8 @@ Progress = Callable[[str, int, int], None]
 
 
 def _stale(column: str, kind: ColumnKind, active: str) -> sql.Composable:
-    """SQL: this column holds a value not sealed under the active key (legacy plaintext counts for leads)."""
+    """SQL: this column holds a value sealed under another key than the active one."""
     name = sql.Identifier(column)
-    if kind == "lead":
-        return sql.SQL("{} !~ {}").format(name, sql.Literal(f"^{PREFIX}{active}:"))
     if kind == "sealed":
         return sql.SQL("{} ~ {}").format(name, sql.Literal(f"^{PREFIX}(?!{active}:)"))
     return sql.SQL("{}::text ~ {}").format(name, sql.Literal(f'"{PREFIX}(?!{active}:)'))
@@ -111,8 +106,7 @@ def _reseal_json(value: Any, ring: Keyring) -> Any:
 
 
 def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[str, Any]:
-    """The new values of one row's columns (and, for leads, the blind indexes of values sealed for the first
-    time)."""
+    """The new values of one row's columns."""
     changes: dict[str, Any] = {}
     for column, kind in spec.columns:
         value = row[column]
@@ -120,16 +114,8 @@ def _reseal_row(row: dict[str, Any], spec: SealedTable, ring: Keyring) -> dict[s
             continue
         if kind == "json":
             changes[column] = Jsonb(_reseal_json(value, ring))
-        elif kind == "sealed":
-            if is_sealed(value) and sealed_key_id(value) != ring.active:
-                changes[column] = ring.seal(ring.open(value))
-        elif sealed_key_id(value) != ring.active:
-            plain = ring.open(value)
-            changes[column] = ring.seal(plain)
-            if not is_sealed(value):  # written before sql/010: index it too
-                changes[f"{column}_bidx"] = blind_index(column, plain)
-                if column == "email":
-                    changes["email_domain"] = email_domain(plain)
+        elif is_sealed(value) and sealed_key_id(value) != ring.active:
+            changes[column] = ring.seal(ring.open(value))
     return changes
 
 
@@ -268,27 +254,36 @@ def _clear_values(sealer: Sealer) -> tuple[_InClear, ...]:
     )
 
 
+_Batches = Iterator[tuple[Any, list[dict[str, Any]]]]
+
+
+def _walk(conn: Connection, table: str, reads: sql.Composable, where: str) -> _Batches:
+    """The rows of ``table`` matching ``where`` (SQL on the values as stored), ``PAGES_PER_BATCH`` pages at a
+    time, each batch's with a cursor to write them back: a big database from before values were sealed is never
+    held whole (rows written back move to new pages past the walk's end, and no longer match if met again)."""
+    for first in range(0, _pages(conn, table), PAGES_PER_BATCH):
+        query = sql.SQL(
+            "SELECT ctid::text AS tid, {reads} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
+            " AND ({where})"
+        ).format(
+            reads=reads,
+            table=sql.Identifier(table),
+            first=sql.Literal(f"({first},0)"),
+            last=sql.Literal(f"({first + PAGES_PER_BATCH},0)"),
+            where=sql.SQL(where),  # type: ignore[arg-type]
+        )
+        with _raw_cursor(conn) as cursor:
+            yield cursor, cursor.execute(query).fetchall()
+
+
 def _seal_in_clear(conn: Connection, rules: tuple[_InClear, ...]) -> int:
-    """Seal the values the rules find in clear, in the caller's transaction; returns how many rows changed. Each
-    table is walked ``PAGES_PER_BATCH`` pages at a time: a big database from before values were sealed is never
-    held whole (sealed rows move to new pages past the walk's end, and no longer match if met again)."""
+    """Seal the values the rules find in clear, in the caller's transaction, a few pages at a time (``_walk``);
+    returns how many rows changed."""
     changed = 0
     for rule in rules:
-        columns = sql.SQL(", ").join(map(sql.Identifier, rule.reads))
-        for first in range(0, _pages(conn, rule.table), PAGES_PER_BATCH):
-            query = sql.SQL(
-                "SELECT ctid::text AS tid, {cols} FROM {table} WHERE ctid >= {first}::tid AND ctid < {last}::tid"
-                " AND ({where})"
-            ).format(
-                cols=columns,
-                table=sql.Identifier(rule.table),
-                first=sql.Literal(f"({first},0)"),
-                last=sql.Literal(f"({first + PAGES_PER_BATCH},0)"),
-                where=sql.SQL(rule.where),  # type: ignore[arg-type]
-            )
-            with _raw_cursor(conn) as cursor:
-                rows = [(rule.sealed(row), row["tid"]) for row in cursor.execute(query).fetchall()]
-                changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in rows if changes])
+        for cursor, rows in _walk(conn, rule.table, sql.SQL(", ").join(map(sql.Identifier, rule.reads)), rule.where):
+            sealed = [(rule.sealed(row), row["tid"]) for row in rows]
+            changed += _update(cursor, rule.table, [(changes, tid) for changes, tid in sealed if changes])
     return changed
 
 
@@ -319,47 +314,66 @@ def seal_values_in_clear(conn: Connection) -> int:
     return _seal_in_clear(conn, _clear_values(crypto_sealer()))
 
 
+@dataclass(frozen=True)
+class _LegacyKey:
+    """A lookup cache keyed by an identifier in clear before sql/010: its key column, which rows still hold one
+    (SQL), the SQL of that identifier, its kind of blind index, and the other columns of the table's unique key."""
+
+    table: str
+    column: str
+    legacy: str
+    identifier: str
+    kind: str
+    unique: tuple[str, ...]
+
+
 _LEGACY_KEYS: Final = (
-    # (table, key column, SQL: the row still holds the identifier in clear, SQL: that identifier, kind)
-    ("email_verifications", "email_bidx", "email_bidx LIKE '%%@%%'", "email_bidx", "email"),
-    (
+    _LegacyKey("email_verifications", "email_bidx", "email_bidx LIKE '%@%'", "email_bidx", "email", ("method",)),
+    _LegacyKey(
         "email_pattern_evidence",
         "address_bidx",
         "address_bidx !~ '^[0-9a-f]{64}$'",
         "address_bidx || '@' || domain",
         "email",
+        ("domain",),
     ),
-    ("dnc_numbers", "number_bidx", "number_bidx LIKE '+%%'", "number_bidx", "phone"),
+    _LegacyKey("dnc_numbers", "number_bidx", "number_bidx LIKE '+%'", "number_bidx", "phone", ()),
 )
 
 
-def _index_legacy_keys(conn: Connection, tables: set[str]) -> int:
-    """Lookup caches keyed by an identifier in clear before sql/010 (the verification cache, pattern evidence,
-    the Do-Not-Call copy) re-keyed by its blind index; rows whose blind index is already there are dropped."""
+def index_legacy_keys(conn: Connection) -> int:
+    """sql/112, in its transaction: re-key the lookup caches keyed by an identifier in clear before sql/010 (the
+    verification cache, pattern evidence, the Do-Not-Call copy) by its blind index, a few pages at a time
+    (``_walk``); a row whose blind index is there already is a duplicate and is dropped. Returns how many rows
+    changed. Until ``leads keys rotate`` did it, an upgraded database's lookups (by blind index) found none of
+    them: a number on the Do-Not-Call copy was not screened, verdicts were bought again, and a privacy request
+    left the addresses in clear."""
     changed = 0
-    for table, column, legacy, value, kind in _LEGACY_KEYS:
-        if table not in tables:
-            continue
-        rows = conn.execute(
-            sql.SQL("SELECT ctid::text AS tid, {} AS v FROM {} WHERE {}").format(
-                sql.SQL(value), sql.Identifier(table), sql.SQL(legacy)
-            )
-        ).fetchall()
-        for row in rows:
-            with conn.transaction():  # a savepoint: a row whose blind index exists already is a duplicate
-                try:
-                    with conn.transaction():
-                        conn.execute(
-                            sql.SQL("UPDATE {} SET {} = %s WHERE ctid = %s::tid").format(
-                                sql.Identifier(table), sql.Identifier(column)
-                            ),
-                            (blind_index(kind, row["v"]), row["tid"]),
-                        )
-                except psycopg.errors.UniqueViolation:
-                    conn.execute(
-                        sql.SQL("DELETE FROM {} WHERE ctid = %s::tid").format(sql.Identifier(table)), (row["tid"],)
-                    )
-            changed += 1
+    for key in _LEGACY_KEYS:
+        table, unique = sql.Identifier(key.table), (key.column, *key.unique)
+        others = sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(name)) for name in key.unique)
+        reads = sql.SQL("{} AS identifier{}").format(sql.SQL(key.identifier), others)  # type: ignore[arg-type]
+        # The rows holding one of the batch's new keys already (by the table's unique key, so by its index).
+        names = sql.SQL(", ").join(map(sql.Identifier, unique))
+        holding = sql.SQL("SELECT {} FROM {} JOIN unnest({}) AS batch ({}) USING ({})").format(
+            names, table, sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in unique), names, names
+        )
+        for cursor, rows in _walk(conn, key.table, reads, key.legacy):
+            if not rows:
+                continue
+            indexed = [((blind_index(key.kind, row["identifier"]), *(row[n] for n in key.unique)), row) for row in rows]
+            columns = [[new_key[i] for new_key, _ in indexed] for i in range(len(unique))]
+            taken = {tuple(found.values()) for found in cursor.execute(holding, columns)}
+            updates, duplicates = [], []
+            for new_key, row in indexed:
+                if new_key in taken:
+                    duplicates.append(row["tid"])
+                else:
+                    taken.add(new_key)
+                    updates.append(({key.column: new_key[0]}, row["tid"]))
+            if duplicates:
+                cursor.execute(sql.SQL("DELETE FROM {} WHERE ctid = ANY(%s::tid[])").format(table), (duplicates,))
+            changed += _update(cursor, key.table, updates) + len(duplicates)
     return changed
 
 
@@ -395,8 +409,6 @@ def rotate(
     progress: dict[str, int] = dict(rotation["progress"])
     resealed = int(rotation["resealed"])
     tables = {r["table_name"] for r in conn.execute("SELECT table_name FROM information_schema.tables")}
-    with conn.transaction():
-        resealed += _index_legacy_keys(conn, tables)
     for spec in SEALED_COLUMNS:
         if spec.table not in tables:
             continue
@@ -430,13 +442,12 @@ def rotate(
 
 
 def key_usage(conn: Connection) -> dict[str, int]:
-    """How many leads values are sealed under each key id ("(clear)" for values from before sql/010)."""
+    """How many leads values are sealed under each key id (none is in clear: sql/086, CHECK constraints)."""
     counts: dict[str, int] = {}
     for field in SEALED_FIELDS:
         query = sql.SQL(
-            "SELECT CASE WHEN {c} LIKE {p} THEN split_part({c}, ':', 2) ELSE '(clear)' END AS key, count(*) AS n"
-            " FROM leads WHERE {c} IS NOT NULL GROUP BY 1"
-        ).format(c=sql.Identifier(field), p=sql.Literal(PREFIX + "%"))
+            "SELECT split_part({c}, ':', 2) AS key, count(*) AS n FROM leads WHERE {c} IS NOT NULL GROUP BY 1"
+        ).format(c=sql.Identifier(field))
         with _raw_cursor(conn) as cursor:
             for row in cursor.execute(query):
                 counts[row["key"]] = counts.get(row["key"], 0) + int(row["n"])
@@ -509,7 +520,8 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
     """Whether the key named ``name`` agrees with a value stored under it (True when none is stored to try it on):
     an encryption key opens a value sealed under its id in any sealed column (a database may hold no email but
     phones, facts, import errors or webhook URLs), the suppression key gives a lead's email or phone sealed under
-    one of this process's keys the blind index stored with it."""
+    one of this process's keys the blind index stored with it, or else a rejected cell its subjects
+    (``_subjects_agree``)."""
     kind, _, key_id = name.partition(":")
     present = {
         (row["table_name"], row["column_name"])
@@ -522,6 +534,8 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
             row = cursor.execute(_sealed_under(present), {"prefix": f"{PREFIX}{key_id}:"}).fetchone()
         else:
             row = cursor.execute(_blind_indexed(present), {"keys": list(ring.keys)}).fetchone()
+            if row is None and ("import_errors", "subjects") in present:
+                return _subjects_agree(cursor, ring, blind)
     if row is None:
         return True
     try:
@@ -530,6 +544,35 @@ def _opens_stored_values(conn: Connection, name: str, ring: Keyring, blind: byte
         # The encryption keys are checked first: a value that does not open cannot test the suppression key.
         return kind != "encryption"
     return kind == "encryption" or blind_index(row["field"], plain, blind) == row["bidx"]
+
+
+_CELLS_TRIED: Final = 20
+"""Rejected cells read at most to find one that tests the suppression key (one not cut short does)."""
+
+
+def _subjects_agree(cursor: Any, ring: Keyring, blind: bytes) -> bool:
+    """Whether the suppression key gives a rejected cell sealed under one of this process's keys the subjects
+    stored with it (True when no cell tests it): the blind indexes of the identifiers in the cell, which every
+    writer since sql/010 took by ``Sealer.subjects`` (the import, sql/093), unchanged since. A cell cut to
+    ``PROBLEM_VALUE_CHARS`` had them taken from the whole cell (an address cut in two is in none): not a test.
+    A wrong key shares none of them; any shared one will do, so no difference in the identifiers found refuses
+    the right key."""
+    from leads_pipeline.lib.prepare import PROBLEM_VALUE_CHARS  # (pandas: on this rare path only)
+
+    cells = cursor.execute(
+        "SELECT value, subjects FROM import_errors WHERE cardinality(subjects) > 0 AND starts_with(value, %s)"
+        " AND split_part(value, ':', 2) = ANY(%s) LIMIT %s",
+        (PREFIX, list(ring.keys), _CELLS_TRIED),
+    )
+    sealer = Sealer(ring, blind)
+    for cell in cells.fetchall():
+        try:
+            plain = ring.open(cell["value"])
+        except ConfigurationError:  # as for a lead's value: one that does not open cannot test it
+            continue
+        if len(plain) != PROBLEM_VALUE_CHARS:
+            return not set(sealer.subjects(plain)).isdisjoint(cell["subjects"])
+    return True
 
 
 def _first(queries: list[sql.Composable]) -> sql.Composable:

@@ -1,5 +1,5 @@
-"""Key rotation: every sealed value ends under the new key, an interrupted rotation resumes and finishes, audited;
-values written in clear before sql/010 are sealed and indexed by it."""
+"""Key rotation: every sealed value ends under the new key, an interrupted rotation resumes and finishes, audited.
+The upgrade: values written in clear by older versions are sealed and indexed by it, under the database's keys."""
 
 from __future__ import annotations
 
@@ -13,15 +13,14 @@ from psycopg.rows import RowMaker, dict_row
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.prepare import PROBLEM_VALUE_CHARS
 from leads_pipeline.lib.privacy import crypto
-from leads_pipeline.lib.store import enrichment, keys, migrations
+from leads_pipeline.lib.store import contacts, enrichment, keys, migrations
 from leads_pipeline.lib.store.audit import entries
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rotate
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
-from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
 from leads_pipeline_tests.support import database_before, import_file
 
@@ -154,52 +153,45 @@ def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_ur
     assert settings is not None and settings["notify_url"] == hook
 
 
-def test_rotation_seals_and_indexes_values_stored_in_clear_before_encryption(database_url: str, key_home: Path) -> None:
-    with connect(database_url) as conn:
-        list_id = create_list(conn, "prospects", owner="tester").id
-        # as a database migrated from before sql/010 holds them (its checks are NOT VALID for old rows)
-        conn.execute("ALTER TABLE leads DROP CONSTRAINT leads_email_sealed, DROP CONSTRAINT leads_phone_sealed")
-        conn.execute(
-            "INSERT INTO leads (list_id, first_name, email, phone)"
-            " VALUES (%s, 'Old', 'old@legacy.example', '+14155550100')",
-            (list_id,),
-        )
-        conn.execute(
-            "INSERT INTO email_verifications (email_bidx, method, status, confidence)"
-            " VALUES ('old@legacy.example', 'smtp', 'valid', 90)"
-        )
-        conn.execute(
-            "INSERT INTO email_pattern_evidence (domain, address_bidx, pattern, source)"
-            " VALUES ('legacy.example', 'old', 'first', 'test')"
-        )
-        dnc = conn.execute(
-            "INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers, rejected, loaded_by)"
-            " VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id"
-        ).fetchone()
-        assert dnc is not None
-        conn.execute(
-            "INSERT INTO dnc_numbers (number_bidx, list_id, snapshot_date) VALUES ('+14155550100', %s, current_date)",
-            (dnc["id"],),
-        )
-        conn.commit()
-    with connect(database_url, autocommit=True) as conn:
-        rotate(conn, "admin")
-    email_key, phone_key = (
-        crypto.blind_index("email", "old@legacy.example"),
-        crypto.blind_index("phone", "+14155550100"),
+def _legacy_caches(conn: psycopg.Connection[dict[str, Any]]) -> None:
+    """The verification cache, pattern evidence and Do-Not-Call copy as stored before sql/010 (keyed in clear),
+    the addresses each with a second row that has the same blind index (another spelling of the address)."""
+    conn.execute(
+        "INSERT INTO email_verifications (email, method, status, confidence)"
+        " VALUES ('old@legacy.example', 'smtp', 'valid', 90), ('Old@Legacy.example', 'smtp', 'valid', 80),"
+        " ('old@legacy.example', 'mx', 'valid', 50)"
     )
-    assert _raw(database_url, "SELECT email_bidx FROM email_verifications") == [(email_key,)]
-    assert _raw(database_url, "SELECT address_bidx FROM email_pattern_evidence") == [(email_key,)]
-    assert _raw(database_url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
-    [(email, bidx, domain, phone_bidx)] = _raw(
-        database_url, "SELECT email, email_bidx, email_domain, phone_bidx FROM leads"
+    conn.execute(
+        "INSERT INTO email_pattern_evidence (domain, local_part, pattern, source)"
+        " VALUES ('legacy.example', 'old', 'first', 'test'), ('legacy.example', 'Old', 'first', 'test')"
     )
-    assert str(email).startswith("enc:k1:") and domain == "legacy.example"
-    assert bidx == crypto.blind_index("email", "old@legacy.example")
-    assert phone_bidx == crypto.blind_index("phone", "+14155550100")
-    with connect(database_url) as conn:
-        page = search(conn, Selection.build(query="old@legacy.example"), "tester")
-        assert [lead["email"] for lead in page.leads] == ["old@legacy.example"]
+    conn.execute(
+        "WITH copy AS (INSERT INTO dnc_lists (kind, format, snapshot_date, file_path, file_sha256, numbers,"
+        " rejected, loaded_by) VALUES ('full', 'plain', current_date, 'x', 'x', 1, 0, 't') RETURNING id)"
+        " INSERT INTO dnc_numbers (number, list_id, snapshot_date) SELECT '+14155550100', id, current_date FROM copy"
+    )
+
+
+def test_an_upgrade_rekeys_the_caches_keyed_in_clear_before_encryption(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """The verification cache, pattern evidence and Do-Not-Call copy of a database from before sql/010 stayed
+    keyed by the address or number in clear until ``leads keys rotate``: every lookup by blind index missed them,
+    so a number on the Do-Not-Call copy was not screened. The upgrade re-keys them (a duplicate is dropped)."""
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            _legacy_caches(conn)
+        assert 112 in apply_migrations(url)
+        email_key, phone_key = (
+            crypto.blind_index("email", "old@legacy.example"),
+            crypto.blind_index("phone", "+14155550100"),
+        )
+        verifications = "SELECT email_bidx, method, confidence FROM email_verifications ORDER BY method"
+        assert _raw(url, verifications) == [(email_key, "mx", 50), (email_key, "smtp", 90)]
+        assert _raw(url, "SELECT domain, address_bidx FROM email_pattern_evidence") == [("legacy.example", email_key)]
+        assert _raw(url, "SELECT number_bidx FROM dnc_numbers") == [(phone_key,)]
+        with connect(url) as conn:
+            assert contacts.dnc_numbers(conn, ["+14155550100", "+14155550101"]) == {"+14155550100"}
 
 
 def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
@@ -435,10 +427,11 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
 def test_an_upgrade_seals_a_large_database_in_pages(
     postgres_server: str, tmp_path: Path, key_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """sql/080 loaded every webhook URL in clear at once and sql/086 every lead in clear: the upgrade of a big
-    database from before values were sealed held all of them in memory. Each statement of the upgrade now
-    brings at most ``PAGES_PER_BATCH`` pages' rows to the client, and everything is sealed."""
-    people, jobs, errors = 3_000, 1_000, 1_000
+    """sql/080 loaded every webhook URL in clear at once and sql/086 every lead in clear (and rotation every
+    cache row keyed in clear): the upgrade of a big database from before values were sealed held all of them in
+    memory. Each statement of the upgrade now brings at most ``PAGES_PER_BATCH`` pages' rows to the client, and
+    everything is sealed and re-keyed."""
+    people, jobs, errors, verified = 3_000, 1_000, 1_000, 1_000
     with database_before(postgres_server, 10, tmp_path) as url:
         with connect(url) as conn:
             create_list(conn, "fair", owner="tester")
@@ -462,16 +455,21 @@ def test_an_upgrade_seals_a_large_database_in_pages(
                 " SELECT id, 0, n, 'p' || n || '@acme.com', 'no name' FROM imports, generate_series(1, %s) n",
                 (errors,),
             )
+            conn.execute(
+                "INSERT INTO email_verifications (email, method, status, confidence)"
+                " SELECT 'p' || n || '@acme.com', 'smtp', 'valid', 90 FROM generate_series(1, %s) n",
+                (verified,),
+            )
             per_page = max(
                 int(row["n"])
-                for table in ("leads", "enrichment_jobs", "import_errors")
+                for table in ("leads", "enrichment_jobs", "import_errors", "email_verifications")
                 for row in conn.execute(
                     f"SELECT count(*) AS n FROM {table} GROUP BY (ctid::text::point)[0]"  # type: ignore[arg-type]
                 )
             )
         monkeypatch.setattr(keys, "PAGES_PER_BATCH", 2)
         bound = 2 * per_page
-        assert bound * 4 < min(people, jobs, errors), "each table spans many batches"
+        assert bound * 4 < min(people, jobs, errors, verified), "each table spans many batches"
         fetched: list[int] = []
 
         def counting(cursor: psycopg.Cursor[Any]) -> RowMaker[dict[str, Any]]:
@@ -485,21 +483,24 @@ def test_an_upgrade_seals_a_large_database_in_pages(
             return conn
 
         monkeypatch.setattr(migrations, "connect", counting_connect)
-        assert {80, 86, 93} <= set(apply_migrations(url))
+        assert {80, 86, 93, 112} <= set(apply_migrations(url))
         assert 0 < max(fetched) <= bound
         sealed = (
             "SELECT (SELECT count(*) FROM leads WHERE email LIKE 'enc:k1:%' AND phone LIKE 'enc:k1:%'"
             " AND email_bidx IS NOT NULL AND phone_bidx IS NOT NULL),"
             " (SELECT count(*) FROM enrichment_jobs WHERE notify_url LIKE 'enc:k1:%'),"
-            " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1)"
+            " (SELECT count(*) FROM import_errors WHERE value LIKE 'enc:k1:%' AND cardinality(subjects) = 1),"
+            " (SELECT count(*) FROM email_verifications WHERE email_bidx ~ '^[0-9a-f]{64}$')"
         )
-        assert _raw(url, sealed) == [(people, jobs, errors)]
+        assert _raw(url, sealed) == [(people, jobs, errors, verified)]
 
 
 _SEALED_BUT_NO_EMAIL: dict[str, str] = {
     "webhook-url": "INSERT INTO list_enrichment_settings (list_id, notify_url) SELECT id, %(hook)s FROM lists",
+    # first a cell cut short with an address cut in two (its subjects from the whole cell), then Ann's
     "import-error": "INSERT INTO import_errors (import_id, chunk, row_number, value, reason, subjects)"
-    " SELECT id, 0, 3, %(error)s, 'no name', ARRAY[%(ann)s] FROM imports",
+    " SELECT id, 0, n, v, 'no name', ARRAY[h] FROM imports, (VALUES (2, %(cut)s, %(bob)s), (3, %(error)s, %(ann)s))"
+    " AS cells (n, v, h)",
     "lead-phone": "INSERT INTO leads (list_id, first_name, phone, phone_bidx)"
     " SELECT id, 'Ann', %(phone)s, %(phone_bidx)s FROM lists",
     "fact-details": "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
@@ -514,7 +515,9 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
     """A database from before sql/085 (no check values) was checked by opening a stored lead's email: one whose
     sealed values were all elsewhere (webhook URLs, import errors, phones, facts) let a leads home with keys of
     its own through, which then sealed the values in clear under keys that open nowhere else (sql/086, 093) and
-    recorded them as the database's. Any sealed value stored is tried now."""
+    recorded them as the database's. Any sealed value stored is tried now; the suppression key on a lead's phone
+    with its blind index or on a rejected cell with its subjects (a wrong one blind-indexed the leads of sql/086
+    and the cells of sql/093 so that no import or privacy request found them)."""
     first, second = tmp_path / "first", tmp_path / "second"
     _use_home(monkeypatch, first)
     with database_before(postgres_server, 85, tmp_path) as url:
@@ -524,6 +527,8 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
                 _SEALED_BUT_NO_EMAIL[stored],  # type: ignore[arg-type]
                 {
                     "hook": crypto.seal("https://hooks.slack.com/services/T0/B0/SECRET"),
+                    "cut": crypto.seal(("x" * 991 + " bob@acme.com")[:PROBLEM_VALUE_CHARS]),
+                    "bob": crypto.blind_index("email", "bob@acme.com"),
                     "error": crypto.seal("Ann Lee <ann@acme.com>"),
                     "ann": crypto.blind_index("email", "ann@acme.com"),
                     "phone": crypto.seal("+4915112345678"),
@@ -537,7 +542,7 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_when_no_lead
             prepare_database(url)
         assert str(refused.value).startswith(f"encryption key 'k1' of {second / 'encryption.keys'} is not the key")
         assert _raw(url, version) == [(81,)], "refused before any migration"
-        if stored == "lead-phone":  # the one value stored with its blind index
+        if stored in ("lead-phone", "import-error"):  # the values stored with blind indexes (a cell's subjects)
             shutil.copy(first / "encryption.keys", second / "encryption.keys")
             crypto.forget_keyring()
             with pytest.raises(ConfigurationError) as refused:
