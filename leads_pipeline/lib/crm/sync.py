@@ -432,10 +432,12 @@ class SyncEngine:
         it creates, and its search may not find a person created seconds ago (Pipedrive's index lags), so a push
         resent after one killed between its create and its link created the person again. A linked record may be
         created too (its person was deleted in the CRM), so every record is marked, not only the unlinked ones."""
-        sent = store.creates_sent(conn, self.connection.name, [record.key for record in sendable])
+        creates = [(record.lead_id, record.key) for record in sendable]
+        sent = store.creates_sent(conn, self.connection.name, creates)
         with transaction(self.database_url) as marks:
-            store.mark_creates(marks, self.connection.name, [(record.lead_id, record.key) for record in sendable])
-        return [replace(record, created_since=sent.get(record.key.casefold())) for record in sendable]
+            store.mark_creates(marks, self.connection.name, creates)
+        return [replace(record, created_since=s.since, created_under=s.created_under)
+                if (s := sent.get(record.lead_id)) else record for record in sendable]  # fmt: skip
 
     def _linked_elsewhere(
         self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]

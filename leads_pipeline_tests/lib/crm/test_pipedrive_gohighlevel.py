@@ -210,6 +210,45 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
     assert marks() == [other]
 
 
+def test_pipedrive_a_push_killed_after_its_create_then_an_email_change_updates_the_person_it_created(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push killed after it created a person (the link not recorded), then the lead's email changed: the resend
+    searched for the new address, found nobody and created a second person, and the one created under the old
+    address stayed in Pipedrive, linked to no lead. The mark of that create names the lead and its key then
+    (hashed): the resend looks among the persons changed since for one with the lead's current or marked key,
+    finds the one it created and updates it to the new address."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=98_000))
+    emulator = pipedrive(sandbox)
+    monkeypatch.setattr(emulator, "search_lag_s", 600.0)
+    conn_ = connection("pipedrive", "pd-killed-moved", direction="push")
+    killed = engine(database_url, sandbox, conn_)
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)  # the person is created in Pipedrive under the old address...
+        raise KeyboardInterrupt("killed")  # ...and the process dies before the link is recorded
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
+    moved = "moved.98000@example.net"
+    with transaction(database_url) as db:
+        (lead_id,) = [r["id"] for r in db.execute("SELECT id FROM leads WHERE list_id = %s", (list_id,))]
+        assert update_lead_columns(db, "email", {lead_id: moved}, overwrite=True) == 1
+
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+
+    emails = {email_of(98_000), moved}
+    people = [r for r in emulator.store.records.values() if r.fields.get("primary_email") in emails]
+    assert [p.fields["primary_email"] for p in people] == [moved], "the person created once, under the new address"
+    assert (again.status, again.created, again.updated, again.failed) == ("completed", 0, 1, 0)
+    with connect(database_url) as db:
+        assert [link["remote_id"] for link in store.links(db, "pd-killed-moved")] == [people[0].id]
+        marks = db.execute("SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-killed-moved'")
+        assert marks.fetchone() == {"n": 0}
+
+
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
