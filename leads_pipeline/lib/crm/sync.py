@@ -421,7 +421,7 @@ class SyncEngine:
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
-                self._write_outcomes(conn, report, part, results, attempts)
+                self._write_outcomes(conn, report, part, results, attempts, present)
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
@@ -535,7 +535,9 @@ class SyncEngine:
         batch: list[tuple[OutgoingRecord, str]],
         results: dict[int, PushResult],
         attempts: dict[int, int],
+        live: set[int],
     ) -> None:
+        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``)."""
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
@@ -560,7 +562,7 @@ class SyncEngine:
                     attempts=attempts[record.lead_id],
                 )
             )
-        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
+        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
         store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
         self._count_requests(conn, report)
 

@@ -7,7 +7,7 @@ be sent to a CRM (opt-out, do-not-sell) belongs in it and nowhere else.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -129,12 +129,17 @@ def update_run(conn: Connection, run_id: int, **counts: Any) -> None:
     )
 
 
-def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome]) -> None:
+def record_outcomes(
+    conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome], live: Collection[int] | None = None
+) -> None:
     """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log.
     A lead deleted while it was sent (an import undone, a list purged) gets no link nor reject, only its log
-    line: they would fail the whole batch's on the foreign key (``existing_leads``)."""
+    line: they would fail the whole batch's on the foreign key (``existing_leads``). ``live``: the leads of
+    ``outcomes`` the transaction already holds (``existing_leads``, as a push batch holds its leads from before
+    it sends), not looked up again; None, those that exist are looked up, and held."""
     done = [o for o in outcomes]
-    live = existing_leads(conn, (o.lead_id for o in done))
+    if live is None:
+        live = existing_leads(conn, (o.lead_id for o in done))
     good = [o for o in done if o.action not in ("failed", "invalid") and o.lead_id in live]
     bad = [o for o in done if o.action in ("failed", "invalid") and o.lead_id in live]
     with conn.cursor() as cursor:
