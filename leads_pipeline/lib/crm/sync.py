@@ -403,9 +403,10 @@ class SyncEngine:
             unlinked = [record for record, _ in part if record.remote_id is None]
             linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
             with store.lock_match_keys(conn, self.connection.name, [r.key for r in unlinked], linked_ids):
-                # a lead deleted since it was read (an import undone, a list purged) is not sent; the others are
-                # held until the results are recorded, a deletion in flight waited for
-                present = existing_leads(conn, [record.lead_id for record, _ in part])
+                # a lead deleted since it was read (an import undone, a list purged, merged away by `leads dedupe
+                # --merge`) is not sent; the others are held until the results are recorded, a deletion or a
+                # merge in flight waited for
+                present = existing_leads(conn, [record.lead_id for record, _ in part], live=True)
                 part = [(record, digest) for record, digest in part if record.lead_id in present]
                 linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
                 part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)

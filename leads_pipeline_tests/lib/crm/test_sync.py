@@ -486,10 +486,10 @@ def test_a_push_batch_holds_its_leads_once(
     looked_up: list[list[int]] = []
     existing_leads = sync_module.existing_leads
 
-    def counted(conn: Any, lead_ids: Any) -> set[int]:
+    def counted(conn: Any, lead_ids: Any, **kwargs: Any) -> set[int]:
         lead_ids = list(lead_ids)
         looked_up.append(sorted(lead_ids))
-        return existing_leads(conn, lead_ids)
+        return existing_leads(conn, lead_ids, **kwargs)
 
     monkeypatch.setattr(sync_module, "existing_leads", counted)
     monkeypatch.setattr(store, "existing_leads", counted)
