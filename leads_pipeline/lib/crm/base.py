@@ -10,7 +10,7 @@ gave one); per-record refusals come back as failed :class:`PushResult` rows, eac
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -48,7 +48,11 @@ class OutgoingRecord:
     remote_id: str | None = None
     created_since: datetime | None = None
     """For a connector that marks its creates (``marks_creates``): when a push that never recorded its outcome
-    (it was killed) may have created a record with this key; that record is looked for among those made since."""
+    (it was killed) may have created a record with this key, or for this lead under a key it had then; that record
+    is looked for among those made since."""
+    created_under: Callable[[str], bool] | None = None
+    """With ``created_since``: whether a record with that match key may be one of those creates (the lead's key
+    then is known by its hash only)."""
 
 
 @dataclass(frozen=True)

@@ -156,14 +156,17 @@ class PipedriveConnector:
 
     def _look_up(self, record: OutgoingRecord, keys: dict[str, str]) -> str | None:
         """The person with the record's match key: by search, then, if a killed push may have created them since
-        (``created_since``), in the persons list, since the search may not have them yet."""
+        (``created_since``), in the persons list, since the search may not have them yet; there too the person a
+        killed push created for the lead under a key it no longer has (``created_under``), which a search for its
+        new key never finds: the resend created a second person and the first stayed, linked to no lead."""
         person_id = self._find(record)
         if person_id is None and record.created_since is not None:
             person_id = self._added_since(record, keys, record.created_since)
         return person_id
 
     def _added_since(self, record: OutgoingRecord, keys: dict[str, str], sent: datetime) -> str | None:
-        """The person with the record's match key among those changed since ``sent`` (less ``CLOCK_SKEW_S``).
+        """The person with the record's match key (or one of ``created_under``) among those changed since ``sent``
+        (less ``CLOCK_SKEW_S``).
 
         A lost create is looked for in the persons list, not by search: Pipedrive's search index lags seconds
         behind its writes, so a search after the settle time could miss the person just created and the retry
@@ -179,7 +182,8 @@ class PipedriveConnector:
             if not answer.ok:
                 return None
             for person in answer.body.get("data") or []:
-                if str(_value(person, self._connection.match_remote, keys) or "").casefold() == wanted:
+                key = str(_value(person, self._connection.match_remote, keys) or "")
+                if key.casefold() == wanted or (key and record.created_under and record.created_under(key)):
                     return str(person["id"])
             cursor = (answer.body.get("additional_data") or {}).get("next_cursor")
             if not cursor:

@@ -403,9 +403,10 @@ class SyncEngine:
             unlinked = [record for record, _ in part if record.remote_id is None]
             linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
             with store.lock_match_keys(conn, self.connection.name, [r.key for r in unlinked], linked_ids):
-                # a lead deleted since it was read (an import undone, a list purged) is not sent; the others are
-                # held until the results are recorded, a deletion in flight waited for
-                present = existing_leads(conn, [record.lead_id for record, _ in part])
+                # a lead deleted since it was read (an import undone, a list purged, merged away by `leads dedupe
+                # --merge`) is not sent; the others are held until the results are recorded, a deletion or a
+                # merge in flight waited for
+                present = existing_leads(conn, [record.lead_id for record, _ in part], live=True)
                 part = [(record, digest) for record, digest in part if record.lead_id in present]
                 linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
                 part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)
@@ -421,7 +422,7 @@ class SyncEngine:
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
-                self._write_outcomes(conn, report, part, results, attempts)
+                self._write_outcomes(conn, report, part, results, attempts, present)
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
@@ -432,10 +433,12 @@ class SyncEngine:
         it creates, and its search may not find a person created seconds ago (Pipedrive's index lags), so a push
         resent after one killed between its create and its link created the person again. A linked record may be
         created too (its person was deleted in the CRM), so every record is marked, not only the unlinked ones."""
-        sent = store.creates_sent(conn, self.connection.name, [record.key for record in sendable])
+        creates = [(record.lead_id, record.key) for record in sendable]
+        sent = store.creates_sent(conn, self.connection.name, creates)
         with transaction(self.database_url) as marks:
-            store.mark_creates(marks, self.connection.name, [(record.lead_id, record.key) for record in sendable])
-        return [replace(record, created_since=sent.get(record.key.casefold())) for record in sendable]
+            store.mark_creates(marks, self.connection.name, creates)
+        return [replace(record, created_since=s.since, created_under=s.created_under)
+                if (s := sent.get(record.lead_id)) else record for record in sendable]  # fmt: skip
 
     def _linked_elsewhere(
         self, conn: store.Connection, report: SyncReport, unlinked: list[OutgoingRecord]
@@ -533,7 +536,9 @@ class SyncEngine:
         batch: list[tuple[OutgoingRecord, str]],
         results: dict[int, PushResult],
         attempts: dict[int, int],
+        live: set[int],
     ) -> None:
+        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``)."""
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
@@ -558,7 +563,7 @@ class SyncEngine:
                     attempts=attempts[record.lead_id],
                 )
             )
-        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes)
+        store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
         store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
         self._count_requests(conn, report)
 

@@ -7,7 +7,7 @@ be sent to a CRM (opt-out, do-not-sell) belongs in it and nowhere else.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -129,12 +129,17 @@ def update_run(conn: Connection, run_id: int, **counts: Any) -> None:
     )
 
 
-def record_outcomes(conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome]) -> None:
+def record_outcomes(
+    conn: Connection, connection: str, run_id: int, outcomes: Iterable[Outcome], live: Collection[int] | None = None
+) -> None:
     """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log.
     A lead deleted while it was sent (an import undone, a list purged) gets no link nor reject, only its log
-    line: they would fail the whole batch's on the foreign key (``existing_leads``)."""
+    line: they would fail the whole batch's on the foreign key (``existing_leads``). ``live``: the leads of
+    ``outcomes`` the transaction already holds (``existing_leads``, as a push batch holds its leads from before
+    it sends), not looked up again; None, those that exist are looked up, and held."""
     done = [o for o in outcomes]
-    live = existing_leads(conn, (o.lead_id for o in done))
+    if live is None:
+        live = existing_leads(conn, (o.lead_id for o in done))
     good = [o for o in done if o.action not in ("failed", "invalid") and o.lead_id in live]
     bad = [o for o in done if o.action in ("failed", "invalid") and o.lead_id in live]
     with conn.cursor() as cursor:
@@ -277,15 +282,38 @@ def lock_match_keys(
     conn.execute("DELETE FROM crm_key_claims WHERE connection = %s AND key_hash = ANY(%s)", (connection, ids))
 
 
-def creates_sent(conn: Connection, connection: str, keys: Sequence[str]) -> dict[str, datetime]:
-    """Of ``keys`` (compared case-folded), those a push marked it was creating a record for (``mark_creates``)
-    without recording the outcome since: when the first such create was sent, by case-folded key."""
-    by_id = {_lock_id(connection, key.casefold()): key.casefold() for key in keys}
+@dataclass(frozen=True)
+class CreatesSent:
+    """The marks (``mark_creates``) a record's resend must look behind: those of its match key, whichever lead made
+    them, and those its lead made under a key it no longer has (its email changed after a killed push)."""
+
+    connection: str
+    since: datetime
+    """When the first of those creates was sent."""
+    key_hashes: frozenset[int]
+
+    def created_under(self, key: str) -> bool:
+        """Whether a CRM record with match key ``key`` may be one of those creates."""
+        return _lock_id(self.connection, key.casefold()) in self.key_hashes
+
+
+def creates_sent(conn: Connection, connection: str, records: Sequence[tuple[int, str]]) -> dict[int, CreatesSent]:
+    """Of ``records`` (lead id, match key compared case-folded), those with a create a push marked without
+    recording the outcome since, under the record's key or by its lead under another key, by lead id. A mark
+    keeps only the key's hash: a record made under a key the lead no longer has is known by its key's hash."""
+    keys = {lead_id: _lock_id(connection, key.casefold()) for lead_id, key in records}
     rows = conn.execute(
-        "SELECT key_hash, sent_at FROM crm_creates_sent WHERE connection = %s AND key_hash = ANY(%s)",
-        (connection, list(by_id)),
-    )
-    return {by_id[row["key_hash"]]: row["sent_at"] for row in rows}
+        "SELECT key_hash, lead_id, sent_at FROM crm_creates_sent WHERE connection = %s"
+        " AND (key_hash = ANY(%s) OR lead_id = ANY(%s))",
+        (connection, list(keys.values()), list(keys)),
+    ).fetchall()
+    found: dict[int, CreatesSent] = {}
+    for lead_id, key in keys.items():
+        marks = [row for row in rows if row["key_hash"] == key or row["lead_id"] == lead_id]
+        if marks:
+            since = min(row["sent_at"] for row in marks)
+            found[lead_id] = CreatesSent(connection, since, frozenset(row["key_hash"] for row in marks))
+    return found
 
 
 def mark_creates(conn: Connection, connection: str, creates: Sequence[tuple[int, str]]) -> None:

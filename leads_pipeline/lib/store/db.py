@@ -73,11 +73,18 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
     return conn
 
 
-def existing_leads(conn: psycopg.Connection[dict[str, Any]], lead_ids: Iterable[int]) -> set[int]:
+def existing_leads(
+    conn: psycopg.Connection[dict[str, Any]], lead_ids: Iterable[int], *, live: bool = False
+) -> set[int]:
     """Those of the leads that still exist, held (key share) until the transaction ends, for a writer of their
     facts that read them a while ago: one deleted since (an import undone, a list purged while the lookups ran)
-    would fail the whole write on the foreign key. A deletion in flight is waited for, and then seen."""
-    held = conn.execute("SELECT id FROM leads WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", (sorted(set(lead_ids)),))
+    would fail the whole write on the foreign key. A deletion in flight is waited for, and then seen. ``live``:
+    only those not deleted softly either (merged away, deleted in bulk or with their list) when they are held; a
+    merge in flight, which holds its leads for update, is waited for."""
+    condition = " AND deleted_at IS NULL" if live else ""
+    held = conn.execute(
+        f"SELECT id FROM leads WHERE id = ANY(%s){condition} ORDER BY id FOR KEY SHARE", (sorted(set(lead_ids)),)
+    )
     return {int(r["id"]) for r in held}
 
 

@@ -152,6 +152,51 @@ def test_a_killed_sync_has_its_dagster_run_reported_failed(leads: CliRunner, dat
     assert status(killed) == dg.DagsterRunStatus.FAILURE, "the next sync ended the run Dagster showed started"
 
 
+def test_a_lead_merged_away_while_leads_sync_pushes_its_list_is_not_pushed(
+    leads: CliRunner, database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`leads dedupe --merge` while `leads sync` pushed the same list: the sync had read both leads of the cluster
+    before the merge, and sent the merged-away one after it (a lead of another address: a second contact of the
+    person, linked to a deleted lead). A push batch now leaves out the leads deleted since it read them, a merge
+    in flight waited for: only the survivor is in the CRM."""
+    rows = [{**row, "LinkedIn URL": ""} for row in lead_rows(16, start=171_000)]
+    kept = {"First Name": "Mae", "Last Name": "Dup", "Email": "mae.dup@example.net", "Company": "Dupco",
+            "Title": "CEO", "LinkedIn URL": "https://www.linkedin.com/in/maedup"}  # fmt: skip
+    gone = {"First Name": "Mae", "Last Name": "Dup", "Email": "mae.other@example.net", "Company": "",
+            "Title": "", "LinkedIn URL": "linkedin.com/in/maedup/"}  # fmt: skip
+    list_id = import_leads(database_url, tmp_path, [*rows, kept, gone])
+    slow = dict(CONNECTION, batch_size=1, rate_limit={"requests": 1, "per_seconds": 1})  # ~16 s before the two
+    write_connection(tmp_path / "crm", "hubspot-slow", slow)
+    command = [sys.executable, "-c", "from leads_pipeline.cli import app; app()", "sync", "--crm", "hubspot-slow"]
+    sync = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        with connect(database_url) as conn:  # the sync has read the list and is pushing
+            while time.monotonic() < deadline and not crm_store.links(conn, "hubspot-slow"):
+                time.sleep(0.05)
+        merged = json.loads(
+            ok(leads, "dedupe", "--list", "prospects", "--where", "last_name = Dup", "--merge", "--json").stdout
+        )
+        _, stderr = sync.communicate(timeout=120)
+    finally:
+        sync.kill()
+        sync.wait()
+    assert sync.returncode == 0, stderr
+    with connect(database_url) as conn:
+        ids = {r["email"]: r["id"] for r in conn.execute("SELECT id, email FROM leads WHERE list_id = %s", (list_id,))}
+        [run] = crm_store.list_runs(conn, "hubspot-slow")
+        linked = {link["lead_id"] for link in crm_store.links(conn, "hubspot-slow")}
+    survivor_email, gone_email = kept["Email"], gone["Email"]
+    survivor, merged_away = ids[survivor_email], ids[gone_email]
+    assert [(m["survivorId"], m["mergedIds"]) for m in merged["merges"]] == [(str(survivor), [str(merged_away)])]
+    assert (run["status"], run["leads_to_sync"], run["created"], run["failed"]) == ("completed", 18, 17, 0), "read both"
+    assert survivor in linked and merged_away not in linked
+    assert sandbox.http_app is not None
+    contacts = sandbox.http_app.emulator("hubspot").store.records.values()
+    pushed = [c.fields.get("email") for c in contacts if not c.archived]
+    assert [e for e in pushed if e in (survivor_email, gone_email)] == [survivor_email], "the person once"
+
+
 def test_where_filters_and_opt_outs_decide_who_is_pushed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
     import_leads(database_url, tmp_path, lead_rows(22, start=120_000))  # companies Acme 0 .. Acme 10
     with transaction(database_url) as db:

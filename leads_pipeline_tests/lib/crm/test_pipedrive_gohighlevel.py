@@ -7,6 +7,7 @@ from typing import Any, cast
 
 import pytest
 
+from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.pipedrive import PipedriveConnector
 from leads_pipeline.lib.crm.rest import Answer
 from leads_pipeline.lib.errors import ConfigurationError
@@ -30,6 +31,23 @@ def pipedrive(sandbox: Sandbox) -> PipedriveEmulator:
 def gohighlevel(sandbox: Sandbox) -> GoHighLevelEmulator:
     assert sandbox.http_app is not None
     return cast(GoHighLevelEmulator, sandbox.http_app.emulator("gohighlevel"))
+
+
+def push_killed_after_sending(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, sandbox: Sandbox, conn_: Connection, list_id: int
+) -> None:
+    """A push of the list that sent its records (Pipedrive created or updated the people) and was killed before
+    it recorded their links: its transaction rolled back, the marks of its creates stay."""
+    killed = engine(database_url, sandbox, conn_)
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
 
 
 def test_pipedrive_looks_up_before_create_and_resolves_custom_field_keys(
@@ -94,16 +112,7 @@ def test_pipedrive_a_push_killed_after_its_create_is_resent_without_creating_the
     emulator = pipedrive(sandbox)
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
     conn_ = connection("pipedrive", "pd-killed-create", direction="push")
-    killed = engine(database_url, sandbox, conn_)
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)  # the people are created in Pipedrive...
-        raise KeyboardInterrupt("killed")  # ...and the process dies before the links are recorded
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
+    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # the people created
     with connect(database_url) as db:
         assert store.links(db, "pd-killed-create") == []
 
@@ -136,16 +145,7 @@ def test_pipedrive_a_push_killed_after_recreating_a_deleted_person_is_resent_wit
     with transaction(database_url) as db:  # a change to send: the update finds the person gone
         db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email_bidx = %s", (bidx(email_of(95_000)),))
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
-    killed = engine(database_url, sandbox, conn_)
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)  # the person is created again in Pipedrive...
-        raise KeyboardInterrupt("killed")  # ...and the process dies before the new link is recorded
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
+    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # the person created again
 
     again = engine(database_url, sandbox, conn_).run("push", list_id)
 
@@ -172,16 +172,7 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
     conn_ = connection("pipedrive", "pd-stale-mark", direction="push")
 
     def killed_push(list_id: int) -> None:
-        killed = engine(database_url, sandbox, conn_)
-        push = killed.connector.push
-
-        def push_then_die(records: Any) -> Any:
-            push(records)
-            raise KeyboardInterrupt("killed")  # before the links are recorded: the marks stay
-
-        monkeypatch.setattr(killed.connector, "push", push_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            killed.run("push", list_id)
+        push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)
 
     def change_email(lead_id: int, email: str) -> None:
         with transaction(database_url) as db:
@@ -208,6 +199,36 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
     with connect(database_url) as db:
         assert [link["lead_id"] for link in store.links(db, "pd-stale-mark")] == [changed]
     assert marks() == [other]
+
+
+def test_pipedrive_a_push_killed_after_its_create_then_an_email_change_updates_the_person_it_created(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push killed after it created a person (the link not recorded), then the lead's email changed: the resend
+    searched for the new address, found nobody and created a second person, and the one created under the old
+    address stayed in Pipedrive, linked to no lead. The mark of that create names the lead and its key then
+    (hashed): the resend looks among the persons changed since for one with the lead's current or marked key,
+    finds the one it created and updates it to the new address."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=98_000))
+    emulator = pipedrive(sandbox)
+    monkeypatch.setattr(emulator, "search_lag_s", 600.0)
+    conn_ = connection("pipedrive", "pd-killed-moved", direction="push")
+    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # created under the old address
+    moved = "moved.98000@example.net"
+    with transaction(database_url) as db:
+        (lead_id,) = [r["id"] for r in db.execute("SELECT id FROM leads WHERE list_id = %s", (list_id,))]
+        assert update_lead_columns(db, "email", {lead_id: moved}, overwrite=True) == 1
+
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+
+    emails = {email_of(98_000), moved}
+    people = [r for r in emulator.store.records.values() if r.fields.get("primary_email") in emails]
+    assert [p.fields["primary_email"] for p in people] == [moved], "the person created once, under the new address"
+    assert (again.status, again.created, again.updated, again.failed) == ("completed", 0, 1, 0)
+    with connect(database_url) as db:
+        assert [link["remote_id"] for link in store.links(db, "pd-killed-moved")] == [people[0].id]
+        marks = db.execute("SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-killed-moved'")
+        assert marks.fetchone() == {"n": 0}
 
 
 def test_pipedrive_unknown_custom_field_is_a_configuration_error(

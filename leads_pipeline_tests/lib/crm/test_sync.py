@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import pytest
 
+from leads_pipeline.lib.crm import sync as sync_module
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
 from leads_pipeline.lib.errors import TransientError
@@ -471,3 +472,30 @@ def test_a_lead_deleted_after_a_push_read_it_is_not_sent_and_the_others_are(
 
     assert (report.status, report.created) == ("completed", 1)
     assert people(sandbox, "pipedrive", gone) == [] and len(people(sandbox, "pipedrive", kept)) == 1
+
+
+def test_a_push_batch_holds_its_leads_once(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push batch holds its leads (``existing_leads``) from before it sends until its results are recorded, and
+    recording the results looked the same leads up again: a query per batch that could find nothing else. The
+    batch's leads are looked up once; the results are recorded for them."""
+    emails = ["una.once@example.net", "ivo.once@example.net"]
+    list_id = import_leads(database_url, tmp_path, [person("Una", emails[0]), person("Ivo", emails[1])], "Once")
+    ids = sorted(lead_of(database_url, list_id, email)["id"] for email in emails)
+    looked_up: list[list[int]] = []
+    existing_leads = sync_module.existing_leads
+
+    def counted(conn: Any, lead_ids: Any, **kwargs: Any) -> set[int]:
+        lead_ids = list(lead_ids)
+        looked_up.append(sorted(lead_ids))
+        return existing_leads(conn, lead_ids, **kwargs)
+
+    monkeypatch.setattr(sync_module, "existing_leads", counted)
+    monkeypatch.setattr(store, "existing_leads", counted)
+    report = engine(database_url, sandbox, connection("hubspot", "hs-once", direction="push")).run("push", list_id)
+
+    assert (report.status, report.created) == ("completed", 2)
+    assert [lead_ids for lead_ids in looked_up if lead_ids] == [ids]
+    with connect(database_url) as db:
+        assert sorted(link["lead_id"] for link in store.links(db, "hs-once")) == ids
