@@ -1,5 +1,6 @@
 """Helpers shared by the test modules: importing a file the way the pipeline does, without Dagster; the
-environment the ``leads`` command runs in; connecting as another database user."""
+environment the ``leads`` command runs in; connecting as another database user; a web server on 127.0.0.1 that
+webhooks and downloads are sent to."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -259,3 +261,54 @@ class Rebinding:
         self.lookups += 1
         address = "93.184.215.14" if self.lookups == 1 else "127.0.0.1"
         return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and keeps what it was sent in ``received``: a POST's JSON body, a
+    GET's path. Tests subclass it to answer otherwise; ``receiver`` gives each server a list of its own."""
+
+    status = 200
+    received: list[Any] = []  # noqa: RUF012 - replaced per server by ``receiver``
+
+    def record(self) -> None:
+        """Keep the request's JSON body (a POST) or its path (anything else)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append(json.loads(self.rfile.read(length)) if length else self.path)
+
+    def do_POST(self) -> None:
+        self.record()
+        self.send_response(self.status)
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def receiver(handler: type[Receiver] = Receiver, **attributes: Any) -> Iterator[tuple[str, list[Any]]]:
+    """A server on 127.0.0.1 answering with ``handler`` (its class attributes set to ``attributes``): its base URL
+    and what it received. Only the sandbox's setting (``ALLOW_PRIVATE_ENV``) lets a guarded client reach it."""
+    received: list[Any] = []
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type(handler.__name__, (handler,), {"received": received, **attributes})
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def drip(out: BinaryIO, pieces: Iterable[bytes], every: float) -> None:
+    """Send ``pieces`` one at a time, ``every`` seconds apart (each well within any read timeout: only a deadline
+    on the whole answer stops it), until the client hangs up, as it should."""
+    try:
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+            time.sleep(every)
+    except OSError:
+        pass
