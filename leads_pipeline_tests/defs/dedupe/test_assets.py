@@ -14,7 +14,7 @@ from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, live_leads
 
 ROWS = (
     "First Name,Last Name,Company,Email,Phone\n"
@@ -64,6 +64,4 @@ def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_
     assert merged.success
     [check] = merged.get_asset_check_evaluations()
     assert check.passed and check.metadata["unmerged_clusters"].value == 0
-    with connect(database_url) as conn:
-        live = conn.execute("SELECT count(*) AS n FROM leads WHERE deleted_at IS NULL").fetchone()
-    assert live is not None and live["n"] == 2
+    assert live_leads(database_url) == 2
