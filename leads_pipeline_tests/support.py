@@ -28,6 +28,7 @@ from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.enrichment import Job, create_job, set_list_settings
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 
 
@@ -155,6 +156,53 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     if failed:
         raise failed[0]
     return results[0]
+
+
+def enrich_after_import(
+    conn: psycopg.Connection[dict[str, Any]],
+    list_id: int,
+    *,
+    notify_url: str | None = None,
+    priority: str = "normal",
+    max_credits: float | None = None,
+) -> None:
+    """Have the list enriched after each import, from the company source with the basic template."""
+    set_list_settings(
+        conn,
+        list_id,
+        enrich_after_import=True,
+        sources=["company"],
+        template="basic",
+        priority=priority,
+        max_credits=max_credits,
+        notify_url=notify_url,
+    )
+
+
+def company_job(
+    conn: psycopg.Connection[dict[str, Any]],
+    batch_id: str,
+    *,
+    notify_url: str | None,
+    template: str = "basic",
+    plan: dict[str, Any] | None = None,
+) -> Job:
+    """A queued job enriching the batch from the company source, created by "tester": ``plan`` is its estimate
+    (``jobs.estimate``), whose leads it queues; by default nothing is estimated or queued."""
+    plan = plan or {"estimatedCredits": 0, "estimatedTime": 0}
+    return create_job(
+        conn,
+        batch_id,
+        sources=["company"],
+        template=template,
+        overwrite=False,
+        priority="normal",
+        max_credits=None,
+        estimate=plan,
+        leads_queued=plan.get("leads", 0),
+        notify_url=notify_url,
+        created_by="tester",
+    )
 
 
 def stored(**fields: Any) -> dict[str, Any]:

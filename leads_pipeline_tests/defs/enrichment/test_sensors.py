@@ -33,21 +33,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import sandbox_resources as contact_resources
 from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
-from leads_pipeline_tests.support import Receiver, drip, import_file, receiver
-
-
-def _settings(database_url: str, list_id: int, *, on: bool, notify_url: str | None = None) -> None:
-    with connect(database_url) as conn:
-        store.set_list_settings(
-            conn,
-            list_id,
-            enrich_after_import=on,
-            sources=["company"],
-            template="basic",
-            priority="high",
-            max_credits=5,
-            notify_url=notify_url,
-        )
+from leads_pipeline_tests.support import Receiver, company_job, drip, enrich_after_import, import_file, receiver
 
 
 def _evaluate(database_url: str, instance: dg.DagsterInstance) -> dg.SensorResult:
@@ -66,9 +52,10 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
         early = create_list(conn, "early", owner="tester")
         auto = create_list(conn, "auto", owner="tester")
     import_file(database_url, world_leads_csv, "early", batch_id="import-early")
-    _settings(database_url, early.id, on=True)  # turned on after that import: it is not enriched retroactively
     hook = "https://hooks.slack.com/services/T0/B0/SECRET"
-    _settings(database_url, auto.id, on=True, notify_url=hook)
+    with connect(database_url) as conn:
+        enrich_after_import(conn, early.id, priority="high", max_credits=5)  # after its import: not retroactively
+        enrich_after_import(conn, auto.id, priority="high", max_credits=5, notify_url=hook)
     import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
 
     result = _evaluate(database_url, instance)
@@ -107,19 +94,7 @@ def _job_run(
     """Create a job for the imported batch and run company_profiles for it, tagged like the launcher does."""
     with connect(database_url) as conn:
         plan = estimate(conn, "import-world", ["company"], load_template("standard"), overwrite=False)
-        job = store.create_job(
-            conn,
-            "import-world",
-            sources=["company"],
-            template="standard",
-            overwrite=False,
-            priority="normal",
-            max_credits=None,
-            estimate=plan,
-            leads_queued=plan["leads"],
-            notify_url=notify_url,
-            created_by="tester",
-        )
+        job = company_job(conn, "import-world", notify_url=notify_url, template="standard", plan=plan)
     instance.add_dynamic_partitions(BATCHES, [job.id])
     resources = sandbox_resources(database_url, sandbox)
     config = {"template": "no-such-template"} if fail else {}
