@@ -105,6 +105,14 @@ def import_file(
     )
 
 
+def import_text(
+    database_url: str, path: Path, text: str, list_name: str = "prospects", **options: Any
+) -> dict[str, Any]:
+    """Write ``text`` to ``path`` (UTF-8) and import it as ``import_file`` does; returns the import status."""
+    path.write_text(text, encoding="utf-8")
+    return import_file(database_url, path, list_name, **options)
+
+
 def await_lock_wait(database_url: str, timeout_s: float = 20.0) -> None:
     """Return once a session of the test database waits for a lock: the concurrent writer a test started in a
     thread has reached the row or list another of its transactions holds."""

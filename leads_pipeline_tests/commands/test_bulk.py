@@ -17,7 +17,7 @@ from leads_pipeline.lib.store import bulk
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, import_file, sql_rows, sql_value
+from leads_pipeline_tests.support import bidx, import_file, import_text, sql_rows, sql_value
 
 
 @pytest.fixture
@@ -395,25 +395,25 @@ def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
     lead with a LinkedIn URL only to one without): copying the same leads twice adds nothing the second time."""
     leads.ok("lists", "create", "nasty")
     leads.ok("lists", "create", "target")
-    nasty = tmp_path / "nasty.csv"
-    nasty.write_text(
+    import_text(
+        database_url,
+        tmp_path / "nasty.csv",
         "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
         "Only,Linked,,,,https://linkedin.com/in/only-linked\n"
         "Has,Both,Acme,,,\n"
         "Phone,Only,,,+1 415 555 0101,\n"
         "Lee,Other,Beta,,,https://linkedin.com/in/lee-two\n"
         "Mail,Person,Gamma,mail@gamma.io,,\n",
-        encoding="utf-8",
+        "nasty",
     )
-    import_file(database_url, nasty, "nasty")
-    target = tmp_path / "target.csv"
-    target.write_text(
+    import_text(
+        database_url,
+        tmp_path / "target.csv",
         "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
         "Lee,Other,Beta,,,https://linkedin.com/in/lee-one\n"  # another person of the same name
         "Pat,Hub,Hub,pat@hub.io,(415) 555-0101,\n",  # has Phone Only's number
-        encoding="utf-8",
+        "target",
     )
-    import_file(database_url, target, "target")
 
     first = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
     assert (first["matched"], first["changed"], first["skipped"]) == (5, 4, 1), "Phone Only is Pat's number"

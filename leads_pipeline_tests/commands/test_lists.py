@@ -9,7 +9,7 @@ import pytest
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file, live_leads, sql_value
+from leads_pipeline_tests.support import import_file, import_text, live_leads, sql_value
 
 
 def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database_url: str) -> None:
@@ -144,12 +144,12 @@ def test_a_purge_leaves_no_raw_row_of_its_imports(leads: Leads, database_url: st
     the column names of its finished imports (a file without a header row had a person's name and details read
     as them), which the purge kept where retention cleared them."""
     leads.ok("lists", "create", "fair")
-    rejected = tmp_path / "rejected.csv"
-    rejected.write_text(
+    import_text(
+        database_url,
+        tmp_path / "rejected.csv",
         "First Name,Last Name,Email\nAna,Garcia,ana@acme.es,one field too many\nJo,Li,jo@li.example\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, rejected, "fair")
     with connect(database_url) as conn:  # as such a file imported before the header check left it
         conn.execute("""UPDATE imports SET mapping = '{"Ana": null, "Garcia": null}'""")
     leads.ok("lists", "delete", "fair", "--purge", "--yes")

@@ -19,7 +19,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
 from leads_pipeline.lib.store.search import search
 from leads_pipeline_tests.paths import DATABLIST
-from leads_pipeline_tests.support import company_job, database_before, enrich_after_import, import_file
+from leads_pipeline_tests.support import company_job, database_before, enrich_after_import, import_file, import_text
 
 
 class Interrupted(Exception):
@@ -114,9 +114,7 @@ def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_ur
     with connect(database_url) as conn:
         list_id = create_list(conn, "prospects", owner="tester").id
         enrich_after_import(conn, list_id, notify_url=hook)
-    csv_file = key_home / "one.csv"
-    csv_file.write_text("Email\nann@example.com\n", encoding="utf-8")
-    import_file(database_url, csv_file, batch_id="job-1")  # a job enriches a batch
+    import_text(database_url, key_home / "one.csv", "Email\nann@example.com\n", batch_id="job-1")  # a job's batch
     with connect(database_url) as conn:
         job = company_job(conn, "job-1", notify_url=hook)
         conn.execute("UPDATE enrichment_jobs SET notify_url = %s WHERE id = %s", (hook, job.id))  # as stored before
