@@ -30,6 +30,7 @@ from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.enrichment import Job, create_job, set_list_settings
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
+from leads_pipeline.sandbox.http.serve import serve_in_thread
 
 
 @contextlib.contextmanager
@@ -374,6 +375,17 @@ def receiver(handler: type[Receiver] = Receiver, **attributes: Any) -> Iterator[
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """The WSGI ``app`` (an emulator, a recorder) served on 127.0.0.1 in a thread: its base URL; stopped after."""
+    server, port = serve_in_thread(app)
+    try:
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.shutdown()
         server.server_close()
