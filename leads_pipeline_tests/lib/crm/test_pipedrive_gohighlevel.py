@@ -16,7 +16,14 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import (
+    connection,
+    email_of,
+    engine,
+    import_leads,
+    lead_rows,
+    push_killed_after_sending,
+)
 from leads_pipeline_tests.support import bidx
 
 pytestmark = pytest.mark.integration
@@ -94,16 +101,7 @@ def test_pipedrive_a_push_killed_after_its_create_is_resent_without_creating_the
     emulator = pipedrive(sandbox)
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
     conn_ = connection("pipedrive", "pd-killed-create", direction="push")
-    killed = engine(database_url, sandbox, conn_)
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)  # the people are created in Pipedrive...
-        raise KeyboardInterrupt("killed")  # ...and the process dies before the links are recorded
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
+    push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the people are created
     with connect(database_url) as db:
         assert store.links(db, "pd-killed-create") == []
 
@@ -136,16 +134,7 @@ def test_pipedrive_a_push_killed_after_recreating_a_deleted_person_is_resent_wit
     with transaction(database_url) as db:  # a change to send: the update finds the person gone
         db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email_bidx = %s", (bidx(email_of(95_000)),))
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
-    killed = engine(database_url, sandbox, conn_)
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)  # the person is created again in Pipedrive...
-        raise KeyboardInterrupt("killed")  # ...and the process dies before the new link is recorded
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
+    push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the person is created again
 
     again = engine(database_url, sandbox, conn_).run("push", list_id)
 
@@ -172,16 +161,7 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
     conn_ = connection("pipedrive", "pd-stale-mark", direction="push")
 
     def killed_push(list_id: int) -> None:
-        killed = engine(database_url, sandbox, conn_)
-        push = killed.connector.push
-
-        def push_then_die(records: Any) -> Any:
-            push(records)
-            raise KeyboardInterrupt("killed")  # before the links are recorded: the marks stay
-
-        monkeypatch.setattr(killed.connector, "push", push_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            killed.run("push", list_id)
+        push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the marks stay
 
     def change_email(lead_id: int, email: str) -> None:
         with transaction(database_url) as db:
