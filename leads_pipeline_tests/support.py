@@ -11,19 +11,22 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import dagster as dg
 import psycopg
 import pytest
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
 from leads_pipeline.commands.common import AS_STORED_KEYS, ID_LISTS, ID_MAPS, keeps_keys
+from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
@@ -165,6 +168,33 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     if failed:
         raise failed[0]
     return results[0]
+
+
+def materialize_batch(
+    assets: Sequence[dg.AssetsDefinition],
+    batch: str | None,
+    instance: dg.DagsterInstance,
+    resources: Mapping[str, Any],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` in this process for the batch (a partition the instance is given if it lacks it),
+    each op with its ``config`` by name; Dagster's warnings about its preview APIs are silenced."""
+    if batch and batch not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [batch])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            list(assets),
+            partition_key=batch,
+            instance=instance,
+            resources=dict(resources),
+            run_config={"ops": {name: {"config": dict(c)} for name, c in (config or {}).items()}},
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
 
 
 def enrich_after_import(

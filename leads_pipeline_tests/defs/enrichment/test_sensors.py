@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ from leads_pipeline.defs.enrichment.sensors import (
     enrichment_failed_sensor,
     enrichment_succeeded_sensor,
 )
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.enrichment import notify
@@ -33,7 +31,15 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import sandbox_resources as contact_resources
 from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
-from leads_pipeline_tests.support import Receiver, company_job, drip, enrich_after_import, import_file, receiver
+from leads_pipeline_tests.support import (
+    Receiver,
+    company_job,
+    drip,
+    enrich_after_import,
+    import_file,
+    materialize_batch,
+    receiver,
+)
 
 
 def _evaluate(database_url: str, instance: dg.DagsterInstance) -> dg.SensorResult:
@@ -95,20 +101,11 @@ def _job_run(
     with connect(database_url) as conn:
         plan = estimate(conn, "import-world", ["company"], load_template("standard"), overwrite=False)
         job = company_job(conn, "import-world", notify_url=notify_url, template="standard", plan=plan)
-    instance.add_dynamic_partitions(BATCHES, [job.id])
     resources = sandbox_resources(database_url, sandbox)
-    config = {"template": "no-such-template"} if fail else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [company_profiles],
-            partition_key=job.id,
-            instance=instance,
-            resources=resources,
-            tags=run_tags(job, "test"),
-            run_config={"ops": {"company_profiles": {"config": config}}},
-            raise_on_error=False,
-        )
+    config = {"company_profiles": {"template": "no-such-template"} if fail else {}}
+    result = materialize_batch(
+        [company_profiles], job.id, instance, resources, config, tags=run_tags(job, "test"), raise_on_error=False
+    )
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
     kind = dg.DagsterEventType.RUN_FAILURE if fail else dg.DagsterEventType.RUN_SUCCESS
@@ -333,21 +330,12 @@ def test_a_ui_launch_of_email_and_company_records_both_sources_on_its_job(
 ) -> None:
     """email_contacts and company_profiles launched together on an import batch made a job of "company" alone, so
     `leads jobs show` left the email work out; the job now lists every source the run materializes."""
-    instance.add_dynamic_partitions(BATCHES, [imported_batch])
     resources = {
         **contact_resources(sandbox, database_url, smtp_probing="off"),
         **sandbox_resources(database_url, sandbox),
     }
     config = {"email_contacts": {"verifier": "none", "discover": False, "people_search": False}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [email_contacts, company_profiles],
-            partition_key=imported_batch,
-            instance=instance,
-            resources=resources,
-            run_config={"ops": {name: {"config": c} for name, c in config.items()}},
-        )
+    result = materialize_batch([email_contacts, company_profiles], imported_batch, instance, resources, config)
     with connect(database_url) as conn:
         job = store.get_job(conn, imported_batch)
         assert sorted(job.sources) == ["company", "email"]
