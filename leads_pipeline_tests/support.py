@@ -1,5 +1,6 @@
 """Helpers shared by the test modules: importing a file the way the pipeline does, without Dagster; the
-environment the ``leads`` command runs in; connecting as another database user."""
+environment the ``leads`` command runs in; connecting as another database user; a web server on 127.0.0.1 that
+webhooks and downloads are sent to."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import dagster as dg
 import psycopg
 import pytest
 import urllib3.util.connection
@@ -23,10 +27,14 @@ from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
 from leads_pipeline.commands.common import AS_STORED_KEYS, ID_LISTS, ID_MAPS, keeps_keys
+from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.enrichment import Job, create_job, set_list_settings
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
+from leads_pipeline.sandbox.http.serve import serve_in_thread
 
 
 @contextlib.contextmanager
@@ -49,6 +57,28 @@ def database_before(postgres_server: str, version: int, scratch: Path) -> Iterat
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # type: ignore[arg-type]
+
+
+def sql_rows(database_url: str, query: str, *params: Any) -> list[dict[str, Any]]:
+    """Run one statement on a connection of its own, committed: its rows (sealed values opened), none for a
+    statement that returns none."""
+    with connect(database_url) as conn:
+        cursor = conn.execute(query, params)  # type: ignore[arg-type]
+        return cursor.fetchall() if cursor.description else []
+
+
+def sql_value(database_url: str, query: str, *params: Any) -> Any:
+    """The value of a query that must return one row of one column."""
+    [row] = sql_rows(database_url, query, *params)
+    [value] = row.values()
+    return value
+
+
+def live_leads(database_url: str, list_id: int | None = None) -> int:
+    """How many leads are stored and not deleted, in all lists or in one."""
+    if list_id is None:
+        return int(sql_value(database_url, "SELECT count(*) FROM leads WHERE deleted_at IS NULL"))
+    return int(sql_value(database_url, "SELECT count(*) FROM leads WHERE list_id = %s AND deleted_at IS NULL", list_id))
 
 
 def connect_as(database_url: str, user: str) -> str:
@@ -78,6 +108,14 @@ def import_file(
         user="tester",
         alongside_index_build=alongside_index_build,
     )
+
+
+def import_text(
+    database_url: str, path: Path, text: str, list_name: str = "prospects", **options: Any
+) -> dict[str, Any]:
+    """Write ``text`` to ``path`` (UTF-8) and import it as ``import_file`` does; returns the import status."""
+    path.write_text(text, encoding="utf-8")
+    return import_file(database_url, path, list_name, **options)
 
 
 def await_lock_wait(database_url: str, timeout_s: float = 20.0) -> None:
@@ -112,8 +150,6 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     """Run ``write`` (a writer opening its own connection) in a thread while another transaction deletes the lead,
     as ``leads imports undo`` or a purge does, committed once the writer waits for it; returns what ``write``
     returned and raises what it raised."""
-    from leads_pipeline.lib.store.db import connect
-
     results: list[T] = []
     failed: list[BaseException] = []
 
@@ -133,6 +169,80 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     if failed:
         raise failed[0]
     return results[0]
+
+
+def materialize_batch(
+    assets: Sequence[dg.AssetsDefinition],
+    batch: str | None,
+    instance: dg.DagsterInstance,
+    resources: Mapping[str, Any],
+    config: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    tags: Mapping[str, str] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` in this process for the batch (a partition the instance is given if it lacks it),
+    each op with its ``config`` by name; Dagster's warnings about its preview APIs are silenced."""
+    if batch and batch not in instance.get_dynamic_partitions(BATCHES):
+        instance.add_dynamic_partitions(BATCHES, [batch])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            list(assets),
+            partition_key=batch,
+            instance=instance,
+            resources=dict(resources),
+            run_config={"ops": {name: {"config": dict(c)} for name, c in (config or {}).items()}},
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
+
+
+def enrich_after_import(
+    conn: psycopg.Connection[dict[str, Any]],
+    list_id: int,
+    *,
+    notify_url: str | None = None,
+    priority: str = "normal",
+    max_credits: float | None = None,
+) -> None:
+    """Have the list enriched after each import, from the company source with the basic template."""
+    set_list_settings(
+        conn,
+        list_id,
+        enrich_after_import=True,
+        sources=["company"],
+        template="basic",
+        priority=priority,
+        max_credits=max_credits,
+        notify_url=notify_url,
+    )
+
+
+def company_job(
+    conn: psycopg.Connection[dict[str, Any]],
+    batch_id: str,
+    *,
+    notify_url: str | None,
+    template: str = "basic",
+    plan: dict[str, Any] | None = None,
+) -> Job:
+    """A queued job enriching the batch from the company source, created by "tester": ``plan`` is its estimate
+    (``jobs.estimate``), whose leads it queues; by default nothing is estimated or queued."""
+    plan = plan or {"estimatedCredits": 0, "estimatedTime": 0}
+    return create_job(
+        conn,
+        batch_id,
+        sources=["company"],
+        template=template,
+        overwrite=False,
+        priority="normal",
+        max_credits=None,
+        estimate=plan,
+        leads_queued=plan.get("leads", 0),
+        notify_url=notify_url,
+        created_by="tester",
+    )
 
 
 def stored(**fields: Any) -> dict[str, Any]:
@@ -276,3 +386,65 @@ class Offline:
     def install(self, monkeypatch: pytest.MonkeyPatch) -> Offline:
         monkeypatch.setattr(urllib3.util.connection, "create_connection", self)
         return self
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Answers every request with ``status`` and keeps what it was sent in ``received``: a POST's JSON body, a
+    GET's path. Tests subclass it to answer otherwise; ``receiver`` gives each server a list of its own."""
+
+    status = 200
+    received: list[Any] = []  # noqa: RUF012 - replaced per server by ``receiver``
+
+    def record(self) -> None:
+        """Keep the request's JSON body (a POST) or its path (anything else)."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append(json.loads(self.rfile.read(length)) if length else self.path)
+
+    def do_POST(self) -> None:
+        self.record()
+        self.send_response(self.status)
+        self.end_headers()
+
+    do_GET = do_POST
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def receiver(handler: type[Receiver] = Receiver, **attributes: Any) -> Iterator[tuple[str, list[Any]]]:
+    """A server on 127.0.0.1 answering with ``handler`` (its class attributes set to ``attributes``): its base URL
+    and what it received. Only the sandbox's setting (``ALLOW_PRIVATE_ENV``) lets a guarded client reach it."""
+    received: list[Any] = []
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), type(handler.__name__, (handler,), {"received": received, **attributes})
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextlib.contextmanager
+def served(app: Any) -> Iterator[str]:
+    """The WSGI ``app`` (an emulator, a recorder) served on 127.0.0.1 in a thread: its base URL; stopped after."""
+    server, port = serve_in_thread(app)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def drip(out: BinaryIO, pieces: Iterable[bytes], every: float) -> None:
+    """Send ``pieces`` one at a time, ``every`` seconds apart (each well within any read timeout: only a deadline
+    on the whole answer stops it), until the client hangs up, as it should."""
+    try:
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+            time.sleep(every)
+    except OSError:
+        pass

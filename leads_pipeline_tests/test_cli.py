@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, cli_environment, import_file
+from leads_pipeline_tests.support import bidx, cli_environment, import_file, sql_value
 
 
 @pytest.fixture
@@ -56,13 +56,6 @@ def _fails(runner: CliRunner, *args: str) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     return lines[0]
-
-
-def _count(database_url: str, table: str) -> int:
-    with connect(database_url) as conn:
-        row = conn.execute(f"SELECT count(*) AS n FROM {table}").fetchone()
-    assert row is not None
-    return int(row["n"])
 
 
 def _commands(command: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -268,7 +261,7 @@ def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: CliRunner
     assert plan["mapping"]["Customer Id"] is None
     assert {e["row"] for e in plan["sampleErrors"]} == {33, 35, 36}
     for table in ("leads", "imports", "import_errors", "batches"):
-        assert _count(database_url, table) == 0, table
+        assert sql_value(database_url, f"SELECT count(*) FROM {table}") == 0, table
 
 
 def test_dry_run_with_a_mapping_file(leads: CliRunner, tmp_path: Path) -> None:
@@ -326,7 +319,7 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 0
     assert _json(leads, "imports", "show", import_id, "--json")["status"] == "undone"
     assert f"import {import_id} was already undone" in _fails(leads, "imports", "undo", import_id)
-    assert _count(database_url, "leads") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
 def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> None:
@@ -365,7 +358,7 @@ def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: CliR
     for extra in ([], ["--dry-run"]):
         error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--default-region", "XX", *extra)
         assert "default region 'XX' is not a country code" in error
-    assert _count(database_url, "imports") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
 
 
 def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
@@ -374,8 +367,8 @@ def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRu
         error = _fails(leads, "import", str(DEMO_FILE), "--list", "nope", *extra)
         assert "list 'nope': not found or not shared with you" in error
         assert "fair" not in error  # names no other list: which lists exist is no one else's business
-    assert _count(database_url, "imports") == 0
-    assert _count(database_url, "leads") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
 @pytest.mark.parametrize(
@@ -409,8 +402,8 @@ def test_import_of_a_bad_file_is_one_line_and_writes_nothing(
     for extra in ([], ["--dry-run"], ["--json"]):
         error = _fails(leads, "import", str(path), "--list", "fair", *extra)
         assert str(path) in error and problem in error
-    assert _count(database_url, "imports") == 0
-    assert _count(database_url, "leads") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
 def test_import_of_a_missing_file_is_one_line(leads: CliRunner, tmp_path: Path) -> None:

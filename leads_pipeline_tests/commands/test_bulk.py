@@ -17,7 +17,7 @@ from leads_pipeline.lib.store import bulk
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, import_file
+from leads_pipeline_tests.support import bidx, import_file, import_text, sql_rows, sql_value
 
 
 @pytest.fixture
@@ -27,13 +27,8 @@ def fair(leads: Leads, database_url: str) -> Leads:
     return leads
 
 
-def _rows(database_url: str, query: str, *params: Any) -> list[dict[str, Any]]:
-    with connect(database_url) as conn:
-        return list(conn.execute(query, params))
-
-
 def _snapshot(database_url: str) -> list[dict[str, Any]]:
-    return _rows(database_url, "SELECT * FROM leads ORDER BY id") + _rows(
+    return sql_rows(database_url, "SELECT * FROM leads ORDER BY id") + sql_rows(
         database_url, "SELECT * FROM lead_tags ORDER BY lead_id, tag"
     )
 
@@ -58,17 +53,13 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
     fair.ok("bulk", "set", "company", "ACME Iberia S.L.", "--where", "email ~ acme")
     fair.ok("bulk", "set", "custom.Owner", "=cmd()", "--where", "email ~ acme")
     fair.ok("bulk", "set", "employee_count", "1.2k", "--where", "email ~ acme")
-    [ana] = _rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
+    [ana] = sql_rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
     assert (ana["country"], ana["company_key"], ana["employee_count"]) == ("DE", "acme iberia", 1200)
     assert ana["name_key"] == "ana garcia-lopez|acme iberia"
     assert ana["custom"]["Owner"] == "=cmd()"
     fair.ok("bulk", "set", "custom.Owner", "", "--where", "email ~ acme")
-    assert (
-        "Owner"
-        not in _rows(database_url, "SELECT custom FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))[0][
-            "custom"
-        ]
-    )
+    custom = sql_value(database_url, "SELECT custom FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
+    assert "Owner" not in custom
     assert "email 'nope'" in fair.fails("bulk", "set", "email", "nope", "--where", "email ~ acme")
     assert "cannot set 'id'" in fair.fails("bulk", "set", "id", "3", "--where", "email ~ acme")
     assert "say which leads" in fair.fails("bulk", "set", "stage", "mql")
@@ -76,7 +67,7 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
 
 def test_full_name_follows_a_changed_last_name_unless_written_by_hand(fair: Leads, database_url: str) -> None:
     def names() -> tuple[str, str]:
-        [ana] = _rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
+        [ana] = sql_rows(database_url, "SELECT * FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
         return ana["last_name"], ana["full_name"]
 
     first = names()[1].split(" ")[0]
@@ -271,12 +262,12 @@ def test_an_export_stopped_half_way_is_audited(
     leads of the export's snapshot; a file that cannot be written makes none."""
     _export_broken_after(monkeypatch, 10)
     assert "server closed the connection" in fair.fails("bulk", "export", "--list", "fair")
-    [entry] = _rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")
+    [entry] = sql_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")
     assert (entry["actor"], entry["details"]["to"], entry["details"]["leadCount"]) == ("tester", "stdout", 33)
     missing = tmp_path / "missing" / "out.csv"
     error = fair.fails("bulk", "export", "--list", "fair", "--out", str(missing))
     assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist", "named"
-    assert len(_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
+    assert len(sql_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 
 def test_a_phone_set_in_bulk_carries_its_extension_and_every_view_shows_it(fair: Leads, tmp_path: Path) -> None:
@@ -363,7 +354,7 @@ def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Le
 
 
 def _duplicate_keys(database_url: str, key: str) -> list[dict[str, Any]]:
-    return _rows(
+    return sql_rows(
         database_url,
         f"SELECT list_id, {key}_bidx, count(*) AS n FROM leads WHERE {key}_bidx IS NOT NULL AND deleted_at IS NULL"
         f" GROUP BY list_id, {key}_bidx HAVING count(*) > 1",
@@ -393,7 +384,7 @@ def test_set_never_gives_two_leads_of_a_list_its_dedupe_key(fair: Leads, databas
     fair.ok("bulk", "copy", "--to", "calls", "--list", "fair", "--where", "country in IN, CL")
     result = fair.json("bulk", "set", "phone", "+1 212 555 0100", "--list", "calls", "--json")
     assert (result["matched"], result["changed"], result["skipped"]) == (2, 1, 1)
-    fair_id = _rows(database_url, "SELECT id FROM lists WHERE name = 'fair'")[0]["id"]
+    fair_id = sql_value(database_url, "SELECT id FROM lists WHERE name = 'fair'")
     assert [r["list_id"] for r in _duplicate_keys(database_url, "phone")] == [fair_id], "two in fair, none in calls"
 
 
@@ -404,25 +395,25 @@ def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
     lead with a LinkedIn URL only to one without): copying the same leads twice adds nothing the second time."""
     leads.ok("lists", "create", "nasty")
     leads.ok("lists", "create", "target")
-    nasty = tmp_path / "nasty.csv"
-    nasty.write_text(
+    import_text(
+        database_url,
+        tmp_path / "nasty.csv",
         "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
         "Only,Linked,,,,https://linkedin.com/in/only-linked\n"
         "Has,Both,Acme,,,\n"
         "Phone,Only,,,+1 415 555 0101,\n"
         "Lee,Other,Beta,,,https://linkedin.com/in/lee-two\n"
         "Mail,Person,Gamma,mail@gamma.io,,\n",
-        encoding="utf-8",
+        "nasty",
     )
-    import_file(database_url, nasty, "nasty")
-    target = tmp_path / "target.csv"
-    target.write_text(
+    import_text(
+        database_url,
+        tmp_path / "target.csv",
         "First Name,Last Name,Company,Email,Phone,LinkedIn\n"
         "Lee,Other,Beta,,,https://linkedin.com/in/lee-one\n"  # another person of the same name
         "Pat,Hub,Hub,pat@hub.io,(415) 555-0101,\n",  # has Phone Only's number
-        encoding="utf-8",
+        "target",
     )
-    import_file(database_url, target, "target")
 
     first = leads.json("bulk", "copy", "--to", "target", "--list", "nasty", "--json")
     assert (first["matched"], first["changed"], first["skipped"]) == (5, 4, 1), "Phone Only is Pat's number"
@@ -430,7 +421,7 @@ def test_copy_and_move_find_duplicates_without_a_dedupe_key_as_an_import_does(
     assert (second["matched"], second["changed"], second["skipped"]) == (5, 0, 5)
     moved = leads.json("bulk", "move", "--to", "target", "--list", "nasty", "--json")
     assert (moved["changed"], moved["skipped"]) == (0, 5)
-    names = _rows(
+    names = sql_rows(
         database_url,
         "SELECT first_name, count(*) AS n FROM leads l JOIN lists s ON s.id = l.list_id WHERE s.name = 'target'"
         " GROUP BY first_name ORDER BY first_name",

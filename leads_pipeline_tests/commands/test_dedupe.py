@@ -12,7 +12,7 @@ from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.merges import undo_merge
 from leads_pipeline_tests.commands.conftest import Leads
-from leads_pipeline_tests.support import await_lock_wait, import_file
+from leads_pipeline_tests.support import await_lock_wait, import_text
 
 HEADER = "First Name,Last Name,Company,Title,Email,Phone,LinkedIn URL,City,Country\n"
 LIST_A = (
@@ -34,9 +34,7 @@ LIST_B = (
 def two_lists(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
     for name, rows in (("A", LIST_A), ("B", LIST_B)):
         leads.ok("lists", "create", name)
-        path = tmp_path / f"{name}.csv"
-        path.write_text(HEADER + rows, encoding="utf-8")
-        import_file(database_url, path, name)
+        import_text(database_url, tmp_path / f"{name}.csv", HEADER + rows, name)
     return leads
 
 
@@ -207,15 +205,15 @@ def test_a_merge_fills_an_extension_only_with_its_own_number(leads: Leads, datab
     from leads_pipeline.lib.store.merges import merge_cluster
 
     leads.ok("lists", "create", "m")
-    path = tmp_path / "m.csv"
-    path.write_text(
+    import_text(
+        database_url,
+        tmp_path / "m.csv",
         "First Name,Last Name,Company,Email,Phone,Mobile Phone,Title,City,Country\n"
         "Ann,Lee,Acme,s@acme.io,+1 212 555 0101,,CTO,Austin,United States\n"  # the survivor: no extension
         "Ann,Lee,Acme,o1@acme.io,+1 212 555 0199 x 77,,CTO,,\n"  # another number's extension
         "Ann,Lee,Acme,o2@acme.io,+1 212 555 0101 x 5,+1 212 555 0300 x 9,,,\n",  # the same number's
-        encoding="utf-8",
+        "m",
     )
-    import_file(database_url, path, "m")
     with connect(database_url) as conn:
         ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
         result = merge_cluster(conn, ids, "tester", reasons=["same name"], score=1.0)

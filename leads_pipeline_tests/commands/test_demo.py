@@ -7,24 +7,16 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
 import pytest
 
 from leads_pipeline.lib.runtime import leads_home
-from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.demo_world import DEMO_LEADS
 from leads_pipeline_tests.commands.conftest import Leads
+from leads_pipeline_tests.support import sql_rows, sql_value
 
 pytestmark = pytest.mark.integration
-
-
-def _one(database_url: str, sql: str, *params: Any) -> dict[str, Any]:
-    with connect(database_url) as conn:
-        row = conn.execute(sql, params).fetchone()
-    assert row is not None
-    return row
 
 
 @pytest.fixture
@@ -40,21 +32,21 @@ def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: str, far_from_utc: None) -> None:
     output = leads.ok("demo")
 
-    [lead_list] = _one(database_url, "SELECT array_agg(name) AS names FROM lists")["names"]
+    [lead_list] = sql_value(database_url, "SELECT array_agg(name) FROM lists")
     # named in UTC, as the job ids are (it was local time: demo-20261130-181911 for a job 20261130T043411...)
     named = datetime.strptime(lead_list, "demo-%Y%m%d-%H%M%S").replace(tzinfo=UTC)
-    created = _one(database_url, "SELECT created_at FROM lists")["created_at"]
+    created = sql_value(database_url, "SELECT created_at FROM lists")
     assert abs((created - named).total_seconds()) < 60
-    imported = _one(database_url, "SELECT * FROM imports")
+    [imported] = sql_rows(database_url, "SELECT * FROM imports")
     # the sample's people, plus the duplicate without an email; the same-email copy skipped, the bad row rejected
     assert (imported["imported"], imported["skipped"], imported["errors"]) == (DEMO_LEADS + 1, 1, 1)
-    rejected = _one(database_url, "SELECT * FROM import_errors WHERE severity = 'error'")
+    [rejected] = sql_rows(database_url, "SELECT * FROM import_errors WHERE severity = 'error'")
     assert rejected["row_number"] == DEMO_LEADS + 4 and "a way to reach or identify the lead" in rejected["reason"]
     assert f"rejected row {rejected['row_number']}" in output
 
-    job = _one(database_url, "SELECT * FROM enrichment_jobs")
+    [job] = sql_rows(database_url, "SELECT * FROM enrichment_jobs")
     assert (job["status"], sorted(job["sources"])) == ("completed", ["company", "email", "linkedin", "phone"])
-    filled = _one(
+    [filled] = sql_rows(
         database_url,
         "SELECT count(*) AS leads, count(email) AS email, count(phone) AS phone, count(linkedin_url) AS linkedin,"
         " count(industry) AS industry FROM leads WHERE deleted_at IS NULL",
@@ -63,10 +55,8 @@ def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: 
     assert filled["leads"] == DEMO_LEADS + 1
     assert filled["email"] > 24 and filled["phone"] > 20 and filled["linkedin"] > 18
     assert filled["industry"] == filled["leads"]
-    sources = _one(
-        database_url, "SELECT array_agg(DISTINCT field) AS fields FROM lead_facts WHERE batch_id = %s", job["id"]
-    )
-    assert {"email", "phone", "linkedin_url", "industry"} <= set(sources["fields"])
+    sources = sql_value(database_url, "SELECT array_agg(DISTINCT field) FROM lead_facts WHERE batch_id = %s", job["id"])
+    assert {"email", "phone", "linkedin_url", "industry"} <= set(sources)
     assert f"leads with: email 24 -> {filled['email']}" in output
 
     # the duplicate (same first name and company, a typo in the last name, no key) is reported, through Dagster,
@@ -76,27 +66,27 @@ def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: 
     assert event is not None and event.asset_materialization is not None
     assert event.asset_materialization.partition == imported["batch_id"]
     assert event.asset_materialization.metadata["clusters"].value == 1
-    assert _one(database_url, "SELECT count(*) AS n FROM merges")["n"] == 0
-    twins = _one(
+    assert sql_value(database_url, "SELECT count(*) FROM merges") == 0
+    twins = sql_value(
         database_url,
-        "SELECT count(*) AS n FROM leads WHERE first_name = 'Harry' AND last_name IN ('Turner', 'Turnerr')"
+        "SELECT count(*) FROM leads WHERE first_name = 'Harry' AND last_name IN ('Turner', 'Turnerr')"
         " AND deleted_at IS NULL",
     )
-    assert twins["n"] == 2
+    assert twins == 2
 
-    scores = _one(
+    [scores] = sql_rows(
         database_url,
         "SELECT count(*) AS scored, count(*) FILTER (WHERE band = 'warm') AS warm FROM lead_scores",
     )
     assert scores["scored"] == DEMO_LEADS + 1 and scores["warm"] > 0
-    mql = _one(database_url, "SELECT count(*) AS n FROM leads WHERE stage = 'mql'")["n"]
+    mql = sql_value(database_url, "SELECT count(*) FROM leads WHERE stage = 'mql'")
     assert mql > 0 and f"{mql} MQL" in output
 
-    run = _one(database_url, "SELECT * FROM crm_sync_runs")
+    [run] = sql_rows(database_url, "SELECT * FROM crm_sync_runs")
     with_email = filled["email"]
     assert (run["status"], run["created"], run["invalid"]) == ("completed", with_email, filled["leads"] - with_email)
-    links = _one(database_url, "SELECT count(*) AS n FROM crm_links WHERE connection = %s", run["connection"])
-    assert links["n"] == with_email
+    links = sql_value(database_url, "SELECT count(*) FROM crm_links WHERE connection = %s", run["connection"])
+    assert links == with_email
     assert (leads_home() / "crm" / f"{run['connection']}.yaml").is_file()
     assert run["connection"] == f"{lead_list}-hubspot"
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +27,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import cli_environment, import_file
+from leads_pipeline_tests.support import cli_environment, import_file, receiver
 
 
 @pytest.fixture
@@ -49,29 +47,10 @@ def prospects(database_url: str, world_leads_csv: Path) -> list[int]:
         return [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id")]
 
 
-class _Hook(BaseHTTPRequestHandler):
-    received: list[dict[str, Any]] = []  # noqa: RUF012 - one server per test
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.received.append(json.loads(body))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-    handler = type("Hook", (_Hook,), {"received": received})
-    server = HTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/enrich?token=s3cret", received
-    server.shutdown()
-    server.server_close()
+    with receiver(status=204) as (url, received):
+        yield f"{url}/hooks/enrich?token=s3cret", received
 
 
 def _run(runner: CliRunner, *args: str) -> Result:

@@ -9,14 +9,7 @@ import pytest
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
-
-
-def _live_leads(database_url: str) -> int:
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) AS n FROM leads WHERE deleted_at IS NULL").fetchone()
-    assert row is not None
-    return int(row["n"])
+from leads_pipeline_tests.support import import_file, import_text, live_leads, sql_value
 
 
 def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database_url: str) -> None:
@@ -122,7 +115,7 @@ def test_archived_list_is_read_only(leads: Leads, database_url: str) -> None:
     assert leads.json("lists", "show", "fair", "--json")["archived"] is True
     leads.ok("lists", "unarchive", "fair")
     leads.ok("import", str(DEMO_FILE), "--list", "fair")
-    assert _live_leads(database_url) == 33
+    assert live_leads(database_url) == 33
 
 
 @pytest.mark.parametrize("purge", [False, True])
@@ -131,17 +124,15 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
     import_file(database_url, DEMO_FILE, "fair")
     if purge:
         assert "nothing deleted" in leads.fails("lists", "delete", "fair", "--purge", stdin="n\n")
-        assert _live_leads(database_url) == 33
+        assert live_leads(database_url) == 33
         leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")
         out = leads.ok("lists", "delete", "fair", "--purge", stdin="y\n")
         assert "remove list 'fair' and its 31 leads (33 with the deleted ones) for good?" in out
         assert "purged 33 leads for good" in out
     else:
         assert "33 leads soft-deleted" in leads.ok("lists", "delete", "fair")
-    assert _live_leads(database_url) == 0
-    with connect(database_url) as conn:
-        row = conn.execute("SELECT count(*) AS n FROM leads").fetchone()
-    assert row is not None and row["n"] == (0 if purge else 33)
+    assert live_leads(database_url) == 0
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == (0 if purge else 33)
     assert "list 'fair': not found or not shared with you" in leads.fails("lists", "show", "fair")
     leads.ok("lists", "create", "fair")  # the name is free again
     assert "rename it" in leads.fails("lists", "restore", "fair")
@@ -153,12 +144,12 @@ def test_a_purge_leaves_no_raw_row_of_its_imports(leads: Leads, database_url: st
     the column names of its finished imports (a file without a header row had a person's name and details read
     as them), which the purge kept where retention cleared them."""
     leads.ok("lists", "create", "fair")
-    rejected = tmp_path / "rejected.csv"
-    rejected.write_text(
+    import_text(
+        database_url,
+        tmp_path / "rejected.csv",
         "First Name,Last Name,Email\nAna,Garcia,ana@acme.es,one field too many\nJo,Li,jo@li.example\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, rejected, "fair")
     with connect(database_url) as conn:  # as such a file imported before the header check left it
         conn.execute("""UPDATE imports SET mapping = '{"Ana": null, "Garcia": null}'""")
     leads.ok("lists", "delete", "fair", "--purge", "--yes")
@@ -177,7 +168,7 @@ def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads,
     refused = leads.fails("lists", "restore", "fair", user="mallory")
     assert "deleted list 'fair': not found or not shared with you" in refused
     assert "restored list 'fair' with 31 leads" in leads.ok("lists", "restore", "fair")
-    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 31 == _live_leads(database_url)
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 31 == live_leads(database_url)
     assert "deleted list 'fair': not found or not shared with you" in leads.fails("lists", "restore", "fair")
     assert [e["action"] for e in leads.json("audit", "--action", "list", "--json")][-1] == "list.restore"
 

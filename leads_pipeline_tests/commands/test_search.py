@@ -15,7 +15,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.search import create_selection_batch, select_lead_ids
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, import_text
 
 
 @pytest.fixture
@@ -306,11 +306,12 @@ def test_output_under_a_locale_that_cannot_write_every_name(database_url: str, l
     with a UnicodeEncodeError half-way and the table with a traceback. A CSV is written in UTF-8, as ``--out``
     writes it and as ``leads import`` reads it back; the table shows what the terminal cannot as "?"."""
     leads.ok("lists", "create", "tr")
-    source = tmp_path / "tr.csv"
-    source.write_text(
-        "First Name,Last Name,Email,Company,Phone\nİlker,Kaya,ilker@acme.com.tr,日本 KK,不明\n", encoding="utf-8"
+    import_text(
+        database_url,
+        tmp_path / "tr.csv",
+        "First Name,Last Name,Email,Company,Phone\nİlker,Kaya,ilker@acme.com.tr,日本 KK,不明\n",
+        "tr",
     )
-    import_file(database_url, source, "tr")
     latin = Leads(CliRunner(charset="latin-1"))
     for command in (["search", "--csv"], ["bulk", "export", "--list", "tr"], ["imports", "errors", "1", "--csv"]):
         result = latin.run(*command)

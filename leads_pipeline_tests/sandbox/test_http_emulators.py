@@ -32,8 +32,8 @@ from leads_pipeline.sandbox.http import (
     build_http_app,
     http_env,
 )
-from leads_pipeline.sandbox.http.serve import serve_in_thread
 from leads_pipeline.sandbox.world import Company, LinkedInProfile, Person, Phone, World
+from leads_pipeline_tests.support import served
 
 ACME = Company(
     name="Acme Analytics",
@@ -64,12 +64,8 @@ WORLD = World(companies=(ACME,), people=(JANE,))
 @contextmanager
 def serve(settings: EmulatorSettings) -> Iterator[tuple[HttpEmulator, str]]:
     app = build_http_app(WORLD, settings)
-    server, port = serve_in_thread(app)
-    try:
-        yield app, f"http://127.0.0.1:{port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served(app) as url:
+        yield app, url
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
@@ -22,7 +20,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.generate import write_leads_csv
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, materialize_batch
 
 
 @dataclass(frozen=True)
@@ -75,14 +73,7 @@ def sandbox_resources(sandbox: Sandbox, database_url: str, **mail: Any) -> dict[
 def materialize(
     assets: list[Any], batch_id: str, resources: dict[str, Any], config: dict[str, dict[str, Any]] | None = None
 ) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(BATCHES, [batch_id])
-    run_config = {"ops": {name: {"config": c} for name, c in (config or {}).items()}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            assets, partition_key=batch_id, instance=instance, resources=resources, run_config=run_config
-        )
+    return materialize_batch(assets, batch_id, dg.DagsterInstance.ephemeral(), resources, config)
 
 
 def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, import_text
 
 
 def _leads(database_url: str) -> dict[int, dict[str, Any]]:
@@ -125,9 +125,13 @@ def test_a_fresh_twilio_answer_is_reused_for_another_lead_with_the_number_in_a_l
         "prospects": ("job-a", f"Ada,One,ada@one.example,{number},US"),
         "fair": ("job-b", f"Bob,Two,bob@two.example,{number},US"),
     }.items():
-        csv_path = tmp_path / f"{batch}.csv"
-        csv_path.write_text(f"first_name,last_name,email,phone,country\n{row}\n")
-        import_file(database_url, csv_path, name, batch_id=batch)
+        import_text(
+            database_url,
+            tmp_path / f"{batch}.csv",
+            f"first_name,last_name,email,phone,country\n{row}\n",
+            name,
+            batch_id=batch,
+        )
     with connect(database_url) as conn:
         a, b = (r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
     resources = sandbox_resources(sandbox, database_url)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,11 +9,10 @@ import dagster as dg
 
 from leads_pipeline.defs.dedupe.assets import duplicate_clusters
 from leads_pipeline.defs.dedupe.checks import UNMERGED_CHECK
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, live_leads, materialize_batch
 
 ROWS = (
     "First Name,Last Name,Company,Email,Phone\n"
@@ -25,18 +23,15 @@ ROWS = (
 
 
 def _materialize(database_url: str, batch: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(BATCHES, [batch])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            [duplicate_clusters],
-            partition_key=batch,
-            instance=instance,
-            resources={"database": LeadsDatabase(database_url=database_url)},
-            run_config={"ops": {"duplicate_clusters": {"config": config}}},
-            raise_on_error=False,
-        )
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    return materialize_batch(
+        [duplicate_clusters],
+        batch,
+        dg.DagsterInstance.ephemeral(),
+        resources,
+        {"duplicate_clusters": config},
+        raise_on_error=False,
+    )
 
 
 def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_path: Path) -> None:
@@ -64,6 +59,4 @@ def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_
     assert merged.success
     [check] = merged.get_asset_check_evaluations()
     assert check.passed and check.metadata["unmerged_clusters"].value == 0
-    with connect(database_url) as conn:
-        live = conn.execute("SELECT count(*) AS n FROM leads WHERE deleted_at IS NULL").fetchone()
-    assert live is not None and live["n"] == 2
+    assert live_leads(database_url) == 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +9,13 @@ import dagster as dg
 import pytest
 
 from leads_pipeline.defs.enrichment.assets import company_profiles
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, materialize_batch
 
 
 @pytest.fixture
@@ -61,18 +59,14 @@ def materialize_companies(
     *,
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    if partition not in instance.get_dynamic_partitions(BATCHES):
-        instance.add_dynamic_partitions(BATCHES, [partition])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            [company_profiles],
-            partition_key=partition,
-            instance=instance,
-            resources=resources,
-            run_config={"ops": {"company_profiles": {"config": config or {}}}},
-            raise_on_error=raise_on_error,
-        )
+    return materialize_batch(
+        [company_profiles],
+        partition,
+        instance,
+        resources,
+        {"company_profiles": config or {}},
+        raise_on_error=raise_on_error,
+    )
 
 
 def leads_by_email(database_url: str) -> dict[str, dict[str, Any]]:

@@ -13,10 +13,10 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.common import RateLimit
-from leads_pipeline.sandbox.http.serve import serve_in_thread
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import materialize_companies
 from leads_pipeline_tests.lib.clients.test_gemini_pacing import Recorder
+from leads_pipeline_tests.support import served
 
 LIMIT = RateLimit(10, 1.0)
 
@@ -26,10 +26,8 @@ def limited(sandbox_world: World) -> Iterator[tuple[Recorder, str]]:
     """The world's emulators with Gemini limited to 10 requests a second per key, like the real API's quota."""
     settings = EmulatorSettings(providers={"gemini": ProviderSettings(rate_limit=LIMIT)})
     recorder = Recorder(build_http_app(sandbox_world, settings))
-    server, port = serve_in_thread(recorder)
-    yield recorder, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
+    with served(recorder) as url:
+        yield recorder, url
 
 
 def test_a_batch_paced_under_the_limit_gets_no_429_and_every_company_answered(

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import socket
-import threading
 import time
-import warnings
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +20,6 @@ from leads_pipeline.defs.enrichment.sensors import (
     enrichment_failed_sensor,
     enrichment_succeeded_sensor,
 )
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.enrichment import notify
@@ -38,21 +32,17 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import sandbox_resources as contact_resources
 from leads_pipeline_tests.defs.enrichment.conftest import sandbox_resources
-from leads_pipeline_tests.support import Offline, Rebinding, import_file
-
-
-def _settings(database_url: str, list_id: int, *, on: bool, notify_url: str | None = None) -> None:
-    with connect(database_url) as conn:
-        store.set_list_settings(
-            conn,
-            list_id,
-            enrich_after_import=on,
-            sources=["company"],
-            template="basic",
-            priority="high",
-            max_credits=5,
-            notify_url=notify_url,
-        )
+from leads_pipeline_tests.support import (
+    Offline,
+    Rebinding,
+    Receiver,
+    company_job,
+    drip,
+    enrich_after_import,
+    import_file,
+    materialize_batch,
+    receiver,
+)
 
 
 def _evaluate(database_url: str, instance: dg.DagsterInstance) -> dg.SensorResult:
@@ -71,9 +61,10 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
         early = create_list(conn, "early", owner="tester")
         auto = create_list(conn, "auto", owner="tester")
     import_file(database_url, world_leads_csv, "early", batch_id="import-early")
-    _settings(database_url, early.id, on=True)  # turned on after that import: it is not enriched retroactively
     hook = "https://hooks.slack.com/services/T0/B0/SECRET"
-    _settings(database_url, auto.id, on=True, notify_url=hook)
+    with connect(database_url) as conn:
+        enrich_after_import(conn, early.id, priority="high", max_credits=5)  # after its import: not retroactively
+        enrich_after_import(conn, auto.id, priority="high", max_credits=5, notify_url=hook)
     import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
 
     result = _evaluate(database_url, instance)
@@ -98,39 +89,11 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
     assert not _evaluate(database_url, instance).run_requests  # the job marks the import as handled
 
 
-class _Hook(BaseHTTPRequestHandler):
-    status = 200
-    received: list[dict[str, Any]] = []  # noqa: RUF012 - a subclass per test
-
-    def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(self.status)
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _receiver(handler: type[_Hook], **attributes: Any) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """A webhook receiver on 127.0.0.1 answering with ``handler``: its base URL and the bodies it received."""
-    received: list[dict[str, Any]] = []
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), type(handler.__name__, (handler,), {"received": received, **attributes})
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """A receiver on 127.0.0.1, which only the sandbox's setting lets a webhook reach."""
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
-    with _receiver(_Hook) as (url, received):
+    with receiver() as (url, received):
         yield f"{url}/hook", received
 
 
@@ -140,33 +103,12 @@ def _job_run(
     """Create a job for the imported batch and run company_profiles for it, tagged like the launcher does."""
     with connect(database_url) as conn:
         plan = estimate(conn, "import-world", ["company"], load_template("standard"), overwrite=False)
-        job = store.create_job(
-            conn,
-            "import-world",
-            sources=["company"],
-            template="standard",
-            overwrite=False,
-            priority="normal",
-            max_credits=None,
-            estimate=plan,
-            leads_queued=plan["leads"],
-            notify_url=notify_url,
-            created_by="tester",
-        )
-    instance.add_dynamic_partitions(BATCHES, [job.id])
+        job = company_job(conn, "import-world", notify_url=notify_url, template="standard", plan=plan)
     resources = sandbox_resources(database_url, sandbox)
-    config = {"template": "no-such-template"} if fail else {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [company_profiles],
-            partition_key=job.id,
-            instance=instance,
-            resources=resources,
-            tags=run_tags(job, "test"),
-            run_config={"ops": {"company_profiles": {"config": config}}},
-            raise_on_error=False,
-        )
+    config = {"company_profiles": {"template": "no-such-template"} if fail else {}}
+    result = materialize_batch(
+        [company_profiles], job.id, instance, resources, config, tags=run_tags(job, "test"), raise_on_error=False
+    )
     run = instance.get_run_by_id(result.run_id)
     assert run is not None
     kind = dg.DagsterEventType.RUN_FAILURE if fail else dg.DagsterEventType.RUN_SUCCESS
@@ -232,13 +174,13 @@ def test_a_failed_run_is_recorded_and_an_unreachable_webhook_never_raises(
     assert delivery["url"] == "http://127.0.0.1:9/services/…?…"
 
 
-class _Redirect(_Hook):
+class _Redirect(Receiver):
     """Answers every POST with a 307 (which keeps the method and body) to ``target``."""
 
     target = ""
 
     def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.record()
         self.send_response(307)
         self.send_header("Location", self.target)
         self.end_headers()
@@ -255,8 +197,8 @@ def test_a_webhook_reaches_no_private_address_and_follows_no_redirect(
     and the like are refused outside the sandbox, and a public host cannot redirect the POST there."""
     monkeypatch.delenv(ALLOW_PRIVATE_ENV, raising=False)
     with (
-        _receiver(_Hook) as (inner_url, target),
-        _receiver(_Redirect, target=f"{inner_url}/metadata") as (outer_url, redirected),
+        receiver() as (inner_url, target),
+        receiver(_Redirect, target=f"{inner_url}/metadata") as (outer_url, redirected),
     ):
         run, event = _job_run(database_url, sandbox, instance, f"{outer_url}/hook?token=secret", fail=True)
         enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
@@ -293,21 +235,29 @@ def test_a_webhook_host_is_looked_up_once_and_its_checked_address_connected_to(
     assert resolver.lookups == 1 and network.connects == [("93.184.215.14", 8080)]
 
 
-class _Drip(_Hook):
-    """Accepts the POST, then sends its body one byte every half second (each read well within the timeout)."""
+class _Drip(Receiver):
+    """Accepts the POST, then sends ``head`` at once and ``dripped`` a piece every ``every`` seconds."""
+
+    head = b""
+    dripped: tuple[bytes, ...] = ()
+    every = 0.0
 
     def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.send_header("Content-Length", "30")
-        self.end_headers()
-        try:
-            for _ in range(30):
-                self.wfile.write(b"x")
-                self.wfile.flush()
-                time.sleep(0.5)
-        except OSError:
-            pass  # the client hung up, as it should
+        self.record()
+        self.wfile.write(self.head)
+        drip(self.wfile, self.dripped, self.every)
+
+
+def _notify_failure(
+    database_url: str, sandbox: Sandbox, instance: dg.DagsterInstance, **drip_attributes: Any
+) -> tuple[list[Any], float]:
+    """Settle a failed run whose job notifies a ``_Drip`` receiver: what the receiver got, and how many seconds
+    the sensor took."""
+    with receiver(_Drip, **drip_attributes) as (url, received):
+        run, event = _job_run(database_url, sandbox, instance, f"{url}/h", fail=True)
+        started = time.monotonic()
+        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
+        return received, time.monotonic() - started
 
 
 def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sensor(
@@ -318,28 +268,17 @@ def test_a_webhook_answer_is_not_read_so_a_slow_or_huge_body_cannot_hold_the_sen
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
-    with _receiver(_Drip) as (url, received):
-        run, event = _job_run(database_url, sandbox, instance, f"{url}/h", fail=True)
-        started = time.monotonic()
-        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
-        elapsed = time.monotonic() - started
+    received, elapsed = _notify_failure(  # a byte of the body every half second
+        database_url,
+        sandbox,
+        instance,
+        head=b"HTTP/1.0 200 OK\r\nContent-Length: 30\r\n\r\n",
+        dripped=(b"x",) * 30,
+        every=0.5,
+    )
     assert len(received) == 1 and elapsed < 8  # the 30-byte body takes 15 s
     with connect(database_url) as conn:
         assert [d["delivered"] for d in store.deliveries(conn, imported_batch)] == [True]
-
-
-class _SlowStatus(_Hook):
-    """Accepts the POST, then sends its status line a byte every 0.3 s (each read well within the timeout)."""
-
-    def do_POST(self) -> None:
-        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        try:
-            for byte in b"HTTP/1.0 200 OK\r\n\r\n":
-                self.wfile.write(bytes([byte]))
-                self.wfile.flush()
-                time.sleep(0.3)
-        except OSError:
-            pass  # the client hung up, as it should
 
 
 def test_a_webhook_answering_a_byte_at_a_time_is_given_up_at_the_deadline(
@@ -351,11 +290,10 @@ def test_a_webhook_answering_a_byte_at_a_time_is_given_up_at_the_deadline(
 ) -> None:
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
     monkeypatch.setattr(notify, "DEADLINE_S", 1.0)
-    with _receiver(_SlowStatus) as (url, received):
-        run, event = _job_run(database_url, sandbox, instance, f"{url}/h", fail=True)
-        started = time.monotonic()
-        enrichment_failed_sensor(_run_status_context(database_url, instance, run, event))
-        elapsed = time.monotonic() - started
+    status_line = b"HTTP/1.0 200 OK\r\n\r\n"
+    received, elapsed = _notify_failure(
+        database_url, sandbox, instance, dripped=tuple(bytes([b]) for b in status_line), every=0.3
+    )
     assert len(received) == 1 and elapsed < 4  # the status line takes 5.7 s
     with connect(database_url) as conn:
         [delivery] = store.deliveries(conn, imported_batch)
@@ -416,21 +354,12 @@ def test_a_ui_launch_of_email_and_company_records_both_sources_on_its_job(
 ) -> None:
     """email_contacts and company_profiles launched together on an import batch made a job of "company" alone, so
     `leads jobs show` left the email work out; the job now lists every source the run materializes."""
-    instance.add_dynamic_partitions(BATCHES, [imported_batch])
     resources = {
         **contact_resources(sandbox, database_url, smtp_probing="off"),
         **sandbox_resources(database_url, sandbox),
     }
     config = {"email_contacts": {"verifier": "none", "discover": False, "people_search": False}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [email_contacts, company_profiles],
-            partition_key=imported_batch,
-            instance=instance,
-            resources=resources,
-            run_config={"ops": {name: {"config": c} for name, c in config.items()}},
-        )
+    result = materialize_batch([email_contacts, company_profiles], imported_batch, instance, resources, config)
     with connect(database_url) as conn:
         job = store.get_job(conn, imported_batch)
         assert sorted(job.sources) == ["company", "email"]

@@ -13,7 +13,6 @@ import pytest
 from leads_pipeline.defs.imports import assets
 from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_leads
 from leads_pipeline.defs.imports.checks import DUPLICATES_CHECK, SCHEMA_CHECK
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib import importer
 from leads_pipeline.lib.csvfile import file_sha256
@@ -22,7 +21,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import cli_environment
+from leads_pipeline_tests.support import cli_environment, materialize_batch
 
 
 def _materialize(
@@ -33,18 +32,10 @@ def _materialize(
     *,
     raise_on_error: bool = True,
 ) -> dg.ExecuteInProcessResult:
-    if partition not in instance.get_dynamic_partitions(BATCHES):
-        instance.add_dynamic_partitions(BATCHES, [partition])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            [batch_leads],
-            partition_key=partition,
-            instance=instance,
-            resources={"database": LeadsDatabase(database_url=database_url)},
-            run_config={"ops": {"batch_leads": {"config": config}}},
-            raise_on_error=raise_on_error,
-        )
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    return materialize_batch(
+        [batch_leads], partition, instance, resources, {"batch_leads": config}, raise_on_error=raise_on_error
+    )
 
 
 def _metadata(result: dg.ExecuteInProcessResult) -> dict[str, Any]:

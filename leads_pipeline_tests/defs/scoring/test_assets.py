@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import csv
-import warnings
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring import assets as scoring_assets
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
@@ -22,6 +20,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
 from leads_pipeline_tests.paths import SHARED_DATA
+from leads_pipeline_tests.support import materialize_batch
 
 pytestmark = pytest.mark.integration
 LEADS_CSV = SHARED_DATA / "lead_scoring" / "Leads.csv"
@@ -35,19 +34,10 @@ def materialize(
     partition: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    if partition and partition not in instance.get_dynamic_partitions(BATCHES):
-        instance.add_dynamic_partitions(BATCHES, [partition])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dg.materialize(
-            [asset],
-            partition_key=partition,
-            instance=instance,
-            resources={"database": LeadsDatabase(database_url=database_url)},
-            run_config={"ops": {asset.key.path[-1]: {"config": config}}},
-            tags=tags,
-            raise_on_error=False,
-        )
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    return materialize_batch(
+        [asset], partition, instance, resources, {asset.key.path[-1]: config}, tags=tags, raise_on_error=False
+    )
 
 
 def metadata(result: dg.ExecuteInProcessResult, node: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -12,9 +12,8 @@ import pytest
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.http import MalformedResponseError
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
-from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings, build_http_app
+from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings
 from leads_pipeline.sandbox.http.apify import PRICE_USD
-from leads_pipeline.sandbox.http.serve import serve_in_thread
 from leads_pipeline.sandbox.world import Company, Experience, LinkedInProfile, Person, Phone, World
 
 TOKEN = "apify_api_secret_token_31"
@@ -59,24 +58,11 @@ OTHER_JANE = replace(
 WORLD = World(companies=(ACME,), people=(*PEOPLE, OTHER_JANE))
 
 
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[tuple[HttpEmulator, str]]:
-    settings = EmulatorSettings(
-        timeout_sleep_s=1.0,
-        apify_run_s=0.05,  # runs stay RUNNING briefly, so the client polls waitForFinish
-        providers={"apify": ProviderSettings(api_keys=frozenset({TOKEN}))},
-    )
-    app = build_http_app(WORLD, settings)
-    server, port = serve_in_thread(app)
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(emulators: tuple[HttpEmulator, str]) -> HttpEmulator:
-    emulators[0].reset()
-    return emulators[0]
+SETTINGS = EmulatorSettings(
+    timeout_sleep_s=1.0,
+    apify_run_s=0.05,  # runs stay RUNNING briefly, so the client polls waitForFinish
+    providers={"apify": ProviderSettings(api_keys=frozenset({TOKEN}))},
+)
 
 
 def resource(base: str, **overrides: Any) -> ApifyResource:

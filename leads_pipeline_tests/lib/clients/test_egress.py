@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
 
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV, PrivateAddressError, deadline_session, public_addresses
-from leads_pipeline_tests.support import Offline, Rebinding
+from leads_pipeline_tests.support import Offline, Rebinding, receiver
 
 
 @pytest.mark.parametrize(
@@ -60,22 +58,8 @@ def test_public_addresses_pass_and_only_the_sandbox_setting_lifts_the_guard(monk
 @pytest.fixture
 def listener() -> Iterator[tuple[int, list[str]]]:
     """A server on 127.0.0.1 (the private address a rebinding name turns to) and the paths it was asked for."""
-    asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_port, asked
-    server.shutdown()
-    server.server_close()
+    with receiver(status=204) as (url, asked):
+        yield int(url.rsplit(":", 1)[1]), asked
 
 
 def test_a_name_is_looked_up_once_and_only_the_checked_addresses_are_connected_to(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -12,9 +12,9 @@ import pytest
 from leads_pipeline.lib.clients.gemini import CompanyFacts, GeminiResource
 from leads_pipeline.lib.clients.http import MalformedResponseError
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
-from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings, build_http_app
-from leads_pipeline.sandbox.http.serve import serve_in_thread
+from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings
 from leads_pipeline.sandbox.world import Company, World
+from leads_pipeline_tests.support import served
 
 KEY = "gemini-secret-key-77"
 ACME = Company(
@@ -32,20 +32,7 @@ ACME = Company(
 WORLD = World(companies=(ACME,), people=())
 
 
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[tuple[HttpEmulator, str]]:
-    settings = EmulatorSettings(timeout_sleep_s=1.0, providers={"gemini": ProviderSettings(api_keys=frozenset({KEY}))})
-    app = build_http_app(WORLD, settings)
-    server, port = serve_in_thread(app)
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(emulators: tuple[HttpEmulator, str]) -> HttpEmulator:
-    emulators[0].reset()
-    return emulators[0]
+SETTINGS = EmulatorSettings(timeout_sleep_s=1.0, providers={"gemini": ProviderSettings(api_keys=frozenset({KEY}))})
 
 
 def resource(base_url: str, **overrides: Any) -> GeminiResource:
@@ -167,26 +154,20 @@ def answer_with(
 
 @pytest.mark.parametrize("text", ["Acme is a software company in Austin.", '{"found": "maybe"}'])
 def test_answer_that_does_not_parse_is_a_clear_error(text: str) -> None:
-    server, port = serve_in_thread(answer_with(text))
-    try:
-        with pytest.raises(MalformedResponseError, match="did not return JSON matching CompanyFacts") as caught:
-            resource(f"http://127.0.0.1:{port}").research_company("Acme Analytics", "acme.io")
-        assert "STOP" in str(caught.value)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with (
+        served(answer_with(text)) as url,
+        pytest.raises(MalformedResponseError, match="did not return JSON matching CompanyFacts") as caught,
+    ):
+        resource(url).research_company("Acme Analytics", "acme.io")
+    assert "STOP" in str(caught.value)
 
 
 def test_a_declined_answer_is_not_found_and_not_asked_again() -> None:
     """SAFETY (or RECITATION, MAX_TOKENS...) is the model's answer to that prompt: asking again would pay again
     for the same refusal."""
     calls: list[int] = []
-    server, port = serve_in_thread(answer_with("", reason="SAFETY", calls=calls))
-    try:
-        research = resource(f"http://127.0.0.1:{port}").research_company("Acme Analytics", "acme.io")
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served(answer_with("", reason="SAFETY", calls=calls)) as url:
+        research = resource(url).research_company("Acme Analytics", "acme.io")
     assert research.found is False and research.name is None
     assert len(calls) == 1, "asked once"
 

@@ -6,6 +6,7 @@ emulator saw against the tokens the bucket handed out, and check that a 429 hold
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -22,9 +23,9 @@ from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.common import RateLimit
-from leads_pipeline.sandbox.http.serve import serve_in_thread
 from leads_pipeline.sandbox.world import Company, World
 from leads_pipeline_tests.lib.enrichment.test_pacing import FakeTime
+from leads_pipeline_tests.support import served
 
 ACME = Company(name="Acme Analytics", domain="acme.io", industry="Computer Software", employee_count=120)
 WORLD = World(companies=(ACME,), people=())
@@ -87,18 +88,13 @@ class Served:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[[EmulatorSettings], Served]]:
-    servers = []
+    with contextlib.ExitStack() as servers:
 
-    def start(settings: EmulatorSettings) -> Served:
-        recorder = Recorder(build_http_app(WORLD, settings))
-        server, port = serve_in_thread(recorder)
-        servers.append(server)
-        return Served(recorder, f"http://127.0.0.1:{port}")
+        def start(settings: EmulatorSettings) -> Served:
+            recorder = Recorder(build_http_app(WORLD, settings))
+            return Served(recorder, servers.enter_context(served(recorder)))
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 def fake_bucket(per_second: float = 10) -> tuple[TokenBucket, FakeTime]:

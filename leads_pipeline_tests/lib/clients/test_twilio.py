@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from leads_pipeline.lib.clients.http import MalformedResponseError
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
-from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings, build_http_app
-from leads_pipeline.sandbox.http.serve import serve_in_thread
+from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings
 from leads_pipeline.sandbox.world import Company, Person, Phone, World
 
 SID = "AC0000000000000000000000000000sand"
@@ -32,20 +29,7 @@ WORLD = World(
 )
 
 
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[tuple[HttpEmulator, str]]:
-    settings = EmulatorSettings(providers={"twilio": ProviderSettings(api_keys=frozenset({SID}))})
-    app = build_http_app(WORLD, settings)
-    server, port = serve_in_thread(app)
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(emulators: tuple[HttpEmulator, str]) -> HttpEmulator:
-    emulators[0].reset()
-    return emulators[0]
+SETTINGS = EmulatorSettings(providers={"twilio": ProviderSettings(api_keys=frozenset({SID}))})
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -16,9 +16,7 @@ from leads_pipeline.sandbox.http import (
     EmulatorSettings,
     HttpEmulator,
     ProviderSettings,
-    build_http_app,
 )
-from leads_pipeline.sandbox.http.serve import serve_in_thread
 from leads_pipeline.sandbox.world import Company, MxBehaviour, Person, World
 
 ZB_KEY = "zb-secret-key-0001"
@@ -66,21 +64,6 @@ SETTINGS = EmulatorSettings(
         "neverbounce": ProviderSettings(api_keys=frozenset({NB_KEY})),
     },
 )
-
-
-@pytest.fixture(scope="module")
-def emulators() -> Iterator[tuple[HttpEmulator, str]]:
-    app = build_http_app(WORLD, SETTINGS)
-    server, port = serve_in_thread(app)
-    yield app, f"http://127.0.0.1:{port}"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def app(emulators: tuple[HttpEmulator, str]) -> HttpEmulator:
-    emulators[0].reset()
-    return emulators[0]
 
 
 @pytest.fixture

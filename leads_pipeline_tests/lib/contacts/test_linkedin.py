@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import pytest
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.contacts.linkedin import best_profile, canonical_profile_url, score_result, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
-from leads_pipeline_tests.support import Offline, Rebinding
+from leads_pipeline_tests.support import Offline, Rebinding, Receiver, drip, receiver
 
 LEAD = {"first_name": "José", "last_name": "García", "company": "Acme Robotics", "title": "VP of Sales"}
 
@@ -77,30 +75,18 @@ def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Serves a PNG, a web page and a redirect to the PNG, on 127.0.0.1 (reachable with the sandbox's setting)."""
     monkeypatch.setenv(ALLOW_PRIVATE_ENV, "1")
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(Receiver):
         def do_GET(self) -> None:
-            if self.path == "/slow.png":  # a byte every 0.2 s, each well within any read timeout
+            if self.path == "/slow.png":  # a byte every 0.2 s
                 self.send_response(200)
                 self.send_header("Content-Type", "image/png")
                 self.send_header("Content-Length", "100")
                 self.end_headers()
-                try:
-                    for _ in range(100):
-                        self.wfile.write(b"x")
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    pass  # the client hung up, as it should
+                drip(self.wfile, [b"x"] * 100, 0.2)
                 return
             if self.path == "/slow-headers.png":  # a header line every 0.2 s, the body never reached
-                try:
-                    self.wfile.write(b"HTTP/1.0 200 OK\r\n")
-                    for n in range(30):
-                        self.wfile.write(f"X-Drip-{n}: x\r\n".encode())
-                        self.wfile.flush()
-                        time.sleep(0.2)
-                except OSError:
-                    pass  # the client hung up, as it should
+                self.wfile.write(b"HTTP/1.0 200 OK\r\n")
+                drip(self.wfile, (f"X-Drip-{n}: x\r\n".encode() for n in range(30)), 0.2)
                 return
             if self.path == "/moved":
                 self.send_response(302)
@@ -114,13 +100,8 @@ def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with receiver(Handler) as (url, _):
+        yield url
 
 
 def test_images_are_stored_once_by_hash(image_server: str, tmp_path: Path) -> None:

@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from leads_pipeline.lib.crm.connection import Connection, parse_connection
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine
@@ -79,6 +81,22 @@ def import_leads(database_url: str, tmp_path: Path, rows: list[dict[str, str]], 
         row = conn.execute("SELECT id FROM lists WHERE name = %s", (list_name,)).fetchone()
     assert row is not None
     return int(row["id"])
+
+
+def push_killed_after_sending(
+    database_url: str, sandbox: Sandbox, conn: Connection, list_id: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Push the list and die (a kill, Ctrl-C) as soon as the CRM has the records, before the links are recorded."""
+    killed = engine(database_url, sandbox, conn)
+    push = killed.connector.push
+
+    def push_then_die(records: Any) -> Any:
+        push(records)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(killed.connector, "push", push_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run("push", list_id)
 
 
 def connection(crm: str, name: str | None = None, **settings: Any) -> Connection:

@@ -18,7 +18,15 @@ from leads_pipeline.lib.store import crm_erasures, privacy
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.crmstore import CrmStore
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import MAPPINGS, connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import (
+    MAPPINGS,
+    connection,
+    email_of,
+    engine,
+    import_leads,
+    lead_rows,
+    push_killed_after_sending,
+)
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
@@ -130,16 +138,8 @@ def test_erasure_removes_the_marks_a_killed_push_left_of_the_person(
     it sent; an erasure left the person's, which stayed for good (an erased person's key is never pushed again).
     Each mark names its lead now, and the erasure deletes the person's marks with their leads, no one else's."""
     list_id = import_leads(database_url, tmp_path, lead_rows(2, start=96_000))
-    killed = engine(database_url, sandbox, connection("pipedrive", "pd-erase-marks", direction="push"))
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)
-        raise KeyboardInterrupt("killed")  # before the links are recorded: the marks stay
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
+    pushed = connection("pipedrive", "pd-erase-marks", direction="push")
+    push_killed_after_sending(database_url, sandbox, pushed, list_id, monkeypatch)  # the marks stay
     count = "SELECT count(*) AS n FROM crm_creates_sent WHERE connection = 'pd-erase-marks'"
     with connect(database_url) as conn:
         assert conn.execute(count).fetchone() == {"n": 2}

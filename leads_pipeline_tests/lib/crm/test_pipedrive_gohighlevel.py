@@ -7,7 +7,6 @@ from typing import Any, cast
 
 import pytest
 
-from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.pipedrive import PipedriveConnector
 from leads_pipeline.lib.crm.rest import Answer
 from leads_pipeline.lib.errors import ConfigurationError
@@ -17,7 +16,14 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import (
+    connection,
+    email_of,
+    engine,
+    import_leads,
+    lead_rows,
+    push_killed_after_sending,
+)
 from leads_pipeline_tests.support import bidx
 
 pytestmark = pytest.mark.integration
@@ -31,23 +37,6 @@ def pipedrive(sandbox: Sandbox) -> PipedriveEmulator:
 def gohighlevel(sandbox: Sandbox) -> GoHighLevelEmulator:
     assert sandbox.http_app is not None
     return cast(GoHighLevelEmulator, sandbox.http_app.emulator("gohighlevel"))
-
-
-def push_killed_after_sending(
-    monkeypatch: pytest.MonkeyPatch, database_url: str, sandbox: Sandbox, conn_: Connection, list_id: int
-) -> None:
-    """A push of the list that sent its records (Pipedrive created or updated the people) and was killed before
-    it recorded their links: its transaction rolled back, the marks of its creates stay."""
-    killed = engine(database_url, sandbox, conn_)
-    push = killed.connector.push
-
-    def push_then_die(records: Any) -> Any:
-        push(records)
-        raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(killed.connector, "push", push_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run("push", list_id)
 
 
 def test_pipedrive_looks_up_before_create_and_resolves_custom_field_keys(
@@ -112,7 +101,7 @@ def test_pipedrive_a_push_killed_after_its_create_is_resent_without_creating_the
     emulator = pipedrive(sandbox)
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
     conn_ = connection("pipedrive", "pd-killed-create", direction="push")
-    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # the people created
+    push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the people are created
     with connect(database_url) as db:
         assert store.links(db, "pd-killed-create") == []
 
@@ -145,7 +134,7 @@ def test_pipedrive_a_push_killed_after_recreating_a_deleted_person_is_resent_wit
     with transaction(database_url) as db:  # a change to send: the update finds the person gone
         db.execute("UPDATE leads SET title = 'Head of Ops' WHERE email_bidx = %s", (bidx(email_of(95_000)),))
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
-    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # the person created again
+    push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the person is created again
 
     again = engine(database_url, sandbox, conn_).run("push", list_id)
 
@@ -172,7 +161,7 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
     conn_ = connection("pipedrive", "pd-stale-mark", direction="push")
 
     def killed_push(list_id: int) -> None:
-        push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)
+        push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # the marks stay
 
     def change_email(lead_id: int, email: str) -> None:
         with transaction(database_url) as db:
@@ -213,7 +202,7 @@ def test_pipedrive_a_push_killed_after_its_create_then_an_email_change_updates_t
     emulator = pipedrive(sandbox)
     monkeypatch.setattr(emulator, "search_lag_s", 600.0)
     conn_ = connection("pipedrive", "pd-killed-moved", direction="push")
-    push_killed_after_sending(monkeypatch, database_url, sandbox, conn_, list_id)  # created under the old address
+    push_killed_after_sending(database_url, sandbox, conn_, list_id, monkeypatch)  # created under the old address
     moved = "moved.98000@example.net"
     with transaction(database_url) as db:
         (lead_id,) = [r["id"] for r in db.execute("SELECT id FROM leads WHERE list_id = %s", (list_id,))]

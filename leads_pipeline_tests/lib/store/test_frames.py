@@ -12,7 +12,7 @@ from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.imports import create_batch
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline_tests.support import import_file, stored
+from leads_pipeline_tests.support import import_text, stored
 
 AWKWARD = [
     'Ann "The Closer" O\'Neil',
@@ -84,11 +84,10 @@ def test_an_import_batch_gives_the_leads_it_created_and_matched_each_once(databa
     with connect(database_url) as conn:
         create_list(conn, "prospects", owner="test")
     header = "First Name,Email\n"
-    (tmp_path / "old.csv").write_text(header + "Old,old@example.com\nGone,gone@example.com\n")
-    import_file(database_url, tmp_path / "old.csv")
+    import_text(database_url, tmp_path / "old.csv", header + "Old,old@example.com\nGone,gone@example.com\n")
     rows = ["New,new@example.com", "Old,old@example.com", "Gone,gone@example.com", "New,new@example.com"]
-    (tmp_path / "new.csv").write_text(header + "\n".join(rows) + "\n")
-    status = import_file(database_url, tmp_path / "new.csv", chunk_rows=1)  # the last row meets the first's lead
+    new = header + "\n".join(rows) + "\n"
+    status = import_text(database_url, tmp_path / "new.csv", new, chunk_rows=1)  # the last row meets the first's lead
     with connect(database_url) as conn:
         conn.execute("UPDATE leads SET deleted_at = now() WHERE first_name = 'Gone'")
         [frame] = list(frames.batch_lead_frames(conn, status["batchId"], ("first_name", "email")))

@@ -32,7 +32,15 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import await_lock_wait, bidx, database_before, import_file
+from leads_pipeline_tests.support import (
+    await_lock_wait,
+    bidx,
+    database_before,
+    import_file,
+    live_leads,
+    sql_rows,
+    sql_value,
+)
 
 # --------------------------------------------------------------------------------------------------------------
 # Helpers
@@ -67,24 +75,8 @@ def _new_list(database_url: str, name: str = "prospects", dedupe: DedupeKey = "e
         return create_list(conn, name, owner="tester", dedupe=dedupe).id
 
 
-def _query(database_url: str, query: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    with connect(database_url) as conn:
-        return list(conn.execute(query, params))  # type: ignore[arg-type]
-
-
-def _scalar(database_url: str, query: str, params: Sequence[Any] = ()) -> Any:
-    rows = _query(database_url, query, params)
-    return next(iter(rows[0].values()))
-
-
-def _lead_count(database_url: str, list_id: int | None = None) -> int:
-    if list_id is None:
-        return int(_scalar(database_url, "SELECT count(*) FROM leads WHERE deleted_at IS NULL"))
-    return int(_scalar(database_url, "SELECT count(*) FROM leads WHERE list_id = %s AND deleted_at IS NULL", [list_id]))
-
-
 def _duplicate_emails(database_url: str) -> list[dict[str, Any]]:
-    return _query(
+    return sql_rows(
         database_url,
         "SELECT list_id, email, count(*) AS n FROM leads WHERE email IS NOT NULL AND deleted_at IS NULL"
         " GROUP BY list_id, email HAVING count(*) > 1",
@@ -93,26 +85,26 @@ def _duplicate_emails(database_url: str) -> list[dict[str, Any]]:
 
 def _batch_size(database_url: str, batch_id: str) -> int:
     """How many live leads belong to the batch (through the batch_members view where the schema has one)."""
-    view = _scalar(database_url, "SELECT to_regclass('batch_members') IS NOT NULL")
+    view = sql_value(database_url, "SELECT to_regclass('batch_members') IS NOT NULL")
     members = "batch_members" if view else "batch_leads"
     return int(
-        _scalar(
+        sql_value(
             database_url,
             f"SELECT count(*) FROM {members} b JOIN leads l ON l.id = b.lead_id"
             " WHERE b.batch_id = %s AND l.deleted_at IS NULL",
-            [batch_id],
+            batch_id,
         )
     )
 
 
 def _lead_by_index(database_url: str, index: str) -> dict[str, Any]:
-    rows = _query(database_url, "SELECT * FROM leads WHERE custom->>'Index' = %s", [index])
+    rows = sql_rows(database_url, "SELECT * FROM leads WHERE custom->>'Index' = %s", index)
     assert len(rows) == 1, f"expected one lead with Index {index}, found {len(rows)}"
     return rows[0]
 
 
 def _all_leads(database_url: str) -> list[dict[str, Any]]:
-    return _query(database_url, "SELECT * FROM leads ORDER BY id")
+    return sql_rows(database_url, "SELECT * FROM leads ORDER BY id")
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
@@ -141,12 +133,12 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
     assert status["progress"] == {"processed": 10_000, "total": 10_000, "percentage": 100.0}
-    assert _lead_count(database_url, list_id) == 10_000
+    assert live_leads(database_url, list_id) == 10_000
     assert _duplicate_emails(database_url) == []
     assert _batch_size(database_url, status["batchId"]) == 10_000
 
     _, rows = _read_csv(customers_10000)
-    stored = {r["email"] for r in _query(database_url, "SELECT email FROM leads")}
+    stored = {r["email"] for r in sql_rows(database_url, "SELECT email FROM leads")}
     assert stored == {r[9].strip().lower() for r in rows}
 
     # 2,10dAcafEBbA5FcA,Kristina,Ferrell,"Horn, Shepard and Watson",Aaronville,Andorra,932-062-1802,...
@@ -172,10 +164,10 @@ def test_import_customers_10000(database_url: str, customers_10000: Path) -> Non
     assert lopez["website"] == "newman.com"  # https://www.newman.com/
 
     # Every invalid phone/country is a warning whose value is kept in custom under its header.
-    warnings = _query(
+    warnings = sql_rows(
         database_url,
         "SELECT e.row_number, e.column_name, e.value FROM import_errors e WHERE e.import_id = %s",
-        [int(status["importId"])],
+        int(status["importId"]),
     )
     assert len(warnings) == status["warnings"] > 0
     index_of_line = {str(line): r[0] for line, r in enumerate(rows, start=2)}
@@ -195,11 +187,11 @@ def test_a_warned_cell_is_kept_in_its_error_up_to_a_thousand_characters(database
     path.write_text(f"email,Phone\nann@acme.com,{pasted}\n", encoding="utf-8")
     list_id = _new_list(database_url)
     status = import_file(database_url, path)
-    [error] = _query(
-        database_url, "SELECT column_name, value FROM import_errors WHERE import_id = %s", [int(status["importId"])]
+    [error] = sql_rows(
+        database_url, "SELECT column_name, value FROM import_errors WHERE import_id = %s", int(status["importId"])
     )
     assert (error["column_name"], error["value"]) == ("Phone", pasted[:1000])
-    assert _scalar(database_url, "SELECT custom->>'Phone' FROM leads WHERE list_id = %s", [list_id]) == pasted
+    assert sql_value(database_url, "SELECT custom->>'Phone' FROM leads WHERE list_id = %s", list_id) == pasted
 
 
 def test_the_merge_session_keeps_its_settings_and_leaves_each_chunk_its_own_transaction(database_url: str) -> None:
@@ -240,7 +232,7 @@ def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_ur
 
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
-    assert _lead_count(database_url, list_id) == 10_000
+    assert live_leads(database_url, list_id) == 10_000
     assert status["mapping"]["Email 1"] == "email"
     assert status["mapping"]["Email 2"] is None
 
@@ -252,9 +244,9 @@ def test_import_leads_10000_with_two_email_columns_in_a_process_pool(database_ur
     assert lead["notes"] == first["Notes"]
     assert lead["website"] == "black.com"  # https://black.com/
 
-    order = [int(r["idx"]) for r in _query(database_url, "SELECT custom->>'Index' AS idx FROM leads ORDER BY id")]
+    order = [int(r["idx"]) for r in sql_rows(database_url, "SELECT custom->>'Index' AS idx FROM leads ORDER BY id")]
     assert order == list(range(1, 10_001)), "chunks prepared in parallel are merged in file order"
-    imports = _query(database_url, "SELECT chunks_done, processed_rows FROM imports")
+    imports = sql_rows(database_url, "SELECT chunks_done, processed_rows FROM imports")
     assert imports == [{"chunks_done": 4, "processed_rows": 10_000}]
 
 
@@ -267,7 +259,7 @@ def test_reimporting_the_same_file_skips_every_row(database_url: str) -> None:
     assert first["results"]["imported"] == 1_000
     assert again["status"] == "completed"
     assert again["results"] == {"imported": 0, "updated": 0, "skipped": 1_000, "errors": 0}
-    assert _lead_count(database_url, list_id) == 1_000
+    assert live_leads(database_url, list_id) == 1_000
     assert _duplicate_emails(database_url) == []
     assert _all_leads(database_url) == before, "skipping must not touch the existing leads"
 
@@ -295,7 +287,7 @@ def test_same_file_into_another_list_is_imported_again(database_url: str) -> Non
     import_file(database_url, CUSTOMERS_1000, "first")
     status = import_file(database_url, CUSTOMERS_1000, "second")
     assert status["results"]["imported"] == 1_000
-    assert _lead_count(database_url, first_list) == _lead_count(database_url, second_list) == 1_000
+    assert live_leads(database_url, first_list) == live_leads(database_url, second_list) == 1_000
 
 
 def test_a_batch_of_another_list_is_refused_and_nothing_is_written(database_url: str) -> None:
@@ -305,7 +297,7 @@ def test_a_batch_of_another_list_is_refused_and_nothing_is_written(database_url:
     import_file(database_url, DEMO_FILE, "first", batch_id="batch-shared")
     with pytest.raises(PermanentError, match="batch batch-shared is an import into another list, not into 'second'"):
         import_file(database_url, DEMO_FILE, "second", batch_id="batch-shared")
-    assert _lead_count(database_url, second_list) == 0
+    assert live_leads(database_url, second_list) == 0
 
 
 def test_an_interrupted_import_says_so_and_resumes(database_url: str) -> None:
@@ -414,11 +406,11 @@ def test_update_writes_each_phone_with_its_own_extension(database_url: str, tmp_
     assert status["results"]["updated"] == 3
 
     def phones() -> list[tuple[Any, ...]]:
-        rows = _query(
+        rows = sql_rows(
             database_url,
             "SELECT first_name, phone, phone_ext, mobile_phone, mobile_phone_ext FROM leads WHERE list_id = %s"
             " ORDER BY id",
-            [list_id],
+            list_id,
         )
         return [tuple(r.values()) for r in rows]
 
@@ -477,10 +469,10 @@ def test_duplicates_against_the_list_follow_its_dedupe_setting(
     assert status["results"]["skipped"] == len(INCOMING) - len(imported)
     assert status["results"]["errors"] == 0
     stored = {
-        r["first_name"] for r in _query(database_url, "SELECT first_name FROM leads WHERE list_id = %s", [list_id])
+        r["first_name"] for r in sql_rows(database_url, "SELECT first_name FROM leads WHERE list_id = %s", list_id)
     }
     assert stored == names
-    assert _lead_count(database_url, list_id) == len(names)
+    assert live_leads(database_url, list_id) == len(names)
 
 
 @pytest.mark.parametrize("dedupe", ["email", "phone", "both"])
@@ -566,7 +558,7 @@ def test_undo_removes_the_leads_an_import_created(database_url: str) -> None:
     kept = import_file(database_url, DEMO_FILE)
     kept_leads = _all_leads(database_url)
     status = import_file(database_url, CUSTOMERS_1000)
-    assert _lead_count(database_url, list_id) == len(kept_leads) + status["results"]["imported"]
+    assert live_leads(database_url, list_id) == len(kept_leads) + status["results"]["imported"]
 
     result = _undo(database_url, status["importId"])
 
@@ -708,7 +700,7 @@ def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
     else:
         status = _import_rows(database_url, tmp_path / "1.csv", header, [["e2@x.com", "Max", "CTO"]])
     edited = (
-        _scalar(database_url, "SELECT max(id) FROM leads")
+        sql_value(database_url, "SELECT max(id) FROM leads")
         if on_duplicate == "skip"
         else _lead(database_url, "e1@x.com")["id"]
     )
@@ -729,7 +721,7 @@ def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
     thread.join()
 
     assert f"1 leads it wrote changed since (lead {edited}:" in outcome.get("refused", str(outcome))
-    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (edited,)) == "Manual CTO"
+    assert sql_value(database_url, "SELECT title FROM leads WHERE id = %s", edited) == "Manual CTO"
 
 
 def test_two_imports_into_one_list_at_once_leave_no_duplicates_by_its_key(
@@ -772,10 +764,10 @@ def test_two_imports_into_one_list_at_once_leave_no_duplicates_by_its_key(
     thread.join()
 
     assert (
-        _scalar(database_url, "SELECT count(*) - count(DISTINCT email_bidx) FROM leads WHERE list_id = %s", (list_id,))
+        sql_value(database_url, "SELECT count(*) - count(DISTINCT email_bidx) FROM leads WHERE list_id = %s", list_id)
         == 0
     ), "no two leads of the list share an email"
-    assert _lead_count(database_url, list_id) == 3
+    assert live_leads(database_url, list_id) == 3
     assert results["a"]["imported"] == 2
     assert (results["b"]["imported"], results["b"]["skipped"]) == (1, 1)
 
@@ -805,8 +797,8 @@ def test_an_import_stops_when_its_list_is_purged_while_it_runs(database_url: str
             user="tester",
             on_progress=purge_after_the_first_chunk,
         )
-    assert _scalar(database_url, "SELECT count(*) FROM leads") == 0
-    assert _scalar(database_url, "SELECT status FROM imports WHERE batch_id = 'purged'") == "failed"
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
+    assert sql_value(database_url, "SELECT status FROM imports WHERE batch_id = 'purged'") == "failed"
 
 
 def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str, tmp_path: Path) -> None:
@@ -837,7 +829,7 @@ def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str,
         merging.commit()
     thread.join()
 
-    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    live = sql_rows(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
     assert live == [{"id": ids[1], "title": "CTO"}]
     assert outcome["results"]["results"]["updated"] == 1
 
@@ -870,10 +862,10 @@ def test_an_update_import_during_a_bulk_delete_of_the_lead_it_finds_creates_it_a
         deleting.commit()
     thread.join()
 
-    live = _query(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
+    live = sql_rows(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
     assert [r["title"] for r in live] == ["CTO"] and live[0]["id"] != deleted
     assert outcome["results"]["results"]["imported"] == 1
-    assert _scalar(database_url, "SELECT title FROM leads WHERE id = %s", (deleted,)) == "Engineer"
+    assert sql_value(database_url, "SELECT title FROM leads WHERE id = %s", deleted) == "Engineer"
 
 
 def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str, tmp_path: Path) -> None:
@@ -890,7 +882,7 @@ def test_undo_is_refused_while_a_merge_holds_a_lead_it_created(database_url: str
     refused = rf"in merge {merge.merge_id}.*leads merges undo {merge.merge_id}"
     with pytest.raises(PermanentError, match=refused), connect(database_url) as conn:
         store.undo_import(conn, int(second["importId"]), "tester", force=True)
-    assert _lead_count(database_url) == 1, "the merge and both leads stay"
+    assert live_leads(database_url) == 1, "the merge and both leads stay"
 
     with connect(database_url) as conn:
         undo_merge(conn, merge.merge_id, "tester")
@@ -939,7 +931,7 @@ BAD_FILES: dict[str, tuple[bytes | None, str]] = {
 
 def _assert_nothing_written(database_url: str) -> None:
     for table in ("leads", "imports", "import_errors", "batches", "batch_leads", "import_updates"):
-        assert _scalar(database_url, f"SELECT count(*) FROM {table}") == 0, f"{table} has rows"
+        assert sql_value(database_url, f"SELECT count(*) FROM {table}") == 0, f"{table} has rows"
 
 
 @pytest.mark.parametrize("case", list(BAD_FILES))
@@ -984,7 +976,7 @@ def test_wrong_field_counts_and_rows_without_identity_do_not_block_good_rows(dat
     assert "identify" in errors[(33, "error")]["reason"]
     assert errors[(35, "warning")]["value"] == "not a phone"
     assert status["results"]["errors"] == 2
-    assert _lead_count(database_url) == status["results"]["imported"] > 30
+    assert live_leads(database_url) == status["results"]["imported"] > 30
 
 
 def test_out_of_range_employee_count_is_a_row_warning_not_a_failed_import(database_url: str, tmp_path: Path) -> None:
@@ -999,7 +991,7 @@ def test_out_of_range_employee_count_is_a_row_warning_not_a_failed_import(databa
     status = import_file(database_url, path)
     assert status["status"] == "completed"
     assert status["results"]["imported"] == 2
-    leads = {r["email"]: r for r in _query(database_url, "SELECT * FROM leads WHERE list_id = %s", [list_id])}
+    leads = {r["email"]: r for r in sql_rows(database_url, "SELECT * FROM leads WHERE list_id = %s", list_id)}
     assert leads["small@example.com"]["employee_count"] == 12
     assert leads["big@example.com"]["employee_count"] is None
     assert leads["big@example.com"]["custom"] == {"Employees": "3000000000"}
@@ -1022,7 +1014,7 @@ def test_leads_reachable_only_by_phone_are_not_duplicated_in_an_email_list(datab
     )
     first = import_file(database_url, path)
     second = import_file(database_url, path)
-    assert _lead_count(database_url, list_id) == 3
+    assert live_leads(database_url, list_id) == 3
     assert first["results"]["imported"] == 3
     assert second["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
 
@@ -1122,8 +1114,11 @@ def test_a_file_without_a_single_email_imports(database_url: str, tmp_path: Path
     )
     status = import_file(database_url, path)
     assert status["results"] == {"imported": 2, "updated": 0, "skipped": 0, "errors": 0}
-    rows = _query(database_url, "SELECT email, email_domain, phone IS NOT NULL AS phoned FROM leads WHERE list_id = %s"
-                  " ORDER BY id", [list_id])  # fmt: skip
+    rows = sql_rows(
+        database_url,
+        "SELECT email, email_domain, phone IS NOT NULL AS phoned FROM leads WHERE list_id = %s ORDER BY id",
+        list_id,
+    )
     assert [(r["email"], r["email_domain"], r["phoned"]) for r in rows] == [(None, None, True), (None, None, False)]
 
 
@@ -1159,10 +1154,10 @@ def test_rows_known_only_by_name_and_company_find_their_lead_wherever_it_was_mad
     ]
     status = import_file(database_url, _write_csv(tmp_path / "2.csv", header, rows), chunk_rows=2)
     assert status["results"] == {"imported": 4, "updated": 0, "skipped": 4, "errors": 0}
-    live = _query(
+    live = sql_rows(
         database_url,
         "SELECT first_name, count(*) AS n FROM leads WHERE list_id = %s AND deleted_at IS NULL GROUP BY first_name",
-        [list_id],
+        list_id,
     )
     assert {r["first_name"]: r["n"] for r in live} == {n: 1 for n in ("Ann", "Bob", "Cy", "Dan", "Eve", "Fay", "Gus")}
 
@@ -1186,7 +1181,7 @@ def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
     ]
     status = import_file(database_url, _write_csv(tmp_path / "rows.csv", header, rows), chunk_rows=1)
     assert status["results"] == {"imported": 1, "updated": 0, "skipped": 2, "errors": 0}
-    leads = _query(database_url, "SELECT first_name, linkedin_url FROM leads WHERE list_id = %s ORDER BY id", [list_id])
+    leads = sql_rows(database_url, "SELECT first_name, linkedin_url FROM leads WHERE list_id = %s ORDER BY id", list_id)
     assert [(r["first_name"], r["linkedin_url"]) for r in leads] == [
         ("Karen", None),
         ("Lee", "https://www.linkedin.com/in/lee-one"),
@@ -1194,7 +1189,7 @@ def test_a_row_whose_linkedin_url_finds_no_lead_is_matched_by_name_and_company(
     ]
     again = import_file(database_url, _write_csv(tmp_path / "again.csv", header, rows[:1]), on_duplicate="update")
     assert again["results"] == {"imported": 0, "updated": 1, "skipped": 0, "errors": 0}
-    karen = _query(database_url, "SELECT linkedin_url FROM leads WHERE first_name = 'Karen'")
+    karen = sql_rows(database_url, "SELECT linkedin_url FROM leads WHERE first_name = 'Karen'")
     assert [r["linkedin_url"] for r in karen] == ["https://www.linkedin.com/in/karenk"]
 
 
@@ -1207,7 +1202,7 @@ def test_a_linkedin_member_id_keeps_its_case_and_finds_its_lead_stored_lower_cas
     header = ["First Name", "Last Name", "Company", "LinkedIn"]
     old = [["Ann", "Lee", "Acme", "https://www.linkedin.com/in/ACoAAB12345/"]]
     import_file(database_url, _write_csv(tmp_path / "old.csv", header, old))
-    assert _query(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s", [list_id]) == [
+    assert sql_rows(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s", list_id) == [
         {"linkedin_url": "https://www.linkedin.com/in/ACoAAB12345"}
     ]
     with connect(database_url) as conn:  # as imports before and sql/043 stored it
@@ -1218,7 +1213,7 @@ def test_a_linkedin_member_id_keeps_its_case_and_finds_its_lead_stored_lower_cas
     ]
     status = import_file(database_url, _write_csv(tmp_path / "new.csv", header, rows), on_duplicate="update")
     assert status["results"] == {"imported": 1, "updated": 1, "skipped": 0, "errors": 0}
-    leads = _query(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s ORDER BY id", [list_id])
+    leads = sql_rows(database_url, "SELECT linkedin_url FROM leads WHERE list_id = %s ORDER BY id", list_id)
     assert [r["linkedin_url"] for r in leads] == [
         "https://www.linkedin.com/in/ACoAAB12345",
         "https://www.linkedin.com/in/ACoAAb12345",
@@ -1272,11 +1267,11 @@ SECONDARY_ROWS: dict[str, tuple[DedupeKey, list[list[str]]]] = {
 def _stored_leads(database_url: str, list_id: int) -> list[dict[str, Any]]:
     """The list's leads as they read (sealed values by their blind index: each sealing differs), in creation
     order."""
-    return _query(
+    return sql_rows(
         database_url,
         "SELECT first_name, last_name, full_name, company, title, email_bidx, phone_bidx, linkedin_url, name_key,"
         " custom FROM leads WHERE list_id = %s AND deleted_at IS NULL ORDER BY id",
-        [list_id],
+        list_id,
     )
 
 
@@ -1600,10 +1595,10 @@ def test_crash_half_way_then_rerun_finishes_without_duplicates(
     with pytest.raises(RuntimeError, match="simulated crash"):
         import_file(database_url, customers_10000, batch_id="batch-crash", chunk_rows=1_000)
 
-    [record] = _query(database_url, "SELECT * FROM imports")
+    [record] = sql_rows(database_url, "SELECT * FROM imports")
     assert (record["status"], record["chunks_done"], record["processed_rows"]) == ("failed", 2, 2_000)
     assert "simulated crash" in record["failure"]
-    assert _lead_count(database_url, list_id) == 2_000, "the crashed chunk left nothing behind"
+    assert live_leads(database_url, list_id) == 2_000, "the crashed chunk left nothing behind"
 
     monkeypatch.setattr(store, "merge_chunk", real_merge)
     status = import_file(database_url, customers_10000, batch_id="batch-crash", chunk_rows=50_000)
@@ -1613,14 +1608,14 @@ def test_crash_half_way_then_rerun_finishes_without_duplicates(
     assert status["results"] == {"imported": 10_000, "updated": 0, "skipped": 0, "errors": 0}
     assert status["progress"] == {"processed": 10_000, "total": 10_000, "percentage": 100.0}
     assert status["completedAt"] is not None
-    assert _lead_count(database_url, list_id) == 10_000
+    assert live_leads(database_url, list_id) == 10_000
     assert _duplicate_emails(database_url) == []
-    assert _scalar(database_url, "SELECT count(*) FROM imports") == 1
-    [done] = _query(database_url, "SELECT chunks_done, chunk_rows FROM imports")
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
+    [done] = sql_rows(database_url, "SELECT chunks_done, chunk_rows FROM imports")
     assert done == {"chunks_done": 10, "chunk_rows": 1_000}, "the resumed run kept the original chunk size"
     # the rows each chunk recorded as problems are not recorded twice
     assert (
-        _scalar(
+        sql_value(
             database_url,
             "SELECT count(*) FROM (SELECT row_number, column_name FROM import_errors"
             " GROUP BY row_number, column_name HAVING count(*) > 1) d",
@@ -1696,10 +1691,10 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     if _group_alive(process.pid):
         os.killpg(process.pid, signal.SIGKILL)  # what a crash of the machine would take down with it
 
-    [killed] = _query(database_url, "SELECT * FROM imports")
+    [killed] = sql_rows(database_url, "SELECT * FROM imports")
     assert killed["status"] == "processing"
     assert 1 <= killed["chunks_done"] < 3
-    assert _lead_count(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
+    assert live_leads(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
 
     rerun = subprocess.run(command, env=cli_env, capture_output=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr.decode()
@@ -1708,9 +1703,9 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     assert status["batchId"] == killed["batch_id"]
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 110_000, "updated": 0, "skipped": 0, "errors": 0}
-    assert _lead_count(database_url, list_id) == 110_000
+    assert live_leads(database_url, list_id) == 110_000
     assert _duplicate_emails(database_url) == []
-    assert _scalar(database_url, "SELECT count(*) FROM imports") == 1
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
 
 
 def _group_alive(pgid: int) -> bool:
@@ -1763,14 +1758,14 @@ def test_list_lead_count_after_import(database_url: str) -> None:
     with connect(database_url) as conn:
         lead_list = get_list(conn, "PROSPECTS", None)  # names are case-insensitive
     assert lead_list.name == "prospects"
-    assert _lead_count(database_url, lead_list.id) == status["results"]["imported"]
+    assert live_leads(database_url, lead_list.id) == status["results"]["imported"]
 
 
 def test_migrations_are_applied_once(database_url: str) -> None:
     from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 
     assert apply_migrations(database_url) == [], "the test database is already migrated: nothing to do"
-    versions = [r["version"] for r in _query(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
+    versions = [r["version"] for r in sql_rows(database_url, "SELECT version FROM schema_migrations ORDER BY 1")]
     assert versions == [m.version for m in discover(sql_dir())]
 
 

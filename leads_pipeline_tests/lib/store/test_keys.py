@@ -22,7 +22,7 @@ from leads_pipeline.lib.store.keys import key_usage, require_database_keys, rota
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
 from leads_pipeline_tests.paths import DATABLIST
-from leads_pipeline_tests.support import database_before, import_file
+from leads_pipeline_tests.support import company_job, database_before, enrich_after_import, import_file, import_text
 
 
 class Interrupted(Exception):
@@ -114,33 +114,10 @@ def test_rotation_reseals_the_webhook_urls_of_jobs_and_list_settings(database_ur
     hook = "https://hooks.slack.com/services/T0/B0/SECRET"
     with connect(database_url) as conn:
         list_id = create_list(conn, "prospects", owner="tester").id
-        enrichment.set_list_settings(
-            conn,
-            list_id,
-            enrich_after_import=True,
-            sources=["company"],
-            template="basic",
-            priority="normal",
-            max_credits=None,
-            notify_url=hook,
-        )
-    csv_file = key_home / "one.csv"
-    csv_file.write_text("Email\nann@example.com\n", encoding="utf-8")
-    import_file(database_url, csv_file, batch_id="job-1")  # a job enriches a batch
+        enrich_after_import(conn, list_id, notify_url=hook)
+    import_text(database_url, key_home / "one.csv", "Email\nann@example.com\n", batch_id="job-1")  # a job's batch
     with connect(database_url) as conn:
-        job = enrichment.create_job(
-            conn,
-            "job-1",
-            sources=["company"],
-            template="basic",
-            overwrite=False,
-            priority="normal",
-            max_credits=None,
-            estimate={"estimatedCredits": 0, "estimatedTime": 0},
-            leads_queued=0,
-            notify_url=hook,
-            created_by="tester",
-        )
+        job = company_job(conn, "job-1", notify_url=hook)
     query = "SELECT notify_url FROM list_enrichment_settings UNION ALL SELECT notify_url FROM enrichment_jobs"
     assert [str(v).split(":")[:2] for (v,) in _raw(database_url, query)] == [["enc", "k1"]] * 2
     crypto.add_file_key(key_home / crypto.KEY_FILE, "k2")
@@ -203,30 +180,9 @@ def test_webhook_urls_stored_in_clear_are_sealed_by_the_upgrade(
     with database_before(postgres_server, 80, tmp_path) as url:
         with connect(url) as conn:
             list_id = create_list(conn, "prospects", owner="tester").id
-            enrichment.set_list_settings(
-                conn,
-                list_id,
-                enrich_after_import=True,
-                sources=["company"],
-                template="basic",
-                priority="normal",
-                max_credits=None,
-                notify_url=hook,
-            )
+            enrich_after_import(conn, list_id, notify_url=hook)
             conn.execute("INSERT INTO batches (id, kind, description) VALUES ('job-1', 'import', 'one.csv')")
-            job = enrichment.create_job(
-                conn,
-                "job-1",
-                sources=["company"],
-                template="basic",
-                overwrite=False,
-                priority="normal",
-                max_credits=None,
-                estimate={"estimatedCredits": 0, "estimatedTime": 0},
-                leads_queued=0,
-                notify_url=hook,
-                created_by="tester",
-            )
+            job = company_job(conn, "job-1", notify_url=hook)
             conn.execute("UPDATE list_enrichment_settings SET notify_url = %s", (hook,))  # as stored before
             conn.execute("UPDATE enrichment_jobs SET notify_url = %s", (hook,))
         assert [v for (v,) in _raw(url, query)] == [hook, hook]

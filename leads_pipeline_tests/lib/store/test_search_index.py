@@ -22,7 +22,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
 from leads_pipeline.lib.store.search import search, select_lead_ids
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
-from leads_pipeline_tests.support import database_before, import_file
+from leads_pipeline_tests.support import database_before, import_file, import_text
 
 USER = "tester"
 CUSTOMERS_1000 = DATABLIST / "customers-1000.csv"
@@ -370,7 +370,5 @@ def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgre
             index = f"lead_search_i{record['id']}_name"
             built = conn.execute("SELECT pg_get_indexdef(%s::regclass) AS d", (index,)).fetchone()
         assert built is not None and 'name_key COLLATE "C"' in built["d"]
-        names_only = tmp_path / "names.csv"
-        names_only.write_text("First Name,Last Name,Company\nAnn,Lee,Acme\nBob,Ray,Beta\n")
-        status = import_file(url, names_only)
+        status = import_text(url, tmp_path / "names.csv", "First Name,Last Name,Company\nAnn,Lee,Acme\nBob,Ray,Beta\n")
         assert status["results"] == {"imported": 0, "updated": 0, "skipped": 2, "errors": 0}
