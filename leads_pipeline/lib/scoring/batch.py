@@ -43,12 +43,13 @@ class BatchSummary:
     config_version: str = ""
     model_version: str | None = None
 
-    def add(self, score: int, band: str, stage: str) -> None:
-        self.scored += 1
-        self.total_score += score
-        self.bands[band] += 1
-        self.stages[stage] += 1
-        self.histogram[min(score // (100 // HISTOGRAM_BUCKETS), HISTOGRAM_BUCKETS - 1)] += 1
+    def add(self, score: int, band: str, stage: str, count: int = 1) -> None:
+        """Count a lead scored (``count`` -1: take back one whose score was not stored)."""
+        self.scored += count
+        self.total_score += count * score
+        self.bands[band] += count
+        self.stages[stage] += count
+        self.histogram[min(score // (100 // HISTOGRAM_BUCKETS), HISTOGRAM_BUCKETS - 1)] += count
 
     @property
     def average(self) -> float:
@@ -60,7 +61,7 @@ class BatchSummary:
             "scored": self.scored,
             "distribution": {band: self.bands.get(band, 0) for band in ("hot", "warm", "cold")},
             "averageScore": self.average,
-            "stages": dict(sorted(self.stages.items())),
+            "stages": dict(sorted((+self.stages).items())),  # + leaves out a stage all its leads were taken back from
             "stageChanges": self.stage_changes,
             "historyAppended": self.history_appended,
             "configVersion": self.config_version,
@@ -161,6 +162,10 @@ def score_leads(
                     scored_at=now,
                 )
             )
+    # A lead removed while the batch ran (`leads imports undo`) has no score stored: it is not reported either.
+    for write in writes:
+        for score, band, stage in write.left_out():
+            summary.add(score, band, stage, count=-1)
     summary.stage_changes = sum(w.stage_changes for w in writes)
     summary.history_appended = sum(w.history_appended for w in writes)
     return summary

@@ -241,8 +241,14 @@ every lead of every list)."""
 class ScoreWrites:
     """The statements storing one chunk of scores; in a pipeline their counts are known once it is synced."""
 
+    removed: psycopg.Cursor[dict[str, Any]]
     moved: psycopg.Cursor[dict[str, Any]]
     appended: psycopg.Cursor[dict[str, Any]]
+
+    def left_out(self) -> list[tuple[int, str, str]]:
+        """The score, band and stage of each of the chunk's leads deleted before its score was written: nothing
+        of these was stored."""
+        return [(r["score"], r["band"], r["stage"]) for r in self.removed]
 
     @property
     def stage_changes(self) -> int:
@@ -281,9 +287,10 @@ def write_scores(
     # A lead deleted since the chunk was read (an import undone, a list purged) is left out: its current score
     # would fail the chunk on the foreign key. The leads are held (key share) first, so a deletion in flight is
     # waited for and then seen.
-    conn.execute(
+    removed = conn.execute(
         "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " ORDER BY l.id FOR KEY SHARE)"
         " DELETE FROM scored t WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.lead_id)"
+        " RETURNING t.lead_id, t.score, t.band, t.stage"
     )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
     moved = conn.execute(
@@ -342,7 +349,7 @@ def write_scores(
         "UPDATE leads l SET score = t.score FROM scored t"
         f" WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND l.score IS DISTINCT FROM t.score"
     )
-    return ScoreWrites(moved, appended)
+    return ScoreWrites(removed, moved, appended)
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:

@@ -379,3 +379,29 @@ def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url:
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
+
+
+def test_a_lead_deleted_while_it_was_scored_is_not_reported(database_url: str) -> None:
+    """`leads score --list` racing `leads imports undo` reported the leads it had scored, those removed meanwhile
+    included (scored 2, their bands, stages and average), though only one score was stored. The report is what
+    was stored now."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "DE"},
+            ],
+            "undone",
+        )
+
+    def score() -> dict[str, Any]:
+        with connect(database_url) as conn:
+            return score_leads(conn, [gone, kept], config, now=NOW).as_json()
+
+    report = write_while_deleted(database_url, gone, score)
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+    assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
+    assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
