@@ -307,22 +307,24 @@ class Rules:
         return min(1.0, max(0.0, total / full)), parts
 
     def _recency(self, values: Sequence[Any], updated: datetime | None, now: datetime) -> tuple[float, list[Part]]:
+        """The reasons name the day the data changed and the day of the last activity, not their ages: a stored
+        reason stays true while the score stays (it is not rewritten then), and an age in days made every lead's
+        reasons differ from one daily rescore to the next, so every current score was rewritten."""
         settings = self.config.recency
         share = settings.activity_share if settings.activity_field else 0.0
         parts: list[Part] = []
         if updated is not None:
             age = (now - updated).total_seconds() / _SECONDS_PER_DAY
             decayed = (1 - share) * _decay(age, settings.data_half_life_days)
-            parts.append((decayed, f"data {max(0, int(age))} days old"))
+            parts.append((decayed, f"data last changed {updated.astimezone(UTC):%Y-%m-%d}"))
         if settings.activity_field:
             last = _timestamp(values[self._activity])
             if last is None:
                 parts.append((0.0, "no recent activity recorded"))
             else:
                 age = (now - last).total_seconds() / _SECONDS_PER_DAY
-                parts.append(
-                    (share * _decay(age, settings.activity_half_life_days), f"last activity {int(age)} days ago")
-                )
+                decayed = share * _decay(age, settings.activity_half_life_days)
+                parts.append((decayed, f"last activity {last.astimezone(UTC):%Y-%m-%d}"))
         return min(1.0, sum(p for p, _ in parts)), parts
 
 

@@ -361,6 +361,43 @@ def test_a_rescore_that_changes_nothing_writes_no_row(database_url: str) -> None
         assert [h["score"] for h in store.score_history(conn, other)] == [50, 25]
 
 
+def test_a_rescore_a_day_later_rewrites_no_score_that_stayed(database_url: str) -> None:
+    """The daily rescore rewrote most current scores (76k of 100k) though they stayed: their reasons said how many
+    days old the data and the last activity were, and recency's points, rounded, drift as they decay. The reasons
+    name the days now and are compared without their points; a reason that says something else is written."""
+    recency = {"activityField": "custom.Last Activity", "activityShare": 0.5}
+    weights = {"dataCompleteness": 0, "companyFit": 50, "engagement": 35, "recency": 15}
+    config = parse_config({**ICP, "weights": weights, "recency": recency})
+    active = (NOW - timedelta(days=5)).isoformat()
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(
+            conn,
+            [{"industry": "Computer Software", "updated_at": NOW, "custom": {"Last Activity": active}}],
+        )
+        score_leads(conn, [lead], config, now=NOW)
+        first = store.current_score(conn, lead)
+        assert first is not None and first["reasons"] == [
+            "industry Computer Software in the ICP (+25)",
+            "data last changed 2026-11-28 (+8)",
+            "last activity 2026-11-23 (+7)",
+        ]
+        written = _row_writes(conn)
+
+        later = score_leads(conn, [lead], config, now=NOW + timedelta(days=1))  # recency's points now +7 and +7
+
+        assert (later.scored, later.history_appended, later.average) == (1, 0, first["score"])
+        assert _row_writes(conn) == written
+        assert store.current_score(conn, lead) == first
+
+        active = (NOW - timedelta(days=4)).isoformat()
+        conn.execute("UPDATE leads SET custom = jsonb_build_object('Last Activity', %s::text)", (active,))
+        score_leads(conn, [lead], config, now=NOW + timedelta(days=2))
+        current = store.current_score(conn, lead)
+        assert current is not None and current["score"] == first["score"]
+        assert current["reasons"][1:] == ["data last changed 2026-11-28 (+7)", "last activity 2026-11-24 (+7)"]
+        assert current["scored_at"] == NOW + timedelta(days=2)
+
+
 def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url: str) -> None:
     """`leads score` while `leads imports undo` (or a purge) deleted leads it had read: writing the chunk's
     current scores failed on the foreign key, the whole run with it. A lead gone is left out now."""
