@@ -139,7 +139,9 @@ class Rules:
     lookups by position; looking each value up by path and weighing the configuration again per lead took most
     of scoring 100k leads in memory (85 us a lead; 50 us now)."""
 
-    def __init__(self, config: ScoringConfig) -> None:
+    def __init__(self, config: ScoringConfig, also: Sequence[str] = ()) -> None:
+        """``also``: fields read for the fit model besides the rules' own; their values come after the rules'
+        (:attr:`fields` names them all)."""
         self.config = config
         slots: dict[str, int] = {}
         valued: set[str] = set()
@@ -190,6 +192,8 @@ class Rules:
         self._signals = [(signal, slot(signal.field)) for signal in config.engagement.signals]
         activity = config.recency.activity_field
         self._activity = slot(activity) if activity else -1
+        for path in also:
+            slot(path)
         self.fields: tuple[str, ...] = tuple(slots)
         self.presence_only = frozenset(slots.keys() - valued)
         """Fields only counted as filled or not (completeness): a reader may give True/None instead of the value."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -310,6 +310,60 @@ def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
                 whole.explanation(),
             )
     assert stored[leads[0]]["score"] != stored[leads[1]]["score"]
+
+
+class _FitModel:
+    """A stand-in for the fit model that records the values it is given (a probability follows from them)."""
+
+    version = "fit-test"
+    features = ("custom.Plan", "industry", "email", "employee_count", "custom.Visits")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def probabilities(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        self.rows.extend(dict(row) for row in rows)
+        return [len(repr(sorted(row.items()))) % 100 / 100 for row in rows]
+
+
+@pytest.mark.parametrize("mode", ["component", "replace"])
+def test_the_fit_model_reads_only_its_fields_and_scores_as_from_every_column(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """With the fit model (a component, or instead of the rules) every column of the leads was read, every
+    sealed value opened; now its fields are read with the rules' (the email it reads opened, the street and
+    phone not), and it is given the values it was given from the whole lead."""
+    config = parse_config({"model": {"mode": mode}})
+    model = _FitModel()
+    with connect(database_url) as conn:
+        _, leads = add_leads(conn, READ_LEADS)
+        store.save_model(conn, model.version, kind="test", features={}, metrics={}, training={}, model=b"")
+        opened: list[str] = []
+        open_many = crypto.Keyring.open_many
+
+        def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
+            plain = open_many(ring, sealed)
+            opened.extend(plain)
+            return plain
+
+        monkeypatch.setattr(crypto.Keyring, "open_many", counted)
+        score_leads(conn, leads, config, now=NOW, model=model)
+        monkeypatch.undo()
+        assert opened == ["ana@acme.example", "  "]
+
+        stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        whole = [lead.lead for lead in store.load_leads(conn, leads)]
+    expected = [{path: lead.value(path) for path in model.features} for lead in whole]
+    assert model.rows == expected
+    assert expected[0]["email"] == "ana@acme.example" and expected[1]["email"] is None
+    for lead, row in zip(whole, expected, strict=True):
+        result = score_lead(lead, config, NOW, model.probabilities([row])[0])
+        current = stored[lead.id]
+        assert (current["score"], current["components"], current["reasons"]) == (
+            result.score,
+            result.components,
+            result.explanation(),
+        )
 
 
 def test_a_blank_sealed_value_counts_as_missing_without_being_opened(database_url: str) -> None:
