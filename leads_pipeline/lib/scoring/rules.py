@@ -320,7 +320,7 @@ class Rules:
         if updated is not None:
             age = (now - updated).total_seconds() / _SECONDS_PER_DAY
             decayed = (1 - share) * _decay(age, settings.data_half_life_days)
-            parts.append((decayed, f"data last changed {updated.astimezone(UTC):%Y-%m-%d}"))
+            parts.append((decayed, f"data last changed {updated.astimezone(UTC).date().isoformat()}"))
         if settings.activity_field:
             last = _timestamp(values[self._activity])
             if last is None:
@@ -328,7 +328,7 @@ class Rules:
             else:
                 age = (now - last).total_seconds() / _SECONDS_PER_DAY
                 decayed = share * _decay(age, settings.activity_half_life_days)
-                parts.append((decayed, f"last activity {last.astimezone(UTC):%Y-%m-%d}"))
+                parts.append((decayed, f"last activity {last.astimezone(UTC).date().isoformat()}"))
         return min(1.0, sum(p for p, _ in parts)), parts
 
 
