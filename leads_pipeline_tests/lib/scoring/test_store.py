@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import load_config, parse_config
-from leads_pipeline.lib.scoring.rules import Rules, score_lead
+from leads_pipeline.lib.scoring.rules import Rules, ScoreResult, score_lead
 from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
 from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
@@ -272,6 +272,27 @@ STREET_SIGNAL = {
 """A configuration that reads a sealed value itself (an engagement signal on the street)."""
 
 
+def _opened_while(monkeypatch: pytest.MonkeyPatch, score: Callable[[], object]) -> list[str]:
+    """The sealed values opened while ``score`` ran."""
+    opened: list[str] = []
+    open_many = crypto.Keyring.open_many
+
+    def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
+        plain = open_many(ring, sealed)
+        opened.extend(plain)
+        return plain
+
+    monkeypatch.setattr(crypto.Keyring, "open_many", counted)
+    score()
+    monkeypatch.undo()
+    return opened
+
+
+def _as_stored(result: ScoreResult) -> tuple[int, dict[str, int], list[str]]:
+    """A result as its current score keeps it: score, components, reasons."""
+    return result.score, result.components, result.explanation()
+
+
 @pytest.mark.parametrize(("document", "opened"), [(None, []), (STREET_SIGNAL, ["1 Main St", "2 High St"])])
 def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
     database_url: str, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any] | None, opened: list[str]
@@ -287,28 +308,12 @@ def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
             " VALUES (%s, 'technologies', '[\"HubSpot\"]', 'gemini', 80)",
             (leads[0],),
         )
-        values: list[str] = []
-        open_many = crypto.Keyring.open_many
-
-        def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
-            plain = open_many(ring, sealed)
-            values.extend(plain)
-            return plain
-
-        monkeypatch.setattr(crypto.Keyring, "open_many", counted)
-        score_leads(conn, leads, config, now=NOW)
-        assert values == opened
-        monkeypatch.undo()
+        assert _opened_while(monkeypatch, lambda: score_leads(conn, leads, config, now=NOW)) == opened
 
         stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
         for lead in store.load_leads(conn, leads):
-            whole = score_lead(lead.lead, config, NOW)
             row = stored[lead.lead.id]
-            assert (row["score"], row["components"], row["reasons"]) == (
-                whole.score,
-                whole.components,
-                whole.explanation(),
-            )
+            assert (row["score"], row["components"], row["reasons"]) == _as_stored(score_lead(lead.lead, config, NOW))
     assert stored[leads[0]]["score"] != stored[leads[1]]["score"]
 
 
@@ -338,17 +343,7 @@ def test_the_fit_model_reads_only_its_fields_and_scores_as_from_every_column(
     with connect(database_url) as conn:
         _, leads = add_leads(conn, READ_LEADS)
         store.save_model(conn, model.version, kind="test", features={}, metrics={}, training={}, model=b"")
-        opened: list[str] = []
-        open_many = crypto.Keyring.open_many
-
-        def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
-            plain = open_many(ring, sealed)
-            opened.extend(plain)
-            return plain
-
-        monkeypatch.setattr(crypto.Keyring, "open_many", counted)
-        score_leads(conn, leads, config, now=NOW, model=model)
-        monkeypatch.undo()
+        opened = _opened_while(monkeypatch, lambda: score_leads(conn, leads, config, now=NOW, model=model))
         assert opened == ["ana@acme.example", "  "]
 
         stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
@@ -359,11 +354,7 @@ def test_the_fit_model_reads_only_its_fields_and_scores_as_from_every_column(
     for lead, row in zip(whole, expected, strict=True):
         result = score_lead(lead, config, NOW, model.probabilities([row])[0])
         current = stored[lead.id]
-        assert (current["score"], current["components"], current["reasons"]) == (
-            result.score,
-            result.components,
-            result.explanation(),
-        )
+        assert (current["score"], current["components"], current["reasons"]) == _as_stored(result)
 
 
 def test_a_blank_sealed_value_counts_as_missing_without_being_opened(database_url: str) -> None:
