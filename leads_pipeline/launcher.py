@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import dagster as dg
 
-from leads_pipeline.defs.imports.assets import ImportConfig, batch_leads
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import database_resources, default_resources
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+
+if TYPE_CHECKING:
+    from leads_pipeline.defs.imports.assets import ImportConfig
 
 
 def instance() -> dg.DagsterInstance:
@@ -48,6 +50,8 @@ _INSUFFICIENT_PRIVILEGE = "42501"
 
 def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = True) -> dg.ExecuteInProcessResult:
     """Add the batch partition and materialize ``batch_leads`` for it; raises if the run fails."""
+    from leads_pipeline.defs.imports.assets import batch_leads  # as the other assets: only the one run is loaded
+
     return _materialize_asset(
         batch_leads,
         config.model_dump(exclude_none=True),

@@ -47,6 +47,28 @@ print(json.dumps([name for name in {PROVIDER_LIBRARIES!r} if name in sys.modules
     assert json.loads(loaded.stdout) == []
 
 
+def test_a_scoring_run_without_the_fit_model_loads_neither_scikit_learn_nor_pandas() -> None:
+    """`leads score` spent half of its 3.8 s of CPU loading scikit-learn and SciPy (the fit model's module), the
+    importer's modules and pandas with pyarrow (the search filters' normalization), which scoring a list with the
+    rules does not use."""
+    probe = """
+import json, sys
+from leads_pipeline.commands.score import run_cli_score
+from leads_pipeline.launcher import materialize_scores, resources_for
+from leads_pipeline.defs.scoring.assets import lead_scores
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.scoring.batch import score_leads
+from leads_pipeline.lib.scoring.selection import create_selection
+from leads_pipeline.lib.store.lists import get_list
+from leads_pipeline.lib.store.migrations import prepare_database
+resources_for(lead_scores)
+unused = ("sklearn", "scipy", "catboost", "pandas", "pyarrow", "leads_pipeline.lib.importer")
+print(json.dumps([name for name in unused if name in sys.modules]))
+"""
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(loaded.stdout) == []
+
+
 @pytest.mark.parametrize("command", ["import", "dev"])
 def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what_to_grant(
     postgres_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str

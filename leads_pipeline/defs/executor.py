@@ -22,7 +22,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
-from leads_pipeline.lib.importer import INTERRUPTED
+from leads_pipeline.lib.errors import INTERRUPTED
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 """What Dagster takes for an interrupt of a step (``dagster._utils.interrupts``)."""

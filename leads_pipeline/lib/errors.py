@@ -6,6 +6,11 @@ that a retry can cure (timeouts, 429, 5xx); everything else is permanent and ret
 
 from __future__ import annotations
 
+from typing import Final
+
+INTERRUPTED: Final = "interrupted (the run was terminated or its process stopped): run it again to resume it"
+"""What a run stopped by an interrupt (terminated from the UI, Ctrl-C, its process stopped) says it ended with."""
+
 
 class LeadsError(Exception):
     """Base class: a failure the user can act on. ``str(error)`` is a one-line message meant for the terminal."""

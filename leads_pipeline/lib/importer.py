@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import phonenumbers
 
@@ -29,7 +29,7 @@ from leads_pipeline.lib.csvfile import (
     iter_chunks,
     read_range,
 )
-from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+from leads_pipeline.lib.errors import INTERRUPTED, ConfigurationError, PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
 from leads_pipeline.lib.privacy import crypto
@@ -189,9 +189,6 @@ def _build_search_index(database_url: str, import_id: int) -> None:
         search_index.build_indexes(conn, import_id)
     with connect(database_url, autocommit=True) as maintenance:
         search_index.vacuum_partition(maintenance, import_id)
-
-
-INTERRUPTED: Final = "interrupted (the run was terminated or its process stopped): run it again to resume it"
 
 
 def failure_reason(exc: BaseException) -> str:

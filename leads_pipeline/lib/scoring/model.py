@@ -128,10 +128,6 @@ def feature_frame(rows: Sequence[Mapping[str, Any]], spec: FeatureSpec) -> pd.Da
     return pd.DataFrame(data, columns=list(spec.columns))
 
 
-def lead_features(lead: LeadInput, spec: FeatureSpec) -> dict[str, Any]:
-    return {path: lead.value(path) for path in spec.columns}
-
-
 TREE_SETTINGS: dict[str, Any] = {"learning_rate": 0.1, "max_depth": 6, "min_samples_leaf": 5}
 """The histogram gradient boosting model: deep, fast-learning trees, which suit data with strong single columns
 (Tags, Lead Quality)."""
@@ -261,8 +257,12 @@ class FitModel:
             return np.zeros(0)
         return np.asarray(self.estimator.predict_proba(feature_frame(rows, self.spec))[:, 1], dtype=float)
 
-    def probabilities(self, leads: Sequence[LeadInput]) -> list[float]:
-        return [float(p) for p in self.predict([lead_features(lead, self.spec) for lead in leads])]
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.spec.columns
+
+    def probabilities(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        return [float(p) for p in self.predict(rows)]
 
     def serialize(self) -> bytes:
         """Pickled estimator. Only ever loaded back from the project's own database."""

@@ -139,7 +139,9 @@ class Rules:
     lookups by position; looking each value up by path and weighing the configuration again per lead took most
     of scoring 100k leads in memory (85 us a lead; 50 us now)."""
 
-    def __init__(self, config: ScoringConfig) -> None:
+    def __init__(self, config: ScoringConfig, also: Sequence[str] = ()) -> None:
+        """``also``: fields read for the fit model besides the rules' own; their values come after the rules'
+        (:attr:`fields` names them all)."""
         self.config = config
         slots: dict[str, int] = {}
         valued: set[str] = set()
@@ -190,6 +192,8 @@ class Rules:
         self._signals = [(signal, slot(signal.field)) for signal in config.engagement.signals]
         activity = config.recency.activity_field
         self._activity = slot(activity) if activity else -1
+        for path in also:
+            slot(path)
         self.fields: tuple[str, ...] = tuple(slots)
         self.presence_only = frozenset(slots.keys() - valued)
         """Fields only counted as filled or not (completeness): a reader may give True/None instead of the value."""
@@ -307,22 +311,24 @@ class Rules:
         return min(1.0, max(0.0, total / full)), parts
 
     def _recency(self, values: Sequence[Any], updated: datetime | None, now: datetime) -> tuple[float, list[Part]]:
+        """The reasons name the day the data changed and the day of the last activity, not their ages: a stored
+        reason stays true while the score stays (it is not rewritten then), and an age in days made every lead's
+        reasons differ from one daily rescore to the next, so every current score was rewritten."""
         settings = self.config.recency
         share = settings.activity_share if settings.activity_field else 0.0
         parts: list[Part] = []
         if updated is not None:
             age = (now - updated).total_seconds() / _SECONDS_PER_DAY
             decayed = (1 - share) * _decay(age, settings.data_half_life_days)
-            parts.append((decayed, f"data {max(0, int(age))} days old"))
+            parts.append((decayed, f"data last changed {updated.astimezone(UTC).date().isoformat()}"))
         if settings.activity_field:
             last = _timestamp(values[self._activity])
             if last is None:
                 parts.append((0.0, "no recent activity recorded"))
             else:
                 age = (now - last).total_seconds() / _SECONDS_PER_DAY
-                parts.append(
-                    (share * _decay(age, settings.activity_half_life_days), f"last activity {int(age)} days ago")
-                )
+                decayed = share * _decay(age, settings.activity_half_life_days)
+                parts.append((decayed, f"last activity {last.astimezone(UTC).date().isoformat()}"))
         return min(1.0, sum(p for p, _ in parts)), parts
 
 

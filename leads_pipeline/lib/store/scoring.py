@@ -135,7 +135,8 @@ decryption."""
 
 def load_rule_inputs(conn: Connection, lead_ids: Sequence[int], rules: Rules) -> Iterator[RuleInput]:
     """The leads as the rules read them, live ones only, in id order: only the columns and custom fields the rules
-    use, text loaded as it is and only the sealed values they read opened. A sealed field counted only as filled
+    use (:attr:`Rules.fields`: the fit model's too), text loaded as it is and only the sealed values they read
+    opened. A sealed field counted only as filled
     or not (the default completeness counts email and phone) is told by its blind index, which hashes the value
     stripped (a value of blanks only has the blind index of ' '). Reading every column of 100k leads through the opening
     loader, each row a dict, took 2.9 s of this process; this takes 1.3 s.
@@ -237,12 +238,24 @@ leads table for it (20k of 500k leads: 180 ms for no change at all, 36 ms by the
 every lead of every list)."""
 
 
+def _reason_texts(reasons: str) -> str:
+    """SQL: the JSON text of a reasons array with each reason's points taken out (``"title has 'vp' (+6)"``
+    becomes ``"title has 'vp'"``, as :meth:`ScoreResult.explanation` wrote them)."""
+    return f"""regexp_replace({reasons}::text, ' \\([+-][0-9]+\\)"', '"', 'g')"""
+
+
 @dataclass(frozen=True)
 class ScoreWrites:
     """The statements storing one chunk of scores; in a pipeline their counts are known once it is synced."""
 
+    removed: psycopg.Cursor[dict[str, Any]]
     moved: psycopg.Cursor[dict[str, Any]]
     appended: psycopg.Cursor[dict[str, Any]]
+
+    def left_out(self) -> list[tuple[int, str, str]]:
+        """The score, band and stage of each of the chunk's leads deleted before its score was written: nothing
+        of these was stored."""
+        return [(r["score"], r["band"], r["stage"]) for r in self.removed]
 
     @property
     def stage_changes(self) -> int:
@@ -281,9 +294,10 @@ def write_scores(
     # A lead deleted since the chunk was read (an import undone, a list purged) is left out: its current score
     # would fail the chunk on the foreign key. The leads are held (key share) first, so a deletion in flight is
     # waited for and then seen.
-    conn.execute(
+    removed = conn.execute(
         "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " ORDER BY l.id FOR KEY SHARE)"
         " DELETE FROM scored t WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.lead_id)"
+        " RETURNING t.lead_id, t.score, t.band, t.stage"
     )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
     moved = conn.execute(
@@ -318,9 +332,11 @@ def write_scores(
     )
     # A current score whose score, components, band, reasons and versions stay is left as it is, scored_at (when
     # the lead got it) and batch included: rewriting it for a new scored_at was most of an unchanged rescore's
-    # writes (100k leads: server CPU 3.0 -> 2.0 s, a new row version for each).
+    # writes (100k leads: server CPU 3.0 -> 2.0 s, a new row version for each). The reasons are compared without
+    # their points: recency's decay a little every day, and with the score and components unchanged the stored
+    # points are still those of the stored components (a rescore of 100k leads a day later rewrote 76k rows).
     conn.execute(
-        """
+        f"""
         INSERT INTO lead_scores
             (lead_id, score, components, band, reasons, config_version, model_version, batch_id, scored_at)
         SELECT lead_id, score, components, band, reasons, %(cfg)s, %(model)s, %(batch)s, %(at)s FROM scored
@@ -328,10 +344,12 @@ def write_scores(
             score = excluded.score, components = excluded.components, band = excluded.band,
             reasons = excluded.reasons, config_version = excluded.config_version,
             model_version = excluded.model_version, batch_id = excluded.batch_id, scored_at = excluded.scored_at
-        WHERE (lead_scores.score, lead_scores.components, lead_scores.band, lead_scores.reasons,
+        WHERE (lead_scores.score, lead_scores.components, lead_scores.band,
                lead_scores.config_version, lead_scores.model_version)
-              IS DISTINCT FROM (excluded.score, excluded.components, excluded.band, excluded.reasons,
+              IS DISTINCT FROM (excluded.score, excluded.components, excluded.band,
                                 excluded.config_version, excluded.model_version)
+           OR (lead_scores.reasons <> excluded.reasons
+               AND {_reason_texts("lead_scores.reasons")} <> {_reason_texts("excluded.reasons")})
         """,
         params,
     )
@@ -342,7 +360,7 @@ def write_scores(
         "UPDATE leads l SET score = t.score FROM scored t"
         f" WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND l.score IS DISTINCT FROM t.score"
     )
-    return ScoreWrites(moved, appended)
+    return ScoreWrites(removed, moved, appended)
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import load_config, parse_config
-from leads_pipeline.lib.scoring.rules import Rules, score_lead
+from leads_pipeline.lib.scoring.rules import Rules, ScoreResult, score_lead
 from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
 from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
@@ -272,6 +272,27 @@ STREET_SIGNAL = {
 """A configuration that reads a sealed value itself (an engagement signal on the street)."""
 
 
+def _opened_while(monkeypatch: pytest.MonkeyPatch, score: Callable[[], object]) -> list[str]:
+    """The sealed values opened while ``score`` ran."""
+    opened: list[str] = []
+    open_many = crypto.Keyring.open_many
+
+    def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
+        plain = open_many(ring, sealed)
+        opened.extend(plain)
+        return plain
+
+    monkeypatch.setattr(crypto.Keyring, "open_many", counted)
+    score()
+    monkeypatch.undo()
+    return opened
+
+
+def _as_stored(result: ScoreResult) -> tuple[int, dict[str, int], list[str]]:
+    """A result as its current score keeps it: score, components, reasons."""
+    return result.score, result.components, result.explanation()
+
+
 @pytest.mark.parametrize(("document", "opened"), [(None, []), (STREET_SIGNAL, ["1 Main St", "2 High St"])])
 def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
     database_url: str, monkeypatch: pytest.MonkeyPatch, document: dict[str, Any] | None, opened: list[str]
@@ -287,29 +308,53 @@ def test_the_rules_read_only_what_they_use_and_score_as_from_every_column(
             " VALUES (%s, 'technologies', '[\"HubSpot\"]', 'gemini', 80)",
             (leads[0],),
         )
-        values: list[str] = []
-        open_many = crypto.Keyring.open_many
-
-        def counted(ring: crypto.Keyring, sealed: Iterable[str]) -> list[str]:
-            plain = open_many(ring, sealed)
-            values.extend(plain)
-            return plain
-
-        monkeypatch.setattr(crypto.Keyring, "open_many", counted)
-        score_leads(conn, leads, config, now=NOW)
-        assert values == opened
-        monkeypatch.undo()
+        assert _opened_while(monkeypatch, lambda: score_leads(conn, leads, config, now=NOW)) == opened
 
         stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
         for lead in store.load_leads(conn, leads):
-            whole = score_lead(lead.lead, config, NOW)
             row = stored[lead.lead.id]
-            assert (row["score"], row["components"], row["reasons"]) == (
-                whole.score,
-                whole.components,
-                whole.explanation(),
-            )
+            assert (row["score"], row["components"], row["reasons"]) == _as_stored(score_lead(lead.lead, config, NOW))
     assert stored[leads[0]]["score"] != stored[leads[1]]["score"]
+
+
+class _FitModel:
+    """A stand-in for the fit model that records the values it is given (a probability follows from them)."""
+
+    version = "fit-test"
+    features = ("custom.Plan", "industry", "email", "employee_count", "custom.Visits")
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def probabilities(self, rows: Sequence[Mapping[str, Any]]) -> list[float]:
+        self.rows.extend(dict(row) for row in rows)
+        return [len(repr(sorted(row.items()))) % 100 / 100 for row in rows]
+
+
+@pytest.mark.parametrize("mode", ["component", "replace"])
+def test_the_fit_model_reads_only_its_fields_and_scores_as_from_every_column(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """With the fit model (a component, or instead of the rules) every column of the leads was read, every
+    sealed value opened; now its fields are read with the rules' (the email it reads opened, the street and
+    phone not), and it is given the values it was given from the whole lead."""
+    config = parse_config({"model": {"mode": mode}})
+    model = _FitModel()
+    with connect(database_url) as conn:
+        _, leads = add_leads(conn, READ_LEADS)
+        store.save_model(conn, model.version, kind="test", features={}, metrics={}, training={}, model=b"")
+        opened = _opened_while(monkeypatch, lambda: score_leads(conn, leads, config, now=NOW, model=model))
+        assert opened == ["ana@acme.example", "  "]
+
+        stored = {r["lead_id"]: r for r in conn.execute("SELECT * FROM lead_scores")}
+        whole = [lead.lead for lead in store.load_leads(conn, leads)]
+    expected = [{path: lead.value(path) for path in model.features} for lead in whole]
+    assert model.rows == expected
+    assert expected[0]["email"] == "ana@acme.example" and expected[1]["email"] is None
+    for lead, row in zip(whole, expected, strict=True):
+        result = score_lead(lead, config, NOW, model.probabilities([row])[0])
+        current = stored[lead.id]
+        assert (current["score"], current["components"], current["reasons"]) == _as_stored(result)
 
 
 def test_a_blank_sealed_value_counts_as_missing_without_being_opened(database_url: str) -> None:
@@ -361,6 +406,43 @@ def test_a_rescore_that_changes_nothing_writes_no_row(database_url: str) -> None
         assert [h["score"] for h in store.score_history(conn, other)] == [50, 25]
 
 
+def test_a_rescore_a_day_later_rewrites_no_score_that_stayed(database_url: str) -> None:
+    """The daily rescore rewrote most current scores (76k of 100k) though they stayed: their reasons said how many
+    days old the data and the last activity were, and recency's points, rounded, drift as they decay. The reasons
+    name the days now and are compared without their points; a reason that says something else is written."""
+    recency = {"activityField": "custom.Last Activity", "activityShare": 0.5}
+    weights = {"dataCompleteness": 0, "companyFit": 50, "engagement": 35, "recency": 15}
+    config = parse_config({**ICP, "weights": weights, "recency": recency})
+    active = (NOW - timedelta(days=5)).isoformat()
+    with connect(database_url) as conn:
+        _, [lead] = add_leads(
+            conn,
+            [{"industry": "Computer Software", "updated_at": NOW, "custom": {"Last Activity": active}}],
+        )
+        score_leads(conn, [lead], config, now=NOW)
+        first = store.current_score(conn, lead)
+        assert first is not None and first["reasons"] == [
+            "industry Computer Software in the ICP (+25)",
+            "data last changed 2026-11-28 (+8)",
+            "last activity 2026-11-23 (+7)",
+        ]
+        written = _row_writes(conn)
+
+        later = score_leads(conn, [lead], config, now=NOW + timedelta(days=1))  # recency's points now +7 and +7
+
+        assert (later.scored, later.history_appended, later.average) == (1, 0, first["score"])
+        assert _row_writes(conn) == written
+        assert store.current_score(conn, lead) == first
+
+        active = (NOW - timedelta(days=4)).isoformat()
+        conn.execute("UPDATE leads SET custom = jsonb_build_object('Last Activity', %s::text)", (active,))
+        score_leads(conn, [lead], config, now=NOW + timedelta(days=2))
+        current = store.current_score(conn, lead)
+        assert current is not None and current["score"] == first["score"]
+        assert current["reasons"][1:] == ["data last changed 2026-11-28 (+7)", "last activity 2026-11-24 (+7)"]
+        assert current["scored_at"] == NOW + timedelta(days=2)
+
+
 def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url: str) -> None:
     """`leads score` while `leads imports undo` (or a purge) deleted leads it had read: writing the chunk's
     current scores failed on the foreign key, the whole run with it. A lead gone is left out now."""
@@ -379,3 +461,29 @@ def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url:
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
+
+
+def test_a_lead_deleted_while_it_was_scored_is_not_reported(database_url: str) -> None:
+    """`leads score --list` racing `leads imports undo` reported the leads it had scored, those removed meanwhile
+    included (scored 2, their bands, stages and average), though only one score was stored. The report is what
+    was stored now."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "DE"},
+            ],
+            "undone",
+        )
+
+    def score() -> dict[str, Any]:
+        with connect(database_url) as conn:
+            return score_leads(conn, [gone, kept], config, now=NOW).as_json()
+
+    report = write_while_deleted(database_url, gone, score)
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+    assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
+    assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
