@@ -6,7 +6,7 @@ file's original header.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal
 
 CANONICAL_FIELDS: Final[tuple[str, ...]] = (
     "first_name",
@@ -52,3 +52,29 @@ SHOWN_FIELDS: Final[tuple[str, ...]] = tuple(
     column for name in CANONICAL_FIELDS for column in (name, PHONE_EXTENSIONS.get(name)) if column is not None
 )
 """The lead fields a user sees (show, search, export): the canonical fields, each phone followed by its extension."""
+
+DedupeKey = Literal["email", "phone", "both"]
+
+LEAD_COLUMNS: tuple[str, ...] = (
+    *CANONICAL_FIELDS,
+    "phone_ext",
+    "mobile_phone_ext",
+    "company_key",
+    "name_key",
+)
+"""The lead columns a prepared chunk holds in clear, validated against the lead schema."""
+INDEX_COLUMNS: tuple[str, ...] = ("email_bidx", "email_domain", "phone_bidx", "mobile_phone_bidx", "street_bidx")
+"""The blind indexes of the sealed fields and the email's domain, computed when a chunk is staged."""
+STORED_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, *INDEX_COLUMNS)
+"""The lead columns an import writes, besides ``custom`` (the sealed fields sealed)."""
+
+MATCH_KEYS: dict[DedupeKey, tuple[str, ...]] = {"email": ("email",), "phone": ("phone",), "both": ("email", "phone")}
+"""The keys two live leads of a list must not share, by the list's dedupe setting."""
+CONTACT_KEYS = ("email", "phone")
+MATCH_COLUMNS: dict[str, str] = {
+    "email": "email_bidx",
+    "phone": "phone_bidx",
+    "linkedin_url": "linkedin_url",
+    "name_key": "name_key",
+}
+"""The column a stored key is compared on (sealed keys through their blind index)."""

@@ -21,39 +21,21 @@ import pyarrow.csv as pacsv
 
 from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.csvfile import RawChunk
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS, TYPED_FIELDS
+from leads_pipeline.lib.fields import (
+    CONTACT_KEYS,
+    LEAD_COLUMNS,
+    MATCH_KEYS,
+    PHONE_EXTENSIONS,
+    STORED_COLUMNS,
+    TYPED_FIELDS,
+    DedupeKey,
+)
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.mapping import header_field, left_out_columns
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.schemas import validate_leads
 
-DedupeKey = Literal["email", "phone", "both"]
 OnDuplicate = Literal["skip", "update"]
-
-LEAD_COLUMNS: tuple[str, ...] = (
-    *CANONICAL_FIELDS,
-    "phone_ext",
-    "mobile_phone_ext",
-    "company_key",
-    "name_key",
-)
-"""The lead columns a prepared chunk holds in clear, validated against the lead schema."""
-INDEX_COLUMNS: tuple[str, ...] = ("email_bidx", "email_domain", "phone_bidx", "mobile_phone_bidx", "street_bidx")
-"""The blind indexes of the sealed fields and the email's domain, computed when a chunk is staged."""
-STORED_COLUMNS: tuple[str, ...] = (*LEAD_COLUMNS, *INDEX_COLUMNS)
-"""The lead columns an import writes, besides ``custom`` (the sealed fields sealed)."""
-
-
-MATCH_KEYS: dict[DedupeKey, tuple[str, ...]] = {"email": ("email",), "phone": ("phone",), "both": ("email", "phone")}
-"""The keys two live leads of a list must not share, by the list's dedupe setting."""
-CONTACT_KEYS = ("email", "phone")
-MATCH_COLUMNS: dict[str, str] = {
-    "email": "email_bidx",
-    "phone": "phone_bidx",
-    "linkedin_url": "linkedin_url",
-    "name_key": "name_key",
-}
-"""The column a stored key is compared on (sealed keys through their blind index)."""
 
 
 @dataclass(frozen=True)

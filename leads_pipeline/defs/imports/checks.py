@@ -8,7 +8,7 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from leads_pipeline.lib.prepare import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
+from leads_pipeline.lib.fields import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
 from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column

@@ -1,7 +1,9 @@
 """Bulk actions on a selection of leads: tag, untag, set a field, move or copy to a list, delete, export.
 
 Each write is one transaction, checked first against the acting user's role on every list it touches (editor or
-owner; the lists must not be archived), and returns a ``BulkResult`` saying what it matched and changed.
+owner; the lists must not be archived), and returns a ``BulkResult`` saying what it matched and changed. The
+import's normalization (pandas, pyarrow) is loaded by the functions that normalize a value or a key: a search, an
+export or a CRM sync reads leads without it.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-import pandas as pd
 from psycopg import sql
 
-from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
-from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
+from leads_pipeline.lib.fields import (
+    CANONICAL_FIELDS,
+    CONTACT_KEYS,
+    INDEX_COLUMNS,
+    MATCH_COLUMNS,
+    MATCH_KEYS,
+    PHONE_EXTENSIONS,
+)
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
-from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMNS, MATCH_KEYS
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
 from leads_pipeline.lib.store import access, audit, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
@@ -95,6 +101,8 @@ def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, r
 def normalized_value(name: str, raw: str, country: str | None = None) -> Any:
     """The value as the import would store it in ``name`` (a phone read in ``country``, else in the US);
     ``ConfigurationError`` saying what was expected. An empty value clears the field."""
+    from leads_pipeline.lib import normalize as norm
+
     value, problem = norm.one_value(name, raw, country)
     if problem is not None:
         raise ConfigurationError(f"{name} {raw!r}: {problem}")
@@ -106,6 +114,10 @@ def derived_keys(
 ) -> tuple[list[int], list[str | None], list[str | None]]:
     """The ids, company keys and name keys of these leads as the import derives them, from their stored name and
     company with ``changing`` (a field and the value it is being set to) applied first."""
+    import pandas as pd
+
+    from leads_pipeline.lib import normalize as norm
+
     rows = list(conn.execute("SELECT id, first_name, last_name, company FROM leads WHERE id = ANY(%s)", (ids,)))
     if not rows:
         return [], [], []
@@ -151,6 +163,10 @@ def respell_company_keys(conn: Connection) -> None:
     names = [r["name"] for r in conn.execute("SELECT DISTINCT name FROM company_profiles WHERE name IS NOT NULL")]
     names = [n for n in names if _UMLAUT.search(n)]
     if names:
+        import pandas as pd
+
+        from leads_pipeline.lib import normalize as norm
+
         keys = norm.company_key(pd.Series(names, dtype=norm.STRING))
         conn.execute(
             "UPDATE company_profiles p SET name_key = k.name_key FROM unnest(%s::text[], %s::text[]) AS k(name,"
@@ -202,7 +218,9 @@ def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Co
         stored = lead_columns(name, value)  # sealed, with its blind index; changed = another index
         compared = [f"{name}_bidx"]
     if name in PHONE_EXTENSIONS:  # the number's own extension (or none) goes with it
-        stored[PHONE_EXTENSIONS[name]] = norm.phone_extension(raw)
+        from leads_pipeline.lib.normalize import phone_extension
+
+        stored[PHONE_EXTENSIONS[name]] = phone_extension(raw)
         compared.append(PHONE_EXTENSIONS[name])
     assignment = sql.SQL(", ").join(sql.SQL("{} = {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in stored)
     changed_test = sql.SQL("({})").format(

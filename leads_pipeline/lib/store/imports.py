@@ -1,7 +1,8 @@
 """Imports in the database: the import record, the set-based merge of a prepared chunk, history and undo.
 
 Each chunk is merged in one transaction that also advances the import's progress, so a crash leaves whole
-chunks or nothing, and a re-run continues at the first chunk not yet committed.
+chunks or nothing, and a re-run continues at the first chunk not yet committed. The merge's helpers load the
+import's preparation (pandas, pyarrow) where they use it: the history and undo need neither.
 """
 
 from __future__ import annotations
@@ -9,30 +10,27 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pandas as pd
 from psycopg import sql
 
 from leads_pipeline.lib.errors import NotFoundError, PermanentError
-from leads_pipeline.lib.fields import PHONE_EXTENSIONS, TYPED_FIELDS
-from leads_pipeline.lib.normalize import LINKEDIN_MEMBER_ID
-from leads_pipeline.lib.prepare import (
+from leads_pipeline.lib.fields import (
     CONTACT_KEYS,
-    HELD_BY_EARLIER_ROW,
     MATCH_COLUMNS,
     MATCH_KEYS,
+    PHONE_EXTENSIONS,
     STORED_COLUMNS,
+    TYPED_FIELDS,
     DedupeKey,
-    OnDuplicate,
-    Problem,
-    StagedChunk,
-    skipped_duplicates,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS
 from leads_pipeline.lib.store import access, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection, lock_for_adding
+
+if TYPE_CHECKING:
+    from leads_pipeline.lib.prepare import OnDuplicate, Problem, StagedChunk
 
 _JSON_PAIRS_PER_CALL = 40  # jsonb_build_object takes at most 100 arguments
 
@@ -210,6 +208,8 @@ def _match_rows(conn: Connection, list_id: int, dedupe: DedupeKey, table: str) -
         if MATCH_COLUMNS[key] not in primary
     )
     steps.append(("linkedin_url", no_primary, key_column("linkedin_url", "s")))
+    from leads_pipeline.lib.normalize import LINKEDIN_MEMBER_ID
+
     # A LinkedIn member id ("/in/ACoAA...", lib/normalize.py) was lower-cased by earlier imports (and sql/043): a
     # lead stored so (its case is lost for good) is the lead of the same id written with its case, and
     # ``--on-duplicate update`` gives it the working URL back. Two members whose ids differ only in case are a
@@ -350,6 +350,8 @@ def _other_leads_holding(conn: Connection, list_id: int, column: str, rows: sql.
 
 
 def _held_key_problems(held: list[dict[str, Any]], key: str, header_of: Mapping[str, str]) -> list[Problem]:
+    from leads_pipeline.lib.prepare import Problem
+
     return [
         Problem(
             row["row_number"],
@@ -568,6 +570,10 @@ def _settle_duplicates(conn: Connection, duplicate_rows: list[int], dedupe: Dedu
     (blind indexes: equal values, equal indexes)."""
     if not _mark_duplicates(conn, duplicate_rows) or settled:
         return
+    import pandas as pd
+
+    from leads_pipeline.lib.prepare import skipped_duplicates
+
     keys = {MATCH_COLUMNS[key]: key for key in MATCH_COLUMNS}
     left = pd.DataFrame(
         conn.execute(
@@ -639,6 +645,8 @@ def merge_chunk(
 
     Returns None (and writes nothing) when this chunk was already committed by an earlier or concurrent run.
     """
+    from leads_pipeline.lib.prepare import HELD_BY_EARLIER_ROW
+
     claimed = conn.execute("SELECT chunks_done, mapping FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if claimed is None or claimed["chunks_done"] != chunk.index:
         return None

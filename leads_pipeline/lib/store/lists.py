@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import Any, LiteralString
 
 import psycopg
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
+from leads_pipeline.lib.fields import DedupeKey
 from leads_pipeline.lib.store import access
-
-if TYPE_CHECKING:  # the import's preparation loads pandas and pyarrow, which no command on a list needs
-    from leads_pipeline.lib.prepare import DedupeKey
 
 Connection = psycopg.Connection[dict[str, Any]]
 

@@ -24,20 +24,22 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from psycopg import sql
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.export import written_whole
 from leads_pipeline.lib.filters import HIDDEN, recorded_values_pattern
-from leads_pipeline.lib.prepare import Problem
 from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.privacy.keys import Kind, subject_hash, suppression_key
 from leads_pipeline.lib.privacy.registry import REGISTRY, PersonalTable
 from leads_pipeline.lib.store import access, audit, crm_erasures
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection
+
+if TYPE_CHECKING:  # the import's preparation loads pandas and pyarrow, which only an import's screening needs
+    from leads_pipeline.lib.prepare import Problem
 
 SUPPRESSED_REASON: Final = (
     "suppressed: this person's data was erased on request (`leads privacy delete`); the row was not imported"
@@ -554,6 +556,8 @@ def screen_staged(conn: Connection, table: str = "stg") -> Screening:
     ).fetchone()
     if counts is None or counts["suppressed"] + counts["opted_out"] == 0:
         return _NOTHING
+    from leads_pipeline.lib.prepare import Problem
+
     dropped: dict[int, Problem] = {}
     opted: set[str] = set()
     staged = sql.Identifier(table)
