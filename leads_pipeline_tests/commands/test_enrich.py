@@ -195,6 +195,29 @@ def test_max_credits_per_lead_caps_each_lead_over_all_the_stages(
     assert shown["creditsUsed"] == document["creditsUsed"] and shown["sources"] == document["sources"]
 
 
+def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(
+    leads: CliRunner, prospects: list[int]
+) -> None:
+    """`leads enrich --estimate` took 257 MB and 2 s of CPU, most of it loading every asset's module (to check
+    the sources' assets are deployed, which matters to a launch only), Dagster, google-genai and the Apify client
+    (the company engine's and the contact stages' client types): an estimate asks no provider. It runs here in a
+    fresh interpreter as a user runs it, and says what the in-process estimate says."""
+    args = ["enrich", "--list", "prospects", "--sources", "company", "--estimate", "--json"]
+    probe = """
+import json, sys
+from leads_pipeline.cli import app
+app(json.loads(sys.argv[1]), standalone_mode=False)
+unused = ("dagster", "google.genai", "apify_client", "httpx", "pandera", "leads_pipeline.definitions")
+print(json.dumps([name for name in unused if name in sys.modules]))
+"""
+    run = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, check=True, timeout=120
+    )
+    *estimate, loaded = run.stdout.splitlines()
+    assert json.loads(loaded) == []
+    assert json.loads("\n".join(estimate)) == _json(leads, *args)
+
+
 def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
     template = tmp_path / "one.yaml"
     template.write_text("name: one\nsources: [phone, linkedin]\nmax_credits_per_lead: 1\n")

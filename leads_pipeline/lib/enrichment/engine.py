@@ -21,10 +21,8 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leads_pipeline.lib.clients.apify import ApifyResource
-from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.companies import (
     LEAD_COLUMNS,
@@ -44,6 +42,10 @@ from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfa
 from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
+
+if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
+    from leads_pipeline.lib.clients.apify import ApifyResource
+    from leads_pipeline.lib.clients.gemini import GeminiResource
 
 SOURCE = "company"
 IMPORTED_CONFIDENCE = 50

@@ -17,8 +17,6 @@ from functools import partial
 from typing import Any
 
 from leads_pipeline.lib.batches import slug
-from leads_pipeline.lib.contacts.email_batch import EmailOptions
-from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
 from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
 from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
@@ -152,6 +150,8 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     """Add to the email estimate the addresses the stage verifies again, paying the same verifier, because their
     verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
     it, yet its stale verdict is bought again."""
+    from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (Dagster, Apify): the contact estimates only
+
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
     credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
     _add_checks(email, "staleVerdicts", sum(stale.values()), credits)
@@ -160,6 +160,8 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
     """Add to the LinkedIn estimate the leads that have a URL but no fresh profile (``profileReads``): they miss
     no URL, yet the stage reads their profile, at its price."""
+    from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
+
     count = store.profiles_to_read(conn, batch_id, timedelta(days=LinkedInOptions.cache_days))
     _add_checks(linkedin, "profileReads", count, count * price("apify_linkedin_profile"))
 
