@@ -11,10 +11,9 @@ import phonenumbers
 import pytest
 from nameparser import HumanName
 
+from leads_pipeline.lib.countries import COUNTRY_PROBLEM, FORMER_COUNTRY_PROBLEM
 from leads_pipeline.lib.normalize import (
-    COUNTRY_PROBLEM,
     EMAIL_PROBLEM,
-    FORMER_COUNTRY_PROBLEM,
     INT_PROBLEM,
     LINKEDIN_PROBLEM,
     NUMBER_PROBLEM,

@@ -1,0 +1,181 @@
+"""Countries as the import reads them: an ISO 3166-1 alpha-2 code from a name, a code or a common alias, one value
+at a time. The import maps it over a column's distinct values (``normalize.country_codes``); a search's country
+filter reads its values with it without loading the import's pandas and pyarrow.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import cache, lru_cache
+from typing import Final
+
+import pycountry
+
+COUNTRY_PROBLEM: Final = "expected a country name or ISO 3166 code"
+FORMER_COUNTRY_PROBLEM: Final = (
+    "former country that no longer has an ISO 3166 code; expected a current country name or code"
+)
+
+# Common forms that pycountry's names do not cover. Keys are matched after _country_key().
+_COUNTRY_ALIASES: Final[dict[str, str]] = {
+    "america": "US",
+    "united states": "US",
+    "united states of america": "US",
+    "us": "US",
+    "usa": "US",
+    "uk": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "korea": "KR",
+    "south korea": "KR",
+    "korea south": "KR",
+    "republic of korea": "KR",
+    "north korea": "KP",
+    "korea north": "KP",
+    "dprk": "KP",
+    "russia": "RU",
+    "ivory coast": "CI",
+    "palestine": "PS",
+    "palestinian territory": "PS",
+    "palestinian territories": "PS",
+    "occupied palestinian territory": "PS",
+    "macedonia": "MK",
+    "republic of macedonia": "MK",
+    "fyrom": "MK",
+    "vatican": "VA",
+    "vatican city": "VA",
+    "vatican city state": "VA",
+    "libyan arab jamahiriya": "LY",
+    "cape verde": "CV",
+    "swaziland": "SZ",
+    "turkey": "TR",
+    "burma": "MM",
+    "zaire": "CD",
+    "drc": "CD",
+    "dr congo": "CD",
+    "congo kinshasa": "CD",
+    "congo brazzaville": "CG",
+    "republic of the congo": "CG",
+    "east timor": "TL",
+    "svalbard and jan mayen islands": "SJ",
+    "svalbard": "SJ",
+    "pitcairn islands": "PN",
+    "united states virgin islands": "VI",
+    "us virgin islands": "VI",
+    "virgin islands us": "VI",
+    "uae": "AE",
+    "holland": "NL",
+    "republic of ireland": "IE",
+    "macau": "MO",
+    "prc": "CN",
+    "mainland china": "CN",
+    "kosovo": "XK",  # user-assigned code used by the EU, phonenumbers and most CRMs
+    # Endonyms that show up in European and Asian exports.
+    "deutschland": "DE",
+    "osterreich": "AT",
+    "schweiz": "CH",
+    "suisse": "CH",
+    "svizzera": "CH",
+    "espana": "ES",
+    "brasil": "BR",
+    "italia": "IT",
+    "nederland": "NL",
+    "belgie": "BE",
+    "belgique": "BE",
+    "sverige": "SE",
+    "norge": "NO",
+    "danmark": "DK",
+    "suomi": "FI",
+    "polska": "PL",
+    "cesko": "CZ",
+    "ceska republika": "CZ",
+    "magyarorszag": "HU",
+    "eire": "IE",
+    "россия": "RU",
+    "日本": "JP",
+    "中国": "CN",
+    "대한민국": "KR",
+    "한국": "KR",
+}
+
+# Countries that split or merged: there is no single code to map them to, and guessing one (e.g. "AN" ->
+# Curaçao) would silently misfile the lead. "AN" itself is withdrawn and unknown to phonenumbers.
+_FORMER_COUNTRIES: Final[frozenset[str]] = frozenset(
+    {
+        "netherlands antilles",
+        "yugoslavia",
+        "serbia and montenegro",
+        "ussr",
+        "soviet union",
+        "czechoslovakia",
+        "east germany",
+        "german democratic republic",
+    }
+)
+
+
+def _country_key(value: str) -> str:
+    """Accent-, case- and punctuation-insensitive form of a country name ("U.S.A." -> "usa")."""
+    value = unicodedata.normalize("NFKD", value)
+    value = "".join(c for c in value if not unicodedata.combining(c)).casefold()
+    value = value.replace("&", " and ")
+    value = re.sub(r"[.'\u2019`]", "", value)
+    value = re.sub(r"[\W_]+", " ", value).strip()
+    value = re.sub(r"\bst\b", "saint", value)
+    return re.sub(r"^the ", "", value)
+
+
+def _without_parenthetical(name: str) -> str:
+    return re.sub(r"\s*\([^)]*\)", "", name).strip()
+
+
+@cache
+def _country_index() -> dict[str, str]:
+    """Country key -> alpha-2: codes and names from pycountry, derived variants, then the alias table.
+
+    Derived variants are "Korea, Republic of" -> "Republic of Korea" and "Korea", and names without
+    their parenthetical ("Saint Martin (French part)" -> "Saint Martin"); a derived variant that two
+    countries share ("Korea", "Virgin Islands") is dropped rather than guessed.
+    """
+    exact: dict[str, str] = {}
+    derived: dict[str, set[str]] = {}
+    for country in pycountry.countries:
+        code = country.alpha_2
+        exact[_country_key(code)] = code
+        exact[_country_key(country.alpha_3)] = code
+        for attribute in ("name", "official_name", "common_name"):
+            name = getattr(country, attribute, None)
+            if not name:
+                continue
+            exact[_country_key(name)] = code
+            variants = {_without_parenthetical(name)}
+            if ", " in name:
+                head, _, tail = name.partition(", ")
+                variants |= {head, f"{tail} {head}"}
+            for variant in variants:
+                derived.setdefault(_country_key(variant), set()).add(code)
+    index = {key: codes.pop() for key, codes in derived.items() if len(codes) == 1}
+    index.update(exact)
+    index.update({_country_key(alias): code for alias, code in _COUNTRY_ALIASES.items()})
+    return index
+
+
+@lru_cache(maxsize=1 << 12)
+def country_code(value: str) -> tuple[str | None, str | None]:
+    """(alpha-2, None) for a country name or code, else (None, what is wrong with it)."""
+    index = _country_index()
+    candidates = [value]
+    if "(" in value:
+        candidates += [_without_parenthetical(value), *re.findall(r"\(([^)]*)\)", value)]
+    for candidate in candidates:
+        key = _country_key(candidate)
+        if key in index:
+            return (index[key], None)
+        if key in _FORMER_COUNTRIES:
+            return (None, FORMER_COUNTRY_PROBLEM)
+    return (None, COUNTRY_PROBLEM)
