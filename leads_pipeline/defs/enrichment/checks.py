@@ -9,7 +9,7 @@ import pandas as pd
 import pandera.pandas as pa
 import psycopg
 
-from leads_pipeline.lib.enrichment.companies import COMPANY_FIELDS
+from leads_pipeline.lib.enrichment.providers import COMPANY_FIELDS
 from leads_pipeline.lib.store import enrichment as store
 
 FACTS_CHECK = "company_facts_valid"

@@ -33,23 +33,6 @@ PLATFORM_DOMAINS = frozenset(
     {"linkedin.com", "twitter.com", "x.com", "facebook.com", "google.com", "wikipedia.org", "crunchbase.com"}
 )
 
-COMPANY_FIELDS: tuple[str, ...] = (
-    "company",
-    "company_domain",
-    "website",
-    "industry",
-    "employee_count",
-    "company_size",
-    "annual_revenue",
-    "technologies",
-    "company_linkedin_url",
-    "company_twitter_url",
-    "company_facebook_url",
-    "hq_city",
-    "hq_country",
-)
-"""The fields company enrichment fills; the first seven of the lead's own columns are updated too."""
-
 LEAD_COLUMNS: dict[str, str] = {
     "company": "company",
     "company_domain": "company_domain",

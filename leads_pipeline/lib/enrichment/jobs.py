@@ -14,17 +14,18 @@ import math
 import os
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leads_pipeline.lib.batches import slug
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
-from leads_pipeline.lib.enrichment.companies import CompanyFact, Identity, ProviderAnswer
-from leads_pipeline.lib.enrichment.engine import domain_answer, plan_units
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
+
+if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company estimate imports it, not a job's history
+    from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer
 
 MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
 CONCURRENCY = 8
@@ -93,12 +94,16 @@ def job_budget(
 
 
 def _typical(provider: str, supplies: frozenset[str]) -> ProviderAnswer:
+    from leads_pipeline.lib.enrichment.companies import CompanyFact, ProviderAnswer
+
     confidence = 80 if provider == "gemini" else 70
     return ProviderAnswer("found", facts=tuple(CompanyFact(f, "?", confidence) for f in supplies))
 
 
 def _estimated_lookup(identity: Identity, hits: set[str], provider: str) -> Lookup:
     """What a lookup would return for the estimate: typical facts, free when cached."""
+    from leads_pipeline.lib.enrichment.engine import domain_answer
+
     if provider == "domain":
         return Lookup(domain_answer(identity), 0.0, cached=True)
     price = 0.0 if provider in hits else COMPANY_PROVIDERS[provider].credits
@@ -179,6 +184,8 @@ def _add_checks(entry: dict[str, Any], key: str, count: int, credits: float) -> 
 def _company_estimate(conn: store.Connection, batch_id: str, template: Template, *, overwrite: bool) -> dict[str, Any]:
     """Walks the waterfall once per company as the run will, from the batch's leads read a page at a time (a
     list of 300,000 leads held whole took most of a gigabyte)."""
+    from leads_pipeline.lib.enrichment.engine import plan_units
+
     units, orphans = plan_units(
         store.company_input_pages(conn, batch_id), template, overwrite, partial(store.lead_emails, conn)
     )

@@ -9,8 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from leads_pipeline.lib.credits import PriceItem, price
-from leads_pipeline.lib.enrichment.companies import COMPANY_FIELDS
 from leads_pipeline.lib.errors import ConfigurationError
+
+COMPANY_FIELDS: tuple[str, ...] = (
+    "company",
+    "company_domain",
+    "website",
+    "industry",
+    "employee_count",
+    "company_size",
+    "annual_revenue",
+    "technologies",
+    "company_linkedin_url",
+    "company_twitter_url",
+    "company_facebook_url",
+    "hq_city",
+    "hq_country",
+)
+"""The fields company enrichment fills; the first seven of the lead's own columns are updated too."""
 
 SOURCE_ASSETS: dict[str, str] = {
     "email": "email_contacts",

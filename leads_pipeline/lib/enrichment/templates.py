@@ -16,8 +16,7 @@ from typing import Any
 
 import yaml
 
-from leads_pipeline.lib.enrichment.companies import COMPANY_FIELDS
-from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_ASSETS
+from leads_pipeline.lib.enrichment.providers import COMPANY_FIELDS, COMPANY_PROVIDERS, SOURCE_ASSETS
 from leads_pipeline.lib.errors import ConfigurationError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "data" / "enrichment_templates"

@@ -13,12 +13,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from leads_pipeline.lib.credits import Budget
-from leads_pipeline.lib.enrichment.companies import ProviderAnswer
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.errors import ConfigurationError
+
+if TYPE_CHECKING:  # the companies' validation loads pandas and pyarrow, which a job's history does not use
+    from leads_pipeline.lib.enrichment.companies import ProviderAnswer
 
 
 @dataclass(frozen=True)
