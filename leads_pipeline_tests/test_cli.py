@@ -280,11 +280,11 @@ def test_dry_run_with_a_mapping_file(leads: CliRunner, tmp_path: Path) -> None:
 def test_commands_that_read_the_store_load_neither_pandas_nor_dagster_nor_provider_clients(
     leads: CliRunner, database_url: str, tmp_path: Path
 ) -> None:
-    """`leads search`, `leads imports list`, `leads sync history` and `leads bulk export` loaded pandas, pyarrow
-    and pandera (the import's preparation, through the bulk, import and privacy stores): 155 MB and 0.8 s of CPU
-    for a page of leads, where `leads lists show` takes 60 MB and 0.4 s; a search by country loaded them to read
-    the country's name. Each command runs here in one fresh interpreter, as a user runs it, against the test
-    database."""
+    """`leads search`, `leads imports list`, `leads sync history`, `leads bulk export` and `leads merges list`
+    loaded pandas, pyarrow and pandera (the import's preparation, through the bulk, import and privacy stores;
+    the duplicate detection, through the merges store): ~150 MB and 0.8 s of CPU for a page of leads, where
+    `leads lists show` takes 60 MB and 0.4 s; a search by country loaded them to read the country's name. Each
+    command runs here in one fresh interpreter, as a user runs it, against the test database."""
     _ok(leads, "lists", "create", "fair")
     import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
     with connect(database_url) as conn:
@@ -299,6 +299,7 @@ def test_commands_that_read_the_store_load_neither_pandas_nor_dagster_nor_provid
         ["show", str(lead_id)],
         ["bulk", "export", "--list", "fair", "--out", str(tmp_path / "fair.csv")],
         ["sync", "history"],
+        ["merges", "list"],
     ]
     probe = """
 import json, sys

@@ -13,14 +13,10 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import pandas as pd
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from psycopg import sql
 
-from leads_pipeline.lib.dedupe.leads import COLUMNS, DuplicateCluster, find_clusters
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import Selection
@@ -28,6 +24,11 @@ from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns, open_
 from leads_pipeline.lib.store import access, audit
 from leads_pipeline.lib.store.lists import Connection, hold_lists_of
 from leads_pipeline.lib.store.search import where_clause
+
+if TYPE_CHECKING:  # reading candidates loads pandas, pyarrow and the matcher; merging and the history need none
+    import pandas as pd
+
+    from leads_pipeline.lib.dedupe.leads import DuplicateCluster
 
 _FILLED: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "phone_ext", "mobile_phone_ext", "company_key", "name_key")
 """Fields a merge may fill on the survivor from the other leads (never stage, score or history)."""
@@ -58,6 +59,12 @@ class MergeResult:
 
 def candidate_frame(conn: Connection, selection: Selection, user: str) -> pd.DataFrame:
     """The live selected leads' ``COLUMNS`` as a DataFrame, streamed with COPY (a million leads in seconds)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from leads_pipeline.lib.dedupe.leads import COLUMNS
+
     query = sql.SQL("COPY (SELECT {cols} FROM leads l WHERE {w}) TO STDOUT (FORMAT csv)").format(
         cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in COLUMNS),
         w=where_clause(conn, selection, user),
@@ -82,6 +89,8 @@ def candidate_frame(conn: Connection, selection: Selection, user: str) -> pd.Dat
 
 def detect(conn: Connection, selection: Selection, user: str) -> list[DuplicateCluster]:
     """Clusters of duplicates among the selected leads (within and across the selected lists)."""
+    from leads_pipeline.lib.dedupe.leads import find_clusters
+
     return find_clusters(candidate_frame(conn, selection, user))
 
 
