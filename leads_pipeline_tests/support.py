@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -294,6 +296,32 @@ def cli_environment(
         **(extra or {}),
     }.items():
         monkeypatch.setenv(name, value)
+
+
+_FRESH_PROBE = """
+import json, sys
+from leads_pipeline.cli import app
+commands, modules = json.loads(sys.argv[1])
+codes = [app(args, standalone_mode=False) for args in commands]
+print(json.dumps({"codes": codes, "loaded": [name for name in modules if name in sys.modules]}))
+"""
+
+
+def leads_in_fresh_interpreter(commands: Sequence[Sequence[str]], modules: Sequence[str]) -> tuple[str, list[str]]:
+    """Run ``leads`` commands one after the other in a new interpreter, as a user runs them (the environment's
+    database and user); each must succeed. Their output, and which of ``modules`` they loaded: the test session
+    itself has loaded every module already."""
+    run = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROBE, json.dumps([commands, modules])],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    *output, last = run.stdout.splitlines()
+    report = json.loads(last)
+    assert report["codes"] == [None] * len(commands), run.stderr
+    return "\n".join(output), report["loaded"]
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typer.testing import CliRunner, Result
 from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, cli_environment, import_file, sql_value
+from leads_pipeline_tests.support import bidx, cli_environment, import_file, leads_in_fresh_interpreter, sql_value
 
 
 @pytest.fixture
@@ -301,17 +301,10 @@ def test_commands_that_read_the_store_load_neither_pandas_nor_dagster_nor_provid
         ["sync", "history"],
         ["merges", "list"],
     ]
-    probe = """
-import json, sys
-from leads_pipeline.cli import app
-codes = [app(args, standalone_mode=False) for args in json.loads(sys.argv[1])]
-unused = ("pandas", "pyarrow", "pandera", "numpy", "dagster", "google.genai", "apify_client")
-print(json.dumps({"codes": codes, "loaded": [name for name in unused if name in sys.modules]}))
-"""
-    run = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True, check=True, timeout=120
+    _, loaded = leads_in_fresh_interpreter(
+        commands, ("pandas", "pyarrow", "pandera", "numpy", "dagster", "google.genai", "apify_client")
     )
-    assert json.loads(run.stdout.splitlines()[-1]) == {"codes": [None] * len(commands), "loaded": []}
+    assert loaded == []
     assert (tmp_path / "fair.csv").read_text().count("\n") == 34  # the header and the 33 leads
 
 

@@ -27,7 +27,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import cli_environment, import_file, receiver
+from leads_pipeline_tests.support import cli_environment, import_file, leads_in_fresh_interpreter, receiver
 
 
 @pytest.fixture
@@ -203,19 +203,11 @@ def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(
     (the company engine's and the contact stages' client types): an estimate asks no provider. It runs here in a
     fresh interpreter as a user runs it, and says what the in-process estimate says."""
     args = ["enrich", "--list", "prospects", "--sources", "company", "--estimate", "--json"]
-    probe = """
-import json, sys
-from leads_pipeline.cli import app
-app(json.loads(sys.argv[1]), standalone_mode=False)
-unused = ("dagster", "google.genai", "apify_client", "httpx", "pandera", "leads_pipeline.definitions")
-print(json.dumps([name for name in unused if name in sys.modules]))
-"""
-    run = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(args)], capture_output=True, text=True, check=True, timeout=120
+    estimate, loaded = leads_in_fresh_interpreter(
+        [args], ("dagster", "google.genai", "apify_client", "httpx", "pandera", "leads_pipeline.definitions")
     )
-    *estimate, loaded = run.stdout.splitlines()
-    assert json.loads(loaded) == []
-    assert json.loads("\n".join(estimate)) == _json(leads, *args)
+    assert loaded == []
+    assert json.loads(estimate) == _json(leads, *args)
 
 
 def test_the_jobs_credits_and_templates_commands_load_no_pandas(
@@ -234,17 +226,10 @@ def test_the_jobs_credits_and_templates_commands_load_no_pandas(
         ["templates", "ls"],
         ["templates", "show", "premium"],
     ]
-    probe = """
-import json, sys
-from leads_pipeline.cli import app
-codes = [app(args, standalone_mode=False) for args in json.loads(sys.argv[1])]
-unused = ("pandas", "pyarrow", "pandera", "dagster", "google.genai", "apify_client")
-print(json.dumps({"codes": codes, "loaded": [name for name in unused if name in sys.modules]}))
-"""
-    run = subprocess.run(
-        [sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True, check=True, timeout=120
+    _, loaded = leads_in_fresh_interpreter(
+        commands, ("pandas", "pyarrow", "pandera", "dagster", "google.genai", "apify_client")
     )
-    assert json.loads(run.stdout.splitlines()[-1]) == {"codes": [None] * len(commands), "loaded": []}
+    assert loaded == []
 
 
 def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
