@@ -463,6 +463,35 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
     assert plan["sources"]["email"]["staleVerdicts"] == len(ids)
 
 
+def test_with_smtp_probing_off_the_estimate_counts_the_addresses_the_verifier_is_asked_about(
+    leads: CliRunner,
+    prospects: list[int],
+    sandbox_world: World,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With SMTP probing off ZeroBounce answers every check, also on an address never verified, but the estimate
+    counted only leads without an address and stale verdicts: 0 credits for a run that bought one verdict per
+    address. It now counts them; while mail hosts are probed (free), it does not."""
+    strict = {c.domain for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    with connect(database_url) as conn:
+        rows = list(conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL ORDER BY id"))
+    ids = [r["id"] for r in rows if r["email"].rpartition("@")[2] in strict]
+    assert len(ids) >= 10
+    (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
+    enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "email", "--json"]
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # probed: no verifier is paid
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")
+
+    plan = _json(leads, *enrich, "--estimate")
+    document = _json(leads, *enrich, "--wait")
+
+    assert plan["estimatedCredits"] == document["creditsUsed"] == len(ids)
+    assert plan["sources"]["email"]["unverifiedAddresses"] == len(ids)
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # verified now: kept while fresh
+
+
 def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int]) -> None:
     """The job id is what `leads jobs show` needs, but in an 80-column terminal the table cut it to
     "enrich-prospe…"; the other columns wrap now instead."""

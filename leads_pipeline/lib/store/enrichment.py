@@ -402,6 +402,38 @@ def stale_paid_verdicts(conn: Connection, batch_id: str, methods: Sequence[str],
     return {r["source"]: int(r["n"]) for r in rows}
 
 
+def unverified_addresses(
+    conn: Connection, batch_id: str, method: str, paid_methods: Sequence[str], max_age: timedelta
+) -> int:
+    """The addresses of the batch's leads the email stage verifies that :func:`stale_paid_verdicts` does not
+    count: the lead's newest verdict is not a settled one on its own address (there is none, it is "unknown", or
+    it is on an address the lead no longer has), or it is a settled one older than ``max_age`` that no paid
+    verifier (``paid_methods``) sold; and no fresh answer of ``method`` on the address is cached. With SMTP
+    probing off, the stage buys each from ``method`` (``EmailStage._chunk``, ``EmailVerifier.verify_parsed``);
+    counted once per address, as the cache makes it paid once."""
+    row = conn.execute(
+        sql.SQL(
+            """SELECT count(DISTINCT l.email_bidx) AS n
+               FROM batch_members m JOIN leads l ON l.id = m.lead_id
+               LEFT JOIN LATERAL (
+                   SELECT source, value, details, observed_at FROM lead_facts
+                   WHERE lead_id = l.id AND field = 'email_status' ORDER BY observed_at DESC, id DESC LIMIT 1
+               ) f ON TRUE
+               WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL AND l.email IS NOT NULL
+                 AND NOT coalesce(
+                     (f.details ->> 'email_bidx') COLLATE "C" = {lead_key} AND f.value <> 'unknown'
+                     AND (f.observed_at > now() - %(age)s OR f.source = ANY(%(paid)s)), FALSE)
+                 AND NOT EXISTS (
+                     SELECT 1 FROM email_verifications v
+                     WHERE {cache_key} = {lead_key} AND v.method = %(method)s AND v.checked_at > now() - %(age)s
+                       AND NOT (v.status = 'unknown' AND v.cost = 0))"""
+        ).format(lead_key=key_column("email_bidx", "l"), cache_key=key_column("email_bidx", "v")),
+        {"batch": batch_id, "method": method, "paid": list(paid_methods), "age": max_age},
+    ).fetchone()
+    assert row is not None
+    return int(row["n"])
+
+
 def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int:
     """The batch's leads that have a LinkedIn URL but no profile read within ``max_age``: the LinkedIn stage reads
     (and charges) their profile although they miss no URL (``LinkedInStage._chunk``'s rule)."""
