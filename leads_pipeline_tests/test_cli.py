@@ -329,6 +329,29 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert _count(database_url, "leads") == 0
 
 
+def test_an_interrupt_after_the_import_completed_reports_it_completed(
+    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the import step stores its result, after the import completed: Dagster raises the interrupt out
+    of the run, and `leads import` ended with its traceback and exit code 1, as if the import had not happened.
+    It says the interrupt stopped nothing, and shows the completed import."""
+    materialize = dg.materialize
+
+    def interrupted_late(*args: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        materialize(*args, **kwargs)
+        raise dg.DagsterExecutionInterruptedError  # what the interrupt raises when the step stores its result
+
+    monkeypatch.setattr(dg, "materialize", interrupted_late)
+    _ok(leads, "lists", "create", "fair")
+
+    result = _ok(leads, "import", str(DEMO_FILE), "--list", "fair")
+
+    import_id = _json(leads, "imports", "list", "--json")[0]["importId"]
+    assert result.stderr.strip() == f"the interrupt came after import {import_id} had completed: nothing was stopped"
+    assert f"import {import_id} completed (36 rows)" in result.stdout
+    assert _count(database_url, "leads") == 33
+
+
 def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> None:
     """The problems file is opened in a spreadsheet to fix the rows: a cell the imported file had as a formula
     must not run there, as in an export; nor one after a ";", where Excel in most of Europe splits the cell."""
