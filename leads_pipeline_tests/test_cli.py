@@ -329,6 +329,26 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert _count(database_url, "leads") == 0
 
 
+def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
+    leads: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster captured the import step's output with a `tail` and a Python watcher per stream, in the terminal's
+    process group: Ctrl-C printed a KeyboardInterrupt traceback from each watcher before the import's one line.
+    The command's runs capture nothing: the step's output is the terminal's."""
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def recorded(args: Any, *rest: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        started.append([str(a) for a in args])
+        return popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recorded)
+    _ok(leads, "lists", "create", "fair")
+
+    assert _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["status"] == "completed"
+    assert started == []
+
+
 def test_an_interrupt_after_the_import_completed_reports_it_completed(
     leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

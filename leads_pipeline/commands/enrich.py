@@ -309,12 +309,13 @@ def _spawn(env: Environment, job_id: str, keeper: Connection) -> None:
 def execute_job(env: Environment, job_id: str, *, claimed: bool = False) -> None:
     """Run the job here (``claimed``: this process already holds its lock)."""
     from leads_pipeline.defs.enrichment.jobs import materialize_job
+    from leads_pipeline.launcher import instance
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
     with connect(env.database_url) as conn:
         job = store.get_job(conn, job_id)
-    materialize_job(env.database_url, job, claimed=claimed)
+    materialize_job(env.database_url, job, claimed=claimed, instance=run_or_fail(instance))
 
 
 def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
