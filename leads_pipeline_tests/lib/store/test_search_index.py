@@ -331,6 +331,46 @@ def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgr
             assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
 
 
+def test_the_slashed_legal_form_migration_recomputes_the_company_keys_of_stored_leads(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """sql/109 on a database whose leads have company keys as an import stored them before ("Ørsted A/S":
+    "orsted a s"): their company and name keys become the ones an import derives now ("orsted"), the search rows
+    carry the new name key, a company profile cached under the old key is found under the new one, and the leads
+    do not count as changed since their import; a company without a slash keeps its key."""
+    with database_before(postgres_server, 109, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for company, old_key in (("Ørsted A/S", "orsted a s"), ("Natura S/A", "natura s a"), ("Acme", "acme")):
+                conn.execute(
+                    "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
+                    " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
+                    (list_id, company, old_key, f"jan berg|{old_key}"),
+                )
+            conn.execute(
+                "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at) VALUES"
+                " ('name:orsted a s', 'gemini', 'found', 'Ørsted A/S', 'orsted a s', now() + interval '30 days')"
+            )
+            written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 109]
+        assert norm.company_key(pd.Series(["Ørsted"], dtype="str")).iloc[0] == "orsted"
+        with connect(url) as conn:
+            leads = list(conn.execute("SELECT company_key, name_key FROM leads ORDER BY id"))
+            assert leads == [
+                {"company_key": "orsted", "name_key": "jan berg|orsted"},
+                {"company_key": "natura", "name_key": "jan berg|natura"},
+                {"company_key": "acme", "name_key": "jan berg|acme"},
+            ]
+            searched = [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")]
+            assert searched == ["jan berg|orsted", "jan berg|natura", "jan berg|acme"]
+            profiles = list(conn.execute("SELECT lookup_key, name_key FROM company_profiles ORDER BY lookup_key"))
+            assert profiles == [
+                {"lookup_key": "name:orsted", "name_key": "orsted"},
+                {"lookup_key": "name:orsted a s", "name_key": "orsted"},
+            ]
+            assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
