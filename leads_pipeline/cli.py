@@ -209,6 +209,8 @@ def run_cli_import(
 
     if worker_count(0, DEFAULT_CHUNK_ROWS, file) > 1:  # its workers' server boots while Dagster starts the run
         start_worker_server()
+    from dagster import DagsterExecutionInterruptedError
+
     from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig
     from leads_pipeline.launcher import materialize_import
     from leads_pipeline.lib.batches import import_batch_key
@@ -239,8 +241,16 @@ def run_cli_import(
     if show_progress:
         watcher = threading.Thread(target=_watch_progress, args=(env.database_url, batch_key, stop), daemon=True)
         watcher.start()
+    late_interrupt = False
     try:
         materialize_import(batch_key, config)
+    except DagsterExecutionInterruptedError as interrupt:
+        # Dagster raises an interrupt that came while the step stored its result, after the import completed
+        with connect(env.database_url) as conn:
+            record = store.import_for_batch(conn, batch_key)
+        if record is None or record["status"] != "completed":
+            raise KeyboardInterrupt from interrupt
+        late_interrupt = True
     finally:
         stop.set()
         if watcher is not None:
@@ -248,6 +258,8 @@ def run_cli_import(
     with connect(env.database_url) as conn:
         record = store.import_for_batch(conn, batch_key)
         assert record is not None
+        if late_interrupt:
+            errors.print(f"the interrupt came after import {record['id']} had completed: nothing was stopped")
         return store.import_status(conn, record["id"])
 
 

@@ -322,6 +322,49 @@ def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
+def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
+    leads: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster captured the import step's output with a `tail` and a Python watcher per stream, in the terminal's
+    process group: Ctrl-C printed a KeyboardInterrupt traceback from each watcher before the import's one line.
+    The command's runs capture nothing: the step's output is the terminal's."""
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def recorded(args: Any, *rest: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        started.append([str(a) for a in args])
+        return popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recorded)
+    _ok(leads, "lists", "create", "fair")
+
+    assert _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["status"] == "completed"
+    assert started == []
+
+
+def test_an_interrupt_after_the_import_completed_reports_it_completed(
+    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the import step stores its result, after the import completed: Dagster raises the interrupt out
+    of the run, and `leads import` ended with its traceback and exit code 1, as if the import had not happened.
+    It says the interrupt stopped nothing, and shows the completed import."""
+    materialize = dg.materialize
+
+    def interrupted_late(*args: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        materialize(*args, **kwargs)
+        raise dg.DagsterExecutionInterruptedError  # what the interrupt raises when the step stores its result
+
+    monkeypatch.setattr(dg, "materialize", interrupted_late)
+    _ok(leads, "lists", "create", "fair")
+
+    result = _ok(leads, "import", str(DEMO_FILE), "--list", "fair")
+
+    import_id = _json(leads, "imports", "list", "--json")[0]["importId"]
+    assert result.stderr.strip() == f"the interrupt came after import {import_id} had completed: nothing was stopped"
+    assert f"import {import_id} completed (36 rows)" in result.stdout
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 33
+
+
 def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> None:
     """The problems file is opened in a spreadsheet to fix the rows: a cell the imported file had as a formula
     must not run there, as in an export; nor one after a ";", where Excel in most of Europe splits the cell."""

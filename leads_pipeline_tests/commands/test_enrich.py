@@ -439,7 +439,7 @@ def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
     assert document["creditsUsed"] == sum(per_lead.values()) > 0
 
 
-def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
+def test_with_smtp_probing_off_the_estimate_counts_the_verdicts_a_run_buys(
     leads: CliRunner,
     prospects: list[int],
     sandbox_world: World,
@@ -447,9 +447,10 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A verdict older than the email stage's cache_days is bought again, but the estimate counted only leads
-    without an address: it said 0 credits for a run that then re-verified every address. It now counts them."""
-    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    """With SMTP probing off ZeroBounce answers every check, but the estimate counted only leads without an
+    address: it said 0 credits for a run that bought a verdict on every address never verified, and for one that
+    re-verified every address whose verdict had grown older than the email stage's cache_days. It now counts
+    both (``unverifiedAddresses``, ``staleVerdicts``); while mail hosts are probed (free), no unverified one."""
     strict = {c.domain for c in sandbox_world.companies if c.mx_behaviour == "strict"}
     with connect(database_url) as conn:
         rows = list(conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL ORDER BY id"))
@@ -457,8 +458,14 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
     assert len(ids) >= 10
     (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
     enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "email", "--json"]
+    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # probed: no verifier is paid
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+
+    unverified = _json(leads, *enrich, "--estimate")
     first = _json(leads, *enrich, "--wait")
-    assert first["creditsUsed"] == len(ids)
+
+    assert unverified["estimatedCredits"] == first["creditsUsed"] == len(ids)
+    assert unverified["sources"]["email"]["unverifiedAddresses"] == len(ids)
     assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # fresh verdicts are kept
     with connect(database_url) as conn:
         conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '35 days'")
@@ -469,6 +476,21 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
 
     assert plan["estimatedCredits"] == plan["sources"]["email"]["estimatedCredits"] == again["creditsUsed"] == len(ids)
     assert plan["sources"]["email"]["staleVerdicts"] == len(ids)
+    assert plan["sources"]["email"]["unverifiedAddresses"] == 0
+
+
+def test_an_estimate_does_not_load_the_dagster_definitions(leads: CliRunner, prospects: list[int]) -> None:
+    """An estimate launches nothing, but it loaded every asset and resource to check that the sources' assets
+    are deployed: 342 MB and ~10 s for the estimate of the demo file, 235 MB and ~5 s without."""
+    script = (
+        "import sys; from leads_pipeline.cli import app; "
+        "app(['enrich', '--list', 'prospects', '--estimate', '--json'], standalone_mode=False); "
+        "print('definitions' if 'leads_pipeline.definitions' in sys.modules else 'none')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    *plan, loaded = done.stdout.strip().splitlines()
+    assert json.loads("\n".join(plan))["leads"] == len(prospects)
+    assert loaded == "none"
 
 
 def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int]) -> None:

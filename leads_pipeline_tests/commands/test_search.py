@@ -321,3 +321,23 @@ def test_output_under_a_locale_that_cannot_write_every_name(database_url: str, l
     table = latin.run("search", "ilker")
     assert table.exit_code == 0, table.stderr
     assert "?lker" in table.stdout and "?? KK" in table.stdout
+
+
+def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url: str) -> None:
+    """Turkish upper-cases the dotless i (U+0131) as I: the light, written in lower case in a filter, finds the
+    company and the name written IŞIK in capitals, as the text search does (the filters found nobody: lower()
+    makes IŞIK "işik")."""
+    light = "\u0131\u015f\u0131k"
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET company = 'IŞIK YAPI A.Ş.', last_name = 'IŞIK' WHERE country = 'ES'")
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, light) == ana
+    assert _emails(fair, "--where", f"company ~ {light}") == ana
+    assert _emails(fair, "--where", f"company ~ {light} yap\u0131") == ana
+    assert (
+        _emails(fair, "--where", f"last_name = {light}") == _emails(fair, "--where", f"last_name = I{light[1:]}") == ana
+    )
+    assert _emails(fair, "--where", f"last_name in nobody, {light}") == ana
+    assert ana[0] not in _emails(fair, "--where", f"last_name != {light}")
+    assert ana[0] not in _emails(fair, "--where", f"company !~ {light}")
+    assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"

@@ -292,41 +292,55 @@ def test_the_linkedin_case_migration_lowercases_the_slugs_034_left_in_upper_case
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
-    """sql/044 on a database whose leads have company keys as an import stored them before ("Müller GmbH":
-    "muller"): their company and name keys become the ones an import derives now ("mueller"), so that a row of
-    "Jan Berg, Mueller GmbH" finds the lead by name, the search rows carry the new name key, a company profile
-    cached under the old key is found under the new one, and the leads do not count as changed since their import
-    (their undo stays possible)."""
-    with database_before(postgres_server, 44, tmp_path) as url:
+@pytest.mark.parametrize(
+    ("version", "companies", "keys", "spelled"),
+    [
+        (44, {"Müller GmbH": "muller", "Acme": "acme"}, ["mueller", "acme"], "Mueller GmbH"),
+        (
+            109,
+            {"Ørsted A/S": "orsted a s", "Natura S/A": "natura s a", "Acme": "acme"},
+            ["orsted", "natura", "acme"],
+            "Ørsted",
+        ),
+    ],
+    ids=["044-umlauts", "109-slashed-legal-forms"],
+)
+def test_a_company_key_migration_recomputes_the_keys_of_stored_leads(
+    postgres_server: str, tmp_path: Path, version: int, companies: dict[str, str], keys: list[str], spelled: str
+) -> None:
+    """sql/044 and sql/109 on a database whose leads have company keys as an import stored them before
+    ("Müller GmbH": "muller", "Ørsted A/S": "orsted a s"): their company and name keys become the ones an import
+    derives now ("mueller", "orsted"), so that a row of the other spelling ("Jan Berg, Mueller GmbH", "Jan Berg,
+    Ørsted") finds the lead by name, the search rows carry the new name key, a company profile cached under the
+    old key is found under the new one, and the leads do not count as changed since their import (their undo
+    stays possible); a company the migration is not about keeps its key."""
+    first, old_key = next(iter(companies.items()))
+    with database_before(postgres_server, version, tmp_path) as url:
         with connect(url) as conn:
             list_id = create_list(conn, "prospects", owner=USER).id
-            for company, old_key in (("Müller GmbH", "muller"), ("Acme", "acme")):
+            for company, stored in companies.items():
                 conn.execute(
                     "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
                     " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
-                    (list_id, company, old_key, f"jan berg|{old_key}"),
+                    (list_id, company, stored, f"jan berg|{stored}"),
                 )
             conn.execute(
                 "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at)"
-                " VALUES ('name:muller', 'gemini', 'found', 'Müller GmbH', 'muller', now() + interval '30 days')"
+                " VALUES (%s, 'gemini', 'found', %s, %s, now() + interval '30 days')",
+                (f"name:{old_key}", first, old_key),
             )
             written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
-        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 44]
-        new_key = norm.company_key(pd.Series(["Mueller GmbH"], dtype="str")).iloc[0]
-        assert new_key == "mueller"
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= version]
+        assert norm.company_key(pd.Series([spelled, *companies], dtype="str")).tolist() == [keys[0], *keys]
         with connect(url) as conn:
             leads = list(conn.execute("SELECT company_key, name_key FROM leads ORDER BY id"))
-            assert leads == [
-                {"company_key": "mueller", "name_key": "jan berg|mueller"},
-                {"company_key": "acme", "name_key": "jan berg|acme"},
-            ]
+            assert leads == [{"company_key": key, "name_key": f"jan berg|{key}"} for key in keys]
             searched = [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")]
-            assert searched == ["jan berg|mueller", "jan berg|acme"]
+            assert searched == [f"jan berg|{key}" for key in keys]
             profiles = list(conn.execute("SELECT lookup_key, name_key FROM company_profiles ORDER BY lookup_key"))
             assert profiles == [
-                {"lookup_key": "name:mueller", "name_key": "mueller"},
-                {"lookup_key": "name:muller", "name_key": "mueller"},
+                {"lookup_key": f"name:{keys[0]}", "name_key": keys[0]},
+                {"lookup_key": f"name:{old_key}", "name_key": keys[0]},
             ]
             assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
 
