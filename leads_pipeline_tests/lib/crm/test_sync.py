@@ -15,10 +15,11 @@ from leads_pipeline.lib.crm import sync as sync_module
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store import bulk, merges, privacy
 from leads_pipeline.lib.store import crm as store
-from leads_pipeline.lib.store import merges, privacy
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.lib.store.lists import delete_list, ensure_list, get_list
 from leads_pipeline.sandbox.http.crmstore import CrmRecord
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
@@ -633,3 +634,36 @@ def test_a_pull_that_read_a_lead_as_it_was_merged_away_writes_into_the_survivor(
     with connect(database_url) as db:
         rows = db.execute("SELECT id, title FROM leads WHERE id = ANY(%s)", ([survivor, merged_away],)).fetchall()
     assert {r["id"]: r["title"] for r in rows} == {survivor: "COO", merged_away: "Engineer"}
+
+
+@pytest.mark.parametrize("delete", ["bulk", "list"])
+def test_a_push_batch_waits_for_a_delete_in_flight_and_leaves_its_leads_out(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, delete: str
+) -> None:
+    """`leads bulk delete` (or `leads lists delete`) while `leads sync` pushed the same leads: the batch held its
+    leads (key share) while the delete's update was not committed yet, which that lock does not wait for, so it
+    sent and linked leads whose deletion had begun before; a merge, which holds its leads for update first, was
+    waited for. A delete now holds its leads so too: the batch waits for it and leaves the deleted leads out."""
+    emails = [f"gus.{delete}@example.net", f"kim.{delete}@example.net"]
+    list_id = import_leads(database_url, tmp_path, [person("Gus", emails[0]), person("Kim", emails[1])],
+                           list_name=f"Deleting {delete}")  # fmt: skip
+    gus = lead_of(database_url, list_id, emails[0])["id"]
+    push = engine(database_url, sandbox, connection("hubspot", f"hs-deleting-{delete}", direction="push"))
+    reports: list[SyncReport] = []
+    with connect(database_url) as deleting:
+        deleting.execute("SELECT 1")  # the delete's transaction is this one, committed once the batch waits for it
+        if delete == "bulk":
+            bulk.delete(deleting, Selection.build(ids=[gus]), "tester")
+        else:
+            delete_list(deleting, get_list(deleting, f"Deleting {delete}", "tester"))
+        thread = threading.Thread(target=lambda: reports.append(push.run("push", list_id)))
+        thread.start()
+        try:
+            await_lock_wait(database_url)
+        finally:
+            deleting.commit()
+            thread.join()
+
+    sent = [email for email in emails if cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.find("email", email)]
+    assert sent == ([emails[1]] if delete == "bulk" else [])
+    assert [(r.status, r.leads_to_sync, r.created) for r in reports] == [("completed", 2, len(sent))]
