@@ -160,12 +160,13 @@ def sync(
     console.print(
         f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
-        f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled, "
+        f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
+        f"({report['pulledToSurvivors']} into merge survivors), {report['pullSkipped']} pulled records skipped, "
         f"{report['conflicts']} conflicts ({report['requests']} requests)"
     )
     if report.get("message"):
         console.print(report["message"])
-    if report["failed"] or report["invalid"]:
+    if report["failed"] or report["invalid"] or report["pullSkipped"]:
         console.print(f"see `leads sync errors {report['syncId']}`")
 
 
@@ -245,6 +246,8 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
         "failed": run["failed"],
         "invalid": run["invalid"],
         "pulled": run["pulled"],
+        "pulledToSurvivors": run["pulled_to_survivors"],
+        "pullSkipped": run["pull_skipped"],
         "conflicts": run["conflicts"],
         "requests": run["requests"],
         "message": run["message"],
@@ -306,8 +309,8 @@ def sync_errors(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The records a sync could not send: lead, email, action, category, message and attempts (viewers of its
-    list)."""
+    """The records a sync could not send or pulled and did not apply: lead, email, action, category, message and
+    attempts (viewers of its list)."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
@@ -331,7 +334,7 @@ def sync_errors(
         print_json(rows)
         return
     if not rows:
-        console.print(f"sync {sync_id} has no failed or invalid records")
+        console.print(f"sync {sync_id} has no failed, invalid or skipped records")
         return
     table = Table(*columns)
     for row in rows:

@@ -493,6 +493,9 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "deleting its leads")
         hold_lists_of(conn, ids)
+        # held for update first, as a merge holds its leads: a push batch holding them (key share) waits for the
+        # delete and leaves them out, where it sent and linked leads whose delete was not committed yet
+        conn.execute("SELECT id FROM leads WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
         stamp = conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE id = ANY(%s) RETURNING deleted_at",
             (ids,),

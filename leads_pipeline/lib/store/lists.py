@@ -250,6 +250,10 @@ def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -
             purged = conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
             release_merged_orphans(conn)
             return purged
+        # held for update first (as ``bulk.delete`` holds them): a push batch of the list waits for the delete
+        conn.execute(
+            "SELECT id FROM leads WHERE list_id = %s AND deleted_at IS NULL ORDER BY id FOR UPDATE", (lead_list.id,)
+        )
         return conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
             (lead_list.id,),
