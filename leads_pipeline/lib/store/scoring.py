@@ -291,11 +291,13 @@ def write_scores(
         " band text, reasons jsonb, stage text, previous_stage text)",
         (json.dumps([vars(r) for r in rows]),),
     )
-    # A lead deleted since the chunk was read (an import undone, a list purged) is left out: its current score
-    # would fail the chunk on the foreign key. The leads are held (key share) first, so a deletion in flight is
-    # waited for and then seen.
+    # A lead deleted since the chunk was read is left out: removed (an import undone, a list purged), its current
+    # score would fail the chunk on the foreign key; deleted softly (`leads bulk delete`, a list deleted, merged
+    # away), it is no longer scored. The leads are held (key share) first, so a removal or a merge in flight is
+    # waited for and then seen (a soft delete in flight is not: its leads are scored as before it).
     removed = conn.execute(
-        "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " ORDER BY l.id FOR KEY SHARE)"
+        "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " AND l.deleted_at IS NULL"
+        " ORDER BY l.id FOR KEY SHARE)"
         " DELETE FROM scored t WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.lead_id)"
         " RETURNING t.lead_id, t.score, t.band, t.stage"
     )

@@ -487,3 +487,53 @@ def test_a_lead_deleted_while_it_was_scored_is_not_reported(database_url: str) -
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
     assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
     assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
+
+
+def _committed_before_written(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, change: Callable[[psycopg.Connection[dict[str, Any]]], object]
+) -> None:
+    """Make ``change`` happen, in a transaction of its own committed, once scoring has read a chunk and before
+    it writes the chunk's scores: a person's command run while a batch is scored."""
+    write = store.write_scores
+
+    def changed_then_written(*args: Any, **kwargs: Any) -> store.ScoreWrites:
+        with connect(database_url) as other:
+            change(other)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_scores", changed_then_written)
+
+
+def test_a_lead_deleted_softly_while_it_was_scored_gets_no_score_and_is_not_reported(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads score --list` racing `leads bulk delete` (a list deleted, a merge: the lead's row stays, deleted_at
+    set): the check for leads deleted since the chunk was read asked only whether the row existed, so the deleted
+    lead got a current score, a history row and a stage change, and was reported. It is left out now."""
+    from leads_pipeline.lib.store import bulk
+
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "DE"},
+            ],
+            "deleted",
+        )
+    _committed_before_written(
+        monkeypatch, database_url, lambda other: bulk.delete(other, Selection.build(ids=[gone]), "tester")
+    )
+    with connect(database_url) as conn:
+        report = score_leads(conn, [gone, kept], config, now=NOW).as_json()
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
+        assert list(conn.execute("SELECT lead_id FROM stage_changes")) == []
+        assert conn.execute("SELECT score, stage FROM leads WHERE id = %s", (gone,)).fetchone() == {
+            "score": None,
+            "stage": "new",
+        }
+    assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
+    assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
