@@ -250,12 +250,18 @@ class ScoreWrites:
 
     removed: psycopg.Cursor[dict[str, Any]]
     moved: psycopg.Cursor[dict[str, Any]]
+    restaged: psycopg.Cursor[dict[str, Any]]
     appended: psycopg.Cursor[dict[str, Any]]
 
-    def left_out(self) -> list[tuple[int, str, str]]:
-        """The score, band and stage of each of the chunk's leads deleted before its score was written: nothing
-        of these was stored."""
-        return [(r["score"], r["band"], r["stage"]) for r in self.removed]
+    def corrections(self) -> Iterator[tuple[int, str, str, int]]:
+        """What a report counting the chunk's results (score, band, stage) takes back (-1) and counts instead
+        (+1) to count what was stored: each lead deleted before its score was written, of which nothing was
+        stored; each lead whose stage was set meanwhile (`leads stage set`), which kept the stage set."""
+        for r in self.removed:
+            yield r["score"], r["band"], r["stage"], -1
+        for r in self.restaged:
+            yield r["score"], r["band"], r["stage"], -1
+            yield r["score"], r["band"], r["stored"], 1
 
     @property
     def stage_changes(self) -> int:
@@ -293,8 +299,9 @@ def write_scores(
     )
     # A lead deleted since the chunk was read is left out: removed (an import undone, a list purged), its current
     # score would fail the chunk on the foreign key; deleted softly (`leads bulk delete`, a list deleted, merged
-    # away), it is no longer scored. The leads are held (key share) first, so a removal or a merge in flight is
-    # waited for and then seen (a soft delete in flight is not: its leads are scored as before it).
+    # away), it is no longer scored. The leads are held (key share) first, so a removal, a merge or a person's
+    # stage change in flight (`set_stage`: they hold their leads for update) is waited for and then seen; a soft
+    # delete in flight is not: its leads are scored as before it.
     removed = conn.execute(
         "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " AND l.deleted_at IS NULL"
         " ORDER BY l.id FOR KEY SHARE)"
@@ -314,6 +321,12 @@ def write_scores(
         FROM moved
         """,
         params,
+    )
+    # A lead whose stage was set since the chunk was read kept that stage (the move above is guarded): the report
+    # counts it there.
+    restaged = conn.execute(
+        "SELECT t.score, t.band, t.stage, l.stage AS stored FROM scored t"
+        f" JOIN leads l ON l.id = t.lead_id AND {_SCORED_LEADS} WHERE l.stage <> t.stage"
     )
     appended = conn.execute(
         f"""
@@ -362,7 +375,7 @@ def write_scores(
         "UPDATE leads l SET score = t.score FROM scored t"
         f" WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND l.score IS DISTINCT FROM t.score"
     )
-    return ScoreWrites(removed, moved, appended)
+    return ScoreWrites(removed, moved, restaged, appended)
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:

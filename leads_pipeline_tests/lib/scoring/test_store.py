@@ -537,3 +537,36 @@ def test_a_lead_deleted_softly_while_it_was_scored_gets_no_score_and_is_not_repo
         }
     assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
     assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
+
+
+def test_a_stage_a_person_set_while_the_lead_was_scored_is_the_stage_reported(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads stage set` while a batch scored the lead: the person's stage was kept (the move is guarded) but the
+    report counted the stage the thresholds reached (sql for the first lead, new for the second). It counts the
+    stages stored now."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [hot, cold] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "DE"},
+            ],
+        )
+
+    def set_stages(other: psycopg.Connection[dict[str, Any]]) -> None:
+        store.set_stage(other, hot, "nurture", user="ana", reason="not now")
+        store.set_stage(other, cold, "mql", user="ana", reason="asked for a demo")
+
+    _committed_before_written(monkeypatch, database_url, set_stages)
+    with connect(database_url) as conn:
+        report = score_leads(conn, [hot, cold], config, now=NOW).as_json()
+    with connect(database_url) as conn:
+        assert {r["id"]: r["stage"] for r in conn.execute("SELECT id, stage FROM leads")} == {
+            hot: "nurture",
+            cold: "mql",
+        }
+        assert [store.score_history(conn, lead)[-1]["stage"] for lead in (hot, cold)] == ["nurture", "mql"]
+    assert (report["scored"], report["stages"], report["stageChanges"]) == (2, {"mql": 1, "nurture": 1}, 0)
+    assert report["distribution"] == {"hot": 1, "warm": 0, "cold": 1}
