@@ -24,6 +24,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, ScoringConfig
 from leads_pipeline.lib.scoring.rules import LeadInput, Rules
+from leads_pipeline.lib.scoring.stages import LADDER
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import key_column
 
@@ -238,6 +239,11 @@ leads table for it (20k of 500k leads: 180 ms for no change at all, 36 ms by the
 every lead of every list)."""
 
 
+_LADDER = "ARRAY[" + ", ".join(f"'{stage}'" for stage in LADDER) + "]"
+"""The stages automatic progression moves through, in order, as an SQL array (a literal: the chunk's writes send
+no list parameter, which psycopg composes value by value)."""
+
+
 def _reason_texts(reasons: str) -> str:
     """SQL: the JSON text of a reasons array with each reason's points taken out (``"title has 'vp' (+6)"``
     becomes ``"title has 'vp'"``, as :meth:`ScoreResult.explanation` wrote them)."""
@@ -309,11 +315,17 @@ def write_scores(
         " RETURNING t.lead_id, t.score, t.band, t.stage"
     )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
+    # A stage set by a person since the chunk was read stays: the move is made only from the stage read, and a
+    # lowering (regression) only while that stage is still the thresholds' (`leads stage set` of the same stage
+    # makes it a person's, which regression never lowers).
     moved = conn.execute(
         f"""
         WITH moved AS (
             UPDATE leads l SET stage = t.stage, score = t.score FROM scored t
             WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND t.stage <> t.previous_stage AND l.stage = t.previous_stage
+              AND (array_position({_LADDER}, t.stage) > array_position({_LADDER}, t.previous_stage)
+                   OR (SELECT c.source FROM stage_changes c WHERE c.lead_id = l.id ORDER BY c.id DESC LIMIT 1)
+                      IS DISTINCT FROM 'manual')
             RETURNING l.id, t.previous_stage, t.stage, t.score
         )
         INSERT INTO stage_changes (lead_id, from_stage, to_stage, source, score, reason, changed_at)

@@ -565,3 +565,27 @@ def test_a_stage_a_person_set_while_the_lead_was_scored_is_the_stage_reported(
         assert [store.score_history(conn, lead)[-1]["stage"] for lead in (hot, cold)] == ["nurture", "mql"]
     assert (report["scored"], report["stages"], report["stageChanges"]) == (2, {"mql": 1, "nurture": 1}, 0)
     assert report["distribution"] == {"hot": 1, "warm": 0, "cold": 1}
+
+
+def test_a_stage_a_person_confirmed_while_the_lead_was_scored_is_not_lowered(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With regression on, a lead whose score fell below its automatic stage (mql) while a person set that same
+    stage (`leads stage set ID mql`: the stage is a person's from then on) was lowered to new anyway: the batch had
+    read the stage as the thresholds', and the move checked only that the stage was still mql. A lowering now
+    also checks that the stage is still the thresholds'."""
+    config = parse_config({**ICP, "stages": {"regression": True}})
+    with connect(database_url) as conn:
+        _list, [lead] = add_leads(conn, [{"industry": "Retail", "country": "US", "custom": {"Visits": 3}}])
+        assert score_leads(conn, [lead], config, now=NOW).stages == {"mql": 1}
+        conn.execute("UPDATE leads SET custom = '{}', country = 'DE' WHERE id = %s", (lead,))
+    _committed_before_written(
+        monkeypatch, database_url, lambda other: store.set_stage(other, lead, "mql", user="ana", reason="still keen")
+    )
+    with connect(database_url) as conn:
+        report = score_leads(conn, [lead], config, now=NOW + timedelta(days=1)).as_json()
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT stage FROM leads WHERE id = %s", (lead,)).fetchone() == {"stage": "mql"}
+        changes = [(c["to_stage"], c["source"]) for c in store.stage_history(conn, lead)]
+        assert changes == [("mql", "auto"), ("mql", "manual")]
+    assert (report["scored"], report["stages"], report["stageChanges"]) == (1, {"mql": 1}, 0)
