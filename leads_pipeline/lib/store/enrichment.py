@@ -642,7 +642,8 @@ def replace_company_facts(
     updates: dict[int, dict[str, Any]],
 ) -> None:
     """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent).
-    A lead deleted since it was read gets none (``existing_leads``)."""
+    A lead deleted since it was read gets none (``existing_leads``); one deleted softly since (in bulk, with its
+    list, merged away) gets its facts, the record of what was bought, and keeps its columns."""
     live = existing_leads(conn, lead_ids)
     facts = [f for f in facts if f.lead_id in live]
     conn.execute(
@@ -681,7 +682,9 @@ def replace_company_facts(
             }
             for lead_id, values in updates.items()
         ]
-        conn.cursor().executemany(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %(id)s", params)
+        conn.cursor().executemany(
+            f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %(id)s AND deleted_at IS NULL", params
+        )
 
 
 _TYPES = {
