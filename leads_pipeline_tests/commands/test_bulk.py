@@ -276,6 +276,8 @@ def test_an_export_stopped_half_way_is_audited(
     missing = tmp_path / "missing" / "out.csv"
     error = fair.fails("bulk", "export", "--list", "fair", "--out", str(missing))
     assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist", "named"
+    error = fair.fails("bulk", "export", "--list", "fair", "--out", str(tmp_path))  # was a traceback
+    assert error == f"error: cannot write {tmp_path}: it is a directory; give a file name in it"
     assert len(_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 
