@@ -175,6 +175,26 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, m
     )
 
 
+def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port past 65535 (or below 1) ended in an OverflowError traceback, and a mistyped --host was called a
+    port in use by another `leads dev`; the sandbox's ports were the same traceback."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    for command, expected in [
+        (["dev", "--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+        (["dev", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
+        (["sandbox", "up", "--http-port", "70000"], "Invalid value for '--http-port': Input should be less than"),
+    ]:
+        result = leads.invoke(app, command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, command
+        assert expected in " ".join(result.stderr.replace("│", " ").split()), command
+    line = _fails(leads, "dev", "--host", "no such host.invalid", "--port", "3000")
+    assert line.startswith("error: --host 'no such host.invalid': not an address or host name ("), line
+
+
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     leads: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -85,11 +85,18 @@ def up(
         typer.Option("--world", help="World file; default: a generated 50-company world, seed 7."),
     ] = None,
     host: Annotated[str, typer.Option(help="Address for DNS and HTTP.")] = "127.0.0.1",
-    dns_port: Annotated[int, typer.Option(help="DNS port, UDP and TCP (0: any free port).")] = 5353,
-    smtp_port: Annotated[int, typer.Option(help="Port of every mail host, 127.0.0.2-6 (0: any free).")] = 2525,
-    http_port: Annotated[int, typer.Option(help="Port of the HTTP emulators (0: any free port).")] = 8765,
+    dns_port: Annotated[int, typer.Option(min=0, max=65535, help="DNS port, UDP and TCP (0: any free port).")] = 5353,
+    smtp_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of every mail host, 127.0.0.2-6 (0: any free).")
+    ] = 2525,
+    http_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the HTTP emulators (0: any free port).")
+    ] = 8765,
     salesforce_port: Annotated[
-        int, typer.Option(help="HTTPS port of the Salesforce emulator, which its client reaches only so (0: any).")
+        int,
+        typer.Option(
+            min=0, max=65535, help="HTTPS port of the Salesforce emulator, which its client reaches only so (0: any)."
+        ),
     ] = 8766,
 ) -> None:
     """Run the sandbox until Ctrl-C; print the settings that point clients at it as `export` lines."""
