@@ -257,7 +257,7 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
 @sync_app.command("history")
 def sync_history(
     crm: Annotated[str | None, typer.Option("--crm", help="Only this connection.")] = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Past sync runs with their counts: those of the lists you can read, and those you started."""
