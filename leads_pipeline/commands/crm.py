@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    csv_stdout,
+    environment,
+    one_output,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -311,6 +319,7 @@ def sync_errors(
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
+    one_output(as_json, as_csv)
     env = run_or_fail(environment)
 
     def errors() -> list[dict[str, Any]]:

@@ -112,6 +112,9 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     # also where Excel splits at ";" (it was written as is)
     assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
+    assert (
+        one_line_error(leads, "sync", "errors", "999", "--csv", "--json") == "error: --json and --csv: give one of them"
+    )
 
 
 def test_a_killed_sync_has_its_dagster_run_reported_failed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
