@@ -302,6 +302,9 @@ def test_dry_run_with_a_mapping_file(leads: CliRunner, tmp_path: Path) -> None:
     mapping.write_text("City: town\n", encoding="utf-8")
     error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
     assert str(mapping) in error and "town" in error
+    mapping.write_text("City: [unclosed\n", encoding="utf-8")  # PyYAML's own text: four lines and a caret
+    error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
+    assert error.startswith(f"error: {mapping}: invalid YAML in mapping file at line 2, column 1: expected ")
 
 
 def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -> None:
