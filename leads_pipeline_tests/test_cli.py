@@ -145,6 +145,26 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monke
     )
 
 
+def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port past 65535 (or below 1) ended in an OverflowError traceback, and a mistyped --host was called a
+    port in use by another `leads dev`; the sandbox's ports were the same traceback."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    for command, expected in [
+        (["dev", "--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+        (["dev", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
+        (["sandbox", "up", "--http-port", "70000"], "Invalid value for '--http-port': Input should be less than"),
+    ]:
+        result = leads.invoke(app, command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, command
+        assert expected in " ".join(result.stderr.replace("│", " ").split()), command
+    line = leads.fails("dev", "--host", "no such host.invalid", "--port", "3000")
+    assert line.startswith("error: --host 'no such host.invalid': not an address or host name ("), line
+
+
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -252,6 +272,9 @@ def test_dry_run_with_a_mapping_file(leads: Leads, tmp_path: Path) -> None:
     mapping.write_text("City: town\n", encoding="utf-8")
     error = leads.fails("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
     assert str(mapping) in error and "town" in error
+    mapping.write_text("City: [unclosed\n", encoding="utf-8")  # PyYAML's own text: four lines and a caret
+    error = leads.fails("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
+    assert error.startswith(f"error: {mapping}: invalid YAML in mapping file at line 2, column 1: expected ")
 
 
 def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> None:

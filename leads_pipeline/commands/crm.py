@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    csv_stdout,
+    environment,
+    one_output,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -260,7 +268,7 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
 @sync_app.command("history")
 def sync_history(
     crm: Annotated[str | None, typer.Option("--crm", help="Only this connection.")] = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Past sync runs with their counts: those of the lists you can read, and those you started."""
@@ -314,6 +322,7 @@ def sync_errors(
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
+    one_output(as_json, as_csv)
     env = run_or_fail(environment)
 
     def errors() -> list[dict[str, Any]]:

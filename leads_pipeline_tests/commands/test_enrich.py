@@ -222,6 +222,10 @@ def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: 
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
     refused = leads.fails("enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
     assert "--notify must be an http:// or https:// URL" in refused
+    for cap in ("nan", "inf", "-1"):  # nan capped nothing; enrich-after-import took even a negative cap
+        for args in (("enrich", "--list", "prospects", "--estimate"), ("enrich-after-import", "prospects")):
+            refused = leads.fails(*args, "--max-credits", cap)
+            assert "--max-credits must be a number of credits >= 0; got" in refused, (args, cap)
 
 
 def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its_priority_is_given(
@@ -324,6 +328,8 @@ def test_templates_commands(leads: Leads, tmp_path: Path) -> None:
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ncompany:\n  fields:\n    industry: {sources: [apify_search]}\n")
     assert "apify_search cannot supply industry" in leads.fails("templates", "validate", str(bad))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
+    assert f"{bad}: the template is not UTF-8 text (byte 1)" in leads.fails("templates", "validate", str(bad))
 
 
 def test_the_monthly_budget_stops_spending_with_a_clear_message(

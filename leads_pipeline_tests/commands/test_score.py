@@ -125,6 +125,9 @@ def test_score_errors_are_one_line(leads: Leads, database_url: str, tmp_path: Pa
     bad = tmp_path / "bad.yaml"
     bad.write_text("weights: {engagment: 3}\n")
     assert "weights.engagment: unknown key" in leads.fails("score", "--list", "demo", "--config", str(bad))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
+    error = leads.fails("score", "--list", "demo", "--config", str(bad))
+    assert f"{bad}: the scoring configuration is not UTF-8 text (byte 1)" in error
     assert "list 'nope': not found or not shared with you" in leads.fails("score", "--list", "nope")
     ids = tmp_path / "ids.txt"
     ids.write_text("99999999\n")

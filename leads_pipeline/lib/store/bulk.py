@@ -22,6 +22,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS, PHONE_EXTENSIONS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.prepare import CONTACT_KEYS, INDEX_COLUMNS, MATCH_COLUMNS, MATCH_KEYS
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
+from leads_pipeline.lib.scoring.stages import check_manual_stage
 from leads_pipeline.lib.store import access, audit, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, LeadList, hold_lists_of, lock_for_adding, normalize_tags
@@ -208,6 +209,8 @@ def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Co
     values both refer to by name (parameters, as the selection's ids are)."""
     if name == "stage" and value is None:
         raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
+    if name == "stage":  # any text was stored (`bulk set stage qualifed`), which `leads stage set` refuses
+        value = check_manual_stage(value)
     if name not in SEALED_FIELDS:
         stored: dict[str, Any] = {name: value}
         compared = [name]
