@@ -145,7 +145,7 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monke
     )
 
 
-def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
     """A port past 65535 (or below 1) ended in an OverflowError traceback, and a mistyped --host was called a
     port in use by another `leads dev`; the sandbox's ports were the same traceback."""
 
@@ -158,7 +158,7 @@ def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: CliRunner, monkey
         (["dev", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
         (["sandbox", "up", "--http-port", "70000"], "Invalid value for '--http-port': Input should be less than"),
     ]:
-        result = leads.invoke(app, command)
+        result = leads.run(*command)
         assert result.exit_code == 2 and "Traceback" not in result.output, command
         assert expected in " ".join(result.stderr.replace("│", " ").split()), command
     line = leads.fails("dev", "--host", "no such host.invalid", "--port", "3000")
