@@ -1538,6 +1538,26 @@ def test_rows_of_one_fold_that_find_two_stored_leads_update_each_in_one_chunk_as
     ]
 
 
+def _plans_of_overcounted(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The plans of the fold counts' queries (``_overcounted``) of the imports that follow, each explained before
+    it runs."""
+    plans: list[dict[str, Any]] = []
+    overcounted = store._overcounted
+
+    class Explained:
+        """The merge's connection, explaining each query before it runs."""
+
+        def __init__(self, conn: Any) -> None:
+            self.conn = conn
+
+        def execute(self, query: Any, params: Any = None) -> Any:
+            plans.append(self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query)).fetchone())
+            return self.conn.execute(query, params)
+
+    monkeypatch.setattr(store, "_overcounted", lambda conn, *args: overcounted(Explained(conn), *args))
+    return plans
+
+
 def _joins_by_filter(plan: dict[str, Any]) -> list[str]:
     """The nested loops of a plan that compare each outer row with each inner one (a join filter, no index)."""
     found = [plan["Join Filter"]] if plan["Node Type"] == "Nested Loop" and "Join Filter" in plan else []
@@ -1556,20 +1576,7 @@ def test_the_rows_of_folds_that_find_stored_leads_are_counted_without_pairing_ev
     rows = [[*row[:6], title] for row in stored for title in ("CEO", "CTO", "CTO")]
     _new_list(database_url, dedupe="both")
     import_file(database_url, path)
-    plans: list[dict[str, Any]] = []
-    overcounted = store._overcounted
-
-    class Explained:
-        """The merge's connection, explaining each query before it runs."""
-
-        def __init__(self, conn: Any) -> None:
-            self.conn = conn
-
-        def execute(self, query: Any, params: Any = None) -> Any:
-            plans.append(self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query)).fetchone())
-            return self.conn.execute(query, params)
-
-    monkeypatch.setattr(store, "_overcounted", lambda conn, *args: overcounted(Explained(conn), *args))
+    plans = _plans_of_overcounted(monkeypatch)
     status = _import_rows(database_url, tmp_path / "rows.csv", SECONDARY_HEADER, rows, on_duplicate="update")
     assert status["results"] == {"imported": 0, "updated": 2000, "skipped": 4000, "errors": 0}
     assert plans
@@ -1600,20 +1607,7 @@ def test_the_rows_of_folds_whose_keys_other_leads_hold_are_counted_without_looki
             ["", "", "", f"e{i}@acme.io", f"+1 415 555 {i:04d}", "", "CFO"],
         )
     ]
-    plans: list[dict[str, Any]] = []
-    overcounted = store._overcounted
-
-    class Explained:
-        """The merge's connection, explaining each query before it runs."""
-
-        def __init__(self, conn: Any) -> None:
-            self.conn = conn
-
-        def execute(self, query: Any, params: Any = None) -> Any:
-            plans.append(self.conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) {}").format(query)).fetchone())
-            return self.conn.execute(query, params)
-
-    monkeypatch.setattr(store, "_overcounted", lambda conn, *args: overcounted(Explained(conn), *args))
+    plans = _plans_of_overcounted(monkeypatch)
     counts, warnings, leads = _imported_in_one_chunk_and_in_many(
         database_url,
         _write_csv(tmp_path / "rows.csv", SECONDARY_HEADER, rows),
