@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +18,7 @@ from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.filters import Selection, Sort
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search as search_module
+from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
@@ -107,6 +109,30 @@ def test_work_alongside_the_index_build_sees_every_lead_once_per_run(database_ur
     with connect(database_url) as conn:
         names = {r["indexname"] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm'")}
     assert f"lead_search_i{status['importId']}_trgm" in names
+
+
+def test_the_partition_indexes_build_side_by_side(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each index builds on a connection of its own at the same time as the others: one after another, the sort
+    and name indexes ran alone on one core after the trigram index. Each build here waits until all have begun."""
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    all_begun = threading.Barrier(len(search_index.PARTITION_INDEXES), timeout=20)
+    real_build = search_index.build_index
+    built: list[str] = []
+
+    def build_once_all_began(conn: psycopg.Connection[Any], import_id: int, index: str) -> None:
+        all_begun.wait()
+        real_build(conn, import_id, index)
+        built.append(index)
+
+    monkeypatch.setattr(search_index, "build_index", build_once_all_began)
+    status = import_file(database_url, CUSTOMERS_1000, chunk_rows=300)
+    assert status["status"] == "completed" and sorted(built) == ["name", "sort", "trgm"]
+    partition = f"lead_search_i{status['importId']}"
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (partition,))
+        assert {r["indexname"] for r in rows} == {f"{partition}_{name}" for name in ("lead_id_idx", *built)}
+    assert len(_ids(database_url, "e")) > 300
 
 
 def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(database_url: str) -> None:
