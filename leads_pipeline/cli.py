@@ -209,6 +209,8 @@ def run_cli_import(
 
     if worker_count(0, DEFAULT_CHUNK_ROWS, file) > 1:  # its workers' server boots while Dagster starts the run
         start_worker_server()
+    from dagster import DagsterExecutionInterruptedError
+
     from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig
     from leads_pipeline.launcher import materialize_import
     from leads_pipeline.lib.batches import import_batch_key
@@ -239,8 +241,16 @@ def run_cli_import(
     if show_progress:
         watcher = threading.Thread(target=_watch_progress, args=(env.database_url, batch_key, stop), daemon=True)
         watcher.start()
+    late_interrupt = False
     try:
         materialize_import(batch_key, config)
+    except DagsterExecutionInterruptedError as interrupt:
+        # Dagster raises an interrupt that came while the step stored its result, after the import completed
+        with connect(env.database_url) as conn:
+            record = store.import_for_batch(conn, batch_key)
+        if record is None or record["status"] != "completed":
+            raise KeyboardInterrupt from interrupt
+        late_interrupt = True
     finally:
         stop.set()
         if watcher is not None:
@@ -248,6 +258,8 @@ def run_cli_import(
     with connect(env.database_url) as conn:
         record = store.import_for_batch(conn, batch_key)
         assert record is not None
+        if late_interrupt:
+            errors.print(f"the interrupt came after import {record['id']} had completed: nothing was stopped")
         return store.import_status(conn, record["id"])
 
 
@@ -462,7 +474,7 @@ connection from before it is replaced, at the cost of one new connection per sec
 @app.command("dev")
 def dev(
     host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port for the UI.")] = 3000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port for the UI.")] = 3000,
 ) -> None:
     """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database; Ctrl-C or
     SIGTERM stops both, and if one dies on its own the other is stopped and the command exits 1 naming it.
@@ -477,8 +489,9 @@ def dev(
 
     from leads_pipeline.launcher import instance
 
-    if not _port_free(host, port):  # the webserver would exit at once, and take the daemon with it
-        fail(f"{host}:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`")
+    unusable = _cannot_listen(host, port)  # the webserver would exit at once, and take the daemon with it
+    if unusable:
+        fail(unusable)
     env = run_or_fail(environment)
     # Dagster's storage tables made (or refused in one line) here: each process printed its own traceback
     run_or_fail(instance).dispose()
@@ -522,14 +535,22 @@ def dev(
     raise typer.Exit(0)
 
 
-def _port_free(host: str, port: int) -> bool:
-    """Whether the webserver can listen on ``host:port`` (bound as uvicorn binds it, with SO_REUSEADDR)."""
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the webserver cannot listen on ``host:port`` (bound as uvicorn binds it, with SO_REUSEADDR), or None.
+    Every bind error read as a port in use: a mistyped ``--host`` was called "in use (another `leads dev`?)"."""
+    import errno
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except socket.gaierror as exc:
+            return f"--host {host!r}: not an address or host name ({exc.strerror})"
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return (
+                    f"{host}:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+                )
+            return f"cannot listen on {host}:{port}: {exc.strerror}"
+    return None

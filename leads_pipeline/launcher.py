@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import dagster as dg
@@ -21,17 +21,27 @@ from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 if TYPE_CHECKING:
     from leads_pipeline.defs.imports.assets import ImportConfig
 
+_NO_COMPUTE_LOGS: Final = {
+    "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+}
+"""The runs the commands execute in their own process do not capture the step's output into files: to capture it,
+Dagster started a ``tail`` and a Python watcher process per stream, in the terminal's process group, and Ctrl-C
+printed a KeyboardInterrupt traceback from each watcher before the command's one line. Their output is the
+terminal's, as it is without them (Dagster's own log lines still reach the run's event log)."""
+
 
 def instance() -> dg.DagsterInstance:
-    """The project's Dagster instance (DAGSTER_HOME and DAGSTER_PG_URL set by ``prepare_environment``).
+    """The project's Dagster instance (DAGSTER_HOME and DAGSTER_PG_URL set by ``prepare_environment``), as the
+    commands run steps in their own process with it (``_NO_COMPUTE_LOGS``).
 
     dagster-postgres creates its tables in the first schema of the connection's search path (``public``). On a
     team's own server the pipeline's role often may not create there (PostgreSQL 15 took CREATE on ``public``
     from everyone but the database's owner), and the first import was a 400-line SQLAlchemy traceback."""
     import sqlalchemy.exc
+    from dagster._core.instance.ref import InstanceRef
 
     try:
-        return dg.DagsterInstance.get()
+        return dg.DagsterInstance.from_ref(InstanceRef.from_dir(os.environ["DAGSTER_HOME"], overrides=_NO_COMPUTE_LOGS))
     except sqlalchemy.exc.DBAPIError as exc:
         if getattr(exc.orig, "pgcode", None) != _INSUFFICIENT_PRIVILEGE:
             raise

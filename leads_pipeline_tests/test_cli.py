@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import json
 import socket
 import subprocess
 import sys
@@ -20,42 +19,27 @@ from urllib.parse import urlsplit, urlunsplit
 import dagster as dg
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import bidx, cli_environment, import_file, leads_in_fresh_interpreter, sql_value
+from leads_pipeline_tests.support import (
+    Leads,
+    bidx,
+    cli_environment,
+    import_file,
+    leads_in_fresh_interpreter,
+    sql_value,
+)
 
 
 @pytest.fixture
-def leads(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    """A runner whose environment is the test database, with everything the CLI derives from it set explicitly
+def leads(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Leads:
+    """The ``leads`` command on the test database, with everything the CLI derives from it set explicitly
     (so that nothing leaks between tests: prepare_environment writes to os.environ)."""
     cli_environment(monkeypatch, database_url, tmp_path / "home")
-    return CliRunner()
-
-
-def _ok(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
-    return result
-
-
-def _json(runner: CliRunner, *args: str) -> Any:
-    return json.loads(_ok(runner, *args).stdout)
-
-
-def _fails(runner: CliRunner, *args: str) -> str:
-    """Run a command that must fail; return its one-line error."""
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 1, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.output and "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
+    return Leads(CliRunner())
 
 
 def _commands(command: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -86,7 +70,7 @@ def test_every_help_is_one_paragraph_of_plain_text() -> None:
     ],
 )
 def test_a_wrong_database_url_is_one_line_without_its_password(
-    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch, case: str, expected: str
 ) -> None:
     parts = urlsplit(database_url)
     login = f"{parts.username}:s3cret-pw"
@@ -97,21 +81,21 @@ def test_a_wrong_database_url_is_one_line_without_its_password(
         "not postgresql": parts._replace(scheme="mysql", netloc=f"{login}@{host}"),
     }[case]
     monkeypatch.setenv("DATABASE_URL", urlunsplit(wrong))
-    line = _fails(leads, "lists", "ls")
+    line = leads.fails("lists", "ls")
     assert expected in line
     assert f"DATABASE_URL ({wrong.scheme}://{parts.username}:***@" in line
     assert "s3cret-pw" not in line
 
 
 def test_a_leads_home_that_cannot_be_created_is_one_line(
-    leads: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``leads`` run from a folder the user cannot write (``/``, ``/usr/local``) makes ``./.leads`` there: it
     failed with a traceback of ``mkdir`` (PermissionError); a path through a file here, as root may write
     anywhere."""
     (tmp_path / "a file").write_text("")
     monkeypatch.setenv("LEADS_HOME", str(tmp_path / "a file" / ".leads"))
-    line = _fails(leads, "lists", "ls")
+    line = leads.fails("lists", "ls")
     assert line == (
         f"error: cannot create the leads home {tmp_path / 'a file' / '.leads'} (Not a directory): run leads in"
         " the folder holding your .leads, or set LEADS_HOME"
@@ -136,7 +120,7 @@ def test_a_leads_home_that_cannot_be_created_is_one_line(
     ],
 )
 def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
-    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch, netloc: str, query: str, problem: str
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch, netloc: str, query: str, problem: str
 ) -> None:
     """psycopg's parse error came as a traceback quoting the URL from where it stopped making sense: the rest of
     a password with @, / or % written as it is. With @ but no % (``app:s3cret@q1zz@host``), psycopg read the
@@ -146,12 +130,12 @@ def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
     host = parts.netloc.rsplit("@", 1)[-1]
     wrong = parts._replace(netloc=netloc.format(user=parts.username, host=host), query=query)
     monkeypatch.setenv("DATABASE_URL", urlunsplit(wrong))
-    line = _fails(leads, "lists", "ls")
+    line = leads.fails("lists", "ls")
     assert f"({problem}): write the password's reserved characters percent-encoded (@ as %40" in line
     assert "s3cret" not in line and "y%1" not in line and "q1zz" not in line
 
 
-def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
     """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
 
     def no_process(*args: object, **kwargs: object) -> None:
@@ -162,14 +146,34 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: CliRunner, m
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        line = _fails(leads, "dev", "--port", str(port))
+        line = leads.fails("dev", "--port", str(port))
     assert line == (
         f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
     )
 
 
+def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A port past 65535 (or below 1) ended in an OverflowError traceback, and a mistyped --host was called a
+    port in use by another `leads dev`; the sandbox's ports were the same traceback."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    for command, expected in [
+        (["dev", "--port", "70000"], "Invalid value for '--port': Input should be less than or equal to 65535"),
+        (["dev", "--port", "0"], "Invalid value for '--port': Input should be greater than or equal to 1"),
+        (["sandbox", "up", "--http-port", "70000"], "Invalid value for '--http-port': Input should be less than"),
+    ]:
+        result = leads.run(*command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, command
+        assert expected in " ".join(result.stderr.replace("│", " ").split()), command
+    line = leads.fails("dev", "--host", "no such host.invalid", "--port", "3000")
+    assert line.startswith("error: --host 'no such host.invalid': not an address or host name ("), line
+
+
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
-    leads: CliRunner, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon died after starting (killed here), and `leads dev` went on serving the UI until it was stopped,
     then exited 0."""
@@ -187,7 +191,7 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    line = _fails(leads, "dev", "--port", str(port))
+    line = leads.fails("dev", "--port", str(port))
     assert line == (
         "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
     )
@@ -195,7 +199,7 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
 
 
 def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
-    leads: CliRunner, database_url: str, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database restarted under `leads dev`: the webserver's pooled connections to Dagster's storage were
     dead, the next UI launch failed and the one after it left its run NOT_STARTED. The webserver `leads dev`
@@ -212,7 +216,7 @@ def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    _fails(leads, "dev", "--port", str(port))
+    leads.fails("dev", "--port", str(port))
     [webserver] = [args for args in started if Path(args[0]).name == "dagster-webserver"]
     recycle = int(webserver[webserver.index("--db-pool-recycle") + 1]) if "--db-pool-recycle" in webserver else 3600
     with dg.DagsterInstance.get() as instance:
@@ -230,27 +234,27 @@ def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
         assert instance.get_latest_materialization_event(dg.AssetKey("lead_scores")) is None
 
 
-def test_lists_create_and_show(leads: CliRunner) -> None:
-    created = _json(leads, "lists", "create", "Spring Fair", "--dedupe", "phone", "--json")
+def test_lists_create_and_show(leads: Leads) -> None:
+    created = leads.json("lists", "create", "Spring Fair", "--dedupe", "phone", "--json")
     assert created["name"] == "Spring Fair"
     assert created["leadCount"] == 0
     assert created["settings"] == {"deduplication": "phone"}
-    shown = _json(leads, "lists", "show", "spring fair", "--json")
+    shown = leads.json("lists", "show", "spring fair", "--json")
     assert shown["listId"] == created["listId"]
     assert shown["leadCount"] == 0
-    assert "Spring Fair" in _ok(leads, "lists", "show", "Spring Fair").stdout
+    assert "Spring Fair" in leads.ok("lists", "show", "Spring Fair")
 
 
-def test_lists_create_errors(leads: CliRunner) -> None:
-    _ok(leads, "lists", "create", "fair")
-    assert "already exists" in _fails(leads, "lists", "create", "FAIR")
-    assert "--dedupe must be email, phone or both" in _fails(leads, "lists", "create", "other", "--dedupe", "name")
-    assert "list 'nope': not found or not shared with you" in _fails(leads, "lists", "show", "nope", "--json")
+def test_lists_create_errors(leads: Leads) -> None:
+    leads.ok("lists", "create", "fair")
+    assert "already exists" in leads.fails("lists", "create", "FAIR")
+    assert "--dedupe must be email, phone or both" in leads.fails("lists", "create", "other", "--dedupe", "name")
+    assert "list 'nope': not found or not shared with you" in leads.fails("lists", "show", "nope", "--json")
 
 
-def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
-    _ok(leads, "lists", "create", "fair")
-    plan = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--dry-run", "--json")
+def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    plan = leads.json("import", str(DEMO_FILE), "--list", "fair", "--dry-run", "--json")
 
     assert plan["totalRows"] == 36
     with DEMO_FILE.open(encoding="utf-8") as handle:
@@ -264,29 +268,32 @@ def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: CliRunner
         assert sql_value(database_url, f"SELECT count(*) FROM {table}") == 0, table
 
 
-def test_dry_run_with_a_mapping_file(leads: CliRunner, tmp_path: Path) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_dry_run_with_a_mapping_file(leads: Leads, tmp_path: Path) -> None:
+    leads.ok("lists", "create", "fair")
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("City: null\nCustomer Id: notes\n", encoding="utf-8")
-    plan = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run", "--json")
+    plan = leads.json("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run", "--json")
     assert plan["mapping"]["City"] is None
     assert plan["mapping"]["Customer Id"] == "notes"
 
     mapping.write_text("City: town\n", encoding="utf-8")
-    error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
+    error = leads.fails("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
     assert str(mapping) in error and "town" in error
+    mapping.write_text("City: [unclosed\n", encoding="utf-8")  # PyYAML's own text: four lines and a caret
+    error = leads.fails("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--dry-run")
+    assert error.startswith(f"error: {mapping}: invalid YAML in mapping file at line 2, column 1: expected ")
 
 
 def test_commands_that_read_the_store_load_neither_pandas_nor_dagster_nor_provider_clients(
-    leads: CliRunner, database_url: str, tmp_path: Path
+    leads: Leads, database_url: str, tmp_path: Path
 ) -> None:
     """`leads search`, `leads imports list`, `leads sync history`, `leads bulk export` and `leads merges list`
     loaded pandas, pyarrow and pandera (the import's preparation, through the bulk, import and privacy stores;
     the duplicate detection, through the merges store): ~150 MB and 0.8 s of CPU for a page of leads, where
     `leads lists show` takes 60 MB and 0.4 s; a search by country loaded them to read the country's name. Each
     command runs here in one fresh interpreter, as a user runs it, against the test database."""
-    _ok(leads, "lists", "create", "fair")
-    import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
+    leads.ok("lists", "create", "fair")
+    import_id = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
     with connect(database_url) as conn:
         lead_id = conn.execute("SELECT min(id) AS id FROM leads").fetchone()["id"]  # type: ignore[index]
     commands = [
@@ -308,62 +315,106 @@ def test_commands_that_read_the_store_load_neither_pandas_nor_dagster_nor_provid
     assert (tmp_path / "fair.csv").read_text().count("\n") == 34  # the header and the 33 leads
 
 
-def test_import_then_show_errors_and_undo(leads: CliRunner, database_url: str) -> None:
-    _ok(leads, "lists", "create", "fair")
-    status = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")
+def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
+    status = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
 
     assert status["status"] == "completed"
     assert status["results"] == {"imported": 33, "updated": 0, "skipped": 1, "errors": 2}
     assert status["progress"] == {"processed": 36, "total": 36, "percentage": 100.0}
     import_id = status["importId"]
-    assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 33
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 33
 
-    shown = _json(leads, "imports", "show", import_id, "--json")
+    shown = leads.json("imports", "show", import_id, "--json")
     assert shown == status
-    assert "33 imported" in _ok(leads, "imports", "show", import_id).stdout
+    assert "33 imported" in leads.ok("imports", "show", import_id)
 
-    history = _json(leads, "imports", "list", "--json")
+    history = leads.json("imports", "list", "--json")
     assert [(h["importId"], h["list"], h["status"]) for h in history] == [(import_id, "fair", "completed")]
-    assert leads.invoke(app, ["imports", "list", "--json"], env={"LEADS_USER": "mallory"}).stdout.strip() == "[]"
+    assert leads.json("imports", "list", "--json", user="mallory") == []
     for command, subject in (
         (["show", import_id], f"import {import_id}"),
         (["errors", import_id, "--csv"], f"import {import_id}"),
         (["list", "--list", "fair"], "list 'fair'"),
     ):  # a stranger to the list learns neither the list behind an import nor who owns it
-        refused = leads.invoke(app, ["imports", *command], env={"LEADS_USER": "mallory"})
-        assert refused.exit_code == 1 and f"{subject}: not found or not shared with you" in refused.stderr, command
-        assert "owner" not in refused.stderr and ("fair" in refused.stderr) == ("fair" in command), command
+        refused = leads.fails("imports", *command, user="mallory")
+        assert f"{subject}: not found or not shared with you" in refused, command
+        assert "owner" not in refused and ("fair" in refused) == ("fair" in command), command
 
-    errors_csv = _ok(leads, "imports", "errors", import_id, "--csv").stdout
+    errors_csv = leads.ok("imports", "errors", import_id, "--csv")
     rows = list(csv.DictReader(io.StringIO(errors_csv)))
     assert [(r["row"], r["severity"]) for r in rows] == [("33", "error"), ("35", "warning"), ("36", "error")]
     assert rows[1]["column"] == "Phone 1" and rows[1]["value"] == "not a phone"
     assert rows[2]["reason"] == "expected 12 fields, found 13"
 
-    refused = leads.invoke(app, ["imports", "undo", import_id], env={"LEADS_USER": "mallory"})
-    assert refused.exit_code == 1 and f"import {import_id}: not found or not shared with you" in refused.stderr
-    undone = _ok(leads, "imports", "undo", import_id).stdout
+    refused = leads.fails("imports", "undo", import_id, user="mallory")
+    assert f"import {import_id}: not found or not shared with you" in refused
+    undone = leads.ok("imports", "undo", import_id)
     assert "33 leads removed" in undone
     with connect(database_url) as conn:
         audited = [r["details"] for r in conn.execute("SELECT details FROM audit_log WHERE action = 'imports.undo'")]
     assert audited == [{"removed": 33, "restored": 0, "forced": False}]
-    assert _json(leads, "lists", "show", "fair", "--json")["leadCount"] == 0
-    assert _json(leads, "imports", "show", import_id, "--json")["status"] == "undone"
-    assert f"import {import_id} was already undone" in _fails(leads, "imports", "undo", import_id)
+    assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 0
+    assert leads.json("imports", "show", import_id, "--json")["status"] == "undone"
+    assert f"import {import_id} was already undone" in leads.fails("imports", "undo", import_id)
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
-def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> None:
+def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
+    leads: Leads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster captured the import step's output with a `tail` and a Python watcher per stream, in the terminal's
+    process group: Ctrl-C printed a KeyboardInterrupt traceback from each watcher before the import's one line.
+    The command's runs capture nothing: the step's output is the terminal's."""
+    started: list[list[str]] = []
+    popen = subprocess.Popen
+
+    def recorded(args: Any, *rest: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+        started.append([str(a) for a in args])
+        return popen(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", recorded)
+    leads.ok("lists", "create", "fair")
+
+    assert leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")["status"] == "completed"
+    assert started == []
+
+
+def test_an_interrupt_after_the_import_completed_reports_it_completed(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as the import step stores its result, after the import completed: Dagster raises the interrupt out
+    of the run, and `leads import` ended with its traceback and exit code 1, as if the import had not happened.
+    It says the interrupt stopped nothing, and shows the completed import."""
+    materialize = dg.materialize
+
+    def interrupted_late(*args: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
+        materialize(*args, **kwargs)
+        raise dg.DagsterExecutionInterruptedError  # what the interrupt raises when the step stores its result
+
+    monkeypatch.setattr(dg, "materialize", interrupted_late)
+    leads.ok("lists", "create", "fair")
+
+    result = leads.run("import", str(DEMO_FILE), "--list", "fair")
+    assert result.exit_code == 0, result.output
+
+    import_id = leads.json("imports", "list", "--json")[0]["importId"]
+    assert result.stderr.strip() == f"the interrupt came after import {import_id} had completed: nothing was stopped"
+    assert f"import {import_id} completed (36 rows)" in result.stdout
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 33
+
+
+def test_the_errors_csv_is_formula_safe(leads: Leads, tmp_path: Path) -> None:
     """The problems file is opened in a spreadsheet to fix the rows: a cell the imported file had as a formula
     must not run there, as in an export; nor one after a ";", where Excel in most of Europe splits the cell."""
-    _ok(leads, "lists", "create", "fair")
+    leads.ok("lists", "create", "fair")
     path = tmp_path / "nasty.csv"
     path.write_text(
         'Email,Phone,First Name\nann@example.com,"=HYPERLINK(""http://x"")",Ann\nbob@example.com,"call;=1+1",Bob\n',
         encoding="utf-8",
     )
-    status = _json(leads, "import", str(path), "--list", "fair", "--json")
-    text = _ok(leads, "imports", "errors", status["importId"], "--csv").stdout
+    status = leads.json("import", str(path), "--list", "fair", "--json")
+    text = leads.ok("imports", "errors", status["importId"], "--csv")
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [(row["column"], row["value"]) for row in rows] == [
         ("Phone", '\'=HYPERLINK("http://x")'),
@@ -372,30 +423,30 @@ def test_the_errors_csv_is_formula_safe(leads: CliRunner, tmp_path: Path) -> Non
     assert '"call;\'=1+1"' in text, "every cell quoted"
 
 
-def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: CliRunner) -> None:
-    _ok(leads, "lists", "create", "fair")
-    _ok(leads, "lists", "create", "vault")
-    import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
-    _ok(leads, "bulk", "move", "--to", "vault", "--list", "fair", "--where", "country = ES")
-    _ok(leads, "lists", "share", "fair", "ana", "--role", "editor")
-    refused = leads.invoke(app, ["imports", "undo", import_id, "--force"], env={"LEADS_USER": "ana"})
+def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: Leads) -> None:
+    leads.ok("lists", "create", "fair")
+    leads.ok("lists", "create", "vault")
+    import_id = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
+    leads.ok("bulk", "move", "--to", "vault", "--list", "fair", "--where", "country = ES")
+    leads.ok("lists", "share", "fair", "ana", "--role", "editor")
+    refused = leads.fails("imports", "undo", import_id, "--force", user="ana")
     wrote = f"a list holding leads import {import_id} wrote: not found or not shared with you"
-    assert refused.exit_code == 1 and wrote in refused.stderr and "vault" not in refused.stderr
-    assert _json(leads, "lists", "show", "vault", "--json")["leadCount"] == 1, "nothing was undone"
+    assert wrote in refused and "vault" not in refused
+    assert leads.json("lists", "show", "vault", "--json")["leadCount"] == 1, "nothing was undone"
 
 
-def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: CliRunner, database_url: str) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"]):
-        error = _fails(leads, "import", str(DEMO_FILE), "--list", "fair", "--default-region", "XX", *extra)
+        error = leads.fails("import", str(DEMO_FILE), "--list", "fair", "--default-region", "XX", *extra)
         assert "default region 'XX' is not a country code" in error
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
 
 
-def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRunner, database_url: str) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: Leads, database_url: str) -> None:
+    leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"], ["--json"]):
-        error = _fails(leads, "import", str(DEMO_FILE), "--list", "nope", *extra)
+        error = leads.fails("import", str(DEMO_FILE), "--list", "nope", *extra)
         assert "list 'nope': not found or not shared with you" in error
         assert "fair" not in error  # names no other list: which lists exist is no one else's business
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
@@ -425,72 +476,71 @@ def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: CliRu
     ],  # the same in each worker
 )
 def test_import_of_a_bad_file_is_one_line_and_writes_nothing(
-    leads: CliRunner, database_url: str, tmp_path: Path, content: bytes, problem: str
+    leads: Leads, database_url: str, tmp_path: Path, content: bytes, problem: str
 ) -> None:
-    _ok(leads, "lists", "create", "fair")
+    leads.ok("lists", "create", "fair")
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
     for extra in ([], ["--dry-run"], ["--json"]):
-        error = _fails(leads, "import", str(path), "--list", "fair", *extra)
+        error = leads.fails("import", str(path), "--list", "fair", *extra)
         assert str(path) in error and problem in error
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
-def test_import_of_a_missing_file_is_one_line(leads: CliRunner, tmp_path: Path) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_import_of_a_missing_file_is_one_line(leads: Leads, tmp_path: Path) -> None:
+    leads.ok("lists", "create", "fair")
     missing = tmp_path / "missing.csv"
-    error = _fails(leads, "import", str(missing), "--list", "fair")
+    error = leads.fails("import", str(missing), "--list", "fair")
     assert str(missing) in error and "no such file" in error
 
 
-def test_import_of_a_directory_says_it_is_one(leads: CliRunner, tmp_path: Path) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_import_of_a_directory_says_it_is_one(leads: Leads, tmp_path: Path) -> None:
+    leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"]):
-        error = _fails(leads, "import", str(tmp_path), "--list", "fair", *extra)
+        error = leads.fails("import", str(tmp_path), "--list", "fair", *extra)
         assert f"{tmp_path}: this is a directory, not a file" in error
 
 
-def test_import_summary_without_problems_ends_without_a_colon(leads: CliRunner, tmp_path: Path) -> None:
-    _ok(leads, "lists", "create", "fair")
+def test_import_summary_without_problems_ends_without_a_colon(leads: Leads, tmp_path: Path) -> None:
+    leads.ok("lists", "create", "fair")
     path = tmp_path / "clean.csv"
     path.write_text("Email,First Name\nann@example.com,Ann\n", encoding="utf-8")
-    output = _ok(leads, "import", str(path), "--list", "fair").stdout
+    output = leads.ok("import", str(path), "--list", "fair")
     assert "  0 rejected, 0 warnings\n" in output
     assert "first problems" not in output
 
 
-def test_bad_options_and_unknown_imports_are_one_line(leads: CliRunner) -> None:
-    _ok(leads, "lists", "create", "fair")
-    assert "--on-duplicate must be skip or update" in _fails(
-        leads, "import", str(DEMO_FILE), "--list", "fair", "--on-duplicate", "merge"
+def test_bad_options_and_unknown_imports_are_one_line(leads: Leads) -> None:
+    leads.ok("lists", "create", "fair")
+    assert "--on-duplicate must be skip or update" in leads.fails(
+        "import", str(DEMO_FILE), "--list", "fair", "--on-duplicate", "merge"
     )
     for command in ("show", "errors", "undo"):
-        assert "import 4242: not found or not shared with you" in _fails(leads, "imports", command, "4242")
+        assert "import 4242: not found or not shared with you" in leads.fails("imports", command, "4242")
 
 
-def test_a_strangers_refusal_of_an_import_is_the_refusal_of_one_that_does_not_exist(leads: CliRunner) -> None:
+def test_a_strangers_refusal_of_an_import_is_the_refusal_of_one_that_does_not_exist(leads: Leads) -> None:
     """``imports show|errors|undo`` of another user's import named its list and owner ("user 'mallory' is not a
     member of list 'fair' ... an owner such as 'alice' can grant it") and, for undo, its status: now a stranger to
     the list reads what an unknown import id gives, and an import's list is never named to them."""
-    _ok(leads, "lists", "create", "fair")
-    import_id = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
+    leads.ok("lists", "create", "fair")
+    import_id = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")["importId"]
     unknown = str(int(import_id) + 1000)
     for command in (["show"], ["errors", "--csv"], ["undo", "--force"]):
-        refused = leads.invoke(app, ["imports", command[0], import_id, *command[1:]], env={"LEADS_USER": "mallory"})
-        missing = leads.invoke(app, ["imports", command[0], unknown, *command[1:]], env={"LEADS_USER": "mallory"})
-        assert refused.exit_code == missing.exit_code == 1, command
-        assert refused.stderr.replace(import_id, unknown) == missing.stderr, command
+        refused = leads.fails("imports", command[0], import_id, *command[1:], user="mallory")
+        missing = leads.fails("imports", command[0], unknown, *command[1:], user="mallory")
+        assert refused.replace(import_id, unknown) == missing, command
 
 
 def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mapping(
-    leads: CliRunner, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After an import fails, the user fixes the mapping and runs the command again: the leads must be stored
     with the mapping given now, not silently with the one of the failed attempt."""
     from leads_pipeline.lib.store import imports as store
 
-    _ok(leads, "lists", "create", "fair")
+    leads.ok("lists", "create", "fair")
 
     def broken_merge(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("database went away")
@@ -501,7 +551,7 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
             import_file(database_url, DEMO_FILE, "fair", batch_id="import-fair-failed")
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("City: null\n", encoding="utf-8")
-    status = _json(leads, "import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--json")
+    status = leads.json("import", str(DEMO_FILE), "--list", "fair", "--mapping", str(mapping), "--json")
     assert status["status"] == "completed"
     assert status["mapping"]["City"] is None
     with connect(database_url) as conn:

@@ -22,7 +22,12 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     relative = _RELATIVE.match(text.strip().lower())
     if relative:
         amount, unit = relative.groups()
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
+        try:
+            return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
+        except OverflowError:  # was a traceback
+            raise ConfigurationError(
+                f"--since {text!r}: reaches back before the year 1; leave --since out to see every entry"
+            ) from None
     try:
         parsed = datetime.fromisoformat(text.strip())
     except ValueError:

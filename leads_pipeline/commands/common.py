@@ -44,6 +44,13 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
+def one_output(as_json: bool, as_csv: bool) -> None:
+    """Refuse ``--json`` with ``--csv``: one of them was silently dropped (``leads search --json --csv`` printed
+    JSON, yet audited a CSV export of the page)."""
+    if as_json and as_csv:
+        fail("--json and --csv: give one of them")
+
+
 def run_or_fail(action: Callable[[], T]) -> T:
     """Run a command body, turning the project's errors into one line and exit code 1."""
     try:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import console, environment, fail, print_json, run_or_fail
 
 VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
 
@@ -95,7 +95,15 @@ def find_email(
 ) -> None:
     """Find a person's address at DOMAIN from the domain's learned pattern, verifying guesses in order."""
     from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage
+    from leads_pipeline.lib.normalize import one_value
 
+    # A DOMAIN that is none ("acme", "not a domain") had every guess tried and refused for its syntax, and a URL
+    # was glued into the guesses (jane@http://acme.com/x), exit code 0 either way: read it as the import does.
+    domain, problem = one_value("company_domain", domain)
+    if not domain:
+        fail(f"DOMAIN: {problem or 'empty'}; the company's domain, like acme.com (a website URL will do)")
+    if not (first_name.strip() and last_name.strip()):
+        fail("FIRST_NAME and LAST_NAME: the guesses need both; got an empty one")
     env = run_or_fail(environment)
 
     def find() -> dict[str, Any]:

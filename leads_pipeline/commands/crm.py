@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    csv_stdout,
+    environment,
+    one_output,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -160,12 +168,13 @@ def sync(
     console.print(
         f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
-        f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled, "
+        f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
+        f"({report['pulledToSurvivors']} into merge survivors), {report['pullSkipped']} pulled records skipped, "
         f"{report['conflicts']} conflicts ({report['requests']} requests)"
     )
     if report.get("message"):
         console.print(report["message"])
-    if report["failed"] or report["invalid"]:
+    if report["failed"] or report["invalid"] or report["pullSkipped"]:
         console.print(f"see `leads sync errors {report['syncId']}`")
 
 
@@ -245,6 +254,8 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
         "failed": run["failed"],
         "invalid": run["invalid"],
         "pulled": run["pulled"],
+        "pulledToSurvivors": run["pulled_to_survivors"],
+        "pullSkipped": run["pull_skipped"],
         "conflicts": run["conflicts"],
         "requests": run["requests"],
         "message": run["message"],
@@ -257,7 +268,7 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
 @sync_app.command("history")
 def sync_history(
     crm: Annotated[str | None, typer.Option("--crm", help="Only this connection.")] = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many runs, newest first.")] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Past sync runs with their counts: those of the lists you can read, and those you started."""
@@ -306,11 +317,12 @@ def sync_errors(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The records a sync could not send: lead, email, action, category, message and attempts (viewers of its
-    list)."""
+    """The records a sync could not send or pulled and did not apply: lead, email, action, category, message and
+    attempts (viewers of its list)."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
+    one_output(as_json, as_csv)
     env = run_or_fail(environment)
 
     def errors() -> list[dict[str, Any]]:
@@ -331,7 +343,7 @@ def sync_errors(
         print_json(rows)
         return
     if not rows:
-        console.print(f"sync {sync_id} has no failed or invalid records")
+        console.print(f"sync {sync_id} has no failed, invalid or skipped records")
         return
     table = Table(*columns)
     for row in rows:

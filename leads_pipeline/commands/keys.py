@@ -84,7 +84,9 @@ def keys_add(key_id: Annotated[str | None, typer.Argument(help="Id of the new ke
 
 @app.command("rotate")
 def keys_rotate(
-    pages: Annotated[int, typer.Option("--pages", min=1, help="Table pages re-sealed per transaction.")] = 256,
+    pages: Annotated[
+        int, typer.Option("--pages", min=1, max=1_000_000, help="Table pages re-sealed per transaction.")
+    ] = 256,
     as_json: JsonOption = False,
 ) -> None:
     """Re-seal every stored PII value under the active key, in batches; an interrupted rotation resumes."""

@@ -14,6 +14,7 @@ from leads_pipeline.commands.common import (
     csv_stdout,
     environment,
     errors,
+    one_output,
     print_json,
     run_or_fail,
 )
@@ -58,6 +59,7 @@ def search_command(
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search
 
+    one_output(as_json, as_csv)
     env = run_or_fail(environment)
 
     def run() -> tuple[Page, list[str]]:

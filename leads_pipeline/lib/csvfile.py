@@ -179,20 +179,52 @@ def _detect_encoding(path: Path, sample: bytes) -> str:
     )
 
 
-_MAC_ROMAN_CAPITALS = np.zeros(256, dtype=bool)
-_MAC_ROMAN_CAPITALS[[0x8A, 0x8C, 0x8E, 0x9F]] = True
+def _byte_set(*values: int) -> np.ndarray:
+    table = np.zeros(256, dtype=bool)
+    table[list(values)] = True
+    return table
+
+
+_MAC_ROMAN_CAPITALS = _byte_set(0x8A, 0x8C, 0x8E, 0x9F)
+_MAC_ROMAN_IN_WORD = _byte_set(
+    0x87, 0x88, 0x89, 0x8B, 0x93, 0x94, 0x95, 0x96, 0x98, 0x99, 0x9B, 0xA7, 0xBE, 0xBF, 0x8D, 0x8F, 0x90, 0x9D
+)
+"""Mac Roman's á à â ã ì î ï ñ ò ô õ ß æ ø: in cp1252 signs (a dagger, angle and double quotes, a bullet, the en
+dash, §, ¾, ¿...), which stand between words, not inside one ("Stra§e", "Tr¿ndelag"); and its ç è ê ù, bytes
+that are no character in cp1252. (Not its ë, cp1252's left single quote, which transliterations write inside
+words: Uzbek's o with a turned comma, Arabic's ayn.)"""
+_MAC_ROMAN_WORD_END = _byte_set(0x87, 0x88, 0x89)
+"""Mac Roman's á à â, in cp1252 a dagger, a circumflex sign and a per mille sign, which do not end a word either."""
+_CP1252_WORD_END = _byte_set(0x85, 0x94, 0x99)
+"""cp1252's ellipsis, closing double quote and trade mark, which end a word (Mac Roman's Ö, î, ô hardly do)."""
+_MAC_ROMAN_HIGH = np.zeros(256, dtype=bool)
+_MAC_ROMAN_HIGH[0x80:0xA0] = True  # Mac Roman's accented letters, one of which may stand before another ("Núñez")
 _LOWER = np.zeros(256, dtype=bool)
 _LOWER[ord("a") : ord("z") + 1] = True
 _UPPER = np.zeros(256, dtype=bool)
 _UPPER[ord("A") : ord("Z") + 1] = True
+_LETTER = _LOWER | _UPPER
+_LOWER_CONSONANT = _LOWER & ~_byte_set(*b"aeiouy")
+_CONSONANT = _LOWER_CONSONANT | (_UPPER & ~_byte_set(*b"AEIOUY"))
+_CONTRACTED = _byte_set(*b"stdmlv")
+"""The letters after an English apostrophe that follows a consonant: Sam's, don't, Ed'd, I'm, Bill'll."""
 
 
 def _mac_roman_letters(path: Path) -> bool:
-    """Whether the file is Mac Roman (Excel for Mac's "CSV (Macintosh)"), not cp1252: its ä, å, é and ü are the
-    bytes cp1252 reads as the capitals Š, Œ, Ž and Ÿ, which in cp1252 text never follow a lower-case letter nor
-    stand between a capital and a lower-case one ("JosŽ", "MŸller"), where cp1252's own accented lower-case
-    letters (0xE0 to 0xFF, "José") do. The file is Mac Roman when it has more of the first than of the second.
-    (Counted with numpy at the high bytes only: a regular expression tried at every byte takes ~30 ms a MB.)"""
+    """Whether the file is Mac Roman (Excel for Mac's "CSV (Macintosh)"), not cp1252, by the bytes around its
+    accented letters. Its ä, å, é and ü are the bytes cp1252 reads as the capitals Š, Œ, Ž and Ÿ, which in cp1252
+    text never follow a lower-case letter nor stand between a capital and a lower-case one ("JosŽ", "MŸller"),
+    where cp1252's own accented lower-case letters (0xE0 to 0xFF, "José") do. Its á, ñ, ß... are cp1252 signs that
+    do not stand inside a word (``_MAC_ROMAN_IN_WORD``, ``_MAC_ROMAN_WORD_END``). Its ó is the em dash, which does
+    (word, dash, word), but does not end a word in "n" as Spanish's "-ón" does. Its ö and ú are cp1252's š and œ,
+    and its í cp1252's apostrophe, which stand inside words too, but not between two consonants as the German ö,
+    the Spanish ú and í do ("Schršder", "Jesœs", Martín; not "Dušan", "cœur", Bill's, don't). And cp1252's signs
+    stand where signs do, where Mac Roman's letters would not: a dash between spaces, a double quote opening
+    before a word, a closing one, an ellipsis or a trade mark after one (``_CP1252_WORD_END``), the apostrophe of
+    "n't". The file is Mac Roman when it has more of the first than of the second (a stray "pre-sales" written
+    with an en dash reads as Mac Roman's ñ, which the file's quotes and dashes outweigh). Still read as cp1252: a
+    Mac Roman file whose only accents are an í or ì ending a word, or ë. (Counted with numpy at the high bytes
+    only: a regular expression tried at every byte takes ~30 ms a MB.)"""
     mac = cp1252 = 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
@@ -200,9 +232,31 @@ def _mac_roman_letters(path: Path) -> bool:
             high = np.flatnonzero(data[1:] >= 0x80) + 1  # (a block's first byte: no letter before it to judge by)
             before, at = data[high - 1], data[high]
             after = data[np.minimum(high + 1, len(data) - 1)]
-            capital = _MAC_ROMAN_CAPITALS[at]
-            mac += int((capital & (_LOWER[before] | (_UPPER[before] & _LOWER[after]))).sum())
-            cp1252 += int(((at >= 0xE0) & (_LOWER[before] | _UPPER[before])).sum())
+            then = data[np.minimum(high + 2, len(data) - 1)]
+            in_word = _LETTER[before] | _MAC_ROMAN_HIGH[before]
+            word_end = ~_LETTER[after] & ~_MAC_ROMAN_HIGH[after]
+            mac += int(
+                (
+                    (_MAC_ROMAN_CAPITALS[at] & (_LOWER[before] | (_UPPER[before] & _LOWER[after])))
+                    | (_MAC_ROMAN_IN_WORD[at] & in_word & _LOWER[after])
+                    | (_MAC_ROMAN_WORD_END[at] & _LOWER[before] & word_end)
+                    | ((at == 0x97) & in_word & (after == ord("n")) & ~_LETTER[then] & ~_MAC_ROMAN_HIGH[then])
+                    | (
+                        ((at == 0x9A) | (at == 0x9C) | ((at == 0x92) & ~_CONTRACTED[after]))
+                        & _CONSONANT[before]
+                        & _LOWER_CONSONANT[after]
+                    )
+                ).sum()
+            )
+            cp1252 += int(
+                (
+                    ((at >= 0xE0) & _LETTER[before])
+                    | (((at == 0x96) | (at == 0x97)) & (before == ord(" ")) & (after == ord(" ")))
+                    | ((at == 0x93) & ~_LETTER[before] & _LETTER[after])
+                    | (_CP1252_WORD_END[at] & _LETTER[before] & word_end)
+                    | ((at == 0x92) & (before == ord("n")) & (after == ord("t")) & ~_LETTER[then])
+                ).sum()
+            )
     return mac > cp1252
 
 

@@ -98,6 +98,8 @@ def written_whole(path: Path, *, encoding: str, newline: str | None = None, erro
     A new file is readable by its owner only (0600): exports hold personal data, and the umask's 0644 let every
     account on a shared host read them; an existing file keeps its mode. A path that cannot be written is a
     ``PermanentError`` naming it (a missing directory ended the command with no message)."""
+    if path.is_dir():  # opened as a file, it was an IsADirectoryError traceback
+        raise PermanentError(f"cannot write {path}: it is a directory; give a file name in it")
     if path.exists() and not path.is_file():
         with path.open("w", encoding=encoding, newline=newline, errors=errors) as handle:
             yield handle

@@ -45,6 +45,9 @@ FIELD_KINDS: Final[dict[str, FieldKind]] = {
 """Every field a filter (or ``--sort``) may name, by kind; custom fields are ``custom.NAME``."""
 
 CUSTOM_PREFIX: Final = "custom."
+BIGINT_MAX: Final = 2**63 - 1
+"""The largest whole number PostgreSQL compares a whole-number field with (``bigint``): a larger one typed in a
+filter ended the command with a traceback (``bigint out of range``)."""
 EMPTY_OPS: Final = ("is empty", "is not empty")
 TEXT_OPS: Final = ("=", "!=", "~", "!~", "in", "not in", *EMPTY_OPS)
 ORDERED_OPS: Final = ("=", "!=", "<", "<=", ">", ">=", "in", "not in", *EMPTY_OPS)
@@ -194,6 +197,10 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
         if number is None:
             what = "a whole number" if kind == "integer" else "a number"
             raise ConfigurationError(f"--where {text!r}: {name} is {what}; got {raw!r}")
+        if kind == "integer" and not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
+            raise ConfigurationError(
+                f"--where {text!r}: {name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}"
+            )
         return number
     if kind == "timestamp":
         try:
@@ -395,7 +402,7 @@ def read_ids_file(path: Path) -> list[int]:
             column = next((i for i, c in enumerate(names) if c in ("id", "lead_id", "leadid")), 0)
             continue
         value = cells[column] if column < len(cells) else ""
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):  # "²" is a digit to isdigit, not to int
             raise InputFileError(path, f"line {number}: expected a lead id (a whole number), found {value!r}")
         ids.append(int(value))
     if not ids:

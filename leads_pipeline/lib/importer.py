@@ -9,6 +9,7 @@ previous one is merged into PostgreSQL, so both cores work and memory stays boun
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -184,9 +185,17 @@ def _prepared_chunks(
         yield future.result()
 
 
-def _build_search_index(database_url: str, import_id: int) -> None:
+def _build_index(database_url: str, import_id: int, index: str) -> None:
     with connect(database_url) as conn, conn.transaction():
-        search_index.build_indexes(conn, import_id)
+        search_index.build_index(conn, import_id, index)
+
+
+def _build_search_index(database_url: str, import_id: int) -> None:
+    """The partition's indexes, side by side on connections of their own (they only share a lock that lets each
+    other build), then its vacuum, which waits for them all."""
+    indexes = search_index.PARTITION_INDEXES
+    with ThreadPoolExecutor(max_workers=len(indexes), thread_name_prefix="search-index") as builders:
+        list(builders.map(functools.partial(_build_index, database_url, import_id), indexes))
     with connect(database_url, autocommit=True) as maintenance:
         search_index.vacuum_partition(maintenance, import_id)
 
@@ -293,8 +302,8 @@ def run_import(
                             on_progress(processed, layout.total_rows)
                 if pool is not None:  # its workers' memory is not needed for the rest
                     pool.shutdown()
-                # The build runs in its own connection (a thread waiting on the server) while this thread does
-                # the caller's work; leaving the block waits for the build, whichever finishes first.
+                # The builds run in connections of their own (threads waiting on the server) while this thread
+                # does the caller's work; leaving the block waits for them, whichever finishes first.
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-index") as builder:
                     built = builder.submit(_build_search_index, database_url, import_id)
                     if alongside_index_build is not None:

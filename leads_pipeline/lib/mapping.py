@@ -1270,8 +1270,12 @@ def load_mapping_file(path: Path, headers: Sequence[str]) -> dict[str, str | Non
         raise ConfigurationError(f"{path}: mapping file is not UTF-8 text ({error.reason})") from error
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as error:
-        raise ConfigurationError(f"{path}: invalid YAML in mapping file: {error}") from error
+    except yaml.YAMLError as error:  # PyYAML's text spans lines (a snippet and a caret): one line of it
+        mark = getattr(error, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigurationError(
+            f"{path}: invalid YAML in mapping file{at}: {getattr(error, 'problem', error)}"
+        ) from error
     if data is None:
         data = {}
     if isinstance(data, dict) and "columns" in data and isinstance(data["columns"], dict | None):

@@ -750,6 +750,12 @@ _LEGAL_SUFFIXES: Final[tuple[str, ...]] = (
 _LEGAL_SUFFIX_RUN: Final = rf"(?: (?:{'|'.join(_LEGAL_SUFFIXES)}))+$"
 
 
+_SLASHED_FORMS: Final = ((r"\ba/s\b", "as"), (r"\bs/a\b", "sa"))
+"""The legal forms written with a slash, as the legal forms dropped from the key: Danish and Norwegian A/S,
+Brazilian S/A ("Ørsted A/S" was "orsted a s", not Ørsted's "orsted"); stored keys of an earlier version are
+recomputed by sql/109."""
+
+
 _UMLAUTS: Final[tuple[tuple[str, str], ...]] = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"))
 """German umlauts as German spells them without (ß is :data:`_LETTER_FOLDS`' "ss"): a company's name is written
 "Müller" or "Mueller", the same company."""
@@ -764,6 +770,8 @@ def _company_key(arr: Any) -> Any:
     arr = _sub(arr, rf"^{_JP_LEGAL} ?| ?{_JP_LEGAL}$", "")
     arr = pc.replace_substring(arr, pattern="&", replacement=" and ")
     arr = _sub(arr, r"['\x{2019}.]", "")  # "l.l.c." -> "llc", "McDonald's" -> "mcdonalds"
+    for slashed, form in _SLASHED_FORMS:
+        arr = _sub(arr, slashed, form)
     arr = _sub(arr, r"[^\p{L}\p{N}\p{M}]+", " ")
     arr = pc.utf8_trim(arr, characters=" ")
     arr = _sub(arr, r"^the ", "")
@@ -776,10 +784,11 @@ def company_key(s: pd.Series) -> pd.Series:
 
     German umlauts are spelled as without them ("Müller" and "Mueller": "mueller"; stored keys of an earlier
     version are recomputed by sql/044); case, other accents, punctuation, a leading "The" and trailing legal
-    forms (Inc, LLC, Ltd, GmbH, S.A., B.V., Pty Ltd, & Co. KG...; 株式会社, full-width (株), ㈱ before or after a
-    Japanese name) are dropped because exports disagree on them for the same company. Words that carry meaning ("Group",
-    "Holdings") are kept: "Rasmussen Group" and "Rasmussen" may well be different companies. A name that
-    is only a legal form keeps it. The display name is not touched; this is only a key.
+    forms (Inc, LLC, Ltd, GmbH, S.A., S/A, A/S, B.V., Pty Ltd, & Co. KG...: sql/109 recomputed the keys stored
+    before A/S and S/A were; 株式会社, full-width (株), ㈱ before or after a Japanese name) are dropped because
+    exports disagree on them for the same company. Words that carry meaning ("Group", "Holdings") are kept:
+    "Rasmussen Group" and "Rasmussen" may well be different companies. A name that is only a legal form keeps it.
+    The display name is not touched; this is only a key.
     """
     return _series(_company_key(_clean(_arrow(s))), s.index)
 

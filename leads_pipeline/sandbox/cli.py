@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -52,7 +53,10 @@ def world_generate(
         world = generate_world(companies, people, seed, data_dir)
     except (ValueError, LeadsError) as error:
         raise _fail(error) from error
-    save_world(world, out)
+    try:
+        save_world(world, out)
+    except OSError as error:  # a directory or an unwritable path was a traceback
+        raise _fail(OSError(f"cannot write {out}: {error.strerror}")) from error
     typer.echo(f"wrote {out}: {len(world.companies)} companies, {len(world.people)} people (seed {seed})")
 
 
@@ -70,11 +74,16 @@ def world_leads(
     from leads_pipeline.sandbox.generate import parse_fractions, write_leads_csv
     from leads_pipeline.sandbox.world import load_world
 
+    for path in (out, truth):  # checked first: the CSV was written before the truth file failed, half the pair
+        if path.is_dir():
+            raise _fail(OSError(f"cannot write {path}: Is a directory"))
     try:
         world = load_world(world_file)
         rows = write_leads_csv(world, out, truth, parse_fractions(fraction_missing), seed)
     except (ValueError, LeadsError) as error:
         raise _fail(error) from error
+    except OSError as error:  # a directory or an unwritable path for --out or --truth was a traceback
+        raise _fail(OSError(f"cannot write {error.filename}: {error.strerror}")) from error
     typer.echo(f"wrote {out} ({rows} leads) and {truth}")
 
 
@@ -85,11 +94,18 @@ def up(
         typer.Option("--world", help="World file; default: a generated 50-company world, seed 7."),
     ] = None,
     host: Annotated[str, typer.Option(help="Address for DNS and HTTP.")] = "127.0.0.1",
-    dns_port: Annotated[int, typer.Option(help="DNS port, UDP and TCP (0: any free port).")] = 5353,
-    smtp_port: Annotated[int, typer.Option(help="Port of every mail host, 127.0.0.2-6 (0: any free).")] = 2525,
-    http_port: Annotated[int, typer.Option(help="Port of the HTTP emulators (0: any free port).")] = 8765,
+    dns_port: Annotated[int, typer.Option(min=0, max=65535, help="DNS port, UDP and TCP (0: any free port).")] = 5353,
+    smtp_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of every mail host, 127.0.0.2-6 (0: any free).")
+    ] = 2525,
+    http_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port of the HTTP emulators (0: any free port).")
+    ] = 8765,
     salesforce_port: Annotated[
-        int, typer.Option(help="HTTPS port of the Salesforce emulator, which its client reaches only so (0: any).")
+        int,
+        typer.Option(
+            min=0, max=65535, help="HTTPS port of the Salesforce emulator, which its client reaches only so (0: any)."
+        ),
     ] = 8766,
 ) -> None:
     """Run the sandbox until Ctrl-C; print the settings that point clients at it as `export` lines."""
@@ -98,6 +114,10 @@ def up(
     from leads_pipeline.sandbox.server import Sandbox
     from leads_pipeline.sandbox.world import load_world
 
+    try:
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError) as error:  # the DNS server's parser failed on it: a traceback
+        raise _fail(OSError(f"--host {host!r}: not an address or host name ({error})")) from error
     try:
         world = load_world(world_file) if world_file else generate_world(50, 500, 7)
         sandbox = Sandbox.start(world, host, dns_port, smtp_port, http_port)

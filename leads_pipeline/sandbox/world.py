@@ -290,8 +290,11 @@ def save_world(world: World, path: str | os.PathLike[str]) -> Path:
     document = {"format": WORLD_FORMAT, **dataclasses.asdict(world)}
     document["version"] = WORLD_VERSION
     temporary = target.with_name(target.name + ".tmp")
-    temporary.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    temporary.replace(target)
+    try:
+        temporary.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        temporary.replace(target)
+    finally:  # a target that cannot be replaced (a directory) left the whole world beside it as OUT.tmp
+        temporary.unlink(missing_ok=True)
     return target
 
 

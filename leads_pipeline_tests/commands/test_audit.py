@@ -73,6 +73,12 @@ def test_since_accepts_durations_and_dates() -> None:
         parse_since("last week")
 
 
+def test_a_since_reaching_back_before_the_year_1_is_one_line(leads: Leads) -> None:
+    """``--since 99999999d`` (and a count past what a duration holds) ended in an OverflowError traceback."""
+    for since in ("99999999d", "9999999999w"):
+        assert f"--since '{since}': reaches back before the year 1" in leads.fails("audit", "--since", since)
+
+
 def test_every_bulk_action_and_privacy_request_is_audited_without_contact_data(leads: Leads, database_url: str) -> None:
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "later")

@@ -63,6 +63,12 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
     assert "email 'nope'" in fair.fails("bulk", "set", "email", "nope", "--where", "email ~ acme")
     assert "cannot set 'id'" in fair.fails("bulk", "set", "id", "3", "--where", "email ~ acme")
     assert "say which leads" in fair.fails("bulk", "set", "stage", "mql")
+    # a mistyped stage was stored on every selected lead; `leads stage set` refused it
+    error = fair.fails("bulk", "set", "stage", "qualifed", "--list", "fair")
+    assert "unknown stage 'qualifed'; expected one of new, mql, sql, customer, disqualified, nurture" in error
+    assert sql_rows(database_url, "SELECT DISTINCT stage FROM leads") == [{"stage": "new"}]
+    assert fair.json("bulk", "set", "stage", "MQL", "--where", "email ~ acme", "--json")["changed"] > 0
+    assert {r["stage"] for r in sql_rows(database_url, "SELECT DISTINCT stage FROM leads")} == {"new", "mql"}
 
 
 def test_full_name_follows_a_changed_last_name_unless_written_by_hand(fair: Leads, database_url: str) -> None:
@@ -267,6 +273,8 @@ def test_an_export_stopped_half_way_is_audited(
     missing = tmp_path / "missing" / "out.csv"
     error = fair.fails("bulk", "export", "--list", "fair", "--out", str(missing))
     assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist", "named"
+    error = fair.fails("bulk", "export", "--list", "fair", "--out", str(tmp_path))  # was a traceback
+    assert error == f"error: cannot write {tmp_path}: it is a directory; give a file name in it"
     assert len(sql_rows(database_url, "SELECT * FROM audit_log WHERE action = 'leads.export'")) == 1
 
 

@@ -65,6 +65,23 @@ def test_find_email_with_the_paid_verifier_answers_without_writing_lead_facts(
     assert found["tried"][-1]["method"] == "zerobounce"
 
 
+def test_find_email_reads_the_domain_as_the_import_does(runner: CliRunner, sandbox_world: World) -> None:
+    """A DOMAIN that was none had each guess refused for its syntax, a URL was glued into the guesses
+    (jane@http://acme.com/x), both with exit code 0; a website URL now gives its domain, anything else is refused."""
+    person = _person(sandbox_world, "strict", "{first}.{last}")
+    url = f"https://www.{person.company_domain}/about"
+    result = runner.invoke(app, ["find-email", person.first_name, person.last_name, url, "--candidates", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["email"] == person.email
+    for args, expected in [
+        (["Jane", "Doe", "not a domain"], "error: DOMAIN: expected a website like example.com; the company's domain"),
+        (["Jane", "Doe", ""], "error: DOMAIN: empty; the company's domain, like acme.com"),
+        (["", "Doe", "acme.com"], "error: FIRST_NAME and LAST_NAME: the guesses need both; got an empty one"),
+    ]:
+        refused = runner.invoke(app, ["find-email", *args])
+        assert refused.exit_code == 1 and refused.stderr.startswith(expected), refused.output
+
+
 def test_an_unknown_verifier_or_no_candidates_is_a_usage_error(runner: CliRunner) -> None:
     bogus = runner.invoke(app, ["verify", "a@b.com", "--verifier", "bogus"])
     assert bogus.exit_code == 2 and "'bogus' is not one of" in bogus.stderr and "neverbounce" in bogus.stderr

@@ -12,9 +12,8 @@ from typing import Any
 
 import dagster as dg
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
-from leads_pipeline.cli import app
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.enrichment.sensors import enrich_after_import_sensor
@@ -27,15 +26,15 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import cli_environment, import_file, leads_in_fresh_interpreter, receiver
+from leads_pipeline_tests.support import Leads, cli_environment, import_file, leads_in_fresh_interpreter, receiver
 
 
 @pytest.fixture
-def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def leads(database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Leads:
     cli_environment(monkeypatch, database_url, tmp_path / "home", extra=sandbox.env())
     monkeypatch.delenv("LEADS_MONTHLY_CREDITS", raising=False)
     monkeypatch.delenv("LEADS_WEBHOOK_URL", raising=False)
-    return CliRunner()
+    return Leads(CliRunner())
 
 
 @pytest.fixture
@@ -53,36 +52,16 @@ def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         yield f"{url}/hooks/enrich?token=s3cret", received
 
 
-def _run(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, f"leads {' '.join(args)}: {result.stderr or result.output}"
-    return result
-
-
-def _json(runner: CliRunner, *args: str) -> Any:
-    return json.loads(_run(runner, *args).stdout)
-
-
-def _error(runner: CliRunner, *args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
-
-
 def test_estimate_then_enrich_a_list_and_show_the_job(
-    leads: CliRunner, prospects: list[int], database_url: str, webhook: tuple[str, list[dict[str, Any]]]
+    leads: Leads, prospects: list[int], database_url: str, webhook: tuple[str, list[dict[str, Any]]]
 ) -> None:
     url, received = webhook
-    plan = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--estimate", "--json")
+    plan = leads.json("enrich", "--list", "prospects", "--sources", "company", "--estimate", "--json")
     assert plan["leads"] == 300 and plan["sources"]["company"]["lookups"] > 0
     with connect(database_url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM enrichment_jobs").fetchone() == {"n": 0}
 
-    document = _json(
-        leads, "enrich", "--list", "prospects", "--sources", "company", "--wait", "--json", "--notify", url
-    )
+    document = leads.json("enrich", "--list", "prospects", "--sources", "company", "--wait", "--json", "--notify", url)
 
     assert document["status"] == "completed"
     assert document["progress"] == {"processed": 300, "total": 300, "percentage": 100.0}
@@ -91,7 +70,7 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert document["breakdown"]["company"]["found"] == document["results"]["enriched"]
     assert document["creditsUsed"] == plan["estimatedCredits"]  # every lookup the estimate expected, and no more
     assert "completedAt" in document and "eta" not in document
-    shown = _json(leads, "jobs", "show", document["jobId"], "--json")
+    shown = leads.json("jobs", "show", document["jobId"], "--json")
     assert shown["creditsUsed"] == document["creditsUsed"]
     [payload] = received
     assert payload["event"] == "enrichment.completed" and payload["jobId"] == document["jobId"]
@@ -100,20 +79,20 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     # the token may be in the path too: the host and the path's first segment are recorded
     assert delivery == {"url": url.split("/hooks/")[0] + "/hooks/…?…", "delivered": True, "status_code": 204}
 
-    credits = _json(leads, "credits", "--by", "job", "--json")
+    credits = leads.json("credits", "--by", "job", "--json")
     assert credits["rows"] == [
         {"job": document["jobId"], "credits": document["creditsUsed"], "charges": credits["rows"][0]["charges"]}
     ]
-    attribution = _json(leads, "show", str(prospects[0]), "--facts", "--json")
+    attribution = leads.json("show", str(prospects[0]), "--facts", "--json")
     industry = next(f for f in attribution["facts"] if f["field"] == "industry")
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
-def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+def test_max_credits_stops_spending_at_the_cap(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, prospects)) + "\n")
 
-    document = _json(leads, "enrich", "--ids", str(ids), "--max-credits", "3", "--wait", "--json")
+    document = leads.json("enrich", "--ids", str(ids), "--max-credits", "3", "--wait", "--json")
 
     assert document["creditsUsed"] == 3.0
     assert document["status"] == "partial"
@@ -122,16 +101,16 @@ def test_max_credits_stops_spending_at_the_cap(leads: CliRunner, prospects: list
 
 
 def test_max_credits_caps_the_contact_sources_too(
-    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+    leads: Leads, prospects: list[int], database_url: str, tmp_path: Path
 ) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, prospects)))
-    plan = _json(leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--estimate", "--json")
+    plan = leads.json("enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--estimate", "--json")
     assert plan["sources"]["phone"]["estimatedCredits"] == plan["sources"]["phone"]["leadsNeeding"] * 2.0
     assert plan["estimatedCredits"] > 5
 
-    document = _json(
-        leads, "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--max-credits", "5", "--wait", "--json"
+    document = leads.json(
+        "enrich", "--ids", str(ids), "--sources", "phone,linkedin", "--max-credits", "5", "--wait", "--json"
     )
 
     assert 0 < document["creditsUsed"] <= 5 and document["status"] == "partial"
@@ -146,14 +125,14 @@ def test_max_credits_caps_the_contact_sources_too(
 
 
 def test_max_credits_per_lead_caps_each_lead_over_all_the_stages(
-    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+    leads: Leads, prospects: list[int], database_url: str, tmp_path: Path
 ) -> None:
     """A cap of 2 lets the email stage buy a people search (2) for a lead, then refuses that lead's Twilio lookup
     (1) in the phone stage; leads the email stage charged nothing still get theirs."""
     template = tmp_path / "capped.yaml"
     template.write_text("name: capped\nsources: [email, phone]\nmax_credits_per_lead: 2\n")
 
-    document = _json(leads, "enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
+    document = leads.json("enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
 
     with connect(database_url) as conn:
         facts = list(
@@ -191,13 +170,11 @@ def test_max_credits_per_lead_caps_each_lead_over_all_the_stages(
         f" for {len(capped)} leads"
     )
     assert document["creditsUsed"] == float(ledger["c"]) == round(sum(per_lead.values()), 4) > 0
-    shown = _json(leads, "jobs", "show", document["jobId"], "--json")
+    shown = leads.json("jobs", "show", document["jobId"], "--json")
     assert shown["creditsUsed"] == document["creditsUsed"] and shown["sources"] == document["sources"]
 
 
-def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(
-    leads: CliRunner, prospects: list[int]
-) -> None:
+def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(leads: Leads, prospects: list[int]) -> None:
     """`leads enrich --estimate` took 257 MB and 2 s of CPU, most of it loading every asset's module (to check
     the sources' assets are deployed, which matters to a launch only), Dagster, google-genai and the Apify client
     (the company engine's and the contact stages' client types): an estimate asks no provider. It runs here in a
@@ -207,16 +184,16 @@ def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(
         [args], ("dagster", "google.genai", "apify_client", "httpx", "pandera", "leads_pipeline.definitions")
     )
     assert loaded == []
-    assert json.loads(estimate) == _json(leads, *args)
+    assert json.loads(estimate) == leads.json(*args)
 
 
 def test_the_jobs_credits_and_templates_commands_load_no_pandas(
-    leads: CliRunner, prospects: list[int], database_url: str
+    leads: Leads, prospects: list[int], database_url: str
 ) -> None:
     """`leads jobs ls`, `leads jobs show`, `leads credits` and `leads templates ls` loaded pandas and pyarrow (the
     company engine and its validation, for the company fields' names and the estimate's types): 150 MB and 0.7 s
     of CPU to print a table, now 60 MB and 0.33 s. They run here in one fresh interpreter, as a user runs them."""
-    _run(leads, "enrich", "--list", "prospects", "--sources", "company", "--template", "basic", "--wait")
+    leads.ok("enrich", "--list", "prospects", "--sources", "company", "--template", "basic", "--wait")
     with connect(database_url) as conn:
         job_id = conn.execute("SELECT id FROM enrichment_jobs").fetchone()["id"]  # type: ignore[index]
     commands = [
@@ -232,12 +209,12 @@ def test_the_jobs_credits_and_templates_commands_load_no_pandas(
     assert loaded == []
 
 
-def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
+def test_the_estimate_stays_within_max_credits_per_lead(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
     template = tmp_path / "one.yaml"
     template.write_text("name: one\nsources: [phone, linkedin]\nmax_credits_per_lead: 1\n")
 
-    plan = _json(
-        leads, "enrich", "--list", "prospects", "--template", str(template), "--overwrite", "--estimate", "--json"
+    plan = leads.json(
+        "enrich", "--list", "prospects", "--template", str(template), "--overwrite", "--estimate", "--json"
     )
 
     worst = sum(s["maxCredits"] for s in plan["sources"].values())
@@ -245,45 +222,49 @@ def test_the_estimate_stays_within_max_credits_per_lead(leads: CliRunner, prospe
     assert plan["estimatedCredits"] <= plan["leads"]
 
 
-def test_the_template_chooses_the_sources_unless_sources_is_given(leads: CliRunner, prospects: list[int]) -> None:
+def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, prospects: list[int]) -> None:
     """premium's sources: [email, phone, linkedin, company] are run when --sources is not given."""
-    premium = _json(leads, "enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")
+    premium = leads.json("enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")
     assert set(premium["sources"]) == {"email", "phone", "linkedin", "company"}
-    standard = _json(leads, "enrich", "--list", "prospects", "--estimate", "--json")
+    standard = leads.json("enrich", "--list", "prospects", "--estimate", "--json")
     assert set(standard["sources"]) == {"company"}
-    chosen = _json(
-        leads, "enrich", "--list", "prospects", "--template", "premium", "--sources", "phone", "--estimate", "--json"
+    chosen = leads.json(
+        "enrich", "--list", "prospects", "--template", "premium", "--sources", "phone", "--estimate", "--json"
     )
     assert set(chosen["sources"]) == {"phone"}
 
 
-def test_user_errors_are_one_line(leads: CliRunner, prospects: list[int], tmp_path: Path) -> None:
-    assert "unknown source(s) fax" in _error(leads, "enrich", "--list", "prospects", "--sources", "fax")
-    assert "list 'nope': not found or not shared with you" in _error(leads, "enrich", "--list", "nope")
-    assert "say which leads to enrich" in _error(leads, "enrich")
+def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
+    assert "unknown source(s) fax" in leads.fails("enrich", "--list", "prospects", "--sources", "fax")
+    assert "list 'nope': not found or not shared with you" in leads.fails("enrich", "--list", "nope")
+    assert "say which leads to enrich" in leads.fails("enrich")
     bad_ids = tmp_path / "ids.txt"
     bad_ids.write_text("1\nabc\n")
-    assert "line 2: expected a lead id" in _error(leads, "enrich", "--ids", str(bad_ids))
-    assert "no template named 'gold'" in _error(leads, "enrich", "--list", "prospects", "--template", "gold")
-    assert "unknown field 'colour'" in _error(leads, "enrich", "--list", "prospects", "--where", "colour=red")
-    assert "operator ~ does not apply to employee_count" in _error(
-        leads, "enrich", "--list", "prospects", "--where", "employee_count ~ 5"
+    assert "line 2: expected a lead id" in leads.fails("enrich", "--ids", str(bad_ids))
+    assert "no template named 'gold'" in leads.fails("enrich", "--list", "prospects", "--template", "gold")
+    assert "unknown field 'colour'" in leads.fails("enrich", "--list", "prospects", "--where", "colour=red")
+    assert "operator ~ does not apply to employee_count" in leads.fails(
+        "enrich", "--list", "prospects", "--where", "employee_count ~ 5"
     )
     missing = tmp_path / "missing.txt"
     missing.write_text(f"{prospects[0]}\n999999\n")
-    assert "1 lead id(s) do not exist, are deleted or are in lists you cannot read: 999999" in _error(
-        leads, "enrich", "--ids", str(missing)
+    assert "1 lead id(s) do not exist, are deleted or are in lists you cannot read: 999999" in leads.fails(
+        "enrich", "--ids", str(missing)
     )
-    assert "holds no leads" in _error(leads, "enrich", "--list", "prospects", "--where", "country = ZZ")
+    assert "holds no leads" in leads.fails("enrich", "--list", "prospects", "--where", "country = ZZ")
     for url in ("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"):
-        refused = _error(leads, "enrich", "--list", "prospects", "--notify", url)
+        refused = leads.fails("enrich", "--list", "prospects", "--notify", url)
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
-    refused = _error(leads, "enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
+    refused = leads.fails("enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
     assert "--notify must be an http:// or https:// URL" in refused
+    for cap in ("nan", "inf", "-1"):  # nan capped nothing; enrich-after-import took even a negative cap
+        for args in (("enrich", "--list", "prospects", "--estimate"), ("enrich-after-import", "prospects")):
+            refused = leads.fails(*args, "--max-credits", cap)
+            assert "--max-credits must be a number of credits >= 0; got" in refused, (args, cap)
 
 
 def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its_priority_is_given(
-    leads: CliRunner, database_url: str, world_leads_csv: Path
+    leads: Leads, database_url: str, world_leads_csv: Path
 ) -> None:
     """The sensor starts these paid runs with nobody launching them, as the drop folder's imports and the
     schedules' runs, which queue at dagster/priority -10; a setting made without --priority queued them at 0, and
@@ -291,8 +272,8 @@ def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its
     with connect(database_url) as conn:
         create_list(conn, "auto", owner="tester")
         create_list(conn, "urgent", owner="tester")
-    _run(leads, "enrich-after-import", "auto", "--sources", "company")
-    _run(leads, "enrich-after-import", "urgent", "--sources", "company", "--priority", "high")
+    leads.ok("enrich-after-import", "auto", "--sources", "company")
+    leads.ok("enrich-after-import", "urgent", "--sources", "company", "--priority", "high")
     import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
     import_file(database_url, world_leads_csv, "urgent", batch_id="import-urgent")
     context = dg.build_sensor_context(
@@ -307,17 +288,17 @@ def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its
     assert (tags["import-urgent"]["dagster/priority"], tags["import-urgent"]["leads/priority"]) == ("10", "high")
 
 
-def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: list[int], database_url: str) -> None:
+def test_where_selects_exactly_what_search_selects(leads: Leads, prospects: list[int], database_url: str) -> None:
     with connect(database_url) as conn:
         row = conn.execute(
             "SELECT country, count(*) AS n FROM leads GROUP BY country ORDER BY 2 DESC LIMIT 1"
         ).fetchone()
     assert row is not None
     filters = ["--where", f"country = {row['country']}", "--where", "title ~ e"]
-    found = _json(leads, "search", "--list", "prospects", *filters, "--limit", "1000", "--json")["leads"]
+    found = leads.json("search", "--list", "prospects", *filters, "--limit", "1000", "--json")["leads"]
 
-    plan = _json(leads, "enrich", "--list", "prospects", *filters, "--sources", "email", "--estimate", "--json")
-    launched = _json(leads, "enrich", "--list", "prospects", *filters, "--template", "basic", "--json")
+    plan = leads.json("enrich", "--list", "prospects", *filters, "--sources", "email", "--estimate", "--json")
+    launched = leads.json("enrich", "--list", "prospects", *filters, "--template", "basic", "--json")
 
     assert 0 < plan["leads"] == len(found) < row["n"] < 300
     with connect(database_url) as conn:
@@ -331,99 +312,91 @@ def test_where_selects_exactly_what_search_selects(leads: CliRunner, prospects: 
     assert launched["jobId"].startswith("enrich-prospects-")
 
 
-def test_enriching_needs_the_editor_role(leads: CliRunner, prospects: list[int]) -> None:
-    runner_env = {"LEADS_USER": "mallory"}
-    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
-    assert result.exit_code == 1 and "list 'prospects': not found or not shared with you" in result.stderr
-    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
-    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate"], env=runner_env)
-    assert result.exit_code == 1
-    assert "enriching its leads needs the role editor or owner" in result.stderr
-    result = leads.invoke(app, ["enrich-after-import", "prospects", "--template", "premium"], env=runner_env)
-    assert result.exit_code == 1 and "enriching its imports needs the role editor or owner" in result.stderr
-    _run(leads, "lists", "share", "prospects", "mallory", "--role", "editor")
-    result = leads.invoke(app, ["enrich", "--list", "prospects", "--estimate", "--json"], env=runner_env)
-    assert result.exit_code == 0 and json.loads(result.stdout)["leads"] == 300
+def test_enriching_needs_the_editor_role(leads: Leads, prospects: list[int]) -> None:
+    refused = leads.fails("enrich", "--list", "prospects", "--estimate", user="mallory")
+    assert "list 'prospects': not found or not shared with you" in refused
+    leads.ok("lists", "share", "prospects", "mallory", "--role", "viewer")
+    refused = leads.fails("enrich", "--list", "prospects", "--estimate", user="mallory")
+    assert "enriching its leads needs the role editor or owner" in refused
+    refused = leads.fails("enrich-after-import", "prospects", "--template", "premium", user="mallory")
+    assert "enriching its imports needs the role editor or owner" in refused
+    leads.ok("lists", "share", "prospects", "mallory", "--role", "editor")
+    assert leads.json("enrich", "--list", "prospects", "--estimate", "--json", user="mallory")["leads"] == 300
 
 
 def test_a_job_is_shown_to_its_starter_and_the_readers_of_its_lists(
-    leads: CliRunner, prospects: list[int], tmp_path: Path
+    leads: Leads, prospects: list[int], tmp_path: Path
 ) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{prospects[0]}\n")
-    job = _json(leads, "enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
-    refused = leads.invoke(app, ["jobs", "show", job], env={"LEADS_USER": "mallory"})  # named the job's list
-    unknown = leads.invoke(app, ["jobs", "show", f"{job}-x"], env={"LEADS_USER": "mallory"})
-    assert refused.exit_code == unknown.exit_code == 1
-    assert f"enrichment job {job!r}: not found or not shared with you" in refused.stderr
-    assert refused.stderr == unknown.stderr.replace(f"{job}-x", job)
-    listed = leads.invoke(app, ["jobs", "ls", "--json"], env={"LEADS_USER": "mallory"})
-    assert json.loads(listed.stdout) == []
-    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
-    shown = leads.invoke(app, ["jobs", "show", job, "--json"], env={"LEADS_USER": "mallory"})
-    assert shown.exit_code == 0 and json.loads(shown.stdout)["jobId"] == job
-    listed = leads.invoke(app, ["jobs", "ls", "--json"], env={"LEADS_USER": "mallory"})
-    assert [j["jobId"] for j in json.loads(listed.stdout)] == [job]
+    job = leads.json("enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
+    refused = leads.fails("jobs", "show", job, user="mallory")  # named the job's list
+    unknown = leads.fails("jobs", "show", f"{job}-x", user="mallory")
+    assert f"enrichment job {job!r}: not found or not shared with you" in refused
+    assert refused == unknown.replace(f"{job}-x", job)
+    assert leads.json("jobs", "ls", "--json", user="mallory") == []
+    leads.ok("lists", "share", "prospects", "mallory", "--role", "viewer")
+    assert leads.json("jobs", "show", job, "--json", user="mallory")["jobId"] == job
+    assert [j["jobId"] for j in leads.json("jobs", "ls", "--json", user="mallory")] == [job]
 
 
-def test_running_a_job_needs_the_editor_role_on_its_lists(
-    leads: CliRunner, prospects: list[int], tmp_path: Path
-) -> None:
+def test_running_a_job_needs_the_editor_role_on_its_lists(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
     """The hidden `leads jobs run ID` (what `leads enrich` starts in the background) ran any job for anyone, who
     could spend its credits and write its list's leads; it now checks as `leads enrich` does."""
     ids = tmp_path / "ids.txt"
     ids.write_text(f"{prospects[0]}\n")
-    job = _json(leads, "enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
-    refused = leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"})
-    unknown = leads.invoke(app, ["jobs", "run", f"{job}-x"], env={"LEADS_USER": "mallory"})
-    assert refused.exit_code == unknown.exit_code == 1
-    assert refused.stderr == unknown.stderr.replace(f"{job}-x", job), "a stranger learns nothing"
-    assert f"enrichment job {job!r}: not found or not shared with you" in refused.stderr
-    _run(leads, "lists", "share", "prospects", "mallory", "--role", "viewer")
-    viewer = leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"})
-    assert viewer.exit_code == 1 and f"running enrichment job {job} needs the role editor or owner" in viewer.stderr
-    _run(leads, "lists", "share", "prospects", "mallory", "--role", "editor")
-    assert leads.invoke(app, ["jobs", "run", job], env={"LEADS_USER": "mallory"}).exit_code == 0
+    job = leads.json("enrich", "--ids", str(ids), "--wait", "--json")["jobId"]
+    refused = leads.fails("jobs", "run", job, user="mallory")
+    unknown = leads.fails("jobs", "run", f"{job}-x", user="mallory")
+    assert refused == unknown.replace(f"{job}-x", job), "a stranger learns nothing"
+    assert f"enrichment job {job!r}: not found or not shared with you" in refused
+    leads.ok("lists", "share", "prospects", "mallory", "--role", "viewer")
+    viewer = leads.fails("jobs", "run", job, user="mallory")
+    assert f"running enrichment job {job} needs the role editor or owner" in viewer
+    leads.ok("lists", "share", "prospects", "mallory", "--role", "editor")
+    leads.ok("jobs", "run", job, user="mallory")
 
 
-def test_templates_commands(leads: CliRunner, tmp_path: Path) -> None:
-    listing = _json(leads, "templates", "ls", "--json")
+def test_templates_commands(leads: Leads, tmp_path: Path) -> None:
+    listing = leads.json("templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ncompany:\n  fields:\n    industry: {sources: [apify_search]}\n")
-    assert "apify_search cannot supply industry" in _error(leads, "templates", "validate", str(bad))
+    assert "apify_search cannot supply industry" in leads.fails("templates", "validate", str(bad))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
+    assert f"{bad}: the template is not UTF-8 text (byte 1)" in leads.fails("templates", "validate", str(bad))
 
 
 def test_the_monthly_budget_stops_spending_with_a_clear_message(
-    leads: CliRunner, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2")
 
-    document = _json(leads, "enrich", "--list", "prospects", "--wait", "--json")
+    document = leads.json("enrich", "--list", "prospects", "--wait", "--json")
 
     assert document["creditsUsed"] == 2 and document["status"] == "partial"
     assert "monthly budget of 2 credits is used up" in document["sources"][0]["note"]
-    message = _error(leads, "enrich", "--list", "prospects")
+    message = leads.fails("enrich", "--list", "prospects")
     assert "monthly budget of 2 credits is used up; raise LEADS_MONTHLY_CREDITS" in message
-    free = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")
+    free = leads.json("enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")
     assert free["status"] == "completed" and free["creditsUsed"] == 0
 
 
-def test_without_wait_the_job_runs_in_the_background(leads: CliRunner, prospects: list[int], database_url: str) -> None:
-    launched = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--priority", "high", "--json")
+def test_without_wait_the_job_runs_in_the_background(leads: Leads, prospects: list[int], database_url: str) -> None:
+    launched = leads.json("enrich", "--list", "prospects", "--template", "basic", "--priority", "high", "--json")
 
     assert launched["status"] == "queued" and launched["leadsQueued"] == 300 and launched["estimatedCredits"] == 0
     deadline = time.monotonic() + 120
-    document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+    document = leads.json("jobs", "show", launched["jobId"], "--json")
     while document["status"] in ("queued", "processing") and time.monotonic() < deadline:
         time.sleep(1)
-        document = _json(leads, "jobs", "show", launched["jobId"], "--json")
+        document = leads.json("jobs", "show", launched["jobId"], "--json")
     assert document["status"] == "completed", document
     assert document["progress"]["processed"] == 300
 
 
 def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
-    leads: CliRunner,
+    leads: Leads,
     sandbox: Sandbox,
     sandbox_world: World,
     database_url: str,
@@ -454,9 +427,7 @@ def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
     template.write_text("name: one\nsources: [email]\nmax_credits_per_lead: 1\n")
     asked = len(sandbox.http_app.log.records("zerobounce"))
 
-    document = _json(
-        leads, "enrich", "--ids", str(tmp_path / "ids.txt"), "--template", str(template), "--wait", "--json"
-    )
+    document = leads.json("enrich", "--ids", str(tmp_path / "ids.txt"), "--template", str(template), "--wait", "--json")
 
     with connect(database_url) as conn:
         verdicts = list(
@@ -476,17 +447,18 @@ def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
     assert document["creditsUsed"] == sum(per_lead.values()) > 0
 
 
-def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
-    leads: CliRunner,
+def test_with_smtp_probing_off_the_estimate_counts_the_verdicts_a_run_buys(
+    leads: Leads,
     prospects: list[int],
     sandbox_world: World,
     database_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A verdict older than the email stage's cache_days is bought again, but the estimate counted only leads
-    without an address: it said 0 credits for a run that then re-verified every address. It now counts them."""
-    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+    """With SMTP probing off ZeroBounce answers every check, but the estimate counted only leads without an
+    address: it said 0 credits for a run that bought a verdict on every address never verified, and for one that
+    re-verified every address whose verdict had grown older than the email stage's cache_days. It now counts
+    both (``unverifiedAddresses``, ``staleVerdicts``); while mail hosts are probed (free), no unverified one."""
     strict = {c.domain for c in sandbox_world.companies if c.mx_behaviour == "strict"}
     with connect(database_url) as conn:
         rows = list(conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL ORDER BY id"))
@@ -494,32 +466,53 @@ def test_the_estimate_counts_the_stale_verdicts_a_run_buys_again(
     assert len(ids) >= 10
     (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
     enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "email", "--json"]
-    first = _json(leads, *enrich, "--wait")
-    assert first["creditsUsed"] == len(ids)
-    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # fresh verdicts are kept
+    assert leads.json(*enrich, "--estimate")["estimatedCredits"] == 0  # probed: no verifier is paid
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")  # ZeroBounce answers every check
+
+    unverified = leads.json(*enrich, "--estimate")
+    first = leads.json(*enrich, "--wait")
+
+    assert unverified["estimatedCredits"] == first["creditsUsed"] == len(ids)
+    assert unverified["sources"]["email"]["unverifiedAddresses"] == len(ids)
+    assert leads.json(*enrich, "--estimate")["estimatedCredits"] == 0  # fresh verdicts are kept
     with connect(database_url) as conn:
         conn.execute("UPDATE lead_facts SET observed_at = observed_at - interval '35 days'")
         conn.execute("UPDATE email_verifications SET checked_at = checked_at - interval '35 days'")
 
-    plan = _json(leads, *enrich, "--estimate")
-    again = _json(leads, *enrich, "--wait")
+    plan = leads.json(*enrich, "--estimate")
+    again = leads.json(*enrich, "--wait")
 
     assert plan["estimatedCredits"] == plan["sources"]["email"]["estimatedCredits"] == again["creditsUsed"] == len(ids)
     assert plan["sources"]["email"]["staleVerdicts"] == len(ids)
+    assert plan["sources"]["email"]["unverifiedAddresses"] == 0
 
 
-def test_jobs_ls_shows_each_job_id_whole(leads: CliRunner, prospects: list[int]) -> None:
+def test_an_estimate_does_not_load_the_dagster_definitions(leads: Leads, prospects: list[int]) -> None:
+    """An estimate launches nothing, but it loaded every asset and resource to check that the sources' assets
+    are deployed: 342 MB and ~10 s for the estimate of the demo file, 235 MB and ~5 s without."""
+    script = (
+        "import sys; from leads_pipeline.cli import app; "
+        "app(['enrich', '--list', 'prospects', '--estimate', '--json'], standalone_mode=False); "
+        "print('definitions' if 'leads_pipeline.definitions' in sys.modules else 'none')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    *plan, loaded = done.stdout.strip().splitlines()
+    assert json.loads("\n".join(plan))["leads"] == len(prospects)
+    assert loaded == "none"
+
+
+def test_jobs_ls_shows_each_job_id_whole(leads: Leads, prospects: list[int]) -> None:
     """The job id is what `leads jobs show` needs, but in an 80-column terminal the table cut it to
     "enrich-prospe…"; the other columns wrap now instead."""
-    job = _json(leads, "enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")["jobId"]
+    job = leads.json("enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")["jobId"]
 
-    listing = _run(leads, "jobs", "ls").stdout
+    listing = leads.ok("jobs", "ls")
 
     assert len(job) > 30 and job in listing
 
 
 def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(
-    leads: CliRunner, prospects: list[int], database_url: str, tmp_path: Path
+    leads: Leads, prospects: list[int], database_url: str, tmp_path: Path
 ) -> None:
     """The LinkedIn stage reads the profile of a lead that has a URL (1 credit each), but the estimate counted
     only leads without a URL: 0 credits for leads that all had one. It now counts the profiles it will read."""
@@ -531,16 +524,16 @@ def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(
     (tmp_path / "ids.txt").write_text("\n".join(map(str, ids)) + "\n")
     enrich = ["enrich", "--ids", str(tmp_path / "ids.txt"), "--sources", "linkedin", "--json"]
 
-    plan = _json(leads, *enrich, "--estimate")
-    document = _json(leads, *enrich, "--wait")
+    plan = leads.json(*enrich, "--estimate")
+    document = leads.json(*enrich, "--wait")
 
     assert plan["estimatedCredits"] >= document["creditsUsed"] >= 0.8 * len(ids)  # a private profile costs nothing
     assert plan["sources"]["linkedin"]["profileReads"] == len(ids)
-    assert _json(leads, *enrich, "--estimate")["estimatedCredits"] == 0  # read now: kept while fresh
+    assert leads.json(*enrich, "--estimate")["estimatedCredits"] == 0  # read now: kept while fresh
 
 
 def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
-    leads: CliRunner, prospects: list[int], sandbox: Sandbox, database_url: str, tmp_path: Path
+    leads: Leads, prospects: list[int], sandbox: Sandbox, database_url: str, tmp_path: Path
 ) -> None:
     """A company lookup serves all the company's leads and is charged in full to one of them, the one furthest
     from its cap: no lead passes the cap of 2 over the job's stages, every paid lookup is on exactly one fact (not
@@ -553,7 +546,7 @@ def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
     )
     asked = len(sandbox.http_app.log.records("gemini"))
 
-    document = _json(leads, "enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
+    document = leads.json("enrich", "--list", "prospects", "--template", str(template), "--wait", "--json")
 
     job = document["jobId"]
     with connect(database_url) as conn:
@@ -577,7 +570,7 @@ def test_a_shared_answer_is_charged_once_to_a_lead_with_room(
 
 
 def test_a_killed_job_reads_as_interrupted_and_resumes(
-    leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A `leads enrich` killed mid-run (SIGKILL, Ctrl-C on --wait) stayed "processing" in `leads jobs ls/show`
     for good, and only the hidden `leads jobs run` went on with it. The process running a job now holds its
@@ -585,7 +578,7 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
     goes on with it; a job still running is not run a second time."""
     spawned: list[str] = []
     monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id, keeper: spawned.append(job_id))
-    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    job = leads.json("enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
     assert spawned == [job]
 
     def kill_while_processing(check: bool) -> dg.DagsterRun:
@@ -602,8 +595,8 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
                     time.sleep(0.05)
             assert status == "processing", "a job its process still runs reads as processing"
             if check:
-                assert "is still running" in _error(leads, "jobs", "resume", job)
-                assert "is still running in another process" in _error(leads, "jobs", "run", job)
+                assert "is still running" in leads.fails("jobs", "resume", job)
+                assert "is still running in another process" in leads.fails("jobs", "run", job)
         finally:
             worker.kill()
             worker.wait()
@@ -616,28 +609,28 @@ def test_a_killed_job_reads_as_interrupted_and_resumes(
         return None if reread is None else reread.status
 
     killed = kill_while_processing(check=True)
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    assert leads.json("jobs", "show", job, "--json")["status"] == "interrupted"
     assert dagster_status(killed) == dg.DagsterRunStatus.CANCELED, "the reader ended the run Dagster showed running"
     killed = kill_while_processing(check=False)
-    assert [j["status"] for j in _json(leads, "jobs", "ls", "--json") if j["jobId"] == job] == ["interrupted"]
-    _run(leads, "jobs", "resume", job, "--wait")
+    assert [j["status"] for j in leads.json("jobs", "ls", "--json") if j["jobId"] == job] == ["interrupted"]
+    leads.ok("jobs", "resume", job, "--wait")
     assert dagster_status(killed) == dg.DagsterRunStatus.CANCELED, "resuming ended the run Dagster showed running"
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "completed"
-    assert "ended completed: only an interrupted job is resumed" in _error(leads, "jobs", "resume", job)
+    assert leads.json("jobs", "show", job, "--json")["status"] == "completed"
+    assert "ended completed: only an interrupted job is resumed" in leads.fails("jobs", "resume", job)
     with connect(database_url) as conn:  # a run Dagster launched holds no lock: its run status tells
         conn.execute("UPDATE enrichment_jobs SET status = 'processing', run_in_process = false WHERE id = %s", (job,))
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "processing"
+    assert leads.json("jobs", "show", job, "--json")["status"] == "processing"
 
 
 def test_an_interrupted_jobs_run_stops_its_stages_and_leaves_the_job_resumable(
-    leads: CliRunner, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SIGINT or SIGTERM to `leads jobs run` (its stages run in its process) was retried by the stage's
     RetryPolicy, which Dagster applies to interrupts too, and the job went on to the end. The interrupted stage now
     ends without a retry, the job's next stage does not start, the run ends canceled and the job reads
     interrupted: `leads jobs resume` goes on with it."""
     monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id, keeper: None)
-    job = _json(leads, "enrich", "--list", "prospects", "--sources", "company,phone", "--json")["jobId"]
+    job = leads.json("enrich", "--list", "prospects", "--sources", "company,phone", "--json")["jobId"]
     ran: list[str] = []
 
     def interrupted(self: object) -> None:
@@ -647,21 +640,21 @@ def test_an_interrupted_jobs_run_stops_its_stages_and_leaves_the_job_resumable(
     stages = {CompanyEnricher: CompanyEnricher.run, PhoneStage: PhoneStage.run}
     for stage in stages:
         monkeypatch.setattr(stage, "run", interrupted)
-    result = leads.invoke(app, ["jobs", "run", job])  # its Dagster log at ERROR goes to the job's log file
+    result = leads.run("jobs", "run", job)  # its Dagster log at ERROR goes to the job's log file
     assert result.exit_code == 1
     assert f"error: enrichment job {job} was interrupted: `leads jobs resume {job}`" in result.stderr
     assert len(ran) == 1, "the stage was retried, or the next one started"
     [run] = dg.DagsterInstance.get().get_runs(dg.RunsFilter(tags={"leads/job": job}))
     assert run.status == dg.DagsterRunStatus.CANCELED
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
+    assert leads.json("jobs", "show", job, "--json")["status"] == "interrupted"
     for stage, run_stage in stages.items():
         monkeypatch.setattr(stage, "run", run_stage)
-    _run(leads, "jobs", "resume", job, "--wait")
-    assert _json(leads, "jobs", "show", job, "--json")["status"] in ("completed", "partial")
+    leads.ok("jobs", "resume", job, "--wait")
+    assert leads.json("jobs", "show", job, "--json")["status"] in ("completed", "partial")
 
 
 def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_resumed_one_is_never(
-    leads: CliRunner, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+    leads: Leads, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The detached `leads jobs run` killed (kill -9) before it took the job's lock left the job "queued" for a
     minute's grace, and `leads jobs resume` refused it meanwhile as "not started yet"; a plain `leads jobs resume`
@@ -679,14 +672,14 @@ def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_res
 
     with monkeypatch.context() as patch:
         patch.setattr(enrich_commands.subprocess, "Popen", killed_at_once)
-        job = _json(leads, "enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "interrupted"
-    _run(leads, "jobs", "resume", job)
-    assert _json(leads, "jobs", "show", job, "--json")["status"] in ("queued", "processing", "completed")
+        job = leads.json("enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    assert leads.json("jobs", "show", job, "--json")["status"] == "interrupted"
+    leads.ok("jobs", "resume", job)
+    assert leads.json("jobs", "show", job, "--json")["status"] in ("queued", "processing", "completed")
     deadline = time.monotonic() + 180
-    while (status := _json(leads, "jobs", "show", job, "--json")["status"]) != "completed":
+    while (status := leads.json("jobs", "show", job, "--json")["status"]) != "completed":
         assert status in ("queued", "processing") and time.monotonic() < deadline, status
         time.sleep(0.2)
     with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
         conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
-    assert _json(leads, "jobs", "show", job, "--json")["status"] == "queued"
+    assert leads.json("jobs", "show", job, "--json")["status"] == "queued"

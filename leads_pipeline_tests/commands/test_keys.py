@@ -22,6 +22,9 @@ def test_add_a_key_then_rotate_everything_to_it(leads: Leads, monkeypatch: pytes
 
     assert "added key k2" in leads.ok("keys", "add")
     assert leads.json("keys", "status", "--json")["active"] == "k2"
+    # more pages than a table address holds was a PostgreSQL traceback (invalid input syntax for type tid)
+    huge = leads.run("keys", "rotate", "--pages", "9223372036854775808")
+    assert huge.exit_code == 2 and "Invalid value for '--pages'" in huge.stderr, huge.output
     summary = leads.json("keys", "rotate", "--json")
     assert summary["activeKey"] == "k2" and summary["resealed"] >= 33
     assert leads.json("keys", "status", "--json")["valuesByKey"] == {"k2": values}

@@ -101,6 +101,10 @@ def test_an_export_file_is_private_and_a_missing_directory_is_named(ana: Leads, 
     missing = tmp_path / "missing" / "ana.json"
     error = ana.fails("privacy", "export", EMAIL, "--out", str(missing))
     assert error == f"error: cannot write {missing}: the directory {missing.parent} does not exist"
+    # a directory given for the file was an IsADirectoryError traceback
+    assert ana.fails("privacy", "export", EMAIL, "--out", str(tmp_path)) == (
+        f"error: cannot write {tmp_path}: it is a directory; give a file name in it"
+    )
 
 
 def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, database_url: str, tmp_path: Path) -> None:

@@ -30,6 +30,14 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     refused = leads.fails("retention", "set", "leads", "1", "--list", "fair", user="bob")
     assert "not found or not shared with you" in refused
     assert "one of leads, facts, inbox" in leads.fails("retention", "set", "rows", "1")
+    # more days than reach back to year 1 made every apply fail, more than an integer holds was a traceback
+    for days in ("0", "36501", "99999999", "9223372036854775808"):
+        assert (
+            f"DAYS must be from 1 to 36500 (100 years; `leads retention unset facts` keeps them for good); got {days}"
+            in leads.fails("retention", "set", "facts", days)
+        )
+    leads.ok("retention", "set", "inbox", "36500")
+    leads.ok("retention", "unset", "inbox")
 
     dry = leads.json("retention", "apply", "--dry-run", "--json")
     assert (dry["dryRun"], dry["leadsDeleted"], dry["leadsDeletedByList"]) == (True, 1, {"fair": 1})
@@ -44,6 +52,8 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     assert [e["action"] for e in leads.json("audit", "--action", "retention", "--json")] == [
         "retention.set",
         "retention.set",
+        "retention.set",  # inbox 36500
+        "retention.set",  # and unset
         "retention.apply",
     ]
     leads.ok("retention", "unset", "leads", "--list", "fair")

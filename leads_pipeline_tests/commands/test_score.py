@@ -6,14 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from leads_pipeline.cli import app
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE, SHARED_DATA
 from leads_pipeline_tests.support import Leads, import_file
-from leads_pipeline_tests.test_cli import _fails, _json, _ok, leads  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 
@@ -27,58 +24,57 @@ def _demo_list(database_url: str) -> list[int]:
         return [int(r["id"]) for r in conn.execute("SELECT id FROM leads ORDER BY id")]
 
 
-def test_score_a_list_show_history_and_set_a_stage(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_score_a_list_show_history_and_set_a_stage(leads: Leads, database_url: str, tmp_path: Path) -> None:
     ids = _demo_list(database_url)
     config = tmp_path / "scoring.yaml"
     config.write_text("thresholds: {mql: 20, sql: 60}\n")
-    response = _json(leads, "score", "--list", "demo", "--config", str(config), "--json")
+    response = leads.json("score", "--list", "demo", "--config", str(config), "--json")
     assert response["scored"] == len(ids)
     assert sum(response["distribution"].values()) == len(ids)
     assert set(response) >= {"scored", "distribution", "averageScore", "batchId", "configVersion", "stages"}
     assert 0 < response["averageScore"] < 100
 
-    shown = _json(leads, "show", str(ids[0]), "--score-history", "--json")
+    shown = leads.json("show", str(ids[0]), "--score-history", "--json")
     assert shown["score"]["score"] == sum(shown["score"]["components"].values())
     assert shown["score"]["explanation"]
     assert len(shown["scoreHistory"]) == 1
 
     subset = tmp_path / "ids.txt"
     subset.write_text(f"{ids[0]}\n{ids[1]}\n")
-    again = _json(leads, "score", "--list", "demo", "--ids", str(subset), "--json")
+    again = leads.json("score", "--list", "demo", "--ids", str(subset), "--json")
     assert again["scored"] == 2
 
-    changed = _json(leads, "stage", "set", str(ids[0]), "Customer", "--reason", "signed", "--json")
+    changed = leads.json("stage", "set", str(ids[0]), "Customer", "--reason", "signed", "--json")
     assert changed["to"] == "customer" and changed["changedBy"] == "tester"
-    text = _ok(leads, "show", str(ids[0]), "--score-history").stdout
+    text = leads.ok("show", str(ids[0]), "--score-history")
     assert "stage customer" in text and "signed" in text and "score history" in text
 
 
-def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: CliRunner, database_url: str) -> None:  # noqa: F811
+def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: Leads, database_url: str) -> None:
     """A lead is read like its list (viewer, also when archived) and its stage written like it (editor, not when
     archived). A non-member was told the lead's list and its owner ("user 'bob' is not a member of list 'demo'
     ... an owner such as 'tester' can grant it"): now the refusal of a lead id that does not exist."""
     lead = str(_demo_list(database_url)[0])
-    cli = Leads(leads)
-    cli.ok("lists", "share", "demo", "vera", "--role", "viewer")
-    cli.ok("lists", "share", "demo", "ana", "--role", "editor")
+    leads.ok("lists", "share", "demo", "vera", "--role", "viewer")
+    leads.ok("lists", "share", "demo", "ana", "--role", "editor")
     for args in (["show", lead], ["show", lead, "--facts", "--json"], ["show", lead, "--score-history"]):
-        refusal = cli.fails(*args, user="bob")
-        assert refusal == cli.fails(args[0], "424242", *args[2:], user="bob").replace("424242", lead), refusal
+        refusal = leads.fails(*args, user="bob")
+        assert refusal == leads.fails(args[0], "424242", *args[2:], user="bob").replace("424242", lead), refusal
         assert f"lead {lead}: not found or not shared with you" in refusal
         assert "demo" not in refusal and "tester" not in refusal
-    assert cli.run("show", lead, user="bob").stdout == ""
-    refusal = cli.fails("stage", "set", lead, "mql", user="bob")
-    assert refusal == cli.fails("stage", "set", "424242", "mql", user="bob").replace("424242", lead)
-    viewer = cli.fails("stage", "set", lead, "mql", user="vera")
+    assert leads.run("show", lead, user="bob").stdout == ""
+    refusal = leads.fails("stage", "set", lead, "mql", user="bob")
+    assert refusal == leads.fails("stage", "set", "424242", "mql", user="bob").replace("424242", lead)
+    viewer = leads.fails("stage", "set", lead, "mql", user="vera")
     assert "user 'vera' is a viewer of list 'demo'; setting its leads' stages needs the role editor or owner" in viewer
-    assert cli.json("stage", "set", lead, "mql", "--json", user="ana")["changedBy"] == "ana"
-    cli.ok("lists", "archive", "demo")
-    assert "list 'demo' is archived and read-only" in cli.fails("stage", "set", lead, "sql", user="ana")
-    assert cli.json("show", lead, "--json", user="vera")["stage"] == "mql"
+    assert leads.json("stage", "set", lead, "mql", "--json", user="ana")["changedBy"] == "ana"
+    leads.ok("lists", "archive", "demo")
+    assert "list 'demo' is archived and read-only" in leads.fails("stage", "set", lead, "sql", user="ana")
+    assert leads.json("show", lead, "--json", user="vera")["stage"] == "mql"
 
 
 def test_where_scores_only_the_matching_leads_and_viewers_are_refused(
-    leads: CliRunner,  # noqa: F811
+    leads: Leads,
     database_url: str,
 ) -> None:
     ids = _demo_list(database_url)
@@ -91,18 +87,17 @@ def test_where_scores_only_the_matching_leads_and_viewers_are_refused(
             "INSERT INTO list_members (list_id, username, role, granted_by)"
             " SELECT id, 'vera', 'viewer', 'tester' FROM lists WHERE name = 'demo'"
         )
-    response = _json(leads, "score", "--list", "demo", "--where", f"country = {row['country']}", "--json")
+    response = leads.json("score", "--list", "demo", "--where", f"country = {row['country']}", "--json")
     assert response["scored"] == row["n"] < len(ids)
     with connect(database_url) as conn:
         scored = conn.execute("SELECT count(*) AS n FROM leads WHERE score IS NOT NULL").fetchone()
     assert scored == {"n": row["n"]}
 
-    refused = leads.invoke(app, ["score", "--list", "demo"], env={"LEADS_USER": "vera"})
-    assert refused.exit_code == 1 and "user 'vera' is a viewer of list 'demo'" in refused.stderr
-    assert "unknown field 'colour'" in _fails(leads, "score", "--list", "demo", "--where", "colour = red")
+    assert "user 'vera' is a viewer of list 'demo'" in leads.fails("score", "--list", "demo", user="vera")
+    assert "unknown field 'colour'" in leads.fails("score", "--list", "demo", "--where", "colour = red")
 
 
-def test_ids_and_where_narrow_together_in_the_batch(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_ids_and_where_narrow_together_in_the_batch(leads: Leads, database_url: str, tmp_path: Path) -> None:
     ids = _demo_list(database_url)
     with connect(database_url) as conn:
         countries = {r["id"]: r["country"] for r in conn.execute("SELECT id, country FROM leads")}
@@ -111,69 +106,70 @@ def test_ids_and_where_narrow_together_in_the_batch(leads: CliRunner, database_u
     wanted = [i for i in chosen if countries[i] == country]
     id_file = tmp_path / "ids.txt"
     id_file.write_text("\n".join(map(str, chosen)) + "\n")
-    response = _json(
-        leads, "score", "--list", "demo", "--ids", str(id_file), "--where", f"country = {country}", "--json"
-    )
+    response = leads.json("score", "--list", "demo", "--ids", str(id_file), "--where", f"country = {country}", "--json")
     assert response["scored"] == len(wanted) > 0
     with connect(database_url) as conn:
         members = conn.execute(
             "SELECT lead_id FROM batch_leads WHERE batch_id = %s ORDER BY lead_id", (response["batchId"],)
         ).fetchall()
     assert [m["lead_id"] for m in members] == sorted(wanted)
-    nothing = _fails(leads, "score", "--list", "demo", "--where", "country = ZZ")
+    nothing = leads.fails("score", "--list", "demo", "--where", "country = ZZ")
     assert "nothing to score" in nothing
     with connect(database_url) as conn:
         batches = conn.execute("SELECT count(*) AS n FROM batches WHERE kind = 'selection'").fetchone()
     assert batches == {"n": 1}  # the empty selection recorded no batch
 
 
-def test_score_errors_are_one_line(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_score_errors_are_one_line(leads: Leads, database_url: str, tmp_path: Path) -> None:
     _demo_list(database_url)
     bad = tmp_path / "bad.yaml"
     bad.write_text("weights: {engagment: 3}\n")
-    assert "weights.engagment: unknown key" in _fails(leads, "score", "--list", "demo", "--config", str(bad))
-    assert "list 'nope': not found or not shared with you" in _fails(leads, "score", "--list", "nope")
+    assert "weights.engagment: unknown key" in leads.fails("score", "--list", "demo", "--config", str(bad))
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
+    error = leads.fails("score", "--list", "demo", "--config", str(bad))
+    assert f"{bad}: the scoring configuration is not UTF-8 text (byte 1)" in error
+    assert "list 'nope': not found or not shared with you" in leads.fails("score", "--list", "nope")
     ids = tmp_path / "ids.txt"
     ids.write_text("99999999\n")
-    assert "not live leads of the list: 99999999" in _fails(leads, "score", "--list", "demo", "--ids", str(ids))
-    assert "lead 424242: not found or not shared with you" in _fails(leads, "show", "424242")
-    assert "unknown stage 'won'" in _fails(leads, "stage", "set", "1", "won")
+    assert "not live leads of the list: 99999999" in leads.fails("score", "--list", "demo", "--ids", str(ids))
+    assert "lead 424242: not found or not shared with you" in leads.fails("show", "424242")
+    assert "unknown stage 'won'" in leads.fails("stage", "set", "1", "won")
 
 
 def test_setting_the_stage_a_person_set_changes_nothing_and_history_is_camel_case(
-    leads: CliRunner,  # noqa: F811
+    leads: Leads,
     database_url: str,
 ) -> None:
     ids = _demo_list(database_url)
     lead = str(ids[0])
-    assert _json(leads, "stage", "set", lead, "sql", "--reason", "demo booked", "--json")["changed"] is True
-    again = _json(leads, "stage", "set", lead, "SQL", "--json")
+    assert leads.json("stage", "set", lead, "sql", "--reason", "demo booked", "--json")["changed"] is True
+    again = leads.json("stage", "set", lead, "SQL", "--json")
     assert again["changed"] is False and again["from"] == again["to"] == "sql"
-    assert "already sql (set by tester); nothing changed" in _ok(leads, "stage", "set", lead, "sql").stdout
-    shown = _json(leads, "show", lead, "--score-history", "--json")
+    assert "already sql (set by tester); nothing changed" in leads.ok("stage", "set", lead, "sql")
+    shown = leads.json("show", lead, "--score-history", "--json")
     [change] = shown["stageChanges"]  # the no-ops recorded nothing
     assert {"fromStage", "toStage", "changedBy", "changedAt", "source", "reason"} <= set(change)
     assert change["toStage"] == "sql" and shown["scoreHistory"] == []
-    assert "demo booked" in _ok(leads, "show", lead, "--score-history").stdout
+    assert "demo booked" in leads.ok("show", lead, "--score-history")
 
 
-def test_model_train_reports_held_out_metrics(leads: CliRunner, tmp_path: Path) -> None:  # noqa: F811
+def test_model_train_reports_held_out_metrics(leads: Leads, tmp_path: Path) -> None:
     sample = tmp_path / "sample.csv"
     with (SHARED_DATA / "lead_scoring" / "Leads.csv").open(newline="", encoding="utf-8") as source:
         rows = list(csv.reader(source))[:301]
     with sample.open("w", newline="", encoding="utf-8") as out:
         csv.writer(out).writerows(rows)
-    trained = _json(leads, "model", "train", str(sample), "--json")
+    trained = leads.json("model", "train", str(sample), "--json")
     assert trained["version"].startswith("fit-") and trained["holdoutRows"] == 90
     assert 0.5 < trained["auc"] <= 1
 
 
-def test_model_train_needs_an_owner_of_every_list(leads: CliRunner, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_model_train_needs_an_owner_of_every_list(leads: Leads, database_url: str, tmp_path: Path) -> None:
     """The newest model is the one every list's scoring with `model:` (and the daily rescore) uses: anyone could
     replace it. Refused before anything is read or trained."""
     _demo_list(database_url)  # tester's
     missing = tmp_path / "never-read.csv"
-    result = leads.invoke(app, ["model", "train", str(missing)], env={"LEADS_USER": "bob"})
+    result = leads.run("model", "train", str(missing), user="bob")
     assert result.exit_code == 1
     assert (
         "user 'bob' does not own every list; training the fit model every list's scoring uses reaches every list"

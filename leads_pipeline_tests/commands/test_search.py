@@ -166,6 +166,17 @@ def test_bad_filters_and_options_are_one_line(fair: Leads) -> None:
     assert "sort on one of" in fair.fails("search", "--sort", "colour")
     assert "--limit must be between 1 and 10000" in fair.fails("search", "--limit", "0")
     assert "list 'nope': not found or not shared with you" in fair.fails("search", "--list", "nope")
+    # --json with --csv printed JSON, yet audited the page as a CSV export
+    assert fair.fails("search", "--json", "--csv") == "error: --json and --csv: give one of them"
+
+
+def test_a_whole_number_beyond_postgresqls_is_refused_by_the_filter(fair: Leads) -> None:
+    """A whole-number field compared with a number past bigint's (a typo's extra digits) ended the command with a
+    traceback (NumericValueOutOfRange: bigint out of range); the filter now says which numbers it takes."""
+    for where in ("score > 99999999999999999999999", "id = 9223372036854775808", "employee_count < -1" + "0" * 19):
+        error = fair.fails("search", "--where", where)
+        assert "is a whole number between -9223372036854775808 and 9223372036854775807" in error, where
+    assert len(fair.json("search", "--where", "id < 9223372036854775807", "--json")["leads"]) > 0
 
 
 def test_csv_output_is_formula_safe(fair: Leads, database_url: str) -> None:
@@ -321,3 +332,23 @@ def test_output_under_a_locale_that_cannot_write_every_name(database_url: str, l
     table = latin.run("search", "ilker")
     assert table.exit_code == 0, table.stderr
     assert "?lker" in table.stdout and "?? KK" in table.stdout
+
+
+def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url: str) -> None:
+    """Turkish upper-cases the dotless i (U+0131) as I: the light, written in lower case in a filter, finds the
+    company and the name written IŞIK in capitals, as the text search does (the filters found nobody: lower()
+    makes IŞIK "işik")."""
+    light = "\u0131\u015f\u0131k"
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET company = 'IŞIK YAPI A.Ş.', last_name = 'IŞIK' WHERE country = 'ES'")
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, light) == ana
+    assert _emails(fair, "--where", f"company ~ {light}") == ana
+    assert _emails(fair, "--where", f"company ~ {light} yap\u0131") == ana
+    assert (
+        _emails(fair, "--where", f"last_name = {light}") == _emails(fair, "--where", f"last_name = I{light[1:]}") == ana
+    )
+    assert _emails(fair, "--where", f"last_name in nobody, {light}") == ana
+    assert ana[0] not in _emails(fair, "--where", f"last_name != {light}")
+    assert ana[0] not in _emails(fair, "--where", f"company !~ {light}")
+    assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"

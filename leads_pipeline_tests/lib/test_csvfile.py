@@ -99,6 +99,42 @@ def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Pa
     assert _read(first_chunk(layout))[2] == [line.split(",") for line in text.splitlines()[1:]]
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["Jörg,Schröder,Köhler AG", "Björn,Möller,Göbel GmbH"],
+        ["Martín,Rodríguez,Ramírez SL", "Agustín,Martínez,Ibarra SA"],
+        ["Iñaki,Muñoz,Peña Hermanos", "Jesús,Núñez,Zoë Design"],
+        ["Ramón,León,Concepción SL", "Horst,Weiß,Großmann GmbH"],
+    ],
+    ids=["German o-umlaut", "Spanish i-acute", "Spanish n-tilde u-acute", "Spanish o-acute, German sharp s"],
+)
+def test_a_mac_roman_file_of_other_accents_is_read_as_mac_roman(tmp_path: Path, names: list[str]) -> None:
+    """Mac Roman's í, ñ, ö, ú, ó, ß are cp1252's apostrophe, en dash, š, œ, em dash and §: a file without é, ä,
+    å or ü (cp1252's Ž, Š, Œ, Ÿ) was read as cp1252 and stored "Mart\u2019n", "Mu\u2013oz", "Schršder"."""
+    text = _csv([["First Name", "Last Name", "Company"], *(name.split(",") for name in names)], newline="\r")
+    layout = inspect_file(_write(tmp_path / "mac.csv", text, "mac_roman"))
+    assert layout.encoding == "mac_roman"
+    assert [",".join(row) for row in first_chunk(layout).rows] == names
+
+
+@pytest.mark.parametrize(
+    "notes",
+    [
+        "Dušan Kašpar / cœur de Bœuf",
+        "don\u2019t call O\u2019Brien\u2019s desk \u2013 lead\u2014call back",
+        "Farg\u2018ona / Sa\u2018id \u2013 \u201cpre\u2013sales\u201d / Acme\u2122",
+    ],
+    ids=["s-caron and oe", "apostrophes and dashes", "transliteration and a dash in a word"],
+)
+def test_a_cp1252_file_with_what_mac_roman_letters_would_be_stays_cp1252(tmp_path: Path, notes: str) -> None:
+    """cp1252's š, œ, apostrophe and dashes are Mac Roman's ö, ú, í, ñ and ó where they stand as cp1252 writes them."""
+    text = f"Email,Notes\na@x.com,{notes}\nb@x.com,Ann\n"
+    layout = inspect_file(_write(tmp_path / "win.csv", text, "cp1252"))
+    assert layout.encoding == "cp1252"
+    assert first_chunk(layout).rows[0] == ["a@x.com", notes]
+
+
 def test_a_utf8_file_with_a_latin1_line_is_refused_naming_the_line(tmp_path: Path) -> None:
     path = tmp_path / "mixed.csv"
     rows = "".join(f"m{i}@x.com,García\n" for i in range(5))

@@ -145,6 +145,9 @@ def test_ids_files(tmp_path: Path) -> None:
     bad.write_text("1\n2.5\n")
     with pytest.raises(InputFileError, match=r"bad.txt: line 2: expected a lead id \(a whole number\), found '2.5'"):
         read_ids_file(bad)
+    bad.write_text("1\n\u00b2\n")  # a superscript two is a digit to str.isdigit, not to int: it was a traceback
+    with pytest.raises(InputFileError, match=r"bad.txt: line 2: expected a lead id \(a whole number\), found '²'"):
+        read_ids_file(bad)
     empty = tmp_path / "empty.txt"
     empty.write_text("\n")
     with pytest.raises(InputFileError, match="no lead ids"):

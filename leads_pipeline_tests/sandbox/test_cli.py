@@ -36,6 +36,24 @@ def test_world_generate_then_leads_writes_a_world_and_a_lead_file_drawn_from_it(
     assert len(json.loads(truth.read_text(encoding="utf-8"))["rows"]) == 12
 
 
+def test_a_directory_for_a_file_or_a_bad_host_is_one_line(tmp_path: Path) -> None:
+    """A directory given for the world, lead or truth file, and a --host that is no address, were tracebacks."""
+    runner = CliRunner()
+    world = tmp_path / "world.json"
+    save_world(generate_world(2, 3, 7), world)
+    for args in (
+        ["world", "generate", str(tmp_path), "--companies", "2", "--people", "3"],
+        ["world", "leads", str(world), "--out", str(tmp_path), "--truth", str(tmp_path / "truth.json")],
+        ["world", "leads", str(world), "--out", str(tmp_path / "leads.csv"), "--truth", str(tmp_path)],
+    ):
+        result = runner.invoke(app, ["sandbox", *args])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert result.stderr == f"error: cannot write {tmp_path}: Is a directory\n", args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world.json"], "no OUT.tmp, no half of the pair"
+    result = runner.invoke(app, ["sandbox", "up", "--host", "not a host", "--http-port", "0", "--dns-port", "0"])
+    assert result.exit_code == 2 and result.stderr.startswith("error: --host 'not a host': not an address or host")
+
+
 def test_a_leads_command_starts_without_loading_the_emulators() -> None:
     # In a fresh interpreter: this one has imported the sandbox already.
     probe = """

@@ -140,6 +140,10 @@ class SyncReport:
     failed: int = 0
     invalid: int = 0
     pulled: int = 0
+    pulled_to_survivors: int = 0
+    """Pulled records linked to a lead merged away since, applied to the lead it was merged into."""
+    pull_skipped: int = 0
+    """Pulled records of such a lead whose survivor is in a list the pull does not write to (in the sync log)."""
     conflicts: int = 0
     requests: int = 0
     message: str | None = None
@@ -153,6 +157,8 @@ class SyncReport:
             "failed": self.failed,
             "invalid": self.invalid,
             "pulled": self.pulled,
+            "pulled_to_survivors": self.pulled_to_survivors,
+            "pull_skipped": self.pull_skipped,
             "conflicts": self.conflicts,
             "requests": self.requests,
         }
@@ -171,6 +177,8 @@ class SyncReport:
             "failed": self.failed,
             "invalid": self.invalid,
             "pulled": self.pulled,
+            "pulledToSurvivors": self.pulled_to_survivors,
+            "pullSkipped": self.pull_skipped,
             "conflicts": self.conflicts,
             "requests": self.requests,
             "message": self.message,
@@ -251,6 +259,7 @@ class SyncEngine:
         self._quota_start = 0
         self._reserved = 0
         self._linked_lists: list[int] = []
+        self._pulled_lists: set[int] = set()
         self._counted = 0
 
     def _count_requests(self, conn: store.Connection, report: SyncReport) -> None:
@@ -573,6 +582,8 @@ class SyncEngine:
         connection = self.connection
         with connect(self.database_url) as conn:
             since = parse_time(store.pull_cursor(conn, connection.name))
+            # what the pull may write to, as the run's role was checked (defs/crm/assets.py: _acting_user)
+            self._pulled_lists = {*store.linked_list_ids(conn, connection.name), *([list_id] if list_id else [])}
         fields = [*connection.remote_fields, *[f for f in connection.pull_fields if f not in connection.remote_fields]]
         records = self._pull_records(fields, since)
         while True:
@@ -589,7 +600,14 @@ class SyncEngine:
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest)
-                store.update_run(conn, report.sync_id, pulled=report.pulled, conflicts=report.conflicts)
+                store.update_run(
+                    conn,
+                    report.sync_id,
+                    pulled=report.pulled,
+                    pulled_to_survivors=report.pulled_to_survivors,
+                    pull_skipped=report.pull_skipped,
+                    conflicts=report.conflicts,
+                )
                 self._count_requests(conn, report)
 
     def _pull_records(self, fields: list[str], since: datetime | None) -> Iterator[RemoteRecord]:
@@ -629,7 +647,10 @@ class SyncEngine:
         self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool
     ) -> tuple[int, int] | None:
         """Apply one pulled record; returns the list and id of the lead it created or updated (None when it wrote
-        none).
+        none). The record of a lead merged away (``leads dedupe --merge``) is applied to the lead it was merged
+        into, as to a linked lead, its link kept on the merged-away lead (an undo of the merge gives it back), and
+        counted in ``pulled_to_survivors``: it created that person's lead again. Skipped (``pull_skipped``, its
+        reason in the sync log) when that lead is in a list the pull does not write to.
         ``suppressed``: the record carries an erased person's email or number."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
@@ -638,9 +659,23 @@ class SyncEngine:
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
             return None  # our own push, or a change already pulled
+        linked = lead["linked_lead"] if lead else None  # the lead holding the record's link
+        found: int | None = linked  # the lead the record was matched to, by its link or its match key
         if lead is None and list_id is not None:
             key = remote_values.get(connection.match_remote)
-            lead = store.lead_by_field(conn, list_id, connection.match_field, key) if key else None
+            match = store.lead_by_field(conn, list_id, connection.match_field, key) if key else None
+            found = match["id"] if match else None
+            lead = store.hold_lead(conn, found) if found else None  # a merge meanwhile: its survivor
+        merged = lead is not None and lead["id"] != found
+        if lead is not None and found is not None and merged and lead["list_id"] not in self._pulled_lists:
+            message = (
+                f"lead {found} was merged into lead {lead['id']}, in a list this pull does not write to"
+                " (sync that list, or pull without --list if a lead of it is linked to the connection): not applied"
+            )
+            outcome = store.Outcome(found, store.PULL_SKIPPED, remote_id=record.remote_id, message=message)
+            store.record_outcomes(conn, connection.name, report.sync_id, [outcome])
+            report.pull_skipped += 1
+            return None
         if lead is None:
             if list_id is None or not connection.create_new:
                 return None
@@ -667,6 +702,8 @@ class SyncEngine:
             )
             report.conflicts += len(result.conflicts)
             action = "pulled_updated" if result.take else "pulled_unchanged"
+            if merged:
+                report.pulled_to_survivors += 1
         facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
         store.record_facts(conn, lead_id, f"crm:{connection.name}", facts)
         store.record_outcomes(
@@ -681,6 +718,8 @@ class SyncEngine:
                     remote_updated=record.updated_at,
                     values=remote_values,
                     values_hash=values_hash(remote_values),
+                    linked_lead=linked if merged else None,
+                    message=f"the record of lead {found}, merged into this lead" if merged else None,
                 )
             ],
         )

@@ -137,6 +137,7 @@ def estimate(
         }
         if source == "email" and not overwrite:  # (overwriting counts every lead already)
             _add_stale_verdicts(conn, batch_id, per_source[source])
+            _add_unverified(conn, batch_id, per_source[source])
         if source == "linkedin" and not overwrite:
             _add_profile_reads(conn, batch_id, per_source[source])
     # no lead may cost more than the template's max_credits_per_lead, whatever its sources would ask for
@@ -160,6 +161,36 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
     credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
     _add_checks(email, "staleVerdicts", sum(stale.values()), credits)
+
+
+def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]) -> None:
+    """Add to the email estimate, when the paid verifier answers every check (``answering_verifier``), the
+    addresses it is asked about that are not stale verdicts (``unverifiedAddresses``: never verified, verified
+    "unknown", or changed since): with SMTP probing off, the estimate of a list of imported addresses said 0
+    credits for a run that bought a verdict on each."""
+    from leads_pipeline.lib.contacts.email_batch import EmailOptions
+
+    method = answering_verifier()
+    if method is None:
+        return
+    age = timedelta(days=EmailOptions.cache_days)
+    count = store.unverified_addresses(conn, batch_id, method, list(PAID_VERIFIERS), age)
+    _add_checks(email, "unverifiedAddresses", count, count * price(PAID_VERIFIERS[method]))
+
+
+def answering_verifier() -> str | None:
+    """The paid verifier that answers each of the email stage's checks: with SMTP probing off
+    (``LEADS_SMTP_PROBING``), the first one configured, as the stage's ``verifier: auto`` picks it. None while
+    mail hosts are probed (the paid verifier is asked only after an "unknown" probe, which no estimate can
+    foresee) or when none is configured."""
+    from leads_pipeline.lib.clients.mail import MailCheckResource  # (Dagster): the contact estimates only
+    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+
+    probing = os.environ.get(MailCheckResource.ENV["smtp_probing"]) or "on"
+    if MailCheckResource(smtp_probing=probing).probing:
+        return None
+    verifiers = (("zerobounce", ZeroBounceResource.ENV_VAR), ("neverbounce", NeverBounceResource.ENV_VAR))
+    return next((name for name, env_var in verifiers if os.environ.get(env_var)), None)
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:

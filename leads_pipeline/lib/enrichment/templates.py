@@ -156,6 +156,8 @@ def load_template_file(path: Path) -> Template:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the template ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:  # a binary file given by mistake was a traceback
+        raise ConfigurationError(f"{path}: the template is not UTF-8 text (byte {exc.start + 1})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

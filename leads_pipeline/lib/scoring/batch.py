@@ -48,7 +48,7 @@ class BatchSummary:
     model_version: str | None = None
 
     def add(self, score: int, band: str, stage: str, count: int = 1) -> None:
-        """Count a lead scored (``count`` -1: take back one whose score was not stored)."""
+        """Count a lead scored (``count`` -1: take back one counted as it was not stored)."""
         self.scored += count
         self.total_score += count * score
         self.bands[band] += count
@@ -153,10 +153,11 @@ def score_leads(
                     scored_at=now,
                 )
             )
-    # A lead removed while the batch ran (`leads imports undo`) has no score stored: it is not reported either.
+    # The report counts what was stored: a lead deleted while the batch ran (`leads imports undo`, `leads bulk
+    # delete`) has no score stored and is not reported either; one whose stage a person set meanwhile kept it.
     for write in writes:
-        for score, band, stage in write.left_out():
-            summary.add(score, band, stage, count=-1)
+        for score, band, stage, count in write.corrections():
+            summary.add(score, band, stage, count)
     summary.stage_changes = sum(w.stage_changes for w in writes)
     summary.history_appended = sum(w.history_appended for w in writes)
     return summary

@@ -360,6 +360,8 @@ def read_yaml_file(path: Path, what: str) -> Any:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigurationError(f"{path}: cannot read the {what} ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:  # a binary file given by mistake was a traceback
+        raise ConfigurationError(f"{path}: the {what} is not UTF-8 text (byte {exc.start + 1})") from None
     except yaml.YAMLError as exc:
         raise ConfigurationError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
 

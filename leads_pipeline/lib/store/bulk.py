@@ -28,6 +28,7 @@ from leads_pipeline.lib.fields import (
 )
 from leads_pipeline.lib.filters import CUSTOM_PREFIX, Selection
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, lead_columns
+from leads_pipeline.lib.scoring.stages import check_manual_stage
 from leads_pipeline.lib.store import access, audit, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, LeadList, hold_lists_of, lock_for_adding, normalize_tags
@@ -148,11 +149,23 @@ _RESPELLED_PER_BATCH: Final = 50_000
 
 
 def respell_company_keys(conn: Connection) -> None:
-    """sql/044, in its transaction: recompute the company and name keys of the leads it listed (company_key_refresh:
-    a company with a German umlaut, now spelled out in the key) with the import's own rule, and the name keys of
-    the company profiles with such a name; a profile cached under a lead's old "name:" key is copied to its new
-    one (it answered for both spellings of the name until now). The keys are not a change of the lead: its
-    updated_at and write transaction stay, and an undo of its import stays possible."""
+    """sql/044, in its transaction: the leads it listed have a company with a German umlaut, now spelled out in
+    the key (``_respell_company_keys``)."""
+    _respell_company_keys(conn, _UMLAUT)
+
+
+def respell_slashed_company_keys(conn: Connection) -> None:
+    """sql/109, in its transaction: the leads it listed have a company with a slash, as the legal forms A/S and S/A
+    are written, now dropped from the key (``_respell_company_keys``)."""
+    _respell_company_keys(conn, _SLASH)
+
+
+def _respell_company_keys(conn: Connection, names: re.Pattern[str]) -> None:
+    """Recompute the company and name keys of the leads a migration listed (company_key_refresh) with the import's
+    own rule, and the name keys of the company profiles whose name ``names`` finds; a profile cached under a
+    lead's old "name:" key is copied to its new one (it answered for both spellings of the name until now). The
+    keys are not a change of the lead: its updated_at and write transaction stay, and an undo of its import stays
+    possible."""
     conn.execute(
         "CREATE TEMP TABLE respelled ON COMMIT DROP AS"
         " SELECT l.id, l.company_key AS old_key FROM leads l JOIN company_key_refresh r ON r.id = l.id"
@@ -160,18 +173,18 @@ def respell_company_keys(conn: Connection) -> None:
     ids = [int(r["id"]) for r in conn.execute("SELECT id FROM respelled ORDER BY id")]
     for start in range(0, len(ids), _RESPELLED_PER_BATCH):
         refresh_keys(conn, ids[start : start + _RESPELLED_PER_BATCH])
-    names = [r["name"] for r in conn.execute("SELECT DISTINCT name FROM company_profiles WHERE name IS NOT NULL")]
-    names = [n for n in names if _UMLAUT.search(n)]
-    if names:
+    profiles = [r["name"] for r in conn.execute("SELECT DISTINCT name FROM company_profiles WHERE name IS NOT NULL")]
+    profiles = [n for n in profiles if names.search(n)]
+    if profiles:
         import pandas as pd
 
         from leads_pipeline.lib import normalize as norm
 
-        keys = norm.company_key(pd.Series(names, dtype=norm.STRING))
+        keys = norm.company_key(pd.Series(profiles, dtype=norm.STRING))
         conn.execute(
             "UPDATE company_profiles p SET name_key = k.name_key FROM unnest(%s::text[], %s::text[]) AS k(name,"
             " name_key) WHERE p.name = k.name",
-            (names, [None if pd.isna(v) else v for v in keys]),
+            (profiles, [None if pd.isna(v) else v for v in keys]),
         )
     conn.execute(
         "INSERT INTO company_profiles (lookup_key, provider, domain, status, name, name_key, profile, sources,"
@@ -188,6 +201,7 @@ def respell_company_keys(conn: Connection) -> None:
 
 
 _UMLAUT: Final = re.compile("[äöüÄÖÜ]|[aouAOU]\u0308")
+_SLASH: Final = re.compile("[/\uff0f]")  # (a full-width one is a slash in the key)
 
 
 def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) -> dict[Any, list[int]]:
@@ -211,6 +225,8 @@ def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Co
     values both refer to by name (parameters, as the selection's ids are)."""
     if name == "stage" and value is None:
         raise ConfigurationError("stage cannot be empty; set a stage name such as new, mql or sql")
+    if name == "stage":  # any text was stored (`bulk set stage qualifed`), which `leads stage set` refuses
+        value = check_manual_stage(value)
     if name not in SEALED_FIELDS:
         stored: dict[str, Any] = {name: value}
         compared = [name]
@@ -498,6 +514,9 @@ def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "deleting its leads")
         hold_lists_of(conn, ids)
+        # held for update first, as a merge holds its leads: a push batch holding them (key share) waits for the
+        # delete and leaves them out, where it sent and linked leads whose delete was not committed yet
+        conn.execute("SELECT id FROM leads WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
         stamp = conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE id = ANY(%s) RETURNING deleted_at",
             (ids,),

@@ -170,7 +170,10 @@ def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int
 
 
 def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
-    """Set ``column`` of the given leads; without ``overwrite`` only where it is empty. Returns rows changed."""
+    """Set ``column`` of the given leads; without ``overwrite`` only where it is empty. Returns rows changed.
+
+    A lead deleted (softly: in bulk, with its list, merged away) since the batch read it is left as it was and
+    not counted; its facts are kept, the record of what was bought."""
     if column not in UPDATABLE:
         raise ValueError(f"column: expected one of {sorted(UPDATABLE)}, found {column!r}")
     if not values:
@@ -182,7 +185,8 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
         condition = sql.SQL("l.{col} IS NULL").format(col=sql.Identifier(column))
     query = sql.SQL(
         "UPDATE leads l SET {col} = v.value, updated_at = now()"
-        " FROM unnest(%s::bigint[], %s::text[]) AS v(id, value) WHERE l.id = v.id AND {condition}"
+        " FROM unnest(%s::bigint[], %s::text[]) AS v(id, value) WHERE l.id = v.id AND l.deleted_at IS NULL"
+        " AND {condition}"
     ).format(col=sql.Identifier(column), condition=condition)
     cursor = conn.execute(query, (list(values), list(values.values())))
     return cursor.rowcount
@@ -208,7 +212,8 @@ def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None]
     )
     query = sql.SQL(
         "UPDATE leads l SET {assignments}, updated_at = now()"
-        " FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE l.id = v.id AND {condition}"
+        " FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE l.id = v.id AND l.deleted_at IS NULL"
+        " AND {condition}"
     ).format(
         assignments=sql.SQL(", ").join(sql.SQL("{n} = v.{n}").format(n=sql.Identifier(n)) for n in names),
         arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in names),

@@ -37,7 +37,7 @@ class Outcome:
     """One record's result as the store records it."""
 
     lead_id: int
-    action: str  # created, updated, failed, invalid, pulled_created, pulled_updated
+    action: str  # created, updated, failed, invalid, pulled_created, pulled_updated, pulled_unchanged, PULL_SKIPPED
     remote_id: str | None = None
     remote_updated: datetime | None = None
     values: Mapping[str, Any] | None = None
@@ -46,6 +46,20 @@ class Outcome:
     permanent: bool = True
     message: str | None = None
     attempts: int = 1
+    linked_lead: int | None = None
+    """The lead holding the record's link when that is not ``lead_id``: a lead merged into it, whose link a pull
+    applied to ``lead_id`` keeps up to date (``leads merges undo`` gives the lead its record back)."""
+
+    @property
+    def link_lead(self) -> int:
+        """The lead whose link and rejects the outcome writes."""
+        return self.linked_lead if self.linked_lead is not None else self.lead_id
+
+
+PULL_SKIPPED: Final = "pull_skipped"
+"""The action of a pulled record not applied: its lead was merged into a lead of a list the pull does not write to
+(the reason in its log line's message). No link nor reject is written for it."""
+_NOT_DONE: Final = frozenset({"failed", "invalid", PULL_SKIPPED})
 
 
 def ensure_connection(conn: Connection, name: str, crm: str) -> None:
@@ -139,15 +153,15 @@ def record_outcomes(
     it sends), not looked up again; None, those that exist are looked up, and held."""
     done = [o for o in outcomes]
     if live is None:
-        live = existing_leads(conn, (o.lead_id for o in done))
-    good = [o for o in done if o.action not in ("failed", "invalid") and o.lead_id in live]
-    bad = [o for o in done if o.action in ("failed", "invalid") and o.lead_id in live]
+        live = existing_leads(conn, (o.link_lead for o in done))
+    good = [o for o in done if o.action not in _NOT_DONE and o.link_lead in live]
+    bad = [o for o in done if o.action in ("failed", "invalid") and o.link_lead in live]
     with conn.cursor() as cursor:
         if good:
             cursor.execute(  # a deleted lead's link gives its record up to the live lead the CRM matched it to
                 "DELETE FROM crm_links k USING leads l WHERE k.connection = %s AND k.remote_id = ANY(%s)"
                 " AND l.id = k.lead_id AND l.deleted_at IS NOT NULL AND NOT k.lead_id = ANY(%s)",
-                (connection, [o.remote_id for o in good if o.remote_id], [o.lead_id for o in good]),
+                (connection, [o.remote_id for o in good if o.remote_id], [o.link_lead for o in good]),
             )
             cursor.executemany(
                 """
@@ -159,7 +173,7 @@ def record_outcomes(
                 """,
                 [
                     (
-                        o.lead_id,
+                        o.link_lead,
                         connection,
                         o.remote_id,
                         o.remote_updated,
@@ -172,7 +186,7 @@ def record_outcomes(
             cursor.execute(
                 "UPDATE crm_rejects SET resolved_at = now() WHERE connection = %s AND lead_id = ANY(%s) "
                 "AND resolved_at IS NULL",
-                (connection, [o.lead_id for o in good]),
+                (connection, [o.link_lead for o in good]),
             )
         if bad:
             cursor.executemany(
@@ -419,12 +433,46 @@ def screen_pulled(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Screen
 
 
 def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[str, Any] | None:
-    """The linked lead of a CRM record, with its link's base values."""
-    return conn.execute(
-        "SELECT l.*, k.remote_id, k.last_values, k.remote_updated FROM crm_links k JOIN leads l ON l.id = k.lead_id "
-        "WHERE k.connection = %s AND k.remote_id = %s AND l.deleted_at IS NULL",
+    """The live lead a CRM record's link leads to (``hold_lead``: its linked lead, or the lead that one was merged
+    into), held, with its link's base values and ``linked_lead``, the lead holding the link."""
+    link = conn.execute(
+        "SELECT lead_id AS linked_lead, remote_id, last_values, remote_updated FROM crm_links"
+        " WHERE connection = %s AND remote_id = %s",
         (connection, remote_id),
     ).fetchone()
+    lead = hold_lead(conn, link["linked_lead"]) if link is not None else None
+    return {**lead, **link} if lead is not None and link is not None else None
+
+
+_MERGED_INTO: Final = """
+    WITH RECURSIVE chain (id, merged_into, deleted_at) AS (
+        SELECT id, merged_into, deleted_at FROM leads WHERE id = %s
+        UNION SELECT l.id, l.merged_into, l.deleted_at FROM leads l JOIN chain c ON l.id = c.merged_into
+    )
+    SELECT id FROM chain WHERE deleted_at IS NULL
+"""
+"""The live end of a lead's chain of merges: the lead if live, else the lead it was merged into, and so on."""
+
+
+def hold_lead(conn: Connection, lead_id: int) -> dict[str, Any] | None:
+    """The lead, or the live lead it was merged into (through chains of merges), held (for no key update) until
+    the transaction ends; None when it and its survivor are deleted. A pulled record's lead read unheld was
+    written after a merge committed meanwhile: its values went into the lead merged away, not the survivor. A
+    merge (or its undo) in flight is waited for and then followed; the merged-away lead is held too (for share),
+    so that the merge is not undone before the pull's values are written."""
+    while True:
+        end = conn.execute(_MERGED_INTO, (lead_id,)).fetchone()
+        if end is None:
+            return None
+        lead = conn.execute(
+            "SELECT * FROM leads WHERE id = %s AND deleted_at IS NULL FOR NO KEY UPDATE", (end["id"],)
+        ).fetchone()
+        if lead is not None and lead["id"] != lead_id:
+            conn.execute("SELECT 1 FROM leads WHERE id = %s FOR SHARE", (lead_id,))
+            still = conn.execute(_MERGED_INTO, (lead_id,)).fetchone()
+            lead = lead if still is not None and still["id"] == lead["id"] else None
+        if lead is not None:
+            return lead
 
 
 def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dict[str, Any] | None:
@@ -625,13 +673,13 @@ def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
 
 
 def run_errors(conn: Connection, run_id: int) -> list[dict[str, Any]]:
-    """The records a run could not sync, with the lead's email and the attempts so far."""
+    """The records a run could not sync (or pulled and did not apply), with the lead's email and the attempts."""
     get_run(conn, run_id)
     return conn.execute(
         "SELECT g.lead_id, l.email, g.action, g.category, g.message, g.attempts, g.at FROM crm_sync_log g "
-        "LEFT JOIN leads l ON l.id = g.lead_id WHERE g.sync_id = %s AND g.action IN ('failed', 'invalid') "
+        "LEFT JOIN leads l ON l.id = g.lead_id WHERE g.sync_id = %s AND g.action IN ('failed', 'invalid', %s) "
         "ORDER BY g.lead_id",
-        (run_id,),
+        (run_id, PULL_SKIPPED),
     ).fetchall()
 
 

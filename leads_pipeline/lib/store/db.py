@@ -80,7 +80,7 @@ def existing_leads(
     facts that read them a while ago: one deleted since (an import undone, a list purged while the lookups ran)
     would fail the whole write on the foreign key. A deletion in flight is waited for, and then seen. ``live``:
     only those not deleted softly either (merged away, deleted in bulk or with their list) when they are held; a
-    merge in flight, which holds its leads for update, is waited for."""
+    merge or soft delete in flight, which holds its leads for update first, is waited for."""
     condition = " AND deleted_at IS NULL" if live else ""
     held = conn.execute(
         f"SELECT id FROM leads WHERE id = ANY(%s){condition} ORDER BY id FOR KEY SHARE", (sorted(set(lead_ids)),)

@@ -375,31 +375,76 @@ def credit_report(conn: Connection, by: str) -> list[dict[str, Any]]:
 # --- company enrichment inputs and outputs -----------------------------------------------------------------
 
 
+def _addresses_to_verify(
+    conn: Connection, verdict: str, answer_of: str, by_source: bool, **params: Any
+) -> list[dict[str, Any]]:
+    """Counts of the addresses of the batch's live leads (``%(batch)s``) whose newest email verdict ``f`` (NULLs
+    without one) meets ``verdict`` and which have no fresh answer of ``answer_of`` (an SQL expression) cached
+    within ``%(age)s``, which the stage would reuse for free: once per address, as the cache makes it paid once;
+    ``by_source``: per ``f.source``. ``{lead_key}`` in ``verdict`` is the lead's address key."""
+    lead_key = key_column("email_bidx", "l")
+    query = sql.SQL(
+        """SELECT {source} count(DISTINCT l.email_bidx) AS n
+           FROM batch_members m JOIN leads l ON l.id = m.lead_id
+           LEFT JOIN LATERAL (
+               SELECT source, value, details, observed_at FROM lead_facts
+               WHERE lead_id = l.id AND field = 'email_status' ORDER BY observed_at DESC, id DESC LIMIT 1
+           ) f ON TRUE
+           WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL AND l.email IS NOT NULL AND ({verdict})
+             AND NOT EXISTS (
+                 SELECT 1 FROM email_verifications v
+                 WHERE {cache_key} = {lead_key} AND v.method = {answer_of} AND v.checked_at > now() - %(age)s
+                   AND NOT (v.status = 'unknown' AND v.cost = 0))
+           {group}"""
+    ).format(
+        source=sql.SQL("f.source," if by_source else ""),
+        verdict=sql.SQL(verdict).format(lead_key=lead_key),
+        cache_key=key_column("email_bidx", "v"),
+        lead_key=lead_key,
+        answer_of=sql.SQL(answer_of),
+        group=sql.SQL("GROUP BY f.source" if by_source else ""),
+    )
+    return list(conn.execute(query, params))
+
+
 def stale_paid_verdicts(conn: Connection, batch_id: str, methods: Sequence[str], max_age: timedelta) -> dict[str, int]:
     """Per paid verifier (of ``methods``), the addresses of the batch's leads the email stage will buy again: the
     lead's newest verdict on its own address is a settled one (not "unknown") that verifier sold more than
     ``max_age`` ago, and no fresh paid answer on the address is cached (which the stage would reuse for free).
     The stage's own rule (``EmailStage._chunk``), counted once per address as the cache makes it paid once."""
-    rows = conn.execute(
-        sql.SQL(
-            """SELECT f.source, count(DISTINCT l.email_bidx) AS n
-               FROM batch_members m JOIN leads l ON l.id = m.lead_id
-               CROSS JOIN LATERAL (
-                   SELECT source, value, details, observed_at FROM lead_facts
-                   WHERE lead_id = l.id AND field = 'email_status' ORDER BY observed_at DESC, id DESC LIMIT 1
-               ) f
-               WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL AND l.email IS NOT NULL
-                 AND f.source = ANY(%(methods)s) AND f.value <> 'unknown' AND f.observed_at <= now() - %(age)s
-                 AND (f.details ->> 'email_bidx') COLLATE "C" = {lead_key}
-                 AND NOT EXISTS (
-                     SELECT 1 FROM email_verifications v
-                     WHERE {cache_key} = {lead_key} AND v.method = f.source AND v.checked_at > now() - %(age)s
-                       AND NOT (v.status = 'unknown' AND v.cost = 0))
-               GROUP BY f.source"""
-        ).format(lead_key=key_column("email_bidx", "l"), cache_key=key_column("email_bidx", "v")),
-        {"batch": batch_id, "methods": list(methods), "age": max_age},
+    rows = _addresses_to_verify(
+        conn,
+        """f.source = ANY(%(methods)s) AND f.value <> 'unknown' AND f.observed_at <= now() - %(age)s
+           AND (f.details ->> 'email_bidx') COLLATE "C" = {lead_key}""",
+        "f.source",
+        True,
+        batch=batch_id,
+        methods=list(methods),
+        age=max_age,
     )
     return {r["source"]: int(r["n"]) for r in rows}
+
+
+def unverified_addresses(
+    conn: Connection, batch_id: str, method: str, paid_methods: Sequence[str], max_age: timedelta
+) -> int:
+    """The addresses of the batch's leads the email stage verifies that :func:`stale_paid_verdicts` does not
+    count: the lead's newest verdict is not a settled one on its own address (there is none, it is "unknown", or
+    it is on an address the lead no longer has), or it is a settled one older than ``max_age`` that no paid
+    verifier (``paid_methods``) sold; and no fresh answer of ``method`` on the address is cached. With SMTP
+    probing off, the stage buys each from ``method`` (``EmailStage._chunk``, ``EmailVerifier.verify_parsed``)."""
+    rows = _addresses_to_verify(
+        conn,
+        """NOT coalesce((f.details ->> 'email_bidx') COLLATE "C" = {lead_key} AND f.value <> 'unknown'
+                        AND (f.observed_at > now() - %(age)s OR f.source = ANY(%(paid)s)), FALSE)""",
+        "%(method)s",
+        False,
+        batch=batch_id,
+        method=method,
+        paid=list(paid_methods),
+        age=max_age,
+    )
+    return int(rows[0]["n"])
 
 
 def profiles_to_read(conn: Connection, batch_id: str, max_age: timedelta) -> int:
@@ -597,7 +642,8 @@ def replace_company_facts(
     updates: dict[int, dict[str, Any]],
 ) -> None:
     """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent).
-    A lead deleted since it was read gets none (``existing_leads``)."""
+    A lead deleted since it was read gets none (``existing_leads``); one deleted softly since (in bulk, with its
+    list, merged away) gets its facts, the record of what was bought, and keeps its columns."""
     live = existing_leads(conn, lead_ids)
     facts = [f for f in facts if f.lead_id in live]
     conn.execute(
@@ -636,7 +682,9 @@ def replace_company_facts(
             }
             for lead_id, values in updates.items()
         ]
-        conn.cursor().executemany(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %(id)s", params)
+        conn.cursor().executemany(
+            f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %(id)s AND deleted_at IS NULL", params
+        )
 
 
 _TYPES = {

@@ -201,11 +201,13 @@ def _json(table: str, column: str, sealed: Callable[[Any], Any]) -> _InClear:
 
 def _lead_sealed(lead: dict[str, Any]) -> dict[str, Any]:
     """A lead's columns (its row, or its row kept as JSON) with each sealed field in clear stored as the leads
-    table stores it now: sealed, with its blind index and an email's domain (as ``to_jsonb(leads)`` gives it)."""
+    table stores it now: sealed, with its blind index and an email's domain (as ``to_jsonb(leads)`` gives it).
+    A blank value (versions before sql/010 stored '' for a missing email or phone) is stored as no value: sealed,
+    it had no blind index, which sql/010's checks refuse, and the whole upgrade failed."""
     for field in SEALED_FIELDS:
         value = lead.get(field)
         if isinstance(value, str) and not is_sealed(value):
-            lead = {**lead, **lead_columns(field, value)}
+            lead = {**lead, **lead_columns(field, value if value.strip() else None)}
     return lead
 
 

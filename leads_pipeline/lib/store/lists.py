@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,6 +83,19 @@ def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
     return cleaned
 
 
+def checked_list_name(name: str) -> str:
+    """A list name as stored: trimmed, not empty, without control characters. A line break, tab or terminal
+    escape (``\\x1b[31m``) was stored as typed, and every table of lists, search results and audit entries
+    then printed it to each member's terminal (a name that recolours or rewrites the screen)."""
+    if not name.strip():
+        raise ConfigurationError("a list needs a name; got an empty one")
+    if any(unicodedata.category(c) == "Cc" for c in name.strip()):
+        raise ConfigurationError(
+            f"a list name cannot hold control characters (line breaks, tabs, escapes); got {name!r}"
+        )
+    return name.strip()
+
+
 def create_list(
     conn: Connection,
     name: str,
@@ -93,8 +107,7 @@ def create_list(
     tags: list[str] | tuple[str, ...] = (),
 ) -> LeadList:
     """Create a list; ``owner`` becomes its first member with the role owner."""
-    if not name.strip():
-        raise ConfigurationError("a list needs a name; got an empty one")
+    name = checked_list_name(name)
     if dedupe not in ("email", "phone", "both"):
         raise ConfigurationError(f"--dedupe must be email, phone or both; got {dedupe!r}")
     try:
@@ -102,7 +115,7 @@ def create_list(
             row = conn.execute(
                 "INSERT INTO lists (name, owner, dedupe, description, folder, tags) VALUES (%s, %s, %s, %s, %s, %s)"
                 " RETURNING *",
-                (name.strip(), owner, dedupe, description, normalize_folder(folder), normalize_tags(tags)),
+                (name, owner, dedupe, description, normalize_folder(folder), normalize_tags(tags)),
             ).fetchone()
             assert row is not None
             conn.execute(
@@ -173,11 +186,10 @@ def _update(conn: Connection, list_id: int, assignments: str, params: dict[str, 
 
 
 def rename_list(conn: Connection, lead_list: LeadList, new_name: str) -> LeadList:
-    if not new_name.strip():
-        raise ConfigurationError("a list needs a name; got an empty one")
+    checked = checked_list_name(new_name)
     try:
         with conn.transaction():
-            return _update(conn, lead_list.id, "name = %(name)s", {"name": new_name.strip()})
+            return _update(conn, lead_list.id, "name = %(name)s", {"name": checked})
     except psycopg.errors.UniqueViolation as exc:
         raise ConfigurationError(f"a list named {new_name!r} already exists; pick another name") from exc
 
@@ -248,6 +260,10 @@ def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -
             purged = conn.execute("DELETE FROM leads WHERE list_id = %s", (lead_list.id,)).rowcount
             release_merged_orphans(conn)
             return purged
+        # held for update first (as ``bulk.delete`` holds them): a push batch of the list waits for the delete
+        conn.execute(
+            "SELECT id FROM leads WHERE list_id = %s AND deleted_at IS NULL ORDER BY id FOR UPDATE", (lead_list.id,)
+        )
         return conn.execute(
             "UPDATE leads SET deleted_at = now(), updated_at = now() WHERE list_id = %s AND deleted_at IS NULL",
             (lead_list.id,),

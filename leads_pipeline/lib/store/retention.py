@@ -29,6 +29,9 @@ from leads_pipeline.lib.store.lists import Connection, clear_import_traces, rele
 Kind = Literal["leads", "facts", "inbox"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
 _DAY_S: Final = 86_400
+MAX_DAYS: Final = 36_500
+"""A hundred years. Far more days reached before year 1 (``now() - DAYS``), so every ``retention apply`` then
+failed on the policy; more than an integer holds was a traceback. Keeping for good is ``unset``."""
 
 # The days that apply to each live list for one kind: its own policy, else the global one.
 _EFFECTIVE: Final = (
@@ -48,8 +51,11 @@ def check_kind(kind: str) -> Kind:
 def set_policy(conn: Connection, kind: str, days: int | None, *, list_id: int | None, actor: str) -> None:
     """Set (or with ``days`` None remove) the global or a list's policy of one kind; audited."""
     checked = check_kind(kind)
-    if days is not None and days <= 0:
-        raise ConfigurationError(f"--days must be a positive number of days; got {days}")
+    if days is not None and not 1 <= days <= MAX_DAYS:
+        raise ConfigurationError(
+            f"DAYS must be from 1 to {MAX_DAYS} (100 years; `leads retention unset {checked}` keeps them for good);"
+            f" got {days}"
+        )
     with conn.transaction():
         conn.execute(
             "DELETE FROM retention_policies WHERE kind = %s AND list_id IS NOT DISTINCT FROM %s", (checked, list_id)

@@ -24,6 +24,7 @@ from leads_pipeline.lib.fields import CANONICAL_FIELDS
 from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, ScoringConfig
 from leads_pipeline.lib.scoring.rules import LeadInput, Rules
+from leads_pipeline.lib.scoring.stages import LADDER
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import key_column
 
@@ -238,6 +239,11 @@ leads table for it (20k of 500k leads: 180 ms for no change at all, 36 ms by the
 every lead of every list)."""
 
 
+_LADDER = "ARRAY[" + ", ".join(f"'{stage}'" for stage in LADDER) + "]"
+"""The stages automatic progression moves through, in order, as an SQL array (a literal: the chunk's writes send
+no list parameter, which psycopg composes value by value)."""
+
+
 def _reason_texts(reasons: str) -> str:
     """SQL: the JSON text of a reasons array with each reason's points taken out (``"title has 'vp' (+6)"``
     becomes ``"title has 'vp'"``, as :meth:`ScoreResult.explanation` wrote them)."""
@@ -250,12 +256,18 @@ class ScoreWrites:
 
     removed: psycopg.Cursor[dict[str, Any]]
     moved: psycopg.Cursor[dict[str, Any]]
+    restaged: psycopg.Cursor[dict[str, Any]]
     appended: psycopg.Cursor[dict[str, Any]]
 
-    def left_out(self) -> list[tuple[int, str, str]]:
-        """The score, band and stage of each of the chunk's leads deleted before its score was written: nothing
-        of these was stored."""
-        return [(r["score"], r["band"], r["stage"]) for r in self.removed]
+    def corrections(self) -> Iterator[tuple[int, str, str, int]]:
+        """What a report counting the chunk's results (score, band, stage) takes back (-1) and counts instead
+        (+1) to count what was stored: each lead deleted before its score was written, of which nothing was
+        stored; each lead whose stage was set meanwhile (`leads stage set`), which kept the stage set."""
+        for r in self.removed:
+            yield r["score"], r["band"], r["stage"], -1
+        for r in self.restaged:
+            yield r["score"], r["band"], r["stage"], -1
+            yield r["score"], r["band"], r["stored"], 1
 
     @property
     def stage_changes(self) -> int:
@@ -291,20 +303,29 @@ def write_scores(
         " band text, reasons jsonb, stage text, previous_stage text)",
         (json.dumps([vars(r) for r in rows]),),
     )
-    # A lead deleted since the chunk was read (an import undone, a list purged) is left out: its current score
-    # would fail the chunk on the foreign key. The leads are held (key share) first, so a deletion in flight is
-    # waited for and then seen.
+    # A lead deleted since the chunk was read is left out: removed (an import undone, a list purged), its current
+    # score would fail the chunk on the foreign key; deleted softly (`leads bulk delete`, a list deleted, merged
+    # away), it is no longer scored. The leads are held (key share) first, so a removal, a merge or a person's
+    # stage change in flight (`set_stage`: they hold their leads for update) is waited for and then seen; a soft
+    # delete in flight is not: its leads are scored as before it.
     removed = conn.execute(
-        "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " ORDER BY l.id FOR KEY SHARE)"
+        "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " AND l.deleted_at IS NULL"
+        " ORDER BY l.id FOR KEY SHARE)"
         " DELETE FROM scored t WHERE NOT EXISTS (SELECT 1 FROM live WHERE live.id = t.lead_id)"
         " RETURNING t.lead_id, t.score, t.band, t.stage"
     )
     params = {"cfg": config_version, "model": model_version, "batch": batch_id, "at": scored_at}
+    # A stage set by a person since the chunk was read stays: the move is made only from the stage read, and a
+    # lowering (regression) only while that stage is still the thresholds' (`leads stage set` of the same stage
+    # makes it a person's, which regression never lowers).
     moved = conn.execute(
         f"""
         WITH moved AS (
             UPDATE leads l SET stage = t.stage, score = t.score FROM scored t
             WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND t.stage <> t.previous_stage AND l.stage = t.previous_stage
+              AND (array_position({_LADDER}, t.stage) > array_position({_LADDER}, t.previous_stage)
+                   OR (SELECT c.source FROM stage_changes c WHERE c.lead_id = l.id ORDER BY c.id DESC LIMIT 1)
+                      IS DISTINCT FROM 'manual')
             RETURNING l.id, t.previous_stage, t.stage, t.score
         )
         INSERT INTO stage_changes (lead_id, from_stage, to_stage, source, score, reason, changed_at)
@@ -312,6 +333,12 @@ def write_scores(
         FROM moved
         """,
         params,
+    )
+    # A lead whose stage was set since the chunk was read kept that stage (the move above is guarded): the report
+    # counts it there.
+    restaged = conn.execute(
+        "SELECT t.score, t.band, t.stage, l.stage AS stored FROM scored t"
+        f" JOIN leads l ON l.id = t.lead_id AND {_SCORED_LEADS} WHERE l.stage <> t.stage"
     )
     appended = conn.execute(
         f"""
@@ -360,7 +387,7 @@ def write_scores(
         "UPDATE leads l SET score = t.score FROM scored t"
         f" WHERE l.id = t.lead_id AND {_SCORED_LEADS} AND l.score IS DISTINCT FROM t.score"
     )
-    return ScoreWrites(removed, moved, appended)
+    return ScoreWrites(removed, moved, restaged, appended)
 
 
 def set_stage(conn: Connection, lead_id: int, stage: str, *, user: str, reason: str | None) -> dict[str, Any]:

@@ -108,11 +108,30 @@ def _country_code(value: str) -> str:
     )
 
 
+_DOTTED_I: Final = "i\u0307"
+"""What lower() makes of a capital dotted İ, in Python and in PostgreSQL: i and a combining dot above."""
+
+
+def _caseless(value: str) -> str:
+    """A value as a filter compares text case-insensitively (``_caseless_sql``): lower case, with the Turkish
+    dotless i (U+0131) and dotted capital İ as i. Turkish writes the dotless i's capital I and i's capital İ, so
+    lower() alone made "IŞIK" "işik", and a filter of the word in lower case found nobody where the text search
+    (sql/022, which folds both to i) found the lead."""
+    return value.lower().replace("\u0131", "i").replace(_DOTTED_I, "i")
+
+
+def _caseless_sql(target: sql.Composable) -> sql.Composable:
+    """``target`` folded as ``_caseless`` folds a value."""
+    return sql.SQL("replace(translate(lower({}), {}, 'i'), {}, 'i')").format(
+        target, sql.Literal("\u0131"), sql.Literal(_DOTTED_I)
+    )
+
+
 def _text_compare(target: sql.Composable, name: str, f: Filter) -> sql.Composable:
     """Equality on text: exact on the normalized fields (their indexes stay usable), case-insensitive otherwise."""
     exact = name in _LOWERCASE_STORED or name in ("country", "phone", "mobile_phone")
-    left = target if exact else sql.SQL("lower({})").format(target)
-    values = [_equal_value(name, str(v)) if exact else str(v).lower() for v in f.values]
+    left = target if exact else _caseless_sql(target)
+    values = [_equal_value(name, str(v)) if exact else _caseless(str(v)) for v in f.values]
     return _equality(target, left, f.op, values)
 
 
@@ -239,7 +258,7 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
         )
         return empty if f.op == "is empty" else sql.SQL("NOT {}").format(empty)
     if f.op in ("~", "!~"):
-        contains = sql.SQL("{} ILIKE {}").format(target, sql.Literal(_like(str(f.values[0]))))
+        contains = sql.SQL("{} LIKE {}").format(_caseless_sql(target), sql.Literal(_like(_caseless(str(f.values[0])))))
         if f.op == "~":
             return sql.SQL("{} AND {}").format(_prefilter(f.field, str(f.values[0]), joined), contains)
         return sql.SQL("({} IS NULL OR NOT {})").format(target, contains)
@@ -251,7 +270,9 @@ def _filter_sql(f: Filter, joined: bool = False) -> sql.Composable:
             )
         if f.op in ("!=", "in", "not in"):
             return _text_compare(target, f.field, f)
-        return sql.SQL("lower({}) {} {}").format(target, sql.SQL(f.op), sql.Literal(str(f.values[0]).lower()))
+        return sql.SQL("{} {} {}").format(
+            _caseless_sql(target), sql.SQL(f.op), sql.Literal(_caseless(str(f.values[0])))
+        )
     if numeric_custom:
         target = sql.SQL("(CASE WHEN {t} ~ {pattern} THEN ({t})::numeric END)").format(
             t=target, pattern=sql.Literal(_NUMBER)

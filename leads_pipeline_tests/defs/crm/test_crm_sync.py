@@ -83,6 +83,10 @@ def test_crm_ls_show_and_test(leads: CliRunner, tmp_path: Path) -> None:
     write_connection(tmp_path / "crm", "typo", bad)
     assert "has no field(s) job_title_typo" in one_line_error(leads, "crm", "test", "typo")
     assert "no CRM connection named 'nope'" in one_line_error(leads, "crm", "test", "nope")
+    for limit in ("-1", "0", "9223372036854775808"):  # PostgreSQL refused the LIMIT: a traceback
+        result = leads.invoke(app, ["sync", "history", "--limit", limit])
+        assert result.exit_code == 2 and "Traceback" not in result.output, limit
+        assert "Invalid value for '--limit'" in " ".join(result.stderr.replace("│", " ").split()), limit
 
 
 def test_sync_pushes_through_dagster_then_history_and_errors(
@@ -108,6 +112,9 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     # also where Excel splits at ";" (it was written as is)
     assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
+    assert (
+        one_line_error(leads, "sync", "errors", "999", "--csv", "--json") == "error: --json and --csv: give one of them"
+    )
 
 
 def test_a_killed_sync_has_its_dagster_run_reported_failed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -86,6 +87,32 @@ def test_materializing_a_batch_partition_writes_the_leads_and_passes_the_checks(
     assert again.success
     assert _leads(database_url) == leads
     assert _metadata(again)["import_id"] == metadata["import_id"]
+
+
+def test_the_duplicate_check_runs_beside_the_schema_check(
+    database_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each check waits here until the other has begun: one after the other, the duplicate check (one backend)
+    ran alone at the end of the import's index builds."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    both_begun = threading.Barrier(2, timeout=20)
+    real_schema, real_duplicates = assets.stored_leads_check, assets.no_duplicates_check
+
+    def schema_once_both_began(*args: Any) -> dg.AssetCheckResult:
+        both_begun.wait()
+        return real_schema(*args)
+
+    def duplicates_once_both_began(*args: Any) -> dg.AssetCheckResult:
+        both_begun.wait()
+        return real_duplicates(*args)
+
+    monkeypatch.setattr(assets, "stored_leads_check", schema_once_both_began)
+    monkeypatch.setattr(assets, "no_duplicates_check", duplicates_once_both_began)
+    result = _materialize(database_url, instance, "import-demo-1", {"path": str(DEMO_FILE), "list_name": "demo"})
+    checks = _checks(result)
+    assert {name: check.passed for name, check in checks.items()} == {SCHEMA_CHECK: True, DUPLICATES_CHECK: True}
+    assert checks[SCHEMA_CHECK].metadata["leads_checked"].value == 33
 
 
 def test_config_mapping_overrides_and_create_list(database_url: str, instance: dg.DagsterInstance) -> None:

@@ -14,18 +14,19 @@ import pytest
 from leads_pipeline.lib.crm import sync as sync_module
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
-from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store import bulk, merges, privacy
 from leads_pipeline.lib.store import crm as store
-from leads_pipeline.lib.store import privacy
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.lib.store.lists import ensure_list
+from leads_pipeline.lib.store.lists import delete_list, ensure_list, get_list
 from leads_pipeline.sandbox.http.crmstore import CrmRecord
 from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
-from leads_pipeline_tests.support import bidx, set_clause
+from leads_pipeline_tests.support import await_lock_wait, bidx, set_clause
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
@@ -499,3 +500,170 @@ def test_a_push_batch_holds_its_leads_once(
     assert [lead_ids for lead_ids in looked_up if lead_ids] == [ids]
     with connect(database_url) as db:
         assert sorted(link["lead_id"] for link in store.links(db, "hs-once")) == ids
+
+
+def merged_pair(
+    database_url: str,
+    sandbox: Sandbox,
+    tmp_path: Path,
+    name: str,
+    kept: dict[str, str],
+    gone: dict[str, str],
+    *,
+    push_kept: bool = True,
+) -> tuple[int, int, int]:
+    """``kept`` imported into list '<name> One', ``gone`` into '<name> Two', pushed through connection ``name``
+    (``kept`` only with ``push_kept``), then merged into ``kept``; returns the two leads and the merge."""
+    one = import_leads(database_url, tmp_path, [kept], list_name=f"{name} One")
+    two = import_leads(database_url, tmp_path, [gone], list_name=f"{name} Two")
+    for list_id in [one, two] if push_kept else [two]:
+        assert engine(database_url, sandbox, connection("hubspot", name)).run("push", list_id).created == 1
+    survivor, merged_away = lead_of(database_url, one, kept["Email"])["id"], lead_of(database_url, two, gone["Email"])
+    with transaction(database_url) as db:
+        merge = merges.merge_cluster(db, [survivor, merged_away["id"]], "tester", reasons=["linkedin"], score=1.0)
+    assert (merge.survivor_id, merge.merged_ids) == (survivor, [merged_away["id"]])
+    return survivor, merged_away["id"], merge.merge_id
+
+
+def changed_in_crm(sandbox: Sandbox, email: str, **fields: str) -> str:
+    """The HubSpot contact of ``email`` changed as a CRM user changes it; returns its id."""
+    contacts = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store
+    contact = contacts.find("email", email)
+    assert contact is not None
+    return contacts.touch(contact.id, **fields).id
+
+
+def list_named(database_url: str, name: str) -> int:
+    with connect(database_url) as db:
+        row = db.execute("SELECT id FROM lists WHERE name = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def test_a_pulled_record_of_a_lead_merged_away_changes_the_survivor_instead_of_creating_a_lead(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Zed in list One and list Two (two addresses, one LinkedIn URL), both pushed (two contacts), merged into
+    list One's lead; the CRM changes the job title of list Two's contact: a pull with list Two found no live lead
+    linked to that contact nor with its address, and created Zed again (a third lead, linked to the contact). The
+    change now goes into the survivor as a pull applies it to a linked lead (the link stays the merged-away
+    lead's, brought up to date), the run counts it, and the merge is no longer undone over it."""
+    url = "https://www.linkedin.com/in/zedmerged"
+    kept = {**person("Zed", "zed.merged@example.net"), "LinkedIn URL": url}
+    gone = {**person("Zed", "zed.other@example.net"), "LinkedIn URL": url}
+    survivor, merged_away, merge_id = merged_pair(database_url, sandbox, tmp_path, "hs-merged", kept, gone)
+    contact = changed_in_crm(sandbox, gone["Email"], jobtitle="CTO")
+    pull = engine(database_url, sandbox, connection("hubspot", "hs-merged"))
+    report = pull.run("pull", list_named(database_url, "hs-merged Two"))
+
+    assert (report.status, report.pulled_to_survivors, report.pull_skipped) == ("completed", 1, 0)
+    with connect(database_url) as db:
+        zeds = db.execute("SELECT * FROM leads WHERE first_name = 'Zed' AND company = 'OCo' ORDER BY id").fetchall()
+        links = {link["lead_id"]: link for link in store.links(db, "hs-merged")}
+        log = db.execute(
+            "SELECT lead_id, action FROM crm_sync_log WHERE sync_id = %s AND remote_id = %s",
+            (report.sync_id, contact),
+        ).fetchall()
+        with pytest.raises(ConfigurationError, match="changed after merge"):
+            merges.undo_merge(db, merge_id, "tester")
+    assert [(z["id"], z["deleted_at"] is None, z["merged_into"]) for z in zeds] == [
+        (survivor, True, None), (merged_away, False, survivor)
+    ], "no lead created again"  # fmt: skip
+    assert (zeds[0]["title"], zeds[1]["title"]) == ("CTO", "Engineer")
+    assert links[merged_away]["remote_id"] == contact and links[merged_away]["last_values"]["jobtitle"] == "CTO"
+    assert links[survivor]["remote_id"] != contact
+    assert log == [{"lead_id": survivor, "action": "pulled_updated"}]
+    again = pull.run("pull", list_named(database_url, "hs-merged Two"))  # recorded on the link: applied once
+    assert (again.pulled_to_survivors, again.pull_skipped) == (0, 0)
+
+
+def test_a_pulled_record_of_a_lead_merged_into_a_list_the_pull_does_not_cover_is_skipped(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The survivor is in a list never synced (no lead of it linked to the connection): a pull with the merged-away
+    lead's list does not write to it (the run's role was not checked there), so the record is skipped, counted,
+    and its reason is in `leads sync errors`; no lead is created again."""
+    kept = {**person("Xia", "xia.kept@example.net"), "Phone": "+1 212 555 0100"}  # more complete: the survivor
+    gone = {"First Name": "Xia", "Last Name": "Test", "Email": "xia.gone@example.net"}
+    survivor, merged_away, _ = merged_pair(database_url, sandbox, tmp_path, "hs-far", kept, gone, push_kept=False)
+    changed_in_crm(sandbox, gone["Email"], jobtitle="CFO")
+    report = engine(database_url, sandbox, connection("hubspot", "hs-far")).run(
+        "pull", list_named(database_url, "hs-far Two")
+    )
+
+    assert (report.status, report.pulled_to_survivors, report.pull_skipped) == ("completed", 0, 1)
+    with connect(database_url) as db:
+        xias = db.execute("SELECT id, title FROM leads WHERE first_name = 'Xia' ORDER BY id").fetchall()
+        errors = store.run_errors(db, report.sync_id)
+        run = store.get_run(db, report.sync_id)
+    assert xias == [{"id": survivor, "title": "Engineer"}, {"id": merged_away, "title": None}]
+    assert [(e["lead_id"], e["action"]) for e in errors] == [(merged_away, "pull_skipped")]
+    assert f"merged into lead {survivor}, in a list this pull does not write to" in errors[0]["message"]
+    assert (run["pulled_to_survivors"], run["pull_skipped"]) == (0, 1)
+
+
+def test_a_pull_that_read_a_lead_as_it_was_merged_away_writes_into_the_survivor(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """`leads sync` pulled while `leads dedupe --merge` merged the lead linked to a changed record: the pull read
+    the lead before the merge committed, waited for the merge only to write, and then wrote the new values into
+    the lead merged away; the survivor never got them. The pull now holds the lead it reads, waits for a merge in
+    flight, and follows it to the survivor."""
+    kept, gone = person("Wu", "wu.kept@example.net"), person("Wu", "wu.gone@example.net")
+    one = import_leads(database_url, tmp_path, [kept], list_name="hs-race One")
+    two = import_leads(database_url, tmp_path, [gone], list_name="hs-race Two")
+    for list_id in (one, two):
+        assert engine(database_url, sandbox, connection("hubspot", "hs-race")).run("push", list_id).created == 1
+    survivor, merged_away = (
+        lead_of(database_url, one, kept["Email"])["id"],
+        lead_of(database_url, two, gone["Email"])["id"],
+    )
+    changed_in_crm(sandbox, gone["Email"], jobtitle="COO")
+    pull = engine(database_url, sandbox, connection("hubspot", "hs-race"))
+    reports: list[SyncReport] = []
+    with connect(database_url) as merging:
+        merging.execute("SELECT 1")  # the merge's transaction is this one, committed once the pull waits for it
+        merges.merge_cluster(merging, [survivor, merged_away], "tester", reasons=["name"], score=1.0)
+        thread = threading.Thread(target=lambda: reports.append(pull.run("pull", None)))
+        thread.start()
+        await_lock_wait(database_url)
+        merging.commit()
+    thread.join()
+
+    assert [(r.status, r.pulled_to_survivors) for r in reports] == [("completed", 1)]
+    with connect(database_url) as db:
+        rows = db.execute("SELECT id, title FROM leads WHERE id = ANY(%s)", ([survivor, merged_away],)).fetchall()
+    assert {r["id"]: r["title"] for r in rows} == {survivor: "COO", merged_away: "Engineer"}
+
+
+@pytest.mark.parametrize("delete", ["bulk", "list"])
+def test_a_push_batch_waits_for_a_delete_in_flight_and_leaves_its_leads_out(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, delete: str
+) -> None:
+    """`leads bulk delete` (or `leads lists delete`) while `leads sync` pushed the same leads: the batch held its
+    leads (key share) while the delete's update was not committed yet, which that lock does not wait for, so it
+    sent and linked leads whose deletion had begun before; a merge, which holds its leads for update first, was
+    waited for. A delete now holds its leads so too: the batch waits for it and leaves the deleted leads out."""
+    emails = [f"gus.{delete}@example.net", f"kim.{delete}@example.net"]
+    list_id = import_leads(database_url, tmp_path, [person("Gus", emails[0]), person("Kim", emails[1])],
+                           list_name=f"Deleting {delete}")  # fmt: skip
+    gus = lead_of(database_url, list_id, emails[0])["id"]
+    push = engine(database_url, sandbox, connection("hubspot", f"hs-deleting-{delete}", direction="push"))
+    reports: list[SyncReport] = []
+    with connect(database_url) as deleting:
+        deleting.execute("SELECT 1")  # the delete's transaction is this one, committed once the batch waits for it
+        if delete == "bulk":
+            bulk.delete(deleting, Selection.build(ids=[gus]), "tester")
+        else:
+            delete_list(deleting, get_list(deleting, f"Deleting {delete}", "tester"))
+        thread = threading.Thread(target=lambda: reports.append(push.run("push", list_id)))
+        thread.start()
+        try:
+            await_lock_wait(database_url)
+        finally:
+            deleting.commit()
+            thread.join()
+
+    sent = [email for email in emails if cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.find("email", email)]
+    assert sent == ([emails[1]] if delete == "bulk" else [])
+    assert [(r.status, r.leads_to_sync, r.created) for r in reports] == [("completed", 2, len(sent))]

@@ -463,20 +463,30 @@ def test_scores_of_a_lead_deleted_while_it_was_scored_are_left_out(database_url:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
 
 
+_HOT_AND_COLD = [
+    {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+    {"industry": "Retail", "country": "DE"},
+]
+"""Two leads: the first scores 100 (hot, stage sql), the second 0 (cold, stage new)."""
+_ONLY_COLD = {
+    "scored": 1,
+    "distribution": {"hot": 0, "warm": 0, "cold": 1},
+    "averageScore": 0.0,
+    "stages": {"new": 1},
+    "stageChanges": 0,
+    "historyAppended": 1,
+    "modelVersion": None,
+}
+"""The report of scoring the second of :data:`_HOT_AND_COLD` alone."""
+
+
 def test_a_lead_deleted_while_it_was_scored_is_not_reported(database_url: str) -> None:
     """`leads score --list` racing `leads imports undo` reported the leads it had scored, those removed meanwhile
     included (scored 2, their bands, stages and average), though only one score was stored. The report is what
     was stored now."""
     config = parse_config(ICP)
     with connect(database_url) as conn:
-        _list, [gone, kept] = add_leads(
-            conn,
-            [
-                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
-                {"industry": "Retail", "country": "DE"},
-            ],
-            "undone",
-        )
+        _list, [gone, kept] = add_leads(conn, _HOT_AND_COLD, "undone")
 
     def score() -> dict[str, Any]:
         with connect(database_url) as conn:
@@ -485,5 +495,97 @@ def test_a_lead_deleted_while_it_was_scored_is_not_reported(database_url: str) -
     report = write_while_deleted(database_url, gone, score)
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
-    assert (report["scored"], report["averageScore"], report["stages"]) == (1, 0.0, {"new": 1})
-    assert report["distribution"] == {"hot": 0, "warm": 0, "cold": 1}
+    assert report == _ONLY_COLD | {"configVersion": config.version}
+
+
+def _committed_before_written(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, change: Callable[[psycopg.Connection[dict[str, Any]]], object]
+) -> None:
+    """Make ``change`` happen, in a transaction of its own committed, once scoring has read a chunk and before
+    it writes the chunk's scores: a person's command run while a batch is scored."""
+    write = store.write_scores
+
+    def changed_then_written(*args: Any, **kwargs: Any) -> store.ScoreWrites:
+        with connect(database_url) as other:
+            change(other)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_scores", changed_then_written)
+
+
+def test_a_lead_deleted_softly_while_it_was_scored_gets_no_score_and_is_not_reported(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads score --list` racing `leads bulk delete` (a list deleted, a merge: the lead's row stays, deleted_at
+    set): the check for leads deleted since the chunk was read asked only whether the row existed, so the deleted
+    lead got a current score, a history row and a stage change, and was reported. It is left out now."""
+    from leads_pipeline.lib.store import bulk
+
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(conn, _HOT_AND_COLD, "deleted")
+    _committed_before_written(
+        monkeypatch, database_url, lambda other: bulk.delete(other, Selection.build(ids=[gone]), "tester")
+    )
+    with connect(database_url) as conn:
+        report = score_leads(conn, [gone, kept], config, now=NOW).as_json()
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
+        assert list(conn.execute("SELECT lead_id FROM stage_changes")) == []
+        assert conn.execute("SELECT score, stage FROM leads WHERE id = %s", (gone,)).fetchone() == {
+            "score": None,
+            "stage": "new",
+        }
+    assert report == _ONLY_COLD | {"configVersion": config.version}
+
+
+def test_a_stage_a_person_set_while_the_lead_was_scored_is_the_stage_reported(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads stage set` while a batch scored the lead: the person's stage was kept (the move is guarded) but the
+    report counted the stage the thresholds reached (sql for the first lead, new for the second). It counts the
+    stages stored now."""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [hot, cold] = add_leads(conn, _HOT_AND_COLD)
+
+    def set_stages(other: psycopg.Connection[dict[str, Any]]) -> None:
+        store.set_stage(other, hot, "nurture", user="ana", reason="not now")
+        store.set_stage(other, cold, "mql", user="ana", reason="asked for a demo")
+
+    _committed_before_written(monkeypatch, database_url, set_stages)
+    with connect(database_url) as conn:
+        report = score_leads(conn, [hot, cold], config, now=NOW).as_json()
+    with connect(database_url) as conn:
+        assert {r["id"]: r["stage"] for r in conn.execute("SELECT id, stage FROM leads")} == {
+            hot: "nurture",
+            cold: "mql",
+        }
+        assert [store.score_history(conn, lead)[-1]["stage"] for lead in (hot, cold)] == ["nurture", "mql"]
+    assert (report["scored"], report["stages"], report["stageChanges"]) == (2, {"mql": 1, "nurture": 1}, 0)
+    assert report["distribution"] == {"hot": 1, "warm": 0, "cold": 1}
+
+
+def test_a_stage_a_person_confirmed_while_the_lead_was_scored_is_not_lowered(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With regression on, a lead whose score fell below its automatic stage (mql) while a person set that same
+    stage (`leads stage set ID mql`: the stage is a person's from then on) was lowered to new anyway: the batch had
+    read the stage as the thresholds', and the move checked only that the stage was still mql. A lowering now
+    also checks that the stage is still the thresholds'."""
+    config = parse_config({**ICP, "stages": {"regression": True}})
+    with connect(database_url) as conn:
+        _list, [lead] = add_leads(conn, [{"industry": "Retail", "country": "US", "custom": {"Visits": 3}}])
+        assert score_leads(conn, [lead], config, now=NOW).stages == {"mql": 1}
+        conn.execute("UPDATE leads SET custom = '{}', country = 'DE' WHERE id = %s", (lead,))
+    _committed_before_written(
+        monkeypatch, database_url, lambda other: store.set_stage(other, lead, "mql", user="ana", reason="still keen")
+    )
+    with connect(database_url) as conn:
+        report = score_leads(conn, [lead], config, now=NOW + timedelta(days=1)).as_json()
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT stage FROM leads WHERE id = %s", (lead,)).fetchone() == {"stage": "mql"}
+        changes = [(c["to_stage"], c["source"]) for c in store.stage_history(conn, lead)]
+        assert changes == [("mql", "auto"), ("mql", "manual")]
+    assert (report["scored"], report["stages"], report["stageChanges"]) == (1, {"mql": 1}, 0)

@@ -88,3 +88,34 @@ def test_a_failure_of_a_lead_deleted_while_it_was_looked_up_is_left_out(database
     write_while_deleted(database_url, gone, record)
     with connect(database_url) as conn:
         assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM enrichment_failures")] == [kept]
+
+
+def test_a_lead_deleted_softly_while_it_was_looked_up_keeps_its_columns_and_its_facts(database_url: str) -> None:
+    """`leads enrich` (contacts, company) while `leads bulk delete` (a list deleted, a merge: the row stays)
+    deleted leads it had read: the found email, LinkedIn URL and company values were written into the deleted
+    lead and counted as leads updated. Its columns stay as they were now; its facts are written (they record
+    what was bought, and count in the job's credits)."""
+    from leads_pipeline.lib.filters import Selection
+    from leads_pipeline.lib.store import bulk
+    from leads_pipeline.lib.store.contacts import update_lead_columns
+    from leads_pipeline.lib.store.enrichment import FactRow, replace_company_facts
+
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(conn, [{"first_name": "Pat"}, {"first_name": "Lou"}], "deleted")
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('job-1', 'selection')")
+    with connect(database_url) as deleting:
+        bulk.delete(deleting, Selection.build(ids=[gone]), "tester")
+    with connect(database_url) as conn:
+        both = (gone, kept)
+        assert update_lead_columns(conn, "email", {lead: f"{lead}@acme.example" for lead in both}, overwrite=False) == 1
+        url = "https://www.linkedin.com/in/{}"
+        assert update_lead_columns(conn, "linkedin_url", {lead: url.format(lead) for lead in both}, overwrite=True) == 1
+        facts = [FactRow(lead, "industry", "Software", "company/apify", 80, 0.5, {}) for lead in both]
+        replace_company_facts(conn, "job-1", list(both), facts, {lead: {"industry": "Software"} for lead in both})
+    with connect(database_url) as conn:
+        rows = {r["id"]: r for r in conn.execute("SELECT id, email, linkedin_url, industry FROM leads")}
+        assert (rows[gone]["email"], rows[gone]["linkedin_url"], rows[gone]["industry"]) == (None, None, None)
+        assert rows[kept]["email"] == f"{kept}@acme.example" and rows[kept]["industry"] == "Software"
+        assert rows[kept]["linkedin_url"] == url.format(kept)
+        facts_of = sorted(r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_facts"))
+        assert facts_of == [gone, kept]

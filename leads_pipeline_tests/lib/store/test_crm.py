@@ -8,7 +8,9 @@ import psycopg
 import pytest
 
 from leads_pipeline.lib.store import crm as store
+from leads_pipeline.lib.store import merges
 from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.lists import ensure_list
 from leads_pipeline_tests.support import write_while_deleted
 
 pytestmark = pytest.mark.integration
@@ -76,3 +78,31 @@ def test_a_push_records_no_link_for_a_lead_deleted_while_it_was_sent(database_ur
         assert [r["lead_id"] for r in store.links(conn, "hub")] == [kept]
         logged = conn.execute("SELECT lead_id FROM crm_sync_log WHERE sync_id = %s ORDER BY lead_id", (run_id,))
         assert [r["lead_id"] for r in logged] == [gone, kept]
+
+
+def test_a_pulled_record_follows_a_chain_of_merges_and_an_undo(database_url: str) -> None:
+    """Lead b merged into a, then a into c: the record linked to b is c's (hold_lead follows merged_into through
+    the chain); once the second merge is undone it is a's, and a lead deleted outright leads nowhere."""
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Chain", owner="tester").id
+        insert = "INSERT INTO leads (list_id, first_name, company, title) VALUES (%s, 'Cy', 'Chainco', %s) RETURNING id"
+        a, b, c = (db.execute(insert, (list_id, title)).fetchone()["id"]  # type: ignore[index]
+                   for title in (None, None, "CEO"))  # fmt: skip  # c: the most complete, a the oldest of a and b
+        db.execute("INSERT INTO crm_connections (name, crm) VALUES ('chain', 'hubspot')")
+        db.execute("INSERT INTO crm_links (lead_id, connection, remote_id) VALUES (%s, 'chain', 'r1')", (b,))
+        assert merges.merge_cluster(db, [a, b], "tester", reasons=["name"], score=1.0).survivor_id == a
+        second = merges.merge_cluster(db, [a, c], "tester", reasons=["name"], score=1.0)
+        assert (second.survivor_id, second.merged_ids) == (c, [a])
+
+    def held() -> tuple[int, int] | None:
+        with transaction(database_url) as db:
+            lead = store.lead_for_remote(db, "chain", "r1")
+            return None if lead is None else (lead["id"], lead["linked_lead"])
+
+    assert held() == (c, b)
+    with transaction(database_url) as db:
+        merges.undo_merge(db, second.merge_id, "tester")
+    assert held() == (a, b)
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET deleted_at = now() WHERE id = %s", (a,))
+    assert held() is None

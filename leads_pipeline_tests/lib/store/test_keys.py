@@ -327,6 +327,29 @@ def test_an_upgrade_seals_and_indexes_the_leads_stored_in_clear_so_an_import_fin
             ]
 
 
+def test_an_upgrade_stores_blank_emails_and_phones_from_before_encryption_as_none(
+    postgres_server: str, tmp_path: Path, key_home: Path
+) -> None:
+    """Versions before sql/010 could store '' for a lead's missing email or phone: sql/086 sealed it with no blind
+    index, the CHECK constraints of sql/010 refused the row, and the whole upgrade failed (CheckViolation)."""
+    with database_before(postgres_server, 10, tmp_path) as url:
+        with connect(url) as conn:
+            _ann_and_an_import(conn, "")
+            conn.execute("UPDATE leads SET phone = ' ', street = ''")
+            conn.execute(
+                "INSERT INTO import_updates (import_id, lead_id, previous) SELECT i.id, l.id, to_jsonb(l)"
+                " FROM imports i, leads l"
+            )
+        assert 86 in apply_migrations(url)
+        blank = "SELECT email, email_bidx, email_domain, phone, phone_bidx, street FROM leads"
+        assert _raw(url, blank) == [(None,) * 6]
+        [(previous,)] = _raw(url, "SELECT previous FROM import_updates")
+        assert (
+            isinstance(previous, dict)
+            and [previous[k] for k in ("email", "email_bidx", "phone", "street")] == [None] * 4
+        )
+
+
 def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
     postgres_server: str, tmp_path: Path, key_home: Path
 ) -> None:

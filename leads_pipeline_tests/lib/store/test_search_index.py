@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -17,6 +18,7 @@ from leads_pipeline.lib import normalize as norm
 from leads_pipeline.lib.filters import Selection, Sort
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store import search as search_module
+from leads_pipeline.lib.store import search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations, discover, sql_dir
@@ -107,6 +109,30 @@ def test_work_alongside_the_index_build_sees_every_lead_once_per_run(database_ur
     with connect(database_url) as conn:
         names = {r["indexname"] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE indexname LIKE '%_trgm'")}
     assert f"lead_search_i{status['importId']}_trgm" in names
+
+
+def test_the_partition_indexes_build_side_by_side(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each index builds on a connection of its own at the same time as the others: one after another, the sort
+    and name indexes ran alone on one core after the trigram index. Each build here waits until all have begun."""
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    all_begun = threading.Barrier(len(search_index.PARTITION_INDEXES), timeout=20)
+    real_build = search_index.build_index
+    built: list[str] = []
+
+    def build_once_all_began(conn: psycopg.Connection[Any], import_id: int, index: str) -> None:
+        all_begun.wait()
+        real_build(conn, import_id, index)
+        built.append(index)
+
+    monkeypatch.setattr(search_index, "build_index", build_once_all_began)
+    status = import_file(database_url, CUSTOMERS_1000, chunk_rows=300)
+    assert status["status"] == "completed" and sorted(built) == ["name", "sort", "trgm"]
+    partition = f"lead_search_i{status['importId']}"
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (partition,))
+        assert {r["indexname"] for r in rows} == {f"{partition}_{name}" for name in ("lead_id_idx", *built)}
+    assert len(_ids(database_url, "e")) > 300
 
 
 def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(database_url: str) -> None:
@@ -292,41 +318,55 @@ def test_the_linkedin_case_migration_lowercases_the_slugs_034_left_in_upper_case
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_the_umlaut_migration_recomputes_the_company_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
-    """sql/044 on a database whose leads have company keys as an import stored them before ("Müller GmbH":
-    "muller"): their company and name keys become the ones an import derives now ("mueller"), so that a row of
-    "Jan Berg, Mueller GmbH" finds the lead by name, the search rows carry the new name key, a company profile
-    cached under the old key is found under the new one, and the leads do not count as changed since their import
-    (their undo stays possible)."""
-    with database_before(postgres_server, 44, tmp_path) as url:
+@pytest.mark.parametrize(
+    ("version", "companies", "keys", "spelled"),
+    [
+        (44, {"Müller GmbH": "muller", "Acme": "acme"}, ["mueller", "acme"], "Mueller GmbH"),
+        (
+            109,
+            {"Ørsted A/S": "orsted a s", "Natura S/A": "natura s a", "Acme": "acme"},
+            ["orsted", "natura", "acme"],
+            "Ørsted",
+        ),
+    ],
+    ids=["044-umlauts", "109-slashed-legal-forms"],
+)
+def test_a_company_key_migration_recomputes_the_keys_of_stored_leads(
+    postgres_server: str, tmp_path: Path, version: int, companies: dict[str, str], keys: list[str], spelled: str
+) -> None:
+    """sql/044 and sql/109 on a database whose leads have company keys as an import stored them before
+    ("Müller GmbH": "muller", "Ørsted A/S": "orsted a s"): their company and name keys become the ones an import
+    derives now ("mueller", "orsted"), so that a row of the other spelling ("Jan Berg, Mueller GmbH", "Jan Berg,
+    Ørsted") finds the lead by name, the search rows carry the new name key, a company profile cached under the
+    old key is found under the new one, and the leads do not count as changed since their import (their undo
+    stays possible); a company the migration is not about keeps its key."""
+    first, old_key = next(iter(companies.items()))
+    with database_before(postgres_server, version, tmp_path) as url:
         with connect(url) as conn:
             list_id = create_list(conn, "prospects", owner=USER).id
-            for company, old_key in (("Müller GmbH", "muller"), ("Acme", "acme")):
+            for company, stored in companies.items():
                 conn.execute(
                     "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
                     " VALUES (%s, 'Jan', 'Berg', %s, %s, %s)",
-                    (list_id, company, old_key, f"jan berg|{old_key}"),
+                    (list_id, company, stored, f"jan berg|{stored}"),
                 )
             conn.execute(
                 "INSERT INTO company_profiles (lookup_key, provider, status, name, name_key, expires_at)"
-                " VALUES ('name:muller', 'gemini', 'found', 'Müller GmbH', 'muller', now() + interval '30 days')"
+                " VALUES (%s, 'gemini', 'found', %s, %s, now() + interval '30 days')",
+                (f"name:{old_key}", first, old_key),
             )
             written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
-        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 44]
-        new_key = norm.company_key(pd.Series(["Mueller GmbH"], dtype="str")).iloc[0]
-        assert new_key == "mueller"
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= version]
+        assert norm.company_key(pd.Series([spelled, *companies], dtype="str")).tolist() == [keys[0], *keys]
         with connect(url) as conn:
             leads = list(conn.execute("SELECT company_key, name_key FROM leads ORDER BY id"))
-            assert leads == [
-                {"company_key": "mueller", "name_key": "jan berg|mueller"},
-                {"company_key": "acme", "name_key": "jan berg|acme"},
-            ]
+            assert leads == [{"company_key": key, "name_key": f"jan berg|{key}"} for key in keys]
             searched = [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")]
-            assert searched == ["jan berg|mueller", "jan berg|acme"]
+            assert searched == [f"jan berg|{key}" for key in keys]
             profiles = list(conn.execute("SELECT lookup_key, name_key FROM company_profiles ORDER BY lookup_key"))
             assert profiles == [
-                {"lookup_key": "name:mueller", "name_key": "mueller"},
-                {"lookup_key": "name:muller", "name_key": "mueller"},
+                {"lookup_key": f"name:{keys[0]}", "name_key": keys[0]},
+                {"lookup_key": f"name:{old_key}", "name_key": keys[0]},
             ]
             assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
 
