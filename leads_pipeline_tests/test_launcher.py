@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -97,7 +98,10 @@ def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what
         if command == "import":
             line = leads.fails("import", str(DEMO_FILE), "--list", "fair")
         else:
-            line = leads.fails("dev", "--port", "0")
+            with socket.socket() as probe:  # a port free now: the storage is refused before anything listens
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            line = leads.fails("dev", "--port", str(port))
         assert line == (
             f"error: Dagster's storage cannot create its tables in database {database!r} (permission denied for"
             f' schema public): have an administrator run GRANT CREATE ON SCHEMA public TO "{role}", or give Dagster'
