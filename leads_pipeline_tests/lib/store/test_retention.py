@@ -172,7 +172,7 @@ def test_bad_policies_are_refused(database_url: str) -> None:
     with connect(database_url) as conn:
         with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
             retention.set_policy(conn, "emails", 3, list_id=None, actor="dpo")
-        with pytest.raises(ConfigurationError, match="positive number of days"):
+        with pytest.raises(ConfigurationError, match="DAYS must be from 1 to 36500"):
             retention.set_policy(conn, "leads", 0, list_id=None, actor="dpo")
         retention.set_policy(conn, "leads", 5, list_id=None, actor="dpo")
         retention.set_policy(conn, "leads", None, list_id=None, actor="dpo")
