@@ -354,3 +354,27 @@ def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url:
     assert ana[0] not in _emails(fair, "--where", f"last_name != {light}")
     assert ana[0] not in _emails(fair, "--where", f"company !~ {light}")
     assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"
+
+
+def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: str) -> None:
+    """``--stage nostage`` (a typo, or ``MQL``: stages are stored lower-case) found 0 leads with exit code 0 and
+    nothing more. A CRM sets stages of its own, so it is still searched as typed, with a note on stderr when no
+    lead of the selected lists has it and it is none a person may set; a CRM's stage that leads have is not."""
+
+    def note(*args: str) -> str:
+        result = fair.run("search", *args)
+        assert result.exit_code == 0 and "0 leads" in result.stdout, result.output
+        return " ".join(result.stderr.split())  # as one line, however wide the terminal
+
+    for stage in ("nostage", "MQL"):
+        assert note("--stage", stage, "--stage", "sql") == (
+            f"note: no lead of the selected lists has stage {stage!r}, and it is none of new, mql, sql, customer,"
+            " disqualified, nurture (a stage a CRM set is searched as stored)"
+        )
+    assert note("--stage", "sql") == ""  # a known stage no lead has yet
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET stage = 'Closed Won' WHERE id = (SELECT min(id) FROM leads)")
+    assert note("--stage", "Closed Won", "--where", "country = ZZ") == ""  # held, left out by another filter
+    fair.ok("lists", "create", "empty")
+    assert "no lead of the selected lists has stage 'Closed Won'" in note("--stage", "Closed Won", "--list", "empty")
+    assert len(_emails(fair, "--stage", "Closed Won")) == 1
