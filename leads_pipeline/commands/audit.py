@@ -42,7 +42,7 @@ def audit_command(
     action: Annotated[
         str | None, typer.Option(help="Only this action, or a family of them (list, leads, privacy ...).")
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many entries (the newest).")] = 1000,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many entries (the newest).")] = 1000,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the audit log: who did what, to which object, when. An owner of every list (or a privacy officer)
@@ -56,7 +56,7 @@ def audit_command(
     def read() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
             found = audit.entries(conn, since=start, action=action, reader=acting_user())
-        return found[-limit:] if limit > 0 else found
+        return found[-limit:]
 
     rows = run_or_fail(read)
     if as_json:

@@ -103,20 +103,10 @@ def _label(selection: Selection, ids_file: Path | None) -> str:
 
 def _selected_ids(conn: Connection, selection: Selection, ids_file: Path | None, user: str) -> list[int]:
     """The matching lead ids, after checking that ``user`` may edit every list they belong to (enrichment
-    changes leads); every id of an ids file must be a live lead the user can read."""
+    changes leads); every id of an ids file must be a live lead the user can edit."""
     from leads_pipeline.lib.store.bulk import matched_leads
-    from leads_pipeline.lib.store.search import select_lead_ids
 
-    if ids_file is not None:
-        present = select_lead_ids(conn, Selection(ids=selection.ids), user)
-        missing = sorted(set(selection.ids) - set(present))
-        if missing:
-            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
-            raise ConfigurationError(
-                f"{ids_file}: {len(missing)} lead id(s) do not exist, are deleted or are in lists you cannot read: "
-                f"{shown}"
-            )
-    return matched_leads(conn, selection, user, "enriching its leads")
+    return matched_leads(conn, selection, user, "enriching its leads", named_by=str(ids_file))
 
 
 def create_job(

@@ -21,6 +21,7 @@ store turns it into SQL (``lib/store/search.py``). This module is pure: parsing 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -291,7 +292,21 @@ def parse_filter(text: str) -> Filter:
         raise ConfigurationError(
             f"--where {text!r}: {op} needs a value after it (use 'is empty' to find leads without {name})"
         )
+    if kind == "custom" and op in ("<", "<=", ">", ">=") and _not_finite(value):
+        raise ConfigurationError(
+            f"--where {text!r}: {value!r} is not a finite number; compare {name} with one such as 1000000"
+        )
     return Filter(name, op, (_typed(text, name, kind, value),), text)
+
+
+def _not_finite(value: str) -> bool:
+    """Whether ``value`` reads as a number no column holds ("1e400", "inf", "nan"): a custom field compares as
+    text with a value that is no plain number, and ``custom.Visits > 1e400`` matched every value sorting after
+    "1e400" as text (any starting with 2 to 9)."""
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

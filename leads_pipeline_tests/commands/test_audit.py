@@ -79,6 +79,17 @@ def test_a_since_reaching_back_before_the_year_1_is_one_line(leads: Leads) -> No
         assert f"--since '{since}': reaches back before the year 1" in leads.fails("audit", "--since", since)
 
 
+def test_a_limit_outside_its_range_is_a_usage_error(leads: Leads) -> None:
+    """``--limit 0`` and ``-1`` showed every entry without saying so (and a limit past what slicing takes was a
+    traceback); the range is named, as ``sync history --limit`` names its own."""
+    for limit, bound in (("0", "greater than or equal to 1"), ("-1", "greater"), ("1000001", "less than or equal to")):
+        result = leads.run("audit", "--limit", limit)
+        error = " ".join(result.stderr.replace("│", " ").split())
+        assert result.exit_code == 2 and "Traceback" not in result.output, limit
+        assert "Invalid value for '--limit'" in error and bound in error, (limit, error)
+    assert leads.json("audit", "--limit", "1", "--json") == []
+
+
 def test_every_bulk_action_and_privacy_request_is_audited_without_contact_data(leads: Leads, database_url: str) -> None:
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "later")

@@ -457,3 +457,35 @@ def test_set_never_writes_an_erased_persons_address_or_number_back(fair: Leads, 
         assert "erased on request" in error and "acme.es" not in error and "912" not in error
     assert _snapshot(database_url) == before
     assert fair.json("bulk", "set", "email", "someone@acme.es", "--id", "1", "--json")["changed"] == 1
+
+
+def test_ids_that_are_no_lead_the_user_can_edit_are_refused_by_name(
+    fair: Leads, database_url: str, tmp_path: Path
+) -> None:
+    first = str(sql_value(database_url, "SELECT min(id) FROM leads"))
+    fair.ok("lists", "create", "mine")
+    fair.ok("lists", "create", "shelf")
+    import_text(database_url, tmp_path / "shelf.csv", "email\ns@example.com\n", "shelf")
+    shelved = str(sql_value(database_url, "SELECT max(id) FROM leads"))
+    fair.ok("lists", "archive", "shelf")
+    before = _snapshot(database_url)
+    for args in (  # each exited 0 having changed nothing ("tagged 0 leads")
+        ("bulk", "tag", "t"),
+        ("bulk", "untag", "t"),
+        ("bulk", "set", "city", "Lyon"),
+        ("bulk", "move", "--to", "mine"),
+        ("bulk", "copy", "--to", "mine"),
+        ("bulk", "delete", "--yes"),
+        ("bulk", "delete"),  # refused before the question
+        ("bulk", "export"),
+    ):
+        error = fair.fails(*args, "--id", first, "--id", "999999", "--id", "999998")
+        assert "--id: 2 lead id(s) do not exist, are deleted or are in lists you cannot read: 999998, 999999" in error
+    for extra in ((), ("--list", "fair")):  # left out by --list, it was left alone
+        assert "list 'shelf' is archived" in fair.fails("bulk", "tag", "t", "--id", shelved, *extra)
+    fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
+    fair.ok("lists", "create", "vics", user="vic")
+    error = fair.fails("bulk", "tag", "t", "--id", first, "--list", "vics", user="vic")
+    assert "user 'vic' is a viewer of list 'fair'" in error, error
+    assert _snapshot(database_url) == before
+    assert fair.json("bulk", "tag", "t", "--id", first, "--json")["changed"] == 1

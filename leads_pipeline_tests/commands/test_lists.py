@@ -61,15 +61,22 @@ def test_rename_move_tag_untag(leads: Leads) -> None:
     assert "list 'fair': not found or not shared with you" in leads.fails("lists", "rename", "fair", "x")
 
 
-def test_a_list_name_with_control_characters_is_refused(leads: Leads) -> None:
-    """A line break, tab or terminal escape in a name was stored, and every table of lists or leads printed it to
-    each member's terminal; spaces inside and accents stay allowed."""
+def test_a_list_or_user_name_with_control_characters_is_refused(leads: Leads) -> None:
+    """A line break, tab or terminal escape in a list's name, or the name of a user it is shared with, was stored,
+    and every table of lists, leads or members printed it to each member's terminal; spaces inside and accents
+    stay allowed."""
     leads.ok("lists", "create", "fair")
     for name in ("Q3\nEMEA", "Q3\tEMEA", "\x1b[31mred", "bell\x07"):
         expected = f"error: a list name cannot hold control characters (line breaks, tabs, escapes); got {name!r}"
         assert leads.fails("lists", "create", name) == expected
         assert leads.fails("lists", "rename", "fair", name) == expected
+        user = name.replace("Q3", "ana")  # a member's name is printed in the list's members and audit entries
+        expected = f"error: a user name cannot hold control characters (line breaks, tabs, escapes); got {user!r}"
+        assert leads.fails("lists", "share", "fair", user, "--role", "editor") == expected
     assert [lst["name"] for lst in leads.json("lists", "ls", "--json")] == ["fair"]
+    assert [m["user"] for m in leads.json("lists", "show", "fair", "--json")["members"]] == ["tester"]
+    leads.ok("lists", "share", "fair", " José ")
+    assert [m["user"] for m in leads.json("lists", "show", "fair", "--json")["members"]] == ["tester", "José"]
     leads.ok("lists", "rename", "fair", "  Messe München 2026 ")
     assert leads.json("lists", "show", "messe münchen 2026", "--json")["name"] == "Messe München 2026"
 

@@ -166,6 +166,8 @@ def test_bad_filters_and_options_are_one_line(fair: Leads) -> None:
     assert "sort on one of" in fair.fails("search", "--sort", "colour")
     assert "--limit must be between 1 and 10000" in fair.fails("search", "--limit", "0")
     assert "list 'nope': not found or not shared with you" in fair.fails("search", "--list", "nope")
+    # compared as text, "1e400" matched every custom value sorting after it (21 leads of the real sample)
+    assert "'1e400' is not a finite number" in fair.fails("search", "--where", "custom.Visits > 1e400")
     # --json with --csv printed JSON, yet audited the page as a CSV export
     assert fair.fails("search", "--json", "--csv") == "error: --json and --csv: give one of them"
 
@@ -352,3 +354,27 @@ def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url:
     assert ana[0] not in _emails(fair, "--where", f"last_name != {light}")
     assert ana[0] not in _emails(fair, "--where", f"company !~ {light}")
     assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"
+
+
+def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: str) -> None:
+    """``--stage nostage`` (a typo, or ``MQL``: stages are stored lower-case) found 0 leads with exit code 0 and
+    nothing more. A CRM sets stages of its own, so it is still searched as typed, with a note on stderr when no
+    lead of the selected lists has it and it is none a person may set; a CRM's stage that leads have is not."""
+
+    def note(*args: str) -> str:
+        result = fair.run("search", *args)
+        assert result.exit_code == 0 and "0 leads" in result.stdout, result.output
+        return " ".join(result.stderr.split())  # as one line, however wide the terminal
+
+    for stage in ("nostage", "MQL"):
+        assert note("--stage", stage, "--stage", "sql") == (
+            f"note: no lead of the selected lists has stage {stage!r}, and it is none of new, mql, sql, customer,"
+            " disqualified, nurture (a stage a CRM set is searched as stored)"
+        )
+    assert note("--stage", "sql") == ""  # a known stage no lead has yet
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET stage = 'Closed Won' WHERE id = (SELECT min(id) FROM leads)")
+    assert note("--stage", "Closed Won", "--where", "country = ZZ") == ""  # held, left out by another filter
+    fair.ok("lists", "create", "empty")
+    assert "no lead of the selected lists has stage 'Closed Won'" in note("--stage", "Closed Won", "--list", "empty")
+    assert len(_emails(fair, "--stage", "Closed Won")) == 1

@@ -78,6 +78,9 @@ def test_parses(text: str, expected: Filter) -> None:
         ("employee_count >= 51-200", ["employee_count is a whole number", "'51-200'"]),  # a range: two filters
         ("annual_revenue < $1M-$10M", ["annual_revenue is a number", "'$1M-$10M'"]),
         ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),
+        ("custom.Visits > 1e400", ["'1e400' is not a finite number; compare custom.Visits with one"]),  # as text
+        ("custom.Visits <= -inf", ["'-inf' is not a finite number"]),
+        ('custom.Visits >= "NaN"', ["'NaN' is not a finite number"]),
         ("created_at > yesterday", ["created_at is a date", "2026-03-31"]),
         ("phone is empty now", ["is empty takes no value"]),
         ("country in ,", ["in needs a comma-separated list"]),

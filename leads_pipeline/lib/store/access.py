@@ -15,6 +15,7 @@ lists it belongs to. Membership changes made here take effect for that role imme
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Final, Literal
@@ -145,17 +146,27 @@ def members(conn: Connection, list_id: int) -> list[dict[str, Any]]:
     )
 
 
+def printable_name(name: str, what: str) -> str:
+    """``name`` trimmed, once it holds no control character: a line break, tab or terminal escape
+    (``\\x1b[31m``) was stored as typed, and every table showing it then printed it to the terminal of whoever
+    read it (a name that recolours or rewrites the screen). ``what`` names it in the refusal ("a list name")."""
+    if any(unicodedata.category(c) == "Cc" for c in name.strip()):
+        raise ConfigurationError(f"{what} cannot hold control characters (line breaks, tabs, escapes); got {name!r}")
+    return name.strip()
+
+
 def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: str) -> None:
     """Give ``user`` the role on the list (replacing any role they had); the caller has checked ownership."""
     if not user.strip():
         raise ConfigurationError("a user name cannot be empty")
+    user = printable_name(user, "a user name")
     if role != "owner":
         _keep_an_owner(conn, list_id, user)
     conn.execute(
         "INSERT INTO list_members (list_id, username, role, granted_by) VALUES (%s, %s, %s, %s)"
         " ON CONFLICT (list_id, username) DO UPDATE SET role = EXCLUDED.role, granted_by = EXCLUDED.granted_by,"
         " granted_at = now()",
-        (list_id, user.strip(), role, granted_by),
+        (list_id, user, role, granted_by),
     )
 
 

@@ -72,11 +72,35 @@ class BulkResult:
         }
 
 
-def matched_leads(conn: Connection, selection: Selection, user: str, action: str) -> list[int]:
-    """The selected lead ids, after checking that ``user`` may edit every list they belong to."""
+def named_leads_lists(conn: Connection, selection: Selection, user: str, named_by: str = "--id") -> list[int]:
+    """The lists of the leads the selection names by id (``--id``, an ids file: ``named_by``), once each is a
+    live lead of a list ``user`` can read (archived ones too); otherwise ``ConfigurationError`` naming the others.
+    An id that is no such lead matched nothing, and a bulk action reported "tagged 0 leads" with exit code 0."""
+    if not selection.ids:
+        return []
+    rows = conn.execute(
+        "SELECT id, list_id FROM leads WHERE id = ANY(%s) AND deleted_at IS NULL AND list_id = ANY(%s)",
+        (list(selection.ids), access.readable_list_ids(conn, user)),
+    ).fetchall()
+    missing = sorted(set(selection.ids) - {r["id"] for r in rows})
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        raise ConfigurationError(
+            f"{named_by}: {len(missing)} lead id(s) do not exist, are deleted or are in lists you cannot read: {shown}"
+        )
+    return [r["list_id"] for r in rows]
+
+
+def matched_leads(
+    conn: Connection, selection: Selection, user: str, action: str, *, named_by: str = "--id"
+) -> list[int]:
+    """The selected lead ids, after checking that ``user`` may edit every list they belong to, and every list of
+    a lead named by id (``named_leads_lists``): one in an archived list, or one the selection's other options
+    leave out, is refused rather than left alone."""
+    named = named_leads_lists(conn, selection, user, named_by)
     ids = select_lead_ids(conn, selection, user)
     lists = [r["list_id"] for r in conn.execute("SELECT DISTINCT list_id FROM leads WHERE id = ANY(%s)", (ids,))]
-    access.require_all(conn, lists, user, "editor", action)
+    access.require_all(conn, [*lists, *named], user, "editor", action)
     return ids
 
 
@@ -460,6 +484,7 @@ def copy_to(conn: Connection, selection: Selection, user: str, target: LeadList)
     with conn.transaction():
         access.require(conn, target.id, user, "editor", "copying leads into it")
         lock_for_adding(conn, target.id, "copying leads into it")
+        named_leads_lists(conn, selection, user)
         ids = select_lead_ids(conn, selection, user)  # reading is enough on the source lists
         skipped = _collisions(conn, ids, target)
         copying = [i for i in ids if i not in skipped]
@@ -502,6 +527,7 @@ def _audit(
 
 def count(conn: Connection, selection: Selection, user: str) -> int:
     """How many live leads the selection matches (for a confirmation prompt)."""
+    named_leads_lists(conn, selection, user)
     row = conn.execute(
         sql.SQL("SELECT count(*) AS n FROM leads l WHERE {}").format(where_clause(conn, selection, user))
     ).fetchone()
@@ -614,6 +640,7 @@ class Export:
 def select_export(conn: Connection, selection: Selection, user: str) -> Export:
     """Runs the selection's query once (it was run for the custom columns, the ids and the rows: three scans of a
     list for one export) and reads the ids and custom columns from what it found."""
+    named_leads_lists(conn, selection, user)
     conn.execute(
         sql.SQL(
             "CREATE TEMP TABLE exported ON COMMIT DROP AS SELECT l.id, {sellable} AS sellable FROM leads l WHERE {w}"

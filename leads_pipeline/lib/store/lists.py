@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,16 +83,11 @@ def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
 
 
 def checked_list_name(name: str) -> str:
-    """A list name as stored: trimmed, not empty, without control characters. A line break, tab or terminal
-    escape (``\\x1b[31m``) was stored as typed, and every table of lists, search results and audit entries
-    then printed it to each member's terminal (a name that recolours or rewrites the screen)."""
+    """A list name as stored: trimmed, not empty, without control characters (``access.printable_name``): every
+    table of lists, search results and audit entries prints it to each member's terminal."""
     if not name.strip():
         raise ConfigurationError("a list needs a name; got an empty one")
-    if any(unicodedata.category(c) == "Cc" for c in name.strip()):
-        raise ConfigurationError(
-            f"a list name cannot hold control characters (line breaks, tabs, escapes); got {name!r}"
-        )
-    return name.strip()
+    return access.printable_name(name, "a list name")
 
 
 def create_list(

@@ -30,6 +30,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import SHOWN_FIELDS
 from leads_pipeline.lib.filters import FIELD_KINDS, Filter, Selection, Sort
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index
+from leads_pipeline.lib.scoring.stages import MANUAL_STAGES
 from leads_pipeline.lib.store import access, search_index
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
@@ -368,6 +369,20 @@ def where_clause(
     if selection.ids:
         conditions.append(sql.SQL("l.id = ANY({})").format(sql.Literal(list(selection.ids))))
     return sql.SQL(" AND ").join(conditions)
+
+
+def unheard_of_stages(conn: Connection, selection: Selection, user: str) -> list[str]:
+    """The selection's stages that are none a person may set (``MANUAL_STAGES``) and that no live lead of its
+    lists has: a CRM sets stages of its own, so any is searched for as typed, and ``--stage nostage`` (or
+    ``MQL``: stages are stored lower-case) found 0 leads with nothing to tell a typo from an empty stage."""
+    unknown = [stage for stage in selection.stages if stage not in MANUAL_STAGES]
+    if not unknown:
+        return []
+    held = conn.execute(
+        "SELECT DISTINCT stage FROM leads WHERE deleted_at IS NULL AND list_id = ANY(%s) AND stage = ANY(%s)",
+        (resolve_lists(conn, selection, user), unknown),
+    )
+    return sorted(set(unknown) - {r["stage"] for r in held})
 
 
 def select_lead_ids(conn: Connection, selection: Selection, user: str) -> list[int]:

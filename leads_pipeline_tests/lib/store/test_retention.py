@@ -7,14 +7,16 @@ import os
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit, retention
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import database_before, import_file
 
 
 @pytest.fixture
@@ -170,8 +172,34 @@ def test_bad_policies_are_refused(database_url: str) -> None:
     with connect(database_url) as conn:
         with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
             retention.set_policy(conn, "emails", 3, list_id=None, actor="dpo")
-        with pytest.raises(ConfigurationError, match="positive number of days"):
+        with pytest.raises(ConfigurationError, match="DAYS must be from 1 to 36500"):
             retention.set_policy(conn, "leads", 0, list_id=None, actor="dpo")
         retention.set_policy(conn, "leads", 5, list_id=None, actor="dpo")
         retention.set_policy(conn, "leads", None, list_id=None, actor="dpo")
         assert retention.policies(conn) == []
+
+
+def test_a_policy_of_more_days_than_the_bound_stored_by_an_older_version_is_clamped(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """Before DAYS was bounded (1 to 36500) `retention set leads 99999999` was stored, and every `retention apply`
+    then failed (timestamp out of range); sql/124 keeps such a policy at the bound, and apply runs."""
+    with database_before(postgres_server, 124, tmp_path) as url:
+        with connect(url) as conn:
+            lead_list = create_list(conn, "forever", owner="tester")
+            conn.execute(
+                "INSERT INTO retention_policies (list_id, kind, days, set_by) VALUES"
+                " (NULL, 'leads', 99999999, 'dpo'), (NULL, 'facts', 36500, 'dpo'), (%s, 'leads', 30, 'dpo')",
+                (lead_list.id,),
+            )
+        assert 124 in apply_migrations(url)
+        with connect(url) as conn:
+            assert [(p["list"], p["kind"], p["days"]) for p in retention.policies(conn)] == [
+                (None, "facts", 36500),
+                (None, "leads", retention.MAX_DAYS),
+                ("forever", "leads", 30),
+            ]
+            report = retention.apply(conn, inbox=tmp_path / "inbox", actor="dpo")
+            assert (report.leads, report.facts) == ({}, {})
+            with pytest.raises(psycopg.errors.CheckViolation):  # nor is such a policy stored again
+                conn.execute("UPDATE retention_policies SET days = %s WHERE kind = 'facts'", (retention.MAX_DAYS + 1,))
