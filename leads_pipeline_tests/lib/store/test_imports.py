@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -1709,6 +1710,52 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait(timeout=30)
 
 
+def _killed_half_way(
+    database_url: str, command: list[str], env: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    """Run `leads import` (``command``) and ``kill -9`` it alone (as the OOM killer or ``kill -9 PID`` does, not
+    its process group) once its first chunk is committed; its record, as stored. Every process it started ends
+    with it: the chunk workers and their forkserver were left waiting for good (two ``multiprocessing.forkserver``
+    processes a kill, and the resource tracker)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    started.append(process)
+    deadline = time.monotonic() + 120
+    record: dict[str, Any] | None = None
+    with connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline and process.poll() is None:
+            record = conn.execute("SELECT id, chunks_done FROM imports WHERE status = 'processing'").fetchone()
+            if record is not None and record["chunks_done"] >= 1:
+                break
+            time.sleep(0.02)
+    assert process.poll() is None, f"leads import ended before it could be killed: {process.communicate()}"
+    assert record is not None and record["chunks_done"] >= 1
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert any("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in children), "chunk workers"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    left = _survivors(children, timeout_s=10)
+    assert left == [], f"processes of the killed import still run: {left}"
+    [killed] = sql_rows(database_url, "SELECT * FROM imports WHERE id = %s", record["id"])
+    assert killed["status"] == "processing", "as stored: nothing could write its end"
+    assert 1 <= killed["chunks_done"] < 3
+    return killed
+
+
+def _survivors(processes: list[psutil.Process], timeout_s: float) -> list[str]:
+    """The command lines of ``processes`` still running (not ended, nor ended and not yet reaped) after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(" ".join(process.cmdline())[:80])
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.1)
+
+
 def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
 ) -> None:
@@ -1717,30 +1764,8 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     path = _big_file(tmp_path / "big.csv", 110_000)
     command = [*_leads_command(), "import", str(path), "--list", "killed", "--json"]
 
-    process = subprocess.Popen(
-        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
-    started.append(process)
-    deadline = time.monotonic() + 120
-    record: dict[str, Any] | None = None
-    with connect(database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline and process.poll() is None:
-            record = conn.execute("SELECT id, batch_id, chunks_done, status FROM imports").fetchone()
-            if record is not None and record["chunks_done"] >= 1:
-                break
-            time.sleep(0.02)
-    assert process.poll() is None, f"leads import ended before it could be killed: {process.communicate()}"
-    assert record is not None and record["chunks_done"] >= 1
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait(timeout=30)
-    if _group_alive(process.pid):
-        os.killpg(process.pid, signal.SIGKILL)  # what a crash of the machine would take down with it
-
-    [killed] = sql_rows(database_url, "SELECT * FROM imports")
-    assert killed["status"] == "processing"
-    assert 1 <= killed["chunks_done"] < 3
+    killed = _killed_half_way(database_url, command, cli_env, started)
     assert live_leads(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
-
     rerun = subprocess.run(command, env=cli_env, capture_output=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr.decode()
     status = json.loads(rerun.stdout)
@@ -1751,14 +1776,6 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     assert live_leads(database_url, list_id) == 110_000
     assert _duplicate_emails(database_url) == []
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 # --------------------------------------------------------------------------------------------------------------
