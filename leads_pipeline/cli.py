@@ -164,6 +164,12 @@ def _print_status(status: dict[str, Any]) -> None:
             table.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
         console.print(table)
         console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
+    if status["status"] == "interrupted":
+        console.print(
+            "  its process was killed: the same `leads import` of the file into the list resumes it;"
+            f" `leads imports undo {status['importId']}` removes what it wrote instead",
+            highlight=False,
+        )
 
 
 def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) -> None:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Column, Table
+from rich.table import Table
 
 from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
 from leads_pipeline.commands.selection import (
@@ -435,19 +435,8 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     if as_json:
         print_json([launch_response(j) for j in jobs])
         return
-    # the id is what `leads jobs show` takes, and the status what one looks for: both kept whole in a narrow
-    # terminal (or a pipe: 80 columns), where the other columns are cut instead
-    widest = max((len(job.id) for job in jobs), default=3)
-    table = Table(
-        Column("job", no_wrap=True, min_width=widest),
-        Column("status", no_wrap=True),
-        Column("leads", no_wrap=True),
-        "sources",
-        "template",
-        "created",
-    )
-    for job in jobs:
-        table.add_row(
+    rows = [
+        (
             job.id,
             job.status,
             f"{job.leads_queued:,}",
@@ -455,7 +444,23 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
             job.template,
             f"{job.created_at:%Y-%m-%d %H:%M}",
         )
-    console.print(table)
+        for job in jobs
+    ]
+    table = Table("job", "status", "leads", "sources", "template", "created")
+    for row in rows:
+        table.add_row(*row)
+    if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
+        console.print(table)
+        return
+    # The id is what `leads jobs show` takes: in a narrower terminal (or a pipe: 80 columns) a table kept it
+    # whole and cut the other columns to nothing ("co…", "ba…"). Each job takes two lines there instead.
+    for job_id, status, leads, sources, template, created in rows:
+        console.print(job_id, markup=False, highlight=False)
+        console.print(
+            f"  {status}, {leads} leads, {sources}, template {template}, created {created}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @jobs_app.command("resume")

@@ -222,7 +222,9 @@ def run_import(
 ) -> dict[str, Any]:
     """Import ``path`` into the list as batch ``batch_id``; resumable; returns the import's status document.
 
-    Re-running a batch continues after its last committed chunk; a completed batch is returned as it is.
+    Re-running a batch continues after its last committed chunk; a completed batch is returned as it is. The
+    import's lock (``store.claim_import``) is held from the moment its record is written or set back to
+    processing until its end is: a process killed in between leaves it processing, and it reads as interrupted.
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
     or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
     for (the drop folder's); a file saved over since is refused before anything is written.
@@ -242,8 +244,10 @@ def run_import(
         with connect(database_url) as conn:
             return store.import_status(conn, existing["id"])
     workers = worker_count(options.workers, options.chunk_rows, path)
-    pool = start_pool(workers)
+    keeper = connect(database_url, autocommit=True)  # its session holds the import's lock until the end
+    pool: ProcessPoolExecutor | None = None
     try:
+        pool = start_pool(workers)
         plan = plan_import(path, options, dedupe=lead_list.dedupe, preview=False)
         layout = plan.layout
         if expected_sha256 is not None and layout.sha256 != expected_sha256:
@@ -253,9 +257,9 @@ def run_import(
             )
         chunk_rows = existing["chunk_rows"] if existing is not None else options.chunk_rows
         options = dataclasses.replace(options, chunk_rows=chunk_rows)
-        with connect(database_url) as conn:
+        with keeper.transaction():
             record = store.start_import(
-                conn,
+                keeper,
                 batch_id=batch_id,
                 list_id=lead_list.id,
                 file_path=str(path),
@@ -268,6 +272,7 @@ def run_import(
                 total_rows=layout.total_rows,
                 user=owner,
             )
+            store.claim_import(keeper, int(record["id"]))  # else not started: another process runs it
         import_id = int(record["id"])
         try:
             mapping = plan.mapping
@@ -317,5 +322,6 @@ def run_import(
                 store.fail_import(conn, import_id, failure_reason(exc))
             raise
     finally:
+        keeper.close()
         if pool is not None:
             pool.shutdown(cancel_futures=True)

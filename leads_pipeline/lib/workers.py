@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
@@ -49,10 +51,26 @@ def start_worker_server() -> None:
     forkserver.ensure_running()
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(importer: int) -> None:
     """A worker leaves Ctrl-C to the importing process, which stops the pool: a terminal sends SIGINT to the
-    whole process group, and each worker printed its own KeyboardInterrupt traceback before the import's one line."""
+    whole process group, and each worker printed its own KeyboardInterrupt traceback before the import's one line.
+    And it dies with the importing process (``_exit_with``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(importer,), name="exit-with-importer", daemon=True).start()
+
+
+def _exit_with(importer: int) -> None:
+    """End this worker once process ``importer`` has ended. A worker's parent is the forkserver, not the importing
+    process, and it waits on a queue that it holds both ends of, so nothing else tells it: ``kill -9`` of ``leads
+    import`` left both workers waiting for good, and the forkserver with them (it ends when the last process
+    holding its "alive" pipe does). Waits on a pidfd (readable once the process has ended), not on a polled pid
+    that could be reused."""
+    try:
+        pidfd = os.pidfd_open(importer)
+    except ProcessLookupError:  # ended already
+        os._exit(1)
+    select.select([pidfd], [], [])
+    os._exit(1)
 
 
 def start_pool(workers: int) -> ProcessPoolExecutor | None:
@@ -61,7 +79,9 @@ def start_pool(workers: int) -> ProcessPoolExecutor | None:
     instead of delaying the first chunk."""
     if workers <= 1:
         return None
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_ignore_interrupts)
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=worker_context(), initializer=_start_worker, initargs=(os.getpid(),)
+    )
     for _ in range(workers):
         pool.submit(os.getpid)
     return pool

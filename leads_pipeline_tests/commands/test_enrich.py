@@ -501,14 +501,29 @@ def test_an_estimate_does_not_load_the_dagster_definitions(leads: Leads, prospec
     assert loaded == "none"
 
 
-def test_jobs_ls_shows_each_job_id_whole(leads: Leads, prospects: list[int]) -> None:
+def test_jobs_ls_shows_each_job_whole_at_80_columns(
+    leads: Leads, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The job id is what `leads jobs show` needs, but in an 80-column terminal the table cut it to
-    "enrich-prospe…"; the other columns wrap now instead."""
+    "enrich-prospe…"; kept whole, it left the sources, template and created columns two letters wide ("co…",
+    "ba…", "20…"). There each job takes two lines now, every value whole; a wide terminal keeps the table."""
     job = leads.json("enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")["jobId"]
+    [listed] = leads.json("jobs", "ls", "--json")
+    with connect(database_url) as conn:
+        created = store.get_job(conn, job).created_at
+    values = [job, "completed", f"{listed['leadsQueued']:,}", ",".join(listed["sources"]), "basic"]
 
-    listing = leads.ok("jobs", "ls")
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = leads.ok("jobs", "ls").splitlines()
+    assert len(job) > 30 and max(len(line) for line in lines) <= 80
+    assert lines == [
+        job,
+        f"  completed, {values[2]} leads, {values[3]}, template basic, created {created:%Y-%m-%d %H:%M}",
+    ]
 
-    assert len(job) > 30 and job in listing
+    monkeypatch.setenv("COLUMNS", "160")
+    [row] = [line for line in leads.ok("jobs", "ls").splitlines() if job in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == [*values, f"{created:%Y-%m-%d %H:%M}"]
 
 
 def test_the_linkedin_estimate_counts_the_profiles_of_leads_with_a_url(

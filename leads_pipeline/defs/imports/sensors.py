@@ -66,8 +66,8 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
 
 
 def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tuple[bool, str | None]:
-    """Whether this content was imported into the list, and else the batch of a failed import of it to resume
-    (as ``leads import`` does), so that its leads and the rest of the file end up in one import."""
+    """Whether this content was imported into the list, and else the batch of a failed or interrupted import of it
+    to resume (as ``leads import`` does), so that its leads and the rest of the file end up in one import."""
     with database.connection() as conn:
         try:
             lead_list = get_list(conn, list_name, None)
@@ -76,7 +76,9 @@ def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tu
         if store.completed_import_of_file(conn, lead_list.id, sha256) is not None:
             return True, None
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
-        return False, unfinished["batch_id"] if unfinished is not None and unfinished["status"] == "failed" else None
+        if unfinished is None or unfinished["status"] not in ("failed", "interrupted"):
+            return False, None  # (one still running is not run beside itself)
+        return False, unfinished["batch_id"]
 
 
 IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (*RUNNING, dg.DagsterRunStatus.QUEUED)

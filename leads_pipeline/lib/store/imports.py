@@ -2,7 +2,9 @@
 
 Each chunk is merged in one transaction that also advances the import's progress, so a crash leaves whole
 chunks or nothing, and a re-run continues at the first chunk not yet committed. The merge's helpers load the
-import's preparation (pandas, pyarrow) where they use it: the history and undo need neither.
+import's preparation (pandas, pyarrow) where they use it: the history and undo need neither. The process running
+an import holds its lock (``claim_import``, ``lib/store/liveness``): one recorded as processing whose lock is free
+was killed and reads as ``interrupted``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from leads_pipeline.lib.fields import (
     DedupeKey,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS
-from leads_pipeline.lib.store import access, privacy, search_index
+from leads_pipeline.lib.store import access, liveness, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection, lock_for_adding
 
@@ -52,12 +54,35 @@ class ChunkCounts:
 IMPORTS_HINT: Final = "`leads imports list` lists yours"
 """Where the refusal of an import that is not found or not shared points the user."""
 
+_ALIVE: Final = sql.SQL("{} AS alive").format(liveness.alive(liveness.IMPORT, sql.SQL("i.id")))
+
+
+def claim_import(keeper: Connection, import_id: int) -> None:
+    """Hold the lock of the import (``liveness.IMPORT``) on ``keeper``'s session while this process runs it: the
+    server drops it with the process however that ends (SIGKILL, a power cut), and the import, left processing,
+    reads as interrupted (``_now``). Raises ``PermanentError`` when another process holds it: two runs of one
+    import would both prepare every chunk, and only one could merge it."""
+    if not liveness.claim(keeper, liveness.IMPORT, import_id):
+        raise PermanentError(
+            f"import {import_id} is still running in another process: `leads imports show {import_id}` follows it"
+        )
+
+
+def _now(row: dict[str, Any]) -> dict[str, Any]:
+    """The import of a row read with ``_ALIVE``, whose status is ``interrupted`` if it is recorded as processing
+    but no process holds its lock (killed outright, the machine went down): it will never end on its own. Its
+    counts are those of the chunks it committed."""
+    row["status"] = liveness.status(row["status"], ("processing",), row.pop("alive"))
+    return row
+
 
 def find_import(conn: Connection, import_id: int) -> dict[str, Any]:
-    row = conn.execute("SELECT * FROM imports WHERE id = %s", (import_id,)).fetchone()
-    if row is None:
+    """The import, with its status as it is now (``_now``)."""
+    row = conn.execute(sql.SQL("SELECT i.*, {} FROM imports i WHERE i.id = %s").format(_ALIVE), (import_id,))
+    found = row.fetchone()
+    if found is None:
         raise NotFoundError(access.not_shared(f"import {import_id}", IMPORTS_HINT))
-    return row
+    return _now(found)
 
 
 def import_for_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
@@ -65,12 +90,16 @@ def import_for_batch(conn: Connection, batch_id: str) -> dict[str, Any] | None:
 
 
 def unfinished_import(conn: Connection, list_id: int, sha256: str) -> dict[str, Any] | None:
-    """An import of the same file into the same list that stopped before the end (to resume, not restart)."""
-    return conn.execute(
-        "SELECT * FROM imports WHERE list_id = %s AND file_sha256 = %s AND status IN ('processing', 'failed')"
-        " ORDER BY id DESC LIMIT 1",
+    """An import of the same file into the same list that stopped before the end (to resume, not restart):
+    failed, interrupted, or still running (``_now``)."""
+    row = conn.execute(
+        sql.SQL(
+            "SELECT i.*, {} FROM imports i WHERE i.list_id = %s AND i.file_sha256 = %s"
+            " AND i.status IN ('processing', 'failed') ORDER BY i.id DESC LIMIT 1"
+        ).format(_ALIVE),
         (list_id, sha256),
     ).fetchone()
+    return None if row is None else _now(row)
 
 
 def completed_import_of_file(conn: Connection, list_id: int, sha256: str) -> dict[str, Any] | None:
@@ -102,7 +131,8 @@ def start_import(
     total_rows: int,
     user: str,
 ) -> dict[str, Any]:
-    """The import record of ``batch_id``: created on first call, set back to processing on a resume."""
+    """The import record of ``batch_id``: created on first call, set back to processing on a resume. An import
+    undone is not resumed: its leads are gone, and the chunks it had committed would not be imported again."""
     file_path = storable_text(file_path)
     create_batch(conn, batch_id, "import", list_id, f"import of {file_path}")
     row = conn.execute(
@@ -125,6 +155,11 @@ def start_import(
         ),
     ).fetchone()
     assert row is not None
+    if row["status"] == "undone":  # undone while this run started: the file is imported anew as a new batch
+        raise PermanentError(
+            f"{file_path}: import {row['id']} was undone; nothing was written: import the file again to import it"
+            " as a new import"
+        )
     if row["file_sha256"] != sha256:
         raise PermanentError(
             f"{file_path}: the file changed since import {row['id']} began (sha256 differs); "
@@ -769,14 +804,15 @@ def import_errors(conn: Connection, import_id: int, limit: int | None = None) ->
 
 
 def list_imports(conn: Connection, list_ids: list[int], limit: int = 50) -> list[dict[str, Any]]:
-    """The newest imports into these lists."""
-    return list(
-        conn.execute(
-            "SELECT i.*, l.name AS list_name FROM imports i JOIN lists l ON l.id = i.list_id"
-            " WHERE i.list_id = ANY(%(lists)s) ORDER BY i.id DESC LIMIT %(limit)s",
-            {"lists": list_ids, "limit": limit},
-        )
+    """The newest imports into these lists, with their status as it is now (``_now``)."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT i.*, l.name AS list_name, {} FROM imports i JOIN lists l ON l.id = i.list_id"
+            " WHERE i.list_id = ANY(%(lists)s) ORDER BY i.id DESC LIMIT %(limit)s"
+        ).format(_ALIVE),
+        {"lists": list_ids, "limit": limit},
     )
+    return [_now(row) for row in rows]
 
 
 def import_summary(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -880,14 +916,19 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
     elsewhere). Refused while a merge involves leads it wrote (removing a merge's survivor would take the merge,
     and the leads merged into it, with it: undo the merge first), and, unless ``force``, while leads it wrote
     were changed since by a later import (undo those first, newest first: each restores what it found) or
-    otherwise (``force`` undoes anyway and loses those changes)."""
-    row = conn.execute("SELECT * FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
+    otherwise (``force`` undoes anyway and loses those changes). An interrupted import (``_now``) is undone as a
+    failed one is: what its committed chunks wrote; one still running is refused (the row lock taken here makes
+    a resume starting meanwhile wait, and then refuse the import undone: ``start_import``)."""
+    row = conn.execute(
+        sql.SQL("SELECT i.*, {} FROM imports i WHERE i.id = %s FOR UPDATE OF i").format(_ALIVE), (import_id,)
+    ).fetchone()
     if row is None:
         raise NotFoundError(access.not_shared(f"import {import_id}", IMPORTS_HINT))
     access.require(  # before anything about the import is said
         conn, row["list_id"], user, "editor", "undoing an import into it", subject=f"import {import_id}",
         hint=IMPORTS_HINT,
     )  # fmt: skip
+    row = _now(row)
     if row["status"] == "undone":
         raise PermanentError(f"import {import_id} was already undone at {row['undone_at']:%Y-%m-%d %H:%M}")
     if row["status"] == "processing":

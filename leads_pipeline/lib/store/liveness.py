@@ -1,4 +1,4 @@
-"""Whether a CRM sync run or an enrichment job is still being worked on.
+"""Whether a CRM sync run, an enrichment job or an import is still being worked on.
 
 The process running one holds a session-level advisory lock keyed on it (``claim``) for as long as it runs; the
 server releases it when the session ends, however the process ended (SIGKILL, a power cut, Ctrl-C). A run
@@ -20,6 +20,8 @@ SYNC_RUN: Final = 0x1EAD1
 """The lock namespace of ``crm_sync_runs`` ids."""
 ENRICHMENT_JOB: Final = 0x1EAD2
 """The lock namespace of ``enrichment_jobs`` ids."""
+IMPORT: Final = 0x1EAD3
+"""The lock namespace of ``imports`` ids."""
 
 
 def status(recorded: str, running: Collection[str], alive: bool) -> str:

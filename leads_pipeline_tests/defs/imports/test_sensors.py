@@ -18,6 +18,7 @@ from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.csvfile import file_sha256
+from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -221,17 +222,36 @@ def test_a_file_dropped_again_after_its_import_completed_is_still_skipped(inbox:
     assert inbox.tick().run_requests == []
 
 
-def test_a_failed_import_of_the_file_is_resumed_in_its_own_batch(inbox: Inbox, database_url: str) -> None:
-    """As ``leads import`` does: the rows the failed import merged and the rest of the file end up in one import."""
+@pytest.mark.parametrize("status", ["failed", "processing"])
+def test_a_failed_or_interrupted_import_of_the_file_is_resumed_in_its_own_batch(
+    inbox: Inbox, database_url: str, status: str
+) -> None:
+    """As ``leads import`` does: the rows the failed import merged and the rest of the file end up in one import.
+    One left processing by a killed process (no process holds its lock: interrupted) was never resumed: the file
+    dropped again was imported as a new batch beside it."""
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
-    import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-failed")
+    import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-stopped")
     with connect(database_url) as conn:
-        conn.execute("UPDATE imports SET status = 'failed' WHERE batch_id = 'import-customers-failed'")
+        conn.execute("UPDATE imports SET status = %s WHERE batch_id = 'import-customers-stopped'", (status,))
     inbox.drop("customers", "leads.csv")
     inbox.tick()
     [request] = inbox.tick().run_requests or []
-    assert request.partition_key == "import-customers-failed"
+    assert request.partition_key == "import-customers-stopped"
+
+
+def test_a_file_whose_import_runs_in_a_process_is_not_resumed_beside_it(inbox: Inbox, database_url: str) -> None:
+    """An import still running (its process holds its lock) is not requested again: the run would be refused."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    status = import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-running")
+    with connect(database_url, autocommit=True) as keeper:
+        keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (int(status["importId"]),))
+        store.claim_import(keeper, int(status["importId"]))
+        inbox.drop("customers", "leads.csv")
+        inbox.tick()
+        [request] = inbox.tick().run_requests or []
+    assert request.partition_key != "import-customers-running"
 
 
 def test_other_files_are_ignored(inbox: Inbox) -> None:

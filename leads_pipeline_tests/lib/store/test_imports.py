@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import pytest
 from psycopg import sql
@@ -327,6 +328,73 @@ def test_an_interrupted_import_says_so_and_resumes(database_url: str) -> None:
     assert status["failure"] == INTERRUPTED
     resumed = run_import(database_url, batch_id="b-stop", path=DEMO_FILE, list_name="prospects", options=options)
     assert (resumed["status"], resumed["results"]["imported"], resumed["failure"]) == ("completed", 33, None)
+
+
+def test_a_running_import_holds_its_lock_so_it_is_not_run_twice_nor_undone(database_url: str) -> None:
+    """While a process runs an import, a second run of its batch was let in (both prepared every chunk) and its
+    status could not tell a running import from a killed one. The running one holds its lock: it reads processing,
+    a second run and an undo are refused; its end lets go of the lock (a kill does too: the tests of a real kill
+    below)."""
+    list_id = _new_list(database_url, "prospects")
+    committed, go_on = threading.Event(), threading.Event()
+
+    def hold(done: int, total: int) -> None:
+        committed.set()
+        assert go_on.wait(timeout=60)
+
+    options = ImportOptions(chunk_rows=10, workers=1)
+    run = {"batch_id": "b-held", "path": DEMO_FILE, "list_name": "prospects", "options": options}
+    results: list[dict[str, Any]] = []
+    running = threading.Thread(target=lambda: results.append(run_import(database_url, **run, on_progress=hold)))
+    running.start()
+    try:
+        assert committed.wait(timeout=60)
+        import_id = int(sql_value(database_url, "SELECT id FROM imports WHERE batch_id = 'b-held'"))
+        with connect(database_url) as conn:
+            assert store.import_status(conn, import_id)["status"] == "processing"
+            assert [r["status"] for r in store.list_imports(conn, [list_id])] == ["processing"]
+        with pytest.raises(PermanentError, match=f"import {import_id} is still running in another process"):
+            run_import(database_url, **run)
+        with pytest.raises(PermanentError, match=f"import {import_id} is still processing"):
+            _undo(database_url, import_id)
+    finally:
+        go_on.set()
+        running.join(timeout=60)
+    assert [r["status"] for r in results] == ["completed"]
+    assert sql_value(database_url, "SELECT chunks_done FROM imports WHERE id = %s", import_id) == 4
+
+
+def test_a_resume_that_finds_its_import_undone_meanwhile_writes_nothing(database_url: str) -> None:
+    """A resume reads the import before it takes its lock: an undo committed in between (the import was
+    interrupted then) was followed by the resume merging the rest of the file into the undone import."""
+    _new_list(database_url, "prospects")
+
+    def fail(done: int, total: int) -> None:
+        raise RuntimeError("stopped")
+
+    options = ImportOptions(chunk_rows=10, workers=1)
+    with pytest.raises(RuntimeError):
+        run_import(
+            database_url, batch_id="b-undone", path=DEMO_FILE, list_name="prospects", options=options, on_progress=fail
+        )
+    [record] = sql_rows(database_url, "SELECT * FROM imports")
+    _undo(database_url, record["id"])
+    with connect(database_url) as conn, pytest.raises(PermanentError, match=f"import {record['id']} was undone"):
+        store.start_import(
+            conn,
+            batch_id="b-undone",
+            list_id=record["list_id"],
+            file_path=str(DEMO_FILE),
+            sha256=record["file_sha256"],
+            size=record["file_size"],
+            mapping=record["mapping"],
+            options=record["options"],
+            dialect=record["dialect"],
+            chunk_rows=10,
+            total_rows=record["total_rows"],
+            user="tester",
+        )
+    assert sql_rows(database_url, "SELECT status, chunks_done FROM imports") == [{"status": "undone", "chunks_done": 1}]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1709,37 +1777,81 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait(timeout=30)
 
 
-def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
-    database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
-) -> None:
-    """The CLI has no chunk-size option (50,000 rows a chunk), so the file has 110,000 rows: three chunks."""
-    list_id = _new_list(database_url, "killed")
-    path = _big_file(tmp_path / "big.csv", 110_000)
-    command = [*_leads_command(), "import", str(path), "--list", "killed", "--json"]
-
-    process = subprocess.Popen(
-        command, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
-    )
+def _killed_half_way(
+    database_url: str, command: list[str], env: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> dict[str, Any]:
+    """Run `leads import` (``command``) and ``kill -9`` it alone (as the OOM killer or ``kill -9 PID`` does, not
+    its process group) once its first chunk is committed; its record, as stored. Every process it started ends
+    with it: the chunk workers and their forkserver were left waiting for good (two ``multiprocessing.forkserver``
+    processes a kill, and the resource tracker)."""
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     started.append(process)
     deadline = time.monotonic() + 120
     record: dict[str, Any] | None = None
     with connect(database_url, autocommit=True) as conn:
         while time.monotonic() < deadline and process.poll() is None:
-            record = conn.execute("SELECT id, batch_id, chunks_done, status FROM imports").fetchone()
+            record = conn.execute("SELECT id, chunks_done FROM imports WHERE status = 'processing'").fetchone()
             if record is not None and record["chunks_done"] >= 1:
                 break
             time.sleep(0.02)
     assert process.poll() is None, f"leads import ended before it could be killed: {process.communicate()}"
     assert record is not None and record["chunks_done"] >= 1
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert any("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in children), "chunk workers"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    if _group_alive(process.pid):
-        os.killpg(process.pid, signal.SIGKILL)  # what a crash of the machine would take down with it
-
-    [killed] = sql_rows(database_url, "SELECT * FROM imports")
-    assert killed["status"] == "processing"
+    left = _survivors(children, timeout_s=10)
+    assert left == [], f"processes of the killed import still run: {left}"
+    [killed] = sql_rows(database_url, "SELECT * FROM imports WHERE id = %s", record["id"])
+    assert killed["status"] == "processing", "as stored: nothing could write its end"
     assert 1 <= killed["chunks_done"] < 3
+    return killed
+
+
+def _survivors(processes: list[psutil.Process], timeout_s: float) -> list[str]:
+    """The command lines of ``processes`` still running (not ended, nor ended and not yet reaped) after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(" ".join(process.cmdline())[:80])
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.1)
+
+
+def _leads_json(env: dict[str, str], *args: str) -> Any:
+    """The JSON a ``leads`` command prints."""
+    result = subprocess.run(
+        [*_leads_command(), *args, "--json"], env=env, capture_output=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
+    database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> None:
+    """The CLI has no chunk-size option (50,000 rows a chunk), so the file has 110,000 rows: three chunks. The
+    killed import read "processing" at its committed rows for good; it reads "interrupted" now (no process holds
+    its lock), in `imports show` and `imports list`."""
+    list_id = _new_list(database_url, "killed")
+    path = _big_file(tmp_path / "big.csv", 110_000)
+    command = [*_leads_command(), "import", str(path), "--list", "killed", "--json"]
+
+    killed = _killed_half_way(database_url, command, cli_env, started)
     assert live_leads(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
+    shown = _leads_json(cli_env, "imports", "show", str(killed["id"]))
+    assert (shown["status"], shown["progress"]["processed"]) == ("interrupted", 50_000 * killed["chunks_done"])
+    assert [i["status"] for i in _leads_json(cli_env, "imports", "list")] == ["interrupted"]
+    shown_text = subprocess.run(
+        [*_leads_command(), "imports", "show", str(killed["id"])], env=cli_env, capture_output=True, check=True
+    ).stdout.decode()
+    assert f"import {killed['id']} interrupted" in shown_text
+    assert "the same `leads import` of the file into the list resumes it" in " ".join(shown_text.split())
 
     rerun = subprocess.run(command, env=cli_env, capture_output=True, timeout=300, check=False)
     assert rerun.returncode == 0, rerun.stderr.decode()
@@ -1753,12 +1865,52 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
 
 
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _stored_as_is(database_url: str) -> list[tuple[Any, ...]]:
+    """Every lead row as stored, sealed values as they are (sealed with the keys of the CLI's leads home)."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT * FROM leads.leads ORDER BY id").fetchall()
+
+
+def test_an_import_killed_half_way_is_undone_exactly_and_imported_anew_after(
+    database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
+) -> None:
+    """`leads imports undo` of a killed import said "still processing" for good. Interrupted, it is undone as a
+    failed one is: the leads its committed chunks created are removed and those they updated are as they were
+    (every column); the same `leads import` after the undo imports the file anew, as a new import."""
+    list_id = _new_list(database_url, "killed")
+    known = _write_csv(
+        tmp_path / "known.csv",
+        ["Email", "First Name", "Last Name", "Title"],
+        [[f"person{i}@example.com", f"Known{i}", "", "CEO"] for i in range(0, 110_000, 500)],
+    )
+    _leads_json(cli_env, "import", str(known), "--list", "killed")  # sealed with the keys of the CLI's home
+    before = _stored_as_is(database_url)
+    path = _big_file(tmp_path / "big.csv", 110_000)
+    command = [*_leads_command(), "import", str(path), "--list", "killed", "--on-duplicate", "update", "--json"]
+
+    killed = _killed_half_way(database_url, command, cli_env, started)
+    updated = 100 * killed["chunks_done"]  # the known leads among the committed chunks' rows
+    assert killed["updated"] == updated
+    assert sql_value(database_url, "SELECT count(*) FROM leads WHERE first_name LIKE 'Known%%'") == 220 - updated
+    undone = subprocess.run(
+        [*_leads_command(), "imports", "undo", str(killed["id"])], env=cli_env, capture_output=True, check=False
+    )
+    assert undone.returncode == 0, undone.stderr.decode()
+    removed = 50_000 * killed["chunks_done"] - updated
+    assert f"{removed:,} leads removed, {updated:,} restored" in undone.stdout.decode()
+    assert _stored_as_is(database_url) == before
+
+    again = subprocess.run(command, env=cli_env, capture_output=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr.decode()
+    status = json.loads(again.stdout)
+    assert status["importId"] != str(killed["id"]), "the undone import is not resumed"
+    assert (status["status"], status["results"]["imported"], status["results"]["updated"]) == (
+        "completed",
+        110_000 - 220,
+        220,
+    )
+    assert live_leads(database_url, list_id) == 110_000
+    assert _leads_json(cli_env, "imports", "show", str(killed["id"]))["status"] == "undone"
 
 
 # --------------------------------------------------------------------------------------------------------------
