@@ -286,10 +286,11 @@ def note_source(conn: Connection, job_id: str, source: str, note: str) -> None:
 def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterable[int], reason: str) -> None:
     """Record why these leads failed at ``source``; addresses and numbers a provider's error quotes are masked
     (the reason is kept in clear for the job's report, the contact data is not). A lead deleted since it was
-    read gets none (``existing_leads``)."""
+    read gets none (``existing_leads``), nor one deleted softly (in bulk, with its list, merged away), whose values
+    the job leaves alone: the job's results counted it as failed."""
     reason = mask(reason)
     ids = list(lead_ids)
-    live = existing_leads(conn, ids)
+    live = existing_leads(conn, ids, live=True)
     conn.cursor().executemany(
         """INSERT INTO enrichment_failures (job_id, lead_id, source, reason) VALUES (%s, %s, %s, %s)
            ON CONFLICT (job_id, lead_id, source) DO UPDATE SET reason = EXCLUDED.reason, at = now()""",
@@ -707,11 +708,13 @@ def result_counts(conn: Connection, job_id: str) -> dict[str, Any]:
     address valid enough to be written, a direct dial, an accepted LinkedIn URL, a company value applied, or a
     company fact no lead column holds, such as technologies, that an earlier job had not given the lead), not
     the verification of what they had. ``enriched`` is the leads found by any source, so a job stopped by its
-    cap reports only the leads it reached."""
+    cap reports only the leads it reached. A lead deleted softly (in bulk, with its list, merged away) is found
+    and failed by none: one deleted while the job ran keeps its columns, yet gets its facts (what was bought)."""
     row = conn.execute(
         """WITH members AS (SELECT lead_id FROM batch_members WHERE batch_id = %(job)s),
                 facts AS (SELECT f.id, f.lead_id, f.field, f.confidence, f.value, f.details, f.source
-                          FROM lead_facts f WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
+                          FROM lead_facts f JOIN leads l ON l.id = f.lead_id AND l.deleted_at IS NULL
+                          WHERE f.batch_id = %(job)s AND f.value IS NOT NULL),
                 found AS (SELECT lead_id, 'email' AS kind FROM facts WHERE field = 'email'
                             AND source <> 'existing' AND details->>'status' = 'valid'
                           UNION ALL SELECT lead_id, 'phone' FROM facts WHERE field = 'phone'
@@ -724,7 +727,8 @@ def result_counts(conn: Connection, job_id: str) -> dict[str, Any]:
                                  SELECT 1 FROM lead_facts p WHERE p.lead_id = f.lead_id AND p.field = f.field
                                     AND p.value = f.value AND p.id < f.id
                                     AND p.batch_id IS DISTINCT FROM %(job)s))),
-                failed AS (SELECT DISTINCT lead_id FROM enrichment_failures WHERE job_id = %(job)s)
+                failed AS (SELECT DISTINCT e.lead_id FROM enrichment_failures e
+                           JOIN leads l ON l.id = e.lead_id AND l.deleted_at IS NULL WHERE e.job_id = %(job)s)
            SELECT
              (SELECT count(DISTINCT lead_id) FROM found) AS enriched,
              (SELECT count(*) FROM failed WHERE lead_id NOT IN (SELECT lead_id FROM found)) AS failed,

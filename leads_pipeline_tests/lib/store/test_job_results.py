@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.store import bulk
 from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
-from leads_pipeline.lib.store.enrichment import result_counts
+from leads_pipeline.lib.store.enrichment import record_failures, result_counts
 from leads_pipeline.lib.store.search import create_selection_batch
 from leads_pipeline_tests.lib.scoring.support import add_leads
 
@@ -67,3 +68,28 @@ def test_a_company_fact_an_earlier_job_gave_the_lead_is_no_find(database_url: st
         first, again = result_counts(conn, "job-first"), result_counts(conn, "job-again")
     assert (first["company_found"], first["enriched"]) == (2, 2), "a later job does not undo an earlier find"
     assert (again["company_found"], again["enriched"]) == (2, 2)
+
+
+def test_a_lead_deleted_while_the_job_ran_is_neither_failed_nor_found(database_url: str) -> None:
+    """`leads bulk delete` (a list deleted, a merge: the row stays) of leads a job was looking up: a failed lookup
+    of one still got its failure row, counted among the job's failed leads, and the address found for the other
+    (a fact, the record of what was bought, its column left alone) counted it as found and enriched."""
+    with connect(database_url) as conn:
+        _list, ids = add_leads(conn, [{"first_name": n} for n in ("Pat", "Lou", "Kim")], "deleted meanwhile")
+        found, failed, kept = ids
+        create_selection_batch(conn, Selection(ids=tuple(ids)), "tester", batch_id="job-deleted")
+        conn.execute(
+            "INSERT INTO enrichment_jobs (id, sources, template, created_by)"
+            " VALUES ('job-deleted', '{email}', 's', 't')"
+        )
+    with connect(database_url) as deleting:
+        bulk.delete(deleting, Selection.build(ids=[found, failed]), "tester")
+    with connect(database_url) as conn:
+        address = Fact(found, "email", "pat@x.example", "pattern", 95, 0.0, {"status": "valid"})
+        insert_facts(conn, "job-deleted", [address])
+        record_failures(conn, "job-deleted", "pattern", [failed, kept], "SMTP: timed out")
+    with connect(database_url) as conn:
+        failures = [r["lead_id"] for r in conn.execute("SELECT lead_id FROM enrichment_failures")]
+        counts = result_counts(conn, "job-deleted")
+    assert failures == [kept]
+    assert (counts["enriched"], counts["email_found"], counts["email_verified"], counts["failed"]) == (0, 0, 0, 1)
