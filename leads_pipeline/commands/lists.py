@@ -276,12 +276,13 @@ def lists_share(
 
     checked = run_or_fail(lambda: access.check_role(role))
 
-    def share(conn: Any, lst: Any) -> None:
-        access.grant(conn, lst.id, user, checked, granted_by=acting_user())
-        _audit(conn, "list.share", lst, {"user": user, "role": checked})
+    def share(conn: Any, lst: Any) -> str:
+        member = access.grant(conn, lst.id, user, checked, granted_by=acting_user())
+        _audit(conn, "list.share", lst, {"user": member, "role": checked})
+        return member
 
-    _change(name, "owner", "sharing it", share, write=False)
-    console.print(f"{user} is now {checked} of list {name!r}", highlight=False)
+    member = _change(name, "owner", "sharing it", share, write=False)
+    console.print(f"{member} is now {checked} of list {name!r}", highlight=False)
 
 
 @app.command("unshare")

@@ -75,8 +75,11 @@ def test_a_list_or_user_name_with_control_characters_is_refused(leads: Leads) ->
         assert leads.fails("lists", "share", "fair", user, "--role", "editor") == expected
     assert [lst["name"] for lst in leads.json("lists", "ls", "--json")] == ["fair"]
     assert [m["user"] for m in leads.json("lists", "show", "fair", "--json")["members"]] == ["tester"]
-    leads.ok("lists", "share", "fair", " José ")
+    # named as stored, trimmed, in the message and the audit entry too (both quoted the name as typed)
+    assert leads.ok("lists", "share", "fair", " José ").splitlines() == ["José is now viewer of list 'fair'"]
     assert [m["user"] for m in leads.json("lists", "show", "fair", "--json")["members"]] == ["tester", "José"]
+    shares = [e["details"] for e in leads.json("audit", "--action", "list", "--json") if e["action"] == "list.share"]
+    assert shares == [{"user": "José", "role": "viewer"}]
     leads.ok("lists", "rename", "fair", "  Messe München 2026 ")
     assert leads.json("lists", "show", "messe münchen 2026", "--json")["name"] == "Messe München 2026"
 

@@ -155,8 +155,9 @@ def printable_name(name: str, what: str) -> str:
     return name.strip()
 
 
-def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: str) -> None:
-    """Give ``user`` the role on the list (replacing any role they had); the caller has checked ownership."""
+def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: str) -> str:
+    """Give ``user`` the role on the list (replacing any role they had); the caller has checked ownership.
+    Returns the member's name as stored (trimmed), for the audit entry and the message to name."""
     if not user.strip():
         raise ConfigurationError("a user name cannot be empty")
     user = printable_name(user, "a user name")
@@ -168,6 +169,7 @@ def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: 
         " granted_at = now()",
         (list_id, user, role, granted_by),
     )
+    return user
 
 
 def revoke(conn: Connection, list_id: int, user: str) -> bool:
