@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -636,6 +637,28 @@ def test_a_pull_that_read_a_lead_as_it_was_merged_away_writes_into_the_survivor(
     assert {r["id"]: r["title"] for r in rows} == {survivor: "COO", merged_away: "Engineer"}
 
 
+def while_deleting(
+    database_url: str, delete: str, lead_id: int, list_name: str, run: Callable[[], SyncReport]
+) -> list[SyncReport]:
+    """``run`` (a push or pull) in a thread while `leads bulk delete` of the lead (``delete`` "bulk") or `leads
+    lists delete` of its list is in flight, committed once ``run`` waits for a lock; returns its report."""
+    reports: list[SyncReport] = []
+    with connect(database_url) as deleting:
+        deleting.execute("SELECT 1")  # the delete's transaction is this one, committed once the run waits for it
+        if delete == "bulk":
+            bulk.delete(deleting, Selection.build(ids=[lead_id]), "tester")
+        else:
+            delete_list(deleting, get_list(deleting, list_name, "tester"))
+        thread = threading.Thread(target=lambda: reports.append(run()))
+        thread.start()
+        try:
+            await_lock_wait(database_url)
+        finally:
+            deleting.commit()
+            thread.join()
+    return reports
+
+
 @pytest.mark.parametrize("delete", ["bulk", "list"])
 def test_a_push_batch_waits_for_a_delete_in_flight_and_leaves_its_leads_out(
     database_url: str, sandbox: Sandbox, tmp_path: Path, delete: str
@@ -649,21 +672,32 @@ def test_a_push_batch_waits_for_a_delete_in_flight_and_leaves_its_leads_out(
                            list_name=f"Deleting {delete}")  # fmt: skip
     gus = lead_of(database_url, list_id, emails[0])["id"]
     push = engine(database_url, sandbox, connection("hubspot", f"hs-deleting-{delete}", direction="push"))
-    reports: list[SyncReport] = []
-    with connect(database_url) as deleting:
-        deleting.execute("SELECT 1")  # the delete's transaction is this one, committed once the batch waits for it
-        if delete == "bulk":
-            bulk.delete(deleting, Selection.build(ids=[gus]), "tester")
-        else:
-            delete_list(deleting, get_list(deleting, f"Deleting {delete}", "tester"))
-        thread = threading.Thread(target=lambda: reports.append(push.run("push", list_id)))
-        thread.start()
-        try:
-            await_lock_wait(database_url)
-        finally:
-            deleting.commit()
-            thread.join()
+    reports = while_deleting(database_url, delete, gus, f"Deleting {delete}", lambda: push.run("push", list_id))
 
     sent = [email for email in emails if cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store.find("email", email)]
     assert sent == ([emails[1]] if delete == "bulk" else [])
     assert [(r.status, r.leads_to_sync, r.created) for r in reports] == [("completed", 2, len(sent))]
+
+
+@pytest.mark.parametrize("delete", ["bulk", "list"])
+def test_a_pull_waits_for_a_delete_in_flight_and_leaves_the_deleted_lead_alone(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, delete: str
+) -> None:
+    """`leads sync` pulled a changed record while `leads bulk delete` (or `leads lists delete`) deleted the lead
+    linked to it: a pull that found the lead live, then wrote it by id, would write the CRM's values into a lead
+    whose delete committed in between. The pull reads the lead held (``hold_lead``), which waits for the delete
+    (it holds its leads for update first), then finds it deleted: nothing is written into it."""
+    email, name = f"ria.{delete}@example.net", f"Pull deleting {delete}"
+    list_id = import_leads(database_url, tmp_path, [person("Ria", email)], list_name=name)
+    crm = connection("hubspot", f"hs-pull-deleting-{delete}")
+    assert engine(database_url, sandbox, crm).run("push", list_id).created == 1
+    ria = lead_of(database_url, list_id, email)["id"]
+    changed_in_crm(sandbox, email, jobtitle="COO")
+    pull = engine(database_url, sandbox, crm)
+    reports = while_deleting(database_url, delete, ria, name, lambda: pull.run("pull", None))
+
+    assert [(r.status, r.pulled) for r in reports] == [("completed", 0)]
+    with connect(database_url) as db:
+        row = db.execute("SELECT title, deleted_at FROM leads WHERE id = %s", (ria,)).fetchone()
+    assert row is not None and row["deleted_at"] is not None
+    assert row["title"] == "Engineer", "the CRM's value was written into the deleted lead"
