@@ -29,6 +29,7 @@ from leads_pipeline.commands.common import (
     errors,
     fail,
     print_json,
+    print_table,
     run_or_fail,
 )
 from leads_pipeline.commands.contacts import find_email, verify
@@ -352,9 +353,8 @@ def imports_list(
     if as_json:
         print_json([store.import_summary(r) for r in rows])
         return
-    table = Table("id", "list", "file", "status", "rows", "imported", "updated", "skipped", "rejected", "when")
-    for r in rows:
-        table.add_row(
+    cells = [
+        (
             str(r["id"]),
             r["list_name"],
             Path(r["file_path"]).name,
@@ -366,7 +366,22 @@ def imports_list(
             f"{r['errors']:,}",
             f"{r['created_at']:%Y-%m-%d %H:%M}",
         )
-    console.print(table)
+        for r in rows
+    ]
+    table = Table("id", "list", "file", "status", "rows", "imported", "updated", "skipped", "rejected", "when")
+    for row in cells:
+        table.add_row(*row)
+    print_table(
+        table,
+        [
+            (
+                f"{import_id}  {file} into {name}, {when}",
+                f"{status}, {total} rows: {imported} imported, {updated} updated, {skipped} skipped,"
+                f" {rejected} rejected",
+            )
+            for import_id, name, file, status, total, imported, updated, skipped, rejected, when in cells
+        ],
+    )
 
 
 def _require_import_reader(conn: Any, import_id: int) -> None:

@@ -360,6 +360,32 @@ def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> No
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
+def test_imports_list_shows_each_import_whole_at_80_columns(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In an 80-column terminal (or a pipe) the table of ten columns cut the list, status, counts and date to a
+    letter or two ("inte…", "200,…", "2026-…"). There each import takes two lines now, every value whole; a wide
+    terminal keeps the table."""
+    leads.ok("lists", "create", "fair")
+    import_id = import_file(database_url, DEMO_FILE, "fair")["importId"]
+    with connect(database_url) as conn:
+        [created] = conn.execute("SELECT created_at FROM imports WHERE id = %s", (int(import_id),))
+    when = f"{created['created_at']:%Y-%m-%d %H:%M}"
+
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = leads.ok("imports", "list").splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert lines == [
+        f"{import_id}  demo_leads.csv into fair, {when}",
+        "  completed, 36 rows: 33 imported, 0 updated, 1 skipped, 2 rejected",
+    ]
+
+    monkeypatch.setenv("COLUMNS", "160")
+    [row] = [line for line in leads.ok("imports", "list").splitlines() if "demo_leads.csv" in line]
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == [str(import_id), "fair", "demo_leads.csv", "completed", "36", "33", "0", "1", "2", when]
+
+
 def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

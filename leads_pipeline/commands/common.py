@@ -6,7 +6,7 @@ import io
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.runtime import Environment, os_user, plain_postgres_url, prepare_environment
@@ -188,6 +189,18 @@ ID_MAPS = frozenset({"filled"})
 
 AS_STORED_KEYS = frozenset({"data"})
 """Keys whose values are stored rows table by table (``leads privacy export``): written exactly as stored."""
+
+
+def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
+    """Print ``table`` where the terminal is wide enough for it; else each row as its two ``lines``: what names
+    it, then its values, all whole. In a narrower terminal (or a pipe: 80 columns) rich cut the columns to a
+    letter or two ("co…", "200,…", "2026-…") to fit, or kept one whole (a job's id) and cut the others to nothing."""
+    if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
+        console.print(table)
+        return
+    for first, second in lines:
+        console.print(first, markup=False, highlight=False)
+        console.print(f"  {second}", markup=False, highlight=False)
 
 
 def print_json(document: Any) -> None:

@@ -17,7 +17,15 @@ import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    console,
+    environment,
+    fail,
+    print_json,
+    print_table,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import (
     ListOption,
     ScoreMaxOption,
@@ -449,18 +457,14 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     table = Table("job", "status", "leads", "sources", "template", "created")
     for row in rows:
         table.add_row(*row)
-    if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
-        console.print(table)
-        return
-    # The id is what `leads jobs show` takes: in a narrower terminal (or a pipe: 80 columns) a table kept it
-    # whole and cut the other columns to nothing ("co…", "ba…"). Each job takes two lines there instead.
-    for job_id, status, leads, sources, template, created in rows:
-        console.print(job_id, markup=False, highlight=False)
-        console.print(
-            f"  {status}, {leads} leads, {sources}, template {template}, created {created}",
-            markup=False,
-            highlight=False,
-        )
+    # The id is what `leads jobs show` takes: on its own line where the table does not fit
+    print_table(
+        table,
+        [
+            (job_id, f"{status}, {leads} leads, {sources}, template {template}, created {created}")
+            for job_id, status, leads, sources, template, created in rows
+        ],
+    )
 
 
 @jobs_app.command("resume")

@@ -1,8 +1,8 @@
 """Dagster runs whose ``leads`` process was killed, which Dagster still shows running.
 
 A process killed outright (SIGKILL, a power cut) never writes its Dagster run's end: the run stays STARTED in the
-UI for good. The advisory lock of the sync run or enrichment job it worked for (``lib/store/liveness``) is what
-tells that the process is gone; whoever finds that sync run or job interrupted reports its Dagster run ended here.
+UI for good. The advisory lock of the sync run, enrichment job or import it worked for (``lib/store/liveness``) is
+what tells that the process is gone; whoever finds it interrupted reports its Dagster run ended here.
 """
 
 from typing import Final

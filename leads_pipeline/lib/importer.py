@@ -225,6 +225,8 @@ def run_import(
     Re-running a batch continues after its last committed chunk; a completed batch is returned as it is. The
     import's lock (``store.claim_import``) is held from the moment its record is written or set back to
     processing until its end is: a process killed in between leaves it processing, and it reads as interrupted.
+    A resume takes it before reading the file (seconds for a large one): until then the drop folder took the run
+    resuming an interrupted import for the killed one, whose import's lock is free (``inbox_sensor``).
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
     or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
     for (the drop folder's); a file saved over since is refused before anything is written.
@@ -247,6 +249,8 @@ def run_import(
     keeper = connect(database_url, autocommit=True)  # its session holds the import's lock until the end
     pool: ProcessPoolExecutor | None = None
     try:
+        if existing is not None:  # a resume: held from now, while the file is read again, not from after that
+            store.claim_import(keeper, int(existing["id"]))
         pool = start_pool(workers)
         plan = plan_import(path, options, dedupe=lead_list.dedupe, preview=False)
         layout = plan.layout

@@ -12,7 +12,7 @@ import dagster as dg
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.imports.assets import ImportConfig
 from leads_pipeline.defs.imports.jobs import import_job
-from leads_pipeline.defs.killed import RUNNING
+from leads_pipeline.defs.killed import RUNNING, end_killed_runs
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
@@ -65,20 +65,39 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
     return found
 
 
-def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tuple[bool, str | None]:
+def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tuple[bool, str | None, bool]:
     """Whether this content was imported into the list, and else the batch of a failed or interrupted import of it
-    to resume (as ``leads import`` does), so that its leads and the rest of the file end up in one import."""
+    to resume (as ``leads import`` does), so that its leads and the rest of the file end up in one import, and
+    whether that import is interrupted (its process killed: ``_fail_killed_runs``)."""
     with database.connection() as conn:
         try:
             lead_list = get_list(conn, list_name, None)
         except NotFoundError:
-            return False, None
+            return False, None, False
         if store.completed_import_of_file(conn, lead_list.id, sha256) is not None:
-            return True, None
+            return True, None, False
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
         if unfinished is None or unfinished["status"] not in ("failed", "interrupted"):
-            return False, None  # (one still running is not run beside itself)
-        return False, unfinished["batch_id"]
+            return False, None, False  # (one still running is not run beside itself)
+        return False, unfinished["batch_id"], unfinished["status"] == "interrupted"
+
+
+KILLED_MESSAGE = (
+    "the process running its import was killed: `leads imports show` reads the import interrupted, and the file"
+    " dropped again resumes it"
+)
+
+
+def _fail_killed_runs(instance: dg.DagsterInstance, tags: dict[str, str]) -> int:
+    """Report failed the runs importing this content into this list (its ``tags``) that Dagster records as
+    started, while their import is interrupted: no process holds its lock, so they were killed and never wrote
+    their end. Dagster showed them started for good, and the file dropped again was skipped as being imported
+    (``_run_in_flight``) until the run was terminated from the UI. A run queued or starting has not begun its
+    import and is left alone (a run resuming it holds its lock from the start of ``run_import``); how many were
+    reported."""
+    filters = dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])
+    killed = [record.dagster_run.run_id for record in instance.get_run_records(filters=filters)]
+    return end_killed_runs(instance, KILLED_MESSAGE, failed=True, run_ids=killed)
 
 
 IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (*RUNNING, dg.DagsterRunStatus.QUEUED)
@@ -143,11 +162,13 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 )
             continue
         requested[identity] = [key, dropped.ctime]
-        imported, failed_batch = _previous_import(database, dropped.list_name, sha)
+        imported, failed_batch, interrupted = _previous_import(database, dropped.list_name, sha)
         if imported:
             context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
             continue
         tags = {"leads/source": "inbox", "leads/list": dropped.list_name, "leads/sha256": sha}
+        if interrupted and (killed := _fail_killed_runs(context.instance, tags)):
+            context.log.info(f"{dropped.path}: its import was interrupted: {killed} killed run(s) reported failed")
         if _run_in_flight(context.instance, tags):
             context.log.info(f"{dropped.path}: its import into list {dropped.list_name!r} is running, skipped")
             continue

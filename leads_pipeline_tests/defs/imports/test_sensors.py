@@ -240,6 +240,42 @@ def test_a_failed_or_interrupted_import_of_the_file_is_resumed_in_its_own_batch(
     assert request.partition_key == "import-customers-stopped"
 
 
+def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file_dropped_again_resumes_it(
+    inbox: Inbox, database_url: str
+) -> None:
+    """A killed import's Dagster run stays started (its process never wrote its end), and a file whose run is
+    recorded running is skipped: the file dropped again or touched was not imported until the run was terminated
+    from the UI. Its import interrupted (no process holds its lock), the run is reported failed, and the file
+    resumes the import; a run whose import a process holds is left running."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
+    path = inbox.drop("customers", "leads.csv")
+    tags = {"leads/source": "inbox", "leads/list": "customers", "leads/sha256": file_sha256(path)}
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        tags={**tags, "dagster/partition": "import-customers-killed"},
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    inbox.instance.add_run(run)
+
+    def status() -> dg.DagsterRunStatus | None:
+        reread = inbox.instance.get_run_by_id(run.run_id)
+        return None if reread is None else reread.status
+
+    with connect(database_url, autocommit=True) as keeper:
+        keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))
+        store.claim_import(keeper, import_id)  # its process still runs it
+        inbox.tick()
+        assert inbox.tick().run_requests == []
+        assert status() == dg.DagsterRunStatus.STARTED
+    os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # its process is gone; the file touched
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert request.partition_key == "import-customers-killed"
+    assert status() == dg.DagsterRunStatus.FAILURE
+
+
 def test_a_file_whose_import_runs_in_a_process_is_not_resumed_beside_it(inbox: Inbox, database_url: str) -> None:
     """An import still running (its process holds its lock) is not requested again: the run would be refused."""
     with connect(database_url) as conn:

@@ -25,6 +25,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from leads_pipeline.lib import importer
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
@@ -362,6 +363,38 @@ def test_a_running_import_holds_its_lock_so_it_is_not_run_twice_nor_undone(datab
         running.join(timeout=60)
     assert [r["status"] for r in results] == ["completed"]
     assert sql_value(database_url, "SELECT chunks_done FROM imports WHERE id = %s", import_id) == 4
+
+
+def test_a_resume_holds_its_import_while_it_reads_the_file_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resume of an interrupted import read the whole file again (seconds for a large one) before taking the
+    import's lock: meanwhile the import read interrupted, and the drop folder took the Dagster run resuming it for
+    the killed one (its import's lock free) and reported it failed. The lock is held from the start of a resume."""
+    _new_list(database_url, "prospects")
+
+    def stop(done: int, total: int) -> None:
+        raise RuntimeError("stopped")
+
+    options = ImportOptions(chunk_rows=10, workers=1)
+    run = {"batch_id": "b-reread", "path": DEMO_FILE, "list_name": "prospects", "options": options}
+    with pytest.raises(RuntimeError):
+        run_import(database_url, **run, on_progress=stop)
+    import_id = int(sql_value(database_url, "SELECT id FROM imports WHERE batch_id = 'b-reread'"))
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))  # as a kill leaves it
+        assert store.find_import(conn, import_id)["status"] == "interrupted"
+    planned = importer.plan_import
+    statuses: list[str] = []
+
+    def planning(*args: Any, **kwargs: Any) -> Any:
+        with connect(database_url) as conn:
+            statuses.append(store.find_import(conn, import_id)["status"])
+        return planned(*args, **kwargs)
+
+    monkeypatch.setattr(importer, "plan_import", planning)
+    assert run_import(database_url, **run)["status"] == "completed"
+    assert statuses == ["processing"]
 
 
 def test_a_resume_that_finds_its_import_undone_meanwhile_writes_nothing(database_url: str) -> None:
