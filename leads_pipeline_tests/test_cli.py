@@ -18,10 +18,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import pytest
+from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import (
@@ -372,7 +374,7 @@ def test_imports_list_shows_each_import_whole_at_80_columns(
         [created] = conn.execute("SELECT created_at FROM imports WHERE id = %s", (int(import_id),))
     when = f"{created['created_at']:%Y-%m-%d %H:%M}"
 
-    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(common, "console", Console(width=80))  # as a terminal (or pipe) of 80
     lines = leads.ok("imports", "list").splitlines()
     assert max(len(line) for line in lines) <= 80
     assert lines == [
@@ -380,7 +382,7 @@ def test_imports_list_shows_each_import_whole_at_80_columns(
         "  completed, 36 rows: 33 imported, 0 updated, 1 skipped, 2 rejected",
     ]
 
-    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.setattr(common, "console", Console(width=160))
     [row] = [line for line in leads.ok("imports", "list").splitlines() if "demo_leads.csv" in line]
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells == [str(import_id), "fair", "demo_leads.csv", "completed", "36", "33", "0", "1", "2", when]

@@ -290,6 +290,8 @@ def lists_unshare(name: str, user: str) -> None:
     """Take a user's role on a list away (owner)."""
     from leads_pipeline.lib.store import access
 
+    user = user.strip()  # as `share` stores it: " José " names the member José
+
     def unshare(conn: Any, lst: Any) -> bool:
         removed = access.revoke(conn, lst.id, user)
         if removed:

@@ -12,8 +12,10 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
+from leads_pipeline.commands import common
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.enrichment.sensors import enrich_after_import_sensor
@@ -513,7 +515,7 @@ def test_jobs_ls_shows_each_job_whole_at_80_columns(
         created = store.get_job(conn, job).created_at
     values = [job, "completed", f"{listed['leadsQueued']:,}", ",".join(listed["sources"]), "basic"]
 
-    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setattr(common, "console", Console(width=80))  # as a terminal (or pipe) of 80
     lines = leads.ok("jobs", "ls").splitlines()
     assert len(job) > 30 and max(len(line) for line in lines) <= 80
     assert lines == [
@@ -521,7 +523,7 @@ def test_jobs_ls_shows_each_job_whole_at_80_columns(
         f"  completed, {values[2]} leads, {values[3]}, template basic, created {created:%Y-%m-%d %H:%M}",
     ]
 
-    monkeypatch.setenv("COLUMNS", "160")
+    monkeypatch.setattr(common, "console", Console(width=160))
     [row] = [line for line in leads.ok("jobs", "ls").splitlines() if job in line]
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == [*values, f"{created:%Y-%m-%d %H:%M}"]
 

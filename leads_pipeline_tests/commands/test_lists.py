@@ -80,6 +80,9 @@ def test_a_list_or_user_name_with_control_characters_is_refused(leads: Leads) ->
     assert [m["user"] for m in leads.json("lists", "show", "fair", "--json")["members"]] == ["tester", "José"]
     shares = [e["details"] for e in leads.json("audit", "--action", "list", "--json") if e["action"] == "list.share"]
     assert shares == [{"user": "José", "role": "viewer"}]
+    assert leads.ok("lists", "unshare", "fair", " José ").strip() == "José no longer has access to list 'fair'"
+    audit = leads.json("audit", "--action", "list", "--json")
+    assert [e["details"] for e in audit if e["action"] == "list.unshare"] == [{"user": "José"}]
     leads.ok("lists", "rename", "fair", "  Messe München 2026 ")
     assert leads.json("lists", "show", "messe münchen 2026", "--json")["name"] == "Messe München 2026"
 
