@@ -114,7 +114,7 @@ def _selected_ids(conn: Connection, selection: Selection, ids_file: Path | None,
     changes leads); every id of an ids file must be a live lead the user can edit."""
     from leads_pipeline.lib.store.bulk import matched_leads
 
-    return matched_leads(conn, selection, user, "enriching its leads", named_by=str(ids_file))
+    return matched_leads(conn, selection, user, "enriching its leads", named_by=str(ids_file) if ids_file else "--ids")
 
 
 def create_job(

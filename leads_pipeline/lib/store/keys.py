@@ -501,9 +501,10 @@ def _record(conn: Connection, name: str, value: str) -> str:
 
 def require_keys_to_seal(conn: Connection) -> None:
     """Refuse keys other than the database's before a migration seals values an older version stored in clear
-    (sql/080, sql/086, sql/093): it seals them under this process's keys, and a process whose leads home had
-    keys of its own (another machine with DATABASE_URL, a container with a new home) sealed them under keys that
-    open nowhere else before ``require_database_keys`` refused it. A database from before sql/085 has no check
+    (sql/080, sql/086, sql/093) or blind-indexes the caches it keyed in clear (sql/112): it does so under this
+    process's keys, and a process whose leads home had keys of its own (another machine with DATABASE_URL, a
+    container with a new home) sealed them under keys that open nowhere else before ``require_database_keys``
+    refused it. A database from before sql/085 has no check
     values: the keys are tried on its stored values (none before sql/010: nothing is sealed yet)."""
     row = conn.execute(
         "SELECT to_regclass('key_checks') IS NOT NULL AS checks, EXISTS (SELECT FROM pg_attribute"

@@ -24,7 +24,8 @@ from leads_pipeline.lib.store.lists import Connection
 BUILD_MEMORY = "256MB"
 """maintenance_work_mem for the bulk index build. The trigram build does not gain from more: a 1M-row partition's
 trigram index took 14.1 / 14.5 / 14.5 s with 64 MB / 256 MB / 1 GB, 8.4 s with a parallel worker at either
-size; most of it is GIN gathering the 62.5M trigrams, not memory."""
+size; most of it is GIN gathering the 62.5M trigrams, not memory. The three indexes build at once (one connection
+each, sql/106): up to three times this at the end of a large import."""
 
 
 SEARCHED_FIELDS: Final = frozenset({"first_name", "last_name", "email", "company", "title"})

@@ -135,6 +135,20 @@ def test_the_partition_indexes_build_side_by_side(database_url: str, monkeypatch
     assert len(_ids(database_url, "e")) > 300
 
 
+def test_an_import_running_the_code_from_before_sql_106_still_builds_its_indexes(database_url: str) -> None:
+    """sql/106 made the build one index per call; an import still running the older code when a newer command
+    migrated the database calls the one-argument form at its end, and dropping it failed that import."""
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    partition = f"lead_search_i{import_file(database_url, DEMO_FILE)['importId']}"
+    with connect(database_url) as conn:
+        for name in ("trgm", "sort", "name"):
+            conn.execute(f"DROP INDEX {partition}_{name}")
+        conn.execute("SELECT lead_search_build_partition(%s::bigint)", (int(partition.removeprefix("lead_search_i")),))
+        rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (partition,))
+        assert {r["indexname"] for r in rows} == {f"{partition}_{n}" for n in ("lead_id_idx", "trgm", "sort", "name")}
+
+
 def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(database_url: str) -> None:
     with connect(database_url) as conn:
         create_list(conn, "prospects", owner=USER)
