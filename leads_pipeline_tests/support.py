@@ -148,29 +148,40 @@ def service_bypasses_row_security(conn: psycopg.Connection[dict[str, Any]]) -> b
 T = TypeVar("T")
 
 
-def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T]) -> T:
-    """Run ``write`` (a writer opening its own connection) in a thread while another transaction deletes the lead,
-    as ``leads imports undo`` or a purge does, committed once the writer waits for it; returns what ``write``
-    returned and raises what it raised."""
+def while_uncommitted(
+    database_url: str, hold: Callable[[psycopg.Connection[Any]], object], action: Callable[[], T]
+) -> T:
+    """Run ``action`` (a writer opening its own connection) in a thread while ``hold`` has written in another
+    transaction (a delete, a merge, a bulk edit), committed once ``action`` waits for its lock; returns what
+    ``action`` returned and raises what it raised."""
     results: list[T] = []
     failed: list[BaseException] = []
 
     def run() -> None:
         try:
-            results.append(write())
+            results.append(action())
         except BaseException as exc:
             failed.append(exc)
 
-    with connect(database_url) as undoing:
-        undoing.execute("DELETE FROM leads WHERE id = %s", (lead_id,))
+    with connect(database_url) as holding:
+        holding.execute("SELECT 1")  # one transaction around what ``hold`` writes, as its command's
+        hold(holding)
         thread = threading.Thread(target=run)
         thread.start()
-        await_lock_wait(database_url)
-        undoing.commit()
-    thread.join()
+        try:
+            await_lock_wait(database_url)
+        finally:
+            holding.commit()
+            thread.join()
     if failed:
         raise failed[0]
     return results[0]
+
+
+def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T]) -> T:
+    """``write`` run while another transaction deletes the lead, as ``leads imports undo`` or a purge does
+    (``while_uncommitted``)."""
+    return while_uncommitted(database_url, lambda c: c.execute("DELETE FROM leads WHERE id = %s", (lead_id,)), write)
 
 
 def materialize_batch(

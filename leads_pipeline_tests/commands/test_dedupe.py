@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.merges import undo_merge
 from leads_pipeline_tests.commands.conftest import Leads
-from leads_pipeline_tests.support import await_lock_wait, import_text
+from leads_pipeline_tests.support import import_text, while_uncommitted
 
 HEADER = "First Name,Last Name,Company,Title,Email,Phone,LinkedIn URL,City,Country\n"
 LIST_A = (
@@ -143,24 +142,21 @@ def test_undoing_a_merge_while_a_bulk_edit_changes_its_survivor_keeps_the_edit(
     It now waits for the edit first and is refused as after any later change."""
     merge = two_lists.json("dedupe", "--merge", "--json")["merges"][0]
     survivor = merge["survivorId"]
-    outcome: dict[str, str] = {}
 
-    def undo() -> None:
-        try:
-            with connect(database_url) as conn:
-                outcome["undone"] = str(undo_merge(conn, merge["mergeId"], "tester"))
-        except LeadsError as exc:
-            outcome["refused"] = str(exc)
+    def undo() -> object:
+        with connect(database_url) as conn:
+            return undo_merge(conn, merge["mergeId"], "tester")
 
-    with connect(database_url) as editor:  # as `leads bulk set notes called` writes, committed below
-        editor.execute("UPDATE leads SET notes = 'called', updated_at = now() WHERE id = %s", (survivor,))
-        thread = threading.Thread(target=undo)
-        thread.start()
-        await_lock_wait(database_url)
-        editor.commit()
-    thread.join()
+    with pytest.raises(LeadsError) as refused:
+        while_uncommitted(  # as `leads bulk set notes called` writes
+            database_url,
+            lambda editor: editor.execute(
+                "UPDATE leads SET notes = 'called', updated_at = now() WHERE id = %s", (survivor,)
+            ),
+            undo,
+        )
 
-    assert f"lead {survivor} changed after merge" in outcome.get("refused", str(outcome))
+    assert f"lead {survivor} changed after merge" in str(refused.value)
     with connect(database_url) as conn:
         row = conn.execute("SELECT notes, merged_into FROM leads WHERE id = %s", (survivor,)).fetchone()
         assert row == {"notes": "called", "merged_into": None}

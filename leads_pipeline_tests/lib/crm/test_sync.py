@@ -27,7 +27,7 @@ from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
-from leads_pipeline_tests.support import await_lock_wait, bidx, set_clause
+from leads_pipeline_tests.support import bidx, set_clause, while_uncommitted
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
@@ -621,17 +621,13 @@ def test_a_pull_that_read_a_lead_as_it_was_merged_away_writes_into_the_survivor(
     )
     changed_in_crm(sandbox, gone["Email"], jobtitle="COO")
     pull = engine(database_url, sandbox, connection("hubspot", "hs-race"))
-    reports: list[SyncReport] = []
-    with connect(database_url) as merging:
-        merging.execute("SELECT 1")  # the merge's transaction is this one, committed once the pull waits for it
-        merges.merge_cluster(merging, [survivor, merged_away], "tester", reasons=["name"], score=1.0)
-        thread = threading.Thread(target=lambda: reports.append(pull.run("pull", None)))
-        thread.start()
-        await_lock_wait(database_url)
-        merging.commit()
-    thread.join()
+    report = while_uncommitted(
+        database_url,
+        lambda merging: merges.merge_cluster(merging, [survivor, merged_away], "tester", reasons=["name"], score=1.0),
+        lambda: pull.run("pull", None),
+    )
 
-    assert [(r.status, r.pulled_to_survivors) for r in reports] == [("completed", 1)]
+    assert (report.status, report.pulled_to_survivors) == ("completed", 1)
     with connect(database_url) as db:
         rows = db.execute("SELECT id, title FROM leads WHERE id = ANY(%s)", ([survivor, merged_away],)).fetchall()
     assert {r["id"]: r["title"] for r in rows} == {survivor: "COO", merged_away: "Engineer"}
@@ -640,23 +636,16 @@ def test_a_pull_that_read_a_lead_as_it_was_merged_away_writes_into_the_survivor(
 def while_deleting(
     database_url: str, delete: str, lead_id: int, list_name: str, run: Callable[[], SyncReport]
 ) -> list[SyncReport]:
-    """``run`` (a push or pull) in a thread while `leads bulk delete` of the lead (``delete`` "bulk") or `leads
-    lists delete` of its list is in flight, committed once ``run`` waits for a lock; returns its report."""
-    reports: list[SyncReport] = []
-    with connect(database_url) as deleting:
-        deleting.execute("SELECT 1")  # the delete's transaction is this one, committed once the run waits for it
+    """``run`` (a push or pull) while `leads bulk delete` of the lead (``delete`` "bulk") or `leads lists delete`
+    of its list is in flight (``while_uncommitted``); returns its report."""
+
+    def deleting(conn: Any) -> None:
         if delete == "bulk":
-            bulk.delete(deleting, Selection.build(ids=[lead_id]), "tester")
+            bulk.delete(conn, Selection.build(ids=[lead_id]), "tester")
         else:
-            delete_list(deleting, get_list(deleting, list_name, "tester"))
-        thread = threading.Thread(target=lambda: reports.append(run()))
-        thread.start()
-        try:
-            await_lock_wait(database_url)
-        finally:
-            deleting.commit()
-            thread.join()
-    return reports
+            delete_list(conn, get_list(conn, list_name, "tester"))
+
+    return [while_uncommitted(database_url, deleting, run)]
 
 
 @pytest.mark.parametrize("delete", ["bulk", "list"])

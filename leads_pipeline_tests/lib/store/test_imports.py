@@ -35,13 +35,13 @@ from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DATABLIST, DEMO_FILE
 from leads_pipeline_tests.support import (
-    await_lock_wait,
     bidx,
     database_before,
     import_file,
     live_leads,
     sql_rows,
     sql_value,
+    while_uncommitted,
 )
 
 # --------------------------------------------------------------------------------------------------------------
@@ -805,23 +805,16 @@ def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
         if on_duplicate == "skip"
         else _lead(database_url, "e1@x.com")["id"]
     )
-    outcome: dict[str, str] = {}
+    with pytest.raises(LeadsError) as refused:
+        while_uncommitted(  # as `leads bulk set title "Manual CTO"` writes
+            database_url,
+            lambda editor: editor.execute(
+                "UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,)
+            ),
+            lambda: _undo(database_url, status["importId"]),
+        )
 
-    def undo() -> None:
-        try:
-            outcome["undone"] = str(_undo(database_url, status["importId"]))
-        except LeadsError as exc:
-            outcome["refused"] = str(exc)
-
-    with connect(database_url) as editor:  # as `leads bulk set title "Manual CTO"` writes, committed below
-        editor.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
-        thread = threading.Thread(target=undo)
-        thread.start()
-        await_lock_wait(database_url)
-        editor.commit()
-    thread.join()
-
-    assert f"1 leads it wrote changed since (lead {edited}:" in outcome.get("refused", str(outcome))
+    assert f"1 leads it wrote changed since (lead {edited}:" in str(refused.value)
     assert sql_value(database_url, "SELECT title FROM leads WHERE id = %s", edited) == "Manual CTO"
 
 
@@ -914,25 +907,21 @@ def test_an_update_import_during_a_merge_updates_the_survivor(database_url: str,
     complete = ["", "Annie", "Lee-Smith", "Acme", "+12125550101", "Engineer", "New York"]
     _import_rows(database_url, tmp_path / "b.csv", header, [complete])
     ids = [r["id"] for r in _all_leads(database_url)]
-    outcome: dict[str, Any] = {}
+    rows = [["ann@acme.com", "", "", "", "", "CTO", ""]]
 
-    def update() -> None:
-        rows = [["ann@acme.com", "", "", "", "", "CTO", ""]]
-        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
-
-    with connect(database_url) as merging:  # as `leads dedupe --merge` merges, committed below
-        merging.execute("SELECT 1")  # one transaction around the merge, as the command's
-        merge = merge_cluster(merging, ids, "tester", reasons=["same person"], score=1.0)
+    def merging(conn: Any) -> None:  # as `leads dedupe --merge` merges
+        merge = merge_cluster(conn, ids, "tester", reasons=["same person"], score=1.0)
         assert merge.survivor_id == ids[1], "the most complete lead survives"
-        thread = threading.Thread(target=update)
-        thread.start()
-        await_lock_wait(database_url)
-        merging.commit()
-    thread.join()
+
+    results = while_uncommitted(
+        database_url,
+        merging,
+        lambda: _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update"),
+    )
 
     live = sql_rows(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
     assert live == [{"id": ids[1], "title": "CTO"}]
-    assert outcome["results"]["results"]["updated"] == 1
+    assert results["results"]["updated"] == 1
 
 
 def test_an_update_import_during_a_bulk_delete_of_the_lead_it_finds_creates_it_again(
@@ -948,24 +937,17 @@ def test_an_update_import_during_a_bulk_delete_of_the_lead_it_finds_creates_it_a
     header = ["Email", "First Name", "Title"]
     _import_rows(database_url, tmp_path / "a.csv", header, [["ann@acme.com", "Ann", "Engineer"]])
     [deleted] = [r["id"] for r in _all_leads(database_url)]
-    outcome: dict[str, Any] = {}
-
-    def update() -> None:
-        rows = [["ann@acme.com", "", "CTO"]]
-        outcome["results"] = _import_rows(database_url, tmp_path / "c.csv", header, rows, on_duplicate="update")
-
-    with connect(database_url) as deleting:  # as `leads bulk delete` deletes, committed below
-        deleting.execute("SELECT 1")  # one transaction around the delete, committed when the import waits
-        bulk.delete(deleting, Selection.build(ids=[deleted]), "tester")
-        thread = threading.Thread(target=update)
-        thread.start()
-        await_lock_wait(database_url)
-        deleting.commit()
-    thread.join()
+    results = while_uncommitted(
+        database_url,
+        lambda conn: bulk.delete(conn, Selection.build(ids=[deleted]), "tester"),  # as `leads bulk delete`
+        lambda: _import_rows(
+            database_url, tmp_path / "c.csv", header, [["ann@acme.com", "", "CTO"]], on_duplicate="update"
+        ),
+    )
 
     live = sql_rows(database_url, "SELECT id, title FROM leads WHERE deleted_at IS NULL")
     assert [r["title"] for r in live] == ["CTO"] and live[0]["id"] != deleted
-    assert outcome["results"]["results"]["imported"] == 1
+    assert results["results"]["imported"] == 1
     assert sql_value(database_url, "SELECT title FROM leads WHERE id = %s", deleted) == "Engineer"
 
 
