@@ -184,6 +184,13 @@ def write_while_deleted(database_url: str, lead_id: int, write: Callable[[], T])
     return while_uncommitted(database_url, lambda c: c.execute("DELETE FROM leads WHERE id = %s", (lead_id,)), write)
 
 
+def step_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The description of the run's first step failure: what a ``dg.Failure`` raised by the step said."""
+    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert failure is not None, "the step failed without a dg.Failure"
+    return str(failure.description)
+
+
 def materialize_batch(
     assets: Sequence[dg.AssetsDefinition],
     batch: str | None,

@@ -18,7 +18,7 @@ from leads_pipeline.defs.executor import stops_on_interrupt
 from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
-from leads_pipeline_tests.support import cli_environment
+from leads_pipeline_tests.support import cli_environment, step_failure
 
 pytestmark = pytest.mark.integration
 ROWS = 100_000
@@ -135,6 +135,6 @@ def test_an_interrupt_cancels_the_query_in_flight_without_psycopg_s_noise(
     with dg.instance_for_test() as instance:
         result = dg.materialize([_slow_query], instance=instance, raise_on_error=False)
     assert time.monotonic() - started < 20
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None and failure.description == INTERRUPTED
+    failure = step_failure(result)
+    assert failure == INTERRUPTED
     assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []

@@ -22,7 +22,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import cli_environment, materialize_batch
+from leads_pipeline_tests.support import cli_environment, materialize_batch, step_failure
 
 
 def _materialize(
@@ -147,7 +147,6 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     )
     assert not result.success
     failure = result.failure_data_for_node("batch_leads")
-    assert failure is not None
     assert f"{empty}: the file is empty" in str(failure.error)
     assert _leads(database_url) == []
     retries = [event for event in result.all_events if event.event_type_value == "STEP_UP_FOR_RETRY"]
@@ -167,7 +166,6 @@ def test_a_file_saved_over_after_the_sensor_requested_it_is_refused_and_nothing_
     result = _materialize(database_url, instance, "import-demo-replaced", config, raise_on_error=False)
     assert not result.success
     failure = result.failure_data_for_node("batch_leads")
-    assert failure is not None
     assert f"{dropped}: the file changed after this import was requested (sha256 {seen[:10]}, now " in str(
         failure.error
     )
@@ -217,12 +215,8 @@ def test_a_run_for_a_partition_that_is_no_batch_is_refused_before_anything_is_wr
             raise_on_error=False,
         )
     assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None
-    assert (
-        failure.description
-        == "partition 'import-made-up' is not a batch: launch the run for one of the 'batches' partitions"
-    )
+    failure = step_failure(result)
+    assert failure == "partition 'import-made-up' is not a batch: launch the run for one of the 'batches' partitions"
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
     assert _leads(database_url) == []
     with connect(database_url) as conn:
@@ -248,8 +242,8 @@ def test_an_interrupted_import_is_not_retried_and_stays_resumable(
     config = {"path": str(DEMO_FILE), "list_name": "demo", "chunk_rows": 10}
     result = _materialize(database_url, instance, "import-demo-ctrl-c", config, raise_on_error=False)
     assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None and failure.description == importer.INTERRUPTED
+    failure = step_failure(result)
+    assert failure == importer.INTERRUPTED
     assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
     assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
     assert len(_leads(database_url)) == 10
@@ -297,13 +291,13 @@ def test_a_run_acting_as_a_user_needs_the_editor_role_on_the_list(
     config = {"path": str(DEMO_FILE), "list_name": "demo", "create_list": True, "user": "mallory"}
     refused = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
     assert not refused.success and _leads(database_url) == []
-    failure = refused.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None and str(failure.description).startswith("list 'demo': not found or not shared")
+    failure = step_failure(refused)
+    assert failure.startswith("list 'demo': not found or not shared")
     with connect(database_url) as conn:
         access.grant(conn, get_list(conn, "demo", None).id, "mallory", "viewer", granted_by="tester")
     viewer = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
-    failure = viewer.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None and "importing into it needs the role editor or owner" in str(failure.description)
+    failure = step_failure(viewer)
+    assert "importing into it needs the role editor or owner" in failure
 
     fresh = _materialize(database_url, instance, "import-fresh-m", {**config, "list_name": "fresh"})
     assert fresh.success and len(_leads(database_url)) == 33
@@ -352,9 +346,8 @@ def test_a_materialization_without_a_file_reports_or_resumes_the_batch_s_recorde
     assert _leads(database_url) == leads
 
     no_import = _materialize(database_url, instance, "rescore-20261130-v1", {}, raise_on_error=False)
-    failure = no_import.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None
-    assert str(failure.description).startswith("batch rescore-20261130-v1 has no import to report or resume")
+    failure = step_failure(no_import)
+    assert failure.startswith("batch rescore-20261130-v1 has no import to report or resume")
     half = _materialize(database_url, instance, "import-demo-r", {"list_name": "demo"}, raise_on_error=False)
-    failure = half.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None and str(failure.description).startswith("give both path and list_name")
+    failure = step_failure(half)
+    assert failure.startswith("give both path and list_name")

@@ -20,7 +20,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
 from leads_pipeline_tests.paths import SHARED_DATA
-from leads_pipeline_tests.support import materialize_batch
+from leads_pipeline_tests.support import materialize_batch, step_failure
 
 pytestmark = pytest.mark.integration
 LEADS_CSV = SHARED_DATA / "lead_scoring" / "Leads.csv"
@@ -81,8 +81,8 @@ def test_bad_configuration_fails_the_run_with_the_key(database_url: str) -> None
     with dg.instance_for_test() as instance:
         result = materialize(database_url, instance, lead_scores, {"thresholds": {"mql": 90, "sql": 10}}, batch)
         assert not result.success
-        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-        assert failure is not None and "thresholds: mql (90) must not be above sql (10)" in str(failure.description)
+        failure = step_failure(result)
+        assert "thresholds: mql (90) must not be above sql (10)" in failure
 
 
 def test_an_interrupted_scoring_is_not_retried_and_ends_canceled(
@@ -104,8 +104,8 @@ def test_an_interrupted_scoring_is_not_retried_and_ends_canceled(
         assert not result.success
         assert calls == [1]
         assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
-        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-        assert failure is not None and failure.description == INTERRUPTED
+        failure = step_failure(result)
+        assert failure == INTERRUPTED
         assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
 
 
@@ -194,9 +194,8 @@ def test_fit_model_reads_a_labelled_list_only_for_its_members(database_url: str)
             config = {"labelled_list": name, "label_column": "custom.Won", "user": "mallory"}
             result = materialize(database_url, instance, lead_fit_model, config)
             assert not result.success
-            failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-            assert failure is not None
-            descriptions.append(str(failure.description).replace(repr(name), "NAME"))
+            failure = step_failure(result)
+            descriptions.append(failure.replace(repr(name), "NAME"))
         assert descriptions[0] == descriptions[1] and "not found or not shared with you" in descriptions[0]
         with connect(database_url) as conn:
             access.grant(conn, list_id, "mallory", "viewer", granted_by="tester")
@@ -211,8 +210,8 @@ def test_fit_model_refuses_a_bad_label(database_url: str, tmp_path: Path) -> Non
     with dg.instance_for_test() as instance:
         result = materialize(database_url, instance, lead_fit_model, {"labelled_file": str(bad)})
         assert not result.success
-        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-        assert failure is not None and "line 3, column 'Converted'" in str(failure.description)
+        failure = step_failure(result)
+        assert "line 3, column 'Converted'" in failure
 
 
 def test_scoring_with_the_model_before_training_says_how_to_train(database_url: str) -> None:
@@ -220,8 +219,8 @@ def test_scoring_with_the_model_before_training_says_how_to_train(database_url: 
     with dg.instance_for_test() as instance:
         result = materialize(database_url, instance, lead_scores, {"model": {"mode": "component"}}, batch)
         assert not result.success
-        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-        assert failure is not None and "materializing the lead_fit_model asset" in str(failure.description)
+        failure = step_failure(result)
+        assert "materializing the lead_fit_model asset" in failure
 
 
 def test_fit_model_trains_on_outcomes_stored_with_leads(database_url: str) -> None:

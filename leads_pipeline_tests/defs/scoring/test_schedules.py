@@ -19,6 +19,7 @@ from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.defs.scoring.test_assets import materialize
 from leads_pipeline_tests.lib.scoring.support import add_leads
+from leads_pipeline_tests.support import step_failure
 
 pytestmark = pytest.mark.integration
 RECENCY_ONLY = {
@@ -127,10 +128,6 @@ def test_a_rescore_run_for_a_partition_that_is_no_batch_makes_no_batch(database_
             raise_on_error=False,
         )
     assert not result.success
-    failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
-    assert failure is not None
-    assert (
-        failure.description
-        == "partition 'rescore-made-up' is not a batch: launch the run for one of the 'batches' partitions"
-    )
+    failure = step_failure(result)
+    assert failure == "partition 'rescore-made-up' is not a batch: launch the run for one of the 'batches' partitions"
     assert batch_count(database_url) == 0
