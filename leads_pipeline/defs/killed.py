@@ -26,13 +26,14 @@ def end_killed_runs(
     failed: bool,
     run_ids: list[str] | None = None,
     tags: dict[str, str] | None = None,
+    statuses: tuple[dg.DagsterRunStatus, ...] = RUNNING,
 ) -> int:
-    """Report the runs of ``run_ids`` (or with ``tags``) that Dagster still records as running ended, failed or
-    (``failed=False``) canceled, with ``message``; how many. Only for runs whose process is known to be gone: the
-    caller found the lock of what they worked for free."""
+    """Report the runs of ``run_ids`` (or with ``tags``) that Dagster still records in one of ``statuses``
+    (running) ended, failed or (``failed=False``) canceled, with ``message``; how many. Only for runs whose process
+    is known to be gone: the caller found the lock of what they worked for free."""
     if run_ids is not None and not run_ids:
         return 0
-    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=list(RUNNING)))
+    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=list(statuses)))
     for run in runs:
         if failed:
             instance.report_run_failed(run, message=message)

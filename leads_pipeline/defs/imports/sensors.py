@@ -95,9 +95,8 @@ def _fail_killed_runs(instance: dg.DagsterInstance, tags: dict[str, str]) -> int
     (``_run_in_flight``) until the run was terminated from the UI. A run queued or starting has not begun its
     import and is left alone (a run resuming it holds its lock from the start of ``run_import``); how many were
     reported."""
-    filters = dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING])
-    killed = [record.dagster_run.run_id for record in instance.get_run_records(filters=filters)]
-    return end_killed_runs(instance, KILLED_MESSAGE, failed=True, run_ids=killed)
+    begun = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+    return end_killed_runs(instance, KILLED_MESSAGE, failed=True, tags=tags, statuses=begun)
 
 
 IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (*RUNNING, dg.DagsterRunStatus.QUEUED)
