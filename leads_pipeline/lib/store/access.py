@@ -173,7 +173,9 @@ def grant(conn: Connection, list_id: int, user: str, role: Role, *, granted_by: 
 
 
 def revoke(conn: Connection, list_id: int, user: str) -> bool:
-    """Remove the user from the list's members; False if they were not one. The last owner cannot leave."""
+    """Remove the user from the list's members; False if they were not one. The last owner cannot leave. The name
+    is trimmed as ``grant`` stores it: " José " names the member José, whoever the caller is."""
+    user = user.strip()
     _keep_an_owner(conn, list_id, user)
     return conn.execute("DELETE FROM list_members WHERE list_id = %s AND username = %s", (list_id, user)).rowcount > 0
 
