@@ -412,7 +412,7 @@ class Rebinding:
         self.lookups = 0
         self.resolve = socket.getaddrinfo
 
-    def __call__(self, host: str, port: object, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, host: str, port: bytes | str | int | None, *args: Any, **kwargs: Any) -> Any:
         if host != "rebind.example":
             return self.resolve(host, port, *args, **kwargs)
         self.lookups += 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -11,7 +10,7 @@ import pytest
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_scores
-from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job, rescore_requests
+from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_requests
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.store import scoring as store
@@ -19,7 +18,6 @@ from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.defs.scoring.test_assets import materialize
 from leads_pipeline_tests.lib.scoring.support import add_leads
-from leads_pipeline_tests.support import step_failure
 
 pytestmark = pytest.mark.integration
 RECENCY_ONLY = {
@@ -106,28 +104,3 @@ def test_no_scored_leads_means_no_run(database_url: str) -> None:
         result = evaluate(database_url, instance, datetime.now(UTC))
         assert result == dg.SkipReason("no scored leads to rescore")
         assert instance.get_dynamic_partitions(BATCHES) == []
-
-
-def test_a_rescore_run_for_a_partition_that_is_no_batch_makes_no_batch(database_url: str) -> None:
-    """A rescore run launched through the GraphQL API for a key it made up (``dagster/partition``, which Dagster does
-    not check there, with the run's ``leads/rescore_config``) made a batch of that key and rescored into it. It now
-    fails in one line before anything is written."""
-    with connect(database_url) as conn:
-        _, ids = add_leads(conn, [{"email": "made.up@example.com"}])
-        score_leads(conn, ids, parse_config(RECENCY_ONLY), now=datetime.now(UTC))
-        [request] = rescore_requests(conn, datetime.now(UTC))
-    defs = dg.Definitions(
-        assets=[lead_scores], jobs=[rescore_job], resources={"database": LeadsDatabase(database_url=database_url)}
-    )
-    with dg.instance_for_test() as instance, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = defs.get_job_def(rescore_job.name).execute_in_process(
-            run_config=request.run_config,
-            instance=instance,
-            tags={**request.tags, "dagster/partition": "rescore-made-up"},
-            raise_on_error=False,
-        )
-    assert not result.success
-    failure = step_failure(result)
-    assert failure == "partition 'rescore-made-up' is not a batch: launch the run for one of the 'batches' partitions"
-    assert batch_count(database_url) == 0

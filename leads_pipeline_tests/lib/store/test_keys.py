@@ -210,6 +210,22 @@ def _ann_and_an_import(conn: psycopg.Connection[dict[str, Any]], email: str | No
     _add_import(conn)
 
 
+def _rejected_cell(conn: psycopg.Connection[dict[str, Any]]) -> None:
+    """A cell of Ann's that the import rejected, stored as the version before sealing did (in clear)."""
+    conn.execute(
+        "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
+        " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
+    )
+
+
+def _snapshot(conn: psycopg.Connection[dict[str, Any]]) -> None:
+    """The import's snapshot of each lead as it was before the import updated it (a copy of the row as stored)."""
+    conn.execute(
+        "INSERT INTO import_updates (import_id, lead_id, previous) SELECT i.id, l.id, to_jsonb(l)"
+        " FROM imports i, leads l"
+    )
+
+
 def _use_home(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
     monkeypatch.setenv("LEADS_HOME", str(home))
     monkeypatch.delenv(crypto.KEYS_VAR, raising=False)
@@ -281,10 +297,7 @@ def test_an_upgrade_by_a_leads_home_with_keys_of_its_own_is_refused_before_it_se
             if version > 85:
                 require_database_keys(conn)
             _add_import(conn)
-            conn.execute(
-                "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
-                " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
-            )
+            _rejected_cell(conn)
         before = _raw(url, in_clear)
         _use_home(monkeypatch, second)
         with pytest.raises(ConfigurationError) as refused:
@@ -336,10 +349,7 @@ def test_an_upgrade_stores_blank_emails_and_phones_from_before_encryption_as_non
         with connect(url) as conn:
             _ann_and_an_import(conn, "")
             conn.execute("UPDATE leads SET phone = ' ', street = ''")
-            conn.execute(
-                "INSERT INTO import_updates (import_id, lead_id, previous) SELECT i.id, l.id, to_jsonb(l)"
-                " FROM imports i, leads l"
-            )
+            _snapshot(conn)
         assert 86 in apply_migrations(url)
         blank = "SELECT email, email_bidx, email_domain, phone, phone_bidx, street FROM leads"
         assert _raw(url, blank) == [(None,) * 6]
@@ -360,14 +370,8 @@ def test_an_upgrade_seals_the_values_other_tables_kept_in_clear(
     with database_before(postgres_server, 10, tmp_path) as url:
         with connect(url) as conn:
             _ann_and_an_import(conn, "ann@acme.com")
-            conn.execute(
-                "INSERT INTO import_errors (import_id, chunk, row_number, value, reason)"
-                " SELECT id, 0, 3, 'Ann Lee <ann@acme.com>', 'no name' FROM imports"
-            )
-            conn.execute(
-                "INSERT INTO import_updates (import_id, lead_id, previous) SELECT i.id, l.id, to_jsonb(l)"
-                " FROM imports i, leads l"
-            )
+            _rejected_cell(conn)
+            _snapshot(conn)
             conn.execute(
                 "INSERT INTO lead_facts (lead_id, field, value, source, confidence, details)"
                 " SELECT id, f, v, 'apify', 90, d::jsonb FROM leads,"
