@@ -7,7 +7,6 @@ the database like the asset's, so asking twice does not pay twice.
 
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -30,25 +29,12 @@ class Verifier(StrEnum):
 
 
 def _verifier(choice: str, workers: int = 16) -> Any:
-    from leads_pipeline.defs.contacts.assets import paid_verifier
-    from leads_pipeline.lib.clients.mail import MailCheckResource
-    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+    from leads_pipeline.lib.clients.mail import mail_check_of_environment
+    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
     from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
 
-    fields: dict[str, Any] = {f: os.environ[v] for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}
-    if os.environ.get(MailCheckResource.PORT_ENV):
-        fields["smtp_port"] = int(os.environ[MailCheckResource.PORT_ENV])
-    mail = MailCheckResource(**fields)
-    zerobounce = ZeroBounceResource(
-        api_key=os.environ.get(ZeroBounceResource.ENV_VAR),
-        base_url=os.environ.get(ZeroBounceResource.URL_ENV_VAR) or ZeroBounceResource.model_fields["base_url"].default,
-    )
-    neverbounce = NeverBounceResource(
-        api_key=os.environ.get(NeverBounceResource.ENV_VAR),
-        base_url=os.environ.get(NeverBounceResource.URL_ENV_VAR)
-        or NeverBounceResource.model_fields["base_url"].default,
-    )
-    paid, name = paid_verifier(choice, zerobounce, neverbounce)
+    mail = mail_check_of_environment()
+    paid, name = paid_verifier(choice, *verifiers_of_environment())
     resolver = mail.resolver()
     settings = VerifierSettings(probing=mail.probing, workers=workers)
     return EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)

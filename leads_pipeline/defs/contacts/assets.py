@@ -27,15 +27,15 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
-from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource, paid_verifier
 from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
-from leads_pipeline.lib.contacts.verifier import EmailVerifier, PaidVerifier, VerifierSettings
+from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.jobs import job_budget
 from leads_pipeline.lib.enrichment.templates import load_template
-from leads_pipeline.lib.errors import ConfigurationError, PermanentError
+from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
@@ -68,24 +68,6 @@ class EmailContactsConfig(dg.Config):
     greylist_wait_s: float = VerifierSettings.greylist_wait_s
     chunk_size: int = EmailOptions.chunk_size
     cache_days: int = EmailOptions.cache_days
-
-
-def paid_verifier(
-    choice: str, zerobounce: ZeroBounceResource, neverbounce: NeverBounceResource
-) -> tuple[PaidVerifier | None, str | None]:
-    """The paid verifier asked for ("auto": the first configured one), or (None, None)."""
-    available: dict[str, ZeroBounceResource | NeverBounceResource] = {
-        name: r for name, r in (("zerobounce", zerobounce), ("neverbounce", neverbounce)) if r.is_configured
-    }
-    if choice == "none":
-        return None, None
-    if choice == "auto":
-        name = next(iter(available), None)
-        return (available[name], name) if name else (None, None)
-    if choice not in available:
-        env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
-        raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
-    return available[choice], choice
 
 
 def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrite: bool) -> Budget:

@@ -80,6 +80,15 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
+def mail_check_of_environment() -> MailCheckResource:
+    """The resource with the values the environment holds now, for code that runs outside Dagster (``leads
+    verify``, the enrichment estimate) and so cannot read the ``EnvVar`` fields of ``mail_check_from_env``."""
+    fields: dict[str, object] = {f: os.environ[v] for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}
+    if os.environ.get(MailCheckResource.PORT_ENV):
+        fields["smtp_port"] = int(os.environ[MailCheckResource.PORT_ENV])
+    return MailCheckResource(**fields)  # type: ignore[arg-type]
+
+
 def mail_check_from_env() -> MailCheckResource:
     """The resource bound to the environment variables that are set (resolved by Dagster at run time)."""
     fields: dict[str, object] = {f: dg.EnvVar(v) for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}

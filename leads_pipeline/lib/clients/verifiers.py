@@ -8,6 +8,7 @@ reports its use in ``credits_info``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -182,3 +183,40 @@ class NeverBounceResource(RequestsResource):
         if status in _NEVERBOUNCE_RETRYABLE:
             raise TransientError(f"NeverBounce is busy ({status}: {message}) after {self.max_retries + 1} attempts")
         raise PermanentError(f"NeverBounce refused the call ({status}: {message})")
+
+
+def verifiers_of_environment() -> tuple[ZeroBounceResource, NeverBounceResource]:
+    """The two verifiers with the keys and URLs the environment holds now, for code that runs outside Dagster
+    (``leads verify``, the enrichment estimate); the definitions bind the same variables as ``EnvVar``."""
+    return (
+        ZeroBounceResource(
+            api_key=os.environ.get(ZeroBounceResource.ENV_VAR),
+            base_url=os.environ.get(ZeroBounceResource.URL_ENV_VAR)
+            or ZeroBounceResource.model_fields["base_url"].default,
+        ),
+        NeverBounceResource(
+            api_key=os.environ.get(NeverBounceResource.ENV_VAR),
+            base_url=os.environ.get(NeverBounceResource.URL_ENV_VAR)
+            or NeverBounceResource.model_fields["base_url"].default,
+        ),
+    )
+
+
+def paid_verifier(
+    choice: str, zerobounce: ZeroBounceResource, neverbounce: NeverBounceResource
+) -> tuple[ZeroBounceResource | NeverBounceResource | None, str | None]:
+    """The paid verifier asked for ("auto": the first configured one), or (None, None). The one choice of the
+    email stage, ``leads verify`` and the estimate of what the stage will pay: an estimate choosing by itself
+    could price a verifier the stage does not ask."""
+    available: dict[str, ZeroBounceResource | NeverBounceResource] = {
+        name: r for name, r in (("zerobounce", zerobounce), ("neverbounce", neverbounce)) if r.is_configured
+    }
+    if choice == "none":
+        return None, None
+    if choice == "auto":
+        name = next(iter(available), None)
+        return (available[name], name) if name else (None, None)
+    if choice not in available:
+        env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
+        raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
+    return available[choice], choice

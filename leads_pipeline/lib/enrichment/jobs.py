@@ -180,17 +180,15 @@ def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]
 
 def answering_verifier() -> str | None:
     """The paid verifier that answers each of the email stage's checks: with SMTP probing off
-    (``LEADS_SMTP_PROBING``), the first one configured, as the stage's ``verifier: auto`` picks it. None while
-    mail hosts are probed (the paid verifier is asked only after an "unknown" probe, which no estimate can
-    foresee) or when none is configured."""
-    from leads_pipeline.lib.clients.mail import MailCheckResource  # (Dagster): the contact estimates only
-    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+    (``LEADS_SMTP_PROBING``), the one the stage picks by ``paid_verifier`` with its ``verifier: auto`` (a job's
+    runs set no other). None while mail hosts are probed (the paid verifier is asked only after an "unknown"
+    probe, which no estimate can foresee) or when none is configured."""
+    from leads_pipeline.lib.clients.mail import mail_check_of_environment  # (Dagster): the contact estimates only
+    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
 
-    probing = os.environ.get(MailCheckResource.ENV["smtp_probing"]) or "on"
-    if MailCheckResource(smtp_probing=probing).probing:
+    if mail_check_of_environment().probing:
         return None
-    verifiers = (("zerobounce", ZeroBounceResource.ENV_VAR), ("neverbounce", NeverBounceResource.ENV_VAR))
-    return next((name for name, env_var in verifiers if os.environ.get(env_var)), None)
+    return paid_verifier("auto", *verifiers_of_environment())[1]
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:

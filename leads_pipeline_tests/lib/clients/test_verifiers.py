@@ -251,3 +251,33 @@ def test_request_log_never_holds_a_key(app: HttpEmulator, zerobounce: ZeroBounce
     zerobounce.verify("jane@strict.io")
     (record,) = app.log.records("zerobounce")
     assert (record.method, record.path, record.api_key, record.cost) == ("GET", "/v2/validate", "...0001", 1)
+
+
+@pytest.mark.parametrize(
+    ("keys", "probing", "chosen"),
+    [
+        ((), "off", None),
+        ((NeverBounceResource.ENV_VAR,), "off", "neverbounce"),
+        ((ZeroBounceResource.ENV_VAR, NeverBounceResource.ENV_VAR), "off", "zerobounce"),
+        ((ZeroBounceResource.ENV_VAR,), "on", None),
+        ((ZeroBounceResource.ENV_VAR,), "", None),
+    ],
+    ids=["none-configured", "neverbounce-only", "both-zerobounce-first", "probing", "probing-by-default"],
+)
+def test_the_estimate_prices_the_verifier_the_email_stage_asks(
+    monkeypatch: pytest.MonkeyPatch, keys: tuple[str, ...], probing: str, chosen: str | None
+) -> None:
+    """The enrichment estimate (outside Dagster, so from the environment as it is now) picked the paid verifier
+    by its own reading of the variables while the stage asked ``paid_verifier``: both go through it now, with the
+    stage's ``verifier: auto``, and through ``MailCheckResource.probing``."""
+    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    from leads_pipeline.lib.enrichment.jobs import answering_verifier
+
+    for var in (ZeroBounceResource.ENV_VAR, NeverBounceResource.ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    for var in keys:
+        monkeypatch.setenv(var, "key")
+    monkeypatch.setenv("LEADS_SMTP_PROBING", probing)
+    assert answering_verifier() == chosen
+    if probing == "off":
+        assert paid_verifier("auto", *verifiers_of_environment())[1] == chosen
