@@ -597,6 +597,7 @@ class SyncEngine:
                 transaction(self.database_url) as conn,
                 store.lock_match_keys(conn, connection.name, keys, remote_ids),
             ):
+                store.hold_pulled_lists(conn, connection.name, remote_ids, list_id)
                 self._apply_chunk(conn, report, chunk, list_id)
                 newest = max(record.updated_at for record in chunk)
                 store.set_pull_cursor(conn, connection.name, newest)

@@ -26,6 +26,7 @@ from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import existing_leads, key_column
+from leads_pipeline.lib.store.lists import hold_lists
 from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
 from leads_pipeline.lib.store.search import filters_condition
 
@@ -473,6 +474,30 @@ def hold_lead(conn: Connection, lead_id: int) -> dict[str, Any] | None:
             lead = lead if still is not None and still["id"] == lead["id"] else None
         if lead is not None:
             return lead
+
+
+_PULLED_LISTS: Final = """
+    WITH RECURSIVE chain (id, merged_into, list_id) AS (
+        SELECT l.id, l.merged_into, l.list_id FROM crm_links k JOIN leads l ON l.id = k.lead_id
+        WHERE k.connection = %s AND k.remote_id = ANY(%s)
+        UNION SELECT l.id, l.merged_into, l.list_id FROM leads l JOIN chain c ON l.id = c.merged_into
+    )
+    SELECT DISTINCT list_id FROM chain
+"""
+"""The lists of the leads linked to the records and of the leads they were merged into (``hold_lead``)."""
+
+
+def hold_pulled_lists(conn: Connection, connection: str, remote_ids: Sequence[str], list_id: int | None) -> None:
+    """Hold (``hold_lists``, in id order) the lists whose leads a pull's chunk of ``remote_ids`` may write or
+    hold: ``list_id`` (where it matches and creates leads) and those of the leads linked to the records and of
+    the leads they were merged into. A merge holds its leads' lists before its leads (``hold_lists_of``): a
+    chunk that held its leads one by one in the CRM's order met a merge holding the same leads in id order, each
+    waited for the other's lead and PostgreSQL aborted one of them with a deadlock error. Holding the lists
+    first, they take turns. (A merge committed while the lists are read can lead a record to a survivor in a
+    list not held; a merge holding leads of that list holds none of the chunk's others, so it is not waited for
+    in a circle.)"""
+    found = conn.execute(_PULLED_LISTS, (connection, list(remote_ids)))
+    hold_lists(conn, {int(r["list_id"]) for r in found} | ({list_id} if list_id is not None else set()))
 
 
 def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dict[str, Any] | None:

@@ -27,7 +27,7 @@ from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
-from leads_pipeline_tests.support import bidx, set_clause, while_uncommitted
+from leads_pipeline_tests.support import await_lock_wait, bidx, set_clause, while_uncommitted
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
@@ -690,3 +690,69 @@ def test_a_pull_waits_for_a_delete_in_flight_and_leaves_the_deleted_lead_alone(
         row = db.execute("SELECT title, deleted_at FROM leads WHERE id = %s", (ria,)).fetchone()
     assert row is not None and row["deleted_at"] is not None
     assert row["title"] == "Engineer", "the CRM's value was written into the deleted lead"
+
+
+def test_a_pull_and_a_merge_of_the_same_leads_wait_for_each_other_instead_of_deadlocking(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads sync` pulled two changed records while `leads dedupe --merge` merged their two leads: the pull held
+    its leads in the CRM's order (the later id first here), the merge in id order, each then waited for the other's
+    and PostgreSQL aborted one of them with a deadlock error. The pull now holds its leads' lists first, in id
+    order, as the merge does: the merge waits for the pull's chunk, then merges."""
+    first, later = person("Vic", "vic.first@example.net"), person("Vic", "vic.later@example.net")
+    list_id = import_leads(database_url, tmp_path, [first, later], list_name="hs-deadlock")
+    crm = connection("hubspot", "hs-deadlock")
+    assert engine(database_url, sandbox, crm).run("push", list_id).created == 2
+    low, high = (
+        lead_of(database_url, list_id, first["Email"])["id"],
+        lead_of(database_url, list_id, later["Email"])["id"],
+    )
+    assert low < high
+    changed_in_crm(sandbox, later["Email"], jobtitle="CEO")  # pulled first: its lead, the later id, held first
+    changed_in_crm(sandbox, first["Email"], jobtitle="CFO")
+    monkeypatch.setattr(sync_module, "PULL_CHUNK", 100_000)  # both records in one chunk, whatever the sandbox holds
+    held, go = threading.Event(), threading.Event()
+    hold_lead = store.hold_lead
+
+    def pausing(conn: Any, lead_id: int) -> dict[str, Any] | None:
+        lead = hold_lead(conn, lead_id)
+        if not held.is_set():
+            held.set()
+            go.wait(20)
+        return lead
+
+    monkeypatch.setattr(store, "hold_lead", pausing)
+    failed: list[BaseException] = []
+    reports: list[SyncReport] = []
+
+    def catching(action: Callable[[], object]) -> threading.Thread:
+        def run() -> None:
+            try:
+                action()
+            except BaseException as exc:
+                failed.append(exc)
+
+        return threading.Thread(target=run)
+
+    def merge() -> None:
+        with transaction(database_url) as db:
+            merges.merge_cluster(db, [low, high], "tester", reasons=["name"], score=1.0)
+
+    pulling = catching(lambda: reports.append(engine(database_url, sandbox, crm).run("pull", None)))
+    merging = catching(merge)
+    pulling.start()
+    try:
+        assert held.wait(20), "the pull held no lead"
+        merging.start()
+        await_lock_wait(database_url)
+    finally:
+        go.set()
+        pulling.join()
+        if merging.ident is not None:
+            merging.join()
+
+    assert failed == [] and [(r.status, r.pulled) for r in reports] == [("completed", 2)]
+    with connect(database_url) as db:
+        rows = db.execute("SELECT id, title, deleted_at IS NULL AS live FROM leads WHERE id = ANY(%s) ORDER BY id",
+                          ([low, high],)).fetchall()  # fmt: skip
+    assert sorted(r["title"] for r in rows) == ["CEO", "CFO"] and sum(r["live"] for r in rows) == 1
