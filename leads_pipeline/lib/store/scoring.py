@@ -305,9 +305,8 @@ def write_scores(
     )
     # A lead deleted since the chunk was read is left out: removed (an import undone, a list purged), its current
     # score would fail the chunk on the foreign key; deleted softly (`leads bulk delete`, a list deleted, merged
-    # away), it is no longer scored. The leads are held (key share) first, so a removal, a merge or a person's
-    # stage change in flight (`set_stage`: they hold their leads for update) is waited for and then seen; a soft
-    # delete in flight is not: its leads are scored as before it.
+    # away), it is no longer scored. The leads are held (key share) first, so a removal, a soft delete, a merge or
+    # a person's stage change in flight (they hold their leads for update first) is waited for and then seen.
     removed = conn.execute(
         "WITH live AS (SELECT l.id FROM leads l WHERE " + _SCORED_LEADS + " AND l.deleted_at IS NULL"
         " ORDER BY l.id FOR KEY SHARE)"

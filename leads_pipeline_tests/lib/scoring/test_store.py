@@ -24,7 +24,7 @@ from leads_pipeline.lib.store import scoring as store
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.lib.scoring.support import ICP, add_leads
-from leads_pipeline_tests.support import write_while_deleted
+from leads_pipeline_tests.support import while_uncommitted, write_while_deleted
 
 pytestmark = pytest.mark.integration
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -589,3 +589,35 @@ def test_a_stage_a_person_confirmed_while_the_lead_was_scored_is_not_lowered(
         changes = [(c["to_stage"], c["source"]) for c in store.stage_history(conn, lead)]
         assert changes == [("mql", "auto"), ("mql", "manual")]
     assert (report["scored"], report["stages"], report["stageChanges"]) == (1, {"mql": 1}, 0)
+
+
+def test_scoring_waits_for_a_soft_delete_in_flight_and_leaves_the_lead_out(database_url: str) -> None:
+    """`leads score` writing a chunk while `leads bulk delete` of one of its leads is not committed yet: the chunk
+    holds its leads (key share) before writing, and a soft delete holds its leads for update first (as a list
+    delete and a merge do), so the chunk waits for the delete and then leaves the lead out; no lock that an import
+    would wait for is needed. Without the delete's hold, its update (no key update) is not waited for by a key
+    share: the lead was scored, then deleted."""
+    from leads_pipeline.lib.store import bulk
+
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, [gone, kept] = add_leads(
+            conn,
+            [
+                {"industry": "Computer Software", "country": "US", "custom": {"Visits": 12}},
+                {"industry": "Retail", "country": "DE"},
+            ],
+            "deleting",
+        )
+
+    def scoring() -> dict[str, Any]:
+        with connect(database_url) as conn:
+            return score_leads(conn, [gone, kept], config, now=NOW).as_json()
+
+    report = while_uncommitted(
+        database_url, lambda other: bulk.delete(other, Selection.build(ids=[gone]), "tester"), scoring
+    )
+    with connect(database_url) as conn:
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM lead_scores")] == [kept]
+        assert [r["lead_id"] for r in conn.execute("SELECT lead_id FROM score_history")] == [kept]
+    assert report["scored"] == 1
