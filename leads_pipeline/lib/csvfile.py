@@ -208,6 +208,11 @@ _LOWER_CONSONANT = _LOWER & ~_byte_set(*b"aeiouy")
 _CONSONANT = _LOWER_CONSONANT | (_UPPER & ~_byte_set(*b"AEIOUY"))
 _CONTRACTED = _byte_set(*b"stdmlv")
 """The letters after an English apostrophe that follows a consonant: Sam's, don't, Ed'd, I'm, Bill'll."""
+_QUOTES = _byte_set(0x84, 0x91, 0x92, 0x93, 0xD2, 0xD3, 0xD4, 0xD5)
+"""cp1252's quotes that are Mac Roman's ë, í and ì, and its Ò Ó Ô Õ, Mac Roman's quotes."""
+_BEFORE_FINAL_I = _LOWER_CONSONANT & ~_byte_set(*b"nsxz")
+"""The letters before Mac Roman's í ending a word ("Martí", "jumhurí") that are not before cp1252's apostrophe
+ending one: a plural's or a name's possessive ("Jones'", "Max'"), "goin'" and "'n'"."""
 
 
 def _mac_roman_letters(path: Path) -> bool:
@@ -222,10 +227,18 @@ def _mac_roman_letters(path: Path) -> bool:
     stand where signs do, where Mac Roman's letters would not: a dash between spaces, a double quote opening
     before a word, a closing one, an ellipsis or a trade mark after one (``_CP1252_WORD_END``), the apostrophe of
     "n't". The file is Mac Roman when it has more of the first than of the second (a stray "pre-sales" written
-    with an en dash reads as Mac Roman's ñ, which the file's quotes and dashes outweigh). Still read as cp1252: a
-    Mac Roman file whose only accents are an í or ì ending a word, or ë. (Counted with numpy at the high bytes
-    only: a regular expression tried at every byte takes ~30 ms a MB.)"""
-    mac = cp1252 = 0
+    with an en dash reads as Mac Roman's ñ, which the file's quotes and dashes outweigh). Mac Roman's ë is cp1252's
+    opening single quote, which transliterations write inside words after a vowel ("O'zbekiston", "Sa'id") or a
+    g ("o'g'li"), but not after another consonant, as Albanian's ë does ("Shkodër", "Tiranë"), nor ending a word
+    ("Zoë", "België"). Its í and ì ending a word are cp1252's closing single quote (after a word ending in a
+    consonant: "Martí") and German's closing double quote ("Forlì"): counted only beyond the file's opening
+    single quotes and German opening quotes („), which such closing quotes answer. Its quotes and apostrophes
+    are cp1252's capitals Ò Ó Ô Õ, which never follow a lower-case letter as they do ("Ra's al Khaymah").
+    Still read as cp1252: a Mac Roman file whose only accents are an í ending a word after a vowel, an n or an
+    s ("Potosí", as "Jones'"), an ë after a vowel ("Noël", as "Ka'ba"), or other Mac Roman signs (a quote
+    opening a word, a dagger). (Counted with numpy at the high bytes only: a regular expression tried at every
+    byte takes ~30 ms a MB.)"""
+    mac = cp1252 = final_i = final_grave_i = single_openings = low_openings = 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):
             data = np.frombuffer(block, dtype=np.uint8)
@@ -257,7 +270,23 @@ def _mac_roman_letters(path: Path) -> bool:
                     | ((at == 0x92) & (before == ord("n")) & (after == ord("t")) & ~_LETTER[then])
                 ).sum()
             )
-    return mac > cp1252
+            quote = _QUOTES[at]  # judged apart: the rules below look at a few bytes only
+            at, before, after, word_end = at[quote], before[quote], after[quote], word_end[quote]
+            mac += int(
+                (
+                    ((at >= 0xD2) & (at <= 0xD5) & _LOWER[before])
+                    | (
+                        (at == 0x91)
+                        & (before != ord("g"))
+                        & ((_LOWER[before] & word_end) | (_CONSONANT[before] & _LOWER_CONSONANT[after]))
+                    )
+                ).sum()
+            )
+            final_i += int(((at == 0x92) & _BEFORE_FINAL_I[before] & word_end).sum())
+            final_grave_i += int(((at == 0x93) & _LOWER[before] & word_end).sum())
+            single_openings += int(((at == 0x91) & ~_LETTER[before] & _LETTER[after]).sum())
+            low_openings += int(((at == 0x84) & ~_LETTER[before] & _LETTER[after]).sum())
+    return mac + max(0, final_i - single_openings) + max(0, final_grave_i - low_openings) > cp1252
 
 
 def _utf16_without_bom(sample: bytes) -> str | None:

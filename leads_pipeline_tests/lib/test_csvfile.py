@@ -106,12 +106,26 @@ def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Pa
         ["Martín,Rodríguez,Ramírez SL", "Agustín,Martínez,Ibarra SA"],
         ["Iñaki,Muñoz,Peña Hermanos", "Jesús,Núñez,Zoë Design"],
         ["Ramón,León,Concepción SL", "Horst,Weiß,Großmann GmbH"],
+        ["Arben,Hoxha,Tiranë Shpk", "Besa,Dibër,Shkodër Group"],
+        ["Zoë,Janssens,België BV", "Marco,Rossi,Forlì"],
+        ["Jordi,Martí,Puig SL", "Luca,Bianchi,Forlì Cesena"],
+        ["Sean,O\u2019Neil,Ra\u2019s al Khaymah LLC", "Dana,Smith,Farg\u2018ona Trade"],
     ],
-    ids=["German o-umlaut", "Spanish i-acute", "Spanish n-tilde u-acute", "Spanish o-acute, German sharp s"],
+    ids=[
+        "German o-umlaut",
+        "Spanish i-acute",
+        "Spanish n-tilde u-acute",
+        "Spanish o-acute, German sharp s",
+        "Albanian e-diaeresis",
+        "e-diaeresis and i-grave ending a word",
+        "i-acute and i-grave ending a word",
+        "apostrophes only",
+    ],
 )
 def test_a_mac_roman_file_of_other_accents_is_read_as_mac_roman(tmp_path: Path, names: list[str]) -> None:
-    """Mac Roman's í, ñ, ö, ú, ó, ß are cp1252's apostrophe, en dash, š, œ, em dash and §: a file without é, ä,
-    å or ü (cp1252's Ž, Š, Œ, Ÿ) was read as cp1252 and stored "Mart\u2019n", "Mu\u2013oz", "Schršder"."""
+    """Mac Roman's í, ñ, ö, ú, ó, ß, ë, ì are cp1252's apostrophe, en dash, š, œ, em dash, §, opening single and
+    double quotes, and its apostrophes cp1252's Õ and Ô: a file without é, ä, å or ü (cp1252's Ž, Š, Œ, Ÿ) was
+    read as cp1252 and stored "Mart\u2019n", "Mu\u2013oz", "Schršder", "Tiran\u2018", "Forl\u201c", "RaÕs"."""
     text = _csv([["First Name", "Last Name", "Company"], *(name.split(",") for name in names)], newline="\r")
     layout = inspect_file(_write(tmp_path / "mac.csv", text, "mac_roman"))
     assert layout.encoding == "mac_roman"
@@ -124,11 +138,22 @@ def test_a_mac_roman_file_of_other_accents_is_read_as_mac_roman(tmp_path: Path, 
         "Dušan Kašpar / cœur de Bœuf",
         "don\u2019t call O\u2019Brien\u2019s desk \u2013 lead\u2014call back",
         "Farg\u2018ona / Sa\u2018id \u2013 \u201cpre\u2013sales\u201d / Acme\u2122",
+        "the \u2018urgent\u2019 line / Jones\u2019 desk / Max\u2019 Auto / rock \u2019n\u2019 roll / un po\u2019",
+        "Status \u201eoffen\u201c / Firma \u201eMeyer und Sohn\u201c",
+        "Rustam o\u2018g\u2018li / tog\u2018 / Jum\u2018a / Hawai\u2018i",
     ],
-    ids=["s-caron and oe", "apostrophes and dashes", "transliteration and a dash in a word"],
+    ids=[
+        "s-caron and oe",
+        "apostrophes and dashes",
+        "transliteration and a dash in a word",
+        "closing single quotes",
+        "German quotes",
+        "opening single quotes in words",
+    ],
 )
 def test_a_cp1252_file_with_what_mac_roman_letters_would_be_stays_cp1252(tmp_path: Path, notes: str) -> None:
-    """cp1252's š, œ, apostrophe and dashes are Mac Roman's ö, ú, í, ñ and ó where they stand as cp1252 writes them."""
+    """cp1252's š, œ, quotes and dashes are Mac Roman's ö, ú, í, ì, ë, ñ and ó where they stand as cp1252 writes
+    them."""
     text = f"Email,Notes\na@x.com,{notes}\nb@x.com,Ann\n"
     layout = inspect_file(_write(tmp_path / "win.csv", text, "cp1252"))
     assert layout.encoding == "cp1252"
