@@ -189,6 +189,27 @@ def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(leads
     assert json.loads(estimate) == leads.json(*args)
 
 
+def test_the_email_and_linkedin_estimates_load_neither_dagster_nor_the_apify_client(
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads enrich --sources email --estimate` and `--sources linkedin --estimate` took 112 MB and 1.4 s of CPU,
+    most of it Dagster and apify-client, loaded by the modules of the Apify, HTTP and mail clients for plain
+    records and settings (the stages' cache_days, whether SMTP probing is on, which paid verifier is
+    configured). With probing off the email estimate asks which verifier answers every check; both run here in
+    one fresh interpreter, as a user runs them, and say what the in-process estimates say."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")
+    commands = [
+        ["enrich", "--list", "prospects", "--sources", s, "--estimate", "--json"] for s in ("email", "linkedin")
+    ]
+    output, loaded = leads_in_fresh_interpreter(
+        commands, ("dagster", "apify_client", "google.genai", "pandas", "leads_pipeline.definitions")
+    )
+    assert loaded == []
+    email, end = json.JSONDecoder().raw_decode(output)
+    assert [email, json.loads(output[end:])] == [leads.json(*args) for args in commands]
+    assert "unverifiedAddresses" in email["sources"]["email"]
+
+
 def test_the_jobs_credits_and_templates_commands_load_no_pandas(
     leads: Leads, prospects: list[int], database_url: str
 ) -> None:

@@ -183,14 +183,12 @@ def answering_verifier() -> str | None:
     (``LEADS_SMTP_PROBING``), the first one configured, as the stage's ``verifier: auto`` picks it. None while
     mail hosts are probed (the paid verifier is asked only after an "unknown" probe, which no estimate can
     foresee) or when none is configured."""
-    from leads_pipeline.lib.clients.mail import MailCheckResource  # (Dagster): the contact estimates only
-    from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+    from leads_pipeline.lib.clients.paid_verdicts import API_KEY_ENV  # the email estimate only
+    from leads_pipeline.lib.clients.smtp import PROBING_ENV, probing_on
 
-    probing = os.environ.get(MailCheckResource.ENV["smtp_probing"]) or "on"
-    if MailCheckResource(smtp_probing=probing).probing:
+    if probing_on(os.environ.get(PROBING_ENV) or "on"):
         return None
-    verifiers = (("zerobounce", ZeroBounceResource.ENV_VAR), ("neverbounce", NeverBounceResource.ENV_VAR))
-    return next((name for name, env_var in verifiers if os.environ.get(env_var)), None)
+    return next((name for name, env_var in API_KEY_ENV.items() if os.environ.get(env_var)), None)
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
