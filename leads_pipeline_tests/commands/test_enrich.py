@@ -257,6 +257,19 @@ def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, 
     assert set(chosen["sources"]) == {"phone"}
 
 
+def test_a_stage_no_lead_has_is_noted_as_by_search(leads: Leads, prospects: list[int]) -> None:
+    """``leads enrich --stage MQL`` (stages are stored lower-case) said only that the selection holds no leads;
+    it notes the stage no lead has first, as ``leads search`` does."""
+    result = leads.run("enrich", "--list", "prospects", "--stage", "MQL", "--estimate")
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (
+        "note: no lead of the selected lists has stage 'MQL', and it is none of new, mql, sql, customer,"
+        " disqualified, nurture (a stage a CRM set is searched as stored) error: the selection (lists prospects;"
+        " stage MQL) holds no leads; nothing to enrich"
+    )
+    assert "note" not in leads.run("enrich", "--list", "prospects", "--stage", "sql", "--estimate").stderr
+
+
 def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
     assert "unknown source(s) fax" in leads.fails("enrich", "--list", "prospects", "--sources", "fax")
     assert "list 'nope': not found or not shared with you" in leads.fails("enrich", "--list", "nope")
