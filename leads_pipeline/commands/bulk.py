@@ -22,6 +22,7 @@ from leads_pipeline.commands.selection import (
     StageOption,
     TagOption,
     WhereOption,
+    note_unheard_stages,
 )
 from leads_pipeline.lib.filters import Selection
 
@@ -58,14 +59,19 @@ def _selection(
     return selection
 
 
-def _run(action: Callable[[Any], Any]) -> Any:
+def _run(action: Callable[[Any], Any], selection: Selection | None = None) -> Any:
+    """``action`` on a connection; with the ``selection`` it acted on, a result (or count) that matched no lead
+    is followed by the note on stages no lead has (``note_unheard_stages``)."""
     from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
 
     def run() -> Any:
         with connect(env.database_url) as conn:
-            return action(conn)
+            result = action(conn)
+            if selection is not None and not (result if isinstance(result, int) else result.matched):
+                note_unheard_stages(conn, selection, acting_user())
+            return result
 
     return run_or_fail(run)
 
@@ -94,7 +100,7 @@ def bulk_tag(
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names))
+    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names), selection)
     _report(result, as_json, f"tagged {result.matched:,} leads ({result.changed:,} new tags)")
 
 
@@ -115,7 +121,7 @@ def bulk_untag(
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names, remove=True))
+    result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names, remove=True), selection)
     _report(result, as_json, f"removed {result.changed:,} tags from {result.matched:,} selected leads")
 
 
@@ -137,7 +143,7 @@ def bulk_set(
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    result = _run(lambda conn: bulk.set_field(conn, selection, acting_user(), field, value))
+    result = _run(lambda conn: bulk.set_field(conn, selection, acting_user(), field, value), selection)
     _report(result, as_json, _set_summary(field, result))
 
 
@@ -164,7 +170,7 @@ def _move_or_copy(copy: bool, target: str, selection: Selection, as_json: bool) 
         action = bulk.copy_to if copy else bulk.move_to
         return action(conn, selection, acting_user(), target_list)
 
-    result = _run(act)
+    result = _run(act, selection)
     verb = "copied" if copy else "moved"
     _report(
         result,
@@ -225,11 +231,11 @@ def bulk_delete(
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    if not yes:
-        matched = _run(lambda conn: bulk.count(conn, selection, acting_user()))
+    if not yes:  # the count the question shows is noted on, before it is asked
+        matched = _run(lambda conn: bulk.count(conn, selection, acting_user()), selection)
         if not typer.confirm(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
-    result = _run(lambda conn: bulk.delete(conn, selection, acting_user()))
+    result = _run(lambda conn: bulk.delete(conn, selection, acting_user()), selection if yes else None)
     restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"
     _report(result, as_json, f"deleted {result.changed:,} leads{restore if result.changed else ''}")
 
@@ -297,6 +303,8 @@ def bulk_export(
         with connect(env.database_url) as conn, connect(env.database_url, autocommit=True) as log:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
             exported = bulk.select_export(conn, selection, acting_user())
+            if not exported.ids:
+                note_unheard_stages(conn, selection, acting_user())
             columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags", *exported.custom_columns]
             # with a BOM: Excel opens a UTF-8 file without one as the system's code page (García -> GarcÃ­a)
             target = written_whole(out, encoding="utf-8-sig", newline="") if out else csv_stdout()

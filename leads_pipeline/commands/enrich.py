@@ -33,6 +33,7 @@ from leads_pipeline.commands.selection import (
     StageOption,
     TagOption,
     WhereOption,
+    note_unheard_stages,
 )
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
@@ -146,6 +147,7 @@ def create_job(
     user = acting_user()
     with connect(env.database_url) as conn:
         if not _selected_ids(conn, selection, ids_file, user):
+            note_unheard_stages(conn, selection, user)
             described = selection.describe(values=True)
             raise ConfigurationError(f"the selection ({described}) holds no leads; nothing to enrich")
         _, queued = create_selection_batch(

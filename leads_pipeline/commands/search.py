@@ -26,6 +26,7 @@ from leads_pipeline.commands.selection import (
     StageOption,
     TagOption,
     WhereOption,
+    note_unheard_stages,
 )
 
 
@@ -54,16 +55,15 @@ def search_command(
     """Search leads: substring text query plus exact filters, keyset-paginated (--after CURSOR for more)."""
     from leads_pipeline.lib.export import write_leads_csv
     from leads_pipeline.lib.filters import Selection, Sort
-    from leads_pipeline.lib.scoring.stages import MANUAL_STAGES
     from leads_pipeline.lib.store import audit
     from leads_pipeline.lib.store.bulk import export_custom_columns, sellable_ids
     from leads_pipeline.lib.store.db import connect
-    from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search, unheard_of_stages
+    from leads_pipeline.lib.store.search import LEAD_COLUMNS, Page, search
 
     one_output(as_json, as_csv)
     env = run_or_fail(environment)
 
-    def run() -> tuple[Page, list[str], list[str]]:
+    def run() -> tuple[Page, list[str]]:
         selection = Selection.build(
             lists=lists,
             where=where,
@@ -85,16 +85,11 @@ def search_command(
                     audit.record(conn, acting_user(), "leads.export", "selection", details)
                 # the whole selection's custom fields, not this page's: every page of one export lines up
                 custom = export_custom_columns(conn, selection, acting_user())
-            unheard = [] if page.leads or after else unheard_of_stages(conn, selection, acting_user())
-            return page, custom, unheard
+            if not page.leads and not after:
+                note_unheard_stages(conn, selection, acting_user())
+            return page, custom
 
-    page, custom, unheard = run_or_fail(run)
-    for stage in unheard:  # a typo, or a CRM's stage no lead has: said, still exit 0
-        errors.print(
-            f"note: no lead of the selected lists has stage {stage!r}, and it is none of {', '.join(MANUAL_STAGES)}"
-            " (a stage a CRM set is searched as stored)",
-            highlight=False,
-        )
+    page, custom = run_or_fail(run)
     if as_json:
         print_json({"leads": page.leads, "nextCursor": page.next_cursor})
         return

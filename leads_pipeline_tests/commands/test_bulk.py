@@ -99,6 +99,28 @@ def test_move_and_copy_skip_duplicates_in_the_target(fair: Leads, database_url: 
     assert len(fair.json("search", "--list", "target", "--tag", "vip", "--json")["leads"]) == 2  # Priya kept her tag
 
 
+def test_a_stage_no_lead_has_is_noted_as_by_search(fair: Leads, tmp_path: Path) -> None:
+    """``leads bulk tag x --stage MQL`` (stages are stored lower-case) said "tagged 0 leads" and no more, where
+    ``leads search`` notes the stage no lead has: each action notes it so too once nothing matched (a delete
+    before it asks), and says nothing of a known stage no lead has yet."""
+    note = (
+        "note: no lead of the selected lists has stage 'MQL', and it is none of new, mql, sql, customer,"
+        " disqualified, nurture (a stage a CRM set is searched as stored)"
+    )
+
+    def stderr(*args: str, stdin: str | None = None) -> str:
+        return " ".join(fair.run("bulk", *args, "--list", "fair", stdin=stdin).stderr.split())
+
+    tagged = fair.run("bulk", "tag", "x", "--list", "fair", "--stage", "MQL")
+    assert tagged.exit_code == 0 and "tagged 0 leads" in tagged.stdout
+    assert " ".join(tagged.stderr.split()) == note
+    assert stderr("set", "custom.Plan", "pro", "--stage", "MQL") == note
+    assert stderr("move", "--to", "fair", "--stage", "MQL") == note
+    assert stderr("export", "--out", str(tmp_path / "none.csv"), "--stage", "MQL") == note
+    assert stderr("delete", "--stage", "MQL", stdin="n\n").startswith(note + " error: nothing deleted")
+    assert stderr("tag", "x", "--stage", "sql") == ""
+
+
 def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, database_url: str) -> None:
     before = _snapshot(database_url)
     assert "nothing deleted" in fair.fails("bulk", "delete", "--where", "country = CL", stdin="n\n")

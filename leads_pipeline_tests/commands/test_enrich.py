@@ -189,6 +189,27 @@ def test_a_company_estimate_loads_neither_dagster_nor_the_provider_clients(leads
     assert json.loads(estimate) == leads.json(*args)
 
 
+def test_the_email_and_linkedin_estimates_load_neither_dagster_nor_the_apify_client(
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads enrich --sources email --estimate` and `--sources linkedin --estimate` took 112 MB and 1.4 s of CPU,
+    most of it Dagster and apify-client, loaded by the modules of the Apify, HTTP and mail clients for plain
+    records and settings (the stages' cache_days, whether SMTP probing is on, which paid verifier is
+    configured). With probing off the email estimate asks which verifier answers every check; both run here in
+    one fresh interpreter, as a user runs them, and say what the in-process estimates say."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")
+    commands = [
+        ["enrich", "--list", "prospects", "--sources", s, "--estimate", "--json"] for s in ("email", "linkedin")
+    ]
+    output, loaded = leads_in_fresh_interpreter(
+        commands, ("dagster", "apify_client", "google.genai", "pandas", "leads_pipeline.definitions")
+    )
+    assert loaded == []
+    email, end = json.JSONDecoder().raw_decode(output)
+    assert [email, json.loads(output[end:])] == [leads.json(*args) for args in commands]
+    assert "unverifiedAddresses" in email["sources"]["email"]
+
+
 def test_the_jobs_credits_and_templates_commands_load_no_pandas(
     leads: Leads, prospects: list[int], database_url: str
 ) -> None:
@@ -234,6 +255,19 @@ def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, 
         "enrich", "--list", "prospects", "--template", "premium", "--sources", "phone", "--estimate", "--json"
     )
     assert set(chosen["sources"]) == {"phone"}
+
+
+def test_a_stage_no_lead_has_is_noted_as_by_search(leads: Leads, prospects: list[int]) -> None:
+    """``leads enrich --stage MQL`` (stages are stored lower-case) said only that the selection holds no leads;
+    it notes the stage no lead has first, as ``leads search`` does."""
+    result = leads.run("enrich", "--list", "prospects", "--stage", "MQL", "--estimate")
+    assert result.exit_code == 1
+    assert " ".join(result.stderr.split()) == (
+        "note: no lead of the selected lists has stage 'MQL', and it is none of new, mql, sql, customer,"
+        " disqualified, nurture (a stage a CRM set is searched as stored) error: the selection (lists prospects;"
+        " stage MQL) holds no leads; nothing to enrich"
+    )
+    assert "note" not in leads.run("enrich", "--list", "prospects", "--stage", "sql", "--estimate").stderr
 
 
 def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: Path) -> None:

@@ -96,6 +96,19 @@ def test_a_custom_code_with_a_leading_zero_is_compared_as_text(fair: Leads) -> N
     assert sorted(_emails(fair, "--where", "custom.Zip > 1000")) == sorted(india + germany)
 
 
+def test_a_custom_number_written_with_an_exponent_compares_as_a_number(fair: Leads) -> None:
+    """``custom.Revenue > 1e5`` compared as text: it took 90000 ("9" sorts after "1") and ``= 2.5e5`` missed
+    250000. An exponent, in the filter or in the stored value, in either case, is a number like any other."""
+    fair.ok("bulk", "set", "custom.Revenue", "250000", "--where", "country = ES")
+    fair.ok("bulk", "set", "custom.Revenue", "90000", "--where", "country = IN")
+    fair.ok("bulk", "set", "custom.Revenue", "2.5E5", "--where", "country = DE")
+    spain, india, germany = ["ana.garcia@acme.es"], ["priya.sharma@infosys.example"], ["juergen@beispiel.de"]
+    assert sorted(_emails(fair, "--where", "custom.Revenue > 1e5")) == sorted(spain + germany)
+    assert sorted(_emails(fair, "--where", "custom.Revenue = 2.5e5")) == sorted(spain + germany)
+    assert _emails(fair, "--where", "custom.Revenue < 1E5") == india
+    assert sorted(_emails(fair, "--where", "custom.Revenue in 9e4, 250000")) == sorted(spain + india + germany)
+
+
 def test_filters_on_canonical_and_custom_fields(fair: Leads) -> None:
     assert _emails(fair, "--where", "country = es") == ["ana.garcia@acme.es"]
     assert _emails(fair, "--where", "country in ES, IN") == ["ana.garcia@acme.es", "priya.sharma@infosys.example"]

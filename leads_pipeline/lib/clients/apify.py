@@ -7,16 +7,16 @@ page. ``run_actor`` is the general form and also reports what the run cost (``us
 The actor ids are settings. The defaults name the public actors whose input and output the sandbox imitates
 (``apify/google-search-scraper``, ``dev_fusion/Linkedin-Profile-Scraper``); no public actor takes a first
 name, last name and domain, so ``people_search_actor`` must name one that does (input ``firstName``,
-``lastName``, ``domain``; Apollo-style output) before it is pointed at the real service.
+``lastName``, ``domain``; Apollo-style output) before it is pointed at the real service. The ids and the records
+read from the datasets are in ``actors``, which loads neither Dagster nor apify-client.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import dagster as dg
 import impit
@@ -25,79 +25,19 @@ from apify_client import ApifyClient
 from apify_client.errors import ApifyApiError, ApifyClientError
 from pydantic import Field, PrivateAttr
 
+from leads_pipeline.lib.clients.actors import (
+    GOOGLE_SEARCH_ACTOR,
+    LINKEDIN_PROFILE_ACTOR,
+    PEOPLE_SEARCH_ACTOR,
+    ActorRun,
+    ExperienceData,
+    LinkedInProfileData,
+    PersonMatch,
+    PhoneMatch,
+    SearchResult,
+)
 from leads_pipeline.lib.clients.http import MalformedResponseError, redact, require
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
-
-ActorKind = Literal["google_search", "linkedin_profiles", "people_search"]
-
-GOOGLE_SEARCH_ACTOR = "apify/google-search-scraper"
-LINKEDIN_PROFILE_ACTOR = "dev_fusion/Linkedin-Profile-Scraper"
-PEOPLE_SEARCH_ACTOR = "leads-pipeline/people-search"
-DEFAULT_ACTORS: dict[str, ActorKind] = {
-    GOOGLE_SEARCH_ACTOR: "google_search",
-    LINKEDIN_PROFILE_ACTOR: "linkedin_profiles",
-    PEOPLE_SEARCH_ACTOR: "people_search",
-}
-
-
-@dataclass(frozen=True)
-class ActorRun:
-    actor_id: str
-    run_id: str
-    status: str
-    items: list[dict[str, Any]]
-    usage_total_usd: float | None
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    query: str
-    position: int
-    title: str
-    url: str
-    description: str | None
-
-
-@dataclass(frozen=True)
-class ExperienceData:
-    title: str | None
-    company: str | None
-    start: str | None
-    end: str | None
-
-
-@dataclass(frozen=True)
-class LinkedInProfileData:
-    url: str
-    first_name: str | None
-    last_name: str | None
-    headline: str | None
-    location: str | None
-    photo_url: str | None
-    connection_degree: int | None
-    job_title: str | None
-    company_name: str | None
-    experience: tuple[ExperienceData, ...]
-
-
-@dataclass(frozen=True)
-class PhoneMatch:
-    number: str
-    type: str | None
-
-
-@dataclass(frozen=True)
-class PersonMatch:
-    first_name: str | None
-    last_name: str | None
-    title: str | None
-    seniority: str | None
-    email: str | None
-    email_status: str | None
-    phones: tuple[PhoneMatch, ...]
-    linkedin_url: str | None
-    company_domain: str | None
-    company_name: str | None
 
 
 class ApifyResource(dg.ConfigurableResource):

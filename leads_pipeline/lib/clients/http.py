@@ -4,6 +4,9 @@ Why not urllib3's ``Retry``: providers signal throttling in ways it cannot see (
 with ``status: throttle_triggered``), and every failure must end as a ``TransientError`` or ``PermanentError``
 whose message names the provider and the fix but never a key. Exceptions from ``requests`` carry the full URL,
 query string and all, so they are re-raised ``from None`` with a redacted message.
+
+The Dagster resource the clients derive from is in ``http_resource``: the CRM clients and the contact stages
+use this module without loading Dagster.
 """
 
 from __future__ import annotations
@@ -11,16 +14,13 @@ from __future__ import annotations
 import logging
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import dagster as dg
 import requests
-from pydantic import PrivateAttr
 
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
 
@@ -232,38 +232,3 @@ def json_body(response: requests.Response, *, provider: str, secrets: tuple[str 
         raise MalformedResponseError(
             f"{provider} answered HTTP {response.status_code} with a body that is not valid JSON: {snippet!r}"
         ) from None
-
-
-class RequestsResource(dg.ConfigurableResource):
-    """Connection settings shared by the ``requests``-based provider resources."""
-
-    timeout_s: float = 30.0
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_max_s: float = 60.0
-    trust_env: bool = True
-    ca_bundle: str | None = None
-
-    _session: RetryingSession | None = PrivateAttr(default=None)
-    _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-
-    def retry_when(self, response: requests.Response) -> bool:
-        """Which answers are worth retrying; providers with in-body throttling extend it."""
-        return response.status_code in self.policy().statuses
-
-    def policy(self) -> RetryPolicy:
-        return RetryPolicy(self.max_retries, self.backoff_base_s, self.backoff_max_s, self.retry_after_max_s)
-
-    def session(self) -> RetryingSession:
-        """One session per resource instance (connection pooling), created on first use."""
-        with self._session_lock:
-            if self._session is None:
-                self._session = retrying_session(
-                    policy=self.policy(),
-                    timeout_s=self.timeout_s,
-                    retry_when=self.retry_when,
-                    trust_env=self.trust_env,
-                    ca_bundle=self.ca_bundle,
-                )
-            return self._session

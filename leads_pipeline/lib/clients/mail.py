@@ -15,11 +15,8 @@ import dagster as dg
 from pydantic import Field
 
 from leads_pipeline.lib.clients.dns import MxResolver
-from leads_pipeline.lib.clients.smtp import SmtpProber
+from leads_pipeline.lib.clients.smtp import PROBING_ENV, SmtpProber, probing_on
 from leads_pipeline.lib.errors import ConfigurationError
-
-_ON = frozenset({"on", "true", "1", "yes"})
-_OFF = frozenset({"off", "false", "0", "no"})
 
 
 class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -37,7 +34,7 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     ENV: ClassVar[dict[str, str]] = {
         "dns_server": "LEADS_DNS_SERVER",
-        "smtp_probing": "LEADS_SMTP_PROBING",
+        "smtp_probing": PROBING_ENV,
         "smtp_routes": "LEADS_SMTP_ROUTES",
         "helo_name": "LEADS_SMTP_HELO",
         "mail_from": "LEADS_SMTP_FROM",
@@ -46,12 +43,7 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @property
     def probing(self) -> bool:
-        value = self.smtp_probing.strip().lower()
-        if value in _ON:
-            return True
-        if value in _OFF:
-            return False
-        raise ConfigurationError(f"LEADS_SMTP_PROBING: expected 'on' or 'off', found {self.smtp_probing!r}")
+        return probing_on(self.smtp_probing)
 
     def resolver(self) -> MxResolver:
         return MxResolver(self.dns_server or None, timeout=self.timeout_s)

@@ -19,9 +19,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.errors import ConfigurationError, TransientError
 
 ProbeStatus = Literal["deliverable", "undeliverable", "catch_all", "unknown"]
+
+PROBING_ENV = "LEADS_SMTP_PROBING"
+_ON = frozenset({"on", "true", "1", "yes"})
+_OFF = frozenset({"off", "false", "0", "no"})
+
+
+def probing_on(setting: str) -> bool:
+    """Whether mail hosts are probed at all, by ``LEADS_SMTP_PROBING`` ('on' or 'off': port 25 is blocked in most
+    clouds, where the paid verifier or MX-only checks answer instead). Here rather than with the mail-checking
+    resource, which loads Dagster, because the email estimate reads it too."""
+    value = setting.strip().lower()
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise ConfigurationError(f"{PROBING_ENV}: expected 'on' or 'off', found {setting!r}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from pydantic import Field
 
-from leads_pipeline.lib.clients.http import MalformedResponseError, RequestsResource, json_body, require, send
+from leads_pipeline.lib.clients.http import MalformedResponseError, json_body, require, send
+from leads_pipeline.lib.clients.http_resource import RequestsResource
 
 
 @dataclass(frozen=True)

@@ -1,42 +1,23 @@
 """Email verification providers: ZeroBounce (API v2) and NeverBounce (API v4), one verdict per address.
 
-Both answer in their own words; ``EmailVerdict`` puts them in one vocabulary so that the pipeline can compare
-and combine them, and keeps the provider's answer in ``raw``. ``credits`` is what the check cost, as each
-provider counts it: ZeroBounce charges one credit per validation except ``unknown`` results; NeverBounce
-reports its use in ``credits_info``.
+Both answer in their own words; ``EmailVerdict`` (``paid_verdicts``) puts them in one vocabulary so that the
+pipeline can compare and combine them, and keeps the provider's answer in ``raw``. ``credits`` is what the check
+cost, as each provider counts it: ZeroBounce charges one credit per validation except ``unknown`` results;
+NeverBounce reports its use in ``credits_info``.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import requests
 from pydantic import Field
 
-from leads_pipeline.lib.clients.http import (
-    MalformedResponseError,
-    RequestsResource,
-    json_body,
-    redact,
-    require,
-    send,
-)
+from leads_pipeline.lib.clients.http import MalformedResponseError, json_body, redact, require, send
+from leads_pipeline.lib.clients.http_resource import RequestsResource
+from leads_pipeline.lib.clients.paid_verdicts import API_KEY_ENV, EmailVerdict, VerdictStatus, chosen_verifier
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
-
-VerdictStatus = Literal["valid", "invalid", "catch_all", "unknown", "disposable", "spamtrap", "abuse", "do_not_mail"]
-
-
-@dataclass(frozen=True)
-class EmailVerdict:
-    email: str
-    status: VerdictStatus
-    sub_status: str | None
-    provider: Literal["zerobounce", "neverbounce"]
-    credits: float
-    raw: dict[str, Any]
-
 
 _ZEROBOUNCE_STATUS: dict[str, VerdictStatus] = {
     "valid": "valid",
@@ -55,7 +36,7 @@ class ZeroBounceResource(RequestsResource):
     api_key: str | None = Field(default=None, repr=False, description="ZeroBounce API key (secret).")
     base_url: str = "https://api.zerobounce.net"
 
-    ENV_VAR: ClassVar[str] = "ZEROBOUNCE_API_KEY"
+    ENV_VAR: ClassVar[str] = API_KEY_ENV["zerobounce"]
     URL_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_BASE_URL"
 
     @property
@@ -134,7 +115,7 @@ class NeverBounceResource(RequestsResource):
     api_key: str | None = Field(default=None, repr=False, description="NeverBounce API key (secret).")
     base_url: str = "https://api.neverbounce.com"
 
-    ENV_VAR: ClassVar[str] = "NEVERBOUNCE_API_KEY"
+    ENV_VAR: ClassVar[str] = API_KEY_ENV["neverbounce"]
     URL_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_BASE_URL"
 
     @property
@@ -205,18 +186,10 @@ def verifiers_of_environment() -> tuple[ZeroBounceResource, NeverBounceResource]
 def paid_verifier(
     choice: str, zerobounce: ZeroBounceResource, neverbounce: NeverBounceResource
 ) -> tuple[ZeroBounceResource | NeverBounceResource | None, str | None]:
-    """The paid verifier asked for ("auto": the first configured one), or (None, None). The one choice of the
-    email stage, ``leads verify`` and the estimate of what the stage will pay: an estimate choosing by itself
-    could price a verifier the stage does not ask."""
-    available: dict[str, ZeroBounceResource | NeverBounceResource] = {
-        name: r for name, r in (("zerobounce", zerobounce), ("neverbounce", neverbounce)) if r.is_configured
+    """The paid verifier asked for (``chosen_verifier``) with its resource, or (None, None)."""
+    resources: dict[str, ZeroBounceResource | NeverBounceResource] = {
+        "zerobounce": zerobounce,
+        "neverbounce": neverbounce,
     }
-    if choice == "none":
-        return None, None
-    if choice == "auto":
-        name = next(iter(available), None)
-        return (available[name], name) if name else (None, None)
-    if choice not in available:
-        env = ZeroBounceResource.ENV_VAR if choice == "zerobounce" else NeverBounceResource.ENV_VAR
-        raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {env}")
-    return available[choice], choice
+    name = chosen_verifier(choice, {n for n, r in resources.items() if r.is_configured})
+    return (resources[name], name) if name else (None, None)

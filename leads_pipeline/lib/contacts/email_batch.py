@@ -16,10 +16,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.patterns import Candidate, PatternModel, detect_patterns
@@ -29,6 +28,9 @@ from leads_pipeline.lib.credits import Budget, OverBudget
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
 from leads_pipeline.lib.store.db import connect
+
+if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
+    from leads_pipeline.lib.clients.apify import ApifyResource
 
 PAID_METHODS = frozenset({"zerobounce", "neverbounce"})
 FIELDS = ("email", "email_status", people.FIELD)

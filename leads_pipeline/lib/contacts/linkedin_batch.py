@@ -16,15 +16,18 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leads_pipeline.lib.clients.apify import ApifyResource, LinkedInProfileData
+from leads_pipeline.lib.clients.actors import LinkedInProfileData
 from leads_pipeline.lib.contacts.linkedin import DEFAULT_THRESHOLD, best_profile, canonical_profile_url, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
 from leads_pipeline.lib.credits import Budget, PriceItem, charge, price
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
 from leads_pipeline.lib.store.db import connect
+
+if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
+    from leads_pipeline.lib.clients.apify import ApifyResource
 
 FIELDS = ("linkedin_url", "linkedin_search", "linkedin_profile")
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch, PhoneMatch
+from leads_pipeline.lib.clients.actors import PersonMatch, PhoneMatch
 from leads_pipeline.lib.credits import Budget, charge, price
 from leads_pipeline.lib.store.contacts import Fact, record_paid_fact
 from leads_pipeline.lib.store.db import connect
+
+if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
+    from leads_pipeline.lib.clients.apify import ApifyResource
 
 FIELD = "person_match"
 

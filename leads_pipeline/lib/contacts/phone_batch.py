@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from leads_pipeline.lib.clients.apify import ApifyResource, PersonMatch
+from leads_pipeline.lib.clients.actors import PersonMatch
+from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.email_batch import lead_domain

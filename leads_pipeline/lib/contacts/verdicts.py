@@ -18,8 +18,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from leads_pipeline.lib.clients.dns import MxResult
+from leads_pipeline.lib.clients.paid_verdicts import EmailVerdict
 from leads_pipeline.lib.clients.smtp import ProbeResult
-from leads_pipeline.lib.clients.verifiers import EmailVerdict
 from leads_pipeline.lib.contacts.emails import ParsedEmail
 
 Status = Literal["valid", "invalid", "catch_all", "unknown", "disposable", "role"]

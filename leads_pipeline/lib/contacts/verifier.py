@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from leads_pipeline.lib.clients.dns import MxResolver, MxResult
+from leads_pipeline.lib.clients.paid_verdicts import EmailVerdict
 from leads_pipeline.lib.clients.smtp import ProbeResult, SmtpProber
-from leads_pipeline.lib.clients.verifiers import EmailVerdict
 from leads_pipeline.lib.contacts.emails import EmailLists, ParsedEmail, default_lists, parse_email
 from leads_pipeline.lib.contacts.verdicts import (
     CONFIDENCE,

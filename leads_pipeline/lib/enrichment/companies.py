@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pycountry
 
+from leads_pipeline.lib.clients.actors import SearchResult
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.normalize import company_key, linkedin_urls, website_to_domain
 
 if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
-    from leads_pipeline.lib.clients.apify import SearchResult
     from leads_pipeline.lib.clients.gemini import CompanyResearch
 
 FREE_MAIL_LIST = (

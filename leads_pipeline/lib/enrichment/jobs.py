@@ -180,15 +180,15 @@ def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]
 
 def answering_verifier() -> str | None:
     """The paid verifier that answers each of the email stage's checks: with SMTP probing off
-    (``LEADS_SMTP_PROBING``), the one the stage picks by ``paid_verifier`` with its ``verifier: auto`` (a job's
-    runs set no other). None while mail hosts are probed (the paid verifier is asked only after an "unknown"
-    probe, which no estimate can foresee) or when none is configured."""
-    from leads_pipeline.lib.clients.mail import mail_check_of_environment  # (Dagster): the contact estimates only
-    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    (``LEADS_SMTP_PROBING``), the one the stage's ``verifier: auto`` picks (a job's runs set no other), by the
+    stage's own ``chosen_verifier``. None while mail hosts are probed (the paid verifier is asked only after an
+    "unknown" probe, which no estimate can foresee) or when none is configured."""
+    from leads_pipeline.lib.clients.paid_verdicts import chosen_verifier, verifiers_configured_in_environment
+    from leads_pipeline.lib.clients.smtp import PROBING_ENV, probing_on
 
-    if mail_check_of_environment().probing:
+    if probing_on(os.environ.get(PROBING_ENV) or "on"):
         return None
-    return paid_verifier("auto", *verifiers_of_environment())[1]
+    return chosen_verifier("auto", verifiers_configured_in_environment())
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:

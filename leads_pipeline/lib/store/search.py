@@ -41,9 +41,11 @@ LEAD_COLUMNS: Final[tuple[str, ...]] = ("id", "list_id", *SHOWN_FIELDS, "stage",
 
 _SQL_TYPES: Final = {"integer": "bigint", "numeric": "numeric", "timestamp": "timestamptz", "text": "text"}
 _LOWERCASE_STORED: Final = frozenset({"email", "linkedin_url", "website", "company_domain"})
-_NUMBER: Final = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?\s*$"
+_NUMBER: Final = r"^\s*-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]{1,3})?\s*$"
 """A custom value compared as a number. One with a leading zero is a code (postal code 01234, customer id 007):
-compared as text, so that ``custom.Zip = 01234`` is not also zip 1234."""
+compared as text, so that ``custom.Zip = 01234`` is not also zip 1234. An exponent ("1e5", "2.5E5", as a file
+or a spreadsheet writes a large number) is a number too: ``custom.Revenue > 1e5`` compared as text and took
+90000 ("9" sorts after "1"). Its three digits at most keep every such value within PostgreSQL's ``numeric``."""
 _SEARCHED: Final = frozenset({"first_name", "last_name", "company", "title"})
 """The fields inside the search text (``lead_search_text``, sql/009 and 010). The email's domain is in it too,
 but filters on the sealed email go through its blind index or domain (``_sealed_filter_sql``)."""

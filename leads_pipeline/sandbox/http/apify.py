@@ -29,7 +29,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import quote_plus
 
-from leads_pipeline.lib.clients.apify import ActorKind
+from leads_pipeline.lib.clients.actors import ActorKind
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
 from leads_pipeline.sandbox.http.licdn import LinkedInMediaEmulator, local_url
 from leads_pipeline.sandbox.world import Company, Person, World

@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 from urllib.parse import parse_qsl
 from wsgiref.util import application_uri
 
-from leads_pipeline.lib.clients.apify import DEFAULT_ACTORS, ActorKind
+from leads_pipeline.lib.clients.actors import DEFAULT_ACTORS, ActorKind
 from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
 
 Fault = Literal["429", "500", "503", "timeout", "malformed"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from leads_pipeline.lib.clients.dns import MxResult
+from leads_pipeline.lib.clients.paid_verdicts import EmailVerdict
 from leads_pipeline.lib.clients.smtp import ProbeResult
-from leads_pipeline.lib.clients.verifiers import EmailVerdict
 from leads_pipeline.lib.contacts.emails import parse_email
 from leads_pipeline.lib.contacts.verdicts import (
     mx_only_verdict,

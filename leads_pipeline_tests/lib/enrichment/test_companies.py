@@ -7,7 +7,7 @@ import gzip
 
 import pytest
 
-from leads_pipeline.lib.clients.apify import SearchResult
+from leads_pipeline.lib.clients.actors import SearchResult
 from leads_pipeline.lib.clients.gemini import CompanyResearch, Source
 from leads_pipeline.lib.enrichment.companies import (
     Identity,
