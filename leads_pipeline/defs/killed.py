@@ -27,13 +27,20 @@ def end_killed_runs(
     run_ids: list[str] | None = None,
     tags: dict[str, str] | None = None,
     statuses: tuple[dg.DagsterRunStatus, ...] = RUNNING,
+    started_before: float | None = None,
 ) -> int:
     """Report the runs of ``run_ids`` (or with ``tags``) that Dagster still records in one of ``statuses``
     (running) ended, failed or (``failed=False``) canceled, with ``message``; how many. Only for runs whose process
-    is known to be gone: the caller found the lock of what they worked for free."""
+    is known to be gone: the caller found the lock of what they worked for free. ``started_before`` (a POSIX
+    time): only the runs that started before it."""
     if run_ids is not None and not run_ids:
         return 0
-    runs = instance.get_runs(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=list(statuses)))
+    records = instance.get_run_records(dg.RunsFilter(run_ids=run_ids, tags=tags or {}, statuses=list(statuses)))
+    runs = [
+        record.dagster_run
+        for record in records
+        if started_before is None or (record.start_time is not None and record.start_time < started_before)
+    ]
     for run in runs:
         if failed:
             instance.report_run_failed(run, message=message)
