@@ -115,14 +115,18 @@ def _fail_killed_runs(instance: dg.DagsterInstance, tags: dict[str, str], killed
     ``tags``, the runs started more than ``UNRECORDED_GRACE_S`` ago. A run started since, which has not reached the
     lock yet (Dagster marks a run started well before its step runs), is left alone: taken for the killed one, it
     was reported failed while it went on to import the file, and the run requested in its place was refused. A run
-    queued or starting has not begun its import either. How many were reported."""
+    queued or starting has not begun its import either. Dagster's run retries do not run them again: the sensor
+    requests the resume itself, and the two resumed side by side, one refused "still running". How many were
+    reported."""
     begun = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
     ended = 0
     if killed_run is not None:
-        ended += end_killed_runs(instance, KILLED_MESSAGE, failed=True, run_ids=[killed_run], statuses=begun)
+        ended += end_killed_runs(
+            instance, KILLED_MESSAGE, failed=True, run_ids=[killed_run], statuses=begun, retried=False
+        )
     started_before = time.time() - UNRECORDED_GRACE_S
     return ended + end_killed_runs(
-        instance, KILLED_MESSAGE, failed=True, tags=tags, statuses=begun, started_before=started_before
+        instance, KILLED_MESSAGE, failed=True, tags=tags, statuses=begun, started_before=started_before, retried=False
     )
 
 

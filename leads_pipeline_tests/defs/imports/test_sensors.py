@@ -15,6 +15,7 @@ import pytest
 
 from leads_pipeline.defs.imports import sensors
 from leads_pipeline.defs.imports.sensors import inbox_sensor
+from leads_pipeline.defs.killed import WILL_RETRY_TAG
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.csvfile import file_sha256
@@ -246,7 +247,9 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     """A killed import's Dagster run stays started (its process never wrote its end), and a file whose run is
     recorded running is skipped: the file dropped again or touched was not imported until the run was terminated
     from the UI. Its import interrupted (no process holds its lock), the run is reported failed, and the file
-    resumes the import; a run whose import a process holds is left running."""
+    resumes the import; a run whose import a process holds is left running. Dagster's run retries (dagster.yaml)
+    do not run it again: they resumed the import beside the run the sensor requests, one refused "still running"."""
+    inbox.instance = dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 2}})
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
     import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
@@ -274,12 +277,13 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     [request] = inbox.tick().run_requests or []
     assert request.partition_key == "import-customers-killed"
     assert status() == dg.DagsterRunStatus.FAILURE
+    reread = inbox.instance.get_run_by_id(run.run_id)
+    assert reread is not None and reread.tags[WILL_RETRY_TAG] == "false"
 
 
 def _interrupted_import_and_runs(inbox: Inbox, database_url: str, *started_ago: float) -> list[dg.DagsterRun]:
     """An import of the dropped file, interrupted (processing, its lock free) after the first run recorded itself
-    on it (the killed run), and runs importing the file started ``started_ago`` seconds ago (None: Dagster records
-    no start)."""
+    on it (the killed run), and runs importing the file started ``started_ago`` seconds ago."""
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
     import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
