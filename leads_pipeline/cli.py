@@ -165,6 +165,8 @@ def _print_status(status: dict[str, Any]) -> None:
             table.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
         console.print(table)
         console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
+    if status["dagsterRunId"] is not None:  # the run's page in the Dagster UI: its log, its failure
+        console.print(f"  Dagster run {status['dagsterRunId']}", highlight=False)
     if status["status"] == "interrupted":
         console.print(
             "  its process was killed: the same `leads import` of the file into the list resumes it;"

@@ -22,6 +22,7 @@ from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
+from leads_pipeline import launcher
 from leads_pipeline.cli import app
 from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
@@ -330,6 +331,9 @@ def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> No
     shown = leads.json("imports", "show", import_id, "--json")
     assert shown == status
     assert "33 imported" in leads.ok("imports", "show", import_id)
+    run = launcher.instance().get_run_by_id(status["dagsterRunId"])  # the command's in-process run
+    assert run is not None and run.tags["leads/source"] == "cli"
+    assert f"Dagster run {run.run_id}" in leads.ok("imports", "show", import_id)
 
     history = leads.json("imports", "list", "--json")
     assert [(h["importId"], h["list"], h["status"]) for h in history] == [(import_id, "fair", "completed")]

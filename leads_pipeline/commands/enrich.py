@@ -476,7 +476,8 @@ def jobs_resume(
 ) -> None:
     """Go on with an interrupted enrichment job (its process was killed, or Ctrl-C stopped `--wait`): its sources
     run again over its leads, in the background as `leads enrich` runs them. Needs the editor role on the job's
-    lists; a job still running is refused."""
+    lists; a job still running is refused, as is one a Dagster run is queued to run."""
+    from leads_pipeline.defs.enrichment.jobs import require_resumable
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
@@ -487,6 +488,7 @@ def jobs_resume(
         fail(f"enrichment job {job_id} {running}: only an interrupted job is resumed (`leads jobs show {job_id}`)")
     with connect(env.database_url, autocommit=True) as keeper:
         run_or_fail(lambda: store.claim_job(keeper, job_id))  # a resume started meanwhile runs it
+        run_or_fail(lambda: require_resumable(env.database_url, job_id))  # a Dagster run does
         if wait:
             _run_with_progress(env, job_id, quiet=False)
             _print_summary(job_summary(env, job_id))

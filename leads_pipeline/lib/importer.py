@@ -219,14 +219,17 @@ def run_import(
     on_progress: ProgressCallback | None = None,
     alongside_index_build: Alongside | None = None,
     expected_sha256: str | None = None,
+    dagster_run_id: str | None = None,
 ) -> dict[str, Any]:
     """Import ``path`` into the list as batch ``batch_id``; resumable; returns the import's status document.
 
     Re-running a batch continues after its last committed chunk; a completed batch is returned as it is. The
     import's lock (``store.claim_import``) is held from the moment its record is written or set back to
     processing until its end is: a process killed in between leaves it processing, and it reads as interrupted.
-    A resume takes it before reading the file (seconds for a large one): until then the drop folder took the run
-    resuming an interrupted import for the killed one, whose import's lock is free (``inbox_sensor``).
+    A resume takes it before reading the file (seconds for a large one), as soon as it can: until then the import
+    reads interrupted. ``dagster_run_id``: the Dagster run this import runs in, recorded on the import with its
+    lock: the drop folder ends that run when it finds the import interrupted, not a run on its way to the lock
+    (``inbox_sensor``).
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
     or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
     for (the drop folder's); a file saved over since is refused before anything is written.
@@ -250,7 +253,7 @@ def run_import(
     pool: ProcessPoolExecutor | None = None
     try:
         if existing is not None:  # a resume: held from now, while the file is read again, not from after that
-            store.claim_import(keeper, int(existing["id"]))
+            store.claim_import(keeper, int(existing["id"]), dagster_run_id)
         pool = start_pool(workers)
         plan = plan_import(path, options, dedupe=lead_list.dedupe, preview=False)
         layout = plan.layout
@@ -276,7 +279,7 @@ def run_import(
                 total_rows=layout.total_rows,
                 user=owner,
             )
-            store.claim_import(keeper, int(record["id"]))  # else not started: another process runs it
+            store.claim_import(keeper, int(record["id"]), dagster_run_id)  # else not started: another process runs it
         import_id = int(record["id"])
         try:
             mapping = plan.mapping

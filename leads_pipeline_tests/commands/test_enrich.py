@@ -12,15 +12,19 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteRepositoryOrigin
 from rich.console import Console
 from typer.testing import CliRunner
 
 from leads_pipeline.commands import common
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.definitions import defs
+from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.sensors import enrich_after_import_sensor
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.contacts.phone_batch import PhoneStage
 from leads_pipeline.lib.enrichment.engine import CompanyEnricher
 from leads_pipeline.lib.store import enrichment as store
@@ -28,7 +32,14 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import Leads, cli_environment, import_file, leads_in_fresh_interpreter, receiver
+from leads_pipeline_tests.support import (
+    Leads,
+    cli_environment,
+    import_file,
+    leads_in_fresh_interpreter,
+    materialize_batch,
+    receiver,
+)
 
 
 @pytest.fixture
@@ -734,3 +745,54 @@ def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_res
     with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
         conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
     assert leads.json("jobs", "show", job, "--json")["status"] == "queued"
+
+
+def test_a_job_whose_dagster_run_is_queued_runs_once_though_it_reads_interrupted(
+    leads: Leads, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job of a version before sql/067 whose Dagster run still waited in the run queue at the upgrade reads
+    interrupted (sql/116): `leads jobs resume` ran it while that run, once the queue started it, ran it again. The
+    resume is refused while a run Dagster launched for the job is queued; a run Dagster launched that starts while
+    a `leads` process runs the job stands down (canceled, the job untouched); a resume that takes the lock after
+    such a run took the job over is refused."""
+    monkeypatch.setattr(enrich_commands, "_spawn", lambda env, job_id, keeper: None)
+    job = leads.json("enrich", "--list", "prospects", "--sources", "company", "--json")["jobId"]
+    assert leads.json("jobs", "show", job, "--json")["status"] == "interrupted"  # as sql/116 leaves such a job
+    instance = dg.DagsterInstance.get()
+    tags = {"leads/job": job, "leads/source": "enrich_after_import"}
+    location = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("leads_pipeline"), "__repository__")
+    queued = dg.DagsterRun(
+        job_name="enrichment",
+        tags=tags,
+        status=dg.DagsterRunStatus.QUEUED,
+        remote_job_origin=location.get_job_origin("enrichment"),  # (a queued run says what the daemon launches)
+    )
+    instance.add_run(queued)
+    refusal = leads.fails("jobs", "resume", job)
+    assert f"waits in Dagster's run queue (run {queued.run_id})" in refusal
+    instance.report_run_canceled(queued)  # terminated from the UI
+
+    resources = {
+        "database": LeadsDatabase(database_url=database_url),
+        "gemini": GeminiResource(api_key="unused"),
+        "apify": ApifyResource(token="unused"),
+    }
+    with connect(database_url, autocommit=True) as keeper:
+        store.claim_job(keeper, job)  # `leads jobs resume` runs it
+        started = materialize_batch([company_profiles], job, instance, resources, tags=tags, raise_on_error=False)
+        assert started.dagster_run.status == dg.DagsterRunStatus.CANCELED, "canceled: the job is not settled failed"
+        with connect(database_url) as conn:
+            assert [row["status"] for row in store.progress_rows(conn, job)] == ["queued"], "its source did not start"
+    assert leads.json("jobs", "show", job, "--json")["status"] == "interrupted"
+
+    runnable = enrich_commands._runnable_job
+
+    def taken_over_meanwhile(env: Any, job_id: str) -> Any:
+        """A run Dagster launched takes the job over between the resume reading it interrupted and its lock."""
+        found = runnable(env, job_id)
+        with connect(database_url) as conn:
+            assert store.run_by_dagster(conn, job_id)
+        return found
+
+    monkeypatch.setattr(enrich_commands, "_runnable_job", taken_over_meanwhile)
+    assert "is run by a Dagster run that started meanwhile" in leads.fails("jobs", "resume", job)

@@ -43,15 +43,24 @@ def run_sources(context: dg.AssetExecutionContext) -> list[str]:
     return [source for source, asset_key in SOURCE_ASSETS.items() if asset_key in selected]
 
 
+RUN_IN_PROCESS = "runs in a `leads` process (`leads jobs resume`)"
+
+
 def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, overwrite: bool) -> store.Job:
     """The batch's enrichment job. A batch launched from the UI has none yet: any source asset the run
     materializes (``company_profiles`` or a contact asset alone) creates it, with the run's sources and the settings
     of the run's ``company_profiles`` config (the defaults when the run has none; ``overwrite`` is the asset's
     own), so every run that spends credits is a job ``leads jobs`` shows, with its --max-credits and template cap.
-    """
+    A run Dagster launched for a job a ``leads`` process runs ends canceled (``store.run_by_dagster``), not
+    failed: the run failure sensor would settle the job failed while it runs."""
     batch_id = context.partition_key
     job = store.find_job(conn, batch_id)
     if job is not None:
+        # a run of `leads` (tagged cli) runs in the process holding the job's lock; one Dagster launched stands down
+        # while such a process runs the job (`leads jobs resume` of a job its queued run was left to run)
+        if context.run.tags.get("leads/source") != "cli" and not store.run_by_dagster(conn, job.id):
+            context.instance.report_run_canceling(context.run, message=f"{RUN_IN_PROCESS}: this run stands down")
+            raise PermanentError(f"enrichment job {job.id} {RUN_IN_PROCESS}: this Dagster run stood down")
         return job
     if not store.batch_exists(conn, batch_id):
         raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import dagster as dg
 
@@ -123,6 +123,36 @@ def cancel_killed_runs(database_url: str, job_id: str, instance: dg.DagsterInsta
     with connect(database_url, autocommit=True) as keeper:
         if liveness.claim(keeper, liveness.ENRICHMENT_JOB, job_id):
             _cancel_killed_runs(instance or dg.DagsterInstance.get(), job_id)
+
+
+WAITING: Final = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING)
+"""The statuses of a run Dagster is to start: it runs its job's sources once it does."""
+
+
+def require_resumable(database_url: str, job_id: str, instance: dg.DagsterInstance | None = None) -> None:
+    """Refuse a resume (by ``leads jobs resume``, holding the job's lock) of a job a run Dagster launched runs or
+    is to run. A job of a version before sql/067 whose run still waited in Dagster's run queue at the upgrade reads
+    interrupted (sql/116): resumed, it ran here and again in that run once the queue started it. A run that took
+    the job over before the lock was taken (``store.run_by_dagster``) runs it; one that starts later stands down."""
+    with connect(database_url) as conn:
+        if not store.runs_in_process(conn, job_id):
+            raise PermanentError(
+                f"enrichment job {job_id} is run by a Dagster run that started meanwhile: `leads jobs show {job_id}"
+                " --wait` follows it"
+            )
+    dagster_instance = instance or dg.DagsterInstance.get()
+    waiting = [
+        run
+        for tags in ({JOB_TAG: job_id}, {"dagster/partition": job_id})  # launched from the UI: by its partition
+        for run in dagster_instance.get_runs(dg.RunsFilter(tags=tags, statuses=list(WAITING)))
+        if run.tags.get("leads/source") != "cli"  # (a run of a `leads` process runs in that process)
+    ]
+    if waiting:
+        raise PermanentError(
+            f"enrichment job {job_id} waits in Dagster's run queue (run {waiting[0].run_id}), which runs it once it"
+            f" starts: `leads jobs show {job_id} --wait` follows it; terminate that run in the Dagster UI to resume"
+            " the job here instead"
+        )
 
 
 def _materialize(

@@ -10,15 +10,13 @@ from leads_pipeline.defs.enrichment.jobs import (
     run_config,
     run_tags,
 )
+from leads_pipeline.defs.killed import WILL_RETRY_TAG
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.enrichment.jobs import estimate
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import enrichment as store
-
-WILL_RETRY_TAG = "dagster/will_retry"
-"""Set by Dagster on a failed run it will run again (``run_retries`` in dagster.yaml)."""
 
 
 @dg.sensor(

@@ -184,6 +184,7 @@ def batch_leads(
             on_progress=_progress_log(context.log),
             alongside_index_build=check_stored_leads,
             expected_sha256=given.sha256,
+            dagster_run_id=context.run_id,
         )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise final_failure(str(exc)) from exc

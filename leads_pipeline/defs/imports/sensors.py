@@ -4,8 +4,10 @@ may write into it import into any list (and the service, acting as each list's o
 
 import json
 import pwd
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final, NamedTuple
 
 import dagster as dg
 
@@ -65,21 +67,33 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
     return found
 
 
-def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> tuple[bool, str | None, bool]:
-    """Whether this content was imported into the list, and else the batch of a failed or interrupted import of it
-    to resume (as ``leads import`` does), so that its leads and the rest of the file end up in one import, and
-    whether that import is interrupted (its process killed: ``_fail_killed_runs``)."""
+class PreviousImport(NamedTuple):
+    """What the database says of earlier imports of a file's content into its list."""
+
+    imported: bool
+    """The content was imported into the list."""
+    batch: str | None = None
+    """The batch of a failed or interrupted import of it, to resume (as ``leads import`` does), so that its leads
+    and the rest of the file end up in one import."""
+    interrupted: bool = False
+    """That import is interrupted: its process was killed (``_fail_killed_runs``)."""
+    dagster_run_id: str | None = None
+    """The Dagster run that last held that import's lock (sql/126)."""
+
+
+def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> PreviousImport:
     with database.connection() as conn:
         try:
             lead_list = get_list(conn, list_name, None)
         except NotFoundError:
-            return False, None, False
+            return PreviousImport(imported=False)
         if store.completed_import_of_file(conn, lead_list.id, sha256) is not None:
-            return True, None, False
+            return PreviousImport(imported=True)
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
         if unfinished is None or unfinished["status"] not in ("failed", "interrupted"):
-            return False, None, False  # (one still running is not run beside itself)
-        return False, unfinished["batch_id"], unfinished["status"] == "interrupted"
+            return PreviousImport(imported=False)  # (one still running is not run beside itself)
+        interrupted = unfinished["status"] == "interrupted"
+        return PreviousImport(False, unfinished["batch_id"], interrupted, unfinished["dagster_run_id"])
 
 
 KILLED_MESSAGE = (
@@ -87,16 +101,33 @@ KILLED_MESSAGE = (
     " dropped again resumes it"
 )
 
+UNRECORDED_GRACE_S: Final = 600.0
+"""How long after its start a run importing the file, which has not recorded itself on the import, may still be on
+its way to the import's lock (loading the code, resolving the list: seconds): one started longer ago whose import
+is interrupted died before it took the lock, or ran the code from before sql/126, which recorded no run."""
 
-def _fail_killed_runs(instance: dg.DagsterInstance, tags: dict[str, str]) -> int:
-    """Report failed the runs importing this content into this list (its ``tags``) that Dagster records as
-    started, while their import is interrupted: no process holds its lock, so they were killed and never wrote
-    their end. Dagster showed them started for good, and the file dropped again was skipped as being imported
-    (``_run_in_flight``) until the run was terminated from the UI. A run queued or starting has not begun its
-    import and is left alone (a run resuming it holds its lock from the start of ``run_import``); how many were
+
+def _fail_killed_runs(instance: dg.DagsterInstance, tags: dict[str, str], killed_run: str | None) -> int:
+    """Report failed the runs of an interrupted import (no process holds its lock) that Dagster records as
+    started: they were killed and never wrote their end. Dagster showed them started for good, and the file dropped
+    again was skipped as being imported (``_run_in_flight``) until the run was terminated from the UI. Ended are
+    the run recorded on the import (``killed_run``: it held the lock, which is free) and, by this content's
+    ``tags``, the runs started more than ``UNRECORDED_GRACE_S`` ago. A run started since, which has not reached the
+    lock yet (Dagster marks a run started well before its step runs), is left alone: taken for the killed one, it
+    was reported failed while it went on to import the file, and the run requested in its place was refused. A run
+    queued or starting has not begun its import either. Dagster's run retries do not run them again: the sensor
+    requests the resume itself, and the two resumed side by side, one refused "still running". How many were
     reported."""
     begun = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
-    return end_killed_runs(instance, KILLED_MESSAGE, failed=True, tags=tags, statuses=begun)
+    ended = 0
+    if killed_run is not None:
+        ended += end_killed_runs(
+            instance, KILLED_MESSAGE, failed=True, run_ids=[killed_run], statuses=begun, retried=False
+        )
+    started_before = time.time() - UNRECORDED_GRACE_S
+    return ended + end_killed_runs(
+        instance, KILLED_MESSAGE, failed=True, tags=tags, statuses=begun, started_before=started_before, retried=False
+    )
 
 
 IN_FLIGHT: tuple[dg.DagsterRunStatus, ...] = (*RUNNING, dg.DagsterRunStatus.QUEUED)
@@ -161,17 +192,17 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 )
             continue
         requested[identity] = [key, dropped.ctime]
-        imported, failed_batch, interrupted = _previous_import(database, dropped.list_name, sha)
-        if imported:
+        earlier = _previous_import(database, dropped.list_name, sha)
+        if earlier.imported:
             context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
             continue
         tags = {"leads/source": "inbox", "leads/list": dropped.list_name, "leads/sha256": sha}
-        if interrupted and (killed := _fail_killed_runs(context.instance, tags)):
+        if earlier.interrupted and (killed := _fail_killed_runs(context.instance, tags, earlier.dagster_run_id)):
             context.log.info(f"{dropped.path}: its import was interrupted: {killed} killed run(s) reported failed")
         if _run_in_flight(context.instance, tags):
             context.log.info(f"{dropped.path}: its import into list {dropped.list_name!r} is running, skipped")
             continue
-        batch_key = failed_batch or import_batch_key(dropped.list_name, sha)
+        batch_key = earlier.batch or import_batch_key(dropped.list_name, sha)
         new_partitions.append(batch_key)
         config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha, user=dropped.owner)
         run_requests.append(

@@ -73,6 +73,30 @@ def claim_job(keeper: Connection, job_id: str, *, handover: bool = False) -> Non
         )
 
 
+def run_by_dagster(conn: Connection, job_id: str) -> bool:
+    """Whether the Dagster run calling this (one Dagster launched: a sensor's, the UI's) may run the job: no
+    ``leads`` process holds its lock (``claim_job``). From then on the job is Dagster's (``run_in_process`` false,
+    as its sources starting record it), so a ``leads jobs resume`` taking the lock after this reads it so
+    (``runs_in_process``) and stands down. A job of a version before sql/067 whose run waited in Dagster's run
+    queue through the upgrade reads interrupted (sql/116): resumed, it ran in the ``leads`` process and again in
+    that run once it started."""
+    taken = conn.execute(
+        sql.SQL(
+            "UPDATE enrichment_jobs j SET run_in_process = false WHERE j.id = %s AND NOT {alive} RETURNING j.id"
+        ).format(alive=liveness.alive(liveness.ENRICHMENT_JOB, sql.SQL("j.id"))),
+        (job_id,),
+    ).fetchone()
+    return taken is not None
+
+
+def runs_in_process(conn: Connection, job_id: str) -> bool:
+    """Whether a ``leads`` process is still the one to run the job (``run_in_process``), read by one holding its
+    lock: a Dagster run that took it over (``run_by_dagster``) between the caller reading it interrupted and taking
+    the lock runs it. The row lock waits for such a run's transaction to end."""
+    row = conn.execute("SELECT run_in_process FROM enrichment_jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+    return bool(row and row["run_in_process"])
+
+
 def _job(row: dict[str, Any]) -> Job:
     """The job of a row; one a ``leads`` process runs (``run_in_process``) that no process holds the lock of
     (``alive``, where the query reads it) is ``interrupted``: it will not end on its own. The lock is held from

@@ -57,15 +57,18 @@ IMPORTS_HINT: Final = "`leads imports list` lists yours"
 _ALIVE: Final = sql.SQL("{} AS alive").format(liveness.alive(liveness.IMPORT, sql.SQL("i.id")))
 
 
-def claim_import(keeper: Connection, import_id: int) -> None:
+def claim_import(keeper: Connection, import_id: int, dagster_run_id: str | None = None) -> None:
     """Hold the lock of the import (``liveness.IMPORT``) on ``keeper``'s session while this process runs it: the
     server drops it with the process however that ends (SIGKILL, a power cut), and the import, left processing,
     reads as interrupted (``_now``). Raises ``PermanentError`` when another process holds it: two runs of one
-    import would both prepare every chunk, and only one could merge it."""
+    import would both prepare every chunk, and only one could merge it. Once held, the import records the Dagster
+    run running it (``dagster_run_id``, None outside one; sql/126): the run that was killed when the import reads
+    interrupted, which a run that has not reached the lock yet is not (``inbox_sensor``)."""
     if not liveness.claim(keeper, liveness.IMPORT, import_id):
         raise PermanentError(
             f"import {import_id} is still running in another process: `leads imports show {import_id}` follows it"
         )
+    keeper.execute("UPDATE imports SET dagster_run_id = %s WHERE id = %s", (dagster_run_id, import_id))
 
 
 def _now(row: dict[str, Any]) -> dict[str, Any]:
@@ -868,6 +871,7 @@ def import_status(conn: Connection, import_id: int, error_limit: int = 20) -> di
         "file": row["file_path"],
         "mapping": row["mapping"],
         "failure": row["failure"],
+        "dagsterRunId": row["dagster_run_id"],
     }
 
 

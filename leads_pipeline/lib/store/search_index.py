@@ -25,7 +25,11 @@ BUILD_MEMORY = "256MB"
 """maintenance_work_mem for the bulk index build. The trigram build does not gain from more: a 1M-row partition's
 trigram index took 14.1 / 14.5 / 14.5 s with 64 MB / 256 MB / 1 GB, 8.4 s with a parallel worker at either
 size; most of it is GIN gathering the 62.5M trigrams, not memory. The three indexes build at once (one connection
-each, sql/106): up to three times this at the end of a large import."""
+each, sql/106): up to three times this at the end of a large import, in principle; measured (the private memory of
+every server process summed, sampled every 50 ms), the three builds peaked at 113 MB for 200k leads and 257 MB for
+1M. A third of this each (85 MB) saved 43 MB for 200k and 45 MB for 1M, but the 200k builds took 8.2 s instead of
+6.0 s (three runs each; 1M: 32-33 s either way): PostgreSQL plans a build only as many parallel workers as leave
+each participant 32 MB of it (one worker at 85 MB, two at 256 MB)."""
 
 
 SEARCHED_FIELDS: Final = frozenset({"first_name", "last_name", "email", "company", "title"})

@@ -248,16 +248,17 @@ def test_an_interrupted_import_is_not_retried_and_stays_resumable(
     assert result.dagster_run.status == dg.DagsterRunStatus.CANCELED
     assert len(_leads(database_url)) == 10
     with connect(database_url) as conn:
-        assert conn.execute("SELECT status, processed_rows FROM imports").fetchone() == {
+        assert conn.execute("SELECT status, processed_rows, dagster_run_id FROM imports").fetchone() == {
             "status": "failed",
             "processed_rows": 10,
+            "dagster_run_id": result.run_id,  # recorded as it began the import
         }
     monkeypatch.undo()
     resumed = _materialize(database_url, instance, "import-demo-ctrl-c", config)
     assert resumed.success and len(_leads(database_url)) == 33
     with connect(database_url) as conn:
-        assert conn.execute("SELECT count(*) AS n, status FROM imports GROUP BY status").fetchall() == [
-            {"n": 1, "status": "completed"}
+        assert conn.execute("SELECT count(*) AS n, status, dagster_run_id FROM imports GROUP BY 2, 3").fetchall() == [
+            {"n": 1, "status": "completed", "dagster_run_id": resumed.run_id}  # the run that resumed it
         ]
 
 

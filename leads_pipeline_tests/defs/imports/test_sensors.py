@@ -15,6 +15,7 @@ import pytest
 
 from leads_pipeline.defs.imports import sensors
 from leads_pipeline.defs.imports.sensors import inbox_sensor
+from leads_pipeline.defs.killed import WILL_RETRY_TAG
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.csvfile import file_sha256
@@ -246,7 +247,9 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     """A killed import's Dagster run stays started (its process never wrote its end), and a file whose run is
     recorded running is skipped: the file dropped again or touched was not imported until the run was terminated
     from the UI. Its import interrupted (no process holds its lock), the run is reported failed, and the file
-    resumes the import; a run whose import a process holds is left running."""
+    resumes the import; a run whose import a process holds is left running. Dagster's run retries (dagster.yaml)
+    do not run it again: they resumed the import beside the run the sensor requests, one refused "still running"."""
+    inbox.instance = dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 2}})
     with connect(database_url) as conn:
         create_list(conn, "customers", owner="tester")
     import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
@@ -265,7 +268,7 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
 
     with connect(database_url, autocommit=True) as keeper:
         keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))
-        store.claim_import(keeper, import_id)  # its process still runs it
+        store.claim_import(keeper, import_id, run.run_id)  # its process still runs it
         inbox.tick()
         assert inbox.tick().run_requests == []
         assert status() == dg.DagsterRunStatus.STARTED
@@ -274,6 +277,65 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     [request] = inbox.tick().run_requests or []
     assert request.partition_key == "import-customers-killed"
     assert status() == dg.DagsterRunStatus.FAILURE
+    reread = inbox.instance.get_run_by_id(run.run_id)
+    assert reread is not None and reread.tags[WILL_RETRY_TAG] == "false"
+
+
+def _interrupted_import_and_runs(inbox: Inbox, database_url: str, *started_ago: float) -> list[dg.DagsterRun]:
+    """An import of the dropped file, interrupted (processing, its lock free) after the first run recorded itself
+    on it (the killed run), and runs importing the file started ``started_ago`` seconds ago."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
+    path = inbox.drop("customers", "leads.csv")
+    tags = {"leads/source": "inbox", "leads/list": "customers", "leads/sha256": file_sha256(path)}
+    runs = []
+    for ago in started_ago:
+        run = dg.DagsterRun(job_name="__ASSET_JOB", tags={**tags, "dagster/partition": "import-customers-killed"})
+        inbox.instance.add_run(run)
+        start = dg.DagsterEvent(event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name)
+        inbox.instance.report_dagster_event(start, run.run_id, timestamp=time.time() - ago)
+        runs.append(run)
+    with connect(database_url, autocommit=True) as keeper:
+        keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))
+        store.claim_import(keeper, import_id, runs[0].run_id)
+    return runs
+
+
+def _statuses(inbox: Inbox, runs: list[dg.DagsterRun]) -> list[dg.DagsterRunStatus]:
+    reread = inbox.instance.get_runs(dg.RunsFilter(run_ids=[run.run_id for run in runs]))
+    status = {run.run_id: run.status for run in reread}
+    return [status[run.run_id] for run in runs]
+
+
+def test_a_run_resuming_an_interrupted_import_before_it_takes_the_lock_is_not_taken_for_the_killed_one(
+    inbox: Inbox, database_url: str
+) -> None:
+    """Dagster marks the drop folder's run started before the run reaches the import's lock. The file touched in
+    that moment had the new run, taken for the killed one (both tagged with the file's list and content), reported
+    failed while it went on to import the file, and another one requested, which was refused "still running". The
+    run recorded on the import is the killed one; a run started since is left to reach the lock."""
+    killed, resuming = _interrupted_import_and_runs(inbox, database_url, 60.0, 1.0)
+    inbox.tick()
+    assert inbox.tick().run_requests == [], "the resuming run imports the file"
+    assert _statuses(inbox, [killed, resuming]) == [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.STARTED]
+
+
+def test_a_run_that_never_recorded_itself_on_the_interrupted_import_is_ended_once_long_started(
+    inbox: Inbox, database_url: str
+) -> None:
+    """A run killed before it took the import's lock (or one of the code from before sql/126) never recorded itself
+    on the import: it had long reached the lock if it were alive."""
+    killed, died_early, late = _interrupted_import_and_runs(
+        inbox, database_url, 60.0, sensors.UNRECORDED_GRACE_S + 60, sensors.UNRECORDED_GRACE_S - 60
+    )
+    inbox.tick()
+    assert inbox.tick().run_requests == []
+    assert _statuses(inbox, [killed, died_early, late]) == [
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.STARTED,
+    ]
 
 
 def test_a_file_whose_import_runs_in_a_process_is_not_resumed_beside_it(inbox: Inbox, database_url: str) -> None:
