@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    confirmed,
+    console,
+    csv_stdout,
+    environment,
+    fail,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import (
     IdOption,
     ListOption,
@@ -227,7 +236,7 @@ def bulk_delete(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     if not yes:
         matched = _run(lambda conn: bulk.count(conn, selection, acting_user()))
-        if not typer.confirm(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
+        if not confirmed(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()))
     restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"

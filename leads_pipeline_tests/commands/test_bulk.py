@@ -102,6 +102,10 @@ def test_move_and_copy_skip_duplicates_in_the_target(fair: Leads, database_url: 
 def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, database_url: str) -> None:
     before = _snapshot(database_url)
     assert "nothing deleted" in fair.fails("bulk", "delete", "--where", "country = CL", stdin="n\n")
+    # no answer to read (a script, cron): the same line saying --yes, not click's bare "Aborted!"
+    assert fair.fails("bulk", "delete", "--where", "country = CL", stdin="") == (
+        "error: nothing deleted (confirm, or pass --yes)"
+    )
     prompt = fair.run("bulk", "delete", "--where", "country = CL", stdin="n\n").output
     assert "delete 1 leads (all readable lists; country = CL)?" in prompt
     assert _snapshot(database_url) == before
