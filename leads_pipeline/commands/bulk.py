@@ -80,10 +80,12 @@ def _run(action: Callable[[Any], Any]) -> Any:
 
 
 def _report(result: Any, as_json: bool, summary: str) -> None:
+    """The result as JSON, or its summary on one line for the terminal to wrap: a summary holds a command to copy
+    (`leads bulk restore --deleted-at TIME`), which wrapped by the console to its width was two lines."""
     if as_json:
         print_json(result.as_json())
     else:
-        console.print(summary, highlight=False)
+        console.print(summary, highlight=False, soft_wrap=True)
 
 
 @app.command("tag")

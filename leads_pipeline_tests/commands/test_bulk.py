@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,9 @@ def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Lea
     deleted = fair.json("bulk", "delete", "--where", "country in ES, DE", "--yes", "--json")
     assert deleted["changed"] >= 2
     printed = fair.ok("bulk", "delete", "--where", "country = NL", "--yes")
-    assert "`leads bulk restore --deleted-at 20" in " ".join(printed.split())  # the time, to restore them with
+    # the time, to restore them with, in a command on one line to copy (an 80-column console broke it in two)
+    [command] = [line for line in printed.splitlines() if "leads bulk restore" in line]
+    assert re.search(r"`leads bulk restore --deleted-at 20\S+` brings them back$", command), printed
     error = fair.fails("bulk", "restore", "--deleted-at", deleted["deletedAt"], user="mallory")
     assert "nothing restored" in error
 
