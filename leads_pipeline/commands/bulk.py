@@ -13,7 +13,16 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, csv_stdout, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    acting_user,
+    confirmed,
+    console,
+    csv_stdout,
+    environment,
+    fail,
+    print_json,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import (
     IdOption,
     ListOption,
@@ -77,10 +86,12 @@ def _run(action: Callable[[Any], Any], selection: Selection | None = None) -> An
 
 
 def _report(result: Any, as_json: bool, summary: str) -> None:
+    """The result as JSON, or its summary on one line for the terminal to wrap: a summary holds a command to copy
+    (`leads bulk restore --deleted-at TIME`), which wrapped by the console to its width was two lines."""
     if as_json:
         print_json(result.as_json())
     else:
-        console.print(summary, highlight=False)
+        console.print(summary, highlight=False, soft_wrap=True)
 
 
 @app.command("tag")
@@ -233,7 +244,7 @@ def bulk_delete(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     if not yes:  # the count the question shows is noted on, before it is asked
         matched = _run(lambda conn: bulk.count(conn, selection, acting_user()), selection)
-        if not typer.confirm(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
+        if not confirmed(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()), selection if yes else None)
     restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"

@@ -45,6 +45,17 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(code=1)
 
 
+def confirmed(question: str) -> bool:
+    """Ask ``question`` [y/N]. With no answer to read (standard input closed or at its end: a script, cron, CI),
+    or Ctrl-C at the prompt, the answer is no: the caller then says what was not done and that --yes does it,
+    where click's bare "Aborted!" said neither."""
+    try:
+        return typer.confirm(question)
+    except typer.Abort:
+        typer.echo()  # the prompt's line ends before the caller's error line
+        return False
+
+
 def one_output(as_json: bool, as_csv: bool) -> None:
     """Refuse ``--json`` with ``--csv``: one of them was silently dropped (``leads search --json --csv`` printed
     JSON, yet audited a CSV export of the page)."""

@@ -34,7 +34,7 @@ sync_app = typer.Typer(help="Sync a list with a CRM connection; history and erro
 
 @crm_app.command("ls")
 def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List the connection files (`LEADS_CRM_DIR`, default `.leads/crm`), with any file that does not parse and
+    """List the connection files (`LEADS_CRM_DIR`, default `$LEADS_HOME/crm`), with any file that does not parse and
     any schedule name two files would share."""
     from leads_pipeline.lib.crm.connection import (
         Connection,

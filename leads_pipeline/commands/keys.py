@@ -96,9 +96,15 @@ def keys_rotate(
     env = run_or_fail(environment)
     run_or_fail(lambda: require_every_list(env.database_url, "rotating the encryption keys"))
 
+    shown: list[str] = []
+
     def progress(table: str, done: int, total: int) -> None:
-        if not as_json:
-            console.print(f"  {table}: {done:,}/{total:,} pages", highlight=False)
+        """A line when the count moves: the walk goes on over the pages re-sealed rows moved to, past the count
+        it started with, and printed "lead_facts: 74/74 pages" ten times over, as if it were stuck."""
+        line = f"  {table}: {done:,}/{total:,} pages"
+        if not as_json and shown[-1:] != [line]:
+            shown.append(line)
+            console.print(line, highlight=False)
 
     def run() -> dict[str, Any]:
         with connect(env.database_url, autocommit=True) as conn:

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, confirmed, console, environment, fail, print_json, run_or_fail
 
 app = typer.Typer(help="Create, organise, share, archive and delete lead lists.", no_args_is_help=True)
 T = TypeVar("T")
@@ -233,7 +233,7 @@ def lists_delete(
     if purge and not yes:
         live, every = _change(name, "owner", "deleting it", lambda conn, lst: lead_counts(conn, lst.id), write=False)
         deleted = f" ({every:,} with the deleted ones)" if every != live else ""
-        if not typer.confirm(f"remove list {name!r} and its {live:,} leads{deleted} for good?"):
+        if not confirmed(f"remove list {name!r} and its {live:,} leads{deleted} for good?"):
             fail("nothing deleted (confirm, or pass --yes)")
 
     def delete(conn: Any, lst: Any) -> int:

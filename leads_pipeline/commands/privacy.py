@@ -18,6 +18,7 @@ import typer
 from leads_pipeline.commands.common import (
     acting_user,
     api_shape,
+    confirmed,
     console,
     environment,
     fail,
@@ -88,7 +89,7 @@ def privacy_delete(
     their records in connected CRMs are queued for deletion. Cannot be undone."""
     from leads_pipeline.lib.store import privacy
 
-    if not yes and not typer.confirm(f"erase every trace of {who} for good?"):
+    if not yes and not confirmed(f"erase every trace of {who} for good?"):
         fail("nothing erased (confirm, or pass --yes)")
 
     def erase(conn: Any, env: Any) -> dict[str, Any]:

@@ -197,7 +197,7 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
         number = _number(raw, whole=kind == "integer")
         if number is None:
             what = "a whole number" if kind == "integer" else "a number"
-            raise ConfigurationError(f"--where {text!r}: {name} is {what}; got {raw!r}")
+            raise ConfigurationError(f"--where {text!r}: {name} is {what}; got {raw!r}{_range_hint(name, raw)}")
         if kind == "integer" and not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
             raise ConfigurationError(
                 f"--where {text!r}: {name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}"
@@ -215,6 +215,19 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
 
 _RANGE: Final = re.compile(r"[0-9](?:[a-df-z][a-z]*)?\s*(?:-|\u2013|\u2014|to)\s*[$€£¥₹]?[0-9]", re.IGNORECASE)
 """A range like "51-200", "$1M-$10M" or "1k to 5k" (not an exponent: "1e-5")."""
+
+
+_RANGE_ENDS: Final = re.compile(r"^(.*?[0-9][a-z]*)\s*(?:-|\u2013|\u2014|to)\s*(.+)$", re.IGNORECASE)
+
+
+def _range_hint(name: str, raw: str) -> str:
+    """How to write a range as the two filters it takes: refused with no more than "is a whole number; got
+    '51-200'", a range left the user guessing what a filter wanted."""
+    ends = _RANGE_ENDS.match(raw) if _RANGE.search(raw) else None
+    if ends is None:
+        return ""
+    low, high = ends.groups()
+    return f' (a range: write two filters, --where "{name} >= {low}" --where "{name} <= {high}")'
 
 
 def _number(raw: str, *, whole: bool) -> int | Decimal | None:

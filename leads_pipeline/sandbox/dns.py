@@ -206,7 +206,7 @@ class DnsServer:
             return port
         raise OSError(
             f"cannot serve DNS on {self.host}:{self.port or 'any free port'} (UDP and TCP): {problem};"
-            " pick another DNS port"
+            " pick another DNS port (--dns-port; 0: any free port)"
         )
 
     async def stop(self) -> None:

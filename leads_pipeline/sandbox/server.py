@@ -205,7 +205,10 @@ class Sandbox:
         try:
             self._http = make_server(self.host, http_port, self._mounts, _HttpServer, _QuietHandler)
         except OSError as error:
-            raise OSError(f"cannot serve HTTP on {self.host}:{http_port}: {error}; pick another HTTP port") from error
+            raise OSError(
+                f"cannot serve HTTP on {self.host}:{http_port}: {error}; pick another HTTP port (--http-port; 0: any"
+                " free port)"
+            ) from error
         # stop() waits up to one poll interval for serve_forever to notice; the default 0.5 s slows every test
         serve = functools.partial(self._http.serve_forever, poll_interval=0.05)
         threading.Thread(target=serve, name="sandbox-http", daemon=True).start()

@@ -117,7 +117,7 @@ class MailHosts:
             return port
         raise OSError(
             f"cannot listen for SMTP on port {requested or 'any free port'} of all of"
-            f" {list(self.addresses.values())}: {problem}; pick another SMTP port"
+            f" {list(self.addresses.values())}: {problem}; pick another SMTP port (--smtp-port; 0: any free port)"
             " (on macOS, alias 127.0.0.2-127.0.0.6 to lo0 first)"
         )
 

@@ -150,6 +150,7 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
     import_file(database_url, DEMO_FILE, "fair")
     if purge:
         assert "nothing deleted" in leads.fails("lists", "delete", "fair", "--purge", stdin="n\n")
+        assert "pass --yes" in leads.fails("lists", "delete", "fair", "--purge", stdin="")  # no answer to read
         assert live_leads(database_url) == 33
         leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")
         out = leads.ok("lists", "delete", "fair", "--purge", stdin="y\n")

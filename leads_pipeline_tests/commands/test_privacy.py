@@ -111,6 +111,8 @@ def test_delete_erases_everything_and_suppresses_later_imports(ana: Leads, datab
     before = _dump(database_url)
     # the dump check must be able to fail: the person's rows are in it, sealed, found by their blind index
     assert bidx(EMAIL) in _data(before) and bidx(PHONE, "phone") in _data(before)
+    # without --yes and no answer to read (a script), nothing is erased and the one line says how
+    assert ana.fails("privacy", "delete", EMAIL, stdin="") == "error: nothing erased (confirm, or pass --yes)"
     result = ana.json("privacy", "delete", EMAIL, "--yes", "--json")
     assert result["leads"] == 2 and result["removed"]["leads"] == 2 and result["removed"]["import_errors"] >= 1
     assert len(result["files"]) == 1

@@ -75,8 +75,15 @@ def test_parses(text: str, expected: Filter) -> None:
         ("employee_count > many", ["employee_count is a whole number", "'many'"]),
         ("employee_count > 1.5", ["employee_count is a whole number", "'1.5'"]),
         ("employee_count = 0.500", ["employee_count is a whole number", "'0.500'"]),  # no thousands group is 0
-        ("employee_count >= 51-200", ["employee_count is a whole number", "'51-200'"]),  # a range: two filters
-        ("annual_revenue < $1M-$10M", ["annual_revenue is a number", "'$1M-$10M'"]),
+        (
+            "employee_count >= 51-200",
+            ["employee_count is a whole number", "'51-200' (a range: write two filters", '"employee_count <= 200"'],
+        ),
+        (
+            "annual_revenue < $1M-$10M",
+            ["annual_revenue is a number", '--where "annual_revenue >= $1M" --where "annual_revenue <= $10M")'],
+        ),
+        ("employee_count in 10, 1k to 5k", ['"employee_count >= 1k" --where "employee_count <= 5k"']),
         ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),
         ("custom.Visits > 1e400", ["'1e400' is not a finite number; compare custom.Visits with one"]),  # as text
         ("custom.Visits <= -inf", ["'-inf' is not a finite number"]),

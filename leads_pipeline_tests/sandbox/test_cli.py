@@ -6,10 +6,12 @@ import csv
 import json
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from simple_salesforce import Salesforce
 from typer.testing import CliRunner
@@ -52,6 +54,26 @@ def test_a_directory_for_a_file_or_a_bad_host_is_one_line(tmp_path: Path) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["world.json"], "no OUT.tmp, no half of the pair"
     result = runner.invoke(app, ["sandbox", "up", "--host", "not a host", "--http-port", "0", "--dns-port", "0"])
     assert result.exit_code == 2 and result.stderr.startswith("error: --host 'not a host': not an address or host")
+
+
+@pytest.mark.parametrize("service", ["dns", "smtp", "http"])
+def test_a_port_in_use_names_the_option_that_picks_another(tmp_path: Path, service: str) -> None:
+    """A second `leads sandbox up` on the default ports (another one running) said "pick another DNS port" without
+    naming the option that does it."""
+    world = tmp_path / "world.json"
+    save_world(generate_world(2, 3, 7), world)
+    address = "127.0.0.2" if service == "smtp" else "127.0.0.1"
+    with socket.socket() as taken_tcp, socket.socket(type=socket.SOCK_DGRAM) as taken_udp:
+        taken_tcp.bind((address, 0))
+        taken_tcp.listen()
+        port = taken_tcp.getsockname()[1]
+        if service == "dns":
+            taken_udp.bind((address, port))
+        ports = {"dns": "0", "smtp": "0", "http": "0", "salesforce": "0"} | {service: str(port)}
+        options = [arg for name, value in ports.items() for arg in (f"--{name}-port", value)]
+        result = CliRunner().invoke(app, ["sandbox", "up", "--world", str(world), *options])
+    assert result.exit_code == 2, result.output
+    assert f"--{service}-port; 0: any free port)" in result.stderr
 
 
 def test_a_leads_command_starts_without_loading_the_emulators() -> None:

@@ -89,6 +89,27 @@ def test_materializing_a_batch_partition_writes_the_leads_and_passes_the_checks(
     assert _metadata(again)["import_id"] == metadata["import_id"]
 
 
+def test_the_mapping_metadata_names_an_exports_bookkeeping_columns_left_out(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The columns `leads bulk export` writes for itself are left out of an import, not kept in custom: the
+    metadata's mapping table showed them as "(custom)"; a column of the file's own mapped to null is kept there."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    exported = tmp_path / "export.csv"
+    exported.write_text(
+        "id,first_name,email,Owner,stage,score,created_at,list,tags\n1,Ana,ana@acme.es,Max,new,,2026-11-01,demo,\n"
+    )
+
+    result = _materialize(database_url, instance, "import-demo-1", {"path": str(exported), "list_name": "demo"})
+
+    mapping = _metadata(result)["mapping"]
+    for column in ("id", "stage", "score", "created_at", "list", "tags"):
+        assert f"| {column} | (left out) |" in mapping
+    assert "| Owner | (custom) |" in mapping
+    assert "| email | email |" in mapping
+
+
 def test_the_duplicate_check_runs_beside_the_schema_check(
     database_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
