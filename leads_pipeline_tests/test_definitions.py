@@ -67,6 +67,21 @@ def test_every_config_field_of_every_asset_has_a_description_for_the_launchpad()
     assert [name for name, description in fields.items() if not description] == []
 
 
+def test_every_job_schedule_sensor_asset_and_check_says_what_it_does_in_the_ui() -> None:
+    """The UI lists jobs, schedules and sensors with their descriptions: four jobs (crm_sync_job, rescore_leads,
+    retention_job, crm_erasures_job) and two schedules (retention_daily, crm_erasures_hourly) showed none."""
+    graph = defs.resolve_asset_graph()
+    described = {
+        **{f"job {job.name}": job.description for job in defs.resolve_all_job_defs() if job.name != "__ASSET_JOB"},
+        **{f"schedule {schedule.name}": schedule.description for schedule in defs.schedules or []},
+        **{f"sensor {sensor.name}": sensor.description for sensor in defs.sensors or []},
+        **{f"asset {key.to_user_string()}": graph.get(key).description for key in graph.get_all_asset_keys()},
+        **{f"check {key.name}": graph.get_check_spec(key).description for key in graph.asset_check_keys},
+    }
+    assert {"job retention_job", "schedule crm_erasures_hourly", "check crm_push_is_valid"} <= described.keys()
+    assert [name for name, description in described.items() if not description] == []
+
+
 def test_launched_runs_start_the_stages_that_spend_credits_one_at_a_time() -> None:
     """A run the daemon or the UI launches starts independent steps side by side; the four paid stages each read
     the job's ledger when they start, so side by side a lead could cost max_credits_per_lead once per stage.

@@ -221,4 +221,10 @@ def crm_sync(
     )
 
 
-crm_sync_job = dg.define_asset_job("crm_sync_job", selection=[crm_sync_plan, crm_sync], partitions_def=crm_connections)
+crm_sync_job = dg.define_asset_job(
+    "crm_sync_job",
+    selection=[crm_sync_plan, crm_sync],
+    partitions_def=crm_connections,
+    description="Syncs one CRM connection (a partition per connection file): plans the push, then pulls and pushes."
+    " The connection schedules' runs.",
+)
