@@ -225,6 +225,7 @@ crm_sync_job = dg.define_asset_job(
     "crm_sync_job",
     selection=[crm_sync_plan, crm_sync],
     partitions_def=crm_connections,
-    description="Syncs one CRM connection (a partition per connection file): plans the push, then pulls and pushes."
-    " The connection schedules' runs.",
+    description="Syncs one CRM connection: plans the push, then pulls and pushes. A partition per connection file,"
+    " added by `leads sync` and the schedules; to sync a connection not listed yet, add its file's name (without"
+    " .yaml) with the launchpad's Add partition.",
 )
