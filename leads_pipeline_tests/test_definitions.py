@@ -67,6 +67,21 @@ def test_every_config_field_of_every_asset_has_a_description_for_the_launchpad()
     assert [name for name, description in fields.items() if not description] == []
 
 
+def test_every_config_field_of_every_resource_has_a_description_for_the_launchpad() -> None:
+    """The launchpad's resources section showed 37 provider settings (retries, timeouts, actors, model) without
+    a word; Dagster's own io_manager is not the project's."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    resources = job.run_config_schema.config_type.fields["resources"].config_type.fields
+    fields = {
+        f"{resource}.{name}": field.description
+        for resource, resource_field in resources.items()
+        if resource != "io_manager"
+        for name, field in resource_field.config_type.fields["config"].config_type.fields.items()
+    }
+    assert {"database.database_url", "twilio.ca_bundle", "gemini.model"} <= fields.keys()
+    assert [name for name, description in fields.items() if not description] == []
+
+
 def test_every_job_schedule_sensor_asset_and_check_says_what_it_does_in_the_ui() -> None:
     """The UI lists jobs, schedules and sensors with their descriptions: four jobs (crm_sync_job, rescore_leads,
     retention_job, crm_erasures_job) and two schedules (retention_daily, crm_erasures_hourly) showed none."""
