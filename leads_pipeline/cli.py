@@ -524,7 +524,10 @@ def dev(
     env = run_or_fail(environment)
     # Dagster's storage tables made (or refused in one line) here: each process printed its own traceback
     run_or_fail(instance).dispose()
-    console.print(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False)
+    # one line however narrow the terminal, or with none (a log file: 80 columns), so the path can be copied whole
+    console.print(
+        f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False, soft_wrap=True
+    )
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
     processes = {

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from leads_pipeline import launcher
 from leads_pipeline.cli import app
 from leads_pipeline.commands import common
+from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import (
@@ -199,6 +200,19 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
         "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
     )
     assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
+
+
+def test_dev_says_the_uis_address_and_the_inbox_on_one_line(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written to a log file (80 columns), or to a narrow terminal, the inbox's path went onto a line of its own,
+    and a path longer than the width was cut in pieces that could not be copied whole."""
+    real_popen = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: real_popen([sys.executable, "-c", "pass"]))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = leads.run("dev", "--port", str(port))  # both exit at once: `leads dev` says so and stops
+    assert result.exit_code == 1 and "exited on its own" in result.stderr
+    assert f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop); inbox: {inbox_folder()}\n" in result.stdout
 
 
 def test_the_uis_storage_connections_are_replaced_after_a_database_restart(

@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 import psycopg
+from pydantic import Field
 
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import prepare_database
@@ -23,7 +24,7 @@ class LeadsDatabase(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The leads database. Migrations are applied before a run uses it (idempotent, serialized by a lock), and its
     keys checked against the database's (a daemon on another host with keys of its own)."""
 
-    database_url: str
+    database_url: str = Field(description="postgresql:// URL of the leads database (DATABASE_URL).")
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         prepare_database(self.database_url)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.contacts.checks import (
     EMAIL_CHECK_SPECS,
     LINKEDIN_CHECK_SPECS,
@@ -55,19 +56,29 @@ def options_from(config: dg.Config, options: type[Options], **overrides: Any) ->
     return options(**{**values, **overrides})
 
 
-class EmailContactsConfig(dg.Config):
+class EmailContactsConfig(RunConfig):
     """How the email stage runs. overwrite=False keeps verified emails and fills only missing ones."""
 
     overwrite: bool = EmailOptions.overwrite
+    """Verify every lead's email again and replace it with a better verified one (else only missing ones are filled)."""
     discover: bool = EmailOptions.discover
+    """Guess addresses from the domain's learned pattern for leads without an email."""
     max_candidates: int = EmailOptions.max_candidates
+    """How many guessed addresses are verified per lead, most likely first."""
     people_search: bool = EmailOptions.people_search
+    """Ask the people-search actor (Apify, paid) for a lead whose guesses found nothing deliverable."""
     verifier: Literal["auto", "zerobounce", "neverbounce", "none"] = "auto"
+    """The paid verifier asked when SMTP probing gives no answer or is off: ``auto`` is the first configured one."""
     workers: int = VerifierSettings.workers
+    """Probes or paid verifications at once."""
     per_host: int = VerifierSettings.per_host
+    """Probes at once on one mail host."""
     greylist_wait_s: float = VerifierSettings.greylist_wait_s
+    """The longest greylisting delay (seconds) waited for before probing an address again within the run."""
     chunk_size: int = EmailOptions.chunk_size
+    """Leads read and written per chunk (each chunk is committed when done)."""
     cache_days: int = EmailOptions.cache_days
+    """How old a stored paid answer may be and still be reused instead of paid for again."""
 
 
 def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrite: bool) -> Budget:
@@ -164,16 +175,23 @@ def email_contacts(
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
-class PhoneContactsConfig(dg.Config):
+class PhoneContactsConfig(RunConfig):
     """How the phone stage runs. overwrite=False keeps the leads' numbers and fills only missing ones."""
 
     overwrite: bool = PhoneOptions.overwrite
+    """Check every lead's numbers again and replace them with what is found (else only missing ones are filled)."""
     default_region: str = PhoneOptions.default_region
+    """The country (ISO code) a number without a country code is read in when its lead has no country."""
     twilio: Literal["ambiguous", "always", "never"] = PhoneOptions.twilio
+    """When Twilio Lookup (paid) is asked for the line type: for numbers that cannot be typed offline, all, never."""
     direct_dials: bool = PhoneOptions.direct_dials
+    """Ask the people-search actor (Apify, paid) for a number for leads without one."""
     workers: int = PhoneOptions.workers
+    """Twilio lookups and people searches at once."""
     chunk_size: int = PhoneOptions.chunk_size
+    """Leads read and written per chunk (each chunk is committed when done)."""
     cache_days: int = PhoneOptions.cache_days
+    """How old a stored paid answer may be and still be reused instead of paid for again."""
 
 
 @dg.asset(
@@ -232,21 +250,31 @@ def phone_contacts(
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
-class LinkedInProfilesConfig(dg.Config):
+class LinkedInProfilesConfig(RunConfig):
     """How the LinkedIn stage runs. overwrite=False keeps the leads' LinkedIn URLs and fills only missing ones."""
 
     overwrite: bool = LinkedInOptions.overwrite
+    """Search every lead again and replace its LinkedIn URL and profile (else only missing ones are filled)."""
     discover: bool = LinkedInOptions.discover
+    """Search for the profile URL of leads without one (Google-search actor)."""
     extract: bool = LinkedInOptions.extract
+    """Read the profiles (headline, title, company, location, experience) with the profile-scraper actor."""
     threshold: float = LinkedInOptions.threshold
+    """The lowest match score (0 to 1, on name, company and title) a search result is accepted with."""
     queries_per_run: int = LinkedInOptions.queries_per_run
+    """Searches per Google-search actor run."""
     profiles_per_run: int = LinkedInOptions.profiles_per_run
+    """Profiles per profile-scraper actor run."""
     max_concurrent_runs: int = LinkedInOptions.max_concurrent_runs
+    """Apify actor runs at once."""
     download_photos: bool = LinkedInOptions.download_photos
+    """Store each profile's photo (images only, at most 5 MiB)."""
     media_dir: str | None = None
     """Where photos go; None means the leads home's ``media`` folder."""
     chunk_size: int = LinkedInOptions.chunk_size
+    """Leads read and written per chunk (each chunk is committed when done)."""
     cache_days: int = LinkedInOptions.cache_days
+    """How old a stored paid answer may be and still be reused instead of paid for again."""
 
 
 @dg.asset(

@@ -10,6 +10,7 @@ from typing import cast
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.crm.checks import CHECK_SPECS, PUSH_CHECK, push_check, unknown_fields
 from leads_pipeline.defs.executor import final_failure
 from leads_pipeline.defs.killed import end_killed_runs
@@ -29,12 +30,14 @@ CRM_CONNECTIONS = "crm_connections"
 crm_connections = dg.DynamicPartitionsDefinition(name=CRM_CONNECTIONS)
 
 
-class CrmSyncConfig(dg.Config):
+class CrmSyncConfig(RunConfig):
     """What to sync: the list (default: the connection file's ``list``) and the direction (default: the file's)."""
 
     list_name: str | None = None
+    """The list to sync, instead of the connection file's ``list``."""
     direction: str | None = None
-    """push, pull or bidirectional (Dagster config cannot take an optional Literal)."""
+    """push, pull or bidirectional, instead of the connection file's ``direction`` (Dagster config cannot take an
+    optional Literal)."""
     user: str | None = None
     """Who runs the sync (``leads sync`` sets its acting user): it needs the editor role on the list. Unset (a
     schedule, a launch from the UI), the sync runs as the owner of the list."""
@@ -218,4 +221,11 @@ def crm_sync(
     )
 
 
-crm_sync_job = dg.define_asset_job("crm_sync_job", selection=[crm_sync_plan, crm_sync], partitions_def=crm_connections)
+crm_sync_job = dg.define_asset_job(
+    "crm_sync_job",
+    selection=[crm_sync_plan, crm_sync],
+    partitions_def=crm_connections,
+    description="Syncs one CRM connection: plans the push, then pulls and pushes. A partition per connection file,"
+    " added by `leads sync` and the schedules; to sync a connection not listed yet, add its file's name (without"
+    " .yaml) with the launchpad's Add partition.",
+)

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.dedupe.checks import CHECK_SPECS, batch_clusters, clusters_table, unmerged_check
 from leads_pipeline.defs.executor import final_failure
 from leads_pipeline.defs.partitions import batches, registered_batch
@@ -10,11 +11,14 @@ from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import merges
 
 
-class DuplicateClustersConfig(dg.Config):
-    """``merge``: merge every cluster found (as ``user``, who needs the editor role on the lists involved)."""
+class DuplicateClustersConfig(RunConfig):
+    """Whether the clusters found are merged, and who looks for them."""
 
     merge: bool = False
+    """Merge each cluster found into its most complete lead (undo: `leads merges undo`); else only report them."""
     user: str | None = None
+    """Who looks and merges: they need the editor role on the lists involved to merge. Unset: the owner of the
+    batch's list."""
 
 
 def _owner(database: LeadsDatabase, batch_id: str) -> str:

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
 from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
@@ -24,16 +25,23 @@ DEFAULT_TEMPLATE = "standard"
 TRANSIENT_RETRIES = 3
 
 
-class CompanyProfilesConfig(dg.Config):
+class CompanyProfilesConfig(RunConfig):
     """Run settings; unset values come from the job (``leads enrich``) or, for a batch without one, the defaults."""
 
     overwrite: bool = False
+    """Look every company up again and replace its facts (else only what is missing is looked up)."""
     template: str | None = None
+    """The enrichment template (``leads templates ls``) whose waterfall and caps the lookups follow."""
     max_credits: float | None = None
+    """The most credits the job may spend over all its stages; unset: the job's own limit, or none."""
     cache_ttl_days: int = 90
+    """How old a stored company fact may be and still be reused instead of paid for again."""
     concurrency: int = 8
-    requests_per_second: dict[str, float] = {}  # noqa: RUF012 - per provider (gemini, apify_search); pydantic copies
+    """Companies looked up at once."""
+    requests_per_second: dict[str, float] = {}  # noqa: RUF012 - pydantic copies defaults
+    """Most requests per second per provider (``gemini``, ``apify_search``); a provider not given is not paced."""
     user: str = "dagster"
+    """Who the enrichment job a UI launch creates is recorded as created by."""
 
 
 def run_sources(context: dg.AssetExecutionContext) -> list[str]:

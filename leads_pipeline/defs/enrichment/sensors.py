@@ -31,22 +31,24 @@ def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: Le
     with database.connection() as conn:
         for row in store.imports_to_enrich(conn):
             try:
-                template = load_template(row["template"])
-                sources = list(row["sources"])
-                plan = estimate(conn, row["batch_id"], sources, template, overwrite=False)
-                job = store.create_job(
-                    conn,
-                    row["batch_id"],
-                    sources=sources,
-                    template=row["template"],
-                    overwrite=False,
-                    priority=row["priority"],
-                    max_credits=None if row["max_credits"] is None else float(row["max_credits"]),
-                    estimate=plan,
-                    leads_queued=plan["leads"],
-                    notify_url=row["notify_url"],
-                    created_by=row["created_by"],
-                )
+                job = store.find_job(conn, row["batch_id"])  # queued by an earlier evaluation: asked for again
+                if job is None:
+                    template = load_template(row["template"])
+                    sources = list(row["sources"])
+                    plan = estimate(conn, row["batch_id"], sources, template, overwrite=False)
+                    job = store.create_job(
+                        conn,
+                        row["batch_id"],
+                        sources=sources,
+                        template=row["template"],
+                        overwrite=False,
+                        priority=row["priority"],
+                        max_credits=None if row["max_credits"] is None else float(row["max_credits"]),
+                        estimate=plan,
+                        leads_queued=plan["leads"],
+                        notify_url=row["notify_url"],
+                        created_by=row["created_by"],
+                    )
                 keys = launchable_sources(job, available)
             except LeadsError as exc:
                 context.log.warning(f"import {row['import_id']}: not enriched after import: {exc}")

@@ -7,6 +7,7 @@ from typing import Literal, NamedTuple
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
@@ -27,22 +28,30 @@ UNMAPPED = "custom"
 """The mapping value that sends a column to the lead's custom fields (run config cannot carry nulls in a map)."""
 
 
-class ImportConfig(dg.Config):
+class ImportConfig(RunConfig):
     """What to import into the batch: the launcher (CLI or sensor) fills it in. Left out (a backfill or a
     materialization launched from the Dagster UI, which has no file to give), the batch's recorded import is
     reported, or resumed with its file, list and options."""
 
     path: str | None = None
+    """The CSV file to import as this batch, a path on the machine that runs it (give ``list_name`` too)."""
     list_name: str | None = None
+    """The list the file's leads go into (give ``path`` too)."""
     on_duplicate: Literal["skip", "update"] = "skip"
+    """A row matching a lead already in the list: ``skip`` keeps the lead, ``update`` overwrites it with the row's
+    non-empty values."""
     mapping: dict[str, str] = {}  # noqa: RUF012 - pydantic copies defaults
+    """Column: lead field, over the suggested mapping (``custom`` keeps the column as a custom field)."""
     default_region: str = "US"
+    """The country (ISO code) a phone without a country code is read in when its row has no country."""
     chunk_rows: int = DEFAULT_CHUNK_ROWS
+    """Rows per committed chunk: a re-run resumes after the last committed one."""
     user: str | None = None
     """Who imports: `leads import`'s acting user, or the OS owner of a file dropped in the inbox. They need the
     editor role on the list, as `leads import` checks (a list that ``create_list`` creates is theirs). Unset (a
     launch from the Dagster UI), the import runs as the service, into any list."""
     create_list: bool = False
+    """Create ``list_name`` (owned by ``user``) when there is no such list, rather than fail."""
     sha256: str | None = None
     """The content the sensor saw: a file saved over before the run started is refused (the batch is named after
     that content, and the sensor requests the new content once it is stable)."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from leads_pipeline.defs.config import DESCRIBED_FIELDS, RunConfig
 from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -31,8 +32,12 @@ class LeadScoresConfig(dg.PermissiveConfig):
     ``engagement``, ``recency``, ``model`` ...) given here replaces that section of ``config_file`` (default: the
     shipped configuration). ``as_of`` scores as of another time (ISO 8601), e.g. a backfill."""
 
+    model_config = DESCRIBED_FIELDS
+
     config_file: str | None = None
+    """The scoring configuration file (YAML); unset: the shipped configuration."""
     as_of: str | None = None
+    """Score as of this time (ISO 8601, e.g. 2026-11-28T03:00:00Z) instead of now."""
 
 
 def resolve_config(config: LeadScoresConfig) -> ScoringConfig:
@@ -112,7 +117,7 @@ def lead_scores(
     )
 
 
-class FitModelConfig(dg.Config):
+class FitModelConfig(RunConfig):
     """Where the historical outcomes are, one of: ``labelled_file``, a CSV with an outcome column ``label_column``
     (1/0, yes/no, won/lost), its columns mapped onto lead fields by ``mapping_file`` (YAML {column: field or null};
     others become custom.<column>); or ``labelled_list``, stored leads whose outcome is in the lead field
@@ -120,12 +125,19 @@ class FitModelConfig(dg.Config):
     list, lead fields such as custom.Tags) out of the features, e.g. those filled only after sales contact."""
 
     labelled_file: str | None = None
+    """A CSV of past leads with their outcome (or give ``labelled_list``)."""
     labelled_list: str | None = None
+    """A list whose stored leads have their outcome in the field ``label_column`` (or give ``labelled_file``)."""
     label_column: str = "Converted"
+    """The outcome: a column of ``labelled_file``, or a lead field of ``labelled_list`` (e.g. custom.Converted)."""
     mapping_file: str | None = None
+    """YAML {column: lead field, or null to leave it out} for ``labelled_file``; other columns become custom fields."""
     exclude_columns: list[str] = []  # noqa: RUF012 - pydantic copies defaults
+    """Columns or lead fields left out of the features, e.g. those filled only after sales contact."""
     holdout: float = 0.3
+    """The fraction of the outcomes held out (stratified) to measure the model on."""
     seed: int = 0
+    """The seed of the held-out split and of the models' training."""
     user: str | None = None
     """Who reads ``labelled_list``: they need the viewer role on it, as every command reading a list does (a
     non-member is told what an unknown list's name is told). Unset (a launch from the Dagster UI), the list's

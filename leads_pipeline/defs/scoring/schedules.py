@@ -18,7 +18,12 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import RESCORE_CONFIG_TAG, lead_scores
 from leads_pipeline.lib.store.scoring import Connection
 
-rescore_job = dg.define_asset_job("rescore_leads", selection=[lead_scores], partitions_def=batches)
+rescore_job = dg.define_asset_job(
+    "rescore_leads",
+    selection=[lead_scores],
+    partitions_def=batches,
+    description="Scores a batch of leads again (the daily rescore's runs, one per scoring configuration in use).",
+)
 
 
 def rescore_batch_key(day: datetime, config_version: str) -> str:

@@ -5,6 +5,7 @@ sends the deletions erasure requests queued for connected CRMs (``lib/crm/erasur
 
 import dagster as dg
 
+from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.erasure import process_queue
 from leads_pipeline.lib.crm.registry import CrmAccounts
@@ -15,11 +16,13 @@ SERVICE_ACTOR = "retention-schedule"
 """The actor of retention runs in the audit log when the config names none."""
 
 
-class RetentionConfig(dg.Config):
-    """``dry_run``: count what would be removed, remove nothing. ``actor``: who the audit log names."""
+class RetentionConfig(RunConfig):
+    """Whether the run removes anything, and who the audit log names."""
 
     dry_run: bool = False
+    """Count what would be removed and remove nothing."""
     actor: str = SERVICE_ACTOR
+    """Who the audit log names for what is removed."""
 
 
 @dg.asset(group_name="security", kinds={"postgres", "python"})
@@ -53,10 +56,11 @@ def retention_run(
     )
 
 
-class CrmErasuresConfig(dg.Config):
-    """``actor``: who the audit log names for each deletion sent."""
+class CrmErasuresConfig(RunConfig):
+    """Who the audit log names for the deletions sent."""
 
     actor: str = "crm-erasure-queue"
+    """Who the audit log names for each deletion sent."""
 
 
 @dg.asset(group_name="security", kinds={"postgres", "python"})

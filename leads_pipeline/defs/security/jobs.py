@@ -5,5 +5,13 @@ import dagster as dg
 
 from leads_pipeline.defs.security.assets import crm_erasures, retention_run
 
-retention_job = dg.define_asset_job("retention_job", selection=[retention_run])
-crm_erasures_job = dg.define_asset_job("crm_erasures_job", selection=[crm_erasures])
+retention_job = dg.define_asset_job(
+    "retention_job",
+    selection=[retention_run],
+    description="Applies the retention policies: removes the leads, raw payloads and inbox files past their time.",
+)
+crm_erasures_job = dg.define_asset_job(
+    "crm_erasures_job",
+    selection=[crm_erasures],
+    description="Sends the deletions queued by erasure requests (leads privacy delete) to each connected CRM.",
+)

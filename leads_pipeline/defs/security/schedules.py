@@ -10,6 +10,7 @@ from leads_pipeline.defs.security.jobs import crm_erasures_job, retention_job
 retention_schedule = dg.ScheduleDefinition(
     name="retention_daily",
     job=retention_job,
+    description="Applies the retention policies at 03:00 UTC each day.",
     cron_schedule="0 3 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
@@ -19,6 +20,7 @@ retention_schedule = dg.ScheduleDefinition(
 crm_erasures_schedule = dg.ScheduleDefinition(
     name="crm_erasures_hourly",
     job=crm_erasures_job,
+    description="Sends the deletions owed to CRMs at 20 minutes past each hour; failed ones are tried again.",
     cron_schedule="20 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,

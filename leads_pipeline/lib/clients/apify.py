@@ -48,12 +48,16 @@ class ApifyResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=30.0, description="Limit for each HTTP request to the API.")
     run_timeout_s: float = Field(default=300.0, description="How long to wait for an actor run to finish.")
     max_retries: int = Field(default=4, description="Retries of 429, 5xx and network errors (apify-client's own).")
-    min_delay_between_retries_s: float = 0.5
+    min_delay_between_retries_s: float = Field(default=0.5, description="First wait between retries.")
     dataset_page_size: int = Field(default=1000, description="Dataset items fetched per request.")
-    results_per_page: int = 10
-    google_search_actor: str = GOOGLE_SEARCH_ACTOR
-    linkedin_profile_actor: str = LINKEDIN_PROFILE_ACTOR
-    people_search_actor: str = PEOPLE_SEARCH_ACTOR
+    results_per_page: int = Field(default=10, description="Search results read per query.")
+    google_search_actor: str = Field(default=GOOGLE_SEARCH_ACTOR, description="The actor that searches Google.")
+    linkedin_profile_actor: str = Field(
+        default=LINKEDIN_PROFILE_ACTOR, description="The actor that reads LinkedIn profiles."
+    )
+    people_search_actor: str = Field(
+        default=PEOPLE_SEARCH_ACTOR, description="The actor that finds a person's email and phone numbers."
+    )
 
     ENV_VAR: ClassVar[str] = "APIFY_TOKEN"
     URL_ENV_VAR: ClassVar[str] = "APIFY_API_URL"

@@ -97,16 +97,16 @@ class GeminiResource(dg.ConfigurableResource):
 
     api_key: str | None = Field(default=None, repr=False, description="Gemini API key (secret).")
     base_url: str | None = Field(default=None, description="API root; None means Google's endpoint.")
-    api_version: str = "v1beta"
-    model: str = "gemini-3-flash-preview"
-    timeout_s: float = 60.0
+    api_version: str = Field(default="v1beta", description="The API version the client calls.")
+    model: str = Field(default="gemini-3-flash-preview", description="The model that researches companies.")
+    timeout_s: float = Field(default=60.0, description="Limit for each call, per attempt.")
     retry_attempts: int = Field(default=5, description="Attempts per call, the first one included.")
-    retry_initial_delay_s: float = 1.0
-    retry_max_delay_s: float = 30.0
+    retry_initial_delay_s: float = Field(default=1.0, description="First wait between attempts; it doubles.")
+    retry_max_delay_s: float = Field(default=30.0, description="Longest wait between two attempts.")
     retry_after_max_s: float = Field(
         default=60.0, description="Longest Retry-After honoured; a 429 asking for longer fails the call."
     )
-    use_google_search: bool = True
+    use_google_search: bool = Field(default=True, description="Ground the answers in Google Search results.")
 
     ENV_VAR: ClassVar[str] = "GEMINI_API_KEY"
     URL_ENV_VAR: ClassVar[str] = "GOOGLE_GEMINI_BASE_URL"  # google-genai reads it itself when base_url is None

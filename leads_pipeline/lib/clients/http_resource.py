@@ -6,7 +6,7 @@ import threading
 
 import dagster as dg
 import requests
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 
 from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, retrying_session
 
@@ -14,13 +14,17 @@ from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, retryi
 class RequestsResource(dg.ConfigurableResource):
     """Connection settings shared by the ``requests``-based provider resources."""
 
-    timeout_s: float = 30.0
-    max_retries: int = 4
-    backoff_base_s: float = 0.5
-    backoff_max_s: float = 30.0
-    retry_after_max_s: float = 60.0
-    trust_env: bool = True
-    ca_bundle: str | None = None
+    timeout_s: float = Field(default=30.0, description="Limit for each HTTP request, per attempt.")
+    max_retries: int = Field(default=4, description="Retries of timeouts, network errors, 429 and 5xx answers.")
+    backoff_base_s: float = Field(default=0.5, description="First wait between retries; it doubles on each retry.")
+    backoff_max_s: float = Field(default=30.0, description="Longest wait between two retries.")
+    retry_after_max_s: float = Field(
+        default=60.0, description="Longest Retry-After honoured; an answer asking for longer fails the call."
+    )
+    trust_env: bool = Field(default=True, description="Take proxies and CA bundles from the environment.")
+    ca_bundle: str | None = Field(
+        default=None, description="A PEM file of the CAs to trust instead (e.g. the sandbox's); turns trust_env off."
+    )
 
     _session: RetryingSession | None = PrivateAttr(default=None)
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)

@@ -40,7 +40,7 @@ class TwilioLookupResource(RequestsResource):
 
     account_sid: str | None = Field(default=None, repr=False, description="Twilio account SID (or API key SID).")
     auth_token: str | None = Field(default=None, repr=False, description="Twilio auth token (secret).")
-    base_url: str = "https://lookups.twilio.com"
+    base_url: str = Field(default="https://lookups.twilio.com", description="Lookup API root.")
     price_usd_per_lookup: float = Field(default=0.008, description="What one line-type lookup costs the account.")
 
     SID_ENV_VAR: ClassVar[str] = "TWILIO_ACCOUNT_SID"

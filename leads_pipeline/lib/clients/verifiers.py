@@ -34,7 +34,7 @@ class ZeroBounceResource(RequestsResource):
     """ZeroBounce email validation (``GET /v2/validate``); ``api_key`` comes from ``ZEROBOUNCE_API_KEY``."""
 
     api_key: str | None = Field(default=None, repr=False, description="ZeroBounce API key (secret).")
-    base_url: str = "https://api.zerobounce.net"
+    base_url: str = Field(default="https://api.zerobounce.net", description="API root.")
 
     ENV_VAR: ClassVar[str] = API_KEY_ENV["zerobounce"]
     URL_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_BASE_URL"
@@ -113,7 +113,7 @@ class NeverBounceResource(RequestsResource):
     """
 
     api_key: str | None = Field(default=None, repr=False, description="NeverBounce API key (secret).")
-    base_url: str = "https://api.neverbounce.com"
+    base_url: str = Field(default="https://api.neverbounce.com", description="API root.")
 
     ENV_VAR: ClassVar[str] = API_KEY_ENV["neverbounce"]
     URL_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_BASE_URL"

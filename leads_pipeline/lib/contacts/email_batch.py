@@ -409,8 +409,8 @@ class EmailStage:
             store.insert_facts(conn, self.batch_id, facts)
             store.add_pattern_evidence(conn, [e for e in evidence if e[2]])
             store.save_catch_all(conn, catch_all)
-            self.stats.leads_updated += store.update_lead_columns(
-                conn, "email", updates, overwrite=self.options.overwrite
+            self.stats.leads_updated += len(
+                store.update_lead_columns(conn, "email", updates, overwrite=self.options.overwrite)
             )
         self.stats.catch_all_domains |= {d for d, v in catch_all.items() if v}
 

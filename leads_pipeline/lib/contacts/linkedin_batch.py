@@ -326,6 +326,6 @@ class LinkedInStage:
                 )
         with connect(self.database_url) as conn:
             store.insert_facts(conn, self.batch_id, facts)
-            self.stats.leads_updated += store.update_lead_columns(
-                conn, "linkedin_url", updates, overwrite=self.options.overwrite
+            self.stats.leads_updated += len(
+                store.update_lead_columns(conn, "linkedin_url", updates, overwrite=self.options.overwrite)
             )

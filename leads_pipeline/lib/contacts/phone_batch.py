@@ -344,8 +344,8 @@ class PhoneStage:
         with connect(self.database_url) as conn:
             store.insert_facts(conn, self.batch_id, facts)
             updated = store.update_lead_columns(conn, "phone", phones, overwrite=self.options.overwrite)
-            updated += store.update_lead_columns(conn, "mobile_phone", mobiles, overwrite=self.options.overwrite)
-        self.stats.leads_updated += updated
+            updated |= store.update_lead_columns(conn, "mobile_phone", mobiles, overwrite=self.options.overwrite)
+        self.stats.leads_updated += len(updated)  # a lead given a number and a mobile is one lead updated
 
 
 def _line_type_value(answer: dict[str, Any]) -> tuple[str, int]:

@@ -24,7 +24,9 @@ from leads_pipeline.lib.store.lists import Connection
 MAX_LEAD_IDS: Final = 10_000
 """Lead ids kept in one entry: a bulk action on a million leads records its count, not a 10 MB id array."""
 
-_EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s@,;'\"<>()]+")
+_EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s,;'\"<>()]*")
+"""An address up to the next space or separator, mistyped ones too: ``jane.doe@@acme.com``, ``jane@acme@com`` and
+``jane.doe@`` (an import's rejected emails, in its errors preview in Dagster) were left in clear."""
 _PHONE: Final = re.compile(
     r"(?<![0-9A-Za-z])\+?\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?(?![0-9A-Za-z])", re.IGNORECASE
 )

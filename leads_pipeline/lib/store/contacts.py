@@ -169,15 +169,16 @@ def insert_facts(conn: Conn, batch_id: str | None, facts: Iterable[Fact]) -> int
     return len(rows)
 
 
-def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
-    """Set ``column`` of the given leads; without ``overwrite`` only where it is empty. Returns rows changed.
+def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> set[int]:
+    """Set ``column`` of the given leads; without ``overwrite`` only where it is empty. Returns the leads changed
+    (ids, not a count: a stage writing two columns of one lead counted it twice as a lead updated).
 
     A lead deleted (softly: in bulk, with its list, merged away) since the batch read it is left as it was and
     not counted; its facts are kept, the record of what was bought."""
     if column not in UPDATABLE:
         raise ValueError(f"column: expected one of {sorted(UPDATABLE)}, found {column!r}")
     if not values:
-        return 0
+        return set()
     if column in SEALED_FIELDS:
         return _update_sealed_column(conn, column, values, overwrite=overwrite)
     condition = sql.SQL("l.{col} IS DISTINCT FROM v.value").format(col=sql.Identifier(column))
@@ -186,13 +187,12 @@ def update_lead_columns(conn: Conn, column: str, values: dict[int, str | None], 
     query = sql.SQL(
         "UPDATE leads l SET {col} = v.value, updated_at = now()"
         " FROM unnest(%s::bigint[], %s::text[]) AS v(id, value) WHERE l.id = v.id AND l.deleted_at IS NULL"
-        " AND {condition}"
+        " AND {condition} RETURNING l.id"
     ).format(col=sql.Identifier(column), condition=condition)
-    cursor = conn.execute(query, (list(values), list(values.values())))
-    return cursor.rowcount
+    return {row["id"] for row in conn.execute(query, (list(values), list(values.values())))}
 
 
-def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> int:
+def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None], *, overwrite: bool) -> set[int]:
     """``update_lead_columns`` for a sealed column: the sealed value with its blind index (and an email's
     domain); "changed" compares blind indexes, since every sealing differs. An erased person's address or number
     is never written back (``privacy.suppressed_values``)."""
@@ -201,7 +201,7 @@ def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None]
     erased = suppressed_values(conn, column, values.values())
     values = {lead_id: value for lead_id, value in values.items() if value not in erased}
     if not values:
-        return 0
+        return set()
     names = list(lead_columns(column, None))
     rows = [(lead_id, *lead_columns(column, value).values()) for lead_id, value in values.items()]
     index = sql.Identifier(f"{column}_bidx")
@@ -213,7 +213,7 @@ def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None]
     query = sql.SQL(
         "UPDATE leads l SET {assignments}, updated_at = now()"
         " FROM unnest(%s::bigint[], {arrays}) AS v(id, {names}) WHERE l.id = v.id AND l.deleted_at IS NULL"
-        " AND {condition}"
+        " AND {condition} RETURNING l.id"
     ).format(
         assignments=sql.SQL(", ").join(sql.SQL("{n} = v.{n}").format(n=sql.Identifier(n)) for n in names),
         arrays=sql.SQL(", ").join(sql.SQL("%s::text[]") for _ in names),
@@ -221,7 +221,7 @@ def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None]
         condition=condition,
     )
     columns = list(zip(*rows, strict=True))
-    return conn.execute(query, [list(c) for c in columns]).rowcount
+    return {row["id"] for row in conn.execute(query, [list(c) for c in columns])}
 
 
 def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str], stage: str | None = None) -> float:

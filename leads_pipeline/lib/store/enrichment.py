@@ -806,17 +806,21 @@ def list_settings(conn: Connection, list_id: int) -> dict[str, Any] | None:
 
 
 def imports_to_enrich(conn: Connection) -> list[dict[str, Any]]:
-    """Imports completed since their list turned enrichAfterImport on, without a job for their batch yet.
+    """Imports completed since their list turned enrichAfterImport on, without a job for their batch yet or with
+    one Dagster is to run that has not started.
 
     The job row is the marker: an import is enriched once however often the sensor runs, and imports that
-    finish out of order are not missed (no id cursor to overtake them)."""
+    finish out of order are not missed (no id cursor to overtake them). A job still queued is asked for again,
+    under the same run key, which Dagster launches once: a test of the sensor in the UI (a dry run, whose runs are
+    not launched) made the job, and the import was never enriched."""
     return list(
         conn.execute(
             """SELECT i.id AS import_id, i.batch_id, i.list_id, s.sources, s.template, s.priority, s.max_credits,
                       s.notify_url, i.created_by
                FROM imports i JOIN list_enrichment_settings s ON s.list_id = i.list_id
                WHERE i.status = 'completed' AND s.enrich_after_import AND i.completed_at >= s.updated_at
-                 AND NOT EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.id = i.batch_id)
+                 AND NOT EXISTS (SELECT 1 FROM enrichment_jobs j WHERE j.id = i.batch_id
+                                   AND (j.status <> 'queued' OR j.run_in_process))
                ORDER BY i.id"""
         )
     )

@@ -31,6 +31,7 @@ def test_types_numbers_and_finds_direct_dials(
     database_url: str, sandbox: Sandbox, sandbox_world: World, world_batch: WorldBatch
 ) -> None:
     resources = sandbox_resources(sandbox, database_url)
+    before = _leads(database_url)
     result = materialize([phone_contacts], world_batch.batch_id, resources)
     meta = metadata(result, "phone_contacts")
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
@@ -50,6 +51,9 @@ def test_types_numbers_and_finds_direct_dials(
             person = people[world_batch.truth[i]["person_id"]]
             assert {p.number: p.line_type for p in person.phones}[lead["mobile_phone"]] == "mobile"
     assert meta["mobile"] > 0 and meta["found"] == len(found)
+    # a lead given a number and a mobile is one lead updated (the UI showed 53 leads updated of a batch of 40)
+    given_both = [i for i in found if leads[i]["mobile_phone"] and not before[i]["mobile_phone"]]
+    assert given_both and meta["leads_updated"] == sum(leads[i] != before[i] for i in leads) <= len(leads)
     twilio = _facts(database_url, "phone_line_type")
     assert twilio and all(f["source"] == "twilio" for f in twilio)
     for f in twilio:  # credits per line type found; Twilio's own price in USD kept for finance

@@ -86,7 +86,29 @@ def test_imports_into_lists_that_enrich_after_import_get_one_job(
     assert stored is not None and all(
         bytes(v).startswith(b"enc:") and b"SECRET" not in bytes(v) for v in stored.values()
     )
-    assert not _evaluate(database_url, instance).run_requests  # the job marks the import as handled
+    with connect(database_url) as conn:
+        store.start_source(conn, "import-auto", "company", 300)
+    assert not _evaluate(database_url, instance).run_requests  # the job, once started, marks the import as handled
+
+
+def test_an_import_whose_job_a_test_of_the_sensor_made_is_enriched_by_the_next_tick(
+    database_url: str, world_leads_csv: Path, instance: dg.DagsterInstance
+) -> None:
+    """The UI's "Test sensor" evaluates the sensor without launching the runs it asks for: the job it made marked
+    the import as handled, and no tick ever launched the enrichment (the job stayed queued, no run). A job still
+    queued is asked for again, once, under the run key Dagster launches once."""
+    with connect(database_url) as conn:
+        auto = create_list(conn, "auto", owner="tester")
+        enrich_after_import(conn, auto.id, max_credits=5)
+    import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
+
+    [tested] = _evaluate(database_url, instance).run_requests or []  # the dry run: nothing launched
+    [request] = _evaluate(database_url, instance).run_requests or []
+
+    assert request.run_key == tested.run_key == "enrich-import-auto" and request.partition_key == "import-auto"
+    assert request.asset_selection == [dg.AssetKey("company_profiles")] and request.tags[JOB_TAG] == "import-auto"
+    with connect(database_url) as conn:
+        assert store.get_job(conn, "import-auto").status == "queued"
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ def test_pipedrive_a_later_push_clears_the_marks_of_keys_the_lead_no_longer_has(
 
     def change_email(lead_id: int, email: str) -> None:
         with transaction(database_url) as db:
-            assert update_lead_columns(db, "email", {lead_id: email}, overwrite=True) == 1
+            assert update_lead_columns(db, "email", {lead_id: email}, overwrite=True) == {lead_id}
 
     def marks() -> list[int]:
         with connect(database_url) as db:
@@ -206,7 +206,7 @@ def test_pipedrive_a_push_killed_after_its_create_then_an_email_change_updates_t
     moved = "moved.98000@example.net"
     with transaction(database_url) as db:
         (lead_id,) = [r["id"] for r in db.execute("SELECT id FROM leads WHERE list_id = %s", (list_id,))]
-        assert update_lead_columns(db, "email", {lead_id: moved}, overwrite=True) == 1
+        assert update_lead_columns(db, "email", {lead_id: moved}, overwrite=True) == {lead_id}
 
     again = engine(database_url, sandbox, conn_).run("push", list_id)
 

@@ -107,9 +107,13 @@ def test_a_lead_deleted_softly_while_it_was_looked_up_keeps_its_columns_and_its_
         bulk.delete(deleting, Selection.build(ids=[gone]), "tester")
     with connect(database_url) as conn:
         both = (gone, kept)
-        assert update_lead_columns(conn, "email", {lead: f"{lead}@acme.example" for lead in both}, overwrite=False) == 1
+        assert update_lead_columns(conn, "email", {lead: f"{lead}@acme.example" for lead in both}, overwrite=False) == {
+            kept
+        }
         url = "https://www.linkedin.com/in/{}"
-        assert update_lead_columns(conn, "linkedin_url", {lead: url.format(lead) for lead in both}, overwrite=True) == 1
+        assert update_lead_columns(conn, "linkedin_url", {lead: url.format(lead) for lead in both}, overwrite=True) == {
+            kept
+        }
         facts = [FactRow(lead, "industry", "Software", "company/apify", 80, 0.5, {}) for lead in both]
         replace_company_facts(conn, "job-1", list(both), facts, {lead: {"industry": "Software"} for lead in both})
     with connect(database_url) as conn:

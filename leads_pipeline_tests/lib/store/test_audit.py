@@ -114,3 +114,19 @@ def test_masking_takes_a_phone_s_extension_with_it(text: str, masked: str) -> No
     number's last digits and its extension in clear, which an erasure (scrubbing the number and the raw cell)
     then no longer found."""
     assert audit.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("jane.doe@@acme.com", "<email>"),
+        ("jane@acme@com", "<email>"),
+        ("jane.doe@", "<email>"),
+        ("to jane@acme.es, bob@acme.io; or Jo <jo@x.org>", "to <email>, <email>; or Jo <<email>>"),
+        ("meet @ 5", "meet @ 5"),
+    ],
+)
+def test_masking_takes_a_mistyped_email_whole(text: str, masked: str) -> None:
+    """batch_leads' errors preview in the Dagster UI lists the rejected cells masked: the emails rejected for
+    being mistyped (jane.doe@@acme.com), the values an import most often rejects, were shown in clear."""
+    assert audit.mask(text) == masked
