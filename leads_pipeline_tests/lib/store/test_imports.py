@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psutil
@@ -27,6 +28,7 @@ from psycopg import sql
 
 from leads_pipeline.lib import importer
 from leads_pipeline.lib.errors import InputFileError, LeadsError, NotFoundError, PermanentError
+from leads_pipeline.lib.fields import MATCH_COLUMNS
 from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
@@ -206,6 +208,24 @@ def test_the_merge_session_keeps_its_settings_and_leaves_each_chunk_its_own_tran
                 conn.execute("CREATE TEMP TABLE stg (n integer) ON COMMIT DROP")
         shown = {name: conn.execute(f"SHOW {name}").fetchone() for name in store.MERGE_SESSION}
     assert {name: row[name] if row else None for name, row in shown.items()} == store.MERGE_SESSION
+
+
+def test_the_staging_table_holds_the_duplicate_lookup_keys_before_the_lead_fields(database_url: str) -> None:
+    """The lookups scan the staged chunk ~9 times for its keys: a scan reads each row up to the last column it
+    needs, and with the blind indexes last of ~40 columns they cost ~40% more server CPU."""
+    chunk = SimpleNamespace(custom_columns=["custom_1"])  # the DDL reads a chunk's custom columns only
+    with connect(database_url) as conn, conn.transaction():
+        conn.execute(store._staging_ddl(chunk))  # type: ignore[arg-type]
+        order = [
+            row["attname"]
+            for row in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'stg'::regclass AND attnum > 0 ORDER BY attnum"
+            )
+        ]
+    keys = order[5 : 5 + len(MATCH_COLUMNS)]
+    assert order[:5] == ["row_number", "lead_id", "dup", "tree", "changes"]
+    assert sorted(keys) == sorted(MATCH_COLUMNS.values())
+    assert order[-1] == "custom_1"
 
 
 def test_an_import_returns_with_its_leads_in_the_search_index(database_url: str, customers_10000: Path) -> None:

@@ -37,6 +37,14 @@ def test_leads_of_existing_lists_are_stored_and_an_unknown_list_refuses_the_whol
         assert conn.execute("SELECT count(*) AS n FROM leads").fetchone() == {"n": 3}, "nothing of it stored"
 
 
+def test_the_check_of_new_leads_reads_them_once(database_url: str) -> None:
+    """sql/138: the lists to lock and the check for a missing one come from one read of the statement's new leads
+    (the second read, an anti-join of every new lead against lists, was ~0.04 s of each 50k-row import chunk)."""
+    with connect(database_url) as conn:
+        body = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = 'leads_inserted_list_check'").fetchone()
+    assert body is not None and str(body["prosrc"]).count("new_leads") == 1
+
+
 def test_a_lead_moves_only_to_a_list_that_exists(database_url: str) -> None:
     fair, expo = _lists(database_url, "fair", "expo")
     with connect(database_url) as conn:
