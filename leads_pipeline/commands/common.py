@@ -63,10 +63,21 @@ def run_or_fail(action: Callable[[], T]) -> T:
         lost = connection_lost(exc)
         if lost is None:
             raise
-        fail(
-            f"the database went away during the command ({lost}): once it is up again (`leads db start` for the"
-            " embedded server), run the same command again; what it committed is kept, the rest is done then"
-        )
+        fail(database_went_away(lost))
+
+
+def database_went_away(reason: str) -> str:
+    """The one line of a command the database went away under, with the driver's ``reason``."""
+    return (
+        f"the database went away during the command ({_without_password(reason)}): once it is up again (`leads db"
+        " start` for the embedded server), run the same command again; what it committed is kept, the rest is done"
+        " then"
+    )
+
+
+LOST_CONNECTION_ERRORS = frozenset({"OperationalError", "AdminShutdown", "CrashShutdown", "CannotConnectNow"})
+"""The names of psycopg's and psycopg2's errors of a lost connection, for a failure Dagster kept only as text (a
+run's step failure): their specific errors (a lock timeout, a cancelled query) have names of their own."""
 
 
 def connection_lost(exc: BaseException) -> str | None:
@@ -88,7 +99,7 @@ def connection_lost(exc: BaseException) -> str | None:
             state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
             if state is None or state.startswith("08") or state.startswith("57P"):
                 first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                return _without_password(" ".join(first_line.split()))
+                return " ".join(first_line.split())
         error = error.__cause__ or error.__context__
     return None
 
