@@ -7,6 +7,7 @@ launches the same Dagster assets the UI and sensors run; errors are one line, ne
 from __future__ import annotations
 
 import io
+import logging
 import sys
 import threading
 from pathlib import Path
@@ -64,6 +65,14 @@ def readable_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
+    logging.getLogger("psycopg").addFilter(_error_ignored)
+
+
+def _error_ignored(record: logging.LogRecord) -> bool:
+    """Drop psycopg's warning of an error it ignored ending a pipeline, a COPY or a transaction while another
+    error was on its way out: that other error is the command's one line. With the database gone mid-way, ``leads
+    score`` printed "error ignored terminating <psycopg.Pipeline [BAD] at 0x...>: the connection is lost" first."""
+    return not record.getMessage().startswith("error ignored")
 
 
 app.add_typer(lists_app, name="lists")

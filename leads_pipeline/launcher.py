@@ -7,6 +7,7 @@ instance so the run shows up in the UI with its metadata and checks.
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, Final
@@ -40,6 +41,8 @@ def instance() -> dg.DagsterInstance:
     import sqlalchemy.exc
     from dagster._core.instance.ref import InstanceRef
 
+    if _retry_warning not in logging.getLogger().filters:
+        logging.getLogger().addFilter(_retry_warning)
     try:
         return dg.DagsterInstance.from_ref(InstanceRef.from_dir(os.environ["DAGSTER_HOME"], overrides=_NO_COMPUTE_LOGS))
     except sqlalchemy.exc.DBAPIError as exc:
@@ -56,6 +59,12 @@ def instance() -> dg.DagsterInstance:
 
 
 _INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def _retry_warning(record: logging.LogRecord) -> bool:
+    """Drop dagster-postgres's warning of each retry to reach its storage: with the database gone mid-command,
+    the 12 retries before it gives up printed 36 lines ahead of the command's one-line error (``run_or_fail``)."""
+    return not record.getMessage().startswith("Retrying failed database connection")
 
 
 def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = True) -> dg.ExecuteInProcessResult:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -22,7 +23,7 @@ from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.scoring.assets import lead_scores
 from leads_pipeline.launcher import resources_for
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import Leads, cli_environment, connect_as
+from leads_pipeline_tests.support import Leads, cli_environment, connect_as, sql_value
 
 PROVIDER_LIBRARIES = ("google.genai", "apify_client", "hubspot", "simple_salesforce")
 
@@ -112,3 +113,50 @@ def test_dagster_storage_a_role_may_not_create_in_public_is_one_line_saying_what
         with psycopg.connect(postgres_server, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_the_database_down_mid_import_is_one_error_line_without_dagsters_retry_warnings(
+    postgres_server: str,
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database went down mid-import (here: it takes no connections and ends the ones it has, as a stopped
+    server does): dagster-postgres retried each write to its storage six times, warning each time, and the
+    command's error line came after 36 lines of them. Only the error line and Dagster's own one line saying it
+    could not write its log remain; once the database is back, the same command imports the file."""
+    from leads_pipeline.lib.store import imports as store
+
+    name = urlsplit(database_url).path.lstrip("/")
+    database = sql.Identifier(name)
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    leads = Leads(CliRunner())
+    leads.ok("lists", "create", "fair")
+    real_merge_chunk = store.merge_chunk
+
+    def database_down(conn: psycopg.Connection[Any], **kwargs: Any) -> Any:
+        with psycopg.connect(postgres_server, autocommit=True) as server:
+            server.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(database))
+            server.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        return real_merge_chunk(conn, **kwargs)
+
+    monkeypatch.setattr(store, "merge_chunk", database_down)
+    result = leads.run("import", str(DEMO_FILE), "--list", "fair")
+    with psycopg.connect(postgres_server, autocommit=True) as server:
+        server.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(database))
+    assert result.exit_code == 1, result.output
+    assert not isinstance(result.exception, Exception), repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: the database went away during the command ("), lines
+    assert all(
+        line.startswith("error: ") or line.startswith("Exception while writing logger call to event log: ")
+        for line in lines
+    ), lines
+    assert len(lines) <= 2, lines
+    # a terminal shows them on stderr; under pytest the root logger's records come here
+    assert not [record for record in caplog.records if "Retrying" in record.getMessage()]
+    monkeypatch.setattr(store, "merge_chunk", real_merge_chunk)
+    done = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
+    assert done["status"] == "completed"
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == done["results"]["imported"] > 0

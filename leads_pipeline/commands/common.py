@@ -64,11 +64,61 @@ def one_output(as_json: bool, as_csv: bool) -> None:
 
 
 def run_or_fail(action: Callable[[], T]) -> T:
-    """Run a command body, turning the project's errors into one line and exit code 1."""
+    """Run a command body, turning the project's errors, and the database going away under it, into one line
+    and exit code 1."""
     try:
         return action()
     except LeadsError as exc:
         fail(str(exc))
+    except Exception as exc:
+        lost = connection_lost(exc)
+        if lost is None:
+            raise
+        fail(database_went_away(lost))
+
+
+def database_went_away(reason: str) -> str:
+    """The one line of a command the database went away under, with the driver's ``reason``."""
+    return (
+        f"the database went away during the command ({_without_password(reason)}): once it is up again (`leads db"
+        " start` for the embedded server), run the same command again; what it committed is kept, the rest is done"
+        " then"
+    )
+
+
+LOST_CONNECTION_ERRORS = frozenset({"OperationalError", "AdminShutdown", "CrashShutdown", "CannotConnectNow"})
+"""The names of psycopg's and psycopg2's errors of a lost connection, for a failure Dagster kept only as text (a
+run's step failure): their specific errors (a lock timeout, a cancelled query) have names of their own."""
+
+
+def connection_lost(exc: BaseException) -> str | None:
+    """Why the connection to the database was lost, if that is what ``exc`` (or an error it came from) says;
+    else None. The server stopped, restarted or ended the command's backend mid-way: psycopg's error (or
+    psycopg2's, under Dagster's storage, with Dagster's own errors wrapped around it) was a traceback of up to
+    600 lines. Not a lock timeout, a cancelled query or a full disk, which are errors of their own."""
+    import psycopg
+
+    psycopg2 = sys.modules.get("psycopg2")  # Dagster's storage connects through it (only loaded with Dagster)
+    kinds: tuple[type[BaseException], ...] = (psycopg.OperationalError,)
+    if psycopg2 is not None:
+        kinds += (psycopg2.OperationalError,)
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, kinds):
+            state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            if state is None or state.startswith("08") or state.startswith("57P"):
+                first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                return " ".join(first_line.split())
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _without_password(text: str) -> str:
+    """``text`` with the database's password (``DATABASE_URL``'s) as ``***``, should a driver quote it."""
+    password = urlsplit(os.environ.get("DATABASE_URL", "")).password
+    return text.replace(password, "***") if password else text
 
 
 def environment() -> Environment:

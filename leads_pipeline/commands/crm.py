@@ -14,9 +14,11 @@ import typer
 from rich.table import Table
 
 from leads_pipeline.commands.common import (
+    LOST_CONNECTION_ERRORS,
     acting_user,
     console,
     csv_stdout,
+    database_went_away,
     environment,
     one_output,
     print_json,
@@ -225,7 +227,9 @@ def launch_sync(
 
 
 def _failure(result: Any, name: str) -> str:
-    """The one-line reason a sync run did not reach ``crm_sync``: the blocking check, or the failed step."""
+    """The one-line reason a sync run did not reach ``crm_sync``: the blocking check, or the failed step (its
+    innermost error; the database gone is said as every command says it, it read "terminating connection due to
+    administrator command" alone)."""
     import dagster as dg
 
     for evaluation in result.get_asset_check_evaluations():
@@ -237,7 +241,8 @@ def _failure(result: Any, name: str) -> str:
             error = event.step_failure_data.error
             while error.cause is not None:
                 error = error.cause
-            return str(error.message).strip().splitlines()[0].split(": ", 1)[-1]
+            reason = str(error.message).strip().splitlines()[0].split(": ", 1)[-1]
+            return database_went_away(reason) if error.cls_name in LOST_CONNECTION_ERRORS else reason
     return f"{name}: the sync did not run; see the run in the Dagster UI"
 
 

