@@ -426,10 +426,13 @@ class EmailStage:
         self.stats.catch_all_domains |= {d for d, v in catch_all.items() if v}
 
     def _note_failure(self, lead_id: int, verdict: Verdict) -> None:
-        """A paid verifier that did not answer leaves the address unknown: the lead failed, not "unknown"."""
-        error = verdict.providers.get(verdict.method, {}).get("error")
-        if verdict.method in PAID_METHODS and error:
-            self.stats.failures.add_reason(f"{verdict.method} (TransientError)", str(error), [lead_id])
+        """A paid verifier that did not answer, or a nameserver that failed for now (timeout, SERVFAIL), leaves the
+        address unknown: the lead failed, not "unknown"."""
+        answer = verdict.providers.get(verdict.method, {})
+        if verdict.method in PAID_METHODS and answer.get("error"):
+            self.stats.failures.add_reason(f"{verdict.method} (TransientError)", str(answer["error"]), [lead_id])
+        elif verdict.method == "mx" and answer.get("transient"):
+            self.stats.failures.add_reason("dns (TransientError)", str(answer.get("error")), [lead_id])
 
     @staticmethod
     def _note_catch_all(verdict: Verdict, catch_all: dict[str, bool]) -> None:

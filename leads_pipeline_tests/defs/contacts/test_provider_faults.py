@@ -12,6 +12,7 @@ import pytest
 
 from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
 from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import ZeroBounceResource
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
@@ -72,12 +73,16 @@ def test_a_retried_verifier_error_is_paid_once(database_url: str, sandbox: Sandb
 
 
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing listens, as when the sandbox (or the provider) is down
+DOWN_DNS = "127.0.0.1:9"
 
 
-def _down_resources(sandbox: Sandbox, database_url: str) -> dict[str, Any]:
-    """The sandbox's resources with Twilio, Apify and ZeroBounce unreachable, retrying at once."""
+def _down_resources(sandbox: Sandbox, database_url: str, dns: bool) -> dict[str, Any]:
+    """The sandbox's resources with Twilio, Apify and ZeroBounce unreachable, retrying at once, and with ``dns``
+    the nameserver too (no address is then verified further)."""
     env = sandbox.env()
     resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    if dns:
+        resources["mail"] = MailCheckResource(dns_server=DOWN_DNS, smtp_probing="off", timeout_s=0.2)
     resources["twilio"] = TwilioLookupResource(
         account_sid=env["TWILIO_ACCOUNT_SID"],
         auth_token=env["TWILIO_AUTH_TOKEN"],
@@ -104,6 +109,7 @@ def _failures(database_url: str, source: str) -> dict[int, str]:
     [
         (phone_contacts, "phone", "twilio (TransientError)", {}),
         (email_contacts, "email", "zerobounce (TransientError)", {"discover": False}),
+        (email_contacts, "email", "dns (TransientError)", {}),
         (linkedin_profiles, "linkedin", "(TransientError)", {"download_photos": False}),
     ],
 )
@@ -122,7 +128,11 @@ def test_leads_a_provider_down_could_not_answer_are_counted_failed_not_no_data(
     instance = dg.DagsterInstance.ephemeral()
     name = asset.key.to_user_string()
     result = materialize_batch(
-        [asset], world_batch.batch_id, instance, _down_resources(sandbox, database_url), {name: config}
+        [asset],
+        world_batch.batch_id,
+        instance,
+        _down_resources(sandbox, database_url, dns=provider.startswith("dns")),
+        {name: config},
     )
     meta = metadata(result, name)
     failed = _failures(database_url, source)
