@@ -30,6 +30,7 @@ from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource, paid_verifier
 from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
@@ -101,6 +102,25 @@ def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budg
         jobs_store.finish_source(conn, batch_id, source, "skipped", note)
 
 
+def _record_failures(
+    context: dg.AssetExecutionContext, conn: jobs_store.Connection, batch_id: str, source: str, failures: Failures
+) -> None:
+    """Leads a provider failed for are failed on the job (`leads jobs show` counts them apart from "no data"), its
+    source says how many and why, and a warning names each provider and error class, as company_profiles' are: the
+    user runs the stage again for them. The step still succeeds (so does company_profiles'): what was answered is
+    written."""
+    jobs_store.clear_failures(conn, batch_id, source)  # a failed lead is never marked done: this run asked again
+    by_reason: dict[str, list[int]] = {}
+    for lead_id, reason in failures.reasons.items():
+        by_reason.setdefault(reason, []).append(lead_id)
+    for reason, lead_ids in by_reason.items():
+        jobs_store.record_failures(conn, batch_id, source, lead_ids, reason)
+    if failures:
+        causes = ", ".join(f"{cause}: {n}" for cause, n in sorted(failures.by_cause.items()))
+        context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); run the stage again to retry them")
+        jobs_store.note_source(conn, batch_id, source, f"{len(failures):,} leads failed: {causes}")
+
+
 def _counts(counter: dict[str, int]) -> dg.MetadataValue:
     return dg.MetadataValue.json(dict(sorted(counter.items())))
 
@@ -168,10 +188,12 @@ def email_contacts(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
+        _record_failures(context, conn, batch_id, "email", stats.failures)
         _settle_budget(conn, batch_id, "email", budget)
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
     metadata = _email_metadata(stats, verifier.method, credits, people_search)
     metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
+    metadata["failed_leads"] = dg.MetadataValue.int(len(stats.failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
 
 
@@ -223,6 +245,7 @@ def phone_contacts(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
+        _record_failures(context, conn, batch_id, "phone", stats.failures)
         _settle_budget(conn, batch_id, "phone", budget)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
@@ -235,6 +258,7 @@ def phone_contacts(
         "mobile": dg.MetadataValue.int(stats.mobile),
         "line_types": _counts(stats.line_types),
         "twilio_lookups": dg.MetadataValue.int(stats.twilio_lookups),
+        "failed_leads": dg.MetadataValue.int(len(stats.failures)),
         "twilio": dg.MetadataValue.text(
             _source_state(twilio.is_configured, config.twilio != "never", TwilioLookupResource.SID_ENV_VAR)
         ),
@@ -315,6 +339,7 @@ def linkedin_profiles(
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
         check = linkedin_url_check(conn, batch_id)
+        _record_failures(context, conn, batch_id, "linkedin", stats.failures)
         _settle_budget(conn, batch_id, "linkedin", budget)
     scores = sorted(stats.scores)
     metadata = {
@@ -328,6 +353,7 @@ def linkedin_profiles(
         "photos": dg.MetadataValue.int(stats.photos),
         "photo_errors": dg.MetadataValue.int(stats.photo_errors),
         "actor_runs": dg.MetadataValue.int(stats.runs),
+        "failed_leads": dg.MetadataValue.int(len(stats.failures)),
         "median_score": dg.MetadataValue.float(scores[len(scores) // 2] if scores else 0.0),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
         "credits_used": dg.MetadataValue.float(credits),

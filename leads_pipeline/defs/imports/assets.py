@@ -9,7 +9,7 @@ import dagster as dg
 
 from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
-from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, stored_leads_check
+from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, preview_value, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
@@ -17,7 +17,6 @@ from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_imp
 from leads_pipeline.lib.mapping import left_out_columns
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import imports as store
-from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.lists import Connection, get_list, get_list_by_id
 from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS
 
@@ -121,13 +120,15 @@ def _require_importer(conn: Connection, list_name: str, user: str, *, create: bo
     access.require(conn, lead_list.id, user, "editor", "importing into it")
 
 
-def _errors_table(errors: list[dict[str, object]]) -> str:
+def _errors_table(errors: list[dict[str, object]], mapping: dict[str, str | None]) -> str:
+    """The import's first errors, each cell's value as ``preview_value`` shows that of the field its column maps to
+    (the database keeps the cells sealed; Dagster's event log beside it must not hold a person's in clear)."""
     if not errors:
         return "none"
     lines = ["| row | column | value | reason | severity |", "|---|---|---|---|---|"]
     for e in errors:
-        # the database keeps these cells sealed; Dagster's event log beside it must not hold them in clear
-        value = mask(str(e["value"] or "")).replace("|", "\\|")[:60]
+        field = mapping.get(str(e["column"])) if e["column"] else None
+        value = preview_value(field, e["value"]).replace("|", "\\|")[:60]
         lines.append(f"| {e['row']} | {e['column'] or ''} | {value} | {e['reason']} | {e['severity']} |")
     return "\n".join(lines)
 
@@ -216,7 +217,7 @@ def batch_leads(
             "rejected": dg.MetadataValue.int(results["errors"]),
             "warnings": dg.MetadataValue.int(status["warnings"]),
             "mapping": dg.MetadataValue.md(mapping_table),
-            "errors_preview": dg.MetadataValue.md(_errors_table(status["errors"])),
+            "errors_preview": dg.MetadataValue.md(_errors_table(status["errors"], status["mapping"])),
         },
         check_results=checks,
     )

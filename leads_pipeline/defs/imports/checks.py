@@ -8,7 +8,8 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from leads_pipeline.lib.fields import MATCH_COLUMNS, MATCH_KEYS, DedupeKey
+from leads_pipeline.lib.fields import MAPPED_FIELDS, MATCH_COLUMNS, MATCH_KEYS, PHONE_EXTENSIONS, DedupeKey
+from leads_pipeline.lib.filters import HIDDEN, PERSONAL
 from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
@@ -33,6 +34,18 @@ CHECK_SPECS = [
 _PREVIEW_ROWS = 20
 
 
+def preview_value(field: str | None, value: object) -> str:
+    """``value`` of a lead's ``field`` as a preview in Dagster's metadata shows it. Dagster's event log is kept for
+    ever and no erasure reaches it, so a value of a field that names or reaches a person (``PERSONAL``, a phone's
+    extension), of a custom column (it may hold anything) or of no field (a whole row) is hidden whatever its
+    shape: ``mask`` finds only well-formed addresses and numbers, and left a malformed phone (``4155550100x``) or a
+    LinkedIn URL in clear. Other fields' values are shown, masked by shape. ``leads imports errors`` shows the
+    list's members every value, to fix the row."""
+    if field is None or field not in MAPPED_FIELDS or field in PERSONAL or field in PHONE_EXTENSIONS.values():
+        return HIDDEN
+    return mask(str(value or ""))
+
+
 def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
     """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now."""
     failures: list[SchemaFailure] = []
@@ -44,7 +57,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
     preview = "\n".join(
         # masked as the other previews are: the values are the stored leads' (sealed in the database), read again
         # whenever the batch is materialized, after any later edit of its leads
-        f"| {f.index} | {f.column or '(row)'} | {mask(str(f.value))} | {f.reason} |"
+        f"| {f.index} | {f.column or '(row)'} | {preview_value(f.column, f.value)} | {f.reason} |"
         for f in failures[:_PREVIEW_ROWS]
     )
     return dg.AssetCheckResult(

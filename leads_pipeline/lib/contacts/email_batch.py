@@ -21,12 +21,14 @@ from urllib.parse import urlsplit
 
 from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts import people
+from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.patterns import Candidate, PatternModel, detect_patterns
 from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.contacts.verifier import EmailVerifier
 from leads_pipeline.lib.credits import Budget, OverBudget
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import connect
 
 if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
@@ -62,6 +64,9 @@ class EmailStats:
     catch_all_domains: set[str] = field(default_factory=set)
     over_budget: int = 0
     """Paid calls (verifications, people searches) not made because the credit budget did not allow them."""
+    failures: Failures = field(default_factory=Failures)
+    """Leads whose paid verifier or people search failed: their address stays unknown or unsearched, and a
+    rerun asks again."""
 
     @property
     def verified(self) -> int:
@@ -322,7 +327,8 @@ class EmailStage:
                     self.budget,
                 )
             except TransientError as error:
-                self.log(f"email: people search failed for lead {lead['id']}: {error}")
+                self.log(f"email: people search failed for lead {lead['id']}: {mask(str(error))}")
+                self.stats.failures.add(people.source_name(self.apify), error, [lead["id"]])
                 return None
             except OverBudget:
                 with self._model_lock:
@@ -362,6 +368,7 @@ class EmailStage:
         facts: list[store.Fact] = []
         catch_all: dict[str, bool] = {}
         for lead_id, verdict in checked.items():
+            self._note_failure(lead_id, verdict)
             self.stats.checked[verdict.status] += 1
             if verdict.method not in PAID_METHODS:
                 facts.append(
@@ -381,6 +388,10 @@ class EmailStage:
             self._note_catch_all(verdict, catch_all)
         updates: dict[int, str | None] = {}
         for d in found:
+            if d.verdict is not None:
+                self._note_failure(d.lead_id, d.verdict)
+            if d.lead_id in self.stats.failures:  # no fact: it would mark the lead searched, and a rerun skip it
+                continue
             self.stats.discovery[d.status] += 1
             details: dict[str, Any] = {
                 "status": d.status,
@@ -413,6 +424,15 @@ class EmailStage:
                 store.update_lead_columns(conn, "email", updates, overwrite=self.options.overwrite)
             )
         self.stats.catch_all_domains |= {d for d, v in catch_all.items() if v}
+
+    def _note_failure(self, lead_id: int, verdict: Verdict) -> None:
+        """A paid verifier that did not answer, or a nameserver that failed for now (timeout, SERVFAIL), leaves the
+        address unknown: the lead failed, not "unknown"."""
+        answer = verdict.providers.get(verdict.method, {})
+        if verdict.method in PAID_METHODS and answer.get("error"):
+            self.stats.failures.add_reason(f"{verdict.method} (TransientError)", str(answer["error"]), [lead_id])
+        elif verdict.method == "mx" and answer.get("transient"):
+            self.stats.failures.add_reason("dns (TransientError)", str(answer.get("error")), [lead_id])
 
     @staticmethod
     def _note_catch_all(verdict: Verdict, catch_all: dict[str, bool]) -> None:

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leads_pipeline.lib.clients.actors import LinkedInProfileData
+from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin import DEFAULT_THRESHOLD, best_profile, canonical_profile_url, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
 from leads_pipeline.lib.credits import Budget, PriceItem, charge, price
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import connect
 
 if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
@@ -62,6 +64,8 @@ class LinkedInStats:
     scores: list[float] = field(default_factory=list)
     over_budget: int = 0
     """Leads not searched, or profiles not read, because the credit budget did not allow them."""
+    failures: Failures = field(default_factory=Failures)
+    """Leads whose search or profile run failed: no fact, so a rerun asks again."""
 
 
 class LinkedInStage:
@@ -161,7 +165,8 @@ class LinkedInStage:
             with self._held("apify_google_search", queries):
                 results, usd = self.apify.google_search_many(queries.values())
         except TransientError as error:
-            self.log(f"linkedin: search run for {len(group)} leads failed: {error}")
+            self.log(f"linkedin: search run for {len(group)} leads failed: {mask(str(error))}")
+            self.stats.failures.add(f"apify:{self.apify.google_search_actor}", error, queries)
             return {}
         with self._lock:
             self.stats.runs += 1
@@ -220,7 +225,9 @@ class LinkedInStage:
             with self._held("apify_linkedin_profile", paying.values()):
                 found, usd = self.apify.linkedin_profiles_run(paying)
         except TransientError as error:
-            self.log(f"linkedin: profile run for {len(paying)} URLs failed: {error}")
+            self.log(f"linkedin: profile run for {len(paying)} URLs failed: {mask(str(error))}")
+            failed = (lead_id for url in paying for lead_id in wanted[url])
+            self.stats.failures.add(f"apify:{self.apify.linkedin_profile_actor}", error, failed)
             return {}
         with self._lock:
             self.stats.runs += 1

@@ -27,10 +27,12 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.email_batch import lead_domain
+from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.phones import AMBIGUOUS, PhoneInfo, analyze, twilio_line_type
 from leads_pipeline.lib.credits import Budget, OverBudget, charge, price
 from leads_pipeline.lib.errors import TransientError
 from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import connect
 
 FIELDS = ("phone", "mobile_phone", "phone_line_type", people.FIELD)
@@ -67,6 +69,8 @@ class PhoneStats:
     leads_updated: int = 0
     over_budget: int = 0
     """Paid calls (Twilio lookups, people searches) not made because the credit budget did not allow them."""
+    failures: Failures = field(default_factory=Failures)
+    """Leads whose Twilio lookup or people search failed: not typed or searched, asked again by a rerun."""
 
 
 @dataclass
@@ -179,7 +183,8 @@ class PhoneStage:
                     self.budget,
                 )
             except TransientError as error:
-                self.log(f"phone: people search failed for lead {lead['id']}: {error}")
+                self.log(f"phone: people search failed for lead {lead['id']}: {mask(str(error))}")
+                self.stats.failures.add(people.source_name(self.apify), error, [lead["id"]])
                 return []
             except OverBudget:
                 with self._lock:
@@ -227,7 +232,7 @@ class PhoneStage:
             paid_by = self._payer([n.lead_id for n in group])
             if paid_by is None:
                 return
-            bought = self._lookup(paid_by, e164)
+            bought = self._lookup(paid_by, e164, [n.lead_id for n in group])
             if bought is None:
                 return
             with self._lock:
@@ -266,16 +271,17 @@ class PhoneStage:
             self.stats.over_budget += 1
         return None
 
-    def _lookup(self, lead_id: int, e164: str) -> tuple[dict[str, Any], datetime] | None:
+    def _lookup(self, lead_id: int, e164: str, holders: list[int]) -> tuple[dict[str, Any], datetime] | None:
         """Buy one Twilio answer for ``e164`` as a fact of ``lead_id``, whose price ``_payer`` held: the answer
-        and when it was given (None: no answer)."""
+        and when it was given (None: no answer; Twilio failing fails every lead of ``holders``, the number's)."""
         assert self.twilio is not None
         reserved = price("twilio_lookup")
         try:
             with self.budget.released_on_error(reserved, lead_id):
                 result = self.twilio.lookup(e164)
         except TransientError as error:
-            self.log(f"phone: Twilio lookup failed for lead {lead_id}: {error}")
+            self.log(f"phone: Twilio lookup failed for lead {lead_id}: {mask(str(error))}")
+            self.stats.failures.add(TWILIO, error, holders)
             return None
         observed_at = datetime.now(UTC)
         found = result.valid and bool(result.line_type)
@@ -304,7 +310,10 @@ class PhoneStage:
         phones: dict[int, str | None] = {}
         mobiles: dict[int, str | None] = {}
         with_number: set[int] = set()
+        failed = self.stats.failures
         for n in numbers:
+            if n.lead_id in failed:  # no fact: a rerun types it again (one would mark the lead done)
+                continue
             info = n.info
             self.stats.checked += n.source == "phonenumbers"
             self.stats.valid += info.valid
@@ -338,7 +347,7 @@ class PhoneStage:
                 self.stats.mobile += 1
         for lead in searched:
             self.stats.searched += 1
-            if lead["id"] not in with_number:
+            if lead["id"] not in with_number and lead["id"] not in failed:
                 source = people.source_name(self.apify) if self.apify else "apify"
                 facts.append(store.Fact(lead["id"], "phone", None, source, 0, 0.0, {"reason": "no direct dial found"}))
         with connect(self.database_url) as conn:

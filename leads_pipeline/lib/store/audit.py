@@ -28,12 +28,14 @@ _EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s,;'\"<>()]*")
 """An address up to the next space or separator, mistyped ones too: ``jane.doe@@acme.com``, ``jane@acme@com`` and
 ``jane.doe@`` (an import's rejected emails, in its errors preview in Dagster) were left in clear."""
 _PHONE: Final = re.compile(
-    r"(?<![0-9A-Za-z])\+?\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?(?![0-9A-Za-z])", re.IGNORECASE
+    r"(?:(?<![0-9A-Za-z])\+?|%2B)\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?(?![0-9A-Za-z])",
+    re.IGNORECASE,
 )
 """A run of 7+ digits (spaces, dots, dashes, brackets between) standing alone, with its extension if any: a phone
 number, not the digits inside a token such as a subject hash or a CRM record id, which must stay intact to be
 found again. Without the extension, ``007.155.3406x553`` was masked as ``<phone>.3406x553`` (the number's last
-digits and its extension left in clear, in an import's errors preview)."""
+digits and its extension left in clear, in an import's errors preview). A number URL-encoded in a request path
+(``/v2/PhoneNumbers/%2B14155550100``, quoted by a failed Twilio lookup's error) is one too."""
 
 
 def mask(text: str) -> str:

@@ -322,6 +322,11 @@ def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterab
     )
 
 
+def clear_failures(conn: Connection, job_id: str, source: str) -> None:
+    """Forget the source's failed leads: a run that asked them all again records those still failing."""
+    conn.execute("DELETE FROM enrichment_failures WHERE job_id = %s AND source = %s", (job_id, source))
+
+
 def settle_job(conn: Connection, job_id: str, failure: str | None = None) -> Job:
     """Derive the job's status from its sources: completed when all completed, partial when some did not."""
     rows = list(conn.execute("SELECT status FROM enrichment_progress WHERE job_id = %s", (job_id,)))

@@ -3,15 +3,24 @@ lead (reported, no fact, no cost) and the stage goes on."""
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
-from leads_pipeline.defs.contacts.assets import email_contacts
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
+from leads_pipeline.lib.clients.apify import ApifyResource
+from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import ZeroBounceResource
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
+from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+from leads_pipeline_tests.support import materialize_batch
 
 
 def _facts(database_url: str, field: str) -> list[dict[str, Any]]:
@@ -61,3 +70,102 @@ def test_a_retried_verifier_error_is_paid_once(database_url: str, sandbox: Sandb
         sandbox.http_app.reset()
     paid = _facts(database_url, "email_status")
     assert len(paid) == meta["checked"] and len({f["details"]["email"] for f in paid}) == len(paid)
+
+
+DOWN = "http://127.0.0.1:9"  # the discard port: nothing listens, as when the sandbox (or the provider) is down
+DOWN_DNS = "127.0.0.1:9"
+
+
+def _down_resources(sandbox: Sandbox, database_url: str, dns: bool) -> dict[str, Any]:
+    """The sandbox's resources with Twilio, Apify and ZeroBounce unreachable, retrying at once, and with ``dns``
+    the nameserver too (no address is then verified further)."""
+    env = sandbox.env()
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    if dns:
+        resources["mail"] = MailCheckResource(dns_server=DOWN_DNS, smtp_probing="off", timeout_s=0.2)
+    resources["twilio"] = TwilioLookupResource(
+        account_sid=env["TWILIO_ACCOUNT_SID"],
+        auth_token=env["TWILIO_AUTH_TOKEN"],
+        base_url=DOWN,
+        max_retries=0,
+    )
+    resources["apify"] = ApifyResource(token=env["APIFY_TOKEN"], api_url=DOWN, max_retries=0)
+    resources["zerobounce"] = ZeroBounceResource(api_key=env["ZEROBOUNCE_API_KEY"], base_url=DOWN, max_retries=0)
+    return resources
+
+
+def _warnings(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> list[str]:
+    return [e.user_message for e in instance.all_logs(result.run_id) if e.level == logging.WARNING]
+
+
+def _failures(database_url: str, source: str) -> dict[int, str]:
+    with connect(database_url) as conn:
+        rows = conn.execute("SELECT lead_id, reason FROM enrichment_failures WHERE source = %s", (source,))
+        return {r["lead_id"]: r["reason"] for r in rows}
+
+
+@pytest.mark.parametrize(
+    ("asset", "source", "provider", "config"),
+    [
+        (phone_contacts, "phone", "twilio (TransientError)", {}),
+        (email_contacts, "email", "zerobounce (TransientError)", {"discover": False}),
+        (email_contacts, "email", "dns (TransientError)", {}),
+        (linkedin_profiles, "linkedin", "(TransientError)", {"download_photos": False}),
+    ],
+)
+def test_leads_a_provider_down_could_not_answer_are_counted_failed_not_no_data(
+    database_url: str,
+    sandbox: Sandbox,
+    world_batch: WorldBatch,
+    asset: dg.AssetsDefinition,
+    source: str,
+    provider: str,
+    config: dict[str, Any],
+) -> None:
+    """With the providers down, the stages said "searched 21, found 0" and succeeded: only INFO lines told the
+    connection errors. Each failed lead is now counted (failed_leads), warned about by provider and error
+    class, and failed on the job, so `leads jobs show` tells it from "no data"; a rerun asks it again."""
+    instance = dg.DagsterInstance.ephemeral()
+    name = asset.key.to_user_string()
+    result = materialize_batch(
+        [asset],
+        world_batch.batch_id,
+        instance,
+        _down_resources(sandbox, database_url, dns=provider.startswith("dns")),
+        {name: config},
+    )
+    meta = metadata(result, name)
+    failed = _failures(database_url, source)
+    assert result.success and meta["failed_leads"] == len(failed) > 0
+    assert all("(TransientError): " in reason for reason in failed.values())
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert not [m for m in [*failed.values(), *logged] if re.search(r"\d{7,}", m)]  # no number a URL quoted
+    [warning] = [w for w in _warnings(instance, result) if f"{source}: " in w]
+    assert f"{len(failed):,} leads failed" in warning and provider in warning
+    assert "TOKEN" not in warning and sandbox.env()["APIFY_TOKEN"] not in warning
+    with connect(database_url) as conn:
+        document = summary(conn, world_batch.batch_id)
+    assert document["results"]["failed"] == len(failed)
+    assert f"{len(failed):,} leads failed" in next(s["note"] for s in document["sources"] if s["source"] == source)
+
+    with connect(database_url) as conn:
+        before = conn.execute("SELECT coalesce(max(id), 0) AS id FROM lead_facts").fetchone()
+    again = metadata(
+        materialize_batch(
+            [asset],
+            world_batch.batch_id,
+            instance,
+            sandbox_resources(sandbox, database_url, smtp_probing="off"),
+            {name: config},
+        ),
+        name,
+    )
+    assert again["failed_leads"] == 0 and _failures(database_url, source) == {}
+    with connect(database_url) as conn:
+        asked = {
+            r["lead_id"]
+            for r in conn.execute(
+                "SELECT lead_id FROM lead_facts WHERE lead_id = ANY(%s) AND id > %s", (list(failed), before["id"])
+            )
+        }
+    assert before is not None and asked == set(failed)  # the failed leads were asked again, not skipped as done

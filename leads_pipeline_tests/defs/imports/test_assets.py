@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+from typer.testing import CliRunner
 
 from leads_pipeline.defs.imports import assets
 from leads_pipeline.defs.imports.assets import UNMAPPED, ImportConfig, batch_leads
@@ -22,7 +23,7 @@ from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import cli_environment, materialize_batch, step_failure
+from leads_pipeline_tests.support import Leads, cli_environment, materialize_batch, step_failure
 
 
 def _materialize(
@@ -108,6 +109,33 @@ def test_the_mapping_metadata_names_an_exports_bookkeeping_columns_left_out(
         assert f"| {column} | (left out) |" in mapping
     assert "| Owner | (custom) |" in mapping
     assert "| email | email |" in mapping
+
+
+def test_the_errors_preview_hides_a_person_s_values_the_owner_s_command_shows(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster's event log is kept for ever and no erasure reaches it: the errors preview showed malformed phones
+    and LinkedIn URLs in clear (masking finds only well-formed ones). A personal or custom column's value is hidden
+    there; other fields' values still show; `leads imports errors` (the list's members) keeps every value."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    rows = tmp_path / "rows.csv"
+    rows.write_text(
+        "first_name,last_name,email,phone,linkedin_url,employee_count\n"
+        "Di,Oz,di@acme.com,415-555-01o3,https://linkedin/in/di-oz-1,lots\n"
+        "Bo,Li,bo.li@@acme.com,+14155550101,https://www.linkedin.com/in/bo-li,12\n"
+        "Ed,Po,ed@acme.com,,linkedin.com/in/,\n"
+    )
+
+    result = _materialize(database_url, instance, "import-rows-1", {"path": str(rows), "list_name": "demo"})
+
+    preview = _metadata(result)["errors_preview"]
+    for value in ("01o3", "di-oz-1", "| linkedin.com/in/ |", "bo.li"):
+        assert value not in preview
+    assert "| 2 | phone | <value> |" in preview and "| 2 | employee_count | lots |" in preview
+    shown = Leads(CliRunner()).ok("imports", "errors", str(_metadata(result)["import_id"]), "--csv")
+    assert all(value in shown for value in ("415-555-01o3", "https://linkedin/in/di-oz-1", "bo.li@@acme.com"))
 
 
 def test_the_duplicate_check_runs_beside_the_schema_check(

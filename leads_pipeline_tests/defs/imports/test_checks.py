@@ -76,18 +76,21 @@ def test_schema_check_fails_on_an_invalid_email_naming_the_lead_and_column(datab
     assert result.metadata["failing_leads"].value == 1
     assert result.metadata["failing_columns"].value == "email"
     failures = str(result.metadata["failures"].value)
-    assert f"| {bad} | email | not-an-email |" in failures
+    assert f"| {bad} | email | <value> |" in failures and "not-an-email" not in failures
     assert "expected an email address" in failures
 
 
-def test_schema_check_masks_the_contact_data_it_shows(database_url: str, tmp_path: Path) -> None:
+def test_schema_check_hides_the_contact_data_it_shows(database_url: str, tmp_path: Path) -> None:
     """The preview showed a failing stored value as it is: an address with a space in it (from a later edit of
-    the lead) was written in clear into Dagster's event log, where every other preview masks them."""
-    bad, result = _checked_after_edit(database_url, tmp_path, "bob@example.com", email="bob ng@example.com")
-    assert result.passed is False and result.metadata["failing_columns"].value == "email"
+    the lead) was written in clear into Dagster's event log, where every other preview masks them; a LinkedIn URL
+    without its domain's dot, which masking does not recognise, still was. A person's values are hidden."""
+    bad, result = _checked_after_edit(
+        database_url, tmp_path, "bob@example.com", email="bob ng@example.com", linkedin_url="https://linkedin/in/bob-ng"
+    )
+    assert result.passed is False and result.metadata["failing_columns"].value == "email, linkedin_url"
     failures = str(result.metadata["failures"].value)
-    assert f"| {bad} | email | bob <email> |" in failures
-    assert "ng@example.com" not in failures
+    assert f"| {bad} | email | <value> |" in failures and f"| {bad} | linkedin_url | <value> |" in failures
+    assert "bob" not in failures
 
 
 def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_path: Path) -> None:
@@ -98,8 +101,8 @@ def test_schema_check_fails_on_a_bad_phone_and_website(database_url: str, tmp_pa
     assert result.metadata["failing_leads"].value == 1
     assert result.metadata["failing_columns"].value == "phone, website"
     failures = str(result.metadata["failures"].value)
-    assert f"| {bad} | phone | <phone> |" in failures, "the number is masked in Dagster's event log"
-    assert "555-0101" not in failures
+    assert f"| {bad} | phone | <value> |" in failures, "the number is hidden in Dagster's event log"
+    assert "555-0101" not in failures and f"| {bad} | website | http://example.com/x |" in failures
 
 
 def test_schema_check_fails_on_a_lead_with_no_identity(database_url: str, tmp_path: Path) -> None:

@@ -130,3 +130,20 @@ def test_masking_takes_a_mistyped_email_whole(text: str, masked: str) -> None:
     """batch_leads' errors preview in the Dagster UI lists the rejected cells masked: the emails rejected for
     being mistyped (jane.doe@@acme.com), the values an import most often rejects, were shown in clear."""
     assert audit.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        (
+            "url: /v2/PhoneNumbers/%2B14155550100?Fields=line_type_intelligence",
+            "url: /v2/PhoneNumbers/<phone>?Fields=line_type_intelligence",
+        ),
+        ("/v2/PhoneNumbers/%2b447911123456", "/v2/PhoneNumbers/<phone>"),
+        ("a token A%2B1234567x stays", "a token A%2B1234567x stays"),
+    ],
+)
+def test_masking_takes_a_url_encoded_number(text: str, masked: str) -> None:
+    """A failed Twilio lookup's error quotes its request path, the number URL-encoded (%2B for +): the phone
+    stage's log in Dagster's event log, and the job's failure reasons, kept the number in clear."""
+    assert audit.mask(text) == masked
