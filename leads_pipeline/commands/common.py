@@ -119,7 +119,11 @@ def _unparsed(database_url: str) -> str | None:
 
 def url_without_password(url: str) -> str:
     """``url`` with ``***`` for its password, to name a server in an error: the login ends at the URL's last
-    ``@``, as no password written as it is (``#``, ``?``, ``/``, ``@`` in it) can then show."""
+    ``@``, as no password written as it is (``#``, ``?``, ``/``, ``@`` in it) can then show. Text that is no URL
+    is not quoted: libpq's ``host=db password=s3cret`` form (or ``app:s3cret@db`` without a scheme) was quoted
+    whole, password included."""
+    if "://" not in url:
+        return "not a URL, not quoted"
     scheme, _, rest = url.partition("://")
     login, at, address = rest.rpartition("@")
     if not at or ":" not in login:
