@@ -569,7 +569,7 @@ def credits(
 
     def report() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            rows = store.credit_report(conn, by)
+            rows = store.credit_report(conn, by, acting_user())
             return {
                 "by": by,
                 "rows": rows,

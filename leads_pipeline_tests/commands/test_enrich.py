@@ -700,3 +700,24 @@ def test_a_job_whose_process_died_as_it_started_is_interrupted_at_once_and_a_res
     with connect(database_url) as conn:  # a job Dagster is to run, waiting in its run queue
         conn.execute("UPDATE enrichment_jobs SET status = 'queued', run_in_process = false WHERE id = %s", (job,))
     assert leads.json("jobs", "show", job, "--json")["status"] == "queued"
+
+
+def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, database_url: str) -> None:
+    """`leads credits --by job` showed anyone every job, named after a list they were not told exists, and its
+    spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps."""
+    with connect(database_url) as conn:
+        for name, owner in (("mine", "tester"), ("theirs", "ana")):
+            list_id = create_list(conn, name, owner=owner).id
+            conn.execute(
+                "INSERT INTO batches (id, kind, list_id) VALUES (%s, 'selection', %s)", (f"enrich-{name}", list_id)
+            )
+            conn.execute(
+                "WITH l AS (INSERT INTO leads (list_id) VALUES (%s) RETURNING id)"
+                " INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id)"
+                " SELECT id, 'industry', 'Software', 'company/gemini', 50, 2, %s FROM l",
+                (list_id, f"enrich-{name}"),
+            )
+    credits = leads.json("credits", "--by", "job", "--json")
+    assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
+    assert credits["thisMonth"] == 4
+    assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")
