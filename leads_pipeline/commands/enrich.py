@@ -73,7 +73,8 @@ def _check_notify(url: str | None) -> None:
     try:
         parts = urlsplit(url.strip())
         usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # an unclosed [IPv6] host
+        parts.port  # noqa: B018 (raises for a port out of range, whose delivery error quoted the URL's password)
+    except ValueError:  # an unclosed [IPv6] host, a port out of range
         usable = False
     if not usable:
         raise ConfigurationError("--notify must be an http:// or https:// URL with a host name")

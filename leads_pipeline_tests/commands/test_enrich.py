@@ -254,7 +254,10 @@ def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: 
         "enrich", "--ids", str(missing)
     )
     assert "holds no leads" in leads.fails("enrich", "--list", "prospects", "--where", "country = ZZ")
-    for url in ("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"):
+    for url in (
+        *("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"),
+        "http://bob:s3cret@hooks.example.com:99999/x",
+    ):
         refused = leads.fails("enrich", "--list", "prospects", "--notify", url)
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
     refused = leads.fails("enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
