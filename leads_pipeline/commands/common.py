@@ -16,12 +16,26 @@ from urllib.parse import unquote, urlsplit
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.runtime import Environment, os_user, plain_postgres_url, prepare_environment
 
-console = Console()
-errors = Console(stderr=True)
+_CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\t\n\r"}
+
+
+class TerminalConsole(Console):
+    """A console that shows the control characters of the text it prints as ``?``. Lead values come from files
+    and scraped profiles: an escape sequence in one (``\\x1b[2J``, an OSC 8 link hiding where it points) went
+    to the terminal of whoever listed or showed the lead, which ran it (rich itself drops only BEL, BS, VT, FF
+    and CR). The console's own colours are made after this, from its markup."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(text.translate(_CONTROLS), **kwargs)
+
+
+console = TerminalConsole()
+errors = TerminalConsole(stderr=True)
 T = TypeVar("T")
 
 
