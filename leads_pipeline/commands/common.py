@@ -13,9 +13,11 @@ from decimal import Decimal
 from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
+import rich.table
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.style import StyleType
 from rich.text import Text
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
@@ -32,6 +34,18 @@ class TerminalConsole(Console):
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         return super().render_str(text.translate(_CONTROLS), **kwargs)
+
+
+class Table(rich.table.Table):
+    """A table whose text cells are shown as written, not read as rich markup: a lead's company
+    ``[link=https://evil.example]Acme[/link]`` showed as a link to that site named Acme (``[reverse]``,
+    ``[blink]`` restyled the rows). Their control characters show as ``?``, as the consoles show them."""
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = (Text(cell.translate(_CONTROLS)) if isinstance(cell, str) else cell for cell in renderables)
+        super().add_row(*cells, style=style, end_section=end_section)
 
 
 console = TerminalConsole()
@@ -55,7 +69,7 @@ def csv_stdout() -> Iterator[TextIO]:
 
 def fail(message: str) -> NoReturn:
     """Print one red line on stderr and exit with code 1."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # names as typed
     raise typer.Exit(code=1)
 
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     environment,

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, acting_user, console, environment, fail, print_json, run_or_fail
 
 app = typer.Typer(help="Create, organise, share, archive and delete lead lists.", no_args_is_help=True)
 T = TypeVar("T")
