@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from rich.text import Text
 
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands import score as score_commands
@@ -23,6 +23,7 @@ from leads_pipeline.commands.access import app as access_app
 from leads_pipeline.commands.audit import audit_command
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     csv_stdout,
@@ -149,7 +150,7 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
     table = Table("column", "field", "confidence", "why")
     for s in plan_json["suggestions"]:
         chosen = plan_json["mapping"].get(s["column"])
-        unmapped = "[dim](left out)[/dim]" if s["column"] in left_out else "[dim](custom)[/dim]"
+        unmapped = Text("(left out)" if s["column"] in left_out else "(custom)", style="dim")
         table.add_row(s["column"], chosen or unmapped, f"{s['confidence']:.2f}", s["reason"])
     console.print(table)
     if plan_json["sampleErrors"]:

@@ -91,6 +91,16 @@ def test_a_wrong_database_url_is_one_line_without_its_password(
     assert "s3cret-pw" not in line
 
 
+@pytest.mark.parametrize("wrong", ["host=127.0.0.1 port=1 password=s3cret-pw", "app:s3cret-pw@127.0.0.1:1/leads"])
+def test_a_database_url_that_is_no_url_is_not_quoted(leads: Leads, monkeypatch: pytest.MonkeyPatch, wrong: str) -> None:
+    """libpq's keyword form (or a URL without its scheme) was quoted whole in the refusal, password and all."""
+    monkeypatch.setenv("DATABASE_URL", wrong)
+    line = leads.fails("lists", "ls")
+    assert line == (
+        "error: DATABASE_URL (not a URL, not quoted): expected a postgresql://user:password@host:port/database URL"
+    )
+
+
 def test_a_leads_home_that_cannot_be_created_is_one_line(
     leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

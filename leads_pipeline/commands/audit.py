@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.lib.errors import ConfigurationError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")

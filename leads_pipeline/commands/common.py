@@ -13,15 +13,43 @@ from decimal import Decimal
 from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
+import rich.table
 import typer
-from rich.console import Console
-from rich.table import Table
+from rich.console import Console, RenderableType
+from rich.markup import escape
+from rich.style import StyleType
+from rich.text import Text
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.runtime import Environment, os_user, plain_postgres_url, prepare_environment
 
-console = Console()
-errors = Console(stderr=True)
+_CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\t\n\r"}
+
+
+class TerminalConsole(Console):
+    """A console that shows the control characters of the text it prints as ``?``. Lead values come from files
+    and scraped profiles: an escape sequence in one (``\\x1b[2J``, an OSC 8 link hiding where it points) went
+    to the terminal of whoever listed or showed the lead, which ran it (rich itself drops only BEL, BS, VT, FF
+    and CR). The console's own colours are made after this, from its markup."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(text.translate(_CONTROLS), **kwargs)
+
+
+class Table(rich.table.Table):
+    """A table whose text cells are shown as written, not read as rich markup: a lead's company
+    ``[link=https://evil.example]Acme[/link]`` showed as a link to that site named Acme (``[reverse]``,
+    ``[blink]`` restyled the rows). Their control characters show as ``?``, as the consoles show them."""
+
+    def add_row(
+        self, *renderables: RenderableType | None, style: StyleType | None = None, end_section: bool = False
+    ) -> None:
+        cells = (Text(cell.translate(_CONTROLS)) if isinstance(cell, str) else cell for cell in renderables)
+        super().add_row(*cells, style=style, end_section=end_section)
+
+
+console = TerminalConsole()
+errors = TerminalConsole(stderr=True)
 T = TypeVar("T")
 
 
@@ -41,7 +69,7 @@ def csv_stdout() -> Iterator[TextIO]:
 
 def fail(message: str) -> NoReturn:
     """Print one red line on stderr and exit with code 1."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # names as typed
     raise typer.Exit(code=1)
 
 
@@ -180,7 +208,11 @@ def _unparsed(database_url: str) -> str | None:
 
 def url_without_password(url: str) -> str:
     """``url`` with ``***`` for its password, to name a server in an error: the login ends at the URL's last
-    ``@``, as no password written as it is (``#``, ``?``, ``/``, ``@`` in it) can then show."""
+    ``@``, as no password written as it is (``#``, ``?``, ``/``, ``@`` in it) can then show. Text that is no URL
+    is not quoted: libpq's ``host=db password=s3cret`` form (or ``app:s3cret@db`` without a scheme) was quoted
+    whole, password included."""
+    if "://" not in url:
+        return "not a URL, not quoted"
     scheme, _, rest = url.partition("://")
     login, at, address = rest.rpartition("@")
     if not at or ":" not in login:

@@ -11,9 +11,8 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from leads_pipeline.commands.common import console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, console, environment, fail, print_json, run_or_fail
 
 VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
 

@@ -11,10 +11,10 @@ import warnings
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from leads_pipeline.commands.common import (
     LOST_CONNECTION_ERRORS,
+    Table,
     acting_user,
     console,
     csv_stdout,

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
 
 

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     environment,
@@ -74,7 +74,8 @@ def _check_notify(url: str | None) -> None:
     try:
         parts = urlsplit(url.strip())
         usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # an unclosed [IPv6] host
+        parts.port  # noqa: B018 (raises for a port out of range, whose delivery error quoted the URL's password)
+    except ValueError:  # an unclosed [IPv6] host, a port out of range
         usable = False
     if not usable:
         raise ConfigurationError("--notify must be an http:// or https:// URL with a host name")
@@ -573,7 +574,7 @@ def credits(
 
     def report() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            rows = store.credit_report(conn, by)
+            rows = store.credit_report(conn, by, acting_user())
             return {
                 "by": by,
                 "rows": rows,

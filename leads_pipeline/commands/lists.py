@@ -10,9 +10,17 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, confirmed, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    Table,
+    acting_user,
+    confirmed,
+    console,
+    environment,
+    fail,
+    print_json,
+    run_or_fail,
+)
 
 app = typer.Typer(help="Create, organise, share, archive and delete lead lists.", no_args_is_help=True)
 T = TypeVar("T")
@@ -128,7 +136,7 @@ def lists_ls(
         return
     table = Table("folder", "list", "leads", "tags", "role", "dedupe", "created")
     for row in rows:
-        name = row["name"] + (" [dim](archived)[/dim]" if row["archived"] else "")
+        name = row["name"] + (" (archived)" if row["archived"] else "")
         table.add_row(
             row["folder"] or "/",
             name,

@@ -10,9 +10,9 @@ import warnings
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     environment,

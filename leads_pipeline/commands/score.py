@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     environment,
@@ -151,11 +152,12 @@ def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_lead(document: dict[str, Any]) -> None:
-    console.print(f"[bold]lead {document['leadId']}[/bold] in {document['list']}: stage {document['stage']}")
+    # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]")
+    console.print(f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}")
     for name, value in document["fields"].items():
-        console.print(f"  {name}: {value}", highlight=False)
+        console.print(f"  {name}: {value}", highlight=False, markup=False)
     if document["tags"]:
-        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False)
+        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False, markup=False)
     current = document["score"]
     if current is None:
         console.print("  not scored yet (leads score --list NAME)")

@@ -6,9 +6,9 @@ import dataclasses
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from leads_pipeline.commands.common import (
+    Table,
     acting_user,
     console,
     csv_stdout,

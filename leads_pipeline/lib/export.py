@@ -109,7 +109,10 @@ def written_whole(path: Path, *, encoding: str, newline: str | None = None, erro
     _remove_stale_scratch(path)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # a new file, never one found there: in a folder others may write (/tmp, a shared drive), a link someone
+        # made at this name (``.q3.csv.4242.partial -> ~/.bashrc``) was followed and the file it names overwritten
+        scratch.unlink(missing_ok=True)
+        descriptor = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except OSError as exc:
         raise PermanentError(f"cannot write {path}: {exc.strerror}") from None
     try:

@@ -299,7 +299,10 @@ def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: 
         "enrich", "--ids", str(missing)
     )
     assert "holds no leads" in leads.fails("enrich", "--list", "prospects", "--where", "country = ZZ")
-    for url in ("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"):
+    for url in (
+        *("hooks.example.com/x?token=s3cret", "ftp://hooks.example.com/x", "https:///x", "http://[::1/x"),
+        "http://bob:s3cret@hooks.example.com:99999/x",
+    ):
         refused = leads.fails("enrich", "--list", "prospects", "--notify", url)
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
     refused = leads.fails("enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
@@ -796,3 +799,24 @@ def test_a_job_whose_dagster_run_is_queued_runs_once_though_it_reads_interrupted
 
     monkeypatch.setattr(enrich_commands, "_runnable_job", taken_over_meanwhile)
     assert "is run by a Dagster run that started meanwhile" in leads.fails("jobs", "resume", job)
+
+
+def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, database_url: str) -> None:
+    """`leads credits --by job` showed anyone every job, named after a list they were not told exists, and its
+    spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps."""
+    with connect(database_url) as conn:
+        for name, owner in (("mine", "tester"), ("theirs", "ana")):
+            list_id = create_list(conn, name, owner=owner).id
+            conn.execute(
+                "INSERT INTO batches (id, kind, list_id) VALUES (%s, 'selection', %s)", (f"enrich-{name}", list_id)
+            )
+            conn.execute(
+                "WITH l AS (INSERT INTO leads (list_id) VALUES (%s) RETURNING id)"
+                " INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id)"
+                " SELECT id, 'industry', 'Software', 'company/gemini', 50, 2, %s FROM l",
+                (list_id, f"enrich-{name}"),
+            )
+    credits = leads.json("credits", "--by", "job", "--json")
+    assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
+    assert credits["thisMonth"] == 4
+    assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")

@@ -40,6 +40,8 @@ def test_ls_filters_by_nested_folder_tag_and_hides_archived(leads: Leads) -> Non
     leads.ok("lists", "archive", "a")
     assert names("--folder", "Sales") == ["b"]
     assert names("--folder", "Sales", "--archived") == ["a", "b"]
+    table = leads.ok("lists", "ls", "--archived")
+    assert "a (archived)" in table and "[dim]" not in table, "the marker is text, not markup shown as written"
     leads.ok("lists", "unarchive", "a")
     assert names("--tag", "hot") == ["a"]
     assert "Sales/US" in leads.ok("lists", "ls")

@@ -391,3 +391,28 @@ def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: 
     fair.ok("lists", "create", "empty")
     assert "no lead of the selected lists has stage 'Closed Won'" in note("--stage", "Closed Won", "--list", "empty")
     assert len(_emails(fair, "--stage", "Closed Won")) == 1
+
+
+def test_control_characters_of_lead_values_do_not_reach_the_terminal(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A file's (or a scraped profile's) escape sequences were printed as they are by `leads search` and `leads
+    show`: the terminal of whoever listed the lead cleared its screen (``ESC[2J``) or showed a link whose text
+    hides where it points (OSC 8). They show as ``?``; JSON and CSV keep the value as stored."""
+    leads.ok("lists", "create", "fair")
+    text = (
+        "email,first_name,Company\nq@acme.example,Bob,\x1b[2JAcme\nr@acme.example,\x1b]8;;http://x/\x1b\\Rob,Acme\n"
+        "s@acme.example,[reverse]Sam,[link=http://x/]Acme[/link]\n"
+    )
+    import_text(database_url, tmp_path / "escapes.csv", text, "fair")
+    shown = leads.ok("search", "--list", "fair")
+    assert "\x1b" not in shown and "?[2JAcme" in shown and "?]8;;" in shown
+    # nor is a value read as rich markup: the link showed as a plain "Acme", "[reverse]" restyled the row
+    assert "│ [reverse" in shown and "│ [link=" in shown  # (cut to fit 80 columns)
+    found = {lead["first_name"]: lead for lead in leads.json("search", "--list", "fair", "--json")["leads"]}
+    assert found["Bob"]["company"] == "\x1b[2JAcme"
+    shown = leads.ok("show", found["Bob"]["id"])
+    assert "\x1b" not in shown and "?[2JAcme" in shown
+    assert "company: [link=http://x/]Acme[/link]" in leads.ok("show", found["[reverse]Sam"]["id"])
+    refused = leads.fails("search", "--list", "[link=http://x/]fair[/link]")
+    assert refused.startswith("error: list '[link=http://x/]fair[/link]': not found")

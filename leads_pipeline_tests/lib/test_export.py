@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from leads_pipeline.lib.export import safe_cell, write_csv
+from leads_pipeline.lib.export import safe_cell, write_csv, written_whole
 
 
 @pytest.mark.parametrize(
@@ -54,3 +56,16 @@ def test_write_csv_quotes_every_cell_and_neutralizes_header_and_cells() -> None:
     assert list(csv.reader(io.StringIO(text))) == [["id", "'=name"], ["1", "a;'=1+1"], ["2", ""]]
     for line in text.splitlines():  # what Excel in a ";" locale makes of each line
         assert not any(piece.strip().strip('"').startswith(("=", "+", "-", "@")) for piece in line.split(";"))
+
+
+def test_an_export_does_not_write_through_a_link_at_its_scratch_name(tmp_path: Path) -> None:
+    """In a folder others may write, a link made at the name of the scratch file (``.NAME.PID.partial``, the PID
+    guessable) was opened as it was: the export overwrote the file the link names, the exporter's own."""
+    victim = tmp_path / "bashrc"
+    victim.write_text("mine\n", encoding="utf-8")
+    target = tmp_path / "q3.csv"
+    target.with_name(f".q3.csv.{os.getpid()}.partial").symlink_to(victim)
+    with written_whole(target, encoding="utf-8") as out:
+        out.write("id\n")
+    assert victim.read_text(encoding="utf-8") == "mine\n"
+    assert target.read_text(encoding="utf-8") == "id\n" and not target.is_symlink()

@@ -9,6 +9,7 @@ from scraped profiles, so only public hosts are fetched and a redirect is not fo
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import requests
@@ -46,11 +47,14 @@ def store_image(url: str, media_dir: Path, timeout: float = 10.0, deadline_s: fl
         if failure is not None:
             raise failure
     digest = hashlib.sha256(body).hexdigest()
-    media_dir.mkdir(parents=True, exist_ok=True)
+    media_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = media_dir / f"{digest}{_EXTENSIONS.get(kind, '.img')}"
     if not path.exists():
+        # readable by its owner only, as exports are: a photo of a person is personal data, and the umask's 0644
+        # let every account on a shared host look at it
         temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_bytes(body)
+        with open(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
+            out.write(body)
         temporary.replace(path)
     return path
 

@@ -23,6 +23,7 @@ from leads_pipeline.lib.store.db import connect
 
 WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
 _QUERY = re.compile(r"\?[^\s'\")]*")
+_USERINFO = re.compile(r"://[^/\s'\"@]*@")
 TIMEOUT_S = 10.0
 DEADLINE_S = 30.0
 """The whole exchange's bound (``TIMEOUT_S`` bounds each wait for data): a receiver sending its answer a byte at
@@ -32,11 +33,10 @@ a time would otherwise hold the sensor."""
 def safe_url(url: str) -> str:
     """The URL as shown: without credentials or fragment, its query (``?token=...``) as ``?…`` and its path after
     the first segment as ``/…`` (``https://hooks.slack.com/services/T0/B0/SECRET`` becomes
-    ``https://hooks.slack.com/services/…``): the host and the kind of hook still say where it went."""
+    ``https://hooks.slack.com/services/…``): the host and the kind of hook still say where it went. The host and
+    port as written: a port out of range (``LEADS_WEBHOOK_URL`` is not checked as ``--notify`` is) raised."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, host, _masked_path(parts.path), "…" if parts.query else "", ""))
 
 
@@ -47,8 +47,9 @@ def _masked_path(path: str) -> str:
 
 
 def _safe_error(exc: requests.RequestException, url: str) -> str:
-    """The exception's text without the URL's secrets: requests names the path and query that failed."""
-    text = _QUERY.sub("?…", str(exc))
+    """The exception's text without the URL's secrets: requests names the path and query that failed, and a URL
+    it cannot parse (a port out of range) whole, with its ``user:password@``."""
+    text = _USERINFO.sub("://", _QUERY.sub("?…", str(exc)))
     first = urlsplit(url).path.lstrip("/").partition("/")[0]
     if first:  # "/services/T0/B0/SECRET" (or its percent-encoded form) -> "/services/…"
         text = re.sub(rf"/{re.escape(first)}/[^\s'\")?]+", f"/{first}/…", text)

@@ -231,7 +231,10 @@ def grant_database_login(conn: Connection, user: str, password: str | None = Non
         if exists is None:
             conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
         if password is not None:
-            conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(password)))
+            # hashed here, as psql's \password does: the statement holding the password in clear reached the
+            # server's log whenever it failed (a service role that may not alter roles) or DDL is logged
+            verifier = conn.pgconn.encrypt_password(password.encode(), user.encode()).decode()
+            conn.execute(sql.SQL("ALTER ROLE {} LOGIN PASSWORD {}").format(role, sql.Literal(verifier)))
         _grant_reader_tables(conn)
         conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(READER_ROLE), role))
 

@@ -391,13 +391,17 @@ CREDIT_GROUPS = {
 }
 
 
-def credit_report(conn: Connection, by: str) -> list[dict[str, Any]]:
-    """Credits spent grouped by source, job or month, from the ledger."""
+def credit_report(conn: Connection, by: str, user: str) -> list[dict[str, Any]]:
+    """Credits spent on the leads of the lists ``user`` can read, grouped by source, job or month, from the
+    ledger. The service connection reads past row-level security, so the ledger is narrowed here as the view's
+    policy narrows it for a SQL login: anyone was shown every job (named after its list) and what it spent."""
     if by not in CREDIT_GROUPS:
         raise ConfigurationError(f"--by must be one of {', '.join(CREDIT_GROUPS)}; got {by!r}")
     rows = conn.execute(
         f"""SELECT {CREDIT_GROUPS[by]} AS key, sum(credits) AS credits, count(*) AS charges
-            FROM credit_ledger GROUP BY 1 ORDER BY 1"""
+            FROM credit_ledger c JOIN leads l ON l.id = c.lead_id
+            WHERE l.list_id = ANY(%s) GROUP BY 1 ORDER BY 1""",
+        (access.readable_list_ids(conn, user),),
     )
     return [{by: r["key"], "credits": float(r["credits"]), "charges": r["charges"]} for r in rows]
 

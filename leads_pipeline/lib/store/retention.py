@@ -169,7 +169,9 @@ def _summary(report: RetentionReport) -> dict[str, Any]:
 
 def _expired_files(conn: Connection, inbox: Path) -> list[Path]:
     """Files under ``inbox/<folder>/`` older than the inbox policy of the list the folder names (or the global
-    one; a folder naming no list follows the global policy)."""
+    one; a folder naming no list follows the global policy). Symbolic links are passed over, as the inbox sensor
+    passes them over: through ``inbox/x -> /home/bob`` (or the leads home, key files and all) anyone who may drop a
+    file had the daemon delete every old file of the folder the link names."""
     if not inbox.is_dir():
         return []
     per_list = {r["name"].lower(): int(r["days"]) for r in conn.execute(_EFFECTIVE, {"kind": "inbox"})}
@@ -177,11 +179,11 @@ def _expired_files(conn: Connection, inbox: Path) -> list[Path]:
     default = int(global_row["days"]) if global_row else None
     now = time.time()
     expired: list[Path] = []
-    for folder in sorted(p for p in inbox.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in inbox.iterdir() if p.is_dir() and not p.is_symlink()):
         days = per_list.get(folder.name.lower(), default)
         if days is None:
             continue
         for path in sorted(folder.rglob("*")):
-            if path.is_file() and now - path.stat().st_mtime > days * _DAY_S:
+            if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > days * _DAY_S:
                 expired.append(path)
     return expired

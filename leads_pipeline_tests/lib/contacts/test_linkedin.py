@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,8 @@ def image_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_images_are_stored_once_by_hash(image_server: str, tmp_path: Path) -> None:
     path = store_image(f"{image_server}/photo.png", tmp_path / "media")
     assert path.name == hashlib.sha256(PNG).hexdigest() + ".png" and path.read_bytes() == PNG
+    # a person's photo is personal data: the owner's only, as exports are (the umask's 0644 showed it to everyone)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert store_image(f"{image_server}/photo.png", tmp_path / "media") == path
     with pytest.raises(MediaError, match="not an image"):
         store_image(f"{image_server}/page", tmp_path / "media")

@@ -102,6 +102,28 @@ def test_policies_apply_per_list_over_the_global_one(database_url: str, aged: Pa
     assert again.as_json()["leadsDeleted"] == 0 and again.files == [], "idempotent"
 
 
+def test_the_inbox_policy_deletes_nothing_through_a_symbolic_link(database_url: str, tmp_path: Path) -> None:
+    """A link in the drop folder (``inbox/x -> /home/bob``, or to the leads home) had every old file of the folder
+    it names deleted (its subfolders' too), as was one a linked file names; the inbox sensor ignores both."""
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "sub").mkdir(parents=True)
+    inbox = tmp_path / "inbox"
+    (inbox / "real").mkdir(parents=True)
+    (inbox / "linked").symlink_to(elsewhere)
+    (inbox / "real" / "link.csv").symlink_to(elsewhere / "target.csv")
+    stale = [elsewhere / "precious.csv", elsewhere / "sub" / "deep.csv", elsewhere / "target.csv"]
+    stale.append(inbox / "real" / "stale.csv")
+    stamp = time.time() - 40 * 86_400
+    for path in stale:
+        path.write_text("email\n", encoding="utf-8")
+        os.utime(path, (stamp, stamp))
+    with connect(database_url) as conn:
+        retention.set_policy(conn, "inbox", 30, list_id=None, actor="dpo")
+        report = retention.apply(conn, inbox=inbox, actor="dpo")
+    assert report.files == [str(inbox / "real" / "stale.csv")]
+    assert all(path.exists() for path in stale[:3])
+
+
 def test_a_leads_policy_clears_the_raw_rows_old_import_errors_kept(database_url: str, tmp_path: Path) -> None:
     """A rejected row never becomes a lead, so deleting old leads never removed it: its raw cells (name, address,
     number) stayed in the import errors for ever. The leads policy clears them once the import is as old, per

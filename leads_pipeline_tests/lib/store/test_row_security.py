@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
 import shutil
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -110,6 +115,27 @@ def test_leads_access_sql_login_creates_your_own_limited_login(
     assert _counts(connect_as(database_url, member))["leads"] == 33
     missing = CliRunner().invoke(app, ["access", "sql-login", "--password-env", "NOPE"], env={"LEADS_USER": member})
     assert missing.exit_code == 1 and "not set" in missing.stderr
+
+
+def test_a_login_password_is_sent_hashed(
+    database_url: str, users: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The password went to the server in clear inside ``ALTER ROLE``, which the server logs when the statement
+    fails (a service role that may not alter roles) or when DDL is logged; it is sent as a SCRAM verifier."""
+    member, _ = users
+    trace = tmp_path / "wire.trace"
+    with connect(database_url) as conn, trace.open("w") as out:
+        conn.pgconn.trace(out.fileno())
+        access.grant_database_login(conn, member, "s3cret-pass")
+        conn.pgconn.untrace()
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (member,)).fetchone()
+    assert "ALTER ROLE" in trace.read_text() and "s3cret-pass" not in trace.read_text()
+    assert stored is not None and stored["rolpassword"].startswith("SCRAM-SHA-256$")
+    # the verifier is of this password (RFC 5802: StoredKey = H(HMAC(PBKDF2(password, salt, i), "Client Key")))
+    iterations, salt, stored_key = re.split(r"[$:]", stored["rolpassword"])[1:4]
+    salted = hashlib.pbkdf2_hmac("sha256", b"s3cret-pass", base64.b64decode(salt), int(iterations))
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    assert base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key
 
 
 def test_sql_login_never_takes_over_a_role_it_did_not_make(
