@@ -333,9 +333,9 @@ def leads_in_fresh_interpreter(commands: Sequence[Sequence[str]], modules: Seque
         [sys.executable, "-c", _FRESH_PROBE, json.dumps([commands, modules])],
         capture_output=True,
         text=True,
-        check=True,
         timeout=120,
     )
+    assert run.returncode == 0, run.stderr  # what failed, not only that it did
     *output, last = run.stdout.splitlines()
     report = json.loads(last)
     assert report["codes"] == [None] * len(commands), run.stderr

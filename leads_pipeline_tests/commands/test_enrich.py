@@ -820,3 +820,6 @@ def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, datab
     assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
     assert credits["thisMonth"] == 4
     assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")
+    by_source = leads.json("credits", "--json")  # each grouping reads the ledger's own columns, not the leads'
+    assert by_source["rows"] == [{"source": "company/gemini", "credits": 2, "charges": 1}]
+    assert [row["credits"] for row in leads.json("credits", "--by", "month", "--json")["rows"]] == [2]

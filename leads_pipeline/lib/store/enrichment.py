@@ -385,9 +385,9 @@ def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
 
 
 CREDIT_GROUPS = {
-    "source": "source",
-    "job": "coalesce(job_id, '(no job)')",
-    "month": "to_char(date_trunc('month', at), 'YYYY-MM')",
+    "source": "c.source",
+    "job": "coalesce(c.job_id, '(no job)')",
+    "month": "to_char(date_trunc('month', c.at), 'YYYY-MM')",
 }
 
 
