@@ -24,6 +24,7 @@ from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import (
     acting_user,
     console,
+    counted,
     csv_stdout,
     environment,
     errors,
@@ -164,7 +165,7 @@ def _print_status(status: dict[str, Any]) -> None:
         highlight=False,
     )
     colon = ":" if status["errors"] else ""  # the table of problems follows
-    console.print(f"  {results['errors']:,} rejected, {status['warnings']:,} warnings{colon}", highlight=False)
+    console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)
     if status["errors"]:
         table = Table("row", "column", "value", "problem", "severity", title="first problems")
         for e in status["errors"][:10]:
@@ -485,7 +486,9 @@ def imports_undo(
             return result
 
     result = run_or_fail(undo)
-    console.print(f"import {import_id} undone: {result['removed']:,} leads removed, {result['restored']:,} restored")
+    console.print(
+        f"import {import_id} undone: {counted(result['removed'], 'lead')} removed, {result['restored']:,} restored"
+    )
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 from leads_pipeline.commands.common import (
     acting_user,
     console,
+    counted,
     csv_stdout,
     environment,
     one_output,
@@ -169,8 +170,8 @@ def sync(
         f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
-        f"({report['pulledToSurvivors']} into merge survivors), {report['pullSkipped']} pulled records skipped, "
-        f"{report['conflicts']} conflicts ({report['requests']} requests)"
+        f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
+        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})"
     )
     if report.get("message"):
         console.print(report["message"])

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, counted, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
 
 
@@ -72,7 +72,7 @@ def dedupe_command(
             ", ".join(c["reasons"]),
         )
     console.print(table)
-    console.print(f"{len(document['clusters'])} clusters of duplicates", highlight=False)
+    console.print(f"{counted(len(document['clusters']), 'cluster')} of duplicates", highlight=False)
     for m in document["merges"]:
         console.print(
             f"merge {m['mergeId']}: kept lead {m['survivorId']}, merged {', '.join(map(str, m['mergedIds']))}, "

@@ -20,6 +20,7 @@ from leads_pipeline.commands.common import (
     api_shape,
     confirmed,
     console,
+    counted,
     environment,
     fail,
     json_text,
@@ -102,8 +103,9 @@ def privacy_delete(
         return
     rows = ", ".join(f"{n} {table}" for table, n in result["removed"].items() if n)
     console.print(
-        f"erased {who}: {result['leads']} leads ({rows or 'no rows'}), {len(result['files'])} import files "
-        f"rewritten, {len(result['logs'])} log files cleaned, {result['media']} photos deleted; "
+        f"erased {who}: {counted(result['leads'], 'lead')} ({rows or 'no rows'}), "
+        f"{counted(len(result['files']), 'import file')} rewritten, {counted(len(result['logs']), 'log file')} "
+        f"cleaned, {counted(result['media'], 'photo')} deleted; "
         "later imports skip them",
         highlight=False,
     )
