@@ -8,13 +8,13 @@ import dagster as dg
 import requests
 from pydantic import PrivateAttr
 
-from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, retrying_session
+from leads_pipeline.lib.clients.http import TIMEOUT_S, RetryingSession, RetryPolicy, retrying_session
 
 
 class RequestsResource(dg.ConfigurableResource):
     """Connection settings shared by the ``requests``-based provider resources."""
 
-    timeout_s: float = 30.0
+    timeout_s: float = TIMEOUT_S
     max_retries: int = 4
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
