@@ -24,7 +24,6 @@ from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import (
     acting_user,
     console,
-    counted,
     csv_stdout,
     environment,
     errors,
@@ -50,6 +49,7 @@ from leads_pipeline.lib.runtime import (
     leads_home,
     stop_embedded_postgres,
 )
+from leads_pipeline.lib.wording import counted
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
 app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)

@@ -39,11 +39,6 @@ def csv_stdout() -> Iterator[TextIO]:
         out.detach()  # standard output stays open
 
 
-def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``1 cluster``, ``2 clusters``: a count with its noun, where "1 clusters of duplicates" read wrong."""
-    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
-
-
 def fail(message: str) -> NoReturn:
     """Print one red line on stderr and exit with code 1."""
     errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)

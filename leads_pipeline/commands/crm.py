@@ -16,7 +16,6 @@ from rich.table import Table
 from leads_pipeline.commands.common import (
     acting_user,
     console,
-    counted,
     csv_stdout,
     environment,
     one_output,
@@ -28,6 +27,7 @@ from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
 from leads_pipeline.lib.privacy.crypto import seal
+from leads_pipeline.lib.wording import counted
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")

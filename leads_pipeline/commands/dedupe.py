@@ -7,8 +7,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leads_pipeline.commands.common import acting_user, console, counted, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
+from leads_pipeline.lib.wording import counted
 
 
 def dedupe_command(

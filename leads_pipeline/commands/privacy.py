@@ -20,7 +20,6 @@ from leads_pipeline.commands.common import (
     api_shape,
     confirmed,
     console,
-    counted,
     environment,
     fail,
     json_text,
@@ -28,6 +27,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
 T = TypeVar("T")

@@ -15,20 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.commands.common import counted, json_text, print_json
+from leads_pipeline.commands.common import json_text, print_json
 from leads_pipeline.defs.imports.sensors import file_owner
 from leads_pipeline_tests.support import api_shape_problems, cli_environment
-
-
-def test_a_count_of_one_takes_the_singular() -> None:
-    """A count of one read "1 clusters of duplicates", "1 warnings", "erased x: 1 leads, 1 import files rewritten"."""
-    assert [counted(n, "cluster") for n in (0, 1, 2, 1234)] == [
-        "0 clusters",
-        "1 cluster",
-        "2 clusters",
-        "1,234 clusters",
-    ]
-    assert (counted(1, "import file"), counted(3, "match", "matches")) == ("1 import file", "3 matches")
 
 
 def test_json_text_writes_decimals_as_numbers_and_dates_as_text() -> None:
