@@ -51,6 +51,7 @@ from leads_pipeline.lib.runtime import (
     leads_home,
     stop_embedded_postgres,
 )
+from leads_pipeline.lib.wording import counted
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
 app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
@@ -174,7 +175,7 @@ def _print_status(status: dict[str, Any]) -> None:
         highlight=False,
     )
     colon = ":" if status["errors"] else ""  # the table of problems follows
-    console.print(f"  {results['errors']:,} rejected, {status['warnings']:,} warnings{colon}", highlight=False)
+    console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)
     if status["errors"]:
         table = Table("row", "column", "value", "problem", "severity", title="first problems")
         for e in status["errors"][:10]:
@@ -495,7 +496,9 @@ def imports_undo(
             return result
 
     result = run_or_fail(undo)
-    console.print(f"import {import_id} undone: {result['removed']:,} leads removed, {result['restored']:,} restored")
+    console.print(
+        f"import {import_id} undone: {counted(result['removed'], 'lead')} removed, {result['restored']:,} restored"
+    )
 
 
 def main() -> None:

@@ -28,12 +28,12 @@ class Verifier(StrEnum):
 
 
 def _verifier(choice: str, workers: int = 16) -> Any:
-    from leads_pipeline.lib.clients.mail import mail_check_of_environment
-    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    from leads_pipeline.lib.clients.mail_check import mail_check_of_environment
+    from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
     from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
 
     mail = mail_check_of_environment()
-    paid, name = paid_verifier(choice, *verifiers_of_environment())
+    paid, name = paid_verifier(choice, *verifier_clients_of_environment())
     resolver = mail.resolver()
     settings = VerifierSettings(probing=mail.probing, workers=workers)
     return EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)

@@ -29,6 +29,7 @@ from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
 from leads_pipeline.lib.privacy.crypto import seal
+from leads_pipeline.lib.wording import counted
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
@@ -171,8 +172,8 @@ def sync(
         f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
-        f"({report['pulledToSurvivors']} into merge survivors), {report['pullSkipped']} pulled records skipped, "
-        f"{report['conflicts']} conflicts ({report['requests']} requests)"
+        f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
+        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})"
     )
     if report.get("message"):
         console.print(report["message"])

@@ -8,6 +8,7 @@ import typer
 
 from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
 from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
+from leads_pipeline.lib.wording import counted
 
 
 def dedupe_command(
@@ -71,7 +72,7 @@ def dedupe_command(
             ", ".join(c["reasons"]),
         )
     console.print(table)
-    console.print(f"{len(document['clusters'])} clusters of duplicates", highlight=False)
+    console.print(f"{counted(len(document['clusters']), 'cluster')} of duplicates", highlight=False)
     for m in document["merges"]:
         console.print(
             f"merge {m['mergeId']}: kept lead {m['survivorId']}, merged {', '.join(map(str, m['mergedIds']))}, "

@@ -27,6 +27,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
 T = TypeVar("T")
@@ -102,8 +103,9 @@ def privacy_delete(
         return
     rows = ", ".join(f"{n} {table}" for table, n in result["removed"].items() if n)
     console.print(
-        f"erased {who}: {result['leads']} leads ({rows or 'no rows'}), {len(result['files'])} import files "
-        f"rewritten, {len(result['logs'])} log files cleaned, {result['media']} photos deleted; "
+        f"erased {who}: {counted(result['leads'], 'lead')} ({rows or 'no rows'}), "
+        f"{counted(len(result['files']), 'import file')} rewritten, {counted(len(result['logs']), 'log file')} "
+        f"cleaned, {counted(result['media'], 'photo')} deleted; "
         "later imports skip them",
         highlight=False,
     )

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
+from leads_pipeline.lib.wording import counted
+
 PriceItem = Literal[
     "zerobounce",
     "neverbounce",
@@ -168,12 +170,12 @@ class Budget:
             if lead is not None:
                 self._lead_used[lead] = self._lead_used.get(lead, 0.0) + charged
 
-    def note(self, calls: str = "paid lookups") -> str | None:
+    def note(self, call: str = "paid lookup") -> str | None:
         """Why calls were not made, for the stage's progress note ("<reason>: N paid lookups not made"); None
         when every call was made."""
         with self._lock:
             parts = []
             for reason, count in sorted(self.refused.items()):
-                leads = f" for {len(self.capped_leads)} leads" if reason == self.lead_reason else ""
-                parts.append(f"{reason}: {count} {calls} not made{leads}")
+                leads = f" for {counted(len(self.capped_leads), 'lead')}" if reason == self.lead_reason else ""
+                parts.append(f"{reason}: {counted(count, call)} not made{leads}")
             return "; ".join(parts) or None

@@ -30,8 +30,10 @@ app.add_typer(world_app, name="world")
 
 
 def _fail(error: Exception) -> typer.Exit:
+    """One line and exit code 1, as every other command's refusal (``commands.common.fail``): 2 is click's, for a
+    command line it cannot parse."""
     typer.echo(f"error: {error}", err=True)
-    return typer.Exit(code=2)
+    return typer.Exit(code=1)
 
 
 @world_app.command("generate")

@@ -72,6 +72,7 @@ def test_clusters_within_and_across_lists_with_reasons(two_lists: Leads, databas
     # within one list only: none of these
     assert two_lists.json("dedupe", "--list", "A", "--json")["clusters"] == []
     assert "3 clusters of duplicates" in two_lists.ok("dedupe", "--list", "A", "--list", "B")
+    assert "\n1 cluster of duplicates\n" in two_lists.ok("dedupe", "--where", "country = Spain")  # was "1 clusters"
 
 
 def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, database_url: str) -> None:

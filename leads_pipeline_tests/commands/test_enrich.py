@@ -427,9 +427,44 @@ def test_the_monthly_budget_stops_spending_with_a_clear_message(
     assert document["creditsUsed"] == 2 and document["status"] == "partial"
     assert "monthly budget of 2 credits is used up" in document["sources"][0]["note"]
     message = leads.fails("enrich", "--list", "prospects")
-    assert "monthly budget of 2 credits is used up; raise LEADS_MONTHLY_CREDITS" in message
+    assert "monthly budget of 2 credits is used up (2 spent); raise LEADS_MONTHLY_CREDITS" in message
     free = leads.json("enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")
     assert free["status"] == "completed" and free["creditsUsed"] == 0
+
+
+def test_the_estimate_says_what_the_monthly_budget_leaves_and_whether_the_launch_is_refused(
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the month's budget used up, `leads enrich --estimate` printed a normal estimate, and the launch it
+    estimated was then refused: the estimate says what is left, and what the launch's own check would say."""
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2")
+    leads.json("enrich", "--list", "prospects", "--wait", "--json")  # spends the 2 credits
+    args = ("enrich", "--list", "prospects", "--sources", "company", "--overwrite")
+    for budget, left, refused in (("2", 0, True), ("2.5", 0.5, False)):
+        monkeypatch.setenv("LEADS_MONTHLY_CREDITS", budget)
+        plan = leads.json(*args, "--estimate", "--json")
+        month = plan.pop("monthlyBudget")
+        assert plan["estimatedCredits"] > left
+        assert {k: month[k] for k in ("budget", "usedThisMonth", "left", "launchRefused")} == {
+            "budget": float(budget),
+            "usedThisMonth": 2,
+            "left": left,
+            "launchRefused": refused,
+        }
+        assert month["creditsThatFit"] == left
+        text = " ".join(leads.ok(*args, "--estimate").split())
+        assert f"monthly budget of {budget} credits: 2 used this month, {left:g} left; " in text
+        if refused:
+            assert "a launch would be refused: raise LEADS_MONTHLY_CREDITS" in text
+            assert "monthly budget of 2 credits is used up (2 spent)" in leads.fails(*args)
+        else:
+            assert f"~0.5 of the job's ~{plan['estimatedCredits']:g} credits fit" in text
+            ran = leads.json(*args, "--wait", "--json")  # not refused: it runs until the budget is used up
+            assert ran["status"] == "partial" and "budget of 2.5 credits is used up" in ran["sources"][0]["note"]
+    free = leads.json(*args, "--template", "basic", "--estimate", "--json")
+    assert free["monthlyBudget"]["launchRefused"] is False  # a free job runs
+    monkeypatch.delenv("LEADS_MONTHLY_CREDITS")
+    assert "monthlyBudget" not in leads.json(*args, "--estimate", "--json")
 
 
 def test_without_wait_the_job_runs_in_the_background(leads: Leads, prospects: list[int], database_url: str) -> None:
@@ -549,6 +584,22 @@ def test_an_estimate_does_not_load_the_dagster_definitions(leads: Leads, prospec
     *plan, loaded = done.stdout.strip().splitlines()
     assert json.loads("\n".join(plan))["leads"] == len(prospects)
     assert loaded == "none"
+
+
+def test_an_empty_selection_is_refused_before_the_dagster_definitions_are_loaded(
+    leads: Leads, prospects: list[int]
+) -> None:
+    """`leads enrich --where "country = XX"` took ~6 s (2.9 s of CPU, 258 MB) to say the selection holds no leads:
+    it loaded every asset and resource first, to check that the sources' assets are deployed."""
+    script = (
+        "import sys; from leads_pipeline.cli import app; "
+        "code = app(['enrich', '--list', 'prospects', '--where', 'country = ZZ', '--sources', 'company'], "
+        "standalone_mode=False); "
+        "print(code, 'definitions' if 'leads_pipeline.definitions' in sys.modules else 'none')"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert "holds no leads" in done.stderr
+    assert done.stdout.splitlines()[-1] == "1 none"
 
 
 def test_jobs_ls_shows_each_job_whole_at_80_columns(

@@ -93,5 +93,9 @@ def test_a_lead_cap_counts_what_the_job_already_charged_the_lead() -> None:
     assert budget.hold_roomiest(0.0, []) == (None, None)
     assert budget.reserve(5.0), "a call for no lead is capped by the job's limit only"
     assert budget.note() == "leads reached the cap: 2 paid lookups not made for 2 leads"
+    one = Budget(100.0, lead_cap=1.0, lead_reason="leads reached the cap")
+    assert not one.reserve(2.0, 1)
+    # one call for one lead said "1 company lookups not made for 1 leads"
+    assert one.note("company lookup") == "leads reached the cap: 1 company lookup not made for 1 lead"
     with pytest.raises(OverBudget, match="leads reached the cap"):
         budget.require(1.0, 1)

@@ -28,7 +28,8 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
-from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource, paid_verifier
+from leads_pipeline.lib.clients.verifier_clients import paid_verifier
+from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
 from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage

@@ -145,7 +145,7 @@ def company_profiles(
         # backoff; every company already answered comes from the cache, so only the failed ones are asked again.
         raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=5 * 2**context.retry_number)
     with database.connection() as conn:
-        note = budget.note("company lookups")
+        note = budget.note("company lookup")
         if note is not None:
             store.finish_source(conn, batch_id, SOURCE, "skipped", note)
         else:

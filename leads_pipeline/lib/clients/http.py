@@ -96,6 +96,10 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+TIMEOUT_S = 30.0
+"""Seconds an attempt may take (``RequestsResource.timeout_s``, the plain verifier clients' sessions)."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter; a ``Retry-After`` hint wins, unless it asks for too long."""

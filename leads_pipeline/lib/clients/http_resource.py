@@ -8,13 +8,13 @@ import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
-from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, retrying_session
+from leads_pipeline.lib.clients.http import TIMEOUT_S, RetryingSession, RetryPolicy, retrying_session
 
 
 class RequestsResource(dg.ConfigurableResource):
     """Connection settings shared by the ``requests``-based provider resources."""
 
-    timeout_s: float = Field(default=30.0, description="Limit for each HTTP request, per attempt.")
+    timeout_s: float = Field(default=TIMEOUT_S, description="Limit for each HTTP request, per attempt.")
     max_retries: int = Field(default=4, description="Retries of timeouts, network errors, 429 and 5xx answers.")
     backoff_base_s: float = Field(default=0.5, description="First wait between retries; it doubles on each retry.")
     backoff_max_s: float = Field(default=30.0, description="Longest wait between two retries.")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,60 @@ def monthly_budget() -> float | None:
     if value < 0:
         raise ConfigurationError(f"{MONTHLY_BUDGET_ENV}={raw!r} must be >= 0")
     return value
+
+
+_RAISE = f"raise {MONTHLY_BUDGET_ENV} or wait for next month (free sources still run with --template basic)"
+
+
+@dataclass(frozen=True)
+class MonthBudget:
+    """The month's budget (``LEADS_MONTHLY_CREDITS``) against a job expected to spend ``credits``: what a launch
+    checks and its estimate shows, so the estimate says whether the launch would be refused. A launch is refused
+    when nothing is left and the job would spend; one that does not fit runs until the budget is used up, when
+    its paid lookups stop (``job_budget``) and it ends partial; a free job always runs."""
+
+    budget: float
+    used: float
+    credits: float
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.budget - self.used)
+
+    @property
+    def refused(self) -> bool:
+        return self.credits > 0 and self.left == 0
+
+    @property
+    def refusal(self) -> str:
+        return f"the account's monthly budget of {self.budget:g} credits is used up ({self.used:g} spent); {_RAISE}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The estimate's ``monthlyBudget``, its ``note`` the sentence the text estimate prints."""
+        fit = round(min(self.credits, self.left), 4)
+        if self.refused:
+            note = f"a launch would be refused: {_RAISE}"
+        elif fit < self.credits:
+            note = (
+                f"~{fit:g} of the job's ~{self.credits:g} credits fit: its paid lookups would stop there and it would "
+                "end partial"
+            )
+        else:
+            note = "the estimated credits fit"
+        return {
+            "budget": self.budget,
+            "usedThisMonth": round(self.used, 4),
+            "left": round(self.left, 4),
+            "creditsThatFit": fit,
+            "launchRefused": self.refused,
+            "note": note,
+        }
+
+
+def month_budget(conn: store.Connection, credits: float) -> MonthBudget | None:
+    """The month's budget against a job expected to spend ``credits``; None without a budget."""
+    budget = monthly_budget()
+    return None if budget is None else MonthBudget(budget, store.credits_this_month(conn), credits)
 
 
 def job_budget(

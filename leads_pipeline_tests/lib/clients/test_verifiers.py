@@ -270,7 +270,7 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     """The enrichment estimate (outside Dagster, so from the environment as it is now) picked the paid verifier
     by its own reading of the variables while the stage asked ``paid_verifier``: both go through it now, with the
     stage's ``verifier: auto``, and through ``MailCheckResource.probing``."""
-    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
     from leads_pipeline.lib.enrichment.jobs import answering_verifier
 
     for var in (ZeroBounceResource.ENV_VAR, NeverBounceResource.ENV_VAR):
@@ -280,4 +280,4 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     monkeypatch.setenv("LEADS_SMTP_PROBING", probing)
     assert answering_verifier() == chosen
     if probing == "off":
-        assert paid_verifier("auto", *verifiers_of_environment())[1] == chosen
+        assert paid_verifier("auto", *verifier_clients_of_environment())[1] == chosen
