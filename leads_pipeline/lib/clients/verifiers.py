@@ -167,8 +167,9 @@ class NeverBounceResource(RequestsResource):
 
 
 def verifiers_of_environment() -> tuple[ZeroBounceResource, NeverBounceResource]:
-    """The two verifiers with the keys and URLs the environment holds now, for code that runs outside Dagster
-    (``leads verify``, the enrichment estimate); the definitions bind the same variables as ``EnvVar``."""
+    """The two verifiers with the keys and URLs the environment holds now, for ``leads verify``, which runs
+    outside Dagster; the definitions bind the same variables as ``EnvVar``. (The enrichment estimate, which must not
+    load Dagster, reads the keys' variables with ``paid_verdicts.verifiers_configured_in_environment``.)"""
     return (
         ZeroBounceResource(
             api_key=os.environ.get(ZeroBounceResource.ENV_VAR),

@@ -268,8 +268,9 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     monkeypatch: pytest.MonkeyPatch, keys: tuple[str, ...], probing: str, chosen: str | None
 ) -> None:
     """The enrichment estimate (outside Dagster, so from the environment as it is now) picked the paid verifier
-    by its own reading of the variables while the stage asked ``paid_verifier``: both go through it now, with the
-    stage's ``verifier: auto``, and through ``MailCheckResource.probing``."""
+    by its own reading of the variables while the stage asked ``paid_verifier``: both decide by ``chosen_verifier``
+    now, with the stage's ``verifier: auto``, and read the probing setting by ``smtp.probing_on``; ``leads
+    verify``'s resources built from the environment pick the same one."""
     from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
     from leads_pipeline.lib.enrichment.jobs import answering_verifier
 
