@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from leads_pipeline.lib.clients.dns import MxResolver
-from leads_pipeline.lib.clients.smtp import PROBING_ENV, SmtpProber, probing_on
+from leads_pipeline.lib.clients.smtp import PROBING_DEFAULT, PROBING_ENV, SmtpProber, probing_on
 from leads_pipeline.lib.errors import ConfigurationError
 
 
@@ -23,7 +23,9 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """DNS and SMTP settings of email verification; every field has an environment variable (ENV)."""
 
     dns_server: str | None = Field(default=None, description="host:port of the nameserver; None: resolv.conf.")
-    smtp_probing: str = Field(default="on", description="'on' or 'off': whether mail hosts are asked at all.")
+    smtp_probing: str = Field(
+        default=PROBING_DEFAULT, description="'on' or 'off': whether mail hosts are asked at all."
+    )
     smtp_port: int = Field(default=25, description="Port of every mail host (25 in production).")
     smtp_routes: str = Field(
         default="", description="'dns' (resolve MX hosts through dns_server) or 'host=address,...' overrides."

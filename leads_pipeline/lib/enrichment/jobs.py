@@ -184,9 +184,9 @@ def answering_verifier() -> str | None:
     stage's own ``chosen_verifier``. None while mail hosts are probed (the paid verifier is asked only after an
     "unknown" probe, which no estimate can foresee) or when none is configured."""
     from leads_pipeline.lib.clients.paid_verdicts import chosen_verifier, verifiers_configured_in_environment
-    from leads_pipeline.lib.clients.smtp import PROBING_ENV, probing_on
+    from leads_pipeline.lib.clients.smtp import PROBING_DEFAULT, PROBING_ENV, probing_on
 
-    if probing_on(os.environ.get(PROBING_ENV) or "on"):
+    if probing_on(os.environ.get(PROBING_ENV) or PROBING_DEFAULT):
         return None
     return chosen_verifier("auto", verifiers_configured_in_environment())
 
