@@ -32,12 +32,12 @@ class Verifier(StrEnum):
 
 
 def _verifier(choice: str, workers: int = 16) -> EmailVerifier:
-    from leads_pipeline.lib.clients.mail import mail_check_of_environment
-    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    from leads_pipeline.lib.clients.mail import mail_check_resolved_now
+    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_resolved_now
     from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
 
-    mail = mail_check_of_environment()
-    paid, name = paid_verifier(choice, *verifiers_of_environment())
+    mail = mail_check_resolved_now()
+    paid, name = paid_verifier(choice, *verifiers_resolved_now())
     resolver = mail.resolver()
     settings = VerifierSettings(probing=mail.probing, workers=workers)
     return EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)

@@ -74,10 +74,10 @@ class MailCheckResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         )
 
 
-def mail_check_of_environment() -> MailCheckResource:
+def mail_check_resolved_now() -> MailCheckResource:
     """The resource with the values the environment holds now, for ``leads verify``, which runs outside Dagster
-    and so cannot read the ``EnvVar`` fields of ``mail_check_from_env``. (The enrichment estimate, which must not
-    load Dagster, reads the probing setting with ``smtp.probing_on``.)"""
+    and so cannot have the ``EnvVar`` fields of ``mail_check_from_env`` resolved (Dagster does, at run time). (The
+    enrichment estimate, which must not load Dagster, reads the probing setting with ``smtp.probing_on``.)"""
     fields: dict[str, object] = {f: os.environ[v] for f, v in MailCheckResource.ENV.items() if os.environ.get(v)}
     if os.environ.get(MailCheckResource.PORT_ENV):
         fields["smtp_port"] = int(os.environ[MailCheckResource.PORT_ENV])

@@ -9,7 +9,7 @@ NeverBounce reports its use in ``credits_info``.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 from pydantic import Field
@@ -166,22 +166,21 @@ class NeverBounceResource(RequestsResource):
         raise PermanentError(f"NeverBounce refused the call ({status}: {message})")
 
 
-def verifiers_of_environment() -> tuple[ZeroBounceResource, NeverBounceResource]:
+def verifiers_resolved_now() -> tuple[ZeroBounceResource, NeverBounceResource]:
     """The two verifiers with the keys and URLs the environment holds now, for ``leads verify``, which runs
-    outside Dagster; the definitions bind the same variables as ``EnvVar``. (The enrichment estimate, which must not
-    load Dagster, reads the keys' variables with ``paid_verdicts.verifiers_configured_in_environment``.)"""
-    return (
-        ZeroBounceResource(
-            api_key=os.environ.get(ZeroBounceResource.ENV_VAR),
-            base_url=os.environ.get(ZeroBounceResource.URL_ENV_VAR)
-            or ZeroBounceResource.model_fields["base_url"].default,
-        ),
-        NeverBounceResource(
-            api_key=os.environ.get(NeverBounceResource.ENV_VAR),
-            base_url=os.environ.get(NeverBounceResource.URL_ENV_VAR)
-            or NeverBounceResource.model_fields["base_url"].default,
-        ),
-    )
+    outside Dagster; the definitions bind the same variables as ``EnvVar``, resolved at run time. (The enrichment
+    estimate, which must not load Dagster, reads the keys' variables with
+    ``paid_verdicts.verifiers_configured_in_environment``.)"""
+    return _resolved_now(ZeroBounceResource), _resolved_now(NeverBounceResource)
+
+
+_Verifier = TypeVar("_Verifier", ZeroBounceResource, NeverBounceResource)
+
+
+def _resolved_now(resource: type[_Verifier]) -> _Verifier:
+    """``resource`` with the key and URL its variables hold now (an unset URL: the provider's own)."""
+    base_url = os.environ.get(resource.URL_ENV_VAR) or resource.model_fields["base_url"].default
+    return resource(api_key=os.environ.get(resource.ENV_VAR), base_url=base_url)
 
 
 def paid_verifier(

@@ -271,8 +271,8 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     by its own reading of the variables while the stage asked ``paid_verifier``: both decide by ``chosen_verifier``
     now, with the stage's ``verifier: auto``, and read the probing setting by ``smtp.probing_on``; ``leads
     verify``'s resources built from the environment pick the same one."""
-    from leads_pipeline.lib.clients.mail import mail_check_of_environment
-    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_of_environment
+    from leads_pipeline.lib.clients.mail import mail_check_resolved_now
+    from leads_pipeline.lib.clients.verifiers import paid_verifier, verifiers_resolved_now
     from leads_pipeline.lib.enrichment.jobs import answering_verifier
 
     for var in (ZeroBounceResource.ENV_VAR, NeverBounceResource.ENV_VAR):
@@ -282,5 +282,5 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     monkeypatch.setenv("LEADS_SMTP_PROBING", probing)
     assert answering_verifier() == chosen
     if probing == "off":
-        assert paid_verifier("auto", *verifiers_of_environment())[1] == chosen
-    assert mail_check_of_environment().probing == (probing != "off"), "the resource probes when the estimate does"
+        assert paid_verifier("auto", *verifiers_resolved_now())[1] == chosen
+    assert mail_check_resolved_now().probing == (probing != "off"), "the resource probes when the estimate does"
