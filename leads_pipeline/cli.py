@@ -65,7 +65,13 @@ def readable_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
-    logging.getLogger("psycopg").addFilter(_error_ignored)
+    for logger in _IGNORING_LOGGERS:
+        logging.getLogger(logger).addFilter(_error_ignored)
+
+
+_IGNORING_LOGGERS = ("psycopg", "psycopg.transaction")
+"""The loggers psycopg warns on of an error it ignored: a logger's filter is not asked of the records of its
+children, and a transaction's are psycopg.transaction's."""
 
 
 def _error_ignored(record: logging.LogRecord) -> bool:
