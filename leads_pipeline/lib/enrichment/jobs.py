@@ -156,7 +156,7 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     """Add to the email estimate the addresses the stage verifies again, paying the same verifier, because their
     verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
     it, yet its stale verdict is bought again."""
-    from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (Dagster, Apify): the contact estimates only
+    from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (dnspython, smtplib): the email estimate only
 
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
     credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
