@@ -144,9 +144,9 @@ def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None
 def _show_plan(plan_json: dict[str, Any]) -> None:
     """The dry run's table. A column mapped to null is kept in custom, except the bookkeeping columns of an
     export, which the import leaves out: the table said "(custom)" beside their reason "left out, not imported"."""
-    from leads_pipeline.lib.mapping import left_out_columns
+    from leads_pipeline.lib.mapping import unmapped_labels
 
-    left_out = left_out_columns(list(plan_json["mapping"]))
+    unmapped = unmapped_labels(list(plan_json["mapping"]))
     console.print(
         f"[bold]{plan_json['file']}[/bold]: {plan_json['totalRows']:,} rows, encoding {plan_json['encoding']}, "
         f"delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
@@ -155,8 +155,8 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
     table = Table("column", "field", "confidence", "why")
     for s in plan_json["suggestions"]:
         chosen = plan_json["mapping"].get(s["column"])
-        unmapped = "[dim](left out)[/dim]" if s["column"] in left_out else "[dim](custom)[/dim]"
-        table.add_row(s["column"], chosen or unmapped, f"{s['confidence']:.2f}", s["reason"])
+        field = chosen or f"[dim]{unmapped[s['column']]}[/dim]"
+        table.add_row(s["column"], field, f"{s['confidence']:.2f}", s["reason"])
     console.print(table)
     if plan_json["sampleErrors"]:
         sample = Table("row", "column", "value", "problem", "severity", title="problems in the first 200 rows")
