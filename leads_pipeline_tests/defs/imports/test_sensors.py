@@ -258,21 +258,17 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     )
     inbox.instance.add_run(run)
 
-    def status() -> dg.DagsterRunStatus | None:
-        reread = inbox.instance.get_run_by_id(run.run_id)
-        return None if reread is None else reread.status
-
     with connect(database_url, autocommit=True) as keeper:
         keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))
         store.claim_import(keeper, import_id, run.run_id)  # its process still runs it
         inbox.tick()
         assert inbox.tick().run_requests == []
-        assert status() == dg.DagsterRunStatus.STARTED
+        assert _statuses(inbox, [run]) == [dg.DagsterRunStatus.STARTED]
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # its process is gone; the file touched
     inbox.tick()
     [request] = inbox.tick().run_requests or []
     assert request.partition_key == "import-customers-killed"
-    assert status() == dg.DagsterRunStatus.FAILURE
+    assert _statuses(inbox, [run]) == [dg.DagsterRunStatus.FAILURE]
     reread = inbox.instance.get_run_by_id(run.run_id)
     assert reread is not None and reread.tags[WILL_RETRY_TAG] == "false"
 
