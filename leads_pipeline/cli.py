@@ -67,7 +67,13 @@ def readable_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
-    logging.getLogger("psycopg").addFilter(_error_ignored)
+    for logger in _IGNORING_LOGGERS:
+        logging.getLogger(logger).addFilter(_error_ignored)
+
+
+_IGNORING_LOGGERS = ("psycopg", "psycopg.transaction")
+"""The loggers psycopg warns on of an error it ignored: a logger's filter is not asked of the records of its
+children, and a transaction's are psycopg.transaction's."""
 
 
 def _error_ignored(record: logging.LogRecord) -> bool:
@@ -140,9 +146,9 @@ def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None
 def _show_plan(plan_json: dict[str, Any]) -> None:
     """The dry run's table. A column mapped to null is kept in custom, except the bookkeeping columns of an
     export, which the import leaves out: the table said "(custom)" beside their reason "left out, not imported"."""
-    from leads_pipeline.lib.mapping import left_out_columns
+    from leads_pipeline.lib.mapping import unmapped_labels
 
-    left_out = left_out_columns(list(plan_json["mapping"]))
+    unmapped = unmapped_labels(list(plan_json["mapping"]))
     console.print(
         f"[bold]{plan_json['file']}[/bold]: {plan_json['totalRows']:,} rows, encoding {plan_json['encoding']}, "
         f"delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
@@ -151,8 +157,8 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
     table = Table("column", "field", "confidence", "why")
     for s in plan_json["suggestions"]:
         chosen = plan_json["mapping"].get(s["column"])
-        unmapped = Text("(left out)" if s["column"] in left_out else "(custom)", style="dim")
-        table.add_row(s["column"], chosen or unmapped, f"{s['confidence']:.2f}", s["reason"])
+        field = chosen or Text(unmapped[s["column"]], style="dim")
+        table.add_row(s["column"], field, f"{s['confidence']:.2f}", s["reason"])
     console.print(table)
     if plan_json["sampleErrors"]:
         sample = Table("row", "column", "value", "problem", "severity", title="problems in the first 200 rows")

@@ -3,6 +3,7 @@ one-line errors (exit code 1, no traceback) for everything a user can get wrong.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -17,13 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
+import psycopg
 import pytest
 from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
 from leads_pipeline import launcher
-from leads_pipeline.cli import app
+from leads_pipeline.cli import app, readable_output
 from leads_pipeline.commands import common
 from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store.db import connect
@@ -210,6 +212,23 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
         "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
     )
     assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
+
+
+def test_psycopg_says_nothing_of_a_rollback_the_lost_database_failed(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command's transaction ended by its own error while the database had gone away: psycopg's "error ignored in
+    rollback of <psycopg.Transaction ...>: terminating connection due to administrator command" came ahead of the
+    command's one line. The CLI dropped psycopg's pipeline and COPY warnings, not the transaction's, which are
+    logged by a logger of their own (psycopg.transaction)."""
+    readable_output()  # what every `leads` command runs first
+    with contextlib.suppress(ValueError), psycopg.connect(database_url) as conn, conn.transaction():
+        conn.execute("SELECT 1")
+        with psycopg.connect(database_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s, 10000)", (conn.info.backend_pid,))
+        raise ValueError("the command's own error")
+    assert conn.closed
+    assert [record.getMessage() for record in caplog.records if "error ignored" in record.getMessage()] == []
 
 
 def test_dev_says_the_uis_address_and_the_inbox_on_one_line(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:

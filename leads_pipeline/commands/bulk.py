@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
@@ -34,6 +34,13 @@ from leads_pipeline.commands.selection import (
     note_unheard_stages,
 )
 from leads_pipeline.lib.filters import Selection
+
+if TYPE_CHECKING:  # each command loads the store when it runs, not every `leads` at its start
+    from leads_pipeline.lib.store.bulk import BulkResult
+    from leads_pipeline.lib.store.lists import Connection
+
+Outcome = TypeVar("Outcome", int, "BulkResult")
+"""What an action returns: the count a delete asks about, or what it did."""
 
 app = typer.Typer(help="Tag, edit, move, copy, delete or export many leads at once.", no_args_is_help=True)
 
@@ -68,14 +75,14 @@ def _selection(
     return selection
 
 
-def _run(action: Callable[[Any], Any], selection: Selection | None = None) -> Any:
+def _run(action: Callable[[Connection], Outcome], selection: Selection | None = None) -> Outcome:
     """``action`` on a connection; with the ``selection`` it acted on, a result (or count) that matched no lead
     is followed by the note on stages no lead has (``note_unheard_stages``)."""
     from leads_pipeline.lib.store.db import connect
 
     env = run_or_fail(environment)
 
-    def run() -> Any:
+    def run() -> Outcome:
         with connect(env.database_url) as conn:
             result = action(conn)
             if selection is not None and not (result if isinstance(result, int) else result.matched):
@@ -85,7 +92,7 @@ def _run(action: Callable[[Any], Any], selection: Selection | None = None) -> An
     return run_or_fail(run)
 
 
-def _report(result: Any, as_json: bool, summary: str) -> None:
+def _report(result: BulkResult, as_json: bool, summary: str) -> None:
     """The result as JSON, or its summary on one line for the terminal to wrap: a summary holds a command to copy
     (`leads bulk restore --deleted-at TIME`), which wrapped by the console to its width was two lines."""
     if as_json:
@@ -158,7 +165,7 @@ def bulk_set(
     _report(result, as_json, _set_summary(field, result))
 
 
-def _set_summary(field: str, result: Any) -> str:
+def _set_summary(field: str, result: BulkResult) -> str:
     """What ``bulk set`` did, and which leads it left alone because the value would have duplicated a lead."""
     duplicates: list[int] = result.details["skippedAsDuplicates"]
     summary = f"set {field} on {result.changed:,} of {result.matched:,} selected leads"
@@ -176,7 +183,7 @@ def _move_or_copy(copy: bool, target: str, selection: Selection, as_json: bool) 
     from leads_pipeline.lib.store import bulk
     from leads_pipeline.lib.store.lists import get_list
 
-    def act(conn: Any) -> Any:
+    def act(conn: Connection) -> BulkResult:
         target_list = get_list(conn, target, acting_user())
         action = bulk.copy_to if copy else bulk.move_to
         return action(conn, selection, acting_user(), target_list)

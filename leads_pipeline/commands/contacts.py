@@ -8,11 +8,14 @@ the database like the asset's, so asking twice does not pay twice.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from leads_pipeline.commands.common import Table, console, environment, fail, print_json, run_or_fail
+
+if TYPE_CHECKING:  # the engine loads the DNS and SMTP clients, which only the commands that verify use
+    from leads_pipeline.lib.contacts.verifier import EmailVerifier
 
 VERIFIER_HELP = "Paid verifier: auto (the first configured), zerobounce, neverbounce or none."
 
@@ -27,7 +30,7 @@ class Verifier(StrEnum):
     none = "none"
 
 
-def _verifier(choice: str, workers: int = 16) -> Any:
+def _verifier(choice: str, workers: int = 16) -> EmailVerifier:
     from leads_pipeline.lib.clients.mail_check import mail_check_of_environment
     from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
     from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings

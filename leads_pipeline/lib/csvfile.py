@@ -234,10 +234,10 @@ def _mac_roman_letters(path: Path) -> bool:
     consonant: "Martí") and German's closing double quote ("Forlì"): counted only beyond the file's opening
     single quotes and German opening quotes („), which such closing quotes answer. Its quotes and apostrophes
     are cp1252's capitals Ò Ó Ô Õ, which never follow a lower-case letter as they do ("Ra's al Khaymah").
-    Still read as cp1252: a Mac Roman file whose only accents are an í ending a word after a vowel, an n or an
-    s ("Potosí", as "Jones'"), an ë after a vowel ("Noël", as "Ka'ba"), or other Mac Roman signs (a quote
-    opening a word, a dagger). (Counted with numpy at the high bytes only: a regular expression tried at every
-    byte takes ~30 ms a MB.)"""
+    Still read as cp1252: a Mac Roman file whose only accents are an í ending a word after a vowel, a capital,
+    n, s, x or z ("Potosí", as "Jones'" and "Max'"), an ë after a vowel ("Noël", as "Ka'ba"), or other Mac Roman
+    signs (a quote opening a word, a dagger). (Counted with numpy at the high bytes only: a regular expression
+    tried at every byte takes ~30 ms a MB.)"""
     mac = cp1252 = final_i = final_grave_i = single_openings = low_openings = 0
     with path.open("rb") as handle:
         while block := handle.read(_BLOCK_BYTES):

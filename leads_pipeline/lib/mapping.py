@@ -47,6 +47,7 @@ __all__ = [
     "left_out_columns",
     "load_mapping_file",
     "suggest_mapping",
+    "unmapped_labels",
 ]
 
 
@@ -1092,6 +1093,14 @@ def left_out_columns(headers: Sequence[str]) -> frozenset[str]:
     if ours and 2 * len(present & set(SHOWN_FIELDS)) >= len(SHOWN_FIELDS):
         return frozenset(present & set(BOOKKEEPING_COLUMNS))
     return frozenset()
+
+
+def unmapped_labels(headers: Sequence[str]) -> dict[str, str]:
+    """What becomes of each column when it is mapped to no field, as the dry run's table and ``batch_leads``'
+    mapping metadata show it: "(left out)" for an export's bookkeeping columns (``left_out_columns``), "(custom)"
+    for the others, kept as custom fields. Both showed "(custom)" beside the reason "left out, not imported"."""
+    left_out = left_out_columns(headers)
+    return {header: "(left out)" if header in left_out else "(custom)" for header in headers}
 
 
 def suggest_mapping(headers: Sequence[str], sample_rows: Sequence[Sequence[str]]) -> MappingSuggestion:

@@ -51,7 +51,8 @@ def run_sources(context: dg.AssetExecutionContext) -> list[str]:
     return [source for source, asset_key in SOURCE_ASSETS.items() if asset_key in selected]
 
 
-RUN_IN_PROCESS = "runs in a `leads` process (`leads jobs resume`)"
+_STAND_DOWN_REASON = "runs in a `leads` process (`leads jobs resume`)"
+"""Why a run Dagster launched for a job stands down (its cancel message, its error): not the flag ``run_in_process``."""
 
 
 def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, overwrite: bool) -> store.Job:
@@ -67,8 +68,8 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
         # a run of `leads` (tagged cli) runs in the process holding the job's lock; one Dagster launched stands down
         # while such a process runs the job (`leads jobs resume` of a job its queued run was left to run)
         if context.run.tags.get("leads/source") != "cli" and not store.run_by_dagster(conn, job.id):
-            context.instance.report_run_canceling(context.run, message=f"{RUN_IN_PROCESS}: this run stands down")
-            raise PermanentError(f"enrichment job {job.id} {RUN_IN_PROCESS}: this Dagster run stood down")
+            context.instance.report_run_canceling(context.run, message=f"{_STAND_DOWN_REASON}: this run stands down")
+            raise PermanentError(f"enrichment job {job.id} {_STAND_DOWN_REASON}: this Dagster run stood down")
         return job
     if not store.batch_exists(conn, batch_id):
         raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")

@@ -14,7 +14,7 @@ from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
-from leads_pipeline.lib.mapping import left_out_columns
+from leads_pipeline.lib.mapping import unmapped_labels
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.lists import Connection, get_list, get_list_by_id
@@ -200,8 +200,7 @@ def batch_leads(
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise final_failure(str(exc)) from exc
     results = status["results"]
-    left_out = left_out_columns(list(status["mapping"]))  # an export's bookkeeping columns: not kept in custom
-    unmapped = {c: "(left out)" if c in left_out else "(custom)" for c in status["mapping"]}
+    unmapped = unmapped_labels(list(status["mapping"]))
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or unmapped[c]} |" for c, f in status["mapping"].items()]
     )

@@ -92,8 +92,12 @@ def _previous_import(database: LeadsDatabase, list_name: str, sha256: str) -> Pr
         unfinished = store.unfinished_import(conn, lead_list.id, sha256)
         if unfinished is None or unfinished["status"] not in ("failed", "interrupted"):
             return PreviousImport(imported=False)  # (one still running is not run beside itself)
-        interrupted = unfinished["status"] == "interrupted"
-        return PreviousImport(False, unfinished["batch_id"], interrupted, unfinished["dagster_run_id"])
+        return PreviousImport(
+            imported=False,
+            batch=unfinished["batch_id"],
+            interrupted=unfinished["status"] == "interrupted",
+            dagster_run_id=unfinished["dagster_run_id"],
+        )
 
 
 KILLED_MESSAGE = (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leads_pipeline.lib.clients.dns import MxResolver
-from leads_pipeline.lib.clients.smtp import PROBING_ENV, SmtpProber, probing_on
+from leads_pipeline.lib.clients.smtp import PROBING_DEFAULT, PROBING_ENV, SmtpProber, probing_on
 from leads_pipeline.lib.errors import ConfigurationError
 
 MAIL_ENV: dict[str, str] = {
@@ -35,7 +35,7 @@ class MailCheck:
     """DNS and SMTP settings of email verification (the fields' meanings: ``mail.MailCheckResource``)."""
 
     dns_server: str | None = None
-    smtp_probing: str = "on"
+    smtp_probing: str = PROBING_DEFAULT
     smtp_port: int = 25
     smtp_routes: str = ""
     helo_name: str = "localhost"

@@ -24,6 +24,8 @@ from leads_pipeline.lib.errors import ConfigurationError, TransientError
 ProbeStatus = Literal["deliverable", "undeliverable", "catch_all", "unknown"]
 
 PROBING_ENV = "LEADS_SMTP_PROBING"
+PROBING_DEFAULT = "on"
+"""Mail hosts are probed unless ``LEADS_SMTP_PROBING`` says otherwise (the resource's default and the estimate's)."""
 _ON = frozenset({"on", "true", "1", "yes"})
 _OFF = frozenset({"off", "false", "0", "no"})
 

@@ -211,7 +211,7 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     """Add to the email estimate the addresses the stage verifies again, paying the same verifier, because their
     verdict is older than the stage's ``cache_days`` (``staleVerdicts``): a lead with an address is not "missing"
     it, yet its stale verdict is bought again."""
-    from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (Dagster, Apify): the contact estimates only
+    from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (dnspython, smtplib): the email estimate only
 
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
     credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
@@ -239,9 +239,9 @@ def answering_verifier() -> str | None:
     stage's own ``chosen_verifier``. None while mail hosts are probed (the paid verifier is asked only after an
     "unknown" probe, which no estimate can foresee) or when none is configured."""
     from leads_pipeline.lib.clients.paid_verdicts import chosen_verifier, verifiers_configured_in_environment
-    from leads_pipeline.lib.clients.smtp import PROBING_ENV, probing_on
+    from leads_pipeline.lib.clients.smtp import PROBING_DEFAULT, PROBING_ENV, probing_on
 
-    if probing_on(os.environ.get(PROBING_ENV) or "on"):
+    if probing_on(os.environ.get(PROBING_ENV) or PROBING_DEFAULT):
         return None
     return chosen_verifier("auto", verifiers_configured_in_environment())
 

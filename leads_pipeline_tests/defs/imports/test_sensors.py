@@ -250,11 +250,7 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     resumes the import; a run whose import a process holds is left running. Dagster's run retries (dagster.yaml)
     do not run it again: they resumed the import beside the run the sensor requests, one refused "still running"."""
     inbox.instance = dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 2}})
-    with connect(database_url) as conn:
-        create_list(conn, "customers", owner="tester")
-    import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
-    path = inbox.drop("customers", "leads.csv")
-    tags = {"leads/source": "inbox", "leads/list": "customers", "leads/sha256": file_sha256(path)}
+    import_id, path, tags = _imported_and_dropped_again(inbox, database_url)
     run = dg.DagsterRun(
         job_name="__ASSET_JOB",
         tags={**tags, "dagster/partition": "import-customers-killed"},
@@ -262,33 +258,35 @@ def test_the_killed_run_of_an_interrupted_import_is_reported_failed_and_the_file
     )
     inbox.instance.add_run(run)
 
-    def status() -> dg.DagsterRunStatus | None:
-        reread = inbox.instance.get_run_by_id(run.run_id)
-        return None if reread is None else reread.status
-
     with connect(database_url, autocommit=True) as keeper:
         keeper.execute("UPDATE imports SET status = 'processing' WHERE id = %s", (import_id,))
         store.claim_import(keeper, import_id, run.run_id)  # its process still runs it
         inbox.tick()
         assert inbox.tick().run_requests == []
-        assert status() == dg.DagsterRunStatus.STARTED
+        assert _statuses(inbox, [run]) == [dg.DagsterRunStatus.STARTED]
     os.utime(path, (path.stat().st_atime, path.stat().st_mtime + 5))  # its process is gone; the file touched
     inbox.tick()
     [request] = inbox.tick().run_requests or []
     assert request.partition_key == "import-customers-killed"
-    assert status() == dg.DagsterRunStatus.FAILURE
+    assert _statuses(inbox, [run]) == [dg.DagsterRunStatus.FAILURE]
     reread = inbox.instance.get_run_by_id(run.run_id)
     assert reread is not None and reread.tags[WILL_RETRY_TAG] == "false"
+
+
+def _imported_and_dropped_again(inbox: Inbox, database_url: str) -> tuple[int, Path, dict[str, str]]:
+    """The demo file imported into "customers" (batch import-customers-killed) and dropped in the inbox again: the
+    import's id, the dropped file and the tags of the drop folder's runs importing it."""
+    with connect(database_url) as conn:
+        create_list(conn, "customers", owner="tester")
+    import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
+    path = inbox.drop("customers", "leads.csv")
+    return import_id, path, {"leads/source": "inbox", "leads/list": "customers", "leads/sha256": file_sha256(path)}
 
 
 def _interrupted_import_and_runs(inbox: Inbox, database_url: str, *started_ago: float) -> list[dg.DagsterRun]:
     """An import of the dropped file, interrupted (processing, its lock free) after the first run recorded itself
     on it (the killed run), and runs importing the file started ``started_ago`` seconds ago."""
-    with connect(database_url) as conn:
-        create_list(conn, "customers", owner="tester")
-    import_id = int(import_file(database_url, DEMO_FILE, "customers", batch_id="import-customers-killed")["importId"])
-    path = inbox.drop("customers", "leads.csv")
-    tags = {"leads/source": "inbox", "leads/list": "customers", "leads/sha256": file_sha256(path)}
+    import_id, _, tags = _imported_and_dropped_again(inbox, database_url)
     runs = []
     for ago in started_ago:
         run = dg.DagsterRun(job_name="__ASSET_JOB", tags={**tags, "dagster/partition": "import-customers-killed"})

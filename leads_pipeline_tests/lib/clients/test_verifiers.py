@@ -268,8 +268,10 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     monkeypatch: pytest.MonkeyPatch, keys: tuple[str, ...], probing: str, chosen: str | None
 ) -> None:
     """The enrichment estimate (outside Dagster, so from the environment as it is now) picked the paid verifier
-    by its own reading of the variables while the stage asked ``paid_verifier``: both go through it now, with the
-    stage's ``verifier: auto``, and through ``MailCheckResource.probing``."""
+    by its own reading of the variables while the stage asked ``paid_verifier``: both decide by ``chosen_verifier``
+    now, with the stage's ``verifier: auto``, and read the probing setting by ``smtp.probing_on``; ``leads
+    verify``'s clients built from the environment pick the same one."""
+    from leads_pipeline.lib.clients.mail_check import mail_check_of_environment
     from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
     from leads_pipeline.lib.enrichment.jobs import answering_verifier
 
@@ -281,3 +283,4 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     assert answering_verifier() == chosen
     if probing == "off":
         assert paid_verifier("auto", *verifier_clients_of_environment())[1] == chosen
+    assert mail_check_of_environment().probing == (probing != "off"), "verify's check probes when the estimate does"
