@@ -98,7 +98,7 @@ def test_the_readme_connection_file_loads_as_written(tmp_path: Path) -> None:
     (``conflict_fields: jobtitle are not mapped CRM fields``) because its field rule named a CRM field the
     example did not map."""
     readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    example = re.search(r"```yaml\n(# \.leads/crm/hubspot-main\.yaml\n.*?)```", readme, re.DOTALL)
+    example = re.search(r"```yaml\n(# \$LEADS_HOME/crm/hubspot-main\.yaml\n.*?)```", readme, re.DOTALL)
     assert example is not None, "README's example connection file"
     path = tmp_path / "hubspot-main.yaml"
     path.write_text(example.group(1), encoding="utf-8")
