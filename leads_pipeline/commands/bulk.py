@@ -337,6 +337,7 @@ def bulk_export(
                         "to": str(out) if out else "stdout",
                         **audit.lead_ids(exported.ids),
                     },
+                    lists=selection.lists,
                 )
                 return write_leads_csv(handle, bulk.export_rows(conn), columns)
 

@@ -416,3 +416,13 @@ def test_control_characters_of_lead_values_do_not_reach_the_terminal(
     assert "company: [link=http://x/]Acme[/link]" in leads.ok("show", found["[reverse]Sam"]["id"])
     refused = leads.fails("search", "--list", "[link=http://x/]fair[/link]")
     assert refused.startswith("error: list '[link=http://x/]fair[/link]': not found")
+
+
+def test_a_date_stamped_list_name_is_recorded_whole(leads: Leads, database_url: str) -> None:
+    """`search --csv` on list demo-20261130-101032 was audited as on `lists demo-<phone>`: a list name is not
+    personal data, and the entry names the list as it is."""
+    leads.ok("lists", "create", "demo-20261130-101032")
+    import_file(database_url, DEMO_FILE, "demo-20261130-101032")
+    leads.ok("search", "--list", "demo-20261130-101032", "--csv", "--limit", "5")
+    [export] = leads.json("audit", "--action", "leads.export", "--json")
+    assert export["details"]["selection"] == "lists demo-20261130-101032"

@@ -522,6 +522,7 @@ def _audit(
         f"leads.{action}",
         "selection",
         {"selection": selection.describe(), **details, **audit.lead_ids(ids)},
+        lists=selection.lists,
     )
 
 
