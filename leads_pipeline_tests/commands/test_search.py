@@ -288,6 +288,12 @@ def test_a_selection_batch_describes_no_address_or_number(fair: Leads, database_
         batch_id, _ = create_selection_batch(conn, Selection.build(lists=["fair"], where=where), "tester")
         batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
     assert batch == {"description": "lists fair; email = <value>; phone = <value>"}
+    fair.ok("lists", "create", "0612345678")  # a list's name is no person's number: it is kept
+    selection = Selection.build(lists=["0612345678"], where=["company = 0612345679"])
+    with connect(database_url) as conn:
+        batch_id, _ = create_selection_batch(conn, selection, "tester")
+        batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
+    assert batch == {"description": "lists 0612345678; company = <phone>"}
 
 
 def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: Leads) -> None:
