@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -59,7 +60,25 @@ imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_he
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 
 
+PRIVATE_UMASK: Final = 0o077
+"""The mode bits taken from every file and folder a command makes: its owner's only."""
+
+
 @app.callback()
+def before_every_command() -> None:
+    """What every command (and the Dagster processes ``leads dev`` starts, which inherit the umask) runs first."""
+    private_files()
+    readable_output()
+
+
+def private_files() -> None:
+    """Files and folders made from here on are their owner's only (0600, 0700): Dagster's compute logs, run
+    artifacts, the leads home, its inbox and logs, files written by a command. With the usual umask (022) they were
+    readable by every account on the host, and the logs of a run name people (an import's errors preview, a failed
+    lookup's error)."""
+    os.umask(PRIVATE_UMASK)
+
+
 def readable_output() -> None:
     """Output for people (tables, messages) shows a character the terminal's encoding lacks as "?": under a
     Latin-1 or ASCII locale a lead named İlker or 日本 KK stopped ``leads search`` with a UnicodeEncodeError.

@@ -7,7 +7,9 @@ import contextlib
 import csv
 import gzip
 import io
+import os
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -212,6 +214,51 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
         "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
     )
     assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
+
+
+_COMPUTE_LOG = """
+import os
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+
+with LocalComputeLogManager(os.environ["LEADS_DAGSTER_STORAGE"]).capture_logs(["run", "step"]):
+    print("Ana García, +34 912 345 678")
+"""
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most accounts have (022), the one before restored after."""
+    before = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(before)
+
+
+@pytest.mark.usefixtures("usual_umask")
+def test_the_files_of_dev_s_processes_and_of_commands_are_their_owner_s_only(
+    leads: Leads, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Dagster's compute logs (a run's output: an import's errors preview, a failed lookup's error, people's names
+    and numbers) and the leads home were made with the umask's modes, 0644 and 0755: readable by every account on
+    a shared host. The processes `leads dev` starts (here one writing a compute log as a run does) and the
+    command itself make them their owner's only."""
+    real_popen = subprocess.Popen
+
+    def stand_in(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        return real_popen([sys.executable, "-c", _COMPUTE_LOG], stdout=subprocess.DEVNULL)
+
+    monkeypatch.setattr(subprocess, "Popen", stand_in)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    leads.fails("dev", "--port", str(port))  # the stand-ins exit at once
+    home = tmp_path / "home"
+    made = [home, home / "inbox", home / "dagster", *(home / "dagster").rglob("*")]
+    assert (home / "dagster" / "run" / "step.out").exists()
+    assert {str(p.relative_to(tmp_path)): stat.S_IMODE(p.stat().st_mode) & 0o077 for p in made} == {
+        str(p.relative_to(tmp_path)): 0 for p in made
+    }
 
 
 def test_psycopg_says_nothing_of_a_rollback_the_lost_database_failed(

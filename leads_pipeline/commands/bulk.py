@@ -250,7 +250,7 @@ def bulk_delete(
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     if not yes:  # the count the question shows is noted on, before it is asked
-        matched = _run(lambda conn: bulk.count(conn, selection, acting_user()), selection)
+        matched = _run(lambda conn: bulk.count(conn, selection, acting_user(), "deleting its leads"), selection)
         if not confirmed(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()), selection if yes else None)
@@ -337,6 +337,7 @@ def bulk_export(
                         "to": str(out) if out else "stdout",
                         **audit.lead_ids(exported.ids),
                     },
+                    lists=selection.lists,
                 )
                 return write_leads_csv(handle, bulk.export_rows(conn), columns)
 

@@ -153,7 +153,7 @@ def _audit(conn: Any, action: str, lead_list: Any, details: dict[str, Any]) -> N
     """The audit entry of a list action, in the action's transaction."""
     from leads_pipeline.lib.store import audit
 
-    audit.record(conn, acting_user(), action, f"list:{lead_list.id}", details)
+    audit.record(conn, acting_user(), action, f"list:{lead_list.id}", details, lists=[lead_list.name])
 
 
 def _change(name: str, needed: str, action: str, change: Callable[[Any, Any], T], *, write: bool = True) -> T:

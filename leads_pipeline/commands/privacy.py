@@ -90,8 +90,10 @@ def privacy_delete(
     their records in connected CRMs are queued for deletion. Cannot be undone."""
     from leads_pipeline.lib.store import privacy
 
-    if not yes and not confirmed(f"erase every trace of {who} for good?"):
-        fail("nothing erased (confirm, or pass --yes)")
+    if not yes:
+        _run(lambda conn, env: privacy.erasable_person(conn, who, acting_user(), everyone=everyone))
+        if not confirmed(f"erase every trace of {who} for good?"):
+            fail("nothing erased (confirm, or pass --yes)")
 
     def erase(conn: Any, env: Any) -> dict[str, Any]:
         logs = [env.home / "logs", Path(os.environ.get("LEADS_DAGSTER_STORAGE") or env.home / "dagster")]

@@ -82,7 +82,7 @@ def search_command(
                     sellable = sellable_ids(conn, [r["id"] for r in page.leads])
                     page = dataclasses.replace(page, leads=[r for r in page.leads if r["id"] in sellable])
                     details = {"selection": selection.describe(), "to": "stdout", **audit.lead_ids(sorted(sellable))}
-                    audit.record(conn, acting_user(), "leads.export", "selection", details)
+                    audit.record(conn, acting_user(), "leads.export", "selection", details, lists=selection.lists)
                 # the whole selection's custom fields, not this page's: every page of one export lines up
                 custom = export_custom_columns(conn, selection, acting_user())
             if not page.leads and not after:

@@ -185,6 +185,13 @@ def test_a_viewer_is_refused_and_nothing_changes(fair: Leads, database_url: str)
     ):
         error = fair.fails(*args, user="vic")
         assert "user 'vic' is a viewer of list 'fair'" in error and "needs the role editor or owner" in error, error
+    # refused before the question, which a viewer was asked ("delete 33 leads?") and answered in vain
+    asked = fair.run("bulk", "delete", "--list", "fair", user="vic", stdin="y\n")
+    assert asked.exit_code == 1 and "is a viewer of list 'fair'" in asked.stderr and "delete" not in asked.stdout
+    fair.ok("lists", "share", "fair", "vic", "--role", "editor")
+    asked = fair.run("lists", "delete", "fair", "--purge", user="vic", stdin="y\n")
+    assert asked.exit_code == 1 and "is an editor of list 'fair'" in asked.stderr and "remove" not in asked.stdout
+    fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
     assert _snapshot(database_url) == before
     # a viewer may read and copy out of the list into their own one
     assert fair.json("bulk", "copy", "--to", "mine", "--list", "fair", "--json", user="vic")["changed"] == 33

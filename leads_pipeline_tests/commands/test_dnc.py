@@ -17,6 +17,7 @@ from leads_pipeline.lib.contacts.dnc import read_dnc_file
 from leads_pipeline.lib.errors import InputFileError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, sandbox_resources
 
 
@@ -81,3 +82,19 @@ def test_phones_on_the_list_are_flagged_with_the_snapshot(
     flagged = {f["value"] for f in facts if f["details"]["dnc"]}
     assert flagged == set(numbers)
     assert all(f["details"]["dnc_snapshot"] == snapshot for f in facts)
+
+
+def test_a_file_that_is_no_dnc_list_is_not_shown_in_the_error(leads: Leads, tmp_path: Path) -> None:
+    """`leads dnc import` of a symlink to the leads home's key file printed the key line in its error: a rejected
+    line is named by its file and line number, and only a line of digits and separators is shown, cut short."""
+    leads.ok("lists", "create", "fair")  # the leads home, its key file, made
+    link = tmp_path / "dnc.txt"
+    link.symlink_to(tmp_path / "home" / "encryption.keys")
+    secret = (tmp_path / "home" / "encryption.keys").read_text().split()[-1].split(":")[1]
+    line = leads.fails("dnc", "import", str(link), "--snapshot", date.today().isoformat())
+    assert f"{link}:1: expected 'area code,number' like 201,5550123, found a line of " in line
+    assert secret[:12] not in line
+    numbers = tmp_path / "plain.txt"
+    numbers.write_text("201 555 0123 4567 8910 1112\n")
+    line = leads.fails("dnc", "import", str(numbers), "--snapshot", date.today().isoformat())
+    assert f"{numbers}:1: expected 'area code,number' like 201,5550123, found '201 555 0123 4567 89'..." in line

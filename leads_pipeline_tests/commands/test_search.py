@@ -288,6 +288,12 @@ def test_a_selection_batch_describes_no_address_or_number(fair: Leads, database_
         batch_id, _ = create_selection_batch(conn, Selection.build(lists=["fair"], where=where), "tester")
         batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
     assert batch == {"description": "lists fair; email = <value>; phone = <value>"}
+    fair.ok("lists", "create", "0612345678")  # a list's name is no person's number: it is kept
+    selection = Selection.build(lists=["0612345678"], where=["company = 0612345679"])
+    with connect(database_url) as conn:
+        batch_id, _ = create_selection_batch(conn, selection, "tester")
+        batch = conn.execute("SELECT description FROM batches WHERE id = %s", (batch_id,)).fetchone()
+    assert batch == {"description": "lists 0612345678; company = <phone>"}
 
 
 def test_csv_output_is_an_export_leaving_out_opted_out_leads_and_audited(fair: Leads) -> None:
@@ -416,3 +422,13 @@ def test_control_characters_of_lead_values_do_not_reach_the_terminal(
     assert "company: [link=http://x/]Acme[/link]" in leads.ok("show", found["[reverse]Sam"]["id"])
     refused = leads.fails("search", "--list", "[link=http://x/]fair[/link]")
     assert refused.startswith("error: list '[link=http://x/]fair[/link]': not found")
+
+
+def test_a_date_stamped_list_name_is_recorded_whole(leads: Leads, database_url: str) -> None:
+    """`search --csv` on list demo-20261130-101032 was audited as on `lists demo-<phone>`: a list name is not
+    personal data, and the entry names the list as it is."""
+    leads.ok("lists", "create", "demo-20261130-101032")
+    import_file(database_url, DEMO_FILE, "demo-20261130-101032")
+    leads.ok("search", "--list", "demo-20261130-101032", "--csv", "--limit", "5")
+    [export] = leads.json("audit", "--action", "leads.export", "--json")
+    assert export["details"]["selection"] == "lists demo-20261130-101032"

@@ -20,6 +20,9 @@ from leads_pipeline.lib.errors import InputFileError
 DncFormat = Literal["ftc", "plain"]
 _FTC_LINE = re.compile(r"^\s*\"?(\d{3})\"?\s*,\s*\"?(\d{3})[-\s]?(\d{4})\"?\s*$")
 _SHOWN_PROBLEMS = 5
+_NUMBER_LIKE = re.compile(r"[\d\s\"'+().,/-]+")
+"""What a line of a DNC file holds: digits and the punctuation numbers are written with."""
+_SHOWN_CHARACTERS = 20
 
 
 @dataclass
@@ -41,13 +44,22 @@ def read_dnc_file(path: Path, fmt: DncFormat, default_region: str = "US") -> Dnc
             result.rejected += 1
             if len(result.problems) < _SHOWN_PROBLEMS:
                 expected = "'area code,number' like 201,5550123" if fmt == "ftc" else "a phone number"
-                result.problems.append(f"{path}:{line_number}: expected {expected}, found {text[:40]!r}")
+                result.problems.append(f"{path}:{line_number}: expected {expected}, found {_shown(text)}")
             continue
         result.numbers.add(number)
     if not result.numbers:
         detail = "; ".join(result.problems) or "the file is empty"
         raise InputFileError(path, f"no phone number found ({detail}); check --format ({fmt})")
     return result
+
+
+def _shown(text: str) -> str:
+    """A rejected line as an error may show it: digits and the separators of numbers, at most 20 of them; any other
+    line by its length only. The file can be anything: a symlink to ``$LEADS_HOME/encryption.keys`` had its key
+    line printed in the error (40 characters of it)."""
+    if _NUMBER_LIKE.fullmatch(text):
+        return repr(text) if len(text) <= _SHOWN_CHARACTERS else f"{text[:_SHOWN_CHARACTERS]!r}..."
+    return f"a line of {len(text)} characters that is not a number (not shown)"
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:

@@ -7,12 +7,14 @@ committed (or rolled back) together. Actions are dotted names (``list.share``, `
 ``leadCount``) so a privacy export can find the entries about a person.
 
 Details never hold contact data: email addresses and phone-like digit runs in any string are masked before the
-entry is written, so an erased person leaves no trace here and the log never needs rewriting.
+entry is written, so an erased person leaves no trace here and the log never needs rewriting; the names of the lists
+an action was on (``record``'s ``lists``) are not personal data and are kept as they are.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Final
 
@@ -27,29 +29,47 @@ MAX_LEAD_IDS: Final = 10_000
 _EMAIL: Final = re.compile(r"[^\s@,;'\"<>()]+@[^\s,;'\"<>()]*")
 """An address up to the next space or separator, mistyped ones too: ``jane.doe@@acme.com``, ``jane@acme@com`` and
 ``jane.doe@`` (an import's rejected emails, in its errors preview in Dagster) were left in clear."""
+_NOT_A_PHONE: Final = (
+    r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?!\.?\d)"
+    r"|(?<!\d)(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:[.,]\d+)?)?)?(?!\d)"
+    r"|(?<!\d)(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[-_T]?(?:[01]\d|2[0-3])[0-5]\d[0-5]\d(?!\d)"
+)
+"""Digit runs kept as they are: an IPv4 address with its port (``127.0.0.1:9`` in a connection error), an ISO
+date or timestamp (``2026-11-30T10:10:32.123456``) and a compact one (``20261130-101032``, in a list name)."""
 _PHONE: Final = re.compile(
-    r"(?:(?<![0-9A-Za-z])\+?|%2B)\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?(?![0-9A-Za-z])",
+    rf"(?P<keep>{_NOT_A_PHONE})"
+    r"|(?:(?<![0-9A-Za-z_])(?<![0-9A-Za-z]-)\+?\(?|%2B)\d[\d\s().-]{5,}\d(?:\s*(?:x|ext\.?|extension)\s*\d{1,6})?"
+    r"(?![0-9A-Za-z_]|[-_][0-9A-Za-z])",
     re.IGNORECASE,
 )
 """A run of 7+ digits (spaces, dots, dashes, brackets between) standing alone, with its extension if any: a phone
 number, not the digits inside a token such as a subject hash or a CRM record id, which must stay intact to be
-found again. Without the extension, ``007.155.3406x553`` was masked as ``<phone>.3406x553`` (the number's last
-digits and its extension left in clear, in an import's errors preview). A number URL-encoded in a request path
-(``/v2/PhoneNumbers/%2B14155550100``, quoted by a failed Twilio lookup's error) is one too."""
+found again, nor a part of a name joined by ``-`` or ``_`` (``demo-0612345678``). Without the extension,
+``007.155.3406x553`` was masked as ``<phone>.3406x553`` (the number's last digits and its extension left in
+clear, in an import's errors preview). A number URL-encoded in a request path (``/v2/PhoneNumbers/%2B14155550100``,
+quoted by a failed Twilio lookup's error) is one too."""
+_SEPARATOR: Final = r"\s,;'\""
 
 
-def mask(text: str) -> str:
-    """``text`` with email addresses and phone numbers replaced by placeholders."""
-    return _PHONE.sub("<phone>", _EMAIL.sub("<email>", text))
+def mask(text: str, *, keep: Collection[str] = ()) -> str:
+    """``text`` with email addresses and phone numbers replaced by placeholders; the names in ``keep`` (list
+    names, never personal data) standing as words of their own are left as they are."""
+    names = sorted((n for n in keep if n), key=len, reverse=True)
+    if not names:
+        return _PHONE.sub(lambda m: m["keep"] or "<phone>", _EMAIL.sub("<email>", text))
+    alternatives = "|".join(map(re.escape, names))
+    parts = re.split(rf"(?<![^{_SEPARATOR}])({alternatives})(?![^{_SEPARATOR}])", text)
+    return "".join(part if i % 2 else mask(part) for i, part in enumerate(parts))
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: Any, keep: Collection[str]) -> Any:
     if isinstance(value, str):
-        return mask(value)
+        return mask(value, keep=keep)
     if isinstance(value, dict):
-        return {str(k): _scrub(v) for k, v in value.items()}
+        return {str(k): _scrub(v, keep) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_scrub(v) for v in value]
+        return [_scrub(v, keep) for v in value]
     return value
 
 
@@ -58,10 +78,19 @@ def lead_ids(ids: list[int]) -> dict[str, Any]:
     return {"leadIds": sorted(ids)[:MAX_LEAD_IDS], "leadCount": len(ids)}
 
 
-def record(conn: Connection, actor: str, action: str, object: str, details: dict[str, Any] | None = None) -> int:
+def record(
+    conn: Connection,
+    actor: str,
+    action: str,
+    object: str,
+    details: dict[str, Any] | None = None,
+    *,
+    lists: Collection[str] = (),
+) -> int:
     """Append one entry in the caller's transaction; returns its id. Lead ids are kept as they are; every
-    string is masked (see the module doc)."""
-    clean = {k: (v if k == "leadIds" else _scrub(v)) for k, v in (details or {}).items()}
+    string is masked (see the module doc) but for the names of the ``lists`` the action was on: a date-stamped
+    list name (``demo-20261130-101032``) was recorded as ``demo-<phone>``."""
+    clean = {k: (v if k == "leadIds" else _scrub(v, lists)) for k, v in (details or {}).items()}
     row = conn.execute(
         "INSERT INTO audit_log (actor, action, object, details) VALUES (%s, %s, %s, %s) RETURNING id",
         (actor, action, mask(object), Jsonb(clean)),

@@ -522,17 +522,24 @@ def _audit(
         f"leads.{action}",
         "selection",
         {"selection": selection.describe(), **details, **audit.lead_ids(ids)},
+        lists=selection.lists,
     )
 
 
-def count(conn: Connection, selection: Selection, user: str) -> int:
-    """How many live leads the selection matches (for a confirmation prompt)."""
-    named_leads_lists(conn, selection, user)
-    row = conn.execute(
-        sql.SQL("SELECT count(*) AS n FROM leads l WHERE {}").format(where_clause(conn, selection, user))
-    ).fetchone()
-    assert row is not None
-    return int(row["n"])
+def count(conn: Connection, selection: Selection, user: str, action: str) -> int:
+    """How many live leads the selection matches, for the confirmation of ``action`` on them; refused first, as
+    the action would be (``matched_leads``), when ``user`` may not edit one of their lists: a viewer was asked
+    "delete 1 leads?" and refused only once they had answered yes."""
+    named = named_leads_lists(conn, selection, user)
+    rows = list(
+        conn.execute(
+            sql.SQL("SELECT list_id, count(*) AS n FROM leads l WHERE {} GROUP BY list_id").format(
+                where_clause(conn, selection, user)
+            )
+        )
+    )
+    access.require_all(conn, [*(r["list_id"] for r in rows), *named], user, "editor", action)
+    return sum(int(r["n"]) for r in rows)
 
 
 def delete(conn: Connection, selection: Selection, user: str) -> BulkResult:

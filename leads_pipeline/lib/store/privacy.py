@@ -318,6 +318,15 @@ def _any_hash(conn: Connection, table: str, hashes: list[str]) -> bool:
     return bool(row and row["found"])
 
 
+def erasable_person(conn: Connection, raw: str, actor: str, *, everyone: bool = False) -> Person:
+    """The person ``raw`` names, once ``actor`` may erase them (``erase_person`` refuses otherwise): checked before
+    the command asks for a confirmation too, which a user without the right was asked, and answered, in vain."""
+    person = find_person(conn, raw, "erase")
+    access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
+    person.require_one(everyone)
+    return person
+
+
 def erase_person(
     conn: Connection,
     raw: str,
@@ -333,9 +342,7 @@ def erase_person(
     the request. Returns counts."""
     removed: dict[str, int] = {}
     with conn.transaction():
-        person = find_person(conn, raw, "erase")
-        access.require_privacy_request(conn, actor, person.list_ids, "erasing a person's data from it")
-        person.require_one(everyone)
+        person = erasable_person(conn, raw, actor, everyone=everyone)
         queued = crm_erasures.queue(conn, person.lead_ids, person.subject, actor)  # before the links go
         photos = media_files(conn, person.lead_ids)  # before the facts naming them go
         cleared: set[str] = set()

@@ -411,8 +411,13 @@ def create_selection_batch(
     with conn.transaction():
         conn.execute(
             "INSERT INTO batches (id, kind, list_id, description) VALUES (%s, 'selection', %s, %s)",
-            # masked as the audit log is: a filter such as `email = x` names a person the batch outlives
-            (batch_id, list_ids[0] if len(selection.lists) == 1 else None, mask(description or selection.describe())),
+            # masked as the audit log is: a filter such as `email = x` names a person the batch outlives (the
+            # names of its lists are kept)
+            (
+                batch_id,
+                list_ids[0] if len(selection.lists) == 1 else None,
+                mask(description or selection.describe(), keep=selection.lists),
+            ),
         )
         count = conn.execute(
             sql.SQL("INSERT INTO batch_leads (batch_id, lead_id) SELECT {}, l.id FROM leads l WHERE {}").format(

@@ -147,3 +147,36 @@ def test_masking_takes_a_url_encoded_number(text: str, masked: str) -> None:
     """A failed Twilio lookup's error quotes its request path, the number URL-encoded (%2B for +): the phone
     stage's log in Dagster's event log, and the job's failure reasons, kept the number in clear."""
     assert audit.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("connection refused: 127.0.0.1:9", "connection refused: 127.0.0.1:9"),
+        ("no route to 192.168.100.200:54321.", "no route to 192.168.100.200:54321."),
+        ("at 2026-11-30T10:10:32.123456+00:00", "at 2026-11-30T10:10:32.123456+00:00"),
+        ("lists demo-20261130-101032", "lists demo-20261130-101032"),
+        ("inbox/fair_0612345678.csv", "inbox/fair_0612345678.csv"),
+        ("(415) 555-0100 or +1 (415) 555-0101", "<phone> or <phone>"),
+        ("tel:+14155550100, 06 12 34 56 78", "tel:<phone>, <phone>"),
+    ],
+)
+def test_masking_leaves_addresses_dates_and_names_alone(text: str, masked: str) -> None:
+    """An IP address in a connection error became <phone> (127.0.0.1:9), and so did a date-stamped list name in
+    the audit log (lists demo-<phone>): the masking keeps what is not a phone number and still takes the numbers
+    written with brackets whole (before: (<phone>)."""
+    assert audit.mask(text) == masked
+
+
+def test_the_lists_an_action_was_on_are_recorded_in_clear(database_url: str) -> None:
+    with connect(database_url) as conn:
+        audit.record(
+            conn,
+            "ana",
+            "leads.export",
+            "selection",
+            {"selection": "lists 0612345678, fair; phone = 0612345679", "name": "0612345678"},
+            lists=["0612345678"],
+        )
+        [entry] = audit.entries(conn)
+    assert entry["details"] == {"selection": "lists 0612345678, fair; phone = <phone>", "name": "0612345678"}
