@@ -225,14 +225,15 @@ def enrich_after_import(
     notify_url: str | None = None,
     priority: str = "normal",
     max_credits: float | None = None,
+    template: str = "basic",
 ) -> None:
-    """Have the list enriched after each import, from the company source with the basic template."""
+    """Have the list enriched after each import, from the company source with the template (basic: free)."""
     set_list_settings(
         conn,
         list_id,
         enrich_after_import=True,
         sources=["company"],
-        template="basic",
+        template=template,
         priority=priority,
         max_credits=max_credits,
         notify_url=notify_url,

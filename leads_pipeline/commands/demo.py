@@ -21,6 +21,7 @@ import yaml
 
 from leads_pipeline.commands.common import acting_user, console, environment, run_or_fail
 from leads_pipeline.lib.runtime import Environment
+from leads_pipeline.lib.wording import credit_amount
 
 DEMO_MAPPING = {
     "email": "email",
@@ -126,7 +127,7 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
         f"job {document['jobId']} {document['status']}: {results['enriched']} leads enriched, "
         f"{results['noDataFound']} with nothing new, {results['failed']} failed"
     )
-    _say(f"{document['creditsUsed']:g} credits used (estimate {document['estimatedCredits']:g})")
+    _say(f"{credit_amount(document['creditsUsed'])} used (estimate {document['estimatedCredits']:g})")
     filled = ", ".join(f"{name} {before[field]} -> {after[field]}" for field, name in COVERAGE.items())
     _say(f"leads with: {filled} (of {document['progress']['total']})")
     _say(

@@ -38,6 +38,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
+from leads_pipeline.lib.wording import credit_amount
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -136,7 +137,7 @@ def create_job(
     """Create the selection batch and job with its estimate, in one transaction (rolled back for --estimate). The
     job's lock is taken on ``keeper`` before the job is committed: the caller holds it until it runs the job or
     hands it to the process that does (``_spawn``), so the job never reads as interrupted while it starts."""
-    from leads_pipeline.lib.enrichment.jobs import estimate, job_key, month_budget
+    from leads_pipeline.lib.enrichment.jobs import estimate, job_key, launch_refusal, month_budget
     from leads_pipeline.lib.enrichment.providers import require_assets
     from leads_pipeline.lib.enrichment.templates import load_template
     from leads_pipeline.lib.store import enrichment as store
@@ -160,14 +161,15 @@ def create_job(
             description=f"enrich {','.join(sources)} ({template.name}): {selection.describe()}",
         )
         plan = estimate(conn, job_id, sources, template, overwrite=overwrite)
-        month = month_budget(conn, plan["estimatedCredits"])
         if estimate_only:
+            month = month_budget(conn, plan)
             conn.rollback()
             if month is not None:  # what the launch below would say of it
                 plan["monthlyBudget"] = month.as_json()
             return plan, None
-        if month is not None and month.refused:
-            raise ConfigurationError(month.refusal)
+        refusal = launch_refusal(conn, plan)
+        if refusal is not None:
+            raise ConfigurationError(refusal)
         # once every refusal that needs no Dagster is made: loading the definitions takes ~2.4 s of CPU and 190 MB
         require_assets(sources, _available_assets())
         store.claim_job(keeper, job_id)
@@ -264,7 +266,7 @@ def enrich(
         print_json(document)
     else:
         console.print(
-            f"job [bold]{job.id}[/bold] queued: {job.leads_queued:,} leads, ~{job.estimated_credits:g} credits, "
+            f"job [bold]{job.id}[/bold] queued: {job.leads_queued:,} leads, ~{credit_amount(job.estimated_credits)}, "
             f"~{job.estimated_seconds:g} s. Follow it with `leads jobs show {job.id}`.",
             highlight=False,
         )
@@ -282,7 +284,7 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         )
     console.print(table)
     console.print(
-        f"{plan['leads']:,} leads, template {plan['template']}: ~{plan['estimatedCredits']:g} credits "
+        f"{plan['leads']:,} leads, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
         f"(at most {plan['maxCredits']:g}), ~{plan['estimatedTime']} s. Nothing was launched.",
         highlight=False,
     )
@@ -290,7 +292,7 @@ def _print_estimate(plan: dict[str, Any]) -> None:
     if month is None:
         return
     console.print(
-        f"monthly budget of {month['budget']:g} credits: {month['usedThisMonth']:g} used this month, "
+        f"monthly budget of {credit_amount(month['budget'])}: {month['usedThisMonth']:g} used this month, "
         f"{month['left']:g} left; {month['note']}",
         highlight=False,
     )
@@ -369,7 +371,7 @@ def _follow(env: Environment, job_id: str, running: Any) -> None:
                 task,
                 total=document["progress"]["total"] or 1,
                 completed=document["progress"]["processed"],
-                description=f"enriching ({document['creditsUsed']:g} credits)",
+                description=f"enriching ({credit_amount(document['creditsUsed'])})",
             )
             if done or not running():
                 break
@@ -391,7 +393,7 @@ def _print_summary(document: dict[str, Any]) -> None:
     progress, results = document["progress"], document["results"]
     console.print(
         f"job [bold]{document['jobId']}[/bold]: {document['status']}, {progress['processed']:,}/{progress['total']:,} "
-        f"({progress['percentage']}%), {document['creditsUsed']:g} credits used"
+        f"({progress['percentage']}%), {credit_amount(document['creditsUsed'])} used"
         + (f", ETA {document['eta']:.0f} s" if "eta" in document else ""),
         highlight=False,
     )
@@ -599,7 +601,11 @@ def credits(
         table.add_row(str(row[by]), f"{row['credits']:g}", str(row["charges"]))
     console.print(table)
     budget = document["monthlyBudget"]
-    console.print(f"this month: {document['thisMonth']:g} credits" + (f" of {budget:g}" if budget is not None else ""))
+    spent = document["thisMonth"]
+    console.print(
+        f"this month: {credit_amount(spent) if budget is None else f'{spent:g} of {credit_amount(budget)}'}",
+        highlight=False,
+    )
 
 
 def enrich_after_import(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal
 
-from leads_pipeline.lib.wording import counted
+from leads_pipeline.lib.wording import counted, credit_amount
 
 PriceItem = Literal[
     "zerobounce",
@@ -87,7 +87,7 @@ class Budget:
         self.limit = limit
         self.reason = reason
         self.lead_cap = lead_cap
-        self.lead_reason = lead_reason or f"leads reached their cap of {lead_cap} credits"
+        self.lead_reason = lead_reason or f"leads reached their cap of {credit_amount(lead_cap or 0)}"
         self.spent = 0.0
         self.refused: Counter[str] = Counter()
         self.capped_leads: set[int] = set()

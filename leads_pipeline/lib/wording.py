@@ -4,3 +4,10 @@
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``1 cluster``, ``2 clusters``: a count with its noun, where "1 clusters of duplicates" read wrong."""
     return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
+
+
+def credit_amount(credits: float) -> str:
+    """``1 credit``, ``0.5 credits``, ``1,200 credits``: an amount of credits, to 4 decimals (the ledger's), where
+    ``:g`` read "1 credits" and "1.2e+06 credits"."""
+    text = f"{credits:,.4f}".rstrip("0").rstrip(".")
+    return f"{text} {'credit' if text == '1' else 'credits'}"

@@ -436,31 +436,35 @@ def test_the_estimate_says_what_the_monthly_budget_leaves_and_whether_the_launch
     leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With the month's budget used up, `leads enrich --estimate` printed a normal estimate, and the launch it
-    estimated was then refused: the estimate says what is left, and what the launch's own check would say."""
+    estimated was then refused: the estimate says what is left, and what the launch's own check would say. What
+    fits is whole calls: 0.5 credit left read "~0.5 ... fit", yet buys no 1-credit Gemini research (the run spent
+    0). An amount of 1 read "1 credits"."""
     monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2")
     leads.json("enrich", "--list", "prospects", "--wait", "--json")  # spends the 2 credits
     args = ("enrich", "--list", "prospects", "--sources", "company", "--overwrite")
-    for budget, left, refused in (("2", 0, True), ("2.5", 0.5, False)):
+    for budget, left, refused in (("1", 0, True), ("2.5", 0.5, False)):
         monkeypatch.setenv("LEADS_MONTHLY_CREDITS", budget)
         plan = leads.json(*args, "--estimate", "--json")
         month = plan.pop("monthlyBudget")
-        assert plan["estimatedCredits"] > left
-        assert {k: month[k] for k in ("budget", "usedThisMonth", "left", "launchRefused")} == {
+        assert plan["estimatedCredits"] > left and set(plan["sources"]["company"]["paidCalls"]) == {"gemini"}
+        assert {k: month[k] for k in ("budget", "usedThisMonth", "left", "launchRefused", "creditsThatFit")} == {
             "budget": float(budget),
             "usedThisMonth": 2,
             "left": left,
             "launchRefused": refused,
+            "creditsThatFit": 0,
         }
-        assert month["creditsThatFit"] == left
         text = " ".join(leads.ok(*args, "--estimate").split())
-        assert f"monthly budget of {budget} credits: 2 used this month, {left:g} left; " in text
+        amount = "1 credit" if budget == "1" else f"{budget} credits"
+        assert f"monthly budget of {amount}: 2 used this month, {left:g} left; " in text
         if refused:
             assert "a launch would be refused: raise LEADS_MONTHLY_CREDITS" in text
-            assert "monthly budget of 2 credits is used up (2 spent)" in leads.fails(*args)
+            assert "monthly budget of 1 credit is used up (2 spent)" in leads.fails(*args)
         else:
-            assert f"~0.5 of the job's ~{plan['estimatedCredits']:g} credits fit" in text
+            assert f"~0 of the job's ~{plan['estimatedCredits']:g} credits fit" in text
             ran = leads.json(*args, "--wait", "--json")  # not refused: it runs until the budget is used up
             assert ran["status"] == "partial" and "budget of 2.5 credits is used up" in ran["sources"][0]["note"]
+            assert ran["creditsUsed"] == 0  # as the estimate said: no whole call fit
     free = leads.json(*args, "--template", "basic", "--estimate", "--json")
     assert free["monthlyBudget"]["launchRefused"] is False  # a free job runs
     monkeypatch.delenv("LEADS_MONTHLY_CREDITS")

@@ -1,6 +1,6 @@
 """Counts with their nouns."""
 
-from leads_pipeline.lib.wording import counted
+from leads_pipeline.lib.wording import counted, credit_amount
 
 
 def test_a_count_of_one_takes_the_singular() -> None:
@@ -12,3 +12,17 @@ def test_a_count_of_one_takes_the_singular() -> None:
         "1,234 clusters",
     ]
     assert (counted(1, "import file"), counted(3, "match", "matches")) == ("1 import file", "3 matches")
+
+
+def test_an_amount_of_exactly_one_credit_takes_the_singular() -> None:
+    """Decimal amounts of credits read "~1 credits (at most 1)" and "monthly budget of 1 credits"."""
+    assert [credit_amount(c) for c in (0, 0.5, 1, 1.0, 1.25, 2, 1234567.5, 0.33333)] == [
+        "0 credits",
+        "0.5 credits",
+        "1 credit",
+        "1 credit",
+        "1.25 credits",
+        "2 credits",
+        "1,234,567.5 credits",
+        "0.3333 credits",
+    ]

@@ -15,7 +15,7 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.enrichment.engine import SOURCE, CompanyEnricher
-from leads_pipeline.lib.enrichment.jobs import estimate, job_budget
+from leads_pipeline.lib.enrichment.jobs import estimate, job_budget, launch_refusal
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
@@ -60,6 +60,7 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     materializes (``company_profiles`` or a contact asset alone) creates it, with the run's sources and the settings
     of the run's ``company_profiles`` config (the defaults when the run has none; ``overwrite`` is the asset's
     own), so every run that spends credits is a job ``leads jobs`` shows, with its --max-credits and template cap.
+    A launch ``launch_refusal`` refuses (the month's budget used up) fails at once with its line, and no job.
     A run Dagster launched for a job a ``leads`` process runs ends canceled (``store.run_by_dagster``), not
     failed: the run failure sensor would settle the job failed while it runs."""
     batch_id = context.partition_key
@@ -79,6 +80,9 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     sources = run_sources(context)
     template = settings.template or DEFAULT_TEMPLATE
     plan = estimate(conn, batch_id, sources, load_template(template), overwrite=overwrite)
+    refusal = launch_refusal(conn, plan)
+    if refusal is not None:  # as `leads enrich` refuses it: the step fails with its line before any lookup
+        raise PermanentError(refusal)
     return store.create_job(
         conn,
         batch_id,

@@ -12,7 +12,7 @@ from leads_pipeline.defs.enrichment.jobs import (
 )
 from leads_pipeline.defs.killed import WILL_RETRY_TAG
 from leads_pipeline.defs.resources import LeadsDatabase
-from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.jobs import estimate, launch_refusal
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import LeadsError
@@ -28,6 +28,7 @@ from leads_pipeline.lib.store import enrichment as store
 def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -> dg.SensorResult:
     available = {key.to_user_string() for key in context.repository_def.asset_graph.get_all_asset_keys()}  # type: ignore[union-attr]
     requests: list[dg.RunRequest] = []
+    refused: list[str] = []
     with database.connection() as conn:
         for row in store.imports_to_enrich(conn):
             try:
@@ -49,6 +50,12 @@ def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: Le
                         notify_url=row["notify_url"],
                         created_by=row["created_by"],
                     )
+                    refusal = launch_refusal(conn, plan)
+                    if refusal is not None:  # `leads jobs ls/show` say why it did not run; the import is handled
+                        store.refuse_job(conn, job.id, refusal)
+                        refused.append(f"import {row['import_id']}: job {job.id} not launched: {refusal}")
+                        context.log.warning(refused[-1])
+                        continue
                 keys = launchable_sources(job, available)
             except LeadsError as exc:
                 context.log.warning(f"import {row['import_id']}: not enriched after import: {exc}")
@@ -62,7 +69,8 @@ def enrich_after_import_sensor(context: dg.SensorEvaluationContext, database: Le
                     tags=run_tags(job, "enrich_after_import"),
                 )
             )
-    return dg.SensorResult(run_requests=requests)
+    # a tick that launches nothing says why in the UI (a tick cannot both launch runs and skip: the log says it)
+    return dg.SensorResult(run_requests=requests, skip_reason=None if requests else "; ".join(refused) or None)
 
 
 def _job_of(run: dg.DagsterRun) -> str | None:

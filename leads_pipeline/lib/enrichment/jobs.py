@@ -18,12 +18,18 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from leads_pipeline.lib.batches import slug
-from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, price
-from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS, SOURCE_CREDITS_PER_LEAD, SOURCE_FIELD
+from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, PriceItem, price
+from leads_pipeline.lib.enrichment.providers import (
+    COMPANY_PROVIDERS,
+    SOURCE_CALLS_PER_LEAD,
+    SOURCE_CREDITS_PER_LEAD,
+    SOURCE_FIELD,
+)
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.wording import credit_amount
 
 if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company estimate imports it, not a job's history
     from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer
@@ -60,14 +66,16 @@ _RAISE = f"raise {MONTHLY_BUDGET_ENV} or wait for next month (free sources still
 
 @dataclass(frozen=True)
 class MonthBudget:
-    """The month's budget (``LEADS_MONTHLY_CREDITS``) against a job expected to spend ``credits``: what a launch
-    checks and its estimate shows, so the estimate says whether the launch would be refused. A launch is refused
-    when nothing is left and the job would spend; one that does not fit runs until the budget is used up, when
-    its paid lookups stop (``job_budget``) and it ends partial; a free job always runs."""
+    """The month's budget (``LEADS_MONTHLY_CREDITS``) against a job expected to spend ``credits`` in ``calls``
+    (each call's price and how many, in the order of the job's sources): what a launch checks and its estimate
+    shows, so the estimate says whether the launch would be refused. A launch is refused when nothing is left and
+    the job would spend; one that does not fit runs until the budget is used up, when its paid lookups stop
+    (``job_budget``) and it ends partial; a free job always runs."""
 
     budget: float
     used: float
     credits: float
+    calls: tuple[tuple[float, int], ...] = ()
 
     @property
     def left(self) -> float:
@@ -79,17 +87,27 @@ class MonthBudget:
 
     @property
     def refusal(self) -> str:
-        return f"the account's monthly budget of {self.budget:g} credits is used up ({self.used:g} spent); {_RAISE}"
+        budget = credit_amount(self.budget)
+        return f"the account's monthly budget of {budget} is used up ({self.used:g} spent); {_RAISE}"
+
+    @property
+    def fit(self) -> float:
+        """Credits of the job's calls that fit what is left: whole calls only, as a paid call is made only when its
+        whole price fits (``Budget.hold``), so 0.5 credit left buys no 1-credit Gemini research."""
+        fit = 0.0
+        for each, count in self.calls:
+            fit += min(count, math.floor((self.left - fit) / each + 1e-9)) * each
+        return round(min(fit, self.credits), 4)
 
     def as_json(self) -> dict[str, Any]:
         """The estimate's ``monthlyBudget``, its ``note`` the sentence the text estimate prints."""
-        fit = round(min(self.credits, self.left), 4)
+        fit = self.fit
         if self.refused:
             note = f"a launch would be refused: {_RAISE}"
         elif fit < self.credits:
             note = (
-                f"~{fit:g} of the job's ~{self.credits:g} credits fit: its paid lookups would stop there and it would "
-                "end partial"
+                f"~{fit:g} of the job's ~{credit_amount(self.credits)} fit: its paid lookups would stop there and it "
+                "would end partial"
             )
         else:
             note = "the estimated credits fit"
@@ -103,10 +121,23 @@ class MonthBudget:
         }
 
 
-def month_budget(conn: store.Connection, credits: float) -> MonthBudget | None:
-    """The month's budget against a job expected to spend ``credits``; None without a budget."""
+def month_budget(conn: store.Connection, plan: dict[str, Any]) -> MonthBudget | None:
+    """The month's budget against a job of this estimate (``estimate``); None without a budget."""
     budget = monthly_budget()
-    return None if budget is None else MonthBudget(budget, store.credits_this_month(conn), credits)
+    if budget is None:
+        return None
+    calls = tuple(
+        (price(item), count) for entry in plan["sources"].values() for item, count in entry["paidCalls"].items()
+    )
+    return MonthBudget(budget, store.credits_this_month(conn), plan["estimatedCredits"], calls)
+
+
+def launch_refusal(conn: store.Connection, plan: dict[str, Any]) -> str | None:
+    """Why a job of this estimate may not be launched (the month's budget is used up and it would spend), else
+    None: the one check of every launch, `leads enrich`'s, the enrich-after-import sensor's and a Dagster UI
+    run's, which would otherwise start a job whose every paid lookup is refused."""
+    month = month_budget(conn, plan)
+    return month.refusal if month is not None and month.refused else None
 
 
 def job_budget(
@@ -130,7 +161,7 @@ def job_budget(
         limits.append(
             (
                 month - used,
-                f"the account's monthly budget of {month:g} credits is used up ({used:g} spent); raise "
+                f"the account's monthly budget of {credit_amount(month)} is used up ({used:g} spent); raise "
                 f"{MONTHLY_BUDGET_ENV} or wait for next month",
             )
         )
@@ -189,6 +220,7 @@ def estimate(
             "estimatedCredits": needing * expected,
             "maxCredits": needing * worst,
             "estimatedTime": needing * CONTACT_SECONDS_PER_LEAD / CONCURRENCY,
+            "paidCalls": dict.fromkeys(SOURCE_CALLS_PER_LEAD[source], needing),
         }
         if source == "email" and not overwrite:  # (overwriting counts every lead already)
             _add_stale_verdicts(conn, batch_id, per_source[source])
@@ -214,8 +246,7 @@ def _add_stale_verdicts(conn: store.Connection, batch_id: str, email: dict[str, 
     from leads_pipeline.lib.contacts.email_batch import EmailOptions  # (dnspython, smtplib): the email estimate only
 
     stale = store.stale_paid_verdicts(conn, batch_id, list(PAID_VERIFIERS), timedelta(days=EmailOptions.cache_days))
-    credits = sum(n * price(PAID_VERIFIERS[method]) for method, n in stale.items())
-    _add_checks(email, "staleVerdicts", sum(stale.values()), credits)
+    _add_checks(email, "staleVerdicts", {PAID_VERIFIERS[method]: n for method, n in stale.items()})
 
 
 def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]) -> None:
@@ -230,7 +261,7 @@ def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]
         return
     age = timedelta(days=EmailOptions.cache_days)
     count = store.unverified_addresses(conn, batch_id, method, list(PAID_VERIFIERS), age)
-    _add_checks(email, "unverifiedAddresses", count, count * price(PAID_VERIFIERS[method]))
+    _add_checks(email, "unverifiedAddresses", {PAID_VERIFIERS[method]: count})
 
 
 def answering_verifier() -> str | None:
@@ -252,12 +283,16 @@ def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str
     from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
 
     count = store.profiles_to_read(conn, batch_id, timedelta(days=LinkedInOptions.cache_days))
-    _add_checks(linkedin, "profileReads", count, count * price("apify_linkedin_profile"))
+    _add_checks(linkedin, "profileReads", {"apify_linkedin_profile": count})
 
 
-def _add_checks(entry: dict[str, Any], key: str, count: int, credits: float) -> None:
-    """Add ``count`` paid checks of leads that miss nothing to a source's estimate, under ``key`` and in its
-    totals."""
+def _add_checks(entry: dict[str, Any], key: str, calls: dict[PriceItem, int]) -> None:
+    """Add paid checks of leads that miss nothing (``calls``: how many of each price item) to a source's
+    estimate, their count under ``key``, and to its totals and ``paidCalls``."""
+    count = sum(calls.values())
+    credits = sum(n * price(item) for item, n in calls.items())
+    for item, n in calls.items():
+        entry["paidCalls"][item] = entry["paidCalls"].get(item, 0) + n
     entry[key] = count
     entry["leadsNeeding"] += count
     entry["estimatedCredits"] += credits
@@ -275,6 +310,7 @@ def _company_estimate(conn: store.Connection, batch_id: str, template: Template,
     )
     expected = worst = seconds = 0.0
     lookups = cached = 0
+    paid: dict[str, int] = {}
     answered = store.cached_lookups(conn, [u.identity.key for u in units if u.needed], template.providers())
     for unit in units:
         if not unit.needed:
@@ -290,6 +326,10 @@ def _company_estimate(conn: store.Connection, batch_id: str, template: Template,
             lookups += 1
             cached += result.cached
             expected += result.charged
+            if result.charged:
+                item = COMPANY_PROVIDERS[provider].price_item
+                assert item is not None  # charged: a paid provider
+                paid[item] = paid.get(item, 0) + 1
             seconds += 0 if result.cached else COMPANY_PROVIDERS[provider].seconds
         worst += sum(
             COMPANY_PROVIDERS[p].credits
@@ -305,6 +345,7 @@ def _company_estimate(conn: store.Connection, batch_id: str, template: Template,
         "estimatedCredits": round(expected, 4),
         "maxCredits": round(worst, 4),
         "estimatedTime": seconds / CONCURRENCY,
+        "paidCalls": paid,
     }
 
 

@@ -40,17 +40,24 @@ three)."""
 EMAIL_CANDIDATES = 4
 """Addresses the email stage verifies at most per lead (its ``max_candidates`` default): the worst case."""
 
+SOURCE_CALLS_PER_LEAD: dict[str, tuple[PriceItem, ...]] = {
+    "email": ("zerobounce",),
+    "phone": ("apify_people_search",),
+    "linkedin": ("apify_google_search", "apify_linkedin_profile"),
+}
+"""The paid calls a contact source is expected to make per lead missing the field: email = one paid verdict on the
+address found; phone = one people-search match with a direct dial; linkedin = one URL found and its profile read."""
+
 SOURCE_CREDITS_PER_LEAD: dict[str, tuple[float, float]] = {
-    "email": (price("zerobounce"), EMAIL_CANDIDATES * price("zerobounce") + price("apify_people_search")),
-    "phone": (price("apify_people_search"), price("apify_people_search") + price("twilio_lookup")),
-    "linkedin": (
-        price("apify_google_search") + price("apify_linkedin_profile"),
-        price("apify_google_search") + price("apify_linkedin_profile"),
-    ),
+    source: (sum(map(price, SOURCE_CALLS_PER_LEAD[source])), worst)
+    for source, worst in (
+        ("email", EMAIL_CANDIDATES * price("zerobounce") + price("apify_people_search")),
+        ("phone", price("apify_people_search") + price("twilio_lookup")),
+        ("linkedin", price("apify_google_search") + price("apify_linkedin_profile")),
+    )
 }
 """(expected, at most) credits per lead missing the field, for the contact sources, from the price list.
-Expected: email = one paid verdict on the address found; phone = one people-search match with a direct dial;
-linkedin = one URL found and its profile read. At most adds every candidate verified and the people search
+Expected: the price of its ``SOURCE_CALLS_PER_LEAD``. At most adds every candidate verified and the people search
 (email), and a Twilio line-type lookup of the number found (phone)."""
 
 SOURCE_FIELD: dict[str, str] = {"email": "email", "phone": "phone", "linkedin": "linkedin_url"}

@@ -19,6 +19,7 @@ from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.wording import credit_amount
 
 if TYPE_CHECKING:  # the companies' validation loads pandas and pyarrow, which a job's history does not use
     from leads_pipeline.lib.enrichment.companies import ProviderAnswer
@@ -77,7 +78,8 @@ def run_waterfall(
         asked.add(provider)
         price = COMPANY_PROVIDERS[provider].credits
         if not template.affordable(provider):
-            outcome.skipped.append((provider, f"costs {price} credits, above the template's max_credits_per_lead"))
+            over = f"costs {credit_amount(price)}, above the template's max_credits_per_lead"
+            outcome.skipped.append((provider, over))
             continue
         cached = is_cached(provider)
         reserved = 0.0 if cached else price

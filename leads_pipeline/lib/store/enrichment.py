@@ -351,6 +351,16 @@ def settle_job(conn: Connection, job_id: str, failure: str | None = None) -> Job
     return _job(row)
 
 
+def refuse_job(conn: Connection, job_id: str, reason: str) -> Job:
+    """A job not launched (``jobs.launch_refusal``): its sources and itself failed with the reason, which `leads
+    jobs ls/show` print, so no sensor asks for it again."""
+    conn.execute(
+        "UPDATE enrichment_progress SET status = 'failed', note = %s, updated_at = now() WHERE job_id = %s",
+        (reason, job_id),
+    )
+    return settle_job(conn, job_id, reason)
+
+
 # --- credits ------------------------------------------------------------------------------------------------
 
 

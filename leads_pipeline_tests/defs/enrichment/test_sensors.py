@@ -23,7 +23,7 @@ from leads_pipeline.defs.enrichment.sensors import (
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
 from leads_pipeline.lib.enrichment import notify
-from leads_pipeline.lib.enrichment.jobs import estimate
+from leads_pipeline.lib.enrichment.jobs import estimate, summary
 from leads_pipeline.lib.enrichment.notify import notify_completion
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.store import enrichment as store
@@ -109,6 +109,67 @@ def test_an_import_whose_job_a_test_of_the_sensor_made_is_enriched_by_the_next_t
     assert request.asset_selection == [dg.AssetKey("company_profiles")] and request.tags[JOB_TAG] == "import-auto"
     with connect(database_url) as conn:
         assert store.get_job(conn, "import-auto").status == "queued"
+
+
+def test_an_import_the_months_budget_cannot_pay_for_is_not_launched_and_its_job_says_why(
+    database_url: str, world_leads_csv: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads enrich` refused a paid launch once LEADS_MONTHLY_CREDITS was used up, but the sensor launched it: the
+    job is made, failed with the refusal (`leads jobs ls/show`), nothing is launched and the tick says why."""
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "0")
+    with connect(database_url) as conn:
+        auto = create_list(conn, "auto", owner="tester")
+        enrich_after_import(conn, auto.id, template="standard")
+    import_file(database_url, world_leads_csv, "auto", batch_id="import-auto")
+
+    result = _evaluate(database_url, instance)
+
+    refusal = "the account's monthly budget of 0 credits is used up (0 spent); raise LEADS_MONTHLY_CREDITS"
+    assert not result.run_requests
+    assert result.skip_reason is not None and f"job import-auto not launched: {refusal}" in str(result.skip_reason)
+    with connect(database_url) as conn:
+        shown = summary(conn, "import-auto")
+    assert shown["status"] == "failed" and shown["failure"].startswith(refusal) and shown["creditsUsed"] == 0
+    assert [(s["source"], s["status"], s["note"]) for s in shown["sources"]] == [
+        ("company", "failed", shown["failure"])
+    ]
+    assert _evaluate(database_url, instance).skip_reason is None  # handled: not refused again at every tick
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "100")
+    with connect(database_url) as conn:
+        enrich_after_import(conn, auto.id, template="standard")
+    import_file(database_url, world_leads_csv, "auto", batch_id="import-paid")
+    assert [r.partition_key for r in _evaluate(database_url, instance).run_requests or []] == ["import-paid"]
+
+
+def test_a_ui_launch_the_months_budget_cannot_pay_for_fails_at_once_with_the_refusal(
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run of company_profiles launched from the Dagster UI made its job without the check `leads enrich` makes,
+    and ran every lead to a refused lookup: it fails at once with the same line, no job made, no credit spent."""
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "0")
+    resources = sandbox_resources(database_url, sandbox)
+    logged = len(sandbox.log.entries())
+
+    result = materialize_batch([company_profiles], imported_batch, instance, resources, raise_on_error=False)
+
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_failure_data.error is not None
+    assert failure.step_failure_data.error.message.strip().endswith(
+        "the account's monthly budget of 0 credits is used up (0 spent); raise LEADS_MONTHLY_CREDITS or wait for "
+        "next month (free sources still run with --template basic)"
+    )
+    assert len(sandbox.log.entries()) == logged  # no provider asked
+    with connect(database_url) as conn:
+        assert store.find_job(conn, imported_batch) is None
+        assert store.credits_used(conn, imported_batch) == 0
+    free = materialize_batch(
+        [company_profiles], imported_batch, instance, resources, {"company_profiles": {"template": "basic"}}
+    )
+    assert free.success  # a free launch runs
 
 
 @pytest.fixture
