@@ -22,7 +22,13 @@ from leads_pipeline.defs.contacts.checks import (
     phone_e164_check,
 )
 from leads_pipeline.defs.enrichment.assets import ensure_job
-from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
+from leads_pipeline.defs.executor import (
+    SPENDS_CREDITS,
+    final_failure,
+    retries_left,
+    retry_failed_leads,
+    stops_on_interrupt,
+)
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
@@ -107,9 +113,10 @@ def _record_failures(
     context: dg.AssetExecutionContext, conn: jobs_store.Connection, batch_id: str, source: str, failures: Failures
 ) -> None:
     """Leads a provider failed for are failed on the job (`leads jobs show` counts them apart from "no data"), its
-    source says how many and why, and a warning names each provider and error class, as company_profiles' are: the
-    user runs the stage again for them. The step still succeeds (so does company_profiles'): what was answered is
-    written."""
+    source says how many and why, and a warning names each provider and error class, as company_profiles' are.
+    The step is then retried for them (``retry_failed_leads``), and each attempt records only the leads still
+    failed; after the last one the user runs the stage again. The step still succeeds (so does company_profiles'):
+    what was answered is written."""
     jobs_store.clear_failures(conn, batch_id, source)  # a failed lead is never marked done: this run asked again
     by_reason: dict[str, list[int]] = {}
     for lead_id, reason in failures.reasons.items():
@@ -118,7 +125,8 @@ def _record_failures(
         jobs_store.record_failures(conn, batch_id, source, lead_ids, reason)
     if failures:
         causes = ", ".join(f"{cause}: {n}" for cause, n in sorted(failures.by_cause.items()))
-        context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); run the stage again to retry them")
+        then = "asking them again" if retries_left(context) else "run the stage again to retry them"
+        context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); {then}")
         jobs_store.note_source(conn, batch_id, source, f"{len(failures):,} leads failed: {causes}")
 
 
@@ -191,6 +199,7 @@ def email_contacts(
         check = email_mx_check(conn, batch_id)
         _record_failures(context, conn, batch_id, "email", stats.failures)
         _settle_budget(conn, batch_id, "email", budget)
+    retry_failed_leads(context, len(stats.failures), "email: leads")
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
     metadata = _email_metadata(stats, verifier.method, credits, people_search)
     metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
@@ -248,6 +257,7 @@ def phone_contacts(
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
         _record_failures(context, conn, batch_id, "phone", stats.failures)
         _settle_budget(conn, batch_id, "phone", budget)
+    retry_failed_leads(context, len(stats.failures), "phone: leads")
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
         "already_done": dg.MetadataValue.int(stats.skipped_done),
@@ -342,6 +352,7 @@ def linkedin_profiles(
         check = linkedin_url_check(conn, batch_id)
         _record_failures(context, conn, batch_id, "linkedin", stats.failures)
         _settle_budget(conn, batch_id, "linkedin", budget)
+    retry_failed_leads(context, len(stats.failures), "linkedin: leads")
     scores = sorted(stats.scores)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from leads_pipeline.defs import executor
 from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
@@ -72,6 +73,42 @@ def test_a_retried_verifier_error_is_paid_once(database_url: str, sandbox: Sandb
     assert len(paid) == meta["checked"] and len({f["details"]["email"] for f in paid}) == len(paid)
 
 
+def test_leads_a_provider_failed_for_are_asked_again_by_the_steps_retry(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, no_retry_wait: None
+) -> None:
+    """A Twilio blip failed two leads, which the step left failed for the user to run the stage again: the step is
+    retried for them, and the job counts only leads still failed (none, the provider answering again)."""
+    instance = dg.DagsterInstance.ephemeral()
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    env = sandbox.env()
+    resources["twilio"] = TwilioLookupResource(
+        account_sid=env["TWILIO_ACCOUNT_SID"],
+        auth_token=env["TWILIO_AUTH_TOKEN"],
+        base_url=env["TWILIO_LOOKUP_BASE_URL"],
+        max_retries=0,
+    )
+    assert sandbox.http_app is not None
+    sandbox.http_app.inject("twilio", "503", "503")
+    try:
+        result = materialize_batch(
+            [phone_contacts],
+            world_batch.batch_id,
+            instance,
+            resources,
+            {"phone_contacts": {"twilio": "always", "direct_dials": False, "workers": 1}},
+        )
+    finally:
+        sandbox.http_app.reset()
+    [warning] = [w for w in _warnings(instance, result) if "phone: " in w]
+    assert "leads failed (twilio (TransientError): " in warning and warning.endswith("asking them again")
+    retries = [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.is_step_up_for_retry]
+    assert len(retries) == 1 and result.success
+    assert metadata(result, "phone_contacts")["failed_leads"] == 0 and _failures(database_url, "phone") == {}
+    with connect(database_url) as conn:
+        document = summary(conn, world_batch.batch_id)
+    assert document["results"]["failed"] == 0
+
+
 DOWN = "http://127.0.0.1:9"  # the discard port: nothing listens, as when the sandbox (or the provider) is down
 DOWN_DNS = "127.0.0.1:9"
 
@@ -121,10 +158,12 @@ def test_leads_a_provider_down_could_not_answer_are_counted_failed_not_no_data(
     source: str,
     provider: str,
     config: dict[str, Any],
+    no_retry_wait: None,
 ) -> None:
     """With the providers down, the stages said "searched 21, found 0" and succeeded: only INFO lines told the
     connection errors. Each failed lead is now counted (failed_leads), warned about by provider and error
-    class, and failed on the job, so `leads jobs show` tells it from "no data"; a rerun asks it again."""
+    class, and failed on the job, so `leads jobs show` tells it from "no data"; the step's retries and a rerun ask
+    it again."""
     instance = dg.DagsterInstance.ephemeral()
     name = asset.key.to_user_string()
     result = materialize_batch(
@@ -140,8 +179,10 @@ def test_leads_a_provider_down_could_not_answer_are_counted_failed_not_no_data(
     assert all("(TransientError): " in reason for reason in failed.values())
     logged = [e.user_message for e in instance.all_logs(result.run_id)]
     assert not [m for m in [*failed.values(), *logged] if re.search(r"\d{7,}", m)]  # no number a URL quoted
-    [warning] = [w for w in _warnings(instance, result) if f"{source}: " in w]
+    *retried, warning = [w for w in _warnings(instance, result) if f"{source}: " in w]
+    assert len(retried) == executor.TRANSIENT_RETRIES and all(w.endswith("asking them again") for w in retried)
     assert f"{len(failed):,} leads failed" in warning and provider in warning
+    assert warning.endswith("run the stage again to retry them")
     assert "TOKEN" not in warning and sandbox.env()["APIFY_TOKEN"] not in warning
     with connect(database_url) as conn:
         document = summary(conn, world_batch.batch_id)
