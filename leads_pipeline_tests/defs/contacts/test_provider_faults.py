@@ -3,6 +3,7 @@ lead (reported, no fact, no cost) and the stage goes on."""
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
@@ -20,6 +21,7 @@ from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
 from leads_pipeline_tests.support import materialize_batch
 
@@ -210,3 +212,61 @@ def test_leads_a_provider_down_could_not_answer_are_counted_failed_not_no_data(
             )
         }
     assert before is not None and asked == set(failed)  # the failed leads were asked again, not skipped as done
+
+
+def _probing(sandbox: Sandbox, database_url: str, *, port: int | None = None, routes: str = "") -> dict[str, Any]:
+    """The sandbox's resources with SMTP probing on (on ``port`` with ``routes`` before the sandbox's DNS) and no
+    paid verifier to fall back on."""
+    env = sandbox.env()
+    resources = sandbox_resources(sandbox, database_url)
+    resources["zerobounce"] = ZeroBounceResource()
+    resources["mail"] = MailCheckResource(
+        dns_server=env["LEADS_DNS_SERVER"],
+        smtp_port=port or int(env["LEADS_SMTP_PORT"]),
+        smtp_routes=f"{routes},{env['LEADS_SMTP_ROUTES']}" if routes else env["LEADS_SMTP_ROUTES"],
+        smtp_probing="on",
+        timeout_s=2.0,
+    )
+    return resources
+
+
+PROBING = {"email_contacts": {"people_search": False, "verifier": "none"}}
+
+
+def test_mail_hosts_all_refusing_connections_count_their_leads_failed_as_probing_blocked(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, no_retry_wait: None
+) -> None:
+    """With the mail servers unreachable (a closed port), every address came back "unknown" and no lead failed,
+    as if each host had blocked us: no host of the batch taking a connection points at our side (port 25
+    blocked, the sandbox down). The leads are failed, with a warning naming LEADS_SMTP_PROBING=off, and the step
+    is not retried (the same refusals would follow)."""
+    instance = dg.DagsterInstance.ephemeral()
+    resources = _probing(sandbox, database_url, port=9)
+    result = materialize_batch([email_contacts], world_batch.batch_id, instance, resources, PROBING)
+    meta = metadata(result, "email_contacts")
+    failed = _failures(database_url, "email")
+    assert result.success and meta["failed_leads"] == len(failed) > 0
+    assert all(reason.startswith("smtp (probing blocked): ") for reason in failed.values())
+    [blocked] = [w for w in _warnings(instance, result) if "probing looks blocked" in w]
+    assert "on port 9" in blocked and "LEADS_SMTP_PROBING=off" in blocked
+    assert not [e for e in instance.all_logs(result.run_id) if e.dagster_event and e.dagster_event.is_step_up_for_retry]
+    with connect(database_url) as conn:
+        assert summary(conn, world_batch.batch_id)["results"]["failed"] == len(failed)
+
+
+def test_one_mail_host_refusing_connections_leaves_its_addresses_unknown_not_failed(
+    database_url: str, sandbox: Sandbox, sandbox_world: World, world_batch: WorldBatch
+) -> None:
+    """One host refusing while others answer is that host's doing: its addresses stay "unknown", as README says."""
+    with connect(database_url) as conn:
+        emails = {r["id"]: r["email"] for r in conn.execute("SELECT id, email FROM leads WHERE email IS NOT NULL")}
+    strict = {c.domain: c for c in sandbox_world.companies if c.mx_behaviour == "strict"}
+    lead_id, email = next((i, e) for i, e in sorted(emails.items()) if e.rpartition("@")[2] in strict)
+    dead = ",".join(f"{host}=127.0.0.99" for host in strict[email.rpartition("@")[2]].mx_hosts)
+    instance = dg.DagsterInstance.ephemeral()
+    resources = _probing(sandbox, database_url, routes=dead)
+    result = materialize_batch([email_contacts], world_batch.batch_id, instance, resources, PROBING)
+    assert metadata(result, "email_contacts")["failed_leads"] == 0 and _failures(database_url, "email") == {}
+    assert not [w for w in _warnings(instance, result) if "probing looks blocked" in w]
+    [status] = [f for f in _facts(database_url, "email_status") if f["lead_id"] == lead_id]
+    assert status["value"] == "unknown" and "cannot be reached" in json.dumps(status["details"])
