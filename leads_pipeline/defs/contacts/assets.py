@@ -134,7 +134,7 @@ def _record_failures(
         causes = ", ".join(f"{cause}: {n}" for cause, n in sorted(failures.by_cause.items()))
         then = "asking them again" if retried and retries_left(context) else "run the stage again to retry them"
         context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); {then}")
-        jobs_store.note_source(conn, batch_id, source, f"{len(failures):,} leads failed: {causes}")
+        jobs_store.note_source(conn, batch_id, source, f"{len(failures):,}{jobs_store.FAILED_NOTE}{causes}")
 
 
 def _counts(counter: dict[str, int]) -> dg.MetadataValue:
