@@ -50,6 +50,32 @@ def final_failure(description: str) -> dg.Failure:
     return dg.Failure(description=description, allow_retries=False)
 
 
+TRANSIENT_RETRIES = 3
+"""How many times a paid stage's step is retried for the leads or companies a provider could not answer."""
+TRANSIENT_RETRY_DELAY_S = 5.0
+"""The wait before the first of those retries, doubled for each next one (5, 10, 20 s); tests set it to 0."""
+
+
+def retries_left(context: dg.AssetExecutionContext) -> bool:
+    """Whether ``retry_failed_leads`` would still retry the step (its warnings say "asking again", not "run again")."""
+    return context.retry_number < TRANSIENT_RETRIES
+
+
+def retry_failed_leads(context: dg.AssetExecutionContext, failed: int, what: str) -> None:
+    """Has Dagster retry the step, after a backoff, when ``failed`` leads (or companies) met a temporary provider
+    failure (outage, 5xx, rate limit after the client's own retries) and retries are left: a blip no longer leaves
+    them to the user to rerun. What was answered is written and marked done, so the retry asks only the failed ones
+    again. Call it after the step's transaction is committed (the raise would roll it back)."""
+    if not failed or not retries_left(context):
+        return
+    wait = TRANSIENT_RETRY_DELAY_S * 2**context.retry_number
+    context.log.info(
+        f"{what}: {failed:,} failed; asking them again in {wait:g} s"
+        f" (retry {context.retry_number + 1} of {TRANSIENT_RETRIES})"
+    )
+    raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait)
+
+
 executor = dg.multiprocess_executor.configured(
     {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
 )

@@ -22,15 +22,22 @@ from leads_pipeline.defs.contacts.checks import (
     phone_e164_check,
 )
 from leads_pipeline.defs.enrichment.assets import ensure_job
-from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
+from leads_pipeline.defs.executor import (
+    SPENDS_CREDITS,
+    final_failure,
+    retries_left,
+    retry_failed_leads,
+    stops_on_interrupt,
+)
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
+from leads_pipeline.lib.clients.smtp import PROBING_ENV
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifier_clients import paid_verifier
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
-from leads_pipeline.lib.contacts.email_batch import EmailOptions, EmailStage, EmailStats
+from leads_pipeline.lib.contacts.email_batch import PROBING_BLOCKED, EmailOptions, EmailStage, EmailStats
 from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
@@ -104,12 +111,19 @@ def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budg
 
 
 def _record_failures(
-    context: dg.AssetExecutionContext, conn: jobs_store.Connection, batch_id: str, source: str, failures: Failures
+    context: dg.AssetExecutionContext,
+    conn: jobs_store.Connection,
+    batch_id: str,
+    source: str,
+    failures: Failures,
+    *,
+    retried: bool = True,
 ) -> None:
     """Leads a provider failed for are failed on the job (`leads jobs show` counts them apart from "no data"), its
-    source says how many and why, and a warning names each provider and error class, as company_profiles' are: the
-    user runs the stage again for them. The step still succeeds (so does company_profiles'): what was answered is
-    written."""
+    source says how many and why, and a warning names each provider and error class, as company_profiles' are.
+    The step is then retried for them (``retry_failed_leads``; not when ``retried`` is False), and each attempt
+    records only the leads still failed; after the last one the user runs the stage again. The step still succeeds
+    (so does company_profiles'): what was answered is written."""
     jobs_store.clear_failures(conn, batch_id, source)  # a failed lead is never marked done: this run asked again
     by_reason: dict[str, list[int]] = {}
     for lead_id, reason in failures.reasons.items():
@@ -118,8 +132,9 @@ def _record_failures(
         jobs_store.record_failures(conn, batch_id, source, lead_ids, reason)
     if failures:
         causes = ", ".join(f"{cause}: {n}" for cause, n in sorted(failures.by_cause.items()))
-        context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); run the stage again to retry them")
-        jobs_store.note_source(conn, batch_id, source, f"{len(failures):,} leads failed: {causes}")
+        then = "asking them again" if retried and retries_left(context) else "run the stage again to retry them"
+        context.log.warning(f"{source}: {len(failures):,} leads failed ({causes}); {then}")
+        jobs_store.note_source(conn, batch_id, source, f"{len(failures):,}{jobs_store.FAILED_NOTE}{causes}")
 
 
 def _counts(counter: dict[str, int]) -> dg.MetadataValue:
@@ -186,11 +201,21 @@ def email_contacts(
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
+    blocked = stats.failures.by_cause[PROBING_BLOCKED]
     with database.connection() as conn:
         credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
         check = email_mx_check(conn, batch_id)
-        _record_failures(context, conn, batch_id, "email", stats.failures)
+        _record_failures(context, conn, batch_id, "email", stats.failures, retried=len(stats.failures) > blocked)
         _settle_budget(conn, batch_id, "email", budget)
+    if blocked and verifier.prober is not None:
+        context.log.warning(
+            f"email: SMTP probing looks blocked: none of the {verifier.blocked_hosts:,} mail hosts probed took a"
+            f" connection on port {verifier.prober.port} (refused or timed out), which points at this network"
+            f" blocking outgoing port 25 (most clouds do) or the mail servers being down; {blocked:,} leads are"
+            f" counted failed. Set {PROBING_ENV}=off to verify with the paid verifier or DNS only"
+        )
+    # a blocked port is not a blip: retrying would wait out the same refusals or timeouts again
+    retry_failed_leads(context, len(stats.failures) - blocked, "email: leads")
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
     metadata = _email_metadata(stats, verifier.method, credits, people_search)
     metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
@@ -248,6 +273,7 @@ def phone_contacts(
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
         _record_failures(context, conn, batch_id, "phone", stats.failures)
         _settle_budget(conn, batch_id, "phone", budget)
+    retry_failed_leads(context, len(stats.failures), "phone: leads")
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),
         "already_done": dg.MetadataValue.int(stats.skipped_done),
@@ -342,6 +368,7 @@ def linkedin_profiles(
         check = linkedin_url_check(conn, batch_id)
         _record_failures(context, conn, batch_id, "linkedin", stats.failures)
         _settle_budget(conn, batch_id, "linkedin", budget)
+    retry_failed_leads(context, len(stats.failures), "linkedin: leads")
     scores = sorted(stats.scores)
     metadata = {
         "leads": dg.MetadataValue.int(stats.leads),

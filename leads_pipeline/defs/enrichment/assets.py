@@ -8,7 +8,7 @@ import dagster as dg
 
 from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
-from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, stops_on_interrupt
+from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, retry_failed_leads, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
@@ -22,7 +22,6 @@ from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
 
 DEFAULT_TEMPLATE = "standard"
-TRANSIENT_RETRIES = 3
 
 
 class CompanyProfilesConfig(RunConfig):
@@ -145,10 +144,8 @@ def company_profiles(
         log=context.log.warning,
     )
     stats = enricher.run()
-    if stats.transient_failures and context.retry_number < TRANSIENT_RETRIES:
-        # Companies the provider could not answer right now (rate limit, outage): Dagster retries the run after a
-        # backoff; every company already answered comes from the cache, so only the failed ones are asked again.
-        raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=5 * 2**context.retry_number)
+    # every company already answered comes from the cache on the retry, so only the failed ones are asked again
+    retry_failed_leads(context, stats.transient_failures, "company lookups")
     with database.connection() as conn:
         note = budget.note("company lookup")
         if note is not None:

@@ -6,6 +6,7 @@ import json
 import pwd
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Final, NamedTuple
 
@@ -14,7 +15,7 @@ import dagster as dg
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.imports.assets import ImportConfig
 from leads_pipeline.defs.imports.jobs import import_job
-from leads_pipeline.defs.killed import RUNNING, end_killed_runs
+from leads_pipeline.defs.killed import RUNNING, WILL_RETRY_TAG, end_killed_runs
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
@@ -146,6 +147,44 @@ def _run_in_flight(instance: dg.DagsterInstance, tags: dict[str, str]) -> bool:
     return bool(instance.get_run_records(filters=filters, limit=1))
 
 
+RETRY_FAILED: Final = "Failed to retry run"
+"""The engine event Dagster's run retries (dagster.yaml) report on a failed run they could not launch again
+(``auto_run_reexecution``), after which they never try again."""
+FAILURE_REASON_TAG: Final = "dagster/failure_reason"
+AUTO_RETRY_RUN_TAG: Final = "dagster/auto_retry_run_id"
+LOST_RETRY_WINDOW: Final = timedelta(days=1)
+"""How long after a run whose retry was lost the sensor still resumes its file by itself (then: touch it)."""
+
+
+def _lost_retries(instance: dg.DagsterInstance) -> dict[tuple[str, str], dg.RunRecord]:
+    """The drop folder's latest failed run of each (list, sha256) of the last ``LOST_RETRY_WINDOW`` that Dagster
+    will not retry: one query per tick, whatever the number of files left in the inbox."""
+    filters = dg.RunsFilter(
+        tags={"leads/source": "inbox", WILL_RETRY_TAG: "false"},
+        statuses=[dg.DagsterRunStatus.FAILURE],
+        updated_after=datetime.now(UTC) - LOST_RETRY_WINDOW,
+    )
+    latest: dict[tuple[str, str], dg.RunRecord] = {}
+    for record in instance.get_run_records(filters):  # newest first
+        tags = record.dagster_run.tags
+        latest.setdefault((tags.get("leads/list", ""), tags.get("leads/sha256", "")), record)
+    return latest
+
+
+def _retry_lost(instance: dg.DagsterInstance, record: dg.RunRecord, tags: dict[str, str]) -> bool:
+    """Whether ``record``, the last run importing this content, failed for its run (not its step: a bad file stays
+    failed) and Dagster's run retry of it failed too: the embedded PostgreSQL stopped under ``leads dev`` failed
+    the run, and the retry came while the server still refused connections (``DagsterCodeLocationLoadError``), so
+    the file was imported only once the user touched it. No run of the content has been requested since."""
+    run = record.dagster_run
+    if run.tags.get(FAILURE_REASON_TAG) == "STEP_FAILURE" or AUTO_RETRY_RUN_TAG in run.tags:
+        return False
+    if instance.get_run_records(dg.RunsFilter(tags=tags, created_after=record.create_timestamp), limit=1):
+        return False
+    events = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    return any(e.dagster_event is not None and e.dagster_event.message == RETRY_FAILED for e in events)
+
+
 def _requested_files(cursor: dict[str, object], present: dict[str, DroppedFile]) -> dict[str, list[object]]:
     """The requests still standing: {identity: [path, ctime] of the file that was requested}. One whose file left
     the inbox or was saved again is forgotten, so that a file dropped again after a failed import is imported
@@ -179,6 +218,9 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     seen: dict[str, list[float]] = {}
     run_requests: list[dg.RunRequest] = []
     new_partitions: list[str] = []
+    resumed: list[str] = cursor.get("resumed", [])  # the lost runs requested again: once each
+    lost = _lost_retries(context.instance) if requested else {}
+    lost = {k: r for k, r in lost.items() if r.dagster_run.run_id not in resumed}
     for key, dropped in present.items():
         seen[key] = [dropped.size, dropped.mtime]
         if previous.get(key) != seen[key]:
@@ -188,19 +230,28 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             sha = file_sha256(dropped.path)
         hashes[key] = [dropped.ctime, sha]
         identity = f"{dropped.list_name.casefold()}|{sha}"
+        tags = {"leads/source": "inbox", "leads/list": dropped.list_name, "leads/sha256": sha}
+        run_key = f"{identity}|{dropped.ctime}"  # this drop of the file: a later drop is a new request
         if identity in requested:
-            if key not in hashed and requested[identity][0] != key:  # said once, as the file is first hashed
-                context.log.info(
-                    f"{dropped.path}: same content as {requested[identity][0]}, imported once into list"
-                    f" {dropped.list_name!r}: skipped"
-                )
-            continue
+            failed = lost.get((dropped.list_name, sha)) if requested[identity][0] == key else None
+            if failed is None or not _retry_lost(context.instance, failed, tags):
+                if key not in hashed and requested[identity][0] != key:  # said once, as the file is first hashed
+                    context.log.info(
+                        f"{dropped.path}: same content as {requested[identity][0]}, imported once into list"
+                        f" {dropped.list_name!r}: skipped"
+                    )
+                continue
+            context.log.info(
+                f"{dropped.path}: run {failed.dagster_run.run_id} failed and so did Dagster's retry of it (the"
+                " database away?): requested again"
+            )
+            run_key = f"{run_key}|after {failed.dagster_run.run_id}"
+            resumed.append(failed.dagster_run.run_id)
         requested[identity] = [key, dropped.ctime]
         earlier = _previous_import(database, dropped.list_name, sha)
         if earlier.imported:
             context.log.info(f"{dropped.path}: already imported into list {dropped.list_name!r}, skipped")
             continue
-        tags = {"leads/source": "inbox", "leads/list": dropped.list_name, "leads/sha256": sha}
         if earlier.interrupted and (killed := _fail_killed_runs(context.instance, tags, earlier.dagster_run_id)):
             context.log.info(f"{dropped.path}: its import was interrupted: {killed} killed run(s) reported failed")
         if _run_in_flight(context.instance, tags):
@@ -211,7 +262,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
         config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha, user=dropped.owner)
         run_requests.append(
             dg.RunRequest(
-                run_key=f"{identity}|{dropped.ctime}",  # this drop of the file: a later drop is a new request
+                run_key=run_key,
                 partition_key=batch_key,
                 run_config=dg.RunConfig(ops={"batch_leads": config}),
                 tags={**tags, **BACKGROUND_PRIORITY},
@@ -220,5 +271,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     return dg.SensorResult(
         run_requests=run_requests,
         dynamic_partitions_requests=[batches.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=json.dumps({"seen": seen, "hashed": hashes, "requested": requested}, sort_keys=True),
+        cursor=json.dumps(
+            {"seen": seen, "hashed": hashes, "requested": requested, "resumed": resumed[-100:]}, sort_keys=True
+        ),
     )

@@ -13,6 +13,7 @@ import contextlib
 import re
 import secrets
 import smtplib
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,13 +46,16 @@ def probing_on(setting: str) -> bool:
 @dataclass(frozen=True)
 class ProbeResult:
     """The verdict on one address. code/message: the deciding reply (None for no reply); host: the MX host
-    asked; retry_after: seconds to wait before probing again, set when the host asked for it (4xx)."""
+    asked; retry_after: seconds to wait before probing again, set when the host asked for it (4xx); unreachable:
+    no host took the connection (refused, unreachable or timed out before the greeting), which our own network
+    blocking port 25 also looks like (a host that cannot be resolved is not counted)."""
 
     status: ProbeStatus
     code: int | None
     message: str
     host: str | None
     retry_after: float | None = None
+    unreachable: bool = False
 
 
 class SmtpProber:
@@ -108,6 +112,7 @@ class SmtpProber:
         if not mx_hosts:
             return ProbeResult("unknown", None, "no mail host to probe: look up the domain's MX first", None)
         problem = ""
+        refused = False
         for host in mx_hosts:
             try:
                 address = self._route(host)
@@ -115,8 +120,10 @@ class SmtpProber:
                 problem = f"{host} cannot be resolved: {error}"
                 continue
             smtp = smtplib.SMTP(local_hostname=self.helo_name, timeout=self.timeout)
+            connected = False
             try:
                 code, greeting = smtp.connect(address, self.port)
+                connected = True
                 if code != 220:  # 421: overloaded or shutting down; it closes the connection after saying so
                     return self._verdict("unknown", code, greeting, host, "the host refused the session")
                 return self._converse(smtp, email, domain, host)
@@ -125,14 +132,16 @@ class SmtpProber:
             except smtplib.SMTPException as error:
                 return self._unknown(host, f"SMTP failure: {error}")
             except TimeoutError:
-                return self._unknown(host, f"no answer within {self.timeout:g} s")
+                message = f"no answer within {self.timeout:g} s"
+                return ProbeResult("unknown", None, message, host, unreachable=not connected)
             except UnicodeEncodeError:
                 return self._unknown(host, "the address is not ASCII and SMTPUTF8 probing is not supported")
             except OSError as error:  # refused, unreachable, unknown name: the next host may do better
                 problem = f"{host} ({address}:{self.port}) cannot be reached: {error}"
+                refused = refused or not isinstance(error, socket.gaierror)
             finally:
                 smtp.close()
-        return self._unknown(None, problem)
+        return ProbeResult("unknown", None, problem, None, unreachable=refused)
 
     def _route(self, host: str) -> str:
         key = host.lower().rstrip(".")

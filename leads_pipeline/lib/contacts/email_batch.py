@@ -35,6 +35,8 @@ if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stag
     from leads_pipeline.lib.clients.apify import ApifyResource
 
 PAID_METHODS = frozenset({"zerobounce", "neverbounce"})
+PROBING_BLOCKED = "smtp (probing blocked)"
+"""The failure cause of a lead whose mail hosts took no connection while no host of the run did."""
 FIELDS = ("email", "email_status", people.FIELD)
 
 
@@ -426,13 +428,16 @@ class EmailStage:
         self.stats.catch_all_domains |= {d for d, v in catch_all.items() if v}
 
     def _note_failure(self, lead_id: int, verdict: Verdict) -> None:
-        """A paid verifier that did not answer, or a nameserver that failed for now (timeout, SERVFAIL), leaves the
-        address unknown: the lead failed, not "unknown"."""
+        """A paid verifier that did not answer, a nameserver that failed for now (timeout, SERVFAIL), or mail hosts
+        none of which took a connection while no host of the run so far did (``EmailVerifier.blocked_hosts``:
+        probing looks blocked on our side) leave the address unknown: the lead failed, not "unknown"."""
         answer = verdict.providers.get(verdict.method, {})
         if verdict.method in PAID_METHODS and answer.get("error"):
             self.stats.failures.add_reason(f"{verdict.method} (TransientError)", str(answer["error"]), [lead_id])
         elif verdict.method == "mx" and answer.get("transient"):
             self.stats.failures.add_reason("dns (TransientError)", str(answer.get("error")), [lead_id])
+        elif verdict.method == "smtp" and answer.get("unreachable") and self.verifier.blocked_hosts:
+            self.stats.failures.add_reason(PROBING_BLOCKED, str(answer.get("message")), [lead_id])
 
     @staticmethod
     def _note_catch_all(verdict: Verdict, catch_all: dict[str, bool]) -> None:

@@ -150,6 +150,8 @@ def mx_only_verdict(
 def smtp_verdict(parsed: ParsedEmail, mx: MxResult, probe: ProbeResult) -> Verdict:
     """The verdict of an SMTP probe of ``parsed`` on the hosts of ``mx``."""
     answer = {"status": probe.status, "code": probe.code, "message": probe.message, "host": probe.host}
+    if probe.unreachable:
+        answer["unreachable"] = True
     retry_after = None
     if probe.status == "deliverable":
         status: Status = "valid"

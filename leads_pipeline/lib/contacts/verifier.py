@@ -79,6 +79,10 @@ class NoLedger:
         return None
 
 
+BLOCKED_HOSTS = 2
+"""The fewest mail hosts that must all refuse connections before probing is taken for blocked on our side."""
+
+
 @dataclass(frozen=True)
 class VerifierSettings:
     """probing: SMTP probes on/off. fallback: ask the paid verifier when a probe gives no answer.
@@ -121,7 +125,18 @@ class EmailVerifier:
         self._host_gates: dict[str, threading.Semaphore] = {}
         self._silent: dict[str, float] = {}
         self._strikes: dict[str, int] = {}
+        self._reached: set[str] = set()
+        self._unreached: set[str] = set()
         self._gates_lock = threading.Lock()
+
+    @property
+    def blocked_hosts(self) -> int:
+        """How many mail hosts were probed, none of which took a connection (0 when one did, or fewer than
+        ``BLOCKED_HOSTS`` were tried): every host of several domains refusing or letting the connect time out
+        points at our side (outgoing port 25 blocked, as in most clouds, or the mail servers' sandbox down), not at
+        the hosts, whose one refusal alone stays "unknown"."""
+        with self._gates_lock:
+            return len(self._unreached) if not self._reached and len(self._unreached) >= BLOCKED_HOSTS else 0
 
     @property
     def method(self) -> str:
@@ -177,13 +192,18 @@ class EmailVerifier:
         host = mx.hosts[0]
         with self._gates_lock:
             silent_until = self._silent.get(host, 0.0)
+            unreached = host in self._unreached
         if silent_until > time.monotonic():
-            probe = ProbeResult("unknown", None, "the host did not answer a probe moments ago; not asked again", host)
-            return smtp_verdict(parsed, mx, probe)
+            note = "the host did not answer a probe moments ago; not asked again"
+            return smtp_verdict(parsed, mx, ProbeResult("unknown", None, note, host, unreachable=unreached))
         with self._gate(host):
             probe = self.prober.probe(parsed.email, mx.hosts)
         silent = probe.status == "unknown" and probe.code is None and _silence(probe.message)
         with self._gates_lock:
+            if probe.unreachable:
+                self._unreached.update(mx.hosts if probe.host is None else (probe.host,))
+            elif probe.host is not None:  # a host took the connection, whatever it said then
+                self._reached.add(probe.host)
             # Two timeouts in a row: one alone may be a busy host (or our own load), not a dead one.
             strikes = self._strikes[host] = self._strikes.get(host, 0) + 1 if silent else 0
             if strikes >= 2:

@@ -322,9 +322,18 @@ def record_failures(conn: Connection, job_id: str, source: str, lead_ids: Iterab
     )
 
 
+FAILED_NOTE = " leads failed: "
+"""What the note of a source with failed leads says after their count (``N leads failed: causes``)."""
+
+
 def clear_failures(conn: Connection, job_id: str, source: str) -> None:
-    """Forget the source's failed leads: a run that asked them all again records those still failing."""
+    """Forget the source's failed leads and the note counting them: a run that asked them all again records those
+    still failing (a retry answering them all left the source saying "2 leads failed")."""
     conn.execute("DELETE FROM enrichment_failures WHERE job_id = %s AND source = %s", (job_id, source))
+    conn.execute(
+        "UPDATE enrichment_progress SET note = NULL WHERE job_id = %s AND source = %s AND note LIKE %s",
+        (job_id, source, f"%{FAILED_NOTE}%"),
+    )
 
 
 def settle_job(conn: Connection, job_id: str, failure: str | None = None) -> Job:

@@ -142,7 +142,12 @@ def _select(database_url: str, batch_id: str, where: str, *params: object) -> li
 
 
 def test_cut_answers_are_retried_not_cached_and_not_found_costs_nothing(
-    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    instance: dg.DagsterInstance,
+    no_retry_wait: None,
 ) -> None:
     """A cut body is a transport fault: the client asks again, a company still failing after its attempts is
     failed (the run is retried), and nothing is cached as a rejected answer for a day."""
@@ -273,7 +278,12 @@ def test_apify_search_discovers_the_website_of_a_company_known_only_by_name(
 
 
 def test_companies_the_provider_could_not_answer_are_retried_by_dagster(
-    database_url: str, imported_batch: str, sandbox: Sandbox, sandbox_world: World, instance: dg.DagsterInstance
+    database_url: str,
+    imported_batch: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    instance: dg.DagsterInstance,
+    no_retry_wait: None,
 ) -> None:
     assert sandbox.http_app is not None
     sandbox.http_app.reset()

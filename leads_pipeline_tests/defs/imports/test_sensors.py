@@ -407,3 +407,37 @@ def test_a_copy_under_another_name_is_said_to_be_skipped_once(inbox: Inbox, caps
     assert said[0].endswith(f"{copy}: same content as {first}, imported once into list 'fair': skipped")
     inbox.tick()
     assert "same content" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("reason", "retry_failed", "resumed"),
+    [("UNEXPECTED_TERMINATION", True, True), ("STEP_FAILURE", True, False), ("UNEXPECTED_TERMINATION", False, False)],
+)
+def test_a_file_whose_failed_run_dagster_could_not_retry_is_requested_again_once(
+    inbox: Inbox, reason: str, retry_failed: bool, resumed: bool
+) -> None:
+    """The embedded PostgreSQL stopped under `leads dev` failed the import's run; Dagster's run retry came while the
+    server still refused connections ("Failed to retry run": DagsterCodeLocationLoadError) and gave up, and the
+    file was imported only once the user touched it. The sensor, ticking with the database back, requests it again,
+    once; not a run whose step failed (a bad file stays failed) nor one Dagster did retry."""
+    inbox.instance = dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 2}})
+    inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [first] = inbox.tick().run_requests or []
+    assert first.partition_key is not None
+    tags = {**first.tags, "dagster/partition": first.partition_key, WILL_RETRY_TAG: "false"}
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB", tags={**tags, "dagster/failure_reason": reason}, status=dg.DagsterRunStatus.FAILURE
+    )
+    inbox.instance.add_run(run)
+    if retry_failed:
+        inbox.instance.report_engine_event("Failed to retry run", run)
+
+    requests = inbox.tick().run_requests or []
+    if not resumed:
+        assert requests == []
+        return
+    [again] = requests
+    assert again.partition_key == first.partition_key and again.run_key != first.run_key
+    assert _run_config(again) == _run_config(first)
+    assert inbox.tick().run_requests == [], "once for each failed run"
