@@ -5,6 +5,7 @@ import dagster as dg
 from leads_pipeline.defs.contacts.assets import email_contacts, linkedin_profiles, phone_contacts
 from leads_pipeline.defs.crm.assets import crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
+from leads_pipeline.defs.crm.sensors import crm_connections_sensor
 from leads_pipeline.defs.dedupe.assets import duplicate_clusters
 from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.jobs import enrichment_job
@@ -50,7 +51,13 @@ defs = dg.Definitions(
         crm_erasures_job,
     ],
     schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, *crm_schedules()],
-    sensors=[inbox_sensor, enrich_after_import_sensor, enrichment_succeeded_sensor, enrichment_failed_sensor],
+    sensors=[
+        inbox_sensor,
+        enrich_after_import_sensor,
+        enrichment_succeeded_sensor,
+        enrichment_failed_sensor,
+        crm_connections_sensor,
+    ],
     resources=default_resources(),
     executor=executor,
 )

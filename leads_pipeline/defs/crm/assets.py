@@ -226,6 +226,5 @@ crm_sync_job = dg.define_asset_job(
     selection=[crm_sync_plan, crm_sync],
     partitions_def=crm_connections,
     description="Syncs one CRM connection: plans the push, then pulls and pushes. A partition per connection file,"
-    " added by `leads sync` and the schedules; to sync a connection not listed yet, add its file's name (without"
-    " .yaml) with the launchpad's Add partition.",
+    " added by crm_connections_sensor within 30 s of the file appearing (and by `leads sync` and the schedules).",
 )
