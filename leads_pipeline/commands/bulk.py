@@ -34,6 +34,7 @@ from leads_pipeline.commands.selection import (
     note_unheard_stages,
 )
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.wording import counted
 
 if TYPE_CHECKING:  # each command loads the store when it runs, not every `leads` at its start
     from leads_pipeline.lib.store.bulk import BulkResult
@@ -251,7 +252,7 @@ def bulk_delete(
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     if not yes:  # the count the question shows is noted on, before it is asked
         matched = _run(lambda conn: bulk.count(conn, selection, acting_user(), "deleting its leads"), selection)
-        if not confirmed(f"delete {matched:,} leads ({selection.describe(values=True)})?"):
+        if not confirmed(f"delete {counted(matched, 'lead')} ({selection.describe(values=True)})?"):
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()), selection if yes else None)
     restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"

@@ -21,7 +21,7 @@ import yaml
 
 from leads_pipeline.commands.common import acting_user, console, environment, run_or_fail
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import credit_amount
+from leads_pipeline.lib.wording import counted, credit_amount
 
 DEMO_MAPPING = {
     "email": "email",
@@ -145,7 +145,7 @@ def _dedupe(env: Environment, batch_id: str) -> int:
     result = materialize_duplicates(batch_id, {"user": acting_user()})
     [materialization] = result.asset_materializations_for_node("duplicate_clusters")
     found = int(materialization.metadata["clusters"].value)  # type: ignore[arg-type]
-    _say(f"{found} cluster(s) of duplicates among the imported leads (reported, not merged)")
+    _say(f"{counted(found, 'cluster')} of duplicates among the imported leads (reported, not merged)")
     with connect(env.database_url) as conn:
         for cluster in batch_clusters(conn, batch_id, acting_user()):
             _say(
@@ -207,7 +207,7 @@ def _push(env: Environment, list_name: str) -> dict[str, Any]:
     _say(
         f"sync {report['syncId']} {report['status']}: {report['leadsToSync']} leads to push, {report['created']} "
         f"created, {report['updated']} updated, {report['failed']} failed, {report['invalid']} not sent "
-        f"({report['requests']} request(s))"
+        f"({counted(report['requests'], 'request')})"
     )
     with connect(env.database_url) as conn:
         problems = Counter(f"{row['category']}: {row['message']}" for row in run_errors(conn, int(report["syncId"])))

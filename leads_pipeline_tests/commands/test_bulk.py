@@ -130,7 +130,7 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
         "error: nothing deleted (confirm, or pass --yes)"
     )
     prompt = fair.run("bulk", "delete", "--where", "country = CL", stdin="n\n").output
-    assert "delete 1 leads (all readable lists; country = CL)?" in prompt
+    assert "delete 1 lead (all readable lists; country = CL)?" in prompt, "a count of one takes the singular"
     assert _snapshot(database_url) == before
     deleted = fair.json("bulk", "delete", "--where", "country in CL, ES", "--yes", "--json")
     assert deleted["changed"] == 2

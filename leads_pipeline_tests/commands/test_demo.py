@@ -66,6 +66,7 @@ def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: 
     assert event is not None and event.asset_materialization is not None
     assert event.asset_materialization.partition == imported["batch_id"]
     assert event.asset_materialization.metadata["clusters"].value == 1
+    assert "1 cluster of duplicates among the imported leads" in output  # not "1 cluster(s)"
     assert sql_value(database_url, "SELECT count(*) FROM merges") == 0
     twins = sql_value(
         database_url,
