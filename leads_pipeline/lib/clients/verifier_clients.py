@@ -44,19 +44,26 @@ _ZEROBOUNCE_STATUS: dict[str, VerdictStatus] = {
 
 
 @dataclass
-class ZeroBounceClient:
-    """ZeroBounce email validation (``GET /v2/validate``); ``api_key`` comes from ``ZEROBOUNCE_API_KEY``."""
+class _PaidVerifierClient:
+    """What both paid verifiers' clients hold: the API key (a secret, kept out of their printed form), the session
+    that retries for them, and whether a key is set at all."""
 
-    api_key: str | None = field(repr=False)  # a secret
+    api_key: str | None = field(repr=False)
     session: RetryingSession = field(repr=False)
-    base_url: str = ZEROBOUNCE_URL
-
-    ENV_VAR: ClassVar[str] = API_KEY_ENV["zerobounce"]
-    URL_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_BASE_URL"
 
     @property
     def is_configured(self) -> bool:
         return bool(self.api_key)
+
+
+@dataclass
+class ZeroBounceClient(_PaidVerifierClient):
+    """ZeroBounce email validation (``GET /v2/validate``); ``api_key`` comes from ``ZEROBOUNCE_API_KEY``."""
+
+    base_url: str = ZEROBOUNCE_URL
+
+    ENV_VAR: ClassVar[str] = API_KEY_ENV["zerobounce"]
+    URL_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_BASE_URL"
 
     def verify(self, email: str) -> EmailVerdict:
         key = require(self.api_key, provider="ZeroBounce", env_var=self.ENV_VAR)
@@ -131,20 +138,14 @@ def neverbounce_busy(response: requests.Response) -> bool:
 
 
 @dataclass
-class NeverBounceClient:
+class NeverBounceClient(_PaidVerifierClient):
     """NeverBounce single verification (``GET /v4/single/check``); key: ``NEVERBOUNCE_API_KEY``. Its session
     retries ``neverbounce_busy`` answers too."""
 
-    api_key: str | None = field(repr=False)  # a secret
-    session: RetryingSession = field(repr=False)
     base_url: str = NEVERBOUNCE_URL
 
     ENV_VAR: ClassVar[str] = API_KEY_ENV["neverbounce"]
     URL_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_BASE_URL"
-
-    @property
-    def is_configured(self) -> bool:
-        return bool(self.api_key)
 
     def verify(self, email: str) -> EmailVerdict:
         key = require(self.api_key, provider="NeverBounce", env_var=self.ENV_VAR)

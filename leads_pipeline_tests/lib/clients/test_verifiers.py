@@ -284,3 +284,14 @@ def test_the_estimate_prices_the_verifier_the_email_stage_asks(
     if probing == "off":
         assert paid_verifier("auto", *verifier_clients_of_environment())[1] == chosen
     assert mail_check_of_environment().probing == (probing != "off"), "verify's check probes when the estimate does"
+
+
+@pytest.mark.parametrize("client", ["zerobounce", "neverbounce"])
+def test_a_verifier_clients_printed_form_holds_no_api_key(client: str) -> None:
+    """A client in a log line or a traceback's locals must not show its key (the resources keep it out too)."""
+    from leads_pipeline.lib.clients.http import TIMEOUT_S, RetryPolicy, retrying_session
+    from leads_pipeline.lib.clients.verifier_clients import NeverBounceClient, ZeroBounceClient
+
+    session = retrying_session(policy=RetryPolicy(), timeout_s=TIMEOUT_S)
+    made = (ZeroBounceClient if client == "zerobounce" else NeverBounceClient)("KEY-0xSECRET", session)
+    assert "KEY-0xSECRET" not in repr(made) and made.is_configured
