@@ -4,7 +4,6 @@ and the email estimate use them without loading Dagster."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -40,9 +39,3 @@ def chosen_verifier(choice: str, configured: Collection[str]) -> str | None:
     if choice not in configured:
         raise ConfigurationError(f"verifier {choice!r} was asked for but is not configured: set {API_KEY_ENV[choice]}")
     return choice
-
-
-def verifiers_configured_in_environment() -> frozenset[str]:
-    """The paid verifiers whose API key the environment holds now (what ``is_configured`` says of the resources
-    the definitions bind to the same variables)."""
-    return frozenset(name for name, env_var in API_KEY_ENV.items() if os.environ.get(env_var))

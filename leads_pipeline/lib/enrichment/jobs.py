@@ -267,14 +267,15 @@ def _add_unverified(conn: store.Connection, batch_id: str, email: dict[str, Any]
 def answering_verifier() -> str | None:
     """The paid verifier that answers each of the email stage's checks: with SMTP probing off
     (``LEADS_SMTP_PROBING``), the one the stage's ``verifier: auto`` picks (a job's runs set no other), by the
-    stage's own ``chosen_verifier``. None while mail hosts are probed (the paid verifier is asked only after an
-    "unknown" probe, which no estimate can foresee) or when none is configured."""
-    from leads_pipeline.lib.clients.paid_verdicts import chosen_verifier, verifiers_configured_in_environment
+    ``paid_verifier`` that ``leads verify`` asks, over the clients the environment configures now (no Dagster).
+    None while mail hosts are probed (the paid verifier is asked only after an "unknown" probe, which no estimate
+    can foresee) or when none is configured."""
     from leads_pipeline.lib.clients.smtp import PROBING_DEFAULT, PROBING_ENV, probing_on
+    from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
 
     if probing_on(os.environ.get(PROBING_ENV) or PROBING_DEFAULT):
         return None
-    return chosen_verifier("auto", verifiers_configured_in_environment())
+    return paid_verifier("auto", *verifier_clients_of_environment())[1]
 
 
 def _add_profile_reads(conn: store.Connection, batch_id: str, linkedin: dict[str, Any]) -> None:
