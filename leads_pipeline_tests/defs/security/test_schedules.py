@@ -3,13 +3,18 @@ erasures schedule launches a run only when an erasure is pending."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pytest
+from dagster._core.definitions.run_request import InstigatorType
+from dagster._core.scheduler.instigation import TickStatus
 
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline_tests.support import cli_environment
 
 
 def test_retention_runs_daily_by_default() -> None:
@@ -56,3 +61,17 @@ def test_the_crm_erasures_schedule_launches_a_run_only_while_an_erasure_is_pendi
         )
     [request] = tick().run_requests or []
     assert request.tags["dagster/priority"] == BACKGROUND_PRIORITY["dagster/priority"] == "-10"
+
+
+@pytest.mark.integration
+def test_a_schedules_skipped_ticks_are_purged_after_a_week(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster keeps every schedule tick for good by default: the hourly erasures' skipped ticks, 8,760 a year,
+    would pile up in the instance's storage. The project's dagster.yaml has the daemon purge them after 7 days
+    (a sensor's skipped ticks already go then); ticks that launched a run or failed stay."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    with dg.DagsterInstance.get() as instance:
+        settings = instance.get_tick_retention_settings(InstigatorType.SCHEDULE)
+    assert settings[TickStatus.SKIPPED] == 7
+    assert settings[TickStatus.SUCCESS] == settings[TickStatus.FAILURE] == -1
