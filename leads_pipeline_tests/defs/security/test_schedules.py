@@ -1,5 +1,5 @@
-"""The daily retention schedule targets the retention job, which materializes ``retention_run``; the hourly CRM
-erasures schedule launches a run only when an erasure is pending."""
+"""The daily retention schedule targets the retention job, which materializes ``retention_run``, when a policy is
+set; the hourly CRM erasures schedule launches a run only when an erasure is pending."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.store import retention
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.support import cli_environment
 
@@ -26,10 +27,20 @@ def test_retention_runs_daily_by_default() -> None:
     assert {node.name for node in job.graph.node_defs} == {"retention_run"}
 
 
-def test_the_retention_schedules_runs_queue_behind_the_runs_people_launch() -> None:
-    """Without ``dagster/priority`` the daemon's own runs ranked as a run launched from the UI or by ``leads``."""
+@pytest.mark.integration
+def test_the_retention_schedule_launches_a_run_only_while_a_policy_is_set(database_url: str) -> None:
+    """Each day launched a run, with no policy set too: 365 runs a year that removed nothing, each writing an entry
+    to the audit log, which nothing may delete. A day with no policy now skips; with one, the run queues behind the
+    runs people launch (without ``dagster/priority`` it ranked as a run launched from the UI or by ``leads``)."""
     schedule = defs.resolve_schedule_def("retention_daily")
-    [request] = schedule.evaluate_tick(dg.build_schedule_context()).run_requests or []
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    with dg.build_schedule_context(resources=resources) as context:
+        skipped = schedule.evaluate_tick(context)
+    assert skipped.run_requests == [] and skipped.skip_message == "no retention policy is set (leads retention set)"
+    with connect(database_url) as conn:
+        retention.set_policy(conn, "inbox", 30, list_id=None, actor="dpo")
+    with dg.build_schedule_context(resources=resources) as context:
+        [request] = schedule.evaluate_tick(context).run_requests or []
     assert request.tags["dagster/priority"] == BACKGROUND_PRIORITY["dagster/priority"] == "-10"
 
 
