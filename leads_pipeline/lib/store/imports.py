@@ -812,14 +812,18 @@ def import_errors(conn: Connection, import_id: int, limit: int | None = None) ->
     return list(conn.execute(query, (import_id,)))
 
 
-def list_imports(conn: Connection, list_ids: list[int], limit: int = 50) -> list[dict[str, Any]]:
-    """The newest imports into these lists, with their status as it is now (``_now``)."""
+def list_imports(
+    conn: Connection, list_ids: list[int], limit: int = 50, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest imports into these lists (older than import ``before``), with their status as it is now
+    (``_now``)."""
     rows = conn.execute(
         sql.SQL(
             "SELECT i.*, l.name AS list_name, {} FROM imports i JOIN lists l ON l.id = i.list_id"
-            " WHERE i.list_id = ANY(%(lists)s) ORDER BY i.id DESC LIMIT %(limit)s"
+            " WHERE i.list_id = ANY(%(lists)s) AND (%(before)s::bigint IS NULL OR i.id < %(before)s)"
+            " ORDER BY i.id DESC LIMIT %(limit)s"
         ).format(_ALIVE),
-        {"lists": list_ids, "limit": limit},
+        {"lists": list_ids, "limit": limit, "before": before},
     )
     return [_now(row) for row in rows]
 
