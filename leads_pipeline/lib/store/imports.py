@@ -105,6 +105,26 @@ def unfinished_import(conn: Connection, list_id: int, sha256: str) -> dict[str, 
     return None if row is None else _now(row)
 
 
+def inbox_sensor_state(conn: Connection, generation: int) -> dict[str, Any] | None:
+    """The drop folder sensor's state of that generation (sql/150); None once it is gone."""
+    row = conn.execute("SELECT state FROM inbox_sensor_state WHERE generation = %s", (generation,)).fetchone()
+    return None if row is None else dict(row["state"])
+
+
+def save_inbox_sensor_state(conn: Connection, state: Mapping[str, Any], previous: int | None) -> int:
+    """Store the sensor's state as a new generation and return it. The new one and ``previous`` (the one its tick
+    started from, where a tick Dagster never recorded starts again) are kept, the others deleted."""
+    row = conn.execute(
+        "INSERT INTO inbox_sensor_state (state) VALUES (%s::jsonb) RETURNING generation", (json.dumps(state),)
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "DELETE FROM inbox_sensor_state WHERE generation <> %s AND generation IS DISTINCT FROM %s",
+        (row["generation"], previous),
+    )
+    return int(row["generation"])
+
+
 def completed_import_of_file(conn: Connection, list_id: int, sha256: str) -> dict[str, Any] | None:
     return conn.execute(
         "SELECT * FROM imports WHERE list_id = %s AND file_sha256 = %s AND status = 'completed' LIMIT 1",
