@@ -1006,6 +1006,8 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         ).format(cols=restore_columns, imp=sql.Literal(import_id))
     ).rowcount
     removed = conn.execute("DELETE FROM leads WHERE created_by_import = %s", (import_id,)).rowcount
+    # restored, the snapshots are read by nothing (an undone import is neither undone again nor in another's way)
+    conn.execute("DELETE FROM import_updates WHERE import_id = %s", (import_id,))
     conn.execute("UPDATE imports SET status = 'undone', undone_at = now() WHERE id = %s", (import_id,))
     conn.execute("DROP TABLE undo_written")
     return {"removed": removed, "restored": restored}
