@@ -374,9 +374,11 @@ def import_file(
 @imports_app.command("list")
 def imports_list(
     list_name: Annotated[str | None, typer.Option("--list", help="Only imports into this list.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many imports (the newest).")] = 50,
+    before: Annotated[int | None, typer.Option(min=1, help="Only imports older than this import id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recent imports into the lists you can read, newest first."""
+    """Recent imports into the lists you can read, newest first; ``--before`` pages back to older ones."""
     from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
@@ -390,10 +392,11 @@ def imports_list(
             if list_name:
                 lead_list = get_list(conn, list_name, user)
                 access.require(conn, lead_list.id, user, "viewer", "reading its imports", write=False)
-                return store.list_imports(conn, [lead_list.id])
-            return store.list_imports(conn, access.readable_list_ids(conn, user))
+                return store.list_imports(conn, [lead_list.id], limit + 1, before)
+            return store.list_imports(conn, access.readable_list_ids(conn, user), limit + 1, before)
 
-    rows = run_or_fail(fetch)
+    found = run_or_fail(fetch)  # one more than shown: whether there are older ones
+    rows = found[:limit]
     if as_json:
         print_json([store.import_summary(r) for r in rows])
         return
@@ -426,6 +429,8 @@ def imports_list(
             for import_id, name, file, status, total, imported, updated, skipped, rejected, when in cells
         ],
     )
+    if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)
+        errors.print(f"more: --before {rows[-1]['id']}", highlight=False)
 
 
 def _require_import_reader(conn: Any, import_id: int) -> None:

@@ -482,6 +482,27 @@ def test_imports_list_shows_each_import_whole_at_80_columns(
     assert cells == [str(import_id), "fair", "demo_leads.csv", "completed", "36", "33", "0", "1", "2", when]
 
 
+def test_imports_list_pages_back_to_imports_older_than_the_newest_ones(leads: Leads, database_url: str) -> None:
+    """`imports list` showed the newest 50 imports and nothing could show an older one: after a few months of
+    daily files, the import to undo or to look into was out of reach unless its id was known. `--limit` shows
+    more, `--before ID` the ones older than an import, and a full page says how to see the next."""
+    ids = []
+    for name in ("a", "b", "c"):
+        leads.ok("lists", "create", name)
+        ids.append(import_file(database_url, DEMO_FILE, name)["importId"])
+
+    def listed(*args: str) -> list[str]:
+        return [h["importId"] for h in leads.json("imports", "list", "--json", *args)]
+
+    assert listed() == ids[::-1]
+    assert listed("--limit", "2") == ids[:0:-1]
+    assert listed("--limit", "2", "--before", ids[1]) == [ids[0]]
+    assert listed("--list", "c", "--before", ids[2]) == []
+    paged = leads.run("imports", "list", "--limit", "2")
+    assert paged.exit_code == 0 and paged.stderr.strip() == f"more: --before {ids[1]}"
+    assert leads.run("imports", "list", "--limit", "3").stderr == "", "the whole history fits: nothing more"
+
+
 def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

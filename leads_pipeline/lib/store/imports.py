@@ -105,6 +105,26 @@ def unfinished_import(conn: Connection, list_id: int, sha256: str) -> dict[str, 
     return None if row is None else _now(row)
 
 
+def inbox_sensor_state(conn: Connection, generation: int) -> dict[str, Any] | None:
+    """The drop folder sensor's state of that generation (sql/150); None once it is gone."""
+    row = conn.execute("SELECT state FROM inbox_sensor_state WHERE generation = %s", (generation,)).fetchone()
+    return None if row is None else dict(row["state"])
+
+
+def save_inbox_sensor_state(conn: Connection, state: Mapping[str, Any], previous: int | None) -> int:
+    """Store the sensor's state as a new generation and return it. The new one and ``previous`` (the one its tick
+    started from, where a tick Dagster never recorded starts again) are kept, the others deleted."""
+    row = conn.execute(
+        "INSERT INTO inbox_sensor_state (state) VALUES (%s::jsonb) RETURNING generation", (json.dumps(state),)
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "DELETE FROM inbox_sensor_state WHERE generation <> %s AND generation IS DISTINCT FROM %s",
+        (row["generation"], previous),
+    )
+    return int(row["generation"])
+
+
 def completed_import_of_file(conn: Connection, list_id: int, sha256: str) -> dict[str, Any] | None:
     return conn.execute(
         "SELECT * FROM imports WHERE list_id = %s AND file_sha256 = %s AND status = 'completed' LIMIT 1",
@@ -812,14 +832,18 @@ def import_errors(conn: Connection, import_id: int, limit: int | None = None) ->
     return list(conn.execute(query, (import_id,)))
 
 
-def list_imports(conn: Connection, list_ids: list[int], limit: int = 50) -> list[dict[str, Any]]:
-    """The newest imports into these lists, with their status as it is now (``_now``)."""
+def list_imports(
+    conn: Connection, list_ids: list[int], limit: int = 50, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest imports into these lists (older than import ``before``), with their status as it is now
+    (``_now``)."""
     rows = conn.execute(
         sql.SQL(
             "SELECT i.*, l.name AS list_name, {} FROM imports i JOIN lists l ON l.id = i.list_id"
-            " WHERE i.list_id = ANY(%(lists)s) ORDER BY i.id DESC LIMIT %(limit)s"
+            " WHERE i.list_id = ANY(%(lists)s) AND (%(before)s::bigint IS NULL OR i.id < %(before)s)"
+            " ORDER BY i.id DESC LIMIT %(limit)s"
         ).format(_ALIVE),
-        {"lists": list_ids, "limit": limit},
+        {"lists": list_ids, "limit": limit, "before": before},
     )
     return [_now(row) for row in rows]
 
@@ -982,6 +1006,8 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         ).format(cols=restore_columns, imp=sql.Literal(import_id))
     ).rowcount
     removed = conn.execute("DELETE FROM leads WHERE created_by_import = %s", (import_id,)).rowcount
+    # restored, the snapshots are read by nothing (an undone import is neither undone again nor in another's way)
+    conn.execute("DELETE FROM import_updates WHERE import_id = %s", (import_id,))
     conn.execute("UPDATE imports SET status = 'undone', undone_at = now() WHERE id = %s", (import_id,))
     conn.execute("DROP TABLE undo_written")
     return {"removed": removed, "restored": restored}

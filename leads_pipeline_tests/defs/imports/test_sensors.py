@@ -50,6 +50,14 @@ class Inbox:
         self.cursor = result.cursor
         return result
 
+    def state(self) -> dict[str, Any]:
+        """The state the cursor names."""
+        assert self.cursor is not None
+        with connect(self.database.database_url) as conn:
+            state = store.inbox_sensor_state(conn, json.loads(self.cursor)["generation"])
+        assert state is not None
+        return state
+
 
 @pytest.fixture
 def inbox(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Inbox:
@@ -74,13 +82,40 @@ def _added_partitions(result: dg.SensorResult) -> list[str]:
     return added
 
 
+def test_the_cursor_stays_small_however_many_files_the_inbox_keeps(inbox: Inbox, database_url: str) -> None:
+    """The cursor held every file's size, times, hash and request, and Dagster stores the cursor with every tick
+    (every 10 s, skipped ticks kept 7 days): 200 files left in the inbox took 36 KB a tick in job_ticks, ~2 GB.
+    It names a generation of the state in the database now; an unchanged inbox writes none, and a tick evaluated
+    again from the cursor before it (one Dagster never recorded) asks for the same runs."""
+    (inbox.folder / "Spring Fair").mkdir()
+    for i in range(40):
+        (inbox.folder / "Spring Fair" / f"leads-{i:03}.csv").write_text(f"email\nlead{i}@example.com\n")
+    inbox.tick()
+    started_from = inbox.cursor
+    requested = inbox.tick().run_requests or []
+    assert len(requested) == 40
+    assert len(inbox.cursor or "") < 40 and len(inbox.state()["requested"]) == 40
+    settled = inbox.cursor
+    assert inbox.tick().run_requests == [] and inbox.cursor == settled, "nothing new: the same generation"
+
+    inbox.cursor = started_from  # the daemon died before recording the tick that asked for the runs
+    assert [r.run_key for r in inbox.tick().run_requests or []] == [r.run_key for r in requested]
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM inbox_sensor_state").fetchone() == {"n": 2}
+
+    legacy = {"seen": inbox.state()["seen"], "hashed": {}, "requested": {}, "resumed": []}
+    inbox.cursor = json.dumps(legacy)  # a cursor of an earlier version holds the state itself
+    assert len(inbox.tick().run_requests or []) == 40
+    assert len(inbox.cursor or "") < 40
+
+
 def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: Inbox) -> None:
     path = inbox.drop("Spring Fair", "leads.csv")
 
     first = inbox.tick()
     assert first.run_requests == [], "a new file may still be copying: wait a tick"
     assert _added_partitions(first) == []
-    assert first.cursor is not None and str(path) in json.loads(first.cursor)["seen"]
+    assert str(path) in inbox.state()["seen"]
 
     second = inbox.tick()
     [request] = second.run_requests or []
@@ -414,13 +449,15 @@ def test_a_copy_under_another_name_is_said_to_be_skipped_once(inbox: Inbox, caps
     [("UNEXPECTED_TERMINATION", True, True), ("STEP_FAILURE", True, False), ("UNEXPECTED_TERMINATION", False, False)],
 )
 def test_a_file_whose_failed_run_dagster_could_not_retry_is_requested_again_once(
-    inbox: Inbox, reason: str, retry_failed: bool, resumed: bool
+    inbox: Inbox, reason: str, retry_failed: bool, resumed: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The embedded PostgreSQL stopped under `leads dev` failed the import's run; Dagster's run retry came while the
     server still refused connections ("Failed to retry run": DagsterCodeLocationLoadError) and gave up, and the
     file was imported only once the user touched it. The sensor, ticking with the database back, requests it again,
     once; not a run whose step failed (a bad file stays failed) nor one Dagster did retry."""
     inbox.instance = dg.DagsterInstance.ephemeral(settings={"run_retries": {"enabled": True, "max_retries": 2}})
+    # the batch key of a file with no import yet holds the second it is made: the same whichever tick makes it
+    monkeypatch.setattr(sensors, "import_batch_key", lambda name, sha: f"import-{name}-{sha[:10]}")
     inbox.drop("fair", "leads.csv")
     inbox.tick()
     [first] = inbox.tick().run_requests or []

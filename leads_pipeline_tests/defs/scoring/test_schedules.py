@@ -10,7 +10,7 @@ import pytest
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.assets import lead_scores
-from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_requests
+from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_batch_key, rescore_requests
 from leads_pipeline.lib.scoring.batch import score_leads
 from leads_pipeline.lib.scoring.config import parse_config
 from leads_pipeline.lib.store import scoring as store
@@ -104,3 +104,29 @@ def test_no_scored_leads_means_no_run(database_url: str) -> None:
         result = evaluate(database_url, instance, datetime.now(UTC))
         assert result == dg.SkipReason("no scored leads to rescore")
         assert instance.get_dynamic_partitions(BATCHES) == []
+
+
+def test_a_days_rescore_releases_the_members_of_earlier_days_batches(database_url: str) -> None:
+    """Each day's rescore batch kept every scored lead as a member for good (60 days of 1,000 leads: 60,000 rows,
+    12 MB). Making a day's batch now releases those of earlier days, every configuration's; the batches stay."""
+    now = datetime.now(UTC)
+    recency, other = parse_config(RECENCY_ONLY), parse_config({**RECENCY_ONLY, "recency": {"dataHalfLifeDays": 20}})
+    with connect(database_url) as conn:
+        _, ids = add_leads(conn, [{"email": f"daily{i}@example.com"} for i in range(3)])
+        score_leads(conn, ids[:2], recency, now=now)
+        score_leads(conn, ids[2:], other, now=now)
+
+        def rescore(day: datetime, config_version: str) -> str:
+            key = rescore_batch_key(day, config_version)
+            store.create_rescore_batch(conn, key, config_version)
+            return key
+
+        first = [rescore(now + timedelta(days=1), c.version) for c in (recency, other)]
+        assert [batch_lead_ids(conn, key) for key in first] == [ids[:2], ids[2:]]  # the same day's are kept
+        second = rescore(now + timedelta(days=2), recency.version)
+        assert [batch_lead_ids(conn, key) for key in first] == [[], []]  # the configuration without a run too
+        assert batch_lead_ids(conn, second) == ids[:2]
+        assert rescore(now + timedelta(days=1), recency.version) == first[0]
+        assert batch_lead_ids(conn, first[0]) == [], "a superseded day re-run scores nothing"
+        assert batch_lead_ids(conn, second) == ids[:2]
+    assert batch_count(database_url) == 3
