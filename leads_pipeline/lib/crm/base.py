@@ -5,7 +5,8 @@ and one match key. It pushes batches by upsert (or look-up-then-write where the 
 retried batch never creates a duplicate), pulls records changed since a cursor, lists the object's fields, and
 deletes a record for an erasure request.
 Whole-call failures that a retry can cure raise :class:`RetryableError` (with the server's Retry-After when it
-gave one); per-record refusals come back as failed :class:`PushResult` rows, each with a category.
+gave one), an API allowance spent for hours :class:`AllocationUsedUp`; per-record refusals come back as failed
+:class:`PushResult` rows, each with a category.
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ class RetryableError(TransientError):
     def __init__(self, message: str, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class AllocationUsedUp(TransientError):
+    """The CRM's own API allowance is spent for a long while (Salesforce's rolling 24-hour TotalRequests): no
+    retry within the run can succeed and each one spends nothing but the CRM's patience. A push stops, keeping the
+    records it could not send for the next sync; nothing about them was refused."""
 
 
 class RecordNotFound(PermanentError):

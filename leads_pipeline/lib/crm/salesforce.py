@@ -26,6 +26,7 @@ from simple_salesforce.exceptions import (
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import (
+    AllocationUsedUp,
     Category,
     Connector,
     CrmName,
@@ -54,6 +55,13 @@ _CATEGORIES: dict[str, Category] = {
     "STRING_TOO_LONG": "invalid_value",
     "UNABLE_TO_LOCK_ROW": "transient",
 }
+
+
+def _error_code(exc: SalesforceError) -> str | None:
+    """The ``errorCode`` of a REST error answer ([{message, errorCode}], as simple-salesforce keeps it)."""
+    content = getattr(exc, "content", None)
+    first = content[0] if isinstance(content, list) and content else None
+    return str(first.get("errorCode")) if isinstance(first, dict) else None
 
 
 class SalesforceResource(CrmResource):
@@ -224,6 +232,13 @@ class SalesforceConnector:
             detail = redact(f"HTTP {status} from Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)
             if status in (429, 500, 502, 503, 504):
                 raise RetryableError(detail, parse_retry_after(self._retry_after)) from None
+            if status == 403 and _error_code(exc) == "REQUEST_LIMIT_EXCEEDED":
+                if "TotalRequests" in detail:
+                    raise AllocationUsedUp(
+                        f"Salesforce's API request allocation of the org is used up ({detail}); it frees as its "
+                        "rolling 24 hours pass"
+                    ) from None
+                raise RetryableError(detail, parse_retry_after(self._retry_after)) from None  # concurrent requests
             raise PermanentError(detail) from None
         except SalesforceOperationError as exc:  # a Bulk job that failed or timed out on the server
             raise RetryableError(f"Salesforce Bulk API job failed: {redact(str(exc), self._secret)}") from None

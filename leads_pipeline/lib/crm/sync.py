@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from leads_pipeline.lib.crm import validation
 from leads_pipeline.lib.crm.base import (
+    AllocationUsedUp,
     Connector,
     OutgoingRecord,
     PushResult,
@@ -427,7 +428,7 @@ class SyncEngine:
                 marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
                 if marking:
                     sendable = self._mark_creates(conn, sendable)
-                results, attempts = self._send(send, sendable) if sendable else ({}, {})
+                results, attempts = self._send(report, send, sendable) if sendable else ({}, {})
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
@@ -472,26 +473,40 @@ class SyncEngine:
         }  # fmt: skip
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
-        """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
+        """Stop before a batch that would exceed the CRM's daily quota, or once the run stopped (the CRM's own
+        allocation used up): what is left goes next time."""
         quota = self.connection.rate_limit.daily_quota
-        if quota is None:
-            return False
         with self._lock:
+            if report.status != "running":
+                return True
+            if quota is None:
+                return False
             used = self._quota_start + self._reserved
-            if used + requests <= quota and report.status == "running":
+            if used + requests <= quota:
                 self._reserved += requests
                 return False
-            report.status = "stopped"
-            report.message = (
-                f"stopped early: {used} of the daily quota of {quota} requests to {self.connection.crm} are used; "
-                "the leads not sent yet go with the next sync"
-            )
-            return True
+        self._stop(
+            report,
+            f"{used} of the daily quota of {quota} requests to {self.connection.crm} are used",
+        )
+        return True
+
+    def _stop(self, report: SyncReport, reason: str) -> None:
+        """End the push early (the first reason stays): the batches not sent yet are not sent, and go with the next
+        sync."""
+        with self._lock:
+            if report.status == "running":
+                report.status = "stopped"
+                report.message = f"stopped early: {reason}; the leads not sent yet go with the next sync"
 
     def _send(
-        self, send: Callable[[Sequence[OutgoingRecord]], list[PushResult]], records: list[OutgoingRecord]
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        records: list[OutgoingRecord],
     ) -> tuple[dict[int, PushResult], dict[int, int]]:
-        """Send with retries; a record's result is final once it succeeded, failed permanently, or ran out."""
+        """Send with retries; a record's result is final once it succeeded, failed permanently, or ran out. The
+        CRM's API allocation used up stops the run: the records are transient failures, resent by the next sync."""
         final: dict[int, PushResult] = {}
         attempts = {record.lead_id: 0 for record in records}
         todo = records
@@ -504,6 +519,11 @@ class SyncEngine:
             except RetryableError as exc:
                 retry_after = exc.retry_after_s
                 results = [PushResult(r.lead_id, "failed", category="transient", message=str(exc)) for r in todo]
+            except AllocationUsedUp as exc:
+                self._stop(report, str(exc))
+                final.update({r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
+                              for r in todo})  # fmt: skip
+                break
             except ConfigurationError:
                 raise
             except PermanentError as exc:

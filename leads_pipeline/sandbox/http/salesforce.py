@@ -10,7 +10,9 @@ records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ing
 simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sandbox.http.tls` serves this
 emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
 (Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
-record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``.
+record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``; once the org's
+allocation (``daily_api_limit``, which tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
+``TotalRequests Limit exceeded.``, as Salesforce does until its rolling 24 hours free some.
 """
 
 from __future__ import annotations
@@ -63,6 +65,13 @@ class SalesforceEmulator:
         self._queries: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
         self._usage = 0
+        self.daily_api_limit = DAILY_API_LIMIT
+
+    @property
+    def api_usage(self) -> int:
+        """The API calls counted against the org's allocation so far."""
+        with self._lock:
+            return self._usage
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -78,6 +87,10 @@ class SalesforceEmulator:
             return self._json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
         with self._lock:
             self._usage += 1
+            used_up = self._usage > self.daily_api_limit
+        if used_up:
+            body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+            return self._json(403, body)
         match = _DATA.match(request.path)
         if match is None:
             return self._not_found(request)
@@ -102,7 +115,7 @@ class SalesforceEmulator:
         return Response.json(status, payload, [self._limit_header()])
 
     def _limit_header(self) -> tuple[str, str]:
-        return ("Sforce-Limit-Info", f"api-usage={self._usage}/{DAILY_API_LIMIT}")
+        return ("Sforce-Limit-Info", f"api-usage={self._usage}/{self.daily_api_limit}")
 
     def _not_found(self, request: Request) -> Response:
         body = [{"message": f"The requested resource does not exist: {request.path}", "errorCode": "NOT_FOUND"}]
