@@ -145,6 +145,9 @@ class SyncReport:
     """Pulled records linked to a lead merged away since, applied to the lead it was merged into."""
     pull_skipped: int = 0
     """Pulled records of such a lead whose survivor is in a list the pull does not write to (in the sync log)."""
+    recreated: int = 0
+    """Pushed leads whose linked record was gone from the CRM (deleted or merged there since the last sync): created
+    again, or linked to the record holding their match key (in the sync log, with both records)."""
     conflicts: int = 0
     requests: int = 0
     message: str | None = None
@@ -160,6 +163,7 @@ class SyncReport:
             "pulled": self.pulled,
             "pulled_to_survivors": self.pulled_to_survivors,
             "pull_skipped": self.pull_skipped,
+            "recreated": self.recreated,
             "conflicts": self.conflicts,
             "requests": self.requests,
         }
@@ -180,6 +184,7 @@ class SyncReport:
             "pulled": self.pulled,
             "pulledToSurvivors": self.pulled_to_survivors,
             "pullSkipped": self.pull_skipped,
+            "recreated": self.recreated,
             "conflicts": self.conflicts,
             "requests": self.requests,
             "message": self.message,
@@ -558,6 +563,18 @@ class SyncEngine:
                 )  # fmt: skip
         return adjusted
 
+    def _gone(self, record: OutgoingRecord, result: PushResult) -> tuple[str, str] | None:
+        """The log's action and message for a linked lead the CRM answered with another record: its own was deleted
+        or merged away there, and the upsert created it again (Pipedrive: updated the person with its match key);
+        None for any other result."""
+        if result.action == "failed" or record.remote_id is None or result.remote_id in (None, record.remote_id):
+            return None
+        gone = f"{self.connection.crm} record {record.remote_id} is gone (deleted there, or merged into another record"
+        if result.action == "created":
+            return store.RECREATED, f"{gone}, since the last sync): created again as record {result.remote_id}"
+        match = self.connection.match_field
+        return store.RELINKED, f"{gone}, since the last sync): updated record {result.remote_id}, which has its {match}"
+
     def _write_outcomes(
         self,
         conn: store.Connection,
@@ -567,10 +584,14 @@ class SyncEngine:
         attempts: dict[int, int],
         live: set[int],
     ) -> None:
-        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``)."""
+        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``). A
+        linked lead the CRM answered with another record had its record deleted or merged away there: said so in
+        the log, naming both records, and counted (``recreated``)."""
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
+            gone = self._gone(record, result)
+            action, message = gone if gone else (result.action, result.message)
             with self._lock:
                 if result.action == "failed":
                     report.failed += 1
@@ -578,22 +599,31 @@ class SyncEngine:
                     report.created += 1
                 else:
                     report.updated += 1
+                if gone:
+                    report.recreated += 1
             outcomes.append(
                 store.Outcome(
                     record.lead_id,
-                    result.action,
+                    action,
                     remote_id=result.remote_id or record.remote_id,
                     remote_updated=result.remote_updated,
                     values=record.values,
                     values_hash=digest,
                     category=result.category,
                     permanent=not result.transient,
-                    message=result.message,
+                    message=message,
                     attempts=attempts[record.lead_id],
                 )
             )
         store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
-        store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+        store.update_run(
+            conn,
+            report.sync_id,
+            created=report.created,
+            updated=report.updated,
+            failed=report.failed,
+            recreated=report.recreated,
+        )
         self._count_requests(conn, report)
 
     # pull ---------------------------------------------------------------------------------------------------
