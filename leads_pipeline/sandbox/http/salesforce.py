@@ -11,7 +11,7 @@ simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sand
 emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
 (Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
 record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``; once the org's
-allocation (``daily_api_limit``, which tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
+allocation (``usage``, whose limit tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
 ``TotalRequests Limit exceeded.``, as Salesforce does until its rolling 24 hours free some.
 """
 
@@ -26,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
 from leads_pipeline.sandbox.world import World
 
 EXTERNAL_ID = "Leads_Id__c"
@@ -64,14 +64,7 @@ class SalesforceEmulator:
         self._jobs: dict[str, dict[str, Any]] = {}
         self._queries: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
-        self._usage = 0
-        self.daily_api_limit = DAILY_API_LIMIT
-
-    @property
-    def api_usage(self) -> int:
-        """The API calls counted against the org's allocation so far."""
-        with self._lock:
-            return self._usage
+        self.usage = DailyUsage(DAILY_API_LIMIT)
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -85,10 +78,7 @@ class SalesforceEmulator:
     def handle(self, request: Request) -> Response:
         if not self._settings.for_provider(self.name).accepts(bearer(request.headers)):
             return self._json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
-        with self._lock:
-            self._usage += 1
-            used_up = self._usage > self.daily_api_limit
-        if used_up:
+        if not self.usage.spend():
             body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
             return self._json(403, body)
         match = _DATA.match(request.path)
@@ -115,7 +105,7 @@ class SalesforceEmulator:
         return Response.json(status, payload, [self._limit_header()])
 
     def _limit_header(self) -> tuple[str, str]:
-        return ("Sforce-Limit-Info", f"api-usage={self._usage}/{self.daily_api_limit}")
+        return ("Sforce-Limit-Info", f"api-usage={self.usage.used}/{self.usage.limit}")
 
     def _not_found(self, request: Request) -> Response:
         body = [{"message": f"The requested resource does not exist: {request.path}", "errorCode": "NOT_FOUND"}]

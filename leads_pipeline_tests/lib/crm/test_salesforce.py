@@ -107,11 +107,11 @@ def test_the_orgs_used_up_daily_api_allocation_stops_the_push_and_the_next_sync_
     conn_ = connection("salesforce", "sf-allocation", batch_size=2)
     sync = engine(database_url, sandbox, conn_, **salesforce_env)
     sync.concurrency = 1  # one batch after the other: the first lands, the second is refused
-    emulator.daily_api_limit = emulator.api_usage + 1
+    emulator.usage.limit = emulator.usage.used + 1
     try:
         report = sync.run("push", list_id)
     finally:
-        emulator.daily_api_limit = DAILY_API_LIMIT
+        emulator.usage.limit = DAILY_API_LIMIT
     assert (report.status, report.created + report.updated, report.failed) == ("stopped", 2, 2)
     assert report.message is not None and "TotalRequests Limit exceeded" in report.message
     assert report.requests == 2  # the third batch never asked
