@@ -72,6 +72,9 @@ class PushResult:
     message: str | None = None
     retry_after_s: float | None = None
     """What the CRM asked to wait before a transient failure is retried (its Retry-After)."""
+    allowance_spent: bool = False
+    """A transient failure because the CRM's allowance is spent for hours (:class:`AllocationUsedUp`, met by a
+    connector sending one request per record): the run stops instead of retrying."""
 
     @property
     def transient(self) -> bool:

@@ -66,6 +66,7 @@ class GoHighLevelResource(CrmResource):
             timeout_s=self.timeout_s,
             env_var=self.ENV_VAR,
             secret=self.token,
+            daily_remaining_header="X-RateLimit-Daily-Remaining",
         )
         return GoHighLevelConnector(api, connection, self.location_id)
 

@@ -533,6 +533,11 @@ class SyncEngine:
                 raise
             except PermanentError as exc:
                 results = [PushResult(r.lead_id, "failed", category="rejected", message=str(exc)) for r in todo]
+            spent = next((r for r in results if r.allowance_spent), None)
+            if spent is not None:  # a connector sending one request per record met the CRM's spent allowance
+                self._stop(report, str(spent.message))
+                final.update({r.lead_id: r for r in results})
+                break
             hints = [r.retry_after_s for r in results if r.transient and r.retry_after_s is not None]
             retry_after = max([*hints, *([retry_after] if retry_after is not None else [])], default=None)
             retry = {r.lead_id for r in results if r.transient and attempt < self.retry.attempts}
