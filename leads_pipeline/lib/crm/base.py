@@ -60,6 +60,14 @@ class OutgoingRecord:
     created_under: Callable[[str], bool] | None = None
     """With ``created_since``: whether a record with that match key may be one of those creates (the lead's key
     then is known by its hash only)."""
+    unchanged: frozenset[str] = frozenset()
+    """Fields of ``values`` (never the match key) still as last agreed with the CRM (the link's values). An update
+    of the record leaves them out (``update_values``), so a salesperson's edit of a field the lead did not change is
+    kept; a create sends every field."""
+
+    def update_values(self) -> dict[str, Any]:
+        """What an update of the existing record sends: the fields changed since the last agreed values."""
+        return {name: value for name, value in self.values.items() if name not in self.unchanged}
 
 
 @dataclass(frozen=True)

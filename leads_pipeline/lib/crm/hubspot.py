@@ -115,7 +115,7 @@ class HubSpotConnector:
             SimplePublicObjectBatchInputUpsert(
                 id_property=id_property,
                 id=record.key,
-                properties={k: "" if v is None else str(v) for k, v in record.values.items()},
+                properties={k: "" if v is None else str(v) for k, v in record.update_values().items()},
             )
             for record in records
         ]

@@ -142,7 +142,7 @@ class SalesforceConnector:
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         body = {
             "allOrNone": False,
-            "records": [{"attributes": {"type": self._object}, **self._values(r)} for r in records],
+            "records": [{"attributes": {"type": self._object}, **self._values(r.update_values())} for r in records],
         }
         path = f"composite/sobjects/{self._object}/{self._external}"
         answer = self._call(lambda: self._sf.restful(path, method="PATCH", json=body, timeout=self._timeout))
@@ -152,7 +152,8 @@ class SalesforceConnector:
 
     def push_bulk(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         """One Bulk API 2.0 upsert job; results are matched back to leads by the external id column."""
-        rows = [{k: str(v) for k, v in self._values(r).items()} for r in records]  # the library writes the CSV
+        # every field of every record: the library writes one CSV, its columns those of the first row
+        rows = [{k: str(v) for k, v in self._values(r.values).items()} for r in records]
         for _ in range(BULK_REQUESTS - 1):
             self._limiter.acquire()
         bulk = getattr(self._sf.bulk2, self._object)
@@ -203,8 +204,9 @@ class SalesforceConnector:
             return False
         return True
 
-    def _values(self, record: OutgoingRecord) -> dict[str, Any]:
-        return {k: "" if v is None else v for k, v in record.values.items()}
+    @staticmethod
+    def _values(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: "" if v is None else v for k, v in values.items()}
 
     @staticmethod
     def _result(record: OutgoingRecord, item: dict[str, Any]) -> PushResult:

@@ -32,7 +32,7 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
-from leads_pipeline.lib.crm.mapping import map_lead, values_hash
+from leads_pipeline.lib.crm.mapping import map_lead, same, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
@@ -233,7 +233,10 @@ def classify(
             plan.held += 1
             continue
         key = str(values[connection.match_remote])
-        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"]), digest
+        agreed = lead["last_values"] if linked else None
+        unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
+                              and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
+        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged), digest
 
 
 class SyncEngine:
@@ -434,6 +437,7 @@ class SyncEngine:
                 if marking:
                     sendable = self._mark_creates(conn, sendable)
                 results, attempts = self._send(report, send, sendable) if sendable else ({}, {})
+                self._complete_recreated(report, send, sendable, results, attempts)
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
@@ -441,6 +445,34 @@ class SyncEngine:
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
+
+    def _complete_recreated(
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        sent: list[OutgoingRecord],
+        results: dict[int, PushResult],
+        attempts: dict[int, int],
+    ) -> None:
+        """Send every field for the linked leads whose record was gone from the CRM: their upsert sent only the
+        fields changed since the last sync (``OutgoingRecord.update_values``), so the record it created again lacks
+        the others, or the CRM refused to create it without its required fields (Salesforce). Still failing, that
+        failure is the lead's result: its link stays on the gone record and the next sync tries again."""
+        again: dict[int, OutgoingRecord] = {}
+        for record in sent:
+            result = results[record.lead_id]
+            if record.unchanged and self._gone(record, result):
+                again[record.lead_id] = replace(record, remote_id=result.remote_id, unchanged=frozenset())
+            elif record.unchanged and result.category == "required_field":
+                again[record.lead_id] = replace(record, unchanged=frozenset())
+        if not again:
+            return
+        completed, tries = self._send(report, send, list(again.values()))
+        for lead_id in again:
+            attempts[lead_id] += tries[lead_id]
+            done, first = completed[lead_id], results[lead_id]
+            failed = "failed" in (done.action, first.action)
+            results[lead_id] = done if failed else replace(first, remote_updated=done.remote_updated)
 
     def _mark_creates(self, conn: store.Connection, sendable: list[OutgoingRecord]) -> list[OutgoingRecord]:
         """``sendable`` with the time a killed push may have created each record (``created_since``), once the

@@ -22,6 +22,8 @@ from leads_pipeline_tests.support import set_clause
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
+LAST_NAME = {"hubspot": "lastname", "salesforce": "LastName", "pipedrive": "last_name", "gohighlevel": "lastName"}
+TITLE = {"hubspot": "jobtitle", "salesforce": "Title", "pipedrive": "job_title", "gohighlevel": "Job Title"}
 TOKEN_VARIABLE = {
     "hubspot": "HUBSPOT_ACCESS_TOKEN",
     "salesforce": "SALESFORCE_ACCESS_TOKEN",
@@ -101,3 +103,34 @@ def test_a_record_deleted_in_the_crm_is_created_again_once_its_lead_changes_and_
     ]
     assert run["recreated"] == 1
     assert records.get(kept["remote_id"]) is not None
+    # created again with every field, not only the one that changed
+    assert records.get(relinked["remote_id"]).fields[LAST_NAME[crm]] == f"Lee{150_000 + 10 * CRMS.index(crm)}"
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_push_keeps_a_salespersons_edit_of_a_field_the_lead_did_not_change(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A push sent every mapped field of a changed lead: a salesperson's edit of another field in the CRM was
+    overwritten with the lead's old value, without a conflict, even under a crm_wins rule. An update now sends the
+    fields changed since the last sync."""
+    start = 160_000 + 10 * CRMS.index(crm)
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=start))
+    rules = {LAST_NAME[crm]: "crm_wins"}
+    conn_ = connection(crm, f"{crm}-edited", direction="push", conflict_fields=rules)
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    records.touch(link["remote_id"], **{LAST_NAME[crm]: "Lee-Smith"})  # the salesperson's correction
+    with transaction(database_url) as db:
+        assignments, params = set_clause(title="Head of Sales")
+        db.execute(f"UPDATE leads SET {assignments} WHERE id = %s", (*params, link["lead_id"]))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (report.updated, report.failed) == (1, 0)
+    assert records.get(link["remote_id"]).fields[LAST_NAME[crm]] == "Lee-Smith"
+    with connect(database_url) as db:
+        (after,) = store.links(db, conn_.name)
+    assert after["last_values"][TITLE[crm]] == "Head of Sales"
