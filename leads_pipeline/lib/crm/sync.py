@@ -437,10 +437,11 @@ class SyncEngine:
                 if marking:
                     sendable = self._mark_creates(conn, sendable)
                 results, attempts = self._send(report, send, sendable) if sendable else ({}, {})
-                self._complete_recreated(report, send, sendable, results, attempts)
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
+                # not for a record another lead is linked to (a merge in the CRM): that lead's values stay there
+                self._complete_recreated(report, send, sendable, results, attempts)
                 self._write_outcomes(conn, report, part, results, attempts, present)
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]

@@ -293,3 +293,28 @@ def test_the_locations_spent_daily_limit_stops_the_push_and_the_next_sync_sends_
     assert [e["category"] for e in errors] == ["transient", "transient"]
     again = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
+
+
+def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads_values(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two people merged in Pipedrive: the person of lead A is gone, the survivor (lead B's) holds A's address. A's
+    next push finds the survivor by that address; it is reported as a duplicate, and A's other fields are not
+    written over B's person (the completion of a record gone from the CRM is only for a record no lead holds)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=67_000))
+    conn_ = connection("pipedrive", "pd-merged")
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        merged_away, survivor = store.links(db, conn_.name)
+    people = pipedrive(sandbox).store
+    assert people.delete(merged_away["remote_id"])
+    emails = [{"value": email_of(67_000), "primary": True, "label": "work"},
+              {"value": email_of(67_001), "primary": False, "label": "work"}]  # fmt: skip
+    people.touch(survivor["remote_id"], emails=emails, primary_email=email_of(67_000))
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "duplicate")]
+    assert people.get(survivor["remote_id"]).fields["last_name"] == "Lee67001"
