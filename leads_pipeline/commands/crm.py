@@ -175,9 +175,14 @@ def sync(
         f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
         f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})"
     )
+    if report["recreated"]:
+        console.print(
+            f"{counted(report['recreated'], 'linked record')} gone from {crm} (deleted or merged there since the "
+            "last sync): sent again, created anew or to the record holding the lead's match key"
+        )
     if report.get("message"):
         console.print(report["message"])
-    if report["failed"] or report["invalid"] or report["pullSkipped"]:
+    if report["failed"] or report["invalid"] or report["pullSkipped"] or report["recreated"]:
         console.print(f"see `leads sync errors {report['syncId']}`")
 
 
@@ -262,6 +267,7 @@ def _run_json(run: dict[str, Any]) -> dict[str, Any]:
         "pulled": run["pulled"],
         "pulledToSurvivors": run["pulled_to_survivors"],
         "pullSkipped": run["pull_skipped"],
+        "recreated": run["recreated"],
         "conflicts": run["conflicts"],
         "requests": run["requests"],
         "message": run["message"],
@@ -323,8 +329,8 @@ def sync_errors(
     as_csv: Annotated[bool, typer.Option("--csv", help="Write CSV to stdout.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """The records a sync could not send or pulled and did not apply: lead, email, action, category, message and
-    attempts (viewers of its list)."""
+    """The records a sync could not send or pulled and did not apply, and those it sent again to a record gone from
+    the CRM: lead, email, action, category, message and attempts (viewers of its list)."""
     from leads_pipeline.lib.store import crm as store
     from leads_pipeline.lib.store.db import connect
 
@@ -349,7 +355,7 @@ def sync_errors(
         print_json(rows)
         return
     if not rows:
-        console.print(f"sync {sync_id} has no failed, invalid or skipped records")
+        console.print(f"sync {sync_id} has no failed, invalid, skipped or recreated records")
         return
     table = Table(*columns)
     for row in rows:

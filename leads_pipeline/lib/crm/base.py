@@ -5,7 +5,8 @@ and one match key. It pushes batches by upsert (or look-up-then-write where the 
 retried batch never creates a duplicate), pulls records changed since a cursor, lists the object's fields, and
 deletes a record for an erasure request.
 Whole-call failures that a retry can cure raise :class:`RetryableError` (with the server's Retry-After when it
-gave one); per-record refusals come back as failed :class:`PushResult` rows, each with a category.
+gave one), an API allowance spent for hours :class:`AllocationUsedUp`; per-record refusals come back as failed
+:class:`PushResult` rows, each with a category.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ class RetryableError(TransientError):
         self.retry_after_s = retry_after_s
 
 
+class AllocationUsedUp(TransientError):
+    """The CRM's own API allowance is spent for a long while (Salesforce's rolling 24-hour TotalRequests): no
+    retry within the run can succeed and each one spends nothing but the CRM's patience. A push stops, keeping the
+    records it could not send for the next sync; nothing about them was refused."""
+
+
 class RecordNotFound(PermanentError):
     """The CRM has no record with that id (never had, or already deleted): its 404."""
 
@@ -53,6 +60,14 @@ class OutgoingRecord:
     created_under: Callable[[str], bool] | None = None
     """With ``created_since``: whether a record with that match key may be one of those creates (the lead's key
     then is known by its hash only)."""
+    unchanged: frozenset[str] = frozenset()
+    """Fields of ``values`` (never the match key) still as last agreed with the CRM (the link's values). An update
+    of the record leaves them out (``update_values``), so a salesperson's edit of a field the lead did not change is
+    kept; a create sends every field."""
+
+    def update_values(self) -> dict[str, Any]:
+        """What an update of the existing record sends: the fields changed since the last agreed values."""
+        return {name: value for name, value in self.values.items() if name not in self.unchanged}
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,9 @@ class PushResult:
     message: str | None = None
     retry_after_s: float | None = None
     """What the CRM asked to wait before a transient failure is retried (its Retry-After)."""
+    allowance_spent: bool = False
+    """A transient failure because the CRM's allowance is spent for hours (:class:`AllocationUsedUp`, met by a
+    connector sending one request per record): the run stops instead of retrying."""
 
     @property
     def transient(self) -> bool:

@@ -66,6 +66,7 @@ class GoHighLevelResource(CrmResource):
             timeout_s=self.timeout_s,
             env_var=self.ENV_VAR,
             secret=self.token,
+            daily_remaining_header="X-RateLimit-Daily-Remaining",
         )
         return GoHighLevelConnector(api, connection, self.location_id)
 
@@ -120,7 +121,7 @@ class GoHighLevelConnector:
     def _push_one(self, record: OutgoingRecord, ids: dict[str, str]) -> PushResult:
         body: dict[str, Any] = {"locationId": self._location}
         custom = []
-        for name, value in record.values.items():
+        for name, value in record.update_values().items():
             if name in STANDARD:
                 body[name] = value
             else:

@@ -8,6 +8,7 @@ stop at 10,000 results per query in HubSpot, so a long pull restarts from the ne
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -26,6 +27,7 @@ from pydantic import Field
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import (
+    AllocationUsedUp,
     Category,
     Connector,
     CrmName,
@@ -50,6 +52,15 @@ _CATEGORIES: dict[str, Category] = {
     "READ_ONLY_VALUE": "invalid_value",
     "VALIDATION_ERROR": "invalid_value",
 }
+
+
+def _policy(body: Any) -> str | None:
+    """The ``policyName`` of a 429's body: ``DAILY`` for the account's daily limit, else its ten-second one."""
+    try:
+        answer = json.loads(body or "")
+    except (TypeError, ValueError):
+        return None
+    return str(answer.get("policyName")) if isinstance(answer, dict) else None
 
 
 class HubSpotResource(CrmResource):
@@ -104,7 +115,7 @@ class HubSpotConnector:
             SimplePublicObjectBatchInputUpsert(
                 id_property=id_property,
                 id=record.key,
-                properties={k: "" if v is None else str(v) for k, v in record.values.items()},
+                properties={k: "" if v is None else str(v) for k, v in record.update_values().items()},
             )
             for record in records
         ]
@@ -182,6 +193,11 @@ class HubSpotConnector:
             if status in (401, 403):
                 message = f"HubSpot rejected the access token ({detail}); check HUBSPOT_ACCESS_TOKEN"
                 raise ConfigurationError(message) from None
+            if status == 429 and _policy(exc.body) == "DAILY":
+                raise AllocationUsedUp(
+                    f"HubSpot's daily API request limit of the account is reached ({detail}); it resets at midnight "
+                    "in the account's time zone"
+                ) from None
             if status == 429 or status >= 500 or status == 0:
                 headers = exc.headers or {}
                 raise RetryableError(detail, parse_retry_after(headers.get("Retry-After"))) from None

@@ -131,19 +131,19 @@ class PipedriveConnector:
         return push_each(records, lambda record: self._push_one(record, keys), WORKERS)
 
     def _push_one(self, record: OutgoingRecord, keys: dict[str, str]) -> PushResult:
-        body = self._body(record.values, keys)
+        changes = self._body(record.update_values(), keys)
         person_id = record.remote_id or self._look_up(record, keys)
         if person_id is not None:
-            answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
+            answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=changes)
             if answer.status == 404:  # deleted in Pipedrive since the last sync: look again, then create
                 person_id = self._look_up(record, keys)
                 if person_id is not None:
-                    answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=body)
+                    answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=changes)
             if person_id is not None:
                 return self._result(record, answer, "updated")
         sent = datetime.now(UTC)
         try:
-            answer = self._api.call("POST", "/api/v2/persons", json=body)
+            answer = self._api.call("POST", "/api/v2/persons", json=self._body(record.values, keys))
         except RetryableError:
             # The create may have landed (a timeout or a cut answer says nothing): give the server the time the
             # request could still take, then look again, so that the retry never creates a second person.

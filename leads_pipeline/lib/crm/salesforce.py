@@ -26,6 +26,7 @@ from simple_salesforce.exceptions import (
 
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import (
+    AllocationUsedUp,
     Category,
     Connector,
     CrmName,
@@ -54,6 +55,13 @@ _CATEGORIES: dict[str, Category] = {
     "STRING_TOO_LONG": "invalid_value",
     "UNABLE_TO_LOCK_ROW": "transient",
 }
+
+
+def _error_code(exc: SalesforceError) -> str | None:
+    """The ``errorCode`` of a REST error answer ([{message, errorCode}], as simple-salesforce keeps it)."""
+    content = getattr(exc, "content", None)
+    first = content[0] if isinstance(content, list) and content else None
+    return str(first.get("errorCode")) if isinstance(first, dict) else None
 
 
 class SalesforceResource(CrmResource):
@@ -134,7 +142,7 @@ class SalesforceConnector:
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         body = {
             "allOrNone": False,
-            "records": [{"attributes": {"type": self._object}, **self._values(r)} for r in records],
+            "records": [{"attributes": {"type": self._object}, **self._values(r.update_values())} for r in records],
         }
         path = f"composite/sobjects/{self._object}/{self._external}"
         answer = self._call(lambda: self._sf.restful(path, method="PATCH", json=body, timeout=self._timeout))
@@ -144,7 +152,8 @@ class SalesforceConnector:
 
     def push_bulk(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         """One Bulk API 2.0 upsert job; results are matched back to leads by the external id column."""
-        rows = [{k: str(v) for k, v in self._values(r).items()} for r in records]  # the library writes the CSV
+        # every field of every record: the library writes one CSV, its columns those of the first row
+        rows = [{k: str(v) for k, v in self._values(r.values).items()} for r in records]
         for _ in range(BULK_REQUESTS - 1):
             self._limiter.acquire()
         bulk = getattr(self._sf.bulk2, self._object)
@@ -195,8 +204,9 @@ class SalesforceConnector:
             return False
         return True
 
-    def _values(self, record: OutgoingRecord) -> dict[str, Any]:
-        return {k: "" if v is None else v for k, v in record.values.items()}
+    @staticmethod
+    def _values(values: dict[str, Any]) -> dict[str, Any]:
+        return {k: "" if v is None else v for k, v in values.items()}
 
     @staticmethod
     def _result(record: OutgoingRecord, item: dict[str, Any]) -> PushResult:
@@ -224,6 +234,13 @@ class SalesforceConnector:
             detail = redact(f"HTTP {status} from Salesforce: {str(getattr(exc, 'content', exc))[:300]}", self._secret)
             if status in (429, 500, 502, 503, 504):
                 raise RetryableError(detail, parse_retry_after(self._retry_after)) from None
+            if status == 403 and _error_code(exc) == "REQUEST_LIMIT_EXCEEDED":
+                if "TotalRequests" in detail:
+                    raise AllocationUsedUp(
+                        f"Salesforce's API request allocation of the org is used up ({detail}); it frees as its "
+                        "rolling 24 hours pass"
+                    ) from None
+                raise RetryableError(detail, parse_retry_after(self._retry_after)) from None  # concurrent requests
             raise PermanentError(detail) from None
         except SalesforceOperationError as exc:  # a Bulk job that failed or timed out on the server
             raise RetryableError(f"Salesforce Bulk API job failed: {redact(str(exc), self._secret)}") from None

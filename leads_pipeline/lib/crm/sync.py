@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from leads_pipeline.lib.crm import validation
 from leads_pipeline.lib.crm.base import (
+    AllocationUsedUp,
     Connector,
     OutgoingRecord,
     PushResult,
@@ -31,7 +32,7 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.conflicts import merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
 from leads_pipeline.lib.crm.inbound import to_lead_values
-from leads_pipeline.lib.crm.mapping import map_lead, values_hash
+from leads_pipeline.lib.crm.mapping import map_lead, same, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
@@ -144,6 +145,9 @@ class SyncReport:
     """Pulled records linked to a lead merged away since, applied to the lead it was merged into."""
     pull_skipped: int = 0
     """Pulled records of such a lead whose survivor is in a list the pull does not write to (in the sync log)."""
+    recreated: int = 0
+    """Pushed leads whose linked record was gone from the CRM (deleted or merged there since the last sync): created
+    again, or linked to the record holding their match key (in the sync log, with both records)."""
     conflicts: int = 0
     requests: int = 0
     message: str | None = None
@@ -159,6 +163,7 @@ class SyncReport:
             "pulled": self.pulled,
             "pulled_to_survivors": self.pulled_to_survivors,
             "pull_skipped": self.pull_skipped,
+            "recreated": self.recreated,
             "conflicts": self.conflicts,
             "requests": self.requests,
         }
@@ -179,6 +184,7 @@ class SyncReport:
             "pulled": self.pulled,
             "pulledToSurvivors": self.pulled_to_survivors,
             "pullSkipped": self.pull_skipped,
+            "recreated": self.recreated,
             "conflicts": self.conflicts,
             "requests": self.requests,
             "message": self.message,
@@ -227,7 +233,10 @@ def classify(
             plan.held += 1
             continue
         key = str(values[connection.match_remote])
-        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"]), digest
+        agreed = lead["last_values"] if linked else None
+        unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
+                              and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
+        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged), digest
 
 
 class SyncEngine:
@@ -427,14 +436,44 @@ class SyncEngine:
                 marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
                 if marking:
                     sendable = self._mark_creates(conn, sendable)
-                results, attempts = self._send(send, sendable) if sendable else ({}, {})
+                results, attempts = self._send(report, send, sendable) if sendable else ({}, {})
                 results.update(held)
                 attempts.update(dict.fromkeys(held, 0))
                 results = self._unlinkable(conn, part, results)
+                # not for a record another lead is linked to (a merge in the CRM): that lead's values stay there
+                self._complete_recreated(report, send, sendable, results, attempts)
                 self._write_outcomes(conn, report, part, results, attempts, present)
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
+
+    def _complete_recreated(
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        sent: list[OutgoingRecord],
+        results: dict[int, PushResult],
+        attempts: dict[int, int],
+    ) -> None:
+        """Send every field for the linked leads whose record was gone from the CRM: their upsert sent only the
+        fields changed since the last sync (``OutgoingRecord.update_values``), so the record it created again lacks
+        the others, or the CRM refused to create it without its required fields (Salesforce). Still failing, that
+        failure is the lead's result: its link stays on the gone record and the next sync tries again."""
+        again: dict[int, OutgoingRecord] = {}
+        for record in sent:
+            result = results[record.lead_id]
+            if record.unchanged and self._gone(record, result):
+                again[record.lead_id] = replace(record, remote_id=result.remote_id, unchanged=frozenset())
+            elif record.unchanged and result.category == "required_field":
+                again[record.lead_id] = replace(record, unchanged=frozenset())
+        if not again:
+            return
+        completed, tries = self._send(report, send, list(again.values()))
+        for lead_id in again:
+            attempts[lead_id] += tries[lead_id]
+            done, first = completed[lead_id], results[lead_id]
+            failed = "failed" in (done.action, first.action)
+            results[lead_id] = done if failed else replace(first, remote_updated=done.remote_updated)
 
     def _mark_creates(self, conn: store.Connection, sendable: list[OutgoingRecord]) -> list[OutgoingRecord]:
         """``sendable`` with the time a killed push may have created each record (``created_since``), once the
@@ -472,26 +511,40 @@ class SyncEngine:
         }  # fmt: skip
 
     def _over_quota(self, report: SyncReport, requests: int) -> bool:
-        """Stop before a batch that would exceed the CRM's daily quota (what is left goes next time)."""
+        """Stop before a batch that would exceed the CRM's daily quota, or once the run stopped (the CRM's own
+        allocation used up): what is left goes next time."""
         quota = self.connection.rate_limit.daily_quota
-        if quota is None:
-            return False
         with self._lock:
+            if report.status != "running":
+                return True
+            if quota is None:
+                return False
             used = self._quota_start + self._reserved
-            if used + requests <= quota and report.status == "running":
+            if used + requests <= quota:
                 self._reserved += requests
                 return False
-            report.status = "stopped"
-            report.message = (
-                f"stopped early: {used} of the daily quota of {quota} requests to {self.connection.crm} are used; "
-                "the leads not sent yet go with the next sync"
-            )
-            return True
+        self._stop(
+            report,
+            f"{used} of the daily quota of {quota} requests to {self.connection.crm} are used",
+        )
+        return True
+
+    def _stop(self, report: SyncReport, reason: str) -> None:
+        """End the push early (the first reason stays): the batches not sent yet are not sent, and go with the next
+        sync."""
+        with self._lock:
+            if report.status == "running":
+                report.status = "stopped"
+                report.message = f"stopped early: {reason}; the leads not sent yet go with the next sync"
 
     def _send(
-        self, send: Callable[[Sequence[OutgoingRecord]], list[PushResult]], records: list[OutgoingRecord]
+        self,
+        report: SyncReport,
+        send: Callable[[Sequence[OutgoingRecord]], list[PushResult]],
+        records: list[OutgoingRecord],
     ) -> tuple[dict[int, PushResult], dict[int, int]]:
-        """Send with retries; a record's result is final once it succeeded, failed permanently, or ran out."""
+        """Send with retries; a record's result is final once it succeeded, failed permanently, or ran out. The
+        CRM's API allocation used up stops the run: the records are transient failures, resent by the next sync."""
         final: dict[int, PushResult] = {}
         attempts = {record.lead_id: 0 for record in records}
         todo = records
@@ -504,10 +557,20 @@ class SyncEngine:
             except RetryableError as exc:
                 retry_after = exc.retry_after_s
                 results = [PushResult(r.lead_id, "failed", category="transient", message=str(exc)) for r in todo]
+            except AllocationUsedUp as exc:
+                self._stop(report, str(exc))
+                final.update({r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
+                              for r in todo})  # fmt: skip
+                break
             except ConfigurationError:
                 raise
             except PermanentError as exc:
                 results = [PushResult(r.lead_id, "failed", category="rejected", message=str(exc)) for r in todo]
+            spent = next((r for r in results if r.allowance_spent), None)
+            if spent is not None:  # a connector sending one request per record met the CRM's spent allowance
+                self._stop(report, str(spent.message))
+                final.update({r.lead_id: r for r in results})
+                break
             hints = [r.retry_after_s for r in results if r.transient and r.retry_after_s is not None]
             retry_after = max([*hints, *([retry_after] if retry_after is not None else [])], default=None)
             retry = {r.lead_id for r in results if r.transient and attempt < self.retry.attempts}
@@ -538,6 +601,18 @@ class SyncEngine:
                 )  # fmt: skip
         return adjusted
 
+    def _gone(self, record: OutgoingRecord, result: PushResult) -> tuple[str, str] | None:
+        """The log's action and message for a linked lead the CRM answered with another record: its own was deleted
+        or merged away there, and the upsert created it again (Pipedrive: updated the person with its match key);
+        None for any other result."""
+        if result.action == "failed" or record.remote_id is None or result.remote_id in (None, record.remote_id):
+            return None
+        gone = f"{self.connection.crm} record {record.remote_id} is gone (deleted there, or merged into another record"
+        if result.action == "created":
+            return store.RECREATED, f"{gone}, since the last sync): created again as record {result.remote_id}"
+        match = self.connection.match_field
+        return store.RELINKED, f"{gone}, since the last sync): updated record {result.remote_id}, which has its {match}"
+
     def _write_outcomes(
         self,
         conn: store.Connection,
@@ -547,10 +622,14 @@ class SyncEngine:
         attempts: dict[int, int],
         live: set[int],
     ) -> None:
-        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``)."""
+        """Record the batch's results; ``live``: its leads, which the transaction holds (``existing_leads``). A
+        linked lead the CRM answered with another record had its record deleted or merged away there: said so in
+        the log, naming both records, and counted (``recreated``)."""
         outcomes = []
         for record, digest in batch:
             result = results[record.lead_id]
+            gone = self._gone(record, result)
+            action, message = gone if gone else (result.action, result.message)
             with self._lock:
                 if result.action == "failed":
                     report.failed += 1
@@ -558,22 +637,31 @@ class SyncEngine:
                     report.created += 1
                 else:
                     report.updated += 1
+                if gone:
+                    report.recreated += 1
             outcomes.append(
                 store.Outcome(
                     record.lead_id,
-                    result.action,
+                    action,
                     remote_id=result.remote_id or record.remote_id,
                     remote_updated=result.remote_updated,
                     values=record.values,
                     values_hash=digest,
                     category=result.category,
                     permanent=not result.transient,
-                    message=result.message,
+                    message=message,
                     attempts=attempts[record.lead_id],
                 )
             )
         store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
-        store.update_run(conn, report.sync_id, created=report.created, updated=report.updated, failed=report.failed)
+        store.update_run(
+            conn,
+            report.sync_id,
+            created=report.created,
+            updated=report.updated,
+            failed=report.failed,
+            recreated=report.recreated,
+        )
         self._count_requests(conn, report)
 
     # pull ---------------------------------------------------------------------------------------------------

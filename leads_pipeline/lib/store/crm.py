@@ -38,7 +38,8 @@ class Outcome:
     """One record's result as the store records it."""
 
     lead_id: int
-    action: str  # created, updated, failed, invalid, pulled_created, pulled_updated, pulled_unchanged, PULL_SKIPPED
+    action: str  # created, updated, RECREATED, RELINKED, failed, invalid, pulled_created, pulled_updated,
+    # pulled_unchanged, PULL_SKIPPED
     remote_id: str | None = None
     remote_updated: datetime | None = None
     values: Mapping[str, Any] | None = None
@@ -58,6 +59,10 @@ class Outcome:
 
 
 PULL_SKIPPED: Final = "pull_skipped"
+RECREATED: Final = "recreated"
+"""A pushed lead whose linked record was gone from the CRM (deleted or merged there): created again."""
+RELINKED: Final = "relinked"
+"""A pushed lead whose linked record was gone from the CRM: it updated the record holding its match key instead."""
 """The action of a pulled record not applied: its lead was merged into a lead of a list the pull does not write to
 (the reason in its log line's message). No link nor reject is written for it."""
 _NOT_DONE: Final = frozenset({"failed", "invalid", PULL_SKIPPED})
@@ -698,13 +703,14 @@ def get_run(conn: Connection, run_id: int) -> dict[str, Any]:
 
 
 def run_errors(conn: Connection, run_id: int) -> list[dict[str, Any]]:
-    """The records a run could not sync (or pulled and did not apply), with the lead's email and the attempts."""
+    """The records a run could not sync (or pulled and did not apply), and those it sent again to a record gone
+    from the CRM, with the lead's email and the attempts."""
     get_run(conn, run_id)
     return conn.execute(
         "SELECT g.lead_id, l.email, g.action, g.category, g.message, g.attempts, g.at FROM crm_sync_log g "
-        "LEFT JOIN leads l ON l.id = g.lead_id WHERE g.sync_id = %s AND g.action IN ('failed', 'invalid', %s) "
+        "LEFT JOIN leads l ON l.id = g.lead_id WHERE g.sync_id = %s AND g.action IN ('failed', 'invalid', %s, %s, %s) "
         "ORDER BY g.lead_id",
-        (run_id, PULL_SKIPPED),
+        (run_id, PULL_SKIPPED, RECREATED, RELINKED),
     ).fetchall()
 
 

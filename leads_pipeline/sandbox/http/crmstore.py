@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -125,6 +125,26 @@ class CrmStore:
                 if fields[key] not in (None, ""):
                     self._index[(key, str(fields[key]).casefold())] = record.id
         record.fields.update(fields)
+
+
+@dataclass
+class DailyUsage:
+    """The calls counted against a CRM's daily allowance. The count starts over with each UTC day, so a sandbox left
+    running does not end up refusing everything; tests lower ``limit`` to spend it."""
+
+    limit: int
+    used: int = 0
+    day: date = field(default_factory=lambda: datetime.now(UTC).date())
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def spend(self) -> bool:
+        """Count one call; False when it is over the allowance (the CRM refuses it)."""
+        with self.lock:
+            today = datetime.now(UTC).date()
+            if today != self.day:
+                self.day, self.used = today, 0
+            self.used += 1
+            return self.used <= self.limit
 
 
 def iso_ms(ms: int) -> str:

@@ -6,7 +6,9 @@ answers ``{new, contact, traceId}``), ``POST /contacts/search`` (``filters`` on 
 /contacts/{contactId}`` (``{succeded: true}``, the API's spelling; 404 when not found) and ``GET
 /locations/{locationId}/customFields``. Every request needs the ``Version`` header (400 without it) and a bearer
 token. Errors: 422 with a list of messages (an invalid email, no email and no phone), 400 for an unknown
-location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers.
+location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers; once the
+location's daily limit (``usage``, whose limit tests lower) is spent, every call answers 429 with
+``X-RateLimit-Daily-Remaining: 0``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
 from leads_pipeline.sandbox.world import World
 
 LOCATION = "sandboxLocation01"
@@ -33,7 +35,7 @@ class GoHighLevelEmulator:
     def __init__(self, world: World, settings: EmulatorSettings, ids: SeededIds) -> None:
         self._settings = settings
         self.store = CrmStore(key_fields=("email", "phone"), new_id=lambda n: ids.new(20))
-        self._daily = 0
+        self.usage = DailyUsage(DAILY_LIMIT)
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -48,7 +50,8 @@ class GoHighLevelEmulator:
             return self._fail(401, "Invalid JWT")
         if not request.headers.get("version"):
             return self._fail(400, "Version header was not found")
-        self._daily += 1
+        if not self.usage.spend():
+            return self._fail(429, "Too Many Requests")
         path = request.path.rstrip("/")
         try:
             if request.method == "POST" and path == "/contacts/upsert":
@@ -70,8 +73,8 @@ class GoHighLevelEmulator:
         return self._fail(404, f"Cannot {request.method} {request.path}")
 
     def _headers(self) -> list[tuple[str, str]]:
-        headers = [("X-RateLimit-Limit-Daily", str(DAILY_LIMIT)),
-                   ("X-RateLimit-Daily-Remaining", str(max(0, DAILY_LIMIT - self._daily)))]  # fmt: skip
+        headers = [("X-RateLimit-Limit-Daily", str(self.usage.limit)),
+                   ("X-RateLimit-Daily-Remaining", str(max(0, self.usage.limit - self.usage.used)))]  # fmt: skip
         limit = self._settings.for_provider(self.name).rate_limit
         if limit is not None:
             headers += [("X-RateLimit-Max", str(limit.requests)),

@@ -8,7 +8,9 @@ at most 200 per page), ``GET /crm/v3/properties/contacts``, and the deletes: ``P
 ``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204 even when already gone). Auth is a private-app bearer
 token. Per-record errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs
 to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
-Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers.
+Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers. Once the account's daily limit
+(``usage``, whose limit tests lower) is spent, every call answers 429 with ``policyName: DAILY`` ("You have reached
+your daily limit."), as HubSpot does until midnight in the account's time zone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import uuid
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
 from leads_pipeline.sandbox.world import World
 
 PROPERTIES: dict[str, str] = {
@@ -48,6 +50,8 @@ READ_ONLY = frozenset({"createdate", "lastmodifieddate", "hs_object_id"})
 UNIQUE = ("email", "leads_id")
 SEARCH_PAGE_MAX = 200
 BATCH_MAX = 100
+DAILY_LIMIT = 500_000
+"""Requests a day of a Professional or Enterprise account's private apps."""
 
 
 class HubSpotEmulator:
@@ -56,6 +60,7 @@ class HubSpotEmulator:
     def __init__(self, world: World, settings: EmulatorSettings) -> None:
         self._settings = settings
         self.store = CrmStore(key_fields=UNIQUE, new_id=lambda n: str(1000 + n))
+        self.usage = DailyUsage(DAILY_LIMIT)
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -78,6 +83,9 @@ class HubSpotEmulator:
         if not self._settings.for_provider(self.name).accepts(bearer(request.headers)):
             body = _error("INVALID_AUTHENTICATION", "Authentication credentials not found or expired.")
             return Response.json(401, body, self._limit_headers())
+        if not self.usage.spend():
+            body = {**_error("RATE_LIMIT", "You have reached your daily limit."), "errorType": "RATE_LIMIT"}
+            return Response.json(429, {**body, "policyName": "DAILY"}, self._limit_headers())
         route = (request.method, request.path.rstrip("/"))
         try:
             if route == ("POST", "/crm/v3/objects/contacts/batch/upsert"):

@@ -10,7 +10,9 @@ records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ing
 simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sandbox.http.tls` serves this
 emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
 (Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
-record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``.
+record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``; once the org's
+allocation (``usage``, whose limit tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
+``TotalRequests Limit exceeded.``, as Salesforce does until its rolling 24 hours free some.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
 from leads_pipeline.sandbox.world import World
 
 EXTERNAL_ID = "Leads_Id__c"
@@ -62,7 +64,7 @@ class SalesforceEmulator:
         self._jobs: dict[str, dict[str, Any]] = {}
         self._queries: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
-        self._usage = 0
+        self.usage = DailyUsage(DAILY_API_LIMIT)
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -76,8 +78,9 @@ class SalesforceEmulator:
     def handle(self, request: Request) -> Response:
         if not self._settings.for_provider(self.name).accepts(bearer(request.headers)):
             return self._json(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
-        with self._lock:
-            self._usage += 1
+        if not self.usage.spend():
+            body = [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+            return self._json(403, body)
         match = _DATA.match(request.path)
         if match is None:
             return self._not_found(request)
@@ -102,7 +105,7 @@ class SalesforceEmulator:
         return Response.json(status, payload, [self._limit_header()])
 
     def _limit_header(self) -> tuple[str, str]:
-        return ("Sforce-Limit-Info", f"api-usage={self._usage}/{DAILY_API_LIMIT}")
+        return ("Sforce-Limit-Info", f"api-usage={self.usage.used}/{self.usage.limit}")
 
     def _not_found(self, request: Request) -> Response:
         body = [{"message": f"The requested resource does not exist: {request.path}", "errorCode": "NOT_FOUND"}]

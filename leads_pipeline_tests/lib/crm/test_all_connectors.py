@@ -1,24 +1,29 @@
-"""What every connector must do the same way over the wire: honour Retry-After on a 429, and turn a refused
-token into a configuration error naming the variable to fix (and leave the run recorded as failed)."""
+"""What every connector must do the same way over the wire: honour Retry-After on a 429, turn a refused token into
+a configuration error naming the variable to fix (and leave the run recorded as failed), and say so when a record
+deleted in the CRM is created again."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
-from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings
 from leads_pipeline.sandbox.http.tls import serve_tls
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads, lead_rows
+from leads_pipeline_tests.support import set_clause
 
 pytestmark = pytest.mark.integration
 CRMS = ["hubspot", "salesforce", "pipedrive", "gohighlevel"]
+LAST_NAME = {"hubspot": "lastname", "salesforce": "LastName", "pipedrive": "last_name", "gohighlevel": "lastName"}
+TITLE = {"hubspot": "jobtitle", "salesforce": "Title", "pipedrive": "job_title", "gohighlevel": "Job Title"}
 TOKEN_VARIABLE = {
     "hubspot": "HUBSPOT_ACCESS_TOKEN",
     "salesforce": "SALESFORCE_ACCESS_TOKEN",
@@ -58,3 +63,74 @@ def test_a_refused_token_names_the_variable_and_fails_the_run(
             front.stop()
     with connect(database_url) as db:
         assert store.list_runs(db, f"{crm}-auth")[0]["status"] == "failed"
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_record_deleted_in_the_crm_is_created_again_once_its_lead_changes_and_the_run_says_so(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A salesperson deletes a record we created. Every connector's upsert (Pipedrive's update, on its 404) then
+    creates it again with the lead's next change; that was reported as a plain 'created', the lead silently
+    relinked to the new record."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=150_000 + 10 * CRMS.index(crm)))
+    conn_ = connection(crm, f"{crm}-deleted")
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        deleted, kept = store.links(db, conn_.name)
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    assert records.delete(deleted["remote_id"])
+    unchanged = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (unchanged.created, unchanged.recreated) == (0, 0)  # nothing of the lead changed: nothing sent
+    with transaction(database_url) as db:
+        assignments, params = set_clause(title="Head of Sales")
+        db.execute(f"UPDATE leads SET {assignments} WHERE id = %s", (*params, deleted["lead_id"]))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (report.status, report.created, report.recreated, report.failed) == ("completed", 1, 1, 0)
+    with connect(database_url) as db:
+        (relinked,) = [link for link in store.links(db, conn_.name) if link["lead_id"] == deleted["lead_id"]]
+        errors = store.run_errors(db, report.sync_id)
+        run = store.get_run(db, report.sync_id)
+    assert relinked["remote_id"] != deleted["remote_id"]
+    assert [(e["lead_id"], e["action"], e["message"]) for e in errors] == [
+        (
+            deleted["lead_id"],
+            "recreated",
+            f"{crm} record {deleted['remote_id']} is gone (deleted there, or merged into another record, since the "
+            f"last sync): created again as record {relinked['remote_id']}",
+        )
+    ]
+    assert run["recreated"] == 1
+    assert records.get(kept["remote_id"]) is not None
+    # created again with every field, not only the one that changed
+    assert records.get(relinked["remote_id"]).fields[LAST_NAME[crm]] == f"Lee{150_000 + 10 * CRMS.index(crm)}"
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_push_keeps_a_salespersons_edit_of_a_field_the_lead_did_not_change(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A push sent every mapped field of a changed lead: a salesperson's edit of another field in the CRM was
+    overwritten with the lead's old value, without a conflict, even under a crm_wins rule. An update now sends the
+    fields changed since the last sync."""
+    start = 160_000 + 10 * CRMS.index(crm)
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=start))
+    rules = {LAST_NAME[crm]: "crm_wins"}
+    conn_ = connection(crm, f"{crm}-edited", direction="push", conflict_fields=rules)
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    records.touch(link["remote_id"], **{LAST_NAME[crm]: "Lee-Smith"})  # the salesperson's correction
+    with transaction(database_url) as db:
+        assignments, params = set_clause(title="Head of Sales")
+        db.execute(f"UPDATE leads SET {assignments} WHERE id = %s", (*params, link["lead_id"]))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (report.updated, report.failed) == (1, 0)
+    assert records.get(link["remote_id"]).fields[LAST_NAME[crm]] == "Lee-Smith"
+    with connect(database_url) as db:
+        (after,) = store.links(db, conn_.name)
+    assert after["last_values"][TITLE[crm]] == "Head of Sales"

@@ -10,7 +10,7 @@ import pytest
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
+from leads_pipeline.sandbox.http.hubspot import DAILY_LIMIT, HubSpotEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
 from leads_pipeline_tests.support import bidx, set_clause
@@ -176,3 +176,29 @@ def test_a_sync_that_would_exceed_the_daily_quota_stops_early_and_says_so(
     assert report.message is not None and "daily quota of 2 requests" in report.message
     later = engine(database_url, sandbox, conn_).run("push", list_id)  # same day: nothing more goes
     assert (later.status, later.leads_to_sync, later.requests) == ("stopped", 50, 0)
+
+
+def test_the_accounts_spent_daily_limit_stops_the_push_and_the_next_sync_sends_the_rest(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """HubSpot answers every call 429 with policyName DAILY once the account's daily limit is spent, until midnight
+    in its time zone. Each batch was retried six times as a ten-second 429 then kept as transient, the run asking
+    again batch after batch (HubSpot wants error answers under 5% of an app's requests)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(6, start=105_000))
+    emulator = hubspot(sandbox)
+    conn_ = connection("hubspot", "hs-daily", batch_size=2)
+    sync = engine(database_url, sandbox, conn_)
+    sync.concurrency = 1  # one batch after the other: the first lands, the second is refused
+    emulator.usage.limit = emulator.usage.used + 1
+    try:
+        report = sync.run("push", list_id)
+    finally:
+        emulator.usage.limit = DAILY_LIMIT
+    assert (report.status, report.created + report.updated, report.failed) == ("stopped", 2, 2)
+    assert report.message is not None and "You have reached your daily limit" in report.message
+    assert report.requests == 2  # neither retried nor the third batch asked
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert [e["category"] for e in errors] == ["transient", "transient"]
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)

@@ -13,7 +13,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
+from leads_pipeline.sandbox.http.gohighlevel import DAILY_LIMIT, GoHighLevelEmulator
 from leads_pipeline.sandbox.http.pipedrive import PipedriveEmulator, field_key
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import (
@@ -267,3 +267,54 @@ def test_gohighlevel_upsert_errors_version_header_and_pull(database_url: str, sa
     assert count is not None and count["n"] == 130
     with connect(database_url) as db:
         assert store.list_runs(db, "ghl-push")[0]["pulled"] == pulled.pulled
+
+
+def test_the_locations_spent_daily_limit_stops_the_push_and_the_next_sync_sends_the_rest(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """GoHighLevel answers 429 with X-RateLimit-Daily-Remaining: 0 once the location's daily limit is spent. Each
+    record (one request each) was retried six times as a burst 429, batch after batch, then kept as transient."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(6, start=66_000))
+    emulator = gohighlevel(sandbox)
+    conn_ = connection("gohighlevel", "ghl-daily", batch_size=2)
+    sync = engine(database_url, sandbox, conn_)
+    sync.connector.describe_fields()  # the custom fields a push resolves first, read before the limit is lowered
+    sync.concurrency = 1  # one batch after the other: the first lands, the second is refused
+    emulator.usage.limit = emulator.usage.used + 2
+    try:
+        report = sync.run("push", list_id)
+    finally:
+        emulator.usage.limit = DAILY_LIMIT
+    assert (report.status, report.created + report.updated, report.failed) == ("stopped", 2, 2)
+    assert report.message is not None and "GoHighLevel's daily request limit is reached" in report.message
+    assert 3 <= report.requests <= 4  # the second batch: its two records at most, once each; no third batch
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert [e["category"] for e in errors] == ["transient", "transient"]
+    again = engine(database_url, sandbox, conn_).run("push", list_id)
+    assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
+
+
+def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads_values(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two people merged in Pipedrive: the person of lead A is gone, the survivor (lead B's) holds A's address. A's
+    next push finds the survivor by that address; it is reported as a duplicate, and A's other fields are not
+    written over B's person (the completion of a record gone from the CRM is only for a record no lead holds)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=67_000))
+    conn_ = connection("pipedrive", "pd-merged")
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        merged_away, survivor = store.links(db, conn_.name)
+    people = pipedrive(sandbox).store
+    assert people.delete(merged_away["remote_id"])
+    emails = [{"value": email_of(67_000), "primary": True, "label": "work"},
+              {"value": email_of(67_001), "primary": False, "label": "work"}]  # fmt: skip
+    people.touch(survivor["remote_id"], emails=emails, primary_email=email_of(67_000))
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "duplicate")]
+    assert people.get(survivor["remote_id"]).fields["last_name"] == "Lee67001"

@@ -10,7 +10,7 @@ import pytest
 
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
-from leads_pipeline.sandbox.http.salesforce import SalesforceEmulator
+from leads_pipeline.sandbox.http.salesforce import DAILY_API_LIMIT, SalesforceEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
 from leads_pipeline_tests.support import bidx, set_clause
@@ -94,3 +94,30 @@ def test_a_runs_bulk_api_jobs_run_side_by_side(
     report = sync.run("push", list_id)
     assert (report.status, report.created + report.updated) == ("completed", 6)  # ids restart per database
     assert not together.broken
+
+
+def test_the_orgs_used_up_daily_api_allocation_stops_the_push_and_the_next_sync_sends_the_rest(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Salesforce answers every call 403 REQUEST_LIMIT_EXCEEDED ('TotalRequests Limit exceeded.') once the org's
+    rolling 24-hour API allocation is used up. That is no refusal of the records: they were kept as permanent
+    failures, never sent again until each lead changed, and every batch of the run kept asking."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(6, start=86_000))
+    emulator = salesforce(sandbox)
+    conn_ = connection("salesforce", "sf-allocation", batch_size=2)
+    sync = engine(database_url, sandbox, conn_, **salesforce_env)
+    sync.concurrency = 1  # one batch after the other: the first lands, the second is refused
+    emulator.usage.limit = emulator.usage.used + 1
+    try:
+        report = sync.run("push", list_id)
+    finally:
+        emulator.usage.limit = DAILY_API_LIMIT
+    assert (report.status, report.created + report.updated, report.failed) == ("stopped", 2, 2)
+    assert report.message is not None and "TotalRequests Limit exceeded" in report.message
+    assert report.requests == 2  # the third batch never asked
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    assert {e["category"] for e in errors} == {"transient"}
+    assert all("TotalRequests Limit exceeded" in e["message"] for e in errors)
+    again = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
