@@ -244,8 +244,15 @@ def clean_text(s: pd.Series) -> pd.Series:
 
 def clean_arrow(arr: pa.Array, index: pd.Index) -> pd.Series:
     """:func:`clean_text` of a column given as an Arrow string array (as read from a file: no nulls), on
-    ``index``; skips building a pandas column first."""
-    return _series(_clean(arr), index)
+    ``index``; skips building a pandas column first. The text is composed (NFC): a name a file writes decomposed
+    (NFD, as macOS and some Vietnamese and Korean input methods write it: "Hương" as u, horn, o, hook...) is
+    stored as the same name typed composed, which it equals to the eye and to no comparison (a filter, a CRM, a
+    spreadsheet's lookup) otherwise. Only a column with text beyond ASCII is normalized: most columns are ASCII,
+    and normalizing one costs about as much as cleaning it."""
+    arr = _clean(arr)
+    if not pc.all(pc.string_is_ascii(arr)).as_py():
+        arr = pc.utf8_normalize(arr, form="NFC")
+    return _series(arr, index)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -949,7 +956,7 @@ def one_value(name: str, raw: str, country: str | None = None) -> tuple[Any, str
         problem = phones.problems.iloc[0]
         return (None, str(problem)) if pd.notna(problem) else (phones.e164.iloc[0], None)
     if name not in _ONE_VALUE:
-        return raw.strip(), None
+        return unicodedata.normalize("NFC", raw.strip()), None
     checked = _ONE_VALUE[name](one)
     problem = checked.problems.iloc[0]
     if pd.notna(problem):
