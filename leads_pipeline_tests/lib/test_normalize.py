@@ -520,6 +520,14 @@ def test_every_datablist_country_is_known_except_netherlands_antilles() -> None:
         ("Democratic Republic of the Congo", "CD"),
         ("Congo", "CG"),
         ("日本", "JP"),
+        ("السّعوديّة", "SA"),  # with its shadda, as pycountry's Arabic writes it
+        ("السعودية", "SA"),
+        ("ישראל", "IL"),
+        ("ΕΛΛΆΔΑ", "GR"),
+        ("Україна", "UA"),
+        ("ประเทศไทย", "TH"),
+        ("भारत", "IN"),
+        ("臺灣", "TW"),
     ],
 )
 def test_country_codes(raw: str, expected: str) -> None:
