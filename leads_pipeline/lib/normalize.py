@@ -37,6 +37,7 @@ from nameparser import HumanName
 from nameparser.config import CONSTANTS as NAME_CONSTANTS
 
 from leads_pipeline.lib.countries import country_code
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST
 
 __all__ = [
     "STRING",
@@ -639,6 +640,13 @@ def _join_names(first: Any, last: Any) -> Any:
     return pc.coalesce(both, first, last)
 
 
+def _full_names(first: Any, last: Any) -> Any:
+    """First and last names joined as :func:`fields.full_name` joins one (a Chinese, Japanese or Korean name family
+    name first, without a space)."""
+    family_first = _true(_matches(_concat(first, last), f"^[{FAMILY_NAME_FIRST}]+$"))
+    return pc.if_else(family_first, _concat(last, first), _join_names(first, last))
+
+
 def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Series | None, index: pd.Index) -> Names:
     """Fill in first, last and full name from whichever of them the file has.
 
@@ -649,7 +657,8 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
     "María José" / "García-López"): nothing the user typed is lost from first + last, and compound given
     names, common in Spanish and Portuguese, stay whole. A single word is a first name. Only the missing
     side is filled; given values are never overwritten. Where the full name is missing it is first + " " +
-    last (or whichever exists). Diacritics and case are kept as written.
+    last (or whichever exists), a Chinese, Japanese or Korean name last + first ("王" and "伟": "王伟", as
+    :func:`fields.full_name`). Diacritics and case are kept as written.
 
     Speed: nameparser manages ~11k names/s, so plain two-word Latin-script names with no word nameparser
     treats specially are split in Arrow (the same answer nameparser gives); the rest is parsed once per
@@ -678,7 +687,7 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
 
     first_out = pc.coalesce(first_arr, split_first)
     last_out = pc.coalesce(last_arr, split_last)
-    full_out = pc.coalesce(full_arr, _join_names(first_out, last_out))
+    full_out = pc.coalesce(full_arr, _full_names(first_out, last_out))
     return Names(_series(first_out, index), _series(last_out, index), _series(full_out, index))
 
 

@@ -393,6 +393,32 @@ def test_a_name_written_decomposed_is_found_as_typed(database_url: str, leads: L
     assert _emails(leads, "--where", "title = giám đốc") == found
 
 
+def test_a_chinese_japanese_or_korean_name_is_family_name_first(
+    database_url: str, leads: Leads, tmp_path: Path
+) -> None:
+    """王 (family) and 伟 (given) in their two columns were joined as a Western name: the full name "伟 王" in
+    show, exports and the table, and a search for 王伟, as the name is written, found nobody."""
+    leads.ok("lists", "create", "asia")
+    text = "First Name,Last Name,Email\n伟,王,w@ali.cn\n花子,山田,h@toyota.jp\n민준,김,m@samsung.kr\n"
+    text += "Wei,Wang,x@ali.cn\n"
+    import_text(database_url, tmp_path / "asia.csv", text, "asia")
+    found = {lead["email"]: lead for lead in leads.json("search", "--list", "asia", "--json")["leads"]}
+    assert {email: lead["full_name"] for email, lead in found.items()} == {
+        "w@ali.cn": "王伟",
+        "h@toyota.jp": "山田花子",
+        "m@samsung.kr": "김민준",
+        "x@ali.cn": "Wei Wang",
+    }
+    assert _emails(leads, "王伟") == ["w@ali.cn"]
+    assert _emails(leads, "山田花子") == ["h@toyota.jp"]
+    assert _emails(leads, "김민준") == ["m@samsung.kr"]
+    assert _emails(leads, "伟") == _emails(leads, "王") == ["w@ali.cn"], "each name alone still finds it"
+    assert _emails(leads, "wei wang") == ["x@ali.cn"]
+    table = leads.ok("search", "--list", "asia")
+    assert "王伟" in table and "伟 王" not in table
+    assert "full_name: 山田花子" in leads.ok("show", found["h@toyota.jp"]["id"])
+
+
 def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: str) -> None:
     """``--stage nostage`` (a typo, or ``MQL``: stages are stored lower-case) found 0 leads with exit code 0 and
     nothing more. A CRM sets stages of its own, so it is still searched as typed, with a note on stderr when no
