@@ -227,6 +227,22 @@ def _cleaned(s: pd.Series | None, index: pd.Index) -> Any:
     return _clean(_arrow(s))
 
 
+_FULL_WIDTH_ASCII: Final = r"[\x{ff01}-\x{ff5e}]"
+
+
+def _narrow(arr: Any) -> Any:
+    """Full-width ASCII forms (U+FF01-FF5E) as ASCII, by NFKC of the values that hold one: an input method left in
+    full-width mode, as Japanese, Chinese and Korean ones are for names, types an address, a URL or a number in
+    them, meaning the ASCII one (an address with a full-width at sign was refused, one with full-width letters
+    stored as another address, a count or an amount refused)."""
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        return arr
+    wide = _true(_matches(arr, _FULL_WIDTH_ASCII))
+    if not pc.any(wide).as_py():
+        return arr
+    return pc.if_else(wide, pc.utf8_normalize(arr, form="NFKC"), arr)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Text
 # --------------------------------------------------------------------------------------------------------
@@ -287,7 +303,7 @@ def normalize_emails(s: pd.Series) -> Normalized:
     is technically lossy but matches how every mail provider in practice treats addresses, and it is what
     makes duplicate detection work. A cell with several addresses is reported, not split.
     """
-    arr = pc.utf8_lower(_clean(_arrow(s)))
+    arr = pc.utf8_lower(_narrow(_clean(_arrow(s))))
     arr = _sub(arr, r"^mailto: ?", "")
     arr = _sub(arr, r"^[^<>]*<([^<>]+)>$", r"\1")  # "Jane Doe <jane@example.com>"
     arr = _empty_to_null(arr)
@@ -514,7 +530,7 @@ def website_to_domain(s: pd.Series) -> Normalized:
     Subdomains other than "www" are kept ("shop.example.co.uk"): finding the registrable part would need
     the public suffix list.
     """
-    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
+    arr = pc.utf8_normalize(pc.utf8_lower(_narrow(_clean(_arrow(s)))), form="NFC")
     # IDNA treats the ideographic and full-width full stops as label separators.
     arr = _sub(arr, r"[\x{3002}\x{ff0e}\x{ff61}]", ".")
     host = _extract(arr, _URL)["host"]
@@ -870,7 +886,7 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     money is written with three decimals: "€ 2.000" is 2000 (it was 2.0), while "$2.125B" stays 2.125 billion
     and "0.125" stays 0.125.
     """
-    arr = _clean(_arrow(s))
+    arr = _narrow(_clean(_arrow(s)))
     present = pc.is_valid(arr)
     arr = pc.utf8_lower(arr)
     arr = _sub(arr, r"[ '\x{2019}_]", "")
