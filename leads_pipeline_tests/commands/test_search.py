@@ -391,6 +391,10 @@ def test_a_name_written_decomposed_is_found_as_typed(database_url: str, leads: L
     assert _emails(leads, "--where", "company ~ tập đoàn") == found
     leads.ok("bulk", "set", "title", unicodedata.normalize("NFD", "Giám đốc"), "--where", "email = h@vin.vn")
     assert _emails(leads, "--where", "title = giám đốc") == found
+    # and a filter or a search pasted decomposed (a macOS file name; Korean as its jamo) finds what is stored
+    assert _emails(leads, "--where", unicodedata.normalize("NFD", "first_name = Hương")) == found
+    import_text(database_url, tmp_path / "kr.csv", "Name,Company,Email\n김민준,Samsung,m@samsung.kr\n", "vn")
+    assert _emails(leads, unicodedata.normalize("NFD", "김민준")) == ["m@samsung.kr"]
 
 
 def test_a_chinese_japanese_or_korean_name_is_family_name_first(

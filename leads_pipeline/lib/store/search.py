@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -329,7 +330,7 @@ def _split_query(query: str | None) -> tuple[list[str], list[sql.Composable]]:
     the domain without its @) whose match must also be where the email's domain begins."""
     texts: list[str] = []
     conditions: list[sql.Composable] = []
-    for word in (query or "").split():
+    for word in unicodedata.normalize("NFC", query or "").split():  # as names are stored (김민준 pasted as jamo)
         if _WHOLE_EMAIL.match(word):
             email = sql.Literal(blind_index("email", word))
             conditions.append(sql.SQL("{} = {}").format(key_column("email_bidx", "l"), email))
