@@ -376,6 +376,20 @@ def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url:
     assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"
 
 
+def test_a_filter_finds_a_greek_name_written_in_capitals(fair: Leads, database_url: str) -> None:
+    """Greek capitals drop the tonos: ΠΑΠΑΔΟΠΟΥΛΟΣ is Παπαδόπουλος in capitals, and a filter written so found nobody
+    (lower() kept the accent, and the final sigma), where the text search found the lead."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET last_name = 'Παπαδόπουλος', company = 'ωμέγα σύμβουλοι' WHERE country = 'ES'")
+    capitals = "παπαδοπουλος".upper()  # as Greek writes it: no tonos
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, capitals) == ana
+    assert _emails(fair, "--where", f"last_name = {capitals}") == ana
+    assert _emails(fair, "--where", f"last_name in nobody, {'Παπαδόπουλος'.upper()}") == ana
+    assert _emails(fair, "--where", f"company ~ {'ωμεγα'.upper()}") == ana
+    assert ana[0] not in _emails(fair, "--where", f"last_name != {capitals}")
+
+
 def test_a_name_written_decomposed_is_found_as_typed(database_url: str, leads: Leads, tmp_path: Path) -> None:
     """A file with its Vietnamese names decomposed (NFD: "Hương" as u, horn, o, hook...), as macOS and some input
     methods write them, stored them so: a filter on the name typed composed, as every keyboard types it, found
