@@ -104,9 +104,11 @@ def search_command(
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    from leads_pipeline.lib.fields import full_name
+
     table = Table("id", "list", "name", "email", "phone", "company", "title", "stage", "score")
     for r in rows:
-        name = " ".join(p for p in (r["first_name"], r["last_name"]) if p) or (r["full_name"] or "")
+        name = full_name(r["first_name"], r["last_name"]) or (r["full_name"] or "")
         table.add_row(
             str(r["id"]),
             r["list"],

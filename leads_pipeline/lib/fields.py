@@ -6,6 +6,7 @@ file's original header.
 
 from __future__ import annotations
 
+import re
 from typing import Final, Literal
 
 CANONICAL_FIELDS: Final[tuple[str, ...]] = (
@@ -52,6 +53,20 @@ SHOWN_FIELDS: Final[tuple[str, ...]] = tuple(
     column for name in CANONICAL_FIELDS for column in (name, PHONE_EXTENSIONS.get(name)) if column is not None
 )
 """The lead fields a user sees (show, search, export): the canonical fields, each phone followed by its extension."""
+
+FAMILY_NAME_FIRST: Final = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\U00020000-\U0002fa1f"
+"""The letters of a regular-expression class (Han, kana, Hangul, 々) whose names are written family name first,
+without a space: a first and last name written in them only join as 王伟, 山田花子, 김민준. The same class is in
+sql/165 (``lead_names_family_first``, which the stored full names and search text follow)."""
+
+
+def full_name(first_name: str | None, last_name: str | None) -> str | None:
+    """A first and last name joined as the import and sql/165's ``lead_full_name`` join them: "Ann Lee", and a
+    Chinese, Japanese or Korean name family name first (伟 and 王 are 王伟, where "伟 王" is another name)."""
+    if first_name and last_name and re.fullmatch(f"[{FAMILY_NAME_FIRST}]+", first_name + last_name):
+        return last_name + first_name
+    return " ".join(part for part in (first_name, last_name) if part) or None
+
 
 DedupeKey = Literal["email", "phone", "both"]
 

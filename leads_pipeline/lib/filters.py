@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -273,7 +274,9 @@ def _list_items(inner: str, kind: FieldKind) -> list[str]:
 
 
 def parse_filter(text: str) -> Filter:
-    """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows."""
+    """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows. Read composed
+    (NFC), as the values are stored: a value pasted decomposed (from a macOS file name) finds them."""
+    text = unicodedata.normalize("NFC", text)
     stripped = text.strip()
     if not stripped:
         raise ConfigurationError('--where needs FIELD OP VALUE, like "country = DE"; got an empty filter')

@@ -123,8 +123,9 @@ _GOOD: Final = 0.85
 _WEAK: Final = 0.6
 
 # field -> synonyms in preference order (earlier wins ties). Company-level variants of person fields are
-# weak so that a person's own City/Phone/Country beats the company's when a file has both. German, French and
-# Spanish headers (Vorname, Prénom, Nombre ...) are good rather than strong: a few are ordinary words elsewhere.
+# weak so that a person's own City/Phone/Country beats the company's when a file has both. German, French,
+# Spanish, Japanese, Chinese, Korean and Russian headers (Vorname, Prénom, Nombre, 氏名, 姓名, 회사, Фамилия ...) are
+# good rather than strong: a few are ordinary words elsewhere.
 _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
     "first_name": (
         ("First Name", _STRONG),
@@ -136,6 +137,8 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Vorname", _GOOD),
         ("Prénom", _GOOD),
         ("Nombre", _GOOD),
+        ("名字", _GOOD),
+        ("Имя", _GOOD),
     ),
     "last_name": (
         ("Last Name", _STRONG),
@@ -150,6 +153,8 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Nom de famille", _GOOD),
         ("Apellido", _GOOD),
         ("Apellidos", _GOOD),
+        ("姓氏", _GOOD),
+        ("Фамилия", _GOOD),
     ),
     "full_name": (
         ("Full Name", _STRONG),
@@ -158,6 +163,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Person Name", _GOOD),
         ("Contact Full Name", _GOOD),
         ("氏名", _GOOD),
+        ("姓名", _GOOD),
+        ("성명", _GOOD),
+        ("ФИО", _GOOD),
         ("Name", 0.7),  # ambiguous: see _name_candidates
     ),
     "email": (
@@ -175,6 +183,12 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Adresse e-mail", _GOOD),
         ("Correo", _GOOD),
         ("Correo electrónico", _GOOD),
+        ("邮箱", _GOOD),
+        ("电子邮件", _GOOD),
+        ("電子郵件", _GOOD),
+        ("이메일", _GOOD),
+        ("Электронная почта", _GOOD),
+        ("Эл. почта", _GOOD),
     ),
     "phone": (
         ("Phone", _STRONG),
@@ -195,6 +209,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Telefonnummer", _GOOD),
         ("Téléphone", _GOOD),
         ("Teléfono", _GOOD),
+        ("电话", _GOOD),
+        ("電話", _GOOD),
+        ("联系电话", _GOOD),
+        ("전화번호", _GOOD),
+        ("Телефон", _GOOD),
         ("Corporate Phone", _WEAK),
         ("Company Phone", _WEAK),
         ("Main Phone", _WEAK),
@@ -214,6 +233,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Portable", _GOOD),
         ("Móvil", _GOOD),
         ("Celular", _GOOD),
+        ("手机", _GOOD),
+        ("手機", _GOOD),
+        ("휴대폰", _GOOD),
+        ("휴대전화", _GOOD),
+        ("Мобильный телефон", _GOOD),
     ),
     "phone_ext": (
         ("phone_ext", _STRONG),
@@ -239,6 +263,12 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Poste", _GOOD),
         ("Cargo", _GOOD),
         ("Puesto", _GOOD),
+        ("职位", _GOOD),
+        ("職位", _GOOD),
+        ("职务", _GOOD),
+        ("직책", _GOOD),
+        ("직위", _GOOD),
+        ("Должность", _GOOD),
         ("Headline", _WEAK),
     ),
     "seniority": (
@@ -256,6 +286,10 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("部署", _GOOD),
         ("Abteilung", _GOOD),
         ("Departamento", _GOOD),
+        ("部门", _GOOD),
+        ("部門", _GOOD),
+        ("부서", _GOOD),
+        ("Отдел", _GOOD),
     ),
     "company": (
         ("Company", _STRONG),
@@ -276,6 +310,12 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Société", _GOOD),
         ("Entreprise", _GOOD),
         ("Empresa", _GOOD),
+        ("公司", _GOOD),
+        ("公司名称", _GOOD),
+        ("회사", _GOOD),
+        ("회사명", _GOOD),
+        ("Компания", _GOOD),
+        ("Организация", _GOOD),
         ("Company Name for Emails", _WEAK),
     ),
     "company_domain": (
@@ -296,6 +336,11 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Webseite", _GOOD),
         ("Site web", _GOOD),
         ("Sitio web", _GOOD),
+        ("网站", _GOOD),
+        ("網站", _GOOD),
+        ("网址", _GOOD),
+        ("웹사이트", _GOOD),
+        ("Сайт", _GOOD),
         ("URL", _WEAK),  # generic: LinkedIn exports use it for the profile, see _url_candidates
     ),
     "linkedin_url": (
@@ -362,6 +407,9 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Ort", _GOOD),
         ("Ville", _GOOD),
         ("Ciudad", _GOOD),
+        ("城市", _GOOD),
+        ("도시", _GOOD),
+        ("Город", _GOOD),
         ("Company City", _WEAK),
     ),
     "state": (
@@ -405,6 +453,10 @@ _SYNONYMS: Final[dict[str, tuple[tuple[str, float], ...]]] = {
         ("Land", _GOOD),
         ("Pays", _GOOD),
         ("País", _GOOD),
+        ("国家", _GOOD),
+        ("國家", _GOOD),
+        ("국가", _GOOD),
+        ("Страна", _GOOD),
         ("Company Country", _WEAK),
     ),
     "source": (

@@ -37,6 +37,7 @@ from nameparser import HumanName
 from nameparser.config import CONSTANTS as NAME_CONSTANTS
 
 from leads_pipeline.lib.countries import country_code
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST
 
 __all__ = [
     "STRING",
@@ -226,6 +227,22 @@ def _cleaned(s: pd.Series | None, index: pd.Index) -> Any:
     return _clean(_arrow(s))
 
 
+_FULL_WIDTH_ASCII: Final = r"[\x{ff01}-\x{ff5e}]"
+
+
+def _narrow(arr: Any) -> Any:
+    """Full-width ASCII forms (U+FF01-FF5E) as ASCII, by NFKC of the values that hold one: an input method left in
+    full-width mode, as Japanese, Chinese and Korean ones are for names, types an address, a URL or a number in
+    them, meaning the ASCII one (an address with a full-width at sign was refused, one with full-width letters
+    stored as another address, a count or an amount refused)."""
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:
+        return arr
+    wide = _true(_matches(arr, _FULL_WIDTH_ASCII))
+    if not pc.any(wide).as_py():
+        return arr
+    return pc.if_else(wide, pc.utf8_normalize(arr, form="NFKC"), arr)
+
+
 # --------------------------------------------------------------------------------------------------------
 # Text
 # --------------------------------------------------------------------------------------------------------
@@ -244,8 +261,15 @@ def clean_text(s: pd.Series) -> pd.Series:
 
 def clean_arrow(arr: pa.Array, index: pd.Index) -> pd.Series:
     """:func:`clean_text` of a column given as an Arrow string array (as read from a file: no nulls), on
-    ``index``; skips building a pandas column first."""
-    return _series(_clean(arr), index)
+    ``index``; skips building a pandas column first. The text is composed (NFC): a name a file writes decomposed
+    (NFD, as macOS and some Vietnamese and Korean input methods write it: "Hương" as u, horn, o, hook...) is
+    stored as the same name typed composed, which it equals to the eye and to no comparison (a filter, a CRM, a
+    spreadsheet's lookup) otherwise. Only a column with text beyond ASCII is normalized: most columns are ASCII,
+    and normalizing one costs about as much as cleaning it."""
+    arr = _clean(arr)
+    if not pc.all(pc.string_is_ascii(arr)).as_py():
+        arr = pc.utf8_normalize(arr, form="NFC")
+    return _series(arr, index)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -279,7 +303,7 @@ def normalize_emails(s: pd.Series) -> Normalized:
     is technically lossy but matches how every mail provider in practice treats addresses, and it is what
     makes duplicate detection work. A cell with several addresses is reported, not split.
     """
-    arr = pc.utf8_lower(_clean(_arrow(s)))
+    arr = pc.utf8_lower(_narrow(_clean(_arrow(s))))
     arr = _sub(arr, r"^mailto: ?", "")
     arr = _sub(arr, r"^[^<>]*<([^<>]+)>$", r"\1")  # "Jane Doe <jane@example.com>"
     arr = _empty_to_null(arr)
@@ -506,7 +530,7 @@ def website_to_domain(s: pd.Series) -> Normalized:
     Subdomains other than "www" are kept ("shop.example.co.uk"): finding the registrable part would need
     the public suffix list.
     """
-    arr = pc.utf8_normalize(pc.utf8_lower(_clean(_arrow(s))), form="NFC")
+    arr = pc.utf8_normalize(pc.utf8_lower(_narrow(_clean(_arrow(s)))), form="NFC")
     # IDNA treats the ideographic and full-width full stops as label separators.
     arr = _sub(arr, r"[\x{3002}\x{ff0e}\x{ff61}]", ".")
     host = _extract(arr, _URL)["host"]
@@ -632,6 +656,13 @@ def _join_names(first: Any, last: Any) -> Any:
     return pc.coalesce(both, first, last)
 
 
+def _full_names(first: Any, last: Any) -> Any:
+    """First and last names joined as :func:`fields.full_name` joins one (a Chinese, Japanese or Korean name family
+    name first, without a space)."""
+    family_first = _true(_matches(_concat(first, last), f"^[{FAMILY_NAME_FIRST}]+$"))
+    return pc.if_else(family_first, _concat(last, first), _join_names(first, last))
+
+
 def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Series | None, index: pd.Index) -> Names:
     """Fill in first, last and full name from whichever of them the file has.
 
@@ -642,7 +673,8 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
     "María José" / "García-López"): nothing the user typed is lost from first + last, and compound given
     names, common in Spanish and Portuguese, stay whole. A single word is a first name. Only the missing
     side is filled; given values are never overwritten. Where the full name is missing it is first + " " +
-    last (or whichever exists). Diacritics and case are kept as written.
+    last (or whichever exists), a Chinese, Japanese or Korean name last + first ("王" and "伟": "王伟", as
+    :func:`fields.full_name`). Diacritics and case are kept as written.
 
     Speed: nameparser manages ~11k names/s, so plain two-word Latin-script names with no word nameparser
     treats specially are split in Arrow (the same answer nameparser gives); the rest is parsed once per
@@ -671,7 +703,7 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
 
     first_out = pc.coalesce(first_arr, split_first)
     last_out = pc.coalesce(last_arr, split_last)
-    full_out = pc.coalesce(full_arr, _join_names(first_out, last_out))
+    full_out = pc.coalesce(full_arr, _full_names(first_out, last_out))
     return Names(_series(first_out, index), _series(last_out, index), _series(full_out, index))
 
 
@@ -854,7 +886,7 @@ def _parse_numbers(s: pd.Series, *, counts: bool = False) -> tuple[Any, Any]:
     money is written with three decimals: "€ 2.000" is 2000 (it was 2.0), while "$2.125B" stays 2.125 billion
     and "0.125" stays 0.125.
     """
-    arr = _clean(_arrow(s))
+    arr = _narrow(_clean(_arrow(s)))
     present = pc.is_valid(arr)
     arr = pc.utf8_lower(arr)
     arr = _sub(arr, r"[ '\x{2019}_]", "")
@@ -949,7 +981,7 @@ def one_value(name: str, raw: str, country: str | None = None) -> tuple[Any, str
         problem = phones.problems.iloc[0]
         return (None, str(problem)) if pd.notna(problem) else (phones.e164.iloc[0], None)
     if name not in _ONE_VALUE:
-        return raw.strip(), None
+        return unicodedata.normalize("NFC", raw.strip()), None
     checked = _ONE_VALUE[name](one)
     problem = checked.problems.iloc[0]
     if pd.notna(problem):

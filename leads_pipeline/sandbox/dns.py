@@ -84,7 +84,8 @@ class Zone:
 
     def _add(self, name: str, rdtype: dns.rdatatype.RdataType, values: list[str]) -> None:
         rrset = dns.rrset.from_text_list(f"{name}.", TTL, dns.rdataclass.IN, rdtype, values)
-        self._records.setdefault(f"{name}.", {})[rdtype] = rrset
+        # filed as a query names it: an internationalized domain ("bücher.de") in its A-labels (xn--bcher-kva.de)
+        self._records.setdefault(rrset.name.to_text().lower(), {})[rdtype] = rrset
 
     def respond(self, query: dns.message.Message) -> dns.message.Message:
         """The authoritative answer to ``query`` (one question; anything else is FORMERR)."""

@@ -11,6 +11,7 @@ fail a verifier: 421 at connect (overloaded), 451 to a RCPT (a local lookup fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import re
@@ -18,6 +19,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import dns.exception
+import dns.name
 
 from leads_pipeline.sandbox.faults import Latency, check_rates, draw_fault
 from leads_pipeline.sandbox.world import World
@@ -91,8 +95,8 @@ class MailHosts:
         self.port = port
         self.settings = settings or SmtpSettings()
         self._record = record
-        self._mailboxes = frozenset(p.email.casefold() for p in world.people if p.email)
-        self._domains = frozenset(c.domain.casefold() for c in world.companies)
+        self._mailboxes = frozenset(_mailbox_key(p.email) for p in world.people if p.email)
+        self._domains = frozenset(_domain_key(c.domain) for c in world.companies)
         self._greylist: dict[tuple[str, str], float] = {}
         self._rng = random.Random(self.settings.seed)  # used on the loop thread only: no lock
         self._servers: list[asyncio.Server] = []
@@ -152,7 +156,7 @@ class MailHosts:
 
     def rcpt_reply(self, behaviour: str, client: str, address: str) -> tuple[int, str]:
         """The reply a host of ``behaviour`` gives to RCPT TO:<address> from ``client``."""
-        key = address.casefold()
+        key = _mailbox_key(address)
         if behaviour in ("catch_all", "accepts"):
             return 250, "2.1.5 Ok"
         if behaviour == "greylist":
@@ -181,6 +185,20 @@ class MailHosts:
     def log(self, client: str, details: dict[str, Any]) -> None:
         if self._record is not None:
             self._record("smtp", client, details)
+
+
+def _domain_key(domain: str) -> str:
+    """``domain`` as the hosts file it: case-folded, an internationalized one in its A-labels, so that a RCPT
+    naming it either way ("bücher.de", "xn--bcher-kva.de") finds its mailboxes, as a real host's does."""
+    domain = domain.casefold()
+    with contextlib.suppress(dns.exception.DNSException):
+        domain = dns.name.from_text(domain).to_text(omit_final_dot=True)
+    return domain
+
+
+def _mailbox_key(address: str) -> str:
+    local, _, domain = address.casefold().rpartition("@")
+    return f"{local}@{_domain_key(domain)}"
 
 
 def _greylisted(address: str, wait: float) -> tuple[int, str]:
@@ -255,7 +273,8 @@ class _Session:
         verb = verb.upper()
         if verb == "EHLO":
             self.greeted, self.sender = True, None
-            await self.reply(250, f"{HOSTNAME}", "PIPELINING", "SIZE 35882577", "8BITMIME", "ENHANCEDSTATUSCODES")
+            extensions = ("PIPELINING", "SIZE 35882577", "8BITMIME", "ENHANCEDSTATUSCODES", "SMTPUTF8")
+            await self.reply(250, f"{HOSTNAME}", *extensions)
         elif verb == "HELO":
             self.greeted, self.sender = True, None
             await self.reply(250, HOSTNAME)

@@ -85,6 +85,24 @@ def test_full_name_follows_a_changed_last_name_unless_written_by_hand(fair: Lead
     assert names() == ("Ortega", "Dr. Ana Ruiz"), "a full name written by hand is not rewritten"
 
 
+def test_a_chinese_full_name_follows_family_name_first(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """A changed given name of 王伟 makes 王芳 (it made "芳 王"); a full name an earlier version stored Western order
+    ("伟 王") follows too, into the right order."""
+    leads.ok("lists", "create", "cn")
+    import_text(database_url, tmp_path / "cn.csv", "First Name,Last Name,Email\n伟,王,w@ali.cn\n明,李,l@ali.cn\n", "cn")
+
+    def full_name(email: str) -> str:
+        return str(sql_value(database_url, "SELECT full_name FROM leads WHERE email_bidx = %s", bidx(email)))
+
+    assert full_name("w@ali.cn") == "王伟"
+    leads.ok("bulk", "set", "first_name", "芳", "--where", "email = w@ali.cn")
+    assert full_name("w@ali.cn") == "王芳"
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET full_name = '明 李' WHERE email_bidx = %s", (bidx("l@ali.cn"),))
+    leads.ok("bulk", "set", "last_name", "張", "--where", "email = l@ali.cn")
+    assert full_name("l@ali.cn") == "張明"
+
+
 def test_move_and_copy_skip_duplicates_in_the_target(fair: Leads, database_url: str) -> None:
     fair.ok("lists", "create", "target")
     fair.ok("bulk", "copy", "--to", "target", "--where", "country = ES")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -200,6 +201,23 @@ def test_a_deleted_list_is_restored_with_the_leads_deleted_with_it(leads: Leads,
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 31 == live_leads(database_url)
     assert "deleted list 'fair': not found or not shared with you" in leads.fails("lists", "restore", "fair")
     assert [e["action"] for e in leads.json("audit", "--action", "list", "--json")][-1] == "list.restore"
+
+
+def test_a_list_named_in_either_unicode_form_is_one_list(leads: Leads, database_url: str) -> None:
+    """A list name written decomposed (NFD: a drop folder made on macOS or over SMB, "Été" as E, accent, t, e) was
+    another list than the name typed composed: ``--list Été`` found none, and a second list of the same name could
+    be created. Names are stored composed and looked up in either form, an older decomposed one too."""
+    composed, decomposed = "Été", unicodedata.normalize("NFD", "Été")
+    assert composed != decomposed
+    leads.ok("lists", "create", decomposed)
+    assert sql_value(database_url, "SELECT name FROM lists") == composed
+    assert leads.json("lists", "show", composed, "--json")["name"] == composed
+    assert "already exists" in leads.fails("lists", "create", composed)
+    with connect(database_url) as conn:  # as an earlier version stored it
+        conn.execute("UPDATE lists SET name = %s", (decomposed,))
+    assert leads.json("lists", "show", composed, "--json")["name"] == decomposed
+    leads.ok("lists", "delete", composed, "--yes")
+    assert "restored list" in leads.ok("lists", "restore", composed)
 
 
 @pytest.mark.parametrize(

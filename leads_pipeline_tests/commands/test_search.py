@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -373,6 +374,67 @@ def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url:
     assert ana[0] not in _emails(fair, "--where", f"last_name != {light}")
     assert ana[0] not in _emails(fair, "--where", f"company !~ {light}")
     assert _emails(fair, "--where", "company ~ İŞ") == ana, "a capital dotted İ is an i"
+
+
+def test_a_filter_finds_a_greek_name_written_in_capitals(fair: Leads, database_url: str) -> None:
+    """Greek capitals drop the tonos: ΠΑΠΑΔΟΠΟΥΛΟΣ is Παπαδόπουλος in capitals, and a filter written so found nobody
+    (lower() kept the accent, and the final sigma), where the text search found the lead."""
+    with connect(database_url) as conn:
+        conn.execute("UPDATE leads SET last_name = 'Παπαδόπουλος', company = 'ωμέγα σύμβουλοι' WHERE country = 'ES'")
+    capitals = "παπαδοπουλος".upper()  # as Greek writes it: no tonos
+    ana = ["ana.garcia@acme.es"]
+    assert _emails(fair, capitals) == ana
+    assert _emails(fair, "--where", f"last_name = {capitals}") == ana
+    assert _emails(fair, "--where", f"last_name in nobody, {'Παπαδόπουλος'.upper()}") == ana
+    assert _emails(fair, "--where", f"company ~ {'ωμεγα'.upper()}") == ana
+    assert ana[0] not in _emails(fair, "--where", f"last_name != {capitals}")
+
+
+def test_a_name_written_decomposed_is_found_as_typed(database_url: str, leads: Leads, tmp_path: Path) -> None:
+    """A file with its Vietnamese names decomposed (NFD: "Hương" as u, horn, o, hook...), as macOS and some input
+    methods write them, stored them so: a filter on the name typed composed, as every keyboard types it, found
+    nobody (the text search, which folds accents away, did). They are stored composed, from a file and from
+    ``bulk set`` alike."""
+    decomposed = unicodedata.normalize("NFD", "Nguyễn,Hương,Tập đoàn Vingroup")
+    assert decomposed != unicodedata.normalize("NFC", decomposed)
+    leads.ok("lists", "create", "vn")
+    import_text(database_url, tmp_path / "vn.csv", f"Last Name,First Name,Company,Email\n{decomposed},h@vin.vn\n", "vn")
+    found = ["h@vin.vn"]
+    assert _emails(leads, "--where", "first_name = Hương") == found
+    assert _emails(leads, "--where", "last_name in Nguyễn, Trần") == found
+    assert _emails(leads, "--where", "company ~ tập đoàn") == found
+    leads.ok("bulk", "set", "title", unicodedata.normalize("NFD", "Giám đốc"), "--where", "email = h@vin.vn")
+    assert _emails(leads, "--where", "title = giám đốc") == found
+    # and a filter or a search pasted decomposed (a macOS file name; Korean as its jamo) finds what is stored
+    assert _emails(leads, "--where", unicodedata.normalize("NFD", "first_name = Hương")) == found
+    import_text(database_url, tmp_path / "kr.csv", "Name,Company,Email\n김민준,Samsung,m@samsung.kr\n", "vn")
+    assert _emails(leads, unicodedata.normalize("NFD", "김민준")) == ["m@samsung.kr"]
+
+
+def test_a_chinese_japanese_or_korean_name_is_family_name_first(
+    database_url: str, leads: Leads, tmp_path: Path
+) -> None:
+    """王 (family) and 伟 (given) in their two columns were joined as a Western name: the full name "伟 王" in
+    show, exports and the table, and a search for 王伟, as the name is written, found nobody."""
+    leads.ok("lists", "create", "asia")
+    text = "First Name,Last Name,Email\n伟,王,w@ali.cn\n花子,山田,h@toyota.jp\n민준,김,m@samsung.kr\n"
+    text += "Wei,Wang,x@ali.cn\n"
+    import_text(database_url, tmp_path / "asia.csv", text, "asia")
+    found = {lead["email"]: lead for lead in leads.json("search", "--list", "asia", "--json")["leads"]}
+    assert {email: lead["full_name"] for email, lead in found.items()} == {
+        "w@ali.cn": "王伟",
+        "h@toyota.jp": "山田花子",
+        "m@samsung.kr": "김민준",
+        "x@ali.cn": "Wei Wang",
+    }
+    assert _emails(leads, "王伟") == ["w@ali.cn"]
+    assert _emails(leads, "山田花子") == ["h@toyota.jp"]
+    assert _emails(leads, "김민준") == ["m@samsung.kr"]
+    assert _emails(leads, "伟") == _emails(leads, "王") == ["w@ali.cn"], "each name alone still finds it"
+    assert _emails(leads, "wei wang") == ["x@ali.cn"]
+    table = leads.ok("search", "--list", "asia")
+    assert "王伟" in table and "伟 王" not in table
+    assert "full_name: 山田花子" in leads.ok("show", found["h@toyota.jp"]["id"])
 
 
 def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: str) -> None:

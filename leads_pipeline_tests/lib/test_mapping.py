@@ -346,6 +346,18 @@ def test_real_exports_map_important_columns(file_name: str, with_values: bool) -
         ("Something Else", None),
         ("Mailing State/Province", "state"),  # a Salesforce contact report's labels
         ("Mailing Zip/Postal Code", "postal_code"),
+        ("姓名", "full_name"),  # Chinese, Korean and Russian exports: their columns were custom fields
+        ("公司名称", "company"),
+        ("职位", "title"),
+        ("邮箱", "email"),
+        ("手机", "mobile_phone"),
+        ("회사명", "company"),
+        ("이메일", "email"),
+        ("전화번호", "phone"),
+        ("Фамилия", "last_name"),
+        ("ФИО", "full_name"),
+        ("Должность", "title"),
+        ("Эл. почта", "email"),
     ],
 )
 def test_single_header_synonyms(header: str, field: str | None) -> None:

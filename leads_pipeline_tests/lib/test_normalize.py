@@ -136,6 +136,7 @@ def test_clean_text(raw: str | None, expected: str | None) -> None:
         ("user@Bücher.de", "user@bücher.de"),  # IDN domain, kept in Unicode
         ("user@xn--bcher-kva.de", "user@bücher.de"),  # its punycode spelling gives the same address
         ("Jörg@Bücher.DE", "jörg@bücher.de"),  # Unicode local part
+        ("用户@例子.广告", "用户@例子.广告"),
     ],
 )
 def test_valid_emails(raw: str, expected: str) -> None:
@@ -166,6 +167,25 @@ def test_invalid_emails(raw: str) -> None:
     result = normalize_emails(one(raw))
     assert py(result.values.iloc[0]) is None
     assert result.problems.iloc[0] == EMAIL_PROBLEM
+
+
+def _full_width(text: str) -> str:
+    """``text`` as an input method in full-width mode types it: each printable ASCII character's full-width form."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+def test_full_width_forms_typed_by_an_input_method_are_read_as_ascii() -> None:
+    """A Japanese, Chinese or Korean input method left in full-width mode types ASCII as its full-width forms: the
+    address with a full-width at sign was refused, one with full-width letters stored as another address (another
+    mailbox and blind index: no duplicate of hanako@toyota.jp), the website kept as it was typed, the counts and
+    amounts refused."""
+    wide = _full_width
+    emails = normalize_emails(pd.Series([wide("hanako@toyota.jp"), wide("hanako") + "@toyota.jp", "用户@例子.广告"]))
+    assert values(emails.values) == ["hanako@toyota.jp", "hanako@toyota.jp", "用户@例子.广告"]
+    sites = website_to_domain(pd.Series([wide("www") + ".toyota.jp", wide("https://www.toyota.jp/"), "トヨタ.jp"]))
+    assert values(sites.values) == ["toyota.jp", "toyota.jp", "トヨタ.jp"]
+    assert values(to_int(pd.Series([wide("1,200"), wide("50")])).values) == [1200, 50]
+    assert values(to_number(pd.Series([wide("$3.2B")])).values) == [3.2e9]
 
 
 def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
@@ -520,6 +540,14 @@ def test_every_datablist_country_is_known_except_netherlands_antilles() -> None:
         ("Democratic Republic of the Congo", "CD"),
         ("Congo", "CG"),
         ("日本", "JP"),
+        ("السّعوديّة", "SA"),  # with its shadda, as pycountry's Arabic writes it
+        ("السعودية", "SA"),
+        ("ישראל", "IL"),
+        ("ΕΛΛΆΔΑ", "GR"),
+        ("Україна", "UA"),
+        ("ประเทศไทย", "TH"),
+        ("भारत", "IN"),
+        ("臺灣", "TW"),
     ],
 )
 def test_country_codes(raw: str, expected: str) -> None:

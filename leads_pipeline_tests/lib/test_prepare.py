@@ -117,6 +117,22 @@ def test_mapping_puts_values_in_canonical_fields_and_unmapped_columns_keep_their
     assert chunk.rejected == 0
 
 
+def test_a_local_phone_is_read_in_the_country_its_row_names_in_its_own_script() -> None:
+    """A Saudi or Thai export names its country السعودية or ประเทศไทย: unknown, the country was left empty and the
+    row's local mobile number was read as a US one (+1 050 123 4567)."""
+    chunk = _prepare(
+        [
+            _row(email="m@aramco.example", phone="050 123 4567", country="السعودية"),
+            _row(email="s@scg.example", phone="081 234 5678", country="ประเทศไทย"),
+        ]
+    )
+    assert [(lead["country"], lead["phone"]) for lead in _records(chunk)] == [
+        ("SA", "+966501234567"),
+        ("TH", "+66812345678"),
+    ]
+    assert chunk.problems == []
+
+
 def test_every_stored_column_is_present_even_when_not_mapped() -> None:
     chunk = _prepare(
         [["ann@example.com"]], headers=("Email",), mapping={"Email": "email"}

@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import dns.exception
+import dns.name
+
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
 
 ProbeStatus = Literal["deliverable", "undeliverable", "catch_all", "unknown"]
@@ -111,6 +114,9 @@ class SmtpProber:
             return ProbeResult("unknown", None, f"not an email address: {email!r}", None)
         if not mx_hosts:
             return ProbeResult("unknown", None, "no mail host to probe: look up the domain's MX first", None)
+        wire_domain = _ascii_domain(domain)
+        if wire_domain is None:
+            return ProbeResult("unknown", None, f"not a domain name that DNS can carry: {domain!r}", None)
         problem = ""
         refused = False
         for host in mx_hosts:
@@ -126,7 +132,7 @@ class SmtpProber:
                 connected = True
                 if code != 220:  # 421: overloaded or shutting down; it closes the connection after saying so
                     return self._verdict("unknown", code, greeting, host, "the host refused the session")
-                return self._converse(smtp, email, domain, host)
+                return self._converse(smtp, local, domain, wire_domain, host)
             except smtplib.SMTPServerDisconnected as error:
                 return self._unknown(host, f"the host closed or stalled the session: {error}")
             except smtplib.SMTPException as error:
@@ -153,22 +159,27 @@ class SmtpProber:
                 return resolved
         return key
 
-    def _converse(self, smtp: smtplib.SMTP, email: str, domain: str, host: str) -> ProbeResult:
+    def _converse(self, smtp: smtplib.SMTP, local: str, domain: str, wire_domain: str, host: str) -> ProbeResult:
+        """The RCPTs name the domain in its A-labels (``wire_domain``), which every host takes; a local part
+        that is not ASCII ("jörg@bücher.de") needs the host's SMTPUTF8 (RFC 6531), else the probe is unknown."""
         code, reply = smtp.ehlo()
         if not 200 <= code < 300:
             code, reply = smtp.helo()
         if not 200 <= code < 300:
             return self._verdict("unknown", code, reply, host, "the host refused our HELO")
-        code, reply = smtp.mail(self.mail_from)
+        utf8 = not local.isascii()
+        if utf8 and not smtp.has_extn("smtputf8"):
+            return self._unknown(host, "the address is not ASCII and the host does not take SMTPUTF8")
+        code, reply = smtp.mail(self.mail_from, ["SMTPUTF8"] if utf8 else [])
         if not 200 <= code < 300:
             return self._verdict("unknown", code, reply, host, "the host refused our sender")
-        code, reply = smtp.rcpt(email)
+        code, reply = smtp.rcpt(f"{local}@{wire_domain}")
         catch_all = self._cached_catch_all(domain)
         deferred: tuple[int, bytes] | None = None
         if catch_all is None and code < 500:
             # Ask about the made-up address even after a 4xx: a greylisting host then knows both pairs
             # on the retry and answers both.
-            probe_code, probe_reply = smtp.rcpt(f"{self._probe_local}@{domain}")
+            probe_code, probe_reply = smtp.rcpt(f"{self._probe_local}@{wire_domain}")
             if 200 <= probe_code < 300 or _mailbox_rejection(probe_code, probe_reply):
                 catch_all = 200 <= probe_code < 300
                 with self._lock:
@@ -215,6 +226,16 @@ class SmtpProber:
 
     def _unknown(self, host: str | None, message: str) -> ProbeResult:
         return ProbeResult("unknown", None, message, host)
+
+
+def _ascii_domain(domain: str) -> str | None:
+    """``domain`` as SMTP carries it without SMTPUTF8: an internationalized one in its A-labels ("bücher.de" is
+    "xn--bcher-kva.de", the name the MX lookup asked DNS for); None for one that cannot be written so. A RCPT
+    naming it in Unicode could not be sent at all, and an address at such a domain was never verified."""
+    try:
+        return dns.name.from_text(domain).to_text(omit_final_dot=True).lower()
+    except dns.exception.DNSException:
+        return None
 
 
 def _mailbox_rejection(code: int, reply: bytes) -> bool:

@@ -12,7 +12,9 @@ from typing import Any
 
 from leads_pipeline.lib.crm.connection import Connection
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.(?:[A-Za-z]{2,}|xn--[A-Za-z0-9-]+|[^\x00-\x7f]+)$")
+"""An address a CRM takes: its top-level domain letters, or an internationalized one in Unicode (.рф, .中国) or
+in its A-label (.xn--p1ai), as the import stores it; those were held back as "not an email address"."""
 EMAIL_FIELDS = frozenset({"email", "Email", "primary_email"})
 
 REQUIRED: dict[tuple[str, str], tuple[tuple[str, ...], ...]] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,10 +85,22 @@ def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
 
 def checked_list_name(name: str) -> str:
     """A list name as stored: trimmed, not empty, without control characters (``access.printable_name``): every
-    table of lists, search results and audit entries prints it to each member's terminal."""
+    table of lists, search results and audit entries prints it to each member's terminal. Composed (NFC), as
+    :func:`get_list` looks names up."""
     if not name.strip():
         raise ConfigurationError("a list needs a name; got an empty one")
-    return access.printable_name(name, "a list name")
+    return access.printable_name(unicodedata.normalize("NFC", name), "a list name")
+
+
+_NAMED: LiteralString = "lower(normalize(l.name, NFC)) = lower(%(name)s)"
+"""A list of the name given (``_looked_up``), in any case and in either Unicode form: a name written decomposed (a
+drop-folder made on macOS or over SMB: "Été" as E, accent, t, e) is the list of that name typed composed, where it
+was another list (the drop folder created a second one) and ``--list Été`` found none. Stored names may be either
+(an earlier version kept them as given)."""
+
+
+def _looked_up(name: str) -> str:
+    return unicodedata.normalize("NFC", name.strip())
 
 
 def create_list(
@@ -132,7 +145,8 @@ def get_list(conn: Connection, name: str, user: str | None) -> LeadList:
     needs is checked by the caller. Without a user (the service: a drop folder, a run's own list) a missing list
     is a ``NotFoundError``."""
     row = conn.execute(
-        "SELECT * FROM lists WHERE lower(name) = lower(%s) AND deleted_at IS NULL", (name.strip(),)
+        "SELECT * FROM lists l WHERE " + _NAMED + " AND deleted_at IS NULL ORDER BY id LIMIT 1",
+        {"name": _looked_up(name)},
     ).fetchone()
     refusal = access.not_shared(f"list {name!r}", LISTS_HINT)
     if user is not None and (row is None or access.role_on(conn, row["id"], user) is None):
@@ -306,10 +320,10 @@ def deleted_list(conn: Connection, name: str, user: str) -> LeadList:
     """The list of that name the user is a member of deleted last (for ``leads lists restore``); any other is
     refused as one that does not exist, naming none of them."""
     row = conn.execute(
-        "SELECT l.* FROM lists l WHERE lower(l.name) = lower(%(name)s) AND l.deleted_at IS NOT NULL"
+        "SELECT l.* FROM lists l WHERE " + _NAMED + " AND l.deleted_at IS NOT NULL"
         " AND (l.owner = %(user)s OR EXISTS (SELECT 1 FROM list_members m WHERE m.list_id = l.id"
         " AND m.username = %(user)s)) ORDER BY l.deleted_at DESC LIMIT 1",
-        {"name": name.strip(), "user": user},
+        {"name": _looked_up(name), "user": user},
     ).fetchone()
     if row is None:
         raise AccessDeniedError(

@@ -15,6 +15,7 @@ import base64
 import functools
 import json
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -115,18 +116,29 @@ _DOTTED_I: Final = "i\u0307"
 """What lower() makes of a capital dotted İ, in Python and in PostgreSQL: i and a combining dot above."""
 
 
+_GREEK_TONOS: Final = (
+    "\u03ac\u03ad\u03ae\u03af\u03cc\u03cd\u03ce\u0390\u03b0\u03c2",
+    "\u03b1\u03b5\u03b7\u03b9\u03bf\u03c5\u03c9\u03ca\u03cb\u03c3",
+)
+"""Greek's accented vowels (ά έ ή ί ό ύ ώ ΐ ΰ) without their tonos, and the final sigma ς as the other one: Greek writes
+capitals without the tonos, so "ΠΑΠΑΔΟΠΟΥΛΟΣ" is how Παπαδόπουλος is written in capitals, where lower() alone
+kept them apart."""
+
+
 def _caseless(value: str) -> str:
     """A value as a filter compares text case-insensitively (``_caseless_sql``): lower case, with the Turkish
     dotless i (U+0131) and dotted capital İ as i. Turkish writes the dotless i's capital I and i's capital İ, so
     lower() alone made "IŞIK" "işik", and a filter of the word in lower case found nobody where the text search
-    (sql/022, which folds both to i) found the lead."""
-    return value.lower().replace("\u0131", "i").replace(_DOTTED_I, "i")
+    (sql/022, which folds both to i) found the lead. Greek's capitals drop the tonos (``_GREEK_TONOS``): a filter
+    of a name in capitals found nobody either."""
+    folded = value.lower().replace("\u0131", "i").replace(_DOTTED_I, "i")
+    return folded.translate(str.maketrans(*_GREEK_TONOS))
 
 
 def _caseless_sql(target: sql.Composable) -> sql.Composable:
     """``target`` folded as ``_caseless`` folds a value."""
-    return sql.SQL("replace(translate(lower({}), {}, 'i'), {}, 'i')").format(
-        target, sql.Literal("\u0131"), sql.Literal(_DOTTED_I)
+    return sql.SQL("translate(replace(translate(lower({}), {}, 'i'), {}, 'i'), {}, {})").format(
+        target, sql.Literal("\u0131"), sql.Literal(_DOTTED_I), *map(sql.Literal, _GREEK_TONOS)
     )
 
 
@@ -329,7 +341,7 @@ def _split_query(query: str | None) -> tuple[list[str], list[sql.Composable]]:
     the domain without its @) whose match must also be where the email's domain begins."""
     texts: list[str] = []
     conditions: list[sql.Composable] = []
-    for word in (query or "").split():
+    for word in unicodedata.normalize("NFC", query or "").split():  # as names are stored (김민준 pasted as jamo)
         if _WHOLE_EMAIL.match(word):
             email = sql.Literal(blind_index("email", word))
             conditions.append(sql.SQL("{} = {}").format(key_column("email_bidx", "l"), email))

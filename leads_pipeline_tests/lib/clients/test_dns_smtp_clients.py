@@ -17,7 +17,7 @@ from leads_pipeline.lib.errors import ConfigurationError, TransientError
 from leads_pipeline.sandbox.dns import DnsSettings
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.smtp import SmtpSettings
-from leads_pipeline.sandbox.world import Person, World
+from leads_pipeline.sandbox.world import Company, Person, World
 
 
 @pytest.mark.parametrize(
@@ -227,3 +227,37 @@ def test_dns_failure_on_the_way_to_the_mail_host_makes_the_probe_unknown(sandbox
         result = prober.probe(person.email, hosts)
     assert (result.status, result.code) == ("unknown", None)
     assert "cannot be resolved" in result.message and "SERVFAIL" in result.message
+
+
+# --- internationalized domains: DNS and RCPT carry them in A-labels ---------------------------------------------
+
+IDN_WORLD = World(
+    companies=(Company(name="Bücher Müller", domain="bücher.de", mx_hosts=("mx1.bücher.de",)),),
+    people=(
+        Person(id="p1", first_name="Anna", last_name="Weber", company_domain="bücher.de", email="anna@bücher.de"),
+        Person(id="p2", first_name="Jörg", last_name="Müller", company_domain="bücher.de", email="jörg@bücher.de"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("email", "status"),
+    [
+        ("anna@bücher.de", "deliverable"),
+        ("ANNA@xn--bcher-kva.de", "deliverable"),
+        ("nobody@bücher.de", "undeliverable"),
+        ("jörg@bücher.de", "deliverable"),  # a local part in Unicode: SMTPUTF8, which the host offers
+    ],
+)
+def test_an_address_at_an_internationalized_domain_is_verified(email: str, status: str) -> None:
+    """Its RCPT was written with the domain in Unicode, which smtplib cannot send: every address at bücher.de
+    was "unknown" however its mailbox answered."""
+    with Sandbox.start(IDN_WORLD, http_emulators=False) as box:
+        resolver = MxResolver(box.env()["LEADS_DNS_SERVER"])
+        mx = resolver.lookup_mx(email.rpartition("@")[2])
+        assert mx.hosts == ("mx1.xn--bcher-kva.de",)
+        prober = SmtpProber(port=box.smtp_port, timeout=1, resolve=resolver.resolve_address)
+        result = prober.probe(email, mx.hosts)
+        rcpts = [e.details["rcpt"] for e in box.log.entries("smtp") if e.details["command"] == "RCPT"]
+    assert result.status == status, result.message
+    assert rcpts[0].rpartition("@")[2] == "xn--bcher-kva.de"

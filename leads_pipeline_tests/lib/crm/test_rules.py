@@ -116,6 +116,15 @@ def test_validation_holds_back_bad_emails_and_missing_required_fields() -> None:
     assert problems(connection, {"Email": "a@b.co", "LastName": "Lee", "Company": "Acme"}) == []
     found = problems(connection, {"Email": "nope", "LastName": None, "Company": "Acme"})
     assert found == ["Email 'nope' is not an email address", "LastName is required by salesforce Lead"]
+    assert problems(connection, {"Email": "a@b.c", "LastName": "Lee", "Company": "Acme"}) != []
+
+
+@pytest.mark.parametrize("email", ["info@пример.рф", "info@xn--e1afmkfd.xn--p1ai", "用户@例子.广告", "r@बिक्री.भारत"])
+def test_an_address_at_an_internationalized_top_level_domain_is_pushed(email: str) -> None:
+    """The import stores these (email-validator takes them), but the check before a push held every address at
+    .рф, .中国 or .भारत back as "not an email address", in Unicode or in its A-label alike: never sent."""
+    connection = parse_connection("hs", {"crm": "hubspot", "match_key": "email", "mapping": {"email": "email"}})
+    assert problems(connection, {"email": email}) == []
 
 
 def test_token_bucket_paces_and_pauses() -> None:
