@@ -202,6 +202,11 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
             raise ConfigurationError(
                 f"--where {text!r}: {name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}"
             )
+        if isinstance(number, Decimal) and _beyond_double(number):
+            raise ConfigurationError(
+                f"--where {text!r}: {raw!r} is beyond the numbers {name} holds (the import reads them as doubles:"
+                " within about ±1.8e308, none but 0 nearer to 0 than about 1e-308); compare with one such as 3200000"
+            )
         return number
     if kind == "timestamp":
         try:
@@ -250,6 +255,14 @@ def _number(raw: str, *, whole: bool) -> int | Decimal | None:
     return number if isinstance(number, int) or number.is_finite() else None
 
 
+def _beyond_double(number: Decimal) -> bool:
+    """Whether a number lies beyond the doubles the import stores an amount as (``to_number``): no lead has such a
+    value, and PostgreSQL's ``numeric`` cannot even hold "1e5000000" or "1e-5000000", which ended a search with
+    ``value overflows numeric format``."""
+    as_double = float(number)
+    return math.isinf(as_double) or (number != 0 and as_double == 0)
+
+
 def _day(raw: str) -> date:
     """A day without a time: the whole day (``created_at = 2026-03-31`` is any time that day, ``<=`` includes it)."""
     return date.fromisoformat(raw)
@@ -277,6 +290,8 @@ def parse_filter(text: str) -> Filter:
     stripped = text.strip()
     if not stripped:
         raise ConfigurationError('--where needs FIELD OP VALUE, like "country = DE"; got an empty filter')
+    if "\x00" in text:  # from a run's config ("\u0000"): PostgreSQL text cannot hold it, the query failed
+        raise ConfigurationError(f"--where {text!r}: a NUL character is in no lead's value; remove it")
     name, rest = _split_field(stripped)
     try:
         kind = field_kind(name)

@@ -85,6 +85,11 @@ def test_parses(text: str, expected: Filter) -> None:
         ),
         ("employee_count in 10, 1k to 5k", ['"employee_count >= 1k" --where "employee_count <= 5k"']),
         ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),
+        # beyond PostgreSQL's numeric: the search ended with "value overflows numeric format"
+        ("annual_revenue > 1e5000000", ["'1e5000000' is beyond the numbers annual_revenue holds", "3200000"]),
+        ("annual_revenue = 1e-5000000", ["'1e-5000000' is beyond the numbers annual_revenue holds"]),
+        ("annual_revenue in 2, 1e400", ["'1e400' is beyond"]),
+        ("company = a\x00", ["a NUL character is in no lead's value"]),  # the database refused the query
         ("custom.Visits > 1e400", ["'1e400' is not a finite number; compare custom.Visits with one"]),  # as text
         ("custom.Visits <= -inf", ["'-inf' is not a finite number"]),
         ('custom.Visits >= "NaN"', ["'NaN' is not a finite number"]),
