@@ -72,11 +72,13 @@ def recorded_values_pattern() -> str:
     encoded: ``leads sync --where "last_name = Garcia"``), a filter on a person's details (``PERSONAL``, custom
     fields) with its value; group 1 is the filter up to the value, which :data:`HIDDEN` replaces as
     ``Filter.describe`` leaves it out (a value left out already is not found again). The value ends where the
-    JSON string does."""
+    JSON string does, its escapes included: Dagster writes "Müller" as ``M\\u00fcller`` and a quoted value as
+    ``\\"Garcia\\"``, where the value ended at the backslash and "\\u00fcller" or the whole quoted name was kept."""
     fields = "|".join(sorted(PERSONAL, key=lambda name: (-len(name), name)))
     custom = r'custom\.(?:\\*"[^"\\]*\\*"|[^\s=!<>~"\\]+)'
     ops = r"\s*(?:!=|<=|>=|!~|=|<|>|~)\s*|\s+(?:not in|in)\s+"
-    return rf'((?:{fields}|{custom})(?:{ops}))(?!{HIDDEN})[^"\\\s](?:[^"\\\s]|\s+[^"\\\s])*'
+    char = r'(?:[^"\\\s]|\\.)'  # a character of the JSON string, or one of its escapes
+    return rf"((?:{fields}|{custom})(?:{ops}))(?!{HIDDEN}){char}(?:{char}|\s+{char})*"
 
 
 # Longest first, so that "<=" wins over "<" and "is not empty" over "is empty".
