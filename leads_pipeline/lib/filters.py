@@ -271,9 +271,10 @@ def _day(raw: str) -> date:
 
 
 _SPACED_COMMA: Final = re.compile(r",\s+")
-_ITEM_COMMA: Final = re.compile(r"(?<![0-9]),|,(?![0-9]{3}(?![0-9]))")
+_ITEM_COMMA: Final = re.compile(r"(?<![0-9]),|(?<=0)(?<![0-9]0),|,(?![0-9]{3}(?![0-9]))")
 """A comma that separates items of a list of numbers written without spaces: not one between a digit and
-exactly three digits, which groups thousands ("1,000")."""
+exactly three digits, which groups thousands ("1,000"), unless the digit is a 0 alone, which starts no thousands
+group: "employee_count in 0,100" was refused as the one number "0,100"."""
 
 
 def _list_items(inner: str, kind: FieldKind) -> list[str]:

@@ -48,6 +48,7 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("employee_count in 1,000, 2,000", Filter("employee_count", "in", (1000, 2000))),
         ("employee_count in (1,000,000)", Filter("employee_count", "in", (1_000_000,))),
         ("employee_count in 10,20,1,500", Filter("employee_count", "in", (10, 20, 1500))),
+        ("employee_count in 0,100,1,100", Filter("employee_count", "in", (0, 100, 1100))),  # was refused
         ("employee_count not in 1.000, 10k", Filter("employee_count", "not in", (1000, 10_000))),
         ("annual_revenue in 1,5 Mio, 2,5", Filter("annual_revenue", "in", (Decimal("1500000"), Decimal("2.5")))),
         ("annual_revenue = 0,500", Filter("annual_revenue", "=", (Decimal("0.5"),))),  # not five hundred
