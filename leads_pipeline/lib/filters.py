@@ -73,11 +73,13 @@ def recorded_values_pattern() -> str:
     encoded: ``leads sync --where "last_name = Garcia"``), a filter on a person's details (``PERSONAL``, custom
     fields) with its value; group 1 is the filter up to the value, which :data:`HIDDEN` replaces as
     ``Filter.describe`` leaves it out (a value left out already is not found again). The value ends where the
-    JSON string does."""
+    JSON string does, its escapes included: Dagster writes "Müller" as ``M\\u00fcller`` and a quoted value as
+    ``\\"Garcia\\"``, where the value ended at the backslash and "\\u00fcller" or the whole quoted name was kept."""
     fields = "|".join(sorted(PERSONAL, key=lambda name: (-len(name), name)))
     custom = r'custom\.(?:\\*"[^"\\]*\\*"|[^\s=!<>~"\\]+)'
     ops = r"\s*(?:!=|<=|>=|!~|=|<|>|~)\s*|\s+(?:not in|in)\s+"
-    return rf'((?:{fields}|{custom})(?:{ops}))(?!{HIDDEN})[^"\\\s](?:[^"\\\s]|\s+[^"\\\s])*'
+    char = r'(?:[^"\\\s]|\\.)'  # a character of the JSON string, or one of its escapes
+    return rf"((?:{fields}|{custom})(?:{ops}))(?!{HIDDEN}){char}(?:{char}|\s+{char})*"
 
 
 # Longest first, so that "<=" wins over "<" and "is not empty" over "is empty".
@@ -203,6 +205,11 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
             raise ConfigurationError(
                 f"--where {text!r}: {name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}"
             )
+        if isinstance(number, Decimal) and _beyond_double(number):
+            raise ConfigurationError(
+                f"--where {text!r}: {raw!r} is beyond the numbers {name} holds (the import reads them as doubles:"
+                " within about ±1.8e308, none but 0 nearer to 0 than about 1e-308); compare with one such as 3200000"
+            )
         return number
     if kind == "timestamp":
         try:
@@ -251,15 +258,24 @@ def _number(raw: str, *, whole: bool) -> int | Decimal | None:
     return number if isinstance(number, int) or number.is_finite() else None
 
 
+def _beyond_double(number: Decimal) -> bool:
+    """Whether a number lies beyond the doubles the import stores an amount as (``to_number``): no lead has such a
+    value, and PostgreSQL's ``numeric`` cannot even hold "1e5000000" or "1e-5000000", which ended a search with
+    ``value overflows numeric format``."""
+    as_double = float(number)
+    return math.isinf(as_double) or (number != 0 and as_double == 0)
+
+
 def _day(raw: str) -> date:
     """A day without a time: the whole day (``created_at = 2026-03-31`` is any time that day, ``<=`` includes it)."""
     return date.fromisoformat(raw)
 
 
 _SPACED_COMMA: Final = re.compile(r",\s+")
-_ITEM_COMMA: Final = re.compile(r"(?<![0-9]),|,(?![0-9]{3}(?![0-9]))")
+_ITEM_COMMA: Final = re.compile(r"(?<![0-9]),|(?<=0)(?<![0-9]0),|,(?![0-9]{3}(?![0-9]))")
 """A comma that separates items of a list of numbers written without spaces: not one between a digit and
-exactly three digits, which groups thousands ("1,000")."""
+exactly three digits, which groups thousands ("1,000"), unless the digit is a 0 alone, which starts no thousands
+group: "employee_count in 0,100" was refused as the one number "0,100"."""
 
 
 def _list_items(inner: str, kind: FieldKind) -> list[str]:
@@ -280,6 +296,8 @@ def parse_filter(text: str) -> Filter:
     stripped = text.strip()
     if not stripped:
         raise ConfigurationError('--where needs FIELD OP VALUE, like "country = DE"; got an empty filter')
+    if "\x00" in text:  # from a run's config ("\u0000"): PostgreSQL text cannot hold it, the query failed
+        raise ConfigurationError(f"--where {text!r}: a NUL character is in no lead's value; remove it")
     name, rest = _split_field(stripped)
     try:
         kind = field_kind(name)

@@ -48,6 +48,7 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ("employee_count in 1,000, 2,000", Filter("employee_count", "in", (1000, 2000))),
         ("employee_count in (1,000,000)", Filter("employee_count", "in", (1_000_000,))),
         ("employee_count in 10,20,1,500", Filter("employee_count", "in", (10, 20, 1500))),
+        ("employee_count in 0,100,1,100", Filter("employee_count", "in", (0, 100, 1100))),  # was refused
         ("employee_count not in 1.000, 10k", Filter("employee_count", "not in", (1000, 10_000))),
         ("annual_revenue in 1,5 Mio, 2,5", Filter("annual_revenue", "in", (Decimal("1500000"), Decimal("2.5")))),
         ("annual_revenue = 0,500", Filter("annual_revenue", "=", (Decimal("0.5"),))),  # not five hundred
@@ -85,6 +86,11 @@ def test_parses(text: str, expected: Filter) -> None:
         ),
         ("employee_count in 10, 1k to 5k", ['"employee_count >= 1k" --where "employee_count <= 5k"']),
         ("annual_revenue > NaN", ["annual_revenue is a number", "'NaN'"]),
+        # beyond PostgreSQL's numeric: the search ended with "value overflows numeric format"
+        ("annual_revenue > 1e5000000", ["'1e5000000' is beyond the numbers annual_revenue holds", "3200000"]),
+        ("annual_revenue = 1e-5000000", ["'1e-5000000' is beyond the numbers annual_revenue holds"]),
+        ("annual_revenue in 2, 1e400", ["'1e400' is beyond"]),
+        ("company = a\x00", ["a NUL character is in no lead's value"]),  # the database refused the query
         ("custom.Visits > 1e400", ["'1e400' is not a finite number; compare custom.Visits with one"]),  # as text
         ("custom.Visits <= -inf", ["'-inf' is not a finite number"]),
         ('custom.Visits >= "NaN"', ["'NaN' is not a finite number"]),

@@ -78,16 +78,23 @@ def _number(value: Any) -> float | None:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    """The value as a time in UTC, or None. A time that is no time in UTC counts as unknown: .NET's empty date in
+    a zone east of UTC ("0001-01-01T00:00:00+01:00", year 0 in UTC) or a typo's "9999-12-31T23:00:00-05:00" ended
+    the scoring of the whole batch with "date value out of range"."""
     if isinstance(value, str) and value.strip():
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            return None
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     return None
 
 
@@ -328,7 +335,7 @@ class Rules:
             else:
                 age = (now - last).total_seconds() / _SECONDS_PER_DAY
                 decayed = share * _decay(age, settings.activity_half_life_days)
-                parts.append((decayed, f"last activity {last.astimezone(UTC).date().isoformat()}"))
+                parts.append((decayed, f"last activity {last.date().isoformat()}"))
         return min(1.0, sum(p for p, _ in parts)), parts
 
 
