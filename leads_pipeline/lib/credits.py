@@ -3,8 +3,9 @@
 A credit is what the user pays for one successful lookup of a company or person field: a verified email verdict,
 a phone's line type, a LinkedIn URL found, a profile read, a company researched. It stands for roughly $0.01-0.05
 of provider cost, whatever the provider meters (ZeroBounce and NeverBounce count their own credits, Apify and
-Twilio bill US dollars, Gemini tokens). ``lead_facts.cost`` is always in credits, so ``SUM(cost)`` over a batch
-is what its job used (``creditsUsed``, the ``credit_ledger`` view, ``--max-credits``, ``LEADS_MONTHLY_CREDITS``).
+Twilio bill US dollars, Gemini tokens). ``lead_facts.cost`` is always in credits; each costed fact writes one
+charge into ``credit_charges`` (sql/170), which outlives the fact and its lead, and the sum of a job's charges is
+what it used (``creditsUsed``, the ``credit_ledger`` view, ``--max-credits``, ``LEADS_MONTHLY_CREDITS``).
 
 "No data, no charge": an answer that found nothing (a verifier's "unknown", a search without a match, a profile
 that is not public, a company not found) costs the user 0 credits even when the provider charged us. What the

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -878,3 +879,35 @@ def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, datab
     by_source = leads.json("credits", "--json")  # each grouping reads the ledger's own columns, not the leads'
     assert by_source["rows"] == [{"source": "company/gemini", "credits": 2, "charges": 1}]
     assert [row["credits"] for row in leads.json("credits", "--by", "month", "--json")["rows"]] == [2]
+
+
+def test_spending_stays_spent_when_the_list_it_was_spent_on_is_purged(
+    leads: Leads, prospects: list[int], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads credits` and the monthly budget summed the facts' costs, and facts go with their leads: purging the
+    list a job had spent the month's 6 credits on showed "this month: 0 of 6 credits", and the next paid launch
+    went. The charges outlive the leads: the month still counts them (the budget is everyone's) and refuses the
+    launch; the purged list's charges are listed to nobody, as its leads are, and name no lead or fact."""
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "6")
+    with connect(database_url) as conn:
+        list_id = create_list(conn, "Spend", owner="tester").id
+        conn.execute("INSERT INTO batches (id, kind, list_id) VALUES ('enrich-spend', 'selection', %s)", (list_id,))
+        conn.execute(
+            "WITH l AS (INSERT INTO leads (list_id) SELECT %s FROM generate_series(1, 3) RETURNING id)"
+            " INSERT INTO lead_facts (lead_id, field, value, source, confidence, cost, batch_id)"
+            " SELECT id, 'industry', 'Software', 'company/gemini', 50, 2, 'enrich-spend' FROM l",
+            (list_id,),
+        )
+    month = datetime.now(UTC).strftime("%Y-%m")
+    spent = leads.json("credits", "--by", "month", "--json")
+    assert (spent["rows"], spent["thisMonth"]) == ([{"month": month, "credits": 6, "charges": 3}], 6)
+    leads.ok("lists", "delete", "Spend", "--purge", "--yes")
+    after = leads.json("credits", "--by", "month", "--json")
+    assert (after["rows"], after["thisMonth"]) == ([], 6)
+    assert "this month: 6 of 6 credits" in leads.ok("credits")
+    refusal = leads.fails("enrich", "--list", "prospects", "--sources", "company")
+    assert "monthly budget of 6 credits is used up (6 spent)" in refusal
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, "enrich-spend") == 6
+        charges = conn.execute("SELECT list_id, lead_id, fact_id FROM credit_charges").fetchall()
+    assert charges == 3 * [{"list_id": list_id, "lead_id": None, "fact_id": None}]

@@ -629,3 +629,42 @@ def test_a_request_searches_each_table_once_and_import_errors_through_indexes(
         assert conn.execute("SELECT count(*) AS n FROM leads WHERE email_bidx = %s", (bidx(EMAIL),)).fetchone() == {
             "n": 0
         }
+
+
+def test_erasure_keeps_what_was_spent_on_her_and_nothing_that_names_her(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Her paid verdict's cost was only on its fact, so erasing her refunded the month's budget. The charge stays
+    (exported with her data before), and deleting her leads clears the lead and fact it named: no id, no value."""
+    leads.ok("lists", "create", "fair")
+    import_text(database_url, tmp_path / "ana.csv", f"First Name,Email\nAna,{EMAIL}\nJo,jo@acme.es\n", "fair")
+    with connect(database_url) as conn:
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('enrich-fair', 'selection')")
+        ids = {r["email"]: r["id"] for r in conn.execute("SELECT id, email FROM leads")}
+        facts = [
+            Fact(i, "email_status", "valid", "zerobounce", 90, cost=1, details={"email": e}) for e, i in ids.items()
+        ]
+        insert_facts(conn, "enrich-fair", facts)
+    out = tmp_path / "ana.json"
+    leads.ok("privacy", "export", EMAIL, "--out", str(out))
+    exported = json.loads(out.read_text(encoding="utf-8"))["data"]["credit_charges"]
+    assert [(c["lead_id"], c["source"]) for c in exported] == [(ids[EMAIL], "zerobounce")]
+    leads.ok("privacy", "delete", EMAIL, "--yes")
+    charges = sql_rows(database_url, "SELECT to_jsonb(c) AS row FROM credit_charges c ORDER BY lead_id NULLS FIRST")
+    hers, others = (c["row"] for c in charges)
+    assert (hers["lead_id"], hers["fact_id"], float(hers["credits"])) == (None, None, 1)
+    assert others["lead_id"] == ids["jo@acme.es"]
+    assert set(hers) == {
+        "id",
+        "charged_at",
+        "credits",
+        "source",
+        "field",
+        "stage",
+        "job_id",
+        "list_id",
+        "lead_id",
+        "fact_id",
+    }
+    assert not {EMAIL, bidx(EMAIL)} & {str(v) for v in hers.values()}
+    assert leads.json("credits", "--json")["thisMonth"] == 2

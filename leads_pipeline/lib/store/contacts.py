@@ -225,10 +225,11 @@ def _update_sealed_column(conn: Conn, column: str, values: dict[int, str | None]
 
 
 def batch_cost(conn: Conn, batch_id: str, fields: Sequence[str], stage: str | None = None) -> float:
-    """Credits the batch spent on facts of ``fields``, plus the shared people searches ``stage`` bought."""
+    """Credits the batch spent on facts of ``fields``, plus the shared people searches ``stage`` bought (from the
+    ledger: a lead deleted since does not take back what was spent on it)."""
     row = conn.execute(
-        "SELECT coalesce(sum(cost), 0) AS cost FROM lead_facts WHERE batch_id = %s"
-        " AND (field = ANY(%s) OR (field = 'person_match' AND details->>'stage' = %s))",
+        "SELECT coalesce(sum(credits), 0) AS cost FROM credit_charges WHERE job_id = %s"
+        " AND (field = ANY(%s) OR (field = 'person_match' AND stage = %s))",
         (batch_id, list(fields), stage),
     ).fetchone()
     return float(row["cost"]) if row else 0.0

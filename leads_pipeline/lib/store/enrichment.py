@@ -1,7 +1,8 @@
 """Enrichment jobs, their progress and failures, the company profile cache, list settings and webhook deliveries.
 
-Credits are never stored twice: a job's spend is ``SUM(lead_facts.cost)`` over the facts of its batch (the
-``credit_ledger`` view), so the ledger, ``creditsUsed`` and the budget checks read one truth.
+Credits are recorded once: each costed fact writes a charge into ``credit_charges`` (sql/170, by a trigger in the
+fact's transaction), which outlives the fact and its lead, so ``creditsUsed``, ``leads credits`` and the budget
+checks read one truth that no deletion refunds.
 """
 
 from __future__ import annotations
@@ -374,7 +375,8 @@ def refuse_job(conn: Connection, job_id: str, reason: str) -> Job:
 
 
 def credits_used(conn: Connection, job_id: str, *, exclude_prefix: str | None = None) -> float:
-    query = "SELECT coalesce(sum(cost), 0) AS c FROM lead_facts WHERE batch_id = %s AND cost > 0"
+    """Credits the job spent, its deleted leads' included (their facts are gone, their charges are not)."""
+    query = "SELECT coalesce(sum(credits), 0) AS c FROM credit_charges WHERE job_id = %s"
     params: list[Any] = [job_id]
     if exclude_prefix:
         query += " AND source NOT LIKE %s"
@@ -385,8 +387,9 @@ def credits_used(conn: Connection, job_id: str, *, exclude_prefix: str | None = 
 
 
 def credits_by_lead(conn: Connection, job_id: str, *, exclude_prefix: str | None = None) -> dict[int, float]:
-    """What the job charged each of its leads so far (``credits_used`` per lead, the same exclusion)."""
-    query = "SELECT lead_id, sum(cost) AS c FROM lead_facts WHERE batch_id = %s AND cost > 0"
+    """What the job charged each of its leads so far (``credits_used`` per lead, the same exclusion); a lead
+    deleted since has none to cap."""
+    query = "SELECT lead_id, sum(credits) AS c FROM credit_charges WHERE job_id = %s AND lead_id IS NOT NULL"
     params: list[Any] = [job_id]
     if exclude_prefix:
         query += " AND source NOT LIKE %s"
@@ -395,9 +398,10 @@ def credits_by_lead(conn: Connection, job_id: str, *, exclude_prefix: str | None
 
 
 def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
+    """Everyone's spending this month (what LEADS_MONTHLY_CREDITS caps), deleted leads' and lists' included."""
     start = (now or datetime.now(UTC)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     row = conn.execute(
-        "SELECT coalesce(sum(cost), 0) AS c FROM lead_facts WHERE cost > 0 AND observed_at >= %s", (start,)
+        "SELECT coalesce(sum(credits), 0) AS c FROM credit_charges WHERE charged_at >= %s", (start,)
     ).fetchone()
     assert row is not None
     return float(row["c"])
@@ -406,20 +410,21 @@ def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
 CREDIT_GROUPS = {
     "source": "c.source",
     "job": "coalesce(c.job_id, '(no job)')",
-    "month": "to_char(date_trunc('month', c.at), 'YYYY-MM')",
+    "month": "to_char(date_trunc('month', c.charged_at), 'YYYY-MM')",
 }
 
 
 def credit_report(conn: Connection, by: str, user: str) -> list[dict[str, Any]]:
-    """Credits spent on the leads of the lists ``user`` can read, grouped by source, job or month, from the
-    ledger. The service connection reads past row-level security, so the ledger is narrowed here as the view's
-    policy narrows it for a SQL login: anyone was shown every job (named after its list) and what it spent."""
+    """Credits spent on the lists ``user`` can read, grouped by source, job or month, from the ledger. The service
+    connection reads past row-level security, so the ledger is narrowed here as its policy narrows it for a SQL
+    login: anyone was shown every job (named after its list) and what it spent. A charge belongs to the list it
+    was spent on, whatever became of its lead (deleted, moved); a deleted list's are listed to nobody, as its
+    leads are, and count in ``credits_this_month`` only."""
     if by not in CREDIT_GROUPS:
         raise ConfigurationError(f"--by must be one of {', '.join(CREDIT_GROUPS)}; got {by!r}")
     rows = conn.execute(
         f"""SELECT {CREDIT_GROUPS[by]} AS key, sum(credits) AS credits, count(*) AS charges
-            FROM credit_ledger c JOIN leads l ON l.id = c.lead_id
-            WHERE l.list_id = ANY(%s) GROUP BY 1 ORDER BY 1""",
+            FROM credit_charges c WHERE c.list_id = ANY(%s) GROUP BY 1 ORDER BY 1""",
         (access.readable_list_ids(conn, user),),
     )
     return [{by: r["key"], "credits": float(r["credits"]), "charges": r["charges"]} for r in rows]
@@ -696,13 +701,18 @@ def replace_company_facts(
 ) -> None:
     """Replace this batch's company facts of the leads and apply the winning values to their columns (idempotent).
     A lead deleted since it was read gets none (``existing_leads``); one deleted softly since (in bulk, with its
-    list, merged away) gets its facts, the record of what was bought, and keeps its columns."""
+    list, merged away) gets its facts, the record of what was bought, and keeps its columns. The charges of the
+    facts replaced go with them: the rewrite charges the same paid answers again (one fact each), so a resumed
+    job is not charged twice; a deleted lead's charge, whose fact is gone and not rewritten, stays."""
     live = existing_leads(conn, lead_ids)
     facts = [f for f in facts if f.lead_id in live]
+    replaced = (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%")
     conn.execute(
-        "DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s",
-        (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%"),
+        "DELETE FROM credit_charges WHERE fact_id IN (SELECT id FROM lead_facts"
+        " WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s AND cost > 0)",
+        replaced,
     )
+    conn.execute("DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s", replaced)
     if facts:
         now = datetime.now(UTC)
         with conn.cursor().copy(

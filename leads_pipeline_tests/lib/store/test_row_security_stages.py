@@ -26,7 +26,7 @@ SERVICE_ONLY = {
 STAGE_TABLES = (
     "lead_scores", "score_history", "stage_changes", "crm_links", "crm_sync_runs", "crm_rejects", "crm_sync_log",
     "crm_conflicts", "enrichment_jobs", "enrichment_progress", "enrichment_failures", "webhook_deliveries",
-    "list_enrichment_settings", "retention_policies", "credit_ledger", "leads", "lead_facts",
+    "list_enrichment_settings", "retention_policies", "credit_ledger", "credit_charges", "leads", "lead_facts",
 )  # fmt: skip
 """The tables the fixture fills identically for two lists: a member of one sees exactly half of each."""
 
