@@ -75,6 +75,8 @@ _COUNTRY_ALIASES: Final[dict[str, str]] = {
     "prc": "CN",
     "mainland china": "CN",
     "kosovo": "XK",  # user-assigned code used by the EU, phonenumbers and most CRMs
+    "xk": "XK",  # not in pycountry: without these the import's own "XK" (stored for Kosovo) was refused
+    "xkx": "XK",
     # Endonyms that show up in European and Asian exports.
     "deutschland": "DE",
     "osterreich": "AT",
