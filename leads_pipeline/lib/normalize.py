@@ -651,6 +651,24 @@ def _split_name(full: str) -> tuple[str | None, str | None]:
     return (first or None, name.last or None)
 
 
+# Countries whose names in Latin letters are written family name first ("Nagy Zoltán": family name Nagy).
+# Chinese, Japanese, Korean and Vietnamese names in Latin letters come in either order in exports, so they are
+# not here: only a name in their own script says its order (FAMILY_NAME_FIRST).
+FAMILY_FIRST_COUNTRIES: Final[frozenset[str]] = frozenset({"HU"})
+
+
+@lru_cache(maxsize=1 << 14)
+def _split_family_first(full: str) -> tuple[str | None, str | None]:
+    """(first, last) of a full name written family name first: the first word is the family name, the rest the
+    given names ("Nagy Zoltán Péter" -> "Zoltán Péter" / "Nagy"); titles and suffixes are dropped as in
+    :func:`_split_name`, and a comma ("Nagy, Zoltán") marks the family name as it does there."""
+    if "," in full:
+        return _split_name(full)
+    name = HumanName(full)
+    given = " ".join(part for part in (name.middle, name.last) if part)
+    return (given or None, name.first or None) if given else (name.first or None, None)
+
+
 def _join_names(first: Any, last: Any) -> Any:
     both = _concat(first, last, sep=" ")
     return pc.coalesce(both, first, last)
@@ -663,7 +681,13 @@ def _full_names(first: Any, last: Any) -> Any:
     return pc.if_else(family_first, _concat(last, first), _join_names(first, last))
 
 
-def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Series | None, index: pd.Index) -> Names:
+def complete_names(
+    first: pd.Series | None,
+    last: pd.Series | None,
+    full: pd.Series | None,
+    index: pd.Index,
+    country: pd.Series | None = None,
+) -> Names:
     """Fill in first, last and full name from whichever of them the file has.
 
     Where the full name is present and the first or last name is missing, the full name is split with
@@ -671,7 +695,9 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
     sorting and greeting work), "Beethoven, Ludwig" is understood, titles ("Dr.") and suffixes ("Jr.",
     "PhD") are dropped, and middle names are kept with the first name ("María José García-López" ->
     "María José" / "García-López"): nothing the user typed is lost from first + last, and compound given
-    names, common in Spanish and Portuguese, stay whole. A single word is a first name. Only the missing
+    names, common in Spanish and Portuguese, stay whole. A single word is a first name. In a row whose
+    ``country`` (an alpha-2 code) writes names family name first the first word is the family name (Hungary:
+    "Nagy Zoltán" -> "Zoltán" / "Nagy"). Only the missing
     side is filled; given values are never overwritten. Where the full name is missing it is first + " " +
     last (or whichever exists), a Chinese, Japanese or Korean name last + first ("王" and "伟": "王伟", as
     :func:`fields.full_name`). Diacritics and case are kept as written.
@@ -693,13 +719,18 @@ def complete_names(first: pd.Series | None, last: pd.Series | None, full: pd.Ser
         pc.invert(_true(pc.is_in(pc.utf8_lower(parts["last"]), value_set=stop))),
     )
     simple = _true(pc.and_(simple, pc.is_valid(parts["first"])))
-    split_first = _null_where(parts["first"], pc.invert(simple))
-    split_last = _null_where(parts["last"], pc.invert(simple))
+    family_first = _true(
+        pc.is_in(_cleaned(country, index), value_set=pa.array(sorted(FAMILY_FIRST_COUNTRIES), _LARGE_STRING))
+    )
+    split_first = _null_where(pc.if_else(family_first, parts["last"], parts["first"]), pc.invert(simple))
+    split_last = _null_where(pc.if_else(family_first, parts["first"], parts["last"]), pc.invert(simple))
     hard = _null_where(to_split, simple)
-    if _true(pc.any(pc.is_valid(hard))).as_py():
-        parsed_first, parsed_last = _map_distinct(hard, _split_name, 2)
-        split_first = pc.coalesce(split_first, parsed_first)
-        split_last = pc.coalesce(split_last, parsed_last)
+    for splitter, rows in ((_split_name, pc.invert(family_first)), (_split_family_first, family_first)):
+        parsed = _null_where(hard, pc.invert(rows))
+        if _true(pc.any(pc.is_valid(parsed))).as_py():
+            parsed_first, parsed_last = _map_distinct(parsed, splitter, 2)
+            split_first = pc.coalesce(split_first, parsed_first)
+            split_last = pc.coalesce(split_last, parsed_last)
 
     first_out = pc.coalesce(first_arr, split_first)
     last_out = pc.coalesce(last_arr, split_last)

@@ -228,7 +228,11 @@ def prepare_chunk(
         out["company_domain"] = out["website"]
     full_name_mapped = "full_name" in out.columns
     names = norm.complete_names(
-        _column(out, "first_name"), _column(out, "last_name"), _column(out, "full_name"), out.index
+        _column(out, "first_name"),
+        _column(out, "last_name"),
+        _column(out, "full_name"),
+        out.index,
+        _column(out, "country"),
     )
     out["first_name"], out["last_name"], out["full_name"] = names.first_name, names.last_name, names.full_name
     company = _column(out, "company")

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.sandbox.world import Person, World
-from leads_pipeline_tests.support import leads_in_fresh_interpreter
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import Company, Person, World
+from leads_pipeline_tests.support import cli_environment, leads_in_fresh_interpreter
 
 
 def _person(world: World, behaviour: str, pattern: str | None = None) -> Person:
@@ -77,6 +79,39 @@ def test_find_email_verifies_guesses_in_pattern_order(runner: CliRunner, sandbox
     found = json.loads(result.stdout)
     assert found["email"] == person.email and found["status"] == "valid"
     assert found["tried"][-1]["email"] == person.email
+
+
+TRANSLITERATED = World(
+    companies=tuple(
+        Company(name=domain, domain=domain, mx_hosts=(f"mx1.{domain}",))
+        for domain in ("mueller-tools.com", "ivanov-group.ru", "huaxin-tech.cn")
+    ),
+    people=tuple(
+        Person(id=f"p{i}", first_name=first, last_name=last, company_domain=email.partition("@")[2], email=email)
+        for i, (first, last, email) in enumerate(
+            [
+                ("Jörg", "Müller", "joerg.mueller@mueller-tools.com"),
+                ("Дмитрий", "Иванов", "dmitriy.ivanov@ivanov-group.ru"),
+                ("伟", "王", "wei.wang@huaxin-tech.cn"),
+            ]
+        )
+    ),
+)
+
+
+def test_find_email_spells_a_name_beyond_ascii_as_mailboxes_do(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jörg Müller's guesses were jorg.muller, jmuller, jorg... (joerg.mueller ranked ninth), and Дмитрий Иванов or
+    伟 王 had "no candidate address": their mailboxes spell them in ASCII."""
+    with Sandbox.start(TRANSLITERATED, http_emulators=False) as box:
+        cli_environment(monkeypatch, database_url, tmp_path / "home", user=None, extra=box.env())
+        for person in TRANSLITERATED.people:
+            args = [person.first_name, person.last_name, person.company_domain, "--candidates", "6", "--json"]
+            result = CliRunner().invoke(app, ["find-email", *args])
+            assert result.exit_code == 0, result.output
+            found = json.loads(result.stdout)
+            assert (found["email"], found["status"]) == (person.email, "valid"), found
 
 
 def test_find_email_with_the_paid_verifier_answers_without_writing_lead_facts(

@@ -604,6 +604,27 @@ def test_full_names_are_split(full: str, first: str, last: str | None) -> None:
     assert names.full_name.iloc[0] == " ".join(full.split())  # the full name is kept as written
 
 
+@pytest.mark.parametrize(
+    ("full", "country", "first", "last"),
+    [
+        ("Nagy Zoltán", "HU", "Zoltán", "Nagy"),  # the fast path
+        ("Kovács Anna Mária", "HU", "Anna Mária", "Kovács"),  # given names after the family name
+        ("Dr. Szabó Péter", "HU", "Péter", "Szabó"),
+        ("Nagy, Zoltán", "HU", "Zoltán", "Nagy"),  # the comma marks the family name
+        ("Zsuzsa", "HU", "Zsuzsa", NA),
+        ("Nagy Zoltán", "AT", "Nagy", "Zoltán"),
+        ("Nagy Zoltán", None, "Nagy", "Zoltán"),
+        ("Wang Wei", "CN", "Wang", "Wei"),  # Latin letters say nothing of the order
+    ],
+)
+def test_full_names_of_family_first_countries_are_split_family_first(
+    full: str, country: str | None, first: str, last: str | None
+) -> None:
+    names = complete_names(None, None, one(full), pd.RangeIndex(1), pd.Series([country], dtype="str"))
+    assert (py(names.first_name.iloc[0]), py(names.last_name.iloc[0])) == (first, last)
+    assert names.full_name.iloc[0] == full  # kept as written
+
+
 def test_complete_names_fills_only_what_is_missing() -> None:
     index = pd.Index(["a", "b", "c", "d", "e", "f"])
     first = pd.Series(["Jane", None, "Ludwig", None, "Ann", None], index=index, dtype="str")

@@ -524,3 +524,15 @@ def test_on_update_a_chain_whose_rows_find_the_lead_by_the_values_it_holds_is_fo
     [lead] = _records(chunk)
     assert (lead["email"], lead["phone"]) == ("ann@example.com", phone[(size - 1) // 2].replace(" ", ""))
     assert chunk.duplicates_in_file == size - 1
+
+
+def test_a_hungarian_full_name_is_split_family_name_first() -> None:
+    """Hungarian writes the family name first: a row of Hungary with only a full name gets first name Zoltán."""
+    mapping: dict[str, str | None] = {"Name": "full_name", "E-mail": "email", "Country": "country"}
+    chunk = _prepare(
+        [["Nagy Zoltán", "zoltan@example.hu", "Hungary"], ["Nagy Zoltán", "z@example.at", "Austria"]],
+        headers=("Name", "E-mail", "Country"),
+        mapping=mapping,
+    )
+    names = [(lead["first_name"], lead["last_name"], lead["full_name"]) for lead in _records(chunk)]
+    assert names == [("Zoltán", "Nagy", "Nagy Zoltán"), ("Nagy", "Zoltán", "Nagy Zoltán")]

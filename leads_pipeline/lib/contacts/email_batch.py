@@ -237,7 +237,7 @@ class EmailStage:
             if verdict.status not in ("valid", "catch_all") or not (lead["first_name"] and lead["last_name"]):
                 continue
             local, _, domain = verdict.email.rpartition("@")
-            patterns = detect_patterns(lead["first_name"], lead["last_name"], local)
+            patterns = detect_patterns(lead["first_name"], lead["last_name"], local, domain)
             if patterns:
                 evidence.append((domain, local, patterns[0], "lead"))
                 with self._model_lock:

@@ -2,10 +2,12 @@
 candidates it gives a person in order of probability (the Hunter approach).
 
 A pattern is a template over the name parts ``{first}``, ``{last}``, ``{f}``, ``{l}`` (initials). Names are
-written the way mailboxes spell them: accents folded (José -> jose), apostrophes and spaces dropped
-(O'Brien -> obrien). Where mailboxes disagree, variants are cheap to try: hyphenated names with and without
-the hyphen or only their first part, German umlauts as ``ue`` as well as ``u``, surnames without their
-particles (van der Berg -> berg), and the common nicknames. Variants rank below the plain spelling.
+written the way mailboxes spell them: in ASCII (anyascii: José -> jose, Łukasz -> lukasz, Groß -> gross,
+Дмитрий -> dmitriy, Γιώργος -> giorgos), apostrophes and spaces dropped (O'Brien -> obrien). A name beyond ASCII
+has more than one usual spelling (:func:`spellings`: Jörg Müller as jorg muller and joerg mueller, Дмитрий as
+dmitry and dmitriy), each the whole name's, tried in turn. Where mailboxes disagree, variants are cheap to try:
+hyphenated names with and without the hyphen or only their first part, surnames without their particles
+(van der Berg -> berg), and the common nicknames. Variants rank below the plain spelling.
 
 A domain's shares are its own counts smoothed towards the global shares (the account's counts smoothed
 towards ``PRIORS``), so one known address moves the ranking a lot and ten settle it.
@@ -18,6 +20,8 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from anyascii import anyascii
 
 PRIORS: dict[str, float] = {
     "{first}.{last}": 0.42,
@@ -45,6 +49,9 @@ DOMAIN_WEIGHT = 1.5
 """How many addresses the global shares are worth when smoothing one domain's shares."""
 VARIANT_PENALTY = 0.1
 """A variant spelling (nickname, hyphen dropped...) is this much less likely than the plain spelling."""
+SPELLING_PENALTY = 0.7
+"""A name's second ASCII spelling (joerg mueller after jorg muller) is this much less likely than its first: mail
+systems write both, so with the default four guesses both spellings of first.last are tried."""
 
 _PARTICLES = frozenset({"van", "von", "der", "den", "de", "del", "della", "di", "da", "du", "la", "le", "dos", "das"})
 _NICKNAMES: dict[str, tuple[str, ...]] = {
@@ -76,20 +83,82 @@ _NICKNAMES: dict[str, tuple[str, ...]] = {
     "margaret": ("maggie", "peg"),
     "patricia": ("pat",),
 }
-_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "ae", "Ö": "oe", "Ü": "ue"})
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
+_UMLAUT_TLDS = frozenset({"de", "at", "ch", "li"})
+"""Where a German name's umlauts are spelled out first (joerg.mueller before jorg.muller): the German-speaking
+countries; elsewhere, and for the Swedish, Finnish, Turkish or Hungarian names with the same letters, folded first."""
+_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK"})
+"""Scripts whose transliteration is the one mail systems use. Arabic and Hebrew (no vowels written), Hangul (the
+revised romanization spells 김 gim, mailboxes kim) and Japanese are left out: their names give no guess."""
+_PINYIN_BLOCKED_TLDS = frozenset({"jp", "tw", "hk", "mo", "kr"})
+"""Where Han characters are not romanized in pinyin (Japanese readings, Wade-Giles in Taiwan, Cantonese in Hong
+Kong and Macau): a Han name at such a domain gives no guess rather than a wrong one."""
+_GREEK_OU = re.compile(r"\u03bf[\u03c5\u03cd]", re.IGNORECASE)  # omicron-upsilon is ou, not oy letter by letter
+_CYRILLIC_ENDING = re.compile(r"(?<=[a-z])[iy]y\b", re.IGNORECASE)
+
+
+def _script(char: str) -> str:
+    return unicodedata.name(char, "").partition(" ")[0]
+
+
+def _pinyin(first_name: str, last_name: str, domain: str) -> bool:
+    """Whether a Han name is Chinese enough to be spelled in pinyin (王 伟 -> wang wei): no kana or Hangul beside
+    it, a domain of no country that romanizes Han otherwise, and a family name of one character (most Chinese
+    ones; most Japanese ones, 山田 or 佐藤, have two) or a domain in .cn."""
+    scripts = {_script(c) for c in first_name + last_name if c.isalpha()}
+    if not scripts & {"CJK"} or scripts & {"HIRAGANA", "KATAKANA", "HANGUL"}:
+        return False
+    tld = domain.lower().rstrip(".").rpartition(".")[2]
+    return tld not in _PINYIN_BLOCKED_TLDS and (len(last_name.strip()) == 1 or tld == "cn")
+
+
+def _ascii(name: str, *, pinyin: bool) -> str:
+    """``name`` transliterated to ASCII (spaces and hyphens kept), letters of scripts left out dropped."""
+    if name.isascii():  # most names, and every word of a search result the LinkedIn matcher spells
+        return name
+    name = _GREEK_OU.sub("ou", unicodedata.normalize("NFC", name))
+    kept = "".join(
+        c
+        for c in name
+        if c.isascii() or unicodedata.combining(c) or _script(c) in _SCRIPTS or (pinyin and _script(c) == "CJK")
+    )
+    return anyascii(kept)
+
+
+def spellings(first_name: str, last_name: str, domain: str = "") -> list[tuple[str, str]]:
+    """The person's (first, last) name in ASCII as mail systems spell it, the likelier spelling first.
+
+    A name in ASCII has one. Umlauts are folded (jorg muller) or spelled out (joerg mueller), spelled out first
+    at a domain of a German-speaking country; a Russian name's -ий/-ый ending is written -y (dmitry) or -iy
+    (dmitriy, as BGN and anyascii write it), -y first, the usual spelling in addresses; a Chinese name is its
+    pinyin (see :func:`_pinyin`). Each spelling is the whole name's: mail systems do not mix them in one address.
+    """
+    pinyin = _pinyin(first_name, last_name, domain)
+    forms = [(_ascii(first_name, pinyin=pinyin), _ascii(last_name, pinyin=pinyin))]
+    if any(c in "äöüÄÖÜ" for c in first_name + last_name):
+        spelled_out = (
+            _ascii(first_name.translate(_UMLAUTS), pinyin=pinyin),
+            _ascii(last_name.translate(_UMLAUTS), pinyin=pinyin),
+        )
+        tld = domain.lower().rstrip(".").rpartition(".")[2]
+        forms = [spelled_out, *forms] if tld in _UMLAUT_TLDS else [*forms, spelled_out]
+    if any(_script(c) == "CYRILLIC" for c in first_name + last_name):
+        first, last = forms[0]
+        forms.insert(0, (_CYRILLIC_ENDING.sub("y", first), _CYRILLIC_ENDING.sub("y", last)))
+    return [(first, last) for first, last in dict.fromkeys(forms) if mailbox_name(first) and mailbox_name(last)]
 
 
 def mailbox_name(name: str) -> str:
-    """``name`` as mailboxes spell it: accents folded, lower case, letters and digits only."""
-    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]", "", folded.lower())
+    """``name`` as mailboxes spell it: in ASCII (accents folded, Cyrillic and Greek transliterated), lower case,
+    letters and digits only; letters of other scripts dropped."""
+    return re.sub(r"[^a-z0-9]", "", _ascii(name, pinyin=False).lower())
 
 
 def name_variants(name: str, *, surname: bool = False, nicknames: bool = True) -> list[str]:
-    """Spellings of a name part, the plain one first, without duplicates or empties."""
+    """Spellings of a name part (in ASCII: one of :func:`spellings`), the plain one first, without duplicates or
+    empties."""
     words = [w for w in re.split(r"\s+", name.strip()) if w]
     variants = [mailbox_name(name)]
-    variants.append(mailbox_name(name.translate(_UMLAUTS)))
     if "-" in name:
         parts = [p for p in name.split("-") if p.strip()]
         variants.append("-".join(mailbox_name(p) for p in parts))
@@ -113,20 +182,17 @@ def render(pattern: str, first: str, last: str) -> str:
     return pattern.format(first=first, last=last, f=first[:1], l=last[:1])
 
 
-def detect_patterns(first_name: str, last_name: str, local_part: str) -> list[str]:
+def detect_patterns(first_name: str, last_name: str, local_part: str, domain: str = "") -> list[str]:
     """The patterns that produce ``local_part`` for this person (plain spellings first, then variants)."""
     local = local_part.lower().split("+", 1)[0]
-    firsts = name_variants(first_name)
-    lasts = name_variants(last_name, surname=True)
     found: list[str] = []
-    for first in firsts:
-        for last in lasts:
-            if not first or not last:
-                continue
-            found.extend(p for p in PATTERNS if render(p, first, last) == local)
-        if found:
-            break
-    return list(dict.fromkeys(found))
+    for first_spelled, last_spelled in spellings(first_name, last_name, domain):
+        for first in name_variants(first_spelled):
+            for last in name_variants(last_spelled, surname=True):
+                found.extend(p for p in PATTERNS if render(p, first, last) == local)
+            if found:
+                return list(dict.fromkeys(found))
+    return found
 
 
 @dataclass(frozen=True)
@@ -172,23 +238,26 @@ class PatternModel:
 
     def candidates(self, first_name: str, last_name: str, domain: str, limit: int = 10) -> list[Candidate]:
         """Addresses for the person at ``domain``, most probable first (at most ``limit``)."""
-        firsts = name_variants(first_name)
-        lasts = name_variants(last_name, surname=True)
-        if not firsts or not lasts:
-            return []
+        shares = self.shares(domain)
         scored: dict[str, tuple[float, str]] = {}
-        for pattern, share in self.shares(domain).items():
-            for i, first in enumerate(firsts):
-                for j, last in enumerate(lasts):
-                    if "{last}" not in pattern and "{l}" not in pattern and j:
-                        continue
-                    if "{first}" not in pattern and "{f}" not in pattern and i:
-                        continue
-                    local = render(pattern, first, last)
-                    probability = share * (VARIANT_PENALTY ** (min(i, 1) + min(j, 1)))
-                    # two patterns can spell the same address (first "al", last "b": alb): add them up
-                    earlier, earlier_pattern = scored.get(local, (0.0, pattern))
-                    scored[local] = (earlier + probability, earlier_pattern if earlier >= probability else pattern)
+        for s, (first_spelled, last_spelled) in enumerate(spellings(first_name, last_name, domain)):
+            firsts = name_variants(first_spelled)
+            lasts = name_variants(last_spelled, surname=True)
+            earlier_spellings = set(scored)
+            for pattern, share in shares.items():
+                for i, first in enumerate(firsts):
+                    for j, last in enumerate(lasts):
+                        if "{last}" not in pattern and "{l}" not in pattern and j:
+                            continue
+                        if "{first}" not in pattern and "{f}" not in pattern and i:
+                            continue
+                        local = render(pattern, first, last)
+                        probability = share * SPELLING_PENALTY**s * VARIANT_PENALTY ** (min(i, 1) + min(j, 1))
+                        if local in earlier_spellings:  # divanov of Dmitry and of Dmitriy Ivanov: one name
+                            continue
+                        # two patterns can spell the same address (first "al", last "b": alb): add them up
+                        earlier, earlier_pattern = scored.get(local, (0.0, pattern))
+                        scored[local] = (earlier + probability, earlier_pattern if earlier >= probability else pattern)
         ranked = sorted(scored.items(), key=lambda kv: (-kv[1][0], PATTERNS.index(kv[1][1])))[:limit]
         return [
             Candidate(f"{local}@{domain.lower()}", pattern, round(p, 4), rank)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import pycountry
 
 from leads_pipeline.lib.clients.actors import SearchResult
+from leads_pipeline.lib.countries import country_code
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.normalize import company_key, linkedin_urls, website_to_domain
 
@@ -156,10 +156,11 @@ def identify(
 
 
 def _country(value: str | None) -> str | None:
+    """An alpha-2 code as the import reads it: Kosovo's user-assigned XK is a code there, though not in pycountry."""
     if not value:
         return None
     code = value.strip().upper()
-    return code if len(code) == 2 and pycountry.countries.get(alpha_2=code) else None
+    return code if len(code) == 2 and country_code(code)[0] == code else None
 
 
 def _linkedin_company(url: str | None) -> str | None:

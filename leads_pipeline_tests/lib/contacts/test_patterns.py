@@ -4,21 +4,60 @@ from __future__ import annotations
 
 import pytest
 
-from leads_pipeline.lib.contacts.patterns import PRIORS, PatternModel, detect_patterns, mailbox_name, name_variants
+from leads_pipeline.lib.contacts.patterns import (
+    PRIORS,
+    PatternModel,
+    detect_patterns,
+    mailbox_name,
+    name_variants,
+    spellings,
+)
 
 
 @pytest.mark.parametrize(
     ("name", "spelled"),
-    [("José", "jose"), ("O'Brien", "obrien"), ("Zoë", "zoe"), ("Ångström", "angstrom"), ("Mary Ann", "maryann")],
+    [
+        ("José", "jose"),
+        ("O'Brien", "obrien"),
+        ("Zoë", "zoe"),
+        ("Ångström", "angstrom"),
+        ("Mary Ann", "maryann"),
+        ("Groß", "gross"),  # NFKD had no ASCII for ß, ł or ø: gro, ukasz, rsted
+        ("Łukasz", "lukasz"),
+        ("Ørsted", "orsted"),
+        ("Дмитрий", "dmitriy"),
+        ("Παπαδόπουλος", "papadopoulos"),
+        ("محمد", ""),  # Arabic writes no vowels: no guess
+        ("김민준", ""),  # the revised romanization is not the mailboxes' (gim, not kim)
+    ],
 )
 def test_mailbox_names_fold_accents_and_drop_punctuation(name: str, spelled: str) -> None:
     assert mailbox_name(name) == spelled
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "domain", "expected"),
+    [
+        ("Jane", "Doe", "acme.com", [("Jane", "Doe")]),
+        ("Jörg", "Müller", "acme.com", [("Jorg", "Muller"), ("Joerg", "Mueller")]),
+        ("Jörg", "Müller", "acme.de", [("Joerg", "Mueller"), ("Jorg", "Muller")]),  # spelled out first in German
+        ("Дмитрий", "Иванов", "acme.ru", [("Dmitry", "Ivanov"), ("Dmitriy", "Ivanov")]),
+        ("Юрий", "Достоевский", "", [("Yury", "Dostoevsky"), ("Yuriy", "Dostoevskiy")]),
+        ("伟", "王", "acme.com", [("Wei", "Wang")]),
+        ("小明", "欧阳", "acme.cn", [("XiaoMing", "OuYang")]),
+        ("伟", "王", "acme.jp", []),  # Japan reads the characters otherwise
+        ("花子", "山田", "acme.com", []),  # a two-character family name is most likely Japanese
+        ("はなこ", "山", "acme.com", []),
+        ("민준", "김", "acme.com", []),
+    ],
+)
+def test_spellings_of_names_beyond_ascii(first: str, last: str, domain: str, expected: list[tuple[str, str]]) -> None:
+    assert spellings(first, last, domain) == expected
+
+
 def test_variants_cover_hyphens_particles_umlauts_and_nicknames() -> None:
     assert {"jeanpierre", "jean-pierre", "jean"} <= set(name_variants("Jean-Pierre"))
     assert {"vanderberg", "berg"} <= set(name_variants("van der Berg", surname=True))
-    assert {"muller", "mueller"} <= set(name_variants("Müller", surname=True))
     assert {"smithjones", "jones", "smith"} <= set(name_variants("Smith-Jones", surname=True))
     assert name_variants("William")[0] == "william" and "bill" in name_variants("William")
     assert name_variants("") == []
@@ -31,6 +70,8 @@ def test_variants_cover_hyphens_particles_umlauts_and_nicknames() -> None:
         ("Anne", "O'Neil", "aoneil", "{f}{last}"),
         ("Jean-Pierre", "Dupont", "jean-pierre.dupont", "{first}.{last}"),
         ("Jürgen", "Müller", "juergen_mueller", "{first}_{last}"),
+        ("Дмитрий", "Иванов", "dmitriy.ivanov", "{first}.{last}"),
+        ("伟", "王", "wangwei", "{last}{first}"),
         ("Kees", "van der Berg", "kees.berg", "{first}.{last}"),
         ("Priya", "Patel", "patelp", "{last}{f}"),
         ("Bob", "Stone", "bob", "{first}"),
@@ -71,9 +112,27 @@ def test_learning_within_a_run_and_from_store_rows() -> None:
 
 
 def test_variants_rank_below_plain_spellings_and_diacritics_are_folded() -> None:
-    candidates = PatternModel({"x.de": {"{first}.{last}": 5}}).candidates("Jürgen", "Müller", "x.de", limit=10)
+    candidates = PatternModel({"x.com": {"{first}.{last}": 5}}).candidates("Jürgen", "Müller", "x.com", limit=10)
     emails = [c.email for c in candidates]
-    assert emails[0] == "jurgen.muller@x.de"
-    assert "juergen.mueller@x.de" in emails
-    plain, variant = (c.probability for c in candidates if c.email in ("jurgen.muller@x.de", "juergen.mueller@x.de"))
+    assert emails[:2] == ["jurgen.muller@x.com", "juergen.mueller@x.com"]
+    assert "juergen.muller@x.com" not in emails  # one address does not mix the spellings
+    plain, variant = (c.probability for c in candidates if c.email in emails[:2])
     assert variant < plain
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "domain", "first_guesses"),
+    [
+        ("Jörg", "Müller", "x.de", ["joerg.mueller", "jorg.muller", "jmueller", "jmuller"]),
+        ("Jörg", "Müller", "x.com", ["jorg.muller", "joerg.mueller", "jmuller", "jmueller"]),
+        ("Дмитрий", "Иванов", "x.ru", ["dmitry.ivanov", "dmitriy.ivanov", "divanov", "dmitry"]),
+        ("伟", "王", "x.cn", ["wei.wang", "wwang", "wei", "weiw"]),
+        ("Jane", "Doe", "x.com", ["jane.doe", "jdoe", "jane", "janed"]),
+    ],
+)
+def test_the_default_four_guesses_try_both_spellings(
+    first: str, last: str, domain: str, first_guesses: list[str]
+) -> None:
+    """The email stage verifies four guesses per lead by default: a second spelling must not cost more probes."""
+    emails = [c.email for c in PatternModel().candidates(first, last, domain, limit=4)]
+    assert emails == [f"{local}@{domain}" for local in first_guesses]

@@ -94,6 +94,13 @@ def test_bad_values_are_rejected_not_applied() -> None:
     assert reasons["employee_count"] == "not a headcount"
 
 
+@pytest.mark.parametrize(("given", "stored"), [("XK", "XK"), ("de", "DE"), ("UK", None), ("ZZ", None), ("DEU", None)])
+def test_headquarters_country_is_a_code_the_import_reads(given: str, stored: str | None) -> None:
+    """Kosovo's XK, which the import stores and reads, is kept although pycountry does not know it."""
+    facts = {f.field: f.value for f in from_research(_research(hq_country=given), ACME).facts}
+    assert facts.get("hq_country") == stored
+
+
 def test_an_answer_about_another_company_is_rejected_whole() -> None:
     answer = from_research(_research(website="https://other.com"), ACME)
     assert answer.status == "rejected" and not answer.facts
