@@ -38,7 +38,8 @@ def retention_run(
     context.log.info(
         f"{'would remove' if report.dry_run else 'removed'} {summary['leadsDeleted']} leads, "
         f"purged {summary['factsPurged']} fact payloads, cleared {summary['importErrorsCleared']} import error"
-        f" values and {summary['importMappingsCleared']} import column lists, {summary['filesDeleted']} inbox files"
+        f" values, {summary['importMappingsCleared']} import column lists and {summary['importSnapshotsRemoved']}"
+        f" imported leads' previous values, {summary['filesDeleted']} inbox files"
     )
     return dg.MaterializeResult(
         metadata={
@@ -50,6 +51,7 @@ def retention_run(
             "import_error_values_cleared": dg.MetadataValue.int(summary["importErrorsCleared"]),
             "import_error_values_cleared_by_list": dg.MetadataValue.json(report.errors),
             "import_mappings_cleared": dg.MetadataValue.int(summary["importMappingsCleared"]),
+            "import_snapshots_removed": dg.MetadataValue.int(summary["importSnapshotsRemoved"]),
             "inbox_files_deleted": dg.MetadataValue.int(summary["filesDeleted"]),
             "inbox_files": dg.MetadataValue.json(report.files),
         }

@@ -6,7 +6,9 @@ Three kinds of policy, each global (``list_id`` NULL) or per list (overriding th
   tags and snapshots (the foreign keys cascade), and clear the raw cells kept in the import errors of files
   imported more than N days ago (rejected rows never become leads, so nothing else would remove them) and the
   column names of those finished imports (``imports.mapping``: a file without a header row had its first data
-  row, a person's name and details, read as the column names, and a name is nothing erasure can search by);
+  row, a person's name and details, read as the column names, and a name is nothing erasure can search by), and
+  the previous values of the leads those imports updated (``import_updates``, kept for their undo: such an import
+  can no longer be undone);
 - ``facts``: empty ``lead_facts.details`` (the raw provider payloads) of facts observed more than N days ago,
   keeping the value, source, confidence and cost;
 - ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago.
@@ -88,6 +90,7 @@ class RetentionReport:
     facts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     mappings: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -101,6 +104,8 @@ class RetentionReport:
             "importErrorsClearedByList": self.errors,
             "importMappingsCleared": sum(self.mappings.values()),
             "importMappingsClearedByList": self.mappings,
+            "importSnapshotsRemoved": sum(self.snapshots.values()),
+            "importSnapshotsRemovedByList": self.snapshots,
             "filesDeleted": len(self.files),
             "files": self.files,
         }
@@ -133,7 +138,7 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                 " RETURNING d.list_id",
             )
             release_merged_orphans(conn)
-            report.errors, report.mappings = clear_import_traces(
+            report.errors, report.mappings, report.snapshots = clear_import_traces(
                 conn,
                 f"SELECT list_id, name, now() - make_interval(days => days) AS before FROM ({_EFFECTIVE}) eff",
                 {"kind": "leads"},
