@@ -8,7 +8,6 @@ Every request is audited under a keyed hash of the person, never their address.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -27,6 +26,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.runtime import log_folders
 from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="GDPR/CCPA requests: export, erase or opt out one person.", no_args_is_help=True)
@@ -96,8 +96,9 @@ def privacy_delete(
             fail("nothing erased (confirm, or pass --yes)")
 
     def erase(conn: Any, env: Any) -> dict[str, Any]:
-        logs = [env.home / "logs", Path(os.environ.get("LEADS_DAGSTER_STORAGE") or env.home / "dagster")]
-        return privacy.erase_person(conn, who, acting_user(), folders=[env.inbox], log_folders=logs, everyone=everyone)
+        return privacy.erase_person(
+            conn, who, acting_user(), folders=[env.inbox], log_folders=log_folders(env.home), everyone=everyone
+        )
 
     result = _run(erase)
     if as_json:

@@ -21,10 +21,14 @@ from leads_pipeline.commands.common import (
     run_or_fail,
 )
 
-app = typer.Typer(help="Retention policies: how long leads, raw payloads and import files are kept.")
+app = typer.Typer(help="Retention policies: how long leads, raw payloads, import files and run logs are kept.")
 
 KindArgument = Annotated[
-    str, typer.Argument(help="leads (untouched leads), facts (raw provider payloads) or inbox (import files).")
+    str,
+    typer.Argument(
+        help="leads (untouched leads), facts (raw provider payloads), inbox (import files) or logs (run logs on disk,"
+        " global only)."
+    ),
 ]
 ListOption = Annotated[
     str | None,
@@ -62,7 +66,8 @@ def retention_set(
     days: Annotated[int, typer.Argument(help="Keep for this many days.")],
     list_name: ListOption = None,
 ) -> None:
-    """Set a policy: delete untouched leads / purge fact payloads / delete inbox files after DAYS days."""
+    """Set a policy: delete untouched leads / purge fact payloads / delete inbox files / delete run logs after DAYS
+    days."""
     _set(kind, days, list_name)
     console.print(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: {days} days")
 
@@ -118,7 +123,8 @@ def retention_apply(
     verb = "would remove" if dry_run else "removed"
     console.print(
         f"{verb} {summary['leads_deleted']} leads, {summary['import_error_values_cleared']} import error values,"
-        f" {summary['fact_payloads_purged']} fact payloads and {summary['inbox_files_deleted']} inbox files",
+        f" {summary['fact_payloads_purged']} fact payloads, {summary['inbox_files_deleted']} inbox files and"
+        f" {summary['log_files_deleted']} log files",
         highlight=False,
     )
 

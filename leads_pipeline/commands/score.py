@@ -41,12 +41,15 @@ def run_cli_score(
 ) -> dict[str, Any]:
     """Record the selection as a batch, materialize ``lead_scores`` for it and return the PRD's response.
 
-    Scoring moves stages, so it needs the editor role on the list; ``where`` is the search filter language."""
+    Scoring moves stages, so it needs the editor role on the list; ``where`` is the search filter language. The
+    batch's members are released when the run ends (its scores check, in the run, is their last reader: a score
+    is not resumed, another `leads score` makes a new batch); each run kept ~200 bytes a lead for good."""
     from leads_pipeline.launcher import materialize_scores
     from leads_pipeline.lib.filters import Selection, read_ids_file
     from leads_pipeline.lib.scoring.config import load_config
     from leads_pipeline.lib.scoring.selection import create_selection, list_lead_ids
     from leads_pipeline.lib.store import access
+    from leads_pipeline.lib.store.batches import release_members
     from leads_pipeline.lib.store.db import connect
     from leads_pipeline.lib.store.lists import get_list
 
@@ -67,7 +70,11 @@ def run_cli_score(
         )
         batch = create_selection(conn, selection, actor, label=lead_list.name, description=what)
     run_config = {"config_file": str(config_file.resolve())} if config_file else {}
-    result = materialize_scores(batch, run_config)
+    try:
+        result = materialize_scores(batch, run_config)
+    finally:
+        with connect(database_url) as conn:
+            release_members(conn, batch)
     [materialization] = result.asset_materializations_for_node("lead_scores")
     response: dict[str, Any] = dict(materialization.metadata["response"].value)  # type: ignore[arg-type]
     return {**response, "batchId": batch}

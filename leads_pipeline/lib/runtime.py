@@ -99,6 +99,14 @@ def inbox_folder(home: Path | None = None) -> Path:
     return Path(os.environ.get("LEADS_INBOX") or (home or leads_home()) / "inbox")
 
 
+def log_folders(home: Path | None = None) -> list[Path]:
+    """Where run logs are kept on disk: the detached enrichment jobs' ``logs/<job>.log`` in the leads home and
+    Dagster's compute logs (``LEADS_DAGSTER_STORAGE``, else ``dagster/`` in the leads home). Erasure and the logs
+    retention policy both go through them."""
+    base = home or leads_home()
+    return [base / "logs", Path(os.environ.get("LEADS_DAGSTER_STORAGE") or base / "dagster")]
+
+
 def dagster_postgres_url(database_url: str) -> str:
     """The same server for Dagster's run/event/schedule storage, through psycopg2.
 

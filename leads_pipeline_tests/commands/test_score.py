@@ -11,8 +11,9 @@ import pytest
 
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.store.migrations import apply_migrations
 from leads_pipeline_tests.paths import DEMO_FILE, SHARED_DATA
-from leads_pipeline_tests.support import Leads, import_file
+from leads_pipeline_tests.support import Leads, database_before, import_file
 
 pytestmark = pytest.mark.integration
 
@@ -111,15 +112,40 @@ def test_ids_and_where_narrow_together_in_the_batch(leads: Leads, database_url: 
     response = leads.json("score", "--list", "demo", "--ids", str(id_file), "--where", f"country = {country}", "--json")
     assert response["scored"] == len(wanted) > 0
     with connect(database_url) as conn:
-        members = conn.execute(
-            "SELECT lead_id FROM batch_leads WHERE batch_id = %s ORDER BY lead_id", (response["batchId"],)
+        scored = conn.execute(
+            "SELECT lead_id FROM lead_scores WHERE batch_id = %s ORDER BY lead_id", (response["batchId"],)
         ).fetchall()
-    assert [m["lead_id"] for m in members] == sorted(wanted)
+        # each run kept its members (~200 bytes a lead) for good, though its scores check was their last reader
+        members = conn.execute("SELECT count(*) AS n FROM batch_leads").fetchone()
+    assert [m["lead_id"] for m in scored] == sorted(wanted)
+    assert members == {"n": 0}
     nothing = leads.fails("score", "--list", "demo", "--where", "country = ZZ")
     assert "nothing to score" in nothing
     with connect(database_url) as conn:
         batches = conn.execute("SELECT count(*) AS n FROM batches WHERE kind = 'selection'").fetchone()
     assert batches == {"n": 1}  # the empty selection recorded no batch
+
+
+def test_the_members_of_score_runs_before_are_released(postgres_server: str, tmp_path: Path) -> None:
+    """sql/182 releases the members every `leads score --list` run kept before (a run now releases its own when it
+    ends); the batches stay, and the members of other batches (a day's rescore, an enrichment job) are kept."""
+    with database_before(postgres_server, 182, tmp_path) as url:
+        with connect(url) as conn:
+            create_list(conn, "demo", owner="tester")
+        import_file(url, DEMO_FILE, "demo")
+        batches = ("score-demo-20261101T000000000000", "rescore-20261101-abc", "enrich-demo-20261101")
+        with connect(url) as conn:
+            for batch in batches:
+                conn.execute("INSERT INTO batches (id, kind) VALUES (%s, 'selection')", (batch,))
+                conn.execute(
+                    "INSERT INTO batch_leads (batch_id, lead_id) SELECT %s, id FROM leads ORDER BY id LIMIT 3", (batch,)
+                )
+        assert 182 in apply_migrations(url)
+        with connect(url) as conn:
+            kept = conn.execute("SELECT batch_id, count(*) AS n FROM batch_leads GROUP BY 1 ORDER BY 1").fetchall()
+            left = conn.execute("SELECT count(*) AS n FROM batches WHERE id = ANY(%s)", (list(batches),)).fetchone()
+    assert kept == [{"batch_id": "enrich-demo-20261101", "n": 3}, {"batch_id": "rescore-20261101-abc", "n": 3}]
+    assert left == {"n": 3}
 
 
 def test_score_errors_are_one_line(leads: Leads, database_url: str, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.erasure import process_queue
 from leads_pipeline.lib.crm.registry import CrmAccounts
-from leads_pipeline.lib.runtime import inbox_folder
+from leads_pipeline.lib.runtime import inbox_folder, log_folders
 from leads_pipeline.lib.store import retention
 
 SERVICE_ACTOR = "retention-schedule"
@@ -31,14 +31,18 @@ def retention_run(
 ) -> dg.MaterializeResult:
     """Applies the retention policies (`leads retention show`): deletes leads untouched for their list's
     number of days with the raw cells of old import errors and old imports' column names, empties raw provider
-    payloads of old facts, deletes old import files from the inbox."""
+    payloads of old facts, deletes old import files from the inbox and old run logs."""
     with database.connection() as conn:
-        report = retention.apply(conn, inbox=inbox_folder(), actor=config.actor, dry_run=config.dry_run)
+        report = retention.apply(
+            conn, inbox=inbox_folder(), logs=log_folders(), actor=config.actor, dry_run=config.dry_run
+        )
     summary = report.as_json()
     context.log.info(
         f"{'would remove' if report.dry_run else 'removed'} {summary['leadsDeleted']} leads, "
         f"purged {summary['factsPurged']} fact payloads, cleared {summary['importErrorsCleared']} import error"
-        f" values and {summary['importMappingsCleared']} import column lists, {summary['filesDeleted']} inbox files"
+        f" values, {summary['importMappingsCleared']} import column lists and {summary['importSnapshotsRemoved']}"
+        f" imported leads' previous values, {summary['filesDeleted']} inbox files and"
+        f" {summary['logFilesDeleted']} log files"
     )
     return dg.MaterializeResult(
         metadata={
@@ -50,8 +54,10 @@ def retention_run(
             "import_error_values_cleared": dg.MetadataValue.int(summary["importErrorsCleared"]),
             "import_error_values_cleared_by_list": dg.MetadataValue.json(report.errors),
             "import_mappings_cleared": dg.MetadataValue.int(summary["importMappingsCleared"]),
+            "import_snapshots_removed": dg.MetadataValue.int(summary["importSnapshotsRemoved"]),
             "inbox_files_deleted": dg.MetadataValue.int(summary["filesDeleted"]),
             "inbox_files": dg.MetadataValue.json(report.files),
+            "log_files_deleted": dg.MetadataValue.int(summary["logFilesDeleted"]),
         }
     )
 

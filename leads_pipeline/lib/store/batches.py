@@ -33,3 +33,9 @@ def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
         raise NotFoundError(f"no batch {batch_id!r}; create it with `leads score --list NAME` or an import")
     query = sql.SQL("SELECT m.id FROM ({}) m ORDER BY m.id").format(live_batch_leads(batch_id))
     return [int(r["id"]) for r in conn.execute(query)]
+
+
+def release_members(conn: Connection, batch_id: str) -> int:
+    """Delete the batch's ``batch_leads`` rows (~200 bytes a lead) once nothing reads them: the batch stays, as
+    the scores and history naming it do. Returns how many."""
+    return conn.execute("DELETE FROM batch_leads WHERE batch_id = %s", (batch_id,)).rowcount

@@ -967,6 +967,11 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         raise PermanentError(f"import {import_id} was already undone at {row['undone_at']:%Y-%m-%d %H:%M}")
     if row["status"] == "processing":
         raise PermanentError(f"import {import_id} is still processing; wait for it to finish or fail, then undo")
+    if row["snapshots_removed_at"] is not None:
+        raise PermanentError(
+            f"import {import_id} can no longer be undone: the previous values of the leads it updated were removed"
+            f" on {row['snapshots_removed_at']:%Y-%m-%d} by the retention policy (`leads retention show`)"
+        )
     conn.execute(  # the leads it wrote, found once for the checks below
         "CREATE TEMP TABLE undo_written ON COMMIT DROP AS SELECT id FROM leads WHERE created_by_import = %(imp)s"
         " UNION SELECT lead_id FROM import_updates WHERE import_id = %(imp)s",

@@ -280,14 +280,22 @@ def delete_list(conn: Connection, lead_list: LeadList, *, purge: bool = False) -
 
 def clear_import_traces(
     conn: Connection, scope: LiteralString, params: Mapping[str, Any]
-) -> tuple[dict[str, int], dict[str, int]]:
+) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
     """Clear what the imports into some lists kept of the files' rows: the raw cells of their import errors (a
     rejected row never became a lead, so deleting leads leaves it) and the column names of the finished ones
     (``imports.mapping``: a file without a header row had its first data row, a person's name and details, read
-    as the column names; a failed import keeps the mapping it is resumed with). ``scope`` is a query of
-    ``(list_id, name, before)``: the imports into each list created before ``before``. A purge and the retention
-    of leads both clear them, so that neither leaves what the other clears. Returns, by list name, how many error
-    cells and how many mappings were cleared."""
+    as the column names; a failed import keeps the mapping it is resumed with), and the previous values of the
+    leads a finished import updated (``import_updates``: the whole row, a person's former email and phone among
+    them, kept for its undo): the import records when (``snapshots_removed_at``) and can no longer be undone.
+    ``scope`` is a query of ``(list_id, name, before)``: the imports into each list created before ``before``. A
+    purge and the retention of leads both clear them, so that neither leaves what the other clears. Returns, by
+    list name, how many error cells, mappings and lead snapshots were cleared."""
+    conn.execute(
+        f"WITH scope AS ({scope}) UPDATE imports i SET snapshots_removed_at = now() FROM scope"
+        " WHERE i.list_id = scope.list_id AND i.status IN ('completed', 'failed') AND i.created_at < scope.before"
+        " AND EXISTS (SELECT 1 FROM import_updates u WHERE u.import_id = i.id)",
+        params,
+    )
     cleared: list[dict[str, int]] = []
     for update in (
         "UPDATE import_errors e SET value = NULL, subjects = NULL FROM imports i, scope WHERE e.import_id = i.id"
@@ -295,6 +303,8 @@ def clear_import_traces(
         "UPDATE imports i SET mapping = '{}' FROM scope WHERE i.list_id = scope.list_id"
         " AND i.status IN ('completed', 'undone') AND i.mapping::text <> '{}' AND i.created_at < scope.before"
         " RETURNING i.list_id",
+        "DELETE FROM import_updates u USING imports i, scope WHERE u.import_id = i.id AND i.list_id = scope.list_id"
+        " AND i.snapshots_removed_at IS NOT NULL AND i.created_at < scope.before RETURNING i.list_id",
     ):
         rows = conn.execute(
             f"WITH scope AS ({scope}), cleared AS ({update}) SELECT scope.name, count(*) AS n"
@@ -302,7 +312,7 @@ def clear_import_traces(
             params,
         )
         cleared.append({r["name"]: int(r["n"]) for r in rows})
-    return cleared[0], cleared[1]
+    return cleared[0], cleared[1], cleared[2]
 
 
 def release_merged_orphans(conn: Connection) -> int:

@@ -1,15 +1,21 @@
-"""Retention policies and applying them: how long leads, raw provider payloads and import files are kept.
+"""Retention policies and applying them: how long leads, raw provider payloads, import files and run logs are kept.
 
-Three kinds of policy, each global (``list_id`` NULL) or per list (overriding the global one for that list):
+Four kinds of policy, each global (``list_id`` NULL) or per list (overriding the global one for that list), but
+``logs``, global only:
 
 - ``leads``: delete leads untouched for N days (not updated and no new fact in that time), with their facts,
   tags and snapshots (the foreign keys cascade), and clear the raw cells kept in the import errors of files
   imported more than N days ago (rejected rows never become leads, so nothing else would remove them) and the
   column names of those finished imports (``imports.mapping``: a file without a header row had its first data
-  row, a person's name and details, read as the column names, and a name is nothing erasure can search by);
+  row, a person's name and details, read as the column names, and a name is nothing erasure can search by), and
+  the previous values of the leads those imports updated (``import_updates``, kept for their undo: such an import
+  can no longer be undone);
 - ``facts``: empty ``lead_facts.details`` (the raw provider payloads) of facts observed more than N days ago,
   keeping the value, source, confidence and cost;
-- ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago.
+- ``inbox``: delete import files in the drop folder (``inbox/<list name>/...``) modified more than N days ago;
+- ``logs``: delete run logs on disk (enrichment jobs' ``logs/<job>.log``, Dagster's compute logs) modified more
+  than N days ago, those of runs Dagster no longer has included. They can name people (erasure rewrites them), and
+  a run's log spans lists, so the policy is global.
 
 ``apply`` does all of it in one transaction and records an audit entry; with ``dry_run`` it counts the same
 rows in a transaction that is rolled back, and deletes no file.
@@ -18,6 +24,7 @@ rows in a transaction that is rolled back, and deletes no file.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -25,9 +32,12 @@ from typing import Any, Final, Literal
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection, clear_import_traces, release_merged_orphans
+from leads_pipeline.lib.store.privacy import LOG_SUFFIXES
 
-Kind = Literal["leads", "facts", "inbox"]
-KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox")
+Kind = Literal["leads", "facts", "inbox", "logs"]
+KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox", "logs")
+_COMPLETE: Final = ".complete"
+"""The marker Dagster writes beside a finished step's compute logs; it goes with them."""
 _DAY_S: Final = 86_400
 MAX_DAYS: Final = 36_500
 """A hundred years. Far more days reached before year 1 (``now() - DAYS``), so every ``retention apply`` then
@@ -56,6 +66,8 @@ def set_policy(conn: Connection, kind: str, days: int | None, *, list_id: int | 
             f"DAYS must be from 1 to {MAX_DAYS} (100 years; `leads retention unset {checked}` keeps them for good);"
             f" got {days}"
         )
+    if checked == "logs" and list_id is not None:
+        raise ConfigurationError("a logs policy is global (a run's log spans lists): set it without --list")
     with conn.transaction():
         conn.execute(
             "DELETE FROM retention_policies WHERE kind = %s AND list_id IS NOT DISTINCT FROM %s", (checked, list_id)
@@ -88,7 +100,9 @@ class RetentionReport:
     facts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     mappings: dict[str, int] = field(default_factory=dict)
+    snapshots: dict[str, int] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,8 +115,12 @@ class RetentionReport:
             "importErrorsClearedByList": self.errors,
             "importMappingsCleared": sum(self.mappings.values()),
             "importMappingsClearedByList": self.mappings,
+            "importSnapshotsRemoved": sum(self.snapshots.values()),
+            "importSnapshotsRemovedByList": self.snapshots,
             "filesDeleted": len(self.files),
             "files": self.files,
+            "logFilesDeleted": len(self.logs),
+            "logFiles": self.logs,
         }
 
 
@@ -118,8 +136,11 @@ def _per_list(conn: Connection, kind: Kind, change: str) -> dict[str, int]:
     return {r["name"]: int(r["n"]) for r in rows}
 
 
-def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -> RetentionReport:
-    """Apply every policy (see the module doc); returns what was removed."""
+def apply(
+    conn: Connection, *, inbox: Path, actor: str, logs: Sequence[Path] = (), dry_run: bool = False
+) -> RetentionReport:
+    """Apply every policy (see the module doc), the logs one to the files under ``logs``; returns what was
+    removed."""
     report = RetentionReport(dry_run)
     try:
         with conn.transaction():
@@ -133,7 +154,7 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
                 " RETURNING d.list_id",
             )
             release_merged_orphans(conn)
-            report.errors, report.mappings = clear_import_traces(
+            report.errors, report.mappings, report.snapshots = clear_import_traces(
                 conn,
                 f"SELECT list_id, name, now() - make_interval(days => days) AS before FROM ({_EFFECTIVE}) eff",
                 {"kind": "leads"},
@@ -147,10 +168,13 @@ def apply(conn: Connection, *, inbox: Path, actor: str, dry_run: bool = False) -
             )
             expired = _expired_files(conn, inbox)
             report.files = [str(p) for p in expired]
+            old_logs = _expired_logs(conn, logs)
+            report.logs = [str(p) for p in old_logs]
             if dry_run:
                 raise _DryRun
-            for path in expired:
+            for path in expired + old_logs:
                 path.unlink(missing_ok=True)
+            _drop_empty_folders(old_logs, logs)
             audit.record(conn, actor, "retention.apply", "retention", _summary(report))
     except _DryRun:
         pass
@@ -164,6 +188,7 @@ class _DryRun(Exception):
 def _summary(report: RetentionReport) -> dict[str, Any]:
     document = report.as_json()
     document.pop("files")
+    document.pop("logFiles")
     return document
 
 
@@ -187,3 +212,36 @@ def _expired_files(conn: Connection, inbox: Path) -> list[Path]:
             if path.is_file() and not path.is_symlink() and now - path.stat().st_mtime > days * _DAY_S:
                 expired.append(path)
     return expired
+
+
+def _expired_logs(conn: Connection, folders: Sequence[Path]) -> list[Path]:
+    """Run logs (``LOG_SUFFIXES``, and Dagster's ``.complete`` markers beside them) under ``folders`` modified
+    more than the logs policy's days ago; none without one. Symbolic links are passed over, as in the inbox."""
+    row = conn.execute("SELECT days FROM retention_policies WHERE list_id IS NULL AND kind = 'logs'").fetchone()
+    if row is None:
+        return []
+    before = time.time() - int(row["days"]) * _DAY_S
+    suffixes = (*LOG_SUFFIXES, _COMPLETE)
+    expired: list[Path] = []
+    for folder in folders:
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for path in sorted(folder.rglob("*")):
+            if (
+                path.suffix.lower() in suffixes
+                and path.is_file()
+                and not path.is_symlink()
+                and path.stat().st_mtime < before
+            ):
+                expired.append(path)
+    return expired
+
+
+def _drop_empty_folders(removed: list[Path], roots: Sequence[Path]) -> None:
+    """Remove the folders the deleted logs left empty (Dagster's ``<run id>/compute_logs/``), up to the log
+    folders themselves, which stay."""
+    kept = {root.resolve() for root in roots}
+    for folder in sorted({p.parent for p in removed}, key=lambda p: len(p.parts), reverse=True):
+        while folder.resolve() not in kept and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+            folder = folder.parent

@@ -86,3 +86,18 @@ def test_a_schedules_skipped_ticks_are_purged_after_a_week(
         settings = instance.get_tick_retention_settings(InstigatorType.SCHEDULE)
     assert settings[TickStatus.SKIPPED] == 7
     assert settings[TickStatus.SUCCESS] == settings[TickStatus.FAILURE] == -1
+
+
+@pytest.mark.integration
+def test_a_sensors_successful_ticks_are_purged_after_a_month(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster keeps a sensor's successful ticks for good: the run-status sensors record one for every run that
+    finishes (an import a day, each score and enrichment), for as long as the instance lives. The project's
+    dagster.yaml has the daemon purge them after 30 days; skipped ones still go after 7, failed ones stay."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    with dg.DagsterInstance.get() as instance:
+        settings = instance.get_tick_retention_settings(InstigatorType.SENSOR)
+    assert settings[TickStatus.SUCCESS] == 30
+    assert settings[TickStatus.SKIPPED] == 7
+    assert settings[TickStatus.FAILURE] == -1

@@ -32,6 +32,7 @@ from leads_pipeline.lib.fields import MATCH_COLUMNS
 from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store import retention
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
@@ -717,6 +718,35 @@ def test_undo_twice_is_a_clear_error(database_url: str) -> None:
     with pytest.raises(PermanentError, match=rf"import {status['importId']} was already undone") as info:
         _undo(database_url, status["importId"])
     assert "\n" not in str(info.value)
+
+
+def test_an_import_whose_snapshots_the_retention_removed_says_it_can_no_longer_be_undone(
+    database_url: str, tmp_path: Path
+) -> None:
+    """An import that was not undone kept the previous values of every lead it updated (~1.7 KB a lead, a
+    person's former email and phone among them) until the lead was deleted. The leads policy removes them with
+    the other traces of imports as old as it; undoing that import then says so and when, instead of restoring
+    nothing. A newer import keeps its own and is undone as before."""
+    _new_list(database_url)
+    import_file(database_url, CUSTOMERS_1000)
+    old = import_file(database_url, _modified_customers(tmp_path), on_duplicate="update")
+    recent = import_file(database_url, CUSTOMERS_1000, on_duplicate="update")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET created_at = now() - interval '40 days' WHERE id = %s", (old["importId"],))
+        retention.set_policy(conn, "leads", 30, list_id=None, actor="dpo")
+        report = retention.apply(conn, inbox=tmp_path / "inbox", actor="dpo")
+        today = conn.execute("SELECT now()::date AS d").fetchone()
+    assert today is not None
+    assert report.snapshots == {"prospects": 3} and report.leads == {}
+    left = sql_rows(database_url, "SELECT import_id, count(*) AS n FROM import_updates GROUP BY import_id")
+    assert left == [{"import_id": int(recent["importId"]), "n": recent["results"]["updated"]}]
+    with pytest.raises(PermanentError) as info:
+        _undo(database_url, old["importId"])
+    assert str(info.value) == (
+        f"import {old['importId']} can no longer be undone: the previous values of the leads it updated were"
+        f" removed on {today['d']:%Y-%m-%d} by the retention policy (`leads retention show`)"
+    )
+    assert _undo(database_url, recent["importId"])["restored"] == recent["results"]["updated"]
 
 
 def test_undo_of_an_unknown_import(database_url: str) -> None:

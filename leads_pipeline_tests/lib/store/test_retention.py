@@ -190,6 +190,37 @@ def test_a_leads_policy_clears_the_column_names_of_old_finished_imports(database
     assert "Garcia" in mappings[0][2] and mappings[1][2] == {} and "Garcia" in mappings[2][2]
 
 
+def _aged_file(path: Path, days: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("enriching ana@example.com\n", encoding="utf-8")
+    stamp = time.time() - days * 86_400
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_a_logs_policy_deletes_old_run_logs_on_disk(database_url: str, tmp_path: Path) -> None:
+    """Run logs on disk (an enrichment job's logs/<job>.log, Dagster's compute logs of each run) were never
+    removed, those of runs long gone included, though they can name people. The global logs policy deletes those
+    older than its days (with Dagster's markers and the run folders left empty), and nothing else there."""
+    jobs, dagster = tmp_path / "home" / "logs", tmp_path / "home" / "dagster"
+    run = dagster / "84a5869a-380f-4a93-a4ee-3320af6d5b7c" / "compute_logs"
+    old = [_aged_file(jobs / "job-1.log", 40), *(_aged_file(run / f"tsczuqnk{s}", 40) for s in (".out", ".err"))]
+    marker = _aged_file(run / "tsczuqnk.complete", 40)
+    kept = [_aged_file(jobs / "job-2.log", 1), _aged_file(dagster / "storage" / "retention_run", 40)]
+    with connect(database_url) as conn:
+        assert retention.apply(conn, inbox=tmp_path / "inbox", logs=[jobs, dagster], actor="dpo").logs == []
+        with pytest.raises(ConfigurationError, match="a logs policy is global"):
+            retention.set_policy(conn, "logs", 30, list_id=create_list(conn, "l", owner="t").id, actor="dpo")
+        retention.set_policy(conn, "logs", 30, list_id=None, actor="dpo")
+        dry = retention.apply(conn, inbox=tmp_path / "inbox", logs=[jobs, dagster], actor="dpo", dry_run=True)
+        assert all(p.exists() for p in (*old, marker))
+        report = retention.apply(conn, inbox=tmp_path / "inbox", logs=[jobs, dagster], actor="dpo")
+        entry = audit.entries(conn, action="retention.apply")[-1]
+    assert sorted(dry.logs) == sorted(report.logs) == sorted(str(p) for p in (*old, marker))
+    assert report.as_json()["logFilesDeleted"] == 4 and entry["details"]["logFilesDeleted"] == 4
+    assert not run.parent.exists() and all(p.exists() for p in kept) and jobs.is_dir()
+
+
 def test_bad_policies_are_refused(database_url: str) -> None:
     with connect(database_url) as conn:
         with pytest.raises(ConfigurationError, match="one of leads, facts, inbox"):
