@@ -343,13 +343,20 @@ def _phone_e164(number: str, region: str | None, default_region: str) -> tuple[s
             parsed = _parse_phone(number, candidate_region)
             if parsed is None:
                 continue
-            if _whole_number(parsed) and phonenumbers.is_valid_number(parsed):
+            if is_first_choice(parsed):
                 return _phone_result(parsed)
             candidates.append(parsed)
     for parsed in candidates:
         if is_kept_number(parsed):
             return _phone_result(parsed)
     return (None, None)
+
+
+def is_first_choice(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether the import keeps this reading of a number before any other: a valid number with a full number's
+    length. Only a number that is none in the row's country is read in the default region (search reads a filter's
+    number the same way, to know in which leads' countries it can have been read so)."""
+    return _whole_number(parsed) and phonenumbers.is_valid_number(parsed)
 
 
 def is_kept_number(parsed: phonenumbers.PhoneNumber) -> bool:
