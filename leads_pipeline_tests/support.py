@@ -98,6 +98,7 @@ def import_file(
     on_duplicate: OnDuplicate = "skip",
     workers: int = 1,
     chunk_rows: int = 50_000,
+    default_region: str = "US",
     alongside_index_build: Alongside | None = None,
 ) -> dict[str, Any]:
     """``run_import`` in this process (one worker unless asked), as user "tester"; returns the import status."""
@@ -106,7 +107,9 @@ def import_file(
         batch_id=batch_id or f"batch-{path.stem}-{time.monotonic_ns()}",
         path=path,
         list_name=list_name,
-        options=ImportOptions(on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows),
+        options=ImportOptions(
+            on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows, default_region=default_region
+        ),
         user="tester",
         alongside_index_build=alongside_index_build,
     )

@@ -156,13 +156,19 @@ def bulk_set(
     score_min: ScoreMinOption = None,
     score_max: ScoreMaxOption = None,
     ids: IdOption = None,
+    default_region: Annotated[
+        str, typer.Option(help="Country (ISO alpha-2) a phone number is read in for a lead without one.")
+    ] = "US",
     as_json: JsonOption = False,
 ) -> None:
     """Set a field on the selected leads (normalized as an import would)."""
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    result = _run(lambda conn: bulk.set_field(conn, selection, acting_user(), field, value), selection)
+    result = _run(
+        lambda conn: bulk.set_field(conn, selection, acting_user(), field, value, default_region=default_region),
+        selection,
+    )
     _report(result, as_json, _set_summary(field, result))
 
 

@@ -10,7 +10,10 @@ import unicodedata
 from functools import cache, lru_cache
 from typing import Final
 
+import phonenumbers
 import pycountry
+
+from leads_pipeline.lib.errors import ConfigurationError
 
 COUNTRY_PROBLEM: Final = "expected a country name or ISO 3166 code"
 FORMER_COUNTRY_PROBLEM: Final = (
@@ -226,3 +229,13 @@ def country_code(value: str) -> tuple[str | None, str | None]:
         if key in _FORMER_COUNTRIES:
             return (None, FORMER_COUNTRY_PROBLEM)
     return (None, COUNTRY_PROBLEM)
+
+
+def check_default_region(region: str) -> None:
+    """Refuse a ``--default-region`` (of ``leads import`` or ``leads bulk set``) that phone numbers cannot be read
+    in, before anything is recorded or selected."""
+    if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigurationError(
+            f"default region {region!r} is not a country code phone numbers are known for;"
+            " expected an ISO 3166 alpha-2 code such as US, GB or DE"
+        )

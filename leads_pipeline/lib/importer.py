@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
-
+from leads_pipeline.lib.countries import check_default_region
 from leads_pipeline.lib.csvfile import (
     ChunkRange,
     FileLayout,
@@ -30,7 +29,7 @@ from leads_pipeline.lib.csvfile import (
     iter_chunks,
     read_range,
 )
-from leads_pipeline.lib.errors import INTERRUPTED, ConfigurationError, PermanentError
+from leads_pipeline.lib.errors import INTERRUPTED, PermanentError
 from leads_pipeline.lib.mapping import MappingSuggestion, apply_overrides, suggest_mapping
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate, StagedChunk, prepare_chunk, stage_chunk
 from leads_pipeline.lib.privacy import crypto
@@ -55,11 +54,7 @@ class ImportOptions:
     create_list: bool = False  # a drop folder named after a list that does not exist yet creates it
 
     def __post_init__(self) -> None:
-        if self.default_region.upper() not in phonenumbers.SUPPORTED_REGIONS:
-            raise ConfigurationError(
-                f"default region {self.default_region!r} is not a country code phone numbers are known for;"
-                " expected an ISO 3166 alpha-2 code such as US, GB or DE"
-            )
+        check_default_region(self.default_region)
 
     def as_dict(self) -> dict[str, Any]:
         return {"on_duplicate": self.on_duplicate, "default_region": self.default_region}

@@ -367,13 +367,20 @@ def _phone_e164(number: str, region: str | None, default_region: str) -> tuple[s
             parsed = _parse_phone(number, candidate_region)
             if parsed is None:
                 continue
-            if _whole_number(parsed) and phonenumbers.is_valid_number(parsed):
+            if is_first_choice(parsed):
                 return _phone_result(parsed)
             candidates.append(parsed)
     for parsed in candidates:
         if is_kept_number(parsed):
             return _phone_result(parsed)
     return (None, None)
+
+
+def is_first_choice(parsed: phonenumbers.PhoneNumber) -> bool:
+    """Whether the import keeps this reading of a number before any other: a valid number with a full number's
+    length. Only a number that is none in the row's country is read in the default region (search reads a filter's
+    number the same way, to know in which leads' countries it can have been read so)."""
+    return _whole_number(parsed) and phonenumbers.is_valid_number(parsed)
 
 
 def is_kept_number(parsed: phonenumbers.PhoneNumber) -> bool:
@@ -1000,15 +1007,16 @@ _ONE_VALUE: Final[dict[str, Callable[[pd.Series], Normalized]]] = {
 }
 
 
-def one_value(name: str, raw: str, country: str | None = None) -> tuple[Any, str | None]:
+def one_value(name: str, raw: str, country: str | None = None, default_region: str = "US") -> tuple[Any, str | None]:
     """One value as an import stores it in field ``name`` (None for a blank one), or None and the problem: for
     the writers of single values (``leads bulk set``, CRM pulls, privacy requests), so that every way in stores a
-    value as the import does and its keys match. A phone is read in ``country`` (ISO code), else in the US."""
+    value as the import does and its keys match. A phone is read in ``country`` (ISO code), else in
+    ``default_region``."""
     if not raw.strip():
         return None, None
     one = pd.Series([raw.strip()], dtype=STRING)
     if name in ("phone", "mobile_phone"):
-        phones = normalize_phones(one, None if country is None else pd.Series([country], dtype=STRING))
+        phones = normalize_phones(one, None if country is None else pd.Series([country], dtype=STRING), default_region)
         problem = phones.problems.iloc[0]
         return (None, str(problem)) if pd.notna(problem) else (phones.e164.iloc[0], None)
     if name not in _ONE_VALUE:

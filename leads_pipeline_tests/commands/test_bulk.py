@@ -419,6 +419,28 @@ def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Le
     assert "phone '12'" in fair.fails("bulk", "set", "phone", "12", *two)
 
 
+def test_a_phone_set_without_country_code_is_read_in_the_default_region_given(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A list imported with ``--default-region GB``: its leads without a country have London numbers, and one set
+    in bulk was read in the US only and refused ("expected a phone number valid for US"). ``--default-region GB``
+    reads it as that import did, for a lead without a country and for one whose country it is no number of; a
+    number of the lead's own country is still read there; a region phone numbers are not known for is refused."""
+    leads.ok("lists", "create", "uk")
+    rows = "email,phone,country\njohn@x.uk,020 7946 0959,\nclaire@x.fr,020 7946 0958,FR\nhans@x.de,030 1234567,DE\n"
+    import_text(database_url, tmp_path / "uk.csv", rows, "uk", default_region="GB")
+    assert "valid for US" in leads.fails("bulk", "set", "phone", "020 7946 0957", "--where", "country is empty")
+    for email, number in [
+        ("john@x.uk", "020 7946 0957"),
+        ("claire@x.fr", "020 7946 0956"),
+        ("hans@x.de", "030 7654321"),
+    ]:
+        leads.ok("bulk", "set", "phone", number, "--default-region", "GB", "--where", f"email = {email}")
+    phones = {lead["email"]: lead["phone"] for lead in leads.json("search", "--json")["leads"]}
+    assert phones == {"john@x.uk": "+442079460957", "claire@x.fr": "+442079460956", "hans@x.de": "+49307654321"}
+    assert "default region 'XX'" in leads.fails("bulk", "set", "phone", "1", "--list", "uk", "--default-region", "XX")
+
+
 def _duplicate_keys(database_url: str, key: str) -> list[dict[str, Any]]:
     return sql_rows(
         database_url,

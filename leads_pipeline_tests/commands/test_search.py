@@ -84,6 +84,33 @@ def test_a_phone_filter_without_country_code_reads_it_in_each_leads_country(fair
     assert _emails(fair, "--where", "phone = 229.077.5154") == ["zunigavanessa@smith.info"]  # Chile's, read as US
 
 
+def test_a_phone_filter_finds_a_number_read_in_its_imports_default_region(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """Claire (France) has "020 7946 0958", a London number and none in France: the import with
+    ``--default-region GB`` stored it as +442079460958, and the filter, which read the number in the US and in
+    France only, found nobody. Zoé's file (``--default-region DE``) had the same digits, stored as the German
+    reading: both are found, whatever region their import used. A number that is one in the lead's country is
+    read there only: Uwe (Germany) has the French +33 30 1234567, and "030 1234567" is Hans's Berlin number."""
+    leads.ok("lists", "create", "uk")
+    leads.ok("lists", "create", "de")
+    uk = "email,phone,country\nclaire@x.fr,020 7946 0958,FR\nhans@x.de,030 1234567,DE\nuwe@x.de,+33 30 1234567,DE\n"
+    import_text(database_url, tmp_path / "uk.csv", uk, "uk", default_region="GB")
+    import_text(
+        database_url, tmp_path / "de.csv", "email,phone,country\nzoe@x.fr,020 7946 0958,FR\n", "de", default_region="DE"
+    )
+    assert _emails(leads, "--list", "uk", "--where", "phone = 020 7946 0958") == ["claire@x.fr"]
+    assert _emails(leads, "--where", "phone = 020 7946 0958") == ["claire@x.fr", "zoe@x.fr"]
+    assert _emails(leads, "--where", "phone = +49 20 79460958") == ["zoe@x.fr"]
+    assert _emails(leads, "--list", "uk", "--where", "phone in 020 7946 0958, 030 1234567") == [
+        "claire@x.fr",
+        "hans@x.de",
+    ]
+    assert _emails(leads, "--list", "uk", "--where", "phone != 020 7946 0958") == ["hans@x.de", "uwe@x.de"]
+    assert _emails(leads, "--where", "phone = 030 1234567") == ["hans@x.de"]
+    assert _emails(leads, "--where", "phone = +33 30 1234567") == ["uwe@x.de"]
+
+
 def test_a_custom_code_with_a_leading_zero_is_compared_as_text(fair: Leads) -> None:
     """Postal codes and ids kept in custom: "01234" is a code, not the number 1234 (a bulk action on
     custom.Zip = 01234 also took zip 1234); numbers without a leading zero still compare as numbers."""

@@ -17,6 +17,7 @@ from typing import Any, Final
 
 from psycopg import sql
 
+from leads_pipeline.lib.countries import check_default_region
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import (
     CANONICAL_FIELDS,
@@ -123,12 +124,12 @@ def tag(conn: Connection, selection: Selection, user: str, tags: list[str], *, r
     return BulkResult("untag" if remove else "tag", len(ids), changed, details={"tags": wanted, "tagRows": changed})
 
 
-def normalized_value(name: str, raw: str, country: str | None = None) -> Any:
-    """The value as the import would store it in ``name`` (a phone read in ``country``, else in the US);
-    ``ConfigurationError`` saying what was expected. An empty value clears the field."""
+def normalized_value(name: str, raw: str, country: str | None = None, default_region: str = "US") -> Any:
+    """The value as the import would store it in ``name`` (a phone read in ``country``, else in
+    ``default_region``); ``ConfigurationError`` saying what was expected. An empty value clears the field."""
     from leads_pipeline.lib import normalize as norm
 
-    value, problem = norm.one_value(name, raw, country)
+    value, problem = norm.one_value(name, raw, country, default_region)
     if problem is not None:
         raise ConfigurationError(f"{name} {raw!r}: {problem}")
     return value
@@ -228,10 +229,12 @@ _UMLAUT: Final = re.compile("[äöüÄÖÜ]|[aouAOU]\u0308")
 _SLASH: Final = re.compile("[/\uff0f]")  # (a full-width one is a slash in the key)
 
 
-def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) -> dict[Any, list[int]]:
+def _values_by_country(
+    conn: Connection, ids: list[int], name: str, raw: str, default_region: str
+) -> dict[Any, list[int]]:
     """The selected leads grouped by the value ``raw`` becomes in ``name`` for each: a phone written without its
-    country code is read in each lead's country, as the import reads a row's (a German lead's "030 1234567" is
-    +49301234567, not a US number); a number valid in none of their countries is refused."""
+    country code is read in each lead's country, then in ``default_region``, as the import reads a row's (a German
+    lead's "030 1234567" is +49301234567, not a US number); a number valid in none of their countries is refused."""
     if name not in PHONE_EXTENSIONS:
         return {normalized_value(name, raw): ids}
     groups: dict[Any, list[int]] = {}
@@ -240,8 +243,8 @@ def _values_by_country(conn: Connection, ids: list[int], name: str, raw: str) ->
         " ORDER BY country NULLS FIRST",
         (ids,),
     ):
-        groups.setdefault(normalized_value(name, raw, row["country"]), []).extend(row["ids"])
-    return groups or {normalized_value(name, raw): []}
+        groups.setdefault(normalized_value(name, raw, row["country"], default_region), []).extend(row["ids"])
+    return groups or {normalized_value(name, raw, None, default_region): []}
 
 
 def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Composable, dict[str, Any]]:
@@ -271,9 +274,13 @@ def _assignment(name: str, value: Any, raw: str) -> tuple[sql.Composable, sql.Co
     return assignment, changed_test, stored
 
 
-def set_field(conn: Connection, selection: Selection, user: str, name: str, raw: str) -> BulkResult:
+def set_field(
+    conn: Connection, selection: Selection, user: str, name: str, raw: str, *, default_region: str = "US"
+) -> BulkResult:
     """Set one field (canonical, ``stage`` or ``custom.NAME``) to a value on every selected lead; an empty value
-    clears it. Canonical values are normalized and checked as an import would."""
+    clears it. Canonical values are normalized and checked as an import would, a phone without country code read
+    in each lead's country, then in ``default_region`` (the import's ``--default-region``)."""
+    check_default_region(default_region)
     custom = name[len(CUSTOM_PREFIX) :] if name.startswith(CUSTOM_PREFIX) else None
     if custom is None and name not in SETTABLE:
         raise ConfigurationError(
@@ -294,7 +301,7 @@ def set_field(conn: Connection, selection: Selection, user: str, name: str, raw:
             values = {"custom_name": custom, "custom_value": raw if raw.strip() else None}
             groups = [(raw, ids, assignment, changed_test, values)]
         else:
-            by_value = _values_by_country(conn, ids, name, raw)
+            by_value = _values_by_country(conn, ids, name, raw, default_region)
             if name in SEALED_FIELDS and name != "street" and privacy.suppressed_values(conn, name, list(by_value)):
                 raise ConfigurationError(
                     f"{name}: this {'address' if name == 'email' else 'number'} belongs to a person erased on"

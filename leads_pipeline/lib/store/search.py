@@ -193,10 +193,21 @@ def _sealed_filter_sql(f: Filter) -> sql.Composable:
     return _equality(index, index, f.op, hashes)
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """A number written without its country code, as read in one region: its stored E.164 form and whether an
+    import keeps it before any other reading (``normalize.is_first_choice``)."""
+
+    region: str
+    e164: str
+    first_choice: bool
+
+
 @functools.lru_cache(maxsize=512)
-def _national_readings(value: str) -> tuple[tuple[str, str], ...]:
-    """(country, E.164) for each country a number written without its country code can be a number of: the import
-    stored a lead's number as read in the lead's country ("030 1234567" of a German lead is +49301234567)."""
+def _national_readings(value: str) -> tuple[_Reading, ...]:
+    """Each reading of a number written without its country code that an import keeps, in each region it can be a
+    number of: the import stored a lead's number as read in the lead's country ("030 1234567" of a German lead is
+    +49301234567), or, when it is none there, in the import's default region."""
     from leads_pipeline.lib import normalize as norm
 
     readings = []
@@ -206,14 +217,32 @@ def _national_readings(value: str) -> tuple[tuple[str, str], ...]:
         except phonenumbers.NumberParseException:
             continue
         if norm.is_kept_number(parsed):  # as the import reads and stores it
-            readings.append((region, norm.stored_e164(parsed)))
+            readings.append(_Reading(region, norm.stored_e164(parsed), norm.is_first_choice(parsed)))
     return tuple(readings)
 
 
+def _read_elsewhere(readings: Sequence[_Reading], hashes: dict[str, str], index: sql.Composable) -> sql.Composable:
+    """Leads whose number may be a reading in another region than their country's. An import reads a number in
+    its ``--default-region`` (which a lead does not record) when it is no first choice in the row's country
+    (``normalize.normalize_phones``): a lead whose country is none of the regions where the number is a first
+    choice may have the reading of any region where it is one, and a lead whose country reads no number in it at
+    all (or without a country) that of any region. "020 7946 0958" of a French lead imported with
+    ``--default-region GB`` is +442079460958; the filter read it in the US and in France only, and missed it."""
+    first = [r for r in readings if r.first_choice]
+    terms = [
+        sql.SQL("(NOT coalesce(l.country = ANY({}), false) AND {} = ANY({}))").format(
+            sql.Literal(sorted({r.region for r in group})), index, sql.Literal(sorted({hashes[r.e164] for r in group}))
+        )
+        for group in (first, readings)
+        if group
+    ]
+    return sql.SQL(" OR ").join(terms) if terms else sql.SQL("FALSE")
+
+
 def _phone_equality(f: Filter, index: sql.Composable) -> sql.Composable:
-    """A phone filter: the number as written with a country code, or else as read in the US (any lead) and as
-    read in each lead's own country (or any country it can be a number of, for a lead without one), as the import read
-    it: "phone = 030 1234567" finds a German lead's +49301234567."""
+    """A phone filter: the number as written with a country code, or else as read in the US (any lead), as read in
+    each lead's own country, and as read in another region where the import may have read it
+    (``_read_elsewhere``): "phone = 030 1234567" finds a German lead's +49301234567."""
     wanted: list[sql.Composable] = [sql.SQL("FALSE")]
     hashes: set[str] = set()
     for raw in (str(v).strip() for v in f.values):
@@ -224,14 +253,13 @@ def _phone_equality(f: Filter, index: sql.Composable) -> sql.Composable:
         wanted.append(sql.SQL("{} = {}").format(index, sql.Literal(anywhere)))
         if raw.startswith(("+", "00")):
             continue
-        for region, e164 in _national_readings(raw):
-            hashed = blind_index(f.field, e164)
-            if hashed is None:
-                continue
-            hashes.add(hashed)
-            # a lead without a country was read in the import's --default-region, which any of these may be
-            in_region = sql.SQL("coalesce(l.country, {r}) = {r}").format(r=sql.Literal(region))
-            wanted.append(sql.SQL("({} AND {} = {})").format(in_region, index, sql.Literal(hashed)))
+        readings = _national_readings(raw)
+        hashed = {r.e164: str(blind_index(f.field, r.e164)) for r in readings}  # an E.164 form is never empty
+        hashes.update(hashed.values())
+        for reading in readings:
+            in_region = sql.SQL("l.country = {}").format(sql.Literal(reading.region))
+            wanted.append(sql.SQL("({} AND {} = {})").format(in_region, index, sql.Literal(hashed[reading.e164])))
+        wanted.append(_read_elsewhere(readings, hashed, index))
     found = sql.SQL("({} = ANY({}) AND coalesce({}, false))").format(
         index, sql.Literal(sorted(hashes)), sql.SQL(" OR ").join(wanted)
     )

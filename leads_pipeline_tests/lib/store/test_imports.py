@@ -1155,6 +1155,20 @@ def test_leads_reachable_only_by_phone_are_not_duplicated_in_an_email_list(datab
     assert second["results"] == {"imported": 0, "updated": 0, "skipped": 4, "errors": 0}
 
 
+def test_a_national_number_without_a_country_is_the_default_regions_number(database_url: str, tmp_path: Path) -> None:
+    """The same digits in rows without a country, in files imported with different ``--default-region``s, are two
+    numbers (030 1234567: a Berlin one with DE, a French one with FR), so two leads in a list deduplicated by phone;
+    the same file with the same region again is the same lead (README, Validation)."""
+    list_id = _new_list(database_url, dedupe="phone")
+    path = _write_csv(tmp_path / "ann.csv", ["First Name", "Last Name", "Phone"], [["Ann", "Lee", "030 1234567"]])
+    assert import_file(database_url, path, default_region="DE")["results"]["imported"] == 1
+    assert import_file(database_url, path, default_region="FR")["results"]["imported"] == 1
+    assert import_file(database_url, path, default_region="DE")["results"]["skipped"] == 1
+    assert live_leads(database_url, list_id) == 2
+    phones = sql_rows(database_url, "SELECT phone FROM leads WHERE list_id = %s ORDER BY id", list_id)
+    assert [r["phone"] for r in phones] == ["+49301234567", "+33301234567"]
+
+
 def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     tricky = 'She said "hi", then left; \\N ü 日本 🙂'
