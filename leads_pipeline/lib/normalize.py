@@ -118,7 +118,7 @@ def _arrow(s: pd.Series) -> pa.Array:
     A numeric column that has gaps arrives as float64 ("9802005297.0"); whole floats are rendered as
     integers so phone numbers and counts do not grow a ".0".
     """
-    if pd.api.types.is_float_dtype(s.dtype) and not isinstance(s.dtype, pd.StringDtype):
+    if pd.api.types.is_float_dtype(s.dtype):
         finite = s.dropna()
         if len(finite) and bool((np.mod(finite.to_numpy(dtype="float64"), 1) == 0).all()):
             s = s.astype("Int64")

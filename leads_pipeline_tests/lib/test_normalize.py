@@ -94,6 +94,8 @@ def test_object_and_numeric_input_columns_are_accepted() -> None:
     # read_csv turns a phone column with gaps into float64: no ".0" may leak into the number.
     phones = normalize_phones(pd.Series([4155550123.0, float("nan")]), None)
     assert values(phones.e164) == ["+14155550123", NA]
+    # a column with fractions keeps them
+    assert values(to_number(pd.Series([2.5, float("nan"), 3.0])).values) == [2.5, NA, 3.0]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -168,6 +170,15 @@ def test_invalid_emails(raw: str) -> None:
     assert result.problems.iloc[0] == EMAIL_PROBLEM
 
 
+def test_an_email_address_has_at_most_254_characters() -> None:
+    """The limit of an address in SMTP (and email-validator's): one longer is no address a mail could reach."""
+    longest, too_long = (f"{'x' * 64}@{'a' * 63}.{'b' * 63}.{'c' * n}.com" for n in (57, 58))
+    assert (len(longest), len(too_long)) == (254, 255)
+    result = normalize_emails(pd.Series([longest, too_long]))
+    assert values(result.values) == [longest, NA]
+    assert values(result.problems) == [NA, EMAIL_PROBLEM]
+
+
 def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
     """The ASCII fast path must accept what email_validator accepts (checked on real sample data)."""
     from email_validator import EmailNotValidError, validate_email
@@ -227,6 +238,7 @@ def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
         ("+1 (415) 555-0123 ext. 12", NA, "US", "+14155550123", "12"),
         ("415-555-0123 #12", NA, "US", "+14155550123", "12"),
         ("415 555 0123 extension 7", NA, "US", "+14155550123", "7"),
+        ("+1 415 555 0123 extn. 45", NA, "US", "+14155550123", "45"),  # a word only phonenumbers reads
         # A US number on a row whose country is GB is not valid there: the default region is tried next.
         ("(415) 555-0123", "GB", "US", "+14155550123", NA),
         # A country that is not an ISO code counts as missing: the default region is used.
