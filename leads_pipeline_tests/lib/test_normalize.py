@@ -179,6 +179,14 @@ def test_an_email_address_has_at_most_254_characters() -> None:
     assert values(result.problems) == [NA, EMAIL_PROBLEM]
 
 
+def test_a_host_name_has_at_most_253_characters() -> None:
+    longest, too_long = (f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * n}.com" for n in (57, 58))
+    assert (len(longest), len(too_long)) == (253, 254)
+    result = website_to_domain(pd.Series([f"https://{longest}/", too_long]))
+    assert values(result.values) == [longest, NA]
+    assert values(result.problems) == [NA, WEBSITE_PROBLEM]
+
+
 def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
     """The ASCII fast path must accept what email_validator accepts (checked on real sample data)."""
     from email_validator import EmailNotValidError, validate_email
@@ -762,6 +770,22 @@ def test_to_int_problems(raw: str) -> None:
         ("1.5", 1.5),
         ("1.20", 1.2),
         ("1.2000", 1.2),
+        # every magnitude word exports write
+        ("2 thousand", 2000.0),
+        ("3mm", 3_000_000.0),
+        ("1.5 mn", 1_500_000.0),
+        ("4 mil", 4_000_000.0),
+        ("2 millions", 2_000_000.0),
+        ("7bn", 7_000_000_000.0),
+        ("2 bil", 2_000_000_000.0),
+        ("1.2 billion", 1_200_000_000.0),
+        ("3 billions", 3_000_000_000.0),
+        ("2 Md", 2_000_000_000.0),
+        ("2 Milliard", 2_000_000_000.0),
+        ("3 Milliarden", 3_000_000_000.0),
+        ("1T", 1e12),
+        ("2 tn", 2e12),
+        ("1.1 trillion", 1.1e12),
     ],
 )
 def test_to_number(raw: str, expected: float) -> None:
