@@ -484,13 +484,17 @@ _URL: Final = (
 
 @lru_cache(maxsize=1 << 12)
 def _decode_punycode(host: str) -> tuple[str | None]:
-    """Show "xn--mnchen-3ya.de" as "münchen.de" so both spellings of a domain give the same key."""
+    """Show "xn--mnchen-3ya.de" as "münchen.de" so both spellings of a domain give the same key. A label that is
+    no internationalized one is left as written: "xn--abc-" decodes to plain "abc" (it was stored as another
+    domain, abc.com) and "xn--a" to a control character (stored as a domain no one can type)."""
     labels = []
     for label in host.split("."):
         if label.startswith("xn--"):
             try:
                 label = label[4:].encode("ascii").decode("punycode")
             except UnicodeError:
+                return (host,)
+            if label.isascii() or any(unicodedata.category(c)[0] == "C" for c in label):
                 return (host,)
         labels.append(label)
     return (unicodedata.normalize("NFC", ".".join(labels)).lower(),)

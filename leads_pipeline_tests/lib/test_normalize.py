@@ -179,6 +179,13 @@ def test_an_email_address_has_at_most_254_characters() -> None:
     assert values(result.problems) == [NA, EMAIL_PROBLEM]
 
 
+def test_a_punycode_label_that_is_no_internationalized_name_is_not_decoded() -> None:
+    """ "xn--abc-" decodes to "abc" and "xn--a" to U+0080: they were stored as abc.com and a control character."""
+    result = website_to_domain(pd.Series(["xn--abc-.com", "www.xn--a.com", "xn--zz.de", "xn--mnchen-3ya.de"]))
+    assert values(result.values) == [NA, "xn--a.com", "xn--zz.de", "münchen.de"]
+    assert values(result.problems) == [WEBSITE_PROBLEM, NA, NA, NA]
+
+
 def test_a_host_name_has_at_most_253_characters() -> None:
     longest, too_long = (f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * n}.com" for n in (57, 58))
     assert (len(longest), len(too_long)) == (253, 254)
