@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from leads_pipeline.lib.scoring.config import Signal, parse_config
-from leads_pipeline.lib.scoring.rules import LeadInput, Reason, ScoreResult, score_lead, signal_points, whole_points
+from leads_pipeline.lib.scoring.rules import (
+    LeadInput,
+    Reason,
+    Rules,
+    ScoreResult,
+    score_lead,
+    signal_points,
+    whole_points,
+)
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -109,6 +117,28 @@ def test_whole_points_add_up(raw: dict[str, float]) -> None:
     assert sum(components.values()) == score
 
 
+def test_the_point_left_by_rounding_goes_to_the_largest_remainder_and_the_score_stops_at_100() -> None:
+    assert whole_points({"a": 12.49, "b": 7.51, "c": 0.0}) == (20, {"a": 12, "b": 8, "c": 0})
+    assert whole_points({"a": 0.3, "b": 1.6, "c": 0.7}) == (3, {"a": 0, "b": 2, "c": 1})
+    assert whole_points({"a": 60.4, "b": 40.4}) == (100, {"a": 60, "b": 40})
+
+
+def test_fields_only_counted_as_filled_are_told_apart_from_those_whose_value_counts() -> None:
+    """A reader may give True/None for a field completeness only counts (``presence_only``), never for one a rule
+    reads the value of: the title matched against the ICP's titles, a signal's field, the activity field."""
+    config = parse_config(
+        {
+            "completeness": {"fields": {"email": 1, "title": 1, "custom.Visits": 1, "phone": 1}},
+            "companyFit": {"titles": ["vp"]},
+            "engagement": {"signals": [{"field": "custom.Visits", "steps": [{"min": 1, "points": 5}]}]},
+            "recency": {"activityField": "custom.Last Activity"},
+        }
+    )
+    rules = Rules(config, also=["notes"])
+    assert rules.presence_only == {"email", "phone"}
+    assert set(rules.fields) == {"email", "title", "custom.Visits", "phone", "custom.Last Activity", "notes"}
+
+
 def test_bands_follow_the_thresholds_unless_set() -> None:
     config = _only("dataCompleteness", completeness={"fields": {"email": 1, "phone": 1}}, thresholds={"mql": 40})
     assert score_lead(LeadInput(1, {"email": "a@b.co"}), config, NOW).band == "warm"
@@ -159,6 +189,8 @@ def test_explanation_gives_the_strongest_reasons_first_then_what_was_missed() ->
     ("value", "expected"),
     [
         (12, (20.0, "Visits 12")),
+        (10, (20.0, "Visits 10")),  # a step's minimum reaches it
+        (1, (5.0, "Visits 1")),
         ("1,200", (20.0, "Visits 1200")),
         (3.0, (5.0, "Visits 3")),
         (0, (-1.0, "Visits 0")),  # below every step: the default
