@@ -734,6 +734,8 @@ def test_name_key() -> None:
         ("10,001+", 10001),
         ("1200.0", 1200),
         ("-3", -3),
+        ("2147483647", 2_147_483_647),  # the largest integer column value
+        ("-2,147,483,647", -2_147_483_647),
     ],
 )
 def test_to_int(raw: str, expected: int) -> None:
@@ -742,7 +744,9 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500"])
+@pytest.mark.parametrize(
+    "raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500", "2147483648", "-2,147,483,648"]
+)
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None
