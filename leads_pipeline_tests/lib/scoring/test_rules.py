@@ -157,6 +157,8 @@ def test_fit_model_as_component_or_replacement() -> None:
     )
     result = score_lead(LeadInput(1, {}), component, NOW, fit_probability=0.42)
     assert result.components["fitModel"] == 42 and result.score == 42
+    with pytest.raises(ValueError, match="uses the fit model as a component, but no probability"):
+        score_lead(LeadInput(1, {}), component, NOW)
     replace = parse_config({"model": {"mode": "replace"}})
     assert score_lead(LeadInput(1, {}), replace, NOW, fit_probability=0.9).components == {"fitModel": 90}
     with pytest.raises(ValueError, match="no probability"):
