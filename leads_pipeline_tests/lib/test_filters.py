@@ -30,6 +30,7 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ('custom."Lead Owner" = Ann Lee', Filter("custom.Lead Owner", "=", ("Ann Lee",))),
         ("created_at >= 2026-03-01", Filter("created_at", ">=", (date(2026, 3, 1),))),
         ("created_at >= 2026-03-01T08:30", Filter("created_at", ">=", (datetime(2026, 3, 1, 8, 30),))),
+        ("updated_at < '2026-03-01 08:30'", Filter("updated_at", "<", (datetime(2026, 3, 1, 8, 30),))),
         ("stage in new, mql", Filter("stage", "in", ("new", "mql"))),
         ("company ~ in", Filter("company", "~", ("in",))),
         ("id = 7", Filter("id", "=", (7,))),
@@ -125,6 +126,12 @@ def test_only_a_custom_field_followed_by_more_words_is_told_to_quote_its_name(te
         parse_filter(text)
     assert f"no operator after {field}; allowed operators for {field}" in str(error.value)
     assert "quotes" not in str(error.value)
+
+
+def test_a_value_that_is_no_number_is_named_with_nothing_after_it() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_filter("employee_count > many")
+    assert str(error.value) == "--where 'employee_count > many': employee_count is a whole number; got 'many'"
 
 
 def test_sort_and_selection_options() -> None:
