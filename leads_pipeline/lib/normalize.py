@@ -119,7 +119,7 @@ def _arrow(s: pd.Series) -> pa.Array:
     A numeric column that has gaps arrives as float64 ("9802005297.0"); whole floats are rendered as
     integers so phone numbers and counts do not grow a ".0".
     """
-    if pd.api.types.is_float_dtype(s.dtype) and not isinstance(s.dtype, pd.StringDtype):
+    if pd.api.types.is_float_dtype(s.dtype):
         finite = s.dropna()
         if len(finite) and bool((np.mod(finite.to_numpy(dtype="float64"), 1) == 0).all()):
             s = s.astype("Int64")
@@ -515,13 +515,17 @@ _URL: Final = (
 
 @lru_cache(maxsize=1 << 12)
 def _decode_punycode(host: str) -> tuple[str | None]:
-    """Show "xn--mnchen-3ya.de" as "münchen.de" so both spellings of a domain give the same key."""
+    """Show "xn--mnchen-3ya.de" as "münchen.de" so both spellings of a domain give the same key. A label that is
+    no internationalized one is left as written: "xn--abc-" decodes to plain "abc" (it was stored as another
+    domain, abc.com) and "xn--a" to a control character (stored as a domain no one can type)."""
     labels = []
     for label in host.split("."):
         if label.startswith("xn--"):
             try:
                 label = label[4:].encode("ascii").decode("punycode")
             except UnicodeError:
+                return (host,)
+            if label.isascii() or any(unicodedata.category(c)[0] == "C" for c in label):
                 return (host,)
         labels.append(label)
     return (unicodedata.normalize("NFC", ".".join(labels)).lower(),)

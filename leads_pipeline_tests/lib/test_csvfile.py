@@ -110,6 +110,7 @@ def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Pa
         ["Zoë,Janssens,België BV", "Marco,Rossi,Forlì"],
         ["Jordi,Martí,Puig SL", "Luca,Bianchi,Forlì Cesena"],
         ["Sean,O\u2019Neil,Ra\u2019s al Khaymah LLC", "Dana,Smith,Farg\u2018ona Trade"],
+        ["Ramón,León,Concepción SL", "Simón,Colón,Asunción SA"],
     ],
     ids=[
         "German o-umlaut",
@@ -120,6 +121,7 @@ def test_a_cp1252_file_with_cp1252_capitals_and_quotes_stays_cp1252(tmp_path: Pa
         "e-diaeresis and i-grave ending a word",
         "i-acute and i-grave ending a word",
         "apostrophes only",
+        "Spanish o-acute ending a word only",
     ],
 )
 def test_a_mac_roman_file_of_other_accents_is_read_as_mac_roman(tmp_path: Path, names: list[str]) -> None:

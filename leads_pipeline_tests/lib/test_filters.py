@@ -30,9 +30,14 @@ from leads_pipeline.lib.filters import Filter, Selection, Sort, parse_filter, re
         ('custom."Lead Owner" = Ann Lee', Filter("custom.Lead Owner", "=", ("Ann Lee",))),
         ("created_at >= 2026-03-01", Filter("created_at", ">=", (date(2026, 3, 1),))),
         ("created_at >= 2026-03-01T08:30", Filter("created_at", ">=", (datetime(2026, 3, 1, 8, 30),))),
+        ("updated_at < '2026-03-01 08:30'", Filter("updated_at", "<", (datetime(2026, 3, 1, 8, 30),))),
         ("stage in new, mql", Filter("stage", "in", ("new", "mql"))),
         ("company ~ in", Filter("company", "~", ("in",))),
         ("id = 7", Filter("id", "=", (7,))),
+        ("id <= 9223372036854775807", Filter("id", "<=", (2**63 - 1,))),  # the largest bigint
+        ("score > -9223372036854775808", Filter("score", ">", (-(2**63),))),
+        ("annual_revenue > 1e20", Filter("annual_revenue", ">", (Decimal("1e20"),))),  # an amount has no such bound
+        ('custom."Lead Owner"!=Ann', Filter("custom.Lead Owner", "!=", ("Ann",))),
         # numbers as the import reads them (they were refused: "employee_count is a whole number; got '1,000'")
         ("employee_count >= 1,000", Filter("employee_count", ">=", (1000,))),
         ("employee_count >= 1.000", Filter("employee_count", ">=", (1000,))),
@@ -73,6 +78,10 @@ def test_parses(text: str, expected: Filter) -> None:
         ("country", ["no operator after country", "allowed operators for country (text)"]),
         ("country == DE", ["unexpected '=' after =", "allowed operators for country"]),
         ("email =", ["= needs a value", "is empty"]),
+        ('email = ""', ["= needs a value", "is empty"]),
+        ("custom. = x", ["unknown field 'custom.'"]),
+        ("id = 9223372036854775808", ["id is a whole number between -9223372036854775808 and 9223372036854775807"]),
+        ("score >= -9223372036854775809", ["score is a whole number between -9223372036854775808 and"]),
         ("employee_count > many", ["employee_count is a whole number", "'many'"]),
         ("employee_count > 1.5", ["employee_count is a whole number", "'1.5'"]),
         ("employee_count = 0.500", ["employee_count is a whole number", "'0.500'"]),  # no thousands group is 0
@@ -115,6 +124,20 @@ def test_bad_filters_name_the_field_and_the_allowed_operators(text: str, fragmen
     message = str(error.value)
     for fragment in fragments:
         assert fragment in message, message
+
+
+@pytest.mark.parametrize(("text", "field"), [("country DE", "country"), ("custom.Visits", "custom.Visits")])
+def test_only_a_custom_field_followed_by_more_words_is_told_to_quote_its_name(text: str, field: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_filter(text)
+    assert f"no operator after {field}; allowed operators for {field}" in str(error.value)
+    assert "quotes" not in str(error.value)
+
+
+def test_a_value_that_is_no_number_is_named_with_nothing_after_it() -> None:
+    with pytest.raises(ConfigurationError) as error:
+        parse_filter("employee_count > many")
+    assert str(error.value) == "--where 'employee_count > many': employee_count is a whole number; got 'many'"
 
 
 def test_sort_and_selection_options() -> None:

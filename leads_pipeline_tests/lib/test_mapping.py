@@ -428,6 +428,13 @@ def test_full_country_beats_country_code() -> None:
     assert mapping == {"CountryCode": None, "Country": "country"}
 
 
+def test_an_exact_header_beats_a_loose_one_whatever_the_file_order() -> None:
+    headers = ["First", "Name", "First Name", "Full Name"]
+    suggestion = suggest_mapping(headers, [])
+    assert suggestion.as_dict() == {"First": None, "Name": None, "First Name": "first_name", "Full Name": "full_name"}
+    assert suggestion.columns[0].reason.startswith("first_name taken by 'First Name' (0.95 vs 0.85)")
+
+
 def test_tie_broken_by_synonym_preference_then_file_order() -> None:
     # same confidence: "Phone" precedes "Phone Number" in the synonym table, even when later in the file
     by_preference = suggest_mapping(["Phone Number", "Phone"], []).as_dict()
@@ -495,6 +502,56 @@ def test_unlabeled_column_of_emails_maps_with_share_as_confidence() -> None:
 def test_unlabeled_column_sniffing(values: list[str], field: str | None) -> None:
     (column,) = suggest_mapping(["Column X"], [[value] for value in values]).columns
     assert column.field == field, column
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ("555-0100", "phone"),  # 7 digits: a local number
+        ("55-0100", None),  # 6: a code
+        ("+44 20 7946 0958 123", "phone"),  # 15 digits, the most E.164 holds
+        ("+44 20 7946 0958 1234", None),
+        ("+1 (415) 555-0100 x 12345", "phone"),  # the extension's digits are not the number's
+        ("2024-01-15", None),
+        ("37.7749295", None),  # a decimal
+        ("1600 Amphitheatre Pkwy 94043", None),
+    ],
+)
+def test_an_unlabeled_column_is_phones_by_the_digits_of_its_numbers(value: str, field: str | None) -> None:
+    (column,) = suggest_mapping(["Column X"], [[value]] * 3).columns
+    assert column.field == field, column
+    if field is not None:
+        assert (column.confidence, column.reason) == (0.9, "100% of sampled values look like phone numbers")
+
+
+@pytest.mark.parametrize(
+    ("value", "share"),
+    [("1234567", "50%"), ("4155550123", "50%"), ("123456789012345", "50%"), ("123456", "only 0%")],
+)
+def test_bare_digits_of_a_phone_s_length_are_half_a_phone(value: str, share: str) -> None:
+    """A bare digit string of 7 to 15 digits may as well be an id or an amount: it neither confirms a Phone header
+    fully nor maps an unlabeled column (above), and a shorter or longer one is no phone at all."""
+    (column,) = suggest_mapping(["Phone"], [[value]] * 3).columns
+    assert column.field == "phone"
+    assert f"{share} of sampled values look like phone numbers" in column.reason
+    (longer,) = suggest_mapping(["Phone"], [["1234567890123456"]] * 3).columns
+    assert "only 0% of sampled values look like phone numbers" in longer.reason
+
+
+def test_two_values_prove_nothing_about_a_column_three_do() -> None:
+    (two,) = suggest_mapping(["Email"], [["yes"], ["no"]]).columns
+    assert (two.field, two.confidence, two.reason) == ("email", 0.95, "header synonym 'Email'")
+    (three,) = suggest_mapping(["Email"], [["yes"], ["no"], ["yes"]]).columns
+    assert three.confidence < 0.3 and "only 0% of sampled values look like emails" in three.reason
+    assert suggest_mapping(["Column X"], [["a@example.com"]] * 2).columns[0].field is None
+    assert suggest_mapping(["Column X"], [["a@example.com"]] * 3).columns[0].field == "email"
+
+
+def test_a_country_written_as_the_first_part_of_its_iso_name_is_a_country() -> None:
+    """ISO names such as "Virgin Islands, British" and "Bonaire, Sint Eustatius and Saba" are written by their
+    first part."""
+    (column,) = suggest_mapping(["Column X"], [["Virgin Islands"], ["Bonaire"], ["Virgin Islands"]]).columns
+    assert column.field == "country"
 
 
 def test_sniffing_does_not_pull_known_custom_columns_into_fields() -> None:

@@ -94,6 +94,8 @@ def test_object_and_numeric_input_columns_are_accepted() -> None:
     # read_csv turns a phone column with gaps into float64: no ".0" may leak into the number.
     phones = normalize_phones(pd.Series([4155550123.0, float("nan")]), None)
     assert values(phones.e164) == ["+14155550123", NA]
+    # a column with fractions keeps them
+    assert values(to_number(pd.Series([2.5, float("nan"), 3.0])).values) == [2.5, NA, 3.0]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -188,6 +190,30 @@ def test_full_width_forms_typed_by_an_input_method_are_read_as_ascii() -> None:
     assert values(to_number(pd.Series([wide("$3.2B")])).values) == [3.2e9]
 
 
+def test_an_email_address_has_at_most_254_characters() -> None:
+    """The limit of an address in SMTP (and email-validator's): one longer is no address a mail could reach."""
+    longest, too_long = (f"{'x' * 64}@{'a' * 63}.{'b' * 63}.{'c' * n}.com" for n in (57, 58))
+    assert (len(longest), len(too_long)) == (254, 255)
+    result = normalize_emails(pd.Series([longest, too_long]))
+    assert values(result.values) == [longest, NA]
+    assert values(result.problems) == [NA, EMAIL_PROBLEM]
+
+
+def test_a_punycode_label_that_is_no_internationalized_name_is_not_decoded() -> None:
+    """ "xn--abc-" decodes to "abc" and "xn--a" to U+0080: they were stored as abc.com and a control character."""
+    result = website_to_domain(pd.Series(["xn--abc-.com", "www.xn--a.com", "xn--zz.de", "xn--mnchen-3ya.de"]))
+    assert values(result.values) == [NA, "xn--a.com", "xn--zz.de", "münchen.de"]
+    assert values(result.problems) == [WEBSITE_PROBLEM, NA, NA, NA]
+
+
+def test_a_host_name_has_at_most_253_characters() -> None:
+    longest, too_long = (f"{'a' * 63}.{'b' * 63}.{'c' * 63}.{'d' * n}.com" for n in (57, 58))
+    assert (len(longest), len(too_long)) == (253, 254)
+    result = website_to_domain(pd.Series([f"https://{longest}/", too_long]))
+    assert values(result.values) == [longest, NA]
+    assert values(result.problems) == [NA, WEBSITE_PROBLEM]
+
+
 def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
     """The ASCII fast path must accept what email_validator accepts (checked on real sample data)."""
     from email_validator import EmailNotValidError, validate_email
@@ -247,6 +273,7 @@ def test_email_regex_agrees_with_email_validator_on_datablist() -> None:
         ("+1 (415) 555-0123 ext. 12", NA, "US", "+14155550123", "12"),
         ("415-555-0123 #12", NA, "US", "+14155550123", "12"),
         ("415 555 0123 extension 7", NA, "US", "+14155550123", "7"),
+        ("+1 415 555 0123 extn. 45", NA, "US", "+14155550123", "45"),  # a word only phonenumbers reads
         # A US number on a row whose country is GB is not valid there: the default region is tried next.
         ("(415) 555-0123", "GB", "US", "+14155550123", NA),
         # A country that is not an ISO code counts as missing: the default region is used.
@@ -756,6 +783,8 @@ def test_name_key() -> None:
         ("10,001+", 10001),
         ("1200.0", 1200),
         ("-3", -3),
+        ("2147483647", 2_147_483_647),  # the largest integer column value
+        ("-2,147,483,647", -2_147_483_647),
     ],
 )
 def test_to_int(raw: str, expected: int) -> None:
@@ -764,7 +793,9 @@ def test_to_int(raw: str, expected: int) -> None:
     assert py(result.problems.iloc[0]) is None
 
 
-@pytest.mark.parametrize("raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500"])
+@pytest.mark.parametrize(
+    "raw", ["1.5", "1.20", "1.200,5", "many", "1,2,3", "12%", "1.2x", "0.500", "0,500", "2147483648", "-2,147,483,648"]
+)
 def test_to_int_problems(raw: str) -> None:
     result = to_int(one(raw))
     assert py(result.values.iloc[0]) is None
@@ -799,6 +830,22 @@ def test_to_int_problems(raw: str) -> None:
         ("1.5", 1.5),
         ("1.20", 1.2),
         ("1.2000", 1.2),
+        # every magnitude word exports write
+        ("2 thousand", 2000.0),
+        ("3mm", 3_000_000.0),
+        ("1.5 mn", 1_500_000.0),
+        ("4 mil", 4_000_000.0),
+        ("2 millions", 2_000_000.0),
+        ("7bn", 7_000_000_000.0),
+        ("2 bil", 2_000_000_000.0),
+        ("1.2 billion", 1_200_000_000.0),
+        ("3 billions", 3_000_000_000.0),
+        ("2 Md", 2_000_000_000.0),
+        ("2 Milliard", 2_000_000_000.0),
+        ("3 Milliarden", 3_000_000_000.0),
+        ("1T", 1e12),
+        ("2 tn", 2e12),
+        ("1.1 trillion", 1.1e12),
     ],
 )
 def test_to_number(raw: str, expected: float) -> None:

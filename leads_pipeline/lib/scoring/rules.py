@@ -124,11 +124,6 @@ def _decay(age_days: float, half_life: float) -> float:
     return 0.5 ** (max(0.0, age_days) / half_life)
 
 
-def band(score: float, config: ScoringConfig) -> str:
-    hot, warm = config.band_floors()
-    return "hot" if score >= hot else "warm" if score >= warm else "cold"
-
-
 def whole_points(raw: Mapping[str, float]) -> tuple[int, dict[str, int]]:
     """The rounded score and whole-point components adding up to it exactly (largest remainder)."""
     score = max(0, min(100, round(sum(raw.values()))))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.scoring.config import load_config, parse_config
+from leads_pipeline.lib.scoring.config import Range, load_config, parse_config
 
 
 def test_shipped_default_file_is_valid_and_versioned() -> None:
@@ -60,6 +60,10 @@ def test_prd_body_shape_is_accepted() -> None:
             "engagement.signals[0]: unknown lead field 'vists'",
         ),
         ({"engagement": {"signals": [{"field": "custom.V", "steps": [{"min": "x", "points": 1}]}]}}, "steps[0].min"),
+        ({"completeness": {"fields": {"email_adress": 1}}}, "completeness: unknown lead field 'email_adress'"),
+        ({"completeness": {"fields": {"custom.": 1}}}, "completeness: unknown lead field 'custom.'"),
+        ({"completeness": {"fields": {"email": 2, "phone": -1}}}, "completeness: fields.phone: weight must be 0 or"),
+        ({"completeness": {"fields": {"email": 0, "phone": 0}}}, "completeness: fields: at least one weight must be"),
         ({"model": {"mode": "sometimes"}}, "model.mode: Input should be 'off', 'component' or 'replace'"),
         ({"recency": {"dataHalfLifeDays": 0}}, "recency.dataHalfLifeDays: Input should be greater than 0"),
         ({"bands": {"hot": 40, "warm": 60}}, "bands: warm (60) must not be above hot (40)"),
@@ -99,3 +103,30 @@ def test_a_file_keeps_the_shipped_default_for_what_it_leaves_out(tmp_path: Path)
     same = tmp_path / "same.yaml"
     same.write_text("thresholds: {mql: 50}\n", encoding="utf-8")
     assert load_config(same).version == shipped.version
+
+
+def test_equal_bounds_and_any_field_path_are_accepted() -> None:
+    """ "Must not be above": a threshold or a range's bounds may be equal; the fields a rule names may be custom
+    columns and the bookkeeping fields, and a completeness section may count no field at all."""
+    config = parse_config(
+        {
+            "thresholds": {"mql": 60, "sql": 60},
+            "bands": {"hot": 70, "warm": 70},
+            "completeness": {"fields": {"custom.Notes": 1, "stage": 1, "email": 0}},
+            "companyFit": {"employees": [{"min": 100, "max": 100}, {"max": 10}, {"min": 5000}]},
+            "recency": {"activityField": "updated_at"},
+        }
+    )
+    assert config.band_floors() == (70, 70)
+    assert [r.describe() for r in config.company_fit.employees] == ["100-100", "up to 10", "5,000+"]
+    assert parse_config({"completeness": {"fields": {}}}).completeness.fields == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "inside"),
+    [(49, False), (50, True), (500, True), (500.5, False), (10**9, False)],
+)
+def test_a_range_holds_its_bounds(value: float, inside: bool) -> None:
+    assert Range(min=50, max=500).contains(value) is inside
+    assert Range(min=50).contains(value) is (value >= 50)
+    assert Range(max=500).contains(value) is (value <= 500)

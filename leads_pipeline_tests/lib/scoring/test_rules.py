@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from leads_pipeline.lib.scoring.config import parse_config
-from leads_pipeline.lib.scoring.rules import LeadInput, score_lead, whole_points
+from leads_pipeline.lib.scoring.config import Signal, parse_config
+from leads_pipeline.lib.scoring.rules import (
+    LeadInput,
+    Reason,
+    Rules,
+    ScoreResult,
+    score_lead,
+    signal_points,
+    whole_points,
+)
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -109,6 +117,28 @@ def test_whole_points_add_up(raw: dict[str, float]) -> None:
     assert sum(components.values()) == score
 
 
+def test_the_point_left_by_rounding_goes_to_the_largest_remainder_and_the_score_stops_at_100() -> None:
+    assert whole_points({"a": 12.49, "b": 7.51, "c": 0.0}) == (20, {"a": 12, "b": 8, "c": 0})
+    assert whole_points({"a": 0.3, "b": 1.6, "c": 0.7}) == (3, {"a": 0, "b": 2, "c": 1})
+    assert whole_points({"a": 60.4, "b": 40.4}) == (100, {"a": 60, "b": 40})
+
+
+def test_fields_only_counted_as_filled_are_told_apart_from_those_whose_value_counts() -> None:
+    """A reader may give True/None for a field completeness only counts (``presence_only``), never for one a rule
+    reads the value of: the title matched against the ICP's titles, a signal's field, the activity field."""
+    config = parse_config(
+        {
+            "completeness": {"fields": {"email": 1, "title": 1, "custom.Visits": 1, "phone": 1}},
+            "companyFit": {"titles": ["vp"]},
+            "engagement": {"signals": [{"field": "custom.Visits", "steps": [{"min": 1, "points": 5}]}]},
+            "recency": {"activityField": "custom.Last Activity"},
+        }
+    )
+    rules = Rules(config, also=["notes"])
+    assert rules.presence_only == {"email", "phone"}
+    assert set(rules.fields) == {"email", "title", "custom.Visits", "phone", "custom.Last Activity", "notes"}
+
+
 def test_bands_follow_the_thresholds_unless_set() -> None:
     config = _only("dataCompleteness", completeness={"fields": {"email": 1, "phone": 1}}, thresholds={"mql": 40})
     assert score_lead(LeadInput(1, {"email": "a@b.co"}), config, NOW).band == "warm"
@@ -127,7 +157,100 @@ def test_fit_model_as_component_or_replacement() -> None:
     )
     result = score_lead(LeadInput(1, {}), component, NOW, fit_probability=0.42)
     assert result.components["fitModel"] == 42 and result.score == 42
+    with pytest.raises(ValueError, match="uses the fit model as a component, but no probability"):
+        score_lead(LeadInput(1, {}), component, NOW)
     replace = parse_config({"model": {"mode": "replace"}})
     assert score_lead(LeadInput(1, {}), replace, NOW, fit_probability=0.9).components == {"fitModel": 90}
     with pytest.raises(ValueError, match="no probability"):
         score_lead(LeadInput(1, {}), replace, NOW)
+
+
+def test_explanation_gives_the_strongest_reasons_first_then_what_was_missed() -> None:
+    reasons = (
+        Reason("engagement", 0.0, "no engagement recorded"),
+        Reason("companyFit", 4.0, "industry Internet in the ICP"),
+        Reason("dataCompleteness", 1.0, "2 of 11 key fields filled"),
+        Reason("companyFit", 12.0, "title has 'vp'"),
+    )
+    result = ScoreResult(17, {}, "cold", reasons)
+    assert result.explanation(2) == ["title has 'vp' (+12)", "industry Internet in the ICP (+4)"]
+    assert result.explanation() == [
+        "title has 'vp' (+12)",
+        "industry Internet in the ICP (+4)",
+        "2 of 11 key fields filled (+1)",
+    ]
+    assert result.explanation(5) == [
+        "title has 'vp' (+12)",
+        "industry Internet in the ICP (+4)",
+        "2 of 11 key fields filled (+1)",
+        "no engagement recorded",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (12, (20.0, "Visits 12")),
+        (10, (20.0, "Visits 10")),  # a step's minimum reaches it
+        (1, (5.0, "Visits 1")),
+        ("1,200", (20.0, "Visits 1200")),
+        (3.0, (5.0, "Visits 3")),
+        (0, (-1.0, "Visits 0")),  # below every step: the default
+        (None, (-3.0, "Visits unknown")),
+        ("n/a", (-3.0, "Visits unknown")),
+        ("nan", (-3.0, "Visits unknown")),
+        (float("nan"), (-3.0, "Visits unknown")),
+        (True, (-3.0, "Visits unknown")),  # a yes/no is no count
+    ],
+)
+def test_a_stepped_signal_scores_numbers_and_gives_missing_points_to_anything_else(
+    value: Any, expected: tuple[float, str]
+) -> None:
+    steps = [{"min": 1, "points": 5}, {"min": 10, "points": 20}]
+    signal = Signal.model_validate({"field": "custom.Visits", "steps": steps, "default": -1, "missing": -3})
+    assert signal_points(signal, value) == expected
+
+
+def test_an_empty_field_scores_nothing_unless_missing_points_are_set() -> None:
+    counted = Signal.model_validate({"field": "source", "values": {"Referral": 30}, "missing": -5})
+    assert signal_points(counted, None) == (-5.0, "source unknown")
+    assert signal_points(counted, "referral") == (30.0, "source referral")
+    plain = Signal.model_validate({"field": "source", "values": {"Referral": 30}})
+    assert signal_points(plain, None) is None
+    assert signal_points(plain, "web") == (0.0, "source web")
+
+
+def test_a_size_outside_every_icp_range_does_not_match() -> None:
+    config = _only("companyFit", companyFit={"employees": [{"min": 50, "max": 500}, {"min": 5000}]})
+    assert score_lead(LeadInput(1, {"employee_count": 5000}), config, NOW).score == 100
+    outside = score_lead(LeadInput(2, {"employee_count": 20}), config, NOW)
+    assert outside.score == 0
+    assert outside.explanation() == ["outside the ICP on employees"]
+
+
+@pytest.mark.parametrize(
+    ("last_activity", "score", "day"),
+    [
+        (datetime(2026, 11, 18, 22), 53, "2026-11-18"),  # no time zone: UTC; 9.08 days at a half-life of 10
+        (datetime(2026, 11, 18, 22, tzinfo=UTC), 53, "2026-11-18"),
+        (datetime(2026, 11, 19, 8, tzinfo=timezone(timedelta(hours=10))), 53, "2026-11-18"),
+        ("2026-11-18T22:00:00Z", 53, "2026-11-18"),
+        (" 2026-11-19T08:00:00+10:00 ", 53, "2026-11-18"),
+        (date(2026, 11, 18), 50, "2026-11-18"),  # a day: its start, 10 days
+        ("2026-11-18", 50, "2026-11-18"),
+    ],
+)
+def test_the_last_activity_is_read_from_dates_datetimes_and_iso_text(last_activity: Any, score: int, day: str) -> None:
+    recency = {"activityField": "custom.Last Activity", "activityHalfLifeDays": 10, "activityShare": 1}
+    config = _only("recency", recency=recency)
+    result = score_lead(LeadInput(1, {}, custom={"Last Activity": last_activity}), config, NOW)
+    assert result.explanation() == [f"last activity {day} (+{score})"]
+    assert result.score == score
+
+
+@pytest.mark.parametrize("last_activity", [None, "", "  ", "last week", 20261118])
+def test_no_readable_last_activity_scores_no_activity(last_activity: Any) -> None:
+    recency = {"activityField": "custom.Last Activity", "activityShare": 1}
+    config = _only("recency", recency=recency)
+    result = score_lead(LeadInput(1, {}, custom={"Last Activity": last_activity}), config, NOW)
+    assert (result.score, result.explanation()) == (0, ["no recent activity recorded"])

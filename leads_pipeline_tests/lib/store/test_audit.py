@@ -107,6 +107,10 @@ def test_the_selection_migration_leaves_out_the_values_compared_with_a_person(
         ("call 555-123-4567 ext. 12 today", "call <phone> today"),
         ("555.509.8691 X 2329", "<phone>"),
         ("1920x1080 px", "1920x1080 px"),
+        ("555-123-4567 x5", "<phone>"),
+        ("555-123-4567 x123456", "<phone>"),
+        ("555-123-4567 ext 12", "<phone>"),
+        ("555-123-4567 extension 89", "<phone>"),
     ],
 )
 def test_masking_takes_a_phone_s_extension_with_it(text: str, masked: str) -> None:
@@ -157,6 +161,9 @@ def test_masking_takes_a_url_encoded_number(text: str, masked: str) -> None:
         ("at 2026-11-30T10:10:32.123456+00:00", "at 2026-11-30T10:10:32.123456+00:00"),
         ("lists demo-20261130-101032", "lists demo-20261130-101032"),
         ("inbox/fair_0612345678.csv", "inbox/fair_0612345678.csv"),
+        ("lists demo-0612345678", "lists demo-0612345678"),
+        ("lists 0612345678-demo", "lists 0612345678-demo"),
+        ("call 5550100, not 555010", "call <phone>, not 555010"),  # 7 digits make a phone number, 6 do not
         ("(415) 555-0100 or +1 (415) 555-0101", "<phone> or <phone>"),
         ("tel:+14155550100, 06 12 34 56 78", "tel:<phone>, <phone>"),
     ],
@@ -166,6 +173,35 @@ def test_masking_leaves_addresses_dates_and_names_alone(text: str, masked: str) 
     the audit log (lists demo-<phone>): the masking keeps what is not a phone number and still takes the numbers
     written with brackets whole (before: (<phone>)."""
     assert audit.mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("created_at >= 2026-03-01", "created_at >= 2026-03-01"),
+        ("at 2026-01-05", "at 2026-01-05"),
+        ("2026-12-15 23:59:59.123456 and 2026-12-31T00:00", "2026-12-15 23:59:59.123456 and 2026-12-31T00:00"),
+        ("on 1999-12-31 call 555-123-4567", "on 1999-12-31 call <phone>"),
+        ("run 20261130-101032", "run 20261130-101032"),
+        ("run 19991215-235959 done", "run 19991215-235959 done"),
+        ("at 20260105090000", "at 20260105090000"),
+        ("host 10.0.0.1 port", "host 10.0.0.1 port"),
+        ("dns 8.8.8.8:53", "dns 8.8.8.8:53"),
+        ("255.255.255.255:65535", "255.255.255.255:65535"),
+        ("on 2026-13-01", "on <phone>"),  # no month 13: digits like a phone's
+    ],
+)
+def test_masking_keeps_every_day_time_and_address(text: str, masked: str) -> None:
+    """A selection's dates (``created_at >= 2026-03-01``) and a run's timestamps are what the audit log is read
+    by: any day of any month, any hour, either century, and every IPv4 address stay as they are."""
+    assert audit.mask(text) == masked
+
+
+def test_masking_keeps_the_list_names_given_whole() -> None:
+    text = "lists list 1 0612345678, list 1; phone = 0612345679"
+    keep = ["list 1", "list 1 0612345678", ""]
+    assert audit.mask(text, keep=keep) == "lists list 1 0612345678, list 1; phone = <phone>"
+    assert audit.mask(text) == "lists list <phone>, list 1; phone = <phone>"
 
 
 def test_the_lists_an_action_was_on_are_recorded_in_clear(database_url: str) -> None:
