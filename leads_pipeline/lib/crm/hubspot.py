@@ -96,6 +96,8 @@ class HubSpotResource(CrmResource):
 class HubSpotConnector:
     crm: CrmName = "hubspot"
     max_batch = 100
+    survivors_max = 100
+    """Ids a batch read takes."""
 
     def __init__(
         self, client: HubSpot, connection: Connection, limiter: TokenBucket, timeout_s: float, token: str | None

@@ -107,6 +107,9 @@ class SalesforceConnector:
     max_batch = COMPOSITE_MAX
     bulk_batch = BULK_JOB_MAX
     bulk_requests = BULK_REQUESTS
+    survivors_max = COMPOSITE_MAX
+    """Ids one queryAll names: its SOQL goes in the URL, which with the headers Salesforce takes up to 16,384 bytes
+    (414 URI Too Long past it); 200 ids, URL-encoded, are about 6,000."""
 
     def __init__(
         self,

@@ -390,8 +390,8 @@ class SyncEngine:
 
         def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
-            if getattr(self.connector, "survivors", None) and any(r.remote_id for r, _ in batch):
-                needed += 1  # the read of the merges in the CRM (``_follow_merges``)
+            if getattr(self.connector, "survivors", None):  # the reads of the merges in the CRM (``_follow_merges``)
+                needed += -(-sum(1 for r, _ in batch if r.remote_id) // getattr(self.connector, "survivors_max", 100))
             if self._over_quota(report, needed):
                 return
             for part in _one_per_key(batch):
@@ -464,7 +464,8 @@ class SyncEngine:
         self, report: SyncReport, sendable: list[OutgoingRecord]
     ) -> tuple[list[OutgoingRecord], dict[int, PushResult]]:
         """The records to send, and the failures of those not to send, once the CRM said which linked records were
-        merged into another since the last sync (a connector's ``survivors``: HubSpot, Salesforce). The upsert by
+        merged into another since the last sync (a connector's ``survivors``, at most ``survivors_max`` ids a request:
+        HubSpot, Salesforce). The upsert by
         match key would create the merged-away record again, a duplicate of the person the salesperson merged: the
         lead follows the survivor instead (``OutgoingRecord.survivor``), unless another lead is linked to it, whose
         values are then kept there (``merged``, the lead not sent)."""
@@ -472,8 +473,12 @@ class SyncEngine:
         linked = [record.remote_id for record in sendable if record.remote_id is not None]
         if survivors is None or not linked:
             return sendable, {}
+        size: int = getattr(self.connector, "survivors_max", 100)
+        merged: dict[str, str] = {}
         try:
-            merged: dict[str, str] = with_retries(lambda: survivors(linked), self.retry, self.limiter, self._sleep)
+            for start in range(0, len(linked), size):
+                read = functools.partial(survivors, linked[start : start + size])
+                merged.update(with_retries(read, self.retry, self.limiter, self._sleep))
         except (RetryableError, AllocationUsedUp) as exc:
             if isinstance(exc, AllocationUsedUp):
                 self._stop(report, str(exc))

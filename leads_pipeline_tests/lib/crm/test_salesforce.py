@@ -180,3 +180,36 @@ def test_a_lead_merged_into_a_record_no_lead_holds_is_followed(
     fields = records.get(kept.id).fields
     assert (fields["Title"], fields["Company"], str(fields["Leads_Id__c"])) == (
         "Head of Sales", "Acme Holdings", str(link["lead_id"]))  # fmt: skip
+
+
+def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A push above the Bulk API threshold sends the leads following a merge by id, not in the upsert job that would
+    create their merged-away records again; the merges are read ``survivors_max`` ids a queryAll (its SOQL goes in
+    the URL, which with the headers Salesforce takes up to 16,384 bytes: a 10,000-record job's ids do not fit one)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(3, start=120_000))
+    conn_ = connection("salesforce", "sf-bulk-merged", bulk_threshold=1)
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    emulator = salesforce(sandbox)
+    records = emulator.stores["Lead"]
+    kept = records.create({"Email": "bo.lee@example.org", "LastName": "Lee", "Company": "Acme Holdings"})
+    with connect(database_url) as db:
+        merged_away, *others = store.links(db, conn_.name)
+    emulator.merge("Lead", kept.id, merged_away["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales'")
+    before = records.count()
+    sync = engine(database_url, sandbox, conn_, **salesforce_env)
+    sync.connector.survivors_max = 2  # type: ignore[attr-defined]
+    asked: list[int] = []
+    survivors = sync.connector.survivors  # type: ignore[attr-defined]
+    sync.connector.survivors = lambda ids: asked.append(len(ids)) or survivors(ids)  # type: ignore[attr-defined]
+    report = sync.run("push", list_id)
+    with connect(database_url) as db:
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    assert (report.created, report.updated, report.recreated, records.count()) == (0, 3, 1, before)
+    assert sorted(asked) == [1, 2]
+    assert links[merged_away["lead_id"]] == kept.id
+    assert [records.get(links[o["lead_id"]]).fields["Title"] for o in others] == ["Head of Sales"] * 2
+    assert records.get(kept.id).fields["Title"] == "Head of Sales"
