@@ -22,9 +22,10 @@ CrmName = Literal["salesforce", "hubspot", "pipedrive", "gohighlevel"]
 CRMS: tuple[CrmName, ...] = ("salesforce", "hubspot", "pipedrive", "gohighlevel")
 
 Category = Literal[
-    "transient", "invalid_email", "required_field", "duplicate", "invalid_value", "not_found", "rejected"
+    "transient", "invalid_email", "required_field", "duplicate", "merged", "invalid_value", "not_found", "rejected"
 ]
-"""Why a record failed: ``transient`` is retried on later syncs, the rest only once the lead changes."""
+"""Why a record failed: ``transient`` is retried on later syncs, the rest only once the lead changes. ``merged``:
+the lead's record was merged in the CRM into a record another lead is linked to."""
 
 
 class RetryableError(TransientError):
@@ -64,6 +65,34 @@ class OutgoingRecord:
     """Fields of ``values`` (never the match key) still as last agreed with the CRM (the link's values). An update
     of the record leaves them out (``update_values``), so a salesperson's edit of a field the lead did not change is
     kept; a create sends every field."""
+
+    survivor: str | None = None
+    """The record ``remote_id`` was merged into in the CRM since the last sync (its survivor, which no other lead is
+    linked to), for a connector that reads merges (``survivors``): the update goes to it, by id, and the lead is
+    linked to it; the merged-away record is not created again."""
+    held_by: Callable[[str], int | None] | None = None
+    """The lead other than this one linked to a CRM record on the connection (None: no other lead). A record found
+    for this lead by its match key or as the survivor of a merge in the CRM, not by its own link, is not written when
+    another lead holds it (:meth:`refused_at`): that lead's values stay there."""
+
+    def refused_at(self, crm: str, remote_id: str) -> PushResult | None:
+        """The failure of writing this lead to ``remote_id``, a record found for it other than by its own link, when
+        another lead is linked to that record (None: it may be written). A linked lead's record was merged there in
+        the CRM (``merged``); an unlinked lead has the match key of that lead's record (``duplicate``). The lead is
+        not linked to it either: one link per record is what lets a pull find its lead."""
+        other = self.held_by(remote_id) if self.held_by is not None else None
+        if other is None:
+            return None
+        if self.remote_id is None:
+            message = (f"{crm} record {remote_id}, which has this lead's match key, is linked to lead {other}: not "
+                       "written, not linked; remove the duplicate lead")  # fmt: skip
+            return PushResult(self.lead_id, "failed", category="duplicate", message=message)
+        message = (
+            f"{crm} record {self.remote_id} of this lead was merged there into record {remote_id}, which lead {other} "
+            f"is linked to: this lead's values are not written there, nor is it linked to it; merge the two leads "
+            f"(leads dedupe --merge) or remove this one"
+        )
+        return PushResult(self.lead_id, "failed", category="merged", message=message)
 
     def update_values(self) -> dict[str, Any]:
         """What an update of the existing record sends: the fields changed since the last agreed values."""

@@ -17,10 +17,14 @@ import urllib3
 from hubspot import HubSpot
 from hubspot.crm.contacts import (
     ApiException,
+    BatchInputSimplePublicObjectBatchInput,
     BatchInputSimplePublicObjectBatchInputUpsert,
+    BatchReadInputSimplePublicObjectId,
     PublicGdprDeleteInput,
     PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
     SimplePublicObjectBatchInputUpsert,
+    SimplePublicObjectId,
 )
 from hubspot.crm.properties import ApiException as PropertiesApiException
 from pydantic import Field
@@ -52,6 +56,11 @@ _CATEGORIES: dict[str, Category] = {
     "READ_ONLY_VALUE": "invalid_value",
     "VALIDATION_ERROR": "invalid_value",
 }
+
+
+def _properties(values: dict[str, Any]) -> dict[str, str]:
+    """Values as HubSpot's properties: strings, an empty one clearing the property."""
+    return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
 def _policy(body: Any) -> str | None:
@@ -87,6 +96,8 @@ class HubSpotResource(CrmResource):
 class HubSpotConnector:
     crm: CrmName = "hubspot"
     max_batch = 100
+    survivors_max = 100
+    """Ids a batch read takes."""
 
     def __init__(
         self, client: HubSpot, connection: Connection, limiter: TokenBucket, timeout_s: float, token: str | None
@@ -109,13 +120,61 @@ class HubSpotConnector:
             raise RetryableError("HubSpot answered the contact properties list without its results (a cut body)")
         return [RemoteField(p.name, p.label, p.type, False) for p in results]
 
+    def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
+        """Contact id -> the contact it was merged into, for those of ``remote_ids`` merged since they were linked:
+        HubSpot keeps the primary contact's id and reads a merged-away id as that contact, whose
+        ``hs_merged_object_ids`` lists the ids merged into it (``POST /crm/v3/objects/contacts/batch/read``). A
+        deleted contact is in the answer's errors: not merged, the upsert creates it again."""
+        inputs = [SimplePublicObjectId(id=remote_id) for remote_id in dict.fromkeys(remote_ids)]
+        request = BatchReadInputSimplePublicObjectId(
+            inputs=inputs, properties=["hs_merged_object_ids"], properties_with_history=[]
+        )
+        answer = self._call(self._batch.read, request)
+        wanted = set(remote_ids)
+        merged: dict[str, str] = {}
+        for item in answer.results or []:
+            ids = str((item.properties or {}).get("hs_merged_object_ids") or "").split(";")
+            merged.update({old: str(item.id) for old in ids if old in wanted and old != str(item.id)})
+        return merged
+
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        following = [record for record in records if record.survivor is not None]
+        upserted = [record for record in records if record.survivor is None]
+        results = self._upsert(upserted) if upserted else []
+        return results + (self._update_survivors(following) if following else [])
+
+    def _update_survivors(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        """Update by id the contacts the leads' contacts were merged into (``OutgoingRecord.survivor``): an upsert by
+        the lead's email would not find the survivor, which keeps its own primary email, and would create the
+        merged-away contact again."""
+        inputs = [
+            SimplePublicObjectBatchInput(id=record.survivor, properties=_properties(record.update_values()))
+            for record in records
+        ]
+        answer = self._call(self._batch.update, BatchInputSimplePublicObjectBatchInput(inputs=inputs))
+        by_id = {str(record.survivor): record for record in records}
+        results: dict[int, PushResult] = {}
+        for item in answer.results or []:
+            record = by_id.get(str(item.id))
+            if record is not None:
+                updated = parse_time(item.updated_at)
+                results[record.lead_id] = PushResult(record.lead_id, "updated", str(item.id), updated)
+        for error in getattr(answer, "errors", None) or []:
+            for record in records:
+                if record.lead_id not in results:
+                    category = _CATEGORIES.get(error.category, "rejected")
+                    results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, category, error.message)
+        for record in records:
+            if record.lead_id not in results:
+                message = "HubSpot's batch answer did not mention this record"
+                results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
+        return list(results.values())
+
+    def _upsert(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         id_property = self._connection.match_remote
         inputs = [
             SimplePublicObjectBatchInputUpsert(
-                id_property=id_property,
-                id=record.key,
-                properties={k: "" if v is None else str(v) for k, v in record.update_values().items()},
+                id_property=id_property, id=record.key, properties=_properties(record.update_values())
             )
             for record in records
         ]

@@ -134,10 +134,15 @@ class PipedriveConnector:
         changes = self._body(record.update_values(), keys)
         person_id = record.remote_id or self._look_up(record, keys)
         if person_id is not None:
+            if record.remote_id is None and (refused := record.refused_at("Pipedrive", person_id)):
+                return refused
             answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=changes)
-            if answer.status == 404:  # deleted in Pipedrive since the last sync: look again, then create
+            if answer.status == 404:  # deleted (or merged away) in Pipedrive since the last sync: look again
                 person_id = self._look_up(record, keys)
                 if person_id is not None:
+                    # a merge left the survivor with this lead's address: another lead's person is not written
+                    if refused := record.refused_at("Pipedrive", person_id):
+                        return refused
                     answer = self._api.call("PATCH", f"/api/v2/persons/{person_id}", json=changes)
             if person_id is not None:
                 return self._result(record, answer, "updated")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -46,11 +47,13 @@ API_VERSION = "59.0"
 COMPOSITE_MAX = 200
 BULK_JOB_MAX = 10_000
 BULK_REQUESTS = 6  # create, upload, close, poll, two result downloads: what one ingest job costs in API calls
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CATEGORIES: dict[str, Category] = {
     "INVALID_EMAIL_ADDRESS": "invalid_email",
     "REQUIRED_FIELD_MISSING": "required_field",
     "DUPLICATES_DETECTED": "duplicate",
     "DUPLICATE_VALUE": "duplicate",
+    "ENTITY_IS_DELETED": "not_found",
     "INVALID_FIELD": "invalid_value",
     "STRING_TOO_LONG": "invalid_value",
     "UNABLE_TO_LOCK_ROW": "transient",
@@ -104,6 +107,9 @@ class SalesforceConnector:
     max_batch = COMPOSITE_MAX
     bulk_batch = BULK_JOB_MAX
     bulk_requests = BULK_REQUESTS
+    survivors_max = COMPOSITE_MAX
+    """Ids one queryAll names: its SOQL goes in the URL, which with the headers Salesforce takes up to 16,384 bytes
+    (414 URI Too Long past it); 200 ids, URL-encoded, are about 6,000."""
 
     def __init__(
         self,
@@ -139,7 +145,42 @@ class SalesforceConnector:
             message = f"Salesforce answered a {self._object} describe that does not parse: {exc!r}"
             raise RetryableError(message) from None
 
+    def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
+        """Record id -> the record it was merged into, for those of ``remote_ids`` a merge deleted since they were
+        linked: Salesforce deletes the losing records of a merge, and ``queryAll`` (deleted records included) shows
+        them with ``IsDeleted = true`` and ``MasterRecordId`` the winner's id. A record deleted otherwise has none:
+        not merged, the upsert creates it again."""
+        ids = [i for i in dict.fromkeys(remote_ids) if _SF_ID.match(i)]
+        if not ids:
+            return {}
+        soql = (f"SELECT Id, IsDeleted, MasterRecordId FROM {self._object} WHERE Id IN "
+                f"({', '.join(repr(i) for i in ids)})")  # fmt: skip
+        answer = self._call(lambda: self._sf.query_all(soql, include_deleted=True))
+        return {row["Id"]: row["MasterRecordId"] for row in answer.get("records") or []
+                if row.get("IsDeleted") and row.get("MasterRecordId")}  # fmt: skip
+
+    def _update_survivors(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        """Update by id the records the leads' records were merged into (``OutgoingRecord.survivor``), through the
+        composite sObject collections update (``PATCH composite/sobjects``): an upsert by the lead's external id
+        would create the merged-away record again. The external id goes with the changes, as in every update: the
+        lead's later upserts find the survivor by it."""
+        body = {
+            "allOrNone": False,
+            "records": [{"attributes": {"type": self._object}, "id": r.survivor, **self._values(r.update_values())}
+                        for r in records],
+        }  # fmt: skip
+        answer = self._call(lambda: self._sf.restful("composite/sobjects", method="PATCH", json=body,
+                                                     timeout=self._timeout))  # fmt: skip
+        if not isinstance(answer, list) or len(answer) != len(records):
+            raise RetryableError(f"Salesforce answered {len(records)} records with {answer!r:.200}")
+        return [self._result(record, item) for record, item in zip(records, answer, strict=True)]
+
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
+        following = [record for record in records if record.survivor is not None]
+        records = [record for record in records if record.survivor is None]
+        merged = self._update_survivors(following) if following else []
+        if not records:
+            return merged
         body = {
             "allOrNone": False,
             "records": [{"attributes": {"type": self._object}, **self._values(r.update_values())} for r in records],
@@ -148,10 +189,17 @@ class SalesforceConnector:
         answer = self._call(lambda: self._sf.restful(path, method="PATCH", json=body, timeout=self._timeout))
         if not isinstance(answer, list) or len(answer) != len(records):
             raise RetryableError(f"Salesforce answered {len(records)} records with {answer!r:.200}")
-        return [self._result(record, item) for record, item in zip(records, answer, strict=True)]
+        return merged + [self._result(record, item) for record, item in zip(records, answer, strict=True)]
 
     def push_bulk(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
-        """One Bulk API 2.0 upsert job; results are matched back to leads by the external id column."""
+        """One Bulk API 2.0 upsert job; results are matched back to leads by the external id column. The records
+        following a merge in Salesforce go by id (``_update_survivors``), 200 a request."""
+        following = [record for record in records if record.survivor is not None]
+        records = [record for record in records if record.survivor is None]
+        merged = [result for start in range(0, len(following), COMPOSITE_MAX)
+                  for result in self._update_survivors(following[start : start + COMPOSITE_MAX])]  # fmt: skip
+        if not records:
+            return merged
         # every field of every record: the library writes one CSV, its columns those of the first row
         rows = [{k: str(v) for k, v in self._values(r.values).items()} for r in records]
         for _ in range(BULK_REQUESTS - 1):
@@ -178,7 +226,7 @@ class SalesforceConnector:
             if record.lead_id not in results:
                 message = "the Bulk API job reported nothing for this record"
                 results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
-        return list(results.values())
+        return merged + list(results.values())
 
     def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
         columns = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *fields]))

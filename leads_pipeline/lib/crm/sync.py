@@ -10,6 +10,7 @@ and sent again by every later sync until it succeeds or the CRM refuses it perma
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 import time
@@ -147,7 +148,8 @@ class SyncReport:
     """Pulled records of such a lead whose survivor is in a list the pull does not write to (in the sync log)."""
     recreated: int = 0
     """Pushed leads whose linked record was gone from the CRM (deleted or merged there since the last sync): created
-    again, or linked to the record holding their match key (in the sync log, with both records)."""
+    again, or linked to the record holding their match key or to the survivor of the merge (in the sync log, with
+    both records)."""
     conflicts: int = 0
     requests: int = 0
     message: str | None = None
@@ -388,6 +390,8 @@ class SyncEngine:
 
         def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
+            if getattr(self.connector, "survivors", None):  # the reads of the merges in the CRM (``_follow_merges``)
+                needed += -(-sum(1 for r, _ in batch if r.remote_id) // getattr(self.connector, "survivors_max", 100))
             if self._over_quota(report, needed):
                 return
             for part in _one_per_key(batch):
@@ -431,7 +435,10 @@ class SyncEngine:
                         for record, digest in part]  # fmt: skip
                 unlinked = [record for record, _ in part if record.remote_id is None]
                 held = self._linked_elsewhere(conn, report, unlinked)
-                sendable = [record for record, _ in part if record.lead_id not in held]
+                sendable = [replace(record, held_by=functools.partial(self._held_by, conn, record.lead_id))
+                            for record, _ in part if record.lead_id not in held]  # fmt: skip
+                sendable, refused = self._follow_merges(report, sendable)
+                held.update(refused)
                 # a linked record is created again when its person was deleted in the CRM: marked too
                 marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
                 if marking:
@@ -446,6 +453,47 @@ class SyncEngine:
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
+
+    def _held_by(self, conn: store.Connection, lead_id: int, remote_id: str) -> int | None:
+        """The lead other than ``lead_id`` linked to ``remote_id`` (``OutgoingRecord.held_by``), as this batch's
+        transaction sees the links; asked from the connector's threads (the connection serializes them)."""
+        owner = store.remote_owners(conn, self.connection.name, [remote_id]).get(remote_id)
+        return owner if owner != lead_id else None
+
+    def _follow_merges(
+        self, report: SyncReport, sendable: list[OutgoingRecord]
+    ) -> tuple[list[OutgoingRecord], dict[int, PushResult]]:
+        """The records to send, and the failures of those not to send, once the CRM said which linked records were
+        merged into another since the last sync (a connector's ``survivors``, at most ``survivors_max`` ids a request:
+        HubSpot, Salesforce). The upsert by
+        match key would create the merged-away record again, a duplicate of the person the salesperson merged: the
+        lead follows the survivor instead (``OutgoingRecord.survivor``), unless another lead is linked to it, whose
+        values are then kept there (``merged``, the lead not sent)."""
+        survivors = getattr(self.connector, "survivors", None)
+        linked = [record.remote_id for record in sendable if record.remote_id is not None]
+        if survivors is None or not linked:
+            return sendable, {}
+        size: int = getattr(self.connector, "survivors_max", 100)
+        merged: dict[str, str] = {}
+        try:
+            for start in range(0, len(linked), size):
+                read = functools.partial(survivors, linked[start : start + size])
+                merged.update(with_retries(read, self.retry, self.limiter, self._sleep))
+        except (RetryableError, AllocationUsedUp) as exc:
+            if isinstance(exc, AllocationUsedUp):
+                self._stop(report, str(exc))
+            return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
+                        for r in sendable}  # fmt: skip
+        follow: list[OutgoingRecord] = []
+        refused: dict[int, PushResult] = {}
+        for record in sendable:
+            survivor = merged.get(record.remote_id) if record.remote_id is not None else None
+            failure = record.refused_at(self.connection.crm, survivor) if survivor else None
+            if failure is not None:
+                refused[record.lead_id] = failure
+            else:
+                follow.append(replace(record, survivor=survivor) if survivor else record)
+        return follow, refused
 
     def _complete_recreated(
         self,
@@ -462,7 +510,7 @@ class SyncEngine:
         again: dict[int, OutgoingRecord] = {}
         for record in sent:
             result = results[record.lead_id]
-            if record.unchanged and self._gone(record, result):
+            if record.unchanged and record.survivor is None and self._gone(record, result):
                 again[record.lead_id] = replace(record, remote_id=result.remote_id, unchanged=frozenset())
             elif record.unchanged and result.category == "required_field":
                 again[record.lead_id] = replace(record, unchanged=frozenset())
@@ -607,6 +655,9 @@ class SyncEngine:
         None for any other result."""
         if result.action == "failed" or record.remote_id is None or result.remote_id in (None, record.remote_id):
             return None
+        if record.survivor is not None and result.remote_id == record.survivor:
+            merged = f"{self.connection.crm} record {record.remote_id} was merged there into record {record.survivor}"
+            return store.RELINKED, f"{merged} since the last sync: updated that record, the lead linked to it"
         gone = f"{self.connection.crm} record {record.remote_id} is gone (deleted there, or merged into another record"
         if result.action == "created":
             return store.RECREATED, f"{gone}, since the last sync): created again as record {result.remote_id}"

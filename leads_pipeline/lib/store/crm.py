@@ -62,7 +62,8 @@ PULL_SKIPPED: Final = "pull_skipped"
 RECREATED: Final = "recreated"
 """A pushed lead whose linked record was gone from the CRM (deleted or merged there): created again."""
 RELINKED: Final = "relinked"
-"""A pushed lead whose linked record was gone from the CRM: it updated the record holding its match key instead."""
+"""A pushed lead whose linked record was gone from the CRM: it updated the record holding its match key (Pipedrive) or
+the one its record was merged into (HubSpot, Salesforce) instead, and was linked to it."""
 """The action of a pulled record not applied: its lead was merged into a lead of a list the pull does not write to
 (the reason in its log line's message). No link nor reject is written for it."""
 _NOT_DONE: Final = frozenset({"failed", "invalid", PULL_SKIPPED})

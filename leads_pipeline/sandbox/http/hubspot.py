@@ -5,7 +5,11 @@ Endpoints as hubspot-api-client calls them (PROVIDERS.md): ``POST /crm/v3/object
 ``POST /crm/v3/objects/contacts/search`` (filter on ``lastmodifieddate`` GT, sort ascending, ``after`` paging,
 at most 200 per page), ``GET /crm/v3/properties/contacts``, and the deletes: ``POST
 /crm/v3/objects/contacts/gdpr-delete`` {objectId[, idProperty]} (permanent; 204, 404 for an unknown contact) and
-``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204 even when already gone). Auth is a private-app bearer
+``DELETE /crm/v3/objects/contacts/{id}`` (archive; 204 even when already gone), the merge ``POST
+/crm/v3/objects/contacts/merge`` {primaryObjectId, objectIdToMerge} (the primary keeps its id; the merged-away id
+then reads as the primary, whose ``hs_merged_object_ids`` lists it), and by id ``GET
+/crm/v3/objects/contacts/{id}``, ``POST /crm/v3/objects/contacts/batch/read`` and ``.../batch/update`` (207 with
+``errors`` for unknown ids). Auth is a private-app bearer
 token. Per-record errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs
 to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
 Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers. Once the account's daily limit
@@ -45,8 +49,11 @@ PROPERTIES: dict[str, str] = {
     "createdate": "datetime",
     "lastmodifieddate": "datetime",
     "hs_object_id": "number",
+    "hs_merged_object_ids": "enumeration",
+    "hs_additional_emails": "enumeration",
 }
-READ_ONLY = frozenset({"createdate", "lastmodifieddate", "hs_object_id"})
+COMPUTED = frozenset({"createdate", "lastmodifieddate", "hs_object_id"})
+READ_ONLY = COMPUTED | {"hs_merged_object_ids", "hs_additional_emails"}
 UNIQUE = ("email", "leads_id")
 SEARCH_PAGE_MAX = 200
 BATCH_MAX = 100
@@ -61,6 +68,8 @@ class HubSpotEmulator:
         self._settings = settings
         self.store = CrmStore(key_fields=UNIQUE, new_id=lambda n: str(1000 + n))
         self.usage = DailyUsage(DAILY_LIMIT)
+        self.merged: dict[str, str] = {}
+        """Merged-away contact id -> the contact it was merged into."""
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -90,6 +99,17 @@ class HubSpotEmulator:
         try:
             if route == ("POST", "/crm/v3/objects/contacts/batch/upsert"):
                 return self._upsert(request.json())
+            if route == ("POST", "/crm/v3/objects/contacts/merge"):
+                return self._merge(request.json())
+            if route == ("POST", "/crm/v3/objects/contacts/batch/read"):
+                return self._read(request.json())
+            if route == ("POST", "/crm/v3/objects/contacts/batch/update"):
+                return self._update(request.json())
+            if request.method == "GET" and route[1].startswith("/crm/v3/objects/contacts/"):
+                record = self._live(route[1].rsplit("/", 1)[1])
+                if record is None:
+                    return Response.json(404, _error("OBJECT_NOT_FOUND", "Object not found."))
+                return self._ok(_object(record, [*request.query.get("properties", "email").split(",")]))
             if route == ("POST", "/crm/v3/objects/contacts/search"):
                 return self._search(request.json())
             if route == ("POST", "/crm/v3/objects/contacts/gdpr-delete"):
@@ -146,12 +166,9 @@ class HubSpotEmulator:
     def _problem(self, id_property: str, key: str, properties: dict[str, Any]) -> tuple[str, str] | None:
         if id_property not in UNIQUE:
             return "VALIDATION_ERROR", f"{id_property} is not a unique property; use one of {', '.join(UNIQUE)}"
-        unknown = sorted(set(properties) - set(PROPERTIES))
-        if unknown:
-            return "PROPERTY_DOESNT_EXIST", f"Property values were not valid: {', '.join(unknown)} does not exist"
-        read_only = sorted(set(properties) & READ_ONLY)
-        if read_only:
-            return "READ_ONLY_VALUE", f"{', '.join(read_only)} is a read only property"
+        refused = self._refused(properties)
+        if refused:
+            return refused
         email = key if id_property == "email" else properties.get("email")
         if not valid_email(email):
             return "INVALID_EMAIL", f"Property values were not valid: email {email!r} is invalid (INVALID_EMAIL)"
@@ -160,6 +177,89 @@ class HubSpotEmulator:
             if owner is not None and owner.fields.get(id_property) not in (None, "", key):
                 return "CONFLICT", f"Contact already exists. Existing ID: {owner.id} (duplicate email {email})"
         return None
+
+    @staticmethod
+    def _refused(properties: dict[str, Any]) -> tuple[str, str] | None:
+        """Why HubSpot refuses these property values (None: it takes them)."""
+        unknown = sorted(set(properties) - set(PROPERTIES))
+        if unknown:
+            return "PROPERTY_DOESNT_EXIST", f"Property values were not valid: {', '.join(unknown)} does not exist"
+        read_only = sorted(set(properties) & READ_ONLY)
+        if read_only:
+            return "READ_ONLY_VALUE", f"{', '.join(read_only)} is a read only property"
+        if not valid_email(properties.get("email")):
+            email = properties["email"]
+            return "INVALID_EMAIL", f"Property values were not valid: email {email!r} is invalid (INVALID_EMAIL)"
+        return None
+
+    def _live(self, record_id: str) -> CrmRecord | None:
+        """The contact an id names: a merged-away id names the contact it was merged into, as HubSpot reads it."""
+        with self.store.lock:
+            return self.store.get(self.merged.get(record_id, record_id))
+
+    def _merge(self, payload: Any) -> Response:
+        """``POST /crm/v3/objects/contacts/merge`` {primaryObjectId, objectIdToMerge}: the primary contact keeps its
+        id and its values, takes the other's where it has none, and its email as an additional one; the other is
+        gone, its id (and those merged into it) read as the primary's, listed in ``hs_merged_object_ids``."""
+        primary_id, other_id = str(payload["primaryObjectId"]), str(payload["objectIdToMerge"])
+        with self.store.lock:
+            primary, other = self._live(primary_id), self._live(other_id)
+            if primary is None or other is None or primary is other:
+                return Response.json(400, _error("VALIDATION_ERROR", f"cannot merge {other_id} into {primary_id}"))
+            kept = {k for k, v in primary.fields.items() if v not in (None, "")} | set(UNIQUE) | READ_ONLY
+            taken = {k: v for k, v in other.fields.items() if k not in kept and v not in (None, "")}
+            emails = [*_listed(primary, "hs_additional_emails"), *_listed(other, "hs_additional_emails")]
+            merged = [*_listed(primary, "hs_merged_object_ids"), other.id, *_listed(other, "hs_merged_object_ids")]
+            self.store.delete(other.id)
+            self.merged.update(dict.fromkeys([other.id, *_listed(other, "hs_merged_object_ids")], primary.id))
+            extra = {"hs_additional_emails": ";".join([*emails, str(other.fields.get("email") or "")]).strip(";"),
+                     "hs_merged_object_ids": ";".join(merged)}  # fmt: skip
+            record = self.store.update(primary, {**taken, **extra})
+            return self._ok(_object(record, list(PROPERTIES)))
+
+    def _read(self, payload: Any) -> Response:
+        """``POST /crm/v3/objects/contacts/batch/read`` by id: a merged-away id answers with the contact it was
+        merged into; an unknown or deleted one is in ``errors`` (207)."""
+        properties = list(payload.get("properties") or ["email", "firstname", "lastname"])
+        results: dict[str, dict[str, Any]] = {}
+        missing: list[str] = []
+        for item in payload["inputs"]:
+            record = self._live(str(item["id"]))
+            if record is None:
+                missing.append(str(item["id"]))
+            else:
+                results[record.id] = _object(record, properties)
+        body: dict[str, Any] = {"status": "COMPLETE", "results": list(results.values())}
+        body.update(startedAt=iso_ms(self.store.now_ms()), completedAt=iso_ms(self.store.now_ms()))
+        if missing:
+            error = _error("OBJECT_NOT_FOUND", "Could not get some CONTACT objects", context={"ids": missing})
+            body.update(numErrors=1, errors=[error])
+            return self._ok(body, 207)
+        return self._ok(body)
+
+    def _update(self, payload: Any) -> Response:
+        """``POST /crm/v3/objects/contacts/batch/update`` by id (a merged-away id updates the contact it was merged
+        into); an unknown id or a refused property fails the input, in ``errors`` (207)."""
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in payload["inputs"]:
+            properties = {k: (None if v is None else str(v)) for k, v in (item.get("properties") or {}).items()}
+            with self.store.lock:
+                record = self._live(str(item["id"]))
+                problem = self._refused(properties) if record is not None else ("OBJECT_NOT_FOUND", "Object not found.")
+                owner = self.store.find("email", properties.get("email"))
+                if problem is None and owner is not None and owner is not record:
+                    problem = "CONFLICT", f"Contact already exists. Existing ID: {owner.id}"
+                if problem or record is None:
+                    errors.append(_error(*(problem or ("OBJECT_NOT_FOUND", "")), context={"ids": [str(item["id"])]}))
+                    continue
+                results.append(_object(self.store.update(record, properties), list(properties)))
+        body: dict[str, Any] = {"status": "COMPLETE", "results": results, "startedAt": iso_ms(self.store.now_ms())}
+        body["completedAt"] = iso_ms(self.store.now_ms())
+        if errors:
+            body.update(numErrors=len(errors), errors=errors)
+            return self._ok(body, 207)
+        return self._ok(body)
 
     def _gdpr_delete(self, payload: Any) -> Response:
         """Permanently delete a contact (``objectId``, by record id or by ``idProperty`` such as email): 204, or
@@ -194,7 +294,7 @@ class HubSpotEmulator:
 
 
 def _object(record: CrmRecord, properties: list[str]) -> dict[str, Any]:
-    shown = {name: record.fields.get(name) for name in properties if name not in READ_ONLY}
+    shown = {name: record.fields.get(name) for name in properties if name not in COMPUTED}
     shown.update(
         hs_object_id=record.id, createdate=iso_ms(record.created_ms), lastmodifieddate=iso_ms(record.updated_ms)
     )
@@ -205,6 +305,11 @@ def _object(record: CrmRecord, properties: list[str]) -> dict[str, Any]:
         "updatedAt": iso_ms(record.updated_ms),
         "archived": record.archived,
     }
+
+
+def _listed(record: CrmRecord, name: str) -> list[str]:
+    """A multi-value property's values (HubSpot separates them with semicolons)."""
+    return [value for value in str(record.fields.get(name) or "").split(";") if value]
 
 
 def _property(name: str, kind: str) -> dict[str, Any]:

@@ -6,7 +6,10 @@ NOT_FOUND), ``PATCH composite/sobjects/{object}/{externalIdField}`` (at most 200
 records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ingest/{id}/batches`` (CSV) ->
 ``PATCH jobs/ingest/{id}`` {state: UploadComplete} -> ``GET jobs/ingest/{id}`` -> ``.../successfulResults`` and
 ``.../failedResults`` (CSV with ``sf__Id``, ``sf__Created`` / ``sf__Error``), and ``GET query/?q=`` for
-``SELECT ... FROM {object} [WHERE SystemModstamp > T] ORDER BY SystemModstamp`` with ``nextRecordsUrl`` pages.
+``SELECT ... FROM {object} [WHERE SystemModstamp > T] ORDER BY SystemModstamp`` with ``nextRecordsUrl`` pages,
+``SELECT ... FROM {object} WHERE Id IN (...)`` (``queryAll/`` shows deleted records: ``IsDeleted``, and
+``MasterRecordId`` for those a merge deleted), and ``PATCH composite/sobjects`` (update by id). A salesperson's
+merge (no REST resource; tests call :meth:`SalesforceEmulator.merge`) deletes the losing records as Salesforce does.
 simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sandbox.http.tls` serves this
 emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
 (Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
@@ -51,6 +54,13 @@ _SOQL = re.compile(
 )
 
 
+_BY_ID = re.compile(
+    r"^SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<object>\w+)\s+WHERE\s+Id\s+IN\s*\((?P<ids>[^)]*)\)\s*$", re.IGNORECASE
+)
+_STATE = ("IsDeleted", "MasterRecordId")
+"""What ``queryAll`` tells of a deleted record: that it is, and the record a merge deleted it into."""
+
+
 class SalesforceEmulator:
     name = "salesforce"
 
@@ -65,6 +75,8 @@ class SalesforceEmulator:
         self._queries: dict[str, tuple[list[dict[str, Any]], int]] = {}
         self._lock = threading.Lock()
         self.usage = DailyUsage(DAILY_API_LIMIT)
+        self.merged: dict[str, str] = {}
+        """Id of a record a merge deleted -> the master it was merged into (its ``MasterRecordId``)."""
 
     def api_key(self, request: Request) -> str | None:
         return bearer(request.headers)
@@ -93,10 +105,13 @@ class SalesforceEmulator:
                 return self._delete(parts[1], parts[2])
             if len(parts) == 4 and parts[:2] == ["composite", "sobjects"] and method == "PATCH":
                 return self._composite(parts[2], parts[3], request.json())
+            if parts == ["composite", "sobjects"] and method == "PATCH":
+                return self._composite_update(request.json())
             if parts[:2] == ["jobs", "ingest"]:
                 return self._ingest(method, parts[2:], request)
-            if parts[0] == "query":
-                return self._query(request.query.get("q"), parts[1] if len(parts) > 1 else None)
+            if parts[0] in ("query", "queryAll"):
+                locator = parts[1] if len(parts) > 1 else None
+                return self._query(request.query.get("q"), locator, deleted=parts[0] == "queryAll")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             return self._json(400, [{"message": f"JSON_PARSER_ERROR: {exc}", "errorCode": "JSON_PARSER_ERROR"}])
         return self._not_found(request)
@@ -167,6 +182,53 @@ class SalesforceEmulator:
             if record is None:
                 return {"id": store.create(clean).id, "success": True, "errors": [], "created": True}
             return {"id": store.update(record, clean).id, "success": True, "errors": [], "created": False}
+
+    def merge(self, obj: str, master_id: str, *victim_ids: str) -> CrmRecord:
+        """A salesperson's merge (Salesforce's merge screen, or the SOAP/Apex ``merge``, which the REST API has no
+        resource for): the master keeps its id and its values, takes a victim's where it has none, and the victims
+        are deleted, ``queryAll`` showing them with ``IsDeleted = true`` and ``MasterRecordId`` the master's id."""
+        store = self._object(obj)
+        with store.lock:
+            master = store.records[master_id]
+            for victim_id in victim_ids:
+                victim = store.records[victim_id]
+                store.delete(victim_id)
+                self.merged[victim_id] = master_id
+                taken = {k: v for k, v in victim.fields.items()
+                         if k not in (EXTERNAL_ID, "Email") and master.fields.get(k) in (None, "")}  # fmt: skip
+                store.update(master, taken)
+            return master
+
+    def _composite_update(self, payload: Any) -> Response:
+        """``PATCH composite/sobjects``: update records by their ``id`` (at most 200), one result per record in
+        order; a deleted record fails ``ENTITY_IS_DELETED``."""
+        records = payload["records"]
+        if not isinstance(records, list) or len(records) > COMPOSITE_MAX:
+            return self._json(400, [{"message": f"records: at most {COMPOSITE_MAX}", "errorCode": "INVALID_BATCH"}])
+        return self._json(200, [self._update(dict(r)) for r in records])
+
+    def _update(self, values: dict[str, Any]) -> dict[str, Any]:
+        obj = str(values.pop("attributes")["type"])
+        store = self._object(obj)
+        record_id = str(values.pop("id", None) or values.pop("Id", ""))
+        unknown = sorted(set(values) - set(FIELDS[obj]))
+        if unknown:
+            return _failure("INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}", unknown[:1])
+        if not valid_email(values.get("Email")):
+            return _failure("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {values['Email']}", ["Email"])
+        with store.lock:
+            record = store.get(record_id)
+            if record is None:
+                code = "ENTITY_IS_DELETED" if record_id in store.deleted else "INVALID_CROSS_REFERENCE_KEY"
+                return _failure(code, f"entity is deleted or does not exist: {record_id}", [])
+            for key in (EXTERNAL_ID, "Email"):
+                twin = store.find(key, values.get(key))
+                if twin is not None and twin is not record:
+                    code = "DUPLICATE_VALUE" if key == EXTERNAL_ID else "DUPLICATES_DETECTED"
+                    message = f"duplicate value found: {key} duplicates value on record with id: {twin.id}"
+                    return _failure(code, message, [])
+            clean = {k: None if v == "" else v for k, v in values.items()}
+            return {"id": store.update(record, clean).id, "success": True, "errors": []}
 
     def _composite(self, obj: str, external_field: str, payload: Any) -> Response:
         records = payload["records"]
@@ -245,13 +307,16 @@ class SalesforceEmulator:
 
     # query ----------------------------------------------------------------------------------------------------
 
-    def _query(self, soql: str | None, locator: str | None) -> Response:
+    def _query(self, soql: str | None, locator: str | None, *, deleted: bool = False) -> Response:
         if locator is not None:
             with self._lock:
                 found = self._queries.get(locator)
             if found is None:
                 return self._json(400, [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}])
             return self._page(*found)
+        by_id = _BY_ID.match((soql or "").strip())
+        if by_id is not None:
+            return self._query_ids(by_id, deleted)
         match = _SOQL.match((soql or "").strip())
         if match is None:
             return self._json(400, [{"message": f"unsupported SOQL: {soql}", "errorCode": "MALFORMED_QUERY"}])
@@ -262,6 +327,28 @@ class SalesforceEmulator:
             return self._json(400, [{"message": f"No such column '{unknown}' on {obj}", "errorCode": "INVALID_FIELD"}])
         since = _parse_soql_time(match["since"]) if match["since"] else None
         rows = [_row(obj, r, fields) for r in self.stores[obj].changed_since(since)]
+        return self._page(rows, 0)
+
+    def _query_ids(self, match: re.Match[str], deleted: bool) -> Response:
+        """``SELECT ... FROM {object} WHERE Id IN (...)``; through ``queryAll`` the deleted records too, with
+        ``IsDeleted = true`` and, for those a merge deleted, ``MasterRecordId`` (their other values are not kept)."""
+        obj = match["object"]
+        fields = [f.strip() for f in match["fields"].split(",")]
+        unknown = [f for f in fields if f not in (*SYSTEM, *_STATE, *FIELDS.get(obj, ()))]
+        if obj not in FIELDS or unknown:
+            return self._json(400, [{"message": f"No such column '{unknown}' on {obj}", "errorCode": "INVALID_FIELD"}])
+        store = self.stores[obj]
+        rows = []
+        for record_id in re.findall(r"'([^']*)'", match["ids"]):
+            record = store.get(record_id)
+            if record is not None:
+                live = {"IsDeleted": False, "MasterRecordId": None}
+                rows.append({**_row(obj, record, [f for f in fields if f not in _STATE]),
+                             **{f: live[f] for f in fields if f in _STATE}})  # fmt: skip
+            elif deleted and record_id in store.deleted:
+                gone = {"Id": record_id, "IsDeleted": True, "MasterRecordId": self.merged.get(record_id)}
+                rows.append({"attributes": {"type": obj, "url": f"/services/data/v59.0/sobjects/{obj}/{record_id}"},
+                             **{f: gone.get(f) for f in fields}})  # fmt: skip
         return self._page(rows, 0)
 
     def _page(self, rows: list[dict[str, Any]], offset: int) -> Response:

@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from hubspot import HubSpot
+from hubspot.crm.contacts import PublicMergeInput
 
+from leads_pipeline.lib.crm.hubspot import HubSpotResource
+from leads_pipeline.lib.crm.registry import resource_from_env
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
@@ -202,3 +206,67 @@ def test_the_accounts_spent_daily_limit_stops_the_push_and_the_next_sync_sends_t
     assert [e["category"] for e in errors] == ["transient", "transient"]
     again = engine(database_url, sandbox, conn_).run("push", list_id)
     assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
+
+
+def merge_over_the_wire(sandbox: Sandbox, primary: str, merged_away: str) -> None:
+    """A salesperson's merge of two contacts, as hubspot-api-client sends it (POST /crm/v3/objects/contacts/merge)."""
+    resource = cast(HubSpotResource, resource_from_env("hubspot", sandbox.env()))
+    client = HubSpot(access_token=resource.access_token, host=resource.base_url.rstrip("/"))
+    client.crm.contacts.basic_api.merge(PublicMergeInput(object_id_to_merge=merged_away, primary_object_id=primary))
+
+
+def test_a_contact_merged_into_another_leads_contact_is_neither_created_again_nor_overwritten(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A salesperson merged lead A's contact into lead B's. A's next push upserted by A's email, which no contact
+    has as its primary one any more: a second contact for the person just merged, counted as recreated. Now the
+    merge is read (the merged-away id reads as B's contact): A is a 'merged' failure, nothing is created, and B's
+    contact keeps B's values."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=116_000))
+    conn_ = connection("hubspot", "hs-merged")
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        merged_away, survivor = store.links(db, conn_.name)
+    merge_over_the_wire(sandbox, survivor["remote_id"], merged_away["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
+    contacts = hubspot(sandbox).store
+    before = contacts.count()
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    assert (report.created, report.recreated, report.failed, contacts.count()) == (0, 0, 1, before)
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
+    assert f"lead {survivor['lead_id']} is linked to" in errors[0]["message"]
+    assert contacts.get(survivor["remote_id"]).fields["jobtitle"] == "Engineer"
+    assert links[merged_away["lead_id"]] == merged_away["remote_id"]
+
+
+def test_a_contact_merged_into_a_contact_no_lead_holds_is_followed(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Lead A's contact merged into a contact entered in HubSpot by hand: A's next push created A's contact again
+    beside the survivor. Now it updates the survivor, by id, with A's change and its email, and links A to it
+    (relinked); the survivor's other values stay."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=117_000))
+    conn_ = connection("hubspot", "hs-followed")
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    contacts = hubspot(sandbox).store
+    kept = contacts.create({"email": "ann.lee@example.org", "firstname": "Ann", "lastname": "Lee"})
+    with connect(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+    merge_over_the_wire(sandbox, kept.id, link["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (link["lead_id"],))
+    before = contacts.count()
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        (relinked,) = store.links(db, conn_.name)
+        errors = store.run_errors(db, report.sync_id)
+    assert (report.created, report.updated, report.recreated, contacts.count()) == (0, 1, 1, before)
+    assert relinked["remote_id"] == kept.id
+    assert [e["action"] for e in errors] == ["relinked"]
+    # the match key goes with the update (as with every update): the lead's later upserts by email find it
+    assert (contacts.get(kept.id).fields["jobtitle"], contacts.get(kept.id).fields["email"]) == (
+        "Head of Sales", email_of(117_000))  # fmt: skip

@@ -299,8 +299,9 @@ def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """Two people merged in Pipedrive: the person of lead A is gone, the survivor (lead B's) holds A's address. A's
-    next push finds the survivor by that address; it is reported as a duplicate, and A's other fields are not
-    written over B's person (the completion of a record gone from the CRM is only for a record no lead holds)."""
+    next push found the survivor by that address and wrote A's changed title onto B's person before calling it a
+    duplicate. Now the person found is seen to be B's before anything is written: A is a 'merged' failure naming
+    lead B, B's person keeps B's values, and A stays linked to its own (gone) person."""
     list_id = import_leads(database_url, tmp_path, lead_rows(2, start=67_000))
     conn_ = connection("pipedrive", "pd-merged")
     engine(database_url, sandbox, conn_).run("push", list_id)
@@ -316,5 +317,35 @@ def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads
     report = engine(database_url, sandbox, conn_).run("push", list_id)
     with connect(database_url) as db:
         errors = store.run_errors(db, report.sync_id)
-    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "duplicate")]
-    assert people.get(survivor["remote_id"]).fields["last_name"] == "Lee67001"
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
+    assert f"into record {survivor['remote_id']}, which lead {survivor['lead_id']} is linked to" in errors[0]["message"]
+    assert (report.created, report.updated, report.failed) == (0, 0, 1)
+    kept = people.get(survivor["remote_id"]).fields
+    assert (kept["last_name"], kept["job_title"]) == ("Lee67001", "Engineer")
+    assert links[merged_away["lead_id"]] == merged_away["remote_id"]
+
+
+def test_a_new_lead_whose_address_another_leads_person_has_is_not_written_onto_that_person(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Lead B's person took lead C's address in Pipedrive (a merge, a salesperson's edit) while lead B kept its own.
+    C, never pushed, was looked up by that address and every one of its fields written over B's person before the
+    answer was seen to be B's record. Now the person found is checked first: C is a duplicate, B's person is
+    untouched."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=68_000))
+    conn_ = connection("pipedrive", "pd-taken")
+    engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        (holder,) = store.links(db, conn_.name)
+    people = pipedrive(sandbox).store
+    email = [{"value": email_of(68_001), "primary": True, "label": "work"}]
+    people.touch(holder["remote_id"], emails=email, primary_email=email_of(68_001))
+    import_leads(database_url, tmp_path, lead_rows(1, start=68_001))
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+    kept = people.get(holder["remote_id"]).fields
+    assert (kept["first_name"], kept["last_name"]) == ("Ann68000", "Lee68000")
+    assert [e["category"] for e in errors] == ["duplicate"]
+    assert f"is linked to lead {holder['lead_id']}: not written" in errors[0]["message"]

@@ -121,3 +121,95 @@ def test_the_orgs_used_up_daily_api_allocation_stops_the_push_and_the_next_sync_
     assert all("TotalRequests Limit exceeded" in e["message"] for e in errors)
     again = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
+
+
+def test_a_lead_merged_into_another_leads_record_is_neither_created_again_nor_overwritten(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A salesperson merged lead A's Salesforce Lead into lead B's: the merge deleted A's record. A's next push
+    upserted by A's external id and created the record again, a duplicate of the person just merged (counted as
+    recreated). Now queryAll shows the record deleted by a merge into B's (MasterRecordId): A is a 'merged' failure,
+    nothing is created, and B's record keeps B's values."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=118_000))
+    conn_ = connection("salesforce", "sf-merged")
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        merged_away, survivor = store.links(db, conn_.name)
+    emulator = salesforce(sandbox)
+    emulator.merge("Lead", survivor["remote_id"], merged_away["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
+    records = emulator.stores["Lead"]
+    before = records.count()
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    assert (report.created, report.recreated, report.failed, records.count()) == (0, 0, 1, before)
+    assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
+    assert f"lead {survivor['lead_id']} is linked to" in errors[0]["message"]
+    assert records.get(survivor["remote_id"]).fields["Title"] == "Engineer"
+    assert links[merged_away["lead_id"]] == merged_away["remote_id"]
+
+
+def test_a_lead_merged_into_a_record_no_lead_holds_is_followed(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Lead A's record merged into a Lead entered in Salesforce by hand: A's next push created A's record again
+    beside the master. Now it updates the master by id with A's change and external id, and links A to it
+    (relinked); the master's other values stay."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=119_000))
+    conn_ = connection("salesforce", "sf-followed")
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    emulator = salesforce(sandbox)
+    records = emulator.stores["Lead"]
+    kept = records.create({"Email": "ann.lee@example.org", "LastName": "Lee", "Company": "Acme Holdings"})
+    with connect(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+    emulator.merge("Lead", kept.id, link["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (link["lead_id"],))
+    before = records.count()
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        (relinked,) = store.links(db, conn_.name)
+        errors = store.run_errors(db, report.sync_id)
+    assert (report.created, report.updated, report.recreated, records.count()) == (0, 1, 1, before)
+    assert relinked["remote_id"] == kept.id
+    assert [e["action"] for e in errors] == ["relinked"]
+    fields = records.get(kept.id).fields
+    assert (fields["Title"], fields["Company"], str(fields["Leads_Id__c"])) == (
+        "Head of Sales", "Acme Holdings", str(link["lead_id"]))  # fmt: skip
+
+
+def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A push above the Bulk API threshold sends the leads following a merge by id, not in the upsert job that would
+    create their merged-away records again; the merges are read ``survivors_max`` ids a queryAll (its SOQL goes in
+    the URL, which with the headers Salesforce takes up to 16,384 bytes: a 10,000-record job's ids do not fit one)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(3, start=120_000))
+    conn_ = connection("salesforce", "sf-bulk-merged", bulk_threshold=1)
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    emulator = salesforce(sandbox)
+    records = emulator.stores["Lead"]
+    kept = records.create({"Email": "bo.lee@example.org", "LastName": "Lee", "Company": "Acme Holdings"})
+    with connect(database_url) as db:
+        merged_away, *others = store.links(db, conn_.name)
+    emulator.merge("Lead", kept.id, merged_away["remote_id"])
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales'")
+    before = records.count()
+    sync = engine(database_url, sandbox, conn_, **salesforce_env)
+    sync.connector.survivors_max = 2  # type: ignore[attr-defined]
+    asked: list[int] = []
+    survivors = sync.connector.survivors  # type: ignore[attr-defined]
+    sync.connector.survivors = lambda ids: asked.append(len(ids)) or survivors(ids)  # type: ignore[attr-defined]
+    report = sync.run("push", list_id)
+    with connect(database_url) as db:
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    assert (report.created, report.updated, report.recreated, records.count()) == (0, 3, 1, before)
+    assert sorted(asked) == [1, 2]
+    assert links[merged_away["lead_id"]] == kept.id
+    assert [records.get(links[o["lead_id"]]).fields["Title"] for o in others] == ["Head of Sales"] * 2
+    assert records.get(kept.id).fields["Title"] == "Head of Sales"
