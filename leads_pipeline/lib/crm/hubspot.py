@@ -63,6 +63,15 @@ def _properties(values: dict[str, Any]) -> dict[str, str]:
     return {k: "" if v is None else str(v) for k, v in values.items()}
 
 
+def _with_unmentioned(results: dict[int, PushResult], records: Sequence[OutgoingRecord]) -> list[PushResult]:
+    """``results`` and a transient failure for each record HubSpot's batch answer left out: sent again next sync."""
+    for record in records:
+        if record.lead_id not in results:
+            message = "HubSpot's batch answer did not mention this record"
+            results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
+    return list(results.values())
+
+
 def _policy(body: Any) -> str | None:
     """The ``policyName`` of a 429's body: ``DAILY`` for the account's daily limit, else its ten-second one."""
     try:
@@ -164,11 +173,7 @@ class HubSpotConnector:
                 if record.lead_id not in results:
                     category = _CATEGORIES.get(error.category, "rejected")
                     results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, category, error.message)
-        for record in records:
-            if record.lead_id not in results:
-                message = "HubSpot's batch answer did not mention this record"
-                results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
-        return list(results.values())
+        return _with_unmentioned(results, records)
 
     def _upsert(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         id_property = self._connection.match_remote
@@ -195,11 +200,7 @@ class HubSpotConnector:
                 record = by_key.get(key)
                 if record is not None and record.lead_id not in results:
                     results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, category, error.message)
-        for record in records:
-            if record.lead_id not in results:
-                message = "HubSpot's batch answer did not mention this record"
-                results[record.lead_id] = PushResult(record.lead_id, "failed", None, None, "transient", message)
-        return list(results.values())
+        return _with_unmentioned(results, records)
 
     def pull(self, fields: Sequence[str], since: datetime | None) -> Iterator[RemoteRecord]:
         properties = sorted({*fields, "lastmodifieddate"})
