@@ -1,8 +1,10 @@
 """The enrichment stage: company profiles for the leads of a batch (contact discovery adds email/phone/LinkedIn)."""
 
+import functools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
@@ -20,8 +22,13 @@ from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store import liveness
+from leads_pipeline.lib.store.db import connect
 
 DEFAULT_TEMPLATE = "standard"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CompanyProfilesConfig(RunConfig):
@@ -97,6 +104,47 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     )
 
 
+def one_run_at_a_time(
+    source: str,
+) -> Callable[
+    [Callable[Concatenate[dg.AssetExecutionContext, P], R]], Callable[Concatenate[dg.AssetExecutionContext, P], R]
+]:
+    """A batch's paid stage ``source`` that one run works on at a time. Dagster starts every run it is given: a
+    backfill over a partition that a launch from the UI, the enrich-after-import sensor or another backfill also
+    ran had both runs read the batch's leads as not done at once, and each looked them up and paid (credits
+    counted twice, two facts per answer). The run that comes second now waits for the first's stage to end, its
+    log naming that run, then finds the leads done and pays nothing again. The lock (``liveness.ENRICHMENT_STAGE``)
+    is held on a connection of its own while the stage runs, named after the run (``application_name``); the
+    server drops it with a killed run. A run's paid stages run one after another (``SPENDS_CREDITS``), so a run
+    waits holding no other stage's lock and waits cannot form a cycle. Goes under ``stops_on_interrupt``:
+    terminating a waiting run ends its wait. The asset's resource ``database`` is where the lock is taken."""
+
+    def decorate(
+        compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
+    ) -> Callable[Concatenate[dg.AssetExecutionContext, P], R]:
+        @functools.wraps(compute)
+        def compute_alone(context: dg.AssetExecutionContext, *args: P.args, **kwargs: P.kwargs) -> R:
+            database = kwargs["database"]
+            assert isinstance(database, LeadsDatabase)
+            batch_id = context.partition_key
+            key = f"{batch_id}/{source}"
+            with connect(database.database_url, autocommit=True) as keeper:
+                keeper.execute("SELECT set_config('application_name', %s, false)", (f"dagster run {context.run_id}",))
+                if not liveness.claim(keeper, liveness.ENRICHMENT_STAGE, key):
+                    other = liveness.holder(keeper, liveness.ENRICHMENT_STAGE, key) or "another run"
+                    context.log.info(
+                        f"{source}: {other} is working on batch {batch_id}; waiting for it to end, so that its"
+                        " leads are not looked up and paid for twice"
+                    )
+                    liveness.wait_for(keeper, liveness.ENRICHMENT_STAGE, key)
+                    context.log.info(f"{source}: {other} is done with batch {batch_id}; going on with what it left")
+                return compute(context, *args, **kwargs)
+
+        return compute_alone
+
+    return decorate
+
+
 @dg.asset(
     partitions_def=batches,
     group_name="enrichment",
@@ -108,6 +156,7 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 @stops_on_interrupt
+@one_run_at_a_time(SOURCE)
 def company_profiles(
     context: dg.AssetExecutionContext,
     config: CompanyProfilesConfig,
