@@ -3,6 +3,8 @@ enrich-after-import sensor or a second backfill also runs."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from typing import Any
@@ -12,9 +14,12 @@ import pytest
 
 from leads_pipeline.defs.contacts.assets import phone_contacts
 from leads_pipeline.lib.clients.twilio import LineTypeResult, TwilioLookupResource
+from leads_pipeline.lib.errors import INTERRUPTED
+from leads_pipeline.lib.store import liveness
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+from leads_pipeline_tests.support import materialize_batch, step_failure
 
 
 def _a_lock_is_awaited(database_url: str) -> bool:
@@ -78,3 +83,33 @@ def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
         facts: list[dict[str, Any]] = list(conn.execute(query))
     paid = [f["details"]["number"] for f in facts if not f["details"].get("reused")]
     assert len(paid) == len(set(paid)) == first["twilio_lookups"]
+
+
+def test_a_run_waiting_for_another_ends_at_once_when_terminated(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """Terminating from the UI a run that waits for another run's stage (the code server interrupts its process)
+    ends its wait: the step fails with the one line of an interrupt, having looked nothing up, and the lock is
+    the other run's alone, as before."""
+
+    def interrupt_once_waiting() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _a_lock_is_awaited(database_url):
+                os.kill(os.getpid(), signal.SIGINT)  # only the main thread, running the step, takes it
+                return
+            time.sleep(0.05)
+
+    key = f"{world_batch.batch_id}/phone"
+    with connect(database_url, autocommit=True) as other_run:
+        assert liveness.claim(other_run, liveness.ENRICHMENT_STAGE, key)
+        interrupter = threading.Thread(target=interrupt_once_waiting)
+        interrupter.start()
+        resources = sandbox_resources(sandbox, database_url)
+        instance = dg.DagsterInstance.ephemeral()
+        result = materialize_batch([phone_contacts], world_batch.batch_id, instance, resources, raise_on_error=False)
+        interrupter.join()
+        assert step_failure(result) == INTERRUPTED
+        assert not _a_lock_is_awaited(database_url)
+        with connect(database_url) as conn:
+            assert list(conn.execute("SELECT 1 FROM lead_facts WHERE field = 'phone_line_type'")) == []
