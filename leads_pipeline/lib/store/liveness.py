@@ -23,7 +23,8 @@ ENRICHMENT_JOB: Final = 0x1EAD2
 IMPORT: Final = 0x1EAD3
 """The lock namespace of ``imports`` ids."""
 ENRICHMENT_STAGE: Final = 0x1EAD4
-"""The lock namespace of a batch's paid stage (``<batch>/<source>``), held by the run working on it."""
+"""The lock namespace of a batch's paid stages (its id), or of all of them under a monthly budget, held by the run
+whose stage is working (``defs/enrichment/assets.py: one_run_at_a_time``)."""
 
 
 def status(recorded: str, running: Collection[str], alive: bool) -> str:

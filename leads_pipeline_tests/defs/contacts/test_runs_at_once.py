@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -14,12 +15,16 @@ import pytest
 
 from leads_pipeline.defs.contacts.assets import phone_contacts
 from leads_pipeline.lib.clients.twilio import LineTypeResult, TwilioLookupResource
+from leads_pipeline.lib.enrichment.jobs import MONTHLY_BUDGET_ENV
 from leads_pipeline.lib.errors import INTERRUPTED
 from leads_pipeline.lib.store import liveness
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.sandbox.generate import write_leads_csv
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
-from leads_pipeline_tests.support import materialize_batch, step_failure
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, metadata, sandbox_resources
+from leads_pipeline_tests.support import import_file, materialize_batch, step_failure
 
 
 def _a_lock_is_awaited(database_url: str) -> bool:
@@ -60,7 +65,8 @@ def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
     results: dict[str, dg.ExecuteInProcessResult] = {}
 
     def run(name: str) -> None:
-        results[name] = materialize([phone_contacts], world_batch.batch_id, resources, config)
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[name] = materialize_batch([phone_contacts], world_batch.batch_id, instance, resources, config)
 
     threads = {name: threading.Thread(target=run, args=(name,)) for name in ("first", "second")}
     threads["first"].start()
@@ -100,9 +106,8 @@ def test_a_run_waiting_for_another_ends_at_once_when_terminated(
                 return
             time.sleep(0.05)
 
-    key = f"{world_batch.batch_id}/phone"
     with connect(database_url, autocommit=True) as other_run:
-        assert liveness.claim(other_run, liveness.ENRICHMENT_STAGE, key)
+        assert liveness.claim(other_run, liveness.ENRICHMENT_STAGE, world_batch.batch_id)
         interrupter = threading.Thread(target=interrupt_once_waiting)
         interrupter.start()
         resources = sandbox_resources(sandbox, database_url)
@@ -113,3 +118,58 @@ def test_a_run_waiting_for_another_ends_at_once_when_terminated(
         assert not _a_lock_is_awaited(database_url)
         with connect(database_url) as conn:
             assert list(conn.execute("SELECT 1 FROM lead_facts WHERE field = 'phone_line_type'")) == []
+
+
+def test_runs_of_two_batches_at_once_spend_no_more_than_the_month_s_budget(
+    database_url: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    world_batch: WorldBatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each paid stage reads what is left of LEADS_MONTHLY_CREDITS when it starts and reserves its calls in its own
+    process: two runs of a backfill at once (two batches) each spent the whole rest, twice the budget together.
+    With a budget, the second run's stage now waits for the first's, then finds the month spent and fails saying so."""
+    write_leads_csv(sandbox_world, tmp_path / "second.csv", tmp_path / "truth.json", {}, seed=12)
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    import_file(database_url, tmp_path / "second.csv", "second", batch_id="second-batch")
+    budget = 3
+    monkeypatch.setenv(MONTHLY_BUDGET_ENV, str(budget))
+    real_lookup = TwilioLookupResource.lookup
+    in_flight, release = threading.Semaphore(0), threading.Event()
+
+    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
+        in_flight.release()
+        assert release.wait(60)
+        return real_lookup(self, e164)
+
+    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False, "workers": 1}}  # one lookup at a time
+
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(batch: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[batch] = materialize_batch(
+                [phone_contacts], batch, instance, resources, config, raise_on_error=False
+            )
+
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in (world_batch.batch_id, "second-batch")]
+    threads[0].start()
+    assert in_flight.acquire(timeout=60)  # the first run holds its first lookup
+    threads[1].start()
+    deadline = time.monotonic() + 60
+    while not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        if in_flight.acquire(timeout=0.05):  # a second lookup in flight: the second run's
+            break
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    with connect(database_url) as conn:
+        spent = conn.execute("SELECT coalesce(sum(credits), 0) AS n FROM credit_ledger").fetchone()
+    assert spent is not None and 0 < spent["n"] <= budget
+    assert results[world_batch.batch_id].success
+    assert "monthly budget of 3 credits is used up (3 spent)" in step_failure(results["second-batch"])
