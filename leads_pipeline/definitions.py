@@ -11,6 +11,7 @@ from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.jobs import enrichment_job
 from leads_pipeline.defs.enrichment.sensors import (
     enrich_after_import_sensor,
+    enrichment_canceled_sensor,
     enrichment_failed_sensor,
     enrichment_succeeded_sensor,
 )
@@ -55,6 +56,7 @@ defs = dg.Definitions(
         inbox_sensor,
         enrich_after_import_sensor,
         enrichment_succeeded_sensor,
+        enrichment_canceled_sensor,
         enrichment_failed_sensor,
         crm_connections_sensor,
     ],

@@ -21,7 +21,7 @@ from leads_pipeline.defs.contacts.checks import (
     linkedin_url_check,
     phone_e164_check,
 )
-from leads_pipeline.defs.enrichment.assets import ensure_job
+from leads_pipeline.defs.enrichment.assets import ensure_job, one_run_at_a_time
 from leads_pipeline.defs.executor import (
     SPENDS_CREDITS,
     final_failure,
@@ -180,6 +180,7 @@ def _email_metadata(stats: EmailStats, method: str, credits: float, people_searc
     op_tags=SPENDS_CREDITS,
 )
 @stops_on_interrupt
+@one_run_at_a_time("email")
 def email_contacts(
     context: dg.AssetExecutionContext,
     config: EmailContactsConfig,
@@ -253,6 +254,7 @@ class PhoneContactsConfig(RunConfig):
     op_tags=SPENDS_CREDITS,
 )
 @stops_on_interrupt
+@one_run_at_a_time("phone")
 def phone_contacts(
     context: dg.AssetExecutionContext,
     config: PhoneContactsConfig,
@@ -339,6 +341,7 @@ class LinkedInProfilesConfig(RunConfig):
     op_tags=SPENDS_CREDITS,
 )
 @stops_on_interrupt
+@one_run_at_a_time("linkedin")
 def linkedin_profiles(
     context: dg.AssetExecutionContext,
     config: LinkedInProfilesConfig,

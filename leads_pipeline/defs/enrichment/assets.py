@@ -1,8 +1,10 @@
 """The enrichment stage: company profiles for the leads of a batch (contact discovery adds email/phone/LinkedIn)."""
 
+import functools
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
@@ -15,13 +17,18 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.enrichment.engine import SOURCE, CompanyEnricher
-from leads_pipeline.lib.enrichment.jobs import estimate, job_budget, launch_refusal
+from leads_pipeline.lib.enrichment.jobs import MONTHLY_BUDGET_ENV, estimate, job_budget, launch_refusal, monthly_budget
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store import liveness
+from leads_pipeline.lib.store.db import connect
 
 DEFAULT_TEMPLATE = "standard"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class CompanyProfilesConfig(RunConfig):
@@ -97,6 +104,61 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     )
 
 
+def one_run_at_a_time(
+    source: str,
+) -> Callable[
+    [Callable[Concatenate[dg.AssetExecutionContext, P], R]], Callable[Concatenate[dg.AssetExecutionContext, P], R]
+]:
+    """A batch's paid stages (``source`` is this one) that one run works on at a time. Dagster starts every run it
+    is given: a backfill over a partition that a launch from the UI, the enrich-after-import sensor or another
+    backfill also ran had both runs read the batch's leads as not done at once, and each looked them up and paid
+    (credits counted twice, two facts per answer); two stages of one job in two runs each read what the job had
+    spent, and together passed its --max-credits and per-lead cap (within a run, ``SPENDS_CREDITS`` runs them one
+    after another for that reason). The run that comes second now waits for the first's stage to end, its log
+    naming that run, then finds the leads done and pays nothing again. The lock (``liveness.ENRICHMENT_STAGE``)
+    is held on a connection of its own while the stage runs, named after the run (``application_name``); the
+    server drops it with a killed run. A run waits holding no other stage's lock (its paid stages run one after
+    another), so waits cannot form a cycle. Goes under ``stops_on_interrupt``: terminating a waiting run ends its
+    wait. The asset's resource ``database`` is where the lock is taken.
+
+    With a monthly budget (``LEADS_MONTHLY_CREDITS``) one paid stage runs at a time, whatever its batch: each
+    stage reads what is left of the month when it starts and reserves its calls in its own process, so the runs
+    of a backfill (four at once) each spent the whole rest and together passed the budget."""
+
+    def decorate(
+        compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
+    ) -> Callable[Concatenate[dg.AssetExecutionContext, P], R]:
+        @functools.wraps(compute)
+        def compute_alone(context: dg.AssetExecutionContext, *args: P.args, **kwargs: P.kwargs) -> R:
+            database = kwargs["database"]
+            assert isinstance(database, LeadsDatabase)
+            batch_id = context.partition_key
+            try:
+                month = monthly_budget() is not None
+            except PermanentError as exc:  # a LEADS_MONTHLY_CREDITS that is no number: retrying cannot help
+                raise final_failure(str(exc)) from exc
+            key = MONTHLY_BUDGET_ENV if month else batch_id
+            with connect(database.database_url, autocommit=True) as keeper:
+                keeper.execute("SELECT set_config('application_name', %s, false)", (f"dagster run {context.run_id}",))
+                if not liveness.claim(keeper, liveness.ENRICHMENT_STAGE, key):
+                    other = liveness.holder(keeper, liveness.ENRICHMENT_STAGE, key) or "another run"
+                    why = (
+                        f"is running a paid stage; waiting for it to end, as {MONTHLY_BUDGET_ENV} is set (one paid"
+                        " stage at a time, so that runs at once do not together spend past the month's budget)"
+                        if month
+                        else f"is working on batch {batch_id}; waiting for it to end, so that its leads are not"
+                        " looked up and paid for twice"
+                    )
+                    context.log.info(f"{source}: {other} {why}")
+                    liveness.wait_for(keeper, liveness.ENRICHMENT_STAGE, key)
+                    context.log.info(f"{source}: {other} is done; going on with batch {batch_id}")
+                return compute(context, *args, **kwargs)
+
+        return compute_alone
+
+    return decorate
+
+
 @dg.asset(
     partitions_def=batches,
     group_name="enrichment",
@@ -108,6 +170,7 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
 )
 @stops_on_interrupt
+@one_run_at_a_time(SOURCE)
 def company_profiles(
     context: dg.AssetExecutionContext,
     config: CompanyProfilesConfig,

@@ -113,6 +113,39 @@ def enrichment_succeeded_sensor(context: dg.RunStatusSensorContext, database: Le
     _settle(context, database, success=True)
 
 
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+"""The statuses of a run that is still to work on its job."""
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Marks interrupted (`leads jobs resume` goes on with it) the enrichment job of a run terminated from"
+    " the UI or canceled with its backfill.",
+)
+def enrichment_canceled_sensor(context: dg.RunStatusSensorContext, database: LeadsDatabase) -> None:
+    """A canceled run settles nothing (``enrichment_failed_sensor`` sees failures only): its job read ``processing``
+    for good and ``leads jobs resume`` refused it as still running. It now reads interrupted, unless another run
+    of the job (a second backfill's, a relaunch) is still to work on it: that run's end settles it."""
+    job_id = _job_of(context.dagster_run)
+    if not job_id:
+        return
+    runs = context.instance.get_runs(dg.RunsFilter(statuses=IN_PROGRESS, tags={"dagster/partition": job_id}))
+    if any(_job_of(run) == job_id for run in runs if run.run_id != context.dagster_run.run_id):
+        return
+    with database.connection() as conn:
+        if store.hand_over_to_resume(conn, job_id):
+            context.log.info(
+                f"enrichment job {job_id}: its run {context.dagster_run.run_id} was canceled; it reads interrupted,"
+                f" `leads jobs resume {job_id}` goes on with it"
+            )
+
+
 @dg.run_failure_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks an enrichment job failed or partial when its run fails and POSTs its summary to the webhook.",

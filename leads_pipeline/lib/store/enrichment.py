@@ -98,6 +98,19 @@ def runs_in_process(conn: Connection, job_id: str) -> bool:
     return bool(row and row["run_in_process"])
 
 
+def hand_over_to_resume(conn: Connection, job_id: str) -> bool:
+    """Make a job a run Dagster launched left open (the run was canceled: terminated from the UI, or with its
+    backfill) one a ``leads`` process is to run, as sql/116 does for jobs left open by an upgrade: no process holds
+    its lock, so it reads ``interrupted`` and ``leads jobs resume`` goes on with it. Before, it read ``processing``
+    for good and resume refused it as still running. True when the job was open."""
+    row = conn.execute(
+        """UPDATE enrichment_jobs SET run_in_process = true
+           WHERE id = %s AND status IN ('queued', 'processing') AND NOT run_in_process RETURNING id""",
+        (job_id,),
+    ).fetchone()
+    return row is not None
+
+
 def _job(row: dict[str, Any]) -> Job:
     """The job of a row; one a ``leads`` process runs (``run_in_process``) that no process holds the lock of
     (``alive``, where the query reads it) is ``interrupted``: it will not end on its own. The lock is held from

@@ -22,6 +22,9 @@ ENRICHMENT_JOB: Final = 0x1EAD2
 """The lock namespace of ``enrichment_jobs`` ids."""
 IMPORT: Final = 0x1EAD3
 """The lock namespace of ``imports`` ids."""
+ENRICHMENT_STAGE: Final = 0x1EAD4
+"""The lock namespace of a batch's paid stages (its id), or of all of them under a monthly budget, held by the run
+whose stage is working (``defs/enrichment/assets.py: one_run_at_a_time``)."""
 
 
 def status(recorded: str, running: Collection[str], alive: bool) -> str:
@@ -50,6 +53,22 @@ def await_claim(conn: Connection, kind: int, key: object, timeout_s: float) -> b
     return True
 
 
+def wait_for(conn: Connection, kind: int, key: object) -> None:
+    """Take the lock of ``key`` of ``kind`` for the session of ``conn``, waiting as long as another session holds
+    it (an interrupt cancels the wait)."""
+    conn.execute("SELECT pg_advisory_lock(%s, hashtext(%s::text))", (kind, str(key)))
+
+
+def holder(conn: Connection, kind: int, key: object) -> str | None:
+    """The ``application_name`` of the session holding the lock of ``key`` of ``kind`` (None: free or unnamed)."""
+    query = sql.SQL(
+        "SELECT a.application_name AS name FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a USING (pid)"
+        " WHERE {}"
+    ).format(_matching(kind, sql.Placeholder(), granted=True))
+    row = conn.execute(query, (str(key),)).fetchone()
+    return (row["name"] or None) if row else None
+
+
 def awaited(conn: Connection, kind: int, key: object) -> bool:
     """Whether a session waits for the lock of run ``key`` of ``kind`` (``await_claim``)."""
     query = sql.SQL("SELECT {} AS waiting").format(_lock(kind, sql.Placeholder(), granted=False))
@@ -70,8 +89,14 @@ def alive(kind: int, key: sql.Composable) -> sql.Composable:
 
 def _lock(kind: int, key: sql.Composable, *, granted: bool) -> sql.Composable:
     """A SQL condition: a session holds (``granted``) or waits for the lock of the run whose id is ``key``."""
+    matching = _matching(kind, key, granted=granted)
+    return sql.SQL("EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE {})").format(matching)
+
+
+def _matching(kind: int, key: sql.Composable, *, granted: bool) -> sql.Composable:
+    """A SQL condition on ``pg_locks l``: its row is the lock of ``key`` of ``kind``, held (``granted``) or awaited."""
     return sql.SQL(
-        "EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.locktype = 'advisory' AND {granted}"
+        "l.locktype = 'advisory' AND {granted}"
         " AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())"
-        " AND l.classid = {kind}::oid AND l.objid = hashtext({key}::text)::oid AND l.objsubid = 2)"
+        " AND l.classid = {kind}::oid AND l.objid = hashtext({key}::text)::oid AND l.objsubid = 2"
     ).format(granted=sql.SQL("l.granted" if granted else "NOT l.granted"), kind=sql.Literal(kind), key=key)

@@ -17,6 +17,7 @@ from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.jobs import JOB_TAG, run_tags
 from leads_pipeline.defs.enrichment.sensors import (
     enrich_after_import_sensor,
+    enrichment_canceled_sensor,
     enrichment_failed_sensor,
     enrichment_succeeded_sensor,
 )
@@ -461,3 +462,46 @@ def test_a_ui_launch_of_email_and_company_records_both_sources_on_its_job(
     with connect(database_url) as conn:
         progress = {row["source"]: row["status"] for row in store.progress_rows(conn, imported_batch)}
     assert progress == {"company": "completed", "email": "completed"}
+
+
+def _ui_run(instance: dg.DagsterInstance, run_id: str, batch: str) -> dg.DagsterRun:
+    """A run of company_profiles on ``batch`` as the UI or a backfill launches it, started."""
+    run = dg.DagsterRun(
+        job_name="__ASSET_JOB",
+        run_id=run_id,
+        tags={"dagster/partition": batch},
+        asset_selection=frozenset({company_profiles.key}),
+        status=dg.DagsterRunStatus.STARTED,
+    )
+    return instance.add_run(run)
+
+
+def _cancel(database_url: str, instance: dg.DagsterInstance, run: dg.DagsterRun) -> None:
+    """Cancel ``run`` as terminating it from the UI does, and evaluate the sensor on its end."""
+    instance.report_run_canceled(run)
+    [record] = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.RUN_CANCELED).records
+    event = record.event_log_entry.dagster_event
+    assert event is not None
+    canceled = instance.get_run_by_id(run.run_id)
+    assert canceled is not None
+    enrichment_canceled_sensor(_run_status_context(database_url, instance, canceled, event))
+
+
+def test_a_canceled_ui_run_leaves_its_job_interrupted_once_no_other_run_is_to_work_on_it(
+    database_url: str, imported_batch: str, instance: dg.DagsterInstance
+) -> None:
+    """A run terminated from the UI, or canceled with its backfill, settled nothing: its job read "processing" for
+    good and `leads jobs resume` refused it as still running. It reads interrupted now, so resume goes on with it;
+    not while a second run of the job (another backfill's) is still to run it."""
+    with connect(database_url) as conn:
+        company_job(conn, imported_batch, notify_url=None)
+    first, second = (_ui_run(instance, run_id, imported_batch) for run_id in ("first-run", "second-run"))
+
+    _cancel(database_url, instance, first)
+    with connect(database_url) as conn:
+        assert store.get_job(conn, imported_batch).status == "queued"  # the second run is still to run it
+
+    _cancel(database_url, instance, second)
+    with connect(database_url) as conn:
+        assert store.get_job(conn, imported_batch).status == "interrupted"
+        assert store.deliveries(conn, imported_batch) == []  # nothing ended: no completion is posted

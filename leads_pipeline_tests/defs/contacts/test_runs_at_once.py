@@ -1,0 +1,175 @@
+"""Two Dagster runs of one batch's paid stage at once: a backfill over a partition that a launch from the UI, the
+enrich-after-import sensor or a second backfill also runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from leads_pipeline.defs.contacts.assets import phone_contacts
+from leads_pipeline.lib.clients.twilio import LineTypeResult, TwilioLookupResource
+from leads_pipeline.lib.enrichment.jobs import MONTHLY_BUDGET_ENV
+from leads_pipeline.lib.errors import INTERRUPTED
+from leads_pipeline.lib.store import liveness
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.sandbox.generate import write_leads_csv
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline.sandbox.world import World
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, metadata, sandbox_resources
+from leads_pipeline_tests.support import import_file, materialize_batch, step_failure
+
+
+def _a_lock_is_awaited(database_url: str) -> bool:
+    with connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        ).fetchone()
+    return bool(row and row["n"])
+
+
+def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
+    database_url: str,
+    sandbox: Sandbox,
+    world_batch: WorldBatch,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Both runs read the batch's numbers as not looked up yet and paid Twilio for each of them twice (credits
+    counted twice, two facts per number). The second run now waits for the first's stage to end, naming it, then
+    finds every answer stored: it looks nothing up."""
+    real_lookup = TwilioLookupResource.lookup
+    looked_up: list[str] = []  # every billed lookup's number, in order
+    release, started, twice = threading.Event(), threading.Event(), threading.Event()
+
+    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
+        """Each lookup waits for ``release``: the first run stays in the middle of its lookups meanwhile."""
+        if e164 in looked_up:  # only another run asks for a number of the batch again
+            twice.set()
+        looked_up.append(e164)
+        started.set()
+        assert release.wait(60)
+        return real_lookup(self, e164)
+
+    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(name: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[name] = materialize_batch([phone_contacts], world_batch.batch_id, instance, resources, config)
+
+    threads = {name: threading.Thread(target=run, args=(name,)) for name in ("first", "second")}
+    threads["first"].start()
+    assert started.wait(60)  # the first run is in the middle of its lookups
+    threads["second"].start()
+    deadline = time.monotonic() + 60
+    while not twice.is_set() and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for thread in threads.values():
+        thread.join(120)
+    waited = f"phone: dagster run {results['first'].run_id} is working on batch {world_batch.batch_id}; waiting"
+    assert waited in capfd.readouterr().err  # the second run's log says which run it waits for
+    first, second = (metadata(results[name], "phone_contacts") for name in ("first", "second"))
+    assert not twice.is_set() and len(looked_up) == len(set(looked_up))
+    assert first["twilio_lookups"] == len(looked_up) > 0 and second["twilio_lookups"] == 0
+    assert second["credits_used"] == first["credits_used"] > 0
+    with connect(database_url) as conn:
+        query = "SELECT details FROM lead_facts WHERE field = 'phone_line_type'"
+        facts: list[dict[str, Any]] = list(conn.execute(query))
+    paid = [f["details"]["number"] for f in facts if not f["details"].get("reused")]
+    assert len(paid) == len(set(paid)) == first["twilio_lookups"]
+
+
+def test_a_run_waiting_for_another_ends_at_once_when_terminated(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch
+) -> None:
+    """Terminating from the UI a run that waits for another run's stage (the code server interrupts its process)
+    ends its wait: the step fails with the one line of an interrupt, having looked nothing up, and the lock is
+    the other run's alone, as before."""
+
+    def interrupt_once_waiting() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if _a_lock_is_awaited(database_url):
+                os.kill(os.getpid(), signal.SIGINT)  # only the main thread, running the step, takes it
+                return
+            time.sleep(0.05)
+
+    with connect(database_url, autocommit=True) as other_run:
+        assert liveness.claim(other_run, liveness.ENRICHMENT_STAGE, world_batch.batch_id)
+        interrupter = threading.Thread(target=interrupt_once_waiting)
+        interrupter.start()
+        resources = sandbox_resources(sandbox, database_url)
+        instance = dg.DagsterInstance.ephemeral()
+        result = materialize_batch([phone_contacts], world_batch.batch_id, instance, resources, raise_on_error=False)
+        interrupter.join()
+        assert step_failure(result) == INTERRUPTED
+        assert not _a_lock_is_awaited(database_url)
+        with connect(database_url) as conn:
+            assert list(conn.execute("SELECT 1 FROM lead_facts WHERE field = 'phone_line_type'")) == []
+
+
+def test_runs_of_two_batches_at_once_spend_no_more_than_the_month_s_budget(
+    database_url: str,
+    sandbox: Sandbox,
+    sandbox_world: World,
+    world_batch: WorldBatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each paid stage reads what is left of LEADS_MONTHLY_CREDITS when it starts and reserves its calls in its own
+    process: two runs of a backfill at once (two batches) each spent the whole rest, twice the budget together.
+    With a budget, the second run's stage now waits for the first's, then finds the month spent and fails saying so."""
+    write_leads_csv(sandbox_world, tmp_path / "second.csv", tmp_path / "truth.json", {}, seed=12)
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    import_file(database_url, tmp_path / "second.csv", "second", batch_id="second-batch")
+    budget = 3
+    monkeypatch.setenv(MONTHLY_BUDGET_ENV, str(budget))
+    real_lookup = TwilioLookupResource.lookup
+    in_flight, release = threading.Semaphore(0), threading.Event()
+
+    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
+        in_flight.release()
+        assert release.wait(60)
+        return real_lookup(self, e164)
+
+    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False, "workers": 1}}  # one lookup at a time
+
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(batch: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[batch] = materialize_batch(
+                [phone_contacts], batch, instance, resources, config, raise_on_error=False
+            )
+
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in (world_batch.batch_id, "second-batch")]
+    threads[0].start()
+    assert in_flight.acquire(timeout=60)  # the first run holds its first lookup
+    threads[1].start()
+    deadline = time.monotonic() + 60
+    while not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        if in_flight.acquire(timeout=0.05):  # a second lookup in flight: the second run's
+            break
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    with connect(database_url) as conn:
+        spent = conn.execute("SELECT coalesce(sum(credits), 0) AS n FROM credit_ledger").fetchone()
+    assert spent is not None and 0 < spent["n"] <= budget
+    assert results[world_batch.batch_id].success
+    assert "monthly budget of 3 credits is used up (3 spent)" in step_failure(results["second-batch"])
