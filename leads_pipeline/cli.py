@@ -47,9 +47,9 @@ from leads_pipeline.commands.privacy import app as privacy_app
 from leads_pipeline.commands.retention import app as retention_app
 from leads_pipeline.commands.search import search_command
 from leads_pipeline.lib.runtime import (
-    PROJECT_ROOT,
     Environment,
     leads_home,
+    project_files,
     stop_embedded_postgres,
 )
 from leads_pipeline.lib.wording import counted
@@ -567,7 +567,7 @@ def dev(
         f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False, soft_wrap=True
     )
     bin_dir = Path(sys.executable).parent
-    location = ["-w", str(PROJECT_ROOT / "workspace.yaml")]  # names the code location as pyproject does
+    location = ["-w", str(project_files() / "workspace.yaml")]  # names the code location as pyproject does
     processes = {
         "webserver": subprocess.Popen(
             [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *WEBSERVER_POOL, *location]

@@ -28,6 +28,34 @@ from leads_pipeline.lib.errors import ConfigurationError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
+PACKAGED_PROJECT = Path(__file__).resolve().parents[1] / "project"
+"""In a wheel, the copies of the checkout's ``sql/``, ``dagster.yaml`` and ``workspace.yaml`` (setup.py puts them
+there): an installed package has no checkout around it."""
+
+
+def project_files() -> Path:
+    """The folder holding ``sql/``, ``dagster.yaml`` and ``workspace.yaml``: the wheel's copies when installed,
+    else the checkout's top level (an editable install, ``PYTHONPATH``), which is then what a developer edits."""
+    return PACKAGED_PROJECT if PACKAGED_PROJECT.is_dir() else PROJECT_ROOT
+
+
+def dagster_home(home: Path) -> Path:
+    """Dagster's instance folder (``DAGSTER_HOME``): the checkout, or for an installed package ``dagster-instance/``
+    in the leads home with the wheel's ``dagster.yaml``. Dagster writes ``logs/`` and ``.logs_queue/`` beside its
+    configuration, which in site-packages is no place for them (nor writable by every user); without a
+    ``dagster.yaml`` there it kept its runs in SQLite files in site-packages, out of the project's database."""
+    files = project_files()
+    if files == PROJECT_ROOT:
+        return PROJECT_ROOT
+    folder = home / "dagster-instance"
+    folder.mkdir(parents=True, exist_ok=True)
+    shipped = (files / "dagster.yaml").read_bytes()
+    config = folder / "dagster.yaml"
+    if not config.is_file() or config.read_bytes() != shipped:  # new, or from another version of the package
+        written = folder / f".dagster.yaml.{os.getpid()}"
+        written.write_bytes(shipped)
+        written.replace(config)  # whole: a process starting at the same time never reads half of it
+    return folder
 
 
 @dataclass(frozen=True)
@@ -260,7 +288,7 @@ def prepare_environment() -> Environment:
     """Resolve the database (starting the embedded one if needed) and export what Dagster's processes read.
 
     Sets ``DATABASE_URL`` (the leads data), ``DAGSTER_PG_URL`` (Dagster's storage, read by ``dagster.yaml``),
-    ``DAGSTER_HOME`` (this checkout, whose ``dagster.yaml`` is the instance configuration) and the local storage
+    ``DAGSTER_HOME`` (the folder of the instance configuration ``dagster.yaml``: ``dagster_home``) and the local storage
     folders, so that the CLI, ``dagster dev`` and the runs they launch all agree.
     """
     home = leads_home()
@@ -278,7 +306,7 @@ def prepare_environment() -> Environment:
         os.environ["DATABASE_URL"] = url
     os.environ.setdefault("LEADS_HOME", str(home))
     os.environ["DAGSTER_PG_URL"] = dagster_postgres_url(url)
-    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.environ.setdefault("DAGSTER_HOME", str(dagster_home(home)))
     os.environ.setdefault("LEADS_DAGSTER_STORAGE", str(home / "dagster"))
     (home / "dagster").mkdir(parents=True, exist_ok=True)
     env = Environment(home=home, database_url=url, embedded=embedded)

@@ -150,3 +150,41 @@ def test_a_server_that_takes_longer_than_ten_seconds_to_start_is_waited_for() ->
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def test_an_installed_package_reads_its_own_copies_of_the_project_files_and_keeps_dagster_out_of_site_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wheel has no checkout around it: the migrations and dagster.yaml are the copies in the package, and
+    Dagster's instance folder (where it writes logs/) is in the leads home, its configuration renewed on upgrade."""
+    from leads_pipeline.lib.store.migrations import sql_dir
+
+    site_packages = tmp_path / "site-packages"
+    packaged = site_packages / "leads_pipeline" / "project"
+    (packaged / "sql").mkdir(parents=True)
+    (packaged / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    monkeypatch.setattr(runtime, "PROJECT_ROOT", site_packages)
+    monkeypatch.setattr(runtime, "PACKAGED_PROJECT", packaged)
+    monkeypatch.delenv("LEADS_SQL_DIR", raising=False)
+    assert runtime.project_files() == packaged
+    assert sql_dir() == packaged / "sql"
+
+    home = tmp_path / "home"
+    instance = runtime.dagster_home(home)
+    assert instance == home / "dagster-instance"
+    assert (instance / "dagster.yaml").read_text(encoding="utf-8") == "telemetry:\n  enabled: false\n"
+    (packaged / "dagster.yaml").write_text("telemetry:\n  enabled: true\n", encoding="utf-8")  # an upgrade
+    assert runtime.dagster_home(home) == instance
+    assert (instance / "dagster.yaml").read_text(encoding="utf-8") == "telemetry:\n  enabled: true\n"
+    assert sorted(path.name for path in instance.iterdir()) == ["dagster.yaml"]
+
+
+def test_a_checkout_reads_its_top_level_project_files() -> None:
+    """Run from the repository (an editable install, PYTHONPATH), sql/ and dagster.yaml are the ones at its top,
+    which a developer edits, and Dagster's instance is the checkout, as the tests and ``make dev`` set it."""
+    from leads_pipeline.lib.store.migrations import sql_dir
+
+    assert runtime.project_files() == runtime.PROJECT_ROOT
+    assert (runtime.PROJECT_ROOT / "sql" / "001_core.sql").is_file()
+    assert runtime.dagster_home(Path("/nonexistent")) == runtime.PROJECT_ROOT
+    assert os.environ.get("LEADS_SQL_DIR") or sql_dir() == runtime.PROJECT_ROOT / "sql"

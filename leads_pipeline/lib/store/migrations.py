@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.runtime import PROJECT_ROOT
+from leads_pipeline.lib.runtime import project_files
 from leads_pipeline.lib.store.db import SCHEMA, connect
 
 Connection = psycopg.Connection[dict[str, Any]]
@@ -49,7 +49,7 @@ class Migration:
 
 
 def sql_dir() -> Path:
-    return Path(os.environ.get("LEADS_SQL_DIR") or PROJECT_ROOT / "sql")
+    return Path(os.environ.get("LEADS_SQL_DIR") or project_files() / "sql")
 
 
 def discover(folder: Path) -> list[Migration]:
