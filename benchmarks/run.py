@@ -2,7 +2,7 @@
 
 Writes ``benchmarks/out/report.json`` with rows/s, wall time, peak RSS of the whole process tree (the CLI process
 and its chunk-preparing workers) and the ratio to a bare ``COPY`` of the same file into an empty table. Uses its
-own embedded PostgreSQL under ``benchmarks/out/home`` unless DATABASE_URL is set.
+own embedded PostgreSQL under ``benchmarks/out/home`` unless DATABASE_URL is set, and stops it at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from benchmarks.demo import demo_benchmark
 from benchmarks.enrichment import enrichment_benchmark
 from benchmarks.privacy_screening import screening_benchmark
 from benchmarks.scoring import scoring_benchmark
+from leads_pipeline.lib.runtime import leads_home, stop_embedded_postgres
 
 OUT = Path(__file__).resolve().parent / "out"
 
@@ -162,14 +163,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
-    report["lists_search_dedupe"] = search.bench_report(args.rows)
-    report["contacts"] = contacts_benchmark()
-    report["enrichment"] = enrichment_benchmark()
-    report["scoring"] = scoring_benchmark()
-    report["crm"] = crm_benchmark()
-    report["privacy_screening"] = screening_benchmark()
-    report["demo"] = demo_benchmark()
+    os.environ.setdefault("LEADS_HOME", str(OUT / "home"))
+    home, embedded = leads_home(), not os.environ.get("DATABASE_URL")  # set by the benchmarks' prepare_environment
+    try:
+        report = {"import": import_benchmark(args.rows), "machine": {"cpus": os.cpu_count()}}
+        report["lists_search_dedupe"] = search.bench_report(args.rows)
+        report["contacts"] = contacts_benchmark()
+        report["enrichment"] = enrichment_benchmark()
+        report["scoring"] = scoring_benchmark()
+        report["crm"] = crm_benchmark()
+        report["privacy_screening"] = screening_benchmark()
+        report["demo"] = demo_benchmark()
+    finally:  # the server (up to 2 GB of shared buffers) outlived `make bench`: make stop stops .leads' only
+        if embedded:
+            stop_embedded_postgres(home)
     (OUT / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
+from benchmarks import run
 from benchmarks.run import PeakRss
+from leads_pipeline.lib import runtime
 
 
 def test_peak_rss_lists_the_process_tree_every_half_second_and_counts_a_child_started_meanwhile(
@@ -47,3 +54,33 @@ def test_peak_rss_lists_the_process_tree_every_half_second_and_counts_a_child_st
     # once every TREE_SAMPLES samples, however slowly a loaded machine let the samples come
     assert len(listed) == math.ceil(len(samples) / PeakRss.TREE_SAMPLES)
     assert rss.peak > psutil.Process().memory_info().rss + 150 * 1024 * 1024
+
+
+@pytest.mark.integration
+def test_make_bench_stops_the_postgresql_its_benchmarks_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded server under benchmarks/out/home (shared buffers up to 2 GB) kept running after ``make bench``
+    ended, and ``make stop`` stops the one under .leads only."""
+    for name in ("DATABASE_URL", "LEADS_HOME", "DAGSTER_PG_URL", "DAGSTER_HOME", "LEADS_DAGSTER_STORAGE"):
+        monkeypatch.setenv(name, "")  # restored after the test: prepare_environment sets them in os.environ
+        monkeypatch.delenv(name)
+    started: list[str] = []
+
+    def import_benchmark(rows: int) -> dict[str, Any]:  # the server started as the import benchmark starts it
+        os.environ.setdefault("LEADS_HOME", str(run.OUT / "home"))
+        started.append(runtime.prepare_environment().database_url)
+        return {"rows": rows}
+
+    out = Path(tempfile.mkdtemp(prefix="leads-test-bench-"))  # pytest's tmp_path is closed to PostgreSQL's user
+    monkeypatch.setattr(run, "OUT", out)
+    monkeypatch.setattr(run, "import_benchmark", import_benchmark)
+    monkeypatch.setattr(run.search, "bench_report", lambda rows: {})
+    for benchmark in ("contacts", "enrichment", "scoring", "crm", "screening", "demo"):
+        monkeypatch.setattr(run, f"{benchmark}_benchmark", dict)
+    monkeypatch.setattr(sys, "argv", ["run", "--rows", "10"])
+    try:
+        run.main()
+        assert started and not runtime.stop_embedded_postgres(out / "home"), "the benchmark's server still ran"
+        assert json.loads((out / "report.json").read_text())["import"] == {"rows": 10}
+    finally:
+        runtime.stop_embedded_postgres(out / "home")
+        shutil.rmtree(out, ignore_errors=True)
