@@ -32,8 +32,9 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
-stop: $(STAMP)
-	$(BIN)/leads db stop
+# without a .venv nothing was started, and nothing is installed to stop it
+stop:
+	test ! -x $(BIN)/leads || $(BIN)/leads db stop
 
 clean: stop
 	rm -rf .leads
