@@ -95,6 +95,10 @@ def up(
         Path | None,
         typer.Option("--world", help="World file; default: a generated 50-company world, seed 7."),
     ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Without --world: copy of shared/data to generate from (default: beside the repo)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address for DNS and HTTP.")] = "127.0.0.1",
     dns_port: Annotated[int, typer.Option(min=0, max=65535, help="DNS port, UDP and TCP (0: any free port).")] = 5353,
     smtp_port: Annotated[
@@ -121,7 +125,7 @@ def up(
     except (socket.gaierror, UnicodeError) as error:  # the DNS server's parser failed on it: a traceback
         raise _fail(OSError(f"--host {host!r}: not an address or host name ({error})")) from error
     try:
-        world = load_world(world_file) if world_file else generate_world(50, 500, 7)
+        world = load_world(world_file) if world_file else generate_world(50, 500, 7, data_dir)
         sandbox = Sandbox.start(world, host, dns_port, smtp_port, http_port)
     except (ValueError, OSError, LeadsError) as error:
         raise _fail(error) from error

@@ -57,6 +57,16 @@ def test_a_directory_for_a_file_or_a_bad_host_is_one_line(tmp_path: Path) -> Non
     assert result.exit_code == 1 and result.stderr.startswith("error: --host 'not a host': not an address or host")
 
 
+def test_sandbox_up_generates_its_world_from_the_sample_data_it_is_pointed_at(tmp_path: Path) -> None:
+    """Installed from a wheel (no shared/data beside it), `leads sandbox up` failed saying "pass --data-dir", an
+    option it did not have: its world could be generated from no other copy of the samples."""
+    missing = tmp_path / "data"
+    ports = ["--dns-port", "0", "--smtp-port", "0", "--http-port", "0", "--salesforce-port", "0"]
+    result = CliRunner().invoke(app, ["sandbox", "up", "--data-dir", str(missing), *ports])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: sample data file {missing}/datablist/organizations-10000.csv.gz not found")
+
+
 @pytest.mark.parametrize("service", ["dns", "smtp", "http"])
 def test_a_port_in_use_names_the_option_that_picks_another(tmp_path: Path, service: str) -> None:
     """A second `leads sandbox up` on the default ports (another one running) said "pick another DNS port" without
