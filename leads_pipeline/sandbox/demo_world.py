@@ -1,10 +1,11 @@
 """The small world ``make demo`` serves, and the sample lead file drawn from it.
 
-Both are shipped in ``leads_pipeline/data/``: the world (``demo_world.json``) because the generator draws its
-names and companies from ``shared/data`` beside a checkout, which an installed package does not have (``leads
-demo`` and ``leads sandbox tour`` failed there on the missing datablist files); the sample file because a newcomer
-should be able to open the file the demo imports. Neither is edited by hand: ``write_demo_files`` regenerates both
-from the seed below, and tests keep them equal to what the generator makes.
+The world is generated on the fly, the same every time, never stored: generating it takes about 0.2 s, so
+shipping a world file would only add a second copy of the truth that could drift from the generator. A fixed
+seed keeps the demo's people, answers and output identical from run to run.
+
+The sample file (``leads_pipeline/data/demo_world_leads.csv``) is shipped, because a newcomer should be able to
+open the file the demo imports; ``write_demo_leads`` regenerates it and a test keeps the two in agreement.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ import tempfile
 from pathlib import Path
 
 from leads_pipeline.sandbox.generate import LEAD_COLUMNS, generate_world, write_leads_csv
-from leads_pipeline.sandbox.world import World, load_world, save_world
+from leads_pipeline.sandbox.world import World
 
 DEMO_COMPANIES = 20
 DEMO_PEOPLE = 120
 DEMO_SEED = 7
 
-DEMO_WORLD_FILE = Path(__file__).resolve().parent.parent / "data" / "demo_world.json"
 DEMO_LEADS_FILE = Path(__file__).resolve().parent.parent / "data" / "demo_world_leads.csv"
 DEMO_LEADS = 40
 """The demo world's first people in the sample file: enough for every stage to show something, few enough
@@ -37,15 +37,11 @@ ENGAGEMENT_COLUMNS = ("Lead Source", "Visits", "Email Opens")
 SOURCES = ("referral", "event", "webinar", "website", "inbound", "linkedin", "google", "cold list")
 
 
-def demo_world() -> World:
-    """The demo world, read from the shipped ``DEMO_WORLD_FILE`` (about 30 ms; generating it takes 0.3 s)."""
-    return load_world(DEMO_WORLD_FILE)
+def demo_world(data_dir: Path | None = None) -> World:
+    """The demo world: ``DEMO_COMPANIES`` companies and ``DEMO_PEOPLE`` people from seed ``DEMO_SEED``.
 
-
-def generate_demo_world(data_dir: Path | None = None) -> World:
-    """What the generator makes of ``DEMO_COMPANIES`` companies and ``DEMO_PEOPLE`` people from seed ``DEMO_SEED``:
-    the shipped world. ``data_dir`` is a copy of ``shared/data`` (default: beside the checkout, as for
-    ``generate_world``)."""
+    ``data_dir`` is a copy of ``shared/data`` (default: beside the checkout, as for ``generate_world``).
+    """
     return generate_world(DEMO_COMPANIES, DEMO_PEOPLE, DEMO_SEED, data_dir)
 
 
@@ -83,13 +79,11 @@ def demo_leads_csv(world: World) -> str:
     return text.getvalue()
 
 
-def write_demo_files(data_dir: Path | None = None) -> tuple[Path, Path]:
-    """Regenerate the shipped world and sample lead file (``python -m leads_pipeline.sandbox.demo_world``)."""
-    world = generate_demo_world(data_dir)
-    save_world(world, DEMO_WORLD_FILE)
-    DEMO_LEADS_FILE.write_text(demo_leads_csv(world), encoding="utf-8")
-    return DEMO_WORLD_FILE, DEMO_LEADS_FILE
+def write_demo_leads(path: Path = DEMO_LEADS_FILE, data_dir: Path | None = None) -> Path:
+    """Regenerate the sample lead file from the demo world (``python -m leads_pipeline.sandbox.demo_world``)."""
+    path.write_text(demo_leads_csv(demo_world(data_dir)), encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":
-    print(*write_demo_files(), sep="\n")
+    print(write_demo_leads())

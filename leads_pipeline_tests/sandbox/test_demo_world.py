@@ -1,43 +1,14 @@
-"""The shipped demo world and sample lead file are what the generator writes, and ``leads sandbox tour`` shows
-every provider's client answering as the demo world says."""
+"""The shipped sample lead file is what the demo world's generator writes, and ``leads sandbox tour`` shows every
+provider's client answering as the demo world says."""
 
 from __future__ import annotations
 
 import csv
-from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.sandbox import generate
-from leads_pipeline.sandbox.demo_world import (
-    DEMO_LEADS,
-    DEMO_LEADS_FILE,
-    DEMO_WORLD_FILE,
-    demo_leads_csv,
-    demo_world,
-    generate_demo_world,
-)
-from leads_pipeline.sandbox.world import save_world
-from leads_pipeline_tests.paths import SHARED_DATA
-
-
-def test_the_shipped_world_is_what_the_generator_writes(tmp_path: Path) -> None:
-    written = save_world(generate_demo_world(), tmp_path / "world.json")
-    assert DEMO_WORLD_FILE.read_bytes() == written.read_bytes(), (
-        "regenerate it with `python -m leads_pipeline.sandbox.demo_world`"
-    )
-
-
-def test_the_demo_world_needs_no_sample_data_beside_a_checkout(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Installed from a wheel, ``leads demo`` and ``leads sandbox tour`` failed: 'sample data file
-    .../shared/data/datablist/organizations-10000.csv.gz not found'."""
-    monkeypatch.setattr(generate, "default_data_dir", lambda: tmp_path / "no-shared-data")
-    with pytest.raises(ConfigurationError, match="organizations-10000"):
-        generate_demo_world()
-    assert demo_world() == generate_demo_world(SHARED_DATA)
+from leads_pipeline.sandbox.demo_world import DEMO_LEADS, DEMO_LEADS_FILE, demo_leads_csv, demo_world
 
 
 def test_the_shipped_sample_is_what_the_generator_writes() -> None:
