@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3000
 
-.PHONY: demo test dev lint typecheck bench clean stop
+.PHONY: demo test dev lint typecheck bench bench-quick clean stop help
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,9 +32,23 @@ dev: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
 
+bench-quick: $(STAMP)
+	$(BIN)/python -m benchmarks.run --quick
+
 # without a .venv nothing was started, and nothing is installed to stop it
 stop:
 	test ! -x $(BIN)/leads || $(BIN)/leads db stop
 
 clean: stop
 	rm -rf .leads
+
+# the targets README mentions; a plain `make` only creates .venv (the first target)
+help:
+	@echo 'make demo              the whole pipeline on the shipped sample, offline (leads demo)'
+	@echo 'make test              ruff, mypy and the whole test suite'
+	@echo 'make dev [PORT=3000]   the Dagster UI and daemon (leads dev)'
+	@echo 'make stop              stop the embedded PostgreSQL under .leads'
+	@echo 'make bench             every benchmark at the sizes README quotes: benchmarks/out/report.json'
+	@echo 'make bench-quick       every benchmark at its smallest size, to see they all run: benchmarks/out/report-quick.json'
+	@echo 'make .venv/.installed  create .venv and install the package with its dev tools (a plain make does this)'
+	@echo 'make help              this list'

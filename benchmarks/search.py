@@ -195,11 +195,11 @@ def search_benchmark(
     return report
 
 
-def bench_report(rows: int) -> dict[str, Any]:
+def bench_report(rows: int, queries: int = 200, import_rows: int = 100_000) -> dict[str, Any]:
     """What ``make bench`` records for lists, search and duplicates: FEBRL accuracy, then the large account."""
     from benchmarks.dedupe_accuracy import febrl_benchmark
 
-    return {"dedupe_accuracy": febrl_benchmark(), **search_benchmark(rows, lists=4, queries=200, import_rows=100_000)}
+    return {"dedupe_accuracy": febrl_benchmark(), **search_benchmark(rows, 4, queries, import_rows)}
 
 
 def main() -> None:

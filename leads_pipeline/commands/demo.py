@@ -15,8 +15,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 import yaml
 
 from leads_pipeline.commands.common import acting_user, console, environment, run_or_fail
@@ -216,7 +217,12 @@ def _push(env: Environment, list_name: str) -> dict[str, Any]:
     return report
 
 
-def demo() -> None:
+def demo(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Copy of shared/data the demo world is drawn from (default: beside the repo)."),
+    ] = None,
+) -> None:
     """Run the whole pipeline (import, enrich, dedupe, score, CRM push) on the shipped sample file, offline
     against the provider sandbox, and say what each step did."""
     from leads_pipeline.lib.store.db import connect
@@ -224,11 +230,11 @@ def demo() -> None:
     from leads_pipeline.sandbox.demo_world import DEMO_LEADS_FILE, demo_world
     from leads_pipeline.sandbox.server import Sandbox
 
+    world = run_or_fail(lambda: demo_world(data_dir))  # before the database: missing sample data starts nothing
     env = run_or_fail(environment)
     where = f"embedded PostgreSQL in {env.home / 'postgres'}" if env.embedded else "the server in DATABASE_URL"
     _step(1, "database and provider sandbox")
     _say(f"{where}, migrations applied")
-    world = run_or_fail(demo_world)
     with Sandbox.start(world) as sandbox, provider_settings(sandbox.env()):
         _say(
             f"sandbox on {sandbox.http_url}: {len(world.companies)} companies, {len(world.people)} people; "

@@ -164,7 +164,12 @@ def up(
 
 
 @app.command("tour")
-def tour() -> None:
+def tour(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Copy of shared/data the demo world is drawn from (default: beside the repo)."),
+    ] = None,
+) -> None:
     """Start the sandbox on the demo world and call every provider's real client once, over the wire; each
     answer is checked against the world. Exit code 1 when a call fails or disagrees with the world."""
     from leads_pipeline.sandbox.demo_world import demo_world
@@ -172,7 +177,7 @@ def tour() -> None:
     from leads_pipeline.sandbox.tour import run_tour
 
     try:
-        world = demo_world()
+        world = demo_world(data_dir)
         with Sandbox.start(world) as sandbox:
             steps = run_tour(sandbox, world)
     except (ValueError, OSError, LeadsError) as error:

@@ -225,10 +225,7 @@ class _Sources:
 
 def _read_csv(path: Path) -> Iterator[dict[str, str]]:
     if not path.is_file():
-        raise ConfigurationError(
-            f"sample data file {path} not found: expected the datablist CSVs in {path.parent}; "
-            "pass --data-dir (data_dir=) pointing at a copy of shared/data"
-        )
+        raise ConfigurationError(f"sample data file {path} not found: pass --data-dir DIR naming a copy of shared/data")
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         yield from csv.DictReader(handle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -73,9 +74,10 @@ def test_make_bench_stops_the_postgresql_its_benchmarks_started(monkeypatch: pyt
     out = Path(tempfile.mkdtemp(prefix="leads-test-bench-"))  # pytest's tmp_path is closed to PostgreSQL's user
     monkeypatch.setattr(run, "OUT", out)
     monkeypatch.setattr(run, "import_benchmark", import_benchmark)
-    monkeypatch.setattr(run.search, "bench_report", lambda rows: {})
-    for benchmark in ("contacts", "enrichment", "scoring", "crm", "screening", "demo"):
-        monkeypatch.setattr(run, f"{benchmark}_benchmark", dict)
+    monkeypatch.setattr(run.search, "bench_report", dict)
+    for benchmark in ("contacts_benchmark", "enrichment_benchmark", "scoring_single_threaded", "crm_benchmark",
+                      "screening_benchmark", "demo_benchmark"):  # fmt: skip
+        monkeypatch.setattr(run, benchmark, dict)
     monkeypatch.setattr(sys, "argv", ["run", "--rows", "10"])
     try:
         run.main()
@@ -84,3 +86,30 @@ def test_make_bench_stops_the_postgresql_its_benchmarks_started(monkeypatch: pyt
     finally:
         runtime.stop_embedded_postgres(out / "home")
         shutil.rmtree(out, ignore_errors=True)
+
+
+def test_every_benchmark_of_make_bench_has_a_quick_size_it_takes() -> None:
+    """There was no quick setting: checking that every benchmark still runs took the full run. ``make bench-quick``
+    runs each one ``make bench`` runs, with settings its function takes, smaller."""
+    assert list(run.QUICK) == list(run.FULL) == list(run.benchmarks())
+    for name, benchmark in run.benchmarks().items():
+        parameters = inspect.signature(benchmark).parameters
+        assert set(run.QUICK[name]) == set(run.FULL[name]) <= set(parameters), name
+        assert all(run.QUICK[name][setting] < size for setting, size in run.FULL[name].items()), name
+
+
+def test_make_bench_runs_scoring_with_one_openmp_thread_as_readme_measured_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README's scoring figures are measured with OMP_NUM_THREADS=1; make bench ran scoring without it (and ran
+    past 600 s on a loaded 2-core machine)."""
+    children: list[tuple[list[str], str | None]] = []
+
+    def child(command: list[str], *, env: dict[str, str], cwd: Path, check: bool) -> None:
+        children.append((command, env.get("OMP_NUM_THREADS")))
+        (tmp_path / "scoring.json").write_text('{"seeds": 1}')
+
+    monkeypatch.setattr(run.scoring, "OUT", tmp_path)
+    monkeypatch.setattr(run.subprocess, "run", child)
+    assert run.scoring_single_threaded(seeds=1, leads=10) == {"seeds": 1}
+    assert children == [([sys.executable, "-m", "benchmarks.scoring", "--seeds", "1", "--leads", "10"], "1")]

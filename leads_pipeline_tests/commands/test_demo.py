@@ -7,9 +7,11 @@ import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import pytest
+from typer.testing import CliRunner
 
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.sandbox.demo_world import DEMO_LEADS
@@ -95,3 +97,18 @@ def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: 
     assert "HUBSPOT_BASE_URL" not in os.environ and "LEADS_SANDBOX_HTTP" not in os.environ
     for hint in ("make dev", f"leads search --list {lead_list}", f"leads jobs show {job['id']}"):
         assert hint in output
+
+
+def test_demo_names_the_sample_data_it_lacks_and_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed from a wheel (no shared/data beside it), `leads demo` started the embedded PostgreSQL, then failed
+    saying "pass --data-dir", an option it did not have."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEADS_HOME", str(home))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    missing = tmp_path / "data"
+    line = Leads(CliRunner()).fails("demo", "--data-dir", str(missing))
+    file = missing / "datablist" / "organizations-10000.csv.gz"
+    assert line == f"error: sample data file {file} not found: pass --data-dir DIR naming a copy of shared/data"
+    assert not home.exists()

@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from leads_pipeline.cli import app
 from leads_pipeline.lib.crm.connection import parse_connection
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
+from leads_pipeline.sandbox import generate
 from leads_pipeline.sandbox.generate import generate_world
 from leads_pipeline.sandbox.world import save_world
+from leads_pipeline_tests.paths import DATABLIST
 
 
 def test_world_generate_then_leads_writes_a_world_and_a_lead_file_drawn_from_it(tmp_path: Path) -> None:
@@ -65,6 +67,28 @@ def test_sandbox_up_generates_its_world_from_the_sample_data_it_is_pointed_at(tm
     result = CliRunner().invoke(app, ["sandbox", "up", "--data-dir", str(missing), *ports])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"error: sample data file {missing}/datablist/organizations-10000.csv.gz not found")
+
+
+def test_sandbox_tour_draws_the_demo_world_from_the_sample_data_it_is_pointed_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Installed from a wheel (no shared/data beside it), `leads sandbox tour` failed saying "pass --data-dir", an
+    option it did not have."""
+    copy = tmp_path / "data"
+    copy.mkdir()
+    (copy / "datablist").symlink_to(DATABLIST)
+    monkeypatch.setattr(generate, "default_data_dir", lambda: tmp_path / "not-beside-the-package")
+    runner = CliRunner()
+    result = runner.invoke(app, ["sandbox", "tour", "--data-dir", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "WRONG" not in result.stdout
+    result = runner.invoke(app, ["sandbox", "tour"])
+    missing = tmp_path / "not-beside-the-package" / "datablist" / "organizations-10000.csv.gz"
+    assert result.exit_code == 1, result.output
+    assert (
+        result.stderr
+        == f"error: sample data file {missing} not found: pass --data-dir DIR naming a copy of shared/data\n"
+    )
 
 
 @pytest.mark.parametrize("service", ["dns", "smtp", "http"])
