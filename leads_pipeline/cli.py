@@ -378,7 +378,7 @@ def imports_list(
     before: Annotated[int | None, typer.Option(min=1, help="Only imports older than this import id.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Recent imports into the lists you can read, newest first; ``--before`` pages back to older ones."""
+    """Recent imports into the lists you can read, newest first; --before pages back to older ones."""
     from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import imports as store
     from leads_pipeline.lib.store.db import connect
