@@ -25,7 +25,7 @@ from leads_pipeline.lib.crm.base import (
 )
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
-from leads_pipeline.lib.crm.rest import JsonApi, push_each
+from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 from leads_pipeline.lib.ratelimit import TokenBucket
 
@@ -74,7 +74,8 @@ class GoHighLevelResource(CrmResource):
 class GoHighLevelConnector:
     crm: CrmName = "gohighlevel"
     max_batch = 50
-    requests_per_record = 1
+    requests_per_record = 2
+    """The duplicate search before each upsert (``_refused``), then the upsert."""
 
     def __init__(self, api: JsonApi, connection: Connection, location_id: str) -> None:
         self._api = api
@@ -128,6 +129,8 @@ class GoHighLevelConnector:
                 custom.append({"id": ids[name], "field_value": value})
         if custom:
             body["customFields"] = custom
+        if refused := self._refused(record, body):
+            return refused
         answer = self._api.call("POST", "/contacts/upsert", json=body)
         if answer.ok:
             contact = answer.body["contact"]
@@ -135,14 +138,32 @@ class GoHighLevelConnector:
             if answer.body.get("new"):
                 return PushResult(record.lead_id, "created", contact["id"], updated)
             return PushResult(record.lead_id, "updated", contact["id"], updated)
-        raw = (answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body
-        message = "; ".join(raw) if isinstance(raw, list) else str(raw)
-        category: Category = "rejected"
-        if "email must be" in message:
-            category = "invalid_email"
-        elif "required" in message:
-            category = "required_field"
-        return PushResult(record.lead_id, "failed", None, None, category, f"HTTP {answer.status}: {message}")
+        return _failure(record, answer)
+
+    def _refused(self, record: OutgoingRecord, body: dict[str, Any]) -> PushResult | None:
+        """The failure of an upsert that would write onto a contact another lead is linked to (None: send it).
+
+        The upsert matches on GoHighLevel's side, by the location's duplicate rule (email, then phone, or its unique
+        identifier when duplicates are allowed), and writes before we see the contact: after a merge there, or a
+        salesperson giving another lead's contact this lead's address, it overwrote that lead's contact. Our links
+        cannot tell, since they hold the addresses we sent, not the ones edited or merged there (the local check by
+        match key, for leads linked with this lead's address, is done before: ``_linked_elsewhere``). So the
+        contact that rule matches is asked for first (``GET /contacts/search/duplicate``, the upsert's own rule, one
+        request more per record) and checked against the links (``OutgoingRecord.refused_at``)."""
+        params = {"locationId": self._location}
+        params.update({name: str(body[field]) for name, field in (("email", "email"), ("number", "phone"))
+                       if body.get(field) not in (None, "")})  # fmt: skip
+        if record.held_by is None or len(params) == 1:
+            return None
+        answer = self._api.call("GET", "/contacts/search/duplicate", params=params)
+        if not answer.ok:
+            return _failure(record, answer)
+        if not isinstance(answer.body, dict):
+            raise RetryableError(f"GoHighLevel answered the duplicate search without a body: {answer.body!r:.200}")
+        found = (answer.body.get("contact") or {}).get("id")
+        if found is None or found == record.remote_id:
+            return None
+        return record.refused_at("GoHighLevel", str(found))
 
     def delete(self, remote_id: str) -> bool:
         """``DELETE /contacts/{contactId}``; a 404, or a 400 saying the contact is not found, means it is gone."""
@@ -183,3 +204,15 @@ class GoHighLevelConnector:
             after = contacts[-1].get("searchAfter")
             if not after:
                 return
+
+
+def _failure(record: OutgoingRecord, answer: Answer) -> PushResult:
+    """The record's failure from GoHighLevel's refusal (its message, a list of them on a 422)."""
+    raw = (answer.body or {}).get("message") if isinstance(answer.body, dict) else answer.body
+    message = "; ".join(raw) if isinstance(raw, list) else str(raw)
+    category: Category = "rejected"
+    if "email must be" in message:
+        category = "invalid_email"
+    elif "required" in message:
+        category = "required_field"
+    return PushResult(record.lead_id, "failed", None, None, category, f"HTTP {answer.status}: {message}")

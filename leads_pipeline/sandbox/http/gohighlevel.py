@@ -1,8 +1,9 @@
 """GoHighLevel (LeadConnector API v2) emulator: contacts upsert, search and delete, location custom fields.
 
 Endpoints: ``POST /contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone;
-answers ``{new, contact, traceId}``), ``POST /contacts/search`` (``filters`` on ``dateUpdated`` with a
-``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE
+answers ``{new, contact, traceId}``), ``GET /contacts/search/duplicate`` (``locationId``, ``email``, ``number``:
+the contact that rule matches, ``{contact}``, null when none), ``POST /contacts/search`` (``filters`` on
+``dateUpdated`` with a ``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE
 /contacts/{contactId}`` (``{succeded: true}``, the API's spelling; 404 when not found) and ``GET
 /locations/{locationId}/customFields``. Every request needs the ``Version`` header (400 without it) and a bearer
 token. Errors: 422 with a list of messages (an invalid email, no email and no phone), 400 for an unknown
@@ -14,6 +15,7 @@ location's daily limit (``usage``, whose limit tests lower) is spent, every call
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -58,6 +60,8 @@ class GoHighLevelEmulator:
                 return self._upsert(request.json())
             if request.method == "POST" and path == "/contacts/search":
                 return self._search(request.json())
+            if request.method == "GET" and path == "/contacts/search/duplicate":
+                return self._duplicate(request.query)
             if request.method == "DELETE" and path.startswith("/contacts/") and path.count("/") == 2:
                 if not self.store.delete(path.rsplit("/", 1)[1]):
                     return self._fail(404, "Contact not found")
@@ -111,6 +115,15 @@ class GoHighLevelEmulator:
                                         "traceId": str(uuid.uuid4())})  # fmt: skip
             record = self.store.update(record, fields)
         return self._json(200, {"new": False, "contact": _contact(record), "traceId": str(uuid.uuid4())})
+
+    def _duplicate(self, query: Mapping[str, str]) -> Response:
+        """The contact the upsert would update for that email and number (the location's rule: email, then phone),
+        ``{contact: null}`` when none."""
+        if query.get("locationId") != LOCATION:
+            return self._fail(400, "Location not found")
+        with self.store.lock:
+            record = self.store.find("email", query.get("email")) or self.store.find("phone", query.get("number"))
+            return self._json(200, {"contact": _contact(record) if record else None})
 
     def _search(self, payload: Any) -> Response:
         if payload.get("locationId") != LOCATION:
