@@ -47,6 +47,9 @@ API_VERSION = "59.0"
 COMPOSITE_MAX = 200
 BULK_JOB_MAX = 10_000
 BULK_REQUESTS = 6  # create, upload, close, poll, two result downloads: what one ingest job costs in API calls
+MERGE_DEPTH = 5
+"""The merges of a chain (A into X, X into Y, ...) a push follows, a queryAll each: a chain longer than that (never
+seen) ends on a deleted record, the lead then a not_found failure."""
 _SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _CATEGORIES: dict[str, Category] = {
     "INVALID_EMAIL_ADDRESS": "invalid_email",
@@ -149,8 +152,29 @@ class SalesforceConnector:
         """Record id -> the record it was merged into, for those of ``remote_ids`` a merge deleted since they were
         linked: Salesforce deletes the losing records of a merge, and ``queryAll`` (deleted records included) shows
         them with ``IsDeleted = true`` and ``MasterRecordId`` the winner's id. A record deleted otherwise has none:
-        not merged, the upsert creates it again."""
+        not merged, the upsert creates it again. A winner merged later into another record (A into X, then X into
+        Y) is deleted too, its ``MasterRecordId`` the next one: the chain is followed to its last record, one
+        queryAll a link of the chain for all the ids (``MERGE_DEPTH`` at most), since an update by id of X fails
+        ``ENTITY_IS_DELETED``."""
         ids = [i for i in dict.fromkeys(remote_ids) if _SF_ID.match(i)]
+        masters: dict[str, str] = {}
+        for _ in range(MERGE_DEPTH):
+            merged = self._merged_into(ids)
+            masters.update(merged)
+            ids = [i for i in dict.fromkeys(merged.values()) if i not in masters and _SF_ID.match(i)]
+            if not ids:
+                break
+        followed: dict[str, str] = {}
+        for rid in dict.fromkeys(remote_ids):
+            survivor, hops = masters.get(rid), 1
+            while survivor in masters and hops < MERGE_DEPTH:
+                survivor, hops = masters[survivor], hops + 1
+            if survivor is not None:
+                followed[rid] = survivor
+        return followed
+
+    def _merged_into(self, ids: Sequence[str]) -> dict[str, str]:
+        """Record id -> its ``MasterRecordId``, for those of ``ids`` (valid record ids) a merge deleted."""
         if not ids:
             return {}
         soql = (f"SELECT Id, IsDeleted, MasterRecordId FROM {self._object} WHERE Id IN "

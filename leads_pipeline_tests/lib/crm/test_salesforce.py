@@ -182,6 +182,36 @@ def test_a_lead_merged_into_a_record_no_lead_holds_is_followed(
         "Head of Sales", "Acme Holdings", str(link["lead_id"]))  # fmt: skip
 
 
+def test_a_lead_follows_a_chain_of_merges_to_its_last_survivor(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Lead A's record merged into X, X later merged into Y (both entered by hand): only the first merge was read,
+    so A's update went by id to X, deleted (ENTITY_IS_DELETED), and A failed as not_found at every push. Now the
+    chain is followed to Y, which is updated with A's change and to which A is linked (relinked)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=119_500))
+    conn_ = connection("salesforce", "sf-chain")
+    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    emulator = salesforce(sandbox)
+    records = emulator.stores["Lead"]
+    middle = records.create({"Email": "cy.lee@example.org", "LastName": "Lee", "Company": "Acme Group"})
+    last = records.create({"Email": "cy.lee@example.net", "LastName": "Lee", "Company": "Acme Holdings"})
+    with connect(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+    emulator.merge("Lead", middle.id, link["remote_id"])
+    emulator.merge("Lead", last.id, middle.id)
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (link["lead_id"],))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    with connect(database_url) as db:
+        (relinked,) = store.links(db, conn_.name)
+        errors = store.run_errors(db, report.sync_id)
+    assert [(e["action"], e["category"]) for e in errors] == [("relinked", None)]
+    assert (report.created, report.updated, report.failed, report.recreated) == (0, 1, 0, 1)
+    assert relinked["remote_id"] == last.id
+    fields = records.get(last.id).fields  # type: ignore[union-attr]
+    assert (fields["Title"], fields["Company"]) == ("Head of Sales", "Acme Holdings")
+
+
 def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
     database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
 ) -> None:
