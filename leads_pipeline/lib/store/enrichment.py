@@ -720,11 +720,13 @@ def replace_company_facts(
     live = existing_leads(conn, lead_ids)
     facts = [f for f in facts if f.lead_id in live]
     replaced = (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%")
+    conn.execute("SELECT set_config('leads.rewriting_company_facts', 'on', true)")  # the ledger allows it (sql/205)
     conn.execute(
         "DELETE FROM credit_charges WHERE fact_id IN (SELECT id FROM lead_facts"
         " WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s AND cost > 0)",
         replaced,
     )
+    conn.execute("SELECT set_config('leads.rewriting_company_facts', 'off', true)")
     conn.execute("DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s", replaced)
     if facts:
         now = datetime.now(UTC)
