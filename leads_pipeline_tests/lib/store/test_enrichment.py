@@ -171,6 +171,20 @@ def test_the_charges_are_append_only_even_for_their_owner(database_url: str, sta
         assert [(c["credits"], c["job_id"], c["fact_id"] is None) for c in _charges(conn)] == [(1, "job", False)]
 
 
+def test_a_facts_cost_is_never_rewritten_apart_from_its_charge(database_url: str) -> None:
+    """A fact's charge is written with it (sql/170): an UPDATE of its cost would have left the ledger charging the
+    old price. No code changes a cost, so the database refuses it; the fact's other columns still change."""
+    with connect(database_url) as conn:
+        _, lead = _spending_list(conn)
+        conn.execute(_FACT, (lead, "email_status", "zerobounce", 1, "job", Jsonb({})))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cost of a lead fact"), connect(database_url) as c:
+        c.execute("UPDATE lead_facts SET cost = 3")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE lead_facts SET details = '{}', cost = cost")
+        assert enrichment.credits_used(conn, "job") == 1
+        assert [f["cost"] for f in conn.execute("SELECT cost::float8 AS cost FROM lead_facts")] == [1]
+
+
 def test_undoing_an_import_keeps_what_was_spent_on_its_leads(database_url: str, tmp_path: Path) -> None:
     """An import's undo deletes the leads it created, and their facts with them: the month's spending and the
     job's creditsUsed fell back by what had been spent on them."""
