@@ -575,8 +575,11 @@ def credits(
     by: Annotated[str, typer.Option(help="Group by source, job or month.")] = "source",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Credits spent, from the ledger (every charged provider call)."""
+    """Credits spent on the lists you can read, from the ledger (every charged provider call). Spending survives
+    deleting its leads or its list: a deleted list's charges are in no row, but still count in this month's total,
+    which is everyone's (LEADS_MONTHLY_CREDITS caps it) and says how much of it no row shows."""
     from leads_pipeline.lib.enrichment.jobs import monthly_budget
+    from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store import enrichment as store
     from leads_pipeline.lib.store.db import connect
 
@@ -584,11 +587,14 @@ def credits(
 
     def report() -> dict[str, Any]:
         with connect(env.database_url) as conn:
-            rows = store.credit_report(conn, by, acting_user())
+            user = acting_user()
+            spent = store.credits_this_month(conn)
+            listed = store.credits_this_month(conn, list_ids=access.readable_list_ids(conn, user))
             return {
                 "by": by,
-                "rows": rows,
-                "thisMonth": store.credits_this_month(conn),
+                "rows": store.credit_report(conn, by, user),
+                "thisMonth": spent,
+                "thisMonthInNoRow": round(spent - listed, 4),  # the ledger's decimals, without float residue
                 "monthlyBudget": monthly_budget(),
             }
 
@@ -602,10 +608,10 @@ def credits(
     console.print(table)
     budget = document["monthlyBudget"]
     spent = document["thisMonth"]
-    console.print(
-        f"this month: {credit_amount(spent) if budget is None else f'{spent:g} of {credit_amount(budget)}'}",
-        highlight=False,
-    )
+    total = credit_amount(spent) if budget is None else f"{spent:g} of {credit_amount(budget)}"
+    unlisted = document["thisMonthInNoRow"]
+    elsewhere = f", {unlisted:g} of them on lists deleted since or that you cannot read (in no row)" if unlisted else ""
+    console.print(f"this month: {total}{elsewhere}", highlight=False)
 
 
 def enrich_after_import(

@@ -859,7 +859,8 @@ def test_a_job_whose_dagster_run_is_queued_runs_once_though_it_reads_interrupted
 
 def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, database_url: str) -> None:
     """`leads credits --by job` showed anyone every job, named after a list they were not told exists, and its
-    spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps."""
+    spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps, and says how much of it
+    no row shows."""
     with connect(database_url) as conn:
         for name, owner in (("mine", "tester"), ("theirs", "ana")):
             list_id = create_list(conn, name, owner=owner).id
@@ -874,7 +875,8 @@ def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, datab
             )
     credits = leads.json("credits", "--by", "job", "--json")
     assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
-    assert credits["thisMonth"] == 4
+    assert (credits["thisMonth"], credits["thisMonthInNoRow"]) == (4, 2)
+    assert "this month: 4 credits, 2 of them on lists deleted since or that you cannot read" in leads.ok("credits")
     assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")
     by_source = leads.json("credits", "--json")  # each grouping reads the ledger's own columns, not the leads'
     assert by_source["rows"] == [{"source": "company/gemini", "credits": 2, "charges": 1}]
@@ -887,7 +889,8 @@ def test_spending_stays_spent_when_the_list_it_was_spent_on_is_purged(
     """`leads credits` and the monthly budget summed the facts' costs, and facts go with their leads: purging the
     list a job had spent the month's 6 credits on showed "this month: 0 of 6 credits", and the next paid launch
     went. The charges outlive the leads: the month still counts them (the budget is everyone's) and refuses the
-    launch; the purged list's charges are listed to nobody, as its leads are, and name no lead or fact."""
+    launch; the purged list's charges are listed to nobody, as its leads are, and name no lead or fact. The month's
+    line said nothing of them: an empty table over "this month: 6 of 6 credits"; it says they are in no row."""
     monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "6")
     with connect(database_url) as conn:
         list_id = create_list(conn, "Spend", owner="tester").id
@@ -903,8 +906,8 @@ def test_spending_stays_spent_when_the_list_it_was_spent_on_is_purged(
     assert (spent["rows"], spent["thisMonth"]) == ([{"month": month, "credits": 6, "charges": 3}], 6)
     leads.ok("lists", "delete", "Spend", "--purge", "--yes")
     after = leads.json("credits", "--by", "month", "--json")
-    assert (after["rows"], after["thisMonth"]) == ([], 6)
-    assert "this month: 6 of 6 credits" in leads.ok("credits")
+    assert (after["rows"], after["thisMonth"], after["thisMonthInNoRow"]) == ([], 6, 6)
+    assert "this month: 6 of 6 credits, 6 of them on lists deleted since" in leads.ok("credits")
     refusal = leads.fails("enrich", "--list", "prospects", "--sources", "company")
     assert "monthly budget of 6 credits is used up (6 spent)" in refusal
     with connect(database_url) as conn:

@@ -410,12 +410,18 @@ def credits_by_lead(conn: Connection, job_id: str, *, exclude_prefix: str | None
     return {int(r["lead_id"]): float(r["c"]) for r in conn.execute(query + " GROUP BY lead_id", params)}
 
 
-def credits_this_month(conn: Connection, now: datetime | None = None) -> float:
-    """Everyone's spending this month (what LEADS_MONTHLY_CREDITS caps), deleted leads' and lists' included."""
+def credits_this_month(
+    conn: Connection, now: datetime | None = None, *, list_ids: Sequence[int] | None = None
+) -> float:
+    """Everyone's spending this month (what LEADS_MONTHLY_CREDITS caps), deleted leads' and lists' included;
+    ``list_ids``: only what was spent on those lists (the part of it `leads credits` lists in its rows)."""
     start = (now or datetime.now(UTC)).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    row = conn.execute(
-        "SELECT coalesce(sum(credits), 0) AS c FROM credit_charges WHERE charged_at >= %s", (start,)
-    ).fetchone()
+    query = "SELECT coalesce(sum(credits), 0) AS c FROM credit_charges WHERE charged_at >= %s"
+    params: list[Any] = [start]
+    if list_ids is not None:
+        query += " AND list_id = ANY(%s)"
+        params.append(list(list_ids))
+    row = conn.execute(query, params).fetchone()
     assert row is not None
     return float(row["c"])
 
@@ -720,11 +726,13 @@ def replace_company_facts(
     live = existing_leads(conn, lead_ids)
     facts = [f for f in facts if f.lead_id in live]
     replaced = (batch_id, list(lead_ids), COMPANY_SOURCE_PREFIX + "%")
+    conn.execute("SELECT set_config('leads.rewriting_company_facts', 'on', true)")  # the ledger allows it (sql/205)
     conn.execute(
         "DELETE FROM credit_charges WHERE fact_id IN (SELECT id FROM lead_facts"
         " WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s AND cost > 0)",
         replaced,
     )
+    conn.execute("SELECT set_config('leads.rewriting_company_facts', 'off', true)")
     conn.execute("DELETE FROM lead_facts WHERE batch_id = %s AND lead_id = ANY(%s) AND source LIKE %s", replaced)
     if facts:
         now = datetime.now(UTC)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.store import enrichment
@@ -137,6 +139,50 @@ def test_a_merge_moves_the_charges_with_the_facts_and_its_undo_moves_them_back(d
         conn.execute("UPDATE lead_facts SET lead_id = %s WHERE lead_id = %s", (merged["id"], lead))
         assert enrichment.credits_by_lead(conn, "job") == {merged["id"]: 1}
         assert [c["list_id"] for c in _charges(conn)] == [list_id]
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM credit_charges",
+        "UPDATE credit_charges SET credits = 0.5",
+        "UPDATE credit_charges SET job_id = 'another'",
+        "UPDATE credit_charges SET lead_id = NULL",  # its lead still exists
+        "UPDATE credit_charges SET lead_id = (SELECT max(id) FROM leads)",  # not the lead holding its fact
+        "UPDATE credit_charges SET fact_id = NULL",
+        "TRUNCATE credit_charges",
+        # the rewrite's setting deletes only a charge whose fact it rewrites
+        "DELETE FROM lead_facts; SELECT set_config('leads.rewriting_company_facts', 'on', true);"
+        " DELETE FROM credit_charges",
+    ],
+)
+def test_the_charges_are_append_only_even_for_their_owner(database_url: str, statement: str) -> None:
+    """Nothing stopped a plain DELETE or UPDATE of the ledger: deleting the charges refunded the month's
+    LEADS_MONTHLY_CREDITS, an UPDATE rewrote past spending. Every change but a deleted lead's, a merge's and a
+    company job's rewrite (above) is refused, for the owner too."""
+    with connect(database_url) as conn:
+        list_id, lead = _spending_list(conn)
+        conn.execute(_FACT, (lead, "email_status", "zerobounce", 1, "job", Jsonb({})))
+        conn.execute("INSERT INTO leads (list_id) VALUES (%s)", (list_id,))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"), connect(database_url) as conn:
+        conn.execute(statement)  # type: ignore[arg-type]
+    with connect(database_url) as conn:
+        assert enrichment.credits_by_lead(conn, "job") == {lead: 1}
+        assert [(c["credits"], c["job_id"], c["fact_id"] is None) for c in _charges(conn)] == [(1, "job", False)]
+
+
+def test_a_facts_cost_is_never_rewritten_apart_from_its_charge(database_url: str) -> None:
+    """A fact's charge is written with it (sql/170): an UPDATE of its cost would have left the ledger charging the
+    old price. No code changes a cost, so the database refuses it; the fact's other columns still change."""
+    with connect(database_url) as conn:
+        _, lead = _spending_list(conn)
+        conn.execute(_FACT, (lead, "email_status", "zerobounce", 1, "job", Jsonb({})))
+    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="cost of a lead fact"), connect(database_url) as c:
+        c.execute("UPDATE lead_facts SET cost = 3")
+    with connect(database_url) as conn:
+        conn.execute("UPDATE lead_facts SET details = '{}', cost = cost")
+        assert enrichment.credits_used(conn, "job") == 1
+        assert [f["cost"] for f in conn.execute("SELECT cost::float8 AS cost FROM lead_facts")] == [1]
 
 
 def test_undoing_an_import_keeps_what_was_spent_on_its_leads(database_url: str, tmp_path: Path) -> None:
