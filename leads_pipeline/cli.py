@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
+from typer import _click  # Typer's own copy of Click (0.29), whose types TyperGroup's methods take
 
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands import score as score_commands
@@ -52,10 +53,34 @@ from leads_pipeline.lib.runtime import (
     project_files,
     stop_embedded_postgres,
 )
+from leads_pipeline.lib.store.db import name_sessions
 from leads_pipeline.lib.wording import counted
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
-app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
+
+class _NamingGroup(typer.core.TyperGroup):
+    """The ``leads`` group, which names the command's database sessions after it (``leads jobs show``, in
+    ``pg_stat_activity``) once it knows which one runs: the arguments are walked only for the names of the
+    subcommands, so none of their values (a file, a person searched for) is ever in the name."""
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        words, group = ["leads", name or ""], command
+        for word in rest:
+            sub = group.get_command(ctx, word) if isinstance(group, typer.core.TyperGroup) else None
+            if sub is None:
+                break
+            words.append(word)
+            group = sub
+        name_sessions(" ".join(words))
+        return name, command, rest
+
+
+app = typer.Typer(
+    cls=_NamingGroup, help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True
+)
 imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 
