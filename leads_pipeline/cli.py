@@ -194,8 +194,9 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
 
     unmapped = unmapped_labels(list(plan_json["mapping"]))
     console.print(
-        f"[bold]{plan_json['file']}[/bold]: {plan_json['totalRows']:,} rows, encoding {plan_json['encoding']}, "
-        f"delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
+        f"[bold]{plan_json['file']}[/bold]: {counted(plan_json['totalRows'], 'row')},"
+        f" encoding {plan_json['encoding']}, delimiter {plan_json['delimiter']!r},"
+        f" header on line {plan_json['headerLine']}",
         highlight=False,
     )
     table = Table("column", "field", "confidence", "why")
@@ -214,7 +215,7 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
 def _print_status(status: dict[str, Any]) -> None:
     results = status["results"]
     console.print(
-        f"import {status['importId']} {status['status']} ({status['progress']['processed']:,} rows):",
+        f"import {status['importId']} {status['status']} ({counted(status['progress']['processed'], 'row')}):",
         highlight=False,
     )
     console.print(f"  {results['imported']:,} imported as new leads", highlight=False)
