@@ -449,10 +449,12 @@ def imports_list(
         [
             (
                 f"{import_id}  {file} into {name}, {when}",
-                f"{status}, {total} rows: {imported} imported, {updated} updated, {skipped} skipped,"
-                f" {rejected} rejected",
+                f"{status}, {counted(r['total_rows'] or 0, 'row')}: {imported} imported, {updated} updated,"
+                f" {skipped} skipped, {rejected} rejected",
             )
-            for import_id, name, file, status, total, imported, updated, skipped, rejected, when in cells
+            for r, (import_id, name, file, status, _, imported, updated, skipped, rejected, when) in zip(
+                rows, cells, strict=True
+            )
         ],
     )
     if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)

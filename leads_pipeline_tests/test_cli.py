@@ -38,6 +38,7 @@ from leads_pipeline_tests.support import (
     bidx,
     cli_environment,
     import_file,
+    import_text,
     leads_in_fresh_interpreter,
     sql_value,
 )
@@ -704,6 +705,16 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
         ).fetchone()
     assert ana is not None
     assert ana["city"] is None and ana["custom"]["City"] == "Madrid"
+
+
+def test_an_import_of_one_row_is_listed_as_1_row(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns an import of one row was listed as "completed, 1 rows: ..."."""
+    leads.ok("lists", "create", "one")
+    import_text(database_url, tmp_path / "one.csv", "email,first_name\nsolo@example.com,Solo\n", "one")
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert "  completed, 1 row: 1 imported, 0 updated, 0 skipped, 0 rejected" in leads.ok("imports", "list")
 
 
 def test_a_command_names_its_database_sessions_after_itself_never_its_arguments(

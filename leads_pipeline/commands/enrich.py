@@ -475,8 +475,11 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     print_table(
         table,
         [
-            (job_id, f"{status}, {leads} leads, {sources}, template {template}, created {created}")
-            for job_id, status, leads, sources, template, created in rows
+            (
+                job_id,
+                f"{status}, {counted(job.leads_queued, 'lead')}, {sources}, template {template}, created {created}",
+            )
+            for job, (job_id, status, _, sources, template, created) in zip(jobs, rows, strict=True)
         ],
     )
 
