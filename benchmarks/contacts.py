@@ -229,7 +229,7 @@ def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, An
                 **_email_figures(database_url, truth, world),
                 "seconds": round(seconds, 1),
                 "leads_per_minute": round(len(truth) / seconds * 60),
-                "credits_used": meta["credits_used"],
+                "credits_used": meta["credits_this_source"],
             }
         for name, asset, field in (("phone", phone_contacts, "phone"), ("linkedin", linkedin_profiles, "linkedin")):
             started = time.perf_counter()
@@ -239,7 +239,7 @@ def contacts_benchmark(companies: int = 500, people: int = 5000) -> dict[str, An
                 **_column_figures(database_url, truth, world, field),
                 "seconds": round(seconds, 1),
                 "leads_per_minute": round(len(truth) / seconds * 60),
-                "credits_used": meta["credits_used"],
+                "credits_used": meta["credits_this_source"],
             }
     return report
 

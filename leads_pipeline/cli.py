@@ -17,6 +17,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.text import Text
+from typer import _click  # Typer's own copy of Click (0.29), whose types TyperGroup's methods take
 
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands import score as score_commands
@@ -52,10 +53,34 @@ from leads_pipeline.lib.runtime import (
     project_files,
     stop_embedded_postgres,
 )
+from leads_pipeline.lib.store.db import name_sessions
 from leads_pipeline.lib.wording import counted
 from leads_pipeline.sandbox.cli import app as sandbox_app
 
-app = typer.Typer(help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True)
+
+class _NamingGroup(typer.core.TyperGroup):
+    """The ``leads`` group, which names the command's database sessions after it (``leads jobs show``, in
+    ``pg_stat_activity``) once it knows which one runs: the arguments are walked only for the names of the
+    subcommands, so none of their values (a file, a person searched for) is ever in the name."""
+
+    def resolve_command(
+        self, ctx: _click.Context, args: list[str]
+    ) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        words, group = ["leads", name or ""], command
+        for word in rest:
+            sub = group.get_command(ctx, word) if isinstance(group, typer.core.TyperGroup) else None
+            if sub is None:
+                break
+            words.append(word)
+            group = sub
+        name_sessions(" ".join(words))
+        return name, command, rest
+
+
+app = typer.Typer(
+    cls=_NamingGroup, help="Lead lists, imports, enrichment, scoring and CRM sync on Dagster.", no_args_is_help=True
+)
 imports_app = typer.Typer(help="Import history, errors and undo.", no_args_is_help=True)
 db_app = typer.Typer(help="The project's PostgreSQL (embedded unless DATABASE_URL is set).", no_args_is_help=True)
 
@@ -169,8 +194,9 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
 
     unmapped = unmapped_labels(list(plan_json["mapping"]))
     console.print(
-        f"[bold]{plan_json['file']}[/bold]: {plan_json['totalRows']:,} rows, encoding {plan_json['encoding']}, "
-        f"delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
+        f"[bold]{plan_json['file']}[/bold]: {counted(plan_json['totalRows'], 'row')},"
+        f" encoding {plan_json['encoding']}, delimiter {plan_json['delimiter']!r},"
+        f" header on line {plan_json['headerLine']}",
         highlight=False,
     )
     table = Table("column", "field", "confidence", "why")
@@ -189,7 +215,7 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
 def _print_status(status: dict[str, Any]) -> None:
     results = status["results"]
     console.print(
-        f"import {status['importId']} {status['status']} ({status['progress']['processed']:,} rows):",
+        f"import {status['importId']} {status['status']} ({counted(status['progress']['processed'], 'row')}):",
         highlight=False,
     )
     console.print(f"  {results['imported']:,} imported as new leads", highlight=False)
@@ -423,10 +449,12 @@ def imports_list(
         [
             (
                 f"{import_id}  {file} into {name}, {when}",
-                f"{status}, {total} rows: {imported} imported, {updated} updated, {skipped} skipped,"
-                f" {rejected} rejected",
+                f"{status}, {counted(r['total_rows'] or 0, 'row')}: {imported} imported, {updated} updated,"
+                f" {skipped} skipped, {rejected} rejected",
             )
-            for import_id, name, file, status, total, imported, updated, skipped, rejected, when in cells
+            for r, (import_id, name, file, status, _, imported, updated, skipped, rejected, when) in zip(
+                rows, cells, strict=True
+            )
         ],
     )
     if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)

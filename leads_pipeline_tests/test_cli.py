@@ -30,6 +30,7 @@ from leads_pipeline import launcher
 from leads_pipeline.cli import app, readable_output
 from leads_pipeline.commands import common
 from leads_pipeline.lib.runtime import inbox_folder
+from leads_pipeline.lib.store import db
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import (
@@ -37,6 +38,7 @@ from leads_pipeline_tests.support import (
     bidx,
     cli_environment,
     import_file,
+    import_text,
     leads_in_fresh_interpreter,
     sql_value,
 )
@@ -703,3 +705,36 @@ def test_rerun_with_a_different_mapping_after_a_failed_import_uses_the_new_mappi
         ).fetchone()
     assert ana is not None
     assert ana["city"] is None and ana["custom"]["City"] == "Madrid"
+
+
+def test_an_import_of_one_row_is_listed_as_1_row(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns an import of one row was listed as "completed, 1 rows: ..."."""
+    leads.ok("lists", "create", "one")
+    import_text(database_url, tmp_path / "one.csv", "email,first_name\nsolo@example.com,Solo\n", "one")
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert "  completed, 1 row: 1 imported, 0 updated, 0 skipped, 0 rejected" in leads.ok("imports", "list")
+
+
+def test_a_command_names_its_database_sessions_after_itself_never_its_arguments(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_stat_activity showed no application_name: an operator could not tell which command held a connection
+    or a lock. A command's sessions are named ``leads <command>``, without the arguments (a person searched for)."""
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    names: list[str] = []
+    opened = connect
+
+    def watched(url: str, **kwargs: Any) -> psycopg.Connection[dict[str, Any]]:
+        conn = opened(url, **kwargs)
+        query = "SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+        names.append(str(conn.execute(query).fetchone()["application_name"]))  # type: ignore[index]
+        return conn
+
+    monkeypatch.setattr(db, "connect", watched)  # the commands import it when they run
+    leads.ok("imports", "list")
+    assert names and set(names) == {"leads imports list"}
+    names.clear()
+    leads.ok("search", "Ada Lovelace")
+    assert names and set(names) == {"leads search"}

@@ -120,7 +120,7 @@ def bulk_tag(
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
     result = _run(lambda conn: bulk.tag(conn, selection, acting_user(), tag_names), selection)
-    _report(result, as_json, f"tagged {result.matched:,} leads ({result.changed:,} new tags)")
+    _report(result, as_json, f"tagged {counted(result.matched, 'lead')} ({counted(result.changed, 'new tag')})")
 
 
 @app.command("untag")
@@ -262,7 +262,7 @@ def bulk_delete(
             fail("nothing deleted (confirm, or pass --yes)")
     result = _run(lambda conn: bulk.delete(conn, selection, acting_user()), selection if yes else None)
     restore = f"; `leads bulk restore --deleted-at {result.details['deletedAt']}` brings them back"
-    _report(result, as_json, f"deleted {result.changed:,} leads{restore if result.changed else ''}")
+    _report(result, as_json, f"deleted {counted(result.changed, 'lead')}{restore if result.changed else ''}")
 
 
 _EXAMPLE_TIME = "2026-11-30T01:35:47.509518+00:00"
@@ -294,7 +294,7 @@ def bulk_restore(
         result = _run(lambda conn: bulk.restore_deleted_at(conn, stamp, acting_user()))
     else:
         result = _run(lambda conn: bulk.restore(conn, ids or [], acting_user()))
-    _report(result, as_json, f"restored {result.changed:,} of {result.matched:,} leads")
+    _report(result, as_json, f"restored {result.changed:,} of {counted(result.matched, 'lead')}")
 
 
 @app.command("export")
@@ -350,4 +350,4 @@ def bulk_export(
 
     written = run_or_fail(export)
     if out is not None:
-        console.print(f"exported {written:,} leads to {out}", highlight=False)
+        console.print(f"exported {counted(written, 'lead')} to {out}", highlight=False)

@@ -124,7 +124,8 @@ def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
         unknown = unknown_fields(connection, fields)
         if unknown:
             raise ConfigurationError(
-                f"{connection.path or name}: {describe_unknown(connection, unknown)}; it has {len(fields)} fields, "
+                f"{connection.path or name}: {describe_unknown(connection, unknown)};"
+                f" it has {counted(len(fields), 'field')}, "
                 f"e.g. {', '.join(f.label if f.by_label else f.name for f in fields[:12])}"
             )
         return {"connection": name, "crm": connection.crm, "object": connection.object, "ok": True,
@@ -136,7 +137,8 @@ def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
     else:
         console.print(
             f"[green]ok[/green]: {name} reaches {document['crm']} {document['object']}; "
-            f"all {document['mappedFields']} mapped fields exist ({document['crmFields']} fields in the CRM)"
+            f"all {counted(document['mappedFields'], 'mapped field')} exist"
+            f" ({counted(document['crmFields'], 'field')} in the CRM)"
         )
 
 

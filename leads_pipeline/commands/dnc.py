@@ -18,6 +18,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Do-Not-Call lists the phone stage checks numbers against.", no_args_is_help=True)
 
@@ -100,7 +101,7 @@ def dnc_import(
     if as_json:
         print_json(result)
         return
-    loaded = f"loaded {result['numbers']:,} numbers ({kind}, snapshot {result['snapshotDate']})"
-    console.print(f"{loaded}; {result['rejected']} lines rejected")
+    loaded = f"loaded {counted(result['numbers'], 'number')} ({kind}, snapshot {result['snapshotDate']})"
+    console.print(f"{loaded}; {counted(result['rejected'], 'line')} rejected")
     for problem in result["problems"]:
         errors.print(f"[yellow]warning:[/yellow] {problem}", highlight=False, soft_wrap=True)

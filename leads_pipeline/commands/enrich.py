@@ -38,7 +38,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import credit_amount
+from leads_pipeline.lib.wording import counted, credit_amount
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -266,8 +266,9 @@ def enrich(
         print_json(document)
     else:
         console.print(
-            f"job [bold]{job.id}[/bold] queued: {job.leads_queued:,} leads, ~{credit_amount(job.estimated_credits)}, "
-            f"~{job.estimated_seconds:g} s. Follow it with `leads jobs show {job.id}`.",
+            f"job [bold]{job.id}[/bold] queued: {counted(job.leads_queued, 'lead')},"
+            f" ~{credit_amount(job.estimated_credits)}, ~{job.estimated_seconds:g} s."
+            f" Follow it with `leads jobs show {job.id}`.",
             highlight=False,
         )
 
@@ -284,7 +285,7 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         )
     console.print(table)
     console.print(
-        f"{plan['leads']:,} leads, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
+        f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
         f"(at most {plan['maxCredits']:g}), ~{plan['estimatedTime']} s. Nothing was launched.",
         highlight=False,
     )
@@ -474,8 +475,11 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     print_table(
         table,
         [
-            (job_id, f"{status}, {leads} leads, {sources}, template {template}, created {created}")
-            for job_id, status, leads, sources, template, created in rows
+            (
+                job_id,
+                f"{status}, {counted(job.leads_queued, 'lead')}, {sources}, template {template}, created {created}",
+            )
+            for job, (job_id, status, _, sources, template, created) in zip(jobs, rows, strict=True)
         ],
     )
 

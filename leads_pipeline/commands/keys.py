@@ -22,6 +22,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Encryption keys of PII at rest: status, add, rotate.", no_args_is_help=True)
 
@@ -58,7 +59,7 @@ def keys_status(as_json: JsonOption = False) -> None:
     console.print(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")
     for key, count in status["valuesByKey"].items():
         missing = " [red]not in the keyring: these cannot be opened; add the key back[/red]"
-        console.print(f"  {key}: {count:,} lead values{missing if key in status['missingKeys'] else ''}")
+        console.print(f"  {key}: {counted(count, 'lead value')}{missing if key in status['missingKeys'] else ''}")
 
 
 @app.command("add")
@@ -115,5 +116,6 @@ def keys_rotate(
         print_json(summary)
         return
     console.print(
-        f"rotation {summary['rotationId']}: {summary['resealed']:,} rows re-sealed under key {summary['activeKey']}"
+        f"rotation {summary['rotationId']}: {counted(summary['resealed'], 'row')} re-sealed"
+        f" under key {summary['activeKey']}"
     )

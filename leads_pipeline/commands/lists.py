@@ -21,6 +21,7 @@ from leads_pipeline.commands.common import (
     print_json,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Create, organise, share, archive and delete lead lists.", no_args_is_help=True)
 T = TypeVar("T")
@@ -241,7 +242,7 @@ def lists_delete(
     if purge and not yes:
         live, every = _change(name, "owner", "deleting it", lambda conn, lst: lead_counts(conn, lst.id), write=False)
         deleted = f" ({every:,} with the deleted ones)" if every != live else ""
-        if not confirmed(f"remove list {name!r} and its {live:,} leads{deleted} for good?"):
+        if not confirmed(f"remove list {name!r} and its {counted(live, 'lead')}{deleted} for good?"):
             fail("nothing deleted (confirm, or pass --yes)")
 
     def delete(conn: Any, lst: Any) -> int:
@@ -251,9 +252,9 @@ def lists_delete(
 
     removed = _change(name, "owner", "deleting it", delete, write=False)
     if purge:
-        console.print(f"deleted list {name!r} and purged {removed:,} leads for good", highlight=False)
+        console.print(f"deleted list {name!r} and purged {counted(removed, 'lead')} for good", highlight=False)
     else:
-        console.print(f"deleted list {name!r} ({removed:,} leads soft-deleted with it)", highlight=False)
+        console.print(f"deleted list {name!r} ({counted(removed, 'lead')} soft-deleted with it)", highlight=False)
 
 
 @app.command("restore")
@@ -270,7 +271,7 @@ def lists_restore(name: str) -> None:
         return restored
 
     restored = _in_transaction(restore)
-    console.print(f"restored list {name!r} with {restored:,} leads", highlight=False)
+    console.print(f"restored list {name!r} with {counted(restored, 'lead')}", highlight=False)
 
 
 @app.command("share")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Merges of duplicate leads: history and undo.", no_args_is_help=True)
 
@@ -55,6 +56,7 @@ def merges_undo(merge_id: int) -> None:
 
     result = run_or_fail(undo)
     console.print(
-        f"merge {merge_id} undone: lead {result['survivorId']} restored, {result['restored']} merged leads back",
+        f"merge {merge_id} undone: lead {result['survivorId']} restored,"
+        f" {counted(result['restored'], 'merged lead')} back",
         highlight=False,
     )

@@ -75,7 +75,8 @@ def privacy_export(
             handle.write(json_text(api_shape(document)))  # the same document as without --out
 
     run_or_fail(lambda: write(out))
-    console.print(f"wrote the data held about {who} ({len(document['leadIds'])} leads) to {out}", highlight=False)
+    held = counted(len(document["leadIds"]), "lead")
+    console.print(f"wrote the data held about {who} ({held}) to {out}", highlight=False)
 
 
 @app.command("delete")
@@ -127,7 +128,9 @@ def privacy_opt_out(who: Who, everyone: Everyone = False) -> None:
     from leads_pipeline.lib.store import privacy
 
     flagged = _run(lambda conn, env: privacy.opt_out(conn, who, acting_user(), everyone=everyone))
-    console.print(f"{who} opted out: {flagged} leads flagged, left out of exports and CRM syncs", highlight=False)
+    console.print(
+        f"{who} opted out: {counted(flagged, 'lead')} flagged, left out of exports and CRM syncs", highlight=False
+    )
 
 
 @app.command("crm-erasures")

@@ -20,6 +20,7 @@ from leads_pipeline.commands.common import (
     require_every_list,
     run_or_fail,
 )
+from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Retention policies: how long leads, raw payloads, import files and run logs are kept.")
 
@@ -122,9 +123,11 @@ def retention_apply(
         return
     verb = "would remove" if dry_run else "removed"
     console.print(
-        f"{verb} {summary['leads_deleted']} leads, {summary['import_error_values_cleared']} import error values,"
-        f" {summary['fact_payloads_purged']} fact payloads, {summary['inbox_files_deleted']} inbox files and"
-        f" {summary['log_files_deleted']} log files",
+        f"{verb} {counted(summary['leads_deleted'], 'lead')},"
+        f" {counted(summary['import_error_values_cleared'], 'import error value')},"
+        f" {counted(summary['fact_payloads_purged'], 'fact payload')},"
+        f" {counted(summary['inbox_files_deleted'], 'inbox file')}"
+        f" and {counted(summary['log_files_deleted'], 'log file')}",
         highlight=False,
     )
 

@@ -22,6 +22,7 @@ from leads_pipeline.commands.common import (
     run_or_fail,
 )
 from leads_pipeline.commands.selection import WhereOption
+from leads_pipeline.lib.wording import counted
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.access import Role
@@ -101,7 +102,8 @@ def score(
         return
     bands = document["distribution"]
     console.print(
-        f"scored {document['scored']:,} leads (batch {document['batchId']}): average {document['averageScore']}, "
+        f"scored {counted(document['scored'], 'lead')} (batch {document['batchId']}):"
+        f" average {document['averageScore']}, "
         f"{bands['hot']:,} hot, {bands['warm']:,} warm, {bands['cold']:,} cold",
         highlight=False,
     )

@@ -28,6 +28,7 @@ from leads_pipeline.commands.selection import (
     WhereOption,
     note_unheard_stages,
 )
+from leads_pipeline.lib.wording import counted
 
 
 def search_command(
@@ -121,4 +122,4 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
             "" if r["score"] is None else str(r["score"]),
         )
     console.print(table)
-    console.print(f"{len(rows)} leads", highlight=False)
+    console.print(counted(len(rows), "lead"), highlight=False)

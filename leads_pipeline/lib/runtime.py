@@ -112,8 +112,12 @@ def dagster_postgres_url(database_url: str) -> str:
 
     SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3, with which dagster-postgres' ``NOTIFY`` fails
     (dagster-io/dagster#33958), so Dagster gets an explicit ``postgresql+psycopg2`` scheme.
+
+    Its sessions are named ``dagster storage`` in ``pg_stat_activity`` (libpq's fallback name: an
+    ``application_name`` in the URL, or PGAPPNAME, wins), apart from the leads sessions (``store.db.connect``).
     """
-    return "postgresql+psycopg2://" + database_url.partition("://")[2]
+    url = "postgresql+psycopg2://" + database_url.partition("://")[2]
+    return f"{url}{'&' if '?' in url else '?'}fallback_application_name=dagster%20storage"
 
 
 def plain_postgres_url(database_url: str) -> str:

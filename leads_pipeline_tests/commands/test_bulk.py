@@ -569,3 +569,11 @@ def test_ids_that_are_no_lead_the_user_can_edit_are_refused_by_name(
     assert "user 'vic' is a viewer of list 'fair'" in error, error
     assert _snapshot(database_url) == before
     assert fair.json("bulk", "tag", "t", "--id", first, "--json")["changed"] == 1
+
+
+def test_one_lead_tagged_or_exported_is_counted_as_one_lead(fair: Leads, tmp_path: Path) -> None:
+    """The summaries said "tagged 1 leads (1 new tags)" and "exported 1 leads"."""
+    assert "tagged 1 lead (1 new tag)" in fair.ok("bulk", "tag", "hot", "--where", "email ~ acme")
+    assert "tagged 2 leads (3 new tags)" in fair.ok("bulk", "tag", "hot", "emea", "--where", "country in ES, DE")
+    out = tmp_path / "one.csv"
+    assert "exported 1 lead to" in fair.ok("bulk", "export", "--where", "email ~ acme", "--out", str(out))

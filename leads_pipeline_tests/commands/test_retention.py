@@ -42,7 +42,7 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     dry = leads.json("retention", "apply", "--dry-run", "--json")
     assert (dry["dryRun"], dry["leadsDeleted"], dry["leadsDeletedByList"]) == (True, 1, {"fair": 1})
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 33
-    assert "removed 1 leads" in leads.ok("retention", "apply")
+    assert "removed 1 lead," in leads.ok("retention", "apply")
     assert leads.json("lists", "show", "fair", "--json")["leadCount"] == 32
 
     instance = dg.DagsterInstance.get()

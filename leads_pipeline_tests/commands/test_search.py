@@ -521,3 +521,8 @@ def test_a_date_stamped_list_name_is_recorded_whole(leads: Leads, database_url: 
     leads.ok("search", "--list", "demo-20261130-101032", "--csv", "--limit", "5")
     [export] = leads.json("audit", "--action", "leads.export", "--json")
     assert export["details"]["selection"] == "lists demo-20261130-101032"
+
+
+def test_the_count_under_the_table_says_1_lead_not_1_leads(fair: Leads) -> None:
+    assert fair.ok("search", "infosys").rstrip().endswith("\n1 lead")
+    assert fair.ok("search", "sheryl").rstrip().endswith("\n2 leads")

@@ -188,3 +188,20 @@ def test_a_checkout_reads_its_top_level_project_files() -> None:
     assert (runtime.PROJECT_ROOT / "sql" / "001_core.sql").is_file()
     assert runtime.dagster_home(Path("/nonexistent")) == runtime.PROJECT_ROOT
     assert os.environ.get("LEADS_SQL_DIR") or sql_dir() == runtime.PROJECT_ROOT / "sql"
+
+
+def test_dagster_storage_sessions_are_named_unless_database_url_names_them(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dagster's storage sessions had no application_name: in pg_stat_activity they could not be told apart
+    from the leads sessions (or anything else on the server)."""
+    import sqlalchemy
+
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    query = sqlalchemy.text("SELECT application_name FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+    separator = "&" if "?" in database_url else "?"
+    for url, name in ((database_url, "dagster storage"), (f"{database_url}{separator}application_name=mine", "mine")):
+        engine = sqlalchemy.create_engine(runtime.dagster_postgres_url(url))
+        with engine.connect() as conn:
+            assert conn.execute(query).scalar() == name
+        engine.dispose()

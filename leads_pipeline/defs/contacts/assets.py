@@ -137,6 +137,30 @@ def _record_failures(
         jobs_store.note_source(conn, batch_id, source, f"{len(failures):,}{jobs_store.FAILED_NOTE}{causes}")
 
 
+class StageCost:
+    """What a stage's run spent: the ledger's charges of the stage's fields for the batch, read when the run
+    starts (inside ``one_run_at_a_time``, so no other run of the stage on the batch adds any meanwhile) and
+    again at its end. The metadata names them as company_profiles does: ``credits_this_source`` is this run's
+    spend (summing it over the asset's materializations counts each credit once), ``credits_used_by_job`` the
+    batch job's total (every stage), and ``credits_source_total`` the stage's total on the batch so far."""
+
+    def __init__(self, database: LeadsDatabase, batch_id: str, fields: list[str], stage: str | None = None) -> None:
+        self.batch_id, self.fields, self.stage = batch_id, fields, stage
+        with database.connection() as conn:
+            self.before = self._total(conn)
+
+    def _total(self, conn: jobs_store.Connection) -> float:
+        return batch_cost(conn, self.batch_id, self.fields, self.stage)
+
+    def metadata(self, conn: jobs_store.Connection) -> dict[str, dg.MetadataValue]:
+        total = self._total(conn)
+        return {
+            "credits_this_source": dg.MetadataValue.float(round(total - self.before, 4)),
+            "credits_source_total": dg.MetadataValue.float(round(total, 4)),
+            "credits_used_by_job": dg.MetadataValue.float(round(jobs_store.credits_used(conn, self.batch_id), 4)),
+        }
+
+
 def _counts(counter: dict[str, int]) -> dg.MetadataValue:
     return dg.MetadataValue.json(dict(sorted(counter.items())))
 
@@ -148,7 +172,7 @@ def _source_state(configured: bool, wanted: bool, env_var: str) -> str:
     return "on" if configured else f"skipped: {env_var} is not set"
 
 
-def _email_metadata(stats: EmailStats, method: str, credits: float, people_search: str) -> dict[str, dg.MetadataValue]:
+def _email_metadata(stats: EmailStats, method: str, people_search: str) -> dict[str, dg.MetadataValue]:
     risky = stats.discovery["catch_all"] + stats.discovery["unknown"]
     return {
         "leads": dg.MetadataValue.int(stats.leads),
@@ -165,7 +189,6 @@ def _email_metadata(stats: EmailStats, method: str, credits: float, people_searc
         "catch_all_domains": dg.MetadataValue.int(len(stats.catch_all_domains)),
         "mailbox_check": dg.MetadataValue.text(method),
         "people_search": dg.MetadataValue.text(people_search),
-        "credits_used": dg.MetadataValue.float(credits),
     }
 
 
@@ -201,10 +224,11 @@ def email_contacts(
     options = options_from(config, EmailOptions)
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
+    cost = StageCost(database, batch_id, ["email", "email_status"], "email")
     stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
     blocked = stats.failures.by_cause[PROBING_BLOCKED]
     with database.connection() as conn:
-        credits = batch_cost(conn, batch_id, ["email", "email_status"], "email")
+        credits = cost.metadata(conn)
         check = email_mx_check(conn, batch_id)
         _record_failures(context, conn, batch_id, "email", stats.failures, retried=len(stats.failures) > blocked)
         _settle_budget(conn, batch_id, "email", budget)
@@ -218,7 +242,7 @@ def email_contacts(
     # a blocked port is not a blip: retrying would wait out the same refusals or timeouts again
     retry_failed_leads(context, len(stats.failures) - blocked, "email: leads")
     people_search = _source_state(apify.is_configured, config.people_search, ApifyResource.ENV_VAR)
-    metadata = _email_metadata(stats, verifier.method, credits, people_search)
+    metadata = _email_metadata(stats, verifier.method, people_search) | credits
     metadata["over_budget"] = dg.MetadataValue.int(stats.over_budget)
     metadata["failed_leads"] = dg.MetadataValue.int(len(stats.failures))
     return dg.MaterializeResult(metadata=metadata, check_results=[check])
@@ -269,9 +293,10 @@ def phone_contacts(
     options = options_from(config, PhoneOptions)
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
+    cost = StageCost(database, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
     stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
-        credits = batch_cost(conn, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
+        credits = cost.metadata(conn)
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
         _record_failures(context, conn, batch_id, "phone", stats.failures)
         _settle_budget(conn, batch_id, "phone", budget)
@@ -297,9 +322,8 @@ def phone_contacts(
         "on_dnc_list": dg.MetadataValue.int(stats.dnc),
         "dnc_snapshot": dg.MetadataValue.text(stats.dnc_snapshot or "none loaded"),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
-        "credits_used": dg.MetadataValue.float(credits),
         "over_budget": dg.MetadataValue.int(stats.over_budget),
-    }
+    } | credits
     return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
 
@@ -365,9 +389,10 @@ def linkedin_profiles(
     media_dir = Path(config.media_dir) if config.media_dir else leads_home() / "media"
     options = options_from(config, LinkedInOptions, media_dir=media_dir)
     budget = _budget(context, database, config.overwrite)
+    cost = StageCost(database, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
     stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
-        credits = batch_cost(conn, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
+        credits = cost.metadata(conn)
         check = linkedin_url_check(conn, batch_id)
         _record_failures(context, conn, batch_id, "linkedin", stats.failures)
         _settle_budget(conn, batch_id, "linkedin", budget)
@@ -387,7 +412,6 @@ def linkedin_profiles(
         "failed_leads": dg.MetadataValue.int(len(stats.failures)),
         "median_score": dg.MetadataValue.float(scores[len(scores) // 2] if scores else 0.0),
         "leads_updated": dg.MetadataValue.int(stats.leads_updated),
-        "credits_used": dg.MetadataValue.float(credits),
         "over_budget": dg.MetadataValue.int(stats.over_budget),
-    }
+    } | credits
     return dg.MaterializeResult(metadata=metadata, check_results=[check])

@@ -7,6 +7,7 @@ rest arrive as plaintext, so no reader of emails, phones or addresses decrypts a
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -63,14 +64,44 @@ def connect(database_url: str, *, autocommit: bool = False) -> psycopg.Connectio
 
     Its time zone is UTC: a server's default is the TZ of the shell that created it (the embedded one's initdb)
     or its own configuration, and times would be shown, and a day in ``--where created_at = DAY`` taken, in that
-    zone, while ``leads audit --since`` and the schedules count in UTC."""
+    zone, while ``leads audit --since`` and the schedules count in UTC.
+
+    Its session is named (``session_name``) unless the URL or PGAPPNAME names it: libpq's fallback name."""
     url = plain_postgres_url(database_url)
-    conn = psycopg.connect(url, autocommit=autocommit, row_factory=dict_row, options=_options(url))
+    name = session_name()  # None: no name (psycopg leaves a None parameter out)
+    conn = psycopg.connect(
+        url, autocommit=autocommit, row_factory=dict_row, options=_options(url), fallback_application_name=name
+    )
     for name in ("text", "varchar"):
         conn.adapters.register_loader(name, _OpeningTextLoader)
     for name in ("json", "jsonb"):
         conn.adapters.register_loader(name, _OpeningJsonLoader)
     return conn
+
+
+_process_name: str | None = None
+
+
+def name_sessions(name: str) -> None:
+    """Name the sessions this process opens from here on (``leads jobs show``) outside a Dagster step."""
+    global _process_name
+    _process_name = name
+
+
+def session_name() -> str | None:
+    """What ``pg_stat_activity.application_name`` shows for a session opened here: ``dagster run <run id>
+    <step>`` inside a Dagster step (in the step's thread), else the process's name (``name_sessions``). Without
+    it an operator chasing a stuck run or a held lock could not tell which command or run a session was. Only
+    names: never a command's arguments (a file, a person searched for) nor a URL."""
+    dagster = sys.modules.get("dagster")  # not imported: no step can be running (and importing it takes a second)
+    if dagster is not None:
+        try:
+            context = dagster.OpExecutionContext.get()
+        except dagster.DagsterInvariantViolationError:
+            pass
+        else:
+            return f"dagster run {context.run_id} {context.get_step_execution_context().step.key}"
+    return _process_name
 
 
 def existing_leads(

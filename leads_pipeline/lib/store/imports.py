@@ -30,6 +30,7 @@ from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS
 from leads_pipeline.lib.store import access, liveness, privacy, search_index
 from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection, lock_for_adding
+from leads_pipeline.lib.wording import counted
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.prepare import OnDuplicate, Problem, StagedChunk
@@ -997,7 +998,8 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
         )
     if changed and not force:
         raise PermanentError(
-            f"cannot undo import {import_id}: {len(changed):,} leads it wrote changed since ({_ids(changed, 'lead')}:"
+            f"cannot undo import {import_id}: {counted(len(changed), 'lead')} it wrote changed since"
+            f" ({_ids(changed, 'lead')}:"
             " bulk edits, enrichment or CRM pulls); pass --force to undo anyway and lose those changes"
         )
     restore_columns = sql.SQL(", ").join(

@@ -793,7 +793,7 @@ def test_undo_is_refused_after_a_later_edit_unless_forced(database_url: str, tmp
     with connect(database_url) as conn:  # as `leads bulk set` writes
         conn.execute("UPDATE leads SET title = 'Manual CTO', updated_at = now() WHERE id = %s", (edited,))
 
-    with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
+    with pytest.raises(PermanentError, match=rf"1 lead it wrote changed since \(lead {edited}:.*--force"):
         _undo(database_url, update["importId"])
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
 
@@ -832,7 +832,7 @@ def test_undo_is_refused_after_an_edit_that_began_before_the_last_chunk_and_comm
         editor.commit()
     assert update["results"]["updated"] == 2
 
-    with pytest.raises(PermanentError, match=rf"1 leads it wrote changed since \(lead {edited}:.*--force"):
+    with pytest.raises(PermanentError, match=rf"1 lead it wrote changed since \(lead {edited}:.*--force"):
         _undo(database_url, update["importId"])
     assert _lead(database_url, "e1@x.com")["title"] == "Manual CTO"
 
@@ -867,7 +867,7 @@ def test_undo_is_refused_after_an_edit_in_flight_when_it_began_commits(
             lambda: _undo(database_url, status["importId"]),
         )
 
-    assert f"1 leads it wrote changed since (lead {edited}:" in str(refused.value)
+    assert f"1 lead it wrote changed since (lead {edited}:" in str(refused.value)
     assert sql_value(database_url, "SELECT title FROM leads WHERE id = %s", edited) == "Manual CTO"
 
 
