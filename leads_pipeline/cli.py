@@ -352,12 +352,16 @@ def import_file(
         typer.Option(help="skip: keep the existing lead; update: fill and overwrite with new non-empty values."),
     ] = "skip",
     default_region: Annotated[
-        str, typer.Option(help="Country (ISO alpha-2) for phone numbers of rows without one.")
-    ] = "US",
+        str | None,
+        typer.Option(
+            help="Country (ISO alpha-2) for phone numbers of rows without one; default: $LEADS_DEFAULT_REGION, else US."
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show mapping, row count and sample errors only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Import a CSV file of leads into a list (through the Dagster asset graph)."""
+    from leads_pipeline.lib.countries import configured_default_region
     from leads_pipeline.lib.importer import ImportOptions, plan_import
     from leads_pipeline.lib.store import access
     from leads_pipeline.lib.store.db import connect
@@ -365,7 +369,8 @@ def import_file(
 
     if on_duplicate not in ("skip", "update"):
         fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
-    run_or_fail(lambda: ImportOptions(default_region=default_region))  # refused before anything is recorded
+    region = run_or_fail(configured_default_region) if default_region is None else default_region
+    run_or_fail(lambda: ImportOptions(default_region=region))  # refused before anything is recorded
     env = run_or_fail(environment)
 
     def run() -> dict[str, Any]:
@@ -376,7 +381,7 @@ def import_file(
                 access.require(conn, lead_list.id, acting_user(), "editor", "importing into it")
         mapping = _load_mapping(mapping_file, file)
         if dry_run:
-            options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=default_region)  # type: ignore[arg-type]
+            options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=region)  # type: ignore[arg-type]
             return plan_import(file, options, dedupe=lead_list.dedupe).as_json()
         return run_cli_import(
             env,
@@ -384,7 +389,7 @@ def import_file(
             list_name,
             on_duplicate=on_duplicate,
             mapping=mapping,
-            default_region=default_region,
+            default_region=region,
             show_progress=not as_json and sys.stderr.isatty(),
         )
 

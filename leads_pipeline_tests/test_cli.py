@@ -588,6 +588,31 @@ def test_an_unknown_default_region_is_one_line_and_records_no_import(leads: Lead
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
 
 
+def test_leads_default_region_reads_national_numbers_unless_the_option_gives_one(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only ``--default-region`` set the region, so a UK team's `020 7946 0958` without a country was a warning
+    (kept raw) unless every command repeated it: LEADS_DEFAULT_REGION sets it, the option still wins, and a value
+    that is no region is refused in one line naming the variable before anything is recorded."""
+    leads.ok("lists", "create", "uk")
+    path = tmp_path / "uk.csv"
+    path.write_text("email,phone\njohn@x.uk,020 7946 0958\n")
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "XX")
+    for extra in ([], ["--dry-run"]):
+        error = leads.fails("import", str(path), "--list", "uk", *extra)
+        assert "LEADS_DEFAULT_REGION='XX' is not a country code" in error and len(error.strip().splitlines()) == 1
+    assert sql_value(database_url, "SELECT count(*) FROM imports") == 0
+    assert "LEADS_DEFAULT_REGION='XX'" in leads.fails("bulk", "set", "phone", "020 7946 0957", "--list", "uk")
+
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "gb")
+    leads.ok("import", str(path), "--list", "uk")
+    assert [lead["phone"] for lead in leads.json("search", "--json")["leads"]] == ["+442079460958"]
+    leads.ok("bulk", "set", "phone", "020 7946 0957", "--list", "uk")
+    assert [lead["phone"] for lead in leads.json("search", "--json")["leads"]] == ["+442079460957"]
+    leads.ok("bulk", "set", "phone", "030 1234567", "--list", "uk", "--default-region", "DE")
+    assert [lead["phone"] for lead in leads.json("search", "--json")["leads"]] == ["+49301234567"]
+
+
 def test_import_into_an_unknown_list_is_one_line_and_writes_nothing(leads: Leads, database_url: str) -> None:
     leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"], ["--json"]):

@@ -157,16 +157,22 @@ def bulk_set(
     score_max: ScoreMaxOption = None,
     ids: IdOption = None,
     default_region: Annotated[
-        str, typer.Option(help="Country (ISO alpha-2) a phone number is read in for a lead without one.")
-    ] = "US",
+        str | None,
+        typer.Option(
+            help="Country (ISO alpha-2) a phone number is read in for a lead without one;"
+            " default: $LEADS_DEFAULT_REGION, else US."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Set a field on the selected leads (normalized as an import would)."""
+    from leads_pipeline.lib.countries import configured_default_region
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
+    region = run_or_fail(configured_default_region) if default_region is None else default_region
     result = _run(
-        lambda conn: bulk.set_field(conn, selection, acting_user(), field, value, default_region=default_region),
+        lambda conn: bulk.set_field(conn, selection, acting_user(), field, value, default_region=region),
         selection,
     )
     _report(result, as_json, _set_summary(field, result))

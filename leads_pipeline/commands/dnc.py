@@ -37,11 +37,17 @@ def dnc_import(
     snapshot: Annotated[
         str | None, typer.Option(help="The list's snapshot date (YYYY-MM-DD); default: the file's modification date.")
     ] = None,
-    default_region: Annotated[str, typer.Option(help="Region of plain numbers written without a country code.")] = "US",
+    default_region: Annotated[
+        str | None,
+        typer.Option(
+            help="Region of plain numbers written without a country code; default: $LEADS_DEFAULT_REGION, else US."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Load a Do-Not-Call list; every phone the phone stage checks afterwards gets a dnc flag and this date."""
     from leads_pipeline.lib.contacts.dnc import read_dnc_file
+    from leads_pipeline.lib.countries import configured_default_region
     from leads_pipeline.lib.errors import InputFileError
     from leads_pipeline.lib.store.contacts import load_dnc
     from leads_pipeline.lib.store.db import connect
@@ -74,7 +80,8 @@ def dnc_import(
 
     def load() -> dict[str, Any]:
         taken = snapshot_date()
-        parsed = read_dnc_file(path, fmt, default_region)
+        region = configured_default_region() if default_region is None else default_region
+        parsed = read_dnc_file(path, fmt, region)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         with connect(env.database_url) as conn:
             list_id = load_dnc(

@@ -5,6 +5,7 @@ filter reads its values with it without loading the import's pandas and pyarrow.
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from functools import cache, lru_cache
@@ -239,3 +240,23 @@ def check_default_region(region: str) -> None:
             f"default region {region!r} is not a country code phone numbers are known for;"
             " expected an ISO 3166 alpha-2 code such as US, GB or DE"
         )
+
+
+DEFAULT_REGION_ENV: Final = "LEADS_DEFAULT_REGION"
+
+
+def configured_default_region() -> str:
+    """The region national phone numbers are read in when neither the row nor the command gives one:
+    ``LEADS_DEFAULT_REGION``, else US. A team outside the US sets it once for every import (the drop folder's
+    included, which has no option to give), rather than have its numbers kept raw as unreadable US ones."""
+    value = os.environ.get(DEFAULT_REGION_ENV, "").strip()
+    if not value:
+        return "US"
+    try:
+        check_default_region(value)
+    except ConfigurationError:
+        raise ConfigurationError(
+            f"{DEFAULT_REGION_ENV}={value!r} is not a country code phone numbers are known for;"
+            " expected an ISO 3166 alpha-2 code such as US, GB or DE"
+        ) from None
+    return value.upper()

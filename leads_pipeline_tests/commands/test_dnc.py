@@ -19,6 +19,7 @@ from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, sandbox_resources
+from leads_pipeline_tests.support import sql_value
 
 
 def test_ftc_and_plain_files(tmp_path: Path) -> None:
@@ -98,3 +99,21 @@ def test_a_file_that_is_no_dnc_list_is_not_shown_in_the_error(leads: Leads, tmp_
     numbers.write_text("201 555 0123 4567 8910 1112\n")
     line = leads.fails("dnc", "import", str(numbers), "--snapshot", date.today().isoformat())
     assert f"{numbers}:1: expected 'area code,number' like 201,5550123, found '201 555 0123 4567 89'..." in line
+
+
+def test_plain_numbers_are_read_in_the_configured_default_region(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UK registry's national numbers were read as US ones unless `--default-region GB` was given:
+    LEADS_DEFAULT_REGION reads them, and the option still wins (the same line, read in the US, is another number)."""
+    leads.ok("lists", "create", "fair")
+    numbers = tmp_path / "uk.txt"
+    numbers.write_text("020 7946 0958\n")
+    args = ("dnc", "import", str(numbers), "--format", "plain", "--snapshot", date.today().isoformat())
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "GB")
+    leads.ok(*args)
+    assert sql_value(database_url, "SELECT count(*) FROM dnc_numbers") == 1
+    leads.ok(*args, "--kind", "additions")
+    assert sql_value(database_url, "SELECT count(*) FROM dnc_numbers") == 1, "read in GB again: the same number"
+    leads.ok(*args, "--kind", "additions", "--default-region", "US")
+    assert sql_value(database_url, "SELECT count(*) FROM dnc_numbers") == 2

@@ -42,6 +42,7 @@ from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions, LinkedInStage
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
+from leads_pipeline.lib.countries import configured_default_region
 from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.jobs import job_budget
 from leads_pipeline.lib.enrichment.templates import load_template
@@ -253,8 +254,9 @@ class PhoneContactsConfig(RunConfig):
 
     overwrite: bool = PhoneOptions.overwrite
     """Check every lead's numbers again and replace them with what is found (else only missing ones are filled)."""
-    default_region: str = PhoneOptions.default_region
-    """The country (ISO code) a number without a country code is read in when its lead has no country."""
+    default_region: str | None = None
+    """The country (ISO code) a number without a country code is read in when its lead has no country; unset,
+    ``LEADS_DEFAULT_REGION``, else US."""
     twilio: Literal["ambiguous", "always", "never"] = PhoneOptions.twilio
     """When Twilio Lookup (paid) is asked for the line type: for numbers that cannot be typed offline, all, never."""
     direct_dials: bool = PhoneOptions.direct_dials
@@ -265,6 +267,13 @@ class PhoneContactsConfig(RunConfig):
     """Leads read and written per chunk (each chunk is committed when done)."""
     cache_days: int = PhoneOptions.cache_days
     """How old a stored paid answer may be and still be reused instead of paid for again."""
+
+
+def phone_options(config: PhoneContactsConfig) -> PhoneOptions:
+    """The phone stage's options: a run launched without ``default_region`` (from the UI, a schedule or a job)
+    reads national numbers in ``LEADS_DEFAULT_REGION``, as the imports do, rather than always in the US."""
+    region = configured_default_region() if config.default_region is None else config.default_region
+    return options_from(config, PhoneOptions, default_region=region)
 
 
 @dg.asset(
@@ -290,7 +299,7 @@ def phone_contacts(
     (mobile, landline, VoIP, toll-free...) offline; Twilio Lookup settles mobile vs landline where the numbering
     plan cannot (US/CA). Leads without a number get direct dials from the people-search actor. Mobiles fill
     the lead's mobile_phone."""
-    options = options_from(config, PhoneOptions)
+    options = phone_options(config)
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")

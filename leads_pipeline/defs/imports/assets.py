@@ -12,6 +12,7 @@ from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
 from leads_pipeline.defs.imports.checks import CHECK_SPECS, no_duplicates_check, preview_value, stored_leads_check
 from leads_pipeline.defs.partitions import batches, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.lib.countries import configured_default_region
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError, PermanentError
 from leads_pipeline.lib.importer import ImportOptions, ProgressCallback, run_import
 from leads_pipeline.lib.mapping import unmapped_labels
@@ -41,8 +42,9 @@ class ImportConfig(RunConfig):
     non-empty values."""
     mapping: dict[str, str] = {}  # noqa: RUF012 - pydantic copies defaults
     """Column: lead field, over the suggested mapping (``custom`` keeps the column as a custom field)."""
-    default_region: str = "US"
-    """The country (ISO code) a phone without a country code is read in when its row has no country."""
+    default_region: str | None = None
+    """The country (ISO code) a phone without a country code is read in when its row has no country; unset,
+    ``LEADS_DEFAULT_REGION``, else US."""
     chunk_rows: int = DEFAULT_CHUNK_ROWS
     """Rows per committed chunk: a re-run resumes after the last committed one."""
     user: str | None = None
@@ -60,7 +62,7 @@ class ImportConfig(RunConfig):
         return ImportOptions(
             on_duplicate=self.on_duplicate,
             mapping_overrides=overrides,
-            default_region=self.default_region,
+            default_region=configured_default_region() if self.default_region is None else self.default_region,
             chunk_rows=self.chunk_rows,
             create_list=self.create_list,
         )

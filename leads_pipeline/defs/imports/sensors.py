@@ -19,6 +19,7 @@ from leads_pipeline.defs.killed import RUNNING, WILL_RETRY_TAG, end_killed_runs
 from leads_pipeline.defs.partitions import batches
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
+from leads_pipeline.lib.countries import configured_default_region
 from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.errors import NotFoundError
 from leads_pipeline.lib.runtime import inbox_folder
@@ -272,7 +273,14 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             continue
         batch_key = earlier.batch or import_batch_key(dropped.list_name, sha)
         new_partitions.append(batch_key)
-        config = ImportConfig(path=key, list_name=dropped.list_name, create_list=True, sha256=sha, user=dropped.owner)
+        config = ImportConfig(
+            path=key,
+            list_name=dropped.list_name,
+            create_list=True,
+            sha256=sha,
+            user=dropped.owner,
+            default_region=configured_default_region(),  # a dropped file has no option to give one
+        )
         run_requests.append(
             dg.RunRequest(
                 run_key=run_key,

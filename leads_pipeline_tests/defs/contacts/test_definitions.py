@@ -13,6 +13,7 @@ from leads_pipeline.defs.contacts.assets import (
     LinkedInProfilesConfig,
     PhoneContactsConfig,
     options_from,
+    phone_options,
 )
 from leads_pipeline.defs.contacts.checks import (
     DNC_FRESH_CHECK,
@@ -72,9 +73,19 @@ def test_run_config_keys_are_the_published_ones(config: type[dg.Config], keys: s
 def test_default_run_configs_are_the_lib_defaults() -> None:
     assert options_from(EmailContactsConfig(), EmailOptions) == EmailOptions()
     assert options_from(EmailContactsConfig(), VerifierSettings) == VerifierSettings()
-    assert options_from(PhoneContactsConfig(), PhoneOptions) == PhoneOptions()
+    assert phone_options(PhoneContactsConfig()) == PhoneOptions()
     linkedin = options_from(LinkedInProfilesConfig(), LinkedInOptions, media_dir=LinkedInOptions.media_dir)
     assert linkedin == LinkedInOptions()
+
+
+def test_a_phone_run_without_default_region_reads_numbers_in_the_configured_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A phone stage launched from the UI read a UK team's national numbers as US ones; it takes
+    LEADS_DEFAULT_REGION now, and the run config's value still wins."""
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "gb")
+    assert phone_options(PhoneContactsConfig()).default_region == "GB"
+    assert phone_options(PhoneContactsConfig(default_region="DE")).default_region == "DE"
 
 
 def test_every_run_config_value_reaches_the_stage() -> None:
@@ -97,7 +108,7 @@ def test_every_run_config_value_reaches_the_stage() -> None:
     phone = PhoneContactsConfig(
         overwrite=True, default_region="GB", twilio="never", direct_dials=False, workers=2, chunk_size=9, cache_days=3
     )
-    assert options_from(phone, PhoneOptions) == PhoneOptions(**phone.model_dump())
+    assert phone_options(phone) == PhoneOptions(**phone.model_dump())
     linkedin = LinkedInProfilesConfig(
         overwrite=True,
         discover=False,

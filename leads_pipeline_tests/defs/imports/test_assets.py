@@ -401,3 +401,15 @@ def test_a_materialization_without_a_file_reports_or_resumes_the_batch_s_recorde
     half = _materialize(database_url, instance, "import-demo-r", {"list_name": "demo"}, raise_on_error=False)
     failure = step_failure(half)
     assert failure.startswith("give both path and list_name")
+
+
+def test_an_import_launched_without_default_region_reads_numbers_in_the_configured_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run launched from the Dagster UI without ``default_region`` read national numbers as US ones: it takes
+    LEADS_DEFAULT_REGION now (US when unset), and a value in the run config still wins."""
+    launched = ImportConfig(path=str(DEMO_FILE), list_name="fair")
+    assert launched.options().default_region == "US"
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "GB")
+    assert launched.options().default_region == "GB"
+    assert ImportConfig(path=str(DEMO_FILE), list_name="fair", default_region="DE").options().default_region == "DE"

@@ -135,6 +135,24 @@ def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: 
     assert _added_partitions(third) == []
 
 
+def test_a_dropped_file_is_imported_with_the_configured_default_region(
+    inbox: Inbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensor gave no default region, so a UK team's `020 7946 0958` without a country was read as a US
+    number and kept raw with a warning: its runs carry LEADS_DEFAULT_REGION now (US when unset)."""
+    inbox.drop("fair", "leads.csv")
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "GB")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert _run_config(request)["default_region"] == "GB"
+
+    monkeypatch.delenv("LEADS_DEFAULT_REGION")
+    inbox.drop("webinar", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert _run_config(request)["default_region"] == "US"
+
+
 def test_a_file_left_in_the_inbox_is_hashed_once_until_it_changes(
     inbox: Inbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
