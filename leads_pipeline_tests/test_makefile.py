@@ -39,3 +39,11 @@ def test_make_help_lists_every_target_readme_mentions_one_line_each(tmp_path: Pa
     assert sorted(targets) == sorted(mentioned | {"help"})
     for target in targets:  # make exits 2 on a target it has no rule for
         subprocess.run(["make", "--dry-run", target], cwd=REPO, capture_output=True, check=True)
+
+
+def test_readme_starts_with_the_two_commands_a_newcomer_runs() -> None:
+    """README opens with exactly ``make demo`` and ``make test``; a third line (``make help``) had crept into that
+    block, where a newcomer reads every line as a step to run."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    first_block = readme.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split()[:2] for line in first_block.splitlines()] == [["make", "demo"], ["make", "test"]]
