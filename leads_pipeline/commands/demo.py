@@ -15,14 +15,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 import yaml
 
 from leads_pipeline.commands.common import acting_user, console, environment, run_or_fail
 from leads_pipeline.lib.runtime import Environment
 from leads_pipeline.lib.wording import counted, credit_amount
+from leads_pipeline.sandbox.cli import DemoDataDir
 
 DEMO_MAPPING = {
     "email": "email",
@@ -218,10 +218,7 @@ def _push(env: Environment, list_name: str) -> dict[str, Any]:
 
 
 def demo(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Copy of shared/data the demo world is drawn from (default: beside the repo)."),
-    ] = None,
+    data_dir: DemoDataDir = None,
 ) -> None:
     """Run the whole pipeline (import, enrich, dedupe, score, CRM push) on the shipped sample file, offline
     against the provider sandbox, and say what each step did."""

@@ -21,6 +21,13 @@ import typer
 
 from leads_pipeline.lib.errors import LeadsError
 
+DemoDataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Copy of shared/data the demo world is drawn from (default: beside the repo)."),
+]
+"""The option of the commands that serve the demo world (`leads demo`, `leads sandbox tour`): a wheel has no
+shared/data beside it."""
+
 app = typer.Typer(
     help="Provider sandbox: a generated world served by local DNS, SMTP and HTTP emulators of the providers.",
     no_args_is_help=True,
@@ -165,10 +172,7 @@ def up(
 
 @app.command("tour")
 def tour(
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(help="Copy of shared/data the demo world is drawn from (default: beside the repo)."),
-    ] = None,
+    data_dir: DemoDataDir = None,
 ) -> None:
     """Start the sandbox on the demo world and call every provider's real client once, over the wire; each
     answer is checked against the world. Exit code 1 when a call fails or disagrees with the world."""
