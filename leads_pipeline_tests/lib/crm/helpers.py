@@ -10,7 +10,8 @@ import pytest
 
 from leads_pipeline.lib.crm.connection import Connection, parse_connection
 from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
-from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine
+from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport
+from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.lib.store.lists import ensure_list
 from leads_pipeline.sandbox.server import Sandbox
@@ -118,3 +119,25 @@ def engine(database_url: str, sandbox: Sandbox, conn: Connection, **env: str) ->
         user="tester",
         retry=RetrySettings(attempts=6, backoff_base_s=0.01, backoff_max_s=0.05),
     )
+
+
+def pushed(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, conn: Connection, leads: int, start: int, **env: str
+) -> tuple[int, list[dict[str, Any]]]:
+    """``leads`` leads from ``start`` imported and pushed through ``conn``: the list and the links, oldest lead
+    first (the set-up of each test of what the CRM side does to records between two pushes)."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(leads, start=start))
+    engine(database_url, sandbox, conn, **env).run("push", list_id)
+    with connect(database_url) as db:
+        return list_id, store.links(db, conn.name)
+
+
+def pushed_again(
+    database_url: str, sandbox: Sandbox, conn: Connection, list_id: int, **env: str
+) -> tuple[SyncReport, list[dict[str, Any]], dict[int, str]]:
+    """The next push of ``list_id``: its report, the outcomes it recorded and each lead's link after it."""
+    report = engine(database_url, sandbox, conn, **env).run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, report.sync_id)
+        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn.name)}
+    return report, errors, links

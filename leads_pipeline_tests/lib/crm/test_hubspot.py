@@ -16,7 +16,15 @@ from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.hubspot import DAILY_LIMIT, HubSpotEmulator
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import (
+    connection,
+    email_of,
+    engine,
+    import_leads,
+    lead_rows,
+    pushed,
+    pushed_again,
+)
 from leads_pipeline_tests.support import bidx, set_clause
 
 pytestmark = pytest.mark.integration
@@ -222,20 +230,14 @@ def test_a_contact_merged_into_another_leads_contact_is_neither_created_again_no
     has as its primary one any more: a second contact for the person just merged, counted as recreated. Now the
     merge is read (the merged-away id reads as B's contact): A is a 'merged' failure, nothing is created, and B's
     contact keeps B's values."""
-    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=116_000))
     conn_ = connection("hubspot", "hs-merged")
-    engine(database_url, sandbox, conn_).run("push", list_id)
-    with connect(database_url) as db:
-        merged_away, survivor = store.links(db, conn_.name)
+    list_id, (merged_away, survivor) = pushed(database_url, sandbox, tmp_path, conn_, 2, 116_000)
     merge_over_the_wire(sandbox, survivor["remote_id"], merged_away["remote_id"])
     with transaction(database_url) as db:
         db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
     contacts = hubspot(sandbox).store
     before = contacts.count()
-    report = engine(database_url, sandbox, conn_).run("push", list_id)
-    with connect(database_url) as db:
-        errors = store.run_errors(db, report.sync_id)
-        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    report, errors, links = pushed_again(database_url, sandbox, conn_, list_id)
     assert (report.created, report.recreated, report.failed, contacts.count()) == (0, 0, 1, before)
     assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
     assert f"lead {survivor['lead_id']} is linked to" in errors[0]["message"]

@@ -7,10 +7,8 @@ from typing import Any, cast
 
 import pytest
 
-from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.pipedrive import PipedriveConnector
 from leads_pipeline.lib.crm.rest import Answer
-from leads_pipeline.lib.crm.sync import SyncReport
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.contacts import update_lead_columns
@@ -25,6 +23,8 @@ from leads_pipeline_tests.lib.crm.helpers import (
     import_leads,
     lead_rows,
     push_killed_after_sending,
+    pushed,
+    pushed_again,
 )
 from leads_pipeline_tests.support import bidx
 
@@ -297,29 +297,6 @@ def test_the_locations_spent_daily_limit_stops_the_push_and_the_next_sync_sends_
     assert (again.status, again.created + again.updated, again.failed) == ("completed", 4, 0)
 
 
-def _pushed(
-    database_url: str, sandbox: Sandbox, tmp_path: Path, crm: str, name: str, leads: int, start: int
-) -> tuple[int, Connection, list[dict[str, Any]]]:
-    """``leads`` leads from ``start`` imported and pushed to a new connection: the list, the connection and the
-    links, oldest lead first."""
-    list_id = import_leads(database_url, tmp_path, lead_rows(leads, start=start))
-    conn_ = connection(crm, name)
-    engine(database_url, sandbox, conn_).run("push", list_id)
-    with connect(database_url) as db:
-        return list_id, conn_, store.links(db, conn_.name)
-
-
-def _pushed_again(
-    database_url: str, sandbox: Sandbox, conn_: Connection, list_id: int
-) -> tuple[SyncReport, list[dict[str, Any]], dict[int, str]]:
-    """The next push of ``list_id``: its report, the failures it recorded and each lead's link after it."""
-    report = engine(database_url, sandbox, conn_).run("push", list_id)
-    with connect(database_url) as db:
-        errors = store.run_errors(db, report.sync_id)
-        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
-    return report, errors, links
-
-
 def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads_values(
     database_url: str, sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -327,9 +304,8 @@ def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads
     next push found the survivor by that address and wrote A's changed title onto B's person before calling it a
     duplicate. Now the person found is seen to be B's before anything is written: A is a 'merged' failure naming
     lead B, B's person keeps B's values, and A stays linked to its own (gone) person."""
-    list_id, conn_, (merged_away, survivor) = _pushed(
-        database_url, sandbox, tmp_path, "pipedrive", "pd-merged", 2, 67_000
-    )
+    conn_ = connection("pipedrive", "pd-merged")
+    list_id, (merged_away, survivor) = pushed(database_url, sandbox, tmp_path, conn_, 2, 67_000)
     people = pipedrive(sandbox).store
     assert people.delete(merged_away["remote_id"])
     emails = [{"value": email_of(67_000), "primary": True, "label": "work"},
@@ -337,7 +313,7 @@ def test_a_person_merged_in_pipedrive_into_another_leads_person_keeps_that_leads
     people.touch(survivor["remote_id"], emails=emails, primary_email=email_of(67_000))
     with transaction(database_url) as db:
         db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
-    report, errors, links = _pushed_again(database_url, sandbox, conn_, list_id)
+    report, errors, links = pushed_again(database_url, sandbox, conn_, list_id)
     assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
     assert f"into record {survivor['remote_id']}, which lead {survivor['lead_id']} is linked to" in errors[0]["message"]
     assert (report.created, report.updated, report.failed) == (0, 0, 1)
@@ -353,12 +329,13 @@ def test_a_new_lead_whose_address_another_leads_person_has_is_not_written_onto_t
     C, never pushed, was looked up by that address and every one of its fields written over B's person before the
     answer was seen to be B's record. Now the person found is checked first: C is a duplicate, B's person is
     untouched."""
-    list_id, conn_, (holder,) = _pushed(database_url, sandbox, tmp_path, "pipedrive", "pd-taken", 1, 68_000)
+    conn_ = connection("pipedrive", "pd-taken")
+    list_id, (holder,) = pushed(database_url, sandbox, tmp_path, conn_, 1, 68_000)
     people = pipedrive(sandbox).store
     email = [{"value": email_of(68_001), "primary": True, "label": "work"}]
     people.touch(holder["remote_id"], emails=email, primary_email=email_of(68_001))
     import_leads(database_url, tmp_path, lead_rows(1, start=68_001))
-    _, errors, _ = _pushed_again(database_url, sandbox, conn_, list_id)
+    _, errors, _ = pushed_again(database_url, sandbox, conn_, list_id)
     kept = people.get(holder["remote_id"]).fields
     assert (kept["first_name"], kept["last_name"]) == ("Ann68000", "Lee68000")
     assert [e["category"] for e in errors] == ["duplicate"]
@@ -372,11 +349,12 @@ def test_gohighlevel_a_new_lead_whose_address_another_leads_contact_has_is_not_w
     own. C's upsert, matched by GoHighLevel's duplicate rule, wrote C's fields over B's contact before the answer was
     seen to be B's record. Now the contact GoHighLevel would match is asked for first: C is a duplicate, B's contact
     is untouched."""
-    list_id, conn_, (holder,) = _pushed(database_url, sandbox, tmp_path, "gohighlevel", "ghl-taken", 1, 69_000)
+    conn_ = connection("gohighlevel", "ghl-taken")
+    list_id, (holder,) = pushed(database_url, sandbox, tmp_path, conn_, 1, 69_000)
     contacts = gohighlevel(sandbox).store
     contacts.touch(holder["remote_id"], email=email_of(69_001))
     import_leads(database_url, tmp_path, lead_rows(1, start=69_001))
-    report, errors, _ = _pushed_again(database_url, sandbox, conn_, list_id)
+    report, errors, _ = pushed_again(database_url, sandbox, conn_, list_id)
     kept = contacts.get(holder["remote_id"]).fields  # type: ignore[union-attr]
     assert (kept["firstName"], kept["lastName"]) == ("Ann69000", "Lee69000")
     assert [e["category"] for e in errors] == ["duplicate"]
@@ -390,15 +368,14 @@ def test_gohighlevel_a_contact_merged_into_another_leads_contact_keeps_that_lead
     """Two contacts merged in GoHighLevel: lead A's is gone, the survivor (lead B's) holds A's address. A's next
     upsert matched the survivor and wrote A's changed title onto B's contact. Now A is a 'merged' failure naming
     lead B, and B's contact keeps B's values."""
-    list_id, conn_, (merged_away, survivor) = _pushed(
-        database_url, sandbox, tmp_path, "gohighlevel", "ghl-merged", 2, 69_100
-    )
+    conn_ = connection("gohighlevel", "ghl-merged")
+    list_id, (merged_away, survivor) = pushed(database_url, sandbox, tmp_path, conn_, 2, 69_100)
     contacts = gohighlevel(sandbox).store
     assert contacts.delete(merged_away["remote_id"])
     contacts.touch(survivor["remote_id"], email=email_of(69_100))
     with transaction(database_url) as db:
         db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
-    _, errors, links = _pushed_again(database_url, sandbox, conn_, list_id)
+    _, errors, links = pushed_again(database_url, sandbox, conn_, list_id)
     assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
     assert f"into record {survivor['remote_id']}, which lead {survivor['lead_id']} is linked to" in errors[0]["message"]
     kept = contacts.get(survivor["remote_id"]).fields  # type: ignore[union-attr]

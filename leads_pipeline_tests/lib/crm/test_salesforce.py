@@ -12,7 +12,15 @@ from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.salesforce import DAILY_API_LIMIT, SalesforceEmulator
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import connection, email_of, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import (
+    connection,
+    email_of,
+    engine,
+    import_leads,
+    lead_rows,
+    pushed,
+    pushed_again,
+)
 from leads_pipeline_tests.support import bidx, set_clause
 
 pytestmark = pytest.mark.integration
@@ -130,21 +138,15 @@ def test_a_lead_merged_into_another_leads_record_is_neither_created_again_nor_ov
     upserted by A's external id and created the record again, a duplicate of the person just merged (counted as
     recreated). Now queryAll shows the record deleted by a merge into B's (MasterRecordId): A is a 'merged' failure,
     nothing is created, and B's record keeps B's values."""
-    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=118_000))
     conn_ = connection("salesforce", "sf-merged")
-    engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
-    with connect(database_url) as db:
-        merged_away, survivor = store.links(db, conn_.name)
+    list_id, (merged_away, survivor) = pushed(database_url, sandbox, tmp_path, conn_, 2, 118_000, **salesforce_env)
     emulator = salesforce(sandbox)
     emulator.merge("Lead", survivor["remote_id"], merged_away["remote_id"])
     with transaction(database_url) as db:
         db.execute("UPDATE leads SET title = 'Head of Sales' WHERE id = %s", (merged_away["lead_id"],))
     records = emulator.stores["Lead"]
     before = records.count()
-    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
-    with connect(database_url) as db:
-        errors = store.run_errors(db, report.sync_id)
-        links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
+    report, errors, links = pushed_again(database_url, sandbox, conn_, list_id, **salesforce_env)
     assert (report.created, report.recreated, report.failed, records.count()) == (0, 0, 1, before)
     assert [(e["lead_id"], e["category"]) for e in errors] == [(merged_away["lead_id"], "merged")]
     assert f"lead {survivor['lead_id']} is linked to" in errors[0]["message"]
