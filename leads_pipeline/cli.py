@@ -369,7 +369,7 @@ def import_file(
 
     if on_duplicate not in ("skip", "update"):
         fail(f"--on-duplicate must be skip or update; got {on_duplicate!r}")
-    region = run_or_fail(configured_default_region) if default_region is None else default_region
+    region = run_or_fail(lambda: configured_default_region(default_region))
     run_or_fail(lambda: ImportOptions(default_region=region))  # refused before anything is recorded
     env = run_or_fail(environment)
 

@@ -170,7 +170,7 @@ def bulk_set(
     from leads_pipeline.lib.store import bulk
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-    region = run_or_fail(configured_default_region) if default_region is None else default_region
+    region = run_or_fail(lambda: configured_default_region(default_region))
     result = _run(
         lambda conn: bulk.set_field(conn, selection, acting_user(), field, value, default_region=region),
         selection,

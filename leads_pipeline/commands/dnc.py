@@ -80,7 +80,7 @@ def dnc_import(
 
     def load() -> dict[str, Any]:
         taken = snapshot_date()
-        region = configured_default_region() if default_region is None else default_region
+        region = configured_default_region(default_region)
         parsed = read_dnc_file(path, fmt, region)
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         with connect(env.database_url) as conn:

@@ -232,12 +232,13 @@ def country_code(value: str) -> tuple[str | None, str | None]:
     return (None, COUNTRY_PROBLEM)
 
 
-def check_default_region(region: str) -> None:
-    """Refuse a ``--default-region`` (of ``leads import`` or ``leads bulk set``) that phone numbers cannot be read
-    in, before anything is recorded or selected."""
+def check_default_region(region: str, given_as: str = "default region ") -> None:
+    """Refuse a ``--default-region`` (of ``leads import`` or ``leads bulk set``) or a ``LEADS_DEFAULT_REGION``
+    that phone numbers cannot be read in, before anything is recorded or selected; ``given_as`` names where the
+    value came from in the message."""
     if region.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigurationError(
-            f"default region {region!r} is not a country code phone numbers are known for;"
+            f"{given_as}{region!r} is not a country code phone numbers are known for;"
             " expected an ISO 3166 alpha-2 code such as US, GB or DE"
         )
 
@@ -245,18 +246,15 @@ def check_default_region(region: str) -> None:
 DEFAULT_REGION_ENV: Final = "LEADS_DEFAULT_REGION"
 
 
-def configured_default_region() -> str:
-    """The region national phone numbers are read in when neither the row nor the command gives one:
-    ``LEADS_DEFAULT_REGION``, else US. A team outside the US sets it once for every import (the drop folder's
-    included, which has no option to give), rather than have its numbers kept raw as unreadable US ones."""
+def configured_default_region(given: str | None = None) -> str:
+    """The region national phone numbers are read in when the row gives none: ``given`` (a command's option, a
+    run config value) when there is one, else ``LEADS_DEFAULT_REGION``, else US. A team outside the US sets the
+    variable once for every import (the drop folder's included, which has no option to give), rather than have
+    its numbers kept raw as unreadable US ones."""
+    if given is not None:
+        return given
     value = os.environ.get(DEFAULT_REGION_ENV, "").strip()
     if not value:
         return "US"
-    try:
-        check_default_region(value)
-    except ConfigurationError:
-        raise ConfigurationError(
-            f"{DEFAULT_REGION_ENV}={value!r} is not a country code phone numbers are known for;"
-            " expected an ISO 3166 alpha-2 code such as US, GB or DE"
-        ) from None
+    check_default_region(value, given_as=f"{DEFAULT_REGION_ENV}=")
     return value.upper()

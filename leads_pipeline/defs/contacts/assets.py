@@ -272,7 +272,7 @@ class PhoneContactsConfig(RunConfig):
 def phone_options(config: PhoneContactsConfig) -> PhoneOptions:
     """The phone stage's options: a run launched without ``default_region`` (from the UI, a schedule or a job)
     reads national numbers in ``LEADS_DEFAULT_REGION``, as the imports do, rather than always in the US."""
-    region = configured_default_region() if config.default_region is None else config.default_region
+    region = configured_default_region(config.default_region)
     return options_from(config, PhoneOptions, default_region=region)
 
 

@@ -62,7 +62,7 @@ class ImportConfig(RunConfig):
         return ImportOptions(
             on_duplicate=self.on_duplicate,
             mapping_overrides=overrides,
-            default_region=configured_default_region() if self.default_region is None else self.default_region,
+            default_region=configured_default_region(self.default_region),
             chunk_rows=self.chunk_rows,
             create_list=self.create_list,
         )
