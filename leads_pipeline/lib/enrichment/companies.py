@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from leads_pipeline.lib.clients.actors import SearchResult
-from leads_pipeline.lib.countries import country_code
+from leads_pipeline.lib.countries import COUNTRY_PROBLEM
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
-from leads_pipeline.lib.normalize import company_key, linkedin_urls, website_to_domain
+from leads_pipeline.lib.normalize import company_key, linkedin_urls, one_value, website_to_domain
 
 if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
     from leads_pipeline.lib.clients.gemini import CompanyResearch
@@ -155,14 +155,6 @@ def identify(
     return None
 
 
-def _country(value: str | None) -> str | None:
-    """An alpha-2 code as the import reads it: Kosovo's user-assigned XK is a code there, though not in pycountry."""
-    if not value:
-        return None
-    code = value.strip().upper()
-    return code if len(code) == 2 and country_code(code)[0] == code else None
-
-
 def _linkedin_company(url: str | None) -> str | None:
     if not url:
         return None
@@ -240,7 +232,10 @@ def from_research(research: CompanyResearch, identity: Identity) -> ProviderAnsw
     ):
         add(field_name, url, url if url and _SOCIAL[field_name].match(url) else None, "not a profile URL")
     add("hq_city", research.hq_city, research.hq_city.strip() if research.hq_city else None, "empty city")
-    add("hq_country", research.hq_country, _country(research.hq_country), "not an ISO 3166-1 alpha-2 code")
+    # Read as the import reads a country column, so that an answer of "UK" or "United Kingdom" is GB as the lead's
+    # own "UK" is, and a code the import refuses (a former country) is refused here too.
+    country, problem = one_value("country", research.hq_country or "")
+    add("hq_country", research.hq_country, country, problem or COUNTRY_PROBLEM)
     return ProviderAnswer(
         "found" if facts else "not_found",
         facts=tuple(facts),

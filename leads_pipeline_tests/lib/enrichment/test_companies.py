@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import gzip
 
+import pandas as pd
 import pytest
 
 from leads_pipeline.lib.clients.actors import SearchResult
 from leads_pipeline.lib.clients.gemini import CompanyResearch, Source
+from leads_pipeline.lib.countries import COUNTRY_PROBLEM, FORMER_COUNTRY_PROBLEM
 from leads_pipeline.lib.enrichment.companies import (
     Identity,
     email_domain,
@@ -18,6 +20,7 @@ from leads_pipeline.lib.enrichment.companies import (
     normalize_company_name,
 )
 from leads_pipeline.lib.enrichment.taxonomy import SECTORS, classify_industry, size_range
+from leads_pipeline.lib.normalize import country_codes
 from leads_pipeline_tests.paths import SHARED_DATA
 
 ACME = Identity("acme.io", "acme.io", "email", "Acme Analytics")
@@ -71,7 +74,7 @@ def test_bad_values_are_rejected_not_applied() -> None:
     answer = from_research(
         _research(
             employee_count=-5,
-            hq_country="United States",
+            hq_country="Yugoslavia",
             linkedin_url="https://www.linkedin.com/in/jane",
             industry="Other Industry",
             annual_revenue_usd=1e15,
@@ -89,16 +92,36 @@ def test_bad_values_are_rejected_not_applied() -> None:
         "annual_revenue",
     }
     reasons = {r.field: r.reason for r in answer.rejected}
-    assert reasons["hq_country"] == "not an ISO 3166-1 alpha-2 code"
+    assert reasons["hq_country"] == FORMER_COUNTRY_PROBLEM
     assert reasons["industry"] == "not in the industry taxonomy"
     assert reasons["employee_count"] == "not a headcount"
 
 
-@pytest.mark.parametrize(("given", "stored"), [("XK", "XK"), ("de", "DE"), ("UK", None), ("ZZ", None), ("DEU", None)])
-def test_headquarters_country_is_a_code_the_import_reads(given: str, stored: str | None) -> None:
-    """Kosovo's XK, which the import stores and reads, is kept although pycountry does not know it."""
-    facts = {f.field: f.value for f in from_research(_research(hq_country=given), ACME).facts}
-    assert facts.get("hq_country") == stored
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("XK", "XK"),
+        ("de", "DE"),
+        ("UK", "GB"),
+        ("U.K.", "GB"),
+        ("United Kingdom", "GB"),
+        ("Great Britain", "GB"),
+        ("England", "GB"),
+        ("Scotland", "GB"),
+        ("Wales", "GB"),
+        ("Northern Ireland", "GB"),
+        ("DEU", "DE"),
+        ("ZZ", None),
+    ],
+)
+def test_headquarters_country_is_read_as_the_import_reads_it(given: str, stored: str | None) -> None:
+    """An answer of "UK" was rejected (not an alpha-2 code) although the import reads the lead's own "UK" as GB:
+    the answer's country goes through the import's reading, Kosovo's XK included."""
+    answer = from_research(_research(hq_country=given), ACME)
+    facts = {f.field: f.value for f in answer.facts}
+    imported = country_codes(pd.Series([given], dtype="string")).values.iloc[0]
+    assert facts.get("hq_country") == stored == (imported if pd.notna(imported) else None)
+    assert [r.reason for r in answer.rejected if r.field == "hq_country"] == ([] if stored else [COUNTRY_PROBLEM])
 
 
 def test_an_answer_about_another_company_is_rejected_whole() -> None:
