@@ -593,10 +593,12 @@ def dev(
     import subprocess
 
     from leads_pipeline.launcher import instance
+    from leads_pipeline.lib.countries import configured_default_region
 
     unusable = _cannot_listen(host, port)  # the webserver would exit at once, and take the daemon with it
     if unusable:
         fail(unusable)
+    run_or_fail(configured_default_region)  # else refused only by the sensor's ticks, in the daemon's log
     env = run_or_fail(environment)
     # Dagster's storage tables made (or refused in one line) here: each process printed its own traceback
     run_or_fail(instance).dispose()

@@ -192,6 +192,24 @@ def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: Leads, monkeypatc
     assert line.startswith("error: --host 'no such host.invalid': not an address or host name ("), line
 
 
+def test_dev_refuses_a_default_region_that_is_no_region_and_starts_nothing(
+    leads: Leads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads dev` started the UI and the daemon with LEADS_DEFAULT_REGION=XX, and the drop folder's sensor failed
+    only once a file was dropped; it is refused in the line `leads import` says, before anything starts."""
+
+    def no_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"started {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", no_process)
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "XX")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    line = leads.fails("dev", "--port", str(port))
+    assert line.startswith("error: LEADS_DEFAULT_REGION='XX' is not a country code phone numbers are known for;")
+
+
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -221,6 +221,9 @@ def _state(database: LeadsDatabase, cursor: str | None) -> tuple[dict[str, Any],
     description="Imports each CSV dropped in $LEADS_INBOX/<list>/ once it stops growing, once per list and content.",
 )
 def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -> dg.SensorResult:
+    # A dropped file has no option to give a region. Read first, so that a LEADS_DEFAULT_REGION that is no region
+    # fails every tick, not only the one that requests a file.
+    default_region = configured_default_region()
     before, generation = _state(database, context.cursor)
     previous: dict[str, list[float]] = before.get("seen", {})
     present = {str(dropped.path): dropped for dropped in dropped_files(inbox_folder())}
@@ -279,7 +282,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
             create_list=True,
             sha256=sha,
             user=dropped.owner,
-            default_region=configured_default_region(),  # a dropped file has no option to give one
+            default_region=default_region,
         )
         run_requests.append(
             dg.RunRequest(

@@ -19,6 +19,7 @@ from leads_pipeline.defs.killed import WILL_RETRY_TAG
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.csvfile import file_sha256
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
@@ -151,6 +152,23 @@ def test_a_dropped_file_is_imported_with_the_configured_default_region(
     inbox.tick()
     [request] = inbox.tick().run_requests or []
     assert _run_config(request)["default_region"] == "US"
+
+
+def test_a_default_region_that_is_no_region_fails_the_first_tick(inbox: Inbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LEADS_DEFAULT_REGION=XX failed a tick only once a dropped file was stable and requested: the daemon ran
+    clean until someone dropped a file. Every tick refuses it now, an empty inbox's too, in the line the
+    commands say; then a corrected value imports the file."""
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "XX")
+    with pytest.raises(ConfigurationError) as refused:
+        inbox.tick()
+    assert str(refused.value).startswith("LEADS_DEFAULT_REGION='XX' is not a country code")
+    assert "\n" not in str(refused.value)
+
+    monkeypatch.setenv("LEADS_DEFAULT_REGION", "de")
+    inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert _run_config(request)["default_region"] == "DE"
 
 
 def test_a_file_left_in_the_inbox_is_hashed_once_until_it_changes(
