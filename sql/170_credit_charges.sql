@@ -7,9 +7,10 @@
 -- A charge holds no value and nothing of the person: credits, source, field (and the people-search stage that
 -- bought a `person_match`), the job, the list it was spent on, the time of the lookup. While the lead exists it
 -- also names the lead and the fact that carries the cost (a job's per-lead caps, company enrichment's rewrite of
--- its own facts); deleting the lead clears both (the foreign key, then charges_forget_fact), and an erasure clears
--- them by the privacy registry's entry first. The one charge ever removed is one whose fact its own job rewrites
--- in the same transaction (enrichment.replace_company_facts: the cost is written again on exactly one fact).
+-- its own facts); deleting the lead clears both (the foreign key, then charges_forget_fact). An erasure does not
+-- touch the charges (the privacy registry keeps them): it deletes the person's leads last, which clears them so.
+-- The one charge ever removed is one whose fact its own job rewrites in the same transaction
+-- (enrichment.replace_company_facts: the cost is written again on exactly one fact).
 CREATE TABLE credit_charges (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     charged_at  timestamptz NOT NULL,
