@@ -668,3 +668,24 @@ def test_erasure_keeps_what_was_spent_on_her_and_nothing_that_names_her(
     }
     assert not {EMAIL, bidx(EMAIL)} & {str(v) for v in hers.values()}
     assert leads.json("credits", "--json")["thisMonth"] == 2
+
+
+def test_erasure_of_a_fact_on_a_colleague_s_lead_keeps_its_charge_and_forgets_the_fact(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A verdict bought on Jo's lead about her address (a candidate the email finder checked for him) goes with
+    her, and Jo stays; its charge kept Jo's lead and the id of the fact erased, a reference to nothing. The spend
+    stays on Jo's lead, and the fact id is cleared as a deleted lead's charge has it."""
+    leads.ok("lists", "create", "fair")
+    import_text(database_url, tmp_path / "ana.csv", f"First Name,Email\nAna,{EMAIL}\nJo,jo@acme.es\n", "fair")
+    with connect(database_url) as conn:
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('enrich-fair', 'selection')")
+        jo = conn.execute("SELECT id FROM leads WHERE email_bidx = %s", (bidx("jo@acme.es"),)).fetchone()
+        assert jo is not None
+        candidate = Fact(jo["id"], "email_status", "invalid", "zerobounce", 90, cost=1, details={"email": EMAIL})
+        insert_facts(conn, "enrich-fair", [candidate])
+    leads.ok("privacy", "delete", EMAIL, "--yes")
+    assert sql_rows(database_url, "SELECT id FROM lead_facts WHERE cost > 0") == []
+    [charge] = sql_rows(database_url, "SELECT lead_id, fact_id, credits::float8 AS credits FROM credit_charges")
+    assert charge == {"lead_id": jo["id"], "fact_id": None, "credits": 1}
+    assert leads.json("credits", "--json")["thisMonth"] == 1

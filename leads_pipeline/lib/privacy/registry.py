@@ -177,7 +177,8 @@ REGISTRY: Final[tuple[PersonalTable, ...]] = (
         lists="SELECT r.list_id FROM crm_sync_runs r WHERE r.id = t.sync_id",
     ),
     PersonalTable("batch_leads", "batches that touched the person's leads", "t.lead_id = ANY(%(lead_ids)s)", "delete"),
-    # Kept: money spent stays spent. A charge holds no value; deleting the leads (last) clears its lead and fact ids.
+    # Kept: money spent stays spent. A charge holds no value; deleting the leads (last) clears its lead and fact ids,
+    # deleting a fact of another lead (above) its fact id (sql/230).
     PersonalTable(
         "credit_charges",
         "credits charged for lookups on the person's leads (source, field, job, time; no values)",

@@ -141,6 +141,35 @@ def test_a_merge_moves_the_charges_with_the_facts_and_its_undo_moves_them_back(d
         assert [c["list_id"] for c in _charges(conn)] == [list_id]
 
 
+def test_a_fact_deleted_while_its_lead_stays_leaves_its_charge_on_the_lead_without_the_fact(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """An erasure deletes the facts of other leads that name the person; their charges went on naming the deleted
+    fact. The charge keeps its credits, job, list and lead, and forgets the fact, as a deleted lead's charge does;
+    sql/230 clears the ids of the facts deleted so before it, and any other change is still refused."""
+    with database_before(postgres_server, 230, tmp_path) as url:
+        with connect(url) as conn:
+            list_id, lead = _spending_list(conn)
+            conn.execute(_FACT, (lead, "email_status", "zerobounce", 1, "job", Jsonb({})))
+            conn.execute("DELETE FROM lead_facts")  # an erasure before sql/230
+            assert [c["fact_id"] is None for c in _charges(conn)] == [False]
+        assert 230 in apply_migrations(url)
+        with connect(url) as conn:
+            kept = conn.execute(_FACT, (lead, "email_status", "zerobounce", 2, "job", Jsonb({}))).fetchone()
+            assert kept is not None
+            conn.execute(_FACT, (lead, "phone_type", "twilio", 1, "job", Jsonb({})))
+            conn.execute("DELETE FROM lead_facts WHERE source = 'twilio'")
+            common = {"job_id": "job", "list_id": list_id, "lead_id": lead}
+            assert [{k: c[k] for k in ("credits", "fact_id", *common)} for c in _charges(conn)] == [
+                {"credits": 1, "fact_id": None, **common},
+                {"credits": 2, "fact_id": kept["id"], **common},
+                {"credits": 1, "fact_id": None, **common},
+            ]
+            assert enrichment.credits_by_lead(conn, "job") == {lead: 4}
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"), connect(url) as conn:
+            conn.execute("UPDATE credit_charges SET fact_id = NULL")  # a fact that exists
+
+
 @pytest.mark.parametrize(
     "statement",
     [
