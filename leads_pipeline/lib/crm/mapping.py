@@ -48,12 +48,29 @@ def apply_transforms(value: Any, transforms: Sequence[str]) -> Any:
         elif value is None:
             continue
         elif name == "truncate":
-            value = str(value)[: int(arg)]
+            value = utf16_prefix(str(value), int(arg))
         elif name == "digits":
             value = "".join(ch for ch in str(value) if ch.isdigit())
         else:
             value = getattr(str(value), name)()
     return value
+
+
+def utf16_prefix(text: str, units: int) -> str:
+    """The longest start of ``text`` that is at most ``units`` UTF-16 code units, a character never cut in two.
+
+    Salesforce counts a field's length in UTF-16 code units (an emoji or a rare CJK ideograph outside the Basic
+    Multilingual Plane is two), and HubSpot, which does not say, may too: cut at ``units`` code points, a title
+    with emoji was longer than ``truncate:128`` promised and refused (STRING_TOO_LONG). A code-point count is
+    never more than this, so the value fits a CRM that counts either way."""
+    if len(text) <= units // 2:  # no character is more than two units
+        return text
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text
 
 
 def local_value(lead: Mapping[str, Any], name: str) -> Any:

@@ -18,6 +18,11 @@ from typing import Any
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
 
+def utf16_length(value: Any) -> int:
+    """A text value's length as Salesforce (and HubSpot, on Java) count it: UTF-16 code units, so an emoji is two."""
+    return len(value.encode("utf-16-le")) // 2 if isinstance(value, str) else 0
+
+
 def valid_email(value: Any) -> bool:
     return value is None or value == "" or bool(EMAIL.match(str(value)))
 

@@ -11,7 +11,8 @@ then reads as the primary, whose ``hs_merged_object_ids`` lists it), and by id `
 /crm/v3/objects/contacts/{id}``, ``POST /crm/v3/objects/contacts/batch/read`` and ``.../batch/update`` (207 with
 ``errors`` for unknown ids). Auth is a private-app bearer
 token. Per-record errors: an invalid email (``INVALID_EMAIL``), a unique id property whose email already belongs
-to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``).
+to another contact (``CONFLICT``, HubSpot's duplicate rule), unknown properties (``PROPERTY_DOESNT_EXIST``), a
+value longer than 65,536 characters (``VALIDATION_ERROR``).
 Every answer carries HubSpot's ``X-HubSpot-RateLimit-*`` headers. Once the account's daily limit
 (``usage``, whose limit tests lower) is spent, every call answers 429 with ``policyName: DAILY`` ("You have reached
 your daily limit."), as HubSpot does until midnight in the account's time zone.
@@ -23,7 +24,15 @@ import uuid
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import (
+    CrmRecord,
+    CrmStore,
+    DailyUsage,
+    bearer,
+    iso_ms,
+    utf16_length,
+    valid_email,
+)
 from leads_pipeline.sandbox.world import World
 
 PROPERTIES: dict[str, str] = {
@@ -55,6 +64,10 @@ PROPERTIES: dict[str, str] = {
 COMPUTED = frozenset({"createdate", "lastmodifieddate", "hs_object_id"})
 READ_ONLY = COMPUTED | {"hs_merged_object_ids", "hs_additional_emails"}
 UNIQUE = ("email", "leads_id")
+VALUE_MAX = 65_536
+"""The characters a text property's value may hold when set through the API. HubSpot does not say what it counts;
+it runs on Java, whose strings count UTF-16 code units, so the emulator counts those (an emoji is two): the
+stricter reading."""
 SEARCH_PAGE_MAX = 200
 BATCH_MAX = 100
 DAILY_LIMIT = 500_000
@@ -187,6 +200,11 @@ class HubSpotEmulator:
         read_only = sorted(set(properties) & READ_ONLY)
         if read_only:
             return "READ_ONLY_VALUE", f"{', '.join(read_only)} is a read only property"
+        too_long = sorted(k for k, v in properties.items() if utf16_length(v) > VALUE_MAX)
+        if too_long:
+            return "VALIDATION_ERROR", (
+                f"Property values were not valid: {', '.join(too_long)} longer than {VALUE_MAX} characters"
+            )
         if not valid_email(properties.get("email")):
             email = properties["email"]
             return "INVALID_EMAIL", f"Property values were not valid: email {email!r} is invalid (INVALID_EMAIL)"

@@ -12,9 +12,10 @@ records, one result per record in order), ``POST jobs/ingest`` -> ``PUT jobs/ing
 merge (no REST resource; tests call :meth:`SalesforceEmulator.merge`) deletes the losing records as Salesforce does.
 simple-salesforce always speaks https to the instance: :mod:`leads_pipeline.sandbox.http.tls` serves this
 emulator at the root of a TLS port. Per-record errors: ``INVALID_EMAIL_ADDRESS``, ``REQUIRED_FIELD_MISSING``
-(Lead: LastName, Company; Contact: LastName) and ``DUPLICATES_DETECTED`` (the standard duplicate rule: another
-record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``; once the org's
-allocation (``usage``, whose limit tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
+(Lead: LastName, Company; Contact: LastName), ``STRING_TOO_LONG`` (a text value longer than its field's length,
+counted in UTF-16 code units as Salesforce counts it) and ``DUPLICATES_DETECTED`` (the standard duplicate rule:
+another record with the same Email). Every answer carries ``Sforce-Limit-Info: api-usage=N/LIMIT``; once the
+org's allocation (``usage``, whose limit tests lower) is used up, every call answers 403 ``REQUEST_LIMIT_EXCEEDED``
 ``TotalRequests Limit exceeded.``, as Salesforce does until its rolling 24 hours free some.
 """
 
@@ -29,7 +30,15 @@ from datetime import datetime
 from typing import Any
 
 from leads_pipeline.sandbox.http.common import EmulatorSettings, Request, Response, SeededIds
-from leads_pipeline.sandbox.http.crmstore import CrmRecord, CrmStore, DailyUsage, bearer, iso_ms, valid_email
+from leads_pipeline.sandbox.http.crmstore import (
+    CrmRecord,
+    CrmStore,
+    DailyUsage,
+    bearer,
+    iso_ms,
+    utf16_length,
+    valid_email,
+)
 from leads_pipeline.sandbox.world import World
 
 EXTERNAL_ID = "Leads_Id__c"
@@ -40,6 +49,14 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "Contact": ("FirstName", "LastName", "Email", "Phone", "MobilePhone", "Title", "MailingCity", "MailingState",
                 "MailingPostalCode", "MailingCountry", "LeadSource", "Description", EXTERNAL_ID),
 }  # fmt: skip
+LENGTHS: dict[str, int] = {
+    "FirstName": 40, "LastName": 80, "Email": 80, "Phone": 40, "MobilePhone": 40, "Title": 128, "Company": 255,
+    "Website": 255, "City": 40, "State": 80, "PostalCode": 20, "Country": 80, "Industry": 255, "LeadSource": 255,
+    "Status": 255, "Rating": 255, "Description": 32000, "MailingCity": 40, "MailingState": 80,
+    "MailingPostalCode": 20, "MailingCountry": 80, EXTERNAL_ID: 255,
+}  # fmt: skip
+"""The text fields' lengths as the standard objects' describe gives them, in UTF-16 code units (Salesforce counts
+a character outside the Basic Multilingual Plane, an emoji, as two); a longer value fails STRING_TOO_LONG."""
 REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
 SYSTEM = ("Id", "CreatedDate", "SystemModstamp", "LastModifiedDate")
 COMPOSITE_MAX = 200
@@ -137,7 +154,7 @@ class SalesforceEmulator:
         fields = [
             {"name": name, "label": name, "type": "id" if name == "Id" else "string", "nillable": name not in
              REQUIRED[obj], "createable": name not in SYSTEM, "updateable": name not in SYSTEM,
-             "externalId": name == EXTERNAL_ID, "unique": name == EXTERNAL_ID}
+             "externalId": name == EXTERNAL_ID, "unique": name == EXTERNAL_ID, "length": LENGTHS.get(name, 0)}
             for name in (*SYSTEM, *FIELDS[obj])
         ]  # fmt: skip
         return self._json(200, {"name": obj, "label": obj, "fields": fields})
@@ -166,6 +183,8 @@ class SalesforceEmulator:
             return _failure("MISSING_ARGUMENT", f"{external_field} not specified or not an External ID", [])
         if not valid_email(values.get("Email")):
             return _failure("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {values['Email']}", ["Email"])
+        if too_long := _too_long(values):
+            return too_long
         with store.lock:
             record = store.find(EXTERNAL_ID, key)
             merged = {**(record.fields if record else {}), **values}
@@ -216,6 +235,8 @@ class SalesforceEmulator:
             return _failure("INVALID_FIELD", f"No such column '{unknown[0]}' on sobject of type {obj}", unknown[:1])
         if not valid_email(values.get("Email")):
             return _failure("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {values['Email']}", ["Email"])
+        if too_long := _too_long(values):
+            return too_long
         with store.lock:
             record = store.get(record_id)
             if record is None:
@@ -389,6 +410,15 @@ def _soql_time(ms: int) -> str:
 def _parse_soql_time(text: str) -> int:
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return int(parsed.timestamp() * 1000)
+
+
+def _too_long(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The STRING_TOO_LONG failure of the first value longer than its field, as Salesforce words it; else None."""
+    for name, value in values.items():
+        limit = LENGTHS.get(name)
+        if limit is not None and utf16_length(value) > limit:
+            return _failure("STRING_TOO_LONG", f"{name}: data value too large: {value} (max length={limit})", [name])
+    return None
 
 
 def _failure(code: str, message: str, fields: list[str]) -> dict[str, Any]:

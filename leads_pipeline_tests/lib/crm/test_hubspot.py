@@ -17,6 +17,7 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.hubspot import DAILY_LIMIT, HubSpotEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import (
+    MAPPINGS,
     connection,
     email_of,
     engine,
@@ -272,3 +273,17 @@ def test_a_contact_merged_into_a_contact_no_lead_holds_is_followed(
     # the match key goes with the update (as with every update): the lead's later upserts by email find it
     assert (contacts.get(kept.id).fields["jobtitle"], contacts.get(kept.id).fields["email"]) == (
         "Head of Sales", email_of(117_000))  # fmt: skip
+
+
+def test_a_value_with_emoji_is_truncated_to_the_length_hubspot_takes(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """``truncate:65536`` cut at 65,536 code points: a title of 40,000 emoji (80,000 UTF-16 code units) went whole
+    and were refused, longer than the 65,536 characters a HubSpot value holds. They are cut at 65,536 units."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(1, start=231_000))
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = %s WHERE list_id = %s", ("\U0001f4c8" * 40_000, list_id))
+    mapping = {**MAPPINGS["hubspot"], "title": {"crm_field": "jobtitle", "transforms": ["truncate:65536"]}}
+    report = engine(database_url, sandbox, connection("hubspot", "hs-emoji", mapping=mapping)).run("push", list_id)
+    assert (report.created, report.failed) == (1, 0)
+    assert remote_by_email(sandbox, email_of(231_000)).fields["jobtitle"] == "\U0001f4c8" * 32_768

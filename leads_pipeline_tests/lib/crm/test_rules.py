@@ -68,6 +68,24 @@ def test_mapping_applies_transforms_and_reads_custom_fields() -> None:
     assert map_lead(lead, mapping) == {"Email": "ann@x.com", "Owner__c": "BO", "Company": "Unkno"}
 
 
+@pytest.mark.parametrize(
+    ("value", "units", "expected"),
+    [
+        ("\U0001f680" * 100, 128, "\U0001f680" * 64),
+        ("a\U0001f680", 2, "a"),  # an emoji is never cut in two
+        ("a\U0001f680b", 3, "a\U0001f680"),
+        ("\U00020b9f" * 3, 5, "\U00020b9f" * 2),  # an ideograph outside the Basic Multilingual Plane
+        ("Müller & Söhne", 6, "Müller"),
+        ("short", 128, "short"),
+    ],
+)
+def test_truncate_counts_utf16_code_units_as_salesforce_does(value: str, units: int, expected: str) -> None:
+    """truncate:N cut at N code points, so a value with emoji was longer than N as Salesforce counts it."""
+    mapping = (FieldMap("title", "Title", (f"truncate:{units}",)),)
+    assert map_lead({"title": value}, mapping) == {"Title": expected}
+    assert len(expected.encode("utf-16-le")) // 2 <= units
+
+
 def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_path: Path) -> None:
     path = tmp_path / "main.yaml"
     path.write_text("crm: hubspot\nmapping: {email: email, shoe_size: shoe}\n", encoding="utf-8")

@@ -13,6 +13,7 @@ from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http.salesforce import DAILY_API_LIMIT, SalesforceEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import (
+    MAPPINGS,
     connection,
     email_of,
     engine,
@@ -245,3 +246,27 @@ def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
     assert links[merged_away["lead_id"]] == kept.id
     assert [records.get(links[o["lead_id"]]).fields["Title"] for o in others] == ["Head of Sales"] * 2
     assert records.get(kept.id).fields["Title"] == "Head of Sales"
+
+
+def test_a_title_with_emoji_is_truncated_to_the_length_salesforce_counts(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``truncate:128`` cut at 128 code points, and Salesforce counts UTF-16 code units (an emoji is two): a title
+    with emoji stayed longer than Title's 128 and the record was refused, STRING_TOO_LONG. It is cut at 128 units,
+    an emoji never in two, and the record is created; a value that long untruncated is still refused."""
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=230_000))
+    title = "Head of Growth " + "\U0001f680" * 120  # 135 code points, 255 UTF-16 code units
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = %s WHERE list_id = %s", (title, list_id))
+    mapping = {**MAPPINGS["salesforce"], "title": {"crm_field": "Title", "transforms": ["truncate:128"]}}
+    report = engine(database_url, sandbox, connection("salesforce", "sf-emoji", mapping=mapping), **salesforce_env)
+    assert report.run("push", list_id).failed == 0
+    stored = salesforce(sandbox).stores["Lead"].find("Email", email_of(230_000))
+    assert stored is not None
+    assert stored.fields["Title"] == "Head of Growth " + "\U0001f680" * 56  # 127 units: a 57th would be 129
+
+    untruncated = engine(database_url, sandbox, connection("salesforce", "sf-emoji-whole"), **salesforce_env)
+    failed = untruncated.run("push", list_id)
+    with connect(database_url) as db:
+        errors = store.run_errors(db, failed.sync_id)
+    assert failed.failed == 2 and all("Title: data value too large" in e["message"] for e in errors), errors
