@@ -38,11 +38,16 @@ from leads_pipeline.lib.store.db import connect
 
 
 class Pacer(Protocol):
-    """What a caller of a bucket uses: ``acquire`` before each request, ``pause`` for a Retry-After."""
+    """What a caller of a bucket uses: ``acquire`` before each request, ``pause`` for a Retry-After, ``acquired``
+    (the calls this process let through), ``close`` when done."""
+
+    acquired: int
 
     def acquire(self) -> None: ...
 
     def pause(self, seconds: float) -> None: ...
+
+    def close(self) -> None: ...
 
 
 def _limits(requests: int, per_seconds: float, burst: float | None) -> tuple[float, float]:
@@ -99,6 +104,9 @@ class TokenBucket:
         with self._lock:
             self._blocked_until = max(self._blocked_until, self._clock() + seconds)
             self._tokens = 0.0
+
+    def close(self) -> None:
+        """Nothing to let go: the bucket is this process's memory."""
 
 
 def bucket_key(provider: str, credential: str) -> str:

@@ -40,7 +40,7 @@ from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfall
 from leads_pipeline.lib.errors import LeadsError, TransientError
-from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, bucket_key
+from leads_pipeline.lib.ratelimit import Pacer, bucket_key
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 
@@ -285,7 +285,7 @@ class CompanyEnricher:
             for conn in self._connections:
                 conn.close()
             for bucket in self._pacers.values():
-                if isinstance(bucket, SharedTokenBucket):
+                if bucket is not None:
                     bucket.close()
         return self.stats
 
