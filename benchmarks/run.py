@@ -28,6 +28,7 @@ from benchmarks.crm import crm_benchmark
 from benchmarks.demo import demo_benchmark
 from benchmarks.enrichment import enrichment_benchmark
 from benchmarks.privacy_screening import screening_benchmark
+from benchmarks.rate_limits import rate_limits_benchmark
 from leads_pipeline.lib.runtime import leads_home, stop_embedded_postgres
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -40,6 +41,7 @@ FULL: dict[str, dict[str, int]] = {
     "scoring": {"seeds": 5, "leads": 100_000},
     "crm": {"throughput_leads": 100_000, "reliability_leads": 20_000},
     "privacy_screening": {},
+    "rate_limits": {"calls": 5_000, "seconds": 20},
     "demo": {},
 }
 """``make bench``: each benchmark (its key in the report) with the sizes README's figures were measured at."""
@@ -52,6 +54,7 @@ QUICK: dict[str, dict[str, int]] = {
     "scoring": {"seeds": 1, "leads": 10_000},
     "crm": {"throughput_leads": 20_000, "reliability_leads": 2_500},
     "privacy_screening": {},
+    "rate_limits": {"calls": 500, "seconds": 4},
     "demo": {},
 }
 """``make bench-quick``: the smallest sizes at which each benchmark still goes through every path it measures (crm:
@@ -81,6 +84,7 @@ def benchmarks() -> dict[str, Callable[..., dict[str, Any]]]:
         "scoring": scoring_single_threaded,
         "crm": crm_benchmark,
         "privacy_screening": screening_benchmark,
+        "rate_limits": rate_limits_benchmark,
         "demo": demo_benchmark,
     }
 

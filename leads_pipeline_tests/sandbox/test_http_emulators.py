@@ -10,6 +10,7 @@ import base64
 import gzip
 import json
 import random
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -347,6 +348,20 @@ def test_rate_limit_is_per_key_with_retry_after() -> None:
         assert 0 < int(blocked.headers["Retry-After"]) <= 60
         assert requests.get(url, params={"api_key": "key-b"}, timeout=5).status_code == 200
         assert [r.fault for r in app.log.records()].count("rate_limit") == 2
+
+
+def test_the_log_counts_the_busiest_window_of_arrivals() -> None:
+    with serve(EmulatorSettings()) as (app, base):
+        url = f"{base}/zerobounce/v2/getcredits"
+        for key in ("key-a", "key-b", "key-a"):  # what all clients sent, whatever their keys or processes
+            requests.get(url, params={"api_key": key}, timeout=5)
+        time.sleep(0.5)
+        requests.get(url, params={"api_key": "key-a"}, timeout=5)
+        first, *_, last = app.log.records("zerobounce")
+        assert last.arrived - first.arrived >= 0.5
+        assert app.log.busiest("zerobounce", 60.0) == 4
+        assert app.log.busiest("zerobounce", 0.45) == 3
+        assert app.log.busiest("twilio", 1.0) == 0
 
 
 def test_random_faults_follow_the_rates() -> None:

@@ -20,7 +20,6 @@ from leads_pipeline.lib.crm.connection import DIRECTIONS, Connection, Direction,
 from leads_pipeline.lib.crm.registry import CrmAccounts, limiter_for
 from leads_pipeline.lib.crm.sync import PushPlan, SyncEngine, crm_fields, plan_push, push_filters
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, LeadsError
-from leads_pipeline.lib.ratelimit import TokenBucket
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import crm as crm_store
 from leads_pipeline.lib.store.db import connect
@@ -121,9 +120,12 @@ def crm_sync_plan(
         list_id = _list_id(database, connection, config)
         _acting_user(database, connection, config, list_id, direction)
         resource = crm.for_connection(connection)
-        limiter = limiter_for(connection)
+        limiter = limiter_for(connection, (database.database_url, resource))
         connector = resource.connector(connection, limiter)
-        unknown = unknown_fields(connection, crm_fields(connection, connector, limiter))
+        try:
+            unknown = unknown_fields(connection, crm_fields(connection, connector, limiter))
+        finally:
+            limiter.close()
         if list_id is None:  # a pull-only connection: nothing to push, the mapping is still checked
             plan = PushPlan()
         else:
@@ -202,11 +204,16 @@ def crm_sync(
     try:
         list_id = _list_id(database, connection, config)
         user = _acting_user(database, connection, config, list_id, direction)
-        limiter: TokenBucket = limiter_for(connection)
-        connector = crm.for_connection(connection).connector(connection, limiter)
+        account = crm.for_connection(connection)
+        limiter = limiter_for(connection, (database.database_url, account))
+        connector = account.connector(connection, limiter)
         fail_killed_runs(database.database_url, context.instance)
         engine = SyncEngine(database.database_url, connection, connector, limiter, user=user)
-        report = engine.run(direction, list_id, push_filters(connection, config.where), dagster_run_id=context.run_id)
+        try:
+            filters = push_filters(connection, config.where)
+            report = engine.run(direction, list_id, filters, dagster_run_id=context.run_id)
+        finally:
+            limiter.close()
     except (ConfigurationError, AccessDeniedError) as exc:
         raise final_failure(str(exc)) from exc
     counts = {key: dg.MetadataValue.int(value) for key, value in report.counts().items()}

@@ -8,7 +8,7 @@ model: Gemini 2.x rejects that combination with HTTP 400.
 
 Retries are this module's, not the SDK's (its ``HttpRetryOptions`` stay off): the SDK would re-send a 429'd call
 after its own backoff, past the caller's rate limiter, into the very window the provider just refused. Here every
-request takes a token from the caller's ``TokenBucket`` as it goes out (an httpx request hook, so the SDK's
+request takes a token from the caller's bucket as it goes out (an httpx request hook, so the SDK's
 request building, milliseconds of CPU that other threads stretch, lies before the token, not between it and the
 send); a 429 pauses that bucket for the provider's Retry-After (header, or the ``RetryInfo`` detail Gemini sends),
 so every caller sharing the key waits, not just the one refused; 408/5xx and network errors back off
@@ -31,7 +31,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 
 from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 _CUT_SHORT: Final = frozenset({None, types.FinishReason.STOP, types.FinishReason.FINISH_REASON_UNSPECIFIED})
 """Finish reasons under which an answer that does not parse was cut or garbled on the way (asked again); any
@@ -81,7 +81,7 @@ NETWORK_ERRORS = (httpx.TimeoutException, httpx.ConnectError, httpx2.TimeoutExce
 """What is retried: the statuses and network failures the SDK's own retry covers (connection refused or timed out
 before an answer; a connection cut mid-answer is not retried)."""
 
-_PACER: ContextVar[TokenBucket | None] = ContextVar("gemini_pacer", default=None)
+_PACER: ContextVar[Pacer | None] = ContextVar("gemini_pacer", default=None)
 """The bucket of the call this thread is making; the client's request hook takes a token from it."""
 
 
@@ -119,7 +119,7 @@ class GeminiResource(dg.ConfigurableResource):
         return bool(self.api_key)
 
     def research_company(
-        self, name: str, domain: str | None = None, *, limiter: TokenBucket | None = None
+        self, name: str, domain: str | None = None, *, limiter: Pacer | None = None
     ) -> CompanyResearch:
         """What Gemini, grounded in Google Search, finds about the company; ``found`` False if nothing.
 
@@ -158,7 +158,7 @@ class GeminiResource(dg.ConfigurableResource):
         client: genai.Client,
         prompt: str,
         config: types.GenerateContentConfig,
-        limiter: TokenBucket | None,
+        limiter: Pacer | None,
         name: str,
     ) -> tuple[types.GenerateContentResponse, CompanyFacts]:
         """One call (with its own retries of 429s, 5xx and network errors) and its parsed facts; errors as the
@@ -206,7 +206,7 @@ class GeminiResource(dg.ConfigurableResource):
         client: genai.Client,
         prompt: str,
         config: types.GenerateContentConfig,
-        limiter: TokenBucket | None,
+        limiter: Pacer | None,
     ) -> types.GenerateContentResponse:
         """One ``generateContent``, each attempt sent through ``limiter``; the last failure is raised as is."""
         policy = self._policy()

@@ -62,7 +62,9 @@ def process_queue(
     for name in names:
         try:
             connection = load_connection(name)
-            connector = resource_for(connection).connector(connection, limiter_for(connection))
+            account = resource_for(connection)
+            limiter = limiter_for(connection, (database_url, account))  # the account's, shared with its syncs
+            connector = account.connector(connection, limiter)
         except LeadsError as exc:
             report.blocked[name] = str(exc)
             with transaction(database_url) as conn:
@@ -70,14 +72,17 @@ def process_queue(
             continue
         with connect(database_url) as conn:
             ids = queue.pending_ids(conn, name)
-        for request_id in ids:
-            with transaction(database_url) as conn:
-                request = queue.claim(conn, request_id)
-                if request is None:  # done meanwhile, or another processor holds it
-                    continue
-                outcome, attempts, error = _send(connector, request["remote_id"], retry, sleep)
-                queue.finish(conn, request, outcome, attempts, actor, error)
-            setattr(report, outcome, getattr(report, outcome) + 1)
+        try:
+            for request_id in ids:
+                with transaction(database_url) as conn:
+                    request = queue.claim(conn, request_id)
+                    if request is None:  # done meanwhile, or another processor holds it
+                        continue
+                    outcome, attempts, error = _send(connector, request["remote_id"], retry, sleep)
+                    queue.finish(conn, request, outcome, attempts, actor, error)
+                setattr(report, outcome, getattr(report, outcome) + 1)
+        finally:
+            limiter.close()
     with connect(database_url) as conn:
         report.pending = queue.counts(conn)["pending"]
     return report

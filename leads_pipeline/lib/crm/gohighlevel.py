@@ -27,7 +27,7 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 API_VERSION = "2021-07-28"
 STANDARD = ("firstName", "lastName", "name", "email", "phone", "companyName", "website", "address1", "city",
@@ -54,7 +54,7 @@ class GoHighLevelResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.token and self.location_id)
 
-    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+    def connector(self, connection: Connection, limiter: Pacer) -> Connector:
         self.require_configured()
         assert self.location_id is not None
         headers = {"Authorization": f"Bearer {self.token}", "Version": API_VERSION, "Accept": "application/json"}

@@ -45,7 +45,7 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.resource import CrmResource, epoch_ms, parse_time
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 SEARCH_PAGE = 200
 SEARCH_CAP = 10_000
@@ -96,7 +96,7 @@ class HubSpotResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.access_token)
 
-    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+    def connector(self, connection: Connection, limiter: Pacer) -> Connector:
         self.require_configured()
         client = HubSpot(access_token=self.access_token, host=self.base_url.rstrip("/"), retry=urllib3.Retry(0))
         return HubSpotConnector(client, connection, limiter, self.timeout_s, self.access_token)
@@ -109,7 +109,7 @@ class HubSpotConnector:
     """Ids a batch read takes."""
 
     def __init__(
-        self, client: HubSpot, connection: Connection, limiter: TokenBucket, timeout_s: float, token: str | None
+        self, client: HubSpot, connection: Connection, limiter: Pacer, timeout_s: float, token: str | None
     ) -> None:
         self._batch = client.crm.contacts.batch_api  # each attribute access builds a new API client: keep them
         self._search = client.crm.contacts.search_api

@@ -34,7 +34,7 @@ from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.crm.rest import Answer, JsonApi, push_each
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 STANDARD = ("name", "first_name", "last_name", "email", "phone", "job_title")
 """CRM field names a mapping may use besides custom fields (email/phone become the primary entry)."""
@@ -61,7 +61,7 @@ class PipedriveResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.api_token)
 
-    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+    def connector(self, connection: Connection, limiter: Pacer) -> Connector:
         self.require_configured()
         assert self.api_token is not None
         api = JsonApi(

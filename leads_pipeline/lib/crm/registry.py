@@ -15,7 +15,7 @@ from leads_pipeline.lib.crm.hubspot import HubSpotResource
 from leads_pipeline.lib.crm.pipedrive import PipedriveResource
 from leads_pipeline.lib.crm.resource import CrmResource
 from leads_pipeline.lib.crm.salesforce import SalesforceResource
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, TokenBucket, bucket_key
 
 RESOURCE_KEYS: dict[CrmName, str] = {
     "hubspot": "crm_hubspot",
@@ -82,10 +82,19 @@ def crm_accounts() -> CrmAccounts:
     return CrmAccounts(**accounts)
 
 
-def limiter_for(connection: Connection) -> TokenBucket:
+def limiter_for(connection: Connection, shared: tuple[str, CrmResource] | None = None) -> Pacer:
     """Pacing just under the connection's limit: the CRMs count requests in a rolling window, so the bucket's
     burst plus what it refills in one window stays one request under the limit. A few tokens of burst (not one)
-    keep the rate when a thread wakes late: with a single token, every late wake-up is time the bucket loses."""
+    keep the rate when a thread wakes late: with a single token, every late wake-up is time the bucket loses.
+
+    With ``shared`` (the database URL and the connection's CRM account) the bucket is the account's, in the
+    database: every run and connection using that account paces together, as the CRM counts them (two syncs at
+    once each sent the whole limit)."""
     limit = connection.rate_limit
     burst = max(1, limit.requests // 50)
-    return TokenBucket(max(limit.requests - 1 - burst, 1), limit.per_seconds, burst=burst)
+    requests = max(limit.requests - 1 - burst, 1)
+    if shared is None:
+        return TokenBucket(requests, limit.per_seconds, burst=burst)
+    database_url, account = shared
+    key = bucket_key(connection.crm, account.account())
+    return SharedTokenBucket(database_url, key, requests, limit.per_seconds, burst=burst)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -10,7 +11,7 @@ import dagster as dg
 from leads_pipeline.lib.crm.base import Connector
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 
 class CrmResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -30,7 +31,12 @@ class CrmResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             names = " and ".join(self.SECRET_ENV_VARS)
             raise ConfigurationError(f"{self.LABEL} is not configured: set {names} to sync with it")
 
-    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+    def account(self) -> str:
+        """What tells this account apart (its credentials, URL, location): its rate limit is the account's, whichever
+        connection or run uses it. Only ever hashed into a bucket's key (``lib/ratelimit.py: bucket_key``)."""
+        return json.dumps(self.model_dump(exclude={"timeout_s"}), sort_keys=True, default=str)
+
+    def connector(self, connection: Connection, limiter: Pacer) -> Connector:
         """A connector for the connection's object and match key, pacing its requests through ``limiter``."""
         raise NotImplementedError
 

@@ -21,7 +21,7 @@ import requests
 from leads_pipeline.lib.clients.http import parse_retry_after, redact
 from leads_pipeline.lib.crm.base import AllocationUsedUp, OutgoingRecord, PushResult, RetryableError
 from leads_pipeline.lib.errors import ConfigurationError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class JsonApi:
         label: str,
         base_url: str,
         headers: dict[str, str],
-        limiter: TokenBucket,
+        limiter: Pacer,
         *,
         timeout_s: float,
         env_var: str,

@@ -41,7 +41,7 @@ from leads_pipeline.lib.crm.base import (
 from leads_pipeline.lib.crm.connection import Connection
 from leads_pipeline.lib.crm.resource import CrmResource, parse_time
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 
 API_VERSION = "59.0"
 COMPOSITE_MAX = 200
@@ -88,7 +88,7 @@ class SalesforceResource(CrmResource):
     def is_configured(self) -> bool:
         return bool(self.instance_url and self.access_token)
 
-    def connector(self, connection: Connection, limiter: TokenBucket) -> Connector:
+    def connector(self, connection: Connection, limiter: Pacer) -> Connector:
         self.require_configured()
         session = requests.Session()
         if self.ca_bundle:
@@ -118,7 +118,7 @@ class SalesforceConnector:
         self,
         client: Salesforce,
         connection: Connection,
-        limiter: TokenBucket,
+        limiter: Pacer,
         timeout_s: float,
         bulk_wait_s: float,
         token: str | None,

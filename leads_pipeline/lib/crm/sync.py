@@ -38,7 +38,7 @@ from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.filters import Filter, parse_filter
 from leads_pipeline.lib.privacy.crypto import is_sealed, keyring
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures, liveness
 from leads_pipeline.lib.store.db import connect, existing_leads, transaction
@@ -65,7 +65,7 @@ class RetrySettings:
 
 
 def pause_for_retry(
-    retry: RetrySettings, limiter: TokenBucket, sleep: Callable[[float], None], attempt: int, retry_after: float | None
+    retry: RetrySettings, limiter: Pacer, sleep: Callable[[float], None], attempt: int, retry_after: float | None
 ) -> None:
     """Wait before another attempt: backoff, or the server's Retry-After, which pauses every caller of the bucket."""
     delay = retry.delay(attempt, retry_after)
@@ -77,7 +77,7 @@ def pause_for_retry(
 def with_retries(
     call: Callable[[], T],
     retry: RetrySettings,
-    limiter: TokenBucket,
+    limiter: Pacer,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """A whole CRM call (the field list a sync starts with) retried as record calls are: a transient failure
@@ -94,7 +94,7 @@ def with_retries(
 
 
 def crm_fields(
-    connection: Connection, connector: Connector, limiter: TokenBucket, retry: RetrySettings | None = None
+    connection: Connection, connector: Connector, limiter: Pacer, retry: RetrySettings | None = None
 ) -> list[RemoteField]:
     """The CRM's field list (the first call of a sync and of ``leads crm test``), with the retries of record
     calls; still failing after them, one line naming the connection and the last failure."""
@@ -249,7 +249,7 @@ class SyncEngine:
         database_url: str,
         connection: Connection,
         connector: Connector,
-        limiter: TokenBucket,
+        limiter: Pacer,
         *,
         user: str,
         retry: RetrySettings | None = None,

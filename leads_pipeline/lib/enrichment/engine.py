@@ -40,6 +40,7 @@ from leads_pipeline.lib.enrichment.providers import COMPANY_PROVIDERS
 from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfall
 from leads_pipeline.lib.errors import LeadsError, TransientError
+from leads_pipeline.lib.ratelimit import Pacer, bucket_key
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 
@@ -233,8 +234,14 @@ class CompanyEnricher:
         self.log = log
         self.stats = Stats()
         self._local = threading.local()
-        self._pacers = {p: pacer((requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
+        self._pacers = {p: self._pacer(p, (requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
         self._connections: list[store.Connection] = []
+
+    def _pacer(self, provider: str, per_second: float | None) -> Pacer | None:
+        """The provider's bucket, kept in the database under its API key: the runs at once (a backfill's, the drop
+        folder's) share the rate instead of each sending all of it."""
+        credential = self.gemini.api_key if provider == "gemini" else self.apify.token
+        return pacer(per_second, shared=(self.database_url, bucket_key(provider, credential)) if credential else None)
 
     @contextmanager
     def _connection(self) -> Iterator[store.Connection]:
@@ -277,6 +284,9 @@ class CompanyEnricher:
         finally:
             for conn in self._connections:
                 conn.close()
+            for bucket in self._pacers.values():
+                if bucket is not None:
+                    bucket.close()
         return self.stats
 
     def _with_leads(self, conn: store.Connection, page: list[PlannedUnit]) -> list[Unit]:

@@ -7,7 +7,8 @@ consecutive calls span N/rate seconds: at 19/s against a 20/s limit, 1.053 s, an
 earlier than its neighbours before the provider's window overflows. A client-side sliding window of N-1 calls
 allows the same average rate but lets calls leave in bursts, and a burst arriving a few ms early overruns the
 provider's window: that is where the 429s came from. The bucket is the one the CRM stage uses (``lib/ratelimit.py``),
-whose ``pause`` is what a Retry-After asks of every caller sharing the key.
+whose ``pause`` is what a Retry-After asks of every caller sharing the key. A run's buckets are shared through the
+database (``SharedTokenBucket``) with every other run pacing the same key: a backfill's runs at once share one rate.
 
 The bucket holds 1.15 tokens, not 1: a thread woken when its token is due gets the CPU and the GIL a few ms late
 (a switch interval is 5 ms, more on a busy machine), and with exactly one token every such delay is lost from
@@ -20,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from leads_pipeline.lib.ratelimit import TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, TokenBucket
 
 CAPACITY = 1.15
 """Tokens the bucket holds: one call at a time, plus credit for a wake-up up to 0.15 of a gap late."""
@@ -29,11 +30,18 @@ CAPACITY = 1.15
 def pacer(
     per_second: float | None,
     *,
-    clock: Callable[[], float] = time.monotonic,
+    shared: tuple[str, str] | None = None,
+    clock: Callable[[], float] | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> TokenBucket | None:
-    """A bucket releasing ``per_second`` calls a second, evenly spaced; None (no pacing) without a rate."""
+) -> Pacer | None:
+    """A bucket releasing ``per_second`` calls a second, evenly spaced; None (no pacing) without a rate. With
+    ``shared`` (a database URL and a ``bucket_key``), that is the rate of all processes pacing the key together."""
     if not per_second:
         return None
     requests = max(1, round(per_second))
-    return TokenBucket(requests, requests / per_second, burst=CAPACITY, clock=clock, sleep=sleep)
+    if shared is not None:
+        database_url, key = shared
+        return SharedTokenBucket(
+            database_url, key, requests, requests / per_second, burst=CAPACITY, clock=clock, sleep=sleep
+        )
+    return TokenBucket(requests, requests / per_second, burst=CAPACITY, clock=clock or time.monotonic, sleep=sleep)

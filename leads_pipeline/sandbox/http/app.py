@@ -88,6 +88,7 @@ class HttpEmulator:
         self.log.clear()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        arrived = time.monotonic()
         prefix, _, rest = str(environ.get("PATH_INFO", "")).lstrip("/").partition("/")
         emulator = self._emulators.get(prefix)
         if emulator is None:
@@ -109,6 +110,7 @@ class HttpEmulator:
                 fault=fault,
                 cost=response.cost,
                 cost_unit=response.cost_unit,
+                arrived=arrived,
             )
         )
         return self._send(start_response, response)

@@ -246,6 +246,9 @@ class RequestRecord:
     fault: str | None
     cost: float
     cost_unit: CostUnit | None
+    arrived: float
+    """``time.monotonic()`` of the emulator's process when the request arrived, before its emulated latency: when
+    the clients sent it, whichever process; the rate limit counts it after that latency."""
 
 
 class RequestLog:
@@ -262,6 +265,18 @@ class RequestLog:
     def records(self, provider: str | None = None) -> list[RequestRecord]:
         with self._lock:
             return [r for r in self._records if provider is None or r.provider == provider]
+
+    def busiest(self, provider: str, per_seconds: float) -> int:
+        """The most requests to ``provider`` that arrived within any ``per_seconds`` (a sliding window, as the
+        rate limits count): what all the clients together asked of it, against its ``RateLimit``."""
+        arrivals = sorted(r.arrived for r in self.records(provider))
+        first = 0
+        most = 0
+        for last, arrived in enumerate(arrivals):
+            while arrived - arrivals[first] >= per_seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def clear(self) -> None:
         with self._lock:

@@ -104,6 +104,8 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     assert report["invalid"] == 2
     again = json.loads(ok(leads, "sync", "--crm", "hubspot-main", "--json").stdout)
     assert (again["leadsToSync"], again["unchanged"]) == (0, 38)
+    with connect(database_url) as conn:  # paced by the account's bucket in the database, which all runs share
+        assert [r["key"].split(":")[0] for r in conn.execute("SELECT key FROM rate_buckets")] == ["hubspot"]
     history = json.loads(ok(leads, "sync", "history", "--json").stdout)
     assert [h["syncId"] for h in history] == [again["syncId"], report["syncId"]]
     errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()

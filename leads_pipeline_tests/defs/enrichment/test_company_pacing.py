@@ -10,6 +10,7 @@ import pytest
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.ratelimit import bucket_key
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.common import RateLimit
@@ -47,9 +48,11 @@ def test_a_batch_paced_under_the_limit_gets_no_429_and_every_company_answered(
     with connect(database_url) as conn:
         lookups = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'gemini'").fetchone()
         failures = conn.execute("SELECT count(*) AS n FROM enrichment_failures").fetchone()
+        buckets = [r["key"] for r in conn.execute("SELECT key FROM rate_buckets")]
     statuses = recorder.statuses()
     assert lookups is not None and len(statuses) == lookups["n"] >= 20
     assert statuses == [200] * len(statuses)  # eight workers, one bucket: never more than 10 in any second
     assert failures == {"n": 0}
+    assert buckets == [bucket_key("gemini", "sandbox-gemini-key")]  # the rate is the key's, shared by all runs
     [materialization] = result.asset_materializations_for_node("company_profiles")
     assert 0 < materialization.metadata["requests_per_second"].value["gemini"] <= 10  # type: ignore[attr-defined]

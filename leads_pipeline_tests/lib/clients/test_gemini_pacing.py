@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -100,7 +102,7 @@ def serve() -> Iterator[Callable[[EmulatorSettings], Served]]:
 def fake_bucket(per_second: float = 10) -> tuple[TokenBucket, FakeTime]:
     fake = FakeTime()
     bucket = pacer(per_second, clock=fake.clock, sleep=fake.sleep)
-    assert bucket is not None
+    assert isinstance(bucket, TokenBucket)
     return bucket, fake
 
 
@@ -219,3 +221,49 @@ def test_a_429_holds_every_thread_sharing_the_bucket(serve: Callable[..., Served
     assert refused and len([s for _, s in arrivals if s == 200]) == 12
     for at in refused:  # calls already on the wire may land just after; then silence until the Retry-After
         assert not [t for t, _ in arrivals if at + 0.3 < t < at + 0.95]
+
+
+RUN = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from leads_pipeline.lib.clients.gemini import GeminiResource
+from leads_pipeline.lib.enrichment.pacing import pacer
+from leads_pipeline.lib.ratelimit import bucket_key
+
+url, database_url, calls = sys.argv[1], sys.argv[2], int(sys.argv[3])
+gemini = GeminiResource(api_key="gemini-pacing-key", base_url=url, retry_attempts=1)
+bucket = pacer(9.0, shared=(database_url, bucket_key("gemini", "gemini-pacing-key")))
+print("ready", flush=True)
+sys.stdin.readline()
+with ThreadPoolExecutor(4) as pool:
+    found = pool.map(lambda _: gemini.research_company("Acme Analytics", "acme.io", limiter=bucket).found, range(calls))
+    print(sum(found))
+"""
+"""A run pacing Gemini at 9/s as company_profiles does: a process of its own, 4 workers, no retry of a 429."""
+
+
+def test_two_runs_pacing_one_key_stay_inside_the_providers_window_together(
+    serve: Callable[..., Served], database_url: str
+) -> None:
+    served = serve(EmulatorSettings(providers={"gemini": ProviderSettings(rate_limit=RateLimit(10, 1.0))}))
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RUN, f"{served.url}/gemini", database_url, "18"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for run in runs:  # both started (imports take seconds) before either sends
+        assert run.stdout is not None and run.stdout.readline() == "ready\n"
+    for run in runs:
+        assert run.stdin is not None
+        run.stdin.write("go\n")
+        run.stdin.flush()
+    outputs = [run.communicate(timeout=60)[0] for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0] and outputs == ["18\n", "18\n"]
+    assert served.recorder.statuses() == [200] * 36  # each alone sends 9/s: together they still do
+    log = served.recorder.app.log  # type: ignore[attr-defined]
+    assert log.busiest("gemini", 1.0) <= 10

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -17,6 +18,7 @@ from leads_pipeline.lib.crm.registry import limiter_for, resource_from_env
 from leads_pipeline.lib.crm.sync import RetrySettings, SyncEngine, SyncReport, crm_fields, push_filters
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
 from leads_pipeline.lib.filters import Selection
+from leads_pipeline.lib.ratelimit import SharedTokenBucket
 from leads_pipeline.lib.store import bulk, merges, privacy
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
@@ -756,3 +758,24 @@ def test_a_pull_and_a_merge_of_the_same_leads_wait_for_each_other_instead_of_dea
         rows = db.execute("SELECT id, title, deleted_at IS NULL AS live FROM leads WHERE id = ANY(%s) ORDER BY id",
                           ([low, high],)).fetchall()  # fmt: skip
     assert sorted(r["title"] for r in rows) == ["CEO", "CFO"] and sum(r["live"] for r in rows) == 1
+
+
+def test_the_connections_and_runs_of_one_crm_account_pace_together(database_url: str) -> None:
+    """The CRM counts an account's requests, whichever connection (contacts, companies) or run sends them: two
+    syncs at once each sent the connection's whole limit."""
+    account = resource_from_env("hubspot", {"HUBSPOT_ACCESS_TOKEN": "portal-a-token"})
+    other = resource_from_env("hubspot", {"HUBSPOT_ACCESS_TOKEN": "portal-b-token"})
+    ten_a_second = {"requests": 12, "per_seconds": 1}  # less one request and one of burst: 10/s
+    contacts = connection("hubspot", "hubspot-contacts", rate_limit=ten_a_second)
+    companies = connection("hubspot", "hubspot-companies", rate_limit=ten_a_second)
+    first, second = limiter_for(contacts, (database_url, account)), limiter_for(companies, (database_url, account))
+    elsewhere = limiter_for(contacts, (database_url, other))
+    assert isinstance(first, SharedTokenBucket) and isinstance(second, SharedTokenBucket)
+    assert isinstance(elsewhere, SharedTokenBucket)
+    assert first.key == second.key != elsewhere.key and "portal-a-token" not in first.key
+    started = time.monotonic()
+    for bucket in [first, second] * 5 + [first]:
+        bucket.acquire()
+    assert time.monotonic() - started >= 0.99  # 11 calls at 10/s, from two buckets: one schedule
+    for bucket in (first, second, elsewhere):
+        bucket.close()
