@@ -685,6 +685,9 @@ def test_chinese_and_korean_full_names_are_split_family_name_first(
     assert names.full_name.iloc[0] == full
     if first is not None:
         assert fields.full_name(first, last) == full, "as sql/165 joins the two columns"
+        company = one("acme")
+        two_columns = name_key(one(first), one(last), company).iloc[0]
+        assert name_key(names.first_name, names.last_name, company).iloc[0] == two_columns, "one person to dedupe"
 
 
 def test_complete_names_fills_only_what_is_missing() -> None:
