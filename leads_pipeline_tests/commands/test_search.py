@@ -472,7 +472,7 @@ def test_a_chinese_or_korean_name_in_one_column_is_split_family_name_first(
     Japanese name cannot be split without a dictionary: it stays whole in the last name and is found as typed."""
     leads.ok("lists", "create", "one")
     leads.ok("lists", "create", "two")
-    one = "Full Name,Email\n王伟,w@ali.cn\n欧阳娜娜,n@ali.cn\n김민준,m@samsung.kr\n山田花子,h@toyota.jp\n"
+    one = "Name,Email\n王伟,w@ali.cn\n欧阳娜娜,n@ali.cn\n김민준,m@samsung.kr\n山田花子,h@toyota.jp\n"
     import_text(database_url, tmp_path / "one.csv", one, "one")
     two = "First Name,Last Name,Email\n伟,王,w2@ali.cn\n娜娜,欧阳,n2@ali.cn\n민준,김,m2@samsung.kr\n"
     import_text(database_url, tmp_path / "two.csv", two, "two")
