@@ -37,7 +37,7 @@ from nameparser import HumanName
 from nameparser.config import CONSTANTS as NAME_CONSTANTS
 
 from leads_pipeline.lib.countries import country_code
-from leads_pipeline.lib.fields import FAMILY_NAME_FIRST
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST, HAN_COMPOUND_FAMILY_NAMES
 
 __all__ = [
     "STRING",
@@ -668,17 +668,12 @@ def _split_name(full: str) -> tuple[str | None, str | None]:
 FAMILY_FIRST_COUNTRIES: Final[frozenset[str]] = frozenset({"HU"})
 
 # A Chinese or Korean full name is written family name first without a space (王伟, 김민준), the family name one
-# character but for a few compound ones (listed, simplified and traditional forms). A Han name of two or three
+# character but for a few compound ones (HAN_COMPOUND_FAMILY_NAMES and those below). A Han name of two or three
 # characters (four with a compound family name) is split so, the length of nearly every Chinese name; a longer one is
 # most likely Japanese (山田花子), whose family name has one to three characters and cannot be told without a
 # dictionary. Kana or 々 (山田はなこ, 佐々木) mark a name Japanese: these patterns do not match it.
 _HAN: Final = r"\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{20000}-\x{2fa1f}"
 _HANGUL: Final = r"\x{ac00}-\x{d7af}"
-HAN_COMPOUND_FAMILY_NAMES: Final[tuple[str, ...]] = (
-    *("欧阳", "歐陽", "司马", "司馬", "诸葛", "諸葛", "上官", "司徒", "东方", "東方", "皇甫", "尉迟", "尉遲"),
-    *("公孙", "公孫", "令狐", "慕容", "夏侯", "长孙", "長孫", "宇文", "端木", "澹台", "轩辕", "軒轅", "南宫"),
-    *("南宮", "西门", "西門", "呼延", "申屠", "淳于", "钟离", "鍾離", "赫连", "赫連", "濮阳", "濮陽", "拓跋"),
-)
 HANGUL_COMPOUND_FAMILY_NAMES: Final[tuple[str, ...]] = ("남궁", "제갈", "선우", "독고", "사공")
 HANGUL_COMPOUND_FAMILY_NAMES_BEFORE_TWO: Final[tuple[str, ...]] = ("황보", "서문")
 """Compound Korean family names whose first syllable is a common family name of its own, and their second one a

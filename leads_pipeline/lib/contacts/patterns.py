@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from anyascii import anyascii
 
+from leads_pipeline.lib.fields import HAN_COMPOUND_FAMILY_NAMES
+
 PRIORS: dict[str, float] = {
     "{first}.{last}": 0.42,
     "{f}{last}": 0.20,
@@ -126,12 +128,13 @@ def _script(char: str) -> str:
 def _pinyin(first_name: str, last_name: str, domain: str) -> bool:
     """Whether a Han name is Chinese enough to be spelled in pinyin (王 伟 -> wang wei): no kana or Hangul beside
     it, a domain of no country that romanizes Han otherwise, and a family name of one character (most Chinese
-    ones; most Japanese ones, 山田 or 佐藤, have two) or a domain in .cn."""
+    ones; most Japanese ones, 山田 or 佐藤, have two) or a compound Chinese one (欧阳), or a domain in .cn."""
     scripts = {_script(c) for c in first_name + last_name if c.isalpha()}
     if not scripts & {"CJK"} or scripts & {"HIRAGANA", "KATAKANA", "HANGUL"}:
         return False
     tld = domain.lower().rstrip(".").rpartition(".")[2]
-    return tld not in _PINYIN_BLOCKED_TLDS and (len(last_name.strip()) == 1 or tld == "cn")
+    family = last_name.strip()
+    return tld not in _PINYIN_BLOCKED_TLDS and (len(family) == 1 or family in HAN_COMPOUND_FAMILY_NAMES or tld == "cn")
 
 
 def _ascii(name: str, *, pinyin: bool) -> str:

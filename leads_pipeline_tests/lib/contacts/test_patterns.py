@@ -45,6 +45,7 @@ def test_mailbox_names_fold_accents_and_drop_punctuation(name: str, spelled: str
         ("Юрий", "Достоевский", "", [("Yury", "Dostoevsky"), ("Yuriy", "Dostoevskiy")]),
         ("伟", "王", "acme.com", [("Wei", "Wang")]),
         ("小明", "欧阳", "acme.cn", [("XiaoMing", "OuYang")]),
+        ("娜娜", "欧阳", "acme.com", [("NaNa", "OuYang")]),  # a compound Chinese family name
         ("伟", "王", "acme.jp", []),  # Japan reads the characters otherwise
         ("花子", "山田", "acme.com", []),  # a two-character family name is most likely Japanese
         ("はなこ", "山", "acme.com", []),
