@@ -59,6 +59,15 @@ FAMILY_NAME_FIRST: Final = "\u3005\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-
 without a space: a first and last name written in them only join as 王伟, 山田花子, 김민준. The same class is in
 sql/165 (``lead_names_family_first``, which the stored full names and search text follow)."""
 
+HAN_COMPOUND_FAMILY_NAMES: Final[tuple[str, ...]] = (
+    *("欧阳", "歐陽", "司马", "司馬", "诸葛", "諸葛", "上官", "司徒", "东方", "東方", "皇甫", "尉迟", "尉遲"),
+    *("公孙", "公孫", "令狐", "慕容", "夏侯", "长孙", "長孫", "宇文", "端木", "澹台", "轩辕", "軒轅", "南宫"),
+    *("南宮", "西门", "西門", "呼延", "申屠", "淳于", "钟离", "鍾離", "赫连", "赫連", "濮阳", "濮陽", "拓跋"),
+)
+"""The compound Chinese family names, simplified and traditional (欧阳娜娜 is 娜娜 of the 欧阳 family), where the family
+name is otherwise one character; those whose first character is a common family name of its own before a common
+given name (宗政) are left out."""
+
 
 def full_name(first_name: str | None, last_name: str | None) -> str | None:
     """A first and last name joined as the import and sql/165's ``lead_full_name`` join them: "Ann Lee", and a

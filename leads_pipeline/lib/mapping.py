@@ -33,10 +33,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from nameparser import Parser, locales, parser_for
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.export import BOOKKEEPING_COLUMNS
-from leads_pipeline.lib.fields import MAPPED_FIELDS, SHOWN_FIELDS
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST, MAPPED_FIELDS, SHOWN_FIELDS
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
 
 __all__ = [
@@ -688,6 +689,9 @@ _COMPANY_MARKERS_TEXT: Final = """
 """
 _COMPANY_MARKERS: Final[frozenset[str]] = frozenset(_COMPANY_MARKERS_TEXT.split())
 _PERSON_TOKEN_RE: Final = re.compile(r"[^\W\d_][^\W\d_'\u2019.\-]*(?:['\u2019\-][^\W\d_]+)*\.?")
+_FAMILY_FIRST_NAME_RE: Final = re.compile(
+    f"[{FAMILY_NAME_FIRST}]{{2,4}}|[{FAMILY_NAME_FIRST}]{{1,3}} [{FAMILY_NAME_FIRST}]{{1,3}}"
+)
 
 # A few hundred frequent given names (US/UK/EU/Latin/Indian). Deliberately small: it only needs to tell a
 # column of first names from one of cities or products, and is never used to *lower* a header's confidence.
@@ -932,6 +936,22 @@ def _looks_like_person_name(value: str) -> bool:
     return all(_PERSON_TOKEN_RE.fullmatch(token) and token[0].isupper() for token in tokens)
 
 
+@functools.cache
+def _chinese_name_parser() -> Parser:
+    return parser_for(locales.ZH)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _looks_like_family_first_name(value: str) -> bool:
+    """A Chinese, Japanese or Korean name, which the test of Latin names (capitals) never passed: family and given
+    name apart (山田 花子), or written together with a family name nameparser knows first (王伟, 欧阳娜娜, 김민준; 华为
+    too, whose 华 is one: the column's share decides)."""
+    if not _FAMILY_FIRST_NAME_RE.fullmatch(value):
+        return False
+    parsed = _chinese_name_parser().parse(value)
+    return " " in value or bool(parsed.given and parsed.family)
+
+
 def _sniff(values: Sequence[str], total_rows: int) -> _ValueStats:
     """Classify every non-empty value once with cheap checks, each guarded by a substring test."""
     countries = _country_names()
@@ -964,9 +984,11 @@ def _sniff(values: Sequence[str], total_rows: int) -> _ValueStats:
         if folded in countries:
             country += 1
         if " " in value:
-            person += _looks_like_person_name(value)
+            person += _looks_like_person_name(value) or _looks_like_family_first_name(value)
         elif folded in _FIRST_NAMES:
             first += 1
+        else:
+            person += _looks_like_family_first_name(value)
     if n == 0:
         return _ValueStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return _ValueStats(

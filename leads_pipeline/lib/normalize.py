@@ -37,7 +37,7 @@ from nameparser import HumanName
 from nameparser.config import CONSTANTS as NAME_CONSTANTS
 
 from leads_pipeline.lib.countries import country_code
-from leads_pipeline.lib.fields import FAMILY_NAME_FIRST
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST, HAN_COMPOUND_FAMILY_NAMES
 
 __all__ = [
     "STRING",
@@ -667,6 +667,27 @@ def _split_name(full: str) -> tuple[str | None, str | None]:
 # not here: only a name in their own script says its order (FAMILY_NAME_FIRST).
 FAMILY_FIRST_COUNTRIES: Final[frozenset[str]] = frozenset({"HU"})
 
+# A Chinese or Korean full name is written family name first without a space (王伟, 김민준), the family name one
+# character but for a few compound ones (HAN_COMPOUND_FAMILY_NAMES and those below). A Han name of two or three
+# characters (four with a compound family name) is split so, the length of nearly every Chinese name; a longer one is
+# most likely Japanese (山田花子), whose family name has one to three characters and cannot be told without a
+# dictionary. Kana or 々 (山田はなこ, 佐々木) mark a name Japanese: these patterns do not match it.
+_HAN: Final = r"\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{20000}-\x{2fa1f}"
+_HANGUL: Final = r"\x{ac00}-\x{d7af}"
+HANGUL_COMPOUND_FAMILY_NAMES: Final[tuple[str, ...]] = ("남궁", "제갈", "선우", "독고", "사공")
+HANGUL_COMPOUND_FAMILY_NAMES_BEFORE_TWO: Final[tuple[str, ...]] = ("황보", "서문")
+"""Compound Korean family names whose first syllable is a common family name of its own, and their second one a
+common first syllable of given names: 황보람 is Hwang Boram, 황보민수 Hwangbo Minsu (a given name of two
+syllables, as most are, after them)."""
+_FAMILY_FIRST_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    ("Han", f"^(?P<last>{'|'.join(HAN_COMPOUND_FAMILY_NAMES)}|[{_HAN}])(?P<first>[{_HAN}]{{1,2}})$"),
+    ("Hangul", f"^(?P<last>{'|'.join(HANGUL_COMPOUND_FAMILY_NAMES_BEFORE_TWO)})(?P<first>[{_HANGUL}]{{2}})$"),
+    ("Hangul", f"^(?P<last>{'|'.join(HANGUL_COMPOUND_FAMILY_NAMES)}|[{_HANGUL}])(?P<first>[{_HANGUL}]{{1,3}})$"),
+)
+"""(script, pattern) of the unspaced family-first names, tried in turn: the family name, then the given name."""
+UNSPLIT_HAN_COUNTRIES: Final[frozenset[str]] = frozenset({"JP"})
+"""Where a name in Han characters is Japanese: left whole (in the last name) rather than split as a Chinese one."""
+
 
 @lru_cache(maxsize=1 << 14)
 def _split_family_first(full: str) -> tuple[str | None, str | None]:
@@ -708,9 +729,14 @@ def complete_names(
     "María José" / "García-López"): nothing the user typed is lost from first + last, and compound given
     names, common in Spanish and Portuguese, stay whole. A single word is a first name. In a row whose
     ``country`` (an alpha-2 code) writes names family name first the first word is the family name (Hungary:
-    "Nagy Zoltán" -> "Zoltán" / "Nagy"). Only the missing
-    side is filled; given values are never overwritten. Where the full name is missing it is first + " " +
-    last (or whichever exists), a Chinese, Japanese or Korean name last + first ("王" and "伟": "王伟", as
+    "Nagy Zoltán" -> "Zoltán" / "Nagy"). A Chinese or Korean name written without a space is split family
+    name first: "王伟" -> "伟" / "王", "欧阳娜娜" -> "娜娜" / "欧阳", "김민준" -> "민준" / "김" (see
+    ``_FAMILY_FIRST_PATTERNS``; first and last name, full name and search text are then those of the name
+    given in two columns). A Japanese name cannot be split without a dictionary: one with kana, of four or
+    more Han characters or in a row of Japan is left whole in the last name ("山田花子"; Salesforce requires
+    a last name, and the search finds it as typed). Only the missing side is filled; given values are never
+    overwritten. Where the full name is missing it is first + " " + last (or whichever exists), a Chinese,
+    Japanese or Korean name last + first ("王" and "伟": "王伟", as
     :func:`fields.full_name`). Diacritics and case are kept as written.
 
     Speed: nameparser manages ~11k names/s, so plain two-word Latin-script names with no word nameparser
@@ -730,12 +756,17 @@ def complete_names(
         pc.invert(_true(pc.is_in(pc.utf8_lower(parts["last"]), value_set=stop))),
     )
     simple = _true(pc.and_(simple, pc.is_valid(parts["first"])))
-    family_first = _true(
-        pc.is_in(_cleaned(country, index), value_set=pa.array(sorted(FAMILY_FIRST_COUNTRIES), _LARGE_STRING))
-    )
+    countries = _cleaned(country, index)
+    family_first = _true(pc.is_in(countries, value_set=pa.array(sorted(FAMILY_FIRST_COUNTRIES), _LARGE_STRING)))
     split_first = _null_where(pc.if_else(family_first, parts["last"], parts["first"]), pc.invert(simple))
     split_last = _null_where(pc.if_else(family_first, parts["first"], parts["last"]), pc.invert(simple))
-    hard = _null_where(to_split, simple)
+    unsplit_han = pc.is_in(countries, value_set=pa.array(sorted(UNSPLIT_HAN_COUNTRIES), _LARGE_STRING))
+    cjk = _null_where(to_split, pc.or_(simple, pc.string_is_ascii(to_split)))
+    for script, pattern in _FAMILY_FIRST_PATTERNS if _true(pc.any(pc.is_valid(cjk))).as_py() else ():
+        written = _extract(_null_where(cjk, unsplit_han) if script == "Han" else cjk, pattern)
+        split_first = pc.coalesce(split_first, written["first"])
+        split_last = pc.coalesce(split_last, written["last"])
+    hard = _null_where(to_split, pc.is_valid(split_last))
     for splitter, rows in ((_split_name, pc.invert(family_first)), (_split_family_first, family_first)):
         parsed = _null_where(hard, pc.invert(rows))
         if _true(pc.any(pc.is_valid(parsed))).as_py():

@@ -84,7 +84,7 @@ def test_find_email_verifies_guesses_in_pattern_order(runner: CliRunner, sandbox
 TRANSLITERATED = World(
     companies=tuple(
         Company(name=domain, domain=domain, mx_hosts=(f"mx1.{domain}",))
-        for domain in ("mueller-tools.com", "ivanov-group.ru", "huaxin-tech.cn")
+        for domain in ("mueller-tools.com", "ivanov-group.ru", "huaxin-tech.cn", "zhongxin.cn")
     ),
     people=tuple(
         Person(id=f"p{i}", first_name=first, last_name=last, company_domain=email.partition("@")[2], email=email)
@@ -93,6 +93,7 @@ TRANSLITERATED = World(
                 ("Jörg", "Müller", "joerg.mueller@mueller-tools.com"),
                 ("Дмитрий", "Иванов", "dmitriy.ivanov@ivanov-group.ru"),
                 ("伟", "王", "wei.wang@huaxin-tech.cn"),
+                ("芳", "李", "lifang@zhongxin.cn"),  # family name first, as Chinese companies write it
             ]
         )
     ),
@@ -103,7 +104,8 @@ def test_find_email_spells_a_name_beyond_ascii_as_mailboxes_do(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Jörg Müller's guesses were jorg.muller, jmuller, jorg... (joerg.mueller ranked ninth), and Дмитрий Иванов or
-    伟 王 had "no candidate address": their mailboxes spell them in ASCII."""
+    伟 王 had "no candidate address": their mailboxes spell them in ASCII. 芳 李's lifang was the last guess of
+    fourteen."""
     with Sandbox.start(TRANSLITERATED, http_emulators=False) as box:
         cli_environment(monkeypatch, database_url, tmp_path / "home", user=None, extra=box.env())
         for person in TRANSLITERATED.people:

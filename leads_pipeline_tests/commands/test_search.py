@@ -464,6 +464,43 @@ def test_a_chinese_japanese_or_korean_name_is_family_name_first(
     assert "full_name: 山田花子" in leads.ok("show", found["h@toyota.jp"]["id"])
 
 
+def test_a_chinese_or_korean_name_in_one_column_is_split_family_name_first(
+    database_url: str, leads: Leads, tmp_path: Path
+) -> None:
+    """王伟 in a file's one name column was stored whole as the last name, with no first name, where 伟 and 王 in two
+    columns are first and last name; it is split so, its full name and search text those of the two columns. A
+    Japanese name cannot be split without a dictionary: it stays whole in the last name and is found as typed."""
+    leads.ok("lists", "create", "one")
+    leads.ok("lists", "create", "two")
+    one = "Name,Email\n王伟,w@ali.cn\n欧阳娜娜,n@ali.cn\n김민준,m@samsung.kr\n山田花子,h@toyota.jp\n"
+    import_text(database_url, tmp_path / "one.csv", one, "one")
+    two = "First Name,Last Name,Email\n伟,王,w2@ali.cn\n娜娜,欧阳,n2@ali.cn\n민준,김,m2@samsung.kr\n"
+    import_text(database_url, tmp_path / "two.csv", two, "two")
+    stored = {
+        lead["email"]: (lead["first_name"], lead["last_name"], lead["full_name"])
+        for lead in leads.json("search", "--json")["leads"]
+    }
+    assert stored == {
+        "w@ali.cn": ("伟", "王", "王伟"),
+        "w2@ali.cn": ("伟", "王", "王伟"),
+        "n@ali.cn": ("娜娜", "欧阳", "欧阳娜娜"),
+        "n2@ali.cn": ("娜娜", "欧阳", "欧阳娜娜"),
+        "m@samsung.kr": ("민준", "김", "김민준"),
+        "m2@samsung.kr": ("민준", "김", "김민준"),
+        "h@toyota.jp": (None, "山田花子", "山田花子"),
+    }
+    assert _emails(leads, "王伟") == ["w@ali.cn", "w2@ali.cn"]
+    assert _emails(leads, "欧阳娜娜") == ["n@ali.cn", "n2@ali.cn"]
+    assert _emails(leads, "김민준") == ["m@samsung.kr", "m2@samsung.kr"]
+    assert _emails(leads, "山田花子") == ["h@toyota.jp"]
+    with connect(database_url) as conn:
+        texts = conn.execute(
+            "SELECT count(DISTINCT x.search_text) AS texts, count(*) AS leads FROM lead_search x"
+            " JOIN leads l ON l.id = x.lead_id WHERE l.full_name IN ('王伟', '欧阳娜娜', '김민준')"
+        ).fetchone()
+    assert texts == {"texts": 3, "leads": 6}, "one column's search text is the two columns'"
+
+
 def test_a_stage_no_lead_has_and_none_known_is_noted(fair: Leads, database_url: str) -> None:
     """``--stage nostage`` (a typo, or ``MQL``: stages are stored lower-case) found 0 leads with exit code 0 and
     nothing more. A CRM sets stages of its own, so it is still searched as typed, with a note on stderr when no

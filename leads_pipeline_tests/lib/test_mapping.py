@@ -611,6 +611,17 @@ def test_name_with_person_values_or_person_context_is_full_name() -> None:
     assert suggest_mapping(["Name", "Email", "Industry"], []).as_dict()["Name"] == "full_name"
 
 
+def test_name_with_chinese_japanese_or_korean_person_values_is_full_name() -> None:
+    """A Name column of 王伟, 김민준 or 山田 花子 read 0% person names (the test asked for capitals, which their scripts
+    do not have): it became the company, or nothing beside a Company column, and the people had no name. Brands as
+    short (华为, 삼성, 日立) still make a company column."""
+    people = [["王伟", "华为"], ["李娜", "腾讯"], ["欧阳娜娜", "百度"], ["김민준", "삼성"], ["山田 花子", "日立"]]
+    assert suggest_mapping(["Name", "Company"], people).as_dict() == {"Name": "full_name", "Company": "company"}
+    assert suggest_mapping(["Name"], [[person] for person, _ in people]).as_dict() == {"Name": "full_name"}
+    brands = [["华为"], ["腾讯"], ["百度"], ["小米"], ["京东"], ["삼성"], ["카카오"], ["日立"], ["任天堂"], ["富士通"]]
+    assert suggest_mapping(["Name"], brands).as_dict() == {"Name": "company"}
+
+
 def test_ragged_rows_and_empty_sample_are_accepted() -> None:
     rows = [["a@example.com"], ["b@example.com", "extra", "cells"], [], ["c@example.com", "x"]]
     mapping = suggest_mapping(["Email", "City"], rows).as_dict()

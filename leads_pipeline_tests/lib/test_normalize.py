@@ -11,6 +11,7 @@ import phonenumbers
 import pytest
 from nameparser import HumanName
 
+from leads_pipeline.lib import fields
 from leads_pipeline.lib.countries import COUNTRY_PROBLEM, FORMER_COUNTRY_PROBLEM
 from leads_pipeline.lib.normalize import (
     EMAIL_PROBLEM,
@@ -650,6 +651,43 @@ def test_full_names_of_family_first_countries_are_split_family_first(
     names = complete_names(None, None, one(full), pd.RangeIndex(1), pd.Series([country], dtype="str"))
     assert (py(names.first_name.iloc[0]), py(names.last_name.iloc[0])) == (first, last)
     assert names.full_name.iloc[0] == full  # kept as written
+
+
+@pytest.mark.parametrize(
+    ("full", "country", "first", "last"),
+    [
+        ("王伟", None, "伟", "王"),
+        ("王小明", "CN", "小明", "王"),
+        ("張偉", "TW", "偉", "張"),  # traditional characters
+        ("金民俊", "KR", "民俊", "金"),  # a Korean name in hanja
+        ("欧阳娜娜", None, "娜娜", "欧阳"),  # compound family names
+        ("司马懿", None, "懿", "司马"),
+        ("歐陽修", None, "修", "歐陽"),
+        ("김민준", "KR", "민준", "김"),
+        ("빈민준", None, "민준", "빈"),  # a family name nameparser does not know
+        ("남궁민수", None, "민수", "남궁"),
+        ("제갈량", None, "량", "제갈"),
+        ("황보민수", None, "민수", "황보"),
+        ("황보람", None, "보람", "황"),  # Hwang Boram: 황보 only before a given name of two syllables
+        ("山田花子", None, NA, "山田花子"),  # four Han characters: Japanese, left whole
+        ("田中実", "JP", NA, "田中実"),  # in a row of Japan, whatever its length
+        ("山田はなこ", None, NA, "山田はなこ"),  # kana: Japanese
+        ("佐々木希", None, NA, "佐々木希"),
+    ],
+)
+def test_chinese_and_korean_full_names_are_split_family_name_first(
+    full: str, country: str | None, first: str | None, last: str
+) -> None:
+    """王伟 in a full-name column was not split (the whole in the last name, no first name), where 王 and 伟 in two
+    columns were; the split one's full name and search text are those of the two columns."""
+    names = complete_names(None, None, one(full), pd.RangeIndex(1), pd.Series([country], dtype="str"))
+    assert (py(names.first_name.iloc[0]), py(names.last_name.iloc[0])) == (first, last)
+    assert names.full_name.iloc[0] == full
+    if first is not None:
+        assert fields.full_name(first, last) == full, "as sql/165 joins the two columns"
+        company = one("acme")
+        two_columns = name_key(one(first), one(last), company).iloc[0]
+        assert name_key(names.first_name, names.last_name, company).iloc[0] == two_columns, "one person to dedupe"
 
 
 def test_complete_names_fills_only_what_is_missing() -> None:

@@ -45,6 +45,7 @@ def test_mailbox_names_fold_accents_and_drop_punctuation(name: str, spelled: str
         ("Юрий", "Достоевский", "", [("Yury", "Dostoevsky"), ("Yuriy", "Dostoevskiy")]),
         ("伟", "王", "acme.com", [("Wei", "Wang")]),
         ("小明", "欧阳", "acme.cn", [("XiaoMing", "OuYang")]),
+        ("娜娜", "欧阳", "acme.com", [("NaNa", "OuYang")]),  # a compound Chinese family name
         ("伟", "王", "acme.jp", []),  # Japan reads the characters otherwise
         ("花子", "山田", "acme.com", []),  # a two-character family name is most likely Japanese
         ("はなこ", "山", "acme.com", []),
@@ -126,7 +127,7 @@ def test_variants_rank_below_plain_spellings_and_diacritics_are_folded() -> None
         ("Jörg", "Müller", "x.de", ["joerg.mueller", "jorg.muller", "jmueller", "jmuller"]),
         ("Jörg", "Müller", "x.com", ["jorg.muller", "joerg.mueller", "jmuller", "jmueller"]),
         ("Дмитрий", "Иванов", "x.ru", ["dmitry.ivanov", "dmitriy.ivanov", "divanov", "dmitry"]),
-        ("伟", "王", "x.cn", ["wei.wang", "wwang", "wei", "weiw"]),
+        ("伟", "王", "x.cn", ["wei.wang", "wangwei", "weiwang", "wwang"]),
         ("Jane", "Doe", "x.com", ["jane.doe", "jdoe", "jane", "janed"]),
     ],
 )
@@ -136,3 +137,16 @@ def test_the_default_four_guesses_try_both_spellings(
     """The email stage verifies four guesses per lead by default: a second spelling must not cost more probes."""
     emails = [c.email for c in PatternModel().candidates(first, last, domain, limit=4)]
     assert emails == [f"{local}@{domain}" for local in first_guesses]
+
+
+def test_a_chinese_name_written_family_name_first_is_guessed_as_chinese_companies_write_it() -> None:
+    """王伟 (first name 伟, last name 王) had wangwei, the address Chinese companies give him, last of fourteen
+    guesses, after wei, weiw and wangw: the default four probes never tried it. It is second, after wei.wang, and the
+    same name in Latin letters (its order unknown) keeps the Western order; a domain's known addresses still lead."""
+    emails = [c.email.partition("@")[0] for c in PatternModel().candidates("伟", "王", "x.com", limit=4)]
+    assert emails == ["wei.wang", "wangwei", "weiwang", "wwang"]
+    latin = [c.email.partition("@")[0] for c in PatternModel().candidates("Wei", "Wang", "x.com", limit=4)]
+    assert latin == ["wei.wang", "wwang", "wei", "weiw"]
+    known = PatternModel({"x.com": {"{f}{last}": 2}}).candidates("伟", "王", "x.com", limit=1)
+    assert known[0].email == "wwang@x.com"
+    assert sum(PatternModel().shares("x.com", family_first=True).values()) == pytest.approx(1.0)
