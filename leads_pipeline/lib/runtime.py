@@ -25,6 +25,7 @@ from typing import Final
 from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.limits import memory_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -238,10 +239,9 @@ def _start(pgdata: Path) -> None:
 
 
 def _shared_buffers() -> str:
-    """An eighth of the machine's memory, between 128 MB and 2 GB, written as SHOW writes it."""
-    import psutil
-
-    megabytes = max(128, min(2048, psutil.virtual_memory().total // (8 * 1024 * 1024)))
+    """An eighth of the memory this process may use (the machine's, or its container's limit: ``limits``), between
+    128 MB and 2 GB, written as SHOW writes it."""
+    megabytes = max(128, min(2048, memory_bytes() // (8 * 1024 * 1024)))
     return f"{megabytes // 1024}GB" if megabytes % 1024 == 0 else f"{megabytes}MB"
 
 

@@ -17,6 +17,8 @@ from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
+from leads_pipeline.lib.limits import cpu_count
+
 DEFAULT_CHUNK_ROWS = 50_000
 SHORT_ROW_BYTES = 20
 """Shorter than nearly any lead file's rows (an email alone is longer): a file smaller than this per row of a
@@ -26,14 +28,15 @@ PRELOAD = ["leads_pipeline.lib.prepare"]
 
 
 def worker_count(requested: int, chunk_rows: int, path: Path) -> int:
-    """The worker processes to prepare ``path``'s chunks: ``requested``, or when that is 0 one per core, and none
+    """The worker processes to prepare ``path``'s chunks: ``requested``, or when that is 0 one per core this process
+    may use (at most two; ``limits``: in a container given one core, two workers took turns on it), and none
     for a file of at most about a chunk (under :data:`SHORT_ROW_BYTES` a row), which the importing process
     prepares before workers would have started."""
     if requested:
         return requested
     if not path.is_file() or path.stat().st_size < chunk_rows * SHORT_ROW_BYTES:
         return 1  # (a missing file is refused by the inspection, with its one-line error)
-    return min(2, os.cpu_count() or 1)
+    return min(2, cpu_count())
 
 
 def worker_context() -> ForkServerContext:
