@@ -108,5 +108,12 @@ def test_the_embedded_server_and_the_chunk_workers_take_the_containers_limits(
 ) -> None:
     monkeypatch.setattr(runtime, "memory_bytes", lambda: 2 * GB)
     assert runtime._shared_buffers() == "256MB"  # an eighth of the limit; of a 24 GB host: 2 GB, the whole limit
+    monkeypatch.setattr(workers, "memory_bytes", lambda: 24 * GB)
+    monkeypatch.setattr(workers, "cpu_count", lambda: 4)
+    assert workers.worker_count(0, 1, DEMO_FILE) == 2  # (a file of more than a chunk's short rows)
     monkeypatch.setattr(workers, "cpu_count", lambda: 1)
     assert workers.worker_count(0, 1, DEMO_FILE) == 1
+    monkeypatch.setattr(workers, "cpu_count", lambda: 2)
+    monkeypatch.setattr(workers, "memory_bytes", lambda: GB + GB // 2)
+    assert workers.worker_count(0, 1, DEMO_FILE) == 1  # two workers' ~600 MB took a 1M-row import over 1.5 GB
+    assert workers.worker_count(2, 1, DEMO_FILE) == 2  # asked for
