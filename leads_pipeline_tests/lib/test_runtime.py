@@ -36,6 +36,9 @@ def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_
     try:
         url = runtime.start_embedded_postgres(home)
         assert _settings(url) == wanted  # shared_buffers takes a restart: made right after the first start
+        with psycopg.connect(url) as conn:
+            conn.execute("DO $$ BEGIN RAISE LOG 'leads-test-runtime marker'; END $$")
+        assert "leads-test-runtime marker" in (home / "postgres" / "log").read_text()  # the restarted server's log
         assert f"no database in {home} yet: creating an embedded PostgreSQL there" in capsys.readouterr().err
 
         other = "512MB" if wanted["shared_buffers"] == "256MB" else "256MB"
