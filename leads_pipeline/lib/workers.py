@@ -28,7 +28,7 @@ PRELOAD = ["leads_pipeline.lib.prepare"]
 WORKERS_MEMORY = 2 * 1024**3
 """Below this much memory (a container's limit: ``limits``) the importing process prepares the chunks itself. Each
 worker holds ~300 MB: under a 1.5 GB limit a 1M-row import with two workers was OOM-killed ("Killed", exit 137,
-near its end); without them its processes peaked at ~0.95 GB and it completed."""
+near its end); without them its processes peaked at ~1 GB and it completed."""
 
 
 def worker_count(requested: int, chunk_rows: int, path: Path) -> int:
