@@ -161,6 +161,7 @@ def start_embedded_postgres(home: Path) -> str:
 
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "postgres"
+    _SERVER_LOGS.setdefault(pgdata / "log", _size(pgdata / "log"))
     if not pgdata.exists():
         # LEADS_HOME defaults to ./.leads: run from another folder, a command would otherwise answer from a new,
         # empty database without a word ("no lists yet").
@@ -193,6 +194,34 @@ def start_embedded_postgres(home: Path) -> str:
         # the log grew unseen in $TMPDIR until the server stopped).
         _pg_ctl(pgdata, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"])
     return url
+
+
+_SERVER_LOGS: dict[Path, int] = {}
+"""The log of each embedded server this process started or found, and its size then: what follows is this
+process's time."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def killed_server_processes() -> list[str]:
+    """The lines the embedded server logged, since this process started or found it, of its processes killed by
+    signal 9, as the kernel's OOM killer kills the largest process when the memory of the machine or of its
+    container runs out (the server then ends every session and recovers: the command sees the database go away)."""
+    killed: list[str] = []
+    for log, start in _SERVER_LOGS.items():
+        try:
+            with log.open("rb") as written:
+                written.seek(max(start, _size(log) - 1_000_000))  # the last MB: a line per killed process
+                text = written.read().decode(errors="replace")
+        except OSError:
+            continue
+        killed += [line.strip() for line in text.splitlines() if "was terminated by signal 9" in line]
+    return killed
 
 
 def _system_user() -> str | None:
