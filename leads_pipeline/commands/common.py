@@ -21,7 +21,13 @@ from rich.style import StyleType
 from rich.text import Text
 
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
-from leads_pipeline.lib.runtime import Environment, os_user, plain_postgres_url, prepare_environment
+from leads_pipeline.lib.runtime import (
+    Environment,
+    killed_server_processes,
+    os_user,
+    plain_postgres_url,
+    prepare_environment,
+)
 
 _CONTROLS = {c: "?" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\t\n\r"}
 
@@ -106,7 +112,18 @@ def run_or_fail(action: Callable[[], T]) -> T:
 
 
 def database_went_away(reason: str) -> str:
-    """The one line of a command the database went away under, with the driver's ``reason``."""
+    """The one line of a command the database went away under, with the driver's ``reason``. When the embedded
+    server's log says one of its processes was killed meanwhile (signal 9: the kernel's OOM killer, in a container
+    at its memory limit), running the same command again as it was killed it again: the line says to give it more
+    memory first."""
+    killed = killed_server_processes()
+    if killed:
+        return (
+            f"the database went away during the command ({_without_password(reason)}): the server's log says"
+            f" {killed[-1].partition('LOG:')[2].strip()!r}, as the kernel kills the largest process when the memory"
+            " of the machine or of its container runs out: give it more memory, then run the same command again;"
+            " what it committed is kept, the rest is done then"
+        )
     return (
         f"the database went away during the command ({_without_password(reason)}): once it is up again (`leads db"
         " start` for the embedded server), run the same command again; what it committed is kept, the rest is done"

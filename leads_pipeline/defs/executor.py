@@ -15,6 +15,7 @@ interrupted step by its RetryPolicy: every asset with one ends on an interrupt i
 
 import contextlib
 import functools
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import dagster as dg
 
 from leads_pipeline.lib.errors import INTERRUPTED
+from leads_pipeline.lib.limits import cpu_count
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 """What Dagster takes for an interrupt of a step (``dagster._utils.interrupts``)."""
@@ -76,9 +78,21 @@ def retry_failed_leads(context: dg.AssetExecutionContext, failed: int, what: str
     raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait)
 
 
-executor = dg.multiprocess_executor.configured(
-    {"tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}, name="multiprocess"
-)
+def step_processes() -> int | None:
+    """How many of a run's steps the executor runs at once: one per core this process may use (``limits``), or
+    ``DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT`` (None: Dagster reads it). Dagster's default is
+    ``multiprocessing.cpu_count()``, the host's cores: in a pod or container given 2 CPUs on a 64-core host, a run
+    started up to 64 step processes (each a Python process loading the code location) where the project is
+    measured with two."""
+    return None if os.environ.get("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT") else cpu_count()
+
+
+def _executor_config(_: object) -> dict[str, object]:
+    """Resolved as a run starts, in its process: nothing is read at import time."""
+    return {"max_concurrent": step_processes(), "tag_concurrency_limits": [{"key": SPENDS_CREDITS_TAG, "limit": 1}]}
+
+
+executor = dg.multiprocess_executor.configured(_executor_config, name="multiprocess", config_schema={})
 
 
 @contextlib.contextmanager

