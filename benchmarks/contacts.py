@@ -43,6 +43,11 @@ def _materialize(asset: Any, batch_id: str, resources: dict[str, Any], config: d
     return {key: value.value for key, value in materialization.metadata.items()}
 
 
+SANDBOX_RATE = 1000.0
+"""Requests a second per provider key: the sandbox limits none, so the stages pace through their buckets at a rate
+that never holds a call back, and the figures measure discovery, not the providers' default limits."""
+
+
 def _resources(sandbox: Any, database_url: str) -> dict[str, Any]:
     from leads_pipeline.defs.resources import LeadsDatabase
     from leads_pipeline.lib.clients.apify import ApifyResource
@@ -59,13 +64,18 @@ def _resources(sandbox: Any, database_url: str) -> dict[str, Any]:
             smtp_routes=env["LEADS_SMTP_ROUTES"],
             timeout_s=5.0,
         ),
-        "zerobounce": ZeroBounceResource(api_key=env["ZEROBOUNCE_API_KEY"], base_url=env["ZEROBOUNCE_BASE_URL"]),
+        "zerobounce": ZeroBounceResource(
+            api_key=env["ZEROBOUNCE_API_KEY"], base_url=env["ZEROBOUNCE_BASE_URL"], requests_per_second=SANDBOX_RATE
+        ),
         "neverbounce": NeverBounceResource(),
-        "apify": ApifyResource(token=env["APIFY_TOKEN"], api_url=env["APIFY_API_URL"]),
+        "apify": ApifyResource(
+            token=env["APIFY_TOKEN"], api_url=env["APIFY_API_URL"], requests_per_second=SANDBOX_RATE
+        ),
         "twilio": TwilioLookupResource(
             account_sid=env["TWILIO_ACCOUNT_SID"],
             auth_token=env["TWILIO_AUTH_TOKEN"],
             base_url=env["TWILIO_LOOKUP_BASE_URL"],
+            requests_per_second=SANDBOX_RATE,
         ),
     }
 

@@ -16,6 +16,7 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import prepare_database
 
@@ -51,6 +52,21 @@ def _from_env(**fields: str) -> dict[str, Any]:
     return {field: dg.EnvVar(name) for field, name in fields.items() if os.environ.get(name)}
 
 
+def _rate_from_env(name: str) -> dict[str, Any]:
+    """The ``requests_per_second`` a ``*_REQUESTS_PER_SECOND`` variable sets (not a secret: read here, so a value
+    that is not a positive number is refused in one line naming the variable), or nothing for the default."""
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return {}
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        raise ConfigurationError(f"{name} must be a positive number of requests a second, found {value!r}")
+    return {"requests_per_second": rate}
+
+
 def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]
     """One resource per external provider, pointed at the real service unless its URL variable says otherwise."""
     from leads_pipeline.lib.clients.apify import ApifyResource
@@ -60,20 +76,26 @@ def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[
     from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 
     return {
-        "apify": ApifyResource(**_from_env(token=ApifyResource.ENV_VAR, api_url=ApifyResource.URL_ENV_VAR)),
+        "apify": ApifyResource(
+            **_from_env(token=ApifyResource.ENV_VAR, api_url=ApifyResource.URL_ENV_VAR),
+            **_rate_from_env(ApifyResource.RATE_ENV_VAR),
+        ),
         "gemini": GeminiResource(**_from_env(api_key=GeminiResource.ENV_VAR, base_url=GeminiResource.URL_ENV_VAR)),
         "zerobounce": ZeroBounceResource(
-            **_from_env(api_key=ZeroBounceResource.ENV_VAR, base_url=ZeroBounceResource.URL_ENV_VAR)
+            **_from_env(api_key=ZeroBounceResource.ENV_VAR, base_url=ZeroBounceResource.URL_ENV_VAR),
+            **_rate_from_env(ZeroBounceResource.RATE_ENV_VAR),
         ),
         "neverbounce": NeverBounceResource(
-            **_from_env(api_key=NeverBounceResource.ENV_VAR, base_url=NeverBounceResource.URL_ENV_VAR)
+            **_from_env(api_key=NeverBounceResource.ENV_VAR, base_url=NeverBounceResource.URL_ENV_VAR),
+            **_rate_from_env(NeverBounceResource.RATE_ENV_VAR),
         ),
         "twilio": TwilioLookupResource(
             **_from_env(
                 account_sid=TwilioLookupResource.SID_ENV_VAR,
                 auth_token=TwilioLookupResource.TOKEN_ENV_VAR,
                 base_url=TwilioLookupResource.URL_ENV_VAR,
-            )
+            ),
+            **_rate_from_env(TwilioLookupResource.RATE_ENV_VAR),
         ),
         "mail": mail_check_from_env(),
     }

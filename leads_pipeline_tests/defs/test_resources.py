@@ -28,3 +28,20 @@ def test_set_credentials_are_bound_as_env_vars_not_values(monkeypatch: pytest.Mo
     assert fields["token"] == dg.EnvVar("APIFY_TOKEN")
     assert fields["api_url"] == dg.EnvVar("APIFY_API_URL")
     assert "canary-secret-token" not in repr(apify)
+
+
+def test_a_providers_rate_comes_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TWILIO_REQUESTS_PER_SECOND", "2.5")
+    monkeypatch.delenv("ZEROBOUNCE_REQUESTS_PER_SECOND", raising=False)
+    resources = provider_resources()
+    assert resources["twilio"].requests_per_second == 2.5
+    assert resources["zerobounce"].requests_per_second == 100.0  # unset: the default
+
+
+@pytest.mark.parametrize("value", ["fast", "0", "-3"])
+def test_a_rate_that_is_no_positive_number_is_refused_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("APIFY_REQUESTS_PER_SECOND", value)
+    with pytest.raises(ConfigurationError, match="APIFY_REQUESTS_PER_SECOND must be a positive number"):
+        provider_resources()

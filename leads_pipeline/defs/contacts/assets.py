@@ -6,8 +6,10 @@ Each stage's run config is its lib options (``EmailOptions`` and ``VerifierSetti
 """
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import dagster as dg
 
@@ -47,6 +49,7 @@ from leads_pipeline.lib.credits import Budget
 from leads_pipeline.lib.enrichment.jobs import job_budget
 from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
@@ -89,6 +92,20 @@ class EmailContactsConfig(RunConfig):
     """Leads read and written per chunk (each chunk is committed when done)."""
     cache_days: int = EmailOptions.cache_days
     """How old a stored paid answer may be and still be reused instead of paid for again."""
+
+
+class _Paceable(Protocol):
+    def paced(self, database_url: str) -> AbstractContextManager[Pacer | None]: ...
+
+
+@contextmanager
+def _paced(database: LeadsDatabase, *providers: _Paceable) -> Iterator[None]:
+    """The stage's provider requests paced by their keys' buckets in the database (``requests_per_second`` of each
+    resource): a stage's workers and every run at once share a key's rate instead of each retrying into 429s."""
+    with ExitStack() as stack:
+        for provider in providers:
+            stack.enter_context(provider.paced(database.database_url))
+        yield
 
 
 def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrite: bool) -> Budget:
@@ -226,7 +243,8 @@ def email_contacts(
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["email", "email_status"], "email")
-    stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
+    with _paced(database, zerobounce, neverbounce, apify):
+        stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
     blocked = stats.failures.by_cause[PROBING_BLOCKED]
     with database.connection() as conn:
         credits = cost.metadata(conn)
@@ -303,7 +321,8 @@ def phone_contacts(
     batch_id = registered_batch(context)
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
-    stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
+    with _paced(database, twilio, apify):
+        stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = cost.metadata(conn)
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
@@ -399,7 +418,8 @@ def linkedin_profiles(
     options = options_from(config, LinkedInOptions, media_dir=media_dir)
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
-    stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
+    with _paced(database, apify):
+        stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
     with database.connection() as conn:
         credits = cost.metadata(conn)
         check = linkedin_url_check(conn, batch_id)

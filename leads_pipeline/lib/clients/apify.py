@@ -9,12 +9,21 @@ The actor ids are settings. The defaults name the public actors whose input and 
 name, last name and domain, so ``people_search_actor`` must name one that does (input ``firstName``,
 ``lastName``, ``domain``; Apollo-style output) before it is pointed at the real service. The ids and the records
 read from the datasets are in ``actors``, which loads neither Dagster nor apify-client.
+
+apify-client retries a 429 with its own backoff but never spaces its requests, so a stage's concurrent runs, and
+several stages at once, each send as fast as they can under one token. Once a stage calls ``pace``, every request
+(each attempt) takes a slot of the token's bucket first (``_PacedTransport``). Apify counts 250,000 requests a
+minute per user and, per resource (one actor, run, dataset), 60 requests a second by default (30 in older copies):
+https://docs.apify.com/api/v2#rate-limiting. A stage's requests go to one actor (its runs' starts) and to the runs
+and datasets that follow, so 20/s per token (``requests_per_second``) keeps any one resource well inside its limit
+with room for other clients of the account.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -23,6 +32,7 @@ import impit
 import pydantic
 from apify_client import ApifyClient
 from apify_client.errors import ApifyApiError, ApifyClientError
+from apify_client.http_clients import ImpitHttpClient
 from pydantic import Field, PrivateAttr
 
 from leads_pipeline.lib.clients.actors import (
@@ -36,8 +46,38 @@ from leads_pipeline.lib.clients.actors import (
     PhoneMatch,
     SearchResult,
 )
-from leads_pipeline.lib.clients.http import MalformedResponseError, redact, require
+from leads_pipeline.lib.clients.http import MalformedResponseError, parse_retry_after, redact, require
+from leads_pipeline.lib.enrichment.pacing import pacer
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
+from leads_pipeline.lib.ratelimit import Pacer, bucket_key
+
+
+class _PacedTransport(ImpitHttpClient):
+    """apify-client's own transport, each attempt (its retries too) taking a slot of ``pacer`` first; a 429 with a
+    Retry-After pauses the bucket for every caller sharing the token, not only the one refused."""
+
+    pacer: Pacer | None = None
+
+    def send_request(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        content: bytes | Iterator[bytes] | None,
+        timeout: float | None,
+        stream: bool,
+    ) -> impit.Response:
+        if self.pacer is not None:
+            self.pacer.acquire()
+        response = super().send_request(
+            method=method, url=url, headers=headers, content=content, timeout=timeout, stream=stream
+        )
+        if self.pacer is not None and response.status_code == 429:
+            hinted = parse_retry_after(response.headers.get("Retry-After"))
+            if hinted:
+                self.pacer.pause(hinted)
+        return response
 
 
 class ApifyResource(dg.ConfigurableResource):
@@ -58,16 +98,43 @@ class ApifyResource(dg.ConfigurableResource):
     people_search_actor: str = Field(
         default=PEOPLE_SEARCH_ACTOR, description="The actor that finds a person's email and phone numbers."
     )
+    requests_per_second: float | None = Field(
+        default=20.0, description="Most API requests a second under this token, from every run at once (paced stages)."
+    )
 
+    PROVIDER: ClassVar[str] = "apify"
     ENV_VAR: ClassVar[str] = "APIFY_TOKEN"
     URL_ENV_VAR: ClassVar[str] = "APIFY_API_URL"
+    RATE_ENV_VAR: ClassVar[str] = "APIFY_REQUESTS_PER_SECOND"
 
     _client: ApifyClient | None = PrivateAttr(default=None)
+    _transport: _PacedTransport | None = PrivateAttr(default=None)
     _client_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def is_configured(self) -> bool:
         return bool(self.token)
+
+    @contextmanager
+    def paced(self, database_url: str) -> Iterator[Pacer | None]:
+        """Within the block every API request of this resource, each attempt, takes a slot of the token's bucket
+        kept in ``database_url`` (``SharedTokenBucket``), shared by every run pacing the token. Not paced (None)
+        without a rate or a token; the bucket's connection is let go at the end, and the client is unpaced again."""
+        if not self.token:
+            yield None
+            return
+        bucket = pacer(self.requests_per_second, shared=(database_url, bucket_key(self.PROVIDER, self.token)))
+        self._api()  # builds the transport the bucket goes on
+        transport = self._transport
+        if transport is not None:
+            transport.pacer = bucket
+        try:
+            yield bucket
+        finally:
+            if transport is not None:
+                transport.pacer = None
+            if bucket is not None:
+                bucket.close()
 
     def run_actor(self, actor_id: str, run_input: dict[str, Any]) -> ActorRun:
         """Run ``actor_id`` to completion and read its whole default dataset."""
@@ -169,15 +236,17 @@ class ApifyResource(dg.ConfigurableResource):
         with self._client_lock:
             if self._client is None:
                 timeout = timedelta(seconds=self.timeout_s)
-                self._client = ApifyClient(
-                    token,
-                    api_url=self.api_url,
+                self._transport = _PacedTransport(
+                    token=token,
                     max_retries=self.max_retries,
                     min_delay_between_retries=timedelta(seconds=self.min_delay_between_retries_s),
                     timeout_short=timeout,
                     timeout_medium=timeout,
                     timeout_long=timeout,
                     timeout_max=timeout,
+                )
+                self._client = ApifyClient.with_custom_http_client(
+                    token, api_url=self.api_url, http_client=self._transport
                 )
             return self._client
 

@@ -1,14 +1,19 @@
 """The Dagster resource the ``requests``-based provider clients derive from (ZeroBounce, NeverBounce, Twilio): its
-settings and one pooled ``RetryingSession``. Apart from ``http`` so that what uses only the plumbing (the CRM
-clients, photo downloads, the contact stages' estimates) does not load Dagster."""
+settings, one pooled ``RetryingSession`` and the pacing of its requests. Apart from ``http`` so that what uses only
+the plumbing (the CRM clients, photo downloads, the contact stages' estimates) does not load Dagster."""
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import ClassVar
 
 import dagster as dg
 import requests
 from pydantic import Field, PrivateAttr
 
 from leads_pipeline.lib.clients.http import TIMEOUT_S, RetryingSession, RetryPolicy, retrying_session
+from leads_pipeline.lib.enrichment.pacing import pacer
+from leads_pipeline.lib.ratelimit import Pacer, bucket_key
 
 
 class RequestsResource(dg.ConfigurableResource):
@@ -25,6 +30,14 @@ class RequestsResource(dg.ConfigurableResource):
     ca_bundle: str | None = Field(
         default=None, description="A PEM file of the CAs to trust instead (e.g. the sandbox's); turns trust_env off."
     )
+
+    requests_per_second: float | None = Field(
+        default=None,
+        description="Most requests a second to the provider under this key, from every run at once; unset: not paced.",
+    )
+
+    PROVIDER: ClassVar[str]
+    """The provider's name in the rate buckets' keys (``bucket_key``)."""
 
     _session: RetryingSession | None = PrivateAttr(default=None)
     _session_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -48,3 +61,25 @@ class RequestsResource(dg.ConfigurableResource):
                     ca_bundle=self.ca_bundle,
                 )
             return self._session
+
+    def credential(self) -> str | None:
+        """What the provider counts requests by (its API key or account); the bucket is keyed by its hash."""
+        raise NotImplementedError
+
+    @contextmanager
+    def paced(self, database_url: str) -> Iterator[Pacer | None]:
+        """Within the block every request of this resource, each attempt, takes a slot of the provider's bucket for
+        its key, kept in ``database_url`` (``SharedTokenBucket``): a stage's workers and the runs at once together
+        keep ``requests_per_second``. Not paced (None) without a rate or a credential; the bucket's connection is
+        let go at the end, and the session is unpaced again."""
+        credential = self.credential()
+        shared = (database_url, bucket_key(self.PROVIDER, credential)) if credential else None
+        bucket = pacer(self.requests_per_second, shared=shared) if shared else None
+        session = self.session()
+        session.pacer = bucket
+        try:
+            yield bucket
+        finally:
+            session.pacer = None
+            if bucket is not None:
+                bucket.close()

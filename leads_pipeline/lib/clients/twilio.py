@@ -4,6 +4,11 @@ phonenumbers cannot tell US mobiles from landlines (FIXED_LINE_OR_MOBILE) and kn
 ``line_type_intelligence`` package can. Lookup v2 answers an invalid number with HTTP 200 and ``valid:
 false``; a 404 (what v1 answered for invalid numbers) now means a wrong URL and is an error, not an invalid
 number. Twilio does not report the price of a lookup, so ``cost_usd`` is the configured per-lookup price.
+
+Twilio publishes no request rate for Lookup v2: its REST API refuses an account's requests beyond a concurrency
+limit with 429 / error 20429 (https://www.twilio.com/docs/api/errors/20429), and a Lookup package's own limit
+with error 60616 (https://www.twilio.com/docs/api/errors/60616), neither with a number. Requests are paced per
+account SID at a conservative 10/s by default (``requests_per_second``), to be raised with the account's limit.
 """
 
 from __future__ import annotations
@@ -42,7 +47,12 @@ class TwilioLookupResource(RequestsResource):
     auth_token: str | None = Field(default=None, repr=False, description="Twilio auth token (secret).")
     base_url: str = Field(default="https://lookups.twilio.com", description="Lookup API root.")
     price_usd_per_lookup: float = Field(default=0.008, description="What one line-type lookup costs the account.")
+    requests_per_second: float | None = Field(
+        default=10.0, description="Most lookups a second under this account, from every run at once (none published)."
+    )
 
+    PROVIDER: ClassVar[str] = "twilio"
+    RATE_ENV_VAR: ClassVar[str] = "TWILIO_REQUESTS_PER_SECOND"
     SID_ENV_VAR: ClassVar[str] = "TWILIO_ACCOUNT_SID"
     TOKEN_ENV_VAR: ClassVar[str] = "TWILIO_AUTH_TOKEN"
     URL_ENV_VAR: ClassVar[str] = "TWILIO_LOOKUP_BASE_URL"
@@ -50,6 +60,10 @@ class TwilioLookupResource(RequestsResource):
     @property
     def is_configured(self) -> bool:
         return bool(self.account_sid and self.auth_token)
+
+    def credential(self) -> str | None:
+        """Twilio counts an account's requests: the SID (an API key SID is its own key)."""
+        return self.account_sid
 
     def lookup(self, e164: str) -> LineTypeResult:
         """Validate ``e164`` and fetch its line type (one billed lookup)."""

@@ -22,7 +22,13 @@ from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+from leads_pipeline_tests.defs.contacts.conftest import (
+    SANDBOX_RATE,
+    WorldBatch,
+    materialize,
+    metadata,
+    sandbox_resources,
+)
 from leads_pipeline_tests.support import materialize_batch
 
 
@@ -41,6 +47,7 @@ def test_twilio_failing_for_one_number_skips_only_that_number(
         base_url=env["TWILIO_LOOKUP_BASE_URL"],
         max_retries=1,
         backoff_base_s=0.01,
+        requests_per_second=SANDBOX_RATE,
     )
     assert sandbox.http_app is not None
     logged: list[str] = []
@@ -88,6 +95,7 @@ def test_leads_a_provider_failed_for_are_asked_again_by_the_steps_retry(
         auth_token=env["TWILIO_AUTH_TOKEN"],
         base_url=env["TWILIO_LOOKUP_BASE_URL"],
         max_retries=0,
+        requests_per_second=SANDBOX_RATE,
     )
     assert sandbox.http_app is not None
     sandbox.http_app.inject("twilio", "503", "503")
@@ -128,9 +136,14 @@ def _down_resources(sandbox: Sandbox, database_url: str, dns: bool) -> dict[str,
         auth_token=env["TWILIO_AUTH_TOKEN"],
         base_url=DOWN,
         max_retries=0,
+        requests_per_second=SANDBOX_RATE,
     )
-    resources["apify"] = ApifyResource(token=env["APIFY_TOKEN"], api_url=DOWN, max_retries=0)
-    resources["zerobounce"] = ZeroBounceResource(api_key=env["ZEROBOUNCE_API_KEY"], base_url=DOWN, max_retries=0)
+    resources["apify"] = ApifyResource(
+        token=env["APIFY_TOKEN"], api_url=DOWN, max_retries=0, requests_per_second=SANDBOX_RATE
+    )
+    resources["zerobounce"] = ZeroBounceResource(
+        api_key=env["ZEROBOUNCE_API_KEY"], base_url=DOWN, max_retries=0, requests_per_second=SANDBOX_RATE
+    )
     return resources
 
 

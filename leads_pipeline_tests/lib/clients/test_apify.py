@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.http import MalformedResponseError
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
-from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings
+from leads_pipeline.sandbox.http import EmulatorSettings, HttpEmulator, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.apify import PRICE_USD
+from leads_pipeline.sandbox.http.common import RateLimit
 from leads_pipeline.sandbox.world import Company, Experience, LinkedInProfile, Person, Phone, World
+from leads_pipeline_tests.support import served
 
 TOKEN = "apify_api_secret_token_31"
 ACME = Company(
@@ -201,3 +204,15 @@ def test_request_log_shows_the_run_and_its_price(app: HttpEmulator, apify: Apify
     )
     assert (start.cost, start.cost_unit, start.api_key) == (PRICE_USD["people_search"], "usd", "...n_31")
     assert any(r.path.startswith("/v2/actor-runs/") for r in polls)
+
+
+def test_a_paced_resource_keeps_the_tokens_rate_with_runs_at_once(database_url: str) -> None:
+    limited = replace(SETTINGS, providers={"apify": ProviderSettings(rate_limit=RateLimit(10, 1.0))})
+    app = build_http_app(WORLD, limited)
+    with served(app) as base:
+        apify = resource(base, requests_per_second=9.0)
+        with apify.paced(database_url), ThreadPoolExecutor(4) as pool:  # four runs at once, as a stage starts them
+            found = list(pool.map(lambda p: apify.people_search(p.first_name, "Doe", "acme.io"), PEOPLE * 2))
+    assert all(found)
+    assert [r.fault for r in app.log.records("apify")].count("rate_limit") == 0  # unpaced: 429s, the client retries
+    assert app.log.busiest("apify", 1.0) <= 10

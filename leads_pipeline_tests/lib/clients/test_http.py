@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from email.utils import formatdate
 
@@ -9,6 +10,8 @@ import pytest
 import requests
 
 from leads_pipeline.lib.clients.http import RetryingSession, RetryPolicy, parse_retry_after, redact
+from leads_pipeline.lib.enrichment.pacing import pacer
+from leads_pipeline_tests.lib.enrichment.test_pacing import FakeTime
 
 
 @pytest.mark.parametrize(
@@ -120,3 +123,39 @@ def test_session_does_not_retry_client_errors() -> None:
     session, _ = session_with(adapter)
     assert session.get("http://provider.test/x").status_code == 404
     assert adapter.calls == 1
+
+
+class _Timed(_Scripted):
+    """A scripted adapter noting the (fake) time of each send."""
+
+    def __init__(self, fake: FakeTime, script: list[int | Exception], headers: dict[str, str] | None = None) -> None:
+        super().__init__(script, headers)
+        self.fake = fake
+        self.sent: list[float] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: object) -> requests.Response:
+        self.sent.append(self.fake.now)
+        return super().send(request, **kwargs)
+
+
+def test_a_paced_session_spaces_every_attempt_retries_too() -> None:
+    fake = FakeTime()
+    adapter = _Timed(fake, [200, 503, 200, requests.ConnectionError("refused"), 200, 200])
+    session, _ = session_with(adapter)
+    session.pacer = pacer(10, clock=fake.clock, sleep=fake.sleep)
+    for _ in range(4):
+        assert session.get("http://provider.test/x").status_code == 200
+    gaps = [b - a for a, b in itertools.pairwise(adapter.sent)]
+    assert len(adapter.sent) == 6 and gaps[1:] == pytest.approx([0.1] * 4)  # every attempt a slot (after the burst)
+
+
+def test_a_429_pauses_the_pacer_for_every_caller_of_the_key() -> None:
+    fake = FakeTime()
+    adapter = _Timed(fake, [429, 200, 200], headers={"Retry-After": "2"})
+    session, _ = session_with(adapter)
+    bucket = pacer(10, clock=fake.clock, sleep=fake.sleep)
+    session.pacer = bucket
+    session.get("http://provider.test/x")
+    assert adapter.sent[1] >= 2.0  # the retry waited out the pause (the session's own sleep is not the clock here)
+    bucket.acquire()
+    assert fake.now > 2.0  # and so does whoever comes next (unpaused: at 0.185)

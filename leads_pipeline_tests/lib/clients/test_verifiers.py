@@ -9,8 +9,10 @@ from collections.abc import Callable
 import pytest
 
 from leads_pipeline.lib.clients.http import MalformedResponseError
+from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.lib.ratelimit import SharedTokenBucket, bucket_key
 from leads_pipeline.sandbox.http import (
     EmailLists,
     EmulatorSettings,
@@ -295,3 +297,19 @@ def test_a_verifier_clients_printed_form_holds_no_api_key(client: str) -> None:
     session = retrying_session(policy=RetryPolicy(), timeout_s=TIMEOUT_S)
     made = (ZeroBounceClient if client == "zerobounce" else NeverBounceClient)("KEY-0xSECRET", session)
     assert "KEY-0xSECRET" not in repr(made) and made.is_configured
+
+
+def test_a_stage_paces_each_provider_under_its_own_key(database_url: str) -> None:
+    zerobounce = ZeroBounceResource(api_key=ZB_KEY)
+    with zerobounce.paced(database_url) as bucket:
+        assert isinstance(bucket, SharedTokenBucket) and zerobounce.session().pacer is bucket
+        assert (bucket.key, bucket.rate) == (bucket_key("zerobounce", ZB_KEY), 100.0)
+    assert zerobounce.session().pacer is None  # after the stage, unpaced again
+    twilio = TwilioLookupResource(account_sid="AC-pacing", auth_token="token", requests_per_second=4.0)
+    with twilio.paced(database_url) as by_account:
+        assert isinstance(by_account, SharedTokenBucket)
+        assert (by_account.key, by_account.rate) == (bucket_key("twilio", "AC-pacing"), 4.0)
+    with NeverBounceResource().paced(database_url) as keyless:
+        assert keyless is None  # no key: nothing to pace
+    with NeverBounceResource(api_key=NB_KEY, requests_per_second=None).paced(database_url) as unpaced:
+        assert unpaced is None
