@@ -74,14 +74,21 @@ def fail(message: str) -> NoReturn:
 
 
 def confirmed(question: str) -> bool:
-    """Ask ``question`` [y/N]. With no answer to read (standard input closed or at its end: a script, cron, CI),
-    or Ctrl-C at the prompt, the answer is no: the caller then says what was not done and that --yes does it,
-    where click's bare "Aborted!" said neither."""
+    """Ask ``question`` [y/N] on standard error; y or yes is yes. With no answer to read (standard input closed or
+    at its end: a script, cron, CI), or Ctrl-C at the prompt, the answer is no: the caller then says what was not
+    done and that --yes does it, where click's bare "Aborted!" said neither. Asked on standard output, the
+    question went into what a script reads or a file it was redirected to: ``leads bulk delete ... --json >
+    deleted.json`` waited for an answer to a question nobody saw, and the file began with it, which no JSON parser
+    reads."""
+    errors.print(f"{question} [y/N]: ", end="", markup=False, highlight=False, soft_wrap=True)
     try:
-        return typer.confirm(question)
-    except typer.Abort:
-        typer.echo()  # the prompt's line ends before the caller's error line
+        answer = input()  # click's confirm writes the prompt's last character to standard output
+    except (EOFError, KeyboardInterrupt):
+        errors.print()  # the prompt's line ends before the caller's error line
         return False
+    if not sys.stdin.isatty():  # a terminal shows the answer typed; a log (cron's mail) the answer read
+        errors.print(answer, markup=False, highlight=False)
+    return answer.strip().lower() in ("y", "yes")
 
 
 def one_output(as_json: bool, as_csv: bool) -> None:

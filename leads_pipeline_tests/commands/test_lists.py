@@ -156,9 +156,9 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
         assert "pass --yes" in leads.fails("lists", "delete", "fair", "--purge", stdin="")  # no answer to read
         assert live_leads(database_url) == 33
         leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")
-        out = leads.ok("lists", "delete", "fair", "--purge", stdin="y\n")
-        assert "remove list 'fair' and its 31 leads (33 with the deleted ones) for good?" in out
-        assert "purged 33 leads for good" in out
+        purged = leads.run("lists", "delete", "fair", "--purge", stdin="y\n")
+        assert purged.stderr == "remove list 'fair' and its 31 leads (33 with the deleted ones) for good? [y/N]: y\n"
+        assert purged.stdout == "deleted list 'fair' and purged 33 leads for good\n"
     else:
         assert "33 leads soft-deleted" in leads.ok("lists", "delete", "fair")
     assert live_leads(database_url) == 0
