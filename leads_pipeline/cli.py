@@ -174,8 +174,12 @@ def db_stop() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the database URL the project uses (for psql and other tools)."""
-    console.print(run_or_fail(environment).database_url, highlight=False)
+    """Print the database URL the project uses (for psql and other tools).
+    \f
+    Written as it is, on one line: printed as text for a terminal, a URL longer than the terminal (or than 80
+    characters, read by ``psql "$(leads db url)"``: a leads home a few folders deep) was broken over lines, and
+    markup in it (a password holding ``[b]``) was taken as a style."""
+    sys.stdout.write(f"{run_or_fail(environment).database_url}\n")
 
 
 def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None]:

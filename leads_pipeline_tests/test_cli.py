@@ -329,6 +329,16 @@ def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
         assert instance.get_latest_materialization_event(dg.AssetKey("lead_scores")) is None
 
 
+def test_db_url_prints_the_url_whole_on_one_line(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``psql "$(leads db url)"``: a URL longer than 80 characters (the socket folder of a leads home a few folders
+    deep) was broken over two lines written to a pipe."""
+    long_url = f"{database_url}{'&' if '?' in database_url else '?'}application_name={'nightly-export-' * 6}"
+    monkeypatch.setenv("DATABASE_URL", long_url)
+    assert len(long_url) > 100 and leads.ok("db", "url") == f"{long_url}\n"
+
+
 def test_lists_create_and_show(leads: Leads) -> None:
     created = leads.json("lists", "create", "Spring Fair", "--dedupe", "phone", "--json")
     assert created["name"] == "Spring Fair"
