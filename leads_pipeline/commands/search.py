@@ -101,7 +101,8 @@ def search_command(
     else:
         _print_table(page.leads)
     if page.next_cursor:
-        errors.print(f"more: --after {page.next_cursor}", highlight=False)
+        # on one line however long (it holds the sort value), to be copied or read by a script whole
+        errors.print(f"more: --after {page.next_cursor}", highlight=False, soft_wrap=True)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:

@@ -45,6 +45,19 @@ def test_text_query_matches_substrings_of_names_email_domain_company_title(fair:
     assert _emails(fair, "100%") == []
 
 
+def test_the_cursor_of_the_next_page_is_one_line_however_long(fair: Leads) -> None:
+    """The cursor holds the last lead's sort value: sorted by a long company name it was broken over two lines at
+    80 columns (a pipe, a log), and the line a script or a person copied was not the cursor."""
+    fair.ok("bulk", "set", "company", "International Business Machines Corporation Deutschland GmbH", "--where",
+            "country in ES, DE")  # fmt: skip
+    both = ("--where", "country in ES, DE", "--sort", "company")
+    [line] = fair.run("search", *both, "--limit", "1").stderr.splitlines()
+    assert line.startswith("more: --after ") and len(line) > 80
+    cursor = line.split()[-1]
+    pages = _emails(fair, *both, "--limit", "1") + _emails(fair, *both, "--limit", "1", "--after", cursor)
+    assert pages == _emails(fair, *both) and len(pages) == 2
+
+
 def test_a_day_in_a_date_filter_is_the_whole_day(fair: Leads, database_url: str) -> None:
     """``created_at = DAY`` finds the leads created that day (it compared with that day's midnight and found
     none), ``<= DAY`` includes them and ``> DAY`` does not; a time of day still compares exactly."""
