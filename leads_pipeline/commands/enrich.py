@@ -270,6 +270,7 @@ def enrich(
             f" ~{credit_amount(job.estimated_credits)}, ~{job.estimated_seconds:g} s."
             f" Follow it with `leads jobs show {job.id}`.",
             highlight=False,
+            soft_wrap=True,  # the command on one line to copy, however narrow the terminal (a log: 80 columns)
         )
 
 
@@ -514,7 +515,11 @@ def jobs_resume(
             _print_summary(job_summary(env, job_id))
             return
         _spawn(env, job_id, keeper)
-    console.print(f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.", highlight=False)
+    console.print(
+        f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @jobs_app.command("run", hidden=True)

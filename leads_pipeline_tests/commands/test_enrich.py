@@ -494,7 +494,10 @@ def test_jobs_show_wait_waits_for_the_end_of_a_job_with_json_too_and_prints_no_b
     launched = leads.json("enrich", "--list", "prospects", "--template", "basic", "--json")
     document = leads.json("jobs", "show", launched["jobId"], "--wait", "--json")
     assert document["status"] == "completed" and document["progress"]["processed"] == 300
-    again = leads.json("enrich", "--list", "prospects", "--template", "basic", "--json")["jobId"]
+    # the command to follow it is one line (it was broken at 80 columns, between `leads jobs show` and the id)
+    queued = leads.ok("enrich", "--list", "prospects", "--template", "basic").splitlines()[-1]
+    again = queued.removeprefix("job ").split()[0]
+    assert queued.endswith(f"Follow it with `leads jobs show {again}`.") and len(queued) > 80
     shown = leads.ok("jobs", "show", again, "--wait")
     assert shown.startswith(f"job {again}: completed, 300/300") and "enriching" not in shown, shown
 
