@@ -675,6 +675,19 @@ def test_import_of_a_missing_file_is_one_line(leads: Leads, tmp_path: Path) -> N
     assert str(missing) in error and "no such file" in error
 
 
+def test_import_of_standard_input_or_a_pipe_says_it_needs_a_file(leads: Leads, tmp_path: Path) -> None:
+    """``curl ... | leads import - --list X`` or ``leads import <(curl ...)`` in a script: "no such file; check the
+    path", of a path that was there."""
+    leads.ok("lists", "create", "fair")
+    fifo = tmp_path / "export.csv"
+    os.mkfifo(fifo)
+    for path in ("-", str(fifo)):
+        for extra in ([], ["--dry-run"]):
+            error = leads.fails("import", path, "--list", "fair", *extra)
+            assert error.startswith(f"error: {path}: standard input, a pipe or a device is no file to import"), error
+            assert error.endswith("save it to a file and import that")
+
+
 def test_import_of_a_directory_says_it_is_one(leads: Leads, tmp_path: Path) -> None:
     leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"]):
