@@ -248,14 +248,16 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) -> None:
-    """Show a progress bar from the import's own progress record while the run works."""
+    """Show a progress bar from the import's own progress record while the run works. Its row count is ``?``
+    until the inspection has counted the rows: formatted as a number while there was none yet, the bar's first
+    drawing failed, and on a terminal every `leads import` printed a TypeError traceback and showed no bar."""
     from leads_pipeline.lib.store.db import connect
 
     columns = (
         TextColumn("importing"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        TextColumn("{task.completed:,.0f}/{task.fields[rows]} rows"),
         TextColumn("{task.fields[rate]:,.0f} rows/s"),
         TimeRemainingColumn(),
     )
@@ -263,13 +265,15 @@ def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) ->
         Progress(*columns, console=errors, transient=True) as progress,
         connect(database_url, autocommit=True) as conn,
     ):
-        task = progress.add_task("import", total=None, rate=0.0)
+        task = progress.add_task("import", total=None, rate=0.0, rows="?")
         while not stop.wait(0.5):
             row = conn.execute(
                 "SELECT processed_rows, total_rows FROM imports WHERE batch_id = %s", (batch_key,)
             ).fetchone()
             if row is not None:
-                progress.update(task, completed=int(row["processed_rows"]), total=int(row["total_rows"] or 0) or None)
+                total = int(row["total_rows"] or 0) or None
+                rows = "?" if total is None else f"{total:,}"
+                progress.update(task, completed=int(row["processed_rows"]), total=total, rows=rows)
                 speed = progress.tasks[0].speed
                 progress.update(task, rate=speed or 0.0)
 

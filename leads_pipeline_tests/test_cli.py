@@ -26,7 +26,7 @@ from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from leads_pipeline import launcher
+from leads_pipeline import cli, launcher
 from leads_pipeline.cli import app, readable_output
 from leads_pipeline.commands import common
 from leads_pipeline.lib.runtime import inbox_folder
@@ -513,6 +513,24 @@ def test_imports_list_pages_back_to_imports_older_than_the_newest_ones(leads: Le
     paged = leads.run("imports", "list", "--limit", "2")
     assert paged.exit_code == 0 and paged.stderr.strip() == f"more: --before {ids[1]}"
     assert leads.run("imports", "list", "--limit", "3").stderr == "", "the whole history fits: nothing more"
+
+
+def test_the_import_progress_bar_draws_before_the_rows_are_counted_and_after(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal every `leads import` printed a TypeError traceback from its progress bar's thread, and showed
+    no bar: the bar's first drawing formatted the row count as a number while it was None, before the file's
+    rows were counted."""
+    leads.ok("lists", "create", "fair")
+    imported = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
+    rows = f"{imported['progress']['processed']}/{imported['progress']['total']} rows"
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True, width=120))
+    for batch_key, shown in (("import-not-recorded-yet", "0/? rows"), (imported["batchId"], rows)):
+        stop = threading.Event()
+        threading.Timer(0.8, stop.set).start()
+        cli._watch_progress(database_url, batch_key, stop)
+        assert shown in terminal.getvalue()
 
 
 def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
