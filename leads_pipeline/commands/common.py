@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -65,6 +66,12 @@ def csv_stdout() -> Iterator[TextIO]:
     finally:
         out.flush()
         out.detach()  # standard output stays open
+
+
+def output_file(out: Path | None) -> Path | None:
+    """The file ``--out`` names, or None for standard output: its default, and ``-`` as other tools read it. A
+    script's ``--out -`` wrote a file named ``-`` in its working directory, and nothing to standard output."""
+    return None if out is None or str(out) == "-" else out
 
 
 def fail(message: str) -> NoReturn:

@@ -308,6 +308,16 @@ def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out.csv"]
 
 
+def test_an_export_to_out_dash_writes_standard_output(
+    fair: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out -`` (standard output, as other tools read it) wrote a file named ``-`` in the working directory,
+    and nothing to standard output."""
+    monkeypatch.chdir(tmp_path)
+    assert fair.ok("bulk", "export", "--list", "fair", "--out", "-") == fair.ok("bulk", "export", "--list", "fair")
+    assert not (tmp_path / "-").exists()
+
+
 def test_an_export_file_is_private_and_a_killed_exports_scratch_is_removed(fair: Leads, tmp_path: Path) -> None:
     """A new export file got the umask's 0644, personal data readable by every account on the host: it is now
     0600. A SIGKILLed export (or a power cut) left its hidden ``.NAME.PID.partial`` with the rows written so far
