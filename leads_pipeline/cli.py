@@ -228,6 +228,7 @@ def _print_status(status: dict[str, Any]) -> None:
         f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
         "or earlier in the file",
         highlight=False,
+        soft_wrap=True,  # one line for a log to grep, as the sync's
     )
     colon = ":" if status["errors"] else ""  # the table of problems follows
     console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)

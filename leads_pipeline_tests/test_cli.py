@@ -719,6 +719,11 @@ def test_import_summary_without_problems_ends_without_a_colon(leads: Leads, tmp_
     path.write_text("Email,First Name\nann@example.com,Ann\n", encoding="utf-8")
     output = leads.ok("import", str(path), "--list", "fair")
     assert "  0 rejected, 0 warnings\n" in output
+    # one line a log can be grepped, which an 80-column wrap broke before "or earlier in the file"
+    assert (
+        "  0 skipped: duplicates (by the list's dedupe key) of a lead already in the list or earlier in the file\n"
+        in output
+    )
     assert "first problems" not in output
 
 

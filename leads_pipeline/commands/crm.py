@@ -175,7 +175,8 @@ def sync(
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
         f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
-        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})"
+        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})",
+        soft_wrap=True,  # one line for a log to grep ("0 failed"), which an 80-column wrap split as "0 \nfailed"
     )
     if report["recreated"]:
         console.print(

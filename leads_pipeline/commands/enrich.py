@@ -400,6 +400,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         f"({progress['percentage']}%), {credit_amount(document['creditsUsed'])} used"
         + (f", ETA {document['eta']:.0f} s" if "eta" in document else ""),
         highlight=False,
+        soft_wrap=True,  # one line for a log to grep, as the sync's
     )
     console.print(
         f"enriched {results['enriched']:,}, no data {results['noDataFound']:,}, failed {results['failed']:,}",

@@ -500,6 +500,7 @@ def test_jobs_show_wait_waits_for_the_end_of_a_job_with_json_too_and_prints_no_b
     assert queued.endswith(f"Follow it with `leads jobs show {again}`.") and len(queued) > 80
     shown = leads.ok("jobs", "show", again, "--wait")
     assert shown.startswith(f"job {again}: completed, 300/300") and "enriching" not in shown, shown
+    assert shown.splitlines()[0].endswith("credits used"), "one line for a log (it was broken at 80 columns)"
 
 
 def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
