@@ -305,9 +305,9 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
     if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
         console.print(table)
         return
-    for first, second in lines:
-        console.print(first, markup=False, highlight=False)
-        console.print(f"  {second}", markup=False, highlight=False)
+    for first, second in lines:  # each a line however long, as a script or a log reads them
+        console.print(first, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  {second}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:

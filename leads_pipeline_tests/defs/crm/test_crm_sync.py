@@ -14,9 +14,11 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import common
 from leads_pipeline.commands.crm import _failure
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
@@ -91,7 +93,7 @@ def test_crm_ls_show_and_test(leads: CliRunner, tmp_path: Path) -> None:
 
 
 def test_sync_pushes_through_dagster_then_history_and_errors(
-    leads: CliRunner, database_url: str, tmp_path: Path
+    leads: CliRunner, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import_leads(database_url, tmp_path, lead_rows(40, start=110_000))
     with transaction(database_url) as db:
@@ -112,6 +114,11 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     )
     history = json.loads(ok(leads, "sync", "history", "--json").stdout)
     assert [h["syncId"] for h in history][1:] == [again["syncId"], report["syncId"]]
+    # at 80 columns (a pipe, cron's mail) the table cut the status to "co…" and the counts to a letter: two lines
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = ok(leads, "sync", "history").stdout.splitlines()
+    assert shown[-2].startswith(f"{report['syncId']}  hubspot-main push, started ")
+    assert shown[-1] == "  completed: 38 to sync, 38 created, 0 updated, 0 failed, 2 invalid, 0 pulled, 0 conflicts"
     errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()
     assert errors[0] == '"lead_id","email","action","category","message","attempts"'
     assert "nobody@nowhere" in errors[1] and "not an email address" in errors[1]
