@@ -174,8 +174,12 @@ def db_stop() -> None:
 
 @db_app.command("url")
 def db_url() -> None:
-    """Print the database URL the project uses (for psql and other tools)."""
-    console.print(run_or_fail(environment).database_url, highlight=False)
+    """Print the database URL the project uses (for psql and other tools).
+    \f
+    Written as it is, on one line: printed as text for a terminal, a URL longer than the terminal (or than 80
+    characters, read by ``psql "$(leads db url)"``: a leads home a few folders deep) was broken over lines, and
+    markup in it (a password holding ``[b]``) was taken as a style."""
+    sys.stdout.write(f"{run_or_fail(environment).database_url}\n")
 
 
 def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None]:
@@ -224,6 +228,7 @@ def _print_status(status: dict[str, Any]) -> None:
         f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
         "or earlier in the file",
         highlight=False,
+        soft_wrap=True,  # one line for a log to grep, as the sync's
     )
     colon = ":" if status["errors"] else ""  # the table of problems follows
     console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)
@@ -244,14 +249,16 @@ def _print_status(status: dict[str, Any]) -> None:
 
 
 def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) -> None:
-    """Show a progress bar from the import's own progress record while the run works."""
+    """Show a progress bar from the import's own progress record while the run works. Its row count is ``?``
+    until the inspection has counted the rows: formatted as a number while there was none yet, the bar's first
+    drawing failed, and on a terminal every `leads import` printed a TypeError traceback and showed no bar."""
     from leads_pipeline.lib.store.db import connect
 
     columns = (
         TextColumn("importing"),
         BarColumn(),
         TaskProgressColumn(),
-        TextColumn("{task.completed:,.0f}/{task.total:,.0f} rows"),
+        TextColumn("{task.completed:,.0f}/{task.fields[rows]} rows"),
         TextColumn("{task.fields[rate]:,.0f} rows/s"),
         TimeRemainingColumn(),
     )
@@ -259,13 +266,15 @@ def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) ->
         Progress(*columns, console=errors, transient=True) as progress,
         connect(database_url, autocommit=True) as conn,
     ):
-        task = progress.add_task("import", total=None, rate=0.0)
+        task = progress.add_task("import", total=None, rate=0.0, rows="?")
         while not stop.wait(0.5):
             row = conn.execute(
                 "SELECT processed_rows, total_rows FROM imports WHERE batch_id = %s", (batch_key,)
             ).fetchone()
             if row is not None:
-                progress.update(task, completed=int(row["processed_rows"]), total=int(row["total_rows"] or 0) or None)
+                total = int(row["total_rows"] or 0) or None
+                rows = "?" if total is None else f"{total:,}"
+                progress.update(task, completed=int(row["processed_rows"]), total=total, rows=rows)
                 speed = progress.tasks[0].speed
                 progress.update(task, rate=speed or 0.0)
 

@@ -367,13 +367,16 @@ class Leads:
         return document
 
     def fails(self, *args: str, user: str = "tester", stdin: str | None = None) -> str:
-        """Run a command that must fail with one ``error:`` line, no traceback and no exception escaping it (one
-        that did would exit 1 in the test runner too, its traceback unseen); return that line."""
+        """Run a command that must fail with one ``error:`` line (after the question it asked, given ``stdin``),
+        no traceback and no exception escaping it (one that did would exit 1 in the test runner too, its traceback
+        unseen); return that line."""
         result = self.run(*args, user=user, stdin=stdin)
         assert result.exit_code == 1, result.output
         assert not isinstance(result.exception, Exception), repr(result.exception)
         assert "Traceback" not in result.output and "Traceback" not in result.stderr
-        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        _, asked, answered = result.stderr.rpartition("[y/N]: ")
+        stderr = answered.partition("\n")[2] if asked else result.stderr  # after the question and the answer read
+        lines = [line for line in stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
         return lines[0]
 

@@ -26,7 +26,7 @@ from rich.console import Console
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from leads_pipeline import launcher
+from leads_pipeline import cli, launcher
 from leads_pipeline.cli import app, readable_output
 from leads_pipeline.commands import common
 from leads_pipeline.lib.runtime import inbox_folder
@@ -347,6 +347,16 @@ def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
         assert instance.get_latest_materialization_event(dg.AssetKey("lead_scores")) is None
 
 
+def test_db_url_prints_the_url_whole_on_one_line(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``psql "$(leads db url)"``: a URL longer than 80 characters (the socket folder of a leads home a few folders
+    deep) was broken over two lines written to a pipe."""
+    long_url = f"{database_url}{'&' if '?' in database_url else '?'}application_name={'nightly-export-' * 6}"
+    monkeypatch.setenv("DATABASE_URL", long_url)
+    assert len(long_url) > 100 and leads.ok("db", "url") == f"{long_url}\n"
+
+
 def test_lists_create_and_show(leads: Leads) -> None:
     created = leads.json("lists", "create", "Spring Fair", "--dedupe", "phone", "--json")
     assert created["name"] == "Spring Fair"
@@ -523,6 +533,24 @@ def test_imports_list_pages_back_to_imports_older_than_the_newest_ones(leads: Le
     assert leads.run("imports", "list", "--limit", "3").stderr == "", "the whole history fits: nothing more"
 
 
+def test_the_import_progress_bar_draws_before_the_rows_are_counted_and_after(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal every `leads import` printed a TypeError traceback from its progress bar's thread, and showed
+    no bar: the bar's first drawing formatted the row count as a number while it was None, before the file's
+    rows were counted."""
+    leads.ok("lists", "create", "fair")
+    imported = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
+    rows = f"{imported['progress']['processed']}/{imported['progress']['total']} rows"
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True, width=120))
+    for batch_key, shown in (("import-not-recorded-yet", "0/? rows"), (imported["batchId"], rows)):
+        stop = threading.Event()
+        threading.Timer(0.8, stop.set).start()
+        cli._watch_progress(database_url, batch_key, stop)
+        assert shown in terminal.getvalue()
+
+
 def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -683,6 +711,19 @@ def test_import_of_a_missing_file_is_one_line(leads: Leads, tmp_path: Path) -> N
     assert str(missing) in error and "no such file" in error
 
 
+def test_import_of_standard_input_or_a_pipe_says_it_needs_a_file(leads: Leads, tmp_path: Path) -> None:
+    """``curl ... | leads import - --list X`` or ``leads import <(curl ...)`` in a script: "no such file; check the
+    path", of a path that was there."""
+    leads.ok("lists", "create", "fair")
+    fifo = tmp_path / "export.csv"
+    os.mkfifo(fifo)
+    for path in ("-", str(fifo)):
+        for extra in ([], ["--dry-run"]):
+            error = leads.fails("import", path, "--list", "fair", *extra)
+            assert error.startswith(f"error: {path}: standard input, a pipe or a device is no file to import"), error
+            assert error.endswith("save it to a file and import that")
+
+
 def test_import_of_a_directory_says_it_is_one(leads: Leads, tmp_path: Path) -> None:
     leads.ok("lists", "create", "fair")
     for extra in ([], ["--dry-run"]):
@@ -696,6 +737,11 @@ def test_import_summary_without_problems_ends_without_a_colon(leads: Leads, tmp_
     path.write_text("Email,First Name\nann@example.com,Ann\n", encoding="utf-8")
     output = leads.ok("import", str(path), "--list", "fair")
     assert "  0 rejected, 0 warnings\n" in output
+    # one line a log can be grepped, which an 80-column wrap broke before "or earlier in the file"
+    assert (
+        "  0 skipped: duplicates (by the list's dedupe key) of a lead already in the list or earlier in the file\n"
+        in output
+    )
     assert "first problems" not in output
 
 

@@ -20,6 +20,7 @@ from leads_pipeline.commands.common import (
     csv_stdout,
     environment,
     fail,
+    output_file,
     print_json,
     run_or_fail,
 )
@@ -305,7 +306,9 @@ def bulk_restore(
 
 @app.command("export")
 def bulk_export(
-    out: Annotated[Path | None, typer.Option("--out", help="CSV file to write (default: standard output).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="CSV file to write (default, or -: standard output).")
+    ] = None,
     query: QueryOption = None,
     lists: ListOption = None,
     where: WhereOption = None,
@@ -324,7 +327,7 @@ def bulk_export(
     from leads_pipeline.lib.store.search import LEAD_COLUMNS
 
     selection = _selection(query, lists, where, tags, stages, score_min, score_max, ids)
-
+    out = output_file(out)
     env = run_or_fail(environment)
 
     def export() -> int:

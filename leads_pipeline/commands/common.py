@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -73,6 +74,12 @@ def csv_stdout() -> Iterator[TextIO]:
         out.detach()  # standard output stays open
 
 
+def output_file(out: Path | None) -> Path | None:
+    """The file ``--out`` names, or None for standard output: its default, and ``-`` as other tools read it. A
+    script's ``--out -`` wrote a file named ``-`` in its working directory, and nothing to standard output."""
+    return None if out is None or str(out) == "-" else out
+
+
 def fail(message: str) -> NoReturn:
     """Print one red line on stderr and exit with code 1."""
     errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # names as typed
@@ -80,14 +87,21 @@ def fail(message: str) -> NoReturn:
 
 
 def confirmed(question: str) -> bool:
-    """Ask ``question`` [y/N]. With no answer to read (standard input closed or at its end: a script, cron, CI),
-    or Ctrl-C at the prompt, the answer is no: the caller then says what was not done and that --yes does it,
-    where click's bare "Aborted!" said neither."""
+    """Ask ``question`` [y/N] on standard error; y or yes is yes. With no answer to read (standard input closed or
+    at its end: a script, cron, CI), or Ctrl-C at the prompt, the answer is no: the caller then says what was not
+    done and that --yes does it, where click's bare "Aborted!" said neither. Asked on standard output, the
+    question went into what a script reads or a file it was redirected to: ``leads bulk delete ... --json >
+    deleted.json`` waited for an answer to a question nobody saw, and the file began with it, which no JSON parser
+    reads."""
+    errors.print(f"{question} [y/N]: ", end="", markup=False, highlight=False, soft_wrap=True)
     try:
-        return typer.confirm(question)
-    except typer.Abort:
-        typer.echo()  # the prompt's line ends before the caller's error line
+        answer = input()  # click's confirm writes the prompt's last character to standard output
+    except (EOFError, KeyboardInterrupt):
+        errors.print()  # the prompt's line ends before the caller's error line
         return False
+    if not sys.stdin.isatty():  # a terminal shows the answer typed; a log (cron's mail) the answer read
+        errors.print(answer, markup=False, highlight=False)
+    return answer.strip().lower() in ("y", "yes")
 
 
 def one_output(as_json: bool, as_csv: bool) -> None:
@@ -308,9 +322,9 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
     if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
         console.print(table)
         return
-    for first, second in lines:
-        console.print(first, markup=False, highlight=False)
-        console.print(f"  {second}", markup=False, highlight=False)
+    for first, second in lines:  # each a line however long, as a script or a log reads them
+        console.print(first, markup=False, highlight=False, soft_wrap=True)
+        console.print(f"  {second}", markup=False, highlight=False, soft_wrap=True)
 
 
 def print_json(document: Any) -> None:

@@ -22,6 +22,7 @@ from leads_pipeline.commands.common import (
     environment,
     one_output,
     print_json,
+    print_table,
     run_or_fail,
 )
 from leads_pipeline.commands.common import errors as error_console
@@ -175,7 +176,8 @@ def sync(
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
         f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
-        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})"
+        f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})",
+        soft_wrap=True,  # one line for a log to grep ("0 failed"), which an 80-column wrap split as "0 \nfailed"
     )
     if report["recreated"]:
         console.print(
@@ -303,11 +305,20 @@ def sync_history(
         return
     table = Table("sync", "connection", "direction", "status", "to sync", "created", "updated", "failed",
                   "invalid", "pulled", "conflicts", "started")  # fmt: skip
+    lines = []
     for r in runs:
+        started = str(r["startedAt"])[:19]
         table.add_row(r["syncId"], r["connection"], r["direction"], r["status"], str(r["leadsToSync"]),
                       str(r["created"]), str(r["updated"]), str(r["failed"]), str(r["invalid"]), str(r["pulled"]),
-                      str(r["conflicts"]), str(r["startedAt"])[:19])  # fmt: skip
-    console.print(table)
+                      str(r["conflicts"]), started)  # fmt: skip
+        # narrower than the table (80 columns: a pipe, cron's mail) the status was cut to "fa…" and every count to
+        # a letter: each run takes two lines, every value whole
+        lines.append((
+            f"{r['syncId']}  {r['connection']} {r['direction']}, started {started}",
+            f"{r['status']}: {r['leadsToSync']} to sync, {r['created']} created, {r['updated']} updated,"
+            f" {r['failed']} failed, {r['invalid']} invalid, {r['pulled']} pulled, {r['conflicts']} conflicts",
+        ))  # fmt: skip
+    print_table(table, lines)
 
 
 def _fail_killed_runs(database_url: str) -> None:

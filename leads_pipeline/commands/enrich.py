@@ -270,6 +270,7 @@ def enrich(
             f" ~{credit_amount(job.estimated_credits)}, ~{job.estimated_seconds:g} s."
             f" Follow it with `leads jobs show {job.id}`.",
             highlight=False,
+            soft_wrap=True,  # the command on one line to copy, however narrow the terminal (a log: 80 columns)
         )
 
 
@@ -361,9 +362,11 @@ _ENDED = ("completed", "partial", "failed", "interrupted")
 """The statuses a job ends in (interrupted: its process is gone)."""
 
 
-def _follow(env: Environment, job_id: str, running: Any) -> None:
+def _follow(env: Environment, job_id: str, running: Any, *, quiet: bool = False) -> None:
+    """Wait for the job to end, with a progress bar on a terminal (``quiet``: without). Written to a pipe or a
+    file, the bar was printed once at the end, a line of box-drawing characters among the output a script reads."""
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=quiet or not console.is_terminal) as progress:
         task = progress.add_task("enriching", total=None)
         while True:
             document = job_summary(env, job_id)
@@ -397,6 +400,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         f"({progress['percentage']}%), {credit_amount(document['creditsUsed'])} used"
         + (f", ETA {document['eta']:.0f} s" if "eta" in document else ""),
         highlight=False,
+        soft_wrap=True,  # one line for a log to grep, as the sync's
     )
     console.print(
         f"enriched {results['enriched']:,}, no data {results['noDataFound']:,}, failed {results['failed']:,}",
@@ -419,7 +423,9 @@ def _print_summary(document: dict[str, Any]) -> None:
 @jobs_app.command("show")
 def jobs_show(
     job_id: str,
-    wait: Annotated[bool, typer.Option(help="Show a live progress bar until the job ends.")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait until the job ends (a live progress bar on a terminal), then show it.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
 ) -> None:
     """Progress, results, breakdown, credits and ETA of an enrichment job (yours, or one whose lists you read)."""
@@ -438,8 +444,9 @@ def jobs_show(
         from leads_pipeline.defs.enrichment.jobs import cancel_killed_runs
 
         run_or_fail(lambda: cancel_killed_runs(env.database_url, job_id))
-    if wait and document["status"] in ("queued", "processing") and not as_json:
-        _follow(env, job_id, lambda: True)
+    if wait and document["status"] in ("queued", "processing"):
+        # with --json too: a script following a job started in the background got "queued" at once
+        _follow(env, job_id, lambda: True, quiet=as_json)
         document = job_summary(env, job_id)
     print_json(document) if as_json else _print_summary(document)
 
@@ -509,7 +516,11 @@ def jobs_resume(
             _print_summary(job_summary(env, job_id))
             return
         _spawn(env, job_id, keeper)
-    console.print(f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.", highlight=False)
+    console.print(
+        f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @jobs_app.command("run", hidden=True)

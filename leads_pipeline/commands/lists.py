@@ -19,6 +19,7 @@ from leads_pipeline.commands.common import (
     environment,
     fail,
     print_json,
+    print_table,
     run_or_fail,
 )
 from leads_pipeline.lib.wording import counted
@@ -136,18 +137,21 @@ def lists_ls(
         print_json(rows)
         return
     table = Table("folder", "list", "leads", "tags", "role", "dedupe", "created")
+    lines = []
     for row in rows:
         name = row["name"] + (" (archived)" if row["archived"] else "")
-        table.add_row(
-            row["folder"] or "/",
-            name,
-            f"{row['leadCount']:,}",
-            ", ".join(row["tags"]),
-            row["role"],
-            row["settings"]["deduplication"],
-            row["createdAt"][:10],
-        )
-    console.print(table)
+        tags = ", ".join(row["tags"])
+        leads, dedupe = f"{row['leadCount']:,}", row["settings"]["deduplication"]
+        table.add_row(row["folder"] or "/", name, leads, tags, row["role"], dedupe, row["createdAt"][:10])
+        # narrower than the table (80 columns: a pipe, a log) a long name was split over two rows, and a script
+        # grepping for it found neither: each list takes two lines, every value whole
+        tagged = f", tags {tags}" if tags else ""
+        lines.append((
+            name + (f" in folder {row['folder']}" if row["folder"] else ""),
+            f"{counted(row['leadCount'], 'lead')}{tagged}, {row['role']}, dedupe by {dedupe},"
+            f" created {row['createdAt'][:10]}",
+        ))  # fmt: skip
+    print_table(table, lines)
 
 
 def _audit(conn: Any, action: str, lead_list: Any, details: dict[str, Any]) -> None:

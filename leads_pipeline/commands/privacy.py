@@ -22,6 +22,7 @@ from leads_pipeline.commands.common import (
     environment,
     fail,
     json_text,
+    output_file,
     print_json,
     require_every_list,
     run_or_fail,
@@ -57,7 +58,9 @@ def _run(action: Callable[[Any, Any], T]) -> T:
 @app.command("export")
 def privacy_export(
     who: Who,
-    out: Annotated[Path | None, typer.Option("--out", help="JSON file to write (default: standard output).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="JSON file to write (default, or -: standard output).")
+    ] = None,
     everyone: Everyone = False,
 ) -> None:
     """Everything held about the person (leads in all lists, facts, import errors and updates, merges, tags,
@@ -65,6 +68,7 @@ def privacy_export(
     from leads_pipeline.lib.export import written_whole
     from leads_pipeline.lib.store import privacy
 
+    out = output_file(out)
     document = _run(lambda conn, env: privacy.export_person(conn, who, acting_user(), everyone=everyone))
     if out is None:
         print_json(document)

@@ -16,6 +16,7 @@ from leads_pipeline.commands.common import (
     errors,
     one_output,
     print_json,
+    print_table,
     run_or_fail,
 )
 from leads_pipeline.commands.selection import (
@@ -101,25 +102,24 @@ def search_command(
     else:
         _print_table(page.leads)
     if page.next_cursor:
-        errors.print(f"more: --after {page.next_cursor}", highlight=False)
+        # on one line however long (it holds the sort value), to be copied or read by a script whole
+        errors.print(f"more: --after {page.next_cursor}", highlight=False, soft_wrap=True)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
+    """The page as a table where the terminal is wide enough, else two lines a lead (``print_table``): at 80
+    columns (a pipe, a log) the nine columns cut every email to a dozen letters ("ann@acme…"), and a script or
+    a person grepping the output for an address found nothing."""
     from leads_pipeline.lib.fields import full_name
 
     table = Table("id", "list", "name", "email", "phone", "company", "title", "stage", "score")
+    lines = []
     for r in rows:
         name = full_name(r["first_name"], r["last_name"]) or (r["full_name"] or "")
-        table.add_row(
-            str(r["id"]),
-            r["list"],
-            name,
-            r["email"] or "",
-            r["phone"] or "",
-            r["company"] or "",
-            r["title"] or "",
-            r["stage"],
-            "" if r["score"] is None else str(r["score"]),
-        )
-    console.print(table)
+        score = "" if r["score"] is None else str(r["score"])
+        cells = (r["email"] or "", r["phone"] or "", r["company"] or "", r["title"] or "")
+        table.add_row(str(r["id"]), r["list"], name, *cells, r["stage"], score)
+        values = [cell for cell in cells if cell] + [f"stage {r['stage']}"] + ([f"score {score}"] if score else [])
+        lines.append((f"{r['id']}  {name} in {r['list']}", ", ".join(values)))
+    print_table(table, lines)
     console.print(counted(len(rows), "lead"), highlight=False)

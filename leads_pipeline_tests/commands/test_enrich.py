@@ -485,6 +485,24 @@ def test_without_wait_the_job_runs_in_the_background(leads: Leads, prospects: li
     assert document["progress"]["processed"] == 300
 
 
+def test_jobs_show_wait_waits_for_the_end_of_a_job_with_json_too_and_prints_no_bar_off_a_terminal(
+    leads: Leads, prospects: list[int]
+) -> None:
+    """A script following a job it started in the background (``leads jobs show JOB --wait --json``) got the job
+    as it was, "queued": --wait was dropped with --json. Without --json, written to a pipe or a file, the progress
+    bar came out once at the end, a line of box-drawing characters before the summary."""
+    launched = leads.json("enrich", "--list", "prospects", "--template", "basic", "--json")
+    document = leads.json("jobs", "show", launched["jobId"], "--wait", "--json")
+    assert document["status"] == "completed" and document["progress"]["processed"] == 300
+    # the command to follow it is one line (it was broken at 80 columns, between `leads jobs show` and the id)
+    queued = leads.ok("enrich", "--list", "prospects", "--template", "basic").splitlines()[-1]
+    again = queued.removeprefix("job ").split()[0]
+    assert queued.endswith(f"Follow it with `leads jobs show {again}`.") and len(queued) > 80
+    shown = leads.ok("jobs", "show", again, "--wait")
+    assert shown.startswith(f"job {again}: completed, 300/300") and "enriching" not in shown, shown
+    assert shown.splitlines()[0].endswith("credits used"), "one line for a log (it was broken at 80 columns)"
+
+
 def test_leads_verified_on_one_address_are_each_charged_their_own_verdict(
     leads: Leads,
     sandbox: Sandbox,

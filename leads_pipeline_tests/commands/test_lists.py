@@ -6,7 +6,9 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
+from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -46,6 +48,23 @@ def test_ls_filters_by_nested_folder_tag_and_hides_archived(leads: Leads) -> Non
     leads.ok("lists", "unarchive", "a")
     assert names("--tag", "hot") == ["a"]
     assert "Sales/US" in leads.ok("lists", "ls")
+
+
+def test_ls_shows_each_list_whole_at_80_columns(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (a pipe, a log) a long list name was split over two rows of the table, and grepping the
+    output for it found nothing. There each list takes two lines, every value whole; a wide terminal keeps the
+    table."""
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt, Hall 4)"
+    leads.ok("lists", "create", name, "--folder", "Events/2026", "--tag", "fair")
+    monkeypatch.setattr(common, "console", Console(width=80))
+    created = leads.json("lists", "show", name, "--json")["createdAt"][:10]
+    assert leads.ok("lists", "ls").splitlines() == [
+        f"{name} in folder Events/2026",
+        f"  0 leads, tags fair, owner, dedupe by email, created {created}",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    [row] = [line for line in leads.ok("lists", "ls").splitlines() if name in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")][:3] == ["Events/2026", name, "0"]
 
 
 def test_rename_move_tag_untag(leads: Leads) -> None:
@@ -156,9 +175,9 @@ def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> N
         assert "pass --yes" in leads.fails("lists", "delete", "fair", "--purge", stdin="")  # no answer to read
         assert live_leads(database_url) == 33
         leads.ok("bulk", "delete", "--list", "fair", "--where", "country in CL, ES", "--yes")
-        out = leads.ok("lists", "delete", "fair", "--purge", stdin="y\n")
-        assert "remove list 'fair' and its 31 leads (33 with the deleted ones) for good?" in out
-        assert "purged 33 leads for good" in out
+        purged = leads.run("lists", "delete", "fair", "--purge", stdin="y\n")
+        assert purged.stderr == "remove list 'fair' and its 31 leads (33 with the deleted ones) for good? [y/N]: y\n"
+        assert purged.stdout == "deleted list 'fair' and purged 33 leads for good\n"
     else:
         assert "33 leads soft-deleted" in leads.ok("lists", "delete", "fair")
     assert live_leads(database_url) == 0

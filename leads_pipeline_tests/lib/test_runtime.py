@@ -307,3 +307,36 @@ def test_dagster_storage_sessions_are_named_unless_database_url_names_them(
         with engine.connect() as conn:
             assert conn.execute(query).scalar() == name
         engine.dispose()
+
+
+STARTS_AND_QUERIES = """
+import sys
+from pathlib import Path
+
+import psycopg
+
+from leads_pipeline.lib import runtime
+
+with psycopg.connect(runtime.start_embedded_postgres(Path(sys.argv[1]))) as conn:
+    conn.execute("SELECT pg_sleep(3)")
+"""
+
+
+@pytest.mark.skipif(bool(os.environ.get("TEST_DATABASE_URL")), reason="the embedded server only")
+def test_commands_creating_the_same_server_at_once_all_keep_their_connections() -> None:
+    """Two cron jobs (or scripts) starting on a new leads home at once: the second found the server the first
+    had just created running and connected, and the first then restarted it for its settings under it ("the
+    database went away during the command"). The restart is done before anyone else may find the server."""
+    home = Path(tempfile.mkdtemp(prefix="leads-test-concurrent-create-"))
+    try:
+        commands = [
+            subprocess.Popen(
+                [sys.executable, "-c", STARTS_AND_QUERIES, str(home)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for _ in range(2)  # both wait for the server's creation, then find it at once
+        ]
+        errors = [command.communicate(timeout=120)[1].decode() for command in commands]
+        assert [command.returncode for command in commands] == [0, 0], errors
+    finally:
+        runtime.stop_embedded_postgres(home)
+        shutil.rmtree(home, ignore_errors=True)

@@ -127,6 +127,7 @@ def score_leads(
     """Score the given leads in the caller's transaction; deleted or unknown ids are skipped."""
     if config.model.mode != "off" and model is None:
         raise ValueError("the configuration uses the fit model; load it and pass it as model=")
+    store.hold_scored_lists(conn, lead_ids)  # another scoring of these lists is committed, and then read
     summary = BatchSummary(
         config_version=store.save_config(conn, config), model_version=model.version if model else None
     )

@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -287,6 +287,27 @@ class ScoreWrites:
     @property
     def history_appended(self) -> int:
         return self.appended.rowcount
+
+
+SCORED_LISTS: Final = 0x1EAD6
+"""The advisory lock namespace of the lists a transaction scores leads of (``hold_scored_lists``)."""
+
+
+def hold_scored_lists(conn: Connection, lead_ids: Sequence[int]) -> None:
+    """Wait for every other transaction scoring leads of the same lists to end, and keep others out of them until
+    this one ends. Two scorings of a list at once (`leads score` in a cron job beside the daily rescore, or two
+    cron jobs) each compared with the current scores before the other had committed, and each appended the change
+    to `score_history`: every lead's first score was in its history twice. The leads are not locked: an import or
+    an edit of them waits for no scoring it did not wait for before. The locks are taken all at once and in one
+    order, so two scorings of several lists never each wait for the other. The ids travel as one JSON document, as
+    a chunk's scores do (``write_scores``)."""
+    keys = conn.execute(
+        "SELECT DISTINCT hashtext(list_id::text) AS key FROM leads"
+        " WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)::bigint)) ORDER BY key",
+        (json.dumps(list(lead_ids)),),
+    ).fetchall()
+    for row in keys:
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (SCORED_LISTS, row["key"]))
 
 
 def write_scores(

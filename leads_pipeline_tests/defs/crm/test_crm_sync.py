@@ -14,9 +14,11 @@ from typing import Any
 import dagster as dg
 import pytest
 import yaml
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import common
 from leads_pipeline.commands.crm import _failure
 from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_job, crm_sync_plan
 from leads_pipeline.defs.crm.schedules import crm_schedules
@@ -91,7 +93,7 @@ def test_crm_ls_show_and_test(leads: CliRunner, tmp_path: Path) -> None:
 
 
 def test_sync_pushes_through_dagster_then_history_and_errors(
-    leads: CliRunner, database_url: str, tmp_path: Path
+    leads: CliRunner, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import_leads(database_url, tmp_path, lead_rows(40, start=110_000))
     with transaction(database_url) as db:
@@ -106,8 +108,19 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     assert (again["leadsToSync"], again["unchanged"]) == (0, 38)
     with connect(database_url) as conn:  # paced by the account's bucket in the database, which all runs share
         assert [r["key"].split(":")[0] for r in conn.execute("SELECT key FROM rate_buckets")] == ["hubspot"]
+    # without --json, one line a log can be grepped ("0 failed"): at 80 columns it was broken over three
+    summary = ok(leads, "sync", "--crm", "hubspot-main").stdout.splitlines()[0]
+    assert (
+        summary.startswith("sync ")
+        and ": completed; 0 to sync, 0 created, 0 updated, 38 unchanged, 0 failed," in summary
+    )
     history = json.loads(ok(leads, "sync", "history", "--json").stdout)
-    assert [h["syncId"] for h in history] == [again["syncId"], report["syncId"]]
+    assert [h["syncId"] for h in history][1:] == [again["syncId"], report["syncId"]]
+    # at 80 columns (a pipe, cron's mail) the table cut the status to "co…" and the counts to a letter: two lines
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = ok(leads, "sync", "history").stdout.splitlines()
+    assert shown[-2].startswith(f"{report['syncId']}  hubspot-main push, started ")
+    assert shown[-1] == "  completed: 38 to sync, 38 created, 0 updated, 0 failed, 2 invalid, 0 pulled, 0 conflicts"
     errors = ok(leads, "sync", "errors", report["syncId"], "--csv").stdout.splitlines()
     assert errors[0] == '"lead_id","email","action","category","message","attempts"'
     assert "nobody@nowhere" in errors[1] and "not an email address" in errors[1]

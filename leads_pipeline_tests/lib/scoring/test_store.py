@@ -591,6 +591,31 @@ def test_a_stage_a_person_confirmed_while_the_lead_was_scored_is_not_lowered(
     assert (report["scored"], report["stages"], report["stageChanges"]) == (1, {"mql": 1}, 0)
 
 
+def test_two_scorings_of_a_list_at_once_append_each_change_to_the_history_once(database_url: str) -> None:
+    """`leads score` from a cron job while the daily rescore (or another cron job) scored the same list: each
+    compared with the current scores before the other had committed, and every lead's first score was in its
+    history twice (`leads show --score-history`). The second scoring waits for the first, then finds nothing
+    changed. (Its configuration stored before, and no stage moved: the other writes neither waited.)"""
+    config = parse_config(ICP)
+    with connect(database_url) as conn:
+        _list, ids = add_leads(conn, [{"industry": "Computer Software"}, {"industry": "Retail"}])
+        store.save_config(conn, config)
+
+    def scoring(conn: psycopg.Connection[Any]) -> dict[str, Any]:
+        return score_leads(conn, ids, config, now=NOW).as_json()
+
+    def second() -> dict[str, Any]:
+        with connect(database_url) as conn:
+            return scoring(conn)
+
+    first: list[dict[str, Any]] = []
+    report = while_uncommitted(database_url, lambda conn: first.append(scoring(conn)), second)
+    assert (first[0]["historyAppended"], report["historyAppended"], report["scored"]) == (2, 0, 2)
+    with connect(database_url) as conn:
+        assert [len(store.score_history(conn, lead)) for lead in ids] == [1, 1]
+        assert conn.execute("SELECT array_agg(stage) FROM leads").fetchone() == {"array_agg": ["new", "new"]}
+
+
 def test_scoring_waits_for_a_soft_delete_in_flight_and_leaves_the_lead_out(database_url: str) -> None:
     """`leads score` writing a chunk while `leads bulk delete` of one of its leads is not committed yet: the chunk
     holds its leads (key share) before writing, and a soft delete holds its leads for update first (as a list

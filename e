@@ -1,0 +1,1 @@
+delete 1 lead (lists Q1; email = ann@acme.com)? [y/N]: 
