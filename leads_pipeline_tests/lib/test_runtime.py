@@ -120,6 +120,8 @@ def test_as_root_the_server_starts_in_a_home_under_a_read_only_folder() -> None:
     base = Path(tempfile.mkdtemp(prefix="leads-test-read-only-"))
     home = base / "ro" / "home"
     home.mkdir(parents=True)
+    for folder in (home.parent, home):  # as a volume's folders are: a CLI test before may have left the umask at 077
+        folder.chmod(0o755)
     ro, rw = shlex.quote(str(home.parent)), shlex.quote(str(home))
     probe = "import sys; from pathlib import Path; from leads_pipeline.lib import runtime; "
     probe += "home = Path(sys.argv[1]); runtime.start_embedded_postgres(home); runtime.start_embedded_postgres(home)"
