@@ -50,6 +50,20 @@ rows differ), CatBoost with l2 10 (-0.0009 / -0.0002), random strength 2 (-0.000
 but AUC -0.0004 at signup), LightGBM as a third part (+0.0002 / +0.0001), ratio features in both parts (time per
 visit, page views, time per page view: -0.0008 / +0.0001) and CatBoost as an average over three seeds
 (-0.0001 / +0.0001, three times the training).
+
+Later, on the same folds against this average (paired difference in accuracy / AUC +- SE; a change is kept at +2 SE
+in accuracy with AUC not worse, here or at signup): case-folded categories with CatBoost at 0.05 x 1,000 (+0.0006 +-
+0.0003 / +0.0001 +- 0.0001, 1.9 SE), the same with LightGBM as a third part (+0.0003 +- 0.0004 / 0.0000) and with
+one-hot CatBoost columns up to 4 categories (+0.0008 +- 0.0002 / -0.0001 +- 0.0001, but at signup -0.0007 +- 0.0007
+/ -0.0012 +- 0.0003: the slower learning rate costs that AUC, -0.0012 +- 0.0002 alone); CatBoost with one-hot up to
+4 alone (+0.0003 +- 0.0003 / 0.0000; with case folding -0.0002 +- 0.0004 / 0.0000), Depthwise trees (-0.0001 +-
+0.0004 / -0.0003 +- 0.0001), 1,024 borders (-0.0006 +- 0.0003 / +0.0001 +- 0.0001), l2 1 (+0.0001 +- 0.0002 /
++0.0001 +- 0.00004); a random forest (500 trees on ordinal categories, 0.9288 / 0.9752 alone) as a third part
+(-0.0003 +- 0.0004 / -0.0006 +- 0.0002), LightGBM with its defaults as a third part (-0.0002 +- 0.0004 / 0.0000);
+category crosses for the histogram model: Tags x Lead Quality (+0.0005 +- 0.0005 / +0.0002 +- 0.0001; +0.0009 +-
+0.0005 / +0.0002 +- 0.0001 with case folding and CatBoost at 0.05 x 1,000), Tags x Last Notable Activity added to it
+(-0.0003 +- 0.0006 / +0.0001), Tags x Last Activity (-0.0007 +- 0.0005 / +0.0001), Lead Quality x Last Notable
+Activity (-0.0011 +- 0.0005 / -0.0001), Tags x Lead Origin (-0.0003 +- 0.0005 / 0.0000).
 """
 
 from __future__ import annotations
