@@ -104,6 +104,18 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
     )
 
 
+def batch_lists(conn: store.Connection, batch_id: str) -> list[tuple[int, str]]:
+    """The lists the batch's leads are in, each with the key of its paid-stage lock (``one_run_at_a_time``), in
+    the order of the locks themselves (the keys' hashes): every run takes them in that one order, so two runs each
+    waiting for a list the other holds cannot happen, even for two keys of one hash."""
+    rows = conn.execute(
+        "SELECT list_id, key FROM (SELECT DISTINCT l.list_id, 'list ' || l.list_id AS key FROM batch_members b"
+        " JOIN leads l ON l.id = b.lead_id WHERE b.batch_id = %s) k ORDER BY hashtext(key), list_id",
+        (batch_id,),
+    )
+    return [(int(r["list_id"]), str(r["key"])) for r in rows]
+
+
 def one_run_at_a_time(
     source: str,
 ) -> Callable[
@@ -123,7 +135,14 @@ def one_run_at_a_time(
 
     With a monthly budget (``LEADS_MONTHLY_CREDITS``) one paid stage runs at a time, whatever its batch: each
     stage reads what is left of the month when it starts and reserves its calls in its own process, so the runs
-    of a backfill (four at once) each spent the whole rest and together passed the budget."""
+    of a backfill (four at once) each spent the whole rest and together passed the budget.
+
+    The stage then also takes a lock per list its batch's leads are in (``batch_lists``): two ``leads enrich`` of
+    the same leads at once (overlapping cron jobs) are two batches, whose locks differed, and each paid for what
+    neither found stored (500 leads of 50 companies: 76 credits, not 50). The second now waits for the first's
+    stage to end, then reads what it bought (the stages read stored answers per lead or company as they go, all
+    after the locks are taken) and pays nothing again. Batches of one list take turns at their paid stages. The
+    list locks are taken in one order (``batch_lists``), after the batch's or month's, so waits cannot form a cycle."""
 
     def decorate(
         compute: Callable[Concatenate[dg.AssetExecutionContext, P], R],
@@ -140,18 +159,28 @@ def one_run_at_a_time(
             key = MONTHLY_BUDGET_ENV if month else batch_id
             with connect(database.database_url, autocommit=True) as keeper:
                 keeper.execute("SELECT set_config('application_name', %s, false)", (f"dagster run {context.run_id}",))
-                if not liveness.claim(keeper, liveness.ENRICHMENT_STAGE, key):
-                    other = liveness.holder(keeper, liveness.ENRICHMENT_STAGE, key) or "another run"
-                    why = (
-                        f"is running a paid stage; waiting for it to end, as {MONTHLY_BUDGET_ENV} is set (one paid"
-                        " stage at a time, so that runs at once do not together spend past the month's budget)"
-                        if month
-                        else f"is working on batch {batch_id}; waiting for it to end, so that its leads are not"
-                        " looked up and paid for twice"
+
+                def take(key: str, why: str) -> None:
+                    if not liveness.claim(keeper, liveness.ENRICHMENT_STAGE, key):
+                        other = liveness.holder(keeper, liveness.ENRICHMENT_STAGE, key) or "another run"
+                        context.log.info(f"{source}: {other} {why}")
+                        liveness.wait_for(keeper, liveness.ENRICHMENT_STAGE, key)
+                        context.log.info(f"{source}: {other} is done; going on with batch {batch_id}")
+
+                take(
+                    key,
+                    f"is running a paid stage; waiting for it to end, as {MONTHLY_BUDGET_ENV} is set (one paid"
+                    " stage at a time, so that runs at once do not together spend past the month's budget)"
+                    if month
+                    else f"is working on batch {batch_id}; waiting for it to end, so that its leads are not"
+                    " looked up and paid for twice",
+                )
+                for list_id, list_key in batch_lists(keeper, batch_id):
+                    take(
+                        list_key,
+                        f"is working on list {list_id}, which leads of batch {batch_id} are in; waiting for it to"
+                        " end, so that they are not looked up and paid for twice",
                     )
-                    context.log.info(f"{source}: {other} {why}")
-                    liveness.wait_for(keeper, liveness.ENRICHMENT_STAGE, key)
-                    context.log.info(f"{source}: {other} is done; going on with batch {batch_id}")
                 return compute(context, *args, **kwargs)
 
         return compute_alone

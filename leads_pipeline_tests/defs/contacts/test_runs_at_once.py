@@ -92,6 +92,67 @@ def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
     assert len(paid) == len(set(paid)) == first["twilio_lookups"]
 
 
+def test_two_batches_of_the_same_leads_at_once_pay_for_each_lookup_once(
+    database_url: str,
+    sandbox: Sandbox,
+    world_batch: WorldBatch,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """Two `leads enrich` of the same leads at once (cron jobs that overlap) are two batches: their stages' locks
+    differed, and each paid for the lookups neither found stored (500 leads of 50 companies: 76 credits, not 50).
+    The second batch's stage now waits for the first's on the list they share, naming it, then reuses what it
+    bought: every number is looked up once."""
+    with connect(database_url) as conn:
+        conn.execute("INSERT INTO batches (id, kind) VALUES ('again', 'selection')")
+        conn.execute(
+            "INSERT INTO batch_leads (batch_id, lead_id) SELECT 'again', lead_id FROM batch_members"
+            " WHERE batch_id = %s",
+            (world_batch.batch_id,),
+        )
+        list_id = conn.execute("SELECT id FROM lists").fetchone()
+    assert list_id is not None
+    real_lookup = TwilioLookupResource.lookup
+    looked_up: list[str] = []
+    release, started, twice = threading.Event(), threading.Event(), threading.Event()
+
+    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
+        """Each lookup waits for ``release``: the first batch's run stays in the middle of its lookups meanwhile."""
+        if e164 in looked_up:  # only the other batch's run asks for a number again
+            twice.set()
+        looked_up.append(e164)
+        started.set()
+        assert release.wait(60)
+        return real_lookup(self, e164)
+
+    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(batch: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[batch] = materialize_batch([phone_contacts], batch, instance, resources, config)
+
+    threads = {batch: threading.Thread(target=run, args=(batch,)) for batch in (world_batch.batch_id, "again")}
+    threads[world_batch.batch_id].start()
+    assert started.wait(60)  # the first batch's run is in the middle of its lookups
+    threads["again"].start()
+    deadline = time.monotonic() + 60
+    while not twice.is_set() and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for thread in threads.values():
+        thread.join(120)
+    first, second = (metadata(results[batch], "phone_contacts") for batch in (world_batch.batch_id, "again"))
+    assert not twice.is_set() and len(looked_up) == len(set(looked_up))
+    assert first["twilio_lookups"] == len(looked_up) > 0 and second["twilio_lookups"] == 0
+    assert second["credits_this_source"] == 0.0 < first["credits_this_source"]
+    run_id = results[world_batch.batch_id].run_id
+    waited = f"phone: dagster run {run_id} is working on list {list_id['id']}, which leads of batch again are in"
+    assert waited in capfd.readouterr().err  # the second run's log says which run it waits for, and why
+
+
 def test_a_run_waiting_for_another_ends_at_once_when_terminated(
     database_url: str, sandbox: Sandbox, world_batch: WorldBatch
 ) -> None:

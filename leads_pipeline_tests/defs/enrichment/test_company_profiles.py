@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,8 @@ import dagster as dg
 from pytest import MonkeyPatch
 
 from leads_pipeline.lib.credits import PRICES
-from leads_pipeline.lib.enrichment.companies import normalize_company_name
+from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer, normalize_company_name
+from leads_pipeline.lib.enrichment.engine import CompanyEnricher
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.store import enrichment as store
@@ -400,3 +403,56 @@ def test_another_list_of_the_same_companies_gets_the_same_facts_from_the_cache_f
     first, second = by_person(imported_batch), by_person("import-second")
     assert second == first and len(second) > 1000
     assert all(f["cost"] == 0 and not billing & set(f["details"]) for f in _facts(database_url, "import-second"))
+
+
+def test_two_batches_of_the_same_leads_at_once_buy_each_company_once(
+    database_url: str, imported_batch: str, sandbox: Sandbox, monkeypatch: MonkeyPatch
+) -> None:
+    """Two `leads enrich` of the same leads at once (cron jobs that overlap) are two batches, whose stages' locks
+    differed: each bought the companies neither found cached (500 leads of 50 companies: 76 credits, not 50). The
+    second batch's stage now waits for the first's on their list, then reads the companies it bought from the
+    cache: every company is bought once, and the second batch spends nothing."""
+    assert sandbox.http_app is not None
+    with connect(database_url) as conn:
+        lead_ids = tuple(r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
+        create_selection_batch(conn, Selection(ids=lead_ids), "tester", batch_id="again")
+    sandbox.http_app.reset()
+    real_call = CompanyEnricher._call
+    asked: list[tuple[object, str]] = []
+    release, started, twice = threading.Event(), threading.Event(), threading.Event()
+
+    def held_call(self: CompanyEnricher, identity: Identity, provider: str) -> ProviderAnswer:
+        """Each call waits for ``release``: the first batch's run stays in the middle of its lookups meanwhile."""
+        if (identity.key, provider) in asked:  # only the other batch's run asks for a company again
+            twice.set()
+        asked.append((identity.key, provider))
+        started.set()
+        assert release.wait(60)
+        return real_call(self, identity, provider)
+
+    monkeypatch.setattr(CompanyEnricher, "_call", held_call)
+    resources = sandbox_resources(database_url, sandbox)
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(batch: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[batch] = materialize_companies(resources, instance, batch)
+
+    threads = {batch: threading.Thread(target=run, args=(batch,)) for batch in (imported_batch, "again")}
+    threads[imported_batch].start()
+    assert started.wait(60)  # the first batch's run is in the middle of its lookups
+    threads["again"].start()
+    deadline = time.monotonic() + 60
+    while not twice.is_set() and time.monotonic() < deadline:
+        with connect(database_url) as conn:
+            if conn.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone():
+                break
+        time.sleep(0.05)
+    release.set()
+    for thread in threads.values():
+        thread.join(120)
+    assert results[imported_batch].success and results["again"].success
+    assert not twice.is_set() and len(asked) == len(set(asked)) == _gemini_calls(sandbox) > 0
+    with connect(database_url) as conn:
+        assert store.credits_used(conn, "again") == 0 < store.credits_used(conn, imported_batch)
+    assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
