@@ -36,6 +36,47 @@ def _a_lock_is_awaited(database_url: str) -> bool:
     return bool(row and row["n"])
 
 
+def _phone_stage_at_once(
+    database_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, batches: tuple[str, str]
+) -> tuple[list[dg.ExecuteInProcessResult], list[str], bool]:
+    """Run ``phone_contacts`` for ``batches`` (the same batch twice, or two) at once, the second started while the
+    first is in the middle of its lookups (each held until the second has asked Twilio a number of the first again
+    or waits for a lock). Returns both runs' results in order, every billed lookup's number in order, and whether a
+    number was looked up twice."""
+    real_lookup = TwilioLookupResource.lookup
+    looked_up: list[str] = []
+    release, started, twice = threading.Event(), threading.Event(), threading.Event()
+
+    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
+        if e164 in looked_up:  # only the other run asks for a number again
+            twice.set()
+        looked_up.append(e164)
+        started.set()
+        assert release.wait(60)
+        return real_lookup(self, e164)
+
+    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
+    resources = sandbox_resources(sandbox, database_url)
+    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
+    results: dict[int, dg.ExecuteInProcessResult] = {}
+
+    def run(nth: int) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[nth] = materialize_batch([phone_contacts], batches[nth], instance, resources, config)
+
+    threads = [threading.Thread(target=run, args=(nth,)) for nth in (0, 1)]
+    threads[0].start()
+    assert started.wait(60)  # the first run is in the middle of its lookups
+    threads[1].start()
+    deadline = time.monotonic() + 60
+    while not twice.is_set() and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    return [results[0], results[1]], looked_up, twice.is_set()
+
+
 def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
     database_url: str,
     sandbox: Sandbox,
@@ -46,42 +87,13 @@ def test_a_second_run_of_a_batch_waits_for_the_first_and_pays_nothing_again(
     """Both runs read the batch's numbers as not looked up yet and paid Twilio for each of them twice (credits
     counted twice, two facts per number). The second run now waits for the first's stage to end, naming it, then
     finds every answer stored: it looks nothing up."""
-    real_lookup = TwilioLookupResource.lookup
-    looked_up: list[str] = []  # every billed lookup's number, in order
-    release, started, twice = threading.Event(), threading.Event(), threading.Event()
-
-    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
-        """Each lookup waits for ``release``: the first run stays in the middle of its lookups meanwhile."""
-        if e164 in looked_up:  # only another run asks for a number of the batch again
-            twice.set()
-        looked_up.append(e164)
-        started.set()
-        assert release.wait(60)
-        return real_lookup(self, e164)
-
-    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
-    resources = sandbox_resources(sandbox, database_url)
-    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
-    results: dict[str, dg.ExecuteInProcessResult] = {}
-
-    def run(name: str) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
-            results[name] = materialize_batch([phone_contacts], world_batch.batch_id, instance, resources, config)
-
-    threads = {name: threading.Thread(target=run, args=(name,)) for name in ("first", "second")}
-    threads["first"].start()
-    assert started.wait(60)  # the first run is in the middle of its lookups
-    threads["second"].start()
-    deadline = time.monotonic() + 60
-    while not twice.is_set() and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    release.set()
-    for thread in threads.values():
-        thread.join(120)
-    waited = f"phone: dagster run {results['first'].run_id} is working on batch {world_batch.batch_id}; waiting"
+    results, looked_up, twice = _phone_stage_at_once(
+        database_url, sandbox, monkeypatch, (world_batch.batch_id, world_batch.batch_id)
+    )
+    waited = f"phone: dagster run {results[0].run_id} is working on batch {world_batch.batch_id}; waiting"
     assert waited in capfd.readouterr().err  # the second run's log says which run it waits for
-    first, second = (metadata(results[name], "phone_contacts") for name in ("first", "second"))
-    assert not twice.is_set() and len(looked_up) == len(set(looked_up))
+    first, second = (metadata(result, "phone_contacts") for result in results)
+    assert not twice and len(looked_up) == len(set(looked_up))
     assert first["twilio_lookups"] == len(looked_up) > 0 and second["twilio_lookups"] == 0
     # the second run bought nothing: it reports 0 spent, the batch's total as the first left it
     assert second["credits_this_source"] == 0.0 < first["credits_this_source"] == second["credits_source_total"]
@@ -112,43 +124,14 @@ def test_two_batches_of_the_same_leads_at_once_pay_for_each_lookup_once(
         )
         list_id = conn.execute("SELECT id FROM lists").fetchone()
     assert list_id is not None
-    real_lookup = TwilioLookupResource.lookup
-    looked_up: list[str] = []
-    release, started, twice = threading.Event(), threading.Event(), threading.Event()
-
-    def held_lookup(self: TwilioLookupResource, e164: str) -> LineTypeResult:
-        """Each lookup waits for ``release``: the first batch's run stays in the middle of its lookups meanwhile."""
-        if e164 in looked_up:  # only the other batch's run asks for a number again
-            twice.set()
-        looked_up.append(e164)
-        started.set()
-        assert release.wait(60)
-        return real_lookup(self, e164)
-
-    monkeypatch.setattr(TwilioLookupResource, "lookup", held_lookup)
-    resources = sandbox_resources(sandbox, database_url)
-    config = {"phone_contacts": {"twilio": "always", "direct_dials": False}}
-    results: dict[str, dg.ExecuteInProcessResult] = {}
-
-    def run(batch: str) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
-            results[batch] = materialize_batch([phone_contacts], batch, instance, resources, config)
-
-    threads = {batch: threading.Thread(target=run, args=(batch,)) for batch in (world_batch.batch_id, "again")}
-    threads[world_batch.batch_id].start()
-    assert started.wait(60)  # the first batch's run is in the middle of its lookups
-    threads["again"].start()
-    deadline = time.monotonic() + 60
-    while not twice.is_set() and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    release.set()
-    for thread in threads.values():
-        thread.join(120)
-    first, second = (metadata(results[batch], "phone_contacts") for batch in (world_batch.batch_id, "again"))
-    assert not twice.is_set() and len(looked_up) == len(set(looked_up))
+    results, looked_up, twice = _phone_stage_at_once(
+        database_url, sandbox, monkeypatch, (world_batch.batch_id, "again")
+    )
+    first, second = (metadata(result, "phone_contacts") for result in results)
+    assert not twice and len(looked_up) == len(set(looked_up))
     assert first["twilio_lookups"] == len(looked_up) > 0 and second["twilio_lookups"] == 0
     assert second["credits_this_source"] == 0.0 < first["credits_this_source"]
-    run_id = results[world_batch.batch_id].run_id
+    run_id = results[0].run_id
     waited = f"phone: dagster run {run_id} is working on list {list_id['id']}, which leads of batch again are in"
     assert waited in capfd.readouterr().err  # the second run's log says which run it waits for, and why
 
