@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -295,6 +295,23 @@ def bidx(value: str, field: str = "email") -> str:
     return digest
 
 
+SANDBOX_RATE = 1000.0
+"""The sandbox limits no provider's rate unless a test asks: the stages pace through their keys' buckets, as they
+do in production, at a rate that never holds a call back (the defaults would make a stage of 300 leads wait)."""
+
+SANDBOX_PACING: Final = {
+    variable: str(SANDBOX_RATE)
+    for variable in (
+        "ZEROBOUNCE_REQUESTS_PER_SECOND",
+        "NEVERBOUNCE_REQUESTS_PER_SECOND",
+        "TWILIO_REQUESTS_PER_SECOND",
+        "APIFY_REQUESTS_PER_SECOND",
+    )
+}
+"""The same for the ``leads`` command, which reads the rates from the environment (``defs/resources.py``): at the
+providers' default rates one command's test of enrichment waited 17 s on its buckets."""
+
+
 def cli_environment(
     monkeypatch: pytest.MonkeyPatch,
     database_url: str,
@@ -305,8 +322,8 @@ def cli_environment(
 ) -> None:
     """The environment of the ``leads`` command on the test database, with everything it derives set explicitly
     (``prepare_environment`` writes to ``os.environ``, so nothing may leak between tests): the leads home and
-    its inbox, Dagster's instance and storage on the same database, the acting user, and ``extra`` (the
-    sandbox's provider endpoints, a CRM folder)."""
+    its inbox, Dagster's instance and storage on the same database, the acting user, the providers' pacing at
+    :data:`SANDBOX_RATE`, and ``extra`` (the sandbox's provider endpoints, a CRM folder)."""
     for name, value in {
         "DATABASE_URL": database_url,
         "LEADS_HOME": str(home),
@@ -315,6 +332,7 @@ def cli_environment(
         "DAGSTER_PG_URL": dagster_postgres_url(database_url),
         "LEADS_DAGSTER_STORAGE": str(home / "dagster"),
         **({"LEADS_USER": user} if user else {}),
+        **SANDBOX_PACING,
         **(extra or {}),
     }.items():
         monkeypatch.setenv(name, value)

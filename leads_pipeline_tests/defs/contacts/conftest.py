@@ -20,7 +20,7 @@ from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.generate import write_leads_csv
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.support import import_file, materialize_batch
+from leads_pipeline_tests.support import SANDBOX_RATE, import_file, materialize_batch
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,6 @@ def make_world_batch(database_url: str, world: World, folder: Path, missing: dic
 @pytest.fixture
 def world_batch(database_url: str, sandbox_world: World, tmp_path: Path) -> WorldBatch:
     return make_world_batch(database_url, sandbox_world, tmp_path, {"email": 0.6, "phone": 0.7, "linkedin": 0.8})
-
-
-SANDBOX_RATE = 1000.0
-"""The sandbox limits no provider's rate unless a test asks: the stages pace through their keys' buckets, as they
-do in production, at a rate that never holds a call back (the defaults would make a stage of 300 leads wait)."""
 
 
 def sandbox_resources(sandbox: Sandbox, database_url: str, **mail: Any) -> dict[str, Any]:

@@ -22,14 +22,8 @@ from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.defs.contacts.conftest import (
-    SANDBOX_RATE,
-    WorldBatch,
-    materialize,
-    metadata,
-    sandbox_resources,
-)
-from leads_pipeline_tests.support import materialize_batch
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, materialize, metadata, sandbox_resources
+from leads_pipeline_tests.support import SANDBOX_RATE, materialize_batch
 
 
 def _facts(database_url: str, field: str) -> list[dict[str, Any]]:
