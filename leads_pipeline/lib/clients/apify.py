@@ -47,9 +47,9 @@ from leads_pipeline.lib.clients.actors import (
     SearchResult,
 )
 from leads_pipeline.lib.clients.http import MalformedResponseError, parse_retry_after, redact, require
-from leads_pipeline.lib.enrichment.pacing import pacer
+from leads_pipeline.lib.enrichment.pacing import paced_by_key
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
-from leads_pipeline.lib.ratelimit import Pacer, bucket_key
+from leads_pipeline.lib.ratelimit import Pacer
 
 
 class _PacedTransport(ImpitHttpClient):
@@ -119,22 +119,15 @@ class ApifyResource(dg.ConfigurableResource):
     def paced(self, database_url: str) -> Iterator[Pacer | None]:
         """Within the block every API request of this resource, each attempt, takes a slot of the token's bucket
         kept in ``database_url`` (``SharedTokenBucket``), shared by every run pacing the token. Not paced (None)
-        without a rate or a token; the bucket's connection is let go at the end, and the client is unpaced again."""
-        if not self.token:
-            yield None
-            return
-        bucket = pacer(self.requests_per_second, shared=(database_url, bucket_key(self.PROVIDER, self.token)))
-        self._api()  # builds the transport the bucket goes on
-        transport = self._transport
-        if transport is not None:
-            transport.pacer = bucket
-        try:
+        without a rate or a token."""
+
+        def attach(bucket: Pacer | None) -> None:
+            self._api()  # builds the transport the bucket goes on
+            if self._transport is not None:
+                self._transport.pacer = bucket
+
+        with paced_by_key(database_url, self.PROVIDER, self.token, self.requests_per_second, attach) as bucket:
             yield bucket
-        finally:
-            if transport is not None:
-                transport.pacer = None
-            if bucket is not None:
-                bucket.close()
 
     def run_actor(self, actor_id: str, run_input: dict[str, Any]) -> ActorRun:
         """Run ``actor_id`` to completion and read its whole default dataset."""

@@ -12,8 +12,8 @@ import requests
 from pydantic import Field, PrivateAttr
 
 from leads_pipeline.lib.clients.http import TIMEOUT_S, RetryingSession, RetryPolicy, retrying_session
-from leads_pipeline.lib.enrichment.pacing import pacer
-from leads_pipeline.lib.ratelimit import Pacer, bucket_key
+from leads_pipeline.lib.enrichment.pacing import paced_by_key
+from leads_pipeline.lib.ratelimit import Pacer
 
 
 class RequestsResource(dg.ConfigurableResource):
@@ -70,16 +70,13 @@ class RequestsResource(dg.ConfigurableResource):
     def paced(self, database_url: str) -> Iterator[Pacer | None]:
         """Within the block every request of this resource, each attempt, takes a slot of the provider's bucket for
         its key, kept in ``database_url`` (``SharedTokenBucket``): a stage's workers and the runs at once together
-        keep ``requests_per_second``. Not paced (None) without a rate or a credential; the bucket's connection is
-        let go at the end, and the session is unpaced again."""
-        credential = self.credential()
-        shared = (database_url, bucket_key(self.PROVIDER, credential)) if credential else None
-        bucket = pacer(self.requests_per_second, shared=shared) if shared else None
+        keep ``requests_per_second``. Not paced (None) without a rate or a credential."""
         session = self.session()
-        session.pacer = bucket
-        try:
+        with paced_by_key(
+            database_url,
+            self.PROVIDER,
+            self.credential(),
+            self.requests_per_second,
+            lambda bucket: setattr(session, "pacer", bucket),
+        ) as bucket:
             yield bucket
-        finally:
-            session.pacer = None
-            if bucket is not None:
-                bucket.close()

@@ -19,9 +19,10 @@ lateness, and costs as much of the 53 ms margin; a longer stall still shifts the
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, TokenBucket
+from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, TokenBucket, bucket_key
 
 CAPACITY = 1.15
 """Tokens the bucket holds: one call at a time, plus credit for a wake-up up to 0.15 of a gap late."""
@@ -45,3 +46,27 @@ def pacer(
             database_url, key, requests, requests / per_second, burst=CAPACITY, clock=clock, sleep=sleep
         )
     return TokenBucket(requests, requests / per_second, burst=CAPACITY, clock=clock or time.monotonic, sleep=sleep)
+
+
+@contextmanager
+def paced_by_key(
+    database_url: str,
+    provider: str,
+    credential: str | None,
+    per_second: float | None,
+    attach: Callable[[Pacer | None], None],
+) -> Iterator[Pacer | None]:
+    """Within the block the calls of a client take slots of ``provider``'s bucket for ``credential`` (what the
+    provider counts requests by), kept in ``database_url``: ``attach`` hands the bucket to what sends the requests
+    (a session, a transport) and, at the end, None; the bucket's connection is then let go. Not paced (None, and
+    nothing attached) without a rate or a credential."""
+    bucket = pacer(per_second, shared=(database_url, bucket_key(provider, credential))) if credential else None
+    if bucket is None:
+        yield None
+        return
+    attach(bucket)
+    try:
+        yield bucket
+    finally:
+        attach(None)
+        bucket.close()
