@@ -269,6 +269,7 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._quota_start = 0
         self._reserved = 0
+        self._sent_by_others = 0
         self._linked_lists: list[int] = []
         self._pulled_lists: set[int] = set()
         self._counted = 0
@@ -337,6 +338,7 @@ class SyncEngine:
             self._quota_start = store.quota_used(conn, self.connection.name, self._today())
             self._linked_lists = sorted({*store.linked_list_ids(conn, self.connection.name), list_id})
         self._reserved = 0
+        self._sent_by_others = 0
         bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
         plan = PushPlan()
         with connect(self.database_url) as conn:
@@ -352,7 +354,7 @@ class SyncEngine:
                 plan.send.extend(
                     self._send_batches(report, self.connector.push, _chunks_of(records, self._batch_size()), bulk=False)
                 )
-        report.leads_to_sync = len(plan.send)
+        report.leads_to_sync = len(plan.send) - self._sent_by_others
         report.unchanged += plan.unchanged + plan.held + plan.skipped
         report.invalid = len(plan.invalid)
         with transaction(self.database_url) as conn:
@@ -420,7 +422,8 @@ class SyncEngine:
         another) sending the same key waits, then finds this one's link, and a pull's chunk applying one of those
         records waits for the values this batch sent. A lead another run linked while this one waited is sent to
         its record by id: a search may not find a record made seconds ago (Pipedrive's search index lags), and
-        the create after it would make the person twice."""
+        the create after it would make the person twice; one that run sent with these values, or the CRM refused
+        for good, is not sent again (counted unchanged): two runs of one list at once send each lead once."""
         with transaction(self.database_url) as conn:
             unlinked = [record for record, _ in part if record.remote_id is None]
             linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
@@ -429,10 +432,7 @@ class SyncEngine:
                 # --merge`) is not sent; the others are held until the results are recorded, a deletion or a
                 # merge in flight waited for
                 present = existing_leads(conn, [record.lead_id for record, _ in part], live=True)
-                part = [(record, digest) for record, digest in part if record.lead_id in present]
-                linked = store.remote_ids(conn, self.connection.name, [record.lead_id for record in unlinked])
-                part = [(replace(record, remote_id=linked.get(record.lead_id, record.remote_id)), digest)
-                        for record, digest in part]  # fmt: skip
+                part = self._still_due(conn, report, [(r, d) for r, d in part if r.lead_id in present])
                 unlinked = [record for record, _ in part if record.remote_id is None]
                 held = self._linked_elsewhere(conn, report, unlinked)
                 sendable = [replace(record, held_by=functools.partial(self._held_by, conn, record.lead_id))
@@ -453,6 +453,27 @@ class SyncEngine:
                 if marking:
                     settled = [(r.lead_id, r.key) for r in sendable if not results[r.lead_id].transient]
                     store.clear_creates(conn, self.connection.name, settled)
+
+    def _still_due(
+        self, conn: store.Connection, report: SyncReport, part: list[tuple[OutgoingRecord, str]]
+    ) -> list[tuple[OutgoingRecord, str]]:
+        """The records of ``part`` to send as their links and rejects stand now that the batch holds their claims:
+        another run of the connection may have sent them since this one planned. Those it sent with these values,
+        or the CRM refused for good, are counted unchanged instead of sent again; one planned unlinked that it
+        linked goes to that record. The fields left out of an update stay those agreed when this run planned: the
+        values it sends are the lead's then, and a field a pull took from the CRM since is not sent back."""
+        states = store.push_states(conn, self.connection.name, [record.lead_id for record, _ in part])
+        due: list[tuple[OutgoingRecord, str]] = []
+        for record, digest in part:
+            state = states.get(record.lead_id)
+            if state is None:
+                due.append((record, digest))
+            elif not state.settled(digest):
+                due.append((replace(record, remote_id=record.remote_id or state.remote_id), digest))
+        with self._lock:
+            report.unchanged += len(part) - len(due)
+            self._sent_by_others += len(part) - len(due)
+        return due
 
     def _held_by(self, conn: store.Connection, lead_id: int, remote_id: str) -> int | None:
         """The lead other than ``lead_id`` linked to ``remote_id`` (``OutgoingRecord.held_by``), as this batch's

@@ -386,15 +386,38 @@ def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
     return [int(r["list_id"]) for r in rows]
 
 
-def remote_ids(conn: Connection, connection: str, lead_ids: Sequence[int]) -> dict[int, str]:
-    """Lead id -> the CRM record id it is linked to on ``connection``, for those of ``lead_ids`` that are linked."""
+@dataclass(frozen=True)
+class PushState:
+    """What a lead's link and open reject on a connection say now: a push batch reads it once it holds the lead's
+    claims, since another run of the connection may have sent the lead after this one planned it."""
+
+    remote_id: str | None
+    last_hash: str | None
+    reject_hash: str | None
+    reject_permanent: bool
+
+    def settled(self, digest: str) -> bool:
+        """Whether values of hash ``digest`` need no sending: the linked record has them, or the CRM refused them
+        for good (sent again once the lead changes), as ``classify`` decides when it plans."""
+        linked = self.remote_id is not None and self.last_hash == digest
+        return linked or (self.reject_permanent and self.reject_hash == digest)
+
+
+def push_states(conn: Connection, connection: str, lead_ids: Sequence[int]) -> dict[int, PushState]:
+    """Lead id -> its link and open reject on ``connection`` (``PushState``), for those of ``lead_ids`` with
+    either; the others have neither."""
     if not lead_ids:
         return {}
     rows = conn.execute(
-        "SELECT lead_id, remote_id FROM crm_links WHERE connection = %s AND lead_id = ANY(%s)",
-        (connection, list(lead_ids)),
+        "SELECT l.id, k.remote_id, k.last_hash, r.values_hash AS reject_hash,"
+        " coalesce(r.permanent, false) AS reject_permanent FROM unnest(%s::bigint[]) l(id)"
+        " LEFT JOIN crm_links k ON k.lead_id = l.id AND k.connection = %s"
+        " LEFT JOIN crm_rejects r ON r.lead_id = l.id AND r.connection = %s AND r.resolved_at IS NULL"
+        " WHERE k.lead_id IS NOT NULL OR r.lead_id IS NOT NULL",
+        (list(lead_ids), connection, connection),
     )
-    return {int(r["lead_id"]): r["remote_id"] for r in rows}
+    return {int(r["id"]): PushState(r["remote_id"], r["last_hash"], r["reject_hash"], r["reject_permanent"])
+            for r in rows}  # fmt: skip
 
 
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:

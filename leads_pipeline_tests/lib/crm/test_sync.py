@@ -28,7 +28,7 @@ from leads_pipeline.sandbox.http.gohighlevel import GoHighLevelEmulator
 from leads_pipeline.sandbox.http.hubspot import HubSpotEmulator
 from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads
+from leads_pipeline_tests.lib.crm.helpers import MAPPINGS, connection, engine, import_leads, lead_rows
 from leads_pipeline_tests.support import await_lock_wait, bidx, set_clause, while_uncommitted
 
 pytestmark = pytest.mark.integration
@@ -276,7 +276,8 @@ def test_one_list_pushed_by_two_runs_at_once_creates_the_person_once_despite_the
     """Two runs pushing one list at once both read its lead as not yet in Pipedrive; the second waited for the
     first's claim on the email, then searched, and Pipedrive's search (whose index lags behind its creates) did
     not find the person the first had just made, so it created the person again. Now the link the first recorded
-    is what the second goes by: it updates that person."""
+    is what the second goes by: it updates that person with the values the first did not send (the second run
+    read the connection file after its mapping gained a field)."""
     email = "ula.lag@example.net"
     list_id = import_leads(database_url, tmp_path, [person("Ula", email)], list_name="Lagging")
     monkeypatch.setattr(emulator(sandbox, "pipedrive"), "search_lag_s", 600.0)
@@ -289,10 +290,46 @@ def test_one_list_pushed_by_two_runs_at_once_creates_the_person_once_despite_the
         return lock_match_keys(*args)
 
     monkeypatch.setattr(store, "lock_match_keys", read_then_meet)
-    engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
+    fewer = {name: field for name, field in MAPPINGS["pipedrive"].items() if name != "title"}
+    engines = [engine(database_url, sandbox, connection("pipedrive", "pd-lag", direction="push", mapping=fewer)),
+               engine(database_url, sandbox, conn_)]  # fmt: skip
     reports = in_threads(*[lambda sync=sync: sync.run("push", list_id) for sync in engines])
     assert len(people(sandbox, "pipedrive", email)) == 1
     assert sorted((r.status, r.created, r.updated) for r in reports) == [("completed", 0, 1), ("completed", 1, 0)]
+
+
+def test_one_list_pushed_by_two_runs_at_once_sends_each_lead_once(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of one connection pushing one list at once (two cron jobs of `leads sync --crm X --list Y`) both
+    planned every lead before either sent a batch; the second waited for the first's claims, then sent each lead
+    again to the record the first had just made: HubSpot received every lead twice. Now a batch that waited
+    sends only the leads still due: those the other run sent with these values count as unchanged."""
+    leads = 3
+    list_id = import_leads(database_url, tmp_path, lead_rows(leads), list_name="Twice")
+    conn_ = connection("hubspot", "hs-twice", direction="push", batch_size=1)
+    together = threading.Barrier(2 * leads, timeout=20)  # each run's batches, one lead each
+    lock_match_keys = store.lock_match_keys
+
+    def read_then_meet(*args: Any) -> Any:
+        together.wait()  # every batch of both runs read its lead before any claims it
+        return lock_match_keys(*args)
+
+    monkeypatch.setattr(store, "lock_match_keys", read_then_meet)
+    assert sandbox.http_app is not None
+    logged = len(sandbox.http_app.log.records())
+    engines = [engine(database_url, sandbox, conn_), engine(database_url, sandbox, conn_)]
+    reports = in_threads(*[lambda sync=sync: sync.run("push", list_id) for sync in engines])
+    requests = sandbox.http_app.log.records()[logged:]
+    sent = [r for r in requests if r.provider == "hubspot" and r.path.endswith("/batch/upsert")]
+    assert len(sent) == leads  # one lead a request (batch_size 1): each lead once
+    assert [r.status for r in reports] == ["completed", "completed"]
+    # each lead created by the run whose batch claimed it first, left unchanged by the other
+    counts = [sum(getattr(r, count) for r in reports) for count in ("created", "updated", "unchanged")]
+    assert counts == [leads, 0, leads]
+    assert all(r.leads_to_sync == r.created for r in reports)
+    with connect(database_url) as db:
+        assert len(store.links(db, conn_.name)) == leads
 
 
 @pytest.mark.parametrize(
