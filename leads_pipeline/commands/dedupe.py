@@ -46,17 +46,18 @@ def dedupe_command(
                     f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has "
                     f"{len(found)} (numbers 1 to {len(found)})"
                 )
-            if merge:
+            merged: list[dict[str, Any]] = []
+            skipped: list[int] = []
+            if merge:  # a merge at once (an overlapping cron job) is waited for here, and its clusters skipped
                 hold_lists_of(conn, [i for c in chosen for i in c.lead_ids])
-            merged = (
-                [
-                    merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()
-                    for c in chosen
-                ]
-                if merge
-                else []
-            )
-        return {"clusters": [c.as_json() for c in found], "merges": merged}
+                for c in chosen:
+                    try:
+                        merged.append(
+                            merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()
+                        )
+                    except merges.NothingLeftToMerge:
+                        skipped.append(c.number)
+        return {"clusters": [c.as_json() for c in found], "merges": merged, "skipped": skipped}
 
     document = run_or_fail(run)
     if as_json:
@@ -73,6 +74,12 @@ def dedupe_command(
         )
     console.print(table)
     console.print(f"{counted(len(document['clusters']), 'cluster')} of duplicates", highlight=False)
+    for number in document["skipped"]:
+        console.print(
+            f"cluster {number}: skipped, fewer than two of its leads are still live (merged or deleted since it was"
+            " found)",
+            highlight=False,
+        )
     for m in document["merges"]:
         console.print(
             f"merge {m['mergeId']}: kept lead {m['survivorId']}, merged {', '.join(map(str, m['mergedIds']))}, "

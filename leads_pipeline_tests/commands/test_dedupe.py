@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.merges import undo_merge
 from leads_pipeline_tests.commands.conftest import Leads
-from leads_pipeline_tests.support import import_text, while_uncommitted
+from leads_pipeline_tests.support import api_shape_problems, import_text, while_uncommitted
 
 HEADER = "First Name,Last Name,Company,Title,Email,Phone,LinkedIn URL,City,Country\n"
 LIST_A = (
@@ -133,6 +134,32 @@ def test_merge_everything_then_undo_refused_after_a_later_change(two_lists: Lead
     error = two_lists.fails("merges", "undo", str(result["merges"][0]["mergeId"]))
     assert f"lead {survivor} changed after merge" in error
     assert "--cluster 9: no such cluster" in two_lists.fails("dedupe", "--merge", "--cluster", "9")
+
+
+def test_two_merges_of_the_same_lists_at_once_merge_each_cluster_once(two_lists: Leads, database_url: str) -> None:
+    """Two `leads dedupe --merge` at once (cron jobs that overlap): the second found the clusters before the first
+    committed, waited for it, then failed with exit 1 on the first cluster the first had merged ("fewer than two
+    of them are live") and merged nothing. Now it skips the clusters merged meanwhile, says so, merges the rest
+    and exits 0."""
+    from leads_pipeline.lib.store.merges import merge_cluster
+
+    ids = _ids(database_url)
+    ana = [ids["Ana A"], ids["Ana B"]]
+    first = while_uncommitted(  # the first run has merged Ana's cluster and not committed yet
+        database_url,
+        lambda conn: merge_cluster(conn, ana, "tester", reasons=["same name"], score=1.0),
+        lambda: two_lists.run("dedupe", "--merge", "--json"),
+    )
+    assert first.exit_code == 0, first.output
+    result = json.loads(first.stdout)
+    assert not api_shape_problems(result)
+    [skipped] = [c for c in result["clusters"] if c["leadIds"] == [str(i) for i in ana]]
+    assert result["skipped"] == [skipped["cluster"]]
+    assert sorted(m["survivorId"] for m in result["merges"]) == [str(ids["Bob A"]), str(ids["Dana A"])]
+    again = two_lists.run("dedupe", "--merge")  # nothing left to merge: exit 0 too
+    assert again.exit_code == 0 and "0 clusters of duplicates" in again.stdout
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM merges").fetchone() == {"n": 3}
 
 
 def test_undoing_a_merge_while_a_bulk_edit_changes_its_survivor_keeps_the_edit(

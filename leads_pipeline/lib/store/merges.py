@@ -117,6 +117,11 @@ def _completeness(row: dict[str, Any]) -> int:
     return sum(1 for f in CANONICAL_FIELDS if row[f] not in (None, ""))
 
 
+class NothingLeftToMerge(ConfigurationError):
+    """Fewer than two of a cluster's leads are still live: merged (by another merge at once) or deleted since the
+    cluster was found. ``leads dedupe --merge`` skips the cluster; asked for one merge, it is the answer."""
+
+
 def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: list[str], score: float) -> MergeResult:
     """Merge the leads into one survivor in one transaction (editor on every list involved); see module doc.
 
@@ -139,7 +144,7 @@ def merge_cluster(conn: Connection, lead_ids: list[int], user: str, *, reasons: 
             raise AccessDeniedError(access.not_shared(subject))
         access.require_all(conn, list(held.values()), user, "editor", "merging its leads", subject=subject)
         if len(rows) < 2:
-            raise ConfigurationError(
+            raise NothingLeftToMerge(
                 f"{subject}: fewer than two of them are live; nothing to merge "
                 "(run `leads dedupe` again to see the current clusters)"
             )
