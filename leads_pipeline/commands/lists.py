@@ -61,13 +61,22 @@ def lists_create(
     description: Annotated[str | None, typer.Option(help="What the list is for.")] = None,
     folder: Annotated[str | None, typer.Option(help="Folder path, nested with '/': Sales/EMEA/Q3.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for the list (repeatable).")] = None,
+    if_missing: Annotated[
+        bool,
+        typer.Option(
+            "--if-missing",
+            help="A list of that name you are a member of is left as it is (exit 0), not refused; for scripts that "
+            "run again.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the PRD's JSON shape.")] = False,
 ) -> None:
     """Create a lead list; you become its owner."""
-    from leads_pipeline.lib.store.lists import create_list
+    from leads_pipeline.lib.store.lists import create_list, create_list_if_missing, lead_count
 
-    def create(conn: Any) -> dict[str, object]:
-        created = create_list(
+    def create(conn: Any) -> tuple[dict[str, object], bool]:
+        make = create_list_if_missing if if_missing else lambda *args, **kwargs: (create_list(*args, **kwargs), True)
+        lead_list, created = make(
             conn,
             name,
             owner=acting_user(),
@@ -76,11 +85,16 @@ def lists_create(
             folder=folder,
             tags=tag or [],
         )
-        return created.as_json(0)
+        return {**lead_list.as_json(0 if created else lead_count(conn, lead_list.id)), "created": created}, created
 
-    document = _in_transaction(create)
+    document, created = _in_transaction(create)
     if as_json:
         print_json(document)
+    elif not created:
+        console.print(
+            f"list {document['name']} exists (id {document['listId']}, dedupe by {dedupe}): left as it is",
+            highlight=False,
+        )
     else:
         where = f" in {document['folder']}" if document["folder"] else ""
         console.print(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -12,7 +14,7 @@ from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
-from leads_pipeline_tests.support import import_file, import_text, live_leads, sql_value
+from leads_pipeline_tests.support import import_file, import_text, live_leads, sql_value, while_uncommitted
 
 
 def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database_url: str) -> None:
@@ -28,6 +30,35 @@ def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database
     assert shown["byEnrichment"] == {"enriched": 0, "notEnriched": 33}
     assert shown["members"] == [{"user": "tester", "role": "owner"}]
     assert shown["settings"] == {"deduplication": "email"}
+
+
+def test_create_if_missing_leaves_the_list_a_rerun_of_a_script_finds(leads: Leads, database_url: str) -> None:
+    """A script re-run creating its list (`leads lists create NAME`) failed with exit 1, the list existing, and
+    there was no idempotent form. `--if-missing` creates it once and then leaves it as it is with exit 0, also
+    when another run creates it at once; a list of that name with another dedupe key, or not shared with the
+    user, is still refused."""
+    from leads_pipeline.lib.store.lists import create_list
+
+    created = leads.json("lists", "create", "nightly", "--dedupe", "phone", "--if-missing", "--json")
+    assert created["created"] is True
+    again = leads.json("lists", "create", "NIGHTLY", "--dedupe", "phone", "--if-missing", "--tag", "x", "--json")
+    assert (again["created"], again["listId"], again["tags"]) == (False, created["listId"], [])
+    shown = leads.ok("lists", "create", "nightly", "--dedupe", "phone", "--if-missing")
+    assert shown == f"list nightly exists (id {created['listId']}, dedupe by phone): left as it is\n"
+    assert "already exists" in leads.fails("lists", "create", "nightly")  # without it, as before
+    error = leads.fails("lists", "create", "nightly", "--if-missing")  # the default dedupe key: email
+    assert "list 'nightly' dedupes by phone, not email" in error
+    leads.ok("lists", "create", "mine", user="mallory")
+    assert "a list named 'mine' already exists" in leads.fails("lists", "create", "mine", "--if-missing")
+
+    def hold(conn: Any) -> None:  # another run of the script, not committed yet
+        create_list(conn, "at once", owner="tester")
+
+    at_once = while_uncommitted(
+        database_url, hold, lambda: leads.run("lists", "create", "at once", "--if-missing", "--json")
+    )
+    assert at_once.exit_code == 0, at_once.output
+    assert json.loads(at_once.stdout)["created"] is False
 
 
 def test_ls_filters_by_nested_folder_tag_and_hides_archived(leads: Leads) -> None:

@@ -130,8 +130,42 @@ def create_list(
                 (row["id"], owner, owner),
             )
     except psycopg.errors.UniqueViolation as exc:
-        raise ConfigurationError(f"a list named {name!r} already exists; pick another name") from exc
+        raise ListNameTakenError(f"a list named {name!r} already exists; pick another name") from exc
     return _from_row(row)
+
+
+class ListNameTakenError(ConfigurationError):
+    """A live list already has the name a new list was to have (the names compared as ``lists_name_key`` does)."""
+
+
+def create_list_if_missing(
+    conn: Connection,
+    name: str,
+    *,
+    owner: str,
+    dedupe: DedupeKey = "email",
+    description: str | None = None,
+    folder: str | None = None,
+    tags: list[str] | tuple[str, ...] = (),
+) -> tuple[LeadList, bool]:
+    """The list ``create_list`` makes, or the list of that name ``owner`` is a member of, left as it is, and
+    whether it was created: a script re-run (or two at once: the second waits for the first's name) finds its
+    list. One with another dedupe key is refused (imports into it would match other duplicates); one not shared
+    with ``owner`` as a name taken, as without this."""
+    try:
+        return create_list(conn, name, owner=owner, dedupe=dedupe, description=description, folder=folder,
+                           tags=tags), True  # fmt: skip
+    except ListNameTakenError as taken:
+        try:
+            existing = get_list(conn, name, owner)
+        except AccessDeniedError:
+            raise taken from None
+    if existing.dedupe != dedupe:
+        raise ConfigurationError(
+            f"list {existing.name!r} dedupes by {existing.dedupe}, not {dedupe}; pass --dedupe {existing.dedupe}"
+            " to use it, or pick another name"
+        )
+    return existing, False
 
 
 LISTS_HINT = "`leads lists ls` shows yours; `leads lists create NAME` makes a new one"
