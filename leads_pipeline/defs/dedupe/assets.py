@@ -52,20 +52,27 @@ def duplicate_clusters(
     batch_id = registered_batch(context)
     user = config.user or _owner(database, batch_id)
     merged: list[int] = []
+    skipped = 0
     try:
         with database.connection() as conn:
             found = batch_clusters(conn, batch_id, user)
         if config.merge and found:
             with database.connection() as conn:
-                merged = [
-                    merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).merge_id
-                    for c in found
-                ]
+                for c in found:
+                    try:
+                        merged.append(
+                            merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).merge_id
+                        )
+                    except merges.NothingLeftToMerge:  # merged meanwhile by a run at once (it was waited for)
+                        skipped += 1
         with database.connection() as conn:
-            left = batch_clusters(conn, batch_id, user) if merged else found
+            left = batch_clusters(conn, batch_id, user) if merged or skipped else found
     except LeadsError as exc:  # an unknown list or a missing role: retrying cannot help
         raise final_failure(str(exc)) from exc
-    context.log.info(f"{len(found)} duplicate clusters, {len(merged)} merged, {len(left)} left")
+    context.log.info(
+        f"{len(found)} duplicate clusters, {len(merged)} merged, {skipped} merged meanwhile by another run,"
+        f" {len(left)} left"
+    )
     return dg.MaterializeResult(
         metadata={
             "clusters": dg.MetadataValue.int(len(found)),

@@ -12,7 +12,8 @@ from leads_pipeline.defs.dedupe.checks import UNMERGED_CHECK
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
-from leads_pipeline_tests.support import import_file, live_leads, materialize_batch
+from leads_pipeline.lib.store.merges import merge_cluster
+from leads_pipeline_tests.support import import_file, live_leads, materialize_batch, while_uncommitted
 
 ROWS = (
     "First Name,Last Name,Company,Email,Phone\n"
@@ -58,5 +59,30 @@ def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_
     merged = _materialize(database_url, "batch-fair", {"merge": True})
     assert merged.success
     [check] = merged.get_asset_check_evaluations()
+    assert check.passed and check.metadata["unmerged_clusters"].value == 0
+    assert live_leads(database_url) == 2
+
+
+def test_a_merge_run_while_another_merges_the_same_cluster_skips_it(database_url: str, tmp_path: Path) -> None:
+    """Two merging materializations of one batch at once: the second found the cluster before the first committed,
+    waited for it, then failed ("fewer than two of them are live"), a failed run for work already done. It now
+    skips the cluster the other merged, succeeds, and its check finds nothing left unmerged."""
+    path = tmp_path / "leads.csv"
+    path.write_text(ROWS, encoding="utf-8")
+    with connect(database_url) as conn:
+        create_list(conn, "fair", owner="tester")
+    import_file(database_url, path, "fair", batch_id="batch-fair")
+    with connect(database_url) as conn:
+        pair = [r["id"] for r in conn.execute("SELECT id FROM leads WHERE first_name = 'Ann' ORDER BY id")]
+
+    result = while_uncommitted(  # the other run has merged the cluster and not committed yet
+        database_url,
+        lambda conn: merge_cluster(conn, pair, "tester", reasons=["same name"], score=1.0),
+        lambda: _materialize(database_url, "batch-fair", {"merge": True}),
+    )
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("duplicate_clusters")
+    assert (materialization.metadata["clusters"].value, materialization.metadata["merged"].value) == (1, 0)
+    [check] = result.get_asset_check_evaluations()
     assert check.passed and check.metadata["unmerged_clusters"].value == 0
     assert live_leads(database_url) == 2
