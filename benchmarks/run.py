@@ -1,9 +1,10 @@
 """`make bench`: every benchmark, first the import one, end to end through the same code path as `leads import`.
 
 Writes ``benchmarks/out/report.json`` with rows/s, wall time, peak RSS of the whole process tree (the CLI process
-and its chunk-preparing workers) and the ratio to a bare ``COPY`` of the same file into an empty table, then each
-other benchmark's figures. Uses its own embedded PostgreSQL under ``benchmarks/out/home`` unless DATABASE_URL is
-set, and stops it at the end. ``--quick`` (``make bench-quick``) runs each at its smallest size instead.
+and its chunk-preparing workers), the CPU seconds of the server, of this process and of the workers, and the ratio
+to a bare ``COPY`` of the same file into an empty table, then each other benchmark's figures. Uses its own embedded
+PostgreSQL under ``benchmarks/out/home`` unless DATABASE_URL is set, and stops it at the end. ``--quick`` (``make
+bench-quick``) runs each at its smallest size instead.
 """
 
 from __future__ import annotations
@@ -149,6 +150,20 @@ def server_cpu_seconds(home: Path) -> float | None:
     return total
 
 
+def children_cpu_seconds() -> float:
+    """CPU seconds of this process's live children and of the processes they reaped: the chunk workers' server
+    (a forkserver, alive until this process ends) and the workers it forked and reaped. ``os.times()`` counts
+    neither: only children this process reaped, and the workers are the forkserver's."""
+    total = 0.0
+    for child in psutil.Process().children():
+        try:
+            used = child.cpu_times()
+        except psutil.Error:
+            continue
+        total += used.user + used.system + used.children_user + used.children_system
+    return total
+
+
 def _cpu_delta(before: float | None, after: float | None) -> float | None:
     return round(after - before, 1) if before is not None and after is not None else None
 
@@ -197,11 +212,13 @@ def import_benchmark(rows: int) -> dict[str, Any]:
     with PeakRss() as rss:
         started = time.perf_counter()
         cpu_started = sum(os.times()[:4])
+        workers_started = children_cpu_seconds()
         status = run_cli_import(
             env, path, list_name, on_duplicate="skip", mapping={}, default_region="US", show_progress=False
         )
         seconds = time.perf_counter() - started
         python_cpu = sum(os.times()[:4]) - cpu_started
+        workers_cpu = children_cpu_seconds() - workers_started  # the pool was shut down (joined) at the last chunk
     return {
         "rows": rows,
         "file_mb": round(path.stat().st_size / 1e6, 1),
@@ -209,7 +226,8 @@ def import_benchmark(rows: int) -> dict[str, Any]:
         "rows_per_second": round(rows / seconds),
         "peak_rss_mb": round(rss.peak / 1e6),
         "server_cpu_seconds": _cpu_delta(server_before, server_cpu_seconds(env.home) if env.embedded else None),
-        "python_cpu_seconds": round(python_cpu, 1),  # this process (the chunk workers run under the forkserver)
+        "python_cpu_seconds": round(python_cpu, 1),  # this process
+        "workers_cpu_seconds": round(workers_cpu, 1),  # the chunk workers and their forkserver
         "bare_copy_seconds": round(copy_seconds, 2),
         "ratio_to_bare_copy": round(seconds / copy_seconds, 2),
         "results": status["results"],

@@ -113,3 +113,28 @@ def test_make_bench_runs_scoring_with_one_openmp_thread_as_readme_measured_it(
     monkeypatch.setattr(run.subprocess, "run", child)
     assert run.scoring_single_threaded(seeds=1, leads=10) == {"seeds": 1}
     assert children == [([sys.executable, "-m", "benchmarks.scoring", "--seeds", "1", "--leads", "10"], "1")]
+
+
+def test_children_cpu_counts_a_child_alive_and_the_processes_it_reaped() -> None:
+    """The import benchmark's CPU figures left out the chunk workers: they are the forkserver's children, and the
+    forkserver, alive until the benchmark ends, is never reaped by it (``os.times()`` counts reaped children only).
+    A child that forks a worker burning ~0.4 s of CPU, reaps it and stays alive, as the forkserver does."""
+    script = (
+        "import os, sys, time\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    end = time.process_time() + 0.4\n"
+        "    while time.process_time() < end: pass\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print('reaped', flush=True)\n"
+        "time.sleep(30)\n"
+    )
+    before = run.children_cpu_seconds()
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "reaped\n"
+        assert run.children_cpu_seconds() - before >= 0.35
+    finally:
+        child.kill()
+        child.wait()
