@@ -74,9 +74,20 @@ def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print(f"no CRM connections in {folder}: add one YAML file per connection (see README, CRM sync)")
         return
     table = Table("name", "crm", "object", "direction", "list", "schedule", "problem")
+    lines = []
     for row in rows:
         table.add_row(*[str(row[k] or "") for k in ("name", "crm", "object", "direction", "list", "schedule", "error")])
-    console.print(table)
+        # narrower than the table (80 columns: a pipe, cron's mail) a file's problem was cut to a few words: each
+        # connection takes two lines, every value whole
+        settings = (
+            f"{row['crm']} {row['object']}, {row['direction']}, list {row['list']},"
+            f" schedule {row['schedule'] or 'none'}"
+            if row["crm"]
+            else ""
+        )
+        problem = f"problem: {row['error']}" if row["error"] else ""
+        lines.append((row["name"], "; ".join(part for part in (settings, problem) if part)))
+    print_table(table, lines)
 
 
 @crm_app.command("show")

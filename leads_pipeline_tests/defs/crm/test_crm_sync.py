@@ -499,6 +499,24 @@ def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: 
     assert "schedule: expected a cron expression" in one_line_error(leads, "crm", "test", "daily")
 
 
+def test_crm_ls_shows_each_connection_whole_at_80_columns(
+    leads: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the seven columns cut a file's problem to a few words, and what was
+    wrong with it could not be read. There each connection takes two lines, every value whole."""
+    write_connection(tmp_path / "crm", "daily", dict(CONNECTION, schedule="every day"))
+    [problem] = [r["error"] for r in json.loads(ok(leads, "crm", "ls", "--json").stdout) if r["name"] == "daily"]
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert ok(leads, "crm", "ls").stdout.splitlines() == [
+        "daily",
+        f"  problem: {problem}",
+        "hubspot-main",
+        "  hubspot contacts, push, list prospects, schedule 0 * * * *",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=400))
+    assert ok(leads, "crm", "ls").stdout.startswith("┏")  # the table
+
+
 def test_crm_test_checks_fields_as_a_sync_does(leads: CliRunner, tmp_path: Path) -> None:
     pipedrive = {"crm": "pipedrive", "list": "prospects", "rate_limit": {"requests": 1000, "per_seconds": 1}}
     label_of_standard = {"email": "email", "title": {"crm_field": "Job Title"}}  # a label Pipedrive cannot resolve
