@@ -8,9 +8,10 @@ and its counts show up in the UI like a scheduled one.
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 
 from leads_pipeline.commands.common import (
     LOST_CONNECTION_ERRORS,
@@ -169,14 +170,7 @@ def sync(
     if context.invoked_subcommand is not None:
         return
     if crm is None:
-        console.print(context.get_help())
-        error_console.print(
-            "[red]error:[/red] --crm is required: the CRM connection to sync, a file name in the connections "
-            "folder (`leads crm ls` lists them)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2)
+        _missing_crm()
     env = run_or_fail(environment)
     report = run_or_fail(lambda: launch_sync(env.database_url, crm, list_name, direction, where or []))
     if as_json:
@@ -199,6 +193,27 @@ def sync(
         console.print(report["message"])
     if report["failed"] or report["invalid"] or report["pullSkipped"] or report["recreated"]:
         console.print(f"see `leads sync errors {report['syncId']}`")
+
+
+def _missing_crm() -> NoReturn:
+    """Say in one line that ``--crm`` is missing and which connections there are, exiting 2 as a missing option
+    does. The whole help came first: two screens of it before the one line that said what was wrong, and that line
+    named the folder to look in, not the names to give."""
+    from leads_pipeline.lib.crm.connection import connection_names, connections_folder
+
+    folder = connections_folder()
+    names = connection_names(folder)
+    known = (
+        f"one of {', '.join(names)} (the files in {folder})"
+        if names
+        else f"none in {folder} yet: add one YAML file per connection (see README, CRM sync)"
+    )
+    error_console.print(
+        f"[red]error:[/red] missing option --crm: the CRM connection to sync, {escape(known)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=2)
 
 
 def launch_sync(

@@ -546,10 +546,17 @@ def test_sync_retries_a_cut_field_list_and_records_no_run_for_an_unknown_list(
     assert [h["syncId"] for h in history] == [report["syncId"]]
 
 
-def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
+def test_sync_without_crm_says_it_is_required(leads: CliRunner, tmp_path: Path) -> None:
+    """Without --crm the whole help came first, two screens before the line saying what was wrong, which named a
+    folder, not the connections to give. It is one line, naming the option and the connections, exit code 2 as for
+    any missing option."""
+    write_connection(tmp_path / "crm", "pipedrive-eu", dict(CONNECTION, crm="pipedrive"))
     result = leads.invoke(app, ["sync", "--list", "prospects"])
-    assert result.exit_code == 2
-    assert "--crm is required" in result.stderr
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: missing option --crm: the CRM connection to sync, one of hubspot-main, pipedrive-eu"
+        f" (the files in {tmp_path / 'crm'})"
+    ]
 
 
 def test_a_sync_by_her_name_keeps_no_name_in_its_run_config(
