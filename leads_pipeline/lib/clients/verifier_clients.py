@@ -166,11 +166,21 @@ _NEVERBOUNCE_RETRYABLE = frozenset({"throttle_triggered", "temp_unavail"})
 def neverbounce_busy(response: requests.Response) -> bool:
     """NeverBounce reports throttling and partial outages as HTTP 200 with ``status: throttle_triggered`` or
     ``temp_unavail``: its session retries those answers like a 429."""
+    return _neverbounce_status(response) in _NEVERBOUNCE_RETRYABLE
+
+
+def neverbounce_throttled(response: requests.Response) -> bool:
+    """NeverBounce's answer that the key is over its rate (HTTP 200, ``throttle_triggered``): its session pauses
+    the key's bucket for every caller as a 429 does (``RetryingSession``), not only retries."""
+    return _neverbounce_status(response) == "throttle_triggered"
+
+
+def _neverbounce_status(response: requests.Response) -> object:
     try:
         payload = response.json()
     except ValueError:
-        return False
-    return isinstance(payload, dict) and payload.get("status") in _NEVERBOUNCE_RETRYABLE
+        return None
+    return payload.get("status") if isinstance(payload, dict) else None
 
 
 @dataclass
@@ -242,7 +252,7 @@ def verifier_clients_of_environment() -> tuple[ZeroBounceClient, NeverBounceClie
         ),
         NeverBounceClient(
             os.environ.get(NeverBounceClient.ENV_VAR),
-            retrying_session(policy=policy, timeout_s=TIMEOUT_S, retry_when=busy),
+            retrying_session(policy=policy, timeout_s=TIMEOUT_S, retry_when=busy, throttled=neverbounce_throttled),
             os.environ.get(NeverBounceClient.URL_ENV_VAR) or NEVERBOUNCE_URL,
             requests_per_second=rate(NeverBounceClient),
         ),

@@ -18,6 +18,7 @@ from leads_pipeline.lib.clients.verifier_clients import (
     NeverBounceClient,
     ZeroBounceClient,
     neverbounce_busy,
+    neverbounce_throttled,
 )
 
 
@@ -78,6 +79,9 @@ class NeverBounceResource(RequestsResource):
 
     def retry_when(self, response: requests.Response) -> bool:
         return super().retry_when(response) or neverbounce_busy(response)
+
+    def throttled(self, response: requests.Response) -> bool:
+        return neverbounce_throttled(response)
 
     def client(self) -> NeverBounceClient:
         return NeverBounceClient(self.api_key, self.session(), self.base_url)
