@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, console, environment, fail, print_json, print_table, run_or_fail
 
 if TYPE_CHECKING:  # the engine loads the DNS and SMTP clients, which only the commands that verify use
     from leads_pipeline.lib.contacts.verifier import EmailVerifier
@@ -79,9 +79,15 @@ def verify(
         print_json(rows)
         return
     table = Table("email", "status", "confidence", "method", "reasons")
+    lines = []
     for row in rows:
-        table.add_row(row["email"], row["status"], str(row["confidence"]), row["method"], "; ".join(row["reasons"]))
-    console.print(table)
+        reasons = "; ".join(row["reasons"])
+        table.add_row(row["email"], row["status"], str(row["confidence"]), row["method"], reasons)
+        # narrower than the table (80 columns: a pipe) an address was cut to a dozen letters and its reasons to a
+        # word: each address takes two lines, every value whole
+        why = f": {reasons}" if reasons else ""
+        lines.append((row["email"], f"{row['status']} (confidence {row['confidence']}, {row['method']}){why}"))
+    print_table(table, lines)
 
 
 def find_email(

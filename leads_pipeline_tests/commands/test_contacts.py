@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import common
 from leads_pipeline.lib.ratelimit import SharedTokenBucket, bucket_key
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
@@ -38,6 +40,23 @@ def test_verify_prints_each_verdict(runner: CliRunner, sandbox_world: World) -> 
     assert rows["bad@@x"]["method"] == "syntax"
     table = runner.invoke(app, ["verify", person.email])
     assert table.exit_code == 0 and "valid" in table.stdout
+
+
+def test_each_verdict_is_shown_whole_at_80_columns(
+    runner: CliRunner, sandbox_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) the table cut each address to a dozen letters and its reasons to a word:
+    `leads verify ... | grep` found neither. There each address takes two lines, every value whole."""
+    person = _person(sandbox_world, "strict")
+    unknown = f"zz.nobody.of.that.name.at.all@{person.company_domain}"
+    [verdict] = json.loads(runner.invoke(app, ["verify", unknown, "--json"]).stdout)
+    monkeypatch.setattr(common, "console", Console(width=80))
+    result = runner.invoke(app, ["verify", unknown])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        unknown,
+        f"  invalid (confidence {verdict['confidence']}, smtp): {'; '.join(verdict['reasons'])}",
+    ]
 
 
 def test_verify_and_find_email_load_no_dagster(
