@@ -397,6 +397,13 @@ def sync_errors(
         console.print(f"sync {sync_id} has no failed, invalid, skipped or recreated records")
         return
     table = Table(*columns)
+    lines = []
     for row in rows:
         table.add_row(*[str(row[c] if row[c] is not None else "") for c in columns])
-    console.print(table)
+        # narrower than the table (80 columns: cron's mail) the message was cut to a few words and the address to
+        # a dozen letters: each record takes two lines, every value whole
+        lines.append((
+            f"lead {row['lead_id']} {row['email'] or ''}: {row['action']}",
+            f"{row['category']}, {counted(row['attempts'], 'attempt')}: {row['message']}",
+        ))  # fmt: skip
+    print_table(table, lines)

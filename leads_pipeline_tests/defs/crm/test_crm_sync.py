@@ -127,6 +127,13 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     # the CSV is opened in a spreadsheet: the address (and the message quoting it) cannot run as a formula there,
     # also where Excel splits at ";" (it was written as is)
     assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
+    # at 80 columns the table cut the message to a few words: two lines a record, every value whole
+    first = json.loads(ok(leads, "sync", "errors", report["syncId"], "--json").stdout)[0]
+    assert ok(leads, "sync", "errors", report["syncId"]).stdout.splitlines()[:2] == [
+        f"lead {first['leadId']} nobody@nowhere: {first['action']}",
+        f"  {first['category']}, {first['attempts']} attempt: {first['message']}",
+    ]
+    assert "not an email address" in first["message"]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
     assert (
         one_line_error(leads, "sync", "errors", "999", "--csv", "--json") == "error: --json and --csv: give one of them"
