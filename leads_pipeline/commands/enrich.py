@@ -407,11 +407,14 @@ def _print_summary(document: dict[str, Any]) -> None:
         highlight=False,
     )
     table = Table("source", "status", "processed", "note")
+    lines = []
     for source in document["sources"]:
-        table.add_row(
-            source["source"], source["status"], f"{source['processed']:,}/{source['total']:,}", source["note"] or ""
-        )
-    console.print(table)
+        processed = f"{source['processed']:,}/{source['total']:,}"
+        table.add_row(source["source"], source["status"], processed, source["note"] or "")
+        # narrower than the table (80 columns: cron's mail of `leads enrich --wait`) the note saying why a source
+        # stopped was broken over lines and cut: each source takes two lines, every value whole
+        lines.append((f"{source['source']}: {source['status']}, {processed} processed", source["note"] or "no note"))
+    print_table(table, lines)
     b = document["breakdown"]
     console.print(
         f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "

@@ -102,7 +102,9 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
-def test_max_credits_stops_spending_at_the_cap(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
+def test_max_credits_stops_spending_at_the_cap(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, prospects)) + "\n")
 
@@ -112,6 +114,11 @@ def test_max_credits_stops_spending_at_the_cap(leads: Leads, prospects: list[int
     assert document["status"] == "partial"
     [company] = document["sources"]
     assert company["status"] == "skipped" and "--max-credits 3" in company["note"]
+    # at 80 columns (cron's mail) the table broke the note over lines and cut it: two lines a source, the note whole
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok("jobs", "show", document["jobId"]).splitlines()
+    at = shown.index(f"company: skipped, {company['processed']:,}/{company['total']:,} processed")
+    assert shown[at + 1] == f"  {company['note']}"
 
 
 def test_max_credits_caps_the_contact_sources_too(
