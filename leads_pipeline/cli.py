@@ -533,15 +533,17 @@ def imports_errors(
             write_csv(out, ["row", "column", "value", "reason", "severity"], cells)
         return
     table = Table("row", "column", "value", "problem", "severity")
+    lines = []
     for r in rows:
-        table.add_row(
-            str(r["row_number"]),
-            r["column_name"] or "",
-            str(r["value"] or "")[:50],
-            r["reason"],
-            r["severity"],
+        value = str(r["value"] or "")
+        table.add_row(str(r["row_number"]), r["column_name"] or "", value, r["reason"], r["severity"])
+        # narrower than the table (80 columns: a pipe, a log) the value to fix was cut to a few letters (and to 50
+        # at any width): each problem takes two lines, every value whole
+        column = f", column {r['column_name']}" if r["column_name"] else ""
+        lines.append(
+            (f"row {r['row_number']}{column}" + (f": {value}" if value else ""), f"{r['severity']}: {r['reason']}")
         )
-    console.print(table)
+    print_table(table, lines)
 
 
 @imports_app.command("undo")

@@ -614,6 +614,24 @@ def test_the_errors_csv_is_formula_safe(leads: Leads, tmp_path: Path) -> None:
     assert '"call;\'=1+1"' in text, "every cell quoted"
 
 
+def test_the_errors_are_shown_whole_at_80_columns(
+    leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) the table cut the value to fix to a few letters, and to 50 at any width.
+    There each problem takes two lines, every value whole."""
+    leads.ok("lists", "create", "fair")
+    phone = "call the front desk first, then ask for extension 4417 (not before 9 am CET)"
+    path = tmp_path / "notes.csv"
+    path.write_text(f'Email,Phone,First Name\nann@example.com,"{phone}",Ann\n', encoding="utf-8")
+    status = leads.json("import", str(path), "--list", "fair", "--json")
+    [row] = list(csv.DictReader(io.StringIO(leads.ok("imports", "errors", status["importId"], "--csv"))))
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert leads.ok("imports", "errors", status["importId"]).splitlines() == [
+        f"row 2, column Phone: {phone}",
+        f"  {row['severity']}: {row['reason']}",
+    ]
+
+
 def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: Leads) -> None:
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "vault")

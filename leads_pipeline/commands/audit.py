@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, acting_user, environment, print_json, print_table, run_or_fail
 from leads_pipeline.lib.errors import ConfigurationError
 
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -62,17 +62,15 @@ def audit_command(
         print_json([{**row, "at": row["at"].isoformat()} for row in rows])
         return
     table = Table("id", "at (UTC)", "actor", "action", "object", "details")
+    lines = []
     for row in rows:
         details = ", ".join(f"{k}={_short(v)}" for k, v in row["details"].items())
-        table.add_row(
-            str(row["id"]),
-            row["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            row["actor"],
-            row["action"],
-            row["object"],
-            details,
-        )
-    console.print(table)
+        at = row["at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(str(row["id"]), at, row["actor"], row["action"], row["object"], details)
+        # narrower than the table (80 columns: a pipe, cron's mail) the object and details were cut to a few
+        # letters: each entry takes two lines, every value whole
+        lines.append((f"{row['id']}  {at} {row['actor']} {row['action']} {row['object']}", details or "no details"))
+    print_table(table, lines)
 
 
 def _short(value: Any) -> str:

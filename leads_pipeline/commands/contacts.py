@@ -7,12 +7,14 @@ the database like the asset's, so asking twice does not pay twice.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, console, environment, fail, print_json, run_or_fail
+from leads_pipeline.commands.common import Table, console, environment, fail, print_json, print_table, run_or_fail
 
 if TYPE_CHECKING:  # the engine loads the DNS and SMTP clients, which only the commands that verify use
     from leads_pipeline.lib.contacts.verifier import EmailVerifier
@@ -30,16 +32,23 @@ class Verifier(StrEnum):
     none = "none"
 
 
-def _verifier(choice: str, workers: int = 16) -> EmailVerifier:
+@contextmanager
+def _verifier(choice: str, database_url: str, workers: int = 16) -> Iterator[EmailVerifier]:
+    """The verifier of ``choice``, its paid provider paced within the block by the bucket of its key that the
+    contact stages pace it by (``*_REQUESTS_PER_SECOND``): a command's workers and every run verifying under the
+    key at once share its rate, and a 429's pause holds them all."""
     from leads_pipeline.lib.clients.mail_check import mail_check_of_environment
     from leads_pipeline.lib.clients.verifier_clients import paid_verifier, verifier_clients_of_environment
     from leads_pipeline.lib.contacts.verifier import EmailVerifier, VerifierSettings
 
     mail = mail_check_of_environment()
-    paid, name = paid_verifier(choice, *verifier_clients_of_environment())
+    clients = verifier_clients_of_environment()
+    paid, name = paid_verifier(choice, *clients)
+    chosen = next((client for client in clients if client is paid), None)
     resolver = mail.resolver()
     settings = VerifierSettings(probing=mail.probing, workers=workers)
-    return EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)
+    with chosen.paced(database_url) if chosen is not None else nullcontext():
+        yield EmailVerifier(resolver, mail.prober(resolver), paid, name, settings=settings)
 
 
 def verify(
@@ -55,8 +64,10 @@ def verify(
     env = run_or_fail(environment)
 
     def check() -> list[dict[str, Any]]:
-        engine = _verifier(verifier.value)
-        with VerificationLedger(env.database_url, None, timedelta(days=30)) as ledger:
+        with (
+            _verifier(verifier.value, env.database_url) as engine,
+            VerificationLedger(env.database_url, None, timedelta(days=30)) as ledger,
+        ):
             engine.ledger = ledger
             verdicts = engine.verify_many(emails)
         return [
@@ -68,9 +79,15 @@ def verify(
         print_json(rows)
         return
     table = Table("email", "status", "confidence", "method", "reasons")
+    lines = []
     for row in rows:
-        table.add_row(row["email"], row["status"], str(row["confidence"]), row["method"], "; ".join(row["reasons"]))
-    console.print(table)
+        reasons = "; ".join(row["reasons"])
+        table.add_row(row["email"], row["status"], str(row["confidence"]), row["method"], reasons)
+        # narrower than the table (80 columns: a pipe) an address was cut to a dozen letters and its reasons to a
+        # word: each address takes two lines, every value whole
+        why = f": {reasons}" if reasons else ""
+        lines.append((row["email"], f"{row['status']} (confidence {row['confidence']}, {row['method']}){why}"))
+    print_table(table, lines)
 
 
 def find_email(
@@ -95,9 +112,9 @@ def find_email(
     env = run_or_fail(environment)
 
     def find() -> dict[str, Any]:
-        options = EmailOptions(max_candidates=candidates, people_search=False)
-        stage = EmailStage(env.database_url, "", _verifier(verifier.value), None, options)
-        found = stage.find(first_name, last_name, domain)
+        options = EmailOptions(max_candidates=candidates, people_search=False)  # no Apify call
+        with _verifier(verifier.value, env.database_url) as engine:
+            found = EmailStage(env.database_url, "", engine, None, options).find(first_name, last_name, domain)
         return {
             "email": found.email,
             "status": found.status,

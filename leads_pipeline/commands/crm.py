@@ -8,9 +8,10 @@ and its counts show up in the UI like a scheduled one.
 from __future__ import annotations
 
 import warnings
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 
 from leads_pipeline.commands.common import (
     LOST_CONNECTION_ERRORS,
@@ -74,9 +75,20 @@ def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         console.print(f"no CRM connections in {folder}: add one YAML file per connection (see README, CRM sync)")
         return
     table = Table("name", "crm", "object", "direction", "list", "schedule", "problem")
+    lines = []
     for row in rows:
         table.add_row(*[str(row[k] or "") for k in ("name", "crm", "object", "direction", "list", "schedule", "error")])
-    console.print(table)
+        # narrower than the table (80 columns: a pipe, cron's mail) a file's problem was cut to a few words: each
+        # connection takes two lines, every value whole
+        settings = (
+            f"{row['crm']} {row['object']}, {row['direction']}, list {row['list']},"
+            f" schedule {row['schedule'] or 'none'}"
+            if row["crm"]
+            else ""
+        )
+        problem = f"problem: {row['error']}" if row["error"] else ""
+        lines.append((row["name"], "; ".join(part for part in (settings, problem) if part)))
+    print_table(table, lines)
 
 
 @crm_app.command("show")
@@ -158,14 +170,7 @@ def sync(
     if context.invoked_subcommand is not None:
         return
     if crm is None:
-        console.print(context.get_help())
-        error_console.print(
-            "[red]error:[/red] --crm is required: the CRM connection to sync, a file name in the connections "
-            "folder (`leads crm ls` lists them)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=2)
+        _missing_crm()
     env = run_or_fail(environment)
     report = run_or_fail(lambda: launch_sync(env.database_url, crm, list_name, direction, where or []))
     if as_json:
@@ -188,6 +193,27 @@ def sync(
         console.print(report["message"])
     if report["failed"] or report["invalid"] or report["pullSkipped"] or report["recreated"]:
         console.print(f"see `leads sync errors {report['syncId']}`")
+
+
+def _missing_crm() -> NoReturn:
+    """Say in one line that ``--crm`` is missing and which connections there are, exiting 2 as a missing option
+    does. The whole help came first: two screens of it before the one line that said what was wrong, and that line
+    named the folder to look in, not the names to give."""
+    from leads_pipeline.lib.crm.connection import connection_names, connections_folder
+
+    folder = connections_folder()
+    names = connection_names(folder)
+    known = (
+        f"one of {', '.join(names)} (the files in {folder})"
+        if names
+        else f"none in {folder} yet: add one YAML file per connection (see README, CRM sync)"
+    )
+    error_console.print(
+        f"[red]error:[/red] missing option --crm: the CRM connection to sync, {escape(known)}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(code=2)
 
 
 def launch_sync(
@@ -371,6 +397,13 @@ def sync_errors(
         console.print(f"sync {sync_id} has no failed, invalid, skipped or recreated records")
         return
     table = Table(*columns)
+    lines = []
     for row in rows:
         table.add_row(*[str(row[c] if row[c] is not None else "") for c in columns])
-    console.print(table)
+        # narrower than the table (80 columns: cron's mail) the message was cut to a few words and the address to
+        # a dozen letters: each record takes two lines, every value whole
+        lines.append((
+            f"lead {row['lead_id']} {row['email'] or ''}: {row['action']}",
+            f"{row['category']}, {counted(row['attempts'], 'attempt')}: {row['message']}",
+        ))  # fmt: skip
+    print_table(table, lines)

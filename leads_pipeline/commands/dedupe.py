@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    Table,
+    acting_user,
+    console,
+    environment,
+    print_json,
+    print_table,
+    run_or_fail,
+)
 from leads_pipeline.commands.selection import ListOption, StageOption, TagOption, WhereOption
 from leads_pipeline.lib.wording import counted
 
@@ -64,15 +72,18 @@ def dedupe_command(
         print_json(document)
         return
     table = Table("cluster", "leads", "lists", "score", "why")
+    lines = []
     for c in document["clusters"]:
-        table.add_row(
-            str(c["cluster"]),
+        ids, lists_of, why = (
             ", ".join(map(str, c["leadIds"])),
             ", ".join(map(str, c["listIds"])),
-            f"{c['score']:.1f}",
             ", ".join(c["reasons"]),
         )
-    console.print(table)
+        table.add_row(str(c["cluster"]), ids, lists_of, f"{c['score']:.1f}", why)
+        # narrower than the table (80 columns: a pipe, a log) the lead ids were cut to a few digits, and a script
+        # reading which leads to merge read the wrong ones: each cluster takes two lines, every value whole
+        lines.append((f"cluster {c['cluster']}: leads {ids}", f"in lists {lists_of}, score {c['score']:.1f}: {why}"))
+    print_table(table, lines)
     console.print(f"{counted(len(document['clusters']), 'cluster')} of duplicates", highlight=False)
     for number in document["skipped"]:
         console.print(

@@ -407,11 +407,14 @@ def _print_summary(document: dict[str, Any]) -> None:
         highlight=False,
     )
     table = Table("source", "status", "processed", "note")
+    lines = []
     for source in document["sources"]:
-        table.add_row(
-            source["source"], source["status"], f"{source['processed']:,}/{source['total']:,}", source["note"] or ""
-        )
-    console.print(table)
+        processed = f"{source['processed']:,}/{source['total']:,}"
+        table.add_row(source["source"], source["status"], processed, source["note"] or "")
+        # narrower than the table (80 columns: cron's mail of `leads enrich --wait`) the note saying why a source
+        # stopped was broken over lines and cut: each source takes two lines, every value whole
+        lines.append((f"{source['source']}: {source['status']}, {processed} processed", source["note"] or "no note"))
+    print_table(table, lines)
     b = document["breakdown"]
     console.print(
         f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "
@@ -561,10 +564,15 @@ def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
         print_json([t.as_json() for t in templates.values()])
         return
     table = Table("template", "providers", "max credits per lead", "description")
+    lines = []
     for t in templates.values():
         cap = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
         table.add_row(t.name, ", ".join(t.providers()), cap, t.description)
-    console.print(table)
+        # narrower than the table (80 columns: a pipe, a log) the providers and description were cut to a word:
+        # each template takes two lines, every value whole
+        most = "no cap per lead" if t.max_credits_per_lead is None else f"at most {t.max_credits_per_lead:g} per lead"
+        lines.append((f"{t.name}: {t.description}", f"providers {', '.join(t.providers())}, credits {most}"))
+    print_table(table, lines)
 
 
 @templates_app.command("show")
@@ -618,9 +626,13 @@ def credits(
         print_json(document)
         return
     table = Table(by, "credits", "charges")
+    lines = []
     for row in document["rows"]:
         table.add_row(str(row[by]), f"{row['credits']:g}", str(row["charges"]))
-    console.print(table)
+        # narrower than the table (80 columns: a pipe, cron's mail) a job's id or a long source was cut: each
+        # row takes two lines, every value whole
+        lines.append((str(row[by]), f"{credit_amount(row['credits'])}, {counted(row['charges'], 'charge')}"))
+    print_table(table, lines)
     budget = document["monthlyBudget"]
     spent = document["thisMonth"]
     total = credit_amount(spent) if budget is None else f"{spent:g} of {credit_amount(budget)}"

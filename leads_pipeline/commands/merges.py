@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, acting_user, console, environment, print_json, run_or_fail
+from leads_pipeline.commands.common import (
+    Table,
+    acting_user,
+    console,
+    environment,
+    print_json,
+    print_table,
+    run_or_fail,
+)
 from leads_pipeline.lib.wording import counted
 
 app = typer.Typer(help="Merges of duplicate leads: history and undo.", no_args_is_help=True)
@@ -29,17 +37,20 @@ def merges_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
         print_json(rows)
         return
     table = Table("id", "survivor", "merged", "filled", "by", "when", "undone")
+    lines = []
     for r in rows:
-        table.add_row(
-            str(r["id"]),
-            str(r["survivor_id"]),
-            ", ".join(map(str, r["merged_ids"])),
-            ", ".join(r["filled"]),
-            r["created_by"],
-            f"{r['created_at']:%Y-%m-%d %H:%M}",
-            f"{r['undone_at']:%Y-%m-%d %H:%M}" if r["undone_at"] else "",
-        )
-    console.print(table)
+        merged, filled = ", ".join(map(str, r["merged_ids"])), ", ".join(r["filled"])
+        when = f"{r['created_at']:%Y-%m-%d %H:%M}"
+        undone = f"{r['undone_at']:%Y-%m-%d %H:%M}" if r["undone_at"] else ""
+        table.add_row(str(r["id"]), str(r["survivor_id"]), merged, filled, r["created_by"], when, undone)
+        undone_at = f", undone at {undone}" if undone else ""
+        # narrower than the table (80 columns: a pipe, a log) the merged ids and filled fields were cut to a few
+        # letters: each merge takes two lines, every value whole
+        lines.append((
+            f"merge {r['id']}: kept lead {r['survivor_id']}, merged {merged}",
+            f"filled {filled or 'nothing'}, by {r['created_by']} at {when}{undone_at}",
+        ))  # fmt: skip
+    print_table(table, lines)
 
 
 @app.command("undo")

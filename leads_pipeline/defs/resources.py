@@ -16,7 +16,6 @@ import dagster as dg
 import psycopg
 from pydantic import Field
 
-from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.migrations import prepare_database
 
@@ -53,18 +52,12 @@ def _from_env(**fields: str) -> dict[str, Any]:
 
 
 def _rate_from_env(name: str) -> dict[str, Any]:
-    """The ``requests_per_second`` a ``*_REQUESTS_PER_SECOND`` variable sets (not a secret: read here, so a value
-    that is not a positive number is refused in one line naming the variable), or nothing for the default."""
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return {}
-    try:
-        rate = float(value)
-    except ValueError:
-        rate = 0.0
-    if not rate > 0:
-        raise ConfigurationError(f"{name} must be a positive number of requests a second, found {value!r}")
-    return {"requests_per_second": rate}
+    """The ``requests_per_second`` a ``*_REQUESTS_PER_SECOND`` variable sets (``configured_rate``: not a secret,
+    read here), or nothing for the default."""
+    from leads_pipeline.lib.enrichment.pacing import configured_rate
+
+    rate = configured_rate(name)
+    return {} if rate is None else {"requests_per_second": rate}
 
 
 def provider_resources() -> dict[str, dg.ConfigurableResource]:  # type: ignore[type-arg]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from rich.console import Console
 
+from leads_pipeline.commands import common
 from leads_pipeline.commands.audit import parse_since
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store.db import connect
@@ -47,6 +49,24 @@ def test_list_bulk_and_export_actions_are_audited(leads: Leads, database_url: st
     ]
     assert leads.json("audit", "--since", "1h", "--json") == entries
     assert "list.share" in leads.ok("audit")
+
+
+def test_each_entry_is_shown_whole_at_80_columns(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (a pipe, cron's mail) the six columns cut an entry's object and details to a few letters,
+    and grepping the log for a list's name found nothing. There each entry takes two lines, every value whole; a
+    wide terminal keeps the table."""
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt Messe, Hall 4, Stand B17)"
+    leads.ok("lists", "create", name)
+    leads.ok("lists", "delete", name, "--purge", "--yes")
+    [entry] = leads.json("audit", "--json")
+    at = datetime.fromisoformat(entry["at"]).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert leads.ok("audit").splitlines() == [
+        f"{entry['id']}  {at} tester list.purge {entry['object']}",
+        f"  name={name}, leadCount=0",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    assert f"│ name={name}, leadCount=0 │" in leads.ok("audit")
 
 
 def test_merges_and_their_undo_are_audited(leads: Leads, database_url: str) -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
+from leads_pipeline.commands import common
+from leads_pipeline.lib.ratelimit import SharedTokenBucket, bucket_key
+from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import Company, Person, World
 from leads_pipeline_tests.support import cli_environment, leads_in_fresh_interpreter
@@ -34,6 +40,23 @@ def test_verify_prints_each_verdict(runner: CliRunner, sandbox_world: World) -> 
     assert rows["bad@@x"]["method"] == "syntax"
     table = runner.invoke(app, ["verify", person.email])
     assert table.exit_code == 0 and "valid" in table.stdout
+
+
+def test_each_verdict_is_shown_whole_at_80_columns(
+    runner: CliRunner, sandbox_world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) the table cut each address to a dozen letters and its reasons to a word:
+    `leads verify ... | grep` found neither. There each address takes two lines, every value whole."""
+    person = _person(sandbox_world, "strict")
+    unknown = f"zz.nobody.of.that.name.at.all@{person.company_domain}"
+    [verdict] = json.loads(runner.invoke(app, ["verify", unknown, "--json"]).stdout)
+    monkeypatch.setattr(common, "console", Console(width=80))
+    result = runner.invoke(app, ["verify", unknown])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        unknown,
+        f"  invalid (confidence {verdict['confidence']}, smtp): {'; '.join(verdict['reasons'])}",
+    ]
 
 
 def test_verify_and_find_email_load_no_dagster(
@@ -155,3 +178,26 @@ def test_an_unknown_verifier_or_no_candidates_is_a_usage_error(runner: CliRunner
     for count in ("0", "-1"):
         none = runner.invoke(app, ["find-email", "Kelly", "Kemp", "example.com", "--candidates", count])
         assert none.exit_code == 2 and "--candidates" in none.stderr, none.output
+
+
+def test_verify_and_find_email_take_their_slots_from_the_stages_buckets(
+    runner: CliRunner, sandbox_world: World, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads verify` and `leads find-email` sent their 16 workers' requests to ZeroBounce and NeverBounce unpaced,
+    beside the contact stages pacing the same key through its bucket: a Retry-After that held the stages (and
+    every other process) did not hold them. They take slots of the same buckets now."""
+    monkeypatch.setenv("LEADS_SMTP_PROBING", "off")
+    person = _person(sandbox_world, "strict", "{first}.{last}")
+    assert person.email is not None
+    paused = SharedTokenBucket(database_url, bucket_key("zerobounce", os.environ["ZEROBOUNCE_API_KEY"]), 1, 1.0)
+    paused.pause(1.5)  # as a stage's 429 with Retry-After: 1.5 pauses the key for everyone
+    paused.close()
+    started = time.monotonic()
+    result = runner.invoke(app, ["verify", person.email, "--verifier", "zerobounce", "--json"])
+    assert result.exit_code == 0, result.output
+    assert time.monotonic() - started >= 1.4  # waited out the pause (unpaced: 0.05 s)
+    key = bucket_key("neverbounce", os.environ["NEVERBOUNCE_API_KEY"])
+    args = ["find-email", person.first_name, person.last_name, person.company_domain, "--verifier", "neverbounce"]
+    assert runner.invoke(app, args).exit_code == 0
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT key FROM rate_buckets WHERE key = %s", (key,)).fetchall() == [{"key": key}]

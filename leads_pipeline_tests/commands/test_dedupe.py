@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
+from leads_pipeline.commands import common
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.merges import undo_merge
@@ -74,6 +76,46 @@ def test_clusters_within_and_across_lists_with_reasons(two_lists: Leads, databas
     assert two_lists.json("dedupe", "--list", "A", "--json")["clusters"] == []
     assert "3 clusters of duplicates" in two_lists.ok("dedupe", "--list", "A", "--list", "B")
     assert "\n1 cluster of duplicates\n" in two_lists.ok("dedupe", "--where", "country = Spain")  # was "1 clusters"
+
+
+def test_clusters_are_shown_whole_at_80_columns(two_lists: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (a pipe, a log) the table cut a cluster's reasons to a few letters. There each cluster
+    takes two lines, every value whole; a wide terminal keeps the table."""
+    clusters = two_lists.json("dedupe", "--json")["clusters"]
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = two_lists.ok("dedupe").splitlines()
+    assert len(shown) == 2 * len(clusters) + 1
+    for c in clusters:
+        at = shown.index(f"cluster {c['cluster']}: leads {', '.join(c['leadIds'])}")
+        lists = ", ".join(c["listIds"])
+        assert shown[at + 1] == f"  in lists {lists}, score {c['score']:.1f}: {', '.join(c['reasons'])}"
+    assert shown[-1] == f"{len(clusters)} clusters of duplicates"
+    monkeypatch.setattr(common, "console", Console(width=200))
+    assert two_lists.ok("dedupe").startswith("┏")  # the table
+
+
+def test_merges_are_shown_whole_at_80_columns(
+    leads: Leads, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) the table cut the fields a merge filled to a few letters ("last_…"). There
+    each merge takes two lines, every value whole; a wide terminal keeps the table."""
+    for name, row in (
+        ("fair", "Eve,Adams,Initech,CTO,eve@initech.example,,,,\n"),
+        ("web", "Eve,,,,eve@initech.example,+1 415 555 0199,https://www.linkedin.com/in/eveadams,Austin,US\n"),
+    ):
+        leads.ok("lists", "create", name)
+        import_text(database_url, tmp_path / f"{name}.csv", HEADER + row, name)
+    [merge] = leads.json("dedupe", "--merge", "--json")["merges"]
+    [listed] = leads.json("merges", "list", "--json")
+    filled = ", ".join(listed["filled"])
+    assert len(filled) > 20, filled
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert leads.ok("merges", "list").splitlines() == [
+        f"merge {merge['mergeId']}: kept lead {merge['survivorId']}, merged {merge['mergedIds'][0]}",
+        f"  filled {filled}, by tester at {listed['createdAt'][:16].replace('T', ' ')}",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    assert leads.ok("merges", "list").startswith("┏")  # the table
 
 
 def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, database_url: str) -> None:

@@ -102,7 +102,9 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
-def test_max_credits_stops_spending_at_the_cap(leads: Leads, prospects: list[int], tmp_path: Path) -> None:
+def test_max_credits_stops_spending_at_the_cap(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join(map(str, prospects)) + "\n")
 
@@ -112,6 +114,11 @@ def test_max_credits_stops_spending_at_the_cap(leads: Leads, prospects: list[int
     assert document["status"] == "partial"
     [company] = document["sources"]
     assert company["status"] == "skipped" and "--max-credits 3" in company["note"]
+    # at 80 columns (cron's mail) the table broke the note over lines and cut it: two lines a source, the note whole
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok("jobs", "show", document["jobId"]).splitlines()
+    at = shown.index(f"company: skipped, {company['processed']:,}/{company['total']:,} processed")
+    assert shown[at + 1] == f"  {company['note']}"
 
 
 def test_max_credits_caps_the_contact_sources_too(
@@ -408,9 +415,33 @@ def test_running_a_job_needs_the_editor_role_on_its_lists(leads: Leads, prospect
     leads.ok("jobs", "run", job, user="mallory")
 
 
-def test_templates_commands(leads: Leads, tmp_path: Path) -> None:
+def test_credits_rows_are_shown_whole_at_80_columns(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the table cut a job named after a long list to "enrich-q3-emea-…",
+    which `leads jobs show` does not take. There each row takes two lines, every value whole."""
+    job = "enrich-q3-emea-trade-fair-leads-2026-frankfurt-messe-hall-4-20261130T160000000000"
+    with connect(database_url) as conn:
+        fair = create_list(conn, "fair", owner="tester")
+        conn.execute(
+            "INSERT INTO credit_charges (charged_at, credits, source, field, job_id, list_id)"
+            " VALUES (now(), 2.5, 'company/gemini', 'industry', %s, %s)",
+            (job, fair.id),
+        )
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert leads.ok("credits", "--by", "job").splitlines()[:2] == [job, "  2.5 credits, 1 charge"]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    assert leads.ok("credits", "--by", "job").startswith("┏")  # the table
+
+
+def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = leads.json("templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
+    monkeypatch.setattr(common, "console", Console(width=80))  # a pipe: each template's description was cut
+    lines = leads.ok("templates", "ls").splitlines()
+    assert [line.partition(":")[0] for line in lines[::2]] == ["basic", "premium", "standard"]
+    assert lines[::2] == [f"{t['name']}: {t['description']}" for t in listing]
+    assert all(line.startswith("  providers ") for line in lines[1::2])
     bad = tmp_path / "mine.yaml"
     bad.write_text("name: mine\ncompany:\n  fields:\n    industry: {sources: [apify_search]}\n")
     assert "apify_search cannot supply industry" in leads.fails("templates", "validate", str(bad))

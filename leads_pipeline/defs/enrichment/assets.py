@@ -45,7 +45,8 @@ class CompanyProfilesConfig(RunConfig):
     concurrency: int = 8
     """Companies looked up at once."""
     requests_per_second: dict[str, float] = {}  # noqa: RUF012 - pydantic copies defaults
-    """Most requests per second per provider (``gemini``, ``apify_search``); a provider not given is not paced."""
+    """Most requests per second per provider: ``gemini`` (not paced when not given), ``apify_search`` (this run's
+    rate of the Apify token's bucket, shared with the contact stages; default APIFY_REQUESTS_PER_SECOND)."""
     user: str = "dagster"
     """Who the enrichment job a UI launch creates is recorded as created by."""
 

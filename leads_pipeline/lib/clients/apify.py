@@ -16,7 +16,9 @@ several stages at once, each send as fast as they can under one token. Once a st
 minute per user and, per resource (one actor, run, dataset), 60 requests a second by default (30 in older copies):
 https://docs.apify.com/api/v2#rate-limiting. A stage's requests go to one actor (its runs' starts) and to the runs
 and datasets that follow, so 20/s per token (``requests_per_second``) keeps any one resource well inside its limit
-with room for other clients of the account.
+with room for other clients of the account. Both limits count requests, per user or per actor, whichever stage
+sends them: every stage (company_profiles' searches too) paces its requests in the token's one bucket, under the
+key ``apify``, rather than a bucket per stage that together could send the sum of their rates to one actor.
 """
 
 from __future__ import annotations
@@ -116,17 +118,18 @@ class ApifyResource(dg.ConfigurableResource):
         return bool(self.token)
 
     @contextmanager
-    def paced(self, database_url: str) -> Iterator[Pacer | None]:
+    def paced(self, database_url: str, per_second: float | None = None) -> Iterator[Pacer | None]:
         """Within the block every API request of this resource, each attempt, takes a slot of the token's bucket
-        kept in ``database_url`` (``SharedTokenBucket``), shared by every run pacing the token. Not paced (None)
-        without a rate or a token."""
+        kept in ``database_url`` (``SharedTokenBucket``), shared by every run pacing the token, at ``per_second``
+        (company_profiles' run config) or ``requests_per_second``. Not paced (None) without a rate or a token."""
 
         def attach(bucket: Pacer | None) -> None:
             self._api()  # builds the transport the bucket goes on
             if self._transport is not None:
                 self._transport.pacer = bucket
 
-        with paced_by_key(database_url, self.PROVIDER, self.token, self.requests_per_second, attach) as bucket:
+        rate = per_second or self.requests_per_second
+        with paced_by_key(database_url, self.PROVIDER, self.token, rate, attach) as bucket:
             yield bucket
 
     def run_actor(self, actor_id: str, run_input: dict[str, Any]) -> ActorRun:

@@ -135,6 +135,11 @@ class RetryingSession(requests.Session):
     too, takes a slot first, and a 429's Retry-After pauses the bucket for every caller sharing the key, not
     only the one refused. Without it the session only retries, and 16 workers verifying through ZeroBounce
     against a 10/s limit sent 26 calls in one second, 26 of 56 refused.
+
+    ``throttled`` names the answers that refuse the key for its rate in a body of their own (NeverBounce's HTTP
+    200 ``throttle_triggered``): they carry no Retry-After, so the bucket is paused for the wait before this
+    caller's retry, and every caller sharing the key waits it out too, as after a 429. Retried without a pause,
+    the other workers kept sending into the throttle, each to be refused and back off on its own.
     """
 
     pacer: Pacer | None = None
@@ -145,11 +150,13 @@ class RetryingSession(requests.Session):
         timeout_s: float,
         retry_when: Callable[[requests.Response], bool] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        throttled: Callable[[requests.Response], bool] | None = None,
     ) -> None:
         super().__init__()
         self.policy = policy
         self.timeout_s = timeout_s
         self._retry_when = retry_when or (lambda response: response.status_code in policy.statuses)
+        self._throttled = throttled
         self._sleep = sleep
 
     def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
@@ -175,6 +182,8 @@ class RetryingSession(requests.Session):
             delay = self.policy.delay(retry, response.headers.get("Retry-After"))
             if delay is None:
                 return response
+            if self.pacer is not None and self._throttled is not None and self._throttled(response):
+                self.pacer.pause(delay)  # the key is refused for everyone, as a 429 says with its Retry-After
             response.close()
             self._sleep(delay)
             retry += 1
@@ -185,6 +194,7 @@ def retrying_session(
     policy: RetryPolicy,
     timeout_s: float,
     retry_when: Callable[[requests.Response], bool] | None = None,
+    throttled: Callable[[requests.Response], bool] | None = None,
     trust_env: bool = True,
     ca_bundle: str | None = None,
 ) -> RetryingSession:
@@ -194,7 +204,7 @@ def retrying_session(
     ``REQUESTS_CA_BUNDLE`` and ``CURL_CA_BUNDLE`` from the environment override ``session.verify``
     (PROVIDERS.md, General).
     """
-    session = RetryingSession(policy, timeout_s, retry_when)
+    session = RetryingSession(policy, timeout_s, retry_when, throttled=throttled)
     session.trust_env = trust_env and ca_bundle is None
     if ca_bundle is not None:
         session.verify = ca_bundle

@@ -46,6 +46,11 @@ class RequestsResource(dg.ConfigurableResource):
         """Which answers are worth retrying; providers with in-body throttling extend it."""
         return response.status_code in self.policy().statuses
 
+    def throttled(self, response: requests.Response) -> bool:
+        """Which answers other than a 429 refuse the key for its rate, pausing its bucket for every caller
+        (``RetryingSession``); providers with in-body throttling say which."""
+        return False
+
     def policy(self) -> RetryPolicy:
         return RetryPolicy(self.max_retries, self.backoff_base_s, self.backoff_max_s, self.retry_after_max_s)
 
@@ -57,6 +62,7 @@ class RequestsResource(dg.ConfigurableResource):
                     policy=self.policy(),
                     timeout_s=self.timeout_s,
                     retry_when=self.retry_when,
+                    throttled=self.throttled,
                     trust_env=self.trust_env,
                     ca_bundle=self.ca_bundle,
                 )

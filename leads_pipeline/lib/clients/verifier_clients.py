@@ -5,11 +5,21 @@ pipeline can compare and combine them, and keeps the provider's answer in ``raw`
 cost, as each provider counts it: ZeroBounce charges one credit per validation except ``unknown`` results;
 NeverBounce reports its use in ``credits_info``. Plain clients over a ``RetryingSession``: ``leads verify`` and
 ``leads find-email`` use them without Dagster; ``verifiers`` holds the Dagster resources that make them.
+
+Both are paced per API key (``paced``) at the rate of their ``*_REQUESTS_PER_SECOND`` variable, by default
+``REQUESTS_PER_SECOND``, in the same bucket whether a stage's resource or a command sends the request. ZeroBounce
+allows 80,000 ``/v2/validate`` requests in 10 seconds and blocks the key for a minute above it
+(https://www.zerobounce.net/docs/api-dashboard/api-rate-limits/; older copies of the page say 50,000): 100/s stays
+far inside either. NeverBounce publishes no rate for ``/v4/single/check`` (only that single checks are for one-off
+use and that bulk jobs are capped, https://developers.neverbounce.com/reference/usage-guidelines) and throttles
+with ``throttle_triggered``: 10/s is a conservative guess, to be raised with the account's limit.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -27,7 +37,9 @@ from leads_pipeline.lib.clients.http import (
     send,
 )
 from leads_pipeline.lib.clients.paid_verdicts import API_KEY_ENV, EmailVerdict, VerdictStatus, chosen_verifier
+from leads_pipeline.lib.enrichment.pacing import configured_rate, paced_by_key
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
+from leads_pipeline.lib.ratelimit import Pacer
 
 ZEROBOUNCE_URL = "https://api.zerobounce.net"
 NEVERBOUNCE_URL = "https://api.neverbounce.com"
@@ -50,10 +62,31 @@ class _PaidVerifierClient:
 
     api_key: str | None = field(repr=False)
     session: RetryingSession = field(repr=False)
+    requests_per_second: float | None = field(default=None, kw_only=True)
+
+    PROVIDER: ClassVar[str]
+    """The provider's name in the rate buckets' keys (``bucket_key``), the stages' resources' too."""
+    RATE_ENV_VAR: ClassVar[str]
+    REQUESTS_PER_SECOND: ClassVar[float]
+    """The default rate under one key (module docstring)."""
 
     @property
     def is_configured(self) -> bool:
         return bool(self.api_key)
+
+    @contextmanager
+    def paced(self, database_url: str) -> Iterator[Pacer | None]:
+        """Within the block every attempt takes a slot of the key's bucket in ``database_url``, the one the contact
+        stages' resources pace the key by: ``leads verify`` sent its 16 workers' requests unpaced while a stage (or
+        another command) verified under the same key. Not paced (None) without a rate or a key."""
+        with paced_by_key(
+            database_url,
+            self.PROVIDER,
+            self.api_key,
+            self.requests_per_second,
+            lambda bucket: setattr(self.session, "pacer", bucket),
+        ) as bucket:
+            yield bucket
 
 
 @dataclass
@@ -64,6 +97,9 @@ class ZeroBounceClient(_PaidVerifierClient):
 
     ENV_VAR: ClassVar[str] = API_KEY_ENV["zerobounce"]
     URL_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_BASE_URL"
+    PROVIDER: ClassVar[str] = "zerobounce"
+    RATE_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_REQUESTS_PER_SECOND"
+    REQUESTS_PER_SECOND: ClassVar[float] = 100.0
 
     def verify(self, email: str) -> EmailVerdict:
         key = require(self.api_key, provider="ZeroBounce", env_var=self.ENV_VAR)
@@ -130,11 +166,21 @@ _NEVERBOUNCE_RETRYABLE = frozenset({"throttle_triggered", "temp_unavail"})
 def neverbounce_busy(response: requests.Response) -> bool:
     """NeverBounce reports throttling and partial outages as HTTP 200 with ``status: throttle_triggered`` or
     ``temp_unavail``: its session retries those answers like a 429."""
+    return _neverbounce_status(response) in _NEVERBOUNCE_RETRYABLE
+
+
+def neverbounce_throttled(response: requests.Response) -> bool:
+    """NeverBounce's answer that the key is over its rate (HTTP 200, ``throttle_triggered``): its session pauses
+    the key's bucket for every caller as a 429 does (``RetryingSession``), not only retries."""
+    return _neverbounce_status(response) == "throttle_triggered"
+
+
+def _neverbounce_status(response: requests.Response) -> object:
     try:
         payload = response.json()
     except ValueError:
-        return False
-    return isinstance(payload, dict) and payload.get("status") in _NEVERBOUNCE_RETRYABLE
+        return None
+    return payload.get("status") if isinstance(payload, dict) else None
 
 
 @dataclass
@@ -146,6 +192,9 @@ class NeverBounceClient(_PaidVerifierClient):
 
     ENV_VAR: ClassVar[str] = API_KEY_ENV["neverbounce"]
     URL_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_BASE_URL"
+    PROVIDER: ClassVar[str] = "neverbounce"
+    RATE_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_REQUESTS_PER_SECOND"
+    REQUESTS_PER_SECOND: ClassVar[float] = 10.0
 
     def verify(self, email: str) -> EmailVerdict:
         key = require(self.api_key, provider="NeverBounce", env_var=self.ENV_VAR)
@@ -184,23 +233,28 @@ class NeverBounceClient(_PaidVerifierClient):
 
 
 def verifier_clients_of_environment() -> tuple[ZeroBounceClient, NeverBounceClient]:
-    """The two verifiers with the keys and URLs the environment holds now, for code that runs outside Dagster
-    (``leads verify``, ``leads find-email``); the definitions bind the same variables as ``EnvVar``."""
+    """The two verifiers with the keys, URLs and rates the environment holds now, for code that runs outside
+    Dagster (``leads verify``, ``leads find-email``); the definitions bind the same variables as ``EnvVar``."""
     policy = RetryPolicy()
 
     def busy(response: requests.Response) -> bool:
         return response.status_code in policy.statuses or neverbounce_busy(response)
+
+    def rate(client: type[_PaidVerifierClient]) -> float:
+        return configured_rate(client.RATE_ENV_VAR) or client.REQUESTS_PER_SECOND
 
     return (
         ZeroBounceClient(
             os.environ.get(ZeroBounceClient.ENV_VAR),
             retrying_session(policy=policy, timeout_s=TIMEOUT_S),
             os.environ.get(ZeroBounceClient.URL_ENV_VAR) or ZEROBOUNCE_URL,
+            requests_per_second=rate(ZeroBounceClient),
         ),
         NeverBounceClient(
             os.environ.get(NeverBounceClient.ENV_VAR),
-            retrying_session(policy=policy, timeout_s=TIMEOUT_S, retry_when=busy),
+            retrying_session(policy=policy, timeout_s=TIMEOUT_S, retry_when=busy, throttled=neverbounce_throttled),
             os.environ.get(NeverBounceClient.URL_ENV_VAR) or NEVERBOUNCE_URL,
+            requests_per_second=rate(NeverBounceClient),
         ),
     )
 

@@ -2,12 +2,7 @@
 resource's pooled session, paced per API key once a stage calls ``pace``. Apart from the clients so that
 ``leads verify`` and ``leads find-email`` do not load Dagster.
 
-Default rates, per API key. ZeroBounce allows 80,000 ``/v2/validate`` requests in 10 seconds and blocks the key
-for a minute above it (https://www.zerobounce.net/docs/api-dashboard/api-rate-limits/; older copies of the page say
-50,000): 100/s stays far inside either. NeverBounce publishes no rate for ``/v4/single/check`` (only that single
-checks are for one-off use and that bulk jobs are capped,
-https://developers.neverbounce.com/reference/usage-guidelines) and throttles with ``throttle_triggered``: 10/s
-is a conservative guess, to be raised with the account's limit.
+Their default rates per API key are the clients' (``REQUESTS_PER_SECOND``, with why).
 """
 
 from typing import ClassVar
@@ -23,6 +18,7 @@ from leads_pipeline.lib.clients.verifier_clients import (
     NeverBounceClient,
     ZeroBounceClient,
     neverbounce_busy,
+    neverbounce_throttled,
 )
 
 
@@ -32,13 +28,14 @@ class ZeroBounceResource(RequestsResource):
     api_key: str | None = Field(default=None, repr=False, description="ZeroBounce API key (secret).")
     base_url: str = Field(default=ZEROBOUNCE_URL, description="API root.")
     requests_per_second: float | None = Field(
-        default=100.0, description="Most requests a second under this key, from every run at once (published: 8,000)."
+        default=ZeroBounceClient.REQUESTS_PER_SECOND,
+        description="Most requests a second under this key, from every run at once (published: 8,000).",
     )
 
-    PROVIDER: ClassVar[str] = "zerobounce"
+    PROVIDER: ClassVar[str] = ZeroBounceClient.PROVIDER
     ENV_VAR: ClassVar[str] = ZeroBounceClient.ENV_VAR
     URL_ENV_VAR: ClassVar[str] = ZeroBounceClient.URL_ENV_VAR
-    RATE_ENV_VAR: ClassVar[str] = "ZEROBOUNCE_REQUESTS_PER_SECOND"
+    RATE_ENV_VAR: ClassVar[str] = ZeroBounceClient.RATE_ENV_VAR
 
     @property
     def is_configured(self) -> bool:
@@ -64,13 +61,14 @@ class NeverBounceResource(RequestsResource):
     api_key: str | None = Field(default=None, repr=False, description="NeverBounce API key (secret).")
     base_url: str = Field(default=NEVERBOUNCE_URL, description="API root.")
     requests_per_second: float | None = Field(
-        default=10.0, description="Most requests a second under this key, from every run at once (none published)."
+        default=NeverBounceClient.REQUESTS_PER_SECOND,
+        description="Most requests a second under this key, from every run at once (none published).",
     )
 
-    PROVIDER: ClassVar[str] = "neverbounce"
+    PROVIDER: ClassVar[str] = NeverBounceClient.PROVIDER
     ENV_VAR: ClassVar[str] = NeverBounceClient.ENV_VAR
     URL_ENV_VAR: ClassVar[str] = NeverBounceClient.URL_ENV_VAR
-    RATE_ENV_VAR: ClassVar[str] = "NEVERBOUNCE_REQUESTS_PER_SECOND"
+    RATE_ENV_VAR: ClassVar[str] = NeverBounceClient.RATE_ENV_VAR
 
     @property
     def is_configured(self) -> bool:
@@ -81,6 +79,9 @@ class NeverBounceResource(RequestsResource):
 
     def retry_when(self, response: requests.Response) -> bool:
         return super().retry_when(response) or neverbounce_busy(response)
+
+    def throttled(self, response: requests.Response) -> bool:
+        return neverbounce_throttled(response)
 
     def client(self) -> NeverBounceClient:
         return NeverBounceClient(self.api_key, self.session(), self.base_url)

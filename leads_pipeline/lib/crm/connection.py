@@ -142,8 +142,15 @@ def load_connection(name: str, folder: Path | None = None) -> Connection:
         path = folder / f"{name}{suffix}"
         if path.is_file():
             return load_connection_file(path)
-    known = ", ".join(sorted(p.stem for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")])) or "none"
+    known = ", ".join(connection_names(folder)) or "none"
     raise NotFoundError(f"no CRM connection named {name!r} in {folder} (known: {known}); add {folder}/{name}.yaml")
+
+
+def connection_names(folder: Path | None = None) -> list[str]:
+    """The names of the connection files in ``folder``, sorted, whether they parse or not: what a user may pass as
+    ``--crm``, to say so when the name given is unknown or missing."""
+    folder = folder or connections_folder()
+    return sorted(p.stem for p in [*folder.glob("*.yaml"), *folder.glob("*.yml")])
 
 
 def load_connection_file(path: Path) -> Connection:

@@ -234,14 +234,16 @@ class CompanyEnricher:
         self.log = log
         self.stats = Stats()
         self._local = threading.local()
-        self._pacers = {p: self._pacer(p, (requests_per_second or {}).get(p)) for p in COMPANY_PROVIDERS}
+        rates = requests_per_second or {}
+        self._gemini_pacer = self._pacer(rates.get("gemini"))
+        self._apify_rate = rates.get("apify_search")
         self._connections: list[store.Connection] = []
 
-    def _pacer(self, provider: str, per_second: float | None) -> Pacer | None:
-        """The provider's bucket, kept in the database under its API key: the runs at once (a backfill's, the drop
+    def _pacer(self, per_second: float | None) -> Pacer | None:
+        """Gemini's bucket, kept in the database under its API key: the runs at once (a backfill's, the drop
         folder's) share the rate instead of each sending all of it."""
-        credential = self.gemini.api_key if provider == "gemini" else self.apify.token
-        return pacer(per_second, shared=(self.database_url, bucket_key(provider, credential)) if credential else None)
+        key = self.gemini.api_key
+        return pacer(per_second, shared=(self.database_url, bucket_key("gemini", key)) if key else None)
 
     @contextmanager
     def _connection(self) -> Iterator[store.Connection]:
@@ -269,7 +271,13 @@ class CompanyEnricher:
             store.advance_source(conn, self.job_id, SOURCE, orphans)
         self.stats.leads, self.stats.companies, self.stats.no_identity = leads, len(planned), orphans
         try:
+            # Apify's searches are paced per request, in the token's one bucket (``ApifyResource.paced``), with the
+            # contact stages' actor runs: Apify counts requests, not runs, per user and per actor, and the
+            # LinkedIn stage starts runs of the same Google-search actor. Paced once per search here, under a
+            # bucket of its own, a search of 3 to 5 requests took one slot, and the two buckets together could
+            # send twice the token's rate to that one actor.
             with (
+                self.apify.paced(self.database_url, self._apify_rate),
                 connect(self.database_url, autocommit=True) as conn,
                 ThreadPoolExecutor(self.concurrency, thread_name_prefix="company") as pool,
             ):
@@ -284,9 +292,8 @@ class CompanyEnricher:
         finally:
             for conn in self._connections:
                 conn.close()
-            for bucket in self._pacers.values():
-                if bucket is not None:
-                    bucket.close()
+            if self._gemini_pacer is not None:
+                self._gemini_pacer.close()
         return self.stats
 
     def _with_leads(self, conn: store.Connection, page: list[PlannedUnit]) -> list[Unit]:
@@ -391,12 +398,9 @@ class CompanyEnricher:
         retries) is a transport fault, not an answer: it propagates, so the company is counted as failed and
         asked again by the run's retry instead of being cached as rejected for a day."""
         name = identity.name or identity.domain or ""
-        limiter = self._pacers[provider]
         if provider == "gemini":  # paces its retries too, and backs off on a 429
-            research = self.gemini.research_company(name, identity.domain, limiter=limiter)
+            research = self.gemini.research_company(name, identity.domain, limiter=self._gemini_pacer)
             return from_research(research, identity)
-        if limiter is not None:
-            limiter.acquire()
         queries = [f"{name} site:linkedin.com/company"]
         if identity.domain is None:
             queries.insert(0, f"{name} official site")

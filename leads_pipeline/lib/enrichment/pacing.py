@@ -18,14 +18,32 @@ lateness, and costs as much of the 53 ms margin; a longer stall still shifts the
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.ratelimit import Pacer, SharedTokenBucket, TokenBucket, bucket_key
 
 CAPACITY = 1.15
 """Tokens the bucket holds: one call at a time, plus credit for a wake-up up to 0.15 of a gap late."""
+
+
+def configured_rate(variable: str) -> float | None:
+    """The requests a second a ``*_REQUESTS_PER_SECOND`` variable sets, or None (unset: the provider's default). A
+    value that is not a positive number is refused in one line naming the variable. Read by the Dagster resources'
+    bindings and by the plain clients of ``leads verify`` alike, so one setting paces both."""
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return None
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = 0.0
+    if not rate > 0:
+        raise ConfigurationError(f"{variable} must be a positive number of requests a second, found {value!r}")
+    return rate
 
 
 def pacer(

@@ -127,6 +127,13 @@ def test_sync_pushes_through_dagster_then_history_and_errors(
     # the CSV is opened in a spreadsheet: the address (and the message quoting it) cannot run as a formula there,
     # also where Excel splits at ";" (it was written as is)
     assert "=cmd" in errors[2] and ";=" not in errors[2] and "x;'=cmd" in errors[2]
+    # at 80 columns the table cut the message to a few words: two lines a record, every value whole
+    first = json.loads(ok(leads, "sync", "errors", report["syncId"], "--json").stdout)[0]
+    assert ok(leads, "sync", "errors", report["syncId"]).stdout.splitlines()[:2] == [
+        f"lead {first['leadId']} nobody@nowhere: {first['action']}",
+        f"  {first['category']}, {first['attempts']} attempt: {first['message']}",
+    ]
+    assert "not an email address" in first["message"]
     assert "sync run 999: not found or not shared with you" in one_line_error(leads, "sync", "errors", "999")
     assert (
         one_line_error(leads, "sync", "errors", "999", "--csv", "--json") == "error: --json and --csv: give one of them"
@@ -499,6 +506,24 @@ def test_crm_ls_flags_schedule_clashes_and_bad_cron(leads: CliRunner, tmp_path: 
     assert "schedule: expected a cron expression" in one_line_error(leads, "crm", "test", "daily")
 
 
+def test_crm_ls_shows_each_connection_whole_at_80_columns(
+    leads: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the seven columns cut a file's problem to a few words, and what was
+    wrong with it could not be read. There each connection takes two lines, every value whole."""
+    write_connection(tmp_path / "crm", "daily", dict(CONNECTION, schedule="every day"))
+    [problem] = [r["error"] for r in json.loads(ok(leads, "crm", "ls", "--json").stdout) if r["name"] == "daily"]
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert ok(leads, "crm", "ls").stdout.splitlines() == [
+        "daily",
+        f"  problem: {problem}",
+        "hubspot-main",
+        "  hubspot contacts, push, list prospects, schedule 0 * * * *",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=400))
+    assert ok(leads, "crm", "ls").stdout.startswith("┏")  # the table
+
+
 def test_crm_test_checks_fields_as_a_sync_does(leads: CliRunner, tmp_path: Path) -> None:
     pipedrive = {"crm": "pipedrive", "list": "prospects", "rate_limit": {"requests": 1000, "per_seconds": 1}}
     label_of_standard = {"email": "email", "title": {"crm_field": "Job Title"}}  # a label Pipedrive cannot resolve
@@ -528,10 +553,17 @@ def test_sync_retries_a_cut_field_list_and_records_no_run_for_an_unknown_list(
     assert [h["syncId"] for h in history] == [report["syncId"]]
 
 
-def test_sync_without_crm_says_it_is_required(leads: CliRunner) -> None:
+def test_sync_without_crm_says_it_is_required(leads: CliRunner, tmp_path: Path) -> None:
+    """Without --crm the whole help came first, two screens before the line saying what was wrong, which named a
+    folder, not the connections to give. It is one line, naming the option and the connections, exit code 2 as for
+    any missing option."""
+    write_connection(tmp_path / "crm", "pipedrive-eu", dict(CONNECTION, crm="pipedrive"))
     result = leads.invoke(app, ["sync", "--list", "prospects"])
-    assert result.exit_code == 2
-    assert "--crm is required" in result.stderr
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: missing option --crm: the CRM connection to sync, one of hubspot-main, pipedrive-eu"
+        f" (the files in {tmp_path / 'crm'})"
+    ]
 
 
 def test_a_sync_by_her_name_keeps_no_name_in_its_run_config(

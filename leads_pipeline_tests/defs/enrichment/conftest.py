@@ -15,7 +15,7 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.sandbox.server import Sandbox
-from leads_pipeline_tests.support import import_file, materialize_batch
+from leads_pipeline_tests.support import SANDBOX_RATE, import_file, materialize_batch
 
 
 @pytest.fixture
@@ -40,8 +40,11 @@ def sandbox_resources(database_url: str, sandbox: Sandbox, **gemini: Any) -> dic
             retry_max_delay_s=0.05,
             **gemini,
         ),
-        "apify": ApifyResource(
-            token="sandbox-apify-token", api_url=env["APIFY_API_URL"], min_delay_between_retries_s=0.01
+        "apify": ApifyResource(  # paced as the stages are, at a rate that never holds a call back
+            token="sandbox-apify-token",
+            api_url=env["APIFY_API_URL"],
+            min_delay_between_retries_s=0.01,
+            requests_per_second=SANDBOX_RATE,
         ),
     }
 

@@ -10,14 +10,14 @@ import pytest
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
-from leads_pipeline.lib.ratelimit import bucket_key
+from leads_pipeline.lib.ratelimit import SharedTokenBucket, bucket_key
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings, build_http_app
 from leads_pipeline.sandbox.http.common import RateLimit
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import materialize_companies
 from leads_pipeline_tests.lib.clients.test_gemini_pacing import Recorder
-from leads_pipeline_tests.support import served
+from leads_pipeline_tests.support import SANDBOX_RATE, served
 
 LIMIT = RateLimit(10, 1.0)
 
@@ -56,3 +56,40 @@ def test_a_batch_paced_under_the_limit_gets_no_429_and_every_company_answered(
     assert buckets == [bucket_key("gemini", "sandbox-gemini-key")]  # the rate is the key's, shared by all runs
     [materialization] = result.asset_materializations_for_node("company_profiles")
     assert 0 < materialization.metadata["requests_per_second"].value["gemini"] <= 10  # type: ignore[attr-defined]
+
+
+def test_the_apify_searches_take_a_slot_per_request_of_the_token_s_one_bucket(
+    database_url: str,
+    imported_batch: str,
+    sandbox_world: World,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """company_profiles paced its Apify searches once per actor run under a bucket of its own (``apify_search``),
+    the contact stages their requests under ``apify``: Apify counts requests, per user and per actor, and both
+    start runs of the same Google-search actor, so the two buckets together could send it twice the token's rate.
+    Every request of the searches (a run's start, its wait, its dataset) now takes a slot of the one ``apify``
+    bucket, at the run config's ``apify_search`` rate here."""
+    taken: list[str] = []
+    acquire = SharedTokenBucket.acquire
+
+    def noting(bucket: SharedTokenBucket) -> None:
+        taken.append(bucket.key)
+        acquire(bucket)
+
+    monkeypatch.setattr(SharedTokenBucket, "acquire", noting)
+    app = build_http_app(sandbox_world, EmulatorSettings())
+    with served(app) as url:
+        resources = {
+            "database": LeadsDatabase(database_url=database_url),
+            "gemini": GeminiResource(api_key="sandbox-gemini-key", base_url=f"{url}/gemini", retry_attempts=3),
+            "apify": ApifyResource(token="sandbox-apify-token", api_url=f"{url}/apify", requests_per_second=None),
+        }
+        config = {"template": "premium", "requests_per_second": {"apify_search": SANDBOX_RATE}}
+        assert materialize_companies(resources, instance, imported_batch, config).success
+    with connect(database_url) as conn:
+        searches = conn.execute("SELECT count(*) AS n FROM company_profiles WHERE provider = 'apify_search'")
+        [searched] = searches.fetchall()
+    requests = len(app.log.records("apify"))
+    assert searched["n"] >= 1 and requests > searched["n"]  # a search is several requests
+    assert taken == [bucket_key("apify", "sandbox-apify-token")] * requests

@@ -13,6 +13,7 @@ from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
 from leads_pipeline.lib.ratelimit import SharedTokenBucket, bucket_key
+from leads_pipeline.lib.store.db import connect
 from leads_pipeline.sandbox.http import (
     EmailLists,
     EmulatorSettings,
@@ -247,6 +248,40 @@ def test_neverbounce_persistent_throttling_is_transient(app: HttpEmulator, never
     app.inject("neverbounce", "429", "429", "429")
     with pytest.raises(TransientError, match="throttle_triggered"):
         neverbounce.verify("jane@strict.io")
+
+
+@pytest.mark.parametrize("client", ["resource", "command"])
+def test_neverbounce_throttling_pauses_the_key_for_every_caller(
+    app: HttpEmulator, emulators: tuple[HttpEmulator, str], database_url: str, client: str
+) -> None:
+    """NeverBounce's throttle_triggered (HTTP 200) was retried by the caller it refused while the other workers and
+    runs under the key went on sending into the throttle, where a 429's Retry-After pauses them all. It pauses the
+    key's bucket now for the wait before the retry, in a stage's resource and in ``leads verify``'s client alike."""
+    from leads_pipeline.lib.clients.http import RetryPolicy, retrying_session
+    from leads_pipeline.lib.clients.verifier_clients import NeverBounceClient, neverbounce_busy
+
+    url = f"{emulators[1]}/neverbounce"
+    verifier: NeverBounceResource | NeverBounceClient = NeverBounceResource(
+        api_key=NB_KEY, base_url=url, backoff_base_s=0.4, requests_per_second=1000.0
+    )
+    if client == "command":  # as verifier_clients_of_environment makes it
+        from leads_pipeline.lib.clients.verifier_clients import neverbounce_throttled
+
+        session = retrying_session(
+            policy=RetryPolicy(backoff_base_s=0.4), timeout_s=1.0, retry_when=neverbounce_busy,
+            throttled=neverbounce_throttled,
+        )  # fmt: skip
+        verifier = NeverBounceClient(NB_KEY, session, url, requests_per_second=1000.0)
+    app.inject("neverbounce", "429")
+    with connect(database_url) as conn:
+        started = conn.execute("SELECT extract(epoch FROM clock_timestamp())::float8 AS t").fetchone()["t"]
+    with verifier.paced(database_url):
+        assert verifier.verify("jane@strict.io").status == "valid"
+    assert [(r.status, r.fault) for r in app.log.records("neverbounce")] == [(200, "429"), (200, None)]
+    key = bucket_key("neverbounce", NB_KEY)
+    with connect(database_url) as conn:
+        [row] = conn.execute("SELECT blocked_until FROM rate_buckets WHERE key = %s", (key,)).fetchall()
+    assert row["blocked_until"] >= started + 0.2  # paused for the first retry's wait: 0.2 to 0.4 s
 
 
 def test_request_log_never_holds_a_key(app: HttpEmulator, zerobounce: ZeroBounceResource) -> None:
