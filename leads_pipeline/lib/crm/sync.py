@@ -218,27 +218,44 @@ def classify(
     """The records to send, as the eligible leads are read (so a push can start before the list is read to the
     end); the leads not to send are counted, and the invalid ones listed, in ``plan``."""
     for lead in store.eligible_leads(conn, connection.name, list_id, filters):
-        values = map_lead(lead, connection.mapping)
-        digest = values_hash(values)
-        linked = lead["remote_id"] is not None
-        if linked and lead["last_hash"] == digest:
-            plan.unchanged += 1
-            continue
-        if (linked and not connection.update_existing) or (not linked and not connection.create_new):
-            plan.skipped += 1
-            continue
-        reasons = validation.problems(connection, values)
-        if reasons:
-            plan.invalid.append(Invalid(lead["id"], lead.get("email"), tuple(reasons), digest))
-            continue
-        if lead["reject_permanent"] and lead["reject_hash"] == digest:
-            plan.held += 1
-            continue
-        key = str(values[connection.match_remote])
-        agreed = lead["last_values"] if linked else None
-        unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
-                              and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
-        yield OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged), digest
+        if (planned := plan_lead(connection, lead, plan)) is not None:
+            yield planned
+
+
+def plan_lead(connection: Connection, lead: dict[str, Any], plan: PushPlan) -> tuple[OutgoingRecord, str] | None:
+    """The record to send for ``lead`` (a row of ``store.eligible_leads``) and its values' hash, or None when it is
+    not to be sent (counted, or listed as invalid, in ``plan``): its values and the fields an update leaves out are
+    those of the lead and its link as read."""
+    values = map_lead(lead, connection.mapping)
+    digest = values_hash(values)
+    linked = lead["remote_id"] is not None
+    if linked and lead["last_hash"] == digest:
+        plan.unchanged += 1
+        return None
+    if (linked and not connection.update_existing) or (not linked and not connection.create_new):
+        plan.skipped += 1
+        return None
+    reasons = validation.problems(connection, values)
+    if reasons:
+        plan.invalid.append(Invalid(lead["id"], lead.get("email"), tuple(reasons), digest))
+        return None
+    if lead["reject_permanent"] and lead["reject_hash"] == digest:
+        plan.held += 1
+        return None
+    key = str(values[connection.match_remote])
+    agreed = lead["last_values"] if linked else None
+    unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
+                          and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
+    return OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged), digest
+
+
+def invalid_outcomes(invalid: Iterable[Invalid]) -> list[store.Outcome]:
+    """The sync log's entries of leads that failed validation."""
+    return [
+        store.Outcome(i.lead_id, "invalid", values_hash=i.values_hash, category="validation",
+                      message="; ".join(i.reasons))
+        for i in invalid
+    ]  # fmt: skip
 
 
 class SyncEngine:
@@ -269,7 +286,8 @@ class SyncEngine:
         self._lock = threading.Lock()
         self._quota_start = 0
         self._reserved = 0
-        self._sent_by_others = 0
+        self._left_out = 0
+        self._scope: tuple[int, tuple[Filter, ...]] = (0, ())
         self._linked_lists: list[int] = []
         self._pulled_lists: set[int] = set()
         self._counted = 0
@@ -338,7 +356,8 @@ class SyncEngine:
             self._quota_start = store.quota_used(conn, self.connection.name, self._today())
             self._linked_lists = sorted({*store.linked_list_ids(conn, self.connection.name), list_id})
         self._reserved = 0
-        self._sent_by_others = 0
+        self._left_out = 0
+        self._scope = (list_id, tuple(filters))
         bulk_push = getattr(self.connector, "push_bulk", None)  # Salesforce Bulk API 2.0 above the threshold
         plan = PushPlan()
         with connect(self.database_url) as conn:
@@ -354,25 +373,11 @@ class SyncEngine:
                 plan.send.extend(
                     self._send_batches(report, self.connector.push, _chunks_of(records, self._batch_size()), bulk=False)
                 )
-        report.leads_to_sync = len(plan.send) - self._sent_by_others
+        report.leads_to_sync = len(plan.send) - self._left_out
         report.unchanged += plan.unchanged + plan.held + plan.skipped
-        report.invalid = len(plan.invalid)
+        report.invalid += len(plan.invalid)
         with transaction(self.database_url) as conn:
-            store.record_outcomes(
-                conn,
-                self.connection.name,
-                report.sync_id,
-                [
-                    store.Outcome(
-                        i.lead_id,
-                        "invalid",
-                        values_hash=i.values_hash,
-                        category="validation",
-                        message="; ".join(i.reasons),
-                    )
-                    for i in plan.invalid
-                ],
-            )
+            store.record_outcomes(conn, self.connection.name, report.sync_id, invalid_outcomes(plan.invalid))
             store.update_run(conn, report.sync_id, leads_to_sync=report.leads_to_sync, invalid=report.invalid)
 
     def _batch_size(self) -> int:
@@ -420,10 +425,12 @@ class SyncEngine:
         the keys of the unlinked ones and the records of the linked ones (``store.lock_match_keys``) from before
         the check for leads linked with those keys until the results are recorded: a batch (of this run or
         another) sending the same key waits, then finds this one's link, and a pull's chunk applying one of those
-        records waits for the values this batch sent. A lead another run linked while this one waited is sent to
-        its record by id: a search may not find a record made seconds ago (Pipedrive's search index lags), and
-        the create after it would make the person twice; one that run sent with these values, or the CRM refused
-        for good, is not sent again (counted unchanged): two runs of one list at once send each lead once."""
+        records waits for the values this batch sent. Once it holds them, the batch plans its leads again
+        (``_still_due``): a lead another run linked while this one waited is sent to its record by id (a search
+        may not find a record made seconds ago: Pipedrive's search index lags, and the create after it would make
+        the person twice); one that run sent with its present values, or the CRM refused for good, is not sent
+        again (counted unchanged): two runs of one list at once send each lead once; and the values a pull took
+        from the CRM meanwhile are not written back over with those read at planning."""
         with transaction(self.database_url) as conn:
             unlinked = [record for record, _ in part if record.remote_id is None]
             linked_ids = [record.remote_id for record, _ in part if record.remote_id is not None]
@@ -457,22 +464,29 @@ class SyncEngine:
     def _still_due(
         self, conn: store.Connection, report: SyncReport, part: list[tuple[OutgoingRecord, str]]
     ) -> list[tuple[OutgoingRecord, str]]:
-        """The records of ``part`` to send as their links and rejects stand now that the batch holds their claims:
-        another run of the connection may have sent them since this one planned. Those it sent with these values,
-        or the CRM refused for good, are counted unchanged instead of sent again; one planned unlinked that it
-        linked goes to that record. The fields left out of an update stay those agreed when this run planned: the
-        values it sends are the lead's then, and a field a pull took from the CRM since is not sent back."""
-        states = store.push_states(conn, self.connection.name, [record.lead_id for record, _ in part])
+        """The records of ``part`` planned again from their leads, links and rejects as they stand now that the
+        batch holds their claims: another run of the connection may have sent or pulled them since this one
+        planned. Those it sent with their present values, or the CRM refused for good, are counted unchanged
+        instead of sent again; one planned unlinked that it linked goes to that record, with the fields it agreed
+        left out; a value a pull took from the CRM meanwhile (a salesperson's edit, a conflict the CRM won) is sent
+        as the lead has it now, not as read at planning, which wrote the CRM's newer value over with the older one.
+        A lead no longer eligible (opted out meanwhile), or whose match key changed (the claim is on the old one),
+        is not sent, as one deleted meanwhile: the next sync sends it as it is then."""
+        late = PushPlan()
+        list_id, filters = self._scope
+        ids = [record.lead_id for record, _ in part]
+        now = {lead["id"]: lead for lead in store.eligible_leads(conn, self.connection.name, list_id, filters, ids)}
         due: list[tuple[OutgoingRecord, str]] = []
-        for record, digest in part:
-            state = states.get(record.lead_id)
-            if state is None:
-                due.append((record, digest))
-            elif not state.settled(digest):
-                due.append((replace(record, remote_id=record.remote_id or state.remote_id), digest))
+        for record, _ in part:
+            lead = now.get(record.lead_id)
+            again = plan_lead(self.connection, lead, late) if lead is not None else None
+            if again is not None and again[0].key.casefold() == record.key.casefold():
+                due.append(again)
+        store.record_outcomes(conn, self.connection.name, report.sync_id, invalid_outcomes(late.invalid))
         with self._lock:
-            report.unchanged += len(part) - len(due)
-            self._sent_by_others += len(part) - len(due)
+            report.unchanged += late.unchanged + late.held + late.skipped
+            report.invalid += len(late.invalid)
+            self._left_out += late.unchanged + late.held + late.skipped + len(late.invalid)
         return due
 
     def _held_by(self, conn: store.Connection, lead_id: int, remote_id: str) -> int | None:

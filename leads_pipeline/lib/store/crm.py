@@ -78,17 +78,24 @@ def ensure_connection(conn: Connection, name: str, crm: str) -> None:
 
 
 def eligible_leads(
-    conn: Connection, connection: str, list_id: int, filters: Sequence[Filter] = ()
+    conn: Connection,
+    connection: str,
+    list_id: int,
+    filters: Sequence[Filter] = (),
+    lead_ids: Sequence[int] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The live leads of ``list_id`` a push may send, each with its link and open reject for ``connection``.
 
     Every exclusion rule lives here: deleted leads and leads that opted out of selling or sharing their data
     (do-not-sell, issue 9) are never sent. ``filters`` (the lists' ``--where`` language, values inlined as literals
-    so that a '%' never meets a placeholder) narrow the list further.
+    so that a '%' never meets a placeholder) narrow the list further, and ``lead_ids`` to those leads (a push
+    batch planning its leads again once it holds their claims).
     """
     where = sql.SQL("l.list_id = {} AND l.deleted_at IS NULL AND {} AND {}").format(
         sql.Literal(list_id), sellable("l"), filters_condition(filters)
     )
+    if lead_ids is not None:
+        where = sql.SQL("{} AND l.id = ANY({}::bigint[])").format(where, sql.Literal(list(lead_ids)))
     query = sql.SQL(
         """
         SELECT l.*, k.remote_id, k.last_hash, k.last_values, k.remote_updated,
@@ -384,40 +391,6 @@ def pushing_lists(conn: Connection, connection: str, run_id: int) -> list[int]:
         (run_id, connection),
     )
     return [int(r["list_id"]) for r in rows]
-
-
-@dataclass(frozen=True)
-class PushState:
-    """What a lead's link and open reject on a connection say now: a push batch reads it once it holds the lead's
-    claims, since another run of the connection may have sent the lead after this one planned it."""
-
-    remote_id: str | None
-    last_hash: str | None
-    reject_hash: str | None
-    reject_permanent: bool
-
-    def settled(self, digest: str) -> bool:
-        """Whether values of hash ``digest`` need no sending: the linked record has them, or the CRM refused them
-        for good (sent again once the lead changes), as ``classify`` decides when it plans."""
-        linked = self.remote_id is not None and self.last_hash == digest
-        return linked or (self.reject_permanent and self.reject_hash == digest)
-
-
-def push_states(conn: Connection, connection: str, lead_ids: Sequence[int]) -> dict[int, PushState]:
-    """Lead id -> its link and open reject on ``connection`` (``PushState``), for those of ``lead_ids`` with
-    either; the others have neither."""
-    if not lead_ids:
-        return {}
-    rows = conn.execute(
-        "SELECT l.id, k.remote_id, k.last_hash, r.values_hash AS reject_hash,"
-        " coalesce(r.permanent, false) AS reject_permanent FROM unnest(%s::bigint[]) l(id)"
-        " LEFT JOIN crm_links k ON k.lead_id = l.id AND k.connection = %s"
-        " LEFT JOIN crm_rejects r ON r.lead_id = l.id AND r.connection = %s AND r.resolved_at IS NULL"
-        " WHERE k.lead_id IS NOT NULL OR r.lead_id IS NOT NULL",
-        (list(lead_ids), connection, connection),
-    )
-    return {int(r["id"]): PushState(r["remote_id"], r["last_hash"], r["reject_hash"], r["reject_permanent"])
-            for r in rows}  # fmt: skip
 
 
 def remote_owners(conn: Connection, connection: str, remote_ids: Sequence[str]) -> dict[str, int]:

@@ -332,6 +332,136 @@ def test_one_list_pushed_by_two_runs_at_once_sends_each_lead_once(
         assert len(store.links(db, conn_.name)) == leads
 
 
+def hold_the_first_claim(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """(held, go): the first push batch or pull chunk to claim its keys and records, planned and holding nothing
+    yet, sets ``held`` and waits for ``go``; those after it claim theirs at once."""
+    held, go = threading.Event(), threading.Event()
+    lock_match_keys = store.lock_match_keys
+
+    def held_once(*args: Any) -> Any:
+        if not held.is_set():
+            held.set()
+            assert go.wait(60)
+        return lock_match_keys(*args)
+
+    monkeypatch.setattr(store, "lock_match_keys", held_once)
+    return held, go
+
+
+FIELDS = {"hubspot": ("firstname", "jobtitle", "company"), "salesforce": ("FirstName", "Title", "Company")}
+
+
+@pytest.mark.parametrize(("crm", "other"), [("hubspot", "pull"), ("hubspot", "bidirectional"), ("salesforce", "pull")])
+def test_a_push_that_waited_for_a_pull_of_its_record_sends_the_lead_as_the_pull_left_it(
+    crm: str, other: str, database_url: str, sandbox: Sandbox, tmp_path: Path, request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A push batch planned a lead (its title and first name edited locally), then waited for a pull of its
+    record, which took the salesperson's newer title (crm_wins) and company from the CRM. The batch then sent
+    the values it had read when it planned: the CRM showed the local title the rule had just decided against
+    (HubSpot; Salesforce's Bulk API job, which sends every field, the old company too) until the next sync. It
+    now plans the lead again once it holds the record: the salesperson's values stay, and the local first name
+    goes out (by this run, or by the other one's push)."""
+    first, title, company = FIELDS[crm]
+    env: dict[str, str] = request.getfixturevalue("salesforce_env") if crm == "salesforce" else {}
+    email = f"cora.{crm}.{other}@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Cora", email)], list_name=f"Stale {crm} {other}")
+    bulk = {"bulk_threshold": 1} if crm == "salesforce" else {}  # the Bulk API job
+    conn_ = connection(crm, f"{crm}-stale-{other}", conflict_fields={title: "crm_wins"}, **bulk)
+    engine(database_url, sandbox, conn_, **env).run("push", list_id)
+    records = emulator(sandbox, crm).stores["Lead"] if crm == "salesforce" else emulator(sandbox, crm).store
+    with transaction(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+        pushed = records.get(link["remote_id"]).updated
+        store.set_pull_cursor(db, conn_.name, pushed)  # the pull reads only this test's record
+        assignments, params = set_clause(title="CTO", first_name="Corinne")
+        db.execute(f"UPDATE leads SET {assignments} WHERE id = %s", (*params, link["lead_id"]))
+    held, go = hold_the_first_claim(monkeypatch)  # the push's batch, planned, waits until the pull is done
+
+    def pull_then_release() -> SyncReport:
+        assert held.wait(60)
+        records.touch(link["remote_id"], **{title: "VP Sales", company: "NewCo"})  # the salesperson's edits
+        try:
+            return engine(database_url, sandbox, conn_, **env).run(other, list_id)  # type: ignore[arg-type]
+        finally:
+            go.set()
+
+    push = engine(database_url, sandbox, conn_, **env)
+    reports = in_threads(lambda: push.run("push", list_id), pull_then_release)
+    ran = {r.direction: (r.status, r.pulled, r.conflicts, r.updated, r.unchanged) for r in reports}
+    sent_by = {"push": (1, 0), other: (0, 0)} if other == "pull" else {"push": (0, 1), other: (1, 0)}
+    assert ran == {"push": ("completed", 0, 0, *sent_by["push"]), other: ("completed", 1, 1, *sent_by[other])}
+    lead = lead_of(database_url, list_id, email)
+    assert (lead["first_name"], lead["title"], lead["company"]) == ("Corinne", "VP Sales", "NewCo")
+    fields = records.get(link["remote_id"]).fields
+    assert (fields[first], fields[title], fields[company]) == ("Corinne", "VP Sales", "NewCo")
+    with connect(database_url) as db:
+        (after,) = store.links(db, conn_.name)
+    assert (after["last_values"][first], after["last_values"][title]) == ("Corinne", "VP Sales")
+
+
+def test_a_push_that_waited_leaves_out_a_lead_opted_out_or_given_another_email_meanwhile(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A push batch planned two leads, then waited for its claims; meanwhile one person opted out and the other
+    lead's email was corrected. The batch sent both as planned: the opted-out person went to HubSpot (never to be
+    sent anywhere), and the other under the old address its claim was on. It now plans them again once it holds
+    the claims: neither is sent, and the next sync sends the corrected lead with its new address."""
+    opted, old, new = "otto.meanwhile@example.net", "edna.old@example.net", "edna.new@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Otto", opted), person("Edna", old)], list_name="Meanwhile")
+    conn_ = connection("hubspot", "hs-meanwhile", direction="push")
+    held, go = hold_the_first_claim(monkeypatch)
+
+    def change_then_release() -> None:
+        assert held.wait(60)
+        with transaction(database_url) as db:
+            assert privacy.opt_out(db, opted, "tester") == 1
+            assignments, params = set_clause(email=new)
+            edna = lead_of(database_url, list_id, old)["id"]
+            db.execute(f"UPDATE leads SET {assignments} WHERE id = %s", (*params, edna))
+        go.set()
+
+    meanwhile = threading.Thread(target=change_then_release)
+    meanwhile.start()
+    report = engine(database_url, sandbox, conn_).run("push", list_id)
+    meanwhile.join()
+    records = cast(HubSpotEmulator, emulator(sandbox, "hubspot")).store
+    assert (report.status, report.created, records.find("email", opted), records.find("email", old)) == (
+        "completed", 0, None, None
+    )  # fmt: skip
+    assert engine(database_url, sandbox, conn_).run("push", list_id).created == 1
+    assert (records.find("email", opted), records.find("email", old)) == (None, None)
+    assert records.find("email", new) is not None
+
+
+def test_a_push_that_waited_records_a_lead_made_invalid_meanwhile_as_invalid(
+    database_url: str, sandbox: Sandbox, tmp_path: Path, salesforce_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lead's company was cleared while its planned push batch waited for its claims: the batch sent the company
+    it had read, which the lead no longer has. Planned again, the lead fails Salesforce's required Company: it is
+    not sent, and the run counts and logs it invalid as a lead invalid when planned."""
+    email = "ivy.cleared@example.net"
+    list_id = import_leads(database_url, tmp_path, [person("Ivy", email)], list_name="Cleared")
+    conn_ = connection("salesforce", "sf-cleared", direction="push")
+    held, go = hold_the_first_claim(monkeypatch)
+
+    def clear_then_release() -> None:
+        assert held.wait(60)
+        with transaction(database_url) as db:
+            db.execute("UPDATE leads SET company = NULL WHERE id = %s", (lead_of(database_url, list_id, email)["id"],))
+        go.set()
+
+    meanwhile = threading.Thread(target=clear_then_release)
+    meanwhile.start()
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    meanwhile.join()
+    assert (report.status, report.leads_to_sync, report.created, report.invalid) == ("completed", 0, 0, 1)
+    assert emulator(sandbox, "salesforce").stores["Lead"].find("Email", email) is None
+    with connect(database_url) as db:
+        [logged] = store.run_errors(db, report.sync_id)
+    assert (logged["action"], logged["message"]) == ("invalid", "Company is required by salesforce Lead")
+
+
 @pytest.mark.parametrize(
     "stop",
     [RuntimeError("the connection to the database dropped"), KeyboardInterrupt("the run was interrupted")],
