@@ -289,6 +289,7 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
         f"(at most {plan['maxCredits']:g}), ~{plan['estimatedTime']} s. Nothing was launched.",
         highlight=False,
+        soft_wrap=True,  # one line for cron's mail to grep (80 columns broke it), as the job's queued line
     )
     month = plan.get("monthlyBudget")
     if month is None:
@@ -297,6 +298,7 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         f"monthly budget of {credit_amount(month['budget'])}: {month['usedThisMonth']:g} used this month, "
         f"{month['left']:g} left; {month['note']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 

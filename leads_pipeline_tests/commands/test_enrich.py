@@ -264,6 +264,28 @@ def test_the_estimate_stays_within_max_credits_per_lead(leads: Leads, prospects:
     assert plan["estimatedCredits"] <= plan["leads"]
 
 
+def test_the_estimate_is_shown_whole_at_80_columns(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the estimate's lines were broken at the width: its template's name
+    from 'Nothing was launched', the budget's note saying the job would end partial over two lines, so a cron
+    check grepping for either found nothing. Each is one line, however long; the table fits and stays."""
+    name = "q3-emea-trade-fair-phone-and-linkedin-waterfall"
+    template = tmp_path / "fair.yaml"
+    template.write_text(f"name: {name}\nsources: [phone, linkedin]\n")
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "100")
+    args = ("enrich", "--list", "prospects", "--template", str(template), "--estimate")
+    plan = leads.json(*args, "--json")
+    assert "would end partial" in plan["monthlyBudget"]["note"]
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok(*args).splitlines()
+    assert shown[0].strip() == "estimate" and shown[1].startswith("┏")  # the table
+    assert shown[-2].startswith(f"{plan['leads']} leads, template {name}: ~")
+    assert shown[-2].endswith(". Nothing was launched.")
+    assert shown[-1].startswith("monthly budget of 100 credits: ")
+    assert shown[-1].endswith(f"; {plan['monthlyBudget']['note']}")
+
+
 def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, prospects: list[int]) -> None:
     """premium's sources: [email, phone, linkedin, company] are run when --sources is not given."""
     premium = leads.json("enrich", "--list", "prospects", "--template", "premium", "--estimate", "--json")
