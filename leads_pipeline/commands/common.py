@@ -322,6 +322,8 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
     if _fits(table):
         console.print(table)
         return
+    if table.title:  # what the rows are, where a command prints several tables (leads show's history and facts)
+        console.print(f"{table.title}:", markup=False, highlight=False, soft_wrap=True)
     for first, second in lines:  # each a line however long, as a script or a log reads them
         console.print(first, markup=False, highlight=False, soft_wrap=True)
         console.print(f"  {second}", markup=False, highlight=False, soft_wrap=True)

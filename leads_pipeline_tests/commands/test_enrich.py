@@ -102,6 +102,35 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
+def test_where_values_came_from_is_shown_whole_at_80_columns(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) `leads show --facts` cut every column to a few letters ("company_…",
+    "company/…", "2026-11-…"), and which value came from where could not be read. There each fact takes two
+    lines, every value whole; a wide terminal keeps the table."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{prospects[0]}\n")
+    leads.ok("enrich", "--ids", str(ids), "--sources", "company", "--wait")
+    lead = str(prospects[0])
+    attribution = {f["field"]: f["facts"] for f in leads.json("show", lead, "--facts", "--json")["facts"]}
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok("show", lead, "--facts").splitlines()
+    at = shown.index("where values came from:")
+    assert len(shown) == at + 1 + 2 * sum(map(len, attribution.values()))
+    for field in ("industry", "company_domain"):
+        line = at
+        for fact in attribution[field]:  # the winner, then the losers, each value on its own line
+            line = shown.index(f"{field}: {fact['value']}", line + 1)
+            won = "won" if fact["won"] else f"lost ({fact['note']})"
+            assert shown[line + 1] == (
+                f"  {fact['source']}, confidence {fact['confidence']}, cost {fact['cost']:g},"
+                f" observed {fact['observedAt'][:19]}, {won}"
+            )
+    assert [f["won"] for f in attribution["company_domain"]] == [True, False]  # the loser's line says why
+    monkeypatch.setattr(common, "console", Console(width=300))
+    assert "┃ field " in leads.ok("show", lead, "--facts")  # the table
+
+
 def test_max_credits_stops_spending_at_the_cap(
     leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
