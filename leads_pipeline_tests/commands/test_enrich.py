@@ -485,6 +485,24 @@ def test_credits_rows_are_shown_whole_at_80_columns(
     assert leads.ok("credits", "--by", "job").startswith("┏")  # the table
 
 
+def test_a_million_credits_are_written_whole(leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``:g`` wrote 1,234,567.5 credits as "1.23457e+06" in the ledger's table and its month's line, rounded to six
+    digits."""
+    with connect(database_url) as conn:
+        fair = create_list(conn, "fair", owner="tester")
+        conn.execute(
+            "INSERT INTO credit_charges (charged_at, credits, source, field, job_id, list_id)"
+            " VALUES (now(), 1234567.5, 'company/gemini', 'industry', 'enrich-fair', %s)",
+            (fair.id,),
+        )
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2000000")
+    monkeypatch.setattr(common, "console", Console(width=200))
+    shown = leads.ok("credits", "--by", "source")
+    assert "│ company/gemini │ 1,234,567.5 │ 1       │" in shown
+    assert "this month: 1,234,567.5 of 2,000,000 credits" in shown
+    assert "e+06" not in shown
+
+
 def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = leads.json("templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
