@@ -163,7 +163,10 @@ def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
 
 def _print_lead(document: dict[str, Any]) -> None:
     # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]")
-    console.print(f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}")
+    console.print(
+        f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}",
+        soft_wrap=True,  # a long list's name whole, however narrow (a pipe: 80 columns)
+    )
     for name, value in document["fields"].items():  # each whole on its line, however narrow (a pipe: 80 columns)
         console.print(f"  {name}: {value}", highlight=False, markup=False, soft_wrap=True)
     if document["tags"]:

@@ -66,6 +66,8 @@ def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(
     title = "Senior Vice President, Global Procurement and Strategic Sourcing (EMEA, APAC and LATAM)"
     leads.ok("bulk", "set", "title", title, "--id", lead)
     leads.ok("score", "--list", "demo")
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt Messe, Hall 4, Stand B17)"
+    leads.ok("lists", "rename", "demo", name)
     reason = "demo booked by phone with the head of procurement, follow up in March after the trade fair"
     leads.ok("stage", "set", lead, "sql", "--reason", reason)
     shown = leads.json("show", lead, "--score-history", "--json")
@@ -73,7 +75,8 @@ def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(
     components = " ".join(f"{k}={v}" for k, v in scored["components"].items())
     monkeypatch.setattr(common, "console", Console(width=80))
     lines = leads.ok("show", lead, "--score-history").splitlines()
-    assert f"  title: {title}" in lines  # a field's value whole on its line too
+    assert lines[0] == f"lead {lead} in {name}: stage sql"  # the list's name and a field's value whole too
+    assert f"  title: {title}" in lines
     at = lines.index("score history:")
     assert lines[at:] == [
         "score history:",
