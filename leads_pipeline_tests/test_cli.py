@@ -648,7 +648,9 @@ def test_the_dry_run_and_the_first_problems_are_shown_whole_at_80_columns(
     [problem] = plan["sampleErrors"]
     reasons = {s["column"]: s["reason"] for s in plan["suggestions"]}
     problem_lines = [f"row 2, column Phone: {phone}", f"  {problem['severity']}: {problem['reason']}"]
-    monkeypatch.setattr(common, "console", Console(width=80))
+    narrow = Console(width=80)  # the tables and the file's line, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(cli, "console", narrow)
     assert leads.ok("import", str(path), "--list", "fair", "--dry-run").splitlines() == [
         f"{path}: 1 row, encoding utf-8, delimiter ',', header on line 1",
         "Email -> email",
@@ -663,7 +665,7 @@ def test_the_dry_run_and_the_first_problems_are_shown_whole_at_80_columns(
     monkeypatch.setattr(common, "console", Console(width=200))
     shown = leads.ok("import", str(path), "--list", "fair", "--dry-run")
     assert f"│ {header} │" in shown and f"│ {phone} │" in shown  # the tables
-    monkeypatch.setattr(common, "console", Console(width=80))
+    monkeypatch.setattr(common, "console", narrow)
     lines = leads.ok("import", str(path), "--list", "fair").splitlines()
     at = lines.index("first problems:")
     assert lines[at + 1 : at + 3] == problem_lines

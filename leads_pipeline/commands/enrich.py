@@ -422,6 +422,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "
         f"{b['phone']['mobile']} mobile, linkedin {b['linkedin']['found']}, company {b['company']['found']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -592,7 +593,9 @@ def templates_validate(path: Path) -> None:
 
     template = run_or_fail(lambda: load_template_file(path))
     console.print(
-        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})", highlight=False
+        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -644,7 +647,7 @@ def credits(
         if unlisted
         else ""
     )
-    console.print(f"this month: {total}{elsewhere}", highlight=False)
+    console.print(f"this month: {total}{elsewhere}", highlight=False, soft_wrap=True)  # one line (80 columns broke it)
 
 
 def enrich_after_import(

@@ -306,7 +306,9 @@ def test_the_estimate_is_shown_whole_at_80_columns(
     args = ("enrich", "--list", "prospects", "--template", str(template), "--estimate")
     plan = leads.json(*args, "--json")
     assert "would end partial" in plan["monthlyBudget"]["note"]
-    monkeypatch.setattr(common, "console", Console(width=80))
+    narrow = Console(width=80)  # the table and the summary lines, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(enrich_commands, "console", narrow)
     shown = leads.ok(*args).splitlines()
     assert shown[0].strip() == "estimate" and shown[1].startswith("┏")  # the table
     assert shown[-2].startswith(f"{plan['leads']} leads, template {name}: ~")
@@ -503,6 +505,29 @@ def test_a_million_credits_are_written_whole(leads: Leads, database_url: str, mo
     assert "e+06" not in shown
 
 
+def test_the_summarys_breakdown_is_one_line_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 80 columns (cron's mail of `leads enrich --wait`) a job of a few thousand leads broke the breakdown
+    line before its company count, so a check grepping 'company 12345' found nothing."""
+    narrow = Console(width=80)
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(enrich_commands, "console", narrow)
+    found = {"found": 12345, "verified": 12000, "mobile": 9000}
+    enrich_commands._print_summary({
+        "jobId": "enrich-fair-20261130T160000000000",
+        "status": "completed",
+        "progress": {"processed": 12345, "total": 12345, "percentage": 100.0},
+        "creditsUsed": 12345,
+        "results": {"enriched": 12345, "noDataFound": 0, "failed": 0},
+        "sources": [],
+        "breakdown": {source: found for source in ("email", "phone", "linkedin", "company")},
+    })  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "email 12345 found / 12000 verified, phone 12345 found / 9000 mobile, linkedin 12345, company 12345"
+    )
+
+
 def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = leads.json("templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
@@ -516,6 +541,12 @@ def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.Mo
     assert "apify_search cannot supply industry" in leads.fails("templates", "validate", str(bad))
     bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
     assert f"{bad}: the template is not UTF-8 text (byte 1)" in leads.fails("templates", "validate", str(bad))
+    [standard] = [t for t in listing if t["name"] == "standard"]
+    good = tmp_path / "q3-emea-trade-fair-company-profiles-from-gemini.yaml"
+    good.write_text(Path(standard["path"]).read_text().replace("name: standard", "name: q3-emea-trade-fair"))
+    monkeypatch.setattr(enrich_commands, "console", Console(width=80))  # the path was broken over lines
+    [line] = leads.ok("templates", "validate", str(good)).splitlines()
+    assert line.startswith(f"{good}: OK (template q3-emea-trade-fair, providers ") and line.endswith(")")
 
 
 def test_the_monthly_budget_stops_spending_with_a_clear_message(
@@ -975,7 +1006,9 @@ def test_a_job_whose_dagster_run_is_queued_runs_once_though_it_reads_interrupted
     assert "is run by a Dagster run that started meanwhile" in leads.fails("jobs", "resume", job)
 
 
-def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, database_url: str) -> None:
+def test_credits_show_only_what_the_lists_one_can_read_spent(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`leads credits --by job` showed anyone every job, named after a list they were not told exists, and its
     spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps, and says how much of it
     no row shows."""
@@ -994,7 +1027,10 @@ def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, datab
     credits = leads.json("credits", "--by", "job", "--json")
     assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
     assert (credits["thisMonth"], credits["thisMonthInNoRow"]) == (4, 2)
-    assert "this month: 4 credits, 2 of them on lists deleted since or that you cannot read" in leads.ok("credits")
+    monkeypatch.setattr(enrich_commands, "console", Console(width=80))  # a pipe: the line was broken before "(in"
+    assert leads.ok("credits").splitlines()[-1] == (
+        "this month: 4 credits, 2 of them on lists deleted since or that you cannot read (in no row)"
+    )
     assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")
     by_source = leads.json("credits", "--json")  # each grouping reads the ledger's own columns, not the leads'
     assert by_source["rows"] == [{"source": "company/gemini", "credits": 2, "charges": 1}]

@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from leads_pipeline.commands import common
+from leads_pipeline.commands import score as score_commands
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations
@@ -73,7 +74,9 @@ def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(
     shown = leads.json("show", lead, "--score-history", "--json")
     [scored], [change] = shown["scoreHistory"], shown["stageChanges"]
     components = " ".join(f"{k}={v}" for k, v in scored["components"].items())
-    monkeypatch.setattr(common, "console", Console(width=80))
+    narrow = Console(width=80)  # the tables and the lines above them, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(score_commands, "console", narrow)
     lines = leads.ok("show", lead, "--score-history").splitlines()
     assert lines[0] == f"lead {lead} in {name}: stage sql"  # the list's name and a field's value whole too
     assert f"  title: {title}" in lines
