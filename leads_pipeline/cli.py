@@ -202,18 +202,35 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
         f" encoding {plan_json['encoding']}, delimiter {plan_json['delimiter']!r},"
         f" header on line {plan_json['headerLine']}",
         highlight=False,
+        soft_wrap=True,  # the file's path and all on one line, however narrow (a pipe: 80 columns)
     )
     table = Table("column", "field", "confidence", "why")
+    lines = []
     for s in plan_json["suggestions"]:
         chosen = plan_json["mapping"].get(s["column"])
         field = chosen or Text(unmapped[s["column"]], style="dim")
         table.add_row(s["column"], field, f"{s['confidence']:.2f}", s["reason"])
-    console.print(table)
+        # narrower than the table (80 columns: a pipe, a log) a long header was broken over lines and the reason
+        # with it: each column takes two lines, every value whole
+        why = f"confidence {s['confidence']:.2f}: {s['reason']}"
+        lines.append((f"{s['column']} -> {chosen or unmapped[s['column']]}", why))
+    print_table(table, lines)
     if plan_json["sampleErrors"]:
-        sample = Table("row", "column", "value", "problem", "severity", title="problems in the first 200 rows")
-        for e in plan_json["sampleErrors"]:
-            sample.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
-        console.print(sample)
+        _print_problems(plan_json["sampleErrors"], "problems in the first 200 rows")
+
+
+def _print_problems(problems: list[dict[str, Any]], title: str | None = None) -> None:
+    """A table of an import's problems (row, column, value, reason, severity), under ``title``. Narrower than it
+    (80 columns: a pipe, a log) the value to fix was cut to a few letters (and to 40 or 50 characters at any
+    width): each problem takes two lines, every value whole."""
+    table = Table("row", "column", "value", "problem", "severity", title=title)
+    lines = []
+    for e in problems:
+        value = str(e["value"] or "")
+        table.add_row(str(e["row"]), e["column"] or "", value, e["reason"], e["severity"])
+        column = f", column {e['column']}" if e["column"] else ""
+        lines.append((f"row {e['row']}{column}" + (f": {value}" if value else ""), f"{e['severity']}: {e['reason']}"))
+    print_table(table, lines)
 
 
 def _print_status(status: dict[str, Any]) -> None:
@@ -233,10 +250,7 @@ def _print_status(status: dict[str, Any]) -> None:
     colon = ":" if status["errors"] else ""  # the table of problems follows
     console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)
     if status["errors"]:
-        table = Table("row", "column", "value", "problem", "severity", title="first problems")
-        for e in status["errors"][:10]:
-            table.add_row(str(e["row"]), e["column"] or "", str(e["value"] or "")[:40], e["reason"], e["severity"])
-        console.print(table)
+        _print_problems(status["errors"][:10], "first problems")
         console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
     if status["dagsterRunId"] is not None:  # the run's page in the Dagster UI: its log, its failure
         console.print(f"  Dagster run {status['dagsterRunId']}", highlight=False)
@@ -532,18 +546,7 @@ def imports_errors(
         with csv_stdout() as out:
             write_csv(out, ["row", "column", "value", "reason", "severity"], cells)
         return
-    table = Table("row", "column", "value", "problem", "severity")
-    lines = []
-    for r in rows:
-        value = str(r["value"] or "")
-        table.add_row(str(r["row_number"]), r["column_name"] or "", value, r["reason"], r["severity"])
-        # narrower than the table (80 columns: a pipe, a log) the value to fix was cut to a few letters (and to 50
-        # at any width): each problem takes two lines, every value whole
-        column = f", column {r['column_name']}" if r["column_name"] else ""
-        lines.append(
-            (f"row {r['row_number']}{column}" + (f": {value}" if value else ""), f"{r['severity']}: {r['reason']}")
-        )
-    print_table(table, lines)
+    _print_problems([{**r, "row": r["row_number"], "column": r["column_name"]} for r in rows])
 
 
 @imports_app.command("undo")

@@ -632,6 +632,46 @@ def test_the_errors_are_shown_whole_at_80_columns(
     ]
 
 
+def test_the_dry_run_and_the_first_problems_are_shown_whole_at_80_columns(
+    leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) the dry run's mapping broke a long header over three lines, and its sample
+    problems and the import's first problems cut the value to fix to a few words (and to 40 characters at any
+    width). There each column and each problem takes two lines, every value whole; a wide terminal keeps the
+    tables."""
+    leads.ok("lists", "create", "fair")
+    header = "Preferred Contact Channel For Follow Up After The Trade Fair"
+    phone = "call the front desk first, then ask for extension 4417 (not before 9 am CET)"
+    path = tmp_path / "notes.csv"
+    path.write_text(f'Email,Phone,{header}\nann@example.com,"{phone}",fax\n', encoding="utf-8")
+    plan = leads.json("import", str(path), "--list", "fair", "--dry-run", "--json")
+    [problem] = plan["sampleErrors"]
+    reasons = {s["column"]: s["reason"] for s in plan["suggestions"]}
+    problem_lines = [f"row 2, column Phone: {phone}", f"  {problem['severity']}: {problem['reason']}"]
+    narrow = Console(width=80)  # the tables and the file's line, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(cli, "console", narrow)
+    assert leads.ok("import", str(path), "--list", "fair", "--dry-run").splitlines() == [
+        f"{path}: 1 row, encoding utf-8, delimiter ',', header on line 1",
+        "Email -> email",
+        f"  confidence 0.95: {reasons['Email']}",
+        "Phone -> phone",
+        f"  confidence 0.95: {reasons['Phone']}",
+        f"{header} -> (custom)",
+        f"  confidence 0.50: {reasons[header]}",
+        "problems in the first 200 rows:",
+        *problem_lines,
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    shown = leads.ok("import", str(path), "--list", "fair", "--dry-run")
+    assert f"│ {header} │" in shown and f"│ {phone} │" in shown  # the tables
+    monkeypatch.setattr(common, "console", narrow)
+    lines = leads.ok("import", str(path), "--list", "fair").splitlines()
+    at = lines.index("first problems:")
+    assert lines[at + 1 : at + 3] == problem_lines
+    assert lines[at + 3].startswith("all of them: leads imports errors ")
+
+
 def test_undo_needs_the_editor_role_where_the_imports_leads_are_now(leads: Leads) -> None:
     leads.ok("lists", "create", "fair")
     leads.ok("lists", "create", "vault")

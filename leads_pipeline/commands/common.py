@@ -319,12 +319,34 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
     """Print ``table`` where the terminal is wide enough for it; else each row as its two ``lines``: what names
     it, then its values, all whole. In a narrower terminal (or a pipe: 80 columns) rich cut the columns to a
     letter or two ("co…", "200,…", "2026-…") to fit, or kept one whole (a job's id) and cut the others to nothing."""
-    if console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width:
+    if _fits(table):
         console.print(table)
         return
+    if table.title:  # what the rows are, where a command prints several tables (leads show's history and facts)
+        console.print(f"{table.title}:", markup=False, highlight=False, soft_wrap=True)
     for first, second in lines:  # each a line however long, as a script or a log reads them
         console.print(first, markup=False, highlight=False, soft_wrap=True)
         console.print(f"  {second}", markup=False, highlight=False, soft_wrap=True)
+
+
+def print_fields(fields: Sequence[tuple[str, str]]) -> None:
+    """Print a record's ``fields`` (name, value) as a two-column table where the terminal is wide enough for it;
+    else each as one line ``name: value``, the value whole. In a narrower terminal (a pipe, cron's mail: 80
+    columns) a long value (a list's name, a connection's mapping or file) was broken over several lines of the
+    value column, and grepping for it found nothing."""
+    table = Table(show_header=False)
+    for name, value in fields:
+        table.add_row(name, value)
+    if _fits(table):
+        console.print(table)
+        return
+    for name, value in fields:
+        console.print(f"{name}: {value}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _fits(table: Table) -> bool:
+    """Whether ``table`` fits the console's width with every cell whole."""
+    return console.measure(table, options=console.options.update(max_width=1_000)).maximum <= console.width
 
 
 def print_json(document: Any) -> None:

@@ -22,6 +22,7 @@ from leads_pipeline.commands.common import (
     database_went_away,
     environment,
     one_output,
+    print_fields,
     print_json,
     print_table,
     run_or_fail,
@@ -115,10 +116,7 @@ def crm_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
     if as_json:
         print_json(document)
         return
-    table = Table(show_header=False)
-    for key, value in document.items():
-        table.add_row(key, str(value))
-    console.print(table)
+    print_fields([(key, str(value)) for key, value in document.items()])
 
 
 @crm_app.command("test")

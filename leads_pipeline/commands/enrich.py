@@ -38,7 +38,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import counted, credit_amount
+from leads_pipeline.lib.wording import counted, credit_amount, credit_number
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -280,23 +280,25 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         table.add_row(
             source,
             f"{part['leadsNeeding']:,}",
-            f"{part['estimatedCredits']:g}",
-            f"{part['maxCredits']:g}",
+            credit_number(part["estimatedCredits"]),
+            credit_number(part["maxCredits"]),
             f"{part['estimatedTime']:.0f}",
         )
     console.print(table)
     console.print(
         f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
-        f"(at most {plan['maxCredits']:g}), ~{plan['estimatedTime']} s. Nothing was launched.",
+        f"(at most {credit_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched.",
         highlight=False,
+        soft_wrap=True,  # one line for cron's mail to grep (80 columns broke it), as the job's queued line
     )
     month = plan.get("monthlyBudget")
     if month is None:
         return
     console.print(
-        f"monthly budget of {credit_amount(month['budget'])}: {month['usedThisMonth']:g} used this month, "
-        f"{month['left']:g} left; {month['note']}",
+        f"monthly budget of {credit_amount(month['budget'])}: {credit_number(month['usedThisMonth'])} used this month, "
+        f"{credit_number(month['left'])} left; {month['note']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -420,6 +422,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "
         f"{b['phone']['mobile']} mobile, linkedin {b['linkedin']['found']}, company {b['company']['found']}",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -590,7 +593,9 @@ def templates_validate(path: Path) -> None:
 
     template = run_or_fail(lambda: load_template_file(path))
     console.print(
-        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})", highlight=False
+        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -628,17 +633,21 @@ def credits(
     table = Table(by, "credits", "charges")
     lines = []
     for row in document["rows"]:
-        table.add_row(str(row[by]), f"{row['credits']:g}", str(row["charges"]))
+        table.add_row(str(row[by]), credit_number(row["credits"]), str(row["charges"]))
         # narrower than the table (80 columns: a pipe, cron's mail) a job's id or a long source was cut: each
         # row takes two lines, every value whole
         lines.append((str(row[by]), f"{credit_amount(row['credits'])}, {counted(row['charges'], 'charge')}"))
     print_table(table, lines)
     budget = document["monthlyBudget"]
     spent = document["thisMonth"]
-    total = credit_amount(spent) if budget is None else f"{spent:g} of {credit_amount(budget)}"
+    total = credit_amount(spent) if budget is None else f"{credit_number(spent)} of {credit_amount(budget)}"
     unlisted = document["thisMonthInNoRow"]
-    elsewhere = f", {unlisted:g} of them on lists deleted since or that you cannot read (in no row)" if unlisted else ""
-    console.print(f"this month: {total}{elsewhere}", highlight=False)
+    elsewhere = (
+        f", {credit_number(unlisted)} of them on lists deleted since or that you cannot read (in no row)"
+        if unlisted
+        else ""
+    )
+    console.print(f"this month: {total}{elsewhere}", highlight=False, soft_wrap=True)  # one line (80 columns broke it)
 
 
 def enrich_after_import(

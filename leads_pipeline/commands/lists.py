@@ -18,6 +18,7 @@ from leads_pipeline.commands.common import (
     console,
     environment,
     fail,
+    print_fields,
     print_json,
     print_table,
     run_or_fail,
@@ -118,14 +119,14 @@ def lists_show(name: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(document)
         return
-    table = Table(show_header=False)
+    fields = []
     for key, value in document.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
             value = ", ".join(f"{m['user']} ({m['role']})" if isinstance(m, dict) else str(m) for m in value) or "-"
-        table.add_row(key, str(value))
-    console.print(table)
+        fields.append((key, str(value)))
+    print_fields(fields)
 
 
 @app.command("ls")

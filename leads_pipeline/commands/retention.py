@@ -17,6 +17,7 @@ from leads_pipeline.commands.common import (
     console,
     environment,
     print_json,
+    print_table,
     require_every_list,
     run_or_fail,
 )
@@ -102,10 +103,18 @@ def retention_show(as_json: JsonOption = False) -> None:
             ]
         )
         return
+    if not rows:
+        console.print("no retention policies")
+        return
     table = Table("scope", "kind", "days", "set by", "set at")
+    lines = []
     for r in rows:
-        table.add_row(r["list"] or "(global)", r["kind"], str(r["days"]), r["set_by"], f"{r['set_at']:%Y-%m-%d}")
-    console.print(table if rows else "no retention policies")
+        scope, set_at = r["list"] or "(global)", f"{r['set_at']:%Y-%m-%d}"
+        table.add_row(scope, r["kind"], str(r["days"]), r["set_by"], set_at)
+        # narrower than the table (80 columns: a pipe, cron's mail) a long list name was broken over lines: each
+        # policy takes two lines, every value whole
+        lines.append((f"{scope}: {r['kind']}", f"{counted(r['days'], 'day')}, set by {r['set_by']} on {set_at}"))
+    print_table(table, lines)
 
 
 @app.command("apply")

@@ -18,6 +18,7 @@ from leads_pipeline.commands.common import (
     console,
     environment,
     print_json,
+    print_table,
     require_every_list,
     run_or_fail,
 )
@@ -162,53 +163,63 @@ def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
 
 def _print_lead(document: dict[str, Any]) -> None:
     # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]")
-    console.print(f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}")
-    for name, value in document["fields"].items():
-        console.print(f"  {name}: {value}", highlight=False, markup=False)
+    console.print(
+        f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}",
+        soft_wrap=True,  # a long list's name whole, however narrow (a pipe: 80 columns)
+    )
+    for name, value in document["fields"].items():  # each whole on its line, however narrow (a pipe: 80 columns)
+        console.print(f"  {name}: {value}", highlight=False, markup=False, soft_wrap=True)
     if document["tags"]:
-        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False, markup=False)
+        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False, markup=False, soft_wrap=True)
     current = document["score"]
     if current is None:
         console.print("  not scored yet (leads score --list NAME)")
     else:
         parts = ", ".join(f"{name} {points}" for name, points in current["components"].items())
-        console.print(f"  score {current['score']} ({current['band']}): {parts}", highlight=False)
+        console.print(f"  score {current['score']} ({current['band']}): {parts}", highlight=False, soft_wrap=True)
         for reason in current["explanation"]:
-            console.print(f"    - {reason}", highlight=False)
+            console.print(f"    - {reason}", highlight=False, soft_wrap=True)
+    # narrower than a table (80 columns: a pipe, a log) its columns were cut to a few letters ("company_…",
+    # "company/…") or broken over lines: each row takes two lines, every value whole
     if "scoreHistory" in document:
         history = Table("scored at", "score", "band", "stage", "components", "config", "model", title="score history")
+        lines = []
         for h in document["scoreHistory"]:
-            history.add_row(
-                f"{h['scoredAt']:%Y-%m-%d %H:%M}",
-                str(h["score"]),
-                h["band"],
-                h["stage"],
-                " ".join(f"{k}={v}" for k, v in h["components"].items()),
-                h["configVersion"],
-                h["modelVersion"] or "",
-            )
-        console.print(history)
+            at, components = f"{h['scoredAt']:%Y-%m-%d %H:%M}", " ".join(f"{k}={v}" for k, v in h["components"].items())
+            model = h["modelVersion"] or ""
+            history.add_row(at, str(h["score"]), h["band"], h["stage"], components, h["configVersion"], model)
+            lines.append((
+                f"{at}: score {h['score']} ({h['band']}), stage {h['stage']}",
+                f"{components}, config {h['configVersion']}" + (f", model {model}" if model else ""),
+            ))  # fmt: skip
+        print_table(history, lines)
         changes = Table("when", "from", "to", "by", "reason", title="stage changes")
+        lines = []
         for c in document["stageChanges"]:
             who = c["changedBy"] if c["source"] == "manual" else "thresholds"
-            changes.add_row(f"{c['changedAt']:%Y-%m-%d %H:%M}", c["fromStage"], c["toStage"], who, c["reason"] or "")
-        console.print(changes)
+            when = f"{c['changedAt']:%Y-%m-%d %H:%M}"
+            changes.add_row(when, c["fromStage"], c["toStage"], who, c["reason"] or "")
+            lines.append((f"{when}: {c['fromStage']} to {c['toStage']}, by {who}", c["reason"] or "no reason given"))
+        print_table(changes, lines)
     if "facts" in document:
         facts = Table(
             "field", "value", "source", "confidence", "cost", "observed", "won", title="where values came from"
         )
+        lines = []
         for entry in document["facts"]:
             for fact in entry["facts"]:
-                facts.add_row(
-                    entry["field"],
-                    "" if fact["value"] is None else str(fact["value"]),
-                    fact["source"],
-                    str(fact.get("confidence", "")),
-                    f"{fact.get('cost', 0):g}",
-                    str(fact.get("observedAt", ""))[:19],
-                    "yes" if fact["won"] else (fact.get("note") or "no"),
-                )
-        console.print(facts)
+                value = "" if fact["value"] is None else str(fact["value"])
+                confidence, cost = str(fact.get("confidence", "")), f"{fact.get('cost', 0):g}"
+                observed, note = str(fact.get("observedAt", ""))[:19], fact.get("note")
+                won = "yes" if fact["won"] else (note or "no")
+                facts.add_row(entry["field"], value, fact["source"], confidence, cost, observed, won)
+                lost = f"lost ({note})" if note else "lost"
+                lines.append((
+                    f"{entry['field']}: {value}",
+                    f"{fact['source']}, confidence {confidence}, cost {cost}, observed {observed}, "
+                    + ("won" if fact["won"] else lost),
+                ))  # fmt: skip
+        print_table(facts, lines)
 
 
 def show(

@@ -102,6 +102,35 @@ def test_estimate_then_enrich_a_list_and_show_the_job(
     assert industry["facts"][0]["source"] == "company/gemini" and industry["facts"][0]["won"]
 
 
+def test_where_values_came_from_is_shown_whole_at_80_columns(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) `leads show --facts` cut every column to a few letters ("company_…",
+    "company/…", "2026-11-…"), and which value came from where could not be read. There each fact takes two
+    lines, every value whole; a wide terminal keeps the table."""
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"{prospects[0]}\n")
+    leads.ok("enrich", "--ids", str(ids), "--sources", "company", "--wait")
+    lead = str(prospects[0])
+    attribution = {f["field"]: f["facts"] for f in leads.json("show", lead, "--facts", "--json")["facts"]}
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok("show", lead, "--facts").splitlines()
+    at = shown.index("where values came from:")
+    assert len(shown) == at + 1 + 2 * sum(map(len, attribution.values()))
+    for field in ("industry", "company_domain"):
+        line = at
+        for fact in attribution[field]:  # the winner, then the losers, each value on its own line
+            line = shown.index(f"{field}: {fact['value']}", line + 1)
+            won = "won" if fact["won"] else f"lost ({fact['note']})"
+            assert shown[line + 1] == (
+                f"  {fact['source']}, confidence {fact['confidence']}, cost {fact['cost']:g},"
+                f" observed {fact['observedAt'][:19]}, {won}"
+            )
+    assert [f["won"] for f in attribution["company_domain"]] == [True, False]  # the loser's line says why
+    monkeypatch.setattr(common, "console", Console(width=300))
+    assert "┃ field " in leads.ok("show", lead, "--facts")  # the table
+
+
 def test_max_credits_stops_spending_at_the_cap(
     leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -262,6 +291,30 @@ def test_the_estimate_stays_within_max_credits_per_lead(leads: Leads, prospects:
     worst = sum(s["maxCredits"] for s in plan["sources"].values())
     assert worst > plan["leads"] and plan["maxCredits"] == plan["leads"] * 1.0
     assert plan["estimatedCredits"] <= plan["leads"]
+
+
+def test_the_estimate_is_shown_whole_at_80_columns(
+    leads: Leads, prospects: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the estimate's lines were broken at the width: its template's name
+    from 'Nothing was launched', the budget's note saying the job would end partial over two lines, so a cron
+    check grepping for either found nothing. Each is one line, however long; the table fits and stays."""
+    name = "q3-emea-trade-fair-phone-and-linkedin-waterfall"
+    template = tmp_path / "fair.yaml"
+    template.write_text(f"name: {name}\nsources: [phone, linkedin]\n")
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "100")
+    args = ("enrich", "--list", "prospects", "--template", str(template), "--estimate")
+    plan = leads.json(*args, "--json")
+    assert "would end partial" in plan["monthlyBudget"]["note"]
+    narrow = Console(width=80)  # the table and the summary lines, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(enrich_commands, "console", narrow)
+    shown = leads.ok(*args).splitlines()
+    assert shown[0].strip() == "estimate" and shown[1].startswith("┏")  # the table
+    assert shown[-2].startswith(f"{plan['leads']} leads, template {name}: ~")
+    assert shown[-2].endswith(". Nothing was launched.")
+    assert shown[-1].startswith("monthly budget of 100 credits: ")
+    assert shown[-1].endswith(f"; {plan['monthlyBudget']['note']}")
 
 
 def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, prospects: list[int]) -> None:
@@ -434,6 +487,47 @@ def test_credits_rows_are_shown_whole_at_80_columns(
     assert leads.ok("credits", "--by", "job").startswith("┏")  # the table
 
 
+def test_a_million_credits_are_written_whole(leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``:g`` wrote 1,234,567.5 credits as "1.23457e+06" in the ledger's table and its month's line, rounded to six
+    digits."""
+    with connect(database_url) as conn:
+        fair = create_list(conn, "fair", owner="tester")
+        conn.execute(
+            "INSERT INTO credit_charges (charged_at, credits, source, field, job_id, list_id)"
+            " VALUES (now(), 1234567.5, 'company/gemini', 'industry', 'enrich-fair', %s)",
+            (fair.id,),
+        )
+    monkeypatch.setenv("LEADS_MONTHLY_CREDITS", "2000000")
+    monkeypatch.setattr(common, "console", Console(width=200))
+    shown = leads.ok("credits", "--by", "source")
+    assert "│ company/gemini │ 1,234,567.5 │ 1       │" in shown
+    assert "this month: 1,234,567.5 of 2,000,000 credits" in shown
+    assert "e+06" not in shown
+
+
+def test_the_summarys_breakdown_is_one_line_at_80_columns(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 80 columns (cron's mail of `leads enrich --wait`) a job of a few thousand leads broke the breakdown
+    line before its company count, so a check grepping 'company 12345' found nothing."""
+    narrow = Console(width=80)
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(enrich_commands, "console", narrow)
+    found = {"found": 12345, "verified": 12000, "mobile": 9000}
+    enrich_commands._print_summary({
+        "jobId": "enrich-fair-20261130T160000000000",
+        "status": "completed",
+        "progress": {"processed": 12345, "total": 12345, "percentage": 100.0},
+        "creditsUsed": 12345,
+        "results": {"enriched": 12345, "noDataFound": 0, "failed": 0},
+        "sources": [],
+        "breakdown": {source: found for source in ("email", "phone", "linkedin", "company")},
+    })  # fmt: skip
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "email 12345 found / 12000 verified, phone 12345 found / 9000 mobile, linkedin 12345, company 12345"
+    )
+
+
 def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     listing = leads.json("templates", "ls", "--json")
     assert [t["name"] for t in listing] == ["basic", "premium", "standard"]
@@ -447,6 +541,12 @@ def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.Mo
     assert "apify_search cannot supply industry" in leads.fails("templates", "validate", str(bad))
     bad.write_bytes(b"\x89PNG\r\n\x1a\n")  # a binary file given by mistake was a UnicodeDecodeError traceback
     assert f"{bad}: the template is not UTF-8 text (byte 1)" in leads.fails("templates", "validate", str(bad))
+    [standard] = [t for t in listing if t["name"] == "standard"]
+    good = tmp_path / "q3-emea-trade-fair-company-profiles-from-gemini.yaml"
+    good.write_text(Path(standard["path"]).read_text().replace("name: standard", "name: q3-emea-trade-fair"))
+    monkeypatch.setattr(enrich_commands, "console", Console(width=80))  # the path was broken over lines
+    [line] = leads.ok("templates", "validate", str(good)).splitlines()
+    assert line.startswith(f"{good}: OK (template q3-emea-trade-fair, providers ") and line.endswith(")")
 
 
 def test_the_monthly_budget_stops_spending_with_a_clear_message(
@@ -906,7 +1006,9 @@ def test_a_job_whose_dagster_run_is_queued_runs_once_though_it_reads_interrupted
     assert "is run by a Dagster run that started meanwhile" in leads.fails("jobs", "resume", job)
 
 
-def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, database_url: str) -> None:
+def test_credits_show_only_what_the_lists_one_can_read_spent(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`leads credits --by job` showed anyone every job, named after a list they were not told exists, and its
     spending. This month's total stays everyone's: it is what LEADS_MONTHLY_CREDITS caps, and says how much of it
     no row shows."""
@@ -925,7 +1027,10 @@ def test_credits_show_only_what_the_lists_one_can_read_spent(leads: Leads, datab
     credits = leads.json("credits", "--by", "job", "--json")
     assert credits["rows"] == [{"job": "enrich-mine", "credits": 2, "charges": 1}]
     assert (credits["thisMonth"], credits["thisMonthInNoRow"]) == (4, 2)
-    assert "this month: 4 credits, 2 of them on lists deleted since or that you cannot read" in leads.ok("credits")
+    monkeypatch.setattr(enrich_commands, "console", Console(width=80))  # a pipe: the line was broken before "(in"
+    assert leads.ok("credits").splitlines()[-1] == (
+        "this month: 4 credits, 2 of them on lists deleted since or that you cannot read (in no row)"
+    )
     assert "enrich-theirs" not in leads.ok("credits", "--by", "job", user="bob")
     by_source = leads.json("credits", "--json")  # each grouping reads the ledger's own columns, not the leads'
     assert by_source["rows"] == [{"source": "company/gemini", "credits": 2, "charges": 1}]

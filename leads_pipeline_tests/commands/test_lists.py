@@ -98,6 +98,21 @@ def test_ls_shows_each_list_whole_at_80_columns(leads: Leads, monkeypatch: pytes
     assert [cell.strip() for cell in row.strip("│ ").split("│")][:3] == ["Events/2026", name, "0"]
 
 
+def test_show_shows_each_value_whole_at_80_columns(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (a pipe, cron's mail) the value column broke a long list name over two lines, and grepping
+    the output for it found nothing. There each field takes one line, its value whole; a wide terminal keeps the
+    table."""
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt Messe, Hall 4, Stand B17)"
+    leads.ok("lists", "create", name, "--folder", "Events/2026/Frankfurt Messe", "--tag", "fair")
+    monkeypatch.setattr(common, "console", Console(width=80))
+    shown = leads.ok("lists", "show", name).splitlines()
+    assert f"name: {name}" in shown
+    assert "folder: Events/2026/Frankfurt Messe" in shown and "members: tester (owner)" in shown
+    monkeypatch.setattr(common, "console", Console(width=200))
+    [row] = [line for line in leads.ok("lists", "show", name).splitlines() if name in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["name", name]
+
+
 def test_rename_move_tag_untag(leads: Leads) -> None:
     leads.ok("lists", "create", "fair", "--tag", "x")
     leads.ok("lists", "rename", "fair", "Spring Fair")

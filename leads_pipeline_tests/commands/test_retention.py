@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pytest
+from rich.console import Console
 
+from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -58,6 +60,26 @@ def test_set_show_apply_and_the_dagster_run(leads: Leads, database_url: str) -> 
     ]
     leads.ok("retention", "unset", "leads", "--list", "fair")
     assert len(leads.json("retention", "show", "--json")) == 1
+
+
+def test_show_shows_each_policy_whole_at_80_columns(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 80 columns (a pipe, cron's mail) the table broke a long list name over two lines of its scope column,
+    and grepping for it found nothing. There each policy takes two lines, every value whole; a wide terminal keeps
+    the table."""
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt Messe, Hall 4, Stand B17) - do not contact after March"
+    leads.ok("lists", "create", name)
+    leads.ok("retention", "set", "leads", "90", "--list", name)
+    leads.ok("retention", "set", "facts", "1")
+    set_at = [policy["setAt"][:10] for policy in leads.json("retention", "show", "--json")]
+    monkeypatch.setattr(common, "console", Console(width=80))
+    assert leads.ok("retention", "show").splitlines() == [
+        "(global): facts",
+        f"  1 day, set by tester on {set_at[0]}",
+        f"{name}: leads",
+        f"  90 days, set by tester on {set_at[1]}",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    assert leads.ok("retention", "show").startswith("┏")  # the table
 
 
 def test_global_policies_and_applying_them_need_an_owner_of_every_list(

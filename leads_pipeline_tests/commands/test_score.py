@@ -8,7 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from rich.console import Console
 
+from leads_pipeline.commands import common
+from leads_pipeline.commands import score as score_commands
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.migrations import apply_migrations
@@ -51,6 +54,44 @@ def test_score_a_list_show_history_and_set_a_stage(leads: Leads, database_url: s
     assert changed["to"] == "customer" and changed["changedBy"] == "tester"
     text = leads.ok("show", str(ids[0]), "--score-history")
     assert "stage customer" in text and "signed" in text and "score history" in text
+
+
+def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, a log) `leads show --score-history` cut the components to "dataComplete…" and the
+    config to "cfg-8cc797e7…", and broke a stage change's reason, and a long field's value, over lines. There
+    each field takes one line, each score and each change two, every value whole; a wide terminal keeps the
+    tables."""
+    lead = str(_demo_list(database_url)[0])
+    title = "Senior Vice President, Global Procurement and Strategic Sourcing (EMEA, APAC and LATAM)"
+    leads.ok("bulk", "set", "title", title, "--id", lead)
+    leads.ok("score", "--list", "demo")
+    name = "Q3 EMEA Trade Fair Leads 2026 (Frankfurt Messe, Hall 4, Stand B17)"
+    leads.ok("lists", "rename", "demo", name)
+    reason = "demo booked by phone with the head of procurement, follow up in March after the trade fair"
+    leads.ok("stage", "set", lead, "sql", "--reason", reason)
+    shown = leads.json("show", lead, "--score-history", "--json")
+    [scored], [change] = shown["scoreHistory"], shown["stageChanges"]
+    components = " ".join(f"{k}={v}" for k, v in scored["components"].items())
+    narrow = Console(width=80)  # the tables and the lines above them, as a pipe has them whatever the terminal
+    monkeypatch.setattr(common, "console", narrow)
+    monkeypatch.setattr(score_commands, "console", narrow)
+    lines = leads.ok("show", lead, "--score-history").splitlines()
+    assert lines[0] == f"lead {lead} in {name}: stage sql"  # the list's name and a field's value whole too
+    assert f"  title: {title}" in lines
+    at = lines.index("score history:")
+    assert lines[at:] == [
+        "score history:",
+        f"{scored['scoredAt'][:16].replace('T', ' ')}: score {scored['score']} ({scored['band']}), stage new",
+        f"  {components}, config {scored['configVersion']}",
+        "stage changes:",
+        f"{change['changedAt'][:16].replace('T', ' ')}: new to sql, by tester",
+        f"  {reason}",
+    ]
+    monkeypatch.setattr(common, "console", Console(width=200))
+    text = leads.ok("show", lead, "--score-history")
+    assert "score history" in text and f"│ {reason} │" in text  # the tables
 
 
 def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: Leads, database_url: str) -> None:

@@ -1,6 +1,6 @@
 """Counts with their nouns."""
 
-from leads_pipeline.lib.wording import counted, credit_amount
+from leads_pipeline.lib.wording import counted, credit_amount, credit_number
 
 
 def test_a_count_of_one_takes_the_singular() -> None:
@@ -25,4 +25,16 @@ def test_an_amount_of_exactly_one_credit_takes_the_singular() -> None:
         "2 credits",
         "1,234,567.5 credits",
         "0.3333 credits",
+    ]
+
+
+def test_an_amount_of_credits_is_never_in_exponent_form() -> None:
+    """``:g`` wrote a million credits and a half as "1.23457e+06" in the estimate's and the ledger's tables."""
+    assert [credit_number(c) for c in (0, 0.5, 10, 1234567.5, 2_000_000, 0.33333)] == [
+        "0",
+        "0.5",
+        "10",
+        "1,234,567.5",
+        "2,000,000",
+        "0.3333",
     ]

@@ -29,7 +29,7 @@ from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
-from leads_pipeline.lib.wording import credit_amount
+from leads_pipeline.lib.wording import credit_amount, credit_number
 
 if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company estimate imports it, not a job's history
     from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer
@@ -88,7 +88,7 @@ class MonthBudget:
     @property
     def refusal(self) -> str:
         budget = credit_amount(self.budget)
-        return f"the account's monthly budget of {budget} is used up ({self.used:g} spent); {_RAISE}"
+        return f"the account's monthly budget of {budget} is used up ({credit_number(self.used)} spent); {_RAISE}"
 
     @property
     def fit(self) -> float:
@@ -106,8 +106,8 @@ class MonthBudget:
             note = f"a launch would be refused: {_RAISE}"
         elif fit < self.credits:
             note = (
-                f"~{fit:g} of the job's ~{credit_amount(self.credits)} fit: its paid lookups would stop there and it "
-                "would end partial"
+                f"~{credit_number(fit)} of the job's ~{credit_amount(self.credits)} fit: its paid lookups would stop"
+                " there and it would end partial"
             )
         else:
             note = "the estimated credits fit"
@@ -161,8 +161,8 @@ def job_budget(
         limits.append(
             (
                 month - used,
-                f"the account's monthly budget of {credit_amount(month)} is used up ({used:g} spent); raise "
-                f"{MONTHLY_BUDGET_ENV} or wait for next month",
+                f"the account's monthly budget of {credit_amount(month)} is used up ({credit_number(used)} spent);"
+                f" raise {MONTHLY_BUDGET_ENV} or wait for next month",
             )
         )
     limit, reason = min(limits) if limits else (None, "")

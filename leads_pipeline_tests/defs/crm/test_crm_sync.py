@@ -524,6 +524,22 @@ def test_crm_ls_shows_each_connection_whole_at_80_columns(
     assert ok(leads, "crm", "ls").stdout.startswith("┏")  # the table
 
 
+def test_crm_show_shows_each_value_whole_at_80_columns(
+    leads: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns (a pipe, cron's mail) the value column broke the mapping and the file's path over several
+    lines, and grepping for a mapped field or the file found nothing. There each setting takes one line, its value
+    whole; a wide terminal keeps the table."""
+    shown = json.loads(ok(leads, "crm", "show", "hubspot-main", "--json").stdout)
+    monkeypatch.setattr(common, "console", Console(width=80))
+    lines = ok(leads, "crm", "show", "hubspot-main").stdout.splitlines()
+    assert f"mapping: {shown['mapping']}" in lines and len(str(shown["mapping"])) > 80
+    assert f"file: {tmp_path / 'crm' / 'hubspot-main.yaml'}" in lines
+    assert "links: 0" in lines
+    monkeypatch.setattr(common, "console", Console(width=400))
+    assert ok(leads, "crm", "show", "hubspot-main").stdout.startswith("┌")  # the table
+
+
 def test_crm_test_checks_fields_as_a_sync_does(leads: CliRunner, tmp_path: Path) -> None:
     pipedrive = {"crm": "pipedrive", "list": "prospects", "rate_limit": {"requests": 1000, "per_seconds": 1}}
     label_of_standard = {"email": "email", "title": {"crm_field": "Job Title"}}  # a label Pipedrive cannot resolve
