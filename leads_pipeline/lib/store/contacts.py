@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.contacts.verdicts import Verdict
 from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal_details, seal_fact
+from leads_pipeline.lib.store import purchases
 from leads_pipeline.lib.store.batches import batch_lead_ids
 from leads_pipeline.lib.store.db import connect, existing_leads
 
@@ -393,6 +395,17 @@ class VerificationLedger:
 
     def release(self, method: str, email: str, lead: int | None) -> None:
         self.budget.settle(price(PAID_VERIFIERS[method]), 0.0, lead)
+
+    @contextmanager
+    def buying(self, method: str, email: str) -> Iterator[None]:
+        """Hold the lock of ``method``'s verdict on ``email`` (``lib/store/purchases``) on a connection of its own
+        while the caller looks again, buys and records it: ``record`` commits before the lock is let go, so a
+        job waiting for it then finds the verdict stored."""
+        with (
+            connect(self.database_url) as conn,
+            purchases.buying(conn, method, str(blind_index("email", email))),
+        ):
+            yield
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The addresses among ``emails`` of people erased on request: never verified, cached or stored again."""
