@@ -31,7 +31,9 @@ from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.phones import AMBIGUOUS, PhoneInfo, analyze, twilio_line_type
 from leads_pipeline.lib.credits import Budget, OverBudget, charge, price
 from leads_pipeline.lib.errors import TransientError
+from leads_pipeline.lib.privacy.crypto import blind_index
 from leads_pipeline.lib.store import contacts as store
+from leads_pipeline.lib.store import purchases
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import connect
 
@@ -228,15 +230,18 @@ class PhoneStage:
         if bought is None:
             with self._lock:
                 bought = self._answers.get(e164)
-        if bought is None:
-            paid_by = self._payer([n.lead_id for n in group])
-            if paid_by is None:
-                return
-            bought = self._lookup(paid_by, e164, [n.lead_id for n in group])
-            if bought is None:
-                return
-            with self._lock:
-                self._answers[e164] = bought
+        if bought is None:  # another job may be buying it: wait for that, then look again (lib/store/purchases)
+            with connect(self.database_url) as conn, purchases.buying(conn, TWILIO, str(blind_index("phone", e164))):
+                bought = store.twilio_answers_by_number(conn, [e164], TWILIO, self._max_age).get(e164)
+                if bought is None:
+                    paid_by = self._payer([n.lead_id for n in group])
+                    if paid_by is None:
+                        return
+                    bought = self._lookup(conn, paid_by, e164, [n.lead_id for n in group])
+                    if bought is None:
+                        return
+                    with self._lock:
+                        self._answers[e164] = bought
         answer, observed_at = bought
         value, confidence = _line_type_value(answer)
         reused = {
@@ -271,9 +276,12 @@ class PhoneStage:
             self.stats.over_budget += 1
         return None
 
-    def _lookup(self, lead_id: int, e164: str, holders: list[int]) -> tuple[dict[str, Any], datetime] | None:
-        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id``, whose price ``_payer`` held: the answer
-        and when it was given (None: no answer; Twilio failing fails every lead of ``holders``, the number's)."""
+    def _lookup(
+        self, conn: store.Conn, lead_id: int, e164: str, holders: list[int]
+    ) -> tuple[dict[str, Any], datetime] | None:
+        """Buy one Twilio answer for ``e164`` as a fact of ``lead_id``, whose price ``_payer`` held, written on
+        ``conn`` in the transaction holding the number's lock: the answer and when it was given (None: no answer;
+        Twilio failing fails every lead of ``holders``, the number's)."""
         assert self.twilio is not None
         reserved = price("twilio_lookup")
         try:
@@ -297,7 +305,7 @@ class PhoneStage:
         }
         value, confidence = _line_type_value(details)
         fact = store.Fact(lead_id, "phone_line_type", value, TWILIO, confidence, credits, details, observed_at)
-        store.record_paid_fact(self.database_url, self.batch_id, fact)
+        store.insert_facts(conn, self.batch_id, [fact])
         with self._lock:
             self.stats.twilio_lookups += 1
         return details, observed_at

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,6 +63,11 @@ class Ledger(Protocol):
 
     def record(self, verdict: Verdict, lead: int | None) -> None: ...
 
+    def buying(self, method: str, email: str) -> AbstractContextManager[None]:
+        """Hold the purchase of ``method``'s verdict on ``email`` while it is looked up again, bought and recorded:
+        another job verifying the address meanwhile waits, then finds the verdict stored."""
+        ...
+
 
 class NoLedger:
     """Remembers nothing and caps nothing: for one-off checks (``leads verify``) where nothing is stored."""
@@ -77,6 +83,9 @@ class NoLedger:
 
     def record(self, verdict: Verdict, lead: int | None) -> None:
         return None
+
+    def buying(self, method: str, email: str) -> AbstractContextManager[None]:
+        return nullcontext()
 
 
 BLOCKED_HOSTS = 2
@@ -216,6 +225,13 @@ class EmailVerifier:
         stored = self.ledger.lookup(parsed.email, self.paid_name, lead)
         if stored is not None:
             return stored
+        with self.ledger.buying(self.paid_name, parsed.email):  # another job may be buying it: look again after
+            stored = self.ledger.lookup(parsed.email, self.paid_name, lead)
+            return stored if stored is not None else self._buy(parsed, mx, lead)
+
+    def _buy(self, parsed: ParsedEmail, mx: MxResult, lead: int | None) -> Verdict | None:
+        """Ask the paid verifier and record its verdict; None when the budget refuses the call."""
+        assert self.paid is not None and self.paid_name is not None
         if not self.ledger.reserve(self.paid_name, parsed.email, lead):
             return None
         try:

@@ -42,6 +42,7 @@ from leads_pipeline.lib.enrichment.waterfall import Lookup, Outcome, run_waterfa
 from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.ratelimit import Pacer, bucket_key
 from leads_pipeline.lib.store import enrichment as store
+from leads_pipeline.lib.store import purchases
 from leads_pipeline.lib.store.db import connect
 
 if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
@@ -358,34 +359,39 @@ class CompanyEnricher:
             return Lookup(domain_answer(identity), 0.0, cached=True)
         with self._connection() as conn:
             cached = store.cached_profile(conn, identity.key, provider)
-        if cached is not None:
-            with self.stats.lock:
-                self.stats.cache_hits[provider] += 1
-            answer = ProviderAnswer.from_cache(
-                cached.status, cached.name, cached.profile, cached.sources, cached.details
-            )
-            charged = cached.credits if cached.job_id == self.job_id else 0.0
-            return Lookup(answer, charged, cached=True, observed_at=cached.fetched_at)
+        if cached is None:  # another job may be buying it: wait for that, then look again (lib/store/purchases)
+            with self._connection() as conn, purchases.buying(conn, provider, identity.key):
+                cached = store.cached_profile(conn, identity.key, provider)
+                if cached is None:
+                    return self._buy(conn, identity, provider)
+        with self.stats.lock:
+            self.stats.cache_hits[provider] += 1
+        answer = ProviderAnswer.from_cache(cached.status, cached.name, cached.profile, cached.sources, cached.details)
+        charged = cached.credits if cached.job_id == self.job_id else 0.0
+        return Lookup(answer, charged, cached=True, observed_at=cached.fetched_at)
+
+    def _buy(self, conn: store.Connection, identity: Identity, provider: str) -> Lookup:
+        """Call ``provider`` for the company and store its answer on ``conn``, in the transaction holding the
+        lookup's lock: a job waiting for it reads the answer once the lock is let go."""
         started = time.monotonic()
         answer = self._call(identity, provider)
         ended = time.monotonic()
         charged = COMPANY_PROVIDERS[provider].credits if answer.status == "found" else 0.0
-        with self._connection() as conn:
-            store.store_profile(
-                conn,
-                lookup_key=identity.key,
-                provider=provider,
-                domain=identity.domain,
-                status=answer.status,
-                name=answer.name,
-                name_key=normalize_company_name(answer.name),
-                profile=answer.as_cache(),
-                sources=answer.sources,
-                credits=charged,
-                details=answer.details,
-                job_id=self.job_id,
-                ttl=REJECTED_TTL if answer.status == "rejected" else self.ttl,
-            )
+        store.store_profile(
+            conn,
+            lookup_key=identity.key,
+            provider=provider,
+            domain=identity.domain,
+            status=answer.status,
+            name=answer.name,
+            name_key=normalize_company_name(answer.name),
+            profile=answer.as_cache(),
+            sources=answer.sources,
+            credits=charged,
+            details=answer.details,
+            job_id=self.job_id,
+            ttl=REJECTED_TTL if answer.status == "rejected" else self.ttl,
+        )
         with self.stats.lock:
             self.stats.calls[provider] += 1
             self.stats.rejected += len(answer.rejected)

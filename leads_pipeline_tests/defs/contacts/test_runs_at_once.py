@@ -13,8 +13,10 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from leads_pipeline.defs.contacts.assets import phone_contacts
+from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
+from leads_pipeline.lib.clients.paid_verdicts import EmailVerdict
 from leads_pipeline.lib.clients.twilio import LineTypeResult, TwilioLookupResource
+from leads_pipeline.lib.clients.verifiers import ZeroBounceResource
 from leads_pipeline.lib.enrichment.jobs import MONTHLY_BUDGET_ENV
 from leads_pipeline.lib.errors import INTERRUPTED
 from leads_pipeline.lib.store import liveness
@@ -134,6 +136,80 @@ def test_two_batches_of_the_same_leads_at_once_pay_for_each_lookup_once(
     run_id = results[0].run_id
     waited = f"phone: dagster run {run_id} is working on list {list_id['id']}, which leads of batch again are in"
     assert waited in capfd.readouterr().err  # the second run's log says which run it waits for, and why
+
+
+def test_two_lists_of_the_same_numbers_at_once_pay_for_each_lookup_once(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs of two lists at once take no stage lock in common: each read a number both lists hold as not looked
+    up yet and paid Twilio for it too. A job now waits for the other's lookup of a number it finds missing, then
+    reuses the answer: the two jobs together look each number up once, as one job would."""
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    import_file(database_url, tmp_path / "leads.csv", "second", batch_id="second-batch")  # world_batch's file
+    results, looked_up, twice = _phone_stage_at_once(
+        database_url, sandbox, monkeypatch, (world_batch.batch_id, "second-batch")
+    )
+    first, second = (metadata(result, "phone_contacts") for result in results)
+    assert not twice and len(looked_up) == len(set(looked_up)) > 0
+    assert first["twilio_lookups"] + second["twilio_lookups"] == len(looked_up)
+    with connect(database_url) as conn:
+        query = "SELECT batch_id, cost, details FROM lead_facts WHERE field = 'phone_line_type'"
+        facts: list[dict[str, Any]] = list(conn.execute(query))
+    paid = [f["details"]["number"] for f in facts if not f["details"].get("reused")]
+    assert len(paid) == len(set(paid)) == len(looked_up)
+    assert {f["batch_id"] for f in facts} == {world_batch.batch_id, "second-batch"}  # both lists' leads are typed
+    charged = float(sum(f["cost"] for f in facts))
+    assert charged > 0 and first["credits_this_source"] + second["credits_this_source"] == pytest.approx(charged)
+
+
+def test_two_lists_of_the_same_addresses_at_once_pay_for_each_verdict_once(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs of two lists at once take no stage lock in common: each found an address both lists hold not verified
+    yet and paid ZeroBounce for it too. A job now waits for the other's verdict on an address it finds missing,
+    then reuses it: each verdict that costs credits is bought once between them."""
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    import_file(database_url, tmp_path / "leads.csv", "second", batch_id="second-batch")  # world_batch's file
+    real_verify = ZeroBounceResource.verify
+    asked: list[str] = []
+    release, started = threading.Event(), threading.Event()
+
+    def held_verify(self: ZeroBounceResource, email: str) -> EmailVerdict:
+        """Each call waits for ``release``: the first batch's run stays in the middle of its calls meanwhile."""
+        asked.append(email)
+        started.set()
+        assert release.wait(60)
+        return real_verify(self, email)
+
+    monkeypatch.setattr(ZeroBounceResource, "verify", held_verify)
+    resources = sandbox_resources(sandbox, database_url, smtp_probing="off")
+    config = {"email_contacts": {"discover": False}}
+    batches = (world_batch.batch_id, "second-batch")
+    results: dict[str, dg.ExecuteInProcessResult] = {}
+
+    def run(batch: str) -> None:
+        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+            results[batch] = materialize_batch([email_contacts], batch, instance, resources, config)
+
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
+    threads[0].start()
+    assert started.wait(60)  # the first batch's run is in the middle of its calls
+    threads[1].start()
+    deadline = time.monotonic() + 60
+    while len(asked) == len(set(asked)) and not _a_lock_is_awaited(database_url) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    release.set()
+    for thread in threads:
+        thread.join(120)
+    assert all(results[batch].success for batch in batches)
+    with connect(database_url) as conn:
+        query = "SELECT batch_id, cost, details FROM lead_facts WHERE field = 'email_status' AND source = 'zerobounce'"
+        facts: list[dict[str, Any]] = list(conn.execute(query))
+    charged = [f["details"]["email"] for f in facts if f["cost"] > 0]
+    assert len(charged) == len(set(charged)) > 0
+    assert {f["batch_id"] for f in facts} == set(batches)  # both lists' leads have their verdicts
 
 
 def test_a_run_waiting_for_another_ends_at_once_when_terminated(

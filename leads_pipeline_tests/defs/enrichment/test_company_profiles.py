@@ -405,18 +405,13 @@ def test_another_list_of_the_same_companies_gets_the_same_facts_from_the_cache_f
     assert all(f["cost"] == 0 and not billing & set(f["details"]) for f in _facts(database_url, "import-second"))
 
 
-def test_two_batches_of_the_same_leads_at_once_buy_each_company_once(
-    database_url: str, imported_batch: str, sandbox: Sandbox, monkeypatch: MonkeyPatch
-) -> None:
-    """Two `leads enrich` of the same leads at once (cron jobs that overlap) are two batches, whose stages' locks
-    differed: each bought the companies neither found cached (500 leads of 50 companies: 76 credits, not 50). The
-    second batch's stage now waits for the first's on their list, then reads the companies it bought from the
-    cache: every company is bought once, and the second batch spends nothing."""
-    assert sandbox.http_app is not None
-    with connect(database_url) as conn:
-        lead_ids = tuple(r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
-        create_selection_batch(conn, Selection(ids=lead_ids), "tester", batch_id="again")
-    sandbox.http_app.reset()
+def _companies_at_once(
+    database_url: str, sandbox: Sandbox, monkeypatch: MonkeyPatch, batches: tuple[str, str]
+) -> tuple[dict[str, dg.ExecuteInProcessResult], list[tuple[object, str]], bool]:
+    """Run ``company_profiles`` for two ``batches`` at once, the second started while the first is in the middle of
+    its lookups (each held until the second has asked a provider for a company of the first again, or waits for a
+    lock). Returns the runs' results by batch, every provider call (company key, provider) in order, and whether a
+    company was asked of a provider twice."""
     real_call = CompanyEnricher._call
     asked: list[tuple[object, str]] = []
     release, started, twice = threading.Event(), threading.Event(), threading.Event()
@@ -438,10 +433,10 @@ def test_two_batches_of_the_same_leads_at_once_buy_each_company_once(
         with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
             results[batch] = materialize_companies(resources, instance, batch)
 
-    threads = {batch: threading.Thread(target=run, args=(batch,)) for batch in (imported_batch, "again")}
-    threads[imported_batch].start()
+    threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
+    threads[0].start()
     assert started.wait(60)  # the first batch's run is in the middle of its lookups
-    threads["again"].start()
+    threads[1].start()
     deadline = time.monotonic() + 60
     while not twice.is_set() and time.monotonic() < deadline:
         with connect(database_url) as conn:
@@ -449,10 +444,49 @@ def test_two_batches_of_the_same_leads_at_once_buy_each_company_once(
                 break
         time.sleep(0.05)
     release.set()
-    for thread in threads.values():
+    for thread in threads:
         thread.join(120)
-    assert results[imported_batch].success and results["again"].success
-    assert not twice.is_set() and len(asked) == len(set(asked)) == _gemini_calls(sandbox) > 0
+    assert all(results[batch].success for batch in batches)
+    return results, asked, twice.is_set()
+
+
+def test_two_batches_of_the_same_leads_at_once_buy_each_company_once(
+    database_url: str, imported_batch: str, sandbox: Sandbox, monkeypatch: MonkeyPatch
+) -> None:
+    """Two `leads enrich` of the same leads at once (cron jobs that overlap) are two batches, whose stages' locks
+    differed: each bought the companies neither found cached (500 leads of 50 companies: 76 credits, not 50). The
+    second batch's stage now waits for the first's on their list, then reads the companies it bought from the
+    cache: every company is bought once, and the second batch spends nothing."""
+    assert sandbox.http_app is not None
+    with connect(database_url) as conn:
+        lead_ids = tuple(r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id"))
+        create_selection_batch(conn, Selection(ids=lead_ids), "tester", batch_id="again")
+    sandbox.http_app.reset()
+    _, asked, twice = _companies_at_once(database_url, sandbox, monkeypatch, (imported_batch, "again"))
+    assert not twice and len(asked) == len(set(asked)) == _gemini_calls(sandbox) > 0
     with connect(database_url) as conn:
         assert store.credits_used(conn, "again") == 0 < store.credits_used(conn, imported_batch)
     assert any(f["field"] == "industry" for f in _facts(database_url, "again"))
+
+
+def test_two_lists_of_the_same_companies_at_once_buy_each_company_once(
+    database_url: str, imported_batch: str, world_leads_csv: Path, sandbox: Sandbox, monkeypatch: MonkeyPatch
+) -> None:
+    """Jobs of two lists at once take no stage lock in common: each looked a company both lists hold up in the
+    cache before the other had stored it, and bought it too (this file in two lists: 60 Gemini calls and credits
+    for 30 companies). A job now waits for the other's purchase of a company it finds missing, then reads it from
+    the cache: the two jobs together make the calls and spend the credits of one, one per company in the cache."""
+    assert sandbox.http_app is not None
+    with connect(database_url) as conn:
+        create_list(conn, "second", owner="tester")
+    assert import_file(database_url, world_leads_csv, "second", batch_id="import-second")["results"]["imported"]
+    sandbox.http_app.reset()
+    _, asked, twice = _companies_at_once(database_url, sandbox, monkeypatch, (imported_batch, "import-second"))
+    assert not twice and len(asked) == len(set(asked)) == _gemini_calls(sandbox) > 0
+    with connect(database_url) as conn:
+        bought = conn.execute(
+            "SELECT count(*) AS calls, sum(credits) AS credits FROM company_profiles WHERE provider = 'gemini'"
+        ).fetchone()
+        spent = store.credits_used(conn, imported_batch) + store.credits_used(conn, "import-second")
+    assert bought is not None and bought["calls"] == _gemini_calls(sandbox) and spent == float(bought["credits"]) > 0
+    assert any(f["field"] == "industry" for f in _facts(database_url, "import-second"))
