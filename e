@@ -1,1 +1,0 @@
-delete 1 lead (lists Q1; email = ann@acme.com)? [y/N]: 
