@@ -23,6 +23,7 @@ from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.crm.sync import RetrySettings
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -149,6 +150,8 @@ def test_a_canary_crm_token_appears_nowhere(
     for name, value in CRM_SECRETS.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SALESFORCE_INSTANCE_URL", _closed_port().replace("http:", "https:"))  # unreachable
+    # every attempt on it is made and fails, without the backoff between them (0.5 to 8 s: 20 s of the test)
+    monkeypatch.setattr(RetrySettings, "delay", lambda *_: 0.0)
     monkeypatch.setenv("LEADS_CRM_DIR", str(tmp_path / "crm"))
     (tmp_path / "crm").mkdir()
     for crm, mapping in MAPPINGS.items():
