@@ -36,10 +36,11 @@ class TerminalConsole(Console):
     """A console that shows the control characters of the text it prints as ``?``. Lead values come from files
     and scraped profiles: an escape sequence in one (``\\x1b[2J``, an OSC 8 link hiding where it points) went
     to the terminal of whoever listed or showed the lead, which ran it (rich itself drops only BEL, BS, VT, FF
-    and CR). The console's own colours are made after this, from its markup."""
+    and CR). The console's own colours are made after this, from its markup. Nor are emoji codes made emoji:
+    the question before purging list ':fire: Fair' asked to remove list '🔥 Fair'."""
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(text.translate(_CONTROLS), **kwargs)
+        return super().render_str(text.translate(_CONTROLS), **{**kwargs, "emoji": False})
 
 
 class Table(rich.table.Table):
