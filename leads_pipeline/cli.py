@@ -33,6 +33,7 @@ from leads_pipeline.commands.common import (
     errors,
     fail,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -162,7 +163,7 @@ def db_start() -> None:
     """Start the embedded PostgreSQL (if DATABASE_URL is not set) and apply migrations."""
     env = run_or_fail(environment)
     where = "embedded server in " + str(env.home / "postgres") if env.embedded else "DATABASE_URL"
-    console.print(f"database ready ({where})")
+    print_line(f"database ready ({where})")
 
 
 @db_app.command("stop")
@@ -197,12 +198,10 @@ def _show_plan(plan_json: dict[str, Any]) -> None:
     from leads_pipeline.lib.mapping import unmapped_labels
 
     unmapped = unmapped_labels(list(plan_json["mapping"]))
-    console.print(
-        f"[bold]{plan_json['file']}[/bold]: {counted(plan_json['totalRows'], 'row')},"
-        f" encoding {plan_json['encoding']}, delimiter {plan_json['delimiter']!r},"
-        f" header on line {plan_json['headerLine']}",
-        highlight=False,
-        soft_wrap=True,  # the file's path and all on one line, however narrow (a pipe: 80 columns)
+    print_line(  # the file's path and all on one line, however narrow (a pipe: 80 columns)
+        (plan_json["file"], "bold"),
+        f": {counted(plan_json['totalRows'], 'row')}, encoding {plan_json['encoding']},"
+        f" delimiter {plan_json['delimiter']!r}, header on line {plan_json['headerLine']}",
     )
     table = Table("column", "field", "confidence", "why")
     lines = []
@@ -235,30 +234,24 @@ def _print_problems(problems: list[dict[str, Any]], title: str | None = None) ->
 
 def _print_status(status: dict[str, Any]) -> None:
     results = status["results"]
-    console.print(
-        f"import {status['importId']} {status['status']} ({counted(status['progress']['processed'], 'row')}):",
-        highlight=False,
-    )
-    console.print(f"  {results['imported']:,} imported as new leads", highlight=False)
-    console.print(f"  {results['updated']:,} updated existing leads with new values", highlight=False)
-    console.print(
+    print_line(f"import {status['importId']} {status['status']} ({counted(status['progress']['processed'], 'row')}):")
+    print_line(f"  {results['imported']:,} imported as new leads")
+    print_line(f"  {results['updated']:,} updated existing leads with new values")
+    print_line(
         f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
-        "or earlier in the file",
-        highlight=False,
-        soft_wrap=True,  # one line for a log to grep, as the sync's
+        "or earlier in the file"
     )
     colon = ":" if status["errors"] else ""  # the table of problems follows
-    console.print(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}", highlight=False)
+    print_line(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}")
     if status["errors"]:
         _print_problems(status["errors"][:10], "first problems")
-        console.print(f"all of them: leads imports errors {status['importId']}", highlight=False)
+        print_line(f"all of them: leads imports errors {status['importId']}")
     if status["dagsterRunId"] is not None:  # the run's page in the Dagster UI: its log, its failure
-        console.print(f"  Dagster run {status['dagsterRunId']}", highlight=False)
+        print_line(f"  Dagster run {status['dagsterRunId']}")
     if status["status"] == "interrupted":
-        console.print(
+        print_line(
             "  its process was killed: the same `leads import` of the file into the list resumes it;"
-            f" `leads imports undo {status['importId']}` removes what it wrote instead",
-            highlight=False,
+            f" `leads imports undo {status['importId']}` removes what it wrote instead"
         )
 
 
@@ -359,7 +352,7 @@ def run_cli_import(
         record = store.import_for_batch(conn, batch_key)
         assert record is not None
         if late_interrupt:
-            errors.print(f"the interrupt came after import {record['id']} had completed: nothing was stopped")
+            print_line(f"the interrupt came after import {record['id']} had completed: nothing was stopped", err=True)
         return store.import_status(conn, record["id"])
 
 
@@ -486,7 +479,7 @@ def imports_list(
         ],
     )
     if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)
-        errors.print(f"more: --before {rows[-1]['id']}", highlight=False)
+        print_line(f"more: --before {rows[-1]['id']}", err=True)
 
 
 def _require_import_reader(conn: Any, import_id: int) -> None:
@@ -573,7 +566,7 @@ def imports_undo(
             return result
 
     result = run_or_fail(undo)
-    console.print(
+    print_line(
         f"import {import_id} undone: {counted(result['removed'], 'lead')} removed, {result['restored']:,} restored"
     )
 
@@ -617,9 +610,7 @@ def dev(
     # Dagster's storage tables made (or refused in one line) here: each process printed its own traceback
     run_or_fail(instance).dispose()
     # one line however narrow the terminal, or with none (a log file: 80 columns), so the path can be copied whole
-    console.print(
-        f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}", highlight=False, soft_wrap=True
-    )
+    print_line(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}")
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(project_files() / "workspace.yaml")]  # names the code location as pyproject does
     processes = {

@@ -8,6 +8,7 @@ import csv
 import gzip
 import io
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -238,6 +239,7 @@ def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
 
 _COMPUTE_LOG = """
 import os
+import re
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 
 with LocalComputeLogManager(os.environ["LEADS_DAGSTER_STORAGE"]).capture_logs(["run", "step"]):
@@ -885,3 +887,52 @@ def test_a_command_names_its_database_sessions_after_itself_never_its_arguments(
     names.clear()
     leads.ok("search", "Ada Lovelace")
     assert names and set(names) == {"leads search"}
+
+
+def test_names_paths_and_values_in_brackets_are_printed_as_written(leads: Leads, tmp_path: Path) -> None:
+    """Lines were printed as rich markup with the names, paths and values in them: `leads lists create '[/x] Leads
+    [red]EMEA'` created the list, then stopped with a MarkupError traceback ("closing tag '[/x]' ... doesn't match
+    any open tag"), and 'Fair [red]2026' was said as "created list Fair 2026", the rest in red. Every line says
+    them as written, as the tables do: create, a dry run, a refused mapping (its error line quotes the file's
+    header), the import of a file named 'leads [v2].csv' (a value warned of), show, search, the enrichment's
+    template and settings."""
+    name = "[/x] Leads [red]EMEA"
+
+    def ok(*args: str) -> str:
+        result = leads.run(*args)
+        assert result.exit_code == 0 and result.exception is None, result.output
+        assert "Traceback" not in result.output and "Traceback" not in result.stderr
+        return result.stdout
+
+    assert re.fullmatch(rf"created list {re.escape(name)} \(id \d+, dedupe by email\)\n", ok("lists", "create", name))
+    assert ok("lists", "create", "Fair [red]2026").startswith("created list Fair [red]2026 (id ")
+    data = tmp_path / "leads [v2].csv"
+    data.write_text(
+        "Email [work],First Name,Company\n[/x]@bad,[/b]Ann,Acme\nann@acme.example,[/b]Ann,[red]Acme[/red] GmbH\n",
+        encoding="utf-8",
+    )
+    planned = ok("import", str(data), "--list", name, "--dry-run")
+    assert planned.startswith(f"{data}: 2 rows, encoding utf-8, delimiter ',', header on line 1\n")
+    mapping = tmp_path / "mapping [1].yaml"
+    mapping.write_text('"[/x] column": email\n', encoding="utf-8")
+    refused = leads.fails("import", str(data), "--list", name, "--mapping", str(mapping))
+    assert refused == (
+        f"error: {mapping}: column '[/x] column' is not in the file's header. "
+        "Expected one of: 'Email [work]', 'First Name', 'Company'"
+    )
+    mapping.write_text('"Email [work]": email\n', encoding="utf-8")
+    imported = ok("import", str(data), "--list", name, "--mapping", str(mapping))
+    assert "  2 imported as new leads\n" in imported and "  0 rejected, 1 warning:\n" in imported
+    assert "Email [work]" in imported and "[/x]@bad" in imported  # the value warned of and its column
+    assert name in ok("lists", "show", name)
+    lead = leads.json("search", "--list", name, "--json")["leads"][0]
+    assert ok("show", lead["id"]).startswith(f"lead {lead['id']} in {name}: stage new\n")
+    found = ok("search", "--list", name)
+    assert f"[/b]Ann in {name}" in found and "[red]Acme[/red] GmbH" in found
+    template = tmp_path / "template [t].yaml"
+    template.write_text("name: '[/t] fair'\nsources: [phone, linkedin]\n", encoding="utf-8")
+    assert ok("templates", "validate", str(template)).startswith(f"{template}: OK (template [/t] fair, providers ")
+    estimate = ok("enrich", "--list", name, "--template", str(template), "--estimate")
+    assert "2 leads, template [/t] fair: ~" in estimate
+    assert ok("enrich-after-import", name).startswith(f"enrichAfterImport for list {name}: on (")
+    assert leads.fails("lists", "show", "[/x] nope").startswith("error: list '[/x] nope': not found")

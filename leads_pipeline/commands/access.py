@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from leads_pipeline.commands.common import acting_user, console, environment, fail, run_or_fail
+from leads_pipeline.commands.common import acting_user, environment, fail, print_line, run_or_fail
 
 app = typer.Typer(help="Database logins that read only your lists (row-level security).", no_args_is_help=True)
 
@@ -39,4 +39,4 @@ def access_sql_login(
             audit.record(conn, user, "access.sql-login", f"user:{user}", {})
 
     run_or_fail(grant)
-    console.print(f"database login {user!r} ready: it reads only the lists {user!r} is a member of", highlight=False)
+    print_line(f"database login {user!r} ready: it reads only the lists {user!r} is a member of")

@@ -16,12 +16,12 @@ import typer
 from leads_pipeline.commands.common import (
     acting_user,
     confirmed,
-    console,
     csv_stdout,
     environment,
     fail,
     output_file,
     print_json,
+    print_line,
     run_or_fail,
 )
 from leads_pipeline.commands.selection import (
@@ -100,7 +100,7 @@ def _report(result: BulkResult, as_json: bool, summary: str) -> None:
     if as_json:
         print_json(result.as_json())
     else:
-        console.print(summary, highlight=False, soft_wrap=True)
+        print_line(summary)
 
 
 @app.command("tag")
@@ -359,4 +359,4 @@ def bulk_export(
 
     written = run_or_fail(export)
     if out is not None:
-        console.print(f"exported {counted(written, 'lead')} to {out}", highlight=False)
+        print_line(f"exported {counted(written, 'lead')} to {out}")

@@ -17,7 +17,6 @@ from urllib.parse import unquote, urlsplit
 import rich.table
 import typer
 from rich.console import Console, RenderableType
-from rich.markup import escape
 from rich.style import StyleType
 from rich.text import Text
 
@@ -37,10 +36,11 @@ class TerminalConsole(Console):
     """A console that shows the control characters of the text it prints as ``?``. Lead values come from files
     and scraped profiles: an escape sequence in one (``\\x1b[2J``, an OSC 8 link hiding where it points) went
     to the terminal of whoever listed or showed the lead, which ran it (rich itself drops only BEL, BS, VT, FF
-    and CR). The console's own colours are made after this, from its markup."""
+    and CR). The console's own colours are made after this, from its markup. Nor are emoji codes made emoji:
+    the question before purging list ':fire: Fair' asked to remove list '🔥 Fair'."""
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
-        return super().render_str(text.translate(_CONTROLS), **kwargs)
+        return super().render_str(text.translate(_CONTROLS), **{**kwargs, "emoji": False})
 
 
 class Table(rich.table.Table):
@@ -82,7 +82,7 @@ def output_file(out: Path | None) -> Path | None:
 
 def fail(message: str) -> NoReturn:
     """Print one red line on stderr and exit with code 1."""
-    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)  # names as typed
+    print_line(("error:", "red"), f" {message}", err=True)  # names as typed
     raise typer.Exit(code=1)
 
 
@@ -315,6 +315,21 @@ AS_STORED_KEYS = frozenset({"data"})
 """Keys whose values are stored rows table by table (``leads privacy export``): written exactly as stored."""
 
 
+def print_line(*parts: str | tuple[str, str], err: bool = False) -> None:
+    """Print one line of ``parts`` on standard output (standard error with ``err``): the command's own words and
+    values from a user, a file, the database or a provider (a list's name, a path, a CSV header, a company, a
+    CRM's message), every character as written; a part ``(text, style)`` is styled (``("error:", "red")``).
+    Printed as rich markup, a list named ``[/x] Leads`` stopped ``leads lists create`` with a MarkupError
+    traceback after creating it, and ``Fair [red]2026`` was said as "created list Fair 2026" in red (rich's
+    ``escape`` doubles a value's trailing backslash where no tag follows). Control characters show as ``?``, as
+    the consoles show them; one line however long, as ``print_table``'s lines, for a log to grep."""
+    pieces = (
+        (part[0].translate(_CONTROLS), part[1]) if isinstance(part, tuple) else part.translate(_CONTROLS)
+        for part in parts
+    )
+    (errors if err else console).print(Text.assemble(*pieces), highlight=False, soft_wrap=True)
+
+
 def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
     """Print ``table`` where the terminal is wide enough for it; else each row as its two ``lines``: what names
     it, then its values, all whole. In a narrower terminal (or a pipe: 80 columns) rich cut the columns to a
@@ -323,10 +338,10 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
         console.print(table)
         return
     if table.title:  # what the rows are, where a command prints several tables (leads show's history and facts)
-        console.print(f"{table.title}:", markup=False, highlight=False, soft_wrap=True)
+        print_line(f"{table.title}:")
     for first, second in lines:  # each a line however long, as a script or a log reads them
-        console.print(first, markup=False, highlight=False, soft_wrap=True)
-        console.print(f"  {second}", markup=False, highlight=False, soft_wrap=True)
+        print_line(first)
+        print_line(f"  {second}")
 
 
 def print_fields(fields: Sequence[tuple[str, str]]) -> None:
@@ -341,7 +356,7 @@ def print_fields(fields: Sequence[tuple[str, str]]) -> None:
         console.print(table)
         return
     for name, value in fields:
-        console.print(f"{name}: {value}", markup=False, highlight=False, soft_wrap=True)
+        print_line(f"{name}: {value}")
 
 
 def _fits(table: Table) -> bool:

@@ -14,7 +14,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from leads_pipeline.commands.common import Table, console, environment, fail, print_json, print_table, run_or_fail
+from leads_pipeline.commands.common import (
+    Table,
+    environment,
+    fail,
+    print_json,
+    print_line,
+    print_table,
+    run_or_fail,
+)
 
 if TYPE_CHECKING:  # the engine loads the DNS and SMTP clients, which only the commands that verify use
     from leads_pipeline.lib.contacts.verifier import EmailVerifier
@@ -130,10 +138,11 @@ def find_email(
         print_json(result)
         return
     if result["email"]:
-        console.print(
-            f"[bold]{result['email']}[/bold] {result['status']} (confidence {result['confidence']}): {result['reason']}"
+        print_line(
+            (result["email"], "bold"),
+            f" {result['status']} (confidence {result['confidence']}): {result['reason']}",
         )
     else:
-        console.print(f"no address found: {result['reason']}")
+        print_line(f"no address found: {result['reason']}")
     for attempt in result["tried"]:
-        console.print(f"  tried {attempt['email']}: {attempt['status']} ({attempt['method']})")
+        print_line(f"  tried {attempt['email']}: {attempt['status']} ({attempt['method']})")

@@ -11,23 +11,21 @@ import warnings
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.markup import escape
 
 from leads_pipeline.commands.common import (
     LOST_CONNECTION_ERRORS,
     Table,
     acting_user,
-    console,
     csv_stdout,
     database_went_away,
     environment,
     one_output,
     print_fields,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
-from leads_pipeline.commands.common import errors as error_console
 from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
@@ -73,7 +71,7 @@ def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         print_json(rows)
         return
     if not rows:
-        console.print(f"no CRM connections in {folder}: add one YAML file per connection (see README, CRM sync)")
+        print_line(f"no CRM connections in {folder}: add one YAML file per connection (see README, CRM sync)")
         return
     table = Table("name", "crm", "object", "direction", "list", "schedule", "problem")
     lines = []
@@ -146,10 +144,11 @@ def crm_test(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
     if as_json:
         print_json(document)
     else:
-        console.print(
-            f"[green]ok[/green]: {name} reaches {document['crm']} {document['object']}; "
+        print_line(
+            ("ok", "green"),
+            f": {name} reaches {document['crm']} {document['object']}; "
             f"all {counted(document['mappedFields'], 'mapped field')} exist"
-            f" ({counted(document['crmFields'], 'field')} in the CRM)"
+            f" ({counted(document['crmFields'], 'field')} in the CRM)",
         )
 
 
@@ -174,23 +173,24 @@ def sync(
     if as_json:
         print_json(report)
         return
-    console.print(
-        f"sync {report['syncId']} of {crm}: [bold]{report['status']}[/bold]; {report['leadsToSync']} to sync, "
+    print_line(  # one line for a log to grep ("0 failed"), which an 80-column wrap split as "0 \nfailed"
+        f"sync {report['syncId']} of {crm}: ",
+        (report["status"], "bold"),
+        f"; {report['leadsToSync']} to sync, "
         f"{report['created']} created, {report['updated']} updated, {report['unchanged']} unchanged, "
         f"{report['failed']} failed, {report['invalid']} invalid, {report['pulled']} pulled "
         f"({report['pulledToSurvivors']} into merge survivors), {counted(report['pullSkipped'], 'pulled record')} "
         f"skipped, {counted(report['conflicts'], 'conflict')} ({counted(report['requests'], 'request')})",
-        soft_wrap=True,  # one line for a log to grep ("0 failed"), which an 80-column wrap split as "0 \nfailed"
     )
     if report["recreated"]:
-        console.print(
+        print_line(
             f"{counted(report['recreated'], 'linked record')} gone from {crm} (deleted or merged there since the "
             "last sync): sent again, created anew or to the record holding the lead's match key"
         )
     if report.get("message"):
-        console.print(report["message"])
+        print_line(report["message"])
     if report["failed"] or report["invalid"] or report["pullSkipped"] or report["recreated"]:
-        console.print(f"see `leads sync errors {report['syncId']}`")
+        print_line(f"see `leads sync errors {report['syncId']}`")
 
 
 def _missing_crm() -> NoReturn:
@@ -206,11 +206,7 @@ def _missing_crm() -> NoReturn:
         if names
         else f"none in {folder} yet: add one YAML file per connection (see README, CRM sync)"
     )
-    error_console.print(
-        f"[red]error:[/red] missing option --crm: the CRM connection to sync, {escape(known)}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    print_line(("error:", "red"), f" missing option --crm: the CRM connection to sync, {known}", err=True)
     raise typer.Exit(code=2)
 
 
@@ -392,7 +388,7 @@ def sync_errors(
         print_json(rows)
         return
     if not rows:
-        console.print(f"sync {sync_id} has no failed, invalid, skipped or recreated records")
+        print_line(f"sync {sync_id} has no failed, invalid, skipped or recreated records")
         return
     table = Table(*columns)
     lines = []

@@ -9,9 +9,9 @@ import typer
 from leads_pipeline.commands.common import (
     Table,
     acting_user,
-    console,
     environment,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -84,16 +84,14 @@ def dedupe_command(
         # reading which leads to merge read the wrong ones: each cluster takes two lines, every value whole
         lines.append((f"cluster {c['cluster']}: leads {ids}", f"in lists {lists_of}, score {c['score']:.1f}: {why}"))
     print_table(table, lines)
-    console.print(f"{counted(len(document['clusters']), 'cluster')} of duplicates", highlight=False)
+    print_line(f"{counted(len(document['clusters']), 'cluster')} of duplicates")
     for number in document["skipped"]:
-        console.print(
+        print_line(
             f"cluster {number}: skipped, fewer than two of its leads are still live (merged or deleted since it was"
-            " found)",
-            highlight=False,
+            " found)"
         )
     for m in document["merges"]:
-        console.print(
+        print_line(
             f"merge {m['mergeId']}: kept lead {m['survivorId']}, merged {', '.join(map(str, m['mergedIds']))}, "
-            f"filled {', '.join(m['filled']) or 'nothing'} (undo: leads merges undo {m['mergeId']})",
-            highlight=False,
+            f"filled {', '.join(m['filled']) or 'nothing'} (undo: leads merges undo {m['mergeId']})"
         )

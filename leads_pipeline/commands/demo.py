@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from leads_pipeline.commands.common import acting_user, console, environment, run_or_fail
+from leads_pipeline.commands.common import acting_user, console, environment, print_line, run_or_fail
 from leads_pipeline.lib.runtime import Environment
 from leads_pipeline.lib.wording import counted, credit_amount
 from leads_pipeline.sandbox.cli import DemoDataDir
@@ -54,12 +54,12 @@ def provider_settings(settings: Mapping[str, str]) -> Iterator[None]:
 
 
 def _step(number: int, title: str) -> None:
-    console.print(f"\n[bold]{number}. {title}[/bold]", highlight=False, soft_wrap=True)
+    print_line("\n", (f"{number}. {title}", "bold"))
 
 
 def _say(text: str) -> None:
     """One line of a step's report; long lines are left to the terminal to wrap (copyable ids stay whole)."""
-    console.print(f"   {text}", highlight=False, soft_wrap=True)
+    print_line(f"   {text}")
 
 
 def _import(env: Environment, list_name: str, file: Path) -> dict[str, Any]:
@@ -262,4 +262,4 @@ def demo(
         (f"leads sync history --crm {report['connection']}", "the CRM push"),
         ("leads sandbox tour", "one call of every provider's client against the sandbox"),
     ):
-        console.print(f"   {command}  [dim]# {why}[/dim]", highlight=False, soft_wrap=True)
+        print_line(f"   {command}  ", (f"# {why}", "dim"))

@@ -11,10 +11,9 @@ import typer
 
 from leads_pipeline.commands.common import (
     acting_user,
-    console,
     environment,
-    errors,
     print_json,
+    print_line,
     require_every_list,
     run_or_fail,
 )
@@ -109,6 +108,6 @@ def dnc_import(
         print_json(result)
         return
     loaded = f"loaded {counted(result['numbers'], 'number')} ({kind}, snapshot {result['snapshotDate']})"
-    console.print(f"{loaded}; {counted(result['rejected'], 'line')} rejected")
+    print_line(f"{loaded}; {counted(result['rejected'], 'line')} rejected")
     for problem in result["problems"]:
-        errors.print(f"[yellow]warning:[/yellow] {problem}", highlight=False, soft_wrap=True)
+        print_line(("warning:", "yellow"), f" {problem}", err=True)

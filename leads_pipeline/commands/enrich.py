@@ -23,6 +23,7 @@ from leads_pipeline.commands.common import (
     environment,
     fail,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -265,12 +266,11 @@ def enrich(
     if as_json:
         print_json(document)
     else:
-        console.print(
-            f"job [bold]{job.id}[/bold] queued: {counted(job.leads_queued, 'lead')},"
-            f" ~{credit_amount(job.estimated_credits)}, ~{job.estimated_seconds:g} s."
-            f" Follow it with `leads jobs show {job.id}`.",
-            highlight=False,
-            soft_wrap=True,  # the command on one line to copy, however narrow the terminal (a log: 80 columns)
+        print_line(  # the command on one line to copy, however narrow the terminal (a log: 80 columns)
+            "job ",
+            (job.id, "bold"),
+            f" queued: {counted(job.leads_queued, 'lead')}, ~{credit_amount(job.estimated_credits)},"
+            f" ~{job.estimated_seconds:g} s. Follow it with `leads jobs show {job.id}`.",
         )
 
 
@@ -285,20 +285,16 @@ def _print_estimate(plan: dict[str, Any]) -> None:
             f"{part['estimatedTime']:.0f}",
         )
     console.print(table)
-    console.print(
+    print_line(
         f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
-        f"(at most {credit_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched.",
-        highlight=False,
-        soft_wrap=True,  # one line for cron's mail to grep (80 columns broke it), as the job's queued line
+        f"(at most {credit_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched."
     )
     month = plan.get("monthlyBudget")
     if month is None:
         return
-    console.print(
+    print_line(
         f"monthly budget of {credit_amount(month['budget'])}: {credit_number(month['usedThisMonth'])} used this month, "
-        f"{credit_number(month['left'])} left; {month['note']}",
-        highlight=False,
-        soft_wrap=True,
+        f"{credit_number(month['left'])} left; {month['note']}"
     )
 
 
@@ -397,17 +393,14 @@ def job_summary(env: Environment, job_id: str) -> dict[str, Any]:
 
 def _print_summary(document: dict[str, Any]) -> None:
     progress, results = document["progress"], document["results"]
-    console.print(
-        f"job [bold]{document['jobId']}[/bold]: {document['status']}, {progress['processed']:,}/{progress['total']:,} "
-        f"({progress['percentage']}%), {credit_amount(document['creditsUsed'])} used"
+    print_line(  # one line for a log to grep, as the sync's
+        "job ",
+        (document["jobId"], "bold"),
+        f": {document['status']}, {progress['processed']:,}/{progress['total']:,} ({progress['percentage']}%),"
+        f" {credit_amount(document['creditsUsed'])} used"
         + (f", ETA {document['eta']:.0f} s" if "eta" in document else ""),
-        highlight=False,
-        soft_wrap=True,  # one line for a log to grep, as the sync's
     )
-    console.print(
-        f"enriched {results['enriched']:,}, no data {results['noDataFound']:,}, failed {results['failed']:,}",
-        highlight=False,
-    )
+    print_line(f"enriched {results['enriched']:,}, no data {results['noDataFound']:,}, failed {results['failed']:,}")
     table = Table("source", "status", "processed", "note")
     lines = []
     for source in document["sources"]:
@@ -418,11 +411,9 @@ def _print_summary(document: dict[str, Any]) -> None:
         lines.append((f"{source['source']}: {source['status']}, {processed} processed", source["note"] or "no note"))
     print_table(table, lines)
     b = document["breakdown"]
-    console.print(
+    print_line(
         f"email {b['email']['found']} found / {b['email']['verified']} verified, phone {b['phone']['found']} found / "
-        f"{b['phone']['mobile']} mobile, linkedin {b['linkedin']['found']}, company {b['company']['found']}",
-        highlight=False,
-        soft_wrap=True,
+        f"{b['phone']['mobile']} mobile, linkedin {b['linkedin']['found']}, company {b['company']['found']}"
     )
 
 
@@ -522,11 +513,7 @@ def jobs_resume(
             _print_summary(job_summary(env, job_id))
             return
         _spawn(env, job_id, keeper)
-    console.print(
-        f"job [bold]{job_id}[/bold] resumed. Follow it with `leads jobs show {job_id}`.",
-        highlight=False,
-        soft_wrap=True,
-    )
+    print_line("job ", (job_id, "bold"), f" resumed. Follow it with `leads jobs show {job_id}`.")
 
 
 @jobs_app.command("run", hidden=True)
@@ -592,11 +579,7 @@ def templates_validate(path: Path) -> None:
     from leads_pipeline.lib.enrichment.templates import load_template_file
 
     template = run_or_fail(lambda: load_template_file(path))
-    console.print(
-        f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})",
-        highlight=False,
-        soft_wrap=True,
-    )
+    print_line(f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})")
 
 
 def credits(
@@ -647,7 +630,7 @@ def credits(
         if unlisted
         else ""
     )
-    console.print(f"this month: {total}{elsewhere}", highlight=False, soft_wrap=True)  # one line (80 columns broke it)
+    print_line(f"this month: {total}{elsewhere}")  # one line (80 columns broke it)
 
 
 def enrich_after_import(
@@ -699,4 +682,4 @@ def enrich_after_import(
 
     name, chosen = run_or_fail(save)
     state = "off" if off else f"on ({','.join(chosen)}, template {template}, priority {priority})"
-    console.print(f"enrichAfterImport for list [bold]{name}[/bold]: {state}", highlight=False)
+    print_line("enrichAfterImport for list ", (name, "bold"), f": {state}")

@@ -15,10 +15,10 @@ import typer
 
 from leads_pipeline.commands.common import (
     acting_user,
-    console,
     environment,
     fail,
     print_json,
+    print_line,
     require_every_list,
     run_or_fail,
 )
@@ -56,10 +56,10 @@ def keys_status(as_json: JsonOption = False) -> None:
     if as_json:
         print_json(status)
         return
-    console.print(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")
+    print_line(f"keys: {', '.join(status['keys'])} (active: {status['active']}) from {status['source']}")
     for key, count in status["valuesByKey"].items():
-        missing = " [red]not in the keyring: these cannot be opened; add the key back[/red]"
-        console.print(f"  {key}: {counted(count, 'lead value')}{missing if key in status['missingKeys'] else ''}")
+        missing = (" ", ("not in the keyring: these cannot be opened; add the key back", "red"))
+        print_line(f"  {key}: {counted(count, 'lead value')}", *(missing if key in status["missingKeys"] else ()))
 
 
 @app.command("add")
@@ -80,7 +80,7 @@ def keys_add(key_id: Annotated[str | None, typer.Argument(help="Id of the new ke
     if chosen in ring.keys or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", chosen):
         fail(f"key id {chosen!r} is taken or invalid; use letters, digits, - or _ and a new id")
     crypto.add_file_key(crypto.keyring_file(), chosen)
-    console.print(f"added key {chosen} to {crypto.keyring_file()}; it is now active: run `leads keys rotate`")
+    print_line(f"added key {chosen} to {crypto.keyring_file()}; it is now active: run `leads keys rotate`")
 
 
 @app.command("rotate")
@@ -105,7 +105,7 @@ def keys_rotate(
         line = f"  {table}: {done:,}/{total:,} pages"
         if not as_json and shown[-1:] != [line]:
             shown.append(line)
-            console.print(line, highlight=False)
+            print_line(line)
 
     def run() -> dict[str, Any]:
         with connect(env.database_url, autocommit=True) as conn:
@@ -115,7 +115,7 @@ def keys_rotate(
     if as_json:
         print_json(summary)
         return
-    console.print(
+    print_line(
         f"rotation {summary['rotationId']}: {counted(summary['resealed'], 'row')} re-sealed"
         f" under key {summary['activeKey']}"
     )

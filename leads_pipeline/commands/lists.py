@@ -15,11 +15,11 @@ from leads_pipeline.commands.common import (
     Table,
     acting_user,
     confirmed,
-    console,
     environment,
     fail,
     print_fields,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -92,15 +92,11 @@ def lists_create(
     if as_json:
         print_json(document)
     elif not created:
-        console.print(
-            f"list {document['name']} exists (id {document['listId']}, dedupe by {dedupe}): left as it is",
-            highlight=False,
-        )
+        print_line(f"list {document['name']} exists (id {document['listId']}, dedupe by {dedupe}): left as it is")
     else:
         where = f" in {document['folder']}" if document["folder"] else ""
-        console.print(
-            f"created list [bold]{document['name']}[/bold]{where} (id {document['listId']}, dedupe by {dedupe})",
-            highlight=False,
+        print_line(
+            "created list ", (str(document["name"]), "bold"), f"{where} (id {document['listId']}, dedupe by {dedupe})"
         )
 
 
@@ -195,7 +191,7 @@ def lists_rename(name: str, new_name: str) -> None:
     from leads_pipeline.lib.store.lists import rename_list
 
     renamed = _change(name, "editor", "renaming it", lambda conn, lst: rename_list(conn, lst, new_name))
-    console.print(f"renamed list {name!r} to {renamed.name!r}", highlight=False)
+    print_line(f"renamed list {name!r} to {renamed.name!r}")
 
 
 @app.command("move")
@@ -207,7 +203,7 @@ def lists_move(
     from leads_pipeline.lib.store.lists import move_list
 
     moved = _change(name, "editor", "moving it", lambda conn, lst: move_list(conn, lst, folder))
-    console.print(f"moved list {moved.name!r} to {moved.folder or 'the top level'}", highlight=False)
+    print_line(f"moved list {moved.name!r} to {moved.folder or 'the top level'}")
 
 
 @app.command("tag")
@@ -216,7 +212,7 @@ def lists_tag(name: str, tags: Annotated[list[str], typer.Argument(help="Tags to
     from leads_pipeline.lib.store.lists import tag_list
 
     tagged = _change(name, "editor", "tagging it", lambda conn, lst: tag_list(conn, lst, tags))
-    console.print(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}", highlight=False)
+    print_line(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}")
 
 
 @app.command("untag")
@@ -225,7 +221,7 @@ def lists_untag(name: str, tags: Annotated[list[str], typer.Argument(help="Tags 
     from leads_pipeline.lib.store.lists import tag_list
 
     tagged = _change(name, "editor", "untagging it", lambda conn, lst: tag_list(conn, lst, tags, remove=True))
-    console.print(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}", highlight=False)
+    print_line(f"list {tagged.name!r} tags: {', '.join(tagged.tags) or '-'}")
 
 
 @app.command("archive")
@@ -234,7 +230,7 @@ def lists_archive(name: str) -> None:
     from leads_pipeline.lib.store.lists import set_archived
 
     done = _change(name, "owner", "archiving it", lambda conn, lst: set_archived(conn, lst, True), write=False)
-    console.print(f"archived list {done.name!r} (read-only until `leads lists unarchive`)", highlight=False)
+    print_line(f"archived list {done.name!r} (read-only until `leads lists unarchive`)")
 
 
 @app.command("unarchive")
@@ -243,7 +239,7 @@ def lists_unarchive(name: str) -> None:
     from leads_pipeline.lib.store.lists import set_archived
 
     done = _change(name, "owner", "unarchiving it", lambda conn, lst: set_archived(conn, lst, False), write=False)
-    console.print(f"unarchived list {done.name!r}", highlight=False)
+    print_line(f"unarchived list {done.name!r}")
 
 
 @app.command("delete")
@@ -271,9 +267,9 @@ def lists_delete(
 
     removed = _change(name, "owner", "deleting it", delete, write=False)
     if purge:
-        console.print(f"deleted list {name!r} and purged {counted(removed, 'lead')} for good", highlight=False)
+        print_line(f"deleted list {name!r} and purged {counted(removed, 'lead')} for good")
     else:
-        console.print(f"deleted list {name!r} ({counted(removed, 'lead')} soft-deleted with it)", highlight=False)
+        print_line(f"deleted list {name!r} ({counted(removed, 'lead')} soft-deleted with it)")
 
 
 @app.command("restore")
@@ -290,7 +286,7 @@ def lists_restore(name: str) -> None:
         return restored
 
     restored = _in_transaction(restore)
-    console.print(f"restored list {name!r} with {counted(restored, 'lead')}", highlight=False)
+    print_line(f"restored list {name!r} with {counted(restored, 'lead')}")
 
 
 @app.command("share")
@@ -310,7 +306,7 @@ def lists_share(
         return member
 
     member = _change(name, "owner", "sharing it", share, write=False)
-    console.print(f"{member} is now {checked} of list {name!r}", highlight=False)
+    print_line(f"{member} is now {checked} of list {name!r}")
 
 
 @app.command("unshare")
@@ -327,7 +323,6 @@ def lists_unshare(name: str, user: str) -> None:
         return removed
 
     removed = _change(name, "owner", "unsharing it", unshare, write=False)
-    console.print(
-        f"{user} no longer has access to list {name!r}" if removed else f"{user} was not a member of list {name!r}",
-        highlight=False,
+    print_line(
+        f"{user} no longer has access to list {name!r}" if removed else f"{user} was not a member of list {name!r}"
     )

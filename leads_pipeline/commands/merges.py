@@ -9,9 +9,9 @@ import typer
 from leads_pipeline.commands.common import (
     Table,
     acting_user,
-    console,
     environment,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -66,8 +66,7 @@ def merges_undo(merge_id: int) -> None:
             return merges.undo_merge(conn, merge_id, acting_user())
 
     result = run_or_fail(undo)
-    console.print(
+    print_line(
         f"merge {merge_id} undone: lead {result['survivorId']} restored,"
-        f" {counted(result['restored'], 'merged lead')} back",
-        highlight=False,
+        f" {counted(result['restored'], 'merged lead')} back"
     )

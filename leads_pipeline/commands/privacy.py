@@ -18,12 +18,12 @@ from leads_pipeline.commands.common import (
     acting_user,
     api_shape,
     confirmed,
-    console,
     environment,
     fail,
     json_text,
     output_file,
     print_json,
+    print_line,
     require_every_list,
     run_or_fail,
 )
@@ -80,7 +80,7 @@ def privacy_export(
 
     run_or_fail(lambda: write(out))
     held = counted(len(document["leadIds"]), "lead")
-    console.print(f"wrote the data held about {who} ({held}) to {out}", highlight=False)
+    print_line(f"wrote the data held about {who} ({held}) to {out}")
 
 
 @app.command("delete")
@@ -110,18 +110,16 @@ def privacy_delete(
         print_json(result)
         return
     rows = ", ".join(f"{n} {table}" for table, n in result["removed"].items() if n)
-    console.print(
+    print_line(
         f"erased {who}: {counted(result['leads'], 'lead')} ({rows or 'no rows'}), "
         f"{counted(len(result['files']), 'import file')} rewritten, {counted(len(result['logs']), 'log file')} "
         f"cleaned, {counted(result['media'], 'photo')} deleted; "
-        "later imports skip them",
-        highlight=False,
+        "later imports skip them"
     )
     if result["crmErasures"]:
-        console.print(
+        print_line(
             f"{result['crmErasures']} CRM records queued for deletion (sent hourly, or now with "
-            "`leads privacy crm-erasures --process`)",
-            highlight=False,
+            "`leads privacy crm-erasures --process`)"
         )
 
 
@@ -132,9 +130,7 @@ def privacy_opt_out(who: Who, everyone: Everyone = False) -> None:
     from leads_pipeline.lib.store import privacy
 
     flagged = _run(lambda conn, env: privacy.opt_out(conn, who, acting_user(), everyone=everyone))
-    console.print(
-        f"{who} opted out: {counted(flagged, 'lead')} flagged, left out of exports and CRM syncs", highlight=False
-    )
+    print_line(f"{who} opted out: {counted(flagged, 'lead')} flagged, left out of exports and CRM syncs")
 
 
 @app.command("crm-erasures")
@@ -161,23 +157,21 @@ def privacy_crm_erasures(
         print_json({"processed": report, "requests": rows})
         return
     if report is not None:
-        console.print(
+        print_line(
             f"deleted {report['deleted']}, already absent {report['absent']}, refused {report['failed']}, "
-            f"still pending {report['pending']}",
-            highlight=False,
+            f"still pending {report['pending']}"
         )
         for name, reason in report["blocked"].items():
-            console.print(f"connection {name}: left pending: {reason}", highlight=False)
+            print_line(f"connection {name}: left pending: {reason}")
     for row in rows:
         state = row["outcome"] or row["status"]
         error = f"  ({row['last_error']})" if row["last_error"] and row["status"] != "done" else ""
-        console.print(
+        print_line(
             f"{row['id']:>6}  {row['connection']}  {row['crm']}  {row['remote_id']}  {state}  "
-            f"{row['attempts']} attempts{error}",
-            highlight=False,
+            f"{row['attempts']} attempts{error}"
         )
     if not rows:
-        console.print("no CRM erasure requests" + (f" {status}" if status else ""), highlight=False)
+        print_line("no CRM erasure requests" + (f" {status}" if status else ""))
 
 
 def launch_crm_erasures(actor: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from leads_pipeline.commands.common import (
     console,
     environment,
     print_json,
+    print_line,
     print_table,
     require_every_list,
     run_or_fail,
@@ -71,14 +72,14 @@ def retention_set(
     """Set a policy: delete untouched leads / purge fact payloads / delete inbox files / delete run logs after DAYS
     days."""
     _set(kind, days, list_name)
-    console.print(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: {days} days")
+    print_line(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: {days} days")
 
 
 @app.command("unset")
 def retention_unset(kind: KindArgument, list_name: ListOption = None) -> None:
     """Remove a policy (a list then follows the global one)."""
     _set(kind, None, list_name)
-    console.print(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: none")
+    print_line(f"retention of {kind} {'in ' + repr(list_name) if list_name else 'globally'}: none")
 
 
 @app.command("show")
@@ -131,13 +132,12 @@ def retention_apply(
         print_json(summary)
         return
     verb = "would remove" if dry_run else "removed"
-    console.print(
+    print_line(
         f"{verb} {counted(summary['leads_deleted'], 'lead')},"
         f" {counted(summary['import_error_values_cleared'], 'import error value')},"
         f" {counted(summary['fact_payloads_purged'], 'fact payload')},"
         f" {counted(summary['inbox_files_deleted'], 'inbox file')}"
-        f" and {counted(summary['log_files_deleted'], 'log file')}",
-        highlight=False,
+        f" and {counted(summary['log_files_deleted'], 'log file')}"
     )
 
 

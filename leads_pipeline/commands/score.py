@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from leads_pipeline.commands.common import (
     Table,
@@ -18,6 +17,7 @@ from leads_pipeline.commands.common import (
     console,
     environment,
     print_json,
+    print_line,
     print_table,
     require_every_list,
     run_or_fail,
@@ -102,14 +102,13 @@ def score(
         print_json(document)
         return
     bands = document["distribution"]
-    console.print(
+    print_line(
         f"scored {counted(document['scored'], 'lead')} (batch {document['batchId']}):"
         f" average {document['averageScore']}, "
-        f"{bands['hot']:,} hot, {bands['warm']:,} warm, {bands['cold']:,} cold",
-        highlight=False,
+        f"{bands['hot']:,} hot, {bands['warm']:,} warm, {bands['cold']:,} cold"
     )
     stages = ", ".join(f"{count:,} {stage}" for stage, count in document["stages"].items())
-    console.print(f"stages now: {stages}; {document['stageChanges']:,} moved by this run", highlight=False)
+    print_line(f"stages now: {stages}; {document['stageChanges']:,} moved by this run")
 
 
 def _checked_lead(conn: Any, lead_id: int, needed: Role, action: str, *, write: bool) -> dict[str, Any]:
@@ -162,23 +161,21 @@ def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _print_lead(document: dict[str, Any]) -> None:
-    # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]")
-    console.print(
-        f"[bold]lead {document['leadId']}[/bold] in {escape(document['list'])}: stage {document['stage']}",
-        soft_wrap=True,  # a long list's name whole, however narrow (a pipe: 80 columns)
-    )
+    # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]"); a long list's
+    # name whole, however narrow (a pipe: 80 columns)
+    print_line((f"lead {document['leadId']}", "bold"), f" in {document['list']}: stage {document['stage']}")
     for name, value in document["fields"].items():  # each whole on its line, however narrow (a pipe: 80 columns)
-        console.print(f"  {name}: {value}", highlight=False, markup=False, soft_wrap=True)
+        print_line(f"  {name}: {value}")
     if document["tags"]:
-        console.print(f"  tags: {', '.join(document['tags'])}", highlight=False, markup=False, soft_wrap=True)
+        print_line(f"  tags: {', '.join(document['tags'])}")
     current = document["score"]
     if current is None:
         console.print("  not scored yet (leads score --list NAME)")
     else:
         parts = ", ".join(f"{name} {points}" for name, points in current["components"].items())
-        console.print(f"  score {current['score']} ({current['band']}): {parts}", highlight=False, soft_wrap=True)
+        print_line(f"  score {current['score']} ({current['band']}): {parts}")
         for reason in current["explanation"]:
-            console.print(f"    - {reason}", highlight=False, soft_wrap=True)
+            print_line(f"    - {reason}")
     # narrower than a table (80 columns: a pipe, a log) its columns were cut to a few letters ("company_…",
     # "company/…") or broken over lines: each row takes two lines, every value whole
     if "scoreHistory" in document:
@@ -278,9 +275,9 @@ def stage_set(
     if as_json:
         print_json(document)
     elif not document["changed"]:
-        console.print(f"lead {lead_id}: already {document['to']} (set by {document['changedBy']}); nothing changed")
+        print_line(f"lead {lead_id}: already {document['to']} (set by {document['changedBy']}); nothing changed")
     else:
-        console.print(f"lead {lead_id}: {document['from']} -> {document['to']} (by {document['changedBy']})")
+        print_line(f"lead {lead_id}: {document['from']} -> {document['to']} (by {document['changedBy']})")
 
 
 @model_app.command("train")
@@ -308,9 +305,8 @@ def model_train(
     if as_json:
         print_json(document)
     else:
-        console.print(
+        print_line(
             f"trained {document['version']}: accuracy {document['accuracy']}, AUC {document['auc']}, "
-            f"calibration error {document['calibration_error']} on {document['holdout_rows']:,} held-out leads",
-            highlight=False,
+            f"calibration error {document['calibration_error']} on {document['holdout_rows']:,} held-out leads"
         )
         console.print("use it with `model: {mode: component}` (or replace) in the scoring configuration")

@@ -10,12 +10,11 @@ import typer
 from leads_pipeline.commands.common import (
     Table,
     acting_user,
-    console,
     csv_stdout,
     environment,
-    errors,
     one_output,
     print_json,
+    print_line,
     print_table,
     run_or_fail,
 )
@@ -103,7 +102,7 @@ def search_command(
         _print_table(page.leads)
     if page.next_cursor:
         # on one line however long (it holds the sort value), to be copied or read by a script whole
-        errors.print(f"more: --after {page.next_cursor}", highlight=False, soft_wrap=True)
+        print_line(f"more: --after {page.next_cursor}", err=True)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
@@ -122,4 +121,4 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
         values = [cell for cell in cells if cell] + [f"stage {r['stage']}"] + ([f"score {score}"] if score else [])
         lines.append((f"{r['id']}  {name} in {r['list']}", ", ".join(values)))
     print_table(table, lines)
-    console.print(counted(len(rows), "lead"), highlight=False)
+    print_line(counted(len(rows), "lead"))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from leads_pipeline.commands.common import errors
+from leads_pipeline.commands.common import print_line
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.filters import Selection
@@ -38,8 +38,8 @@ def note_unheard_stages(conn: Connection, selection: Selection, user: str) -> No
     from leads_pipeline.lib.store.search import unheard_of_stages
 
     for stage in unheard_of_stages(conn, selection, user):
-        errors.print(
+        print_line(
             f"note: no lead of the selected lists has stage {stage!r}, and it is none of {', '.join(MANUAL_STAGES)}"
             " (a stage a CRM set is searched as stored)",
-            highlight=False,
+            err=True,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -21,11 +22,12 @@ import pytest
 from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
-from leads_pipeline.commands.common import connection_lost, database_went_away, json_text, print_json
+from leads_pipeline.commands import common
+from leads_pipeline.commands.common import connection_lost, database_went_away, json_text, print_json, print_line
 from leads_pipeline.defs.imports.sensors import file_owner
 from leads_pipeline.lib import runtime
 from leads_pipeline.lib.store.db import connect
-from leads_pipeline_tests.paths import DEMO_FILE
+from leads_pipeline_tests.paths import DEMO_FILE, REPO
 from leads_pipeline_tests.support import Leads, api_shape_problems, cli_environment, sql_value
 
 
@@ -76,6 +78,45 @@ def test_json_text_writes_whole_floats_as_integers_and_times_in_iso_form() -> No
         "flag": True,
     }
     assert datetime.fromisoformat(json.loads(text)["startedAt"]) == document["startedAt"]
+
+
+def test_print_line_says_values_as_written_and_styles_only_its_own_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values printed as rich markup were read as tags ('[/x]' stopped the command with a MarkupError, '[red]'
+    coloured the rest), rich's escape doubled a trailing backslash, and ':thumbs_up:' became an emoji. A line
+    says them as written, control characters as ``?``, on one line however narrow; only ``(text, style)`` parts
+    are styled."""
+    out, err = (
+        common.TerminalConsole(record=True, width=20, force_terminal=True, color_system="standard", no_color=False,
+                               stderr=stderr)
+        for stderr in (False, True)
+    )  # fmt: skip
+    monkeypatch.setattr(common, "console", out)
+    monkeypatch.setattr(common, "errors", err)
+    value = "[/x] Leads [red]EMEA :thumbs_up: \x1b[2J C:\\dir\\"  # a value ending in a backslash
+    print_line(("job", "bold"), f" {value}", " done")
+    print_line(("error:", "red"), f" no such file: {value}", err=True)
+    assert out.export_text(clear=False) == "job [/x] Leads [red]EMEA :thumbs_up: ?[2J C:\\dir\\ done\n"
+    assert out.export_text(styles=True).startswith("\x1b[1mjob\x1b[0m [/x] Leads [red]EMEA")  # the rest unstyled
+    expected = "\x1b[31merror:\x1b[0m no such file: [/x] Leads [red]EMEA :thumbs_up: ?[2J C:\\dir\\\n"
+    assert err.export_text(styles=True) == expected
+
+
+def test_no_line_of_a_command_is_formatted_into_rich_markup() -> None:
+    """About 50 lines of the commands formatted names, paths and values into a line printed as rich markup: a
+    list named '[/x] Leads' stopped `leads lists create` with a MarkupError traceback, '[red]' coloured the rest.
+    They go through print_line; a console's print of an f-string (with markup on) would read its values so."""
+    found = []
+    for path in sorted((REPO / "leads_pipeline").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "print"
+                and not any(k.arg == "markup" and getattr(k.value, "value", True) is False for k in node.keywords)
+                and any(isinstance(part, ast.JoinedStr) for arg in node.args for part in ast.walk(arg))
+            ):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert found == []
 
 
 def test_print_json_writes_camel_case_keys_and_ids_as_strings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -212,6 +212,15 @@ def test_archived_list_is_read_only(leads: Leads, database_url: str) -> None:
     assert live_leads(database_url) == 33
 
 
+def test_the_question_before_a_purge_names_the_list_as_written(leads: Leads) -> None:
+    """The question before purging ':fire: Fair' asked to remove list '🔥 Fair': emoji codes in a name, a value
+    or an answer written to the terminal became emoji (markup was already off there)."""
+    leads.ok("lists", "create", ":fire: Fair [red]2026")
+    purged = leads.run("lists", "delete", ":fire: Fair [red]2026", "--purge", stdin=":fire:\n")
+    asked = "remove list ':fire: Fair [red]2026' and its 0 leads for good? [y/N]: :fire:\n"
+    assert purged.exit_code == 1 and purged.stderr.startswith(asked), purged.stderr
+
+
 @pytest.mark.parametrize("purge", [False, True])
 def test_delete_soft_or_purge(leads: Leads, database_url: str, purge: bool) -> None:
     leads.ok("lists", "create", "fair")
