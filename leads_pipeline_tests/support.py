@@ -25,6 +25,7 @@ import dagster as dg
 import psycopg
 import pytest
 import urllib3.util.connection
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
@@ -232,8 +233,12 @@ def instance_of_a_run_at_once() -> Iterator[dg.DagsterInstance]:
     run's event-log handler, whose thread holds that handler's lock while SQLAlchemy, storing the event, waits for
     the module lock (to read a logger's level): both runs hung for ever. This instance has no such handlers and
     leaves logging alone. ``DAGSTER_HOME`` stays as it is: each of two instances setting it on open and putting
-    back what it found on close leaves it naming the first one's deleted folder when the first closes first."""
-    with dg.instance_for_test(set_dagster_home=False) as instance, pytest.MonkeyPatch.context() as patch:
+    back what it found on close leaves it naming the first one's deleted folder when the first closes first. Nor
+    are a step's stdout and stderr captured: each step pointed the process's file descriptors at its log file and
+    put back what it found, and after the first run ended, the other's output went to the first's file, never to
+    the test's captured output."""
+    overrides = {"compute_logs": {"module": NoOpComputeLogManager.__module__, "class": "NoOpComputeLogManager"}}
+    with dg.instance_for_test(overrides, set_dagster_home=False) as instance, pytest.MonkeyPatch.context() as patch:
         patch.setattr(instance, "get_yaml_python_handlers", list)
         yield instance
 

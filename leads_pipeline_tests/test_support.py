@@ -5,6 +5,7 @@ import os
 import threading
 
 import dagster as dg
+import pytest
 
 from leads_pipeline_tests.support import instance_of_a_run_at_once
 
@@ -50,3 +51,18 @@ def test_instances_of_runs_at_once_leave_dagster_home_as_it_was() -> None:
     first.__exit__(None, None, None)  # the first run ends first
     second.__exit__(None, None, None)
     assert os.environ.get("DAGSTER_HOME") == before
+
+
+def test_runs_at_once_leave_the_process_s_stderr_to_it(capfd: pytest.CaptureFixture[str]) -> None:
+    """A run's step of a test instance pointed the process's stdout and stderr at its log file and put back what
+    it found: after a run that began while another's step was on and ended last, stderr wrote to the other's file
+    (and what that run's step wrote after the other ended was lost), none of it in the test's captured output."""
+    with instance_of_a_run_at_once() as one, instance_of_a_run_at_once() as two:
+        first = one.compute_log_manager.capture_logs(["first"])  # each run's step, its output captured
+        second = two.compute_log_manager.capture_logs(["second"])
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)  # the first run ends first
+        second.__exit__(None, None, None)
+        os.write(2, b"after both runs\n")
+    assert "after both runs" in capfd.readouterr().err
