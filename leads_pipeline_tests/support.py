@@ -25,6 +25,7 @@ import dagster as dg
 import psycopg
 import pytest
 import urllib3.util.connection
+from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
 from typer.testing import CliRunner, Result
 
 from leads_pipeline.cli import app
@@ -219,6 +220,27 @@ def materialize_batch(
             tags=tags,
             raise_on_error=raise_on_error,
         )
+
+
+@contextlib.contextmanager
+def instance_of_a_run_at_once() -> Iterator[dg.DagsterInstance]:
+    """A test instance for one of several runs at once in this process's threads, opened and closed in its
+    run's thread (its SQLite storage is the thread's).
+
+    Dagster starts each run of an instance with settings (a test instance's turn telemetry off) by configuring the
+    ``python_logs`` handlers of the instance with ``logging.config.dictConfig``, even when there are none: that
+    holds logging's module lock while it flushes and closes every handler of the process, among them the other
+    run's event-log handler, whose thread holds that handler's lock while SQLAlchemy, storing the event, waits for
+    the module lock (to read a logger's level): both runs hung for ever. This instance has no such handlers and
+    leaves logging alone. ``DAGSTER_HOME`` stays as it is: each of two instances setting it on open and putting
+    back what it found on close leaves it naming the first one's deleted folder when the first closes first. Nor
+    are a step's stdout and stderr captured: each step pointed the process's file descriptors at its log file and
+    put back what it found, and after the first run ended, the other's output went to the first's file, never to
+    the test's captured output."""
+    overrides = {"compute_logs": {"module": NoOpComputeLogManager.__module__, "class": "NoOpComputeLogManager"}}
+    with dg.instance_for_test(overrides, set_dagster_home=False) as instance, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(instance, "get_yaml_python_handlers", list)
+        yield instance
 
 
 def enrich_after_import(

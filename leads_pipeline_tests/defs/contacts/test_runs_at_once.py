@@ -26,7 +26,7 @@ from leads_pipeline.sandbox.generate import write_leads_csv
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, metadata, sandbox_resources
-from leads_pipeline_tests.support import import_file, materialize_batch, step_failure
+from leads_pipeline_tests.support import import_file, instance_of_a_run_at_once, materialize_batch, step_failure
 
 
 def _a_lock_is_awaited(database_url: str) -> bool:
@@ -63,7 +63,7 @@ def _phone_stage_at_once(
     results: dict[int, dg.ExecuteInProcessResult] = {}
 
     def run(nth: int) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+        with instance_of_a_run_at_once() as instance:
             results[nth] = materialize_batch([phone_contacts], batches[nth], instance, resources, config)
 
     threads = [threading.Thread(target=run, args=(nth,)) for nth in (0, 1)]
@@ -190,7 +190,7 @@ def test_two_lists_of_the_same_addresses_at_once_pay_for_each_verdict_once(
     results: dict[str, dg.ExecuteInProcessResult] = {}
 
     def run(batch: str) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+        with instance_of_a_run_at_once() as instance:
             results[batch] = materialize_batch([email_contacts], batch, instance, resources, config)
 
     threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
@@ -273,7 +273,7 @@ def test_runs_of_two_batches_at_once_spend_no_more_than_the_month_s_budget(
     results: dict[str, dg.ExecuteInProcessResult] = {}
 
     def run(batch: str) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+        with instance_of_a_run_at_once() as instance:
             results[batch] = materialize_batch(
                 [phone_contacts], batch, instance, resources, config, raise_on_error=False
             )

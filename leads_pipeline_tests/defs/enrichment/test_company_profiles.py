@@ -23,7 +23,7 @@ from leads_pipeline.lib.store.search import create_selection_batch
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
-from leads_pipeline_tests.support import import_file
+from leads_pipeline_tests.support import import_file, instance_of_a_run_at_once
 
 
 def _gemini_calls(sandbox: Sandbox) -> int:
@@ -430,7 +430,7 @@ def _companies_at_once(
     results: dict[str, dg.ExecuteInProcessResult] = {}
 
     def run(batch: str) -> None:
-        with dg.instance_for_test() as instance:  # closed in its thread (an ephemeral one's SQLite is per thread)
+        with instance_of_a_run_at_once() as instance:
             results[batch] = materialize_companies(resources, instance, batch)
 
     threads = [threading.Thread(target=run, args=(batch,)) for batch in batches]
