@@ -931,7 +931,7 @@ def test_names_paths_and_values_in_brackets_are_printed_as_written(leads: Leads,
     assert f"[/b]Ann in {name}" in found and "[red]Acme[/red] GmbH" in found
     template = tmp_path / "template [t].yaml"
     template.write_text("name: '[/t] fair'\nsources: [phone, linkedin]\n", encoding="utf-8")
-    assert ok("templates", "validate", str(template)).startswith(f"{template}: OK (template [/t] fair, providers ")
+    assert ok("templates", "validate", str(template)).startswith(f"{template}: OK (template [/t] fair, sources ")
     estimate = ok("enrich", "--list", name, "--template", str(template), "--estimate")
     assert "2 leads, template [/t] fair: ~" in estimate
     assert ok("enrich-after-import", name).startswith(f"enrichAfterImport for list {name}: on (")

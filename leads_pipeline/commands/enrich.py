@@ -579,7 +579,12 @@ def templates_validate(path: Path) -> None:
     from leads_pipeline.lib.enrichment.templates import load_template_file
 
     template = run_or_fail(lambda: load_template_file(path))
-    print_line(f"{path}: OK (template {template.name}, providers {', '.join(template.providers())})")
+    # the stages it runs, and the company providers only when it runs the company stage: a template of the phone
+    # and LinkedIn stages alone said "providers " followed by nothing
+    said = [f"sources {', '.join(template.sources)}"]
+    if "company" in template.sources:
+        said.append(f"company providers {', '.join(template.providers())}")
+    print_line(f"{path}: OK (template {template.name}, {'; '.join(said)})")
 
 
 def credits(

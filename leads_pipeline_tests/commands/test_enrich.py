@@ -552,7 +552,15 @@ def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.Mo
     good.write_text(Path(standard["path"]).read_text().replace("name: standard", "name: q3-emea-trade-fair"))
     monkeypatch.setattr(enrich_commands, "console", Console(width=80))  # the path was broken over lines
     [line] = leads.ok("templates", "validate", str(good)).splitlines()
-    assert line.startswith(f"{good}: OK (template q3-emea-trade-fair, providers ") and line.endswith(")")
+    assert line.startswith(f"{good}: OK (template q3-emea-trade-fair, sources ") and line.endswith(")")
+    assert "; company providers " in line
+    # a template of the phone and LinkedIn stages alone: "providers " and nothing after it
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text("name: contacts\nsources: [phone, linkedin]\n")
+    assert (
+        leads.ok("templates", "validate", str(contacts)).strip()
+        == f"{contacts}: OK (template contacts, sources phone, linkedin)"
+    )
 
 
 def test_the_monthly_budget_stops_spending_with_a_clear_message(
