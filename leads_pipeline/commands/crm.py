@@ -114,7 +114,28 @@ def crm_show(name: str, as_json: Annotated[bool, typer.Option("--json", help="Pr
     if as_json:
         print_json(document)
         return
-    print_fields([(key, str(value)) for key, value in document.items()])
+    print_fields([(key, _setting_text(key, value)) for key, value in document.items()])
+
+
+def _setting_text(key: str, value: Any) -> str:
+    """A setting of ``crm show`` in words: the nested ones were printed as Python dictionaries
+    ("{'email': {'crmField': 'email', 'transforms': []}}"), which a reader had to decode and grep could not."""
+    if key == "matchKey":
+        return f"{value['field']} -> {value['crmField']}"
+    if key == "mapping":
+        return ", ".join(
+            f"{local} -> {m['crmField']}" + (f" ({', '.join(m['transforms'])})" if m["transforms"] else "")
+            for local, m in value.items()
+        )
+    if key == "pullFields":
+        return ", ".join(f"{remote} -> {local}" for remote, local in value.items()) or "-"
+    if key == "conflict":
+        return ", ".join([value["default"], *(f"{field}: {rule}" for field, rule in value["fields"].items())])
+    if key == "rateLimit":
+        quota = value["dailyQuota"]
+        per = f"{value['requests']} requests per {value['perSeconds']:g} s"
+        return per if quota is None else f"{per}, {quota:,} a day"
+    return "-" if value is None else str(value)
 
 
 @crm_app.command("test")

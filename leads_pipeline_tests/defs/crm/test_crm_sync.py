@@ -534,7 +534,13 @@ def test_crm_show_shows_each_value_whole_at_80_columns(
     shown = json.loads(ok(leads, "crm", "show", "hubspot-main", "--json").stdout)
     monkeypatch.setattr(common, "console", Console(width=80))
     lines = ok(leads, "crm", "show", "hubspot-main").stdout.splitlines()
-    assert f"mapping: {shown['mapping']}" in lines and len(str(shown["mapping"])) > 80
+    # the nested settings in words, not Python dictionaries
+    mapping = ", ".join(f"{local} -> {m['crmField']}" for local, m in shown["mapping"].items())
+    assert f"mapping: {mapping}" in lines
+    assert "matchKey: email -> email" in lines
+    rate = shown["rateLimit"]
+    assert f"rateLimit: {rate['requests']} requests per {rate['perSeconds']:g} s" in lines
+    assert not [line for line in lines if "{" in line or "None" in line]
     assert f"file: {tmp_path / 'crm' / 'hubspot-main.yaml'}" in lines
     assert "links: 0" in lines
     monkeypatch.setattr(common, "console", Console(width=400))
