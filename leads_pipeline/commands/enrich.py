@@ -39,7 +39,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import counted, credit_amount, credit_number
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -280,21 +280,21 @@ def _print_estimate(plan: dict[str, Any]) -> None:
         table.add_row(
             source,
             f"{part['leadsNeeding']:,}",
-            credit_number(part["estimatedCredits"]),
-            credit_number(part["maxCredits"]),
+            plain_number(part["estimatedCredits"]),
+            plain_number(part["maxCredits"]),
             f"{part['estimatedTime']:.0f}",
         )
     console.print(table)
     print_line(
         f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
-        f"(at most {credit_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched."
+        f"(at most {plain_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched."
     )
     month = plan.get("monthlyBudget")
     if month is None:
         return
     print_line(
-        f"monthly budget of {credit_amount(month['budget'])}: {credit_number(month['usedThisMonth'])} used this month, "
-        f"{credit_number(month['left'])} left; {month['note']}"
+        f"monthly budget of {credit_amount(month['budget'])}: {plain_number(month['usedThisMonth'])} used this month, "
+        f"{plain_number(month['left'])} left; {month['note']}"
     )
 
 
@@ -621,17 +621,17 @@ def credits(
     table = Table(by, "credits", "charges")
     lines = []
     for row in document["rows"]:
-        table.add_row(str(row[by]), credit_number(row["credits"]), str(row["charges"]))
+        table.add_row(str(row[by]), plain_number(row["credits"]), str(row["charges"]))
         # narrower than the table (80 columns: a pipe, cron's mail) a job's id or a long source was cut: each
         # row takes two lines, every value whole
         lines.append((str(row[by]), f"{credit_amount(row['credits'])}, {counted(row['charges'], 'charge')}"))
     print_table(table, lines)
     budget = document["monthlyBudget"]
     spent = document["thisMonth"]
-    total = credit_amount(spent) if budget is None else f"{credit_number(spent)} of {credit_amount(budget)}"
+    total = credit_amount(spent) if budget is None else f"{plain_number(spent)} of {credit_amount(budget)}"
     unlisted = document["thisMonthInNoRow"]
     elsewhere = (
-        f", {credit_number(unlisted)} of them on lists deleted since or that you cannot read (in no row)"
+        f", {plain_number(unlisted)} of them on lists deleted since or that you cannot read (in no row)"
         if unlisted
         else ""
     )

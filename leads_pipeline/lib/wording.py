@@ -9,11 +9,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
 def credit_amount(credits: float) -> str:
     """``1 credit``, ``0.5 credits``, ``1,200 credits``: an amount of credits, to 4 decimals (the ledger's), where
     ``:g`` read "1 credits" and "1.2e+06 credits"."""
-    text = credit_number(credits)
+    text = plain_number(credits)
     return f"{text} {'credit' if text == '1' else 'credits'}"
 
 
-def credit_number(credits: float) -> str:
-    """``0.5``, ``1,234,567.5``: an amount of credits without its noun (a table's column), to 4 decimals, where
-    ``:g`` read a million credits and a half as "1.23457e+06", six digits of it."""
-    return f"{credits:,.4f}".rstrip("0").rstrip(".")
+def plain_number(number: float) -> str:
+    """``0.5``, ``1,234,567.5``: a number as a person writes it (an amount of credits without its noun, a signal's
+    value in a score's reasons), to 4 decimals, where ``:g`` read a million and a half as "1.23457e+06", six
+    digits of it."""
+    return f"{number:,.4f}".rstrip("0").rstrip(".")

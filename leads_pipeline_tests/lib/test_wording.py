@@ -1,6 +1,6 @@
 """Counts with their nouns."""
 
-from leads_pipeline.lib.wording import counted, credit_amount, credit_number
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number
 
 
 def test_a_count_of_one_takes_the_singular() -> None:
@@ -30,7 +30,7 @@ def test_an_amount_of_exactly_one_credit_takes_the_singular() -> None:
 
 def test_an_amount_of_credits_is_never_in_exponent_form() -> None:
     """``:g`` wrote a million credits and a half as "1.23457e+06" in the estimate's and the ledger's tables."""
-    assert [credit_number(c) for c in (0, 0.5, 10, 1234567.5, 2_000_000, 0.33333)] == [
+    assert [plain_number(c) for c in (0, 0.5, 10, 1234567.5, 2_000_000, 0.33333)] == [
         "0",
         "0.5",
         "10",

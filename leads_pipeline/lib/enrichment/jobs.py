@@ -29,7 +29,7 @@ from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
-from leads_pipeline.lib.wording import credit_amount, credit_number
+from leads_pipeline.lib.wording import credit_amount, plain_number
 
 if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company estimate imports it, not a job's history
     from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer
@@ -88,7 +88,7 @@ class MonthBudget:
     @property
     def refusal(self) -> str:
         budget = credit_amount(self.budget)
-        return f"the account's monthly budget of {budget} is used up ({credit_number(self.used)} spent); {_RAISE}"
+        return f"the account's monthly budget of {budget} is used up ({plain_number(self.used)} spent); {_RAISE}"
 
     @property
     def fit(self) -> float:
@@ -106,7 +106,7 @@ class MonthBudget:
             note = f"a launch would be refused: {_RAISE}"
         elif fit < self.credits:
             note = (
-                f"~{credit_number(fit)} of the job's ~{credit_amount(self.credits)} fit: its paid lookups would stop"
+                f"~{plain_number(fit)} of the job's ~{credit_amount(self.credits)} fit: its paid lookups would stop"
                 " there and it would end partial"
             )
         else:
@@ -154,14 +154,15 @@ def job_budget(
     limits: list[tuple[float, str]] = []
     if job.max_credits is not None:
         spent = store.credits_used(conn, job.id, exclude_prefix=exclude_prefix)
-        limits.append((job.max_credits - spent, f"job {job.id} reached its --max-credits {job.max_credits:g}"))
+        reached = f"job {job.id} reached its --max-credits {plain_number(job.max_credits)}"
+        limits.append((job.max_credits - spent, reached))
     month = monthly_budget()
     if month is not None:
         used = store.credits_this_month(conn)
         limits.append(
             (
                 month - used,
-                f"the account's monthly budget of {credit_amount(month)} is used up ({credit_number(used)} spent);"
+                f"the account's monthly budget of {credit_amount(month)} is used up ({plain_number(used)} spent);"
                 f" raise {MONTHLY_BUDGET_ENV} or wait for next month",
             )
         )
@@ -174,7 +175,7 @@ def job_budget(
         left,
         reason,
         lead_cap=cap,
-        lead_reason=f"leads reached template {template.name}'s max_credits_per_lead of {cap:g}",
+        lead_reason=f"leads reached template {template.name}'s max_credits_per_lead of {plain_number(cap)}",
         lead_spent=store.credits_by_lead(conn, job.id, exclude_prefix=exclude_prefix),
     )
 

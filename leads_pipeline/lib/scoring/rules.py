@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, TEXT_CRITERIA, Range, ScoringConfig, Signal
+from leads_pipeline.lib.wording import plain_number
 
 _SECONDS_PER_DAY = 86_400.0
 
@@ -116,7 +117,7 @@ def signal_points(signal: Signal, value: Any) -> tuple[float, str] | None:
     if signal.steps is not None and number is not None:
         reached = [s for s in signal.steps if number >= s.min]
         points = max(reached, key=lambda s: s.min).points if reached else signal.default
-        return points, f"{signal.name} {number:g}"
+        return points, f"{signal.name} {plain_number(number)}"  # :g wrote 2,500,000 as 2.5e+06
     return signal.folded_values.get(str(value).casefold(), signal.default), f"{signal.name} {value}"
 
 

@@ -193,7 +193,8 @@ def test_explanation_gives_the_strongest_reasons_first_then_what_was_missed() ->
         (12, (20.0, "Visits 12")),
         (10, (20.0, "Visits 10")),  # a step's minimum reaches it
         (1, (5.0, "Visits 1")),
-        ("1,200", (20.0, "Visits 1200")),
+        ("1,200", (20.0, "Visits 1,200")),
+        (2_500_000, (20.0, "Visits 2,500,000")),  # not 2.5e+06
         (3.0, (5.0, "Visits 3")),
         (0, (-1.0, "Visits 0")),  # below every step: the default
         (None, (-3.0, "Visits unknown")),
