@@ -43,7 +43,7 @@ from leads_pipeline.lib.errors import LeadsError, TransientError
 from leads_pipeline.lib.ratelimit import Pacer, bucket_key
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store import purchases
-from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.db import ThreadConnections, connect
 
 if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
     from leads_pipeline.lib.clients.apify import ApifyResource
@@ -234,11 +234,10 @@ class CompanyEnricher:
         self.concurrency = max(1, concurrency)
         self.log = log
         self.stats = Stats()
-        self._local = threading.local()
         rates = requests_per_second or {}
         self._gemini_pacer = self._pacer(rates.get("gemini"))
         self._apify_rate = rates.get("apify_search")
-        self._connections: list[store.Connection] = []
+        self._connections = ThreadConnections(database_url)
 
     def _pacer(self, per_second: float | None) -> Pacer | None:
         """Gemini's bucket, kept in the database under its API key: the runs at once (a backfill's, the drop
@@ -249,11 +248,7 @@ class CompanyEnricher:
     @contextmanager
     def _connection(self) -> Iterator[store.Connection]:
         """One connection per worker thread, reused across units; each ``with`` block is one transaction."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = connect(self.database_url)
-            self._local.conn = conn
-            self._connections.append(conn)
+        conn = self._connections.get()
         with conn.transaction():
             yield conn
 
@@ -291,8 +286,7 @@ class CompanyEnricher:
                 for _ in running:
                     pass
         finally:
-            for conn in self._connections:
-                conn.close()
+            self._connections.close()
             if self._gemini_pacer is not None:
                 self._gemini_pacer.close()
         return self.stats

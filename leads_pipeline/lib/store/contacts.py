@@ -26,7 +26,7 @@ from leads_pipeline.lib.credits import PAID_VERIFIERS, Budget, charge, price
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal_details, seal_fact
 from leads_pipeline.lib.store import purchases
 from leads_pipeline.lib.store.batches import batch_lead_ids
-from leads_pipeline.lib.store.db import connect, existing_leads
+from leads_pipeline.lib.store.db import ThreadConnections, connect, existing_leads
 
 Conn = psycopg.Connection[dict[str, Any]]
 
@@ -333,8 +333,8 @@ class VerificationLedger:
         self.refused = 0
         self._conn: Conn | None = None
         self._lock = threading.Lock()
-        self._spare: list[Conn] = []
-        """Connections ``buying`` held its locks on, kept for the next purchase (one per worker at most)."""
+        self._buyers = ThreadConnections(database_url)
+        """The connections ``buying`` holds its locks on, one per worker, kept for its next purchase."""
 
     def __enter__(self) -> VerificationLedger:
         self._conn = connect(self.database_url, autocommit=True)
@@ -344,8 +344,7 @@ class VerificationLedger:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
-        while self._spare:
-            self._spare.pop().close()
+        self._buyers.close()
 
     def _db(self) -> Conn:
         if self._conn is None:
@@ -406,18 +405,13 @@ class VerificationLedger:
         while the caller looks again, buys and records it: ``record`` commits before the lock is let go, so a
         job waiting for it then finds the verdict stored. The connection is kept for the next purchase: opening
         one took ~10 ms, the lock ~0.3 ms."""
-        with self._lock:
-            conn = self._spare.pop() if self._spare else None
-        if conn is None or conn.closed:
-            conn = connect(self.database_url)
+        conn = self._buyers.get()
         try:
             with purchases.buying(conn, method, str(blind_index("email", email))):
                 yield
         except BaseException:
-            conn.close()  # it may be broken: the next purchase opens another
+            conn.close()  # it may be broken: the thread's next purchase opens another
             raise
-        with self._lock:
-            self._spare.append(conn)
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The addresses among ``emails`` of people erased on request: never verified, cached or stored again."""
