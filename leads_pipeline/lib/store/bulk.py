@@ -215,6 +215,15 @@ def split_family_first_names(conn: Connection) -> None:
         refresh_keys(conn, ids[start:end])
 
 
+def rekey_family_first_names(conn: Connection) -> None:
+    """sql/240, in its transaction: the leads it listed (family_first_rekey) have a Chinese, Japanese or Korean
+    name in two parts, now keyed as its full name is written (``normalize.name_key``). Not a change of the lead:
+    its updated_at and write transaction stay."""
+    ids = [int(r["id"]) for r in conn.execute("SELECT id FROM family_first_rekey ORDER BY id")]
+    for start in range(0, len(ids), _RESPELLED_PER_BATCH):
+        refresh_keys(conn, ids[start : start + _RESPELLED_PER_BATCH])
+
+
 def _respell_company_keys(conn: Connection, names: re.Pattern[str]) -> None:
     """Recompute the company and name keys of the leads a migration listed (company_key_refresh) with the import's
     own rule, and the name keys of the company profiles whose name ``names`` finds; a profile cached under a

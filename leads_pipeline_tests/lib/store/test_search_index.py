@@ -433,6 +433,39 @@ def test_the_family_first_migration_splits_the_full_names_an_earlier_import_kept
         assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1, "errors": 0}
 
 
+def test_the_name_key_migration_keys_chinese_japanese_and_korean_names_as_written(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """A lead of 山田 and 花子 in two columns was keyed "花子 山田", and a row of the same person written 山田花子 (a
+    Japanese name, kept whole) did not find it by name and company: the import made a second lead. sql/240 keys the
+    stored Chinese, Japanese and Korean names as written, their search rows follow, the leads do not count as
+    changed; a Latin name and a name kept whole keep their keys."""
+    names = [("花子", "山田"), ("伟", "王"), ("Hanako", "Yamada"), (None, "李娜")]
+    firsts = pd.Series([first for first, _ in names], dtype="str")
+    lasts = pd.Series([last for _, last in names], dtype="str")
+    company_key = norm.company_key(pd.Series(["トヨタ自動車"] * len(names), dtype="str"))
+    old_keys = ["花子 山田|トヨタ自動車", "伟 王|トヨタ自動車", "hanako yamada|トヨタ自動車", "李娜|トヨタ自動車"]
+    with database_before(postgres_server, 240, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for (first, last), key in zip(names, old_keys, strict=True):
+                conn.execute(
+                    "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
+                    " VALUES (%s, %s, %s, 'トヨタ自動車', %s, %s)",
+                    (list_id, first, last, company_key[0], key),
+                )
+            written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 240]
+        keys = norm.name_key(firsts, lasts, company_key).tolist()
+        assert keys == ["山田花子|トヨタ自動車", "王伟|トヨタ自動車", *old_keys[2:]]
+        with connect(url) as conn:
+            assert [r["name_key"] for r in conn.execute("SELECT name_key FROM leads ORDER BY id")] == keys
+            assert [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")] == keys
+            assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
+        status = import_text(url, tmp_path / "again.csv", "Full Name,Company\n山田花子,トヨタ自動車\n")
+        assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1, "errors": 0}
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
