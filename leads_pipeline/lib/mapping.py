@@ -17,7 +17,8 @@ mapping file (:func:`load_mapping_file`, :func:`apply_overrides`).
 
 Decision on the ambiguous header ``Name``: it means a person's full name in contact exports and a company
 name in organisation/account lists. Sampled values decide when there are any (share of values shaped like a
-person's name); without values the other headers decide (company context such as ``Industry``, ``Founded`` or
+person's name; Japanese names written without a space, as short as a company's, only beside person columns or
+another company column); without values the other headers decide (company context such as ``Industry``, ``Founded`` or
 ``Number of employees`` and no person context such as ``First Name``/``Email``/``Title`` => ``company``);
 otherwise ``full_name``.
 """
@@ -640,6 +641,11 @@ _PERSON_CONTEXT: Final[frozenset[str]] = frozenset(
         "date of birth",
     }
 )
+_PERSON_FILE_FIELDS: Final[frozenset[str]] = frozenset(
+    {"first_name", "last_name", "email", "title", "mobile_phone", "company"}
+)
+"""The fields of columns beside which a ``Name`` column is a person's, in any language (``メールアドレス``, ``会社名``):
+a file of companies has no company column beside their names."""
 _LINKEDIN_CONTEXT: Final[frozenset[str]] = frozenset({"connected on"})
 _GENERIC_URL_HEADERS: Final[frozenset[str]] = frozenset({"url", "profile url"})
 
@@ -692,6 +698,18 @@ _PERSON_TOKEN_RE: Final = re.compile(r"[^\W\d_][^\W\d_'\u2019.\-]*(?:['\u2019\-]
 _FAMILY_FIRST_NAME_RE: Final = re.compile(
     f"[{FAMILY_NAME_FIRST}]{{2,4}}|[{FAMILY_NAME_FIRST}]{{1,3}} [{FAMILY_NAME_FIRST}]{{1,3}}"
 )
+_HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff\U00020000-\U0002fa1f"
+_JAPANESE_NAME_RE: Final = re.compile(f"[{_HAN}][{_HAN}\u3005\u3041-\u3096\u30a1-\u30fa\u30fc]{{2,4}}")
+"""A Japanese name written without a space: a family name in Han, then the given name in Han or kana, three to
+five characters (山田太郎, 佐々木希, 中村さくら). Two Han characters are more often a brand (日立, 百度) than a name."""
+_CJK_COMPANY_WORDS_RE: Final = re.compile(
+    "会社|公司|集团|集團|控股|商事|商店|工業|工业|産業|产业|製作所|電機|电机|電器|电器|電気|電子|电子|科技|技術|技术"
+    "|銀行|银行|証券|证券|保険|保险|建設|建设|物産|興業|食品|製薬|化学|化工|自動車|汽车|重工|不動産|房地产"
+    "|大学|大學|学院|學院|病院|医院|醫院|研究所|事務所|法人|協会|协会|組合|グループ|ホールディングス"
+    "|주식회사|회사|[社店]$|그룹$|전자$|은행$|대학교$"
+)
+"""Words of a company's name in Chinese, Japanese or Korean (its legal form, trade or kind of institution): a value
+of a person name's length holding one (山田商事, 高橋電機, 腾讯科技) is the company's."""
 
 # A few hundred frequent given names (US/UK/EU/Latin/Indian). Deliberately small: it only needs to tell a
 # column of first names from one of cities or products, and is never used to *lower* a header's confidence.
@@ -829,6 +847,8 @@ class _ValueStats:
     country: float
     first_name: float
     person_name: float
+    japanese_name: float
+    """Values of a Japanese name's shape that ``person_name`` does not count: a person's or a short company's."""
 
     @property
     def has_evidence(self) -> bool:
@@ -945,17 +965,24 @@ def _chinese_name_parser() -> Parser:
 def _looks_like_family_first_name(value: str) -> bool:
     """A Chinese, Japanese or Korean name, which the test of Latin names (capitals) never passed: family and given
     name apart (山田 花子), or written together with a family name nameparser knows first (王伟, 欧阳娜娜, 김민준; 华为
-    too, whose 华 is one: the column's share decides)."""
-    if not _FAMILY_FIRST_NAME_RE.fullmatch(value):
+    too, whose 华 is one: the column's share decides), without a word of a company's name (高橋電機)."""
+    if not _FAMILY_FIRST_NAME_RE.fullmatch(value) or _CJK_COMPANY_WORDS_RE.search(value):
         return False
     parsed = _chinese_name_parser().parse(value)
     return " " in value or bool(parsed.given and parsed.family)
 
 
+def _looks_like_japanese_name(value: str) -> bool:
+    """The shape of a Japanese name written without a space (山田太郎, 佐藤花子), whose family name no list of
+    nameparser's knows (it has Chinese ones): a person's, or a company's written as short (富士通). Such values
+    alone do not say which: the other columns decide (:func:`_name_candidates`)."""
+    return bool(_JAPANESE_NAME_RE.fullmatch(value)) and not _CJK_COMPANY_WORDS_RE.search(value)
+
+
 def _sniff(values: Sequence[str], total_rows: int) -> _ValueStats:
     """Classify every non-empty value once with cheap checks, each guarded by a substring test."""
     countries = _country_names()
-    n = email = url = linkedin = domain = country = first = person = 0
+    n = email = url = linkedin = domain = country = first = person = japanese = 0
     phone = 0.0
     for raw in values:
         value = raw.strip().lstrip("'").strip()  # Apollo prefixes phones with ' to stop Excel formulas
@@ -987,10 +1014,12 @@ def _sniff(values: Sequence[str], total_rows: int) -> _ValueStats:
             person += _looks_like_person_name(value) or _looks_like_family_first_name(value)
         elif folded in _FIRST_NAMES:
             first += 1
+        elif _looks_like_family_first_name(value):
+            person += 1
         else:
-            person += _looks_like_family_first_name(value)
+            japanese += _looks_like_japanese_name(value)
     if n == 0:
-        return _ValueStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return _ValueStats(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return _ValueStats(
         non_empty=n,
         fill=n / total_rows if total_rows else 0.0,
@@ -1002,6 +1031,7 @@ def _sniff(values: Sequence[str], total_rows: int) -> _ValueStats:
         country=country / n,
         first_name=first / n,
         person_name=person / n,
+        japanese_name=japanese / n,
     )
 
 
@@ -1076,13 +1106,27 @@ def _header_candidate(column: str, synonym: _Synonym, stats: _ValueStats | None)
 def _name_candidates(
     column: str, synonym: _Synonym, stats: _ValueStats | None, headers: frozenset[str]
 ) -> list[_Candidate]:
-    """``Name`` is a person in contacts and a company in organisation lists: values decide, else context."""
+    """``Name`` is a person in contacts and a company in organisation lists: values decide, else context.
+
+    Japanese names written without a space (山田太郎) look as much like short company names (富士通): a column of
+    them is the full name only beside a person's columns (``Email``, ``Title``...) or another company column,
+    with less confidence than names the values alone tell."""
     company_pref = len(_SYNONYMS["company"])
     if stats is not None and stats.has_evidence:
         share = stats.person_name + stats.first_name
         if share >= 0.5:
             confidence = _weigh(synonym.confidence, share, lowers=False)
             reason = f"header {column.strip()!r}; {_percent(share)} of sampled values look like person names"
+            return [_Candidate("full_name", confidence, synonym.preference, reason)]
+        beside = {_INDEX[header].field for header in headers if header in _INDEX}
+        if share + stats.japanese_name >= 0.5 and beside & _PERSON_FILE_FIELDS:
+            share += stats.japanese_name
+            confidence = _weigh(synonym.confidence, share / 2, lowers=False)
+            columns = "a company column" if "company" in beside else "a person's columns (email, title...)"
+            reason = (
+                f"header {column.strip()!r}; {_percent(share)} of sampled values look like Chinese, Japanese or "
+                f"Korean names (or short company names), beside {columns}"
+            )
             return [_Candidate("full_name", confidence, synonym.preference, reason)]
         reason = f"header {column.strip()!r}; {_percent(share)} of sampled values look like person names"
         return [_Candidate("company", 0.6 + 0.3 * (1.0 - share), company_pref, reason)]

@@ -902,10 +902,13 @@ def name_key(first: pd.Series, last: pd.Series, company_key: pd.Series) -> pd.Se
     """The key "first last|companykey", case- and accent-insensitive, identifying a person at a company.
 
     It finds the same person imported twice without fuzzy matching; it is NA unless a first or last name
-    and a company key are present, since a name alone is not an identity.
+    and a company key are present, since a name alone is not an identity. A Chinese, Japanese or Korean name is
+    keyed as its full name is written (:func:`_full_names`, "山田花子|toyota"): the name in two columns (花子 and
+    山田) and the one a full-name column keeps whole in the last name (a Japanese one, which is not split) are one
+    person.
     """
     index = company_key.index
-    person = _join_names(_cleaned(first, index), _cleaned(last, index))
+    person = _full_names(_cleaned(first, index), _cleaned(last, index))
     person = _empty_to_null(pc.utf8_trim(_fold(person), characters=" "))
     company = _empty_to_null(_arrow(company_key))
     return _series(_concat(person, company, sep="|"), index)

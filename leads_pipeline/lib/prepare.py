@@ -29,6 +29,7 @@ from leads_pipeline.lib.fields import (
     STORED_COLUMNS,
     TYPED_FIELDS,
     DedupeKey,
+    full_name,
 )
 from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.mapping import header_field, left_out_columns
@@ -625,6 +626,7 @@ def _dedupe_within(
         for position, key in unwritten:
             cleared = [key, *([PHONE_EXTENSIONS[key]] if key in PHONE_EXTENSIONS else [])]
             frame.loc[frame.index[position], cleared] = pd.NA
+    frame = _names_kept_whole_unwritten(frame, first, later)
     marked = _with_extensions_marked(frame[grouped])
     compared = [c for c in frame.columns if c != "row_number" and (full_name_mapped or c != "full_name")]
     changes, overwrites = _changes(marked[compared], first[grouped])
@@ -643,6 +645,27 @@ def _dedupe_within(
     folded["row_number"] = firsts["row_number"]
     unwritten_rows = [(int(numbers[position]), key) for position, key in unwritten]
     return pd.concat([folded[frame.columns], frame[~grouped]]).sort_index(), changing, unwritten_rows, read
+
+
+def _names_kept_whole_unwritten(frame: pd.DataFrame, first: np.ndarray, later: np.ndarray) -> pd.DataFrame:
+    """The rows with their last name left out where it is a name kept whole with no first name (山田花子) that is the
+    first and last name earlier rows of its lead brought, joined (花子 and 山田): the merge does not write such a
+    last name over a stored lead's two names (``store.imports._written``), and the fold does not either."""
+    whole = later & frame["first_name"].isna().to_numpy() & frame["last_name"].notna().to_numpy()
+    if not whole.any():
+        return frame
+    order = np.argsort(first, kind="stable")
+    held = frame[["first_name", "last_name"]].iloc[order].groupby(first[order]).ffill().shift()
+    held = held.iloc[np.argsort(order)]  # in the frame's order again: a later row's, the names before it
+    firsts, lasts, own = held["first_name"].to_numpy(), held["last_name"].to_numpy(), frame["last_name"].to_numpy()
+    for position in np.flatnonzero(whole):
+        held_last = None if pd.isna(lasts[position]) else lasts[position]
+        whole[position] = pd.notna(firsts[position]) and full_name(firsts[position], held_last) == own[position]
+    if not whole.any():
+        return frame
+    frame = frame.copy()
+    frame.loc[whole, "last_name"] = pd.NA
+    return frame
 
 
 def _changes(rows: pd.DataFrame, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

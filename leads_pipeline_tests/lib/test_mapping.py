@@ -622,6 +622,28 @@ def test_name_with_chinese_japanese_or_korean_person_values_is_full_name() -> No
     assert suggest_mapping(["Name"], brands).as_dict() == {"Name": "company"}
 
 
+def test_unspaced_japanese_names_beside_a_person_s_columns_are_the_full_name() -> None:
+    """A Name column of 山田太郎, 佐藤花子, 鈴木一郎 (family names nameparser's Chinese list does not
+    know) read 0% person names: beside Email and Company it lost the company to Company and was imported as
+    nothing, the people without a name. Beside a person's columns, in any language, it is the full name, less
+    sure than names the values tell; alone they are as much short company names (富士通), and names with a
+    company's legal form or trade stay the company (株式会社山田商事, 腾讯控股有限公司, 주식회사카카오), also
+    after a family name (高橋電機, 李宁公司), which read as person names."""
+    people = ["山田太郎", "佐藤花子", "鈴木一郎", "中村さくら", "佐々木希"]
+    rows = [[name, f"p{i}@example.jp", "株式会社山田商事"] for i, name in enumerate(people)]
+    suggestion = suggest_mapping(["Name", "Email", "Company"], rows)
+    assert suggestion.as_dict() == {"Name": "full_name", "Email": "email", "Company": "company"}
+    latin = suggest_mapping(["Name", "Email"], [["Jane Doe", "j@example.com"]] * 5).columns[0]
+    assert 0.7 < suggestion.columns[0].confidence < latin.confidence
+    assert "Japanese" in suggestion.columns[0].reason
+    assert suggest_mapping(["Name", "メールアドレス"], [row[:2] for row in rows]).as_dict()["Name"] == "full_name"
+    assert suggest_mapping(["Name", "会社名"], [row[::2] for row in rows]).as_dict()["Name"] == "full_name"
+    companies = ["株式会社山田商事", "佐藤工業株式会社", "腾讯控股有限公司", "주식회사카카오"]
+    companies += ["高橋電機", "田中商事", "李宁公司", "张氏集团", "金星电子", "吴氏科技"]  # a family name first
+    rows = [[company, f"info{i}@example.jp"] for i, company in enumerate(companies)]
+    assert suggest_mapping(["Name", "Email"], rows).as_dict()["Name"] == "company"
+
+
 def test_ragged_rows_and_empty_sample_are_accepted() -> None:
     rows = [["a@example.com"], ["b@example.com", "extra", "cells"], [], ["c@example.com", "x"]]
     mapping = suggest_mapping(["Email", "City"], rows).as_dict()

@@ -799,6 +799,27 @@ def test_name_key() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("first", "last", "full"),
+    [
+        ("花子", "山田", "山田花子"),
+        ("伟", "王", "王伟"),
+        ("민준", "김", "김민준"),
+        ("Hanako", "Yamada", "Hanako Yamada"),
+    ],
+)
+def test_a_name_in_two_columns_and_kept_whole_has_one_name_key(first: str, last: str, full: str) -> None:
+    """山田 and 花子 in two columns were keyed "花子 山田", the full name 山田花子 (a Japanese name, kept whole in
+    the last name) "山田花子": the same person at the same company, imported once each way, made two leads. A
+    Chinese, Japanese or Korean name is keyed as its full name is written, so the two forms and a full-name column
+    meet; a Latin name keeps its key."""
+    company = company_key(one("Toyota"))
+    two_columns = name_key(one(first), one(last), company).iloc[0]
+    assert name_key(one(None), one(full), company).iloc[0] == two_columns
+    names = complete_names(None, None, one(full), pd.RangeIndex(1))
+    assert name_key(names.first_name, names.last_name, company).iloc[0] == two_columns
+
+
 # --------------------------------------------------------------------------------------------------------
 # Numbers
 # --------------------------------------------------------------------------------------------------------

@@ -185,6 +185,45 @@ def respell_slashed_company_keys(conn: Connection) -> None:
     _respell_company_keys(conn, _SLASH)
 
 
+def split_family_first_names(conn: Connection) -> None:
+    """sql/239, in its transaction: the leads it listed (family_first_split) keep a Chinese or Korean full name an
+    earlier import did not split whole in the last name (王伟, no first name). Their first and last name become the
+    import's split of it (``normalize.complete_names``: 伟 and 王, in the lead's country: a Japanese one stays
+    whole), their full name stays (sql/165 joins them back as written), their name keys follow. Not a change of
+    the lead, as a key's respelling is not: its updated_at and write transaction stay, and an undo of its import
+    stays possible; a CRM push sends the names, whose mapped values changed."""
+    import pandas as pd
+
+    from leads_pipeline.lib import normalize as norm
+
+    rows = list(
+        conn.execute("SELECT l.id, l.last_name, l.country FROM leads l JOIN family_first_split USING (id) ORDER BY id")
+    )
+    if not rows:
+        return
+    frame = pd.DataFrame(rows).astype({"last_name": norm.STRING, "country": norm.STRING})
+    names = norm.complete_names(None, None, frame["last_name"], frame.index, frame["country"])
+    split = frame.assign(first=names.first_name, last=names.last_name).dropna(subset=["first"])
+    ids, firsts, lasts = [int(i) for i in split["id"]], list(split["first"]), list(split["last"])
+    for start in range(0, len(ids), _RESPELLED_PER_BATCH):
+        end = start + _RESPELLED_PER_BATCH
+        conn.execute(
+            "UPDATE leads l SET first_name = k.first_name, last_name = k.last_name"
+            " FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS k(id, first_name, last_name) WHERE l.id = k.id",
+            (ids[start:end], firsts[start:end], lasts[start:end]),
+        )
+        refresh_keys(conn, ids[start:end])
+
+
+def rekey_family_first_names(conn: Connection) -> None:
+    """sql/240, in its transaction: the leads it listed (family_first_rekey) have a Chinese, Japanese or Korean
+    name in two parts, now keyed as its full name is written (``normalize.name_key``). Not a change of the lead:
+    its updated_at and write transaction stay."""
+    ids = [int(r["id"]) for r in conn.execute("SELECT id FROM family_first_rekey ORDER BY id")]
+    for start in range(0, len(ids), _RESPELLED_PER_BATCH):
+        refresh_keys(conn, ids[start : start + _RESPELLED_PER_BATCH])
+
+
 def _respell_company_keys(conn: Connection, names: re.Pattern[str]) -> None:
     """Recompute the company and name keys of the leads a migration listed (company_key_refresh) with the import's
     own rule, and the name keys of the company profiles whose name ``names`` finds; a profile cached under a

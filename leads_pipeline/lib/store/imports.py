@@ -447,9 +447,16 @@ def _written(name: str, full_name_mapped: bool) -> sql.Composable:
     (empty or not) with its phone so that an old number's extension never stays on a new number, and for a full
     name the file has no column of: it is only the row's first and last name joined, so it fills an empty full
     name and otherwise the lead's follows its merged names (sql/021); a row with a new last name alone does not
-    make the full name that last name."""
+    make the full name that last name. A name the row keeps whole in the last name with no first name (山田花子, a
+    Japanese one, which the import does not split) that is the lead's first and last name joined (花子 and 山田)
+    brings nothing: written, it left 花子 / 山田花子, whose full name followed as 山田花子花子."""
     if name == "full_name" and not full_name_mapped:
         return sql.SQL("(s.full_name IS NOT NULL AND l.full_name IS NULL)")
+    if name == "last_name":
+        return sql.SQL(
+            "(s.last_name IS NOT NULL AND NOT (s.first_name IS NULL AND l.first_name IS NOT NULL"
+            " AND s.last_name = lead_full_name(l.first_name, l.last_name)))"
+        )
     return sql.SQL("s.{} IS NOT NULL").format(sql.Identifier(_EXTENSION_OF.get(name, name)))
 
 
@@ -471,7 +478,7 @@ def _update_existing(conn: Connection, import_id: int, custom: sql.Composable, f
         sql.SQL("{c} = CASE WHEN {w} THEN s.{c} ELSE l.{c} END").format(
             w=_written(name, full_name_mapped), c=sql.Identifier(name)
         )
-        if name in _EXTENSION_OF or name == "full_name"
+        if name in _EXTENSION_OF or name in ("full_name", "last_name")
         else sql.SQL("{c} = coalesce(s.{c}, l.{c})").format(c=sql.Identifier(name))
         for name in STORED_COLUMNS
     ]

@@ -32,11 +32,15 @@ _PYTHON_STEPS: dict[int, tuple[str, str]] = {
     93: ("leads_pipeline.lib.store.keys", "seal_values_in_clear"),
     109: ("leads_pipeline.lib.store.bulk", "respell_slashed_company_keys"),
     112: ("leads_pipeline.lib.store.keys", "index_legacy_keys"),
+    239: ("leads_pipeline.lib.store.bulk", "split_family_first_names"),
+    240: ("leads_pipeline.lib.store.bulk", "rekey_family_first_names"),
 }
 """Migrations whose work SQL cannot do, run in Python after their SQL in the same transaction (module, function):
 44 and 109 recompute the company keys their SQL listed by the import's own rule; 80 seals the webhook URLs, 86 the
 leads and 93 the other tables' values that older versions stored in clear, 112 re-keys the lookup caches keyed in
-clear by blind index (SQL has no key). Imported only when applied."""
+clear by blind index (SQL has no key), 239 splits the Chinese and Korean full names an earlier import kept whole
+by the import's rule and 240 recomputes the name keys of Chinese, Japanese and Korean names. Imported only when
+applied."""
 _SEALS: frozenset[int] = frozenset({80, 86, 93, 112})
 """The migrations that seal or blind-index values under this process's keys: its keys are checked before any of
 them runs."""

@@ -1478,6 +1478,27 @@ def test_an_update_counts_a_row_that_changes_nothing_as_skipped_in_one_chunk_as_
     assert counts == {"imported": 1, "updated": 1, "skipped": 2, "errors": 0}
 
 
+def test_an_update_by_a_name_kept_whole_keeps_the_two_names_it_is_in_one_chunk_as_in_many(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A Japanese name in a full-name column is kept whole in the last name (山田花子, no first name). On update it
+    overwrote the last name of the lead of 花子 and 山田 (two columns) and left its first name: 花子 / 山田花子,
+    whose full name followed as 山田花子花子. A name kept whole that is the lead's two names joined (or an earlier
+    row's of the same lead) brings nothing: the two names stay, in one chunk as in many."""
+    header = ["First Name", "Last Name", "Full Name", "Email", "Title"]
+    stored = _write_csv(tmp_path / "stored.csv", header, [["花子", "山田", "", "hanako@example.jp", ""]])
+    rows = [
+        ["", "", "山田花子", "hanako@example.jp", ""],  # the stored lead's name: nothing new
+        ["太郎", "山田", "", "taro@example.jp", ""],
+        ["", "", "山田太郎", "taro@example.jp", "CTO"],  # an earlier row's name, and a title
+    ]
+    path = _write_csv(tmp_path / "rows.csv", header, rows)
+    counts, _, leads = _imported_in_one_chunk_and_in_many(database_url, path, "email", "update", stored=stored)
+    assert counts == {"imported": 1, "updated": 1, "skipped": 1, "errors": 0}
+    names = [(lead["first_name"], lead["last_name"], lead["full_name"], lead["title"]) for lead in leads]
+    assert names == [("花子", "山田", "山田花子", None), ("太郎", "山田", "山田太郎", "CTO")]
+
+
 def test_rows_sharing_no_key_that_find_one_stored_lead_each_update_it_in_one_chunk_as_in_many(
     database_url: str, tmp_path: Path
 ) -> None:

@@ -385,6 +385,87 @@ def test_a_company_key_migration_recomputes_the_keys_of_stored_leads(
             assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
 
 
+def test_the_family_first_migration_splits_the_full_names_an_earlier_import_kept_whole(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """An import from a full-name column before it split Chinese and Korean names kept 王伟 whole in the last name,
+    with no first name and a name key no row of that person has now: a row of 李娜 at 腾讯科技 without an email made
+    a second lead. sql/239 splits those names by the import's rule (伟 and 王, 민준 and 빈), their name keys and
+    search rows follow, and the leads do not count as changed since their import. A Japanese name (山田花子, 田中実
+    in Japan) and a name written whole in a last-name column stay as they are."""
+    full = {"Name": "full_name", "Company": "company"}
+    two = {"First Name": "first_name", "Last Name": "last_name", "Company": "company"}
+    stored = [("王伟", None, full), ("李娜", None, full), ("빈민준", None, full), ("山田花子", None, full)]
+    stored += [("田中実", "JP", full), ("张伟", None, two)]
+    lasts = pd.Series([name for name, _, _ in stored], dtype="str")
+    company_key = norm.company_key(pd.Series(["腾讯科技"] * len(stored), dtype="str"))
+    old_keys = norm.name_key(pd.Series([None] * len(stored), dtype="str"), lasts, company_key).tolist()
+    with database_before(postgres_server, 239, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for (name, country, mapping), key in zip(stored, old_keys, strict=True):
+                record = store.start_import(
+                    conn, batch_id=f"old-{name}", list_id=list_id, file_path="old.csv", sha256="0", size=1,
+                    mapping=mapping, options={}, dialect={}, chunk_rows=1, total_rows=1, user=USER,
+                )  # fmt: skip
+                conn.execute(
+                    "INSERT INTO leads (list_id, last_name, full_name, company, company_key, name_key, country,"
+                    " created_by_import) VALUES (%s, %s, %s, '腾讯科技', %s, %s, %s, %s)",
+                    (list_id, name, name, company_key[0], key, country, record["id"]),
+                )
+                conn.execute("UPDATE imports SET status = 'completed' WHERE id = %s", (record["id"],))
+            written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 239]
+        with connect(url) as conn:
+            leads = list(conn.execute("SELECT first_name, last_name, full_name, name_key FROM leads ORDER BY id"))
+            searched = list(conn.execute("SELECT last_name, name_key FROM lead_search ORDER BY lead_id"))
+            assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
+        names = [(r["first_name"], r["last_name"]) for r in leads]
+        assert names == [("伟", "王"), ("娜", "李"), ("민준", "빈"), *((None, name) for name, _, _ in stored[3:])]
+        assert [r["full_name"] for r in leads] == lasts.tolist()
+        firsts = pd.Series([first for first, _ in names], dtype="str")
+        new_keys = norm.name_key(firsts, pd.Series([last for _, last in names], dtype="str"), company_key).tolist()
+        assert [r["name_key"] for r in leads] == new_keys and new_keys[3:] == old_keys[3:]
+        assert searched == [
+            {"last_name": last, "name_key": key} for (_, last), key in zip(names, new_keys, strict=True)
+        ]
+        status = import_text(url, tmp_path / "again.csv", "Full Name,Company\n李娜,腾讯科技\n")
+        assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1, "errors": 0}
+
+
+def test_the_name_key_migration_keys_chinese_japanese_and_korean_names_as_written(
+    postgres_server: str, tmp_path: Path
+) -> None:
+    """A lead of 山田 and 花子 in two columns was keyed "花子 山田", and a row of the same person written 山田花子 (a
+    Japanese name, kept whole) did not find it by name and company: the import made a second lead. sql/240 keys the
+    stored Chinese, Japanese and Korean names as written, their search rows follow, the leads do not count as
+    changed; a Latin name and a name kept whole keep their keys."""
+    names = [("花子", "山田"), ("伟", "王"), ("Hanako", "Yamada"), (None, "李娜")]
+    firsts = pd.Series([first for first, _ in names], dtype="str")
+    lasts = pd.Series([last for _, last in names], dtype="str")
+    company_key = norm.company_key(pd.Series(["トヨタ自動車"] * len(names), dtype="str"))
+    old_keys = ["花子 山田|トヨタ自動車", "伟 王|トヨタ自動車", "hanako yamada|トヨタ自動車", "李娜|トヨタ自動車"]
+    with database_before(postgres_server, 240, tmp_path) as url:
+        with connect(url) as conn:
+            list_id = create_list(conn, "prospects", owner=USER).id
+            for (first, last), key in zip(names, old_keys, strict=True):
+                conn.execute(
+                    "INSERT INTO leads (list_id, first_name, last_name, company, company_key, name_key)"
+                    " VALUES (%s, %s, %s, 'トヨタ自動車', %s, %s)",
+                    (list_id, first, last, company_key[0], key),
+                )
+            written = list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id"))
+        assert apply_migrations(url) == [m.version for m in discover(sql_dir()) if m.version >= 240]
+        keys = norm.name_key(firsts, lasts, company_key).tolist()
+        assert keys == ["山田花子|トヨタ自動車", "王伟|トヨタ自動車", *old_keys[2:]]
+        with connect(url) as conn:
+            assert [r["name_key"] for r in conn.execute("SELECT name_key FROM leads ORDER BY id")] == keys
+            assert [r["name_key"] for r in conn.execute("SELECT name_key FROM lead_search ORDER BY lead_id")] == keys
+            assert list(conn.execute("SELECT id, updated_at, write_xact FROM leads ORDER BY id")) == written
+        status = import_text(url, tmp_path / "again.csv", "Full Name,Company\n山田花子,トヨタ自動車\n")
+        assert status["results"] == {"imported": 0, "updated": 0, "skipped": 1, "errors": 0}
+
+
 def test_the_name_lookup_migration_carries_the_name_keys_of_stored_leads(postgres_server: str, tmp_path: Path) -> None:
     """sql/012 on a database that already has leads (one in a finished import's partition, one made otherwise):
     their name keys reach the search rows, every built partition gets its name index, and a later import finds
