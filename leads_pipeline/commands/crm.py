@@ -30,7 +30,7 @@ from leads_pipeline.commands.selection import WhereOption
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
 from leads_pipeline.lib.filters import parse_filter
 from leads_pipeline.lib.privacy.crypto import seal
-from leads_pipeline.lib.wording import counted
+from leads_pipeline.lib.wording import counted, plain_number
 
 crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args_is_help=True)
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
@@ -133,7 +133,7 @@ def _setting_text(key: str, value: Any) -> str:
         return ", ".join([value["default"], *(f"{field}: {rule}" for field, rule in value["fields"].items())])
     if key == "rateLimit":
         quota = value["dailyQuota"]
-        per = f"{value['requests']} requests per {value['perSeconds']:g} s"
+        per = f"{value['requests']} requests per {plain_number(value['perSeconds'])} s"
         return per if quota is None else f"{per}, {quota:,} a day"
     return "-" if value is None else str(value)
 

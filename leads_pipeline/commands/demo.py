@@ -21,7 +21,7 @@ import yaml
 
 from leads_pipeline.commands.common import acting_user, console, environment, print_line, run_or_fail
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import counted, credit_amount
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number
 from leads_pipeline.sandbox.cli import DemoDataDir
 
 DEMO_MAPPING = {
@@ -128,7 +128,7 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
         f"job {document['jobId']} {document['status']}: {results['enriched']} leads enriched, "
         f"{results['noDataFound']} with nothing new, {results['failed']} failed"
     )
-    _say(f"{credit_amount(document['creditsUsed'])} used (estimate {document['estimatedCredits']:g})")
+    _say(f"{credit_amount(document['creditsUsed'])} used (estimate {plain_number(document['estimatedCredits'])})")
     filled = ", ".join(f"{name} {before[field]} -> {after[field]}" for field, name in COVERAGE.items())
     _say(f"leads with: {filled} (of {document['progress']['total']})")
     _say(

@@ -39,7 +39,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import counted, credit_amount, plain_number
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number, written_number
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -64,7 +64,7 @@ def _check_max_credits(max_credits: float | None) -> None:
     """A cap that bounds spending: ``nan`` was taken (no spend compares above it, so it capped nothing, and the
     job's JSON held NaN), ``inf`` and a negative number meant nothing either; enrich-after-import checked none."""
     if max_credits is not None and not (math.isfinite(max_credits) and max_credits >= 0):
-        raise ConfigurationError(f"--max-credits must be a number of credits >= 0; got {max_credits:g}")
+        raise ConfigurationError(f"--max-credits must be a number of credits >= 0; got {written_number(max_credits)}")
 
 
 def _check_notify(url: str | None) -> None:
@@ -270,7 +270,7 @@ def enrich(
             "job ",
             (job.id, "bold"),
             f" queued: {counted(job.leads_queued, 'lead')}, ~{credit_amount(job.estimated_credits)},"
-            f" ~{job.estimated_seconds:g} s. Follow it with `leads jobs show {job.id}`.",
+            f" ~{plain_number(job.estimated_seconds)} s. Follow it with `leads jobs show {job.id}`.",
         )
 
 
@@ -556,11 +556,11 @@ def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
     table = Table("template", "providers", "max credits per lead", "description")
     lines = []
     for t in templates.values():
-        cap = "-" if t.max_credits_per_lead is None else f"{t.max_credits_per_lead:g}"
+        cap = "-" if t.max_credits_per_lead is None else plain_number(t.max_credits_per_lead)
         table.add_row(t.name, ", ".join(t.providers()), cap, t.description)
         # narrower than the table (80 columns: a pipe, a log) the providers and description were cut to a word:
         # each template takes two lines, every value whole
-        most = "no cap per lead" if t.max_credits_per_lead is None else f"at most {t.max_credits_per_lead:g} per lead"
+        most = "no cap per lead" if t.max_credits_per_lead is None else f"at most {cap} per lead"
         lines.append((f"{t.name}: {t.description}", f"providers {', '.join(t.providers())}, credits {most}"))
     print_table(table, lines)
 

@@ -23,7 +23,7 @@ from leads_pipeline.commands.common import (
     run_or_fail,
 )
 from leads_pipeline.commands.selection import WhereOption
-from leads_pipeline.lib.wording import counted
+from leads_pipeline.lib.wording import counted, plain_number
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.access import Role
@@ -206,7 +206,7 @@ def _print_lead(document: dict[str, Any]) -> None:
         for entry in document["facts"]:
             for fact in entry["facts"]:
                 value = "" if fact["value"] is None else str(fact["value"])
-                confidence, cost = str(fact.get("confidence", "")), f"{fact.get('cost', 0):g}"
+                confidence, cost = str(fact.get("confidence", "")), plain_number(fact.get("cost", 0))
                 observed, note = str(fact.get("observedAt", ""))[:19], fact.get("note")
                 won = "yes" if fact["won"] else (note or "no")
                 facts.add_row(entry["field"], value, fact["source"], confidence, cost, observed, won)

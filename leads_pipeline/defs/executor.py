@@ -25,6 +25,7 @@ import dagster as dg
 
 from leads_pipeline.lib.errors import INTERRUPTED
 from leads_pipeline.lib.limits import cpu_count
+from leads_pipeline.lib.wording import plain_number
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 """What Dagster takes for an interrupt of a step (``dagster._utils.interrupts``)."""
@@ -72,7 +73,7 @@ def retry_failed_leads(context: dg.AssetExecutionContext, failed: int, what: str
         return
     wait = TRANSIENT_RETRY_DELAY_S * 2**context.retry_number
     context.log.info(
-        f"{what}: {failed:,} failed; asking them again in {wait:g} s"
+        f"{what}: {failed:,} failed; asking them again in {plain_number(wait)} s"
         f" (retry {context.retry_number + 1} of {TRANSIENT_RETRIES})"
     )
     raise dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait)

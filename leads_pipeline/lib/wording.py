@@ -1,5 +1,8 @@
 """Wording shared by the command output and the notes the stages leave for ``leads jobs show``."""
 
+import math
+from decimal import Decimal
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``1 cluster``, ``2 clusters``: a count with its noun, where "1 clusters of duplicates" read wrong."""
@@ -18,3 +21,13 @@ def plain_number(number: float) -> str:
     value in a score's reasons), to 4 decimals, where ``:g`` read a million and a half as "1.23457e+06", six
     digits of it."""
     return f"{number:,.4f}".rstrip("0").rstrip(".")
+
+
+def written_number(number: float) -> str:
+    """``0.00001``, ``1500000``, ``-2.5``: a number a user gave (a configuration's, an option's), every digit of
+    it and no exponent, for a message that repeats it; ``:g`` wrote "1e-05" and "1.5e+06", and ``plain_number``
+    would round a weight of -0.00001 to "-0"; ``nan`` and ``inf`` as typed."""
+    if not math.isfinite(number):
+        return repr(number)
+    text = format(Decimal(repr(number)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text

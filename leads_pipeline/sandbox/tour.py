@@ -19,6 +19,7 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.smtp import SmtpProber
 from leads_pipeline.lib.clients.twilio import TwilioLookupResource
 from leads_pipeline.lib.clients.verifiers import NeverBounceResource, ZeroBounceResource
+from leads_pipeline.lib.wording import credit_amount, plain_number
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import Company, Person, World
 
@@ -114,16 +115,16 @@ def run_tour(sandbox: Sandbox, world: World) -> list[TourStep]:
 
     def zerobounce() -> tuple[str, str | None]:
         verdict = clients.zerobounce.verify(email)
-        return f"{verdict.status} ({verdict.credits:g} credit)", _mismatch(status=("valid", verdict.status))
+        return f"{verdict.status} ({credit_amount(verdict.credits)})", _mismatch(status=("valid", verdict.status))
 
     def neverbounce() -> tuple[str, str | None]:
         verdict = clients.neverbounce.verify(email)
-        return f"{verdict.status} ({verdict.credits:g} credit)", _mismatch(status=("valid", verdict.status))
+        return f"{verdict.status} ({credit_amount(verdict.credits)})", _mismatch(status=("valid", verdict.status))
 
     def twilio() -> tuple[str, str | None]:
         result = clients.twilio.lookup(phone.number)
         carrier = f", {result.carrier_name}" if result.carrier_name else ""
-        answer = f"{result.line_type}{carrier} (${result.cost_usd:g})"
+        answer = f"{result.line_type}{carrier} (${plain_number(result.cost_usd)})"
         return answer, _mismatch(valid=(True, result.valid), line_type=(phone.line_type, result.line_type))
 
     def mx_lookup() -> tuple[str, str | None]:

@@ -33,6 +33,7 @@ from leads_pipeline.lib.enrichment.engine import CompanyEnricher
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.wording import plain_number
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.support import (
@@ -129,7 +130,7 @@ def test_where_values_came_from_is_shown_whole_at_80_columns(
             line = shown.index(f"{field}: {fact['value']}", line + 1)
             won = "won" if fact["won"] else f"lost ({fact['note']})"
             assert shown[line + 1] == (
-                f"  {fact['source']}, confidence {fact['confidence']}, cost {fact['cost']:g},"
+                f"  {fact['source']}, confidence {fact['confidence']}, cost {plain_number(fact['cost'])},"
                 f" observed {fact['observedAt'][:19]}, {won}"
             )
     assert [f["won"] for f in attribution["company_domain"]] == [True, False]  # the loser's line says why
@@ -374,10 +375,12 @@ def test_user_errors_are_one_line(leads: Leads, prospects: list[int], tmp_path: 
         assert "--notify must be an http:// or https:// URL with a host name" in refused and "s3cret" not in refused
     refused = leads.fails("enrich-after-import", "prospects", "--notify", "hooks.example.com/x")
     assert "--notify must be an http:// or https:// URL" in refused
-    for cap in ("nan", "inf", "-1"):  # nan capped nothing; enrich-after-import took even a negative cap
+    # nan capped nothing; enrich-after-import took even a negative cap; the cap is repeated as typed (:g wrote
+    # -0.00001 as -1e-05)
+    for cap in ("nan", "inf", "-1", "-0.00001"):
         for args in (("enrich", "--list", "prospects", "--estimate"), ("enrich-after-import", "prospects")):
             refused = leads.fails(*args, "--max-credits", cap)
-            assert "--max-credits must be a number of credits >= 0; got" in refused, (args, cap)
+            assert refused.endswith(f"--max-credits must be a number of credits >= 0; got {cap}"), (args, cap)
 
 
 def test_enrichment_after_import_queues_behind_the_runs_people_launch_unless_its_priority_is_given(

@@ -1,6 +1,6 @@
 """Counts with their nouns."""
 
-from leads_pipeline.lib.wording import counted, credit_amount, plain_number
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number, written_number
 
 
 def test_a_count_of_one_takes_the_singular() -> None:
@@ -38,3 +38,10 @@ def test_an_amount_of_credits_is_never_in_exponent_form() -> None:
         "2,000,000",
         "0.3333",
     ]
+
+
+def test_a_number_a_user_gave_is_repeated_as_written() -> None:
+    """``:g`` repeated a configuration's weight of -0.00001 as "-1e-05" and a bound of 1,500,000 as "1.5e+06";
+    ``plain_number`` would round the weight to "-0"."""
+    values = (-0.00001, 1500000.0, 1234567.891, 30.0, 2.5, 0, float("nan"), float("inf"))
+    assert [written_number(v) for v in values] == ["-0.00001", "1500000", "1234567.891", "30", "2.5", "0", "nan", "inf"]

@@ -92,7 +92,9 @@ def duplicate_groups(conn: psycopg.Connection[dict[str, Any]], list_id: int, ded
         )
         for key, column in columns.items()
     ]
-    # The list's leads are read in one pass over their pages (a bitmap of the key index) and sorted, not by
+    # The list's leads are read in one pass over their pages (a bitmap of the key index: PostgreSQL 18 plans a
+    # Bitmap Index Scan of leads_list_email_bidx or _phone_bidx and a Bitmap Heap Scan, 100k leads in 0.17 s; no
+    # index-only scan can serve the query, whose ids and values are in the table's rows) and sorted, not by
     # walking the key index and fetching every lead from the heap at random (1M leads: 1.3 s against 2.2 s),
     # nor by reading the whole table (a scan of it or of its primary key), which the planner prefers when the list
     # is a tenth of it (1M of 10M leads: 4.0 s, and growing with every other list). Blind indexes are hex, so they

@@ -52,6 +52,7 @@ from leads_pipeline.lib.clients.http import MalformedResponseError, parse_retry_
 from leads_pipeline.lib.enrichment.pacing import paced_by_key
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.ratelimit import Pacer
+from leads_pipeline.lib.wording import plain_number
 
 
 class _PacedTransport(ImpitHttpClient):
@@ -155,7 +156,8 @@ class ApifyResource(dg.ConfigurableResource):
             raise MalformedResponseError(f"Apify answered {actor_id} with an unreadable body: {message}") from None
         except impit.TimeoutException:
             raise TransientError(
-                f"Apify did not answer {actor_id} within {self.timeout_s} s ({self.max_retries + 1} attempts)"
+                f"Apify did not answer {actor_id} within {plain_number(self.timeout_s)} s"
+                f" ({self.max_retries + 1} attempts)"
             ) from None
         except impit.HTTPError as exc:
             raise TransientError(f"could not reach Apify at {self.api_url}: {redact(str(exc), self.token)}") from None

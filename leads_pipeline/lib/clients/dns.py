@@ -21,6 +21,7 @@ import dns.rdatatype
 import dns.resolver
 
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.lib.wording import plain_number
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class MxResolver:
         try:
             return asyncio.run(self._first_address(host))
         except dns.exception.Timeout:
-            message = f"no address for {host}: timeout: no answer within {self.timeout:g} s"
+            message = f"no address for {host}: timeout: no answer within {plain_number(self.timeout)} s"
             raise TransientError(message) from None
         except dns.resolver.NoNameservers as error:
             message = f"no address for {host}: no nameserver answered (SERVFAIL or refused): {error}"
@@ -151,7 +152,7 @@ class MxResolver:
         except (dns.name.EmptyLabel, dns.name.LabelTooLong, dns.name.NameTooLong) as error:
             return MxResult(name, (), error=f"invalid domain name: {error}"), self.negative_ttl
         except dns.exception.Timeout:
-            return self._transient(name, f"timeout: no answer within {self.timeout:g} s"), 0.0
+            return self._transient(name, f"timeout: no answer within {plain_number(self.timeout)} s"), 0.0
         except dns.resolver.NoNameservers as error:
             return self._transient(name, f"no nameserver answered (SERVFAIL or refused): {error}"), 0.0
         records = sorted(answer, key=lambda r: (r.preference, r.exchange.to_text()))
@@ -166,7 +167,7 @@ class MxResolver:
             if await self._first_address(name) is not None:
                 return MxResult(name, (name,), fallback_a=True), self.negative_ttl
         except dns.exception.Timeout:
-            return self._transient(name, f"timeout: no answer within {self.timeout:g} s"), 0.0
+            return self._transient(name, f"timeout: no answer within {plain_number(self.timeout)} s"), 0.0
         except dns.resolver.NoNameservers as error:
             return self._transient(name, f"no nameserver answered (SERVFAIL or refused): {error}"), 0.0
         return MxResult(name, (), error="no MX and no address record: the domain receives no mail"), self.negative_ttl

@@ -32,6 +32,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from leads_pipeline.lib.clients.http import MalformedResponseError, RetryPolicy, parse_retry_after, redact, require
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
 from leads_pipeline.lib.ratelimit import Pacer
+from leads_pipeline.lib.wording import plain_number
 
 _CUT_SHORT: Final = frozenset({None, types.FinishReason.STOP, types.FinishReason.FINISH_REASON_UNSPECIFIED})
 """Finish reasons under which an answer that does not parse was cut or garbled on the way (asked again); any
@@ -169,7 +170,7 @@ class GeminiResource(dg.ConfigurableResource):
             raise self._api_error(exc) from None
         except (httpx.TimeoutException, httpx2.TimeoutException):
             raise TransientError(
-                f"Gemini did not answer within {self.timeout_s} s ({self.retry_attempts} attempts)"
+                f"Gemini did not answer within {plain_number(self.timeout_s)} s ({self.retry_attempts} attempts)"
             ) from None
         except (httpx.TransportError, httpx2.TransportError) as exc:
             raise TransientError(f"could not reach Gemini: {redact(str(exc), self.api_key)}") from None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError, TransientError
+from leads_pipeline.lib.wording import plain_number
 
 if TYPE_CHECKING:  # the shared bucket loads psycopg, which a client without pacing does not need
     from leads_pipeline.lib.ratelimit import Pacer
@@ -232,7 +233,7 @@ def send(
     try:
         response = session.request(method, url, **kwargs)
     except requests.Timeout as exc:
-        message = f"{provider} did not answer within {kwargs.get('timeout', session.timeout_s)} s"
+        message = f"{provider} did not answer within {plain_number(kwargs.get('timeout', session.timeout_s))} s"
         raise TransientError(f"{message} ({attempts} attempts): {redact(str(exc), *secrets)}") from None
     except requests.ConnectionError as exc:
         message = f"could not connect to {provider} ({attempts} attempts)"

@@ -24,6 +24,7 @@ import dns.exception
 import dns.name
 
 from leads_pipeline.lib.errors import ConfigurationError, TransientError
+from leads_pipeline.lib.wording import plain_number
 
 ProbeStatus = Literal["deliverable", "undeliverable", "catch_all", "unknown"]
 
@@ -138,7 +139,7 @@ class SmtpProber:
             except smtplib.SMTPException as error:
                 return self._unknown(host, f"SMTP failure: {error}")
             except TimeoutError:
-                message = f"no answer within {self.timeout:g} s"
+                message = f"no answer within {plain_number(self.timeout)} s"
                 return ProbeResult("unknown", None, message, host, unreachable=not connected)
             except UnicodeEncodeError:
                 return self._unknown(host, "the address is not ASCII and SMTPUTF8 probing is not supported")

@@ -17,6 +17,7 @@ import urllib3
 
 from leads_pipeline.lib.clients.egress import deadline_session
 from leads_pipeline.lib.clients.http import redact
+from leads_pipeline.lib.wording import plain_number
 
 MAX_BYTES = 5 * 1024 * 1024
 DEADLINE_S = 30.0
@@ -43,7 +44,7 @@ def store_image(url: str, media_dir: Path, timeout: float = 10.0, deadline_s: fl
         except MediaError as error:
             failure = error
         if cut_off.is_set():  # whatever became of the answer cut short (an error, headers or body ended early)
-            raise MediaError(f"{redact(url)} took longer than {deadline_s:g} s to send")
+            raise MediaError(f"{redact(url)} took longer than {plain_number(deadline_s)} s to send")
         if failure is not None:
             raise failure
     digest = hashlib.sha256(body).hexdigest()

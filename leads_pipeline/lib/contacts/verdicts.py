@@ -21,6 +21,7 @@ from leads_pipeline.lib.clients.dns import MxResult
 from leads_pipeline.lib.clients.paid_verdicts import EmailVerdict
 from leads_pipeline.lib.clients.smtp import ProbeResult
 from leads_pipeline.lib.contacts.emails import ParsedEmail
+from leads_pipeline.lib.wording import plain_number
 
 Status = Literal["valid", "invalid", "catch_all", "unknown", "disposable", "role"]
 
@@ -169,7 +170,7 @@ def smtp_verdict(parsed: ParsedEmail, mx: MxResult, probe: ProbeResult) -> Verdi
         confidence = CONFIDENCE["greylisted" if greylisted else "unknown"]
         retry_after = probe.retry_after
         reason = f"no verdict from {probe.host or 'the mail hosts'}: {probe.message}" + (
-            f"; retry after {probe.retry_after:g} s" if retry_after is not None else ""
+            f"; retry after {plain_number(retry_after)} s" if retry_after is not None else ""
         )
     verdict = Verdict(
         parsed.email,

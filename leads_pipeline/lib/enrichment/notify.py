@@ -20,6 +20,7 @@ from leads_pipeline.lib.clients.egress import deadline_session
 from leads_pipeline.lib.enrichment.jobs import summary
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.wording import plain_number
 
 WEBHOOK_ENV = "LEADS_WEBHOOK_URL"
 _QUERY = re.compile(r"\?[^\s'\")]*")
@@ -93,7 +94,7 @@ def notify_completion(
         except requests.RequestException as exc:
             error = _safe_error(exc, url)
         if status_code is None and cut_off.is_set():
-            error = f"no answer within {DEADLINE_S:g} s"
+            error = f"no answer within {plain_number(DEADLINE_S)} s"
     ok = error is None
     log(f"webhook for job {job_id} to {safe_url(url)}: {'delivered' if ok else error}")
     with connect(database_url) as conn:

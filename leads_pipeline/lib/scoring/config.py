@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.wording import written_number
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parents[2] / "data" / "scoring" / "default.yaml"
 CUSTOM_PREFIX = "custom."
@@ -61,7 +62,7 @@ class Thresholds(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> Thresholds:
         if self.mql > self.sql:
-            raise ValueError(f"mql ({self.mql:g}) must not be above sql ({self.sql:g})")
+            raise ValueError(f"mql ({written_number(self.mql)}) must not be above sql ({written_number(self.sql)})")
         return self
 
 
@@ -105,7 +106,7 @@ class Completeness(_Section):
         for path, weight in self.fields.items():
             check_field_path(path)
             if weight < 0:
-                raise ValueError(f"fields.{path}: weight must be 0 or more; got {weight:g}")
+                raise ValueError(f"fields.{path}: weight must be 0 or more; got {written_number(weight)}")
         if self.fields and not any(self.fields.values()):
             raise ValueError("fields: at least one weight must be above 0")
         return self
@@ -120,7 +121,7 @@ class Range(_Section):
     @model_validator(mode="after")
     def _ordered(self) -> Range:
         if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"min ({self.min:g}) must not be above max ({self.max:g})")
+            raise ValueError(f"min ({written_number(self.min)}) must not be above max ({written_number(self.max)})")
         return self
 
     def contains(self, value: float) -> bool:
@@ -173,7 +174,7 @@ class CompanyFit(_Section):
             if key not in FIT_CRITERIA:
                 raise ValueError(f"weights.{key}: unknown criterion; expected one of {', '.join(FIT_CRITERIA)}")
             if weight < 0:
-                raise ValueError(f"weights.{key}: weight must be 0 or more; got {weight:g}")
+                raise ValueError(f"weights.{key}: weight must be 0 or more; got {written_number(weight)}")
         for country in self.countries:
             if len(country) != 2 or not country.isalpha():
                 raise ValueError(f"countries: {country!r} is not an ISO 3166 alpha-2 code such as US or DE")
@@ -299,7 +300,7 @@ class ScoringConfig(_Section):
             raise ValueError("weights: at least one component weight must be above 0")
         hot, warm = self.band_floors()
         if warm > hot:
-            raise ValueError(f"bands: warm ({warm:g}) must not be above hot ({hot:g})")
+            raise ValueError(f"bands: warm ({written_number(warm)}) must not be above hot ({written_number(hot)})")
         return self
 
     def component_weights(self) -> dict[str, float]:

@@ -31,6 +31,7 @@ from sklearn.model_selection import StratifiedKFold
 from leads_pipeline.lib.scoring.config import ScoringConfig, parse_config
 from leads_pipeline.lib.scoring.model import FeatureSpec, as_number
 from leads_pipeline.lib.scoring.rules import LeadInput, Rules
+from leads_pipeline.lib.wording import plain_number
 
 SMOOTHING = 20.0
 POINTS_PER_LOG_ODDS = 10.0
@@ -47,9 +48,8 @@ class Method:
     bins: int = 8
 
     def __str__(self) -> str:
-        return (
-            f"{self.name} C={self.c:g} bins={self.bins}" if self.name == "logistic" else f"{self.name} bins={self.bins}"
-        )
+        c = f" C={plain_number(self.c)}" if self.name == "logistic" else ""
+        return f"{self.name}{c} bins={self.bins}"
 
 
 CANDIDATES: tuple[Method, ...] = (

@@ -405,13 +405,8 @@ class VerificationLedger:
         while the caller looks again, buys and records it: ``record`` commits before the lock is let go, so a
         job waiting for it then finds the verdict stored. The connection is kept for the next purchase: opening
         one took ~10 ms, the lock ~0.3 ms."""
-        conn = self._buyers.get()
-        try:
-            with purchases.buying(conn, method, str(blind_index("email", email))):
-                yield
-        except BaseException:
-            conn.close()  # it may be broken: the thread's next purchase opens another
-            raise
+        with self._buyers.held() as conn, purchases.buying(conn, method, str(blind_index("email", email))):
+            yield
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         """The addresses among ``emails`` of people erased on request: never verified, cached or stored again."""

@@ -86,7 +86,7 @@ _process_name: str | None = None
 class ThreadConnections:
     """One connection per worker thread, opened on its first use and reused after (opening one takes ~10 ms,
     which per paid lookup or per company was more than the work), all closed by ``close``; one left closed
-    (``discard`` after an error that may have broken it) is opened anew on the thread's next use."""
+    (``held`` after an error that may have broken it) is opened anew on the thread's next use."""
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
@@ -102,6 +102,17 @@ class ThreadConnections:
             with self._lock:
                 self._opened.append(conn)
         return conn
+
+    @contextmanager
+    def held(self) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        """The thread's connection for one block, closed when the block raises: the error may have broken it or
+        left it inside a transaction, and the thread's next use opens another."""
+        conn = self.get()
+        try:
+            yield conn
+        except BaseException:
+            conn.close()
+            raise
 
     def close(self) -> None:
         with self._lock:

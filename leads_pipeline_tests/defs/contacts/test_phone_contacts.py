@@ -5,8 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
+
 from leads_pipeline.defs.contacts.assets import email_contacts, phone_contacts
 from leads_pipeline.defs.contacts.checks import DNC_FRESH_CHECK, PHONE_E164_CHECK
+from leads_pipeline.lib.contacts.phone_batch import PhoneOptions, PhoneStage
 from leads_pipeline.lib.credits import PRICES
 from leads_pipeline.lib.store.contacts import update_lead_columns
 from leads_pipeline.lib.store.db import connect
@@ -208,3 +212,26 @@ def test_a_reused_twilio_answer_expires_with_the_lookup_that_bought_it(
     assert job() == (1, 1), "35 days after the lookup: looked up again, once for both leads"
     fresh = {f["lead_id"]: f for f in _facts(database_url, "phone_line_type") if f["id"] > reused["id"]}
     assert set(fresh) == {a, b} and sum(float(f["cost"]) for f in fresh.values()) == PRICES["twilio_lookup"]
+
+
+def test_the_workers_keep_one_connection_each_for_the_numbers_they_buy(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Twilio answer bought (and every reused answer passed on) opened a connection of its own, ~10 ms per
+    number; a worker keeps one for all its numbers, over every chunk, and all are closed when the stage ends."""
+    opened: list[psycopg.Connection[Any]] = []
+    real = psycopg.connect
+
+    def counting(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+        conn = real(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(psycopg, "connect", counting)
+    twilio = sandbox_resources(sandbox, database_url)["twilio"]
+    options = PhoneOptions(twilio="always", direct_dials=False, chunk_size=50, workers=2)
+    stats = PhoneStage(database_url, world_batch.batch_id, twilio, None, options).run()
+    chunks = -(-stats.leads // options.chunk_size)
+    assert stats.twilio_lookups > 3 * (1 + chunks + options.workers)
+    assert len(opened) <= 1 + chunks + options.workers  # the reader, a writer per chunk, a worker's each
+    assert all(conn.closed for conn in opened)

@@ -63,6 +63,14 @@ def test_prd_body_shape_is_accepted() -> None:
         ({"completeness": {"fields": {"email_adress": 1}}}, "completeness: unknown lead field 'email_adress'"),
         ({"completeness": {"fields": {"custom.": 1}}}, "completeness: unknown lead field 'custom.'"),
         ({"completeness": {"fields": {"email": 2, "phone": -1}}}, "completeness: fields.phone: weight must be 0 or"),
+        (  # the numbers as written: :g read -1e-05, 2.5e+06 and 1.5e+06
+            {"completeness": {"fields": {"email": 2, "phone": -0.00001}}},
+            "completeness: fields.phone: weight must be 0 or more; got -0.00001",
+        ),
+        (
+            {"companyFit": {"employees": [{"min": 2500000, "max": 1500000}]}},
+            "companyFit.employees[0]: min (2500000) must not be above max (1500000)",
+        ),
         ({"completeness": {"fields": {"email": 0, "phone": 0}}}, "completeness: fields: at least one weight must be"),
         ({"model": {"mode": "sometimes"}}, "model.mode: Input should be 'off', 'component' or 'replace'"),
         ({"recency": {"dataHalfLifeDays": 0}}, "recency.dataHalfLifeDays: Input should be greater than 0"),
