@@ -798,3 +798,19 @@ def test_the_bookkeeping_columns_of_an_export_are_left_out_only_in_an_export() -
     crm = ["Id", "Email", "tags", "stage"]  # another tool's ids and tags stay custom fields
     assert left_out_columns(crm) == frozenset()
     assert not [c for c in suggest_mapping(crm, []).columns if "bookkeeping" in c.reason]
+
+
+def test_a_japanese_crm_export_s_headers_map_to_their_fields() -> None:
+    """名前 (name), 企業名 and 勤務先 (company, employer), メール and 携帯番号 are how Japanese CRM and form exports
+    head these columns; they were kept as custom fields, so the people had no name or company."""
+    headers = ["名前", "企業名", "メール", "携帯番号", "役職"]
+    rows = [["山田太郎", "株式会社山田商事", "taro@example.jp", "090-1234-5678", "営業部長"]] * 3
+    assert suggest_mapping(headers, rows).as_dict() == {
+        "名前": "full_name",
+        "企業名": "company",
+        "メール": "email",
+        "携帯番号": "mobile_phone",
+        "役職": "title",
+    }
+    employer = suggest_mapping(["お名前", "勤務先"], [["佐藤花子", "トヨタ自動車株式会社"]] * 3).as_dict()
+    assert employer == {"お名前": "full_name", "勤務先": "company"}
