@@ -364,9 +364,9 @@ def _sealed_frame(chunk: PreparedChunk, sealer: crypto.Sealer) -> pd.DataFrame:
         frame[f"{name}_bidx"] = pd.Series(pd.NA, index=frame.index, dtype="str")
         if plain:
             frame.loc[present, name] = sealer.seal_many(plain)
-            frame.loc[present, f"{name}_bidx"] = [sealer.blind_index(name, v) for v in plain]
-        if name == "email":  # (rsplit then .str[1] fails on a chunk without any email: pandas gives floats)
-            frame["email_domain"] = values.str.extract(r"@([^@]*)$", expand=False)
+            frame.loc[present, f"{name}_bidx"] = sealer.blind_indexes(name, plain)
+        if name == "email":
+            frame["email_domain"] = norm.email_domains(values)
     for slot in [*chunk.sealed_custom, *_contact_columns(frame, chunk.custom_headers)]:
         values = frame[slot]
         present = values.notna()

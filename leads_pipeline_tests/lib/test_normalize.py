@@ -25,6 +25,7 @@ from leads_pipeline.lib.normalize import (
     company_key,
     complete_names,
     country_codes,
+    email_domains,
     linkedin_urls,
     name_key,
     normalize_emails,
@@ -213,6 +214,17 @@ def test_a_host_name_has_at_most_253_characters() -> None:
     result = website_to_domain(pd.Series([f"https://{longest}/", too_long]))
     assert values(result.values) == [longest, NA]
     assert values(result.problems) == [NA, WEBSITE_PROBLEM]
+
+
+def test_an_email_domain_is_what_follows_the_last_at_sign() -> None:
+    """As stored beside a sealed address (``email_domain``): pandas' extract of the same pattern, row for row."""
+    given = pd.Series(["ann@example.com", None, "x@y@z.org", "no at sign", "a@", "zoë@bücher.de"], dtype=STRING)
+    given.index = pd.Index([3, 5, 8, 13, 21, 34])
+    domains = email_domains(given)
+    assert domains.index.equals(given.index) and domains.dtype == STRING
+    assert values(domains) == ["example.com", NA, "z.org", NA, "", "bücher.de"]
+    assert domains.equals(given.str.extract(r"@([^@]*)$", expand=False))
+    assert values(email_domains(pd.Series([None, None], dtype="str"))) == [NA, NA]
 
 
 def test_email_regex_agrees_with_email_validator_on_datablist() -> None:

@@ -5,6 +5,7 @@ is a column of values, normalized in one call as the import does a chunk."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -106,6 +107,46 @@ def test_a_company_key_is_its_own_key(values: list[str]) -> None:
     keys = _present(norm.company_key(_column(values)))
     again = _present(norm.company_key(_column(keys)))
     assert [k for k, a in zip(keys, again, strict=True) if k != a and not k.startswith("the ")] == []
+
+
+def _repeating(specific: st.SearchStrategy[str | None]) -> st.SearchStrategy[list[str | None]]:
+    """Columns of a few values, each repeated (as a file's companies and numbers are), missing ones among them."""
+    pool = st.lists(st.one_of(specific, TEXT, st.none()), min_size=1, max_size=4)
+    return pool.flatmap(lambda values: st.lists(st.sampled_from(values), min_size=1, max_size=12))
+
+
+def _row_by_row(normalize: Callable[..., tuple[pd.Series, ...]], *columns: list[str | None]) -> None:
+    """``normalize`` of the columns gives each row what it gives the row alone (a one-row column)."""
+    whole = [list(row) for row in zip(*normalize(*map(_column, columns)), strict=True)]
+    alone = [[part.iloc[0] for part in normalize(*(_column([v]) for v in row))] for row in zip(*columns, strict=True)]
+    assert whole == alone
+
+
+def _company_keys(values: pd.Series) -> tuple[pd.Series, ...]:
+    return (norm.company_key(values),)
+
+
+def _domains(values: pd.Series) -> tuple[pd.Series, ...]:
+    result = norm.website_to_domain(values)
+    return result.values, result.problems
+
+
+def _phones(values: pd.Series, countries: pd.Series | None = None) -> tuple[pd.Series, ...]:
+    result = norm.normalize_phones(values, countries, "US")
+    return result.e164, result.extension, result.problems
+
+
+@COLUMNS
+@given(_repeating(COMPANIES), _repeating(WEBSITES), _repeating(PHONES), st.data())
+def test_a_column_normalizes_row_by_row_however_often_its_values_repeat(
+    companies: list[str | None], websites: list[str | None], numbers: list[str | None], data: st.DataObject
+) -> None:
+    """Companies, websites and numbers (with the row's country) are normalized once per distinct value."""
+    _row_by_row(_company_keys, companies)
+    _row_by_row(_domains, websites)
+    _row_by_row(_phones, numbers)
+    countries = st.lists(st.sampled_from(["DE", "US", "GB", None]), min_size=len(numbers), max_size=len(numbers))
+    _row_by_row(_phones, numbers, data.draw(countries))
 
 
 @COLUMNS

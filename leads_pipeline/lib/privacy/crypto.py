@@ -97,16 +97,18 @@ class Keyring:
 
     def seal_many(self, values: list[str]) -> list[str]:
         """:meth:`seal` of each value with a random nonce: an import chunk seals ~150,000 values, and drawing
-        their nonces in one read and encoding without the per-call overhead cuts the cost per value by a quarter
-        (~1.8 -> ~1.3 µs)."""
+        their nonces in one read and writing the envelope in the loop, not by a call per value (:meth:`_envelope`),
+        cuts the cost per value by a third (~1.8 -> ~1.2 µs)."""
         encrypt = self._ciphers[self.active].encrypt
-        envelope = self._envelope
+        head = self._envelope(b"")
+        encode = binascii.b2a_base64
         nonces = os.urandom(_NONCE * len(values))
-        sealed: list[str] = []
-        for i, value in enumerate(values):
-            nonce = nonces[i * _NONCE : (i + 1) * _NONCE]
-            sealed.append(envelope(nonce + encrypt(nonce, value.encode("utf-8"), _AAD)))
-        return sealed
+        return [
+            head + encode(nonce + encrypt(nonce, value.encode("utf-8"), _AAD), newline=False).decode("ascii")
+            for nonce, value in zip(
+                (nonces[start : start + _NONCE] for start in range(0, len(nonces), _NONCE)), values, strict=True
+            )
+        ]
 
     def _envelope(self, body: bytes) -> str:
         """The stored form of a nonce and its ciphertext: ``enc:<key id>:<base64>``."""
@@ -414,6 +416,17 @@ _EMAIL_TOKEN: Final = re.compile(r"[^\s<>()\[\],;:\"']+@[^\s<>()\[\],;:\"']+")
 _PHONE_TOKEN: Final = re.compile(r"\+?\d[\d\s().-]{5,}\d")
 
 
+def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC-SHA256 under ``key`` as its two hash states after the padded key (RFC 2104, as ``hmac`` computes it):
+    the HMAC of a message is the outer state continued with the digest of the inner state continued with it."""
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return (
+        hashlib.sha256(bytes(byte ^ 0x36 for byte in padded)),
+        hashlib.sha256(bytes(byte ^ 0x5C for byte in padded)),
+    )
+
+
 class Sealer:
     """Sealing and blind indexing for many values at once (an import chunk), with the keys fixed when it was
     made: picklable, so the importer hands its keys to worker processes instead of each resolving its own."""
@@ -421,7 +434,7 @@ class Sealer:
     def __init__(self, ring: Keyring, blind: bytes) -> None:
         self._ring = ring
         self._blind = blind
-        self._keyed = hmac.new(blind, digestmod=hashlib.sha256)
+        self._inner, self._outer = _hmac_states(blind)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Sealer, (Keyring(dict(self._ring.keys), self._ring.active), self._blind))
@@ -430,12 +443,22 @@ class Sealer:
         return value if value.startswith(PREFIX) else self._ring.seal(value, deterministic=deterministic)
 
     def hash(self, kind: str, value: str) -> str:
-        state = self._keyed.copy()
-        state.update(f"{kind}:{value}".encode())
-        return state.hexdigest()
+        """:func:`keys.subject_hash` of the value, from the keyed states: ~0.8 µs against ~2.2 through an
+        ``hmac`` object's copy (its Python wrappers), which an import chunk paid some 100,000 times."""
+        inner = self._inner.copy()
+        inner.update(f"{kind}:{value}".encode())
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
 
     def blind_index(self, field: str, value: str) -> str:
         return self.hash(BLIND_INDEXED[field], normalized_identifier(field, value))
+
+    def blind_indexes(self, field: str, values: list[str]) -> list[str]:
+        """:meth:`blind_index` of each value, each distinct value hashed once: the numbers of a file repeat (a
+        company's switchboard), a 50,000-row chunk of the benchmark's file holds ~15,000 distinct ones."""
+        hashes = {value: self.blind_index(field, value) for value in dict.fromkeys(values)}
+        return [hashes[value] for value in values]
 
     def seal_many(self, values: list[str]) -> list[str]:
         """:meth:`seal` of each value (random nonces), in one batch."""

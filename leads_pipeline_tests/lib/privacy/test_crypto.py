@@ -197,6 +197,34 @@ def test_a_sealer_travels_to_worker_processes_with_its_keys() -> None:
     assert set(found) == {subject_hash("phone", "+14155550100"), subject_hash("email", "ann@example.com")}
 
 
+@pytest.mark.parametrize("key_length", [16, 32, 64, 65, 100])
+def test_a_sealers_hash_is_the_keyed_hash_whatever_the_keys_length(key_length: int) -> None:
+    blind = bytes(range(key_length))
+    sealer = crypto.Sealer(crypto.keyring(), blind)
+    for kind, value in (("email", "ann@example.com"), ("phone", "+14155550100"), ("street", "Zoë Brontë 日本")):
+        assert sealer.hash(kind, value) == subject_hash(kind, value, blind)  # type: ignore[arg-type]
+    assert sealer.hash("phone", "") == subject_hash("phone", "", blind)
+    assert pickle.loads(pickle.dumps(sealer)).hash("email", "a@b.c") == subject_hash("email", "a@b.c", blind)
+
+
+def test_a_sealer_blind_indexes_each_distinct_value_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    sealer = crypto.sealer()
+    values = ["+14155550100", "+14155550101", "+14155550100", " Ann@Example.com", "+14155550100"]
+    expected = [sealer.blind_index("phone" if "@" not in v else "email", v) for v in values]
+    hashed: list[str] = []
+    real = crypto.Sealer.blind_index
+
+    def counted(self: crypto.Sealer, field: str, value: str) -> str:
+        hashed.append(value)
+        return real(self, field, value)
+
+    monkeypatch.setattr(crypto.Sealer, "blind_index", counted)
+    phones = sealer.blind_indexes("phone", values[:3] + values[4:])
+    assert phones == expected[:3] + expected[4:] and hashed == ["+14155550100", "+14155550101"]
+    assert sealer.blind_indexes("email", [values[3]]) == [expected[3]]
+    assert expected[3] == subject_hash("email", "ann@example.com") and sealer.blind_indexes("email", []) == []
+
+
 def test_an_opener_opens_text_and_json_and_looks_the_keyring_up_once(monkeypatch: pytest.MonkeyPatch) -> None:
     emails = [crypto.seal(f"lead{i}@example.com") for i in range(50)]
     payload = {"email": "ann@example.com", "n": 1}
