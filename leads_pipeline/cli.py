@@ -64,6 +64,10 @@ class _NamingGroup(typer.core.TyperGroup):
     ``pg_stat_activity``) once it knows which one runs: the arguments are walked only for the names of the
     subcommands, so none of their values (a file, a person searched for) is ever in the name."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _summarize(self)
+
     def resolve_command(
         self, ctx: _click.Context, args: list[str]
     ) -> tuple[str | None, _click.Command | None, list[str]]:
@@ -77,6 +81,18 @@ class _NamingGroup(typer.core.TyperGroup):
             group = sub
         name_sessions(" ".join(words))
         return name, command, rest
+
+
+def _summarize(group: _click.Command) -> None:
+    """Give every command under ``group`` its summary: the first paragraph of its help on one line. A group's
+    list of commands shows ``short_help`` or else the whole first paragraph, with the docstring's line breaks
+    and what follows the form feed (the code's history, kept for readers): `leads --help` broke the credits
+    line mid-sentence, and the dev line went on about ``dagster dev``."""
+    for command in getattr(group, "commands", {}).values():
+        if command.short_help is None and command.help:
+            first = command.help.partition("\f")[0].strip().split("\n\n")[0]
+            command.short_help = " ".join(first.split())
+        _summarize(command)
 
 
 app = typer.Typer(

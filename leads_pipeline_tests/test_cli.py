@@ -72,6 +72,18 @@ def test_every_help_is_one_paragraph_of_plain_text() -> None:
     assert result.exit_code == 0 and "exits 1 naming it" in result.output and "used to" not in result.output
 
 
+def test_a_group_lists_each_command_s_summary_on_its_own_lines() -> None:
+    """A group's list of commands showed each first paragraph with the docstring's line breaks (the credits
+    line broke after "total," wherever the terminal ended) and the code's history after the form feed."""
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "400"})
+    rows = {line.split()[1]: line for line in result.output.splitlines() if line.startswith("│ ")}
+    assert result.exit_code == 0 and "used to" not in result.output and "dagster dev" not in result.output
+    assert "this month's total, which is everyone's" in rows["credits"]
+    assert "the command exits 1 naming it." in rows["dev"]
+    privacy = CliRunner().invoke(app, ["privacy", "--help"], env={"COLUMNS": "400"}).output
+    assert any("person everywhere" in line and "suppress them" in line for line in privacy.splitlines())
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
