@@ -737,6 +737,8 @@ class SyncEngine:
                     permanent=not result.transient,
                     message=message,
                     attempts=attempts[record.lead_id],
+                    # a record created again was sent every field; a survivor of a merge, the changed ones
+                    left_out=record.unchanged if gone is None or record.survivor is not None else frozenset(),
                 )
             )
         store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
@@ -825,7 +827,10 @@ class SyncEngine:
         none). The record of a lead merged away (``leads dedupe --merge``) is applied to the lead it was merged
         into, as to a linked lead, its link kept on the merged-away lead (an undo of the merge gives it back), and
         counted in ``pulled_to_survivors``: it created that person's lead again. Skipped (``pull_skipped``, its
-        reason in the sync log) when that lead is in a list the pull does not write to.
+        reason in the sync log) when that lead is in a list the pull does not write to. A record no newer than the
+        push that last updated it is that push's own but for the fields it left out (the link's ``left_out``): one
+        of them unlike the agreed value is a salesperson's edit made between the last pull and the push, taken
+        as any change is (the record skipped whole, the edit waited for the record's next change in the CRM).
         ``suppressed``: the record carries an erased person's email or number."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
@@ -833,7 +838,14 @@ class SyncEngine:
         lead = store.lead_for_remote(conn, connection.name, record.remote_id)
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
-            return None  # our own push, or a change already pulled
+            # not changed since our own push (or a change already pulled): the fields the push sent hold its
+            # values; one it left out unlike the agreed value is a salesperson's edit made before the push
+            agreed = base or {}
+            edited = {name: remote_values[name] for name in lead["left_out"]
+                      if name in remote_values and not same(remote_values[name], agreed.get(name))}  # fmt: skip
+            if not edited:
+                return None
+            remote_values = {**{name: agreed.get(name) for name in remote_values}, **edited}
         linked = lead["linked_lead"] if lead else None  # the lead holding the record's link
         found: int | None = linked  # the lead the record was matched to, by its link or its match key
         if lead is None and list_id is not None:

@@ -48,6 +48,9 @@ class Outcome:
     permanent: bool = True
     message: str | None = None
     attempts: int = 1
+    left_out: frozenset[str] = frozenset()
+    """CRM fields a push's update left out (``OutgoingRecord.unchanged``): still as agreed for the lead, while the
+    record may hold a salesperson's edit of them made before the push, which the next pull looks for."""
     linked_lead: int | None = None
     """The lead holding the record's link when that is not ``lead_id``: a lead merged into it, whose link a pull
     applied to ``lead_id`` keeps up to date (``leads merges undo`` gives the lead its record back)."""
@@ -179,11 +182,13 @@ def record_outcomes(
             )
             cursor.executemany(
                 """
-                INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values)
-                VALUES (%s, %s, %s, %s, %s, %s)
+                INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values,
+                                       left_out)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (lead_id, connection) DO UPDATE SET remote_id = excluded.remote_id,
                     remote_updated = coalesce(excluded.remote_updated, crm_links.remote_updated),
-                    last_hash = excluded.last_hash, last_values = excluded.last_values, synced_at = now()
+                    last_hash = excluded.last_hash, last_values = excluded.last_values,
+                    left_out = excluded.left_out, synced_at = now()
                 """,
                 [
                     (
@@ -193,6 +198,7 @@ def record_outcomes(
                         o.remote_updated,
                         o.values_hash,
                         Jsonb(seal_payload(dict(o.values or {}))),
+                        sorted(o.left_out),
                     )
                     for o in good
                 ],
@@ -439,7 +445,7 @@ def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[s
     """The live lead a CRM record's link leads to (``hold_lead``: its linked lead, or the lead that one was merged
     into), held, with its link's base values and ``linked_lead``, the lead holding the link."""
     link = conn.execute(
-        "SELECT lead_id AS linked_lead, remote_id, last_values, remote_updated FROM crm_links"
+        "SELECT lead_id AS linked_lead, remote_id, last_values, remote_updated, left_out FROM crm_links"
         " WHERE connection = %s AND remote_id = %s",
         (connection, remote_id),
     ).fetchone()
