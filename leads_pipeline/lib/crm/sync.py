@@ -41,6 +41,7 @@ from leads_pipeline.lib.privacy.crypto import is_sealed, keyring
 from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures, liveness
+from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import connect, existing_leads, transaction
 from leads_pipeline.lib.store.privacy import flag_opted_out
 
@@ -814,14 +815,23 @@ class SyncEngine:
                   for r in chunk]  # fmt: skip
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
-        written = [self._apply(conn, report, record, list_id, i in suppressed) for i, record in enumerate(chunk)]
+        rekey: list[int] = []
+        written = [self._apply(conn, report, record, list_id, i in suppressed, rekey) for i, record in enumerate(chunk)]
+        if rekey:  # the company and name keys of the chunk's leads at once: pyarrow's cost is per call
+            refresh_keys(conn, rekey)
         # an opted-out identifier only in a raw value kept under custom.<field> is in no blind index to flag by
         opted = set(screening.opted_out)
         flagged = [w[1] for i, w in enumerate(written) if w is not None and opted & store.misfit_subjects(values[i])]
         flag_opted_out(conn, screening, {w[0] for w in written if w is not None}, flagged)
 
     def _apply(
-        self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool
+        self,
+        conn: store.Connection,
+        report: SyncReport,
+        record: RemoteRecord,
+        list_id: int | None,
+        suppressed: bool,
+        rekey: list[int],
     ) -> tuple[int, int] | None:
         """Apply one pulled record; returns the list and id of the lead it created or updated (None when it wrote
         none). The record of a lead merged away (``leads dedupe --merge``) is applied to the lead it was merged
@@ -831,7 +841,8 @@ class SyncEngine:
         push that last updated it is that push's own but for the fields it left out (the link's ``left_out``): one
         of them unlike the agreed value is a salesperson's edit made between the last pull and the push, taken
         as any change is (the record skipped whole, the edit waited for the record's next change in the CRM).
-        ``suppressed``: the record carries an erased person's email or number."""
+        ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
+        given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
         remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
@@ -870,6 +881,7 @@ class SyncEngine:
                 return None  # an erased person's record, its deletion queued: never a new lead again
             values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
+            rekey.append(lead_id)
             written_list = list_id
             action = "pulled_created"
         else:
@@ -878,10 +890,9 @@ class SyncEngine:
             local = map_lead(lead, connection.mapping)
             rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
             result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
-            if result.take:
-                store.write_lead_fields(
-                    conn, lead_id, to_lead_values({by_remote[f]: v for f, v in result.take.items()})
-                )
+            taken = to_lead_values({by_remote[f]: v for f, v in result.take.items()}) if result.take else {}
+            if taken and store.write_lead_fields(conn, lead_id, taken):
+                rekey.append(lead_id)
             store.record_conflicts(
                 conn,
                 report.sync_id,

@@ -24,7 +24,6 @@ from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import existing_leads, key_column
 from leads_pipeline.lib.store.lists import hold_lists
 from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
@@ -538,8 +537,10 @@ _KEYED: Final = frozenset({"first_name", "last_name", "company"})
 """The fields the company and name keys are derived from."""
 
 
-def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> None:
-    """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves."""
+def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> bool:
+    """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves. True when a field the
+    company and name keys derive from changed: the caller derives them again (``refresh_keys``) once for all the
+    leads it wrote, as the import does (pyarrow's cost is per call: a pull paid it for every lead)."""
     columns = _stored({k: v for k, v in changes.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in changes.items() if k.startswith("custom.")}
     assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns]
@@ -551,8 +552,7 @@ def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]
     conn.execute(
         sql.SQL("UPDATE leads SET {} WHERE id = %s").format(sql.SQL(", ").join(assignments)), [*params, lead_id]
     )
-    if _KEYED.intersection(changes):
-        refresh_keys(conn, [lead_id])
+    return bool(_KEYED.intersection(changes))
 
 
 def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -564,6 +564,8 @@ def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> int:
+    """A new lead of the list; its company and name keys, by which imports and dedupe find it, are for the caller to
+    derive (``refresh_keys``) once for all the leads it wrote, as for ``write_lead_fields``."""
     columns = _stored({k: v for k, v in values.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in values.items() if k.startswith("custom.")}
     names = [*columns, "list_id", "custom"]
@@ -572,7 +574,6 @@ def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> in
     )
     row = conn.execute(query, [*columns.values(), list_id, Jsonb(custom)]).fetchone()
     assert row is not None
-    refresh_keys(conn, [int(row["id"])])  # its company and name keys, by which imports and dedupe find it
     return int(row["id"])
 
 
