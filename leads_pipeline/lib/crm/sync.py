@@ -838,9 +838,10 @@ class SyncEngine:
         into, as to a linked lead, its link kept on the merged-away lead (an undo of the merge gives it back), and
         counted in ``pulled_to_survivors``: it created that person's lead again. Skipped (``pull_skipped``, its
         reason in the sync log) when that lead is in a list the pull does not write to. A record no newer than the
-        push that last updated it is that push's own but for the fields it left out (the link's ``left_out``): one
-        of them unlike the agreed value is a salesperson's edit made between the last pull and the push, taken
-        as any change is (the record skipped whole, the edit waited for the record's next change in the CRM).
+        push that last updated it is that push's own but for the fields it left out (the link's ``left_out``) and
+        the engagement fields (``pull_fields``), which it never sends: one of them unlike the agreed value or the
+        lead's fact is a salesperson's edit made between the last pull and the push, taken as any change is (the
+        record skipped whole, the edit waited for the record's next change in the CRM).
         ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
         given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection
@@ -850,11 +851,13 @@ class SyncEngine:
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
             # not changed since our own push (or a change already pulled): the fields the push sent hold its
-            # values; one it left out unlike the agreed value is a salesperson's edit made before the push
+            # values; one it left out unlike the agreed value, or an engagement field (never pushed) unlike the
+            # lead's fact, is a salesperson's edit made before the push
             agreed = base or {}
             edited = {name: remote_values[name] for name in lead["left_out"]
                       if name in remote_values and not same(remote_values[name], agreed.get(name))}  # fmt: skip
-            if not edited:
+            facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
+            if not edited and not store.facts_changed(conn, lead["id"], f"crm:{connection.name}", facts):
                 return None
             remote_values = {**{name: agreed.get(name) for name in remote_values}, **edited}
         linked = lead["linked_lead"] if lead else None  # the lead holding the record's link

@@ -600,6 +600,22 @@ def record_facts(conn: Connection, lead_id: int, source: str, facts: Mapping[str
         )
 
 
+def facts_changed(conn: Connection, lead_id: int, source: str, facts: Mapping[str, Any]) -> bool:
+    """Whether ``record_facts`` would record a value of ``facts`` other than the lead's newest of ``source`` for that
+    field: a pulled record the pull takes for a push's own may still carry a salesperson's change of an engagement
+    field (``pull_fields``), which no push sends."""
+    values = {name: _text(value) for name, value in facts.items() if value not in (None, "")}
+    if not values:
+        return False
+    rows = conn.execute(
+        "SELECT DISTINCT ON (field) field, value FROM lead_facts WHERE lead_id = %s AND source = %s"
+        " AND field = ANY(%s) ORDER BY field, observed_at DESC, id DESC",
+        (lead_id, source, list(values)),
+    )
+    newest = {row["field"]: row["value"] for row in rows}
+    return any(newest.get(name) != value for name, value in values.items())
+
+
 def pull_cursor(conn: Connection, connection: str) -> str | None:
     row = conn.execute("SELECT pull_cursor FROM crm_connections WHERE name = %s", (connection,)).fetchone()
     return row["pull_cursor"] if row else None
