@@ -816,7 +816,8 @@ class SyncEngine:
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
         rekey: list[int] = []
-        written = [self._apply(conn, report, record, list_id, i in suppressed, rekey) for i, record in enumerate(chunk)]
+        written = [self._apply(conn, report, record, values[i], list_id, i in suppressed, rekey)
+                   for i, record in enumerate(chunk)]  # fmt: skip
         if rekey:  # the company and name keys of the chunk's leads at once: pyarrow's cost is per call
             refresh_keys(conn, rekey)
         # an opted-out identifier only in a raw value kept under custom.<field> is in no blind index to flag by
@@ -829,6 +830,7 @@ class SyncEngine:
         conn: store.Connection,
         report: SyncReport,
         record: RemoteRecord,
+        values: dict[str, Any],
         list_id: int | None,
         suppressed: bool,
         rekey: list[int],
@@ -842,6 +844,7 @@ class SyncEngine:
         the engagement fields (``pull_fields``), which it never sends: one of them unlike the agreed value or the
         lead's fact is a salesperson's edit made between the last pull and the push, taken as any change is (the
         record skipped whole, the edit waited for the record's next change in the CRM).
+        ``values``: the record's as lead values (``to_lead_values``, screened), which a new lead is given.
         ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
         given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection
@@ -882,7 +885,6 @@ class SyncEngine:
                 return None
             if suppressed or crm_erasures.is_queued(conn, connection.name, record.remote_id):
                 return None  # an erased person's record, its deletion queued: never a new lead again
-            values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
             rekey.append(lead_id)
             written_list = list_id

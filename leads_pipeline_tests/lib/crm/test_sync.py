@@ -127,7 +127,8 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
 ) -> None:
     """A pull derived each lead's company and name keys on its own, one pyarrow pass a lead (most of a pull's time:
     3,000 new records took 26 s). The chunk's leads, created or given another name or company, are keyed at once,
-    each key the one it had alone."""
+    each key the one it had alone. A new lead is given the values the chunk normalized to screen them (they were
+    normalized again, a pandas pass a value)."""
     with transaction(database_url) as db:
         list_id = ensure_list(db, "Keyed at once", owner="tester").id
     hubspot = cast(HubSpotEmulator, emulator(sandbox, "hubspot"))
@@ -146,6 +147,14 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
         return company_key(names)
 
     monkeypatch.setattr(normalize, "company_key", counted)
+    normalized: list[dict[str, Any]] = []
+    to_lead_values = sync_module.to_lead_values
+
+    def once(values: dict[str, Any]) -> dict[str, Any]:
+        normalized.append(values)
+        return to_lead_values(values)
+
+    monkeypatch.setattr(sync_module, "to_lead_values", once)
 
     def keys() -> list[tuple[Any, Any, Any]]:
         with connect(database_url) as db:
@@ -161,6 +170,7 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
 
     assert engine(database_url, sandbox, pull).run("pull", list_id).pulled == len(companies)
     assert calls == [len(companies)]
+    assert len(normalized) == len(companies)  # each record's values normalized once, not again for its new lead
     assert keys() == [alone(f"Kai{i}", company) for i, company in enumerate(companies)]
     assert keys()[0][1:] == ("mueller", "kai0 lund|mueller")
     calls.clear()
