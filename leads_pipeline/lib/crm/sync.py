@@ -843,7 +843,9 @@ class SyncEngine:
         push that last updated it is that push's own but for the fields it left out (the link's ``left_out``) and
         the engagement fields (``pull_fields``), which it never sends: one of them unlike the agreed value or the
         lead's fact is a salesperson's edit made between the last pull and the push, taken as any change is (the
-        record skipped whole, the edit waited for the record's next change in the CRM).
+        record skipped whole, the edit waited for the record's next change in the CRM). A CRM dating changes to the
+        second (``dated_to_the_second``: Pipedrive) has every field of a record of that push's second compared: it
+        may hold an edit made after the push within the second.
         ``values``: the record's as lead values (``to_lead_values``, screened), which a new lead is given.
         ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
         given another name or company, whose keys the chunk derives once all are written."""
@@ -857,7 +859,10 @@ class SyncEngine:
             # values; one it left out unlike the agreed value, or an engagement field (never pushed) unlike the
             # lead's fact, is a salesperson's edit made before the push
             agreed = base or {}
-            edited = {name: remote_values[name] for name in lead["left_out"]
+            # a CRM dating changes to the second (Pipedrive): an edit made after the push within its second too
+            tick = getattr(self.connector, "dated_to_the_second", False) and record.updated_at == lead["remote_updated"]
+            compared = remote_values if tick else lead["left_out"]
+            edited = {name: remote_values[name] for name in compared
                       if name in remote_values and not same(remote_values[name], agreed.get(name))}  # fmt: skip
             facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
             if not edited and not store.facts_changed(conn, lead["id"], f"crm:{connection.name}", facts):
