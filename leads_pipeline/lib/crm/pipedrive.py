@@ -82,6 +82,9 @@ class PipedriveConnector:
     requests_per_record = 2  # a search, then an update or a create
     marks_creates = True
     """No upsert: the engine marks each create before it is sent (``OutgoingRecord.created_since``)."""
+    dated_to_the_second = True
+    """``update_time`` counts whole seconds: a person dated the second of the engine's last write (a push's answer,
+    a pull) may have changed after it within that second, in any field."""
 
     def __init__(self, api: JsonApi, connection: Connection, settle_s: float) -> None:
         self._api = api

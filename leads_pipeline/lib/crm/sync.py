@@ -41,6 +41,7 @@ from leads_pipeline.lib.privacy.crypto import is_sealed, keyring
 from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store import crm_erasures, liveness
+from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import connect, existing_leads, transaction
 from leads_pipeline.lib.store.privacy import flag_opted_out
 
@@ -737,6 +738,8 @@ class SyncEngine:
                     permanent=not result.transient,
                     message=message,
                     attempts=attempts[record.lead_id],
+                    # a record created again was sent every field; a survivor of a merge, the changed ones
+                    left_out=record.unchanged if gone is None or record.survivor is not None else frozenset(),
                 )
             )
         store.record_outcomes(conn, self.connection.name, report.sync_id, outcomes, live)
@@ -812,28 +815,59 @@ class SyncEngine:
                   for r in chunk]  # fmt: skip
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
-        written = [self._apply(conn, report, record, list_id, i in suppressed) for i, record in enumerate(chunk)]
+        rekey: list[int] = []
+        written = [self._apply(conn, report, record, values[i], list_id, i in suppressed, rekey)
+                   for i, record in enumerate(chunk)]  # fmt: skip
+        if rekey:  # the company and name keys of the chunk's leads at once: pyarrow's cost is per call
+            refresh_keys(conn, rekey)
         # an opted-out identifier only in a raw value kept under custom.<field> is in no blind index to flag by
         opted = set(screening.opted_out)
         flagged = [w[1] for i, w in enumerate(written) if w is not None and opted & store.misfit_subjects(values[i])]
         flag_opted_out(conn, screening, {w[0] for w in written if w is not None}, flagged)
 
     def _apply(
-        self, conn: store.Connection, report: SyncReport, record: RemoteRecord, list_id: int | None, suppressed: bool
+        self,
+        conn: store.Connection,
+        report: SyncReport,
+        record: RemoteRecord,
+        values: dict[str, Any],
+        list_id: int | None,
+        suppressed: bool,
+        rekey: list[int],
     ) -> tuple[int, int] | None:
         """Apply one pulled record; returns the list and id of the lead it created or updated (None when it wrote
         none). The record of a lead merged away (``leads dedupe --merge``) is applied to the lead it was merged
         into, as to a linked lead, its link kept on the merged-away lead (an undo of the merge gives it back), and
         counted in ``pulled_to_survivors``: it created that person's lead again. Skipped (``pull_skipped``, its
-        reason in the sync log) when that lead is in a list the pull does not write to.
-        ``suppressed``: the record carries an erased person's email or number."""
+        reason in the sync log) when that lead is in a list the pull does not write to. A record no newer than the
+        push that last updated it is that push's own but for the fields it left out (the link's ``left_out``) and
+        the engagement fields (``pull_fields``), which it never sends: one of them unlike the agreed value or the
+        lead's fact is a salesperson's edit made between the last pull and the push, taken as any change is (the
+        record skipped whole, the edit waited for the record's next change in the CRM). A CRM dating changes to the
+        second (``dated_to_the_second``: Pipedrive) has every field of a record of that push's second compared: it
+        may hold an edit made after the push within the second.
+        ``values``: the record's as lead values (``to_lead_values``, screened), which a new lead is given.
+        ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
+        given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
         remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
         lead = store.lead_for_remote(conn, connection.name, record.remote_id)
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
-            return None  # our own push, or a change already pulled
+            # not changed since our own push (or a change already pulled): the fields the push sent hold its
+            # values; one it left out unlike the agreed value, or an engagement field (never pushed) unlike the
+            # lead's fact, is a salesperson's edit made before the push
+            agreed = base or {}
+            # a CRM dating changes to the second (Pipedrive): an edit made after the push within its second too
+            tick = getattr(self.connector, "dated_to_the_second", False) and record.updated_at == lead["remote_updated"]
+            compared = remote_values if tick else lead["left_out"]
+            edited = {name: remote_values[name] for name in compared
+                      if name in remote_values and not same(remote_values[name], agreed.get(name))}  # fmt: skip
+            facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
+            if not edited and not store.facts_changed(conn, lead["id"], f"crm:{connection.name}", facts):
+                return None
+            remote_values = {**{name: agreed.get(name) for name in remote_values}, **edited}
         linked = lead["linked_lead"] if lead else None  # the lead holding the record's link
         found: int | None = linked  # the lead the record was matched to, by its link or its match key
         if lead is None and list_id is not None:
@@ -856,8 +890,8 @@ class SyncEngine:
                 return None
             if suppressed or crm_erasures.is_queued(conn, connection.name, record.remote_id):
                 return None  # an erased person's record, its deletion queued: never a new lead again
-            values = to_lead_values({by_remote[f]: v for f, v in remote_values.items()})
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
+            rekey.append(lead_id)
             written_list = list_id
             action = "pulled_created"
         else:
@@ -866,10 +900,9 @@ class SyncEngine:
             local = map_lead(lead, connection.mapping)
             rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
             result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
-            if result.take:
-                store.write_lead_fields(
-                    conn, lead_id, to_lead_values({by_remote[f]: v for f, v in result.take.items()})
-                )
+            taken = to_lead_values({by_remote[f]: v for f, v in result.take.items()}) if result.take else {}
+            if taken and store.write_lead_fields(conn, lead_id, taken):
+                rekey.append(lead_id)
             store.record_conflicts(
                 conn,
                 report.sync_id,

@@ -24,7 +24,6 @@ from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS, blind_index, lead_columns, seal, seal_fact, seal_payload
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
-from leads_pipeline.lib.store.bulk import refresh_keys
 from leads_pipeline.lib.store.db import existing_leads, key_column
 from leads_pipeline.lib.store.lists import hold_lists
 from leads_pipeline.lib.store.privacy import Screening, screen_staged, sellable
@@ -48,6 +47,9 @@ class Outcome:
     permanent: bool = True
     message: str | None = None
     attempts: int = 1
+    left_out: frozenset[str] = frozenset()
+    """CRM fields a push's update left out (``OutgoingRecord.unchanged``): still as agreed for the lead, while the
+    record may hold a salesperson's edit of them made before the push, which the next pull looks for."""
     linked_lead: int | None = None
     """The lead holding the record's link when that is not ``lead_id``: a lead merged into it, whose link a pull
     applied to ``lead_id`` keeps up to date (``leads merges undo`` gives the lead its record back)."""
@@ -179,11 +181,13 @@ def record_outcomes(
             )
             cursor.executemany(
                 """
-                INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values)
-                VALUES (%s, %s, %s, %s, %s, %s)
+                INSERT INTO crm_links (lead_id, connection, remote_id, remote_updated, last_hash, last_values,
+                                       left_out)
+                VALUES (%s, %s, %s, %s, %s, %s, %s)
                 ON CONFLICT (lead_id, connection) DO UPDATE SET remote_id = excluded.remote_id,
                     remote_updated = coalesce(excluded.remote_updated, crm_links.remote_updated),
-                    last_hash = excluded.last_hash, last_values = excluded.last_values, synced_at = now()
+                    last_hash = excluded.last_hash, last_values = excluded.last_values,
+                    left_out = excluded.left_out, synced_at = now()
                 """,
                 [
                     (
@@ -193,6 +197,7 @@ def record_outcomes(
                         o.remote_updated,
                         o.values_hash,
                         Jsonb(seal_payload(dict(o.values or {}))),
+                        sorted(o.left_out),
                     )
                     for o in good
                 ],
@@ -439,7 +444,7 @@ def lead_for_remote(conn: Connection, connection: str, remote_id: str) -> dict[s
     """The live lead a CRM record's link leads to (``hold_lead``: its linked lead, or the lead that one was merged
     into), held, with its link's base values and ``linked_lead``, the lead holding the link."""
     link = conn.execute(
-        "SELECT lead_id AS linked_lead, remote_id, last_values, remote_updated FROM crm_links"
+        "SELECT lead_id AS linked_lead, remote_id, last_values, remote_updated, left_out FROM crm_links"
         " WHERE connection = %s AND remote_id = %s",
         (connection, remote_id),
     ).fetchone()
@@ -532,8 +537,10 @@ _KEYED: Final = frozenset({"first_name", "last_name", "company"})
 """The fields the company and name keys are derived from."""
 
 
-def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> None:
-    """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves."""
+def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]) -> bool:
+    """Set lead fields (``custom.X`` goes into the custom JSON object); ``updated_at`` moves. True when a field the
+    company and name keys derive from changed: the caller derives them again (``refresh_keys``) once for all the
+    leads it wrote, as the import does (pyarrow's cost is per call: a pull paid it for every lead)."""
     columns = _stored({k: v for k, v in changes.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in changes.items() if k.startswith("custom.")}
     assignments: list[sql.Composable] = [sql.SQL("{} = %s").format(sql.Identifier(k)) for k in columns]
@@ -545,8 +552,7 @@ def write_lead_fields(conn: Connection, lead_id: int, changes: Mapping[str, Any]
     conn.execute(
         sql.SQL("UPDATE leads SET {} WHERE id = %s").format(sql.SQL(", ").join(assignments)), [*params, lead_id]
     )
-    if _KEYED.intersection(changes):
-        refresh_keys(conn, [lead_id])
+    return bool(_KEYED.intersection(changes))
 
 
 def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -558,6 +564,8 @@ def _stored(columns: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> int:
+    """A new lead of the list; its company and name keys, by which imports and dedupe find it, are for the caller to
+    derive (``refresh_keys``) once for all the leads it wrote, as for ``write_lead_fields``."""
     columns = _stored({k: v for k, v in values.items() if k in _WRITTEN})
     custom = {k[len("custom.") :]: v for k, v in values.items() if k.startswith("custom.")}
     names = [*columns, "list_id", "custom"]
@@ -566,7 +574,6 @@ def create_lead(conn: Connection, list_id: int, values: Mapping[str, Any]) -> in
     )
     row = conn.execute(query, [*columns.values(), list_id, Jsonb(custom)]).fetchone()
     assert row is not None
-    refresh_keys(conn, [int(row["id"])])  # its company and name keys, by which imports and dedupe find it
     return int(row["id"])
 
 
@@ -591,6 +598,22 @@ def record_facts(conn: Connection, lead_id: int, source: str, facts: Mapping[str
         conn.cursor().executemany(
             "INSERT INTO lead_facts (lead_id, field, value, source, confidence) VALUES (%s, %s, %s, %s, 100)", rows
         )
+
+
+def facts_changed(conn: Connection, lead_id: int, source: str, facts: Mapping[str, Any]) -> bool:
+    """Whether ``record_facts`` would record a value of ``facts`` other than the lead's newest of ``source`` for that
+    field: a pulled record the pull takes for a push's own may still carry a salesperson's change of an engagement
+    field (``pull_fields``), which no push sends."""
+    values = {name: _text(value) for name, value in facts.items() if value not in (None, "")}
+    if not values:
+        return False
+    rows = conn.execute(
+        "SELECT DISTINCT ON (field) field, value FROM lead_facts WHERE lead_id = %s AND source = %s"
+        " AND field = ANY(%s) ORDER BY field, observed_at DESC, id DESC",
+        (lead_id, source, list(values)),
+    )
+    newest = {row["field"]: row["value"] for row in rows}
+    return any(newest.get(name) != value for name, value in values.items())
 
 
 def pull_cursor(conn: Connection, connection: str) -> str | None:

@@ -134,3 +134,62 @@ def test_a_push_keeps_a_salespersons_edit_of_a_field_the_lead_did_not_change(
     with connect(database_url) as db:
         (after,) = store.links(db, conn_.name)
     assert after["last_values"][TITLE[crm]] == "Head of Sales"
+
+
+RULES = ["crm_wins", "local_wins", "most_recent"]
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_salespersons_edit_made_before_a_push_is_taken_by_the_next_pull(
+    crm: str, rule: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Pull; a salesperson edits two records' last name in the CRM; the leads' titles change and are pushed (the
+    last name left out, so the edits stay in the CRM). The push recorded the record's modification time after its
+    own update, and the next pull skipped the records as the push's own (HubSpot, Pipedrive, GoHighLevel;
+    Salesforce's push records no time): the leads never took the edits until the records changed again in the
+    CRM. They take them now; a lead that changed its last name too since the push is a conflict its rule decides
+    (most_recent: the lead's change, the later one). No lead is sent back for what it took."""
+    start = 170_000 + 100 * CRMS.index(crm) + 10 * RULES.index(rule)
+    name = f"Edited {crm} {rule}"
+    list_id = import_leads(database_url, tmp_path, lead_rows(2, start=start), list_name=name)
+    conn_ = connection(crm, f"{crm}-edit-{rule}", list=name, conflict_fields={LAST_NAME[crm]: rule})
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    with records.lock:  # this test's records in a second of their own: Pipedrive's pull reads the cursor's again
+        records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    first = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (first.created + first.updated, first.failed) == (2, 0)  # Salesforce: by lead id, an earlier test's too
+    with transaction(database_url) as db:
+        edited, conflicting = store.links(db, conn_.name)
+        newest = max(records.get(link["remote_id"]).updated for link in (edited, conflicting))
+        store.set_pull_cursor(db, conn_.name, newest)  # the pulls read only this test's records
+    pulled = engine(database_url, sandbox, conn_, **salesforce_env).run("pull", list_id)
+    assert (pulled.status, pulled.pulled) == ("completed", 0)
+    for link in (edited, conflicting):
+        records.touch(link["remote_id"], **{LAST_NAME[crm]: f"Lee-Smith {link['lead_id']}"})  # the salesperson
+    both = [edited["lead_id"], conflicting["lead_id"]]
+    with transaction(database_url) as db:
+        assignments, params = set_clause(title="Head of Sales")
+        db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = ANY(%s)", (*params, both))
+    pushed = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (pushed.updated, pushed.failed) == (2, 0)
+    assert records.get(edited["remote_id"]).fields[LAST_NAME[crm]] == f"Lee-Smith {edited['lead_id']}"
+    with transaction(database_url) as db:  # the lead's own change of the field, after the push
+        assignments, params = set_clause(last_name="Lee-Jones")
+        db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %s", (*params, both[1]))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("pull", list_id)
+    assert (report.status, report.pulled, report.conflicts) == ("completed", 2, 1)
+    with connect(database_url) as db:
+        rows = db.execute("SELECT id, last_name FROM leads WHERE id = ANY(%s)", (both,)).fetchall()
+        conflicts = store.conflicts(db, report.sync_id)
+    crm_won = rule == "crm_wins"
+    assert {row["id"]: row["last_name"] for row in rows} == {
+        both[0]: f"Lee-Smith {both[0]}",
+        both[1]: f"Lee-Smith {both[1]}" if crm_won else "Lee-Jones",
+    }
+    assert [(c["lead_id"], c["winner"]) for c in conflicts] == [(both[1], "crm" if crm_won else "local")]
+    again = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
+    # nothing left to pull; only a lead whose own value won is sent
+    assert (again.pulled, again.updated, again.unchanged) == ((0, 0, 2) if crm_won else (0, 1, 1))

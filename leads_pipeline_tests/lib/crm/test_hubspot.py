@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -287,3 +288,33 @@ def test_a_value_with_emoji_is_truncated_to_the_length_hubspot_takes(
     report = engine(database_url, sandbox, connection("hubspot", "hs-emoji", mapping=mapping)).run("push", list_id)
     assert (report.created, report.failed) == (1, 0)
     assert remote_by_email(sandbox, email_of(231_000)).fields["jobtitle"] == "\U0001f4c8" * 32_768
+
+
+def test_an_engagement_field_changed_before_a_push_is_recorded_by_the_next_pull(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A salesperson moved a contact's lifecycle stage (a pull_fields field, never pushed) after a pull and before
+    the lead's next push: the next pull skipped the record as the push's own (no field the push left out had
+    changed), so the stage reached the lead's facts only with the record's next change in HubSpot. It is
+    recorded now, and a record whose stage did not change records no fact again."""
+    stage = {"lifecyclestage": "lifecycle_stage"}
+    list_id, (moved, kept) = pushed(database_url, sandbox, tmp_path, connection("hubspot", "hs-stage"), 2, 118_000)
+    conn_ = connection("hubspot", "hs-stage", pull_fields=stage)
+    records = hubspot(sandbox).store
+    for link in (moved, kept):
+        records.touch(link["remote_id"], lifecyclestage="lead")
+    with transaction(database_url) as db:  # the pull reads only this test's records
+        store.set_pull_cursor(db, conn_.name, records.get(moved["remote_id"]).updated - timedelta(milliseconds=1))
+    assert engine(database_url, sandbox, conn_).run("pull", list_id).pulled == 2
+    records.touch(moved["remote_id"], lifecyclestage="opportunity")  # the salesperson
+    with transaction(database_url) as db:
+        assignments, params = set_clause(title="Head of Sales")
+        db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE list_id = %s", (*params, list_id))
+    assert engine(database_url, sandbox, conn_).run("push", list_id).updated == 2
+    report = engine(database_url, sandbox, conn_).run("pull", list_id)
+    with connect(database_url) as db:
+        facts = db.execute("SELECT lead_id, value FROM lead_facts WHERE source = 'crm:hs-stage' ORDER BY id").fetchall()
+    assert report.pulled == 1
+    assert [(f["lead_id"], f["value"]) for f in facts] == [
+        (moved["lead_id"], "lead"), (kept["lead_id"], "lead"), (moved["lead_id"], "opportunity")
+    ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -381,3 +382,31 @@ def test_gohighlevel_a_contact_merged_into_another_leads_contact_keeps_that_lead
     kept = contacts.get(survivor["remote_id"]).fields  # type: ignore[union-attr]
     assert (kept["lastName"], kept["customFields"]["cf_title"]) == ("Lee69101", "Engineer")
     assert links[merged_away["lead_id"]] == merged_away["remote_id"]
+
+
+def test_pipedrive_an_edit_in_the_second_of_a_push_is_taken_by_the_next_pull(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Pipedrive dates a change to the second (update_time). A salesperson's edit made in the second of the lead's
+    push, of a field the push sent, read as the push's own: the next pull skipped the record, the lead kept its
+    title and the CRM the salesperson's until the person changed again. A record of the push's second is compared
+    field by field with the values the push sent."""
+    conn_ = connection("pipedrive", "pd-second")
+    records = pipedrive(sandbox).store
+    with records.lock:  # this test's person in a second of its own: the pull reads the cursor's second again
+        records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    list_id, (link,) = pushed(database_url, sandbox, tmp_path, conn_, 1, 119_000)
+    with transaction(database_url) as db:
+        store.set_pull_cursor(db, conn_.name, records.get(link["remote_id"]).updated)  # only this test's person
+        db.execute("UPDATE leads SET title = 'CTO', updated_at = now() WHERE id = %s", (link["lead_id"],))
+    with records.lock:  # the push and the edit in one second of the emulator's clock, seconds ahead of the wall's
+        records._last_ms = max(records._last_ms, (int(time.time()) + 5) * 1000)
+    assert engine(database_url, sandbox, conn_).run("push", list_id).updated == 1
+    sent = records.get(link["remote_id"]).updated_ms
+    records.touch(link["remote_id"], job_title="VP Sales")  # the salesperson, in the same second
+    assert records.get(link["remote_id"]).updated_ms // 1000 == sent // 1000
+    report = engine(database_url, sandbox, conn_).run("pull", list_id)
+    with connect(database_url) as db:
+        lead = db.execute("SELECT title FROM leads WHERE id = %s", (link["lead_id"],)).fetchone()
+    assert (report.pulled, report.conflicts, lead["title"]) == (1, 0, "VP Sales")
+    assert engine(database_url, sandbox, conn_).run("bidirectional", list_id).updated == 0  # nothing sent back
