@@ -169,7 +169,8 @@ def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
 
 
 def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
+    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word. The line
+    said to choose another port with `make dev PORT=N` alone, which an install from a wheel has not."""
 
     def no_process(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"started {args}")
@@ -181,7 +182,8 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monke
         port = taken.getsockname()[1]
         line = leads.fails("dev", "--port", str(port))
     assert line == (
-        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `leads dev --port"
+        f" {port + 1}` (`make dev PORT={port + 1}` in a checkout)"
     )
 
 
