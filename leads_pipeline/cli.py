@@ -493,6 +493,7 @@ def imports_list(
                 rows, cells, strict=True
             )
         ],
+        empty="no imports" + (f" before import {before}" if before else ""),
     )
     if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)
         print_line(f"more: --before {rows[-1]['id']}", err=True)

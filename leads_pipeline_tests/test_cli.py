@@ -502,6 +502,20 @@ def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> No
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
 
 
+def test_imports_list_and_sync_history_say_when_there_is_none(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a first import (or sync), at 80 columns (a pipe, a newcomer's terminal) `leads imports list` and
+    `leads sync history` printed nothing at all, their tables too wide even empty; wider, an empty table."""
+    for width in (80, 200):
+        monkeypatch.setattr(common, "console", Console(width=width))
+        assert leads.ok("imports", "list") == "no imports\n"
+        assert leads.ok("sync", "history") == "no sync runs\n"
+    leads.ok("lists", "create", "fair")
+    import_id = import_file(database_url, DEMO_FILE, "fair")["importId"]
+    assert leads.ok("imports", "list", "--before", import_id) == f"no imports before import {import_id}\n"
+
+
 def test_imports_list_shows_each_import_whole_at_80_columns(
     leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
