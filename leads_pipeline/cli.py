@@ -493,6 +493,7 @@ def imports_list(
                 rows, cells, strict=True
             )
         ],
+        empty="no imports" + (f" before import {before}" if before else ""),
     )
     if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)
         print_line(f"more: --before {rows[-1]['id']}", err=True)
@@ -680,8 +681,9 @@ def _cannot_listen(host: str, port: int) -> str | None:
             return f"--host {host!r}: not an address or host name ({exc.strerror})"
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                return (
-                    f"{host}:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+                return (  # `make dev` alone was named, which an install from a wheel has not
+                    f"{host}:{port} is in use (another `leads dev`?); choose another port: `leads dev --port"
+                    f" {port + 1}` (`make dev PORT={port + 1}` in a checkout)"
                 )
             return f"cannot listen on {host}:{port}: {exc.strerror}"
     return None

@@ -169,7 +169,8 @@ def test_a_database_url_psycopg_cannot_parse_is_one_line_without_its_password(
 
 
 def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word."""
+    """The webserver failed to bind, took the daemon down with it, and `leads dev` exited 0 without a word. The line
+    said to choose another port with `make dev PORT=N` alone, which an install from a wheel has not."""
 
     def no_process(*args: object, **kwargs: object) -> None:
         raise AssertionError(f"started {args}")
@@ -181,7 +182,8 @@ def test_dev_on_a_port_in_use_is_one_line_and_starts_nothing(leads: Leads, monke
         port = taken.getsockname()[1]
         line = leads.fails("dev", "--port", str(port))
     assert line == (
-        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `make dev PORT={port + 1}`"
+        f"error: 127.0.0.1:{port} is in use (another `leads dev`?); choose another port: `leads dev --port"
+        f" {port + 1}` (`make dev PORT={port + 1}` in a checkout)"
     )
 
 
@@ -498,6 +500,20 @@ def test_import_then_show_errors_and_undo(leads: Leads, database_url: str) -> No
     assert leads.json("imports", "show", import_id, "--json")["status"] == "undone"
     assert f"import {import_id} was already undone" in leads.fails("imports", "undo", import_id)
     assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
+
+
+def test_imports_list_and_sync_history_say_when_there_is_none(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a first import (or sync), at 80 columns (a pipe, a newcomer's terminal) `leads imports list` and
+    `leads sync history` printed nothing at all, their tables too wide even empty; wider, an empty table."""
+    for width in (80, 200):
+        monkeypatch.setattr(common, "console", Console(width=width))
+        assert leads.ok("imports", "list") == "no imports\n"
+        assert leads.ok("sync", "history") == "no sync runs\n"
+    leads.ok("lists", "create", "fair")
+    import_id = import_file(database_url, DEMO_FILE, "fair")["importId"]
+    assert leads.ok("imports", "list", "--before", import_id) == f"no imports before import {import_id}\n"
 
 
 def test_imports_list_shows_each_import_whole_at_80_columns(

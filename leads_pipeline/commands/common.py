@@ -330,10 +330,14 @@ def print_line(*parts: str | tuple[str, str], err: bool = False) -> None:
     (errors if err else console).print(Text.assemble(*pieces), highlight=False, soft_wrap=True)
 
 
-def print_table(table: Table, lines: Sequence[tuple[str, str]]) -> None:
+def print_table(table: Table, lines: Sequence[tuple[str, str]], *, empty: str | None = None) -> None:
     """Print ``table`` where the terminal is wide enough for it; else each row as its two ``lines``: what names
     it, then its values, all whole. In a narrower terminal (or a pipe: 80 columns) rich cut the columns to a
-    letter or two ("co…", "200,…", "2026-…") to fit, or kept one whole (a job's id) and cut the others to nothing."""
+    letter or two ("co…", "200,…", "2026-…") to fit, or kept one whole (a job's id) and cut the others to nothing.
+    With no rows, ``empty`` says so where given: a table too wide for the terminal printed nothing at all."""
+    if empty is not None and not lines:
+        print_line(empty)
+        return
     if _fits(table):
         console.print(table)
         return

@@ -359,7 +359,7 @@ def sync_history(
             f"{r['status']}: {r['leadsToSync']} to sync, {r['created']} created, {r['updated']} updated,"
             f" {r['failed']} failed, {r['invalid']} invalid, {r['pulled']} pulled, {r['conflicts']} conflicts",
         ))  # fmt: skip
-    print_table(table, lines)
+    print_table(table, lines, empty="no sync runs")
 
 
 def _fail_killed_runs(database_url: str) -> None:

@@ -50,9 +50,11 @@ def dedupe_command(
             chosen = [c for c in found if not cluster or c.number in cluster]
             unknown = sorted(set(cluster or ()) - {c.number for c in found})
             if unknown:
+                # with none found it said "has 0 (numbers 1 to 0)"
+                numbers = "number 1" if len(found) == 1 else f"numbers 1 to {len(found)}"
+                has = f"{len(found)} ({numbers})" if found else "no clusters of duplicates"
                 raise ConfigurationError(
-                    f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has "
-                    f"{len(found)} (numbers 1 to {len(found)})"
+                    f"--cluster {', '.join(map(str, unknown))}: no such cluster; this selection has {has}"
                 )
             merged: list[dict[str, Any]] = []
             skipped: list[int] = []

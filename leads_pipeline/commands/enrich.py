@@ -276,15 +276,14 @@ def enrich(
 
 def _print_estimate(plan: dict[str, Any]) -> None:
     table = Table("source", "leads needing", "estimated credits", "at most", "time (s)", title="estimate")
+    lines = []
     for source, part in plan["sources"].items():
-        table.add_row(
-            source,
-            f"{part['leadsNeeding']:,}",
-            plain_number(part["estimatedCredits"]),
-            plain_number(part["maxCredits"]),
-            f"{part['estimatedTime']:.0f}",
-        )
-    console.print(table)
+        needing, seconds = f"{part['leadsNeeding']:,}", f"{part['estimatedTime']:.0f}"
+        credits, most = plain_number(part["estimatedCredits"]), plain_number(part["maxCredits"])
+        table.add_row(source, needing, credits, most, seconds)
+        # narrower than the table (a split terminal) rich cut its cells to "comp…" and "sour…": two lines a source
+        lines.append((f"{source}: {needing} leads needing", f"~{credits} credits (at most {most}), ~{seconds} s"))
+    print_table(table, lines)
     print_line(
         f"{counted(plan['leads'], 'lead')}, template {plan['template']}: ~{credit_amount(plan['estimatedCredits'])} "
         f"(at most {plain_number(plan['maxCredits'])}), ~{plan['estimatedTime']} s. Nothing was launched."

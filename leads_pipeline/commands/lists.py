@@ -121,6 +121,8 @@ def lists_show(name: str, as_json: JsonOption = False) -> None:
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
             value = ", ".join(f"{m['user']} ({m['role']})" if isinstance(m, dict) else str(m) for m in value) or "-"
+        elif value is None:  # no description or folder: "-", as for no tags, where Python's "None" was printed
+            value = "-"
         fields.append((key, str(value)))
     print_fields(fields)
 

@@ -166,6 +166,8 @@ def _print_lead(document: dict[str, Any]) -> None:
     print_line((f"lead {document['leadId']}", "bold"), f" in {document['list']}: stage {document['stage']}")
     for name, value in document["fields"].items():  # each whole on its line, however narrow (a pipe: 80 columns)
         print_line(f"  {name}: {value}")
+    for name, value in document["custom"].items():  # a file's other columns, named as --where and exports name them
+        print_line(f"  custom.{name}: {value}")
     if document["tags"]:
         print_line(f"  tags: {', '.join(document['tags'])}")
     current = document["score"]

@@ -320,6 +320,10 @@ def load_world(path: str | os.PathLike[str]) -> World:
             f"version: expected {WORLD_VERSION}, found {document.get('version')!r}; "
             "a newer leads_pipeline wrote it: upgrade, or regenerate the world with this version",
         )
+    known = sorted({"format", *(f.name for f in dataclasses.fields(World))})
+    unknown = sorted(set(document) - set(known))
+    if unknown:  # the body's decoder, which never sees format, named every known key but that one
+        raise WorldFileError(source, f"{unknown[0]}: unknown key for World; known keys: {known}; {_REGENERATE}")
     body = {key: value for key, value in document.items() if key != "format"}
     try:
         world = _decode(body, World, "")

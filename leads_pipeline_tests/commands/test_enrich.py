@@ -322,6 +322,15 @@ def test_the_estimate_is_shown_whole_at_80_columns(
     assert shown[-2].endswith(". Nothing was launched.")
     assert shown[-1].startswith("monthly budget of 100 credits: ")
     assert shown[-1].endswith(f"; {plan['monthlyBudget']['note']}")
+    # narrower than the table (a split terminal) its cells were cut to "pho…" and "leads nee…": two lines a source
+    split = Console(width=50)
+    monkeypatch.setattr(common, "console", split)
+    monkeypatch.setattr(enrich_commands, "console", split)
+    shown = leads.ok(*args).splitlines()
+    needing = plan["sources"]["phone"]["leadsNeeding"]
+    assert shown[:2] == ["estimate:", f"phone: {needing:,} leads needing"]
+    assert shown[2].startswith("  ~") and " credits (at most " in shown[2]
+    assert not [line for line in shown if "…" in line]
 
 
 def test_the_template_chooses_the_sources_unless_sources_is_given(leads: Leads, prospects: list[int]) -> None:

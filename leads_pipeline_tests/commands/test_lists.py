@@ -113,6 +113,16 @@ def test_show_shows_each_value_whole_at_80_columns(leads: Leads, monkeypatch: py
     assert [cell.strip() for cell in row.strip("│ ").split("│")] == ["name", name]
 
 
+def test_show_says_a_missing_description_or_folder_as_a_dash(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list created without a description or folder showed ``description: None`` and ``folder: None``, Python's
+    word for nothing (a description "None" read the same), where no tags were ``-``. Both are ``-`` now."""
+    leads.ok("lists", "create", "plain")
+    monkeypatch.setattr(common, "console", Console(width=40))  # narrower than the table: a line a field
+    shown = leads.ok("lists", "show", "plain").splitlines()
+    assert "description: -" in shown and "folder: -" in shown and "tags: -" in shown
+    assert not [line for line in shown if "None" in line]
+
+
 def test_rename_move_tag_untag(leads: Leads) -> None:
     leads.ok("lists", "create", "fair", "--tag", "x")
     leads.ok("lists", "rename", "fair", "Spring Fair")

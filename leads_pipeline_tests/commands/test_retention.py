@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -10,6 +11,7 @@ from rich.console import Console
 
 from leads_pipeline.commands import common
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.wording import counted
 from leads_pipeline_tests.commands.conftest import Leads
 from leads_pipeline_tests.paths import DEMO_FILE
 from leads_pipeline_tests.support import import_file
@@ -118,3 +120,26 @@ def test_global_policies_and_applying_them_need_an_owner_of_every_list(
         ("leads", None, "tester"),
         ("leads", "fair", "ana"),
     ]
+
+
+def test_apply_says_which_imports_it_leaves_impossible_to_undo(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """The leads policy removes the previous values an import kept of the leads it updated (its undo) and the
+    column names of finished imports as old as it; `apply` (and `--dry-run`, where one checks before) named
+    neither: only --json's importSnapshotsRemoved said that imports would no longer be undone."""
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    edited = tmp_path / "edited.csv"
+    edited.write_text(DEMO_FILE.read_text(encoding="utf-8").replace("Rasmussen Group", "Rasmussen AG"), "utf-8")
+    update = import_file(database_url, edited, "fair", on_duplicate="update")
+    updated = update["results"]["updated"]
+    assert updated >= 1
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET created_at = now() - interval '40 days'")
+    leads.ok("retention", "set", "leads", "30")
+    said = (
+        f"the column names of 2 imports, the previous values of {counted(updated, 'updated lead')} (their imports"
+        " can no longer be undone)"
+    )
+    assert said in leads.ok("retention", "apply", "--dry-run")
+    assert said in leads.ok("retention", "apply")
+    assert "the previous values of 0 updated leads," in leads.ok("retention", "apply")

@@ -54,6 +54,9 @@ def test_score_a_list_show_history_and_set_a_stage(leads: Leads, database_url: s
     assert changed["to"] == "customer" and changed["changedBy"] == "tester"
     text = leads.ok("show", str(ids[0]), "--score-history")
     assert "stage customer" in text and "signed" in text and "score history" in text
+    # the file's other columns were in --json's custom only: the text showed none of them
+    assert "\n  custom.Customer Id: DD37Cf93aecA6Dc\n" in text
+    assert "\n  custom.Subscription Date: 2020-08-24\n" in text
 
 
 def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(

@@ -143,6 +143,8 @@ def _broken_world(tmp_path: Path, world: World, change: Any) -> Path:
         (lambda d: d["companies"][0].update(ceo="x"), "companies[0].ceo", "unknown key"),
         (lambda d: d["companies"][1].update(email_patterns={}), "companies[1].email_patterns", "object"),
         (lambda d: d.update(version=99), "version", "99"),
+        # the known keys named every one but format, which the file must have
+        (lambda d: d.update(owner="x"), "owner", "known keys: ['companies', 'format', 'people', 'seed', 'version']"),
         (
             lambda d: d["people"][3].update(company_domain="nowhere.test"),
             "people[3].company_domain",

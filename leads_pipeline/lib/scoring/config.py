@@ -339,6 +339,9 @@ def _describe(error: dict[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key; check its spelling against the documented keys (camelCase)"
+    elif error["type"] != "value_error" and isinstance(error.get("input"), str | int | float):
+        # pydantic's own words ("Input should be greater than or equal to 0") did not say what the file held
+        message += f", got {error['input']!r}"  # problems are joined by "; "
     return f"{location}: {message}" if location else message
 
 

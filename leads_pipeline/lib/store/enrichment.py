@@ -19,6 +19,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from leads_pipeline.lib.errors import AccessDeniedError, ConfigurationError, NotFoundError, PermanentError
+from leads_pipeline.lib.fields import TYPED_FIELDS
 from leads_pipeline.lib.privacy.crypto import seal, seal_details, seal_fact
 from leads_pipeline.lib.store import access, liveness
 from leads_pipeline.lib.store.audit import mask
@@ -962,7 +963,21 @@ def lead_attribution(conn: Connection, lead_id: int) -> dict[str, Any]:
             fact["won"] = fact is won
         if current is not None and won is None:
             entry["facts"].insert(0, {"value": str(current), "source": "import", "won": True})
+        if name in TYPED_FIELDS:  # stored as text, "293479000.00" was a JSON string beside the lead's 293479000
+            entry["value"] = _number(entry["value"])
+            for fact in entry["facts"]:
+                fact["value"] = _number(fact["value"])
     return {"leadId": lead_id, "fields": list(fields.values())}
+
+
+def _number(value: str | None) -> Decimal | str | None:
+    """A number field's value as a number (``--json`` writes it as one, as the lead's own column); text that is
+    none stays as it is."""
+    try:
+        number = None if value is None else Decimal(value)
+    except ArithmeticError:
+        return value
+    return number if number is None or number.is_finite() else value
 
 
 def _equal(value: str | None, current: Any) -> bool:

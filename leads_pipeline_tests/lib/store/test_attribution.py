@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from leads_pipeline.commands.common import json_text
 from leads_pipeline.lib.store.contacts import Fact, insert_facts
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.enrichment import lead_attribution
@@ -29,6 +32,31 @@ def test_a_fact_left_out_of_an_empty_column_did_not_win(database_url: str) -> No
     assert email["facts"][0]["note"] == "catch_all by smtp"  # shown in the won column instead of "yes"
     status = fields["email_status"]  # no column: the best fact is the visible value
     assert status["value"] == "catch_all" and status["facts"][0]["won"]
+
+
+def test_the_values_of_a_number_field_are_numbers(database_url: str) -> None:
+    """Facts are stored as text: `leads show --facts --json` wrote an employee count and a revenue as strings
+    ("2500000.50", "1200") beside the lead's own number in ``fields``, where every --json output writes amounts
+    and counts as numbers. They are numbers now, the lead's current value too; the text of other fields stays."""
+    with connect(database_url) as conn:
+        _list, [lead] = add_leads(conn, [{"first_name": "Kim", "employee_count": 1200}], "numbers")
+        insert_facts(
+            conn,
+            None,
+            [
+                Fact(lead, "employee_count", "1200", "company/gemini", 80, 0.0, {}),
+                Fact(lead, "employee_count", "1,100", "company/apify", 60, 0.0, {}),  # not a number: left as text
+                Fact(lead, "annual_revenue", "2500000.50", "company/gemini", 80, 0.0, {}),
+                Fact(lead, "industry", "1200", "company/gemini", 80, 0.0, {}),
+            ],
+        )
+        fields = {f["field"]: f for f in lead_attribution(conn, lead)["fields"]}
+    shown = json.loads(json_text(fields))
+    count = shown["employee_count"]
+    assert (count["value"], [f["value"] for f in count["facts"]]) == (1200, [1200, "1,100"])
+    assert count["facts"][0]["won"]
+    assert shown["annual_revenue"]["facts"][0]["value"] == 2500000.5
+    assert shown["industry"]["facts"][0]["value"] == "1200"
 
 
 def test_a_failed_photo_download_wins_nothing_and_says_why(database_url: str) -> None:
