@@ -565,11 +565,22 @@ def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSO
 
 
 @templates_app.command("show")
-def templates_show(name: str) -> None:
-    """A template's waterfall per field, as JSON (a shipped name or a YAML file)."""
+def templates_show(
+    name: str,
+    as_yaml: Annotated[
+        bool, typer.Option("--yaml", help="Print the template's file as written, to copy and edit as your own.")
+    ] = False,
+) -> None:
+    """A template's waterfall per field, as JSON (a shipped name or a YAML file); --yaml prints its file."""
     from leads_pipeline.lib.enrichment.templates import load_template
 
-    print_json(run_or_fail(lambda: load_template(name)).as_json())
+    template = run_or_fail(lambda: load_template(name))
+    if as_yaml:
+        # the JSON is the resolved waterfall (every field's providers, camelCase keys, the file's path), which
+        # `templates validate` does not take as a template file: the file is what a user starts their own from
+        sys.stdout.write(template.path.read_text(encoding="utf-8"))
+        return
+    print_json(template.as_json())
 
 
 @templates_app.command("validate")

@@ -575,6 +575,20 @@ def test_templates_commands(leads: Leads, tmp_path: Path, monkeypatch: pytest.Mo
     )
 
 
+def test_a_shipped_template_shown_as_yaml_is_a_file_of_one_s_own(leads: Leads, tmp_path: Path) -> None:
+    """`templates show premium > mine.yaml` wrote the resolved waterfall as JSON, which `templates validate`
+    refused ("unknown key(s) maxCreditsPerLead, path"): --yaml prints the template's file, comments and all."""
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(leads.ok("templates", "show", "premium", "--yaml").replace("name: premium", "name: mine"))
+    assert "# Gemini research" in mine.read_text()
+    assert leads.ok("templates", "validate", str(mine)).startswith(f"{mine}: OK (template mine, sources email, ")
+    assert leads.json("templates", "show", str(mine)) == {
+        **leads.json("templates", "show", "premium"),
+        "name": "mine",
+        "path": str(mine),
+    }
+
+
 def test_the_monthly_budget_stops_spending_with_a_clear_message(
     leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
