@@ -458,7 +458,9 @@ def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")]
     with connect(env.database_url) as conn:
         jobs = store.recent_jobs(conn, acting_user())
     if as_json:
-        print_json([launch_response(j) for j in jobs])
+        # the launch's shape and when the job was made, which the table shows: a script picking the newest
+        # finished job of a template had only the id's timestamp to go by
+        print_json([{**launch_response(j), "createdAt": j.created_at.isoformat()} for j in jobs])
         return
     rows = [
         (

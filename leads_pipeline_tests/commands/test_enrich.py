@@ -807,6 +807,7 @@ def test_jobs_ls_shows_each_job_whole_at_80_columns(
     with connect(database_url) as conn:
         created = store.get_job(conn, job).created_at
     values = [job, "completed", f"{listed['leadsQueued']:,}", ",".join(listed["sources"]), "basic"]
+    assert listed["createdAt"] == created.isoformat() == leads.json("jobs", "show", job, "--json")["createdAt"]
 
     monkeypatch.setattr(common, "console", Console(width=80))  # as a terminal (or pipe) of 80
     lines = leads.ok("jobs", "ls").splitlines()
