@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TextIO, TypeVar
@@ -346,6 +346,19 @@ def print_table(table: Table, lines: Sequence[tuple[str, str]], *, empty: str | 
     for first, second in lines:  # each a line however long, as a script or a log reads them
         print_line(first)
         print_line(f"  {second}")
+
+
+def field_text(value: Any) -> str:
+    """A record's plain value as ``print_fields`` shows it: nothing as "-", a yes/no setting as yes or no, a time
+    to the second in UTC. Python's own forms were printed ("folder: None", "archived: False", "lastSynced:
+    2026-11-30 22:51:03.123456+00:00")."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return f"{value.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if value.tzinfo else f"{value:%Y-%m-%d %H:%M:%S}"
+    return str(value)
 
 
 def print_fields(fields: Sequence[tuple[str, str]]) -> None:

@@ -19,6 +19,7 @@ from leads_pipeline.commands.common import (
     csv_stdout,
     database_went_away,
     environment,
+    field_text,
     one_output,
     print_fields,
     print_json,
@@ -135,7 +136,7 @@ def _setting_text(key: str, value: Any) -> str:
         quota = value["dailyQuota"]
         per = f"{value['requests']} requests per {plain_number(value['perSeconds'])} s"
         return per if quota is None else f"{per}, {quota:,} a day"
-    return "-" if value is None else str(value)
+    return field_text(value)
 
 
 @crm_app.command("test")

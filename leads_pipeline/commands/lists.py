@@ -17,6 +17,7 @@ from leads_pipeline.commands.common import (
     confirmed,
     environment,
     fail,
+    field_text,
     print_fields,
     print_json,
     print_line,
@@ -121,9 +122,7 @@ def lists_show(name: str, as_json: JsonOption = False) -> None:
             value = ", ".join(f"{k}: {v}" for k, v in value.items()) or "-"
         elif isinstance(value, list):
             value = ", ".join(f"{m['user']} ({m['role']})" if isinstance(m, dict) else str(m) for m in value) or "-"
-        elif value is None:  # no description or folder: "-", as for no tags, where Python's "None" was printed
-            value = "-"
-        fields.append((key, str(value)))
+        fields.append((key, field_text(value)))
     print_fields(fields)
 
 

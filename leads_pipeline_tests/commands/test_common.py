@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import psycopg
@@ -23,7 +24,14 @@ from typer.testing import CliRunner
 
 from leads_pipeline.cli import app
 from leads_pipeline.commands import common
-from leads_pipeline.commands.common import connection_lost, database_went_away, json_text, print_json, print_line
+from leads_pipeline.commands.common import (
+    connection_lost,
+    database_went_away,
+    field_text,
+    json_text,
+    print_json,
+    print_line,
+)
 from leads_pipeline.defs.imports.sensors import file_owner
 from leads_pipeline.lib import runtime
 from leads_pipeline.lib.store.db import connect
@@ -117,6 +125,14 @@ def test_no_line_of_a_command_is_formatted_into_rich_markup() -> None:
             ):
                 found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert found == []
+
+
+def test_a_field_is_shown_in_words_not_in_python_s_forms() -> None:
+    """`lists show` printed "archived: False" and `crm show` "lastSynced: 2026-11-30 22:51:03.123456+00:00"."""
+    assert [field_text(v) for v in (None, True, False, 0, "None")] == ["-", "yes", "no", "0", "None"]
+    synced = datetime(2026, 11, 30, 22, 51, 3, 123456, tzinfo=UTC)
+    assert field_text(synced) == "2026-11-30 22:51:03 UTC"
+    assert field_text(datetime(2026, 11, 30, 23, 51, 3, tzinfo=ZoneInfo("Europe/Berlin"))) == "2026-11-30 22:51:03 UTC"
 
 
 def test_print_json_writes_camel_case_keys_and_ids_as_strings(capsys: pytest.CaptureFixture[str]) -> None:

@@ -121,6 +121,9 @@ def test_show_says_a_missing_description_or_folder_as_a_dash(leads: Leads, monke
     shown = leads.ok("lists", "show", "plain").splitlines()
     assert "description: -" in shown and "folder: -" in shown and "tags: -" in shown
     assert not [line for line in shown if "None" in line]
+    assert "archived: no" in shown  # was Python's "False"
+    leads.ok("lists", "archive", "plain")
+    assert "archived: yes" in leads.ok("lists", "show", "plain").splitlines()
 
 
 def test_rename_move_tag_untag(leads: Leads) -> None:
