@@ -107,6 +107,7 @@ class HubSpotConnector:
     max_batch = 100
     survivors_max = 100
     """Ids a batch read takes."""
+    current_max = 100
 
     def __init__(
         self, client: HubSpot, connection: Connection, limiter: Pacer, timeout_s: float, token: str | None
@@ -145,6 +146,24 @@ class HubSpotConnector:
             ids = str((item.properties or {}).get("hs_merged_object_ids") or "").split(";")
             merged.update({old: str(item.id) for old in ids if old in wanted and old != str(item.id)})
         return merged
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The contacts of ``remote_ids`` with ``fields`` as HubSpot has them now, one batch read
+        (``POST /crm/v3/objects/contacts/batch/read``); a merged-away id, read as another contact, and a deleted one
+        (in the answer's errors) are left out."""
+        inputs = [SimplePublicObjectId(id=remote_id) for remote_id in dict.fromkeys(remote_ids)]
+        request = BatchReadInputSimplePublicObjectId(
+            inputs=inputs, properties=sorted({*fields, "lastmodifieddate"}), properties_with_history=[]
+        )
+        answer = self._call(self._batch.read, request)
+        wanted = set(remote_ids)
+        found: dict[str, RemoteRecord] = {}
+        for item in answer.results or []:
+            properties = item.properties or {}
+            updated = parse_time(properties.get("lastmodifieddate")) or parse_time(item.updated_at)
+            if str(item.id) in wanted and updated is not None:
+                found[str(item.id)] = RemoteRecord(str(item.id), updated, {f: properties.get(f) for f in fields})
+        return found
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         following = [record for record in records if record.survivor is not None]

@@ -113,6 +113,8 @@ class SalesforceConnector:
     survivors_max = COMPOSITE_MAX
     """Ids one queryAll names: its SOQL goes in the URL, which with the headers Salesforce takes up to 16,384 bytes
     (414 URI Too Long past it); 200 ids, URL-encoded, are about 6,000."""
+    current_max = COMPOSITE_MAX
+    """Ids one query of the records' present values names (the same bound as ``survivors_max``)."""
 
     def __init__(
         self,
@@ -172,6 +174,22 @@ class SalesforceConnector:
             if survivor is not None:
                 followed[rid] = survivor
         return followed
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The records of ``remote_ids`` with ``fields`` as Salesforce has them now, one SOQL query
+        (``WHERE Id IN (...)``); a deleted one is not in its answer."""
+        ids = [i for i in dict.fromkeys(remote_ids) if _SF_ID.match(i)]
+        if not ids:
+            return {}
+        columns = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+        soql = f"SELECT {columns} FROM {self._object} WHERE Id IN ({', '.join(repr(i) for i in ids)})"
+        answer = self._call(lambda: self._sf.query_all(soql))
+        found: dict[str, RemoteRecord] = {}
+        for row in answer.get("records") or []:
+            updated = parse_time(row.get("SystemModstamp"))
+            if updated is not None:
+                found[row["Id"]] = RemoteRecord(row["Id"], updated, {f: row.get(f) for f in fields})
+        return found
 
     def _merged_into(self, ids: Sequence[str]) -> dict[str, str]:
         """Record id -> its ``MasterRecordId``, for those of ``ids`` (valid record ids) a merge deleted."""
