@@ -275,5 +275,12 @@ def test_a_push_of_a_field_the_crm_changed_since_the_last_pull_is_a_conflict_its
     retitle(title="COO", last_name="Ng")
     two_fields = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (two_fields.updated, two_fields.requests) == (3, again.requests)  # the reads do not grow with the fields
+    only = connection(crm, conn_.name, list=name, direction="push", conflict_fields={TITLE[crm]: rule})
+    retitle(title="CFO")
+    retitle_in_crm(crm, records, edited["remote_id"], "Head of Sales")
+    pushed = engine(database_url, sandbox, only, **salesforce_env).run("push", list_id)
+    # a push-only connection reads nothing and writes the lead's value, as before
+    assert (pushed.updated, pushed.conflicts, pushed.requests) == (3, 0, UPDATE_COST[crm])
+    assert title_in_crm(crm, records.get(edited["remote_id"])) == "CFO"
     final = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
     assert (final.updated, final.conflicts) == (0, 0)  # Salesforce's push records no time: its pull reads them again
