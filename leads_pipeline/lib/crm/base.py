@@ -65,6 +65,11 @@ class OutgoingRecord:
     """Fields of ``values`` (never the match key) still as last agreed with the CRM (the link's values). An update
     of the record leaves them out (``update_values``), so a salesperson's edit of a field the lead did not change is
     kept; a create sends every field."""
+    agreed: dict[str, Any] | None = None
+    """The values last agreed with the CRM (the link's), for a linked lead: a field the update would send whose CRM
+    value differs from them was changed there too since, a conflict the field's rule decides before it is sent."""
+    local_updated: datetime | None = None
+    """When the lead last changed: the lead's side of a ``most_recent`` rule."""
 
     survivor: str | None = None
     """The record ``remote_id`` was merged into in the CRM since the last sync (its survivor, which no other lead is

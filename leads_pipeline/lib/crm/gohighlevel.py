@@ -8,6 +8,7 @@ addressed by id; the mapping names them by their display name, resolved from the
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -76,6 +77,10 @@ class GoHighLevelConnector:
     max_batch = 50
     requests_per_record = 2
     """The duplicate search before each upsert (``_refused``), then the upsert."""
+    current_max = 50
+    """Contacts one call of ``current`` reads, in parallel: GoHighLevel reads a contact by id only."""
+    current_each = True
+    """``current`` sends a request per record (what a batch's quota check counts)."""
 
     def __init__(self, api: JsonApi, connection: Connection, location_id: str) -> None:
         self._api = api
@@ -164,6 +169,28 @@ class GoHighLevelConnector:
         if found is None or found == record.remote_id:
             return None
         return record.refused_at("GoHighLevel", str(found))
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The contacts of ``remote_ids`` with ``fields`` as GoHighLevel has them now: its API reads a contact by id
+        only (``GET /contacts/{contactId}``), one request each, ``WORKERS`` at once; one not found (deleted) is
+        left out."""
+        ids = self._custom_ids()
+
+        def read(remote_id: str) -> RemoteRecord | None:
+            answer = self._api.call("GET", f"/contacts/{remote_id}")
+            contact = answer.body.get("contact") if answer.ok and isinstance(answer.body, dict) else None
+            if not isinstance(contact, dict):
+                return None
+            updated = parse_time(contact.get("dateUpdated"))
+            if updated is None:
+                return None
+            custom = {c["id"]: c.get("value") for c in contact.get("customFields") or []}
+            values = {f: contact.get(f) if f in STANDARD else custom.get(ids.get(f, f)) for f in fields}
+            return RemoteRecord(remote_id, updated, values)
+
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+            found = list(pool.map(read, dict.fromkeys(remote_ids)))
+        return {record.remote_id: record for record in found if record is not None}
 
     def delete(self, remote_id: str) -> bool:
         """``DELETE /contacts/{contactId}``; a 404, or a 400 saying the contact is not found, means it is gone."""

@@ -107,6 +107,8 @@ class HubSpotConnector:
     max_batch = 100
     survivors_max = 100
     """Ids a batch read takes."""
+    current_max = 100
+    """The same batch read."""
 
     def __init__(
         self, client: HubSpot, connection: Connection, limiter: Pacer, timeout_s: float, token: str | None
@@ -130,21 +132,37 @@ class HubSpotConnector:
         return [RemoteField(p.name, p.label, p.type, False) for p in results]
 
     def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
-        """Contact id -> the contact it was merged into, for those of ``remote_ids`` merged since they were linked:
-        HubSpot keeps the primary contact's id and reads a merged-away id as that contact, whose
-        ``hs_merged_object_ids`` lists the ids merged into it (``POST /crm/v3/objects/contacts/batch/read``). A
-        deleted contact is in the answer's errors: not merged, the upsert creates it again."""
+        """Contact id -> the contact it was merged into, for those of ``remote_ids`` merged since they were linked
+        (``merges_and_current``)."""
+        return self.merges_and_current(remote_ids, ())[0]
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The contacts of ``remote_ids`` with ``fields`` as HubSpot has them now (``merges_and_current``)."""
+        return self.merges_and_current(remote_ids, fields)[1]
+
+    def merges_and_current(
+        self, remote_ids: Sequence[str], fields: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, RemoteRecord]]:
+        """One batch read of ``remote_ids`` (``POST /crm/v3/objects/contacts/batch/read``): contact id -> the contact
+        it was merged into, for those merged since they were linked, and the others with ``fields`` as HubSpot has
+        them now. HubSpot keeps the primary contact's id and reads a merged-away id as that contact, whose
+        ``hs_merged_object_ids`` lists the ids merged into it. A deleted contact is in the answer's errors: not
+        merged, the upsert creates it again."""
         inputs = [SimplePublicObjectId(id=remote_id) for remote_id in dict.fromkeys(remote_ids)]
-        request = BatchReadInputSimplePublicObjectId(
-            inputs=inputs, properties=["hs_merged_object_ids"], properties_with_history=[]
-        )
+        properties = sorted({*fields, "hs_merged_object_ids", "lastmodifieddate"})
+        request = BatchReadInputSimplePublicObjectId(inputs=inputs, properties=properties, properties_with_history=[])
         answer = self._call(self._batch.read, request)
         wanted = set(remote_ids)
         merged: dict[str, str] = {}
+        found: dict[str, RemoteRecord] = {}
         for item in answer.results or []:
-            ids = str((item.properties or {}).get("hs_merged_object_ids") or "").split(";")
+            values = item.properties or {}
+            ids = str(values.get("hs_merged_object_ids") or "").split(";")
             merged.update({old: str(item.id) for old in ids if old in wanted and old != str(item.id)})
-        return merged
+            updated = parse_time(values.get("lastmodifieddate")) or parse_time(item.updated_at)
+            if str(item.id) in wanted and updated is not None:
+                found[str(item.id)] = RemoteRecord(str(item.id), updated, {f: values.get(f) for f in fields})
+        return merged, found
 
     def push(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:
         following = [record for record in records if record.survivor is not None]

@@ -82,6 +82,8 @@ class PipedriveConnector:
     requests_per_record = 2  # a search, then an update or a create
     marks_creates = True
     """No upsert: the engine marks each create before it is sent (``OutgoingRecord.created_since``)."""
+    current_max = 100
+    """Ids one persons list names (its ``ids``)."""
     dated_to_the_second = True
     """``update_time`` counts whole seconds: a person dated the second of the engine's last write (a push's answer,
     a pull) may have changed after it within that second, in any field."""
@@ -196,6 +198,22 @@ class PipedriveConnector:
             cursor = (answer.body.get("additional_data") or {}).get("next_cursor")
             if not cursor:
                 return None
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The persons of ``remote_ids`` with ``fields`` as Pipedrive has them now, one persons list naming them
+        (``GET /api/v2/persons?ids=``, up to 100); a deleted person is not in it."""
+        keys = self._custom_keys()
+        params = {"ids": ",".join(dict.fromkeys(remote_ids)), "limit": self.current_max}
+        answer = self._api.call("GET", "/api/v2/persons", params=params)
+        if not answer.ok:
+            raise RetryableError(f"Pipedrive refused the persons list: HTTP {answer.status} {answer.body}")
+        found: dict[str, RemoteRecord] = {}
+        for person in answer.body.get("data") or []:
+            updated = parse_time(person.get("update_time"))
+            if updated is not None:
+                values = {f: _value(person, f, keys) for f in fields}
+                found[str(person["id"])] = RemoteRecord(str(person["id"]), updated, values)
+        return found
 
     def delete(self, remote_id: str) -> bool:
         """``DELETE /api/v2/persons/{id}``; its 404 means no such person (any more)."""

@@ -113,6 +113,8 @@ class SalesforceConnector:
     survivors_max = COMPOSITE_MAX
     """Ids one queryAll names: its SOQL goes in the URL, which with the headers Salesforce takes up to 16,384 bytes
     (414 URI Too Long past it); 200 ids, URL-encoded, are about 6,000."""
+    current_max = COMPOSITE_MAX
+    """Ids one query of the records' present values names (the queryAll of the merges, ``merges_and_current``)."""
 
     def __init__(
         self,
@@ -150,16 +152,28 @@ class SalesforceConnector:
 
     def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
         """Record id -> the record it was merged into, for those of ``remote_ids`` a merge deleted since they were
-        linked: Salesforce deletes the losing records of a merge, and ``queryAll`` (deleted records included) shows
-        them with ``IsDeleted = true`` and ``MasterRecordId`` the winner's id. A record deleted otherwise has none:
-        not merged, the upsert creates it again. A winner merged later into another record (A into X, then X into
-        Y) is deleted too, its ``MasterRecordId`` the next one: the chain is followed to its last record, one
-        queryAll a link of the chain for all the ids (``MERGE_DEPTH`` at most), since an update by id of X fails
-        ``ENTITY_IS_DELETED``."""
+        linked (``merges_and_current``)."""
+        return self.merges_and_current(remote_ids, ())[0]
+
+    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The records of ``remote_ids`` with ``fields`` as Salesforce has them now (``merges_and_current``)."""
+        return self.merges_and_current(remote_ids, fields)[1]
+
+    def merges_and_current(
+        self, remote_ids: Sequence[str], fields: Sequence[str]
+    ) -> tuple[dict[str, str], dict[str, RemoteRecord]]:
+        """Record id -> the record it was merged into, for those of ``remote_ids`` a merge deleted since they were
+        linked, and the live ones with ``fields`` as Salesforce has them now, in the first query: Salesforce deletes
+        the losing records of a merge, and ``queryAll`` (deleted records included) shows them with ``IsDeleted =
+        true`` and ``MasterRecordId`` the winner's id. A record deleted otherwise has none: not merged, the upsert
+        creates it again. A winner merged later into another record (A into X, then X into Y) is deleted too, its
+        ``MasterRecordId`` the next one: the chain is followed to its last record, one queryAll a link of the chain
+        for all the ids (``MERGE_DEPTH`` at most), since an update by id of X fails ``ENTITY_IS_DELETED``."""
         ids = [i for i in dict.fromkeys(remote_ids) if _SF_ID.match(i)]
         masters: dict[str, str] = {}
-        for _ in range(MERGE_DEPTH):
-            merged = self._merged_into(ids)
+        present: dict[str, RemoteRecord] = {}
+        for hop in range(MERGE_DEPTH):
+            merged = self._merged_into(ids, fields if hop == 0 else (), present)
             masters.update(merged)
             ids = [i for i in dict.fromkeys(merged.values()) if i not in masters and _SF_ID.match(i)]
             if not ids:
@@ -171,16 +185,25 @@ class SalesforceConnector:
                 survivor, hops = masters[survivor], hops + 1
             if survivor is not None:
                 followed[rid] = survivor
-        return followed
+        return followed, present
 
-    def _merged_into(self, ids: Sequence[str]) -> dict[str, str]:
-        """Record id -> its ``MasterRecordId``, for those of ``ids`` (valid record ids) a merge deleted."""
+    def _merged_into(
+        self, ids: Sequence[str], fields: Sequence[str], present: dict[str, RemoteRecord]
+    ) -> dict[str, str]:
+        """Record id -> its ``MasterRecordId``, for those of ``ids`` (valid record ids) a merge deleted; the live
+        ones with ``fields`` go into ``present`` (none asked: none read)."""
         if not ids:
             return {}
-        soql = (f"SELECT Id, IsDeleted, MasterRecordId FROM {self._object} WHERE Id IN "
-                f"({', '.join(repr(i) for i in ids)})")  # fmt: skip
+        asked = ["SystemModstamp", *fields] if fields else []
+        columns = ", ".join(dict.fromkeys(["Id", "IsDeleted", "MasterRecordId", *asked]))
+        soql = f"SELECT {columns} FROM {self._object} WHERE Id IN ({', '.join(repr(i) for i in ids)})"
         answer = self._call(lambda: self._sf.query_all(soql, include_deleted=True))
-        return {row["Id"]: row["MasterRecordId"] for row in answer.get("records") or []
+        rows = answer.get("records") or []
+        for row in rows:
+            updated = parse_time(row.get("SystemModstamp")) if fields and not row.get("IsDeleted") else None
+            if updated is not None:
+                present[row["Id"]] = RemoteRecord(row["Id"], updated, {f: row.get(f) for f in fields})
+        return {row["Id"]: row["MasterRecordId"] for row in rows
                 if row.get("IsDeleted") and row.get("MasterRecordId")}  # fmt: skip
 
     def _update_survivors(self, records: Sequence[OutgoingRecord]) -> list[PushResult]:

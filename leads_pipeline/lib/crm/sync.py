@@ -247,7 +247,9 @@ def plan_lead(connection: Connection, lead: dict[str, Any], plan: PushPlan) -> t
     agreed = lead["last_values"] if linked else None
     unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
                           and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
-    return OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged), digest
+    record = OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged, agreed=agreed,
+                            local_updated=lead["updated_at"])  # fmt: skip
+    return record, digest
 
 
 def invalid_outcomes(invalid: Iterable[Invalid]) -> list[store.Outcome]:
@@ -398,8 +400,13 @@ class SyncEngine:
 
         def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
+            linked = sum(1 for r, _ in batch if r.remote_id)
             if getattr(self.connector, "survivors", None):  # the reads of the merges in the CRM (``_follow_merges``)
-                needed += -(-sum(1 for r, _ in batch if r.remote_id) // getattr(self.connector, "survivors_max", 100))
+                needed += -(-linked // getattr(self.connector, "survivors_max", 100))
+            # the reads of the records' present values (``_crm_edits``), unless made with those of the merges
+            if self._reads_current() and not getattr(self.connector, "merges_and_current", None):
+                each = getattr(self.connector, "current_each", False)  # GoHighLevel: a request per record
+                needed += linked if each else -(-linked // getattr(self.connector, "current_max", 100))
             if self._over_quota(report, needed):
                 return
             for part in _one_per_key(batch):
@@ -445,8 +452,15 @@ class SyncEngine:
                 held = self._linked_elsewhere(conn, report, unlinked)
                 sendable = [replace(record, held_by=functools.partial(self._held_by, conn, record.lead_id))
                             for record, _ in part if record.lead_id not in held]  # fmt: skip
-                sendable, refused = self._follow_merges(report, sendable)
+                sendable, refused, values_now = self._follow_merges(report, sendable)
                 held.update(refused)
+                sendable, unread = self._crm_edits(conn, report, sendable, values_now)
+                held.update(unread)
+                # a value the CRM won is the lead's now, and agreed: recorded as such
+                decided = {record.lead_id: record for record in sendable}
+                part = [(replace(r, values=d.values, unchanged=d.unchanged), values_hash(d.values))
+                        if (d := decided.get(r.lead_id)) is not None and d.values != r.values else (r, digest)
+                        for r, digest in part]  # fmt: skip
                 # a linked record is created again when its person was deleted in the CRM: marked too
                 marking = bool(sendable) and getattr(self.connector, "marks_creates", False)
                 if marking:
@@ -498,28 +512,38 @@ class SyncEngine:
 
     def _follow_merges(
         self, report: SyncReport, sendable: list[OutgoingRecord]
-    ) -> tuple[list[OutgoingRecord], dict[int, PushResult]]:
+    ) -> tuple[list[OutgoingRecord], dict[int, PushResult], dict[str, RemoteRecord] | None]:
         """The records to send, and the failures of those not to send, once the CRM said which linked records were
         merged into another since the last sync (a connector's ``survivors``, at most ``survivors_max`` ids a request:
         HubSpot, Salesforce). The upsert by
         match key would create the merged-away record again, a duplicate of the person the salesperson merged: the
         lead follows the survivor instead (``OutgoingRecord.survivor``), unless another lead is linked to it, whose
-        values are then kept there (``merged``, the lead not sent)."""
+        values are then kept there (``merged``, the lead not sent). A connector reading the records' present values
+        in the same requests (``merges_and_current``) gives those too, for ``_crm_edits`` (else None: not read)."""
         survivors = getattr(self.connector, "survivors", None)
         linked = [record.remote_id for record in sendable if record.remote_id is not None]
         if survivors is None or not linked:
-            return sendable, {}
+            return sendable, {}, None
+        fields = self._compared(sendable)[1] if self._reads_current() else []
+        both = getattr(self.connector, "merges_and_current", None) if fields else None
         size: int = getattr(self.connector, "survivors_max", 100)
         merged: dict[str, str] = {}
+        present: dict[str, RemoteRecord] = {}
         try:
             for start in range(0, len(linked), size):
-                read = functools.partial(survivors, linked[start : start + size])
-                merged.update(with_retries(read, self.retry, self.limiter, self._sleep))
+                ids = linked[start : start + size]
+                if both is not None:
+                    merges, found = with_retries(functools.partial(both, ids, fields), self.retry, self.limiter,
+                                                 self._sleep)  # fmt: skip
+                    present.update(found)
+                else:
+                    merges = with_retries(functools.partial(survivors, ids), self.retry, self.limiter, self._sleep)
+                merged.update(merges)
         except (RetryableError, AllocationUsedUp) as exc:
             if isinstance(exc, AllocationUsedUp):
                 self._stop(report, str(exc))
             return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
-                        for r in sendable}  # fmt: skip
+                        for r in sendable}, None  # fmt: skip
         follow: list[OutgoingRecord] = []
         refused: dict[int, PushResult] = {}
         for record in sendable:
@@ -529,7 +553,85 @@ class SyncEngine:
                 refused[record.lead_id] = failure
             else:
                 follow.append(replace(record, survivor=survivor) if survivor else record)
-        return follow, refused
+        return follow, refused, present if both is not None else None
+
+    def _reads_current(self) -> bool:
+        """Whether a push reads the present values of the records it updates (``_crm_edits``): a connection that
+        pulls too, through a connector that can read them (``current``)."""
+        return self.connection.direction != "push" and getattr(self.connector, "current", None) is not None
+
+    def _compared(self, sendable: list[OutgoingRecord]) -> tuple[dict[str, OutgoingRecord], list[str]]:
+        """The records whose present values in the CRM a push compares (linked, not following a merge, sending
+        more than the match key), by id, and the fields it sends them."""
+        match = self.connection.match_remote
+        due = {r.remote_id: r for r in sendable if r.remote_id is not None and r.survivor is None
+               and r.agreed is not None and any(name != match for name in r.update_values())}  # fmt: skip
+        return due, sorted({name for r in due.values() for name in r.update_values() if name != match})
+
+    def _crm_edits(
+        self,
+        conn: store.Connection,
+        report: SyncReport,
+        sendable: list[OutgoingRecord],
+        present: dict[str, RemoteRecord] | None = None,
+    ) -> tuple[list[OutgoingRecord], dict[int, PushResult]]:
+        """The records to send once the CRM said what the linked ones hold now (a connector's ``current``, at most
+        ``current_max`` records a read), and the transient failures of all when it could not say. A field the update
+        would send that the CRM changed too since the last agreed value (a salesperson's edit made after the last
+        pull) was overwritten unseen, no conflict recorded even under ``crm_wins``: it is a conflict the field's rule
+        decides as a pull decides it (``conflicts.merge``), recorded as a pull records it. The lead takes a value the
+        CRM won (written to it, and agreed: not sent); a value the lead won is sent. A push-only connection has no
+        CRM values to respect: nothing is read, as for a push that updates no record. ``present``: the values read
+        with the merges (``_follow_merges``), when they were."""
+        match = self.connection.match_remote
+        due, fields = self._compared(sendable)
+        read: Callable[[Sequence[str], Sequence[str]], dict[str, RemoteRecord]] | None = getattr(
+            self.connector, "current", None
+        )
+        if not due or read is None or self.connection.direction == "push":
+            return sendable, {}
+        size: int = getattr(self.connector, "current_max", 100)
+        ids = list(due) if present is None else []
+        present = present or {}
+        try:
+            for start in range(0, len(ids), size):
+                found = with_retries(functools.partial(read, ids[start : start + size], fields), self.retry,
+                                     self.limiter, self._sleep)  # fmt: skip
+                present.update(found)
+        except (RetryableError, AllocationUsedUp) as exc:
+            if isinstance(exc, AllocationUsedUp):
+                self._stop(report, str(exc))
+            return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
+                        for r in sendable}  # fmt: skip
+        rules = {m.remote: self.connection.rule_for(m.remote) for m in self.connection.mapping}
+        by_remote = {m.remote: m.local for m in self.connection.mapping}
+        decided: list[OutgoingRecord] = []
+        conflicts: list[tuple[int, str, Any, Any, str, str]] = []
+        rekey: list[int] = []
+        for record in sendable:
+            theirs = present.get(record.remote_id) if record.remote_id in due else None
+            if theirs is None:
+                decided.append(record)
+                continue
+            sent = {name: value for name, value in record.update_values().items() if name != match}
+            remote = {name: theirs.values.get(name) for name in sent}
+            result = merge(record.agreed, sent, remote, rules, record.local_updated, theirs.updated_at)
+            conflicts += [(record.lead_id, c.field, c.local, c.remote, c.rule, c.winner) for c in result.conflicts]
+            if result.take:
+                taken = to_lead_values({by_remote[name]: value for name, value in result.take.items()})
+                if store.write_lead_fields(conn, record.lead_id, taken):
+                    rekey.append(record.lead_id)
+                record = replace(record, values={**record.values, **result.take},
+                                 unchanged=record.unchanged | set(result.take))  # fmt: skip
+            decided.append(record)
+        if rekey:
+            refresh_keys(conn, rekey)
+        store.record_conflicts(conn, report.sync_id, conflicts)
+        with self._lock:
+            report.conflicts += len(conflicts)
+            total = report.conflicts
+        store.update_run(conn, report.sync_id, conflicts=total)
+        return decided, {}
 
     def _complete_recreated(
         self,

@@ -1,15 +1,15 @@
-"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert, search and delete, location custom fields.
+"""GoHighLevel (LeadConnector API v2) emulator: contacts upsert, read, search and delete, location custom fields.
 
 Endpoints: ``POST /contacts/upsert`` (one contact; de-duplicated by the location's rule: email, then phone;
 answers ``{new, contact, traceId}``), ``GET /contacts/search/duplicate`` (``locationId``, ``email``, ``number``:
 the contact that rule matches, ``{contact}``, null when none), ``POST /contacts/search`` (``filters`` on
-``dateUpdated`` with a ``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging), ``DELETE
-/contacts/{contactId}`` (``{succeded: true}``, the API's spelling; 404 when not found) and ``GET
-/locations/{locationId}/customFields``. Every request needs the ``Version`` header (400 without it) and a bearer
-token. Errors: 422 with a list of messages (an invalid email, no email and no phone), 400 for an unknown
-location. Answers carry ``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers; once the
-location's daily limit (``usage``, whose limit tests lower) is spent, every call answers 429 with
-``X-RateLimit-Daily-Remaining: 0``.
+``dateUpdated`` with a ``range``/``gt``, ``sort`` ascending, ``pageLimit`` up to 100, ``searchAfter`` paging),
+``GET /contacts/{contactId}`` (``{contact}``; 400 when not found), ``DELETE /contacts/{contactId}``
+(``{succeded: true}``, the API's spelling; 404 when not found) and ``GET /locations/{locationId}/customFields``.
+Every request needs the ``Version`` header (400 without it) and a bearer token. Errors: 422 with a list of
+messages (an invalid email, no email and no phone), 400 for an unknown location. Answers carry
+``X-RateLimit-Max``/``-Remaining``/``-Interval-Milliseconds`` and the daily headers; once the location's daily
+limit (``usage``, whose limit tests lower) is spent, every call answers 429 with ``X-RateLimit-Daily-Remaining: 0``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,9 @@ class GoHighLevelEmulator:
                 return self._search(request.json())
             if request.method == "GET" and path == "/contacts/search/duplicate":
                 return self._duplicate(request.query)
+            if request.method == "GET" and path.startswith("/contacts/") and path.count("/") == 2:
+                found = self.store.get(path.rsplit("/", 1)[1])
+                return self._json(200, {"contact": _contact(found)}) if found else self._fail(400, "Contact not found")
             if request.method == "DELETE" and path.startswith("/contacts/") and path.count("/") == 2:
                 if not self.store.delete(path.rsplit("/", 1)[1]):
                     return self._fail(404, "Contact not found")

@@ -3,7 +3,7 @@
 Endpoints: ``GET /api/v1/personFields`` (custom fields carry 40-character hash keys), ``GET
 /api/v2/persons/search?term=&fields=email&exact_match=true``, ``POST /api/v2/persons``, ``PATCH
 /api/v2/persons/{id}``, ``DELETE /api/v2/persons/{id}`` (``{success, data: {id}}``; 404 when not found),
-``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&cursor=``.
+``GET /api/v2/persons?updated_since=&sort_by=update_time&sort_direction=asc&cursor=`` (or ``?ids=1,2``, up to 100).
 Auth: the ``x-api-token`` header (or ``api_token`` query parameter). Pipedrive has no upsert and no duplicate
 check: a client must search before it creates. Errors: ``name`` missing (400), an email that is not one (400).
 Every answer carries ``x-ratelimit-limit``/``-remaining``/``-reset``. Pipedrive's search index lags behind its
@@ -175,9 +175,14 @@ class PipedriveEmulator:
         limit = min(int(query.get("limit") or 100), PAGE_MAX)
         offset = int(query.get("cursor") or 0)
         # updated_since is inclusive at one-second precision in Pipedrive: clients drop what they already saw
+        ids = set(query["ids"].split(",")) if query.get("ids") else None
         found = [
             r for r in self.store.changed_since(None) if since_ms is None or r.updated_ms >= since_ms // 1000 * 1000
         ]
+        if ids is not None:  # ``ids``: only those persons (up to 100)
+            if len(ids) > 100:
+                return self._fail(400, "ids: at most 100")
+            found = [r for r in found if r.id in ids]
         page = found[offset : offset + limit]
         following = str(offset + limit) if offset + limit < len(found) else None
         return self._ok([_person(r) for r in page], {"next_cursor": following})

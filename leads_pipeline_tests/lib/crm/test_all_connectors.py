@@ -193,3 +193,94 @@ def test_a_salespersons_edit_made_before_a_push_is_taken_by_the_next_pull(
     again = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
     # nothing left to pull; only a lead whose own value won is sent
     assert (again.pulled, again.updated, again.unchanged) == ((0, 0, 2) if crm_won else (0, 1, 1))
+
+
+UPDATE_COST = {"hubspot": 2, "salesforce": 2, "pipedrive": 4, "gohighlevel": 7}
+"""The requests of a push updating three linked records: a batch and a read of the merges for HubSpot and
+Salesforce; the custom fields list, then a request per person for Pipedrive, two per contact for GoHighLevel."""
+READS = {"hubspot": 0, "salesforce": 0, "pipedrive": 1, "gohighlevel": 3}
+"""What reading those records' present values adds: nothing where the read of the merges reads them too (HubSpot's
+batch read, Salesforce's queryAll), a persons list naming them; GoHighLevel reads a contact by id only."""
+
+
+def title_in_crm(crm: str, record: Any) -> Any:
+    """The title of an emulator's record (a custom field of GoHighLevel's, by its id)."""
+    if crm == "gohighlevel":
+        return (record.fields.get("customFields") or {}).get("cf_title")
+    return record.fields[TITLE[crm]]
+
+
+def retitle_in_crm(crm: str, records: Any, remote_id: str, title: str) -> None:
+    """A salesperson's change of the title in the CRM."""
+    if crm == "gohighlevel":
+        custom = records.get(remote_id).fields.get("customFields") or {}
+        records.touch(remote_id, customFields={**custom, "cf_title": title})
+    else:
+        records.touch(remote_id, **{TITLE[crm]: title})
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_push_of_a_field_the_crm_changed_since_the_last_pull_is_a_conflict_its_rule_decides(
+    crm: str, rule: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A salesperson sets a title in the CRM after the last pull; the lead's title changes too, and a push sent it
+    over the salesperson's, no conflict recorded, even under crm_wins: the next pull saw nothing to take. The push
+    now reads the records it updates (a request per batch, GoHighLevel's per record, whatever the fields) and
+    decides the field by its rule as a pull does: crm_wins (and most_recent, the salesperson's edit being the
+    later) keeps the CRM's value and gives it to the lead, local_wins sends the lead's. A record whose title the
+    CRM did not change gets the lead's, no conflict."""
+    start = 180_000 + 100 * CRMS.index(crm) + 10 * RULES.index(rule)
+    name = f"Overwritten {crm} {rule}"
+    list_id = import_leads(database_url, tmp_path, lead_rows(3, start=start), list_name=name)
+    conn_ = connection(crm, f"{crm}-overwrite-{rule}", list=name, conflict_fields={TITLE[crm]: rule})
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    with records.lock:  # this test's records in a second of their own: Pipedrive's pull reads the cursor's again
+        records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    first = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (first.created + first.updated, first.failed) == (3, 0)
+    with transaction(database_url) as db:
+        links = store.links(db, conn_.name)
+        store.set_pull_cursor(db, conn_.name, max(records.get(link["remote_id"]).updated for link in links))
+    leads = [link["lead_id"] for link in links]
+
+    def retitle(**changes: str) -> None:
+        with transaction(database_url) as db:
+            assignments, params = set_clause(**changes)
+            db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = ANY(%s)", (*params, leads))
+
+    retitle(title="CTO")
+    edited = links[0]
+    time.sleep(1.01)  # the salesperson's edit is the later one, to the second (Pipedrive's update_time)
+    retitle_in_crm(crm, records, edited["remote_id"], "VP Sales")
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (report.updated, report.failed, report.conflicts) == (3, 0, 1)
+    crm_won = rule != "local_wins"
+    kept = "VP Sales" if crm_won else "CTO"
+    assert [title_in_crm(crm, records.get(link["remote_id"])) for link in links] == [kept, "CTO", "CTO"]
+    with connect(database_url) as db:
+        rows = db.execute("SELECT id, title FROM leads WHERE id = ANY(%s)", (leads,)).fetchall()
+        conflicts = store.conflicts(db, report.sync_id)
+        agreed = {link["lead_id"]: link["last_values"][TITLE[crm]] for link in store.links(db, conn_.name)}
+    assert {row["id"]: row["title"] for row in rows} == {**dict.fromkeys(leads, "CTO"), edited["lead_id"]: kept}
+    assert agreed == {**dict.fromkeys(leads, "CTO"), edited["lead_id"]: kept}
+    assert [(c["lead_id"], c["winner"]) for c in conflicts] == [(edited["lead_id"], "crm" if crm_won else "local")]
+    retitle(title="CEO")
+    again = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (again.updated, again.conflicts) == (3, 0)  # the CRM changed nothing since: sent
+    assert [title_in_crm(crm, records.get(link["remote_id"])) for link in links] == ["CEO"] * 3
+    assert again.requests == UPDATE_COST[crm] + READS[crm]
+    retitle(title="COO", last_name="Ng")
+    two_fields = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (two_fields.updated, two_fields.requests) == (3, again.requests)  # the reads do not grow with the fields
+    only = connection(crm, conn_.name, list=name, direction="push", conflict_fields={TITLE[crm]: rule})
+    retitle(title="CFO")
+    retitle_in_crm(crm, records, edited["remote_id"], "Head of Sales")
+    pushed = engine(database_url, sandbox, only, **salesforce_env).run("push", list_id)
+    # a push-only connection reads nothing and writes the lead's value, as before
+    assert (pushed.updated, pushed.conflicts, pushed.requests) == (3, 0, UPDATE_COST[crm])
+    assert title_in_crm(crm, records.get(edited["remote_id"])) == "CFO"
+    final = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
+    assert (final.updated, final.conflicts) == (0, 0)  # Salesforce's push records no time: its pull reads them again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -410,3 +411,23 @@ def test_pipedrive_an_edit_in_the_second_of_a_push_is_taken_by_the_next_pull(
         lead = db.execute("SELECT title FROM leads WHERE id = %s", (link["lead_id"],)).fetchone()
     assert (report.pulled, report.conflicts, lead["title"]) == (1, 0, "VP Sales")
     assert engine(database_url, sandbox, conn_).run("bidirectional", list_id).updated == 0  # nothing sent back
+
+
+def test_gohighlevel_the_quota_check_counts_a_read_of_each_contact_a_push_updates(
+    database_url: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A push of a connection that pulls reads each contact it updates first (GoHighLevel reads a contact by id
+    only): counted as one read per batch, a batch the day's quota could not afford was sent, and the day's use went
+    past ``daily_quota``. Three updates cost two requests each and a read each: nine, more than the eight left."""
+    conn_ = connection("gohighlevel", "ghl-read-quota")
+    list_id, links = pushed(database_url, sandbox, tmp_path, conn_, 3, start=190_000)
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET title = 'CTO', updated_at = now() WHERE id = ANY(%s)",
+                   ([link["lead_id"] for link in links],))  # fmt: skip
+        used = store.quota_used(db, conn_.name, datetime.now(UTC).date())
+    limited = connection("gohighlevel", conn_.name, daily_quota=used + 8)
+    report = engine(database_url, sandbox, limited).run("push", list_id)
+    assert (report.status, report.updated) == ("stopped", 0)
+    contacts = gohighlevel(sandbox).store
+    assert [(contacts.get(link["remote_id"]).fields.get("customFields") or {}).get("cf_title")
+            for link in links] == ["Engineer"] * 3  # fmt: skip

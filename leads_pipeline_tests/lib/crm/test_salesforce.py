@@ -236,8 +236,8 @@ def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
     sync = engine(database_url, sandbox, conn_, **salesforce_env)
     sync.connector.survivors_max = 2  # type: ignore[attr-defined]
     asked: list[int] = []
-    survivors = sync.connector.survivors  # type: ignore[attr-defined]
-    sync.connector.survivors = lambda ids: asked.append(len(ids)) or survivors(ids)  # type: ignore[attr-defined]
+    read = sync.connector.merges_and_current  # type: ignore[attr-defined]
+    sync.connector.merges_and_current = lambda ids, fields: asked.append(len(ids)) or read(ids, fields)  # type: ignore[attr-defined]
     report = sync.run("push", list_id)
     with connect(database_url) as db:
         links = {link["lead_id"]: link["remote_id"] for link in store.links(db, conn_.name)}
