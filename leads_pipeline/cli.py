@@ -274,7 +274,10 @@ def _print_status(status: dict[str, Any]) -> None:
 def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) -> None:
     """Show a progress bar from the import's own progress record while the run works. Its row count is ``?``
     until the inspection has counted the rows: formatted as a number while there was none yet, the bar's first
-    drawing failed, and on a terminal every `leads import` printed a TypeError traceback and showed no bar."""
+    drawing failed, and on a terminal every `leads import` printed a TypeError traceback and showed no bar.
+    Rich's speed needs two updates: a small file, imported between two looks at its record, has one, and the bar
+    ended on "0 rows/s"; with one update the rate is the rows over the time since the bar started, with none it
+    shows no rate."""
     from leads_pipeline.lib.store.db import connect
 
     columns = (
@@ -282,14 +285,14 @@ def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) ->
         BarColumn(),
         TaskProgressColumn(),
         TextColumn("{task.completed:,.0f}/{task.fields[rows]} rows"),
-        TextColumn("{task.fields[rate]:,.0f} rows/s"),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
     )
     with (
         Progress(*columns, console=errors, transient=True) as progress,
         connect(database_url, autocommit=True) as conn,
     ):
-        task = progress.add_task("import", total=None, rate=0.0, rows="?")
+        task = progress.add_task("import", total=None, rate="", rows="?")
         while not stop.wait(0.5):
             row = conn.execute(
                 "SELECT processed_rows, total_rows FROM imports WHERE batch_id = %s", (batch_key,)
@@ -298,8 +301,11 @@ def _watch_progress(database_url: str, batch_key: str, stop: threading.Event) ->
                 total = int(row["total_rows"] or 0) or None
                 rows = "?" if total is None else f"{total:,}"
                 progress.update(task, completed=int(row["processed_rows"]), total=total, rows=rows)
-                speed = progress.tasks[0].speed
-                progress.update(task, rate=speed or 0.0)
+                shown = progress.tasks[0]
+                speed = shown.speed
+                if speed is None and shown.completed and shown.elapsed:
+                    speed = shown.completed / shown.elapsed
+                progress.update(task, rate=f"{speed:,.0f} rows/s" if speed else "")
 
 
 def run_cli_import(

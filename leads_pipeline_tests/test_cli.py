@@ -581,6 +581,22 @@ def test_the_import_progress_bar_draws_before_the_rows_are_counted_and_after(
         assert shown in terminal.getvalue()
 
 
+def test_the_import_progress_bar_of_a_small_file_shows_its_rate_not_zero(
+    leads: Leads, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file's import is recorded complete by the bar's first look at it: one update, from which Rich
+    knows no speed, and the bar ended on "36/36 rows 0 rows/s". Its rate is the rows over the bar's time."""
+    leads.ok("lists", "create", "fair")
+    imported = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
+    terminal = io.StringIO()
+    monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True, width=120))
+    stop = threading.Event()
+    threading.Timer(0.8, stop.set).start()
+    cli._watch_progress(database_url, imported["batchId"], stop)
+    rates = re.findall(r"36/36 rows\s+([\d,]+) rows/s", terminal.getvalue())
+    assert rates and all(int(rate.replace(",", "")) > 0 for rate in rates), terminal.getvalue()
+
+
 def test_an_import_starts_no_process_that_ctrl_c_would_make_print_a_traceback(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
