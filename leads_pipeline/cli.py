@@ -420,7 +420,9 @@ def import_file(
         mapping = _load_mapping(mapping_file, file)
         if dry_run:
             options = ImportOptions(on_duplicate=on_duplicate, mapping_overrides=mapping, default_region=region)  # type: ignore[arg-type]
-            return plan_import(file, options, dedupe=lead_list.dedupe).as_json()
+            plan = plan_import(file, options, dedupe=lead_list.dedupe).as_json()
+            # the file as the import records it (absolute): a relative one gave a script two names for one file
+            return {**plan, "file": str(file.resolve())}
         return run_cli_import(
             env,
             file,

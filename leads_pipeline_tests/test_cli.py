@@ -9,6 +9,7 @@ import gzip
 import io
 import os
 import re
+import shutil
 import socket
 import stat
 import subprocess
@@ -405,6 +406,20 @@ def test_dry_run_shows_mapping_and_row_count_and_writes_nothing(leads: Leads, da
     assert {e["row"] for e in plan["sampleErrors"]} == {33, 35, 36}
     for table in ("leads", "imports", "import_errors", "batches"):
         assert sql_value(database_url, f"SELECT count(*) FROM {table}") == 0, table
+
+
+def test_the_dry_run_and_the_import_name_a_relative_file_by_the_same_absolute_path(
+    leads: Leads, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads import leads.csv --dry-run --json` gave the file as typed, the import's `--json` its absolute path
+    (as the import records it): a script matching the dry run to the import had two names for one file."""
+    shutil.copy(DEMO_FILE, tmp_path / "leads.csv")
+    monkeypatch.chdir(tmp_path)
+    leads.ok("lists", "create", "fair")
+    recorded = str((tmp_path / "leads.csv").resolve())
+
+    assert leads.json("import", "leads.csv", "--list", "fair", "--dry-run", "--json")["file"] == recorded
+    assert leads.json("import", "leads.csv", "--list", "fair", "--json")["file"] == recorded
 
 
 def test_dry_run_with_a_mapping_file(leads: Leads, tmp_path: Path) -> None:
