@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -143,3 +145,32 @@ def test_apply_says_which_imports_it_leaves_impossible_to_undo(leads: Leads, dat
     assert said in leads.ok("retention", "apply", "--dry-run")
     assert said in leads.ok("retention", "apply")
     assert "the previous values of 0 updated leads," in leads.ok("retention", "apply")
+
+
+def test_apply_json_names_by_list_what_the_text_counts_and_the_log_files(
+    leads: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """`apply --json` (the run's metadata) gave the import column names and previous values it removed only as
+    totals and the run logs only as a count, where the store's report has them by list and by file name: a
+    script could not tell which list's imports can no longer be undone, nor which logs went."""
+    leads.ok("lists", "create", "fair")
+    import_file(database_url, DEMO_FILE, "fair")
+    edited = tmp_path / "edited.csv"
+    edited.write_text(DEMO_FILE.read_text(encoding="utf-8").replace("Rasmussen Group", "Rasmussen AG"), "utf-8")
+    updated = import_file(database_url, edited, "fair", on_duplicate="update")["results"]["updated"]
+    with connect(database_url) as conn:
+        conn.execute("UPDATE imports SET created_at = now() - interval '40 days'")
+    log = tmp_path / "home" / "logs" / "job-1.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("enriching ana@example.com\n", encoding="utf-8")
+    stamp = time.time() - 40 * 86_400
+    os.utime(log, (stamp, stamp))
+    leads.ok("retention", "set", "leads", "30")
+    leads.ok("retention", "set", "logs", "30")
+
+    for args in (("--dry-run",), ()):
+        applied = leads.json("retention", "apply", *args, "--json")
+        assert (applied["importMappingsCleared"], applied["importMappingsClearedByList"]) == (2, {"fair": 2})
+        assert applied["importSnapshotsRemovedByList"] == {"fair": updated} and updated >= 1
+        assert (applied["logFilesDeleted"], applied["logFiles"]) == (1, [str(log)])
+    assert not log.exists()

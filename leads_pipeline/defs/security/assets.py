@@ -54,10 +54,13 @@ def retention_run(
             "import_error_values_cleared": dg.MetadataValue.int(summary["importErrorsCleared"]),
             "import_error_values_cleared_by_list": dg.MetadataValue.json(report.errors),
             "import_mappings_cleared": dg.MetadataValue.int(summary["importMappingsCleared"]),
+            "import_mappings_cleared_by_list": dg.MetadataValue.json(report.mappings),
             "import_snapshots_removed": dg.MetadataValue.int(summary["importSnapshotsRemoved"]),
+            "import_snapshots_removed_by_list": dg.MetadataValue.json(report.snapshots),
             "inbox_files_deleted": dg.MetadataValue.int(summary["filesDeleted"]),
             "inbox_files": dg.MetadataValue.json(report.files),
             "log_files_deleted": dg.MetadataValue.int(summary["logFilesDeleted"]),
+            "log_files": dg.MetadataValue.json(report.logs),
         }
     )
 
