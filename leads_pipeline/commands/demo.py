@@ -252,7 +252,8 @@ def demo(
         report = run_or_fail(lambda: _push(env, list_name))
     console.print("\n[bold]next[/bold]", highlight=False)
     for command, why in (
-        ("make dev", "the Dagster UI: every run above, with its metadata and checks"),
+        # `make dev` alone was named, which an install from a wheel has not
+        ("leads dev", "the Dagster UI: every run above, with its metadata and checks (`make dev` in a checkout)"),
         (f"leads search --list {list_name} --stage mql", "the marketing-qualified leads"),
         (f"leads imports show {status['importId']}", "the import and its rejected row"),
         (f"leads jobs show {job['jobId']}", "the enrichment job, per source"),
