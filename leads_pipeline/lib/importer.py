@@ -36,7 +36,7 @@ from leads_pipeline.lib.privacy import crypto
 from leads_pipeline.lib.privacy.crypto import Sealer
 from leads_pipeline.lib.runtime import os_user
 from leads_pipeline.lib.store import imports as store
-from leads_pipeline.lib.store import search_index
+from leads_pipeline.lib.store import liveness, search_index
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import ensure_list, get_list
 from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, start_pool, worker_count
@@ -324,6 +324,6 @@ def run_import(
                 store.fail_import(conn, import_id, failure_reason(exc))
             raise
     finally:
-        keeper.close()
+        liveness.let_go(keeper)
         if pool is not None:
             pool.shutdown(cancel_futures=True)

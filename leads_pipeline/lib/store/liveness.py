@@ -8,6 +8,7 @@ have written the end is gone. Readers compute that at read time (``alive``), so 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Collection
 from typing import Any, Final
 
@@ -80,6 +81,17 @@ def release(conn: Connection, kind: int, key: object) -> None:
     """Let go of the lock of run ``key`` of ``kind`` that ``conn``'s session holds (handed over to the session
     waiting for it, if one is)."""
     conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s::text))", (kind, str(key)))
+
+
+def let_go(conn: Connection) -> None:
+    """Close ``conn`` having let go of every lock its session holds. The server releases a closed session's locks
+    as its backend exits, after ``close`` has returned: a process claiming the run at once (a resume, the drop
+    folder's next tick) found it still held, the run still alive elsewhere. A broken session is closed as it is
+    (its backend is ending, its locks with it)."""
+    with contextlib.suppress(psycopg.Error):
+        if not conn.closed:
+            conn.execute("SELECT pg_advisory_unlock_all()")
+    conn.close()
 
 
 def alive(kind: int, key: sql.Composable) -> sql.Composable:
