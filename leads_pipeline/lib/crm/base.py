@@ -73,8 +73,8 @@ class OutgoingRecord:
 
     survivor: str | None = None
     """The record ``remote_id`` was merged into in the CRM since the last sync (its survivor, which no other lead is
-    linked to), for a connector that reads merges (``survivors``): the update goes to it, by id, and the lead is
-    linked to it; the merged-away record is not created again."""
+    linked to), for a connector that reads merges (``merges_and_current``): the update goes to it, by id, and the
+    lead is linked to it; the merged-away record is not created again."""
     held_by: Callable[[str], int | None] | None = None
     """The lead other than this one linked to a CRM record on the connection (None: no other lead). A record found
     for this lead by its match key or as the survivor of a merge in the CRM, not by its own link, is not written when

@@ -107,8 +107,6 @@ class HubSpotConnector:
     max_batch = 100
     survivors_max = 100
     """Ids a batch read takes."""
-    current_max = 100
-    """The same batch read."""
 
     def __init__(
         self, client: HubSpot, connection: Connection, limiter: Pacer, timeout_s: float, token: str | None
@@ -130,15 +128,6 @@ class HubSpotConnector:
         if not isinstance(results, list):
             raise RetryableError("HubSpot answered the contact properties list without its results (a cut body)")
         return [RemoteField(p.name, p.label, p.type, False) for p in results]
-
-    def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
-        """Contact id -> the contact it was merged into, for those of ``remote_ids`` merged since they were linked
-        (``merges_and_current``)."""
-        return self.merges_and_current(remote_ids, ())[0]
-
-    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
-        """The contacts of ``remote_ids`` with ``fields`` as HubSpot has them now (``merges_and_current``)."""
-        return self.merges_and_current(remote_ids, fields)[1]
 
     def merges_and_current(
         self, remote_ids: Sequence[str], fields: Sequence[str]

@@ -113,8 +113,6 @@ class SalesforceConnector:
     survivors_max = COMPOSITE_MAX
     """Ids one queryAll names: its SOQL goes in the URL, which with the headers Salesforce takes up to 16,384 bytes
     (414 URI Too Long past it); 200 ids, URL-encoded, are about 6,000."""
-    current_max = COMPOSITE_MAX
-    """Ids one query of the records' present values names (the queryAll of the merges, ``merges_and_current``)."""
 
     def __init__(
         self,
@@ -149,15 +147,6 @@ class SalesforceConnector:
         except (TypeError, KeyError) as exc:
             message = f"Salesforce answered a {self._object} describe that does not parse: {exc!r}"
             raise RetryableError(message) from None
-
-    def survivors(self, remote_ids: Sequence[str]) -> dict[str, str]:
-        """Record id -> the record it was merged into, for those of ``remote_ids`` a merge deleted since they were
-        linked (``merges_and_current``)."""
-        return self.merges_and_current(remote_ids, ())[0]
-
-    def current(self, remote_ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
-        """The records of ``remote_ids`` with ``fields`` as Salesforce has them now (``merges_and_current``)."""
-        return self.merges_and_current(remote_ids, fields)[1]
 
     def merges_and_current(
         self, remote_ids: Sequence[str], fields: Sequence[str]

@@ -401,10 +401,9 @@ class SyncEngine:
         def run_batch(batch: list[tuple[OutgoingRecord, str]]) -> None:
             needed = getattr(self.connector, "bulk_requests", 1) if bulk else (per_record or 0) * len(batch) or 1
             linked = sum(1 for r, _ in batch if r.remote_id)
-            if getattr(self.connector, "survivors", None):  # the reads of the merges in the CRM (``_follow_merges``)
+            if getattr(self.connector, "merges_and_current", None):  # the merges' reads, the values' with them
                 needed += -(-linked // getattr(self.connector, "survivors_max", 100))
-            # the reads of the records' present values (``_crm_edits``), unless made with those of the merges
-            if self._reads_current() and not getattr(self.connector, "merges_and_current", None):
+            elif self._reads_current():  # the reads of the records' present values alone (``_crm_edits``)
                 each = getattr(self.connector, "current_each", False)  # GoHighLevel: a request per record
                 needed += linked if each else -(-linked // getattr(self.connector, "current_max", 100))
             if self._over_quota(report, needed):
@@ -514,31 +513,27 @@ class SyncEngine:
         self, report: SyncReport, sendable: list[OutgoingRecord]
     ) -> tuple[list[OutgoingRecord], dict[int, PushResult], dict[str, RemoteRecord] | None]:
         """The records to send, and the failures of those not to send, once the CRM said which linked records were
-        merged into another since the last sync (a connector's ``survivors``, at most ``survivors_max`` ids a request:
-        HubSpot, Salesforce). The upsert by
+        merged into another since the last sync (a connector's ``merges_and_current``, at most ``survivors_max`` ids
+        a request: HubSpot, Salesforce). The upsert by
         match key would create the merged-away record again, a duplicate of the person the salesperson merged: the
         lead follows the survivor instead (``OutgoingRecord.survivor``), unless another lead is linked to it, whose
-        values are then kept there (``merged``, the lead not sent). A connector reading the records' present values
-        in the same requests (``merges_and_current``) gives those too, for ``_crm_edits`` (else None: not read)."""
-        survivors = getattr(self.connector, "survivors", None)
+        values are then kept there (``merged``, the lead not sent). The same requests read the records' present
+        values of the fields ``_crm_edits`` compares, and those are returned too (None when none are compared)."""
+        read = getattr(self.connector, "merges_and_current", None)
         linked = [record.remote_id for record in sendable if record.remote_id is not None]
-        if survivors is None or not linked:
+        if read is None or not linked:
             return sendable, {}, None
         fields = self._compared(sendable)[1] if self._reads_current() else []
-        both = getattr(self.connector, "merges_and_current", None) if fields else None
         size: int = getattr(self.connector, "survivors_max", 100)
         merged: dict[str, str] = {}
         present: dict[str, RemoteRecord] = {}
         try:
             for start in range(0, len(linked), size):
                 ids = linked[start : start + size]
-                if both is not None:
-                    merges, found = with_retries(functools.partial(both, ids, fields), self.retry, self.limiter,
-                                                 self._sleep)  # fmt: skip
-                    present.update(found)
-                else:
-                    merges = with_retries(functools.partial(survivors, ids), self.retry, self.limiter, self._sleep)
+                merges, found = with_retries(functools.partial(read, ids, fields), self.retry, self.limiter,
+                                             self._sleep)  # fmt: skip
                 merged.update(merges)
+                present.update(found)
         except (RetryableError, AllocationUsedUp) as exc:
             if isinstance(exc, AllocationUsedUp):
                 self._stop(report, str(exc))
@@ -553,12 +548,13 @@ class SyncEngine:
                 refused[record.lead_id] = failure
             else:
                 follow.append(replace(record, survivor=survivor) if survivor else record)
-        return follow, refused, present if both is not None else None
+        return follow, refused, present if fields else None
 
     def _reads_current(self) -> bool:
         """Whether a push reads the present values of the records it updates (``_crm_edits``): a connection that
-        pulls too, through a connector that can read them (``current``)."""
-        return self.connection.direction != "push" and getattr(self.connector, "current", None) is not None
+        pulls too, through a connector that can read them (``current``, or with the merges: ``merges_and_current``)."""
+        readable = any(getattr(self.connector, name, None) for name in ("current", "merges_and_current"))
+        return self.connection.direction != "push" and readable
 
     def _compared(self, sendable: list[OutgoingRecord]) -> tuple[dict[str, OutgoingRecord], list[str]]:
         """The records whose present values in the CRM a push compares (linked, not following a merge, sending
@@ -588,21 +584,22 @@ class SyncEngine:
         read: Callable[[Sequence[str], Sequence[str]], dict[str, RemoteRecord]] | None = getattr(
             self.connector, "current", None
         )
-        if not due or read is None or self.connection.direction == "push":
+        if not due or self.connection.direction == "push":
             return sendable, {}
-        size: int = getattr(self.connector, "current_max", 100)
-        ids = list(due) if present is None else []
-        present = present or {}
-        try:
-            for start in range(0, len(ids), size):
-                found = with_retries(functools.partial(read, ids[start : start + size], fields), self.retry,
-                                     self.limiter, self._sleep)  # fmt: skip
-                present.update(found)
-        except (RetryableError, AllocationUsedUp) as exc:
-            if isinstance(exc, AllocationUsedUp):
-                self._stop(report, str(exc))
-            return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
-                        for r in sendable}  # fmt: skip
+        if present is None:  # not read with the merges: read now, if the connector can
+            if read is None:
+                return sendable, {}
+            ids, size, present = list(due), getattr(self.connector, "current_max", 100), {}
+            try:
+                for start in range(0, len(ids), size):
+                    found = with_retries(functools.partial(read, ids[start : start + size], fields), self.retry,
+                                         self.limiter, self._sleep)  # fmt: skip
+                    present.update(found)
+            except (RetryableError, AllocationUsedUp) as exc:
+                if isinstance(exc, AllocationUsedUp):
+                    self._stop(report, str(exc))
+                return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
+                            for r in sendable}  # fmt: skip
         rules = {m.remote: self.connection.rule_for(m.remote) for m in self.connection.mapping}
         by_remote = {m.remote: m.local for m in self.connection.mapping}
         decided: list[OutgoingRecord] = []

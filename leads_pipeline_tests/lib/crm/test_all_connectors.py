@@ -32,6 +32,19 @@ TOKEN_VARIABLE = {
 }
 
 
+def crm_records(sandbox: Sandbox, crm: str, *, own_second: bool = False) -> Any:
+    """The emulator's store of ``crm``'s records (Salesforce's Leads). ``own_second``: its clock moved on to the
+    next whole second, so that the test's records are in a second of their own (Pipedrive's pull reads the
+    cursor's second again), up to a second ahead of real time."""
+    assert sandbox.http_app is not None
+    emulator: Any = sandbox.http_app.emulator(crm)
+    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    if own_second:
+        with records.lock:
+            records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    return records
+
+
 @pytest.mark.parametrize("crm", CRMS)
 def test_429_with_retry_after_is_waited_out_then_sent(
     crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
@@ -77,9 +90,7 @@ def test_a_record_deleted_in_the_crm_is_created_again_once_its_lead_changes_and_
     engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     with connect(database_url) as db:
         deleted, kept = store.links(db, conn_.name)
-    assert sandbox.http_app is not None
-    emulator: Any = sandbox.http_app.emulator(crm)
-    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    records = crm_records(sandbox, crm)
     assert records.delete(deleted["remote_id"])
     unchanged = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (unchanged.created, unchanged.recreated) == (0, 0)  # nothing of the lead changed: nothing sent
@@ -121,9 +132,7 @@ def test_a_push_keeps_a_salespersons_edit_of_a_field_the_lead_did_not_change(
     engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     with connect(database_url) as db:
         (link,) = store.links(db, conn_.name)
-    assert sandbox.http_app is not None
-    emulator: Any = sandbox.http_app.emulator(crm)
-    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
+    records = crm_records(sandbox, crm)
     records.touch(link["remote_id"], **{LAST_NAME[crm]: "Lee-Smith"})  # the salesperson's correction
     with transaction(database_url) as db:
         assignments, params = set_clause(title="Head of Sales")
@@ -154,11 +163,7 @@ def test_a_salespersons_edit_made_before_a_push_is_taken_by_the_next_pull(
     name = f"Edited {crm} {rule}"
     list_id = import_leads(database_url, tmp_path, lead_rows(2, start=start), list_name=name)
     conn_ = connection(crm, f"{crm}-edit-{rule}", list=name, conflict_fields={LAST_NAME[crm]: rule})
-    assert sandbox.http_app is not None
-    emulator: Any = sandbox.http_app.emulator(crm)
-    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
-    with records.lock:  # this test's records in a second of their own: Pipedrive's pull reads the cursor's again
-        records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    records = crm_records(sandbox, crm, own_second=True)
     first = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (first.created + first.updated, first.failed) == (2, 0)  # Salesforce: by lead id, an earlier test's too
     with transaction(database_url) as db:
@@ -176,8 +181,8 @@ def test_a_salespersons_edit_made_before_a_push_is_taken_by_the_next_pull(
     pushed = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (pushed.updated, pushed.failed) == (2, 0)
     assert records.get(edited["remote_id"]).fields[LAST_NAME[crm]] == f"Lee-Smith {edited['lead_id']}"
-    # the records' clock was moved on to a second of its own (above), up to a second ahead of this one: the lead's
-    # change below is after the salesperson's in real time too, as most_recent compares them (it once was not)
+    # the records' clock is up to a second ahead (own_second): the lead's change below is after the salesperson's in
+    # real time too, as most_recent compares them (it once was not)
     time.sleep(max(0.0, records._last_ms / 1000 - time.time()) + 0.01)
     with transaction(database_url) as db:  # the lead's own change of the field, after the push
         assignments, params = set_clause(last_name="Lee-Jones")
@@ -237,11 +242,7 @@ def test_a_push_of_a_field_the_crm_changed_since_the_last_pull_is_a_conflict_its
     name = f"Overwritten {crm} {rule}"
     list_id = import_leads(database_url, tmp_path, lead_rows(3, start=start), list_name=name)
     conn_ = connection(crm, f"{crm}-overwrite-{rule}", list=name, conflict_fields={TITLE[crm]: rule})
-    assert sandbox.http_app is not None
-    emulator: Any = sandbox.http_app.emulator(crm)
-    records = emulator.stores["Lead"] if crm == "salesforce" else emulator.store
-    with records.lock:  # this test's records in a second of their own: Pipedrive's pull reads the cursor's again
-        records._last_ms = (records._last_ms // 1000 + 1) * 1000
+    records = crm_records(sandbox, crm, own_second=True)
     first = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (first.created + first.updated, first.failed) == (3, 0)
     with transaction(database_url) as db:
