@@ -247,9 +247,9 @@ class CompanyEnricher:
 
     @contextmanager
     def _connection(self) -> Iterator[store.Connection]:
-        """One connection per worker thread, reused across units; each ``with`` block is one transaction."""
-        conn = self._connections.get()
-        with conn.transaction():
+        """One connection per worker thread, reused across units and closed after an error (``held``); each ``with``
+        block is one transaction."""
+        with self._connections.held() as conn, conn.transaction():
             yield conn
 
     def run(self) -> Stats:
