@@ -40,7 +40,9 @@ def test_a_batch_paced_under_the_limit_gets_no_429_and_every_company_answered(
         "gemini": GeminiResource(api_key="sandbox-gemini-key", base_url=f"{url}/gemini", retry_attempts=3),
         "apify": ApifyResource(token="sandbox-apify-token", api_url=f"{url}/apify"),
     }
-    config = {"concurrency": 8, "requests_per_second": {"gemini": 9.0}}
+    # 7 a second under the limit of 10: paced at 9, a loaded CI machine once delayed sends enough to land 11 in
+    # one second of the emulator's window (one 429, retried, the run fine); the margin is for the machine's jitter
+    config = {"concurrency": 8, "requests_per_second": {"gemini": 7.0}}
 
     result = materialize_companies(resources, instance, imported_batch, config)
 
