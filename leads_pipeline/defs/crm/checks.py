@@ -46,8 +46,10 @@ def describe_unknown(connection: Connection, unknown: dict[str, list[str]]) -> s
 
 
 def push_check(connection: Connection, plan: PushPlan, unknown: dict[str, list[str]]) -> dg.AssetCheckResult:
+    # masked as the email column is: a problem quotes the value it is about ("Email 'ann@acme' is not an email
+    # address"), and Dagster's event log keeps the metadata for ever
     rows = ["| lead | email | problems |", "|---|---|---|"] + [
-        f"| {i.lead_id} | {mask(i.email or '')} | {'; '.join(i.reasons)} |" for i in plan.invalid[:PREVIEW_ROWS]
+        f"| {i.lead_id} | {mask(i.email or '')} | {mask('; '.join(i.reasons))} |" for i in plan.invalid[:PREVIEW_ROWS]
     ]
     metadata = {
         "to_send": dg.MetadataValue.int(len(plan.send)),
@@ -60,7 +62,7 @@ def push_check(connection: Connection, plan: PushPlan, unknown: dict[str, list[s
         if unknown:
             reason = describe_unknown(connection, unknown)
         else:
-            reason = f"all {len(plan.invalid)} leads fail validation, e.g. {'; '.join(plan.invalid[0].reasons)}"
+            reason = f"all {len(plan.invalid)} leads fail validation, e.g. {mask('; '.join(plan.invalid[0].reasons))}"
         metadata["reason"] = dg.MetadataValue.text(reason)
         return dg.AssetCheckResult(
             check_name=PUSH_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
