@@ -69,6 +69,36 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
     return found
 
 
+def ignored_files(inbox: Path) -> dict[str, tuple[float, str]]:
+    """The files in the inbox that ``dropped_files`` leaves out and someone may have meant to import, with why:
+    {path: (ctime, reason)}. They were left out without a word (the UI's tick said "Sensor function returned an
+    empty result"), so a file saved in the inbox itself or an Excel workbook waited for an import that never came.
+    Hidden files (an editor's, the Finder's) are not named."""
+    found: dict[str, tuple[float, str]] = {}
+    if not inbox.is_dir():
+        return found
+    where = f"{inbox}/<list name>/"
+    linked = f"a symbolic link, not followed (it may lead to another user's files): copy what it links to into {where}"
+    kinds = f"{', '.join(IMPORTABLE_SUFFIXES[:-1])} or {IMPORTABLE_SUFFIXES[-1]}"
+    for entry in sorted(inbox.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            found[str(entry)] = (entry.lstat().st_ctime, linked)
+        elif entry.is_file():
+            found[str(entry)] = (entry.stat().st_ctime, f"not in a list folder: move it into {where} to import it")
+        elif entry.is_dir():
+            for path in sorted(entry.iterdir()):
+                if path.name.startswith("."):
+                    continue
+                if path.is_symlink():
+                    found[str(path)] = (path.lstat().st_ctime, linked)
+                elif path.is_file() and path.suffix.lower() not in IMPORTABLE_SUFFIXES:
+                    reason = f"not a {kinds} file: save it as CSV to import it"
+                    found[str(path)] = (path.stat().st_ctime, reason)
+    return found
+
+
 class PreviousImport(NamedTuple):
     """What the database says of earlier imports of a file's content into its list."""
 
@@ -226,7 +256,8 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     default_region = configured_default_region()
     before, generation = _state(database, context.cursor)
     previous: dict[str, list[float]] = before.get("seen", {})
-    present = {str(dropped.path): dropped for dropped in dropped_files(inbox_folder())}
+    inbox = inbox_folder()
+    present = {str(dropped.path): dropped for dropped in dropped_files(inbox)}
     requested = _requested_files(before, present)
     # A file's hash, kept while it is unchanged: every file left in the inbox was hashed again on every tick
     # (0.16 s of CPU per 200 MB, every 10 s, for each imported file retention keeps).
@@ -236,6 +267,12 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     run_requests: list[dg.RunRequest] = []
     new_partitions: list[str] = []
     resumed: list[str] = list(before.get("resumed", []))  # the lost runs requested again: once each
+    said: dict[str, float] = before.get("ignored", {})
+    ignored: dict[str, float] = {}
+    for key, (ctime, reason) in ignored_files(inbox).items():
+        ignored[key] = ctime
+        if said.get(key) != ctime:  # once a file, and again when it is saved anew
+            context.log.info(f"{key}: ignored: {reason}")
     lost = _lost_retries(context.instance) if requested else {}
     lost = {k: r for k, r in lost.items() if r.dagster_run.run_id not in resumed}
     for key, dropped in present.items():
@@ -292,7 +329,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
                 tags={**tags, **BACKGROUND_PRIORITY},
             )
         )
-    state = {"seen": seen, "hashed": hashes, "requested": requested, "resumed": resumed[-100:]}
+    state = {"seen": seen, "hashed": hashes, "requested": requested, "resumed": resumed[-100:], "ignored": ignored}
     if generation is None or state != before:  # an unchanged inbox writes nothing
         with database.connection() as conn:
             generation = store.save_inbox_sensor_state(conn, state, generation)

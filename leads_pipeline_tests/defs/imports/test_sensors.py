@@ -421,12 +421,31 @@ def test_a_file_whose_import_runs_in_a_process_is_not_resumed_beside_it(inbox: I
     assert request.partition_key != "import-customers-running"
 
 
-def test_other_files_are_ignored(inbox: Inbox) -> None:
+def test_other_files_are_ignored_and_said_to_be_once(inbox: Inbox, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file saved in the inbox itself, a workbook or a link waited for an import that never came, the UI's ticks
+    saying only 'Sensor function returned an empty result': each is named once in a tick's log with what to do
+    (again when it is saved anew); hidden files, an editor's or the Finder's, are not named."""
     inbox.drop("fair", ".hidden.csv")
-    inbox.drop("fair", "notes.pdf")
-    (inbox.folder / "loose.csv").write_text("Email\nann@example.com\n", encoding="utf-8")  # no list folder
+    workbook = inbox.drop("fair", "leads.xlsx")
+    loose = inbox.folder / "loose.csv"
+    loose.write_text("Email\nann@example.com\n", encoding="utf-8")  # no list folder
+    link = inbox.folder / "fair" / "linked.csv"
+    link.symlink_to(loose)
     inbox.tick()
+    said = [line.split(" - ")[-1] for line in capsys.readouterr().err.splitlines() if ": ignored: " in line]
+    assert said == [
+        f"{workbook}: ignored: not a .csv, .tsv or .txt file: save it as CSV to import it",
+        f"{link}: ignored: a symbolic link, not followed (it may lead to another user's files): copy what it links"
+        f" to into {inbox.folder}/<list name>/",
+        f"{loose}: ignored: not in a list folder: move it into {inbox.folder}/<list name>/ to import it",
+    ]
     assert inbox.tick().run_requests == []
+    assert ": ignored: " not in capsys.readouterr().err, "said once"
+    time.sleep(0.01)
+    workbook.write_bytes(b"PK\x03\x04")  # saved again
+    inbox.tick()
+    said = [line.split(" - ")[-1] for line in capsys.readouterr().err.splitlines() if ": ignored: " in line]
+    assert said == [f"{workbook}: ignored: not a .csv, .tsv or .txt file: save it as CSV to import it"]
 
 
 def test_a_dropped_file_is_imported_as_its_os_owner_and_a_link_is_not_a_dropped_file(inbox: Inbox) -> None:
