@@ -269,10 +269,10 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     resumed: list[str] = list(before.get("resumed", []))  # the lost runs requested again: once each
     said: dict[str, float] = before.get("ignored", {})
     ignored: dict[str, float] = {}
-    for key, (ctime, reason) in ignored_files(inbox).items():
-        ignored[key] = ctime
-        if said.get(key) != ctime:  # once a file, and again when it is saved anew
-            context.log.info(f"{key}: ignored: {reason}")
+    for path, (changed, reason) in ignored_files(inbox).items():
+        ignored[path] = changed
+        if said.get(path) != changed:  # once a file, and again when it is saved anew
+            context.log.info(f"{path}: ignored: {reason}")
     lost = _lost_retries(context.instance) if requested else {}
     lost = {k: r for k, r in lost.items() if r.dagster_run.run_id not in resumed}
     for key, dropped in present.items():
