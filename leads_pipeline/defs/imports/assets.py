@@ -3,7 +3,7 @@
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import dagster as dg
 
@@ -122,16 +122,26 @@ def _require_importer(conn: Connection, list_name: str, user: str, *, create: bo
     access.require(conn, lead_list.id, user, "editor", "importing into it")
 
 
-def _errors_table(errors: list[dict[str, object]], mapping: dict[str, str | None]) -> str:
+def _errors_table(status: dict[str, Any]) -> str:
     """The import's first errors, each cell's value as ``preview_value`` shows that of the field its column maps to
-    (the database keeps the cells sealed; Dagster's event log beside it must not hold a person's in clear)."""
+    (the database keeps the cells sealed; Dagster's event log beside it must not hold a person's in clear). Under
+    a preview that does not hold them all, how many there are and the command listing them: the first 20 of a file's
+    hundreds of problems read as all of them."""
+    errors: list[dict[str, Any]] = status["errors"]
     if not errors:
         return "none"
+    mapping: dict[str, str | None] = status["mapping"]
     lines = ["| row | column | value | reason | severity |", "|---|---|---|---|---|"]
     for e in errors:
         field = mapping.get(str(e["column"])) if e["column"] else None
         value = preview_value(field, e["value"]).replace("|", "\\|")[:60]
         lines.append(f"| {e['row']} | {e['column'] or ''} | {value} | {e['reason']} | {e['severity']} |")
+    problems = status["results"]["errors"] + status["warnings"]
+    if problems > len(errors):
+        lines.append(
+            f"\nthe first {len(errors)} of {problems:,} problems: `leads imports errors {status['importId']}` lists"
+            " them all (`--csv` for a spreadsheet)"
+        )
     return "\n".join(lines)
 
 
@@ -218,7 +228,7 @@ def batch_leads(
             "rejected": dg.MetadataValue.int(results["errors"]),
             "warnings": dg.MetadataValue.int(status["warnings"]),
             "mapping": dg.MetadataValue.md(mapping_table),
-            "errors_preview": dg.MetadataValue.md(_errors_table(status["errors"], status["mapping"])),
+            "errors_preview": dg.MetadataValue.md(_errors_table(status)),
         },
         check_results=checks,
     )

@@ -138,6 +138,44 @@ def test_the_errors_preview_hides_a_person_s_values_the_owner_s_command_shows(
     assert all(value in shown for value in ("415-555-01o3", "https://linkedin/in/di-oz-1", "bo.li@@acme.com"))
 
 
+def test_a_preview_short_of_the_import_s_problems_says_how_many_and_where_they_all_are(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """The preview holds the first 20 problems: under it, a file's hundreds of problems read as those 20."""
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    rows = tmp_path / "rows.csv"
+    problems = "".join(f"Ann{i},,,\n" for i in range(23))  # 23 rejected: no way to reach them
+    rows.write_text("first_name,email,phone,employee_count\nBo,bo@acme.com,,lots\n" + problems)  # 1 warning
+
+    metadata = _metadata(
+        _materialize(database_url, instance, "import-rows-1", {"path": str(rows), "list_name": "demo"})
+    )
+
+    preview = metadata["errors_preview"].splitlines()
+    assert (metadata["rejected"], metadata["warnings"]) == (23, 1)
+    assert len([line for line in preview if line.startswith("| ") and line[2].isdigit()]) == 20
+    assert preview[-1] == (
+        f"the first 20 of 24 problems: `leads imports errors {metadata['import_id']}` lists them all (`--csv` for a"
+        " spreadsheet)"
+    )
+
+
+def test_a_preview_holding_every_problem_says_nothing_more(
+    database_url: str, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    with connect(database_url) as conn:
+        create_list(conn, "demo", owner="tester")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("first_name,email\nAnn,\nBo,bo@acme.com\n")
+
+    metadata = _metadata(
+        _materialize(database_url, instance, "import-rows-1", {"path": str(rows), "list_name": "demo"})
+    )
+
+    assert metadata["errors_preview"].splitlines()[-1].startswith("| 2 |  | <value> | expected a way to reach")
+
+
 def test_the_duplicate_check_runs_beside_the_schema_check(
     database_url: str, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
