@@ -247,12 +247,15 @@ def company_profiles(
             store.finish_source(conn, batch_id, SOURCE, "completed")
         checks = [facts_check(conn, batch_id), budget_check(conn, job)]
         used = store.credits_used(conn, batch_id)
-    lookups = "\n".join(
-        ["| provider | calls | cache hits |", "|---|---|---|"]
-        + [
-            f"| {p} | {stats.calls[p]} | {stats.cache_hits[p]} |"
-            for p in sorted(set(stats.calls) | set(stats.cache_hits))
-        ]
+    asked = sorted(set(stats.calls) | set(stats.cache_hits))
+    # a table of no row (a free template's run: its values are the leads' own) read as a table not drawn
+    lookups = (
+        "\n".join(
+            ["| provider | calls | cache hits |", "|---|---|---|"]
+            + [f"| {p} | {stats.calls[p]} | {stats.cache_hits[p]} |" for p in asked]
+        )
+        if asked
+        else "none: no provider was asked (the values came from the leads' own data)"
     )
     return dg.MaterializeResult(
         metadata={
@@ -269,7 +272,7 @@ def company_profiles(
             "estimated_credits": dg.MetadataValue.float(job.estimated_credits),
             "max_credits": dg.MetadataValue.float(max_credits)
             if max_credits is not None
-            else dg.MetadataValue.text("-"),
+            else dg.MetadataValue.text("unlimited"),  # as the check job_within_max_credits says
             "requests_per_second": dg.MetadataValue.json(enricher.rates()),
             "skipped": dg.MetadataValue.md("\n".join(f"- {k} ({n}x)" for k, n in stats.skipped.items()) or "none"),
         },

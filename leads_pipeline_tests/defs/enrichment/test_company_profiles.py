@@ -490,3 +490,21 @@ def test_two_lists_of_the_same_companies_at_once_buy_each_company_once(
         spent = store.credits_used(conn, imported_batch) + store.credits_used(conn, "import-second")
     assert bought is not None and bought["calls"] == _gemini_calls(sandbox) and spent == float(bought["credits"]) > 0
     assert any(f["field"] == "industry" for f in _facts(database_url, "import-second"))
+
+
+def test_a_free_run_s_metadata_says_no_provider_was_asked_and_no_cap_is_unlimited(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """Launched from the UI with the free template, the run's lookups were a table header with no row under it, and
+    its max_credits read "-" where the check beside it read "unlimited"."""
+    asked = _gemini_calls(sandbox)
+    result = materialize_companies(
+        sandbox_resources(database_url, sandbox), instance, imported_batch, {"template": "basic"}
+    )
+
+    metadata = _metadata(result)
+    assert metadata["facts_written"] > 0 and _gemini_calls(sandbox) == asked
+    assert metadata["lookups"] == "none: no provider was asked (the values came from the leads' own data)"
+    assert metadata["max_credits"] == "unlimited"
+    [budget] = [e for e in result.get_asset_check_evaluations() if e.check_name == "job_within_max_credits"]
+    assert budget.metadata["max_credits"].value == metadata["max_credits"]
