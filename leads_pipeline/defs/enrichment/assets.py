@@ -80,7 +80,13 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
             raise PermanentError(f"enrichment job {job.id} {_STAND_DOWN_REASON}: this Dagster run stood down")
         return job
     if not store.batch_exists(conn, batch_id):
-        raise PermanentError(f"batch {batch_id!r} does not exist in leads.batches; import a file or use `leads enrich`")
+        # the partition of a file the drop folder registered whose import was refused before it wrote anything (an
+        # empty or a compressed file): named by the internal table, the line left the user nothing to act on
+        raise PermanentError(
+            f"batch {batch_id!r} has no leads to enrich: it is no import's (one refused before it wrote anything, as"
+            " its batch_leads run says, leaves none) and no selection's; import a file, or select leads with"
+            " `leads enrich`"
+        )
     ops = context.run.run_config.get("ops")
     company: dict[str, Any] = ops.get(SOURCE_ASSETS[SOURCE], {}) if isinstance(ops, dict) else {}
     settings = CompanyProfilesConfig(**company.get("config", {}))

@@ -23,7 +23,7 @@ from leads_pipeline.lib.store.search import create_selection_batch
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
 from leads_pipeline_tests.defs.enrichment.conftest import leads_by_email, materialize_companies, sandbox_resources
-from leads_pipeline_tests.support import import_file, instance_of_a_run_at_once
+from leads_pipeline_tests.support import import_file, instance_of_a_run_at_once, step_failure
 
 
 def _gemini_calls(sandbox: Sandbox) -> int:
@@ -508,3 +508,19 @@ def test_a_free_run_s_metadata_says_no_provider_was_asked_and_no_cap_is_unlimite
     assert metadata["max_credits"] == "unlimited"
     [budget] = [e for e in result.get_asset_check_evaluations() if e.check_name == "job_within_max_credits"]
     assert budget.metadata["max_credits"].value == metadata["max_credits"]
+
+
+def test_a_partition_no_import_wrote_is_refused_in_words_a_user_can_act_on(
+    database_url: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """The drop folder registers a file's partition before its run imports it: an empty file's import is refused
+    before it writes anything, and enriching that partition from the UI said it 'does not exist in leads.batches'."""
+    result = materialize_companies(
+        sandbox_resources(database_url, sandbox), instance, "import-fair-0e6ccb-empty", raise_on_error=False
+    )
+
+    assert step_failure(result) == (
+        "batch 'import-fair-0e6ccb-empty' has no leads to enrich: it is no import's (one refused before it wrote"
+        " anything, as its batch_leads run says, leaves none) and no selection's; import a file, or select leads"
+        " with `leads enrich`"
+    )
