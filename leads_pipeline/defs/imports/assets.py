@@ -156,7 +156,9 @@ def _progress_log(log: dg.DagsterLogManager) -> ProgressCallback:
         if done < total and last_logged is not None and now - last_logged < PROGRESS_LOG_SECONDS:
             return
         last_logged = now
-        log.info(f"imported {done:,} of {total:,} rows")
+        # processed, not imported: a file of 6 rows with 2 rejected said "imported 6 of 6 rows" above the
+        # materialization's "imported: 4", "rejected: 2"
+        log.info(f"processed {done:,} of {total:,} rows")
 
     return log_progress
 
@@ -212,6 +214,11 @@ def batch_leads(
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise final_failure(str(exc)) from exc
     results = status["results"]
+    warnings = status["warnings"]
+    context.log.info(
+        f"{results['imported']:,} imported, {results['updated']:,} updated, {results['skipped']:,} skipped,"
+        f" {results['errors']:,} rejected; {warnings:,} warning{'' if warnings == 1 else 's'}"
+    )
     unmapped = unmapped_labels(list(status["mapping"]))
     mapping_table = "\n".join(
         ["| column | field |", "|---|---|"] + [f"| {c} | {f or unmapped[c]} |" for c, f in status["mapping"].items()]
