@@ -1,5 +1,6 @@
 """The import stage: a batch's file becomes leads in its list."""
 
+import shlex
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,14 +113,21 @@ def resolved_import(database: LeadsDatabase, batch_id: str, config: ImportConfig
 
 def _require_importer(conn: Connection, list_name: str, user: str, *, create: bool) -> None:
     """The editor role on the list (a non-member is told what an unknown list's name is told); nothing for a
-    list the run will create with ``user`` as its owner."""
+    list the run will create with ``user`` as its owner. The refusal names who the run acts as: in the Dagster UI
+    "not shared with you" read as the person looking, while the run acts as the OS user owning the dropped file
+    (an SFTP drop's service user), whom no one had shared the list with."""
+    hint = (
+        f"the import acts as {user!r}, who owns the file dropped in the inbox or is the run config's user: a list's"
+        f" owner lets them import with `leads lists share {shlex.quote(list_name)} {user} --role editor`, then"
+        " the file saved again (`touch`) or this run re-executed imports it"
+    )
     try:
         lead_list = get_list(conn, list_name, None)
     except NotFoundError:
         if create:
             return
-        raise
-    access.require(conn, lead_list.id, user, "editor", "importing into it")
+        raise NotFoundError(access.not_shared(f"list {list_name!r}", hint)) from None
+    access.require(conn, lead_list.id, user, "editor", "importing into it", hint=hint)
 
 
 def _errors_table(status: dict[str, Any]) -> str:

@@ -382,8 +382,18 @@ def test_a_run_acting_as_a_user_needs_the_editor_role_on_the_list(
     config = {"path": str(DEMO_FILE), "list_name": "demo", "create_list": True, "user": "mallory"}
     refused = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
     assert not refused.success and _leads(database_url) == []
-    failure = step_failure(refused)
-    assert failure.startswith("list 'demo': not found or not shared")
+    # "with you" read as the person in the UI: it names who the run acts as and how they may import
+    assert step_failure(refused) == (
+        "list 'demo': not found or not shared with you (the import acts as 'mallory', who owns the file dropped in"
+        " the inbox or is the run config's user: a list's owner lets them import with `leads lists share demo"
+        " mallory --role editor`, then the file saved again (`touch`) or this run re-executed imports it)"
+    )
+    unknown = {**config, "list_name": "demo 2", "create_list": False}
+    assert step_failure(_materialize(database_url, instance, "import-demo-u", unknown, raise_on_error=False)) == (
+        "list 'demo 2': not found or not shared with you (the import acts as 'mallory', who owns the file dropped"
+        " in the inbox or is the run config's user: a list's owner lets them import with `leads lists share"
+        " 'demo 2' mallory --role editor`, then the file saved again (`touch`) or this run re-executed imports it)"
+    ), "an unknown list's refusal is the same, naming nothing more"
     with connect(database_url) as conn:
         access.grant(conn, get_list(conn, "demo", None).id, "mallory", "viewer", granted_by="tester")
     viewer = _materialize(database_url, instance, "import-demo-m", config, raise_on_error=False)
