@@ -66,7 +66,10 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
         metadata={
             "leads_checked": dg.MetadataValue.int(checked),
             "failing_leads": dg.MetadataValue.int(len(failing_ids)),
-            "failing_columns": dg.MetadataValue.text(", ".join(sorted({f.column or "(row)" for f in failures}))),
+            # "none", as the failures beside it say: an empty text read in the UI as a value not loaded
+            "failing_columns": dg.MetadataValue.text(
+                ", ".join(sorted({f.column or "(row)" for f in failures})) or "none"
+            ),
             "failures": dg.MetadataValue.md(
                 "| lead | column | value | reason |\n|---|---|---|---|\n" + preview if failures else "none"
             ),

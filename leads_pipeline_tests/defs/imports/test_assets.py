@@ -84,6 +84,7 @@ def test_materializing_a_batch_partition_writes_the_leads_and_passes_the_checks(
     assert set(checks) == {SCHEMA_CHECK, DUPLICATES_CHECK}
     assert all(check.passed for check in checks.values())
     assert checks[SCHEMA_CHECK].metadata["leads_checked"].value == 33
+    assert checks[SCHEMA_CHECK].metadata["failing_columns"].value == "none"
     assert checks[DUPLICATES_CHECK].metadata["duplicate_groups"].value == 0
 
     # Re-running the partition is safe: the completed batch is not imported again.
