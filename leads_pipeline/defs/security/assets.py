@@ -33,9 +33,12 @@ def retention_run(
     number of days with the raw cells of old import errors and old imports' column names, empties raw provider
     payloads of old facts, deletes old import files from the inbox and old run logs."""
     with database.connection() as conn:
+        policies = len(retention.policies(conn))
         report = retention.apply(
             conn, inbox=inbox_folder(), logs=log_folders(), actor=config.actor, dry_run=config.dry_run
         )
+    if not policies:  # launched from the UI (the schedule skips such a day): its zeros read as nothing being old
+        context.log.info("no retention policy is set (leads retention set): nothing is removed")
     summary = report.as_json()
     context.log.info(
         f"{'would remove' if report.dry_run else 'removed'} {summary['leadsDeleted']} leads, "
@@ -47,6 +50,7 @@ def retention_run(
     return dg.MaterializeResult(
         metadata={
             "dry_run": dg.MetadataValue.bool(report.dry_run),
+            "policies": dg.MetadataValue.int(policies),
             "leads_deleted": dg.MetadataValue.int(summary["leadsDeleted"]),
             "leads_deleted_by_list": dg.MetadataValue.json(report.leads),
             "fact_payloads_purged": dg.MetadataValue.int(summary["factsPurged"]),

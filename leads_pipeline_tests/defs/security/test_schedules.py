@@ -13,6 +13,7 @@ from dagster._core.scheduler.instigation import TickStatus
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import LeadsDatabase
+from leads_pipeline.defs.security.assets import retention_run
 from leads_pipeline.lib.store import retention
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.support import cli_environment
@@ -101,3 +102,20 @@ def test_a_sensors_successful_ticks_are_purged_after_a_month(
     assert settings[TickStatus.SUCCESS] == 30
     assert settings[TickStatus.SKIPPED] == 7
     assert settings[TickStatus.FAILURE] == -1
+
+
+@pytest.mark.integration
+def test_a_retention_run_launched_with_no_policy_set_says_so(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Launched from the UI with no policy set, the run said only 'removed 0 leads, ... 0 log files', which reads as
+    nothing being old enough yet."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    result = dg.materialize([retention_run], instance=instance, resources=resources)
+
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if e.dagster_event is None]
+    assert logged[0] == "no retention policy is set (leads retention set): nothing is removed"
+    [materialization] = result.asset_materializations_for_node("retention_run")
+    assert materialization.metadata["policies"].value == 0
