@@ -62,7 +62,8 @@ def push_check(connection: Connection, plan: PushPlan, unknown: dict[str, list[s
         if unknown:
             reason = describe_unknown(connection, unknown)
         else:
-            reason = f"all {len(plan.invalid)} leads fail validation, e.g. {mask('; '.join(plan.invalid[0].reasons))}"
+            failing = "the one lead fails" if len(plan.invalid) == 1 else f"all {len(plan.invalid):,} leads fail"
+            reason = f"{failing} validation, e.g. {mask('; '.join(plan.invalid[0].reasons))}"
         metadata["reason"] = dg.MetadataValue.text(reason)
         return dg.AssetCheckResult(
             check_name=PUSH_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata
