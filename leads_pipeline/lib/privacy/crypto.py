@@ -361,11 +361,12 @@ def open_payload(value: Any, ring: Keyring | None = None) -> Any:
     return value
 
 
-def open_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A frame read with ``COPY`` (which bypasses the connection's loaders) with its sealed columns opened."""
+def open_frame(frame: pd.DataFrame, ring: Keyring | None = None) -> pd.DataFrame:
+    """A frame read with ``COPY`` (which bypasses the connection's loaders) with its sealed columns opened (under
+    ``ring``, else the keyring in force)."""
     import pandas as pd  # here, not at the top: sealing (the import's workers, the CLI) does not need pandas
 
-    ring = keyring()
+    ring = ring or keyring()
     for name in SEALED_FIELDS:
         if name not in frame.columns:
             continue
