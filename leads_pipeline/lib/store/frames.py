@@ -63,13 +63,14 @@ def import_leads_between(
 ) -> Iterator[pd.DataFrame]:
     """The live leads the batch's import created with ids in (``after``, ``upto``] (``columns`` and their
     :data:`ROW_VERSION`, opened under ``ring``, else the keyring in force), one frame per block read: the leads
-    of the chunks it merged in between. They are found by the primary key (a range at its end); the import's index
-    would list all its leads each time."""
+    of the chunks it merged in between. They are found by the primary key (a range at its end): the import's index
+    lists all its leads so far, each read from the table and filtered by id, every chunk (during an import the
+    planner's statistics are the table's before it); ``IS NOT DISTINCT FROM`` keeps that index out of the plan."""
     _known(columns)
     selected = sql.SQL(", ").join(sql.Identifier("l", name) for name in ("id", "xmin", *columns))
     select = sql.SQL(
-        "SELECT {cols} FROM leads l WHERE l.id > {after} AND l.id <= {upto}"
-        " AND l.created_by_import = (SELECT i.id FROM imports i WHERE i.batch_id = {batch}) AND l.deleted_at IS NULL"
+        "SELECT {cols} FROM leads l WHERE l.id > {after} AND l.id <= {upto} AND l.deleted_at IS NULL"
+        " AND l.created_by_import IS NOT DISTINCT FROM (SELECT i.id FROM imports i WHERE i.batch_id = {batch})"
     ).format(cols=selected, after=sql.Literal(after), upto=sql.Literal(upto), batch=sql.Literal(batch_id))
     return _frames(conn, select, columns, versions=True, ring=ring)
 
@@ -80,7 +81,9 @@ def batch_lead_versions(conn: Connection, batch_id: str) -> pd.Series:
     query = sql.SQL("SELECT array_agg(m.id) AS ids, array_agg(m.xmin::text::bigint) AS versions FROM ({}) m").format(
         live_batch_leads(batch_id, ["xmin"])
     )
-    with conn.cursor(binary=True) as cursor:
+    with conn.transaction(), conn.cursor(binary=True) as cursor:
+        # one process: it runs beside the import's index builds, and a parallel plan costs more CPU in all
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         row = cursor.execute(query).fetchone()
     ids, versions = (row["ids"], row["versions"]) if row is not None and row["ids"] is not None else ([], [])
     return pd.Series(
