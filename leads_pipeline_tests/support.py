@@ -31,7 +31,7 @@ from typer.testing import CliRunner, Result
 from leads_pipeline.cli import app
 from leads_pipeline.commands.common import AS_STORED_KEYS, ID_LISTS, ID_MAPS, keeps_keys
 from leads_pipeline.defs.partitions import BATCHES
-from leads_pipeline.lib.importer import Alongside, ImportOptions, run_import
+from leads_pipeline.lib.importer import AfterMerge, Alongside, ImportOptions, run_import
 from leads_pipeline.lib.prepare import OnDuplicate
 from leads_pipeline.lib.runtime import PROJECT_ROOT, dagster_postgres_url
 from leads_pipeline.lib.store.db import connect
@@ -100,6 +100,7 @@ def import_file(
     workers: int = 1,
     chunk_rows: int = 50_000,
     default_region: str = "US",
+    after_merge: AfterMerge | None = None,
     alongside_index_build: Alongside | None = None,
 ) -> dict[str, Any]:
     """``run_import`` in this process (one worker unless asked), as user "tester"; returns the import status."""
@@ -112,6 +113,7 @@ def import_file(
             on_duplicate=on_duplicate, workers=workers, chunk_rows=chunk_rows, default_region=default_region
         ),
         user="tester",
+        after_merge=after_merge,
         alongside_index_build=alongside_index_build,
     )
 

@@ -13,7 +13,7 @@ import functools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,10 @@ class ImportPlan:
 
 ProgressCallback = Callable[[int, int], None]
 """Called after each committed chunk with (records processed, total records)."""
+AfterMerge = Callable[[Executor | None], None]
+"""Called after each committed chunk with the import's worker pool (None without one): work on the committed leads
+submitted to it runs on the workers, which the merges keep waiting (one merging backend), not in the tail. The
+pool is shut down after the last chunk once that work is done, while the index builds run."""
 Alongside = Callable[[], None]
 """Work on the stored leads (the asset's checks) done while the search index builds: for a million leads the build
 takes ~11 s alone and the checks ~8 s alone; side by side both are done in ~16 s."""
@@ -212,6 +216,7 @@ def run_import(
     options: ImportOptions,
     user: str | None = None,
     on_progress: ProgressCallback | None = None,
+    after_merge: AfterMerge | None = None,
     alongside_index_build: Alongside | None = None,
     expected_sha256: str | None = None,
     dagster_run_id: str | None = None,
@@ -225,6 +230,8 @@ def run_import(
     reads interrupted. ``dagster_run_id``: the Dagster run this import runs in, recorded on the import with its
     lock: the drop folder ends that run when it finds the import interrupted, not a run on its way to the lock
     (``inbox_sensor``).
+    ``after_merge`` is called after each chunk commits (other sessions can read its leads from then on) with the
+    import's workers, or None without.
     ``alongside_index_build`` is called once when every lead is stored: while the import's search index builds,
     or at once when the batch was already complete. ``expected_sha256``: the content the import was requested
     for (the drop folder's); a file saved over since is refused before anything is written.
@@ -304,11 +311,13 @@ def run_import(
                             on_duplicate=options.on_duplicate,
                         )
                     if counts is not None:
+                        if after_merge is not None:
+                            after_merge(pool)
                         processed += chunk.record_count
                         if on_progress is not None:
                             on_progress(processed, layout.total_rows)
-                if pool is not None:  # its workers' memory is not needed for the rest
-                    pool.shutdown()
+                if pool is not None:  # its workers' memory is not needed for the rest, once their work is done
+                    pool.shutdown(wait=False)
                 # The builds run in connections of their own (threads waiting on the server) while this thread
                 # does the caller's work; leaving the block waits for them, whichever finishes first.
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-index") as builder:

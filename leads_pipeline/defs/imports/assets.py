@@ -20,6 +20,7 @@ from leads_pipeline.lib.mapping import unmapped_labels
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.lists import Connection, get_list, get_list_by_id
+from leads_pipeline.lib.stored_check import MergedLeadsCheck
 from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS
 
 PROGRESS_LOG_SECONDS = 10.0
@@ -195,11 +196,11 @@ def batch_leads(
 
     def check_stored_leads() -> None:
         # The duplicate check (one backend, ~2 s for 1M leads) runs on a connection of its own beside the schema
-        # check (~6 s, mostly this process): after it, it ran alone at the end of the import's index builds.
+        # check: after it, it ran alone at the end of the import's index builds.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="duplicates-check") as beside:
             duplicates = beside.submit(check_duplicates)
             with database.connection() as conn:
-                schema = stored_leads_check(conn, batch_id)
+                schema = stored_leads_check(conn, batch_id, merged.checked())
             checks[:] = [schema, duplicates.result()]
 
     try:
@@ -207,18 +208,21 @@ def batch_leads(
         if given.user is not None:
             with database.connection() as conn:
                 _require_importer(conn, list_name, given.user, create=given.create_list)
-        status = run_import(
-            database.database_url,
-            batch_id=batch_id,
-            path=path,
-            list_name=list_name,
-            options=given.options(),
-            user=given.user,
-            on_progress=_progress_log(context.log),
-            alongside_index_build=check_stored_leads,
-            expected_sha256=given.sha256,
-            dagster_run_id=context.run_id,
-        )
+        # the schema check runs on each chunk's new leads as it commits; at the end on the leads changed since
+        with MergedLeadsCheck(database.database_url, batch_id) as merged:
+            status = run_import(
+                database.database_url,
+                batch_id=batch_id,
+                path=path,
+                list_name=list_name,
+                options=given.options(),
+                user=given.user,
+                on_progress=_progress_log(context.log),
+                after_merge=merged.merged,
+                alongside_index_build=check_stored_leads,
+                expected_sha256=given.sha256,
+                dagster_run_id=context.run_id,
+            )
     except PermanentError as exc:  # retrying cannot cure a bad file or an unknown list
         raise final_failure(str(exc)) from exc
     results = status["results"]

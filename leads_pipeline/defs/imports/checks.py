@@ -10,10 +10,9 @@ from psycopg import sql
 
 from leads_pipeline.lib.fields import MAPPED_FIELDS, MATCH_COLUMNS, MATCH_KEYS, PHONE_EXTENSIONS, DedupeKey
 from leads_pipeline.lib.filters import HIDDEN, PERSONAL
-from leads_pipeline.lib.schemas import SCHEMA_COLUMNS, SchemaFailure, validate_leads
 from leads_pipeline.lib.store.audit import mask
 from leads_pipeline.lib.store.db import key_column
-from leads_pipeline.lib.store.frames import batch_lead_frames
+from leads_pipeline.lib.stored_check import CheckedLeads, stored_failures
 
 SCHEMA_CHECK = "stored_leads_match_schema"
 DUPLICATES_CHECK = "no_duplicate_leads_in_list"
@@ -46,13 +45,12 @@ def preview_value(field: str | None, value: object) -> str:
     return mask(str(value or ""))
 
 
-def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) -> dg.AssetCheckResult:
-    """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now."""
-    failures: list[SchemaFailure] = []
-    checked = 0
-    for frame in batch_lead_frames(conn, batch_id, SCHEMA_COLUMNS):
-        checked += len(frame)
-        failures.extend(validate_leads(frame))
+def stored_leads_check(
+    conn: psycopg.Connection[dict[str, Any]], batch_id: str, checked: CheckedLeads | None = None
+) -> dg.AssetCheckResult:
+    """Run the stored-lead schema on the leads of ``batch_id`` as they are in the database now; those ``checked``
+    as their chunk committed (``stored_check.MergedLeadsCheck``) are read again only if their stored row changed."""
+    leads, failures = stored_failures(conn, batch_id, checked)
     failing_ids = sorted({int(f.index) for f in failures})  # type: ignore[call-overload]
     preview = "\n".join(
         # masked as the other previews are: the values are the stored leads' (sealed in the database), read again
@@ -64,7 +62,7 @@ def stored_leads_check(conn: psycopg.Connection[dict[str, Any]], batch_id: str) 
         check_name=SCHEMA_CHECK,
         passed=not failures,
         metadata={
-            "leads_checked": dg.MetadataValue.int(checked),
+            "leads_checked": dg.MetadataValue.int(leads),
             "failing_leads": dg.MetadataValue.int(len(failing_ids)),
             # "none", as the failures beside it say: an empty text read in the UI as a value not loaded
             "failing_columns": dg.MetadataValue.text(

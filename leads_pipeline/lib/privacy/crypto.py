@@ -45,6 +45,7 @@ from leads_pipeline.lib.runtime import leads_home
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 KEYS_VAR: Final = "LEADS_ENCRYPTION_KEYS"
 ACTIVE_VAR: Final = "LEADS_ENCRYPTION_KEY_ID"
@@ -135,8 +136,26 @@ class Keyring:
             opened.extend(self._open_sealed(key_id, [value], len(PREFIX) + len(key_id) + 1))
         return opened
 
+    def open_array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """``values`` (Arrow text, nulls kept) with each sealed value opened. Values all sealed under the active key
+        (the usual case) are cut out of their envelopes by Arrow, and their plaintexts joined as text by Arrow:
+        1M values ~1.5 µs each, against ~2 through a column of Python objects and :meth:`open_many`."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        head = f"{PREFIX}{self.active}:"
+        if not pc.all(pc.starts_with(values, head)).as_py():  # (nulls aside) some are plain or under other keys
+            return pa.array([None if v is None else self.open(v) for v in values.to_pylist()], type=pa.large_string())
+        bodies = pc.utf8_slice_codeunits(values, len(head)).to_pylist()
+        return pa.array(self._opened(self.active, bodies), type=pa.large_binary()).cast(pa.large_string())
+
     def _open_sealed(self, key_id: str, values: list[str], skip: int) -> list[str]:
         """Values sealed under ``key_id``, whose sealed bodies start ``skip`` characters in."""
+        opened = self._opened(key_id, [value[skip:] for value in values])
+        return [plain.decode("utf-8") for plain in opened if plain is not None]  # (none is: no body is None)
+
+    def _opened(self, key_id: str, bodies: list[str | None]) -> list[bytes | None]:
+        """The plaintexts (UTF-8) of the sealed bodies (base64 of nonce, ciphertext and tag) under ``key_id``."""
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             raise ConfigurationError(
@@ -144,8 +163,8 @@ class Keyring:
                 f"to {KEYS_VAR} (keys: {', '.join(self.keys)})"
             )
         try:
-            raws = [binascii.a2b_base64(value[skip:], strict_mode=True) for value in values]
-            return [cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8") for raw in raws]
+            raws = [None if body is None else binascii.a2b_base64(body, strict_mode=True) for body in bodies]
+            return [None if raw is None else cipher.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD) for raw in raws]
         except (InvalidTag, binascii.Error, ValueError):
             raise ConfigurationError(
                 f"a stored value sealed under key {key_id!r} does not open: the key is wrong or the value damaged"
@@ -361,24 +380,22 @@ def open_payload(value: Any, ring: Keyring | None = None) -> Any:
     return value
 
 
-def open_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """A frame read with ``COPY`` (which bypasses the connection's loaders) with its sealed columns opened."""
+def open_frame(frame: pd.DataFrame, ring: Keyring | None = None) -> pd.DataFrame:
+    """A frame read with ``COPY`` (which bypasses the connection's loaders) with its sealed columns opened (under
+    ``ring``, else the keyring in force)."""
     import pandas as pd  # here, not at the top: sealing (the import's workers, the CLI) does not need pandas
+    import pyarrow as pa
 
-    ring = keyring()
+    ring = ring or keyring()
     for name in SEALED_FIELDS:
         if name not in frame.columns:
             continue
         column = frame[name]
-        present = column.notna().to_numpy()
-        if not present.any():
+        if column.isna().all():
             continue
-        # The column goes out as one object array and comes back whole, in its own dtype: iterating an
-        # Arrow-backed column value by value and assigning through .loc cost more than the opening itself
-        # (1M values: ~1.3 s against ~1.3 s of AES-GCM).
-        values = column.to_numpy(dtype=object)
-        values[present] = ring.open_many(values[present])
-        frame[name] = pd.Series(values, index=frame.index, dtype=column.dtype)
+        # opened in Arrow (a frame read with COPY holds Arrow's text already) and back in the column's dtype
+        opened = ring.open_array(pa.array(column, from_pandas=True))
+        frame[name] = pd.Series(pd.arrays.ArrowStringArray(opened), index=frame.index).astype(column.dtype)
     return frame
 
 

@@ -14,9 +14,13 @@ from leads_pipeline.defs.imports.checks import (
     no_duplicates_check,
     stored_leads_check,
 )
+from leads_pipeline.lib import stored_check
 from leads_pipeline.lib.prepare import DedupeKey
+from leads_pipeline.lib.privacy.crypto import keyring
 from leads_pipeline.lib.store.db import connect
+from leads_pipeline.lib.store.frames import newest_lead_id
 from leads_pipeline.lib.store.lists import create_list
+from leads_pipeline.lib.stored_check import CheckedLeads, MergedLeadsCheck
 from leads_pipeline_tests.support import bidx, import_file, set_clause, stored
 
 ROWS = [
@@ -133,6 +137,92 @@ def test_schema_check_only_looks_at_the_batch(database_url: str, tmp_path: Path)
         result = stored_leads_check(conn, batch_id)
     assert result.passed is True
     assert result.metadata["leads_checked"].value == 3
+
+
+def _imported_and_checked(database_url: str, tmp_path: Path) -> tuple[str, CheckedLeads]:
+    """The clean file imported a row a chunk on two workers, each chunk's leads checked on them as it merged."""
+    path = tmp_path / "clean.csv"
+    path.write_text("\n".join(",".join(row) for row in ROWS) + "\n", encoding="utf-8")
+    with connect(database_url) as conn:
+        create_list(conn, "checked", owner="tester")
+    with MergedLeadsCheck(database_url, "batch-checked") as merged:
+        status = import_file(
+            database_url, path, "checked", batch_id="batch-checked", workers=2, chunk_rows=1, after_merge=merged.merged
+        )
+        assert status["results"]["imported"] == 3
+        return "batch-checked", merged.checked()
+
+
+def test_leads_checked_as_their_chunks_merged_are_not_read_again(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leads of each chunk are checked as it commits, while the merges keep the import's backend busy: the
+    check at the end reads none of them again while their stored rows are the ones checked (1M leads: ~6 CPU-s
+    of the importing process beside the index builds)."""
+    batch_id, checked = _imported_and_checked(database_url, tmp_path)
+    assert len(checked.versions) == 3 and not checked.failures
+
+    def read_again(*_: object, **__: object) -> None:
+        raise AssertionError("a lead checked as its chunk merged was read again")
+
+    monkeypatch.setattr(stored_check, "batch_lead_frames", read_again)
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id, checked)
+    assert result.passed is True
+    assert result.metadata["leads_checked"].value == 3
+
+
+def test_a_lead_edited_after_its_chunk_was_checked_fails_the_check(database_url: str, tmp_path: Path) -> None:
+    """What the check reports is what is stored at its end, not what its chunk's check read."""
+    batch_id, checked = _imported_and_checked(database_url, tmp_path)
+    assignments, params = set_clause(email="not-an-email")
+    bad = _execute(
+        database_url,
+        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
+        (*params, bidx("bob@example.com")),
+    )
+    with connect(database_url) as conn:
+        result = stored_leads_check(conn, batch_id, checked)
+    assert result.passed is False
+    assert result.metadata["leads_checked"].value == 3
+    assert f"| {bad} | email | <value> |" in str(result.metadata["failures"].value)
+
+
+def test_a_failure_found_early_stands_until_the_lead_is_fixed(database_url: str, tmp_path: Path) -> None:
+    _, batch_id = _imported(database_url, tmp_path)
+    assignments, params = set_clause(phone="555-0101")
+    bad = _execute(
+        database_url,
+        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
+        (*params, bidx("ann@example.com")),
+    )
+    with connect(database_url) as conn:
+        checked = stored_check.check_created_between(database_url, batch_id, 0, newest_lead_id(conn), keyring())
+        failed = stored_leads_check(conn, batch_id, checked)
+    assert failed.passed is False and f"| {bad} | phone | <value> |" in str(failed.metadata["failures"].value)
+    assignments, params = set_clause(phone="+14155550101")
+    _execute(database_url, f"UPDATE leads SET {assignments} WHERE id = %s RETURNING id", (*params, bad))
+    with connect(database_url) as conn:
+        assert stored_leads_check(conn, batch_id, checked).passed is True
+
+
+def test_a_lead_the_batch_did_not_create_is_checked_at_the_end(database_url: str, tmp_path: Path) -> None:
+    """A lead the import matched (a ``batch_leads`` member) is not among those checked as chunks merged."""
+    batch_id, checked = _imported_and_checked(database_url, tmp_path)
+    with connect(database_url) as conn:
+        list_id = conn.execute("SELECT id FROM lists WHERE name = 'checked'").fetchone()["id"]  # type: ignore[index]
+        columns = stored(email="matched@example.com", phone="555-0199")
+        row = conn.execute(
+            f"INSERT INTO leads (list_id, {', '.join(columns)}) VALUES (%s, {', '.join(['%s'] * len(columns))})"
+            " RETURNING id",
+            (list_id, *columns.values()),
+        ).fetchone()
+        assert row is not None
+        conn.execute("INSERT INTO batch_leads (batch_id, lead_id) VALUES (%s, %s)", (batch_id, row["id"]))
+        result = stored_leads_check(conn, batch_id, checked)
+    assert result.passed is False
+    assert result.metadata["leads_checked"].value == 4
+    assert f"| {row['id']} | phone | <value> |" in str(result.metadata["failures"].value)
 
 
 @pytest.mark.parametrize(

@@ -86,6 +86,30 @@ def test_opening_many_values_sealed_under_several_keys(monkeypatch: pytest.Monke
     assert ring.open_many([under_b, under_a, under_b]) == ["bob@example.com", "ann@example.com", "bob@example.com"]
 
 
+def test_opening_an_arrow_column_keeps_its_nulls_and_opens_values_under_any_key_or_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Arrow opens a column of values all under the active key in one pass; a column with a value under an
+    older key (a rotation under way) or a plain one is opened value by value, to the same text."""
+    import pyarrow as pa
+
+    monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
+    crypto.forget_keyring()
+    under_a = crypto.keyring().seal("ann@example.com")
+    monkeypatch.setenv(crypto.ACTIVE_VAR, "b")
+    crypto.forget_keyring()
+    ring = crypto.keyring()
+    values = ["Zoë Brontë 日本", None, "", "+14155550100"]
+    active = pa.array([None if v is None else ring.seal(v) for v in values], type=pa.large_string())
+    assert ring.open_array(active).to_pylist() == values
+    mixed = pa.array([under_a, None, "plain", ring.seal("bob@example.com")], type=pa.large_string())
+    assert ring.open_array(mixed).to_pylist() == ["ann@example.com", None, "plain", "bob@example.com"]
+    damaged = pa.array([ring.seal("x")[:-2]], type=pa.large_string())
+    with pytest.raises(ConfigurationError, match="does not open"):
+        ring.open_array(damaged)
+
+
 def test_opening_a_frame_opens_its_sealed_columns_and_keeps_their_dtype() -> None:
     import pandas as pd
     import pyarrow as pa
