@@ -309,6 +309,9 @@ def _first_undecodable(path: Path, encoding: str) -> tuple[int, int] | None:
         while True:
             block = handle.read(_BLOCK_BYTES)
             pending = len(decoder.getstate()[0])
+            if block and not pending and block.isascii():  # decodes in UTF-8 and cp1252 (1 ms for 8 MB, decoding 3)
+                offset += len(block)
+                continue
             try:
                 decoder.decode(block, final=not block)
             except UnicodeDecodeError as error:
@@ -480,8 +483,9 @@ class _RecordScan:
         self._usable = True
         self._ends: list[np.ndarray] = []  # offset of each line feed that ends a record
         self._lines: list[np.ndarray] = []  # 1-based line number of the line that feed ends
-        self._text = np.ones(256, dtype=bool)  # the bytes that are text: not delimiter, quote nor line break
-        self._text[[self._delimiter, _QUOTE, _LF, _CR]] = False
+        # per byte value, 1 for text: not delimiter, quote nor line break (bytes.translate maps an 8 MB block in
+        # ~8 ms, numpy's indexing of a 256-entry table took ~27 ms: ~0.5 s of a 1M-row file's inspection)
+        self._text = bytes(0 if value in (self._delimiter, _QUOTE, _LF, _CR) else 1 for value in range(256))
         self._filled: list[np.ndarray] = []  # whether the record each feed ends has text
         self._filling = False  # whether the record the current block starts in has text before the block
         self._quotes_before: list[np.ndarray] = []  # how many quotes stand before each record-ending feed
@@ -509,8 +513,10 @@ class _RecordScan:
         ends = feeds[~quoted]
         self._ends.append(ends + offset)
         self._lines.append(self._newlines + np.flatnonzero(~quoted) + 1)
-        text = self._text[data]
-        text[: max(self._data_start - offset, 0)] = False  # a byte order mark is no text
+        text = np.frombuffer(block.translate(self._text), dtype=np.bool_)
+        if offset < self._data_start:  # a byte order mark is no text
+            text = text.copy()
+            text[: self._data_start - offset] = False
         if len(ends):
             filled = np.logical_or.reduceat(text[: ends[-1] + 1], np.concatenate(([0], ends[:-1] + 1)))
             filled[0] |= self._filling
@@ -740,7 +746,7 @@ def inspect_file(path: Path) -> FileLayout:
             digest.update(block)
             if nul_at is None and not encoding.startswith("utf-16") and (found := block.find(b"\x00")) >= 0:
                 nul_at = offset + found
-            if not lone_cr:
+            if not lone_cr and (previous == b"\r" or b"\r" in block):  # (counting is ~0.5 s of a 227 MB file)
                 joined = previous + block
                 lone_cr = joined.count(b"\r") - joined.count(b"\r\n") > (1 if joined.endswith(b"\r") else 0)
             if scan is not None and not lone_cr:

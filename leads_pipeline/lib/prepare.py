@@ -317,6 +317,11 @@ class StagedChunk:
     folded_data: bytes = b""
     """On update: :attr:`PreparedChunk.folded` encoded as ``data`` is, with ``tree`` and ``changes`` after the
     columns."""
+    folds: bool = False
+    """On update: the chunk has folded rows (``folded_data``)."""
+    staged: bool = False
+    """The worker that prepared the chunk put ``data`` and ``folded_data`` in the database (``store.staging``) and
+    left them out of the chunk it handed back."""
 
     @property
     def rejected(self) -> int:
@@ -415,6 +420,7 @@ def stage_chunk(chunk: PreparedChunk, sealer: crypto.Sealer) -> StagedChunk:
         changing_into=chunk.changing_into,
         duplicate_rows=duplicate_rows,
         folded_data=folded_data,
+        folds=bool(folded_data),
     )
 
 

@@ -24,7 +24,11 @@ SHORT_ROW_BYTES = 20
 """Shorter than nearly any lead file's rows (an email alone is longer): a file smaller than this per row of a
 chunk is a chunk or so, prepared in the importing process. Starting workers for it made the first import of the
 41-row demo file take 0.95 s instead of 0.15 s (the forkserver's imports, then waiting for them to shut down)."""
-PRELOAD = ["leads_pipeline.lib.prepare"]
+PRELOAD = ["leads_pipeline.lib.importer"]
+"""What the forkserver imports for its workers: the module of their task (``importer._prepare``), with the
+preparation and the database driver the workers stage their chunks with (``store.staging``). A worker forked
+from a server that had imported the preparation only imported the rest with its first chunk (~0.15 s of CPU each,
+the first chunk waiting)."""
 WORKERS_MEMORY = 2 * 1024**3
 """Below this much memory (a container's limit: ``limits``) the importing process prepares the chunks itself. Each
 worker holds ~300 MB: under a 1.5 GB limit a 1M-row import with two workers was OOM-killed ("Killed", exit 137,

@@ -54,6 +54,22 @@ def _pid_after(seconds: float) -> int:
     return os.getpid()
 
 
+def _imported(module: str) -> bool:
+    return module in sys.modules
+
+
+def test_a_worker_finds_the_module_of_its_chunks_imported_before_its_first_chunk() -> None:
+    """The forkserver imports it once: each worker imported the importer (and the database driver it stages its
+    chunk with) at its first chunk, which waited for it."""
+    pool = start_pool(2)
+    assert pool is not None
+    try:
+        assert pool.submit(_imported, "leads_pipeline.lib.importer").result(timeout=60)
+        assert pool.submit(_imported, "psycopg").result(timeout=60)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def test_chunk_workers_leave_ctrl_c_to_the_importing_process() -> None:
     """A terminal's Ctrl-C reaches the whole process group: each chunk worker died printing a KeyboardInterrupt
     traceback before the import's one line. The workers ignore it; the importing process stops the pool."""

@@ -23,11 +23,10 @@ from leads_pipeline.lib.fields import (
     MATCH_KEYS,
     PHONE_EXTENSIONS,
     STORED_COLUMNS,
-    TYPED_FIELDS,
     DedupeKey,
 )
 from leads_pipeline.lib.privacy.crypto import SEALED_FIELDS
-from leads_pipeline.lib.store import access, liveness, privacy, search_index
+from leads_pipeline.lib.store import access, liveness, privacy, search_index, staging
 from leads_pipeline.lib.store.db import key_column, storable_text
 from leads_pipeline.lib.store.lists import Connection, lock_for_adding
 from leads_pipeline.lib.wording import counted
@@ -193,29 +192,8 @@ def start_import(
     return row
 
 
-_STAGED_FIRST: Final = frozenset(MATCH_COLUMNS.values())
-"""The staged columns the duplicate lookups read, first in the staging table after its bookkeeping: a scan reads a
-row's columns up to the last one it needs, and the lookups scan the chunk ~9 times for keys that came last of ~40
-columns (the blind indexes after the lead's fields)."""
-
-
 def _staging_ddl(chunk: StagedChunk) -> sql.Composed:
-    definitions: list[sql.Composable] = [
-        sql.SQL("row_number integer"),
-        sql.SQL("lead_id bigint"),
-        sql.SQL("dup boolean DEFAULT false"),
-        sql.SQL("tree integer"),  # the row number of the fold a row was read into and is merged out of
-        sql.SQL("changes boolean"),  # (a row of a fold) writes a value other than an earlier row of the fold
-    ]
-    for name in sorted(STORED_COLUMNS, key=lambda name: name not in _STAGED_FIRST):
-        definitions.append(
-            sql.SQL("{} {}").format(
-                sql.Identifier(name), sql.SQL(TYPED_FIELDS[name][1] if name in TYPED_FIELDS else "text")
-            )
-        )
-    for name in chunk.custom_columns:
-        definitions.append(sql.SQL("{} text").format(sql.Identifier(name)))
-    return sql.SQL("CREATE TEMP TABLE stg ({}) ON COMMIT DROP").format(sql.SQL(", ").join(definitions))
+    return sql.SQL("CREATE TEMP TABLE stg ({}) ON COMMIT DROP").format(staging.definitions(chunk))
 
 
 def _custom_json(chunk: StagedChunk) -> sql.Composable:
@@ -725,17 +703,21 @@ def merge_chunk(
 
     claimed = conn.execute("SELECT chunks_done, mapping FROM imports WHERE id = %s FOR UPDATE", (import_id,)).fetchone()
     if claimed is None or claimed["chunks_done"] != chunk.index:
-        return None
+        return None  # (its staged tables, if any, are dropped when the import ends: staging.clear)
     lock_for_adding(conn, list_id, f"import {import_id}")
     # without a full-name column, the full name a row stages is only its first and last name joined
     full_name_mapped = "full_name" in (claimed["mapping"] or {}).values()
     conn.execute("SET LOCAL synchronous_commit = off")
     conn.execute(_staging_ddl(chunk))
-    _copy_staged(conn, "stg", chunk.columns, chunk.data)
-    folds = bool(chunk.folded_data)  # (on update)
+    folds = chunk.folds  # (on update)
     if folds:
         conn.execute("CREATE TEMP TABLE stg_rows (LIKE stg INCLUDING DEFAULTS) ON COMMIT DROP")
-        _copy_staged(conn, "stg_rows", [*chunk.columns, "tree", "changes"], chunk.folded_data)
+    if chunk.staged:
+        staging.take(conn, import_id, chunk, ("stg", "stg_rows"))
+    else:
+        _copy_staged(conn, "stg", chunk.columns, chunk.data)
+        if folds:
+            _copy_staged(conn, "stg_rows", [*chunk.columns, *staging.FOLD_COLUMNS], chunk.folded_data)
     screening = privacy.screen_staged(conn)
     custom = _custom_json(chunk)
     kept: list[Problem] = []

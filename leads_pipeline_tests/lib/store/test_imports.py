@@ -32,7 +32,7 @@ from leads_pipeline.lib.fields import MATCH_COLUMNS
 from leads_pipeline.lib.importer import INTERRUPTED, ImportOptions, run_import
 from leads_pipeline.lib.prepare import DedupeKey, OnDuplicate
 from leads_pipeline.lib.store import imports as store
-from leads_pipeline.lib.store import retention
+from leads_pipeline.lib.store import retention, staging
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, get_list
 from leads_pipeline.lib.store.migrations import apply_migrations
@@ -1911,6 +1911,11 @@ def _killed_half_way(
     return killed
 
 
+def _staged_chunks(database_url: str) -> int:
+    """How many chunks' tables the import's workers staged are left (``store.staging``)."""
+    return int(sql_value(database_url, "SELECT count(*) FROM pg_tables WHERE schemaname = %s", staging.SCHEMA))
+
+
 def _survivors(processes: list[psutil.Process], timeout_s: float) -> list[str]:
     """The command lines of ``processes`` still running (not ended, nor ended and not yet reaped) after
     ``timeout_s``."""
@@ -1966,6 +1971,7 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     assert live_leads(database_url, list_id) == 110_000
     assert _duplicate_emails(database_url) == []
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
+    assert _staged_chunks(database_url) == 0, "the chunks the killed run's workers staged were dropped"
 
 
 def _stored_as_is(database_url: str) -> list[tuple[Any, ...]]:
@@ -2014,6 +2020,7 @@ def test_an_import_killed_half_way_is_undone_exactly_and_imported_anew_after(
     )
     assert live_leads(database_url, list_id) == 110_000
     assert _leads_json(cli_env, "imports", "show", str(killed["id"]))["status"] == "undone"
+    assert _staged_chunks(database_url) == 0, "the chunks the killed run's workers staged were dropped"
 
 
 # --------------------------------------------------------------------------------------------------------------
