@@ -198,9 +198,40 @@ def _build_index(database_url: str, import_id: int, index: str) -> None:
         search_index.build_index(conn, import_id, index)
 
 
-def _build_search_index(database_url: str, import_id: int) -> None:
+class _SegmentBuilds:
+    """The indexes of the import's finished segments (``search_index.build_segment``), built one segment after
+    another on a side connection while the import merges the next chunks."""
+
+    def __init__(self, database_url: str, import_id: int) -> None:
+        self._database_url = database_url
+        self._import_id = import_id
+        self._builder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-segment")
+        self._builds: list[Future[None]] = []
+
+    def _build(self, segment: int) -> None:
+        with connect(self._database_url) as conn:
+            search_index.build_segment(conn, self._import_id, segment)
+
+    def submit(self, segment: int) -> None:
+        self._builds.append(self._builder.submit(self._build, segment))
+
+    def stop(self) -> None:
+        """On a failure: wait for the build running (a re-run could build the same index), begin no other."""
+        self._builder.shutdown(cancel_futures=True)
+
+    def finish(self) -> None:
+        """Wait for the build running; those not begun are left to the partition's build, whose three indexes
+        build side by side (a failed one too: its error is raised here all the same)."""
+        self._builder.shutdown(cancel_futures=True)
+        for build in self._builds:
+            if not build.cancelled():
+                build.result()
+
+
+def _build_search_index(database_url: str, import_id: int, segments: _SegmentBuilds) -> None:
     """The partition's indexes, side by side on connections of their own (they only share a lock that lets each
-    other build), then its vacuum, which waits for them all."""
+    other build), once the segment being built is, then its vacuum, which waits for them all."""
+    segments.finish()
     indexes = search_index.PARTITION_INDEXES
     with ThreadPoolExecutor(max_workers=len(indexes), thread_name_prefix="search-index") as builders:
         list(builders.map(functools.partial(_build_index, database_url, import_id), indexes))
@@ -292,6 +323,7 @@ def run_import(
             )
             store.claim_import(keeper, int(record["id"]), dagster_run_id)  # else not started: another process runs it
         import_id = int(record["id"])
+        segments = _SegmentBuilds(database_url, import_id)
         try:
             mapping = plan.mapping
             if existing is not None and dict(record["mapping"]) != mapping:
@@ -316,8 +348,14 @@ def run_import(
                     workers,
                     (database_url, import_id),
                 )
+                filling: int | None = None  # the segment the last chunk went to
                 for chunk in chunks:
+                    segment = search_index.segment_of(chunk.index, chunk_rows)
+                    if filling is not None and segment != filling:
+                        segments.submit(filling)
+                    filling = segment
                     with conn.transaction():
+                        search_index.open_segment(conn, import_id, segment)
                         counts = store.merge_chunk(
                             conn,
                             import_id=import_id,
@@ -338,7 +376,7 @@ def run_import(
                 # The builds run in connections of their own (threads waiting on the server) while this thread
                 # does the caller's work; leaving the block waits for them, whichever finishes first.
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-index") as builder:
-                    built = builder.submit(_build_search_index, database_url, import_id)
+                    built = builder.submit(_build_search_index, database_url, import_id, segments)
                     if alongside_index_build is not None:
                         alongside_index_build()
                     built.result()
@@ -346,6 +384,7 @@ def run_import(
                     store.finish_import(conn, import_id)
                 return store.import_status(conn, import_id)
         except BaseException as exc:
+            segments.stop()
             with connect(database_url) as conn:
                 store.fail_import(conn, import_id, failure_reason(exc))
             if pool is not None:  # its workers' chunks staged ahead of the merge are dropped once none stages more

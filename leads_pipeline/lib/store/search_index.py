@@ -2,12 +2,15 @@
 loaded.
 
 A trigger copies each new lead's search text and name key into ``lead_search``; the rows of an import go to the
-import's own partition, which has no trigram or name index while the import runs (maintained row by row, they
-cost a 1M-row import ~40 s of CPU and ~8 s of its time). When the last chunk is in, the import builds the partition's
-trigram, sort and name indexes in one ``CREATE INDEX`` each, side by side, then vacuums and analyzes it (the
-visibility map makes a walk of the covering sort index an index-only scan; the statistics let the planner weigh the
-trigram index). Until then (or after an import that died half-way) a search reads that partition's rows without the
-index, and a lookup by name joins them whole: slower, never wrong.
+import's own partition, split into segments of a few chunks (sql/241). The segment being filled has no trigram or
+name index (maintained row by row, they cost a 1M-row import ~40 s of CPU and ~8 s of its time): once the import
+has moved on to the next segment, a side connection builds the finished one's indexes in bulk while the merges go
+on. When the last chunk is in, the import builds the partition's trigram, sort and name indexes in one ``CREATE
+INDEX`` each, side by side (the segments' still missing, then the partition's, which attaches them), then vacuums
+and analyzes it (the visibility map makes a walk of the covering sort index an index-only scan; the statistics let
+the planner weigh the trigram index). Until then (or after an import that died half-way) a search reads the rows of
+the segments without indexes as they are, and a lookup by name joins the partition's rows whole: slower, never
+wrong.
 """
 
 from __future__ import annotations
@@ -114,6 +117,34 @@ def build_index(conn: Connection, import_id: int, index: str) -> None:
     sooner with workers than without (16.1 s against 18.0 s, three runs each), though the cores are then shared."""
     conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BUILD_MEMORY,))
     conn.execute("SELECT lead_search_build_partition(%s, %s)", (import_id, index))
+
+
+SEGMENT_ROWS: Final = 200_000
+"""About how many rows of an import make one segment of its partition (sql/241): whole chunks, so a chunk's rows
+are in one segment. A segment's indexes are built (:func:`build_segment`) while the import merges the next ones,
+on a side connection, on the core the merges leave mostly idle; the import's end builds only the last segment's."""
+
+
+def segment_of(chunk_index: int, chunk_rows: int) -> int:
+    """The segment of the import's partition that the chunk's search rows go to (the same on a re-run)."""
+    return chunk_index // max(1, SEGMENT_ROWS // chunk_rows)
+
+
+def open_segment(conn: Connection, import_id: int, segment: int) -> None:
+    """In the transaction that merges a chunk, before it inserts leads: their search rows go to ``segment``, made
+    if it is not there yet."""
+    conn.execute("SELECT lead_search_open_segment(%s, %s)", (import_id, segment))
+
+
+def build_segment(conn: Connection, import_id: int, segment: int) -> None:
+    """Build the segment's :data:`PARTITION_INDEXES` in bulk, one transaction each (idempotent; a build killed
+    half-way leaves nothing, and the import's end builds what is missing). No parallel workers: the build runs
+    while the import merges, on the other core."""
+    for index in PARTITION_INDEXES:
+        with conn.transaction():
+            conn.execute("SELECT set_config('maintenance_work_mem', %s, true)", (BUILD_MEMORY,))
+            conn.execute("SELECT set_config('max_parallel_maintenance_workers', '0', true)")
+            conn.execute("SELECT lead_search_build_segment(%s, %s, %s)", (import_id, segment, index))
 
 
 def vacuum_partition(conn: Connection, import_id: int) -> None:

@@ -174,6 +174,57 @@ def test_a_failure_alongside_the_build_fails_the_run_and_a_rerun_completes_it(da
     assert _stale_rows(database_url) == []
 
 
+def test_a_segment_is_indexed_while_the_import_runs_and_a_rerun_after_a_crash_finishes_the_rest(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's search partition is split into segments of a few chunks (sql/241): a segment's indexes build
+    while the next chunks merge, so a crash on the last chunk leaves the first segment's built and the second's
+    not; the re-run builds those and the partition's, which take in the segments', and the index finds what a
+    scan of the leads finds."""
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner=USER)
+    monkeypatch.setattr(search_index, "SEGMENT_ROWS", 600)  # chunks of 300: chunks 0-1 segment 0, 2-3 segment 1
+    real_merge = store.merge_chunk
+
+    def crash_on_last_chunk(*args: Any, **kwargs: Any) -> Any:
+        if kwargs["chunk"].index == 3:
+            raise RuntimeError("simulated crash")
+        return real_merge(*args, **kwargs)
+
+    def indexes(table: str) -> set[str]:
+        with connect(database_url) as conn:
+            rows = conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s", (table,))
+            return {r["indexname"].removeprefix(f"{table}_") for r in rows}
+
+    monkeypatch.setattr(store, "merge_chunk", crash_on_last_chunk)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        import_file(database_url, CUSTOMERS_1000, batch_id="batch-segments", chunk_rows=300)
+    with connect(database_url) as conn:
+        [record] = list(conn.execute("SELECT id FROM imports"))
+    partition = f"lead_search_i{record['id']}"
+    assert indexes(f"{partition}_s0") == {"lead_id_idx", "trgm", "sort", "name"}
+    assert indexes(f"{partition}_s1") == {"lead_id_idx"}
+    assert indexes(partition) == {"lead_id_idx"}
+
+    monkeypatch.setattr(store, "merge_chunk", real_merge)
+    status = import_file(database_url, CUSTOMERS_1000, batch_id="batch-segments", chunk_rows=300)
+    assert status["status"] == "completed"
+    for table in (partition, f"{partition}_s0", f"{partition}_s1"):
+        assert indexes(table) == {"lead_id_idx", "trgm", "sort", "name"}, table
+    with connect(database_url) as conn:
+        conn.execute("SET enable_seqscan = off")
+        attached = conn.execute(
+            "SELECT count(*) AS n FROM pg_inherits WHERE inhparent = %s::regclass", (f"{partition}_trgm",)
+        ).fetchone()
+        scanned = conn.execute(
+            "SELECT count(*) AS n FROM leads l WHERE lead_search_text(l) LIKE '%kristin%'"
+        ).fetchone()
+    assert attached is not None and attached["n"] == 2
+    assert scanned is not None and scanned["n"] > 0
+    assert len(_ids(database_url, "kristin")) == scanned["n"]
+    assert _stale_rows(database_url) == []
+
+
 @pytest.mark.parametrize("walk_rows", [2, 20_000], ids=["walk-too-short", "walk-finds-the-page"])
 def test_text_search_pages_in_every_sort_order_like_the_plain_selection(
     database_url: str, fair: dict[str, Any], walk_rows: int, monkeypatch: pytest.MonkeyPatch
