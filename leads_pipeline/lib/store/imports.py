@@ -1006,4 +1006,7 @@ def undo_import(conn: Connection, import_id: int, user: str, *, force: bool = Fa
     conn.execute("DELETE FROM import_updates WHERE import_id = %s", (import_id,))
     conn.execute("UPDATE imports SET status = 'undone', undone_at = now() WHERE id = %s", (import_id,))
     conn.execute("DROP TABLE undo_written")
+    # chunks its workers staged and no run merged (a killed import never resumed): sealed values of its file that
+    # would otherwise wait for the next import to start
+    staging.clear(conn, import_id)
     return {"removed": removed, "restored": restored}

@@ -140,3 +140,21 @@ def test_an_import_drops_the_chunks_staged_by_imports_no_process_runs_and_keeps_
             create_list(conn, "prospects", owner="tester")
         import_file(database_url, path)
         assert _staged_tables(database_url) == ["i900_c3"]
+
+
+def test_undoing_an_import_drops_the_chunks_it_staged_and_never_merged(database_url: str, tmp_path: Path) -> None:
+    """An import killed with chunks staged and never resumed leaves them (sealed values of its file) until an import
+    starts: undoing it drops them at once."""
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + _rows(5, 50), encoding="utf-8")
+    with connect(database_url) as conn:
+        create_list(conn, "prospects", owner="tester")
+    status = import_file(database_url, path)
+    import_id = int(status["importId"])
+    with connect(database_url, autocommit=True) as conn:
+        for name in (f"i{import_id}_c3", f"i{import_id}_c4_folds"):
+            conn.execute(f'CREATE UNLOGGED TABLE {staging.SCHEMA}."{name}" (row_number integer)')
+    with connect(database_url) as conn, conn.transaction():
+        store.undo_import(conn, import_id, "tester")
+    assert _staged_tables(database_url) == []
+    assert sql_value(database_url, "SELECT count(*) FROM leads") == 0
