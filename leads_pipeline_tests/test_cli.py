@@ -995,3 +995,12 @@ def test_names_paths_and_values_in_brackets_are_printed_as_written(leads: Leads,
     assert "2 leads, template [/t] fair: ~" in estimate
     assert ok("enrich-after-import", name).startswith(f"enrichAfterImport for list {name}: on (")
     assert leads.fails("lists", "show", "[/x] nope").startswith("error: list '[/x] nope': not found")
+
+
+def test_python_dash_m_leads_pipeline_runs_the_leads_command() -> None:
+    """Where the venv's scripts folder is not on PATH, ``python -m leads_pipeline`` is the ``leads`` command."""
+    shown = subprocess.run(
+        [sys.executable, "-m", "leads_pipeline", "lists", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "Usage: leads lists" in shown.stdout
+    assert "create" in shown.stdout
