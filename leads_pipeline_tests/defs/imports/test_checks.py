@@ -50,6 +50,14 @@ def _execute(database_url: str, query: str, params: tuple[Any, ...] = ()) -> int
         return int(row["id"])
 
 
+def _edit_lead(database_url: str, lead_email: str, **fields: str) -> int:
+    """Store ``fields`` on the lead with ``lead_email`` as a later edit would (sealed, keyed); its id."""
+    assignments, params = set_clause(**fields)
+    return _execute(
+        database_url, f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id", (*params, bidx(lead_email))
+    )
+
+
 def test_checks_pass_on_a_clean_import(database_url: str, tmp_path: Path) -> None:
     list_id, batch_id = _imported(database_url, tmp_path)
     with connect(database_url) as conn:
@@ -66,10 +74,7 @@ def _checked_after_edit(
     """The schema check of an imported batch after the lead with ``lead_email`` was edited to ``fields`` (as
     stored)."""
     _, batch_id = _imported(database_url, tmp_path)
-    assignments, params = set_clause(**fields)
-    bad = _execute(
-        database_url, f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id", (*params, bidx(lead_email))
-    )
+    bad = _edit_lead(database_url, lead_email, **fields)
     with connect(database_url) as conn:
         return bad, stored_leads_check(conn, batch_id)
 
@@ -175,12 +180,7 @@ def test_leads_checked_as_their_chunks_merged_are_not_read_again(
 def test_a_lead_edited_after_its_chunk_was_checked_fails_the_check(database_url: str, tmp_path: Path) -> None:
     """What the check reports is what is stored at its end, not what its chunk's check read."""
     batch_id, checked = _imported_and_checked(database_url, tmp_path)
-    assignments, params = set_clause(email="not-an-email")
-    bad = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("bob@example.com")),
-    )
+    bad = _edit_lead(database_url, "bob@example.com", email="not-an-email")
     with connect(database_url) as conn:
         result = stored_leads_check(conn, batch_id, checked)
     assert result.passed is False
@@ -190,12 +190,7 @@ def test_a_lead_edited_after_its_chunk_was_checked_fails_the_check(database_url:
 
 def test_a_failure_found_early_stands_until_the_lead_is_fixed(database_url: str, tmp_path: Path) -> None:
     _, batch_id = _imported(database_url, tmp_path)
-    assignments, params = set_clause(phone="555-0101")
-    bad = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("ann@example.com")),
-    )
+    bad = _edit_lead(database_url, "ann@example.com", phone="555-0101")
     with connect(database_url) as conn:
         checked = stored_check.check_created_between(database_url, batch_id, 0, newest_lead_id(conn), keyring())
         failed = stored_leads_check(conn, batch_id, checked)
@@ -235,12 +230,7 @@ def test_duplicates_check_fails_naming_the_key_value_and_leads(
     list_id, _ = _imported(database_url, tmp_path, dedupe)
     with connect(database_url) as conn:
         [first] = conn.execute(f"SELECT id FROM leads WHERE {column}_bidx = %s", (bidx(value, column),)).fetchall()
-    assignments, params = set_clause(**{column: value})
-    duplicate = _execute(
-        database_url,
-        f"UPDATE leads SET {assignments} WHERE email_bidx = %s RETURNING id",
-        (*params, bidx("cy@example.com")),
-    )
+    duplicate = _edit_lead(database_url, "cy@example.com", **{column: value})
     with connect(database_url) as conn:
         result = no_duplicates_check(conn, list_id, dedupe)
     assert result.passed is False

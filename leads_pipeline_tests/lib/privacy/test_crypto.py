@@ -74,14 +74,19 @@ def test_opening_many_values_equals_opening_each_and_fails_on_a_damaged_one() ->
             ring.open_many(damaged)
 
 
-def test_opening_many_values_sealed_under_several_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+def _rotated_from_a_to_b(monkeypatch: pytest.MonkeyPatch) -> tuple[str, crypto.Keyring]:
+    """A value sealed under key a, and the keyring once b is the active key (a rotation under way)."""
     monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
     monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
     crypto.forget_keyring()
     under_a = crypto.keyring().seal("ann@example.com")
     monkeypatch.setenv(crypto.ACTIVE_VAR, "b")
     crypto.forget_keyring()
-    ring = crypto.keyring()
+    return under_a, crypto.keyring()
+
+
+def test_opening_many_values_sealed_under_several_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    under_a, ring = _rotated_from_a_to_b(monkeypatch)
     under_b = ring.seal("bob@example.com")
     assert ring.open_many([under_b, under_a, under_b]) == ["bob@example.com", "ann@example.com", "bob@example.com"]
 
@@ -93,13 +98,7 @@ def test_opening_an_arrow_column_keeps_its_nulls_and_opens_values_under_any_key_
     older key (a rotation under way) or a plain one is opened value by value, to the same text."""
     import pyarrow as pa
 
-    monkeypatch.setenv(crypto.KEYS_VAR, f"a:{KEY_A},b:{KEY_B}")
-    monkeypatch.setenv(crypto.ACTIVE_VAR, "a")
-    crypto.forget_keyring()
-    under_a = crypto.keyring().seal("ann@example.com")
-    monkeypatch.setenv(crypto.ACTIVE_VAR, "b")
-    crypto.forget_keyring()
-    ring = crypto.keyring()
+    under_a, ring = _rotated_from_a_to_b(monkeypatch)
     values = ["Zoë Brontë 日本", None, "", "+14155550100"]
     active = pa.array([None if v is None else ring.seal(v) for v in values], type=pa.large_string())
     assert ring.open_array(active).to_pylist() == values
