@@ -47,6 +47,9 @@ API_VERSION = "59.0"
 COMPOSITE_MAX = 200
 BULK_JOB_MAX = 10_000
 BULK_REQUESTS = 6  # create, upload, close, poll, two result downloads: what one ingest job costs in API calls
+BULK_NULL = "#N/A"
+"""The Bulk API 2.0 CSV value that clears a field. An empty value leaves the field as it is on update ("Empty
+field values are ignored when you update records. To set a field value to null, use a field value of #N/A")."""
 MERGE_DEPTH = 5
 """The merges of a chain (A into X, X into Y, ...) a push follows, a queryAll each: a chain longer than that (never
 seen) ends on a deleted record, the lead then a not_found failure."""
@@ -236,8 +239,9 @@ class SalesforceConnector:
                   for result in self._update_survivors(following[start : start + COMPOSITE_MAX])]  # fmt: skip
         if not records:
             return merged
-        # every field of every record: the library writes one CSV, its columns those of the first row
-        rows = [{k: str(v) for k, v in self._values(r.values).items()} for r in records]
+        # the library writes one CSV, its columns those of the first row: every row has every record's fields
+        columns = list(dict.fromkeys(name for r in records for name in r.values))
+        rows = [self._bulk_row(r, columns) for r in records]
         for _ in range(BULK_REQUESTS - 1):
             self._limiter.acquire()
         bulk = getattr(self._sf.bulk2, self._object)
@@ -287,6 +291,17 @@ class SalesforceConnector:
         except RecordNotFound:
             return False
         return True
+
+    @staticmethod
+    def _bulk_row(record: OutgoingRecord, columns: list[str]) -> dict[str, str]:
+        """The record's CSV row in an upsert job: what an update sends (``update_values``, as the composite push),
+        a field it leaves out empty, which Bulk API 2.0 leaves as it is (a salesperson's edit of a field the lead
+        did not change is kept), and a field the lead has no value for :data:`BULK_NULL`, which clears it."""
+        sent = record.update_values()
+        return {
+            name: "" if name not in sent else BULK_NULL if sent[name] in (None, "") else str(sent[name])
+            for name in columns
+        }
 
     @staticmethod
     def _values(values: dict[str, Any]) -> dict[str, Any]:

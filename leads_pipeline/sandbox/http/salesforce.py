@@ -60,6 +60,8 @@ a character outside the Basic Multilingual Plane, an emoji, as two); a longer va
 REQUIRED = {"Lead": ("LastName", "Company"), "Contact": ("LastName",)}
 SYSTEM = ("Id", "CreatedDate", "SystemModstamp", "LastModifiedDate")
 COMPOSITE_MAX = 200
+BULK_NULL = "#N/A"
+"""What clears a field in a Bulk API 2.0 CSV; an empty value leaves the field as it is."""
 QUERY_PAGE = 2000
 DAILY_API_LIMIT = 100_000
 _PREFIX = {"Lead": "00Q", "Contact": "003"}
@@ -305,7 +307,8 @@ class SalesforceEmulator:
     def _run_job(self, job: dict[str, Any]) -> None:
         rows = list(csv.DictReader(io.StringIO(job["data"])))
         for row in rows:
-            values = {k: (None if v == "" else v) for k, v in row.items()}
+            # as Salesforce reads an ingest CSV: an empty value leaves the field as it is, #N/A clears it
+            values = {k: (None if v == BULK_NULL else v) for k, v in row.items() if v != ""}
             job["results"].append((row, self._upsert(job["object"], job["externalIdFieldName"], values)))
         job["numberRecordsProcessed"] = len(rows)
         job["numberRecordsFailed"] = sum(1 for _, r in job["results"] if not r["success"])

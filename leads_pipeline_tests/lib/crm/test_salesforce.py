@@ -248,6 +248,32 @@ def test_a_bulk_push_follows_a_merge_too_reading_the_merges_in_parts(
     assert records.get(kept.id).fields["Title"] == "Head of Sales"
 
 
+def test_a_bulk_push_sends_what_the_leads_changed_keeping_a_salespersons_edit_of_the_rest(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Above the Bulk API threshold a push sent every field of every record: a title a salesperson had set on a
+    record whose lead changed only its company was overwritten with the lead's old title (the composite push leaves
+    such fields out), and a title the lead no longer had was sent empty, which Bulk API 2.0 ignores on update. The
+    job's CSV now has the changed fields, the others empty (left as they are), and #N/A for a cleared one."""
+    conn_ = connection("salesforce", "sf-bulk-changed", bulk_threshold=1)
+    list_id, links = pushed(database_url, sandbox, tmp_path, conn_, 3, 232_000, **salesforce_env)
+    records = salesforce(sandbox).stores["Lead"]
+    moved, cleared, untouched = links
+    records.touch(moved["remote_id"], Title="VP Sales")  # the salesperson's edit
+    with transaction(database_url) as db:
+        db.execute("UPDATE leads SET company = 'Moved Co', updated_at = now() WHERE id = %s", (moved["lead_id"],))
+        db.execute("UPDATE leads SET title = NULL, updated_at = now() WHERE id = %s", (cleared["lead_id"],))
+    assert sandbox.http_app is not None
+    jobs_before = sum(p.endswith("/jobs/ingest") for p in (r.path for r in sandbox.http_app.log.records("salesforce")))
+    report, errors, _ = pushed_again(database_url, sandbox, conn_, list_id, **salesforce_env)
+    jobs = sum(p.endswith("/jobs/ingest") for p in (r.path for r in sandbox.http_app.log.records("salesforce")))
+    assert (report.updated, report.failed, errors, jobs - jobs_before) == (2, 0, [], 1)
+    fields = {link["lead_id"]: records.get(link["remote_id"]).fields for link in links}
+    assert (fields[moved["lead_id"]]["Title"], fields[moved["lead_id"]]["Company"]) == ("VP Sales", "Moved Co")
+    assert fields[cleared["lead_id"]].get("Title") is None
+    assert fields[untouched["lead_id"]]["Title"] == "Engineer"
+
+
 def test_a_title_with_emoji_is_truncated_to_the_length_salesforce_counts(
     database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
 ) -> None:
