@@ -112,16 +112,17 @@ def inbox_sensor_state(conn: Connection, generation: int) -> dict[str, Any] | No
 
 
 def save_inbox_sensor_state(conn: Connection, state: Mapping[str, Any], previous: int | None) -> int:
-    """Store the sensor's state as a new generation and return it. The new one and ``previous`` (the one its tick
-    started from, where a tick Dagster never recorded starts again) are kept, the others deleted."""
+    """Store the sensor's state as a new generation and return it. The generations before ``previous`` (the one
+    its tick started from, where a tick Dagster never recorded starts again) are deleted, not the ones after it:
+    the UI's "test sensor" evaluates a tick from the recorded cursor and stores a generation nobody records, and
+    when it ended after a real tick it deleted the real tick's generation (all but its own and its start), so the
+    next tick started afresh, every file unseen."""
     row = conn.execute(
         "INSERT INTO inbox_sensor_state (state) VALUES (%s::jsonb) RETURNING generation", (json.dumps(state),)
     ).fetchone()
     assert row is not None
-    conn.execute(
-        "DELETE FROM inbox_sensor_state WHERE generation <> %s AND generation IS DISTINCT FROM %s",
-        (row["generation"], previous),
-    )
+    if previous is not None:
+        conn.execute("DELETE FROM inbox_sensor_state WHERE generation < %s", (previous,))
     return int(row["generation"])
 
 

@@ -101,13 +101,31 @@ def test_the_cursor_stays_small_however_many_files_the_inbox_keeps(inbox: Inbox,
 
     inbox.cursor = started_from  # the daemon died before recording the tick that asked for the runs
     assert [r.run_key for r in inbox.tick().run_requests or []] == [r.run_key for r in requested]
+    (inbox.folder / "Spring Fair" / "later.csv").write_text("email\nlater@example.com\n")
+    inbox.tick()  # a tick that writes deletes the generations before the one it started from
     with connect(database_url) as conn:
         assert conn.execute("SELECT count(*) AS n FROM inbox_sensor_state").fetchone() == {"n": 2}
 
     legacy = {"seen": inbox.state()["seen"], "hashed": {}, "requested": {}, "resumed": []}
     inbox.cursor = json.dumps(legacy)  # a cursor of an earlier version holds the state itself
-    assert len(inbox.tick().run_requests or []) == 40
+    assert len(inbox.tick().run_requests or []) == 41
     assert len(inbox.cursor or "") < 40
+
+
+def test_a_test_evaluation_ending_after_a_real_tick_leaves_the_real_ticks_state(inbox: Inbox) -> None:
+    """The UI's "test sensor" evaluates a tick from the recorded cursor, and stores a state nobody records. Ending
+    after a real tick, it deleted the real tick's state: the next tick found its cursor's generation gone and
+    started afresh, every file in the inbox unseen again."""
+    inbox.drop("Spring Fair", "leads.csv")
+    inbox.tick()
+    before = inbox.cursor
+    assert len(inbox.tick().run_requests or []) == 1
+    recorded = inbox.cursor
+    evaluated = Inbox(inbox.folder, inbox.database.database_url)
+    evaluated.cursor = before  # the test evaluation started from the cursor the real tick started from
+    evaluated.tick()
+    assert inbox.tick().run_requests == [] and inbox.cursor == recorded, "the real state, unchanged"
+    assert inbox.state()["requested"]
 
 
 def test_a_dropped_file_is_requested_once_it_stops_growing_and_only_once(inbox: Inbox) -> None:
