@@ -12,6 +12,18 @@ BATCHES = "batches"
 batches = dg.DynamicPartitionsDefinition(name=BATCHES)
 
 
+def no_batch_leads(batch_id: str, to: str, how: str) -> str:
+    """Why a stage refuses a partition with no batch behind it. The drop folder registers a file's partition
+    before its run imports it, and an import refused before it writes anything (an empty or a compressed file)
+    leaves the partition and no batch: named by the internal table ("does not exist in leads.batches") or as a
+    batch to create, the line left the user nothing to act on. ``to`` is what the stage does with leads, ``how``
+    how to give it some."""
+    return (
+        f"batch {batch_id!r} has no leads to {to}: it is no import's (one refused before it wrote anything, as its"
+        f" batch_leads run says, leaves none) and no selection's; {how}"
+    )
+
+
 def registered_batch(context: dg.AssetExecutionContext) -> str:
     """The run's batch, refused unless it is a partition of ``batches``. Every launcher registers its batch first
     (``leads``, the sensors, the daily rescore), but a run launched through the GraphQL API (``launchRun`` with a

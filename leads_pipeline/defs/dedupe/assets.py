@@ -5,10 +5,11 @@ import dagster as dg
 from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.dedupe.checks import CHECK_SPECS, batch_clusters, clusters_table, unmerged_check
 from leads_pipeline.defs.executor import final_failure
-from leads_pipeline.defs.partitions import batches, registered_batch
+from leads_pipeline.defs.partitions import batches, no_batch_leads, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.errors import LeadsError
 from leads_pipeline.lib.store import merges
+from leads_pipeline.lib.store.batches import batch_exists
 
 
 class DuplicateClustersConfig(RunConfig):
@@ -50,6 +51,9 @@ def duplicate_clusters(
     cluster is merged into its most complete lead (undo with `leads merges undo`); the check then reports what
     is left unmerged."""
     batch_id = registered_batch(context)
+    with database.connection() as conn:
+        if not batch_exists(conn, batch_id):
+            raise final_failure(no_batch_leads(batch_id, "look for duplicates in", "import a file"))
     user = config.user or _owner(database, batch_id)
     merged: list[int] = []
     skipped = 0

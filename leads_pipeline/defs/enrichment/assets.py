@@ -12,7 +12,7 @@ from leads_pipeline.defs.config import RunConfig
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
 from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, retry_failed_leads, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
-from leads_pipeline.defs.partitions import batches, registered_batch
+from leads_pipeline.defs.partitions import batches, no_batch_leads, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
@@ -23,6 +23,7 @@ from leads_pipeline.lib.enrichment.templates import load_template
 from leads_pipeline.lib.errors import PermanentError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store import liveness
+from leads_pipeline.lib.store.batches import batch_exists
 from leads_pipeline.lib.store.db import connect
 
 DEFAULT_TEMPLATE = "standard"
@@ -79,14 +80,8 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
             context.instance.report_run_canceling(context.run, message=f"{_STAND_DOWN_REASON}: this run stands down")
             raise PermanentError(f"enrichment job {job.id} {_STAND_DOWN_REASON}: this Dagster run stood down")
         return job
-    if not store.batch_exists(conn, batch_id):
-        # the partition of a file the drop folder registered whose import was refused before it wrote anything (an
-        # empty or a compressed file): named by the internal table, the line left the user nothing to act on
-        raise PermanentError(
-            f"batch {batch_id!r} has no leads to enrich: it is no import's (one refused before it wrote anything, as"
-            " its batch_leads run says, leaves none) and no selection's; import a file, or select leads with"
-            " `leads enrich`"
-        )
+    if not batch_exists(conn, batch_id):
+        raise PermanentError(no_batch_leads(batch_id, "enrich", "import a file, or select leads with `leads enrich`"))
     ops = context.run.run_config.get("ops")
     company: dict[str, Any] = ops.get(SOURCE_ASSETS[SOURCE], {}) if isinstance(ops, dict) else {}
     settings = CompanyProfilesConfig(**company.get("config", {}))

@@ -8,7 +8,7 @@ import dagster as dg
 
 from leads_pipeline.defs.config import DESCRIBED_FIELDS, RunConfig
 from leads_pipeline.defs.executor import final_failure, stops_on_interrupt
-from leads_pipeline.defs.partitions import batches, registered_batch
+from leads_pipeline.defs.partitions import batches, no_batch_leads, registered_batch
 from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.defs.scoring.checks import CHECK_SPECS, scores_check
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError
@@ -17,7 +17,7 @@ from leads_pipeline.lib.scoring.config import ScoringConfig, load_config, parse_
 from leads_pipeline.lib.scoring.selection import list_lead_ids
 from leads_pipeline.lib.store import access
 from leads_pipeline.lib.store import scoring as store
-from leads_pipeline.lib.store.batches import batch_lead_ids
+from leads_pipeline.lib.store.batches import batch_exists, batch_lead_ids
 from leads_pipeline.lib.store.lists import get_list
 
 if TYPE_CHECKING:
@@ -85,6 +85,10 @@ def lead_scores(
             rescored = context.run.tags.get(RESCORE_CONFIG_TAG)
             if rescored is not None:  # the daily rescore's batch, made now rather than while the sensor ran
                 store.create_rescore_batch(conn, batch_id, rescored)
+            elif not batch_exists(conn, batch_id):
+                raise PermanentError(
+                    no_batch_leads(batch_id, "score", "import a file, or score a list with `leads score --list NAME`")
+                )
             lead_ids = batch_lead_ids(conn, batch_id)
             model = None
             if scoring.model.mode != "off":

@@ -27,9 +27,13 @@ def live_batch_leads(batch_id: str, columns: Sequence[str] = ()) -> sql.Composed
     ).format(cols=selected, batch=sql.Literal(batch_id))
 
 
+def batch_exists(conn: Connection, batch_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is not None
+
+
 def batch_lead_ids(conn: Connection, batch_id: str) -> list[int]:
     """The live leads of a batch, by id, in ascending order."""
-    if conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is None:
+    if not batch_exists(conn, batch_id):
         raise NotFoundError(f"no batch {batch_id!r}; create it with `leads score --list NAME` or an import")
     query = sql.SQL("SELECT m.id FROM ({}) m ORDER BY m.id").format(live_batch_leads(batch_id))
     return [int(r["id"]) for r in conn.execute(query)]

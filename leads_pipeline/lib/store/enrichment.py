@@ -151,10 +151,6 @@ def batch_size(conn: Connection, batch_id: str) -> int:
     return int(row["n"])
 
 
-def batch_exists(conn: Connection, batch_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM batches WHERE id = %s", (batch_id,)).fetchone() is not None
-
-
 # --- jobs ---------------------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
 from leads_pipeline.lib.store.merges import merge_cluster
-from leads_pipeline_tests.support import import_file, live_leads, materialize_batch, while_uncommitted
+from leads_pipeline_tests.support import import_file, live_leads, materialize_batch, step_failure, while_uncommitted
 
 ROWS = (
     "First Name,Last Name,Company,Email,Phone\n"
@@ -33,6 +33,18 @@ def _materialize(database_url: str, batch: str, config: dict[str, Any]) -> dg.Ex
         {"duplicate_clusters": config},
         raise_on_error=False,
     )
+
+
+def test_a_partition_no_import_wrote_is_refused_in_words_a_user_can_act_on(database_url: str) -> None:
+    """The partition of a dropped file whose import was refused before it wrote anything: with a user given, it
+    found no clusters and passed; without, it said the batch "has no list and no leads", not why."""
+    for config in ({}, {"user": "tester"}):
+        result = _materialize(database_url, "import-fair-0e6ccb-empty", config)
+        assert not result.success
+        assert step_failure(result) == (
+            "batch 'import-fair-0e6ccb-empty' has no leads to look for duplicates in: it is no import's (one refused"
+            " before it wrote anything, as its batch_leads run says, leaves none) and no selection's; import a file"
+        )
 
 
 def test_clusters_of_a_batch_then_merge_clears_the_check(database_url: str, tmp_path: Path) -> None:

@@ -76,6 +76,19 @@ def test_lead_scores_reports_the_prd_shape_and_passes_its_check(database_url: st
         assert metadata(rerun, "lead_scores")["history_appended"] == 0
 
 
+def test_a_partition_no_import_wrote_is_refused_in_words_a_user_can_act_on(database_url: str) -> None:
+    """The partition of a dropped file whose import was refused before it wrote anything: scoring it said "no batch
+    ...; create it with `leads score --list NAME` or an import", as if the user had mistyped it, where enriching it
+    says what the partition is (one line for the three stages)."""
+    result = materialize(database_url, dg.DagsterInstance.ephemeral(), lead_scores, {}, "import-fair-0e6ccb-empty")
+    assert not result.success
+    assert step_failure(result) == (
+        "batch 'import-fair-0e6ccb-empty' has no leads to score: it is no import's (one refused before it wrote"
+        " anything, as its batch_leads run says, leaves none) and no selection's; import a file, or score a list"
+        " with `leads score --list NAME`"
+    )
+
+
 def test_bad_configuration_fails_the_run_with_the_key(database_url: str) -> None:
     batch, _ = _selection(database_url)
     with dg.instance_for_test() as instance:
