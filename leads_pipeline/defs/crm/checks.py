@@ -63,7 +63,12 @@ def push_check(connection: Connection, plan: PushPlan, unknown: dict[str, list[s
             reason = describe_unknown(connection, unknown)
         else:
             failing = "the one lead fails" if len(plan.invalid) == 1 else f"all {len(plan.invalid):,} leads fail"
-            reason = f"{failing} validation, e.g. {mask('; '.join(plan.invalid[0].reasons))}"
+            # which lead: masked, the reason alone gave a user of `leads sync` (which prints it) nothing to look up
+            first = plan.invalid[0]
+            reason = (
+                f"{failing} validation, e.g. lead {first.lead_id}: {mask('; '.join(first.reasons))}"
+                f" (`leads show {first.lead_id}` shows its values)"
+            )
         metadata["reason"] = dg.MetadataValue.text(reason)
         return dg.AssetCheckResult(
             check_name=PUSH_CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata

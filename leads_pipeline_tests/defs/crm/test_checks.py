@@ -26,5 +26,8 @@ def test_the_problems_of_leads_held_back_quote_no_address() -> None:
     shown = {key: str(value.value) for key, value in result.metadata.items()}
     assert not any("ann.lee" in text for text in shown.values())
     assert "| 7 | <email> | Email '<email>' is not an email address |" in shown["invalid_preview"]
-    assert shown["reason"] == "the one lead fails validation, e.g. Email '<email>' is not an email address"
+    assert shown["reason"] == (
+        "the one lead fails validation, e.g. lead 7: Email '<email>' is not an email address"
+        " (`leads show 7` shows its values)"
+    ), "masked, the lead it is about is named: `leads sync` prints the reason"
     assert isinstance(result.metadata["invalid_preview"], dg.MarkdownMetadataValue)
