@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(BIN)/leads demo
 
 test: $(STAMP) lint typecheck
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --durations=20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
