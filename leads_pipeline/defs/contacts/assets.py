@@ -434,6 +434,7 @@ def linkedin_profiles(
         "found": dg.MetadataValue.int(stats.found),
         "verified": dg.MetadataValue.int(stats.found),
         "below_threshold": dg.MetadataValue.int(stats.below_threshold),
+        "from_people_search": dg.MetadataValue.int(stats.from_people_search),
         "profiles": dg.MetadataValue.int(stats.profiles),
         "photos": dg.MetadataValue.int(stats.photos),
         "photo_errors": dg.MetadataValue.int(stats.photo_errors),
