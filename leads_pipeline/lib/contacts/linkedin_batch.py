@@ -82,6 +82,7 @@ class LinkedInStage:
         options: LinkedInOptions,
         log: Callable[[str], None] = lambda _m: None,
         budget: Budget | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
@@ -89,6 +90,8 @@ class LinkedInStage:
         self.apify = apify
         self.options = options
         self.log = log
+        self.progress = progress
+        """Told how many leads each chunk held once it is written (the job's progress)."""
         self.stats = LinkedInStats()
         self._max_age = timedelta(days=options.cache_days)
         self._lock = threading.Lock()
@@ -98,6 +101,7 @@ class LinkedInStage:
             for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                 self._chunk(reader, chunk)
                 self.log(f"linkedin: {self.stats.leads:,} leads done")
+                self.progress(len(chunk))
         return self.stats
 
     def _fresh(self, fact: dict[str, Any] | None) -> bool:
