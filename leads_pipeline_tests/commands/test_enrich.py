@@ -1109,3 +1109,20 @@ def test_spending_stays_spent_when_the_list_it_was_spent_on_is_purged(
         assert store.credits_used(conn, "enrich-spend") == 6
         charges = conn.execute("SELECT list_id, lead_id, fact_id FROM credit_charges").fetchall()
     assert charges == 3 * [{"list_id": list_id, "lead_id": None, "fact_id": None}]
+
+
+def test_the_estimate_of_a_job_run_again_leaves_out_the_searches_it_reuses(leads: Leads, prospects: list[int]) -> None:
+    """A people search or LinkedIn URL search answered (a match or none) is reused while fresh, so the same job
+    run again buys none of them; its estimate still counted every lead missing a phone or URL (~320 credits for a
+    run of 300 leads that spent 12)."""
+    enrich = ["enrich", "--list", "prospects", "--sources", "phone,linkedin", "--json"]
+    before = leads.json(*enrich, "--estimate")
+    leads.json(*enrich, "--wait")
+
+    again = leads.json(*enrich, "--estimate")
+    rerun = leads.json(*enrich, "--wait")
+
+    assert before["sources"]["phone"]["estimatedCredits"] > 0 and before["sources"]["linkedin"]["estimatedCredits"] > 0
+    assert again["sources"]["phone"]["paidCalls"] == {"apifyPeopleSearch": 0}
+    assert again["sources"]["linkedin"]["paidCalls"] == {"apifyGoogleSearch": 0, "apifyLinkedinProfile": 0}
+    assert again["estimatedCredits"] == 0 == rerun["creditsUsed"]

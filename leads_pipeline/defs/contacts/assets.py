@@ -6,7 +6,7 @@ Each stage's run config is its lib options (``EmailOptions`` and ``VerifierSetti
 """
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -120,12 +120,26 @@ def _budget(context: dg.AssetExecutionContext, database: LeadsDatabase, overwrit
         raise final_failure(str(exc)) from exc
 
 
+def _progress(database: LeadsDatabase, batch_id: str, source: str) -> Callable[[int], None]:
+    """The source begins on its job (``processing``, none of the batch's leads done) and the function the stage
+    tells each chunk's leads to once written: `leads jobs show` read a running contact stage as queued, 0 leads
+    done, while it spent credits, until it ended."""
+    with database.connection() as conn:
+        jobs_store.start_source(conn, batch_id, source, jobs_store.batch_size(conn, batch_id))
+
+    def advance(leads: int) -> None:
+        with database.connection() as conn:
+            jobs_store.advance_source(conn, batch_id, source, leads)
+
+    return advance
+
+
 def _settle_budget(conn: jobs_store.Connection, batch_id: str, source: str, budget: Budget) -> None:
     """A stage the budget stopped (the job's limit, or leads at their cap) says so on its job: the source ends
-    "skipped" with the reasons and counts, the job "partial"."""
+    "skipped" with the reasons and counts, the job "partial"; any other ends "completed", as company_profiles
+    does, not "processing" until the job's last stage is done."""
     note = budget.note()
-    if note is not None:
-        jobs_store.finish_source(conn, batch_id, source, "skipped", note)
+    jobs_store.finish_source(conn, batch_id, source, "completed" if note is None else "skipped", note)
 
 
 def _record_failures(
@@ -244,7 +258,11 @@ def email_contacts(
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["email", "email_status"], "email")
     with _paced(database, zerobounce, neverbounce, apify):
-        stats = EmailStage(database.database_url, batch_id, verifier, apify, options, context.log.info, budget).run()
+        progress = _progress(database, batch_id, "email")
+        stage = EmailStage(
+            database.database_url, batch_id, verifier, apify, options, context.log.info, budget, progress
+        )
+        stats = stage.run()
     blocked = stats.failures.by_cause[PROBING_BLOCKED]
     with database.connection() as conn:
         credits = cost.metadata(conn)
@@ -322,7 +340,10 @@ def phone_contacts(
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["phone", "mobile_phone", "phone_line_type"], "phone")
     with _paced(database, twilio, apify):
-        stats = PhoneStage(database.database_url, batch_id, twilio, apify, options, context.log.info, budget).run()
+        progress = _progress(database, batch_id, "phone")
+        stats = PhoneStage(
+            database.database_url, batch_id, twilio, apify, options, context.log.info, budget, progress
+        ).run()
     with database.connection() as conn:
         credits = cost.metadata(conn)
         checks = [phone_e164_check(conn, batch_id), dnc_fresh_check(stats.dnc_snapshot)]
@@ -419,7 +440,8 @@ def linkedin_profiles(
     budget = _budget(context, database, config.overwrite)
     cost = StageCost(database, batch_id, ["linkedin_search", "linkedin_profile", "linkedin_url"])
     with _paced(database, apify):
-        stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget).run()
+        progress = _progress(database, batch_id, "linkedin")
+        stats = LinkedInStage(database.database_url, batch_id, apify, options, context.log.info, budget, progress).run()
     with database.connection() as conn:
         credits = cost.metadata(conn)
         check = linkedin_url_check(conn, batch_id)
@@ -434,6 +456,7 @@ def linkedin_profiles(
         "found": dg.MetadataValue.int(stats.found),
         "verified": dg.MetadataValue.int(stats.found),
         "below_threshold": dg.MetadataValue.int(stats.below_threshold),
+        "from_people_search": dg.MetadataValue.int(stats.from_people_search),
         "profiles": dg.MetadataValue.int(stats.profiles),
         "photos": dg.MetadataValue.int(stats.photos),
         "photo_errors": dg.MetadataValue.int(stats.photo_errors),

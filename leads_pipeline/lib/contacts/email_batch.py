@@ -120,6 +120,7 @@ class EmailStage:
         options: EmailOptions,
         log: Callable[[str], None] = lambda _m: None,
         budget: Budget | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
@@ -128,6 +129,8 @@ class EmailStage:
         self.apify = apify if apify is not None and apify.is_configured and options.people_search else None
         self.options = options
         self.log = log
+        self.progress = progress
+        """Told how many leads each chunk held once it is written (the job's progress)."""
         self.stats = EmailStats()
         self.model = PatternModel()
         self._model_lock = threading.Lock()
@@ -144,6 +147,7 @@ class EmailStage:
                 for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                     self._chunk(reader, ledger, chunk)
                     self.log(f"email: {self.stats.leads:,} leads done")
+                    self.progress(len(chunk))
             self.stats.over_budget += ledger.refused
         return self.stats
 

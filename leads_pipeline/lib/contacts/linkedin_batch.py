@@ -5,6 +5,8 @@ and at most ``max_concurrent_runs`` run at once. Each run's answer is written as
 each lead charged the price of what was found for it (the run's USD shared among its leads in details), so a
 killed run never buys the same answer twice: a lead with a ``linkedin_search`` (or ``linkedin_profile``) fact from
 this batch, or a fresh one, is not asked again. A run carries only as many leads as the credit budget can pay for.
+A lead whose fresh people-search match (bought by the email or phone stage) names a profile URL takes it from there
+at no cost: searching Google for it again paid a second credit for a URL already bought.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from leads_pipeline.lib.clients.actors import LinkedInProfileData
+from leads_pipeline.lib.contacts import people
 from leads_pipeline.lib.contacts.failures import Failures
 from leads_pipeline.lib.contacts.linkedin import DEFAULT_THRESHOLD, best_profile, canonical_profile_url, search_query
 from leads_pipeline.lib.contacts.media import MediaError, store_image
@@ -31,7 +34,7 @@ from leads_pipeline.lib.store.db import connect
 if TYPE_CHECKING:  # the resource loads Dagster and apify-client, which the stage's estimate does not use
     from leads_pipeline.lib.clients.apify import ApifyResource
 
-FIELDS = ("linkedin_url", "linkedin_search", "linkedin_profile")
+FIELDS = ("linkedin_url", "linkedin_search", "linkedin_profile", people.FIELD)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class LinkedInStats:
     searched: int = 0
     found: int = 0
     below_threshold: int = 0
+    from_people_search: int = 0
+    """Leads whose URL came free from a fresh people-search match the email or phone stage bought."""
     profiles: int = 0
     photos: int = 0
     photo_errors: int = 0
@@ -77,6 +82,7 @@ class LinkedInStage:
         options: LinkedInOptions,
         log: Callable[[str], None] = lambda _m: None,
         budget: Budget | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
@@ -84,6 +90,8 @@ class LinkedInStage:
         self.apify = apify
         self.options = options
         self.log = log
+        self.progress = progress
+        """Told how many leads each chunk held once it is written (the job's progress)."""
         self.stats = LinkedInStats()
         self._max_age = timedelta(days=options.cache_days)
         self._lock = threading.Lock()
@@ -93,6 +101,7 @@ class LinkedInStage:
             for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                 self._chunk(reader, chunk)
                 self.log(f"linkedin: {self.stats.leads:,} leads done")
+                self.progress(len(chunk))
         return self.stats
 
     def _fresh(self, fact: dict[str, Any] | None) -> bool:
@@ -114,6 +123,11 @@ class LinkedInStage:
                 if search["value"] and not lead["linkedin_url"]:
                     accepted[lead["id"]] = (search["value"], search["confidence"] / 100, search["details"])
                 self.stats.skipped_done += 1
+                continue
+            matched = self._matched_url(latest.get((lead["id"], people.FIELD)))
+            if matched is not None:
+                accepted[lead["id"]] = matched
+                self.stats.from_people_search += 1
                 continue
             to_search.append(lead)
         groups = [
@@ -137,6 +151,14 @@ class LinkedInStage:
                 for got in pool.map(self._profiles, [dict(items[i : i + size]) for i in range(0, len(items), size)]):
                     profiles.update(got)
         self._write(leads, accepted, profiles)
+
+    def _matched_url(self, fact: dict[str, Any] | None) -> tuple[str, float, dict[str, Any]] | None:
+        """The profile URL a fresh people-search match gave the lead (as accepted: URL, score, details), if any."""
+        _usable, match = people.stored_match(fact, self._max_age)
+        url = canonical_profile_url(match.linkedin_url) if match is not None and match.linkedin_url else None
+        if url is None or fact is None:
+            return None
+        return url, fact["confidence"] / 100, {"source": fact["source"], "from": people.FIELD}
 
     def _affordable(self, item: PriceItem, lead_ids: list[int]) -> set[int]:
         """The leads whose result of ``item`` the budget and their caps can pay for (its price is held for each)."""
@@ -284,7 +306,7 @@ class LinkedInStage:
         for lead_id, (url, score, details) in accepted.items():
             self.stats.found += 1
             self.stats.scores.append(score)
-            source = f"apify:{self.apify.google_search_actor}"
+            source = details.get("source") or f"apify:{self.apify.google_search_actor}"
             facts.append(
                 store.Fact(lead_id, "linkedin_url", url, source, round(score * 100), 0.0, {"score": score, **details})
             )

@@ -94,6 +94,7 @@ class PhoneStage:
         options: PhoneOptions,
         log: Callable[[str], None] = lambda _m: None,
         budget: Budget | None = None,
+        progress: Callable[[int], None] = lambda _n: None,
     ) -> None:
         self.database_url = database_url
         self.batch_id = batch_id
@@ -102,6 +103,8 @@ class PhoneStage:
         self.apify = apify if apify is not None and apify.is_configured and options.direct_dials else None
         self.options = options
         self.log = log
+        self.progress = progress
+        """Told how many leads each chunk held once it is written (the job's progress)."""
         self.stats = PhoneStats()
         self._max_age = timedelta(days=options.cache_days)
         self._lock = threading.Lock()
@@ -123,6 +126,7 @@ class PhoneStage:
                 for chunk in store.batch_lead_chunks(reader, self.batch_id, self.options.chunk_size):
                     self._chunk(reader, pool, chunk)
                     self.log(f"phone: {self.stats.leads:,} leads done")
+                    self.progress(len(chunk))
         finally:
             self._connections.close()
         return self.stats

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from leads_pipeline.defs.contacts.assets import linkedin_profiles
+from leads_pipeline.defs.contacts.assets import linkedin_profiles, phone_contacts
 from leads_pipeline.defs.contacts.checks import LINKEDIN_URL_CHECK
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.egress import ALLOW_PRIVATE_ENV
@@ -117,3 +117,35 @@ def test_profile_photos_download_from_the_sandbox(
         p.read_bytes().startswith(b"\x89PNG") and p.stem == hashlib.sha256(p.read_bytes()).hexdigest() for p in files
     )
     assert len(files) == len({f["details"]["url"] for f in photos})  # one person, one picture; two, two
+
+
+def test_a_url_the_people_search_already_bought_is_not_searched_for_again(
+    database_url: str, sandbox: Sandbox, world_batch: WorldBatch, tmp_path: Path
+) -> None:
+    """The phone stage's people search (2 credits a match) names the person's LinkedIn profile: the LinkedIn stage
+    takes that URL at no cost instead of paying a Google search (1 credit) to find it again (a 300-lead job paid
+    97 such searches)."""
+    resources = sandbox_resources(sandbox, database_url)
+    materialize([phone_contacts], world_batch.batch_id, resources, {"phone_contacts": {"twilio": "never"}})
+    with connect(database_url) as conn:
+        matched = {
+            r["lead_id"]: r["url"]
+            for r in conn.execute(
+                """SELECT f.lead_id, f.details->'match'->>'linkedin_url' AS url FROM lead_facts f
+                   JOIN leads l ON l.id = f.lead_id
+                   WHERE f.field = 'person_match' AND l.linkedin_url IS NULL
+                     AND f.details->'match'->>'linkedin_url' IS NOT NULL"""
+            )
+        }
+    assert matched
+    config = {"linkedin_profiles": {"media_dir": str(tmp_path / "media"), "download_photos": False}}
+    meta = metadata(materialize([linkedin_profiles], world_batch.batch_id, resources, config), "linkedin_profiles")
+    searched = {f["lead_id"] for f in _facts(database_url, "linkedin_search")}
+    assert not searched & set(matched)  # fails before: every one of them was searched (and charged) again
+    assert meta["from_people_search"] == len(matched)
+    with connect(database_url) as conn:
+        urls = {r["id"]: r["linkedin_url"] for r in conn.execute("SELECT id, linkedin_url FROM leads")}
+    assert all(urls[lead_id] == url for lead_id, url in matched.items())
+    facts = {f["lead_id"]: f for f in _facts(database_url, "linkedin_url")}
+    assert all(facts[i]["source"].startswith("apify:") and float(facts[i]["cost"]) == 0.0 for i in matched)
+    assert all(world_batch.truth[i]["true"]["linkedin"] == urls[i] for i in matched)
