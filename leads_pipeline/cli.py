@@ -253,10 +253,16 @@ def _print_status(status: dict[str, Any]) -> None:
     print_line(f"import {status['importId']} {status['status']} ({counted(status['progress']['processed'], 'row')}):")
     print_line(f"  {results['imported']:,} imported as new leads")
     print_line(f"  {results['updated']:,} updated existing leads with new values")
-    print_line(
-        f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
-        "or earlier in the file"
-    )
+    if status["onDuplicate"] == "update":  # a duplicate row was read, and updated nothing
+        print_line(
+            f"  {results['skipped']:,} skipped: already in the list or earlier in the file, with no new value for "
+            "the lead"
+        )
+    else:
+        print_line(
+            f"  {results['skipped']:,} skipped: duplicates (by the list's dedupe key) of a lead already in the list "
+            "or earlier in the file"
+        )
     colon = ":" if status["errors"] else ""  # the table of problems follows
     print_line(f"  {results['errors']:,} rejected, {counted(status['warnings'], 'warning')}{colon}")
     if status["errors"]:

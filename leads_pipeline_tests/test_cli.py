@@ -864,6 +864,23 @@ def test_import_summary_without_problems_ends_without_a_colon(leads: Leads, tmp_
     assert "first problems" not in output
 
 
+def test_an_update_import_says_its_skipped_rows_changed_nothing(leads: Leads, tmp_path: Path) -> None:
+    """With --on-duplicate update, a row found in the list is skipped when it brings no new value: the summary
+    called the 10,000 rows of a file imported again "skipped: duplicates", as with skip, which read as the update
+    not having happened; `imports show` said the same."""
+    leads.ok("lists", "create", "fair")
+    path = tmp_path / "fair.csv"
+    path.write_text("Email,First Name\nann@example.com,Ann\nbob@example.com,Bob\n", encoding="utf-8")
+    leads.ok("import", str(path), "--list", "fair")
+    path.write_text("Email,First Name\nann@example.com,Ann\nbob@example.com,Robert\n", encoding="utf-8")
+    status = leads.json("import", str(path), "--list", "fair", "--on-duplicate", "update", "--json")
+    assert (status["results"]["updated"], status["results"]["skipped"], status["onDuplicate"]) == (1, 1, "update")
+    line = "  1 skipped: already in the list or earlier in the file, with no new value for the lead\n"
+    assert line in leads.ok("imports", "show", status["importId"])
+    skipped = leads.ok("import", str(path), "--list", "fair", "--on-duplicate", "update")
+    assert "  2 skipped: already in the list or earlier in the file, with no new value for the lead\n" in skipped
+
+
 def test_bad_options_and_unknown_imports_are_one_line(leads: Leads) -> None:
     leads.ok("lists", "create", "fair")
     assert "--on-duplicate must be skip or update" in leads.fails(

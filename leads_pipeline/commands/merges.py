@@ -21,8 +21,13 @@ app = typer.Typer(help="Merges of duplicate leads: history and undo.", no_args_i
 
 
 @app.command("list")
-def merges_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Recent merges in lists you can read, newest first."""
+def merges_list(
+    limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many merges (the newest).")] = 50,
+    before: Annotated[int | None, typer.Option(min=1, help="Only merges older than this merge id.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Recent merges in lists you can read, newest first; --before pages back to older ones (a `dedupe --merge`
+    makes one a cluster)."""
     from leads_pipeline.lib.store import merges
     from leads_pipeline.lib.store.db import connect
 
@@ -30,9 +35,10 @@ def merges_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
     def fetch() -> list[dict[str, Any]]:
         with connect(env.database_url) as conn:
-            return merges.list_merges(conn, acting_user())
+            return merges.list_merges(conn, acting_user(), limit + 1, before)
 
-    rows = run_or_fail(fetch)
+    found = run_or_fail(fetch)  # one more than shown: whether there are older ones
+    rows = found[:limit]
     if as_json:
         print_json(rows)
         return
@@ -50,7 +56,9 @@ def merges_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
             f"merge {r['id']}: kept lead {r['survivor_id']}, merged {merged}",
             f"filled {filled or 'nothing'}, by {r['created_by']} at {when}{undone_at}",
         ))  # fmt: skip
-    print_table(table, lines)
+    print_table(table, lines, empty="no merges" + (f" before merge {before}" if before else ""))
+    if len(found) > limit:  # how to see the older ones (only the newest 50 could be seen)
+        print_line(f"more: --before {rows[-1]['id']}", err=True)
 
 
 @app.command("undo")

@@ -218,9 +218,16 @@ _OTHER_SPACES: Final = r"\t\n\x0b\f\r\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{202
 _SPACE_RUN: Final = rf"[ {_OTHER_SPACES}]+"
 # Zero-width characters and the soft hyphen: invisible in a spreadsheet, but they break equality.
 _INVISIBLE: Final = r"[\x{ad}\x{200b}-\x{200d}\x{2060}\x{feff}]"
+# The apostrophes that keep a cell's text from being read as something else, removed: the one Excel and
+# Apollo put before numbers to keep them as text ("'+31 88 659 9111"), and the one a spreadsheet-safe CSV writer
+# puts before what would start a formula, at the start of a cell or after a separator (`lib/export.py`:
+# "'=SUM(A1)", "'-5", "a;'@b"). No value begins so: the apostrophe is the escape, not text, and a file
+# `leads bulk export` wrote imports back as it was.
+_ESCAPE_APOSTROPHE: Final = r"""^'(?: ?([+(0-9])|([ "]*[=+\-@]))"""
+_ESCAPE_APOSTROPHE_INSIDE: Final = r"""([,;])'([ "]*[=+\-@])"""
 # Anything _clean would change. Most columns of most files have none of it, and one search is cheaper than the
 # three replacements.
-_NEEDS_CLEANING: Final = rf"{_INVISIBLE}|[{_OTHER_SPACES}]|  |^ | $|^'"
+_NEEDS_CLEANING: Final = rf"{_INVISIBLE}|[{_OTHER_SPACES}]|  |^ | $|^'|[,;]'"
 
 
 def _clean(arr: Any) -> Any:
@@ -230,8 +237,12 @@ def _clean(arr: Any) -> Any:
     arr = _sub(arr, _INVISIBLE)
     arr = _sub(arr, _SPACE_RUN, " ")
     arr = pc.utf8_trim(arr, characters=" ")
-    # Excel and Apollo put an apostrophe before numbers to keep them as text: "'+31 88 659 9111".
-    arr = _sub(arr, r"^' ?([+(0-9])", r"\1")
+    # most columns have no apostrophe, and most of those that have one only at the start: scanning for the text
+    # costs a fraction of a regex pass
+    if pc.any(pc.starts_with(arr, "'")).as_py():
+        arr = _sub(arr, _ESCAPE_APOSTROPHE, r"\1\2")
+    if pc.any(pc.or_(pc.match_substring(arr, ";'"), pc.match_substring(arr, ",'"))).as_py():
+        arr = _sub(arr, _ESCAPE_APOSTROPHE_INSIDE, r"\1\2")
     return _empty_to_null(arr)
 
 
@@ -271,7 +282,9 @@ def clean_text(s: pd.Series) -> pd.Series:
     Exports are full of invisible differences (non-breaking spaces from Excel, doubled spaces, zero-width
     characters from copy-paste) that make equal values compare unequal and look identical to the user.
     The apostrophe that Excel and Apollo put before numbers to keep them as text ("'+31 88 659 9111") is
-    removed; an apostrophe before a letter ("'Ohana") is kept because it may be part of the name.
+    removed; an apostrophe before a letter ("'Ohana") is kept because it may be part of the name. The one a
+    formula-safe export wrote before "=", "+", "-" or "@" ("'=SUM(A1)", "'-5", "a;'@b"), at a cell's start or
+    after a separator, is removed too: the value imports back as it was exported.
     """
     return _series(_clean(_arrow(s)), s.index)
 

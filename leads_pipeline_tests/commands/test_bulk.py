@@ -431,6 +431,34 @@ def test_an_unchanged_export_imported_back_with_update_skips_every_lead(
         assert conn.execute("SELECT * FROM leads ORDER BY id").fetchall() == before
 
 
+def test_values_the_export_escaped_as_formulas_import_back_as_they_were(
+    fair: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """The export writes an apostrophe before what a spreadsheet would read as a formula (=, +, -, @ at the start
+    of a cell or after a separator); the import kept it, so an export imported back with --on-duplicate update
+    changed those leads: a note "=SUM(A1)" became "'=SUM(A1)", a custom -5 the text "'-5" that no number filter
+    finds, a handle "@acme" "'@acme"."""
+    ana = ("--where", "email ~ acme")
+    values = {"notes": "=SUM(A1) ;-) @team", "custom.Balance": "-5", "custom.Twitter": "@acme"}
+    stored = tuple(values.values())
+    for field, value in values.items():
+        fair.ok("bulk", "set", *ana, "--", field, value)
+    exported = tmp_path / "fair.csv"
+    fair.ok("bulk", "export", "--list", "fair", "--out", str(exported))
+    assert "'=SUM(A1) ;'-) @team" in exported.read_text(encoding="utf-8-sig"), "the export escapes them"
+
+    status = import_file(database_url, exported, "fair", on_duplicate="update")
+    assert status["results"]["updated"] == 0, "an unchanged export changes no lead"
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["notes"], lead["custom"]["Balance"], lead["custom"]["Twitter"]) == stored
+    assert len(fair.json("search", "--where", "custom.Balance < 0", "--json")["leads"]) == 1
+
+    fair.ok("lists", "create", "copy")
+    import_file(database_url, exported, "copy")
+    [copy] = fair.json("search", "--list", "copy", *ana, "--json")["leads"]
+    assert (copy["notes"], copy["custom"]["Balance"], copy["custom"]["Twitter"]) == stored
+
+
 def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Leads) -> None:
     """As the import reads a row's phone in its country: the Spanish and the German lead each get their own
     country's number, not a US one; a number valid in none of their countries is refused."""

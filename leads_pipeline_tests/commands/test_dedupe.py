@@ -118,6 +118,26 @@ def test_merges_are_shown_whole_at_80_columns(
     assert leads.ok("merges", "list").startswith("┏")  # the table
 
 
+def test_merges_list_pages_back_to_merges_older_than_the_newest_ones(two_lists: Leads) -> None:
+    """`merges list` showed the newest 50 merges and said nothing of the others: after a `dedupe --merge` of a few
+    hundred clusters the merge to look into or undo was out of sight. `--limit` shows more, `--before ID` the ones
+    older than a merge, and a full page says how to see the next."""
+    ids = [m["mergeId"] for m in two_lists.json("dedupe", "--merge", "--json")["merges"]]
+    assert len(ids) >= 3, ids
+    newest = sorted(ids, key=int, reverse=True)
+
+    def listed(*args: str) -> list[str]:
+        return [m["id"] for m in two_lists.json("merges", "list", "--json", *args)]
+
+    assert listed() == newest
+    assert listed("--limit", "2") == newest[:2]
+    assert listed("--before", newest[1]) == newest[2:]
+    paged = two_lists.run("merges", "list", "--limit", "2")
+    assert paged.exit_code == 0 and paged.stderr.strip() == f"more: --before {newest[1]}"
+    assert two_lists.run("merges", "list", "--limit", str(len(ids))).stderr == "", "all of them fit: nothing more"
+    assert two_lists.ok("merges", "list", "--before", newest[-1]) == f"no merges before merge {newest[-1]}\n"
+
+
 def test_merge_fills_keeps_facts_and_undo_restores_exactly(two_lists: Leads, database_url: str) -> None:
     ids = _ids(database_url)
     with connect(database_url) as conn:

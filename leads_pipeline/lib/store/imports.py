@@ -893,6 +893,7 @@ def import_status(conn: Connection, import_id: int, error_limit: int = 20) -> di
         "mapping": row["mapping"],
         "failure": row["failure"],
         "dagsterRunId": row["dagster_run_id"],
+        "onDuplicate": row["options"].get("on_duplicate", "skip"),  # what its skipped rows are
     }
 
 

@@ -315,14 +315,14 @@ def undo_merge(conn: Connection, merge_id: int, user: str) -> dict[str, Any]:
     return {"mergeId": merge_id, "survivorId": merge["survivor_id"], "restored": restored}
 
 
-def list_merges(conn: Connection, user: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Recent merges of leads in lists the user can read, newest first."""
+def list_merges(conn: Connection, user: str, limit: int = 50, before: int | None = None) -> list[dict[str, Any]]:
+    """Recent merges of leads in lists the user can read (older than merge ``before``), newest first."""
     readable = access.readable_list_ids(conn, user)
     return list(
         conn.execute(
             "SELECT m.id, m.survivor_id, m.merged_ids, m.filled, m.reasons, m.score, m.created_by, m.created_at,"
-            " m.undone_at FROM merges m JOIN leads l ON l.id = m.survivor_id WHERE l.list_id = ANY(%s)"
-            " ORDER BY m.id DESC LIMIT %s",
-            (readable, limit),
+            " m.undone_at FROM merges m JOIN leads l ON l.id = m.survivor_id WHERE l.list_id = ANY(%(lists)s)"
+            " AND (%(before)s::bigint IS NULL OR m.id < %(before)s) ORDER BY m.id DESC LIMIT %(limit)s",
+            {"lists": readable, "limit": limit, "before": before},
         )
     )
