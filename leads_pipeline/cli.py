@@ -124,7 +124,7 @@ def private_files() -> None:
 def readable_output() -> None:
     """Output for people (tables, messages) shows a character the terminal's encoding lacks as "?": under a
     Latin-1 or ASCII locale a lead named İlker or 日本 KK stopped ``leads search`` with a UnicodeEncodeError.
-    CSV goes out in UTF-8 (``csv_stdout``), JSON escapes every non-ASCII character."""
+    CSV goes out in UTF-8 (``csv_stdout``), JSON escapes every non-ASCII character there (``print_json``)."""
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")

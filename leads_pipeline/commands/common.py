@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -256,8 +257,9 @@ def acting_user() -> str:
     return os.environ.get("LEADS_USER") or os_user()
 
 
-def json_text(document: Any) -> str:
-    """The one JSON encoding of every ``--json`` output and JSON file: numbers as numbers, whatever their type.
+def json_text(document: Any, *, ascii_only: bool = False) -> str:
+    """The one JSON encoding of every ``--json`` output and JSON file: numbers as numbers, whatever their type;
+    non-ASCII characters as they are (``"José"``), or escaped (``"Jos\\u00e9"``) with ``ascii_only``.
 
     PostgreSQL ``numeric`` columns (annual revenue, costs) come as ``Decimal``, which were written as strings
     (``"2000000.00"``) next to integers written as numbers; a script reading the output had to know which was
@@ -265,7 +267,7 @@ def json_text(document: Any) -> str:
     amount held), whether it was a ``Decimal`` or a Python float (credits are summed as floats and came out as
     ``19.0``); dates and times are ISO 8601 text (``2026-11-03T09:30:00+00:00``, as the outputs that format
     their own times write them), anything else a string."""
-    return json.dumps(_whole_numbers(document), indent=2, default=_json_value) + "\n"
+    return json.dumps(_whole_numbers(document), indent=2, default=_json_value, ensure_ascii=ascii_only) + "\n"
 
 
 def _whole_numbers(value: Any) -> Any:
@@ -382,8 +384,11 @@ def _fits(table: Table) -> bool:
 
 
 def print_json(document: Any) -> None:
-    """Write a JSON document to stdout (``json_text``) in the API's shape (``api_shape``)."""
-    sys.stdout.write(json_text(api_shape(document)))
+    """Write a JSON document to stdout (``json_text``) in the API's shape (``api_shape``): names and companies as
+    written ("José", "日本 KK") where stdout writes UTF-8, escaped where it cannot write them (a Latin-1 or ASCII
+    locale), which the table's "?" in their place would have made another value."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    sys.stdout.write(json_text(api_shape(document), ascii_only=codecs.lookup(encoding).name != "utf-8"))
 
 
 def api_shape(document: Any) -> Any:

@@ -417,6 +417,10 @@ def test_output_under_a_locale_that_cannot_write_every_name(database_url: str, l
     table = latin.run("search", "ilker")
     assert table.exit_code == 0, table.stderr
     assert "?lker" in table.stdout and "?? KK" in table.stdout
+    escaped = latin.run("search", "ilker", "--json")  # JSON escapes what the locale cannot write, not "?"
+    assert escaped.exit_code == 0 and "\\u0130lker" in escaped.stdout, escaped.stderr
+    written = leads.run("search", "ilker", "--json").stdout
+    assert "İlker" in written and "日本 KK" in written, "to a UTF-8 stdout as written: it read \\u0130lker"
 
 
 def test_a_filter_finds_a_turkish_name_in_either_case(fair: Leads, database_url: str) -> None:
