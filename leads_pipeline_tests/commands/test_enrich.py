@@ -597,7 +597,8 @@ def test_the_monthly_budget_stops_spending_with_a_clear_message(
     document = leads.json("enrich", "--list", "prospects", "--wait", "--json")
 
     assert document["creditsUsed"] == 2 and document["status"] == "partial"
-    assert "monthly budget of 2 credits is used up" in document["sources"][0]["note"]
+    # what the month had spent when the stage began, not after: "(0 spent)" beside "used up" read as 2 unspent
+    assert "monthly budget of 2 credits is used up (0 spent before this stage)" in document["sources"][0]["note"]
     message = leads.fails("enrich", "--list", "prospects")
     assert "monthly budget of 2 credits is used up (2 spent); raise LEADS_MONTHLY_CREDITS" in message
     free = leads.json("enrich", "--list", "prospects", "--template", "basic", "--wait", "--json")

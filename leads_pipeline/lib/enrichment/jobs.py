@@ -176,11 +176,13 @@ def job_budget(
     month = monthly_budget()
     if month is not None:
         used = store.credits_this_month(conn)
+        # "before this stage": the stage spends what was left before it stops, and "(888 spent)" beside "900 is
+        # used up" read as 12 credits unspent
         limits.append(
             (
                 month - used,
-                f"the account's monthly budget of {credit_amount(month)} is used up ({plain_number(used)} spent);"
-                f" raise {MONTHLY_BUDGET_ENV} or wait for next month",
+                f"the account's monthly budget of {credit_amount(month)} is used up ({plain_number(used)} spent"
+                f" before this stage); raise {MONTHLY_BUDGET_ENV} or wait for next month",
             )
         )
     limit, reason = min(limits) if limits else (None, "")
