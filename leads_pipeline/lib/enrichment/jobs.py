@@ -37,8 +37,6 @@ if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company es
 MONTHLY_BUDGET_ENV = "LEADS_MONTHLY_CREDITS"
 CONCURRENCY = 8
 CONTACT_SECONDS_PER_LEAD = 1.0
-CONTACT_CACHE_DAYS = 30
-"""The phone and LinkedIn stages' ``cache_days``: how long a paid search's answer (found or not) is reused."""
 BOUGHT_BEFORE = {
     "phone": "f.field = 'person_match'",
     "linkedin": "f.field = 'linkedin_search'"
@@ -157,6 +155,18 @@ def launch_refusal(conn: store.Connection, plan: dict[str, Any]) -> str | None:
     return month.refusal if month is not None and month.refused else None
 
 
+def _cache_days(source: str) -> int:
+    """How long the stage of a source in ``BOUGHT_BEFORE`` reuses a paid search's answer: its options'
+    ``cache_days`` (imported here: the stages load the provider clients, which the other estimates do not use)."""
+    if source == "phone":
+        from leads_pipeline.lib.contacts.phone_batch import PhoneOptions
+
+        return PhoneOptions.cache_days
+    from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
+
+    return LinkedInOptions.cache_days
+
+
 def job_budget(
     conn: store.Connection,
     job: store.Job,
@@ -227,14 +237,18 @@ def estimate(
             per_source[source] = _company_estimate(conn, batch_id, template, overwrite=overwrite)
             continue
         column = SOURCE_FIELD[source]
-        bought = BOUGHT_BEFORE.get(source, "false")
+        bought = BOUGHT_BEFORE.get(source)
+        reused = (
+            ""
+            if bought is None
+            else f""" AND (%(overwrite)s OR NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id
+                                                      AND f.observed_at > now() - %(age)s AND ({bought})))"""
+        )
         row = conn.execute(
-            f"""SELECT count(*) FILTER (WHERE %s OR l.{column} IS NULL) AS n FROM leads l
-                JOIN batch_members m ON m.lead_id = l.id WHERE m.batch_id = %s AND l.deleted_at IS NULL
-                  AND {SEARCHABLE.get(source, "true")}
-                  AND (%s OR NOT EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id
-                                         AND f.observed_at > now() - %s AND ({bought})))""",
-            (overwrite, batch_id, overwrite, timedelta(days=CONTACT_CACHE_DAYS)),
+            f"""SELECT count(*) FILTER (WHERE %(overwrite)s OR l.{column} IS NULL) AS n FROM leads l
+                JOIN batch_members m ON m.lead_id = l.id WHERE m.batch_id = %(batch)s AND l.deleted_at IS NULL
+                  AND {SEARCHABLE.get(source, "true")}{reused}""",
+            {"overwrite": overwrite, "batch": batch_id, "age": timedelta(days=_cache_days(source)) if bought else None},
         ).fetchone()
         assert row is not None
         needing = int(row["n"])
