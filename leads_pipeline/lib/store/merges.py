@@ -184,7 +184,7 @@ def _subject(lead_ids: list[int]) -> str:
     return f"leads {', '.join(map(str, lead_ids))}"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Plan:
     """One cluster's merge as worked out from its rows, before anything is written."""
 
