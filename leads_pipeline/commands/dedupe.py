@@ -60,13 +60,11 @@ def dedupe_command(
             skipped: list[int] = []
             if merge:  # a merge at once (an overlapping cron job) is waited for here, and its clusters skipped
                 hold_lists_of(conn, [i for c in chosen for i in c.lead_ids])
-                for c in chosen:
-                    try:
-                        merged.append(
-                            merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).as_json()
-                        )
-                    except merges.NothingLeftToMerge:
+                for c, result in zip(chosen, merges.merge_clusters(conn, chosen, user), strict=True):
+                    if isinstance(result, merges.NothingLeftToMerge):
                         skipped.append(c.number)
+                    else:
+                        merged.append(result.as_json())
         return {"clusters": [c.as_json() for c in found], "merges": merged, "skipped": skipped}
 
     document = run_or_fail(run)

@@ -62,13 +62,11 @@ def duplicate_clusters(
             found = batch_clusters(conn, batch_id, user)
         if config.merge and found:
             with database.connection() as conn:
-                for c in found:
-                    try:
-                        merged.append(
-                            merges.merge_cluster(conn, c.lead_ids, user, reasons=c.reasons, score=c.score).merge_id
-                        )
-                    except merges.NothingLeftToMerge:  # merged meanwhile by a run at once (it was waited for)
+                for result in merges.merge_clusters(conn, found, user):
+                    if isinstance(result, merges.NothingLeftToMerge):  # merged meanwhile by a run at once (waited for)
                         skipped += 1
+                    else:
+                        merged.append(result.merge_id)
         with database.connection() as conn:
             left = batch_clusters(conn, batch_id, user) if merged or skipped else found
     except LeadsError as exc:  # an unknown list or a missing role: retrying cannot help
