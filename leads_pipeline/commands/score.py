@@ -160,14 +160,24 @@ def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
     return {key.split("_")[0] + "".join(p.title() for p in key.split("_")[1:]): v for key, v in row.items()}
 
 
+def _print_value(name: str, value: Any) -> None:
+    """A field as ``  name: value``; a value in several lines (notes) with its later lines indented under it: they
+    began at the left margin, where they read as the next fields, and a CR alone sent the cursor back over the
+    name."""
+    first, *others = str(value).splitlines() or [""]
+    print_line(f"  {name}: {first}")
+    for line in others:
+        print_line(f"    {line}")
+
+
 def _print_lead(document: dict[str, Any]) -> None:
     # the values as written, not read as markup (a company "[link=https://evil.example]Acme[/link]"); a long list's
     # name whole, however narrow (a pipe: 80 columns)
     print_line((f"lead {document['leadId']}", "bold"), f" in {document['list']}: stage {document['stage']}")
     for name, value in document["fields"].items():  # each whole on its line, however narrow (a pipe: 80 columns)
-        print_line(f"  {name}: {value}")
+        _print_value(name, value)
     for name, value in document["custom"].items():  # a file's other columns, named as --where and exports name them
-        print_line(f"  custom.{name}: {value}")
+        _print_value(f"custom.{name}", value)
     if document["tags"]:
         print_line(f"  tags: {', '.join(document['tags'])}")
     current = document["score"]

@@ -45,6 +45,10 @@ PHONE_EXTENSIONS: Final[dict[str, str]] = {"phone": "phone_ext", "mobile_phone":
 """The column holding each phone field's extension (E.164 has no room for one). An extension belongs to its
 number: whatever writes a phone writes its extension with it, an empty one included."""
 
+MULTILINE_FIELDS: Final = frozenset({"notes"})
+"""The fields whose line breaks an import keeps: free text a person wrote in lines (a list, paragraphs). Every other
+value is one line (a line break in a name or an email is a spreadsheet's accident)."""
+
 MAPPED_FIELDS: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, *PHONE_EXTENSIONS.values())
 """What a file's column may be mapped to: the canonical fields, and a phone's extension in a column of its own (as
 ``leads bulk export`` writes it)."""

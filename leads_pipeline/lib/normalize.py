@@ -225,24 +225,38 @@ _INVISIBLE: Final = r"[\x{ad}\x{200b}-\x{200d}\x{2060}\x{feff}]"
 # `leads bulk export` wrote imports back as it was.
 _ESCAPE_APOSTROPHE: Final = r"""^'(?: ?([+(0-9])|([ "]*[=+\-@]))"""
 _ESCAPE_APOSTROPHE_INSIDE: Final = r"""([,;])'([ "]*[=+\-@])"""
+_ESCAPE_APOSTROPHE_INSIDE_LINES: Final = r"""([,;\n])'([ "]*[=+\-@])"""
+# What ends a line in a multi-line value: CRLF (Excel on Windows), CR (old Mac files), LF, NEL and Unicode's line
+# and paragraph separators, all stored as LF.
+_LINE_BREAK: Final = r"\r\n?|[\x{85}\x{2028}\x{2029}]"
+_INLINE_SPACE_RUN: Final = r"[ \t\x0b\f\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]+"
 # Anything _clean would change. Most columns of most files have none of it, and one search is cheaper than the
 # three replacements.
 _NEEDS_CLEANING: Final = rf"{_INVISIBLE}|[{_OTHER_SPACES}]|  |^ | $|^'|[,;]'"
 
 
-def _clean(arr: Any) -> Any:
-    """Arrow implementation of :func:`clean_text`."""
+def _clean(arr: Any, *, keep_lines: bool = False) -> Any:
+    """Arrow implementation of :func:`clean_text`; with ``keep_lines``, of :func:`clean_arrow`'s multi-line
+    text: line breaks kept (as LF), spaces collapsed and trimmed within each line."""
     if not pc.any(_matches(arr, _NEEDS_CLEANING)).as_py():
         return _empty_to_null(arr)
     arr = _sub(arr, _INVISIBLE)
-    arr = _sub(arr, _SPACE_RUN, " ")
-    arr = pc.utf8_trim(arr, characters=" ")
+    if keep_lines:
+        arr = _sub(arr, _LINE_BREAK, "\n")
+        arr = _sub(arr, _INLINE_SPACE_RUN, " ")
+        arr = _sub(arr, r" ?\n ?", "\n")
+        arr = pc.utf8_trim(arr, characters=" \n")
+    else:
+        arr = _sub(arr, _SPACE_RUN, " ")
+        arr = pc.utf8_trim(arr, characters=" ")
     # most columns have no apostrophe, and most of those that have one only at the start: scanning for the text
     # costs a fraction of a regex pass
     if pc.any(pc.starts_with(arr, "'")).as_py():
         arr = _sub(arr, _ESCAPE_APOSTROPHE, r"\1\2")
     if pc.any(pc.or_(pc.match_substring(arr, ";'"), pc.match_substring(arr, ",'"))).as_py():
         arr = _sub(arr, _ESCAPE_APOSTROPHE_INSIDE, r"\1\2")
+    if keep_lines and pc.any(pc.match_substring(arr, "\n'")).as_py():  # the export's apostrophe after a line break
+        arr = _sub(arr, _ESCAPE_APOSTROPHE_INSIDE_LINES, r"\1\2")
     return _empty_to_null(arr)
 
 
@@ -289,14 +303,16 @@ def clean_text(s: pd.Series) -> pd.Series:
     return _series(_clean(_arrow(s)), s.index)
 
 
-def clean_arrow(arr: pa.Array, index: pd.Index) -> pd.Series:
+def clean_arrow(arr: pa.Array, index: pd.Index, *, keep_lines: bool = False) -> pd.Series:
     """:func:`clean_text` of a column given as an Arrow string array (as read from a file: no nulls), on
     ``index``; skips building a pandas column first. The text is composed (NFC): a name a file writes decomposed
     (NFD, as macOS and some Vietnamese and Korean input methods write it: "Hương" as u, horn, o, hook...) is
     stored as the same name typed composed, which it equals to the eye and to no comparison (a filter, a CRM, a
     spreadsheet's lookup) otherwise. Only a column with text beyond ASCII is normalized: most columns are ASCII,
-    and normalizing one costs about as much as cleaning it."""
-    arr = _clean(arr)
+    and normalizing one costs about as much as cleaning it. With ``keep_lines`` (notes: ``fields.MULTILINE_FIELDS``)
+    line breaks are kept as typed, stored as LF: a note written in paragraphs or as a list was stored as one run-on
+    line."""
+    arr = _clean(arr, keep_lines=keep_lines)
     if not pc.all(pc.string_is_ascii(arr)).as_py():
         arr = pc.utf8_normalize(arr, form="NFC")
     return _series(arr, index)

@@ -97,6 +97,19 @@ def test_score_history_and_stage_changes_are_shown_whole_at_80_columns(
     assert "score history" in text and f"│ {reason} │" in text  # the tables
 
 
+def test_show_indents_the_later_lines_of_a_note_under_it(leads: Leads, database_url: str, tmp_path: Path) -> None:
+    """A note's later lines began at the left margin, where they read as fields of their own (or, after a lone CR,
+    overwrote the line); each is indented under the note. --json keeps the note as stored."""
+    leads.ok("lists", "create", "notes")
+    notes = tmp_path / "notes.csv"
+    notes.write_text('email,notes,company\nann@acme.com,"Call back in May\n- pricing\n- seats",Acme\n')
+    import_file(database_url, notes, "notes")
+    [lead] = leads.json("search", "--list", "notes", "--json")["leads"]
+    assert leads.json("show", lead["id"], "--json")["fields"]["notes"] == "Call back in May\n- pricing\n- seats"
+    text = leads.ok("show", lead["id"])
+    assert "\n  notes: Call back in May\n    - pricing\n    - seats\n" in text, text
+
+
 def test_show_and_stage_set_need_a_role_on_the_leads_list(leads: Leads, database_url: str) -> None:
     """A lead is read like its list (viewer, also when archived) and its stage written like it (editor, not when
     archived). A non-member was told the lead's list and its owner ("user 'bob' is not a member of list 'demo'

@@ -187,6 +187,21 @@ def test_invalid_value_is_a_warning_and_moves_to_custom(field: str, header: str,
     assert by_row[2][slot] is None, "only the invalid value moves, not the column"
 
 
+def test_notes_keep_their_line_breaks_while_other_fields_are_one_line() -> None:
+    """A note typed in lines (a list, paragraphs) was stored as one run-on line: "call back\n- pricing" became
+    "call back - pricing". Its line breaks are kept (CRLF and CR stored as LF), spaces still trimmed in each line;
+    a line break in any other field is still a space, and the apostrophe a formula-safe export put after a line
+    break is dropped as after a comma."""
+    headers = (*HEADERS, "Notes")
+    mapping = {**MAPPING, "Notes": "notes"}
+    notes = " Call back in May \r\n- pricing:  2 seats\r\n\r\n'=later "
+    chunk = _prepare([[*_row(email="ann@example.com", company="Acme\nInc"), notes]], headers=headers, mapping=mapping)
+    [lead] = _records(chunk)
+    assert lead["notes"] == "Call back in May\n- pricing: 2 seats\n\n=later"
+    assert lead["company"] == "Acme Inc"
+    assert chunk.problems == []
+
+
 def test_invalid_email_with_another_identity_is_a_warning() -> None:
     chunk = _prepare([_row(email="not-an-email", phone="+44 20 7946 0958")])
     [lead] = _records(chunk)

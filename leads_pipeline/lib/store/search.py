@@ -550,8 +550,9 @@ def search(
     limit: int = 50,
     after: str | None = None,
 ) -> Page:
-    """One page of matching leads (``LEAD_COLUMNS`` plus ``custom`` and ``list``) in ``sort`` order, and the
-    cursor for the next page (None on the last). Keyset pagination: a page costs the same however deep it is."""
+    """One page of matching leads (``LEAD_COLUMNS`` plus ``custom``, ``list`` and ``tags``, in name order) in
+    ``sort`` order, and the cursor for the next page (None on the last). Keyset pagination: a page costs the same
+    however deep it is. The tags are read for the page's leads only (a lookup by ``lead_tags``' key each)."""
     sort = sort or Sort()
     if sort.field in SEALED_FIELDS:
         raise ConfigurationError(
@@ -581,7 +582,9 @@ def search(
 
     def page_query(search_rows: sql.Composable) -> sql.Composed:
         return sql.SQL(
-            "SELECT {columns}, l.custom, s.name AS list FROM leads l JOIN lists s ON s.id = l.list_id{search}"
+            "SELECT {columns}, l.custom, s.name AS list,"
+            " ARRAY(SELECT t.tag FROM lead_tags t WHERE t.lead_id = l.id ORDER BY t.tag) AS tags"
+            " FROM leads l JOIN lists s ON s.id = l.list_id{search}"
             " WHERE {condition} ORDER BY {order} LIMIT {limit}"
         ).format(
             columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
