@@ -324,11 +324,14 @@ def run_cli_import(
     default_region: str,
     show_progress: bool,
     create_list: bool = False,
+    chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     """Import a file through Dagster, resuming an unfinished import of the same file into the same list."""
     from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, start_worker_server, worker_count
 
-    if worker_count(0, DEFAULT_CHUNK_ROWS, file) > 1:  # its workers' server boots while Dagster starts the run
+    if (
+        worker_count(0, chunk_rows or DEFAULT_CHUNK_ROWS, file) > 1
+    ):  # its workers' server boots while Dagster starts the run
         start_worker_server()
     from dagster import DagsterExecutionInterruptedError
 
@@ -356,6 +359,7 @@ def run_cli_import(
         mapping={column: (target or UNMAPPED) for column, target in mapping.items()},
         default_region=default_region,
         user=acting_user(),
+        chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
     )
     stop = threading.Event()
     watcher = None
@@ -401,6 +405,14 @@ def import_file(
             help="Country (ISO alpha-2) for phone numbers of rows without one; default: $LEADS_DEFAULT_REGION, else US."
         ),
     ] = None,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option(
+            min=100,
+            help="Rows per committed chunk (default 50,000; fewer hold less memory). A re-run of an interrupted"
+            " import resumes after its last committed chunk, at the size it began with.",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show mapping, row count and sample errors only.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -437,6 +449,7 @@ def import_file(
             mapping=mapping,
             default_region=region,
             show_progress=not as_json and sys.stderr.isatty(),
+            chunk_rows=chunk_rows,
         )
 
     document = run_or_fail(run)

@@ -1880,6 +1880,11 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait(timeout=30)
 
 
+KILLED_CHUNK = 5_000
+KILLED_ROWS = 26_000
+"""The import ``_killed_half_way`` kills: six chunks (`leads import --chunk-rows`), prepared by chunk workers."""
+
+
 def _killed_half_way(
     database_url: str, command: list[str], env: dict[str, str], started: list[subprocess.Popen[bytes]]
 ) -> dict[str, Any]:
@@ -1907,7 +1912,7 @@ def _killed_half_way(
     assert left == [], f"processes of the killed import still run: {left}"
     [killed] = sql_rows(database_url, "SELECT * FROM imports WHERE id = %s", record["id"])
     assert killed["status"] == "processing", "as stored: nothing could write its end"
-    assert 1 <= killed["chunks_done"] < 3
+    assert 1 <= killed["chunks_done"] < -(-KILLED_ROWS // KILLED_CHUNK)
     return killed
 
 
@@ -1943,17 +1948,16 @@ def _leads_json(env: dict[str, str], *args: str) -> Any:
 def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     database_url: str, tmp_path: Path, cli_env: dict[str, str], started: list[subprocess.Popen[bytes]]
 ) -> None:
-    """The CLI has no chunk-size option (50,000 rows a chunk), so the file has 110,000 rows: three chunks. The
-    killed import read "processing" at its committed rows for good; it reads "interrupted" now (no process holds
-    its lock), in `imports show` and `imports list`."""
+    """The killed import read "processing" at its committed rows for good; it reads "interrupted" now (no
+    process holds its lock), in `imports show` and `imports list`."""
     list_id = _new_list(database_url, "killed")
-    path = _big_file(tmp_path / "big.csv", 110_000)
-    command = [*_leads_command(), "import", str(path), "--list", "killed", "--json"]
+    path = _big_file(tmp_path / "big.csv", KILLED_ROWS)
+    command = [*_leads_command(), "import", str(path), "--list", "killed", "--chunk-rows", str(KILLED_CHUNK), "--json"]
 
     killed = _killed_half_way(database_url, command, cli_env, started)
-    assert live_leads(database_url, list_id) == 50_000 * killed["chunks_done"], "whole chunks or nothing"
+    assert live_leads(database_url, list_id) == KILLED_CHUNK * killed["chunks_done"], "whole chunks or nothing"
     shown = _leads_json(cli_env, "imports", "show", str(killed["id"]))
-    assert (shown["status"], shown["progress"]["processed"]) == ("interrupted", 50_000 * killed["chunks_done"])
+    assert (shown["status"], shown["progress"]["processed"]) == ("interrupted", KILLED_CHUNK * killed["chunks_done"])
     assert [i["status"] for i in _leads_json(cli_env, "imports", "list")] == ["interrupted"]
     shown_text = subprocess.run(
         [*_leads_command(), "imports", "show", str(killed["id"])], env=cli_env, capture_output=True, check=True
@@ -1967,8 +1971,8 @@ def test_kill_9_of_leads_import_then_rerun_resumes_the_same_import(
     assert status["importId"] == str(killed["id"])
     assert status["batchId"] == killed["batch_id"]
     assert status["status"] == "completed"
-    assert status["results"] == {"imported": 110_000, "updated": 0, "skipped": 0, "errors": 0}
-    assert live_leads(database_url, list_id) == 110_000
+    assert status["results"] == {"imported": KILLED_ROWS, "updated": 0, "skipped": 0, "errors": 0}
+    assert live_leads(database_url, list_id) == KILLED_ROWS
     assert _duplicate_emails(database_url) == []
     assert sql_value(database_url, "SELECT count(*) FROM imports") == 1
     assert _staged_chunks(database_url) == 0, "the chunks the killed run's workers staged were dropped"
@@ -1990,22 +1994,26 @@ def test_an_import_killed_half_way_is_undone_exactly_and_imported_anew_after(
     known = _write_csv(
         tmp_path / "known.csv",
         ["Email", "First Name", "Last Name", "Title"],
-        [[f"person{i}@example.com", f"Known{i}", "", "CEO"] for i in range(0, 110_000, 500)],
+        [[f"person{i}@example.com", f"Known{i}", "", "CEO"] for i in range(0, KILLED_ROWS, 500)],
     )
     _leads_json(cli_env, "import", str(known), "--list", "killed")  # sealed with the keys of the CLI's home
     before = _stored_as_is(database_url)
-    path = _big_file(tmp_path / "big.csv", 110_000)
-    command = [*_leads_command(), "import", str(path), "--list", "killed", "--on-duplicate", "update", "--json"]
+    path = _big_file(tmp_path / "big.csv", KILLED_ROWS)
+    command = [*_leads_command(), "import", str(path), "--list", "killed", "--on-duplicate", "update"]
+    command += ["--chunk-rows", str(KILLED_CHUNK), "--json"]
 
     killed = _killed_half_way(database_url, command, cli_env, started)
-    updated = 100 * killed["chunks_done"]  # the known leads among the committed chunks' rows
+    updated = KILLED_CHUNK // 500 * killed["chunks_done"]  # the known leads among the committed chunks' rows
+    known_count = KILLED_ROWS // 500
     assert killed["updated"] == updated
-    assert sql_value(database_url, "SELECT count(*) FROM leads WHERE first_name LIKE 'Known%%'") == 220 - updated
+    assert (
+        sql_value(database_url, "SELECT count(*) FROM leads WHERE first_name LIKE 'Known%%'") == known_count - updated
+    )
     undone = subprocess.run(
         [*_leads_command(), "imports", "undo", str(killed["id"])], env=cli_env, capture_output=True, check=False
     )
     assert undone.returncode == 0, undone.stderr.decode()
-    removed = 50_000 * killed["chunks_done"] - updated
+    removed = KILLED_CHUNK * killed["chunks_done"] - updated
     assert f"{removed:,} leads removed, {updated:,} restored" in undone.stdout.decode()
     assert _stored_as_is(database_url) == before
 
@@ -2015,10 +2023,10 @@ def test_an_import_killed_half_way_is_undone_exactly_and_imported_anew_after(
     assert status["importId"] != str(killed["id"]), "the undone import is not resumed"
     assert (status["status"], status["results"]["imported"], status["results"]["updated"]) == (
         "completed",
-        110_000 - 220,
-        220,
+        KILLED_ROWS - known_count,
+        known_count,
     )
-    assert live_leads(database_url, list_id) == 110_000
+    assert live_leads(database_url, list_id) == KILLED_ROWS
     assert _leads_json(cli_env, "imports", "show", str(killed["id"]))["status"] == "undone"
     assert _staged_chunks(database_url) == 0, "the chunks the killed run's workers staged were dropped"
 
