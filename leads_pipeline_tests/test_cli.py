@@ -590,10 +590,24 @@ def test_the_import_progress_bar_draws_before_the_rows_are_counted_and_after(
     terminal = io.StringIO()
     monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True, width=120))
     for batch_key, shown in (("import-not-recorded-yet", "0/? rows"), (imported["batchId"], rows)):
-        stop = threading.Event()
-        threading.Timer(0.8, stop.set).start()
+        stop = _stop_once_shown(terminal, shown)
         cli._watch_progress(database_url, batch_key, stop)
         assert shown in terminal.getvalue()
+
+
+def _stop_once_shown(terminal: io.StringIO, shown: str, timeout_s: float = 30) -> threading.Event:
+    """An event set once ``shown`` is on the terminal (or after ``timeout_s``): the bar looks every 0.5 s, and on
+    a loaded machine its first look came after a fixed 0.8 s stop."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + timeout_s
+        while shown not in terminal.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    return stop
 
 
 def test_the_import_progress_bar_of_a_small_file_shows_its_rate_not_zero(
@@ -605,9 +619,7 @@ def test_the_import_progress_bar_of_a_small_file_shows_its_rate_not_zero(
     imported = leads.json("import", str(DEMO_FILE), "--list", "fair", "--json")
     terminal = io.StringIO()
     monkeypatch.setattr(cli, "errors", Console(file=terminal, force_terminal=True, width=120))
-    stop = threading.Event()
-    threading.Timer(0.8, stop.set).start()
-    cli._watch_progress(database_url, imported["batchId"], stop)
+    cli._watch_progress(database_url, imported["batchId"], _stop_once_shown(terminal, "36/36 rows"))
     rates = re.findall(r"36/36 rows\s+([\d,]+) rows/s", terminal.getvalue())
     assert rates and all(int(rate.replace(",", "")) > 0 for rate in rates), terminal.getvalue()
 
