@@ -329,9 +329,8 @@ def run_cli_import(
     """Import a file through Dagster, resuming an unfinished import of the same file into the same list."""
     from leads_pipeline.lib.workers import DEFAULT_CHUNK_ROWS, start_worker_server, worker_count
 
-    if (
-        worker_count(0, chunk_rows or DEFAULT_CHUNK_ROWS, file) > 1
-    ):  # its workers' server boots while Dagster starts the run
+    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
+    if worker_count(0, chunk_rows, file) > 1:  # its workers' server boots while Dagster starts the run
         start_worker_server()
     from dagster import DagsterExecutionInterruptedError
 
@@ -359,7 +358,7 @@ def run_cli_import(
         mapping={column: (target or UNMAPPED) for column, target in mapping.items()},
         default_region=default_region,
         user=acting_user(),
-        chunk_rows=chunk_rows or DEFAULT_CHUNK_ROWS,
+        chunk_rows=chunk_rows,
     )
     stop = threading.Event()
     watcher = None

@@ -95,12 +95,11 @@ def search_command(
         print_json({"leads": page.leads, "nextCursor": page.next_cursor})
         return
     if as_csv:
-        # the columns of `leads bulk export`, tags written as it writes them: an import of the file leaves the
-        # bookkeeping ones out (mapping.left_out_columns), where a segment shared without its tags lost them
+        # the columns of `leads bulk export`: an import of the file leaves the bookkeeping ones out
+        # (mapping.left_out_columns), where a segment shared without its tags lost them
         columns = [c for c in LEAD_COLUMNS if c != "list_id"] + ["list", "tags", *custom]
-        rows = ({**r, "tags": ", ".join(r["tags"])} for r in page.leads)
         with csv_stdout() as out:
-            write_leads_csv(out, rows, columns)
+            write_leads_csv(out, page.leads, columns)
     else:
         _print_table(page.leads)
     if page.next_cursor:

@@ -52,12 +52,15 @@ def write_csv(out: TextIO, header: list[str], rows: Iterable[Iterable[Any]]) -> 
 
 
 def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[str]) -> int:
-    """Write a header and one line per lead; ``custom.NAME`` columns read the lead's custom fields.
-    Returns the number of leads written."""
+    """Write a header and one line per lead; ``custom.NAME`` columns read the lead's custom fields, and a list
+    (the tags) is one cell, its items between commas ("EMEA, hot"). Returns the number of leads written."""
+
+    def cell(row: dict[str, Any], column: str) -> Any:
+        value = (row.get("custom") or {}).get(column[7:]) if column.startswith("custom.") else row.get(column)
+        return ", ".join(value) if isinstance(value, list) else value
 
     def cells(row: dict[str, Any]) -> list[Any]:
-        custom = row.get("custom") or {}
-        return [custom.get(c[7:]) if c.startswith("custom.") else row.get(c) for c in columns]
+        return [cell(row, c) for c in columns]
 
     return write_csv(out, columns, (cells(row) for row in rows))
 

@@ -224,15 +224,18 @@ _INVISIBLE: Final = r"[\x{ad}\x{200b}-\x{200d}\x{2060}\x{feff}]"
 # "'=SUM(A1)", "'-5", "a;'@b"). No value begins so: the apostrophe is the escape, not text, and a file
 # `leads bulk export` wrote imports back as it was.
 _ESCAPE_APOSTROPHE: Final = r"""^'(?: ?([+(0-9])|([ "]*[=+\-@]))"""
-_ESCAPE_APOSTROPHE_INSIDE: Final = r"""([,;])'([ "]*[=+\-@])"""
-_ESCAPE_APOSTROPHE_INSIDE_LINES: Final = r"""([,;\n])'([ "]*[=+\-@])"""
+_ESCAPE_APOSTROPHE_AFTER: Final = r"""'([ "]*[=+\-@])"""
+_SEPARATORS: Final = ",;"
+_SEPARATORS_OF_LINES: Final = ",;\n"
+"""Where the export's apostrophe may stand inside a value: after a separator, and in multi-line text (notes) after
+a line break too."""
 # What ends a line in a multi-line value: CRLF (Excel on Windows), CR (old Mac files), LF, NEL and Unicode's line
 # and paragraph separators, all stored as LF.
 _LINE_BREAK: Final = r"\r\n?|[\x{85}\x{2028}\x{2029}]"
 _INLINE_SPACE_RUN: Final = r"[ \t\x0b\f\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]+"
 # Anything _clean would change. Most columns of most files have none of it, and one search is cheaper than the
 # three replacements.
-_NEEDS_CLEANING: Final = rf"{_INVISIBLE}|[{_OTHER_SPACES}]|  |^ | $|^'|[,;]'"
+_NEEDS_CLEANING: Final = rf"{_INVISIBLE}|[{_OTHER_SPACES}]|  |^ | $|^'|[{_SEPARATORS}]'"
 
 
 def _clean(arr: Any, *, keep_lines: bool = False) -> Any:
@@ -253,10 +256,9 @@ def _clean(arr: Any, *, keep_lines: bool = False) -> Any:
     # costs a fraction of a regex pass
     if pc.any(pc.starts_with(arr, "'")).as_py():
         arr = _sub(arr, _ESCAPE_APOSTROPHE, r"\1\2")
-    if pc.any(pc.or_(pc.match_substring(arr, ";'"), pc.match_substring(arr, ",'"))).as_py():
-        arr = _sub(arr, _ESCAPE_APOSTROPHE_INSIDE, r"\1\2")
-    if keep_lines and pc.any(pc.match_substring(arr, "\n'")).as_py():  # the export's apostrophe after a line break
-        arr = _sub(arr, _ESCAPE_APOSTROPHE_INSIDE_LINES, r"\1\2")
+    separators = _SEPARATORS_OF_LINES if keep_lines else _SEPARATORS
+    if any(pc.any(pc.match_substring(arr, f"{separator}'")).as_py() for separator in separators):
+        arr = _sub(arr, f"([{separators}]){_ESCAPE_APOSTROPHE_AFTER}", r"\1\2")
     return _empty_to_null(arr)
 
 

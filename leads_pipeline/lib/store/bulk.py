@@ -33,7 +33,7 @@ from leads_pipeline.lib.scoring.stages import check_manual_stage
 from leads_pipeline.lib.store import access, audit, privacy, search_index
 from leads_pipeline.lib.store.db import key_column
 from leads_pipeline.lib.store.lists import Connection, LeadList, hold_lists_of, lock_for_adding, normalize_tags
-from leads_pipeline.lib.store.search import LEAD_COLUMNS, select_lead_ids, where_clause
+from leads_pipeline.lib.store.search import LEAD_COLUMNS, LEAD_TAGS, select_lead_ids, where_clause
 
 SETTABLE: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, "stage")
 """Fields ``set_field`` may write (plus custom fields as ``custom.NAME``)."""
@@ -709,11 +709,13 @@ def export_rows(conn: Connection, batch_rows: int = 5_000) -> Iterator[dict[str,
     order), streamed through a server-side cursor in id order so an export of a million leads does not hold them
     all in memory."""
     query = sql.SQL(
-        "SELECT {cols}, l.custom, s.name AS list,"
-        " (SELECT string_agg(t.tag, ', ' ORDER BY t.tag) FROM lead_tags t WHERE t.lead_id = l.id) AS tags"
+        "SELECT {cols}, l.custom, s.name AS list, {tags} AS tags"
         " FROM exported e JOIN leads l ON l.id = e.id JOIN lists s ON s.id = l.list_id WHERE e.sellable"
         " ORDER BY l.id"
-    ).format(cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS))
+    ).format(
+        cols=sql.SQL(", ").join(sql.SQL("l.{}").format(sql.Identifier(c)) for c in LEAD_COLUMNS),
+        tags=sql.SQL(LEAD_TAGS),
+    )
     with conn.cursor(name="leads_export") as cursor:
         cursor.itersize = batch_rows
         yield from cursor.execute(query)

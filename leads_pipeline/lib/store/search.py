@@ -541,6 +541,11 @@ def _sort_column(field: str, joined: bool) -> sql.Composable:
     return _column(field)
 
 
+LEAD_TAGS: Final = "ARRAY(SELECT t.tag FROM lead_tags t WHERE t.lead_id = l.id ORDER BY t.tag)"
+"""The tags of lead ``l``, in name order: a search page's and an export's (``export.write_leads_csv`` writes them
+in one cell)."""
+
+
 def search(
     conn: Connection,
     selection: Selection,
@@ -582,12 +587,12 @@ def search(
 
     def page_query(search_rows: sql.Composable) -> sql.Composed:
         return sql.SQL(
-            "SELECT {columns}, l.custom, s.name AS list,"
-            " ARRAY(SELECT t.tag FROM lead_tags t WHERE t.lead_id = l.id ORDER BY t.tag) AS tags"
+            "SELECT {columns}, l.custom, s.name AS list, {tags} AS tags"
             " FROM leads l JOIN lists s ON s.id = l.list_id{search}"
             " WHERE {condition} ORDER BY {order} LIMIT {limit}"
         ).format(
             columns=sql.SQL(", ").join(_column(c) for c in LEAD_COLUMNS),
+            tags=sql.SQL(LEAD_TAGS),
             search=search_rows,
             condition=condition,
             order=order,
