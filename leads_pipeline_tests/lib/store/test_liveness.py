@@ -42,5 +42,5 @@ def test_a_broken_session_is_closed_without_an_error(database_url: str) -> None:
     keeper.pgconn.finish()  # the server went away under it
     liveness.let_go(keeper)
     assert keeper.closed
-    with connect(database_url, autocommit=True) as other:
-        assert liveness.claim(other, liveness.IMPORT, 2)
+    with connect(database_url, autocommit=True) as other:  # once its backend has seen the socket close and ended
+        assert liveness.await_claim(other, liveness.IMPORT, 2, timeout_s=10)
