@@ -46,8 +46,9 @@ PHONE_EXTENSIONS: Final[dict[str, str]] = {"phone": "phone_ext", "mobile_phone":
 number: whatever writes a phone writes its extension with it, an empty one included."""
 
 MULTILINE_FIELDS: Final = frozenset({"notes"})
-"""The fields whose line breaks an import keeps: free text a person wrote in lines (a list, paragraphs). Every other
-value is one line (a line break in a name or an email is a spreadsheet's accident)."""
+"""The lead fields whose line breaks are kept: free text a person wrote in lines (a list, paragraphs). Custom values
+keep theirs too, every other value is one line (a line break in a name or an email is a spreadsheet's accident):
+``normalize.keeps_lines``, the rule every way of writing a value follows."""
 
 MAPPED_FIELDS: Final[tuple[str, ...]] = (*CANONICAL_FIELDS, *PHONE_EXTENSIONS.values())
 """What a file's column may be mapped to: the canonical fields, and a phone's extension in a column of its own (as

@@ -37,7 +37,8 @@ from nameparser import HumanName
 from nameparser.config import CONSTANTS as NAME_CONSTANTS
 
 from leads_pipeline.lib.countries import country_code
-from leads_pipeline.lib.fields import FAMILY_NAME_FIRST, HAN_COMPOUND_FAMILY_NAMES
+from leads_pipeline.lib.fields import FAMILY_NAME_FIRST, HAN_COMPOUND_FAMILY_NAMES, MULTILINE_FIELDS
+from leads_pipeline.lib.filters import CUSTOM_PREFIX
 
 __all__ = [
     "STRING",
@@ -46,9 +47,11 @@ __all__ = [
     "NormalizedPhones",
     "clean_arrow",
     "clean_text",
+    "clean_value",
     "company_key",
     "complete_names",
     "country_codes",
+    "keeps_lines",
     "linkedin_urls",
     "name_key",
     "normalize_emails",
@@ -232,6 +235,7 @@ a line break too."""
 # What ends a line in a multi-line value: CRLF (Excel on Windows), CR (old Mac files), LF, NEL and Unicode's line
 # and paragraph separators, all stored as LF.
 _LINE_BREAK: Final = r"\r\n?|[\x{85}\x{2028}\x{2029}]"
+_ANY_LINE_BREAK: Final = r"[\n\r\x{85}\x{2028}\x{2029}]"
 _INLINE_SPACE_RUN: Final = r"[ \t\x0b\f\x{a0}\x{1680}\x{2000}-\x{200a}\x{202f}\x{205f}\x{3000}]+"
 # Anything _clean would change. Most columns of most files have none of it, and one search is cheaper than the
 # three replacements.
@@ -243,6 +247,9 @@ def _clean(arr: Any, *, keep_lines: bool = False) -> Any:
     text: line breaks kept (as LF), spaces collapsed and trimmed within each line."""
     if not pc.any(_matches(arr, _NEEDS_CLEANING)).as_py():
         return _empty_to_null(arr)
+    # a column of free text (a custom one) most often has no line break: cleaned as one line, one regex pass
+    # instead of three, to the same values
+    keep_lines = keep_lines and pc.any(_matches(arr, _ANY_LINE_BREAK)).as_py()
     arr = _sub(arr, _INVISIBLE)
     if keep_lines:
         arr = _sub(arr, _LINE_BREAK, "\n")
@@ -305,6 +312,28 @@ def clean_text(s: pd.Series) -> pd.Series:
     return _series(_clean(_arrow(s)), s.index)
 
 
+def keeps_lines(field: str | None) -> bool:
+    """The one rule for line breaks in a stored lead value, whichever way it is written (an import, ``leads bulk
+    set``, a CRM pull): ``field`` (a lead field, ``custom.NAME``, or None for a file's column mapped to no field,
+    which goes to custom) keeps its line breaks when it holds free text written in lines: the notes
+    (``fields.MULTILINE_FIELDS``) and every custom value (a CRM's Description, a file's About column), stored with
+    LF. Every other value is one line, its line breaks spaces: a line break in a name, an email or a phone is a
+    spreadsheet's or a form's accident, and it broke one-line outputs, searches and CSV cells."""
+    return field is None or field.startswith(CUSTOM_PREFIX) or field in MULTILINE_FIELDS
+
+
+def clean_value(field: str, raw: str) -> str | None:
+    """One value of ``field`` cleaned as an import cleans its column (:func:`clean_arrow`, line breaks by
+    :func:`keeps_lines`); None for a blank one. A value with nothing to clean but its composition (printable, which
+    no line break, tab, other space or invisible character is; no doubled or outer space, no apostrophe: most names
+    and titles) is only composed, with no Arrow pass (~100 us each): a CRM pull cleans every field of every
+    record."""
+    if raw.isprintable() and "'" not in raw and "  " not in raw and raw == raw.strip(" "):
+        return unicodedata.normalize("NFC", raw) or None
+    value = clean_arrow(pa.array([raw], _LARGE_STRING), pd.RangeIndex(1), keep_lines=keeps_lines(field)).iloc[0]
+    return None if pd.isna(value) else str(value)
+
+
 def clean_arrow(arr: pa.Array, index: pd.Index, *, keep_lines: bool = False) -> pd.Series:
     """:func:`clean_text` of a column given as an Arrow string array (as read from a file: no nulls), on
     ``index``; skips building a pandas column first. The text is composed (NFC): a name a file writes decomposed
@@ -312,8 +341,8 @@ def clean_arrow(arr: pa.Array, index: pd.Index, *, keep_lines: bool = False) -> 
     stored as the same name typed composed, which it equals to the eye and to no comparison (a filter, a CRM, a
     spreadsheet's lookup) otherwise. Only a column with text beyond ASCII is normalized: most columns are ASCII,
     and normalizing one costs about as much as cleaning it. With ``keep_lines`` (notes: ``fields.MULTILINE_FIELDS``)
-    line breaks are kept as typed, stored as LF: a note written in paragraphs or as a list was stored as one run-on
-    line."""
+    line breaks are kept as typed, stored as LF (:func:`keeps_lines` says which columns): a note written in
+    paragraphs or as a list was stored as one run-on line."""
     arr = _clean(arr, keep_lines=keep_lines)
     if not pc.all(pc.string_is_ascii(arr)).as_py():
         arr = pc.utf8_normalize(arr, form="NFC")
@@ -1130,7 +1159,7 @@ def one_value(name: str, raw: str, country: str | None = None, default_region: s
         problem = phones.problems.iloc[0]
         return (None, str(problem)) if pd.notna(problem) else (phones.e164.iloc[0], None)
     if name not in _ONE_VALUE:
-        return unicodedata.normalize("NFC", raw.strip()), None
+        return clean_value(name, raw), None
     checked = _ONE_VALUE[name](one)
     problem = checked.problems.iloc[0]
     if pd.notna(problem):

@@ -25,7 +25,6 @@ from leads_pipeline.lib.fields import (
     CONTACT_KEYS,
     LEAD_COLUMNS,
     MATCH_KEYS,
-    MULTILINE_FIELDS,
     PHONE_EXTENSIONS,
     STORED_COLUMNS,
     TYPED_FIELDS,
@@ -170,7 +169,7 @@ def prepare_chunk(
         target = mapping.get(header)
         if target is None and header in left_out:
             continue
-        cleaned = norm.clean_arrow(columns[i], index, keep_lines=target in MULTILINE_FIELDS)
+        cleaned = norm.clean_arrow(columns[i], index, keep_lines=norm.keeps_lines(target))
         if target is None:
             # a custom field as `leads bulk export` writes it ("custom.Owner") goes back under its own name
             named = header.startswith(CUSTOM_PREFIX) and len(header) > len(CUSTOM_PREFIX)

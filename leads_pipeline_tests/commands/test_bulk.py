@@ -459,6 +459,50 @@ def test_values_the_export_escaped_as_formulas_import_back_as_they_were(
     assert (copy["notes"], copy["custom"]["Balance"], copy["custom"]["Twitter"]) == stored
 
 
+def test_a_line_break_set_in_bulk_is_kept_in_notes_and_custom_fields_only(fair: Leads) -> None:
+    """`leads bulk set` stored a name as typed: one pasted with a line break kept it (it broke one-line outputs,
+    CSV cells and searches), and a custom text its CRLF and stray spaces. A value is now stored as the import
+    stores it: notes and custom values keep their lines (stored as LF, spaces collapsed within each, blank lines
+    around them trimmed), every other field is one line; ``leads show`` indents a custom value's later lines."""
+    ana = ("--where", "email ~ acme")
+    fair.ok("bulk", "set", *ana, "--", "first_name", "Ana\nMaría")
+    fair.ok("bulk", "set", *ana, "--", "title", " Head of\r\nSales ")
+    fair.ok("bulk", "set", *ana, "--", "custom.About", "\r\n Founded  1999\r\n\r\n- Madrid\r- Lisbon  \n")
+    fair.ok("bulk", "set", *ana, "--", "notes", "Call back \r\n - pricing")
+    [lead] = fair.json("search", *ana, "--json")["leads"]
+    assert (lead["first_name"], lead["title"]) == ("Ana María", "Head of Sales")
+    assert lead["custom"]["About"] == "Founded 1999\n\n- Madrid\n- Lisbon"
+    assert lead["notes"] == "Call back\n- pricing"
+    assert "\n  custom.About: Founded 1999\n    \n    - Madrid\n    - Lisbon\n" in fair.ok("show", str(lead["id"]))
+    fair.ok("bulk", "set", *ana, "--", "custom.About", " \r\n ")
+    assert "About" not in fair.json("show", str(lead["id"]), "--json")["custom"], "a blank value clears the field"
+
+
+def test_a_multi_line_custom_field_exports_and_imports_back_as_it_was(
+    fair: Leads, database_url: str, tmp_path: Path
+) -> None:
+    """A custom field in lines was exported in its quoted cell, a formula start after each line break escaped,
+    but imported back as one run-on line with the apostrophes in it: an unchanged export imported with
+    --on-duplicate update changed the lead. Its lines and text now come back as they were."""
+    ana = ("--where", "email ~ acme")
+    about = "Founded 1999\n=HQ Madrid\n- Lisbon office\n@team, +34 91"
+    fair.ok("bulk", "set", *ana, "--", "custom.About", about)
+    exported = tmp_path / "fair.csv"
+    fair.ok("bulk", "export", "--list", "fair", "--out", str(exported))
+    with exported.open(encoding="utf-8-sig", newline="") as handle:
+        [row] = [r for r in csv.DictReader(handle) if r["custom.About"]]
+    assert row["custom.About"] == "Founded 1999\n'=HQ Madrid\n'- Lisbon office\n'@team,' +34 91"
+    [searched] = [r for r in csv.DictReader(io.StringIO(fair.ok("search", *ana, "--csv")))]
+    assert searched["custom.About"] == row["custom.About"], "search --csv writes the cell as the export does"
+
+    status = import_file(database_url, exported, "fair", on_duplicate="update")
+    assert status["results"]["updated"] == 0, "an unchanged export changes no lead"
+    fair.ok("lists", "create", "copy")
+    import_file(database_url, exported, "copy")
+    [copy] = fair.json("search", "--list", "copy", *ana, "--json")["leads"]
+    assert copy["custom"]["About"] == about
+
+
 def test_a_phone_set_without_country_code_is_read_in_each_leads_country(fair: Leads) -> None:
     """As the import reads a row's phone in its country: the Spanish and the German lead each get their own
     country's number, not a US one; a number valid in none of their countries is refused."""

@@ -30,6 +30,7 @@ from leads_pipeline.lib.normalize import (
     name_key,
     normalize_emails,
     normalize_phones,
+    one_value,
     to_int,
     to_number,
     website_to_domain,
@@ -122,6 +123,24 @@ def test_object_and_numeric_input_columns_are_accepted() -> None:
 )
 def test_clean_text(raw: str | None, expected: str | None) -> None:
     assert py(clean_text(one(raw)).iloc[0]) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "raw", "expected"),
+    [
+        ("first_name", "Ann\r\nMarie ", "Ann Marie"),  # a cell typed with Alt+Enter, a CRM's text area
+        ("company", "Acme\u2028 Iberia", "Acme Iberia"),
+        ("stage", "mql\n", "mql"),
+        ("notes", " Call back \r\n\r\n - pricing\r- seats\n", "Call back\n\n- pricing\n- seats"),
+        ("custom.About", "\n Founded  1999\r\n'=HQ Madrid ", "Founded 1999\n=HQ Madrid"),
+        ("custom.About", "Plain text", "Plain text"),
+        ("custom.About", " \r\n ", None),
+    ],
+)
+def test_one_value_keeps_line_breaks_in_notes_and_custom_fields_only(field: str, raw: str, expected: str) -> None:
+    """``leads bulk set`` and CRM pulls stored a name with its line break (and any custom text as given): every
+    way in now cleans a value as the import cleans its column, line breaks kept where ``keeps_lines`` says."""
+    assert one_value(field, raw) == (expected, None)
 
 
 # --------------------------------------------------------------------------------------------------------

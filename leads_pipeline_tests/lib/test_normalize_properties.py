@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -174,3 +175,22 @@ def test_one_value_never_raises(raw: str, name: str, country: str | None) -> Non
     value, problem = norm.one_value(name, raw, country)
     assert value is None or problem is None
     assert problem is None or isinstance(problem, str)
+
+
+LINE_PIECES = [*"ab '=,;-\t\r\n\x85\u2028\u00a0\u200b\u00ad\u3000é", "e\u0301"]
+LINES = st.lists(st.sampled_from(LINE_PIECES), max_size=16).map("".join)
+
+
+@settings(max_examples=300)
+@given(st.one_of(TEXT, LINES), st.sampled_from(["first_name", "email", "notes", "custom.About"]))
+@example("Ann\r\nMarie", "first_name")
+@example(" a\r\n\r\n b  \n", "custom.About")
+def test_one_value_is_cleaned_as_the_import_cleans_its_column(raw: str, field: str) -> None:
+    """A value written alone (``leads bulk set``, a CRM pull: ``clean_value``, which skips Arrow for a value with
+    nothing to clean) is the value the import stores from the same cell of a column of that field: in lines (LF
+    only) in notes and custom fields, in one line in any other."""
+    keep_lines = norm.keeps_lines(field)
+    column = norm.clean_arrow(pa.array([raw], pa.large_string()), pd.RangeIndex(1), keep_lines=keep_lines)
+    value = norm.clean_value(field, raw)
+    assert value == (None if pd.isna(column.iloc[0]) else column.iloc[0])
+    assert value is None or ("\r" not in value and ("\n" not in value or keep_lines))

@@ -21,7 +21,7 @@ import pandas as pd
 from leads_pipeline.lib.clients.actors import SearchResult
 from leads_pipeline.lib.countries import COUNTRY_PROBLEM
 from leads_pipeline.lib.enrichment.taxonomy import classify_industry, size_range
-from leads_pipeline.lib.normalize import company_key, linkedin_urls, one_value, website_to_domain
+from leads_pipeline.lib.normalize import clean_value, company_key, linkedin_urls, one_value, website_to_domain
 
 if TYPE_CHECKING:  # the clients load Dagster and the providers' libraries, which an estimate does not use
     from leads_pipeline.lib.clients.gemini import CompanyResearch
@@ -207,7 +207,8 @@ def from_research(research: CompanyResearch, identity: Identity) -> ProviderAnsw
         return ProviderAnswer(
             "rejected", rejected=(Rejected("company", str(research.name), reason),), sources=sources, details=details
         )
-    add("company", research.name, research.name.strip() if research.name else None, "empty name")
+    # as an import stores a company: one line, spaces collapsed (a model's answer may hold a line break)
+    add("company", research.name, clean_value("company", research.name) if research.name else None, "empty name")
     add("website", research.website, website, "not a website URL")
     add("company_domain", research.website, website, "not a website URL")
     sector = classify_industry(research.industry)

@@ -330,15 +330,16 @@ def set_field(
     with conn.transaction():
         ids = matched_leads(conn, selection, user, "editing its leads")
         groups: list[tuple[Any, list[int], sql.Composable, sql.Composable, dict[str, Any]]]
-        if custom is not None:
+        if custom is not None:  # cleaned as an import cleans a custom column (its line breaks kept)
+            value = normalized_value(name, raw)
             assignment = sql.SQL(
                 "custom = custom - %(custom_name)s::text"
-                if not raw.strip()
+                if value is None
                 else "custom = jsonb_set(custom, ARRAY[%(custom_name)s::text], to_jsonb(%(custom_value)s::text))"
             )
             changed_test = sql.SQL("custom ->> %(custom_name)s::text IS DISTINCT FROM %(custom_value)s::text")
-            values = {"custom_name": custom, "custom_value": raw if raw.strip() else None}
-            groups = [(raw, ids, assignment, changed_test, values)]
+            values = {"custom_name": custom, "custom_value": value}
+            groups = [(value, ids, assignment, changed_test, values)]
         else:
             by_value = _values_by_country(conn, ids, name, raw, default_region)
             if name in SEALED_FIELDS and name != "street" and privacy.suppressed_values(conn, name, list(by_value)):

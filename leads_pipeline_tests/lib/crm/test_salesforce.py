@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -10,6 +11,7 @@ import pytest
 
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
+from leads_pipeline.lib.store.lists import ensure_list
 from leads_pipeline.sandbox.http.salesforce import DAILY_API_LIMIT, SalesforceEmulator
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline_tests.lib.crm.helpers import (
@@ -296,3 +298,35 @@ def test_a_title_with_emoji_is_truncated_to_the_length_salesforce_counts(
     with connect(database_url) as db:
         errors = store.run_errors(db, failed.sync_id)
     assert failed.failed == 2 and all("Title: data value too large" in e["message"] for e in errors), errors
+
+
+def test_a_pulled_description_keeps_its_lines_and_a_pulled_name_is_one_line(
+    database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str]
+) -> None:
+    """A pull stored a CRM's values as they came: a name or a company with a line break (typed in a text area,
+    pasted from an email signature) kept it, and a Description pulled into a custom field kept its CRLF and stray
+    spaces. A pulled value is stored as an import stores it: the Description, into notes or into a custom field,
+    keeps its lines (as LF, spaces collapsed within each), a name and a company are one line."""
+    record = salesforce(sandbox).stores["Lead"].create(
+        {"FirstName": "Ann\nMarie", "LastName": "Lines", "Company": "Acme\r\nIberia", "Email": "ann.lines@sf.example",
+         "Description": "Met at the fair \r\n- wants a demo\r\n\r\n-  20 seats\r\n"}
+    )  # fmt: skip
+    mapping = {"id": "Leads_Id__c", "email": "Email", "first_name": "FirstName", "last_name": "LastName",
+               "company": "Company"}  # fmt: skip
+    stored: dict[str, dict[str, Any]] = {}
+    for n, into in enumerate(("notes", "custom.Description")):
+        pull = connection("salesforce", f"sf-lines-{n}", direction="pull", mapping={**mapping, into: "Description"})
+        with transaction(database_url) as db:  # the pull reads only this test's record
+            list_id = ensure_list(db, f"Lines {into}", owner="tester").id
+            store.ensure_connection(db, pull.name, pull.crm)
+            store.set_pull_cursor(db, pull.name, record.updated - timedelta(milliseconds=1))
+        assert engine(database_url, sandbox, pull, **salesforce_env).run("pull", list_id).pulled >= 1
+        with connect(database_url) as db:
+            stored[into] = db.execute(
+                "SELECT * FROM leads WHERE list_id = %s AND email_bidx = %s", (list_id, bidx("ann.lines@sf.example"))
+            ).fetchone()
+    description = "Met at the fair\n- wants a demo\n\n- 20 seats"
+    assert stored["notes"]["notes"] == description
+    assert stored["custom.Description"]["custom"] == {"Description": description}
+    for lead in stored.values():
+        assert (lead["first_name"], lead["company"], lead["company_key"]) == ("Ann Marie", "Acme Iberia", "acme iberia")

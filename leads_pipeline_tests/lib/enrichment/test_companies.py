@@ -65,6 +65,13 @@ def test_grounded_research_becomes_facts_with_sources() -> None:
     assert facts["hq_city"].details["sources"] == [{"uri": "https://www.acme.io", "title": "acme.io"}]
 
 
+def test_a_company_name_researched_in_lines_is_stored_in_one_as_an_import_stores_it() -> None:
+    """The company name of a research answer became the lead's company as the model wrote it: with a line break
+    ("Acme Analytics,\nInc."), one an import, ``leads bulk set`` or a CRM pull would have made a space."""
+    answer = from_research(_research(name=" Acme  Analytics,\r\nInc. "), ACME)
+    assert {f.field: f.value for f in answer.facts}["company"] == "Acme Analytics, Inc."
+
+
 def test_ungrounded_research_is_less_confident() -> None:
     answer = from_research(_research(sources=[]), ACME)
     assert {f.confidence for f in answer.facts} == {60}

@@ -1186,6 +1186,24 @@ def test_values_with_quotes_commas_newlines_and_unicode_survive_the_copy(databas
     assert leads["bob@example.com"]["custom"] == {"Remark": "\\N", "Empty": "x"}
 
 
+def test_a_multi_line_custom_column_keeps_its_lines_and_a_name_is_one_line(database_url: str, tmp_path: Path) -> None:
+    """A custom text column written in lines (an About column, a CRM's Description exported) was stored as one
+    run-on line: outside notes the import made every line break a space. A custom value keeps its lines as a note
+    does (CRLF and CR stored as LF, spaces collapsed within each line, blank lines around it trimmed); a name or a
+    title with a line break (a cell typed with Alt+Enter) is one line; a custom column without one as before."""
+    _new_list(database_url)
+    path = tmp_path / "lines.csv"
+    path.write_bytes(
+        b"Email,First Name,Title,About,Remark\r\n"
+        b'ann@example.com,"Ann\r\nMarie"," Head of\nSales ",'
+        b'"\r\n Founded  1999\r\n\r\n- Madrid\r- Lisbon  \r\n","  fair  x"\r\n'
+    )
+    assert import_file(database_url, path)["results"]["imported"] == 1
+    [ann] = _all_leads(database_url)
+    assert (ann["first_name"], ann["title"]) == ("Ann Marie", "Head of Sales")
+    assert ann["custom"] == {"About": "Founded 1999\n\n- Madrid\n- Lisbon", "Remark": "fair x"}
+
+
 def test_an_update_with_a_new_last_name_alone_keeps_the_full_name_whole(database_url: str, tmp_path: Path) -> None:
     _new_list(database_url)
     header = ["Email", "First Name", "Last Name"]
