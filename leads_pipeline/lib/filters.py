@@ -402,7 +402,7 @@ class Selection:
             lists=tuple(lists or ()),
             where=tuple(parse_filter(text) for text in where or ()),
             query=(query or "").strip() or None,
-            tags=tuple(tags or ()),
+            tags=tuple(unicodedata.normalize("NFC", tag.strip()) for tag in tags or ()),  # as tags are stored
             stages=tuple(stages or ()),
             score_min=score_min,
             score_max=score_max,

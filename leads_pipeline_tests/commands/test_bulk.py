@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,33 @@ def test_tag_untag_and_search_by_tag(fair: Leads) -> None:
     assert fair.json("bulk", "untag", "hot", "--tag", "hot", "--json")["changed"] == 2
     assert fair.json("search", "--tag", "hot", "--json")["leads"] == []
     assert len(fair.json("search", "--tag", "emea", "--json")["leads"]) == 2
+
+
+def test_a_tag_is_one_tag_however_its_accents_were_typed_and_holds_no_control_characters(
+    fair: Leads, database_url: str
+) -> None:
+    """A tag "Müller" typed with a composed ü and with u + combining diaeresis (a macOS file name, a pasted cell) made
+    two tags that print alike, and a search by one missed the leads of the other; a tag with a line break or a terminal
+    escape was stored and printed to the terminal of everyone who listed the leads."""
+    composed, decomposed = "Müller", unicodedata.normalize("NFD", "Müller")
+    assert fair.json("bulk", "tag", composed, "--where", "country = ES", "--json")["changed"] == 1
+    assert fair.json("bulk", "tag", decomposed, "--where", "country in ES, DE", "--json")["changed"] == 1
+    found = fair.json("search", "--tag", f" {decomposed} ", "--json")["leads"]
+    assert sorted(lead["email"] for lead in found) == ["ana.garcia@acme.es", "juergen@beispiel.de"]
+    assert fair.json("show", str(found[0]["id"]), "--json")["tags"] == [composed]
+    before = sql_rows(database_url, "SELECT * FROM lead_tags ORDER BY lead_id, tag")
+    for tag in ("hot\nlead", "\x1b[31mred", "tab\there"):
+        expected = f"error: a tag cannot hold control characters (line breaks, tabs, escapes); got {tag!r}"
+        assert fair.fails("bulk", "tag", tag, "--list", "fair") == expected
+        assert fair.fails("lists", "tag", "fair", tag) == expected
+        assert fair.fails("lists", "create", "other", "--tag", tag) == expected
+    assert sql_rows(database_url, "SELECT * FROM lead_tags ORDER BY lead_id, tag") == before
+    folder = "Sales/\x1b[2J"
+    expected = f"error: a folder cannot hold control characters (line breaks, tabs, escapes); got {folder!r}"
+    assert fair.fails("lists", "move", "fair", "--folder", folder) == expected
+    fair.ok("lists", "tag", "fair", decomposed)
+    assert fair.json("lists", "show", "fair", "--json")["tags"] == [composed]
+    assert [lst["name"] for lst in fair.json("lists", "ls", "--tag", decomposed, "--json")] == ["fair"]
 
 
 def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> None:

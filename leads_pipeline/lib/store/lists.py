@@ -69,17 +69,20 @@ def normalize_folder(folder: str | None) -> str | None:
     segments = [segment.strip() for segment in folder.strip().strip("/").split("/")]
     if any(not segment for segment in segments):
         raise ConfigurationError(f"--folder {folder!r} has an empty segment; write folders like Sales/EMEA/Q3")
-    return "/".join(segments)
+    return access.printable_name(unicodedata.normalize("NFC", "/".join(segments)), "a folder")
 
 
 def normalize_tags(tags: list[str] | tuple[str, ...]) -> list[str]:
-    """Tags trimmed, without blanks or repeats, in the order given."""
+    """Tags trimmed and composed (NFC, so "Müller" typed either way is one tag), without blanks, repeats or
+    control characters (``access.printable_name``: tables of lists and leads print tags to every member's
+    terminal), in the order given."""
     cleaned: list[str] = []
     for tag in tags:
         if not tag.strip():
             raise ConfigurationError("a tag cannot be empty")
-        if tag.strip() not in cleaned:
-            cleaned.append(tag.strip())
+        printable = access.printable_name(unicodedata.normalize("NFC", tag), "a tag")
+        if printable not in cleaned:
+            cleaned.append(printable)
     return cleaned
 
 
@@ -408,6 +411,7 @@ def find_lists(
     ``folder`` matches the folder and every folder nested in it; archived lists only appear with ``archived``.
     """
     folder = normalize_folder(folder)
+    tag = None if tag is None else normalize_tags([tag])[0]  # as tags are stored
     rows = conn.execute(
         "SELECT l.*, (SELECT count(*) FROM leads d WHERE d.list_id = l.id AND d.deleted_at IS NULL) AS lead_count"
         " FROM lists l WHERE l.id = ANY(%(ids)s) AND l.deleted_at IS NULL"
