@@ -90,6 +90,12 @@ def test_set_field_normalizes_and_reports(fair: Leads, database_url: str) -> Non
     fair.ok("bulk", "set", "custom.Owner", "", "--where", "email ~ acme")
     custom = sql_value(database_url, "SELECT custom FROM leads WHERE email_bidx = %s", bidx("ana.garcia@acme.es"))
     assert "Owner" not in custom
+    # a custom field needs a name, and one a terminal prints as it is
+    error = "error: cannot set 'custom. ': name the custom field after the dot, as custom.Owner"
+    assert fair.fails("bulk", "set", "custom. ", "x", "--where", "email ~ acme") == error
+    error = "error: a custom field name cannot hold control characters (line breaks, tabs, escapes); got 'Own\\ner'"
+    assert fair.fails("bulk", "set", "custom.Own\ner", "x", "--where", "email ~ acme") == error
+    assert sql_value(database_url, "SELECT count(*) FROM leads WHERE custom ?| %s", ["", "Own\ner"]) == 0
     assert "email 'nope'" in fair.fails("bulk", "set", "email", "nope", "--where", "email ~ acme")
     assert "cannot set 'id'" in fair.fails("bulk", "set", "id", "3", "--where", "email ~ acme")
     assert "say which leads" in fair.fails("bulk", "set", "stage", "mql")

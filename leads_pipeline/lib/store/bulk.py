@@ -321,6 +321,10 @@ def set_field(
     in each lead's country, then in ``default_region`` (the import's ``--default-region``)."""
     check_default_region(default_region)
     custom = name[len(CUSTOM_PREFIX) :] if name.startswith(CUSTOM_PREFIX) else None
+    if custom is not None:  # "custom." made a field named "", a control character one printed to terminals
+        if not custom.strip():
+            raise ConfigurationError(f"cannot set {name!r}: name the custom field after the dot, as custom.Owner")
+        custom = access.printable_name(custom, "a custom field name")
     if custom is None and name not in SETTABLE:
         raise ConfigurationError(
             f"cannot set {name!r}; settable fields: {', '.join(SETTABLE)}, or a custom field as custom.NAME"
