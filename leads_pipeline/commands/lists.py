@@ -48,10 +48,11 @@ def _in_transaction(action: Callable[[Any], T]) -> T:
 def _document(conn: Any, lead_list: Any) -> dict[str, Any]:
     """The PRD's list shape plus folder, tags, settings, members and counts by stage and enrichment state."""
     from leads_pipeline.lib.store import access
-    from leads_pipeline.lib.store.lists import lead_count, list_breakdown
+    from leads_pipeline.lib.store.lists import list_breakdown
 
-    document = lead_list.as_json(lead_count(conn, lead_list.id))
-    document.update(list_breakdown(conn, lead_list.id))
+    total, breakdown = list_breakdown(conn, lead_list.id)
+    document = lead_list.as_json(total)
+    document.update(breakdown)
     document["members"] = [{"user": m["username"], "role": m["role"]} for m in access.members(conn, lead_list.id)]
     return document
 

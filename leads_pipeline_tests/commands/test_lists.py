@@ -30,6 +30,18 @@ def test_create_with_folder_and_tags_then_show_everything(leads: Leads, database
     assert shown["byEnrichment"] == {"enriched": 0, "notEnriched": 33}
     assert shown["members"] == [{"user": "tester", "role": "owner"}]
     assert shown["settings"] == {"deduplication": "email"}
+    with connect(database_url) as conn:  # two stages, two enriched leads (one twice), one lead deleted
+        ids = [r["id"] for r in conn.execute("SELECT id FROM leads ORDER BY id LIMIT 4")]
+        conn.execute("UPDATE leads SET stage = 'mql' WHERE id = ANY(%s)", (ids[:3],))
+        conn.execute(
+            "INSERT INTO lead_facts (lead_id, field, value, source, confidence) SELECT i, f, '\"x\"', 'test', 1"
+            " FROM unnest(%s::bigint[]) i, unnest(ARRAY['title', 'industry']) f",
+            (ids[1:4],),
+        )
+        conn.execute("UPDATE leads SET deleted_at = now() WHERE id = %s", (ids[3],))
+    shown = leads.json("lists", "show", "q3 emea", "--json")
+    assert (shown["leadCount"], shown["byStage"]) == (32, {"mql": 3, "new": 29})
+    assert shown["byEnrichment"] == {"enriched": 2, "notEnriched": 30}
 
 
 def test_create_if_missing_leaves_the_list_a_rerun_of_a_script_finds(leads: Leads, database_url: str) -> None:

@@ -430,21 +430,16 @@ def find_lists(
     return [(_from_row(r), int(r["lead_count"])) for r in rows]
 
 
-def list_breakdown(conn: Connection, list_id: int) -> dict[str, Any]:
-    """Counts of the list's live leads by stage and by enrichment state (enriched = has at least one fact)."""
-    stages = {
-        r["stage"]: int(r["n"])
-        for r in conn.execute(
-            "SELECT stage, count(*) AS n FROM leads WHERE list_id = %s AND deleted_at IS NULL"
-            " GROUP BY stage ORDER BY stage",
-            (list_id,),
-        )
-    }
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id)) AS enriched,"
-        " count(*) AS total FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL",
+def list_breakdown(conn: Connection, list_id: int) -> tuple[int, dict[str, Any]]:
+    """The list's live leads: their count, and counts by stage and by enrichment state (enriched = has at least
+    one fact), read in one scan of the list's leads (three scans made `lists show` of a 1M-lead list take 3 s)."""
+    rows = conn.execute(
+        "SELECT stage, count(*) AS n,"
+        " count(*) FILTER (WHERE EXISTS (SELECT 1 FROM lead_facts f WHERE f.lead_id = l.id)) AS enriched"
+        " FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL GROUP BY stage ORDER BY stage",
         (list_id,),
-    ).fetchone()
-    assert row is not None
-    enriched = int(row["enriched"])
-    return {"byStage": stages, "byEnrichment": {"enriched": enriched, "notEnriched": int(row["total"]) - enriched}}
+    ).fetchall()
+    total = sum(int(r["n"]) for r in rows)
+    enriched = sum(int(r["enriched"]) for r in rows)
+    stages = {r["stage"]: int(r["n"]) for r in rows}
+    return total, {"byStage": stages, "byEnrichment": {"enriched": enriched, "notEnriched": total - enriched}}
