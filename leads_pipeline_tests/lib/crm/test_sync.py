@@ -148,13 +148,13 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
 
     monkeypatch.setattr(normalize, "company_key", counted)
     normalized: list[dict[str, Any]] = []
-    to_lead_values = sync_module.to_lead_values
+    lead_values = sync_module.lead_values
 
-    def once(values: dict[str, Any]) -> dict[str, Any]:
-        normalized.append(values)
-        return to_lead_values(values)
+    def once(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        normalized.extend(records)
+        return lead_values(records)
 
-    monkeypatch.setattr(sync_module, "to_lead_values", once)
+    monkeypatch.setattr(sync_module, "lead_values", once)
 
     def keys() -> list[tuple[Any, Any, Any]]:
         with connect(database_url) as db:
