@@ -19,17 +19,14 @@ from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.normalize import clean_value, phone_extensions_of, values_of
 
 
-def to_lead_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """``{lead field: CRM value}`` normalized as an import normalizes a row (phones to E.164 in the record's
-    country, their extensions kept apart; emails, websites, LinkedIn URLs, countries, numbers); misfits move to
-    ``custom.<field>``. Line breaks are kept in notes and custom values only (``normalize.keeps_lines``), as an
-    import keeps them. The lead's ``id`` is never taken from a CRM (it is only ever sent, e.g. as an external id)."""
-    return lead_values([values])[0]
-
-
 def lead_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """:func:`to_lead_values` of each of ``records``, each field's values normalized in one pass (a pass a value
-    made a pull's chunk of 200 records about a second of pandas calls)."""
+    """Each of ``records`` (``{lead field: CRM value}``) normalized as an import normalizes a row (phones to E.164
+    in the record's country, their extensions kept apart; emails, websites, LinkedIn URLs, countries, numbers);
+    misfits move to ``custom.<field>``. Line breaks are kept in notes and custom values only
+    (``normalize.keeps_lines``), as an import keeps them. The lead's ``id`` is never taken from a CRM (it is only
+    ever sent, e.g. as an external id). A field's values are normalized in one pass (``normalize.values_of``): a
+    pass a value made a pull's chunk of 200 records two seconds of pandas calls; each record's are those it has
+    alone."""
     texts = [{name: None if raw is None or not str(raw).strip() else str(raw).strip() for name, raw in values.items()}
              for values in records]  # fmt: skip
     countries = [
@@ -65,16 +62,20 @@ def lead_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def taken(values: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
-    """What a lead takes of a record's lead values (``to_lead_values``) for its lead ``fields``: each field's
+    """What a lead takes of a record's lead values (``lead_values``) for its lead ``fields``: each field's
     value, with the ``custom.<field>`` a misfit moved to and a phone's extension, all normalized in the record's
     context (a phone in its country, as the record was compared)."""
-    kept = {*fields, *(f"{CUSTOM_PREFIX}{name}" for name in fields), *(PHONE_EXTENSIONS.get(n) for n in fields)}
+    kept = {
+        *fields,
+        *(f"{CUSTOM_PREFIX}{n}" for n in fields),
+        *(PHONE_EXTENSIONS[n] for n in fields if n in PHONE_EXTENSIONS),
+    }
     return {name: value for name, value in values.items() if name in kept}
 
 
 def as_sent(mapping: Sequence[FieldMap], remote: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """The CRM's ``remote`` values (CRM field -> value) as the pipeline would send them once taken: the lead values
-    they normalize to (``values``: ``to_lead_values`` of them) through the field's transforms (``map_lead``).
+    they normalize to (``values``: ``lead_values`` of them) through the field's transforms (``map_lead``).
     "(415) 555-0100" is sent as +14155550100, the lead's number: one value, however the CRM writes it. A value that
     fits no lead field (moved to ``custom.<field>``), a phone written with an extension (E.164 has none: the lead
     keeps it apart), the lead's ``id`` and an empty value (which a ``default:`` transform would send filled) are

@@ -956,7 +956,7 @@ class SyncEngine:
         record skipped whole, the edit waited for the record's next change in the CRM). A CRM dating changes to the
         second (``dated_to_the_second``: Pipedrive) has every field of a record of that push's second compared: it
         may hold an edit made after the push within the second.
-        ``values``: the record's as lead values (``to_lead_values``, screened), which a new lead is given.
+        ``values``: the record's as lead values (``lead_values``, screened), which a new lead is given.
         ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
         given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection

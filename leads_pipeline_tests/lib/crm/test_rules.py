@@ -10,7 +10,7 @@ import pytest
 
 from leads_pipeline.lib.crm.conflicts import Merge, merge
 from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
-from leads_pipeline.lib.crm.inbound import as_sent, lead_values, to_lead_values
+from leads_pipeline.lib.crm.inbound import as_sent, lead_values
 from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
@@ -80,7 +80,7 @@ def test_the_crms_writing_of_the_leads_value_is_no_change_and_another_value_is(
     mapping = (FieldMap(field, "f"),)
 
     def merged(value: str, local: str = ours) -> Merge:
-        normal = as_sent(mapping, {"f": value}, to_lead_values({field: value}))
+        normal = as_sent(mapping, {"f": value}, lead_values([{field: value}])[0])
         return merge({"f": ours}, {"f": local}, {"f": value}, {"f": "crm_wins"}, EARLY, LATE, normal)
 
     assert merged(theirs) == Merge({}, [])
@@ -94,10 +94,10 @@ def test_a_value_that_fits_no_field_or_holds_an_extension_is_compared_as_the_crm
     is never the lead's value however it normalizes: a change the lead takes as before."""
     mapping = (FieldMap("phone", "Phone"), FieldMap("email", "Email", ("upper",)), FieldMap("title", "Title"))
     remote = {"Phone": "415 555 0100 ext. 7", "Email": "Ann@Example.com", "Title": None}
-    assert as_sent(mapping, remote, to_lead_values({"phone": remote["Phone"], "email": remote["Email"]})) == {
+    assert as_sent(mapping, remote, lead_values([{"phone": remote["Phone"], "email": remote["Email"]}])[0]) == {
         "Phone": "415 555 0100 ext. 7", "Email": "ANN@EXAMPLE.COM", "Title": None
     }  # fmt: skip
-    assert as_sent(mapping, {"Phone": "call me"}, to_lead_values({"phone": "call me"})) == {"Phone": "call me"}
+    assert as_sent(mapping, {"Phone": "call me"}, lead_values([{"phone": "call me"}])[0]) == {"Phone": "call me"}
 
 
 def test_records_normalized_together_are_each_as_alone() -> None:
@@ -110,7 +110,7 @@ def test_records_normalized_together_are_each_as_alone() -> None:
         {"phone": "+44 20 7946 0958", "country": "US", "linkedin_url": "linkedin.com/in/Ann/", "title": "\u200b"},
         {},
     ]
-    assert lead_values(records) == [to_lead_values(record) for record in records]
+    assert lead_values(records) == [lead_values([record])[0] for record in records]
     assert lead_values(records)[0]["phone"] == "+49301234567" and lead_values(records)[1]["custom.email"] == "nope"
 
 
