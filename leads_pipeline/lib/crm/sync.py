@@ -30,9 +30,9 @@ from leads_pipeline.lib.crm.base import (
     RemoteRecord,
     RetryableError,
 )
-from leads_pipeline.lib.crm.conflicts import merge
+from leads_pipeline.lib.crm.conflicts import alike, merge
 from leads_pipeline.lib.crm.connection import Connection, Direction
-from leads_pipeline.lib.crm.inbound import to_lead_values
+from leads_pipeline.lib.crm.inbound import as_sent, lead_values, taken
 from leads_pipeline.lib.crm.mapping import map_lead, same, values_hash
 from leads_pipeline.lib.crm.resource import parse_time
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError, PermanentError, TransientError
@@ -600,25 +600,36 @@ class SyncEngine:
                     self._stop(report, str(exc))
                 return [], {r.lead_id: PushResult(r.lead_id, "failed", category="transient", message=str(exc))
                             for r in sendable}  # fmt: skip
-        rules = {m.remote: self.connection.rule_for(m.remote) for m in self.connection.mapping}
-        by_remote = {m.remote: m.local for m in self.connection.mapping}
+        mapping = self.connection.mapping
+        rules = {m.remote: self.connection.rule_for(m.remote) for m in mapping}
+        by_remote = {m.remote: m.local for m in mapping}
+        country = next((m.remote for m in mapping if m.local == "country"), None)
+        held = [(r, theirs, {name: theirs.values.get(name) for name in r.update_values() if name != match})
+                for r in sendable if r.remote_id in due and (theirs := present.get(r.remote_id))]  # fmt: skip
+        # the CRM's values as lead values, a field's in one pass; a phone in the country the lead was sent with
+        # (the CRM's when it is read)
+        normalized = lead_values([{**({"country": r.values.get(country)} if country else {}),
+                                   **{by_remote[name]: value for name, value in remote.items()}}
+                                  for r, _, remote in held])  # fmt: skip
+        compared = {r.lead_id: (theirs, remote, values)
+                    for (r, theirs, remote), values in zip(held, normalized, strict=True)}  # fmt: skip
         decided: list[OutgoingRecord] = []
         conflicts: list[tuple[int, str, Any, Any, str, str]] = []
         rekey: list[int] = []
         for record in sendable:
-            theirs = present.get(record.remote_id) if record.remote_id in due else None
-            if theirs is None:
+            if record.lead_id not in compared:
                 decided.append(record)
                 continue
+            theirs, remote, values = compared[record.lead_id]
             sent = {name: value for name, value in record.update_values().items() if name != match}
-            remote = {name: theirs.values.get(name) for name in sent}
-            result = merge(record.agreed, sent, remote, rules, record.local_updated, theirs.updated_at)
+            normal = as_sent(mapping, remote, values)
+            result = merge(record.agreed, sent, remote, rules, record.local_updated, theirs.updated_at, normal)
             conflicts += [(record.lead_id, c.field, c.local, c.remote, c.rule, c.winner) for c in result.conflicts]
             if result.take:
-                taken = to_lead_values({by_remote[name]: value for name, value in result.take.items()})
-                if store.write_lead_fields(conn, record.lead_id, taken):
+                if store.write_lead_fields(conn, record.lead_id, taken(values, [by_remote[n] for n in result.take])):
                     rekey.append(record.lead_id)
-                record = replace(record, values={**record.values, **result.take},
+                # agreed as the lead holds it now, not as the CRM writes it: the next push would send it back
+                record = replace(record, values={**record.values, **{name: normal[name] for name in result.take}},
                                  unchanged=record.unchanged | set(result.take))  # fmt: skip
             decided.append(record)
         if rekey:
@@ -910,8 +921,8 @@ class SyncEngine:
         person is never created again, and the leads written for an opted-out person are flagged (then never
         pushed anywhere), with ``flag_opted_out`` as an import flags them."""
         by_remote = {m.remote: m.local for m in self.connection.mapping}
-        values = [to_lead_values({by_remote[m.remote]: r.values.get(m.remote) for m in self.connection.mapping})
-                  for r in chunk]  # fmt: skip
+        values = lead_values([{by_remote[m.remote]: r.values.get(m.remote) for m in self.connection.mapping}
+                              for r in chunk])  # fmt: skip
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
         rekey: list[int] = []
@@ -945,12 +956,13 @@ class SyncEngine:
         record skipped whole, the edit waited for the record's next change in the CRM). A CRM dating changes to the
         second (``dated_to_the_second``: Pipedrive) has every field of a record of that push's second compared: it
         may hold an edit made after the push within the second.
-        ``values``: the record's as lead values (``to_lead_values``, screened), which a new lead is given.
+        ``values``: the record's as lead values (``lead_values``, screened), which a new lead is given.
         ``suppressed``: the record carries an erased person's email or number. ``rekey`` gets the leads created or
         given another name or company, whose keys the chunk derives once all are written."""
         connection = self.connection
         by_remote = {m.remote: m.local for m in connection.mapping}
         remote_values = {m.remote: record.values.get(m.remote) for m in connection.mapping}
+        sent = as_sent(connection.mapping, remote_values, values)  # compared: the CRM's form of ours is no edit
         lead = store.lead_for_remote(conn, connection.name, record.remote_id)
         base: dict[str, Any] | None = lead["last_values"] if lead else None
         if lead is not None and lead["remote_updated"] is not None and record.updated_at <= lead["remote_updated"]:
@@ -961,12 +973,13 @@ class SyncEngine:
             # a CRM dating changes to the second (Pipedrive): an edit made after the push within its second too
             tick = getattr(self.connector, "dated_to_the_second", False) and record.updated_at == lead["remote_updated"]
             compared = remote_values if tick else lead["left_out"]
-            edited = {name: remote_values[name] for name in compared
-                      if name in remote_values and not same(remote_values[name], agreed.get(name))}  # fmt: skip
+            edited = {name: remote_values[name] for name in compared if name in remote_values
+                      and not alike(agreed.get(name), remote_values[name], sent[name])}  # fmt: skip
             facts = {name: record.values.get(remote) for remote, name in connection.pull_fields.items()}
             if not edited and not store.facts_changed(conn, lead["id"], f"crm:{connection.name}", facts):
                 return None
             remote_values = {**{name: agreed.get(name) for name in remote_values}, **edited}
+            sent = {name: sent[name] if name in edited else agreed.get(name) for name in remote_values}
         linked = lead["linked_lead"] if lead else None  # the lead holding the record's link
         found: int | None = linked  # the lead the record was matched to, by its link or its match key
         if lead is None and list_id is not None:
@@ -991,6 +1004,7 @@ class SyncEngine:
                 return None  # an erased person's record, its deletion queued: never a new lead again
             lead_id = store.create_lead(conn, list_id, {**values, "source": f"crm:{connection.name}"})
             rekey.append(lead_id)
+            agreed_now = sent  # the new lead's values, as a push would send them
             written_list = list_id
             action = "pulled_created"
         else:
@@ -998,10 +1012,15 @@ class SyncEngine:
             written_list = int(lead["list_id"])
             local = map_lead(lead, connection.mapping)
             rules = {m.remote: connection.rule_for(m.remote) for m in connection.mapping}
-            result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at)
-            taken = to_lead_values({by_remote[f]: v for f, v in result.take.items()}) if result.take else {}
-            if taken and store.write_lead_fields(conn, lead_id, taken):
+            result = merge(base, local, remote_values, rules, lead["updated_at"], record.updated_at, sent)
+            took = taken(values, [by_remote[f] for f in result.take])
+            if took and store.write_lead_fields(conn, lead_id, took):
                 rekey.append(lead_id)
+            # agreed as the lead holds it now where the CRM's value is the lead's (taken, or written another way):
+            # agreed as the CRM wrote it, the lead's own form was sent back on the next push
+            agreed_now = {name: sent[name] if name in result.take else local.get(name)
+                          if alike(local.get(name), theirs, sent[name]) else theirs
+                          for name, theirs in remote_values.items()}  # fmt: skip
             store.record_conflicts(
                 conn,
                 report.sync_id,
@@ -1023,8 +1042,8 @@ class SyncEngine:
                     action,
                     remote_id=record.remote_id,
                     remote_updated=record.updated_at,
-                    values=remote_values,
-                    values_hash=values_hash(remote_values),
+                    values=agreed_now,
+                    values_hash=values_hash(agreed_now),
                     linked_lead=linked if merged else None,
                     message=f"the record of lead {found}, merged into this lead" if merged else None,
                 )

@@ -14,10 +14,11 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import crm as store
 from leads_pipeline.lib.store.db import connect, transaction
 from leads_pipeline.sandbox.http import EmulatorSettings, ProviderSettings
+from leads_pipeline.sandbox.http.pipedrive import PRIMARY
 from leads_pipeline.sandbox.http.tls import serve_tls
 from leads_pipeline.sandbox.server import Sandbox
 from leads_pipeline.sandbox.world import World
-from leads_pipeline_tests.lib.crm.helpers import connection, engine, import_leads, lead_rows
+from leads_pipeline_tests.lib.crm.helpers import MAPPINGS, connection, engine, import_leads, lead_rows
 from leads_pipeline_tests.support import set_clause
 
 pytestmark = pytest.mark.integration
@@ -288,3 +289,143 @@ def test_a_push_of_a_field_the_crm_changed_since_the_last_pull_is_a_conflict_its
     assert title_in_crm(crm, records.get(edited["remote_id"])) == "CFO"
     final = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
     assert (final.updated, final.conflicts) == (0, 0)  # Salesforce's push records no time: its pull reads them again
+
+
+PHONE = {"hubspot": "phone", "salesforce": "Phone", "pipedrive": "phone", "gohighlevel": "phone"}
+EMAIL = {"hubspot": "email", "salesforce": "Email", "pipedrive": "email", "gohighlevel": "email"}
+CASES = ["phone", "email", "edited", "local"]
+
+
+def set_in_crm(crm: str, records: Any, remote_id: str, field: str, value: str) -> None:
+    """A CRM user's (or the CRM's own) writing of the record's ``field`` ("phone" or "email"): Pipedrive keeps
+    a person's numbers and addresses as lists, its primary address indexed."""
+    if crm == "pipedrive":
+        primary = {PRIMARY: value} if field == "email" else {}
+        records.touch(remote_id, **{f"{field}s": [{"value": value, "primary": True, "label": "work"}]}, **primary)
+    else:
+        records.touch(remote_id, **{(PHONE if field == "phone" else EMAIL)[crm]: value})
+
+
+def in_crm(crm: str, record: Any, field: str) -> Any:
+    if crm == "pipedrive":
+        return record.fields[f"{field}s"][0]["value"]
+    return record.fields[(PHONE if field == "phone" else EMAIL)[crm]]
+
+
+def phoned(
+    crm: str,
+    case: str,
+    number: str,
+    database_url: str,
+    sandbox: Sandbox,
+    env: dict[str, str],
+    tmp_path: Path,
+    **settings: Any,
+) -> tuple[Any, Any, dict[str, Any], int]:
+    """A lead with phone ``number`` (E.164) pushed through a bidirectional connection that maps the phone, the
+    pull cursor after it: the connection, the emulator's records, the lead's link and the list."""
+    start = 200_000 + 100 * CRMS.index(crm) + 10 * CASES.index(case)
+    name = f"Own form {crm} {case}"
+    rows = [{**row, "Phone": number} for row in lead_rows(1, start=start)]
+    list_id = import_leads(database_url, tmp_path, rows, list_name=name)
+    mapping = {**MAPPINGS[crm], "phone": PHONE[crm]}
+    conn_ = connection(crm, f"{crm}-own-form-{case}", list=name, mapping=mapping, **settings)
+    records = crm_records(sandbox, crm, own_second=True)
+    first = engine(database_url, sandbox, conn_, **env).run("push", list_id)
+    assert (first.created + first.updated, first.failed) == (1, 0)
+    with transaction(database_url) as db:
+        (link,) = store.links(db, conn_.name)
+        store.set_pull_cursor(db, conn_.name, records.get(link["remote_id"]).updated)  # only this test's record
+    return conn_, records, link, list_id
+
+
+def lead_now(database_url: str, lead_id: int) -> dict[str, Any]:
+    with connect(database_url) as db:
+        row = db.execute("SELECT * FROM leads WHERE id = %s", (lead_id,)).fetchone()
+    assert row is not None
+    return dict(row)
+
+
+@pytest.mark.parametrize(("field", "theirs"), [("phone", "(415) 555-{n:04d}"), ("email", "Ann{start}@Example{m}.COM")])
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_value_the_crm_writes_in_its_own_form_is_no_change_either_way(
+    crm: str,
+    field: str,
+    theirs: str,
+    database_url: str,
+    sandbox: Sandbox,
+    salesforce_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """The CRM holds the lead's number as "(415) 555-0100" where the lead has +14155550100 (a salesperson typed
+    it so, or the CRM formats numbers), or its address as "Ann@Example.COM": one value written another way. A
+    sync took the difference for an edit: the pull recorded the record as updated and agreed on the CRM's form,
+    so the push found the lead changed since and sent its own form back over the CRM's, on every sync the CRM
+    wrote it its way again. Equal once normalized as an import normalizes, it is no change: nothing pulled as an
+    update, no conflict, nothing sent, the CRM's form left as it is, and the next syncs change nothing."""
+    n = 100 + 10 * CRMS.index(crm) + CASES.index(field)
+    conn_, records, link, list_id = phoned(crm, field, f"+1415555{n:04d}", database_url, sandbox,
+                                           salesforce_env, tmp_path)  # fmt: skip
+    start = 200_000 + 100 * CRMS.index(crm) + 10 * CASES.index(field)
+    written = theirs.format(n=n, start=start, m=start % 7)
+    set_in_crm(crm, records, link["remote_id"], field, written)
+    their_time = records.get(link["remote_id"]).updated_ms
+    before = lead_now(database_url, link["lead_id"])
+    reports = [engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id) for _ in range(3)]
+    assert [(r.status, r.created, r.updated, r.failed, r.conflicts) for r in reports] == [
+        ("completed", 0, 0, 0, 0)
+    ] * 3, "nothing sent back, no conflict"
+    assert (records.get(link["remote_id"]).updated_ms, in_crm(crm, records.get(link["remote_id"]), field)) == (
+        their_time, written
+    ), "the CRM's record not written"  # fmt: skip
+    after = lead_now(database_url, link["lead_id"])
+    assert (after[field], after["updated_at"]) == (before[field], before["updated_at"])
+    with connect(database_url) as db:
+        actions = db.execute(
+            "SELECT action FROM crm_sync_log WHERE sync_id = ANY(%s)", ([r.sync_id for r in reports],)
+        ).fetchall()
+    # pulled once, as no change; Pipedrive's record written in its push's second is compared as the push's own, and
+    # is no pull at all when nothing changed
+    assert [a["action"] for a in actions] == ([] if crm == "pipedrive" and not actions else ["pulled_unchanged"])
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_number_the_crm_changed_in_its_own_form_is_pulled_and_not_sent_back(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A salesperson gives the record another number, typed "(415) 555-0177": the lead takes it as an import
+    stores it (+14155550177). The pull agreed on the CRM's writing, so the push sent the lead's form back over
+    the salesperson's as a change of the lead's. Pulled, it is agreed as the lead now has it: nothing sent."""
+    n = 150 + 10 * CRMS.index(crm)
+    conn_, records, link, list_id = phoned(crm, "edited", f"+1415555{n:04d}", database_url, sandbox,
+                                           salesforce_env, tmp_path)  # fmt: skip
+    set_in_crm(crm, records, link["remote_id"], "phone", f"(415) 555-{n + 1:04d}")
+    their_time = records.get(link["remote_id"]).updated_ms
+    reports = [engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id) for _ in range(3)]
+    assert [(r.status, r.updated, r.conflicts) for r in reports] == [("completed", 0, 0)] * 3, "nothing sent back"
+    assert lead_now(database_url, link["lead_id"])["phone"] == f"+1415555{n + 1:04d}"
+    assert records.get(link["remote_id"]).updated_ms == their_time
+    with connect(database_url) as db:
+        (agreed,) = store.links(db, conn_.name)
+    assert agreed["last_values"][PHONE[crm]] == f"+1415555{n + 1:04d}"
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_lead_given_another_number_is_sent_over_the_crms_writing_of_the_old_one_without_a_conflict(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The CRM wrote the lead's number its way ("(415) 555-0100") since the last sync, and the lead is given
+    another number. The push read the CRM's writing as a salesperson's edit: a conflict, which crm_wins decided
+    for the old number, written back to the lead over its new one. The CRM changed nothing: the new number is
+    sent, no conflict."""
+    n = 180 + 10 * CRMS.index(crm)
+    conn_, records, link, list_id = phoned(crm, "local", f"+1415555{n:04d}", database_url, sandbox, salesforce_env,
+                                           tmp_path, conflict_fields={PHONE[crm]: "crm_wins"})  # fmt: skip
+    set_in_crm(crm, records, link["remote_id"], "phone", f"(415) 555-{n:04d}")
+    with transaction(database_url) as db:
+        assignments, params = set_clause(phone=f"+1415555{n + 1:04d}")
+        db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %s", (*params, link["lead_id"]))
+    report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
+    assert (report.status, report.updated, report.conflicts) == ("completed", 1, 0)
+    assert in_crm(crm, records.get(link["remote_id"]), "phone") == f"+1415555{n + 1:04d}"
+    assert lead_now(database_url, link["lead_id"])["phone"] == f"+1415555{n + 1:04d}"

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from leads_pipeline.lib.crm.conflicts import merge
+from leads_pipeline.lib.crm.conflicts import Merge, merge
 from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
+from leads_pipeline.lib.crm.inbound import as_sent, lead_values
 from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
@@ -56,6 +57,61 @@ def test_never_synced_fills_empty_fields_and_counts_differences_as_conflicts() -
 def test_numbers_and_empty_values_compare_as_the_crm_stores_them() -> None:
     assert merge({"n": "50"}, {"n": 50}, {"n": "50"}, {"n": "crm_wins"}, EARLY, LATE).take == {}  # type: ignore[dict-item]
     assert values_hash({"a": 50, "b": ""}) == values_hash({"b": None, "a": "50"})
+
+
+@pytest.mark.parametrize(
+    ("field", "ours", "theirs", "edited"),
+    [
+        ("phone", "+14155550100", "(415) 555-0100", "(415) 555-0199"),
+        ("email", "ann@example.com", "Ann@Example.com", "ann@example.org"),
+        ("website", "acme.com", "https://www.acme.com/", "https://www.acme.org/"),
+        ("linkedin_url", "https://www.linkedin.com/in/ann", "linkedin.com/in/Ann/", "linkedin.com/in/ann-lee/"),
+        ("company", "Acme Analytics", "Acme  Analytics", "Acme Analytics Ltd"),
+        ("company", "Acme Analytics", " Acme\r\nAnalytics ", "Acme\nAnalytica"),
+        ("country", "US", "United States", "Canada"),
+    ],
+)
+def test_the_crms_writing_of_the_leads_value_is_no_change_and_another_value_is(
+    field: str, ours: str, theirs: str, edited: str
+) -> None:
+    """A CRM holding the lead's value written its own way ("(415) 555-0100" for +14155550100) was an edit of the
+    CRM's to a sync: pulled, or a conflict, and the lead's form sent back. Compared as it would be sent once
+    normalized as an import normalizes, it is the lead's value; another value is still the CRM's edit."""
+    mapping = (FieldMap(field, "f"),)
+
+    def merged(value: str, local: str = ours) -> Merge:
+        normal = as_sent(mapping, {"f": value}, lead_values([{field: value}])[0])
+        return merge({"f": ours}, {"f": local}, {"f": value}, {"f": "crm_wins"}, EARLY, LATE, normal)
+
+    assert merged(theirs) == Merge({}, [])
+    assert merged(theirs, local="changed") == Merge({}, []), "the lead's edit is no conflict: sent"
+    assert merged(edited).take == {"f": edited} and merged(edited).conflicts == []
+    assert [c.remote for c in merged(edited, local="changed").conflicts] == [edited]
+
+
+def test_a_value_that_fits_no_field_or_holds_an_extension_is_compared_as_the_crm_writes_it() -> None:
+    """What the lead cannot hold as the CRM writes it (kept under custom.<field>, a phone's extension kept apart)
+    is never the lead's value however it normalizes: a change the lead takes as before."""
+    mapping = (FieldMap("phone", "Phone"), FieldMap("email", "Email", ("upper",)), FieldMap("title", "Title"))
+    remote = {"Phone": "415 555 0100 ext. 7", "Email": "Ann@Example.com", "Title": None}
+    assert as_sent(mapping, remote, lead_values([{"phone": remote["Phone"], "email": remote["Email"]}])[0]) == {
+        "Phone": "415 555 0100 ext. 7", "Email": "ANN@EXAMPLE.COM", "Title": None
+    }  # fmt: skip
+    assert as_sent(mapping, {"Phone": "call me"}, lead_values([{"phone": "call me"}])[0]) == {"Phone": "call me"}
+
+
+def test_records_normalized_together_are_each_as_alone() -> None:
+    """A pull normalizes a chunk's records a field at a time: each record's lead values are those it has alone
+    (its phone read in its own country, its misfits and extensions its own)."""
+    records = [
+        {"phone": "030 1234567 ext. 12", "country": "Germany", "email": "Pia@Example.NET", "company": "Acme  GmbH"},
+        {"phone": "(415) 555-0100", "country": None, "email": "nope", "employee_count": "51-200"},
+        {"phone": "call me", "country": "Narnia", "website": "https://www.acme.com/", "id": "7"},
+        {"phone": "+44 20 7946 0958", "country": "US", "linkedin_url": "linkedin.com/in/Ann/", "title": "\u200b"},
+        {},
+    ]
+    assert lead_values(records) == [lead_values([record])[0] for record in records]
+    assert lead_values(records)[0]["phone"] == "+49301234567" and lead_values(records)[1]["custom.email"] == "nope"
 
 
 def test_mapping_applies_transforms_and_reads_custom_fields() -> None:

@@ -122,6 +122,30 @@ def test_a_pulled_lead_is_stored_as_an_import_stores_it(database_url: str, sandb
     assert lead["name_key"] is not None and lead["company_key"] == "acme"
 
 
+def test_a_lead_pulled_from_a_record_written_the_crms_way_is_not_sent_back(database_url: str, sandbox: Sandbox) -> None:
+    """A record whose number and address the CRM writes its way ("(415) 555-0142", "Lia@Example.NET") became a
+    lead holding them as an import stores them, but the link agreed on the CRM's writing: the next push sent the
+    lead's forms over the CRM's as a change of the lead's. The link agrees on the lead's: nothing sent."""
+    with transaction(database_url) as db:
+        list_id = ensure_list(db, "Pulled as written", owner="tester").id
+    hubspot = cast(HubSpotEmulator, emulator(sandbox, "hubspot"))
+    record = hubspot.store.create({"email": "Lia@Example.NET", "firstname": "Lia", "lastname": "Roe",
+                                   "company": "Acme  Labs", "phone": "(415) 555-0142"})  # fmt: skip
+    mapping = {**MAPPINGS["hubspot"], "phone": "phone"}
+    conn_ = connection("hubspot", "hs-as-written", mapping=mapping)
+    with transaction(database_url) as db:  # the pull reads only this test's record
+        store.ensure_connection(db, conn_.name, conn_.crm)
+        store.set_pull_cursor(db, conn_.name, record.updated - timedelta(milliseconds=1))
+    pulled = engine(database_url, sandbox, conn_).run("pull", list_id)
+    assert (pulled.status, pulled.pulled) == ("completed", 1)
+    lead = lead_of(database_url, list_id, "lia@example.net")
+    assert (lead["phone"], lead["company"]) == ("+14155550142", "Acme Labs")
+    written = record.updated_ms
+    again = [engine(database_url, sandbox, conn_).run("bidirectional", list_id) for _ in range(2)]
+    assert [(r.status, r.created, r.updated, r.unchanged) for r in again] == [("completed", 0, 0, 1)] * 2
+    assert hubspot.store.get(record.id) is not None and hubspot.store.get(record.id).updated_ms == written
+
+
 def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alone(
     database_url: str, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -148,13 +172,13 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
 
     monkeypatch.setattr(normalize, "company_key", counted)
     normalized: list[dict[str, Any]] = []
-    to_lead_values = sync_module.to_lead_values
+    lead_values = sync_module.lead_values
 
-    def once(values: dict[str, Any]) -> dict[str, Any]:
-        normalized.append(values)
-        return to_lead_values(values)
+    def once(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        normalized.extend(records)
+        return lead_values(records)
 
-    monkeypatch.setattr(sync_module, "to_lead_values", once)
+    monkeypatch.setattr(sync_module, "lead_values", once)
 
     def keys() -> list[tuple[Any, Any, Any]]:
         with connect(database_url) as db:
