@@ -65,7 +65,14 @@ def dedupe_command(
                         skipped.append(c.number)
                     else:
                         merged.append(result.as_json())
-        return {"clusters": [c.as_json() for c in found], "merges": merged, "skipped": skipped}
+            named = {  # the lists by name as well: "in lists 1, 3" told a reader nothing without another command
+                int(r["id"]): r["name"]
+                for r in conn.execute(
+                    "SELECT id, name FROM lists WHERE id = ANY(%s)", (sorted({i for c in found for i in c.list_ids}),)
+                )
+            }
+        clusters = [{**c.as_json(), "lists": [named[i] for i in c.list_ids]} for c in found]
+        return {"clusters": clusters, "merges": merged, "skipped": skipped}
 
     document = run_or_fail(run)
     if as_json:
@@ -76,7 +83,7 @@ def dedupe_command(
     for c in document["clusters"]:
         ids, lists_of, why = (
             ", ".join(map(str, c["leadIds"])),
-            ", ".join(map(str, c["listIds"])),
+            ", ".join(c["lists"]),
             ", ".join(c["reasons"]),
         )
         table.add_row(str(c["cluster"]), ids, lists_of, f"{c['score']:.1f}", why)

@@ -71,7 +71,7 @@ def test_clusters_within_and_across_lists_with_reasons(two_lists: Leads, databas
     assert {"same first name", "same last name", "same company"} <= set(clusters[ana]["reasons"])
     assert clusters[ana]["score"] >= clusters[ana]["threshold"]
     assert [c["cluster"] for c in report["clusters"]] == [1, 2, 3]
-    assert len(clusters[ana]["listIds"]) == 2
+    assert len(clusters[ana]["listIds"]) == 2 and clusters[ana]["lists"] == ["A", "B"], "named, in id order"
     # within one list only: none of these
     assert two_lists.json("dedupe", "--list", "A", "--json")["clusters"] == []
     assert "3 clusters of duplicates" in two_lists.ok("dedupe", "--list", "A", "--list", "B")
@@ -87,7 +87,7 @@ def test_clusters_are_shown_whole_at_80_columns(two_lists: Leads, monkeypatch: p
     assert len(shown) == 2 * len(clusters) + 1
     for c in clusters:
         at = shown.index(f"cluster {c['cluster']}: leads {', '.join(c['leadIds'])}")
-        lists = ", ".join(c["listIds"])
+        lists = ", ".join(c["lists"])  # by name: "in lists 1, 2" needed another command to read
         assert shown[at + 1] == f"  in lists {lists}, score {c['score']:.1f}: {', '.join(c['reasons'])}"
     assert shown[-1] == f"{len(clusters)} clusters of duplicates"
     monkeypatch.setattr(common, "console", Console(width=200))
