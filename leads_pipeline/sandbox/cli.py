@@ -186,8 +186,15 @@ def tour(
             steps = run_tour(sandbox, world)
     except (ValueError, OSError, LeadsError) as error:
         raise _fail(error) from error
+    # columns as wide as their longest value: fixed widths pushed the rest of a longer line ("Twilio Lookup", a
+    # search call) out of its column
+    widths = [
+        max(len(text) for text in column)
+        for column in zip(*((s.provider, s.call, s.answer) for s in steps), strict=True)
+    ]
     for step in steps:
         verdict = "matches the world" if step.ok else f"WRONG: {step.detail}"
-        typer.echo(f"{step.provider:<12} {step.call:<48} {step.answer:<40} {verdict}")
+        cells = (step.provider, step.call, step.answer)
+        typer.echo(" ".join(text.ljust(width) for text, width in zip(cells, widths, strict=True)) + f" {verdict}")
     if not all(step.ok for step in steps):
         raise typer.Exit(code=1)

@@ -82,6 +82,8 @@ def test_sandbox_tour_draws_the_demo_world_from_the_sample_data_it_is_pointed_at
     result = runner.invoke(app, ["sandbox", "tour", "--data-dir", str(copy)])
     assert result.exit_code == 0, result.output
     assert "WRONG" not in result.stdout
+    verdicts = {line.index(" matches the world") for line in result.stdout.splitlines()}
+    assert len(verdicts) == 1, "one column ('Twilio Lookup' and the search call pushed their lines' verdicts out)"
     result = runner.invoke(app, ["sandbox", "tour"])
     missing = tmp_path / "not-beside-the-package" / "datablist" / "organizations-10000.csv.gz"
     assert result.exit_code == 1, result.output
