@@ -76,11 +76,17 @@ def test_a_role_granted_the_tables_of_another_roles_database_is_told_to_connect_
         assert str(refused.value).endswith(f"connect as {owner['name']!r}")
 
 
-def test_sql_login_by_a_service_role_without_createrole_says_what_to_grant(app_database: tuple[str, str]) -> None:
+def test_sql_login_by_a_service_role_without_createrole_says_what_to_grant(
+    app_database: tuple[str, str], template_database: str
+) -> None:
     """The usual role of a team's own server owns its database and may not create roles: the migrations skip
     making the reader group (sql/007), and ``leads access sql-login`` came as psycopg's traceback. Once an
     administrator has granted what it says, the login reads its list, also when the reader group got no grants
-    in this database (it did not exist when the migrations ran)."""
+    in this database (it did not exist when the migrations ran).
+
+    The group is the server's, made by the migrations run with more rights (``template_database``, migrated as
+    the superuser, here): without it on the server, as when this test ran first on a new test server, there is
+    nothing to grant."""
     url, role = app_database
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
