@@ -31,12 +31,17 @@ import of the file back leaves out (``mapping.left_out_columns``)."""
 
 
 def safe_cell(value: Any) -> str:
-    """The value as CSV text, with an apostrophe wherever a spreadsheet could start reading a formula."""
+    """The value as CSV text, with an apostrophe wherever a spreadsheet could start reading a formula. Text
+    without any character that starts one skips the pattern: most cells (names, companies) have none, and the
+    pattern on every cell was a third of the time of `bulk export`."""
     if value is None:
         return ""
     text = value.isoformat() if isinstance(value, datetime) else str(value)
-    text = _FORMULA_AFTER.sub(r"\1'", text)
-    return "'" + text if text.startswith(("\t", "\r")) else text
+    if not text:
+        return text
+    if "=" in text or "+" in text or "-" in text or "@" in text:
+        text = _FORMULA_AFTER.sub(r"\1'", text)
+    return "'" + text if text[0] in "\t\r" else text
 
 
 def write_csv(out: TextIO, header: list[str], rows: Iterable[Iterable[Any]]) -> int:
@@ -55,12 +60,12 @@ def write_leads_csv(out: TextIO, rows: Iterable[dict[str, Any]], columns: list[s
     """Write a header and one line per lead; ``custom.NAME`` columns read the lead's custom fields, and a list
     (the tags) is one cell, its items between commas ("EMEA, hot"). Returns the number of leads written."""
 
-    def cell(row: dict[str, Any], column: str) -> Any:
-        value = (row.get("custom") or {}).get(column[7:]) if column.startswith("custom.") else row.get(column)
-        return ", ".join(value) if isinstance(value, list) else value
+    named = [(column, column[7:] if column.startswith("custom.") else None) for column in columns]
 
     def cells(row: dict[str, Any]) -> list[Any]:
-        return [cell(row, c) for c in columns]
+        custom = row.get("custom") or {}
+        values = [row.get(column) if name is None else custom.get(name) for column, name in named]
+        return [", ".join(v) if isinstance(v, list) else v for v in values]
 
     return write_csv(out, columns, (cells(row) for row in rows))
 

@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from leads_pipeline.lib.export import safe_cell, write_csv, written_whole
+from leads_pipeline.lib.export import _FORMULA_AFTER, safe_cell, write_csv, written_whole
 
 
 @pytest.mark.parametrize(
@@ -36,6 +38,8 @@ from leads_pipeline.lib.export import safe_cell, write_csv, written_whole
         ("Ana García-López", "Ana García-López"),
         ("ann@example.com", "ann@example.com"),
         (None, ""),
+        ("", ""),
+        ("\t", "'\t"),
         (12, "12"),
         (Decimal("-1500.50"), "'-1500.50"),
         (datetime(2026, 11, 3, 9, 30, tzinfo=UTC), "2026-11-03T09:30:00+00:00"),
@@ -43,6 +47,14 @@ from leads_pipeline.lib.export import safe_cell, write_csv, written_whole
 )
 def test_safe_cell_neutralizes_a_formula_at_the_start_and_after_every_separator(value: Any, expected: str) -> None:
     assert safe_cell(value) == expected
+
+
+@given(st.text(alphabet=st.sampled_from("ab =+-@;,\t\r\n\"' "), max_size=12) | st.text(max_size=12))
+def test_safe_cell_skips_the_pattern_only_where_it_would_change_nothing(text: str) -> None:
+    """Text without a character that starts a formula skips the pattern (the time of `bulk export`): the cell is
+    what the pattern on every cell gave."""
+    patterned = _FORMULA_AFTER.sub(r"\1'", text)
+    assert safe_cell(text) == ("'" + patterned if patterned.startswith(("\t", "\r")) else patterned)
 
 
 def test_write_csv_quotes_every_cell_and_neutralizes_header_and_cells() -> None:
