@@ -70,6 +70,9 @@ class OutgoingRecord:
     value differs from them was changed there too since, a conflict the field's rule decides before it is sent."""
     local_updated: datetime | None = None
     """When the lead last changed: the lead's side of a ``most_recent`` rule."""
+    country: str | None = None
+    """The lead's stored country, for a linked lead: a number the CRM holds without its country code (its country
+    not mapped, or empty there) is read in it when the push compares the CRM's values, as a pull reads it."""
 
     survivor: str | None = None
     """The record ``remote_id`` was merged into in the CRM since the last sync (its survivor, which no other lead is

@@ -19,19 +19,26 @@ from leads_pipeline.lib.filters import CUSTOM_PREFIX
 from leads_pipeline.lib.normalize import clean_value, phone_extensions_of, values_of
 
 
-def lead_values(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def lead_values(
+    records: Sequence[Mapping[str, Any]], stored: Sequence[str | None] | None = None
+) -> list[dict[str, Any]]:
     """Each of ``records`` (``{lead field: CRM value}``) normalized as an import normalizes a row (phones to E.164
     in the record's country, their extensions kept apart; emails, websites, LinkedIn URLs, countries, numbers);
     misfits move to ``custom.<field>``. Line breaks are kept in notes and custom values only
     (``normalize.keeps_lines``), as an import keeps them. The lead's ``id`` is never taken from a CRM (it is only
     ever sent, e.g. as an external id). A field's values are normalized in one pass (``normalize.values_of``): a
     pass a value made a pull's chunk of 200 records two seconds of pandas calls; each record's are those it has
-    alone."""
+    alone.
+
+    ``stored``: the country each record's lead holds (None: a new lead, or none stored). A record with no country
+    of its own (none mapped, or the CRM's empty) has its phones read in it, then in the default region, as
+    ``leads bulk set`` reads a number in each lead's country: a UK lead's number the CRM holds as "01632 960000"
+    is +441632960000, where read as a US number it was a misfit, moved to ``custom.phone`` and the lead's phone
+    cleared."""
     texts = [{name: None if raw is None or not str(raw).strip() else str(raw).strip() for name, raw in values.items()}
              for values in records]  # fmt: skip
-    countries = [
-        c if isinstance(c, str) else None for c, _ in values_of("country", [t.get("country") or "" for t in texts])
-    ]
+    own = values_of("country", [t.get("country") or "" for t in texts])
+    countries = [c if isinstance(c, str) else None if stored is None else stored[i] for i, (c, _) in enumerate(own)]
     normal: dict[tuple[int, str], tuple[Any, str | None]] = {}
     extensions: dict[tuple[int, str], str | None] = {}
     for name in dict.fromkeys(name for t in texts for name, text in t.items() if text is not None and name != "id"):

@@ -248,7 +248,7 @@ def plan_lead(connection: Connection, lead: dict[str, Any], plan: PushPlan) -> t
     unchanged = frozenset(name for name, value in values.items() if name != connection.match_remote
                           and agreed and name in agreed and same(value, agreed[name]))  # fmt: skip
     record = OutgoingRecord(lead["id"], key, values, lead["remote_id"], unchanged=unchanged, agreed=agreed,
-                            local_updated=lead["updated_at"])  # fmt: skip
+                            local_updated=lead["updated_at"], country=lead["country"])  # fmt: skip
     return record, digest
 
 
@@ -603,14 +603,12 @@ class SyncEngine:
         mapping = self.connection.mapping
         rules = {m.remote: self.connection.rule_for(m.remote) for m in mapping}
         by_remote = {m.remote: m.local for m in mapping}
-        country = next((m.remote for m in mapping if m.local == "country"), None)
         held = [(r, theirs, {name: theirs.values.get(name) for name in r.update_values() if name != match})
                 for r in sendable if r.remote_id in due and (theirs := present.get(r.remote_id))]  # fmt: skip
-        # the CRM's values as lead values, a field's in one pass; a phone in the country the lead was sent with
-        # (the CRM's when it is read)
-        normalized = lead_values([{**({"country": r.values.get(country)} if country else {}),
-                                   **{by_remote[name]: value for name, value in remote.items()}}
-                                  for r, _, remote in held])  # fmt: skip
+        # the CRM's values as lead values, a field's in one pass; a phone in the CRM's country when it is read and
+        # holds one, else in the lead's, as a pull reads it
+        normalized = lead_values([{by_remote[name]: value for name, value in remote.items()} for _, _, remote in held],
+                                 [r.country for r, _, _ in held])  # fmt: skip
         compared = {r.lead_id: (theirs, remote, values)
                     for (r, theirs, remote), values in zip(held, normalized, strict=True)}  # fmt: skip
         decided: list[OutgoingRecord] = []
@@ -920,9 +918,12 @@ class SyncEngine:
         """Apply pulled records screened as an import screens its rows (``privacy.screen_staged``): an erased
         person is never created again, and the leads written for an opted-out person are flagged (then never
         pushed anywhere), with ``flag_opted_out`` as an import flags them."""
-        by_remote = {m.remote: m.local for m in self.connection.mapping}
-        values = lead_values([{by_remote[m.remote]: r.values.get(m.remote) for m in self.connection.mapping}
-                              for r in chunk])  # fmt: skip
+        connection = self.connection
+        by_remote = {m.remote: m.local for m in connection.mapping}
+        found = [(r.remote_id, r.values.get(connection.match_remote)) for r in chunk]
+        stored = store.pulled_countries(conn, connection.name, list_id, connection.match_field, found)
+        values = lead_values([{by_remote[m.remote]: r.values.get(m.remote) for m in connection.mapping}
+                              for r in chunk], stored)  # fmt: skip
         screening = store.screen_pulled(conn, values)
         suppressed = {problem.row_number for problem in screening.suppressed}
         rekey: list[int] = []

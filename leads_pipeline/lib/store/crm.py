@@ -507,28 +507,68 @@ def hold_pulled_lists(conn: Connection, connection: str, remote_ids: Sequence[st
     hold_lists(conn, {int(r["list_id"]) for r in found} | ({list_id} if list_id is not None else set()))
 
 
+_LINKED_COUNTRIES: Final = """
+    WITH RECURSIVE chain (remote_id, id, merged_into, deleted_at, country) AS (
+        SELECT k.remote_id, l.id, l.merged_into, l.deleted_at, l.country
+        FROM crm_links k JOIN leads l ON l.id = k.lead_id WHERE k.connection = %s AND k.remote_id = ANY(%s)
+        UNION SELECT c.remote_id, l.id, l.merged_into, l.deleted_at, l.country
+        FROM leads l JOIN chain c ON l.id = c.merged_into
+    )
+    SELECT remote_id, country FROM chain WHERE deleted_at IS NULL
+"""
+"""The country of the live lead each linked record leads to (``lead_for_remote``: its linked lead, or the lead that
+one was merged into)."""
+
+
+def pulled_countries(
+    conn: Connection, connection: str, list_id: int | None, match_field: str, records: Sequence[tuple[str, Any]]
+) -> list[str | None]:
+    """The country stored on the lead each pulled record (its id and match key) is applied to, as the chunk finds
+    it before applying any: its link's live lead (``lead_for_remote``), else the list's lead with its match key
+    (``lead_by_field``); None for a record that makes a new lead. A number the CRM writes without its country
+    code is read in it (``inbound.lead_values``). Read unheld: the chunk holds its lists and match keys, so only
+    its own records change these leads before they are applied (a record matching a lead an earlier one of the
+    chunk made is read as a new lead's, as before)."""
+    linked = {
+        r["remote_id"]: r["country"] for r in conn.execute(_LINKED_COUNTRIES, (connection, [i for i, _ in records]))
+    }
+    matched = [
+        i for i, (remote_id, key) in enumerate(records) if list_id is not None and remote_id not in linked and key
+    ]
+    leads = leads_by_field(conn, list_id, match_field, [records[i][1] for i in matched]) if list_id is not None else []
+    by_key = {i: lead["country"] for i, lead in zip(matched, leads, strict=True) if lead is not None}
+    return [linked[remote_id] if remote_id in linked else by_key.get(i) for i, (remote_id, _) in enumerate(records)]
+
+
 def lead_by_field(conn: Connection, list_id: int, field: str, value: Any) -> dict[str, Any] | None:
     """A live lead of the list whose ``field`` equals ``value`` (case-insensitive for text), if any."""
+    return leads_by_field(conn, list_id, field, [value])[0]
+
+
+def leads_by_field(conn: Connection, list_id: int, field: str, values: Sequence[Any]) -> list[dict[str, Any] | None]:
+    """:func:`lead_by_field` of each of ``values`` in one query, each value looked up by the list's key index as
+    alone: a pull's chunk finds the leads of its records at once (a query a record took 127 ms of a chunk of 200
+    new records, one 3 ms)."""
+    if not values or (field != "id" and field not in CANONICAL_FIELDS):
+        return [None] * len(values)
+    keys: list[str | None]
+    same: sql.Composable
     if field == "id":
-        return conn.execute(
-            "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND l.id::text = %s",
-            (list_id, str(value)),
-        ).fetchone()
-    if field not in CANONICAL_FIELDS:
-        return None
-    if field in SEALED_FIELDS:  # sealed: matched through the blind index
-        return conn.execute(
-            sql.SQL(
-                "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND {} = %s"
-                " ORDER BY l.id LIMIT 1"
-            ).format(key_column(f"{field}_bidx", "l")),
-            (list_id, blind_index(field, str(value))),
-        ).fetchone()
+        keys, same = [str(v) for v in values], sql.SQL("l.id::text = v.key")
+    elif field in SEALED_FIELDS:  # sealed: matched through the blind index
+        keys = [blind_index(field, str(v)) for v in values]
+        same = sql.SQL("{} = v.key").format(key_column(f"{field}_bidx", "l"))
+    else:
+        keys, same = [str(v) for v in values], sql.SQL("lower(l.{}::text) = lower(v.key)").format(sql.Identifier(field))
     query = sql.SQL(
-        "SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND lower(l.{}::text) = lower(%s) "
-        "ORDER BY l.id LIMIT 1"
-    ).format(sql.Identifier(field))
-    return conn.execute(query, (list_id, str(value))).fetchone()
+        "SELECT v.n AS wanted_at, m.* FROM unnest(%s::text[]) WITH ORDINALITY AS v(key, n) CROSS JOIN LATERAL"
+        " (SELECT l.* FROM leads l WHERE l.list_id = %s AND l.deleted_at IS NULL AND {} ORDER BY l.id LIMIT 1) m"
+    ).format(same)
+    found: list[dict[str, Any] | None] = [None] * len(values)
+    for row in conn.execute(query, (keys, list_id)):
+        lead = dict(row)
+        found[int(lead.pop("wanted_at")) - 1] = lead
+    return found
 
 
 _WRITTEN: Final = frozenset({*CANONICAL_FIELDS, *PHONE_EXTENSIONS.values()})

@@ -5,6 +5,7 @@ deleted in the CRM is created again."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -293,7 +294,7 @@ def test_a_push_of_a_field_the_crm_changed_since_the_last_pull_is_a_conflict_its
 
 PHONE = {"hubspot": "phone", "salesforce": "Phone", "pipedrive": "phone", "gohighlevel": "phone"}
 EMAIL = {"hubspot": "email", "salesforce": "Email", "pipedrive": "email", "gohighlevel": "email"}
-CASES = ["phone", "email", "edited", "local"]
+CASES = ["phone", "email", "edited", "local", "national", "matched", "local-gb"]
 
 
 def set_in_crm(crm: str, records: Any, remote_id: str, field: str, value: str) -> None:
@@ -320,13 +321,15 @@ def phoned(
     sandbox: Sandbox,
     env: dict[str, str],
     tmp_path: Path,
+    country: str | None = None,
     **settings: Any,
 ) -> tuple[Any, Any, dict[str, Any], int]:
-    """A lead with phone ``number`` (E.164) pushed through a bidirectional connection that maps the phone, the
-    pull cursor after it: the connection, the emulator's records, the lead's link and the list."""
+    """A lead with phone ``number`` (E.164), and ``country`` if given, pushed through a bidirectional connection
+    that maps the phone (not the country), the pull cursor after it: the connection, the emulator's records, the
+    lead's link and the list."""
     start = 200_000 + 100 * CRMS.index(crm) + 10 * CASES.index(case)
     name = f"Own form {crm} {case}"
-    rows = [{**row, "Phone": number} for row in lead_rows(1, start=start)]
+    rows = [{**row, "Phone": number, **({"Country": country} if country else {})} for row in lead_rows(1, start=start)]
     list_id = import_leads(database_url, tmp_path, rows, list_name=name)
     mapping = {**MAPPINGS[crm], "phone": PHONE[crm]}
     conn_ = connection(crm, f"{crm}-own-form-{case}", list=name, mapping=mapping, **settings)
@@ -410,22 +413,117 @@ def test_a_number_the_crm_changed_in_its_own_form_is_pulled_and_not_sent_back(
     assert agreed["last_values"][PHONE[crm]] == f"+1415555{n + 1:04d}"
 
 
+@pytest.mark.parametrize(
+    ("case", "country", "number", "theirs"),
+    [("local", None, "+1415555{:04d}", "(415) 555-{:04d}"), ("local-gb", "GB", "+441632960{:03d}", "01632 960{:03d}")],
+)
 @pytest.mark.parametrize("crm", CRMS)
 def test_a_lead_given_another_number_is_sent_over_the_crms_writing_of_the_old_one_without_a_conflict(
-    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+    crm: str,
+    case: str,
+    country: str | None,
+    number: str,
+    theirs: str,
+    database_url: str,
+    sandbox: Sandbox,
+    salesforce_env: dict[str, str],
+    tmp_path: Path,
 ) -> None:
     """The CRM wrote the lead's number its way ("(415) 555-0100") since the last sync, and the lead is given
     another number. The push read the CRM's writing as a salesperson's edit: a conflict, which crm_wins decided
     for the old number, written back to the lead over its new one. The CRM changed nothing: the new number is
-    sent, no conflict."""
+    sent, no conflict. A UK lead's number written "01632 960180", the connection mapping no country, is read in
+    the lead's country as a pull reads it: read as a US number, it was no number, and crm_wins cleared the lead's
+    phone."""
     n = 180 + 10 * CRMS.index(crm)
-    conn_, records, link, list_id = phoned(crm, "local", f"+1415555{n:04d}", database_url, sandbox, salesforce_env,
-                                           tmp_path, conflict_fields={PHONE[crm]: "crm_wins"})  # fmt: skip
-    set_in_crm(crm, records, link["remote_id"], "phone", f"(415) 555-{n:04d}")
+    conn_, records, link, list_id = phoned(crm, case, number.format(n), database_url, sandbox, salesforce_env,
+                                           tmp_path, country, conflict_fields={PHONE[crm]: "crm_wins"})  # fmt: skip
+    set_in_crm(crm, records, link["remote_id"], "phone", theirs.format(n))
     with transaction(database_url) as db:
-        assignments, params = set_clause(phone=f"+1415555{n + 1:04d}")
+        assignments, params = set_clause(phone=number.format(n + 1))
         db.execute(f"UPDATE leads SET {assignments}, updated_at = now() WHERE id = %s", (*params, link["lead_id"]))
     report = engine(database_url, sandbox, conn_, **salesforce_env).run("push", list_id)
     assert (report.status, report.updated, report.conflicts) == ("completed", 1, 0)
-    assert in_crm(crm, records.get(link["remote_id"]), "phone") == f"+1415555{n + 1:04d}"
-    assert lead_now(database_url, link["lead_id"])["phone"] == f"+1415555{n + 1:04d}"
+    assert in_crm(crm, records.get(link["remote_id"]), "phone") == number.format(n + 1)
+    assert lead_now(database_url, link["lead_id"])["phone"] == number.format(n + 1)
+
+
+@pytest.mark.parametrize("crm", CRMS)
+def test_a_number_in_national_form_the_crm_holds_without_a_country_is_read_in_the_leads_country(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A UK lead (GB, +441632960000) whose record holds its number as "01632 960000", the connection mapping no
+    country: the pull read the number in the default region (US), where it is no number, moved it to
+    custom.phone and cleared the lead's phone (the next record change pushed that). Read in the lead's country
+    (as ``leads bulk set`` reads a number), it is the lead's number written the CRM's way: no change either way.
+    Another UK number typed so is pulled as that number."""
+    n = 10 * CRMS.index(crm)
+    number = f"+441632960{n:03d}"
+    conn_, records, link, list_id = phoned(crm, "national", number, database_url, sandbox, salesforce_env,
+                                           tmp_path, country="GB")  # fmt: skip
+    written = f"01632 960{n:03d}"
+    set_in_crm(crm, records, link["remote_id"], "phone", written)
+    their_time = records.get(link["remote_id"]).updated_ms
+    before = lead_now(database_url, link["lead_id"])
+    assert (before["country"], before["phone"]) == ("GB", number)
+    reports = [engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id) for _ in range(2)]
+    assert [(r.status, r.created, r.updated, r.failed, r.conflicts) for r in reports] == [
+        ("completed", 0, 0, 0, 0)
+    ] * 2, "nothing sent back, no conflict"
+    assert (records.get(link["remote_id"]).updated_ms, in_crm(crm, records.get(link["remote_id"]), "phone")) == (
+        their_time, written
+    ), "the CRM's record not written"  # fmt: skip
+    after = lead_now(database_url, link["lead_id"])
+    assert (after["phone"], after["custom"], after["updated_at"]) == (number, before["custom"], before["updated_at"])
+
+    set_in_crm(crm, records, link["remote_id"], "phone", f"01632 960{n + 1:03d}")
+    their_time = records.get(link["remote_id"]).updated_ms
+    again = [engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id) for _ in range(2)]
+    assert [(r.status, r.updated, r.failed, r.conflicts) for r in again] == [("completed", 0, 0, 0)] * 2
+    taken = lead_now(database_url, link["lead_id"])
+    assert (taken["phone"], taken["country"], taken["custom"]) == (f"+441632960{n + 1:03d}", "GB", before["custom"])
+    assert records.get(link["remote_id"]).updated_ms == their_time
+    with connect(database_url) as db:
+        (agreed,) = store.links(db, conn_.name)
+    assert agreed["last_values"][PHONE[crm]] == f"+441632960{n + 1:03d}"
+
+
+COUNTRY = {"hubspot": "country", "salesforce": "Country"}
+
+
+@pytest.mark.parametrize("crm", ["hubspot", "salesforce"])
+def test_a_record_matched_to_a_lead_reads_its_national_number_in_the_leads_country(
+    crm: str, database_url: str, sandbox: Sandbox, salesforce_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A record made in the CRM with a UK number as "01632 960050" and no country, matched by its key to a UK
+    lead (GB, +441632960050): its number is the lead's, read in the lead's country, not a misfit that cleared
+    the lead's phone. The lead's country, which the record lacks, is sent; its number is not."""
+    n = 50 + 10 * CRMS.index(crm)
+    number = f"+441632960{n:03d}"
+    start = 200_000 + 100 * CRMS.index(crm) + 10 * CASES.index("matched")
+    name = f"Matched national {crm}"
+    (row,) = lead_rows(1, start=start)
+    list_id = import_leads(database_url, tmp_path, [{**row, "Phone": number, "Country": "GB"}], list_name=name)
+    with connect(database_url) as db:
+        lead = db.execute("SELECT * FROM leads WHERE list_id = %s", (list_id,)).fetchone()
+    assert lead is not None and (lead["country"], lead["phone"]) == ("GB", number)
+    fields = MAPPINGS[crm]
+    written = f"01632 960{n:03d}"
+    records = crm_records(sandbox, crm, own_second=True)
+    key = {"Leads_Id__c": str(lead["id"])} if crm == "salesforce" else {}  # Salesforce's match key: the lead's id
+    record = records.create({fields["email"]: row["Email"], fields["first_name"]: row["First Name"],
+                             fields["last_name"]: row["Last Name"], fields["company"]: row["Company"],
+                             PHONE[crm]: written, **key})  # fmt: skip
+    mapping = {**fields, "phone": PHONE[crm], "country": COUNTRY[crm]}
+    conn_ = connection(crm, f"{crm}-matched-national", list=name, mapping=mapping)
+    with transaction(database_url) as db:  # the pull reads only this test's record
+        store.ensure_connection(db, conn_.name, conn_.crm)
+        store.set_pull_cursor(db, conn_.name, record.updated - timedelta(milliseconds=1))
+    pulled = engine(database_url, sandbox, conn_, **salesforce_env).run("pull", list_id)
+    assert (pulled.status, pulled.pulled, pulled.conflicts) == ("completed", 1, 0)
+    after = lead_now(database_url, lead["id"])
+    assert (after["phone"], after["country"], after["custom"]) == (number, "GB", lead["custom"])
+    pushed = engine(database_url, sandbox, conn_, **salesforce_env).run("bidirectional", list_id)
+    assert (pushed.status, pushed.updated, pushed.failed, pushed.conflicts) == ("completed", 1, 0, 0)
+    assert (records.get(record.id).fields[COUNTRY[crm]], records.get(record.id).fields[PHONE[crm]]) == ("GB", written)
+    assert lead_now(database_url, lead["id"])["phone"] == number

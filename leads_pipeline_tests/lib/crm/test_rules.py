@@ -114,6 +114,32 @@ def test_records_normalized_together_are_each_as_alone() -> None:
     assert lead_values(records)[0]["phone"] == "+49301234567" and lead_values(records)[1]["custom.email"] == "nope"
 
 
+def test_a_number_with_no_country_of_its_own_is_read_in_the_leads_then_in_the_default_region() -> None:
+    """A record with no country (none mapped, or the CRM's empty or no country) has its numbers read in the country
+    its lead holds, then in the default region, as ``leads bulk set`` reads them; its own country comes first. Read
+    in the default region alone, a UK lead's "01632 960000" was a misfit that cleared the lead's phone."""
+    records = [
+        {"phone": "01632 960000"},
+        {"phone": "01632 960000", "country": ""},
+        {"phone": "01632 960000", "country": "Narnia"},
+        {"phone": "(415) 555-0100"},
+        {"phone": "030 1234567", "country": "DE"},
+        {"phone": "01632 960000"},
+    ]
+    found = lead_values(records, ["GB", "GB", "GB", "GB", "GB", None])
+    assert [(v["phone"], v.get("custom.phone")) for v in found] == [
+        ("+441632960000", None),
+        ("+441632960000", None),
+        ("+441632960000", None),
+        ("+14155550100", None),
+        ("+49301234567", None),
+        (None, "01632 960000"),
+    ]
+    assert found == [
+        lead_values([r], [c])[0] for r, c in zip(records, ["GB", "GB", "GB", "GB", "GB", None], strict=True)
+    ]
+
+
 def test_mapping_applies_transforms_and_reads_custom_fields() -> None:
     mapping = (
         FieldMap("email", "Email", ("strip", "lower")),

@@ -174,9 +174,9 @@ def test_a_pull_derives_the_company_and_name_keys_of_a_chunk_at_once_as_each_alo
     normalized: list[dict[str, Any]] = []
     lead_values = sync_module.lead_values
 
-    def once(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def once(records: list[dict[str, Any]], stored: list[str | None] | None = None) -> list[dict[str, Any]]:
         normalized.extend(records)
-        return lead_values(records)
+        return lead_values(records, stored)
 
     monkeypatch.setattr(sync_module, "lead_values", once)
 
