@@ -460,6 +460,7 @@ def import_file(
         _print_status(document)
 
 
+@imports_app.command("ls", hidden=True)  # as `lists ls` and `jobs ls` name it
 @imports_app.command("list")
 def imports_list(
     list_name: Annotated[str | None, typer.Option("--list", help="Only imports into this list.")] = None,

@@ -1033,3 +1033,17 @@ def test_python_dash_m_leads_pipeline_runs_the_leads_command() -> None:
     )
     assert "Usage: leads lists" in shown.stdout
     assert "create" in shown.stdout
+
+
+def test_every_listing_answers_to_ls_and_to_list() -> None:
+    """`leads lists ls` and `leads jobs ls` but `leads imports list` and `leads merges list`: `leads jobs list`
+    failed with "No such command 'list'". Each group's listing answers to both names (the other one hidden)."""
+    listings = {
+        path: sorted(set(command.commands) & {"ls", "list"})
+        for path, command in _commands(get_command(app), "leads")
+        if set(getattr(command, "commands", {})) & {"ls", "list"}
+    }
+    assert {"leads lists", "leads imports", "leads merges", "leads jobs"} <= set(listings)
+    assert all(names == ["list", "ls"] for names in listings.values()), listings
+    assert "ls" in CliRunner().invoke(app, ["jobs", "--help"]).stdout
+    assert " list " not in CliRunner().invoke(app, ["jobs", "--help"]).stdout, "the alias is hidden"

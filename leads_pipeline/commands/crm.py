@@ -37,6 +37,7 @@ crm_app = typer.Typer(help="CRM connections: list, show and test them.", no_args
 sync_app = typer.Typer(help="Sync a list with a CRM connection; history and errors of past syncs.")
 
 
+@crm_app.command("list", hidden=True)  # as `imports list` and `merges list` name it
 @crm_app.command("ls")
 def crm_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List the connection files (`LEADS_CRM_DIR`, default `$LEADS_HOME/crm`), with any file that does not parse and

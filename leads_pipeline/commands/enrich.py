@@ -447,6 +447,7 @@ def jobs_show(
     print_json(document) if as_json else _print_summary(document)
 
 
+@jobs_app.command("list", hidden=True)  # as `imports list` and `merges list` name it
 @jobs_app.command("ls")
 def jobs_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The most recent enrichment jobs you started or whose lists you read."""
@@ -545,6 +546,7 @@ def _runnable_job(env: Environment, job_id: str) -> Job:
         return store.require_job_runner(conn, job_id, acting_user())
 
 
+@templates_app.command("list", hidden=True)  # as `imports list` and `merges list` name it
 @templates_app.command("ls")
 def templates_ls(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The shipped templates."""

@@ -127,6 +127,7 @@ def lists_show(name: str, as_json: JsonOption = False) -> None:
     print_fields(fields)
 
 
+@app.command("list", hidden=True)  # as `imports list` and `merges list` name it
 @app.command("ls")
 def lists_ls(
     folder: Annotated[str | None, typer.Option(help="Only lists in this folder or folders nested in it.")] = None,

@@ -20,6 +20,7 @@ from leads_pipeline.lib.wording import counted
 app = typer.Typer(help="Merges of duplicate leads: history and undo.", no_args_is_help=True)
 
 
+@app.command("ls", hidden=True)  # as `lists ls` and `jobs ls` name it
 @app.command("list")
 def merges_list(
     limit: Annotated[int, typer.Option(min=1, max=1_000_000, help="At most this many merges (the newest).")] = 50,
