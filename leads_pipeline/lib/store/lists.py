@@ -412,22 +412,31 @@ def find_lists(
     """
     folder = normalize_folder(folder)
     tag = None if tag is None else normalize_tags([tag])[0]  # as tags are stored
-    rows = conn.execute(
-        "SELECT l.*, (SELECT count(*) FROM leads d WHERE d.list_id = l.id AND d.deleted_at IS NULL) AS lead_count"
-        " FROM lists l WHERE l.id = ANY(%(ids)s) AND l.deleted_at IS NULL"
-        " AND (%(archived)s OR l.archived_at IS NULL)"
-        " AND (%(folder)s::text IS NULL OR l.folder = %(folder)s OR l.folder LIKE %(prefix)s)"
-        " AND (%(tag)s::text IS NULL OR %(tag)s = ANY(l.tags))"
-        " ORDER BY coalesce(l.folder, ''), lower(l.name)",
-        {
-            "ids": list_ids,
-            "archived": archived,
-            "folder": folder,
-            "prefix": (folder.replace("%", r"\%").replace("_", r"\_") + "/%") if folder else None,
-            "tag": tag,
-        },
-    )
-    return [(_from_row(r), int(r["lead_count"])) for r in rows]
+    chosen = [
+        _from_row(r)
+        for r in conn.execute(
+            "SELECT l.* FROM lists l WHERE l.id = ANY(%(ids)s) AND l.deleted_at IS NULL"
+            " AND (%(archived)s OR l.archived_at IS NULL)"
+            " AND (%(folder)s::text IS NULL OR l.folder = %(folder)s OR l.folder LIKE %(prefix)s)"
+            " AND (%(tag)s::text IS NULL OR %(tag)s = ANY(l.tags))"
+            " ORDER BY coalesce(l.folder, ''), lower(l.name)",
+            {
+                "ids": list_ids,
+                "archived": archived,
+                "folder": folder,
+                "prefix": (folder.replace("%", r"\%").replace("_", r"\_") + "/%") if folder else None,
+                "tag": tag,
+            },
+        )
+    ]
+    counts = {  # one pass over the leads for every list: a count per list read all the leads once a list
+        int(r["list_id"]): int(r["n"])
+        for r in conn.execute(
+            "SELECT list_id, count(*) AS n FROM leads WHERE list_id = ANY(%s) AND deleted_at IS NULL GROUP BY list_id",
+            ([lst.id for lst in chosen],),
+        )
+    }
+    return [(lst, counts.get(lst.id, 0)) for lst in chosen]
 
 
 def list_breakdown(conn: Connection, list_id: int) -> tuple[int, dict[str, Any]]:
