@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import subprocess
 import sys
@@ -39,7 +38,7 @@ from leads_pipeline.commands.selection import (
 from leads_pipeline.lib.errors import ConfigurationError, LeadsError
 from leads_pipeline.lib.filters import Selection
 from leads_pipeline.lib.runtime import Environment
-from leads_pipeline.lib.wording import counted, credit_amount, plain_number, written_number
+from leads_pipeline.lib.wording import counted, credit_amount, plain_number
 
 if TYPE_CHECKING:
     from leads_pipeline.lib.store.enrichment import Job
@@ -61,10 +60,9 @@ def _check_priority(priority: str) -> str:
 
 
 def _check_max_credits(max_credits: float | None) -> None:
-    """A cap that bounds spending: ``nan`` was taken (no spend compares above it, so it capped nothing, and the
-    job's JSON held NaN), ``inf`` and a negative number meant nothing either; enrich-after-import checked none."""
-    if max_credits is not None and not (math.isfinite(max_credits) and max_credits >= 0):
-        raise ConfigurationError(f"--max-credits must be a number of credits >= 0; got {written_number(max_credits)}")
+    from leads_pipeline.lib.enrichment.jobs import check_max_credits
+
+    check_max_credits(max_credits)
 
 
 def _check_notify(url: str | None) -> None:

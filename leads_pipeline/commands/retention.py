@@ -131,20 +131,9 @@ def retention_apply(
     if as_json:
         print_json(summary)
         return
-    verb = "would remove" if dry_run else "removed"
-    # the previous values an import kept of the leads it updated are its undo: the line left them out, and a dry
-    # run did not say which imports it would leave impossible to undo
-    snapshots = summary["import_snapshots_removed"]
-    undo = " (their imports can no longer be undone)" if snapshots else ""
-    print_line(
-        f"{verb} {counted(summary['leads_deleted'], 'lead')},"
-        f" {counted(summary['import_error_values_cleared'], 'import error value')},"
-        f" the column names of {counted(summary['import_mappings_cleared'], 'import')},"
-        f" the previous values of {counted(snapshots, 'updated lead')}{undo},"
-        f" {counted(summary['fact_payloads_purged'], 'fact payload')},"
-        f" {counted(summary['inbox_files_deleted'], 'inbox file')}"
-        f" and {counted(summary['log_files_deleted'], 'log file')}"
-    )
+    from leads_pipeline.lib.store.retention import removal_sentence
+
+    print_line(removal_sentence(dry_run, summary))
 
 
 def _materialize(dry_run: bool) -> dict[str, Any]:

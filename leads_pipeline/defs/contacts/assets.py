@@ -53,6 +53,7 @@ from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
+from leads_pipeline.lib.wording import plain_number, written_number
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -62,10 +63,39 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, j
 Options = TypeVar("Options", bound="DataclassInstance")
 
 
+SETTING_RANGES: dict[str, tuple[float, float | None]] = {
+    "chunk_size": (1, None),
+    "workers": (1, None),
+    "per_host": (1, None),
+    "queries_per_run": (1, None),
+    "profiles_per_run": (1, None),
+    "max_concurrent_runs": (1, None),
+    "max_candidates": (0, None),
+    "cache_days": (0, None),
+    "greylist_wait_s": (0, None),
+    "threshold": (0, 1),
+}
+"""The values a contact stage's numeric run config setting may take (lowest, highest or None). The launchpad takes
+any number: ``chunk_size: 0`` failed every stage after two retries with Python's "range() arg 3 must not be
+zero"; a negative one ran over no lead."""
+
+
+def _check_setting(name: str, value: Any) -> None:
+    if name not in SETTING_RANGES or not isinstance(value, int | float):
+        return
+    low, high = SETTING_RANGES[name]
+    if value < low or (high is not None and value > high):
+        bound = f"from {plain_number(low)} to {plain_number(high)}" if high is not None else f">= {plain_number(low)}"
+        raise final_failure(f"{name} must be a number {bound}; got {written_number(value)}")
+
+
 def options_from(config: dg.Config, options: type[Options], **overrides: Any) -> Options:
-    """``options`` with every field the run config also has taken from it, by name, then ``overrides``."""
+    """``options`` with every field the run config also has taken from it, by name, then ``overrides``; a setting
+    out of its range (``SETTING_RANGES``) fails the step in one line, not retried."""
     names = {f.name for f in dataclasses.fields(options)}
     values = {name: getattr(config, name) for name in type(config).model_fields if name in names}
+    for name, value in values.items():
+        _check_setting(name, value)
     return options(**{**values, **overrides})
 
 

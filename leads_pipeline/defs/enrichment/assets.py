@@ -17,10 +17,17 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.clients.apify import ApifyResource
 from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.enrichment.engine import SOURCE, CompanyEnricher
-from leads_pipeline.lib.enrichment.jobs import MONTHLY_BUDGET_ENV, estimate, job_budget, launch_refusal, monthly_budget
+from leads_pipeline.lib.enrichment.jobs import (
+    MONTHLY_BUDGET_ENV,
+    check_max_credits,
+    estimate,
+    job_budget,
+    launch_refusal,
+    monthly_budget,
+)
 from leads_pipeline.lib.enrichment.providers import SOURCE_ASSETS
 from leads_pipeline.lib.enrichment.templates import load_template
-from leads_pipeline.lib.errors import PermanentError
+from leads_pipeline.lib.errors import ConfigurationError, PermanentError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store import liveness
 from leads_pipeline.lib.store.batches import batch_exists
@@ -50,6 +57,15 @@ class CompanyProfilesConfig(RunConfig):
     rate of the Apify token's bucket, shared with the contact stages; default APIFY_REQUESTS_PER_SECOND)."""
     user: str = "dagster"
     """Who the enrichment job a UI launch creates is recorded as created by."""
+
+    def checked(self) -> "CompanyProfilesConfig":
+        """The settings, refused in one line when they bound nothing: a negative ``max_credits`` failed the job's
+        table check (retried, then "Exceeded max_retries of 3"), and a negative ``cache_ttl_days`` took every
+        stored company fact for stale, paying for each company again."""
+        check_max_credits(self.max_credits, "max_credits")
+        if self.cache_ttl_days < 0:
+            raise ConfigurationError(f"cache_ttl_days must be a number of days >= 0; got {self.cache_ttl_days}")
+        return self
 
 
 def run_sources(context: dg.AssetExecutionContext) -> list[str]:
@@ -84,7 +100,7 @@ def ensure_job(context: dg.AssetExecutionContext, conn: store.Connection, *, ove
         raise PermanentError(no_batch_leads(batch_id, "enrich", "import a file, or select leads with `leads enrich`"))
     ops = context.run.run_config.get("ops")
     company: dict[str, Any] = ops.get(SOURCE_ASSETS[SOURCE], {}) if isinstance(ops, dict) else {}
-    settings = CompanyProfilesConfig(**company.get("config", {}))
+    settings = CompanyProfilesConfig(**company.get("config", {})).checked()
     sources = run_sources(context)
     template = settings.template or DEFAULT_TEMPLATE
     plan = estimate(conn, batch_id, sources, load_template(template), overwrite=overwrite)
@@ -216,6 +232,7 @@ def company_profiles(
     spends past its --max-credits or the account's monthly budget; a rerun pays nothing twice."""
     batch_id = registered_batch(context)
     try:
+        config.checked()
         with database.connection() as conn:
             job = ensure_job(context, conn, overwrite=config.overwrite)
             max_credits = config.max_credits if config.max_credits is not None else job.max_credits

@@ -60,6 +60,14 @@ class ImportConfig(RunConfig):
     that content, and the sensor requests the new content once it is stable)."""
 
     def options(self) -> ImportOptions:
+        """The importer's options. ``chunk_rows`` below 1 is refused: `leads import --chunk-rows` takes 100 at
+        least, but the launchpad took anything, and 0 failed the run with Python's "range() arg 3 must not be zero"
+        after two retries, a negative number imported no row and reported the import completed."""
+        if self.chunk_rows < 1:
+            raise ConfigurationError(
+                f"chunk_rows must be a number of rows >= 1 (rows per committed chunk, default"
+                f" {DEFAULT_CHUNK_ROWS:,}); got {self.chunk_rows}"
+            )
         overrides = {column: (None if target == UNMAPPED else target) for column, target in self.mapping.items()}
         return ImportOptions(
             on_duplicate=self.on_duplicate,

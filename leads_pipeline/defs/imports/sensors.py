@@ -72,8 +72,9 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
 def ignored_files(inbox: Path) -> dict[str, tuple[float, str]]:
     """The files in the inbox that ``dropped_files`` leaves out and someone may have meant to import, with why:
     {path: (ctime, reason)}. They were left out without a word (the UI's tick said "Sensor function returned an
-    empty result"), so a file saved in the inbox itself or an Excel workbook waited for an import that never came.
-    Hidden files (an editor's, the Finder's) are not named."""
+    empty result"), so a file saved in the inbox itself or an Excel workbook waited for an import that never came;
+    so did the files of a folder inside a list folder (``inbox/Q3 EMEA/week 1/leads.csv``), of which the tick log
+    said nothing. Hidden files (an editor's, the Finder's) are not named."""
     found: dict[str, tuple[float, str]] = {}
     if not inbox.is_dir():
         return found
@@ -95,6 +96,9 @@ def ignored_files(inbox: Path) -> dict[str, tuple[float, str]]:
                     found[str(path)] = (path.lstat().st_ctime, linked)
                 elif path.is_file() and path.suffix.lower() not in IMPORTABLE_SUFFIXES:
                     reason = f"not a {kinds} file: save it as CSV to import it"
+                    found[str(path)] = (path.stat().st_ctime, reason)
+                elif path.is_dir():  # said again when a file is added to it (its ctime changes)
+                    reason = f"a folder in list folder {entry.name!r}: move its files up into {entry}/ to import them"
                     found[str(path)] = (path.stat().st_ctime, reason)
     return found
 

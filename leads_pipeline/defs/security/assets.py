@@ -40,13 +40,16 @@ def retention_run(
     if not policies:  # launched from the UI (the schedule skips such a day): its zeros read as nothing being old
         context.log.info("no retention policy is set (leads retention set): nothing is removed")
     summary = report.as_json()
-    context.log.info(
-        f"{'would remove' if report.dry_run else 'removed'} {summary['leadsDeleted']} leads, "
-        f"purged {summary['factsPurged']} fact payloads, cleared {summary['importErrorsCleared']} import error"
-        f" values, {summary['importMappingsCleared']} import column lists and {summary['importSnapshotsRemoved']}"
-        f" imported leads' previous values, {summary['filesDeleted']} inbox files and"
-        f" {summary['logFilesDeleted']} log files"
-    )
+    counts = {
+        "leads_deleted": summary["leadsDeleted"],
+        "fact_payloads_purged": summary["factsPurged"],
+        "import_error_values_cleared": summary["importErrorsCleared"],
+        "import_mappings_cleared": summary["importMappingsCleared"],
+        "import_snapshots_removed": summary["importSnapshotsRemoved"],
+        "inbox_files_deleted": summary["filesDeleted"],
+        "log_files_deleted": summary["logFilesDeleted"],
+    }
+    context.log.info(retention.removal_sentence(report.dry_run, counts))
     return dg.MaterializeResult(
         metadata={
             "dry_run": dg.MetadataValue.bool(report.dry_run),

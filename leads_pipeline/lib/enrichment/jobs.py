@@ -29,7 +29,7 @@ from leads_pipeline.lib.enrichment.templates import Template
 from leads_pipeline.lib.enrichment.waterfall import Lookup, run_waterfall
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
-from leads_pipeline.lib.wording import credit_amount, plain_number
+from leads_pipeline.lib.wording import credit_amount, plain_number, written_number
 
 if TYPE_CHECKING:  # the company engine loads pandas and pyarrow: the company estimate imports it, not a job's history
     from leads_pipeline.lib.enrichment.companies import Identity, ProviderAnswer
@@ -60,6 +60,15 @@ def job_key(label: str, now: datetime | None = None) -> str:
     """``enrich-<label>-<UTC time with microseconds>``: a new batch per launch, readable in the Dagster UI."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S%f")
     return f"enrich-{slug(label)}-{stamp}"
+
+
+def check_max_credits(max_credits: float | None, setting: str = "--max-credits") -> None:
+    """A cap that bounds spending: ``nan`` was taken (no spend compares above it, so it capped nothing, and the
+    job's JSON held NaN), ``inf`` and a negative number meant nothing either; enrich-after-import checked none.
+    A negative one from the Dagster UI's run config (``setting`` max_credits) broke the job table's own check:
+    a psycopg CheckViolation, retried three times over a minute and a half, then "Exceeded max_retries of 3"."""
+    if max_credits is not None and not (math.isfinite(max_credits) and max_credits >= 0):
+        raise ConfigurationError(f"{setting} must be a number of credits >= 0; got {written_number(max_credits)}")
 
 
 def monthly_budget() -> float | None:

@@ -440,6 +440,32 @@ def fit_and_measure(
     return evaluate(np.asarray(test_labels), probabilities)
 
 
+def _check_split(data: LabelledData, holdout: float) -> None:
+    """Refuses, in one line naming the setting, a split the stratified ``train_test_split`` cannot make: it raised
+    scikit-learn's own error, shown with its traceback in the Dagster UI (``holdout: 1.5`` in the launchpad's run
+    config; a file with one converted lead). Each part needs one lead of each outcome, as scikit-learn counts the
+    parts: the held-out part is ``ceil(holdout * rows)``, the training part the rest."""
+    if not 0 < holdout < 1:
+        raise ConfigurationError(
+            f"holdout: expected a fraction between 0 and 1 (0.3 measures the model on 30% of the outcomes),"
+            f" got {holdout}"
+        )
+    converted = int(data.labels.sum())
+    rarer = min(converted, len(data.labels) - converted)
+    if rarer < 2:
+        outcome = "converted" if converted == rarer else "did not convert"
+        raise ConfigurationError(
+            f"{data.source}: only {rarer} labelled row {outcome}; training needs at least 2 of each outcome"
+            " (one to learn from, one to measure on)"
+        )
+    held_out = math.ceil(holdout * len(data.rows))
+    if min(held_out, len(data.rows) - held_out) < 2:
+        raise ConfigurationError(
+            f"holdout: {holdout} of {len(data.rows):,} labelled rows holds out {held_out:,} and trains on"
+            f" {len(data.rows) - held_out:,}; each part needs at least 2 (one of each outcome)"
+        )
+
+
 def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float = 0.3, seed: int = 0) -> FitModel:
     """Fit on a stratified training part, measure on the held-out part, then refit on everything for use.
 
@@ -450,6 +476,7 @@ def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float
         raise ConfigurationError(f"{data.source}: {len(data.rows)} labelled rows; training needs at least {MIN_ROWS}")
     if len(set(data.labels.tolist())) < 2:
         raise ConfigurationError(f"{data.source}: every outcome is the same; training needs converted and not")
+    _check_split(data, holdout)
     spec = spec or infer_spec(data.rows)
     if not spec.columns:
         raise ConfigurationError(f"{data.source}: no column varies; nothing to learn from")

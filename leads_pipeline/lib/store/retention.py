@@ -24,7 +24,7 @@ rows in a transaction that is rolled back, and deletes no file.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -33,6 +33,7 @@ from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import audit
 from leads_pipeline.lib.store.lists import Connection, clear_import_traces, release_merged_orphans
 from leads_pipeline.lib.store.privacy import LOG_SUFFIXES
+from leads_pipeline.lib.wording import counted
 
 Kind = Literal["leads", "facts", "inbox", "logs"]
 KINDS: Final[tuple[Kind, ...]] = ("leads", "facts", "inbox", "logs")
@@ -88,6 +89,25 @@ def policies(conn: Connection) -> list[dict[str, Any]]:
             "SELECT p.kind, p.days, p.list_id, l.name AS list, p.set_by, p.set_at FROM retention_policies p"
             " LEFT JOIN lists l ON l.id = p.list_id ORDER BY p.list_id IS NOT NULL, l.name, p.kind"
         )
+    )
+
+
+def removal_sentence(dry_run: bool, counts: Mapping[str, int]) -> str:
+    """What a run removed, or would remove, in one sentence whose one verb governs every count: the counts of the
+    ``retention_run`` asset's metadata (``leads retention apply`` prints it, the run logs it). The run's own line
+    read "would remove 0 leads, purged 12 fact payloads, cleared 5 import error values" for a dry run launched
+    from the UI: nothing was purged or cleared."""
+    snapshots = counts["import_snapshots_removed"]
+    # the previous values an import kept of the leads it updated are its undo: say which imports lose it
+    undo = " (their imports can no longer be undone)" if snapshots else ""
+    return (
+        f"{'would remove' if dry_run else 'removed'} {counted(counts['leads_deleted'], 'lead')},"
+        f" {counted(counts['import_error_values_cleared'], 'import error value')},"
+        f" the column names of {counted(counts['import_mappings_cleared'], 'import')},"
+        f" the previous values of {counted(snapshots, 'updated lead')}{undo},"
+        f" {counted(counts['fact_payloads_purged'], 'fact payload')},"
+        f" {counted(counts['inbox_files_deleted'], 'inbox file')}"
+        f" and {counted(counts['log_files_deleted'], 'log file')}"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -12,7 +13,10 @@ from leads_pipeline.defs.contacts.assets import (
     EmailContactsConfig,
     LinkedInProfilesConfig,
     PhoneContactsConfig,
+    email_contacts,
+    linkedin_profiles,
     options_from,
+    phone_contacts,
     phone_options,
 )
 from leads_pipeline.defs.contacts.checks import (
@@ -26,6 +30,11 @@ from leads_pipeline.lib.contacts.email_batch import EmailOptions
 from leads_pipeline.lib.contacts.linkedin_batch import LinkedInOptions
 from leads_pipeline.lib.contacts.phone_batch import PhoneOptions
 from leads_pipeline.lib.contacts.verifier import VerifierSettings
+from leads_pipeline.lib.store import enrichment as jobs_store
+from leads_pipeline.lib.store.db import connect
+from leads_pipeline.sandbox.server import Sandbox
+from leads_pipeline_tests.defs.contacts.conftest import WorldBatch, sandbox_resources
+from leads_pipeline_tests.support import materialize_batch, step_failure
 
 
 @pytest.mark.parametrize(
@@ -124,3 +133,37 @@ def test_every_run_config_value_reaches_the_stage() -> None:
     )
     built = options_from(linkedin, LinkedInOptions, media_dir=Path("/tmp/photos"))
     assert built == LinkedInOptions(**{**linkedin.model_dump(), "media_dir": Path("/tmp/photos")})
+
+
+@pytest.mark.parametrize(
+    ("asset", "config", "expected"),
+    [
+        (email_contacts, {"chunk_size": 0}, "chunk_size must be a number >= 1; got 0"),
+        (email_contacts, {"workers": -2}, "workers must be a number >= 1; got -2"),
+        (email_contacts, {"cache_days": -1}, "cache_days must be a number >= 0; got -1"),
+        (phone_contacts, {"chunk_size": 0}, "chunk_size must be a number >= 1; got 0"),
+        (linkedin_profiles, {"chunk_size": -5}, "chunk_size must be a number >= 1; got -5"),
+        (linkedin_profiles, {"threshold": 1.5}, "threshold must be a number from 0 to 1; got 1.5"),
+    ],
+)
+def test_a_setting_out_of_its_range_fails_the_run_in_one_line_before_any_lead(
+    asset: dg.AssetsDefinition,
+    config: dict[str, Any],
+    expected: str,
+    database_url: str,
+    world_batch: WorldBatch,
+    sandbox: Sandbox,
+) -> None:
+    """``chunk_size: 0`` in the launchpad failed every contact stage after two retries with Python's "range() arg 3
+    must not be zero" and its traceback; a negative one ran over no lead. Each is the step's one line, not
+    retried, before the stage's job is made or a lead read."""
+    resources = sandbox_resources(sandbox, database_url)
+    name = asset.key.to_user_string()
+    result = materialize_batch(
+        [asset], world_batch.batch_id, dg.DagsterInstance.ephemeral(), resources, {name: config}, raise_on_error=False
+    )
+    assert step_failure(result) == expected
+    assert len(result.get_step_failure_events()) == 1
+    assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    with connect(database_url) as conn:
+        assert jobs_store.find_job(conn, world_batch.batch_id) is None

@@ -524,3 +524,25 @@ def test_a_partition_no_import_wrote_is_refused_in_words_a_user_can_act_on(
         " anything, as its batch_leads run says, leaves none) and no selection's; import a file, or select leads"
         " with `leads enrich`"
     )
+
+
+def test_settings_that_bound_nothing_are_refused_in_one_line_before_any_lookup(
+    database_url: str, imported_batch: str, sandbox: Sandbox, instance: dg.DagsterInstance
+) -> None:
+    """``max_credits: -5`` in the launchpad's run config failed the enrichment job table's check: a psycopg
+    CheckViolation, retried three times over a minute and a half, the run then "Exceeded max_retries of 3"; and a
+    negative ``cache_ttl_days`` took every stored company for stale. Each is one line, no job, no lookup."""
+    resources = sandbox_resources(database_url, sandbox)
+    asked = _gemini_calls(sandbox)
+    cases = [
+        ({"max_credits": -5}, "max_credits must be a number of credits >= 0; got -5"),
+        ({"max_credits": float("nan")}, "max_credits must be a number of credits >= 0; got nan"),
+        ({"cache_ttl_days": -1}, "cache_ttl_days must be a number of days >= 0; got -1"),
+    ]
+    for config, expected in cases:
+        result = materialize_companies(resources, instance, imported_batch, config, raise_on_error=False)
+        assert step_failure(result) == expected
+        assert len(result.get_step_failure_events()) == 1  # not retried
+    assert _gemini_calls(sandbox) == asked
+    with connect(database_url) as conn:
+        assert store.find_job(conn, imported_batch) is None

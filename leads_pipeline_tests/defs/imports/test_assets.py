@@ -244,6 +244,24 @@ def test_a_bad_file_fails_the_run_with_its_one_line_error_and_no_retries(
     assert retries == []
 
 
+def test_a_chunk_size_below_one_row_is_refused_in_one_line_and_nothing_is_recorded(
+    database_url: str, instance: dg.DagsterInstance
+) -> None:
+    """``chunk_rows`` from the launchpad (`leads import --chunk-rows` takes 100 at least): 0 failed the run with
+    "range() arg 3 must not be zero" after two retries, and -5 imported no row of the file and reported the import
+    completed ("0 imported"), the batch taken for done."""
+    for partition, rows in (("import-zero-1", 0), ("import-negative-1", -5)):
+        config = {"path": str(DEMO_FILE), "list_name": "demo", "create_list": True, "chunk_rows": rows}
+        result = _materialize(database_url, instance, partition, config, raise_on_error=False)
+        assert step_failure(result) == (
+            f"chunk_rows must be a number of rows >= 1 (rows per committed chunk, default 50,000); got {rows}"
+        )
+        assert [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    with connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) AS n FROM imports").fetchone() == {"n": 0}
+    assert _leads(database_url) == []
+
+
 def test_a_file_saved_over_after_the_sensor_requested_it_is_refused_and_nothing_is_written(
     database_url: str, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:

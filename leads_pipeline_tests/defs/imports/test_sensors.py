@@ -448,12 +448,17 @@ def test_other_files_are_ignored_and_said_to_be_once(inbox: Inbox, capsys: pytes
     loose.write_text("Email\nann@example.com\n", encoding="utf-8")  # no list folder
     link = inbox.folder / "fair" / "linked.csv"
     link.symlink_to(loose)
+    nested = inbox.folder / "fair" / "week 1"  # its files waited without a word
+    nested.mkdir()
+    (nested / "leads.csv").write_text("Email\nbo@example.com\n", encoding="utf-8")
     inbox.tick()
     said = [line.split(" - ")[-1] for line in capsys.readouterr().err.splitlines() if ": ignored: " in line]
     assert said == [
         f"{workbook}: ignored: not a .csv, .tsv or .txt file: save it as CSV to import it",
         f"{link}: ignored: a symbolic link, not followed (it may lead to another user's files): copy what it links"
         f" to into {inbox.folder}/<list name>/",
+        f"{nested}: ignored: a folder in list folder 'fair': move its files up into {inbox.folder}/fair/ to import"
+        " them",
         f"{loose}: ignored: not in a list folder: move it into {inbox.folder}/<list name>/ to import it",
     ]
     assert inbox.tick().run_requests == []

@@ -227,6 +227,27 @@ def test_fit_model_refuses_a_bad_label(database_url: str, tmp_path: Path) -> Non
         assert "line 3, column 'Converted'" in failure
 
 
+def test_fit_model_refuses_a_split_it_cannot_make_in_one_line(database_url: str, tmp_path: Path) -> None:
+    """A ``holdout`` outside 0-1 in the launchpad's run config, or one leaving a part too small, and a file with
+    one converted lead failed the run with scikit-learn's InvalidParameterError or ValueError and its traceback:
+    each is now the step's one line naming the setting or the file."""
+    sample = _sample(tmp_path / "sample.csv", 100)
+    one_converted = tmp_path / "one.csv"
+    one_converted.write_text("Visits,Converted\n" + "".join(f"{i},{int(i == 0)}\n" for i in range(60)))
+    cases = [
+        ({"labelled_file": str(sample), "holdout": 1.5}, "holdout: expected a fraction between 0 and 1"),
+        ({"labelled_file": str(sample), "holdout": 0.0}, "holdout: expected a fraction between 0 and 1"),
+        ({"labelled_file": str(sample), "holdout": 0.01}, "holdout: 0.01 of 100 labelled rows holds out 1 and"),
+        ({"labelled_file": str(sample), "holdout": 0.99}, "holds out 99 and trains on 1;"),
+        ({"labelled_file": str(one_converted)}, "only 1 labelled row converted; training needs at least 2 of each"),
+    ]
+    with dg.instance_for_test() as instance:
+        for config, expected in cases:
+            result = materialize(database_url, instance, lead_fit_model, config)
+            assert not result.success
+            assert expected in step_failure(result), config
+
+
 def test_scoring_with_the_model_before_training_says_how_to_train(database_url: str) -> None:
     batch, _ = _selection(database_url)
     with dg.instance_for_test() as instance:

@@ -119,3 +119,22 @@ def test_a_retention_run_launched_with_no_policy_set_says_so(
     assert logged[0] == "no retention policy is set (leads retention set): nothing is removed"
     [materialization] = result.asset_materializations_for_node("retention_run")
     assert materialization.metadata["policies"].value == 0
+
+
+@pytest.mark.integration
+def test_a_dry_run_launched_from_the_ui_says_what_it_would_remove_in_one_tense(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The launchpad's ``dry_run: true`` logged "would remove 0 leads, purged 0 fact payloads, cleared 0 import
+    error values ...": a reader took the payloads for purged. The run's line is `leads retention apply`'s."""
+    cli_environment(monkeypatch, database_url, tmp_path / "home")
+    instance = dg.DagsterInstance.ephemeral()
+    resources = {"database": LeadsDatabase(database_url=database_url)}
+    config = dg.RunConfig(ops={"retention_run": {"config": {"dry_run": True}}})
+    result = dg.materialize([retention_run], instance=instance, resources=resources, run_config=config)
+
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if e.dagster_event is None]
+    assert logged[1] == (
+        "would remove 0 leads, 0 import error values, the column names of 0 imports, the previous values of 0"
+        " updated leads, 0 fact payloads, 0 inbox files and 0 log files"
+    )
