@@ -93,6 +93,7 @@ from leads_pipeline.lib.errors import ConfigurationError, InputFileError
 from leads_pipeline.lib.normalize import country_codes
 from leads_pipeline.lib.scoring.config import CUSTOM_PREFIX, check_field_path
 from leads_pipeline.lib.scoring.rules import LeadInput
+from leads_pipeline.lib.wording import counted
 
 PLACEHOLDERS = frozenset({"", "select", "n/a", "na", "none", "null", "-"})
 POSITIVE_LABELS = frozenset({"1", "true", "yes", "y", "converted", "won", "closed won"})
@@ -473,7 +474,9 @@ def train(data: LabelledData, *, spec: FeatureSpec | None = None, holdout: float
     less.
     """
     if len(data.rows) < MIN_ROWS:
-        raise ConfigurationError(f"{data.source}: {len(data.rows)} labelled rows; training needs at least {MIN_ROWS}")
+        raise ConfigurationError(
+            f"{data.source}: {counted(len(data.rows), 'labelled row')}; training needs at least {MIN_ROWS}"
+        )
     if len(set(data.labels.tolist())) < 2:
         raise ConfigurationError(f"{data.source}: every outcome is the same; training needs converted and not")
     _check_split(data, holdout)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.scoring.model import (
     LabelledData,
     feature_frame,
@@ -72,3 +73,11 @@ def test_training_measures_on_the_held_out_part() -> None:
     assert model.metrics["settings"] == ["depth-6", "catboost-500"] and model.metrics["rows"] == 60
     assert model.metrics["accuracy"] > 0.95 and model.version.startswith("fit-")
     assert model.predict([{"custom.Visits": "15"}, {"custom.Visits": "2"}]).round().tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(("rows", "said"), [(1, "1 labelled row;"), (49, "49 labelled rows;")])
+def test_too_few_labelled_rows_are_counted_in_words(rows: int, said: str) -> None:
+    """A labelled file of one row was refused as "1 labelled rows"."""
+    data = LabelledData([{"custom.Visits": str(i)} for i in range(rows)], np.arange(rows) % 2, "sample.csv")
+    with pytest.raises(ConfigurationError, match=f"^sample.csv: {said} training needs at least 50$"):
+        train(data)
