@@ -1,6 +1,7 @@
 """The enrichment stage: company profiles for the leads of a batch (contact discovery adds email/phone/LinkedIn)."""
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -39,6 +40,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+PACED_PROVIDERS = ("gemini", "apify_search")
+"""The providers ``requests_per_second`` paces (``CompanyEnricher``)."""
+
+
 class CompanyProfilesConfig(RunConfig):
     """Run settings; unset values come from the job (``leads enrich``) or, for a batch without one, the defaults."""
 
@@ -65,6 +70,15 @@ class CompanyProfilesConfig(RunConfig):
         check_max_credits(self.max_credits, "max_credits")
         if self.cache_ttl_days < 0:
             raise ConfigurationError(f"cache_ttl_days must be a number of days >= 0; got {self.cache_ttl_days}")
+        if self.concurrency < 1:  # was taken as 1 without a word
+            raise ConfigurationError(f"concurrency must be a number of companies >= 1; got {self.concurrency}")
+        for name, rate in self.requests_per_second.items():  # a misspelt name paced nothing, without a word
+            if name not in PACED_PROVIDERS:
+                raise ConfigurationError(
+                    f"requests_per_second: unknown provider {name!r}; expected {' or '.join(PACED_PROVIDERS)}"
+                )
+            if not (math.isfinite(rate) and rate > 0):
+                raise ConfigurationError(f"requests_per_second.{name} must be a number > 0; got {rate}")
         return self
 
 

@@ -531,13 +531,21 @@ def test_settings_that_bound_nothing_are_refused_in_one_line_before_any_lookup(
 ) -> None:
     """``max_credits: -5`` in the launchpad's run config failed the enrichment job table's check: a psycopg
     CheckViolation, retried three times over a minute and a half, the run then "Exceeded max_retries of 3"; and a
-    negative ``cache_ttl_days`` took every stored company for stale. Each is one line, no job, no lookup."""
+    negative ``cache_ttl_days`` took every stored company for stale. Each is one line, no job, no lookup; so are
+    a ``concurrency`` below 1 and a ``requests_per_second`` of a provider it does not pace or of no rate."""
     resources = sandbox_resources(database_url, sandbox)
     asked = _gemini_calls(sandbox)
     cases = [
         ({"max_credits": -5}, "max_credits must be a number of credits >= 0; got -5"),
         ({"max_credits": float("nan")}, "max_credits must be a number of credits >= 0; got nan"),
         ({"cache_ttl_days": -1}, "cache_ttl_days must be a number of days >= 0; got -1"),
+        # taken as 1, and a misspelt provider paced nothing, both without a word
+        ({"concurrency": 0}, "concurrency must be a number of companies >= 1; got 0"),
+        (
+            {"requests_per_second": {"gemni": 2}},
+            "requests_per_second: unknown provider 'gemni'; expected gemini or apify_search",
+        ),
+        ({"requests_per_second": {"gemini": 0}}, "requests_per_second.gemini must be a number > 0; got 0.0"),
     ]
     for config, expected in cases:
         result = materialize_companies(resources, instance, imported_batch, config, raise_on_error=False)
