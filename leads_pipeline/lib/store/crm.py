@@ -483,15 +483,18 @@ def hold_lead(conn: Connection, lead_id: int) -> dict[str, Any] | None:
             return lead
 
 
-_PULLED_LISTS: Final = """
-    WITH RECURSIVE chain (id, merged_into, list_id) AS (
-        SELECT l.id, l.merged_into, l.list_id FROM crm_links k JOIN leads l ON l.id = k.lead_id
-        WHERE k.connection = %s AND k.remote_id = ANY(%s)
-        UNION SELECT l.id, l.merged_into, l.list_id FROM leads l JOIN chain c ON l.id = c.merged_into
+_LINKED_CHAINS: Final = """
+    WITH RECURSIVE chain (remote_id, id, merged_into, deleted_at, list_id, country) AS (
+        SELECT k.remote_id, l.id, l.merged_into, l.deleted_at, l.list_id, l.country
+        FROM crm_links k JOIN leads l ON l.id = k.lead_id WHERE k.connection = %s AND k.remote_id = ANY(%s)
+        UNION SELECT c.remote_id, l.id, l.merged_into, l.deleted_at, l.list_id, l.country
+        FROM leads l JOIN chain c ON l.id = c.merged_into
     )
-    SELECT DISTINCT list_id FROM chain
 """
-"""The lists of the leads linked to the records and of the leads they were merged into (``hold_lead``)."""
+"""Each linked record's lead and the leads it was merged into, in turn (``hold_lead``), as ``chain``."""
+
+_PULLED_LISTS: Final = _LINKED_CHAINS + "SELECT DISTINCT list_id FROM chain"
+"""The lists of the leads linked to the records and of the leads they were merged into."""
 
 
 def hold_pulled_lists(conn: Connection, connection: str, remote_ids: Sequence[str], list_id: int | None) -> None:
@@ -507,15 +510,7 @@ def hold_pulled_lists(conn: Connection, connection: str, remote_ids: Sequence[st
     hold_lists(conn, {int(r["list_id"]) for r in found} | ({list_id} if list_id is not None else set()))
 
 
-_LINKED_COUNTRIES: Final = """
-    WITH RECURSIVE chain (remote_id, id, merged_into, deleted_at, country) AS (
-        SELECT k.remote_id, l.id, l.merged_into, l.deleted_at, l.country
-        FROM crm_links k JOIN leads l ON l.id = k.lead_id WHERE k.connection = %s AND k.remote_id = ANY(%s)
-        UNION SELECT c.remote_id, l.id, l.merged_into, l.deleted_at, l.country
-        FROM leads l JOIN chain c ON l.id = c.merged_into
-    )
-    SELECT remote_id, country FROM chain WHERE deleted_at IS NULL
-"""
+_LINKED_COUNTRIES: Final = _LINKED_CHAINS + "SELECT remote_id, country FROM chain WHERE deleted_at IS NULL"
 """The country of the live lead each linked record leads to (``lead_for_remote``: its linked lead, or the lead that
 one was merged into)."""
 
