@@ -11,7 +11,20 @@ import dagster as dg
 import pydantic
 from pydantic.fields import FieldInfo
 
+from leads_pipeline.lib.wording import plain_number, written_number
+
 DESCRIBED_FIELDS: Final = pydantic.ConfigDict(use_attribute_docstrings=True)
+
+
+def out_of_range(name: str, value: float, low: float, high: float | None = None, unit: str = "") -> str | None:
+    """What is wrong with a numeric run config setting outside ``low`` to ``high`` (None: no upper bound), in one
+    line naming it ("chunk_size must be a number >= 1; got 0"; ``unit``: "of days"), or None. The launchpad takes
+    any number for an int or float field: out of range, a setting failed deep in a stage after retries, or bounded
+    nothing without a word."""
+    if low <= value and (high is None or value <= high):
+        return None
+    bound = f"from {plain_number(low)} to {plain_number(high)}" if high is not None else f">= {plain_number(low)}"
+    return f"{name} must be a number{f' {unit}' if unit else ''} {bound}; got {written_number(value)}"
 
 
 def _admits_none(field: FieldInfo | None) -> bool:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import dagster as dg
 
-from leads_pipeline.defs.config import RunConfig
+from leads_pipeline.defs.config import RunConfig, out_of_range
 from leads_pipeline.defs.contacts.checks import (
     EMAIL_CHECK_SPECS,
     LINKEDIN_CHECK_SPECS,
@@ -53,7 +53,6 @@ from leads_pipeline.lib.ratelimit import Pacer
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.lib.store import enrichment as jobs_store
 from leads_pipeline.lib.store.contacts import batch_cost
-from leads_pipeline.lib.wording import plain_number, written_number
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -81,12 +80,10 @@ zero"; a negative one ran over no lead."""
 
 
 def _check_setting(name: str, value: Any) -> None:
-    if name not in SETTING_RANGES or not isinstance(value, int | float):
-        return
-    low, high = SETTING_RANGES[name]
-    if value < low or (high is not None and value > high):
-        bound = f"from {plain_number(low)} to {plain_number(high)}" if high is not None else f">= {plain_number(low)}"
-        raise final_failure(f"{name} must be a number {bound}; got {written_number(value)}")
+    if name in SETTING_RANGES and isinstance(value, int | float):
+        problem = out_of_range(name, value, *SETTING_RANGES[name])
+        if problem is not None:
+            raise final_failure(problem)
 
 
 def options_from(config: dg.Config, options: type[Options], **overrides: Any) -> Options:

@@ -9,7 +9,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
-from leads_pipeline.defs.config import RunConfig
+from leads_pipeline.defs.config import RunConfig, out_of_range
 from leads_pipeline.defs.enrichment.checks import CHECK_SPECS, budget_check, facts_check
 from leads_pipeline.defs.executor import SPENDS_CREDITS, final_failure, retry_failed_leads, stops_on_interrupt
 from leads_pipeline.defs.imports.assets import batch_leads
@@ -68,10 +68,12 @@ class CompanyProfilesConfig(RunConfig):
         table check (retried, then "Exceeded max_retries of 3"), and a negative ``cache_ttl_days`` took every
         stored company fact for stale, paying for each company again."""
         check_max_credits(self.max_credits, "max_credits")
-        if self.cache_ttl_days < 0:
-            raise ConfigurationError(f"cache_ttl_days must be a number of days >= 0; got {self.cache_ttl_days}")
-        if self.concurrency < 1:  # was taken as 1 without a word
-            raise ConfigurationError(f"concurrency must be a number of companies >= 1; got {self.concurrency}")
+        for problem in (
+            out_of_range("cache_ttl_days", self.cache_ttl_days, 0, unit="of days"),
+            out_of_range("concurrency", self.concurrency, 1, unit="of companies"),  # was taken as 1 without a word
+        ):
+            if problem is not None:
+                raise ConfigurationError(problem)
         for name, rate in self.requests_per_second.items():  # a misspelt name paced nothing, without a word
             if name not in PACED_PROVIDERS:
                 raise ConfigurationError(
