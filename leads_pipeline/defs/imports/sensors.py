@@ -21,10 +21,10 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.batches import import_batch_key
 from leads_pipeline.lib.countries import configured_default_region
 from leads_pipeline.lib.csvfile import file_sha256
-from leads_pipeline.lib.errors import NotFoundError
+from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store import imports as store
-from leads_pipeline.lib.store.lists import get_list
+from leads_pipeline.lib.store.lists import checked_list_name, get_list
 
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 
@@ -49,6 +49,22 @@ def file_owner(uid: int) -> str:
         return f"uid:{uid}"
 
 
+def _unnamable(folder: Path) -> str | None:
+    """Why the folder's name cannot name a list (a tab, a line break or a terminal escape in it, or only spaces),
+    or None: a folder named so was requested like any other, and its run failed on the list's name."""
+    try:
+        checked_list_name(folder.name)
+    except ConfigurationError as exc:
+        return str(exc)
+    return None
+
+
+def shown(path: str) -> str:
+    """A path as the tick's log shows it: quoted with its escapes when it holds a control character, which the
+    log would otherwise print to whoever reads it (a tab, or an escape that recolours the terminal)."""
+    return repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
+
+
 def dropped_files(inbox: Path) -> list[DroppedFile]:
     """Files one level below the inbox; the folder they are in names the list. A symbolic link is not a dropped
     file: its owner is not the owner of what the daemon would read through it (another user's file). Nor is a
@@ -58,7 +74,7 @@ def dropped_files(inbox: Path) -> list[DroppedFile]:
     if not inbox.is_dir():
         return found
     folders = (p for p in inbox.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
-    for folder in sorted(folders):
+    for folder in sorted(f for f in folders if _unnamable(f) is None):
         for path in sorted(folder.iterdir()):
             if path.is_symlink() or path.name.startswith(".") or path.suffix.lower() not in IMPORTABLE_SUFFIXES:
                 continue
@@ -88,6 +104,8 @@ def ignored_files(inbox: Path) -> dict[str, tuple[float, str]]:
             found[str(entry)] = (entry.lstat().st_ctime, linked)
         elif entry.is_file():
             found[str(entry)] = (entry.stat().st_ctime, f"not in a list folder: move it into {where} to import it")
+        elif entry.is_dir() and (unnamable := _unnamable(entry)) is not None:  # again when a file is added to it
+            found[str(entry)] = (entry.stat().st_ctime, f"{unnamable}: rename the folder to import its files")
         elif entry.is_dir():
             for path in sorted(entry.iterdir()):
                 if path.name.startswith("."):
@@ -276,7 +294,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, database: LeadsDatabase) -
     for path, (changed, reason) in ignored_files(inbox).items():
         ignored[path] = changed
         if said.get(path) != changed:  # once a file, and again when it is saved anew
-            context.log.info(f"{path}: ignored: {reason}")
+            context.log.info(f"{shown(path)}: ignored: {reason}")
     lost = _lost_retries(context.instance) if requested else {}
     lost = {k: r for k, r in lost.items() if r.dagster_run.run_id not in resumed}
     for key, dropped in present.items():

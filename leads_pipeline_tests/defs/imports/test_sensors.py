@@ -470,6 +470,26 @@ def test_other_files_are_ignored_and_said_to_be_once(inbox: Inbox, capsys: pytes
     assert said == [f"{workbook}: ignored: not a .csv, .tsv or .txt file: save it as CSV to import it"]
 
 
+def test_a_folder_whose_name_cannot_name_a_list_is_said_once_and_requests_no_run(
+    inbox: Inbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A folder named with a tab (a paste from a spreadsheet) was requested like any other, and its run failed on
+    the list's name; its name is now said once in the tick's log, quoted, with what to do, and no run is made.
+    A folder beside it with a proper name is imported as ever."""
+    unnamable = inbox.drop("Q3\tEMEA", "leads.csv").parent
+    inbox.drop("fair", "leads.csv")
+    inbox.tick()
+    [request] = inbox.tick().run_requests or []
+    assert _run_config(request)["list_name"] == "fair"
+    said = [line.split(" - ")[-1] for line in capsys.readouterr().err.splitlines() if ": ignored: " in line]
+    assert said == [
+        f"{str(unnamable)!r}: ignored: a list name cannot hold control characters (line breaks,"
+        " tabs, escapes); got 'Q3\\tEMEA': rename the folder to import its files"
+    ]
+    assert inbox.tick().run_requests == []
+    assert ": ignored: " not in capsys.readouterr().err, "said once"
+
+
 def test_a_dropped_file_is_imported_as_its_os_owner_and_a_link_is_not_a_dropped_file(inbox: Inbox) -> None:
     """The run acted as the service (the list's owner) for any file in the inbox; it now carries the OS user
     owning the file, whose role on the list the run checks. A symbolic link would have the daemon read another
