@@ -161,15 +161,15 @@ def _split_field(text: str) -> tuple[str, str]:
     if text.startswith(CUSTOM_PREFIX + '"'):
         end = text.find('"', len(CUSTOM_PREFIX) + 1)
         if end < 0:
-            raise ConfigurationError(f"--where {text!r}: the custom field name has no closing quote")
+            raise _Refused("the custom field name has no closing quote")
         return CUSTOM_PREFIX + text[len(CUSTOM_PREFIX) + 1 : end], text[end + 1 :]
     match = _BARE_FIELD.match(text)
     if not match:
-        raise ConfigurationError(f'--where {text!r}: expected FIELD OP VALUE, like "country = DE"')
+        raise _Refused('expected FIELD OP VALUE, like "country = DE"')
     return match.group(0), text[match.end() :]
 
 
-def _split_op(text: str, rest: str, name: str, kind: FieldKind) -> tuple[str, str]:
+def _split_op(rest: str, name: str, kind: FieldKind) -> tuple[str, str]:
     stripped = rest.lstrip()
     lowered = stripped.lower()
     for op in _OPERATORS:
@@ -182,11 +182,11 @@ def _split_op(text: str, rest: str, name: str, kind: FieldKind) -> tuple[str, st
     if name.startswith(CUSTOM_PREFIX) and stripped:  # "custom.Lead Source = X" reads as custom.Lead, then "Source"
         rest_of_name = _FIRST_OPERATOR.split(" " + stripped, maxsplit=1)[0].strip()
         quoted = f'{CUSTOM_PREFIX}"{name[len(CUSTOM_PREFIX) :]} {rest_of_name}"'
-        raise ConfigurationError(
-            f"--where {text!r}: no operator after {name}; a custom field name with spaces goes in quotes, like"
+        raise _Refused(
+            f"no operator after {name}; a custom field name with spaces goes in quotes, like"
             f" {quoted}; {_allowed(name, kind)}"
         )
-    raise ConfigurationError(f"--where {text!r}: no operator after {name}; {_allowed(name, kind)}")
+    raise _Refused(f"no operator after {name}; {_allowed(name, kind)}")
 
 
 def _unquote(value: str) -> str:
@@ -195,19 +195,17 @@ def _unquote(value: str) -> str:
     return value
 
 
-def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
+def _typed(name: str, kind: FieldKind, raw: str, written_as: str) -> Value:
     if kind in ("integer", "numeric"):
         number = _number(raw, whole=kind == "integer")
         if number is None:
             what = "a whole number" if kind == "integer" else "a number"
-            raise ConfigurationError(f"--where {text!r}: {name} is {what}; got {raw!r}{_range_hint(name, raw)}")
+            raise _Refused(f"{name} is {what}; got {raw!r}{_range_hint(name, raw, written_as)}")
         if kind == "integer" and not -BIGINT_MAX - 1 <= number <= BIGINT_MAX:
-            raise ConfigurationError(
-                f"--where {text!r}: {name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}"
-            )
+            raise _Refused(f"{name} is a whole number between {-BIGINT_MAX - 1} and {BIGINT_MAX}; got {raw!r}")
         if isinstance(number, Decimal) and _beyond_double(number):
-            raise ConfigurationError(
-                f"--where {text!r}: {raw!r} is beyond the numbers {name} holds (the import reads them as doubles:"
+            raise _Refused(
+                f"{raw!r} is beyond the numbers {name} holds (the import reads them as doubles:"
                 " within about ±1.8e308, none but 0 nearer to 0 than about 1e-308); compare with one such as 3200000"
             )
         return number
@@ -215,9 +213,7 @@ def _typed(text: str, name: str, kind: FieldKind, raw: str) -> Value:
         try:
             return datetime.fromisoformat(raw) if "T" in raw or " " in raw else _day(raw)
         except ValueError:
-            raise ConfigurationError(
-                f"--where {text!r}: {name} is a date; got {raw!r} (write 2026-03-31 or 2026-03-31T12:00)"
-            ) from None
+            raise _Refused(f"{name} is a date; got {raw!r} (write 2026-03-31 or 2026-03-31T12:00)") from None
     return raw
 
 
@@ -228,14 +224,16 @@ _RANGE: Final = re.compile(r"[0-9](?:[a-df-z][a-z]*)?\s*(?:-|\u2013|\u2014|to)\s
 _RANGE_ENDS: Final = re.compile(r"^(.*?[0-9][a-z]*)\s*(?:-|\u2013|\u2014|to)\s*(.+)$", re.IGNORECASE)
 
 
-def _range_hint(name: str, raw: str) -> str:
+def _range_hint(name: str, raw: str, written_as: str) -> str:
     """How to write a range as the two filters it takes: refused with no more than "is a whole number; got
     '51-200'", a range left the user guessing what a filter wanted."""
     ends = _RANGE_ENDS.match(raw) if _RANGE.search(raw) else None
     if ends is None:
         return ""
     low, high = ends.groups()
-    return f' (a range: write two filters, --where "{name} >= {low}" --where "{name} <= {high}")'
+    if written_as.startswith("--"):
+        return f' (a range: write two filters, {written_as} "{name} >= {low}" {written_as} "{name} <= {high}")'
+    return f' (a range: write two filters, "{name} >= {low}" and "{name} <= {high}")'
 
 
 def _number(raw: str, *, whole: bool) -> int | Decimal | None:
@@ -289,48 +287,54 @@ def _list_items(inner: str, kind: FieldKind) -> list[str]:
     return (_SPACED_COMMA if _SPACED_COMMA.search(inner) else _ITEM_COMMA).split(inner)
 
 
-def parse_filter(text: str) -> Filter:
-    """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows. Read composed
-    (NFC), as the values are stored: a value pasted decomposed (from a macOS file name) finds them."""
+class _Refused(Exception):
+    """Why a filter cannot be read; :func:`parse_filter` names the filter and where it was written."""
+
+
+def parse_filter(text: str, written_as: str = "--where") -> Filter:
+    """Parse ``FIELD OP VALUE``; errors name the filter, the field and the operators it allows, after
+    ``written_as``: where the filter was written, the command-line option by default, else such as a connection
+    file's ``where`` (a refusal there read "--where ...", an option its author never typed). Read composed (NFC),
+    as the values are stored: a value pasted decomposed (from a macOS file name) finds them."""
     text = unicodedata.normalize("NFC", text)
+    if not text.strip():
+        raise ConfigurationError(f'{written_as} needs FIELD OP VALUE, like "country = DE"; got an empty filter')
+    try:
+        return _parse(text, written_as)
+    except _Refused as exc:
+        raise ConfigurationError(f"{written_as} {text!r}: {exc}") from None
+
+
+def _parse(text: str, written_as: str) -> Filter:
     stripped = text.strip()
-    if not stripped:
-        raise ConfigurationError('--where needs FIELD OP VALUE, like "country = DE"; got an empty filter')
     if "\x00" in text:  # from a run's config ("\u0000"): PostgreSQL text cannot hold it, the query failed
-        raise ConfigurationError(f"--where {text!r}: a NUL character is in no lead's value; remove it")
+        raise _Refused("a NUL character is in no lead's value; remove it")
     name, rest = _split_field(stripped)
     try:
         kind = field_kind(name)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"--where {text!r}: {exc}") from None
-    op, raw = _split_op(text, rest, name, kind)
+        raise _Refused(str(exc)) from None
+    op, raw = _split_op(rest, name, kind)
     if op not in ALLOWED_OPS[kind]:
-        raise ConfigurationError(f"--where {text!r}: operator {op} does not apply to {name}; {_allowed(name, kind)}")
+        raise _Refused(f"operator {op} does not apply to {name}; {_allowed(name, kind)}")
     if raw[:1] in ("=", "<", ">", "!", "~"):
-        raise ConfigurationError(
-            f"--where {text!r}: unexpected {raw[0]!r} after {op}; {_allowed(name, kind)} "
-            "(quote a value that starts with it)"
-        )
+        raise _Refused(f"unexpected {raw[0]!r} after {op}; {_allowed(name, kind)} (quote a value that starts with it)")
     if op in EMPTY_OPS:
         if raw:
-            raise ConfigurationError(f"--where {text!r}: {op} takes no value; got {raw!r}")
+            raise _Refused(f"{op} takes no value; got {raw!r}")
         return Filter(name, op, (), text)
     if op in ("in", "not in"):
         inner = raw[1:-1] if raw.startswith("(") and raw.endswith(")") else raw
         items = [_unquote(item.strip()) for item in _list_items(inner, kind)]
         if not any(items):
-            raise ConfigurationError(f"--where {text!r}: {op} needs a comma-separated list of values")
-        return Filter(name, op, tuple(_typed(text, name, kind, item) for item in items if item), text)
+            raise _Refused(f"{op} needs a comma-separated list of values")
+        return Filter(name, op, tuple(_typed(name, kind, item, written_as) for item in items if item), text)
     value = _unquote(raw)
     if not value:
-        raise ConfigurationError(
-            f"--where {text!r}: {op} needs a value after it (use 'is empty' to find leads without {name})"
-        )
+        raise _Refused(f"{op} needs a value after it (use 'is empty' to find leads without {name})")
     if kind == "custom" and op in ("<", "<=", ">", ">=") and _not_finite(value):
-        raise ConfigurationError(
-            f"--where {text!r}: {value!r} is not a finite number; compare {name} with one such as 1000000"
-        )
-    return Filter(name, op, (_typed(text, name, kind, value),), text)
+        raise _Refused(f"{value!r} is not a finite number; compare {name} with one such as 1000000")
+    return Filter(name, op, (_typed(name, kind, value, written_as),), text)
 
 
 def _not_finite(value: str) -> bool:

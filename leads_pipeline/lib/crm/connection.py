@@ -21,6 +21,7 @@ from leads_pipeline.lib.crm.base import CRMS, CrmName
 from leads_pipeline.lib.crm.mapping import FieldMap, parse_transforms
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.fields import CANONICAL_FIELDS
+from leads_pipeline.lib.filters import parse_filter
 from leads_pipeline.lib.runtime import leads_home
 
 Direction = Literal["push", "pull", "bidirectional"]
@@ -212,7 +213,7 @@ def parse_connection(name: str, data: Mapping[str, Any], path: Path | None = Non
         mapping=mapping,
         direction=cast(Direction, direction),
         list_name=_optional_str(data, "list", where),
-        where=_optional_str(data, "where", where),
+        where=_filter(data, where),
         create_new=_bool(data, "create_new", where),
         update_existing=_bool(data, "update_existing", where),
         conflict=cast(Rule, conflict),
@@ -273,6 +274,15 @@ def _optional_str(data: Mapping[str, Any], key: str, where: str) -> str | None:
         return None
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"{where}: {key}: expected a non-empty string, found {value!r}")
+    return value
+
+
+def _filter(data: Mapping[str, Any], where: str) -> str | None:
+    """The file's ``where``, checked when the file is read: a bad one failed the sync's run, which named it
+    "--where", an option the file's author never typed."""
+    value = _optional_str(data, "where", where)
+    if value is not None:
+        parse_filter(value, f"{where}: where")
     return value
 
 

@@ -198,8 +198,8 @@ def push_filters(connection: Connection, where: Sequence[str] = ()) -> tuple[Fil
     """The connection file's ``where`` and a run's ``--where`` filters (the lists' language, each checked), all of
     which must hold; none means the whole list. A run's filter may be sealed (``leads sync`` seals those on a
     person's details, which Dagster would keep in the run's config)."""
-    texts = [*([connection.where] if connection.where else []), *where]
-    return tuple(parse_filter(keyring().open(text) if is_sealed(text) else text) for text in texts)
+    filed = (parse_filter(connection.where, f"connection {connection.name}: where"),) if connection.where else ()
+    return filed + tuple(parse_filter(keyring().open(text) if is_sealed(text) else text, "where") for text in where)
 
 
 def plan_push(conn: store.Connection, connection: Connection, list_id: int, filters: Sequence[Filter] = ()) -> PushPlan:

@@ -12,6 +12,7 @@ from leads_pipeline.lib.crm.conflicts import Merge, merge
 from leads_pipeline.lib.crm.connection import load_connection_file, parse_connection
 from leads_pipeline.lib.crm.inbound import as_sent, lead_values
 from leads_pipeline.lib.crm.mapping import FieldMap, map_lead, values_hash
+from leads_pipeline.lib.crm.sync import push_filters
 from leads_pipeline.lib.crm.validation import problems
 from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.ratelimit import TokenBucket
@@ -184,6 +185,11 @@ def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_pa
         "cron": ({"crm": "hubspot", "schedule": "every day"},
                  r"^c: schedule: expected a cron expression of 5 fields .* found 'every day'$"),
         "seconds": ({"crm": "hubspot", "schedule": "0 0 * * * *"}, "schedule: expected a cron expression"),
+        # refused when the file is read, as the file's where (it failed the run, named "--where")
+        "where": ({"crm": "hubspot", "where": "employee_count >= 51-200"},
+                  r"^c: where 'employee_count >= 51-200': employee_count is a whole number; got '51-200' \(a range:"
+                  r' write two filters, "employee_count >= 51" and "employee_count <= 200"\)$'),
+        "where operator": ({"crm": "hubspot", "where": "country DE"}, r"^c: where 'country DE': no operator after"),
     }  # fmt: skip
     for data, message in cases.values():
         with pytest.raises(ConfigurationError, match=message):
@@ -191,6 +197,13 @@ def test_connection_file_errors_name_the_file_the_key_and_the_expectation(tmp_pa
     for cron in ("0 * * * *", "@daily", "*/15 6-18 * * 1-5"):
         parsed = parse_connection("c", {"crm": "hubspot", "mapping": {"email": "email"}, "schedule": cron})
         assert parsed.schedule == cron
+
+
+def test_a_runs_filter_is_refused_as_the_runs_where_not_as_an_option() -> None:
+    """A run launched from the UI with a bad ``where`` was refused as "--where", an option of ``leads sync``."""
+    connection = parse_connection("c", {"crm": "hubspot", "mapping": {"email": "email"}})
+    with pytest.raises(ConfigurationError, match=r"^where 'colour = red': unknown field 'colour'"):
+        push_filters(connection, ["colour = red"])
 
 
 def test_the_readme_connection_file_loads_as_written(tmp_path: Path) -> None:
