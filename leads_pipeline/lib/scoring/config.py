@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -332,6 +332,41 @@ class ScoringConfig(_Section):
         return "cfg-" + hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
+_EXPECTED: Final = {
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "list_type": "expected a list",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+}
+"""Pydantic's error types, in the file's words: "Input should be a valid dictionary or instance of Thresholds"
+named a class of this module, not what the key holds."""
+
+
+_BOUNDS: Final = {
+    "greater_than_equal": ("ge", "of at least"),
+    "less_than_equal": ("le", "of at most"),
+    "greater_than": ("gt", "above"),
+    "less_than": ("lt", "below"),
+}
+
+
+def _sections() -> dict[str, type[_Section]]:
+    return {section.__name__: section for section in _Section.__subclasses__()}
+
+
+def _expected_mapping(class_name: str) -> str:
+    section = _sections().get(class_name)
+    if section is None:
+        return "expected a mapping"
+    keys = [info.alias or name for name, info in section.model_fields.items()]
+    return f"expected a mapping of {', '.join(keys)}"
+
+
 def _describe(error: dict[str, Any]) -> str:
     location = ""
     for part in error["loc"]:
@@ -339,7 +374,16 @@ def _describe(error: dict[str, Any]) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key; check its spelling against the documented keys (camelCase)"
-    elif error["type"] != "value_error" and isinstance(error.get("input"), str | int | float):
+    elif error["type"] == "model_type":
+        message = _expected_mapping(str(error.get("ctx", {}).get("class_name", "")))
+    elif error["type"] in _EXPECTED:
+        message = _EXPECTED[error["type"]]
+    elif error["type"] == "literal_error":
+        message = f"expected {error['ctx']['expected']}"
+    elif error["type"] in _BOUNDS:
+        bound, words = _BOUNDS[error["type"]]
+        message = f"expected a number {words} {written_number(float(error['ctx'][bound]))}"
+    if error["type"] not in ("value_error", "extra_forbidden") and isinstance(error.get("input"), str | int | float):
         # pydantic's own words ("Input should be greater than or equal to 0") did not say what the file held
         message += f", got {error['input']!r}"  # problems are joined by "; "
     return f"{location}: {message}" if location else message

@@ -41,9 +41,9 @@ def test_prd_body_shape_is_accepted() -> None:
     ("document", "expected"),
     [
         ({"weights": {"engagment": 10}}, "weights.engagment: unknown key"),
-        ({"weights": {"recency": -1}}, "weights.recency: Input should be greater than or equal to 0, got -1"),
+        ({"weights": {"recency": -1}}, "weights.recency: expected a number of at least 0, got -1"),
         ({"thresholds": {"mql": 80, "sql": 60}}, "thresholds: mql (80) must not be above sql (60)"),
-        ({"thresholds": {"sql": 120}}, "thresholds.sql: Input should be less than or equal to 100, got 120"),
+        ({"thresholds": {"sql": 120}}, "thresholds.sql: expected a number of at most 100, got 120"),
         (
             {"weights": {"dataCompleteness": 0, "companyFit": 0, "engagement": 0, "recency": 0}},
             "weights: at least one component weight must be above 0",
@@ -61,8 +61,11 @@ def test_prd_body_shape_is_accepted() -> None:
         ),
         (  # pydantic's words alone did not say what the file held
             {"engagement": {"signals": [{"field": "custom.V", "steps": [{"min": "x", "points": 1}]}]}},
-            "steps[0].min: Input should be a valid number, unable to parse string as a number, got 'x'",
+            "steps[0].min: expected a number, got 'x'",
         ),
+        # pydantic's words named a class of the code ("a valid dictionary or instance of Thresholds")
+        ({"thresholds": 5}, "my.yaml: thresholds: expected a mapping of mql, sql, got 5"),
+        ({"companyFit": {"countries": "DE"}}, "companyFit.countries: expected a list, got 'DE'"),
         ({"completeness": {"fields": {"email_adress": 1}}}, "completeness: unknown lead field 'email_adress'"),
         ({"completeness": {"fields": {"custom.": 1}}}, "completeness: unknown lead field 'custom.'"),
         ({"completeness": {"fields": {"email": 2, "phone": -1}}}, "completeness: fields.phone: weight must be 0 or"),
@@ -75,8 +78,8 @@ def test_prd_body_shape_is_accepted() -> None:
             "companyFit.employees[0]: min (2500000) must not be above max (1500000)",
         ),
         ({"completeness": {"fields": {"email": 0, "phone": 0}}}, "completeness: fields: at least one weight must be"),
-        ({"model": {"mode": "sometimes"}}, "model.mode: Input should be 'off', 'component' or 'replace', got 'some"),
-        ({"recency": {"dataHalfLifeDays": 0}}, "recency.dataHalfLifeDays: Input should be greater than 0, got 0"),
+        ({"model": {"mode": "sometimes"}}, "model.mode: expected 'off', 'component' or 'replace', got 'sometimes'"),
+        ({"recency": {"dataHalfLifeDays": 0}}, "recency.dataHalfLifeDays: expected a number above 0, got 0"),
         ({"bands": {"hot": 40, "warm": 60}}, "bands: warm (60) must not be above hot (40)"),
         ([1, 2], "expected a mapping of sections"),
     ],
