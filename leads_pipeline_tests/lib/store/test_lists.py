@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list, find_lists
+from leads_pipeline.lib.store.migrations import sql_dir
 from leads_pipeline_tests.lib.scoring.support import add_leads
 
 pytestmark = pytest.mark.integration
@@ -33,3 +36,27 @@ def test_lists_are_counted_in_one_pass_over_the_leads(database_url: str) -> None
         found = find_lists(conn, ids)
         assert scans() - before == 1
     assert [(lst.name, count) for lst, count in found] == [("a", 3), ("b", 1), ("c", 0), ("d", 0), ("e", 0)]
+
+
+def test_tags_and_folders_stored_decomposed_before_are_composed_by_the_migration(database_url: str) -> None:
+    """Tags and folders are composed (NFC) as they are written since 102fb40; those stored before were left as
+    typed, so "Müller" written decomposed stayed a tag apart from the composed one, and a search by either missed
+    the other's leads. sql/248 composes them: a lead with both keeps one tag, a list's tags keep their order."""
+    composed, decomposed = "Müller", unicodedata.normalize("NFD", "Müller")
+    with connect(database_url) as conn:
+        list_id, (both, one) = add_leads(conn, [{"first_name": "Ana"}, {"first_name": "Bo"}], list_name="a")
+        conn.execute(
+            "UPDATE lists SET tags = %s, folder = %s WHERE id = %s",
+            ([decomposed, "vip", composed], f"Kunden/{decomposed}", list_id),
+        )
+        conn.execute(
+            "INSERT INTO lead_tags (lead_id, tag) VALUES (%s, %s), (%s, %s), (%s, %s), (%s, 'vip')",
+            (both, decomposed, both, composed, one, decomposed, one),
+        )
+        migration = (sql_dir() / "248_stored_tags_and_folders_composed.sql").read_text(encoding="utf-8")
+        for _ in range(2):  # as applied, and again: nothing more changes
+            conn.execute(migration)
+            stored = conn.execute("SELECT tags, folder FROM lists WHERE id = %s", (list_id,)).fetchone()
+            assert stored == {"tags": [composed, "vip"], "folder": f"Kunden/{composed}"}
+            tags = conn.execute("SELECT lead_id, tag FROM lead_tags ORDER BY lead_id, tag").fetchall()
+            assert [(r["lead_id"], r["tag"]) for r in tags] == [(both, composed), (one, composed), (one, "vip")]
