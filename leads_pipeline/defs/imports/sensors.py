@@ -24,6 +24,7 @@ from leads_pipeline.lib.csvfile import file_sha256
 from leads_pipeline.lib.errors import ConfigurationError, NotFoundError
 from leads_pipeline.lib.runtime import inbox_folder
 from leads_pipeline.lib.store import imports as store
+from leads_pipeline.lib.store.access import has_control_characters
 from leads_pipeline.lib.store.lists import checked_list_name, get_list
 
 IMPORTABLE_SUFFIXES = (".csv", ".tsv", ".txt")
@@ -62,7 +63,7 @@ def _unnamable(folder: Path) -> str | None:
 def shown(path: str) -> str:
     """A path as the tick's log shows it: quoted with its escapes when it holds a control character, which the
     log would otherwise print to whoever reads it (a tab, or an escape that recolours the terminal)."""
-    return repr(path) if any(ord(c) < 32 or ord(c) == 127 for c in path) else path
+    return repr(path) if has_control_characters(path) else path
 
 
 def dropped_files(inbox: Path) -> list[DroppedFile]:

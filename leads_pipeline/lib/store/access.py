@@ -146,11 +146,16 @@ def members(conn: Connection, list_id: int) -> list[dict[str, Any]]:
     )
 
 
+def has_control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character (a line break, a tab, a terminal escape)."""
+    return any(unicodedata.category(c) == "Cc" for c in text)
+
+
 def printable_name(name: str, what: str) -> str:
     """``name`` trimmed, once it holds no control character: a line break, tab or terminal escape
     (``\\x1b[31m``) was stored as typed, and every table showing it then printed it to the terminal of whoever
     read it (a name that recolours or rewrites the screen). ``what`` names it in the refusal ("a list name")."""
-    if any(unicodedata.category(c) == "Cc" for c in name.strip()):
+    if has_control_characters(name.strip()):
         raise ConfigurationError(f"{what} cannot hold control characters (line breaks, tabs, escapes); got {name!r}")
     return name.strip()
 
