@@ -6,11 +6,15 @@ launches the same Dagster assets the UI and sensors run; errors are one line, ne
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
+import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -632,17 +636,15 @@ def dev(
     host: Annotated[str, typer.Option(help="Address for the UI.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port for the UI.")] = 3000,
 ) -> None:
-    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database; Ctrl-C or
-    SIGTERM stops both, and if one dies on its own the other is stopped and the command exits 1 naming it.
+    """Start the Dagster webserver and daemon (sensors and schedules on) on the project's database; Ctrl-C,
+    SIGTERM or closing the terminal stops both, and if one dies on its own the other is stopped and the command
+    exits 1 naming it.
     \f
     The two processes are started directly rather than through ``dagster dev``, which ignores SIGTERM when
     started without job control. A process dying alone used to end the command with 0, leaving a UI without
-    sensors (or a daemon without a UI) to look like a clean stop.
+    sensors (or a daemon without a UI) to look like a clean stop. They run in a process group of their own, and
+    this command alone stops them: each is asked once (SIGTERM), not also by the terminal's SIGINT.
     """
-    import contextlib
-    import signal
-    import subprocess
-
     from leads_pipeline.launcher import instance
     from leads_pipeline.lib.countries import configured_default_region
 
@@ -657,12 +659,11 @@ def dev(
     print_line(f"Dagster UI on http://{host}:{port} (Ctrl-C to stop); inbox: {env.inbox}")
     bin_dir = Path(sys.executable).parent
     location = ["-w", str(project_files() / "workspace.yaml")]  # names the code location as pyproject does
-    processes = {
-        "webserver": subprocess.Popen(
-            [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *WEBSERVER_POOL, *location]
-        ),
-        "daemon": subprocess.Popen([str(bin_dir / "dagster-daemon"), "run", *location]),
+    commands = {
+        "webserver": [str(bin_dir / "dagster-webserver"), "-h", host, "-p", str(port), *WEBSERVER_POOL, *location],
+        "daemon": [str(bin_dir / "dagster-daemon"), "run", *location],
     }
+    processes: dict[str, subprocess.Popen[bytes]] = {}
     asked_to_stop = False
 
     def stop(*_: object) -> None:
@@ -671,10 +672,16 @@ def dev(
         for process in processes.values():
             process.terminate()
 
-    previous_handler = signal.signal(signal.SIGTERM, stop)
+    # set before the processes start: a handler ends at exec (each starts with the signal's default), an
+    # ignored signal does not (nohup's SIGHUP stays ignored in them as in this command)
+    previous = {number: signal.signal(number, stop) for number in _STOP_SIGNALS if _handled(number)}
+    with _interrupts_not_ignored():
+        for name, command in commands.items():
+            processes[name] = subprocess.Popen(command, process_group=0)
     died: dict[str, int] = {}
+    killed: list[str] = []
     try:
-        while not died:
+        while not died and not asked_to_stop:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 processes["webserver"].wait(timeout=1)
             died = {name: code for name, process in processes.items() if (code := process.poll()) is not None}
@@ -683,15 +690,59 @@ def dev(
     finally:
         for process in processes.values():
             process.terminate()
-        for process in processes.values():
-            process.wait()
-        signal.signal(signal.SIGTERM, previous_handler)
+        killed = [name for name, process in processes.items() if _stopped_or_killed(process)]
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if not asked_to_stop:
         name, code = next(iter(died.items()))
         others = [other for other in processes if other not in died]
-        stopped = f"; the {others[0]} is stopped" if others else ""
+        stopped = f"; the {others[0]} {_how_stopped(others[0] in killed)}" if others else ""
         fail(f"the Dagster {name} exited on its own (exit code {code}){stopped}; see its output above")
+    for name in killed:
+        print_line(("warning:", "yellow"), f" the Dagster {name} {_how_stopped(True)}", err=True)
     raise typer.Exit(0)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_GRACE_SECONDS = 30.0
+"""How long `leads dev` waits for a process it asked to stop (SIGTERM) before killing it (SIGKILL): the daemon
+finishes its sensor ticks first, a few seconds. One stuck in its shutdown held the command for good, and a second
+Ctrl-C ended it with a traceback, leaving both processes running."""
+
+
+def _handled(number: int) -> bool:
+    """Whether `leads dev` stops on signal ``number``: SIGTERM always; SIGHUP (the terminal closed) unless ignored,
+    as ``nohup`` has it. Its processes run in a process group of their own, which the terminal does not signal,
+    so the command stops them itself."""
+    return number == signal.SIGTERM or signal.getsignal(number) is not signal.SIG_IGN
+
+
+@contextlib.contextmanager
+def _interrupts_not_ignored() -> Iterator[None]:
+    """SIGINT handled meanwhile, so that the processes started start with it at its default. Dagster's processes
+    give SIGTERM the handler SIGINT has: `leads dev` started in the background (``make dev &`` in a script, where
+    the shell ignores SIGINT) started them ignoring both, and waited for good after asking them to stop. This
+    command keeps ignoring SIGINT then, as its shell asked; its processes never see the terminal's Ctrl-C."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stopped_or_killed(process: subprocess.Popen[bytes]) -> bool:
+    """Wait for ``process``, asked to stop, for `STOP_GRACE_SECONDS`, then kill it; whether it was killed."""
+    try:
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        return True
+    return False
+
+
+def _how_stopped(killed: bool) -> str:
+    return f"did not stop within {STOP_GRACE_SECONDS:g} s of SIGTERM and was killed" if killed else "is stopped"
 
 
 def _cannot_listen(host: str, port: int) -> str | None:

@@ -10,13 +10,14 @@ import io
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -208,6 +209,13 @@ def test_dev_on_a_port_or_host_it_cannot_use_says_which(leads: Leads, monkeypatc
     assert line.startswith("error: --host 'no such host.invalid': not an address or host name ("), line
 
 
+def _free_port() -> int:
+    """A port nothing listens on, for `leads dev --port`."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_dev_refuses_a_default_region_that_is_no_region_and_starts_nothing(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,37 +227,111 @@ def test_dev_refuses_a_default_region_that_is_no_region_and_starts_nothing(
 
     monkeypatch.setattr(subprocess, "Popen", no_process)
     monkeypatch.setenv("LEADS_DEFAULT_REGION", "XX")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    line = leads.fails("dev", "--port", str(port))
+    line = leads.fails("dev", "--port", str(_free_port()))
     assert line.startswith("error: LEADS_DEFAULT_REGION='XX' is not a country code phone numbers are known for;")
 
 
+_DAGSTER_PROCESS = """
+import signal
+import sys
+import time
+
+signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))  # as Dagster's webserver and daemon do
+print("ready", flush=True)
+try:
+    time.sleep(120)
+except KeyboardInterrupt:
+    sys.exit(3)
+"""
+
+
+@pytest.fixture(params=["in the foreground", "in the background"])
+def started(request: pytest.FixtureRequest) -> Iterator[None]:
+    """`leads dev` started in a terminal, or in the background: SIGINT ignored, as a shell without job control
+    starts a command there (``make dev &`` in a script), and SIGTERM too, as a Dagster run leaves it in such a
+    process; both restored after."""
+    ignored = (signal.SIGINT, signal.SIGTERM) if request.param == "in the background" else ()
+    before = {number: signal.signal(number, signal.SIG_IGN) for number in ignored}
+    try:
+        yield
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
+
+
+def _dev_with_stand_ins(
+    leads: Leads, monkeypatch: pytest.MonkeyPatch, script: str, once_ready: Callable[[dict[str, Any]], None]
+) -> tuple[Any, dict[str, subprocess.Popen[str]]]:
+    """Run `leads dev` on processes running ``script`` in place of Dagster's, started as `leads dev` starts them;
+    ``once_ready`` is called (in a thread) with them by name once both have said "ready"."""
+    started: dict[str, subprocess.Popen[str]] = {}
+    real_popen = subprocess.Popen
+
+    def when_ready() -> None:
+        for process in started.values():
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        once_ready(started)
+
+    def stand_in(args: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+        process = real_popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, **kwargs)
+        started[Path(args[0]).name] = process
+        if len(started) == 2:
+            threading.Thread(target=when_ready).start()
+        return process
+
+    monkeypatch.setattr(subprocess, "Popen", stand_in)
+    result = leads.run("dev", "--port", str(_free_port()))
+    for process in started.values():
+        assert process.stdout is not None
+        process.stdout.close()
+    return result, started
+
+
+@pytest.mark.usefixtures("started")
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The daemon died after starting (killed here), and `leads dev` went on serving the UI until it was stopped,
-    then exited 0."""
-    started: dict[str, subprocess.Popen[bytes]] = {}
-    real_popen = subprocess.Popen
-
-    def stand_in(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        process = real_popen([sys.executable, "-c", "import time; time.sleep(120)"])
-        started[Path(args[0]).name] = process
-        if len(started) == 2:
-            threading.Timer(0.5, started["dagster-daemon"].kill).start()
-        return process
-
-    monkeypatch.setattr(subprocess, "Popen", stand_in)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    line = leads.fails("dev", "--port", str(port))
-    assert line == (
-        "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above"
+    then exited 0. Started in the background, it started both ignoring SIGINT, and so SIGTERM, which they handle
+    as SIGINT: it asked the webserver to stop, and waited for good."""
+    result, started = _dev_with_stand_ins(
+        leads, monkeypatch, _DAGSTER_PROCESS, lambda started: started["dagster-daemon"].kill()
     )
-    assert started["dagster-webserver"].poll() is not None, "the webserver is stopped, not left running"
+    assert result.exit_code == 1 and result.stderr == (
+        "error: the Dagster daemon exited on its own (exit code -9); the webserver is stopped; see its output above\n"
+    )
+    assert started["dagster-webserver"].returncode == 3, "stopped by its interrupt handler, not killed"
+
+
+def test_dev_stops_its_processes_when_its_terminal_closes(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its processes run in a process group of their own, which the terminal does not signal: on SIGHUP `leads
+    dev` stops them (each by its interrupt handler) and exits 0."""
+    groups: dict[str, int] = {}
+
+    def close_the_terminal(started: dict[str, subprocess.Popen[str]]) -> None:
+        groups.update({name: os.getpgid(process.pid) for name, process in started.items()})
+        os.kill(os.getpid(), signal.SIGHUP)
+
+    result, started = _dev_with_stand_ins(leads, monkeypatch, _DAGSTER_PROCESS, close_the_terminal)
+    assert result.exit_code == 0, result.output
+    assert {name: process.returncode for name, process in started.items()} == {
+        "dagster-webserver": 3,
+        "dagster-daemon": 3,
+    }
+    assert groups == {name: process.pid for name, process in started.items()}
+
+
+def test_dev_kills_a_process_that_does_not_stop(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A webserver stuck in its shutdown held `leads dev` for good (and a second Ctrl-C ended it with a traceback,
+    leaving both running): it is killed after `STOP_GRACE_SECONDS`, and the command says so."""
+    monkeypatch.setattr(cli, "STOP_GRACE_SECONDS", 0.2)
+    stuck = _DAGSTER_PROCESS.replace("signal.getsignal(signal.SIGINT)", "signal.SIG_IGN")
+    result, started = _dev_with_stand_ins(leads, monkeypatch, stuck, lambda started: started["dagster-daemon"].kill())
+    assert result.exit_code == 1 and result.stderr == (
+        "error: the Dagster daemon exited on its own (exit code -9); the webserver did not stop within 0.2 s of "
+        "SIGTERM and was killed; see its output above\n"
+    )
+    assert started["dagster-webserver"].returncode == -signal.SIGKILL
 
 
 _COMPUTE_LOG = """
@@ -286,10 +368,7 @@ def test_the_files_of_dev_s_processes_and_of_commands_are_their_owner_s_only(
         return real_popen([sys.executable, "-c", _COMPUTE_LOG], stdout=subprocess.DEVNULL)
 
     monkeypatch.setattr(subprocess, "Popen", stand_in)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    leads.fails("dev", "--port", str(port))  # the stand-ins exit at once
+    leads.fails("dev", "--port", str(_free_port()))  # the stand-ins exit at once
     home = tmp_path / "home"
     made = [home, home / "inbox", home / "dagster", *(home / "dagster").rglob("*")]
     assert (home / "dagster" / "run" / "step.out").exists()
@@ -320,9 +399,7 @@ def test_dev_says_the_uis_address_and_the_inbox_on_one_line(leads: Leads, monkey
     and a path longer than the width was cut in pieces that could not be copied whole."""
     real_popen = subprocess.Popen
     monkeypatch.setattr(subprocess, "Popen", lambda *args, **kwargs: real_popen([sys.executable, "-c", "pass"]))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = _free_port()
     result = leads.run("dev", "--port", str(port))  # both exit at once: `leads dev` says so and stops
     assert result.exit_code == 1 and "exited on its own" in result.stderr
     assert f"Dagster UI on http://127.0.0.1:{port} (Ctrl-C to stop); inbox: {inbox_folder()}\n" in result.stdout
@@ -343,10 +420,7 @@ def test_the_uis_storage_connections_are_replaced_after_a_database_restart(
         return real_popen([sys.executable, "-c", "pass"])  # exits at once: `leads dev` stops
 
     monkeypatch.setattr(subprocess, "Popen", stand_in)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    leads.fails("dev", "--port", str(port))
+    leads.fails("dev", "--port", str(_free_port()))
     [webserver] = [args for args in started if Path(args[0]).name == "dagster-webserver"]
     recycle = int(webserver[webserver.index("--db-pool-recycle") + 1]) if "--db-pool-recycle" in webserver else 3600
     with dg.DagsterInstance.get() as instance:
