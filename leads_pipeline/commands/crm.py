@@ -285,17 +285,16 @@ def _failure(result: Any, name: str) -> str:
     administrator command" alone)."""
     import dagster as dg
 
+    from leads_pipeline.defs.executor import failed_step_error
+
     for evaluation in result.get_asset_check_evaluations():
         if not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR:
             reason = evaluation.metadata.get("reason")
             return f"{name}: the push was blocked by its check: {reason.value if reason else 'see the Dagster UI'}"
-    for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            error = event.step_failure_data.error
-            while error.cause is not None:
-                error = error.cause
-            reason = str(error.message).strip().splitlines()[0].split(": ", 1)[-1]
-            return database_went_away(reason) if error.cls_name in LOST_CONNECTION_ERRORS else reason
+    failed = failed_step_error(result)
+    if failed:
+        error, reason = failed
+        return database_went_away(reason) if error in LOST_CONNECTION_ERRORS else reason
     return f"{name}: the sync did not run; see the run in the Dagster UI"
 
 

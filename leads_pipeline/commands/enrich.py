@@ -321,8 +321,9 @@ def _spawn(env: Environment, job_id: str, keeper: Connection) -> None:
     liveness.release(keeper, liveness.ENRICHMENT_JOB, job_id)
 
 
-def execute_job(env: Environment, job_id: str, *, claimed: bool = False) -> None:
-    """Run the job here (``claimed``: this process already holds its lock)."""
+def execute_job(env: Environment, job_id: str, *, claimed: bool = False, log_level: str = "CRITICAL") -> None:
+    """Run the job here (``claimed``: this process already holds its lock), Dagster's console log at
+    ``log_level``."""
     from leads_pipeline.defs.enrichment.jobs import materialize_job
     from leads_pipeline.launcher import instance
     from leads_pipeline.lib.store import enrichment as store
@@ -330,7 +331,7 @@ def execute_job(env: Environment, job_id: str, *, claimed: bool = False) -> None
 
     with connect(env.database_url) as conn:
         job = store.get_job(conn, job_id)
-    materialize_job(env.database_url, job, claimed=claimed, instance=run_or_fail(instance))
+    materialize_job(env.database_url, job, claimed=claimed, instance=run_or_fail(instance), log_level=log_level)
 
 
 def _run_with_progress(env: Environment, job_id: str, *, quiet: bool) -> None:
@@ -532,7 +533,7 @@ def jobs_run(
     with connect(env.database_url, autocommit=True) as keeper:
         run_or_fail(lambda: _runnable_job(env, job_id))
         run_or_fail(lambda: store.claim_job(keeper, job_id, handover=handover))
-        run_or_fail(lambda: execute_job(env, job_id, claimed=True))
+        run_or_fail(lambda: execute_job(env, job_id, claimed=True, log_level="ERROR"))  # to the job's log file
 
 
 def _runnable_job(env: Environment, job_id: str) -> Job:

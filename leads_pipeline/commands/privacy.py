@@ -180,6 +180,7 @@ def launch_crm_erasures(actor: str) -> dict[str, Any]:
 
     import dagster as dg
 
+    from leads_pipeline.defs.executor import failed_step_error
     from leads_pipeline.defs.resources import default_resources
     from leads_pipeline.defs.security.assets import crm_erasures
     from leads_pipeline.launcher import instance
@@ -201,9 +202,8 @@ def launch_crm_erasures(actor: str) -> dict[str, Any]:
         )
     materialized = result.asset_materializations_for_node("crm_erasures")
     if not materialized:
-        failures = [e.event_specific_data for e in result.all_events if e.is_step_failure]
-        detail = str(getattr(getattr(failures[0], "error", None), "message", "") if failures else "").strip()
-        raise PermanentError(f"the crm_erasures run failed: {detail.splitlines()[0] if detail else 'see the run'}")
+        failed = failed_step_error(result)
+        raise PermanentError(f"the crm_erasures run failed: {failed[1] if failed else 'see the run'}")
     metadata = {key: value.value for key, value in materialized[0].metadata.items()}
     return {
         "deleted": metadata["deleted"],

@@ -53,6 +53,19 @@ def final_failure(description: str) -> dg.Failure:
     return dg.Failure(description=description, allow_retries=False)
 
 
+def failed_step_error(result: dg.ExecuteInProcessResult) -> tuple[str, str] | None:
+    """The first failed step's innermost error, as its class's name and the first line of its message without
+    the class: what went wrong ("the provider's reply could not be read"), not Dagster's wrapping of it ("Execution
+    of step ... failed", "Error occurred while executing op ..."). None when no step failed."""
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            error = event.step_failure_data.error
+            while error.cause is not None:
+                error = error.cause
+            return error.cls_name or "", str(error.message).strip().splitlines()[0].split(": ", 1)[-1]
+    return None
+
+
 TRANSIENT_RETRIES = 3
 """How many times a paid stage's step is retried for the leads or companies a provider could not answer."""
 TRANSIENT_RETRY_DELAY_S = 5.0

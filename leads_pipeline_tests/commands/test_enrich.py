@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from leads_pipeline.commands import common
 from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.definitions import defs
+from leads_pipeline.defs.enrichment import assets as enrichment_assets
 from leads_pipeline.defs.enrichment.assets import company_profiles
 from leads_pipeline.defs.enrichment.sensors import enrich_after_import_sensor
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
@@ -30,6 +31,7 @@ from leads_pipeline.lib.clients.gemini import GeminiResource
 from leads_pipeline.lib.clients.mail import MailCheckResource
 from leads_pipeline.lib.contacts.phone_batch import PhoneStage
 from leads_pipeline.lib.enrichment.engine import CompanyEnricher
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.store import enrichment as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline.lib.store.lists import create_list
@@ -1127,3 +1129,21 @@ def test_the_estimate_of_a_job_run_again_leaves_out_the_searches_it_reuses(leads
     assert again["sources"]["phone"]["paidCalls"] == {"apifyPeopleSearch": 0}
     assert again["sources"]["linkedin"]["paidCalls"] == {"apifyGoogleSearch": 0, "apifyLinkedinProfile": 0}
     assert again["estimatedCredits"] == 0 == rerun["creditsUsed"]
+
+
+def test_a_stage_that_failed_is_said_in_the_jobs_summary_without_dagsters_stack_trace(
+    leads: Leads, prospects: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`leads enrich --wait` (and `leads demo`) printed Dagster's log of the failed stage, some forty lines of
+    stack trace, and then the job's summary, whose note said only 'Execution of step "company_profiles" failed.'
+    (The template's file deleted after the launch fails the stage at once; an unexpected error is retried.)"""
+
+    def deleted(name: str) -> None:
+        raise ConfigurationError(f"template {name!r}: no such file")
+
+    monkeypatch.setattr(enrichment_assets, "load_template", deleted)
+    result = leads.run("enrich", "--list", "prospects", "--sources", "company", "--wait")
+    assert "Stack Trace" not in result.stderr and "STEP_FAILURE" not in result.stderr, result.stderr
+    job = result.stdout.split(":")[0].removeprefix("job ")
+    document = leads.json("jobs", "show", job, "--json")
+    assert (document["status"], document["failure"]) == ("failed", "template 'standard': no such file")

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import failed_step_error
 from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.lib.enrichment.jobs import PRIORITIES
@@ -79,8 +80,12 @@ def materialize_job(
     instance: dg.DagsterInstance | None = None,
     resources: dict[str, Any] | None = None,
     claimed: bool = False,
+    log_level: str = "CRITICAL",
 ) -> store.Job:
     """Run the job's source assets in-process on the project's instance and settle it; returns the settled job.
+    Dagster's console log says what is at ``log_level`` or above: nothing but a crash by default, as the job's
+    summary says why a source failed (a failed step's stack trace, and an interrupted one's, filled the screen of
+    `leads demo` and `leads enrich --wait`); the background `leads jobs run` logs errors to the job's log file.
 
     The job's lock (``liveness.ENRICHMENT_JOB``) is held from before its sources start until it is settled (by the
     caller, ``claimed``, from before it launched the job: ``store.claim_job``): a process killed in between
@@ -88,19 +93,23 @@ def materialize_job(
     (``leads jobs resume`` goes on with it). A job whose lock another process holds is still running there and is
     not run a second time."""
     if claimed:
-        return _materialize_claimed(database_url, job, instance, resources)
+        return _materialize_claimed(database_url, job, instance, resources, log_level)
     with connect(database_url, autocommit=True) as keeper:
         store.claim_job(keeper, job.id)
-        return _materialize_claimed(database_url, job, instance, resources)
+        return _materialize_claimed(database_url, job, instance, resources, log_level)
 
 
 def _materialize_claimed(
-    database_url: str, job: store.Job, instance: dg.DagsterInstance | None, resources: dict[str, Any] | None
+    database_url: str,
+    job: store.Job,
+    instance: dg.DagsterInstance | None,
+    resources: dict[str, Any] | None,
+    log_level: str,
 ) -> store.Job:
     """``materialize_job`` once this process holds the job's lock."""
     dagster_instance = instance or dg.DagsterInstance.get()
     _cancel_killed_runs(dagster_instance, job.id)
-    return _materialize(database_url, job, dagster_instance, resources)
+    return _materialize(database_url, job, dagster_instance, resources, log_level)
 
 
 def _cancel_killed_runs(instance: dg.DagsterInstance, job_id: str) -> None:
@@ -156,7 +165,7 @@ def require_resumable(database_url: str, job_id: str, instance: dg.DagsterInstan
 
 
 def _materialize(
-    database_url: str, job: store.Job, instance: dg.DagsterInstance, resources: dict[str, Any] | None
+    database_url: str, job: store.Job, instance: dg.DagsterInstance, resources: dict[str, Any] | None, log_level: str
 ) -> store.Job:
     from leads_pipeline.definitions import assets  # the Definitions' assets; imported late (it imports this module)
     from leads_pipeline.defs.resources import default_resources
@@ -165,7 +174,7 @@ def _materialize(
     keys = launchable_sources(job, set(by_key))
     instance.add_dynamic_partitions(BATCHES, [job.id])
     config = run_config(job, keys)
-    config["loggers"] = {"console": {"config": {"log_level": "ERROR"}}}
+    config["loggers"] = {"console": {"config": {"log_level": log_level}}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -187,6 +196,6 @@ def _materialize(
         raise PermanentError(f"enrichment job {job.id} was interrupted: `leads jobs resume {job.id}` goes on with it")
     failure = None
     if not result.success:
-        failed = [e for e in result.all_events if e.is_failure]
-        failure = failed[0].message if failed else "the enrichment run failed"
+        failed = failed_step_error(result)
+        failure = failed[1] if failed else "the enrichment run failed"
     return finish_run(database_url, job.id, result.run_id, success=result.success, failure=failure)
