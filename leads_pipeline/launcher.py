@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
 import dagster as dg
 
+from leads_pipeline.defs.executor import materialize_here
 from leads_pipeline.defs.partitions import BATCHES
 from leads_pipeline.defs.resources import database_resources, default_resources
 from leads_pipeline.lib.errors import ConfigurationError, PermanentError
@@ -67,7 +67,7 @@ def _retry_warning(record: logging.LogRecord) -> bool:
     return not record.getMessage().startswith("Retrying failed database connection")
 
 
-def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_import(batch_key: str, config: ImportConfig) -> dg.ExecuteInProcessResult:
     """Add the batch partition and materialize ``batch_leads`` for it; raises if the run fails."""
     from leads_pipeline.defs.imports.assets import batch_leads  # as the other assets: only the one run is loaded
 
@@ -75,7 +75,6 @@ def materialize_import(batch_key: str, config: ImportConfig, *, quiet: bool = Tr
         batch_leads,
         config.model_dump(exclude_none=True),
         partition_key=batch_key,
-        quiet=quiet,
         tags={"leads/list": config.list_name} if config.list_name else None,
     )
 
@@ -92,7 +91,6 @@ def _materialize_asset(
     run_config: dict[str, Any],
     *,
     partition_key: str | None,
-    quiet: bool,
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize one asset in-process on the instance (adding its batch partition first, if it has one); the
@@ -100,41 +98,36 @@ def _materialize_asset(
     dagster_instance = instance()
     if partition_key is not None:
         dagster_instance.add_dynamic_partitions(BATCHES, [partition_key])
-    full_config: dict[str, Any] = {"ops": {asset.key.path[-1]: {"config": run_config}}}
-    if quiet:
-        full_config["loggers"] = {"console": {"config": {"log_level": "CRITICAL"}}}  # the CLI reports errors itself
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return dg.materialize(
-                [asset],
-                partition_key=partition_key,
-                instance=dagster_instance,
-                resources=resources_for(asset),
-                run_config=full_config,
-                tags={"leads/source": "cli", **(tags or {})},
-                raise_on_error=True,
-            )
-        except dg.Failure as failure:
-            raise PermanentError(failure.description or str(failure)) from failure
+    try:
+        return materialize_here(
+            [asset],
+            partition_key=partition_key,
+            instance=dagster_instance,
+            resources=resources_for(asset),
+            run_config={"ops": {asset.key.path[-1]: {"config": run_config}}},
+            tags=tags,
+            raise_on_error=True,
+        )
+    except dg.Failure as failure:
+        raise PermanentError(failure.description or str(failure)) from failure
 
 
-def materialize_scores(batch_key: str, scoring: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_scores(batch_key: str, scoring: dict[str, Any]) -> dg.ExecuteInProcessResult:
     """Add the selection's partition and materialize ``lead_scores`` for it with the given scoring run config."""
     from leads_pipeline.defs.scoring.assets import lead_scores
 
-    return _materialize_asset(lead_scores, scoring, partition_key=batch_key, quiet=quiet)
+    return _materialize_asset(lead_scores, scoring, partition_key=batch_key)
 
 
-def materialize_fit_model(config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_fit_model(config: dict[str, Any]) -> dg.ExecuteInProcessResult:
     """Train and store the fit model (``lead_fit_model``) with the given training config."""
     from leads_pipeline.defs.scoring.assets import lead_fit_model
 
-    return _materialize_asset(lead_fit_model, config, partition_key=None, quiet=quiet)
+    return _materialize_asset(lead_fit_model, config, partition_key=None)
 
 
-def materialize_duplicates(batch_key: str, config: dict[str, Any], *, quiet: bool = True) -> dg.ExecuteInProcessResult:
+def materialize_duplicates(batch_key: str, config: dict[str, Any]) -> dg.ExecuteInProcessResult:
     """Materialize ``duplicate_clusters`` for a batch (its ``DuplicateClustersConfig`` as ``config``)."""
     from leads_pipeline.defs.dedupe.assets import duplicate_clusters
 
-    return _materialize_asset(duplicate_clusters, config, partition_key=batch_key, quiet=quiet)
+    return _materialize_asset(duplicate_clusters, config, partition_key=batch_key)

@@ -7,7 +7,6 @@ and its counts show up in the UI like a scheduled one.
 
 from __future__ import annotations
 
-import warnings
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -236,9 +235,8 @@ def _missing_crm() -> NoReturn:
 def launch_sync(
     database_url: str, name: str, list_name: str | None, direction: str | None, where: list[str]
 ) -> dict[str, Any]:
-    import dagster as dg
-
     from leads_pipeline.defs.crm.assets import CRM_CONNECTIONS, crm_sync, crm_sync_plan
+    from leads_pipeline.defs.executor import materialize_here
     from leads_pipeline.defs.resources import default_resources
     from leads_pipeline.launcher import instance
     from leads_pipeline.lib.crm.connection import DIRECTIONS, load_connection
@@ -253,23 +251,16 @@ def launch_sync(
     filters = [seal(text) if parse_filter(text).names_a_person else text for text in where]
     config: dict[str, Any] = {"list_name": list_name, "direction": direction, "user": acting_user(), "where": filters}
     config = {k: v for k, v in config.items() if v is not None}
-    run_config = {
-        "ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}},
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    }
     dagster_instance = instance()
     dagster_instance.add_dynamic_partitions(CRM_CONNECTIONS, [connection.name])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [crm_sync_plan, crm_sync],
-            partition_key=connection.name,
-            instance=dagster_instance,
-            resources=default_resources(),
-            run_config=run_config,
-            tags={"leads/source": "cli", "leads/crm": connection.name},
-            raise_on_error=False,
-        )
+    result = materialize_here(
+        [crm_sync_plan, crm_sync],
+        partition_key=connection.name,
+        instance=dagster_instance,
+        resources=default_resources(),
+        run_config={"ops": {"crm_sync_plan": {"config": config}, "crm_sync": {"config": config}}},
+        tags={"leads/crm": connection.name},
+    )
     materialized = result.asset_materializations_for_node("crm_sync")
     if not materialized:
         raise PermanentError(_failure(result, name))

@@ -176,30 +176,18 @@ def privacy_crm_erasures(
 
 def launch_crm_erasures(actor: str) -> dict[str, Any]:
     """Materialize ``crm_erasures`` through Dagster on the project's instance (the run shows in the UI)."""
-    import warnings
-
-    import dagster as dg
-
-    from leads_pipeline.defs.executor import failed_step_error
+    from leads_pipeline.defs.executor import failed_step_error, materialize_here
     from leads_pipeline.defs.resources import default_resources
     from leads_pipeline.defs.security.assets import crm_erasures
     from leads_pipeline.launcher import instance
     from leads_pipeline.lib.errors import PermanentError
 
-    run_config = {
-        "ops": {"crm_erasures": {"config": {"actor": actor}}},
-        "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-    }
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = dg.materialize(
-            [crm_erasures],
-            instance=instance(),
-            resources=default_resources(),
-            run_config=run_config,
-            tags={"leads/source": "cli"},
-            raise_on_error=False,
-        )
+    result = materialize_here(
+        [crm_erasures],
+        instance=instance(),
+        resources=default_resources(),
+        run_config={"ops": {"crm_erasures": {"config": {"actor": actor}}}},
+    )
     materialized = result.asset_materializations_for_node("crm_erasures")
     if not materialized:
         failed = failed_step_error(result)

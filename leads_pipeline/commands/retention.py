@@ -6,7 +6,6 @@ recorded in the UI with what it removed; ``--dry-run`` counts what would go and 
 
 from __future__ import annotations
 
-import warnings
 from typing import Annotated, Any
 
 import typer
@@ -139,25 +138,21 @@ def retention_apply(
 def _materialize(dry_run: bool) -> dict[str, Any]:
     import dagster as dg
 
+    from leads_pipeline.defs.executor import materialize_here
     from leads_pipeline.defs.resources import default_resources
     from leads_pipeline.defs.security.assets import retention_run
     from leads_pipeline.lib.errors import PermanentError
 
     config = {"dry_run": dry_run, "actor": acting_user()}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = dg.materialize(
-                [retention_run],
-                instance=dg.DagsterInstance.get(),
-                resources=default_resources(),
-                run_config={
-                    "ops": {"retention_run": {"config": config}},
-                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
-                },
-                tags={"leads/source": "cli"},
-            )
-        except dg.Failure as failure:
-            raise PermanentError(failure.description or str(failure)) from failure
+    try:
+        result = materialize_here(
+            [retention_run],
+            instance=dg.DagsterInstance.get(),
+            resources=default_resources(),
+            run_config={"ops": {"retention_run": {"config": config}}},
+            raise_on_error=True,
+        )
+    except dg.Failure as failure:
+        raise PermanentError(failure.description or str(failure)) from failure
     [materialization] = result.asset_materializations_for_node("retention_run")
     return {name: value.value for name, value in materialization.metadata.items()}

@@ -18,8 +18,9 @@ import functools
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from typing import Concatenate, ParamSpec, TypeVar
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import dagster as dg
 
@@ -51,6 +52,45 @@ def final_failure(description: str) -> dg.Failure:
     """A step's failure that Dagster does not retry by the asset's RetryPolicy, for what retrying cannot cure (a bad
     file or configuration, an unknown list, a role refused, an interrupt): ``description`` is the run's one line."""
     return dg.Failure(description=description, allow_retries=False)
+
+
+def materialize_here(
+    assets: Sequence[dg.AssetsDefinition],
+    *,
+    instance: dg.DagsterInstance,
+    resources: Mapping[str, object],
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str] | None = None,
+    partition_key: str | None = None,
+    raise_on_error: bool = False,
+    log_level: str = "CRITICAL",
+) -> dg.ExecuteInProcessResult:
+    """Materialize ``assets`` in this process, as a `leads` command does: a run tagged as the CLI's, Dagster's
+    console log at ``log_level`` (CRITICAL: the command says what went wrong itself) and its warnings silenced.
+
+    SIGINT's and SIGTERM's handlers are restored after: Dagster leaves SIGTERM with SIGINT's once a run ends, and a
+    command started in the background (where the shell ignores SIGINT) then ignored SIGTERM: ``kill`` no longer
+    stopped `leads demo` between its stages. Only the main thread has handlers (``leads enrich --wait`` runs its
+    job in another one, where Dagster sets none either)."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    handlers = {number: signal.getsignal(number) for number in INTERRUPTS} if main_thread else {}
+    config = {**run_config, "loggers": {"console": {"config": {"log_level": log_level}}}}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dg.materialize(
+                list(assets),
+                partition_key=partition_key,
+                instance=instance,
+                resources=dict(resources),
+                run_config=config,
+                tags={"leads/source": "cli", **(tags or {})},
+                raise_on_error=raise_on_error,
+            )
+    finally:
+        for number, handler in handlers.items():
+            if handler is not None:  # None: set outside Python, left as it is
+                signal.signal(number, handler)
 
 
 def failed_step_error(result: dg.ExecuteInProcessResult) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from leads_pipeline.definitions import defs
-from leads_pipeline.defs.executor import step_processes, stops_on_interrupt
+from leads_pipeline.defs.executor import materialize_here, step_processes, stops_on_interrupt
 from leads_pipeline.lib.importer import INTERRUPTED
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
@@ -152,3 +152,30 @@ def test_an_interrupt_cancels_the_query_in_flight_without_psycopg_s_noise(
     failure = step_failure(result)
     assert failure == INTERRUPTED
     assert [r.getMessage() for r in caplog.records if r.name.startswith("psycopg")] == []
+
+
+@dg.asset
+def _one() -> int:
+    return 1
+
+
+def test_a_command_in_the_background_still_stops_on_sigterm_after_a_run(tmp_path: Path) -> None:
+    """Dagster leaves SIGTERM with SIGINT's handler once a run ends: in a command started in the background, where
+    the shell ignores SIGINT, SIGTERM was ignored from then on, and `kill` did not stop `leads demo` between its
+    stages. A command's run leaves both handlers as it found them."""
+
+    def stop(*_: object) -> None:
+        raise AssertionError("not called")
+
+    before = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
+    }
+    try:
+        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+            result = materialize_here([_one], instance=instance, resources={}, run_config={})
+        assert result.success
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.SIG_IGN, stop)
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)

@@ -9,13 +9,12 @@ priority (``dagster/priority``: the run queue starts high-priority runs first). 
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from typing import Any, Final
 
 import dagster as dg
 
-from leads_pipeline.defs.executor import failed_step_error
+from leads_pipeline.defs.executor import failed_step_error, materialize_here
 from leads_pipeline.defs.killed import end_killed_runs
 from leads_pipeline.defs.partitions import BATCHES, batches
 from leads_pipeline.lib.enrichment.jobs import PRIORITIES
@@ -173,23 +172,19 @@ def _materialize(
     by_key = {key.to_user_string(): asset for asset in assets for key in asset.keys}
     keys = launchable_sources(job, set(by_key))
     instance.add_dynamic_partitions(BATCHES, [job.id])
-    config = run_config(job, keys)
-    config["loggers"] = {"console": {"config": {"log_level": log_level}}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = dg.materialize(
-                [by_key[key] for key in keys],
-                partition_key=job.id,
-                instance=instance,
-                resources=resources or default_resources(),
-                run_config=config,
-                tags=run_tags(job, "cli"),
-                raise_on_error=False,
-            )
-        except dg.DagsterError as exc:
-            finish_run(database_url, job.id, "-", success=False, failure=str(exc))
-            raise PermanentError(f"enrichment job {job.id} could not start: {exc}") from exc
+    try:
+        result = materialize_here(
+            [by_key[key] for key in keys],
+            partition_key=job.id,
+            instance=instance,
+            resources=resources or default_resources(),
+            run_config=run_config(job, keys),
+            tags=run_tags(job, "cli"),
+            log_level=log_level,
+        )
+    except dg.DagsterError as exc:
+        finish_run(database_url, job.id, "-", success=False, failure=str(exc))
+        raise PermanentError(f"enrichment job {job.id} could not start: {exc}") from exc
     if result.dagster_run.status == dg.DagsterRunStatus.CANCELED:
         # interrupted (``stops_on_interrupt``): left processing, as a kill leaves it; once this process lets go of
         # its lock the job reads as interrupted and ``leads jobs resume`` goes on with it
