@@ -675,12 +675,12 @@ def dev(
     # set before the processes start: a handler ends at exec (each starts with the signal's default), an
     # ignored signal does not (nohup's SIGHUP stays ignored in them as in this command)
     previous = {number: signal.signal(number, stop) for number in _STOP_SIGNALS if _handled(number)}
-    with _interrupts_not_ignored():
-        for name, command in commands.items():
-            processes[name] = subprocess.Popen(command, process_group=0)
     died: dict[str, int] = {}
     killed: list[str] = []
     try:
+        with _interrupts_not_ignored():
+            for name, command in commands.items():
+                processes[name] = subprocess.Popen(command, process_group=0)
         while not died and not asked_to_stop:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 processes["webserver"].wait(timeout=1)
