@@ -246,7 +246,7 @@ except KeyboardInterrupt:
 
 
 @pytest.fixture(params=["in the foreground", "in the background"])
-def started(request: pytest.FixtureRequest) -> Iterator[None]:
+def dev_started(request: pytest.FixtureRequest) -> Iterator[None]:
     """`leads dev` started in a terminal, or in the background: SIGINT ignored, as a shell without job control
     starts a command there (``make dev &`` in a script), and SIGTERM too, as a Dagster run leaves it in such a
     process; both restored after."""
@@ -287,7 +287,7 @@ def _dev_with_stand_ins(
     return result, started
 
 
-@pytest.mark.usefixtures("started")
+@pytest.mark.usefixtures("dev_started")
 def test_dev_fails_naming_the_process_that_died_and_stops_the_other(
     leads: Leads, monkeypatch: pytest.MonkeyPatch
 ) -> None:
