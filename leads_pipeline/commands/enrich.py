@@ -256,8 +256,7 @@ def enrich(
             return
         if wait:
             _run_with_progress(env, job.id, quiet=as_json)
-            document = job_summary(env, job.id)
-            print_json(document) if as_json else _print_summary(document)
+            _print_ended(job_summary(env, job.id), as_json=as_json)
             return
         _spawn(env, job.id, keeper)
     document = launch_response(job)
@@ -389,6 +388,20 @@ def job_summary(env: Environment, job_id: str) -> dict[str, Any]:
     return run_or_fail(read)
 
 
+def _print_ended(document: dict[str, Any], *, as_json: bool) -> None:
+    """The summary of a job this command ran to its end. One that failed (no source completed: the whole run
+    failed, or every source did) then exits 1 with its reason, as a failed sync does: `leads enrich --wait &&
+    next-step` went on after it, and a cron job's mail did not say. A partial one is work done in part: exit 0."""
+    if document["status"] != "failed":
+        print_json(document) if as_json else _print_summary(document)
+        return
+    if not as_json:
+        _print_summary(document)
+    notes = [source["note"] for source in document["sources"] if source["status"] == "failed" and source["note"]]
+    reason = document.get("failure") or (notes[0] if notes else "no source completed")
+    fail(f"enrichment job {document['jobId']} failed: {reason} (`leads jobs show {document['jobId']}`)")
+
+
 def _print_summary(document: dict[str, Any]) -> None:
     progress, results = document["progress"], document["results"]
     print_line(  # one line for a log to grep, as the sync's
@@ -511,7 +524,7 @@ def jobs_resume(
         run_or_fail(lambda: require_resumable(env.database_url, job_id))  # a Dagster run does
         if wait:
             _run_with_progress(env, job_id, quiet=False)
-            _print_summary(job_summary(env, job_id))
+            _print_ended(job_summary(env, job_id), as_json=False)
             return
         _spawn(env, job_id, keeper)
     print_line("job ", (job_id, "bold"), f" resumed. Follow it with `leads jobs show {job_id}`.")
