@@ -128,6 +128,9 @@ def _enrich(env: Environment, list_name: str) -> dict[str, Any]:
         f"job {document['jobId']} {document['status']}: {results['enriched']} leads enriched, "
         f"{results['noDataFound']} with nothing new, {results['failed']} failed"
     )
+    for source in document["sources"]:  # why, which Dagster's log of a failed step said in a stack trace before
+        if source["status"] != "completed":
+            _say(f"{source['source']} {source['status']}: {source['note'] or 'no note'}")
     _say(f"{credit_amount(document['creditsUsed'])} used (estimate {plain_number(document['estimatedCredits'])})")
     filled = ", ".join(f"{name} {before[field]} -> {after[field]}" for field, name in COVERAGE.items())
     _say(f"leads with: {filled} (of {document['progress']['total']})")

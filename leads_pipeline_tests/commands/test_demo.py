@@ -13,6 +13,8 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
+from leads_pipeline.defs.enrichment import assets as enrichment_assets
+from leads_pipeline.lib.errors import ConfigurationError
 from leads_pipeline.lib.runtime import leads_home
 from leads_pipeline.sandbox.demo_world import DEMO_LEADS
 from leads_pipeline_tests.commands.conftest import Leads
@@ -98,6 +100,21 @@ def test_demo_runs_every_stage_and_says_what_it_did(leads: Leads, database_url: 
     # `make dev` alone was named, which only a checkout has: an install from a wheel has `leads dev`
     for hint in ("leads dev  # the Dagster UI", f"leads search --list {lead_list}", f"leads jobs show {job['id']}"):
         assert hint in output
+
+
+def test_demo_says_why_a_source_of_its_enrichment_failed(leads: Leads, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The failed stage's reason was only in Dagster's log of it, a stack trace on the demo's output; the demo's own
+    lines said "job ... partial" and went on. It says which source failed and why, in a line, and goes on."""
+
+    def deleted(name: str) -> None:
+        raise ConfigurationError(f"template {name!r}: no such file")
+
+    monkeypatch.setattr(enrichment_assets, "load_template", deleted)
+    result = leads.run("demo")
+    assert result.exit_code == 0, result.output
+    assert "   company failed: template 'standard': no such file\n" in result.stdout
+    assert "Stack Trace" not in result.stderr and "STEP_FAILURE" not in result.stderr
+    assert "6. push to the sandbox's HubSpot" in result.stdout
 
 
 def test_demo_names_the_sample_data_it_lacks_and_starts_nothing(
