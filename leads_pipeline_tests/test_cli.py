@@ -237,8 +237,8 @@ import sys
 import time
 
 signal.signal(signal.SIGTERM, signal.getsignal(signal.SIGINT))  # as Dagster's webserver and daemon do
-print("ready", flush=True)
-try:
+try:  # ready inside it: an interrupt right after the word ended the process by SIGINT, uncaught
+    print("ready", flush=True)
     time.sleep(120)
 except KeyboardInterrupt:
     sys.exit(3)
