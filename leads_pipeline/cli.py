@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -58,6 +57,7 @@ from leads_pipeline.lib.runtime import (
     project_files,
     stop_embedded_postgres,
 )
+from leads_pipeline.lib.signals import handlers_restored
 from leads_pipeline.lib.store.db import name_sessions
 from leads_pipeline.lib.wording import counted
 from leads_pipeline.sandbox.cli import app as sandbox_app
@@ -672,27 +672,29 @@ def dev(
         for process in processes.values():
             process.terminate()
 
+    died: dict[str, int] = {}
     # set before the processes start: a handler ends at exec (each starts with the signal's default), an
     # ignored signal does not (nohup's SIGHUP stays ignored in them as in this command)
-    previous = {number: signal.signal(number, stop) for number in _STOP_SIGNALS if _handled(number)}
-    died: dict[str, int] = {}
-    killed: list[str] = []
-    try:
-        with _interrupts_not_ignored():
-            for name, command in commands.items():
-                processes[name] = subprocess.Popen(command, process_group=0)
-        while not died and not asked_to_stop:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                processes["webserver"].wait(timeout=1)
-            died = {name: code for name, process in processes.items() if (code := process.poll()) is not None}
-    except KeyboardInterrupt:
-        asked_to_stop = True
-    finally:
-        for process in processes.values():
-            process.terminate()
-        killed = [name for name, process in processes.items() if _stopped_or_killed(process)]
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    with handlers_restored(_stop_signals(), meanwhile=stop):
+        try:
+            # Dagster's processes give SIGTERM the handler SIGINT has: `leads dev` started in the background
+            # (``make dev &`` in a script, where the shell ignores SIGINT) started them ignoring both, and waited
+            # for good after asking them to stop. SIGINT is handled while they start, so that they start with it
+            # at its default; this command keeps ignoring it then, as its shell asked (its processes never see
+            # the terminal's Ctrl-C)
+            with handlers_restored([signal.SIGINT], meanwhile=signal.default_int_handler):
+                for name, command in commands.items():
+                    processes[name] = subprocess.Popen(command, process_group=0)
+            while not died and not asked_to_stop:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    processes["webserver"].wait(timeout=1)
+                died = {name: code for name, process in processes.items() if (code := process.poll()) is not None}
+        except KeyboardInterrupt:
+            asked_to_stop = True
+        finally:
+            for process in processes.values():
+                process.terminate()
+            killed = [name for name, process in processes.items() if _stopped_or_killed(process)]
     if not asked_to_stop:
         name, code = next(iter(died.items()))
         others = [other for other in processes if other not in died]
@@ -703,31 +705,17 @@ def dev(
     raise typer.Exit(0)
 
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 STOP_GRACE_SECONDS = 30.0
 """How long `leads dev` waits for a process it asked to stop (SIGTERM) before killing it (SIGKILL): the daemon
 finishes its sensor ticks first, a few seconds. One stuck in its shutdown held the command for good, and a second
 Ctrl-C ended it with a traceback, leaving both processes running."""
 
 
-def _handled(number: int) -> bool:
-    """Whether `leads dev` stops on signal ``number``: SIGTERM always; SIGHUP (the terminal closed) unless ignored,
-    as ``nohup`` has it. Its processes run in a process group of their own, which the terminal does not signal,
-    so the command stops them itself."""
-    return number == signal.SIGTERM or signal.getsignal(number) is not signal.SIG_IGN
-
-
-@contextlib.contextmanager
-def _interrupts_not_ignored() -> Iterator[None]:
-    """SIGINT handled meanwhile, so that the processes started start with it at its default. Dagster's processes
-    give SIGTERM the handler SIGINT has: `leads dev` started in the background (``make dev &`` in a script, where
-    the shell ignores SIGINT) started them ignoring both, and waited for good after asking them to stop. This
-    command keeps ignoring SIGINT then, as its shell asked; its processes never see the terminal's Ctrl-C."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+def _stop_signals() -> list[signal.Signals]:
+    """The signals `leads dev` stops on: SIGTERM always; SIGHUP (the terminal closed) unless ignored, as ``nohup``
+    has it. Its processes run in a process group of their own, which the terminal does not signal, so the command
+    stops them itself."""
+    return [signal.SIGTERM] + ([signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else [])
 
 
 def _stopped_or_killed(process: subprocess.Popen[bytes]) -> bool:

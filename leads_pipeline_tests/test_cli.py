@@ -33,6 +33,7 @@ from leads_pipeline import cli, launcher
 from leads_pipeline.cli import app, readable_output
 from leads_pipeline.commands import common
 from leads_pipeline.lib.runtime import inbox_folder
+from leads_pipeline.lib.signals import handlers_restored
 from leads_pipeline.lib.store import db
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.paths import DEMO_FILE
@@ -251,12 +252,8 @@ def dev_started(request: pytest.FixtureRequest) -> Iterator[None]:
     starts a command there (``make dev &`` in a script), and SIGTERM too, as a Dagster run leaves it in such a
     process; both restored after."""
     ignored = (signal.SIGINT, signal.SIGTERM) if request.param == "in the background" else ()
-    before = {number: signal.signal(number, signal.SIG_IGN) for number in ignored}
-    try:
+    with handlers_restored(ignored, meanwhile=signal.SIG_IGN):
         yield
-    finally:
-        for number, handler in before.items():
-            signal.signal(number, handler)
 
 
 def _dev_with_stand_ins(

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import os
 import signal
-import threading
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -26,6 +25,7 @@ import dagster as dg
 
 from leads_pipeline.lib.errors import INTERRUPTED
 from leads_pipeline.lib.limits import cpu_count
+from leads_pipeline.lib.signals import handlers_restored
 from leads_pipeline.lib.wording import plain_number
 
 INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
@@ -70,27 +70,19 @@ def materialize_here(
 
     SIGINT's and SIGTERM's handlers are restored after: Dagster leaves SIGTERM with SIGINT's once a run ends, and a
     command started in the background (where the shell ignores SIGINT) then ignored SIGTERM: ``kill`` no longer
-    stopped `leads demo` between its stages. Only the main thread has handlers (``leads enrich --wait`` runs its
-    job in another one, where Dagster sets none either)."""
-    main_thread = threading.current_thread() is threading.main_thread()
-    handlers = {number: signal.getsignal(number) for number in INTERRUPTS} if main_thread else {}
+    stopped `leads demo` between its stages."""
     config = {**run_config, "loggers": {"console": {"config": {"log_level": log_level}}}}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return dg.materialize(
-                list(assets),
-                partition_key=partition_key,
-                instance=instance,
-                resources=dict(resources),
-                run_config=config,
-                tags={"leads/source": "cli", **(tags or {})},
-                raise_on_error=raise_on_error,
-            )
-    finally:
-        for number, handler in handlers.items():
-            if handler is not None:  # None: set outside Python, left as it is
-                signal.signal(number, handler)
+    with handlers_restored(INTERRUPTS), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return dg.materialize(
+            list(assets),
+            partition_key=partition_key,
+            instance=instance,
+            resources=dict(resources),
+            run_config=config,
+            tags={"leads/source": "cli", **(tags or {})},
+            raise_on_error=raise_on_error,
+        )
 
 
 def failed_step_error(result: dg.ExecuteInProcessResult) -> tuple[str, str] | None:
@@ -154,17 +146,10 @@ def _interrupts_as_keyboard_interrupt() -> Iterator[None]:
     """SIGINT and SIGTERM raise ``KeyboardInterrupt`` meanwhile, not Dagster's ``DagsterExecutionInterruptedError``:
     psycopg cancels the query in flight on the former only, and an import interrupted mid-chunk left its
     connection busy, which printed psycopg's "error ignored in rollback ... another command is already in
-    progress" lines before the interrupt's one. Only the main thread may set handlers (``leads enrich --wait``
-    runs its steps in another one, which interrupts never reach)."""
-    if threading.current_thread() is not threading.main_thread():
+    progress" lines before the interrupt's one. Only the main thread has handlers (``leads enrich --wait`` runs its
+    steps in another one, which interrupts never reach)."""
+    with handlers_restored(INTERRUPTS, meanwhile=signal.default_int_handler):
         yield
-        return
-    previous = {number: signal.signal(number, signal.default_int_handler) for number in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 def stops_on_interrupt(

@@ -16,6 +16,7 @@ import pytest
 from leads_pipeline.definitions import defs
 from leads_pipeline.defs.executor import materialize_here, step_processes, stops_on_interrupt
 from leads_pipeline.lib.importer import INTERRUPTED
+from leads_pipeline.lib.signals import handlers_restored
 from leads_pipeline.lib.store import imports as store
 from leads_pipeline.lib.store.db import connect
 from leads_pipeline_tests.support import cli_environment, step_failure
@@ -167,15 +168,11 @@ def test_a_command_in_the_background_still_stops_on_sigterm_after_a_run(tmp_path
     def stop(*_: object) -> None:
         raise AssertionError("not called")
 
-    before = {
-        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, stop),
-    }
-    try:
-        with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
-            result = materialize_here([_one], instance=instance, resources={}, run_config={})
+    with (
+        handlers_restored([signal.SIGINT], meanwhile=signal.SIG_IGN),
+        handlers_restored([signal.SIGTERM], meanwhile=stop),
+        dg.instance_for_test(temp_dir=str(tmp_path)) as instance,
+    ):
+        result = materialize_here([_one], instance=instance, resources={}, run_config={})
         assert result.success
         assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == (signal.SIG_IGN, stop)
-    finally:
-        for number, handler in before.items():
-            signal.signal(number, handler)
