@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -665,6 +666,7 @@ def dev(
     }
     processes: dict[str, subprocess.Popen[bytes]] = {}
     asked_to_stop = False
+    stop_with_this = _stopped_with_this_process()
 
     def stop(*_: object) -> None:
         nonlocal asked_to_stop
@@ -684,7 +686,7 @@ def dev(
             # the terminal's Ctrl-C)
             with handlers_restored([signal.SIGINT], meanwhile=signal.default_int_handler):
                 for name, command in commands.items():
-                    processes[name] = subprocess.Popen(command, process_group=0)
+                    processes[name] = subprocess.Popen(command, process_group=0, preexec_fn=stop_with_this)
             while not died and not asked_to_stop:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     processes["webserver"].wait(timeout=1)
@@ -716,6 +718,30 @@ def _stop_signals() -> list[signal.Signals]:
     has it. Its processes run in a process group of their own, which the terminal does not signal, so the command
     stops them itself."""
     return [signal.SIGTERM] + ([signal.SIGHUP] if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN else [])
+
+
+PR_SET_PDEATHSIG: Final = 1
+"""Linux's ``prctl`` option: the signal a process gets when the thread that started it ends."""
+
+
+def _stopped_with_this_process() -> Callable[[], None] | None:
+    """What a process `leads dev` starts runs before its program (``preexec_fn``): on Linux, it is sent SIGTERM
+    when `leads dev` ends, however it ends. Killed outright (SIGKILL: the OOM killer, an editor closing its
+    terminal hard), `leads dev` stopped nothing, and the webserver kept the port and the daemon ran the sensors
+    until someone found them. Elsewhere None: nothing is asked of the process."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    this = os.getpid()
+
+    def stop_with_this() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != this:  # `leads dev` ended before the line above: no signal will come
+            os._exit(1)
+
+    return stop_with_this
 
 
 def _stopped_or_killed(process: subprocess.Popen[bytes]) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
+import psutil
 import psycopg
 import pytest
 from rich.console import Console
@@ -329,6 +330,68 @@ def test_dev_kills_a_process_that_does_not_stop(leads: Leads, monkeypatch: pytes
         "SIGTERM and was killed; see its output above\n"
     )
     assert started["dagster-webserver"].returncode == -signal.SIGKILL
+
+
+_DEV_WITH_STAND_INS = """
+import subprocess
+import sys
+
+from leads_pipeline import cli
+
+real_popen = subprocess.Popen
+
+
+def stand_in(args, **kwargs):
+    if not args[0].endswith(("dagster-webserver", "dagster-daemon")):
+        return real_popen(args, **kwargs)
+    process = real_popen([sys.executable, "-c", "import time; time.sleep(120)"], **kwargs)
+    print("started", process.pid, flush=True)
+    return process
+
+
+subprocess.Popen = stand_in
+cli.app(["dev", "--port", sys.argv[1]])
+"""
+
+
+def _ended(pid: int) -> bool:
+    """Whether the process is gone (or a zombie nobody has reaped yet: an orphan's parent may be a container's
+    first process, which reaps nothing)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a parent-death signal is Linux's")
+def test_dev_killed_outright_takes_its_processes_with_it(leads: Leads) -> None:
+    """`leads dev` killed by SIGKILL (the kernel's OOM killer, an editor closing its terminal hard) left the
+    webserver and daemon running: the UI still answered, the daemon ran the sensors, and the next `leads dev`
+    said the port was in use. Its processes now get SIGTERM when it dies, however it dies."""
+    dev = subprocess.Popen(
+        [sys.executable, "-c", _DEV_WITH_STAND_INS, str(_free_port())], stdout=subprocess.PIPE, text=True
+    )
+    assert dev.stdout is not None
+    pids = []
+    try:
+        while len(pids) < 2:
+            line = dev.stdout.readline()
+            assert line, f"`leads dev` ended before starting both processes (exit code {dev.wait()})"
+            if line.startswith("started "):
+                pids.append(int(line.split()[1]))
+        dev.kill()
+        dev.wait()
+        waited = 0.0
+        while not all(_ended(pid) for pid in pids) and waited < 30:
+            time.sleep(0.1)
+            waited += 0.1
+        assert [pid for pid in pids if not _ended(pid)] == [], "left running after `leads dev` was killed"
+    finally:
+        dev.kill()
+        dev.stdout.close()
+        for pid in pids:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                psutil.Process(pid).kill()
 
 
 _COMPUTE_LOG = """
