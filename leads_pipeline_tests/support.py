@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Final, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
+import psutil
 import psycopg
 import pytest
 import urllib3.util.connection
@@ -545,3 +546,18 @@ def drip(out: BinaryIO, pieces: Iterable[bytes], every: float) -> None:
             time.sleep(every)
     except OSError:
         pass
+
+
+def survivors(processes: list[psutil.Process], timeout_s: float) -> list[str]:
+    """The command lines of ``processes`` still running (not ended, nor ended and not yet reaped) after
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        running = []
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    running.append(" ".join(process.cmdline())[:80])
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.1)

@@ -46,6 +46,7 @@ from leads_pipeline_tests.support import (
     import_text,
     leads_in_fresh_interpreter,
     sql_value,
+    survivors,
 )
 
 
@@ -354,15 +355,6 @@ cli.app(["dev", "--port", sys.argv[1]])
 """
 
 
-def _ended(pid: int) -> bool:
-    """Whether the process is gone (or a zombie nobody has reaped yet: an orphan's parent may be a container's
-    first process, which reaps nothing)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a parent-death signal is Linux's")
 def test_dev_killed_outright_takes_its_processes_with_it(leads: Leads) -> None:
     """`leads dev` killed by SIGKILL (the kernel's OOM killer, an editor closing its terminal hard) left the
@@ -372,26 +364,22 @@ def test_dev_killed_outright_takes_its_processes_with_it(leads: Leads) -> None:
         [sys.executable, "-c", _DEV_WITH_STAND_INS, str(_free_port())], stdout=subprocess.PIPE, text=True
     )
     assert dev.stdout is not None
-    pids = []
+    started: list[psutil.Process] = []
     try:
-        while len(pids) < 2:
+        while len(started) < 2:
             line = dev.stdout.readline()
             assert line, f"`leads dev` ended before starting both processes (exit code {dev.wait()})"
             if line.startswith("started "):
-                pids.append(int(line.split()[1]))
+                started.append(psutil.Process(int(line.split()[1])))
         dev.kill()
         dev.wait()
-        waited = 0.0
-        while not all(_ended(pid) for pid in pids) and waited < 30:
-            time.sleep(0.1)
-            waited += 0.1
-        assert [pid for pid in pids if not _ended(pid)] == [], "left running after `leads dev` was killed"
+        assert survivors(started, timeout_s=30) == [], "left running after `leads dev` was killed"
     finally:
         dev.kill()
         dev.stdout.close()
-        for pid in pids:
+        for process in started:
             with contextlib.suppress(psutil.NoSuchProcess):
-                psutil.Process(pid).kill()
+                process.kill()
 
 
 _COMPUTE_LOG = """

@@ -44,6 +44,7 @@ from leads_pipeline_tests.support import (
     live_leads,
     sql_rows,
     sql_value,
+    survivors,
     while_uncommitted,
 )
 
@@ -1926,7 +1927,7 @@ def _killed_half_way(
     assert any("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in children), "chunk workers"
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
-    left = _survivors(children, timeout_s=10)
+    left = survivors(children, timeout_s=10)
     assert left == [], f"processes of the killed import still run: {left}"
     [killed] = sql_rows(database_url, "SELECT * FROM imports WHERE id = %s", record["id"])
     assert killed["status"] == "processing", "as stored: nothing could write its end"
@@ -1937,21 +1938,6 @@ def _killed_half_way(
 def _staged_chunks(database_url: str) -> int:
     """How many chunks' tables the import's workers staged are left (``store.staging``)."""
     return int(sql_value(database_url, "SELECT count(*) FROM pg_tables WHERE schemaname = %s", staging.SCHEMA))
-
-
-def _survivors(processes: list[psutil.Process], timeout_s: float) -> list[str]:
-    """The command lines of ``processes`` still running (not ended, nor ended and not yet reaped) after
-    ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        running = []
-        for process in processes:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    running.append(" ".join(process.cmdline())[:80])
-        if not running or time.monotonic() > deadline:
-            return running
-        time.sleep(0.1)
 
 
 def _leads_json(env: dict[str, str], *args: str) -> Any:
