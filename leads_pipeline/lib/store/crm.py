@@ -164,7 +164,7 @@ def record_outcomes(
 ) -> None:
     """Write a batch's results: links for successes (resolving their rejects), rejects for failures, the log.
     A lead deleted while it was sent (an import undone, a list purged) gets no link nor reject, only its log
-    line: they would fail the whole batch's on the foreign key (``existing_leads``). ``live``: the leads of
+    line: they would fail the whole batch's on its lead check (``existing_leads``). ``live``: the leads of
     ``outcomes`` the transaction already holds (``existing_leads``, as a push batch holds its leads from before
     it sends), not looked up again; None, those that exist are looked up, and held."""
     done = [o for o in outcomes]

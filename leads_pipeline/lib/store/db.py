@@ -148,7 +148,7 @@ def existing_leads(
 ) -> set[int]:
     """Those of the leads that still exist, held (key share) until the transaction ends, for a writer of their
     facts that read them a while ago: one deleted since (an import undone, a list purged while the lookups ran)
-    would fail the whole write on the foreign key. A deletion in flight is waited for, and then seen. ``live``:
+    would fail the whole write on its lead check. A deletion in flight is waited for, and then seen. ``live``:
     only those not deleted softly either (merged away, deleted in bulk or with their list) when they are held; a
     merge or soft delete in flight, which holds its leads for update first, is waited for."""
     condition = " AND deleted_at IS NULL" if live else ""

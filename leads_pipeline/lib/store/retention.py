@@ -4,7 +4,7 @@ Four kinds of policy, each global (``list_id`` NULL) or per list (overriding the
 ``logs``, global only:
 
 - ``leads``: delete leads untouched for N days (not updated and no new fact in that time), with their facts,
-  tags and snapshots (the foreign keys cascade), and clear the raw cells kept in the import errors of files
+  tags and snapshots (going with the lead), and clear the raw cells kept in the import errors of files
   imported more than N days ago (rejected rows never become leads, so nothing else would remove them) and the
   column names of those finished imports (``imports.mapping``: a file without a header row had its first data
   row, a person's name and details, read as the column names, and a name is nothing erasure can search by), and

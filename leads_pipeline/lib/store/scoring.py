@@ -336,7 +336,7 @@ def write_scores(
         (json.dumps([vars(r) for r in rows]),),
     )
     # A lead deleted since the chunk was read is left out: removed (an import undone, a list purged), its current
-    # score would fail the chunk on the foreign key; deleted softly (`leads bulk delete`, a list deleted, merged
+    # score would fail the chunk on its lead check; deleted softly (`leads bulk delete`, a list deleted, merged
     # away), it is no longer scored. The leads are held (key share) first, so a removal, a soft delete, a merge or
     # a person's stage change in flight (they hold their leads for update first) is waited for and then seen.
     removed = conn.execute(

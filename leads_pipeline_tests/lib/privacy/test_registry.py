@@ -24,6 +24,7 @@ NOT_PERSONAL: Final = {
     "key_rotations": "encryption key ids and rotation progress",
     "inbox_sensor_state": "the drop folder sensor's paths, sizes, times and hashes of the files in the inbox",
     "rate_buckets": "provider pacing: a provider name, a hash of its API key and two times",
+    "lead_references": "the columns that name a lead, and what a deleted lead does to their rows",
     # Other stages' tables, when deployed in the same database.
     "mail_domains": "MX records of company domains",
     "dnc_lists": "loads of the national do-not-call registry",
