@@ -333,7 +333,7 @@ def test_dev_kills_a_process_that_does_not_stop(leads: Leads, monkeypatch: pytes
     assert started["dagster-webserver"].returncode == -signal.SIGKILL
 
 
-_DEV_WITH_STAND_INS = """
+_DEV_IN_A_CHILD = """
 import subprocess
 import sys
 
@@ -345,7 +345,7 @@ real_popen = subprocess.Popen
 def stand_in(args, **kwargs):
     if not args[0].endswith(("dagster-webserver", "dagster-daemon")):
         return real_popen(args, **kwargs)
-    process = real_popen([sys.executable, "-c", "import time; time.sleep(120)"], **kwargs)
+    process = real_popen([sys.executable, "-c", sys.argv[2]], stdout=subprocess.DEVNULL, **kwargs)
     print("started", process.pid, flush=True)
     return process
 
@@ -361,7 +361,7 @@ def test_dev_killed_outright_takes_its_processes_with_it(leads: Leads) -> None:
     webserver and daemon running: the UI still answered, the daemon ran the sensors, and the next `leads dev`
     said the port was in use. Its processes now get SIGTERM when it dies, however it dies."""
     dev = subprocess.Popen(
-        [sys.executable, "-c", _DEV_WITH_STAND_INS, str(_free_port())], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _DEV_IN_A_CHILD, str(_free_port()), _DAGSTER_PROCESS], stdout=subprocess.PIPE, text=True
     )
     assert dev.stdout is not None
     started: list[psutil.Process] = []

@@ -44,10 +44,15 @@ CREATE TABLE lead_references (
     on_delete   text NOT NULL CHECK (on_delete IN ('delete', 'clear'))
 );
 
+-- The check reads its column by name (NEW.lead_id, NEW.survivor_id): a dynamic read of NEW would be planned for
+-- every row. A table naming a lead in another column adds its branch to lead_reference_checked.
 CREATE FUNCTION reference_leads(tab text, col text, on_delete text) RETURNS void LANGUAGE plpgsql AS
 $$ DECLARE
     key record;
 BEGIN
+    IF col NOT IN ('lead_id', 'survivor_id') THEN
+        RAISE EXCEPTION 'reference_leads: lead_reference_checked reads lead_id or survivor_id, not %.%', tab, col;
+    END IF;
     FOR key IN SELECT c.conname FROM pg_constraint c
         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
         WHERE c.contype = 'f' AND c.confrelid = 'leads'::regclass AND c.conrelid = tab::regclass AND a.attname = col

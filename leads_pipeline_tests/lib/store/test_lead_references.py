@@ -63,8 +63,9 @@ def test_a_row_moves_only_to_a_lead_that_exists(database_url: str) -> None:
 
 
 def test_deleted_leads_take_their_rows_and_leave_their_spend(database_url: str) -> None:
-    """Every table that names a lead loses the deleted leads' rows and keeps the others'; a credit charge keeps
-    its spend and loses its lead and fact, in one statement for all the leads."""
+    """The deleted leads' rows go (here tags, facts, score history: the cascade is one loop over
+    ``lead_references``, whose rows the last test holds to every table that names a lead) and the others' stay; a
+    credit charge keeps its spend and loses its lead and fact, in one statement for all the leads."""
     ann, bob, cy = _leads(database_url, 3)
     with connect(database_url) as conn:
         _tag(conn, ann, bob, cy)
@@ -140,5 +141,13 @@ def test_every_table_that_names_a_lead_is_checked_and_cascaded(database_url: str
         keyed = conn.execute(
             "SELECT count(*) AS n FROM pg_constraint WHERE contype = 'f' AND confrelid = 'leads'::regclass"
         ).fetchone()
+        triggers = {
+            (r["tab"], r["tgname"])
+            for r in conn.execute(
+                "SELECT tgrelid::regclass::text AS tab, tgname FROM pg_trigger"
+                " WHERE tgfoid = 'lead_reference_checked'::regproc"
+            )
+        }
     assert {tab for tab, _ in naming - referenced} == set(UNCHECKED)
     assert len(referenced) == 14 and keyed == {"n": 0}, "no key left to run per row"
+    assert triggers == {(tab, f"{tab}_lead_{when}") for tab, _ in referenced for when in ("exists", "moved")}
