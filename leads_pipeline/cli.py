@@ -27,6 +27,8 @@ from leads_pipeline.commands import enrich as enrich_commands
 from leads_pipeline.commands import score as score_commands
 from leads_pipeline.commands.access import app as access_app
 from leads_pipeline.commands.audit import audit_command
+from leads_pipeline.commands.backup import backup as backup_command
+from leads_pipeline.commands.backup import restore as restore_command
 from leads_pipeline.commands.bulk import app as bulk_app
 from leads_pipeline.commands.common import (
     Table,
@@ -202,6 +204,10 @@ def db_url() -> None:
     characters, read by ``psql "$(leads db url)"``: a leads home a few folders deep) was broken over lines, and
     markup in it (a password holding ``[b]``) was taken as a style."""
     sys.stdout.write(f"{run_or_fail(environment).database_url}\n")
+
+
+db_app.command("backup")(backup_command)
+db_app.command("restore")(restore_command)
 
 
 def _load_mapping(mapping_file: Path | None, file: Path) -> dict[str, str | None]:

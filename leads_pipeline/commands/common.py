@@ -181,14 +181,15 @@ def _without_password(text: str) -> str:
     return text.replace(password, "***") if password else text
 
 
-def environment() -> Environment:
+def environment(*, check_keys: bool = True) -> Environment:
     """The database (embedded unless DATABASE_URL is set) with every migration applied, used with the keys its
-    values are sealed under (``require_database_keys``). A wrong DATABASE_URL is
+    values are sealed under (``require_database_keys``; not with ``check_keys`` False, for a restore, which
+    checks them against the backup that replaces the database). A wrong DATABASE_URL is
     one line naming it without its password: psycopg's errors came as a traceback, and quoted a URL it could not
     parse whole, password included."""
     import psycopg
 
-    from leads_pipeline.lib.store.migrations import prepare_database
+    from leads_pipeline.lib.store.migrations import apply_migrations, prepare_database
 
     env = prepare_environment()
     where = f"{'the embedded server' if env.embedded else 'DATABASE_URL'} ({url_without_password(env.database_url)})"
@@ -207,7 +208,7 @@ def environment() -> Environment:
             " application_name, ...)"
         ) from None
     try:
-        prepare_database(env.database_url)
+        (prepare_database if check_keys else apply_migrations)(env.database_url)
     except psycopg.OperationalError as exc:
         password = urlsplit(env.database_url).password
         reason = " ".join((str(exc).replace(password, "***") if password else str(exc)).split())

@@ -459,6 +459,11 @@ def key_usage(conn: Connection) -> dict[str, int]:
 _CHECK_TEXT: Final = b"leads-key-check-v1"
 
 
+def check_value(key: bytes) -> str:
+    """A key's check value (``key_checks``): it tells keys apart and reveals nothing of them."""
+    return hmac.new(key, _CHECK_TEXT, hashlib.sha256).hexdigest()
+
+
 def require_database_keys(conn: Connection, *, record: bool = True) -> None:
     """Refuse keys other than those this database's values are sealed and blind-indexed under.
 
@@ -471,7 +476,7 @@ def require_database_keys(conn: Connection, *, record: bool = True) -> None:
     ``record`` (a database with no ``key_checks`` yet: ``require_keys_to_seal``) the keys are only tried."""
     ring = keyring()
     blind = blind_key()
-    wanted = _wanted(ring, blind)
+    wanted = key_names(ring, blind)
     recorded = (
         {
             row["name"]: row["check_value"]
@@ -481,7 +486,7 @@ def require_database_keys(conn: Connection, *, record: bool = True) -> None:
         else {}
     )
     for name, key in wanted.items():
-        value = hmac.new(key, _CHECK_TEXT, hashlib.sha256).hexdigest()
+        value = check_value(key)
         if name not in recorded:
             if not _opens_stored_values(conn, name, ring, blind):
                 raise ConfigurationError(_other_keys(name))
@@ -514,7 +519,7 @@ def require_keys_to_seal(conn: Connection) -> None:
         require_database_keys(conn, record=bool(row["checks"]))
 
 
-def _wanted(ring: Keyring, blind: bytes) -> dict[str, bytes]:
+def key_names(ring: Keyring, blind: bytes) -> dict[str, bytes]:
     """Each key of this process by its name in ``key_checks``, the encryption keys first."""
     return {f"encryption:{key_id}": key for key_id, key in ring.keys.items()} | {"suppression": blind}
 
