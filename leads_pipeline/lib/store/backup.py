@@ -28,7 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -67,6 +67,8 @@ class Holdings:
 
 @dataclass(frozen=True)
 class Backup:
+    """A backup written: its file, what it holds, and the keys that open it."""
+
     path: Path
     size: int
     holdings: Holdings
@@ -86,13 +88,12 @@ class Archive:
 
 @dataclass(frozen=True)
 class Restored:
+    """A restore done: what the database held before and holds now, and the migrations that upgraded it."""
+
     path: Path
     replaced: Holdings
     holdings: Holdings
     migrations_applied: list[int]
-    keys_not_here: list[str] = field(default_factory=list)
-    """Encryption keys the backup's database knew and this keyring lacks: values still sealed under them (none
-    once rotated away) do not open."""
 
 
 def backup(database_url: str, path: Path, *, replace: bool = False) -> Backup:
@@ -195,7 +196,7 @@ def _which_key(name: str) -> str:
     return "the suppression key" if name == "suppression" else f"encryption key {name.partition(':')[2]!r}"
 
 
-def other_sessions(conn: Connection) -> list[str]:
+def _other_sessions(conn: Connection) -> list[str]:
     """The other sessions on the database, by name (``application_name``) and pid."""
     rows = conn.execute(
         "SELECT coalesce(nullif(application_name, ''), 'unnamed') AS name, pid FROM pg_stat_activity"
@@ -221,7 +222,7 @@ def restore(database_url: str, archive: Archive, *, replace: bool = False) -> Re
             f" one knows up to {newest}): restore it with that version or a later one; nothing was changed"
         )
     with connect(database_url, autocommit=True) as conn:
-        others = other_sessions(conn)
+        others = _other_sessions(conn)
         replaced = _holdings(conn)
     if others:
         raise ConfigurationError(

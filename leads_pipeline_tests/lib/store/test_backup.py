@@ -185,6 +185,10 @@ def test_a_backup_is_refused_under_keys_other_than_its_own_before_anything_chang
     crypto.forget_keyring()
     with pytest.raises(ConfigurationError, match="encryption key 'k1' differs"):
         backup.require_archive_keys(archive)
+    # keys of other ids only: nothing to compare, and k1's values (if any are left) will not open
+    monkeypatch.setenv(crypto.KEYS_VAR, crypto.new_key_line("k9"))
+    crypto.forget_keyring()
+    assert backup.require_archive_keys(archive) == ["k1"]
 
 
 def test_a_file_that_is_no_backup_of_a_leads_database_is_refused_naming_it(
