@@ -22,9 +22,13 @@ from leads_pipeline.defs.imports.sensors import inbox_sensor
 from leads_pipeline.defs.resources import default_resources
 from leads_pipeline.defs.scoring.assets import lead_fit_model, lead_scores
 from leads_pipeline.defs.scoring.schedules import daily_rescore, rescore_job
-from leads_pipeline.defs.security.assets import crm_erasures, retention_run
-from leads_pipeline.defs.security.jobs import crm_erasures_job, retention_job
-from leads_pipeline.defs.security.schedules import crm_erasures_schedule, retention_schedule
+from leads_pipeline.defs.security.assets import crm_erasures, database_backup, retention_run
+from leads_pipeline.defs.security.jobs import crm_erasures_job, database_backup_job, retention_job
+from leads_pipeline.defs.security.schedules import (
+    crm_erasures_schedule,
+    database_backup_schedule,
+    retention_schedule,
+)
 
 assets = [
     batch_leads,
@@ -39,6 +43,7 @@ assets = [
     crm_sync,
     retention_run,
     crm_erasures,
+    database_backup,
 ]
 
 defs = dg.Definitions(
@@ -50,8 +55,9 @@ defs = dg.Definitions(
         crm_sync_job,
         retention_job,
         crm_erasures_job,
+        database_backup_job,
     ],
-    schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, *crm_schedules()],
+    schedules=[daily_rescore, retention_schedule, crm_erasures_schedule, database_backup_schedule, *crm_schedules()],
     sensors=[
         inbox_sensor,
         enrich_after_import_sensor,

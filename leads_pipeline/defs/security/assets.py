@@ -1,7 +1,11 @@
 """Security assets. Retention: each materialization applies every retention policy and reports what it
 removed in its metadata (the schedule in ``schedules.py`` runs it daily). CRM erasures: each materialization
 sends the deletions erasure requests queued for connected CRMs (``lib/crm/erasure.py``), hourly and from
-``leads privacy crm-erasures --process``."""
+``leads privacy crm-erasures --process``. Backups: each materialization backs the whole database up to a new file
+(``leads db backup``, ``lib/store/backup.py``) and deletes the oldest beyond the number kept."""
+
+from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 
@@ -10,7 +14,8 @@ from leads_pipeline.defs.resources import LeadsDatabase
 from leads_pipeline.lib.crm.erasure import process_queue
 from leads_pipeline.lib.crm.registry import CrmAccounts
 from leads_pipeline.lib.runtime import inbox_folder, log_folders
-from leads_pipeline.lib.store import retention
+from leads_pipeline.lib.store import audit, retention
+from leads_pipeline.lib.store.backup import backup_folder, rotating_backup
 
 SERVICE_ACTOR = "retention-schedule"
 """The actor of retention runs in the audit log when the config names none."""
@@ -102,5 +107,42 @@ def crm_erasures(
             "retry_later": dg.MetadataValue.int(report.retry),
             "pending": dg.MetadataValue.int(report.pending),
             "blocked_connections": dg.MetadataValue.json(summary["blocked"]),
+        }
+    )
+
+
+BACKUP_ACTOR = "backup-schedule"
+"""The actor of scheduled backups in the audit log."""
+
+
+class BackupConfig(RunConfig):
+    """Where backups go and how many are kept."""
+
+    folder: str = ""
+    """The folder backups are written to (empty: LEADS_BACKUP_DIR, else backups/ in the leads home)."""
+    keep: int = 7
+    """How many of the newest backups in the folder are kept (at least 1); older ones are deleted after a backup."""
+
+
+@dg.asset(group_name="security", kinds={"postgres"})
+def database_backup(
+    context: dg.AssetExecutionContext, config: BackupConfig, database: LeadsDatabase
+) -> dg.MaterializeResult:
+    """Backs the whole database up to a new file in the backups folder (`leads db backup`: lists, leads, the audit
+    log, Dagster's runs) and deletes the oldest backups there beyond the number kept. A backup opens only with the
+    leads home's keys, which it does not hold."""
+    folder = Path(config.folder) if config.folder else backup_folder()
+    made, removed = rotating_backup(database.database_url, folder, config.keep, datetime.now(UTC))
+    with database.connection() as conn:
+        audit.record(conn, BACKUP_ACTOR, "db.backup", f"file:{made.path.name}", {"bytes": made.size})
+    context.log.info(f"backup written to {made.path}; {len(removed)} older deleted")
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(made.path)),
+            "bytes": dg.MetadataValue.int(made.size),
+            "lists": dg.MetadataValue.int(made.holdings.lists),
+            "leads": dg.MetadataValue.int(made.holdings.leads),
+            "keys_needed": dg.MetadataValue.json(made.keys),
+            "deleted": dg.MetadataValue.json([path.name for path in removed]),
         }
     )

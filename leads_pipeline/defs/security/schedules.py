@@ -7,7 +7,7 @@ import dagster as dg
 
 from leads_pipeline.defs.executor import BACKGROUND_PRIORITY
 from leads_pipeline.defs.resources import LeadsDatabase
-from leads_pipeline.defs.security.jobs import crm_erasures_job, retention_job
+from leads_pipeline.defs.security.jobs import crm_erasures_job, database_backup_job, retention_job
 from leads_pipeline.lib.store import crm_erasures as erasure_queue
 from leads_pipeline.lib.store import retention
 
@@ -49,3 +49,17 @@ def crm_erasures_schedule(
     if not pending:
         return dg.SkipReason("no CRM erasure is pending")
     return dg.RunRequest(tags=BACKGROUND_PRIORITY)
+
+
+database_backup_schedule = dg.ScheduleDefinition(
+    name="database_backup_daily",
+    job=database_backup_job,
+    description=(
+        "Backs the database up at 02:00 UTC each day, keeping the newest seven (off until switched on: each backup"
+        " is a file about a third of the database's size)."
+    ),
+    cron_schedule="0 2 * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    tags=BACKGROUND_PRIORITY,
+)

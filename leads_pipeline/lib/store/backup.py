@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -126,6 +128,32 @@ def backup(database_url: str, path: Path, *, replace: bool = False) -> Backup:
             scratch.unlink(missing_ok=True)
     _sync(path.parent)
     return Backup(path, path.stat().st_size, holdings, keys)
+
+
+FOLDER_VAR: Final = "LEADS_BACKUP_DIR"
+KEPT_NAME: Final = re.compile(r"^leads-\d{8}T\d{6}Z\.dump$")
+"""The name of a backup in the backups folder (``leads-20261202T020000Z.dump``): only such files are ever
+deleted there."""
+
+
+def backup_folder() -> Path:
+    """Where scheduled backups go: ``LEADS_BACKUP_DIR``, else ``backups/`` in the leads home."""
+    return Path(os.environ.get(FOLDER_VAR) or leads_home() / "backups")
+
+
+def rotating_backup(database_url: str, folder: Path, keep: int, now: datetime) -> tuple[Backup, list[Path]]:
+    """A backup named after ``now`` in ``folder``, then the older backups there beyond the newest ``keep``
+    (this one included) deleted, oldest first; returns the backup and the files deleted. A failed backup deletes
+    nothing."""
+    if keep < 1:
+        raise ConfigurationError(f"keep must be a number >= 1; got {keep}")
+    folder.mkdir(parents=True, exist_ok=True)
+    made = backup(database_url, folder / f"leads-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.dump")
+    older = sorted(path for path in folder.iterdir() if KEPT_NAME.match(path.name) and path != made.path)
+    removed = older[: max(0, len(older) - (keep - 1))]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return made, removed
 
 
 def read_archive(path: Path) -> Archive:
